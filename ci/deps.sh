@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs every Debian package that building, running and testing this project needs.
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	meson ninja-build gcc clang llvm libclang-rt-14-dev pkg-config
+	libcjson-dev libyaml-dev libseccomp-dev libcap-dev libcurl4-openssl-dev libedit-dev libisofs-dev
+	libmnl-dev libnftables-dev libmicrohttpd-dev
+	# run
+	qemu-system-x86 qemu-utils ovmf passt iproute2 nftables
+	# test guest (tests/guest/build.sh) and tests
+	cpio xz-utils zstd gzip python3 valgrind ca-certificates openssl curl iperf3 socat
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "ci/deps.sh: installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >/dev/null
+	apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi

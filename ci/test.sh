@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: installs Debian packages, builds the test guest, builds the project twice
+# (gcc plain, clang with ASan+UBSan and the libFuzzer targets) and runs `meson test` on both.
+# Ends with the line "N passed, N failed, N skipped".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+ci/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+tests/guest/build.sh "$ROOT/.cache/guest" || { echo "guest build failed" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+passed=0 failed=0 skipped=0
+add_counts() { # parse meson's summary from its log
+	local log=$1 ok fail skip to xpass
+	ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+	fail=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+	to=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+	xpass=$(sed -n 's/^Unexpected Pass: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+	skip=$(sed -n 's/^Skipped: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+	passed=$((passed + ${ok:-0}))
+	failed=$((failed + ${fail:-0} + ${to:-0} + ${xpass:-0}))
+	skipped=$((skipped + ${skip:-0}))
+	[ -n "$ok" ] || failed=$((failed + 1)) # meson did not even run
+}
+
+run_build() { # name, CC, meson options...
+	local name=$1 cc=$2
+	shift 2
+	local dir="$ROOT/build-ci-$name"
+	echo "=== $name build" >&2
+	if ! { [ -d "$dir" ] && meson setup --reconfigure "$dir" "$@" >/dev/null ||
+		CC=$cc meson setup "$dir" "$@" >/dev/null; } || ! ninja -C "$dir" >"$dir.ninja.log" 2>&1; then
+		tail -50 "$dir.ninja.log" >&2
+		failed=$((failed + 1))
+		return
+	fi
+	meson test -C "$dir" --print-errorlogs --num-processes 2 ${MESON_TEST_ARGS:-} >"$dir.test.log" 2>&1
+	grep -E '^ *[0-9]+/[0-9]+ ' "$dir.test.log" >&2
+	grep -A40 -E '^=+ [0-9]+/[0-9]+ =+' "$dir.test.log" | grep -vE '^ *[0-9]+/[0-9]+ ' | head -400 >&2
+	add_counts "$dir.test.log"
+}
+
+run_build plain gcc -Dwerror=true -Dguest_dir="$ROOT/.cache/guest"
+run_build asan clang -Dwerror=true -Dguest_dir="$ROOT/.cache/guest" -Db_sanitize=address,undefined \
+	-Db_lundef=false -Dfuzz=true
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
