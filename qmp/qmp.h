@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -60,6 +61,37 @@ int64_t qmp_send(qmp *q, const char *command, cJSON *args, int fd, int timeout_m
 		 void *userdata, kv_error *err);
 /* When set, events are delivered to cb instead of the queue. */
 void qmp_set_event_handler(qmp *q, qmp_event_cb cb, void *userdata);
+
+/* --- extensions (beyond the first contract) ------------------------------------------------------- */
+/* Timeouts: timeout_ms <= 0 means "no timeout" for commands, handshakes and event waits. For
+ * qmp_connect_*, timeout_ms > 0 also retries while the socket does not exist or refuses connections
+ * (QEMU still starting); timeout_ms <= 0 makes a single attempt. */
+
+/* Non-blocking handshake: once the greeting is in, send qmp_capabilities; cb gets its reply (or the
+ * error: -EPROTO if the peer did not greet, -ETIMEDOUT, ...). Returns the command id (>0) or <0. */
+int64_t qmp_handshake_async(qmp *q, int timeout_ms, qmp_reply_cb cb, void *userdata, kv_error *err);
+
+/* Called once: with the matched event (owned by libqmp, valid during the call), or with err set
+ * (-ETIMEDOUT, disconnect, -ECANCELED from qmp_free). */
+typedef void (*qmp_event_wait_cb)(qmp *q, const cJSON *event, const kv_error *err, void *userdata);
+/* Non-blocking qmp_wait_event: register before (or right after) sending the command that causes the
+ * event. A matching event already queued is delivered at once, from inside this call. A matched event
+ * is consumed (not queued); the qmp_set_event_handler callback still sees every event. name == NULL
+ * matches any event (also for qmp_wait_event). Returns a waiter id (>0) or <0. */
+int64_t qmp_wait_event_async(qmp *q, const char *name, const char *key, const char *value, int timeout_ms,
+			     qmp_event_wait_cb cb, void *userdata, kv_error *err);
+/* Forget a pending command or event waiter by id, without calling its callback (a late reply is
+ * ignored). Returns 0, or -ENOENT. */
+int qmp_cancel(qmp *q, int64_t id);
+
+/* Largest accepted message in bytes (default 16 MiB); a longer line kills the connection with -E2BIG. */
+void qmp_set_max_line(qmp *q, size_t max_line);
+/* The "desc" part of an error reply reported through err, or err->msg for other errors. */
+const char *qmp_error_desc(const kv_error *err);
+/* 0 while the connection is usable, else the negative errno that ended it. */
+int qmp_connection_error(const qmp *q);
+/* Number of events dropped because the queue (4096 events) was full and nobody popped it. */
+uint64_t qmp_events_dropped(const qmp *q);
 
 /* The QMP error class of the last error reply reported through err ("GenericError", "CommandNotFound",
  * "DeviceNotFound", ...), or NULL. */

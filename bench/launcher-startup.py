@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Start-up cost of virt-launcher: time from exec to QMP status "running", launcher vs bare QEMU with
+the same argv, interleaved in the same run, printed as added milliseconds (goal <= 5 ms); and the
+launcher's own peak RSS (VmHWM, goal <= 4 MiB).
+
+Usage: launcher-startup.py VIRT_LAUNCHER [RUNS]   (needs the test guest in $KV_GUEST_DIR)
+
+Both sides are observed the same way: connect to the public QMP socket, qmp_capabilities, poll
+query-status until "running". The bare QEMU gets the launcher's own argv (from --dry-run) with the
+fd-passed sockets turned into paths and the launcher's private monitor removed; it starts at -S too,
+so this script sends the `cont` the launcher would send."""
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+LAUNCHER = os.path.abspath(sys.argv[1])
+RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 7
+GUEST = os.environ.get("KV_GUEST_DIR", "")
+if not os.path.exists(os.path.join(GUEST, "vmlinuz")):
+    print("SKIP: no test guest (tests/guest/build.sh)")
+    sys.exit(77)
+
+VMI = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+       "metadata": {"name": "bench", "namespace": "bench", "uid": "bench"},
+       "spec": {"domain": {"resources": {"requests": {"memory": "256Mi"}}, "devices": {},
+                           "firmware": {"kernelBoot": {"container": {
+                               "image": os.path.join(GUEST, "kernelboot"), "kernelPath": "/boot/vmlinuz",
+                               "initrdPath": "/boot/initrd.img"}, "kernelArgs": "console=ttyS0 cnt=0"}}}}}
+
+
+def qmp_until_running(path, t0, cont=False, timeout=20):
+    """Returns seconds from t0 until query-status says running."""
+    end = time.monotonic() + timeout
+    s = socket.socket(socket.AF_UNIX)
+    while True:
+        try:
+            s.connect(path)
+            break
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.0005)
+    f = s.makefile("rwb")
+
+    def cmd(name):
+        f.write(json.dumps({"execute": name}).encode() + b"\n")
+        f.flush()
+        while True:
+            msg = json.loads(f.readline())
+            if "return" in msg or "error" in msg:
+                return msg
+
+    f.readline()
+    cmd("qmp_capabilities")
+    if cont:
+        cmd("cont")
+    while cmd("query-status")["return"]["status"] != "running":
+        if time.monotonic() > end:
+            raise TimeoutError("not running")
+    took = time.monotonic() - t0
+    s.close()
+    return took
+
+
+def vmhwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def run_launcher(d, manifest):
+    run = os.path.join(d, "run")
+    t0 = time.monotonic()
+    p = subprocess.Popen([LAUNCHER, "--vmi", manifest, "--run-dir", run, "--accel", "tcg",
+                          "--log-level", "warning"], stderr=subprocess.DEVNULL)
+    try:
+        took = qmp_until_running(os.path.join(run, "qmp.sock"), t0)
+        return took, vmhwm_kib(p.pid)
+    finally:
+        p.send_signal(signal.SIGKILL)  # QEMU follows through PR_SET_PDEATHSIG
+        p.wait()
+
+
+def bare_argv(d, manifest):
+    run = os.path.join(d, "dry")
+    out = subprocess.run([LAUNCHER, "--vmi", manifest, "--run-dir", run, "--accel", "tcg", "--dry-run",
+                          "--log-level", "error"], capture_output=True, text=True, check=True).stdout
+    argv = json.loads(out)
+    fixed = []
+    for a in argv:
+        if a.startswith("socket,id=kvlite-qmp,") or a == "chardev=kvlite-qmp,mode=control":
+            fixed.pop()  # the launcher's private monitor: drop the value and its -chardev/-mon
+            continue
+        for fd, name in (("fd=4", "qmp.sock"), ("fd=5", "serial.sock")):
+            if a.startswith("socket,") and f",{fd}," in a:
+                a = a.replace(fd, "path=" + os.path.join(d, name).replace(",", ",,"))
+        fixed.append(a)
+    return fixed, os.path.join(d, "qmp.sock")
+
+
+def run_bare(argv, qmp_path):
+    if os.path.exists(qmp_path):
+        os.unlink(qmp_path)
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return qmp_until_running(qmp_path, t0, cont=True)
+    finally:
+        p.kill()
+        p.wait()
+
+
+def main():
+    d = tempfile.mkdtemp(prefix="kv-bench-")
+    try:
+        manifest = os.path.join(d, "vmi.json")
+        with open(manifest, "w") as f:
+            json.dump(VMI, f)
+        argv, qmp_path = bare_argv(d, manifest)
+        run_bare(argv, qmp_path)  # warm the page cache for both
+        launcher, bare, hwm = [], [], []
+        for _ in range(RUNS):
+            took, kib = run_launcher(d, manifest)
+            launcher.append(took * 1000)
+            hwm.append(kib)
+            bare.append(run_bare(argv, qmp_path) * 1000)
+        ml, mb = statistics.median(launcher), statistics.median(bare)
+        print(f"exec -> QMP running, median of {RUNS} interleaved runs (TCG, kernelBoot test guest):")
+        print(f"  bare QEMU      {mb:7.1f} ms  (min {min(bare):.1f}, max {max(bare):.1f})")
+        print(f"  virt-launcher  {ml:7.1f} ms  (min {min(launcher):.1f}, max {max(launcher):.1f})")
+        print(f"  added by the launcher: {ml - mb:+.1f} ms (ratio {ml / mb:.3f}; goal <= 5 ms)")
+        print(f"launcher peak RSS (VmHWM) while QEMU runs: {max(hwm) / 1024:.2f} MiB (goal <= 4 MiB)")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+main()

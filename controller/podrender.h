@@ -1,0 +1,29 @@
+/* VMI → launcher Pod: the pure renderer behind "exactly one Pod per VMI" (see /docs/controller.md for
+ * the Pod shape and the memory overhead formula). Golden-file tested. */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef struct pod_render_opts {
+	const char *launcher_image;
+	const char *service_account; /* NULL = none */
+} pod_render_opts;
+
+#define POD_LABEL_APP "kubevirt.io"
+#define POD_LABEL_CREATED_BY "kubevirt.io/created-by"
+#define POD_LABEL_VM_NAME "vm.kubevirt.io/name"
+#define POD_ANNOTATION_LAUNCHER_STATUS "kvlite.io/launcher-status"
+#define LAUNCHER_RUN_DIR "/var/run/kvlite"
+
+/* Bytes the Pod needs beyond guest memory: virt-launcher, QEMU's own allocations, page tables, vCPU
+ * threads and the TCG translation cache. */
+uint64_t pod_memory_overhead(uint64_t guest_bytes, unsigned vcpus);
+
+/* Renders the Pod for a VMI. -EINVAL with the VMI field path when the VMI cannot run (validation by the
+ * launcher's own VMI model, so the controller and launcher agree). */
+int pod_render(const cJSON *vmi, const pod_render_opts *opts, cJSON **pod, kv_error *err);
+/* The VMI as handed to the launcher in KVLITE_VMI: identity, labels, annotations and spec only. */
+cJSON *pod_launcher_vmi(const cJSON *vmi);

@@ -1,0 +1,32 @@
+/* Tiny assertion helpers shared by the kvmcheck unit tests. */
+#pragma once
+
+#include <stdio.h>
+#include <string.h>
+
+#include "macro.h"
+
+static int test_failures;
+
+#define CHECK(cond)                                                                                          \
+	do {                                                                                                 \
+		if (!(cond)) {                                                                               \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
+			test_failures++;                                                                     \
+		}                                                                                            \
+	} while (0)
+
+#define CHECK_STR(got, want)                                                                                 \
+	do {                                                                                                 \
+		if (strcmp((got), (want))) {                                                                 \
+			fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, (got),       \
+			        (want));                                                                     \
+			test_failures++;                                                                     \
+		}                                                                                            \
+	} while (0)
+
+static inline int test_result(const char *name)
+{
+	fprintf(stderr, "%s: %s\n", name, test_failures ? "FAILED" : "ok");
+	return test_failures ? 1 : 0;
+}

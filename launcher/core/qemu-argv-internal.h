@@ -1,0 +1,38 @@
+/* qemu-argv-internal: the builder state shared by qemu-argv.c (machine, CPU, memory, firmware, chardevs)
+ * and qemu-argv-devices.c (disks, NICs, inputs, root ports). */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+#include "qemu-argv.h"
+
+typedef struct argv_builder {
+	const vmi *v;
+	const qemu_argv_opts *o;
+	strv *argv;
+	strv devs;      /* -device/-blockdev/... args that need root ports: emitted after the ports */
+	int next_port;  /* next free pcie-root-port index */
+	kv_error *err;
+} argv_builder;
+
+/* Chainable JSON object builders: on allocation failure the object is freed and NULL is returned, and
+ * every later call passes NULL through, so one check at push time catches it. */
+cJSON *js(cJSON *o, const char *key, const char *value);
+cJSON *jn(cJSON *o, const char *key, double value);
+cJSON *jb(cJSON *o, const char *key, bool value);
+cJSON *jo(cJSON *o, const char *key, cJSON *child); /* child NULL poisons o */
+cJSON *jnull(cJSON *o, const char *key);
+
+/* Push "-opt" followed by the unformatted JSON (consumes obj). */
+int push_json(strv *s, const char *opt, cJSON *obj, kv_error *err);
+/* Push "-opt" followed by printf-formatted text (callers escape values with qemu_opt_escape). */
+int push_optf(strv *s, const char *opt, kv_error *err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The next root port's id ("rp<N>"), for a device that wants its own port. */
+const char *builder_take_port(argv_builder *b, char buf[static 16]);
+
+int argv_add_disks(argv_builder *b);
+int argv_add_interfaces(argv_builder *b);
+int argv_add_misc_devices(argv_builder *b); /* rng, balloon, inputs */
+int argv_add_root_ports(argv_builder *b);   /* b->next_port used + o->hotplug_ports free */

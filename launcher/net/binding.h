@@ -1,0 +1,23 @@
+/* Internal: one setup function per binding, and the pieces masquerade and bridge share. */
+#pragma once
+
+#include "dhcp-packet.h"
+#include "net.h"
+#include "rtnl.h"
+
+#define NET_BRIDGE_PREFIX "k6t-" /* KubeVirt's names, so its docs and habits still apply */
+#define NET_TAP_NAME "tap0"
+
+int binding_masquerade(const net_request *req, net_result *res, kv_error *err);
+int binding_bridge(const net_request *req, net_result *res, kv_error *err);
+int binding_passt(const net_request *req, net_result *res, kv_error *err);
+
+const char *net_pod_ifname(const net_request *req);
+/* Creates bridge name (mtu) with a persistent tap owned by QEMU's uid enslaved to it, both up.
+ * *bridge gets the bridge's link. */
+int bridge_with_tap(rtnl *nl, const net_request *req, const char *name, unsigned mtu, rtnl_link *bridge,
+		    net_result *res, kv_error *err);
+/* Starts the DHCP server on the bridge and writes the tap netdev JSON. */
+int serve_lease(const char *bridge, const dhcp_lease *lease, net_result *res, kv_error *err);
+/* The DNS part of a lease, from req->resolv_conf. */
+int lease_dns(const net_request *req, dhcp_lease *lease, kv_error *err);

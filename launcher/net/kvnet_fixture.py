@@ -1,0 +1,189 @@
+"""A test "Pod": two network namespaces created for one test (pod + host side, joined by a veth), the
+kvnet-testdriver running inside the pod namespace with the test guest, and guaranteed cleanup.
+
+Used by launcher/net/test-net.py and bench/net-throughput.py. Only namespaces created here are touched;
+addresses are private (10.x) and exist only inside them. Python 3 stdlib only.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+HTTP_PORT = 8080  # the guest's busybox httpd
+
+
+def run(*cmd, check=True, **kw):
+    return subprocess.run(cmd, check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def can_run():
+    """None when namespaces, QEMU and the guest are available, else why not."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    guest = os.environ.get("KV_GUEST_DIR", "")
+    if not os.path.exists(os.path.join(guest, "vmlinuz")):
+        return "no test guest in KV_GUEST_DIR (tests/guest/build.sh)"
+    for tool in ("ip", "qemu-system-x86_64", "passt"):
+        if not shutil.which(tool):
+            return f"missing {tool}"
+    return None
+
+
+class PodNet:
+    """with PodNet(driver, "masquerade", 1) as pod: pod.host(...), pod.serial_cmd(...)"""
+
+    def __init__(self, driver, binding, index, ports=(HTTP_PORT,), append="", timeout=150):
+        self.driver, self.binding, self.index = driver, binding, index
+        self.ports, self.append, self.timeout = ports, append, timeout
+        tag = f"kvn{os.getpid() % 100000}x{index}"
+        self.ns_pod, self.ns_host = f"{tag}-pod", f"{tag}-host"
+        self.host_ip, self.pod_ip = f"10.231.{index}.1", f"10.231.{index}.2"
+        self.dir = tempfile.mkdtemp(prefix=f"kvnet-{binding}-")
+        self.procs = []
+        self.result = None
+        self.serial_sock = None
+        self._drain = None
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+    def __enter__(self):
+        try:
+            self._make_namespaces()
+            self._start_driver()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _make_namespaces(self):
+        run("ip", "netns", "add", self.ns_host)
+        run("ip", "netns", "add", self.ns_pod)
+        # Created inside the host-side namespace, peer moved straight into the pod: the root namespace
+        # never sees either end.
+        run("ip", "-n", self.ns_host, "link", "add", "h0", "type", "veth", "peer", "name", "eth0", "netns", self.ns_pod)
+        for ns, dev, ip in ((self.ns_host, "h0", self.host_ip), (self.ns_pod, "eth0", self.pod_ip)):
+            run("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev)
+            run("ip", "-n", ns, "link", "set", dev, "up")
+            run("ip", "-n", ns, "link", "set", "lo", "up")
+        run("ip", "-n", self.ns_pod, "route", "add", "default", "via", self.host_ip)
+        link = run("ip", "-n", self.ns_pod, "-o", "link", "show", "eth0").stdout
+        self.pod_mac = re.search(r"link/ether (\S+)", link).group(1)
+        with open(os.path.join(self.dir, "resolv.conf"), "w") as f:
+            f.write(f"nameserver {self.host_ip}\nsearch default.svc.cluster.local svc.cluster.local\n")
+
+    def _vmi(self):
+        iface = {"name": "default"}
+        if self.binding == "passt":
+            iface["binding"] = {"name": "passt"}
+        else:
+            iface[self.binding] = {}
+        if self.binding != "bridge" and self.ports:
+            iface["ports"] = [{"port": p} for p in self.ports]
+        return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+                "metadata": {"name": "testvm", "namespace": "default"},
+                "spec": {"domain": {"devices": {"interfaces": [iface]}},
+                         "networks": [{"name": "default", "pod": {}}]}}
+
+    def _start_driver(self):
+        vmi = os.path.join(self.dir, "vmi.json")
+        with open(vmi, "w") as f:
+            json.dump(self._vmi(), f)
+        self.driver_log = open(os.path.join(self.dir, "driver.log"), "w")
+        cmd = ["ip", "netns", "exec", self.ns_pod, self.driver, "--vmi", vmi, "--guest", os.environ["KV_GUEST_DIR"],
+               "--run-dir", self.dir, "--resolv-conf", os.path.join(self.dir, "resolv.conf"),
+               "--timeout", str(self.timeout), "--append", f"http={HTTP_PORT} shell=1 cnt=0 {self.append}"]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.driver_log, text=True)
+        self.procs.append(p)
+        line = p.stdout.readline()
+        if not line:
+            p.wait(timeout=10)
+            raise RuntimeError(f"driver failed (rc {p.returncode}): {self.log('driver.log')}")
+        self.result = json.loads(line)
+        self.driver_proc = p
+
+    def host_bg(self, *cmd):
+        """A process in the host-side namespace, killed on close."""
+        p = subprocess.Popen(["ip", "netns", "exec", self.ns_host, *cmd], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        self.procs.append(p)
+        return p
+
+    def host(self, *cmd, timeout=30):
+        return run("ip", "netns", "exec", self.ns_host, *cmd, check=False, timeout=timeout)
+
+    def close(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        if self.serial_sock:
+            self.serial_sock.close()
+        for ns in (self.ns_pod, self.ns_host):
+            # Anything still inside (QEMU, passt, servers) dies before its namespace goes.
+            pids = run("ip", "netns", "pids", ns, check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            run("ip", "netns", "del", ns, check=False)
+        if getattr(self, "driver_log", None):
+            self.driver_log.close()
+        if os.environ.get("KVNET_KEEP_LOGS"):
+            print(f"logs kept in {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- guest console ---------------------------------------------------------------------------------
+    def log(self, name):
+        try:
+            with open(os.path.join(self.dir, name), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_serial(self, pattern, timeout=60, after=0):
+        """Waits for a regex in the serial log (from offset after); returns the match."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.compile(pattern, re.M).search(self.log("serial.log"), after)
+            if m:
+                return m
+            if self.driver_proc.poll() is not None:
+                raise RuntimeError(f"driver exited rc {self.driver_proc.returncode}")
+            time.sleep(0.1)
+        raise TimeoutError(f"no /{pattern}/ on the serial console within {timeout}s")
+
+    def serial_cmd(self, line):
+        """Types a line into the guest's shell; returns the serial log offset before it."""
+        if not self.serial_sock:
+            self.serial_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.serial_sock.connect(os.path.join(self.dir, "serial.sock"))
+            # QEMU also writes to the socket; drain it so the guest's console never stalls.
+            self._drain = threading.Thread(target=self._drain_serial, daemon=True)
+            self._drain.start()
+        offset = len(self.log("serial.log"))
+        self.serial_sock.sendall(line.encode() + b"\n")
+        return offset
+
+    def _drain_serial(self):
+        try:
+            while self.serial_sock.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def wait_lease(self, timeout=90):
+        return self.wait_serial(r"NET eth0 (\d+\.\d+\.\d+\.\d+)", timeout).group(1)

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Integration test of libkvnet: for each binding, a test Pod netns (veth to a host-side netns), the
+kvnet-testdriver inside it wiring the network and booting the test guest under TCG, then
+  - the guest got the expected address by DHCP (NET line on its console),
+  - the host side reaches the guest's HTTP port through the Pod IP,
+  - the guest reaches an HTTP server on the host side (wget typed on its shell),
+  - the launcher no longer holds CAP_NET_ADMIN, and binding specific checks (DNS, MAC, ports[]).
+Everything is created in namespaces made here and removed afterwards, also on failure.
+usage: test-net.py KVNET_TESTDRIVER [binding...]
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kvnet_fixture import HTTP_PORT, PodNet, can_run, run  # noqa: E402
+
+HOST_HTTP = 18080
+OTHER_PORT = 8081  # a second guest server, not listed in ports[]
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def host_reaches(pod, port, tries=20):
+    for _ in range(tries):
+        r = pod.host("curl", "-s", "--max-time", "3", f"http://{pod.pod_ip}:{port}/")
+        if r.returncode == 0 and r.stdout.startswith("kvguest"):
+            return r.stdout.strip()
+        time.sleep(0.3)
+    return None
+
+
+def guest_reaches_host(pod):
+    www = os.path.join(pod.dir, "www")
+    os.makedirs(www, exist_ok=True)
+    token = f"hello-{pod.binding}-{os.getpid()}"
+    with open(os.path.join(www, "hello.txt"), "w") as f:
+        f.write(token + "\n")
+    pod.host_bg("python3", "-m", "http.server", str(HOST_HTTP), "--bind", pod.host_ip, "--directory", www)
+    for _ in range(3):  # the server may need a moment to listen
+        time.sleep(0.4)
+        off = pod.serial_cmd(f"wget -q -T 5 -O- http://{pod.host_ip}:{HOST_HTTP}/hello.txt")
+        try:
+            pod.wait_serial(token + r"\r?$", 10, off)
+            return True
+        except TimeoutError:
+            continue
+    return False
+
+
+def guest_shell(pod, cmd, pattern, timeout=10):
+    off = pod.serial_cmd(cmd)
+    return pod.wait_serial(pattern, timeout, off)
+
+
+def test_binding(driver, binding, index, ports=(HTTP_PORT,)):
+    label = f"{binding}{'' if ports else ' (all ports)'}"
+    t0 = time.monotonic()
+    with PodNet(driver, binding, index, ports=ports) as pod:
+        try:
+            res = pod.result
+            check(res["net_admin"] is False, "CAP_NET_ADMIN still held after net_setup")
+            expected = {"masquerade": "10.0.2.2", "slirp": "10.0.2.15"}.get(binding, pod.pod_ip)
+            check(res["guest_ip"] == expected, f"result guest_ip {res['guest_ip']} != {expected}")
+            check(res["status_ip"] == pod.pod_ip, f"status_ip {res['status_ip']} != Pod IP {pod.pod_ip}")
+            lease = pod.wait_lease()
+            check(lease == expected, f"guest leased {lease}, expected {expected}")
+            page = host_reaches(pod, HTTP_PORT)
+            check(page, f"host side cannot reach the guest at {pod.pod_ip}:{HTTP_PORT}")
+            if binding in ("masquerade", "bridge"):
+                check(page == "kvguest testvm", f"hostname from DHCP not applied: {page!r}")
+                guest_shell(pod, "cat /etc/resolv.conf", rf"nameserver {pod.host_ip}")
+            if binding == "bridge":
+                check(res["mac"] == pod.pod_mac, f"guest MAC {res['mac']} is not the Pod's {pod.pod_mac}")
+            check(guest_reaches_host(pod), "guest cannot reach the host-side server")
+            if binding == "masquerade":
+                guest_shell(pod, f"httpd -p {OTHER_PORT} -h /www && echo started-{OTHER_PORT}",
+                            rf"^started-{OTHER_PORT}")
+                reached = host_reaches(pod, OTHER_PORT, tries=3)
+                if ports:
+                    check(not reached, f"port {OTHER_PORT} is forwarded although ports[] lists only {ports}")
+                else:
+                    check(reached, f"port {OTHER_PORT} not forwarded with no ports[] (all ports)")
+        except BaseException:
+            print(f"--- {label}: driver log\n{pod.log('driver.log')[-4000:]}", file=sys.stderr)
+            print(f"--- {label}: serial log\n{pod.log('serial.log')[-3000:]}", file=sys.stderr)
+            raise
+    print(f"ok {label}: {time.monotonic() - t0:.1f}s")
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    why = can_run()
+    if why:
+        print(f"SKIP: {why}")
+        return 77
+    driver = sys.argv[1]
+    cases = [("masquerade", (HTTP_PORT,)), ("masquerade", ()), ("bridge", ()), ("passt", (HTTP_PORT,)),
+             ("slirp", (HTTP_PORT,))]
+    wanted = sys.argv[2:]
+    failed = 0
+    for i, (binding, ports) in enumerate(cases, start=1):
+        if wanted and binding not in wanted:
+            continue
+        try:
+            test_binding(driver, binding, i, ports)
+        except Exception as e:  # report every binding, fail at the end
+            print(f"FAIL {binding}: {e}", file=sys.stderr)
+            failed += 1
+    leftovers = [ns for ns in run("ip", "netns", "list").stdout.split() if ns.startswith(f"kvn{os.getpid() % 100000}x")]
+    if leftovers:
+        print(f"FAIL: namespaces left behind: {leftovers}", file=sys.stderr)
+        failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+/* The launcher's status: KubeVirt-style phase and conditions, accel, QEMU pid, VMI identity and
+ * timestamps; rendered as JSON for the control socket and written atomically to --status-file. */
+#pragma once
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+enum phase { PHASE_PENDING, PHASE_SCHEDULED, PHASE_RUNNING, PHASE_SUCCEEDED, PHASE_FAILED };
+enum cond_type { COND_READY, COND_PAUSED, COND_SOFTWARE_EMULATION, COND__MAX };
+
+typedef struct condition {
+	bool present;
+	bool status;
+	char reason[64];
+	char message[256];
+	char last_transition[40];
+} condition;
+
+typedef struct status {
+	enum phase phase;
+	char reason[512]; /* one line: why the launcher is in this phase (failures) */
+	char accel[8];
+	pid_t qemu_pid;
+	int exit_code; /* the launcher's own exit code once final, else -1 */
+	char qemu_status[32];
+	char name[254], namespace[254], uid[64];
+	condition conds[COND__MAX];
+	char created[40], started[40], finished[40];
+	char *path; /* --status-file, or NULL */
+} status;
+
+void status_init(status *st, const char *path);
+void status_fini(status *st);
+const char *phase_name(enum phase p);
+bool phase_is_final(enum phase p);
+/* Changes phase (and reason, may be NULL); stamps started/finished. */
+void status_set_phase(status *st, enum phase p, const char *reason);
+/* Sets or clears (present=false) a condition; the transition time changes only when status flips. */
+void status_set_condition(status *st, enum cond_type t, bool present, bool value, const char *reason,
+			  const char *message);
+cJSON *status_to_json(const status *st);
+/* Rewrites st->path atomically (tmp file + rename); no-op without a path. */
+int status_write(const status *st, kv_error *err);
+/* RFC 3339 UTC "2006-01-02T15:04:05Z", as KubeVirt prints. */
+void rfc3339_now(char *buf, size_t size);

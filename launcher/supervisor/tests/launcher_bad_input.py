@@ -1,0 +1,70 @@
+"""Bad manifests and bad usage: exit 2 with a message naming the field or argument, a Failed status,
+and nothing left running. QEMU that cannot start: exit 1 with the reason. (The full bad-manifest
+corpus is launcher/core's; this checks the launcher's exit path.)"""
+import json
+import os
+import subprocess
+
+from launcherlib import GUEST, LAUNCHER, Launcher, _kill_strays, check, vmi
+
+
+def nothing_running(L):
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if L.dir.encode() in f.read() and int(pid) != os.getpid():
+                    found.append(pid)
+        except OSError:
+            pass
+    return not found
+
+
+def run_bad(name, manifest=None, text=None, args=(), expect_rc=2, expect_msg=None):
+    L = Launcher(manifest, manifest_text=text, args=args)
+    rc = L.wait_exit(15)
+    with open(L.log_path) as f:
+        log = f.read()
+    check(rc == expect_rc, f"{name}: exit {rc}", L)
+    if expect_msg:
+        check(expect_msg in log, f"{name}: message names {expect_msg!r}", L)
+    check(L.status().get("phase") == "Failed", f"{name}: status phase Failed ({L.status().get('reason')})", L)
+    check(nothing_running(L), f"{name}: nothing left running", L)
+    L.cleanup()
+
+
+good = vmi("bad")
+neg = vmi("bad")
+neg["spec"]["domain"]["resources"]["requests"]["memory"] = "-1Gi"
+ide = vmi("bad", disks=[{"name": "d", "disk": {"bus": "ide"}}],
+          volumes=[{"name": "d", "emptyDisk": {"capacity": "1Mi"}}])
+novol = vmi("bad", disks=[{"name": "orphan", "disk": {"bus": "virtio"}}])
+escape = vmi("bad", disks=[{"name": "c", "disk": {}}],
+             volumes=[{"name": "c", "containerDisk": {"image": os.path.join(GUEST, "containerdisk"),
+                                                      "path": "/../../../etc/shadow"}}])
+
+run_bad("not YAML", text="{ this is : [ not valid", expect_msg="invalid manifest")
+run_bad("negative memory", neg, expect_msg="memory")
+run_bad("unknown bus", ide, expect_msg="spec.domain.devices.disks[0]")
+run_bad("disk without volume", novol, expect_msg="orphan")
+run_bad("path escaping the image", escape, expect_msg="path")
+run_bad("wrong type", text=json.dumps({**good, "spec": {**good["spec"], "terminationGracePeriodSeconds": "soon"}}),
+        expect_msg="terminationGracePeriodSeconds")
+run_bad("missing qemu", good, args=["--qemu", "/nonexistent/qemu"], expect_rc=1, expect_msg="qemu failed to start")
+run_bad("qemu that exits at once", good, args=["--qemu", "/bin/false"], expect_rc=1,
+        expect_msg="qemu failed to start")
+
+# usage errors
+for args, msg in ((["--accel", "xen", "--vmi", "x"], "--accel"), ([], "--vmi"),
+                  (["--vmi", "a", "--vmi-env", "B"], "--vmi"), (["--vmi", "x", "extra"], "unexpected")):
+    r = subprocess.run([LAUNCHER, *args], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 2 and msg in r.stderr, f"usage {args}: exit 2 naming {msg}")
+r = subprocess.run([LAUNCHER, "--help"], capture_output=True, text=True, timeout=10)
+check(r.returncode == 0 and "Exit codes" in r.stdout, "--help")
+for sub in ("ctl", "console"):
+    r = subprocess.run([LAUNCHER, sub, "--help"], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 0 and "--run-dir" in r.stdout, f"{sub} --help")
+r = subprocess.run([LAUNCHER, "ctl", "--run-dir", "/nonexistent", "status"], capture_output=True, text=True,
+                   timeout=10)
+check(r.returncode == 3 and "control.sock" in r.stderr, "ctl without a launcher: exit 3")
+print("PASS")

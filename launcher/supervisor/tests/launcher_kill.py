@@ -1,0 +1,33 @@
+"""kill -9 of QEMU → Failed with the reason, exit 1; kill -9 of the launcher → QEMU gone within 1 s
+(PR_SET_PDEATHSIG)."""
+import os
+import signal
+import time
+
+from launcherlib import Launcher, check, need_guest, pid_alive, vmi
+
+need_guest()
+
+# QEMU killed under the launcher
+L = Launcher(vmi("killqemu", kernel_args="cnt=0"))
+L.wait_phase("Running")
+os.kill(L.qemu_pid(), signal.SIGKILL)
+rc = L.wait_exit(10)
+st = L.status()
+check(rc == 1, "launcher exits 1 when QEMU is killed", L)
+check(st["phase"] == "Failed", "phase Failed", L)
+check(st["reason"] == "qemu killed by signal 9 (SIGKILL)", f"reason: {st['reason']}", L)
+with open(L.log_path) as f:
+    check('"reason":"qemu killed by signal 9 (SIGKILL)"' in f.read(), "reason in the JSON log", L)
+
+# the launcher killed: QEMU must follow (this one reads its VMI from --vmi-env, as in a Pod)
+L2 = Launcher(vmi("killlauncher", kernel_args="cnt=0"), via_env=True)
+L2.wait_phase("Running")
+qemu = L2.qemu_pid()
+L2.proc.kill()
+L2.proc.wait()
+t = time.monotonic()
+while pid_alive(qemu) and time.monotonic() - t < 1.0:
+    time.sleep(0.01)
+check(not pid_alive(qemu), f"QEMU gone {time.monotonic() - t:.3f} s after kill -9 of the launcher", L2)
+print("PASS")

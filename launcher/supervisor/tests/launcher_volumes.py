@@ -1,0 +1,47 @@
+"""Boot from a containerDisk directory (BIOS, read-only image through an overlay), and a kernelBoot
+guest with an emptyDisk and a cloud-init NoCloud volume whose files the guest checksums."""
+import hashlib
+import os
+import re
+import signal
+
+from launcherlib import GUEST, Launcher, check, need_guest, vmi
+
+need_guest()
+
+# containerDisk: the image directory holds /disk/disk.qcow2; the launcher must not modify it
+image = os.path.join(GUEST, "containerdisk")
+disk = os.path.join(image, "disk", "disk.qcow2")
+before = os.stat(disk).st_mtime_ns, os.path.getsize(disk)
+L = Launcher(vmi("cdisk", kernel_boot=False, disks=[{"name": "root", "disk": {"bus": "virtio"}}],
+                 volumes=[{"name": "root", "containerDisk": {"image": image}}]))
+L.wait_phase("Running")
+L.wait_serial("KVGUEST READY", timeout=18)
+check(re.search(r"CNT \d+ .*blk=vda", L.serial()) is not None, "guest sees its root disk as vda", L)
+L.proc.send_signal(signal.SIGTERM)
+check(L.wait_exit(15) == 0, "containerDisk guest powered off, exit 0", L)
+check((os.stat(disk).st_mtime_ns, os.path.getsize(disk)) == before, "containerDisk image untouched", L)
+L.cleanup()
+
+# emptyDisk + cloud-init NoCloud on a kernelBoot guest
+user_data = "#cloud-config\npassword: kvlite\nchpasswd: { expire: False }\n"
+network_data = "version: 2\nethernets: {}\n"
+L = Launcher(vmi("cinit", kernel_args="cnt=0",
+                 disks=[{"name": "scratch", "disk": {"bus": "virtio"}},
+                        {"name": "cloudinit", "disk": {"bus": "virtio"}}],
+                 volumes=[{"name": "scratch", "emptyDisk": {"capacity": "64Mi"}},
+                          {"name": "cloudinit", "cloudInitNoCloud": {"userData": user_data,
+                                                                     "networkData": network_data}}]))
+L.wait_phase("Running")
+L.wait_serial("CIDATA user-data", timeout=15)
+L.wait_serial("KVGUEST READY", timeout=10)
+serial = L.serial()
+cidata = dict(re.findall(r"CIDATA (\S+) ([0-9a-f]{32})", serial))
+check(cidata.get("user-data") == hashlib.md5(user_data.encode()).hexdigest(), "user-data md5 matches", L)
+check(cidata.get("network-data") == hashlib.md5(network_data.encode()).hexdigest(), "network-data md5 matches", L)
+check("meta-data" in cidata, "meta-data present", L)
+run_files = os.listdir(L.run_dir)
+check(any(f.endswith((".qcow2", ".img", ".raw")) for f in run_files), f"emptyDisk created in the run dir {run_files}", L)
+L.proc.send_signal(signal.SIGTERM)
+check(L.wait_exit(15) == 0, "exit 0", L)
+print("PASS")

@@ -1,0 +1,198 @@
+"""Helpers for the virt-launcher integration tests: start a launcher on a manifest in a private
+directory, watch its status file and serial log, talk to its control socket and public QMP socket,
+and kill everything it started on every path (atexit + a scan of /proc for our directory)."""
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+GUEST = os.environ.get("KV_GUEST_DIR", "")
+LAUNCHER = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "virt-launcher"
+SKIP = 77
+_live = []
+
+
+def need_guest():
+    if not os.path.exists(os.path.join(GUEST, "vmlinuz")):
+        print(f"SKIP: no test guest in {GUEST!r} (tests/guest/build.sh)")
+        sys.exit(SKIP)
+
+
+def vmi(name, kernel_args="", grace=5, disks=(), volumes=(), kernel_boot=True, **spec):
+    domain = {"resources": {"requests": {"memory": "256Mi"}}, "devices": {"disks": list(disks)}}
+    if kernel_boot:
+        domain["firmware"] = {"kernelBoot": {
+            "container": {"image": os.path.join(GUEST, "kernelboot"), "kernelPath": "/boot/vmlinuz",
+                          "initrdPath": "/boot/initrd.img"},
+            "kernelArgs": ("console=ttyS0 " + kernel_args).strip()}}
+    body = {"terminationGracePeriodSeconds": grace, "domain": domain, "volumes": list(volumes)}
+    body.update(spec)
+    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+            "metadata": {"name": name, "namespace": "kvtest", "uid": "uid-" + name}, "spec": body}
+
+
+def _kill_strays(marker):
+    """Any process whose command line mentions our temp dir is ours (QEMU's argv has run-dir paths)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "State:\tZ" not in f.read()
+    except OSError:
+        return False
+
+
+def proc_status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+class Launcher:
+    def __init__(self, manifest, accel="tcg", args=(), run_dir=True, manifest_text=None, via_env=False):
+        self.dir = tempfile.mkdtemp(prefix="kv-lt-")
+        self.run_dir = os.path.join(self.dir, "run")
+        self.status_path = os.path.join(self.dir, "status.json")
+        self.manifest_path = os.path.join(self.dir, "vmi.json")
+        with open(self.manifest_path, "w") as f:
+            f.write(manifest_text if manifest_text is not None else json.dumps(manifest))
+        self.log_path = os.path.join(self.dir, "launcher.log")
+        self.log = open(self.log_path, "wb")
+        env = dict(os.environ)
+        if via_env:  # the Pod form: the VMI JSON in an environment variable
+            env["KVLITE_VMI"] = manifest_text if manifest_text is not None else json.dumps(manifest)
+            argv = [LAUNCHER, "--vmi-env", "KVLITE_VMI", "--status-file", self.status_path]
+        else:
+            argv = [LAUNCHER, "--vmi", self.manifest_path, "--status-file", self.status_path]
+        if run_dir:
+            argv += ["--run-dir", self.run_dir]
+        if accel:
+            argv += ["--accel", accel]
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(argv + list(args), stdout=subprocess.DEVNULL, stderr=self.log,
+                                     env=env)
+        _live.append(self)
+
+    # --- observation ---
+    def status(self):
+        try:
+            with open(self.status_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def condition(self, ctype):
+        for c in self.status().get("conditions", []):
+            if c["type"] == ctype:
+                return c
+        return None
+
+    def wait_phase(self, phase, timeout=15):
+        return self.wait(lambda: self.status().get("phase") == phase, timeout, f"phase {phase}")
+
+    def serial(self):
+        try:
+            with open(os.path.join(self.run_dir, "serial.log"), "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_serial(self, text, timeout=15):
+        return self.wait(lambda: text in self.serial(), timeout, f"serial {text!r}")
+
+    def wait(self, pred, timeout, what):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if pred():
+                return True
+            if self.proc.poll() is not None and not pred():
+                self.fail(f"launcher exited ({self.proc.returncode}) while waiting for {what}")
+            time.sleep(0.05)
+        self.fail(f"timed out after {timeout} s waiting for {what}")
+
+    def qemu_pid(self):
+        return self.status().get("qemuPid", 0)
+
+    def wait_exit(self, timeout=20):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.fail(f"launcher still running after {timeout} s")
+
+    # --- talking to it ---
+    def ctl(self, *args):
+        r = subprocess.run([LAUNCHER, "ctl", "--run-dir", self.run_dir, *args], capture_output=True,
+                           text=True, timeout=10)
+        reply = json.loads(r.stdout) if r.stdout.strip() else {}
+        return r.returncode, reply
+
+    def qmp(self, command, arguments=None):
+        """One command on the public monitor <run-dir>/qmp.sock (what the qmp CLI uses)."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(os.path.join(self.run_dir, "qmp.sock"))
+            f = s.makefile("rwb")
+            json.loads(f.readline())
+            for cmd in ({"execute": "qmp_capabilities"}, {"execute": command, "arguments": arguments or {}}):
+                f.write(json.dumps(cmd).encode() + b"\n")
+                f.flush()
+                while True:
+                    msg = json.loads(f.readline())
+                    if "return" in msg or "error" in msg:
+                        break
+            return msg
+
+    # --- teardown ---
+    def fail(self, msg):
+        print(f"FAIL: {msg}")
+        print("--- launcher log ---")
+        self.log.flush()
+        with open(self.log_path, errors="replace") as f:
+            print(f.read()[-6000:])
+        print("--- serial tail ---")
+        print(self.serial()[-2000:])
+        cleanup()
+        sys.exit(1)
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        _kill_strays(self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def cleanup():
+    while _live:
+        _live.pop().cleanup()
+
+
+atexit.register(cleanup)
+
+
+def check(cond, msg, launcher=None):
+    if not cond:
+        if launcher:
+            launcher.fail(msg)
+        print(f"FAIL: {msg}")
+        sys.exit(1)
+    print(f"ok: {msg}")

@@ -1,0 +1,549 @@
+#!/usr/bin/env python3
+# kubelet.py: a kubelet stand-in for tests. It registers a Node, watches the Pods bound to it and runs each
+# container's command as a local process in a private mount namespace (unshare --mount) with the Pod's volumes
+# bind-mounted, writes Pod status back, and handles deletion (SIGTERM, grace period, SIGKILL, final delete).
+import argparse
+import base64
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+EXIT_USAGE, EXIT_API = 2, 3
+PASS_ENV = ["PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "LD_LIBRARY_PATH"]
+
+
+def now_ts():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def log(msg, **fields):
+    print(json.dumps(dict({"level": "info", "component": "kubelet", "msg": msg, "ts": now_ts()}, **fields)),
+          file=sys.stderr, flush=True)
+
+
+class ApiFailure(Exception):
+    def __init__(self, code, body):
+        super().__init__("HTTP %s: %s" % (code, body[:300]))
+        self.code = code
+
+
+class Client:
+    def __init__(self, server, token=None, ca_file=None, insecure=False):
+        self.server = server.rstrip("/")
+        self.token = token
+        self.ctx = None
+        if server.startswith("https://"):
+            self.ctx = ssl.create_default_context(cafile=ca_file)
+            if insecure:
+                self.ctx.check_hostname = False
+                self.ctx.verify_mode = ssl.CERT_NONE
+
+    def open(self, method, path, body=None, ctype="application/json", timeout=30):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.server + path, data=data, method=method)
+        req.add_header("Accept", "application/json")
+        req.add_header("User-Agent", "kubelet/v1.32.0-kvlite")
+        if data is not None:
+            req.add_header("Content-Type", ctype)
+        if self.token:
+            req.add_header("Authorization", "Bearer " + self.token)
+        try:
+            return urllib.request.urlopen(req, timeout=timeout, context=self.ctx)
+        except urllib.error.HTTPError as e:
+            raise ApiFailure(e.code, e.read().decode(errors="replace"))
+
+    def call(self, method, path, body=None, ctype="application/json"):
+        with self.open(method, path, body, ctype) as resp:
+            return json.loads(resp.read() or b"null")
+
+
+# --- the process side: runs inside `unshare --mount`, mounts, then execs the container command ---------------
+def exec_helper(spec_path):
+    with open(spec_path) as f:
+        spec = json.load(f)
+    try:
+        for src, dst, readonly in spec["mounts"]:
+            if os.path.isdir(src):
+                os.makedirs(dst, exist_ok=True)
+            elif not os.path.exists(dst):
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                open(dst, "a").close()
+            subprocess.run(["mount", "--bind", src, dst], check=True)
+            if readonly:
+                subprocess.run(["mount", "-o", "remount,bind,ro", dst], check=True)
+        if spec.get("cwd"):
+            os.chdir(spec["cwd"])
+        os.execvpe(spec["argv"][0], spec["argv"], spec["env"])
+    except (OSError, subprocess.CalledProcessError) as e:
+        print("kubelet stand-in: cannot start container: %s" % e, file=sys.stderr, flush=True)
+        os._exit(128)
+
+
+def expand(text, env):
+    """Kubernetes $(VAR) expansion in command and args; $$ escapes."""
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), text)
+
+
+class PodError(Exception):
+    pass
+
+
+class PodRunner:
+    def __init__(self, kubelet, pod):
+        self.k, self.pod = kubelet, pod
+        meta = pod["metadata"]
+        self.ns, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
+        self.dir = os.path.join(kubelet.state_dir, "pods", self.uid)
+        self.stop = threading.Event()
+        self.grace = None
+        self.procs = {}
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.run, name="pod-" + self.name, daemon=True)
+
+    # --- status ---
+    def patch_status(self, status):
+        try:
+            self.k.api.call("PATCH", "/api/v1/namespaces/%s/pods/%s/status" % (self.ns, self.name),
+                            {"status": status}, "application/merge-patch+json")
+        except (ApiFailure, OSError) as e:
+            log("status update failed", pod=self.ns + "/" + self.name, error=str(e))
+
+    def conditions(self, ready, initialized=True):
+        t = now_ts()
+        return [{"type": c, "status": "True" if ok else "False", "lastProbeTime": None, "lastTransitionTime": t}
+                for c, ok in (("PodReadyToStartContainers", True), ("Initialized", initialized),
+                              ("Ready", ready), ("ContainersReady", ready), ("PodScheduled", True))]
+
+    # --- volumes ---
+    def volume_sources(self):
+        sources = {}
+        for vol in self.pod["spec"].get("volumes") or []:
+            name = vol["name"]
+            if "emptyDir" in vol:
+                path = os.path.join(self.dir, "volumes", name)
+                os.makedirs(path, exist_ok=True)
+            elif "hostPath" in vol:
+                path = vol["hostPath"]["path"]
+                if vol["hostPath"].get("type") == "DirectoryOrCreate":
+                    os.makedirs(path, exist_ok=True)
+            elif "image" in vol:
+                path = vol["image"].get("reference", "")
+                if not (os.path.isabs(path) and os.path.isdir(path)):
+                    raise PodError("volume %s: image reference %r is not an absolute directory; the kubelet stand-in "
+                                   "does not pull images" % (name, path))
+            elif "persistentVolumeClaim" in vol:
+                claim = vol["persistentVolumeClaim"]["claimName"]
+                path = os.path.join(self.k.pvc_dir or "/nonexistent", claim)
+                if not os.path.isdir(path):
+                    raise PodError("volume %s: persistentVolumeClaim %s: no directory %s (kubelet --pvc-dir)"
+                                   % (name, claim, path))
+            elif "secret" in vol or "configMap" in vol:
+                path = self.materialize(name, vol)
+            else:
+                raise PodError("volume %s: unsupported volume source %s" % (name, sorted(set(vol) - {"name"})))
+            sources[name] = path
+        return sources
+
+    def materialize(self, name, vol):
+        path = os.path.join(self.dir, "volumes", name)
+        os.makedirs(path, exist_ok=True)
+        if "secret" in vol:
+            obj = self.k.api.call("GET", "/api/v1/namespaces/%s/secrets/%s" % (self.ns, vol["secret"]["secretName"]))
+            data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+            data.update({k: v.encode() for k, v in (obj.get("stringData") or {}).items()})
+        else:
+            obj = self.k.api.call("GET", "/api/v1/namespaces/%s/configmaps/%s" % (self.ns, vol["configMap"]["name"]))
+            data = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
+        for key, value in data.items():
+            with open(os.path.join(path, key), "wb") as f:
+                f.write(value)
+        return path
+
+    def serviceaccount_mount(self):
+        if not self.k.sa_dir or self.pod["spec"].get("automountServiceAccountToken") is False:
+            return None
+        path = os.path.join(self.dir, "serviceaccount")
+        os.makedirs(path, exist_ok=True)
+        for name in ("token", "ca.crt"):
+            shutil.copy(os.path.join(self.k.sa_dir, name), os.path.join(path, name))
+        with open(os.path.join(path, "namespace"), "w") as f:
+            f.write(self.ns)
+        return path
+
+    # --- containers ---
+    def env_for(self, container):
+        env = {k: os.environ[k] for k in self.k.pass_env if k in os.environ}
+        env["HOSTNAME"] = self.name
+        if self.k.in_cluster:
+            env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"] = self.k.in_cluster
+        fields = {"metadata.name": self.name, "metadata.namespace": self.ns, "metadata.uid": self.uid,
+                  "spec.nodeName": self.k.node, "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", ""),
+                  "status.podIP": self.k.pod_ip, "status.hostIP": self.k.pod_ip}
+        for item in container.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = expand(item["value"], env)
+                continue
+            ref = item.get("valueFrom") or {}
+            if "fieldRef" in ref:
+                path = ref["fieldRef"]["fieldPath"]
+                m = re.match(r"^metadata\.(labels|annotations)\['(.*)'\]$", path)
+                env[item["name"]] = self.pod["metadata"].get(m.group(1), {}).get(m.group(2), "") if m else \
+                    fields.get(path, "")
+            elif "secretKeyRef" in ref or "configMapKeyRef" in ref:
+                kind, sel = ("secrets", ref["secretKeyRef"]) if "secretKeyRef" in ref else ("configmaps",
+                                                                                          ref["configMapKeyRef"])
+                obj = self.k.api.call("GET", "/api/v1/namespaces/%s/%s/%s" % (self.ns, kind, sel["name"]))
+                value = (obj.get("data") or {}).get(sel["key"], "")
+                env[item["name"]] = base64.b64decode(value).decode() if kind == "secrets" else value
+        return env
+
+    def start(self, container, sources, sa_path):
+        name = container["name"]
+        argv = list(container.get("command") or []) + list(container.get("args") or [])
+        if not container.get("command"):
+            raise PodError("container %s: the kubelet stand-in runs spec.containers[].command; it does not pull "
+                           "images or know their entrypoints" % name)
+        env = self.env_for(container)
+        argv = [expand(a, env) for a in argv]
+        mounts = []
+        for m in container.get("volumeMounts") or []:
+            if m["name"] not in sources:
+                raise PodError("container %s: volumeMount %s: no volume of that name" % (name, m["name"]))
+            src = sources[m["name"]]
+            if m.get("subPath"):
+                src = os.path.join(src, m["subPath"])
+            mounts.append([src, m["mountPath"], bool(m.get("readOnly"))])
+        if sa_path:
+            mounts.append([sa_path, "/var/run/secrets/kubernetes.io/serviceaccount", True])
+        term = os.path.join(self.dir, "termination-" + name)
+        open(term, "w").close()
+        tpath = container.get("terminationMessagePath", "/dev/termination-log")
+        if os.path.isdir(os.path.dirname(tpath)):
+            mounts.append([term, tpath, False])
+        spec_path = os.path.join(self.dir, "exec-%s.json" % name)
+        with open(spec_path, "w") as f:
+            json.dump({"mounts": mounts, "argv": argv, "env": env, "cwd": container.get("workingDir")}, f)
+        logf = open(self.k.log_path(self.ns, self.name, name), "ab")
+        cmd = [sys.executable, os.path.abspath(__file__), "--exec-helper", spec_path]
+        if not self.k.no_unshare:
+            cmd = ["unshare", "--mount", "--propagation", "private", "--"] + cmd
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        logf.close()
+        return {"proc": proc, "started": now_ts(), "term": term, "container": container, "restarts": 0,
+                "last": None, "result": None}
+
+    def container_status(self, name, st):
+        c = st["container"]
+        out = {"name": name, "image": c.get("image", ""), "imageID": "", "containerID": "kvlite://%s-%s" % (self.uid, name),
+               "restartCount": st["restarts"], "ready": st["result"] is None, "started": st["result"] is None}
+        if st["result"] is None:
+            out["state"] = {"running": {"startedAt": st["started"]}}
+        else:
+            out["state"] = {"terminated": st["result"]}
+        if st["last"]:
+            out["lastState"] = {"terminated": st["last"]}
+        return out
+
+    def terminated(self, st, code):
+        c = st["container"]
+        with open(st["term"], errors="replace") as f:
+            message = f.read()[-4096:]
+        if not message and code != 0 and c.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            with open(self.k.log_path(self.ns, self.name, c["name"]), errors="replace") as f:
+                message = "".join(f.readlines()[-80:])[-2048:]
+        result = {"exitCode": code if code >= 0 else 128 - code, "reason": "Completed" if code == 0 else "Error",
+                  "startedAt": st["started"], "finishedAt": now_ts(),
+                  "containerID": "kvlite://%s-%s" % (self.uid, c["name"])}
+        if code < 0:
+            result["signal"] = -code
+        if message:
+            result["message"] = message
+        return result
+
+    def run(self):
+        try:
+            self.run_pod()
+        except Exception as e:  # a bug here must still leave the Pod Failed, never stuck Pending
+            log("pod runner crashed", pod=self.ns + "/" + self.name, error=repr(e))
+            self.patch_status({"phase": "Failed", "reason": "KubeletError", "message": repr(e)})
+
+    def run_pod(self):
+        os.makedirs(self.dir, exist_ok=True)
+        spec = self.pod["spec"]
+        started = now_ts()
+        try:
+            sources = self.volume_sources()
+            sa_path = self.serviceaccount_mount()
+            with self.lock:
+                if self.stop.is_set():
+                    return self.finish()
+                for c in spec["containers"]:
+                    self.procs[c["name"]] = self.start(c, sources, sa_path)
+        except (PodError, ApiFailure, OSError) as e:
+            self.kill_all()
+            log("pod failed to start", pod=self.ns + "/" + self.name, error=str(e))
+            self.patch_status({"phase": "Failed", "reason": "CreateContainerError", "message": str(e),
+                               "startTime": started, "hostIP": self.k.pod_ip,
+                               "conditions": self.conditions(False)})
+            return self.finish()
+        log("pod started", pod=self.ns + "/" + self.name, pids=[s["proc"].pid for s in self.procs.values()])
+        self.patch_status({"phase": "Running", "podIP": self.k.pod_ip, "podIPs": [{"ip": self.k.pod_ip}],
+                           "hostIP": self.k.pod_ip, "hostIPs": [{"ip": self.k.pod_ip}], "startTime": started,
+                           "conditions": self.conditions(True),
+                           "containerStatuses": [self.container_status(n, s) for n, s in self.procs.items()]})
+        self.supervise(spec.get("restartPolicy", "Always"))
+        self.finish()
+
+    def supervise(self, policy):
+        kill_at = None
+        while True:
+            changed = False
+            for name, st in self.procs.items():
+                if st["result"] is not None:
+                    continue
+                code = st["proc"].poll()
+                if code is None:
+                    continue
+                st["result"] = self.terminated(st, code)
+                changed = True
+                log("container exited", pod=self.ns + "/" + self.name, container=name, code=code)
+                if not self.stop.is_set() and (policy == "Always" or (policy == "OnFailure" and code != 0)):
+                    time.sleep(min(10, 0.5 * 2 ** st["restarts"]))
+                    restarted = self.start(st["container"], self.volume_sources(), self.serviceaccount_mount())
+                    restarted.update(restarts=st["restarts"] + 1, last=st["result"])
+                    self.procs[name] = restarted
+            running = [s for s in self.procs.values() if s["result"] is None]
+            if changed:
+                self.publish(running)
+            if not running:
+                return
+            if self.stop.is_set():
+                if kill_at is None:
+                    for s in running:
+                        self.signal(s["proc"], signal.SIGTERM)
+                    kill_at = time.monotonic() + (self.grace or 0)
+                elif time.monotonic() >= kill_at:
+                    for s in running:
+                        self.signal(s["proc"], signal.SIGKILL)
+            time.sleep(0.1)
+
+    def publish(self, running):
+        statuses = [self.container_status(n, s) for n, s in self.procs.items()]
+        status = {"containerStatuses": statuses, "conditions": self.conditions(bool(running) and
+                                                                               len(running) == len(self.procs))}
+        if not running:
+            failed = any(s["result"]["exitCode"] != 0 for s in self.procs.values())
+            status["phase"] = "Failed" if failed else "Succeeded"
+        self.patch_status(status)
+
+    @staticmethod
+    def signal(proc, sig):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill_all(self):
+        for st in self.procs.values():
+            if st["proc"].poll() is None:
+                self.signal(st["proc"], signal.SIGKILL)
+                st["proc"].wait()
+
+    def finish(self):
+        """After the containers are gone: a deleting Pod is removed for good, as the kubelet does."""
+        if self.stop.is_set():
+            try:
+                self.k.api.call("DELETE", "/api/v1/namespaces/%s/pods/%s" % (self.ns, self.name),
+                                {"gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}})
+            except (ApiFailure, OSError) as e:
+                if getattr(e, "code", None) not in (404, 409):
+                    log("final delete failed", pod=self.ns + "/" + self.name, error=str(e))
+            log("pod removed", pod=self.ns + "/" + self.name)
+        self.k.forget(self.uid)
+
+    def terminate(self, grace):
+        self.grace = grace if self.grace is None else min(self.grace, grace)
+        self.stop.set()
+
+
+class Kubelet:
+    def __init__(self, args):
+        token = args.token
+        if args.token_file:
+            with open(args.token_file) as f:
+                token = f.read().strip()
+        self.api = Client(args.server, token, args.ca_file, args.insecure)
+        self.node, self.pod_ip = args.node_name, args.pod_ip
+        self.state_dir = args.state_dir or tempfile.mkdtemp(prefix="kubelet.")
+        self.log_dir = args.log_dir or os.path.join(self.state_dir, "logs")
+        os.makedirs(self.log_dir, exist_ok=True)
+        self.pvc_dir, self.sa_dir, self.no_unshare = args.pvc_dir, args.serviceaccount_dir, args.no_unshare
+        self.pass_env = PASS_ENV + args.pass_env
+        self.in_cluster = None
+        if args.in_cluster_server:
+            u = urllib.parse.urlsplit(args.in_cluster_server)
+            self.in_cluster = (u.hostname, str(u.port or 443))
+        self.runners = {}
+        self.lock = threading.Lock()
+        self.register = not args.no_register_node
+
+    def log_path(self, ns, pod, container):
+        return os.path.join(self.log_dir, "%s_%s_%s.log" % (ns, pod, container))
+
+    def forget(self, uid):
+        with self.lock:
+            self.runners.pop(uid, None)
+
+    def register_node(self):
+        t = now_ts()
+        status = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                  "message": "kubelet stand-in is posting ready status", "lastHeartbeatTime": t,
+                                  "lastTransitionTime": t}],
+                  "addresses": [{"type": "InternalIP", "address": self.pod_ip}, {"type": "Hostname", "address": self.node}],
+                  "capacity": {"cpu": str(os.cpu_count() or 1), "memory": "%dKi" % self.mem_kib(), "pods": "110"},
+                  "allocatable": {"cpu": str(os.cpu_count() or 1), "memory": "%dKi" % self.mem_kib(), "pods": "110"},
+                  "nodeInfo": {"kubeletVersion": "v1.32.0-kvlite", "osImage": "kvlite kubelet stand-in",
+                               "kernelVersion": os.uname().release, "containerRuntimeVersion": "kvlite://local",
+                               "operatingSystem": "linux", "architecture": "amd64"}}
+        node = {"apiVersion": "v1", "kind": "Node", "status": status,
+                "metadata": {"name": self.node, "labels": {"kubernetes.io/hostname": self.node,
+                                                           "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}}}
+        try:
+            self.api.call("POST", "/api/v1/nodes", node)
+        except ApiFailure as e:
+            if e.code == 404:
+                log("the API server serves no Nodes; not registering")
+                return
+            if e.code != 409:
+                raise
+            self.api.call("PATCH", "/api/v1/nodes/%s/status" % self.node, {"status": status},
+                          "application/merge-patch+json")
+        log("node registered", node=self.node)
+
+    @staticmethod
+    def mem_kib():
+        with open("/proc/meminfo") as f:
+            return int(f.readline().split()[1])
+
+    def handle(self, pod, deleted=False):
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        with self.lock:
+            runner = self.runners.get(uid)
+            if deleted:
+                if runner:
+                    runner.terminate(0)
+                return
+            if runner is None:
+                phase = pod.get("status", {}).get("phase")
+                if meta.get("deletionTimestamp"):
+                    runner = PodRunner(self, pod)
+                    runner.stop.set()
+                    runner.finish()
+                    return
+                if phase in ("Succeeded", "Failed"):
+                    return
+                if phase == "Running":
+                    PodRunner(self, pod).patch_status({"phase": "Failed", "reason": "KubeletRestarted",
+                                                       "message": "the kubelet stand-in restarted; the process is gone"})
+                    return
+                runner = self.runners[uid] = PodRunner(self, pod)
+                runner.thread.start()
+            elif meta.get("deletionTimestamp"):
+                runner.terminate(meta.get("deletionGracePeriodSeconds") or 0)
+
+    def loop(self, stop):
+        selector = urllib.parse.quote("spec.nodeName=" + self.node)
+        base = "/api/v1/pods?fieldSelector=" + selector
+        while not stop.is_set():
+            try:
+                listing = self.api.call("GET", base)
+                for pod in listing["items"]:
+                    self.handle(pod)
+                rv = listing["metadata"]["resourceVersion"]
+                with self.api.open("GET", base + "&watch=true&allowWatchBookmarks=true&timeoutSeconds=300"
+                                   "&resourceVersion=" + rv, timeout=330) as resp:
+                    for line in resp:
+                        if stop.is_set():
+                            return
+                        event = json.loads(line)
+                        if event["type"] == "ERROR":
+                            break  # 410 Expired or a timeout: relist
+                        if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                            self.handle(event["object"], event["type"] == "DELETED")
+            except (ApiFailure, OSError, ValueError) as e:
+                log("list/watch failed; retrying", error=str(e))
+                stop.wait(1)
+
+    def shutdown(self):
+        with self.lock:
+            runners = list(self.runners.values())
+        for r in runners:
+            r.kill_all()
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description="kubelet stand-in: runs the Pods bound to one node as local processes "
+                                 "in private mount namespaces and writes their status to the API server.")
+    ap.add_argument("--server", help="API server URL (http:// or https://)")
+    ap.add_argument("--token", help="bearer token")
+    ap.add_argument("--token-file", help="file holding the bearer token")
+    ap.add_argument("--ca-file", help="CA certificate for an https server")
+    ap.add_argument("--insecure", action="store_true", help="do not verify the server certificate")
+    ap.add_argument("--node-name", default="kvlite-node", help="this node's name (default kvlite-node)")
+    ap.add_argument("--pod-ip", default="127.0.0.1", help="the podIP/hostIP reported (default 127.0.0.1)")
+    ap.add_argument("--state-dir", help="per-Pod directories (emptyDir volumes); default a temp dir")
+    ap.add_argument("--log-dir", help="container logs as <ns>_<pod>_<container>.log (kube_api_server --pod-log-dir)")
+    ap.add_argument("--pvc-dir", help="persistentVolumeClaim volumes are <dir>/<claimName>")
+    ap.add_argument("--serviceaccount-dir", help="token and ca.crt mounted at "
+                    "/var/run/secrets/kubernetes.io/serviceaccount in every Pod")
+    ap.add_argument("--in-cluster-server", help="https URL whose host/port go to KUBERNETES_SERVICE_HOST/PORT")
+    ap.add_argument("--pass-env", action="append", default=[], help="also pass this kubelet env variable to "
+                    "containers (PATH and sanitizer options always are)")
+    ap.add_argument("--no-register-node", action="store_true", help="do not create the Node object")
+    ap.add_argument("--no-unshare", action="store_true", help="no private mount namespace (volume mounts are "
+                    "then impossible; for unprivileged debugging only)")
+    ap.add_argument("--exec-helper", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if not args.exec_helper and not args.server:
+        ap.error("--server is required")
+    return args
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.exec_helper:
+        return exec_helper(args.exec_helper)
+    kubelet = Kubelet(args)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    try:
+        if kubelet.register:
+            kubelet.register_node()
+    except (ApiFailure, OSError) as e:
+        print("kubelet: cannot register node %s: %s" % (args.node_name, e), file=sys.stderr)
+        return EXIT_API
+    threading.Thread(target=kubelet.loop, args=(stop,), daemon=True).start()
+    print(json.dumps({"node": kubelet.node, "state_dir": kubelet.state_dir, "log_dir": kubelet.log_dir}), flush=True)
+    stop.wait()
+    kubelet.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

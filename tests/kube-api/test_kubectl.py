@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+# The test apiserver driven by the real kubectl 1.32: apply, get with printer columns, get -w, patch, delete,
+# selectors, errors as kubectl prints them, TLS with a bearer token, and `kubectl apply -f crds/`.
+import glob
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testlib import SKIP, ApiServer, Kubectl, check, find_kubectl, run, wait_for  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.environ.get("KV_SOURCE_ROOT", os.path.join(HERE, "..", ".."))
+FIX = os.path.join(HERE, "fixtures")
+
+
+def header(out):
+    return out.splitlines()[0].split()
+
+
+def row(out, name):
+    return next((line.split() for line in out.splitlines() if line.split()[:1] == [name]), None)
+
+
+def test_basics(k, srv):
+    res = k("api-resources").stdout
+    for short in ("vmi,vmis", "vm,vms", "vmim,vmims", "po", "ns"):
+        check(re.search(r"\b%s\b" % short, res), "api-resources lists short names " + short, res)
+    check(k("get", "vmi").stderr.strip() == "No resources found in default namespace.", "empty get vmi")
+
+    out = k("apply", "-f", os.path.join(FIX, "vmi.yaml")).stdout
+    check("virtualmachineinstance.kubevirt.io/testvmi created" in out, "apply creates", out)
+    out = k("apply", "-f", os.path.join(FIX, "vmi.yaml")).stdout
+    check("unchanged" in out, "re-apply is unchanged", out)
+    edited = open(os.path.join(FIX, "vmi.yaml")).read().replace("app: a", "app: b")
+    out = k("apply", "-f", "-", stdin=edited).stdout
+    check("configured" in out, "apply after an edit configures (merge patch)", out)
+
+    out = k("get", "vmi").stdout
+    check(header(out) == ["NAME", "AGE", "PHASE", "IP", "NODENAME", "READY"], "get vmi printer columns", out)
+    out = k("get", "vmi", "-o", "wide").stdout
+    check(header(out)[-2:] == ["LIVE-MIGRATABLE", "PAUSED"], "-o wide adds the priority-1 columns", out)
+
+    status = ('{"status":{"phase":"Running","nodeName":"n1","interfaces":[{"ipAddress":"10.0.0.5"}],'
+              '"conditions":[{"type":"Ready","status":"True"}]}}')
+    out = k("patch", "vmi", "testvmi", "--type=merge", "-p", status).stdout
+    check("patched" in out and "no change" not in out, "patch --type=merge", out)
+    out = k("patch", "vmi", "testvmi", "--type=merge", "-p", status).stdout
+    check("patched (no change)" in out, "repeated patch is a no-op", out)
+    r = row(k("get", "vmi").stdout, "testvmi")
+    check(r and r[2:] == ["Running", "10.0.0.5", "n1", "True"], "row shows phase, IP, node and Ready", r)
+
+    p = k("patch", "vmi", "testvmi", "-p", '{"metadata":{"labels":{"x":"y"}}}', ok=False)
+    check(p.returncode != 0 and "application/strategic-merge-patch+json is not supported by kubevirt.io/v1, "
+          "Kind=VirtualMachineInstance" in p.stderr, "strategic patch of a CR is refused like upstream", p.stderr)
+
+    out = k("get", "vmi", "-A", "--show-labels").stdout
+    check(header(out)[0] == "NAMESPACE" and "app=b" in out and "default" in out, "-A --show-labels", out)
+    check("testvmi" in k("get", "vmi", "-l", "app=b").stdout, "label selector matches")
+    check("No resources" in k("get", "vmi", "-l", "app notin (b)").stderr, "notin selector excludes")
+    check("testvmi" in k("get", "virtualmachineinstance.kubevirt.io", "testvmi").stdout, "fully qualified name")
+    check("virtualmachineinstance.kubevirt.io/testvmi" in k("get", "all").stdout, "get all uses categories")
+
+    p = k("get", "vmi", "nope", ok=False)
+    check('Error from server (NotFound): virtualmachineinstances.kubevirt.io "nope" not found' in p.stderr,
+          "404 message", p.stderr)
+    p = k("create", "-f", os.path.join(FIX, "vmi.yaml"), ok=False)
+    check("Error from server (AlreadyExists)" in p.stderr and
+          'virtualmachineinstances.kubevirt.io "testvmi" already exists' in p.stderr, "409 AlreadyExists", p.stderr)
+    p = k("get", "pods", "--field-selector", "spec.foo=x", ok=False)
+    check("field label not supported: spec.foo" in p.stderr, "unsupported field selector", p.stderr)
+
+
+def test_vm_vmim(k):
+    out = k("apply", "-f", os.path.join(FIX, "vm.yaml")).stdout
+    check("virtualmachine.kubevirt.io/testvm created" in out and "testvmim created" in out, "apply VM and VMIM", out)
+    check(header(k("get", "vm").stdout) == ["NAME", "AGE", "STATUS", "READY"], "get vm columns")
+    out = k("get", "vmim").stdout
+    check(header(out) == ["NAME", "PHASE", "VMI"] and row(out, "testvmim")[-1] == "testvmi", "get vmim columns", out)
+    # VM has the status subresource: status through the main resource is ignored
+    k("patch", "vm", "testvm", "--type=merge", "-p", '{"status":{"printableStatus":"Running"}}')
+    check(row(k("get", "vm").stdout, "testvm")[2:] == [], "main-resource patch leaves VM status alone")
+    k("patch", "vm", "testvm", "--subresource=status", "--type=merge", "-p",
+      '{"status":{"printableStatus":"Stopped"}}')
+    check(row(k("get", "vm").stdout, "testvm")[2] == "Stopped", "status subresource patch writes status")
+
+
+def test_watch_and_delete(k):
+    w = k.popen("get", "vmi", "-w")
+    time.sleep(1.5)
+    k("label", "vmi", "testvmi", "watched=yes")
+    k("patch", "vmi", "testvmi", "--type=merge", "-p", '{"metadata":{"finalizers":["kvlite.io/test"]}}')
+    d = k.popen("delete", "vmi", "testvmi")
+    time.sleep(1.5)
+    check(d.poll() is None, "delete blocks on a finalizer")
+    out = k("get", "vmi", "testvmi", "-o", "jsonpath={.metadata.deletionTimestamp}").stdout
+    check(out.endswith("Z"), "deletionTimestamp is set", out)
+    p = k("patch", "vmi", "testvmi", "--type=merge", "-p", '{"metadata":{"finalizers":["a/b","kvlite.io/test"]}}',
+          ok=False)
+    check("no new finalizers can be added if the object is being deleted" in p.stderr, "no new finalizers", p.stderr)
+    k("patch", "vmi", "testvmi", "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
+    d.wait(20)
+    check(d.returncode == 0 and 'virtualmachineinstance.kubevirt.io "testvmi" deleted' in d.stdout.read(),
+          "delete returns once the finalizer is gone")
+    check("NotFound" in k("get", "vmi", "testvmi", ok=False).stderr, "object is gone")
+    w.kill()
+    out = w.communicate()[0]
+    check(len([line for line in out.splitlines() if line.startswith("testvmi")]) >= 3,
+          "get -w saw the updates", out)
+
+
+def test_pods(k):
+    out = k("run", "p1", "--image=busybox:1", "--overrides", '{"spec":{"nodeName":"n1"}}', "--command", "--",
+            "sleep", "1").stdout
+    check("pod/p1 created" in out, "kubectl run creates a pod", out)
+    out = k("get", "pods", "-o", "wide").stdout
+    check(header(out)[:5] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"] and row(out, "p1")[1:3] == ["0/1", "Pending"],
+          "get pods columns", out)
+    check("p1" in k("get", "pods", "--field-selector", "spec.nodeName=n1").stdout, "field selector spec.nodeName")
+    out = k("apply", "-f", "-", stdin="apiVersion: v1\nkind: Pod\nmetadata:\n  name: p2\n  labels: {a: b}\n"
+            "spec:\n  containers:\n  - name: c\n    image: busybox\n").stdout
+    check("pod/p2 created" in out, "apply a pod", out)
+    out = k("apply", "-f", "-", stdin="apiVersion: v1\nkind: Pod\nmetadata:\n  name: p2\n  labels: {a: c}\n"
+            "spec:\n  containers:\n  - name: c\n    image: busybox\n").stdout
+    check("pod/p2 configured" in out, "re-apply a pod (strategic merge patch)", out)
+    check("a=c" in k("get", "pod", "p2", "--show-labels").stdout, "pod label updated")
+    out = k("delete", "pod", "p1", "--grace-period=0", "--force").stdout
+    check("deleted" in out, "force delete a bound pod", out)
+    k("delete", "pod", "p2")
+
+
+def test_examples(k):
+    files = sorted(glob.glob(os.path.join(ROOT, "examples", "*.yaml")))
+    if not files:
+        print("ok - examples/ is empty (skipped)")
+        return
+    for f in files:
+        out = k("apply", "--dry-run=server", "-f", f).stdout
+        check("(server dry run)" in out, "apply --dry-run=server " + os.path.basename(f), out)
+
+
+def test_tls():
+    srv = ApiServer("--token", "sekret", tls=True)
+    kc = os.path.join(srv.dir, "tls-kubeconfig")
+    with open(kc, "w") as f:
+        f.write("apiVersion: v1\nkind: Config\ncurrent-context: t\nclusters:\n- name: t\n  cluster:\n"
+                "    server: %s\n    certificate-authority: %s\nusers:\n- name: t\n  user:\n    token: sekret\n"
+                "contexts:\n- name: t\n  context: {cluster: t, user: t}\n"
+                % (srv.info["https_url"], srv.info["ca_crt"]))
+    k = Kubectl(srv, kc)
+    check("default" in k("get", "ns").stdout, "https with CA and bearer token")
+    p = k("get", "vmi", "--token", "wrong", ok=False)
+    check("error: You must be logged in to the server (Unauthorized)" in p.stderr, "wrong token is 401", p.stderr)
+    p = k("get", "ns", "--client-certificate", srv.info["client_crt"], "--client-key", srv.info["client_key"],
+          "--token", "", ok=False)
+    check(p.returncode == 0, "client certificate authenticates", p.stderr)
+    srv.stop()
+
+
+def test_apply_crds():
+    srv = ApiServer("--no-crds", "--legacy-discovery")
+    k = Kubectl(srv)
+    p = k("get", "vmi", ok=False)
+    check('the server doesn\'t have a resource type "vmi"' in p.stderr, "no CRDs, no vmi", p.stderr)
+    out = k("apply", "-f", os.path.join(ROOT, "crds")).stdout
+    check("customresourcedefinition.apiextensions.k8s.io/virtualmachineinstances.kubevirt.io created" in out and
+          "deployment.apps/virt-controller created" in out, "kubectl apply -f crds/", out)
+    out = k("apply", "-f", os.path.join(FIX, "vmi.yaml")).stdout
+    check("testvmi created" in out, "a VMI after the CRDs (legacy discovery)", out)
+    check(header(k("get", "vmi").stdout)[:3] == ["NAME", "AGE", "PHASE"], "columns come from the applied CRD")
+    srv.stop()
+
+
+def main():
+    if not find_kubectl():
+        print("SKIP: no kubectl")
+        sys.exit(SKIP)
+    srv = ApiServer()
+    k = Kubectl(srv)
+    test_basics(k, srv)
+    test_vm_vmim(k)
+    test_watch_and_delete(k)
+    test_pods(k)
+    test_examples(k)
+    srv.stop()
+    test_tls()
+    test_apply_crds()
+
+
+if __name__ == "__main__":
+    run(main)
