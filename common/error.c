@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int fill(kv_error *err, int code, const char *suffix, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static int fill(kv_error *err, int code, const char *suffix, const char *fmt, va_list ap)
 {
 	if (code <= 0)
 		code = EIO;

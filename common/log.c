@@ -34,7 +34,7 @@ static const char *level_name(enum kv_log_level level)
 	return level <= KV_LOG_ERROR ? names[level] : "info";
 }
 
-static void emit(enum kv_log_level level, const char *extra, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void emit(enum kv_log_level level, const char *extra, const char *fmt, va_list ap)
 {
 	if (level < min_level)
 		return;

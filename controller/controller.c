@@ -109,7 +109,10 @@ static void on_pod(kube_informer *inf, enum kube_event_type type, const cJSON *o
 
 static void on_vm(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
 {
-	controller_enqueue(ud, RK_VM, kube_str(obj, "metadata.namespace"), kube_str(obj, "metadata.name"));
+	const char *ns = kube_str(obj, "metadata.namespace"), *name = kube_str(obj, "metadata.name");
+	controller_enqueue(ud, RK_VM, ns, name);
+	if (type == KUBE_DELETED) /* its VMI (same name) must go too */
+		controller_enqueue(ud, RK_VMI, ns, name);
 }
 
 static void on_vmim(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)

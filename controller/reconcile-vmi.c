@@ -31,6 +31,11 @@ static int patch_finalizers(kube_client *api, const cJSON *vmi, bool add, cJSON 
 	if (add)
 		cJSON_AddItemToArray(fins, cJSON_CreateString(VMI_FINALIZER));
 	cJSON_AddStringToObject(md, "resourceVersion", kube_str(vmi, "metadata.resourceVersion"));
+	if (add && !*vmi_phase(vmi)) { /* record Pending in the same write */
+		char now[40];
+		rfc3339_utc(now, sizeof(now));
+		cJSON_AddItemToObject(patch, "status", vmi_status_desired(vmi, NULL, now));
+	}
 	return kube_merge_patch(api, &kube_vmi, kube_str(vmi, "metadata.namespace"), kube_str(vmi, "metadata.name"),
 				patch, false, out, err);
 }

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <sys/types.h>
 /* libisofs declares struct burn_source itself only when libburn is not in use. */
 #define LIBISOFS_WITHOUT_LIBBURN 1
 #include <libisofs/libisofs.h>
@@ -25,9 +27,14 @@ static int add_file(IsoDir *root, const char *name, const char *content)
 		free(buf);
 		return -ENOMEM;
 	}
-	int r = iso_tree_add_new_file(root, name, stream, NULL);
-	iso_stream_unref(stream);
-	return r < 0 ? -EIO : 0;
+	/* The new file takes over our stream reference; on failure it is still ours to drop. */
+	IsoFile *file = NULL;
+	int r = iso_tree_add_new_file(root, name, stream, &file);
+	if (r < 0) {
+		iso_stream_unref(stream);
+		return -EIO;
+	}
+	return 0;
 }
 
 static int write_source(struct burn_source *src, int fd)
@@ -58,6 +65,7 @@ static IsoWriteOpts *deterministic_opts(void)
 		return NULL;
 	iso_write_opts_set_rockridge(opts, 1);
 	iso_write_opts_set_joliet(opts, 1);
+	iso_write_opts_set_relaxed_vol_atts(opts, 1); /* keep the label lower-case `cidata`, as cloud-init looks for */
 	iso_write_opts_set_replace_mode(opts, 1, 1, 1, 1); /* 0555/0444 root:root, no host ownership leaks */
 	iso_write_opts_set_replace_timestamps(opts, 2);
 	iso_write_opts_set_default_timestamp(opts, 946684800);

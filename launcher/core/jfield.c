@@ -195,11 +195,11 @@ bool jf_has_control_chars(const char *s)
 }
 
 /* Components between slashes: none may be "", "." or "..". */
-static int check_components(const char *s, const char *path, kv_error *err)
+static int check_components(const char *s, const char *rel, const char *path, kv_error *err)
 {
 	if (jf_has_control_chars(s))
 		return jf_error(err, path, "must not contain control characters");
-	const char *c = s;
+	const char *c = rel;
 	for (;;) {
 		const char *slash = strchr(c, '/');
 		size_t len = slash ? (size_t)(slash - c) : strlen(c);
@@ -217,12 +217,12 @@ int jf_check_abs_path(const char *s, const char *path, kv_error *err)
 		return jf_error(err, path, "\"%.100s\" must be an absolute path", s);
 	if (!s[1])
 		return jf_error(err, path, "\"/\" is not a file");
-	return check_components(s + 1, path, err);
+	return check_components(s, s + 1, path, err);
 }
 
 int jf_check_image_path(const char *s, const char *path, kv_error *err)
 {
 	if (!*s || (s[0] == '/' && !s[1]))
 		return jf_error(err, path, "must name a file");
-	return check_components(s[0] == '/' ? s + 1 : s, path, err);
+	return check_components(s, s[0] == '/' ? s + 1 : s, path, err);
 }

@@ -4,15 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jfield.h"
 #include "macro.h"
 #include "qemu-argv-internal.h"
-
-#define TRY(expr)                                                                                            \
-	do {                                                                                                 \
-		int _r = (expr);                                                                             \
-		if (_r < 0)                                                                                  \
-			return _r;                                                                           \
-	} while (0)
 
 #define AHCI_PORTS 6 /* q35's built-in ich9-ahci: ide.0 … ide.5 */
 #define PORTS_PER_SLOT 8
@@ -27,42 +21,42 @@ const char *builder_take_port(argv_builder *b, char buf[static 16])
 
 static cJSON *device(const char *driver, const char *id)
 {
-	return js(js(cJSON_CreateObject(), "driver", driver), "id", id);
+	return jstr(jstr(cJSON_CreateObject(), "driver", driver), "id", id);
 }
 
 /* A PCI device on its own root port, so it can be unplugged later like a hot-plugged one. */
 static cJSON *pci_device(argv_builder *b, const char *driver, const char *id)
 {
 	char port[16];
-	return js(device(driver, id), "bus", builder_take_port(b, port));
+	return jstr(device(driver, id), "bus", builder_take_port(b, port));
 }
 
 static cJSON *with_cache(cJSON *node, disk_cache cache)
 {
 	if (cache == CACHE_DEFAULT)
 		return node;
-	cJSON *c = jb(jb(cJSON_CreateObject(), "direct", cache == CACHE_NONE), "no-flush", false);
-	return jo(node, "cache", c);
+	cJSON *c = jbool(jbool(cJSON_CreateObject(), "direct", cache == CACHE_NONE), "no-flush", false);
+	return jobj(node, "cache", c);
 }
 
 static cJSON *file_child(const char *filename, const vmi_disk *d, bool read_only)
 {
-	cJSON *f = js(js(cJSON_CreateObject(), "driver", "file"), "filename", filename);
+	cJSON *f = jstr(jstr(cJSON_CreateObject(), "driver", "file"), "filename", filename);
 	if (d->io != DISK_IO_DEFAULT)
-		f = js(f, "aio", d->io == DISK_IO_NATIVE ? "native" : "threads");
-	return with_cache(read_only ? jb(f, "read-only", true) : f, d->cache);
+		f = jstr(f, "aio", d->io == DISK_IO_NATIVE ? "native" : "threads");
+	return with_cache(read_only ? jbool(f, "read-only", true) : f, d->cache);
 }
 
 /* A format node over a file. qcow2 nodes get "backing": null unless the launcher made the chain (an
  * overlay over its base), so a backing file named in an untrusted header is never opened. */
 static cJSON *format_node(image_format fmt, const char *filename, const vmi_disk *d, bool read_only, cJSON *backing)
 {
-	cJSON *n = js(cJSON_CreateObject(), "driver", image_format_name(fmt));
+	cJSON *n = jstr(cJSON_CreateObject(), "driver", image_format_name(fmt));
 	if (read_only)
-		n = jb(n, "read-only", true);
-	n = with_cache(jo(n, "file", file_child(filename, d, read_only)), d->cache);
+		n = jbool(n, "read-only", true);
+	n = with_cache(jobj(n, "file", file_child(filename, d, read_only)), d->cache);
 	if (backing)
-		return jo(n, "backing", backing);
+		return jobj(n, "backing", backing);
 	return fmt == IMG_QCOW2 ? jnull(n, "backing") : n;
 }
 
@@ -78,7 +72,7 @@ static int add_blockdev(argv_builder *b, const vmi_disk *d, const char *node)
 		return kv_error_set(b->err, ENOMEM, "out of memory");
 	cJSON *n = format_node(p->format, p->path, d, ro, backing);
 	/* node-name first reads better in `ps`; cJSON keeps insertion order, so rebuild with it in front. */
-	cJSON *top = js(cJSON_CreateObject(), "node-name", node);
+	cJSON *top = jstr(cJSON_CreateObject(), "node-name", node);
 	for (cJSON *c = n ? n->child : NULL; top && c;) {
 		cJSON *next = c->next;
 		cJSON_AddItemToObject(top, c->string, cJSON_DetachItemViaPointer(n, c));
@@ -94,13 +88,13 @@ static int add_blockdev(argv_builder *b, const vmi_disk *d, const char *node)
 
 static cJSON *disk_device_props(cJSON *dev, const vmi_disk *d, const char *node)
 {
-	dev = js(dev, "drive", node);
+	dev = jstr(dev, "drive", node);
 	if (d->boot_order)
-		dev = jn(dev, "bootindex", d->boot_order);
+		dev = jnum(dev, "bootindex", d->boot_order);
 	if (d->serial)
-		dev = js(dev, "serial", d->serial);
+		dev = jstr(dev, "serial", d->serial);
 	if (d->cache == CACHE_WRITETHROUGH || d->cache == CACHE_WRITEBACK)
-		dev = js(dev, "write-cache", d->cache == CACHE_WRITEBACK ? "on" : "off");
+		dev = jstr(dev, "write-cache", d->cache == CACHE_WRITEBACK ? "on" : "off");
 	return dev;
 }
 
@@ -109,7 +103,7 @@ static int add_disk(argv_builder *b, const vmi_disk *d, size_t i, int *sata, int
 	char node[32], id[80];
 	snprintf(node, sizeof(node), "disk%zu", i);
 	snprintf(id, sizeof(id), "ua-%s", d->name);
-	TRY(add_blockdev(b, d, node));
+	JF_TRY(add_blockdev(b, d, node));
 	bool cd = d->kind == DISK_CDROM;
 	cJSON *dev;
 	switch (d->bus) {
@@ -117,7 +111,7 @@ static int add_disk(argv_builder *b, const vmi_disk *d, size_t i, int *sata, int
 		dev = pci_device(b, "virtio-blk-pci", id);
 		break;
 	case BUS_SCSI:
-		dev = jn(jn(js(device(cd ? "scsi-cd" : "scsi-hd", id), "bus", "scsi0.0"), "scsi-id", (*scsi)++), "lun", 0);
+		dev = jnum(jnum(jstr(device(cd ? "scsi-cd" : "scsi-hd", id), "bus", "scsi0.0"), "scsi-id", (*scsi)++), "lun", 0);
 		break;
 	default: {
 		char bus[16];
@@ -125,7 +119,7 @@ static int add_disk(argv_builder *b, const vmi_disk *d, size_t i, int *sata, int
 			return kv_error_set(b->err, EINVAL, "spec.domain.devices.disks[%zu]: more than %d sata disks", i,
 					    AHCI_PORTS);
 		snprintf(bus, sizeof(bus), "ide.%d", (*sata)++);
-		dev = js(device(cd ? "ide-cd" : "ide-hd", id), "bus", bus);
+		dev = jstr(device(cd ? "ide-cd" : "ide-hd", id), "bus", bus);
 	}
 	}
 	return push_json(&b->devs, "-device", disk_device_props(dev, d, node), b->err);
@@ -137,11 +131,11 @@ int argv_add_disks(argv_builder *b)
 	for (size_t i = 0; i < b->v->n_disks; i++) {
 		if (b->v->disks[i].bus != BUS_SCSI)
 			continue;
-		TRY(push_json(&b->devs, "-device", pci_device(b, "virtio-scsi-pci", "scsi0"), b->err));
+		JF_TRY(push_json(&b->devs, "-device", pci_device(b, "virtio-scsi-pci", "scsi0"), b->err));
 		break;
 	}
 	for (size_t i = 0; i < b->v->n_disks; i++)
-		TRY(add_disk(b, &b->v->disks[i], i, &sata, &scsi));
+		JF_TRY(add_disk(b, &b->v->disks[i], i, &sata, &scsi));
 	return 0;
 }
 
@@ -150,10 +144,10 @@ int argv_add_disks(argv_builder *b)
  * QEMU's defaults, as KubeVirt's slirp binding does. */
 static cJSON *user_netdev(const vmi *v, const vmi_interface *nic, const char *id)
 {
-	cJSON *n = js(js(cJSON_CreateObject(), "type", "user"), "id", id);
+	cJSON *n = jstr(jstr(cJSON_CreateObject(), "type", "user"), "id", id);
 	if (nic->binding == NET_BIND_MASQUERADE)
-		n = js(js(js(js(n, "net", "10.0.2.0/24"), "host", "10.0.2.1"), "dhcpstart", "10.0.2.2"), "dns", "10.0.2.3");
-	return js(n, "hostname", v->hostname);
+		n = jstr(jstr(jstr(jstr(n, "net", "10.0.2.0/24"), "host", "10.0.2.1"), "dhcpstart", "10.0.2.2"), "dns", "10.0.2.3");
+	return jstr(n, "hostname", v->hostname);
 }
 
 int argv_add_interfaces(argv_builder *b)
@@ -165,13 +159,13 @@ int argv_add_interfaces(argv_builder *b)
 		char id[80], netdev[80];
 		snprintf(id, sizeof(id), "ua-%s", nic->name);
 		snprintf(netdev, sizeof(netdev), "hostua-%s", nic->name);
-		TRY(push_json(&b->devs, "-netdev", user_netdev(b->v, nic, netdev), b->err));
-		cJSON *dev = js(pci_device(b, drivers[nic->model], id), "netdev", netdev);
+		JF_TRY(push_json(&b->devs, "-netdev", user_netdev(b->v, nic, netdev), b->err));
+		cJSON *dev = jstr(pci_device(b, drivers[nic->model], id), "netdev", netdev);
 		if (nic->mac)
-			dev = js(dev, "mac", nic->mac);
+			dev = jstr(dev, "mac", nic->mac);
 		if (nic->boot_order)
-			dev = jn(dev, "bootindex", nic->boot_order);
-		TRY(push_json(&b->devs, "-device", dev, b->err));
+			dev = jnum(dev, "bootindex", nic->boot_order);
+		JF_TRY(push_json(&b->devs, "-device", dev, b->err));
 	}
 	return 0;
 }
@@ -182,16 +176,16 @@ static int add_inputs(argv_builder *b)
 	for (size_t i = 0; i < b->v->n_inputs; i++)
 		usb |= b->v->inputs[i].bus == INPUT_BUS_USB;
 	if (usb)
-		TRY(push_json(&b->devs, "-device", pci_device(b, "qemu-xhci", "usb"), b->err));
+		JF_TRY(push_json(&b->devs, "-device", pci_device(b, "qemu-xhci", "usb"), b->err));
 	for (size_t i = 0; i < b->v->n_inputs; i++) {
 		const vmi_input *in = &b->v->inputs[i];
 		bool tablet = in->type == INPUT_TABLET;
 		char id[80];
 		snprintf(id, sizeof(id), "ua-%s", in->name);
 		cJSON *dev = in->bus == INPUT_BUS_USB ?
-			js(device(tablet ? "usb-tablet" : "usb-kbd", id), "bus", "usb.0") :
+			jstr(device(tablet ? "usb-tablet" : "usb-kbd", id), "bus", "usb.0") :
 			pci_device(b, tablet ? "virtio-tablet-pci" : "virtio-keyboard-pci", id);
-		TRY(push_json(&b->devs, "-device", dev, b->err));
+		JF_TRY(push_json(&b->devs, "-device", dev, b->err));
 	}
 	return 0;
 }
@@ -199,13 +193,13 @@ static int add_inputs(argv_builder *b)
 int argv_add_misc_devices(argv_builder *b)
 {
 	if (b->v->rng) {
-		cJSON *backend = js(js(js(cJSON_CreateObject(), "qom-type", "rng-random"), "id", "rng0"), "filename",
+		cJSON *backend = jstr(jstr(jstr(cJSON_CreateObject(), "qom-type", "rng-random"), "id", "rng0"), "filename",
 				    "/dev/urandom");
-		TRY(push_json(&b->devs, "-object", backend, b->err));
-		TRY(push_json(&b->devs, "-device", js(pci_device(b, "virtio-rng-pci", "rng"), "rng", "rng0"), b->err));
+		JF_TRY(push_json(&b->devs, "-object", backend, b->err));
+		JF_TRY(push_json(&b->devs, "-device", jstr(pci_device(b, "virtio-rng-pci", "rng"), "rng", "rng0"), b->err));
 	}
 	if (b->v->mem_balloon)
-		TRY(push_json(&b->devs, "-device", pci_device(b, "virtio-balloon-pci", "balloon0"), b->err));
+		JF_TRY(push_json(&b->devs, "-device", pci_device(b, "virtio-balloon-pci", "balloon0"), b->err));
 	return add_inputs(b);
 }
 
@@ -220,11 +214,11 @@ int argv_add_root_ports(argv_builder *b)
 		char id[16], addr[16];
 		snprintf(id, sizeof(id), "rp%d", k);
 		snprintf(addr, sizeof(addr), "0x%x.%x", FIRST_PORT_SLOT + k / PORTS_PER_SLOT, k % PORTS_PER_SLOT);
-		cJSON *p = jn(jn(js(device("pcie-root-port", id), "bus", "pcie.0"), "chassis", k + 1), "port", k);
-		p = js(p, "addr", addr);
+		cJSON *p = jnum(jnum(jstr(device("pcie-root-port", id), "bus", "pcie.0"), "chassis", k + 1), "port", k);
+		p = jstr(p, "addr", addr);
 		if (k % PORTS_PER_SLOT == 0)
-			p = jb(p, "multifunction", true);
-		TRY(push_json(b->argv, "-device", p, b->err));
+			p = jbool(p, "multifunction", true);
+		JF_TRY(push_json(b->argv, "-device", p, b->err));
 	}
 	return 0;
 }

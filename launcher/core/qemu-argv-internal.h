@@ -18,10 +18,10 @@ typedef struct argv_builder {
 
 /* Chainable JSON object builders: on allocation failure the object is freed and NULL is returned, and
  * every later call passes NULL through, so one check at push time catches it. */
-cJSON *js(cJSON *o, const char *key, const char *value);
-cJSON *jn(cJSON *o, const char *key, double value);
-cJSON *jb(cJSON *o, const char *key, bool value);
-cJSON *jo(cJSON *o, const char *key, cJSON *child); /* child NULL poisons o */
+cJSON *jstr(cJSON *o, const char *key, const char *value);
+cJSON *jnum(cJSON *o, const char *key, double value);
+cJSON *jbool(cJSON *o, const char *key, bool value);
+cJSON *jobj(cJSON *o, const char *key, cJSON *child); /* child NULL poisons o */
 cJSON *jnull(cJSON *o, const char *key);
 
 /* Push "-opt" followed by the unformatted JSON (consumes obj). */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jfield.h"
 #include "macro.h"
 #include "qemu-argv-internal.h"
 
@@ -38,17 +39,17 @@ static cJSON *poison(cJSON *o)
 	return NULL;
 }
 
-cJSON *js(cJSON *o, const char *key, const char *value)
+cJSON *jstr(cJSON *o, const char *key, const char *value)
 {
 	return !o || cJSON_AddStringToObject(o, key, value) ? o : poison(o);
 }
 
-cJSON *jn(cJSON *o, const char *key, double value)
+cJSON *jnum(cJSON *o, const char *key, double value)
 {
 	return !o || cJSON_AddNumberToObject(o, key, value) ? o : poison(o);
 }
 
-cJSON *jb(cJSON *o, const char *key, bool value)
+cJSON *jbool(cJSON *o, const char *key, bool value)
 {
 	return !o || cJSON_AddBoolToObject(o, key, value) ? o : poison(o);
 }
@@ -58,7 +59,7 @@ cJSON *jnull(cJSON *o, const char *key)
 	return !o || cJSON_AddNullToObject(o, key) ? o : poison(o);
 }
 
-cJSON *jo(cJSON *o, const char *key, cJSON *child)
+cJSON *jobj(cJSON *o, const char *key, cJSON *child)
 {
 	if (!o || !child) {
 		cJSON_Delete(child);
@@ -89,13 +90,6 @@ int push_optf(strv *s, const char *opt, kv_error *err, const char *fmt, ...)
 	return 0;
 }
 
-#define TRY(expr)                                                                                            \
-	do {                                                                                                 \
-		int _r = (expr);                                                                             \
-		if (_r < 0)                                                                                  \
-			return _r;                                                                           \
-	} while (0)
-
 static int push_escaped(strv *s, const char *opt, const char *prefix, const char *value, const char *suffix,
 			kv_error *err)
 {
@@ -112,7 +106,7 @@ static int add_process_options(argv_builder *b)
 	_cleanup_free_ char *name = NULL;
 	if (asprintf(&name, "%s_%s", b->v->namespace, b->v->name) < 0)
 		return kv_error_set(b->err, ENOMEM, "out of memory");
-	TRY(push_escaped(b->argv, "-name", "guest=", name, "", b->err));
+	JF_TRY(push_escaped(b->argv, "-name", "guest=", name, "", b->err));
 	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
 		if (strv_push(b->argv, fixed[i]) < 0)
 			return kv_error_set(b->err, ENOMEM, "out of memory");
@@ -127,7 +121,7 @@ static int add_machine(argv_builder *b)
 		snprintf(extra, sizeof(extra), ",pflash0=fw-code,pflash1=fw-vars");
 	if (v->bios_use_serial)
 		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), ",graphics=off");
-	TRY(push_optf(b->argv, "-machine", b->err, "%s,acpi=%s,smm=%s%s", v->machine, v->acpi ? "on" : "off",
+	JF_TRY(push_optf(b->argv, "-machine", b->err, "%s,acpi=%s,smm=%s%s", v->machine, v->acpi ? "on" : "off",
 		      v->smm ? "on" : "off", extra));
 	if (strcmp(b->o->accel, "kvm") && strcmp(b->o->accel, "tcg"))
 		return kv_error_set(b->err, EINVAL, "accelerator \"%s\" is not kvm or tcg", b->o->accel);
@@ -150,7 +144,7 @@ static int add_cpu(argv_builder *b)
 	strcpy(cpu, model); /* feature names were validated to [a-z0-9._-]: nothing to escape */
 	for (char **f = v->cpu_features; f && *f; f++)
 		strcat(strcat(cpu, ","), *f);
-	TRY(push_optf(b->argv, "-cpu", b->err, "%s", cpu));
+	JF_TRY(push_optf(b->argv, "-cpu", b->err, "%s", cpu));
 	unsigned per_socket = v->cores * v->threads;
 	if (v->max_sockets)
 		return push_optf(b->argv, "-smp", b->err, "cpus=%u,sockets=%u,cores=%u,threads=%u,maxcpus=%u",
@@ -170,8 +164,8 @@ static int add_memory(argv_builder *b)
 
 static cJSON *file_node(const char *filename, bool read_only)
 {
-	cJSON *f = js(js(cJSON_CreateObject(), "driver", "file"), "filename", filename);
-	return read_only ? jb(f, "read-only", true) : f;
+	cJSON *f = jstr(jstr(cJSON_CreateObject(), "driver", "file"), "filename", filename);
+	return read_only ? jbool(f, "read-only", true) : f;
 }
 
 static int add_efi(argv_builder *b)
@@ -183,12 +177,12 @@ static int add_efi(argv_builder *b)
 	if (asprintf(&code, "%s/%s", b->o->ovmf_dir ? b->o->ovmf_dir : DEFAULT_OVMF_DIR,
 		     v->efi_secure_boot ? "OVMF_CODE_4M.secboot.fd" : "OVMF_CODE_4M.fd") < 0)
 		return kv_error_set(b->err, ENOMEM, "out of memory");
-	cJSON *c = jb(js(js(cJSON_CreateObject(), "driver", "raw"), "node-name", "fw-code"), "read-only", true);
-	TRY(push_json(b->argv, "-blockdev", jo(c, "file", file_node(code, true)), b->err));
-	cJSON *vars = js(js(cJSON_CreateObject(), "driver", "raw"), "node-name", "fw-vars");
-	TRY(push_json(b->argv, "-blockdev", jo(vars, "file", file_node(v->efi_vars, false)), b->err));
+	cJSON *c = jbool(jstr(jstr(cJSON_CreateObject(), "driver", "raw"), "node-name", "fw-code"), "read-only", true);
+	JF_TRY(push_json(b->argv, "-blockdev", jobj(c, "file", file_node(code, true)), b->err));
+	cJSON *vars = jstr(jstr(cJSON_CreateObject(), "driver", "raw"), "node-name", "fw-vars");
+	JF_TRY(push_json(b->argv, "-blockdev", jobj(vars, "file", file_node(v->efi_vars, false)), b->err));
 	if (v->efi_secure_boot)
-		TRY(push_optf(b->argv, "-global", b->err, "driver=cfi.pflash01,property=secure,value=on"));
+		JF_TRY(push_optf(b->argv, "-global", b->err, "driver=cfi.pflash01,property=secure,value=on"));
 	return 0;
 }
 
@@ -196,22 +190,22 @@ static int add_firmware(argv_builder *b)
 {
 	const vmi *v = b->v;
 	if (v->fw_uuid)
-		TRY(push_optf(b->argv, "-uuid", b->err, "%s", v->fw_uuid));
+		JF_TRY(push_optf(b->argv, "-uuid", b->err, "%s", v->fw_uuid));
 	if (v->fw_serial)
-		TRY(push_escaped(b->argv, "-smbios", "type=1,serial=", v->fw_serial, "", b->err));
+		JF_TRY(push_escaped(b->argv, "-smbios", "type=1,serial=", v->fw_serial, "", b->err));
 	if (v->firmware == FW_EFI)
-		TRY(add_efi(b));
+		JF_TRY(add_efi(b));
 	if (!v->kernel_boot)
 		return 0;
 	if ((v->kernel_path && !v->kernel_file) || (v->initrd_path && !v->initrd_file))
 		return kv_error_set(b->err, EINVAL, "kernelBoot image not prepared (vmi_prepare not run)");
 	/* -kernel/-initrd/-append are plain strings to QEMU 7.2 (no QemuOpts parsing): no escaping. */
 	if (v->kernel_file)
-		TRY(push_optf(b->argv, "-kernel", b->err, "%s", v->kernel_file));
+		JF_TRY(push_optf(b->argv, "-kernel", b->err, "%s", v->kernel_file));
 	if (v->initrd_file)
-		TRY(push_optf(b->argv, "-initrd", b->err, "%s", v->initrd_file));
+		JF_TRY(push_optf(b->argv, "-initrd", b->err, "%s", v->initrd_file));
 	if (v->kernel_args)
-		TRY(push_optf(b->argv, "-append", b->err, "%s", v->kernel_args));
+		JF_TRY(push_optf(b->argv, "-append", b->err, "%s", v->kernel_args));
 	return 0;
 }
 
@@ -238,16 +232,16 @@ static int add_socket_chardev(argv_builder *b, const char *id, int fd, const cha
 
 static int add_consoles(argv_builder *b)
 {
-	TRY(add_socket_chardev(b, "qmp", b->o->qmp_fd, "qmp.sock", NULL));
-	TRY(push_optf(b->argv, "-mon", b->err, "chardev=qmp,mode=control"));
+	JF_TRY(add_socket_chardev(b, "qmp", b->o->qmp_fd, "qmp.sock", NULL));
+	JF_TRY(push_optf(b->argv, "-mon", b->err, "chardev=qmp,mode=control"));
 	if (b->v->serial_console) {
-		TRY(add_socket_chardev(b, "serial0", b->o->serial_fd, "serial.sock", b->o->serial_log));
-		TRY(push_optf(b->argv, "-serial", b->err, "chardev:serial0"));
+		JF_TRY(add_socket_chardev(b, "serial0", b->o->serial_fd, "serial.sock", b->o->serial_log));
+		JF_TRY(push_optf(b->argv, "-serial", b->err, "chardev:serial0"));
 	}
 	if (!b->v->graphics)
 		return 0;
-	cJSON *vga = js(js(js(js(cJSON_CreateObject(), "driver", "VGA"), "id", "video0"), "bus", "pcie.0"), "addr", "0x1");
-	TRY(push_json(b->argv, "-device", vga, b->err));
+	cJSON *vga = jstr(jstr(jstr(jstr(cJSON_CreateObject(), "driver", "VGA"), "id", "video0"), "bus", "pcie.0"), "addr", "0x1");
+	JF_TRY(push_json(b->argv, "-device", vga, b->err));
 	_cleanup_free_ char *vnc = NULL;
 	if (!b->o->vnc_socket && asprintf(&vnc, "%s/vnc.sock", b->o->run_dir) < 0)
 		return kv_error_set(b->err, ENOMEM, "out of memory");

@@ -1,9 +1,17 @@
 /* Golden-file tests of the pure core: testdata/NAME.yaml → vmi_load → vmi_prepare (into a temp dir with
- * fixture images) → qemu_argv_build, compared line by line with testdata/NAME.argv (the temp dir shows as
- * @TMP@). testdata/bad/NAME.yaml must fail with the substring on its first line ("# error: ...").
+ * fixture images) → qemu_argv_build, compared line by line with testdata/NAME.argv. Manifests name the
+ * temp dir @TMP@. testdata/bad/NAME.yaml must fail with the substring on its first line ("# error: ...").
  * KV_REGEN_GOLDEN=1 rewrites the .argv files. The temp dir name holds a space, a comma and quotes, so
- * every path in every golden exercises escaping. */
+ * every path in every golden exercises escaping; its random suffix shows as @RND@. Each argv is also run
+ * by the real QEMU (-S, then QMP quit) unless KV_GOLDEN_NO_QEMU is set. */
 #include <dirent.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,8 +25,10 @@
 #include "subprocess.h"
 #include "volumes.h"
 
+extern char **environ;
 static int failures;
 static char tmp[256];
+static char *tmp_yaml; /* tmp escaped for a double-quoted YAML string: manifests write "@TMP@/..." */
 
 static char *read_file(const char *path)
 {
@@ -94,12 +104,29 @@ static void write_evil_qcow2(const char *rel)
 	}
 }
 
+/* The kernelBoot fixture is the test guest's kernel when it is built (QEMU refuses a fake one), else an
+ * empty placeholder and the QEMU smoke run skips kernelBoot manifests. */
+static bool fake_kernel;
+
+static void copy_guest_file(const char *file, const char *rel)
+{
+	const char *guest = getenv("KV_GUEST_DIR");
+	char from[512], to[512];
+	snprintf(from, sizeof(from), "%s/%s", guest ? guest : "/nonexistent", file);
+	write_fixture(rel, 0);
+	snprintf(to, sizeof(to), "%s/%s", tmp, rel);
+	char *const argv[] = { "cp", "--", from, to, NULL };
+	kv_error err = { 0 };
+	if (access(from, R_OK) < 0 || spawn_wait(argv, &err) < 0)
+		fake_kernel = true;
+}
+
 static void make_fixtures(void)
 {
 	write_evil_qcow2("images/containerdisk/disk/disk.qcow2");
 	write_fixture("images/second/disk/disk.img", 1 << 20);
-	write_fixture("images/kernelBoot/boot/vmlinuz", 4096);
-	write_fixture("images/kernelBoot/boot/initrd.img", 4096);
+	copy_guest_file("vmlinuz", "images/kernelboot/boot/vmlinuz");
+	copy_guest_file("initrd.img", "images/kernelboot/boot/initrd.img");
 	write_fixture("local image, \"quoted\" 'dir'/disk/disk.img", 2 << 20);
 	write_fixture("json:{\"driver\":\"nbd\"}/disk/disk.img", 1 << 20);
 	write_fixture("nbd:localhost:10809/disk.img", 1 << 20);
@@ -114,18 +141,72 @@ static void make_fixtures(void)
 		perror("symlink");
 }
 
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	unlink(path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+		perror(path);
+		exit(1);
+	}
+	return fd;
+}
+
+/* Start the real QEMU with the argv (QMP and serial listening sockets as fds 3 and 4, as the supervisor
+ * passes them), negotiate QMP and quit: proves QEMU 7.2 accepts every option and JSON property. Socket
+ * paths are short symlink-free names under /tmp because sun_path is limited to 108 bytes. */
+static void qemu_smoke(const char *name, const strv *argv, const char *run)
+{
+	char qmp_path[108], serial_path[108];
+	snprintf(qmp_path, sizeof(qmp_path), "/tmp/kvlite-golden-%d-qmp", getpid());
+	snprintf(serial_path, sizeof(serial_path), "/tmp/kvlite-golden-%d-serial", getpid());
+	_cleanup_close_ int qmp = listen_unix(qmp_path), serial = listen_unix(serial_path);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, qmp, 3);
+	posix_spawn_file_actions_adddup2(&fa, serial, 4);
+	pid_t pid;
+	if (posix_spawnp(&pid, argv->v[0], &fa, NULL, argv->v, environ) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return; /* no QEMU installed: the golden comparison still runs */
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", qmp_path);
+	_cleanup_close_ int c = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct timeval tv = { .tv_sec = 10 };
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char greeting[4096] = "";
+	const char cmds[] = "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"quit\"}\n";
+	bool ok = connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0 && read(c, greeting, sizeof(greeting) - 1) > 0 &&
+		  strstr(greeting, "\"QMP\"") && write(c, cmds, strlen(cmds)) == (ssize_t)strlen(cmds);
+	int status = 0;
+	for (int i = 0; i < 1000 && waitpid(pid, &status, WNOHANG) == 0; i++)
+		usleep(10000);
+	if (kill(pid, SIGKILL) == 0) /* still running: it did not quit */
+		waitpid(pid, &status, 0), ok = false;
+	unlink(qmp_path), unlink(serial_path);
+	if (!ok || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		fprintf(stderr, "FAIL %s: QEMU did not accept the argv (run dir %s)\n", name, run);
+		failures++;
+	}
+}
+
 /* The accelerator a manifest asks for in a "# accel: kvm" comment (default tcg). */
 static const char *manifest_accel(const char *text)
 {
 	return strstr(text, "# accel: kvm") ? "kvm" : "tcg";
 }
 
-static char *build_argv_text(const char *name, const char *manifest, kv_error *err, int *stage)
+static char *build_argv_text_in(const char *name, const char *manifest, const char *image_root, kv_error *err,
+				int *stage)
 {
 	_cleanup_(vmi_freep) vmi *v = NULL;
 	char run[512], images[512], pvc[512], log[512];
 	snprintf(run, sizeof(run), "%s/run-%s", tmp, name);
-	snprintf(images, sizeof(images), "%s/images", tmp);
+	snprintf(images, sizeof(images), "%s", image_root);
 	snprintf(pvc, sizeof(pvc), "%s/pvc", tmp);
 	snprintf(log, sizeof(log), "%s/serial.log", run);
 	mkdirs(run);
@@ -144,6 +225,8 @@ static char *build_argv_text(const char *name, const char *manifest, kv_error *e
 		strv_free(&argv);
 		return NULL;
 	}
+	if (strcmp(o.accel, "kvm") && !(fake_kernel && v->kernel_boot) && !getenv("KV_GOLDEN_NO_QEMU"))
+		qemu_smoke(name, &argv, run);
 	char *buf = NULL;
 	size_t n = 0;
 	FILE *m = open_memstream(&buf, &n);
@@ -151,9 +234,40 @@ static char *build_argv_text(const char *name, const char *manifest, kv_error *e
 		fprintf(m, "%s\n", argv.v[i]);
 	fclose(m);
 	strv_free(&argv);
-	char *norm = replace_all(buf, tmp, "@TMP@");
+	/* The temp dir appears raw, JSON-escaped and comma-doubled: replacing only its random suffix keeps
+	 * every escaping visible in the golden file. */
+	char *norm = replace_all(buf, tmp + strlen(tmp) - 6, "@RND@");
 	free(buf);
 	return norm;
+}
+
+static char *build_argv_text(const char *name, const char *manifest, kv_error *err, int *stage)
+{
+	char images[512];
+	snprintf(images, sizeof(images), "%s/images", tmp);
+	return build_argv_text_in(name, manifest, images, err, stage);
+}
+
+/* examples/vmi-*.yaml must load, prepare against the built test guest and start QEMU. */
+static void run_example(const char *dir, const char *file)
+{
+	const char *guest = getenv("KV_GUEST_DIR");
+	char path[512], name[128], probe[512];
+	snprintf(probe, sizeof(probe), "%s/containerdisk", guest ? guest : "/nonexistent");
+	if (strncmp(file, "vmi-", 4) || access(probe, F_OK) < 0)
+		return;
+	snprintf(name, sizeof(name), "example-%.*s", (int)(strlen(file) - 5), file);
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	_cleanup_free_ char *manifest = read_file(path);
+	kv_error err = { 0 };
+	int stage;
+	_cleanup_free_ char *got = build_argv_text_in(name, manifest, guest, &err, &stage);
+	if (!got) {
+		fprintf(stderr, "FAIL %s: %s\n", name, err.msg);
+		failures++;
+		return;
+	}
+	printf("ok %s\n", name);
 }
 
 static void check_cidata(const char *name)
@@ -176,7 +290,7 @@ static void run_good(const char *dir, const char *file)
 	snprintf(name, sizeof(name), "%.*s", (int)(strlen(file) - 5), file);
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	snprintf(golden, sizeof(golden), "%s/%s.argv", dir, name);
-	_cleanup_free_ char *raw = read_file(path), *manifest = replace_all(raw, "@TMP@", tmp);
+	_cleanup_free_ char *raw = read_file(path), *manifest = replace_all(raw, "@TMP@", tmp_yaml);
 	kv_error err = { 0 };
 	int stage;
 	_cleanup_free_ char *got = build_argv_text(name, manifest, &err, &stage);
@@ -208,7 +322,7 @@ static void run_bad(const char *dir, const char *file)
 	char path[512], name[128];
 	snprintf(name, sizeof(name), "bad/%s", file);
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	_cleanup_free_ char *raw = read_file(path), *manifest = replace_all(raw, "@TMP@", tmp);
+	_cleanup_free_ char *raw = read_file(path), *manifest = replace_all(raw, "@TMP@", tmp_yaml);
 	char want[256] = "";
 	if (sscanf(raw, "# error: %255[^\n]", want) != 1) {
 		fprintf(stderr, "FAIL %s: first line must be \"# error: <substring>\"\n", name);
@@ -218,12 +332,13 @@ static void run_bad(const char *dir, const char *file)
 	kv_error err = { 0 };
 	int stage;
 	char *got = build_argv_text(file, manifest, &err, &stage);
-	if (got || err.code != EINVAL || !strstr(err.msg, want)) {
-		fprintf(stderr, "FAIL %s: want EINVAL with \"%s\", got %s (code %d)\n", name, want, got ? "success" : err.msg,
+	_cleanup_free_ char *msg = replace_all(err.msg, tmp, "@TMP@");
+	if (got || err.code != EINVAL || !strstr(msg, want)) {
+		fprintf(stderr, "FAIL %s: want EINVAL with \"%s\", got %s (code %d)\n", name, want, got ? "success" : msg,
 			err.code);
 		failures++;
 	} else {
-		printf("ok %s: %s\n", name, err.msg);
+		printf("ok %s: %s\n", name, msg);
 	}
 	free(got);
 }
@@ -275,8 +390,13 @@ int main(void)
 		return 1;
 	}
 	atexit(cleanup_tmp);
+	tmp_yaml = replace_all(tmp, "\"", "\\\"");
 	make_fixtures();
 	int n_good = run_dir(good, run_good), n_bad = run_dir(bad, run_bad);
+	char examples[512];
+	snprintf(examples, sizeof(examples), "%s/examples", src ? src : ".");
+	run_dir(examples, run_example);
 	printf("%d good, %d bad manifests, %d failures\n", n_good, n_bad, failures);
+	free(tmp_yaml);
 	return failures ? 1 : 0;
 }

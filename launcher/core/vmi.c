@@ -469,6 +469,12 @@ static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
 		return kv_error_set(err, ENOMEM, "out of memory");
 	JF_TRY(parse_domain(v, spec, err));
 	JF_TRY(vmi_parse_volumes(v, spec, err));
+	for (size_t i = 0; v->kernel_boot && i < v->n_volumes; i++) {
+		char p[JPATH_MAX];
+		snprintf(p, sizeof(p), "spec.volumes[%zu].name", i);
+		if (!strcmp(v->volumes[i].name, VMI_KERNEL_BOOT_IMAGE_NAME))
+			return jf_error(err, p, "\"%s\" is reserved for the kernelBoot image", VMI_KERNEL_BOOT_IMAGE_NAME);
+	}
 	return vmi_parse_networks(v, spec, err);
 }
 

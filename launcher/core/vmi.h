@@ -11,6 +11,8 @@
 #include "error.h"
 
 #define VMI_DEFAULT_GRACE_SECONDS 30
+/* The kernelBoot image is mounted at <image-root>/kernelboot; no volume may use that name then. */
+#define VMI_KERNEL_BOOT_IMAGE_NAME "kernelboot"
 
 typedef enum { IMG_RAW, IMG_QCOW2 } image_format;
 

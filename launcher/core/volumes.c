@@ -21,7 +21,6 @@
 
 #define DEFAULT_PVC_ROOT "/var/run/kvlite/pvc"
 #define DEFAULT_OVMF_DIR "/usr/share/OVMF"
-#define KERNEL_BOOT_IMAGE_NAME "kernelBoot" /* <image_root>/kernelBoot: not a DNS label, so no volume clashes */
 
 static const char *field(char buf[static JPATH_MAX], size_t i, const char *rest)
 {
@@ -256,7 +255,7 @@ static int prepare_efi(vmi *v, const launcher_paths *p, kv_error *err)
 static int prepare_kernel_boot(vmi *v, const launcher_paths *p, kv_error *err)
 {
 	_cleanup_free_ char *dir = NULL;
-	JF_TRY(resolve_image_dir(p, KERNEL_BOOT_IMAGE_NAME, v->kernel_image,
+	JF_TRY(resolve_image_dir(p, VMI_KERNEL_BOOT_IMAGE_NAME, v->kernel_image,
 				 "spec.domain.firmware.kernelBoot.container.image", &dir, err));
 	free(v->kernel_file), free(v->initrd_file);
 	v->kernel_file = v->initrd_file = NULL;

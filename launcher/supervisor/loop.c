@@ -10,7 +10,8 @@
 
 struct loop {
 	int epfd;
-	loop_source *dead;
+	loop_source *sources;
+	bool have_dead;
 };
 
 int loop_new(loop **out)
@@ -28,20 +29,24 @@ int loop_new(loop **out)
 	return 0;
 }
 
-static void loop_reap(loop *l)
+static void loop_reap(loop *l, bool all)
 {
-	while (l->dead) {
-		loop_source *s = l->dead;
-		l->dead = s->next_dead;
-		free(s);
+	for (loop_source **p = &l->sources; *p;) {
+		loop_source *s = *p;
+		if (s->dead || all) {
+			*p = s->next;
+			free(s);
+		} else
+			p = &s->next;
 	}
+	l->have_dead = false;
 }
 
 void loop_free(loop *l)
 {
 	if (!l)
 		return;
-	loop_reap(l);
+	loop_reap(l, true);
 	close(l->epfd);
 	free(l);
 }
@@ -58,6 +63,8 @@ int loop_add(loop *l, int fd, uint32_t events, loop_cb cb, void *data, loop_sour
 		free(s);
 		return r;
 	}
+	s->next = l->sources;
+	l->sources = s;
 	if (out)
 		*out = s;
 	return 0;
@@ -75,8 +82,7 @@ void loop_remove(loop *l, loop_source *src)
 		return;
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, src->fd, NULL);
 	src->dead = true;
-	src->next_dead = l->dead;
-	l->dead = src;
+	l->have_dead = true;
 }
 
 int loop_run_once(loop *l, int timeout_ms)
@@ -90,6 +96,7 @@ int loop_run_once(loop *l, int timeout_ms)
 		if (!s->dead)
 			s->cb(s, s->fd, evs[i].events, s->data);
 	}
-	loop_reap(l);
+	if (l->have_dead)
+		loop_reap(l, false);
 	return n;
 }

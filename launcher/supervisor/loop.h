@@ -12,8 +12,8 @@ struct loop_source {
 	int fd;
 	loop_cb cb;
 	void *data;
-	bool dead; /* removed during this iteration; freed after dispatch */
-	loop_source *next_dead;
+	bool dead; /* removed; freed after the current dispatch */
+	loop_source *next; /* every source of the loop, live or dead */
 };
 
 int loop_new(loop **out);

@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <termios.h>
 
+#include "macro.h"
+
 int sandbox_no_new_privs(kv_error *err)
 {
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -76,6 +78,8 @@ static const int sanitizer_extra[] = {
 	SCMP_SYS(execve), SCMP_SYS(prlimit64), SCMP_SYS(getrlimit), SCMP_SYS(setrlimit), SCMP_SYS(access),
 	SCMP_SYS(faccessat), SCMP_SYS(arch_prctl), SCMP_SYS(ioctl), SCMP_SYS(fork), SCMP_SYS(vfork),
 	SCMP_SYS(pread64), SCMP_SYS(socket), SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(getrusage),
+	SCMP_SYS(getdents), SCMP_SYS(sched_getparam), SCMP_SYS(sched_setaffinity), SCMP_SYS(getpriority),
+	SCMP_SYS(wait4), SCMP_SYS(waitid), SCMP_SYS(munmap), SCMP_SYS(mmap), SCMP_SYS(exit),
 };
 #endif
 
@@ -89,16 +93,21 @@ static int add_rules(scmp_filter_ctx ctx, const int *nrs, size_t n, kv_error *er
 	return 0;
 }
 
+/* Allow syscall nr only when argument arg equals value. */
+static int add_rule_arg_eq(scmp_filter_ctx ctx, int nr, unsigned arg, scmp_datum_t value, kv_error *err)
+{
+	struct scmp_arg_cmp cmp = {.arg = arg, .op = SCMP_CMP_EQ, .datum_a = value, .datum_b = 0};
+	int r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, &cmp);
+	if (r < 0 && r != -EEXIST)
+		return kv_error_errno(err, -r, "seccomp rule for syscall %d", nr);
+	return 0;
+}
+
 static int add_narrow_rules(scmp_filter_ctx ctx, kv_error *err)
 {
 	/* New sockets only to reconnect to QEMU's serial chardev; ioctl only for isatty(). */
-	int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
-	if (r < 0)
-		return kv_error_errno(err, -r, "seccomp rule for socket");
-	r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, TCGETS));
-	if (r < 0 && r != -EEXIST)
-		return kv_error_errno(err, -r, "seccomp rule for ioctl");
-	return 0;
+	int r = add_rule_arg_eq(ctx, SCMP_SYS(socket), 0, AF_UNIX, err);
+	return r < 0 ? r : add_rule_arg_eq(ctx, SCMP_SYS(ioctl), 1, TCGETS, err);
 }
 
 int sandbox_seccomp(kv_error *err)
@@ -106,10 +115,10 @@ int sandbox_seccomp(kv_error *err)
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
 	if (!ctx)
 		return kv_error_set(err, ENOMEM, "seccomp_init");
-	int r = add_rules(ctx, allowed, sizeof(allowed) / sizeof(allowed[0]), err);
+	int r = add_rules(ctx, allowed, ARRAY_SIZE(allowed), err);
 #ifdef KV_SANITIZED
 	if (r >= 0)
-		r = add_rules(ctx, sanitizer_extra, sizeof(sanitizer_extra) / sizeof(sanitizer_extra[0]), err);
+		r = add_rules(ctx, sanitizer_extra, ARRAY_SIZE(sanitizer_extra), err);
 #endif
 	if (r >= 0)
 		r = add_narrow_rules(ctx, err);

@@ -227,17 +227,25 @@ static int powerdown(void)
 	kv_error err = {0};
 	cJSON *ev = NULL;
 	if (CHECK(q != NULL) && CHECK(test_qemu_serial_wait(&t, "KVGUEST READY", 60000))) {
-		CHECK(qmp_execute(q, "system_powerdown", NULL, T_MS, NULL, &err) == 0);
-		CHECK(qmp_wait_event(q, "POWERDOWN", NULL, NULL, T_MS, &ev, &err) == 0);
-		cJSON_Delete(ev);
-		ev = NULL;
-		CHECK(qmp_wait_event(q, "SHUTDOWN", "reason", "guest-shutdown", 30000, &ev, &err) == 0);
+		/* A press that lands before busybox acpid has opened the input device is lost (seen under
+		 * load), as on real hardware: press again, like a launcher would before falling back to quit. */
+		int presses = 0;
+		r = -ETIMEDOUT;
+		while (r == -ETIMEDOUT && presses++ < 5) {
+			CHECK(qmp_execute(q, "system_powerdown", NULL, T_MS, NULL, &err) == 0);
+			CHECK(qmp_wait_event(q, "POWERDOWN", NULL, NULL, T_MS, &ev, &err) == 0);
+			cJSON_Delete(ev);
+			ev = NULL;
+			r = qmp_wait_event(q, "SHUTDOWN", "reason", "guest-shutdown", 8000, &ev, &err);
+		}
+		CHECK(r == 0);
+		fprintf(stderr, "guest powered off after %d press(es)\n", presses);
 		CHECK(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "data"), "guest")));
 		cJSON_Delete(ev);
 		int status = test_qemu_wait(&t, 20000);
 		CHECK(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	}
-	if (err.code)
+	if (test_failures && err.code)
 		fprintf(stderr, "last error: %s\n", err.msg);
 	qmp_free(q);
 	test_qemu_stop(&t);

@@ -538,10 +538,11 @@ class Handler(BaseHTTPRequestHandler):
             self._emit(res, "ADDED", obj, table)
         if self.q.get("sendInitialEvents") == "true" and bookmarks:
             self._emit(res, "BOOKMARK", self._bookmark(res, pos, initial_end=True), table)
-        next_bookmark = time.monotonic() + api.config.bookmark_interval
+        last_bookmark = time.monotonic()
         while True:
             now = time.monotonic()
-            wake = min(deadline, next_bookmark) if bookmarks else deadline
+            next_bookmark = last_bookmark + api.config.bookmark_interval  # the knob applies to open watches too
+            wake = min(deadline, next_bookmark, now + 1.0) if bookmarks else deadline
             with api.lock:
                 try:
                     changes, current, dropped = store.wait(pos, max(0.0, wake - now), epoch)
@@ -564,9 +565,9 @@ class Handler(BaseHTTPRequestHandler):
                 if bookmarks:
                     self._emit(res, "BOOKMARK", self._bookmark(res, pos), table)
                 return self._end()
-            if bookmarks and now >= next_bookmark:
+            if bookmarks and now >= last_bookmark + api.config.bookmark_interval:
                 self._emit(res, "BOOKMARK", self._bookmark(res, pos), table)
-                next_bookmark = now + api.config.bookmark_interval
+                last_bookmark = now
 
     def _filter(self, res, ns, sel, changes):
         api, out = self.server.api, []

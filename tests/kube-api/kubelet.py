@@ -398,7 +398,7 @@ class Kubelet:
             u = urllib.parse.urlsplit(args.in_cluster_server)
             self.in_cluster = (u.hostname, str(u.port or 443))
         self.runners = {}
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # PodRunner.finish() calls forget() from inside handle()
         self.register = not args.no_register_node
 
     def log_path(self, ns, pod, container):

@@ -4,6 +4,7 @@ and kill everything it started on every path (atexit + a scan of /proc for our d
 import atexit
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -106,7 +107,7 @@ class Launcher:
                 return c
         return None
 
-    def wait_phase(self, phase, timeout=15):
+    def wait_phase(self, phase, timeout=30):
         return self.wait(lambda: self.status().get("phase") == phase, timeout, f"phase {phase}")
 
     def serial(self):
@@ -116,8 +117,11 @@ class Launcher:
         except OSError:
             return ""
 
-    def wait_serial(self, text, timeout=15):
+    def wait_serial(self, text, timeout=40):
         return self.wait(lambda: text in self.serial(), timeout, f"serial {text!r}")
+
+    def wait_serial_re(self, pattern, timeout=40):
+        return self.wait(lambda: re.search(pattern, self.serial()) is not None, timeout, f"serial /{pattern}/")
 
     def wait(self, pred, timeout, what):
         end = time.monotonic() + timeout

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""TCP throughput host -> guest through each libkvnet binding, side by side in one run, as ratios to slirp.
+
+For each binding a test Pod (launcher/net/kvnet_fixture.py: two fresh network namespaces, the
+kvnet-testdriver, the test guest under TCG) is started; the guest runs busybox `nc -l -p PORT >/dev/null`,
+and a client in the host-side namespace sends N MiB to the Pod IP, half-closes and waits for the guest to
+close (so the time covers delivery, not just the local socket buffer). Best of R transfers per binding.
+
+usage: net-throughput.py KVNET_TESTDRIVER [--mib N] [--repeat R] [binding...]
+Figures are TCG figures (no KVM here): compare the ratios, not the absolute MiB/s.
+"""
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT", os.path.dirname(__file__) + "/.."), "launcher", "net"))
+from kvnet_fixture import PodNet, can_run  # noqa: E402
+
+PORT = 5001
+BINDINGS = ["slirp", "masquerade", "bridge", "passt"]
+
+
+def send(host, port, mib):
+    """Runs inside the host-side namespace: prints the seconds a whole transfer took."""
+    chunk = b"\0" * (1 << 20)
+    for _ in range(50):  # nc in the guest may not listen yet
+        try:
+            s = socket.create_connection((host, port), timeout=2)
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        sys.exit("cannot connect")
+    s.settimeout(120)
+    t0 = time.monotonic()
+    for _ in range(mib):
+        s.sendall(chunk)
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(4096):
+        pass
+    print(f"{time.monotonic() - t0:.3f}")
+
+
+def measure(driver, binding, index, mib, repeat):
+    best = None
+    with PodNet(driver, binding, index, ports=(PORT,)) as pod:
+        pod.wait_lease()
+        for _ in range(repeat):
+            off = pod.serial_cmd(f"nc -l -p {PORT} >/dev/null; echo nc-done")
+            time.sleep(0.3)
+            r = pod.host(sys.executable, os.path.abspath(__file__), "--send", pod.pod_ip, str(PORT), str(mib),
+                         timeout=300)
+            if r.returncode != 0:
+                raise RuntimeError(f"{binding}: transfer failed: {r.stderr.strip()}")
+            pod.wait_serial(r"^nc-done", 30, off)
+            secs = float(r.stdout.strip())
+            best = secs if best is None else min(best, secs)
+    return best
+
+
+def main():
+    if len(sys.argv) >= 2 and sys.argv[1] == "--send":
+        send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("driver")
+    ap.add_argument("--mib", type=int, default=int(os.environ.get("KVNET_BENCH_MIB", "64")))
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("bindings", nargs="*", default=BINDINGS)
+    args = ap.parse_intermixed_args()
+    why = can_run()
+    if why:
+        print(f"SKIP: {why}")
+        return 77
+    args.bindings = ["slirp"] + [b for b in args.bindings if b != "slirp"]  # the baseline first
+    results = {}
+    for i, b in enumerate(args.bindings, start=1):
+        results[b] = measure(args.driver, b, i, args.mib, args.repeat)
+    base = args.mib / results["slirp"]
+    print(f"net-throughput: {args.mib} MiB host -> guest over TCP, best of {args.repeat}, QEMU -accel tcg")
+    print(f"{'binding':<12} {'seconds':>8} {'MiB/s':>8} {'vs slirp':>9}")
+    for b in args.bindings:
+        rate = args.mib / results[b]
+        print(f"{b:<12} {results[b]:>8.2f} {rate:>8.1f} {rate / base:>8.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

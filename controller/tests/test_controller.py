@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+# Integration tests: the real virt-controller against the Python Kubernetes API test server, with its
+# fault-injection hooks (/_test/fail, /_test/compact, /_test/drop-watches). Usage: test_controller.py [NAME...]
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kubetest import (POD_PATH, VM_PATH, VMI_PATH, VMIM_PATH, Controller, Server, cleanup, vm_manifest,  # noqa
+                      vmi_manifest, wait_for)
+
+NS = "default"
+VMIS = VMI_PATH % NS
+PODS = POD_PATH % NS
+
+
+def vmi_get(api, name):
+    code, obj = api.get("%s/%s" % (VMIS, name))
+    return obj if code == 200 else None
+
+
+def phase_is(api, name, phase):
+    v = vmi_get(api, name)
+    return v if v and v.get("status", {}).get("phase") == phase else None
+
+
+def one_pod(api, vmi):
+    pods = api.pods_of(vmi)
+    assert len(pods) <= 1, "duplicate Pods for %s: %s" % (vmi["metadata"]["name"],
+                                                          [p["metadata"]["name"] for p in pods])
+    return pods[0] if pods else None
+
+
+def test_lifecycle(srv, ctl):
+    """VMI → Pod shape → status from the Pod and the launcher annotation → deletion through the finalizer."""
+    api = srv.api
+    api.create(VMIS, vmi_manifest("life", labels={"app": "web"}))
+    vmi = wait_for("Scheduling", lambda: phase_is(api, "life", "Scheduling"))
+    assert "kvlite.io/vmi-finalizer" in vmi["metadata"]["finalizers"]
+    pod = one_pod(api, vmi)
+    md = pod["metadata"]
+    assert md["name"].startswith("virt-launcher-life-"), md["name"]
+    assert md["labels"]["app"] == "web" and md["labels"]["kubevirt.io"] == "virt-launcher"
+    assert md["labels"]["vm.kubevirt.io/name"] == "life"
+    owner = md["ownerReferences"][0]
+    assert owner["uid"] == vmi["metadata"]["uid"] and owner["controller"] and owner["blockOwnerDeletion"]
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert '"name":"life"' in env["KVLITE_VMI"]["value"]
+    pname = md["name"]
+    # the node binds it, the kubelet runs it
+    api.merge("%s/%s" % (PODS, pname), {"spec": {"nodeName": "node01"}})
+    wait_for("Scheduled", lambda: phase_is(api, "life", "Scheduled"))
+    api.merge("%s/%s/status" % (PODS, pname), {"status": {"phase": "Running", "podIP": "10.1.2.3"}})
+    vmi = wait_for("Running", lambda: phase_is(api, "life", "Running"))
+    st = vmi["status"]
+    assert st["nodeName"] == "node01" and st["interfaces"][0]["ipAddress"] == "10.1.2.3", st
+    assert [c["status"] for c in st["conditions"] if c["type"] == "Ready"] == ["True"], st
+    assert [t["phase"] for t in st["phaseTransitionTimestamps"]] == ["Pending", "Scheduling", "Scheduled",
+                                                                     "Running"], st
+    # the launcher's own report
+    ann = '{"phase":"Running","accel":"tcg","conditions":[{"type":"SoftwareEmulation","status":"True"}]}'
+    api.merge("%s/%s" % (PODS, pname), {"metadata": {"annotations": {"kvlite.io/launcher-status": ann}}})
+    vmi = wait_for("accel", lambda: (vmi_get(api, "life") or {}).get("status", {}).get("accel") == "tcg"
+                   and vmi_get(api, "life"))
+    assert any(c["type"] == "SoftwareEmulation" for c in vmi["status"]["conditions"])
+    m = ctl.metrics()
+    assert m['kvlite_vmis{phase="Running"}'] == 1 and m["kvlite_controller_pods_created_total"] == 1, m
+    # delete: Pod deleted (graceful, finalized by the server), then the finalizer goes, then the VMI
+    api.ok("DELETE", "%s/life" % VMIS, {"propagationPolicy": "Background"})
+    wait_for("VMI gone", lambda: vmi_get(api, "life") is None, timeout=20)
+    assert api.items(PODS) == []
+
+
+def test_pod_gone_fails_vmi(srv, ctl):
+    api = srv.api
+    api.create(VMIS, vmi_manifest("lost"))
+    vmi = wait_for("Scheduling", lambda: phase_is(api, "lost", "Scheduling"))
+    pod = one_pod(api, vmi)
+    api.merge("%s/%s/status" % (PODS, pod["metadata"]["name"]), {"status": {"phase": "Running"}})
+    wait_for("Running", lambda: phase_is(api, "lost", "Running"))
+    api.ok("DELETE", "%s/%s" % (PODS, pod["metadata"]["name"]), {"gracePeriodSeconds": 0})
+    vmi = wait_for("Failed", lambda: phase_is(api, "lost", "Failed"))
+    assert "disappeared" in vmi["status"]["reason"]
+    time.sleep(0.5)
+    assert api.pods_of(vmi) == [], "a Failed VMI must not get a new Pod"
+
+
+def test_invalid_vmi_fails(srv, ctl):
+    api = srv.api
+    bad = vmi_manifest("bad")
+    bad["spec"]["domain"]["devices"]["disks"][0]["disk"]["bus"] = "ide"
+    api.create(VMIS, bad)
+    vmi = wait_for("Failed", lambda: phase_is(api, "bad", "Failed"))
+    assert 'disks[0].disk.bus: "ide"' in vmi["status"]["reason"], vmi["status"]
+    assert api.pods_of(vmi) == []
+
+
+def test_relist_on_410(srv, ctl):
+    api = srv.api
+    api.create(VMIS, vmi_manifest("before"))
+    wait_for("Pod", lambda: api.pods_of(vmi_get(api, "before")))
+    lists = ctl.metrics()['kvlite_controller_informer_relists_total{resource="virtualmachineinstances"}']
+    # changes while the watch is down, then history compacted: resuming must fail with 410 → relist
+    for i in range(3):
+        api.create(VMIS, vmi_manifest("burst%d" % i))
+    api.ok("POST", "/_test/compact")
+    api.ok("POST", "/_test/drop-watches", {})
+    api.create(VMIS, vmi_manifest("after"))
+    for name in ["burst0", "burst1", "burst2", "after"]:
+        wait_for("Pod for " + name, lambda: vmi_get(api, name) and api.pods_of(vmi_get(api, name)))
+        assert len(api.pods_of(vmi_get(api, name))) == 1
+    wait_for("relist", lambda: ctl.metrics()[
+        'kvlite_controller_informer_relists_total{resource="virtualmachineinstances"}'] > lists)
+
+
+def test_watch_drop(srv, ctl):
+    api = srv.api
+    for abrupt in (False, True):
+        api.ok("POST", "/_test/drop-watches", {"abrupt": abrupt})
+        name = "drop-%d" % abrupt
+        api.create(VMIS, vmi_manifest(name))
+        wait_for("Pod for " + name, lambda: api.pods_of(vmi_get(api, name)), timeout=20)
+        assert len(api.pods_of(vmi_get(api, name))) == 1
+
+
+def test_conflict_on_status(srv, ctl):
+    api = srv.api
+    api.fault(code=409, method="PATCH", path="virtualmachineinstances/conf$", count=3)
+    api.create(VMIS, vmi_manifest("conf"))
+    wait_for("Scheduling despite 409s", lambda: phase_is(api, "conf", "Scheduling"))
+    # VM status goes through PUT /status with resourceVersion: 409 → fresh read → retry
+    api.fault(code=409, method="PUT", path="virtualmachines/vmc/status$", count=2)
+    api.create(VM_PATH % NS, vm_manifest("vmc", "Halted"))
+    wait_for("VM status", lambda: (api.get("%s/vmc" % (VM_PATH % NS))[1].get("status") or {}).get(
+        "printableStatus") == "Stopped")
+    assert api.get("/_test/stats")[1]["faultsInjected"] >= 5
+
+
+def test_retries_500_429(srv, ctl):
+    api = srv.api
+    api.fault(code=500, method="POST", path="/pods$", count=2)
+    api.fault(code=429, method="PATCH", path="virtualmachineinstances/flaky$", count=2)
+    api.fault(code=503, method="GET", path="/pods\\?.*watch=true", count=1)
+    api.create(VMIS, vmi_manifest("flaky"))
+    vmi = wait_for("Pod after retries", lambda: api.pods_of(vmi_get(api, "flaky")), timeout=20)
+    time.sleep(0.5)
+    assert len(api.pods_of(vmi_get(api, "flaky"))) == 1
+    wait_for("Scheduling", lambda: phase_is(api, "flaky", "Scheduling"))
+    m = ctl.metrics()
+    assert m['kvlite_controller_reconciles_total{kind="vmi",result="error"}'] >= 1, m
+
+
+def test_restart_mid_reconcile(srv, ctl):
+    """Pods created, status writes failing, controller SIGKILLed, restarted: no VMI gets a second Pod."""
+    api = srv.api
+    api.fault(code=500, method="PATCH", path="virtualmachineinstances/r\\d+$", count=100000)
+    names = ["r%d" % i for i in range(20)]
+    for n in names:
+        m = vmi_manifest(n)
+        # as if a previous controller had got as far as the finalizer: the Pod create comes next and the
+        # status write after it fails, so the kill lands between the two
+        m["metadata"]["finalizers"] = ["kvlite.io/vmi-finalizer"]
+        api.create(VMIS, m)
+    # kill while some have Pods and others do not yet
+    wait_for("some Pods", lambda: len(api.items(PODS)) >= 1, timeout=20, interval=0.01)
+    ctl.stop(signal.SIGKILL)
+    api.clear_faults()
+    ctl2 = Controller(srv).start()
+    try:
+        for n in names:
+            wait_for("Scheduling " + n, lambda: phase_is(api, n, "Scheduling"), timeout=30)
+        time.sleep(0.5)
+        for n in names:
+            assert len(api.pods_of(vmi_get(api, n))) == 1, n
+        # and again, killed right after a burst of creates
+        more = ["s%d" % i for i in range(30)]
+        for n in more:
+            api.create(VMIS, vmi_manifest(n))
+        time.sleep(0.05)
+        ctl2.stop(signal.SIGKILL)
+        ctl3 = Controller(srv).start()
+        try:
+            for n in more:
+                wait_for("Pod for " + n, lambda: phase_is(api, n, "Scheduling"), timeout=30)
+            time.sleep(0.5)
+            for n in names + more:
+                assert len(api.pods_of(vmi_get(api, n))) == 1, n
+        finally:
+            ctl3.stop()
+    finally:
+        ctl2.stop()
+
+
+def test_vm_run_strategies(srv, ctl):
+    api = srv.api
+    vms = VM_PATH % NS
+    api.create(vms, vm_manifest("always", "Always"))
+    vmi = wait_for("VMI of VM", lambda: vmi_get(api, "always"))
+    assert vmi["metadata"]["ownerReferences"][0]["kind"] == "VirtualMachine"
+    assert vmi["metadata"]["labels"]["vm"] == "always"
+    first_uid = vmi["metadata"]["uid"]
+    pod = wait_for("Pod", lambda: one_pod(api, vmi_get(api, "always")))
+    wait_for("VM Starting", lambda: api.get("%s/always" % vms)[1].get("status", {}).get(
+        "printableStatus") == "Starting")
+    # the guest powers off: the launcher exits 0, the Pod Succeeded → VMI Succeeded → a new VMI
+    api.merge("%s/%s/status" % (PODS, pod["metadata"]["name"]), {"status": {"phase": "Succeeded"}})
+    new = wait_for("restarted VMI", lambda: (vmi_get(api, "always") or {"metadata": {"uid": first_uid}})[
+        "metadata"]["uid"] != first_uid and vmi_get(api, "always"), timeout=20)
+    wait_for("new Pod", lambda: one_pod(api, new))
+    # Halted stops it
+    api.merge("%s/always" % vms, {"spec": {"runStrategy": "Halted"}})
+    wait_for("VMI stopped", lambda: vmi_get(api, "always") is None, timeout=20)
+    wait_for("VM Stopped", lambda: api.get("%s/always" % vms)[1].get("status", {}).get(
+        "printableStatus") == "Stopped")
+    # running: true maps to Always; deleting the VM removes its VMI
+    api.create(vms, {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+                     "metadata": {"name": "legacy"}, "spec": {"running": True,
+                                                              "template": vm_manifest("x", "Always")["spec"]["template"]}})
+    wait_for("legacy VMI", lambda: vmi_get(api, "legacy"))
+    api.ok("DELETE", "%s/legacy" % vms)
+    wait_for("orphan VMI removed", lambda: vmi_get(api, "legacy") is None, timeout=20)
+    # Manual: nothing created
+    api.create(vms, vm_manifest("manual", "Manual"))
+    time.sleep(0.5)
+    assert vmi_get(api, "manual") is None
+
+
+def test_vmim_phase(srv, ctl):
+    api = srv.api
+    api.create(VMIM_PATH % NS, {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
+                                "metadata": {"name": "mig"}, "spec": {"vmiName": "nope"}})
+    wait_for("VMIM Failed", lambda: (api.get("%s/mig" % (VMIM_PATH % NS))[1].get("status") or {}).get(
+        "phase") == "Failed")
+
+
+TESTS = {name[5:]: fn for name, fn in sorted(globals().items()) if name.startswith("test_")}
+
+
+def run(name):
+    srv = Server("--pod-finalize-after", "0.2", "--no-gc").start()
+    ctl = None
+    try:
+        ctl = Controller(srv).start()
+        TESTS[name](srv, ctl)
+        if ctl.proc:
+            rc = ctl.stop()
+            assert rc == 0, "virt-controller exit code %s" % rc
+        print("ok %s" % name)
+        return True
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        if ctl:
+            print("--- controller log (last 40 lines)\n" + "\n".join(ctl.logtext().splitlines()[-40:]))
+        return False
+    finally:
+        cleanup(*(x for x in (ctl, srv) if x))
+
+
+if __name__ == "__main__":
+    names = sys.argv[1:] or list(TESTS)
+    failed = [n for n in names if not run(n)]
+    if failed:
+        print("FAILED: %s" % " ".join(failed))
+        sys.exit(1)
