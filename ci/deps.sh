@@ -11,7 +11,8 @@ PACKAGES=(
 	# run
 	qemu-system-x86 qemu-utils ovmf passt iproute2 nftables
 	# test guest (tests/guest/build.sh) and tests
-	cpio xz-utils zstd gzip python3 valgrind ca-certificates openssl curl iperf3 socat
+	cpio xz-utils zstd gzip syslinux syslinux-common mtools dosfstools python3 valgrind ca-certificates openssl curl
+	iperf3 socat
 )
 
 missing=()

@@ -113,6 +113,7 @@ class Server:
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
         info = wait_for("API server port file", lambda: _read_json(portfile), timeout=30)
+        self.info = info
         self.port = info["http_port"]
         self.url = info["http_url"]
         self.api = Api(self.port)
@@ -151,17 +152,20 @@ def _read_json(path):
 
 
 class Controller:
-    def __init__(self, server, *extra, binary=None):
+    def __init__(self, server, *extra, binary=None, config_args=None, env=None):
         self.server = server
         self.extra = list(extra)
+        self.config_args = config_args if config_args is not None else ["--kubeconfig", server.kubeconfig]
+        self.env = env
         self.binary = binary or os.path.join(BUILD, "controller", "virt-controller")
         self.proc = None
         self.logpath = os.path.join(server.dir, "controller-%d.log" % int(time.time() * 1000))
 
     def start(self):
         self.log = open(self.logpath, "ab")
-        self.proc = subprocess.Popen([self.binary, "--kubeconfig", self.server.kubeconfig, "--metrics-addr",
-                                      "127.0.0.1:0"] + self.extra, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen([self.binary] + self.config_args + ["--metrics-addr", "127.0.0.1:0"] +
+                                     self.extra, stdout=self.log, stderr=self.log,
+                                     env=dict(os.environ, **(self.env or {})))
         port = wait_for("controller metrics port", self._metrics_port, timeout=10)
         self.metrics_api = Api(int(port))
         wait_for("controller /readyz", lambda: self._get("/readyz")[0] == 200, timeout=20)

@@ -2,6 +2,7 @@
 # Integration tests: the real virt-controller against the Python Kubernetes API test server, with its
 # fault-injection hooks (/_test/fail, /_test/compact, /_test/drop-watches). Usage: test_controller.py [NAME...]
 import os
+import json
 import signal
 import sys
 import time
@@ -232,6 +233,114 @@ def test_vmim_phase(srv, ctl):
                                 "metadata": {"name": "mig"}, "spec": {"vmiName": "nope"}})
     wait_for("VMIM Failed", lambda: (api.get("%s/mig" % (VMIM_PATH % NS))[1].get("status") or {}).get(
         "phase") == "Failed")
+
+
+def test_api_server_restart(srv, ctl):
+    """The API server restarts (state kept, like etcd) in the middle of a burst: nothing lost, no duplicates."""
+    ctl.stop()
+    state = os.path.join(srv.dir, "state.json")
+    s2 = Server("--pod-finalize-after", "0.2", "--no-gc", state_file=state).start()
+    c = None
+    try:
+        c = Controller(s2).start()
+        first = ["a%d" % i for i in range(40)]
+        for n in first:
+            s2.api.create(VMIS, vmi_manifest(n))
+        s2.stop()
+        s2.start()  # same port, same objects and resourceVersion counter
+        second = ["b%d" % i for i in range(40)]
+        for n in second:
+            s2.api.create(VMIS, vmi_manifest(n))
+        for n in first + second:
+            wait_for("Scheduling " + n, lambda: phase_is(s2.api, n, "Scheduling"), timeout=60)
+        time.sleep(0.5)
+        for n in first + second:
+            assert len(s2.api.pods_of(vmi_get(s2.api, n))) == 1, n
+        assert c.stop() == 0
+    finally:
+        cleanup(*(x for x in (c, s2) if x))
+
+
+def tls_server():
+    srv = Server("--tls-port", "0", "--token", "good-token", "--token", "rotated-token")
+    srv.sa_dir = os.path.join(srv.dir, "sa")
+    srv.extra += ["--serviceaccount-dir", srv.sa_dir]
+    return srv.start()
+
+
+def expect_pod(srv, name):
+    srv.api.create(VMIS, vmi_manifest(name))
+    wait_for("Pod for " + name, lambda: srv.api.pods_of(vmi_get(srv.api, name)))
+
+
+def test_tls_in_cluster(srv, ctl):
+    """Service-account credentials over HTTPS (token + CA), with the token file rotated under us."""
+    ctl.stop()
+    tls = tls_server()
+    c = None
+    try:
+        env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(tls.info["https_port"]),
+               "KVLITE_SA_DIR": tls.sa_dir}
+        c = Controller(tls, config_args=["--in-cluster"], env=env).start()
+        expect_pod(tls, "incluster")
+        with open(os.path.join(tls.sa_dir, "token.new"), "w") as f:
+            f.write("rotated-token\n")
+        os.rename(os.path.join(tls.sa_dir, "token.new"), os.path.join(tls.sa_dir, "token"))
+        expect_pod(tls, "rotated")
+        assert c.stop() == 0
+    finally:
+        cleanup(*(x for x in (c, tls) if x))
+
+
+def test_tls_client_cert_data(srv, ctl):
+    """kubeconfig with certificate-authority-data and client-certificate-data/client-key-data (curl blobs)."""
+    import base64
+    ctl.stop()
+    tls = tls_server()
+    c = None
+    try:
+        b64 = lambda p: base64.b64encode(open(p, "rb").read()).decode()  # noqa: E731
+        kc = os.path.join(tls.dir, "certs.kubeconfig")
+        with open(kc, "w") as f:
+            json.dump({"current-context": "c", "clusters": [{"name": "k", "cluster": {
+                "server": tls.info["https_url"], "certificate-authority-data": b64(tls.info["ca_crt"])}}],
+                "users": [{"name": "u", "user": {"client-certificate-data": b64(tls.info["client_crt"]),
+                                                 "client-key-data": b64(tls.info["client_key"])}}],
+                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}]}, f)
+        c = Controller(tls, config_args=["--kubeconfig", kc]).start()
+        expect_pod(tls, "certdata")
+        assert c.stop() == 0
+    finally:
+        cleanup(*(x for x in (c, tls) if x))
+
+
+def test_cli_errors(srv, ctl):
+    """--help, bad arguments and bad configuration: distinct exit codes, the field named."""
+    import subprocess
+    binary = ctl.binary
+
+    def run(*args, env=None):
+        p = subprocess.run([binary, *args], capture_output=True, text=True, timeout=20,
+                           env=dict(os.environ, **(env or {})))
+        return p.returncode, p.stdout + p.stderr
+
+    rc, out = run("--help")
+    assert rc == 0 and "Exit codes" in out, out
+    rc, out = run("--bogus")
+    assert rc == 2, (rc, out)
+    rc, out = run("--workers", "0")
+    assert rc == 2 and "--workers" in out, out
+    bad = os.path.join(srv.dir, "bad.kubeconfig")
+    with open(bad, "w") as f:
+        f.write("current-context: c\nclusters:\n- name: k\n  cluster: {server: 'https://x:1'}\n"
+                "users:\n- name: u\n  user: {client-certificate-data: aGVsbG8=, client-key-data: '!!'}\n"
+                "contexts:\n- name: c\n  context: {cluster: k, user: u}\n")
+    rc, out = run("--kubeconfig", bad)
+    assert rc == 3 and "users[0].user.client-key-data: invalid base64" in out, (rc, out)
+    rc, out = run("--in-cluster", env={"KUBERNETES_SERVICE_HOST": ""})
+    assert rc == 3 and "KUBERNETES_SERVICE_HOST" in out, (rc, out)
+    rc, out = run("--kubeconfig", srv.kubeconfig, "--metrics-addr", "nonsense")
+    assert rc == 4 and "--metrics-addr" in out, (rc, out)
 
 
 TESTS = {name[5:]: fn for name, fn in sorted(globals().items()) if name.startswith("test_")}

@@ -5,9 +5,9 @@
 #include "error.h"
 
 typedef struct cidata_files {
-	const char *meta_data;    /* required */
-	const char *user_data;    /* NULL = omitted */
-	const char *network_data; /* NULL = omitted */
+        const char *meta_data;    /* required */
+        const char *user_data;    /* NULL = omitted */
+        const char *network_data; /* NULL = omitted */
 } cidata_files;
 
 /* Write the ISO to path (created or truncated, mode 0600). The output is deterministic: fixed

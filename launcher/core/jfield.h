@@ -18,7 +18,7 @@ const char *jpath_index(char buf[static JPATH_MAX], const char *parent, size_t i
 /* Every member of obj must be listed in `allowed` or `ignored` (NULL-terminated, may be NULL); any
  * other member is an error naming its path. obj must be an object. */
 int jf_check_keys(const cJSON *obj, const char *path, const char *const *allowed, const char *const *ignored,
-		  kv_error *err);
+                  kv_error *err);
 
 /* Absent or null members leave *out untouched (defaults) and return 0; a wrong type is -EINVAL. */
 int jf_object(const cJSON *parent, const char *path, const char *key, const cJSON **out, kv_error *err);
@@ -26,12 +26,13 @@ int jf_array(const cJSON *parent, const char *path, const char *key, const cJSON
 int jf_bool(const cJSON *parent, const char *path, const char *key, bool *out, kv_error *err);
 /* An integral number within [min, max]. *present (if non-NULL) says whether it was given. */
 int jf_int(const cJSON *parent, const char *path, const char *key, int64_t min, int64_t max, int64_t *out,
-	   bool *present, kv_error *err);
+           bool *present, kv_error *err);
 /* A string (strdup'd into *out, replacing nothing when absent). required: absent is an error. */
-int jf_string(const cJSON *parent, const char *path, const char *key, bool required, char **out, kv_error *err);
+int jf_string(const cJSON *parent, const char *path, const char *key, bool required, char **out,
+              kv_error *err);
 /* A string that must be one of `values` (NULL-terminated); *index receives its position. */
 int jf_enum(const cJSON *parent, const char *path, const char *key, const char *const *values, int *index,
-	    kv_error *err);
+            kv_error *err);
 
 /* A short description of a value for error messages: `string "x"`, `number 3`, `an object`. */
 const char *jf_describe(const cJSON *v, char *buf, size_t size);
@@ -40,14 +41,14 @@ int jf_error(kv_error *err, const char *path, const char *fmt, ...) __attribute_
 
 /* Return a negative result at once (keeps the long field-by-field readers flat). */
 #define JF_TRY(expr)                                                                                         \
-	do {                                                                                                 \
-		int _jf_r = (expr);                                                                          \
-		if (_jf_r < 0)                                                                               \
-			return _jf_r;                                                                        \
-	} while (0)
+        do {                                                                                                 \
+                int _jf_r = (expr);                                                                          \
+                if (_jf_r < 0)                                                                               \
+                        return _jf_r;                                                                        \
+        } while (0)
 
 /* Checks shared by the VMI readers. */
-bool jf_is_dns_label(const char *s);          /* [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 */
+bool jf_is_dns_label(const char *s); /* [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 */
 bool jf_has_control_chars(const char *s);
 /* An absolute path without "..", "." or empty components and without control characters. */
 int jf_check_abs_path(const char *s, const char *path, kv_error *err);

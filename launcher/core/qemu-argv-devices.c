@@ -15,128 +15,132 @@
 
 const char *builder_take_port(argv_builder *b, char buf[static 16])
 {
-	snprintf(buf, 16, "rp%d", b->next_port++);
-	return buf;
+        snprintf(buf, 16, "rp%d", b->next_port++);
+        return buf;
 }
 
 static cJSON *device(const char *driver, const char *id)
 {
-	return jstr(jstr(cJSON_CreateObject(), "driver", driver), "id", id);
+        return jstr(jstr(cJSON_CreateObject(), "driver", driver), "id", id);
 }
 
 /* A PCI device on its own root port, so it can be unplugged later like a hot-plugged one. */
 static cJSON *pci_device(argv_builder *b, const char *driver, const char *id)
 {
-	char port[16];
-	return jstr(device(driver, id), "bus", builder_take_port(b, port));
+        char port[16];
+        return jstr(device(driver, id), "bus", builder_take_port(b, port));
 }
 
 static cJSON *with_cache(cJSON *node, disk_cache cache)
 {
-	if (cache == CACHE_DEFAULT)
-		return node;
-	cJSON *c = jbool(jbool(cJSON_CreateObject(), "direct", cache == CACHE_NONE), "no-flush", false);
-	return jobj(node, "cache", c);
+        if (cache == CACHE_DEFAULT)
+                return node;
+        cJSON *c = jbool(jbool(cJSON_CreateObject(), "direct", cache == CACHE_NONE), "no-flush", false);
+        return jobj(node, "cache", c);
 }
 
 static cJSON *file_child(const char *filename, const vmi_disk *d, bool read_only)
 {
-	cJSON *f = jstr(jstr(cJSON_CreateObject(), "driver", "file"), "filename", filename);
-	if (d->io != DISK_IO_DEFAULT)
-		f = jstr(f, "aio", d->io == DISK_IO_NATIVE ? "native" : "threads");
-	return with_cache(read_only ? jbool(f, "read-only", true) : f, d->cache);
+        cJSON *f = jstr(jstr(cJSON_CreateObject(), "driver", "file"), "filename", filename);
+        if (d->io != DISK_IO_DEFAULT)
+                f = jstr(f, "aio", d->io == DISK_IO_NATIVE ? "native" : "threads");
+        return with_cache(read_only ? jbool(f, "read-only", true) : f, d->cache);
 }
 
 /* A format node over a file. qcow2 nodes get "backing": null unless the launcher made the chain (an
  * overlay over its base), so a backing file named in an untrusted header is never opened. */
-static cJSON *format_node(image_format fmt, const char *filename, const vmi_disk *d, bool read_only, cJSON *backing)
+static cJSON *format_node(image_format fmt, const char *filename, const vmi_disk *d, bool read_only,
+                          cJSON *backing)
 {
-	cJSON *n = jstr(cJSON_CreateObject(), "driver", image_format_name(fmt));
-	if (read_only)
-		n = jbool(n, "read-only", true);
-	n = with_cache(jobj(n, "file", file_child(filename, d, read_only)), d->cache);
-	if (backing)
-		return jobj(n, "backing", backing);
-	return fmt == IMG_QCOW2 ? jnull(n, "backing") : n;
+        cJSON *n = jstr(cJSON_CreateObject(), "driver", image_format_name(fmt));
+        if (read_only)
+                n = jbool(n, "read-only", true);
+        n = with_cache(jobj(n, "file", file_child(filename, d, read_only)), d->cache);
+        if (backing)
+                return jobj(n, "backing", backing);
+        return fmt == IMG_QCOW2 ? jnull(n, "backing") : n;
 }
 
 static int add_blockdev(argv_builder *b, const vmi_disk *d, const char *node)
 {
-	const volume_prep *p = &b->v->volumes[d->volume].prep;
-	if (!p->path)
-		return kv_error_set(b->err, EINVAL, "volume \"%s\" not prepared (vmi_prepare not run)",
-				    b->v->volumes[d->volume].name);
-	bool ro = d->readonly || p->read_only;
-	cJSON *backing = p->base ? format_node(p->base_format, p->base, d, true, NULL) : NULL;
-	if (p->base && !backing)
-		return kv_error_set(b->err, ENOMEM, "out of memory");
-	cJSON *n = format_node(p->format, p->path, d, ro, backing);
-	/* node-name first reads better in `ps`; cJSON keeps insertion order, so rebuild with it in front. */
-	cJSON *top = jstr(cJSON_CreateObject(), "node-name", node);
-	for (cJSON *c = n ? n->child : NULL; top && c;) {
-		cJSON *next = c->next;
-		cJSON_AddItemToObject(top, c->string, cJSON_DetachItemViaPointer(n, c));
-		c = next;
-	}
-	if (!n) {
-		cJSON_Delete(top);
-		top = NULL;
-	}
-	cJSON_Delete(n);
-	return push_json(&b->devs, "-blockdev", top, b->err);
+        const volume_prep *p = &b->v->volumes[d->volume].prep;
+        if (!p->path)
+                return kv_error_set(b->err, EINVAL, "volume \"%s\" not prepared (vmi_prepare not run)",
+                                    b->v->volumes[d->volume].name);
+        bool ro = d->readonly || p->read_only;
+        cJSON *backing = p->base ? format_node(p->base_format, p->base, d, true, NULL) : NULL;
+        if (p->base && !backing)
+                return kv_error_set(b->err, ENOMEM, "out of memory");
+        cJSON *n = format_node(p->format, p->path, d, ro, backing);
+        /* node-name first reads better in `ps`; cJSON keeps insertion order, so rebuild with it in front. */
+        cJSON *top = jstr(cJSON_CreateObject(), "node-name", node);
+        for (cJSON *c = n ? n->child : NULL; top && c;) {
+                cJSON *next = c->next;
+                cJSON_AddItemToObject(top, c->string, cJSON_DetachItemViaPointer(n, c));
+                c = next;
+        }
+        if (!n) {
+                cJSON_Delete(top);
+                top = NULL;
+        }
+        cJSON_Delete(n);
+        return push_json(&b->devs, "-blockdev", top, b->err);
 }
 
 static cJSON *disk_device_props(cJSON *dev, const vmi_disk *d, const char *node)
 {
-	dev = jstr(dev, "drive", node);
-	if (d->boot_order)
-		dev = jnum(dev, "bootindex", d->boot_order);
-	if (d->serial)
-		dev = jstr(dev, "serial", d->serial);
-	if (d->cache == CACHE_WRITETHROUGH || d->cache == CACHE_WRITEBACK)
-		dev = jstr(dev, "write-cache", d->cache == CACHE_WRITEBACK ? "on" : "off");
-	return dev;
+        dev = jstr(dev, "drive", node);
+        if (d->boot_order)
+                dev = jnum(dev, "bootindex", d->boot_order);
+        if (d->serial)
+                dev = jstr(dev, "serial", d->serial);
+        if (d->cache == CACHE_WRITETHROUGH || d->cache == CACHE_WRITEBACK)
+                dev = jstr(dev, "write-cache", d->cache == CACHE_WRITEBACK ? "on" : "off");
+        return dev;
 }
 
 static int add_disk(argv_builder *b, const vmi_disk *d, size_t i, int *sata, int *scsi)
 {
-	char node[32], id[80];
-	snprintf(node, sizeof(node), "disk%zu", i);
-	snprintf(id, sizeof(id), "ua-%s", d->name);
-	JF_TRY(add_blockdev(b, d, node));
-	bool cd = d->kind == DISK_CDROM;
-	cJSON *dev;
-	switch (d->bus) {
-	case BUS_VIRTIO:
-		dev = pci_device(b, "virtio-blk-pci", id);
-		break;
-	case BUS_SCSI:
-		dev = jnum(jnum(jstr(device(cd ? "scsi-cd" : "scsi-hd", id), "bus", "scsi0.0"), "scsi-id", (*scsi)++), "lun", 0);
-		break;
-	default: {
-		char bus[16];
-		if (*sata >= AHCI_PORTS)
-			return kv_error_set(b->err, EINVAL, "spec.domain.devices.disks[%zu]: more than %d sata disks", i,
-					    AHCI_PORTS);
-		snprintf(bus, sizeof(bus), "ide.%d", (*sata)++);
-		dev = jstr(device(cd ? "ide-cd" : "ide-hd", id), "bus", bus);
-	}
-	}
-	return push_json(&b->devs, "-device", disk_device_props(dev, d, node), b->err);
+        char node[32], id[80];
+        snprintf(node, sizeof(node), "disk%zu", i);
+        snprintf(id, sizeof(id), "ua-%s", d->name);
+        JF_TRY(add_blockdev(b, d, node));
+        bool cd = d->kind == DISK_CDROM;
+        cJSON *dev;
+        switch (d->bus) {
+        case BUS_VIRTIO:
+                dev = pci_device(b, "virtio-blk-pci", id);
+                break;
+        case BUS_SCSI:
+                dev = jnum(jnum(jstr(device(cd ? "scsi-cd" : "scsi-hd", id), "bus", "scsi0.0"), "scsi-id",
+                                (*scsi)++),
+                           "lun", 0);
+                break;
+        default: {
+                char bus[16];
+                if (*sata >= AHCI_PORTS)
+                        return kv_error_set(b->err, EINVAL,
+                                            "spec.domain.devices.disks[%zu]: more than %d sata disks", i,
+                                            AHCI_PORTS);
+                snprintf(bus, sizeof(bus), "ide.%d", (*sata)++);
+                dev = jstr(device(cd ? "ide-cd" : "ide-hd", id), "bus", bus);
+        }
+        }
+        return push_json(&b->devs, "-device", disk_device_props(dev, d, node), b->err);
 }
 
 int argv_add_disks(argv_builder *b)
 {
-	int sata = 0, scsi = 0;
-	for (size_t i = 0; i < b->v->n_disks; i++) {
-		if (b->v->disks[i].bus != BUS_SCSI)
-			continue;
-		JF_TRY(push_json(&b->devs, "-device", pci_device(b, "virtio-scsi-pci", "scsi0"), b->err));
-		break;
-	}
-	for (size_t i = 0; i < b->v->n_disks; i++)
-		JF_TRY(add_disk(b, &b->v->disks[i], i, &sata, &scsi));
-	return 0;
+        int sata = 0, scsi = 0;
+        for (size_t i = 0; i < b->v->n_disks; i++) {
+                if (b->v->disks[i].bus != BUS_SCSI)
+                        continue;
+                JF_TRY(push_json(&b->devs, "-device", pci_device(b, "virtio-scsi-pci", "scsi0"), b->err));
+                break;
+        }
+        for (size_t i = 0; i < b->v->n_disks; i++)
+                JF_TRY(add_disk(b, &b->v->disks[i], i, &sata, &scsi));
+        return 0;
 }
 
 /* User-mode networking. For `masquerade` the addresses match KubeVirt's masquerade binding (guest
@@ -144,81 +148,91 @@ int argv_add_disks(argv_builder *b)
  * QEMU's defaults, as KubeVirt's slirp binding does. */
 static cJSON *user_netdev(const vmi *v, const vmi_interface *nic, const char *id)
 {
-	cJSON *n = jstr(jstr(cJSON_CreateObject(), "type", "user"), "id", id);
-	if (nic->binding == NET_BIND_MASQUERADE)
-		n = jstr(jstr(jstr(jstr(n, "net", "10.0.2.0/24"), "host", "10.0.2.1"), "dhcpstart", "10.0.2.2"), "dns", "10.0.2.3");
-	return jstr(n, "hostname", v->hostname);
+        cJSON *n = jstr(jstr(cJSON_CreateObject(), "type", "user"), "id", id);
+        if (nic->binding == NET_BIND_MASQUERADE)
+                n = jstr(
+                    jstr(jstr(jstr(n, "net", "10.0.2.0/24"), "host", "10.0.2.1"), "dhcpstart", "10.0.2.2"),
+                    "dns", "10.0.2.3");
+        return jstr(n, "hostname", v->hostname);
 }
 
 int argv_add_interfaces(argv_builder *b)
 {
-	static const char *const drivers[] = { [NIC_VIRTIO] = "virtio-net-pci", [NIC_E1000E] = "e1000e",
-					       [NIC_E1000] = "e1000", [NIC_RTL8139] = "rtl8139" };
-	for (size_t i = 0; i < b->v->n_interfaces; i++) {
-		const vmi_interface *nic = &b->v->interfaces[i];
-		char id[80], netdev[80];
-		snprintf(id, sizeof(id), "ua-%s", nic->name);
-		snprintf(netdev, sizeof(netdev), "hostua-%s", nic->name);
-		JF_TRY(push_json(&b->devs, "-netdev", user_netdev(b->v, nic, netdev), b->err));
-		cJSON *dev = jstr(pci_device(b, drivers[nic->model], id), "netdev", netdev);
-		if (nic->mac)
-			dev = jstr(dev, "mac", nic->mac);
-		if (nic->boot_order)
-			dev = jnum(dev, "bootindex", nic->boot_order);
-		JF_TRY(push_json(&b->devs, "-device", dev, b->err));
-	}
-	return 0;
+        static const char *const drivers[] = {[NIC_VIRTIO] = "virtio-net-pci",
+                                              [NIC_E1000E] = "e1000e",
+                                              [NIC_E1000] = "e1000",
+                                              [NIC_RTL8139] = "rtl8139"};
+        for (size_t i = 0; i < b->v->n_interfaces; i++) {
+                const vmi_interface *nic = &b->v->interfaces[i];
+                char id[80], netdev[80];
+                snprintf(id, sizeof(id), "ua-%s", nic->name);
+                snprintf(netdev, sizeof(netdev), "hostua-%s", nic->name);
+                JF_TRY(push_json(&b->devs, "-netdev", user_netdev(b->v, nic, netdev), b->err));
+                cJSON *dev = jstr(pci_device(b, drivers[nic->model], id), "netdev", netdev);
+                if (nic->mac)
+                        dev = jstr(dev, "mac", nic->mac);
+                if (nic->boot_order)
+                        dev = jnum(dev, "bootindex", nic->boot_order);
+                JF_TRY(push_json(&b->devs, "-device", dev, b->err));
+        }
+        return 0;
 }
 
 static int add_inputs(argv_builder *b)
 {
-	bool usb = false;
-	for (size_t i = 0; i < b->v->n_inputs; i++)
-		usb |= b->v->inputs[i].bus == INPUT_BUS_USB;
-	if (usb)
-		JF_TRY(push_json(&b->devs, "-device", pci_device(b, "qemu-xhci", "usb"), b->err));
-	for (size_t i = 0; i < b->v->n_inputs; i++) {
-		const vmi_input *in = &b->v->inputs[i];
-		bool tablet = in->type == INPUT_TABLET;
-		char id[80];
-		snprintf(id, sizeof(id), "ua-%s", in->name);
-		cJSON *dev = in->bus == INPUT_BUS_USB ?
-			jstr(device(tablet ? "usb-tablet" : "usb-kbd", id), "bus", "usb.0") :
-			pci_device(b, tablet ? "virtio-tablet-pci" : "virtio-keyboard-pci", id);
-		JF_TRY(push_json(&b->devs, "-device", dev, b->err));
-	}
-	return 0;
+        bool usb = false;
+        for (size_t i = 0; i < b->v->n_inputs; i++)
+                usb |= b->v->inputs[i].bus == INPUT_BUS_USB;
+        if (usb)
+                JF_TRY(push_json(&b->devs, "-device", pci_device(b, "qemu-xhci", "usb"), b->err));
+        for (size_t i = 0; i < b->v->n_inputs; i++) {
+                const vmi_input *in = &b->v->inputs[i];
+                bool tablet = in->type == INPUT_TABLET;
+                char id[80];
+                snprintf(id, sizeof(id), "ua-%s", in->name);
+                cJSON *dev = in->bus == INPUT_BUS_USB
+                                 ? jstr(device(tablet ? "usb-tablet" : "usb-kbd", id), "bus", "usb.0")
+                                 : pci_device(b, tablet ? "virtio-tablet-pci" : "virtio-keyboard-pci", id);
+                JF_TRY(push_json(&b->devs, "-device", dev, b->err));
+        }
+        return 0;
 }
 
 int argv_add_misc_devices(argv_builder *b)
 {
-	if (b->v->rng) {
-		cJSON *backend = jstr(jstr(jstr(cJSON_CreateObject(), "qom-type", "rng-random"), "id", "rng0"), "filename",
-				    "/dev/urandom");
-		JF_TRY(push_json(&b->devs, "-object", backend, b->err));
-		JF_TRY(push_json(&b->devs, "-device", jstr(pci_device(b, "virtio-rng-pci", "rng"), "rng", "rng0"), b->err));
-	}
-	if (b->v->mem_balloon)
-		JF_TRY(push_json(&b->devs, "-device", pci_device(b, "virtio-balloon-pci", "balloon0"), b->err));
-	return add_inputs(b);
+        if (b->v->rng) {
+                cJSON *backend =
+                    jstr(jstr(jstr(cJSON_CreateObject(), "qom-type", "rng-random"), "id", "rng0"), "filename",
+                         "/dev/urandom");
+                JF_TRY(push_json(&b->devs, "-object", backend, b->err));
+                JF_TRY(push_json(&b->devs, "-device",
+                                 jstr(pci_device(b, "virtio-rng-pci", "rng"), "rng", "rng0"), b->err));
+        }
+        if (b->v->mem_balloon)
+                JF_TRY(
+                    push_json(&b->devs, "-device", pci_device(b, "virtio-balloon-pci", "balloon0"), b->err));
+        return add_inputs(b);
 }
 
 /* Ports packed 8 per slot as functions of one multifunction device (notes §2: 30 single ports fill q35). */
 int argv_add_root_ports(argv_builder *b)
 {
-	int extra = b->o->hotplug_ports < 0 ? QEMU_ARGV_DEFAULT_HOTPLUG_PORTS : b->o->hotplug_ports;
-	int total = b->next_port + extra;
-	if (total > MAX_ROOT_PORTS)
-		return kv_error_set(b->err, EINVAL, "%d PCIe root ports needed, at most %d fit", total, MAX_ROOT_PORTS);
-	for (int k = 0; k < total; k++) {
-		char id[16], addr[16];
-		snprintf(id, sizeof(id), "rp%d", k);
-		snprintf(addr, sizeof(addr), "0x%x.%x", FIRST_PORT_SLOT + k / PORTS_PER_SLOT, k % PORTS_PER_SLOT);
-		cJSON *p = jnum(jnum(jstr(device("pcie-root-port", id), "bus", "pcie.0"), "chassis", k + 1), "port", k);
-		p = jstr(p, "addr", addr);
-		if (k % PORTS_PER_SLOT == 0)
-			p = jbool(p, "multifunction", true);
-		JF_TRY(push_json(b->argv, "-device", p, b->err));
-	}
-	return 0;
+        int extra = b->o->hotplug_ports < 0 ? QEMU_ARGV_DEFAULT_HOTPLUG_PORTS : b->o->hotplug_ports;
+        int total = b->next_port + extra;
+        if (total > MAX_ROOT_PORTS)
+                return kv_error_set(b->err, EINVAL, "%d PCIe root ports needed, at most %d fit", total,
+                                    MAX_ROOT_PORTS);
+        for (int k = 0; k < total; k++) {
+                char id[16], addr[16];
+                snprintf(id, sizeof(id), "rp%d", k);
+                snprintf(addr, sizeof(addr), "0x%x.%x", FIRST_PORT_SLOT + k / PORTS_PER_SLOT,
+                         k % PORTS_PER_SLOT);
+                cJSON *p = jnum(jnum(jstr(device("pcie-root-port", id), "bus", "pcie.0"), "chassis", k + 1),
+                                "port", k);
+                p = jstr(p, "addr", addr);
+                if (k % PORTS_PER_SLOT == 0)
+                        p = jbool(p, "multifunction", true);
+                JF_TRY(push_json(b->argv, "-device", p, b->err));
+        }
+        return 0;
 }

@@ -8,12 +8,12 @@
 #include "qemu-argv.h"
 
 typedef struct argv_builder {
-	const vmi *v;
-	const qemu_argv_opts *o;
-	strv *argv;
-	strv devs;      /* -device/-blockdev/... args that need root ports: emitted after the ports */
-	int next_port;  /* next free pcie-root-port index */
-	kv_error *err;
+        const vmi *v;
+        const qemu_argv_opts *o;
+        strv *argv;
+        strv devs;     /* -device/-blockdev/... args that need root ports: emitted after the ports */
+        int next_port; /* next free pcie-root-port index */
+        kv_error *err;
 } argv_builder;
 
 /* Chainable JSON object builders: on allocation failure the object is freed and NULL is returned, and
@@ -27,7 +27,8 @@ cJSON *jnull(cJSON *o, const char *key);
 /* Push "-opt" followed by the unformatted JSON (consumes obj). */
 int push_json(strv *s, const char *opt, cJSON *obj, kv_error *err);
 /* Push "-opt" followed by printf-formatted text (callers escape values with qemu_opt_escape). */
-int push_optf(strv *s, const char *opt, kv_error *err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int push_optf(strv *s, const char *opt, kv_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* The next root port's id ("rp<N>"), for a device that wants its own port. */
 const char *builder_take_port(argv_builder *b, char buf[static 16]);

@@ -9,15 +9,15 @@
 #define QEMU_ARGV_DEFAULT_HOTPLUG_PORTS 8
 
 typedef struct qemu_argv_opts {
-	const char *qemu_binary; /* argv[0], e.g. "qemu-system-x86_64" */
-	const char *accel;       /* "kvm" or "tcg" */
-	const char *run_dir;     /* absolute; socket paths default to files in it */
-	int qmp_fd;              /* >= 0: a listening unix socket QEMU inherits; < 0: <run_dir>/qmp.sock */
-	int serial_fd;           /* same for the serial console; < 0: <run_dir>/serial.sock */
-	const char *serial_log;  /* chardev logfile (keeps output while nobody is attached); NULL = none */
-	const char *vnc_socket;  /* NULL = <run_dir>/vnc.sock */
-	int hotplug_ports;       /* free pcie-root-ports for later hot-plug; < 0 = default (8) */
-	const char *ovmf_dir;    /* NULL = "/usr/share/OVMF" */
+        const char *qemu_binary; /* argv[0], e.g. "qemu-system-x86_64" */
+        const char *accel;       /* "kvm" or "tcg" */
+        const char *run_dir;     /* absolute; socket paths default to files in it */
+        int qmp_fd;              /* >= 0: a listening unix socket QEMU inherits; < 0: <run_dir>/qmp.sock */
+        int serial_fd;           /* same for the serial console; < 0: <run_dir>/serial.sock */
+        const char *serial_log;  /* chardev logfile (keeps output while nobody is attached); NULL = none */
+        const char *vnc_socket;  /* NULL = <run_dir>/vnc.sock */
+        int hotplug_ports;       /* free pcie-root-ports for later hot-plug; < 0 = default (8) */
+        const char *ovmf_dir;    /* NULL = "/usr/share/OVMF" */
 } qemu_argv_opts;
 
 /* Append the full argv (argv[0] = qemu_binary) to *argv. -EINVAL if the model is not prepared or

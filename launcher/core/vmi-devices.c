@@ -13,496 +13,526 @@
 /* An optional object member that must be {} (rng: {}, masquerade: {}). Returns 1 when present. */
 static int empty_object(const cJSON *parent, const char *path, const char *key, kv_error *err)
 {
-	const cJSON *o = NULL;
-	char p[JPATH_MAX];
-	JF_TRY(jf_object(parent, path, key, &o, err));
-	if (!o)
-		return 0;
-	JF_TRY(jf_check_keys(o, jpath_key(p, path, key), NULL, NULL, err));
-	return 1;
+        const cJSON *o = NULL;
+        char p[JPATH_MAX];
+        JF_TRY(jf_object(parent, path, key, &o, err));
+        if (!o)
+                return 0;
+        JF_TRY(jf_check_keys(o, jpath_key(p, path, key), NULL, NULL, err));
+        return 1;
 }
 
 /* A boolean KubeVirt feature this launcher only supports when off. */
 static int must_be_false(const cJSON *parent, const char *path, const char *key, kv_error *err)
 {
-	bool b = false;
-	char p[JPATH_MAX];
-	JF_TRY(jf_bool(parent, path, key, &b, err));
-	return b ? jf_error(err, jpath_key(p, path, key), "true is not supported") : 0;
+        bool b = false;
+        char p[JPATH_MAX];
+        JF_TRY(jf_bool(parent, path, key, &b, err));
+        return b ? jf_error(err, jpath_key(p, path, key), "true is not supported") : 0;
 }
 
 /* The "name" member of list element `item` at `path`: a DNS label, unique within its list. */
-static int element_name(const cJSON *item, const char *path, const char *seen_list, size_t seen, size_t stride,
-			const void *array, char **out, kv_error *err)
+static int element_name(const cJSON *item, const char *path, const char *seen_list, size_t seen,
+                        size_t stride, const void *array, char **out, kv_error *err)
 {
-	char p[JPATH_MAX];
-	JF_TRY(jf_string(item, path, "name", true, out, err));
-	if (!jf_is_dns_label(*out))
-		return jf_error(err, jpath_key(p, path, "name"), "\"%.64s\" is not a valid name (DNS label)", *out);
-	for (size_t i = 0; i < seen; i++) {
-		char *const *other = (char *const *)((const char *)array + i * stride);
-		if (!strcmp(*other, *out))
-			return jf_error(err, jpath_key(p, path, "name"), "duplicate name \"%s\" (also %s[%zu])", *out,
-					seen_list, i);
-	}
-	return 0;
+        char p[JPATH_MAX];
+        JF_TRY(jf_string(item, path, "name", true, out, err));
+        if (!jf_is_dns_label(*out))
+                return jf_error(err, jpath_key(p, path, "name"), "\"%.64s\" is not a valid name (DNS label)",
+                                *out);
+        for (size_t i = 0; i < seen; i++) {
+                char *const *other = (char *const *)((const char *)array + i * stride);
+                if (!strcmp(*other, *out))
+                        return jf_error(err, jpath_key(p, path, "name"),
+                                        "duplicate name \"%s\" (also %s[%zu])", *out, seen_list, i);
+        }
+        return 0;
 }
 
 static bool valid_disk_serial(const char *s)
 {
-	size_t n = strlen(s);
-	return n > 0 && n <= 20 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.+-") == n;
+        size_t n = strlen(s);
+        return n > 0 && n <= 20 &&
+               strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.+-") == n;
 }
 
 /* disk: {bus, readonly} or cdrom: {bus, readonly, tray}. */
 static int parse_disk_target(vmi_disk *d, const cJSON *item, const char *path, kv_error *err)
 {
-	static const char *const buses[] = { "virtio", "sata", "scsi", NULL };
-	static const char *const disk_keys[] = { "bus", "readonly", NULL };
-	static const char *const cdrom_keys[] = { "bus", "readonly", "tray", NULL };
-	static const char *const trays[] = { "closed", NULL };
-	const cJSON *disk = NULL, *cdrom = NULL, *t;
-	char p[JPATH_MAX];
-	JF_TRY(jf_object(item, path, "disk", &disk, err));
-	JF_TRY(jf_object(item, path, "cdrom", &cdrom, err));
-	if (disk && cdrom)
-		return jf_error(err, path, "only one of disk and cdrom may be set");
-	d->kind = cdrom ? DISK_CDROM : DISK_DISK;
-	d->bus = cdrom ? BUS_SATA : BUS_VIRTIO; /* KubeVirt's defaults */
-	d->readonly = cdrom != NULL;
-	if (!(t = cdrom ? cdrom : disk))
-		return 0;
-	jpath_key(p, path, cdrom ? "cdrom" : "disk");
-	JF_TRY(jf_check_keys(t, p, cdrom ? cdrom_keys : disk_keys, NULL, err));
-	int bus = d->bus, tray = 0;
-	JF_TRY(jf_enum(t, p, "bus", buses, &bus, err));
-	JF_TRY(jf_bool(t, p, "readonly", &d->readonly, err));
-	JF_TRY(jf_enum(t, p, "tray", trays, &tray, err));
-	d->bus = bus;
-	if (cdrom && d->bus == BUS_VIRTIO) {
-		char bp[JPATH_MAX];
-		return jf_error(err, jpath_key(bp, p, "bus"), "\"virtio\" is not supported for a cdrom (use sata or scsi)");
-	}
-	char rp[JPATH_MAX];
-	if (!cdrom && d->bus == BUS_SATA && d->readonly)
-		return jf_error(err, jpath_key(rp, p, "readonly"), "a read-only disk on the sata bus is not supported "
-				"(QEMU's ide-hd needs a writable image; use virtio or scsi)");
-	if (cdrom && !d->readonly)
-		return jf_error(err, jpath_key(rp, p, "readonly"), "a cdrom is always read-only");
-	return 0;
+        static const char *const buses[] = {"virtio", "sata", "scsi", NULL};
+        static const char *const disk_keys[] = {"bus", "readonly", NULL};
+        static const char *const cdrom_keys[] = {"bus", "readonly", "tray", NULL};
+        static const char *const trays[] = {"closed", NULL};
+        const cJSON *disk = NULL, *cdrom = NULL, *t;
+        char p[JPATH_MAX];
+        JF_TRY(jf_object(item, path, "disk", &disk, err));
+        JF_TRY(jf_object(item, path, "cdrom", &cdrom, err));
+        if (disk && cdrom)
+                return jf_error(err, path, "only one of disk and cdrom may be set");
+        d->kind = cdrom ? DISK_CDROM : DISK_DISK;
+        d->bus = cdrom ? BUS_SATA : BUS_VIRTIO; /* KubeVirt's defaults */
+        d->readonly = cdrom != NULL;
+        if (!(t = cdrom ? cdrom : disk))
+                return 0;
+        jpath_key(p, path, cdrom ? "cdrom" : "disk");
+        JF_TRY(jf_check_keys(t, p, cdrom ? cdrom_keys : disk_keys, NULL, err));
+        int bus = d->bus, tray = 0;
+        JF_TRY(jf_enum(t, p, "bus", buses, &bus, err));
+        JF_TRY(jf_bool(t, p, "readonly", &d->readonly, err));
+        JF_TRY(jf_enum(t, p, "tray", trays, &tray, err));
+        d->bus = bus;
+        if (cdrom && d->bus == BUS_VIRTIO) {
+                char bp[JPATH_MAX];
+                return jf_error(err, jpath_key(bp, p, "bus"),
+                                "\"virtio\" is not supported for a cdrom (use sata or scsi)");
+        }
+        char rp[JPATH_MAX];
+        if (!cdrom && d->bus == BUS_SATA && d->readonly)
+                return jf_error(err, jpath_key(rp, p, "readonly"),
+                                "a read-only disk on the sata bus is not supported "
+                                "(QEMU's ide-hd needs a writable image; use virtio or scsi)");
+        if (cdrom && !d->readonly)
+                return jf_error(err, jpath_key(rp, p, "readonly"), "a cdrom is always read-only");
+        return 0;
 }
 
 static int parse_disk(vmi *v, const cJSON *item, const char *path, kv_error *err)
 {
-	static const char *const allowed[] = { "name", "disk", "cdrom", "bootOrder", "serial", "cache", "io", NULL };
-	static const char *const ignored[] = { "tag", NULL };
-	static const char *const caches[] = { "", "none", "writethrough", "writeback", NULL };
-	static const char *const ios[] = { "", "native", "threads", NULL };
-	char p[JPATH_MAX];
-	if (!cJSON_IsObject(item))
-		return jf_error(err, path, "expected an object");
-	JF_TRY(jf_check_keys(item, path, allowed, ignored, err));
-	vmi_disk *d = vmi_grow((void **)&v->disks, &v->n_disks, sizeof(*d));
-	if (!d)
-		return OOM(err);
-	JF_TRY(element_name(item, path, "spec.domain.devices.disks", v->n_disks - 1, sizeof(*d), v->disks, &d->name, err));
-	JF_TRY(parse_disk_target(d, item, path, err));
-	int64_t boot = 0;
-	JF_TRY(jf_int(item, path, "bootOrder", 1, 65535, &boot, NULL, err));
-	d->boot_order = boot;
-	JF_TRY(jf_string(item, path, "serial", false, &d->serial, err));
-	if (d->serial && !valid_disk_serial(d->serial))
-		return jf_error(err, jpath_key(p, path, "serial"), "must be 1-20 characters of [A-Za-z0-9_.+-]");
-	int cache = 0, io = 0;
-	JF_TRY(jf_enum(item, path, "cache", caches, &cache, err));
-	JF_TRY(jf_enum(item, path, "io", ios, &io, err));
-	d->cache = cache, d->io = io;
-	if (d->io == DISK_IO_NATIVE && d->cache != CACHE_NONE)
-		return jf_error(err, jpath_key(p, path, "io"), "\"native\" requires cache: none");
-	return 0;
+        static const char *const allowed[] = {"name",   "disk",  "cdrom", "bootOrder",
+                                              "serial", "cache", "io",    NULL};
+        static const char *const ignored[] = {"tag", NULL};
+        static const char *const caches[] = {"", "none", "writethrough", "writeback", NULL};
+        static const char *const ios[] = {"", "native", "threads", NULL};
+        char p[JPATH_MAX];
+        if (!cJSON_IsObject(item))
+                return jf_error(err, path, "expected an object");
+        JF_TRY(jf_check_keys(item, path, allowed, ignored, err));
+        vmi_disk *d = vmi_grow((void **)&v->disks, &v->n_disks, sizeof(*d));
+        if (!d)
+                return OOM(err);
+        JF_TRY(element_name(item, path, "spec.domain.devices.disks", v->n_disks - 1, sizeof(*d), v->disks,
+                            &d->name, err));
+        JF_TRY(parse_disk_target(d, item, path, err));
+        int64_t boot = 0;
+        JF_TRY(jf_int(item, path, "bootOrder", 1, 65535, &boot, NULL, err));
+        d->boot_order = boot;
+        JF_TRY(jf_string(item, path, "serial", false, &d->serial, err));
+        if (d->serial && !valid_disk_serial(d->serial))
+                return jf_error(err, jpath_key(p, path, "serial"),
+                                "must be 1-20 characters of [A-Za-z0-9_.+-]");
+        int cache = 0, io = 0;
+        JF_TRY(jf_enum(item, path, "cache", caches, &cache, err));
+        JF_TRY(jf_enum(item, path, "io", ios, &io, err));
+        d->cache = cache, d->io = io;
+        if (d->io == DISK_IO_NATIVE && d->cache != CACHE_NONE)
+                return jf_error(err, jpath_key(p, path, "io"), "\"native\" requires cache: none");
+        return 0;
 }
 
 static int parse_input(vmi *v, const cJSON *item, const char *path, kv_error *err)
 {
-	static const char *const allowed[] = { "name", "type", "bus", NULL };
-	static const char *const types[] = { "tablet", "keyboard", NULL };
-	static const char *const buses[] = { "usb", "virtio", NULL };
-	if (!cJSON_IsObject(item))
-		return jf_error(err, path, "expected an object");
-	JF_TRY(jf_check_keys(item, path, allowed, NULL, err));
-	vmi_input *in = vmi_grow((void **)&v->inputs, &v->n_inputs, sizeof(*in));
-	if (!in)
-		return OOM(err);
-	JF_TRY(element_name(item, path, "spec.domain.devices.inputs", v->n_inputs - 1, sizeof(*in), v->inputs, &in->name, err));
-	int type = -1, bus = 0;
-	JF_TRY(jf_enum(item, path, "type", types, &type, err));
-	if (type < 0) {
-		char p[JPATH_MAX];
-		return jf_error(err, jpath_key(p, path, "type"), "is required");
-	}
-	JF_TRY(jf_enum(item, path, "bus", buses, &bus, err));
-	in->type = type, in->bus = bus;
-	return 0;
+        static const char *const allowed[] = {"name", "type", "bus", NULL};
+        static const char *const types[] = {"tablet", "keyboard", NULL};
+        static const char *const buses[] = {"usb", "virtio", NULL};
+        if (!cJSON_IsObject(item))
+                return jf_error(err, path, "expected an object");
+        JF_TRY(jf_check_keys(item, path, allowed, NULL, err));
+        vmi_input *in = vmi_grow((void **)&v->inputs, &v->n_inputs, sizeof(*in));
+        if (!in)
+                return OOM(err);
+        JF_TRY(element_name(item, path, "spec.domain.devices.inputs", v->n_inputs - 1, sizeof(*in), v->inputs,
+                            &in->name, err));
+        int type = -1, bus = 0;
+        JF_TRY(jf_enum(item, path, "type", types, &type, err));
+        if (type < 0) {
+                char p[JPATH_MAX];
+                return jf_error(err, jpath_key(p, path, "type"), "is required");
+        }
+        JF_TRY(jf_enum(item, path, "bus", buses, &bus, err));
+        in->type = type, in->bus = bus;
+        return 0;
 }
 
 static bool valid_mac(const char *s)
 {
-	if (strlen(s) != 17)
-		return false;
-	for (int i = 0; i < 17; i++) {
-		bool hex = strchr("0123456789abcdefABCDEF", s[i]) && s[i];
-		if (i % 3 == 2 ? s[i] != ':' : !hex)
-			return false;
-	}
-	/* The low bit of the first octet marks multicast, which a NIC address must not be. */
-	return !(strtoul(s, NULL, 16) & 1);
+        if (strlen(s) != 17)
+                return false;
+        for (int i = 0; i < 17; i++) {
+                bool hex = strchr("0123456789abcdefABCDEF", s[i]) && s[i];
+                if (i % 3 == 2 ? s[i] != ':' : !hex)
+                        return false;
+        }
+        /* The low bit of the first octet marks multicast, which a NIC address must not be. */
+        return !(strtoul(s, NULL, 16) & 1);
 }
 
 static int parse_ports(const cJSON *item, const char *path, kv_error *err)
 {
-	static const char *const allowed[] = { "name", "protocol", "port", NULL };
-	static const char *const protocols[] = { "TCP", "UDP", NULL };
-	const cJSON *ports = NULL, *port;
-	char pp[JPATH_MAX], p[JPATH_MAX];
-	size_t i = 0;
-	JF_TRY(jf_array(item, path, "ports", &ports, err));
-	jpath_key(pp, path, "ports");
-	cJSON_ArrayForEach(port, ports)
-	{
-		jpath_index(p, pp, i++);
-		if (!cJSON_IsObject(port))
-			return jf_error(err, p, "expected an object");
-		int64_t n;
-		int proto = 0;
-		bool present;
-		_cleanup_free_ char *name = NULL;
-		JF_TRY(jf_check_keys(port, p, allowed, NULL, err));
-		JF_TRY(jf_string(port, p, "name", false, &name, err));
-		JF_TRY(jf_enum(port, p, "protocol", protocols, &proto, err));
-		JF_TRY(jf_int(port, p, "port", 1, 65535, &n, &present, err));
-		char portp[JPATH_MAX];
-		if (!present)
-			return jf_error(err, jpath_key(portp, p, "port"), "is required");
-	}
-	return 0;
+        static const char *const allowed[] = {"name", "protocol", "port", NULL};
+        static const char *const protocols[] = {"TCP", "UDP", NULL};
+        const cJSON *ports = NULL, *port;
+        char pp[JPATH_MAX], p[JPATH_MAX];
+        size_t i = 0;
+        JF_TRY(jf_array(item, path, "ports", &ports, err));
+        jpath_key(pp, path, "ports");
+        cJSON_ArrayForEach(port, ports)
+        {
+                jpath_index(p, pp, i++);
+                if (!cJSON_IsObject(port))
+                        return jf_error(err, p, "expected an object");
+                int64_t n;
+                int proto = 0;
+                bool present;
+                _cleanup_free_ char *name = NULL;
+                JF_TRY(jf_check_keys(port, p, allowed, NULL, err));
+                JF_TRY(jf_string(port, p, "name", false, &name, err));
+                JF_TRY(jf_enum(port, p, "protocol", protocols, &proto, err));
+                JF_TRY(jf_int(port, p, "port", 1, 65535, &n, &present, err));
+                char portp[JPATH_MAX];
+                if (!present)
+                        return jf_error(err, jpath_key(portp, p, "port"), "is required");
+        }
+        return 0;
 }
 
 static int parse_interface(vmi *v, const cJSON *item, const char *path, kv_error *err)
 {
-	static const char *const allowed[] = { "name", "model", "masquerade", "slirp", "macAddress", "bootOrder",
-					       "ports", NULL };
-	static const char *const ignored[] = { "tag", NULL };
-	static const char *const models[] = { "virtio", "e1000e", "e1000", "rtl8139", NULL };
-	char p[JPATH_MAX];
-	if (!cJSON_IsObject(item))
-		return jf_error(err, path, "expected an object");
-	JF_TRY(jf_check_keys(item, path, allowed, ignored, err));
-	vmi_interface *nic = vmi_grow((void **)&v->interfaces, &v->n_interfaces, sizeof(*nic));
-	if (!nic)
-		return OOM(err);
-	JF_TRY(element_name(item, path, "spec.domain.devices.interfaces", v->n_interfaces - 1, sizeof(*nic),
-			    v->interfaces, &nic->name, err));
-	int masquerade = empty_object(item, path, "masquerade", err);
-	JF_TRY(masquerade);
-	int slirp = empty_object(item, path, "slirp", err);
-	JF_TRY(slirp);
-	if (masquerade + slirp != 1)
-		return jf_error(err, path, "exactly one binding is required (supported: masquerade, slirp)");
-	nic->binding = masquerade ? NET_BIND_MASQUERADE : NET_BIND_SLIRP;
-	int model = NIC_VIRTIO;
-	JF_TRY(jf_enum(item, path, "model", models, &model, err));
-	nic->model = model;
-	JF_TRY(jf_string(item, path, "macAddress", false, &nic->mac, err));
-	if (nic->mac && !valid_mac(nic->mac))
-		return jf_error(err, jpath_key(p, path, "macAddress"), "\"%.64s\" is not a unicast MAC address (aa:bb:cc:dd:ee:ff)",
-				nic->mac);
-	int64_t boot = 0;
-	JF_TRY(jf_int(item, path, "bootOrder", 1, 65535, &boot, NULL, err));
-	nic->boot_order = boot;
-	return parse_ports(item, path, err);
+        static const char *const allowed[] = {"name",       "model",     "masquerade", "slirp",
+                                              "macAddress", "bootOrder", "ports",      NULL};
+        static const char *const ignored[] = {"tag", NULL};
+        static const char *const models[] = {"virtio", "e1000e", "e1000", "rtl8139", NULL};
+        char p[JPATH_MAX];
+        if (!cJSON_IsObject(item))
+                return jf_error(err, path, "expected an object");
+        JF_TRY(jf_check_keys(item, path, allowed, ignored, err));
+        vmi_interface *nic = vmi_grow((void **)&v->interfaces, &v->n_interfaces, sizeof(*nic));
+        if (!nic)
+                return OOM(err);
+        JF_TRY(element_name(item, path, "spec.domain.devices.interfaces", v->n_interfaces - 1, sizeof(*nic),
+                            v->interfaces, &nic->name, err));
+        int masquerade = empty_object(item, path, "masquerade", err);
+        JF_TRY(masquerade);
+        int slirp = empty_object(item, path, "slirp", err);
+        JF_TRY(slirp);
+        if (masquerade + slirp != 1)
+                return jf_error(err, path, "exactly one binding is required (supported: masquerade, slirp)");
+        nic->binding = masquerade ? NET_BIND_MASQUERADE : NET_BIND_SLIRP;
+        int model = NIC_VIRTIO;
+        JF_TRY(jf_enum(item, path, "model", models, &model, err));
+        nic->model = model;
+        JF_TRY(jf_string(item, path, "macAddress", false, &nic->mac, err));
+        if (nic->mac && !valid_mac(nic->mac))
+                return jf_error(err, jpath_key(p, path, "macAddress"),
+                                "\"%.64s\" is not a unicast MAC address (aa:bb:cc:dd:ee:ff)", nic->mac);
+        int64_t boot = 0;
+        JF_TRY(jf_int(item, path, "bootOrder", 1, 65535, &boot, NULL, err));
+        nic->boot_order = boot;
+        return parse_ports(item, path, err);
 }
 
 typedef int (*element_parser)(vmi *v, const cJSON *item, const char *path, kv_error *err);
 
-static int parse_list(vmi *v, const cJSON *parent, const char *path, const char *key, element_parser fn, kv_error *err)
+static int parse_list(vmi *v, const cJSON *parent, const char *path, const char *key, element_parser fn,
+                      kv_error *err)
 {
-	const cJSON *list = NULL, *item;
-	char lp[JPATH_MAX], p[JPATH_MAX];
-	size_t i = 0;
-	JF_TRY(jf_array(parent, path, key, &list, err));
-	jpath_key(lp, path, key);
-	cJSON_ArrayForEach(item, list)
-	{
-		if (i >= 256)
-			return jf_error(err, lp, "more than 256 entries");
-		JF_TRY(fn(v, item, jpath_index(p, lp, i++), err));
-	}
-	return 0;
+        const cJSON *list = NULL, *item;
+        char lp[JPATH_MAX], p[JPATH_MAX];
+        size_t i = 0;
+        JF_TRY(jf_array(parent, path, key, &list, err));
+        jpath_key(lp, path, key);
+        cJSON_ArrayForEach(item, list)
+        {
+                if (i >= 256)
+                        return jf_error(err, lp, "more than 256 entries");
+                JF_TRY(fn(v, item, jpath_index(p, lp, i++), err));
+        }
+        return 0;
 }
 
 int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *err)
 {
-	static const char *const allowed[] = { "disks", "interfaces", "inputs", "rng", "autoattachSerialConsole",
-					       "autoattachGraphicsDevice", "autoattachMemBalloon", "autoattachPodInterface",
-					       "disableHotplug", "logSerialConsole", "useVirtioTransitional",
-					       "blockMultiQueue", "networkInterfaceMultiqueue", "autoattachVSOCK",
-					       "autoattachInputDevice", NULL };
-	static const char *const off_only[] = { "useVirtioTransitional", "blockMultiQueue",
-						"networkInterfaceMultiqueue", "autoattachVSOCK", "autoattachInputDevice" };
-	if (!devices)
-		return 0;
-	JF_TRY(jf_check_keys(devices, path, allowed, NULL, err));
-	for (size_t i = 0; i < ARRAY_SIZE(off_only); i++)
-		JF_TRY(must_be_false(devices, path, off_only[i], err));
-	bool ignored = false;
-	JF_TRY(jf_bool(devices, path, "disableHotplug", &ignored, err));
-	JF_TRY(jf_bool(devices, path, "logSerialConsole", &ignored, err));
-	JF_TRY(jf_bool(devices, path, "autoattachPodInterface", &ignored, err));
-	JF_TRY(jf_bool(devices, path, "autoattachSerialConsole", &v->serial_console, err));
-	JF_TRY(jf_bool(devices, path, "autoattachGraphicsDevice", &v->graphics, err));
-	JF_TRY(jf_bool(devices, path, "autoattachMemBalloon", &v->mem_balloon, err));
-	int rng = empty_object(devices, path, "rng", err);
-	JF_TRY(rng);
-	v->rng = rng;
-	JF_TRY(parse_list(v, devices, path, "disks", parse_disk, err));
-	JF_TRY(parse_list(v, devices, path, "inputs", parse_input, err));
-	return parse_list(v, devices, path, "interfaces", parse_interface, err);
+        static const char *const allowed[] = {"disks",
+                                              "interfaces",
+                                              "inputs",
+                                              "rng",
+                                              "autoattachSerialConsole",
+                                              "autoattachGraphicsDevice",
+                                              "autoattachMemBalloon",
+                                              "autoattachPodInterface",
+                                              "disableHotplug",
+                                              "logSerialConsole",
+                                              "useVirtioTransitional",
+                                              "blockMultiQueue",
+                                              "networkInterfaceMultiqueue",
+                                              "autoattachVSOCK",
+                                              "autoattachInputDevice",
+                                              NULL};
+        static const char *const off_only[] = {"useVirtioTransitional", "blockMultiQueue",
+                                               "networkInterfaceMultiqueue", "autoattachVSOCK",
+                                               "autoattachInputDevice"};
+        if (!devices)
+                return 0;
+        JF_TRY(jf_check_keys(devices, path, allowed, NULL, err));
+        for (size_t i = 0; i < ARRAY_SIZE(off_only); i++)
+                JF_TRY(must_be_false(devices, path, off_only[i], err));
+        bool ignored = false;
+        JF_TRY(jf_bool(devices, path, "disableHotplug", &ignored, err));
+        JF_TRY(jf_bool(devices, path, "logSerialConsole", &ignored, err));
+        JF_TRY(jf_bool(devices, path, "autoattachPodInterface", &ignored, err));
+        JF_TRY(jf_bool(devices, path, "autoattachSerialConsole", &v->serial_console, err));
+        JF_TRY(jf_bool(devices, path, "autoattachGraphicsDevice", &v->graphics, err));
+        JF_TRY(jf_bool(devices, path, "autoattachMemBalloon", &v->mem_balloon, err));
+        int rng = empty_object(devices, path, "rng", err);
+        JF_TRY(rng);
+        v->rng = rng;
+        JF_TRY(parse_list(v, devices, path, "disks", parse_disk, err));
+        JF_TRY(parse_list(v, devices, path, "inputs", parse_input, err));
+        return parse_list(v, devices, path, "interfaces", parse_interface, err);
 }
 
 /* ---- volumes ---------------------------------------------------------------------------------------- */
 
 static int base64_decode(const char *in, char **out)
 {
-	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t n = strlen(in), o = 0, pad = 0;
-	uint32_t acc = 0;
-	int bits = 0;
-	char *buf = malloc(n / 4 * 3 + 4);
-	if (!buf)
-		return -ENOMEM;
-	for (const char *c = in; *c; c++) {
-		if (*c == '\n' || *c == '\r' || *c == ' ' || *c == '\t')
-			continue;
-		if (*c == '=') {
-			pad++;
-			continue;
-		}
-		const char *pos = strchr(alphabet, *c);
-		if (!pos || pad) { /* data after padding is malformed */
-			free(buf);
-			return -EINVAL;
-		}
-		acc = acc << 6 | (uint32_t)(pos - alphabet);
-		if ((bits += 6) >= 8) {
-			bits -= 8;
-			buf[o++] = (char)(acc >> bits);
-		}
-	}
-	buf[o] = '\0';
-	if (pad > 2 || memchr(buf, '\0', o)) { /* the payload becomes a file: no embedded NULs in a C string */
-		free(buf);
-		return -EINVAL;
-	}
-	*out = buf;
-	return 0;
+        static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        size_t n = strlen(in), o = 0, pad = 0;
+        uint32_t acc = 0;
+        int bits = 0;
+        char *buf = malloc(n / 4 * 3 + 4);
+        if (!buf)
+                return -ENOMEM;
+        for (const char *c = in; *c; c++) {
+                if (*c == '\n' || *c == '\r' || *c == ' ' || *c == '\t')
+                        continue;
+                if (*c == '=') {
+                        pad++;
+                        continue;
+                }
+                const char *pos = strchr(alphabet, *c);
+                if (!pos || pad) { /* data after padding is malformed */
+                        free(buf);
+                        return -EINVAL;
+                }
+                acc = acc << 6 | (uint32_t)(pos - alphabet);
+                if ((bits += 6) >= 8) {
+                        bits -= 8;
+                        buf[o++] = (char)(acc >> bits);
+                }
+        }
+        buf[o] = '\0';
+        if (pad > 2 ||
+            memchr(buf, '\0', o)) { /* the payload becomes a file: no embedded NULs in a C string */
+                free(buf);
+                return -EINVAL;
+        }
+        *out = buf;
+        return 0;
 }
 
 /* userData / userDataBase64 (and networkData*) into one decoded string. */
 static int cloud_init_text(const cJSON *o, const char *path, const char *key, char **out, kv_error *err)
 {
-	char b64key[64], p[JPATH_MAX];
-	_cleanup_free_ char *b64 = NULL;
-	snprintf(b64key, sizeof(b64key), "%sBase64", key);
-	JF_TRY(jf_string(o, path, key, false, out, err));
-	JF_TRY(jf_string(o, path, b64key, false, &b64, err));
-	if (*out && b64)
-		return jf_error(err, jpath_key(p, path, b64key), "only one of %s and %s may be set", key, b64key);
-	if (b64 && base64_decode(b64, out) < 0)
-		return jf_error(err, jpath_key(p, path, b64key), "is not valid base64 text");
-	return 0;
+        char b64key[64], p[JPATH_MAX];
+        _cleanup_free_ char *b64 = NULL;
+        snprintf(b64key, sizeof(b64key), "%sBase64", key);
+        JF_TRY(jf_string(o, path, key, false, out, err));
+        JF_TRY(jf_string(o, path, b64key, false, &b64, err));
+        if (*out && b64)
+                return jf_error(err, jpath_key(p, path, b64key), "only one of %s and %s may be set", key,
+                                b64key);
+        if (b64 && base64_decode(b64, out) < 0)
+                return jf_error(err, jpath_key(p, path, b64key), "is not valid base64 text");
+        return 0;
 }
 
 static int parse_cloud_init(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
 {
-	static const char *const allowed[] = { "userData", "userDataBase64", "networkData", "networkDataBase64", NULL };
-	vol->kind = VOL_CLOUD_INIT_NOCLOUD;
-	JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
-	JF_TRY(cloud_init_text(o, path, "userData", &vol->user_data, err));
-	JF_TRY(cloud_init_text(o, path, "networkData", &vol->network_data, err));
-	if (!vol->user_data && !vol->network_data)
-		return jf_error(err, path, "userData or networkData is required");
-	return 0;
+        static const char *const allowed[] = {"userData", "userDataBase64", "networkData",
+                                              "networkDataBase64", NULL};
+        vol->kind = VOL_CLOUD_INIT_NOCLOUD;
+        JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
+        JF_TRY(cloud_init_text(o, path, "userData", &vol->user_data, err));
+        JF_TRY(cloud_init_text(o, path, "networkData", &vol->network_data, err));
+        if (!vol->user_data && !vol->network_data)
+                return jf_error(err, path, "userData or networkData is required");
+        return 0;
 }
 
 static int parse_claim(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
 {
-	static const char *const allowed[] = { "claimName", "readOnly", NULL };
-	char p[JPATH_MAX];
-	JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
-	JF_TRY(jf_string(o, path, "claimName", true, &vol->claim_name, err));
-	if (!*vol->claim_name || strlen(vol->claim_name) > 253 || jf_has_control_chars(vol->claim_name) ||
-	    strchr(vol->claim_name, '/'))
-		return jf_error(err, jpath_key(p, path, "claimName"), "is not a valid claim name");
-	return jf_bool(o, path, "readOnly", &vol->claim_readonly, err);
+        static const char *const allowed[] = {"claimName", "readOnly", NULL};
+        char p[JPATH_MAX];
+        JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
+        JF_TRY(jf_string(o, path, "claimName", true, &vol->claim_name, err));
+        if (!*vol->claim_name || strlen(vol->claim_name) > 253 || jf_has_control_chars(vol->claim_name) ||
+            strchr(vol->claim_name, '/'))
+                return jf_error(err, jpath_key(p, path, "claimName"), "is not a valid claim name");
+        return jf_bool(o, path, "readOnly", &vol->claim_readonly, err);
 }
 
 static int parse_ephemeral(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
 {
-	static const char *const allowed[] = { "persistentVolumeClaim", NULL };
-	const cJSON *pvc = NULL;
-	char p[JPATH_MAX];
-	vol->kind = VOL_EPHEMERAL;
-	JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
-	JF_TRY(jf_object(o, path, "persistentVolumeClaim", &pvc, err));
-	if (!pvc)
-		return jf_error(err, jpath_key(p, path, "persistentVolumeClaim"), "is required");
-	return parse_claim(vol, pvc, jpath_key(p, path, "persistentVolumeClaim"), err);
+        static const char *const allowed[] = {"persistentVolumeClaim", NULL};
+        const cJSON *pvc = NULL;
+        char p[JPATH_MAX];
+        vol->kind = VOL_EPHEMERAL;
+        JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
+        JF_TRY(jf_object(o, path, "persistentVolumeClaim", &pvc, err));
+        if (!pvc)
+                return jf_error(err, jpath_key(p, path, "persistentVolumeClaim"), "is required");
+        return parse_claim(vol, pvc, jpath_key(p, path, "persistentVolumeClaim"), err);
 }
 
 static int parse_capacity(vmi_volume *vol, const cJSON *o, const char *path, bool required, kv_error *err)
 {
-	const cJSON *cap = cJSON_GetObjectItemCaseSensitive(o, "capacity");
-	char p[JPATH_MAX];
-	jpath_key(p, path, "capacity");
-	if (!cap || cJSON_IsNull(cap))
-		return required ? jf_error(err, p, "is required") : 0;
-	JF_TRY(quantity_bytes(cap, p, &vol->capacity, err));
-	if (vol->capacity < 512)
-		return jf_error(err, p, "must be at least 512 bytes");
-	return 0;
+        const cJSON *cap = cJSON_GetObjectItemCaseSensitive(o, "capacity");
+        char p[JPATH_MAX];
+        jpath_key(p, path, "capacity");
+        if (!cap || cJSON_IsNull(cap))
+                return required ? jf_error(err, p, "is required") : 0;
+        JF_TRY(quantity_bytes(cap, p, &vol->capacity, err));
+        if (vol->capacity < 512)
+                return jf_error(err, p, "must be at least 512 bytes");
+        return 0;
 }
 
 static int parse_host_disk(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
 {
-	static const char *const allowed[] = { "path", "type", "capacity", "shared", NULL };
-	static const char *const types[] = { "Disk", "DiskOrCreate", NULL };
-	char p[JPATH_MAX];
-	int type = -1;
-	vol->kind = VOL_HOST_DISK;
-	JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
-	JF_TRY(must_be_false(o, path, "shared", err));
-	JF_TRY(jf_string(o, path, "path", true, &vol->host_path, err));
-	JF_TRY(jf_check_abs_path(vol->host_path, jpath_key(p, path, "path"), err));
-	JF_TRY(jf_enum(o, path, "type", types, &type, err));
-	if (type < 0)
-		return jf_error(err, jpath_key(p, path, "type"), "is required (Disk or DiskOrCreate)");
-	vol->host_create = type == 1;
-	return parse_capacity(vol, o, path, vol->host_create, err);
+        static const char *const allowed[] = {"path", "type", "capacity", "shared", NULL};
+        static const char *const types[] = {"Disk", "DiskOrCreate", NULL};
+        char p[JPATH_MAX];
+        int type = -1;
+        vol->kind = VOL_HOST_DISK;
+        JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
+        JF_TRY(must_be_false(o, path, "shared", err));
+        JF_TRY(jf_string(o, path, "path", true, &vol->host_path, err));
+        JF_TRY(jf_check_abs_path(vol->host_path, jpath_key(p, path, "path"), err));
+        JF_TRY(jf_enum(o, path, "type", types, &type, err));
+        if (type < 0)
+                return jf_error(err, jpath_key(p, path, "type"), "is required (Disk or DiskOrCreate)");
+        vol->host_create = type == 1;
+        return parse_capacity(vol, o, path, vol->host_create, err);
 }
 
 static int parse_container_disk(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
 {
-	static const char *const allowed[] = { "image", "path", NULL };
-	static const char *const ignored[] = { "imagePullPolicy", "imagePullSecret", NULL };
-	char p[JPATH_MAX];
-	vol->kind = VOL_CONTAINER_DISK;
-	JF_TRY(jf_check_keys(o, path, allowed, ignored, err));
-	JF_TRY(jf_string(o, path, "image", true, &vol->image, err));
-	if (!*vol->image || jf_has_control_chars(vol->image))
-		return jf_error(err, jpath_key(p, path, "image"), "is not a valid image reference");
-	JF_TRY(jf_string(o, path, "path", false, &vol->image_path, err));
-	return vol->image_path ? jf_check_image_path(vol->image_path, jpath_key(p, path, "path"), err) : 0;
+        static const char *const allowed[] = {"image", "path", NULL};
+        static const char *const ignored[] = {"imagePullPolicy", "imagePullSecret", NULL};
+        char p[JPATH_MAX];
+        vol->kind = VOL_CONTAINER_DISK;
+        JF_TRY(jf_check_keys(o, path, allowed, ignored, err));
+        JF_TRY(jf_string(o, path, "image", true, &vol->image, err));
+        if (!*vol->image || jf_has_control_chars(vol->image))
+                return jf_error(err, jpath_key(p, path, "image"), "is not a valid image reference");
+        JF_TRY(jf_string(o, path, "path", false, &vol->image_path, err));
+        return vol->image_path ? jf_check_image_path(vol->image_path, jpath_key(p, path, "path"), err) : 0;
 }
 
 static int parse_empty_disk(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
 {
-	static const char *const allowed[] = { "capacity", NULL };
-	vol->kind = VOL_EMPTY_DISK;
-	JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
-	return parse_capacity(vol, o, path, true, err);
+        static const char *const allowed[] = {"capacity", NULL};
+        vol->kind = VOL_EMPTY_DISK;
+        JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
+        return parse_capacity(vol, o, path, true, err);
 }
 
 static int parse_pvc(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
 {
-	vol->kind = VOL_PVC;
-	return parse_claim(vol, o, path, err);
+        vol->kind = VOL_PVC;
+        return parse_claim(vol, o, path, err);
 }
 
 static const struct {
-	const char *key;
-	int (*parse)(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err);
+        const char *key;
+        int (*parse)(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err);
 } volume_sources[] = {
-	{ "containerDisk", parse_container_disk }, { "persistentVolumeClaim", parse_pvc },
-	{ "hostDisk", parse_host_disk },           { "emptyDisk", parse_empty_disk },
-	{ "ephemeral", parse_ephemeral },          { "cloudInitNoCloud", parse_cloud_init },
+    {"containerDisk", parse_container_disk}, {"persistentVolumeClaim", parse_pvc},
+    {"hostDisk", parse_host_disk},           {"emptyDisk", parse_empty_disk},
+    {"ephemeral", parse_ephemeral},          {"cloudInitNoCloud", parse_cloud_init},
 };
 
 static int parse_volume(vmi *v, const cJSON *item, const char *path, kv_error *err)
 {
-	if (!cJSON_IsObject(item))
-		return jf_error(err, path, "expected an object");
-	vmi_volume *vol = vmi_grow((void **)&v->volumes, &v->n_volumes, sizeof(*vol));
-	if (!vol)
-		return OOM(err);
-	JF_TRY(element_name(item, path, "spec.volumes", v->n_volumes - 1, sizeof(*vol), v->volumes, &vol->name, err));
-	const cJSON *c, *source = NULL;
-	size_t which = 0;
-	cJSON_ArrayForEach(c, item)
-	{
-		char p[JPATH_MAX];
-		if (!strcmp(c->string, "name"))
-			continue;
-		jpath_key(p, path, c->string);
-		for (which = 0; which < ARRAY_SIZE(volume_sources); which++)
-			if (!strcmp(c->string, volume_sources[which].key))
-				break;
-		if (which == ARRAY_SIZE(volume_sources))
-			return jf_error(err, p, "volume type is not supported (supported: "
-					"containerDisk, persistentVolumeClaim, hostDisk, emptyDisk, ephemeral, cloudInitNoCloud)");
-		if (source)
-			return jf_error(err, path, "only one volume source may be set");
-		if (!cJSON_IsObject(c))
-			return jf_error(err, p, "expected an object");
-		source = c;
-		JF_TRY(volume_sources[which].parse(vol, c, p, err));
-	}
-	return source ? 0 : jf_error(err, path, "a volume source is required");
+        if (!cJSON_IsObject(item))
+                return jf_error(err, path, "expected an object");
+        vmi_volume *vol = vmi_grow((void **)&v->volumes, &v->n_volumes, sizeof(*vol));
+        if (!vol)
+                return OOM(err);
+        JF_TRY(element_name(item, path, "spec.volumes", v->n_volumes - 1, sizeof(*vol), v->volumes,
+                            &vol->name, err));
+        const cJSON *c, *source = NULL;
+        size_t which = 0;
+        cJSON_ArrayForEach(c, item)
+        {
+                char p[JPATH_MAX];
+                if (!strcmp(c->string, "name"))
+                        continue;
+                jpath_key(p, path, c->string);
+                for (which = 0; which < ARRAY_SIZE(volume_sources); which++)
+                        if (!strcmp(c->string, volume_sources[which].key))
+                                break;
+                if (which == ARRAY_SIZE(volume_sources))
+                        return jf_error(err, p,
+                                        "volume type is not supported (supported: "
+                                        "containerDisk, persistentVolumeClaim, hostDisk, emptyDisk, "
+                                        "ephemeral, cloudInitNoCloud)");
+                if (source)
+                        return jf_error(err, path, "only one volume source may be set");
+                if (!cJSON_IsObject(c))
+                        return jf_error(err, p, "expected an object");
+                source = c;
+                JF_TRY(volume_sources[which].parse(vol, c, p, err));
+        }
+        return source ? 0 : jf_error(err, path, "a volume source is required");
 }
 
 /* Boot orders must be unique across disks and interfaces (QEMU refuses duplicate bootindex). */
 static int check_boot_orders(const vmi *v, kv_error *err)
 {
-	for (size_t i = 0; i < v->n_disks + v->n_interfaces; i++) {
-		unsigned a = i < v->n_disks ? v->disks[i].boot_order : v->interfaces[i - v->n_disks].boot_order;
-		for (size_t j = 0; a && j < i; j++) {
-			unsigned b = j < v->n_disks ? v->disks[j].boot_order : v->interfaces[j - v->n_disks].boot_order;
-			if (a != b)
-				continue;
-			char p[JPATH_MAX];
-			if (i < v->n_disks)
-				snprintf(p, sizeof(p), "spec.domain.devices.disks[%zu].bootOrder", i);
-			else
-				snprintf(p, sizeof(p), "spec.domain.devices.interfaces[%zu].bootOrder", i - v->n_disks);
-			return jf_error(err, p, "%u is already used by another device", a);
-		}
-	}
-	return 0;
+        for (size_t i = 0; i < v->n_disks + v->n_interfaces; i++) {
+                unsigned a =
+                    i < v->n_disks ? v->disks[i].boot_order : v->interfaces[i - v->n_disks].boot_order;
+                for (size_t j = 0; a && j < i; j++) {
+                        unsigned b = j < v->n_disks ? v->disks[j].boot_order
+                                                    : v->interfaces[j - v->n_disks].boot_order;
+                        if (a != b)
+                                continue;
+                        char p[JPATH_MAX];
+                        if (i < v->n_disks)
+                                snprintf(p, sizeof(p), "spec.domain.devices.disks[%zu].bootOrder", i);
+                        else
+                                snprintf(p, sizeof(p), "spec.domain.devices.interfaces[%zu].bootOrder",
+                                         i - v->n_disks);
+                        return jf_error(err, p, "%u is already used by another device", a);
+                }
+        }
+        return 0;
 }
 
 int vmi_parse_volumes(vmi *v, const cJSON *spec, kv_error *err)
 {
-	JF_TRY(parse_list(v, spec, "spec", "volumes", parse_volume, err));
-	_cleanup_free_ bool *used = calloc(v->n_volumes + 1, sizeof(bool));
-	if (!used)
-		return OOM(err);
-	for (size_t i = 0; i < v->n_disks; i++) {
-		size_t k = 0;
-		while (k < v->n_volumes && strcmp(v->volumes[k].name, v->disks[i].name))
-			k++;
-		char p[JPATH_MAX];
-		snprintf(p, sizeof(p), "spec.domain.devices.disks[%zu].name", i);
-		if (k == v->n_volumes)
-			return jf_error(err, p, "no volume named \"%s\" in spec.volumes", v->disks[i].name);
-		v->disks[i].volume = k;
-		used[k] = true;
-	}
-	for (size_t k = 0; k < v->n_volumes; k++) {
-		char p[JPATH_MAX];
-		snprintf(p, sizeof(p), "spec.volumes[%zu]", k);
-		if (!used[k])
-			return jf_error(err, p, "volume \"%s\" is not used by any disk", v->volumes[k].name);
-	}
-	return check_boot_orders(v, err);
+        JF_TRY(parse_list(v, spec, "spec", "volumes", parse_volume, err));
+        _cleanup_free_ bool *used = calloc(v->n_volumes + 1, sizeof(bool));
+        if (!used)
+                return OOM(err);
+        for (size_t i = 0; i < v->n_disks; i++) {
+                size_t k = 0;
+                while (k < v->n_volumes && strcmp(v->volumes[k].name, v->disks[i].name))
+                        k++;
+                char p[JPATH_MAX];
+                snprintf(p, sizeof(p), "spec.domain.devices.disks[%zu].name", i);
+                if (k == v->n_volumes)
+                        return jf_error(err, p, "no volume named \"%s\" in spec.volumes", v->disks[i].name);
+                v->disks[i].volume = k;
+                used[k] = true;
+        }
+        for (size_t k = 0; k < v->n_volumes; k++) {
+                char p[JPATH_MAX];
+                snprintf(p, sizeof(p), "spec.volumes[%zu]", k);
+                if (!used[k])
+                        return jf_error(err, p, "volume \"%s\" is not used by any disk", v->volumes[k].name);
+        }
+        return check_boot_orders(v, err);
 }
 
 /* ---- networks --------------------------------------------------------------------------------------- */
@@ -510,76 +540,80 @@ int vmi_parse_volumes(vmi *v, const cJSON *spec, kv_error *err)
 /* One spec.networks entry: {name, pod: {}}; *nic receives the index of the interface of that name. */
 static int parse_network(const vmi *v, const cJSON *item, const char *path, size_t *nic, kv_error *err)
 {
-	static const char *const allowed[] = { "name", "pod", NULL };
-	_cleanup_free_ char *name = NULL;
-	char p[JPATH_MAX];
-	if (!cJSON_IsObject(item))
-		return jf_error(err, path, "expected an object");
-	JF_TRY(jf_check_keys(item, path, allowed, NULL, err));
-	JF_TRY(jf_string(item, path, "name", true, &name, err));
-	int pod = empty_object(item, path, "pod", err);
-	JF_TRY(pod);
-	if (!pod)
-		return jf_error(err, jpath_key(p, path, "pod"), "is required (only the pod network is supported)");
-	for (*nic = 0; *nic < v->n_interfaces; (*nic)++)
-		if (!strcmp(v->interfaces[*nic].name, name))
-			return 0;
-	return jf_error(err, jpath_key(p, path, "name"), "no interface named \"%.64s\" in spec.domain.devices.interfaces",
-			name);
+        static const char *const allowed[] = {"name", "pod", NULL};
+        _cleanup_free_ char *name = NULL;
+        char p[JPATH_MAX];
+        if (!cJSON_IsObject(item))
+                return jf_error(err, path, "expected an object");
+        JF_TRY(jf_check_keys(item, path, allowed, NULL, err));
+        JF_TRY(jf_string(item, path, "name", true, &name, err));
+        int pod = empty_object(item, path, "pod", err);
+        JF_TRY(pod);
+        if (!pod)
+                return jf_error(err, jpath_key(p, path, "pod"),
+                                "is required (only the pod network is supported)");
+        for (*nic = 0; *nic < v->n_interfaces; (*nic)++)
+                if (!strcmp(v->interfaces[*nic].name, name))
+                        return 0;
+        return jf_error(err, jpath_key(p, path, "name"),
+                        "no interface named \"%.64s\" in spec.domain.devices.interfaces", name);
 }
 
 static int add_default_interface(vmi *v, kv_error *err)
 {
-	vmi_interface *nic = vmi_grow((void **)&v->interfaces, &v->n_interfaces, sizeof(*nic));
-	if (!nic || !(nic->name = strdup("default")))
-		return OOM(err);
-	nic->binding = NET_BIND_MASQUERADE;
-	nic->model = NIC_VIRTIO;
-	return 0;
+        vmi_interface *nic = vmi_grow((void **)&v->interfaces, &v->n_interfaces, sizeof(*nic));
+        if (!nic || !(nic->name = strdup("default")))
+                return OOM(err);
+        nic->binding = NET_BIND_MASQUERADE;
+        nic->model = NIC_VIRTIO;
+        return 0;
 }
 
 int vmi_parse_networks(vmi *v, const cJSON *spec, kv_error *err)
 {
-	const cJSON *networks = NULL, *item;
-	JF_TRY(jf_array(spec, "spec", "networks", &networks, err));
-	const cJSON *devices = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "domain"), "devices");
-	bool autoattach = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(devices, "autoattachPodInterface"));
-	if (!v->n_interfaces && cJSON_GetArraySize(networks) == 0)
-		return autoattach ? add_default_interface(v, err) : 0;
-	/* Each interface needs exactly one network of its name, each network one interface. */
-	_cleanup_free_ bool *found = calloc(v->n_interfaces + 1, sizeof(bool));
-	size_t i = 0, nic = 0;
-	if (!found)
-		return OOM(err);
-	cJSON_ArrayForEach(item, networks)
-	{
-		char p[JPATH_MAX];
-		JF_TRY(parse_network(v, item, jpath_index(p, "spec.networks", i++), &nic, err));
-		if (found[nic])
-			return jf_error(err, p, "duplicate network \"%s\"", v->interfaces[nic].name);
-		found[nic] = true;
-	}
-	for (i = 0; i < v->n_interfaces; i++) {
-		char p[JPATH_MAX];
-		snprintf(p, sizeof(p), "spec.domain.devices.interfaces[%zu].name", i);
-		if (!found[i])
-			return jf_error(err, p, "no network named \"%s\" in spec.networks", v->interfaces[i].name);
-	}
-	return 0;
+        const cJSON *networks = NULL, *item;
+        JF_TRY(jf_array(spec, "spec", "networks", &networks, err));
+        const cJSON *devices =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "domain"), "devices");
+        bool autoattach = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(devices, "autoattachPodInterface"));
+        if (!v->n_interfaces && cJSON_GetArraySize(networks) == 0)
+                return autoattach ? add_default_interface(v, err) : 0;
+        /* Each interface needs exactly one network of its name, each network one interface. */
+        _cleanup_free_ bool *found = calloc(v->n_interfaces + 1, sizeof(bool));
+        size_t i = 0, nic = 0;
+        if (!found)
+                return OOM(err);
+        cJSON_ArrayForEach(item, networks)
+        {
+                char p[JPATH_MAX];
+                JF_TRY(parse_network(v, item, jpath_index(p, "spec.networks", i++), &nic, err));
+                if (found[nic])
+                        return jf_error(err, p, "duplicate network \"%s\"", v->interfaces[nic].name);
+                found[nic] = true;
+        }
+        for (i = 0; i < v->n_interfaces; i++) {
+                char p[JPATH_MAX];
+                snprintf(p, sizeof(p), "spec.domain.devices.interfaces[%zu].name", i);
+                if (!found[i])
+                        return jf_error(err, p, "no network named \"%s\" in spec.networks",
+                                        v->interfaces[i].name);
+        }
+        return 0;
 }
 
 void vmi_free_devices(vmi *v)
 {
-	for (size_t i = 0; i < v->n_disks; i++)
-		free(v->disks[i].name), free(v->disks[i].serial);
-	for (size_t i = 0; i < v->n_volumes; i++) {
-		vmi_volume *vol = &v->volumes[i];
-		free(vol->name), free(vol->image), free(vol->image_path), free(vol->claim_name), free(vol->host_path);
-		free(vol->user_data), free(vol->network_data), free(vol->prep.path), free(vol->prep.base);
-	}
-	for (size_t i = 0; i < v->n_interfaces; i++)
-		free(v->interfaces[i].name), free(v->interfaces[i].mac);
-	for (size_t i = 0; i < v->n_inputs; i++)
-		free(v->inputs[i].name);
-	free(v->disks), free(v->volumes), free(v->interfaces), free(v->inputs);
+        for (size_t i = 0; i < v->n_disks; i++)
+                free(v->disks[i].name), free(v->disks[i].serial);
+        for (size_t i = 0; i < v->n_volumes; i++) {
+                vmi_volume *vol = &v->volumes[i];
+                free(vol->name), free(vol->image), free(vol->image_path), free(vol->claim_name),
+                    free(vol->host_path);
+                free(vol->user_data), free(vol->network_data), free(vol->prep.path), free(vol->prep.base);
+        }
+        for (size_t i = 0; i < v->n_interfaces; i++)
+                free(v->interfaces[i].name), free(v->interfaces[i].mac);
+        for (size_t i = 0; i < v->n_inputs; i++)
+                free(v->inputs[i].name);
+        free(v->disks), free(v->volumes), free(v->interfaces), free(v->inputs);
 }

@@ -19,569 +19,611 @@
 
 const char *image_format_name(image_format f)
 {
-	return f == IMG_QCOW2 ? "qcow2" : "raw";
+        return f == IMG_QCOW2 ? "qcow2" : "raw";
 }
 
 void *vmi_grow(void **array, size_t *n, size_t elem_size)
 {
-	char *a = realloc(*array, (*n + 1) * elem_size);
-	if (!a)
-		return NULL;
-	memset(a + *n * elem_size, 0, elem_size);
-	*array = a;
-	return a + (*n)++ * elem_size;
+        char *a = realloc(*array, (*n + 1) * elem_size);
+        if (!a)
+                return NULL;
+        memset(a + *n * elem_size, 0, elem_size);
+        *array = a;
+        return a + (*n)++ * elem_size;
 }
 
 static bool is_uuid(const char *s)
 {
-	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-	if (strlen(s) != sizeof(shape) - 1)
-		return false;
-	for (size_t i = 0; shape[i]; i++) {
-		bool hex = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F');
-		if (shape[i] == '-' ? s[i] != '-' : !hex)
-			return false;
-	}
-	return true;
+        static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+        if (strlen(s) != sizeof(shape) - 1)
+                return false;
+        for (size_t i = 0; shape[i]; i++) {
+                bool hex = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+                           (s[i] >= 'A' && s[i] <= 'F');
+                if (shape[i] == '-' ? s[i] != '-' : !hex)
+                        return false;
+        }
+        return true;
 }
 
 /* metadata.name is a DNS subdomain: labels joined by dots, at most 253 characters. */
 static bool is_dns_subdomain(const char *s)
 {
-	char buf[254];
-	if (strlen(s) > 253)
-		return false;
-	snprintf(buf, sizeof(buf), "%s", s);
-	for (char *save = NULL, *l = strtok_r(buf, ".", &save); l; l = strtok_r(NULL, ".", &save))
-		if (!jf_is_dns_label(l))
-			return false;
-	return s[0] && s[0] != '.' && s[strlen(s) - 1] != '.' && !strstr(s, "..");
+        char buf[254];
+        if (strlen(s) > 253)
+                return false;
+        snprintf(buf, sizeof(buf), "%s", s);
+        for (char *save = NULL, *l = strtok_r(buf, ".", &save); l; l = strtok_r(NULL, ".", &save))
+                if (!jf_is_dns_label(l))
+                        return false;
+        return s[0] && s[0] != '.' && s[strlen(s) - 1] != '.' && !strstr(s, "..");
 }
 
 static int parse_labels(vmi *v, const cJSON *meta, kv_error *err)
 {
-	const cJSON *labels = NULL, *l;
-	JF_TRY(jf_object(meta, "metadata", "labels", &labels, err));
-	cJSON_ArrayForEach(l, labels)
-	{
-		char p[JPATH_MAX], d[64];
-		if (!cJSON_IsString(l))
-			return jf_error(err, jpath_key(p, "metadata.labels", l->string), "expected a string, got %s",
-					jf_describe(l, d, sizeof(d)));
-	}
-	if (labels) {
-		cJSON_Delete(v->labels);
-		v->labels = cJSON_Duplicate(labels, true);
-		if (!v->labels)
-			return kv_error_set(err, ENOMEM, "out of memory");
-	}
-	return 0;
+        const cJSON *labels = NULL, *l;
+        JF_TRY(jf_object(meta, "metadata", "labels", &labels, err));
+        cJSON_ArrayForEach(l, labels)
+        {
+                char p[JPATH_MAX], d[64];
+                if (!cJSON_IsString(l))
+                        return jf_error(err, jpath_key(p, "metadata.labels", l->string),
+                                        "expected a string, got %s", jf_describe(l, d, sizeof(d)));
+        }
+        if (labels) {
+                cJSON_Delete(v->labels);
+                v->labels = cJSON_Duplicate(labels, true);
+                if (!v->labels)
+                        return kv_error_set(err, ENOMEM, "out of memory");
+        }
+        return 0;
 }
 
 static int parse_metadata(vmi *v, const cJSON *root, kv_error *err)
 {
-	static const char *const allowed[] = { "name", "namespace", "uid", "labels", NULL };
-	static const char *const ignored[] = { "annotations", "creationTimestamp", "generation", "resourceVersion",
-					       "finalizers", "ownerReferences", "managedFields", "selfLink",
-					       "generateName", "deletionTimestamp", "deletionGracePeriodSeconds", NULL };
-	const cJSON *meta = NULL;
-	JF_TRY(jf_object(root, "", "metadata", &meta, err));
-	if (!meta)
-		return jf_error(err, "metadata", "is required");
-	JF_TRY(jf_check_keys(meta, "metadata", allowed, ignored, err));
-	JF_TRY(jf_string(meta, "metadata", "name", true, &v->name, err));
-	if (!is_dns_subdomain(v->name))
-		return jf_error(err, "metadata.name", "\"%.64s\" is not a valid name (DNS subdomain)", v->name);
-	JF_TRY(jf_string(meta, "metadata", "namespace", false, &v->namespace, err));
-	if (!v->namespace && !(v->namespace = strdup("default")))
-		return kv_error_set(err, ENOMEM, "out of memory");
-	if (!jf_is_dns_label(v->namespace))
-		return jf_error(err, "metadata.namespace", "\"%.64s\" is not a valid namespace", v->namespace);
-	JF_TRY(jf_string(meta, "metadata", "uid", false, &v->uid, err));
-	if (v->uid && jf_has_control_chars(v->uid))
-		return jf_error(err, "metadata.uid", "must not contain control characters");
-	return parse_labels(v, meta, err);
+        static const char *const allowed[] = {"name", "namespace", "uid", "labels", NULL};
+        static const char *const ignored[] = {"annotations",
+                                              "creationTimestamp",
+                                              "generation",
+                                              "resourceVersion",
+                                              "finalizers",
+                                              "ownerReferences",
+                                              "managedFields",
+                                              "selfLink",
+                                              "generateName",
+                                              "deletionTimestamp",
+                                              "deletionGracePeriodSeconds",
+                                              NULL};
+        const cJSON *meta = NULL;
+        JF_TRY(jf_object(root, "", "metadata", &meta, err));
+        if (!meta)
+                return jf_error(err, "metadata", "is required");
+        JF_TRY(jf_check_keys(meta, "metadata", allowed, ignored, err));
+        JF_TRY(jf_string(meta, "metadata", "name", true, &v->name, err));
+        if (!is_dns_subdomain(v->name))
+                return jf_error(err, "metadata.name", "\"%.64s\" is not a valid name (DNS subdomain)",
+                                v->name);
+        JF_TRY(jf_string(meta, "metadata", "namespace", false, &v->namespace, err));
+        if (!v->namespace && !(v->namespace = strdup("default")))
+                return kv_error_set(err, ENOMEM, "out of memory");
+        if (!jf_is_dns_label(v->namespace))
+                return jf_error(err, "metadata.namespace", "\"%.64s\" is not a valid namespace",
+                                v->namespace);
+        JF_TRY(jf_string(meta, "metadata", "uid", false, &v->uid, err));
+        if (v->uid && jf_has_control_chars(v->uid))
+                return jf_error(err, "metadata.uid", "must not contain control characters");
+        return parse_labels(v, meta, err);
 }
 
 /* spec.domain.resources: memory and cpu requests/limits (cpu only sizes the guest without a topology). */
 static int parse_resources(vmi *v, const cJSON *domain, long double *cpu_count, kv_error *err)
 {
-	static const char *const allowed[] = { "requests", "limits", "overcommitGuestOverhead", NULL };
-	static const char *const kinds[] = { "limits", "requests" }; /* limits win, as in KubeVirt */
-	static const char *const res[] = { "memory", "cpu", "ephemeral-storage", NULL };
-	const cJSON *r = NULL;
-	JF_TRY(jf_object(domain, "spec.domain", "resources", &r, err));
-	if (!r)
-		return 0;
-	JF_TRY(jf_check_keys(r, "spec.domain.resources", allowed, NULL, err));
-	bool overcommit = false;
-	JF_TRY(jf_bool(r, "spec.domain.resources", "overcommitGuestOverhead", &overcommit, err));
-	uint64_t mem_limit = 0, mem_request = 0;
-	for (size_t k = 0; k < 2; k++) {
-		char path[JPATH_MAX], p[JPATH_MAX];
-		const cJSON *set = NULL, *q;
-		JF_TRY(jf_object(r, "spec.domain.resources", kinds[k], &set, err));
-		if (!set)
-			continue;
-		jpath_key(path, "spec.domain.resources", kinds[k]);
-		JF_TRY(jf_check_keys(set, path, res, NULL, err));
-		if ((q = cJSON_GetObjectItemCaseSensitive(set, "memory")))
-			JF_TRY(quantity_bytes(q, jpath_key(p, path, "memory"), k ? &mem_request : &mem_limit, err));
-		if ((q = cJSON_GetObjectItemCaseSensitive(set, "cpu"))) {
-			long double c;
-			JF_TRY(quantity_parse(q, jpath_key(p, path, "cpu"), &c, err));
-			if (c <= 0)
-				return jf_error(err, p, "must be positive");
-			if (*cpu_count == 0)
-				*cpu_count = c;
-		}
-		if ((q = cJSON_GetObjectItemCaseSensitive(set, "ephemeral-storage")))
-			JF_TRY(quantity_bytes(q, jpath_key(p, path, "ephemeral-storage"), &(uint64_t){ 0 }, err));
-	}
-	if (!v->memory)
-		v->memory = mem_request ? mem_request : mem_limit;
-	return 0;
+        static const char *const allowed[] = {"requests", "limits", "overcommitGuestOverhead", NULL};
+        static const char *const kinds[] = {"limits", "requests"}; /* limits win, as in KubeVirt */
+        static const char *const res[] = {"memory", "cpu", "ephemeral-storage", NULL};
+        const cJSON *r = NULL;
+        JF_TRY(jf_object(domain, "spec.domain", "resources", &r, err));
+        if (!r)
+                return 0;
+        JF_TRY(jf_check_keys(r, "spec.domain.resources", allowed, NULL, err));
+        bool overcommit = false;
+        JF_TRY(jf_bool(r, "spec.domain.resources", "overcommitGuestOverhead", &overcommit, err));
+        uint64_t mem_limit = 0, mem_request = 0;
+        for (size_t k = 0; k < 2; k++) {
+                char path[JPATH_MAX], p[JPATH_MAX];
+                const cJSON *set = NULL, *q;
+                JF_TRY(jf_object(r, "spec.domain.resources", kinds[k], &set, err));
+                if (!set)
+                        continue;
+                jpath_key(path, "spec.domain.resources", kinds[k]);
+                JF_TRY(jf_check_keys(set, path, res, NULL, err));
+                if ((q = cJSON_GetObjectItemCaseSensitive(set, "memory")))
+                        JF_TRY(quantity_bytes(q, jpath_key(p, path, "memory"), k ? &mem_request : &mem_limit,
+                                              err));
+                if ((q = cJSON_GetObjectItemCaseSensitive(set, "cpu"))) {
+                        long double c;
+                        JF_TRY(quantity_parse(q, jpath_key(p, path, "cpu"), &c, err));
+                        if (c <= 0)
+                                return jf_error(err, p, "must be positive");
+                        if (*cpu_count == 0)
+                                *cpu_count = c;
+                }
+                if ((q = cJSON_GetObjectItemCaseSensitive(set, "ephemeral-storage")))
+                        JF_TRY(
+                            quantity_bytes(q, jpath_key(p, path, "ephemeral-storage"), &(uint64_t){0}, err));
+        }
+        if (!v->memory)
+                v->memory = mem_request ? mem_request : mem_limit;
+        return 0;
 }
 
 static int parse_memory(vmi *v, const cJSON *domain, kv_error *err)
 {
-	static const char *const allowed[] = { "guest", "maxGuest", NULL };
-	const cJSON *m = NULL, *q;
-	JF_TRY(jf_object(domain, "spec.domain", "memory", &m, err));
-	if (m) {
-		JF_TRY(jf_check_keys(m, "spec.domain.memory", allowed, NULL, err));
-		if ((q = cJSON_GetObjectItemCaseSensitive(m, "guest")))
-			JF_TRY(quantity_bytes(q, "spec.domain.memory.guest", &v->memory, err));
-		if ((q = cJSON_GetObjectItemCaseSensitive(m, "maxGuest")))
-			JF_TRY(quantity_bytes(q, "spec.domain.memory.maxGuest", &v->max_memory, err));
-	}
-	return 0;
+        static const char *const allowed[] = {"guest", "maxGuest", NULL};
+        const cJSON *m = NULL, *q;
+        JF_TRY(jf_object(domain, "spec.domain", "memory", &m, err));
+        if (m) {
+                JF_TRY(jf_check_keys(m, "spec.domain.memory", allowed, NULL, err));
+                if ((q = cJSON_GetObjectItemCaseSensitive(m, "guest")))
+                        JF_TRY(quantity_bytes(q, "spec.domain.memory.guest", &v->memory, err));
+                if ((q = cJSON_GetObjectItemCaseSensitive(m, "maxGuest")))
+                        JF_TRY(quantity_bytes(q, "spec.domain.memory.maxGuest", &v->max_memory, err));
+        }
+        return 0;
 }
 
 /* Round memory up to MiB and check sizes once guest memory is known from memory.guest or resources. */
 static int check_memory(vmi *v, kv_error *err)
 {
-	const uint64_t mib = 1 << 20, max = (uint64_t)16 << 40;
-	if (!v->memory)
-		return jf_error(err, "spec.domain.memory.guest",
-				"no guest memory: set memory.guest or resources.requests.memory");
-	v->memory = (v->memory + mib - 1) / mib * mib;
-	v->max_memory = (v->max_memory + mib - 1) / mib * mib;
-	if (v->memory < 16 * mib || v->memory > max)
-		return jf_error(err, "spec.domain.memory.guest", "%llu MiB is out of range [16 MiB, 16 TiB]",
-				(unsigned long long)(v->memory / mib));
-	if (v->max_memory && (v->max_memory < v->memory || v->max_memory > max))
-		return jf_error(err, "spec.domain.memory.maxGuest", "must be between memory.guest and 16 TiB");
-	return 0;
+        const uint64_t mib = 1 << 20, max = (uint64_t)16 << 40;
+        if (!v->memory)
+                return jf_error(err, "spec.domain.memory.guest",
+                                "no guest memory: set memory.guest or resources.requests.memory");
+        v->memory = (v->memory + mib - 1) / mib * mib;
+        v->max_memory = (v->max_memory + mib - 1) / mib * mib;
+        if (v->memory < 16 * mib || v->memory > max)
+                return jf_error(err, "spec.domain.memory.guest", "%llu MiB is out of range [16 MiB, 16 TiB]",
+                                (unsigned long long)(v->memory / mib));
+        if (v->max_memory && (v->max_memory < v->memory || v->max_memory > max))
+                return jf_error(err, "spec.domain.memory.maxGuest",
+                                "must be between memory.guest and 16 TiB");
+        return 0;
 }
 
 static int parse_cpu_features(vmi *v, const cJSON *cpu, kv_error *err)
 {
-	static const char *const allowed[] = { "name", "policy", NULL };
-	static const char *const policies[] = { "force", "require", "optional", "disable", "forbid", NULL };
-	const cJSON *features = NULL, *f;
-	JF_TRY(jf_array(cpu, "spec.domain.cpu", "features", &features, err));
-	if (!features)
-		return 0;
-	size_t n = 0, i = 0;
-	v->cpu_features = calloc(cJSON_GetArraySize(features) + 1, sizeof(char *));
-	if (!v->cpu_features)
-		return kv_error_set(err, ENOMEM, "out of memory");
-	cJSON_ArrayForEach(f, features)
-	{
-		char path[JPATH_MAX];
-		_cleanup_free_ char *name = NULL;
-		int policy = 1; /* require */
-		jpath_index(path, "spec.domain.cpu.features", i++);
-		if (!cJSON_IsObject(f))
-			return jf_error(err, path, "expected an object");
-		JF_TRY(jf_check_keys(f, path, allowed, NULL, err));
-		JF_TRY(jf_string(f, path, "name", true, &name, err));
-		JF_TRY(jf_enum(f, path, "policy", policies, &policy, err));
-		for (const char *c = name; *c; c++)
-			if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'))
-				return jf_error(err, path, "name \"%.64s\" is not a CPU feature name", name);
-		if (policy == 2) /* optional: leave it to the model */
-			continue;
-		if (asprintf(&v->cpu_features[n], "%c%s", policy <= 1 ? '+' : '-', name) < 0)
-			return kv_error_set(err, ENOMEM, "out of memory");
-		n++;
-	}
-	return 0;
+        static const char *const allowed[] = {"name", "policy", NULL};
+        static const char *const policies[] = {"force", "require", "optional", "disable", "forbid", NULL};
+        const cJSON *features = NULL, *f;
+        JF_TRY(jf_array(cpu, "spec.domain.cpu", "features", &features, err));
+        if (!features)
+                return 0;
+        size_t n = 0, i = 0;
+        v->cpu_features = calloc(cJSON_GetArraySize(features) + 1, sizeof(char *));
+        if (!v->cpu_features)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        cJSON_ArrayForEach(f, features)
+        {
+                char path[JPATH_MAX];
+                _cleanup_free_ char *name = NULL;
+                int policy = 1; /* require */
+                jpath_index(path, "spec.domain.cpu.features", i++);
+                if (!cJSON_IsObject(f))
+                        return jf_error(err, path, "expected an object");
+                JF_TRY(jf_check_keys(f, path, allowed, NULL, err));
+                JF_TRY(jf_string(f, path, "name", true, &name, err));
+                JF_TRY(jf_enum(f, path, "policy", policies, &policy, err));
+                for (const char *c = name; *c; c++)
+                        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+                              *c == '_' || *c == '.'))
+                                return jf_error(err, path, "name \"%.64s\" is not a CPU feature name", name);
+                if (policy == 2) /* optional: leave it to the model */
+                        continue;
+                if (asprintf(&v->cpu_features[n], "%c%s", policy <= 1 ? '+' : '-', name) < 0)
+                        return kv_error_set(err, ENOMEM, "out of memory");
+                n++;
+        }
+        return 0;
 }
 
 static int parse_cpu_model(vmi *v, const cJSON *cpu, kv_error *err)
 {
-	_cleanup_free_ char *model = NULL;
-	JF_TRY(jf_string(cpu, "spec.domain.cpu", "model", false, &model, err));
-	if (!model)
-		return 0;
-	if (!strcmp(model, "host-passthrough")) {
-		v->cpu_model = CPU_MODEL_HOST_PASSTHROUGH;
-	} else if (!strcmp(model, "host-model")) {
-		v->cpu_model = CPU_MODEL_HOST_MODEL;
-	} else {
-		for (const char *c = model; *c; c++)
-			if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-			      *c == '-' || *c == '_' || *c == '.'))
-				return jf_error(err, "spec.domain.cpu.model", "\"%.64s\" is not a CPU model name", model);
-		if (!*model)
-			return jf_error(err, "spec.domain.cpu.model", "must not be empty");
-		v->cpu_model = CPU_MODEL_NAMED;
-		v->cpu_model_name = TAKE_PTR(model);
-	}
-	return 0;
+        _cleanup_free_ char *model = NULL;
+        JF_TRY(jf_string(cpu, "spec.domain.cpu", "model", false, &model, err));
+        if (!model)
+                return 0;
+        if (!strcmp(model, "host-passthrough")) {
+                v->cpu_model = CPU_MODEL_HOST_PASSTHROUGH;
+        } else if (!strcmp(model, "host-model")) {
+                v->cpu_model = CPU_MODEL_HOST_MODEL;
+        } else {
+                for (const char *c = model; *c; c++)
+                        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                              (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'))
+                                return jf_error(err, "spec.domain.cpu.model",
+                                                "\"%.64s\" is not a CPU model name", model);
+                if (!*model)
+                        return jf_error(err, "spec.domain.cpu.model", "must not be empty");
+                v->cpu_model = CPU_MODEL_NAMED;
+                v->cpu_model_name = TAKE_PTR(model);
+        }
+        return 0;
 }
 
 static int parse_cpu(vmi *v, const cJSON *domain, long double cpu_count, kv_error *err)
 {
-	static const char *const allowed[] = { "cores", "sockets", "threads", "maxSockets", "model", "features", NULL };
-	const cJSON *cpu = NULL;
-	int64_t cores = 0, sockets = 0, threads = 0, max_sockets = 0;
-	JF_TRY(jf_object(domain, "spec.domain", "cpu", &cpu, err));
-	if (cpu) {
-		JF_TRY(jf_check_keys(cpu, "spec.domain.cpu", allowed, NULL, err));
-		JF_TRY(jf_int(cpu, "spec.domain.cpu", "cores", 1, 512, &cores, NULL, err));
-		JF_TRY(jf_int(cpu, "spec.domain.cpu", "sockets", 1, 512, &sockets, NULL, err));
-		JF_TRY(jf_int(cpu, "spec.domain.cpu", "threads", 1, 8, &threads, NULL, err));
-		JF_TRY(jf_int(cpu, "spec.domain.cpu", "maxSockets", 1, 512, &max_sockets, NULL, err));
-		JF_TRY(parse_cpu_model(v, cpu, err));
-		JF_TRY(parse_cpu_features(v, cpu, err));
-	}
-	/* KubeVirt: without any topology the vCPU count comes from the cpu limit/request, as sockets. */
-	if (!cores && !sockets && !threads && cpu_count > 0)
-		sockets = (int64_t)ceill(cpu_count);
-	v->cores = cores ? cores : 1;
-	v->sockets = sockets ? sockets : 1;
-	v->threads = threads ? threads : 1;
-	if (v->sockets > 512)
-		return jf_error(err, "spec.domain.resources", "more than 512 vCPUs requested");
-	if (max_sockets && max_sockets < v->sockets)
-		return jf_error(err, "spec.domain.cpu.maxSockets", "%lld is less than sockets (%u)",
-				(long long)max_sockets, v->sockets);
-	if ((uint64_t)(max_sockets ? max_sockets : v->sockets) * v->cores * v->threads > 1024)
-		return jf_error(err, "spec.domain.cpu", "more than 1024 vCPUs");
-	v->max_sockets = max_sockets;
-	return 0;
+        static const char *const allowed[] = {"cores", "sockets",  "threads", "maxSockets",
+                                              "model", "features", NULL};
+        const cJSON *cpu = NULL;
+        int64_t cores = 0, sockets = 0, threads = 0, max_sockets = 0;
+        JF_TRY(jf_object(domain, "spec.domain", "cpu", &cpu, err));
+        if (cpu) {
+                JF_TRY(jf_check_keys(cpu, "spec.domain.cpu", allowed, NULL, err));
+                JF_TRY(jf_int(cpu, "spec.domain.cpu", "cores", 1, 512, &cores, NULL, err));
+                JF_TRY(jf_int(cpu, "spec.domain.cpu", "sockets", 1, 512, &sockets, NULL, err));
+                JF_TRY(jf_int(cpu, "spec.domain.cpu", "threads", 1, 8, &threads, NULL, err));
+                JF_TRY(jf_int(cpu, "spec.domain.cpu", "maxSockets", 1, 512, &max_sockets, NULL, err));
+                JF_TRY(parse_cpu_model(v, cpu, err));
+                JF_TRY(parse_cpu_features(v, cpu, err));
+        }
+        /* KubeVirt: without any topology the vCPU count comes from the cpu limit/request, as sockets. */
+        if (!cores && !sockets && !threads && cpu_count > 0)
+                sockets = (int64_t)ceill(cpu_count);
+        v->cores = cores ? cores : 1;
+        v->sockets = sockets ? sockets : 1;
+        v->threads = threads ? threads : 1;
+        if (v->sockets > 512)
+                return jf_error(err, "spec.domain.resources", "more than 512 vCPUs requested");
+        if (max_sockets && max_sockets < v->sockets)
+                return jf_error(err, "spec.domain.cpu.maxSockets", "%lld is less than sockets (%u)",
+                                (long long)max_sockets, v->sockets);
+        if ((uint64_t)(max_sockets ? max_sockets : v->sockets) * v->cores * v->threads > 1024)
+                return jf_error(err, "spec.domain.cpu", "more than 1024 vCPUs");
+        v->max_sockets = max_sockets;
+        return 0;
 }
 
 static int parse_machine(vmi *v, const cJSON *domain, kv_error *err)
 {
-	static const char *const allowed[] = { "type", NULL };
-	const cJSON *m = NULL;
-	JF_TRY(jf_object(domain, "spec.domain", "machine", &m, err));
-	if (m) {
-		JF_TRY(jf_check_keys(m, "spec.domain.machine", allowed, NULL, err));
-		JF_TRY(jf_string(m, "spec.domain.machine", "type", false, &v->machine, err));
-	}
-	if (!v->machine && !(v->machine = strdup("q35")))
-		return kv_error_set(err, ENOMEM, "out of memory");
-	const char *t = v->machine;
-	bool versioned = !strncmp(t, "pc-q35-", 7) && t[7] >= '0' && t[7] <= '9' && strspn(t + 7, "0123456789.") == strlen(t + 7);
-	if (strcmp(t, "q35") && !versioned)
-		return jf_error(err, "spec.domain.machine.type", "\"%.64s\" is not supported (supported: q35, pc-q35-X.Y)", t);
-	return 0;
+        static const char *const allowed[] = {"type", NULL};
+        const cJSON *m = NULL;
+        JF_TRY(jf_object(domain, "spec.domain", "machine", &m, err));
+        if (m) {
+                JF_TRY(jf_check_keys(m, "spec.domain.machine", allowed, NULL, err));
+                JF_TRY(jf_string(m, "spec.domain.machine", "type", false, &v->machine, err));
+        }
+        if (!v->machine && !(v->machine = strdup("q35")))
+                return kv_error_set(err, ENOMEM, "out of memory");
+        const char *t = v->machine;
+        bool versioned = !strncmp(t, "pc-q35-", 7) && t[7] >= '0' && t[7] <= '9' &&
+                         strspn(t + 7, "0123456789.") == strlen(t + 7);
+        if (strcmp(t, "q35") && !versioned)
+                return jf_error(err, "spec.domain.machine.type",
+                                "\"%.64s\" is not supported (supported: q35, pc-q35-X.Y)", t);
+        return 0;
 }
 
 /* spec.domain.features: acpi (default on) and smm; anything else changes the guest and is refused. */
 static int parse_features(vmi *v, const cJSON *domain, bool *smm_given, kv_error *err)
 {
-	static const char *const allowed[] = { "acpi", "smm", NULL };
-	static const char *const state[] = { "enabled", NULL };
-	const char *names[] = { "acpi", "smm" };
-	bool *dest[] = { &v->acpi, &v->smm };
-	const cJSON *f = NULL;
-	JF_TRY(jf_object(domain, "spec.domain", "features", &f, err));
-	if (!f)
-		return 0;
-	JF_TRY(jf_check_keys(f, "spec.domain.features", allowed, NULL, err));
-	for (size_t i = 0; i < 2; i++) {
-		const cJSON *s = NULL;
-		char path[JPATH_MAX];
-		jpath_key(path, "spec.domain.features", names[i]);
-		JF_TRY(jf_object(f, "spec.domain.features", names[i], &s, err));
-		if (!s)
-			continue;
-		JF_TRY(jf_check_keys(s, path, state, NULL, err));
-		*dest[i] = true; /* present with no "enabled" means enabled, as in KubeVirt */
-		JF_TRY(jf_bool(s, path, "enabled", dest[i], err));
-		if (i == 1)
-			*smm_given = true;
-	}
-	return 0;
+        static const char *const allowed[] = {"acpi", "smm", NULL};
+        static const char *const state[] = {"enabled", NULL};
+        const char *names[] = {"acpi", "smm"};
+        bool *dest[] = {&v->acpi, &v->smm};
+        const cJSON *f = NULL;
+        JF_TRY(jf_object(domain, "spec.domain", "features", &f, err));
+        if (!f)
+                return 0;
+        JF_TRY(jf_check_keys(f, "spec.domain.features", allowed, NULL, err));
+        for (size_t i = 0; i < 2; i++) {
+                const cJSON *s = NULL;
+                char path[JPATH_MAX];
+                jpath_key(path, "spec.domain.features", names[i]);
+                JF_TRY(jf_object(f, "spec.domain.features", names[i], &s, err));
+                if (!s)
+                        continue;
+                JF_TRY(jf_check_keys(s, path, state, NULL, err));
+                *dest[i] = true; /* present with no "enabled" means enabled, as in KubeVirt */
+                JF_TRY(jf_bool(s, path, "enabled", dest[i], err));
+                if (i == 1)
+                        *smm_given = true;
+        }
+        return 0;
 }
 
 static int parse_clock(const cJSON *domain, kv_error *err)
 {
-	static const char *const allowed[] = { "utc", NULL };
-	const cJSON *c = NULL, *utc = NULL;
-	JF_TRY(jf_object(domain, "spec.domain", "clock", &c, err));
-	if (!c)
-		return 0;
-	/* QEMU's RTC runs in UTC by default; an offset or timers would change the guest. */
-	JF_TRY(jf_check_keys(c, "spec.domain.clock", allowed, NULL, err));
-	JF_TRY(jf_object(c, "spec.domain.clock", "utc", &utc, err));
-	return utc ? jf_check_keys(utc, "spec.domain.clock.utc", NULL, NULL, err) : 0;
+        static const char *const allowed[] = {"utc", NULL};
+        const cJSON *c = NULL, *utc = NULL;
+        JF_TRY(jf_object(domain, "spec.domain", "clock", &c, err));
+        if (!c)
+                return 0;
+        /* QEMU's RTC runs in UTC by default; an offset or timers would change the guest. */
+        JF_TRY(jf_check_keys(c, "spec.domain.clock", allowed, NULL, err));
+        JF_TRY(jf_object(c, "spec.domain.clock", "utc", &utc, err));
+        return utc ? jf_check_keys(utc, "spec.domain.clock.utc", NULL, NULL, err) : 0;
 }
 
 static int parse_kernel_boot(vmi *v, const cJSON *fw, kv_error *err)
 {
-	static const char *const allowed[] = { "kernelArgs", "container", NULL };
-	static const char *const container_allowed[] = { "image", "kernelPath", "initrdPath", NULL };
-	static const char *const container_ignored[] = { "imagePullPolicy", "imagePullSecret", NULL };
-	const char *kb_path = "spec.domain.firmware.kernelBoot", *c_path = "spec.domain.firmware.kernelBoot.container";
-	const cJSON *kb = NULL, *c = NULL;
-	JF_TRY(jf_object(fw, "spec.domain.firmware", "kernelBoot", &kb, err));
-	if (!kb)
-		return 0;
-	JF_TRY(jf_check_keys(kb, kb_path, allowed, NULL, err));
-	JF_TRY(jf_string(kb, kb_path, "kernelArgs", false, &v->kernel_args, err));
-	JF_TRY(jf_object(kb, kb_path, "container", &c, err));
-	if (!c)
-		return jf_error(err, "spec.domain.firmware.kernelBoot.container", "is required");
-	JF_TRY(jf_check_keys(c, c_path, container_allowed, container_ignored, err));
-	JF_TRY(jf_string(c, c_path, "image", true, &v->kernel_image, err));
-	JF_TRY(jf_string(c, c_path, "kernelPath", false, &v->kernel_path, err));
-	JF_TRY(jf_string(c, c_path, "initrdPath", false, &v->initrd_path, err));
-	if (!*v->kernel_image || jf_has_control_chars(v->kernel_image))
-		return jf_error(err, "spec.domain.firmware.kernelBoot.container.image", "is not a valid image reference");
-	if (!v->kernel_path && !v->initrd_path)
-		return jf_error(err, c_path, "kernelPath or initrdPath is required");
-	if (v->kernel_args && !v->kernel_path)
-		return jf_error(err, "spec.domain.firmware.kernelBoot.kernelArgs", "requires container.kernelPath");
-	if (v->kernel_args && jf_has_control_chars(v->kernel_args))
-		return jf_error(err, "spec.domain.firmware.kernelBoot.kernelArgs", "must not contain control characters");
-	if (v->kernel_path)
-		JF_TRY(jf_check_image_path(v->kernel_path, "spec.domain.firmware.kernelBoot.container.kernelPath", err));
-	if (v->initrd_path)
-		JF_TRY(jf_check_image_path(v->initrd_path, "spec.domain.firmware.kernelBoot.container.initrdPath", err));
-	v->kernel_boot = true;
-	return 0;
+        static const char *const allowed[] = {"kernelArgs", "container", NULL};
+        static const char *const container_allowed[] = {"image", "kernelPath", "initrdPath", NULL};
+        static const char *const container_ignored[] = {"imagePullPolicy", "imagePullSecret", NULL};
+        const char *kb_path = "spec.domain.firmware.kernelBoot",
+                   *c_path = "spec.domain.firmware.kernelBoot.container";
+        const cJSON *kb = NULL, *c = NULL;
+        JF_TRY(jf_object(fw, "spec.domain.firmware", "kernelBoot", &kb, err));
+        if (!kb)
+                return 0;
+        JF_TRY(jf_check_keys(kb, kb_path, allowed, NULL, err));
+        JF_TRY(jf_string(kb, kb_path, "kernelArgs", false, &v->kernel_args, err));
+        JF_TRY(jf_object(kb, kb_path, "container", &c, err));
+        if (!c)
+                return jf_error(err, "spec.domain.firmware.kernelBoot.container", "is required");
+        JF_TRY(jf_check_keys(c, c_path, container_allowed, container_ignored, err));
+        JF_TRY(jf_string(c, c_path, "image", true, &v->kernel_image, err));
+        JF_TRY(jf_string(c, c_path, "kernelPath", false, &v->kernel_path, err));
+        JF_TRY(jf_string(c, c_path, "initrdPath", false, &v->initrd_path, err));
+        if (!*v->kernel_image || jf_has_control_chars(v->kernel_image))
+                return jf_error(err, "spec.domain.firmware.kernelBoot.container.image",
+                                "is not a valid image reference");
+        if (!v->kernel_path && !v->initrd_path)
+                return jf_error(err, c_path, "kernelPath or initrdPath is required");
+        if (v->kernel_args && !v->kernel_path)
+                return jf_error(err, "spec.domain.firmware.kernelBoot.kernelArgs",
+                                "requires container.kernelPath");
+        if (v->kernel_args && jf_has_control_chars(v->kernel_args))
+                return jf_error(err, "spec.domain.firmware.kernelBoot.kernelArgs",
+                                "must not contain control characters");
+        if (v->kernel_path)
+                JF_TRY(jf_check_image_path(v->kernel_path,
+                                           "spec.domain.firmware.kernelBoot.container.kernelPath", err));
+        if (v->initrd_path)
+                JF_TRY(jf_check_image_path(v->initrd_path,
+                                           "spec.domain.firmware.kernelBoot.container.initrdPath", err));
+        v->kernel_boot = true;
+        return 0;
 }
 
 static int parse_bootloader(vmi *v, const cJSON *fw, kv_error *err)
 {
-	static const char *const allowed[] = { "bios", "efi", NULL };
-	static const char *const bios_allowed[] = { "useSerial", NULL };
-	static const char *const efi_allowed[] = { "secureBoot", NULL };
-	const char *path = "spec.domain.firmware.bootloader";
-	const cJSON *bl = NULL, *bios = NULL, *efi = NULL;
-	JF_TRY(jf_object(fw, "spec.domain.firmware", "bootloader", &bl, err));
-	if (!bl)
-		return 0;
-	JF_TRY(jf_check_keys(bl, path, allowed, NULL, err));
-	JF_TRY(jf_object(bl, path, "bios", &bios, err));
-	JF_TRY(jf_object(bl, path, "efi", &efi, err));
-	if (bios && efi)
-		return jf_error(err, path, "only one of bios and efi may be set");
-	if (bios) {
-		JF_TRY(jf_check_keys(bios, "spec.domain.firmware.bootloader.bios", bios_allowed, NULL, err));
-		JF_TRY(jf_bool(bios, "spec.domain.firmware.bootloader.bios", "useSerial", &v->bios_use_serial, err));
-	}
-	if (efi) {
-		v->firmware = FW_EFI;
-		v->efi_secure_boot = true; /* KubeVirt's default */
-		JF_TRY(jf_check_keys(efi, "spec.domain.firmware.bootloader.efi", efi_allowed, NULL, err));
-		JF_TRY(jf_bool(efi, "spec.domain.firmware.bootloader.efi", "secureBoot", &v->efi_secure_boot, err));
-	}
-	return 0;
+        static const char *const allowed[] = {"bios", "efi", NULL};
+        static const char *const bios_allowed[] = {"useSerial", NULL};
+        static const char *const efi_allowed[] = {"secureBoot", NULL};
+        const char *path = "spec.domain.firmware.bootloader";
+        const cJSON *bl = NULL, *bios = NULL, *efi = NULL;
+        JF_TRY(jf_object(fw, "spec.domain.firmware", "bootloader", &bl, err));
+        if (!bl)
+                return 0;
+        JF_TRY(jf_check_keys(bl, path, allowed, NULL, err));
+        JF_TRY(jf_object(bl, path, "bios", &bios, err));
+        JF_TRY(jf_object(bl, path, "efi", &efi, err));
+        if (bios && efi)
+                return jf_error(err, path, "only one of bios and efi may be set");
+        if (bios) {
+                JF_TRY(jf_check_keys(bios, "spec.domain.firmware.bootloader.bios", bios_allowed, NULL, err));
+                JF_TRY(jf_bool(bios, "spec.domain.firmware.bootloader.bios", "useSerial", &v->bios_use_serial,
+                               err));
+        }
+        if (efi) {
+                v->firmware = FW_EFI;
+                v->efi_secure_boot = true; /* KubeVirt's default */
+                JF_TRY(jf_check_keys(efi, "spec.domain.firmware.bootloader.efi", efi_allowed, NULL, err));
+                JF_TRY(jf_bool(efi, "spec.domain.firmware.bootloader.efi", "secureBoot", &v->efi_secure_boot,
+                               err));
+        }
+        return 0;
 }
 
 static int parse_firmware(vmi *v, const cJSON *domain, kv_error *err)
 {
-	static const char *const allowed[] = { "uuid", "serial", "bootloader", "kernelBoot", NULL };
-	const cJSON *fw = NULL;
-	JF_TRY(jf_object(domain, "spec.domain", "firmware", &fw, err));
-	if (fw) {
-		JF_TRY(jf_check_keys(fw, "spec.domain.firmware", allowed, NULL, err));
-		JF_TRY(jf_string(fw, "spec.domain.firmware", "uuid", false, &v->fw_uuid, err));
-		if (v->fw_uuid && !is_uuid(v->fw_uuid))
-			return jf_error(err, "spec.domain.firmware.uuid", "\"%.64s\" is not a UUID", v->fw_uuid);
-		JF_TRY(jf_string(fw, "spec.domain.firmware", "serial", false, &v->fw_serial, err));
-		if (v->fw_serial && (jf_has_control_chars(v->fw_serial) || strlen(v->fw_serial) > 256))
-			return jf_error(err, "spec.domain.firmware.serial", "must be at most 256 printable characters");
-		JF_TRY(parse_bootloader(v, fw, err));
-		JF_TRY(parse_kernel_boot(v, fw, err));
-	}
-	/* Without firmware.uuid KubeVirt derives one; the VMI uid is the stable choice here. */
-	if (!v->fw_uuid && v->uid && is_uuid(v->uid) && !(v->fw_uuid = strdup(v->uid)))
-		return kv_error_set(err, ENOMEM, "out of memory");
-	return 0;
+        static const char *const allowed[] = {"uuid", "serial", "bootloader", "kernelBoot", NULL};
+        const cJSON *fw = NULL;
+        JF_TRY(jf_object(domain, "spec.domain", "firmware", &fw, err));
+        if (fw) {
+                JF_TRY(jf_check_keys(fw, "spec.domain.firmware", allowed, NULL, err));
+                JF_TRY(jf_string(fw, "spec.domain.firmware", "uuid", false, &v->fw_uuid, err));
+                if (v->fw_uuid && !is_uuid(v->fw_uuid))
+                        return jf_error(err, "spec.domain.firmware.uuid", "\"%.64s\" is not a UUID",
+                                        v->fw_uuid);
+                JF_TRY(jf_string(fw, "spec.domain.firmware", "serial", false, &v->fw_serial, err));
+                if (v->fw_serial && (jf_has_control_chars(v->fw_serial) || strlen(v->fw_serial) > 256))
+                        return jf_error(err, "spec.domain.firmware.serial",
+                                        "must be at most 256 printable characters");
+                JF_TRY(parse_bootloader(v, fw, err));
+                JF_TRY(parse_kernel_boot(v, fw, err));
+        }
+        /* Without firmware.uuid KubeVirt derives one; the VMI uid is the stable choice here. */
+        if (!v->fw_uuid && v->uid && is_uuid(v->uid) && !(v->fw_uuid = strdup(v->uid)))
+                return kv_error_set(err, ENOMEM, "out of memory");
+        return 0;
 }
 
 static int parse_domain(vmi *v, const cJSON *spec, kv_error *err)
 {
-	static const char *const allowed[] = { "resources", "cpu", "memory", "machine", "firmware",
-					       "features", "clock", "devices", NULL };
-	const cJSON *domain = NULL, *devices = NULL;
-	long double cpu_count = 0;
-	bool smm_given = false;
-	JF_TRY(jf_object(spec, "spec", "domain", &domain, err));
-	if (!domain)
-		return jf_error(err, "spec.domain", "is required");
-	JF_TRY(jf_check_keys(domain, "spec.domain", allowed, NULL, err));
-	JF_TRY(parse_memory(v, domain, err));
-	JF_TRY(parse_resources(v, domain, &cpu_count, err));
-	JF_TRY(check_memory(v, err));
-	JF_TRY(parse_cpu(v, domain, cpu_count, err));
-	JF_TRY(parse_machine(v, domain, err));
-	JF_TRY(parse_features(v, domain, &smm_given, err));
-	JF_TRY(parse_clock(domain, err));
-	JF_TRY(parse_firmware(v, domain, err));
-	if (v->firmware == FW_EFI && v->efi_secure_boot) {
-		if (smm_given && !v->smm)
-			return jf_error(err, "spec.domain.features.smm", "secure boot requires SMM");
-		v->smm = true;
-	}
-	JF_TRY(jf_object(domain, "spec.domain", "devices", &devices, err));
-	return vmi_parse_devices(v, devices, "spec.domain.devices", err);
+        static const char *const allowed[] = {"resources", "cpu",   "memory",  "machine", "firmware",
+                                              "features",  "clock", "devices", NULL};
+        const cJSON *domain = NULL, *devices = NULL;
+        long double cpu_count = 0;
+        bool smm_given = false;
+        JF_TRY(jf_object(spec, "spec", "domain", &domain, err));
+        if (!domain)
+                return jf_error(err, "spec.domain", "is required");
+        JF_TRY(jf_check_keys(domain, "spec.domain", allowed, NULL, err));
+        JF_TRY(parse_memory(v, domain, err));
+        JF_TRY(parse_resources(v, domain, &cpu_count, err));
+        JF_TRY(check_memory(v, err));
+        JF_TRY(parse_cpu(v, domain, cpu_count, err));
+        JF_TRY(parse_machine(v, domain, err));
+        JF_TRY(parse_features(v, domain, &smm_given, err));
+        JF_TRY(parse_clock(domain, err));
+        JF_TRY(parse_firmware(v, domain, err));
+        if (v->firmware == FW_EFI && v->efi_secure_boot) {
+                if (smm_given && !v->smm)
+                        return jf_error(err, "spec.domain.features.smm", "secure boot requires SMM");
+                v->smm = true;
+        }
+        JF_TRY(jf_object(domain, "spec.domain", "devices", &devices, err));
+        return vmi_parse_devices(v, devices, "spec.domain.devices", err);
 }
 
 static int parse_start_strategy(vmi *v, const cJSON *spec, kv_error *err)
 {
-	static const char *const strategies[] = { "Paused", NULL };
-	int s = -1;
-	JF_TRY(jf_enum(spec, "spec", "startStrategy", strategies, &s, err));
-	v->start_paused = s == 0;
-	return 0;
+        static const char *const strategies[] = {"Paused", NULL};
+        int s = -1;
+        JF_TRY(jf_enum(spec, "spec", "startStrategy", strategies, &s, err));
+        v->start_paused = s == 0;
+        return 0;
 }
 
 static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
 {
-	static const char *const allowed[] = { "domain", "volumes", "networks", "terminationGracePeriodSeconds",
-					       "startStrategy", "hostname", NULL };
-	/* Scheduling and DNS settings: they place or configure the Pod, not the guest. */
-	static const char *const ignored[] = { "nodeSelector", "affinity", "tolerations", "schedulerName",
-					       "priorityClassName", "evictionStrategy", "topologySpreadConstraints",
-					       "subdomain", "dnsPolicy", "dnsConfig", NULL };
-	const cJSON *spec = NULL;
-	JF_TRY(jf_object(root, "", "spec", &spec, err));
-	if (!spec)
-		return jf_error(err, "spec", "is required");
-	JF_TRY(jf_check_keys(spec, "spec", allowed, ignored, err));
-	v->grace_seconds = VMI_DEFAULT_GRACE_SECONDS;
-	JF_TRY(jf_int(spec, "spec", "terminationGracePeriodSeconds", 0, 86400 * 7, &v->grace_seconds, NULL, err));
-	JF_TRY(parse_start_strategy(v, spec, err));
-	JF_TRY(jf_string(spec, "spec", "hostname", false, &v->hostname, err));
-	if (v->hostname && !jf_is_dns_label(v->hostname))
-		return jf_error(err, "spec.hostname", "\"%.64s\" is not a valid hostname (DNS label)", v->hostname);
-	if (!v->hostname && !(v->hostname = strndup(v->name, strcspn(v->name, "."))))
-		return kv_error_set(err, ENOMEM, "out of memory");
-	JF_TRY(parse_domain(v, spec, err));
-	JF_TRY(vmi_parse_volumes(v, spec, err));
-	for (size_t i = 0; v->kernel_boot && i < v->n_volumes; i++) {
-		char p[JPATH_MAX];
-		snprintf(p, sizeof(p), "spec.volumes[%zu].name", i);
-		if (!strcmp(v->volumes[i].name, VMI_KERNEL_BOOT_IMAGE_NAME))
-			return jf_error(err, p, "\"%s\" is reserved for the kernelBoot image", VMI_KERNEL_BOOT_IMAGE_NAME);
-	}
-	return vmi_parse_networks(v, spec, err);
+        static const char *const allowed[] = {
+            "domain",        "volumes",  "networks", "terminationGracePeriodSeconds",
+            "startStrategy", "hostname", NULL};
+        /* Scheduling and DNS settings: they place or configure the Pod, not the guest. */
+        static const char *const ignored[] = {"nodeSelector",
+                                              "affinity",
+                                              "tolerations",
+                                              "schedulerName",
+                                              "priorityClassName",
+                                              "evictionStrategy",
+                                              "topologySpreadConstraints",
+                                              "subdomain",
+                                              "dnsPolicy",
+                                              "dnsConfig",
+                                              NULL};
+        const cJSON *spec = NULL;
+        JF_TRY(jf_object(root, "", "spec", &spec, err));
+        if (!spec)
+                return jf_error(err, "spec", "is required");
+        JF_TRY(jf_check_keys(spec, "spec", allowed, ignored, err));
+        v->grace_seconds = VMI_DEFAULT_GRACE_SECONDS;
+        JF_TRY(jf_int(spec, "spec", "terminationGracePeriodSeconds", 0, 86400 * 7, &v->grace_seconds, NULL,
+                      err));
+        JF_TRY(parse_start_strategy(v, spec, err));
+        JF_TRY(jf_string(spec, "spec", "hostname", false, &v->hostname, err));
+        if (v->hostname && !jf_is_dns_label(v->hostname))
+                return jf_error(err, "spec.hostname", "\"%.64s\" is not a valid hostname (DNS label)",
+                                v->hostname);
+        if (!v->hostname && !(v->hostname = strndup(v->name, strcspn(v->name, "."))))
+                return kv_error_set(err, ENOMEM, "out of memory");
+        JF_TRY(parse_domain(v, spec, err));
+        JF_TRY(vmi_parse_volumes(v, spec, err));
+        for (size_t i = 0; v->kernel_boot && i < v->n_volumes; i++) {
+                char p[JPATH_MAX];
+                snprintf(p, sizeof(p), "spec.volumes[%zu].name", i);
+                if (!strcmp(v->volumes[i].name, VMI_KERNEL_BOOT_IMAGE_NAME))
+                        return jf_error(err, p, "\"%s\" is reserved for the kernelBoot image",
+                                        VMI_KERNEL_BOOT_IMAGE_NAME);
+        }
+        return vmi_parse_networks(v, spec, err);
 }
 
 static int check_type(const cJSON *root, kv_error *err)
 {
-	static const char *const allowed[] = { "apiVersion", "kind", "metadata", "spec", NULL };
-	static const char *const ignored[] = { "status", NULL };
-	const cJSON *api = cJSON_GetObjectItemCaseSensitive(root, "apiVersion");
-	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
-	if (!cJSON_IsObject(root))
-		return kv_error_set(err, EINVAL, "the manifest must be an object");
-	if (!cJSON_IsString(api) || (strcmp(api->valuestring, "kubevirt.io/v1") &&
-				     strcmp(api->valuestring, "kubevirt.io/v1alpha3")))
-		return jf_error(err, "apiVersion", "must be \"kubevirt.io/v1\"");
-	if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "VirtualMachineInstance"))
-		return jf_error(err, "kind", "must be \"VirtualMachineInstance\"");
-	return jf_check_keys(root, "", allowed, ignored, err);
+        static const char *const allowed[] = {"apiVersion", "kind", "metadata", "spec", NULL};
+        static const char *const ignored[] = {"status", NULL};
+        const cJSON *api = cJSON_GetObjectItemCaseSensitive(root, "apiVersion");
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
+        if (!cJSON_IsObject(root))
+                return kv_error_set(err, EINVAL, "the manifest must be an object");
+        if (!cJSON_IsString(api) ||
+            (strcmp(api->valuestring, "kubevirt.io/v1") && strcmp(api->valuestring, "kubevirt.io/v1alpha3")))
+                return jf_error(err, "apiVersion", "must be \"kubevirt.io/v1\"");
+        if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "VirtualMachineInstance"))
+                return jf_error(err, "kind", "must be \"VirtualMachineInstance\"");
+        return jf_check_keys(root, "", allowed, ignored, err);
 }
 
 int vmi_from_json(const cJSON *root, vmi **out, kv_error *err)
 {
-	_cleanup_(vmi_freep) vmi *v = calloc(1, sizeof(*v));
-	if (!v || !(v->labels = cJSON_CreateObject()))
-		return kv_error_set(err, ENOMEM, "out of memory");
-	v->acpi = v->serial_console = v->graphics = v->mem_balloon = true;
-	JF_TRY(check_type(root, err));
-	JF_TRY(parse_metadata(v, root, err));
-	JF_TRY(parse_spec(v, root, err));
-	*out = TAKE_PTR(v);
-	return 0;
+        _cleanup_(vmi_freep) vmi *v = calloc(1, sizeof(*v));
+        if (!v || !(v->labels = cJSON_CreateObject()))
+                return kv_error_set(err, ENOMEM, "out of memory");
+        v->acpi = v->serial_console = v->graphics = v->mem_balloon = true;
+        JF_TRY(check_type(root, err));
+        JF_TRY(parse_metadata(v, root, err));
+        JF_TRY(parse_spec(v, root, err));
+        *out = TAKE_PTR(v);
+        return 0;
 }
 
 static int load_buffer(const char *buf, size_t len, vmi **out, kv_error *err)
 {
-	cJSON *root = NULL;
-	int r = yaml_or_json_parse(buf, len, &root, err);
-	if (r < 0)
-		return r;
-	r = vmi_from_json(root, out, err);
-	cJSON_Delete(root);
-	return r;
+        cJSON *root = NULL;
+        int r = yaml_or_json_parse(buf, len, &root, err);
+        if (r < 0)
+                return r;
+        r = vmi_from_json(root, out, err);
+        cJSON_Delete(root);
+        return r;
 }
 
 int vmi_load_json_string(const char *json, vmi **out, kv_error *err)
 {
-	return load_buffer(json, strlen(json), out, err);
+        return load_buffer(json, strlen(json), out, err);
 }
 
 static int read_all(int fd, char **out, size_t *len)
 {
-	size_t cap = 65536, n = 0;
-	_cleanup_free_ char *buf = malloc(cap);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		if (n == cap) {
-			if (cap >= MANIFEST_MAX)
-				return -EFBIG;
-			char *b = realloc(buf, cap *= 2);
-			if (!b)
-				return -ENOMEM;
-			buf = b;
-		}
-		ssize_t k = read(fd, buf + n, cap - n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			break;
-		n += k;
-	}
-	*len = n;
-	*out = TAKE_PTR(buf);
-	return 0;
+        size_t cap = 65536, n = 0;
+        _cleanup_free_ char *buf = malloc(cap);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                if (n == cap) {
+                        if (cap >= MANIFEST_MAX)
+                                return -EFBIG;
+                        char *b = realloc(buf, cap *= 2);
+                        if (!b)
+                                return -ENOMEM;
+                        buf = b;
+                }
+                ssize_t k = read(fd, buf + n, cap - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                n += k;
+        }
+        *len = n;
+        *out = TAKE_PTR(buf);
+        return 0;
 }
 
 int vmi_load(const char *path, vmi **out, kv_error *err)
 {
-	bool stdin_ = !strcmp(path, "-");
-	_cleanup_close_ int fd = stdin_ ? -1 : open(path, O_RDONLY | O_CLOEXEC);
-	if (!stdin_ && fd < 0)
-		return kv_error_errno(err, errno, "open %s", path);
-	_cleanup_free_ char *buf = NULL;
-	size_t len = 0;
-	int r = read_all(stdin_ ? STDIN_FILENO : fd, &buf, &len);
-	if (r < 0)
-		return kv_error_errno(err, -r, "read %s", stdin_ ? "stdin" : path);
-	r = load_buffer(buf, len, out, err);
-	if (r < 0)
-		kv_error_wrap(err, "%s", stdin_ ? "stdin" : path);
-	return r;
+        bool stdin_ = !strcmp(path, "-");
+        _cleanup_close_ int fd = stdin_ ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+        if (!stdin_ && fd < 0)
+                return kv_error_errno(err, errno, "open %s", path);
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        int r = read_all(stdin_ ? STDIN_FILENO : fd, &buf, &len);
+        if (r < 0)
+                return kv_error_errno(err, -r, "read %s", stdin_ ? "stdin" : path);
+        r = load_buffer(buf, len, out, err);
+        if (r < 0)
+                kv_error_wrap(err, "%s", stdin_ ? "stdin" : path);
+        return r;
 }
 
 void vmi_free(vmi *v)
 {
-	if (!v)
-		return;
-	free(v->name), free(v->namespace), free(v->uid), free(v->hostname);
-	cJSON_Delete(v->labels);
-	free(v->cpu_model_name);
-	for (char **f = v->cpu_features; f && *f; f++)
-		free(*f);
-	free(v->cpu_features);
-	free(v->machine), free(v->fw_uuid), free(v->fw_serial), free(v->efi_vars);
-	free(v->kernel_image), free(v->kernel_path), free(v->initrd_path), free(v->kernel_args);
-	free(v->kernel_file), free(v->initrd_file);
-	vmi_free_devices(v);
-	free(v);
+        if (!v)
+                return;
+        free(v->name), free(v->namespace), free(v->uid), free(v->hostname);
+        cJSON_Delete(v->labels);
+        free(v->cpu_model_name);
+        for (char **f = v->cpu_features; f && *f; f++)
+                free(*f);
+        free(v->cpu_features);
+        free(v->machine), free(v->fw_uuid), free(v->fw_serial), free(v->efi_vars);
+        free(v->kernel_image), free(v->kernel_path), free(v->initrd_path), free(v->kernel_args);
+        free(v->kernel_file), free(v->initrd_file);
+        vmi_free_devices(v);
+        free(v);
 }

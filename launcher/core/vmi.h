@@ -22,111 +22,120 @@ typedef enum { CACHE_DEFAULT, CACHE_NONE, CACHE_WRITETHROUGH, CACHE_WRITEBACK } 
 typedef enum { DISK_IO_DEFAULT, DISK_IO_NATIVE, DISK_IO_THREADS } disk_io;
 
 typedef struct vmi_disk {
-	char *name;
-	disk_kind kind;
-	disk_bus bus;
-	bool readonly;       /* disk.readonly, cdrom.readonly (cdrom default true) */
-	unsigned boot_order; /* 0 = none; else QEMU bootindex */
-	char *serial;        /* NULL = none */
-	disk_cache cache;
-	disk_io io;
-	size_t volume;       /* index into vmi.volumes */
+        char *name;
+        disk_kind kind;
+        disk_bus bus;
+        bool readonly;       /* disk.readonly, cdrom.readonly (cdrom default true) */
+        unsigned boot_order; /* 0 = none; else QEMU bootindex */
+        char *serial;        /* NULL = none */
+        disk_cache cache;
+        disk_io io;
+        size_t volume; /* index into vmi.volumes */
 } vmi_disk;
 
 typedef enum {
-	VOL_CONTAINER_DISK,
-	VOL_PVC,
-	VOL_HOST_DISK,
-	VOL_EMPTY_DISK,
-	VOL_EPHEMERAL,
-	VOL_CLOUD_INIT_NOCLOUD,
+        VOL_CONTAINER_DISK,
+        VOL_PVC,
+        VOL_HOST_DISK,
+        VOL_EMPTY_DISK,
+        VOL_EPHEMERAL,
+        VOL_CLOUD_INIT_NOCLOUD,
 } volume_kind;
 
 /* What vmi_prepare() resolved for a volume; qemu_argv_build() reads only this. */
 typedef struct volume_prep {
-	char *path;           /* absolute path of the image QEMU opens (NULL until prepared) */
-	image_format format;  /* of path */
-	char *base;           /* overlays the launcher made: the read-only base image, else NULL */
-	image_format base_format;
-	bool read_only;       /* the node at path is opened read-only */
+        char *path;          /* absolute path of the image QEMU opens (NULL until prepared) */
+        image_format format; /* of path */
+        char *base;          /* overlays the launcher made: the read-only base image, else NULL */
+        image_format base_format;
+        bool read_only; /* the node at path is opened read-only */
 } volume_prep;
 
 typedef struct vmi_volume {
-	char *name;
-	volume_kind kind;
-	char *image;          /* containerDisk.image: an image reference (absolute directory locally) */
-	char *image_path;     /* containerDisk.path: disk file inside the image, NULL = the one in /disk */
-	char *claim_name;     /* persistentVolumeClaim/ephemeral claimName */
-	bool claim_readonly;
-	char *host_path;      /* hostDisk.path */
-	bool host_create;     /* hostDisk.type DiskOrCreate */
-	uint64_t capacity;    /* emptyDisk/hostDisk capacity in bytes */
-	char *user_data;      /* cloudInitNoCloud (base64 already decoded) */
-	char *network_data;
-	volume_prep prep;
+        char *name;
+        volume_kind kind;
+        char *image;      /* containerDisk.image: an image reference (absolute directory locally) */
+        char *image_path; /* containerDisk.path: disk file inside the image, NULL = the one in /disk */
+        char *claim_name; /* persistentVolumeClaim/ephemeral claimName */
+        bool claim_readonly;
+        char *host_path;   /* hostDisk.path */
+        bool host_create;  /* hostDisk.type DiskOrCreate */
+        uint64_t capacity; /* emptyDisk/hostDisk capacity in bytes */
+        char *user_data;   /* cloudInitNoCloud (base64 already decoded) */
+        char *network_data;
+        volume_prep prep;
 } vmi_volume;
 
 typedef enum { NET_BIND_MASQUERADE, NET_BIND_SLIRP } net_binding;
 typedef enum { NIC_VIRTIO, NIC_E1000E, NIC_E1000, NIC_RTL8139 } nic_model;
 
 typedef struct vmi_interface {
-	char *name;           /* also the network name */
-	net_binding binding;
-	nic_model model;
-	char *mac;            /* NULL = QEMU's default */
-	unsigned boot_order;
+        char *name; /* also the network name */
+        net_binding binding;
+        nic_model model;
+        char *mac; /* NULL = QEMU's default */
+        unsigned boot_order;
 } vmi_interface;
 
 typedef enum { INPUT_TABLET, INPUT_KEYBOARD } input_type;
 typedef enum { INPUT_BUS_USB, INPUT_BUS_VIRTIO } input_bus;
 typedef struct vmi_input {
-	char *name;
-	input_type type;
-	input_bus bus;
+        char *name;
+        input_type type;
+        input_bus bus;
 } vmi_input;
 
-typedef enum { CPU_MODEL_DEFAULT, CPU_MODEL_HOST_PASSTHROUGH, CPU_MODEL_HOST_MODEL, CPU_MODEL_NAMED } cpu_model_kind;
+typedef enum {
+        CPU_MODEL_DEFAULT,
+        CPU_MODEL_HOST_PASSTHROUGH,
+        CPU_MODEL_HOST_MODEL,
+        CPU_MODEL_NAMED
+} cpu_model_kind;
 typedef enum { FW_BIOS, FW_EFI } firmware_kind;
 
 typedef struct vmi {
-	/* identity */
-	char *name, *namespace, *uid;
-	cJSON *labels;                 /* object of strings (owned), never NULL */
-	int64_t grace_seconds;         /* terminationGracePeriodSeconds, default 30 */
-	bool start_paused;             /* spec.startStrategy: Paused → do not `cont` */
-	char *hostname;                /* spec.hostname or metadata.name */
+        /* identity */
+        char *name, *namespace, *uid;
+        cJSON *labels;         /* object of strings (owned), never NULL */
+        int64_t grace_seconds; /* terminationGracePeriodSeconds, default 30 */
+        bool start_paused;     /* spec.startStrategy: Paused → do not `cont` */
+        char *hostname;        /* spec.hostname or metadata.name */
 
-	/* cpu */
-	unsigned sockets, cores, threads, max_sockets; /* max_sockets 0 = no CPU hot-plug */
-	cpu_model_kind cpu_model;
-	char *cpu_model_name;          /* CPU_MODEL_NAMED */
-	char **cpu_features;           /* NULL-terminated "+name"/"-name", or NULL */
+        /* cpu */
+        unsigned sockets, cores, threads, max_sockets; /* max_sockets 0 = no CPU hot-plug */
+        cpu_model_kind cpu_model;
+        char *cpu_model_name; /* CPU_MODEL_NAMED */
+        char **cpu_features;  /* NULL-terminated "+name"/"-name", or NULL */
 
-	/* memory, bytes (rounded up to MiB) */
-	uint64_t memory, max_memory;   /* max_memory 0 = no memory hot-plug */
+        /* memory, bytes (rounded up to MiB) */
+        uint64_t memory, max_memory; /* max_memory 0 = no memory hot-plug */
 
-	/* machine and firmware */
-	char *machine;                 /* "q35" or "pc-q35-X.Y" */
-	bool acpi, smm;
-	char *fw_uuid, *fw_serial;     /* NULL = none */
-	firmware_kind firmware;
-	bool bios_use_serial;
-	bool efi_secure_boot;
-	char *efi_vars;                /* prepared: the VARS copy in the run dir */
-	bool kernel_boot;
-	char *kernel_image;            /* kernelBoot.container.image */
-	char *kernel_path, *initrd_path, *kernel_args; /* as written in the manifest (in-image paths) */
-	char *kernel_file, *initrd_file;               /* prepared: absolute host paths */
+        /* machine and firmware */
+        char *machine; /* "q35" or "pc-q35-X.Y" */
+        bool acpi, smm;
+        char *fw_uuid, *fw_serial; /* NULL = none */
+        firmware_kind firmware;
+        bool bios_use_serial;
+        bool efi_secure_boot;
+        char *efi_vars; /* prepared: the VARS copy in the run dir */
+        bool kernel_boot;
+        char *kernel_image;                            /* kernelBoot.container.image */
+        char *kernel_path, *initrd_path, *kernel_args; /* as written in the manifest (in-image paths) */
+        char *kernel_file, *initrd_file;               /* prepared: absolute host paths */
 
-	/* devices */
-	vmi_disk *disks; size_t n_disks;
-	vmi_volume *volumes; size_t n_volumes;
-	vmi_interface *interfaces; size_t n_interfaces;
-	vmi_input *inputs; size_t n_inputs;
-	bool rng;
-	bool serial_console;           /* autoattachSerialConsole, default true */
-	bool graphics;                 /* autoattachGraphicsDevice, default true */
-	bool mem_balloon;              /* autoattachMemBalloon, default true */
+        /* devices */
+        vmi_disk *disks;
+        size_t n_disks;
+        vmi_volume *volumes;
+        size_t n_volumes;
+        vmi_interface *interfaces;
+        size_t n_interfaces;
+        vmi_input *inputs;
+        size_t n_inputs;
+        bool rng;
+        bool serial_console; /* autoattachSerialConsole, default true */
+        bool graphics;       /* autoattachGraphicsDevice, default true */
+        bool mem_balloon;    /* autoattachMemBalloon, default true */
 } vmi;
 
 /* Load a VMI from a YAML or JSON file ("-" = stdin) and validate it. -EINVAL: invalid manifest (exit 2);
@@ -139,8 +148,8 @@ int vmi_from_json(const cJSON *root, vmi **out, kv_error *err);
 void vmi_free(vmi *v);
 static inline void vmi_freep(vmi **v)
 {
-	if (*v)
-		vmi_free(*v);
+        if (*v)
+                vmi_free(*v);
 }
 
 const char *image_format_name(image_format f); /* "raw" / "qcow2" */

@@ -24,256 +24,288 @@
 
 static const char *field(char buf[static JPATH_MAX], size_t i, const char *rest)
 {
-	snprintf(buf, JPATH_MAX, "spec.volumes[%zu]%s", i, rest);
-	return buf;
+        snprintf(buf, JPATH_MAX, "spec.volumes[%zu]%s", i, rest);
+        return buf;
 }
 
 static bool is_dir(const char *path)
 {
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+        struct stat st;
+        return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 /* An image reference → its root filesystem directory (cluster: <image_root>/<name>; local: the reference
  * itself when it is an absolute directory path). */
 static int resolve_image_dir(const launcher_paths *p, const char *name, const char *image, const char *fld,
-			     char **out, kv_error *err)
+                             char **out, kv_error *err)
 {
-	if (p->image_root) {
-		if (asprintf(out, "%s/%s", p->image_root, name) < 0)
-			return kv_error_set(err, ENOMEM, "out of memory");
-		if (is_dir(*out))
-			return 0;
-		free(*out);
-		*out = NULL;
-	}
-	if (image[0] == '/') {
-		JF_TRY(jf_check_abs_path(image, fld, err));
-		if (!is_dir(image))
-			return jf_error(err, fld, "\"%.200s\" is not a directory", image);
-		*out = strdup(image);
-		return *out ? 0 : kv_error_set(err, ENOMEM, "out of memory");
-	}
-	return jf_error(err, fld, "image \"%.200s\" is not available: no %s/%s and not an absolute directory path", image,
-			p->image_root ? p->image_root : "<image-root>", name);
+        if (p->image_root) {
+                if (asprintf(out, "%s/%s", p->image_root, name) < 0)
+                        return kv_error_set(err, ENOMEM, "out of memory");
+                if (is_dir(*out))
+                        return 0;
+                free(*out);
+                *out = NULL;
+        }
+        if (image[0] == '/') {
+                JF_TRY(jf_check_abs_path(image, fld, err));
+                if (!is_dir(image))
+                        return jf_error(err, fld, "\"%.200s\" is not a directory", image);
+                *out = strdup(image);
+                return *out ? 0 : kv_error_set(err, ENOMEM, "out of memory");
+        }
+        return jf_error(err, fld,
+                        "image \"%.200s\" is not available: no %s/%s and not an absolute directory path",
+                        image, p->image_root ? p->image_root : "<image-root>", name);
 }
 
 static int run_qemu_img(const launcher_paths *p, char *const args[], kv_error *err)
 {
-	char *argv[16] = { (char *)(p->qemu_img ? p->qemu_img : "qemu-img") };
-	for (size_t i = 0; args[i] && i + 2 < ARRAY_SIZE(argv); i++)
-		argv[i + 1] = args[i];
-	return spawn_wait(argv, err);
+        char *argv[16] = {(char *)(p->qemu_img ? p->qemu_img : "qemu-img")};
+        for (size_t i = 0; args[i] && i + 2 < ARRAY_SIZE(argv); i++)
+                argv[i + 1] = args[i];
+        return spawn_wait(argv, err);
 }
 
 /* A qcow2 overlay at `overlay` over the read-only `base`. */
 static int create_overlay(const launcher_paths *p, const char *overlay, const char *base, image_format fmt,
-			  uint64_t size, kv_error *err)
+                          uint64_t size, kv_error *err)
 {
-	char sz[32];
-	snprintf(sz, sizeof(sz), "%" PRIu64, size);
-	char *const args[] = { "create", "-q", "-f", "qcow2", "-u", "-F", (char *)image_format_name(fmt), "-b",
-			       (char *)base, (char *)overlay, sz, NULL };
-	return run_qemu_img(p, args, err);
+        char sz[32];
+        snprintf(sz, sizeof(sz), "%" PRIu64, size);
+        char *const args[] = {"create",
+                              "-q",
+                              "-f",
+                              "qcow2",
+                              "-u",
+                              "-F",
+                              (char *)image_format_name(fmt),
+                              "-b",
+                              (char *)base,
+                              (char *)overlay,
+                              sz,
+                              NULL};
+        return run_qemu_img(p, args, err);
 }
 
 static int set_prep(volume_prep *prep, char *path, image_format fmt, char *base, image_format base_fmt,
-		    bool read_only)
+                    bool read_only)
 {
-	free(prep->path), free(prep->base);
-	prep->path = path, prep->format = fmt, prep->base = base, prep->base_format = base_fmt;
-	prep->read_only = read_only;
-	return 0;
+        free(prep->path), free(prep->base);
+        prep->path = path, prep->format = fmt, prep->base = base, prep->base_format = base_fmt;
+        prep->read_only = read_only;
+        return 0;
 }
 
 static int run_file(const launcher_paths *p, const char *prefix, const vmi_volume *vol, const char *ext,
-		    char **out, kv_error *err)
+                    char **out, kv_error *err)
 {
-	if (asprintf(out, "%s/%s-%s.%s", p->run_dir, prefix, vol->name, ext) < 0)
-		return kv_error_set(err, ENOMEM, "out of memory");
-	return 0;
+        if (asprintf(out, "%s/%s-%s.%s", p->run_dir, prefix, vol->name, ext) < 0)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        return 0;
 }
 
 static int prepare_overlay(const launcher_paths *p, vmi_volume *vol, char *base, kv_error *err)
 {
-	_cleanup_free_ char *b = base, *overlay = NULL;
-	image_format fmt;
-	uint64_t size;
-	JF_TRY(image_detect_format(b, &fmt, &size, err));
-	JF_TRY(run_file(p, "disk", vol, "qcow2", &overlay, err));
-	JF_TRY(create_overlay(p, overlay, b, fmt, size, err));
-	return set_prep(&vol->prep, TAKE_PTR(overlay), IMG_QCOW2, TAKE_PTR(b), fmt, false);
+        _cleanup_free_ char *b = base, *overlay = NULL;
+        image_format fmt;
+        uint64_t size;
+        JF_TRY(image_detect_format(b, &fmt, &size, err));
+        JF_TRY(run_file(p, "disk", vol, "qcow2", &overlay, err));
+        JF_TRY(create_overlay(p, overlay, b, fmt, size, err));
+        return set_prep(&vol->prep, TAKE_PTR(overlay), IMG_QCOW2, TAKE_PTR(b), fmt, false);
 }
 
 static int prepare_container_disk(const launcher_paths *p, vmi_volume *vol, size_t i, kv_error *err)
 {
-	char f[JPATH_MAX];
-	_cleanup_free_ char *dir = NULL;
-	char *disk = NULL;
-	JF_TRY(resolve_image_dir(p, vol->name, vol->image, field(f, i, ".containerDisk.image"), &dir, err));
-	if (vol->image_path)
-		JF_TRY(image_resolve_in(dir, vol->image_path, field(f, i, ".containerDisk.path"), &disk, err));
-	else
-		JF_TRY(image_find_disk(dir, field(f, i, ".containerDisk.image"), &disk, err));
-	return prepare_overlay(p, vol, disk, err);
+        char f[JPATH_MAX];
+        _cleanup_free_ char *dir = NULL;
+        char *disk = NULL;
+        JF_TRY(resolve_image_dir(p, vol->name, vol->image, field(f, i, ".containerDisk.image"), &dir, err));
+        if (vol->image_path)
+                JF_TRY(
+                    image_resolve_in(dir, vol->image_path, field(f, i, ".containerDisk.path"), &disk, err));
+        else
+                JF_TRY(image_find_disk(dir, field(f, i, ".containerDisk.image"), &disk, err));
+        return prepare_overlay(p, vol, disk, err);
 }
 
 static int pvc_disk(const launcher_paths *p, const vmi_volume *vol, size_t i, const char *rest, char **out,
-		    kv_error *err)
+                    kv_error *err)
 {
-	char f[JPATH_MAX];
-	if (asprintf(out, "%s/%s/disk.img", p->pvc_root ? p->pvc_root : DEFAULT_PVC_ROOT, vol->name) < 0)
-		return kv_error_set(err, ENOMEM, "out of memory");
-	if (access(*out, vol->claim_readonly ? R_OK : R_OK | W_OK) < 0)
-		return jf_error(err, field(f, i, rest), "claim \"%s\" is not available at %s: %s", vol->claim_name, *out,
-				strerror(errno));
-	return 0;
+        char f[JPATH_MAX];
+        if (asprintf(out, "%s/%s/disk.img", p->pvc_root ? p->pvc_root : DEFAULT_PVC_ROOT, vol->name) < 0)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        if (access(*out, vol->claim_readonly ? R_OK : R_OK | W_OK) < 0)
+                return jf_error(err, field(f, i, rest), "claim \"%s\" is not available at %s: %s",
+                                vol->claim_name, *out, strerror(errno));
+        return 0;
 }
 
 static int prepare_pvc(const launcher_paths *p, vmi_volume *vol, size_t i, kv_error *err)
 {
-	char *path = NULL;
-	JF_TRY(pvc_disk(p, vol, i, ".persistentVolumeClaim.claimName", &path, err));
-	/* A writable volume the guest controls is always raw: a guest-written qcow2 header must not matter. */
-	return set_prep(&vol->prep, path, IMG_RAW, NULL, IMG_RAW, vol->claim_readonly);
+        char *path = NULL;
+        JF_TRY(pvc_disk(p, vol, i, ".persistentVolumeClaim.claimName", &path, err));
+        /* A writable volume the guest controls is always raw: a guest-written qcow2 header must not matter.
+         */
+        return set_prep(&vol->prep, path, IMG_RAW, NULL, IMG_RAW, vol->claim_readonly);
 }
 
 static int prepare_ephemeral(const launcher_paths *p, vmi_volume *vol, size_t i, kv_error *err)
 {
-	_cleanup_free_ char *base = NULL, *overlay = NULL;
-	struct stat st;
-	JF_TRY(pvc_disk(p, vol, i, ".ephemeral.persistentVolumeClaim.claimName", &base, err));
-	if (stat(base, &st) < 0)
-		return kv_error_errno(err, errno, "stat %s", base);
-	JF_TRY(run_file(p, "disk", vol, "qcow2", &overlay, err));
-	JF_TRY(create_overlay(p, overlay, base, IMG_RAW, (uint64_t)st.st_size, err));
-	return set_prep(&vol->prep, TAKE_PTR(overlay), IMG_QCOW2, TAKE_PTR(base), IMG_RAW, false);
+        _cleanup_free_ char *base = NULL, *overlay = NULL;
+        struct stat st;
+        JF_TRY(pvc_disk(p, vol, i, ".ephemeral.persistentVolumeClaim.claimName", &base, err));
+        if (stat(base, &st) < 0)
+                return kv_error_errno(err, errno, "stat %s", base);
+        JF_TRY(run_file(p, "disk", vol, "qcow2", &overlay, err));
+        JF_TRY(create_overlay(p, overlay, base, IMG_RAW, (uint64_t)st.st_size, err));
+        return set_prep(&vol->prep, TAKE_PTR(overlay), IMG_QCOW2, TAKE_PTR(base), IMG_RAW, false);
 }
 
 static int create_sparse(const char *path, uint64_t size, kv_error *err)
 {
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0660);
-	if (fd < 0)
-		return kv_error_errno(err, errno, "create %s", path);
-	if (ftruncate(fd, (off_t)size) < 0)
-		return kv_error_errno(err, errno, "resize %s", path);
-	return 0;
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0660);
+        if (fd < 0)
+                return kv_error_errno(err, errno, "create %s", path);
+        if (ftruncate(fd, (off_t)size) < 0)
+                return kv_error_errno(err, errno, "resize %s", path);
+        return 0;
 }
 
 static int prepare_host_disk(vmi_volume *vol, size_t i, kv_error *err)
 {
-	char f[JPATH_MAX];
-	struct stat st;
-	if (stat(vol->host_path, &st) < 0) {
-		if (errno != ENOENT || !vol->host_create)
-			return jf_error(err, field(f, i, ".hostDisk.path"), "%s: %s", vol->host_path, strerror(errno));
-		JF_TRY(create_sparse(vol->host_path, vol->capacity, err));
-	} else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-		return jf_error(err, field(f, i, ".hostDisk.path"), "%s is not a regular file or block device", vol->host_path);
-	}
-	char *path = strdup(vol->host_path);
-	if (!path)
-		return kv_error_set(err, ENOMEM, "out of memory");
-	return set_prep(&vol->prep, path, IMG_RAW, NULL, IMG_RAW, false);
+        char f[JPATH_MAX];
+        struct stat st;
+        if (stat(vol->host_path, &st) < 0) {
+                if (errno != ENOENT || !vol->host_create)
+                        return jf_error(err, field(f, i, ".hostDisk.path"), "%s: %s", vol->host_path,
+                                        strerror(errno));
+                JF_TRY(create_sparse(vol->host_path, vol->capacity, err));
+        } else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+                return jf_error(err, field(f, i, ".hostDisk.path"),
+                                "%s is not a regular file or block device", vol->host_path);
+        }
+        char *path = strdup(vol->host_path);
+        if (!path)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        return set_prep(&vol->prep, path, IMG_RAW, NULL, IMG_RAW, false);
 }
 
 static int prepare_empty_disk(const launcher_paths *p, vmi_volume *vol, kv_error *err)
 {
-	_cleanup_free_ char *path = NULL;
-	char sz[32];
-	JF_TRY(run_file(p, "disk", vol, "qcow2", &path, err));
-	snprintf(sz, sizeof(sz), "%" PRIu64, vol->capacity);
-	char *const args[] = { "create", "-q", "-f", "qcow2", path, sz, NULL };
-	JF_TRY(run_qemu_img(p, args, err));
-	return set_prep(&vol->prep, TAKE_PTR(path), IMG_QCOW2, NULL, IMG_RAW, false);
+        _cleanup_free_ char *path = NULL;
+        char sz[32];
+        JF_TRY(run_file(p, "disk", vol, "qcow2", &path, err));
+        snprintf(sz, sizeof(sz), "%" PRIu64, vol->capacity);
+        char *const args[] = {"create", "-q", "-f", "qcow2", path, sz, NULL};
+        JF_TRY(run_qemu_img(p, args, err));
+        return set_prep(&vol->prep, TAKE_PTR(path), IMG_QCOW2, NULL, IMG_RAW, false);
 }
 
 static int prepare_cloud_init(const vmi *v, const launcher_paths *p, vmi_volume *vol, kv_error *err)
 {
-	_cleanup_free_ char *path = NULL, *meta = NULL;
-	/* KubeVirt's meta-data: instance-id <name>.<namespace>, local-hostname the VMI's hostname. */
-	if (asprintf(&meta, "instance-id: %s.%s\nlocal-hostname: %s\n", v->name, v->namespace, v->hostname) < 0)
-		return kv_error_set(err, ENOMEM, "out of memory");
-	JF_TRY(run_file(p, "cidata", vol, "iso", &path, err));
-	cidata_files files = { .meta_data = meta, .user_data = vol->user_data, .network_data = vol->network_data };
-	JF_TRY(cidata_write(path, &files, err));
-	/* Writable like KubeVirt's seed disk (ide-hd refuses read-only nodes); it is rebuilt on every start. */
-	return set_prep(&vol->prep, TAKE_PTR(path), IMG_RAW, NULL, IMG_RAW, false);
+        _cleanup_free_ char *path = NULL, *meta = NULL;
+        /* KubeVirt's meta-data: instance-id <name>.<namespace>, local-hostname the VMI's hostname. */
+        if (asprintf(&meta, "instance-id: %s.%s\nlocal-hostname: %s\n", v->name, v->namespace, v->hostname) <
+            0)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        JF_TRY(run_file(p, "cidata", vol, "iso", &path, err));
+        cidata_files files = {
+            .meta_data = meta, .user_data = vol->user_data, .network_data = vol->network_data};
+        JF_TRY(cidata_write(path, &files, err));
+        /* Writable like KubeVirt's seed disk (ide-hd refuses read-only nodes); it is rebuilt on every start.
+         */
+        return set_prep(&vol->prep, TAKE_PTR(path), IMG_RAW, NULL, IMG_RAW, false);
 }
 
 int volumes_prepare(vmi *v, const launcher_paths *p, kv_error *err)
 {
-	if (!p->run_dir || p->run_dir[0] != '/')
-		return kv_error_set(err, EINVAL, "run directory must be an absolute path");
-	for (size_t i = 0; i < v->n_volumes; i++) {
-		vmi_volume *vol = &v->volumes[i];
-		switch (vol->kind) {
-		case VOL_CONTAINER_DISK: JF_TRY(prepare_container_disk(p, vol, i, err)); break;
-		case VOL_PVC: JF_TRY(prepare_pvc(p, vol, i, err)); break;
-		case VOL_EPHEMERAL: JF_TRY(prepare_ephemeral(p, vol, i, err)); break;
-		case VOL_HOST_DISK: JF_TRY(prepare_host_disk(vol, i, err)); break;
-		case VOL_EMPTY_DISK: JF_TRY(prepare_empty_disk(p, vol, err)); break;
-		case VOL_CLOUD_INIT_NOCLOUD: JF_TRY(prepare_cloud_init(v, p, vol, err)); break;
-		}
-	}
-	return 0;
+        if (!p->run_dir || p->run_dir[0] != '/')
+                return kv_error_set(err, EINVAL, "run directory must be an absolute path");
+        for (size_t i = 0; i < v->n_volumes; i++) {
+                vmi_volume *vol = &v->volumes[i];
+                switch (vol->kind) {
+                case VOL_CONTAINER_DISK:
+                        JF_TRY(prepare_container_disk(p, vol, i, err));
+                        break;
+                case VOL_PVC:
+                        JF_TRY(prepare_pvc(p, vol, i, err));
+                        break;
+                case VOL_EPHEMERAL:
+                        JF_TRY(prepare_ephemeral(p, vol, i, err));
+                        break;
+                case VOL_HOST_DISK:
+                        JF_TRY(prepare_host_disk(vol, i, err));
+                        break;
+                case VOL_EMPTY_DISK:
+                        JF_TRY(prepare_empty_disk(p, vol, err));
+                        break;
+                case VOL_CLOUD_INIT_NOCLOUD:
+                        JF_TRY(prepare_cloud_init(v, p, vol, err));
+                        break;
+                }
+        }
+        return 0;
 }
 
 static int copy_file(const char *from, const char *to, kv_error *err)
 {
-	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return kv_error_errno(err, errno, "open %s", from);
-	_cleanup_close_ int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (out < 0)
-		return kv_error_errno(err, errno, "create %s", to);
-	char buf[65536];
-	ssize_t n;
-	while ((n = read(in, buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || write(out, buf, n) != n)
-			return kv_error_errno(err, errno ? errno : EIO, "copy %s to %s", from, to);
-	}
-	return 0;
+        _cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
+        if (in < 0)
+                return kv_error_errno(err, errno, "open %s", from);
+        _cleanup_close_ int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (out < 0)
+                return kv_error_errno(err, errno, "create %s", to);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof(buf))) != 0) {
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 || write(out, buf, n) != n)
+                        return kv_error_errno(err, errno ? errno : EIO, "copy %s to %s", from, to);
+        }
+        return 0;
 }
 
 /* EFI: a fresh copy of the VARS template per start (KubeVirt's non-persistent EFI). */
 static int prepare_efi(vmi *v, const launcher_paths *p, kv_error *err)
 {
-	_cleanup_free_ char *tmpl = NULL, *vars = NULL;
-	const char *name = v->efi_secure_boot ? "OVMF_VARS_4M.ms.fd" : "OVMF_VARS_4M.fd";
-	if (asprintf(&tmpl, "%s/%s", p->ovmf_dir ? p->ovmf_dir : DEFAULT_OVMF_DIR, name) < 0 ||
-	    asprintf(&vars, "%s/efi-vars.fd", p->run_dir) < 0)
-		return kv_error_set(err, ENOMEM, "out of memory");
-	JF_TRY(copy_file(tmpl, vars, err));
-	free(v->efi_vars);
-	v->efi_vars = TAKE_PTR(vars);
-	return 0;
+        _cleanup_free_ char *tmpl = NULL, *vars = NULL;
+        const char *name = v->efi_secure_boot ? "OVMF_VARS_4M.ms.fd" : "OVMF_VARS_4M.fd";
+        if (asprintf(&tmpl, "%s/%s", p->ovmf_dir ? p->ovmf_dir : DEFAULT_OVMF_DIR, name) < 0 ||
+            asprintf(&vars, "%s/efi-vars.fd", p->run_dir) < 0)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        JF_TRY(copy_file(tmpl, vars, err));
+        free(v->efi_vars);
+        v->efi_vars = TAKE_PTR(vars);
+        return 0;
 }
 
 static int prepare_kernel_boot(vmi *v, const launcher_paths *p, kv_error *err)
 {
-	_cleanup_free_ char *dir = NULL;
-	JF_TRY(resolve_image_dir(p, VMI_KERNEL_BOOT_IMAGE_NAME, v->kernel_image,
-				 "spec.domain.firmware.kernelBoot.container.image", &dir, err));
-	free(v->kernel_file), free(v->initrd_file);
-	v->kernel_file = v->initrd_file = NULL;
-	if (v->kernel_path)
-		JF_TRY(image_resolve_in(dir, v->kernel_path, "spec.domain.firmware.kernelBoot.container.kernelPath",
-					&v->kernel_file, err));
-	if (v->initrd_path)
-		JF_TRY(image_resolve_in(dir, v->initrd_path, "spec.domain.firmware.kernelBoot.container.initrdPath",
-					&v->initrd_file, err));
-	return 0;
+        _cleanup_free_ char *dir = NULL;
+        JF_TRY(resolve_image_dir(p, VMI_KERNEL_BOOT_IMAGE_NAME, v->kernel_image,
+                                 "spec.domain.firmware.kernelBoot.container.image", &dir, err));
+        free(v->kernel_file), free(v->initrd_file);
+        v->kernel_file = v->initrd_file = NULL;
+        if (v->kernel_path)
+                JF_TRY(image_resolve_in(dir, v->kernel_path,
+                                        "spec.domain.firmware.kernelBoot.container.kernelPath",
+                                        &v->kernel_file, err));
+        if (v->initrd_path)
+                JF_TRY(image_resolve_in(dir, v->initrd_path,
+                                        "spec.domain.firmware.kernelBoot.container.initrdPath",
+                                        &v->initrd_file, err));
+        return 0;
 }
 
 int vmi_prepare(vmi *v, const launcher_paths *p, kv_error *err)
 {
-	JF_TRY(volumes_prepare(v, p, err));
-	if (v->firmware == FW_EFI)
-		JF_TRY(prepare_efi(v, p, err));
-	if (v->kernel_boot)
-		JF_TRY(prepare_kernel_boot(v, p, err));
-	return 0;
+        JF_TRY(volumes_prepare(v, p, err));
+        if (v->firmware == FW_EFI)
+                JF_TRY(prepare_efi(v, p, err));
+        if (v->kernel_boot)
+                JF_TRY(prepare_kernel_boot(v, p, err));
+        return 0;
 }

@@ -1,18 +1,18 @@
 /* volumes: everything on the host filesystem that the QEMU argv refers to. Resolves image directories,
  * creates qcow2 overlays / empty disks (qemu-img via posix_spawn, never a shell), sparse hostDisk files,
- * the cloud-init `cidata` ISO (libisofs), the EFI VARS copy and the kernelBoot files. Fills vmi.volumes[].prep,
- * vmi.efi_vars, vmi.kernel_file/initrd_file. */
+ * the cloud-init `cidata` ISO (libisofs), the EFI VARS copy and the kernelBoot files. Fills
+ * vmi.volumes[].prep, vmi.efi_vars, vmi.kernel_file/initrd_file. */
 #pragma once
 
 #include "error.h"
 #include "vmi.h"
 
 typedef struct launcher_paths {
-	const char *run_dir;    /* required, absolute: overlays, empty disks, cidata, EFI vars go here */
-	const char *image_root; /* NULL = none; containerDisk V resolves to <image_root>/V if it exists */
-	const char *pvc_root;   /* NULL = "/var/run/kvlite/pvc"; PVC V is <pvc_root>/<V>/disk.img */
-	const char *ovmf_dir;   /* NULL = "/usr/share/OVMF" */
-	const char *qemu_img;   /* NULL = "qemu-img" looked up on PATH */
+        const char *run_dir;    /* required, absolute: overlays, empty disks, cidata, EFI vars go here */
+        const char *image_root; /* NULL = none; containerDisk V resolves to <image_root>/V if it exists */
+        const char *pvc_root;   /* NULL = "/var/run/kvlite/pvc"; PVC V is <pvc_root>/<V>/disk.img */
+        const char *ovmf_dir;   /* NULL = "/usr/share/OVMF" */
+        const char *qemu_img;   /* NULL = "qemu-img" looked up on PATH */
 } launcher_paths;
 
 /* Prepare every volume, the kernelBoot image and EFI vars. Errors naming the field: -EINVAL (bad

@@ -1,7 +1,7 @@
 /* net_setup: picks the binding, renders the -netdev/-device JSON the argv builder passes to QEMU, and
  * drops the network capabilities once the wiring is done. */
 #include "binding.h"
-#include "caps.h"
+#include "netcaps.h"
 #include "dhcp.h"
 #include "log.h"
 #include "mac.h"
@@ -143,6 +143,7 @@ static int dispatch(const net_request *req, net_result *res, kv_error *err)
 
 int net_setup(const net_request *req, net_result *res, kv_error *err)
 {
+	*res = (net_result){0};
 	if (req->iface_name[0] == '\0' || strspn(req->iface_name, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
 						      strlen(req->iface_name))
 		return kv_error_set(err, EINVAL, "net: interface name \"%s\" must be a DNS label", req->iface_name);

@@ -14,13 +14,13 @@
 typedef struct cJSON cJSON;
 typedef struct dhcp_server dhcp_server;
 
-typedef enum net_binding {
+typedef enum kvnet_binding {
 	NET_BINDING_NONE = 0, /* no pod network in the spec: nothing to do */
 	NET_BINDING_MASQUERADE,
 	NET_BINDING_BRIDGE,
 	NET_BINDING_PASST,
 	NET_BINDING_SLIRP,
-} net_binding;
+} kvnet_binding;
 
 #define NET_MAX_PORTS 64
 #define NET_NAME_MAX 64
@@ -31,7 +31,7 @@ typedef struct net_port {
 } net_port;
 
 typedef struct net_request {
-	net_binding binding;
+	kvnet_binding binding;
 	char iface_name[NET_NAME_MAX]; /* spec.domain.devices.interfaces[].name */
 	char model[16];                /* "virtio" (default), "e1000e", "e1000" */
 	char mac[18];                  /* macAddress, normalised to lower case; "" = chosen by the binding */
@@ -51,7 +51,7 @@ typedef struct net_request {
 } net_request;
 
 typedef struct net_result {
-	net_binding binding;
+	kvnet_binding binding;
 	char netdev_id[NET_NAME_MAX + 8];
 	char netdev_json[1024];  /* value of -netdev */
 	char device_json[512];   /* value of -device (driver, id, netdev, mac); the caller may add "bus" */
@@ -78,8 +78,8 @@ int net_setup(const net_request *req, net_result *res, kv_error *err);
 /* Closes the DHCP server and stops passt. Links and rules die with the Pod's network namespace. */
 void net_result_release(net_result *res);
 
-const char *net_binding_name(net_binding b);
-net_binding net_binding_from_name(const char *name);
+const char *net_binding_name(kvnet_binding b);
+kvnet_binding net_binding_from_name(const char *name);
 
 /* The built-in DHCPv4 server (masquerade, bridge): one client, one fixed lease. */
 int dhcp_server_fd(const dhcp_server *s);

@@ -18,16 +18,16 @@ static const char *const binding_names[] = {
 	[NET_BINDING_SLIRP] = "slirp",
 };
 
-const char *net_binding_name(net_binding b)
+const char *net_binding_name(kvnet_binding b)
 {
 	return (size_t)b < sizeof(binding_names) / sizeof(binding_names[0]) ? binding_names[b] : "?";
 }
 
-net_binding net_binding_from_name(const char *name)
+kvnet_binding net_binding_from_name(const char *name)
 {
 	for (size_t i = NET_BINDING_MASQUERADE; i < sizeof(binding_names) / sizeof(binding_names[0]); i++)
 		if (name && strcmp(name, binding_names[i]) == 0)
-			return (net_binding)i;
+			return (kvnet_binding)i;
 	return NET_BINDING_NONE;
 }
 
@@ -108,7 +108,7 @@ static int validate_networks(const cJSON *networks, kv_error *err)
 }
 
 /* The one binding key of an interface; none given means bridge, as KubeVirt's defaulting does. */
-static int interface_binding(const cJSON *iface, int i, net_binding *out, kv_error *err)
+static int interface_binding(const cJSON *iface, int i, kvnet_binding *out, kv_error *err)
 {
 	static const char *const keys[] = {"masquerade", "bridge", "passt", "slirp", "binding", "sriov", "macvtap"};
 	const char *found = NULL;
@@ -227,7 +227,8 @@ static int parse_model_mac(const cJSON *iface, int i, net_request *req, kv_error
 static int check_keys(const cJSON *iface, int i, kv_error *err)
 {
 	static const char *const known[] = {"name",  "masquerade", "bridge", "passt", "slirp", "binding",
-					    "sriov", "macvtap",    "ports",  "model", "macAddress"};
+					    "sriov", "macvtap",    "ports",  "model", "macAddress",
+					    "bootOrder" /* the argv builder's (launcher/core) */};
 	const cJSON *item;
 	cJSON_ArrayForEach(item, iface)
 	{

@@ -21,6 +21,8 @@ static void console_on_output(loop_source *src, int fd, uint32_t events, void *d
 		return;
 	}
 	ring_append(&s->backlog, buf, (size_t)n);
+	if (s->cfg->serial_stdout && write(STDOUT_FILENO, buf, (size_t)n) < 0 && errno != EAGAIN)
+		log_warning("serial to stdout: %m");
 	for (ctl_conn *c = s->conns, *next; c; c = next) {
 		next = c->next; /* sending may drop c */
 		if (c->console)

@@ -215,6 +215,7 @@ int launch_run(const launch_opts *o)
 			.serial_listen_fd = l.serial_fd,
 			.control_fd = l.control_fd,
 			.sandbox = o->sandbox,
+			.serial_stdout = o->serial_stdout,
 		};
 		code = supervisor_run(&cfg, &l.st);
 	}

@@ -13,6 +13,7 @@ typedef struct launch_opts {
 	const char *qemu;        /* NULL: qemu-system-x86_64 on PATH */
 	accel_mode accel;
 	bool sandbox;
+	bool serial_stdout;      /* copy the serial console to stdout */
 	bool dry_run;            /* print the QEMU argv as a JSON array and exit */
 } launch_opts;
 

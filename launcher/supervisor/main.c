@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl-client.h"
 #include "launch.h"
@@ -29,6 +30,8 @@ static const char usage[] =
 	"  --accel auto|kvm|tcg accelerator (default auto: KVM only when kvmcheck says it really works)\n"
 	"  --qemu PATH          QEMU binary (default qemu-system-x86_64 on PATH)\n"
 	"  --no-sandbox         keep capabilities and skip the seccomp filter (debugging)\n"
+	"  --serial-stdout      copy the guest's serial output to stdout (default when stdout is a\n"
+	"                       terminal; logs stay on stderr)\n"
 	"  --dry-run            prepare everything, print the QEMU argv as a JSON array, exit\n"
 	"  --log-level LEVEL    debug|info|warning|error (default info)\n"
 	"  -h, --help           this text\n"
@@ -63,7 +66,7 @@ int main(int argc, char **argv)
 		return ctl_client_main(argc - 1, argv + 1);
 
 	enum { OPT_VMI = 256, OPT_VMI_ENV, OPT_RUN_DIR, OPT_IMAGE_ROOT, OPT_STATUS, OPT_ACCEL, OPT_QEMU,
-	       OPT_NO_SANDBOX, OPT_LOG_LEVEL, OPT_DRY_RUN };
+	       OPT_NO_SANDBOX, OPT_LOG_LEVEL, OPT_DRY_RUN, OPT_SERIAL_STDOUT };
 	static const struct option longopts[] = {
 		{"vmi", required_argument, NULL, OPT_VMI},
 		{"vmi-env", required_argument, NULL, OPT_VMI_ENV},
@@ -74,11 +77,12 @@ int main(int argc, char **argv)
 		{"qemu", required_argument, NULL, OPT_QEMU},
 		{"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX},
 		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+		{"serial-stdout", no_argument, NULL, OPT_SERIAL_STDOUT},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	launch_opts o = {.accel = ACCEL_AUTO, .sandbox = true};
+	launch_opts o = {.accel = ACCEL_AUTO, .sandbox = true, .serial_stdout = isatty(STDOUT_FILENO)};
 	int c;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -90,6 +94,7 @@ int main(int argc, char **argv)
 		case OPT_QEMU: o.qemu = optarg; break;
 		case OPT_NO_SANDBOX: o.sandbox = false; break;
 		case OPT_DRY_RUN: o.dry_run = true; break;
+		case OPT_SERIAL_STDOUT: o.serial_stdout = true; break;
 		case OPT_ACCEL:
 			if (accel_parse(optarg, &o.accel) < 0)
 				return usage_error("--accel must be one of auto, kvm, tcg, not", optarg);

@@ -225,24 +225,25 @@ static void stderr_take_lines(supervisor *s, bool flush)
 	s->stderr_len -= off;
 }
 
-static bool stderr_read(supervisor *s)
+/* 1: read some, 0: nothing now, -1: closed (EOF or error; the fd is gone). */
+static int stderr_read(supervisor *s)
 {
 	if (s->stderr_fd < 0)
-		return false;
+		return -1;
 	ssize_t n = read(s->stderr_fd, s->stderr_buf + s->stderr_len, sizeof(s->stderr_buf) - 1 - s->stderr_len);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return false;
+		return 0;
 	if (n <= 0) {
 		stderr_take_lines(s, true);
 		loop_remove(s->loop, s->stderr_src);
 		s->stderr_src = NULL;
 		close(s->stderr_fd);
 		s->stderr_fd = -1;
-		return false;
+		return -1;
 	}
 	s->stderr_len += (size_t)n;
 	stderr_take_lines(s, false);
-	return true;
+	return 1;
 }
 
 static void on_stderr(loop_source *src, int fd, uint32_t events, void *data)
@@ -260,8 +261,8 @@ static void drain_after_exit(supervisor *s)
 		if (qmp_handle_io(s->qmp, EPOLLIN, &err) < 0)
 			qmp_drop(s);
 	}
-	while (s->stderr_fd >= 0)
-		stderr_read(s);
+	while (stderr_read(s) > 0) /* stops at EOF, or if something else still holds the pipe */
+		;
 }
 
 static void decide_phase(supervisor *s)

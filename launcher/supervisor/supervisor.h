@@ -36,6 +36,7 @@ typedef struct sup_config {
 	int serial_listen_fd;   /* -1: no serial console */
 	int control_fd;         /* listening control.sock */
 	bool sandbox;           /* drop capabilities + seccomp once QEMU runs */
+	bool serial_stdout;     /* also copy serial output to stdout (the local, no-Kubernetes view) */
 } sup_config;
 
 enum stop_stage { STOP_NONE, STOP_POWERDOWN, STOP_QUIT, STOP_KILL };

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Boots the test guest of $KV_GUEST_DIR under TCG (kernel+initrd and disk.qcow2) and checks the contract of
 tests/guest/README.md: readiness time, counter lines, ACPI power button via QMP, and the switches."""
+import ctypes
 import hashlib
 import json
 import os
@@ -16,11 +17,21 @@ import urllib.request
 
 SKIP = 77
 # Boot time is measured on a shared 2-core machine where other TCG guests may be running: the limit applies
-# to the fastest kernel boot of this test, and each boot must still reach the marker within BOOT_TIMEOUT.
+# to the fastest boot of each kind (kernel+initrd, disk.qcow2); a kind that missed it gets one more boot.
 READY_LIMIT = float(os.environ.get("KV_GUEST_READY_LIMIT", "3.0"))
 BOOT_TIMEOUT = 20.0
 # Unanchored: with shell=1 the prompt may come first on a line.
 CNT_RE = re.compile(r"CNT (\d+) cpus=\S+ memKB=\d+ blk=(\S*) net=(\S*)$")
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+LIVE = []  # every Guest started, killed at exit whatever happened
+
+
+def die_with_parent():
+    """In the QEMU child: SIGKILL when this test dies, even by SIGKILL (meson's timeout)."""
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class Guest:
@@ -34,7 +45,8 @@ class Guest:
                "-qmp", f"unix:{self.qmp_path},server=on,wait=off"] + args
         self.start = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, preexec_fn=die_with_parent)
+        LIVE.append(self)
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.partial = b""
         self.lines = []  # (seconds since start, line)
@@ -181,20 +193,18 @@ def check_powerdown(g):
     print(f"{g.name}: powered off {time.monotonic() - t0:.2f} s after system_powerdown", flush=True)
 
 
-def test_kernel_boot(tmp, guest_dir, guests):
+def test_kernel_boot(tmp, guest_dir):
     g = Guest(tmp, "kernel", ["-kernel", f"{guest_dir}/vmlinuz", "-initrd", f"{guest_dir}/initrd.img",
                               "-append", "console=ttyS0"])
-    guests.append(g)
     t = wait_ready(g)
     check_counter(g)
     check_powerdown(g)
     return t
 
 
-def test_disk_boot(tmp, guest_dir, guests):
+def test_disk_boot(tmp, guest_dir):
     g = Guest(tmp, "disk", ["-drive", f"file={guest_dir}/disk.qcow2,format=qcow2,if=none,id=d0,snapshot=on",
                             "-device", "virtio-blk-pci,drive=d0"])
-    guests.append(g)
     t = wait_ready(g)
     check_counter(g, expect_blk="vda")
     check_powerdown(g)
@@ -222,7 +232,7 @@ def make_cidata(tmp):
     return img, {n: hashlib.md5(d).hexdigest() for n, d in files.items()}
 
 
-def test_switches(tmp, guest_dir, guests):
+def test_switches(tmp, guest_dir):
     """One boot with acpid=0 http= diskw= shell=1, a NIC, a cidata disk and a hot-plugged CPU."""
     port = free_port()
     cidata, md5s = make_cidata(tmp)
@@ -236,7 +246,6 @@ def test_switches(tmp, guest_dir, guests):
         "-drive", f"file={cidata},format=raw,if=none,id=d1,readonly=on", "-device", "virtio-blk-pci,drive=d1",
         "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080", "-device", "virtio-net-pci,netdev=n0"],
         stdin=True)
-    guests.append(g)
     t = wait_ready(g)
     booted = g.seen
     g.wait_line(r"NET eth0 10\.0\.2\.15$", 10, since=booted)
@@ -272,20 +281,22 @@ def main():
         return SKIP
     # meson's timeout sends SIGTERM: turn it into an exception so that every QEMU is killed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
-    guests = []
     try:
         with tempfile.TemporaryDirectory(prefix="kvguest-test.") as tmp:
-            kernel_times = [test_kernel_boot(tmp, guest_dir, guests)]
-            disk_time = test_disk_boot(tmp, guest_dir, guests)
-            kernel_times.append(test_switches(tmp, guest_dir, guests))
-            best = min(kernel_times)
-            print(f"readiness: kernel boot best {best:.2f} s of {len(kernel_times)}, disk boot {disk_time:.2f} s")
-            check(best < READY_LIMIT, f"kernel boot took {best:.2f} s to KVGUEST READY (limit {READY_LIMIT} s)")
+            times = {"kernel": [test_kernel_boot(tmp, guest_dir)],
+                     "disk": [test_disk_boot(tmp, guest_dir)]}
+            times["kernel"].append(test_switches(tmp, guest_dir))
+            for kind, test in (("kernel", test_kernel_boot), ("disk", test_disk_boot)):
+                if min(times[kind]) >= READY_LIMIT:  # one more sample before blaming the guest
+                    times[kind].append(test(tmp, guest_dir))
+                best = min(times[kind])
+                print(f"readiness: {kind} boot best {best:.2f} s of {len(times[kind])}", flush=True)
+                check(best < READY_LIMIT, f"{kind} boot took {best:.2f} s to KVGUEST READY (limit {READY_LIMIT} s)")
     except Failure as e:
         print(f"FAIL: {e}", flush=True)
         return 1
     finally:
-        for g in guests:
+        for g in LIVE:
             g.kill()
     print("ok")
     return 0

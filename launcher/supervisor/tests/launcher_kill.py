@@ -8,9 +8,16 @@ from launcherlib import Launcher, check, need_guest, pid_alive, vmi
 
 need_guest()
 
-# QEMU killed under the launcher
-L = Launcher(vmi("killqemu", kernel_args="cnt=0"))
+# QEMU killed under the launcher (this one also exercises --accel auto: kvmcheck decides)
+L = Launcher(vmi("killqemu", kernel_args="cnt=0"), accel="auto")
 L.wait_phase("Running")
+if L.status()["accel"] == "tcg":  # the build machines: /dev/kvm is there but not usable
+    cond = L.condition("SoftwareEmulation")
+    check(cond and cond["reason"] in ("KVMUnusable", "KVMAbsent") and cond["message"], f"SoftwareEmulation: {cond}", L)
+    with open(L.log_path) as f:
+        check("falling back to TCG" in f.read(), "the fallback is logged as a warning", L)
+else:
+    check(L.condition("SoftwareEmulation") is None, "KVM: no SoftwareEmulation condition", L)
 os.kill(L.qemu_pid(), signal.SIGKILL)
 rc = L.wait_exit(10)
 st = L.status()

@@ -1,5 +1,5 @@
-/* Capability drop with libcap. */
-#include "caps.h"
+/* Capability drop with libcap: CAP_NET_ADMIN and CAP_NET_RAW out of every set. */
+#include "netcaps.h"
 
 #include <errno.h>
 #include <sys/capability.h>

@@ -1,4 +1,4 @@
-/* The network capabilities the launcher holds only while wiring. */
+/* The network capabilities the launcher holds only while wiring (netcaps: not kvmcheck's KVM caps). */
 #pragma once
 
 #include "error.h"

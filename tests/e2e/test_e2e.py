@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+# End to end on one machine: real kubectl → API test server → virt-controller → launcher Pod → kubelet
+# stand-in → virt-launcher → QEMU (TCG) boots the test guest. Usage: test_e2e.py [vmi|vm_always|vm_halted]
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SRC = os.environ.get("KV_SOURCE_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(SRC, "controller", "tests"))
+from kubetest import BUILD, POD_PATH, Controller, Server, cleanup, wait_for  # noqa: E402
+
+GUEST = os.environ.get("KV_GUEST_DIR") or os.path.join(SRC, ".cache", "guest")
+NODE = "node01"
+
+
+class Kubelet:
+    def __init__(self, srv):
+        self.srv, self.proc = srv, None
+        self.state = os.path.join(srv.dir, "kubelet")
+
+    def start(self):
+        env = dict(os.environ, PATH=os.path.join(BUILD, "launcher", "supervisor") + ":" + os.environ["PATH"])
+        self.log = open(os.path.join(self.srv.dir, "kubelet.log"), "ab")
+        self.proc = subprocess.Popen([sys.executable, os.path.join(SRC, "tests", "kube-api", "kubelet.py"),
+                                      "--server", self.srv.url, "--node-name", NODE, "--state-dir", self.state,
+                                      "--serviceaccount-dir", self.srv.sa_dir,
+                                      "--in-cluster-server", self.srv.info["https_url"]],
+                                     stdout=subprocess.DEVNULL, stderr=self.log, env=env)
+        return self
+
+    def run_dir(self, pod):
+        return os.path.join(self.state, "pods", pod["metadata"]["uid"], "volumes", "run")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Scheduler(threading.Thread):
+    """The scheduler's one job here: bind unscheduled launcher Pods to the kubelet's node."""
+
+    def __init__(self, api):
+        super().__init__(daemon=True)
+        self.api, self.halt = api, threading.Event()
+
+    def run(self):
+        from kubetest import Api
+        api = Api(self.api.port)
+        while not self.halt.wait(0.1):
+            try:
+                for p in api.items(POD_PATH % "default", "kubevirt.io=virt-launcher"):
+                    if not p["spec"].get("nodeName") and not p["metadata"].get("deletionTimestamp"):
+                        api.merge("%s/%s" % (POD_PATH % "default", p["metadata"]["name"]),
+                                  {"spec": {"nodeName": NODE}})
+            except Exception as e:  # the server may be stopping
+                print("scheduler: %s" % e, file=sys.stderr)
+
+    def stop(self):
+        self.halt.set()
+
+
+class Env:
+    def __init__(self):
+        self.srv = Server("--tls-port", "0")
+        self.srv.sa_dir = os.path.join(self.srv.dir, "sa")
+        self.srv.extra += ["--serviceaccount-dir", self.srv.sa_dir]
+        self.parts = []
+
+    def __enter__(self):
+        self.srv.start()
+        self.parts.append(self.srv)
+        self.kubelet = Kubelet(self.srv).start()
+        self.parts.insert(0, self.kubelet)
+        self.sched = Scheduler(self.srv.api)
+        self.sched.start()
+        self.parts.insert(0, self.sched)
+        self.ctl = Controller(self.srv, "--launcher-image", "kvlite/virt-launcher:e2e").start()
+        self.parts.insert(0, self.ctl)
+        self.cache = tempfile.mkdtemp(prefix="kubectl-cache.", dir=self.srv.dir)
+        self.qemu_pids = set()
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0]:
+            for name, path in (("controller", self.ctl.logpath), ("kubelet", os.path.join(self.srv.dir, "kubelet.log"))):
+                with open(path, errors="replace") as f:
+                    print("--- %s log (tail)\n%s" % (name, "".join(f.readlines()[-30:])))
+        cleanup(*self.parts)
+        for pid in self.qemu_pids:  # never leave a QEMU behind, whatever failed
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+
+    def kubectl(self, *args, input=None, check=True):
+        p = subprocess.run(["kubectl", "--kubeconfig", self.srv.kubeconfig, "--cache-dir", self.cache, *args],
+                           input=input, capture_output=True, text=True, timeout=60)
+        if check and p.returncode != 0:
+            raise AssertionError("kubectl %s: rc %d\n%s%s" % (" ".join(args), p.returncode, p.stdout, p.stderr))
+        return p.stdout
+
+    def vmi_row(self, name):
+        out = self.kubectl("get", "vmi", name, "--no-headers", check=False).split()
+        return out
+
+    def vmi(self, name):
+        code, obj = self.srv.api.get("/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances/" + name)
+        return obj if code == 200 else None
+
+    def launcher_pod(self, vmi):
+        pods = self.srv.api.pods_of(vmi)
+        assert len(pods) <= 1, "duplicate launcher Pods"
+        return pods[0] if pods else None
+
+    def wait_running(self, name, timeout=90):
+        """Running in kubectl's columns, and the guest's serial console says it booted."""
+        row = wait_for("kubectl get vmi %s Running" % name,
+                       lambda: (lambda r: r if len(r) >= 5 and r[2] == "Running" else None)(self.vmi_row(name)),
+                       timeout=timeout, interval=0.5)
+        assert row[3] == "127.0.0.1" and row[4] == NODE and row[5] == "True", row  # IP, NODENAME, READY
+        vmi = self.vmi(name)
+        pod = self.launcher_pod(vmi)
+        run = self.kubelet.run_dir(pod)
+        wait_for("guest READY on the serial console", lambda: b"KVGUEST READY" in _read(os.path.join(run, "serial.log")),
+                 timeout=60, interval=0.5)
+        st = json.loads(_read(os.path.join(run, "status.json")) or b"{}")
+        if st.get("qemuPid"):
+            self.qemu_pids.add(st["qemuPid"])
+        return vmi, pod, st.get("qemuPid")
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def vmi_yaml(name):
+    return """apiVersion: kubevirt.io/v1
+kind: VirtualMachineInstance
+metadata:
+  name: %s
+  labels: {app: %s}
+spec:
+  terminationGracePeriodSeconds: 5
+  domain:
+    resources: {requests: {memory: 128Mi}}
+    devices:
+      disks: [{name: root, disk: {bus: virtio}}]
+  volumes:
+  - name: root
+    containerDisk: {image: %s}
+""" % (name, name, os.path.join(GUEST, "containerdisk"))
+
+
+def vm_yaml(name, strategy):
+    vmi = vmi_yaml(name).split("spec:\n", 1)[1]
+    spec = "".join("      " + line + "\n" for line in vmi.splitlines())
+    return ("apiVersion: kubevirt.io/v1\nkind: VirtualMachine\nmetadata:\n  name: %s\nspec:\n"
+            "  runStrategy: %s\n  template:\n    metadata: {labels: {vm: %s}}\n    spec:\n%s" % (name, strategy, name, spec))
+
+
+def test_vmi(env):
+    assert "created" in env.kubectl("apply", "-f", "-", input=vmi_yaml("e2e-vmi"))
+    vmi, pod, qemu = env.wait_running("e2e-vmi")
+    header = env.kubectl("get", "vmi").splitlines()[0].split()
+    assert header == ["NAME", "AGE", "PHASE", "IP", "NODENAME", "READY"], header
+    assert "kvlite.io/vmi-finalizer" in vmi["metadata"]["finalizers"]
+    env.kubectl("delete", "vmi", "e2e-vmi", "--timeout=60s")
+    assert env.vmi("e2e-vmi") is None
+    assert env.srv.api.items(POD_PATH % "default") == [], "launcher Pod left behind"
+    if qemu:
+        wait_for("QEMU gone", lambda: not alive(qemu), timeout=10)
+
+
+def test_vm_always(env):
+    env.kubectl("apply", "-f", "-", input=vm_yaml("e2e-vm", "Always"))
+    vmi, pod, qemu = env.wait_running("e2e-vm")
+    # the guest powers off (ACPI power button through the launcher) → Succeeded → the VM starts a new VMI
+    subprocess.run([os.path.join(BUILD, "launcher", "supervisor", "virt-launcher"), "ctl", "--run-dir",
+                    env.kubelet.run_dir(pod), "shutdown"], check=True, timeout=30, capture_output=True)
+    wait_for("a new VMI", lambda: (env.vmi("e2e-vm") or vmi)["metadata"]["uid"] != vmi["metadata"]["uid"],
+             timeout=60, interval=0.5)
+    vmi2, pod2, qemu2 = env.wait_running("e2e-vm")
+    assert pod2["metadata"]["name"] != pod["metadata"]["name"]
+    if qemu:
+        assert not alive(qemu), "the first QEMU is still running"
+    out = env.kubectl("get", "vm", "e2e-vm", "--no-headers").split()
+    assert out[2] == "Running" and out[3] == "True", out
+    # Halted stops it for good
+    env.kubectl("patch", "vm", "e2e-vm", "--type=merge", "-p", '{"spec":{"runStrategy":"Halted"}}')
+    wait_for("VMI gone", lambda: env.vmi("e2e-vm") is None, timeout=60, interval=0.5)
+    wait_for("VM Stopped", lambda: env.kubectl("get", "vm", "e2e-vm", "--no-headers").split()[2] == "Stopped",
+             timeout=20, interval=0.5)
+    if qemu2:
+        wait_for("QEMU gone", lambda: not alive(qemu2), timeout=10)
+    env.kubectl("delete", "vm", "e2e-vm")
+
+
+def test_vm_halted(env):
+    env.kubectl("apply", "-f", "-", input=vm_yaml("e2e-halted", "Halted"))
+    wait_for("VM Stopped", lambda: (env.kubectl("get", "vm", "e2e-halted", "--no-headers").split() + ["", "", ""])[2]
+             == "Stopped", timeout=20, interval=0.3)
+    assert env.vmi("e2e-halted") is None
+    env.kubectl("patch", "vm", "e2e-halted", "--type=merge", "-p", '{"spec":{"runStrategy":"Always"}}')
+    env.wait_running("e2e-halted")
+    env.kubectl("delete", "vm", "e2e-halted")
+    wait_for("VMI of deleted VM gone", lambda: env.vmi("e2e-halted") is None, timeout=60, interval=0.5)
+    wait_for("Pods gone", lambda: env.srv.api.items(POD_PATH % "default") == [], timeout=30, interval=0.5)
+
+
+TESTS = {"vmi": test_vmi, "vm_always": test_vm_always, "vm_halted": test_vm_halted}
+
+if __name__ == "__main__":
+    if not os.path.exists(os.path.join(GUEST, "containerdisk", "disk")):
+        print("SKIP: no test guest in %s (tests/guest/build.sh)" % GUEST)
+        sys.exit(77)
+    for name in sys.argv[1:] or list(TESTS):
+        t0 = time.time()
+        with Env() as env:
+            TESTS[name](env)
+        print("ok %s (%.1f s)" % (name, time.time() - t0))
