@@ -14,280 +14,288 @@ static const char *const kind_prefix[] = {"vmi", "vm", "vmim"};
 
 void rfc3339_utc(char *buf, size_t size)
 {
-	time_t t = time(NULL);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 int key_split(char *key, char **ns, char **name)
 {
-	char *slash = strchr(key, '/');
-	if (!slash)
-		return -EINVAL;
-	*slash = '\0';
-	*ns = key;
-	*name = slash + 1;
-	return 0;
+        char *slash = strchr(key, '/');
+        if (!slash)
+                return -EINVAL;
+        *slash = '\0';
+        *ns = key;
+        *name = slash + 1;
+        return 0;
 }
 
 void controller_enqueue(controller *c, enum reconcile_kind kind, const char *ns, const char *name)
 {
-	char key[600];
-	snprintf(key, sizeof(key), "%s:%s/%s", kind_prefix[kind], ns ? ns : "", name);
-	kube_workqueue_add(c->queue, key);
+        char key[600];
+        snprintf(key, sizeof(key), "%s:%s/%s", kind_prefix[kind], ns ? ns : "", name);
+        kube_workqueue_add(c->queue, key);
 }
 
 /* ---- cache shaping: keep only what reconcilers read ---- */
 
 static void prune_common(cJSON *obj)
 {
-	cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-	cJSON_DeleteItemFromObjectCaseSensitive(md, "managedFields");
-	cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(md, "annotations"),
-						"kubectl.kubernetes.io/last-applied-configuration");
+        cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+        cJSON_DeleteItemFromObjectCaseSensitive(md, "managedFields");
+        cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(md, "annotations"),
+                                                "kubectl.kubernetes.io/last-applied-configuration");
 }
 
 static void prune_pod(cJSON *pod)
 {
-	prune_common(pod);
-	/* the spec is ours (rendered from the VMI); only the node binding is read back */
-	cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
-	cJSON *node = cJSON_DetachItemFromObjectCaseSensitive(spec, "nodeName");
-	cJSON_DeleteItemFromObjectCaseSensitive(pod, "spec");
-	spec = cJSON_AddObjectToObject(pod, "spec");
-	if (node)
-		cJSON_AddItemToObject(spec, "nodeName", node);
+        prune_common(pod);
+        /* the spec is ours (rendered from the VMI); only the node binding is read back */
+        cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
+        cJSON *node = cJSON_DetachItemFromObjectCaseSensitive(spec, "nodeName");
+        cJSON_DeleteItemFromObjectCaseSensitive(pod, "spec");
+        spec = cJSON_AddObjectToObject(pod, "spec");
+        if (node)
+                cJSON_AddItemToObject(spec, "nodeName", node);
 }
 
 static char *pod_index(const cJSON *pod)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(kube_obj(pod, "metadata.labels"), POD_LABEL_CREATED_BY);
-	return cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
+        const cJSON *v =
+            cJSON_GetObjectItemCaseSensitive(kube_obj(pod, "metadata.labels"), POD_LABEL_CREATED_BY);
+        return cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
 }
 
 static void vmi_tag(const cJSON *vmi, char *out, size_t size)
 {
-	snprintf(out, size, "%s", vmi_phase(vmi));
+        snprintf(out, size, "%s", vmi_phase(vmi));
 }
 
 /* ---- event handlers (loop thread) ---- */
 
 static void on_vmi(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
 {
-	controller *c = ud;
-	const char *ns = kube_str(obj, "metadata.namespace"), *name = kube_str(obj, "metadata.name");
-	controller_enqueue(c, RK_VMI, ns, name);
-	const cJSON *o;
-	cJSON_ArrayForEach(o, kube_obj(obj, "metadata.ownerReferences"))
-	{
-		const char *kind = kube_str(o, "kind");
-		if (kind && !strcmp(kind, "VirtualMachine")) {
-			char key[600];
-			snprintf(key, sizeof(key), "%s/%s", ns, kube_str(o, "name") ?: "");
-			if (type == KUBE_ADDED)
-				expectations_observed(c->vmi_exp, key);
-			controller_enqueue(c, RK_VM, ns, kube_str(o, "name") ?: "");
-		}
-	}
+        controller *c = ud;
+        const char *ns = kube_str(obj, "metadata.namespace"), *name = kube_str(obj, "metadata.name");
+        controller_enqueue(c, RK_VMI, ns, name);
+        const cJSON *o;
+        cJSON_ArrayForEach(o, kube_obj(obj, "metadata.ownerReferences"))
+        {
+                const char *kind = kube_str(o, "kind");
+                if (kind && !strcmp(kind, "VirtualMachine")) {
+                        char key[600];
+                        snprintf(key, sizeof(key), "%s/%s", ns, kube_str(o, "name") ?: "");
+                        if (type == KUBE_ADDED)
+                                expectations_observed(c->vmi_exp, key);
+                        controller_enqueue(c, RK_VM, ns, kube_str(o, "name") ?: "");
+                }
+        }
 }
 
 static void on_pod(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
 {
-	controller *c = ud;
-	const char *ns = kube_str(obj, "metadata.namespace");
-	const cJSON *vmname = cJSON_GetObjectItemCaseSensitive(kube_obj(obj, "metadata.labels"), POD_LABEL_VM_NAME);
-	if (!cJSON_IsString(vmname))
-		return;
-	if (type == KUBE_ADDED) {
-		char key[600];
-		snprintf(key, sizeof(key), "%s/%s", ns, vmname->valuestring);
-		expectations_observed(c->pod_exp, key);
-	}
-	controller_enqueue(c, RK_VMI, ns, vmname->valuestring);
+        controller *c = ud;
+        const char *ns = kube_str(obj, "metadata.namespace");
+        const cJSON *vmname =
+            cJSON_GetObjectItemCaseSensitive(kube_obj(obj, "metadata.labels"), POD_LABEL_VM_NAME);
+        if (!cJSON_IsString(vmname))
+                return;
+        if (type == KUBE_ADDED) {
+                char key[600];
+                snprintf(key, sizeof(key), "%s/%s", ns, vmname->valuestring);
+                expectations_observed(c->pod_exp, key);
+        }
+        controller_enqueue(c, RK_VMI, ns, vmname->valuestring);
 }
 
 static void on_vm(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
 {
-	const char *ns = kube_str(obj, "metadata.namespace"), *name = kube_str(obj, "metadata.name");
-	controller_enqueue(ud, RK_VM, ns, name);
-	if (type == KUBE_DELETED) /* its VMI (same name) must go too */
-		controller_enqueue(ud, RK_VMI, ns, name);
+        const char *ns = kube_str(obj, "metadata.namespace"), *name = kube_str(obj, "metadata.name");
+        controller_enqueue(ud, RK_VM, ns, name);
+        if (type == KUBE_DELETED) /* its VMI (same name) must go too */
+                controller_enqueue(ud, RK_VMI, ns, name);
 }
 
 static void on_vmim(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
 {
-	controller_enqueue(ud, RK_VMIM, kube_str(obj, "metadata.namespace"), kube_str(obj, "metadata.name"));
+        controller_enqueue(ud, RK_VMIM, kube_str(obj, "metadata.namespace"), kube_str(obj, "metadata.name"));
 }
 
 /* ---- workers ---- */
 
-static int dispatch(controller *c, kube_client *api, const char *qkey, enum reconcile_kind *kind, kv_error *err)
+static int dispatch(controller *c, kube_client *api, const char *qkey, enum reconcile_kind *kind,
+                    kv_error *err)
 {
-	const char *colon = strchr(qkey, ':');
-	for (int k = 0; colon && k < RK__MAX; k++)
-		if (strlen(kind_prefix[k]) == (size_t)(colon - qkey) && !strncmp(qkey, kind_prefix[k], colon - qkey)) {
-			*kind = (enum reconcile_kind)k;
-			if (k == RK_VMI)
-				return reconcile_vmi(c, api, colon + 1, err);
-			if (k == RK_VM)
-				return reconcile_vm(c, api, colon + 1, err);
-			return reconcile_vmim(c, api, colon + 1, err);
-		}
-	*kind = RK_VMI;
-	return kv_error_set(err, EINVAL, "bad queue key %s", qkey);
+        const char *colon = strchr(qkey, ':');
+        for (int k = 0; colon && k < RK__MAX; k++)
+                if (strlen(kind_prefix[k]) == (size_t)(colon - qkey) &&
+                    !strncmp(qkey, kind_prefix[k], colon - qkey)) {
+                        *kind = (enum reconcile_kind)k;
+                        if (k == RK_VMI)
+                                return reconcile_vmi(c, api, colon + 1, err);
+                        if (k == RK_VM)
+                                return reconcile_vm(c, api, colon + 1, err);
+                        return reconcile_vmim(c, api, colon + 1, err);
+                }
+        *kind = RK_VMI;
+        return kv_error_set(err, EINVAL, "bad queue key %s", qkey);
 }
 
 static void *worker(void *arg)
 {
-	controller *c = arg;
-	_cleanup_(kube_client_freep) kube_client *api = kube_client_new(c->cfg);
-	if (!api)
-		return NULL;
-	api->max_attempts = 3; /* the queue's backoff takes over after that */
-	for (;;) {
-		_cleanup_free_ char *key = NULL;
-		if (kube_workqueue_get(c->queue, &key, -1) < 0)
-			break;
-		kv_error err = {0};
-		enum reconcile_kind kind;
-		int r = dispatch(c, api, key, &kind, &err);
-		c->reconciles[kind][r < 0]++;
-		if (r < 0) {
-			unsigned delay = kube_workqueue_add_rate_limited(c->queue, key);
-			log_warning("reconcile %s failed (retry in %u ms): %s", key, delay, err.msg);
-		} else {
-			kube_workqueue_forget(c->queue, key);
-			if (r > 0)
-				kube_workqueue_add_after(c->queue, key, (unsigned)r);
-		}
-		kube_workqueue_done(c->queue, key);
-	}
-	return NULL;
+        controller *c = arg;
+        _cleanup_(kube_client_freep) kube_client *api = kube_client_new(c->cfg);
+        if (!api)
+                return NULL;
+        api->max_attempts = 3; /* the queue's backoff takes over after that */
+        for (;;) {
+                _cleanup_free_ char *key = NULL;
+                if (kube_workqueue_get(c->queue, &key, -1) < 0)
+                        break;
+                kv_error err = {0};
+                enum reconcile_kind kind;
+                int r = dispatch(c, api, key, &kind, &err);
+                c->reconciles[kind][r < 0]++;
+                if (r < 0) {
+                        unsigned delay = kube_workqueue_add_rate_limited(c->queue, key);
+                        log_warning("reconcile %s failed (retry in %u ms): %s", key, delay, err.msg);
+                } else {
+                        kube_workqueue_forget(c->queue, key);
+                        if (r > 0)
+                                kube_workqueue_add_after(c->queue, key, (unsigned)r);
+                }
+                kube_workqueue_done(c->queue, key);
+        }
+        return NULL;
 }
 
 /* ---- lifecycle ---- */
 
 int controller_init(controller *c, kube_config *cfg, const controller_opts *opts, kv_error *err)
 {
-	memset(c, 0, sizeof(*c));
-	c->opts = *opts;
-	c->cfg = cfg;
-	c->multi = curl_multi_init();
-	c->queue = kube_workqueue_new(NULL);
-	c->pod_exp = expectations_new(60000);
-	c->vmi_exp = expectations_new(60000);
-	if (!c->multi || !c->queue || !c->pod_exp || !c->vmi_exp)
-		return kv_error_errno(err, ENOMEM, "controller");
-	static const kube_store_ops vmi_ops = {prune_common, NULL, vmi_tag}, pod_ops = {prune_pod, pod_index, NULL},
-				    plain_ops = {prune_common, NULL, NULL};
-	const char *ns = opts->namespace;
-	if (kube_informer_init(&c->vmis, cfg, c->multi, &kube_vmi, ns, NULL, &vmi_ops, on_vmi, c) < 0 ||
-	    kube_informer_init(&c->pods, cfg, c->multi, &kube_pod, ns, POD_LABEL_APP "=virt-launcher", &pod_ops,
-			       on_pod, c) < 0 ||
-	    kube_informer_init(&c->vms, cfg, c->multi, &kube_vm, ns, NULL, &plain_ops, on_vm, c) < 0 ||
-	    kube_informer_init(&c->vmims, cfg, c->multi, &kube_vmim, ns, NULL, &plain_ops, on_vmim, c) < 0)
-		return kv_error_errno(err, ENOMEM, "informers");
-	if (opts->metrics_addr && *opts->metrics_addr)
-		return metrics_server_start(c, opts->metrics_addr, &c->metrics, err);
-	return 0;
+        memset(c, 0, sizeof(*c));
+        c->opts = *opts;
+        c->cfg = cfg;
+        c->multi = curl_multi_init();
+        c->queue = kube_workqueue_new(NULL);
+        c->pod_exp = expectations_new(60000);
+        c->vmi_exp = expectations_new(60000);
+        if (!c->multi || !c->queue || !c->pod_exp || !c->vmi_exp)
+                return kv_error_errno(err, ENOMEM, "controller");
+        static const kube_store_ops vmi_ops = {prune_common, NULL, vmi_tag},
+                                    pod_ops = {prune_pod, pod_index, NULL},
+                                    plain_ops = {prune_common, NULL, NULL};
+        const char *ns = opts->namespace;
+        if (kube_informer_init(&c->vmis, cfg, c->multi, &kube_vmi, ns, NULL, &vmi_ops, on_vmi, c) < 0 ||
+            kube_informer_init(&c->pods, cfg, c->multi, &kube_pod, ns, POD_LABEL_APP "=virt-launcher",
+                               &pod_ops, on_pod, c) < 0 ||
+            kube_informer_init(&c->vms, cfg, c->multi, &kube_vm, ns, NULL, &plain_ops, on_vm, c) < 0 ||
+            kube_informer_init(&c->vmims, cfg, c->multi, &kube_vmim, ns, NULL, &plain_ops, on_vmim, c) < 0)
+                return kv_error_errno(err, ENOMEM, "informers");
+        if (opts->metrics_addr && *opts->metrics_addr)
+                return metrics_server_start(c, opts->metrics_addr, &c->metrics, err);
+        return 0;
 }
 
 static int start_workers(controller *c, kv_error *err)
 {
-	c->threads = calloc(c->opts.workers, sizeof(pthread_t));
-	if (!c->threads)
-		return kv_error_errno(err, ENOMEM, "workers");
-	for (; c->nthreads < c->opts.workers; c->nthreads++) {
-		int r = pthread_create(&c->threads[c->nthreads], NULL, worker, c);
-		if (r)
-			return kv_error_errno(err, r, "pthread_create");
-	}
-	return 0;
+        c->threads = calloc(c->opts.workers, sizeof(pthread_t));
+        if (!c->threads)
+                return kv_error_errno(err, ENOMEM, "workers");
+        for (; c->nthreads < c->opts.workers; c->nthreads++) {
+                int r = pthread_create(&c->threads[c->nthreads], NULL, worker, c);
+                if (r)
+                        return kv_error_errno(err, r, "pthread_create");
+        }
+        return 0;
 }
 
 static long min_timeout(long a, long b)
 {
-	if (a < 0)
-		return b;
-	if (b < 0)
-		return a;
-	return a < b ? a : b;
+        if (a < 0)
+                return b;
+        if (b < 0)
+                return a;
+        return a < b ? a : b;
 }
 
 static void drain_transfers(controller *c)
 {
-	kube_informer *infs[] = {&c->vmis, &c->pods, &c->vms, &c->vmims};
-	CURLMsg *msg;
-	int left;
-	while ((msg = curl_multi_info_read(c->multi, &left)))
-		if (msg->msg == CURLMSG_DONE)
-			for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
-				if (kube_informer_transfer_done(infs[i], msg->easy_handle, msg->data.result, kube_now_ms()))
-					break;
+        kube_informer *infs[] = {&c->vmis, &c->pods, &c->vms, &c->vmims};
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(c->multi, &left)))
+                if (msg->msg == CURLMSG_DONE)
+                        for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
+                                if (kube_informer_transfer_done(infs[i], msg->easy_handle, msg->data.result,
+                                                                kube_now_ms()))
+                                        break;
 }
 
 int controller_run(controller *c, kv_error *err)
 {
-	kube_informer *infs[] = {&c->vmis, &c->pods, &c->vms, &c->vmims};
-	while (!c->stop) {
-		uint64_t now = kube_now_ms();
-		long timeout = 1000;
-		bool all_synced = true;
-		for (size_t i = 0; i < ARRAY_SIZE(infs); i++) {
-			timeout = min_timeout(timeout, kube_informer_tick(infs[i], now));
-			all_synced = all_synced && infs[i]->synced;
-		}
-		if (all_synced && !c->synced) {
-			/* workers start only on a complete cache: a missing Pod must mean no Pod */
-			c->synced = true;
-			malloc_trim(0); /* hand back the list responses' transient memory */
-			log_info("caches synced (%zu VMIs, %zu Pods); starting %u workers", kube_store_size(&c->vmis.store),
-				 kube_store_size(&c->pods.store), c->opts.workers);
-			int r = start_workers(c, err);
-			if (r < 0)
-				return r;
-		}
-		struct curl_waitfd extra = {.fd = -1, .events = CURL_WAIT_POLLIN};
-		if (c->metrics) {
-			extra.fd = metrics_server_fd(c->metrics);
-			timeout = min_timeout(timeout, metrics_server_timeout(c->metrics));
-		}
-		int running;
-		curl_multi_poll(c->multi, extra.fd >= 0 ? &extra : NULL, extra.fd >= 0 ? 1 : 0, (int)timeout, NULL);
-		curl_multi_perform(c->multi, &running);
-		drain_transfers(c);
-		if (c->metrics)
-			metrics_server_run(c->metrics);
-	}
-	return 0;
+        kube_informer *infs[] = {&c->vmis, &c->pods, &c->vms, &c->vmims};
+        while (!c->stop) {
+                uint64_t now = kube_now_ms();
+                long timeout = 1000;
+                bool all_synced = true;
+                for (size_t i = 0; i < ARRAY_SIZE(infs); i++) {
+                        timeout = min_timeout(timeout, kube_informer_tick(infs[i], now));
+                        all_synced = all_synced && infs[i]->synced;
+                }
+                if (all_synced && !c->synced) {
+                        /* workers start only on a complete cache: a missing Pod must mean no Pod */
+                        c->synced = true;
+                        malloc_trim(0); /* hand back the list responses' transient memory */
+                        log_info("caches synced (%zu VMIs, %zu Pods); starting %u workers",
+                                 kube_store_size(&c->vmis.store), kube_store_size(&c->pods.store),
+                                 c->opts.workers);
+                        int r = start_workers(c, err);
+                        if (r < 0)
+                                return r;
+                }
+                struct curl_waitfd extra = {.fd = -1, .events = CURL_WAIT_POLLIN};
+                if (c->metrics) {
+                        extra.fd = metrics_server_fd(c->metrics);
+                        timeout = min_timeout(timeout, metrics_server_timeout(c->metrics));
+                }
+                int running;
+                curl_multi_poll(c->multi, extra.fd >= 0 ? &extra : NULL, extra.fd >= 0 ? 1 : 0, (int)timeout,
+                                NULL);
+                curl_multi_perform(c->multi, &running);
+                drain_transfers(c);
+                if (c->metrics)
+                        metrics_server_run(c->metrics);
+        }
+        return 0;
 }
 
 void controller_stop(controller *c)
 {
-	c->stop = true;
-	if (c->multi)
-		curl_multi_wakeup(c->multi);
+        c->stop = true;
+        if (c->multi)
+                curl_multi_wakeup(c->multi);
 }
 
 void controller_free(controller *c)
 {
-	if (c->queue)
-		kube_workqueue_shutdown(c->queue);
-	for (unsigned i = 0; i < c->nthreads; i++)
-		pthread_join(c->threads[i], NULL);
-	free(c->threads);
-	metrics_server_stop(c->metrics);
-	kube_informer *infs[] = {&c->vmis, &c->pods, &c->vms, &c->vmims};
-	for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
-		if (infs[i]->res)
-			kube_informer_free(infs[i]);
-	if (c->multi)
-		curl_multi_cleanup(c->multi);
-	if (c->queue)
-		kube_workqueue_free(c->queue);
-	if (c->pod_exp)
-		expectations_free(c->pod_exp);
-	if (c->vmi_exp)
-		expectations_free(c->vmi_exp);
+        if (c->queue)
+                kube_workqueue_shutdown(c->queue);
+        for (unsigned i = 0; i < c->nthreads; i++)
+                pthread_join(c->threads[i], NULL);
+        free(c->threads);
+        metrics_server_stop(c->metrics);
+        kube_informer *infs[] = {&c->vmis, &c->pods, &c->vms, &c->vmims};
+        for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
+                if (infs[i]->res)
+                        kube_informer_free(infs[i]);
+        if (c->multi)
+                curl_multi_cleanup(c->multi);
+        if (c->queue)
+                kube_workqueue_free(c->queue);
+        if (c->pod_exp)
+                expectations_free(c->pod_exp);
+        if (c->vmi_exp)
+                expectations_free(c->vmi_exp);
 }

@@ -17,28 +17,28 @@
 #define VMI_FINALIZER "kvlite.io/vmi-finalizer"
 
 typedef struct controller_opts {
-	const char *namespace;     /* NULL = all namespaces */
-	const char *metrics_addr;  /* "host:port", "" = no metrics server */
-	pod_render_opts pod;
-	unsigned workers;
+        const char *namespace;    /* NULL = all namespaces */
+        const char *metrics_addr; /* "host:port", "" = no metrics server */
+        pod_render_opts pod;
+        unsigned workers;
 } controller_opts;
 
 enum reconcile_kind { RK_VMI, RK_VM, RK_VMIM, RK__MAX };
 
 typedef struct controller {
-	controller_opts opts;
-	kube_config *cfg;
-	CURLM *multi;
-	kube_informer vmis, pods, vms, vmims;
-	kube_workqueue *queue;
-	expectations *pod_exp, *vmi_exp;
-	pthread_t *threads;
-	unsigned nthreads;
-	atomic_bool stop;
-	atomic_bool synced;
-	struct metrics_server *metrics;
-	atomic_ulong reconciles[RK__MAX][2]; /* [kind][0=ok,1=error] */
-	atomic_ulong pods_created, api_lookups;
+        controller_opts opts;
+        kube_config *cfg;
+        CURLM *multi;
+        kube_informer vmis, pods, vms, vmims;
+        kube_workqueue *queue;
+        expectations *pod_exp, *vmi_exp;
+        pthread_t *threads;
+        unsigned nthreads;
+        atomic_bool stop;
+        atomic_bool synced;
+        struct metrics_server *metrics;
+        atomic_ulong reconciles[RK__MAX][2]; /* [kind][0=ok,1=error] */
+        atomic_ulong pods_created, api_lookups;
 } controller;
 
 int controller_init(controller *c, kube_config *cfg, const controller_opts *opts, kv_error *err);
@@ -47,7 +47,8 @@ int controller_run(controller *c, kv_error *err);
 void controller_stop(controller *c);
 void controller_free(controller *c);
 
-/* Reconcilers (one file each). Return 0 (done), >0 (requeue after that many ms) or <0 (retry with backoff). */
+/* Reconcilers (one file each). Return 0 (done), >0 (requeue after that many ms) or <0 (retry with backoff).
+ */
 typedef struct kube_client kube_client;
 int reconcile_vmi(controller *c, kube_client *api, const char *key, kv_error *err);
 int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err);
@@ -56,7 +57,7 @@ int reconcile_vmim(controller *c, kube_client *api, const char *key, kv_error *e
 /* Shared by reconcilers. */
 static inline void cjson_freep(cJSON **p)
 {
-	cJSON_Delete(*p);
+        cJSON_Delete(*p);
 }
 #define _cleanup_json_ _cleanup_(cjson_freep)
 void controller_enqueue(controller *c, enum reconcile_kind kind, const char *ns, const char *name);

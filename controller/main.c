@@ -15,118 +15,147 @@ static controller ctl;
 
 static void usage(FILE *f)
 {
-	fputs("Usage: virt-controller [--kubeconfig FILE [--context NAME] | --in-cluster] [OPTIONS]\n"
-	      "Turns kubevirt.io/v1 VMIs into launcher Pods, VMs into VMIs, and reports their status.\n\n"
-	      "  --kubeconfig FILE       kubeconfig to use (default: in-cluster when KUBERNETES_SERVICE_HOST\n"
-	      "                          is set, else $KUBECONFIG or ~/.kube/config)\n"
-	      "  --context NAME          kubeconfig context instead of current-context\n"
-	      "  --in-cluster            use the Pod's service account\n"
-	      "  --namespace NS          watch only NS (default: all namespaces)\n"
-	      "  --metrics-addr ADDR     serve /metrics, /healthz, /readyz on ADDR (default 0.0.0.0:8080,\n"
-	      "                          \"\" to disable, port 0 for any free port)\n"
-	      "  --launcher-image IMG    launcher image for Pods (default $KVLITE_LAUNCHER_IMAGE or\n"
-	      "                          kvlite/virt-launcher:0.1.0)\n"
-	      "  --launcher-service-account SA  (default kvlite-launcher, \"\" for none)\n"
-	      "  --workers N             reconcile workers (default 4)\n"
-	      "  -v, --verbose           debug logs\n"
-	      "  -h, --help              this text\n\n"
-	      "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
-	      "            3 bad kubeconfig or in-cluster configuration, 4 metrics address unusable.\n",
-	      f);
+        fputs(
+            "Usage: virt-controller [--kubeconfig FILE [--context NAME] | --in-cluster] [OPTIONS]\n"
+            "Turns kubevirt.io/v1 VMIs into launcher Pods, VMs into VMIs, and reports their status.\n\n"
+            "  --kubeconfig FILE       kubeconfig to use (default: in-cluster when KUBERNETES_SERVICE_HOST\n"
+            "                          is set, else $KUBECONFIG or ~/.kube/config)\n"
+            "  --context NAME          kubeconfig context instead of current-context\n"
+            "  --in-cluster            use the Pod's service account\n"
+            "  --namespace NS          watch only NS (default: all namespaces)\n"
+            "  --metrics-addr ADDR     serve /metrics, /healthz, /readyz on ADDR (default 0.0.0.0:8080,\n"
+            "                          \"\" to disable, port 0 for any free port)\n"
+            "  --launcher-image IMG    launcher image for Pods (default $KVLITE_LAUNCHER_IMAGE or\n"
+            "                          kvlite/virt-launcher:0.1.0)\n"
+            "  --launcher-service-account SA  (default kvlite-launcher, \"\" for none)\n"
+            "  --workers N             reconcile workers (default 4)\n"
+            "  -v, --verbose           debug logs\n"
+            "  -h, --help              this text\n\n"
+            "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
+            "            3 bad kubeconfig or in-cluster configuration, 4 metrics address unusable.\n",
+            f);
 }
 
 static void on_signal(int sig)
 {
-	controller_stop(&ctl);
+        controller_stop(&ctl);
 }
 
 static int load_config(kube_config *cfg, const char *kubeconfig, const char *context, bool in_cluster,
-		       kv_error *err)
+                       kv_error *err)
 {
-	if (in_cluster)
-		return kube_config_in_cluster(cfg, err);
-	if (kubeconfig)
-		return kube_config_from_file(cfg, kubeconfig, context, err);
-	if (getenv("KUBERNETES_SERVICE_HOST") && !context)
-		return kube_config_in_cluster(cfg, err);
-	return kube_config_from_default(cfg, context, err);
+        if (in_cluster)
+                return kube_config_in_cluster(cfg, err);
+        if (kubeconfig)
+                return kube_config_from_file(cfg, kubeconfig, context, err);
+        if (getenv("KUBERNETES_SERVICE_HOST") && !context)
+                return kube_config_in_cluster(cfg, err);
+        return kube_config_from_default(cfg, context, err);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"kubeconfig", required_argument, NULL, 'k'},     {"context", required_argument, NULL, 'c'},
-		{"in-cluster", no_argument, NULL, 'i'},           {"namespace", required_argument, NULL, 'n'},
-		{"metrics-addr", required_argument, NULL, 'm'},   {"launcher-image", required_argument, NULL, 'l'},
-		{"launcher-service-account", required_argument, NULL, 's'},
-		{"workers", required_argument, NULL, 'w'},        {"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},                 {NULL, 0, NULL, 0}};
-	const char *kubeconfig = NULL, *context = NULL;
-	bool in_cluster = false;
-	const char *image = getenv("KVLITE_LAUNCHER_IMAGE");
-	controller_opts opts = {.metrics_addr = "0.0.0.0:8080", .workers = 4,
-				.pod = {.launcher_image = image && *image ? image : "kvlite/virt-launcher:0.1.0",
-					.service_account = "kvlite-launcher"}};
-	int o;
-	kv_log_init("virt-controller");
-	while ((o = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
-		char *end;
-		switch (o) {
-		case 'k': kubeconfig = optarg; break;
-		case 'c': context = optarg; break;
-		case 'i': in_cluster = true; break;
-		case 'n': opts.namespace = *optarg ? optarg : NULL; break;
-		case 'm': opts.metrics_addr = optarg; break;
-		case 'l': opts.pod.launcher_image = optarg; break;
-		case 's': opts.pod.service_account = *optarg ? optarg : NULL; break;
-		case 'w':
-			opts.workers = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || opts.workers < 1 || opts.workers > 64) {
-				fprintf(stderr, "virt-controller: --workers \"%s\": expected 1..64\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'v': kv_log_set_level(KV_LOG_DEBUG); break;
-		case 'h': usage(stdout); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "virt-controller: unexpected argument \"%s\"\n", argv[optind]);
-		return EXIT_USAGE;
-	}
-	if (in_cluster && (kubeconfig || context)) {
-		fprintf(stderr, "virt-controller: --in-cluster cannot be combined with --kubeconfig/--context\n");
-		return EXIT_USAGE;
-	}
-	kube_config cfg;
-	kv_error err = {0};
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (load_config(&cfg, kubeconfig, context, in_cluster, &err) < 0) {
-		log_error("%s", err.msg);
-		fprintf(stderr, "virt-controller: %s\n", err.msg);
-		kube_config_free(&cfg);
-		return EXIT_CONFIG;
-	}
-	int rc = EXIT_OK;
-	if (controller_init(&ctl, &cfg, &opts, &err) < 0) {
-		fprintf(stderr, "virt-controller: %s\n", err.msg);
-		rc = err.code == EINVAL || err.code == EADDRINUSE ? EXIT_METRICS : EXIT_RUNTIME;
-	} else {
-		if (ctl.metrics)
-			log_info("serving /metrics on port %u", metrics_server_port(ctl.metrics));
-		struct sigaction sa = {.sa_handler = on_signal};
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
-		signal(SIGPIPE, SIG_IGN);
-		log_info("watching %s at %s", opts.namespace ? opts.namespace : "all namespaces", cfg.server);
-		if (controller_run(&ctl, &err) < 0) {
-			log_error("%s", err.msg);
-			rc = EXIT_RUNTIME;
-		}
-	}
-	controller_free(&ctl);
-	kube_config_free(&cfg);
-	curl_global_cleanup();
-	return rc;
+        static const struct option longopts[] = {{"kubeconfig", required_argument, NULL, 'k'},
+                                                 {"context", required_argument, NULL, 'c'},
+                                                 {"in-cluster", no_argument, NULL, 'i'},
+                                                 {"namespace", required_argument, NULL, 'n'},
+                                                 {"metrics-addr", required_argument, NULL, 'm'},
+                                                 {"launcher-image", required_argument, NULL, 'l'},
+                                                 {"launcher-service-account", required_argument, NULL, 's'},
+                                                 {"workers", required_argument, NULL, 'w'},
+                                                 {"verbose", no_argument, NULL, 'v'},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {NULL, 0, NULL, 0}};
+        const char *kubeconfig = NULL, *context = NULL;
+        bool in_cluster = false;
+        const char *image = getenv("KVLITE_LAUNCHER_IMAGE");
+        controller_opts opts = {
+            .metrics_addr = "0.0.0.0:8080",
+            .workers = 4,
+            .pod = {.launcher_image = image && *image ? image : "kvlite/virt-launcher:0.1.0",
+                    .service_account = "kvlite-launcher"}};
+        int o;
+        kv_log_init("virt-controller");
+        while ((o = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+                char *end;
+                switch (o) {
+                case 'k':
+                        kubeconfig = optarg;
+                        break;
+                case 'c':
+                        context = optarg;
+                        break;
+                case 'i':
+                        in_cluster = true;
+                        break;
+                case 'n':
+                        opts.namespace = *optarg ? optarg : NULL;
+                        break;
+                case 'm':
+                        opts.metrics_addr = optarg;
+                        break;
+                case 'l':
+                        opts.pod.launcher_image = optarg;
+                        break;
+                case 's':
+                        opts.pod.service_account = *optarg ? optarg : NULL;
+                        break;
+                case 'w':
+                        opts.workers = (unsigned)strtoul(optarg, &end, 10);
+                        if (*end || opts.workers < 1 || opts.workers > 64) {
+                                fprintf(stderr, "virt-controller: --workers \"%s\": expected 1..64\n",
+                                        optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case 'v':
+                        kv_log_set_level(KV_LOG_DEBUG);
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return EXIT_OK;
+                default:
+                        usage(stderr);
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "virt-controller: unexpected argument \"%s\"\n", argv[optind]);
+                return EXIT_USAGE;
+        }
+        if (in_cluster && (kubeconfig || context)) {
+                fprintf(stderr,
+                        "virt-controller: --in-cluster cannot be combined with --kubeconfig/--context\n");
+                return EXIT_USAGE;
+        }
+        kube_config cfg;
+        kv_error err = {0};
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (load_config(&cfg, kubeconfig, context, in_cluster, &err) < 0) {
+                log_error("%s", err.msg);
+                fprintf(stderr, "virt-controller: %s\n", err.msg);
+                kube_config_free(&cfg);
+                return EXIT_CONFIG;
+        }
+        int rc = EXIT_OK;
+        if (controller_init(&ctl, &cfg, &opts, &err) < 0) {
+                fprintf(stderr, "virt-controller: %s\n", err.msg);
+                rc = err.code == EINVAL || err.code == EADDRINUSE ? EXIT_METRICS : EXIT_RUNTIME;
+        } else {
+                if (ctl.metrics)
+                        log_info("serving /metrics on port %u", metrics_server_port(ctl.metrics));
+                struct sigaction sa = {.sa_handler = on_signal};
+                sigaction(SIGTERM, &sa, NULL);
+                sigaction(SIGINT, &sa, NULL);
+                signal(SIGPIPE, SIG_IGN);
+                log_info("watching %s at %s", opts.namespace ? opts.namespace : "all namespaces", cfg.server);
+                if (controller_run(&ctl, &err) < 0) {
+                        log_error("%s", err.msg);
+                        rc = EXIT_RUNTIME;
+                }
+        }
+        controller_free(&ctl);
+        kube_config_free(&cfg);
+        curl_global_cleanup();
+        return rc;
 }

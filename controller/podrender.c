@@ -15,240 +15,251 @@
 
 uint64_t pod_memory_overhead(uint64_t guest_bytes, unsigned vcpus)
 {
-	uint64_t o = 4 * MIB;   /* virt-launcher: one process, RSS measured at ~2-3 MiB */
-	o += 64 * MIB;          /* QEMU fixed: binary, device models, firmware, block and I/O buffers */
-	o += 32 * MIB;          /* TCG translation cache (the node may have no usable KVM) */
-	o += vcpus * 2 * MIB;   /* per vCPU: thread stack and per-CPU state */
-	o += guest_bytes / 512; /* guest page tables and dirty bitmaps, as KubeVirt counts them */
-	return (o + MIB - 1) / MIB * MIB;
+        uint64_t o = 4 * MIB;   /* virt-launcher: one process, RSS measured at ~2-3 MiB */
+        o += 64 * MIB;          /* QEMU fixed: binary, device models, firmware, block and I/O buffers */
+        o += 32 * MIB;          /* TCG translation cache (the node may have no usable KVM) */
+        o += vcpus * 2 * MIB;   /* per vCPU: thread stack and per-CPU state */
+        o += guest_bytes / 512; /* guest page tables and dirty bitmaps, as KubeVirt counts them */
+        return (o + MIB - 1) / MIB * MIB;
 }
 
 static void add_copy(cJSON *dst, const char *key, const cJSON *src)
 {
-	if (src)
-		cJSON_AddItemToObject(dst, key, cJSON_Duplicate(src, 1));
+        if (src)
+                cJSON_AddItemToObject(dst, key, cJSON_Duplicate(src, 1));
 }
 
 cJSON *pod_launcher_vmi(const cJSON *vobj)
 {
-	cJSON *out = cJSON_CreateObject(), *md = cJSON_CreateObject();
-	const cJSON *smd = cJSON_GetObjectItemCaseSensitive(vobj, "metadata");
-	cJSON_AddStringToObject(out, "apiVersion", "kubevirt.io/v1");
-	cJSON_AddStringToObject(out, "kind", "VirtualMachineInstance");
-	cJSON_AddItemToObject(out, "metadata", md);
-	const char *keys[] = {"name", "namespace", "uid", "labels"};
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-		add_copy(md, keys[i], cJSON_GetObjectItemCaseSensitive(smd, keys[i]));
-	const cJSON *ann = cJSON_GetObjectItemCaseSensitive(smd, "annotations");
-	if (ann) {
-		cJSON *a = cJSON_Duplicate(ann, 1);
-		cJSON_DeleteItemFromObjectCaseSensitive(a, "kubectl.kubernetes.io/last-applied-configuration");
-		cJSON_AddItemToObject(md, "annotations", a);
-	}
-	add_copy(out, "spec", cJSON_GetObjectItemCaseSensitive(vobj, "spec"));
-	return out;
+        cJSON *out = cJSON_CreateObject(), *md = cJSON_CreateObject();
+        const cJSON *smd = cJSON_GetObjectItemCaseSensitive(vobj, "metadata");
+        cJSON_AddStringToObject(out, "apiVersion", "kubevirt.io/v1");
+        cJSON_AddStringToObject(out, "kind", "VirtualMachineInstance");
+        cJSON_AddItemToObject(out, "metadata", md);
+        const char *keys[] = {"name", "namespace", "uid", "labels"};
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+                add_copy(md, keys[i], cJSON_GetObjectItemCaseSensitive(smd, keys[i]));
+        const cJSON *ann = cJSON_GetObjectItemCaseSensitive(smd, "annotations");
+        if (ann) {
+                cJSON *a = cJSON_Duplicate(ann, 1);
+                cJSON_DeleteItemFromObjectCaseSensitive(a,
+                                                        "kubectl.kubernetes.io/last-applied-configuration");
+                cJSON_AddItemToObject(md, "annotations", a);
+        }
+        add_copy(out, "spec", cJSON_GetObjectItemCaseSensitive(vobj, "spec"));
+        return out;
 }
 
 static cJSON *env_field(const char *name, const char *field_path)
 {
-	cJSON *e = cJSON_CreateObject(), *vf = cJSON_CreateObject(), *fr = cJSON_CreateObject();
-	cJSON_AddStringToObject(e, "name", name);
-	cJSON_AddItemToObject(e, "valueFrom", vf);
-	cJSON_AddItemToObject(vf, "fieldRef", fr);
-	cJSON_AddStringToObject(fr, "fieldPath", field_path);
-	return e;
+        cJSON *e = cJSON_CreateObject(), *vf = cJSON_CreateObject(), *fr = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", name);
+        cJSON_AddItemToObject(e, "valueFrom", vf);
+        cJSON_AddItemToObject(vf, "fieldRef", fr);
+        cJSON_AddStringToObject(fr, "fieldPath", field_path);
+        return e;
 }
 
 static void add_volume(cJSON *vols, cJSON *mounts, const char *name, cJSON *source_key_val, const char *kind,
-		       const char *mount_path, bool read_only)
+                       const char *mount_path, bool read_only)
 {
-	cJSON *v = cJSON_CreateObject(), *m = cJSON_CreateObject();
-	cJSON_AddStringToObject(v, "name", name);
-	cJSON_AddItemToObject(v, kind, source_key_val);
-	cJSON_AddItemToArray(vols, v);
-	cJSON_AddStringToObject(m, "name", name);
-	cJSON_AddStringToObject(m, "mountPath", mount_path);
-	if (read_only)
-		cJSON_AddBoolToObject(m, "readOnly", true);
-	cJSON_AddItemToArray(mounts, m);
+        cJSON *v = cJSON_CreateObject(), *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(v, "name", name);
+        cJSON_AddItemToObject(v, kind, source_key_val);
+        cJSON_AddItemToArray(vols, v);
+        cJSON_AddStringToObject(m, "name", name);
+        cJSON_AddStringToObject(m, "mountPath", mount_path);
+        if (read_only)
+                cJSON_AddBoolToObject(m, "readOnly", true);
+        cJSON_AddItemToArray(mounts, m);
 }
 
 static void map_volume(const vmi_volume *v, const cJSON *spec_vol, cJSON *vols, cJSON *mounts)
 {
-	char path[512], pname[300];
-	cJSON *src = cJSON_CreateObject();
-	snprintf(pname, sizeof(pname), "vol-%s", v->name); /* never collides with our own "run" volume */
-	switch (v->kind) {
-	case VOL_CONTAINER_DISK:
-		cJSON_AddStringToObject(src, "reference", v->image);
-		cJSON_AddStringToObject(src, "pullPolicy", "IfNotPresent");
-		snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/images/%s", v->name);
-		add_volume(vols, mounts, pname, src, "image", path, true);
-		return;
-	case VOL_PVC:
-	case VOL_EPHEMERAL:
-		cJSON_AddStringToObject(src, "claimName", v->claim_name);
-		if (v->claim_readonly)
-			cJSON_AddBoolToObject(src, "readOnly", true);
-		snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/pvc/%s", v->name);
-		add_volume(vols, mounts, pname, src, "persistentVolumeClaim", path, v->claim_readonly);
-		return;
-	case VOL_HOST_DISK: {
-		/* the directory, so DiskOrCreate can create the image file inside it */
-		_cleanup_free_ char *copy = strdup(v->host_path);
-		const char *dir = copy ? dirname(copy) : "/";
-		cJSON_AddStringToObject(src, "path", dir);
-		cJSON_AddStringToObject(src, "type", v->host_create ? "DirectoryOrCreate" : "Directory");
-		add_volume(vols, mounts, pname, src, "hostPath", dir, false);
-		return;
-	}
-	default:
-		break;
-	}
-	/* cloud-init from Secrets: mounted where the launcher looks for them */
-	const cJSON *ci = cJSON_GetObjectItemCaseSensitive(spec_vol, "cloudInitNoCloud");
-	const char *secret = kube_str(ci, "userDataSecretRef.name");
-	if (secret) {
-		cJSON_AddStringToObject(src, "secretName", secret);
-		snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/secrets/%s", v->name);
-		add_volume(vols, mounts, pname, src, "secret", path, true);
-		return;
-	}
-	cJSON_Delete(src);
+        char path[512], pname[300];
+        cJSON *src = cJSON_CreateObject();
+        snprintf(pname, sizeof(pname), "vol-%s", v->name); /* never collides with our own "run" volume */
+        switch (v->kind) {
+        case VOL_CONTAINER_DISK:
+                cJSON_AddStringToObject(src, "reference", v->image);
+                cJSON_AddStringToObject(src, "pullPolicy", "IfNotPresent");
+                snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/images/%s", v->name);
+                add_volume(vols, mounts, pname, src, "image", path, true);
+                return;
+        case VOL_PVC:
+        case VOL_EPHEMERAL:
+                cJSON_AddStringToObject(src, "claimName", v->claim_name);
+                if (v->claim_readonly)
+                        cJSON_AddBoolToObject(src, "readOnly", true);
+                snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/pvc/%s", v->name);
+                add_volume(vols, mounts, pname, src, "persistentVolumeClaim", path, v->claim_readonly);
+                return;
+        case VOL_HOST_DISK: {
+                /* the directory, so DiskOrCreate can create the image file inside it */
+                _cleanup_free_ char *copy = strdup(v->host_path);
+                const char *dir = copy ? dirname(copy) : "/";
+                cJSON_AddStringToObject(src, "path", dir);
+                cJSON_AddStringToObject(src, "type", v->host_create ? "DirectoryOrCreate" : "Directory");
+                add_volume(vols, mounts, pname, src, "hostPath", dir, false);
+                return;
+        }
+        default:
+                break;
+        }
+        /* cloud-init from Secrets: mounted where the launcher looks for them */
+        const cJSON *ci = cJSON_GetObjectItemCaseSensitive(spec_vol, "cloudInitNoCloud");
+        const char *secret = kube_str(ci, "userDataSecretRef.name");
+        if (secret) {
+                cJSON_AddStringToObject(src, "secretName", secret);
+                snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/secrets/%s", v->name);
+                add_volume(vols, mounts, pname, src, "secret", path, true);
+                return;
+        }
+        cJSON_Delete(src);
 }
 
 static int render_resources(const cJSON *vobj, const struct vmi *model, cJSON *container, kv_error *err)
 {
-	char buf[64];
-	unsigned vcpus = model->sockets * model->cores * model->threads;
-	cJSON *res = cJSON_AddObjectToObject(container, "resources"), *req = cJSON_AddObjectToObject(res, "requests");
-	uint64_t mem = model->memory + pod_memory_overhead(model->memory, vcpus);
-	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)mem);
-	cJSON_AddStringToObject(req, "memory", buf);
-	const cJSON *vreq = kube_obj(vobj, "spec.domain.resources.requests");
-	const cJSON *cpu = cJSON_GetObjectItemCaseSensitive(vreq, "cpu");
-	if (cpu) {
-		long double q;
-		if (quantity_parse(cpu, "spec.domain.resources.requests.cpu", &q, err) < 0)
-			return -EINVAL;
-		add_copy(req, "cpu", cpu);
-	} else { /* KubeVirt's default CPU allocation ratio: 10 vCPUs per host CPU */
-		snprintf(buf, sizeof(buf), "%um", vcpus * 100);
-		cJSON_AddStringToObject(req, "cpu", buf);
-	}
-	const cJSON *vlim = kube_obj(vobj, "spec.domain.resources.limits");
-	if (vlim) {
-		cJSON *lim = cJSON_AddObjectToObject(res, "limits");
-		const cJSON *lmem = cJSON_GetObjectItemCaseSensitive(vlim, "memory");
-		if (lmem) {
-			uint64_t b;
-			if (quantity_bytes(lmem, "spec.domain.resources.limits.memory", &b, err) < 0)
-				return -EINVAL;
-			snprintf(buf, sizeof(buf), "%llu", (unsigned long long)(b + pod_memory_overhead(b, vcpus)));
-			cJSON_AddStringToObject(lim, "memory", buf);
-		}
-		add_copy(lim, "cpu", cJSON_GetObjectItemCaseSensitive(vlim, "cpu"));
-	}
-	return 0;
+        char buf[64];
+        unsigned vcpus = model->sockets * model->cores * model->threads;
+        cJSON *res = cJSON_AddObjectToObject(container, "resources"),
+              *req = cJSON_AddObjectToObject(res, "requests");
+        uint64_t mem = model->memory + pod_memory_overhead(model->memory, vcpus);
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)mem);
+        cJSON_AddStringToObject(req, "memory", buf);
+        const cJSON *vreq = kube_obj(vobj, "spec.domain.resources.requests");
+        const cJSON *cpu = cJSON_GetObjectItemCaseSensitive(vreq, "cpu");
+        if (cpu) {
+                long double q;
+                if (quantity_parse(cpu, "spec.domain.resources.requests.cpu", &q, err) < 0)
+                        return -EINVAL;
+                add_copy(req, "cpu", cpu);
+        } else { /* KubeVirt's default CPU allocation ratio: 10 vCPUs per host CPU */
+                snprintf(buf, sizeof(buf), "%um", vcpus * 100);
+                cJSON_AddStringToObject(req, "cpu", buf);
+        }
+        const cJSON *vlim = kube_obj(vobj, "spec.domain.resources.limits");
+        if (vlim) {
+                cJSON *lim = cJSON_AddObjectToObject(res, "limits");
+                const cJSON *lmem = cJSON_GetObjectItemCaseSensitive(vlim, "memory");
+                if (lmem) {
+                        uint64_t b;
+                        if (quantity_bytes(lmem, "spec.domain.resources.limits.memory", &b, err) < 0)
+                                return -EINVAL;
+                        snprintf(buf, sizeof(buf), "%llu",
+                                 (unsigned long long)(b + pod_memory_overhead(b, vcpus)));
+                        cJSON_AddStringToObject(lim, "memory", buf);
+                }
+                add_copy(lim, "cpu", cJSON_GetObjectItemCaseSensitive(vlim, "cpu"));
+        }
+        return 0;
 }
 
 static cJSON *render_metadata(const cJSON *vobj)
 {
-	const char *name = kube_str(vobj, "metadata.name"), *uid = kube_str(vobj, "metadata.uid");
-	cJSON *md = cJSON_CreateObject(), *labels, *owner = cJSON_CreateObject();
-	char gen[300];
-	snprintf(gen, sizeof(gen), "virt-launcher-%.230s-", name);
-	cJSON_AddStringToObject(md, "generateName", gen);
-	add_copy(md, "namespace", kube_obj(vobj, "metadata.namespace"));
-	const cJSON *vl = kube_obj(vobj, "metadata.labels");
-	labels = vl ? cJSON_Duplicate(vl, 1) : cJSON_CreateObject();
-	cJSON_AddItemToObject(md, "labels", labels);
-	cJSON_DeleteItemFromObjectCaseSensitive(labels, POD_LABEL_APP);
-	cJSON_DeleteItemFromObjectCaseSensitive(labels, POD_LABEL_CREATED_BY);
-	cJSON_DeleteItemFromObjectCaseSensitive(labels, POD_LABEL_VM_NAME);
-	cJSON_AddStringToObject(labels, POD_LABEL_APP, "virt-launcher");
-	cJSON_AddStringToObject(labels, POD_LABEL_CREATED_BY, uid);
-	cJSON_AddStringToObject(labels, POD_LABEL_VM_NAME, name);
-	cJSON *ann = cJSON_AddObjectToObject(md, "annotations");
-	cJSON_AddStringToObject(ann, "kubevirt.io/domain", name);
-	cJSON *owners = cJSON_AddArrayToObject(md, "ownerReferences");
-	cJSON_AddStringToObject(owner, "apiVersion", "kubevirt.io/v1");
-	cJSON_AddStringToObject(owner, "kind", "VirtualMachineInstance");
-	cJSON_AddStringToObject(owner, "name", name);
-	cJSON_AddStringToObject(owner, "uid", uid);
-	cJSON_AddBoolToObject(owner, "controller", true);
-	cJSON_AddBoolToObject(owner, "blockOwnerDeletion", true);
-	cJSON_AddItemToArray(owners, owner);
-	return md;
+        const char *name = kube_str(vobj, "metadata.name"), *uid = kube_str(vobj, "metadata.uid");
+        cJSON *md = cJSON_CreateObject(), *labels, *owner = cJSON_CreateObject();
+        char gen[300];
+        snprintf(gen, sizeof(gen), "virt-launcher-%.230s-", name);
+        cJSON_AddStringToObject(md, "generateName", gen);
+        add_copy(md, "namespace", kube_obj(vobj, "metadata.namespace"));
+        const cJSON *vl = kube_obj(vobj, "metadata.labels");
+        labels = vl ? cJSON_Duplicate(vl, 1) : cJSON_CreateObject();
+        cJSON_AddItemToObject(md, "labels", labels);
+        cJSON_DeleteItemFromObjectCaseSensitive(labels, POD_LABEL_APP);
+        cJSON_DeleteItemFromObjectCaseSensitive(labels, POD_LABEL_CREATED_BY);
+        cJSON_DeleteItemFromObjectCaseSensitive(labels, POD_LABEL_VM_NAME);
+        cJSON_AddStringToObject(labels, POD_LABEL_APP, "virt-launcher");
+        cJSON_AddStringToObject(labels, POD_LABEL_CREATED_BY, uid);
+        cJSON_AddStringToObject(labels, POD_LABEL_VM_NAME, name);
+        cJSON *ann = cJSON_AddObjectToObject(md, "annotations");
+        cJSON_AddStringToObject(ann, "kubevirt.io/domain", name);
+        cJSON *owners = cJSON_AddArrayToObject(md, "ownerReferences");
+        cJSON_AddStringToObject(owner, "apiVersion", "kubevirt.io/v1");
+        cJSON_AddStringToObject(owner, "kind", "VirtualMachineInstance");
+        cJSON_AddStringToObject(owner, "name", name);
+        cJSON_AddStringToObject(owner, "uid", uid);
+        cJSON_AddBoolToObject(owner, "controller", true);
+        cJSON_AddBoolToObject(owner, "blockOwnerDeletion", true);
+        cJSON_AddItemToArray(owners, owner);
+        return md;
 }
 
 static cJSON *render_container(const cJSON *vobj, const pod_render_opts *opts)
 {
-	cJSON *c = cJSON_CreateObject();
-	cJSON_AddStringToObject(c, "name", "compute");
-	cJSON_AddStringToObject(c, "image", opts->launcher_image);
-	const char *argv[] = {"virt-launcher", "--vmi-env", "KVLITE_VMI", "--run-dir", LAUNCHER_RUN_DIR,
-			      "--image-root", LAUNCHER_RUN_DIR "/images", "--status-file",
-			      LAUNCHER_RUN_DIR "/status.json"};
-	cJSON_AddItemToObject(c, "command", cJSON_CreateStringArray(argv, ARRAY_SIZE(argv)));
-	cJSON *env = cJSON_AddArrayToObject(c, "env"), *ev = cJSON_CreateObject();
-	cJSON *lvmi = pod_launcher_vmi(vobj);
-	char *json = cJSON_PrintUnformatted(lvmi);
-	cJSON_Delete(lvmi);
-	cJSON_AddStringToObject(ev, "name", "KVLITE_VMI");
-	cJSON_AddStringToObject(ev, "value", json ? json : "");
-	free(json);
-	cJSON_AddItemToArray(env, ev);
-	cJSON_AddItemToArray(env, env_field("POD_NAME", "metadata.name"));
-	cJSON_AddItemToArray(env, env_field("POD_NAMESPACE", "metadata.namespace"));
-	cJSON_AddStringToObject(c, "terminationMessagePolicy", "FallbackToLogsOnError");
-	return c;
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "name", "compute");
+        cJSON_AddStringToObject(c, "image", opts->launcher_image);
+        const char *argv[] = {"virt-launcher",
+                              "--vmi-env",
+                              "KVLITE_VMI",
+                              "--run-dir",
+                              LAUNCHER_RUN_DIR,
+                              "--image-root",
+                              LAUNCHER_RUN_DIR "/images",
+                              "--status-file",
+                              LAUNCHER_RUN_DIR "/status.json"};
+        cJSON_AddItemToObject(c, "command", cJSON_CreateStringArray(argv, ARRAY_SIZE(argv)));
+        cJSON *env = cJSON_AddArrayToObject(c, "env"), *ev = cJSON_CreateObject();
+        cJSON *lvmi = pod_launcher_vmi(vobj);
+        char *json = cJSON_PrintUnformatted(lvmi);
+        cJSON_Delete(lvmi);
+        cJSON_AddStringToObject(ev, "name", "KVLITE_VMI");
+        cJSON_AddStringToObject(ev, "value", json ? json : "");
+        free(json);
+        cJSON_AddItemToArray(env, ev);
+        cJSON_AddItemToArray(env, env_field("POD_NAME", "metadata.name"));
+        cJSON_AddItemToArray(env, env_field("POD_NAMESPACE", "metadata.namespace"));
+        cJSON_AddStringToObject(c, "terminationMessagePolicy", "FallbackToLogsOnError");
+        return c;
 }
 
 static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_render_opts *opts, cJSON *spec,
-		       kv_error *err)
+                       kv_error *err)
 {
-	const cJSON *vspec = cJSON_GetObjectItemCaseSensitive(vobj, "spec");
-	cJSON *c = render_container(vobj, opts), *containers = cJSON_AddArrayToObject(spec, "containers");
-	cJSON_AddItemToArray(containers, c);
-	cJSON_AddStringToObject(spec, "restartPolicy", "Never");
-	/* the launcher needs the VMI's grace for the guest plus time to quit QEMU, as KubeVirt's +15 s */
-	cJSON_AddNumberToObject(spec, "terminationGracePeriodSeconds", (double)(model->grace_seconds + 15));
-	if (opts->service_account)
-		cJSON_AddStringToObject(spec, "serviceAccountName", opts->service_account);
-	const char *copied[] = {"nodeSelector", "affinity", "tolerations", "schedulerName", "priorityClassName",
-				"dnsPolicy", "dnsConfig", "hostname", "subdomain"};
-	for (size_t i = 0; i < ARRAY_SIZE(copied); i++)
-		add_copy(spec, copied[i], cJSON_GetObjectItemCaseSensitive(vspec, copied[i]));
-	int r = render_resources(vobj, model, c, err);
-	if (r < 0)
-		return r;
-	cJSON *vols = cJSON_AddArrayToObject(spec, "volumes"), *mounts = cJSON_AddArrayToObject(c, "volumeMounts");
-	add_volume(vols, mounts, "run", cJSON_CreateObject(), "emptyDir", LAUNCHER_RUN_DIR, false);
-	const cJSON *spec_vols = cJSON_GetObjectItemCaseSensitive(vspec, "volumes");
-	for (size_t i = 0; i < model->n_volumes; i++)
-		map_volume(&model->volumes[i], cJSON_GetArrayItem(spec_vols, (int)i), vols, mounts);
-	return 0;
+        const cJSON *vspec = cJSON_GetObjectItemCaseSensitive(vobj, "spec");
+        cJSON *c = render_container(vobj, opts), *containers = cJSON_AddArrayToObject(spec, "containers");
+        cJSON_AddItemToArray(containers, c);
+        cJSON_AddStringToObject(spec, "restartPolicy", "Never");
+        /* the launcher needs the VMI's grace for the guest plus time to quit QEMU, as KubeVirt's +15 s */
+        cJSON_AddNumberToObject(spec, "terminationGracePeriodSeconds", (double)(model->grace_seconds + 15));
+        if (opts->service_account)
+                cJSON_AddStringToObject(spec, "serviceAccountName", opts->service_account);
+        const char *copied[] = {"nodeSelector",  "affinity",          "tolerations",
+                                "schedulerName", "priorityClassName", "dnsPolicy",
+                                "dnsConfig",     "hostname",          "subdomain"};
+        for (size_t i = 0; i < ARRAY_SIZE(copied); i++)
+                add_copy(spec, copied[i], cJSON_GetObjectItemCaseSensitive(vspec, copied[i]));
+        int r = render_resources(vobj, model, c, err);
+        if (r < 0)
+                return r;
+        cJSON *vols = cJSON_AddArrayToObject(spec, "volumes"),
+              *mounts = cJSON_AddArrayToObject(c, "volumeMounts");
+        add_volume(vols, mounts, "run", cJSON_CreateObject(), "emptyDir", LAUNCHER_RUN_DIR, false);
+        const cJSON *spec_vols = cJSON_GetObjectItemCaseSensitive(vspec, "volumes");
+        for (size_t i = 0; i < model->n_volumes; i++)
+                map_volume(&model->volumes[i], cJSON_GetArrayItem(spec_vols, (int)i), vols, mounts);
+        return 0;
 }
 
 int pod_render(const cJSON *vobj, const pod_render_opts *opts, cJSON **pod, kv_error *err)
 {
-	_cleanup_(vmi_freep) struct vmi *model = NULL;
-	*pod = NULL;
-	if (!kube_str(vobj, "metadata.name") || !kube_str(vobj, "metadata.uid"))
-		return kv_error_set(err, EINVAL, "metadata.uid: required");
-	int r = vmi_from_json(vobj, &model, err);
-	if (r < 0)
-		return r;
-	cJSON *p = cJSON_CreateObject();
-	cJSON_AddStringToObject(p, "apiVersion", "v1");
-	cJSON_AddStringToObject(p, "kind", "Pod");
-	cJSON_AddItemToObject(p, "metadata", render_metadata(vobj));
-	r = render_spec(vobj, model, opts, cJSON_AddObjectToObject(p, "spec"), err);
-	if (r < 0) {
-		cJSON_Delete(p);
-		return r;
-	}
-	*pod = p;
-	return 0;
+        _cleanup_(vmi_freep) struct vmi *model = NULL;
+        *pod = NULL;
+        if (!kube_str(vobj, "metadata.name") || !kube_str(vobj, "metadata.uid"))
+                return kv_error_set(err, EINVAL, "metadata.uid: required");
+        int r = vmi_from_json(vobj, &model, err);
+        if (r < 0)
+                return r;
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "apiVersion", "v1");
+        cJSON_AddStringToObject(p, "kind", "Pod");
+        cJSON_AddItemToObject(p, "metadata", render_metadata(vobj));
+        r = render_spec(vobj, model, opts, cJSON_AddObjectToObject(p, "spec"), err);
+        if (r < 0) {
+                cJSON_Delete(p);
+                return r;
+        }
+        *pod = p;
+        return 0;
 }

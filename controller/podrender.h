@@ -8,8 +8,8 @@
 #include "error.h"
 
 typedef struct pod_render_opts {
-	const char *launcher_image;
-	const char *service_account; /* NULL = none */
+        const char *launcher_image;
+        const char *service_account; /* NULL = none */
 } pod_render_opts;
 
 #define POD_LABEL_APP "kubevirt.io"

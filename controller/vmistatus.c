@@ -8,188 +8,190 @@
 
 const char *vmi_phase(const cJSON *vmi)
 {
-	const char *p = kube_str(vmi, "status.phase");
-	return p ? p : "";
+        const char *p = kube_str(vmi, "status.phase");
+        return p ? p : "";
 }
 
 int vmi_phase_is_final(const char *phase)
 {
-	return !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed");
+        return !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed");
 }
 
 static cJSON *current_status(const cJSON *vmi)
 {
-	const cJSON *st = cJSON_GetObjectItemCaseSensitive(vmi, "status");
-	return cJSON_IsObject(st) ? cJSON_Duplicate(st, 1) : cJSON_CreateObject();
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(vmi, "status");
+        return cJSON_IsObject(st) ? cJSON_Duplicate(st, 1) : cJSON_CreateObject();
 }
 
 static void set_str(cJSON *obj, const char *key, const char *val)
 {
-	cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
-	if (val)
-		cJSON_AddStringToObject(obj, key, val);
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+        if (val)
+                cJSON_AddStringToObject(obj, key, val);
 }
 
 static cJSON *find_condition(const cJSON *conds, const char *type)
 {
-	cJSON *c;
-	cJSON_ArrayForEach(c, conds)
-	{
-		const char *t = kube_str(c, "type");
-		if (t && !strcmp(t, type))
-			return c;
-	}
-	return NULL;
+        cJSON *c;
+        cJSON_ArrayForEach(c, conds)
+        {
+                const char *t = kube_str(c, "type");
+                if (t && !strcmp(t, type))
+                        return c;
+        }
+        return NULL;
 }
 
 /* Sets a condition, keeping lastTransitionTime when the status did not flip. */
 static void set_condition(cJSON *st, const char *type, bool value, const char *reason, const char *message,
-			  const char *now)
+                          const char *now)
 {
-	cJSON *conds = cJSON_GetObjectItemCaseSensitive(st, "conditions");
-	if (!cJSON_IsArray(conds)) {
-		cJSON_DeleteItemFromObjectCaseSensitive(st, "conditions");
-		conds = cJSON_AddArrayToObject(st, "conditions");
-	}
-	const char *sv = value ? "True" : "False";
-	cJSON *c = find_condition(conds, type);
-	const char *old = kube_str(c, "status");
-	const char *ltt = old && !strcmp(old, sv) ? kube_str(c, "lastTransitionTime") : now;
-	cJSON *n = cJSON_CreateObject();
-	cJSON_AddStringToObject(n, "type", type);
-	cJSON_AddStringToObject(n, "status", sv);
-	cJSON_AddNullToObject(n, "lastProbeTime");
-	cJSON_AddStringToObject(n, "lastTransitionTime", ltt ? ltt : now);
-	if (reason)
-		cJSON_AddStringToObject(n, "reason", reason);
-	if (message)
-		cJSON_AddStringToObject(n, "message", message);
-	if (c)
-		cJSON_ReplaceItemViaPointer(conds, c, n);
-	else
-		cJSON_AddItemToArray(conds, n);
+        cJSON *conds = cJSON_GetObjectItemCaseSensitive(st, "conditions");
+        if (!cJSON_IsArray(conds)) {
+                cJSON_DeleteItemFromObjectCaseSensitive(st, "conditions");
+                conds = cJSON_AddArrayToObject(st, "conditions");
+        }
+        const char *sv = value ? "True" : "False";
+        cJSON *c = find_condition(conds, type);
+        const char *old = kube_str(c, "status");
+        const char *ltt = old && !strcmp(old, sv) ? kube_str(c, "lastTransitionTime") : now;
+        cJSON *n = cJSON_CreateObject();
+        cJSON_AddStringToObject(n, "type", type);
+        cJSON_AddStringToObject(n, "status", sv);
+        cJSON_AddNullToObject(n, "lastProbeTime");
+        cJSON_AddStringToObject(n, "lastTransitionTime", ltt ? ltt : now);
+        if (reason)
+                cJSON_AddStringToObject(n, "reason", reason);
+        if (message)
+                cJSON_AddStringToObject(n, "message", message);
+        if (c)
+                cJSON_ReplaceItemViaPointer(conds, c, n);
+        else
+                cJSON_AddItemToArray(conds, n);
 }
 
 static void set_phase(cJSON *st, const char *phase, const char *now)
 {
-	const char *old = kube_str(st, "phase");
-	if (old && !strcmp(old, phase))
-		return;
-	set_str(st, "phase", phase);
-	cJSON *ts = cJSON_GetObjectItemCaseSensitive(st, "phaseTransitionTimestamps");
-	if (!cJSON_IsArray(ts)) {
-		cJSON_DeleteItemFromObjectCaseSensitive(st, "phaseTransitionTimestamps");
-		ts = cJSON_AddArrayToObject(st, "phaseTransitionTimestamps");
-	}
-	cJSON *t = cJSON_CreateObject();
-	cJSON_AddStringToObject(t, "phase", phase);
-	cJSON_AddStringToObject(t, "phaseTransitionTimestamp", now);
-	cJSON_AddItemToArray(ts, t);
+        const char *old = kube_str(st, "phase");
+        if (old && !strcmp(old, phase))
+                return;
+        set_str(st, "phase", phase);
+        cJSON *ts = cJSON_GetObjectItemCaseSensitive(st, "phaseTransitionTimestamps");
+        if (!cJSON_IsArray(ts)) {
+                cJSON_DeleteItemFromObjectCaseSensitive(st, "phaseTransitionTimestamps");
+                ts = cJSON_AddArrayToObject(st, "phaseTransitionTimestamps");
+        }
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "phase", phase);
+        cJSON_AddStringToObject(t, "phaseTransitionTimestamp", now);
+        cJSON_AddItemToArray(ts, t);
 }
 
 /* The phase the Pod alone implies. */
 static const char *pod_phase_to_vmi(const cJSON *pod)
 {
-	const char *p = kube_str(pod, "status.phase");
-	if (p && (!strcmp(p, "Succeeded") || !strcmp(p, "Failed") || !strcmp(p, "Running")))
-		return p;
-	return kube_str(pod, "spec.nodeName") ? "Scheduled" : "Scheduling";
+        const char *p = kube_str(pod, "status.phase");
+        if (p && (!strcmp(p, "Succeeded") || !strcmp(p, "Failed") || !strcmp(p, "Running")))
+                return p;
+        return kube_str(pod, "spec.nodeName") ? "Scheduled" : "Scheduling";
 }
 
 static cJSON *launcher_status(const cJSON *pod)
 {
-	const cJSON *ann = kube_obj(pod, "metadata.annotations");
-	const cJSON *ls = cJSON_GetObjectItemCaseSensitive(ann, POD_ANNOTATION_LAUNCHER_STATUS);
-	return cJSON_IsString(ls) ? cJSON_Parse(ls->valuestring) : NULL;
+        const cJSON *ann = kube_obj(pod, "metadata.annotations");
+        const cJSON *ls = cJSON_GetObjectItemCaseSensitive(ann, POD_ANNOTATION_LAUNCHER_STATUS);
+        return cJSON_IsString(ls) ? cJSON_Parse(ls->valuestring) : NULL;
 }
 
 /* The launcher knows better than the Pod whether QEMU runs: a Running Pod whose launcher has not started
  * the guest yet is Scheduled; a launcher that reports a final phase wins. */
 static const char *merge_phase(const char *pod_phase, const char *launcher_phase)
 {
-	if (!launcher_phase || vmi_phase_is_final(pod_phase))
-		return pod_phase;
-	if (vmi_phase_is_final(launcher_phase))
-		return launcher_phase;
-	if (!strcmp(pod_phase, "Running") && strcmp(launcher_phase, "Running"))
-		return "Scheduled";
-	return pod_phase;
+        if (!launcher_phase || vmi_phase_is_final(pod_phase))
+                return pod_phase;
+        if (vmi_phase_is_final(launcher_phase))
+                return launcher_phase;
+        if (!strcmp(pod_phase, "Running") && strcmp(launcher_phase, "Running"))
+                return "Scheduled";
+        return pod_phase;
 }
 
 static void merge_launcher_conditions(cJSON *st, const cJSON *ls, const char *now)
 {
-	const cJSON *c;
-	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(ls, "conditions"))
-	{
-		const char *type = kube_str(c, "type"), *status = kube_str(c, "status");
-		if (!type || !status || !strcmp(type, "Ready"))
-			continue; /* Ready is ours: it also depends on the Pod */
-		set_condition(st, type, !strcmp(status, "True"), kube_str(c, "reason"), kube_str(c, "message"), now);
-	}
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(ls, "conditions"))
+        {
+                const char *type = kube_str(c, "type"), *status = kube_str(c, "status");
+                if (!type || !status || !strcmp(type, "Ready"))
+                        continue; /* Ready is ours: it also depends on the Pod */
+                set_condition(st, type, !strcmp(status, "True"), kube_str(c, "reason"),
+                              kube_str(c, "message"), now);
+        }
 }
 
 static void pod_failure_reason(cJSON *st, const cJSON *pod, const cJSON *ls)
 {
-	const char *reason = kube_str(ls, "reason");
-	if (!reason) {
-		const cJSON *cs = cJSON_GetArrayItem(kube_obj(pod, "status.containerStatuses"), 0);
-		reason = kube_str(cs, "state.terminated.message");
-		if (!reason)
-			reason = kube_str(cs, "state.terminated.reason");
-	}
-	if (!reason)
-		reason = kube_str(pod, "status.reason");
-	set_str(st, "reason", reason ? reason : "launcher Pod failed");
+        const char *reason = kube_str(ls, "reason");
+        if (!reason) {
+                const cJSON *cs = cJSON_GetArrayItem(kube_obj(pod, "status.containerStatuses"), 0);
+                reason = kube_str(cs, "state.terminated.message");
+                if (!reason)
+                        reason = kube_str(cs, "state.terminated.reason");
+        }
+        if (!reason)
+                reason = kube_str(pod, "status.reason");
+        set_str(st, "reason", reason ? reason : "launcher Pod failed");
 }
 
 static void set_interfaces(cJSON *st, const cJSON *vmi, const char *ip)
 {
-	cJSON_DeleteItemFromObjectCaseSensitive(st, "interfaces");
-	if (!ip)
-		return;
-	cJSON *ifs = cJSON_AddArrayToObject(st, "interfaces"), *i = cJSON_CreateObject();
-	const char *name = kube_str(cJSON_GetArrayItem(kube_obj(vmi, "spec.domain.devices.interfaces"), 0), "name");
-	cJSON_AddStringToObject(i, "name", name ? name : "default");
-	cJSON_AddStringToObject(i, "ipAddress", ip);
-	cJSON *ips = cJSON_AddArrayToObject(i, "ipAddresses");
-	cJSON_AddItemToArray(ips, cJSON_CreateString(ip));
-	cJSON_AddItemToArray(ifs, i);
+        cJSON_DeleteItemFromObjectCaseSensitive(st, "interfaces");
+        if (!ip)
+                return;
+        cJSON *ifs = cJSON_AddArrayToObject(st, "interfaces"), *i = cJSON_CreateObject();
+        const char *name =
+            kube_str(cJSON_GetArrayItem(kube_obj(vmi, "spec.domain.devices.interfaces"), 0), "name");
+        cJSON_AddStringToObject(i, "name", name ? name : "default");
+        cJSON_AddStringToObject(i, "ipAddress", ip);
+        cJSON *ips = cJSON_AddArrayToObject(i, "ipAddresses");
+        cJSON_AddItemToArray(ips, cJSON_CreateString(ip));
+        cJSON_AddItemToArray(ifs, i);
 }
 
 cJSON *vmi_status_failed(const cJSON *vmi, const char *reason, const char *now)
 {
-	cJSON *st = current_status(vmi);
-	set_phase(st, "Failed", now);
-	set_str(st, "reason", reason);
-	set_condition(st, "Ready", false, "Failed", NULL, now);
-	return st;
+        cJSON *st = current_status(vmi);
+        set_phase(st, "Failed", now);
+        set_str(st, "reason", reason);
+        set_condition(st, "Ready", false, "Failed", NULL, now);
+        return st;
 }
 
 cJSON *vmi_status_desired(const cJSON *vmi, const cJSON *pod, const char *now)
 {
-	const char *cur = vmi_phase(vmi);
-	if (vmi_phase_is_final(cur))
-		return current_status(vmi); /* final phases are sticky */
-	if (!pod) {
-		if (!strcmp(cur, "Scheduling") || !strcmp(cur, "Scheduled") || !strcmp(cur, "Running"))
-			return vmi_status_failed(vmi, "launcher Pod disappeared", now);
-		cJSON *st = current_status(vmi);
-		set_phase(st, "Pending", now);
-		return st;
-	}
-	cJSON *st = current_status(vmi), *ls = launcher_status(pod);
-	const char *phase = merge_phase(pod_phase_to_vmi(pod), kube_str(ls, "phase"));
-	set_phase(st, phase, now);
-	set_str(st, "nodeName", kube_str(pod, "spec.nodeName"));
-	set_interfaces(st, vmi, !strcmp(phase, "Running") ? kube_str(pod, "status.podIP") : NULL);
-	const char *accel = kube_str(ls, "accel");
-	if (accel)
-		set_str(st, "accel", accel);
-	merge_launcher_conditions(st, ls, now);
-	bool ready = !strcmp(phase, "Running");
-	set_condition(st, "Ready", ready, ready ? NULL : "NotRunning", NULL, now);
-	if (!strcmp(phase, "Failed"))
-		pod_failure_reason(st, pod, ls);
-	cJSON_Delete(ls);
-	return st;
+        const char *cur = vmi_phase(vmi);
+        if (vmi_phase_is_final(cur))
+                return current_status(vmi); /* final phases are sticky */
+        if (!pod) {
+                if (!strcmp(cur, "Scheduling") || !strcmp(cur, "Scheduled") || !strcmp(cur, "Running"))
+                        return vmi_status_failed(vmi, "launcher Pod disappeared", now);
+                cJSON *st = current_status(vmi);
+                set_phase(st, "Pending", now);
+                return st;
+        }
+        cJSON *st = current_status(vmi), *ls = launcher_status(pod);
+        const char *phase = merge_phase(pod_phase_to_vmi(pod), kube_str(ls, "phase"));
+        set_phase(st, phase, now);
+        set_str(st, "nodeName", kube_str(pod, "spec.nodeName"));
+        set_interfaces(st, vmi, !strcmp(phase, "Running") ? kube_str(pod, "status.podIP") : NULL);
+        const char *accel = kube_str(ls, "accel");
+        if (accel)
+                set_str(st, "accel", accel);
+        merge_launcher_conditions(st, ls, now);
+        bool ready = !strcmp(phase, "Running");
+        set_condition(st, "Ready", ready, ready ? NULL : "NotRunning", NULL, now);
+        if (!strcmp(phase, "Failed"))
+                pod_failure_reason(st, pod, ls);
+        cJSON_Delete(ls);
+        return st;
 }

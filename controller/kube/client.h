@@ -12,32 +12,32 @@
 #include "error.h"
 
 /* errno codes that Status replies map to (kube_status_errno); callers branch on these. */
-#define KUBE_ENOTFOUND ENOENT  /* 404 */
-#define KUBE_EEXISTS EEXIST    /* 409 AlreadyExists */
-#define KUBE_ECONFLICT ESTALE  /* 409 Conflict: stale resourceVersion or failed precondition */
-#define KUBE_EEXPIRED ENODATA  /* 410 Expired / Gone */
-#define KUBE_EINVALID EINVAL   /* 400, 422 */
-#define KUBE_EUNAUTH EACCES    /* 401 */
-#define KUBE_EFORBIDDEN EPERM  /* 403 */
-#define KUBE_ETHROTTLED EBUSY  /* 429 */
-#define KUBE_ESERVER EIO       /* 5xx */
+#define KUBE_ENOTFOUND ENOENT /* 404 */
+#define KUBE_EEXISTS EEXIST   /* 409 AlreadyExists */
+#define KUBE_ECONFLICT ESTALE /* 409 Conflict: stale resourceVersion or failed precondition */
+#define KUBE_EEXPIRED ENODATA /* 410 Expired / Gone */
+#define KUBE_EINVALID EINVAL  /* 400, 422 */
+#define KUBE_EUNAUTH EACCES   /* 401 */
+#define KUBE_EFORBIDDEN EPERM /* 403 */
+#define KUBE_ETHROTTLED EBUSY /* 429 */
+#define KUBE_ESERVER EIO      /* 5xx */
 
 typedef struct kube_client {
-	kube_config *cfg;
-	CURL *easy;
-	int max_attempts;       /* for 429/5xx/transport errors; default 6 */
-	unsigned backoff_ms;    /* first retry delay; doubles, capped at 2 s, ±50 % jitter */
-	long timeout_ms;        /* per request; default 30 s */
-	unsigned long requests; /* counters for /metrics */
-	unsigned long retries;
+        kube_config *cfg;
+        CURL *easy;
+        int max_attempts;       /* for 429/5xx/transport errors; default 6 */
+        unsigned backoff_ms;    /* first retry delay; doubles, capped at 2 s, ±50 % jitter */
+        long timeout_ms;        /* per request; default 30 s */
+        unsigned long requests; /* counters for /metrics */
+        unsigned long retries;
 } kube_client;
 
 kube_client *kube_client_new(kube_config *cfg);
 void kube_client_free(kube_client *c);
 static inline void kube_client_freep(kube_client **c)
 {
-	if (*c)
-		kube_client_free(*c);
+        if (*c)
+                kube_client_free(*c);
 }
 
 /* Prepares an easy handle for `url` with TLS, client certificate and bearer token. *headers receives the
@@ -49,7 +49,7 @@ int kube_easy_setup(kube_config *cfg, CURL *e, const char *url, struct curl_slis
  * message. Retries 429, 5xx and transport errors with backoff and jitter, except a POST after it may have
  * reached the server (a retried create could create twice). */
 int kube_request(kube_client *c, const char *method, const char *path, const char *content_type,
-		 const char *body, cJSON **out, kv_error *err);
+                 const char *body, cJSON **out, kv_error *err);
 
 /* Fills err from a Status object (or from the HTTP code alone when status is NULL) and returns -errno. */
 int kube_status_error(const cJSON *status, long http_code, const char *what, kv_error *err);

@@ -12,30 +12,31 @@
 #include "error.h"
 
 typedef struct kube_config {
-	char *server;          /* "https://host:port", no trailing slash */
-	char *namespace;       /* default namespace (context or service account), never NULL */
-	char *ca_file;         /* PEM path, or NULL */
-	char *ca_data;         /* decoded PEM bytes, or NULL */
-	size_t ca_data_len;
-	bool insecure;
-	char *tls_server_name;
-	char *token;           /* static bearer token */
-	char *token_file;      /* re-read when it changes (bound service-account tokens rotate) */
-	char *cert_file, *key_file;
-	char *cert_data, *key_data; /* decoded PEM, passed to curl as blobs */
-	size_t cert_data_len, key_data_len;
-	char *username, *password;
+        char *server;    /* "https://host:port", no trailing slash */
+        char *namespace; /* default namespace (context or service account), never NULL */
+        char *ca_file;   /* PEM path, or NULL */
+        char *ca_data;   /* decoded PEM bytes, or NULL */
+        size_t ca_data_len;
+        bool insecure;
+        char *tls_server_name;
+        char *token;      /* static bearer token */
+        char *token_file; /* re-read when it changes (bound service-account tokens rotate) */
+        char *cert_file, *key_file;
+        char *cert_data, *key_data; /* decoded PEM, passed to curl as blobs */
+        size_t cert_data_len, key_data_len;
+        char *username, *password;
 
-	pthread_mutex_t token_lock;
-	char *file_token;      /* last content read from token_file */
-	time_t token_mtime;
-	off_t token_size;
-	ino_t token_ino;
+        pthread_mutex_t token_lock;
+        char *file_token; /* last content read from token_file */
+        time_t token_mtime;
+        off_t token_size;
+        ino_t token_ino;
 } kube_config;
 
 /* Parses a kubeconfig document already converted to JSON. `dir` resolves relative file paths; `context`
  * overrides current-context when non-NULL. */
-int kube_config_from_json(kube_config *cfg, const cJSON *doc, const char *dir, const char *context, kv_error *err);
+int kube_config_from_json(kube_config *cfg, const cJSON *doc, const char *dir, const char *context,
+                          kv_error *err);
 /* Loads one kubeconfig file (YAML or JSON). */
 int kube_config_from_file(kube_config *cfg, const char *path, const char *context, kv_error *err);
 /* $KUBECONFIG's first file, else ~/.kube/config. */

@@ -17,33 +17,33 @@ typedef struct kube_informer kube_informer;
 typedef void (*kube_informer_fn)(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud);
 
 struct kube_informer {
-	const kube_resource *res;
-	char *ns;             /* NULL = all namespaces */
-	char *label_selector; /* NULL = everything */
-	kube_store store;
-	kube_client *client;  /* for lists, on the loop thread */
-	CURLM *multi;
-	CURL *watch;          /* non-NULL while a watch is in flight */
-	struct curl_slist *headers;
-	kube_watchstream ws;
-	char errbody[1024];   /* body of a non-200 watch reply */
-	size_t errlen;
-	long http;
-	char *rv;
-	bool synced, need_relist, aborted;
-	unsigned failures;
-	uint64_t due_ms;      /* when to (re)start; 0 = now */
-	unsigned page_size;   /* list limit (server may ignore it) */
-	unsigned watch_timeout_s; /* 0 = random 300..600 like client-go */
-	kube_informer_fn fn;
-	void *ud;
-	/* counters for /metrics and tests */
-	unsigned long lists, watches, events, expired, watch_errors;
+        const kube_resource *res;
+        char *ns;             /* NULL = all namespaces */
+        char *label_selector; /* NULL = everything */
+        kube_store store;
+        kube_client *client; /* for lists, on the loop thread */
+        CURLM *multi;
+        CURL *watch; /* non-NULL while a watch is in flight */
+        struct curl_slist *headers;
+        kube_watchstream ws;
+        char errbody[1024]; /* body of a non-200 watch reply */
+        size_t errlen;
+        long http;
+        char *rv;
+        bool synced, need_relist, aborted;
+        unsigned failures;
+        uint64_t due_ms;          /* when to (re)start; 0 = now */
+        unsigned page_size;       /* list limit (server may ignore it) */
+        unsigned watch_timeout_s; /* 0 = random 300..600 like client-go */
+        kube_informer_fn fn;
+        void *ud;
+        /* counters for /metrics and tests */
+        unsigned long lists, watches, events, expired, watch_errors;
 };
 
 int kube_informer_init(kube_informer *inf, kube_config *cfg, CURLM *multi, const kube_resource *res,
-		       const char *ns, const char *label_selector, const kube_store_ops *ops, kube_informer_fn fn,
-		       void *ud);
+                       const char *ns, const char *label_selector, const kube_store_ops *ops,
+                       kube_informer_fn fn, void *ud);
 void kube_informer_free(kube_informer *inf);
 /* Starts a list or watch when one is due. Returns ms until it next needs a tick (or -1: nothing due). */
 long kube_informer_tick(kube_informer *inf, uint64_t now_ms);

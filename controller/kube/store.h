@@ -12,17 +12,17 @@
 typedef struct kube_store_entry kube_store_entry;
 
 typedef struct kube_store_ops {
-	void (*prune)(cJSON *obj);                            /* drop unread fields before storing */
-	char *(*index)(const cJSON *obj);                     /* malloc'd index value or NULL */
-	void (*tag)(const cJSON *obj, char *out, size_t size); /* short summary, "" for none */
+        void (*prune)(cJSON *obj);                             /* drop unread fields before storing */
+        char *(*index)(const cJSON *obj);                      /* malloc'd index value or NULL */
+        void (*tag)(const cJSON *obj, char *out, size_t size); /* short summary, "" for none */
 } kube_store_ops;
 
 typedef struct kube_store {
-	pthread_rwlock_t lock;
-	kube_store_entry **buckets, **ibuckets;
-	size_t n, nbuckets;
-	size_t bytes; /* JSON bytes held, for metrics */
-	kube_store_ops ops;
+        pthread_rwlock_t lock;
+        kube_store_entry **buckets, **ibuckets;
+        size_t n, nbuckets;
+        size_t bytes; /* JSON bytes held, for metrics */
+        kube_store_ops ops;
 } kube_store;
 
 int kube_store_init(kube_store *s, const kube_store_ops *ops);

@@ -9,9 +9,9 @@
 typedef struct kube_workqueue kube_workqueue;
 
 typedef struct kube_workqueue_opts {
-	unsigned base_ms, max_ms; /* per-key backoff: base·2^failures, capped (default 5 ms, 300 s) */
-	double qps;               /* overall retry rate (default 50/s) … */
-	unsigned burst;           /* … with this burst (default 200) */
+        unsigned base_ms, max_ms; /* per-key backoff: base·2^failures, capped (default 5 ms, 300 s) */
+        double qps;               /* overall retry rate (default 50/s) … */
+        unsigned burst;           /* … with this burst (default 200) */
 } kube_workqueue_opts;
 
 kube_workqueue *kube_workqueue_new(const kube_workqueue_opts *opts); /* opts may be NULL */
@@ -26,6 +26,6 @@ unsigned kube_workqueue_failures(kube_workqueue *q, const char *key);
  * timeout_ms < 0 waits forever; on timeout returns -ETIMEDOUT. */
 int kube_workqueue_get(kube_workqueue *q, char **key, int timeout_ms);
 void kube_workqueue_done(kube_workqueue *q, const char *key);
-size_t kube_workqueue_len(kube_workqueue *q);   /* ready keys (queue depth) */
+size_t kube_workqueue_len(kube_workqueue *q); /* ready keys (queue depth) */
 size_t kube_workqueue_delayed(kube_workqueue *q);
 void kube_workqueue_shutdown(kube_workqueue *q);

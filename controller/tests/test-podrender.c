@@ -13,136 +13,142 @@ static int failures;
 
 static char *slurp(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *b = calloc(1, (size_t)n + 1);
-	if (fread(b, 1, (size_t)n, f) != (size_t)n)
-		b[0] = '\0';
-	fclose(f);
-	return b;
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return NULL;
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        char *b = calloc(1, (size_t)n + 1);
+        if (fread(b, 1, (size_t)n, f) != (size_t)n)
+                b[0] = '\0';
+        fclose(f);
+        return b;
 }
 
 static void compare(const char *path, const char *got)
 {
-	if (getenv("KV_UPDATE_GOLDEN")) {
-		FILE *f = fopen(path, "w");
-		fputs(got, f);
-		fclose(f);
-		return;
-	}
-	_cleanup_free_ char *want = slurp(path);
-	if (!want || strcmp(want, got)) {
-		fprintf(stderr, "FAIL %s differs; got:\n%s\n", path, got);
-		failures++;
-	}
+        if (getenv("KV_UPDATE_GOLDEN")) {
+                FILE *f = fopen(path, "w");
+                fputs(got, f);
+                fclose(f);
+                return;
+        }
+        _cleanup_free_ char *want = slurp(path);
+        if (!want || strcmp(want, got)) {
+                fprintf(stderr, "FAIL %s differs; got:\n%s\n", path, got);
+                failures++;
+        }
 }
 
 static void golden(const char *dir, const char *name)
 {
-	char p[512];
-	snprintf(p, sizeof(p), "%s/%s.vmi.json", dir, name);
-	_cleanup_free_ char *text = slurp(p);
-	assert(text);
-	cJSON *vmi = cJSON_Parse(text), *pod = NULL;
-	assert(vmi);
-	pod_render_opts o = {.launcher_image = "kvlite/virt-launcher:test", .service_account = "kvlite-launcher"};
-	kv_error err = {0};
-	if (pod_render(vmi, &o, &pod, &err) < 0) {
-		snprintf(p, sizeof(p), "%s/%s.err", dir, name);
-		char line[1100];
-		snprintf(line, sizeof(line), "%s\n", err.msg);
-		compare(p, line);
-	} else {
-		_cleanup_free_ char *out = cJSON_Print(pod);
-		size_t n = strlen(out);
-		out = realloc(out, n + 2);
-		strcpy(out + n, "\n");
-		snprintf(p, sizeof(p), "%s/%s.pod.json", dir, name);
-		compare(p, out);
-	}
-	cJSON_Delete(pod);
-	cJSON_Delete(vmi);
+        char p[512];
+        snprintf(p, sizeof(p), "%s/%s.vmi.json", dir, name);
+        _cleanup_free_ char *text = slurp(p);
+        assert(text);
+        cJSON *vmi = cJSON_Parse(text), *pod = NULL;
+        assert(vmi);
+        pod_render_opts o = {.launcher_image = "kvlite/virt-launcher:test",
+                             .service_account = "kvlite-launcher"};
+        kv_error err = {0};
+        if (pod_render(vmi, &o, &pod, &err) < 0) {
+                snprintf(p, sizeof(p), "%s/%s.err", dir, name);
+                char line[1100];
+                snprintf(line, sizeof(line), "%s\n", err.msg);
+                compare(p, line);
+        } else {
+                _cleanup_free_ char *out = cJSON_Print(pod);
+                size_t n = strlen(out);
+                out = realloc(out, n + 2);
+                strcpy(out + n, "\n");
+                snprintf(p, sizeof(p), "%s/%s.pod.json", dir, name);
+                compare(p, out);
+        }
+        cJSON_Delete(pod);
+        cJSON_Delete(vmi);
 }
 
 static const char *phase_after(const char *vmi_json, const char *pod_json)
 {
-	static char phase[32];
-	cJSON *vmi = cJSON_Parse(vmi_json), *pod = pod_json ? cJSON_Parse(pod_json) : NULL;
-	cJSON *st = vmi_status_desired(vmi, pod, "2026-01-01T00:00:00Z");
-	snprintf(phase, sizeof(phase), "%s", kube_str(st, "phase"));
-	cJSON_Delete(st);
-	cJSON_Delete(vmi);
-	cJSON_Delete(pod);
-	return phase;
+        static char phase[32];
+        cJSON *vmi = cJSON_Parse(vmi_json), *pod = pod_json ? cJSON_Parse(pod_json) : NULL;
+        cJSON *st = vmi_status_desired(vmi, pod, "2026-01-01T00:00:00Z");
+        snprintf(phase, sizeof(phase), "%s", kube_str(st, "phase"));
+        cJSON_Delete(st);
+        cJSON_Delete(vmi);
+        cJSON_Delete(pod);
+        return phase;
 }
 
 static void test_status(void)
 {
-	const char *fresh = "{\"metadata\":{\"name\":\"v\"}}";
-	const char *running = "{\"metadata\":{\"name\":\"v\"},\"status\":{\"phase\":\"Running\"}}";
-	assert(!strcmp(phase_after(fresh, NULL), "Pending"));
-	assert(!strcmp(phase_after(fresh, "{\"status\":{\"phase\":\"Pending\"}}"), "Scheduling"));
-	assert(!strcmp(phase_after(fresh, "{\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"Pending\"}}"),
-		       "Scheduled"));
-	assert(!strcmp(phase_after(fresh, "{\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"Running\"}}"),
-		       "Running"));
-	/* the launcher has not started QEMU yet */
-	const char *launcher_pending = "{\"metadata\":{\"annotations\":{\"kvlite.io/launcher-status\":"
-				       "\"{\\\"phase\\\":\\\"Pending\\\"}\"}},\"status\":{\"phase\":\"Running\"}}";
-	assert(!strcmp(phase_after(fresh, launcher_pending), "Scheduled"));
-	const char *launcher_failed = "{\"metadata\":{\"annotations\":{\"kvlite.io/launcher-status\":"
-				      "\"{\\\"phase\\\":\\\"Failed\\\",\\\"reason\\\":\\\"qemu crashed\\\"}\"}},"
-				      "\"status\":{\"phase\":\"Running\"}}";
-	assert(!strcmp(phase_after(running, launcher_failed), "Failed"));
-	assert(!strcmp(phase_after(running, NULL), "Failed")); /* Pod gone while Running */
-	assert(!strcmp(phase_after(running, "{\"status\":{\"phase\":\"Succeeded\"}}"), "Succeeded"));
-	const char *failed = "{\"status\":{\"phase\":\"Failed\"}}";
-	assert(!strcmp(phase_after(failed, "{\"status\":{\"phase\":\"Running\"}}"), "Failed")); /* sticky */
+        const char *fresh = "{\"metadata\":{\"name\":\"v\"}}";
+        const char *running = "{\"metadata\":{\"name\":\"v\"},\"status\":{\"phase\":\"Running\"}}";
+        assert(!strcmp(phase_after(fresh, NULL), "Pending"));
+        assert(!strcmp(phase_after(fresh, "{\"status\":{\"phase\":\"Pending\"}}"), "Scheduling"));
+        assert(
+            !strcmp(phase_after(fresh, "{\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"Pending\"}}"),
+                    "Scheduled"));
+        assert(
+            !strcmp(phase_after(fresh, "{\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"Running\"}}"),
+                    "Running"));
+        /* the launcher has not started QEMU yet */
+        const char *launcher_pending =
+            "{\"metadata\":{\"annotations\":{\"kvlite.io/launcher-status\":"
+            "\"{\\\"phase\\\":\\\"Pending\\\"}\"}},\"status\":{\"phase\":\"Running\"}}";
+        assert(!strcmp(phase_after(fresh, launcher_pending), "Scheduled"));
+        const char *launcher_failed =
+            "{\"metadata\":{\"annotations\":{\"kvlite.io/launcher-status\":"
+            "\"{\\\"phase\\\":\\\"Failed\\\",\\\"reason\\\":\\\"qemu crashed\\\"}\"}},"
+            "\"status\":{\"phase\":\"Running\"}}";
+        assert(!strcmp(phase_after(running, launcher_failed), "Failed"));
+        assert(!strcmp(phase_after(running, NULL), "Failed")); /* Pod gone while Running */
+        assert(!strcmp(phase_after(running, "{\"status\":{\"phase\":\"Succeeded\"}}"), "Succeeded"));
+        const char *failed = "{\"status\":{\"phase\":\"Failed\"}}";
+        assert(!strcmp(phase_after(failed, "{\"status\":{\"phase\":\"Running\"}}"), "Failed")); /* sticky */
 
-	/* full status of a running VMI with the launcher's report */
-	cJSON *vmi = cJSON_Parse("{\"metadata\":{\"name\":\"v\"},\"spec\":{\"domain\":{\"devices\":{\"interfaces\":"
-				 "[{\"name\":\"default\"}]}}},\"status\":{\"phase\":\"Scheduled\"}}");
-	cJSON *pod = cJSON_Parse(
-		"{\"metadata\":{\"annotations\":{\"kvlite.io/launcher-status\":\"{\\\"phase\\\":\\\"Running\\\","
-		"\\\"accel\\\":\\\"tcg\\\",\\\"conditions\\\":[{\\\"type\\\":\\\"SoftwareEmulation\\\","
-		"\\\"status\\\":\\\"True\\\"}]}\"}},\"spec\":{\"nodeName\":\"node01\"},"
-		"\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.5\"}}");
-	cJSON *st = vmi_status_desired(vmi, pod, "2026-01-01T00:00:00Z");
-	assert(!strcmp(kube_str(st, "phase"), "Running") && !strcmp(kube_str(st, "nodeName"), "node01"));
-	assert(!strcmp(kube_str(cJSON_GetArrayItem(kube_obj(st, "interfaces"), 0), "ipAddress"), "10.0.0.5"));
-	assert(!strcmp(kube_str(st, "accel"), "tcg"));
-	int ready = 0, swemu = 0;
-	const cJSON *c;
-	cJSON_ArrayForEach(c, kube_obj(st, "conditions"))
-	{
-		ready += !strcmp(kube_str(c, "type"), "Ready") && !strcmp(kube_str(c, "status"), "True");
-		swemu += !strcmp(kube_str(c, "type"), "SoftwareEmulation");
-	}
-	assert(ready == 1 && swemu == 1);
-	assert(cJSON_GetArraySize(kube_obj(st, "phaseTransitionTimestamps")) == 1);
-	/* recomputing from the written status changes nothing: no write loop */
-	cJSON_ReplaceItemInObject(vmi, "status", st);
-	cJSON *again = vmi_status_desired(vmi, pod, "2026-01-01T00:05:00Z");
-	assert(cJSON_Compare(again, cJSON_GetObjectItem(vmi, "status"), 1));
-	cJSON_Delete(again);
-	cJSON_Delete(vmi);
-	cJSON_Delete(pod);
+        /* full status of a running VMI with the launcher's report */
+        cJSON *vmi =
+            cJSON_Parse("{\"metadata\":{\"name\":\"v\"},\"spec\":{\"domain\":{\"devices\":{\"interfaces\":"
+                        "[{\"name\":\"default\"}]}}},\"status\":{\"phase\":\"Scheduled\"}}");
+        cJSON *pod = cJSON_Parse(
+            "{\"metadata\":{\"annotations\":{\"kvlite.io/launcher-status\":\"{\\\"phase\\\":\\\"Running\\\","
+            "\\\"accel\\\":\\\"tcg\\\",\\\"conditions\\\":[{\\\"type\\\":\\\"SoftwareEmulation\\\","
+            "\\\"status\\\":\\\"True\\\"}]}\"}},\"spec\":{\"nodeName\":\"node01\"},"
+            "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.5\"}}");
+        cJSON *st = vmi_status_desired(vmi, pod, "2026-01-01T00:00:00Z");
+        assert(!strcmp(kube_str(st, "phase"), "Running") && !strcmp(kube_str(st, "nodeName"), "node01"));
+        assert(!strcmp(kube_str(cJSON_GetArrayItem(kube_obj(st, "interfaces"), 0), "ipAddress"), "10.0.0.5"));
+        assert(!strcmp(kube_str(st, "accel"), "tcg"));
+        int ready = 0, swemu = 0;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, kube_obj(st, "conditions"))
+        {
+                ready += !strcmp(kube_str(c, "type"), "Ready") && !strcmp(kube_str(c, "status"), "True");
+                swemu += !strcmp(kube_str(c, "type"), "SoftwareEmulation");
+        }
+        assert(ready == 1 && swemu == 1);
+        assert(cJSON_GetArraySize(kube_obj(st, "phaseTransitionTimestamps")) == 1);
+        /* recomputing from the written status changes nothing: no write loop */
+        cJSON_ReplaceItemInObject(vmi, "status", st);
+        cJSON *again = vmi_status_desired(vmi, pod, "2026-01-01T00:05:00Z");
+        assert(cJSON_Compare(again, cJSON_GetObjectItem(vmi, "status"), 1));
+        cJSON_Delete(again);
+        cJSON_Delete(vmi);
+        cJSON_Delete(pod);
 }
 
 int main(int argc, char **argv)
 {
-	const char *dir = argc > 1 ? argv[1] : "golden";
-	const char *names[] = {"minimal", "full", "invalid"};
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
-		golden(dir, names[i]);
-	test_status();
-	assert(pod_memory_overhead(0, 1) == 102ull << 20);
-	if (failures)
-		return 1;
-	printf("podrender: ok\n");
-	return 0;
+        const char *dir = argc > 1 ? argv[1] : "golden";
+        const char *names[] = {"minimal", "full", "invalid"};
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+                golden(dir, names[i]);
+        test_status();
+        assert(pod_memory_overhead(0, 1) == 102ull << 20);
+        if (failures)
+                return 1;
+        printf("podrender: ok\n");
+        return 0;
 }

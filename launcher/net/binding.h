@@ -16,7 +16,7 @@ const char *net_pod_ifname(const net_request *req);
 /* Creates bridge name (mtu) with a persistent tap owned by QEMU's uid enslaved to it, both up.
  * *bridge gets the bridge's link. */
 int bridge_with_tap(rtnl *nl, const net_request *req, const char *name, unsigned mtu, rtnl_link *bridge,
-		    net_result *res, kv_error *err);
+                    net_result *res, kv_error *err);
 /* Starts the DHCP server on the bridge and writes the tap netdev JSON. */
 int serve_lease(const char *bridge, const dhcp_lease *lease, net_result *res, kv_error *err);
 /* The DNS part of a lease, from req->resolv_conf. */

@@ -15,91 +15,95 @@
 
 /* The Pod's routes via eth0, minus the connected one the netmask implies. Option 121 is only sent when
  * something beyond the default route exists, since a client that gets it ignores option 3. */
-static int lease_routes(rtnl *nl, int index, struct in_addr addr, int prefix, dhcp_lease *lease, kv_error *err)
+static int lease_routes(rtnl *nl, int index, struct in_addr addr, int prefix, dhcp_lease *lease,
+                        kv_error *err)
 {
-	rtnl_route4 routes[DHCP_MAX_ROUTES];
-	size_t n;
-	int r = rtnl_routes_get4(nl, index, routes, DHCP_MAX_ROUTES, &n, err);
-	if (r < 0)
-		return r;
-	uint32_t mask = prefix ? htonl(0xffffffffu << (32 - prefix)) : 0;
-	bool extra = false;
-	for (size_t i = 0; i < n; i++) {
-		if (routes[i].prefix == prefix && routes[i].dst.s_addr == (addr.s_addr & mask) && !routes[i].gateway.s_addr)
-			continue;
-		if (routes[i].prefix == 0)
-			lease->router = routes[i].gateway;
-		else
-			extra = true;
-		lease->routes[lease->n_routes++] = (dhcp_route){routes[i].dst, routes[i].prefix, routes[i].gateway};
-	}
-	if (!extra)
-		lease->n_routes = 0;
-	return 0;
+        rtnl_route4 routes[DHCP_MAX_ROUTES];
+        size_t n;
+        int r = rtnl_routes_get4(nl, index, routes, DHCP_MAX_ROUTES, &n, err);
+        if (r < 0)
+                return r;
+        uint32_t mask = prefix ? htonl(0xffffffffu << (32 - prefix)) : 0;
+        bool extra = false;
+        for (size_t i = 0; i < n; i++) {
+                if (routes[i].prefix == prefix && routes[i].dst.s_addr == (addr.s_addr & mask) &&
+                    !routes[i].gateway.s_addr)
+                        continue;
+                if (routes[i].prefix == 0)
+                        lease->router = routes[i].gateway;
+                else
+                        extra = true;
+                lease->routes[lease->n_routes++] =
+                    (dhcp_route){routes[i].dst, routes[i].prefix, routes[i].gateway};
+        }
+        if (!extra)
+                lease->n_routes = 0;
+        return 0;
 }
 
 /* Reads eth0 into a lease, and the MAC the guest gets: spec macAddress, else eth0's own. */
 static int read_pod(rtnl *nl, const net_request *req, rtnl_link *pod, dhcp_lease *lease, net_result *res,
-		    kv_error *err)
+                    kv_error *err)
 {
-	const char *ifname = net_pod_ifname(req);
-	int r = rtnl_link_get(nl, ifname, pod, err);
-	if (r >= 0)
-		r = rtnl_addr_get4(nl, pod->index, &lease->yiaddr, &lease->prefix, err);
-	if (r >= 0)
-		r = lease_routes(nl, pod->index, lease->yiaddr, lease->prefix, lease, err);
-	if (r >= 0)
-		r = lease_dns(req, lease, err);
-	if (r < 0)
-		return r;
-	if (!req->mac[0])
-		mac_format(pod->mac, res->mac);
-	mac_parse(res->mac, lease->mac);
-	lease->mtu = pod->mtu;
-	inet_pton(AF_INET, BRIDGE_DHCP_SERVER, &lease->server_id);
-	snprintf(lease->hostname, sizeof(lease->hostname), "%s", req->hostname ? req->hostname : "");
-	return 0;
+        const char *ifname = net_pod_ifname(req);
+        int r = rtnl_link_get(nl, ifname, pod, err);
+        if (r >= 0)
+                r = rtnl_addr_get4(nl, pod->index, &lease->yiaddr, &lease->prefix, err);
+        if (r >= 0)
+                r = lease_routes(nl, pod->index, lease->yiaddr, lease->prefix, lease, err);
+        if (r >= 0)
+                r = lease_dns(req, lease, err);
+        if (r < 0)
+                return r;
+        if (!req->mac[0])
+                mac_format(pod->mac, res->mac);
+        mac_parse(res->mac, lease->mac);
+        lease->mtu = pod->mtu;
+        inet_pton(AF_INET, BRIDGE_DHCP_SERVER, &lease->server_id);
+        snprintf(lease->hostname, sizeof(lease->hostname), "%s", req->hostname ? req->hostname : "");
+        return 0;
 }
 
 /* eth0 down, address gone, a new MAC if the guest takes the old one, into the bridge, up again. */
 static int enslave_pod(rtnl *nl, const rtnl_link *pod, const dhcp_lease *lease, int bridge, kv_error *err)
 {
-	uint8_t mac[6];
-	bool new_mac = memcmp(pod->mac, lease->mac, 6) == 0;
-	int r = new_mac ? mac_random(mac) : 0;
-	if (r < 0)
-		return kv_error_errno(err, -r, "random MAC");
-	r = rtnl_link_set(nl, pod->index, &(rtnl_link_change){.up = 0, .master = -1}, err);
-	if (r >= 0)
-		r = rtnl_addr_del(nl, pod->index, lease->yiaddr, lease->prefix, err);
-	if (r >= 0 && new_mac)
-		r = rtnl_link_set(nl, pod->index, &(rtnl_link_change){.up = -1, .master = -1, .mac = mac}, err);
-	if (r >= 0)
-		r = rtnl_link_set(nl, pod->index, &(rtnl_link_change){.up = 1, .master = bridge}, err);
-	return r;
+        uint8_t mac[6];
+        bool new_mac = memcmp(pod->mac, lease->mac, 6) == 0;
+        int r = new_mac ? mac_random(mac) : 0;
+        if (r < 0)
+                return kv_error_errno(err, -r, "random MAC");
+        r = rtnl_link_set(nl, pod->index, &(rtnl_link_change){.up = 0, .master = -1}, err);
+        if (r >= 0)
+                r = rtnl_addr_del(nl, pod->index, lease->yiaddr, lease->prefix, err);
+        if (r >= 0 && new_mac)
+                r = rtnl_link_set(nl, pod->index, &(rtnl_link_change){.up = -1, .master = -1, .mac = mac},
+                                  err);
+        if (r >= 0)
+                r = rtnl_link_set(nl, pod->index, &(rtnl_link_change){.up = 1, .master = bridge}, err);
+        return r;
 }
 
 int binding_bridge(const net_request *req, net_result *res, kv_error *err)
 {
-	_cleanup_(rtnl_closep) rtnl *nl = NULL;
-	rtnl_link pod, bridge;
-	dhcp_lease lease = {0};
-	int r = rtnl_open(&nl, err);
-	if (r >= 0)
-		r = read_pod(nl, req, &pod, &lease, res, err);
-	if (r < 0)
-		return r;
-	char bridge_name[IFNAMSIZ];
-	snprintf(bridge_name, sizeof(bridge_name), NET_BRIDGE_PREFIX "%s", net_pod_ifname(req));
-	r = bridge_with_tap(nl, req, bridge_name, pod.mtu, &bridge, res, err);
-	if (r >= 0)
-		r = rtnl_addr_add(nl, bridge.index, lease.server_id, 32, err);
-	if (r >= 0)
-		r = enslave_pod(nl, &pod, &lease, bridge.index, err);
-	if (r >= 0)
-		r = serve_lease(bridge_name, &lease, res, err);
-	if (r < 0)
-		return r;
-	inet_ntop(AF_INET, &lease.yiaddr, res->status_ip, sizeof(res->status_ip));
-	return 0;
+        _cleanup_(rtnl_closep) rtnl *nl = NULL;
+        rtnl_link pod, bridge;
+        dhcp_lease lease = {0};
+        int r = rtnl_open(&nl, err);
+        if (r >= 0)
+                r = read_pod(nl, req, &pod, &lease, res, err);
+        if (r < 0)
+                return r;
+        char bridge_name[IFNAMSIZ];
+        snprintf(bridge_name, sizeof(bridge_name), NET_BRIDGE_PREFIX "%s", net_pod_ifname(req));
+        r = bridge_with_tap(nl, req, bridge_name, pod.mtu, &bridge, res, err);
+        if (r >= 0)
+                r = rtnl_addr_add(nl, bridge.index, lease.server_id, 32, err);
+        if (r >= 0)
+                r = enslave_pod(nl, &pod, &lease, bridge.index, err);
+        if (r >= 0)
+                r = serve_lease(bridge_name, &lease, res, err);
+        if (r < 0)
+                return r;
+        inet_ntop(AF_INET, &lease.yiaddr, res->status_ip, sizeof(res->status_ip));
+        return 0;
 }

@@ -13,35 +13,36 @@
 #define DHCP_REPLY_MAX 1024
 
 enum dhcp_msg_type {
-	DHCP_DISCOVER = 1,
-	DHCP_OFFER = 2,
-	DHCP_REQUEST = 3,
-	DHCP_DECLINE = 4,
-	DHCP_ACK = 5,
-	DHCP_NAK = 6,
-	DHCP_RELEASE = 7,
-	DHCP_INFORM = 8,
+        DHCP_DISCOVER = 1,
+        DHCP_OFFER = 2,
+        DHCP_REQUEST = 3,
+        DHCP_DECLINE = 4,
+        DHCP_ACK = 5,
+        DHCP_NAK = 6,
+        DHCP_RELEASE = 7,
+        DHCP_INFORM = 8,
 };
 
 typedef struct dhcp_route {
-	struct in_addr dst;
-	int prefix;
-	struct in_addr gateway;
+        struct in_addr dst;
+        int prefix;
+        struct in_addr gateway;
 } dhcp_route;
 
 typedef struct dhcp_lease {
-	uint8_t mac[6];           /* the only client served */
-	struct in_addr server_id; /* our address on the link */
-	struct in_addr yiaddr;
-	int prefix;
-	struct in_addr router; /* 0.0.0.0 = none */
-	resolv_conf dns;
-	dhcp_route routes[DHCP_MAX_ROUTES]; /* option 121; the default route must be among them if any */
-	size_t n_routes;
-	unsigned mtu;      /* 0 = no option 26 */
-	char hostname[64]; /* "" = no option 12 */
+        uint8_t mac[6];           /* the only client served */
+        struct in_addr server_id; /* our address on the link */
+        struct in_addr yiaddr;
+        int prefix;
+        struct in_addr router; /* 0.0.0.0 = none */
+        resolv_conf dns;
+        dhcp_route routes[DHCP_MAX_ROUTES]; /* option 121; the default route must be among them if any */
+        size_t n_routes;
+        unsigned mtu;      /* 0 = no option 26 */
+        char hostname[64]; /* "" = no option 12 */
 } dhcp_lease;
 
 /* Returns the reply length, 0 when the message is not for us (other MAC, other server, RELEASE...), or
  * -EINVAL when it is malformed. *type gets the reply's message type. */
-ssize_t dhcp_reply(const dhcp_lease *lease, const uint8_t *in, size_t n, uint8_t *out, size_t outsz, int *type);
+ssize_t dhcp_reply(const dhcp_lease *lease, const uint8_t *in, size_t n, uint8_t *out, size_t outsz,
+                   int *type);

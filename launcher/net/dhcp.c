@@ -16,109 +16,109 @@
 #define DHCP_CLIENT_PORT 68
 
 struct dhcp_server {
-	int fd;
-	char ifname[IFNAMSIZ];
-	dhcp_lease lease;
-	bool bound;
+        int fd;
+        char ifname[IFNAMSIZ];
+        dhcp_lease lease;
+        bool bound;
 };
 
 static int open_socket(const char *ifname, kv_error *err)
 {
-	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return kv_error_errno(err, errno, "dhcp: socket");
-	int one = 1;
-	/* Replies go to 255.255.255.255 on this link only: the client has no address to unicast to yet. */
-	if (setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) < 0)
-		return kv_error_errno(err, errno, "dhcp: socket options on %s", ifname);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(DHCP_SERVER_PORT)};
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return kv_error_errno(err, errno, "dhcp: bind port %d on %s", DHCP_SERVER_PORT, ifname);
-	return TAKE_FD(fd);
+        _cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return kv_error_errno(err, errno, "dhcp: socket");
+        int one = 1;
+        /* Replies go to 255.255.255.255 on this link only: the client has no address to unicast to yet. */
+        if (setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) < 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) < 0)
+                return kv_error_errno(err, errno, "dhcp: socket options on %s", ifname);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(DHCP_SERVER_PORT)};
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                return kv_error_errno(err, errno, "dhcp: bind port %d on %s", DHCP_SERVER_PORT, ifname);
+        return TAKE_FD(fd);
 }
 
 int dhcp_server_new(const char *ifname, const dhcp_lease *lease, dhcp_server **out, kv_error *err)
 {
-	dhcp_server *s = calloc(1, sizeof(*s));
-	if (!s)
-		return kv_error_errno(err, ENOMEM, "dhcp");
-	s->fd = open_socket(ifname, err);
-	if (s->fd < 0) {
-		int r = s->fd;
-		free(s);
-		return r;
-	}
-	snprintf(s->ifname, sizeof(s->ifname), "%s", ifname);
-	s->lease = *lease;
-	*out = s;
-	return 0;
+        dhcp_server *s = calloc(1, sizeof(*s));
+        if (!s)
+                return kv_error_errno(err, ENOMEM, "dhcp");
+        s->fd = open_socket(ifname, err);
+        if (s->fd < 0) {
+                int r = s->fd;
+                free(s);
+                return r;
+        }
+        snprintf(s->ifname, sizeof(s->ifname), "%s", ifname);
+        s->lease = *lease;
+        *out = s;
+        return 0;
 }
 
 void dhcp_server_free(dhcp_server *s)
 {
-	if (!s)
-		return;
-	close(s->fd);
-	free(s);
+        if (!s)
+                return;
+        close(s->fd);
+        free(s);
 }
 
 int dhcp_server_fd(const dhcp_server *s)
 {
-	return s->fd;
+        return s->fd;
 }
 
 bool dhcp_server_bound(const dhcp_server *s)
 {
-	return s->bound;
+        return s->bound;
 }
 
 static void log_reply(dhcp_server *s, int type)
 {
-	static const char *const names[] = {[DHCP_OFFER] = "OFFER", [DHCP_ACK] = "ACK", [DHCP_NAK] = "NAK"};
-	char mac[18], ip[INET_ADDRSTRLEN];
-	mac_format(s->lease.mac, mac);
-	inet_ntop(AF_INET, &s->lease.yiaddr, ip, sizeof(ip));
-	log_info("dhcp: %s %s to %s on %s", type < (int)ARRAY_SIZE(names) && names[type] ? names[type] : "reply", ip,
-		 mac, s->ifname);
+        static const char *const names[] = {[DHCP_OFFER] = "OFFER", [DHCP_ACK] = "ACK", [DHCP_NAK] = "NAK"};
+        char mac[18], ip[INET_ADDRSTRLEN];
+        mac_format(s->lease.mac, mac);
+        inet_ntop(AF_INET, &s->lease.yiaddr, ip, sizeof(ip));
+        log_info("dhcp: %s %s to %s on %s",
+                 type < (int)ARRAY_SIZE(names) && names[type] ? names[type] : "reply", ip, mac, s->ifname);
 }
 
 static int answer(dhcp_server *s, const uint8_t *in, size_t n, kv_error *err)
 {
-	uint8_t out[DHCP_REPLY_MAX];
-	int type = 0;
-	ssize_t len = dhcp_reply(&s->lease, in, n, out, sizeof(out), &type);
-	if (len <= 0) {
-		if (len < 0)
-			log_debug("dhcp: ignored a malformed message (%zu bytes)", n);
-		return 0;
-	}
-	struct sockaddr_in to = {.sin_family = AF_INET,
-				 .sin_port = htons(DHCP_CLIENT_PORT),
-				 .sin_addr.s_addr = htonl(INADDR_BROADCAST)};
-	if (sendto(s->fd, out, (size_t)len, 0, (struct sockaddr *)&to, sizeof(to)) < 0)
-		return kv_error_errno(err, errno, "dhcp: send on %s", s->ifname);
-	if (type == DHCP_ACK)
-		s->bound = true;
-	log_reply(s, type);
-	return 0;
+        uint8_t out[DHCP_REPLY_MAX];
+        int type = 0;
+        ssize_t len = dhcp_reply(&s->lease, in, n, out, sizeof(out), &type);
+        if (len <= 0) {
+                if (len < 0)
+                        log_debug("dhcp: ignored a malformed message (%zu bytes)", n);
+                return 0;
+        }
+        struct sockaddr_in to = {.sin_family = AF_INET,
+                                 .sin_port = htons(DHCP_CLIENT_PORT),
+                                 .sin_addr.s_addr = htonl(INADDR_BROADCAST)};
+        if (sendto(s->fd, out, (size_t)len, 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+                return kv_error_errno(err, errno, "dhcp: send on %s", s->ifname);
+        if (type == DHCP_ACK)
+                s->bound = true;
+        log_reply(s, type);
+        return 0;
 }
 
 int dhcp_server_handle(dhcp_server *s, kv_error *err)
 {
-	for (;;) {
-		uint8_t in[1500];
-		ssize_t n = recv(s->fd, in, sizeof(in), 0);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			if (errno == EINTR)
-				continue;
-			return kv_error_errno(err, errno, "dhcp: receive on %s", s->ifname);
-		}
-		int r = answer(s, in, (size_t)n, err);
-		if (r < 0)
-			return r;
-	}
+        for (;;) {
+                uint8_t in[1500];
+                ssize_t n = recv(s->fd, in, sizeof(in), 0);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EWOULDBLOCK)
+                                return 0;
+                        if (errno == EINTR)
+                                continue;
+                        return kv_error_errno(err, errno, "dhcp: receive on %s", s->ifname);
+                }
+                int r = answer(s, in, (size_t)n, err);
+                if (r < 0)
+                        return r;
+        }
 }

@@ -7,11 +7,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	cJSON *spec = cJSON_ParseWithLength((const char *)data, size);
-	kv_error err = {0};
-	int r = net_validate(spec, &err);
-	if (r != 0 && (r != -22 || !err.msg[0]))
-		abort();
-	cJSON_Delete(spec);
-	return 0;
+        cJSON *spec = cJSON_ParseWithLength((const char *)data, size);
+        kv_error err = {0};
+        int r = net_validate(spec, &err);
+        if (r != 0 && (r != -22 || !err.msg[0]))
+                abort();
+        cJSON_Delete(spec);
+        return 0;
 }

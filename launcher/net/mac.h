@@ -3,7 +3,7 @@
 
 #include <stdint.h>
 
-int mac_parse(const char *s, uint8_t out[6]);  /* "aa:bb:cc:dd:ee:ff" or with '-'; -EINVAL otherwise */
+int mac_parse(const char *s, uint8_t out[6]); /* "aa:bb:cc:dd:ee:ff" or with '-'; -EINVAL otherwise */
 void mac_format(const uint8_t mac[6], char out[18]);
 /* 52:54:00:xx:xx:xx (QEMU's prefix, what libvirt gives KubeVirt guests) derived from seed, so a restarted
  * launcher gives the guest the same MAC. */

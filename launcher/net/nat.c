@@ -11,94 +11,98 @@
 #include <string.h>
 
 typedef struct buf {
-	char *p;
-	size_t len, cap;
-	bool overflow;
+        char *p;
+        size_t len, cap;
+        bool overflow;
 } buf;
 
 static void add(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void add(buf *b, const char *fmt, ...)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= b->cap - b->len)
-		b->overflow = true;
-	else
-		b->len += (size_t)n;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0 || (size_t)n >= b->cap - b->len)
+                b->overflow = true;
+        else
+                b->len += (size_t)n;
 }
 
 /* One DNAT rule per protocol listing its ports as an anonymous set. */
-static void add_port_rules(buf *b, const char *ifname, const char *pod, const char *guest, const net_port *ports,
-			   size_t n, int protocol)
+static void add_port_rules(buf *b, const char *ifname, const char *pod, const char *guest,
+                           const net_port *ports, size_t n, int protocol)
 {
-	const char *sep = "";
-	bool any = false;
-	for (size_t i = 0; i < n; i++) {
-		if (ports[i].protocol != protocol)
-			continue;
-		if (!any)
-			add(b, "add rule ip " NAT_TABLE " prerouting iifname \"%s\" ip daddr %s %s dport { ", ifname, pod,
-			    protocol == IPPROTO_TCP ? "tcp" : "udp");
-		add(b, "%s%u", sep, ports[i].port);
-		sep = ", ";
-		any = true;
-	}
-	if (any)
-		add(b, " } dnat to %s\n", guest);
+        const char *sep = "";
+        bool any = false;
+        for (size_t i = 0; i < n; i++) {
+                if (ports[i].protocol != protocol)
+                        continue;
+                if (!any)
+                        add(b, "add rule ip " NAT_TABLE " prerouting iifname \"%s\" ip daddr %s %s dport { ",
+                            ifname, pod, protocol == IPPROTO_TCP ? "tcp" : "udp");
+                add(b, "%s%u", sep, ports[i].port);
+                sep = ", ";
+                any = true;
+        }
+        if (any)
+                add(b, " } dnat to %s\n", guest);
 }
 
 static bool ifname_ok(const char *s)
 {
-	return s[0] && strlen(s) < 16 &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == strlen(s);
+        return s[0] && strlen(s) < 16 &&
+               strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == strlen(s);
 }
 
 int nat_render(const char *ifname, struct in_addr pod_ip, struct in_addr guest_ip, const net_port *ports,
-	       size_t n_ports, char *out, size_t outsz)
+               size_t n_ports, char *out, size_t outsz)
 {
-	if (!ifname_ok(ifname))
-		return -EINVAL;
-	char pod[INET_ADDRSTRLEN], guest[INET_ADDRSTRLEN];
-	inet_ntop(AF_INET, &pod_ip, pod, sizeof(pod));
-	inet_ntop(AF_INET, &guest_ip, guest, sizeof(guest));
-	buf b = {.p = out, .cap = outsz};
-	/* add+delete first so that a second run replaces the table instead of failing or doubling rules */
-	add(&b, "add table ip " NAT_TABLE "\ndelete table ip " NAT_TABLE "\nadd table ip " NAT_TABLE "\n");
-	add(&b, "add chain ip " NAT_TABLE " prerouting { type nat hook prerouting priority dstnat; policy accept; }\n");
-	add(&b, "add chain ip " NAT_TABLE " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n");
-	add(&b, "add rule ip " NAT_TABLE " postrouting ip saddr %s oifname \"%s\" masquerade\n", guest, ifname);
-	if (n_ports == 0) {
-		add(&b, "add rule ip " NAT_TABLE " prerouting iifname \"%s\" ip daddr %s dnat to %s\n", ifname, pod, guest);
-	} else {
-		add_port_rules(&b, ifname, pod, guest, ports, n_ports, IPPROTO_TCP);
-		add_port_rules(&b, ifname, pod, guest, ports, n_ports, IPPROTO_UDP);
-	}
-	return b.overflow ? -ENOBUFS : (int)b.len;
+        if (!ifname_ok(ifname))
+                return -EINVAL;
+        char pod[INET_ADDRSTRLEN], guest[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &pod_ip, pod, sizeof(pod));
+        inet_ntop(AF_INET, &guest_ip, guest, sizeof(guest));
+        buf b = {.p = out, .cap = outsz};
+        /* add+delete first so that a second run replaces the table instead of failing or doubling rules */
+        add(&b, "add table ip " NAT_TABLE "\ndelete table ip " NAT_TABLE "\nadd table ip " NAT_TABLE "\n");
+        add(&b, "add chain ip " NAT_TABLE
+                " prerouting { type nat hook prerouting priority dstnat; policy accept; }\n");
+        add(&b, "add chain ip " NAT_TABLE
+                " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n");
+        add(&b, "add rule ip " NAT_TABLE " postrouting ip saddr %s oifname \"%s\" masquerade\n", guest,
+            ifname);
+        if (n_ports == 0) {
+                add(&b, "add rule ip " NAT_TABLE " prerouting iifname \"%s\" ip daddr %s dnat to %s\n",
+                    ifname, pod, guest);
+        } else {
+                add_port_rules(&b, ifname, pod, guest, ports, n_ports, IPPROTO_TCP);
+                add_port_rules(&b, ifname, pod, guest, ports, n_ports, IPPROTO_UDP);
+        }
+        return b.overflow ? -ENOBUFS : (int)b.len;
 }
 
 static void nft_ctx_freep(struct nft_ctx **ctx)
 {
-	if (*ctx)
-		nft_ctx_free(*ctx);
+        if (*ctx)
+                nft_ctx_free(*ctx);
 }
 
 int nat_apply(const char *ifname, struct in_addr pod_ip, struct in_addr guest_ip, const net_port *ports,
-	      size_t n_ports, kv_error *err)
+              size_t n_ports, kv_error *err)
 {
-	char rules[8192];
-	int r = nat_render(ifname, pod_ip, guest_ip, ports, n_ports, rules, sizeof(rules));
-	if (r < 0)
-		return kv_error_errno(err, -r, "nftables: render rules for interface \"%s\"", ifname);
-	_cleanup_(nft_ctx_freep) struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-	if (!ctx)
-		return kv_error_set(err, ENOMEM, "nftables: no context");
-	nft_ctx_buffer_output(ctx);
-	nft_ctx_buffer_error(ctx);
-	if (nft_run_cmd_from_buffer(ctx, rules) != 0) {
-		const char *msg = nft_ctx_get_error_buffer(ctx);
-		return kv_error_set(err, EPERM, "nftables: %s", msg && *msg ? msg : "ruleset rejected");
-	}
-	return 0;
+        char rules[8192];
+        int r = nat_render(ifname, pod_ip, guest_ip, ports, n_ports, rules, sizeof(rules));
+        if (r < 0)
+                return kv_error_errno(err, -r, "nftables: render rules for interface \"%s\"", ifname);
+        _cleanup_(nft_ctx_freep) struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+        if (!ctx)
+                return kv_error_set(err, ENOMEM, "nftables: no context");
+        nft_ctx_buffer_output(ctx);
+        nft_ctx_buffer_error(ctx);
+        if (nft_run_cmd_from_buffer(ctx, rules) != 0) {
+                const char *msg = nft_ctx_get_error_buffer(ctx);
+                return kv_error_set(err, EPERM, "nftables: %s", msg && *msg ? msg : "ruleset rejected");
+        }
+        return 0;
 }

@@ -10,7 +10,7 @@
 
 /* Renders the ruleset (pure; for tests and logs). Returns its length or -ENOBUFS. */
 int nat_render(const char *pod_ifname, struct in_addr pod_ip, struct in_addr guest_ip, const net_port *ports,
-	       size_t n_ports, char *out, size_t outsz);
+               size_t n_ports, char *out, size_t outsz);
 /* Loads it, replacing an earlier kvlite table. */
 int nat_apply(const char *pod_ifname, struct in_addr pod_ip, struct in_addr guest_ip, const net_port *ports,
-	      size_t n_ports, kv_error *err);
+              size_t n_ports, kv_error *err);

@@ -19,165 +19,168 @@
 
 const char *net_pod_ifname(const net_request *req)
 {
-	return req->pod_ifname ? req->pod_ifname : "eth0";
+        return req->pod_ifname ? req->pod_ifname : "eth0";
 }
 
 static const char *model_driver(const char *model)
 {
-	if (strcmp(model, "e1000e") == 0 || strcmp(model, "e1000") == 0 || strcmp(model, "rtl8139") == 0)
-		return model;
-	return "virtio-net-pci";
+        if (strcmp(model, "e1000e") == 0 || strcmp(model, "e1000") == 0 || strcmp(model, "rtl8139") == 0)
+                return model;
+        return "virtio-net-pci";
 }
 
 int bridge_with_tap(rtnl *nl, const net_request *req, const char *name, unsigned mtu, rtnl_link *bridge,
-		    net_result *res, kv_error *err)
+                    net_result *res, kv_error *err)
 {
-	uid_t owner = req->tap_owner_set ? req->tap_owner : getuid();
-	gid_t group = req->tap_owner_set ? req->tap_group : getgid();
-	rtnl_link tap;
-	int r = rtnl_bridge_add(nl, name, mtu, err);
-	if (r >= 0)
-		r = rtnl_link_get(nl, name, bridge, err);
-	if (r >= 0)
-		r = tap_create(NET_TAP_NAME, owner, group, err);
-	if (r >= 0)
-		r = rtnl_link_get(nl, NET_TAP_NAME, &tap, err);
-	if (r < 0)
-		return r;
-	rtnl_link_change ch = {.up = 1, .master = bridge->index, .mtu = mtu};
-	r = rtnl_link_set(nl, tap.index, &ch, err);
-	if (r >= 0)
-		r = rtnl_link_set(nl, bridge->index, &(rtnl_link_change){.up = 1, .master = -1}, err);
-	if (r < 0)
-		return r;
-	snprintf(res->tap_name, sizeof(res->tap_name), "%s", NET_TAP_NAME);
-	return 0;
+        uid_t owner = req->tap_owner_set ? req->tap_owner : getuid();
+        gid_t group = req->tap_owner_set ? req->tap_group : getgid();
+        rtnl_link tap;
+        int r = rtnl_bridge_add(nl, name, mtu, err);
+        if (r >= 0)
+                r = rtnl_link_get(nl, name, bridge, err);
+        if (r >= 0)
+                r = tap_create(NET_TAP_NAME, owner, group, err);
+        if (r >= 0)
+                r = rtnl_link_get(nl, NET_TAP_NAME, &tap, err);
+        if (r < 0)
+                return r;
+        rtnl_link_change ch = {.up = 1, .master = bridge->index, .mtu = mtu};
+        r = rtnl_link_set(nl, tap.index, &ch, err);
+        if (r >= 0)
+                r = rtnl_link_set(nl, bridge->index, &(rtnl_link_change){.up = 1, .master = -1}, err);
+        if (r < 0)
+                return r;
+        snprintf(res->tap_name, sizeof(res->tap_name), "%s", NET_TAP_NAME);
+        return 0;
 }
 
 int lease_dns(const net_request *req, dhcp_lease *lease, kv_error *err)
 {
-	const char *path = req->resolv_conf ? req->resolv_conf : "/etc/resolv.conf";
-	int r = resolv_conf_read(path, &lease->dns, err);
-	return r < 0 ? kv_error_wrap(err, "DNS for the guest") : 0;
+        const char *path = req->resolv_conf ? req->resolv_conf : "/etc/resolv.conf";
+        int r = resolv_conf_read(path, &lease->dns, err);
+        return r < 0 ? kv_error_wrap(err, "DNS for the guest") : 0;
 }
 
 int serve_lease(const char *bridge, const dhcp_lease *lease, net_result *res, kv_error *err)
 {
-	int r = dhcp_server_new(bridge, lease, &res->dhcp, err);
-	if (r < 0)
-		return r;
-	snprintf(res->netdev_json, sizeof(res->netdev_json),
-		 "{\"type\":\"tap\",\"id\":\"%s\",\"ifname\":\"%s\",\"script\":\"no\",\"downscript\":\"no\"}",
-		 res->netdev_id, res->tap_name);
-	inet_ntop(AF_INET, &lease->yiaddr, res->guest_ip, sizeof(res->guest_ip));
-	return 0;
+        int r = dhcp_server_new(bridge, lease, &res->dhcp, err);
+        if (r < 0)
+                return r;
+        snprintf(res->netdev_json, sizeof(res->netdev_json),
+                 "{\"type\":\"tap\",\"id\":\"%s\",\"ifname\":\"%s\",\"script\":\"no\",\"downscript\":\"no\"}",
+                 res->netdev_id, res->tap_name);
+        inet_ntop(AF_INET, &lease->yiaddr, res->guest_ip, sizeof(res->guest_ip));
+        return 0;
 }
 
 /* QEMU's user network: nothing to wire; ports[] become hostfwd on every Pod address. */
 static int binding_slirp(const net_request *req, net_result *res, kv_error *err)
 {
-	char fwd[NET_MAX_PORTS * 48] = "";
-	size_t len = 0;
-	for (size_t i = 0; i < req->n_ports; i++) {
-		const char *proto = req->ports[i].protocol == IPPROTO_UDP ? "udp" : "tcp";
-		len += (size_t)snprintf(fwd + len, sizeof(fwd) - len, "%s{\"str\":\"%s::%u-:%u\"}", i ? "," : "", proto,
-					req->ports[i].port, req->ports[i].port);
-	}
-	int n = snprintf(res->netdev_json, sizeof(res->netdev_json), "{\"type\":\"user\",\"id\":\"%s\"%s%s%s}",
-			 res->netdev_id, len ? ",\"hostfwd\":[" : "", fwd, len ? "]" : "");
-	if (n < 0 || (size_t)n >= sizeof(res->netdev_json))
-		return kv_error_set(err, ENOBUFS, "slirp: too many ports");
-	snprintf(res->guest_ip, sizeof(res->guest_ip), SLIRP_GUEST_IP);
-	return 0;
+        char fwd[NET_MAX_PORTS * 48] = "";
+        size_t len = 0;
+        for (size_t i = 0; i < req->n_ports; i++) {
+                const char *proto = req->ports[i].protocol == IPPROTO_UDP ? "udp" : "tcp";
+                len += (size_t)snprintf(fwd + len, sizeof(fwd) - len, "%s{\"str\":\"%s::%u-:%u\"}",
+                                        i ? "," : "", proto, req->ports[i].port, req->ports[i].port);
+        }
+        int n =
+            snprintf(res->netdev_json, sizeof(res->netdev_json), "{\"type\":\"user\",\"id\":\"%s\"%s%s%s}",
+                     res->netdev_id, len ? ",\"hostfwd\":[" : "", fwd, len ? "]" : "");
+        if (n < 0 || (size_t)n >= sizeof(res->netdev_json))
+                return kv_error_set(err, ENOBUFS, "slirp: too many ports");
+        snprintf(res->guest_ip, sizeof(res->guest_ip), SLIRP_GUEST_IP);
+        return 0;
 }
 
 /* Where the VM answers for slirp and passt: the Pod's address, read without privilege. */
 static void pod_ip_lookup(const net_request *req, char *out, size_t outsz)
 {
-	_cleanup_(rtnl_closep) rtnl *nl = NULL;
-	rtnl_link pod;
-	struct in_addr ip;
-	int prefix;
-	kv_error ignored = {0};
-	if (rtnl_open(&nl, &ignored) < 0 || rtnl_link_get(nl, net_pod_ifname(req), &pod, &ignored) < 0 ||
-	    rtnl_addr_get4(nl, pod.index, &ip, &prefix, &ignored) < 0)
-		return;
-	inet_ntop(AF_INET, &ip, out, outsz);
+        _cleanup_(rtnl_closep) rtnl *nl = NULL;
+        rtnl_link pod;
+        struct in_addr ip;
+        int prefix;
+        kv_error ignored = {0};
+        if (rtnl_open(&nl, &ignored) < 0 || rtnl_link_get(nl, net_pod_ifname(req), &pod, &ignored) < 0 ||
+            rtnl_addr_get4(nl, pod.index, &ip, &prefix, &ignored) < 0)
+                return;
+        inet_ntop(AF_INET, &ip, out, outsz);
 }
 
 static void fill_common(const net_request *req, net_result *res)
 {
-	*res = (net_result){.binding = req->binding};
-	snprintf(res->netdev_id, sizeof(res->netdev_id), "netua-%s", req->iface_name);
-	uint8_t mac[6];
-	if (req->mac[0]) {
-		snprintf(res->mac, sizeof(res->mac), "%s", req->mac);
-	} else {
-		mac_from_seed(req->hostname ? req->hostname : req->iface_name, mac);
-		mac_format(mac, res->mac);
-	}
+        *res = (net_result){.binding = req->binding};
+        snprintf(res->netdev_id, sizeof(res->netdev_id), "netua-%s", req->iface_name);
+        uint8_t mac[6];
+        if (req->mac[0]) {
+                snprintf(res->mac, sizeof(res->mac), "%s", req->mac);
+        } else {
+                mac_from_seed(req->hostname ? req->hostname : req->iface_name, mac);
+                mac_format(mac, res->mac);
+        }
 }
 
 static void render_device(const net_request *req, net_result *res)
 {
-	snprintf(res->device_json, sizeof(res->device_json),
-		 "{\"driver\":\"%s\",\"id\":\"ua-%s\",\"netdev\":\"%s\",\"mac\":\"%s\"}",
-		 model_driver(req->model[0] ? req->model : "virtio"), req->iface_name, res->netdev_id, res->mac);
+        snprintf(res->device_json, sizeof(res->device_json),
+                 "{\"driver\":\"%s\",\"id\":\"ua-%s\",\"netdev\":\"%s\",\"mac\":\"%s\"}",
+                 model_driver(req->model[0] ? req->model : "virtio"), req->iface_name, res->netdev_id,
+                 res->mac);
 }
 
 static int dispatch(const net_request *req, net_result *res, kv_error *err)
 {
-	switch (req->binding) {
-	case NET_BINDING_MASQUERADE:
-		return binding_masquerade(req, res, err);
-	case NET_BINDING_BRIDGE:
-		return binding_bridge(req, res, err);
-	case NET_BINDING_PASST:
-		return binding_passt(req, res, err);
-	case NET_BINDING_SLIRP:
-		return binding_slirp(req, res, err);
-	default:
-		return kv_error_set(err, EINVAL, "net: no binding to wire");
-	}
+        switch (req->binding) {
+        case NET_BINDING_MASQUERADE:
+                return binding_masquerade(req, res, err);
+        case NET_BINDING_BRIDGE:
+                return binding_bridge(req, res, err);
+        case NET_BINDING_PASST:
+                return binding_passt(req, res, err);
+        case NET_BINDING_SLIRP:
+                return binding_slirp(req, res, err);
+        default:
+                return kv_error_set(err, EINVAL, "net: no binding to wire");
+        }
 }
 
 int net_setup(const net_request *req, net_result *res, kv_error *err)
 {
-	*res = (net_result){0};
-	if (req->iface_name[0] == '\0' || strspn(req->iface_name, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
-						      strlen(req->iface_name))
-		return kv_error_set(err, EINVAL, "net: interface name \"%s\" must be a DNS label", req->iface_name);
-	fill_common(req, res);
-	int r = dispatch(req, res, err);
-	if (r < 0) {
-		kv_error_wrap(err, "%s binding", net_binding_name(req->binding));
-		net_result_release(res);
-		return r;
-	}
-	render_device(req, res);
-	if (!res->status_ip[0])
-		pod_ip_lookup(req, res->status_ip, sizeof(res->status_ip));
-	if (!res->guest_ip[0])
-		snprintf(res->guest_ip, sizeof(res->guest_ip), "%s", res->status_ip);
-	if (!req->keep_caps && (r = caps_drop_net_admin(err)) < 0) {
-		net_result_release(res);
-		return r;
-	}
-	log_info("net: %s binding ready: guest %s mac %s, netdev %s", net_binding_name(req->binding), res->guest_ip,
-		 res->mac, res->netdev_json);
-	return 0;
+        *res = (net_result){0};
+        if (req->iface_name[0] == '\0' ||
+            strspn(req->iface_name, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(req->iface_name))
+                return kv_error_set(err, EINVAL, "net: interface name \"%s\" must be a DNS label",
+                                    req->iface_name);
+        fill_common(req, res);
+        int r = dispatch(req, res, err);
+        if (r < 0) {
+                kv_error_wrap(err, "%s binding", net_binding_name(req->binding));
+                net_result_release(res);
+                return r;
+        }
+        render_device(req, res);
+        if (!res->status_ip[0])
+                pod_ip_lookup(req, res->status_ip, sizeof(res->status_ip));
+        if (!res->guest_ip[0])
+                snprintf(res->guest_ip, sizeof(res->guest_ip), "%s", res->status_ip);
+        if (!req->keep_caps && (r = caps_drop_net_admin(err)) < 0) {
+                net_result_release(res);
+                return r;
+        }
+        log_info("net: %s binding ready: guest %s mac %s, netdev %s", net_binding_name(req->binding),
+                 res->guest_ip, res->mac, res->netdev_json);
+        return 0;
 }
 
 void net_result_release(net_result *res)
 {
-	dhcp_server_free(res->dhcp);
-	res->dhcp = NULL;
-	if (res->passt_pid > 0) {
-		kill(res->passt_pid, SIGTERM);
-		waitpid(res->passt_pid, NULL, 0);
-		res->passt_pid = 0;
-	}
-	if (res->passt_socket[0])
-		unlink(res->passt_socket);
-	res->passt_socket[0] = '\0';
+        dhcp_server_free(res->dhcp);
+        res->dhcp = NULL;
+        if (res->passt_pid > 0) {
+                kill(res->passt_pid, SIGTERM);
+                waitpid(res->passt_pid, NULL, 0);
+                res->passt_pid = 0;
+        }
+        if (res->passt_socket[0])
+                unlink(res->passt_socket);
+        res->passt_socket[0] = '\0';
 }

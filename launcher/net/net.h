@@ -15,53 +15,54 @@ typedef struct cJSON cJSON;
 typedef struct dhcp_server dhcp_server;
 
 typedef enum kvnet_binding {
-	NET_BINDING_NONE = 0, /* no pod network in the spec: nothing to do */
-	NET_BINDING_MASQUERADE,
-	NET_BINDING_BRIDGE,
-	NET_BINDING_PASST,
-	NET_BINDING_SLIRP,
+        NET_BINDING_NONE = 0, /* no pod network in the spec: nothing to do */
+        NET_BINDING_MASQUERADE,
+        NET_BINDING_BRIDGE,
+        NET_BINDING_PASST,
+        NET_BINDING_SLIRP,
 } kvnet_binding;
 
 #define NET_MAX_PORTS 64
 #define NET_NAME_MAX 64
 
 typedef struct net_port {
-	int protocol; /* IPPROTO_TCP or IPPROTO_UDP */
-	unsigned port; /* 1..65535 */
+        int protocol;  /* IPPROTO_TCP or IPPROTO_UDP */
+        unsigned port; /* 1..65535 */
 } net_port;
 
 typedef struct net_request {
-	kvnet_binding binding;
-	char iface_name[NET_NAME_MAX]; /* spec.domain.devices.interfaces[].name */
-	char model[16];                /* "virtio" (default), "e1000e", "e1000" */
-	char mac[18];                  /* macAddress, normalised to lower case; "" = chosen by the binding */
-	net_port ports[NET_MAX_PORTS];
-	size_t n_ports;                /* 0 = every port (masquerade, passt) */
+        kvnet_binding binding;
+        char iface_name[NET_NAME_MAX]; /* spec.domain.devices.interfaces[].name */
+        char model[16];                /* "virtio" (default), "e1000e", "e1000" */
+        char mac[18];                  /* macAddress, normalised to lower case; "" = chosen by the binding */
+        net_port ports[NET_MAX_PORTS];
+        size_t n_ports; /* 0 = every port (masquerade, passt) */
 
-	/* Environment; NULL/0 picks the default in brackets. */
-	const char *pod_ifname;  /* ["eth0"] the CNI-configured interface */
-	const char *resolv_conf; /* ["/etc/resolv.conf"] DNS servers and search list for DHCP */
-	const char *run_dir;     /* [required for passt] where passt's socket goes (0700 directory) */
-	const char *hostname;    /* [none] DHCP option 12, normally the VMI name */
-	const char *passt_path;  /* ["passt"] */
-	uid_t tap_owner;         /* QEMU's uid/gid: lets QEMU open the tap without CAP_NET_ADMIN */
-	gid_t tap_group;
-	bool tap_owner_set;      /* false: the caller's uid/gid */
-	bool keep_caps;          /* do not drop CAP_NET_ADMIN/CAP_NET_RAW at the end (tests only) */
+        /* Environment; NULL/0 picks the default in brackets. */
+        const char *pod_ifname;  /* ["eth0"] the CNI-configured interface */
+        const char *resolv_conf; /* ["/etc/resolv.conf"] DNS servers and search list for DHCP */
+        const char *run_dir;     /* [required for passt] where passt's socket goes (0700 directory) */
+        const char *hostname;    /* [none] DHCP option 12, normally the VMI name */
+        const char *passt_path;  /* ["passt"] */
+        uid_t tap_owner;         /* QEMU's uid/gid: lets QEMU open the tap without CAP_NET_ADMIN */
+        gid_t tap_group;
+        bool tap_owner_set; /* false: the caller's uid/gid */
+        bool keep_caps;     /* do not drop CAP_NET_ADMIN/CAP_NET_RAW at the end (tests only) */
 } net_request;
 
 typedef struct net_result {
-	kvnet_binding binding;
-	char netdev_id[NET_NAME_MAX + 8];
-	char netdev_json[1024];  /* value of -netdev */
-	char device_json[512];   /* value of -device (driver, id, netdev, mac); the caller may add "bus" */
-	char mac[18];            /* the guest NIC's MAC */
-	char tap_name[IFNAMSIZ]; /* "" unless masquerade/bridge */
-	char guest_ip[INET_ADDRSTRLEN];  /* the address the guest gets (10.0.2.2, the Pod IP, 10.0.2.15) */
-	char status_ip[INET_ADDRSTRLEN]; /* status.interfaces[].ipAddress: where the VM answers (the Pod IP) */
-	char passt_socket[108];
-	pid_t passt_pid;  /* passt child to supervise and kill, or 0 */
-	dhcp_server *dhcp; /* masquerade/bridge: plug dhcp_server_fd() into the launcher's epoll loop */
+        kvnet_binding binding;
+        char netdev_id[NET_NAME_MAX + 8];
+        char netdev_json[1024];  /* value of -netdev */
+        char device_json[512];   /* value of -device (driver, id, netdev, mac); the caller may add "bus" */
+        char mac[18];            /* the guest NIC's MAC */
+        char tap_name[IFNAMSIZ]; /* "" unless masquerade/bridge */
+        char guest_ip[INET_ADDRSTRLEN]; /* the address the guest gets (10.0.2.2, the Pod IP, 10.0.2.15) */
+        char
+            status_ip[INET_ADDRSTRLEN]; /* status.interfaces[].ipAddress: where the VM answers (the Pod IP) */
+        char passt_socket[108];
+        pid_t passt_pid;   /* passt child to supervise and kill, or 0 */
+        dhcp_server *dhcp; /* masquerade/bridge: plug dhcp_server_fd() into the launcher's epoll loop */
 } net_result;
 
 /* spec.domain.devices.interfaces[] + spec.networks[] checks; errors name the JSON path. vmi_spec is the

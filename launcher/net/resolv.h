@@ -11,10 +11,10 @@
 #define RESOLV_DOMAIN_MAX 254
 
 typedef struct resolv_conf {
-	struct in_addr dns[RESOLV_MAX_DNS];
-	size_t n_dns;
-	char search[RESOLV_MAX_SEARCH][RESOLV_DOMAIN_MAX];
-	size_t n_search;
+        struct in_addr dns[RESOLV_MAX_DNS];
+        size_t n_dns;
+        char search[RESOLV_MAX_SEARCH][RESOLV_DOMAIN_MAX];
+        size_t n_search;
 } resolv_conf;
 
 /* A missing file gives an empty result (no DNS); IPv6 servers are skipped (DHCPv4 cannot carry them). */

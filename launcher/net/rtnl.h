@@ -11,25 +11,25 @@
 typedef struct rtnl rtnl;
 
 typedef struct rtnl_link {
-	int index;
-	unsigned mtu;
-	uint8_t mac[6];
-	int master; /* 0 = none */
-	bool up;
+        int index;
+        unsigned mtu;
+        uint8_t mac[6];
+        int master; /* 0 = none */
+        bool up;
 } rtnl_link;
 
 typedef struct rtnl_route4 {
-	struct in_addr dst;
-	int prefix;
-	struct in_addr gateway; /* 0.0.0.0 = on-link */
+        struct in_addr dst;
+        int prefix;
+        struct in_addr gateway; /* 0.0.0.0 = on-link */
 } rtnl_route4;
 
 /* What rtnl_link_set changes; fields left at their "keep" value are not sent. */
 typedef struct rtnl_link_change {
-	int up;             /* -1 keep, 0 down, 1 up */
-	int master;         /* -1 keep, else ifindex */
-	unsigned mtu;       /* 0 keep */
-	const uint8_t *mac; /* NULL keep */
+        int up;             /* -1 keep, 0 down, 1 up */
+        int master;         /* -1 keep, else ifindex */
+        unsigned mtu;       /* 0 keep */
+        const uint8_t *mac; /* NULL keep */
 } rtnl_link_change;
 #define RTNL_LINK_KEEP ((rtnl_link_change){.up = -1, .master = -1})
 
@@ -37,8 +37,8 @@ int rtnl_open(rtnl **out, kv_error *err);
 void rtnl_close(rtnl *nl);
 static inline void rtnl_closep(rtnl **nl)
 {
-	if (*nl)
-		rtnl_close(*nl);
+        if (*nl)
+                rtnl_close(*nl);
 }
 
 int rtnl_link_get(rtnl *nl, const char *name, rtnl_link *out, kv_error *err);

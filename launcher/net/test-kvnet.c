@@ -15,242 +15,257 @@
 static int failures;
 
 #define CHECK(cond)                                                                                          \
-	do {                                                                                                 \
-		if (!(cond)) {                                                                               \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);             \
-			failures++;                                                                          \
-		}                                                                                            \
-	} while (0)
+        do {                                                                                                 \
+                if (!(cond)) {                                                                               \
+                        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);             \
+                        failures++;                                                                          \
+                }                                                                                            \
+        } while (0)
 
 /* A spec with one pod network "default" and the given interface JSON. */
 static cJSON *spec_with(const char *iface_json)
 {
-	char text[2048];
-	snprintf(text, sizeof(text),
-		 "{\"domain\":{\"devices\":{\"interfaces\":[%s]}},\"networks\":[{\"name\":\"default\",\"pod\":{}}]}",
-		 iface_json);
-	return cJSON_Parse(text);
+        char text[2048];
+        snprintf(text, sizeof(text),
+                 "{\"domain\":{\"devices\":{\"interfaces\":[%s]}},\"networks\":[{\"name\":\"default\","
+                 "\"pod\":{}}]}",
+                 iface_json);
+        return cJSON_Parse(text);
 }
 
 static void expect_error(const char *spec_json, const char *needle)
 {
-	cJSON *spec = cJSON_Parse(spec_json);
-	kv_error err = {0};
-	int r = spec ? net_validate(spec, &err) : -1;
-	if (r != -22 || !strstr(err.msg, needle)) {
-		fprintf(stderr, "spec %s\n  expected error containing \"%s\", got %d \"%s\"\n", spec_json, needle, r, err.msg);
-		failures++;
-	}
-	cJSON_Delete(spec);
+        cJSON *spec = cJSON_Parse(spec_json);
+        kv_error err = {0};
+        int r = spec ? net_validate(spec, &err) : -1;
+        if (r != -22 || !strstr(err.msg, needle)) {
+                fprintf(stderr, "spec %s\n  expected error containing \"%s\", got %d \"%s\"\n", spec_json,
+                        needle, r, err.msg);
+                failures++;
+        }
+        cJSON_Delete(spec);
 }
 
 static void expect_iface_error(const char *iface_json, const char *needle)
 {
-	char text[2048];
-	snprintf(text, sizeof(text),
-		 "{\"domain\":{\"devices\":{\"interfaces\":[%s]}},\"networks\":[{\"name\":\"default\",\"pod\":{}}]}",
-		 iface_json);
-	expect_error(text, needle);
+        char text[2048];
+        snprintf(text, sizeof(text),
+                 "{\"domain\":{\"devices\":{\"interfaces\":[%s]}},\"networks\":[{\"name\":\"default\","
+                 "\"pod\":{}}]}",
+                 iface_json);
+        expect_error(text, needle);
 }
 
 static void test_validate_good(void)
 {
-	cJSON *spec = spec_with("{\"name\":\"default\",\"masquerade\":{},\"macAddress\":\"DE-AD-00-00-BE-AF\","
-				"\"model\":\"e1000e\",\"ports\":[{\"name\":\"http\",\"port\":80},"
-				"{\"port\":53,\"protocol\":\"UDP\"}]}");
-	net_request req;
-	kv_error err = {0};
-	CHECK(net_request_from_vmi(spec, &req, &err) == 0);
-	CHECK(req.binding == NET_BINDING_MASQUERADE);
-	CHECK(strcmp(req.mac, "de:ad:00:00:be:af") == 0);
-	CHECK(strcmp(req.model, "e1000e") == 0);
-	CHECK(req.n_ports == 2 && req.ports[0].port == 80 && req.ports[0].protocol == IPPROTO_TCP);
-	CHECK(req.ports[1].protocol == IPPROTO_UDP);
-	cJSON_Delete(spec);
+        cJSON *spec =
+            spec_with("{\"name\":\"default\",\"masquerade\":{},\"macAddress\":\"DE-AD-00-00-BE-AF\","
+                      "\"model\":\"e1000e\",\"ports\":[{\"name\":\"http\",\"port\":80},"
+                      "{\"port\":53,\"protocol\":\"UDP\"}]}");
+        net_request req;
+        kv_error err = {0};
+        CHECK(net_request_from_vmi(spec, &req, &err) == 0);
+        CHECK(req.binding == NET_BINDING_MASQUERADE);
+        CHECK(strcmp(req.mac, "de:ad:00:00:be:af") == 0);
+        CHECK(strcmp(req.model, "e1000e") == 0);
+        CHECK(req.n_ports == 2 && req.ports[0].port == 80 && req.ports[0].protocol == IPPROTO_TCP);
+        CHECK(req.ports[1].protocol == IPPROTO_UDP);
+        cJSON_Delete(spec);
 
-	spec = spec_with("{\"name\":\"default\",\"binding\":{\"name\":\"passt\"}}");
-	CHECK(net_request_from_vmi(spec, &req, &err) == 0 && req.binding == NET_BINDING_PASST);
-	cJSON_Delete(spec);
-	spec = spec_with("{\"name\":\"default\"}"); /* no binding: KubeVirt's default, bridge */
-	CHECK(net_request_from_vmi(spec, &req, &err) == 0 && req.binding == NET_BINDING_BRIDGE);
-	cJSON_Delete(spec);
+        spec = spec_with("{\"name\":\"default\",\"binding\":{\"name\":\"passt\"}}");
+        CHECK(net_request_from_vmi(spec, &req, &err) == 0 && req.binding == NET_BINDING_PASST);
+        cJSON_Delete(spec);
+        spec = spec_with("{\"name\":\"default\"}"); /* no binding: KubeVirt's default, bridge */
+        CHECK(net_request_from_vmi(spec, &req, &err) == 0 && req.binding == NET_BINDING_BRIDGE);
+        cJSON_Delete(spec);
 
-	spec = cJSON_Parse("{\"domain\":{\"devices\":{}}}"); /* auto-attached pod interface */
-	CHECK(net_request_from_vmi(spec, &req, &err) == 0 && req.binding == NET_BINDING_BRIDGE &&
-	      strcmp(req.iface_name, "default") == 0);
-	cJSON_Delete(spec);
-	spec = cJSON_Parse("{\"domain\":{\"devices\":{\"autoattachPodInterface\":false}}}");
-	CHECK(net_request_from_vmi(spec, &req, &err) == 0 && req.binding == NET_BINDING_NONE);
-	cJSON_Delete(spec);
+        spec = cJSON_Parse("{\"domain\":{\"devices\":{}}}"); /* auto-attached pod interface */
+        CHECK(net_request_from_vmi(spec, &req, &err) == 0 && req.binding == NET_BINDING_BRIDGE &&
+              strcmp(req.iface_name, "default") == 0);
+        cJSON_Delete(spec);
+        spec = cJSON_Parse("{\"domain\":{\"devices\":{\"autoattachPodInterface\":false}}}");
+        CHECK(net_request_from_vmi(spec, &req, &err) == 0 && req.binding == NET_BINDING_NONE);
+        cJSON_Delete(spec);
 }
 
 static void test_validate_bad(void)
 {
-	expect_error("{\"domain\":{\"devices\":{\"interfaces\":[{\"name\":\"a\",\"masquerade\":{}},"
-		     "{\"name\":\"a\",\"bridge\":{}}]}},\"networks\":[{\"name\":\"a\",\"pod\":{}}]}",
-		     "spec.domain.devices.interfaces[1]: a second interface on the pod network");
-	expect_error("{\"networks\":[{\"name\":\"a\",\"pod\":{}},{\"name\":\"b\",\"pod\":{}}]}",
-		     "spec.networks[1].pod: a second pod network");
-	expect_iface_error("{\"name\":\"default\",\"binding\":{\"name\":\"vhostuser\"}}",
-			   "interfaces[0].binding.name: unknown binding \"vhostuser\"");
-	expect_iface_error("{\"name\":\"default\",\"sriov\":{}}", "interfaces[0].sriov: binding is not supported");
-	expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"slirp\":{}}", "interfaces[0]: both masquerade and slirp");
-	expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"ports\":[{\"port\":80},{\"port\":70000}]}",
-			   "interfaces[0].ports[1].port: 70000 is outside 1-65535");
-	expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"ports\":[{\"port\":0}]}",
-			   "interfaces[0].ports[0].port: 0 is outside 1-65535");
-	expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"ports\":[{\"port\":\"80\"}]}",
-			   "interfaces[0].ports[0].port: must be an integer");
-	expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"ports\":[{\"port\":80,\"protocol\":\"SCTP\"}]}",
-			   "interfaces[0].ports[0].protocol");
-	expect_iface_error("{\"name\":\"default\",\"bridge\":{},\"ports\":[{\"port\":80}]}",
-			   "interfaces[0].ports: only masquerade, passt and slirp");
-	expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"macAddress\":\"de:ad:be:ef\"}",
-			   "interfaces[0].macAddress: \"de:ad:be:ef\" is not a MAC address");
-	expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"macAddress\":\"zz:ad:00:00:be:af\"}",
-			   "interfaces[0].macAddress: \"zz:ad:00:00:be:af\"");
-	expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"macAddress\":\"01:00:5e:00:00:01\"}",
-			   "interfaces[0].macAddress: \"01:00:5e:00:00:01\" is a multicast address");
-	expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"model\":\"ne2k\"}",
-			   "interfaces[0].model: \"ne2k\" is not supported");
-	expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"pciAddress\":\"0000:01:00.0\"}",
-			   "interfaces[0].pciAddress: is not supported");
-	expect_iface_error("{\"name\":\"other\",\"masquerade\":{}}",
-			   "interfaces[0].name: \"other\" has no spec.networks[] entry");
-	expect_error("{\"networks\":[{\"name\":\"m\",\"multus\":{\"networkName\":\"x\"}}]}",
-		     "spec.networks[0].multus: is not supported");
-	expect_error("{\"networks\":[{\"name\":\"d\",\"pod\":{\"vmNetworkCIDR\":\"10.1.0.0/24\"}}]}",
-		     "spec.networks[0].pod.vmNetworkCIDR: is not supported");
-	expect_error("{\"networks\":[{\"name\":\"d\",\"pod\":{}}]}", "spec.networks[0]: no spec.domain.devices.interfaces[]");
+        expect_error("{\"domain\":{\"devices\":{\"interfaces\":[{\"name\":\"a\",\"masquerade\":{}},"
+                     "{\"name\":\"a\",\"bridge\":{}}]}},\"networks\":[{\"name\":\"a\",\"pod\":{}}]}",
+                     "spec.domain.devices.interfaces[1]: a second interface on the pod network");
+        expect_error("{\"networks\":[{\"name\":\"a\",\"pod\":{}},{\"name\":\"b\",\"pod\":{}}]}",
+                     "spec.networks[1].pod: a second pod network");
+        expect_iface_error("{\"name\":\"default\",\"binding\":{\"name\":\"vhostuser\"}}",
+                           "interfaces[0].binding.name: unknown binding \"vhostuser\"");
+        expect_iface_error("{\"name\":\"default\",\"sriov\":{}}",
+                           "interfaces[0].sriov: binding is not supported");
+        expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"slirp\":{}}",
+                           "interfaces[0]: both masquerade and slirp");
+        expect_iface_error(
+            "{\"name\":\"default\",\"masquerade\":{},\"ports\":[{\"port\":80},{\"port\":70000}]}",
+            "interfaces[0].ports[1].port: 70000 is outside 1-65535");
+        expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"ports\":[{\"port\":0}]}",
+                           "interfaces[0].ports[0].port: 0 is outside 1-65535");
+        expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"ports\":[{\"port\":\"80\"}]}",
+                           "interfaces[0].ports[0].port: must be an integer");
+        expect_iface_error(
+            "{\"name\":\"default\",\"masquerade\":{},\"ports\":[{\"port\":80,\"protocol\":\"SCTP\"}]}",
+            "interfaces[0].ports[0].protocol");
+        expect_iface_error("{\"name\":\"default\",\"bridge\":{},\"ports\":[{\"port\":80}]}",
+                           "interfaces[0].ports: only masquerade, passt and slirp");
+        expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"macAddress\":\"de:ad:be:ef\"}",
+                           "interfaces[0].macAddress: \"de:ad:be:ef\" is not a MAC address");
+        expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"macAddress\":\"zz:ad:00:00:be:af\"}",
+                           "interfaces[0].macAddress: \"zz:ad:00:00:be:af\"");
+        expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"macAddress\":\"01:00:5e:00:00:01\"}",
+                           "interfaces[0].macAddress: \"01:00:5e:00:00:01\" is a multicast address");
+        expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"model\":\"ne2k\"}",
+                           "interfaces[0].model: \"ne2k\" is not supported");
+        expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"pciAddress\":\"0000:01:00.0\"}",
+                           "interfaces[0].pciAddress: is not supported");
+        expect_iface_error("{\"name\":\"other\",\"masquerade\":{}}",
+                           "interfaces[0].name: \"other\" has no spec.networks[] entry");
+        expect_error("{\"networks\":[{\"name\":\"m\",\"multus\":{\"networkName\":\"x\"}}]}",
+                     "spec.networks[0].multus: is not supported");
+        expect_error("{\"networks\":[{\"name\":\"d\",\"pod\":{\"vmNetworkCIDR\":\"10.1.0.0/24\"}}]}",
+                     "spec.networks[0].pod.vmNetworkCIDR: is not supported");
+        expect_error("{\"networks\":[{\"name\":\"d\",\"pod\":{}}]}",
+                     "spec.networks[0]: no spec.domain.devices.interfaces[]");
 }
 
 /* A minimal client message: type, optional requested IP and server id. */
-static size_t client_msg(uint8_t *m, const uint8_t mac[6], int type, const char *requested, const char *server)
+static size_t client_msg(uint8_t *m, const uint8_t mac[6], int type, const char *requested,
+                         const char *server)
 {
-	memset(m, 0, 300);
-	m[0] = 1, m[1] = 1, m[2] = 6;
-	m[4] = 0xde, m[5] = 0xad, m[6] = 0xbe, m[7] = 0xef;
-	memcpy(m + 28, mac, 6);
-	memcpy(m + 236, (uint8_t[]){99, 130, 83, 99}, 4);
-	size_t i = 240;
-	m[i++] = 53, m[i++] = 1, m[i++] = (uint8_t)type;
-	if (requested) {
-		m[i++] = 50, m[i++] = 4;
-		inet_pton(AF_INET, requested, m + i);
-		i += 4;
-	}
-	if (server) {
-		m[i++] = 54, m[i++] = 4;
-		inet_pton(AF_INET, server, m + i);
-		i += 4;
-	}
-	m[i++] = 255;
-	return 300;
+        memset(m, 0, 300);
+        m[0] = 1, m[1] = 1, m[2] = 6;
+        m[4] = 0xde, m[5] = 0xad, m[6] = 0xbe, m[7] = 0xef;
+        memcpy(m + 28, mac, 6);
+        memcpy(m + 236, (uint8_t[]){99, 130, 83, 99}, 4);
+        size_t i = 240;
+        m[i++] = 53, m[i++] = 1, m[i++] = (uint8_t)type;
+        if (requested) {
+                m[i++] = 50, m[i++] = 4;
+                inet_pton(AF_INET, requested, m + i);
+                i += 4;
+        }
+        if (server) {
+                m[i++] = 54, m[i++] = 4;
+                inet_pton(AF_INET, server, m + i);
+                i += 4;
+        }
+        m[i++] = 255;
+        return 300;
 }
 
 /* Finds option code in a reply (first instance); returns its length or -1. */
 static int find_option(const uint8_t *p, size_t n, uint8_t code, const uint8_t **val)
 {
-	for (size_t i = 240; i + 1 < n && p[i] != 255;) {
-		if (p[i] == 0) {
-			i++;
-			continue;
-		}
-		if (p[i] == code) {
-			*val = p + i + 2;
-			return p[i + 1];
-		}
-		i += 2 + p[i + 1];
-	}
-	return -1;
+        for (size_t i = 240; i + 1 < n && p[i] != 255;) {
+                if (p[i] == 0) {
+                        i++;
+                        continue;
+                }
+                if (p[i] == code) {
+                        *val = p + i + 2;
+                        return p[i + 1];
+                }
+                i += 2 + p[i + 1];
+        }
+        return -1;
 }
 
 static void test_dhcp(void)
 {
-	dhcp_lease l = {.prefix = 24, .mtu = 1400, .hostname = "vm1"};
-	mac_parse("52:54:00:12:34:56", l.mac);
-	inet_pton(AF_INET, "10.0.2.1", &l.server_id);
-	inet_pton(AF_INET, "10.0.2.2", &l.yiaddr);
-	l.router = l.server_id;
-	resolv_conf_parse("# pod\nnameserver 10.96.0.10\nnameserver fd00::10\nsearch ns.svc.cluster.local svc.cluster.local\n"
-			  "options ndots:5\n",
-			  &l.dns);
-	CHECK(l.dns.n_dns == 1 && l.dns.n_search == 2);
-	uint8_t in[300], out[DHCP_REPLY_MAX];
-	const uint8_t *v;
-	int type = 0;
-	ssize_t n = dhcp_reply(&l, in, client_msg(in, l.mac, 1, NULL, NULL), out, sizeof(out), &type);
-	CHECK(n >= 300 && type == 2 && out[0] == 2);
-	CHECK(memcmp(out + 4, "\xde\xad\xbe\xef", 4) == 0);
-	CHECK(memcmp(out + 16, "\x0a\x00\x02\x02", 4) == 0); /* yiaddr */
-	CHECK(find_option(out, (size_t)n, 1, &v) == 4 && memcmp(v, "\xff\xff\xff\x00", 4) == 0);
-	CHECK(find_option(out, (size_t)n, 3, &v) == 4 && memcmp(v, "\x0a\x00\x02\x01", 4) == 0);
-	CHECK(find_option(out, (size_t)n, 6, &v) == 4 && memcmp(v, "\x0a\x60\x00\x0a", 4) == 0);
-	CHECK(find_option(out, (size_t)n, 26, &v) == 2 && v[0] == 0x05 && v[1] == 0x78);
-	CHECK(find_option(out, (size_t)n, 12, &v) == 3 && memcmp(v, "vm1", 3) == 0);
-	CHECK(find_option(out, (size_t)n, 119, &v) == 41 && memcmp(v, "\x02ns\x03svc\x07" "cluster\x05local\x00", 22) == 0);
-	CHECK(find_option(out, (size_t)n, 121, &v) == -1);
+        dhcp_lease l = {.prefix = 24, .mtu = 1400, .hostname = "vm1"};
+        mac_parse("52:54:00:12:34:56", l.mac);
+        inet_pton(AF_INET, "10.0.2.1", &l.server_id);
+        inet_pton(AF_INET, "10.0.2.2", &l.yiaddr);
+        l.router = l.server_id;
+        resolv_conf_parse("# pod\nnameserver 10.96.0.10\nnameserver fd00::10\nsearch ns.svc.cluster.local "
+                          "svc.cluster.local\n"
+                          "options ndots:5\n",
+                          &l.dns);
+        CHECK(l.dns.n_dns == 1 && l.dns.n_search == 2);
+        uint8_t in[300], out[DHCP_REPLY_MAX];
+        const uint8_t *v;
+        int type = 0;
+        ssize_t n = dhcp_reply(&l, in, client_msg(in, l.mac, 1, NULL, NULL), out, sizeof(out), &type);
+        CHECK(n >= 300 && type == 2 && out[0] == 2);
+        CHECK(memcmp(out + 4, "\xde\xad\xbe\xef", 4) == 0);
+        CHECK(memcmp(out + 16, "\x0a\x00\x02\x02", 4) == 0); /* yiaddr */
+        CHECK(find_option(out, (size_t)n, 1, &v) == 4 && memcmp(v, "\xff\xff\xff\x00", 4) == 0);
+        CHECK(find_option(out, (size_t)n, 3, &v) == 4 && memcmp(v, "\x0a\x00\x02\x01", 4) == 0);
+        CHECK(find_option(out, (size_t)n, 6, &v) == 4 && memcmp(v, "\x0a\x60\x00\x0a", 4) == 0);
+        CHECK(find_option(out, (size_t)n, 26, &v) == 2 && v[0] == 0x05 && v[1] == 0x78);
+        CHECK(find_option(out, (size_t)n, 12, &v) == 3 && memcmp(v, "vm1", 3) == 0);
+        CHECK(find_option(out, (size_t)n, 119, &v) == 41 && memcmp(v,
+                                                                   "\x02ns\x03svc\x07"
+                                                                   "cluster\x05local\x00",
+                                                                   22) == 0);
+        CHECK(find_option(out, (size_t)n, 121, &v) == -1);
 
-	n = dhcp_reply(&l, in, client_msg(in, l.mac, 3, "10.0.2.2", "10.0.2.1"), out, sizeof(out), &type);
-	CHECK(n > 0 && type == 5);
-	n = dhcp_reply(&l, in, client_msg(in, l.mac, 3, "10.0.2.9", NULL), out, sizeof(out), &type);
-	CHECK(n > 0 && type == 6 && find_option(out, (size_t)n, 3, &v) == -1);
-	CHECK(dhcp_reply(&l, in, client_msg(in, l.mac, 3, "10.0.2.2", "10.0.2.7"), out, sizeof(out), &type) == 0);
-	uint8_t other[6] = {0x52, 0x54, 0, 0, 0, 1};
-	CHECK(dhcp_reply(&l, in, client_msg(in, other, 1, NULL, NULL), out, sizeof(out), &type) == 0);
-	CHECK(dhcp_reply(&l, in, 100, out, sizeof(out), &type) < 0);
-	client_msg(in, l.mac, 1, NULL, NULL);
-	in[241] = 200; /* option length past the end */
-	CHECK(dhcp_reply(&l, in, 300, out, sizeof(out), &type) < 0);
+        n = dhcp_reply(&l, in, client_msg(in, l.mac, 3, "10.0.2.2", "10.0.2.1"), out, sizeof(out), &type);
+        CHECK(n > 0 && type == 5);
+        n = dhcp_reply(&l, in, client_msg(in, l.mac, 3, "10.0.2.9", NULL), out, sizeof(out), &type);
+        CHECK(n > 0 && type == 6 && find_option(out, (size_t)n, 3, &v) == -1);
+        CHECK(dhcp_reply(&l, in, client_msg(in, l.mac, 3, "10.0.2.2", "10.0.2.7"), out, sizeof(out), &type) ==
+              0);
+        uint8_t other[6] = {0x52, 0x54, 0, 0, 0, 1};
+        CHECK(dhcp_reply(&l, in, client_msg(in, other, 1, NULL, NULL), out, sizeof(out), &type) == 0);
+        CHECK(dhcp_reply(&l, in, 100, out, sizeof(out), &type) < 0);
+        client_msg(in, l.mac, 1, NULL, NULL);
+        in[241] = 200; /* option length past the end */
+        CHECK(dhcp_reply(&l, in, 300, out, sizeof(out), &type) < 0);
 
-	/* routes: option 121 with the default route, /32 on-link gateway (Calico style) */
-	inet_pton(AF_INET, "169.254.1.1", &l.routes[0].dst);
-	l.routes[0].prefix = 32;
-	inet_pton(AF_INET, "169.254.1.1", &l.routes[1].gateway);
-	l.n_routes = 2;
-	n = dhcp_reply(&l, in, client_msg(in, l.mac, 1, NULL, NULL), out, sizeof(out), &type);
-	CHECK(find_option(out, (size_t)n, 121, &v) == 14);
-	CHECK(v[0] == 32 && memcmp(v + 1, "\xa9\xfe\x01\x01\x00\x00\x00\x00", 8) == 0 && v[9] == 0);
+        /* routes: option 121 with the default route, /32 on-link gateway (Calico style) */
+        inet_pton(AF_INET, "169.254.1.1", &l.routes[0].dst);
+        l.routes[0].prefix = 32;
+        inet_pton(AF_INET, "169.254.1.1", &l.routes[1].gateway);
+        l.n_routes = 2;
+        n = dhcp_reply(&l, in, client_msg(in, l.mac, 1, NULL, NULL), out, sizeof(out), &type);
+        CHECK(find_option(out, (size_t)n, 121, &v) == 14);
+        CHECK(v[0] == 32 && memcmp(v + 1, "\xa9\xfe\x01\x01\x00\x00\x00\x00", 8) == 0 && v[9] == 0);
 }
 
 static void test_nat(void)
 {
-	struct in_addr pod, guest;
-	inet_pton(AF_INET, "10.200.0.2", &pod);
-	inet_pton(AF_INET, "10.0.2.2", &guest);
-	net_port ports[] = {{IPPROTO_TCP, 80}, {IPPROTO_UDP, 53}, {IPPROTO_TCP, 8080}};
-	char out[4096];
-	CHECK(nat_render("eth0", pod, guest, ports, 3, out, sizeof(out)) > 0);
-	CHECK(strstr(out, "iifname \"eth0\" ip daddr 10.200.0.2 tcp dport { 80, 8080 } dnat to 10.0.2.2\n"));
-	CHECK(strstr(out, "udp dport { 53 } dnat to 10.0.2.2\n"));
-	CHECK(strstr(out, "ip saddr 10.0.2.2 oifname \"eth0\" masquerade\n"));
-	CHECK(nat_render("eth0", pod, guest, NULL, 0, out, sizeof(out)) > 0);
-	CHECK(strstr(out, "iifname \"eth0\" ip daddr 10.200.0.2 dnat to 10.0.2.2\n"));
-	CHECK(nat_render("eth0\"; flush ruleset", pod, guest, NULL, 0, out, sizeof(out)) == -22);
-	CHECK(nat_render("eth0", pod, guest, NULL, 0, out, 20) == -105);
+        struct in_addr pod, guest;
+        inet_pton(AF_INET, "10.200.0.2", &pod);
+        inet_pton(AF_INET, "10.0.2.2", &guest);
+        net_port ports[] = {{IPPROTO_TCP, 80}, {IPPROTO_UDP, 53}, {IPPROTO_TCP, 8080}};
+        char out[4096];
+        CHECK(nat_render("eth0", pod, guest, ports, 3, out, sizeof(out)) > 0);
+        CHECK(strstr(out, "iifname \"eth0\" ip daddr 10.200.0.2 tcp dport { 80, 8080 } dnat to 10.0.2.2\n"));
+        CHECK(strstr(out, "udp dport { 53 } dnat to 10.0.2.2\n"));
+        CHECK(strstr(out, "ip saddr 10.0.2.2 oifname \"eth0\" masquerade\n"));
+        CHECK(nat_render("eth0", pod, guest, NULL, 0, out, sizeof(out)) > 0);
+        CHECK(strstr(out, "iifname \"eth0\" ip daddr 10.200.0.2 dnat to 10.0.2.2\n"));
+        CHECK(nat_render("eth0\"; flush ruleset", pod, guest, NULL, 0, out, sizeof(out)) == -22);
+        CHECK(nat_render("eth0", pod, guest, NULL, 0, out, 20) == -105);
 }
 
 static void test_mac(void)
 {
-	uint8_t a[6], b[6];
-	mac_from_seed("ns/vm", a);
-	mac_from_seed("ns/vm", b);
-	CHECK(memcmp(a, b, 6) == 0 && a[0] == 0x52 && a[1] == 0x54 && a[2] == 0);
-	CHECK(mac_random(a) == 0 && (a[0] & 3) == 2);
-	CHECK(mac_parse("52:54:00:12:34:5", a) < 0 && mac_parse("52:54-00:12:34:56", a) < 0);
+        uint8_t a[6], b[6];
+        mac_from_seed("ns/vm", a);
+        mac_from_seed("ns/vm", b);
+        CHECK(memcmp(a, b, 6) == 0 && a[0] == 0x52 && a[1] == 0x54 && a[2] == 0);
+        CHECK(mac_random(a) == 0 && (a[0] & 3) == 2);
+        CHECK(mac_parse("52:54:00:12:34:5", a) < 0 && mac_parse("52:54-00:12:34:56", a) < 0);
 }
 
 int main(void)
 {
-	test_validate_good();
-	test_validate_bad();
-	test_dhcp();
-	test_nat();
-	test_mac();
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("all kvnet unit tests passed\n");
-	return 0;
+        test_validate_good();
+        test_validate_bad();
+        test_dhcp();
+        test_nat();
+        test_mac();
+        if (failures) {
+                fprintf(stderr, "%d check(s) failed\n", failures);
+                return 1;
+        }
+        printf("all kvnet unit tests passed\n");
+        return 0;
 }

@@ -11,316 +11,340 @@
 #define IFACES_PATH "spec.domain.devices.interfaces"
 
 static const char *const binding_names[] = {
-	[NET_BINDING_NONE] = "none",
-	[NET_BINDING_MASQUERADE] = "masquerade",
-	[NET_BINDING_BRIDGE] = "bridge",
-	[NET_BINDING_PASST] = "passt",
-	[NET_BINDING_SLIRP] = "slirp",
+    [NET_BINDING_NONE] = "none",   [NET_BINDING_MASQUERADE] = "masquerade", [NET_BINDING_BRIDGE] = "bridge",
+    [NET_BINDING_PASST] = "passt", [NET_BINDING_SLIRP] = "slirp",
 };
 
 const char *net_binding_name(kvnet_binding b)
 {
-	return (size_t)b < sizeof(binding_names) / sizeof(binding_names[0]) ? binding_names[b] : "?";
+        return (size_t)b < sizeof(binding_names) / sizeof(binding_names[0]) ? binding_names[b] : "?";
 }
 
 kvnet_binding net_binding_from_name(const char *name)
 {
-	for (size_t i = NET_BINDING_MASQUERADE; i < sizeof(binding_names) / sizeof(binding_names[0]); i++)
-		if (name && strcmp(name, binding_names[i]) == 0)
-			return (kvnet_binding)i;
-	return NET_BINDING_NONE;
+        for (size_t i = NET_BINDING_MASQUERADE; i < sizeof(binding_names) / sizeof(binding_names[0]); i++)
+                if (name && strcmp(name, binding_names[i]) == 0)
+                        return (kvnet_binding)i;
+        return NET_BINDING_NONE;
 }
 
 static const char *const models[] = {"virtio", "e1000e", "e1000", "rtl8139"};
 
 static bool is_object(const cJSON *j)
 {
-	return j && cJSON_IsObject(j);
+        return j && cJSON_IsObject(j);
 }
 
 /* Finds the network named name in spec.networks[]; *index gets its position. */
 static const cJSON *network_by_name(const cJSON *networks, const char *name, int *index)
 {
-	int i = 0;
-	const cJSON *n;
-	cJSON_ArrayForEach(n, networks)
-	{
-		const cJSON *nm = cJSON_GetObjectItemCaseSensitive(n, "name");
-		if (cJSON_IsString(nm) && strcmp(nm->valuestring, name) == 0) {
-			*index = i;
-			return n;
-		}
-		i++;
-	}
-	return NULL;
+        int i = 0;
+        const cJSON *n;
+        cJSON_ArrayForEach(n, networks)
+        {
+                const cJSON *nm = cJSON_GetObjectItemCaseSensitive(n, "name");
+                if (cJSON_IsString(nm) && strcmp(nm->valuestring, name) == 0) {
+                        *index = i;
+                        return n;
+                }
+                i++;
+        }
+        return NULL;
 }
 
 static int validate_network(const cJSON *n, int i, kv_error *err)
 {
-	if (!is_object(n))
-		return kv_error_set(err, EINVAL, "spec.networks[%d]: must be an object", i);
-	const cJSON *name = cJSON_GetObjectItemCaseSensitive(n, "name");
-	if (!cJSON_IsString(name) || !name->valuestring[0])
-		return kv_error_set(err, EINVAL, "spec.networks[%d].name: must be a non-empty string", i);
-	const cJSON *item;
-	bool pod = false;
-	cJSON_ArrayForEach(item, n)
-	{
-		if (strcmp(item->string, "name") == 0)
-			continue;
-		if (strcmp(item->string, "pod") != 0)
-			return kv_error_set(err, EINVAL, "spec.networks[%d].%s: is not supported (only pod: {})", i,
-					    item->string);
-		if (!is_object(item))
-			return kv_error_set(err, EINVAL, "spec.networks[%d].pod: must be an object", i);
-		if (cJSON_GetArraySize(item) > 0)
-			return kv_error_set(err, EINVAL, "spec.networks[%d].pod.%s: is not supported", i,
-					    item->child->string);
-		pod = true;
-	}
-	if (!pod)
-		return kv_error_set(err, EINVAL, "spec.networks[%d]: needs pod: {}", i);
-	return 0;
+        if (!is_object(n))
+                return kv_error_set(err, EINVAL, "spec.networks[%d]: must be an object", i);
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(n, "name");
+        if (!cJSON_IsString(name) || !name->valuestring[0])
+                return kv_error_set(err, EINVAL, "spec.networks[%d].name: must be a non-empty string", i);
+        const cJSON *item;
+        bool pod = false;
+        cJSON_ArrayForEach(item, n)
+        {
+                if (strcmp(item->string, "name") == 0)
+                        continue;
+                if (strcmp(item->string, "pod") != 0)
+                        return kv_error_set(err, EINVAL,
+                                            "spec.networks[%d].%s: is not supported (only pod: {})", i,
+                                            item->string);
+                if (!is_object(item))
+                        return kv_error_set(err, EINVAL, "spec.networks[%d].pod: must be an object", i);
+                if (cJSON_GetArraySize(item) > 0)
+                        return kv_error_set(err, EINVAL, "spec.networks[%d].pod.%s: is not supported", i,
+                                            item->child->string);
+                pod = true;
+        }
+        if (!pod)
+                return kv_error_set(err, EINVAL, "spec.networks[%d]: needs pod: {}", i);
+        return 0;
 }
 
 static int validate_networks(const cJSON *networks, kv_error *err)
 {
-	if (networks && !cJSON_IsArray(networks))
-		return kv_error_set(err, EINVAL, "spec.networks: must be a list");
-	int i = 0, pod_index = -1;
-	const cJSON *n;
-	cJSON_ArrayForEach(n, networks)
-	{
-		int r = validate_network(n, i, err);
-		if (r < 0)
-			return r;
-		const char *name = cJSON_GetObjectItemCaseSensitive(n, "name")->valuestring;
-		int first;
-		if (network_by_name(networks, name, &first) != n)
-			return kv_error_set(err, EINVAL, "spec.networks[%d].name: \"%s\" is already used by spec.networks[%d]",
-					    i, name, first);
-		if (pod_index >= 0)
-			return kv_error_set(err, EINVAL, "spec.networks[%d].pod: a second pod network (spec.networks[%d] is one)",
-					    i, pod_index);
-		pod_index = i++;
-	}
-	return 0;
+        if (networks && !cJSON_IsArray(networks))
+                return kv_error_set(err, EINVAL, "spec.networks: must be a list");
+        int i = 0, pod_index = -1;
+        const cJSON *n;
+        cJSON_ArrayForEach(n, networks)
+        {
+                int r = validate_network(n, i, err);
+                if (r < 0)
+                        return r;
+                const char *name = cJSON_GetObjectItemCaseSensitive(n, "name")->valuestring;
+                int first;
+                if (network_by_name(networks, name, &first) != n)
+                        return kv_error_set(
+                            err, EINVAL,
+                            "spec.networks[%d].name: \"%s\" is already used by spec.networks[%d]", i, name,
+                            first);
+                if (pod_index >= 0)
+                        return kv_error_set(
+                            err, EINVAL,
+                            "spec.networks[%d].pod: a second pod network (spec.networks[%d] is one)", i,
+                            pod_index);
+                pod_index = i++;
+        }
+        return 0;
 }
 
 /* The one binding key of an interface; none given means bridge, as KubeVirt's defaulting does. */
 static int interface_binding(const cJSON *iface, int i, kvnet_binding *out, kv_error *err)
 {
-	static const char *const keys[] = {"masquerade", "bridge", "passt", "slirp", "binding", "sriov", "macvtap"};
-	const char *found = NULL;
-	*out = NET_BINDING_BRIDGE;
-	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
-		const cJSON *b = cJSON_GetObjectItemCaseSensitive(iface, keys[k]);
-		if (!b)
-			continue;
-		if (found)
-			return kv_error_set(err, EINVAL, IFACES_PATH "[%d]: both %s and %s are set; choose one binding", i,
-					    found, keys[k]);
-		found = keys[k];
-		if (!is_object(b))
-			return kv_error_set(err, EINVAL, IFACES_PATH "[%d].%s: must be an object", i, keys[k]);
-		if (strcmp(keys[k], "binding") == 0) {
-			const cJSON *name = cJSON_GetObjectItemCaseSensitive(b, "name");
-			if (!cJSON_IsString(name))
-				return kv_error_set(err, EINVAL, IFACES_PATH "[%d].binding.name: must be a string", i);
-			*out = net_binding_from_name(name->valuestring);
-			if (*out == NET_BINDING_NONE)
-				return kv_error_set(err, EINVAL,
-						    IFACES_PATH "[%d].binding.name: unknown binding \"%s\" (supported: "
-								"masquerade, bridge, passt, slirp)",
-						    i, name->valuestring);
-		} else {
-			*out = net_binding_from_name(keys[k]);
-			if (*out == NET_BINDING_NONE)
-				return kv_error_set(err, EINVAL, IFACES_PATH "[%d].%s: binding is not supported "
-								 "(supported: masquerade, bridge, passt, slirp)",
-						    i, keys[k]);
-		}
-	}
-	return 0;
+        static const char *const keys[] = {"masquerade", "bridge", "passt",  "slirp",
+                                           "binding",    "sriov",  "macvtap"};
+        const char *found = NULL;
+        *out = NET_BINDING_BRIDGE;
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+                const cJSON *b = cJSON_GetObjectItemCaseSensitive(iface, keys[k]);
+                if (!b)
+                        continue;
+                if (found)
+                        return kv_error_set(err, EINVAL,
+                                            IFACES_PATH "[%d]: both %s and %s are set; choose one binding", i,
+                                            found, keys[k]);
+                found = keys[k];
+                if (!is_object(b))
+                        return kv_error_set(err, EINVAL, IFACES_PATH "[%d].%s: must be an object", i,
+                                            keys[k]);
+                if (strcmp(keys[k], "binding") == 0) {
+                        const cJSON *name = cJSON_GetObjectItemCaseSensitive(b, "name");
+                        if (!cJSON_IsString(name))
+                                return kv_error_set(err, EINVAL,
+                                                    IFACES_PATH "[%d].binding.name: must be a string", i);
+                        *out = net_binding_from_name(name->valuestring);
+                        if (*out == NET_BINDING_NONE)
+                                return kv_error_set(err, EINVAL,
+                                                    IFACES_PATH
+                                                    "[%d].binding.name: unknown binding \"%s\" (supported: "
+                                                    "masquerade, bridge, passt, slirp)",
+                                                    i, name->valuestring);
+                } else {
+                        *out = net_binding_from_name(keys[k]);
+                        if (*out == NET_BINDING_NONE)
+                                return kv_error_set(err, EINVAL,
+                                                    IFACES_PATH
+                                                    "[%d].%s: binding is not supported "
+                                                    "(supported: masquerade, bridge, passt, slirp)",
+                                                    i, keys[k]);
+                }
+        }
+        return 0;
 }
 
 static int parse_port(const cJSON *p, int i, int j, net_port *out, kv_error *err)
 {
-	if (!is_object(p))
-		return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports[%d]: must be an object", i, j);
-	const cJSON *port = cJSON_GetObjectItemCaseSensitive(p, "port");
-	if (!cJSON_IsNumber(port) || port->valuedouble != (double)(long long)port->valuedouble)
-		return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports[%d].port: must be an integer", i, j);
-	if (port->valuedouble < 1 || port->valuedouble > 65535)
-		return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports[%d].port: %.0f is outside 1-65535", i, j,
-				    port->valuedouble);
-	out->port = (unsigned)port->valuedouble;
-	out->protocol = IPPROTO_TCP;
-	const cJSON *proto = cJSON_GetObjectItemCaseSensitive(p, "protocol");
-	if (proto && !(cJSON_IsString(proto) && (strcmp(proto->valuestring, "TCP") == 0 ||
-						 strcmp(proto->valuestring, "UDP") == 0)))
-		return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports[%d].protocol: must be \"TCP\" or \"UDP\"", i, j);
-	if (proto && strcmp(proto->valuestring, "UDP") == 0)
-		out->protocol = IPPROTO_UDP;
-	const cJSON *name = cJSON_GetObjectItemCaseSensitive(p, "name");
-	if (name && !cJSON_IsString(name))
-		return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports[%d].name: must be a string", i, j);
-	return 0;
+        if (!is_object(p))
+                return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports[%d]: must be an object", i, j);
+        const cJSON *port = cJSON_GetObjectItemCaseSensitive(p, "port");
+        if (!cJSON_IsNumber(port) || port->valuedouble != (double)(long long)port->valuedouble)
+                return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports[%d].port: must be an integer", i, j);
+        if (port->valuedouble < 1 || port->valuedouble > 65535)
+                return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports[%d].port: %.0f is outside 1-65535",
+                                    i, j, port->valuedouble);
+        out->port = (unsigned)port->valuedouble;
+        out->protocol = IPPROTO_TCP;
+        const cJSON *proto = cJSON_GetObjectItemCaseSensitive(p, "protocol");
+        if (proto && !(cJSON_IsString(proto) &&
+                       (strcmp(proto->valuestring, "TCP") == 0 || strcmp(proto->valuestring, "UDP") == 0)))
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d].ports[%d].protocol: must be \"TCP\" or \"UDP\"", i, j);
+        if (proto && strcmp(proto->valuestring, "UDP") == 0)
+                out->protocol = IPPROTO_UDP;
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(p, "name");
+        if (name && !cJSON_IsString(name))
+                return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports[%d].name: must be a string", i, j);
+        return 0;
 }
 
 static int parse_ports(const cJSON *iface, int i, net_request *req, kv_error *err)
 {
-	const cJSON *ports = cJSON_GetObjectItemCaseSensitive(iface, "ports");
-	if (!ports)
-		return 0;
-	if (!cJSON_IsArray(ports))
-		return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports: must be a list", i);
-	if (cJSON_GetArraySize(ports) > NET_MAX_PORTS)
-		return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports: more than %d ports", i, NET_MAX_PORTS);
-	if (req->binding == NET_BINDING_BRIDGE && cJSON_GetArraySize(ports) > 0)
-		return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports: only masquerade, passt and slirp forward ports "
-						 "(bridge exposes every port already)", i);
-	int j = 0;
-	const cJSON *p;
-	cJSON_ArrayForEach(p, ports)
-	{
-		int r = parse_port(p, i, j++, &req->ports[req->n_ports], err);
-		if (r < 0)
-			return r;
-		req->n_ports++;
-	}
-	return 0;
+        const cJSON *ports = cJSON_GetObjectItemCaseSensitive(iface, "ports");
+        if (!ports)
+                return 0;
+        if (!cJSON_IsArray(ports))
+                return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports: must be a list", i);
+        if (cJSON_GetArraySize(ports) > NET_MAX_PORTS)
+                return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports: more than %d ports", i,
+                                    NET_MAX_PORTS);
+        if (req->binding == NET_BINDING_BRIDGE && cJSON_GetArraySize(ports) > 0)
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d].ports: only masquerade, passt and slirp forward ports "
+                                                "(bridge exposes every port already)",
+                                    i);
+        int j = 0;
+        const cJSON *p;
+        cJSON_ArrayForEach(p, ports)
+        {
+                int r = parse_port(p, i, j++, &req->ports[req->n_ports], err);
+                if (r < 0)
+                        return r;
+                req->n_ports++;
+        }
+        return 0;
 }
 
 static int parse_model_mac(const cJSON *iface, int i, net_request *req, kv_error *err)
 {
-	const cJSON *model = cJSON_GetObjectItemCaseSensitive(iface, "model");
-	snprintf(req->model, sizeof(req->model), "virtio");
-	if (model) {
-		bool ok = false;
-		for (size_t k = 0; cJSON_IsString(model) && k < sizeof(models) / sizeof(models[0]); k++)
-			ok = ok || strcmp(model->valuestring, models[k]) == 0;
-		if (!ok)
-			return kv_error_set(err, EINVAL, IFACES_PATH "[%d].model: %s%s%s is not supported (virtio, e1000e, "
-							 "e1000, rtl8139)",
-					    i, cJSON_IsString(model) ? "\"" : "",
-					    cJSON_IsString(model) ? model->valuestring : "value",
-					    cJSON_IsString(model) ? "\"" : "");
-		snprintf(req->model, sizeof(req->model), "%s", model->valuestring);
-	}
-	const cJSON *mac = cJSON_GetObjectItemCaseSensitive(iface, "macAddress");
-	if (!mac)
-		return 0;
-	uint8_t bytes[6];
-	if (!cJSON_IsString(mac) || mac_parse(mac->valuestring, bytes) < 0)
-		return kv_error_set(err, EINVAL, IFACES_PATH "[%d].macAddress: %s%s%s is not a MAC address "
-						 "(six hex pairs separated by ':' or '-')",
-				    i, cJSON_IsString(mac) ? "\"" : "", cJSON_IsString(mac) ? mac->valuestring : "value",
-				    cJSON_IsString(mac) ? "\"" : "");
-	if (bytes[0] & 1)
-		return kv_error_set(err, EINVAL, IFACES_PATH "[%d].macAddress: \"%s\" is a multicast address", i,
-				    mac->valuestring);
-	mac_format(bytes, req->mac);
-	return 0;
+        const cJSON *model = cJSON_GetObjectItemCaseSensitive(iface, "model");
+        snprintf(req->model, sizeof(req->model), "virtio");
+        if (model) {
+                bool ok = false;
+                for (size_t k = 0; cJSON_IsString(model) && k < sizeof(models) / sizeof(models[0]); k++)
+                        ok = ok || strcmp(model->valuestring, models[k]) == 0;
+                if (!ok)
+                        return kv_error_set(err, EINVAL,
+                                            IFACES_PATH
+                                            "[%d].model: %s%s%s is not supported (virtio, e1000e, "
+                                            "e1000, rtl8139)",
+                                            i, cJSON_IsString(model) ? "\"" : "",
+                                            cJSON_IsString(model) ? model->valuestring : "value",
+                                            cJSON_IsString(model) ? "\"" : "");
+                snprintf(req->model, sizeof(req->model), "%s", model->valuestring);
+        }
+        const cJSON *mac = cJSON_GetObjectItemCaseSensitive(iface, "macAddress");
+        if (!mac)
+                return 0;
+        uint8_t bytes[6];
+        if (!cJSON_IsString(mac) || mac_parse(mac->valuestring, bytes) < 0)
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d].macAddress: %s%s%s is not a MAC address "
+                                                "(six hex pairs separated by ':' or '-')",
+                                    i, cJSON_IsString(mac) ? "\"" : "",
+                                    cJSON_IsString(mac) ? mac->valuestring : "value",
+                                    cJSON_IsString(mac) ? "\"" : "");
+        if (bytes[0] & 1)
+                return kv_error_set(err, EINVAL, IFACES_PATH "[%d].macAddress: \"%s\" is a multicast address",
+                                    i, mac->valuestring);
+        mac_format(bytes, req->mac);
+        return 0;
 }
 
 static int check_keys(const cJSON *iface, int i, kv_error *err)
 {
-	static const char *const known[] = {"name",  "masquerade", "bridge", "passt", "slirp", "binding",
+        static const char *const known[] = {"name",  "masquerade", "bridge", "passt", "slirp", "binding",
 					    "sriov", "macvtap",    "ports",  "model", "macAddress",
 					    "bootOrder" /* the argv builder's (launcher/core) */};
-	const cJSON *item;
-	cJSON_ArrayForEach(item, iface)
-	{
-		bool ok = false;
-		for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
-			ok = ok || strcmp(item->string, known[k]) == 0;
-		if (!ok)
-			return kv_error_set(err, EINVAL, IFACES_PATH "[%d].%s: is not supported", i, item->string);
-	}
-	return 0;
+        const cJSON *item;
+        cJSON_ArrayForEach(item, iface)
+        {
+                bool ok = false;
+                for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+                        ok = ok || strcmp(item->string, known[k]) == 0;
+                if (!ok)
+                        return kv_error_set(err, EINVAL, IFACES_PATH "[%d].%s: is not supported", i,
+                                            item->string);
+        }
+        return 0;
 }
 
 static int parse_interface(const cJSON *iface, int i, const cJSON *networks, net_request *req, int *pod_iface,
-			   kv_error *err)
+                           kv_error *err)
 {
-	if (!is_object(iface))
-		return kv_error_set(err, EINVAL, IFACES_PATH "[%d]: must be an object", i);
-	const cJSON *name = cJSON_GetObjectItemCaseSensitive(iface, "name");
-	if (!cJSON_IsString(name) || !name->valuestring[0])
-		return kv_error_set(err, EINVAL, IFACES_PATH "[%d].name: must be a non-empty string", i);
-	if (strlen(name->valuestring) >= NET_NAME_MAX || strspn(name->valuestring, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
-								  strlen(name->valuestring))
-		return kv_error_set(err, EINVAL, IFACES_PATH "[%d].name: \"%s\" must be a DNS label (a-z, 0-9, '-')", i,
-				    name->valuestring);
-	int net_index;
-	if (!network_by_name(networks, name->valuestring, &net_index))
-		return kv_error_set(err, EINVAL, IFACES_PATH "[%d].name: \"%s\" has no spec.networks[] entry of that name",
-				    i, name->valuestring);
-	if (*pod_iface >= 0)
-		return kv_error_set(err, EINVAL,
-				    IFACES_PATH "[%d]: a second interface on the pod network (" IFACES_PATH "[%d] is on it)",
-				    i, *pod_iface);
-	*pod_iface = i;
-	int r = check_keys(iface, i, err);
-	if (r < 0)
-		return r;
-	net_request tmp = {0};
-	r = interface_binding(iface, i, &tmp.binding, err);
-	if (r < 0)
-		return r;
-	snprintf(tmp.iface_name, sizeof(tmp.iface_name), "%s", name->valuestring);
-	r = parse_ports(iface, i, &tmp, err);
-	if (r < 0)
-		return r;
-	r = parse_model_mac(iface, i, &tmp, err);
-	if (r < 0)
-		return r;
-	*req = tmp;
-	return 0;
+        if (!is_object(iface))
+                return kv_error_set(err, EINVAL, IFACES_PATH "[%d]: must be an object", i);
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(iface, "name");
+        if (!cJSON_IsString(name) || !name->valuestring[0])
+                return kv_error_set(err, EINVAL, IFACES_PATH "[%d].name: must be a non-empty string", i);
+        if (strlen(name->valuestring) >= NET_NAME_MAX ||
+            strspn(name->valuestring, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(name->valuestring))
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d].name: \"%s\" must be a DNS label (a-z, 0-9, '-')", i,
+                                    name->valuestring);
+        int net_index;
+        if (!network_by_name(networks, name->valuestring, &net_index))
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d].name: \"%s\" has no spec.networks[] entry of that name",
+                                    i, name->valuestring);
+        if (*pod_iface >= 0)
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d]: a second interface on the pod network (" IFACES_PATH
+                                                "[%d] is on it)",
+                                    i, *pod_iface);
+        *pod_iface = i;
+        int r = check_keys(iface, i, err);
+        if (r < 0)
+                return r;
+        net_request tmp = {0};
+        r = interface_binding(iface, i, &tmp.binding, err);
+        if (r < 0)
+                return r;
+        snprintf(tmp.iface_name, sizeof(tmp.iface_name), "%s", name->valuestring);
+        r = parse_ports(iface, i, &tmp, err);
+        if (r < 0)
+                return r;
+        r = parse_model_mac(iface, i, &tmp, err);
+        if (r < 0)
+                return r;
+        *req = tmp;
+        return 0;
 }
 
 int net_request_from_vmi(const cJSON *vmi_spec, net_request *req, kv_error *err)
 {
-	*req = (net_request){0};
-	if (!is_object(vmi_spec))
-		return kv_error_set(err, EINVAL, "spec: must be an object");
-	const cJSON *networks = cJSON_GetObjectItemCaseSensitive(vmi_spec, "networks");
-	int r = validate_networks(networks, err);
-	if (r < 0)
-		return r;
-	const cJSON *domain = cJSON_GetObjectItemCaseSensitive(vmi_spec, "domain");
-	const cJSON *devices = is_object(domain) ? cJSON_GetObjectItemCaseSensitive(domain, "devices") : NULL;
-	const cJSON *ifaces = is_object(devices) ? cJSON_GetObjectItemCaseSensitive(devices, "interfaces") : NULL;
-	if (ifaces && !cJSON_IsArray(ifaces))
-		return kv_error_set(err, EINVAL, IFACES_PATH ": must be a list");
-	int n_ifaces = cJSON_GetArraySize(ifaces), n_networks = cJSON_GetArraySize(networks);
-	if (n_ifaces == 0 && n_networks == 0) {
-		/* KubeVirt auto-attaches a pod interface with the default (bridge) binding unless told not to. */
-		const cJSON *autoattach =
-			is_object(devices) ? cJSON_GetObjectItemCaseSensitive(devices, "autoattachPodInterface") : NULL;
-		if (cJSON_IsFalse(autoattach))
-			return 0;
-		req->binding = NET_BINDING_BRIDGE;
-		snprintf(req->iface_name, sizeof(req->iface_name), "default");
-		snprintf(req->model, sizeof(req->model), "virtio");
-		return 0;
-	}
-	int i = 0, pod_iface = -1;
-	const cJSON *iface;
-	cJSON_ArrayForEach(iface, ifaces)
-	{
-		r = parse_interface(iface, i++, networks, req, &pod_iface, err);
-		if (r < 0)
-			return r;
-	}
-	if (n_networks > 0 && pod_iface < 0)
-		return kv_error_set(err, EINVAL, "spec.networks[0]: no " IFACES_PATH "[] entry uses it");
-	return 0;
+        *req = (net_request){0};
+        if (!is_object(vmi_spec))
+                return kv_error_set(err, EINVAL, "spec: must be an object");
+        const cJSON *networks = cJSON_GetObjectItemCaseSensitive(vmi_spec, "networks");
+        int r = validate_networks(networks, err);
+        if (r < 0)
+                return r;
+        const cJSON *domain = cJSON_GetObjectItemCaseSensitive(vmi_spec, "domain");
+        const cJSON *devices = is_object(domain) ? cJSON_GetObjectItemCaseSensitive(domain, "devices") : NULL;
+        const cJSON *ifaces =
+            is_object(devices) ? cJSON_GetObjectItemCaseSensitive(devices, "interfaces") : NULL;
+        if (ifaces && !cJSON_IsArray(ifaces))
+                return kv_error_set(err, EINVAL, IFACES_PATH ": must be a list");
+        int n_ifaces = cJSON_GetArraySize(ifaces), n_networks = cJSON_GetArraySize(networks);
+        if (n_ifaces == 0 && n_networks == 0) {
+                /* KubeVirt auto-attaches a pod interface with the default (bridge) binding unless told not
+                 * to. */
+                const cJSON *autoattach =
+                    is_object(devices) ? cJSON_GetObjectItemCaseSensitive(devices, "autoattachPodInterface")
+                                       : NULL;
+                if (cJSON_IsFalse(autoattach))
+                        return 0;
+                req->binding = NET_BINDING_BRIDGE;
+                snprintf(req->iface_name, sizeof(req->iface_name), "default");
+                snprintf(req->model, sizeof(req->model), "virtio");
+                return 0;
+        }
+        int i = 0, pod_iface = -1;
+        const cJSON *iface;
+        cJSON_ArrayForEach(iface, ifaces)
+        {
+                r = parse_interface(iface, i++, networks, req, &pod_iface, err);
+                if (r < 0)
+                        return r;
+        }
+        if (n_networks > 0 && pod_iface < 0)
+                return kv_error_set(err, EINVAL, "spec.networks[0]: no " IFACES_PATH "[] entry uses it");
+        return 0;
 }
 
 int net_validate(const cJSON *vmi_spec, kv_error *err)
 {
-	net_request req;
-	return net_request_from_vmi(vmi_spec, &req, err);
+        net_request req;
+        return net_request_from_vmi(vmi_spec, &req, err);
 }

@@ -4,12 +4,12 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# What /init loads, before the readiness marker (disks, NICs, power button) and right after it (the rest:
-# each insmod costs 10-20 ms under TCG). build.sh adds their dependencies (modules.dep) and orders them.
+# What /init loads: before the readiness marker only what the power button needs (each insmod costs 10-20 ms
+# under TCG), everything else right after it. build.sh adds dependencies (modules.dep) and orders them.
 # The cloud kernel has no AHCI driver: on q35, CD-ROMs and disks must be virtio or SCSI.
-MODULES_EARLY=(virtio_pci virtio_blk virtio_net virtio_scsi sd_mod button evdev)
-MODULES_LATE=(sr_mod isofs vfat nls_cp437 nls_ascii nls_utf8 virtio_console virtio-rng virtio_balloon virtio_mem
-	ata_piix)
+MODULES_EARLY=(button evdev)
+MODULES_LATE=(virtio_pci virtio_blk virtio_net virtio_scsi sd_mod sr_mod isofs vfat nls_cp437 nls_ascii nls_utf8
+	virtio_console virtio-rng virtio_balloon virtio_mem ata_piix)
 DISK_MB=48
 
 usage() {
