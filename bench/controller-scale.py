@@ -130,6 +130,7 @@ def main():
         row("restart: Pods created (must be 0)", m["kvlite_controller_pods_created_total"], None, "")
     finally:
         cleanup(*(x for x in (ctl, srv) if x))
+        srv.remove()
 
 
 if __name__ == "__main__":

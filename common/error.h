@@ -7,8 +7,8 @@
 #define KV_ERR_MSG_MAX 1024
 
 typedef struct kv_error {
-	int code;                  /* errno-style code, positive; 0 = no error */
-	char msg[KV_ERR_MSG_MAX];  /* human readable, already includes strerror where relevant */
+        int code;                 /* errno-style code, positive; 0 = no error */
+        char msg[KV_ERR_MSG_MAX]; /* human readable, already includes strerror where relevant */
 } kv_error;
 
 /* Record an error and return -code (so `return kv_error_set(err, EINVAL, "...")` works). */

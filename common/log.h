@@ -9,7 +9,7 @@ void kv_log_set_level(enum kv_log_level min);
 void kv_log(enum kv_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Log with extra pre-rendered JSON members, e.g. "\"reason\":\"x\"" (caller guarantees valid JSON). */
 void kv_log_kv(enum kv_log_level level, const char *extra_json, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #define log_debug(...) kv_log(KV_LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) kv_log(KV_LOG_INFO, __VA_ARGS__)

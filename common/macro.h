@@ -12,22 +12,22 @@
 
 static inline void freep(void *p)
 {
-	free(*(void **)p);
+        free(*(void **)p);
 }
 
 static inline void closep(int *fd)
 {
-	if (*fd >= 0) {
-		int saved = errno;
-		close(*fd);
-		errno = saved;
-	}
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
 }
 
 static inline void fclosep(FILE **f)
 {
-	if (*f)
-		fclose(*f);
+        if (*f)
+                fclose(*f);
 }
 
 #define _cleanup_free_ _cleanup_(freep)
@@ -36,14 +36,14 @@ static inline void fclosep(FILE **f)
 
 /* Hand ownership out of a cleanup variable. */
 #define TAKE_PTR(p)                                                                                          \
-	({                                                                                                   \
-		__typeof__(p) _tmp = (p);                                                                   \
-		(p) = NULL;                                                                                  \
-		_tmp;                                                                                        \
-	})
+        ({                                                                                                   \
+                __typeof__(p) _tmp = (p);                                                                    \
+                (p) = NULL;                                                                                  \
+                _tmp;                                                                                        \
+        })
 #define TAKE_FD(fd)                                                                                          \
-	({                                                                                                   \
-		int _tmp = (fd);                                                                             \
-		(fd) = -1;                                                                                   \
-		_tmp;                                                                                        \
-	})
+        ({                                                                                                   \
+                int _tmp = (fd);                                                                             \
+                (fd) = -1;                                                                                   \
+                _tmp;                                                                                        \
+        })

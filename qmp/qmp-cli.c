@@ -74,6 +74,7 @@ static int parse_options(int argc, char **argv, cli_opts *o)
 	int c;
 	char *end;
 	/* '+': options end at the first word, so COMMAND arguments may start with '-'. */
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+pHeit:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p': o->pretty = true; break;
@@ -88,7 +89,7 @@ static int parse_options(int argc, char **argv, cli_opts *o)
 			o->timeout_ms = (int)t;
 			break;
 		case 'h': fputs(usage_text, stdout); return 100 + CLI_OK;
-		default: return 100 + usage_error("invalid option");
+		default: return 100 + usage_error("invalid option '%s'", argv[optind - 1]);
 		}
 	}
 	const char *env = getenv("QMP_SOCKET");
@@ -201,6 +202,25 @@ int cli_execute_words(qmp *q, const cli_opts *o, char *const *words, int n)
 	return CLI_OK;
 }
 
+/* A one-shot transaction usually arrives as one quoted word: split it like the shell would. */
+static int one_shot(qmp *q, const cli_opts *o)
+{
+	if (o->hmp || strncmp(o->words[0], "transaction(", 12) != 0)
+		return cli_execute_words(q, o, o->words, o->nwords);
+	strv words = {0};
+	kv_error err = {0};
+	int r = 0;
+	for (int i = 0; i < o->nwords && r >= 0; i++)
+		r = qmp_cli_tokenize(o->words[i], &words, &err);
+	if (r < 0) {
+		strv_free(&words);
+		return report(r, &err);
+	}
+	r = cli_execute_words(q, o, words.v, (int)words.n);
+	strv_free(&words);
+	return r;
+}
+
 /* --events: print events until QEMU goes away (a clean end, exit 0). */
 static int stream_events(qmp *q, const cli_opts *o)
 {
@@ -247,7 +267,7 @@ int main(int argc, char **argv)
 		if (shell)
 			r = qmp_shell_run(q, &o);
 		else if (o.nwords > 0)
-			r = cli_execute_words(q, &o, o.words, o.nwords);
+			r = one_shot(q, &o);
 		if (r == CLI_OK && !shell && o.events) {
 			cli_flush_events(q, &o);
 			r = stream_events(q, &o);

@@ -99,7 +99,7 @@ typedef struct stale_scan {
 static void collect_stale(const char *key, const char *tag, void *ud)
 {
         stale_scan *sc = ud;
-        if (!bsearch(&key, sc->listed->v, sc->listed->n, sizeof(char *), cmp_str))
+        if (sc->listed->n == 0 || !bsearch(&key, sc->listed->v, sc->listed->n, sizeof(char *), cmp_str))
                 strv_push(&sc->stale, key);
 }
 

@@ -4,6 +4,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,12 +113,16 @@ class Server:
             args += ["--state-file", self.state_file]
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        info = wait_for("API server port file", lambda: _read_json(portfile), timeout=30)
-        self.info = info
-        self.port = info["http_port"]
-        self.url = info["http_url"]
-        self.api = Api(self.port)
-        wait_for("API server /healthz", lambda: self._healthy(), timeout=10)
+        try:
+            info = wait_for("API server port file", lambda: self._exited() or _read_json(portfile), timeout=30)
+            self.info = info
+            self.port = info["http_port"]
+            self.url = info["http_url"]
+            self.api = Api(self.port)
+            wait_for("API server /healthz", lambda: self._healthy(), timeout=10)
+        except BaseException:
+            self.stop()  # never leave a server behind when startup fails
+            raise
         self.kubeconfig = os.path.join(self.dir, "kubeconfig.json")
         with open(self.kubeconfig, "w") as f:
             json.dump({"apiVersion": "v1", "kind": "Config", "current-context": "t",
@@ -125,6 +130,11 @@ class Server:
                        "users": [{"name": "t", "user": {}}],
                        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}]}, f)
         return self
+
+    def _exited(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("kube_api_server exited with %d (log in %s)" % (self.proc.returncode, self.dir))
+        return None
 
     def _healthy(self):
         try:
@@ -141,6 +151,10 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def remove(self):
+        """Deletes the server's directory (logs, state); tests keep it when they fail."""
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _read_json(path):
@@ -166,9 +180,13 @@ class Controller:
         self.proc = subprocess.Popen([self.binary] + self.config_args + ["--metrics-addr", "127.0.0.1:0"] +
                                      self.extra, stdout=self.log, stderr=self.log,
                                      env=dict(os.environ, **(self.env or {})))
-        port = wait_for("controller metrics port", self._metrics_port, timeout=10)
-        self.metrics_api = Api(int(port))
-        wait_for("controller /readyz", lambda: self._get("/readyz")[0] == 200, timeout=20)
+        try:
+            port = wait_for("controller metrics port", self._metrics_port, timeout=10)
+            self.metrics_api = Api(int(port))
+            wait_for("controller /readyz", lambda: self._get("/readyz")[0] == 200, timeout=20)
+        except BaseException:
+            self.stop(signal.SIGKILL)
+            raise
         return self
 
     def _metrics_port(self):

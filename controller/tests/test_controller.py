@@ -100,19 +100,29 @@ def test_invalid_vmi_fails(srv, ctl):
 def test_relist_on_410(srv, ctl):
     api = srv.api
     api.create(VMIS, vmi_manifest("before"))
-    wait_for("Pod", lambda: api.pods_of(vmi_get(api, "before")))
+    wait_for("Scheduling", lambda: phase_is(api, "before", "Scheduling"))
     lists = ctl.metrics()['kvlite_controller_informer_relists_total{resource="virtualmachineinstances"}']
-    # changes while the watch is down, then history compacted: resuming must fail with 410 → relist
-    for i in range(3):
-        api.create(VMIS, vmi_manifest("burst%d" % i))
-    api.ok("POST", "/_test/compact")
-    api.ok("POST", "/_test/drop-watches", {})
+    # changes while the watch is down, then history compacted: resuming must fail with 410 → relist. The
+    # controller is frozen so its watches cannot catch up before the compaction.
+    ctl.proc.send_signal(signal.SIGSTOP)
+    try:
+        api.ok("POST", "/_test/drop-watches", {})
+        for i in range(3):
+            api.create(VMIS, vmi_manifest("burst%d" % i))
+        # a deletion only a relist can reveal
+        pod = api.pods_of(vmi_get(api, "before"))[0]
+        api.ok("DELETE", "%s/%s" % (PODS, pod["metadata"]["name"]), {"gracePeriodSeconds": 0})
+        api.ok("POST", "/_test/compact")
+    finally:
+        ctl.proc.send_signal(signal.SIGCONT)
     api.create(VMIS, vmi_manifest("after"))
     for name in ["burst0", "burst1", "burst2", "after"]:
         wait_for("Pod for " + name, lambda: vmi_get(api, name) and api.pods_of(vmi_get(api, name)))
         assert len(api.pods_of(vmi_get(api, name))) == 1
     wait_for("relist", lambda: ctl.metrics()[
         'kvlite_controller_informer_relists_total{resource="virtualmachineinstances"}'] > lists)
+    vmi = wait_for("Failed after the relist", lambda: phase_is(api, "before", "Failed"))
+    assert api.pods_of(vmi) == []
 
 
 def test_watch_drop(srv, ctl):
@@ -265,6 +275,7 @@ def test_api_server_restart(srv, ctl):
         assert c.stop() == 0
     finally:
         cleanup(*(x for x in (c, s2) if x))
+    s2.remove()
 
 
 def tls_server():
@@ -296,6 +307,7 @@ def test_tls_in_cluster(srv, ctl):
         assert c.stop() == 0
     finally:
         cleanup(*(x for x in (c, tls) if x))
+    tls.remove()
 
 
 def test_tls_client_cert_data(srv, ctl):
@@ -318,6 +330,7 @@ def test_tls_client_cert_data(srv, ctl):
         assert c.stop() == 0
     finally:
         cleanup(*(x for x in (c, tls) if x))
+    tls.remove()
 
 
 def test_cli_errors(srv, ctl):
@@ -362,6 +375,8 @@ def run(name):
             rc = ctl.stop()
             assert rc == 0, "virt-controller exit code %s" % rc
         print("ok %s" % name)
+        cleanup(*(x for x in (ctl, srv) if x))
+        srv.remove()
         return True
     except Exception:
         import traceback

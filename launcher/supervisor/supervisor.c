@@ -168,11 +168,18 @@ void supervisor_request_stop(supervisor *s, const char *why)
 	if (s->qemu_pid <= 0)
 		return;
 	s->stop_requested = true;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (s->stage != STOP_NONE) {
-		log_info("%s again: escalating", why);
-		escalate(s);
+		/* A deliberate second Ctrl-C escalates; the same signal delivered twice at once (timeout(1)
+		 * signals the child and its process group) must not skip the grace period. */
+		if (now.tv_sec - s->stop_time.tv_sec >= 1) {
+			log_info("%s again: escalating", why);
+			escalate(s);
+		}
 		return;
 	}
+	s->stop_time = now;
 	int grace = s->cfg->grace_seconds;
 	if (!s->qmp || grace <= 0) {
 		log_info("%s: no grace period", why);

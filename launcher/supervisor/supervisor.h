@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "loop.h"
 #include "qmp.h"
@@ -63,6 +64,7 @@ typedef struct supervisor {
 	int sigfd, timerfd;
 	enum stop_stage stage;
 	bool stop_requested;
+	struct timespec stop_time; /* when the stop was first requested */
 	char shutdown_reason[64]; /* from the SHUTDOWN event; "" if none came */
 	bool shutdown_guest;
 

@@ -76,6 +76,13 @@ class Env:
         self.parts = []
 
     def __enter__(self):
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__(None, None, None)  # __exit__ does not run when __enter__ raises
+            raise
+
+    def _start(self):
         self.srv.start()
         self.parts.append(self.srv)
         self.kubelet = Kubelet(self.srv).start()
@@ -90,16 +97,18 @@ class Env:
         return self
 
     def __exit__(self, *exc):
-        if exc[0]:
+        if exc[0] and hasattr(self, "ctl"):
             for name, path in (("controller", self.ctl.logpath), ("kubelet", os.path.join(self.srv.dir, "kubelet.log"))):
                 with open(path, errors="replace") as f:
                     print("--- %s log (tail)\n%s" % (name, "".join(f.readlines()[-30:])))
         cleanup(*self.parts)
-        for pid in self.qemu_pids:  # never leave a QEMU behind, whatever failed
+        for pid in getattr(self, "qemu_pids", ()):  # never leave a QEMU behind, whatever failed
             try:
                 os.kill(pid, 9)
             except OSError:
                 pass
+        if not exc[0]:
+            self.srv.remove()
 
     def kubectl(self, *args, input=None, check=True):
         p = subprocess.run(["kubectl", "--kubeconfig", self.srv.kubeconfig, "--cache-dir", self.cache, *args],

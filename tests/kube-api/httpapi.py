@@ -125,6 +125,8 @@ class Server(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, each response waits for a delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     server_version = "kvlite-kube-api-test-server"
 
     def log_message(self, fmt, *args):
@@ -652,11 +654,17 @@ class _Answer(Exception):
         self.code, self.body = code, body
 
 
-def save_state(api, path):
+def save_state(api, path, final=False):
+    """Write the store to path. With final=True the store lock is kept held afterwards, so no write can be
+    acknowledged after the dump (the process is about to exit): every acknowledged write survives a restart."""
     if not path:
         raise ApiError(400, "BadRequest", "no state file: start the server with --state-file")
-    with api.lock:
+    api.lock.acquire()
+    try:
         state = api.store.dump()
+    finally:
+        if not final:
+            api.lock.release()
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(state, f)

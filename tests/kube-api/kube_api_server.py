@@ -196,7 +196,7 @@ def main(argv):
     print(line, flush=True)
     stop.wait()
     if args.state_file:
-        save_state(api, args.state_file)
+        save_state(api, args.state_file, final=True)
     for srv in servers:
         srv.shutdown()
         srv.server_close()
