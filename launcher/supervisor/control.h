@@ -12,34 +12,34 @@
 #define CTL_OUT_MAX (1024 * 1024) /* a client that lets this much pile up is dropped */
 
 struct ctl_conn {
-	ctl_conn *next;
-	supervisor *owner;
-	uint64_t serial;
-	int fd;
-	loop_source *src;
-	char *in;
-	size_t in_len;
-	char *out;
-	size_t out_len, out_cap;
-	bool console;   /* switched to the raw serial byte stream */
-	bool read_eof;  /* peer half-closed: keep sending, stop reading */
+        ctl_conn *next;
+        supervisor *owner;
+        uint64_t serial;
+        int fd;
+        loop_source *src;
+        char *in;
+        size_t in_len;
+        char *out;
+        size_t out_len, out_cap;
+        bool console;  /* switched to the raw serial byte stream */
+        bool read_eof; /* peer half-closed: keep sending, stop reading */
 };
 
 /* A request in flight. Handlers answer exactly once with ctl_reply_ok/ctl_reply_error, now or later
  * (e.g. from a QMP reply callback); the connection may be gone by then, the reply is then dropped. */
 typedef struct ctl_request {
-	supervisor *s;
-	uint64_t conn_serial;
-	cJSON *id;          /* echoed back when the client sent one */
-	const cJSON *args;  /* the request's "args" object or NULL; valid only during the handler call */
+        supervisor *s;
+        uint64_t conn_serial;
+        cJSON *id;         /* echoed back when the client sent one */
+        const cJSON *args; /* the request's "args" object or NULL; valid only during the handler call */
 } ctl_request;
 
 typedef int (*ctl_handler)(ctl_request *req);
 
 typedef struct ctl_command {
-	const char *name;
-	ctl_handler handler;
-	const char *summary;
+        const char *name;
+        ctl_handler handler;
+        const char *summary;
 } ctl_command;
 
 /* The command table (control-commands.c), terminated by a NULL name. */

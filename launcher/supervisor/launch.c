@@ -22,203 +22,204 @@
 #define DEFAULT_QEMU "qemu-system-x86_64"
 
 typedef struct launch {
-	const launch_opts *o;
-	status st;
-	vmi *v;
-	run_dir rd;
-	char *qemu_path;
-	strv argv;
-	int control_fd, qmp_public_fd, serial_fd;
+        const launch_opts *o;
+        status st;
+        vmi *v;
+        run_dir rd;
+        char *qemu_path;
+        strv argv;
+        int control_fd, qmp_public_fd, serial_fd;
 } launch;
 
 /* Records the failure in the status file and returns the exit code. */
 static int fail(launch *l, int code, const char *what, const kv_error *err)
 {
-	char reason[1200];
-	snprintf(reason, sizeof(reason), "%s: %s", what, err->msg);
-	log_error("%s", reason);
-	status_set_phase(&l->st, PHASE_FAILED, reason);
-	l->st.exit_code = code;
-	kv_error werr = {0};
-	if (status_write(&l->st, &werr) < 0)
-		log_warning("status file: %s", werr.msg);
-	return code;
+        char reason[1200];
+        snprintf(reason, sizeof(reason), "%s: %s", what, err->msg);
+        log_error("%s", reason);
+        status_set_phase(&l->st, PHASE_FAILED, reason);
+        l->st.exit_code = code;
+        kv_error werr = {0};
+        if (status_write(&l->st, &werr) < 0)
+                log_warning("status file: %s", werr.msg);
+        return code;
 }
 
 static int load_vmi(launch *l, kv_error *err)
 {
-	const launch_opts *o = l->o;
-	if (o->vmi_env) {
-		const char *text = getenv(o->vmi_env);
-		if (!text)
-			return kv_error_set(err, EINVAL, "--vmi-env: environment variable %s is not set", o->vmi_env);
-		return vmi_load_json_string(text, &l->v, err);
-	}
-	return vmi_load(o->vmi_file, &l->v, err);
+        const launch_opts *o = l->o;
+        if (o->vmi_env) {
+                const char *text = getenv(o->vmi_env);
+                if (!text)
+                        return kv_error_set(err, EINVAL, "--vmi-env: environment variable %s is not set",
+                                            o->vmi_env);
+                return vmi_load_json_string(text, &l->v, err);
+        }
+        return vmi_load(o->vmi_file, &l->v, err);
 }
 
 static void record_identity(launch *l)
 {
-	const vmi *v = l->v;
-	snprintf(l->st.name, sizeof(l->st.name), "%s", v->name ? v->name : "");
-	snprintf(l->st.namespace, sizeof(l->st.namespace), "%s", v->namespace ? v->namespace : "default");
-	snprintf(l->st.uid, sizeof(l->st.uid), "%s", v->uid ? v->uid : "");
-	char ns_name[520];
-	snprintf(ns_name, sizeof(ns_name), "%s/%s", l->st.namespace, l->st.name);
-	kv_log_set_vmi(ns_name);
+        const vmi *v = l->v;
+        snprintf(l->st.name, sizeof(l->st.name), "%s", v->name ? v->name : "");
+        snprintf(l->st.namespace, sizeof(l->st.namespace), "%s", v->namespace ? v->namespace : "default");
+        snprintf(l->st.uid, sizeof(l->st.uid), "%s", v->uid ? v->uid : "");
+        char ns_name[520];
+        snprintf(ns_name, sizeof(ns_name), "%s/%s", l->st.namespace, l->st.name);
+        kv_log_set_vmi(ns_name);
 }
 
 /* execve needs a path: search PATH like execvp would, once, here. */
 static int resolve_qemu(launch *l, kv_error *err)
 {
-	const char *name = l->o->qemu ? l->o->qemu : DEFAULT_QEMU;
-	if (strchr(name, '/')) {
-		if (access(name, X_OK) < 0)
-			return kv_error_errno(err, errno, "--qemu `%s`", name);
-		l->qemu_path = strdup(name);
-		return l->qemu_path ? 0 : -ENOMEM;
-	}
-	const char *path = getenv("PATH");
-	_cleanup_free_ char *dirs = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-	char *save = NULL;
-	for (char *d = dirs ? strtok_r(dirs, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save)) {
-		_cleanup_free_ char *cand = NULL;
-		if (asprintf(&cand, "%s/%s", d, name) >= 0 && access(cand, X_OK) == 0) {
-			l->qemu_path = TAKE_PTR(cand);
-			return 0;
-		}
-	}
-	return kv_error_set(err, ENOENT, "`%s` not found on PATH", name);
+        const char *name = l->o->qemu ? l->o->qemu : DEFAULT_QEMU;
+        if (strchr(name, '/')) {
+                if (access(name, X_OK) < 0)
+                        return kv_error_errno(err, errno, "--qemu `%s`", name);
+                l->qemu_path = strdup(name);
+                return l->qemu_path ? 0 : -ENOMEM;
+        }
+        const char *path = getenv("PATH");
+        _cleanup_free_ char *dirs = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+        char *save = NULL;
+        for (char *d = dirs ? strtok_r(dirs, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save)) {
+                _cleanup_free_ char *cand = NULL;
+                if (asprintf(&cand, "%s/%s", d, name) >= 0 && access(cand, X_OK) == 0) {
+                        l->qemu_path = TAKE_PTR(cand);
+                        return 0;
+                }
+        }
+        return kv_error_set(err, ENOENT, "`%s` not found on PATH", name);
 }
 
 static int bind_socket(launch *l, const char *name, int *fd, kv_error *err)
 {
-	_cleanup_free_ char *path = run_dir_file(&l->rd, name);
-	if (!path)
-		return kv_error_set(err, ENOMEM, "socket path");
-	*fd = unix_listen(path, 0600, err);
-	return *fd < 0 ? *fd : 0;
+        _cleanup_free_ char *path = run_dir_file(&l->rd, name);
+        if (!path)
+                return kv_error_set(err, ENOMEM, "socket path");
+        *fd = unix_listen(path, 0600, err);
+        return *fd < 0 ? *fd : 0;
 }
 
 static int bind_sockets(launch *l, kv_error *err)
 {
-	int r = bind_socket(l, "control.sock", &l->control_fd, err);
-	if (r >= 0)
-		r = bind_socket(l, "qmp.sock", &l->qmp_public_fd, err);
-	if (r >= 0 && l->v->serial_console)
-		r = bind_socket(l, "serial.sock", &l->serial_fd, err);
-	return r;
+        int r = bind_socket(l, "control.sock", &l->control_fd, err);
+        if (r >= 0)
+                r = bind_socket(l, "qmp.sock", &l->qmp_public_fd, err);
+        if (r >= 0 && l->v->serial_console)
+                r = bind_socket(l, "serial.sock", &l->serial_fd, err);
+        return r;
 }
 
 /* The guest's argv from launcher/core, plus the supervisor's private monitor on CHILD_FD_QMP_PRIVATE. */
 static int build_argv(launch *l, const char *accel, kv_error *err)
 {
-	_cleanup_free_ char *serial_log = run_dir_file(&l->rd, "serial.log");
-	qemu_argv_opts opts = {
-		.qemu_binary = l->qemu_path,
-		.accel = accel,
-		.run_dir = l->rd.path,
-		.qmp_fd = CHILD_FD_QMP_PUBLIC,
-		.serial_fd = l->v->serial_console ? CHILD_FD_SERIAL : -1,
-		.serial_log = serial_log,
-		.hotplug_ports = -1,
-	};
-	int r = qemu_argv_build(l->v, &opts, &l->argv, err);
-	if (r < 0)
-		return r;
-	if (strv_push(&l->argv, "-chardev") < 0 ||
-	    strv_pushf(&l->argv, "socket,id=kvlite-qmp,fd=%d,server=off", CHILD_FD_QMP_PRIVATE) < 0 ||
-	    strv_push(&l->argv, "-mon") < 0 || strv_push(&l->argv, "chardev=kvlite-qmp,mode=control") < 0)
-		return kv_error_set(err, ENOMEM, "argv");
-	return 0;
+        _cleanup_free_ char *serial_log = run_dir_file(&l->rd, "serial.log");
+        qemu_argv_opts opts = {
+            .qemu_binary = l->qemu_path,
+            .accel = accel,
+            .run_dir = l->rd.path,
+            .qmp_fd = CHILD_FD_QMP_PUBLIC,
+            .serial_fd = l->v->serial_console ? CHILD_FD_SERIAL : -1,
+            .serial_log = serial_log,
+            .hotplug_ports = -1,
+        };
+        int r = qemu_argv_build(l->v, &opts, &l->argv, err);
+        if (r < 0)
+                return r;
+        if (strv_push(&l->argv, "-chardev") < 0 ||
+            strv_pushf(&l->argv, "socket,id=kvlite-qmp,fd=%d,server=off", CHILD_FD_QMP_PRIVATE) < 0 ||
+            strv_push(&l->argv, "-mon") < 0 || strv_push(&l->argv, "chardev=kvlite-qmp,mode=control") < 0)
+                return kv_error_set(err, ENOMEM, "argv");
+        return 0;
 }
 
 static void log_argv(const launch *l)
 {
-	size_t len = 0;
-	for (size_t i = 0; i < l->argv.n; i++)
-		len += strlen(l->argv.v[i]) + 1;
-	_cleanup_free_ char *line = malloc(len + 1);
-	if (!line)
-		return;
-	char *p = line;
-	for (size_t i = 0; i < l->argv.n; i++)
-		p += sprintf(p, "%s%s", i ? " " : "", l->argv.v[i]);
-	log_info("qemu argv: %s", line);
+        size_t len = 0;
+        for (size_t i = 0; i < l->argv.n; i++)
+                len += strlen(l->argv.v[i]) + 1;
+        _cleanup_free_ char *line = malloc(len + 1);
+        if (!line)
+                return;
+        char *p = line;
+        for (size_t i = 0; i < l->argv.n; i++)
+                p += sprintf(p, "%s%s", i ? " " : "", l->argv.v[i]);
+        log_info("qemu argv: %s", line);
 }
 
 static int prepare(launch *l)
 {
-	kv_error err = {0};
-	int r = load_vmi(l, &err);
-	if (r < 0)
-		return fail(l, EXIT_INVALID, "invalid manifest", &err);
-	record_identity(l);
-	if ((r = sandbox_no_new_privs(&err)) < 0 || (r = run_dir_setup(&l->rd, l->o->run_dir, &err)) < 0)
-		return fail(l, EXIT_SETUP, "setup", &err);
-	log_info("run directory %s", l->rd.path);
-	const char *accel = accel_choose(l->o->accel, &l->st);
-	launcher_paths paths = {.run_dir = l->rd.path, .image_root = l->o->image_root};
-	if ((r = vmi_prepare(l->v, &paths, &err)) < 0)
-		return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "prepare volumes", &err);
-	if ((r = resolve_qemu(l, &err)) < 0)
-		return fail(l, EXIT_FAILED, "qemu failed to start", &err);
-	if ((r = bind_sockets(l, &err)) < 0)
-		return fail(l, EXIT_SETUP, "setup", &err);
-	if ((r = build_argv(l, accel, &err)) < 0)
-		return fail(l, EXIT_INVALID, "build the QEMU command line", &err);
-	log_argv(l);
-	return 0;
+        kv_error err = {0};
+        int r = load_vmi(l, &err);
+        if (r < 0)
+                return fail(l, EXIT_INVALID, "invalid manifest", &err);
+        record_identity(l);
+        if ((r = sandbox_no_new_privs(&err)) < 0 || (r = run_dir_setup(&l->rd, l->o->run_dir, &err)) < 0)
+                return fail(l, EXIT_SETUP, "setup", &err);
+        log_info("run directory %s", l->rd.path);
+        const char *accel = accel_choose(l->o->accel, &l->st);
+        launcher_paths paths = {.run_dir = l->rd.path, .image_root = l->o->image_root};
+        if ((r = vmi_prepare(l->v, &paths, &err)) < 0)
+                return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "prepare volumes", &err);
+        if ((r = resolve_qemu(l, &err)) < 0)
+                return fail(l, EXIT_FAILED, "qemu failed to start", &err);
+        if ((r = bind_sockets(l, &err)) < 0)
+                return fail(l, EXIT_SETUP, "setup", &err);
+        if ((r = build_argv(l, accel, &err)) < 0)
+                return fail(l, EXIT_INVALID, "build the QEMU command line", &err);
+        log_argv(l);
+        return 0;
 }
 
 static void launch_free(launch *l)
 {
-	if (l->control_fd >= 0)
-		close(l->control_fd);
-	if (l->qmp_public_fd >= 0)
-		close(l->qmp_public_fd);
-	if (l->serial_fd >= 0)
-		close(l->serial_fd);
-	run_dir_cleanup(&l->rd);
-	strv_free(&l->argv);
-	free(l->qemu_path);
-	vmi_freep(&l->v);
-	status_fini(&l->st);
+        if (l->control_fd >= 0)
+                close(l->control_fd);
+        if (l->qmp_public_fd >= 0)
+                close(l->qmp_public_fd);
+        if (l->serial_fd >= 0)
+                close(l->serial_fd);
+        run_dir_cleanup(&l->rd);
+        strv_free(&l->argv);
+        free(l->qemu_path);
+        vmi_freep(&l->v);
+        status_fini(&l->st);
 }
 
 static void print_argv(const launch *l)
 {
-	cJSON *arr = cJSON_CreateArray();
-	for (size_t i = 0; i < l->argv.n; i++)
-		cJSON_AddItemToArray(arr, cJSON_CreateString(l->argv.v[i]));
-	_cleanup_free_ char *text = cJSON_PrintUnformatted(arr);
-	cJSON_Delete(arr);
-	if (text)
-		puts(text);
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; i < l->argv.n; i++)
+                cJSON_AddItemToArray(arr, cJSON_CreateString(l->argv.v[i]));
+        _cleanup_free_ char *text = cJSON_PrintUnformatted(arr);
+        cJSON_Delete(arr);
+        if (text)
+                puts(text);
 }
 
 int launch_run(const launch_opts *o)
 {
-	launch l = {.o = o, .control_fd = -1, .qmp_public_fd = -1, .serial_fd = -1};
-	status_init(&l.st, o->status_file);
-	int code = prepare(&l);
-	if (code == 0 && o->dry_run)
-		print_argv(&l);
-	else if (code == 0) {
-		sup_config cfg = {
-			.qemu_path = l.qemu_path,
-			.argv = strv_argv(&l.argv),
-			.run_dir = l.rd.path,
-			.grace_seconds = (int)l.v->grace_seconds,
-			.start_paused = l.v->start_paused,
-			.qmp_public_fd = l.qmp_public_fd,
-			.serial_listen_fd = l.serial_fd,
-			.control_fd = l.control_fd,
-			.sandbox = o->sandbox,
-			.serial_stdout = o->serial_stdout,
-		};
-		code = supervisor_run(&cfg, &l.st);
-	}
-	launch_free(&l);
-	return code;
+        launch l = {.o = o, .control_fd = -1, .qmp_public_fd = -1, .serial_fd = -1};
+        status_init(&l.st, o->status_file);
+        int code = prepare(&l);
+        if (code == 0 && o->dry_run)
+                print_argv(&l);
+        else if (code == 0) {
+                sup_config cfg = {
+                    .qemu_path = l.qemu_path,
+                    .argv = strv_argv(&l.argv),
+                    .run_dir = l.rd.path,
+                    .grace_seconds = (int)l.v->grace_seconds,
+                    .start_paused = l.v->start_paused,
+                    .qmp_public_fd = l.qmp_public_fd,
+                    .serial_listen_fd = l.serial_fd,
+                    .control_fd = l.control_fd,
+                    .sandbox = o->sandbox,
+                    .serial_stdout = o->serial_stdout,
+                };
+                code = supervisor_run(&cfg, &l.st);
+        }
+        launch_free(&l);
+        return code;
 }

@@ -5,16 +5,16 @@
 #include "accel.h"
 
 typedef struct launch_opts {
-	const char *vmi_file;    /* --vmi FILE|- */
-	const char *vmi_env;     /* --vmi-env VAR */
-	const char *run_dir;     /* NULL: private mkdtemp directory */
-	const char *image_root;
-	const char *status_file;
-	const char *qemu;        /* NULL: qemu-system-x86_64 on PATH */
-	accel_mode accel;
-	bool sandbox;
-	bool serial_stdout;      /* copy the serial console to stdout */
-	bool dry_run;            /* print the QEMU argv as a JSON array and exit */
+        const char *vmi_file; /* --vmi FILE|- */
+        const char *vmi_env;  /* --vmi-env VAR */
+        const char *run_dir;  /* NULL: private mkdtemp directory */
+        const char *image_root;
+        const char *status_file;
+        const char *qemu; /* NULL: qemu-system-x86_64 on PATH */
+        accel_mode accel;
+        bool sandbox;
+        bool serial_stdout; /* copy the serial console to stdout */
+        bool dry_run;       /* print the QEMU argv as a JSON array and exit */
 } launch_opts;
 
 /* Returns the process exit code (EXIT_* in supervisor.h). */

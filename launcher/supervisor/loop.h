@@ -9,11 +9,11 @@ typedef struct loop_source loop_source;
 typedef void (*loop_cb)(loop_source *src, int fd, uint32_t events, void *data);
 
 struct loop_source {
-	int fd;
-	loop_cb cb;
-	void *data;
-	bool dead; /* removed; freed after the current dispatch */
-	loop_source *next; /* every source of the loop, live or dead */
+        int fd;
+        loop_cb cb;
+        void *data;
+        bool dead;         /* removed; freed after the current dispatch */
+        loop_source *next; /* every source of the loop, live or dead */
 };
 
 int loop_new(loop **out);

@@ -11,105 +11,139 @@
 #include "supervisor.h"
 
 static const char usage[] =
-	"Usage: virt-launcher --vmi FILE|- [OPTIONS]\n"
-	"       virt-launcher --vmi-env VAR [OPTIONS]\n"
-	"       virt-launcher console --run-dir DIR\n"
-	"       virt-launcher ctl --run-dir DIR status|pause|unpause|shutdown|help\n"
-	"\n"
-	"Boots a kubevirt.io/v1 VirtualMachineInstance (YAML or JSON) on QEMU and supervises it until the\n"
-	"guest powers off or the launcher is asked to stop (SIGTERM/SIGINT: ACPI power button, then quit\n"
-	"and SIGKILL after spec.terminationGracePeriodSeconds).\n"
-	"\n"
-	"Options:\n"
-	"  --vmi FILE|-         read the VMI from FILE (\"-\": stdin)\n"
-	"  --vmi-env VAR        read the VMI (JSON or YAML) from environment variable VAR\n"
-	"  --run-dir DIR        sockets, serial.log and created disks (default: a private 0700 temp dir,\n"
-	"                       removed on exit)\n"
-	"  --image-root DIR     containerDisk volume V resolves to DIR/V when that directory exists\n"
-	"  --status-file FILE   rewrite FILE atomically with the status JSON on every change\n"
-	"  --accel auto|kvm|tcg accelerator (default auto: KVM only when kvmcheck says it really works)\n"
-	"  --qemu PATH          QEMU binary (default qemu-system-x86_64 on PATH)\n"
-	"  --no-sandbox         keep capabilities and skip the seccomp filter (debugging)\n"
-	"  --serial-stdout      copy the guest's serial output to stdout (default when stdout is a\n"
-	"                       terminal; logs stay on stderr)\n"
-	"  --dry-run            prepare everything, print the QEMU argv as a JSON array, exit\n"
-	"  --log-level LEVEL    debug|info|warning|error (default info)\n"
-	"  -h, --help           this text\n"
-	"\n"
-	"Exit codes: 0 Succeeded (guest powered off, or stopped on request), 1 Failed (QEMU failed to\n"
-	"start, crashed or was killed), 2 invalid manifest or usage, 3 setup error (run dir, sockets,\n"
-	"volume I/O).\n";
+    "Usage: virt-launcher --vmi FILE|- [OPTIONS]\n"
+    "       virt-launcher --vmi-env VAR [OPTIONS]\n"
+    "       virt-launcher console --run-dir DIR\n"
+    "       virt-launcher ctl --run-dir DIR status|pause|unpause|shutdown|help\n"
+    "\n"
+    "Boots a kubevirt.io/v1 VirtualMachineInstance (YAML or JSON) on QEMU and supervises it until the\n"
+    "guest powers off or the launcher is asked to stop (SIGTERM/SIGINT: ACPI power button, then quit\n"
+    "and SIGKILL after spec.terminationGracePeriodSeconds).\n"
+    "\n"
+    "Options:\n"
+    "  --vmi FILE|-         read the VMI from FILE (\"-\": stdin)\n"
+    "  --vmi-env VAR        read the VMI (JSON or YAML) from environment variable VAR\n"
+    "  --run-dir DIR        sockets, serial.log and created disks (default: a private 0700 temp dir,\n"
+    "                       removed on exit)\n"
+    "  --image-root DIR     containerDisk volume V resolves to DIR/V when that directory exists\n"
+    "  --status-file FILE   rewrite FILE atomically with the status JSON on every change\n"
+    "  --accel auto|kvm|tcg accelerator (default auto: KVM only when kvmcheck says it really works)\n"
+    "  --qemu PATH          QEMU binary (default qemu-system-x86_64 on PATH)\n"
+    "  --no-sandbox         keep capabilities and skip the seccomp filter (debugging)\n"
+    "  --serial-stdout      copy the guest's serial output to stdout (default when stdout is a\n"
+    "                       terminal; logs stay on stderr)\n"
+    "  --dry-run            prepare everything, print the QEMU argv as a JSON array, exit\n"
+    "  --log-level LEVEL    debug|info|warning|error (default info)\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Exit codes: 0 Succeeded (guest powered off, or stopped on request), 1 Failed (QEMU failed to\n"
+    "start, crashed or was killed), 2 invalid manifest or usage, 3 setup error (run dir, sockets,\n"
+    "volume I/O).\n";
 
 static int parse_level(const char *name)
 {
-	static const char *const names[] = {"debug", "info", "warning", "error"};
-	for (int i = 0; i < 4; i++)
-		if (strcmp(name, names[i]) == 0) {
-			kv_log_set_level((enum kv_log_level)i);
-			return 0;
-		}
-	return -1;
+        static const char *const names[] = {"debug", "info", "warning", "error"};
+        for (int i = 0; i < 4; i++)
+                if (strcmp(name, names[i]) == 0) {
+                        kv_log_set_level((enum kv_log_level)i);
+                        return 0;
+                }
+        return -1;
 }
 
 static int usage_error(const char *what, const char *arg)
 {
-	fprintf(stderr, "virt-launcher: %s%s%s\nTry 'virt-launcher --help'.\n", what, arg ? ": " : "", arg ? arg : "");
-	return EXIT_INVALID;
+        fprintf(stderr, "virt-launcher: %s%s%s\nTry 'virt-launcher --help'.\n", what, arg ? ": " : "",
+                arg ? arg : "");
+        return EXIT_INVALID;
 }
 
 int main(int argc, char **argv)
 {
-	kv_log_init("virt-launcher");
-	if (argc > 1 && strcmp(argv[1], "console") == 0)
-		return console_client_main(argc - 1, argv + 1);
-	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
-		return ctl_client_main(argc - 1, argv + 1);
+        kv_log_init("virt-launcher");
+        if (argc > 1 && strcmp(argv[1], "console") == 0)
+                return console_client_main(argc - 1, argv + 1);
+        if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+                return ctl_client_main(argc - 1, argv + 1);
 
-	enum { OPT_VMI = 256, OPT_VMI_ENV, OPT_RUN_DIR, OPT_IMAGE_ROOT, OPT_STATUS, OPT_ACCEL, OPT_QEMU,
-	       OPT_NO_SANDBOX, OPT_LOG_LEVEL, OPT_DRY_RUN, OPT_SERIAL_STDOUT };
-	static const struct option longopts[] = {
-		{"vmi", required_argument, NULL, OPT_VMI},
-		{"vmi-env", required_argument, NULL, OPT_VMI_ENV},
-		{"run-dir", required_argument, NULL, OPT_RUN_DIR},
-		{"image-root", required_argument, NULL, OPT_IMAGE_ROOT},
-		{"status-file", required_argument, NULL, OPT_STATUS},
-		{"accel", required_argument, NULL, OPT_ACCEL},
-		{"qemu", required_argument, NULL, OPT_QEMU},
-		{"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX},
-		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
-		{"serial-stdout", no_argument, NULL, OPT_SERIAL_STDOUT},
-		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-		{"help", no_argument, NULL, 'h'},
-		{0},
-	};
-	launch_opts o = {.accel = ACCEL_AUTO, .sandbox = true, .serial_stdout = isatty(STDOUT_FILENO)};
-	int c;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_VMI: o.vmi_file = optarg; break;
-		case OPT_VMI_ENV: o.vmi_env = optarg; break;
-		case OPT_RUN_DIR: o.run_dir = optarg; break;
-		case OPT_IMAGE_ROOT: o.image_root = optarg; break;
-		case OPT_STATUS: o.status_file = optarg; break;
-		case OPT_QEMU: o.qemu = optarg; break;
-		case OPT_NO_SANDBOX: o.sandbox = false; break;
-		case OPT_DRY_RUN: o.dry_run = true; break;
-		case OPT_SERIAL_STDOUT: o.serial_stdout = true; break;
-		case OPT_ACCEL:
-			if (accel_parse(optarg, &o.accel) < 0)
-				return usage_error("--accel must be one of auto, kvm, tcg, not", optarg);
-			break;
-		case OPT_LOG_LEVEL:
-			if (parse_level(optarg) < 0)
-				return usage_error("--log-level must be one of debug, info, warning, error, not", optarg);
-			break;
-		case 'h': fputs(usage, stdout); return 0;
-		default: return usage_error("invalid option", NULL);
-		}
-	}
-	if (optind < argc)
-		return usage_error("unexpected argument", argv[optind]);
-	if (!o.vmi_file == !o.vmi_env)
-		return usage_error("exactly one of --vmi and --vmi-env is required", NULL);
-	return launch_run(&o);
+        enum {
+                OPT_VMI = 256,
+                OPT_VMI_ENV,
+                OPT_RUN_DIR,
+                OPT_IMAGE_ROOT,
+                OPT_STATUS,
+                OPT_ACCEL,
+                OPT_QEMU,
+                OPT_NO_SANDBOX,
+                OPT_LOG_LEVEL,
+                OPT_DRY_RUN,
+                OPT_SERIAL_STDOUT
+        };
+        static const struct option longopts[] = {
+            {"vmi", required_argument, NULL, OPT_VMI},
+            {"vmi-env", required_argument, NULL, OPT_VMI_ENV},
+            {"run-dir", required_argument, NULL, OPT_RUN_DIR},
+            {"image-root", required_argument, NULL, OPT_IMAGE_ROOT},
+            {"status-file", required_argument, NULL, OPT_STATUS},
+            {"accel", required_argument, NULL, OPT_ACCEL},
+            {"qemu", required_argument, NULL, OPT_QEMU},
+            {"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX},
+            {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+            {"serial-stdout", no_argument, NULL, OPT_SERIAL_STDOUT},
+            {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+            {"help", no_argument, NULL, 'h'},
+            {0},
+        };
+        launch_opts o = {.accel = ACCEL_AUTO, .sandbox = true, .serial_stdout = isatty(STDOUT_FILENO)};
+        int c;
+        while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+                switch (c) {
+                case OPT_VMI:
+                        o.vmi_file = optarg;
+                        break;
+                case OPT_VMI_ENV:
+                        o.vmi_env = optarg;
+                        break;
+                case OPT_RUN_DIR:
+                        o.run_dir = optarg;
+                        break;
+                case OPT_IMAGE_ROOT:
+                        o.image_root = optarg;
+                        break;
+                case OPT_STATUS:
+                        o.status_file = optarg;
+                        break;
+                case OPT_QEMU:
+                        o.qemu = optarg;
+                        break;
+                case OPT_NO_SANDBOX:
+                        o.sandbox = false;
+                        break;
+                case OPT_DRY_RUN:
+                        o.dry_run = true;
+                        break;
+                case OPT_SERIAL_STDOUT:
+                        o.serial_stdout = true;
+                        break;
+                case OPT_ACCEL:
+                        if (accel_parse(optarg, &o.accel) < 0)
+                                return usage_error("--accel must be one of auto, kvm, tcg, not", optarg);
+                        break;
+                case OPT_LOG_LEVEL:
+                        if (parse_level(optarg) < 0)
+                                return usage_error(
+                                    "--log-level must be one of debug, info, warning, error, not", optarg);
+                        break;
+                case 'h':
+                        fputs(usage, stdout);
+                        return 0;
+                default:
+                        return usage_error("invalid option", NULL);
+                }
+        }
+        if (optind < argc)
+                return usage_error("unexpected argument", argv[optind]);
+        if (!o.vmi_file == !o.vmi_env)
+                return usage_error("exactly one of --vmi and --vmi-env is required", NULL);
+        return launch_run(&o);
 }

@@ -19,94 +19,94 @@ extern char **environ;
 
 static void child_fail(int errfd, int code)
 {
-	ssize_t w = write(errfd, &code, sizeof(code));
-	(void)w;
-	_exit(127);
+        ssize_t w = write(errfd, &code, sizeof(code));
+        (void)w;
+        _exit(127);
 }
 
 /* Runs in the child between fork and execve: only async-signal-safe calls. */
 static void child_exec(const qemu_spawn_req *req, pid_t parent, int errfd)
 {
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL); /* the launcher blocks signals for its signalfd */
-	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
-	/* Own session: a terminal's Ctrl-C or a signal to the launcher's process group must reach the
-	 * launcher only, which then stops QEMU gracefully. */
-	if (setsid() < 0)
-		child_fail(errfd, errno);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		child_fail(errfd, errno);
-	if (getppid() != parent) /* the launcher died before prctl took effect */
-		_exit(127);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL); /* the launcher blocks signals for its signalfd */
+        for (int s = 1; s < NSIG; s++)
+                signal(s, SIG_DFL);
+        /* Own session: a terminal's Ctrl-C or a signal to the launcher's process group must reach the
+         * launcher only, which then stops QEMU gracefully. */
+        if (setsid() < 0)
+                child_fail(errfd, errno);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                child_fail(errfd, errno);
+        if (getppid() != parent) /* the launcher died before prctl took effect */
+                _exit(127);
 
-	/* Move every fd (the error pipe too) above the target range first, so placing one never
-	 * clobbers another. */
-	int base = 3 + req->nfds;
-	int moved = fcntl(errfd, F_DUPFD_CLOEXEC, base);
-	if (moved < 0)
-		child_fail(errfd, errno);
-	errfd = moved;
-	int high[MAX_PASSED_FDS];
-	for (int i = 0; i < req->nfds; i++) {
-		high[i] = fcntl(req->fds[i], F_DUPFD_CLOEXEC, base);
-		if (high[i] < 0)
-			child_fail(errfd, errno);
-	}
-	for (int i = 0; i < req->nfds; i++)
-		if (dup2(high[i], 3 + i) < 0)
-			child_fail(errfd, errno);
-	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0)
-		child_fail(errfd, errno);
-	if (req->stderr_fd >= 0 && dup2(req->stderr_fd, STDERR_FILENO) < 0)
-		child_fail(errfd, errno);
-	execve(req->path, req->argv, environ);
-	child_fail(errfd, errno);
+        /* Move every fd (the error pipe too) above the target range first, so placing one never
+         * clobbers another. */
+        int base = 3 + req->nfds;
+        int moved = fcntl(errfd, F_DUPFD_CLOEXEC, base);
+        if (moved < 0)
+                child_fail(errfd, errno);
+        errfd = moved;
+        int high[MAX_PASSED_FDS];
+        for (int i = 0; i < req->nfds; i++) {
+                high[i] = fcntl(req->fds[i], F_DUPFD_CLOEXEC, base);
+                if (high[i] < 0)
+                        child_fail(errfd, errno);
+        }
+        for (int i = 0; i < req->nfds; i++)
+                if (dup2(high[i], 3 + i) < 0)
+                        child_fail(errfd, errno);
+        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0)
+                child_fail(errfd, errno);
+        if (req->stderr_fd >= 0 && dup2(req->stderr_fd, STDERR_FILENO) < 0)
+                child_fail(errfd, errno);
+        execve(req->path, req->argv, environ);
+        child_fail(errfd, errno);
 }
 
 int qemu_spawn(const qemu_spawn_req *req, pid_t *pid, kv_error *err)
 {
-	if (req->nfds > MAX_PASSED_FDS)
-		return kv_error_set(err, EINVAL, "too many fds for QEMU (%d)", req->nfds);
-	int errpipe[2];
-	if (pipe2(errpipe, O_CLOEXEC) < 0)
-		return kv_error_errno(err, errno, "pipe");
-	pid_t parent = getpid();
-	pid_t child = fork();
-	if (child < 0) {
-		int saved = errno;
-		close(errpipe[0]);
-		close(errpipe[1]);
-		return kv_error_errno(err, saved, "fork");
-	}
-	if (child == 0) {
-		close(errpipe[0]);
-		child_exec(req, parent, errpipe[1]);
-	}
-	close(errpipe[1]);
-	int code = 0;
-	ssize_t n;
-	do
-		n = read(errpipe[0], &code, sizeof(code));
-	while (n < 0 && errno == EINTR);
-	close(errpipe[0]);
-	if (n == sizeof(code)) {
-		waitpid(child, NULL, 0);
-		return kv_error_errno(err, code, "execute `%s`", req->path);
-	}
-	*pid = child;
-	return 0;
+        if (req->nfds > MAX_PASSED_FDS)
+                return kv_error_set(err, EINVAL, "too many fds for QEMU (%d)", req->nfds);
+        int errpipe[2];
+        if (pipe2(errpipe, O_CLOEXEC) < 0)
+                return kv_error_errno(err, errno, "pipe");
+        pid_t parent = getpid();
+        pid_t child = fork();
+        if (child < 0) {
+                int saved = errno;
+                close(errpipe[0]);
+                close(errpipe[1]);
+                return kv_error_errno(err, saved, "fork");
+        }
+        if (child == 0) {
+                close(errpipe[0]);
+                child_exec(req, parent, errpipe[1]);
+        }
+        close(errpipe[1]);
+        int code = 0;
+        ssize_t n;
+        do
+                n = read(errpipe[0], &code, sizeof(code));
+        while (n < 0 && errno == EINTR);
+        close(errpipe[0]);
+        if (n == sizeof(code)) {
+                waitpid(child, NULL, 0);
+                return kv_error_errno(err, code, "execute `%s`", req->path);
+        }
+        *pid = child;
+        return 0;
 }
 
 void wait_status_describe(int wstatus, char *buf, size_t size)
 {
-	if (WIFEXITED(wstatus))
-		snprintf(buf, size, "exited with status %d", WEXITSTATUS(wstatus));
-	else if (WIFSIGNALED(wstatus))
-		snprintf(buf, size, "killed by signal %d (SIG%s)", WTERMSIG(wstatus),
-			 sigabbrev_np(WTERMSIG(wstatus)) ? sigabbrev_np(WTERMSIG(wstatus)) : "?");
-	else
-		snprintf(buf, size, "stopped with wait status 0x%x", wstatus);
+        if (WIFEXITED(wstatus))
+                snprintf(buf, size, "exited with status %d", WEXITSTATUS(wstatus));
+        else if (WIFSIGNALED(wstatus))
+                snprintf(buf, size, "killed by signal %d (SIG%s)", WTERMSIG(wstatus),
+                         sigabbrev_np(WTERMSIG(wstatus)) ? sigabbrev_np(WTERMSIG(wstatus)) : "?");
+        else
+                snprintf(buf, size, "stopped with wait status 0x%x", wstatus);
 }

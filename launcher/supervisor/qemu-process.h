@@ -6,11 +6,11 @@
 #include "error.h"
 
 typedef struct qemu_spawn_req {
-	const char *path;   /* executable */
-	char *const *argv;  /* NULL-terminated */
-	const int *fds;     /* placed at 3 + i in the child */
-	int nfds;
-	int stderr_fd;      /* QEMU's stderr (a pipe end), or -1 to inherit */
+        const char *path;  /* executable */
+        char *const *argv; /* NULL-terminated */
+        const int *fds;    /* placed at 3 + i in the child */
+        int nfds;
+        int stderr_fd; /* QEMU's stderr (a pipe end), or -1 to inherit */
 } qemu_spawn_req;
 
 /* Returns 0 and the pid once execve succeeded; an exec failure is reported here, not as an exit. */

@@ -5,9 +5,9 @@
 #define RING_SIZE (64 * 1024)
 
 typedef struct ring {
-	char buf[RING_SIZE];
-	size_t head; /* next write position */
-	size_t len;  /* bytes held, <= RING_SIZE */
+        char buf[RING_SIZE];
+        size_t head; /* next write position */
+        size_t len;  /* bytes held, <= RING_SIZE */
 } ring;
 
 /* Append, overwriting the oldest bytes when full. */

@@ -6,8 +6,8 @@
 #include "error.h"
 
 typedef struct run_dir {
-	char *path;
-	bool private_tmp;
+        char *path;
+        bool private_tmp;
 } run_dir;
 
 int run_dir_setup(run_dir *rd, const char *given, kv_error *err);

@@ -9,159 +9,145 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "macro.h"
 
 static const char *const cond_names[COND__MAX] = {
-	[COND_READY] = "Ready",
-	[COND_PAUSED] = "Paused",
-	[COND_SOFTWARE_EMULATION] = "SoftwareEmulation",
+    [COND_READY] = "Ready",
+    [COND_PAUSED] = "Paused",
+    [COND_SOFTWARE_EMULATION] = "SoftwareEmulation",
 };
 
 void rfc3339_now(char *buf, size_t size)
 {
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 void status_init(status *st, const char *path)
 {
-	*st = (status){.phase = PHASE_PENDING, .exit_code = -1};
-	snprintf(st->accel, sizeof(st->accel), "none");
-	rfc3339_now(st->created, sizeof(st->created));
-	st->path = path ? strdup(path) : NULL;
+        *st = (status){.phase = PHASE_PENDING, .exit_code = -1};
+        snprintf(st->accel, sizeof(st->accel), "none");
+        rfc3339_now(st->created, sizeof(st->created));
+        st->path = path ? strdup(path) : NULL;
 }
 
 void status_fini(status *st)
 {
-	free(st->path);
-	st->path = NULL;
+        free(st->path);
+        st->path = NULL;
 }
 
 const char *phase_name(enum phase p)
 {
-	static const char *const names[] = {"Pending", "Scheduled", "Running", "Succeeded", "Failed"};
-	return p <= PHASE_FAILED ? names[p] : "Unknown";
+        static const char *const names[] = {"Pending", "Scheduled", "Running", "Succeeded", "Failed"};
+        return p <= PHASE_FAILED ? names[p] : "Unknown";
 }
 
 bool phase_is_final(enum phase p)
 {
-	return p == PHASE_SUCCEEDED || p == PHASE_FAILED;
+        return p == PHASE_SUCCEEDED || p == PHASE_FAILED;
 }
 
 void status_set_phase(status *st, enum phase p, const char *reason)
 {
-	st->phase = p;
-	snprintf(st->reason, sizeof(st->reason), "%s", reason ? reason : "");
-	if (p == PHASE_RUNNING && !st->started[0])
-		rfc3339_now(st->started, sizeof(st->started));
-	if (phase_is_final(p))
-		rfc3339_now(st->finished, sizeof(st->finished));
+        st->phase = p;
+        snprintf(st->reason, sizeof(st->reason), "%s", reason ? reason : "");
+        if (p == PHASE_RUNNING && !st->started[0])
+                rfc3339_now(st->started, sizeof(st->started));
+        if (phase_is_final(p))
+                rfc3339_now(st->finished, sizeof(st->finished));
 }
 
 void status_set_condition(status *st, enum cond_type t, bool present, bool value, const char *reason,
-			  const char *message)
+                          const char *message)
 {
-	condition *c = &st->conds[t];
-	if (!present) {
-		*c = (condition){0};
-		return;
-	}
-	if (!c->present || c->status != value)
-		rfc3339_now(c->last_transition, sizeof(c->last_transition));
-	c->present = true;
-	c->status = value;
-	snprintf(c->reason, sizeof(c->reason), "%s", reason ? reason : "");
-	snprintf(c->message, sizeof(c->message), "%s", message ? message : "");
+        condition *c = &st->conds[t];
+        if (!present) {
+                *c = (condition){0};
+                return;
+        }
+        if (!c->present || c->status != value)
+                rfc3339_now(c->last_transition, sizeof(c->last_transition));
+        c->present = true;
+        c->status = value;
+        snprintf(c->reason, sizeof(c->reason), "%s", reason ? reason : "");
+        snprintf(c->message, sizeof(c->message), "%s", message ? message : "");
 }
 
 static void add_string_or_null(cJSON *o, const char *key, const char *value)
 {
-	if (value && *value)
-		cJSON_AddStringToObject(o, key, value);
-	else
-		cJSON_AddNullToObject(o, key);
+        if (value && *value)
+                cJSON_AddStringToObject(o, key, value);
+        else
+                cJSON_AddNullToObject(o, key);
 }
 
 static cJSON *conditions_to_json(const status *st)
 {
-	cJSON *arr = cJSON_CreateArray();
-	for (int t = 0; t < COND__MAX; t++) {
-		const condition *c = &st->conds[t];
-		if (!c->present)
-			continue;
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "type", cond_names[t]);
-		cJSON_AddStringToObject(o, "status", c->status ? "True" : "False");
-		cJSON_AddNullToObject(o, "lastProbeTime");
-		cJSON_AddStringToObject(o, "lastTransitionTime", c->last_transition);
-		cJSON_AddStringToObject(o, "reason", c->reason);
-		cJSON_AddStringToObject(o, "message", c->message);
-		cJSON_AddItemToArray(arr, o);
-	}
-	return arr;
+        cJSON *arr = cJSON_CreateArray();
+        for (int t = 0; t < COND__MAX; t++) {
+                const condition *c = &st->conds[t];
+                if (!c->present)
+                        continue;
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "type", cond_names[t]);
+                cJSON_AddStringToObject(o, "status", c->status ? "True" : "False");
+                cJSON_AddNullToObject(o, "lastProbeTime");
+                cJSON_AddStringToObject(o, "lastTransitionTime", c->last_transition);
+                cJSON_AddStringToObject(o, "reason", c->reason);
+                cJSON_AddStringToObject(o, "message", c->message);
+                cJSON_AddItemToArray(arr, o);
+        }
+        return arr;
 }
 
 cJSON *status_to_json(const status *st)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "phase", phase_name(st->phase));
-	cJSON_AddStringToObject(o, "reason", st->reason);
-	cJSON_AddStringToObject(o, "accel", st->accel);
-	cJSON_AddNumberToObject(o, "qemuPid", st->qemu_pid);
-	cJSON_AddNumberToObject(o, "launcherPid", getpid());
-	add_string_or_null(o, "qemuStatus", st->qemu_status);
-	if (st->exit_code >= 0)
-		cJSON_AddNumberToObject(o, "exitCode", st->exit_code);
-	cJSON *vmi = cJSON_AddObjectToObject(o, "vmi");
-	add_string_or_null(vmi, "name", st->name);
-	add_string_or_null(vmi, "namespace", st->namespace);
-	add_string_or_null(vmi, "uid", st->uid);
-	cJSON_AddItemToObject(o, "conditions", conditions_to_json(st));
-	cJSON *ts = cJSON_AddObjectToObject(o, "timestamps");
-	add_string_or_null(ts, "created", st->created);
-	add_string_or_null(ts, "running", st->started);
-	add_string_or_null(ts, "finished", st->finished);
-	return o;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "phase", phase_name(st->phase));
+        cJSON_AddStringToObject(o, "reason", st->reason);
+        cJSON_AddStringToObject(o, "accel", st->accel);
+        cJSON_AddNumberToObject(o, "qemuPid", st->qemu_pid);
+        cJSON_AddNumberToObject(o, "launcherPid", getpid());
+        add_string_or_null(o, "qemuStatus", st->qemu_status);
+        if (st->exit_code >= 0)
+                cJSON_AddNumberToObject(o, "exitCode", st->exit_code);
+        cJSON *vmi = cJSON_AddObjectToObject(o, "vmi");
+        add_string_or_null(vmi, "name", st->name);
+        add_string_or_null(vmi, "namespace", st->namespace);
+        add_string_or_null(vmi, "uid", st->uid);
+        cJSON_AddItemToObject(o, "conditions", conditions_to_json(st));
+        cJSON *ts = cJSON_AddObjectToObject(o, "timestamps");
+        add_string_or_null(ts, "created", st->created);
+        add_string_or_null(ts, "running", st->started);
+        add_string_or_null(ts, "finished", st->finished);
+        return o;
 }
 
 int status_write(const status *st, kv_error *err)
 {
-	if (!st->path)
-		return 0;
-	cJSON *o = status_to_json(st);
-	_cleanup_free_ char *text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	if (!text)
-		return kv_error_set(err, ENOMEM, "render status");
-	_cleanup_free_ char *tmp = NULL;
-	if (asprintf(&tmp, "%s.tmp", st->path) < 0)
-		return kv_error_set(err, ENOMEM, "status path");
-	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return kv_error_errno(err, errno, "open `%s`", tmp);
-	size_t len = strlen(text);
-	text[len] = '\n'; /* one line, newline-terminated: replaces the NUL, written by length */
-	int r = write_all(fd, text, len + 1);
-	if (r < 0)
-		return kv_error_errno(err, -r, "write `%s`", tmp);
-	if (rename(tmp, st->path) < 0)
-		return kv_error_errno(err, errno, "rename `%s` to `%s`", tmp, st->path);
-	return 0;
+        if (!st->path)
+                return 0;
+        cJSON *o = status_to_json(st);
+        _cleanup_free_ char *text = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!text)
+                return kv_error_set(err, ENOMEM, "render status");
+        _cleanup_free_ char *tmp = NULL;
+        if (asprintf(&tmp, "%s.tmp", st->path) < 0)
+                return kv_error_set(err, ENOMEM, "status path");
+        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return kv_error_errno(err, errno, "open `%s`", tmp);
+        size_t len = strlen(text);
+        text[len] = '\n'; /* one line, newline-terminated: replaces the NUL, written by length */
+        int r = fd_write_all(fd, text, len + 1);
+        if (r < 0)
+                return kv_error_errno(err, -r, "write `%s`", tmp);
+        if (rename(tmp, st->path) < 0)
+                return kv_error_errno(err, errno, "rename `%s` to `%s`", tmp, st->path);
+        return 0;
 }

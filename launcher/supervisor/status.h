@@ -11,24 +11,24 @@ enum phase { PHASE_PENDING, PHASE_SCHEDULED, PHASE_RUNNING, PHASE_SUCCEEDED, PHA
 enum cond_type { COND_READY, COND_PAUSED, COND_SOFTWARE_EMULATION, COND__MAX };
 
 typedef struct condition {
-	bool present;
-	bool status;
-	char reason[64];
-	char message[256];
-	char last_transition[40];
+        bool present;
+        bool status;
+        char reason[64];
+        char message[256];
+        char last_transition[40];
 } condition;
 
 typedef struct status {
-	enum phase phase;
-	char reason[512]; /* one line: why the launcher is in this phase (failures) */
-	char accel[8];
-	pid_t qemu_pid;
-	int exit_code; /* the launcher's own exit code once final, else -1 */
-	char qemu_status[32];
-	char name[254], namespace[254], uid[64];
-	condition conds[COND__MAX];
-	char created[40], started[40], finished[40];
-	char *path; /* --status-file, or NULL */
+        enum phase phase;
+        char reason[512]; /* one line: why the launcher is in this phase (failures) */
+        char accel[8];
+        pid_t qemu_pid;
+        int exit_code; /* the launcher's own exit code once final, else -1 */
+        char qemu_status[32];
+        char name[254], namespace[254], uid[64];
+        condition conds[COND__MAX];
+        char created[40], started[40], finished[40];
+        char *path; /* --status-file, or NULL */
 } status;
 
 void status_init(status *st, const char *path);
@@ -39,7 +39,7 @@ bool phase_is_final(enum phase p);
 void status_set_phase(status *st, enum phase p, const char *reason);
 /* Sets or clears (present=false) a condition; the transition time changes only when status flips. */
 void status_set_condition(status *st, enum cond_type t, bool present, bool value, const char *reason,
-			  const char *message);
+                          const char *message);
 cJSON *status_to_json(const status *st);
 /* Rewrites st->path atomically (tmp file + rename); no-op without a path. */
 int status_write(const status *st, kv_error *err);

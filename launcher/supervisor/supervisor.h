@@ -14,30 +14,30 @@
 
 /* Where the fds handed to QEMU land in the child (qemu_argv_build is told these numbers). */
 enum {
-	CHILD_FD_QMP_PRIVATE = 3, /* socketpair end: the launcher's own monitor */
-	CHILD_FD_QMP_PUBLIC = 4,  /* listening <run-dir>/qmp.sock for tools (qmp CLI) */
-	CHILD_FD_SERIAL = 5,      /* listening <run-dir>/serial.sock */
+        CHILD_FD_QMP_PRIVATE = 3, /* socketpair end: the launcher's own monitor */
+        CHILD_FD_QMP_PUBLIC = 4,  /* listening <run-dir>/qmp.sock for tools (qmp CLI) */
+        CHILD_FD_SERIAL = 5,      /* listening <run-dir>/serial.sock */
 };
 
 /* Exit codes of virt-launcher. */
 enum {
-	EXIT_SUCCEEDED = 0, /* guest powered off, or stopped on request */
-	EXIT_FAILED = 1,    /* QEMU failed to start, crashed or was killed */
-	EXIT_INVALID = 2,   /* invalid manifest or usage */
-	EXIT_SETUP = 3,     /* the host could not be prepared (run dir, sockets, volume I/O) */
+        EXIT_SUCCEEDED = 0, /* guest powered off, or stopped on request */
+        EXIT_FAILED = 1,    /* QEMU failed to start, crashed or was killed */
+        EXIT_INVALID = 2,   /* invalid manifest or usage */
+        EXIT_SETUP = 3,     /* the host could not be prepared (run dir, sockets, volume I/O) */
 };
 
 typedef struct sup_config {
-	const char *qemu_path;  /* absolute executable */
-	char *const *argv;      /* complete QEMU argv, already referring to CHILD_FD_* */
-	const char *run_dir;
-	int grace_seconds;
-	bool start_paused;      /* spec.startStrategy Paused: stay at -S */
-	int qmp_public_fd;      /* listening sockets bound and closed by the caller */
-	int serial_listen_fd;   /* -1: no serial console */
-	int control_fd;         /* listening control.sock */
-	bool sandbox;           /* drop capabilities + seccomp once QEMU runs */
-	bool serial_stdout;     /* also copy serial output to stdout (the local, no-Kubernetes view) */
+        const char *qemu_path; /* absolute executable */
+        char *const *argv;     /* complete QEMU argv, already referring to CHILD_FD_* */
+        const char *run_dir;
+        int grace_seconds;
+        bool start_paused;    /* spec.startStrategy Paused: stay at -S */
+        int qmp_public_fd;    /* listening sockets bound and closed by the caller */
+        int serial_listen_fd; /* -1: no serial console */
+        int control_fd;       /* listening control.sock */
+        bool sandbox;         /* drop capabilities + seccomp once QEMU runs */
+        bool serial_stdout;   /* also copy serial output to stdout (the local, no-Kubernetes view) */
 } sup_config;
 
 enum stop_stage { STOP_NONE, STOP_POWERDOWN, STOP_QUIT, STOP_KILL };
@@ -45,38 +45,38 @@ enum stop_stage { STOP_NONE, STOP_POWERDOWN, STOP_QUIT, STOP_KILL };
 typedef struct ctl_conn ctl_conn;
 
 typedef struct supervisor {
-	loop *loop;
-	status *st;
-	const sup_config *cfg;
+        loop *loop;
+        status *st;
+        const sup_config *cfg;
 
-	pid_t qemu_pid;         /* 0 once reaped */
-	int qemu_wstatus;
-	int stderr_fd;
-	loop_source *stderr_src;
-	char stderr_buf[1024];
-	size_t stderr_len;
-	char stderr_last[256];  /* last line QEMU printed: the reason when it fails to start */
+        pid_t qemu_pid; /* 0 once reaped */
+        int qemu_wstatus;
+        int stderr_fd;
+        loop_source *stderr_src;
+        char stderr_buf[1024];
+        size_t stderr_len;
+        char stderr_last[256]; /* last line QEMU printed: the reason when it fails to start */
 
-	qmp *qmp;
-	loop_source *qmp_src;
-	uint32_t qmp_events;
+        qmp *qmp;
+        loop_source *qmp_src;
+        uint32_t qmp_events;
 
-	int sigfd, timerfd;
-	enum stop_stage stage;
-	bool stop_requested;
-	struct timespec stop_time; /* when the stop was first requested */
-	char shutdown_reason[64]; /* from the SHUTDOWN event; "" if none came */
-	bool shutdown_guest;
+        int sigfd, timerfd;
+        enum stop_stage stage;
+        bool stop_requested;
+        struct timespec stop_time; /* when the stop was first requested */
+        char shutdown_reason[64];  /* from the SHUTDOWN event; "" if none came */
+        bool shutdown_guest;
 
-	int control_fd;
-	ctl_conn *conns;
-	uint64_t next_conn_serial;
+        int control_fd;
+        ctl_conn *conns;
+        uint64_t next_conn_serial;
 
-	int serial_fd;          /* the launcher's connection to QEMU's serial chardev */
-	loop_source *serial_src;
-	ring backlog;
+        int serial_fd; /* the launcher's connection to QEMU's serial chardev */
+        loop_source *serial_src;
+        ring backlog;
 
-	bool done;
+        bool done;
 } supervisor;
 
 /* Starts QEMU and supervises it until it is gone; returns the exit code. Writes the status file on
@@ -84,7 +84,6 @@ typedef struct supervisor {
 int supervisor_run(const sup_config *cfg, status *st);
 
 /* Used by the control commands. */
-void supervisor_status_changed(supervisor *s);
 void supervisor_request_stop(supervisor *s, const char *why);
 /* Re-registers the QMP fd with what libqmp wants now (EPOLLOUT after queueing a command). */
 void supervisor_qmp_rearm(supervisor *s);

@@ -14,123 +14,124 @@
 
 static void collect(const ring *r, char *out)
 {
-	const char *a, *b;
-	size_t alen, blen;
-	ring_spans(r, &a, &alen, &b, &blen);
-	memcpy(out, a, alen);
-	memcpy(out + alen, b, blen);
-	out[alen + blen] = '\0';
+        const char *a, *b;
+        size_t alen, blen;
+        ring_spans(r, &a, &alen, &b, &blen);
+        memcpy(out, a, alen);
+        memcpy(out + alen, b, blen);
+        out[alen + blen] = '\0';
 }
 
 static void test_ring(void)
 {
-	static ring r;
-	static char out[RING_SIZE + 1];
-	ring_append(&r, "hello ", 6);
-	ring_append(&r, "world", 5);
-	collect(&r, out);
-	assert(strcmp(out, "hello world") == 0);
+        static ring r;
+        static char out[RING_SIZE + 1];
+        ring_append(&r, "hello ", 6);
+        ring_append(&r, "world", 5);
+        collect(&r, out);
+        assert(strcmp(out, "hello world") == 0);
 
-	/* wrap: fill with a pattern larger than the ring; only the newest RING_SIZE bytes remain */
-	static char big[RING_SIZE + 100];
-	for (size_t i = 0; i < sizeof(big); i++)
-		big[i] = (char)('a' + i % 26);
-	ring_append(&r, big, 1000);
-	ring_append(&r, big + 1000, sizeof(big) - 1000);
-	assert(r.len == RING_SIZE);
-	collect(&r, out);
-	assert(memcmp(out, big + 100, RING_SIZE) == 0);
+        /* wrap: fill with a pattern larger than the ring; only the newest RING_SIZE bytes remain */
+        static char big[RING_SIZE + 100];
+        for (size_t i = 0; i < sizeof(big); i++)
+                big[i] = (char)('a' + i % 26);
+        ring_append(&r, big, 1000);
+        ring_append(&r, big + 1000, sizeof(big) - 1000);
+        assert(r.len == RING_SIZE);
+        collect(&r, out);
+        assert(memcmp(out, big + 100, RING_SIZE) == 0);
 
-	/* one write larger than the ring */
-	static ring r2;
-	ring_append(&r2, "x", 1);
-	ring_append(&r2, big, sizeof(big));
-	collect(&r2, out);
-	assert(memcmp(out, big + 100, RING_SIZE) == 0);
+        /* one write larger than the ring */
+        static ring r2;
+        ring_append(&r2, "x", 1);
+        ring_append(&r2, big, sizeof(big));
+        collect(&r2, out);
+        assert(memcmp(out, big + 100, RING_SIZE) == 0);
 }
 
 static void test_status(void)
 {
-	char dir[] = "/tmp/test-status-XXXXXX";
-	assert(mkdtemp(dir));
-	char path[100];
-	snprintf(path, sizeof(path), "%s/status.json", dir);
-	status st;
-	status_init(&st, path);
-	snprintf(st.name, sizeof(st.name), "vm\"1");
-	snprintf(st.accel, sizeof(st.accel), "tcg");
-	status_set_condition(&st, COND_SOFTWARE_EMULATION, true, true, "KVMUnusable", "slow");
-	status_set_condition(&st, COND_READY, true, true, "", "");
-	status_set_phase(&st, PHASE_RUNNING, NULL);
-	kv_error err = {0};
-	assert(status_write(&st, &err) == 0);
+        char dir[] = "/tmp/test-status-XXXXXX";
+        assert(mkdtemp(dir));
+        char path[100];
+        snprintf(path, sizeof(path), "%s/status.json", dir);
+        status st;
+        status_init(&st, path);
+        snprintf(st.name, sizeof(st.name), "vm\"1");
+        snprintf(st.accel, sizeof(st.accel), "tcg");
+        status_set_condition(&st, COND_SOFTWARE_EMULATION, true, true, "KVMUnusable", "slow");
+        status_set_condition(&st, COND_READY, true, true, "", "");
+        status_set_phase(&st, PHASE_RUNNING, NULL);
+        kv_error err = {0};
+        assert(status_write(&st, &err) == 0);
 
-	FILE *f = fopen(path, "r");
-	assert(f);
-	char buf[4096];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	assert(buf[n - 1] == '\n');
-	cJSON *o = cJSON_Parse(buf);
-	assert(o);
-	assert(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(o, "phase")), "Running") == 0);
-	assert(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "vmi"), "name")), "vm\"1") == 0);
-	cJSON *conds = cJSON_GetObjectItem(o, "conditions");
-	assert(cJSON_GetArraySize(conds) == 2);
-	cJSON *ready = cJSON_GetArrayItem(conds, 0);
-	assert(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(ready, "type")), "Ready") == 0);
-	assert(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(ready, "status")), "True") == 0);
-	assert(cJSON_IsNull(cJSON_GetObjectItem(ready, "lastProbeTime")));
-	assert(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "timestamps"), "running")));
-	cJSON_Delete(o);
+        FILE *f = fopen(path, "r");
+        assert(f);
+        char buf[4096];
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        assert(buf[n - 1] == '\n');
+        cJSON *o = cJSON_Parse(buf);
+        assert(o);
+        assert(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(o, "phase")), "Running") == 0);
+        assert(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "vmi"), "name")),
+                      "vm\"1") == 0);
+        cJSON *conds = cJSON_GetObjectItem(o, "conditions");
+        assert(cJSON_GetArraySize(conds) == 2);
+        cJSON *ready = cJSON_GetArrayItem(conds, 0);
+        assert(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(ready, "type")), "Ready") == 0);
+        assert(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(ready, "status")), "True") == 0);
+        assert(cJSON_IsNull(cJSON_GetObjectItem(ready, "lastProbeTime")));
+        assert(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "timestamps"), "running")));
+        cJSON_Delete(o);
 
-	/* clearing a condition removes it; a final phase stamps "finished" */
-	status_set_condition(&st, COND_READY, false, false, NULL, NULL);
-	status_set_phase(&st, PHASE_FAILED, "qemu killed by signal 9 (SIGKILL)");
-	o = status_to_json(&st);
-	assert(cJSON_GetArraySize(cJSON_GetObjectItem(o, "conditions")) == 1);
-	assert(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(o, "phase")), "Failed") == 0);
-	assert(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "timestamps"), "finished")));
-	cJSON_Delete(o);
+        /* clearing a condition removes it; a final phase stamps "finished" */
+        status_set_condition(&st, COND_READY, false, false, NULL, NULL);
+        status_set_phase(&st, PHASE_FAILED, "qemu killed by signal 9 (SIGKILL)");
+        o = status_to_json(&st);
+        assert(cJSON_GetArraySize(cJSON_GetObjectItem(o, "conditions")) == 1);
+        assert(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(o, "phase")), "Failed") == 0);
+        assert(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "timestamps"), "finished")));
+        cJSON_Delete(o);
 
-	unlink(path);
-	rmdir(dir);
-	status_fini(&st);
+        unlink(path);
+        rmdir(dir);
+        status_fini(&st);
 }
 
 static void test_unix_socket(void)
 {
-	char dir[] = "/tmp/test-unixsock-XXXXXX";
-	assert(mkdtemp(dir));
-	char path[100];
-	snprintf(path, sizeof(path), "%s/a,b.sock", dir);
-	kv_error err = {0};
-	_cleanup_close_ int l = unix_listen(path, 0600, &err);
-	assert(l >= 0);
-	struct stat sb;
-	assert(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
-	_cleanup_close_ int c = unix_connect(path, &err);
-	assert(c >= 0);
-	assert(unix_peer_allowed(c));
-	/* a stale socket file is replaced */
-	_cleanup_close_ int l2 = unix_listen(path, 0600, &err);
-	assert(l2 >= 0);
-	char longpath[200];
-	memset(longpath, 'x', sizeof(longpath) - 1);
-	longpath[0] = '/';
-	longpath[sizeof(longpath) - 1] = '\0';
-	assert(unix_listen(longpath, 0600, &err) == -ENAMETOOLONG);
-	assert(strstr(err.msg, "longer than"));
-	unlink(path);
-	rmdir(dir);
+        char dir[] = "/tmp/test-unixsock-XXXXXX";
+        assert(mkdtemp(dir));
+        char path[100];
+        snprintf(path, sizeof(path), "%s/a,b.sock", dir);
+        kv_error err = {0};
+        _cleanup_close_ int l = unix_listen(path, 0600, &err);
+        assert(l >= 0);
+        struct stat sb;
+        assert(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+        _cleanup_close_ int c = unix_connect(path, &err);
+        assert(c >= 0);
+        assert(unix_peer_allowed(c));
+        /* a stale socket file is replaced */
+        _cleanup_close_ int l2 = unix_listen(path, 0600, &err);
+        assert(l2 >= 0);
+        char longpath[200];
+        memset(longpath, 'x', sizeof(longpath) - 1);
+        longpath[0] = '/';
+        longpath[sizeof(longpath) - 1] = '\0';
+        assert(unix_listen(longpath, 0600, &err) == -ENAMETOOLONG);
+        assert(strstr(err.msg, "longer than"));
+        unlink(path);
+        rmdir(dir);
 }
 
 int main(void)
 {
-	test_ring();
-	test_status();
-	test_unix_socket();
-	printf("ok\n");
-	return 0;
+        test_ring();
+        test_status();
+        test_unix_socket();
+        printf("ok\n");
+        return 0;
 }

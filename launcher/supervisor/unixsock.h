@@ -12,4 +12,3 @@ int unix_listen(const char *path, unsigned mode, kv_error *err);
 int unix_connect(const char *path, kv_error *err);
 /* Same uid as this process, or root. */
 bool unix_peer_allowed(int fd);
-int fd_set_nonblock(int fd);

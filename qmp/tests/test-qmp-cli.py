@@ -129,19 +129,27 @@ def pty_shell(sock, home):
         while token not in out and time.time() < end:
             if select.select([fd], [], [], 0.1)[0]:
                 try:
-                    out += os.read(fd, 4096)
+                    chunk = os.read(fd, 4096)
                 except OSError:
                     break
+                if not chunk:
+                    break
+                out += chunk
         return token in out
 
     check(read_until(b"(QEMU) "), "shell prompt on a tty", repr(out))
+    # libedit may flush input typed before it switched the terminal to raw mode: type like a human
+    time.sleep(0.3)
     os.write(fd, b"query-statu\t")
     read_until(b"s ", timeout=3)  # libedit redraws the line, so the completed word is not contiguous
     os.write(fd, b"\r")
     # "query-statu" is no command: only the completed "query-status" can answer "prelaunch"
     check(read_until(b"prelaunch"), "tab completion of command names", repr(out))
+    time.sleep(0.3)
     os.write(fd, b"\x04")
+    read_until(b"\0", timeout=20)  # drain until EOF: a sanitizer report must not block on a full pty
     _, status = os.waitpid(pid, 0)
+    check(b"Sanitizer" not in out, "no sanitizer report", out.decode(errors="replace")[-3000:])
     os.close(fd)
     check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "Ctrl-D exits 0", str(status))
     hist = os.path.join(home, ".qmp_history")

@@ -5,7 +5,9 @@ import json
 import os
 import subprocess
 
-from launcherlib import GUEST, LAUNCHER, Launcher, _kill_strays, check, vmi
+from launcherlib import GUEST, LAUNCHER, Launcher, check, need_guest, vmi
+
+need_guest()  # the good manifests below boot the test guest's kernelBoot image
 
 
 def nothing_running(L):
@@ -53,6 +55,16 @@ run_bad("wrong type", text=json.dumps({**good, "spec": {**good["spec"], "termina
 run_bad("missing qemu", good, args=["--qemu", "/nonexistent/qemu"], expect_rc=1, expect_msg="qemu failed to start")
 run_bad("qemu that exits at once", good, args=["--qemu", "/bin/false"], expect_rc=1,
         expect_msg="qemu failed to start")
+# QEMU's own last words become the reason
+fake = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"kv-fake-qemu-{os.getpid()}")
+with open(fake, "w") as f:
+    f.write("#!/bin/sh\necho \"qemu-system-x86_64: -blockdev x: Could not open 'x'\" >&2\nexit 1\n")
+os.chmod(fake, 0o755)
+try:
+    run_bad("qemu error on stderr", good, args=["--qemu", fake], expect_rc=1,
+            expect_msg="qemu failed to start: qemu-system-x86_64: -blockdev x: Could not open 'x' (qemu exited with status 1)")
+finally:
+    os.unlink(fake)
 
 # usage errors
 for args, msg in ((["--accel", "xen", "--vmi", "x"], "--accel"), ([], "--vmi"),

@@ -1,5 +1,5 @@
 """kill -9 of QEMU → Failed with the reason, exit 1; kill -9 of the launcher → QEMU gone within 1 s
-(PR_SET_PDEATHSIG)."""
+(PR_SET_PDEATHSIG). Also --accel auto, --vmi-env and startStrategy Paused, which need no booted guest."""
 import os
 import signal
 import time
@@ -28,8 +28,15 @@ with open(L.log_path) as f:
     check('"reason":"qemu killed by signal 9 (SIGKILL)"' in f.read(), "reason in the JSON log", L)
 
 # the launcher killed: QEMU must follow (this one reads its VMI from --vmi-env, as in a Pod)
-L2 = Launcher(vmi("killlauncher", kernel_args="cnt=0"), via_env=True)
+L2 = Launcher(vmi("killlauncher", kernel_args="cnt=0", startStrategy="Paused"), via_env=True)
 L2.wait_phase("Running")
+# startStrategy Paused: QEMU stays at -S until unpaused
+check((L2.condition("Paused") or {}).get("status") == "True", "startStrategy Paused: Paused condition", L2)
+check(L2.qmp("query-status")["return"]["status"] == "prelaunch", "QEMU still at -S (prelaunch)", L2)
+rc, reply = L2.ctl("unpause")
+check(rc == 0 and L2.qmp("query-status")["return"]["status"] == "running", "unpause boots it", L2)
+L2.wait(lambda: (L2.condition("Ready") or {}).get("status") == "True" and L2.condition("Paused") is None, 5,
+        "Ready, not Paused")
 qemu = L2.qemu_pid()
 L2.proc.kill()
 L2.proc.wait()

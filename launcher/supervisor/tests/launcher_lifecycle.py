@@ -1,11 +1,13 @@
 """One guest, the whole life: boot (kernelBoot) to the marker, status file, sandbox seen in /proc,
 control socket status/pause/unpause (checked on QMP), console replay + live counter, SIGTERM → the
 guest powers off through acpid → exit 0 within the grace period."""
+import json
 import os
 import pty
 import re
 import select
 import signal
+import socket
 import stat
 import subprocess
 import time
@@ -43,6 +45,21 @@ rc, reply = L.ctl("status")
 check(rc == 0 and reply["ok"] and reply["status"]["phase"] == "Running", "ctl status", L)
 rc, reply = L.ctl("nonsense")
 check(rc == 1 and not reply["ok"] and "unknown command" in reply["error"], "unknown command refused", L)
+# the raw protocol: several requests on one connection, ids echoed, bad requests answered, not fatal
+with socket.socket(socket.AF_UNIX) as sk:
+    sk.settimeout(5)
+    sk.connect(os.path.join(L.run_dir, "control.sock"))
+    sk.sendall(b'{"cmd":"status","id":7}\nnot json\n{"cmd":"status","args":[1]}\n{"id":"x"}\n{"cmd":"help","id":[1]}\n')
+    f = sk.makefile("rb")
+    replies = [json.loads(f.readline()) for _ in range(5)]
+check(replies[0]["ok"] and replies[0]["id"] == 7 and "status" in replies[0], "status with id 7", L)
+check(not replies[1]["ok"] and "not a JSON object" in replies[1]["error"], "malformed line refused", L)
+check(not replies[2]["ok"] and "args" in replies[2]["error"], "non-object args refused", L)
+check(not replies[3]["ok"] and replies[3]["id"] == "x" and "cmd" in replies[3]["error"], "missing cmd refused", L)
+check(replies[4]["ok"] and replies[4]["id"] == [1] and
+      {c["cmd"] for c in replies[4]["commands"]} >= {"status", "pause", "unpause", "shutdown", "console"},
+      "help lists the commands", L)
+
 rc, reply = L.ctl("pause")
 check(rc == 0 and reply["ok"], "ctl pause", L)
 check(L.qmp("query-status")["return"]["status"] == "paused", "QMP says paused", L)
