@@ -25,6 +25,9 @@ build=$(cd "$1" && pwd)
 shift
 src=$(cd "$(dirname "$0")/.." && pwd)
 out=${out:-$build/fuzz-long}
+# as in meson's test_env: a sanitizer report is a crash, not a warning to scroll past
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then

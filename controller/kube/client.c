@@ -160,7 +160,9 @@ int kube_status_error(const cJSON *status, long http_code, const char *what, kv_
         const cJSON *code = cJSON_GetObjectItemCaseSensitive(status, "code");
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(status, "message");
         const char *reason = kube_status_reason(status);
-        if (cJSON_IsNumber(code) && code->valuedouble > 0)
+        /* Trust the Status's code only when it is an HTTP status; anything else (or out of range for a
+         * long) keeps the transport's code. */
+        if (cJSON_IsNumber(code) && code->valuedouble >= 100 && code->valuedouble <= 599)
                 http_code = (long)code->valuedouble;
         return kv_error_set(err, http_errno(http_code, reason), "%s: %ld %s: %s", what, http_code,
                             *reason ? reason : "Error",

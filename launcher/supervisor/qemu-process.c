@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +24,25 @@ static void child_fail(int errfd, int code)
         ssize_t w = write(errfd, &code, sizeof(code));
         (void)w;
         _exit(127);
+}
+
+/* QEMU needs no capability: its sockets, tap and disks are opened for it or owned by its uid. A root
+ * execve() would grant the whole bounding set, so empty that (needs CAP_SETPCAP, which an unprivileged
+ * launcher does not have and then does not need), the ambient set, and our own sets. Raw syscalls only:
+ * this runs between fork and execve. */
+static int child_drop_capabilities(void)
+{
+        for (int cap = 0; cap < 64; cap++)
+                if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL && errno != EPERM)
+                        return -errno;
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+                return -errno;
+        struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+        struct __user_cap_data_struct data[2];
+        memset(data, 0, sizeof(data));
+        if (syscall(SYS_capset, &hdr, data) < 0)
+                return -errno;
+        return 0;
 }
 
 /* Runs in the child between fork and execve: only async-signal-safe calls. */
@@ -62,6 +83,9 @@ static void child_exec(const qemu_spawn_req *req, pid_t parent, int errfd)
                 child_fail(errfd, errno);
         if (req->stderr_fd >= 0 && dup2(req->stderr_fd, STDERR_FILENO) < 0)
                 child_fail(errfd, errno);
+        int r = child_drop_capabilities();
+        if (r < 0)
+                child_fail(errfd, -r);
         execve(req->path, req->argv, environ);
         child_fail(errfd, errno);
 }

@@ -107,6 +107,11 @@ def main():
             api.create(VMIS, m)  # POST on VMIs is never failed by the chaos rules
             time.sleep(rng.uniform(0, 0.08))  # a burst spread over ~1 s, interleaved with the chaos
         time.sleep(CHAOS_SECONDS)  # the controller reconciles the burst while the chaos goes on
+        # On a slow (sanitized, loaded) run fewer requests meet the armed faults: keep the chaos going (bounded)
+        # until enough of them have reached the controller for the run to prove something.
+        deadline = time.monotonic() + 30
+        while api.get("/_test/stats")[1].get("faultsInjected", 0) < 10 and time.monotonic() < deadline:
+            time.sleep(0.5)
         chaos.stop.set()
         chaos.join()
         api.clear_faults()

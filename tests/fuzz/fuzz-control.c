@@ -1,7 +1,7 @@
 /* libFuzzer: the launcher's control protocol as the real server code (launcher/supervisor/control.c and
  * its command table) sees it: the input is written by a client over a real unix socket in fuzzer-chosen
  * chunks, served by the real epoll loop; QMP-backed commands go to a fake QEMU that answers each command
- * with success or an error; "console" switches to the raw stream. Only the supervisor's three hooks are
+ * with success or an error; "console" switches to the raw stream. Only the supervisor's hooks are
  * stubbed (no QEMU process). */
 #include <errno.h>
 #include <stdint.h>
@@ -26,11 +26,6 @@ static socklen_t listen_len;
 static bool stop_requested;
 
 /* The supervisor hooks control-commands.c calls; the real ones need a QEMU child. */
-void supervisor_status_changed(supervisor *s)
-{
-        (void)s;
-}
-
 void supervisor_request_stop(supervisor *s, const char *why)
 {
         (void)why;

@@ -1,0 +1,40 @@
+/* hotplug: disks, NICs, vCPUs and memory added to / removed from a running guest over QMP (notes §2–4).
+ * Each call is bounded by a timeout and leaves the VM running whatever happens. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "qmp.h"
+#include "vmi.h"
+
+typedef struct hp_disk {
+	const char *name;  /* the KubeVirt disk name: device id "ua-<name>", node "hp-<name>" */
+	const char *path;  /* image file (prepared) */
+	image_format format;
+	disk_bus bus;      /* BUS_VIRTIO (own root port) or BUS_SCSI (scsi0, added if missing) */
+	bool readonly;
+	const char *serial; /* NULL = none */
+} hp_disk;
+
+typedef struct hp_nic {
+	const char *name; /* device "ua-<name>", netdev "hostua-<name>" as the boot-time NICs */
+	const char *mac;  /* NULL = QEMU's */
+	nic_model model;
+	const char *hostname; /* for the user-mode DHCP server, may be NULL */
+} hp_nic;
+
+int hotplug_disk_add(qmp *q, const hp_disk *d, kv_error *err);
+/* device_del, wait for the guest to release it, then blockdev-del of its node (found in query-block, so
+ * boot-time disks can be removed too). */
+int hotplug_disk_remove(qmp *q, const char *name, int timeout_ms, kv_error *err);
+int hotplug_nic_add(qmp *q, const hp_nic *n, kv_error *err);
+int hotplug_nic_remove(qmp *q, const char *name, int timeout_ms, kv_error *err);
+/* Plug every vCPU slot of query-hotpluggable-cpus with socket-id < sockets. Lowering is refused
+ * (-EOPNOTSUPP): vCPU unplug crashes QEMU 7.2 under TCG. */
+int hotplug_set_cpus(qmp *q, unsigned sockets, kv_error *err);
+/* Make the guest's memory `bytes` (>= the boot size, <= max_bytes = -m maxmem) with one virtio-mem
+ * device (hot-plugged on first use) whose requested-size is the difference; pc-dimm if virtio-mem cannot
+ * be plugged. Waits up to timeout_ms for the guest to follow. */
+int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_ms, kv_error *err);

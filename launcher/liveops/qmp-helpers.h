@@ -1,0 +1,40 @@
+/* qmp-helpers: the QMP idioms every live operation repeats — execute with the default timeout, wait for a
+ * device's DEVICE_DELETED, find a free pcie-root-port, run a job to its end and surface query-jobs[].error. */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "macro.h"
+#include "qmp.h"
+
+static inline void lo_cjson_freep(cJSON **p)
+{
+	cJSON_Delete(*p);
+}
+#define _cleanup_cjson_ _cleanup_(lo_cjson_freep)
+
+#define LO_CMD_TIMEOUT_MS 10000
+#define LO_UNPLUG_TIMEOUT_MS 10000 /* ACPI unplug takes 0.1 s, native PCIe ~6 s (notes §2) */
+
+/* qmp_execute with LO_CMD_TIMEOUT_MS; the error message starts with the command name. */
+int lo_exec(qmp *q, const char *command, cJSON *args, cJSON **ret, kv_error *err);
+/* Wait for DEVICE_DELETED with data.device == id (the virtio backend's path-only event is skipped). */
+int lo_wait_device_deleted(qmp *q, const char *id, int timeout_ms, kv_error *err);
+/* device_del + wait; a device already gone (DeviceNotFound) counts as removed. */
+int lo_device_del_wait(qmp *q, const char *id, int timeout_ms, kv_error *err);
+/* The id of a pcie-root-port with nothing plugged into it ("rp3"), from query-pci. -ENOSPC if none. */
+int lo_free_root_port(qmp *q, char *out, size_t size, kv_error *err);
+/* Whether a device with this id exists under /machine/peripheral. */
+int lo_device_exists(qmp *q, const char *id, kv_error *err);
+/* Wait until job `id` is concluded, dismiss it, and turn its "error" member into -EIO. */
+int lo_job_finish(qmp *q, const char *id, int timeout_ms, kv_error *err);
+/* Dismiss a concluded job left over by an earlier crash of ours (ignores "not found"). */
+void lo_job_dismiss_stale(qmp *q, const char *id);
+int64_t lo_now_ms(void);
+/* Argument objects: lo_args("k1", "str", ...) is too clever for C; these keep call sites short. */
+cJSON *lo_obj_str(cJSON *o, const char *key, const char *value);
+cJSON *lo_obj_num(cJSON *o, const char *key, double value);
+cJSON *lo_obj_bool(cJSON *o, const char *key, bool value);
