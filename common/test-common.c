@@ -8,14 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int failures;
-#define CHECK(cond)                                                                                          \
-        do {                                                                                                 \
-                if (!(cond)) {                                                                               \
-                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
-                        failures++;                                                                          \
-                }                                                                                            \
-        } while (0)
+#include "test-util.h"
 
 static void test_error(void)
 {
@@ -54,7 +47,7 @@ int main(void)
         test_error();
         test_escape();
         test_strv();
-        if (failures)
-                fprintf(stderr, "%d failures\n", failures);
-        return failures ? 1 : 0;
+        if (test_failures)
+                fprintf(stderr, "%d failures\n", test_failures);
+        return test_failures ? 1 : 0;
 }

@@ -6,14 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-#define CHECK(cond)                                                                                          \
-        do {                                                                                                 \
-                if (!(cond)) {                                                                               \
-                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
-                        failures++;                                                                          \
-                }                                                                                            \
-        } while (0)
+#include "test-util.h"
 
 /* Convert and compare the unformatted JSON. */
 static void expect(const char *yaml, const char *json)
@@ -23,13 +16,13 @@ static void expect(const char *yaml, const char *json)
         int r = yaml_or_json_parse(yaml, strlen(yaml), &j, &err);
         if (r < 0) {
                 fprintf(stderr, "unexpected error for %s: %s\n", yaml, err.msg);
-                failures++;
+                test_failures++;
                 return;
         }
         char *s = cJSON_PrintUnformatted(j);
         if (strcmp(s, json)) {
                 fprintf(stderr, "for %s\n got      %s\n expected %s\n", yaml, s, json);
-                failures++;
+                test_failures++;
         }
         free(s);
         cJSON_Delete(j);
@@ -44,7 +37,7 @@ static void expect_error(const char *yaml, const char *substr)
         CHECK(j == NULL);
         if (r < 0 && !strstr(err.msg, substr)) {
                 fprintf(stderr, "error for %s: \"%s\" lacks \"%s\"\n", yaml, err.msg, substr);
-                failures++;
+                test_failures++;
         }
         cJSON_Delete(j);
 }
@@ -79,7 +72,7 @@ int main(void)
         CHECK(cJSON_GetArraySize(docs) == 2);
         cJSON_Delete(docs);
 
-        if (failures)
-                fprintf(stderr, "%d failures\n", failures);
-        return failures ? 1 : 0;
+        if (test_failures)
+                fprintf(stderr, "%d test_failures\n", test_failures);
+        return test_failures ? 1 : 0;
 }

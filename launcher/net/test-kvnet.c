@@ -12,15 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-
-#define CHECK(cond)                                                                                          \
-        do {                                                                                                 \
-                if (!(cond)) {                                                                               \
-                        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);             \
-                        failures++;                                                                          \
-                }                                                                                            \
-        } while (0)
+#include "test-util.h"
 
 /* A spec with one pod network "default" and the given interface JSON. */
 static cJSON *spec_with(const char *iface_json)
@@ -41,7 +33,7 @@ static void expect_error(const char *spec_json, const char *needle)
         if (r != -22 || !strstr(err.msg, needle)) {
                 fprintf(stderr, "spec %s\n  expected error containing \"%s\", got %d \"%s\"\n", spec_json,
                         needle, r, err.msg);
-                failures++;
+                test_failures++;
         }
         cJSON_Delete(spec);
 }
@@ -262,8 +254,8 @@ int main(void)
         test_dhcp();
         test_nat();
         test_mac();
-        if (failures) {
-                fprintf(stderr, "%d check(s) failed\n", failures);
+        if (test_failures) {
+                fprintf(stderr, "%d check(s) failed\n", test_failures);
                 return 1;
         }
         printf("all kvnet unit tests passed\n");

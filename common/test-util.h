@@ -1,4 +1,4 @@
-/* Tiny assertion helpers shared by the kvmcheck unit tests. */
+/* Tiny assertion helpers shared by the C unit tests: CHECK/CHECK_STR count failures in test_failures. */
 #pragma once
 
 #include <stdio.h>
