@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Start-up cost of virt-launcher: time from exec to QMP status "running", launcher vs bare QEMU with
 the same argv, interleaved in the same run, printed as added milliseconds (goal <= 5 ms); and the
-launcher's own peak RSS (VmHWM, goal <= 4 MiB).
+launcher's own peak RSS (VmHWM, goal <= 4 MiB), also once as in a Pod, with the status reporter's RSS
+printed separately.
 
 Usage: launcher-startup.py VIRT_LAUNCHER [RUNS]   (needs the test guest in $KV_GUEST_DIR)
 
@@ -125,6 +126,44 @@ def timed(argv):
     return (time.monotonic() - t0) * 1000
 
 
+def in_cluster_rss(d, manifest):
+    """One run as in a Pod, against the API test server over HTTPS: the launcher's VmHWM and that of its
+    status reporter (a separate process that links libcurl), once the Running status is on the Pod."""
+    src = os.environ.get("KV_SOURCE_ROOT") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    sys.path.insert(0, os.path.join(src, "controller", "tests"))
+    from kubetest import POD_PATH, Server, wait_for
+    srv = Server("--tls-port", "0")
+    srv.sa_dir = os.path.join(srv.dir, "sa")
+    srv.extra += ["--serviceaccount-dir", srv.sa_dir]
+    srv.start()
+    p = None
+    try:
+        srv.api.create(POD_PATH % "default", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bench"},
+                                              "spec": {"containers": [{"name": "compute", "image": "x"}]}})
+        host, port = srv.info["https_url"].rsplit("//", 1)[1].rsplit(":", 1)
+        env = dict(os.environ, POD_NAME="bench", POD_NAMESPACE="default", KUBERNETES_SERVICE_HOST=host,
+                   KUBERNETES_SERVICE_PORT=port, KVLITE_SA_DIR=srv.sa_dir)
+        run = os.path.join(d, "cluster")
+        p = subprocess.Popen([LAUNCHER, "--vmi", manifest, "--run-dir", run, "--accel", "tcg",
+                              "--log-level", "warning"], stderr=subprocess.DEVNULL, env=env)
+        qmp_until_running(os.path.join(run, "qmp.sock"), time.monotonic())
+
+        def annotated_running():
+            ann = (srv.api.get(POD_PATH % "default" + "/bench")[1]["metadata"].get("annotations") or {})
+            return json.loads(ann.get("kvlite.io/launcher-status", "{}")).get("phase") == "Running"
+        wait_for("Running on the Pod annotation", annotated_running, timeout=20)
+        with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+            kids = [int(c) for c in f.read().split()]
+        reporter = [k for k in kids if b"virt-launcher-reporter" in open(f"/proc/{k}/cmdline", "rb").read()]
+        return vmhwm_kib(p.pid), vmhwm_kib(reporter[0]) if reporter else 0
+    finally:
+        if p:
+            p.send_signal(signal.SIGKILL)  # QEMU and the reporter follow through PR_SET_PDEATHSIG
+            p.wait()
+        srv.stop()
+        srv.remove()
+
+
 def main():
     d = tempfile.mkdtemp(prefix="kv-bench-")
     try:
@@ -151,6 +190,9 @@ def main():
         print(f"launcher work before spawning QEMU (--dry-run minus exec of /bin/true): "
               f"{statistics.median(dry) - statistics.median(true):.2f} ms")
         print(f"launcher peak RSS (VmHWM) while QEMU runs: {max(hwm) / 1024:.2f} MiB (goal <= 4 MiB)")
+        launcher_kib, reporter_kib = in_cluster_rss(d, manifest)
+        print(f"in a Pod (reporting to the API test server): launcher {launcher_kib / 1024:.2f} MiB "
+              f"(goal <= 4 MiB), its status reporter process {reporter_kib / 1024:.2f} MiB (separately)")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -74,7 +74,27 @@ static void add_volume(cJSON *vols, cJSON *mounts, const char *name, cJSON *sour
         cJSON_AddItemToArray(mounts, m);
 }
 
-static void map_volume(const vmi_volume *v, const cJSON *spec_vol, cJSON *vols, cJSON *mounts)
+/* cloud-init Secrets go where the launcher reads them (<run>/secrets/V, keys userdata/networkdata); two
+ * different Secrets (userDataSecretRef, networkDataSecretRef) are merged into that one directory by a
+ * projected volume. Fills src; returns the volume source's kind. */
+static const char *cloud_init_secret_source(const vmi_volume *v, cJSON *src)
+{
+        const char *u = v->user_data_secret, *n = v->network_data_secret;
+        if (!u || !n || strcmp(u, n) == 0) {
+                cJSON_AddStringToObject(src, "secretName", u ? u : n);
+                return "secret";
+        }
+        cJSON *sources = cJSON_AddArrayToObject(src, "sources");
+        const char *names[] = {u, n};
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+                cJSON *s = cJSON_CreateObject();
+                cJSON_AddStringToObject(cJSON_AddObjectToObject(s, "secret"), "name", names[i]);
+                cJSON_AddItemToArray(sources, s);
+        }
+        return "projected";
+}
+
+static void map_volume(const vmi_volume *v, cJSON *vols, cJSON *mounts)
 {
         char path[512], pname[300];
         cJSON *src = cJSON_CreateObject();
@@ -103,19 +123,30 @@ static void map_volume(const vmi_volume *v, const cJSON *spec_vol, cJSON *vols, 
                 add_volume(vols, mounts, pname, src, "hostPath", dir, false);
                 return;
         }
+        case VOL_CLOUD_INIT_NOCLOUD:
+                if (v->user_data_secret || v->network_data_secret) {
+                        snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/secrets/%s", v->name);
+                        const char *kind = cloud_init_secret_source(v, src);
+                        add_volume(vols, mounts, pname, src, kind, path, true);
+                        return;
+                }
+                break;
         default:
                 break;
         }
-        /* cloud-init from Secrets: mounted where the launcher looks for them */
-        const cJSON *ci = cJSON_GetObjectItemCaseSensitive(spec_vol, "cloudInitNoCloud");
-        const char *secret = kube_str(ci, "userDataSecretRef.name");
-        if (secret) {
-                cJSON_AddStringToObject(src, "secretName", secret);
-                snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/secrets/%s", v->name);
-                add_volume(vols, mounts, pname, src, "secret", path, true);
-                return;
-        }
         cJSON_Delete(src);
+}
+
+/* The kernelBoot container image at <image-root>/kernelboot, where the launcher resolves it. */
+static void map_kernel_boot(const struct vmi *model, cJSON *vols, cJSON *mounts)
+{
+        if (!model->kernel_boot || !model->kernel_image)
+                return;
+        cJSON *src = cJSON_CreateObject();
+        cJSON_AddStringToObject(src, "reference", model->kernel_image);
+        cJSON_AddStringToObject(src, "pullPolicy", "IfNotPresent");
+        add_volume(vols, mounts, "kernelboot", src, "image", LAUNCHER_RUN_DIR "/images/" VMI_KERNEL_BOOT_IMAGE_NAME,
+                   true);
 }
 
 static int render_resources(const cJSON *vobj, const struct vmi *model, cJSON *container, kv_error *err)
@@ -185,6 +216,17 @@ static cJSON *render_metadata(const cJSON *vobj)
         return md;
 }
 
+/* --pod-network wires the Pod's netns (bridge, tap, nft rules: NET_ADMIN; the DHCP server's port 67:
+ * NET_BIND_SERVICE); the launcher drops NET_ADMIN once wired. Nothing else. See docs/networking.md. */
+static cJSON *launcher_security_context(void)
+{
+        const char *add[] = {"NET_ADMIN", "NET_BIND_SERVICE"}, *drop[] = {"ALL"};
+        cJSON *sc = cJSON_CreateObject(), *caps = cJSON_AddObjectToObject(sc, "capabilities");
+        cJSON_AddItemToObject(caps, "add", cJSON_CreateStringArray(add, ARRAY_SIZE(add)));
+        cJSON_AddItemToObject(caps, "drop", cJSON_CreateStringArray(drop, ARRAY_SIZE(drop)));
+        return sc;
+}
+
 static cJSON *render_container(const cJSON *vobj, const pod_render_opts *opts)
 {
         cJSON *c = cJSON_CreateObject();
@@ -198,7 +240,8 @@ static cJSON *render_container(const cJSON *vobj, const pod_render_opts *opts)
                               "--image-root",
                               LAUNCHER_RUN_DIR "/images",
                               "--status-file",
-                              LAUNCHER_RUN_DIR "/status.json"};
+                              LAUNCHER_RUN_DIR "/status.json",
+                              "--pod-network"};
         cJSON_AddItemToObject(c, "command", cJSON_CreateStringArray(argv, ARRAY_SIZE(argv)));
         cJSON *env = cJSON_AddArrayToObject(c, "env"), *ev = cJSON_CreateObject();
         cJSON *lvmi = pod_launcher_vmi(vobj);
@@ -211,6 +254,7 @@ static cJSON *render_container(const cJSON *vobj, const pod_render_opts *opts)
         cJSON_AddItemToArray(env, env_field("POD_NAME", "metadata.name"));
         cJSON_AddItemToArray(env, env_field("POD_NAMESPACE", "metadata.namespace"));
         cJSON_AddStringToObject(c, "terminationMessagePolicy", "FallbackToLogsOnError");
+        cJSON_AddItemToObject(c, "securityContext", launcher_security_context());
         return c;
 }
 
@@ -236,9 +280,9 @@ static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_ren
         cJSON *vols = cJSON_AddArrayToObject(spec, "volumes"),
               *mounts = cJSON_AddArrayToObject(c, "volumeMounts");
         add_volume(vols, mounts, "run", cJSON_CreateObject(), "emptyDir", LAUNCHER_RUN_DIR, false);
-        const cJSON *spec_vols = cJSON_GetObjectItemCaseSensitive(vspec, "volumes");
         for (size_t i = 0; i < model->n_volumes; i++)
-                map_volume(&model->volumes[i], cJSON_GetArrayItem(spec_vols, (int)i), vols, mounts);
+                map_volume(&model->volumes[i], vols, mounts);
+        map_kernel_boot(model, vols, mounts);
         return 0;
 }
 

@@ -1,5 +1,6 @@
-/* qemu-argv-devices: disks (-blockdev chains + virtio-blk/scsi/ahci devices), NICs (user netdev), rng,
- * balloon, inputs and the pcie-root-ports every PCI device and later hot-plug sit on. All JSON. */
+/* qemu-argv-devices: disks (-blockdev chains + virtio-blk/scsi/ahci devices), NICs (user netdev or
+ * net_setup's), rng, balloon, inputs and the pcie-root-ports every PCI device and later hot-plug sit on. All
+ * JSON. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -143,37 +144,69 @@ int argv_add_disks(argv_builder *b)
         return 0;
 }
 
-/* User-mode networking. For `masquerade` the addresses match KubeVirt's masquerade binding (guest
- * 10.0.2.2/24, gateway 10.0.2.1), so a guest configured for KubeVirt behaves the same; `slirp` keeps
- * QEMU's defaults, as KubeVirt's slirp binding does. */
+/* User-mode networking (slirp; masquerade and an implied bridge without a Pod netns). For `masquerade` the
+ * addresses match KubeVirt's masquerade binding (guest 10.0.2.2/24, gateway 10.0.2.1), so a guest configured
+ * for KubeVirt behaves the same; `slirp` keeps QEMU's defaults, as KubeVirt's slirp binding does. */
 static cJSON *user_netdev(const vmi *v, const vmi_interface *nic, const char *id)
 {
         cJSON *n = jstr(jstr(cJSON_CreateObject(), "type", "user"), "id", id);
-        if (nic->binding == NET_BIND_MASQUERADE)
+        if (nic->binding != NET_BINDING_SLIRP)
                 n = jstr(
                     jstr(jstr(jstr(n, "net", "10.0.2.0/24"), "host", "10.0.2.1"), "dhcpstart", "10.0.2.2"),
                     "dns", "10.0.2.3");
         return jstr(n, "hostname", v->hostname);
 }
 
-int argv_add_interfaces(argv_builder *b)
+/* The pod interface net_setup wired: its netdev verbatim, its device on a root port of ours. */
+static int add_wired_interface(argv_builder *b, const vmi_interface *nic)
+{
+        cJSON *dev = cJSON_Parse(b->o->net_device_json);
+        char port[16];
+        if (!dev || !cJSON_IsObject(dev)) {
+                cJSON_Delete(dev);
+                return kv_error_set(b->err, EINVAL, "net_device_json is not a JSON object");
+        }
+        dev = jstr(dev, "bus", builder_take_port(b, port));
+        if (nic->boot_order)
+                dev = jnum(dev, "bootindex", nic->boot_order);
+        if (strv_push(&b->devs, "-netdev") < 0 || strv_push(&b->devs, b->o->net_netdev_json) < 0) {
+                cJSON_Delete(dev);
+                return kv_error_set(b->err, ENOMEM, "out of memory building the QEMU command line");
+        }
+        return push_json(&b->devs, "-device", dev, b->err);
+}
+
+static int add_user_interface(argv_builder *b, const vmi_interface *nic, size_t i)
 {
         static const char *const drivers[] = {[NIC_VIRTIO] = "virtio-net-pci",
                                               [NIC_E1000E] = "e1000e",
                                               [NIC_E1000] = "e1000",
                                               [NIC_RTL8139] = "rtl8139"};
+        if (nic->binding == NET_BINDING_PASST ||
+            (nic->binding == NET_BINDING_BRIDGE && !nic->binding_implied))
+                return kv_error_set(b->err, EINVAL,
+                                    "spec.domain.devices.interfaces[%zu].%s: needs the launcher's network "
+                                    "setup (net_setup), which produced no netdev",
+                                    i, net_binding_name(nic->binding));
+        char id[80], netdev[80];
+        snprintf(id, sizeof(id), "ua-%s", nic->name);
+        snprintf(netdev, sizeof(netdev), "hostua-%s", nic->name);
+        JF_TRY(push_json(&b->devs, "-netdev", user_netdev(b->v, nic, netdev), b->err));
+        cJSON *dev = jstr(pci_device(b, drivers[nic->model], id), "netdev", netdev);
+        if (nic->mac)
+                dev = jstr(dev, "mac", nic->mac);
+        if (nic->boot_order)
+                dev = jnum(dev, "bootindex", nic->boot_order);
+        return push_json(&b->devs, "-device", dev, b->err);
+}
+
+int argv_add_interfaces(argv_builder *b)
+{
         for (size_t i = 0; i < b->v->n_interfaces; i++) {
                 const vmi_interface *nic = &b->v->interfaces[i];
-                char id[80], netdev[80];
-                snprintf(id, sizeof(id), "ua-%s", nic->name);
-                snprintf(netdev, sizeof(netdev), "hostua-%s", nic->name);
-                JF_TRY(push_json(&b->devs, "-netdev", user_netdev(b->v, nic, netdev), b->err));
-                cJSON *dev = jstr(pci_device(b, drivers[nic->model], id), "netdev", netdev);
-                if (nic->mac)
-                        dev = jstr(dev, "mac", nic->mac);
-                if (nic->boot_order)
-                        dev = jnum(dev, "bootindex", nic->boot_order);
-                JF_TRY(push_json(&b->devs, "-device", dev, b->err));
+                bool wired =
+                    b->o->net_netdev_json && b->o->net_device_json && nic->binding != NET_BINDING_SLIRP;
+                JF_TRY(wired ? add_wired_interface(b, nic) : add_user_interface(b, nic, i));
         }
         return 0;
 }

@@ -18,6 +18,11 @@ typedef struct qemu_argv_opts {
         const char *vnc_socket;  /* NULL = <run_dir>/vnc.sock */
         int hotplug_ports;       /* free pcie-root-ports for later hot-plug; < 0 = default (8) */
         const char *ovmf_dir;    /* NULL = "/usr/share/OVMF" */
+        /* The pod interface as libkvnet's net_setup wired it (-netdev value, -device value without
+         * "bus"); NULL = not wired: masquerade and an implied bridge use QEMU user networking,
+         * slirp always does. */
+        const char *net_netdev_json;
+        const char *net_device_json;
 } qemu_argv_opts;
 
 /* Append the full argv (argv[0] = qemu_binary) to *argv. -EINVAL if the model is not prepared or

@@ -196,6 +196,14 @@ static void qemu_smoke(const char *name, const strv *argv, const char *run)
         }
 }
 
+/* The pod interface net_setup would have wired, from "# net-netdev: JSON" / "# net-device: JSON"
+ * comments (the builder is pure: the launcher passes these in). *out is malloc'd or NULL. */
+static void manifest_net(const char *text, const char *key, char **out)
+{
+        const char *p = strstr(text, key);
+        *out = p ? strndup(p + strlen(key), strcspn(p + strlen(key), "\n")) : NULL;
+}
+
 /* The accelerator a manifest asks for in a "# accel: kvm" comment (default tcg). */
 static const char *manifest_accel(const char *text)
 {
@@ -227,12 +235,18 @@ static char *build_argv_text_in(const char *name, const char *manifest, const ch
                             .serial_fd = 4,
                             .serial_log = log,
                             .hotplug_ports = -1};
+        _cleanup_free_ char *netdev = NULL, *netdevice = NULL;
+        manifest_net(manifest, "# net-netdev: ", &netdev);
+        manifest_net(manifest, "# net-device: ", &netdevice);
+        o.net_netdev_json = netdev, o.net_device_json = netdevice;
         strv argv = {0};
         if (qemu_argv_build(v, &o, &argv, err) < 0) {
                 strv_free(&argv);
                 return NULL;
         }
-        if (strcmp(o.accel, "kvm") && !(fake_kernel && v->kernel_boot) && !getenv("KV_GOLDEN_NO_QEMU"))
+        /* A wired netdev names a tap or passt socket that only exists under the launcher. */
+        if (strcmp(o.accel, "kvm") && !(fake_kernel && v->kernel_boot) && !netdev &&
+            !getenv("KV_GOLDEN_NO_QEMU"))
                 qemu_smoke(name, &argv, run);
         char *buf = NULL;
         size_t n = 0;

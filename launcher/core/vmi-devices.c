@@ -153,83 +153,6 @@ static int parse_input(vmi *v, const cJSON *item, const char *path, kv_error *er
         return 0;
 }
 
-static bool valid_mac(const char *s)
-{
-        if (strlen(s) != 17)
-                return false;
-        for (int i = 0; i < 17; i++) {
-                bool hex = strchr("0123456789abcdefABCDEF", s[i]) && s[i];
-                if (i % 3 == 2 ? s[i] != ':' : !hex)
-                        return false;
-        }
-        /* The low bit of the first octet marks multicast, which a NIC address must not be. */
-        return !(strtoul(s, NULL, 16) & 1);
-}
-
-static int parse_ports(const cJSON *item, const char *path, kv_error *err)
-{
-        static const char *const allowed[] = {"name", "protocol", "port", NULL};
-        static const char *const protocols[] = {"TCP", "UDP", NULL};
-        const cJSON *ports = NULL, *port;
-        char pp[JPATH_MAX], p[JPATH_MAX];
-        size_t i = 0;
-        JF_TRY(jf_array(item, path, "ports", &ports, err));
-        jpath_key(pp, path, "ports");
-        cJSON_ArrayForEach(port, ports)
-        {
-                jpath_index(p, pp, i++);
-                if (!cJSON_IsObject(port))
-                        return jf_error(err, p, "expected an object");
-                int64_t n;
-                int proto = 0;
-                bool present;
-                _cleanup_free_ char *name = NULL;
-                JF_TRY(jf_check_keys(port, p, allowed, NULL, err));
-                JF_TRY(jf_string(port, p, "name", false, &name, err));
-                JF_TRY(jf_enum(port, p, "protocol", protocols, &proto, err));
-                JF_TRY(jf_int(port, p, "port", 1, 65535, &n, &present, err));
-                char portp[JPATH_MAX];
-                if (!present)
-                        return jf_error(err, jpath_key(portp, p, "port"), "is required");
-        }
-        return 0;
-}
-
-static int parse_interface(vmi *v, const cJSON *item, const char *path, kv_error *err)
-{
-        static const char *const allowed[] = {"name",       "model",     "masquerade", "slirp",
-                                              "macAddress", "bootOrder", "ports",      NULL};
-        static const char *const ignored[] = {"tag", NULL};
-        static const char *const models[] = {"virtio", "e1000e", "e1000", "rtl8139", NULL};
-        char p[JPATH_MAX];
-        if (!cJSON_IsObject(item))
-                return jf_error(err, path, "expected an object");
-        JF_TRY(jf_check_keys(item, path, allowed, ignored, err));
-        vmi_interface *nic = vmi_grow((void **)&v->interfaces, &v->n_interfaces, sizeof(*nic));
-        if (!nic)
-                return OOM(err);
-        JF_TRY(element_name(item, path, "spec.domain.devices.interfaces", v->n_interfaces - 1, sizeof(*nic),
-                            v->interfaces, &nic->name, err));
-        int masquerade = empty_object(item, path, "masquerade", err);
-        JF_TRY(masquerade);
-        int slirp = empty_object(item, path, "slirp", err);
-        JF_TRY(slirp);
-        if (masquerade + slirp != 1)
-                return jf_error(err, path, "exactly one binding is required (supported: masquerade, slirp)");
-        nic->binding = masquerade ? NET_BIND_MASQUERADE : NET_BIND_SLIRP;
-        int model = NIC_VIRTIO;
-        JF_TRY(jf_enum(item, path, "model", models, &model, err));
-        nic->model = model;
-        JF_TRY(jf_string(item, path, "macAddress", false, &nic->mac, err));
-        if (nic->mac && !valid_mac(nic->mac))
-                return jf_error(err, jpath_key(p, path, "macAddress"),
-                                "\"%.64s\" is not a unicast MAC address (aa:bb:cc:dd:ee:ff)", nic->mac);
-        int64_t boot = 0;
-        JF_TRY(jf_int(item, path, "bootOrder", 1, 65535, &boot, NULL, err));
-        nic->boot_order = boot;
-        return parse_ports(item, path, err);
-}
-
 typedef int (*element_parser)(vmi *v, const cJSON *item, const char *path, kv_error *err);
 
 static int parse_list(vmi *v, const cJSON *parent, const char *path, const char *key, element_parser fn,
@@ -286,8 +209,8 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
         JF_TRY(rng);
         v->rng = rng;
         JF_TRY(parse_list(v, devices, path, "disks", parse_disk, err));
-        JF_TRY(parse_list(v, devices, path, "inputs", parse_input, err));
-        return parse_list(v, devices, path, "interfaces", parse_interface, err);
+        /* interfaces: with spec.networks in vmi_parse_networks (libkvnet's rules) */
+        return parse_list(v, devices, path, "inputs", parse_input, err);
 }
 
 /* ---- volumes ---------------------------------------------------------------------------------------- */
@@ -345,16 +268,40 @@ static int cloud_init_text(const cJSON *o, const char *path, const char *key, ch
         return 0;
 }
 
+/* userDataSecretRef / networkDataSecretRef: {name}; exclusive with the inline forms of the same data. */
+static int cloud_init_secret(const cJSON *o, const char *path, const char *key, const char *text, char **out,
+                             kv_error *err)
+{
+        static const char *const allowed[] = {"name", NULL};
+        char ref[64], p[JPATH_MAX], pn[JPATH_MAX];
+        const cJSON *r = NULL;
+        snprintf(ref, sizeof(ref), "%sSecretRef", key);
+        JF_TRY(jf_object(o, path, ref, &r, err));
+        if (!r)
+                return 0;
+        jpath_key(p, path, ref);
+        if (text)
+                return jf_error(err, p, "only one of %s, %sBase64 and %s may be set", key, key, ref);
+        JF_TRY(jf_check_keys(r, p, allowed, NULL, err));
+        JF_TRY(jf_string(r, p, "name", true, out, err));
+        if (!**out || strlen(*out) > 253 || jf_has_control_chars(*out) || strchr(*out, '/'))
+                return jf_error(err, jpath_key(pn, p, "name"), "is not a valid Secret name");
+        return 0;
+}
+
 static int parse_cloud_init(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
 {
-        static const char *const allowed[] = {"userData", "userDataBase64", "networkData",
-                                              "networkDataBase64", NULL};
+        static const char *const allowed[] = {"userData",    "userDataBase64",    "userDataSecretRef",
+                                              "networkData", "networkDataBase64", "networkDataSecretRef",
+                                              NULL};
         vol->kind = VOL_CLOUD_INIT_NOCLOUD;
         JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
         JF_TRY(cloud_init_text(o, path, "userData", &vol->user_data, err));
         JF_TRY(cloud_init_text(o, path, "networkData", &vol->network_data, err));
-        if (!vol->user_data && !vol->network_data)
-                return jf_error(err, path, "userData or networkData is required");
+        JF_TRY(cloud_init_secret(o, path, "userData", vol->user_data, &vol->user_data_secret, err));
+        JF_TRY(cloud_init_secret(o, path, "networkData", vol->network_data, &vol->network_data_secret, err));
+        if (!vol->user_data && !vol->network_data && !vol->user_data_secret && !vol->network_data_secret)
+                return jf_error(err, path, "userData or networkData (inline, Base64 or SecretRef) is required");
         return 0;
 }
 
@@ -532,73 +479,70 @@ int vmi_parse_volumes(vmi *v, const cJSON *spec, kv_error *err)
                 if (!used[k])
                         return jf_error(err, p, "volume \"%s\" is not used by any disk", v->volumes[k].name);
         }
-        return check_boot_orders(v, err);
+        return 0; /* boot orders: once the interfaces are known (vmi_parse_networks) */
 }
 
 /* ---- networks --------------------------------------------------------------------------------------- */
 
-/* One spec.networks entry: {name, pod: {}}; *nic receives the index of the interface of that name. */
-static int parse_network(const vmi *v, const cJSON *item, const char *path, size_t *nic, kv_error *err)
+/* The interface JSON of the pod network, for what libkvnet leaves to the argv builder (bootOrder). */
+static const cJSON *pod_interface_json(const cJSON *spec, const char *name, char path[static JPATH_MAX])
 {
-        static const char *const allowed[] = {"name", "pod", NULL};
-        _cleanup_free_ char *name = NULL;
-        char p[JPATH_MAX];
-        if (!cJSON_IsObject(item))
-                return jf_error(err, path, "expected an object");
-        JF_TRY(jf_check_keys(item, path, allowed, NULL, err));
-        JF_TRY(jf_string(item, path, "name", true, &name, err));
-        int pod = empty_object(item, path, "pod", err);
-        JF_TRY(pod);
-        if (!pod)
-                return jf_error(err, jpath_key(p, path, "pod"),
-                                "is required (only the pod network is supported)");
-        for (*nic = 0; *nic < v->n_interfaces; (*nic)++)
-                if (!strcmp(v->interfaces[*nic].name, name))
-                        return 0;
-        return jf_error(err, jpath_key(p, path, "name"),
-                        "no interface named \"%.64s\" in spec.domain.devices.interfaces", name);
-}
-
-static int add_default_interface(vmi *v, kv_error *err)
-{
-        vmi_interface *nic = vmi_grow((void **)&v->interfaces, &v->n_interfaces, sizeof(*nic));
-        if (!nic || !(nic->name = strdup("default")))
-                return OOM(err);
-        nic->binding = NET_BIND_MASQUERADE;
-        nic->model = NIC_VIRTIO;
-        return 0;
-}
-
-int vmi_parse_networks(vmi *v, const cJSON *spec, kv_error *err)
-{
-        const cJSON *networks = NULL, *item;
-        JF_TRY(jf_array(spec, "spec", "networks", &networks, err));
         const cJSON *devices =
             cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "domain"), "devices");
-        bool autoattach = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(devices, "autoattachPodInterface"));
-        if (!v->n_interfaces && cJSON_GetArraySize(networks) == 0)
-                return autoattach ? add_default_interface(v, err) : 0;
-        /* Each interface needs exactly one network of its name, each network one interface. */
-        _cleanup_free_ bool *found = calloc(v->n_interfaces + 1, sizeof(bool));
-        size_t i = 0, nic = 0;
-        if (!found)
-                return OOM(err);
-        cJSON_ArrayForEach(item, networks)
+        const cJSON *item;
+        size_t i = 0;
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(devices, "interfaces"))
         {
-                char p[JPATH_MAX];
-                JF_TRY(parse_network(v, item, jpath_index(p, "spec.networks", i++), &nic, err));
-                if (found[nic])
-                        return jf_error(err, p, "duplicate network \"%s\"", v->interfaces[nic].name);
-                found[nic] = true;
+                const cJSON *n = cJSON_GetObjectItemCaseSensitive(item, "name");
+                jpath_index(path, "spec.domain.devices.interfaces", i++);
+                if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
+                        return item;
         }
-        for (i = 0; i < v->n_interfaces; i++) {
-                char p[JPATH_MAX];
-                snprintf(p, sizeof(p), "spec.domain.devices.interfaces[%zu].name", i);
-                if (!found[i])
-                        return jf_error(err, p, "no network named \"%s\" in spec.networks",
-                                        v->interfaces[i].name);
-        }
-        return 0;
+        return NULL;
+}
+
+static bool has_binding_key(const cJSON *iface)
+{
+        static const char *const keys[] = {"masquerade", "bridge", "passt", "slirp", "binding"};
+        for (size_t k = 0; k < ARRAY_SIZE(keys); k++)
+                if (cJSON_GetObjectItemCaseSensitive(iface, keys[k]))
+                        return true;
+        return false;
+}
+
+static nic_model model_from_name(const char *name)
+{
+        static const char *const models[] = {[NIC_VIRTIO] = "virtio",
+                                             [NIC_E1000E] = "e1000e",
+                                             [NIC_E1000] = "e1000",
+                                             [NIC_RTL8139] = "rtl8139"};
+        for (size_t i = 0; i < ARRAY_SIZE(models); i++)
+                if (!strcmp(name, models[i]))
+                        return (nic_model)i;
+        return NIC_VIRTIO;
+}
+
+/* spec.networks and spec.domain.devices.interfaces are checked by libkvnet (net_request_from_vmi),
+ * the same rules net_setup applies; the model keeps what the argv builder needs. */
+int vmi_parse_networks(vmi *v, const cJSON *spec, kv_error *err)
+{
+        JF_TRY(net_request_from_vmi(spec, &v->net, err));
+        if (v->net.binding == NET_BINDING_NONE)
+                return check_boot_orders(v, err);
+        vmi_interface *nic = vmi_grow((void **)&v->interfaces, &v->n_interfaces, sizeof(*nic));
+        if (!nic || !(nic->name = strdup(v->net.iface_name)) ||
+            (v->net.mac[0] && !(nic->mac = strdup(v->net.mac))))
+                return OOM(err);
+        nic->binding = v->net.binding;
+        nic->model = model_from_name(v->net.model);
+        char p[JPATH_MAX];
+        const cJSON *item = pod_interface_json(spec, nic->name, p);
+        nic->binding_implied = !item || !has_binding_key(item); /* auto-attached, or no binding key */
+        int64_t boot = 0;
+        if (item)
+                JF_TRY(jf_int(item, p, "bootOrder", 1, 65535, &boot, NULL, err));
+        nic->boot_order = boot;
+        return check_boot_orders(v, err);
 }
 
 void vmi_free_devices(vmi *v)
@@ -610,6 +554,7 @@ void vmi_free_devices(vmi *v)
                 free(vol->name), free(vol->image), free(vol->image_path), free(vol->claim_name),
                     free(vol->host_path);
                 free(vol->user_data), free(vol->network_data), free(vol->prep.path), free(vol->prep.base);
+                free(vol->user_data_secret), free(vol->network_data_secret);
         }
         for (size_t i = 0; i < v->n_interfaces; i++)
                 free(v->interfaces[i].name), free(v->interfaces[i].mac);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "net.h" /* libkvnet: the network part of the spec is validated by its rules */
 
 #define VMI_DEFAULT_GRACE_SECONDS 30
 /* The kernelBoot image is mounted at <image-root>/kernelboot; no volume may use that name then. */
@@ -63,15 +64,20 @@ typedef struct vmi_volume {
         uint64_t capacity; /* emptyDisk/hostDisk capacity in bytes */
         char *user_data;   /* cloudInitNoCloud (base64 already decoded) */
         char *network_data;
+        /* cloudInitNoCloud userDataSecretRef/networkDataSecretRef names: the Secret is mounted at
+         * <secret_root>/<volume> and read by vmi_prepare() into user_data/network_data */
+        char *user_data_secret, *network_data_secret;
         volume_prep prep;
 } vmi_volume;
 
-typedef enum { NET_BIND_MASQUERADE, NET_BIND_SLIRP } net_binding;
 typedef enum { NIC_VIRTIO, NIC_E1000E, NIC_E1000, NIC_RTL8139 } nic_model;
 
+/* The pod interface (libkvnet allows one). Without net_setup's netdev (local mode) masquerade and an
+ * implied bridge fall back to QEMU user networking; passt and an explicit bridge need net_setup. */
 typedef struct vmi_interface {
         char *name; /* also the network name */
-        net_binding binding;
+        kvnet_binding binding;
+        bool binding_implied; /* no binding key (or auto-attached): KubeVirt's default, bridge */
         nic_model model;
         char *mac; /* NULL = QEMU's default */
         unsigned boot_order;
@@ -130,6 +136,7 @@ typedef struct vmi {
         size_t n_volumes;
         vmi_interface *interfaces;
         size_t n_interfaces;
+        net_request net; /* spec part of net_setup's request; binding NET_BINDING_NONE = no pod network */
         vmi_input *inputs;
         size_t n_inputs;
         bool rng;

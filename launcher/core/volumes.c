@@ -21,6 +21,8 @@
 
 #define DEFAULT_PVC_ROOT "/var/run/kvlite/pvc"
 #define DEFAULT_OVMF_DIR "/usr/share/OVMF"
+#define DEFAULT_SECRET_ROOT "/var/run/kvlite/secrets"
+#define MAX_SECRET_BYTES (1u << 20)
 
 static const char *field(char buf[static JPATH_MAX], size_t i, const char *rest)
 {
@@ -203,9 +205,86 @@ static int prepare_empty_disk(const launcher_paths *p, vmi_volume *vol, kv_error
         return set_prep(&vol->prep, TAKE_PTR(path), IMG_QCOW2, NULL, IMG_RAW, false);
 }
 
-static int prepare_cloud_init(const vmi *v, const launcher_paths *p, vmi_volume *vol, kv_error *err)
+/* Reads a small text file (a Secret key) whole; refused when larger than max or holding a NUL (the
+ * content becomes a C string). */
+static int read_text_fd(int fd, size_t max, char **out)
+{
+        size_t len = 0, size = 4096;
+        _cleanup_free_ char *buf = malloc(size + 1);
+        for (;;) {
+                if (!buf)
+                        return -ENOMEM;
+                ssize_t n = read(fd, buf + len, size - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+                if (len > max)
+                        return -EFBIG;
+                if (len == size) {
+                        size *= 2;
+                        char *bigger = realloc(buf, size + 1);
+                        if (!bigger)
+                                return -ENOMEM;
+                        buf = bigger;
+                }
+        }
+        buf[len] = '\0';
+        if (memchr(buf, '\0', len))
+                return -EINVAL;
+        *out = TAKE_PTR(buf);
+        return 0;
+}
+
+/* The first of two keys present in the Secret mounted at <secret_root>/<volume> (KubeVirt accepts both
+ * spellings, e.g. `userdata` and `userData`). */
+static int read_secret_key(const launcher_paths *p, const vmi_volume *vol, size_t i, const char *ref,
+                           const char *const keys[2], char **out, kv_error *err)
+{
+        char fb[JPATH_MAX], rest[96];
+        const char *root = p->secret_root ? p->secret_root : DEFAULT_SECRET_ROOT;
+        snprintf(rest, sizeof(rest), ".cloudInitNoCloud.%s", ref);
+        for (int k = 0; k < 2; k++) {
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "%s/%s/%s", root, vol->name, keys[k]) < 0)
+                        return kv_error_set(err, ENOMEM, "out of memory");
+                _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0 && errno == ENOENT)
+                        continue;
+                if (fd < 0)
+                        return kv_error_errno(err, errno, "%s: open %s", field(fb, i, rest), path);
+                int r = read_text_fd(fd, MAX_SECRET_BYTES, out);
+                if (r == -EFBIG || r == -EINVAL)
+                        return jf_error(err, field(fb, i, rest), "%s is %s", path,
+                                        r == -EFBIG ? "larger than 1 MiB" : "not text (holds a NUL byte)");
+                if (r < 0)
+                        return kv_error_errno(err, -r, "%s: read %s", field(fb, i, rest), path);
+                return 0;
+        }
+        return jf_error(err, field(fb, i, rest), "Secret has neither a %s nor a %s key (looked in %s/%s)",
+                        keys[0], keys[1], root, vol->name);
+}
+
+/* Secret references → user_data/network_data, so the ISO is built the same way as for inline data. */
+static int read_cloud_init_secrets(const launcher_paths *p, vmi_volume *vol, size_t i, kv_error *err)
+{
+        static const char *const user_keys[2] = {"userdata", "userData"};
+        static const char *const network_keys[2] = {"networkdata", "networkData"};
+        if (vol->user_data_secret && !vol->user_data)
+                JF_TRY(read_secret_key(p, vol, i, "userDataSecretRef", user_keys, &vol->user_data, err));
+        if (vol->network_data_secret && !vol->network_data)
+                JF_TRY(read_secret_key(p, vol, i, "networkDataSecretRef", network_keys, &vol->network_data,
+                                       err));
+        return 0;
+}
+
+static int prepare_cloud_init(const vmi *v, const launcher_paths *p, vmi_volume *vol, size_t i, kv_error *err)
 {
         _cleanup_free_ char *path = NULL, *meta = NULL;
+        JF_TRY(read_cloud_init_secrets(p, vol, i, err));
         /* KubeVirt's meta-data: instance-id <name>.<namespace>, local-hostname the VMI's hostname. */
         if (asprintf(&meta, "instance-id: %s.%s\nlocal-hostname: %s\n", v->name, v->namespace, v->hostname) <
             0)
@@ -242,7 +321,7 @@ int volumes_prepare(vmi *v, const launcher_paths *p, kv_error *err)
                         JF_TRY(prepare_empty_disk(p, vol, err));
                         break;
                 case VOL_CLOUD_INIT_NOCLOUD:
-                        JF_TRY(prepare_cloud_init(v, p, vol, err));
+                        JF_TRY(prepare_cloud_init(v, p, vol, i, err));
                         break;
                 }
         }

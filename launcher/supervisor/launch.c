@@ -10,7 +10,9 @@
 
 #include "log.h"
 #include "macro.h"
+#include "podnet.h"
 #include "qemu-argv.h"
+#include "report.h"
 #include "rundir.h"
 #include "sandbox.h"
 #include "strv.h"
@@ -29,6 +31,7 @@ typedef struct launch {
         char *qemu_path;
         strv argv;
         int control_fd, qmp_public_fd, serial_fd;
+        net_result net;
 } launch;
 
 /* Records the failure in the status file and returns the exit code. */
@@ -123,6 +126,8 @@ static int build_argv(launch *l, const char *accel, kv_error *err)
             .serial_fd = l->v->serial_console ? CHILD_FD_SERIAL : -1,
             .serial_log = serial_log,
             .hotplug_ports = -1,
+            .net_netdev_json = l->net.binding ? l->net.netdev_json : NULL,
+            .net_device_json = l->net.binding ? l->net.device_json : NULL,
         };
         int r = qemu_argv_build(l->v, &opts, &l->argv, err);
         if (r < 0)
@@ -158,10 +163,16 @@ static int prepare(launch *l)
         if ((r = sandbox_no_new_privs(&err)) < 0 || (r = run_dir_setup(&l->rd, l->o->run_dir, &err)) < 0)
                 return fail(l, EXIT_SETUP, "setup", &err);
         log_info("run directory %s", l->rd.path);
+        if (!l->o->dry_run && report_start(&err) < 0) /* forks: before the sandbox; best effort */
+                log_warning("status reporter: %s; the Pod annotation is not updated", err.msg);
         const char *accel = accel_choose(l->o->accel, &l->st);
-        launcher_paths paths = {.run_dir = l->rd.path, .image_root = l->o->image_root};
+        launcher_paths paths = {
+            .run_dir = l->rd.path, .image_root = l->o->image_root, .secret_root = l->o->secret_root};
         if ((r = vmi_prepare(l->v, &paths, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "prepare volumes", &err);
+        /* Before the supervisor drops capabilities and installs seccomp: wiring needs CAP_NET_ADMIN. */
+        if ((r = podnet_setup(l->v, l->o->pod_network, l->rd.path, &l->net, &l->st, &err)) < 0)
+                return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "network", &err);
         if ((r = resolve_qemu(l, &err)) < 0)
                 return fail(l, EXIT_FAILED, "qemu failed to start", &err);
         if ((r = bind_sockets(l, &err)) < 0)
@@ -180,6 +191,7 @@ static void launch_free(launch *l)
                 close(l->qmp_public_fd);
         if (l->serial_fd >= 0)
                 close(l->serial_fd);
+        net_result_release(&l->net); /* before the run dir: passt's socket lives there */
         run_dir_cleanup(&l->rd);
         strv_free(&l->argv);
         free(l->qemu_path);
@@ -217,6 +229,7 @@ int launch_run(const launch_opts *o)
                     .control_fd = l.control_fd,
                     .sandbox = o->sandbox,
                     .serial_stdout = o->serial_stdout,
+                    .net = &l.net,
                 };
                 code = supervisor_run(&cfg, &l.st);
         }

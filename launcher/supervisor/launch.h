@@ -9,12 +9,14 @@ typedef struct launch_opts {
         const char *vmi_env;  /* --vmi-env VAR */
         const char *run_dir;  /* NULL: private mkdtemp directory */
         const char *image_root;
+        const char *secret_root; /* NULL: /var/run/kvlite/secrets (cloud-init Secrets) */
         const char *status_file;
         const char *qemu; /* NULL: qemu-system-x86_64 on PATH */
         accel_mode accel;
         bool sandbox;
         bool serial_stdout; /* copy the serial console to stdout */
         bool dry_run;       /* print the QEMU argv as a JSON array and exit */
+        bool pod_network;   /* --pod-network: inside a Pod's netns, net_setup wires masquerade/bridge/passt */
 } launch_opts;
 
 /* Returns the process exit code (EXIT_* in supervisor.h). */

@@ -26,10 +26,17 @@ static const char usage[] =
     "  --run-dir DIR        sockets, serial.log and created disks (default: a private 0700 temp dir,\n"
     "                       removed on exit)\n"
     "  --image-root DIR     containerDisk volume V resolves to DIR/V when that directory exists\n"
+    "  --secret-root DIR    cloud-init userDataSecretRef/networkDataSecretRef of volume V are read from\n"
+    "                       DIR/V (keys userdata|userData, networkdata|networkData; default\n"
+    "                       /var/run/kvlite/secrets)\n"
     "  --status-file FILE   rewrite FILE atomically with the status JSON on every change\n"
     "  --accel auto|kvm|tcg accelerator (default auto: KVM only when kvmcheck says it really works)\n"
     "  --qemu PATH          QEMU binary (default qemu-system-x86_64 on PATH)\n"
     "  --no-sandbox         keep capabilities and skip the seccomp filter (debugging)\n"
+    "  --pod-network        run inside a Pod's network namespace (the controller sets it): wire the\n"
+    "                       masquerade, bridge or passt binding there (needs CAP_NET_ADMIN and\n"
+    "                       /dev/net/tun). Default (local): passt is wired, masquerade falls back to\n"
+    "                       QEMU user networking with a warning, bridge is refused\n"
     "  --serial-stdout      copy the guest's serial output to stdout (default when stdout is a\n"
     "                       terminal; logs stay on stderr)\n"
     "  --dry-run            prepare everything, print the QEMU argv as a JSON array, exit\n"
@@ -71,25 +78,29 @@ int main(int argc, char **argv)
                 OPT_VMI_ENV,
                 OPT_RUN_DIR,
                 OPT_IMAGE_ROOT,
+                OPT_SECRET_ROOT,
                 OPT_STATUS,
                 OPT_ACCEL,
                 OPT_QEMU,
                 OPT_NO_SANDBOX,
                 OPT_LOG_LEVEL,
                 OPT_DRY_RUN,
-                OPT_SERIAL_STDOUT
+                OPT_SERIAL_STDOUT,
+                OPT_POD_NETWORK
         };
         static const struct option longopts[] = {
             {"vmi", required_argument, NULL, OPT_VMI},
             {"vmi-env", required_argument, NULL, OPT_VMI_ENV},
             {"run-dir", required_argument, NULL, OPT_RUN_DIR},
             {"image-root", required_argument, NULL, OPT_IMAGE_ROOT},
+            {"secret-root", required_argument, NULL, OPT_SECRET_ROOT},
             {"status-file", required_argument, NULL, OPT_STATUS},
             {"accel", required_argument, NULL, OPT_ACCEL},
             {"qemu", required_argument, NULL, OPT_QEMU},
             {"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX},
             {"dry-run", no_argument, NULL, OPT_DRY_RUN},
             {"serial-stdout", no_argument, NULL, OPT_SERIAL_STDOUT},
+            {"pod-network", no_argument, NULL, OPT_POD_NETWORK},
             {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
             {"help", no_argument, NULL, 'h'},
             {0},
@@ -110,6 +121,9 @@ int main(int argc, char **argv)
                 case OPT_IMAGE_ROOT:
                         o.image_root = optarg;
                         break;
+                case OPT_SECRET_ROOT:
+                        o.secret_root = optarg;
+                        break;
                 case OPT_STATUS:
                         o.status_file = optarg;
                         break;
@@ -124,6 +138,9 @@ int main(int argc, char **argv)
                         break;
                 case OPT_SERIAL_STDOUT:
                         o.serial_stdout = true;
+                        break;
+                case OPT_POD_NETWORK:
+                        o.pod_network = true;
                         break;
                 case OPT_ACCEL:
                         if (accel_parse(optarg, &o.accel) < 0)

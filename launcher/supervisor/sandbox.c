@@ -44,7 +44,8 @@ int sandbox_drop_capabilities(kv_error *err)
         return 0;
 }
 
-/* What the epoll loop, libqmp, the control socket, the status file and exit cleanup use. */
+/* What the epoll loop, libqmp, the control socket, the status file and exit cleanup use; libkvnet's
+ * DHCP server needs recvfrom/sendto on its bound socket, and stopping passt kill/wait4. */
 static const int allowed[] = {
     SCMP_SYS(read),
     SCMP_SYS(write),

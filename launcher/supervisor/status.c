@@ -11,6 +11,7 @@
 
 #include "fdio.h"
 #include "macro.h"
+#include "report.h"
 
 static const char *const cond_names[COND__MAX] = {
     [COND_READY] = "Ready",
@@ -104,6 +105,29 @@ static cJSON *conditions_to_json(const status *st)
         return arr;
 }
 
+/* KubeVirt's shape: name, ipAddress, ipAddresses, mac, interfaceName, infoSource. */
+static cJSON *interfaces_to_json(const status *st)
+{
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; i < st->n_ifaces; i++) {
+                const status_interface *f = &st->ifaces[i];
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "name", f->name);
+                cJSON *ips = cJSON_CreateArray();
+                if (f->ip[0]) {
+                        cJSON_AddStringToObject(o, "ipAddress", f->ip);
+                        cJSON_AddItemToArray(ips, cJSON_CreateString(f->ip));
+                }
+                cJSON_AddItemToObject(o, "ipAddresses", ips);
+                cJSON_AddStringToObject(o, "mac", f->mac);
+                if (f->interface_name[0])
+                        cJSON_AddStringToObject(o, "interfaceName", f->interface_name);
+                cJSON_AddStringToObject(o, "infoSource", f->info_source);
+                cJSON_AddItemToArray(arr, o);
+        }
+        return arr;
+}
+
 cJSON *status_to_json(const status *st)
 {
         cJSON *o = cJSON_CreateObject();
@@ -120,6 +144,7 @@ cJSON *status_to_json(const status *st)
         add_string_or_null(vmi, "namespace", st->namespace);
         add_string_or_null(vmi, "uid", st->uid);
         cJSON_AddItemToObject(o, "conditions", conditions_to_json(st));
+        cJSON_AddItemToObject(o, "interfaces", interfaces_to_json(st));
         cJSON *ts = cJSON_AddObjectToObject(o, "timestamps");
         add_string_or_null(ts, "created", st->created);
         add_string_or_null(ts, "running", st->started);
@@ -129,13 +154,14 @@ cJSON *status_to_json(const status *st)
 
 int status_write(const status *st, kv_error *err)
 {
-        if (!st->path)
-                return 0;
         cJSON *o = status_to_json(st);
         _cleanup_free_ char *text = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
         if (!text)
                 return kv_error_set(err, ENOMEM, "render status");
+        report_publish(text, strlen(text)); /* the Pod annotation, when running in a cluster */
+        if (!st->path)
+                return 0;
         _cleanup_free_ char *tmp = NULL;
         if (asprintf(&tmp, "%s.tmp", st->path) < 0)
                 return kv_error_set(err, ENOMEM, "status path");

@@ -18,6 +18,16 @@ typedef struct condition {
         char last_transition[40];
 } condition;
 
+/* One entry of KubeVirt's status.interfaces[], from the launcher's network setup. */
+#define STATUS_MAX_INTERFACES 4
+typedef struct status_interface {
+        char name[64]; /* spec.domain.devices.interfaces[].name */
+        char ip[46];   /* where the VM answers ("" = unknown) */
+        char mac[18];
+        char interface_name[16]; /* the guest's name for it, "" = unknown */
+        char info_source[32];    /* "domain" (from the launcher's own wiring) */
+} status_interface;
+
 typedef struct status {
         enum phase phase;
         char reason[512]; /* one line: why the launcher is in this phase (failures) */
@@ -28,6 +38,8 @@ typedef struct status {
         char name[254], namespace[254], uid[64];
         condition conds[COND__MAX];
         char created[40], started[40], finished[40];
+        status_interface ifaces[STATUS_MAX_INTERFACES];
+        size_t n_ifaces;
         char *path; /* --status-file, or NULL */
 } status;
 
@@ -41,7 +53,8 @@ void status_set_phase(status *st, enum phase p, const char *reason);
 void status_set_condition(status *st, enum cond_type t, bool present, bool value, const char *reason,
                           const char *message);
 cJSON *status_to_json(const status *st);
-/* Rewrites st->path atomically (tmp file + rename); no-op without a path. */
+/* Rewrites st->path atomically (tmp file + rename; no-op without a path) and hands the document to the
+ * status reporter (report.h). */
 int status_write(const status *st, kv_error *err);
 /* RFC 3339 UTC "2006-01-02T15:04:05Z", as KubeVirt prints. */
 void rfc3339_now(char *buf, size_t size);

@@ -20,6 +20,7 @@
 #include "jsonesc.h"
 #include "log.h"
 #include "macro.h"
+#include "podnet.h"
 #include "qemu-process.h"
 #include "sandbox.h"
 #include "fdio.h"
@@ -331,8 +332,10 @@ static void reap(supervisor *s)
         int wstatus;
         pid_t pid;
         while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
-                if (pid != s->qemu_pid)
+                if (pid != s->qemu_pid) {
+                        podnet_reaped(s->cfg->net, pid, wstatus);
                         continue;
+                }
                 s->qemu_pid = 0;
                 s->qemu_wstatus = wstatus;
                 drain_after_exit(s);
@@ -381,7 +384,7 @@ static int setup_fds(supervisor *s, kv_error *err)
         if ((r = loop_add(s->loop, s->sigfd, EPOLLIN, on_signal, s, NULL)) < 0 ||
             (r = loop_add(s->loop, s->timerfd, EPOLLIN, on_timer, s, NULL)) < 0)
                 return kv_error_errno(err, -r, "epoll add");
-        return 0;
+        return podnet_watch(s->loop, s->cfg->net, err);
 }
 
 static int spawn(supervisor *s, int *qmp_fd, kv_error *err)

@@ -38,6 +38,7 @@ typedef struct sup_config {
         int control_fd;       /* listening control.sock */
         bool sandbox;         /* drop capabilities + seccomp once QEMU runs */
         bool serial_stdout;   /* also copy serial output to stdout (the local, no-Kubernetes view) */
+        struct net_result *net; /* libkvnet's wiring: DHCP server in the loop, passt reaped; or NULL */
 } sup_config;
 
 enum stop_stage { STOP_NONE, STOP_POWERDOWN, STOP_QUIT, STOP_KILL };

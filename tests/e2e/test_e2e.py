@@ -130,6 +130,10 @@ class Env:
         assert len(pods) <= 1, "duplicate launcher Pods"
         return pods[0] if pods else None
 
+    def launcher_ctl(self, pod, command):
+        subprocess.run([os.path.join(BUILD, "launcher", "supervisor", "virt-launcher"), "ctl", "--run-dir",
+                        self.kubelet.run_dir(pod), command], check=True, timeout=30, capture_output=True)
+
     def wait_running(self, name, timeout=90):
         """Running in kubectl's columns, and the guest's serial console says it booted."""
         row = wait_for("kubectl get vmi %s Running" % name,
@@ -195,6 +199,22 @@ def test_vmi(env):
     header = env.kubectl("get", "vmi").splitlines()[0].split()
     assert header == ["NAME", "AGE", "PHASE", "IP", "NODENAME", "READY"], header
     assert "kvlite.io/vmi-finalizer" in vmi["metadata"]["finalizers"]
+    # The launcher's own status reaches the VMI through its Pod annotation (virt-launcher-reporter with the
+    # kubelet's service-account token): kvmcheck finds no usable KVM here, so TCG + SoftwareEmulation.
+    status = wait_for("SoftwareEmulation from the launcher", lambda: (lambda st: st if any(
+        c.get("type") == "SoftwareEmulation" and c.get("status") == "True" for c in st.get("conditions") or [])
+        else None)(json.loads(env.kubectl("get", "vmi", "e2e-vmi", "-o", "json")).get("status") or {}),
+        timeout=30, interval=0.5)
+    assert status.get("accel") == "tcg", status
+    assert "kvlite.io/launcher-status" in env.launcher_pod(env.vmi("e2e-vmi"))["metadata"]["annotations"]
+    # The guest powers off (ACPI power button through the launcher) → the VMI reaches Succeeded and stays.
+    env.launcher_ctl(pod, "shutdown")
+    wait_for("VMI Succeeded", lambda: json.loads(env.kubectl("get", "vmi", "e2e-vmi", "-o", "json"))
+             ["status"].get("phase") == "Succeeded", timeout=60, interval=0.5)
+    reason = json.loads(env.launcher_pod(env.vmi("e2e-vmi"))["metadata"]["annotations"]["kvlite.io/launcher-status"])
+    assert reason["phase"] == "Succeeded" and reason["reason"] == "guest powered off", reason
+    if qemu:
+        wait_for("QEMU gone", lambda: not alive(qemu), timeout=10)
     env.kubectl("delete", "vmi", "e2e-vmi", "--timeout=60s")
     assert env.vmi("e2e-vmi") is None
     assert env.srv.api.items(POD_PATH % "default") == [], "launcher Pod left behind"
@@ -206,8 +226,7 @@ def test_vm_always(env):
     env.kubectl("apply", "-f", "-", input=vm_yaml("e2e-vm", "Always"))
     vmi, pod, qemu = env.wait_running("e2e-vm")
     # the guest powers off (ACPI power button through the launcher) → Succeeded → the VM starts a new VMI
-    subprocess.run([os.path.join(BUILD, "launcher", "supervisor", "virt-launcher"), "ctl", "--run-dir",
-                    env.kubelet.run_dir(pod), "shutdown"], check=True, timeout=30, capture_output=True)
+    env.launcher_ctl(pod, "shutdown")
     wait_for("a new VMI", lambda: (env.vmi("e2e-vm") or vmi)["metadata"]["uid"] != vmi["metadata"]["uid"],
              timeout=60, interval=0.5)
     vmi2, pod2, qemu2 = env.wait_running("e2e-vm")

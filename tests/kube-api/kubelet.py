@@ -150,23 +150,35 @@ class PodRunner:
                 if not os.path.isdir(path):
                     raise PodError("volume %s: persistentVolumeClaim %s: no directory %s (kubelet --pvc-dir)"
                                    % (name, claim, path))
-            elif "secret" in vol or "configMap" in vol:
+            elif "secret" in vol or "configMap" in vol or "projected" in vol:
                 path = self.materialize(name, vol)
             else:
                 raise PodError("volume %s: unsupported volume source %s" % (name, sorted(set(vol) - {"name"})))
             sources[name] = path
         return sources
 
+    def source_data(self, kind, name):
+        if kind == "secret":
+            obj = self.k.api.call("GET", "/api/v1/namespaces/%s/secrets/%s" % (self.ns, name))
+            data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+            data.update({k: v.encode() for k, v in (obj.get("stringData") or {}).items()})
+            return data
+        obj = self.k.api.call("GET", "/api/v1/namespaces/%s/configmaps/%s" % (self.ns, name))
+        return {k: v.encode() for k, v in (obj.get("data") or {}).items()}
+
     def materialize(self, name, vol):
         path = os.path.join(self.dir, "volumes", name)
         os.makedirs(path, exist_ok=True)
         if "secret" in vol:
-            obj = self.k.api.call("GET", "/api/v1/namespaces/%s/secrets/%s" % (self.ns, vol["secret"]["secretName"]))
-            data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
-            data.update({k: v.encode() for k, v in (obj.get("stringData") or {}).items()})
-        else:
-            obj = self.k.api.call("GET", "/api/v1/namespaces/%s/configmaps/%s" % (self.ns, vol["configMap"]["name"]))
-            data = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
+            data = self.source_data("secret", vol["secret"]["secretName"])
+        elif "configMap" in vol:
+            data = self.source_data("configMap", vol["configMap"]["name"])
+        else:  # projected: the sources' keys merged into one directory, later sources win
+            data = {}
+            for src in vol["projected"].get("sources") or []:
+                kind = "secret" if "secret" in src else "configMap"
+                if kind in src:
+                    data.update(self.source_data(kind, src[kind]["name"]))
         for key, value in data.items():
             with open(os.path.join(path, key), "wb") as f:
                 f.write(value)
@@ -218,6 +230,9 @@ class PodRunner:
                            "images or know their entrypoints" % name)
         env = self.env_for(container)
         argv = [expand(a, env) for a in argv]
+        # No CNI here: containers share this machine's network namespace (as with hostNetwork), which a
+        # virt-launcher --pod-network would rewire (bridge, NAT). Drop it: the launcher's local network mode.
+        argv = [a for a in argv if a != "--pod-network"]
         mounts = []
         for m in container.get("volumeMounts") or []:
             if m["name"] not in sources:

@@ -69,7 +69,8 @@ def proc_status(pid):
 
 
 class Launcher:
-    def __init__(self, manifest, accel="tcg", args=(), run_dir=True, manifest_text=None, via_env=False):
+    def __init__(self, manifest, accel="tcg", args=(), run_dir=True, manifest_text=None, via_env=False,
+                 prefix=()):
         self.dir = tempfile.mkdtemp(prefix="kv-lt-")
         self.run_dir = os.path.join(self.dir, "run")
         self.status_path = os.path.join(self.dir, "status.json")
@@ -89,7 +90,8 @@ class Launcher:
         if accel:
             argv += ["--accel", accel]
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(argv + list(args), stdout=subprocess.DEVNULL, stderr=self.log,
+        # prefix: e.g. ["ip", "netns", "exec", NS] (which execs, so proc is still the launcher)
+        self.proc = subprocess.Popen(list(prefix) + argv + list(args), stdout=subprocess.DEVNULL, stderr=self.log,
                                      env=env)
         _live.append(self)
 

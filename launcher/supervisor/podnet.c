@@ -1,0 +1,93 @@
+/* podnet: which interfaces net_setup wires in which mode, the DHCP server in the epoll loop, passt's
+ * end, and status.interfaces[]. */
+#include "podnet.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "log.h"
+#include "qemu-process.h"
+
+/* Local mode has no Pod netns to rewire: only passt (unprivileged) is wired; masquerade and KubeVirt's
+ * implied default fall back to user networking; an explicit bridge would take this host's address. */
+static int local_mode_allows(const vmi_interface *nic, bool *wire, kv_error *err)
+{
+        *wire = nic->binding == NET_BINDING_PASST;
+        if (nic->binding == NET_BINDING_BRIDGE && !nic->binding_implied)
+                return kv_error_set(err, EINVAL,
+                                    "spec.domain.devices.interfaces[0].bridge: needs --pod-network (the "
+                                    "launcher inside a Pod's network namespace): bridge moves that "
+                                    "namespace's address into the guest, and here it would rewire this host");
+        if (nic->binding == NET_BINDING_MASQUERADE || nic->binding == NET_BINDING_BRIDGE)
+                log_warning(
+                    "interface %s: no Pod network namespace (run with --pod-network inside a Pod): "
+                    "%s falls back to QEMU user networking (guest 10.0.2.2, not reachable from outside)",
+                    nic->name, nic->binding_implied ? "the default binding" : "masquerade");
+        return 0;
+}
+
+static void record_interface(status *st, const vmi_interface *nic, const net_result *net)
+{
+        status_interface *f = &st->ifaces[0];
+        *f = (status_interface){0};
+        snprintf(f->name, sizeof(f->name), "%s", nic->name);
+        snprintf(f->mac, sizeof(f->mac), "%s", net->binding ? net->mac : nic->mac ? nic->mac : "");
+        snprintf(f->ip, sizeof(f->ip), "%s", net->binding ? net->status_ip : "");
+        snprintf(f->info_source, sizeof(f->info_source), "domain");
+        st->n_ifaces = 1;
+}
+
+int podnet_setup(const vmi *v, bool pod_network, const char *run_dir, net_result *net, status *st,
+                 kv_error *err)
+{
+        *net = (net_result){0};
+        if (v->n_interfaces == 0)
+                return 0;
+        const vmi_interface *nic = &v->interfaces[0]; /* libkvnet allows one pod interface */
+        bool wire = pod_network && nic->binding != NET_BINDING_SLIRP;
+        int r = pod_network ? 0 : local_mode_allows(nic, &wire, err);
+        if (r < 0)
+                return r;
+        if (wire) {
+                net_request req = v->net;
+                req.run_dir = run_dir;
+                req.hostname = v->hostname;
+                if ((r = net_setup(&req, net, err)) < 0)
+                        return r == -EINVAL ? -EIO : r; /* the host failed, not the manifest */
+        }
+        record_interface(st, nic, net);
+        return 0;
+}
+
+static void on_dhcp(loop_source *src, int fd, uint32_t events, void *data)
+{
+        net_result *net = data;
+        bool was_bound = dhcp_server_bound(net->dhcp);
+        kv_error err = {0};
+        (void)src, (void)fd, (void)events;
+        if (dhcp_server_handle(net->dhcp, &err) < 0)
+                log_warning("dhcp: %s", err.msg);
+        if (!was_bound && dhcp_server_bound(net->dhcp))
+                log_info("dhcp: the guest took its lease %s", net->guest_ip);
+}
+
+int podnet_watch(loop *l, net_result *net, kv_error *err)
+{
+        if (!net || !net->dhcp)
+                return 0;
+        int r = loop_add(l, dhcp_server_fd(net->dhcp), EPOLLIN, on_dhcp, net, NULL);
+        return r < 0 ? kv_error_errno(err, -r, "epoll add dhcp") : 0;
+}
+
+bool podnet_reaped(net_result *net, pid_t pid, int wstatus)
+{
+        if (!net || net->passt_pid <= 0 || pid != net->passt_pid)
+                return false;
+        char how[128];
+        wait_status_describe(wstatus, how, sizeof(how));
+        log_warning("passt (pid %d) %s: the guest has no network any more", (int)pid, how);
+        net->passt_pid = 0;
+        return true;
+}
