@@ -145,8 +145,8 @@ static void map_kernel_boot(const struct vmi *model, cJSON *vols, cJSON *mounts)
         cJSON *src = cJSON_CreateObject();
         cJSON_AddStringToObject(src, "reference", model->kernel_image);
         cJSON_AddStringToObject(src, "pullPolicy", "IfNotPresent");
-        add_volume(vols, mounts, "kernelboot", src, "image", LAUNCHER_RUN_DIR "/images/" VMI_KERNEL_BOOT_IMAGE_NAME,
-                   true);
+        add_volume(vols, mounts, "kernelboot", src, "image",
+                   LAUNCHER_RUN_DIR "/images/" VMI_KERNEL_BOOT_IMAGE_NAME, true);
 }
 
 static int render_resources(const cJSON *vobj, const struct vmi *model, cJSON *container, kv_error *err)

@@ -69,8 +69,8 @@ static void test_both_secrets(void)
         kv_error err = {0};
         write_file("secrets/ci/userData", "#cloud-config\nhostname: from-secret\n");
         write_file("secrets/ci/networkdata", "version: 2\nethernets: {}\n");
-        int r = prepare("{\"userDataSecretRef\":{\"name\":\"u\"},\"networkDataSecretRef\":{\"name\":\"n\"}}", &v,
-                        &err);
+        int r = prepare("{\"userDataSecretRef\":{\"name\":\"u\"},\"networkDataSecretRef\":{\"name\":\"n\"}}",
+                        &v, &err);
         CHECK(r == 0);
         if (r < 0) {
                 fprintf(stderr, "prepare: %s\n", err.msg);
@@ -82,7 +82,8 @@ static void test_both_secrets(void)
         CHECK_STR(v->volumes[0].network_data, "version: 2\nethernets: {}\n");
         CHECK(file_contains(v->volumes[0].prep.path, "hostname: from-secret"));
         CHECK(file_contains(v->volumes[0].prep.path, "ethernets: {}"));
-        CHECK(file_contains(v->volumes[0].prep.path, "CIDATA") || file_contains(v->volumes[0].prep.path, "cidata"));
+        CHECK(file_contains(v->volumes[0].prep.path, "CIDATA") ||
+              file_contains(v->volumes[0].prep.path, "cidata"));
 }
 
 /* `userdata` wins over `userData` (KubeVirt looks it up first); inline networkData mixes with a ref. */
@@ -91,7 +92,8 @@ static void test_lowercase_first(void)
         _cleanup_(vmi_freep) vmi *v = NULL;
         kv_error err = {0};
         write_file("secrets/ci/userdata", "#cloud-config\nlower: 1\n");
-        CHECK(prepare("{\"userDataSecretRef\":{\"name\":\"u\"},\"networkData\":\"version: 1\\n\"}", &v, &err) == 0);
+        CHECK(prepare("{\"userDataSecretRef\":{\"name\":\"u\"},\"networkData\":\"version: 1\\n\"}", &v,
+                      &err) == 0);
         if (v && v->volumes[0].user_data) {
                 CHECK_STR(v->volumes[0].user_data, "#cloud-config\nlower: 1\n");
                 CHECK_STR(v->volumes[0].network_data, "version: 1\n");
@@ -117,7 +119,8 @@ static void test_errors(void)
         unlink(path);
         snprintf(path, sizeof(path), "%s/secrets/ci/userData", base);
         unlink(path);
-        expect_error("{\"userDataSecretRef\":{\"name\":\"u\"}}", "spec.volumes[0].cloudInitNoCloud.userDataSecretRef",
+        expect_error("{\"userDataSecretRef\":{\"name\":\"u\"}}",
+                     "spec.volumes[0].cloudInitNoCloud.userDataSecretRef",
                      "neither a userdata nor a userData key");
         expect_error("{\"userData\":\"x\",\"userDataSecretRef\":{\"name\":\"u\"}}",
                      "spec.volumes[0].cloudInitNoCloud.userDataSecretRef", "only one of");
@@ -125,7 +128,8 @@ static void test_errors(void)
                      "spec.volumes[0].cloudInitNoCloud.userDataSecretRef.name", "not a valid Secret name");
         expect_error("{\"userDataSecretRef\":{\"name\":\"u\",\"key\":\"k\"}}",
                      "spec.volumes[0].cloudInitNoCloud.userDataSecretRef.key", "");
-        expect_error("{\"userDataSecretRef\":\"u\"}", "spec.volumes[0].cloudInitNoCloud.userDataSecretRef", "");
+        expect_error("{\"userDataSecretRef\":\"u\"}", "spec.volumes[0].cloudInitNoCloud.userDataSecretRef",
+                     "");
         expect_error("{}", "spec.volumes[0].cloudInitNoCloud", "SecretRef");
         /* a key that is not text */
         snprintf(path, sizeof(path), "%s/secrets/ci/userdata", base);

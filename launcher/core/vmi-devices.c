@@ -301,7 +301,8 @@ static int parse_cloud_init(vmi_volume *vol, const cJSON *o, const char *path, k
         JF_TRY(cloud_init_secret(o, path, "userData", vol->user_data, &vol->user_data_secret, err));
         JF_TRY(cloud_init_secret(o, path, "networkData", vol->network_data, &vol->network_data_secret, err));
         if (!vol->user_data && !vol->network_data && !vol->user_data_secret && !vol->network_data_secret)
-                return jf_error(err, path, "userData or networkData (inline, Base64 or SecretRef) is required");
+                return jf_error(err, path,
+                                "userData or networkData (inline, Base64 or SecretRef) is required");
         return 0;
 }
 

@@ -36,19 +36,28 @@ static bool is_dir(const char *path)
         return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* <root>/<name> when that directory exists: 1 and *out set, else 0. */
+static int image_in_root(const char *root, const char *name, char **out, kv_error *err)
+{
+        if (!root)
+                return 0;
+        if (asprintf(out, "%s/%s", root, name) < 0)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        if (is_dir(*out))
+                return 1;
+        free(*out);
+        *out = NULL;
+        return 0;
+}
+
 /* An image reference → its root filesystem directory (cluster: <image_root>/<name>; local: the reference
- * itself when it is an absolute directory path). */
+ * itself when it is an absolute directory path; last, <fallback_image_root>/<name>). */
 static int resolve_image_dir(const launcher_paths *p, const char *name, const char *image, const char *fld,
                              char **out, kv_error *err)
 {
-        if (p->image_root) {
-                if (asprintf(out, "%s/%s", p->image_root, name) < 0)
-                        return kv_error_set(err, ENOMEM, "out of memory");
-                if (is_dir(*out))
-                        return 0;
-                free(*out);
-                *out = NULL;
-        }
+        int r = image_in_root(p->image_root, name, out, err);
+        if (r != 0)
+                return r < 0 ? r : 0;
         if (image[0] == '/') {
                 JF_TRY(jf_check_abs_path(image, fld, err));
                 if (!is_dir(image))
@@ -56,6 +65,9 @@ static int resolve_image_dir(const launcher_paths *p, const char *name, const ch
                 *out = strdup(image);
                 return *out ? 0 : kv_error_set(err, ENOMEM, "out of memory");
         }
+        r = image_in_root(p->fallback_image_root, name, out, err);
+        if (r != 0)
+                return r < 0 ? r : 0;
         return jf_error(err, fld,
                         "image \"%.200s\" is not available: no %s/%s and not an absolute directory path",
                         image, p->image_root ? p->image_root : "<image-root>", name);

@@ -350,9 +350,22 @@ static int dimm_plug(qmp *q, unsigned n, uint64_t size, kv_error *err)
 	return lo_exec(q, "device_add", dev, NULL, err);
 }
 
+/* -m maxmem from the machine's "memory" property ({"size","slots","max-size"}, QEMU >= 7.1). */
+static uint64_t machine_max_memory(qmp *q)
+{
+	_cleanup_cjson_ cJSON *ret = NULL;
+	kv_error ignored = {0};
+	cJSON *a = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "path", "/machine"), "property", "memory");
+	if (lo_exec(q, "qom-get", a, &ret, &ignored) < 0)
+		return 0;
+	return num_u64(ret, "max-size");
+}
+
 int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_ms, kv_error *err)
 {
 	mem_view m;
+	if (!max_bytes)
+		max_bytes = machine_max_memory(q);
 	int r = mem_view_read(q, &m, err);
 	if (r < 0)
 		return kv_error_wrap(err, "set memory");
@@ -360,6 +373,8 @@ int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_m
 		return kv_error_set(err, EINVAL, "set memory: %" PRIu64 " MiB is below the boot memory (%" PRIu64
 				    " MiB) plus plugged DIMMs (%" PRIu64 " MiB)",
 				    bytes >> 20, m.base >> 20, m.dimms >> 20);
+	if (max_bytes <= m.base)
+		max_bytes = 0; /* maxmem == boot memory: no room for hot-plug */
 	if (max_bytes && bytes > max_bytes)
 		return kv_error_set(err, EINVAL, "set memory: %" PRIu64 " MiB is above maxGuest (%" PRIu64 " MiB)",
 				    bytes >> 20, max_bytes >> 20);

@@ -36,5 +36,5 @@ int hotplug_nic_remove(qmp *q, const char *name, int timeout_ms, kv_error *err);
 int hotplug_set_cpus(qmp *q, unsigned sockets, kv_error *err);
 /* Make the guest's memory `bytes` (>= the boot size, <= max_bytes = -m maxmem) with one virtio-mem
  * device (hot-plugged on first use) whose requested-size is the difference; pc-dimm if virtio-mem cannot
- * be plugged. Waits up to timeout_ms for the guest to follow. */
+ * be plugged. max_bytes 0 = read it from QEMU. Waits up to timeout_ms for the guest to follow. */
 int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_ms, kv_error *err);

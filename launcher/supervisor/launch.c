@@ -167,7 +167,10 @@ static int prepare(launch *l)
                 log_warning("status reporter: %s; the Pod annotation is not updated", err.msg);
         const char *accel = accel_choose(l->o->accel, &l->st);
         launcher_paths paths = {
-            .run_dir = l->rd.path, .image_root = l->o->image_root, .secret_root = l->o->secret_root};
+            .run_dir = l->rd.path, .image_root = l->o->image_root, .secret_root = l->o->secret_root,
+            .pvc_root = l->o->pvc_root,
+            /* Local runs without an image root: the demo's registry references resolve to the test guest. */
+            .fallback_image_root = l->o->image_root ? NULL : KV_LOCAL_IMAGE_ROOT};
         if ((r = vmi_prepare(l->v, &paths, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "prepare volumes", &err);
         /* Before the supervisor drops capabilities and installs seccomp: wiring needs CAP_NET_ADMIN. */

@@ -10,6 +10,7 @@ typedef struct launch_opts {
         const char *run_dir;  /* NULL: private mkdtemp directory */
         const char *image_root;
         const char *secret_root; /* NULL: /var/run/kvlite/secrets (cloud-init Secrets) */
+        const char *pvc_root;    /* NULL: /var/run/kvlite/pvc (PVC V is <pvc_root>/V/disk.img) */
         const char *status_file;
         const char *qemu; /* NULL: qemu-system-x86_64 on PATH */
         accel_mode accel;

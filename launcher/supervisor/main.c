@@ -2,6 +2,7 @@
  * launcher (`ctl`, `console`). Thin: options here, the work in launch.c and supervisor.c. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -26,6 +27,11 @@ static const char usage[] =
     "  --run-dir DIR        sockets, serial.log and created disks (default: a private 0700 temp dir,\n"
     "                       removed on exit)\n"
     "  --image-root DIR     containerDisk volume V resolves to DIR/V when that directory exists\n"
+    "                       (default $KVLITE_IMAGE_ROOT). With neither, a reference that is not an\n"
+    "                       absolute directory is looked up as " KV_LOCAL_IMAGE_ROOT "/V\n"
+    "                       (the test guest this build was configured with)\n"
+    "  --pvc-root DIR       persistentVolumeClaim volume V is DIR/V/disk.img (default\n"
+    "                       /var/run/kvlite/pvc)\n"
     "  --secret-root DIR    cloud-init userDataSecretRef/networkDataSecretRef of volume V are read from\n"
     "                       DIR/V (keys userdata|userData, networkdata|networkData; default\n"
     "                       /var/run/kvlite/secrets)\n"
@@ -58,6 +64,13 @@ static int parse_level(const char *name)
         return -1;
 }
 
+/* Without --image-root: $KVLITE_IMAGE_ROOT (the same thing as an environment default). */
+static const char *default_image_root(void)
+{
+        const char *env = getenv("KVLITE_IMAGE_ROOT");
+        return env && *env ? env : NULL;
+}
+
 static int usage_error(const char *what, const char *arg)
 {
         fprintf(stderr, "virt-launcher: %s%s%s\nTry 'virt-launcher --help'.\n", what, arg ? ": " : "",
@@ -79,6 +92,7 @@ int main(int argc, char **argv)
                 OPT_RUN_DIR,
                 OPT_IMAGE_ROOT,
                 OPT_SECRET_ROOT,
+                OPT_PVC_ROOT,
                 OPT_STATUS,
                 OPT_ACCEL,
                 OPT_QEMU,
@@ -94,6 +108,7 @@ int main(int argc, char **argv)
             {"run-dir", required_argument, NULL, OPT_RUN_DIR},
             {"image-root", required_argument, NULL, OPT_IMAGE_ROOT},
             {"secret-root", required_argument, NULL, OPT_SECRET_ROOT},
+            {"pvc-root", required_argument, NULL, OPT_PVC_ROOT},
             {"status-file", required_argument, NULL, OPT_STATUS},
             {"accel", required_argument, NULL, OPT_ACCEL},
             {"qemu", required_argument, NULL, OPT_QEMU},
@@ -123,6 +138,9 @@ int main(int argc, char **argv)
                         break;
                 case OPT_SECRET_ROOT:
                         o.secret_root = optarg;
+                        break;
+                case OPT_PVC_ROOT:
+                        o.pvc_root = optarg;
                         break;
                 case OPT_STATUS:
                         o.status_file = optarg;
@@ -162,5 +180,7 @@ int main(int argc, char **argv)
                 return usage_error("unexpected argument", argv[optind]);
         if (!o.vmi_file == !o.vmi_env)
                 return usage_error("exactly one of --vmi and --vmi-env is required", NULL);
+        if (!o.image_root)
+                o.image_root = default_image_root();
         return launch_run(&o);
 }

@@ -74,7 +74,8 @@ static _Noreturn void exec_child(const char *path, int fd, pid_t parent)
         sigaction(SIGINT, &ign, NULL);
         sigaction(SIGTERM, &ign, NULL);
         sigaction(SIGHUP, &ign, NULL);
-        if (dup2(fd, STDIN_FILENO) < 0)
+        /* dup2 clears close-on-exec; an fd that already is stdin needs it cleared by hand */
+        if (fd == STDIN_FILENO ? fcntl(fd, F_SETFD, 0) < 0 : dup2(fd, STDIN_FILENO) < 0)
                 _exit(127);
         char pidarg[32];
         size_t i = sizeof(pidarg) - 1;

@@ -257,7 +257,44 @@ def test_vm_halted(env):
     wait_for("Pods gone", lambda: env.srv.api.items(POD_PATH % "default") == [], timeout=30, interval=0.5)
 
 
-TESTS = {"vmi": test_vmi, "vm_always": test_vm_always, "vm_halted": test_vm_halted}
+def test_kernelboot_secret(env):
+    """kernelBoot image mounted by the Pod at <image-root>/kernelboot; cloud-init from two Secrets (a projected
+    volume at /var/run/kvlite/secrets/<volume>) into the launcher's cidata ISO."""
+    for name, key, value in (("kb-user", "userdata", "#cloud-config\\nhostname: kb-secret\\n"),
+                             ("kb-net", "networkData", "version: 2\\n")):
+        env.kubectl("apply", "-f", "-", input="apiVersion: v1\nkind: Secret\nmetadata: {name: %s}\n"
+                    "stringData: {%s: \"%s\"}\n" % (name, key, value))
+    env.kubectl("apply", "-f", "-", input="""apiVersion: kubevirt.io/v1
+kind: VirtualMachineInstance
+metadata: {name: e2e-kb}
+spec:
+  terminationGracePeriodSeconds: 5
+  domain:
+    memory: {guest: 128Mi}
+    firmware:
+      kernelBoot:
+        kernelArgs: console=ttyS0
+        container: {image: %s, kernelPath: /boot/vmlinuz, initrdPath: /boot/initrd.img}
+    devices:
+      disks: [{name: ci, disk: {bus: virtio}}]
+  volumes:
+  - name: ci
+    cloudInitNoCloud:
+      userDataSecretRef: {name: kb-user}
+      networkDataSecretRef: {name: kb-net}
+""" % os.path.join(GUEST, "kernelboot"))
+    vmi, pod, qemu = env.wait_running("e2e-kb")
+    assert {"name": "kernelboot", "mountPath": "/var/run/kvlite/images/kernelboot", "readOnly": True} in \
+        pod["spec"]["containers"][0]["volumeMounts"], pod["spec"]["containers"][0]["volumeMounts"]
+    iso = _read(os.path.join(env.kubelet.run_dir(pod), "cidata-ci.iso"))
+    assert b"hostname: kb-secret" in iso and b"version: 2" in iso, "Secret data missing from the cidata ISO"
+    env.kubectl("delete", "vmi", "e2e-kb", "--timeout=60s")
+    if qemu:
+        wait_for("QEMU gone", lambda: not alive(qemu), timeout=10)
+
+
+TESTS = {"vmi": test_vmi, "vm_always": test_vm_always, "vm_halted": test_vm_halted,
+         "kernelboot_secret": test_kernelboot_secret}
 
 if __name__ == "__main__":
     if not os.path.exists(os.path.join(GUEST, "containerdisk", "disk")):

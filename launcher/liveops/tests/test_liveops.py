@@ -37,11 +37,11 @@ def test_hotplug(tmp):
         base = vm.wait_cnt(lambda m: True, 30, "first counter line")
         mem0 = int(base.group(3))
         step("disk virtio + scsi")
-        driver(DRV, vm.qmp_path, "disk-add", {"name": "d1", "path": f"{tmp}/hp1.qcow2", "bus": "virtio"})
-        driver(DRV, vm.qmp_path, "disk-add", {"name": "d2", "path": f"{tmp}/hp2.qcow2", "bus": "scsi"})
+        driver(DRV, vm.qmp_path, "hotplug-disk", {"name": "d1", "path": f"{tmp}/hp1.qcow2", "bus": "virtio"})
+        driver(DRV, vm.qmp_path, "hotplug-disk", {"name": "d2", "path": f"{tmp}/hp2.qcow2", "bus": "scsi"})
         vm.wait_cnt(lambda m: has("vda", 4)(m) and has("sda", 4)(m), 15, "vda and sda in the guest")
         step("nic")
-        driver(DRV, vm.qmp_path, "nic-add", {"name": "net1", "mac": "52:54:00:12:34:99"})
+        driver(DRV, vm.qmp_path, "hotplug-nic", {"name": "net1", "mac": "52:54:00:12:34:99"})
         vm.wait_cnt(has("eth0", 5), 15, "eth0 in the guest")
         step("cpu")
         driver(DRV, vm.qmp_path, "set-cpus", {"sockets": 2})
@@ -57,25 +57,25 @@ def test_hotplug(tmp):
         time.sleep(1.2)
         if not sector0(f"{tmp}/hp1.qcow2").startswith("DISKCNT"):
             fail("the guest did not write to the hot-plugged vda")
-        driver(DRV, vm.qmp_path, "disk-remove", {"name": "d1"})
-        driver(DRV, vm.qmp_path, "disk-remove", {"name": "d2"})
-        driver(DRV, vm.qmp_path, "nic-remove", {"name": "net1"})
+        driver(DRV, vm.qmp_path, "unplug-disk", {"name": "d1"})
+        driver(DRV, vm.qmp_path, "unplug-disk", {"name": "d2"})
+        driver(DRV, vm.qmp_path, "unplug-nic", {"name": "net1"})
         vm.wait_cnt(lambda m: m.group(4) == "" and m.group(5) == "", 15, "disks and NIC gone")
-        driver(DRV, vm.qmp_path, "set-memory", {"bytes": 256 << 20, "max": 1 << 30, "timeoutMs": 20000})
+        driver(DRV, vm.qmp_path, "set-memory", {"bytes": 256 << 20, "timeoutMs": 20000})  # max from QEMU
         vm.wait_cnt(lambda m: int(m.group(3)) < mem0 + 50000, 20, "MemTotal back")
         if vm.last_n() <= n_before or vm.status() != "running":
             fail("guest stopped counting")
-        r = driver(DRV, vm.qmp_path, "disk-remove", {"name": "d1"}, expect_ok=False)
+        r = driver(DRV, vm.qmp_path, "unplug-disk", {"name": "d1"}, expect_ok=False)
         if "no such disk" not in r["error"]:
             fail(f"unclear error for a missing disk: {r}")
         step("hot-plug while paused")
         vm.qmp.cmd("stop")
-        driver(DRV, vm.qmp_path, "disk-add", {"name": "d3", "path": f"{tmp}/hp2.qcow2", "bus": "virtio"})
+        driver(DRV, vm.qmp_path, "hotplug-disk", {"name": "d3", "path": f"{tmp}/hp2.qcow2", "bus": "virtio"})
         vm.qmp.cmd("cont")
         vm.wait_cnt(has("vda", 4), 15, "vda after cont")
         step("unplug while paused: times out cleanly, VM keeps running")
         vm.qmp.cmd("stop")
-        r = driver(DRV, vm.qmp_path, "disk-remove", {"name": "d3", "timeoutMs": 1500}, expect_ok=False)
+        r = driver(DRV, vm.qmp_path, "unplug-disk", {"name": "d3", "timeoutMs": 1500}, expect_ok=False)
         if "did not release" not in r["error"]:
             fail(f"unclear unplug timeout: {r}")
         vm.qmp.cmd("cont")
@@ -176,6 +176,26 @@ def test_migration(tmp):
         tgt.kill()
 
 
+def test_postcopy(tmp):
+    step("non-converging guest (32 MiB/s cap): post-copy after completionTimeoutPerGiB")
+    src, tgt = migrate_pair(tmp, "pc", "dirty=64")
+    try:
+        src.wait_cnt(lambda m: int(m.group(1)) >= 4, 30, "source counting")
+        uri = f"unix:{tmp}/pc.sock"
+        cfg = {"bandwidthPerMigration": 32 << 20, "allowPostCopy": True, "completionTimeoutPerGiB": 2}
+        driver(DRV, tgt.qmp_path, "migrate-target", {"uri": uri, "config": cfg})
+        r = driver(DRV, src.qmp_path, "migrate", {"uri": uri, "config": cfg, "timeoutMs": 60000})
+        st = r["migrationState"]
+        if not st["completed"] or st["mode"] != "PostCopy":
+            fail(f"post-copy migration: {st}")
+        last_src = src.last_n()
+        driver(DRV, tgt.qmp_path, "migrate-target-finish")
+        tgt.wait_cnt(lambda m: int(m.group(1)) > last_src + 1, 15, "counter continuing after post-copy")
+    finally:
+        src.kill()
+        tgt.kill()
+
+
 def test_local_disk_migration(tmp):
     step("migration with a local disk mirrored over NBD")
     s_img, t_img = f"{tmp}/ld-src.qcow2", f"{tmp}/ld-tgt.qcow2"
@@ -212,6 +232,7 @@ def main():
         test_snapshots(tmp)
         test_migration(tmp)
         test_local_disk_migration(tmp)
+        test_postcopy(tmp)
         step(f"all liveops guest tests passed in {time.monotonic() - t0:.1f}s")
 
 

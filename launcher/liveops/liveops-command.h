@@ -1,0 +1,18 @@
+/* liveops-command: one live operation named by its control-socket verb with JSON arguments, shared by the
+ * launcher's control socket and liveops-driver so both speak the same commands. */
+#pragma once
+
+#include <cjson/cJSON.h>
+
+#include "error.h"
+#include "migration.h"
+#include "qmp.h"
+
+/* Verbs: hotplug-disk {name,path,format,bus,readonly,serial}, unplug-disk {name,timeoutMs},
+ * hotplug-nic {name,mac}, unplug-nic {name}, set-cpus {sockets}, set-memory {bytes,max,timeoutMs},
+ * snapshot-save|snapshot-load|snapshot-delete {tag}, snapshot-list, migrate-target {uri,nbdPort,config},
+ * migrate-target-finish {timeoutMs}, migrate {uri,nbdPort,config,timeoutMs} (blocking).
+ * *result (may stay NULL) gets extra members for the answer. -EINVAL for an unknown verb. */
+int liveops_command(qmp *q, const char *verb, const cJSON *args, cJSON **result, kv_error *err);
+/* KubeVirt MigrationConfiguration member names → migration_config (absent = launcher default). */
+void liveops_read_migration_config(const cJSON *config, migration_config *out);
