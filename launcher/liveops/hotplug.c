@@ -13,387 +13,401 @@
 #define VMEM_BLOCK (2u << 20)
 
 static const char *const nic_drivers[] = {[NIC_VIRTIO] = "virtio-net-pci",
-					  [NIC_E1000E] = "e1000e",
-					  [NIC_E1000] = "e1000",
-					  [NIC_RTL8139] = "rtl8139"};
+                                          [NIC_E1000E] = "e1000e",
+                                          [NIC_E1000] = "e1000",
+                                          [NIC_RTL8139] = "rtl8139"};
 
 static cJSON *disk_node(const hp_disk *d, const char *node)
 {
-	cJSON *file = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", "file"), "filename", d->path);
-	cJSON *n = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "node-name", node), "driver",
-			      image_format_name(d->format));
-	if (d->readonly) {
-		lo_obj_bool(file, "read-only", true);
-		lo_obj_bool(n, "read-only", true);
-	}
-	if (n && file)
-		cJSON_AddItemToObject(n, "file", file);
-	else
-		cJSON_Delete(file);
-	/* A user image must not open the backing file its header names (notes §7). */
-	if (n && d->format == IMG_QCOW2)
-		cJSON_AddNullToObject(n, "backing");
-	return n;
+        cJSON *file = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", "file"), "filename", d->path);
+        cJSON *n = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "node-name", node), "driver",
+                              image_format_name(d->format));
+        if (d->readonly) {
+                lo_obj_bool(file, "read-only", true);
+                lo_obj_bool(n, "read-only", true);
+        }
+        if (n && file)
+                cJSON_AddItemToObject(n, "file", file);
+        else
+                cJSON_Delete(file);
+        /* A user image must not open the backing file its header names (notes §7). */
+        if (n && d->format == IMG_QCOW2)
+                cJSON_AddNullToObject(n, "backing");
+        return n;
 }
 
 static int ensure_scsi_controller(qmp *q, kv_error *err)
 {
-	int r = lo_device_exists(q, "scsi0", err);
-	if (r != 0)
-		return r < 0 ? r : 0;
-	char port[32];
-	r = lo_free_root_port(q, port, sizeof(port), err);
-	if (r < 0)
-		return r;
-	cJSON *dev = lo_obj_str(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", "virtio-scsi-pci"), "id",
-					   "scsi0"),
-				"bus", port);
-	return lo_exec(q, "device_add", dev, NULL, err);
+        int r = lo_device_exists(q, "scsi0", err);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        char port[32];
+        r = lo_free_root_port(q, port, sizeof(port), err);
+        if (r < 0)
+                return r;
+        cJSON *dev = lo_obj_str(
+            lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", "virtio-scsi-pci"), "id", "scsi0"), "bus",
+            port);
+        return lo_exec(q, "device_add", dev, NULL, err);
 }
 
 static int disk_device_add(qmp *q, const hp_disk *d, const char *node, const char *id, kv_error *err)
 {
-	cJSON *dev = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "id", id), "drive", node);
-	if (d->serial)
-		lo_obj_str(dev, "serial", d->serial);
-	int r;
-	if (d->bus == BUS_SCSI) {
-		r = ensure_scsi_controller(q, err);
-		/* scsi-id left out: QEMU picks a free one on the bus. */
-		lo_obj_str(lo_obj_str(dev, "driver", "scsi-hd"), "bus", "scsi0.0");
-	} else {
-		char port[32];
-		r = lo_free_root_port(q, port, sizeof(port), err);
-		lo_obj_str(lo_obj_str(dev, "driver", "virtio-blk-pci"), "bus", port);
-	}
-	if (r < 0) {
-		cJSON_Delete(dev);
-		return r;
-	}
-	return lo_exec(q, "device_add", dev, NULL, err);
+        cJSON *dev = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "id", id), "drive", node);
+        if (d->serial)
+                lo_obj_str(dev, "serial", d->serial);
+        int r;
+        if (d->bus == BUS_SCSI) {
+                r = ensure_scsi_controller(q, err);
+                /* scsi-id left out: QEMU picks a free one on the bus. */
+                lo_obj_str(lo_obj_str(dev, "driver", "scsi-hd"), "bus", "scsi0.0");
+        } else {
+                char port[32];
+                r = lo_free_root_port(q, port, sizeof(port), err);
+                lo_obj_str(lo_obj_str(dev, "driver", "virtio-blk-pci"), "bus", port);
+        }
+        if (r < 0) {
+                cJSON_Delete(dev);
+                return r;
+        }
+        return lo_exec(q, "device_add", dev, NULL, err);
 }
 
 int hotplug_disk_add(qmp *q, const hp_disk *d, kv_error *err)
 {
-	if (d->bus != BUS_VIRTIO && d->bus != BUS_SCSI)
-		return kv_error_set(err, EINVAL, "disk %s: only virtio and scsi disks can be hot-plugged", d->name);
-	if (!d->path)
-		return kv_error_set(err, EINVAL, "disk %s: its volume is not prepared (no image path)", d->name);
-	char node[128], id[128];
-	snprintf(node, sizeof(node), "hp-%s", d->name);
-	snprintf(id, sizeof(id), "ua-%s", d->name);
-	int r = lo_exec(q, "blockdev-add", disk_node(d, node), NULL, err);
-	if (r < 0)
-		return kv_error_wrap(err, "hot-plug disk %s", d->name);
-	r = disk_device_add(q, d, node, id, err);
-	if (r < 0) {
-		kv_error ignored = {0};
-		lo_exec(q, "blockdev-del", lo_obj_str(cJSON_CreateObject(), "node-name", node), NULL, &ignored);
-		return kv_error_wrap(err, "hot-plug disk %s", d->name);
-	}
-	return 0;
+        if (d->bus != BUS_VIRTIO && d->bus != BUS_SCSI)
+                return kv_error_set(err, EINVAL, "disk %s: only virtio and scsi disks can be hot-plugged",
+                                    d->name);
+        if (!d->path)
+                return kv_error_set(err, EINVAL, "disk %s: its volume is not prepared (no image path)",
+                                    d->name);
+        char node[128], id[128];
+        snprintf(node, sizeof(node), "hp-%s", d->name);
+        snprintf(id, sizeof(id), "ua-%s", d->name);
+        int r = lo_exec(q, "blockdev-add", disk_node(d, node), NULL, err);
+        if (r < 0)
+                return kv_error_wrap(err, "hot-plug disk %s", d->name);
+        r = disk_device_add(q, d, node, id, err);
+        if (r < 0) {
+                kv_error ignored = {0};
+                lo_exec(q, "blockdev-del", lo_obj_str(cJSON_CreateObject(), "node-name", node), NULL,
+                        &ignored);
+                return kv_error_wrap(err, "hot-plug disk %s", d->name);
+        }
+        return 0;
 }
 
 /* The node behind device ua-<name>: query-block's qdev is "/machine/peripheral/<id>[/virtio-backend]"
  * for -blockdev disks. */
 static int disk_node_of(qmp *q, const char *id, char *node, size_t size, kv_error *err)
 {
-	_cleanup_cjson_ cJSON *ret = NULL;
-	int r = lo_exec(q, "query-block", NULL, &ret, err);
-	if (r < 0)
-		return r;
-	char prefix[160];
-	int plen = snprintf(prefix, sizeof(prefix), "/machine/peripheral/%s", id);
-	const cJSON *b;
-	cJSON_ArrayForEach(b, ret)
-	{
-		const cJSON *qdev = cJSON_GetObjectItem(b, "qdev");
-		const cJSON *nn = cJSON_GetObjectItem(cJSON_GetObjectItem(b, "inserted"), "node-name");
-		if (!cJSON_IsString(qdev) || !cJSON_IsString(nn))
-			continue;
-		const char *s = qdev->valuestring;
-		bool match = !strcmp(s, id) ||
-			     (!strncmp(s, prefix, (size_t)plen) && (s[plen] == '\0' || s[plen] == '/'));
-		if (match) {
-			snprintf(node, size, "%s", nn->valuestring);
-			return 1;
-		}
-	}
-	return 0;
+        _cleanup_cjson_ cJSON *ret = NULL;
+        int r = lo_exec(q, "query-block", NULL, &ret, err);
+        if (r < 0)
+                return r;
+        char prefix[160];
+        int plen = snprintf(prefix, sizeof(prefix), "/machine/peripheral/%s", id);
+        const cJSON *b;
+        cJSON_ArrayForEach(b, ret)
+        {
+                const cJSON *qdev = cJSON_GetObjectItem(b, "qdev");
+                const cJSON *nn = cJSON_GetObjectItem(cJSON_GetObjectItem(b, "inserted"), "node-name");
+                if (!cJSON_IsString(qdev) || !cJSON_IsString(nn))
+                        continue;
+                const char *s = qdev->valuestring;
+                bool match = !strcmp(s, id) ||
+                             (!strncmp(s, prefix, (size_t)plen) && (s[plen] == '\0' || s[plen] == '/'));
+                if (match) {
+                        snprintf(node, size, "%s", nn->valuestring);
+                        return 1;
+                }
+        }
+        return 0;
 }
 
 int hotplug_disk_remove(qmp *q, const char *name, int timeout_ms, kv_error *err)
 {
-	char id[128], node[128] = "";
-	snprintf(id, sizeof(id), "ua-%s", name);
-	int r = disk_node_of(q, id, node, sizeof(node), err);
-	if (r == 0)
-		return kv_error_set(err, ENOENT, "unplug disk %s: no such disk attached", name);
-	if (r > 0)
-		r = lo_device_del_wait(q, id, timeout_ms, err);
-	if (r >= 0)
-		r = lo_exec(q, "blockdev-del", lo_obj_str(cJSON_CreateObject(), "node-name", node), NULL, err);
-	return r < 0 ? kv_error_wrap(err, "unplug disk %s", name) : 0;
+        char id[128], node[128] = "";
+        snprintf(id, sizeof(id), "ua-%s", name);
+        int r = disk_node_of(q, id, node, sizeof(node), err);
+        if (r == 0)
+                return kv_error_set(err, ENOENT, "unplug disk %s: no such disk attached", name);
+        if (r > 0)
+                r = lo_device_del_wait(q, id, timeout_ms, err);
+        if (r >= 0)
+                r = lo_exec(q, "blockdev-del", lo_obj_str(cJSON_CreateObject(), "node-name", node), NULL,
+                            err);
+        return r < 0 ? kv_error_wrap(err, "unplug disk %s", name) : 0;
 }
 
 int hotplug_nic_add(qmp *q, const hp_nic *n, kv_error *err)
 {
-	char id[128], netdev[128], port[32];
-	snprintf(id, sizeof(id), "ua-%s", n->name);
-	snprintf(netdev, sizeof(netdev), "hostua-%s", n->name);
-	int r = lo_free_root_port(q, port, sizeof(port), err);
-	if (r < 0)
-		return kv_error_wrap(err, "hot-plug interface %s", n->name);
-	cJSON *nd = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "type", "user"), "id", netdev);
-	if (n->hostname)
-		lo_obj_str(nd, "hostname", n->hostname);
-	r = lo_exec(q, "netdev_add", nd, NULL, err);
-	if (r < 0)
-		return kv_error_wrap(err, "hot-plug interface %s", n->name);
-	cJSON *dev = lo_obj_str(lo_obj_str(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver",
-								 nic_drivers[n->model]),
-						      "id", id),
-					   "netdev", netdev),
-				"bus", port);
-	if (n->mac)
-		lo_obj_str(dev, "mac", n->mac);
-	r = lo_exec(q, "device_add", dev, NULL, err);
-	if (r < 0) {
-		kv_error ignored = {0};
-		lo_exec(q, "netdev_del", lo_obj_str(cJSON_CreateObject(), "id", netdev), NULL, &ignored);
-		return kv_error_wrap(err, "hot-plug interface %s", n->name);
-	}
-	return 0;
+        char id[128], netdev[128], port[32];
+        snprintf(id, sizeof(id), "ua-%s", n->name);
+        snprintf(netdev, sizeof(netdev), "hostua-%s", n->name);
+        int r = lo_free_root_port(q, port, sizeof(port), err);
+        if (r < 0)
+                return kv_error_wrap(err, "hot-plug interface %s", n->name);
+        cJSON *nd = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "type", "user"), "id", netdev);
+        if (n->hostname)
+                lo_obj_str(nd, "hostname", n->hostname);
+        r = lo_exec(q, "netdev_add", nd, NULL, err);
+        if (r < 0)
+                return kv_error_wrap(err, "hot-plug interface %s", n->name);
+        cJSON *dev = lo_obj_str(
+            lo_obj_str(
+                lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", nic_drivers[n->model]), "id", id),
+                "netdev", netdev),
+            "bus", port);
+        if (n->mac)
+                lo_obj_str(dev, "mac", n->mac);
+        r = lo_exec(q, "device_add", dev, NULL, err);
+        if (r < 0) {
+                kv_error ignored = {0};
+                lo_exec(q, "netdev_del", lo_obj_str(cJSON_CreateObject(), "id", netdev), NULL, &ignored);
+                return kv_error_wrap(err, "hot-plug interface %s", n->name);
+        }
+        return 0;
 }
 
 int hotplug_nic_remove(qmp *q, const char *name, int timeout_ms, kv_error *err)
 {
-	char id[128], netdev[128];
-	snprintf(id, sizeof(id), "ua-%s", name);
-	snprintf(netdev, sizeof(netdev), "hostua-%s", name);
-	/* Device first: netdev_del under an attached NIC is accepted and leaves it without a backend. */
-	int r = lo_device_del_wait(q, id, timeout_ms, err);
-	if (r >= 0)
-		r = lo_exec(q, "netdev_del", lo_obj_str(cJSON_CreateObject(), "id", netdev), NULL, err);
-	return r < 0 ? kv_error_wrap(err, "unplug interface %s", name) : 0;
+        char id[128], netdev[128];
+        snprintf(id, sizeof(id), "ua-%s", name);
+        snprintf(netdev, sizeof(netdev), "hostua-%s", name);
+        /* Device first: netdev_del under an attached NIC is accepted and leaves it without a backend. */
+        int r = lo_device_del_wait(q, id, timeout_ms, err);
+        if (r >= 0)
+                r = lo_exec(q, "netdev_del", lo_obj_str(cJSON_CreateObject(), "id", netdev), NULL, err);
+        return r < 0 ? kv_error_wrap(err, "unplug interface %s", name) : 0;
 }
 
 static int prop_int(const cJSON *props, const char *key)
 {
-	const cJSON *v = cJSON_GetObjectItem(props, key);
-	return cJSON_IsNumber(v) ? v->valueint : 0;
+        const cJSON *v = cJSON_GetObjectItem(props, key);
+        return cJSON_IsNumber(v) ? v->valueint : 0;
 }
 
 static int cpu_plug(qmp *q, const cJSON *slot, kv_error *err)
 {
-	const cJSON *props = cJSON_GetObjectItem(slot, "props");
-	const cJSON *type = cJSON_GetObjectItem(slot, "type");
-	if (!cJSON_IsString(type) || !cJSON_IsObject(props))
-		return kv_error_set(err, EPROTO, "query-hotpluggable-cpus: slot without type/props");
-	char id[64];
-	snprintf(id, sizeof(id), "cpu-s%d-c%d-t%d", prop_int(props, "socket-id"), prop_int(props, "core-id"),
-		 prop_int(props, "thread-id"));
-	/* Copy type and props verbatim (notes §4): the topology ids depend on -smp. */
-	cJSON *dev = cJSON_Duplicate(props, true);
-	lo_obj_str(lo_obj_str(dev, "driver", type->valuestring), "id", id);
-	return lo_exec(q, "device_add", dev, NULL, err);
+        const cJSON *props = cJSON_GetObjectItem(slot, "props");
+        const cJSON *type = cJSON_GetObjectItem(slot, "type");
+        if (!cJSON_IsString(type) || !cJSON_IsObject(props))
+                return kv_error_set(err, EPROTO, "query-hotpluggable-cpus: slot without type/props");
+        char id[64];
+        snprintf(id, sizeof(id), "cpu-s%d-c%d-t%d", prop_int(props, "socket-id"), prop_int(props, "core-id"),
+                 prop_int(props, "thread-id"));
+        /* Copy type and props verbatim (notes §4): the topology ids depend on -smp. */
+        cJSON *dev = cJSON_Duplicate(props, true);
+        lo_obj_str(lo_obj_str(dev, "driver", type->valuestring), "id", id);
+        return lo_exec(q, "device_add", dev, NULL, err);
 }
 
 int hotplug_set_cpus(qmp *q, unsigned sockets, kv_error *err)
 {
-	_cleanup_cjson_ cJSON *slots = NULL;
-	int r = lo_exec(q, "query-hotpluggable-cpus", NULL, &slots, err);
-	if (r < 0)
-		return r;
-	unsigned max_socket = 0, plugged_above = 0;
-	const cJSON *s;
-	cJSON_ArrayForEach(s, slots)
-	{
-		unsigned sock = (unsigned)prop_int(cJSON_GetObjectItem(s, "props"), "socket-id");
-		max_socket = sock + 1 > max_socket ? sock + 1 : max_socket;
-		if (cJSON_GetObjectItem(s, "qom-path") && sock >= sockets)
-			plugged_above++;
-	}
-	if (sockets > max_socket)
-		return kv_error_set(err, EINVAL, "set cpus: %u sockets requested, the VM allows at most %u (maxSockets)",
-				    sockets, max_socket);
-	if (plugged_above)
-		return kv_error_set(err, EOPNOTSUPP,
-				    "set cpus: lowering the socket count is refused: vCPU hot-unplug crashes QEMU 7.2 "
-				    "under TCG (restart the VM with fewer sockets instead)");
-	cJSON_ArrayForEach(s, slots)
-	{
-		unsigned sock = (unsigned)prop_int(cJSON_GetObjectItem(s, "props"), "socket-id");
-		if (cJSON_GetObjectItem(s, "qom-path") || sock >= sockets)
-			continue;
-		r = cpu_plug(q, s, err);
-		if (r < 0)
-			return kv_error_wrap(err, "set cpus");
-	}
-	return 0;
+        _cleanup_cjson_ cJSON *slots = NULL;
+        int r = lo_exec(q, "query-hotpluggable-cpus", NULL, &slots, err);
+        if (r < 0)
+                return r;
+        unsigned max_socket = 0, plugged_above = 0;
+        const cJSON *s;
+        cJSON_ArrayForEach(s, slots)
+        {
+                unsigned sock = (unsigned)prop_int(cJSON_GetObjectItem(s, "props"), "socket-id");
+                max_socket = sock + 1 > max_socket ? sock + 1 : max_socket;
+                if (cJSON_GetObjectItem(s, "qom-path") && sock >= sockets)
+                        plugged_above++;
+        }
+        if (sockets > max_socket)
+                return kv_error_set(err, EINVAL,
+                                    "set cpus: %u sockets requested, the VM allows at most %u (maxSockets)",
+                                    sockets, max_socket);
+        if (plugged_above)
+                return kv_error_set(
+                    err, EOPNOTSUPP,
+                    "set cpus: lowering the socket count is refused: vCPU hot-unplug crashes QEMU 7.2 "
+                    "under TCG (restart the VM with fewer sockets instead)");
+        cJSON_ArrayForEach(s, slots)
+        {
+                unsigned sock = (unsigned)prop_int(cJSON_GetObjectItem(s, "props"), "socket-id");
+                if (cJSON_GetObjectItem(s, "qom-path") || sock >= sockets)
+                        continue;
+                r = cpu_plug(q, s, err);
+                if (r < 0)
+                        return kv_error_wrap(err, "set cpus");
+        }
+        return 0;
 }
 
 typedef struct mem_view {
-	uint64_t base, dimms;
-	bool vmem;
-	uint64_t vmem_max;
-	unsigned n_dimms;
+        uint64_t base, dimms;
+        bool vmem;
+        uint64_t vmem_max;
+        unsigned n_dimms;
 } mem_view;
 
 static uint64_t num_u64(const cJSON *o, const char *key)
 {
-	const cJSON *v = cJSON_GetObjectItem(o, key);
-	return cJSON_IsNumber(v) ? (uint64_t)v->valuedouble : 0;
+        const cJSON *v = cJSON_GetObjectItem(o, key);
+        return cJSON_IsNumber(v) ? (uint64_t)v->valuedouble : 0;
 }
 
 static int mem_view_read(qmp *q, mem_view *m, kv_error *err)
 {
-	_cleanup_cjson_ cJSON *sum = NULL, *devs = NULL;
-	int r = lo_exec(q, "query-memory-size-summary", NULL, &sum, err);
-	if (r >= 0)
-		r = lo_exec(q, "query-memory-devices", NULL, &devs, err);
-	if (r < 0)
-		return r;
-	*m = (mem_view){.base = num_u64(sum, "base-memory")};
-	const cJSON *d;
-	cJSON_ArrayForEach(d, devs)
-	{
-		const cJSON *type = cJSON_GetObjectItem(d, "type"), *data = cJSON_GetObjectItem(d, "data");
-		const cJSON *id = cJSON_GetObjectItem(data, "id");
-		if (!cJSON_IsString(type))
-			continue;
-		if (!strcmp(type->valuestring, "dimm")) {
-			m->dimms += num_u64(data, "size");
-			m->n_dimms++;
-		} else if (!strcmp(type->valuestring, "virtio-mem") && cJSON_IsString(id) &&
-			   !strcmp(id->valuestring, VMEM_ID)) {
-			m->vmem = true;
-			m->vmem_max = num_u64(data, "max-size");
-		}
-	}
-	return 0;
+        _cleanup_cjson_ cJSON *sum = NULL, *devs = NULL;
+        int r = lo_exec(q, "query-memory-size-summary", NULL, &sum, err);
+        if (r >= 0)
+                r = lo_exec(q, "query-memory-devices", NULL, &devs, err);
+        if (r < 0)
+                return r;
+        *m = (mem_view){.base = num_u64(sum, "base-memory")};
+        const cJSON *d;
+        cJSON_ArrayForEach(d, devs)
+        {
+                const cJSON *type = cJSON_GetObjectItem(d, "type"), *data = cJSON_GetObjectItem(d, "data");
+                const cJSON *id = cJSON_GetObjectItem(data, "id");
+                if (!cJSON_IsString(type))
+                        continue;
+                if (!strcmp(type->valuestring, "dimm")) {
+                        m->dimms += num_u64(data, "size");
+                        m->n_dimms++;
+                } else if (!strcmp(type->valuestring, "virtio-mem") && cJSON_IsString(id) &&
+                           !strcmp(id->valuestring, VMEM_ID)) {
+                        m->vmem = true;
+                        m->vmem_max = num_u64(data, "max-size");
+                }
+        }
+        return 0;
 }
 
 static int vmem_wait(qmp *q, uint64_t want, int timeout_ms, kv_error *err)
 {
-	int64_t deadline = lo_now_ms() + timeout_ms;
-	uint64_t size = 0;
-	for (;;) {
-		_cleanup_cjson_ cJSON *ret = NULL;
-		cJSON *a = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "path", "/machine/peripheral/" VMEM_ID),
-				      "property", "size");
-		int r = lo_exec(q, "qom-get", a, &ret, err);
-		if (r < 0)
-			return r;
-		size = cJSON_IsNumber(ret) ? (uint64_t)ret->valuedouble : 0;
-		if (size == want)
-			return 0;
-		if (lo_now_ms() >= deadline)
-			break;
-		_cleanup_cjson_ cJSON *ev = NULL;
-		kv_error ignored = {0};
-		qmp_wait_event(q, "MEMORY_DEVICE_SIZE_CHANGE", "id", VMEM_ID, 100, &ev, &ignored);
-	}
-	return kv_error_set(err, ETIMEDOUT,
-			    "the guest plugged %" PRIu64 " of %" PRIu64 " MiB requested within %d ms (it needs "
-			    "virtio_mem and memory onlining); the request stays in place",
-			    size >> 20, want >> 20, timeout_ms);
+        int64_t deadline = lo_now_ms() + timeout_ms;
+        uint64_t size = 0;
+        for (;;) {
+                _cleanup_cjson_ cJSON *ret = NULL;
+                cJSON *a =
+                    lo_obj_str(lo_obj_str(cJSON_CreateObject(), "path", "/machine/peripheral/" VMEM_ID),
+                               "property", "size");
+                int r = lo_exec(q, "qom-get", a, &ret, err);
+                if (r < 0)
+                        return r;
+                size = cJSON_IsNumber(ret) ? (uint64_t)ret->valuedouble : 0;
+                if (size == want)
+                        return 0;
+                if (lo_now_ms() >= deadline)
+                        break;
+                _cleanup_cjson_ cJSON *ev = NULL;
+                kv_error ignored = {0};
+                qmp_wait_event(q, "MEMORY_DEVICE_SIZE_CHANGE", "id", VMEM_ID, 100, &ev, &ignored);
+        }
+        return kv_error_set(err, ETIMEDOUT,
+                            "the guest plugged %" PRIu64 " of %" PRIu64
+                            " MiB requested within %d ms (it needs "
+                            "virtio_mem and memory onlining); the request stays in place",
+                            size >> 20, want >> 20, timeout_ms);
 }
 
 static int vmem_request(qmp *q, uint64_t extra, int timeout_ms, kv_error *err)
 {
-	cJSON *a = lo_obj_num(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "path", "/machine/peripheral/" VMEM_ID),
-					 "property", "requested-size"),
-			      "value", (double)extra);
-	int r = lo_exec(q, "qom-set", a, NULL, err);
-	return r < 0 ? r : vmem_wait(q, extra, timeout_ms, err);
+        cJSON *a =
+            lo_obj_num(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "path", "/machine/peripheral/" VMEM_ID),
+                                  "property", "requested-size"),
+                       "value", (double)extra);
+        int r = lo_exec(q, "qom-set", a, NULL, err);
+        return r < 0 ? r : vmem_wait(q, extra, timeout_ms, err);
 }
 
 static int vmem_plug(qmp *q, uint64_t capacity, uint64_t extra, kv_error *err)
 {
-	char port[32];
-	int r = lo_free_root_port(q, port, sizeof(port), err);
-	if (r < 0)
-		return r;
-	cJSON *obj = lo_obj_num(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "qom-type", "memory-backend-ram"),
-					   "id", VMEM_BACKEND),
-				"size", (double)capacity);
-	r = lo_exec(q, "object-add", obj, NULL, err);
-	if (r < 0)
-		return r;
-	cJSON *dev = lo_obj_str(lo_obj_str(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", "virtio-mem-pci"),
-						      "id", VMEM_ID),
-					   "memdev", VMEM_BACKEND),
-				"bus", port);
-	lo_obj_num(lo_obj_num(dev, "block-size", VMEM_BLOCK), "requested-size", (double)extra);
-	r = lo_exec(q, "device_add", dev, NULL, err);
-	if (r < 0) {
-		kv_error ignored = {0};
-		lo_exec(q, "object-del", lo_obj_str(cJSON_CreateObject(), "id", VMEM_BACKEND), NULL, &ignored);
-	}
-	return r;
+        char port[32];
+        int r = lo_free_root_port(q, port, sizeof(port), err);
+        if (r < 0)
+                return r;
+        cJSON *obj = lo_obj_num(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "qom-type", "memory-backend-ram"),
+                                           "id", VMEM_BACKEND),
+                                "size", (double)capacity);
+        r = lo_exec(q, "object-add", obj, NULL, err);
+        if (r < 0)
+                return r;
+        cJSON *dev =
+            lo_obj_str(lo_obj_str(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", "virtio-mem-pci"),
+                                             "id", VMEM_ID),
+                                  "memdev", VMEM_BACKEND),
+                       "bus", port);
+        lo_obj_num(lo_obj_num(dev, "block-size", VMEM_BLOCK), "requested-size", (double)extra);
+        r = lo_exec(q, "device_add", dev, NULL, err);
+        if (r < 0) {
+                kv_error ignored = {0};
+                lo_exec(q, "object-del", lo_obj_str(cJSON_CreateObject(), "id", VMEM_BACKEND), NULL,
+                        &ignored);
+        }
+        return r;
 }
 
 static int dimm_plug(qmp *q, unsigned n, uint64_t size, kv_error *err)
 {
-	char id[32], mem[40];
-	snprintf(id, sizeof(id), "kv-dimm%u", n);
-	snprintf(mem, sizeof(mem), "kv-dimm%u-mem", n);
-	cJSON *obj = lo_obj_num(
-	    lo_obj_str(lo_obj_str(cJSON_CreateObject(), "qom-type", "memory-backend-ram"), "id", mem), "size",
-	    (double)size);
-	int r = lo_exec(q, "object-add", obj, NULL, err);
-	if (r < 0)
-		return r;
-	cJSON *dev = lo_obj_str(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", "pc-dimm"), "id", id),
-				"memdev", mem);
-	return lo_exec(q, "device_add", dev, NULL, err);
+        char id[32], mem[40];
+        snprintf(id, sizeof(id), "kv-dimm%u", n);
+        snprintf(mem, sizeof(mem), "kv-dimm%u-mem", n);
+        cJSON *obj = lo_obj_num(
+            lo_obj_str(lo_obj_str(cJSON_CreateObject(), "qom-type", "memory-backend-ram"), "id", mem), "size",
+            (double)size);
+        int r = lo_exec(q, "object-add", obj, NULL, err);
+        if (r < 0)
+                return r;
+        cJSON *dev = lo_obj_str(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", "pc-dimm"), "id", id),
+                                "memdev", mem);
+        return lo_exec(q, "device_add", dev, NULL, err);
 }
 
 /* -m maxmem from the machine's "memory" property ({"size","slots","max-size"}, QEMU >= 7.1). */
 static uint64_t machine_max_memory(qmp *q)
 {
-	_cleanup_cjson_ cJSON *ret = NULL;
-	kv_error ignored = {0};
-	cJSON *a = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "path", "/machine"), "property", "memory");
-	if (lo_exec(q, "qom-get", a, &ret, &ignored) < 0)
-		return 0;
-	return num_u64(ret, "max-size");
+        _cleanup_cjson_ cJSON *ret = NULL;
+        kv_error ignored = {0};
+        cJSON *a = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "path", "/machine"), "property", "memory");
+        if (lo_exec(q, "qom-get", a, &ret, &ignored) < 0)
+                return 0;
+        return num_u64(ret, "max-size");
 }
 
 int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_ms, kv_error *err)
 {
-	mem_view m;
-	if (!max_bytes)
-		max_bytes = machine_max_memory(q);
-	int r = mem_view_read(q, &m, err);
-	if (r < 0)
-		return kv_error_wrap(err, "set memory");
-	if (bytes < m.base + m.dimms)
-		return kv_error_set(err, EINVAL, "set memory: %" PRIu64 " MiB is below the boot memory (%" PRIu64
-				    " MiB) plus plugged DIMMs (%" PRIu64 " MiB)",
-				    bytes >> 20, m.base >> 20, m.dimms >> 20);
-	if (max_bytes <= m.base)
-		max_bytes = 0; /* maxmem == boot memory: no room for hot-plug */
-	if (max_bytes && bytes > max_bytes)
-		return kv_error_set(err, EINVAL, "set memory: %" PRIu64 " MiB is above maxGuest (%" PRIu64 " MiB)",
-				    bytes >> 20, max_bytes >> 20);
-	uint64_t extra = (bytes - m.base - m.dimms + VMEM_BLOCK - 1) / VMEM_BLOCK * VMEM_BLOCK;
-	if (m.vmem)
-		r = extra > m.vmem_max ? kv_error_set(err, EINVAL, "set memory: above the virtio-mem capacity")
-				       : vmem_request(q, extra, timeout_ms, err);
-	else if (extra == 0)
-		return 0;
-	else if (!max_bytes)
-		r = kv_error_set(err, EINVAL, "set memory: the VM has no maxGuest, memory cannot grow");
-	else {
-		uint64_t cap = (max_bytes - m.base - m.dimms) / VMEM_BLOCK * VMEM_BLOCK;
-		kv_error vmem_err = {0};
-		/* virtio-mem is preferred: it can also shrink; pc-dimm only when it cannot be plugged. */
-		if (vmem_plug(q, cap, extra, &vmem_err) >= 0)
-			r = vmem_wait(q, extra, timeout_ms, err);
-		else
-			r = dimm_plug(q, m.n_dimms, extra, err);
-	}
-	return r < 0 ? kv_error_wrap(err, "set memory") : 0;
+        mem_view m;
+        if (!max_bytes)
+                max_bytes = machine_max_memory(q);
+        int r = mem_view_read(q, &m, err);
+        if (r < 0)
+                return kv_error_wrap(err, "set memory");
+        if (bytes < m.base + m.dimms)
+                return kv_error_set(err, EINVAL,
+                                    "set memory: %" PRIu64 " MiB is below the boot memory (%" PRIu64
+                                    " MiB) plus plugged DIMMs (%" PRIu64 " MiB)",
+                                    bytes >> 20, m.base >> 20, m.dimms >> 20);
+        if (max_bytes <= m.base)
+                max_bytes = 0; /* maxmem == boot memory: no room for hot-plug */
+        if (max_bytes && bytes > max_bytes)
+                return kv_error_set(err, EINVAL,
+                                    "set memory: %" PRIu64 " MiB is above maxGuest (%" PRIu64 " MiB)",
+                                    bytes >> 20, max_bytes >> 20);
+        uint64_t extra = (bytes - m.base - m.dimms + VMEM_BLOCK - 1) / VMEM_BLOCK * VMEM_BLOCK;
+        if (m.vmem)
+                r = extra > m.vmem_max
+                        ? kv_error_set(err, EINVAL, "set memory: above the virtio-mem capacity")
+                        : vmem_request(q, extra, timeout_ms, err);
+        else if (extra == 0)
+                return 0;
+        else if (!max_bytes)
+                r = kv_error_set(err, EINVAL, "set memory: the VM has no maxGuest, memory cannot grow");
+        else {
+                uint64_t cap = (max_bytes - m.base - m.dimms) / VMEM_BLOCK * VMEM_BLOCK;
+                kv_error vmem_err = {0};
+                /* virtio-mem is preferred: it can also shrink; pc-dimm only when it cannot be plugged. */
+                if (vmem_plug(q, cap, extra, &vmem_err) >= 0)
+                        r = vmem_wait(q, extra, timeout_ms, err);
+                else
+                        r = dimm_plug(q, m.n_dimms, extra, err);
+        }
+        return r < 0 ? kv_error_wrap(err, "set memory") : 0;
 }

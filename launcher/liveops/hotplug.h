@@ -10,19 +10,19 @@
 #include "vmi.h"
 
 typedef struct hp_disk {
-	const char *name;  /* the KubeVirt disk name: device id "ua-<name>", node "hp-<name>" */
-	const char *path;  /* image file (prepared) */
-	image_format format;
-	disk_bus bus;      /* BUS_VIRTIO (own root port) or BUS_SCSI (scsi0, added if missing) */
-	bool readonly;
-	const char *serial; /* NULL = none */
+        const char *name; /* the KubeVirt disk name: device id "ua-<name>", node "hp-<name>" */
+        const char *path; /* image file (prepared) */
+        image_format format;
+        disk_bus bus; /* BUS_VIRTIO (own root port) or BUS_SCSI (scsi0, added if missing) */
+        bool readonly;
+        const char *serial; /* NULL = none */
 } hp_disk;
 
 typedef struct hp_nic {
-	const char *name; /* device "ua-<name>", netdev "hostua-<name>" as the boot-time NICs */
-	const char *mac;  /* NULL = QEMU's */
-	nic_model model;
-	const char *hostname; /* for the user-mode DHCP server, may be NULL */
+        const char *name; /* device "ua-<name>", netdev "hostua-<name>" as the boot-time NICs */
+        const char *mac;  /* NULL = QEMU's */
+        nic_model model;
+        const char *hostname; /* for the user-mode DHCP server, may be NULL */
 } hp_nic;
 
 int hotplug_disk_add(qmp *q, const hp_disk *d, kv_error *err);

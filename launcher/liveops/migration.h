@@ -12,26 +12,26 @@
 
 /* The knobs of KubeVirt's MigrationConfiguration that apply here; 0/false = the launcher's default. */
 typedef struct migration_config {
-	uint64_t bandwidth;                /* bandwidthPerMigration, bytes/s; 0 = unlimited */
-	unsigned completion_timeout_per_gib; /* seconds; 0 = 150 (KubeVirt) */
-	unsigned progress_timeout;         /* seconds without progress before aborting; 0 = 150 */
-	bool allow_auto_converge;
-	bool allow_post_copy;
-	unsigned parallel_threads; /* multifd channels; 0 = auto from the host's CPUs */
-	bool disable_multifd;
-	unsigned downtime_ms; /* 0 = 300 */
+        uint64_t bandwidth;                  /* bandwidthPerMigration, bytes/s; 0 = unlimited */
+        unsigned completion_timeout_per_gib; /* seconds; 0 = 150 (KubeVirt) */
+        unsigned progress_timeout;           /* seconds without progress before aborting; 0 = 150 */
+        bool allow_auto_converge;
+        bool allow_post_copy;
+        unsigned parallel_threads; /* multifd channels; 0 = auto from the host's CPUs */
+        bool disable_multifd;
+        unsigned downtime_ms; /* 0 = 300 */
 } migration_config;
 
 /* What both QEMUs are set to. Both sides compute it from the same config, so caps that must match
  * (multifd, postcopy-ram) do. */
 typedef struct migration_params {
-	bool multifd;
-	unsigned channels;
-	bool postcopy;      /* postcopy-ram capability (switch happens only on completion timeout) */
-	bool auto_converge; /* source only */
-	uint64_t max_bandwidth;
-	unsigned downtime_ms;
-	unsigned completion_timeout_per_gib, progress_timeout;
+        bool multifd;
+        unsigned channels;
+        bool postcopy;      /* postcopy-ram capability (switch happens only on completion timeout) */
+        bool auto_converge; /* source only */
+        uint64_t max_bandwidth;
+        unsigned downtime_ms;
+        unsigned completion_timeout_per_gib, progress_timeout;
 } migration_params;
 
 #define MIGRATION_UNLIMITED_BW (10ull << 30) /* QEMU's default is 128 MiB/s (notes §6) */
@@ -45,35 +45,35 @@ uint64_t migration_completion_timeout_ms(const migration_params *p, uint64_t byt
 
 /* KubeVirt-shaped state of one migration (status.migrationState) plus progress. */
 typedef struct migration_state {
-	char start[40], end[40]; /* RFC 3339 */
-	char target_address[256];
-	char mode[16];         /* "PreCopy" / "PostCopy" */
-	char abort_status[16]; /* "", "Succeeded", "Failed" */
-	bool completed, failed, abort_requested;
-	char failure_reason[512];
-	char qemu_status[32];   /* query-migrate status */
-	uint64_t ram_total, ram_remaining, ram_transferred;
-	int64_t total_time_ms, downtime_ms;
-	/* driver state */
-	migration_params params;
-	int64_t start_ms, last_progress_ms;
-	uint64_t best_remaining, disk_bytes;
-	bool postcopy_started, finished;
-	char **mirrors; /* node names mirrored to the target over NBD */
-	size_t n_mirrors;
+        char start[40], end[40]; /* RFC 3339 */
+        char target_address[256];
+        char mode[16];         /* "PreCopy" / "PostCopy" */
+        char abort_status[16]; /* "", "Succeeded", "Failed" */
+        bool completed, failed, abort_requested;
+        char failure_reason[512];
+        char qemu_status[32]; /* query-migrate status */
+        uint64_t ram_total, ram_remaining, ram_transferred;
+        int64_t total_time_ms, downtime_ms;
+        /* driver state */
+        migration_params params;
+        int64_t start_ms, last_progress_ms;
+        uint64_t best_remaining, disk_bytes;
+        bool postcopy_started, finished;
+        char **mirrors; /* node names mirrored to the target over NBD */
+        size_t n_mirrors;
 } migration_state;
 
 /* Target side (QEMU started with -incoming defer, and -S). nbd_host/nbd_port: when nbd_port > 0, every
  * writable disk node is exported for the source's mirror. */
 int migration_target_prepare(qmp *q, const migration_config *c, const char *uri, const char *nbd_host,
-			     int nbd_port, kv_error *err);
+                             int nbd_port, kv_error *err);
 /* Wait until the incoming migration completed (and the source's mirrors are done: call after the
  * source reported completed), remove NBD exports and `cont`. */
 int migration_target_finish(qmp *q, int timeout_ms, kv_error *err);
 
 /* Source side. nbd_port > 0: mirror every writable disk to the target's NBD exports first. */
 int migration_start(qmp *q, const migration_config *c, const char *uri, const char *nbd_host, int nbd_port,
-		    migration_state *st, kv_error *err);
+                    migration_state *st, kv_error *err);
 /* One step: query-migrate, progress/completion timeouts (auto-converge is already on; post-copy or abort
  * when the completion timeout passes, abort when no progress). Returns 1 once finished (completed or
  * failed; mirrors cleaned up), 0 while running, <0 on a QMP failure. */
@@ -81,6 +81,6 @@ int migration_poll(qmp *q, migration_state *st, kv_error *err);
 int migration_cancel(qmp *q, migration_state *st, kv_error *err);
 /* Blocking: start, poll until finished or timeout_ms (then cancel). 0 when completed. */
 int migration_run(qmp *q, const migration_config *c, const char *uri, const char *nbd_host, int nbd_port,
-		  int timeout_ms, migration_state *st, kv_error *err);
+                  int timeout_ms, migration_state *st, kv_error *err);
 void migration_state_free(migration_state *st);
 cJSON *migration_state_to_json(const migration_state *st);

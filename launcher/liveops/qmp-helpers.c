@@ -8,154 +8,155 @@
 
 int64_t lo_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 cJSON *lo_obj_str(cJSON *o, const char *key, const char *value)
 {
-	if (o)
-		cJSON_AddStringToObject(o, key, value);
-	return o;
+        if (o)
+                cJSON_AddStringToObject(o, key, value);
+        return o;
 }
 
 cJSON *lo_obj_num(cJSON *o, const char *key, double value)
 {
-	if (o)
-		cJSON_AddNumberToObject(o, key, value);
-	return o;
+        if (o)
+                cJSON_AddNumberToObject(o, key, value);
+        return o;
 }
 
 cJSON *lo_obj_bool(cJSON *o, const char *key, bool value)
 {
-	if (o)
-		cJSON_AddBoolToObject(o, key, value);
-	return o;
+        if (o)
+                cJSON_AddBoolToObject(o, key, value);
+        return o;
 }
 
 int lo_exec(qmp *q, const char *command, cJSON *args, cJSON **ret, kv_error *err)
 {
-	int r = qmp_execute(q, command, args, LO_CMD_TIMEOUT_MS, ret, err);
-	if (r < 0 && err)
-		kv_error_wrap(err, "%s", command);
-	return r;
+        int r = qmp_execute(q, command, args, LO_CMD_TIMEOUT_MS, ret, err);
+        if (r < 0 && err)
+                kv_error_wrap(err, "%s", command);
+        return r;
 }
 
 int lo_wait_device_deleted(qmp *q, const char *id, int timeout_ms, kv_error *err)
 {
-	_cleanup_cjson_ cJSON *ev = NULL;
-	int r = qmp_wait_event(q, "DEVICE_DELETED", "device", id, timeout_ms, &ev, err);
-	if (r == -ETIMEDOUT)
-		return kv_error_set(err, ETIMEDOUT,
-				    "device %s: the guest did not release it within %d ms (it must run and "
-				    "cooperate with ACPI hot-plug); the unplug stays pending",
-				    id, timeout_ms);
-	return r;
+        _cleanup_cjson_ cJSON *ev = NULL;
+        int r = qmp_wait_event(q, "DEVICE_DELETED", "device", id, timeout_ms, &ev, err);
+        if (r == -ETIMEDOUT)
+                return kv_error_set(err, ETIMEDOUT,
+                                    "device %s: the guest did not release it within %d ms (it must run and "
+                                    "cooperate with ACPI hot-plug); the unplug stays pending",
+                                    id, timeout_ms);
+        return r;
 }
 
 int lo_device_del_wait(qmp *q, const char *id, int timeout_ms, kv_error *err)
 {
-	int r = lo_exec(q, "device_del", lo_obj_str(cJSON_CreateObject(), "id", id), NULL, err);
-	if (r < 0) {
-		const char *cls = qmp_error_class(err);
-		if (cls && !strcmp(cls, "DeviceNotFound"))
-			return 0;
-		return r;
-	}
-	return lo_wait_device_deleted(q, id, timeout_ms, err);
+        int r = lo_exec(q, "device_del", lo_obj_str(cJSON_CreateObject(), "id", id), NULL, err);
+        if (r < 0) {
+                const char *cls = qmp_error_class(err);
+                if (cls && !strcmp(cls, "DeviceNotFound"))
+                        return 0;
+                return r;
+        }
+        return lo_wait_device_deleted(q, id, timeout_ms, err);
 }
 
 int lo_device_exists(qmp *q, const char *id, kv_error *err)
 {
-	_cleanup_cjson_ cJSON *ret = NULL;
-	int r = lo_exec(q, "qom-list", lo_obj_str(cJSON_CreateObject(), "path", "/machine/peripheral"), &ret, err);
-	if (r < 0)
-		return r;
-	const cJSON *p;
-	cJSON_ArrayForEach(p, ret)
-	{
-		const cJSON *name = cJSON_GetObjectItem(p, "name");
-		if (cJSON_IsString(name) && !strcmp(name->valuestring, id))
-			return 1;
-	}
-	return 0;
+        _cleanup_cjson_ cJSON *ret = NULL;
+        int r = lo_exec(q, "qom-list", lo_obj_str(cJSON_CreateObject(), "path", "/machine/peripheral"), &ret,
+                        err);
+        if (r < 0)
+                return r;
+        const cJSON *p;
+        cJSON_ArrayForEach(p, ret)
+        {
+                const cJSON *name = cJSON_GetObjectItem(p, "name");
+                if (cJSON_IsString(name) && !strcmp(name->valuestring, id))
+                        return 1;
+        }
+        return 0;
 }
 
 /* A pcie-root-port (class 0x0604, Red Hat 1b36:000c) whose secondary bus holds no device. */
 static bool port_is_free(const cJSON *dev)
 {
-	const cJSON *id = cJSON_GetObjectItem(cJSON_GetObjectItem(dev, "id"), "device");
-	const cJSON *qdev = cJSON_GetObjectItem(dev, "qdev_id");
-	const cJSON *bridge = cJSON_GetObjectItem(dev, "pci_bridge");
-	if (!cJSON_IsNumber(id) || id->valueint != 0x000c || !cJSON_IsString(qdev) || !qdev->valuestring[0] ||
-	    !bridge)
-		return false;
-	return cJSON_GetArraySize(cJSON_GetObjectItem(bridge, "devices")) == 0;
+        const cJSON *id = cJSON_GetObjectItem(cJSON_GetObjectItem(dev, "id"), "device");
+        const cJSON *qdev = cJSON_GetObjectItem(dev, "qdev_id");
+        const cJSON *bridge = cJSON_GetObjectItem(dev, "pci_bridge");
+        if (!cJSON_IsNumber(id) || id->valueint != 0x000c || !cJSON_IsString(qdev) || !qdev->valuestring[0] ||
+            !bridge)
+                return false;
+        return cJSON_GetArraySize(cJSON_GetObjectItem(bridge, "devices")) == 0;
 }
 
 int lo_free_root_port(qmp *q, char *out, size_t size, kv_error *err)
 {
-	_cleanup_cjson_ cJSON *ret = NULL;
-	int r = lo_exec(q, "query-pci", NULL, &ret, err);
-	if (r < 0)
-		return r;
-	const cJSON *bus, *dev;
-	cJSON_ArrayForEach(bus, ret) cJSON_ArrayForEach(dev, cJSON_GetObjectItem(bus, "devices"))
-	{
-		if (port_is_free(dev)) {
-			snprintf(out, size, "%s", cJSON_GetObjectItem(dev, "qdev_id")->valuestring);
-			return 0;
-		}
-	}
-	return kv_error_set(err, ENOSPC, "no free PCIe root port left for hot-plug (start the VM with more)");
+        _cleanup_cjson_ cJSON *ret = NULL;
+        int r = lo_exec(q, "query-pci", NULL, &ret, err);
+        if (r < 0)
+                return r;
+        const cJSON *bus, *dev;
+        cJSON_ArrayForEach(bus, ret) cJSON_ArrayForEach(dev, cJSON_GetObjectItem(bus, "devices"))
+        {
+                if (port_is_free(dev)) {
+                        snprintf(out, size, "%s", cJSON_GetObjectItem(dev, "qdev_id")->valuestring);
+                        return 0;
+                }
+        }
+        return kv_error_set(err, ENOSPC, "no free PCIe root port left for hot-plug (start the VM with more)");
 }
 
 static const cJSON *find_job(const cJSON *jobs, const char *id)
 {
-	const cJSON *j;
-	cJSON_ArrayForEach(j, jobs)
-	{
-		const cJSON *jid = cJSON_GetObjectItem(j, "id");
-		if (cJSON_IsString(jid) && !strcmp(jid->valuestring, id))
-			return j;
-	}
-	return NULL;
+        const cJSON *j;
+        cJSON_ArrayForEach(j, jobs)
+        {
+                const cJSON *jid = cJSON_GetObjectItem(j, "id");
+                if (cJSON_IsString(jid) && !strcmp(jid->valuestring, id))
+                        return j;
+        }
+        return NULL;
 }
 
 void lo_job_dismiss_stale(qmp *q, const char *id)
 {
-	kv_error ignored = {0};
-	qmp_execute(q, "job-dismiss", lo_obj_str(cJSON_CreateObject(), "id", id), LO_CMD_TIMEOUT_MS, NULL,
-		    &ignored);
+        kv_error ignored = {0};
+        qmp_execute(q, "job-dismiss", lo_obj_str(cJSON_CreateObject(), "id", id), LO_CMD_TIMEOUT_MS, NULL,
+                    &ignored);
 }
 
 int lo_job_finish(qmp *q, const char *id, int timeout_ms, kv_error *err)
 {
-	int64_t deadline = lo_now_ms() + timeout_ms;
-	for (;;) {
-		_cleanup_cjson_ cJSON *jobs = NULL;
-		int r = lo_exec(q, "query-jobs", NULL, &jobs, err);
-		if (r < 0)
-			return r;
-		const cJSON *job = find_job(jobs, id);
-		if (!job)
-			return kv_error_set(err, ENOENT, "job %s disappeared", id);
-		const cJSON *st = cJSON_GetObjectItem(job, "status");
-		if (cJSON_IsString(st) && !strcmp(st->valuestring, "concluded")) {
-			const cJSON *e = cJSON_GetObjectItem(job, "error");
-			char msg[512];
-			snprintf(msg, sizeof(msg), "%s", cJSON_IsString(e) ? e->valuestring : "");
-			lo_job_dismiss_stale(q, id);
-			return msg[0] ? kv_error_set(err, EIO, "job %s failed: %s", id, msg) : 0;
-		}
-		int64_t left = deadline - lo_now_ms();
-		if (left <= 0)
-			return kv_error_set(err, ETIMEDOUT, "job %s still %s after %d ms", id,
-					    cJSON_IsString(st) ? st->valuestring : "?", timeout_ms);
-		/* Woken by the job's next status change; the poll above is the source of truth. */
-		_cleanup_cjson_ cJSON *ev = NULL;
-		kv_error ignored = {0};
-		qmp_wait_event(q, "JOB_STATUS_CHANGE", "id", id, left < 200 ? (int)left : 200, &ev, &ignored);
-	}
+        int64_t deadline = lo_now_ms() + timeout_ms;
+        for (;;) {
+                _cleanup_cjson_ cJSON *jobs = NULL;
+                int r = lo_exec(q, "query-jobs", NULL, &jobs, err);
+                if (r < 0)
+                        return r;
+                const cJSON *job = find_job(jobs, id);
+                if (!job)
+                        return kv_error_set(err, ENOENT, "job %s disappeared", id);
+                const cJSON *st = cJSON_GetObjectItem(job, "status");
+                if (cJSON_IsString(st) && !strcmp(st->valuestring, "concluded")) {
+                        const cJSON *e = cJSON_GetObjectItem(job, "error");
+                        char msg[512];
+                        snprintf(msg, sizeof(msg), "%s", cJSON_IsString(e) ? e->valuestring : "");
+                        lo_job_dismiss_stale(q, id);
+                        return msg[0] ? kv_error_set(err, EIO, "job %s failed: %s", id, msg) : 0;
+                }
+                int64_t left = deadline - lo_now_ms();
+                if (left <= 0)
+                        return kv_error_set(err, ETIMEDOUT, "job %s still %s after %d ms", id,
+                                            cJSON_IsString(st) ? st->valuestring : "?", timeout_ms);
+                /* Woken by the job's next status change; the poll above is the source of truth. */
+                _cleanup_cjson_ cJSON *ev = NULL;
+                kv_error ignored = {0};
+                qmp_wait_event(q, "JOB_STATUS_CHANGE", "id", id, left < 200 ? (int)left : 200, &ev, &ignored);
+        }
 }

@@ -1,5 +1,6 @@
 /* qmp-helpers: the QMP idioms every live operation repeats — execute with the default timeout, wait for a
- * device's DEVICE_DELETED, find a free pcie-root-port, run a job to its end and surface query-jobs[].error. */
+ * device's DEVICE_DELETED, find a free pcie-root-port, run a job to its end and surface query-jobs[].error.
+ */
 #pragma once
 
 #include <cjson/cJSON.h>
@@ -12,7 +13,7 @@
 
 static inline void lo_cjson_freep(cJSON **p)
 {
-	cJSON_Delete(*p);
+        cJSON_Delete(*p);
 }
 #define _cleanup_cjson_ _cleanup_(lo_cjson_freep)
 

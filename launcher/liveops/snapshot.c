@@ -17,188 +17,196 @@ extern char **environ;
 /* Writable qcow2 nodes attached to devices: the snapshot spans all of them (RAM goes to the first). */
 static int snapshot_devices(qmp *q, cJSON **devices, kv_error *err)
 {
-	_cleanup_cjson_ cJSON *ret = NULL;
-	int r = lo_exec(q, "query-block", NULL, &ret, err);
-	if (r < 0)
-		return r;
-	cJSON *list = cJSON_CreateArray();
-	const cJSON *b;
-	cJSON_ArrayForEach(b, ret)
-	{
-		const cJSON *in = cJSON_GetObjectItem(b, "inserted");
-		const cJSON *nn = cJSON_GetObjectItem(in, "node-name"), *drv = cJSON_GetObjectItem(in, "drv");
-		if (!in || cJSON_IsTrue(cJSON_GetObjectItem(in, "ro")) || !cJSON_IsString(nn) || !cJSON_IsString(drv))
-			continue;
-		if (strcmp(drv->valuestring, "qcow2")) {
-			cJSON_Delete(list);
-			return kv_error_set(err, EOPNOTSUPP,
-					    "disk node %s is %s: internal snapshots need every writable disk in qcow2",
-					    nn->valuestring, drv->valuestring);
-		}
-		cJSON_AddItemToArray(list, cJSON_CreateString(nn->valuestring));
-	}
-	if (cJSON_GetArraySize(list) == 0) {
-		cJSON_Delete(list);
-		return kv_error_set(err, EOPNOTSUPP, "no writable qcow2 disk to hold the snapshot");
-	}
-	*devices = list;
-	return 0;
+        _cleanup_cjson_ cJSON *ret = NULL;
+        int r = lo_exec(q, "query-block", NULL, &ret, err);
+        if (r < 0)
+                return r;
+        cJSON *list = cJSON_CreateArray();
+        const cJSON *b;
+        cJSON_ArrayForEach(b, ret)
+        {
+                const cJSON *in = cJSON_GetObjectItem(b, "inserted");
+                const cJSON *nn = cJSON_GetObjectItem(in, "node-name"), *drv = cJSON_GetObjectItem(in, "drv");
+                if (!in || cJSON_IsTrue(cJSON_GetObjectItem(in, "ro")) || !cJSON_IsString(nn) ||
+                    !cJSON_IsString(drv))
+                        continue;
+                if (strcmp(drv->valuestring, "qcow2")) {
+                        cJSON_Delete(list);
+                        return kv_error_set(
+                            err, EOPNOTSUPP,
+                            "disk node %s is %s: internal snapshots need every writable disk in qcow2",
+                            nn->valuestring, drv->valuestring);
+                }
+                cJSON_AddItemToArray(list, cJSON_CreateString(nn->valuestring));
+        }
+        if (cJSON_GetArraySize(list) == 0) {
+                cJSON_Delete(list);
+                return kv_error_set(err, EOPNOTSUPP, "no writable qcow2 disk to hold the snapshot");
+        }
+        *devices = list;
+        return 0;
 }
 
 static int snapshot_job(qmp *q, const char *command, const char *tag, bool vmstate, int timeout_ms,
-			kv_error *err)
+                        kv_error *err)
 {
-	if (!tag || !tag[0])
-		return kv_error_set(err, EINVAL, "%s: a snapshot name is required", command);
-	cJSON *devices = NULL;
-	int r = snapshot_devices(q, &devices, err);
-	if (r < 0)
-		return kv_error_wrap(err, "%s %s", command, tag);
-	char job[64];
-	snprintf(job, sizeof(job), "kv-%s", command);
-	lo_job_dismiss_stale(q, job);
-	cJSON *a = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "job-id", job), "tag", tag);
-	if (vmstate)
-		lo_obj_str(a, "vmstate", cJSON_GetArrayItem(devices, 0)->valuestring);
-	cJSON_AddItemToObject(a, "devices", devices);
-	r = lo_exec(q, command, a, NULL, err);
-	if (r >= 0)
-		r = lo_job_finish(q, job, timeout_ms, err);
-	return r < 0 ? kv_error_wrap(err, "%s %s", command, tag) : 0;
+        if (!tag || !tag[0])
+                return kv_error_set(err, EINVAL, "%s: a snapshot name is required", command);
+        cJSON *devices = NULL;
+        int r = snapshot_devices(q, &devices, err);
+        if (r < 0)
+                return kv_error_wrap(err, "%s %s", command, tag);
+        char job[64];
+        snprintf(job, sizeof(job), "kv-%s", command);
+        lo_job_dismiss_stale(q, job);
+        cJSON *a = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "job-id", job), "tag", tag);
+        if (vmstate)
+                lo_obj_str(a, "vmstate", cJSON_GetArrayItem(devices, 0)->valuestring);
+        cJSON_AddItemToObject(a, "devices", devices);
+        r = lo_exec(q, command, a, NULL, err);
+        if (r >= 0)
+                r = lo_job_finish(q, job, timeout_ms, err);
+        return r < 0 ? kv_error_wrap(err, "%s %s", command, tag) : 0;
 }
 
 int snapshot_save(qmp *q, const char *tag, int timeout_ms, kv_error *err)
 {
-	return snapshot_job(q, "snapshot-save", tag, true, timeout_ms, err);
+        return snapshot_job(q, "snapshot-save", tag, true, timeout_ms, err);
 }
 
 int snapshot_load(qmp *q, const char *tag, int timeout_ms, kv_error *err)
 {
-	return snapshot_job(q, "snapshot-load", tag, true, timeout_ms, err);
+        return snapshot_job(q, "snapshot-load", tag, true, timeout_ms, err);
 }
 
 int snapshot_delete(qmp *q, const char *tag, int timeout_ms, kv_error *err)
 {
-	return snapshot_job(q, "snapshot-delete", tag, false, timeout_ms, err);
+        return snapshot_job(q, "snapshot-delete", tag, false, timeout_ms, err);
 }
 
 /* Merge one image's "snapshots" array (query-block image or qemu-img info) into out by name. */
 static void merge_snapshots(cJSON *out, const cJSON *snaps, const char *disk)
 {
-	const cJSON *s;
-	cJSON_ArrayForEach(s, snaps)
-	{
-		const cJSON *name = cJSON_GetObjectItem(s, "name");
-		if (!cJSON_IsString(name))
-			continue;
-		cJSON *e = NULL, *it;
-		cJSON_ArrayForEach(it, out) if (!strcmp(cJSON_GetObjectItem(it, "name")->valuestring, name->valuestring)) e = it;
-		if (!e) {
-			e = cJSON_CreateObject();
-			cJSON_AddStringToObject(e, "name", name->valuestring);
-			const cJSON *vm = cJSON_GetObjectItem(s, "vm-state-size"), *sec = cJSON_GetObjectItem(s, "date-sec");
-			cJSON_AddNumberToObject(e, "vmStateSize", cJSON_IsNumber(vm) ? vm->valuedouble : 0);
-			cJSON_AddNumberToObject(e, "date", cJSON_IsNumber(sec) ? sec->valuedouble : 0);
-			cJSON_AddArrayToObject(e, "disks");
-			cJSON_AddItemToArray(out, e);
-		}
-		cJSON_AddItemToArray(cJSON_GetObjectItem(e, "disks"), cJSON_CreateString(disk));
-	}
+        const cJSON *s;
+        cJSON_ArrayForEach(s, snaps)
+        {
+                const cJSON *name = cJSON_GetObjectItem(s, "name");
+                if (!cJSON_IsString(name))
+                        continue;
+                cJSON *e = NULL, *it;
+                cJSON_ArrayForEach(it, out) if (!strcmp(cJSON_GetObjectItem(it, "name")->valuestring,
+                                                        name->valuestring)) e = it;
+                if (!e) {
+                        e = cJSON_CreateObject();
+                        cJSON_AddStringToObject(e, "name", name->valuestring);
+                        const cJSON *vm = cJSON_GetObjectItem(s, "vm-state-size"),
+                                    *sec = cJSON_GetObjectItem(s, "date-sec");
+                        cJSON_AddNumberToObject(e, "vmStateSize", cJSON_IsNumber(vm) ? vm->valuedouble : 0);
+                        cJSON_AddNumberToObject(e, "date", cJSON_IsNumber(sec) ? sec->valuedouble : 0);
+                        cJSON_AddArrayToObject(e, "disks");
+                        cJSON_AddItemToArray(out, e);
+                }
+                cJSON_AddItemToArray(cJSON_GetObjectItem(e, "disks"), cJSON_CreateString(disk));
+        }
 }
 
 int snapshot_list(qmp *q, cJSON **out, kv_error *err)
 {
-	_cleanup_cjson_ cJSON *ret = NULL;
-	int r = lo_exec(q, "query-block", NULL, &ret, err);
-	if (r < 0)
-		return r;
-	cJSON *list = cJSON_CreateArray();
-	const cJSON *b;
-	cJSON_ArrayForEach(b, ret)
-	{
-		const cJSON *in = cJSON_GetObjectItem(b, "inserted");
-		const cJSON *nn = cJSON_GetObjectItem(in, "node-name");
-		if (cJSON_IsString(nn))
-			merge_snapshots(list, cJSON_GetObjectItem(cJSON_GetObjectItem(in, "image"), "snapshots"),
-					nn->valuestring);
-	}
-	*out = list;
-	return 0;
+        _cleanup_cjson_ cJSON *ret = NULL;
+        int r = lo_exec(q, "query-block", NULL, &ret, err);
+        if (r < 0)
+                return r;
+        cJSON *list = cJSON_CreateArray();
+        const cJSON *b;
+        cJSON_ArrayForEach(b, ret)
+        {
+                const cJSON *in = cJSON_GetObjectItem(b, "inserted");
+                const cJSON *nn = cJSON_GetObjectItem(in, "node-name");
+                if (cJSON_IsString(nn))
+                        merge_snapshots(list,
+                                        cJSON_GetObjectItem(cJSON_GetObjectItem(in, "image"), "snapshots"),
+                                        nn->valuestring);
+        }
+        *out = list;
+        return 0;
 }
 
 /* Run argv capturing stdout (qemu-img info --output=json); never a shell. */
 static int spawn_capture(char *const argv[], char *buf, size_t size, kv_error *err)
 {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return kv_error_errno(err, errno, "pipe");
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-	pid_t pid;
-	int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(p[1]);
-	if (r != 0) {
-		close(p[0]);
-		return kv_error_errno(err, r, "run %s", argv[0]);
-	}
-	size_t len = 0;
-	ssize_t n;
-	while ((n = read(p[0], buf + len, size - 1 - len)) > 0)
-		len += (size_t)n;
-	buf[len] = '\0';
-	close(p[0]);
-	int st;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (!WIFEXITED(st) || WEXITSTATUS(st))
-		return kv_error_set(err, EIO, "%s %s failed (is the image in use by a running QEMU?)", argv[0], argv[1]);
-	return 0;
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return kv_error_errno(err, errno, "pipe");
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+        pid_t pid;
+        int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        close(p[1]);
+        if (r != 0) {
+                close(p[0]);
+                return kv_error_errno(err, r, "run %s", argv[0]);
+        }
+        size_t len = 0;
+        ssize_t n;
+        while ((n = read(p[0], buf + len, size - 1 - len)) > 0)
+                len += (size_t)n;
+        buf[len] = '\0';
+        close(p[0]);
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+        if (!WIFEXITED(st) || WEXITSTATUS(st))
+                return kv_error_set(err, EIO, "%s %s failed (is the image in use by a running QEMU?)",
+                                    argv[0], argv[1]);
+        return 0;
 }
 
 static int offline_list(const char *qemu_img, const char *image, cJSON **out, kv_error *err)
 {
-	char *argv[] = {(char *)qemu_img, "info", "--output=json", "-f", "qcow2", (char *)image, NULL};
-	_cleanup_free_ char *buf = malloc(1 << 20);
-	if (!buf)
-		return kv_error_set(err, ENOMEM, "out of memory");
-	int r = spawn_capture(argv, buf, 1 << 20, err);
-	if (r < 0)
-		return r;
-	_cleanup_cjson_ cJSON *info = cJSON_Parse(buf);
-	if (!info)
-		return kv_error_set(err, EPROTO, "qemu-img info: unparsable output");
-	cJSON *list = cJSON_CreateArray();
-	merge_snapshots(list, cJSON_GetObjectItem(info, "snapshots"), image);
-	*out = list;
-	return 0;
+        char *argv[] = {(char *)qemu_img, "info", "--output=json", "-f", "qcow2", (char *)image, NULL};
+        _cleanup_free_ char *buf = malloc(1 << 20);
+        if (!buf)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        int r = spawn_capture(argv, buf, 1 << 20, err);
+        if (r < 0)
+                return r;
+        _cleanup_cjson_ cJSON *info = cJSON_Parse(buf);
+        if (!info)
+                return kv_error_set(err, EPROTO, "qemu-img info: unparsable output");
+        cJSON *list = cJSON_CreateArray();
+        merge_snapshots(list, cJSON_GetObjectItem(info, "snapshots"), image);
+        *out = list;
+        return 0;
 }
 
 int snapshot_offline(const char *qemu_img, const char *op, const char *image, const char *tag, cJSON **out,
-		     kv_error *err)
+                     kv_error *err)
 {
-	static const char *const ops[][2] = {{"create", "-c"}, {"apply", "-a"}, {"delete", "-d"}};
-	if (!qemu_img)
-		qemu_img = "qemu-img";
-	if (!strcmp(op, "list"))
-		return offline_list(qemu_img, image, out, err);
-	for (size_t i = 0; i < ARRAY_SIZE(ops); i++) {
-		if (strcmp(op, ops[i][0]))
-			continue;
-		if (!tag || !tag[0])
-			return kv_error_set(err, EINVAL, "offline snapshot %s: a snapshot name is required", op);
-		/* --image-opts: the format is stated, never probed from a user image, and the name is a plain
-		 * file name (no json:/nbd: prefixes), escaped for QemuOpts. */
-		_cleanup_free_ char *esc = qemu_opt_escape(image), *opts = NULL;
-		if (!esc || asprintf(&opts, "driver=qcow2,file.driver=file,file.filename=%s", esc) < 0)
-			return kv_error_set(err, ENOMEM, "out of memory");
-		char *argv[] = {(char *)qemu_img, "snapshot", "--image-opts", (char *)ops[i][1], (char *)tag, opts,
-				NULL};
-		int r = spawn_wait(argv, err);
-		return r < 0 ? kv_error_wrap(err, "offline snapshot %s %s (only while QEMU is not running)", op, tag)
-			     : 0;
-	}
-	return kv_error_set(err, EINVAL, "offline snapshot: unknown operation \"%s\" (create, apply, delete, list)",
-			    op);
+        static const char *const ops[][2] = {{"create", "-c"}, {"apply", "-a"}, {"delete", "-d"}};
+        if (!qemu_img)
+                qemu_img = "qemu-img";
+        if (!strcmp(op, "list"))
+                return offline_list(qemu_img, image, out, err);
+        for (size_t i = 0; i < ARRAY_SIZE(ops); i++) {
+                if (strcmp(op, ops[i][0]))
+                        continue;
+                if (!tag || !tag[0])
+                        return kv_error_set(err, EINVAL, "offline snapshot %s: a snapshot name is required",
+                                            op);
+                /* --image-opts: the format is stated, never probed from a user image, and the name is a plain
+                 * file name (no json:/nbd: prefixes), escaped for QemuOpts. */
+                _cleanup_free_ char *esc = qemu_opt_escape(image), *opts = NULL;
+                if (!esc || asprintf(&opts, "driver=qcow2,file.driver=file,file.filename=%s", esc) < 0)
+                        return kv_error_set(err, ENOMEM, "out of memory");
+                char *argv[] = {
+                    (char *)qemu_img, "snapshot", "--image-opts", (char *)ops[i][1], (char *)tag, opts, NULL};
+                int r = spawn_wait(argv, err);
+                return r < 0 ? kv_error_wrap(err, "offline snapshot %s %s (only while QEMU is not running)",
+                                             op, tag)
+                             : 0;
+        }
+        return kv_error_set(err, EINVAL,
+                            "offline snapshot: unknown operation \"%s\" (create, apply, delete, list)", op);
 }

@@ -20,4 +20,4 @@ int snapshot_list(qmp *q, cJSON **out, kv_error *err);
 /* op: "create", "apply", "delete" (qemu-img takes the image's write lock, so this fails while a QEMU
  * has it open) or "list" (*out gets the same shape as snapshot_list). qemu_img NULL = "qemu-img". */
 int snapshot_offline(const char *qemu_img, const char *op, const char *image, const char *tag, cJSON **out,
-		     kv_error *err);
+                     kv_error *err);

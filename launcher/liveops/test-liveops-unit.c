@@ -7,136 +7,146 @@
 #include "migration.h"
 #include "vmi-diff.h"
 
-#define BASE_VMI                                                                                           \
-	"{\"apiVersion\":\"kubevirt.io/v1\",\"kind\":\"VirtualMachineInstance\",\"metadata\":{\"name\":\"t\"}," \
-	"\"spec\":{\"domain\":{\"cpu\":{\"sockets\":%d,\"maxSockets\":4},\"memory\":{\"guest\":\"%s\","     \
-	"\"maxGuest\":\"1Gi\"},\"devices\":{\"disks\":[{\"name\":\"root\",\"disk\":{}}%s],"                 \
-	"\"interfaces\":[%s]}},"                                   \
-	"\"networks\":[%s],"                                                \
-	"\"volumes\":[{\"name\":\"root\",\"hostDisk\":{\"path\":\"/r.img\",\"type\":\"Disk\"}}%s]}}"
+#define BASE_VMI                                                                                             \
+        "{\"apiVersion\":\"kubevirt.io/"                                                                     \
+        "v1\",\"kind\":\"VirtualMachineInstance\",\"metadata\":{\"name\":\"t\"},"                            \
+        "\"spec\":{\"domain\":{\"cpu\":{\"sockets\":%d,\"maxSockets\":4},\"memory\":{\"guest\":\"%s\","      \
+        "\"maxGuest\":\"1Gi\"},\"devices\":{\"disks\":[{\"name\":\"root\",\"disk\":{}}%s],"                  \
+        "\"interfaces\":[%s]}},"                                                                             \
+        "\"networks\":[%s],"                                                                                 \
+        "\"volumes\":[{\"name\":\"root\",\"hostDisk\":{\"path\":\"/r.img\",\"type\":\"Disk\"}}%s]}}"
 
 static vmi *load(int sockets, const char *mem, bool extra_disk, bool extra_nic)
 {
-	char buf[4096];
-	snprintf(buf, sizeof(buf), BASE_VMI, sockets, mem,
-		 extra_disk ? ",{\"name\":\"data\",\"disk\":{\"bus\":\"scsi\"}}" : "",
-		 extra_nic ? "{\"name\":\"second\",\"masquerade\":{}}" : "",
-		 extra_nic ? "{\"name\":\"second\",\"pod\":{}}" : "",
-		 extra_disk ? ",{\"name\":\"data\",\"hostDisk\":{\"path\":\"/d.img\",\"type\":\"Disk\"}}" : "");
-	vmi *v = NULL;
-	kv_error err = {0};
-	if (vmi_load_json_string(buf, &v, &err) < 0) {
-		fprintf(stderr, "load: %s\n", err.msg);
-		assert(0);
-	}
-	return v;
+        char buf[4096];
+        snprintf(buf, sizeof(buf), BASE_VMI, sockets, mem,
+                 extra_disk ? ",{\"name\":\"data\",\"disk\":{\"bus\":\"scsi\"}}" : "",
+                 extra_nic ? "{\"name\":\"second\",\"masquerade\":{}}" : "",
+                 extra_nic ? "{\"name\":\"second\",\"pod\":{}}" : "",
+                 extra_disk ? ",{\"name\":\"data\",\"hostDisk\":{\"path\":\"/d.img\",\"type\":\"Disk\"}}"
+                            : "");
+        vmi *v = NULL;
+        kv_error err = {0};
+        if (vmi_load_json_string(buf, &v, &err) < 0) {
+                fprintf(stderr, "load: %s\n", err.msg);
+                assert(0);
+        }
+        return v;
 }
 
 static char *plan_of(vmi *o, vmi *n, int *rc, kv_error *err)
 {
-	liveop_plan p;
-	*rc = vmi_diff(o, n, &p, err);
-	if (*rc < 0)
-		return NULL;
-	cJSON *j = liveop_plan_to_json(&p);
-	char *s = cJSON_PrintUnformatted(j);
-	cJSON_Delete(j);
-	liveop_plan_free(&p);
-	vmi_free(o);
-	vmi_free(n);
-	return s;
+        liveop_plan p;
+        *rc = vmi_diff(o, n, &p, err);
+        if (*rc < 0)
+                return NULL;
+        cJSON *j = liveop_plan_to_json(&p);
+        char *s = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        liveop_plan_free(&p);
+        vmi_free(o);
+        vmi_free(n);
+        return s;
 }
 
 static void expect_plan(vmi *o, vmi *n, const char *want)
 {
-	int rc;
-	kv_error err = {0};
-	char *got = plan_of(o, n, &rc, &err);
-	if (rc < 0 || strcmp(got, want)) {
-		fprintf(stderr, "diff: got %s (%s)\n want %s\n", got ? got : "error", err.msg, want);
-		assert(0);
-	}
-	free(got);
+        int rc;
+        kv_error err = {0};
+        char *got = plan_of(o, n, &rc, &err);
+        if (rc < 0 || strcmp(got, want)) {
+                fprintf(stderr, "diff: got %s (%s)\n want %s\n", got ? got : "error", err.msg, want);
+                assert(0);
+        }
+        free(got);
 }
 
 static void expect_refused(vmi *o, vmi *n, const char *needle)
 {
-	int rc;
-	kv_error err = {0};
-	char *got = plan_of(o, n, &rc, &err);
-	if (rc >= 0 || !strstr(err.msg, needle)) {
-		fprintf(stderr, "diff: expected refusal with \"%s\", got %s / %s\n", needle, got ? got : "", err.msg);
-		assert(0);
-	}
-	vmi_free(o);
-	vmi_free(n);
+        int rc;
+        kv_error err = {0};
+        char *got = plan_of(o, n, &rc, &err);
+        if (rc >= 0 || !strstr(err.msg, needle)) {
+                fprintf(stderr, "diff: expected refusal with \"%s\", got %s / %s\n", needle, got ? got : "",
+                        err.msg);
+                assert(0);
+        }
+        vmi_free(o);
+        vmi_free(n);
 }
 
 static void test_diff(void)
 {
-	expect_plan(load(1, "256Mi", false, false), load(1, "256Mi", false, false), "{\"operations\":[]}");
-	expect_plan(load(1, "256Mi", false, false), load(2, "512Mi", true, true),
-		    "{\"operations\":[{\"op\":\"unplug-nic\",\"name\":\"default\"},{\"op\":\"hotplug-disk\",\"name\":\"data\"},{\"op\":\"hotplug-nic\",\"name\":"
-		    "\"second\"},{\"op\":\"set-cpus\",\"sockets\":2},{\"op\":\"set-memory\",\"bytes\":536870912}]}");
-	/* removals come first; no interface listed means KubeVirt's implicit "default" one */
-	expect_plan(load(2, "512Mi", true, true), load(2, "256Mi", false, false),
-		    "{\"operations\":[{\"op\":\"unplug-disk\",\"name\":\"data\"},{\"op\":\"unplug-nic\",\"name\":"
-		    "\"second\"},{\"op\":\"hotplug-nic\",\"name\":\"default\"},{\"op\":\"set-memory\",\"bytes\":268435456}]}");
-	expect_refused(load(2, "256Mi", false, false), load(1, "256Mi", false, false), "vCPU hot-unplug");
+        expect_plan(load(1, "256Mi", false, false), load(1, "256Mi", false, false), "{\"operations\":[]}");
+        expect_plan(
+            load(1, "256Mi", false, false), load(2, "512Mi", true, true),
+            "{\"operations\":[{\"op\":\"unplug-nic\",\"name\":\"default\"},{\"op\":\"hotplug-disk\",\"name\":"
+            "\"data\"},{\"op\":\"hotplug-nic\",\"name\":"
+            "\"second\"},{\"op\":\"set-cpus\",\"sockets\":2},{\"op\":\"set-memory\",\"bytes\":536870912}]}");
+        /* removals come first; no interface listed means KubeVirt's implicit "default" one */
+        expect_plan(
+            load(2, "512Mi", true, true), load(2, "256Mi", false, false),
+            "{\"operations\":[{\"op\":\"unplug-disk\",\"name\":\"data\"},{\"op\":\"unplug-nic\",\"name\":"
+            "\"second\"},{\"op\":\"hotplug-nic\",\"name\":\"default\"},{\"op\":\"set-memory\",\"bytes\":"
+            "268435456}]}");
+        expect_refused(load(2, "256Mi", false, false), load(1, "256Mi", false, false), "vCPU hot-unplug");
 }
 
 static void test_params(void)
 {
-	migration_config c = {0};
-	migration_params p;
-	migration_params_compute(&c, 2, &p);
-	assert(p.multifd && p.channels == 4 && !p.postcopy && !p.auto_converge);
-	assert(p.max_bandwidth == MIGRATION_UNLIMITED_BW && p.downtime_ms == 300);
-	assert(migration_completion_timeout_ms(&p, 256ull << 20) == 150000);
-	assert(migration_completion_timeout_ms(&p, (2ull << 30) + 1) == 450000);
-	migration_params_compute(&c, 64, &p);
-	assert(p.channels == 8);
-	c = (migration_config){.allow_post_copy = true, .allow_auto_converge = true, .bandwidth = 1 << 20,
-			       .completion_timeout_per_gib = 2};
-	migration_params_compute(&c, 2, &p);
-	assert(!p.multifd && p.postcopy && p.auto_converge && p.max_bandwidth == 1 << 20);
-	assert(migration_completion_timeout_ms(&p, 1) == 2000);
-	cJSON *caps = migration_caps_json(&p, true);
-	char *s = cJSON_PrintUnformatted(caps);
-	assert(!strcmp(s, "[{\"capability\":\"events\",\"state\":true},{\"capability\":\"multifd\",\"state\":false},"
-			  "{\"capability\":\"postcopy-ram\",\"state\":true},{\"capability\":\"auto-converge\","
-			  "\"state\":true}]"));
-	free(s);
-	cJSON_Delete(caps);
-	caps = migration_caps_json(&p, false); /* auto-converge is source-only */
-	assert(cJSON_GetArraySize(caps) == 3);
-	cJSON_Delete(caps);
-	c = (migration_config){.parallel_threads = 3};
-	migration_params_compute(&c, 2, &p);
-	cJSON *tgt = migration_params_json(&p, false);
-	s = cJSON_PrintUnformatted(tgt);
-	assert(!strcmp(s, "{\"multifd-channels\":3}")); /* the target gets only what must match */
-	free(s);
-	cJSON_Delete(tgt);
+        migration_config c = {0};
+        migration_params p;
+        migration_params_compute(&c, 2, &p);
+        assert(p.multifd && p.channels == 4 && !p.postcopy && !p.auto_converge);
+        assert(p.max_bandwidth == MIGRATION_UNLIMITED_BW && p.downtime_ms == 300);
+        assert(migration_completion_timeout_ms(&p, 256ull << 20) == 150000);
+        assert(migration_completion_timeout_ms(&p, (2ull << 30) + 1) == 450000);
+        migration_params_compute(&c, 64, &p);
+        assert(p.channels == 8);
+        c = (migration_config){.allow_post_copy = true,
+                               .allow_auto_converge = true,
+                               .bandwidth = 1 << 20,
+                               .completion_timeout_per_gib = 2};
+        migration_params_compute(&c, 2, &p);
+        assert(!p.multifd && p.postcopy && p.auto_converge && p.max_bandwidth == 1 << 20);
+        assert(migration_completion_timeout_ms(&p, 1) == 2000);
+        cJSON *caps = migration_caps_json(&p, true);
+        char *s = cJSON_PrintUnformatted(caps);
+        assert(!strcmp(
+            s, "[{\"capability\":\"events\",\"state\":true},{\"capability\":\"multifd\",\"state\":false},"
+               "{\"capability\":\"postcopy-ram\",\"state\":true},{\"capability\":\"auto-converge\","
+               "\"state\":true}]"));
+        free(s);
+        cJSON_Delete(caps);
+        caps = migration_caps_json(&p, false); /* auto-converge is source-only */
+        assert(cJSON_GetArraySize(caps) == 3);
+        cJSON_Delete(caps);
+        c = (migration_config){.parallel_threads = 3};
+        migration_params_compute(&c, 2, &p);
+        cJSON *tgt = migration_params_json(&p, false);
+        s = cJSON_PrintUnformatted(tgt);
+        assert(!strcmp(s, "{\"multifd-channels\":3}")); /* the target gets only what must match */
+        free(s);
+        cJSON_Delete(tgt);
 }
 
 static void test_volume_status(void)
 {
-	cJSON *vs = cJSON_CreateArray();
-	volume_status_set(vs, "data", "Pending", NULL, NULL, true);
-	volume_status_set(vs, "data", "Ready", "VolumeReady", "attached", true);
-	assert(cJSON_GetArraySize(vs) == 1);
-	assert(!strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(vs, 0), "phase")->valuestring, "Ready"));
-	volume_status_set(vs, "data", NULL, NULL, NULL, false);
-	assert(cJSON_GetArraySize(vs) == 0);
-	cJSON_Delete(vs);
+        cJSON *vs = cJSON_CreateArray();
+        volume_status_set(vs, "data", "Pending", NULL, NULL, true);
+        volume_status_set(vs, "data", "Ready", "VolumeReady", "attached", true);
+        assert(cJSON_GetArraySize(vs) == 1);
+        assert(!strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(vs, 0), "phase")->valuestring, "Ready"));
+        volume_status_set(vs, "data", NULL, NULL, NULL, false);
+        assert(cJSON_GetArraySize(vs) == 0);
+        cJSON_Delete(vs);
 }
 
 int main(void)
 {
-	test_diff();
-	test_params();
-	test_volume_status();
-	printf("liveops unit: ok\n");
-	return 0;
+        test_diff();
+        test_params();
+        test_volume_status();
+        printf("liveops unit: ok\n");
+        return 0;
 }

@@ -11,20 +11,27 @@
 #include "qmp.h"
 #include "vmi.h"
 
-typedef enum { LIVEOP_DISK_REMOVE, LIVEOP_NIC_REMOVE, LIVEOP_DISK_ADD, LIVEOP_NIC_ADD, LIVEOP_CPU_SET,
-	       LIVEOP_MEMORY_SET } liveop_kind;
+typedef enum {
+        LIVEOP_DISK_REMOVE,
+        LIVEOP_NIC_REMOVE,
+        LIVEOP_DISK_ADD,
+        LIVEOP_NIC_ADD,
+        LIVEOP_CPU_SET,
+        LIVEOP_MEMORY_SET
+} liveop_kind;
 
 typedef struct liveop {
-	liveop_kind kind;
-	char name[128]; /* disk / interface name */
-	size_t index;   /* *_ADD: index into the new VMI's disks / interfaces */
-	uint64_t value; /* CPU_SET: sockets; MEMORY_SET: bytes */
+        liveop_kind kind;
+        char name[128]; /* disk / interface name */
+        size_t index;   /* *_ADD: index into the new VMI's disks / interfaces */
+        uint64_t value; /* CPU_SET: sockets; MEMORY_SET: bytes */
 } liveop;
 
 typedef struct liveop_plan {
-	liveop *ops; /* removals first, then additions, then CPU, then memory */
-	size_t n;
-	char restart_reason[256]; /* changed fields that need a restart (KubeVirt: RestartRequired); "" = none */
+        liveop *ops; /* removals first, then additions, then CPU, then memory */
+        size_t n;
+        char restart_reason[256]; /* changed fields that need a restart (KubeVirt: RestartRequired); "" = none
+                                   */
 } liveop_plan;
 
 /* -EINVAL naming the field for changes that are refused (vCPU unplug, beyond maxSockets/maxGuest,
@@ -40,4 +47,4 @@ int liveop_apply(qmp *q, const vmi *new_vmi, const liveop *op, int timeout_ms, k
 /* status.volumeStatus: upsert {name, target, phase, reason, message, hotplugVolume} by name (phase NULL
  * removes the entry). */
 void volume_status_set(cJSON *volume_status, const char *name, const char *phase, const char *reason,
-		       const char *message, bool hotplug);
+                       const char *message, bool hotplug);

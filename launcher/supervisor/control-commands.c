@@ -4,6 +4,7 @@
 
 #include "console.h"
 #include "control.h"
+#include "liveops-control.h" /* hot-plug, snapshot, migration rows (launcher/liveops) */
 
 static int cmd_help(ctl_request *req)
 {
@@ -71,5 +72,6 @@ const ctl_command ctl_commands[] = {
     {"unpause", cmd_unpause, "resume the guest (QMP cont)"},
     {"shutdown", cmd_shutdown, "ACPI power button, then quit and SIGKILL after the grace period"},
     {"console", cmd_console, "switch this connection to the raw serial console stream"},
+    LIVEOPS_CTL_COMMANDS,
     {NULL, NULL, NULL},
 };

@@ -4,12 +4,16 @@
 # bind-mounted, writes Pod status back, and handles deletion (SIGTERM, grace period, SIGKILL, final delete).
 import argparse
 import base64
+import ctypes
 import datetime
+import ipaddress
 import json
 import os
 import re
+import select
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -20,7 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-EXIT_USAGE, EXIT_API = 2, 3
+EXIT_USAGE, EXIT_API, EXIT_NETWORK = 2, 3, 4
 PASS_ENV = ["PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "LD_LIBRARY_PATH"]
 
 
@@ -99,6 +103,250 @@ def expand(text, env):
 
 class PodError(Exception):
     pass
+
+
+# --- Pod networking, as a CNI bridge plugin would do it -------------------------------------------------------
+# Each Pod gets a network namespace kvl-<uid> whose eth0 is one end of a veth pair; the other end is a port of
+# the node bridge, which lives in a node network namespace (the caller's --node-netns, or one made here). Both
+# ends are created inside those namespaces, so the machine's own namespace never sees a link, address or
+# route, and Pod traffic cannot leave them: the node namespace has no uplink and does not forward.
+CLONE_NEWNET = 0x40000000
+NODE_BRIDGE = "kvlbr0"
+
+
+def ip_cmd(*args, check=True):
+    p = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if check and p.returncode != 0:
+        raise PodError("ip %s: %s" % (" ".join(args), p.stderr.strip() or "exit %d" % p.returncode))
+    return p.stdout
+
+
+def netns_kill_all(name):
+    """SIGKILLs every process left in a network namespace (QEMU included) and waits until they are gone."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pids = [int(p) for p in ip_cmd("netns", "pids", name, check=False).split()]
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    log("processes survive in a Pod network namespace", netns=name)
+
+
+def netns_remove(record):
+    """Undoes one Pod sandbox from its record (also used by tests' cleanup after a kubelet crash)."""
+    netns_kill_all(record["netns"])
+    if record.get("node_netns") and record.get("host_if"):
+        ip_cmd("-n", record["node_netns"], "link", "del", record["host_if"], check=False)
+    ip_cmd("netns", "del", record["netns"], check=False)
+
+
+def cleanup_state(state_dir):
+    """Removes every Pod network namespace recorded under a kubelet state dir; returns their names."""
+    rec_dir = os.path.join(state_dir, "netns")
+    removed = []
+    for name in sorted(os.listdir(rec_dir)) if os.path.isdir(rec_dir) else []:
+        path = os.path.join(rec_dir, name)
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            record = {"netns": name}
+        netns_remove(record)
+        os.unlink(path)
+        removed.append(name)
+    return removed
+
+
+def listen_in_netns(netns_path, addr):
+    """A listening TCP socket inside another network namespace. setns(CLONE_NEWNET) only moves the calling
+    thread, so a short-lived thread does it and the socket stays in that namespace after the thread ends."""
+    out = {}
+
+    def inner():
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, "setns %s: %s" % (netns_path, os.strerror(err)))
+            finally:
+                os.close(fd)
+            out["sock"] = socket.create_server(addr)
+        except OSError as e:
+            out["error"] = e
+
+    t = threading.Thread(target=inner, name="setns")
+    t.start()
+    t.join()
+    if "error" in out:
+        raise PodError("listen on %s:%d in %s: %s" % (addr[0], addr[1], netns_path, out["error"]))
+    return out["sock"]
+
+
+class ApiForwarder:
+    """KUBERNETES_SERVICE_HOST:PORT inside a Pod's namespace (what kube-proxy does for the kubernetes Service):
+    a listener on the Pod's loopback whose connections the kubelet relays to the API server from its own
+    namespace. The address stays the one in the server certificate."""
+
+    def __init__(self, netns_path, addr):
+        self.addr = addr
+        self.sock = listen_in_netns(netns_path, addr)
+        self.sock.settimeout(0.5)
+        self.closed = threading.Event()
+        threading.Thread(target=self.accept_loop, name="apifwd", daemon=True).start()
+
+    def accept_loop(self):
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self.relay, args=(conn,), daemon=True).start()
+
+    def relay(self, conn):
+        try:
+            upstream = socket.create_connection(self.addr, timeout=10)
+        except OSError:
+            conn.close()
+            return
+        with conn, upstream:
+            pairs = {conn: upstream, upstream: conn}
+            for s in pairs:
+                s.settimeout(None)
+            open_ = set(pairs)
+            while open_ and not self.closed.is_set():
+                ready, _, _ = select.select(list(open_), [], [], 0.5)
+                for s in ready:
+                    try:
+                        data = s.recv(65536)
+                    except OSError:
+                        data = b""
+                    if data:
+                        pairs[s].sendall(data)
+                        continue
+                    open_.discard(s)
+                    try:
+                        pairs[s].shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+
+    def close(self):
+        self.closed.set()
+        self.sock.close()
+
+
+class NodeNetwork:
+    """The node side: a bridge with the pod CIDR's first address in the node netns, and the CIDR's addresses
+    handed out to Pods."""
+
+    def __init__(self, cidr, node_netns=None, dns=None):
+        try:
+            self.net = ipaddress.IPv4Network(cidr)
+        except ValueError as e:
+            raise PodError("--pod-cidr %s: %s" % (cidr, e))
+        if self.net.num_addresses < 4:
+            raise PodError("--pod-cidr %s: too small for a gateway and Pods" % cidr)
+        self.gateway = str(self.net.network_address + 1)
+        self.dns = dns or self.gateway
+        self.owned = node_netns is None  # made here, so removed here
+        self.netns = node_netns or "kvl-node-%d" % os.getpid()
+        self.used = set()
+        self.lock = threading.Lock()
+
+    def setup(self):
+        if self.owned:
+            ip_cmd("netns", "add", self.netns)
+        elif not os.path.exists(os.path.join("/run/netns", self.netns)):
+            raise PodError("--node-netns %s: no such network namespace (ip netns add it first)" % self.netns)
+        n = ["-n", self.netns]
+        ip_cmd(*n, "link", "set", "lo", "up")
+        if ip_cmd(*n, "link", "show", NODE_BRIDGE, check=False) == "":
+            ip_cmd(*n, "link", "add", NODE_BRIDGE, "type", "bridge")
+        ip_cmd(*n, "addr", "replace", "%s/%d" % (self.gateway, self.net.prefixlen), "dev", NODE_BRIDGE)
+        ip_cmd(*n, "link", "set", NODE_BRIDGE, "up")
+
+    def teardown(self):
+        if self.owned:
+            netns_kill_all(self.netns)
+            ip_cmd("netns", "del", self.netns, check=False)
+        else:
+            ip_cmd("-n", self.netns, "link", "del", NODE_BRIDGE, check=False)
+
+    def allocate(self):
+        with self.lock:
+            for host in self.net.hosts():
+                ip = str(host)
+                if ip != self.gateway and ip not in self.used:
+                    self.used.add(ip)
+                    return ip
+        raise PodError("--pod-cidr %s: no address left" % self.net)
+
+    def release(self, ip):
+        with self.lock:
+            self.used.discard(ip)
+
+
+class PodSandbox:
+    """One Pod's network namespace: eth0 (veth to the node bridge) with an address from the pod CIDR, a default
+    route through the bridge, a resolv.conf naming the cluster DNS, and the API server forwarder. The record in
+    <state>/netns/ is written before anything is created, so a crashed kubelet's leftovers can be found."""
+
+    def __init__(self, kubelet, uid, pod_dir, namespace):
+        self.k, self.node = kubelet, kubelet.network
+        h = uid.replace("-", "")
+        self.netns, self.host_if = "kvl-" + h[:12], "kvlv" + h[:11]  # IFNAMSIZ: 15 characters
+        self.path = os.path.join("/run/netns", self.netns)
+        self.record = os.path.join(kubelet.state_dir, "netns", self.netns)
+        self.resolv = os.path.join(pod_dir, "resolv.conf")
+        self.namespace = namespace
+        self.ip, self.forwarder = None, None
+        self.lock = threading.Lock()
+
+    def create(self):
+        with self.lock:
+            self.ip = self.node.allocate()
+            os.makedirs(os.path.dirname(self.record), exist_ok=True)
+            with open(self.record, "w") as f:
+                json.dump({"netns": self.netns, "node_netns": self.node.netns, "host_if": self.host_if,
+                           "ip": self.ip}, f)
+            p, n = ["-n", self.netns], ["-n", self.node.netns]
+            ip_cmd("netns", "add", self.netns)
+            ip_cmd(*p, "link", "set", "lo", "up")
+            ip_cmd(*p, "link", "add", "eth0", "type", "veth", "peer", "name", self.host_if, "netns", self.node.netns)
+            ip_cmd(*n, "link", "set", self.host_if, "master", NODE_BRIDGE, "up")
+            ip_cmd(*p, "addr", "add", "%s/%d" % (self.ip, self.node.net.prefixlen), "dev", "eth0")
+            ip_cmd(*p, "link", "set", "eth0", "up")
+            ip_cmd(*p, "route", "add", "default", "via", self.node.gateway)
+            with open(self.resolv, "w") as f:
+                f.write("search %s.svc.cluster.local svc.cluster.local cluster.local\nnameserver %s\n"
+                        "options ndots:5\n" % (self.namespace, self.node.dns))
+            if self.k.in_cluster:
+                host, port = self.k.in_cluster
+                self.forwarder = ApiForwarder(self.path, (host, int(port)))
+
+    def destroy(self):
+        with self.lock:
+            if self.forwarder:
+                self.forwarder.close()
+                self.forwarder = None
+            if self.ip is None:
+                return
+            netns_remove({"netns": self.netns, "node_netns": self.node.netns, "host_if": self.host_if})
+            try:
+                os.unlink(self.record)
+            except FileNotFoundError:
+                pass
+            self.node.release(self.ip)
+            self.ip = None
+            log("pod network removed", netns=self.netns)
 
 
 class PodRunner:

@@ -70,7 +70,7 @@ def proc_status(pid):
 
 class Launcher:
     def __init__(self, manifest, accel="tcg", args=(), run_dir=True, manifest_text=None, via_env=False,
-                 prefix=()):
+                 prefix=(), via_stdin=False):
         self.dir = tempfile.mkdtemp(prefix="kv-lt-")
         self.run_dir = os.path.join(self.dir, "run")
         self.status_path = os.path.join(self.dir, "status.json")
@@ -83,8 +83,8 @@ class Launcher:
         if via_env:  # the Pod form: the VMI JSON in an environment variable
             env["KVLITE_VMI"] = manifest_text if manifest_text is not None else json.dumps(manifest)
             argv = [LAUNCHER, "--vmi-env", "KVLITE_VMI", "--status-file", self.status_path]
-        else:
-            argv = [LAUNCHER, "--vmi", self.manifest_path, "--status-file", self.status_path]
+        else:  # via_stdin: `--vmi -`, the manifest piped in
+            argv = [LAUNCHER, "--vmi", "-" if via_stdin else self.manifest_path, "--status-file", self.status_path]
         if run_dir:
             argv += ["--run-dir", self.run_dir]
         if accel:
@@ -92,7 +92,11 @@ class Launcher:
         self.t0 = time.monotonic()
         # prefix: e.g. ["ip", "netns", "exec", NS] (which execs, so proc is still the launcher)
         self.proc = subprocess.Popen(list(prefix) + argv + list(args), stdout=subprocess.DEVNULL, stderr=self.log,
-                                     env=env)
+                                     env=env, stdin=subprocess.PIPE if via_stdin else None)
+        if via_stdin:
+            with open(self.manifest_path, "rb") as f:
+                self.proc.stdin.write(f.read())
+            self.proc.stdin.close()
         _live.append(self)
 
     # --- observation ---

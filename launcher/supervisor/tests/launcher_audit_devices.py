@@ -1,0 +1,195 @@
+"""Issue 3 audit, devices and volumes on one real boot (kernelBoot guest under TCG, manifest as YAML on
+stdin through `--vmi -`): CPU topology and model, memory, firmware uuid/serial (SMBIOS, seen by the
+guest), disks on virtio/scsi/sata with serial, bootOrder, cache and readonly, hostDisk Disk and
+DiskOrCreate, a persistentVolumeClaim (--pvc-root) and an ephemeral one (the guest's writes stay in the
+overlay), emptyDisks, a cloud-init cdrom on scsi (userDataBase64 + networkData), rng, tablets,
+slirp networking, VNC on vnc.sock, the run-dir contents and the status file's fields. The guest is asked
+through its serial shell (console over control.sock); what the cloud kernel cannot see (sata) is checked
+on QEMU's side over qmp.sock."""
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import time
+
+from launcherlib import GUEST, Launcher, check, need_guest
+
+need_guest()
+
+work = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"kv-audit-dev-{os.getpid()}")
+for claim in ("pvc1", "eph1"):
+    os.makedirs(os.path.join(work, "pvc", claim), exist_ok=True)
+host1, host2 = os.path.join(work, "host1.img"), os.path.join(work, "host2.img")
+pvc_img = os.path.join(work, "pvc", "pvc1", "disk.img")
+eph_img = os.path.join(work, "pvc", "eph1", "disk.img")
+for path, head in ((host1, b"HOSTDISK-OK!"), (pvc_img, b"PVCDISK--OK!"), (eph_img, b"EPHEMERAL-OK")):
+    with open(path, "wb") as f:  # a recognisable first sector, read back by the guest
+        f.write(head.ljust(512, b"\0"))
+        f.truncate(8 << 20)
+
+USER_DATA = "#cloud-config\nhostname: audit\n"
+NET_DATA = "version: 2\n"
+UUID = "6a1c3f0e-2b4d-4e8f-9a10-b2c3d4e5f601"
+KB = os.path.join(GUEST, "kernelboot")
+manifest = f"""apiVersion: kubevirt.io/v1
+kind: VirtualMachineInstance
+metadata: {{name: audit, namespace: kvtest, uid: uid-audit}}
+spec:
+  terminationGracePeriodSeconds: 20
+  domain:
+    machine: {{type: q35}}
+    cpu: {{sockets: 1, cores: 2, threads: 1, model: host-passthrough}}
+    memory: {{guest: 320Mi}}
+    firmware:
+      uuid: {UUID}
+      serial: AUD-SN.42
+      bootloader: {{bios: {{}}}}
+      kernelBoot:
+        container: {{image: {KB}, kernelPath: /boot/vmlinuz, initrdPath: /boot/initrd.img}}
+        kernelArgs: console=ttyS0 shell=1
+    devices:
+      autoattachSerialConsole: true
+      autoattachGraphicsDevice: true
+      rng: {{}}
+      inputs:
+      - {{name: tablet1, type: tablet, bus: usb}}
+      - {{name: tablet2, type: tablet, bus: virtio}}
+      interfaces:
+      - {{name: default, slirp: {{}}}}
+      disks:
+      - {{name: scratch, serial: AUD.SER-1, bootOrder: 2, cache: writethrough, disk: {{bus: virtio}}}}
+      - {{name: host1, disk: {{bus: virtio}}}}
+      - {{name: host2, disk: {{bus: virtio}}}}
+      - {{name: pvc1, disk: {{bus: virtio, readonly: true}}}}
+      - {{name: eph1, disk: {{bus: virtio}}}}
+      - {{name: scsi1, bootOrder: 1, disk: {{bus: scsi}}}}
+      - {{name: cd1, cdrom: {{bus: scsi}}}}
+      - {{name: sata1, disk: {{bus: sata}}}}
+  networks:
+  - {{name: default, pod: {{}}}}
+  volumes:
+  - {{name: scratch, emptyDisk: {{capacity: 16Mi}}}}
+  - {{name: host1, hostDisk: {{path: {host1}, type: Disk}}}}
+  - {{name: host2, hostDisk: {{path: {host2}, type: DiskOrCreate, capacity: 12Mi}}}}
+  - {{name: pvc1, persistentVolumeClaim: {{claimName: claim1, readOnly: true}}}}
+  - {{name: eph1, ephemeral: {{persistentVolumeClaim: {{claimName: claim2}}}}}}
+  - {{name: scsi1, emptyDisk: {{capacity: 4Mi}}}}
+  - {{name: cd1, cloudInitNoCloud: {{userDataBase64: {base64.b64encode(USER_DATA.encode()).decode()}, networkData: "{NET_DATA.strip()}\\n"}}}}
+  - {{name: sata1, emptyDisk: {{capacity: 4Mi}}}}
+"""
+try:
+    L = Launcher(None, manifest_text=manifest, via_stdin=True, args=["--pvc-root", os.path.join(work, "pvc")])
+    L.wait_phase("Running")
+    L.wait_serial("KVGUEST READY")
+    m = L.wait_serial_re(r"CNT \d+ .*blk=vda,vdb,vdc,vdd,vde,sda ", timeout=15) and \
+        re.findall(r"CNT \d+ cpus=(\S*) memKB=(\d+) blk=(\S*) net=(\S*)", L.serial())[-1]
+    print("ok: `--vmi -` read the YAML manifest from stdin and booted")
+    check(m[0] == "0-1", f"guest has 2 CPUs online ({m[0]})", L)
+    check(300 * 1024 > int(m[1]) > 240 * 1024, f"guest memKB {m[1]} fits memory.guest 320Mi", L)
+    print(f"ok: guest sees virtio vda-vde and the scsi disk: blk={m[2]}")
+    L.wait_serial_re(r"NET eth0 10\.0\.2\.15", timeout=15)
+    print("ok: slirp interface: the guest got a DHCP lease 10.0.2.15")
+    L.wait_serial("CIDATA network-config", timeout=10)
+    cidata = dict(re.findall(r"CIDATA (\S+) ([0-9a-f]{32})", L.serial()))
+    check(cidata.get("user-data") == hashlib.md5(USER_DATA.encode()).hexdigest() and
+          cidata.get("network-config") == hashlib.md5(NET_DATA.encode()).hexdigest() and "meta-data" in cidata,
+          "the guest mounted the cidata cdrom on scsi: userDataBase64 decoded, networkData", L)
+
+    # the guest's own view, asked through its shell on the serial console (control socket `console`)
+    con = socket.socket(socket.AF_UNIX)
+    con.settimeout(5)
+    con.connect(os.path.join(L.run_dir, "control.sock"))
+    con.sendall(b'{"cmd":"console"}\n')
+    line = b""
+    while not line.endswith(b"\n"):
+        line += con.recv(1)
+    check(json.loads(line)["ok"], "console attached over control.sock", L)
+
+    def ask(tag, cmd):
+        con.sendall(f'echo "{tag}: $({cmd}) :{tag}"\n'.encode())
+        L.wait_serial_re(rf"{tag}: ([^$\n]*) :{tag}", timeout=10)
+        return re.search(rf"{tag}: ([^$\n]*) :{tag}", L.serial()).group(1).strip()
+
+    check(ask("Q1", "cat /sys/block/vda/serial") == "AUD.SER-1", "guest reads the disk serial AUD.SER-1", L)
+    check(ask("Q2", "cat /sys/class/dmi/id/product_serial") == "AUD-SN.42", "guest SMBIOS serial AUD-SN.42", L)
+    check(ask("Q3", "cat /sys/class/dmi/id/product_uuid") == UUID, "guest SMBIOS uuid = firmware.uuid", L)
+    check(ask("Q4", "head -c 12 /dev/vdb") == "HOSTDISK-OK!", "hostDisk Disk: guest reads the host file", L)
+    check(ask("Q5", "head -c 12 /dev/vdd") == "PVCDISK--OK!", "persistentVolumeClaim: guest reads disk.img", L)
+    check(ask("Q6", "cat /sys/block/vdd/ro") == "1", "readonly PVC disk is read-only in the guest", L)
+    check(ask("Q7", "cat /sys/block/vdc/size") == str(12 << 11), "DiskOrCreate: guest sees 12 MiB", L)
+    check(ask("Q9", "head -c 12 /dev/vde") == "EPHEMERAL-OK", "ephemeral PVC: guest reads the claim", L)
+    check(ask("QA", "echo GUEST-WROTE-IT | dd of=/dev/vde conv=fsync 2>/dev/null; head -c 12 /dev/vde") ==
+          "GUEST-WROTE-", "ephemeral PVC: the guest writes to its disk", L)
+    check("sr0" in ask("Q8", "ls /sys/block | tr '\\n' ,"), "guest sees the scsi cdrom as sr0", L)
+    con.close()
+
+    # QEMU's view over qmp.sock
+    check(L.qmp("query-uuid")["return"]["UUID"] == UUID, "QMP query-uuid = firmware.uuid", L)
+    check(L.qmp("qom-get", {"path": "/machine", "property": "type"})["return"].startswith("pc-q35"),
+          "machine type q35", L)
+    cpus = L.qmp("query-cpus-fast")["return"]
+    check(sorted((c["props"]["socket-id"], c["props"]["core-id"], c["props"]["thread-id"]) for c in cpus) ==
+          [(0, 0, 0), (0, 1, 0)], "CPU topology sockets=1 cores=2 threads=1", L)
+    cpu_type = L.qmp("qom-get", {"path": cpus[0]["qom-path"], "property": "type"})["return"]
+    check(cpu_type == "max-x86_64-cpu", f"host-passthrough under TCG is `max` ({cpu_type})", L)
+    check(L.qmp("query-memory-size-summary")["return"]["base-memory"] == 320 << 20, "QEMU memory 320 MiB", L)
+
+    def qom(dev, prop):
+        return L.qmp("qom-get", {"path": f"/machine/peripheral/{dev}", "property": prop}).get("return")
+
+    types = {p["name"]: p["type"] for p in L.qmp("qom-list", {"path": "/machine/peripheral"})["return"]}
+    check(types.get("ua-sata1") == "child<ide-hd>", "sata disk is an ide-hd on q35's AHCI (QEMU's view)", L)
+    check(types.get("ua-cd1") == "child<scsi-cd>" and types.get("ua-scsi1") == "child<scsi-hd>",
+          "scsi disk and cdrom are scsi-hd / scsi-cd", L)
+    check(types.get("ua-tablet1") == "child<usb-tablet>", "input tablet on usb", L)
+    check(types.get("ua-tablet2") == "child<virtio-tablet-pci>", "input tablet on virtio", L)
+    check(any(t == "child<virtio-rng-pci>" for t in types.values()), "rng: virtio-rng-pci", L)
+    check(qom("ua-scsi1", "bootindex") == 1 and qom("ua-scratch", "bootindex") == 2, "bootOrder → bootindex", L)
+    check(qom("ua-scratch", "serial") == "AUD.SER-1", "disk serial on the device", L)
+    blocks = {b.get("qdev", ""): b for b in L.qmp("query-block")["return"]}
+    sata = next((b for q, b in blocks.items() if "ua-sata1" in q), None)
+    check(sata is not None and sata["inserted"]["file"].endswith("disk-sata1.qcow2"), "sata disk in query-block", L)
+    scratch = next(b for q, b in blocks.items() if "ua-scratch" in q)["inserted"]
+    check(scratch["cache"] == {"writeback": False, "direct": False, "no-flush": False},
+          f"cache: writethrough ({scratch['cache']})", L)
+    check(next(b for q, b in blocks.items() if "ua-pvc1" in q)["inserted"]["ro"], "readonly disk: ro node", L)
+
+    def pci_classes(devices):  # devices behind root ports are nested under pci_bridge
+        for d in devices:
+            yield d["class_info"]["class"]
+            yield from pci_classes(d.get("pci_bridge", {}).get("devices", []))
+
+    classes = set(pci_classes(d for bus in L.qmp("query-pci")["return"] for d in bus["devices"]))
+    check(0x0106 in classes and 0x0c03 in classes, "query-pci: AHCI (sata) and xHCI (usb tablet)", L)
+
+    # VNC on the run dir's unix socket answers with the RFB greeting
+    with socket.socket(socket.AF_UNIX) as v:
+        v.settimeout(5)
+        v.connect(os.path.join(L.run_dir, "vnc.sock"))
+        check(v.recv(12) == b"RFB 003.008\n", "autoattachGraphicsDevice: vnc.sock answers RFB 003.008", L)
+
+    files = set(os.listdir(L.run_dir))
+    want = {"qmp.sock", "control.sock", "serial.sock", "vnc.sock", "serial.log", "disk-scratch.qcow2",
+            "disk-scsi1.qcow2", "disk-sata1.qcow2", "disk-eph1.qcow2", "cidata-cd1.iso"}
+    check(want <= files, f"run dir holds {sorted(want)}", L)
+    check(os.path.getsize(host2) == 12 << 20 and os.stat(host2).st_blocks * 512 < 1 << 20,
+          "DiskOrCreate made a sparse 12 MiB file", L)
+
+    with open(eph_img, "rb") as f:
+        check(f.read(12) == b"EPHEMERAL-OK", "ephemeral PVC: the guest's write went to the overlay, not the claim", L)
+    st = L.status()
+    for key in ("phase", "reason", "accel", "qemuPid", "conditions", "vmi"):
+        check(key in st, f"status file has `{key}`", L)
+    check(st["vmi"] == {"name": "audit", "namespace": "kvtest", "uid": "uid-audit"}, "status identity", L)
+
+    t = time.monotonic()
+    L.proc.send_signal(signal.SIGTERM)
+    check(L.wait_exit(25) == 0, f"SIGTERM → powered off, exit 0 ({time.monotonic() - t:.1f} s)", L)
+    check(L.status()["phase"] == "Succeeded", "phase Succeeded", L)
+finally:
+    shutil.rmtree(work, ignore_errors=True)
+print("PASS")
