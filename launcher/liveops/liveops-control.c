@@ -5,7 +5,9 @@
 #include "liveops-control.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "liveops-command.h"
 #include "log.h"
@@ -18,7 +20,16 @@ static struct {
         supervisor *s;
         migration_state st;
         bool have, active;
+        bool target_prepared; /* this launcher is a target and migrate-incoming was sent */
 } mig;
+
+/* Copies the migration state into the status file (and so the Pod annotation): on start, on a mode
+ * change and at the end, not on every tick. */
+static void publish_state(supervisor *s)
+{
+        status_set_json(&s->st->migration_state, migration_state_to_json(&mig.st));
+        supervisor_publish(s);
+}
 
 static bool vm_ready(ctl_request *req)
 {
@@ -64,8 +75,6 @@ BLOCKING_HANDLER(liveops_ctl_snapshot_save, "snapshot-save")
 BLOCKING_HANDLER(liveops_ctl_snapshot_load, "snapshot-load")
 BLOCKING_HANDLER(liveops_ctl_snapshot_delete, "snapshot-delete")
 BLOCKING_HANDLER(liveops_ctl_snapshot_list, "snapshot-list")
-BLOCKING_HANDLER(liveops_ctl_migration_target, "migrate-target")
-BLOCKING_HANDLER(liveops_ctl_migration_target_finish, "migrate-target-finish")
 
 static void ignore_reply(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
 {
@@ -77,12 +86,15 @@ static void arm_tick(void);
 static void migration_finished(void)
 {
         mig.active = false;
+        publish_state(mig.s);
         if (!mig.st.completed) {
                 log_warning("migration failed, the VM keeps running here: %s", mig.st.failure_reason);
                 return;
         }
         log_info("migration completed to %s: quitting the source QEMU (Succeeded, migrated)",
                  mig.st.target_address);
+        /* KubeVirt's source domain ends "Migrated": not a power-off, not a stop request. */
+        snprintf(mig.s->end_reason, sizeof(mig.s->end_reason), "migrated");
         kv_error err = {0};
         qmp_send(mig.s->qmp, "quit", NULL, -1, 10000, ignore_reply, NULL, &err);
 }
@@ -96,9 +108,12 @@ static void on_tick(qmp *q, const cJSON *event, const kv_error *err, void *userd
                 return;
         }
         kv_error e = {0};
+        bool was_postcopy = mig.st.postcopy_started;
         int r = migration_poll(q, &mig.st, &e);
         if (r < 0)
                 log_warning("migration: %s", e.msg);
+        if (r == 0 && mig.st.postcopy_started != was_postcopy)
+                publish_state(mig.s);
         if (r > 0)
                 migration_finished();
         else
@@ -147,12 +162,14 @@ int liveops_ctl_migrate(ctl_request *req)
                                 cJSON_IsNumber(port) ? port->valueint : 0, &mig.st, &err);
         if (r < 0) {
                 supervisor_qmp_rearm(req->s);
+                publish_state(req->s);
                 ctl_reply_error(req, "%s", err.msg);
                 return 0;
         }
         mig.active = true;
         arm_tick();
         supervisor_qmp_rearm(req->s);
+        publish_state(req->s);
         ctl_reply_ok(req, state_result());
         return 0;
 }
@@ -179,5 +196,111 @@ int liveops_ctl_migrate_status(ctl_request *req)
                 ctl_reply_error(req, "no migration was started by this launcher");
         else
                 ctl_reply_ok(req, state_result());
+        return 0;
+}
+
+/* ---- target side ------------------------------------------------------------------------------ */
+
+static bool target_ready(ctl_request *req, bool prepared)
+{
+        supervisor *s = req->s;
+        if (!s->cfg->incoming)
+                ctl_reply_error(req, "this launcher was not started as a migration target (--incoming)");
+        else if (!s->qmp || s->st->phase != PHASE_SCHEDULED || s->stage != STOP_NONE)
+                ctl_reply_error(req, "the migration target is %s%s", phase_name(s->st->phase),
+                                s->stage != STOP_NONE ? " and stopping" : "");
+        else if (mig.target_prepared != prepared)
+                ctl_reply_error(req, prepared ? "migration-target was not run yet"
+                                              : "the target already waits for a migration");
+        else
+                return true;
+        return false;
+}
+
+static int target_prepare(supervisor *s, const migration_config *c, const char *uri, const char *nbd_host,
+                          int nbd_port, kv_error *err)
+{
+        int r = migration_target_prepare(s->qmp, c, uri, nbd_host, nbd_port, err);
+        supervisor_qmp_rearm(s);
+        mig.s = s;
+        mig.have = true;
+        mig.st = (migration_state){0};
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        migration_params_compute(c, cpus > 0 ? (unsigned)cpus : 1, &mig.st.params); /* what was set */
+        snprintf(mig.st.mode, sizeof(mig.st.mode), "PreCopy");
+        snprintf(mig.st.target_address, sizeof(mig.st.target_address), "%s", uri);
+        if (gethostname(mig.st.target_node, sizeof(mig.st.target_node) - 1) < 0)
+                mig.st.target_node[0] = '\0';
+        rfc3339_now(mig.st.start, sizeof(mig.st.start));
+        snprintf(mig.st.qemu_status, sizeof(mig.st.qemu_status), "%s", r < 0 ? "failed" : "setup");
+        if (r < 0) {
+                mig.st.failed = true;
+                snprintf(mig.st.failure_reason, sizeof(mig.st.failure_reason), "%s", err->msg);
+                rfc3339_now(mig.st.end, sizeof(mig.st.end));
+        }
+        mig.target_prepared = r >= 0;
+        publish_state(s);
+        return r;
+}
+
+int liveops_target_boot(supervisor *s, const char *incoming, kv_error *err)
+{
+        if (!strcmp(incoming, "defer"))
+                return 0;
+        migration_config c;
+        liveops_read_migration_config(NULL, &c);
+        return target_prepare(s, &c, incoming, NULL, 0, err);
+}
+
+int liveops_ctl_migration_target(ctl_request *req)
+{
+        if (!target_ready(req, false))
+                return 0;
+        const cJSON *uri = cJSON_GetObjectItem(req->args, "uri"), *port = cJSON_GetObjectItem(req->args, "nbdPort");
+        const cJSON *host = cJSON_GetObjectItem(req->args, "nbdHost");
+        if (!cJSON_IsString(uri)) {
+                ctl_reply_error(req, "migration-target: args.uri (\"tcp:HOST:PORT\" or \"unix:PATH\") is required");
+                return 0;
+        }
+        migration_config c;
+        liveops_read_migration_config(cJSON_GetObjectItem(req->args, "config"), &c);
+        kv_error err = {0};
+        if (target_prepare(req->s, &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
+                           cJSON_IsNumber(port) ? port->valueint : 0, &err) < 0)
+                ctl_reply_error(req, "%s", err.msg);
+        else
+                ctl_reply_ok(req, state_result());
+        return 0;
+}
+
+/* The guest runs here now: the phase becomes Running (KubeVirt: the VMI's new node). */
+static void target_running(supervisor *s)
+{
+        mig.st.completed = true;
+        snprintf(mig.st.qemu_status, sizeof(mig.st.qemu_status), "completed");
+        rfc3339_now(mig.st.end, sizeof(mig.st.end));
+        status_set_phase(s->st, PHASE_RUNNING, NULL);
+        snprintf(s->st->qemu_status, sizeof(s->st->qemu_status), "running");
+        status_set_condition(s->st, COND_READY, true, true, "", "");
+        status_set_condition(s->st, COND_PAUSED, false, false, NULL, NULL);
+        publish_state(s);
+        log_info("incoming migration completed: guest running");
+}
+
+int liveops_ctl_migration_target_finish(ctl_request *req)
+{
+        if (!target_ready(req, true))
+                return 0;
+        const cJSON *t = cJSON_GetObjectItem(req->args, "timeoutMs");
+        kv_error err = {0};
+        int r = migration_target_finish(req->s->qmp, cJSON_IsNumber(t) ? t->valueint : 30000, &err);
+        supervisor_qmp_rearm(req->s);
+        if (r < 0) {
+                log_warning("migration target: %s", err.msg);
+                ctl_reply_error(req, "%s", err.msg);
+                return 0;
+        }
+        target_running(req->s);
+        ctl_reply_ok(req, state_result());
         return 0;
 }

@@ -17,9 +17,15 @@ int liveops_ctl_snapshot_list(ctl_request *req);
 int liveops_ctl_migrate(ctl_request *req);
 int liveops_ctl_migrate_cancel(ctl_request *req);
 int liveops_ctl_migrate_status(ctl_request *req);
-/* Target side: needs a QEMU started with -incoming defer (not yet a virt-launcher option). */
+/* Target side: a launcher started with --incoming (QEMU at -incoming defer, phase Scheduled). */
 int liveops_ctl_migration_target(ctl_request *req);
 int liveops_ctl_migration_target_finish(ctl_request *req);
+/* Called by the supervisor instead of `cont` when started with --incoming URI|defer: a URI is
+ * prepared at once with the default migration configuration. */
+int liveops_target_boot(supervisor *s, const char *incoming, kv_error *err);
+/* VMI reload: the new spec (args.vmi, JSON/YAML text or object) diffed against the running one and
+ * applied as hot-plug operations (liveops-apply.c). */
+int liveops_ctl_apply(ctl_request *req);
 
 /* clang-format off */
 #define LIVEOPS_CTL_COMMANDS \
@@ -37,5 +43,6 @@ int liveops_ctl_migration_target_finish(ctl_request *req);
 	{"migrate-cancel", liveops_ctl_migrate_cancel, "cancel the running migration"}, \
 	{"migrate-status", liveops_ctl_migrate_status, "migrationState of the last migration"}, \
 	{"migration-target", liveops_ctl_migration_target, "receive a migration on {uri,nbdPort,config}"}, \
-	{"migration-target-finish", liveops_ctl_migration_target_finish, "after the source completed: cont"}
+	{"migration-target-finish", liveops_ctl_migration_target_finish, "after the source completed: cont"}, \
+	{"apply", liveops_ctl_apply, "apply a changed VMI {vmi}: hot-plug what differs"}
 /* clang-format on */

@@ -236,6 +236,8 @@ int migration_start(qmp *q, const migration_config *c, const char *uri, const ch
         *st = (migration_state){.best_remaining = UINT64_MAX};
         snprintf(st->mode, sizeof(st->mode), "PreCopy");
         snprintf(st->target_address, sizeof(st->target_address), "%s", uri);
+        if (gethostname(st->source_node, sizeof(st->source_node) - 1) < 0)
+                st->source_node[0] = '\0';
         rfc3339(st->start, sizeof(st->start));
         st->start_ms = st->last_progress_ms = lo_now_ms();
         int r = set_caps_and_params(q, c, true, &st->params, err);
@@ -398,6 +400,8 @@ cJSON *migration_state_to_json(const migration_state *st)
         add_str_if(o, "startTimestamp", st->start);
         add_str_if(o, "endTimestamp", st->end);
         add_str_if(o, "targetNodeAddress", st->target_address);
+        add_str_if(o, "sourceNode", st->source_node);
+        add_str_if(o, "targetNode", st->target_node);
         add_str_if(o, "mode", st->mode);
         cJSON_AddBoolToObject(o, "completed", st->completed);
         cJSON_AddBoolToObject(o, "failed", st->failed);

@@ -111,19 +111,49 @@ static bool reply_ok(const char *line)
         return ok;
 }
 
+/* `apply FILE|-`: the VMI text (JSON or YAML, parsed by the launcher) as {"vmi": TEXT}. */
+static char *apply_args(const char *path)
+{
+        FILE *f = strcmp(path, "-") ? fopen(path, "re") : stdin;
+        if (!f) {
+                fprintf(stderr, "virt-launcher: apply: cannot open %s: %m\n", path);
+                return NULL;
+        }
+        static char text[48 * 1024]; /* the escaped request must fit a control line (CTL_LINE_MAX) */
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
+        bool too_big = n == sizeof(text) - 1 && !feof(f);
+        if (f != stdin)
+                fclose(f);
+        if (too_big) {
+                fprintf(stderr, "virt-launcher: apply: %s is larger than %zu bytes\n", path, sizeof(text) - 1);
+                return NULL;
+        }
+        text[n] = '\0';
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "vmi", text);
+        char *json = cJSON_PrintUnformatted(a);
+        cJSON_Delete(a);
+        return json;
+}
+
 int ctl_client_main(int argc, char **argv)
 {
         static const client_usage usage = {
             "Usage: virt-launcher ctl --run-dir DIR COMMAND [ARGS-JSON]\n"
             "Sends one request to the launcher's control socket and prints the JSON reply.\n"
             "Commands: status, pause, unpause, shutdown, help (the launcher lists every command).\n"
+            "`apply FILE|-` sends a changed VMI (JSON or YAML): the launcher hot-plugs what differs.\n"
             "Exit: 0 ok, 1 the launcher refused, 2 usage, 3 cannot connect.\n",
             1, 2};
         _cleanup_close_ int fd = -1;
         int r = client_open(argc, argv, &usage, &fd);
         if (r >= 0)
                 return r;
-        if (send_request(fd, argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL) < 0)
+        const char *args = optind + 1 < argc ? argv[optind + 1] : NULL;
+        _cleanup_free_ char *apply = NULL;
+        if (!strcmp(argv[optind], "apply") && args && args[0] != '{' && !(args = apply = apply_args(args)))
+                return EXIT_INVALID;
+        if (send_request(fd, argv[optind], args) < 0)
                 return EXIT_INVALID;
         static char line[1024 * 1024];
         if (read_line(fd, line, sizeof(line)) < 0) {

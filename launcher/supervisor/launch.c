@@ -32,6 +32,7 @@ typedef struct launch {
         strv argv;
         int control_fd, qmp_public_fd, serial_fd;
         net_result net;
+        launcher_paths paths; /* kept: a VMI `apply` prepares the volumes it adds */
 } launch;
 
 /* Records the failure in the status file and returns the exit code. */
@@ -136,6 +137,10 @@ static int build_argv(launch *l, const char *accel, kv_error *err)
             strv_pushf(&l->argv, "socket,id=kvlite-qmp,fd=%d,server=off", CHILD_FD_QMP_PRIVATE) < 0 ||
             strv_push(&l->argv, "-mon") < 0 || strv_push(&l->argv, "chardev=kvlite-qmp,mode=control") < 0)
                 return kv_error_set(err, ENOMEM, "argv");
+        /* A migration target: the same argv (same devices, same RAM layout) receiving instead of booting;
+         * the URI is given later with migrate-incoming, after the capabilities are set (notes §6). */
+        if (l->o->incoming && (strv_push(&l->argv, "-incoming") < 0 || strv_push(&l->argv, "defer") < 0))
+                return kv_error_set(err, ENOMEM, "argv");
         return 0;
 }
 
@@ -166,12 +171,12 @@ static int prepare(launch *l)
         if (!l->o->dry_run && report_start(&err) < 0) /* forks: before the sandbox; best effort */
                 log_warning("status reporter: %s; the Pod annotation is not updated", err.msg);
         const char *accel = accel_choose(l->o->accel, &l->st);
-        launcher_paths paths = {
+        l->paths = (launcher_paths){
             .run_dir = l->rd.path, .image_root = l->o->image_root, .secret_root = l->o->secret_root,
             .pvc_root = l->o->pvc_root,
             /* Local runs without an image root: the demo's registry references resolve to the test guest. */
             .fallback_image_root = l->o->image_root ? NULL : KV_LOCAL_IMAGE_ROOT};
-        if ((r = vmi_prepare(l->v, &paths, &err)) < 0)
+        if ((r = vmi_prepare(l->v, &l->paths, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "prepare volumes", &err);
         /* Before the supervisor drops capabilities and installs seccomp: wiring needs CAP_NET_ADMIN. */
         if ((r = podnet_setup(l->v, l->o->pod_network, l->rd.path, &l->net, &l->st, &err)) < 0)
@@ -233,6 +238,9 @@ int launch_run(const launch_opts *o)
                     .sandbox = o->sandbox,
                     .serial_stdout = o->serial_stdout,
                     .net = &l.net,
+                    .incoming = o->incoming,
+                    .vmi = &l.v,
+                    .paths = &l.paths,
                 };
                 code = supervisor_run(&cfg, &l.st);
         }

@@ -18,6 +18,7 @@ typedef struct launch_opts {
         bool serial_stdout; /* copy the serial console to stdout */
         bool dry_run;       /* print the QEMU argv as a JSON array and exit */
         bool pod_network;   /* --pod-network: inside a Pod's netns, net_setup wires masquerade/bridge/passt */
+        const char *incoming; /* --incoming URI|defer: start as a live-migration target (sup_config) */
 } launch_opts;
 
 /* Returns the process exit code (EXIT_* in supervisor.h). */

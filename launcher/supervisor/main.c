@@ -45,6 +45,11 @@ static const char usage[] =
     "                       QEMU user networking with a warning, bridge is refused\n"
     "  --serial-stdout      copy the guest's serial output to stdout (default when stdout is a\n"
     "                       terminal; logs stay on stderr)\n"
+    "  --incoming URI|defer start as a live-migration target: QEMU gets the same argv plus\n"
+    "                       -incoming defer and stays paused (phase Scheduled) until the control\n"
+    "                       command migration-target-finish; \"defer\" waits for migration-target,\n"
+    "                       a URI (tcp:HOST:PORT, unix:PATH) listens at once with the defaults\n"
+    "  --migration-target   the same as --incoming defer\n"
     "  --dry-run            prepare everything, print the QEMU argv as a JSON array, exit\n"
     "  --log-level LEVEL    debug|info|warning|error (default info)\n"
     "  -h, --help           this text\n"
@@ -100,7 +105,9 @@ int main(int argc, char **argv)
                 OPT_LOG_LEVEL,
                 OPT_DRY_RUN,
                 OPT_SERIAL_STDOUT,
-                OPT_POD_NETWORK
+                OPT_POD_NETWORK,
+                OPT_INCOMING,
+                OPT_MIGRATION_TARGET
         };
         static const struct option longopts[] = {
             {"vmi", required_argument, NULL, OPT_VMI},
@@ -116,6 +123,8 @@ int main(int argc, char **argv)
             {"dry-run", no_argument, NULL, OPT_DRY_RUN},
             {"serial-stdout", no_argument, NULL, OPT_SERIAL_STDOUT},
             {"pod-network", no_argument, NULL, OPT_POD_NETWORK},
+            {"incoming", required_argument, NULL, OPT_INCOMING},
+            {"migration-target", no_argument, NULL, OPT_MIGRATION_TARGET},
             {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
             {"help", no_argument, NULL, 'h'},
             {0},
@@ -159,6 +168,15 @@ int main(int argc, char **argv)
                         break;
                 case OPT_POD_NETWORK:
                         o.pod_network = true;
+                        break;
+                case OPT_INCOMING:
+                        if (strcmp(optarg, "defer") && strncmp(optarg, "tcp:", 4) && strncmp(optarg, "unix:", 5))
+                                return usage_error("--incoming must be defer, tcp:HOST:PORT or unix:PATH, not",
+                                                   optarg);
+                        o.incoming = optarg;
+                        break;
+                case OPT_MIGRATION_TARGET:
+                        o.incoming = "defer";
                         break;
                 case OPT_ACCEL:
                         if (accel_parse(optarg, &o.accel) < 0)

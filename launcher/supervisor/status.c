@@ -39,6 +39,14 @@ void status_fini(status *st)
 {
         free(st->path);
         st->path = NULL;
+        status_set_json(&st->migration_state, NULL);
+        status_set_json(&st->volume_status, NULL);
+}
+
+void status_set_json(cJSON **slot, cJSON *v)
+{
+        cJSON_Delete(*slot);
+        *slot = v;
 }
 
 const char *phase_name(enum phase p)
@@ -149,6 +157,10 @@ cJSON *status_to_json(const status *st)
         add_string_or_null(ts, "created", st->created);
         add_string_or_null(ts, "running", st->started);
         add_string_or_null(ts, "finished", st->finished);
+        if (st->migration_state)
+                cJSON_AddItemToObject(o, "migrationState", cJSON_Duplicate(st->migration_state, true));
+        if (st->volume_status)
+                cJSON_AddItemToObject(o, "volumeStatus", cJSON_Duplicate(st->volume_status, true));
         return o;
 }
 

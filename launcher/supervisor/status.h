@@ -40,6 +40,10 @@ typedef struct status {
         char created[40], started[40], finished[40];
         status_interface ifaces[STATUS_MAX_INTERFACES];
         size_t n_ifaces;
+        /* Live operations (launcher/liveops): KubeVirt's status.migrationState and status.volumeStatus;
+         * owned, NULL = absent. */
+        cJSON *migration_state;
+        cJSON *volume_status;
         char *path; /* --status-file, or NULL */
 } status;
 
@@ -52,6 +56,8 @@ void status_set_phase(status *st, enum phase p, const char *reason);
 /* Sets or clears (present=false) a condition; the transition time changes only when status flips. */
 void status_set_condition(status *st, enum cond_type t, bool present, bool value, const char *reason,
                           const char *message);
+/* Replaces st->*slot (migration_state / volume_status) with v (consumed; NULL clears it). */
+void status_set_json(cJSON **slot, cJSON *v);
 cJSON *status_to_json(const status *st);
 /* Rewrites st->path atomically (tmp file + rename; no-op without a path) and hands the document to the
  * status reporter (report.h). */

@@ -18,6 +18,7 @@
 #include "console.h"
 #include "control.h"
 #include "jsonesc.h"
+#include "liveops-control.h"
 #include "log.h"
 #include "macro.h"
 #include "podnet.h"
@@ -37,6 +38,11 @@ static void publish(supervisor *s)
         kv_error err = {0};
         if (status_write(s->st, &err) < 0)
                 log_warning("status file: %s", err.msg);
+}
+
+void supervisor_publish(supervisor *s)
+{
+        publish(s);
 }
 
 static void arm_timer_ms(supervisor *s, int64_t ms)
@@ -307,7 +313,9 @@ static void decide_phase(supervisor *s)
         char how[128], reason[512];
         wait_status_describe(s->qemu_wstatus, how, sizeof(how));
         bool clean_exit = WIFEXITED(s->qemu_wstatus) && WEXITSTATUS(s->qemu_wstatus) == 0;
-        if (clean_exit && s->shutdown_reason[0]) {
+        if (clean_exit && s->end_reason[0]) {
+                status_set_phase(s->st, PHASE_SUCCEEDED, s->end_reason);
+        } else if (clean_exit && s->shutdown_reason[0]) {
                 snprintf(reason, sizeof(reason), "%s",
                          s->shutdown_guest ? "guest powered off" : s->shutdown_reason);
                 if (s->stop_requested && !s->shutdown_guest)
@@ -457,6 +465,14 @@ static int confine(supervisor *s, kv_error *err)
 
 static int boot(supervisor *s, kv_error *err)
 {
+        if (s->cfg->incoming) {
+                log_info("migration target: the guest stays paused until the incoming migration completed");
+                snprintf(s->st->qemu_status, sizeof(s->st->qemu_status), "inmigrate");
+                status_set_condition(s->st, COND_READY, true, false, "MigrationTarget",
+                                     "waiting for an incoming migration");
+                publish(s);
+                return liveops_target_boot(s, s->cfg->incoming, err);
+        }
         if (s->cfg->start_paused) {
                 log_info("startStrategy Paused: leaving the guest paused");
                 status_set_phase(s->st, PHASE_RUNNING, NULL);

@@ -39,6 +39,12 @@ typedef struct sup_config {
         bool sandbox;         /* drop capabilities + seccomp once QEMU runs */
         bool serial_stdout;   /* also copy serial output to stdout (the local, no-Kubernetes view) */
         struct net_result *net; /* libkvnet's wiring: DHCP server in the loop, passt reaped; or NULL */
+        /* --incoming: a migration target. QEMU runs with -incoming defer and stays paused (phase
+         * Scheduled) until migration-target-finish; "defer" waits for migration-target, a URI listens at
+         * once (default migration configuration, no disk mirroring). NULL: a normal boot. */
+        const char *incoming;
+        struct vmi **vmi; /* the running spec (launch.c owns it; `apply` replaces it) */
+        const struct launcher_paths *paths; /* to prepare the volumes an `apply` adds */
 } sup_config;
 
 enum stop_stage { STOP_NONE, STOP_POWERDOWN, STOP_QUIT, STOP_KILL };
@@ -67,6 +73,8 @@ typedef struct supervisor {
         bool stop_requested;
         struct timespec stop_time; /* when the stop was first requested */
         char shutdown_reason[64];  /* from the SHUTDOWN event; "" if none came */
+        char end_reason[64]; /* set by a live operation that ends QEMU on purpose ("migrated"): a clean
+                              * exit is then Succeeded with this reason */
         bool shutdown_guest;
 
         int control_fd;
@@ -86,5 +94,7 @@ int supervisor_run(const sup_config *cfg, status *st);
 
 /* Used by the control commands. */
 void supervisor_request_stop(supervisor *s, const char *why);
+/* Writes the status file (and the Pod annotation) after a change of s->st. */
+void supervisor_publish(supervisor *s);
 /* Re-registers the QMP fd with what libqmp wants now (EPOLLOUT after queueing a command). */
 void supervisor_qmp_rearm(supervisor *s);

@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 # End to end on one machine: real kubectl → API test server → virt-controller → launcher Pod → kubelet
-# stand-in → virt-launcher → QEMU (TCG) boots the test guest. Usage: test_e2e.py [vmi|vm_always|vm_halted]
+# stand-in → virt-launcher → QEMU (TCG) boots the test guest. Every Pod gets its own network namespace from the
+# kubelet stand-in (--pod-cidr), its veth on a bridge in a node netns made here, so virt-launcher runs with
+# --pod-network as in a cluster and nothing touches the machine's own namespace.
+# Usage: test_e2e.py [vmi|vm_always|vm_halted|kernelboot_secret|pod_network]
+import ipaddress
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -11,26 +16,37 @@ import time
 
 SRC = os.environ.get("KV_SOURCE_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "controller", "tests"))
+sys.path.insert(0, os.path.join(SRC, "tests", "kube-api"))
 from kubetest import BUILD, POD_PATH, Controller, Server, cleanup, wait_for  # noqa: E402
+from kubelet import cleanup_state, netns_kill_all  # noqa: E402
 
 GUEST = os.environ.get("KV_GUEST_DIR") or os.path.join(SRC, ".cache", "guest")
 NODE = "node01"
+POD_CIDR = "10.244.0.0/24"
 
 
 class Kubelet:
     def __init__(self, srv):
         self.srv, self.proc = srv, None
         self.state = os.path.join(srv.dir, "kubelet")
+        self.node_ns = None
 
     def start(self):
         env = dict(os.environ, PATH=os.path.join(BUILD, "launcher", "supervisor") + ":" + os.environ["PATH"])
         self.log = open(os.path.join(self.srv.dir, "kubelet.log"), "ab")
+        self.node_ns = "kvle2e-%d" % os.getpid()  # the node's netns: holds the Pod bridge, has no uplink
+        subprocess.run(["ip", "netns", "add", self.node_ns], check=True, capture_output=True)
         self.proc = subprocess.Popen([sys.executable, os.path.join(SRC, "tests", "kube-api", "kubelet.py"),
                                       "--server", self.srv.url, "--node-name", NODE, "--state-dir", self.state,
                                       "--serviceaccount-dir", self.srv.sa_dir,
-                                      "--in-cluster-server", self.srv.info["https_url"]],
+                                      "--in-cluster-server", self.srv.info["https_url"],
+                                      "--pod-cidr", POD_CIDR, "--node-netns", self.node_ns],
                                      stdout=subprocess.DEVNULL, stderr=self.log, env=env)
         return self
+
+    def in_node(self, *cmd, timeout=20):
+        return subprocess.run(["ip", "netns", "exec", self.node_ns, *cmd], capture_output=True, text=True,
+                              timeout=timeout)
 
     def run_dir(self, pod):
         return os.path.join(self.state, "pods", pod["metadata"]["uid"], "volumes", "run")
@@ -43,6 +59,14 @@ class Kubelet:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        # whatever the kubelet left (it may have been killed): Pod netns with their processes, then the node's
+        left = cleanup_state(self.state)
+        if left:
+            print("removed Pod network namespaces the kubelet left: %s" % left, file=sys.stderr)
+        if self.node_ns:
+            netns_kill_all(self.node_ns)
+            subprocess.run(["ip", "netns", "del", self.node_ns], capture_output=True)
+            self.node_ns = None
 
 
 class Scheduler(threading.Thread):
@@ -85,8 +109,9 @@ class Env:
     def _start(self):
         self.srv.start()
         self.parts.append(self.srv)
-        self.kubelet = Kubelet(self.srv).start()
-        self.parts.insert(0, self.kubelet)
+        self.kubelet = Kubelet(self.srv)
+        self.parts.insert(0, self.kubelet)  # before start: its stop() removes the node netns start() makes
+        self.kubelet.start()
         self.sched = Scheduler(self.srv.api)
         self.sched.start()
         self.parts.insert(0, self.sched)
@@ -139,9 +164,11 @@ class Env:
         row = wait_for("kubectl get vmi %s Running" % name,
                        lambda: (lambda r: r if len(r) >= 5 and r[2] == "Running" else None)(self.vmi_row(name)),
                        timeout=timeout, interval=0.5)
-        assert row[3] == "127.0.0.1" and row[4] == NODE and row[5] == "True", row  # IP, NODENAME, READY
         vmi = self.vmi(name)
         pod = self.launcher_pod(vmi)
+        pod_ip = pod["status"]["podIP"]
+        assert ipaddress.ip_address(pod_ip) in ipaddress.ip_network(POD_CIDR), pod["status"]
+        assert row[3] == pod_ip and row[4] == NODE and row[5] == "True", row  # IP, NODENAME, READY
         run = self.kubelet.run_dir(pod)
         wait_for("guest READY on the serial console", lambda: b"KVGUEST READY" in _read(os.path.join(run, "serial.log")),
                  timeout=60, interval=0.5)
@@ -257,6 +284,23 @@ def test_vm_halted(env):
     wait_for("Pods gone", lambda: env.srv.api.items(POD_PATH % "default") == [], timeout=30, interval=0.5)
 
 
+def kernelboot_vmi_yaml(name, kernel_args, devices_and_rest):
+    """A VMI booting the test guest's kernelBoot image; devices_and_rest goes under spec.domain.devices."""
+    return """apiVersion: kubevirt.io/v1
+kind: VirtualMachineInstance
+metadata: {name: %s}
+spec:
+  terminationGracePeriodSeconds: 5
+  domain:
+    memory: {guest: 128Mi}
+    firmware:
+      kernelBoot:
+        kernelArgs: %s
+        container: {image: %s, kernelPath: /boot/vmlinuz, initrdPath: /boot/initrd.img}
+    devices:
+%s""" % (name, kernel_args, os.path.join(GUEST, "kernelboot"), devices_and_rest)
+
+
 def test_kernelboot_secret(env):
     """kernelBoot image mounted by the Pod at <image-root>/kernelboot; cloud-init from two Secrets (a projected
     volume at /var/run/kvlite/secrets/<volume>) into the launcher's cidata ISO."""
@@ -264,25 +308,14 @@ def test_kernelboot_secret(env):
                              ("kb-net", "networkData", "version: 2\\n")):
         env.kubectl("apply", "-f", "-", input="apiVersion: v1\nkind: Secret\nmetadata: {name: %s}\n"
                     "stringData: {%s: \"%s\"}\n" % (name, key, value))
-    env.kubectl("apply", "-f", "-", input="""apiVersion: kubevirt.io/v1
-kind: VirtualMachineInstance
-metadata: {name: e2e-kb}
-spec:
-  terminationGracePeriodSeconds: 5
-  domain:
-    memory: {guest: 128Mi}
-    firmware:
-      kernelBoot:
-        kernelArgs: console=ttyS0
-        container: {image: %s, kernelPath: /boot/vmlinuz, initrdPath: /boot/initrd.img}
-    devices:
+    env.kubectl("apply", "-f", "-", input=kernelboot_vmi_yaml("e2e-kb", "console=ttyS0", """\
       disks: [{name: ci, disk: {bus: virtio}}]
   volumes:
   - name: ci
     cloudInitNoCloud:
       userDataSecretRef: {name: kb-user}
       networkDataSecretRef: {name: kb-net}
-""" % os.path.join(GUEST, "kernelboot"))
+"""))
     vmi, pod, qemu = env.wait_running("e2e-kb")
     assert {"name": "kernelboot", "mountPath": "/var/run/kvlite/images/kernelboot", "readOnly": True} in \
         pod["spec"]["containers"][0]["volumeMounts"], pod["spec"]["containers"][0]["volumeMounts"]
@@ -293,13 +326,52 @@ spec:
         wait_for("QEMU gone", lambda: not alive(qemu), timeout=10)
 
 
+def test_pod_network(env):
+    """masquerade on the Pod network: the guest's HTTP server answers on the Pod IP from the node netns, as a
+    client elsewhere in the cluster would reach it; deleting the VMI removes the Pod's netns and veth."""
+    env.kubectl("apply", "-f", "-", input=kernelboot_vmi_yaml("e2e-net", "console=ttyS0 http=8080", """\
+      interfaces: [{name: default, masquerade: {}}]
+  networks: [{name: default, pod: {}}]
+"""))
+    vmi, pod, qemu = env.wait_running("e2e-net")
+    pod_ip = pod["status"]["podIP"]
+    netns = "kvl-" + pod["metadata"]["uid"].replace("-", "")[:12]
+    assert netns in netns_names(), (netns, netns_names())
+    assert "--pod-network" in pod["spec"]["containers"][0]["command"] + pod["spec"]["containers"][0].get("args", [])
+    serial = os.path.join(env.kubelet.run_dir(pod), "serial.log")
+    wait_for("guest DHCP lease from the launcher", lambda: b"NET eth0 10.0.2.2" in _read(serial), timeout=30,
+             interval=0.5)
+    page = wait_for("the guest's page on the Pod IP", lambda: (lambda r: r.returncode == 0 and r.stdout.strip())(
+        env.kubelet.in_node("curl", "-s", "--max-time", "3", "http://%s:8080/" % pod_ip)), timeout=30, interval=0.5)
+    assert page == "kvguest e2e-net", page  # the hostname came with the launcher's DHCP lease
+    ifaces = json.loads(env.kubectl("get", "vmi", "e2e-net", "-o", "json"))["status"].get("interfaces") or []
+    assert ifaces and ifaces[0].get("ipAddress") == pod_ip, ifaces
+    env.kubectl("delete", "vmi", "e2e-net", "--timeout=60s")
+    assert env.vmi("e2e-net") is None
+    wait_for("Pod gone", lambda: env.srv.api.items(POD_PATH % "default") == [], timeout=30, interval=0.3)
+    assert netns not in netns_names(), "the Pod's network namespace is left"
+    veths = env.kubelet.in_node("ip", "-o", "link", "show", "type", "veth").stdout
+    assert veths == "", "veth left on the node bridge: " + veths
+    if qemu:
+        wait_for("QEMU gone", lambda: not alive(qemu), timeout=10)
+
+
+def netns_names():
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
 TESTS = {"vmi": test_vmi, "vm_always": test_vm_always, "vm_halted": test_vm_halted,
-         "kernelboot_secret": test_kernelboot_secret}
+         "kernelboot_secret": test_kernelboot_secret, "pod_network": test_pod_network}
 
 if __name__ == "__main__":
     if not os.path.exists(os.path.join(GUEST, "containerdisk", "disk")):
         print("SKIP: no test guest in %s (tests/guest/build.sh)" % GUEST)
         sys.exit(77)
+    if os.geteuid() != 0:
+        print("SKIP: the kubelet stand-in needs root (network and mount namespaces)")
+        sys.exit(77)
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))  # a meson timeout still cleans up (Env.__exit__)
     for name in sys.argv[1:] or list(TESTS):
         t0 = time.time()
         with Env() as env:

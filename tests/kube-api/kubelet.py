@@ -2,6 +2,7 @@
 # kubelet.py: a kubelet stand-in for tests. It registers a Node, watches the Pods bound to it and runs each
 # container's command as a local process in a private mount namespace (unshare --mount) with the Pod's volumes
 # bind-mounted, writes Pod status back, and handles deletion (SIGTERM, grace period, SIGKILL, final delete).
+# With --pod-cidr each Pod also gets its own network namespace on a node bridge, as a CNI plugin would do.
 import argparse
 import base64
 import ctypes
@@ -227,16 +228,13 @@ class ApiForwarder:
                 for s in ready:
                     try:
                         data = s.recv(65536)
+                        if data:
+                            pairs[s].sendall(data)
+                            continue
+                        pairs[s].shutdown(socket.SHUT_WR)  # pass the half-close on
                     except OSError:
-                        data = b""
-                    if data:
-                        pairs[s].sendall(data)
-                        continue
+                        return
                     open_.discard(s)
-                    try:
-                        pairs[s].shutdown(socket.SHUT_WR)
-                    except OSError:
-                        pass
 
     def close(self):
         self.closed.set()
@@ -248,12 +246,7 @@ class NodeNetwork:
     handed out to Pods."""
 
     def __init__(self, cidr, node_netns=None, dns=None):
-        try:
-            self.net = ipaddress.IPv4Network(cidr)
-        except ValueError as e:
-            raise PodError("--pod-cidr %s: %s" % (cidr, e))
-        if self.net.num_addresses < 4:
-            raise PodError("--pod-cidr %s: too small for a gateway and Pods" % cidr)
+        self.net = ipaddress.IPv4Network(cidr)  # parse_args checked it
         self.gateway = str(self.net.network_address + 1)
         self.dns = dns or self.gateway
         self.owned = node_netns is None  # made here, so removed here
@@ -358,6 +351,7 @@ class PodRunner:
         self.stop = threading.Event()
         self.grace = None
         self.procs = {}
+        self.sandbox, self.pod_ip = None, kubelet.host_ip  # host network until a sandbox gives it its own
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.run, name="pod-" + self.name, daemon=True)
 
@@ -451,7 +445,7 @@ class PodRunner:
             env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"] = self.k.in_cluster
         fields = {"metadata.name": self.name, "metadata.namespace": self.ns, "metadata.uid": self.uid,
                   "spec.nodeName": self.k.node, "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", ""),
-                  "status.podIP": self.k.pod_ip, "status.hostIP": self.k.pod_ip}
+                  "status.podIP": self.pod_ip, "status.hostIP": self.k.host_ip}
         for item in container.get("env") or []:
             if "value" in item:
                 env[item["name"]] = expand(item["value"], env)
@@ -478,9 +472,10 @@ class PodRunner:
                            "images or know their entrypoints" % name)
         env = self.env_for(container)
         argv = [expand(a, env) for a in argv]
-        # No CNI here: containers share this machine's network namespace (as with hostNetwork), which a
-        # virt-launcher --pod-network would rewire (bridge, NAT). Drop it: the launcher's local network mode.
-        argv = [a for a in argv if a != "--pod-network"]
+        if self.sandbox is None:
+            # Host network: the containers share the kubelet's namespace, which a virt-launcher --pod-network
+            # would rewire (bridge, NAT). Drop it: the launcher's local network mode.
+            argv = [a for a in argv if a != "--pod-network"]
         mounts = []
         for m in container.get("volumeMounts") or []:
             if m["name"] not in sources:
@@ -491,6 +486,8 @@ class PodRunner:
             mounts.append([src, m["mountPath"], bool(m.get("readOnly"))])
         if sa_path:
             mounts.append([sa_path, "/var/run/secrets/kubernetes.io/serviceaccount", True])
+        if self.sandbox:
+            mounts.append([self.sandbox.resolv, "/etc/resolv.conf", True])
         term = os.path.join(self.dir, "termination-" + name)
         open(term, "w").close()
         tpath = container.get("terminationMessagePath", "/dev/termination-log")
@@ -503,6 +500,8 @@ class PodRunner:
         cmd = [sys.executable, os.path.abspath(__file__), "--exec-helper", spec_path]
         if not self.k.no_unshare:
             cmd = ["unshare", "--mount", "--propagation", "private", "--"] + cmd
+        if self.sandbox:
+            cmd = ["nsenter", "--net=" + self.sandbox.path, "--"] + cmd
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         logf.close()
@@ -551,6 +550,10 @@ class PodRunner:
         try:
             sources = self.volume_sources()
             sa_path = self.serviceaccount_mount()
+            if self.k.network and not spec.get("hostNetwork"):
+                self.sandbox = PodSandbox(self.k, self.uid, self.dir, self.ns)
+                self.sandbox.create()
+                self.pod_ip = self.sandbox.ip
             with self.lock:
                 if self.stop.is_set():
                     return self.finish()
@@ -560,12 +563,12 @@ class PodRunner:
             self.kill_all()
             log("pod failed to start", pod=self.ns + "/" + self.name, error=str(e))
             self.patch_status({"phase": "Failed", "reason": "CreateContainerError", "message": str(e),
-                               "startTime": started, "hostIP": self.k.pod_ip,
+                               "startTime": started, "hostIP": self.k.host_ip,
                                "conditions": self.conditions(False)})
             return self.finish()
         log("pod started", pod=self.ns + "/" + self.name, pids=[s["proc"].pid for s in self.procs.values()])
-        self.patch_status({"phase": "Running", "podIP": self.k.pod_ip, "podIPs": [{"ip": self.k.pod_ip}],
-                           "hostIP": self.k.pod_ip, "hostIPs": [{"ip": self.k.pod_ip}], "startTime": started,
+        self.patch_status({"phase": "Running", "podIP": self.pod_ip, "podIPs": [{"ip": self.pod_ip}],
+                           "hostIP": self.k.host_ip, "hostIPs": [{"ip": self.k.host_ip}], "startTime": started,
                            "conditions": self.conditions(True),
                            "containerStatuses": [self.container_status(n, s) for n, s in self.procs.items()]})
         self.supervise(spec.get("restartPolicy", "Always"))
@@ -626,8 +629,15 @@ class PodRunner:
                 self.signal(st["proc"], signal.SIGKILL)
                 st["proc"].wait()
 
+    def release_network(self):
+        """Kills what is left in the Pod's network namespace (QEMU too) and removes the namespace."""
+        if self.sandbox:
+            self.sandbox.destroy()
+
     def finish(self):
-        """After the containers are gone: a deleting Pod is removed for good, as the kubelet does."""
+        """After the containers are gone: a deleting Pod is removed for good, as the kubelet does; its network
+        namespace goes first, so that a Pod seen gone has left nothing behind."""
+        self.release_network()
         if self.stop.is_set():
             try:
                 self.k.api.call("DELETE", "/api/v1/namespaces/%s/pods/%s" % (self.ns, self.name),
@@ -650,8 +660,10 @@ class Kubelet:
             with open(args.token_file) as f:
                 token = f.read().strip()
         self.api = Client(args.server, token, args.ca_file, args.insecure)
-        self.node, self.pod_ip = args.node_name, args.pod_ip
+        self.node = args.node_name
         self.state_dir = args.state_dir or tempfile.mkdtemp(prefix="kubelet.")
+        self.network = None if args.host_network else NodeNetwork(args.pod_cidr, args.node_netns, args.cluster_dns)
+        self.host_ip = self.network.gateway if self.network else args.pod_ip
         self.log_dir = args.log_dir or os.path.join(self.state_dir, "logs")
         os.makedirs(self.log_dir, exist_ok=True)
         self.pvc_dir, self.sa_dir, self.no_unshare = args.pvc_dir, args.serviceaccount_dir, args.no_unshare
@@ -676,7 +688,7 @@ class Kubelet:
         status = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                   "message": "kubelet stand-in is posting ready status", "lastHeartbeatTime": t,
                                   "lastTransitionTime": t}],
-                  "addresses": [{"type": "InternalIP", "address": self.pod_ip}, {"type": "Hostname", "address": self.node}],
+                  "addresses": [{"type": "InternalIP", "address": self.host_ip}, {"type": "Hostname", "address": self.node}],
                   "capacity": {"cpu": str(os.cpu_count() or 1), "memory": "%dKi" % self.mem_kib(), "pods": "110"},
                   "allocatable": {"cpu": str(os.cpu_count() or 1), "memory": "%dKi" % self.mem_kib(), "pods": "110"},
                   "nodeInfo": {"kubeletVersion": "v1.32.0-kvlite", "osImage": "kvlite kubelet stand-in",
@@ -752,11 +764,21 @@ class Kubelet:
                 log("list/watch failed; retrying", error=str(e))
                 stop.wait(1)
 
+    def setup_network(self):
+        cleanup_state(self.state_dir)  # a previous kubelet on this state dir may have died without cleaning up
+        if self.network:
+            self.network.setup()
+            log("pod network ready", node_netns=self.network.netns, bridge=NODE_BRIDGE, cidr=str(self.network.net))
+
     def shutdown(self):
         with self.lock:
             runners = list(self.runners.values())
         for r in runners:
             r.kill_all()
+            r.release_network()
+        cleanup_state(self.state_dir)  # sandboxes a runner thread was still creating
+        if self.network:
+            self.network.teardown()
 
 
 def parse_args(argv):
@@ -768,7 +790,16 @@ def parse_args(argv):
     ap.add_argument("--ca-file", help="CA certificate for an https server")
     ap.add_argument("--insecure", action="store_true", help="do not verify the server certificate")
     ap.add_argument("--node-name", default="kvlite-node", help="this node's name (default kvlite-node)")
-    ap.add_argument("--pod-ip", default="127.0.0.1", help="the podIP/hostIP reported (default 127.0.0.1)")
+    ap.add_argument("--pod-ip", default="127.0.0.1", help="with --host-network: the podIP/hostIP reported and the "
+                    "Node's InternalIP (default 127.0.0.1)")
+    ap.add_argument("--pod-cidr", help="give each Pod its own network namespace with an address from this IPv4 "
+                    "CIDR, its eth0 a port of a bridge in the node network namespace (needs root)")
+    ap.add_argument("--node-netns", help="with --pod-cidr: the node's network namespace (ip netns name) for the "
+                    "bridge; default one made and removed by the kubelet")
+    ap.add_argument("--cluster-dns", help="with --pod-cidr: the nameserver in Pods' resolv.conf (default the "
+                    "bridge address, where nothing answers)")
+    ap.add_argument("--host-network", action="store_true", help="Pods share the kubelet's network namespace and "
+                    "virt-launcher's --pod-network is dropped (the default without --pod-cidr; needs no netns)")
     ap.add_argument("--state-dir", help="per-Pod directories (emptyDir volumes); default a temp dir")
     ap.add_argument("--log-dir", help="container logs as <ns>_<pod>_<container>.log (kube_api_server --pod-log-dir)")
     ap.add_argument("--pvc-dir", help="persistentVolumeClaim volumes are <dir>/<claimName>")
@@ -784,6 +815,22 @@ def parse_args(argv):
     args = ap.parse_args(argv)
     if not args.exec_helper and not args.server:
         ap.error("--server is required")
+    if args.host_network and args.pod_cidr:
+        ap.error("--host-network and --pod-cidr exclude each other")
+    if not args.pod_cidr:
+        if args.node_netns or args.cluster_dns:
+            ap.error("--node-netns and --cluster-dns need --pod-cidr")
+        args.host_network = True
+    else:
+        try:
+            if ipaddress.IPv4Network(args.pod_cidr).num_addresses < 4:
+                raise ValueError("no room for a gateway and two Pods")
+        except ValueError as e:
+            ap.error("--pod-cidr %s: %s" % (args.pod_cidr, e))
+        try:
+            ipaddress.IPv4Address(args.cluster_dns or "0.0.0.0")
+        except ValueError as e:
+            ap.error("--cluster-dns: %s" % e)
     return args
 
 
@@ -796,13 +843,21 @@ def main(argv):
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     try:
+        kubelet.setup_network()
+    except (PodError, OSError) as e:
+        print("kubelet: pod network: %s" % e, file=sys.stderr)
+        kubelet.shutdown()
+        return EXIT_NETWORK
+    try:
         if kubelet.register:
             kubelet.register_node()
     except (ApiFailure, OSError) as e:
         print("kubelet: cannot register node %s: %s" % (args.node_name, e), file=sys.stderr)
+        kubelet.shutdown()
         return EXIT_API
     threading.Thread(target=kubelet.loop, args=(stop,), daemon=True).start()
-    print(json.dumps({"node": kubelet.node, "state_dir": kubelet.state_dir, "log_dir": kubelet.log_dir}), flush=True)
+    print(json.dumps({"node": kubelet.node, "state_dir": kubelet.state_dir, "log_dir": kubelet.log_dir,
+                      "node_netns": kubelet.network and kubelet.network.netns}), flush=True)
     stop.wait()
     kubelet.shutdown()
     return 0

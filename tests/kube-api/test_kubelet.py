@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 # The kubelet stand-in against the test apiserver: Node registration, a Pod whose command runs in a private mount
 # namespace with emptyDir/hostPath/image volumes, status (phase, podIP, exit code, termination message), logs,
-# a failing container, and graceful deletion (SIGTERM, then the Pod object is removed).
+# a failing container, and graceful deletion (SIGTERM, then the Pod object is removed). Then pod networking
+# (--pod-cidr): the Pod's own netns, its address, resolv.conf and API server forwarder, reached from the node
+# netns, and everything removed on Pod deletion and kubelet exit.
+import ipaddress
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -10,6 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testlib import SKIP, ApiServer, check, run, wait_for  # noqa: E402
+from kubelet import cleanup_state, netns_kill_all  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PODS = "/api/v1/namespaces/default/pods"
@@ -98,15 +103,83 @@ def main():
         wait_for("noimage Failed", lambda: phase(srv, "noimage") == "Failed")
         msg = srv.request("GET", PODS + "/noimage")[1]["status"]["message"]
         check("does not pull images" in msg, "an unpullable image volume fails with a reason", msg)
+        pod_network(srv, tmp)
     finally:
-        kubelet.terminate()
-        try:
-            kubelet.wait(10)
-        except subprocess.TimeoutExpired:
-            kubelet.kill()
-            kubelet.wait()
+        stop(kubelet)
         srv.stop()
 
 
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def netns_names():
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+
+
+def in_node(node_ns, *cmd):
+    return subprocess.run(["ip", "netns", "exec", node_ns, *cmd], capture_output=True, text=True, timeout=20)
+
+
+def pod_network(srv, tmp):
+    """A second kubelet with --pod-cidr in a node netns made here: the root namespace is never touched."""
+    node_ns, state = "kvlt-node-%d" % os.getpid(), os.path.join(tmp, "state-n2")
+    links_before = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
+    subprocess.run(["ip", "netns", "add", node_ns], check=True)
+    kubelet = None
+    try:
+        kubelet = subprocess.Popen([sys.executable, os.path.join(HERE, "kubelet.py"), "--server", srv.url,
+                                    "--node-name", "n2", "--state-dir", state, "--log-dir", os.path.join(tmp, "logs"),
+                                    "--pod-cidr", "10.244.7.0/24", "--node-netns", node_ns,
+                                    "--in-cluster-server", srv.url],
+                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "kubelet-n2.log"), "w"))
+        wait_for("node n2", lambda: srv.request("GET", "/api/v1/nodes/n2")[0] == 200)
+        healthz = ("import os, urllib.request; e = os.environ; print('healthz', urllib.request.urlopen("
+                   "'http://%s:%s/healthz' % (e['KUBERNETES_SERVICE_HOST'], e['KUBERNETES_SERVICE_PORT'])).read().decode())")
+        script = ("ip -4 -o addr show eth0; ip route show default; cat /etc/resolv.conf; python3 -c \"%s\"; "
+                  "exec python3 -m http.server 8080 --bind $POD_IP --directory /etc" % healthz)
+        spec = pod("web", script, grace=2)
+        spec["spec"]["nodeName"] = "n2"
+        spec["spec"]["containers"][0]["env"].append({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath":
+                                                                                                  "status.podIP"}}})
+        srv.request("POST", PODS, spec)
+        wait_for("web Running", lambda: phase(srv, "web") == "Running")
+        st = srv.request("GET", PODS + "/web")[1]["status"]
+        ip = st["podIP"]
+        check(ipaddress.ip_address(ip) in ipaddress.ip_network("10.244.7.0/24") and ip != "10.244.7.1" and
+              st["podIPs"] == [{"ip": ip}] and st["hostIP"] == "10.244.7.1", "podIP from --pod-cidr", st)
+        netns = [n for n in netns_names() if n.startswith("kvl-" + srv.request("GET", PODS + "/web")[1]
+                                                               ["metadata"]["uid"].replace("-", "")[:12])]
+        check(len(netns) == 1, "the Pod has its own network namespace", netns_names())
+        page = wait_for("web page from the node netns", lambda: (lambda r: r.returncode == 0 and r.stdout)(
+            in_node(node_ns, "curl", "-s", "--max-time", "2", "http://%s:8080/resolv.conf" % ip)), timeout=15)
+        out = open(os.path.join(tmp, "logs", "default_web_c.log")).read()
+        check("inet %s/24" % ip in out and "default via 10.244.7.1 dev eth0" in out, "eth0 and route in the Pod", out)
+        check("nameserver 10.244.7.1" in out and "search default.svc.cluster.local" in out,
+              "the Pod's resolv.conf", out)
+        check("healthz ok" in out, "the API server through KUBERNETES_SERVICE_HOST in the Pod's netns", out)
+        check("nameserver 10.244.7.1" in page, "HTTP from the node netns to the Pod IP (serving its /etc)", page)
+        check(subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout == links_before,
+              "the root namespace's links and addresses are unchanged")
+        srv.request("DELETE", PODS + "/web")
+        wait_for("web removed", lambda: srv.request("GET", PODS + "/web")[0] == 404, timeout=15)
+        check(netns[0] not in netns_names(), "Pod deletion removes its network namespace", netns_names())
+        check(in_node(node_ns, "ip", "-o", "link", "show", "type", "veth").stdout == "", "and its veth")
+        stop(kubelet)
+        check(in_node(node_ns, "ip", "link", "show", "kvlbr0").returncode != 0, "kubelet exit removes the bridge")
+    finally:
+        if kubelet:
+            stop(kubelet)
+        cleanup_state(state)
+        netns_kill_all(node_ns)
+        subprocess.run(["ip", "netns", "del", node_ns])
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))  # a meson timeout still runs the finally blocks
     run(main)

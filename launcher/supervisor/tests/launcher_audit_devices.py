@@ -62,7 +62,7 @@ spec:
       - {{name: default, slirp: {{}}}}
       disks:
       - {{name: scratch, serial: AUD.SER-1, bootOrder: 2, cache: writethrough, disk: {{bus: virtio}}}}
-      - {{name: host1, disk: {{bus: virtio}}}}
+      - {{name: host1, cache: none, io: native, disk: {{bus: virtio}}}}
       - {{name: host2, disk: {{bus: virtio}}}}
       - {{name: pvc1, disk: {{bus: virtio, readonly: true}}}}
       - {{name: eph1, disk: {{bus: virtio}}}}
@@ -157,6 +157,11 @@ try:
     check(scratch["cache"] == {"writeback": False, "direct": False, "no-flush": False},
           f"cache: writethrough ({scratch['cache']})", L)
     check(next(b for q, b in blocks.items() if "ua-pvc1" in q)["inserted"]["ro"], "readonly disk: ro node", L)
+    host1_node = next(b for q, b in blocks.items() if "ua-host1" in q)["inserted"]
+    check(host1_node["cache"]["direct"] and host1_node["cache"]["writeback"] and host1_node["file"] == host1,
+          f"cache: none, io: native → O_DIRECT on the hostDisk ({host1_node['cache']})", L)
+    check(qom("ua-host1", "write-cache") in ("auto", "on") and qom("ua-scratch", "write-cache") == "off",
+          "device write cache: on for none (as libvirt's cache='none'), off for writethrough", L)
 
     def pci_classes(devices):  # devices behind root ports are nested under pci_bridge
         for d in devices:
