@@ -70,9 +70,10 @@ static void set_volume_status(supervisor *s, const vmi *v, const liveop *op, con
 {
         if (!s->st->volume_status)
                 s->st->volume_status = cJSON_CreateArray();
-        const char *name = op->kind == LIVEOP_DISK_ADD ? v->volumes[v->disks[op->index].volume].name : op->name;
-        volume_status_set(s->st->volume_status, name, phase, phase && !strcmp(phase, "Failed") ? "Failed" : NULL,
-                          message, true);
+        const char *name =
+            op->kind == LIVEOP_DISK_ADD ? v->volumes[v->disks[op->index].volume].name : op->name;
+        volume_status_set(s->st->volume_status, name, phase,
+                          phase && !strcmp(phase, "Failed") ? "Failed" : NULL, message, true);
 }
 
 /* Runs the plan in order; stops at the first failure (the VM keeps running, the entry says why). */

@@ -256,10 +256,12 @@ int liveops_ctl_migration_target(ctl_request *req)
 {
         if (!target_ready(req, false))
                 return 0;
-        const cJSON *uri = cJSON_GetObjectItem(req->args, "uri"), *port = cJSON_GetObjectItem(req->args, "nbdPort");
+        const cJSON *uri = cJSON_GetObjectItem(req->args, "uri"),
+                    *port = cJSON_GetObjectItem(req->args, "nbdPort");
         const cJSON *host = cJSON_GetObjectItem(req->args, "nbdHost");
         if (!cJSON_IsString(uri)) {
-                ctl_reply_error(req, "migration-target: args.uri (\"tcp:HOST:PORT\" or \"unix:PATH\") is required");
+                ctl_reply_error(
+                    req, "migration-target: args.uri (\"tcp:HOST:PORT\" or \"unix:PATH\") is required");
                 return 0;
         }
         migration_config c;

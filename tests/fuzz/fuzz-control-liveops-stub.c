@@ -6,7 +6,7 @@
 #define STUB(fn)                                                                                             \
         int fn(ctl_request *req)                                                                             \
         {                                                                                                    \
-                ctl_reply_error(req, "live operations are not part of the fuzz build");                     \
+                ctl_reply_error(req, "live operations are not part of the fuzz build");                      \
                 return 0;                                                                                    \
         }
 
