@@ -125,7 +125,8 @@ static char *apply_args(const char *path)
         if (f != stdin)
                 fclose(f);
         if (too_big) {
-                fprintf(stderr, "virt-launcher: apply: %s is larger than %zu bytes\n", path, sizeof(text) - 1);
+                fprintf(stderr, "virt-launcher: apply: %s is larger than %zu bytes\n", path,
+                        sizeof(text) - 1);
                 return NULL;
         }
         text[n] = '\0';

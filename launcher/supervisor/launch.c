@@ -171,11 +171,12 @@ static int prepare(launch *l)
         if (!l->o->dry_run && report_start(&err) < 0) /* forks: before the sandbox; best effort */
                 log_warning("status reporter: %s; the Pod annotation is not updated", err.msg);
         const char *accel = accel_choose(l->o->accel, &l->st);
-        l->paths = (launcher_paths){
+        launcher_paths paths = {
             .run_dir = l->rd.path, .image_root = l->o->image_root, .secret_root = l->o->secret_root,
             .pvc_root = l->o->pvc_root,
             /* Local runs without an image root: the demo's registry references resolve to the test guest. */
             .fallback_image_root = l->o->image_root ? NULL : KV_LOCAL_IMAGE_ROOT};
+        l->paths = paths;
         if ((r = vmi_prepare(l->v, &l->paths, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "prepare volumes", &err);
         /* Before the supervisor drops capabilities and installs seccomp: wiring needs CAP_NET_ADMIN. */

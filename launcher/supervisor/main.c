@@ -170,9 +170,10 @@ int main(int argc, char **argv)
                         o.pod_network = true;
                         break;
                 case OPT_INCOMING:
-                        if (strcmp(optarg, "defer") && strncmp(optarg, "tcp:", 4) && strncmp(optarg, "unix:", 5))
-                                return usage_error("--incoming must be defer, tcp:HOST:PORT or unix:PATH, not",
-                                                   optarg);
+                        if (strcmp(optarg, "defer") && strncmp(optarg, "tcp:", 4) &&
+                            strncmp(optarg, "unix:", 5))
+                                return usage_error(
+                                    "--incoming must be defer, tcp:HOST:PORT or unix:PATH, not", optarg);
                         o.incoming = optarg;
                         break;
                 case OPT_MIGRATION_TARGET:

@@ -8,12 +8,15 @@ carry KubeVirt's migrationState."""
 import os
 import re
 import socket
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT", "."), "launcher", "supervisor", "tests"))
-from launcherlib import Launcher, check, need_guest, vmi  # noqa: E402
+from launcherlib import LAUNCHER, Launcher, check, need_guest, vmi  # noqa: E402
 
 need_guest()
+r = subprocess.run([LAUNCHER, "--vmi", "/dev/null", "--incoming", "ftp:x"], capture_output=True, text=True)
+check(r.returncode == 2 and "--incoming must be" in r.stderr, f"bad --incoming: exit {r.returncode}")
 DISK_MIB = 16
 PATTERN = b"KVLITE-MIGRATION-PATTERN"
 PATTERN_OFF = 64 * 512
@@ -52,7 +55,8 @@ m = vmi("mig", "diskw=vda", grace=5,
 roots = [pvc_root("a", PATTERN), pvc_root("b", None), pvc_root("c", None)]
 try:
     A = Launcher(m, args=["--pvc-root", roots[0]])
-    C = Launcher(m, args=["--pvc-root", roots[2], "--incoming", "defer"])
+    csock = os.path.join(roots[2], "mig.sock")
+    C = Launcher(m, args=["--pvc-root", roots[2], "--incoming", "unix:" + csock])
     A.wait_phase("Running")
     A.wait_serial_re(r"DISKCNT|CNT 2 ", 40)
     C.wait(lambda: C.status().get("phase") == "Scheduled" and C.status().get("qemuStatus") == "inmigrate", 30,
@@ -61,9 +65,12 @@ try:
           "target: phase Scheduled, not Ready (MigrationTarget)", C)
 
     # --- a cancelled migration: the source keeps running, the target fails cleanly ---
-    rc, reply = C.ctl("migration-target", f'{{"uri":"unix:{C.dir}/mig.sock"}}')
-    check(rc == 0 and reply["ok"], f"C migration-target: {reply}", C)
-    rc, reply = A.ctl("migrate", f'{{"uri":"unix:{C.dir}/mig.sock","config":{{"bandwidthPerMigration":1048576}}}}')
+    cms = C.status().get("migrationState", {})
+    check(cms.get("targetNodeAddress") == "unix:" + csock and cms.get("startTimestamp"),
+          f"--incoming URI listens at once: C's migrationState {cms}", C)
+    rc, reply = C.ctl("migration-target", f'{{"uri":"unix:{C.dir}/other.sock"}}')
+    check(rc == 1 and "already" in reply["error"], f"a second migration-target refused: {reply}", C)
+    rc, reply = A.ctl("migrate", f'{{"uri":"unix:{csock}","config":{{"bandwidthPerMigration":1048576}}}}')
     check(rc == 0 and reply["ok"], f"A migrate (1 MiB/s, cannot finish soon): {reply}", A)
     A.wait(lambda: A.status().get("migrationState", {}).get("startTimestamp"), 5, "migrationState in A's status")
     rc, reply = A.ctl("migrate-cancel")
