@@ -28,7 +28,7 @@ static void usage(FILE *f)
             "  --launcher-image IMG    launcher image for Pods (default $KVLITE_LAUNCHER_IMAGE or\n"
             "                          kvlite/virt-launcher:0.1.0)\n"
             "  --launcher-service-account SA  (default kvlite-launcher, \"\" for none)\n"
-            "  --workers N             reconcile workers (default 4)\n"
+            "  --workers N             reconcile workers, 1..64 (default 4)\n"
             "  -v, --verbose           debug logs\n"
             "  -h, --help              this text\n\n"
             "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
@@ -114,8 +114,8 @@ int main(int argc, char **argv)
                 case 'h':
                         usage(stdout);
                         return EXIT_OK;
-                default:
-                        usage(stderr);
+                default: /* getopt named the option; the whole usage would bury that line */
+                        fputs("Try 'virt-controller --help'.\n", stderr);
                         return EXIT_USAGE;
                 }
         }

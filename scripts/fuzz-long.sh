@@ -43,6 +43,8 @@ run_target() {
 	[ -x "$exe" ] || exe=$(find "$build" -type f -name "$name" -perm -u+x | grep -v '\.p/' | head -1)
 	dir="$out/$name"
 	mkdir -p "$dir/corpus" "$dir/artifacts"
+	local seeds=()
+	[ -d "$src/tests/fuzz/corpus/$name" ] && seeds=("$src/tests/fuzz/corpus/$name")
 	: >"$dir/log"
 	start=$(date +%s)
 	while :; do
@@ -52,11 +54,11 @@ run_target() {
 		runs=$((runs + 1))
 		rc=0
 		"$exe" -max_total_time="$left" -timeout=10 -rss_limit_mb=2560 -print_final_stats=1 \
-			-artifact_prefix="$dir/artifacts/" "$dir/corpus" "$src/tests/fuzz/corpus/$name" \
+			-artifact_prefix="$dir/artifacts/" "$dir/corpus" "${seeds[@]}" \
 			>"$dir/run.log" 2>&1 || rc=$?
 		cat "$dir/run.log" >>"$dir/log"
-		n=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$dir/run.log" | tail -1 | awk '{print $2}')
-		c=$(grep -oE '(DONE|NEW|REDUCE|pulse|INITED) +cov: [0-9]+' "$dir/run.log" | tail -1 | awk '{print $NF}')
+		n=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$dir/run.log" | tail -1 | awk '{print $2}' || true)
+		c=$(grep -oE '(DONE|NEW|REDUCE|pulse|INITED) +cov: [0-9]+' "$dir/run.log" | tail -1 | awk '{print $NF}' || true)
 		execs=$((execs + ${n:-0}))
 		cov=${c:-$cov}
 		[ "$rc" -eq 0 ] || crashes=$((crashes + 1))
