@@ -12,15 +12,13 @@ ninja -C build >/dev/null
 
 run=$(mktemp -d "${TMPDIR:-/tmp}/kvlite-demo.XXXXXX")
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$run"' EXIT
+trap '[ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null; rm -rf "$run"' EXIT
 launcher=build/launcher/supervisor/virt-launcher
 if [ -x "$launcher" ]; then
-	tail -n +1 -F "$run/serial.log" 2>/dev/null & # the guest's console, beside the launcher's JSON log
-	pids+=($!)
 	# SIGTERM, like Ctrl-C, makes the launcher press the ACPI power button (then quit after the grace period).
 	# No --image-root: the image reference falls back to this build's test guest, .cache/guest/containerdisk.
 	timeout -s TERM "${DEMO_SECONDS:-infinity}" \
-		"$launcher" --vmi examples/vmi-demo.yaml --run-dir "$run" || [ $? -eq 124 ]
+		"$launcher" --vmi examples/vmi-demo.yaml --run-dir "$run" --serial-stdout || [ $? -eq 124 ]
 else
 	echo "ci/demo.sh: no $launcher yet; booting the test guest with plain QEMU" >&2
 	qemu-system-x86_64 -accel tcg -machine q35 -m 256M -nodefaults -no-user-config -display none \

@@ -15,7 +15,8 @@ static const char usage[] =
     "Usage: virt-launcher --vmi FILE|- [OPTIONS]\n"
     "       virt-launcher --vmi-env VAR [OPTIONS]\n"
     "       virt-launcher console --run-dir DIR\n"
-    "       virt-launcher ctl --run-dir DIR status|pause|unpause|shutdown|help\n"
+    "       virt-launcher ctl --run-dir DIR COMMAND [ARGS]   (status, pause, unpause, shutdown, apply FILE,\n"
+    "                                                     hot-plug, snapshot and migration commands: `help` lists them)\n"
     "\n"
     "Boots a kubevirt.io/v1 VirtualMachineInstance (YAML or JSON) on QEMU and supervises it until the\n"
     "guest powers off or the launcher is asked to stop (SIGTERM/SIGINT: ACPI power button, then quit\n"
@@ -191,8 +192,9 @@ int main(int argc, char **argv)
                 case 'h':
                         fputs(usage, stdout);
                         return 0;
-                default:
-                        return usage_error("invalid option", NULL);
+                default: /* getopt_long already named the option */
+                        fputs("Try 'virt-launcher --help'.\n", stderr);
+                        return EXIT_INVALID;
                 }
         }
         if (optind < argc)

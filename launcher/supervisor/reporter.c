@@ -39,6 +39,10 @@ static const char usage[] =
     "Failed patches are retried with backoff; only the latest status is kept. Exits when stdin closes\n"
     "(after delivering the last status) or when the parent PID dies.\n"
     "\n"
+    "Options:\n"
+    "  --parent PID   exit (SIGKILL via PR_SET_PDEATHSIG) when process PID, the launcher, dies\n"
+    "  -h, --help     this text\n"
+    "\n"
     "Exit codes: 0 done, 1 the last status could not be delivered, 2 usage, 3 no in-cluster config.\n";
 
 typedef struct reporter {
@@ -174,6 +178,11 @@ int main(int argc, char **argv)
                         fputs("Try 'virt-launcher-reporter --help'.\n", stderr);
                         return 2;
                 }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "virt-launcher-reporter: unexpected argument: %s\nTry 'virt-launcher-reporter --help'.\n",
+                        argv[optind]);
+                return 2;
         }
         /* Die with the launcher even if exec cleared the death signal set before it. */
         if (parent && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != (pid_t)parent))
