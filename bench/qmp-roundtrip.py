@@ -66,6 +66,11 @@ def main():
     print(f"  floor   median {c['floor_median_us']:8.1f} us   (fixed request, write + spinning read, no JSON: QEMU's own cost)")
     print(f"  ratio libqmp/python (median): {ratio:.2f}x   goal <= 0.50x: {'met' if ratio <= 0.5 else 'NOT met'}")
     print(f"  ratio floor/python  (median): {c['floor_median_us'] / py['median_us']:.2f}x   (best any client could do)")
+    floor = c['floor_median_us']
+    if py['median_us'] > floor:
+        over = max(c['median_us'] - floor, 0.0) / (py['median_us'] - floor)
+        print(f"  client's own cost above the floor, libqmp/python: {over:.2f}x "
+              f"({c['median_us'] - floor:.1f} us vs {py['median_us'] - floor:.1f} us)")
     return 0
 
 
