@@ -308,13 +308,14 @@ static int parse_cloud_init(vmi_volume *vol, const cJSON *o, const char *path, k
 
 static int parse_claim(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
 {
-        static const char *const allowed[] = {"claimName", "readOnly", NULL};
+        static const char *const allowed[] = {"claimName", "readOnly", "hotpluggable", NULL};
         char p[JPATH_MAX];
         JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
         JF_TRY(jf_string(o, path, "claimName", true, &vol->claim_name, err));
         if (!*vol->claim_name || strlen(vol->claim_name) > 253 || jf_has_control_chars(vol->claim_name) ||
             strchr(vol->claim_name, '/'))
                 return jf_error(err, jpath_key(p, path, "claimName"), "is not a valid claim name");
+        JF_TRY(jf_bool(o, path, "hotpluggable", &vol->hotpluggable, err));
         return jf_bool(o, path, "readOnly", &vol->claim_readonly, err);
 }
 

@@ -59,6 +59,7 @@ typedef struct vmi_volume {
         char *image_path; /* containerDisk.path: disk file inside the image, NULL = the one in /disk */
         char *claim_name; /* persistentVolumeClaim/ephemeral claimName */
         bool claim_readonly;
+        bool hotpluggable; /* KubeVirt's marker for volumes added to a running VMI; no effect on the argv */
         char *host_path;   /* hostDisk.path */
         bool host_create;  /* hostDisk.type DiskOrCreate */
         uint64_t capacity; /* emptyDisk/hostDisk capacity in bytes */

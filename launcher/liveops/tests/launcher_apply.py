@@ -34,7 +34,7 @@ try:
 
     plus = copy.deepcopy(m)
     plus["spec"]["domain"]["devices"]["disks"].append({"name": "extra", "disk": {"bus": "virtio"}})
-    plus["spec"]["volumes"].append({"name": "extra", "persistentVolumeClaim": {"claimName": "extra"}})
+    plus["spec"]["volumes"].append({"name": "extra", "persistentVolumeClaim": {"claimName": "extra", "hotpluggable": True}})
     rc, reply = apply(plus, "plus")
     check(rc == 0 and [o["op"] for o in reply["operations"]] == ["hotplug-disk"], f"apply +disk: {reply}", L)
     L.wait_serial_re(r"CNT \d+ cpus=0 memKB=\d+ blk=vda,vdb ", 20)
