@@ -314,7 +314,8 @@ static void decide_phase(supervisor *s)
         wait_status_describe(s->qemu_wstatus, how, sizeof(how));
         bool clean_exit = WIFEXITED(s->qemu_wstatus) && WEXITSTATUS(s->qemu_wstatus) == 0;
         if (clean_exit && s->end_reason[0]) {
-                status_set_phase(s->st, PHASE_SUCCEEDED, s->end_reason);
+                snprintf(reason, sizeof(reason), "%s", s->end_reason);
+                status_set_phase(s->st, PHASE_SUCCEEDED, reason);
         } else if (clean_exit && s->shutdown_reason[0]) {
                 snprintf(reason, sizeof(reason), "%s",
                          s->shutdown_guest ? "guest powered off" : s->shutdown_reason);

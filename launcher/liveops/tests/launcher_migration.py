@@ -97,8 +97,10 @@ try:
     check(rc == 0 and reply["ok"], f"A migrate: {reply}", A)
     rc = A.wait_exit(30)
     st = A.status()
-    check(rc == 0 and st["phase"] == "Succeeded" and st["reason"] == "migrated",
-          f"A exited {rc}: phase {st['phase']}, reason {st['reason']!r}", A)
+    ready = [c for c in st.get("conditions", []) if c["type"] == "Ready"]
+    check(rc == 0 and st.get("phase") == "Succeeded" and st.get("reason") == "migrated" and
+          ready and ready[0]["message"] == "migrated",
+          f"A exited {rc}: phase {st.get('phase')}, reason {st.get('reason')!r}, Ready {ready}", A)
     ms = st["migrationState"]
     check(ms["completed"] and not ms["failed"] and ms["mode"] == "PreCopy" and ms["endTimestamp"] and
           ms["sourceNode"] and ms["targetNodeAddress"].startswith("unix:"), f"A's migrationState {ms}", A)
