@@ -5,10 +5,9 @@ reason and exit 1, no QEMU left."""
 import os
 import signal
 import socket
-import json
 import time
 
-from faultlib import Launcher, check, need_guest, qemu_orphans, vmi
+from faultlib import Launcher, check, need_guest, qemu_orphans, read_reply, vmi
 
 need_guest()
 L = Launcher(vmi("qmpclose", kernel_args="cnt=0"))
@@ -21,17 +20,8 @@ s.connect(os.path.join(L.run_dir, "control.sock"))
 s.sendall(b'{"cmd":"pause","id":7}\n')
 time.sleep(0.5)  # the QMP stop is written and waits for a reply that will never come
 os.kill(qemu, signal.SIGKILL)
-buf = b""
-try:
-    while b"\n" not in buf:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        buf += chunk
-except socket.timeout:
-    pass
+reply = read_reply(s)
 s.close()
-reply = json.loads(buf.split(b"\n")[0]) if buf.strip() else None
 check(reply is not None and reply.get("id") == 7 and reply["ok"] is False and reply.get("error"),
       f"the in-flight request is answered with an error: {reply}", L)
 rc = L.wait_exit(15)

@@ -4,6 +4,7 @@ left behind, and tmpfs mounts that are always unmounted."""
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -67,17 +68,50 @@ def control(run_dir, cmd, timeout=20.0, **extra):
         s.connect(os.path.join(run_dir, "control.sock"))
         req = dict(cmd=cmd, **extra)
         s.sendall(json.dumps(req).encode() + b"\n")
-        buf = b""
-        try:
-            while b"\n" not in buf:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        except socket.timeout:
-            return None, time.monotonic() - t
+        return read_reply(s), time.monotonic() - t
+
+
+def read_reply(s):
+    """The first JSON line from a control-socket connection, or None on EOF or the socket's timeout."""
+    buf = b""
+    try:
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    except socket.timeout:
+        return None
     line = buf.split(b"\n", 1)[0]
-    return (json.loads(line) if line else None), time.monotonic() - t
+    return json.loads(line) if line else None
+
+
+class Valgrind:
+    """A wrapper script that runs `binary` under memcheck (definite leaks and memory errors exit 99), for
+    code that starts the binary by path. Skips the test (77) in a sanitizer build or without valgrind."""
+
+    def __init__(self, binary, name, extra=""):
+        if os.environ.get("KV_SANITIZED") == "1" or not shutil.which("valgrind"):
+            print("SKIP: sanitizer build, or no valgrind")
+            sys.exit(77)
+        self.dir = tempfile.mkdtemp(prefix="kv-vg-")
+        self.log = os.path.join(self.dir, "valgrind.log")
+        self.wrapper = os.path.join(self.dir, name + "-vg")
+        with open(self.wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite "
+                    f"--error-exitcode=99 {extra} --log-file={self.log} {binary} \"$@\"\n")
+        os.chmod(self.wrapper, 0o755)
+
+    def report(self, rc):
+        """The memcheck log; its tail is printed when the run failed."""
+        with open(self.log) as f:
+            text = f.read()
+        if rc != 0:
+            print(text[-6000:])
+        return text
+
+    def remove(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -4,26 +4,15 @@ definite leak and no memory error (--errors-for-leak-kinds=definite --error-exit
 sanitizer builds (KV_SANITIZED=1, set by meson from b_sanitize): ASan and valgrind do not mix.
 --no-sandbox: the launcher's seccomp filter would also bind valgrind's own syscalls."""
 import os
-import shutil
 import signal
 import sys
-import tempfile
 
-from faultlib import check, control, need_guest, vmi
+from faultlib import Valgrind, check, control, need_guest, vmi
 import launcherlib
 
-if os.environ.get("KV_SANITIZED") == "1" or not shutil.which("valgrind"):
-    print("SKIP: sanitizer build, or no valgrind")
-    sys.exit(77)
+vg = Valgrind(launcherlib.LAUNCHER, "virt-launcher", extra="--trace-children=no")
 need_guest()
-wrap_dir = tempfile.mkdtemp(prefix="kv-vg-")
-vglog = os.path.join(wrap_dir, "valgrind.log")
-wrapper = os.path.join(wrap_dir, "virt-launcher-vg")
-with open(wrapper, "w") as f:
-    f.write("#!/bin/sh\nexec valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite "
-            f"--error-exitcode=99 --trace-children=no --log-file={vglog} {launcherlib.LAUNCHER} \"$@\"\n")
-os.chmod(wrapper, 0o755)
-launcherlib.LAUNCHER = wrapper  # Launcher() builds its argv from this module global
+launcherlib.LAUNCHER = vg.wrapper  # Launcher() builds its argv from this module global
 try:
     m = vmi("vg", kernel_args="cnt=0", grace=30,
             disks=[{"name": "scratch", "disk": {"bus": "virtio"}}, {"name": "ci", "disk": {"bus": "virtio"}}],
@@ -36,13 +25,10 @@ try:
     check(reply and reply["ok"], "ctl status under valgrind", L)
     L.proc.send_signal(signal.SIGTERM)
     rc = L.wait_exit(60)
-    with open(vglog) as f:
-        report = f.read()
-    if rc != 0:
-        print(report[-6000:])
+    report = vg.report(rc)
     check(rc == 0, f"lifecycle under valgrind: exit {rc} (99 = memcheck errors or definite leaks)", L)
     check("definitely lost: 0 bytes" in report or "definitely lost" not in report, "no definite leak", L)
     print("PASS")
 finally:
     launcherlib.cleanup()
-    shutil.rmtree(wrap_dir, ignore_errors=True)
+    vg.remove()
