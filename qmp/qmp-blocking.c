@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <time.h>
 
 /* Result slot filled by the callbacks below. */
 typedef struct qmp_wait {
@@ -37,9 +38,29 @@ static uint32_t poll_to_epoll(short revents)
 	       (revents & POLLHUP ? EPOLLHUP : 0) | (revents & POLLERR ? EPOLLERR : 0);
 }
 
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Before sleeping in poll(), try the non-blocking socket for a moment: QEMU usually answers within a few
+ * hundred microseconds, and waking a sleeping thread costs tens of microseconds on these machines
+ * (docs/qmp.md "Latency"). Bounded by busy_poll_us, so a slow command costs that much CPU at most. */
+static void busy_poll(qmp *q, const qmp_wait *w)
+{
+	if (q->busy_poll_us <= 0 || q->out_head)
+		return;
+	int64_t end = now_us() + q->busy_poll_us;
+	while (!w->done && !q->dead && now_us() < end)
+		qmp_handle_io(q, EPOLLIN, NULL);
+}
+
 /* Drive the connection until w->done; the callback always runs (reply, timeout or disconnect). */
 static int run_until(qmp *q, qmp_wait *w, int64_t id, kv_error *err)
 {
+	busy_poll(q, w);
 	while (!w->done) {
 		struct pollfd p = {.fd = q->fd, .events = POLLIN | (q->out_head ? POLLOUT : 0)};
 		int n = poll(&p, 1, qmp_next_timeout_ms(q));
@@ -102,4 +123,9 @@ int qmp_wait_event(qmp *q, const char *name, const char *key, const char *value,
 		return (int)id;
 	run_until(q, &w, id, err);
 	return finish(&w, event);
+}
+
+void qmp_set_busy_poll(qmp *q, int usec)
+{
+	q->busy_poll_us = usec > 0 ? usec : 0;
 }

@@ -117,6 +117,8 @@ cJSON *qmp_msg_take(qmp_msg *msg)
 	return json;
 }
 
+/* No trailing newline: QEMU takes a command as soon as its closing brace arrives, and every byte costs a
+ * pass of its monitor loop (qmp-wireid.c). Compact JSON for the same reason. */
 char *qmp_command_encode(const char *command, const cJSON *args, int64_t id, size_t *len)
 {
 	cJSON *cmd = cJSON_CreateObject();
@@ -129,18 +131,9 @@ char *qmp_command_encode(const char *command, const cJSON *args, int64_t id, siz
 		goto fail;
 	char *s = cJSON_PrintUnformatted(cmd);
 	cJSON_Delete(cmd);
-	if (!s)
-		return NULL;
-	size_t n = strlen(s);
-	char *line = realloc(s, n + 2);
-	if (!line) {
-		free(s);
-		return NULL;
-	}
-	line[n] = '\n';
-	line[n + 1] = '\0';
-	*len = n + 1;
-	return line;
+	if (s)
+		*len = strlen(s);
+	return s;
 fail:
 	cJSON_Delete(cmd);
 	return NULL;

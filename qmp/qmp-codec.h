@@ -30,8 +30,8 @@ void qmp_msg_done(qmp_msg *msg);
 /* Detach the whole message from msg (caller frees with cJSON_Delete). */
 cJSON *qmp_msg_take(qmp_msg *msg);
 
-/* {"execute":command,"arguments":args,"id":id}\n as a malloc'd string; args may be NULL and is only
- * borrowed. *len receives the length. NULL on ENOMEM. */
+/* {"execute":command,"arguments":args,"id":id} (compact, no newline) as a malloc'd string; args may be
+ * NULL and is only borrowed. *len receives the length. NULL on ENOMEM. */
 char *qmp_command_encode(const char *command, const cJSON *args, int64_t id, size_t *len);
 
 /* Does the event message have `name` (NULL: any) and, when key != NULL, data[key] == value (a string)? */

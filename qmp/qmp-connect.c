@@ -28,6 +28,7 @@ int qmp_new_from_fd(qmp **out, int fd, kv_error *err)
 	if (!q)
 		return kv_error_set(err, ENOMEM, "out of memory allocating a QMP connection");
 	q->fd = fd;
+	q->busy_poll_us = QMP_DEFAULT_BUSY_POLL_US;
 	qmp_framer_init(&q->in, QMP_DEFAULT_MAX_LINE);
 	*out = q;
 	return 0;

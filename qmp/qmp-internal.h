@@ -20,7 +20,8 @@ typedef struct qmp_out {
 /* A sent command (or the handshake while it waits for the greeting) expecting its reply. */
 typedef struct qmp_pending {
 	struct qmp_pending *next;
-	int64_t id;
+	int64_t id;      /* the API's id (qmp_send's return value), never reused */
+	int64_t wire_id; /* the "id" member on the wire: short, reused (qmp-wireid.c) */
 	int64_t deadline_ms; /* monotonic; 0 = none */
 	int timeout_ms;
 	bool awaiting_greeting;
@@ -50,6 +51,11 @@ struct qmp {
 	int queue_len;
 	uint64_t dropped;
 	int64_t next_id;
+	/* Wire ids 0..63 in use: by a pending command, or by a cancelled/expired one whose late reply may
+	 * still come (orphan). Beyond 64 in flight, ids count up from 64 (64 + wire_next_big) and are never reused. */
+	uint64_t wire_busy, wire_orphan;
+	int64_t wire_next_big;
+	int busy_poll_us; /* blocking calls spin this long on a non-blocking read before poll() */
 	int dead;          /* 0, or the negative errno that ended the connection */
 	bool failed_all;   /* every callback has been told about `dead` */
 	kv_error dead_err;
@@ -75,6 +81,12 @@ int qmp_transport_flush(qmp *q);
 int qmp_transport_read(qmp *q); /* reads and dispatches what is complete */
 int qmp_mark_dead(qmp *q, const kv_error *why);
 void qmp_transport_free(qmp *q);
+
+/* wire ids (qmp-wireid.c) */
+int64_t qmp_wire_id_alloc(qmp *q);
+void qmp_wire_id_release(qmp *q, int64_t wire_id); /* its reply came, or it was never sent */
+void qmp_wire_id_orphan(qmp *q, int64_t wire_id);  /* sent, but nobody waits for the reply any more */
+bool qmp_wire_id_take_orphan(qmp *q, int64_t wire_id); /* a late reply: true (and released) if orphaned */
 
 /* protocol (qmp-protocol.c) */
 void qmp_dispatch_line(qmp *q, const char *line, size_t len);

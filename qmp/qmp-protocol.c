@@ -17,11 +17,12 @@ static int dead_error(const qmp *q, kv_error *err)
 	return q->dead;
 }
 
-static qmp_pending *pending_unlink(qmp *q, int64_t id)
+/* Unlink the entry whose API id (wire == false) or wire id (wire == true) is id. */
+static qmp_pending *pending_unlink(qmp *q, int64_t id, bool wire)
 {
 	for (qmp_pending **pp = &q->pending; *pp; pp = &(*pp)->next) {
 		qmp_pending *p = *pp;
-		if (p->id == id) {
+		if ((wire ? p->wire_id : p->id) == id) {
 			*pp = p->next;
 			return p;
 		}
@@ -37,12 +38,23 @@ static void pending_append(qmp *q, qmp_pending *p)
 	*pp = p;
 }
 
+/* Free an unlinked entry. Its wire id is free again once its reply came (answered) or if it was never
+ * sent; otherwise a late reply may still carry it, so it stays reserved until then. */
+static void pending_free(qmp *q, qmp_pending *p, bool answered)
+{
+	if (answered || p->awaiting_greeting)
+		qmp_wire_id_release(q, p->wire_id);
+	else
+		qmp_wire_id_orphan(q, p->wire_id);
+	free(p);
+}
+
 /* Report to one pending entry and free it. The entry is already unlinked, so the callback may send. */
-static void pending_finish(qmp *q, qmp_pending *p, const cJSON *ret, const kv_error *e)
+static void pending_finish(qmp *q, qmp_pending *p, const cJSON *ret, const kv_error *e, bool answered)
 {
 	if (p->cb)
 		p->cb(q, ret, e, p->userdata);
-	free(p);
+	pending_free(q, p, answered);
 }
 
 void qmp_fail_all(qmp *q)
@@ -53,7 +65,7 @@ void qmp_fail_all(qmp *q)
 	while (q->pending) {
 		qmp_pending *p = q->pending;
 		q->pending = p->next;
-		pending_finish(q, p, NULL, &q->dead_err);
+		pending_finish(q, p, NULL, &q->dead_err, true); /* no reply will come */
 	}
 	qmp_waiters_fail(q, &q->dead_err);
 }
@@ -79,6 +91,7 @@ static qmp_pending *pending_new(qmp *q, const char *command, int timeout_ms, qmp
 	if (!p)
 		return NULL;
 	p->id = ++q->next_id;
+	p->wire_id = qmp_wire_id_alloc(q);
 	p->timeout_ms = timeout_ms;
 	p->deadline_ms = qmp_deadline(timeout_ms);
 	p->cb = cb;
@@ -105,10 +118,10 @@ int64_t qmp_send(qmp *q, const char *command, cJSON *args, int fd, int timeout_m
 		cJSON_Delete(args);
 		return kv_error_set(err, ENOMEM, "out of memory sending QMP command %s", command);
 	}
-	r = encode_and_queue(q, command, args, p->id, fd, err);
+	r = encode_and_queue(q, command, args, p->wire_id, fd, err);
 	cJSON_Delete(args);
 	if (r < 0) {
-		free(p);
+		pending_free(q, p, true);
 		return r;
 	}
 	int64_t id = p->id;
@@ -140,26 +153,29 @@ static void on_greeting(qmp *q, qmp_msg *msg)
 			continue;
 		kv_error e;
 		p->awaiting_greeting = false;
-		if (encode_and_queue(q, "qmp_capabilities", NULL, p->id, -1, &e) < 0)
+		if (encode_and_queue(q, "qmp_capabilities", NULL, p->wire_id, -1, &e) < 0)
 			qmp_mark_dead(q, &e);
 	}
 }
 
 static void on_reply(qmp *q, qmp_msg *msg)
 {
-	qmp_pending *p = msg->has_id ? pending_unlink(q, msg->id) : NULL;
+	if (msg->has_id && qmp_wire_id_take_orphan(q, msg->id)) {
+		log_debug("ignoring the late QMP reply of a command that timed out or was cancelled");
+		return;
+	}
+	qmp_pending *p = msg->has_id ? pending_unlink(q, msg->id, true) : NULL;
 	if (!p) {
-		/* A reply to a command that timed out or was cancelled: expected, harmless. */
 		log_debug("ignoring QMP reply with unknown id");
 		return;
 	}
 	if (msg->kind == QMP_MSG_RETURN) {
-		pending_finish(q, p, msg->ret, NULL);
+		pending_finish(q, p, msg->ret, NULL, true);
 		return;
 	}
 	kv_error e;
 	kv_error_set(&e, EREMOTEIO, "%s: %s", msg->err_class, msg->err_desc);
-	pending_finish(q, p, NULL, &e);
+	pending_finish(q, p, NULL, &e, true);
 }
 
 void qmp_dispatch_line(qmp *q, const char *line, size_t len)
@@ -228,10 +244,10 @@ static int pending_expire_one(qmp *q, int64_t now)
 	for (qmp_pending *p = q->pending; p; p = p->next) {
 		if (!p->deadline_ms || p->deadline_ms > now)
 			continue;
-		pending_unlink(q, p->id);
+		pending_unlink(q, p->id, false);
 		kv_error e;
 		kv_error_set(&e, ETIMEDOUT, "QMP command %s timed out after %d ms", p->command, p->timeout_ms);
-		pending_finish(q, p, NULL, &e);
+		pending_finish(q, p, NULL, &e, false);
 		return 1;
 	}
 	return 0;
@@ -246,9 +262,9 @@ void qmp_handle_timeouts(qmp *q)
 
 int qmp_cancel(qmp *q, int64_t id)
 {
-	qmp_pending *p = pending_unlink(q, id);
+	qmp_pending *p = pending_unlink(q, id, false);
 	if (p) {
-		free(p);
+		pending_free(q, p, false);
 		return 0;
 	}
 	return qmp_waiter_cancel(q, id);

@@ -93,6 +93,11 @@ int qmp_connection_error(const qmp *q);
 /* Number of events dropped because the queue (4096 events) was full and nobody popped it. */
 uint64_t qmp_events_dropped(const qmp *q);
 
+/* Blocking calls first spin on the non-blocking socket for up to usec microseconds (default
+ * QMP_DEFAULT_BUSY_POLL_US), then sleep in poll(). 0 turns spinning off. The non-blocking API never spins. */
+#define QMP_DEFAULT_BUSY_POLL_US 500
+void qmp_set_busy_poll(qmp *q, int usec);
+
 /* The QMP error class of the last error reply reported through err ("GenericError", "CommandNotFound",
  * "DeviceNotFound", ...), or NULL. */
 const char *qmp_error_class(const kv_error *err);

@@ -144,11 +144,11 @@ static void test_encode(void)
 {
 	size_t len;
 	_cleanup_free_ char *a = qmp_command_encode("query-status", NULL, 1, &len);
-	CHECK(a && !strcmp(a, "{\"execute\":\"query-status\",\"id\":1}\n") && len == strlen(a));
+	CHECK(a && !strcmp(a, "{\"execute\":\"query-status\",\"id\":1}") && len == strlen(a));
 	cJSON *args = cJSON_Parse("{\"id\":\"vdisk1\",\"n\":{\"x\":[1,true,null]}}");
 	_cleanup_free_ char *b = qmp_command_encode("device_del", args, 42, &len);
 	CHECK(b && !strcmp(b, "{\"execute\":\"device_del\",\"arguments\":{\"id\":\"vdisk1\",\"n\":{\"x\":[1,true,null]}},"
-				"\"id\":42}\n"));
+				"\"id\":42}"));
 	/* args is only borrowed */
 	CHECK(cJSON_GetObjectItem(args, "id") != NULL);
 	cJSON_Delete(args);

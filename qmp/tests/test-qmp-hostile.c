@@ -43,13 +43,23 @@ static void peer_str(int c, const char *s)
 	peer_send(c, s, strlen(s));
 }
 
-/* Read one command line and return its id (-1 on EOF). */
+/* Read one command (a JSON object: libqmp sends no newline) and return its id (-1 on EOF). */
 static long peer_read_id(int c)
 {
 	char line[65536];
 	size_t n = 0;
-	while (n < sizeof(line) - 1 && recv(c, line + n, 1, 0) == 1 && line[n] != '\n')
-		n++;
+	int depth = 0;
+	bool in_string = false, escaped = false;
+	while (n < sizeof(line) - 1 && recv(c, line + n, 1, 0) == 1) {
+		char ch = line[n++];
+		if (in_string) {
+			in_string = escaped || ch != '"';
+			escaped = !escaped && ch == '\\';
+		} else if (ch == '"')
+			in_string = true;
+		else if ((depth += (ch == '{') - (ch == '}')) == 0 && ch == '}')
+			break;
+	}
 	line[n] = '\0';
 	cJSON *cmd = cJSON_Parse(line);
 	long id = cmd ? (long)cJSON_GetNumberValue(cJSON_GetObjectItem(cmd, "id")) : -1;
@@ -90,8 +100,13 @@ static void peer_silent_then_late(int c)
 	peer_greet(c);
 	long first = peer_read_id(c);  /* never answered in time */
 	long second = peer_read_id(c); /* sent after the first timed out */
+	char ret[32];
 	peer_reply(c, first, "\"late\"");
-	peer_reply(c, second, "\"second\"");
+	snprintf(ret, sizeof(ret), "[\"second\", %ld]", second); /* tell the client the wire id it used */
+	peer_reply(c, second, ret);
+	long third = peer_read_id(c);
+	snprintf(ret, sizeof(ret), "[\"third\", %ld]", third);
+	peer_reply(c, third, ret);
 	peer_read_id(c);
 }
 
@@ -306,9 +321,16 @@ static void test_timeout_then_late_reply(void)
 	long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
 	CHECK(ms >= 190 && ms < 2000);
 	CHECK(strstr(err.msg, "timed out after 200 ms") != NULL);
-	/* the late reply to the first command is ignored; the second gets its own */
+	/* The late reply to the first command is ignored; the second gets its own. While the first's reply
+	 * may still come, its wire id 0 is not reused (the second goes out as 1); once that late reply is
+	 * in, 0 is free again, so the third goes out as 0. */
 	CHECK(qmp_execute(q, "query-status", NULL, 5000, &ret, &err) == 0);
-	CHECK(cJSON_IsString(ret) && !strcmp(ret->valuestring, "second"));
+	CHECK(cJSON_IsArray(ret) && !strcmp(cJSON_GetArrayItem(ret, 0)->valuestring, "second"));
+	CHECK(cJSON_GetNumberValue(cJSON_GetArrayItem(ret, 1)) == 1);
+	cJSON_Delete(ret);
+	CHECK(qmp_execute(q, "query-status", NULL, 5000, &ret, &err) == 0);
+	CHECK(cJSON_IsArray(ret) && !strcmp(cJSON_GetArrayItem(ret, 0)->valuestring, "third"));
+	CHECK(cJSON_GetNumberValue(cJSON_GetArrayItem(ret, 1)) == 0);
 	cJSON_Delete(ret);
 	qmp_free(q);
 	peer_end(pid);
