@@ -4,6 +4,7 @@
 #include "api.h"
 #include "log.h"
 #include "metrics.h"
+#include "vmimigration.h"
 #include "vmistatus.h"
 
 #include <malloc.h>
@@ -67,6 +68,25 @@ static char *pod_index(const cJSON *pod)
         return cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
 }
 
+/* Migrations by the VMI they move ("ns/vmiName"): VMI and target Pod events wake them. */
+static char *vmim_index(const cJSON *m)
+{
+        const char *ns = kube_str(m, "metadata.namespace"), *vmi = kube_str(m, "spec.vmiName");
+        char *out = NULL;
+        if (ns && vmi && asprintf(&out, "%s/%s", ns, vmi) < 0)
+                out = NULL;
+        return out;
+}
+
+static void enqueue_vmims_of(controller *c, const char *ns, const char *vmi)
+{
+        char idx[600];
+        snprintf(idx, sizeof(idx), "%s/%s", ns ? ns : "", vmi ? vmi : "");
+        _cleanup_json_ cJSON *ms = kube_store_by_index(&c->vmims.store, idx);
+        const cJSON *m;
+        cJSON_ArrayForEach(m, ms) controller_enqueue(c, RK_VMIM, ns, kube_str(m, "metadata.name"));
+}
+
 static void vmi_tag(const cJSON *vmi, char *out, size_t size)
 {
         snprintf(out, size, "%s", vmi_phase(vmi));
@@ -79,6 +99,7 @@ static void on_vmi(kube_informer *inf, enum kube_event_type type, const cJSON *o
         controller *c = ud;
         const char *ns = kube_str(obj, "metadata.namespace"), *name = kube_str(obj, "metadata.name");
         controller_enqueue(c, RK_VMI, ns, name);
+        enqueue_vmims_of(c, ns, name);
         const cJSON *o;
         cJSON_ArrayForEach(o, kube_obj(obj, "metadata.ownerReferences"))
         {
@@ -101,12 +122,18 @@ static void on_pod(kube_informer *inf, enum kube_event_type type, const cJSON *o
             cJSON_GetObjectItemCaseSensitive(kube_obj(obj, "metadata.labels"), POD_LABEL_VM_NAME);
         if (!cJSON_IsString(vmname))
                 return;
+        const char *mig = pod_migration_uid(obj);
         if (type == KUBE_ADDED) {
                 char key[600];
-                snprintf(key, sizeof(key), "%s/%s", ns, vmname->valuestring);
+                if (mig) /* a migration target: the VMIM reconciler's expectation, not the VMI's */
+                        snprintf(key, sizeof(key), "migration/%s", mig);
+                else
+                        snprintf(key, sizeof(key), "%s/%s", ns, vmname->valuestring);
                 expectations_observed(c->pod_exp, key);
         }
         controller_enqueue(c, RK_VMI, ns, vmname->valuestring);
+        if (mig)
+                enqueue_vmims_of(c, ns, vmname->valuestring);
 }
 
 static void on_vm(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
@@ -185,13 +212,14 @@ int controller_init(controller *c, kube_config *cfg, const controller_opts *opts
                 return kv_error_errno(err, ENOMEM, "controller");
         static const kube_store_ops vmi_ops = {prune_common, NULL, vmi_tag},
                                     pod_ops = {prune_pod, pod_index, NULL},
+                                    vmim_ops = {prune_common, vmim_index, NULL},
                                     plain_ops = {prune_common, NULL, NULL};
         const char *ns = opts->namespace;
         if (kube_informer_init(&c->vmis, cfg, c->multi, &kube_vmi, ns, NULL, &vmi_ops, on_vmi, c) < 0 ||
             kube_informer_init(&c->pods, cfg, c->multi, &kube_pod, ns, POD_LABEL_APP "=virt-launcher",
                                &pod_ops, on_pod, c) < 0 ||
             kube_informer_init(&c->vms, cfg, c->multi, &kube_vm, ns, NULL, &plain_ops, on_vm, c) < 0 ||
-            kube_informer_init(&c->vmims, cfg, c->multi, &kube_vmim, ns, NULL, &plain_ops, on_vmim, c) < 0)
+            kube_informer_init(&c->vmims, cfg, c->multi, &kube_vmim, ns, NULL, &vmim_ops, on_vmim, c) < 0)
                 return kv_error_errno(err, ENOMEM, "informers");
         if (opts->metrics_addr && *opts->metrics_addr)
                 return metrics_server_start(c, opts->metrics_addr, &c->metrics, err);

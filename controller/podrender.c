@@ -3,6 +3,7 @@
 #include "podrender.h"
 #include "api.h"
 #include "macro.h"
+#include "migration-ports.h"
 #include "quantity.h"
 #include "vmi.h"
 
@@ -305,5 +306,24 @@ int pod_render(const cJSON *vobj, const pod_render_opts *opts, cJSON **pod, kv_e
                 return r;
         }
         *pod = p;
+        return 0;
+}
+
+/* The migration target: the same Pod, told to wait for the incoming stream and its disks' NBD mirror on
+ * the contract's ports, and labelled with the migration (docs/cluster-live-ops.md). */
+int pod_render_migration_target(const cJSON *vobj, const pod_render_opts *opts, const char *migration_uid,
+                                cJSON **pod, kv_error *err)
+{
+        int r = pod_render(vobj, opts, pod, err);
+        if (r < 0)
+                return r;
+        cJSON_AddStringToObject(kube_obj(*pod, "metadata.labels"), POD_LABEL_MIGRATION_JOB, migration_uid);
+        cJSON *cmd = kube_obj(cJSON_GetArrayItem(kube_obj(*pod, "spec.containers"), 0), "command");
+        char uri[64], nbd[64];
+        snprintf(uri, sizeof(uri), "tcp:0.0.0.0:%d", KV_MIGRATION_PORT);
+        snprintf(nbd, sizeof(nbd), "0.0.0.0:%d", KV_MIGRATION_NBD_PORT);
+        const char *extra[] = {"--incoming", uri, "--incoming-nbd", nbd};
+        for (size_t i = 0; i < ARRAY_SIZE(extra); i++)
+                cJSON_AddItemToArray(cmd, cJSON_CreateString(extra[i]));
         return 0;
 }

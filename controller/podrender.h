@@ -17,6 +17,7 @@ typedef struct pod_render_opts {
 #define POD_LABEL_VM_NAME "vm.kubevirt.io/name"
 #define POD_ANNOTATION_LAUNCHER_STATUS "kvlite.io/launcher-status"
 #define LAUNCHER_RUN_DIR "/var/run/kvlite"
+#define POD_LABEL_MIGRATION_JOB "kubevirt.io/migrationJobUID"
 
 /* Bytes the Pod needs beyond guest memory: virt-launcher, QEMU's own allocations, page tables, vCPU
  * threads and the TCG translation cache. */
@@ -27,3 +28,7 @@ uint64_t pod_memory_overhead(uint64_t guest_bytes, unsigned vcpus);
 int pod_render(const cJSON *vmi, const pod_render_opts *opts, cJSON **pod, kv_error *err);
 /* The VMI as handed to the launcher in KVLITE_VMI: identity, labels, annotations and spec only. */
 cJSON *pod_launcher_vmi(const cJSON *vmi);
+/* The migration target Pod: pod_render() plus `--incoming tcp:0.0.0.0:49152 --incoming-nbd 0.0.0.0:49153`
+ * and the label kubevirt.io/migrationJobUID=<migration_uid>. */
+int pod_render_migration_target(const cJSON *vmi, const pod_render_opts *opts, const char *migration_uid,
+                                cJSON **pod, kv_error *err);

@@ -1,7 +1,9 @@
-/* VMI reconciler: finalizer, exactly one launcher Pod, status from the Pod, deletion through the
- * finalizer, and self-GC of VMIs whose VM is gone. */
+/* VMI reconciler: finalizer, exactly one launcher Pod (plus a migration's target, which the VMIM reconciler
+ * creates), status from the active Pod, deletion through the finalizer, and self-GC of VMIs whose VM is
+ * gone. */
 #include "api.h"
 #include "controller.h"
+#include "finalizer.h"
 #include "log.h"
 #include "macro.h"
 #include "vmistatus.h"
@@ -10,48 +12,23 @@
 
 static bool has_finalizer(const cJSON *obj)
 {
-        const cJSON *f;
-        cJSON_ArrayForEach(
-            f, kube_obj(obj, "metadata.finalizers")) if (cJSON_IsString(f) &&
-                                                         !strcmp(f->valuestring, VMI_FINALIZER)) return true;
-        return false;
+        return finalizer_has(obj, VMI_FINALIZER);
 }
 
-/* Merge patch replacing metadata.finalizers, conditional on the resourceVersion we read, so a finalizer
- * someone else added meanwhile is never dropped (409 → retried from a fresh cache). */
 static int patch_finalizers(kube_client *api, const cJSON *vmi, bool add, cJSON **out, kv_error *err)
 {
-        _cleanup_json_ cJSON *patch = cJSON_CreateObject();
-        cJSON *md = cJSON_AddObjectToObject(patch, "metadata"),
-              *fins = cJSON_AddArrayToObject(md, "finalizers");
-        const cJSON *f;
-        cJSON_ArrayForEach(f, kube_obj(vmi, "metadata.finalizers"))
-        {
-                if (cJSON_IsString(f) && strcmp(f->valuestring, VMI_FINALIZER))
-                        cJSON_AddItemToArray(fins, cJSON_CreateString(f->valuestring));
-        }
-        if (add)
-                cJSON_AddItemToArray(fins, cJSON_CreateString(VMI_FINALIZER));
-        cJSON_AddStringToObject(md, "resourceVersion", kube_str(vmi, "metadata.resourceVersion"));
+        cJSON *extra = NULL;
         if (add && !*vmi_phase(vmi)) { /* record Pending in the same write */
                 char now[40];
                 rfc3339_utc(now, sizeof(now));
-                cJSON_AddItemToObject(patch, "status", vmi_status_desired(vmi, NULL, now));
+                extra = cJSON_CreateObject();
+                cJSON_AddItemToObject(extra, "status", vmi_status_desired(vmi, NULL, now));
         }
-        return kube_merge_patch(api, &kube_vmi, kube_str(vmi, "metadata.namespace"),
-                                kube_str(vmi, "metadata.name"), patch, false, out, err);
-}
-
-/* The Pod that speaks for the VMI: the first one not being deleted, else any. */
-static const cJSON *pick_pod(const cJSON *pods)
-{
-        const cJSON *p;
-        cJSON_ArrayForEach(p, pods) if (!kube_obj(p, "metadata.deletionTimestamp")) return p;
-        return cJSON_GetArrayItem(pods, 0);
+        return finalizer_patch(api, &kube_vmi, vmi, VMI_FINALIZER, add, extra, out, err);
 }
 
 /* Writes status when it differs; a 409 re-reads the VMI and recomputes (never overwrite newer state). */
-static int write_status(kube_client *api, const cJSON *vmi_cached, const cJSON *pod, const char *fail_reason,
+static int write_status(kube_client *api, const cJSON *vmi_cached, const cJSON *pods, const char *fail_reason,
                         kv_error *err)
 {
         _cleanup_json_ cJSON *vmi = cJSON_Duplicate(vmi_cached, 1);
@@ -59,14 +36,15 @@ static int write_status(kube_client *api, const cJSON *vmi_cached, const cJSON *
                 char now[40];
                 rfc3339_utc(now, sizeof(now));
                 _cleanup_json_ cJSON *desired = fail_reason ? vmi_status_failed(vmi, fail_reason, now)
-                                                            : vmi_status_desired(vmi, pod, now);
+                                                            : vmi_status_from_pods(vmi, pods, now);
                 const cJSON *cur = cJSON_GetObjectItemCaseSensitive(vmi, "status");
                 if (cur && cJSON_Compare(cur, desired, true))
                         return 0;
                 _cleanup_json_ cJSON *patch = cJSON_CreateObject();
                 cJSON *md = cJSON_AddObjectToObject(patch, "metadata");
                 cJSON_AddStringToObject(md, "resourceVersion", kube_str(vmi, "metadata.resourceVersion"));
-                cJSON_AddItemToObject(patch, "status", TAKE_PTR(desired));
+                /* a merge patch keeps keys it does not name: removals must be explicit nulls */
+                cJSON_AddItemToObject(patch, "status", kube_merge_patch_diff(cur, desired));
                 const char *ns = kube_str(vmi, "metadata.namespace"), *name = kube_str(vmi, "metadata.name");
                 int r = kube_merge_patch(api, &kube_vmi, ns, name, patch, false, NULL, err);
                 if (r != -KUBE_ECONFLICT)
@@ -208,15 +186,15 @@ int reconcile_vmi(controller *c, kube_client *api, const char *key, kv_error *er
                 /* we add the finalizer before any Pod, so a VMI without it has none of ours */
                 first_touch = cJSON_GetArraySize(pods) == 0;
         }
-        const cJSON *pod = pick_pod(pods);
-        if (!pod && !vmi_phase_is_final(phase)) {
+        /* a VMI that never ran has no migration, so "no Pod" is simply no Pod at all */
+        if (cJSON_GetArraySize(pods) == 0 && !vmi_phase_is_final(phase)) {
                 if (!expectations_satisfied(c->pod_exp, key))
                         return 0; /* our Pod is on its way through the informer */
                 if (!strcmp(phase, "") || !strcmp(phase, "Pending")) {
                         if ((r = create_pod(c, api, key, vmi, first_touch, &created, err)) != 0)
                                 return r < 0 ? r : 0;
-                        pod = created;
+                        cJSON_AddItemToArray(pods, TAKE_PTR(created));
                 }
         }
-        return write_status(api, vmi, pod, NULL, err);
+        return write_status(api, vmi, pods, NULL, err);
 }

@@ -2,8 +2,10 @@
 #include "vmistatus.h"
 #include "api.h"
 #include "podrender.h"
+#include "vmimigration.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *vmi_phase(const cJSON *vmi)
@@ -28,6 +30,13 @@ static void set_str(cJSON *obj, const char *key, const char *val)
         cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
         if (val)
                 cJSON_AddStringToObject(obj, key, val);
+}
+
+static void set_copy(cJSON *obj, const char *key, const cJSON *val)
+{
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+        if (val)
+                cJSON_AddItemToObject(obj, key, cJSON_Duplicate(val, 1));
 }
 
 static cJSON *find_condition(const cJSON *conds, const char *type)
@@ -94,13 +103,6 @@ static const char *pod_phase_to_vmi(const cJSON *pod)
         if (p && (!strcmp(p, "Succeeded") || !strcmp(p, "Failed") || !strcmp(p, "Running")))
                 return p;
         return kube_str(pod, "spec.nodeName") ? "Scheduled" : "Scheduling";
-}
-
-static cJSON *launcher_status(const cJSON *pod)
-{
-        const cJSON *ann = kube_obj(pod, "metadata.annotations");
-        const cJSON *ls = cJSON_GetObjectItemCaseSensitive(ann, POD_ANNOTATION_LAUNCHER_STATUS);
-        return cJSON_IsString(ls) ? cJSON_Parse(ls->valuestring) : NULL;
 }
 
 /* The launcher knows better than the Pod whether QEMU runs: a Running Pod whose launcher has not started
@@ -179,7 +181,7 @@ cJSON *vmi_status_desired(const cJSON *vmi, const cJSON *pod, const char *now)
                 set_phase(st, "Pending", now);
                 return st;
         }
-        cJSON *st = current_status(vmi), *ls = launcher_status(pod);
+        cJSON *st = current_status(vmi), *ls = pod_launcher_status(pod);
         const char *phase = merge_phase(pod_phase_to_vmi(pod), kube_str(ls, "phase"));
         set_phase(st, phase, now);
         set_str(st, "nodeName", kube_str(pod, "spec.nodeName"));
@@ -188,10 +190,52 @@ cJSON *vmi_status_desired(const cJSON *vmi, const cJSON *pod, const char *now)
         if (accel)
                 set_str(st, "accel", accel);
         merge_launcher_conditions(st, ls, now);
+        if (ls) /* hot-plugged volumes: the launcher's list is the whole truth */
+                set_copy(st, "volumeStatus", cJSON_GetObjectItemCaseSensitive(ls, "volumeStatus"));
         bool ready = !strcmp(phase, "Running");
         set_condition(st, "Ready", ready, ready ? NULL : "NotRunning", NULL, now);
         if (!strcmp(phase, "Failed"))
                 pod_failure_reason(st, pod, ls);
         cJSON_Delete(ls);
+        return st;
+}
+
+/* KubeVirt's activePods: uid → node of every Pod still running the guest or about to (source and target
+ * during a migration). */
+static void set_active_pods(cJSON *st, const cJSON *pods)
+{
+        cJSON *ap = cJSON_CreateObject();
+        const cJSON *p;
+        cJSON_ArrayForEach(p, pods)
+        {
+                const char *uid = kube_str(p, "metadata.uid");
+                if (uid && !pod_is_final(p) && !kube_obj(p, "metadata.deletionTimestamp"))
+                        cJSON_AddStringToObject(ap, uid, kube_str(p, "spec.nodeName") ?: "");
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(st, "activePods");
+        if (cJSON_GetArraySize(ap) > 0)
+                cJSON_AddItemToObject(st, "activePods", ap);
+        else
+                cJSON_Delete(ap);
+}
+
+cJSON *vmi_status_from_pods(const cJSON *vmi, const cJSON *pods, const char *now)
+{
+        vmi_migration_view v;
+        vmi_migration_observe(vmi, pods, now, &v);
+        cJSON *st;
+        if (v.lost && !vmi_phase_is_final(vmi_phase(vmi))) {
+                char reason[600];
+                snprintf(reason, sizeof(reason), "guest lost in migration: %s", v.reason);
+                st = vmi_status_failed(vmi, reason, now);
+        } else if (v.hold) /* the source is gone, the target not yet reporting: no phase to derive */
+                st = current_status(vmi);
+        else
+                st = vmi_status_desired(vmi, v.active, now);
+        if (v.state)
+                set_copy(st, "migrationState", v.state);
+        if (!vmi_phase_is_final(vmi_phase(vmi)))
+                set_active_pods(st, pods);
+        vmi_migration_view_free(&v);
         return st;
 }

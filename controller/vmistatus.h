@@ -7,6 +7,9 @@
 
 /* pod may be NULL (none exists). now is an RFC 3339 timestamp. Returns a new status object. */
 cJSON *vmi_status_desired(const cJSON *vmi, const cJSON *pod, const char *now);
+/* The status from all the VMI's Pods (a JSON array): the active one (vmimigration.h) gives phase, node, IP
+ * and conditions; migrationState and activePods follow the migration. */
+cJSON *vmi_status_from_pods(const cJSON *vmi, const cJSON *pods, const char *now);
 /* Status for a VMI that cannot run (validation failure): Failed with reason. */
 cJSON *vmi_status_failed(const cJSON *vmi, const char *reason, const char *now);
 const char *vmi_phase(const cJSON *vmi); /* "" when unset */

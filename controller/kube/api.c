@@ -207,3 +207,23 @@ const char *kube_str(const cJSON *obj, const char *dotted_path)
         const cJSON *v = kube_obj(obj, dotted_path);
         return cJSON_IsString(v) ? v->valuestring : NULL;
 }
+
+cJSON *kube_merge_patch_diff(const cJSON *from, const cJSON *to)
+{
+        if (!cJSON_IsObject(from) || !cJSON_IsObject(to))
+                return cJSON_Duplicate(to, 1);
+        cJSON *patch = cJSON_CreateObject();
+        const cJSON *f, *t;
+        cJSON_ArrayForEach(f, from)
+        {
+                if (!cJSON_GetObjectItemCaseSensitive(to, f->string))
+                        cJSON_AddNullToObject(patch, f->string);
+        }
+        cJSON_ArrayForEach(t, to)
+        {
+                f = cJSON_GetObjectItemCaseSensitive(from, t->string);
+                if (!f || !cJSON_Compare(f, t, true))
+                        cJSON_AddItemToObject(patch, t->string, kube_merge_patch_diff(f, t));
+        }
+        return patch;
+}

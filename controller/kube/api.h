@@ -36,6 +36,9 @@ int kube_update(kube_client *c, const kube_resource *r, const cJSON *obj, bool s
                 kv_error *err);
 int kube_merge_patch(kube_client *c, const kube_resource *r, const char *ns, const char *name,
                      const cJSON *patch, bool status, cJSON **out, kv_error *err);
+/* The JSON merge patch (RFC 7386) turning from into to: removed keys become null, nested objects are
+ * diffed, everything else is replaced whole. */
+cJSON *kube_merge_patch_diff(const cJSON *from, const cJSON *to);
 /* uid/resource_version: preconditions (NULL = none); propagation: "Background", "Foreground", "Orphan"
  * or NULL. A 404 counts as success (already gone). */
 int kube_delete(kube_client *c, const kube_resource *r, const char *ns, const char *name, const char *uid,

@@ -69,8 +69,27 @@ static void test_accessors(void)
         cJSON_Delete(o);
 }
 
+static void test_merge_patch_diff(void)
+{
+        cJSON *from = cJSON_Parse(
+                  "{\"a\":1,\"gone\":2,\"o\":{\"k\":1,\"x\":2},\"arr\":[1,2],\"same\":{\"q\":1}}"),
+              *to = cJSON_Parse(
+                  "{\"a\":3,\"o\":{\"k\":1},\"arr\":[1],\"new\":{\"n\":true},\"same\":{\"q\":1}}");
+        cJSON *p = kube_merge_patch_diff(from, to);
+        char *s = cJSON_PrintUnformatted(p);
+        assert(!strcmp(s, "{\"gone\":null,\"a\":3,\"o\":{\"x\":null},\"arr\":[1],\"new\":{\"n\":true}}"));
+        free(s);
+        cJSON_Delete(p);
+        p = kube_merge_patch_diff(NULL, to); /* nothing before: the whole document */
+        assert(cJSON_Compare(p, to, true));
+        cJSON_Delete(p);
+        cJSON_Delete(from);
+        cJSON_Delete(to);
+}
+
 int main(void)
 {
+        test_merge_patch_diff();
         test_paths();
         test_status();
         test_backoff();

@@ -1,7 +1,8 @@
 /* liveops-control: control-socket handlers over libkvliveops. Hot-plug and snapshot commands run the
  * blocking library calls (bounded by their timeouts, a few seconds at most) on the supervisor's QMP
  * connection; a migration is started, then driven by a libqmp timer (an event waiter that never matches
- * and expires every MIGRATION_TICK_MS, so it fires from the main loop's qmp_handle_timeouts). */
+ * and expires every MIGRATION_TICK_MS, so it fires from the main loop's qmp_handle_timeouts). A target
+ * finishes by itself on QEMU's MIGRATION completed event, through the same kind of timer. */
 #include "liveops-control.h"
 
 #include <errno.h>
@@ -12,15 +13,23 @@
 #include "liveops-command.h"
 #include "log.h"
 #include "migration.h"
+#include "qmp-helpers.h"
 
 #define MIGRATION_TICK_MS 200
 #define MIGRATION_TICK_EVENT "KVLITE-MIGRATION-TICK" /* QEMU never sends it */
+/* Target: how often the NBD exports are retried while the source's mirrors still hold them, and how
+ * long before they are dropped anyway (the source normally lets go within one of its ticks). */
+#define TARGET_RELEASE_TICK_MS 50
+#define TARGET_RELEASE_TIMEOUT_MS 10000
 
 static struct {
         supervisor *s;
         migration_state st;
         bool have, active;
         bool target_prepared; /* this launcher is a target and migrate-incoming was sent */
+        bool target_releasing; /* incoming migration completed: waiting for the source's mirrors */
+        bool target_done;      /* the guest runs here */
+        int64_t release_deadline;
 } mig;
 
 /* Copies the migration state into the status file (and so the Pod annotation): on start, on a mode
@@ -91,10 +100,10 @@ static void migration_finished(void)
                 log_warning("migration failed, the VM keeps running here: %s", mig.st.failure_reason);
                 return;
         }
-        log_info("migration completed to %s: quitting the source QEMU (Succeeded, migrated)",
+        log_info("migration completed to %s: quitting the source QEMU (Succeeded, Migrated)",
                  mig.st.target_address);
         /* KubeVirt's source domain ends "Migrated": not a power-off, not a stop request. */
-        snprintf(mig.s->end_reason, sizeof(mig.s->end_reason), "migrated");
+        snprintf(mig.s->end_reason, sizeof(mig.s->end_reason), "Migrated");
         kv_error err = {0};
         qmp_send(mig.s->qmp, "quit", NULL, -1, 10000, ignore_reply, NULL, &err);
 }
@@ -147,8 +156,20 @@ int liveops_ctl_migrate(ctl_request *req)
         const cJSON *uri = cJSON_GetObjectItem(req->args, "uri"),
                     *port = cJSON_GetObjectItem(req->args, "nbdPort");
         const cJSON *host = cJSON_GetObjectItem(req->args, "nbdHost");
+        const cJSON *uid = cJSON_GetObjectItem(req->args, "migrationUid");
         if (!cJSON_IsString(uri)) {
                 ctl_reply_error(req, "migrate: args.uri (\"tcp:HOST:PORT\" or \"unix:PATH\") is required");
+                return 0;
+        }
+        if (uid && (!cJSON_IsString(uid) || strlen(uid->valuestring) >= sizeof(mig.st.uid))) {
+                ctl_reply_error(req, "migrate: args.migrationUid must be a string under %zu bytes",
+                                sizeof(mig.st.uid));
+                return 0;
+        }
+        /* The reporter may send the same VMIM twice (reconnects, restarts): one run per migrationUid. */
+        if (uid && mig.have && !strcmp(mig.st.uid, uid->valuestring)) {
+                ctl_reply_error(req, "migration %s already ran here (%s)", uid->valuestring,
+                                mig.st.completed ? "completed" : "failed");
                 return 0;
         }
         migration_config c;
@@ -160,6 +181,8 @@ int liveops_ctl_migrate(ctl_request *req)
         int r = migration_start(req->s->qmp, &c, uri->valuestring,
                                 cJSON_IsString(host) ? host->valuestring : NULL,
                                 cJSON_IsNumber(port) ? port->valueint : 0, &mig.st, &err);
+        if (uid)
+                snprintf(mig.st.uid, sizeof(mig.st.uid), "%s", uid->valuestring);
         if (r < 0) {
                 supervisor_qmp_rearm(req->s);
                 publish_state(req->s);
@@ -249,7 +272,7 @@ int liveops_target_boot(supervisor *s, const char *incoming, kv_error *err)
                 return 0;
         migration_config c;
         liveops_read_migration_config(NULL, &c);
-        return target_prepare(s, &c, incoming, NULL, 0, err);
+        return target_prepare(s, &c, incoming, s->cfg->incoming_nbd_host, s->cfg->incoming_nbd_port, err);
 }
 
 int liveops_ctl_migration_target(ctl_request *req)
@@ -289,8 +312,63 @@ static void target_running(supervisor *s)
         log_info("incoming migration completed: guest running");
 }
 
+static void arm_release_tick(supervisor *s);
+
+/* One step of the target's own finish: the exports go once the source's mirrors let go, then `cont`. */
+static void on_release_tick(qmp *q, const cJSON *event, const kv_error *err, void *userdata)
+{
+        supervisor *s = userdata;
+        if (!mig.target_releasing || (err && err->code != ETIMEDOUT))
+                return; /* finished by migration-target-finish meanwhile, or QEMU is gone */
+        kv_error e = {0};
+        bool force = lo_now_ms() >= mig.release_deadline;
+        int left = migration_target_unexport(q, force, &e);
+        if (left > 0) {
+                arm_release_tick(s);
+                return;
+        }
+        if (force)
+                log_warning("migration target: the source still used its NBD exports after %d ms; dropped",
+                            TARGET_RELEASE_TIMEOUT_MS);
+        int r = left < 0 ? left : migration_target_resume(q, &e);
+        supervisor_qmp_rearm(s);
+        mig.target_releasing = false;
+        if (r < 0) {
+                log_error("migration target: %s", e.msg);
+                supervisor_request_stop(s, "the migrated guest could not be resumed");
+                return;
+        }
+        mig.target_done = true;
+        target_running(s);
+}
+
+static void arm_release_tick(supervisor *s)
+{
+        kv_error err = {0};
+        if (qmp_wait_event_async(s->qmp, MIGRATION_TICK_EVENT, NULL, NULL, TARGET_RELEASE_TICK_MS,
+                                 on_release_tick, s, &err) < 0)
+                log_error("migration target: cannot arm its timer: %s", err.msg);
+}
+
+void liveops_on_migration_event(supervisor *s, const cJSON *data)
+{
+        const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(data, "status"));
+        if (!s->cfg->incoming || !mig.target_prepared || mig.target_done || mig.target_releasing || !state ||
+            strcmp(state, "completed"))
+                return;
+        /* Called from inside libqmp's event dispatch: only a timer here, the QMP commands run from it. */
+        log_info("incoming migration completed: finishing the target");
+        mig.target_releasing = true;
+        mig.release_deadline = lo_now_ms() + TARGET_RELEASE_TIMEOUT_MS;
+        arm_release_tick(s);
+}
+
 int liveops_ctl_migration_target_finish(ctl_request *req)
 {
+        if (mig.target_done) { /* finished by itself on the completed event */
+                ctl_reply_ok(req, state_result());
+                return 0;
+        }
         if (!target_ready(req, true))
                 return 0;
         const cJSON *t = cJSON_GetObjectItem(req->args, "timeoutMs");
@@ -302,6 +380,8 @@ int liveops_ctl_migration_target_finish(ctl_request *req)
                 ctl_reply_error(req, "%s", err.msg);
                 return 0;
         }
+        mig.target_releasing = false;
+        mig.target_done = true;
         target_running(req->s);
         ctl_reply_ok(req, state_result());
         return 0;

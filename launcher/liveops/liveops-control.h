@@ -23,6 +23,9 @@ int liveops_ctl_migration_target_finish(ctl_request *req);
 /* Called by the supervisor instead of `cont` when started with --incoming URI|defer: a URI is
  * prepared at once with the default migration configuration. */
 int liveops_target_boot(supervisor *s, const char *incoming, kv_error *err);
+/* The supervisor's QMP event handler passes MIGRATION events here: on a target whose incoming migration
+ * completed, the launcher finishes by itself (exports released, `cont`, phase Running). */
+void liveops_on_migration_event(supervisor *s, const cJSON *data);
 /* VMI reload: the new spec (args.vmi, JSON/YAML text or object) diffed against the running one and
  * applied as hot-plug operations (liveops-apply.c). */
 int liveops_ctl_apply(ctl_request *req);

@@ -119,21 +119,37 @@ static int query_migrate_status(qmp *q, char *status, size_t size, char *why, si
         return 0;
 }
 
-static void unexport_disks(qmp *q)
+/* block-export-del in "safe" mode fails while a client (the source's mirror) is connected. */
+int migration_target_unexport(qmp *q, bool force, kv_error *err)
 {
         _cleanup_cjson_ cJSON *ret = NULL;
-        kv_error ignored = {0};
-        if (lo_exec(q, "query-block-exports", NULL, &ret, &ignored) < 0)
-                return;
+        int r = lo_exec(q, "query-block-exports", NULL, &ret, err);
+        if (r < 0)
+                return r;
+        int left = 0;
         const cJSON *e;
         cJSON_ArrayForEach(e, ret)
         {
                 const cJSON *id = cJSON_GetObjectItem(e, "id");
-                if (cJSON_IsString(id) && !strncmp(id->valuestring, "kvexp-", 6))
-                        lo_exec(q, "block-export-del",
-                                lo_obj_str(cJSON_CreateObject(), "id", id->valuestring), NULL, &ignored);
+                if (!cJSON_IsString(id) || strncmp(id->valuestring, "kvexp-", 6) ||
+                    cJSON_IsTrue(cJSON_GetObjectItem(e, "shutting-down")))
+                        continue;
+                kv_error busy = {0};
+                cJSON *a = lo_obj_str(cJSON_CreateObject(), "id", id->valuestring);
+                if (lo_exec(q, "block-export-del", lo_obj_str(a, "mode", force ? "hard" : "safe"), NULL, &busy) < 0)
+                        left++;
         }
-        lo_exec(q, "nbd-server-stop", NULL, NULL, &ignored); /* not started without local disks */
+        if (left == 0) {
+                kv_error ignored = {0};
+                lo_exec(q, "nbd-server-stop", NULL, NULL, &ignored); /* not started without local disks */
+        }
+        return left;
+}
+
+static void unexport_disks(qmp *q)
+{
+        kv_error ignored = {0};
+        migration_target_unexport(q, true, &ignored);
 }
 
 int migration_target_finish(qmp *q, int timeout_ms, kv_error *err)
@@ -157,6 +173,11 @@ int migration_target_finish(qmp *q, int timeout_ms, kv_error *err)
                 qmp_wait_event(q, "MIGRATION", NULL, NULL, 100, &ev, &ignored);
         }
         unexport_disks(q);
+        return migration_target_resume(q, err);
+}
+
+int migration_target_resume(qmp *q, kv_error *err)
+{
         _cleanup_cjson_ cJSON *st = NULL;
         int r = lo_exec(q, "query-status", NULL, &st, err);
         if (r >= 0 && !cJSON_IsTrue(cJSON_GetObjectItem(st, "running")))
@@ -397,6 +418,7 @@ static void add_str_if(cJSON *o, const char *key, const char *v)
 cJSON *migration_state_to_json(const migration_state *st)
 {
         cJSON *o = cJSON_CreateObject();
+        add_str_if(o, "migrationUid", st->uid);
         add_str_if(o, "startTimestamp", st->start);
         add_str_if(o, "endTimestamp", st->end);
         add_str_if(o, "targetNodeAddress", st->target_address);

@@ -45,6 +45,7 @@ uint64_t migration_completion_timeout_ms(const migration_params *p, uint64_t byt
 
 /* KubeVirt-shaped state of one migration (status.migrationState) plus progress. */
 typedef struct migration_state {
+        char uid[128];           /* migrationUid: the VMIM's uid in a cluster ("" locally) */
         char start[40], end[40]; /* RFC 3339 */
         char target_address[256];
         char source_node[64], target_node[64]; /* host names (KubeVirt: sourceNode, targetNode) */
@@ -71,6 +72,14 @@ int migration_target_prepare(qmp *q, const migration_config *c, const char *uri,
 /* Wait until the incoming migration completed (and the source's mirrors are done: call after the
  * source reported completed), remove NBD exports and `cont`. */
 int migration_target_finish(qmp *q, int timeout_ms, kv_error *err);
+
+/* Event-driven form of the above, for a target whose incoming migration completed: removes the NBD
+ * exports the source no longer uses (a source still connected is finishing its mirror: its export stays)
+ * and returns how many remain; with force, drops them all (and the source's connections). Once 0 is
+ * returned the NBD server is stopped; the caller then `cont`s. <0 on a QMP failure. */
+int migration_target_unexport(qmp *q, bool force, kv_error *err);
+/* `cont` unless the guest already runs. */
+int migration_target_resume(qmp *q, kv_error *err);
 
 /* Source side. nbd_port > 0: mirror every writable disk to the target's NBD exports first. */
 int migration_start(qmp *q, const migration_config *c, const char *uri, const char *nbd_host, int nbd_port,

@@ -111,7 +111,14 @@ class PodNet:
 
     def host_bg(self, *cmd):
         """A process in the host-side namespace, killed on close."""
-        p = subprocess.Popen(["ip", "netns", "exec", self.ns_host, *cmd], stdout=subprocess.DEVNULL,
+        return self._bg(self.ns_host, cmd)
+
+    def pod_bg(self, *cmd):
+        """A process in the Pod's namespace (where the launcher's QEMU listens), killed on close."""
+        return self._bg(self.ns_pod, cmd)
+
+    def _bg(self, ns, cmd):
+        p = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
         self.procs.append(p)
         return p

@@ -1,8 +1,10 @@
 /* SNAT (masquerade) of the guest's traffic out of the Pod interface and DNAT of the Pod IP's inbound
- * traffic to the guest: every port, or only spec ports[]. The text handed to libnftables is built only
- * from addresses, numbers and an interface name checked against [A-Za-z0-9._-]. */
+ * traffic to the guest: every port, or only spec ports[], except the live-migration ports, which belong
+ * to the launcher's QEMU. The text handed to libnftables is built only from addresses, numbers and an
+ * interface name checked against [A-Za-z0-9._-]. */
 #include "nat.h"
 #include "macro.h"
+#include "migration-ports.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -72,6 +74,10 @@ int nat_render(const char *ifname, struct in_addr pod_ip, struct in_addr guest_i
                 " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n");
         add(&b, "add rule ip " NAT_TABLE " postrouting ip saddr %s oifname \"%s\" masquerade\n", guest,
             ifname);
+        /* First: a migration target's QEMU listens on these in the Pod itself (KubeVirt keeps them too);
+         * accept ends the nat hook, so no DNAT below applies, even for ports[] listing them. */
+        add(&b, "add rule ip " NAT_TABLE " prerouting iifname \"%s\" ip daddr %s tcp dport { %d, %d } accept\n",
+            ifname, pod, KV_MIGRATION_PORT, KV_MIGRATION_NBD_PORT);
         if (n_ports == 0) {
                 add(&b, "add rule ip " NAT_TABLE " prerouting iifname \"%s\" ip daddr %s dnat to %s\n",
                     ifname, pod, guest);

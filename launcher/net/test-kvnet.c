@@ -233,6 +233,9 @@ static void test_nat(void)
         CHECK(strstr(out, "ip saddr 10.0.2.2 oifname \"eth0\" masquerade\n"));
         CHECK(nat_render("eth0", pod, guest, NULL, 0, out, sizeof(out)) > 0);
         CHECK(strstr(out, "iifname \"eth0\" ip daddr 10.200.0.2 dnat to 10.0.2.2\n"));
+        /* the migration ports stay with the launcher, and come before any DNAT */
+        const char *keep = strstr(out, "ip daddr 10.200.0.2 tcp dport { 49152, 49153 } accept\n");
+        CHECK(keep && keep < strstr(out, "dnat to"));
         CHECK(nat_render("eth0\"; flush ruleset", pod, guest, NULL, 0, out, sizeof(out)) == -22);
         CHECK(nat_render("eth0", pod, guest, NULL, 0, out, 20) == -105);
 }

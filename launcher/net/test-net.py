@@ -18,6 +18,7 @@ from kvnet_fixture import HTTP_PORT, PodNet, can_run, run  # noqa: E402
 
 HOST_HTTP = 18080
 OTHER_PORT = 8081  # a second guest server, not listed in ports[]
+MIGRATION_PORTS = (49152, 49153)  # common/migration-ports.h
 
 
 def check(cond, what):
@@ -57,6 +58,32 @@ def guest_shell(pod, cmd, pattern, timeout=10):
     return pod.wait_serial(pattern, timeout, off)
 
 
+# A stand-in for the target's QEMU in the Pod (http.server would first reverse-resolve its address,
+# which hangs in a Pod netns without DNS).
+POD_LISTENER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen()
+while True:
+    c, _ = s.accept()
+    c.recv(4096)
+    c.sendall(b"HTTP/1.0 200 OK\\r\\nContent-Length: 17\\r\\n\\r\\nkvguest pod-side\\n")
+    c.close()
+"""
+
+
+def check_migration_ports_kept(pod):
+    """TCP 49152/49153 of the Pod IP reach a listener in the Pod (a migration target's QEMU), not the
+    guest, although every other port is forwarded (docs/cluster-live-ops.md)."""
+    for port in MIGRATION_PORTS:
+        guest_shell(pod, f"httpd -p {port} -h /www && echo started-{port}", rf"^started-{port}")
+        pod.pod_bg(sys.executable, "-c", POD_LISTENER, pod.pod_ip, str(port))
+        page = host_reaches(pod, port)
+        check(page == "kvguest pod-side", f"port {port}: reached {page!r}, not the Pod's own listener")
+
+
 def test_binding(driver, binding, index, ports=(HTTP_PORT,)):
     label = binding + (" (all ports)" if binding == "masquerade" and not ports else "")
     t0 = time.monotonic()
@@ -85,6 +112,7 @@ def test_binding(driver, binding, index, ports=(HTTP_PORT,)):
                     check(not reached, f"port {OTHER_PORT} is forwarded although ports[] lists only {ports}")
                 else:
                     check(reached, f"port {OTHER_PORT} not forwarded with no ports[] (all ports)")
+                    check_migration_ports_kept(pod)
         except BaseException:
             print(f"--- {label}: driver log\n{pod.log('driver.log')[-4000:]}", file=sys.stderr)
             print(f"--- {label}: serial log\n{pod.log('serial.log')[-3000:]}", file=sys.stderr)

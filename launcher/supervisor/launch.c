@@ -168,7 +168,9 @@ static int prepare(launch *l)
         if ((r = sandbox_no_new_privs(&err)) < 0 || (r = run_dir_setup(&l->rd, l->o->run_dir, &err)) < 0)
                 return fail(l, EXIT_SETUP, "setup", &err);
         log_info("run directory %s", l->rd.path);
-        if (!l->o->dry_run && report_start(&err) < 0) /* forks: before the sandbox; best effort */
+        _cleanup_free_ char *control_path = run_dir_file(&l->rd, "control.sock");
+        /* forks: before the sandbox; best effort */
+        if (!l->o->dry_run && report_start(l->st.name, control_path, &err) < 0)
                 log_warning("status reporter: %s; the Pod annotation is not updated", err.msg);
         const char *accel = accel_choose(l->o->accel, &l->st);
         launcher_paths paths = {
@@ -240,6 +242,8 @@ int launch_run(const launch_opts *o)
                     .serial_stdout = o->serial_stdout,
                     .net = &l.net,
                     .incoming = o->incoming,
+                    .incoming_nbd_host = o->incoming_nbd_host,
+                    .incoming_nbd_port = o->incoming_nbd_port,
                     .vmi = &l.v,
                     .paths = &l.paths,
                 };

@@ -19,6 +19,8 @@ typedef struct launch_opts {
         bool dry_run;       /* print the QEMU argv as a JSON array and exit */
         bool pod_network;   /* --pod-network: inside a Pod's netns, net_setup wires masquerade/bridge/passt */
         const char *incoming; /* --incoming URI|defer: start as a live-migration target (sup_config) */
+        const char *incoming_nbd_host; /* --incoming-nbd HOST:PORT, validated (NULL: none) */
+        int incoming_nbd_port;
 } launch_opts;
 
 /* Returns the process exit code (EXIT_* in supervisor.h). */

@@ -77,6 +77,30 @@ static const char *default_image_root(void)
         return env && *env ? env : NULL;
 }
 
+/* HOST:PORT or [V6ADDR]:PORT; the host goes into a QMP inet address, so only address characters. */
+static int parse_host_port(const char *arg, char *host, size_t size, int *port)
+{
+        const char *colon = strrchr(arg, ':');
+        if (!colon || colon == arg)
+                return -1;
+        size_t len = (size_t)(colon - arg);
+        if (arg[0] == '[') {
+                if (len < 3 || arg[len - 1] != ']')
+                        return -1;
+                arg++, len -= 2;
+        }
+        if (len >= size || strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:-") < len)
+                return -1;
+        memcpy(host, arg, len);
+        host[len] = '\0';
+        char *end;
+        long p = strtol(colon + 1, &end, 10);
+        if (!colon[1] || *end || p < 1 || p > 65535)
+                return -1;
+        *port = (int)p;
+        return 0;
+}
+
 static int usage_error(const char *what, const char *arg)
 {
         fprintf(stderr, "virt-launcher: %s%s%s\nTry 'virt-launcher --help'.\n", what, arg ? ": " : "",
@@ -108,6 +132,7 @@ int main(int argc, char **argv)
                 OPT_SERIAL_STDOUT,
                 OPT_POD_NETWORK,
                 OPT_INCOMING,
+                OPT_INCOMING_NBD,
                 OPT_MIGRATION_TARGET
         };
         static const struct option longopts[] = {
@@ -125,11 +150,13 @@ int main(int argc, char **argv)
             {"serial-stdout", no_argument, NULL, OPT_SERIAL_STDOUT},
             {"pod-network", no_argument, NULL, OPT_POD_NETWORK},
             {"incoming", required_argument, NULL, OPT_INCOMING},
+            {"incoming-nbd", required_argument, NULL, OPT_INCOMING_NBD},
             {"migration-target", no_argument, NULL, OPT_MIGRATION_TARGET},
             {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
             {"help", no_argument, NULL, 'h'},
             {0},
         };
+        static char nbd_host[256];
         launch_opts o = {.accel = ACCEL_AUTO, .sandbox = true, .serial_stdout = isatty(STDOUT_FILENO)};
         int c;
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -177,6 +204,13 @@ int main(int argc, char **argv)
                                     "--incoming must be defer, tcp:HOST:PORT or unix:PATH, not", optarg);
                         o.incoming = optarg;
                         break;
+                case OPT_INCOMING_NBD:
+                        if (parse_host_port(optarg, nbd_host, sizeof(nbd_host), &o.incoming_nbd_port) < 0)
+                                return usage_error("--incoming-nbd must be HOST:PORT or [ADDR]:PORT with a port "
+                                                   "in 1-65535, not",
+                                                   optarg);
+                        o.incoming_nbd_host = nbd_host;
+                        break;
                 case OPT_MIGRATION_TARGET:
                         o.incoming = "defer";
                         break;
@@ -201,6 +235,10 @@ int main(int argc, char **argv)
                 return usage_error("unexpected argument", argv[optind]);
         if (!o.vmi_file == !o.vmi_env)
                 return usage_error("exactly one of --vmi and --vmi-env is required", NULL);
+        if (o.incoming_nbd_host && (!o.incoming || !strcmp(o.incoming, "defer")))
+                return usage_error("--incoming-nbd needs --incoming tcp:HOST:PORT or unix:PATH (with defer, "
+                                   "migration-target takes nbdHost/nbdPort)",
+                                   NULL);
         if (!o.image_root)
                 o.image_root = default_image_root();
         return launch_run(&o);

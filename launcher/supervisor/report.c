@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -59,8 +60,8 @@ static int helper_path(char *buf, size_t size, kv_error *err)
         return 0;
 }
 
-/* Between fork and execve: only async-signal-safe calls. */
-static _Noreturn void exec_child(const char *path, int fd, pid_t parent)
+/* Between fork and execve: only async-signal-safe calls (argv is built before the fork). */
+static _Noreturn void exec_child(const char *path, char *const *argv, int fd, pid_t parent)
 {
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent ||
             prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -77,19 +78,11 @@ static _Noreturn void exec_child(const char *path, int fd, pid_t parent)
         /* dup2 clears close-on-exec; an fd that already is stdin needs it cleared by hand */
         if (fd == STDIN_FILENO ? fcntl(fd, F_SETFD, 0) < 0 : dup2(fd, STDIN_FILENO) < 0)
                 _exit(127);
-        char pidarg[32];
-        size_t i = sizeof(pidarg) - 1;
-        pidarg[i] = '\0';
-        unsigned v = (unsigned)parent;
-        do
-                pidarg[--i] = (char)('0' + v % 10);
-        while (v /= 10);
-        char *const argv[] = {REPORTER_BINARY, "--parent", &pidarg[i], NULL};
         execv(path, argv);
         _exit(127);
 }
 
-int report_start(kv_error *err)
+int report_start(const char *vmi_name, const char *control_socket, kv_error *err)
 {
         if (!report_wanted() || rep.fd >= 0)
                 return 0;
@@ -100,14 +93,24 @@ int report_start(kv_error *err)
                 return r;
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return kv_error_errno(err, errno, "socketpair");
-        pid_t parent = getpid(), pid = fork();
+        pid_t parent = getpid();
+        char pidarg[32];
+        snprintf(pidarg, sizeof(pidarg), "%d", (int)parent);
+        char *argv[] = {REPORTER_BINARY, "--parent", pidarg, NULL, NULL, NULL, NULL, NULL};
+        if (vmi_name && control_socket) {
+                argv[3] = "--vmi";
+                argv[4] = (char *)vmi_name;
+                argv[5] = "--control-socket";
+                argv[6] = (char *)control_socket;
+        }
+        pid_t pid = fork();
         if (pid < 0) {
                 int saved = errno;
                 close(sv[0]), close(sv[1]);
                 return kv_error_errno(err, saved, "fork");
         }
         if (pid == 0)
-                exec_child(path, sv[1], parent);
+                exec_child(path, argv, sv[1], parent);
         close(sv[1]);
         rep.fd = sv[0];
         rep.pid = pid;

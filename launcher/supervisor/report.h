@@ -1,5 +1,6 @@
 /* The launcher's end of the status reporter: in a Pod with in-cluster credentials it spawns
- * virt-launcher-reporter (before the sandbox goes on) and hands it every status document. */
+ * virt-launcher-reporter (before the sandbox goes on) and hands it every status document; the reporter
+ * in turn watches the VMI and talks back only through the control socket. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -11,9 +12,11 @@
 
 /* POD_NAME, POD_NAMESPACE and KUBERNETES_SERVICE_HOST/PORT are all set. */
 bool report_wanted(void);
-/* Spawns the reporter when report_wanted(); 0 (nothing to do) otherwise. Must run before the seccomp
- * filter (it forks and execs). Registers report_finish() with atexit(). */
-int report_start(kv_error *err);
+/* Spawns the reporter when report_wanted(); 0 (nothing to do) otherwise. vmi_name and control_socket
+ * (both or neither): the reporter also watches that VMI and forwards its changes to the control socket
+ * (docs/cluster-live-ops.md). Must run before the seccomp filter (it forks and execs). Registers
+ * report_finish() with atexit(). */
+int report_start(const char *vmi_name, const char *control_socket, kv_error *err);
 /* Queues one status document (not NUL-terminated, len bytes) for the reporter without blocking; a
  * document the reporter cannot take yet is kept and replaced by the next one. No-op when not started. */
 void report_publish(const char *text, size_t len);

@@ -1,6 +1,9 @@
 /* virt-launcher-reporter: patches the launcher's status onto its own Pod as the annotation
- * kvlite.io/launcher-status. A separate process (privilege separation): the sandboxed launcher never
- * opens a network socket nor maps libcurl; this one holds no capabilities and only talks to the API. */
+ * kvlite.io/launcher-status, and (with --vmi) watches the launcher's VMI and forwards spec changes and
+ * migration requests to the launcher's control socket (docs/cluster-live-ops.md). A separate process
+ * (privilege separation): the sandboxed launcher never opens a network socket nor maps libcurl; this one
+ * holds no capabilities and only talks to the API and to the control socket. One poll loop (curl multi
+ * + its stdin + the control socket), no threads. */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -16,9 +19,12 @@
 #include "api.h"
 #include "client.h"
 #include "config.h"
+#include "ctl-link.h"
 #include "log.h"
 #include "macro.h"
 #include "sandbox.h"
+#include "vmifwd.h"
+#include "vmiwatch.h"
 
 #define ANNOTATION "kvlite.io/launcher-status"
 #define MAX_DOC 65536
@@ -28,9 +34,11 @@
  * 5 s for this process to exit). */
 #define FINAL_DEADLINE_MS 4000
 #define REQUEST_TIMEOUT_MS 3000
+#define CONTROL_LINE_MAX (64 * 1024) /* the launcher's CTL_LINE_MAX (control.h) */
+#define IDLE_POLL_MS 60000
 
 static const char usage[] =
-    "Usage: virt-launcher-reporter [--parent PID]\n"
+    "Usage: virt-launcher-reporter [--parent PID] [--vmi NAME --control-socket PATH]\n"
     "\n"
     "Started by virt-launcher in a Pod: reads status documents (one per SOCK_SEQPACKET message) on\n"
     "stdin and merge-patches the latest onto the Pod $POD_NAMESPACE/$POD_NAME as the annotation\n"
@@ -39,11 +47,22 @@ static const char usage[] =
     "Failed patches are retried with backoff; only the latest status is kept. Exits when stdin closes\n"
     "(after delivering the last status) or when the parent PID dies.\n"
     "\n"
-    "Options:\n"
-    "  --parent PID   exit (SIGKILL via PR_SET_PDEATHSIG) when process PID, the launcher, dies\n"
-    "  -h, --help     this text\n"
+    "With --vmi it also lists and watches the VirtualMachineInstance NAME of $POD_NAMESPACE and, while\n"
+    "the launcher's status says Running, forwards to its control socket: a spec that differs from the\n"
+    "last one forwarded as `apply` (the first one too: the launcher diffs it against the spec it booted\n"
+    "from); status.migrationState naming this Pod as sourcePod, with a targetNodeAddress, as `migrate`\n"
+    "to tcp:ADDRESS:49152 with the disks mirrored to ADDRESS:49153 (once per migrationUid); and\n"
+    "abortRequested for the running migration as `migrate-cancel`. Replies are logged.\n"
+    "$KVLITE_MIGRATION_PORTS=PORT,NBDPORT replaces 49152,49153 (tests with several targets on one host).\n"
     "\n"
-    "Exit codes: 0 done, 1 the last status could not be delivered, 2 usage, 3 no in-cluster config.\n";
+    "Options:\n"
+    "  --parent PID           exit (SIGKILL via PR_SET_PDEATHSIG) when process PID, the launcher, dies\n"
+    "  --vmi NAME             the launcher's VMI, to watch (needs --control-socket)\n"
+    "  --control-socket PATH  the launcher's control socket (<run-dir>/control.sock)\n"
+    "  -h, --help             this text\n"
+    "\n"
+    "Exit codes: 0 done, 1 the last status could not be delivered, 2 usage (also a bad\n"
+    "$KVLITE_MIGRATION_PORTS), 3 no in-cluster config.\n";
 
 typedef struct reporter {
         kube_client *client;
@@ -52,6 +71,16 @@ typedef struct reporter {
         unsigned attempt;
         int64_t next_try, give_up; /* monotonic ms; give_up set once stdin closed */
         bool eof;
+        /* --vmi: the watch and what it forwards (multi NULL: status only) */
+        const char *vmi_name;
+        CURLM *multi;
+        vmiwatch watch;
+        ctl_link link;
+        cJSON *vmi;      /* the VMI as last seen; NULL: not (yet) found */
+        cJSON *launcher; /* the launcher's last status document */
+        fwd_state fwd;
+        fwd_request inflight; /* kind FWD_NONE: nothing awaits a reply */
+        int inflight_id, next_id;
 } reporter;
 
 static int64_t now_ms(void)
@@ -83,6 +112,11 @@ static void drain(reporter *r)
                 char *doc = strndup(buf, (size_t)n);
                 if (!doc)
                         continue;
+                cJSON *parsed = r->multi ? cJSON_ParseWithLength(buf, (size_t)n) : NULL;
+                if (parsed) { /* what the forwarding decisions read (phase, migrationState) */
+                        cJSON_Delete(r->launcher);
+                        r->launcher = parsed;
+                }
                 free(r->pending);
                 r->pending = doc;
                 r->attempt = 0;
@@ -116,6 +150,102 @@ static void try_deliver(reporter *r)
         r->next_try = now_ms() + delay;
 }
 
+/* ---- the VMI watch and the control socket ----------------------------------------------------- */
+
+static void on_vmi(cJSON *vmi, void *ud)
+{
+        reporter *r = ud;
+        if (!vmi && r->vmi)
+                log_warning("VMI %s/%s is gone from the API", r->ns, r->vmi_name);
+        cJSON_Delete(r->vmi);
+        r->vmi = vmi;
+}
+
+static void drop_inflight(reporter *r)
+{
+        fwd_request_free(&r->inflight);
+        r->inflight_id = 0;
+}
+
+static void on_reply(const cJSON *reply, void *ud)
+{
+        reporter *r = ud;
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(reply, "id");
+        if (r->inflight.kind == FWD_NONE || !cJSON_IsNumber(id) || id->valueint != r->inflight_id)
+                return; /* not ours, or not JSON */
+        const char *what = fwd_kind_name(r->inflight.kind);
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")))
+                log_info("launcher: %s done", what);
+        else {
+                const char *why = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(reply, "error"));
+                log_warning("launcher: %s refused: %s", what, why ? why : "(no reason)");
+        }
+        fwd_commit(&r->fwd, &r->inflight);
+        drop_inflight(r);
+}
+
+/* One request at a time: the next decision is taken once the launcher answered the previous one. */
+static void forward(reporter *r)
+{
+        if (!ctl_link_up(&r->link) || r->inflight.kind != FWD_NONE)
+                return;
+        fwd_request req;
+        if (fwd_next(&r->fwd, r->vmi, r->launcher, r->pod, &req) <= 0)
+                return;
+        cJSON_AddNumberToObject(req.req, "id", ++r->next_id);
+        _cleanup_free_ char *line = cJSON_PrintUnformatted(req.req);
+        const char *what = fwd_kind_name(req.kind);
+        if (!line || strlen(line) >= CONTROL_LINE_MAX || ctl_link_send(&r->link, line) < 0) {
+                log_error("%s not forwarded: %s", what,
+                          line ? "the request exceeds the control socket's 64 KiB line" : "out of memory");
+                fwd_commit(&r->fwd, &req); /* the same input would fail the same way */
+                fwd_request_free(&req);
+                return;
+        }
+        log_info("forwarding %s%s%s to the launcher", what, req.uid[0] ? " of migration " : "", req.uid);
+        r->inflight = req;
+        r->inflight_id = r->next_id;
+}
+
+static int min_timeout(int a, long b)
+{
+        if (b < 0)
+                return a;
+        return a < 0 || b < a ? (int)b : a;
+}
+
+static void watch_and_wait(reporter *r, int timeout)
+{
+        int64_t now = now_ms();
+        timeout = min_timeout(timeout, vmiwatch_tick(&r->watch, now));
+        timeout = min_timeout(timeout, ctl_link_tick(&r->link, now));
+        forward(r);
+        struct curl_waitfd fds[2] = {{.fd = STDIN_FILENO, .events = CURL_WAIT_POLLIN}};
+        unsigned n = 1;
+        if (ctl_link_up(&r->link)) {
+                short ev = ctl_link_events(&r->link);
+                fds[n++] = (struct curl_waitfd){
+                    .fd = r->link.fd,
+                    .events = (short)(CURL_WAIT_POLLIN | (ev & POLLOUT ? CURL_WAIT_POLLOUT : 0))};
+        }
+        curl_multi_poll(r->multi, fds, n, timeout < 0 ? IDLE_POLL_MS : timeout, NULL);
+        int running;
+        curl_multi_perform(r->multi, &running);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(r->multi, &left)))
+                if (m->msg == CURLMSG_DONE)
+                        vmiwatch_done(&r->watch, m->easy_handle, m->data.result, now_ms());
+        if (n > 1 && fds[1].revents) {
+                short rev = (short)((fds[1].revents & CURL_WAIT_POLLIN ? POLLIN : 0) |
+                                    (fds[1].revents & CURL_WAIT_POLLOUT ? POLLOUT : 0));
+                if (!ctl_link_io(&r->link, rev, now_ms(), on_reply, r))
+                        drop_inflight(r); /* not answered: decided again once reconnected */
+        }
+        if (fds[0].revents)
+                drain(r);
+}
+
 static int run(reporter *r)
 {
         for (;;) {
@@ -139,6 +269,10 @@ static int run(reporter *r)
                                 poll(NULL, 0, timeout); /* sleep: stdin has nothing more to say */
                         continue;
                 }
+                if (r->multi) {
+                        watch_and_wait(r, timeout);
+                        continue;
+                }
                 struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
                 if (poll(&p, 1, timeout) > 0)
                         drain(r);
@@ -154,12 +288,63 @@ static int env_required(const char *name, const char **out)
         return -EINVAL;
 }
 
+/* $KVLITE_MIGRATION_PORTS=PORT,NBDPORT: where targets listen instead of 49152,49153 (tests run several
+ * targets on one host's loopback). */
+static int migration_ports(fwd_state *fwd)
+{
+        const char *v = getenv("KVLITE_MIGRATION_PORTS");
+        if (!v || !*v)
+                return 0;
+        char *end;
+        long a = strtol(v, &end, 10), b = *end == ',' ? strtol(end + 1, &end, 10) : 0;
+        if (*end || a < 1 || a > 65535 || b < 1 || b > 65535) {
+                log_error("KVLITE_MIGRATION_PORTS must be PORT,NBDPORT (1-65535), not \"%s\"", v);
+                return -EINVAL;
+        }
+        fwd->port = (int)a;
+        fwd->nbd_port = (int)b;
+        return 0;
+}
+
+static int start_watch(reporter *r, kube_config *cfg, const char *vmi_name, const char *control_socket)
+{
+        kv_error err = {0};
+        if (migration_ports(&r->fwd) < 0)
+                return -EINVAL;
+        r->vmi_name = vmi_name;
+        ctl_link_init(&r->link, control_socket);
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(r->multi = curl_multi_init()) ||
+            vmiwatch_init(&r->watch, cfg, r->multi, r->ns, vmi_name, on_vmi, r, &err) < 0) {
+                log_error("VMI watch: %s", err.msg[0] ? err.msg : "curl initialisation failed");
+                return -1;
+        }
+        log_info("watching VMI %s/%s; forwarding to %s", r->ns, vmi_name, control_socket);
+        return 0;
+}
+
+static void stop_watch(reporter *r)
+{
+        if (!r->multi)
+                return;
+        vmiwatch_free(&r->watch);
+        curl_multi_cleanup(r->multi);
+        ctl_link_free(&r->link);
+        drop_inflight(r);
+        fwd_state_free(&r->fwd);
+        cJSON_Delete(r->vmi);
+        cJSON_Delete(r->launcher);
+}
+
 int main(int argc, char **argv)
 {
         kv_log_init("virt-launcher-reporter");
-        static const struct option longopts[] = {
-            {"parent", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'}, {0}};
+        static const struct option longopts[] = {{"parent", required_argument, NULL, 'p'},
+                                                 {"vmi", required_argument, NULL, 'v'},
+                                                 {"control-socket", required_argument, NULL, 'c'},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {0}};
         long parent = 0;
+        const char *vmi_name = NULL, *control_socket = NULL;
         int c;
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
                 char *end;
@@ -170,6 +355,21 @@ int main(int argc, char **argv)
                                 fprintf(stderr, "virt-launcher-reporter: --parent: not a PID: %s\n", optarg);
                                 return 2;
                         }
+                        break;
+                case 'v':
+                        if (!*optarg || strlen(optarg) > 253 || strchr(optarg, '/')) {
+                                fprintf(stderr, "virt-launcher-reporter: --vmi: not a VMI name: %s\n", optarg);
+                                return 2;
+                        }
+                        vmi_name = optarg;
+                        break;
+                case 'c':
+                        if (optarg[0] != '/') {
+                                fprintf(stderr, "virt-launcher-reporter: --control-socket: not an absolute path: %s\n",
+                                        optarg);
+                                return 2;
+                        }
+                        control_socket = optarg;
                         break;
                 case 'h':
                         fputs(usage, stdout);
@@ -182,6 +382,12 @@ int main(int argc, char **argv)
         if (optind < argc) {
                 fprintf(stderr, "virt-launcher-reporter: unexpected argument: %s\nTry 'virt-launcher-reporter --help'.\n",
                         argv[optind]);
+                return 2;
+        }
+        if (!vmi_name != !control_socket) {
+                fputs("virt-launcher-reporter: --vmi and --control-socket go together\n"
+                      "Try 'virt-launcher-reporter --help'.\n",
+                      stderr);
                 return 2;
         }
         /* Die with the launcher even if exec cleared the death signal set before it. */
@@ -208,7 +414,15 @@ int main(int argc, char **argv)
         }
         r.client->max_attempts = 1; /* our own loop retries, and keeps reading newer documents meanwhile */
         r.client->timeout_ms = REQUEST_TIMEOUT_MS;
+        int w = vmi_name ? start_watch(&r, &cfg, vmi_name, control_socket) : 0;
+        if (w < 0) {
+                stop_watch(&r);
+                kube_client_free(r.client);
+                kube_config_free(&cfg);
+                return w == -EINVAL ? 2 : 3;
+        }
         int code = run(&r);
+        stop_watch(&r);
         free(r.pending);
         kube_client_free(r.client);
         kube_config_free(&cfg);

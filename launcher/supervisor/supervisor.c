@@ -130,6 +130,10 @@ static void on_qmp_event(qmp *q, const cJSON *event, void *userdata)
                 /* Also the first boot of a startStrategy: Paused guest. */
                 status_set_condition(s->st, COND_READY, true, true, "", "");
                 set_paused(s, false, NULL);
+        } else if (strcmp(name, "MIGRATION") == 0) {
+                const char *mstatus = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "status"));
+                log_info("qemu: MIGRATION %s", mstatus ? mstatus : "?");
+                liveops_on_migration_event(s, data);
         } else {
                 log_info("qemu: %s", name);
         }

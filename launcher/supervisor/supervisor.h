@@ -43,6 +43,10 @@ typedef struct sup_config {
          * Scheduled) until migration-target-finish; "defer" waits for migration-target, a URI listens at
          * once (default migration configuration, no disk mirroring). NULL: a normal boot. */
         const char *incoming;
+        /* --incoming-nbd: with an --incoming URI, the local writable disks are exported there for the
+         * source's mirror (nbd_port 0: none). */
+        const char *incoming_nbd_host;
+        int incoming_nbd_port;
         struct vmi **vmi; /* the running spec (launch.c owns it; `apply` replaces it) */
         const struct launcher_paths *paths; /* to prepare the volumes an `apply` adds */
 } sup_config;
@@ -73,7 +77,7 @@ typedef struct supervisor {
         bool stop_requested;
         struct timespec stop_time; /* when the stop was first requested */
         char shutdown_reason[64];  /* from the SHUTDOWN event; "" if none came */
-        char end_reason[64]; /* set by a live operation that ends QEMU on purpose ("migrated"): a clean
+        char end_reason[64]; /* set by a live operation that ends QEMU on purpose ("Migrated"): a clean
                               * exit is then Succeeded with this reason */
         bool shutdown_guest;
 

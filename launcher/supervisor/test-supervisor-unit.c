@@ -1,5 +1,5 @@
 /* Unit tests for the supervisor's pure pieces: the console ring, the status document and its atomic
- * write, the unix socket helpers. */
+ * write, the unix socket helpers, the reporter's forwarding decisions (vmifwd). */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include "ring.h"
 #include "status.h"
 #include "unixsock.h"
+#include "vmifwd.h"
 
 static void collect(const ring *r, char *out)
 {
@@ -127,8 +128,100 @@ static void test_unix_socket(void)
         rmdir(dir);
 }
 
+/* Decides on vmi_json with the launcher's status launcher_json; returns the request's kind and prints
+ * the request (without id) into out. */
+static fwd_kind decide(fwd_state *st, const char *vmi_json, const char *launcher_json, char *out, size_t size,
+                       bool commit)
+{
+        cJSON *v = vmi_json ? cJSON_Parse(vmi_json) : NULL, *l = launcher_json ? cJSON_Parse(launcher_json) : NULL;
+        fwd_request req;
+        out[0] = '\0';
+        int r = fwd_next(st, v, l, "pod-a", &req);
+        cJSON_Delete(v);
+        cJSON_Delete(l);
+        if (r <= 0)
+                return FWD_NONE;
+        _cleanup_free_ char *text = cJSON_PrintUnformatted(req.req);
+        snprintf(out, size, "%s", text);
+        fwd_kind kind = req.kind;
+        if (commit)
+                fwd_commit(st, &req);
+        fwd_request_free(&req);
+        return kind;
+}
+
+static void test_fwd(void)
+{
+        fwd_state st = {0};
+        char out[4096];
+        const char *running = "{\"phase\":\"Running\"}";
+        const char *vmi = "{\"metadata\":{\"name\":\"v\",\"managedFields\":[1]},\"spec\":{\"a\":1,\"b\":2},"
+                          "\"status\":{\"phase\":\"Running\"}}";
+        /* nothing before the launcher runs (a migration target is Scheduled), nor without a VMI */
+        assert(decide(&st, vmi, "{\"phase\":\"Scheduled\"}", out, sizeof(out), true) == FWD_NONE);
+        assert(decide(&st, vmi, NULL, out, sizeof(out), true) == FWD_NONE);
+        assert(decide(&st, NULL, running, out, sizeof(out), true) == FWD_NONE);
+        assert(decide(&st, "[1]", running, out, sizeof(out), true) == FWD_NONE);
+        /* the first spec goes (the launcher diffs it against its boot spec), without status/managedFields */
+        assert(decide(&st, vmi, running, out, sizeof(out), true) == FWD_APPLY);
+        assert(!strcmp(out, "{\"cmd\":\"apply\",\"args\":{\"vmi\":{\"metadata\":{\"name\":\"v\"},"
+                            "\"spec\":{\"a\":1,\"b\":2}}}}"));
+        /* the same spec, in another key order, is not sent again; a changed one is */
+        assert(decide(&st, "{\"spec\":{\"b\":2,\"a\":1}}", running, out, sizeof(out), true) == FWD_NONE);
+        assert(decide(&st, "{\"spec\":{\"a\":1,\"b\":3}}", running, out, sizeof(out), false) == FWD_APPLY);
+        assert(decide(&st, "{\"spec\":{\"a\":1,\"b\":3}}", running, out, sizeof(out), true) == FWD_APPLY);
+        assert(decide(&st, "{\"spec\":{\"a\":1,\"b\":3}}", running, out, sizeof(out), true) == FWD_NONE);
+
+        /* migration start: ours (sourcePod), with an address, not ended; once per migrationUid */
+        const char *mig = "{\"spec\":{\"a\":1,\"b\":3},\"status\":{\"migrationState\":{\"migrationUid\":\"u1\","
+                          "\"sourcePod\":\"pod-a\",\"targetNodeAddress\":\"10.1.2.3\"}}}";
+        assert(decide(&st, mig, running, out, sizeof(out), true) == FWD_MIGRATE);
+        assert(!strcmp(out, "{\"cmd\":\"migrate\",\"args\":{\"uri\":\"tcp:10.1.2.3:49152\",\"nbdHost\":"
+                            "\"10.1.2.3\",\"nbdPort\":49153,\"migrationUid\":\"u1\"}}"));
+        assert(decide(&st, mig, running, out, sizeof(out), true) == FWD_NONE);
+        /* the launcher's status names the uid (a restarted reporter): not again either */
+        fwd_state fresh = {.spec = cJSON_Parse("{\"a\":1,\"b\":3}")};
+        const char *lmig = "{\"phase\":\"Running\",\"migrationState\":{\"migrationUid\":\"u1\"}}";
+        assert(decide(&fresh, mig, lmig, out, sizeof(out), true) == FWD_NONE);
+        /* ... and, while it runs, no apply: a spec change waits for the end */
+        assert(decide(&fresh, "{\"spec\":{\"c\":1}}", lmig, out, sizeof(out), true) == FWD_NONE);
+        fwd_state_free(&fresh);
+        const char *other_pod = "{\"status\":{\"migrationState\":{\"migrationUid\":\"u2\",\"sourcePod\":\"pod-b\","
+                                "\"targetNodeAddress\":\"10.1.2.3\"}},\"spec\":{\"a\":1,\"b\":3}}";
+        assert(decide(&st, other_pod, running, out, sizeof(out), true) == FWD_NONE);
+        const char *bad[] = {
+            "{\"status\":{\"migrationState\":{\"migrationUid\":\"u3\",\"sourcePod\":\"pod-a\"}}}",
+            "{\"status\":{\"migrationState\":{\"migrationUid\":\"u3\",\"sourcePod\":\"pod-a\",\"targetNodeAddress\":"
+            "\"1.2.3.4,x=y\"}}}",
+            "{\"status\":{\"migrationState\":{\"migrationUid\":3,\"sourcePod\":\"pod-a\",\"targetNodeAddress\":\"h\"}}}",
+            "{\"status\":{\"migrationState\":{\"migrationUid\":\"u3\",\"sourcePod\":\"pod-a\",\"targetNodeAddress\":"
+            "\"h\",\"completed\":true}}}",
+            "{\"status\":{\"migrationState\":{\"migrationUid\":\"u3\",\"sourcePod\":\"pod-a\",\"targetNodeAddress\":"
+            "\"h\",\"abortRequested\":true}}}",
+            "{\"status\":{\"migrationState\":[]}}",
+            "{\"status\":7}",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert(decide(&st, bad[i], running, out, sizeof(out), false) == FWD_NONE);
+        /* IPv6: brackets in the URI only */
+        const char *v6 = "{\"status\":{\"migrationState\":{\"migrationUid\":\"u4\",\"sourcePod\":\"pod-a\","
+                         "\"targetNodeAddress\":\"fd00::5\"}}}";
+        assert(decide(&st, v6, running, out, sizeof(out), false) == FWD_MIGRATE);
+        assert(strstr(out, "\"uri\":\"tcp:[fd00::5]:49152\",\"nbdHost\":\"fd00::5\""));
+
+        /* abort: for the migration the launcher runs, once */
+        const char *abort = "{\"status\":{\"migrationState\":{\"migrationUid\":\"u1\",\"sourcePod\":\"pod-a\","
+                            "\"targetNodeAddress\":\"10.1.2.3\",\"abortRequested\":true}}}";
+        assert(decide(&st, abort, running, out, sizeof(out), true) == FWD_NONE); /* launcher not migrating */
+        assert(decide(&st, abort, lmig, out, sizeof(out), true) == FWD_CANCEL);
+        assert(!strcmp(out, "{\"cmd\":\"migrate-cancel\"}"));
+        assert(decide(&st, abort, lmig, out, sizeof(out), true) == FWD_NONE);
+        fwd_state_free(&st);
+}
+
 int main(void)
 {
+        test_fwd();
         test_ring();
         test_status();
         test_unix_socket();

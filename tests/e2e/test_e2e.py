@@ -3,7 +3,7 @@
 # stand-in → virt-launcher → QEMU (TCG) boots the test guest. Every Pod gets its own network namespace from the
 # kubelet stand-in (--pod-cidr), its veth on a bridge in a node netns made here, so virt-launcher runs with
 # --pod-network as in a cluster and nothing touches the machine's own namespace.
-# Usage: test_e2e.py [vmi|vm_always|vm_halted|kernelboot_secret|pod_network]
+# Usage: test_e2e.py [vmi|vm_always|vm_halted|kernelboot_secret|pod_network|migration|hotplug]
 import ipaddress
 import json
 import os
@@ -284,8 +284,9 @@ def test_vm_halted(env):
     wait_for("Pods gone", lambda: env.srv.api.items(POD_PATH % "default") == [], timeout=30, interval=0.5)
 
 
-def kernelboot_vmi_yaml(name, kernel_args, devices_and_rest):
-    """A VMI booting the test guest's kernelBoot image; devices_and_rest goes under spec.domain.devices."""
+def kernelboot_vmi_yaml(name, kernel_args, devices_and_rest, domain_extra=""):
+    """A VMI booting the test guest's kernelBoot image; devices_and_rest goes under spec.domain.devices,
+    domain_extra (indented 4) under spec.domain."""
     return """apiVersion: kubevirt.io/v1
 kind: VirtualMachineInstance
 metadata: {name: %s}
@@ -297,8 +298,8 @@ spec:
       kernelBoot:
         kernelArgs: %s
         container: {image: %s, kernelPath: /boot/vmlinuz, initrdPath: /boot/initrd.img}
-    devices:
-%s""" % (name, kernel_args, os.path.join(GUEST, "kernelboot"), devices_and_rest)
+%s    devices:
+%s""" % (name, kernel_args, os.path.join(GUEST, "kernelboot"), domain_extra, devices_and_rest)
 
 
 def test_kernelboot_secret(env):
@@ -356,13 +357,106 @@ def test_pod_network(env):
         wait_for("QEMU gone", lambda: not alive(qemu), timeout=10)
 
 
+POD_NIC = """\
+      interfaces: [{name: default, masquerade: {}}]
+  networks: [{name: default, pod: {}}]
+"""
+
+
+def cnt_values(data):
+    """The guest's counter values (`CNT <n> …` lines) in a serial log."""
+    out = []
+    for line in data.decode(errors="replace").splitlines():
+        i = line.find("CNT ")
+        if i >= 0 and line[i + 4:].split(" ", 1)[0].isdigit():
+            out.append(int(line[i + 4:].split(" ", 1)[0]))
+    return out
+
+
+def kubectl_json(env, *args):
+    return json.loads(env.kubectl(*args, "-o", "json"))
+
+
+def test_migration(env):
+    """kubectl create -f vmim.yaml moves a running guest to a new launcher Pod: the VMIM Succeeded, the VMI's
+    migrationState completed, the source Pod Completed and the target Running, the guest's counter continues in
+    the target's serial log (which never saw a boot), and the guest answers HTTP on the VMI's new IP."""
+    env.kubectl("apply", "-f", "-", input=kernelboot_vmi_yaml("e2e-mig", "console=ttyS0 http=8080", POD_NIC))
+    vmi, src, qemu = env.wait_running("e2e-mig")
+    src_serial = os.path.join(env.kubelet.run_dir(src), "serial.log")
+    wait_for("the guest's page on the source Pod IP", lambda: env.kubelet.in_node(
+        "curl", "-s", "--max-time", "3", "http://%s:8080/" % src["status"]["podIP"]).stdout.strip(), timeout=30,
+        interval=0.5)
+    wait_for("counter on the source", lambda: cnt_values(_read(src_serial)), timeout=20, interval=0.5)
+    out = env.kubectl("create", "-f", "-", input="apiVersion: kubevirt.io/v1\nkind: VirtualMachineInstanceMigration\n"
+                      "metadata: {name: e2e-mig-job}\nspec: {vmiName: e2e-mig}\n")
+    assert "created" in out, out
+    m = wait_for("VMIM Succeeded or Failed", lambda: (lambda m: m if (m.get("status") or {}).get("phase") in (
+        "Succeeded", "Failed") else None)(kubectl_json(env, "get", "vmim", "e2e-mig-job")), timeout=150, interval=1)
+    assert m["status"]["phase"] == "Succeeded", m["status"]
+    row = env.kubectl("get", "vmim", "e2e-mig-job", "--no-headers").split()
+    assert row[:3] == ["e2e-mig-job", "Succeeded", "e2e-mig"], row
+    st = kubectl_json(env, "get", "vmi", "e2e-mig")["status"]
+    ms = st["migrationState"]
+    assert ms["completed"] and not ms["failed"] and ms["sourcePod"] == src["metadata"]["name"], ms
+    pods = {p["metadata"]["name"]: p for p in env.srv.api.pods_of(vmi)}
+    target = pods[ms["targetPod"]]
+    assert target["metadata"]["labels"]["kubevirt.io/migrationJobUID"] == m["metadata"]["uid"]
+    assert target["status"]["podIP"] != src["status"]["podIP"]
+    rows = {r.split()[0]: r.split() for r in env.kubectl("get", "pods", "--no-headers").splitlines()}
+    wait_for("source Pod Completed", lambda: env.kubectl("get", "pod", src["metadata"]["name"], "--no-headers").split()[2]
+             == "Completed", timeout=30, interval=0.5)
+    assert rows[ms["targetPod"]][2] == "Running", rows
+    # the VMI is served by the target now
+    row = env.vmi_row("e2e-mig")
+    assert row[2] == "Running" and row[3] == target["status"]["podIP"] and row[5] == "True", row
+    assert st["activePods"] == {target["metadata"]["uid"]: NODE}, st.get("activePods")
+    # the same guest: its counter goes on in the target's serial log, which has never seen a boot
+    tgt_serial = os.path.join(env.kubelet.run_dir(target), "serial.log")
+    last_src = cnt_values(_read(src_serial))[-1]
+    got = wait_for("counter on the target", lambda: cnt_values(_read(tgt_serial)), timeout=20, interval=0.5)
+    assert last_src < got[0] <= last_src + 20, (last_src, got[:3])
+    assert b"KVGUEST READY" not in _read(tgt_serial), "the target booted a guest of its own"
+    page = wait_for("the guest's page on the VMI's new IP", lambda: (lambda r: r.returncode == 0 and r.stdout.strip())(
+        env.kubelet.in_node("curl", "-s", "--max-time", "3", "http://%s:8080/" % target["status"]["podIP"])),
+        timeout=30, interval=0.5)
+    assert page.startswith("kvguest"), page
+    if qemu:
+        wait_for("the source QEMU gone", lambda: not alive(qemu), timeout=20)
+    tst = json.loads(_read(os.path.join(env.kubelet.run_dir(target), "status.json")) or b"{}")
+    if tst.get("qemuPid"):
+        env.qemu_pids.add(tst["qemuPid"])
+    env.kubectl("delete", "vmi", "e2e-mig", "--timeout=60s")
+    wait_for("Pods gone", lambda: env.srv.api.items(POD_PATH % "default") == [], timeout=30, interval=0.3)
+    env.kubectl("delete", "vmim", "e2e-mig-job", "--timeout=30s")
+
+
+def test_hotplug(env):
+    """A VMI spec edited with kubectl reaches the running guest: the launcher's reporter watches the VMI and
+    applies the change (a second vCPU socket, onlined by the guest)."""
+    env.kubectl("apply", "-f", "-", input=kernelboot_vmi_yaml("e2e-hp", "console=ttyS0", POD_NIC,
+                                                             "    cpu: {sockets: 1, maxSockets: 2}\n"))
+    vmi, pod, qemu = env.wait_running("e2e-hp")
+    serial = os.path.join(env.kubelet.run_dir(pod), "serial.log")
+    wait_for("one vCPU", lambda: b"cpus=0 " in _read(serial), timeout=30, interval=0.5)
+    env.kubectl("patch", "vmi", "e2e-hp", "--type=merge", "-p", '{"spec":{"domain":{"cpu":{"sockets":2}}}}')
+    wait_for("the second vCPU online in the guest", lambda: b"cpus=0-1 " in _read(serial), timeout=60, interval=0.5)
+    st = kubectl_json(env, "get", "vmi", "e2e-hp")["status"]
+    assert st["phase"] == "Running" and not any(c["type"] == "RestartRequired" and c["status"] == "True"
+                                                for c in st.get("conditions") or []), st
+    env.kubectl("delete", "vmi", "e2e-hp", "--timeout=60s")
+    if qemu:
+        wait_for("QEMU gone", lambda: not alive(qemu), timeout=10)
+
+
 def netns_names():
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
 TESTS = {"vmi": test_vmi, "vm_always": test_vm_always, "vm_halted": test_vm_halted,
-         "kernelboot_secret": test_kernelboot_secret, "pod_network": test_pod_network}
+         "kernelboot_secret": test_kernelboot_secret, "pod_network": test_pod_network,
+         "migration": test_migration, "hotplug": test_hotplug}
 
 if __name__ == "__main__":
     if not os.path.exists(os.path.join(GUEST, "containerdisk", "disk")):

@@ -70,8 +70,10 @@ def main():
                  "ServiceAccount"):
         check(kind in kinds, "crds/ has a " + kind)
     role = next(d for d in docs if d["kind"] == "Role")
-    check(role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}],
-          "the launcher may only get and patch pods", role["rules"])
+    check(role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]},
+                            {"apiGroups": ["kubevirt.io"], "resources": ["virtualmachineinstances"],
+                             "verbs": ["get", "list", "watch"]}],
+          "the launcher may only get and patch pods, and read and watch VMIs", role["rules"])
     if not find_kubectl():
         print("ok - no kubectl: dry-run skipped")
         return

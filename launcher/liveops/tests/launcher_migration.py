@@ -2,21 +2,27 @@
 """Launcher-to-launcher live migration (issue 6): launcher A runs the test guest (counter on the console,
 DISKCNT written to its local PVC disk), launcher B is started with --incoming defer on the same VMI.
 First a cancelled migration to a target C (A keeps running, C fails cleanly), then B migration-target
-(unix socket + NBD for the local disk) → A migrate → A ends Succeeded/"migrated" → B
-migration-target-finish → B Running, the counter continuing, the disk content there. Both status files
-carry KubeVirt's migrationState."""
+(unix socket + NBD for the local disk) → A migrate → A ends Succeeded/"Migrated" → B finishes by
+itself (Running; migration-target-finish then answers at once) → the counter continuing, the disk
+content there. Both status files carry KubeVirt's migrationState."""
 import os
 import re
-import socket
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT", "."), "launcher", "supervisor", "tests"))
-from launcherlib import LAUNCHER, Launcher, check, need_guest, vmi  # noqa: E402
+from launcherlib import LAUNCHER, Launcher, check, counters, free_port, need_guest, vmi  # noqa: E402
 
 need_guest()
 r = subprocess.run([LAUNCHER, "--vmi", "/dev/null", "--incoming", "ftp:x"], capture_output=True, text=True)
 check(r.returncode == 2 and "--incoming must be" in r.stderr, f"bad --incoming: exit {r.returncode}")
+for bad, why in ((["--incoming", "tcp:127.0.0.1:1", "--incoming-nbd", "127.0.0.1"], "--incoming-nbd must be"),
+                 (["--incoming", "tcp:127.0.0.1:1", "--incoming-nbd", "127.0.0.1:65536"], "--incoming-nbd must be"),
+                 (["--incoming", "tcp:127.0.0.1:1", "--incoming-nbd", "a,b:1"], "--incoming-nbd must be"),
+                 (["--incoming", "defer", "--incoming-nbd", "127.0.0.1:1"], "--incoming-nbd needs"),
+                 (["--incoming-nbd", "127.0.0.1:1"], "--incoming-nbd needs")):
+    r = subprocess.run([LAUNCHER, "--vmi", "/dev/null", *bad], capture_output=True, text=True)
+    check(r.returncode == 2 and why in r.stderr, f"{bad}: exit {r.returncode}, {r.stderr.strip()!r}")
 DISK_MIB = 16
 PATTERN = b"KVLITE-MIGRATION-PATTERN"
 PATTERN_OFF = 64 * 512
@@ -37,16 +43,6 @@ def sector0(root):
     with open(os.path.join(root, "data", "disk.img"), "rb") as f:
         m = re.match(rb"DISKCNT (\d+)", f.read(512))
     return int(m.group(1)) if m else -1
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def counters(text):
-    return [int(n) for n in re.findall(r"CNT (\d+) cpus=", text)]
 
 
 m = vmi("mig", "diskw=vda", grace=5,
@@ -98,17 +94,18 @@ try:
     rc = A.wait_exit(30)
     st = A.status()
     ready = [c for c in st.get("conditions", []) if c["type"] == "Ready"]
-    check(rc == 0 and st.get("phase") == "Succeeded" and st.get("reason") == "migrated" and
-          ready and ready[0]["message"] == "migrated",
+    check(rc == 0 and st.get("phase") == "Succeeded" and st.get("reason") == "Migrated" and
+          ready and ready[0]["message"] == "Migrated",
           f"A exited {rc}: phase {st.get('phase')}, reason {st.get('reason')!r}, Ready {ready}", A)
     ms = st["migrationState"]
     check(ms["completed"] and not ms["failed"] and ms["mode"] == "PreCopy" and ms["endTimestamp"] and
           ms["sourceNode"] and ms["targetNodeAddress"].startswith("unix:"), f"A's migrationState {ms}", A)
     last_a = counters(A.serial())[-1]
     disk_a = sector0(roots[0])
+    B.wait_phase("Running", 10)  # by itself, on QEMU's MIGRATION completed event
     rc, reply = B.ctl("migration-target-finish")
-    check(rc == 0 and reply["ok"], f"B migration-target-finish: {reply}", B)
-    B.wait_phase("Running", 10)
+    check(rc == 0 and reply["ok"] and reply["migrationState"]["completed"],
+          f"B migration-target-finish answers at once once finished: {reply}", B)
     check(B.condition("Ready")["status"] == "True" and B.status()["migrationState"]["completed"],
           "B Running, Ready, migrationState completed", B)
     B.wait(lambda: len(counters(B.serial())) >= 3, 20, "counter on B's console")

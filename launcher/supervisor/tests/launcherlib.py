@@ -38,6 +38,18 @@ def vmi(name, kernel_args="", grace=5, disks=(), volumes=(), kernel_boot=True, *
             "metadata": {"name": name, "namespace": "kvtest", "uid": "uid-" + name}, "spec": body}
 
 
+def free_port():
+    """A free TCP port on 127.0.0.1 (for migration targets)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def counters(text):
+    """The test guest's counter values (its `CNT n cpus=...` lines) in text."""
+    return [int(n) for n in re.findall(r"CNT (\d+) cpus=", text)]
+
+
 def _kill_strays(marker):
     """Any process whose command line mentions our temp dir is ours (QEMU's argv has run-dir paths)."""
     for pid in os.listdir("/proc"):
@@ -70,7 +82,7 @@ def proc_status(pid):
 
 class Launcher:
     def __init__(self, manifest, accel="tcg", args=(), run_dir=True, manifest_text=None, via_env=False,
-                 prefix=(), via_stdin=False):
+                 prefix=(), via_stdin=False, env_extra=None):
         self.dir = tempfile.mkdtemp(prefix="kv-lt-")
         self.run_dir = os.path.join(self.dir, "run")
         self.status_path = os.path.join(self.dir, "status.json")
@@ -79,7 +91,7 @@ class Launcher:
             f.write(manifest_text if manifest_text is not None else json.dumps(manifest))
         self.log_path = os.path.join(self.dir, "launcher.log")
         self.log = open(self.log_path, "wb")
-        env = dict(os.environ)
+        env = dict(os.environ, **(env_extra or {}))
         if via_env:  # the Pod form: the VMI JSON in an environment variable
             env["KVLITE_VMI"] = manifest_text if manifest_text is not None else json.dumps(manifest)
             argv = [LAUNCHER, "--vmi-env", "KVLITE_VMI", "--status-file", self.status_path]

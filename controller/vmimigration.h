@@ -1,0 +1,28 @@
+/* The migration view of a VMI (pure): which of its Pods speaks for it — the source until the migration
+ * completed, then the target (docs/cluster-live-ops.md) — and the status.migrationState that the Pods and
+ * their launchers' reports imply. Used by the VMI status (vmistatus.c) and the VMIM reconciler. */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+#include "podrender.h"
+
+typedef struct vmi_migration_view {
+        const cJSON *active; /* the Pod the VMI's status comes from (points into pods), NULL = none */
+        cJSON *state;        /* the new status.migrationState (owned), NULL = none */
+        bool hold;           /* the source handed over, the target has not reported yet: keep the status */
+        bool lost;           /* the source handed over and the target failed: the guest is gone */
+        char reason[512];    /* failureReason when this observation failed the migration */
+} vmi_migration_view;
+
+/* pods: a JSON array of the VMI's Pods (source, targets, leftovers). Free with vmi_migration_view_free. */
+void vmi_migration_observe(const cJSON *vmi, const cJSON *pods, const char *now, vmi_migration_view *v);
+void vmi_migration_view_free(vmi_migration_view *v);
+/* status.migrationState with a migrationUid, neither completed nor failed. */
+bool migration_in_flight(const cJSON *ms);
+/* The Pod's kvlite.io/launcher-status annotation parsed, or NULL. */
+cJSON *pod_launcher_status(const cJSON *pod);
+/* The migration a Pod is the target of (its kubevirt.io/migrationJobUID label), or NULL. */
+const char *pod_migration_uid(const cJSON *pod);
+bool pod_is_final(const cJSON *pod);

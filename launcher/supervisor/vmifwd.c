@@ -1,0 +1,136 @@
+/* vmifwd: the reporter's VMI → control request decisions; see vmifwd.h. */
+#include "vmifwd.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "migration-ports.h"
+
+static const char *str_at(const cJSON *o, const char *key)
+{
+        return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+static bool true_at(const cJSON *o, const char *key)
+{
+        return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+static bool same(const char *a, const char *b)
+{
+        return a && b && !strcmp(a, b);
+}
+
+/* An IP address or a host name: it lands in a QEMU URI and a QMP inet address. */
+static bool address_ok(const char *a)
+{
+        size_t n = a ? strlen(a) : 0;
+        return n > 0 && n < 200 &&
+               strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:-") == n;
+}
+
+static int request(fwd_request *out, fwd_kind kind, const char *cmd, cJSON *args, const char *uid)
+{
+        *out = (fwd_request){.kind = kind, .req = cJSON_CreateObject()};
+        cJSON_AddStringToObject(out->req, "cmd", cmd);
+        if (args)
+                cJSON_AddItemToObject(out->req, "args", args);
+        snprintf(out->uid, sizeof(out->uid), "%s", uid ? uid : "");
+        return 1;
+}
+
+static int migrate_request(const fwd_state *st, fwd_request *out, const char *addr, const char *uid)
+{
+        char uri[256];
+        /* an IPv6 address needs brackets in a URI, not in QMP's inet host */
+        snprintf(uri, sizeof(uri), strchr(addr, ':') ? "tcp:[%s]:%d" : "tcp:%s:%d", addr,
+                 st->port ? st->port : KV_MIGRATION_PORT);
+        cJSON *args = cJSON_CreateObject();
+        cJSON_AddStringToObject(args, "uri", uri);
+        cJSON_AddStringToObject(args, "nbdHost", addr);
+        cJSON_AddNumberToObject(args, "nbdPort", st->nbd_port ? st->nbd_port : KV_MIGRATION_NBD_PORT);
+        cJSON_AddStringToObject(args, "migrationUid", uid);
+        return request(out, FWD_MIGRATE, "migrate", args, uid);
+}
+
+/* The VMI as `apply` wants it: what the launcher reads (its status and the API's bookkeeping would only
+ * take room in the 64 KiB request line). */
+static int apply_request(fwd_request *out, const cJSON *vmi, const cJSON *spec)
+{
+        cJSON *copy = cJSON_Duplicate(vmi, true);
+        cJSON_DeleteItemFromObjectCaseSensitive(copy, "status");
+        cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(copy, "metadata"),
+                                                "managedFields");
+        cJSON *args = cJSON_CreateObject();
+        cJSON_AddItemToObject(args, "vmi", copy);
+        request(out, FWD_APPLY, "apply", args, NULL);
+        out->spec = cJSON_Duplicate(spec, true);
+        return 1;
+}
+
+int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const char *pod, fwd_request *out)
+{
+        *out = (fwd_request){0};
+        if (!cJSON_IsObject(vmi) || !same(str_at(launcher, "phase"), "Running"))
+                return 0; /* a target (Scheduled) or an ending launcher takes none of these */
+        const cJSON *ms = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(vmi, "status"),
+                                                           "migrationState");
+        const cJSON *lms = cJSON_GetObjectItemCaseSensitive(launcher, "migrationState");
+        const char *uid = str_at(ms, "migrationUid");
+        bool uid_ok = uid && *uid && strlen(uid) < FWD_UID_MAX;
+        bool launcher_migrating = cJSON_IsObject(lms) && !true_at(lms, "completed") && !true_at(lms, "failed");
+        bool launcher_has_uid = uid_ok && same(str_at(lms, "migrationUid"), uid);
+
+        if (uid_ok && true_at(ms, "abortRequested") && launcher_has_uid && launcher_migrating &&
+            strcmp(st->cancelled, uid))
+                return request(out, FWD_CANCEL, "migrate-cancel", NULL, uid);
+        const char *addr = str_at(ms, "targetNodeAddress");
+        if (uid_ok && same(str_at(ms, "sourcePod"), pod) && address_ok(addr) && !true_at(ms, "completed") &&
+            !true_at(ms, "failed") && !true_at(ms, "abortRequested") && !launcher_has_uid &&
+            strcmp(st->migrated, uid))
+                return migrate_request(st, out, addr, uid);
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(vmi, "spec");
+        /* No hot-plug under a running migration: the target was started with the spec before it. */
+        if (cJSON_IsObject(spec) && !launcher_migrating && (!st->spec || !cJSON_Compare(st->spec, spec, true)))
+                return apply_request(out, vmi, spec);
+        return 0;
+}
+
+void fwd_commit(fwd_state *st, fwd_request *req)
+{
+        switch (req->kind) {
+        case FWD_APPLY:
+                cJSON_Delete(st->spec);
+                st->spec = req->spec;
+                req->spec = NULL;
+                break;
+        case FWD_MIGRATE:
+                snprintf(st->migrated, sizeof(st->migrated), "%s", req->uid);
+                break;
+        case FWD_CANCEL:
+                snprintf(st->cancelled, sizeof(st->cancelled), "%s", req->uid);
+                break;
+        case FWD_NONE:
+                break;
+        }
+}
+
+void fwd_request_free(fwd_request *req)
+{
+        cJSON_Delete(req->req);
+        cJSON_Delete(req->spec);
+        *req = (fwd_request){0};
+}
+
+void fwd_state_free(fwd_state *st)
+{
+        cJSON_Delete(st->spec);
+        *st = (fwd_state){0};
+}
+
+const char *fwd_kind_name(fwd_kind kind)
+{
+        static const char *const names[] = {"none", "apply", "migrate", "migrate-cancel"};
+        return names[kind];
+}
