@@ -45,6 +45,16 @@ static void stop_watch(kube_informer *inf)
         inf->headers = NULL;
 }
 
+int kube_informer_set_field_selector(kube_informer *inf, const char *field_selector)
+{
+        char *copy = field_selector ? strdup(field_selector) : NULL;
+        if (field_selector && !copy)
+                return -ENOMEM;
+        free(inf->field_selector);
+        inf->field_selector = copy;
+        return 0;
+}
+
 void kube_informer_free(kube_informer *inf)
 {
         stop_watch(inf);
@@ -54,6 +64,7 @@ void kube_informer_free(kube_informer *inf)
                 kube_client_free(inf->client);
         free(inf->ns);
         free(inf->label_selector);
+        free(inf->field_selector);
         free(inf->rv);
 }
 
@@ -126,8 +137,8 @@ static int list_page(kube_informer *inf, const char *cont, strv *listed, char **
         char limit[16];
         snprintf(limit, sizeof(limit), "%u", inf->page_size);
         if (path)
-                q = kube_path_query(path, "labelSelector", inf->label_selector, "limit", limit, "continue",
-                                    cont, NULL);
+                q = kube_path_query(path, "labelSelector", inf->label_selector, "fieldSelector",
+                                    inf->field_selector, "limit", limit, "continue", cont, NULL);
         if (!q)
                 return kv_error_errno(err, ENOMEM, "list %s", inf->res->plural);
         cJSON *list = NULL;
@@ -244,7 +255,7 @@ static int start_watch(kube_informer *inf, kv_error *err)
         if (path)
                 q = kube_path_query(path, "watch", "true", "allowWatchBookmarks", "true", "resourceVersion",
                                     inf->rv, "timeoutSeconds", timeout, "labelSelector", inf->label_selector,
-                                    NULL);
+                                    "fieldSelector", inf->field_selector, NULL);
         if (!q || asprintf(&url, "%s%s", inf->client->cfg->server, q) < 0)
                 return kv_error_errno(err, ENOMEM, "watch %s", inf->res->plural);
         CURL *e = curl_easy_init();

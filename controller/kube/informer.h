@@ -20,6 +20,7 @@ struct kube_informer {
         const kube_resource *res;
         char *ns;             /* NULL = all namespaces */
         char *label_selector; /* NULL = everything */
+        char *field_selector; /* NULL = everything; kube_informer_set_field_selector */
         kube_store store;
         kube_client *client; /* for lists, on the loop thread */
         CURLM *multi;
@@ -44,6 +45,10 @@ struct kube_informer {
 int kube_informer_init(kube_informer *inf, kube_config *cfg, CURLM *multi, const kube_resource *res,
                        const char *ns, const char *label_selector, const kube_store_ops *ops,
                        kube_informer_fn fn, void *ud);
+/* Narrows the list and the watch to objects matching a field selector ("metadata.name=x"), e.g. one
+ * object by name. Call between init and the first tick (the store and the resourceVersion it resumes
+ * from belong to one selector); NULL clears it. Returns 0 or -ENOMEM. */
+int kube_informer_set_field_selector(kube_informer *inf, const char *field_selector);
 void kube_informer_free(kube_informer *inf);
 /* Starts a list or watch when one is due. Returns ms until it next needs a tick (or -1: nothing due). */
 long kube_informer_tick(kube_informer *inf, uint64_t now_ms);

@@ -20,11 +20,11 @@
 #include "client.h"
 #include "config.h"
 #include "ctl-link.h"
+#include "informer.h"
 #include "log.h"
 #include "macro.h"
 #include "sandbox.h"
 #include "vmifwd.h"
-#include "vmiwatch.h"
 
 #define ANNOTATION "kvlite.io/launcher-status"
 #define MAX_DOC 65536
@@ -34,6 +34,7 @@
  * 5 s for this process to exit). */
 #define FINAL_DEADLINE_MS 4000
 #define REQUEST_TIMEOUT_MS 3000
+#define LIST_TIMEOUT_MS 5000 /* the VMI list blocks the loop (and the status patches) while it runs */
 #define CONTROL_LINE_MAX (64 * 1024) /* the launcher's CTL_LINE_MAX (control.h) */
 #define IDLE_POLL_MS 60000
 
@@ -71,12 +72,12 @@ typedef struct reporter {
         unsigned attempt;
         int64_t next_try, give_up; /* monotonic ms; give_up set once stdin closed */
         bool eof;
-        /* --vmi: the watch and what it forwards (multi NULL: status only) */
+        /* --vmi: the informer and what it forwards (multi NULL: status only) */
         const char *vmi_name;
         CURLM *multi;
-        vmiwatch watch;
+        kube_informer watch; /* res NULL until initialised; its store holds the VMI, pruned by fwd_prune */
+        char *vmi_key;       /* "namespace/name" in that store */
         ctl_link link;
-        cJSON *vmi;      /* the VMI as last seen; NULL: not (yet) found */
         cJSON *launcher; /* the launcher's last status document */
         fwd_state fwd;
         fwd_request inflight; /* kind FWD_NONE: nothing awaits a reply */
@@ -152,13 +153,15 @@ static void try_deliver(reporter *r)
 
 /* ---- the VMI watch and the control socket ----------------------------------------------------- */
 
-static void on_vmi(cJSON *vmi, void *ud)
+/* Only logs: the VMI stays in the informer's store (obj is the store's, for the call only), and forward()
+ * reads it from there. */
+static void on_vmi(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
 {
         reporter *r = ud;
-        if (!vmi && r->vmi)
+        (void)inf;
+        (void)obj;
+        if (type == KUBE_DELETED)
                 log_warning("VMI %s/%s is gone from the API", r->ns, r->vmi_name);
-        cJSON_Delete(r->vmi);
-        r->vmi = vmi;
 }
 
 static void drop_inflight(reporter *r)
@@ -190,7 +193,11 @@ static void forward(reporter *r)
         if (!ctl_link_up(&r->link) || r->inflight.kind != FWD_NONE)
                 return;
         fwd_request req;
-        if (fwd_next(&r->fwd, r->vmi, r->launcher, r->pod, &req) <= 0)
+        /* a private parsed copy (NULL: not found yet, or deleted); the store keeps only compact text */
+        cJSON *vmi = kube_store_get(&r->watch.store, r->vmi_key);
+        int due = fwd_next(&r->fwd, vmi, r->launcher, r->pod, &req);
+        cJSON_Delete(vmi);
+        if (due <= 0)
                 return;
         cJSON_AddNumberToObject(req.req, "id", ++r->next_id);
         _cleanup_free_ char *line = cJSON_PrintUnformatted(req.req);
@@ -217,7 +224,7 @@ static int min_timeout(int a, long b)
 static void watch_and_wait(reporter *r, int timeout)
 {
         int64_t now = now_ms();
-        timeout = min_timeout(timeout, vmiwatch_tick(&r->watch, now));
+        timeout = min_timeout(timeout, kube_informer_tick(&r->watch, kube_now_ms()));
         timeout = min_timeout(timeout, ctl_link_tick(&r->link, now));
         forward(r);
         struct curl_waitfd fds[2] = {{.fd = STDIN_FILENO, .events = CURL_WAIT_POLLIN}};
@@ -235,7 +242,7 @@ static void watch_and_wait(reporter *r, int timeout)
         int left;
         while ((m = curl_multi_info_read(r->multi, &left)))
                 if (m->msg == CURLMSG_DONE)
-                        vmiwatch_done(&r->watch, m->easy_handle, m->data.result, now_ms());
+                        kube_informer_transfer_done(&r->watch, m->easy_handle, m->data.result, kube_now_ms());
         if (n > 1 && fds[1].revents) {
                 short rev = (short)((fds[1].revents & CURL_WAIT_POLLIN ? POLLIN : 0) |
                                     (fds[1].revents & CURL_WAIT_POLLOUT ? POLLOUT : 0));
@@ -306,16 +313,40 @@ static int migration_ports(fwd_state *fwd)
         return 0;
 }
 
+/* One informer over the VMI alone (fieldSelector=metadata.name=NAME): the reporter must not see, nor
+ * hold, the other VMIs of its namespace. Its store keeps the VMI cut down by fwd_prune. */
+static int start_informer(reporter *r, kube_config *cfg, const char *vmi_name)
+{
+        static const kube_store_ops ops = {.prune = fwd_prune};
+        _cleanup_free_ char *selector = NULL;
+        if (asprintf(&selector, "metadata.name=%s", vmi_name) < 0) {
+                selector = NULL; /* undefined after a failure */
+                return -ENOMEM;
+        }
+        if (asprintf(&r->vmi_key, "%s/%s", r->ns, vmi_name) < 0) {
+                r->vmi_key = NULL;
+                return -ENOMEM;
+        }
+        if (kube_informer_init(&r->watch, cfg, r->multi, &kube_vmi, r->ns, NULL, &ops, on_vmi, r) < 0 ||
+            kube_informer_set_field_selector(&r->watch, selector) < 0)
+                return -ENOMEM;
+        r->watch.client->max_attempts = 1; /* the informer's backoff retries, without blocking the loop */
+        r->watch.client->timeout_ms = LIST_TIMEOUT_MS;
+        return 0;
+}
+
 static int start_watch(reporter *r, kube_config *cfg, const char *vmi_name, const char *control_socket)
 {
-        kv_error err = {0};
         if (migration_ports(&r->fwd) < 0)
                 return -EINVAL;
         r->vmi_name = vmi_name;
         ctl_link_init(&r->link, control_socket);
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(r->multi = curl_multi_init()) ||
-            vmiwatch_init(&r->watch, cfg, r->multi, r->ns, vmi_name, on_vmi, r, &err) < 0) {
-                log_error("VMI watch: %s", err.msg[0] ? err.msg : "curl initialisation failed");
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(r->multi = curl_multi_init())) {
+                log_error("VMI watch: curl initialisation failed");
+                return -1;
+        }
+        if (start_informer(r, cfg, vmi_name) < 0) {
+                log_error("VMI watch: out of memory");
                 return -1;
         }
         log_info("watching VMI %s/%s; forwarding to %s", r->ns, vmi_name, control_socket);
@@ -326,12 +357,13 @@ static void stop_watch(reporter *r)
 {
         if (!r->multi)
                 return;
-        vmiwatch_free(&r->watch);
+        if (r->watch.res)
+                kube_informer_free(&r->watch);
         curl_multi_cleanup(r->multi);
         ctl_link_free(&r->link);
         drop_inflight(r);
         fwd_state_free(&r->fwd);
-        cJSON_Delete(r->vmi);
+        free(r->vmi_key);
         cJSON_Delete(r->launcher);
 }
 

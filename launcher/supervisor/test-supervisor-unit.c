@@ -219,9 +219,31 @@ static void test_fwd(void)
         fwd_state_free(&st);
 }
 
+/* What the reporter's informer stores: fwd_prune keeps every field fwd_next reads, so a pruned VMI decides
+ * the same. */
+static void test_fwd_prune(void)
+{
+        cJSON *vmi = cJSON_Parse(
+            "{\"metadata\":{\"name\":\"v\",\"managedFields\":[1],\"annotations\":{\"k\":\"x\","
+            "\"kubectl.kubernetes.io/last-applied-configuration\":\"{}\"}},\"spec\":{\"a\":1},\"status\":"
+            "{\"phase\":\"Running\",\"conditions\":[{}],\"migrationState\":{\"migrationUid\":\"u\"}}}");
+        fwd_prune(vmi);
+        _cleanup_free_ char *text = cJSON_PrintUnformatted(vmi);
+        assert(!strcmp(text, "{\"metadata\":{\"name\":\"v\",\"annotations\":{\"k\":\"x\"}},"
+                             "\"spec\":{\"a\":1},\"status\":{\"migrationState\":{\"migrationUid\":\"u\"}}}"));
+        cJSON_Delete(vmi);
+        vmi = cJSON_Parse("{\"metadata\":{\"name\":\"v\"},\"status\":{\"phase\":\"Pending\"}}");
+        fwd_prune(vmi);
+        _cleanup_free_ char *bare = cJSON_PrintUnformatted(vmi);
+        assert(!strcmp(bare, "{\"metadata\":{\"name\":\"v\"}}"));
+        cJSON_Delete(vmi);
+        fwd_prune(NULL);
+}
+
 int main(void)
 {
         test_fwd();
+        test_fwd_prune();
         test_ring();
         test_status();
         test_unix_socket();

@@ -116,6 +116,20 @@ void fwd_commit(fwd_state *st, fwd_request *req)
         }
 }
 
+void fwd_prune(cJSON *vmi)
+{
+        cJSON *md = cJSON_GetObjectItemCaseSensitive(vmi, "metadata");
+        cJSON_DeleteItemFromObjectCaseSensitive(md, "managedFields");
+        cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(md, "annotations"),
+                                                "kubectl.kubernetes.io/last-applied-configuration");
+        /* the rest of the status (conditions, interfaces, volume status) churns and is never read */
+        cJSON *ms = cJSON_DetachItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(vmi, "status"),
+                                                            "migrationState");
+        cJSON_DeleteItemFromObjectCaseSensitive(vmi, "status");
+        if (ms)
+                cJSON_AddItemToObject(cJSON_AddObjectToObject(vmi, "status"), "migrationState", ms);
+}
+
 void fwd_request_free(fwd_request *req)
 {
         cJSON_Delete(req->req);

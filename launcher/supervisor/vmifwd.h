@@ -30,6 +30,9 @@ typedef struct fwd_request {
 int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const char *pod, fwd_request *out);
 /* The launcher answered req (ok or not): it is not sent again. Takes req's spec. */
 void fwd_commit(fwd_state *st, fwd_request *req);
+/* Cuts a VMI down in place to what fwd_next reads: metadata (less managedFields and kubectl's
+ * last-applied copy), spec and status.migrationState. The reporter's informer stores only that. */
+void fwd_prune(cJSON *vmi);
 void fwd_request_free(fwd_request *req);
 void fwd_state_free(fwd_state *st);
 const char *fwd_kind_name(fwd_kind kind);
