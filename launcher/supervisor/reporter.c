@@ -2,8 +2,9 @@
  * kvlite.io/launcher-status, and (with --vmi) watches the launcher's VMI and forwards spec changes and
  * migration requests to the launcher's control socket (docs/cluster-live-ops.md). A separate process
  * (privilege separation): the sandboxed launcher never opens a network socket nor maps libcurl; this one
- * holds no capabilities and only talks to the API and to the control socket. One poll loop (curl multi
- * + its stdin + the control socket), no threads. */
+ * holds no capabilities and only talks to the API and to the control socket, under its own seccomp
+ * filter once set up (reporter-sandbox.c). One poll loop (curl multi + its stdin + the control socket),
+ * no threads of its own (curl's resolver may start one for a host name). */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +25,7 @@
 #include "informer.h"
 #include "log.h"
 #include "macro.h"
+#include "reporter-sandbox.h"
 #include "sandbox.h"
 #include "vmifwd.h"
 
@@ -63,7 +66,9 @@ static const char usage[] =
     "  -h, --help             this text\n"
     "\n"
     "Exit codes: 0 done, 1 the last status could not be delivered, 2 usage (also a bad\n"
-    "$KVLITE_MIGRATION_PORTS), 3 no in-cluster config.\n";
+    "$KVLITE_MIGRATION_PORTS), 3 no in-cluster config (or the sandbox could not be set up).\n"
+    "Once set up it runs under a seccomp allowlist: a call outside it kills it by SIGSYS after one log\n"
+    "line naming the call (docs/security.md).\n";
 
 typedef struct reporter {
         kube_client *client;
@@ -341,7 +346,7 @@ static int start_watch(reporter *r, kube_config *cfg, const char *vmi_name, cons
                 return -EINVAL;
         r->vmi_name = vmi_name;
         ctl_link_init(&r->link, control_socket);
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(r->multi = curl_multi_init())) {
+        if (!(r->multi = curl_multi_init())) {
                 log_error("VMI watch: curl initialisation failed");
                 return -1;
         }
@@ -365,6 +370,23 @@ static void stop_watch(reporter *r)
         fwd_state_free(&r->fwd);
         free(r->vmi_key);
         cJSON_Delete(r->launcher);
+}
+
+/* The seccomp filter, once everything that needs more is done (docs/security.md). Exit code 3 when it
+ * cannot be loaded: the reporter parses what the API server sends and never runs unconfined. */
+static int confine(void)
+{
+        /* A kill by the filter must not leave the service-account token in a core file. */
+        if (setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0}) < 0) {
+                log_error("confine: setrlimit(RLIMIT_CORE): %s", strerror(errno));
+                return 3;
+        }
+        kv_error err = {0};
+        if (reporter_sandbox_apply(&err) < 0) {
+                log_error("confine: %s", err.msg);
+                return 3;
+        }
+        return 0;
 }
 
 int main(int argc, char **argv)
@@ -439,7 +461,8 @@ int main(int argc, char **argv)
                 kube_config_free(&cfg);
                 return 3;
         }
-        r.client = kube_client_new(&cfg);
+        /* libcurl and OpenSSL load their configuration here, before the filter forbids more than reading */
+        r.client = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? kube_client_new(&cfg) : NULL;
         if (!r.client) {
                 kube_config_free(&cfg);
                 return 3;
@@ -453,7 +476,9 @@ int main(int argc, char **argv)
                 kube_config_free(&cfg);
                 return w == -EINVAL ? 2 : 3;
         }
-        int code = run(&r);
+        int code = confine();
+        if (code == 0)
+                code = run(&r);
         stop_watch(&r);
         free(r.pending);
         kube_client_free(r.client);

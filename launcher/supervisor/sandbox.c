@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <linux/capability.h>
-#include <seccomp.h>
 #include <stdbool.h>
 #include <sys/capability.h>
 #include <sys/ioctl.h>
@@ -13,6 +12,7 @@
 #include <termios.h>
 
 #include "macro.h"
+#include "seccomp-filter.h"
 
 int sandbox_no_new_privs(kv_error *err)
 {
@@ -46,176 +46,84 @@ int sandbox_drop_capabilities(kv_error *err)
 
 /* What the epoll loop, libqmp, the control socket, the status file and exit cleanup use; libkvnet's
  * DHCP server needs recvfrom/sendto on its bound socket, and stopping passt kill/wait4. */
-static const int allowed[] = {
-    SCMP_SYS(read),
-    SCMP_SYS(write),
-    SCMP_SYS(readv),
-    SCMP_SYS(writev),
-    SCMP_SYS(close),
-    SCMP_SYS(epoll_wait),
-    SCMP_SYS(epoll_pwait),
-    SCMP_SYS(epoll_ctl),
-    SCMP_SYS(poll),
-    SCMP_SYS(ppoll),
-    SCMP_SYS(accept4),
-    SCMP_SYS(recvfrom),
-    SCMP_SYS(recvmsg),
-    SCMP_SYS(sendto),
-    SCMP_SYS(sendmsg),
-    SCMP_SYS(getsockopt),
-    SCMP_SYS(setsockopt),
-    SCMP_SYS(connect),
-    SCMP_SYS(shutdown),
-    SCMP_SYS(fcntl),
-    SCMP_SYS(fstat),
-    SCMP_SYS(newfstatat),
-    SCMP_SYS(statx),
-    SCMP_SYS(lseek),
-    SCMP_SYS(openat),
-    SCMP_SYS(rename),
-    SCMP_SYS(renameat),
-    SCMP_SYS(renameat2),
-    SCMP_SYS(unlink),
-    SCMP_SYS(unlinkat),
-    SCMP_SYS(rmdir),
-    SCMP_SYS(getdents64),
-    SCMP_SYS(fsync),
-    SCMP_SYS(brk),
-    SCMP_SYS(mmap),
-    SCMP_SYS(munmap),
-    SCMP_SYS(mremap),
-    SCMP_SYS(madvise),
-    SCMP_SYS(clock_gettime),
-    SCMP_SYS(clock_nanosleep),
-    SCMP_SYS(gettimeofday),
-    SCMP_SYS(nanosleep),
-    SCMP_SYS(timerfd_settime),
-    SCMP_SYS(timerfd_gettime),
-    SCMP_SYS(wait4),
-    SCMP_SYS(waitid),
-    SCMP_SYS(kill),
-    SCMP_SYS(tgkill),
-    SCMP_SYS(rt_sigprocmask),
-    SCMP_SYS(rt_sigaction),
-    SCMP_SYS(rt_sigreturn),
-    SCMP_SYS(restart_syscall),
-    SCMP_SYS(getpid),
-    SCMP_SYS(getppid),
-    SCMP_SYS(gettid),
-    SCMP_SYS(getuid),
-    SCMP_SYS(geteuid),
-    SCMP_SYS(getgid),
-    SCMP_SYS(getegid),
-    SCMP_SYS(exit),
-    SCMP_SYS(exit_group),
-    SCMP_SYS(futex),
-    SCMP_SYS(sched_yield),
-    SCMP_SYS(getrandom),
-    SCMP_SYS(uname),
-    SCMP_SYS(dup),
-    SCMP_SYS(dup3),
+static const seccomp_rule rules[] = {
+    SECCOMP_ALLOW(read),
+    SECCOMP_ALLOW(write),
+    SECCOMP_ALLOW(readv),
+    SECCOMP_ALLOW(writev),
+    SECCOMP_ALLOW(close),
+    SECCOMP_ALLOW(epoll_wait),
+    SECCOMP_ALLOW(epoll_pwait),
+    SECCOMP_ALLOW(epoll_ctl),
+    SECCOMP_ALLOW(poll),
+    SECCOMP_ALLOW(ppoll),
+    SECCOMP_ALLOW(accept4),
+    SECCOMP_ALLOW(recvfrom),
+    SECCOMP_ALLOW(recvmsg),
+    SECCOMP_ALLOW(sendto),
+    SECCOMP_ALLOW(sendmsg),
+    SECCOMP_ALLOW(getsockopt),
+    SECCOMP_ALLOW(setsockopt),
+    SECCOMP_ALLOW(connect),
+    SECCOMP_ALLOW(shutdown),
+    SECCOMP_ALLOW(fcntl),
+    SECCOMP_ALLOW(fstat),
+    SECCOMP_ALLOW(newfstatat),
+    SECCOMP_ALLOW(statx),
+    SECCOMP_ALLOW(lseek),
+    SECCOMP_ALLOW(openat),
+    SECCOMP_ALLOW(rename),
+    SECCOMP_ALLOW(renameat),
+    SECCOMP_ALLOW(renameat2),
+    SECCOMP_ALLOW(unlink),
+    SECCOMP_ALLOW(unlinkat),
+    SECCOMP_ALLOW(rmdir),
+    SECCOMP_ALLOW(getdents64),
+    SECCOMP_ALLOW(fsync),
+    SECCOMP_ALLOW(brk),
+    SECCOMP_ALLOW(mmap),
+    SECCOMP_ALLOW(munmap),
+    SECCOMP_ALLOW(mremap),
+    SECCOMP_ALLOW(madvise),
+    SECCOMP_ALLOW(clock_gettime),
+    SECCOMP_ALLOW(clock_nanosleep),
+    SECCOMP_ALLOW(gettimeofday),
+    SECCOMP_ALLOW(nanosleep),
+    SECCOMP_ALLOW(timerfd_settime),
+    SECCOMP_ALLOW(timerfd_gettime),
+    SECCOMP_ALLOW(wait4),
+    SECCOMP_ALLOW(waitid),
+    SECCOMP_ALLOW(kill),
+    SECCOMP_ALLOW(tgkill),
+    SECCOMP_ALLOW(rt_sigprocmask),
+    SECCOMP_ALLOW(rt_sigaction),
+    SECCOMP_ALLOW(rt_sigreturn),
+    SECCOMP_ALLOW(restart_syscall),
+    SECCOMP_ALLOW(getpid),
+    SECCOMP_ALLOW(getppid),
+    SECCOMP_ALLOW(gettid),
+    SECCOMP_ALLOW(getuid),
+    SECCOMP_ALLOW(geteuid),
+    SECCOMP_ALLOW(getgid),
+    SECCOMP_ALLOW(getegid),
+    SECCOMP_ALLOW(exit),
+    SECCOMP_ALLOW(exit_group),
+    SECCOMP_ALLOW(futex),
+    SECCOMP_ALLOW(sched_yield),
+    SECCOMP_ALLOW(getrandom),
+    SECCOMP_ALLOW(uname),
+    SECCOMP_ALLOW(dup),
+    SECCOMP_ALLOW(dup3),
     /* A VMI `apply` checks the PVCs it hot-plugs (launcher/liveops/liveops-apply.c). */
-    SCMP_SYS(access),
-    SCMP_SYS(faccessat),
-    SCMP_SYS(faccessat2),
+    SECCOMP_ALLOW(access),
+    SECCOMP_ALLOW(faccessat),
+    SECCOMP_ALLOW(faccessat2),
+    /* New sockets only to reconnect to QEMU's serial chardev; ioctl only for isatty(). */
+    SECCOMP_ALLOW_EQ(socket, 0, AF_UNIX),
+    SECCOMP_ALLOW_EQ(ioctl, 1, TCGETS),
 };
-
-#if defined(__SANITIZE_ADDRESS__)
-#define KV_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
-#define KV_SANITIZED 1
-#endif
-#endif
-
-#ifdef KV_SANITIZED
-/* ASan/LSan at exit stop the world with a ptrace'ing clone, read /proc and may run the symbolizer. */
-static const int sanitizer_extra[] = {
-    SCMP_SYS(clone),
-    SCMP_SYS(clone3),
-    SCMP_SYS(ptrace),
-    SCMP_SYS(prctl),
-    SCMP_SYS(sigaltstack),
-    SCMP_SYS(mprotect),
-    SCMP_SYS(set_robust_list),
-    SCMP_SYS(rseq),
-    SCMP_SYS(sched_getaffinity),
-    SCMP_SYS(readlink),
-    SCMP_SYS(readlinkat),
-    SCMP_SYS(open),
-    SCMP_SYS(pipe2),
-    SCMP_SYS(dup2),
-    SCMP_SYS(execve),
-    SCMP_SYS(prlimit64),
-    SCMP_SYS(getrlimit),
-    SCMP_SYS(setrlimit),
-    SCMP_SYS(access),
-    SCMP_SYS(faccessat),
-    SCMP_SYS(arch_prctl),
-    SCMP_SYS(ioctl),
-    SCMP_SYS(fork),
-    SCMP_SYS(vfork),
-    SCMP_SYS(pread64),
-    SCMP_SYS(socket),
-    SCMP_SYS(stat),
-    SCMP_SYS(lstat),
-    SCMP_SYS(getrusage),
-    SCMP_SYS(getdents),
-    SCMP_SYS(sched_getparam),
-    SCMP_SYS(sched_setaffinity),
-    SCMP_SYS(getpriority),
-    SCMP_SYS(wait4),
-    SCMP_SYS(waitid),
-    SCMP_SYS(munmap),
-    SCMP_SYS(mmap),
-    SCMP_SYS(exit),
-};
-#endif
-
-static int add_rules(scmp_filter_ctx ctx, const int *nrs, size_t n, kv_error *err)
-{
-        for (size_t i = 0; i < n; i++) {
-                int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nrs[i], 0);
-                if (r < 0 && r != -EEXIST)
-                        return kv_error_errno(err, -r, "seccomp rule for syscall %d", nrs[i]);
-        }
-        return 0;
-}
-
-/* Allow syscall nr only when argument arg equals value. */
-static int add_rule_arg_eq(scmp_filter_ctx ctx, int nr, unsigned arg, scmp_datum_t value, kv_error *err)
-{
-        struct scmp_arg_cmp cmp = {.arg = arg, .op = SCMP_CMP_EQ, .datum_a = value, .datum_b = 0};
-        int r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, &cmp);
-        if (r < 0 && r != -EEXIST)
-                return kv_error_errno(err, -r, "seccomp rule for syscall %d", nr);
-        return 0;
-}
-
-static int add_narrow_rules(scmp_filter_ctx ctx, kv_error *err)
-{
-        /* New sockets only to reconnect to QEMU's serial chardev; ioctl only for isatty(). */
-        int r = add_rule_arg_eq(ctx, SCMP_SYS(socket), 0, AF_UNIX, err);
-        return r < 0 ? r : add_rule_arg_eq(ctx, SCMP_SYS(ioctl), 1, TCGETS, err);
-}
 
 int sandbox_seccomp(kv_error *err)
 {
-        scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
-        if (!ctx)
-                return kv_error_set(err, ENOMEM, "seccomp_init");
-        int r = add_rules(ctx, allowed, ARRAY_SIZE(allowed), err);
-#ifdef KV_SANITIZED
-        if (r >= 0)
-                r = add_rules(ctx, sanitizer_extra, ARRAY_SIZE(sanitizer_extra), err);
-#endif
-        if (r >= 0)
-                r = add_narrow_rules(ctx, err);
-        if (r >= 0) {
-                r = seccomp_load(ctx);
-                if (r < 0)
-                        kv_error_errno(err, -r, "seccomp_load");
-        }
-        seccomp_release(ctx);
-        return r;
+        return seccomp_filter_load(SCMP_ACT_ERRNO(EPERM), rules, ARRAY_SIZE(rules), err);
 }

@@ -5,8 +5,9 @@ runs in the target's own context, so its seccomp filter judges it: the evidence 
 without a debug hook in the launcher."""
 import ctypes
 import os
+import signal
 
-PTRACE_PEEKTEXT, PTRACE_GETREGS, PTRACE_SETREGS = 1, 12, 13
+PTRACE_PEEKTEXT, PTRACE_CONT, PTRACE_GETREGS, PTRACE_SETREGS = 1, 7, 12, 13
 PTRACE_SINGLESTEP, PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 9, 17, 0x4206, 0x4207
 WALL = 0x40000000
 
@@ -34,32 +35,59 @@ def _wait(pid):
     _, status = os.waitpid(pid, WALL)
     if not os.WIFSTOPPED(status):
         raise OSError("target %d did not stop (status %#x)" % (pid, status))
+    return os.WSTOPSIG(status)
+
+
+def _step(pid, nr, args):
+    """Interrupts pid, runs syscall nr(args) with one single-step; returns (saved regs, rax, stop signal).
+    The stop signal is SIGTRAP for a call that ran; a seccomp filter that traps the call stops the
+    target with SIGSYS first (SIGTRAP is then still pending)."""
+    _pt(PTRACE_INTERRUPT, pid)
+    _wait(pid)
+    saved = Regs()
+    _pt(PTRACE_GETREGS, pid, 0, ctypes.byref(saved))
+    insn = _pt(PTRACE_PEEKTEXT, pid, saved.rip - 2) & 0xFFFF
+    if insn != 0x050F:
+        raise OSError("target %d is not stopped after a syscall instruction (%#x)" % (pid, insn))
+    regs = Regs.from_buffer_copy(saved)
+    regs.rip = saved.rip - 2
+    regs.rax = nr
+    regs.orig_rax = ctypes.c_ulonglong(-1).value  # no syscall-restart fix-up on this step
+    for name, value in zip(("rdi", "rsi", "rdx", "r10", "r8", "r9"), args):
+        setattr(regs, name, ctypes.c_ulonglong(value).value)
+    _pt(PTRACE_SETREGS, pid, 0, ctypes.byref(regs))
+    _pt(PTRACE_SINGLESTEP, pid)
+    sig = _wait(pid)
+    after = Regs()
+    _pt(PTRACE_GETREGS, pid, 0, ctypes.byref(after))
+    _pt(PTRACE_SETREGS, pid, 0, ctypes.byref(saved))
+    return saved, ctypes.c_longlong(after.rax).value, sig
 
 
 def inject_syscall(pid, nr, *args):
     """Runs syscall nr(args) inside pid; returns the raw result (a negative errno on failure)."""
     _pt(PTRACE_SEIZE, pid)
     try:
-        _pt(PTRACE_INTERRUPT, pid)
-        _wait(pid)
-        saved = Regs()
-        _pt(PTRACE_GETREGS, pid, 0, ctypes.byref(saved))
-        insn = _pt(PTRACE_PEEKTEXT, pid, saved.rip - 2) & 0xFFFF
-        if insn != 0x050F:
-            raise OSError("target %d is not stopped after a syscall instruction (%#x)" % (pid, insn))
-        regs = Regs.from_buffer_copy(saved)
-        regs.rip = saved.rip - 2
-        regs.rax = nr
-        regs.orig_rax = ctypes.c_ulonglong(-1).value  # no syscall-restart fix-up on this step
-        for name, value in zip(("rdi", "rsi", "rdx", "r10", "r8", "r9"), args):
-            setattr(regs, name, ctypes.c_ulonglong(value).value)
-        _pt(PTRACE_SETREGS, pid, 0, ctypes.byref(regs))
-        _pt(PTRACE_SINGLESTEP, pid)
-        _wait(pid)
-        after = Regs()
-        _pt(PTRACE_GETREGS, pid, 0, ctypes.byref(after))
-        _pt(PTRACE_SETREGS, pid, 0, ctypes.byref(saved))
-        return ctypes.c_longlong(after.rax).value
+        return _step(pid, nr, args)[1]
+    finally:
+        try:
+            _pt(PTRACE_DETACH, pid)
+        except OSError:
+            pass
+
+
+def inject_syscall_signalled(pid, nr, *args):
+    """Like inject_syscall, for a call the target's filter traps (SECCOMP_RET_TRAP): the SIGSYS it raises
+    is handed on to the target as if no tracer were there, the step's own trap swallowed. Returns
+    (raw result, the signal the call raised or 0)."""
+    _pt(PTRACE_SEIZE, pid)
+    try:
+        _, r, sig = _step(pid, nr, args)
+        if sig == signal.SIGTRAP:
+            return r, 0
+        _pt(PTRACE_CONT, pid, 0, sig)  # delivered: its handler frame is set up, then the pending trap
+        _wait(pid)                     # stops us once more; detaching swallows it
+        return r, sig
     finally:
         try:
             _pt(PTRACE_DETACH, pid)
