@@ -78,6 +78,12 @@ static char *vmim_index(const cJSON *m)
         return out;
 }
 
+/* Every policy under one index value: kube_store_by_index(store, POLICY_INDEX_ALL) lists them. */
+static char *policy_index(const cJSON *policy)
+{
+        return strdup(POLICY_INDEX_ALL);
+}
+
 static void enqueue_vmims_of(controller *c, const char *ns, const char *vmi)
 {
         char idx[600];
@@ -149,6 +155,11 @@ static void on_vmim(kube_informer *inf, enum kube_event_type type, const cJSON *
         controller_enqueue(ud, RK_VMIM, kube_str(obj, "metadata.namespace"), kube_str(obj, "metadata.name"));
 }
 
+/* As in KubeVirt, a policy is read when a migration starts; changing it does not touch running ones. */
+static void on_policy(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
+{
+}
+
 /* ---- workers ---- */
 
 static int dispatch(controller *c, kube_client *api, const char *qkey, enum reconcile_kind *kind,
@@ -213,13 +224,16 @@ int controller_init(controller *c, kube_config *cfg, const controller_opts *opts
         static const kube_store_ops vmi_ops = {prune_common, NULL, vmi_tag},
                                     pod_ops = {prune_pod, pod_index, NULL},
                                     vmim_ops = {prune_common, vmim_index, NULL},
+                                    policy_ops = {prune_common, policy_index, NULL},
                                     plain_ops = {prune_common, NULL, NULL};
         const char *ns = opts->namespace;
         if (kube_informer_init(&c->vmis, cfg, c->multi, &kube_vmi, ns, NULL, &vmi_ops, on_vmi, c) < 0 ||
             kube_informer_init(&c->pods, cfg, c->multi, &kube_pod, ns, POD_LABEL_APP "=virt-launcher",
                                &pod_ops, on_pod, c) < 0 ||
             kube_informer_init(&c->vms, cfg, c->multi, &kube_vm, ns, NULL, &plain_ops, on_vm, c) < 0 ||
-            kube_informer_init(&c->vmims, cfg, c->multi, &kube_vmim, ns, NULL, &vmim_ops, on_vmim, c) < 0)
+            kube_informer_init(&c->vmims, cfg, c->multi, &kube_vmim, ns, NULL, &vmim_ops, on_vmim, c) < 0 ||
+            kube_informer_init(&c->policies, cfg, c->multi, &kube_migrationpolicy, NULL, NULL, &policy_ops,
+                               on_policy, c) < 0)
                 return kv_error_errno(err, ENOMEM, "informers");
         if (opts->metrics_addr && *opts->metrics_addr)
                 return metrics_server_start(c, opts->metrics_addr, &c->metrics, err);
@@ -250,7 +264,7 @@ static long min_timeout(long a, long b)
 
 static void drain_transfers(controller *c)
 {
-        kube_informer *infs[] = {&c->vmis, &c->pods, &c->vms, &c->vmims};
+        kube_informer *infs[] = INFORMERS(c);
         CURLMsg *msg;
         int left;
         while ((msg = curl_multi_info_read(c->multi, &left)))
@@ -263,7 +277,7 @@ static void drain_transfers(controller *c)
 
 int controller_run(controller *c, kv_error *err)
 {
-        kube_informer *infs[] = {&c->vmis, &c->pods, &c->vms, &c->vmims};
+        kube_informer *infs[] = INFORMERS(c);
         while (!c->stop) {
                 uint64_t now = kube_now_ms();
                 long timeout = 1000;
@@ -314,7 +328,7 @@ void controller_free(controller *c)
                 pthread_join(c->threads[i], NULL);
         free(c->threads);
         metrics_server_stop(c->metrics);
-        kube_informer *infs[] = {&c->vmis, &c->pods, &c->vms, &c->vmims};
+        kube_informer *infs[] = INFORMERS(c);
         for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
                 if (infs[i]->res)
                         kube_informer_free(infs[i]);

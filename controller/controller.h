@@ -1,6 +1,6 @@
-/* virt-controller's state: four informers (VMI, Pod, VM, VMIM) on one curl-multi loop thread, one work
- * queue of "kind/namespace/name" keys, worker threads running the reconcilers with their own API
- * connections, expectations, and counters for /metrics. */
+/* virt-controller's state: five informers (VMI, Pod, VM, VMIM, MigrationPolicy) on one curl-multi loop
+ * thread, one work queue of "kind/namespace/name" keys, worker threads running the reconcilers with their own
+ * API connections, expectations, and counters for /metrics. */
 #pragma once
 
 #include <curl/curl.h>
@@ -15,6 +15,7 @@
 #include "workqueue.h"
 
 #define VMI_FINALIZER "kvlite.io/vmi-finalizer"
+#define POLICY_INDEX_ALL "all" /* the index value of every MigrationPolicy in its cache */
 
 typedef struct controller_opts {
         const char *namespace;    /* NULL = all namespaces */
@@ -29,7 +30,8 @@ typedef struct controller {
         controller_opts opts;
         kube_config *cfg;
         CURLM *multi;
-        kube_informer vmis, pods, vms, vmims;
+        kube_informer vmis, pods, vms, vmims,
+            policies; /* policies: cluster-scoped, read at migration start */
         kube_workqueue *queue;
         expectations *pod_exp, *vmi_exp;
         pthread_t *threads;
@@ -40,6 +42,12 @@ typedef struct controller {
         atomic_ulong reconciles[RK__MAX][2]; /* [kind][0=ok,1=error] */
         atomic_ulong pods_created, api_lookups;
 } controller;
+
+/* Every informer, for the loop's passes and /metrics: `kube_informer *infs[] = INFORMERS(c);` */
+#define INFORMERS(c)                                                                                         \
+        {                                                                                                    \
+                &(c)->vmis, &(c)->pods, &(c)->vms, &(c)->vmims, &(c)->policies                               \
+        }
 
 int controller_init(controller *c, kube_config *cfg, const controller_opts *opts, kv_error *err);
 /* Runs until controller_stop() (from a signal handler: it only sets a flag) or a fatal error. */

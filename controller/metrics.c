@@ -64,7 +64,7 @@ char *metrics_render(controller *c)
         fprintf(f, "kvlite_controller_pods_created_total %lu\n", (unsigned long)c->pods_created);
         emit(f, "kvlite_controller_informer_relists_total", "Lists run by informers (initial and after 410).",
              "counter");
-        kube_informer *infs[] = {&c->vmis, &c->pods, &c->vms, &c->vmims};
+        kube_informer *infs[] = INFORMERS(c);
         for (size_t i = 0; i < 4; i++)
                 fprintf(f, "kvlite_controller_informer_relists_total{resource=\"%s\"} %lu\n",
                         infs[i]->res->plural, infs[i]->lists);

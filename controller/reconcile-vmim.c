@@ -8,6 +8,7 @@
 #include "finalizer.h"
 #include "log.h"
 #include "macro.h"
+#include "migrationpolicy.h"
 #include "vmimigration.h"
 #include "vmistatus.h"
 
@@ -173,14 +174,64 @@ static int create_target(vmim *v, kv_error *err)
         return 0;
 }
 
+/* ---- the migration configuration (MigrationPolicy) ---- */
+
+typedef struct mig_config {
+        cJSON *config;                /* status.migrationState.migrationConfiguration */
+        char policy[256];             /* migrationPolicyName, "" for none */
+        char problem[KV_ERR_MSG_MAX]; /* a bad policy: the VMIM fails with this */
+} mig_config;
+
+static void mig_config_free(mig_config *m)
+{
+        cJSON_Delete(m->config);
+        m->config = NULL;
+}
+
+/* The namespace's labels when a policy selects by them (a GET: namespaces are not watched), else none. */
+static int namespace_labels(vmim *v, const cJSON *policies, cJSON **ns, kv_error *err)
+{
+        *ns = NULL;
+        if (!migration_policies_use_namespace(policies))
+                return 0;
+        v->c->api_lookups++;
+        int r = kube_get(v->api, &kube_namespace, NULL, v->ns, ns, err);
+        return r == -KUBE_ENOTFOUND ? 0 : r;
+}
+
+/* cluster defaults ← the MigrationPolicy that applies to the VMI (KubeVirt's precedence). A bad policy is
+ * not an API error: it is left in m->problem for the VMIM's Failed condition. */
+static int resolve_config(vmim *v, mig_config *m, kv_error *err)
+{
+        *m = (mig_config){0};
+        _cleanup_json_ cJSON *policies = kube_store_by_index(&v->c->policies.store, POLICY_INDEX_ALL),
+                             *ns = NULL;
+        if (!policies)
+                return kv_error_errno(err, ENOMEM, "MigrationPolicies");
+        int r = namespace_labels(v, policies, &ns, err);
+        if (r < 0)
+                return r;
+        const cJSON *policy = NULL;
+        kv_error perr = {0};
+        if (migration_policy_select(policies, kube_obj(v->vmi, "metadata.labels"),
+                                    kube_obj(ns, "metadata.labels"), &policy, &perr) < 0 ||
+            migration_config_resolve(policy, &m->config, &perr) < 0) {
+                snprintf(m->problem, sizeof(m->problem), "%s", perr.msg);
+                return 0;
+        }
+        snprintf(m->policy, sizeof(m->policy), "%s", policy ? kube_str(policy, "metadata.name") : "");
+        return 0;
+}
+
 /* ---- the VMI's migrationState ---- */
 
 typedef struct start_args {
         vmim *v;
         const cJSON *source;
+        const mig_config *config;
 } start_args;
 
-static cJSON *start_state(const vmim *v, const cJSON *source)
+static cJSON *start_state(const vmim *v, const cJSON *source, const mig_config *config)
 {
         char now[40];
         rfc3339_utc(now, sizeof(now));
@@ -197,6 +248,9 @@ static cJSON *start_state(const vmim *v, const cJSON *source)
         cJSON_AddStringToObject(ms, "mode", "PreCopy");
         cJSON_AddBoolToObject(ms, "completed", false);
         cJSON_AddBoolToObject(ms, "failed", false);
+        cJSON_AddItemToObject(ms, "migrationConfiguration", cJSON_Duplicate(config->config, true));
+        if (*config->policy)
+                cJSON_AddStringToObject(ms, "migrationPolicyName", config->policy);
         return ms;
 }
 
@@ -211,7 +265,7 @@ static int mutate_start(cJSON *vmi, void *ud)
         if (strcmp(vmi_phase(vmi), "Running") || migration_in_flight(cur))
                 return -EBUSY;
         set_item(cJSON_GetObjectItemCaseSensitive(vmi, "status"), "migrationState",
-                 start_state(a->v, a->source));
+                 start_state(a->v, a->source, a->config));
         return 1;
 }
 
@@ -236,10 +290,17 @@ static int update_vmi(vmim *v, kube_mutate_fn fn, void *ud, kv_error *err)
 
 static int start_migration(vmim *v, kv_error *err)
 {
+        _cleanup_(mig_config_free) mig_config config;
+        int r = resolve_config(v, &config, err);
+        if (r < 0)
+                return r;
+        /* the policy may have changed since Pending: the one read now is the one the migration would use */
+        if (*config.problem)
+                return fail(v, config.problem, err);
         vmi_migration_view view;
         vmi_migration_observe(v->vmi, v->pods, "", &view);
-        start_args a = {v, view.active};
-        int r = view.active ? update_vmi(v, mutate_start, &a, err) : -EBUSY;
+        start_args a = {v, view.active, &config};
+        r = view.active ? update_vmi(v, mutate_start, &a, err) : -EBUSY;
         vmi_migration_view_free(&view);
         if (r == -EBUSY)
                 return fail(v, "the VMI stopped running or another migration started before the hand-over",
@@ -383,6 +444,12 @@ static int step(vmim *v, kv_error *err)
                 const char *why = refusal(v, buf, sizeof(buf));
                 if (why)
                         return set_phase(v, P_FAILED, why, err);
+                if (!v->target) { /* a bad policy is reported before a target Pod is made for nothing */
+                        _cleanup_(mig_config_free) mig_config config;
+                        int r = resolve_config(v, &config, err);
+                        if (r < 0 || *config.problem)
+                                return r < 0 ? r : set_phase(v, P_FAILED, config.problem, err);
+                }
                 int r = phase == P_UNSET ? set_phase(v, P_PENDING, NULL, err) : 0;
                 if (r < 0)
                         return r;

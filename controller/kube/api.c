@@ -12,6 +12,10 @@ const kube_resource kube_vm = {"/apis/kubevirt.io/v1", "virtualmachines", "Virtu
 const kube_resource kube_vmim = {"/apis/kubevirt.io/v1", "virtualmachineinstancemigrations",
                                  "VirtualMachineInstanceMigration", "kubevirt.io/v1", true};
 const kube_resource kube_pod = {"/api/v1", "pods", "Pod", "v1", true};
+const kube_resource kube_namespace = {"/api/v1", "namespaces", "Namespace", "v1", false};
+/* cluster-scoped: pass ns NULL */
+const kube_resource kube_migrationpolicy = {"/apis/migrations.kubevirt.io/v1alpha1", "migrationpolicies",
+                                            "MigrationPolicy", "migrations.kubevirt.io/v1alpha1", false};
 
 static char *escape(const char *s)
 {

@@ -15,7 +15,7 @@ typedef struct kube_resource {
         bool status_subresource; /* VMI has none: its status is written through the main endpoint */
 } kube_resource;
 
-extern const kube_resource kube_vmi, kube_vm, kube_vmim, kube_pod;
+extern const kube_resource kube_vmi, kube_vm, kube_vmim, kube_pod, kube_namespace, kube_migrationpolicy;
 
 /* "/apis/kubevirt.io/v1/namespaces/ns/plural/name/sub"; ns NULL = all namespaces. Every segment is
  * URL-escaped. Returns malloc'd string or NULL. */

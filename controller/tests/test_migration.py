@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_controller as tc  # noqa: E402
@@ -60,8 +61,8 @@ def targets(api, m):
     return api.items(PODS, "%s=%s" % (JOB, m["metadata"]["uid"]))
 
 
-def ready_target(api, mname, node="node02", ip="10.0.0.2"):
-    """Target Pod created → bound → Running → its launcher ready: the VMIM reaches Running."""
+def ready_target(api, mname, node="node02", ip="10.0.0.2", until="Running"):
+    """Target Pod created → bound → Running → its launcher ready: the VMIM reaches Running (or until)."""
     m = wait_for("Scheduling", lambda: vmim_phase(api, mname, "Scheduling"))
     tgts = targets(api, m)
     assert len(tgts) == 1, tgts
@@ -71,7 +72,7 @@ def ready_target(api, mname, node="node02", ip="10.0.0.2"):
     pod_set(api, t, "Running", ip=ip)
     wait_for("PreparingTarget", lambda: vmim_phase(api, mname, "PreparingTarget"))
     pod_set(api, t, ann={"phase": "Scheduled", "migrationState": {"targetNodeAddress": "tcp:0.0.0.0:49152"}})
-    m = wait_for("Running", lambda: vmim_phase(api, mname, "Running"))
+    m = wait_for(until, lambda: vmim_phase(api, mname, until))
     return m, t
 
 
@@ -195,6 +196,95 @@ def test_abort(srv, ctl):
     st = tc.vmi_get(api, "ab")["status"]
     assert st["phase"] == "Running" and st["migrationState"]["failed"], st
     assert st["migrationState"]["abortStatus"] == "Succeeded", st
+
+
+POLICIES = "/apis/migrations.kubevirt.io/v1alpha1/migrationpolicies"
+
+
+def policy(api, name, spec, vmi_labels=None, ns_labels=None):
+    sel = {}
+    if vmi_labels:
+        sel["virtualMachineInstanceSelector"] = vmi_labels
+    if ns_labels:
+        sel["namespaceSelector"] = {"matchLabels": ns_labels}  # the matchLabels form, accepted too
+    return api.create(POLICIES, {"apiVersion": "migrations.kubevirt.io/v1alpha1", "kind": "MigrationPolicy",
+                                 "metadata": {"name": name}, "spec": dict(spec, selectors=sel)})
+
+
+DEFAULTS = {"allowAutoConverge": False, "allowPostCopy": False, "bandwidthPerMigration": 0,
+            "completionTimeoutPerGiB": 150, "progressTimeout": 150}
+
+
+def test_policy_selection(srv, ctl):
+    """KubeVirt's precedence: the policy matching the most labels (VMI + namespace) wins, ties by name; its
+    values over the cluster defaults land in the VMI's migrationState.migrationConfiguration."""
+    api = srv.api
+    api.merge("/api/v1/namespaces/" + NS, {"metadata": {"labels": {"tier": "gold"}}})
+    policy(api, "any", {"bandwidthPerMigration": "1Gi"})
+    policy(api, "z-ns", {"completionTimeoutPerGiB": 10}, ns_labels={"tier": "gold"})
+    policy(api, "a-ns", {"completionTimeoutPerGiB": 20}, ns_labels={"tier": "gold"})
+    policy(api, "both", {"bandwidthPerMigration": "64Mi", "allowAutoConverge": True, "completionTimeoutPerGiB": 30},
+           vmi_labels={"app": "pa"}, ns_labels={"tier": "gold"})
+    policy(api, "other-ns", {"allowAutoConverge": True}, ns_labels={"tier": "silver"})
+    running_vmi(api, "pa")
+    vmim(api, "mpa", "pa")
+    m, _ = ready_target(api, "mpa")
+    ms = mstate(api, "pa")
+    assert ms["migrationPolicyName"] == "both", ms
+    assert ms["migrationConfiguration"] == dict(DEFAULTS, bandwidthPerMigration=64 << 20, allowAutoConverge=True,
+                                                completionTimeoutPerGiB=30), ms
+    assert m["status"]["migrationState"]["migrationPolicyName"] == "both", m["status"]
+    # one namespace label each: a-ns before z-ns
+    running_vmi(api, "pb")
+    vmim(api, "mpb", "pb")
+    ready_target(api, "mpb", node="node03", ip="10.0.0.3")
+    ms = mstate(api, "pb")
+    assert ms["migrationPolicyName"] == "a-ns", ms
+    assert ms["migrationConfiguration"] == dict(DEFAULTS, completionTimeoutPerGiB=20), ms
+    # without namespace labels only the catch-all applies; without any policy, the defaults and no name
+    api.merge("/api/v1/namespaces/" + NS, {"metadata": {"labels": {"tier": None}}})
+    running_vmi(api, "pc")
+    vmim(api, "mpc", "pc")
+    ready_target(api, "mpc", node="node04", ip="10.0.0.4")
+    ms = mstate(api, "pc")
+    assert ms["migrationPolicyName"] == "any", ms
+    assert ms["migrationConfiguration"] == dict(DEFAULTS, bandwidthPerMigration=1 << 30), ms
+    for name in ("any", "z-ns", "a-ns", "both", "other-ns"):
+        api.ok("DELETE", "%s/%s" % (POLICIES, name))
+    wait_for("policies gone from the cache", lambda: not api.items(POLICIES))
+    running_vmi(api, "pd")
+    vmim(api, "mpd", "pd")
+    ready_target(api, "mpd", node="node05", ip="10.0.0.5")
+    ms = mstate(api, "pd")
+    assert "migrationPolicyName" not in ms and ms["migrationConfiguration"] == DEFAULTS, ms
+
+
+def test_bad_policy(srv, ctl):
+    """A bad value in the policy that applies fails the VMIM with a message naming policy and field: at once
+    (no target Pod), or at the hand-over when the policy went bad meanwhile (the target Pod is deleted)."""
+    api = srv.api
+    running_vmi(api, "bp")
+    policy(api, "broken", {"bandwidthPerMigration": "fast"}, vmi_labels={"app": "bp"})
+    vmim(api, "mbp", "bp")
+    m = wait_for("Failed", lambda: vmim_phase(api, "mbp", "Failed"))
+    msg = m["status"]["conditions"][0]["message"]
+    assert msg.startswith('MigrationPolicy broken: spec.bandwidthPerMigration: "fast" is not a valid quantity'), msg
+    assert api.items(PODS, JOB) == [], "no target Pod for a migration that cannot run"
+    assert not mstate(api, "bp"), "the VMI was not touched"
+    api.ok("DELETE", "%s/broken" % POLICIES)
+    policy(api, "later", {"completionTimeoutPerGiB": 60}, vmi_labels={"app": "bp"})
+    vmim(api, "mbp2", "bp")
+    wait_for("Scheduling", lambda: vmim_phase(api, "mbp2", "Scheduling"))
+    api.merge("%s/later" % POLICIES, {"spec": {"completionTimeoutPerGiB": -3}})
+    wait_for("the policy change in the API", lambda: api.get("%s/later" % POLICIES)[1]["spec"]
+             ["completionTimeoutPerGiB"] == -3)
+    time.sleep(0.3)  # the controller's watch delivers it
+    m, t = ready_target(api, "mbp2", until="Failed")
+    msg = m["status"]["conditions"][0]["message"]
+    assert msg == "MigrationPolicy later: spec.completionTimeoutPerGiB: must be a whole number of seconds, at " \
+                  "least 1", msg
+    wait_for("target deleted", lambda: targets(api, m) == [])
+    assert not mstate(api, "bp"), "the VMI was not touched"
 
 
 def test_restart(srv, ctl):

@@ -219,6 +219,30 @@ static void test_fwd(void)
         fwd_state_free(&st);
 }
 
+/* The controller's migrationConfiguration (cluster defaults ← MigrationPolicy) goes to the launcher as
+ * migrate's args.config, unchanged; one that is not an object is left out. */
+static void test_fwd_migration_config(void)
+{
+        fwd_state st = {0};
+        char out[4096];
+        const char *running = "{\"phase\":\"Running\"}";
+        const char *mig = "{\"status\":{\"migrationState\":{\"migrationUid\":\"u1\",\"sourcePod\":\"pod-a\","
+                          "\"targetNodeAddress\":\"10.1.2.3\",\"migrationPolicyName\":\"slow\","
+                          "\"migrationConfiguration\":{\"allowAutoConverge\":true,\"allowPostCopy\":false,"
+                          "\"bandwidthPerMigration\":1048576,\"completionTimeoutPerGiB\":60,"
+                          "\"progressTimeout\":150}}}}";
+        assert(decide(&st, mig, running, out, sizeof(out), false) == FWD_MIGRATE);
+        assert(!strcmp(out, "{\"cmd\":\"migrate\",\"args\":{\"uri\":\"tcp:10.1.2.3:49152\",\"nbdHost\":"
+                            "\"10.1.2.3\",\"nbdPort\":49153,\"migrationUid\":\"u1\",\"config\":{"
+                            "\"allowAutoConverge\":true,\"allowPostCopy\":false,\"bandwidthPerMigration\":1048576,"
+                            "\"completionTimeoutPerGiB\":60,\"progressTimeout\":150}}}"));
+        const char *odd = "{\"status\":{\"migrationState\":{\"migrationUid\":\"u2\",\"sourcePod\":\"pod-a\","
+                          "\"targetNodeAddress\":\"h\",\"migrationConfiguration\":\"fast\"}}}";
+        assert(decide(&st, odd, running, out, sizeof(out), false) == FWD_MIGRATE);
+        assert(!strstr(out, "config"));
+        fwd_state_free(&st);
+}
+
 /* What the reporter's informer stores: fwd_prune keeps every field fwd_next reads, so a pruned VMI decides
  * the same. */
 static void test_fwd_prune(void)
@@ -243,6 +267,7 @@ static void test_fwd_prune(void)
 int main(void)
 {
         test_fwd();
+        test_fwd_migration_config();
         test_fwd_prune();
         test_ring();
         test_status();

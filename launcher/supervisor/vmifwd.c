@@ -40,7 +40,11 @@ static int request(fwd_request *out, fwd_kind kind, const char *cmd, cJSON *args
         return 1;
 }
 
-static int migrate_request(const fwd_state *st, fwd_request *out, const char *addr, const char *uid)
+/* ms: the VMI's migrationState. Its migrationConfiguration (what virt-controller resolved from the cluster
+ * defaults and the MigrationPolicy) becomes the launcher's config as it is: the controller writes it in the
+ * launcher's terms (bandwidthPerMigration a byte count), and the launcher reads only the fields it knows. */
+static int migrate_request(const fwd_state *st, fwd_request *out, const cJSON *ms, const char *addr,
+                           const char *uid)
 {
         char uri[256];
         /* an IPv6 address needs brackets in a URI, not in QMP's inet host */
@@ -51,6 +55,9 @@ static int migrate_request(const fwd_state *st, fwd_request *out, const char *ad
         cJSON_AddStringToObject(args, "nbdHost", addr);
         cJSON_AddNumberToObject(args, "nbdPort", st->nbd_port ? st->nbd_port : KV_MIGRATION_NBD_PORT);
         cJSON_AddStringToObject(args, "migrationUid", uid);
+        const cJSON *config = cJSON_GetObjectItemCaseSensitive(ms, "migrationConfiguration");
+        if (cJSON_IsObject(config))
+                cJSON_AddItemToObject(args, "config", cJSON_Duplicate(config, true));
         return request(out, FWD_MIGRATE, "migrate", args, uid);
 }
 
@@ -89,7 +96,7 @@ int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const
         if (uid_ok && same(str_at(ms, "sourcePod"), pod) && address_ok(addr) && !true_at(ms, "completed") &&
             !true_at(ms, "failed") && !true_at(ms, "abortRequested") && !launcher_has_uid &&
             strcmp(st->migrated, uid))
-                return migrate_request(st, out, addr, uid);
+                return migrate_request(st, out, ms, addr, uid);
         const cJSON *spec = cJSON_GetObjectItemCaseSensitive(vmi, "spec");
         /* No hot-plug under a running migration: the target was started with the spec before it. */
         if (cJSON_IsObject(spec) && !launcher_migrating && (!st->spec || !cJSON_Compare(st->spec, spec, true)))

@@ -1,7 +1,8 @@
 /* vmifwd: what virt-launcher-reporter forwards from its VMI to the launcher's control socket
  * (docs/cluster-live-ops.md): a changed spec as `apply`, status.migrationState as `migrate` or
- * `migrate-cancel`. Pure: the decision from the VMI, the launcher's last status document and what was
- * already answered; unit-tested in test-supervisor-unit.c. */
+ * `migrate-cancel` (its migrationConfiguration goes along as the launcher's config). Pure: the decision from
+ * the VMI, the launcher's last status document and what was already answered; unit-tested in
+ * test-supervisor-unit.c. */
 #pragma once
 
 #include <cjson/cJSON.h>

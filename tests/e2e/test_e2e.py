@@ -3,7 +3,7 @@
 # stand-in → virt-launcher → QEMU (TCG) boots the test guest. Every Pod gets its own network namespace from the
 # kubelet stand-in (--pod-cidr), its veth on a bridge in a node netns made here, so virt-launcher runs with
 # --pod-network as in a cluster and nothing touches the machine's own namespace.
-# Usage: test_e2e.py [vmi|vm_always|vm_halted|kernelboot_secret|pod_network|migration|hotplug]
+# Usage: test_e2e.py [vmi|vm_always|vm_halted|kernelboot_secret|pod_network|migration|migration_abort|hotplug]
 import ipaddress
 import json
 import os
@@ -431,6 +431,72 @@ def test_migration(env):
     env.kubectl("delete", "vmim", "e2e-mig-job", "--timeout=30s")
 
 
+def test_migration_abort(env):
+    """A MigrationPolicy slows the migration down (bandwidthPerMigration); the VMI's migrationState shows the
+    policy's configuration; `kubectl delete vmim` while it runs aborts it (abortRequested → the source's
+    reporter sends migrate-cancel): the VMIM goes, the target Pod is deleted, the guest keeps running on the
+    source Pod and its counter goes on in the source's serial log."""
+    out = env.kubectl("create", "-f", "-", input="apiVersion: migrations.kubevirt.io/v1alpha1\nkind: MigrationPolicy\n"
+                      "metadata: {name: e2e-slow}\nspec:\n  bandwidthPerMigration: 1Mi\n  completionTimeoutPerGiB: 300\n"
+                      "  selectors:\n    virtualMachineInstanceSelector: {app: e2e-abort}\n")
+    assert "created" in out, out
+    assert env.kubectl("get", "migrationpolicy", "e2e-slow", "--no-headers").split()[0] == "e2e-slow"
+    vmi_doc = kernelboot_vmi_yaml("e2e-abort", "console=ttyS0", POD_NIC).replace(
+        "metadata: {name: e2e-abort}", "metadata: {name: e2e-abort, labels: {app: e2e-abort}}")
+    env.kubectl("apply", "-f", "-", input=vmi_doc)
+    vmi, src, qemu = env.wait_running("e2e-abort")
+    src_run = env.kubelet.run_dir(src)
+    src_serial = os.path.join(src_run, "serial.log")
+    wait_for("counter on the source", lambda: cnt_values(_read(src_serial)), timeout=20, interval=0.5)
+    # The guest's 128 MiB hold ~20-40 MiB of non-zero pages after boot: at 1 MiB/s the migration needs far
+    # longer than the abort takes.
+    env.kubectl("create", "-f", "-", input="apiVersion: kubevirt.io/v1\nkind: VirtualMachineInstanceMigration\n"
+                "metadata: {name: e2e-abort-job}\nspec: {vmiName: e2e-abort}\n")
+    ms = wait_for("the VMI's migrationState", lambda: (kubectl_json(env, "get", "vmi", "e2e-abort")["status"]
+                                                       .get("migrationState")), timeout=60, interval=0.5)
+    assert ms["migrationPolicyName"] == "e2e-slow", ms
+    cfg = ms["migrationConfiguration"]
+    assert cfg["bandwidthPerMigration"] == 1 << 20 and cfg["completionTimeoutPerGiB"] == 300, cfg
+    target = ms["targetPod"]
+    # the source's launcher runs the migration (its status names this migration and has not ended)
+    uid = ms["migrationUid"]
+    lms = wait_for("the source launcher migrating", lambda: (lambda st: st if st.get("migrationUid") == uid
+                                                             else None)((json.loads(_read(os.path.join(
+                                                                 src_run, "status.json")) or b"{}")
+                                                                 .get("migrationState") or {})), timeout=20,
+                   interval=0.2)
+    assert not lms.get("completed") and not lms.get("failed"), lms
+    # unlimited, this guest migrates in well under a second here: still running 3 s later is the policy's doing
+    time.sleep(3)
+    m = kubectl_json(env, "get", "vmim", "e2e-abort-job")
+    assert m["status"]["phase"] == "Running", m["status"]
+    assert m["status"]["migrationState"]["migrationPolicyName"] == "e2e-slow", m["status"]
+    env.kubectl("delete", "vmim", "e2e-abort-job", "--wait=false")
+    wait_for("VMIM gone", lambda: env.kubectl("get", "vmim", "e2e-abort-job", "--ignore-not-found", "-o",
+                                              "name") == "", timeout=30, interval=0.5)
+    st = kubectl_json(env, "get", "vmi", "e2e-abort")["status"]
+    ms = st["migrationState"]
+    assert ms["abortRequested"] and ms["failed"] and not ms["completed"], ms
+    # the source's launcher cancelled it (the target, whose stream was cut, may have been seen failing first)
+    lms = json.loads(_read(os.path.join(src_run, "status.json")) or b"{}").get("migrationState") or {}
+    assert lms.get("migrationUid") == uid and lms.get("failed") and lms.get("abortStatus") == "Succeeded", lms
+    assert st["phase"] == "Running" and st["activePods"] == {src["metadata"]["uid"]: NODE}, st
+    wait_for("target Pod deleted", lambda: all(p["metadata"]["name"] != target
+                                                for p in env.srv.api.pods_of(vmi)), timeout=30, interval=0.5)
+    row = env.vmi_row("e2e-abort")
+    assert row[2] == "Running" and row[3] == src["status"]["podIP"], row
+    # the same guest goes on in the source
+    last = cnt_values(_read(src_serial))[-1]
+    wait_for("counter goes on in the source", lambda: cnt_values(_read(src_serial))[-1] > last, timeout=10,
+             interval=0.5)
+    if qemu:
+        assert alive(qemu), "the source QEMU is gone"
+    env.kubectl("delete", "vmi", "e2e-abort", "--timeout=60s")
+    env.kubectl("delete", "migrationpolicy", "e2e-slow")
+    if qemu:
+        wait_for("QEMU gone", lambda: not alive(qemu), timeout=10)
+
+
 def test_hotplug(env):
     """A VMI spec edited with kubectl reaches the running guest: the launcher's reporter watches the VMI and
     applies the change (a second vCPU socket, onlined by the guest)."""
@@ -456,7 +522,7 @@ def netns_names():
 
 TESTS = {"vmi": test_vmi, "vm_always": test_vm_always, "vm_halted": test_vm_halted,
          "kernelboot_secret": test_kernelboot_secret, "pod_network": test_pod_network,
-         "migration": test_migration, "hotplug": test_hotplug}
+         "migration": test_migration, "migration_abort": test_migration_abort, "hotplug": test_hotplug}
 
 if __name__ == "__main__":
     if not os.path.exists(os.path.join(GUEST, "containerdisk", "disk")):

@@ -23,7 +23,10 @@ EXPECTED = {
         ("Ready", "string", ".status.conditions[?(@.type=='Ready')].status", 0)]),
     "virtualmachineinstancemigrations": (["vmim", "vmims"], True, [
         ("Phase", "string", ".status.phase", 0), ("VMI", "string", ".spec.vmiName", 0)]),
+    # KubeVirt's has no short names and kubectl's default columns (NAME, AGE)
+    "migrationpolicies": ([], True, [("Age", "date", ".metadata.creationTimestamp", 0)]),
 }
+GROUP_VERSION = {"migrationpolicies": ("migrations.kubevirt.io", "v1alpha1")}
 
 
 def structural(schema, path):
@@ -53,11 +56,12 @@ def main():
                                 for d in found), "%s parses into %d objects" % (name, len(found)))
             docs += found
     crds = {d["spec"]["names"]["plural"]: d for d in docs if d["kind"] == "CustomResourceDefinition"}
-    check(set(crds) == set(EXPECTED), "the three KubeVirt CRDs", sorted(crds))
+    check(set(crds) == set(EXPECTED), "the four KubeVirt CRDs", sorted(crds))
     for plural, (short, status, columns) in EXPECTED.items():
         crd = crds[plural]
         res = registry.resource_from_crd(crd)
-        check(res.group == "kubevirt.io" and res.version == "v1" and res.short_names == short and
+        group, version = GROUP_VERSION.get(plural, ("kubevirt.io", "v1"))
+        check(res.group == group and res.version == version and res.short_names == short and
               res.categories == ["all"], plural + ": group, version, short names, categories")
         check(res.has_status == status, plural + ": status subresource %s" % status)
         got = [(c["name"], c["type"], c["jsonPath"], c.get("priority", 0)) for c in res.columns]
