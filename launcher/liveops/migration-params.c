@@ -6,6 +6,13 @@
 #define DEFAULT_PROGRESS_TIMEOUT 150
 #define DEFAULT_DOWNTIME_MS 300
 #define MAX_CHANNELS 8
+/* 8 multifd channels whatever the host: both QEMUs must use the same count (a target waiting for more
+ * channels than the source opens hangs, one given fewer fails), and the two nodes of a migration need not
+ * have the same CPU count, so the default must not depend on the local one. 8 measured best even on 2
+ * cores (bench/migration-loopback.py: 8 <= 4 < 2 < 1 channel in total time; more channels keep more
+ * packets in flight, so fewer cross-core wake-ups stall the sender), and it is what 25-100 GbE needs
+ * (about one core's TCP stream per channel). docs/live-operations.md, "Benchmark". */
+#define DEFAULT_CHANNELS 8
 
 void migration_params_compute(const migration_config *c, unsigned host_cpus, migration_params *out)
 {
@@ -23,8 +30,9 @@ void migration_params_compute(const migration_config *c, unsigned host_cpus, mig
         out->multifd = !c->disable_multifd && !c->allow_post_copy;
         if (!out->multifd)
                 return;
-        unsigned n = c->parallel_threads ? c->parallel_threads : 2 * (host_cpus ? host_cpus : 1);
-        out->channels = n < 2 && !c->parallel_threads ? 2 : n > MAX_CHANNELS ? MAX_CHANNELS : n;
+        (void)host_cpus; /* see DEFAULT_CHANNELS */
+        unsigned n = c->parallel_threads ? c->parallel_threads : DEFAULT_CHANNELS;
+        out->channels = n > MAX_CHANNELS ? MAX_CHANNELS : n;
 }
 
 static void add_cap(cJSON *caps, const char *name, bool state)

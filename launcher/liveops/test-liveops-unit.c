@@ -97,11 +97,21 @@ static void test_params(void)
         migration_config c = {0};
         migration_params p;
         migration_params_compute(&c, 2, &p);
-        assert(p.multifd && p.channels == 4 && !p.postcopy && !p.auto_converge);
+        assert(p.multifd && p.channels == 8 && !p.postcopy && !p.auto_converge);
         assert(p.max_bandwidth == MIGRATION_UNLIMITED_BW && p.downtime_ms == 300);
         assert(migration_completion_timeout_ms(&p, 256ull << 20) == 150000);
         assert(migration_completion_timeout_ms(&p, (2ull << 30) + 1) == 450000);
+        /* the default channel count does not depend on the host: both sides must agree without knowing
+         * each other's CPU count */
+        for (unsigned cpus = 0; cpus <= 64; cpus += 16) {
+                migration_params_compute(&c, cpus, &p);
+                assert(p.multifd && p.channels == 8);
+        }
+        c.parallel_threads = 1; /* explicit values are kept (QEMU accepts 1), capped at 8 */
         migration_params_compute(&c, 64, &p);
+        assert(p.channels == 1);
+        c.parallel_threads = 32;
+        migration_params_compute(&c, 2, &p);
         assert(p.channels == 8);
         c = (migration_config){.allow_post_copy = true,
                                .allow_auto_converge = true,
