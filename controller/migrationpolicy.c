@@ -183,11 +183,6 @@ static int check_known(const cJSON *policy, kv_error *err)
                 if (i == sizeof(known) / sizeof(known[0]))
                         return bad(policy, f->string, "not supported", err);
         }
-        /* Post-copy needs postcopy-ram on the target QEMU too, and the target launcher starts with the
-         * defaults (multifd, no post-copy): the two would not match and the migration would fail. */
-        if (cJSON_IsTrue(spec_item(policy, "allowPostCopy")))
-                return bad(policy, "allowPostCopy",
-                           "true is not supported (the target launcher starts without post-copy)", err);
         if (cJSON_IsTrue(spec_item(policy, "allowWorkloadDisruption")))
                 return bad(policy, "allowWorkloadDisruption", "true is not supported", err);
         return 0;

@@ -310,20 +310,49 @@ int pod_render(const cJSON *vobj, const pod_render_opts *opts, cJSON **pod, kv_e
 }
 
 /* The migration target: the same Pod, told to wait for the incoming stream and its disks' NBD mirror on
- * the contract's ports, and labelled with the migration (docs/cluster-live-ops.md). */
+ * the contract's ports with the migration's configuration, and labelled with the migration
+ * (docs/cluster-live-ops.md). */
 int pod_render_migration_target(const cJSON *vobj, const pod_render_opts *opts, const char *migration_uid,
-                                cJSON **pod, kv_error *err)
+                                const cJSON *config, const char *policy, cJSON **pod, kv_error *err)
 {
+        _cleanup_free_ char *cfg = cJSON_PrintUnformatted(config);
+        if (!cfg)
+                return kv_error_set(err, ENOMEM, "migration configuration");
         int r = pod_render(vobj, opts, pod, err);
         if (r < 0)
                 return r;
         cJSON_AddStringToObject(kube_obj(*pod, "metadata.labels"), POD_LABEL_MIGRATION_JOB, migration_uid);
+        /* Annotations too: the controller's Pod cache drops the spec (controller.c, prune_pod). */
+        cJSON *meta = kube_obj(*pod, "metadata"), *ann = kube_obj(meta, "annotations");
+        if (!cJSON_IsObject(ann))
+                ann = cJSON_AddObjectToObject(meta, "annotations");
+        cJSON_AddStringToObject(ann, POD_ANNOTATION_MIGRATION_CONFIG, cfg);
+        if (policy && *policy)
+                cJSON_AddStringToObject(ann, POD_ANNOTATION_MIGRATION_POLICY, policy);
         cJSON *cmd = kube_obj(cJSON_GetArrayItem(kube_obj(*pod, "spec.containers"), 0), "command");
         char uri[64], nbd[64];
         snprintf(uri, sizeof(uri), "tcp:0.0.0.0:%d", KV_MIGRATION_PORT);
         snprintf(nbd, sizeof(nbd), "0.0.0.0:%d", KV_MIGRATION_NBD_PORT);
-        const char *extra[] = {"--incoming", uri, "--incoming-nbd", nbd};
+        const char *extra[] = {"--incoming", uri, "--incoming-nbd", nbd, "--incoming-config", cfg};
         for (size_t i = 0; i < ARRAY_SIZE(extra); i++)
                 cJSON_AddItemToArray(cmd, cJSON_CreateString(extra[i]));
         return 0;
+}
+
+int pod_migration_config(const cJSON *pod, cJSON **config, const char **policy, kv_error *err)
+{
+        const cJSON *ann = kube_obj(pod, "metadata.annotations");
+        *policy =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ann, POD_ANNOTATION_MIGRATION_POLICY));
+        if (!*policy)
+                *policy = "";
+        const char *text =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ann, POD_ANNOTATION_MIGRATION_CONFIG));
+        *config = text ? cJSON_Parse(text) : NULL;
+        if (!text || cJSON_IsObject(*config))
+                return 0;
+        cJSON_Delete(*config);
+        *config = NULL;
+        return kv_error_set(err, EINVAL, "target Pod %s: annotation %s is not a JSON object",
+                            kube_str(pod, "metadata.name") ?: "", POD_ANNOTATION_MIGRATION_CONFIG);
 }

@@ -16,6 +16,8 @@ typedef struct pod_render_opts {
 #define POD_LABEL_CREATED_BY "kubevirt.io/created-by"
 #define POD_LABEL_VM_NAME "vm.kubevirt.io/name"
 #define POD_ANNOTATION_LAUNCHER_STATUS "kvlite.io/launcher-status"
+#define POD_ANNOTATION_MIGRATION_POLICY "kvlite.io/migration-policy"
+#define POD_ANNOTATION_MIGRATION_CONFIG "kvlite.io/migration-configuration"
 #define LAUNCHER_RUN_DIR "/var/run/kvlite"
 #define POD_LABEL_MIGRATION_JOB "kubevirt.io/migrationJobUID"
 
@@ -28,7 +30,15 @@ uint64_t pod_memory_overhead(uint64_t guest_bytes, unsigned vcpus);
 int pod_render(const cJSON *vmi, const pod_render_opts *opts, cJSON **pod, kv_error *err);
 /* The VMI as handed to the launcher in KVLITE_VMI: identity, labels, annotations and spec only. */
 cJSON *pod_launcher_vmi(const cJSON *vmi);
-/* The migration target Pod: pod_render() plus `--incoming tcp:0.0.0.0:49152 --incoming-nbd 0.0.0.0:49153`
- * and the label kubevirt.io/migrationJobUID=<migration_uid>. */
+/* The migration target Pod: pod_render() plus `--incoming tcp:0.0.0.0:49152 --incoming-nbd 0.0.0.0:49153
+ * --incoming-config <config as compact JSON>` (the resolved MigrationConfiguration the source will get too, so
+ * both QEMUs set the same capabilities), the label kubevirt.io/migrationJobUID=<migration_uid>, the same JSON
+ * in the annotation kvlite.io/migration-configuration and, with a policy, kvlite.io/migration-policy=<policy>.
+ * The hand-over reads them back (pod_migration_config), so a policy changed meanwhile cannot make the two
+ * sides differ. */
 int pod_render_migration_target(const cJSON *vmi, const pod_render_opts *opts, const char *migration_uid,
-                                cJSON **pod, kv_error *err);
+                                const cJSON *config, const char *policy, cJSON **pod, kv_error *err);
+/* What pod_render_migration_target rendered, from the annotations: *config (owned; NULL when the Pod has
+ * none, i.e. a launcher started with the defaults) and the policy name ("" for none, points into pod). -EINVAL when the
+ * argument is not a JSON object. */
+int pod_migration_config(const cJSON *pod, cJSON **config, const char **policy, kv_error *err);

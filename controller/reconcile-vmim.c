@@ -127,53 +127,6 @@ static int set_phase(vmim *v, enum vmim_phase phase, const char *message, kv_err
         return r == -KUBE_ENOTFOUND ? 0 : r;
 }
 
-/* ---- the target Pod ---- */
-
-static int delete_target(vmim *v, kv_error *err)
-{
-        if (!v->target || kube_obj(v->target, "metadata.deletionTimestamp"))
-                return 0;
-        log_info("migration %s/%s: deleting target Pod %s", v->ns, v->name,
-                 kube_str(v->target, "metadata.name"));
-        int r = kube_delete(v->api, &kube_pod, v->ns, kube_str(v->target, "metadata.name"),
-                            kube_str(v->target, "metadata.uid"), NULL, "Background", err);
-        return r == -KUBE_ECONFLICT ? 0 : r;
-}
-
-static int fail(vmim *v, const char *message, kv_error *err)
-{
-        int r = delete_target(v, err);
-        return r < 0 ? r : set_phase(v, P_FAILED, message, err);
-}
-
-/* The target Pod the API holds for this migration (a previous run may have created one the cache has
- * not shown), else a new one. */
-static int create_target(vmim *v, kv_error *err)
-{
-        char sel[128];
-        _cleanup_json_ cJSON *list = NULL, *pod = NULL, *created = NULL;
-        snprintf(sel, sizeof(sel), POD_LABEL_MIGRATION_JOB "=%s", v->uid);
-        v->c->api_lookups++;
-        int r = kube_list(v->api, &kube_pod, v->ns, sel, &list, err);
-        if (r < 0)
-                return r;
-        if (cJSON_GetArraySize(kube_obj(list, "items")) > 0)
-                return 0;
-        kv_error verr = {0};
-        if (pod_render_migration_target(v->vmi, &v->c->opts.pod, v->uid, &pod, &verr) < 0)
-                return fail(v, verr.msg, err);
-        expectations_expect_create(v->c->pod_exp, v->exp_key);
-        r = kube_create(v->api, &kube_pod, v->ns, pod, &created, err);
-        if (r < 0) {
-                expectations_observed(v->c->pod_exp, v->exp_key);
-                return r;
-        }
-        v->c->pods_created++;
-        log_info("migration %s/%s: created target Pod %s for VMI %s", v->ns, v->name,
-                 kube_str(created, "metadata.name"), v->vmi_name);
-        return 0;
-}
-
 /* ---- the migration configuration (MigrationPolicy) ---- */
 
 typedef struct mig_config {
@@ -220,6 +173,54 @@ static int resolve_config(vmim *v, mig_config *m, kv_error *err)
                 return 0;
         }
         snprintf(m->policy, sizeof(m->policy), "%s", policy ? kube_str(policy, "metadata.name") : "");
+        return 0;
+}
+
+/* ---- the target Pod ---- */
+
+static int delete_target(vmim *v, kv_error *err)
+{
+        if (!v->target || kube_obj(v->target, "metadata.deletionTimestamp"))
+                return 0;
+        log_info("migration %s/%s: deleting target Pod %s", v->ns, v->name,
+                 kube_str(v->target, "metadata.name"));
+        int r = kube_delete(v->api, &kube_pod, v->ns, kube_str(v->target, "metadata.name"),
+                            kube_str(v->target, "metadata.uid"), NULL, "Background", err);
+        return r == -KUBE_ECONFLICT ? 0 : r;
+}
+
+static int fail(vmim *v, const char *message, kv_error *err)
+{
+        int r = delete_target(v, err);
+        return r < 0 ? r : set_phase(v, P_FAILED, message, err);
+}
+
+/* The target Pod the API holds for this migration (a previous run may have created one the cache has
+ * not shown), else a new one, started with the migration's configuration (--incoming-config). */
+static int create_target(vmim *v, const mig_config *config, kv_error *err)
+{
+        char sel[128];
+        _cleanup_json_ cJSON *list = NULL, *pod = NULL, *created = NULL;
+        snprintf(sel, sizeof(sel), POD_LABEL_MIGRATION_JOB "=%s", v->uid);
+        v->c->api_lookups++;
+        int r = kube_list(v->api, &kube_pod, v->ns, sel, &list, err);
+        if (r < 0)
+                return r;
+        if (cJSON_GetArraySize(kube_obj(list, "items")) > 0)
+                return 0;
+        kv_error verr = {0};
+        if (pod_render_migration_target(v->vmi, &v->c->opts.pod, v->uid, config->config, config->policy, &pod,
+                                        &verr) < 0)
+                return fail(v, verr.msg, err);
+        expectations_expect_create(v->c->pod_exp, v->exp_key);
+        r = kube_create(v->api, &kube_pod, v->ns, pod, &created, err);
+        if (r < 0) {
+                expectations_observed(v->c->pod_exp, v->exp_key);
+                return r;
+        }
+        v->c->pods_created++;
+        log_info("migration %s/%s: created target Pod %s for VMI %s", v->ns, v->name,
+                 kube_str(created, "metadata.name"), v->vmi_name);
         return 0;
 }
 
@@ -290,13 +291,16 @@ static int update_vmi(vmim *v, kube_mutate_fn fn, void *ud, kv_error *err)
 
 static int start_migration(vmim *v, kv_error *err)
 {
-        _cleanup_(mig_config_free) mig_config config;
-        int r = resolve_config(v, &config, err);
-        if (r < 0)
-                return r;
-        /* the policy may have changed since Pending: the one read now is the one the migration would use */
-        if (*config.problem)
-                return fail(v, config.problem, err);
+        /* The configuration the target Pod was started with, resolved when it was created: the source must
+         * get the same one, whatever happened to the policies since. */
+        _cleanup_(mig_config_free) mig_config config = {0};
+        const char *policy;
+        kv_error perr = {0};
+        if (pod_migration_config(v->target, &config.config, &policy, &perr) < 0 ||
+            (!config.config && migration_config_resolve(NULL, &config.config, &perr) < 0)) /* the defaults */
+                return fail(v, perr.msg, err);
+        snprintf(config.policy, sizeof(config.policy), "%s", policy);
+        int r;
         vmi_migration_view view;
         vmi_migration_observe(v->vmi, v->pods, "", &view);
         start_args a = {v, view.active, &config};
@@ -444,8 +448,10 @@ static int step(vmim *v, kv_error *err)
                 const char *why = refusal(v, buf, sizeof(buf));
                 if (why)
                         return set_phase(v, P_FAILED, why, err);
-                if (!v->target) { /* a bad policy is reported before a target Pod is made for nothing */
-                        _cleanup_(mig_config_free) mig_config config;
+                /* The configuration is resolved when the migration starts, as in KubeVirt: here, before the
+                 * target Pod that is started with it (a bad policy fails the VMIM before a Pod is made). */
+                _cleanup_(mig_config_free) mig_config config = {0};
+                if (!v->target) {
                         int r = resolve_config(v, &config, err);
                         if (r < 0 || *config.problem)
                                 return r < 0 ? r : set_phase(v, P_FAILED, config.problem, err);
@@ -456,7 +462,7 @@ static int step(vmim *v, kv_error *err)
                 if (!v->target) {
                         if (!expectations_satisfied(v->c->pod_exp, v->exp_key))
                                 return 0; /* ours is on its way through the informer */
-                        if ((r = create_target(v, err)) < 0)
+                        if ((r = create_target(v, &config, err)) < 0)
                                 return r;
                         return set_phase(v, P_SCHEDULING, NULL, err);
                 }

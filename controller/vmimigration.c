@@ -113,13 +113,31 @@ static const char *pod_end_reason(const cJSON *pod, const cJSON *ls)
         return r ? r : kube_str(pod, "status.phase");
 }
 
+#define ABORTED_REASON "aborted: the VirtualMachineInstanceMigration was deleted"
+
+/* A migration ended after its VMIM was deleted (abortRequested) failed because of that, whichever end the
+ * controller saw first: the target's QEMU fails as soon as the source cuts the stream, often before the
+ * source's report. What the source reported is added once it is there. */
+static void aborted_reason(const cJSON *lms, char *buf, size_t size)
+{
+        const char *r = cJSON_IsTrue(kube_obj(lms, "failed")) ? kube_str(lms, "failureReason") : NULL;
+        snprintf(buf, size, ABORTED_REASON "%s%s", r && *r ? "; source: " : "", r && *r ? r : "");
+}
+
 /* Why this migration failed, or false when it has not (yet). */
 static bool failure(const cJSON *ms, const cJSON *src, const cJSON *sls, const cJSON *tgt, const cJSON *tls,
                     char *buf, size_t size)
 {
         const char *tname = kube_str(ms, "targetPod");
         const cJSON *lms = launcher_ms(sls, ms);
-        if (cJSON_IsTrue(kube_obj(lms, "failed"))) {
+        /* not when the source handed over anyway (a post-copy cannot be cancelled): then the guest is lost */
+        bool aborted = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ms, "abortRequested")) &&
+                       !(src && handed_over(src, sls, ms));
+        if (aborted &&
+            (cJSON_IsTrue(kube_obj(lms, "failed")) || !tgt || kube_obj(tgt, "metadata.deletionTimestamp") ||
+             pod_is_final(tgt) || is_final(kube_str(tls, "phase"))))
+                aborted_reason(lms, buf, size);
+        else if (cJSON_IsTrue(kube_obj(lms, "failed"))) {
                 const char *r = kube_str(lms, "failureReason");
                 snprintf(buf, size, "source: %s", r && *r ? r : "migration failed");
         } else if (!tgt)
@@ -150,6 +168,19 @@ static void merge_progress(cJSON *st, const cJSON *lms)
         for (size_t i = 0; lms && i < sizeof(keys) / sizeof(keys[0]); i++)
                 if (kube_str(lms, keys[i]))
                         set_str(st, keys[i], kube_str(lms, keys[i]));
+}
+
+/* An aborted migration failed on the target's end before the source reported: its report (failureReason,
+ * abortStatus) is added when it arrives. */
+static void late_source_report(const cJSON *ms, const cJSON *sls, vmi_migration_view *v)
+{
+        const cJSON *lms = launcher_ms(sls, ms);
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ms, "abortRequested")) ||
+            !cJSON_IsTrue(kube_obj(lms, "failed")))
+                return;
+        aborted_reason(lms, v->reason, sizeof(v->reason));
+        set_str(v->state, "failureReason", v->reason);
+        merge_progress(v->state, lms);
 }
 
 static void observe_in_flight(const cJSON *ms, const cJSON *pods, const char *now, vmi_migration_view *v)
@@ -195,6 +226,7 @@ void vmi_migration_observe(const cJSON *vmi, const cJSON *pods, const char *now,
                 v->lost = src && handed_over(src, sls, ms);
                 snprintf(v->reason, sizeof(v->reason), "%s",
                          kube_str(ms, "failureReason") ?: "migration failed");
+                late_source_report(ms, sls, v);
                 cJSON_Delete(sls);
         } else
                 observe_in_flight(ms, pods, now, v);

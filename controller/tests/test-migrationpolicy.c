@@ -106,6 +106,9 @@ static void test_resolve(void)
         assert(!strcmp(
             slow, "{\"allowAutoConverge\":true,\"allowPostCopy\":false,\"bandwidthPerMigration\":67108864,"
                   "\"completionTimeoutPerGiB\":23,\"progressTimeout\":150}"));
+        /* post-copy: the target launcher gets the configuration too (--incoming-config) */
+        _cleanup_free_ char *postcopy = resolve("{\"spec\":{\"allowPostCopy\":true}}", &err);
+        assert(strstr(postcopy, "\"allowPostCopy\":true,"));
         _cleanup_free_ char *plain = resolve("{\"spec\":{\"bandwidthPerMigration\":1000}}", &err);
         assert(strstr(plain, "\"bandwidthPerMigration\":1000,"));
         _cleanup_free_ char *decimal = resolve("{\"spec\":{\"bandwidthPerMigration\":\"1.5M\"}}", &err);
@@ -131,10 +134,8 @@ static void test_resolve(void)
             "MigrationPolicy p: spec.completionTimeoutPerGiB: must be a whole number of seconds, at least 1");
         expect_resolve_error("{\"allowAutoConverge\":\"yes\"}",
                              "MigrationPolicy p: spec.allowAutoConverge: expected true or false");
-        expect_resolve_error(
-            "{\"allowPostCopy\":true}",
-            "MigrationPolicy p: spec.allowPostCopy: true is not supported (the target launcher starts "
-            "without post-copy)");
+        expect_resolve_error("{\"allowPostCopy\":1}",
+                             "MigrationPolicy p: spec.allowPostCopy: expected true or false");
         expect_resolve_error("{\"progressTimeout\":5}",
                              "MigrationPolicy p: spec.progressTimeout: not supported");
         expect_select_error(

@@ -76,6 +76,12 @@ def ready_target(api, mname, node="node02", ip="10.0.0.2", until="Running"):
     return m, t
 
 
+def incoming_config(pod):
+    """The --incoming-config the target Pod's launcher is started with."""
+    cmd = pod["spec"]["containers"][0]["command"]
+    return json.loads(cmd[cmd.index("--incoming-config") + 1])
+
+
 def mstate(api, vmi):
     return (tc.vmi_get(api, vmi).get("status") or {}).get("migrationState") or {}
 
@@ -88,7 +94,9 @@ def test_migration(srv, ctl):
     m = wait_for("Scheduling", lambda: vmim_phase(api, "mig", "Scheduling"))
     t = targets(api, m)[0]
     c = t["spec"]["containers"][0]
-    assert c["command"][-4:] == ["--incoming", "tcp:0.0.0.0:49152", "--incoming-nbd", "0.0.0.0:49153"], c["command"]
+    assert c["command"][-6:-1] == ["--incoming", "tcp:0.0.0.0:49152", "--incoming-nbd", "0.0.0.0:49153",
+                                   "--incoming-config"], c["command"]
+    assert json.loads(c["command"][-1]) == DEFAULTS, c["command"]  # the source gets the same (below)
     assert t["metadata"]["labels"]["kubevirt.io/created-by"] == tc.vmi_get(api, "mv")["metadata"]["uid"]
     assert t["metadata"]["ownerReferences"][0]["name"] == "mv"
     assert any(e["name"] == "KVLITE_VMI" and '"name":"mv"' in e["value"] for e in c["env"])
@@ -99,6 +107,7 @@ def test_migration(srv, ctl):
     assert ms["migrationUid"] == m["metadata"]["uid"] and ms["sourcePod"] == src and ms["targetPod"] == tname, ms
     assert ms["targetNodeAddress"] == "10.0.0.2" and ms["targetNode"] == "node02" and ms["mode"] == "PreCopy", ms
     assert ms["startTimestamp"] and not ms["completed"] and not ms["failed"], ms
+    assert ms["migrationConfiguration"] == DEFAULTS, ms
     assert len(tc.vmi_get(api, "mv")["status"]["activePods"]) == 2
     # the source hands over and ends before the target reports: the VMI stays Running on its source's IP
     lms = {"startTimestamp": ms["startTimestamp"], "completed": True, "mode": "PreCopy"}
@@ -188,14 +197,21 @@ def test_abort(srv, ctl):
     api.ok("DELETE", "%s/mab" % VMIMS)
     ms = wait_for("abortRequested", lambda: mstate(api, "ab").get("abortRequested") and mstate(api, "ab"))
     assert vmim_get(api, "mab"), "the VMIM waits for the abort"
+    # the target's QEMU fails as soon as the source cuts the stream, before the source's report arrives
+    pod_set(api, t, "Failed", ann={"phase": "Failed", "reason": "qemu exited with status 1"})
+    ms = wait_for("failed", lambda: mstate(api, "ab").get("failed") and mstate(api, "ab"))
+    assert ms["failureReason"] == "aborted: the VirtualMachineInstanceMigration was deleted", ms
     pod_set(api, src, ann={"phase": "Running", "migrationState": {
         "startTimestamp": ms["startTimestamp"], "failed": True, "abortRequested": True, "abortStatus": "Succeeded",
         "failureReason": "cancelled"}})
     wait_for("VMIM gone", lambda: vmim_get(api, "mab") is None)
     wait_for("target deleted", lambda: targets(api, m) == [])
-    st = tc.vmi_get(api, "ab")["status"]
+    st = wait_for("the source's report", lambda: (lambda st: st if st["migrationState"].get("abortStatus")
+                                                  else None)(tc.vmi_get(api, "ab")["status"]))
     assert st["phase"] == "Running" and st["migrationState"]["failed"], st
     assert st["migrationState"]["abortStatus"] == "Succeeded", st
+    assert st["migrationState"]["failureReason"] == \
+        "aborted: the VirtualMachineInstanceMigration was deleted; source: cancelled", st
 
 
 POLICIES = "/apis/migrations.kubevirt.io/v1alpha1/migrationpolicies"
@@ -223,8 +239,8 @@ def test_policy_selection(srv, ctl):
     policy(api, "any", {"bandwidthPerMigration": "1Gi"})
     policy(api, "z-ns", {"completionTimeoutPerGiB": 10}, ns_labels={"tier": "gold"})
     policy(api, "a-ns", {"completionTimeoutPerGiB": 20}, ns_labels={"tier": "gold"})
-    policy(api, "both", {"bandwidthPerMigration": "64Mi", "allowAutoConverge": True, "completionTimeoutPerGiB": 30},
-           vmi_labels={"app": "pa"}, ns_labels={"tier": "gold"})
+    policy(api, "both", {"bandwidthPerMigration": "64Mi", "allowAutoConverge": True, "completionTimeoutPerGiB": 30,
+                         "allowPostCopy": True}, vmi_labels={"app": "pa"}, ns_labels={"tier": "gold"})
     policy(api, "other-ns", {"allowAutoConverge": True}, ns_labels={"tier": "silver"})
     running_vmi(api, "pa")
     vmim(api, "mpa", "pa")
@@ -232,8 +248,10 @@ def test_policy_selection(srv, ctl):
     ms = mstate(api, "pa")
     assert ms["migrationPolicyName"] == "both", ms
     assert ms["migrationConfiguration"] == dict(DEFAULTS, bandwidthPerMigration=64 << 20, allowAutoConverge=True,
-                                                completionTimeoutPerGiB=30), ms
+                                                completionTimeoutPerGiB=30, allowPostCopy=True), ms
     assert m["status"]["migrationState"]["migrationPolicyName"] == "both", m["status"]
+    # the target launcher was started with the same configuration (post-copy must match on both QEMUs)
+    assert incoming_config(targets(api, m)[0]) == ms["migrationConfiguration"]
     # one namespace label each: a-ns before z-ns
     running_vmi(api, "pb")
     vmim(api, "mpb", "pb")
@@ -260,8 +278,9 @@ def test_policy_selection(srv, ctl):
 
 
 def test_bad_policy(srv, ctl):
-    """A bad value in the policy that applies fails the VMIM with a message naming policy and field: at once
-    (no target Pod), or at the hand-over when the policy went bad meanwhile (the target Pod is deleted)."""
+    """A bad value in the policy that applies fails the VMIM with a message naming policy and field, at once (no
+    target Pod). A policy going bad after the target Pod was made does not touch that migration: the target was
+    started with the configuration, and the source gets the same one."""
     api = srv.api
     running_vmi(api, "bp")
     policy(api, "broken", {"bandwidthPerMigration": "fast"}, vmi_labels={"app": "bp"})
@@ -275,16 +294,16 @@ def test_bad_policy(srv, ctl):
     policy(api, "later", {"completionTimeoutPerGiB": 60}, vmi_labels={"app": "bp"})
     vmim(api, "mbp2", "bp")
     wait_for("Scheduling", lambda: vmim_phase(api, "mbp2", "Scheduling"))
+    # the target Pod was started with the policy as it was: a change now does not touch this migration
     api.merge("%s/later" % POLICIES, {"spec": {"completionTimeoutPerGiB": -3}})
     wait_for("the policy change in the API", lambda: api.get("%s/later" % POLICIES)[1]["spec"]
              ["completionTimeoutPerGiB"] == -3)
     time.sleep(0.3)  # the controller's watch delivers it
-    m, t = ready_target(api, "mbp2", until="Failed")
-    msg = m["status"]["conditions"][0]["message"]
-    assert msg == "MigrationPolicy later: spec.completionTimeoutPerGiB: must be a whole number of seconds, at " \
-                  "least 1", msg
-    wait_for("target deleted", lambda: targets(api, m) == [])
-    assert not mstate(api, "bp"), "the VMI was not touched"
+    m, t = ready_target(api, "mbp2")
+    ms = mstate(api, "bp")
+    assert ms["migrationPolicyName"] == "later", ms
+    assert ms["migrationConfiguration"] == dict(DEFAULTS, completionTimeoutPerGiB=60), ms
+    assert incoming_config(api.get("%s/%s" % (PODS, t))[1]) == ms["migrationConfiguration"]
 
 
 def test_restart(srv, ctl):

@@ -2,9 +2,12 @@
 #include "liveops-command.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "hotplug.h"
+#include "quantity.h"
 #include "snapshot.h"
 
 static const char *jstr_or(const cJSON *a, const char *k, const char *dflt)
@@ -19,18 +22,62 @@ static double jnum_or(const cJSON *a, const char *k, double dflt)
         return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
-void liveops_read_migration_config(const cJSON *c, migration_config *m)
+/* A whole number in [0, max] or absent; `where` prefixes the field in errors ("--incoming-config"). */
+static int config_uint(const cJSON *c, const char *key, double max, const char *where, unsigned *out,
+                       kv_error *err)
 {
-        *m = (migration_config){
-            .bandwidth = (uint64_t)jnum_or(c, "bandwidthPerMigration", 0),
-            .completion_timeout_per_gib = (unsigned)jnum_or(c, "completionTimeoutPerGiB", 0),
-            .progress_timeout = (unsigned)jnum_or(c, "progressTimeout", 0),
-            .allow_auto_converge = cJSON_IsTrue(cJSON_GetObjectItem(c, "allowAutoConverge")),
-            .allow_post_copy = cJSON_IsTrue(cJSON_GetObjectItem(c, "allowPostCopy")),
-            .parallel_threads = (unsigned)jnum_or(c, "parallelMigrationThreads", 0),
-            .disable_multifd = cJSON_IsTrue(cJSON_GetObjectItem(c, "disableMultifd")),
-            .downtime_ms = (unsigned)jnum_or(c, "downtimeMs", 0),
-        };
+        const cJSON *v = cJSON_GetObjectItem(c, key);
+        if (!v || cJSON_IsNull(v))
+                return 0;
+        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 ||
+            v->valuedouble > max)
+                return kv_error_set(err, EINVAL, "%s: %s: must be a whole number from 0 to %.0f", where, key,
+                                    max);
+        *out = (unsigned)v->valuedouble;
+        return 0;
+}
+
+static int config_bool(const cJSON *c, const char *key, const char *where, bool *out, kv_error *err)
+{
+        const cJSON *v = cJSON_GetObjectItem(c, key);
+        if (!v || cJSON_IsNull(v))
+                return 0;
+        if (!cJSON_IsBool(v))
+                return kv_error_set(err, EINVAL, "%s: %s: must be true or false", where, key);
+        *out = cJSON_IsTrue(v);
+        return 0;
+}
+
+int liveops_parse_migration_config(const cJSON *c, const char *where, migration_config *m, kv_error *err)
+{
+        *m = (migration_config){0};
+        if (!c || cJSON_IsNull(c))
+                return 0;
+        if (!cJSON_IsObject(c))
+                return kv_error_set(err, EINVAL,
+                                    "%s: must be a JSON object (KubeVirt's MigrationConfiguration)", where);
+        const cJSON *bw = cJSON_GetObjectItem(c, "bandwidthPerMigration");
+        char path[160];
+        snprintf(path, sizeof(path), "%s: bandwidthPerMigration", where);
+        int r = 0;
+        if (bw && !cJSON_IsNull(bw))
+                r = quantity_bytes(bw, path, &m->bandwidth, err);
+        if (r >= 0)
+                r = config_uint(c, "completionTimeoutPerGiB", 1e6, where, &m->completion_timeout_per_gib,
+                                err);
+        if (r >= 0)
+                r = config_uint(c, "progressTimeout", 1e6, where, &m->progress_timeout, err);
+        if (r >= 0)
+                r = config_uint(c, "parallelMigrationThreads", 255, where, &m->parallel_threads, err);
+        if (r >= 0)
+                r = config_uint(c, "downtimeMs", 1e6, where, &m->downtime_ms, err);
+        if (r >= 0)
+                r = config_bool(c, "allowAutoConverge", where, &m->allow_auto_converge, err);
+        if (r >= 0)
+                r = config_bool(c, "allowPostCopy", where, &m->allow_post_copy, err);
+        if (r >= 0)
+                r = config_bool(c, "disableMultifd", where, &m->disable_multifd, err);
+        return r;
 }
 
 static int do_disk_add(qmp *q, const cJSON *a, kv_error *err)
@@ -49,7 +96,8 @@ static int do_disk_add(qmp *q, const cJSON *a, kv_error *err)
 static int run_migrate(qmp *q, const cJSON *a, cJSON **result, kv_error *err)
 {
         migration_config c;
-        liveops_read_migration_config(cJSON_GetObjectItem(a, "config"), &c);
+        if (liveops_parse_migration_config(cJSON_GetObjectItem(a, "config"), "migrate: config", &c, err) < 0)
+                return -EINVAL;
         migration_state st;
         int r = migration_run(q, &c, jstr_or(a, "uri", ""), "127.0.0.1", (int)jnum_or(a, "nbdPort", 0),
                               (int)jnum_or(a, "timeoutMs", 120000), &st, err);
@@ -94,7 +142,9 @@ int liveops_command(qmp *q, const char *verb, const cJSON *a, cJSON **result, kv
         }
         if (!strcmp(verb, "migrate-target")) {
                 migration_config c;
-                liveops_read_migration_config(cJSON_GetObjectItem(a, "config"), &c);
+                if (liveops_parse_migration_config(cJSON_GetObjectItem(a, "config"), "migrate-target: config",
+                                                   &c, err) < 0)
+                        return -EINVAL;
                 return migration_target_prepare(q, &c, jstr_or(a, "uri", ""), "127.0.0.1",
                                                 (int)jnum_or(a, "nbdPort", 0), err);
         }

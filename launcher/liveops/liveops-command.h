@@ -14,5 +14,11 @@
  * migrate-target-finish {timeoutMs}, migrate {uri,nbdPort,config,timeoutMs} (blocking).
  * *result (may stay NULL) gets extra members for the answer. -EINVAL for an unknown verb. */
 int liveops_command(qmp *q, const char *verb, const cJSON *args, cJSON **result, kv_error *err);
-/* KubeVirt MigrationConfiguration member names → migration_config (absent = launcher default). */
-void liveops_read_migration_config(const cJSON *config, migration_config *out);
+/* KubeVirt MigrationConfiguration member names → migration_config (absent = launcher default),
+ * validated: config must be an object (or absent/null: the defaults), bandwidthPerMigration a
+ * byte count (a number or a Kubernetes quantity such as "64Mi"), the timeouts, parallelMigrationThreads and
+ * downtimeMs whole numbers, the allow and disable flags booleans; other members (KubeVirt fields that do not
+ * apply here) are ignored. -EINVAL naming `where` and the field, e.g.
+ * `--incoming-config: completionTimeoutPerGiB: must be a whole number from 0 to 1000000`. */
+int liveops_parse_migration_config(const cJSON *config, const char *where, migration_config *out,
+                                   kv_error *err);

@@ -173,7 +173,12 @@ int liveops_ctl_migrate(ctl_request *req)
                 return 0;
         }
         migration_config c;
-        liveops_read_migration_config(cJSON_GetObjectItem(req->args, "config"), &c);
+        kv_error cerr = {0};
+        if (liveops_parse_migration_config(cJSON_GetObjectItem(req->args, "config"), "migrate: args.config",
+                                           &c, &cerr) < 0) {
+                ctl_reply_error(req, "%s", cerr.msg);
+                return 0;
+        }
         migration_state_free(&mig.st);
         mig.s = req->s;
         mig.have = true;
@@ -248,8 +253,7 @@ static int target_prepare(supervisor *s, const migration_config *c, const char *
         mig.s = s;
         mig.have = true;
         mig.st = (migration_state){0};
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        migration_params_compute(c, cpus > 0 ? (unsigned)cpus : 1, &mig.st.params); /* what was set */
+        migration_params_compute(c, &mig.st.params); /* what was set */
         snprintf(mig.st.mode, sizeof(mig.st.mode), "PreCopy");
         snprintf(mig.st.target_address, sizeof(mig.st.target_address), "%s", uri);
         if (gethostname(mig.st.target_node, sizeof(mig.st.target_node) - 1) < 0)
@@ -266,12 +270,40 @@ static int target_prepare(supervisor *s, const migration_config *c, const char *
         return r;
 }
 
+/* QEMU runs without capabilities, so the userfaultfd(2) a post-copy target needs is refused (EPERM) unless
+ * the node allows it to unprivileged processes, as KubeVirt requires of its nodes too. QEMU's own error
+ * ("Postcopy is not supported") does not say what to change. */
+static int check_userfaultfd(kv_error *err)
+{
+        FILE *f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "re");
+        int v = -1;
+        if (f && fscanf(f, "%d", &v) != 1)
+                v = -1;
+        if (f)
+                fclose(f);
+        if (v == 0)
+                return kv_error_set(
+                    err, EPERM,
+                    "post-copy (allowPostCopy) needs vm.unprivileged_userfaultfd=1 on this node: "
+                    "the target QEMU runs without capabilities and cannot use userfaultfd");
+        return 0; /* 1, or a kernel without the sysctl (older than 5.11 allowed it) */
+}
+
 int liveops_target_boot(supervisor *s, const char *incoming, kv_error *err)
 {
         if (!strcmp(incoming, "defer"))
                 return 0;
         migration_config c;
-        liveops_read_migration_config(NULL, &c);
+        cJSON *config = s->cfg->incoming_config ? cJSON_Parse(s->cfg->incoming_config) : NULL;
+        int r = liveops_parse_migration_config(config, "--incoming-config", &c, err); /* main checked it */
+        cJSON_Delete(config);
+        if (r >= 0 && c.allow_post_copy)
+                r = check_userfaultfd(err);
+        if (r < 0)
+                return r;
+        log_info("migration target: capabilities from %s (post-copy %s)",
+                 s->cfg->incoming_config ? "--incoming-config" : "the default configuration",
+                 c.allow_post_copy ? "allowed" : "off");
         return target_prepare(s, &c, incoming, s->cfg->incoming_nbd_host, s->cfg->incoming_nbd_port, err);
 }
 
@@ -288,8 +320,12 @@ int liveops_ctl_migration_target(ctl_request *req)
                 return 0;
         }
         migration_config c;
-        liveops_read_migration_config(cJSON_GetObjectItem(req->args, "config"), &c);
         kv_error err = {0};
+        if (liveops_parse_migration_config(cJSON_GetObjectItem(req->args, "config"),
+                                           "migration-target: args.config", &c, &err) < 0) {
+                ctl_reply_error(req, "%s", err.msg);
+                return 0;
+        }
         if (target_prepare(req->s, &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
                            cJSON_IsNumber(port) ? port->valueint : 0, &err) < 0)
                 ctl_reply_error(req, "%s", err.msg);
@@ -353,8 +389,15 @@ static void arm_release_tick(supervisor *s)
 void liveops_on_migration_event(supervisor *s, const cJSON *data)
 {
         const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(data, "status"));
-        if (!s->cfg->incoming || !mig.target_prepared || mig.target_done || mig.target_releasing || !state ||
-            strcmp(state, "completed"))
+        if (!s->cfg->incoming || !mig.target_prepared || mig.target_done || mig.target_releasing || !state)
+                return;
+        if (!strcmp(state, "postcopy-active") && strcmp(mig.st.mode, "PostCopy")) {
+                log_info("incoming migration switched to post-copy");
+                snprintf(mig.st.mode, sizeof(mig.st.mode), "PostCopy");
+                publish_state(s); /* no QMP command: only the status file and the reporter */
+                return;
+        }
+        if (strcmp(state, "completed"))
                 return;
         /* Called from inside libqmp's event dispatch: only a timer here, the QMP commands run from it. */
         log_info("incoming migration completed: finishing the target");

@@ -21,7 +21,7 @@ int liveops_ctl_migrate_status(ctl_request *req);
 int liveops_ctl_migration_target(ctl_request *req);
 int liveops_ctl_migration_target_finish(ctl_request *req);
 /* Called by the supervisor instead of `cont` when started with --incoming URI|defer: a URI is
- * prepared at once with the default migration configuration. */
+ * prepared at once with the --incoming-config configuration (default: the defaults). */
 int liveops_target_boot(supervisor *s, const char *incoming, kv_error *err);
 /* The supervisor's QMP event handler passes MIGRATION events here: on a target whose incoming migration
  * completed, the launcher finishes by itself (exports released, `cont`, phase Running). */

@@ -14,7 +14,7 @@
  * (about one core's TCP stream per channel). docs/live-operations.md, "Benchmark". */
 #define DEFAULT_CHANNELS 8
 
-void migration_params_compute(const migration_config *c, unsigned host_cpus, migration_params *out)
+void migration_params_compute(const migration_config *c, migration_params *out)
 {
         *out = (migration_params){
             .max_bandwidth = c->bandwidth ? c->bandwidth : MIGRATION_UNLIMITED_BW,
@@ -30,7 +30,6 @@ void migration_params_compute(const migration_config *c, unsigned host_cpus, mig
         out->multifd = !c->disable_multifd && !c->allow_post_copy;
         if (!out->multifd)
                 return;
-        (void)host_cpus; /* see DEFAULT_CHANNELS */
         unsigned n = c->parallel_threads ? c->parallel_threads : DEFAULT_CHANNELS;
         out->channels = n > MAX_CHANNELS ? MAX_CHANNELS : n;
 }

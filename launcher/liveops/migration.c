@@ -22,16 +22,10 @@ static void rfc3339(char *buf, size_t size)
         strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static unsigned host_cpus(void)
-{
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        return n > 0 ? (unsigned)n : 1;
-}
-
 static int set_caps_and_params(qmp *q, const migration_config *c, bool source, migration_params *p,
                                kv_error *err)
 {
-        migration_params_compute(c, host_cpus(), p);
+        migration_params_compute(c, p);
         cJSON *a = cJSON_CreateObject();
         cJSON_AddItemToObject(a, "capabilities", migration_caps_json(p, source));
         int r = lo_exec(q, "migrate-set-capabilities", a, NULL, err);

@@ -17,7 +17,7 @@ typedef struct migration_config {
         unsigned progress_timeout;           /* seconds without progress before aborting; 0 = 150 */
         bool allow_auto_converge;
         bool allow_post_copy;
-        unsigned parallel_threads; /* multifd channels; 0 = auto from the host's CPUs */
+        unsigned parallel_threads; /* multifd channels; 0 = the default (8, the same on every host) */
         bool disable_multifd;
         unsigned downtime_ms; /* 0 = 300 */
 } migration_config;
@@ -36,7 +36,7 @@ typedef struct migration_params {
 
 #define MIGRATION_UNLIMITED_BW (10ull << 30) /* QEMU's default is 128 MiB/s (notes §6) */
 
-void migration_params_compute(const migration_config *c, unsigned host_cpus, migration_params *out);
+void migration_params_compute(const migration_config *c, migration_params *out);
 /* The migrate-set-capabilities "capabilities" array / migrate-set-parameters arguments for one side. */
 cJSON *migration_caps_json(const migration_params *p, bool source);
 cJSON *migration_params_json(const migration_params *p, bool source);

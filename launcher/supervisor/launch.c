@@ -244,6 +244,7 @@ int launch_run(const launch_opts *o)
                     .incoming = o->incoming,
                     .incoming_nbd_host = o->incoming_nbd_host,
                     .incoming_nbd_port = o->incoming_nbd_port,
+                    .incoming_config = o->incoming_config,
                     .vmi = &l.v,
                     .paths = &l.paths,
                 };

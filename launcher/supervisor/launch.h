@@ -21,6 +21,7 @@ typedef struct launch_opts {
         const char *incoming; /* --incoming URI|defer: start as a live-migration target (sup_config) */
         const char *incoming_nbd_host; /* --incoming-nbd HOST:PORT, validated (NULL: none) */
         int incoming_nbd_port;
+        const char *incoming_config; /* --incoming-config JSON, validated (NULL: the defaults) */
 } launch_opts;
 
 /* Returns the process exit code (EXIT_* in supervisor.h). */

@@ -1,5 +1,6 @@
 /* virt-launcher: boot a kubevirt.io/v1 VMI on QEMU and supervise it (default), or talk to a running
  * launcher (`ctl`, `console`). Thin: options here, the work in launch.c and supervisor.c. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "ctl-client.h"
 #include "launch.h"
+#include "liveops-command.h"
 #include "log.h"
 #include "supervisor.h"
 
@@ -49,7 +51,14 @@ static const char usage[] =
     "  --incoming URI|defer start as a live-migration target: QEMU gets the same argv plus\n"
     "                       -incoming defer and stays paused (phase Scheduled) until the control\n"
     "                       command migration-target-finish; \"defer\" waits for migration-target,\n"
-    "                       a URI (tcp:HOST:PORT, unix:PATH) listens at once with the defaults\n"
+    "                       a URI (tcp:HOST:PORT, unix:PATH) listens at once (--incoming-config)\n"
+    "  --incoming-config JSON\n"
+    "                       with an --incoming URI: the migration configuration the target sets\n"
+    "                       QEMU's capabilities from (KubeVirt's MigrationConfiguration, as `migrate`\n"
+    "                       takes it in args.config, e.g. '{\"allowPostCopy\":true,\n"
+    "                       \"bandwidthPerMigration\":\"64Mi\"}'); it must be the source's, so that\n"
+    "                       post-copy and multifd match on both sides (default: the defaults).\n"
+    "                       allowPostCopy needs vm.unprivileged_userfaultfd=1 on the node\n"
     "  --migration-target   the same as --incoming defer\n"
     "  --dry-run            prepare everything, print the QEMU argv as a JSON array, exit\n"
     "  --log-level LEVEL    debug|info|warning|error (default info)\n"
@@ -108,6 +117,20 @@ static int usage_error(const char *what, const char *arg)
         return EXIT_INVALID;
 }
 
+/* Refused here (exit 2) rather than by the target's boot, where it would only fail the migration. */
+static int check_incoming_config(const char *arg)
+{
+        cJSON *c = cJSON_Parse(arg);
+        kv_error err = {0};
+        migration_config ignored;
+        int r = c ? liveops_parse_migration_config(c, "--incoming-config", &ignored, &err)
+                  : kv_error_set(&err, EINVAL, "--incoming-config: not valid JSON: %.60s", arg);
+        cJSON_Delete(c);
+        if (r < 0)
+                usage_error(err.msg, NULL);
+        return r;
+}
+
 int main(int argc, char **argv)
 {
         kv_log_init("virt-launcher");
@@ -133,6 +156,7 @@ int main(int argc, char **argv)
                 OPT_POD_NETWORK,
                 OPT_INCOMING,
                 OPT_INCOMING_NBD,
+                OPT_INCOMING_CONFIG,
                 OPT_MIGRATION_TARGET
         };
         static const struct option longopts[] = {
@@ -151,6 +175,7 @@ int main(int argc, char **argv)
             {"pod-network", no_argument, NULL, OPT_POD_NETWORK},
             {"incoming", required_argument, NULL, OPT_INCOMING},
             {"incoming-nbd", required_argument, NULL, OPT_INCOMING_NBD},
+            {"incoming-config", required_argument, NULL, OPT_INCOMING_CONFIG},
             {"migration-target", no_argument, NULL, OPT_MIGRATION_TARGET},
             {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
             {"help", no_argument, NULL, 'h'},
@@ -211,6 +236,11 @@ int main(int argc, char **argv)
                                                    optarg);
                         o.incoming_nbd_host = nbd_host;
                         break;
+                case OPT_INCOMING_CONFIG:
+                        if (check_incoming_config(optarg) < 0)
+                                return EXIT_INVALID;
+                        o.incoming_config = optarg;
+                        break;
                 case OPT_MIGRATION_TARGET:
                         o.incoming = "defer";
                         break;
@@ -239,6 +269,11 @@ int main(int argc, char **argv)
                 return usage_error("--incoming-nbd needs --incoming tcp:HOST:PORT or unix:PATH (with defer, "
                                    "migration-target takes nbdHost/nbdPort)",
                                    NULL);
+        if (o.incoming_config && (!o.incoming || !strcmp(o.incoming, "defer")))
+                return usage_error(
+                    "--incoming-config needs --incoming tcp:HOST:PORT or unix:PATH (with defer, "
+                    "migration-target takes args.config)",
+                    NULL);
         if (!o.image_root)
                 o.image_root = default_image_root();
         return launch_run(&o);

@@ -47,6 +47,9 @@ typedef struct sup_config {
          * source's mirror (nbd_port 0: none). */
         const char *incoming_nbd_host;
         int incoming_nbd_port;
+        /* --incoming-config: the MigrationConfiguration (JSON text, validated by main) an --incoming URI is
+         * prepared with, the source's, so that both QEMUs get the same capabilities. NULL: the defaults. */
+        const char *incoming_config;
         struct vmi **vmi; /* the running spec (launch.c owns it; `apply` replaces it) */
         const struct launcher_paths *paths; /* to prepare the volumes an `apply` adds */
 } sup_config;

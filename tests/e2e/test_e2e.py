@@ -3,7 +3,8 @@
 # stand-in → virt-launcher → QEMU (TCG) boots the test guest. Every Pod gets its own network namespace from the
 # kubelet stand-in (--pod-cidr), its veth on a bridge in a node netns made here, so virt-launcher runs with
 # --pod-network as in a cluster and nothing touches the machine's own namespace.
-# Usage: test_e2e.py [vmi|vm_always|vm_halted|kernelboot_secret|pod_network|migration|migration_abort|hotplug]
+# Usage: test_e2e.py [vmi|vm_always|vm_halted|kernelboot_secret|pod_network|migration|migration_abort|
+#                    migration_postcopy|hotplug]
 import ipaddress
 import json
 import os
@@ -477,7 +478,16 @@ def test_migration_abort(env):
     st = kubectl_json(env, "get", "vmi", "e2e-abort")["status"]
     ms = st["migrationState"]
     assert ms["abortRequested"] and ms["failed"] and not ms["completed"], ms
-    # the source's launcher cancelled it (the target, whose stream was cut, may have been seen failing first)
+    # the reason is the abort, whichever end the controller saw first (the target's QEMU fails as soon as the
+    # source cuts the stream, often before the source's report) ...
+    assert ms["failureReason"].startswith("aborted: the VirtualMachineInstanceMigration was deleted"), ms
+    # ... and what the source reported is added once it is there
+    ms = wait_for("the source's report in the VMI's failureReason", lambda: (lambda m: m if "; source: " in m.get(
+        "failureReason", "") else None)(kubectl_json(env, "get", "vmi", "e2e-abort")["status"]["migrationState"]),
+        timeout=15, interval=0.5)
+    assert ms["failureReason"] == "aborted: the VirtualMachineInstanceMigration was deleted; source: cancelled" \
+        and ms.get("abortStatus") == "Succeeded", ms
+    # the source's launcher cancelled it
     lms = json.loads(_read(os.path.join(src_run, "status.json")) or b"{}").get("migrationState") or {}
     assert lms.get("migrationUid") == uid and lms.get("failed") and lms.get("abortStatus") == "Succeeded", lms
     assert st["phase"] == "Running" and st["activePods"] == {src["metadata"]["uid"]: NODE}, st
@@ -495,6 +505,69 @@ def test_migration_abort(env):
     env.kubectl("delete", "migrationpolicy", "e2e-slow")
     if qemu:
         wait_for("QEMU gone", lambda: not alive(qemu), timeout=10)
+
+
+UFFD_SYSCTL = "/proc/sys/vm/unprivileged_userfaultfd"
+
+
+def allow_userfaultfd():
+    """A post-copy target's QEMU runs without capabilities: userfaultfd needs vm.unprivileged_userfaultfd=1 on
+    the node (KubeVirt requires it too). Set when it can be (root) and left set: other post-copy tests may run
+    at the same time."""
+    try:
+        with open(UFFD_SYSCTL) as f:
+            if f.read().strip() != "0":
+                return True
+        with open(UFFD_SYSCTL, "w") as f:
+            f.write("1")
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def test_migration_postcopy(env):
+    """A MigrationPolicy with allowPostCopy, a tiny bandwidth and completionTimeoutPerGiB 1: the target Pod's
+    launcher is started with the same configuration (--incoming-config), the source switches to post-copy after
+    ~1 s and the migration completes in mode PostCopy; the guest's counter goes on in the target."""
+    if not allow_userfaultfd():
+        print("SKIP: vm.unprivileged_userfaultfd is 0 and cannot be set")
+        sys.exit(77)
+    env.kubectl("create", "-f", "-", input="apiVersion: migrations.kubevirt.io/v1alpha1\nkind: MigrationPolicy\n"
+                "metadata: {name: e2e-pc}\nspec:\n  allowPostCopy: true\n  bandwidthPerMigration: 1Mi\n"
+                "  completionTimeoutPerGiB: 1\n  selectors:\n    virtualMachineInstanceSelector: {app: e2e-pc}\n")
+    vmi_doc = kernelboot_vmi_yaml("e2e-pc", "console=ttyS0", POD_NIC).replace(
+        "metadata: {name: e2e-pc}", "metadata: {name: e2e-pc, labels: {app: e2e-pc}}")
+    env.kubectl("apply", "-f", "-", input=vmi_doc)
+    vmi, src, qemu = env.wait_running("e2e-pc")
+    src_serial = os.path.join(env.kubelet.run_dir(src), "serial.log")
+    wait_for("counter on the source", lambda: cnt_values(_read(src_serial)), timeout=20, interval=0.5)
+    env.kubectl("create", "-f", "-", input="apiVersion: kubevirt.io/v1\nkind: VirtualMachineInstanceMigration\n"
+                "metadata: {name: e2e-pc-job}\nspec: {vmiName: e2e-pc}\n")
+    m = wait_for("VMIM Succeeded or Failed", lambda: (lambda m: m if (m.get("status") or {}).get("phase") in (
+        "Succeeded", "Failed") else None)(kubectl_json(env, "get", "vmim", "e2e-pc-job")), timeout=60, interval=0.5)
+    assert m["status"]["phase"] == "Succeeded", m["status"]
+    ms = wait_for("mode PostCopy in the VMI's migrationState", lambda: (lambda ms: ms if ms.get("mode") == "PostCopy"
+                  else None)(kubectl_json(env, "get", "vmi", "e2e-pc")["status"]["migrationState"]), timeout=10,
+                  interval=0.5)
+    assert ms["completed"] and ms["migrationPolicyName"] == "e2e-pc" and \
+        ms["migrationConfiguration"]["allowPostCopy"] is True, ms
+    target = {p["metadata"]["name"]: p for p in env.srv.api.pods_of(vmi)}[ms["targetPod"]]
+    cmd = target["spec"]["containers"][0]["command"]
+    assert json.loads(cmd[cmd.index("--incoming-config") + 1]) == ms["migrationConfiguration"], cmd
+    tst = json.loads(_read(os.path.join(env.kubelet.run_dir(target), "status.json")) or b"{}")
+    assert tst["migrationState"]["mode"] == "PostCopy" and tst["migrationState"]["completed"], tst["migrationState"]
+    if tst.get("qemuPid"):
+        env.qemu_pids.add(tst["qemuPid"])
+    tgt_serial = os.path.join(env.kubelet.run_dir(target), "serial.log")
+    last_src = cnt_values(_read(src_serial))[-1]
+    got = wait_for("counter on the target", lambda: cnt_values(_read(tgt_serial)), timeout=20, interval=0.5)
+    assert last_src < got[0] <= last_src + 20, (last_src, got[:3])
+    env.kubectl("delete", "vmi", "e2e-pc", "--timeout=60s")
+    wait_for("Pods gone", lambda: env.srv.api.items(POD_PATH % "default") == [], timeout=30, interval=0.3)
+    env.kubectl("delete", "vmim", "e2e-pc-job", "--timeout=30s")
+    env.kubectl("delete", "migrationpolicy", "e2e-pc")
 
 
 def test_hotplug(env):
@@ -522,7 +595,8 @@ def netns_names():
 
 TESTS = {"vmi": test_vmi, "vm_always": test_vm_always, "vm_halted": test_vm_halted,
          "kernelboot_secret": test_kernelboot_secret, "pod_network": test_pod_network,
-         "migration": test_migration, "migration_abort": test_migration_abort, "hotplug": test_hotplug}
+         "migration": test_migration, "migration_abort": test_migration_abort,
+         "migration_postcopy": test_migration_postcopy, "hotplug": test_hotplug}
 
 if __name__ == "__main__":
     if not os.path.exists(os.path.join(GUEST, "containerdisk", "disk")):

@@ -4,7 +4,11 @@ DISKCNT written to its local PVC disk), launcher B is started with --incoming de
 First a cancelled migration to a target C (A keeps running, C fails cleanly), then B migration-target
 (unix socket + NBD for the local disk) → A migrate → A ends Succeeded/"Migrated" → B finishes by
 itself (Running; migration-target-finish then answers at once) → the counter continuing, the disk
-content there. Both status files carry KubeVirt's migrationState."""
+content there. Both status files carry KubeVirt's migrationState.
+Last, post-copy launcher to launcher: a target started with `--incoming URI --incoming-config` (post-copy
+allowed) and a source migrating with the same configuration at 4 MiB/s with completionTimeoutPerGiB 1, so the
+source switches to post-copy after ~1 s; both report mode PostCopy and the counter goes on on the target."""
+import json
 import os
 import re
 import subprocess
@@ -20,7 +24,17 @@ for bad, why in ((["--incoming", "tcp:127.0.0.1:1", "--incoming-nbd", "127.0.0.1
                  (["--incoming", "tcp:127.0.0.1:1", "--incoming-nbd", "127.0.0.1:65536"], "--incoming-nbd must be"),
                  (["--incoming", "tcp:127.0.0.1:1", "--incoming-nbd", "a,b:1"], "--incoming-nbd must be"),
                  (["--incoming", "defer", "--incoming-nbd", "127.0.0.1:1"], "--incoming-nbd needs"),
-                 (["--incoming-nbd", "127.0.0.1:1"], "--incoming-nbd needs")):
+                 (["--incoming-nbd", "127.0.0.1:1"], "--incoming-nbd needs"),
+                 (["--incoming", "defer", "--incoming-config", "{}"], "--incoming-config needs"),
+                 (["--incoming-config", "{}"], "--incoming-config needs"),
+                 (["--incoming", "tcp:127.0.0.1:1", "--incoming-config", "{"], "--incoming-config: not valid JSON"),
+                 (["--incoming", "tcp:127.0.0.1:1", "--incoming-config", "[]"], "--incoming-config: must be"),
+                 (["--incoming", "tcp:127.0.0.1:1", "--incoming-config", '{"allowPostCopy":"yes"}'],
+                  "--incoming-config: allowPostCopy: must be true or false"),
+                 (["--incoming", "tcp:127.0.0.1:1", "--incoming-config", '{"completionTimeoutPerGiB":1.5}'],
+                  "--incoming-config: completionTimeoutPerGiB: must be a whole number"),
+                 (["--incoming", "tcp:127.0.0.1:1", "--incoming-config", '{"bandwidthPerMigration":"x"}'],
+                  "--incoming-config: bandwidthPerMigration: \"x\" is not a valid quantity")):
     r = subprocess.run([LAUNCHER, "--vmi", "/dev/null", *bad], capture_output=True, text=True)
     check(r.returncode == 2 and why in r.stderr, f"{bad}: exit {r.returncode}, {r.stderr.strip()!r}")
 DISK_MIB = 16
@@ -43,6 +57,33 @@ def sector0(root):
     with open(os.path.join(root, "data", "disk.img"), "rb") as f:
         m = re.match(rb"DISKCNT (\d+)", f.read(512))
     return int(m.group(1)) if m else -1
+
+
+UFFD_SYSCTL = "/proc/sys/vm/unprivileged_userfaultfd"
+
+
+def allow_userfaultfd(start_target):
+    """A post-copy target's QEMU (no capabilities) needs vm.unprivileged_userfaultfd=1, a node requirement as in
+    KubeVirt. With 0, the target launcher must say so; then the test sets it when it can (root), and leaves it
+    set: another post-copy test may be running (e2e), and tests must not race on a host setting."""
+    try:
+        with open(UFFD_SYSCTL) as f:
+            if f.read().strip() != "0":
+                return True
+    except OSError:
+        return True  # no such sysctl: userfaultfd is not restricted
+    t = start_target()
+    rc = t.wait_exit(30)
+    check(rc == 1 and "vm.unprivileged_userfaultfd=1" in t.status().get("reason", ""),
+          f"with vm.unprivileged_userfaultfd=0 a post-copy target fails naming it: {t.status().get('reason')}", t)
+    t.cleanup()
+    try:
+        with open(UFFD_SYSCTL, "w") as f:
+            f.write("1")
+    except OSError:
+        return False
+    print("note: set vm.unprivileged_userfaultfd=1 for the post-copy test (left set)")
+    return True
 
 
 m = vmi("mig", "diskw=vda", grace=5,
@@ -120,6 +161,42 @@ try:
     check(True, f"DISKCNT continues on B's disk: A's last {disk_a}, B now {sector0(roots[1])}")
     B.ctl("shutdown")
     check(B.wait_exit(20) == 0, "B powers off cleanly", B)
+
+    # --- post-copy: the target takes the source's configuration from --incoming-config ---
+    pc = vmi("pc", grace=5)
+    P = Launcher(pc)
+    psock = os.path.join(roots[2], "pc.sock")
+    cfg = {"allowPostCopy": True, "bandwidthPerMigration": "4Mi", "completionTimeoutPerGiB": 1}
+    if not allow_userfaultfd(lambda: Launcher(pc, args=["--incoming", "unix:" + psock, "--incoming-config",
+                                                         json.dumps(cfg)])):
+        print("SKIP (post-copy part): vm.unprivileged_userfaultfd is 0 and cannot be set here")
+        sys.exit(77)
+    D = Launcher(pc, args=["--incoming", "unix:" + psock, "--incoming-config", json.dumps(cfg)])
+    P.wait_phase("Running")
+    P.wait(lambda: len(counters(P.serial())) >= 2, 40, "counter on P's console")
+    D.wait(lambda: D.status().get("qemuStatus") == "inmigrate" and D.status().get("migrationState"), 30,
+           "target D waiting")
+    caps = {c["capability"]: c["state"] for c in D.qmp("query-migrate-capabilities")["return"]}
+    check(caps.get("postcopy-ram") and not caps.get("multifd"),
+          f"D's QEMU: postcopy-ram on, multifd off, from --incoming-config ({caps})", D)
+    rc, reply = P.ctl("migrate", json.dumps({"uri": "unix:" + psock, "config": {"allowPostCopy": "yes"}}))
+    check(rc != 0 and "migrate: args.config: allowPostCopy: must be true or false" in reply["error"],
+          f"a bad args.config refused: {reply}", P)
+    rc, reply = P.ctl("migrate", json.dumps({"uri": "unix:" + psock, "config": cfg}))
+    check(rc == 0 and reply["ok"], f"P migrate with the same configuration: {reply}", P)
+    rc = P.wait_exit(30)
+    ms = P.status().get("migrationState", {})
+    check(rc == 0 and P.status().get("phase") == "Succeeded" and ms.get("completed") and
+          ms.get("mode") == "PostCopy", f"P exited {rc}, switched to post-copy and completed: {ms}", P)
+    last_p = counters(P.serial())[-1]
+    D.wait_phase("Running", 15)
+    dms = D.status()["migrationState"]
+    check(dms["completed"] and dms["mode"] == "PostCopy", f"D Running, its migrationState {dms}", D)
+    D.wait(lambda: len(counters(D.serial())) >= 2, 20, "counter on D's console")
+    first_d = counters(D.serial())[0]
+    check(last_p < first_d <= last_p + 3, f"counter continues after post-copy: P last {last_p}, D first {first_d}")
+    D.ctl("shutdown")
+    check(D.wait_exit(20) == 0, "D powers off cleanly", D)
 finally:
     import shutil
     for r in roots:
