@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -389,41 +390,48 @@ static int confine(void)
         return 0;
 }
 
-int main(int argc, char **argv)
+typedef struct reporter_opts {
+        long parent;
+        const char *vmi_name, *control_socket;
+} reporter_opts;
+
+__attribute__((format(printf, 1, 2))) static int opt_error(const char *fmt, ...)
 {
-        kv_log_init("virt-launcher-reporter");
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("virt-launcher-reporter: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputs("\nTry 'virt-launcher-reporter --help'.\n", stderr);
+        return 2;
+}
+
+/* -1: go on; else the exit code (0 after --help, 2 for bad usage). */
+static int parse_options(int argc, char **argv, reporter_opts *o)
+{
         static const struct option longopts[] = {{"parent", required_argument, NULL, 'p'},
                                                  {"vmi", required_argument, NULL, 'v'},
                                                  {"control-socket", required_argument, NULL, 'c'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {0}};
-        long parent = 0;
-        const char *vmi_name = NULL, *control_socket = NULL;
         int c;
+        char *end;
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-                char *end;
                 switch (c) {
                 case 'p':
-                        parent = strtol(optarg, &end, 10);
-                        if (*end || parent <= 0) {
-                                fprintf(stderr, "virt-launcher-reporter: --parent: not a PID: %s\n", optarg);
-                                return 2;
-                        }
+                        o->parent = strtol(optarg, &end, 10);
+                        if (*end || o->parent <= 0)
+                                return opt_error("--parent: not a PID: %s", optarg);
                         break;
                 case 'v':
-                        if (!*optarg || strlen(optarg) > 253 || strchr(optarg, '/')) {
-                                fprintf(stderr, "virt-launcher-reporter: --vmi: not a VMI name: %s\n", optarg);
-                                return 2;
-                        }
-                        vmi_name = optarg;
+                        if (!*optarg || strlen(optarg) > 253 || strchr(optarg, '/'))
+                                return opt_error("--vmi: not a VMI name: %s", optarg);
+                        o->vmi_name = optarg;
                         break;
                 case 'c':
-                        if (optarg[0] != '/') {
-                                fprintf(stderr, "virt-launcher-reporter: --control-socket: not an absolute path: %s\n",
-                                        optarg);
-                                return 2;
-                        }
-                        control_socket = optarg;
+                        if (optarg[0] != '/')
+                                return opt_error("--control-socket: not an absolute path: %s", optarg);
+                        o->control_socket = optarg;
                         break;
                 case 'h':
                         fputs(usage, stdout);
@@ -433,19 +441,22 @@ int main(int argc, char **argv)
                         return 2;
                 }
         }
-        if (optind < argc) {
-                fprintf(stderr, "virt-launcher-reporter: unexpected argument: %s\nTry 'virt-launcher-reporter --help'.\n",
-                        argv[optind]);
-                return 2;
-        }
-        if (!vmi_name != !control_socket) {
-                fputs("virt-launcher-reporter: --vmi and --control-socket go together\n"
-                      "Try 'virt-launcher-reporter --help'.\n",
-                      stderr);
-                return 2;
-        }
+        if (optind < argc)
+                return opt_error("unexpected argument: %s", argv[optind]);
+        if (!o->vmi_name != !o->control_socket)
+                return opt_error("--vmi and --control-socket go together");
+        return -1;
+}
+
+int main(int argc, char **argv)
+{
+        kv_log_init("virt-launcher-reporter");
+        reporter_opts o = {0};
+        int code = parse_options(argc, argv, &o);
+        if (code >= 0)
+                return code;
         /* Die with the launcher even if exec cleared the death signal set before it. */
-        if (parent && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != (pid_t)parent))
+        if (o.parent && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != (pid_t)o.parent))
                 return 1;
         kv_error err = {0};
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || sandbox_drop_capabilities(&err) < 0) {
@@ -469,14 +480,14 @@ int main(int argc, char **argv)
         }
         r.client->max_attempts = 1; /* our own loop retries, and keeps reading newer documents meanwhile */
         r.client->timeout_ms = REQUEST_TIMEOUT_MS;
-        int w = vmi_name ? start_watch(&r, &cfg, vmi_name, control_socket) : 0;
+        int w = o.vmi_name ? start_watch(&r, &cfg, o.vmi_name, o.control_socket) : 0;
         if (w < 0) {
                 stop_watch(&r);
                 kube_client_free(r.client);
                 kube_config_free(&cfg);
                 return w == -EINVAL ? 2 : 3;
         }
-        int code = confine();
+        code = confine();
         if (code == 0)
                 code = run(&r);
         stop_watch(&r);

@@ -2,7 +2,8 @@
 """libkvliveops on the real test guest under TCG, through liveops-driver: every hot-plug kind seen from inside
 the guest and gone after unplug, hot-plug while paused, snapshot save/load/delete (RAM counter and disk
 content back), offline snapshots, and live migration (counter continuity, a memory-dirtying guest, a
-local disk mirrored over NBD, a failed migration leaving the source running)."""
+local disk mirrored over NBD, a failed migration leaving the source running, post-copy and
+auto-converge for guests that do not converge otherwise)."""
 import json
 import os
 import subprocess
@@ -213,6 +214,39 @@ def test_postcopy(tmp):
         tgt.kill()
 
 
+def test_auto_converge(tmp):
+    step("auto-converge: a guest dirtying ~285 MiB/s over a 192 MiB/s link converges once QEMU throttles its vCPU")
+    src, tgt = migrate_pair(tmp, "ac", "dirty=160")
+    try:
+        src.wait_cnt(lambda m: int(m.group(1)) >= 4, 30, "source counting")
+        uri = f"unix:{tmp}/ac.sock"
+        cfg = {"bandwidthPerMigration": 192 << 20, "allowAutoConverge": True}
+        driver(DRV, tgt.qmp_path, "migrate-target", {"uri": uri, "config": cfg})
+        mig = subprocess.Popen([DRV, src.qmp_path, "migrate", json.dumps({"uri": uri, "config": cfg,
+                                                                          "timeoutMs": 60000})],
+                               stdout=subprocess.PIPE, text=True)
+        throttle = 0
+        try:
+            while mig.poll() is None:  # the driver runs the migration; watch QEMU throttle meanwhile
+                throttle = max(throttle, src.qmp.cmd("query-migrate").get("cpu-throttle-percentage", 0))
+                time.sleep(0.2)
+            st = json.loads(mig.stdout.read().strip().splitlines()[-1])["migrationState"]
+        finally:
+            mig.kill()
+            mig.wait()
+        step(f"completed in {st['kvliteProgress']['totalTimeMs']} ms with the vCPU throttled up to {throttle} %")
+        if not st["completed"] or st["mode"] != "PreCopy" or not st["kvliteProgress"]["autoConverge"]:
+            fail(f"auto-converge migration: {st}")
+        if throttle < 20:
+            fail(f"QEMU never throttled the guest (max cpu-throttle-percentage {throttle})")
+        last_src = src.last_n()
+        driver(DRV, tgt.qmp_path, "migrate-target-finish")
+        tgt.wait_cnt(lambda m: int(m.group(1)) > last_src + 1, 15, "counter continuing after auto-converge")
+    finally:
+        src.kill()
+        tgt.kill()
+
+
 def test_local_disk_migration(tmp):
     step("migration with a local disk mirrored over NBD")
     s_img, t_img = f"{tmp}/ld-src.qcow2", f"{tmp}/ld-tgt.qcow2"
@@ -250,6 +284,7 @@ def main():
         test_migration(tmp)
         test_local_disk_migration(tmp)
         test_postcopy(tmp)
+        test_auto_converge(tmp)
         step(f"all liveops guest tests passed in {time.monotonic() - t0:.1f}s")
 
 
