@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const kind_prefix[] = {"vmi", "vm", "vmim"};
+static const char *const kind_prefix[] = {"vmi", "vm", "vmim", "vmsnapshot", "vmrestore"};
 
 void rfc3339_utc(char *buf, size_t size)
 {
@@ -93,6 +93,43 @@ static void enqueue_vmims_of(controller *c, const char *ns, const char *vmi)
         cJSON_ArrayForEach(m, ms) controller_enqueue(c, RK_VMIM, ns, kube_str(m, "metadata.name"));
 }
 
+/* Snapshots and restores by the VM they name ("ns/vmName"): VM, VMI and launcher Pod events wake them. */
+static char *vm_ref_index(const cJSON *obj, const char *path)
+{
+        const char *ns = kube_str(obj, "metadata.namespace"), *vm = kube_str(obj, path);
+        char *out = NULL;
+        if (ns && vm && asprintf(&out, "%s/%s", ns, vm) < 0)
+                out = NULL;
+        return out;
+}
+
+static char *snapshot_index(const cJSON *s)
+{
+        return vm_ref_index(s, "spec.source.name");
+}
+
+static char *restore_index(const cJSON *r)
+{
+        return vm_ref_index(r, "spec.target.name");
+}
+
+static void enqueue_by_index(controller *c, kube_informer *inf, enum reconcile_kind kind, const char *ns,
+                             const char *vm)
+{
+        char idx[600];
+        snprintf(idx, sizeof(idx), "%s/%s", ns ? ns : "", vm ? vm : "");
+        _cleanup_json_ cJSON *objs = kube_store_by_index(&inf->store, idx);
+        const cJSON *o;
+        cJSON_ArrayForEach(o, objs) controller_enqueue(c, kind, ns, kube_str(o, "metadata.name"));
+}
+
+/* The VMI of a VM has its name, so does the Pod label vm.kubevirt.io/name. */
+static void enqueue_snapshot_ops_of(controller *c, const char *ns, const char *vm)
+{
+        enqueue_by_index(c, &c->snapshots, RK_VMSNAPSHOT, ns, vm);
+        enqueue_by_index(c, &c->restores, RK_VMRESTORE, ns, vm);
+}
+
 static void vmi_tag(const cJSON *vmi, char *out, size_t size)
 {
         snprintf(out, size, "%s", vmi_phase(vmi));
@@ -106,6 +143,7 @@ static void on_vmi(kube_informer *inf, enum kube_event_type type, const cJSON *o
         const char *ns = kube_str(obj, "metadata.namespace"), *name = kube_str(obj, "metadata.name");
         controller_enqueue(c, RK_VMI, ns, name);
         enqueue_vmims_of(c, ns, name);
+        enqueue_snapshot_ops_of(c, ns, name);
         const cJSON *o;
         cJSON_ArrayForEach(o, kube_obj(obj, "metadata.ownerReferences"))
         {
@@ -138,6 +176,7 @@ static void on_pod(kube_informer *inf, enum kube_event_type type, const cJSON *o
                 expectations_observed(c->pod_exp, key);
         }
         controller_enqueue(c, RK_VMI, ns, vmname->valuestring);
+        enqueue_snapshot_ops_of(c, ns, vmname->valuestring);
         if (mig)
                 enqueue_vmims_of(c, ns, vmname->valuestring);
 }
@@ -146,6 +185,7 @@ static void on_vm(kube_informer *inf, enum kube_event_type type, const cJSON *ob
 {
         const char *ns = kube_str(obj, "metadata.namespace"), *name = kube_str(obj, "metadata.name");
         controller_enqueue(ud, RK_VM, ns, name);
+        enqueue_snapshot_ops_of(ud, ns, name);
         if (type == KUBE_DELETED) /* its VMI (same name) must go too */
                 controller_enqueue(ud, RK_VMI, ns, name);
 }
@@ -153,6 +193,21 @@ static void on_vm(kube_informer *inf, enum kube_event_type type, const cJSON *ob
 static void on_vmim(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
 {
         controller_enqueue(ud, RK_VMIM, kube_str(obj, "metadata.namespace"), kube_str(obj, "metadata.name"));
+}
+
+/* A snapshot becoming ready wakes the restores waiting for it (those of the same VM). */
+static void on_snapshot(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
+{
+        const char *ns = kube_str(obj, "metadata.namespace");
+        controller_enqueue(ud, RK_VMSNAPSHOT, ns, kube_str(obj, "metadata.name"));
+        enqueue_by_index(ud, &((controller *)ud)->restores, RK_VMRESTORE, ns,
+                         kube_str(obj, "spec.source.name"));
+}
+
+static void on_restore(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
+{
+        controller_enqueue(ud, RK_VMRESTORE, kube_str(obj, "metadata.namespace"),
+                           kube_str(obj, "metadata.name"));
 }
 
 /* As in KubeVirt, a policy is read when a migration starts; changing it does not touch running ones. */
@@ -174,6 +229,10 @@ static int dispatch(controller *c, kube_client *api, const char *qkey, enum reco
                                 return reconcile_vmi(c, api, colon + 1, err);
                         if (k == RK_VM)
                                 return reconcile_vm(c, api, colon + 1, err);
+                        if (k == RK_VMSNAPSHOT)
+                                return reconcile_vmsnapshot(c, api, colon + 1, err);
+                        if (k == RK_VMRESTORE)
+                                return reconcile_vmrestore(c, api, colon + 1, err);
                         return reconcile_vmim(c, api, colon + 1, err);
                 }
         *kind = RK_VMI;
@@ -225,6 +284,8 @@ int controller_init(controller *c, kube_config *cfg, const controller_opts *opts
                                     pod_ops = {prune_pod, pod_index, NULL},
                                     vmim_ops = {prune_common, vmim_index, NULL},
                                     policy_ops = {prune_common, policy_index, NULL},
+                                    snapshot_ops = {prune_common, snapshot_index, NULL},
+                                    restore_ops = {prune_common, restore_index, NULL},
                                     plain_ops = {prune_common, NULL, NULL};
         const char *ns = opts->namespace;
         if (kube_informer_init(&c->vmis, cfg, c->multi, &kube_vmi, ns, NULL, &vmi_ops, on_vmi, c) < 0 ||
@@ -233,7 +294,11 @@ int controller_init(controller *c, kube_config *cfg, const controller_opts *opts
             kube_informer_init(&c->vms, cfg, c->multi, &kube_vm, ns, NULL, &plain_ops, on_vm, c) < 0 ||
             kube_informer_init(&c->vmims, cfg, c->multi, &kube_vmim, ns, NULL, &vmim_ops, on_vmim, c) < 0 ||
             kube_informer_init(&c->policies, cfg, c->multi, &kube_migrationpolicy, NULL, NULL, &policy_ops,
-                               on_policy, c) < 0)
+                               on_policy, c) < 0 ||
+            kube_informer_init(&c->snapshots, cfg, c->multi, &kube_vmsnapshot, ns, NULL, &snapshot_ops,
+                               on_snapshot, c) < 0 ||
+            kube_informer_init(&c->restores, cfg, c->multi, &kube_vmrestore, ns, NULL, &restore_ops,
+                               on_restore, c) < 0)
                 return kv_error_errno(err, ENOMEM, "informers");
         if (opts->metrics_addr && *opts->metrics_addr)
                 return metrics_server_start(c, opts->metrics_addr, &c->metrics, err);

@@ -1,4 +1,5 @@
-/* virt-controller's state: five informers (VMI, Pod, VM, VMIM, MigrationPolicy) on one curl-multi loop
+/* virt-controller's state: seven informers (VMI, Pod, VM, VMIM, MigrationPolicy, VirtualMachineSnapshot,
+ * VirtualMachineRestore) on one curl-multi loop
  * thread, one work queue of "kind/namespace/name" keys, worker threads running the reconcilers with their own
  * API connections, expectations, and counters for /metrics. */
 #pragma once
@@ -24,14 +25,15 @@ typedef struct controller_opts {
         unsigned workers;
 } controller_opts;
 
-enum reconcile_kind { RK_VMI, RK_VM, RK_VMIM, RK__MAX };
+enum reconcile_kind { RK_VMI, RK_VM, RK_VMIM, RK_VMSNAPSHOT, RK_VMRESTORE, RK__MAX };
 
 typedef struct controller {
         controller_opts opts;
         kube_config *cfg;
         CURLM *multi;
         kube_informer vmis, pods, vms, vmims,
-            policies; /* policies: cluster-scoped, read at migration start */
+            policies;                      /* policies: cluster-scoped, read at migration start */
+        kube_informer snapshots, restores; /* indexed by the VM they name ("ns/vmName") */
         kube_workqueue *queue;
         expectations *pod_exp, *vmi_exp;
         pthread_t *threads;
@@ -46,7 +48,8 @@ typedef struct controller {
 /* Every informer, for the loop's passes and /metrics: `kube_informer *infs[] = INFORMERS(c);` */
 #define INFORMERS(c)                                                                                         \
         {                                                                                                    \
-                &(c)->vmis, &(c)->pods, &(c)->vms, &(c)->vmims, &(c)->policies                               \
+                &(c)->vmis, &(c)->pods, &(c)->vms, &(c)->vmims, &(c)->policies, &(c)->snapshots,             \
+                    &(c)->restores                                                                           \
         }
 
 int controller_init(controller *c, kube_config *cfg, const controller_opts *opts, kv_error *err);
@@ -61,6 +64,8 @@ typedef struct kube_client kube_client;
 int reconcile_vmi(controller *c, kube_client *api, const char *key, kv_error *err);
 int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err);
 int reconcile_vmim(controller *c, kube_client *api, const char *key, kv_error *err);
+int reconcile_vmsnapshot(controller *c, kube_client *api, const char *key, kv_error *err);
+int reconcile_vmrestore(controller *c, kube_client *api, const char *key, kv_error *err);
 
 /* Shared by reconcilers. */
 static inline void cjson_freep(cJSON **p)

@@ -34,3 +34,12 @@ int finalizer_patch(kube_client *api, const kube_resource *res, const cJSON *obj
         return kube_merge_patch(api, res, kube_str(obj, "metadata.namespace"), kube_str(obj, "metadata.name"),
                                 patch, false, out, err);
 }
+
+int finalizer_set(kube_client *api, const kube_resource *res, const cJSON *obj, const char *finalizer,
+                  bool add, kv_error *err)
+{
+        if (finalizer_has(obj, finalizer) == add)
+                return 0;
+        int r = finalizer_patch(api, res, obj, finalizer, add, NULL, NULL, err);
+        return r == -KUBE_ENOTFOUND ? 0 : r < 0 ? r : 1;
+}

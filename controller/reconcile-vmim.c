@@ -491,12 +491,9 @@ int reconcile_vmim(controller *c, kube_client *api, const char *key, kv_error *e
         if (!m)
                 return 0;
         vmim v = {.c = c, .api = api, .m = m};
-        v.ns = kube_str(m, "metadata.namespace");
-        v.name = kube_str(m, "metadata.name");
-        v.uid = kube_str(m, "metadata.uid");
+        if (kube_obj_ident(m, "VMIM", key, &v.ns, &v.name, &v.uid, err) < 0)
+                return -EINVAL;
         v.vmi_name = kube_str(m, "spec.vmiName") ?: "";
-        if (!v.ns || !v.name || !v.uid)
-                return kv_error_set(err, EINVAL, "VMIM %s: no namespace, name or uid", key);
         snprintf(v.exp_key, sizeof(v.exp_key), "migration/%s", v.uid);
         char vkey[600];
         snprintf(vkey, sizeof(vkey), "%s/%s", v.ns, v.vmi_name);

@@ -13,6 +13,13 @@ const kube_resource kube_vmim = {"/apis/kubevirt.io/v1", "virtualmachineinstance
                                  "VirtualMachineInstanceMigration", "kubevirt.io/v1", true};
 const kube_resource kube_pod = {"/api/v1", "pods", "Pod", "v1", true};
 const kube_resource kube_namespace = {"/api/v1", "namespaces", "Namespace", "v1", false};
+const kube_resource kube_vmsnapshot = {"/apis/snapshot.kubevirt.io/v1beta1", "virtualmachinesnapshots",
+                                       "VirtualMachineSnapshot", "snapshot.kubevirt.io/v1beta1", true};
+const kube_resource kube_vmsnapshotcontent = {
+    "/apis/snapshot.kubevirt.io/v1beta1", "virtualmachinesnapshotcontents", "VirtualMachineSnapshotContent",
+    "snapshot.kubevirt.io/v1beta1", true};
+const kube_resource kube_vmrestore = {"/apis/snapshot.kubevirt.io/v1beta1", "virtualmachinerestores",
+                                      "VirtualMachineRestore", "snapshot.kubevirt.io/v1beta1", true};
 /* cluster-scoped: pass ns NULL */
 const kube_resource kube_migrationpolicy = {"/apis/migrations.kubevirt.io/v1alpha1", "migrationpolicies",
                                             "MigrationPolicy", "migrations.kubevirt.io/v1alpha1", false};
@@ -210,6 +217,17 @@ const char *kube_str(const cJSON *obj, const char *dotted_path)
 {
         const cJSON *v = kube_obj(obj, dotted_path);
         return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int kube_obj_ident(const cJSON *obj, const char *kind, const char *key, const char **ns, const char **name,
+                   const char **uid, kv_error *err)
+{
+        *ns = kube_str(obj, "metadata.namespace");
+        *name = kube_str(obj, "metadata.name");
+        *uid = kube_str(obj, "metadata.uid");
+        if (!*ns || !*name || !*uid)
+                return kv_error_set(err, EINVAL, "%s %s: no namespace, name or uid", kind, key);
+        return 0;
 }
 
 cJSON *kube_merge_patch_diff(const cJSON *from, const cJSON *to)

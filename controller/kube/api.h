@@ -16,6 +16,8 @@ typedef struct kube_resource {
 } kube_resource;
 
 extern const kube_resource kube_vmi, kube_vm, kube_vmim, kube_pod, kube_namespace, kube_migrationpolicy;
+/* snapshot.kubevirt.io/v1beta1 */
+extern const kube_resource kube_vmsnapshot, kube_vmsnapshotcontent, kube_vmrestore;
 
 /* "/apis/kubevirt.io/v1/namespaces/ns/plural/name/sub"; ns NULL = all namespaces. Every segment is
  * URL-escaped. Returns malloc'd string or NULL. */
@@ -54,3 +56,7 @@ int kube_update_retry(kube_client *c, const kube_resource *r, const char *ns, co
 /* Small accessors for object JSON. */
 const char *kube_str(const cJSON *obj, const char *dotted_path); /* "metadata.name" → value or NULL */
 cJSON *kube_obj(const cJSON *obj, const char *dotted_path);
+/* metadata.namespace/name/uid of a namespaced object (borrowed from obj); -EINVAL naming `kind` and the
+ * store key when one is missing. */
+int kube_obj_ident(const cJSON *obj, const char *kind, const char *key, const char **ns, const char **name,
+                   const char **uid, kv_error *err);

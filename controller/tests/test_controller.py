@@ -388,9 +388,18 @@ def run(name):
         cleanup(*(x for x in (ctl, srv) if x))
 
 
-if __name__ == "__main__":
+def main(module_globals=None):
+    """Run the tests named on the command line (default: all) of this module, or of the module whose
+    globals are given (test_migration.py, test_snapshot.py share this runner and its server setup)."""
+    if module_globals is not None:
+        TESTS.clear()
+        TESTS.update({n[5:]: fn for n, fn in sorted(module_globals.items()) if n.startswith("test_")})
     names = sys.argv[1:] or list(TESTS)
     failed = [n for n in names if not run(n)]
     if failed:
         print("FAILED: %s" % " ".join(failed))
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,23 @@ DRIVER = os.path.abspath(sys.argv[1])
 SELECTED = "fieldSelector=metadata.name%3Db"
 
 
+def log_records(text):
+    """The JSON records of the server's log. Its threads share stderr, so a line may hold two records
+    back to back (or a record cut by the read racing a write): decode what decodes, skip the rest."""
+    dec, out = json.JSONDecoder(), []
+    for line in text.splitlines():
+        at = line.find("{")
+        while at >= 0:
+            try:
+                rec, end = dec.raw_decode(line, at)
+            except ValueError:
+                break
+            if isinstance(rec, dict):
+                out.append(rec)
+            at = line.find("{", end)
+    return out
+
+
 class Driver:
     def __init__(self, srv, ns, selector):
         log = open(os.path.join(srv.dir, "driver.log"), "ab")
@@ -112,7 +129,7 @@ def main():
 
         # What went over the wire: every list and watch of the driver carried the escaped selector.
         with open(os.path.join(srv.dir, "server.log")) as f:
-            reqs = [json.loads(line) for line in f if line.startswith("{")]
+            reqs = log_records(f.read())
         mine = [r["path"] for r in reqs
                 if r.get("method") == "GET" and "/virtualmachineinstances?" in r.get("path", "")]
         watches = [p for p in mine if "watch=true" in p]

@@ -327,12 +327,5 @@ def test_restart(srv, ctl):
         ctl2.stop()
 
 
-tc.TESTS.clear()
-tc.TESTS.update({name[5:]: fn for name, fn in sorted(globals().items()) if name.startswith("test_")})
-
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(tc.TESTS)
-    failed = [n for n in names if not tc.run(n)]
-    if failed:
-        print("FAILED: %s" % " ".join(failed))
-        sys.exit(1)
+    tc.main(globals())

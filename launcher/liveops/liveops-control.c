@@ -2,7 +2,9 @@
  * blocking library calls (bounded by their timeouts, a few seconds at most) on the supervisor's QMP
  * connection; a migration is started, then driven by a libqmp timer (an event waiter that never matches
  * and expires every MIGRATION_TICK_MS, so it fires from the main loop's qmp_handle_timeouts). A target
- * finishes by itself on QEMU's MIGRATION completed event, through the same kind of timer. */
+ * finishes by itself on QEMU's MIGRATION completed event, through the same kind of timer. Snapshot
+ * operations may carry an id; their outcome and the snapshots the disks hold go into the status
+ * (docs/cluster-snapshots.md). */
 #include "liveops-control.h"
 
 #include <errno.h>
@@ -14,6 +16,7 @@
 #include "log.h"
 #include "migration.h"
 #include "qmp-helpers.h"
+#include "snapshot.h"
 
 #define MIGRATION_TICK_MS 200
 #define MIGRATION_TICK_EVENT "KVLITE-MIGRATION-TICK" /* QEMU never sends it */
@@ -40,12 +43,21 @@ static void publish_state(supervisor *s)
         supervisor_publish(s);
 }
 
+/* 0 when QMP commands may run on the VM, else -EBUSY with why in err. */
+static int vm_usable(supervisor *s, kv_error *err)
+{
+        if (s->qmp && s->st->phase == PHASE_RUNNING && s->stage == STOP_NONE)
+                return 0;
+        return kv_error_set(err, EBUSY, "the VM is %s%s", phase_name(s->st->phase),
+                            s->stage != STOP_NONE ? " and stopping" : "");
+}
+
 static bool vm_ready(ctl_request *req)
 {
-        if (req->s->qmp && req->s->st->phase == PHASE_RUNNING && req->s->stage == STOP_NONE)
+        kv_error err = {0};
+        if (vm_usable(req->s, &err) == 0)
                 return true;
-        ctl_reply_error(req, "the VM is %s%s", phase_name(req->s->st->phase),
-                        req->s->stage != STOP_NONE ? " and stopping" : "");
+        ctl_reply_error(req, "%s", err.msg);
         return false;
 }
 
@@ -80,10 +92,150 @@ BLOCKING_HANDLER(liveops_ctl_hotplug_nic, "hotplug-nic")
 BLOCKING_HANDLER(liveops_ctl_unplug_nic, "unplug-nic")
 BLOCKING_HANDLER(liveops_ctl_set_cpus, "set-cpus")
 BLOCKING_HANDLER(liveops_ctl_set_memory, "set-memory")
-BLOCKING_HANDLER(liveops_ctl_snapshot_save, "snapshot-save")
-BLOCKING_HANDLER(liveops_ctl_snapshot_load, "snapshot-load")
-BLOCKING_HANDLER(liveops_ctl_snapshot_delete, "snapshot-delete")
 BLOCKING_HANDLER(liveops_ctl_snapshot_list, "snapshot-list")
+
+/* ---- snapshots with an id (docs/cluster-snapshots.md) ------------------------------------------ */
+
+#define SNAPSHOT_ID_MAX 128
+/* The status document goes to the reporter in one 64 KiB message: the newest this many are listed. */
+#define SNAPSHOTS_LISTED_MAX 128
+#define SNAPSHOT_MESSAGE_MAX 512
+
+/* snapshot-list's {name, date (s), vmStateSize, disks} as the status' {tag, creationTime, vmStateSize}. */
+static cJSON *snapshots_for_status(const cJSON *list)
+{
+        cJSON *out = cJSON_CreateArray();
+        int skip = cJSON_GetArraySize(list) - SNAPSHOTS_LISTED_MAX;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, list)
+        {
+                if (skip-- > 0)
+                        continue;
+                const cJSON *date = cJSON_GetObjectItem(e, "date"),
+                            *size = cJSON_GetObjectItem(e, "vmStateSize");
+                char when[40] = "";
+                if (cJSON_IsNumber(date) && date->valuedouble >= 0 && date->valuedouble < 1e12)
+                        rfc3339_at((time_t)date->valuedouble, when, sizeof(when));
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "tag", cJSON_GetStringValue(cJSON_GetObjectItem(e, "name")));
+                cJSON_AddStringToObject(o, "creationTime", when);
+                cJSON_AddNumberToObject(o, "vmStateSize", cJSON_IsNumber(size) ? size->valuedouble : 0);
+                cJSON_AddItemToArray(out, o);
+        }
+        return out;
+}
+
+/* After every snapshot operation, ok or not: what the disks hold now. */
+static void refresh_snapshots(supervisor *s)
+{
+        kv_error err = {0};
+        _cleanup_cjson_ cJSON *list = NULL;
+        if (snapshot_list(s->qmp, &list, &err) < 0)
+                log_warning("snapshot-list after a snapshot operation: %s", err.msg);
+        else
+                status_set_json(&s->st->snapshots, snapshots_for_status(list));
+}
+
+static const cJSON *recorded_operation(const status *st, const char *id)
+{
+        const cJSON *e;
+        cJSON_ArrayForEach(e, st->snapshot_operations)
+        {
+                if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "id")), id))
+                        return e;
+        }
+        return NULL;
+}
+
+static cJSON *record_operation(status *st, const char *id, const char *op, const char *tag,
+                               const kv_error *err)
+{
+        char now[40];
+        rfc3339_now(now, sizeof(now));
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "id", id);
+        cJSON_AddStringToObject(e, "op", op);
+        cJSON_AddStringToObject(e, "tag", tag);
+        cJSON_AddStringToObject(e, "phase", err ? "Failed" : "Succeeded");
+        if (err)
+                cJSON_AddStringToObject(e, "message", err->msg);
+        cJSON_AddStringToObject(e, "completionTime", now);
+        status_append_bounded(&st->snapshot_operations, e, STATUS_MAX_SNAPSHOT_OPS);
+        return e;
+}
+
+/* The answer for an id that already ran: its recorded outcome, without running it again (the reporter
+ * may resend a request after a reconnect; a second save of a tag would fail and hide the first). */
+static void reply_recorded(ctl_request *req, const cJSON *e)
+{
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(e, "id"));
+        if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "phase")), "Succeeded")) {
+                cJSON *result = cJSON_CreateObject();
+                cJSON_AddItemToObject(result, "snapshotOperation", cJSON_Duplicate(e, true));
+                ctl_reply_ok(req, result);
+        } else {
+                ctl_reply_error(req, "snapshot operation %s already ran and failed: %s", id,
+                                cJSON_GetStringValue(cJSON_GetObjectItem(e, "message")));
+        }
+}
+
+/* snapshot-save/-load/-delete: the job, then the status' snapshots; with args.id the outcome also lands in
+ * snapshotOperations (every outcome, so the controller waiting for that id always gets an answer). */
+static int snapshot_operation(ctl_request *req, const char *verb, const char *op)
+{
+        supervisor *s = req->s;
+        const cJSON *idj = cJSON_GetObjectItem(req->args, "id");
+        if (idj &&
+            (!cJSON_IsString(idj) || !idj->valuestring[0] || strlen(idj->valuestring) > SNAPSHOT_ID_MAX)) {
+                ctl_reply_error(req, "%s: args.id must be a non-empty string of at most %d bytes", verb,
+                                SNAPSHOT_ID_MAX);
+                return 0;
+        }
+        const char *id = idj ? idj->valuestring : NULL;
+        const cJSON *done = id ? recorded_operation(s->st, id) : NULL;
+        if (done) {
+                reply_recorded(req, done);
+                return 0;
+        }
+        const cJSON *tagj = cJSON_GetObjectItem(req->args, "tag");
+        const char *tag = cJSON_IsString(tagj) ? tagj->valuestring : "";
+        kv_error err = {0};
+        int r = vm_usable(s, &err);
+        if (r == 0) {
+                _cleanup_cjson_ cJSON *unused = NULL;
+                r = liveops_command(s->qmp, verb, req->args, &unused, &err);
+                refresh_snapshots(s);
+                supervisor_qmp_rearm(s);
+        }
+        if (r < 0) {
+                log_warning("%s %s failed: %s", verb, tag, err.msg);
+                if (strlen(err.msg) > SNAPSHOT_MESSAGE_MAX)
+                        err.msg[SNAPSHOT_MESSAGE_MAX] = '\0';
+        } else {
+                log_info("%s %s done%s%s", verb, tag, id ? ", operation " : "", id ? id : "");
+        }
+        cJSON *e = id ? record_operation(s->st, id, op, tag, r < 0 ? &err : NULL) : NULL;
+        supervisor_publish(s); /* the status file and the reporter: the controller waits for it */
+        if (r < 0) {
+                ctl_reply_error(req, "%s", err.msg);
+                return 0;
+        }
+        cJSON *result = cJSON_CreateObject();
+        if (e)
+                cJSON_AddItemToObject(result, "snapshotOperation", cJSON_Duplicate(e, true));
+        ctl_reply_ok(req, result);
+        return 0;
+}
+
+#define SNAPSHOT_HANDLER(fn, verb, op)                                                                       \
+        int fn(ctl_request *req)                                                                             \
+        {                                                                                                    \
+                return snapshot_operation(req, verb, op);                                                    \
+        }
+
+SNAPSHOT_HANDLER(liveops_ctl_snapshot_save, "snapshot-save", "save")
+SNAPSHOT_HANDLER(liveops_ctl_snapshot_load, "snapshot-load", "load")
+SNAPSHOT_HANDLER(liveops_ctl_snapshot_delete, "snapshot-delete", "delete")
 
 static void ignore_reply(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
 {

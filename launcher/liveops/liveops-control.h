@@ -10,6 +10,8 @@ int liveops_ctl_hotplug_nic(ctl_request *req);
 int liveops_ctl_unplug_nic(ctl_request *req);
 int liveops_ctl_set_cpus(ctl_request *req);
 int liveops_ctl_set_memory(ctl_request *req);
+/* snapshot-save/-load/-delete: args {tag, id}; with the optional id (≤ 128 bytes) the outcome is recorded
+ * in the status' snapshotOperations; each refreshes the status' snapshots (docs/cluster-snapshots.md). */
 int liveops_ctl_snapshot_save(ctl_request *req);
 int liveops_ctl_snapshot_load(ctl_request *req);
 int liveops_ctl_snapshot_delete(ctl_request *req);
@@ -38,9 +40,9 @@ int liveops_ctl_apply(ctl_request *req);
 	{"unplug-nic", liveops_ctl_unplug_nic, "unplug a NIC {name}"}, \
 	{"set-cpus", liveops_ctl_set_cpus, "plug vCPUs up to {sockets} (never unplugs)"}, \
 	{"set-memory", liveops_ctl_set_memory, "resize guest memory to {bytes} (virtio-mem)"}, \
-	{"snapshot-save", liveops_ctl_snapshot_save, "snapshot RAM and disks as {tag}"}, \
-	{"snapshot-load", liveops_ctl_snapshot_load, "restore snapshot {tag}"}, \
-	{"snapshot-delete", liveops_ctl_snapshot_delete, "delete snapshot {tag}"}, \
+	{"snapshot-save", liveops_ctl_snapshot_save, "snapshot RAM and disks as {tag,id}"}, \
+	{"snapshot-load", liveops_ctl_snapshot_load, "restore snapshot {tag,id}"}, \
+	{"snapshot-delete", liveops_ctl_snapshot_delete, "delete snapshot {tag,id}"}, \
 	{"snapshot-list", liveops_ctl_snapshot_list, "list snapshots"}, \
 	{"migrate", liveops_ctl_migrate, "live-migrate to {uri,nbdPort,config}; the source quits when done"}, \
 	{"migrate-cancel", liveops_ctl_migrate_cancel, "cancel the running migration"}, \

@@ -1,6 +1,7 @@
 /* virt-launcher-reporter: patches the launcher's status onto its own Pod as the annotation
- * kvlite.io/launcher-status, and (with --vmi) watches the launcher's VMI and forwards spec changes and
- * migration requests to the launcher's control socket (docs/cluster-live-ops.md). A separate process
+ * kvlite.io/launcher-status, and (with --vmi) watches the launcher's VMI and forwards spec changes,
+ * migration and snapshot requests to the launcher's control socket (docs/cluster-live-ops.md,
+ * docs/cluster-snapshots.md). A separate process
  * (privilege separation): the sandboxed launcher never opens a network socket nor maps libcurl; this one
  * holds no capabilities and only talks to the API and to the control socket, under its own seccomp
  * filter once set up (reporter-sandbox.c). One poll loop (curl multi + its stdin + the control socket),
@@ -57,7 +58,10 @@ static const char usage[] =
     "last one forwarded as `apply` (the first one too: the launcher diffs it against the spec it booted\n"
     "from); status.migrationState naming this Pod as sourcePod, with a targetNodeAddress, as `migrate`\n"
     "to tcp:ADDRESS:49152 with the disks mirrored to ADDRESS:49153 (once per migrationUid); and\n"
-    "abortRequested for the running migration as `migrate-cancel`. Replies are logged.\n"
+    "abortRequested for the running migration as `migrate-cancel`; and, while no migration runs, the\n"
+    "entries of the annotation kvlite.io/snapshot-requests ([{id, op: save|load|delete, tag}]) that\n"
+    "the launcher's status does not report yet, in order, as `snapshot-save/-load/-delete` (malformed\n"
+    "entries are skipped with a log line). One request at a time; replies are logged.\n"
     "$KVLITE_MIGRATION_PORTS=PORT,NBDPORT replaces 49152,49153 (tests with several targets on one host).\n"
     "\n"
     "Options:\n"
@@ -182,7 +186,7 @@ static void on_reply(const cJSON *reply, void *ud)
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(reply, "id");
         if (r->inflight.kind == FWD_NONE || !cJSON_IsNumber(id) || id->valueint != r->inflight_id)
                 return; /* not ours, or not JSON */
-        const char *what = fwd_kind_name(r->inflight.kind);
+        const char *what = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r->inflight.req, "cmd"));
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")))
                 log_info("launcher: %s done", what);
         else {
@@ -193,6 +197,12 @@ static void on_reply(const cJSON *reply, void *ud)
         drop_inflight(r);
 }
 
+static void log_skipped(const char *why, void *ud)
+{
+        (void)ud;
+        log_warning("%s", why);
+}
+
 /* One request at a time: the next decision is taken once the launcher answered the previous one. */
 static void forward(reporter *r)
 {
@@ -201,13 +211,14 @@ static void forward(reporter *r)
         fwd_request req;
         /* a private parsed copy (NULL: not found yet, or deleted); the store keeps only compact text */
         cJSON *vmi = kube_store_get(&r->watch.store, r->vmi_key);
+        fwd_check_snapshot_requests(&r->fwd, vmi, log_skipped, NULL);
         int due = fwd_next(&r->fwd, vmi, r->launcher, r->pod, &req);
         cJSON_Delete(vmi);
         if (due <= 0)
                 return;
         cJSON_AddNumberToObject(req.req, "id", ++r->next_id);
         _cleanup_free_ char *line = cJSON_PrintUnformatted(req.req);
-        const char *what = fwd_kind_name(req.kind);
+        const char *what = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req.req, "cmd"));
         if (!line || strlen(line) >= CONTROL_LINE_MAX || ctl_link_send(&r->link, line) < 0) {
                 log_error("%s not forwarded: %s", what,
                           line ? "the request exceeds the control socket's 64 KiB line" : "out of memory");
@@ -215,7 +226,8 @@ static void forward(reporter *r)
                 fwd_request_free(&req);
                 return;
         }
-        log_info("forwarding %s%s%s to the launcher", what, req.uid[0] ? " of migration " : "", req.uid);
+        const char *of = req.kind == FWD_SNAPSHOT ? " of snapshot request " : " of migration ";
+        log_info("forwarding %s%s%s to the launcher", what, req.uid[0] ? of : "", req.uid);
         r->inflight = req;
         r->inflight_id = r->next_id;
 }

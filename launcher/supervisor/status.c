@@ -19,12 +19,16 @@ static const char *const cond_names[COND__MAX] = {
     [COND_SOFTWARE_EMULATION] = "SoftwareEmulation",
 };
 
+void rfc3339_at(time_t t, char *buf, size_t size)
+{
+        struct tm tm;
+        if (size && (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm)))
+                buf[0] = '\0';
+}
+
 void rfc3339_now(char *buf, size_t size)
 {
-        time_t now = time(NULL);
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        rfc3339_at(time(NULL), buf, size);
 }
 
 void status_init(status *st, const char *path)
@@ -41,12 +45,23 @@ void status_fini(status *st)
         st->path = NULL;
         status_set_json(&st->migration_state, NULL);
         status_set_json(&st->volume_status, NULL);
+        status_set_json(&st->snapshot_operations, NULL);
+        status_set_json(&st->snapshots, NULL);
 }
 
 void status_set_json(cJSON **slot, cJSON *v)
 {
         cJSON_Delete(*slot);
         *slot = v;
+}
+
+void status_append_bounded(cJSON **slot, cJSON *item, int max)
+{
+        if (!cJSON_IsArray(*slot))
+                status_set_json(slot, cJSON_CreateArray());
+        cJSON_AddItemToArray(*slot, item);
+        while (cJSON_GetArraySize(*slot) > max)
+                cJSON_DeleteItemFromArray(*slot, 0);
 }
 
 const char *phase_name(enum phase p)
@@ -161,6 +176,11 @@ cJSON *status_to_json(const status *st)
                 cJSON_AddItemToObject(o, "migrationState", cJSON_Duplicate(st->migration_state, true));
         if (st->volume_status)
                 cJSON_AddItemToObject(o, "volumeStatus", cJSON_Duplicate(st->volume_status, true));
+        if (st->snapshot_operations)
+                cJSON_AddItemToObject(o, "snapshotOperations",
+                                      cJSON_Duplicate(st->snapshot_operations, true));
+        if (st->snapshots)
+                cJSON_AddItemToObject(o, "snapshots", cJSON_Duplicate(st->snapshots, true));
         return o;
 }
 

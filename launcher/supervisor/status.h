@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "error.h"
 
@@ -44,6 +45,10 @@ typedef struct status {
          * owned, NULL = absent. */
         cJSON *migration_state;
         cJSON *volume_status;
+        /* Snapshots (docs/cluster-snapshots.md): the last STATUS_MAX_SNAPSHOT_OPS operations run with an
+         * id, newest last, and what snapshot-list gave after the last operation; owned, NULL = absent. */
+        cJSON *snapshot_operations;
+        cJSON *snapshots;
         char *path; /* --status-file, or NULL */
 } status;
 
@@ -56,11 +61,15 @@ void status_set_phase(status *st, enum phase p, const char *reason);
 /* Sets or clears (present=false) a condition; the transition time changes only when status flips. */
 void status_set_condition(status *st, enum cond_type t, bool present, bool value, const char *reason,
                           const char *message);
-/* Replaces st->*slot (migration_state / volume_status) with v (consumed; NULL clears it). */
+/* Replaces st->*slot (migration_state / volume_status / ...) with v (consumed; NULL clears it). */
 void status_set_json(cJSON **slot, cJSON *v);
+#define STATUS_MAX_SNAPSHOT_OPS 32
+/* Appends item (consumed) to the array *slot (created when NULL), dropping its oldest entries beyond max. */
+void status_append_bounded(cJSON **slot, cJSON *item, int max);
 cJSON *status_to_json(const status *st);
 /* Rewrites st->path atomically (tmp file + rename; no-op without a path) and hands the document to the
  * status reporter (report.h). */
 int status_write(const status *st, kv_error *err);
-/* RFC 3339 UTC "2006-01-02T15:04:05Z", as KubeVirt prints. */
+/* RFC 3339 UTC "2006-01-02T15:04:05Z", as KubeVirt prints: now, or at t. */
 void rfc3339_now(char *buf, size_t size);
+void rfc3339_at(time_t t, char *buf, size_t size);

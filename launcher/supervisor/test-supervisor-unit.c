@@ -96,6 +96,25 @@ static void test_status(void)
         assert(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "timestamps"), "finished")));
         cJSON_Delete(o);
 
+        /* snapshot operations: the last STATUS_MAX_SNAPSHOT_OPS, newest last; rendered only when present */
+        o = status_to_json(&st);
+        assert(!cJSON_GetObjectItem(o, "snapshotOperations") && !cJSON_GetObjectItem(o, "snapshots"));
+        cJSON_Delete(o);
+        for (int i = 0; i < STATUS_MAX_SNAPSHOT_OPS + 3; i++)
+                status_append_bounded(&st.snapshot_operations, cJSON_CreateNumber(i),
+                                      STATUS_MAX_SNAPSHOT_OPS);
+        status_set_json(&st.snapshots, cJSON_CreateArray());
+        o = status_to_json(&st);
+        cJSON *ops = cJSON_GetObjectItem(o, "snapshotOperations");
+        assert(cJSON_GetArraySize(ops) == STATUS_MAX_SNAPSHOT_OPS);
+        assert(cJSON_GetArrayItem(ops, 0)->valueint == 3);
+        assert(cJSON_GetArrayItem(ops, STATUS_MAX_SNAPSHOT_OPS - 1)->valueint == STATUS_MAX_SNAPSHOT_OPS + 2);
+        assert(cJSON_IsArray(cJSON_GetObjectItem(o, "snapshots")));
+        cJSON_Delete(o);
+        char when[40];
+        rfc3339_at(86400 + 61, when, sizeof(when));
+        assert(!strcmp(when, "1970-01-02T00:01:01Z"));
+
         unlink(path);
         rmdir(dir);
         status_fini(&st);
@@ -243,17 +262,117 @@ static void test_fwd_migration_config(void)
         fwd_state_free(&st);
 }
 
+/* A VMI whose kvlite.io/snapshot-requests annotation is reqs (JSON text, escaped here), with migrationState ms
+ * (NULL: none). */
+static char *snap_vmi(const char *reqs, const char *ms)
+{
+        cJSON *v = cJSON_CreateObject();
+        cJSON *ann = cJSON_AddObjectToObject(cJSON_AddObjectToObject(v, "metadata"), "annotations");
+        cJSON_AddStringToObject(ann, FWD_SNAPSHOT_ANNOTATION, reqs);
+        cJSON_AddItemToObject(v, "spec", cJSON_Parse("{\"a\":1}"));
+        if (ms)
+                cJSON_AddItemToObject(cJSON_AddObjectToObject(v, "status"), "migrationState", cJSON_Parse(ms));
+        char *text = cJSON_PrintUnformatted(v);
+        cJSON_Delete(v);
+        return text;
+}
+
+static void count_skipped(const char *why, void *ud)
+{
+        (*(int *)ud)++;
+        assert(strstr(why, FWD_SNAPSHOT_ANNOTATION "[") && strstr(why, "skipped"));
+}
+
+/* docs/cluster-snapshots.md: the first entry not yet reported, in order, one at a time; never during a
+ * migration; malformed entries skipped (and logged once). */
+static void test_fwd_snapshots(void)
+{
+        fwd_state st = {.spec = cJSON_Parse("{\"a\":1}")}; /* the spec was forwarded already */
+        char out[4096];
+        const char *running = "{\"phase\":\"Running\"}";
+        const char *reqs = "[{\"id\":\"s1\",\"op\":\"save\",\"tag\":\"t1\"},"
+                           "{\"id\":\"r1\",\"op\":\"load\",\"tag\":\"t1\"},"
+                           "{\"id\":\"s1-del\",\"op\":\"delete\",\"tag\":\"t1\"}]";
+        _cleanup_free_ char *vmi = snap_vmi(reqs, NULL);
+        /* not before the launcher runs */
+        assert(decide(&st, vmi, "{\"phase\":\"Scheduled\"}", out, sizeof(out), false) == FWD_NONE);
+        /* in array order, each once the previous one is answered */
+        assert(decide(&st, vmi, running, out, sizeof(out), true) == FWD_SNAPSHOT);
+        assert(!strcmp(out, "{\"cmd\":\"snapshot-save\",\"args\":{\"tag\":\"t1\",\"id\":\"s1\"}}"));
+        assert(decide(&st, vmi, running, out, sizeof(out), true) == FWD_SNAPSHOT);
+        assert(!strcmp(out, "{\"cmd\":\"snapshot-load\",\"args\":{\"tag\":\"t1\",\"id\":\"r1\"}}"));
+        assert(decide(&st, vmi, running, out, sizeof(out), true) == FWD_SNAPSHOT);
+        assert(!strcmp(out, "{\"cmd\":\"snapshot-delete\",\"args\":{\"tag\":\"t1\",\"id\":\"s1-del\"}}"));
+        assert(decide(&st, vmi, running, out, sizeof(out), true) == FWD_NONE);
+
+        /* a restarted reporter goes by the launcher's snapshotOperations: reported ids are never sent again */
+        fwd_state fresh = {.spec = cJSON_Parse("{\"a\":1}")};
+        const char *reported = "{\"phase\":\"Running\",\"snapshotOperations\":[{\"id\":\"s1\",\"op\":"
+                               "\"save\",\"tag\":\"t1\",\"phase\":\"Succeeded\"},{\"id\":\"r1\",\"phase\":"
+                               "\"Failed\"}]}";
+        assert(decide(&fresh, vmi, reported, out, sizeof(out), false) == FWD_SNAPSHOT);
+        assert(strstr(out, "\"id\":\"s1-del\""));
+
+        /* none during a migration: the launcher's, or the VMI's from the controller's hand-over on */
+        const char *lmig = "{\"phase\":\"Running\",\"migrationState\":{\"migrationUid\":\"u1\"}}";
+        assert(decide(&fresh, vmi, lmig, out, sizeof(out), false) == FWD_NONE);
+        _cleanup_free_ char *vmig = snap_vmi(reqs, "{\"migrationUid\":\"u9\",\"sourcePod\":\"pod-b\"}");
+        assert(decide(&fresh, vmig, running, out, sizeof(out), false) == FWD_NONE);
+        /* ... a finished one does not hold them up */
+        _cleanup_free_ char *vdone = snap_vmi(reqs, "{\"migrationUid\":\"u9\",\"completed\":true}");
+        assert(decide(&fresh, vdone, running, out, sizeof(out), false) == FWD_SNAPSHOT);
+        _cleanup_free_ char *vfail = snap_vmi(reqs, "{\"migrationUid\":\"u9\",\"failed\":true}");
+        assert(decide(&fresh, vfail, running, out, sizeof(out), false) == FWD_SNAPSHOT);
+        fwd_state_free(&fresh);
+
+        /* malformed entries are skipped, the good one after them goes */
+        char longid[FWD_SNAPSHOT_ID_MAX + 2];
+        memset(longid, 'i', sizeof(longid) - 1);
+        longid[sizeof(longid) - 1] = '\0';
+        char bad[2048];
+        snprintf(bad, sizeof(bad),
+                 "[7,\"x\",{\"op\":\"save\",\"tag\":\"t\"},{\"id\":5,\"op\":\"save\",\"tag\":\"t\"},"
+                 "{\"id\":\"\",\"op\":\"save\",\"tag\":\"t\"},{\"id\":\"%s\",\"op\":\"save\",\"tag\":\"t\"},"
+                 "{\"id\":\"a\",\"op\":\"revert\",\"tag\":\"t\"},{\"id\":\"b\",\"op\":\"save\"},"
+                 "{\"id\":\"c\",\"op\":\"save\",\"tag\":\"a b\"},{\"id\":\"d\",\"op\":\"save\",\"tag\":\"\"},"
+                 "{\"id\":\"e\",\"op\":\"save\",\"tag\":\"../x\"},{\"id\":\"f\",\"op\":\"save\",\"tag\":3},"
+                 "{\"id\":\"ok\",\"op\":\"save\",\"tag\":\"A-z_0.9\"}]",
+                 longid);
+        _cleanup_free_ char *vbad = snap_vmi(bad, NULL);
+        fwd_state st2 = {.spec = cJSON_Parse("{\"a\":1}")};
+        assert(decide(&st2, vbad, running, out, sizeof(out), true) == FWD_SNAPSHOT);
+        assert(!strcmp(out, "{\"cmd\":\"snapshot-save\",\"args\":{\"tag\":\"A-z_0.9\",\"id\":\"ok\"}}"));
+        assert(decide(&st2, vbad, running, out, sizeof(out), true) == FWD_NONE);
+        /* ... and logged once per annotation text */
+        cJSON *v = cJSON_Parse(vbad);
+        int n = 0;
+        fwd_check_snapshot_requests(&st2, v, count_skipped, &n);
+        assert(n == 12);
+        fwd_check_snapshot_requests(&st2, v, count_skipped, &n);
+        assert(n == 12);
+        cJSON_Delete(v);
+        /* an annotation that is not an array: one line, no request */
+        _cleanup_free_ char *vobj = snap_vmi("{\"id\":\"s\",\"op\":\"save\",\"tag\":\"t\"}", NULL);
+        assert(decide(&st2, vobj, running, out, sizeof(out), false) == FWD_NONE);
+        _cleanup_free_ char *vjunk = snap_vmi("not json", NULL);
+        assert(decide(&st2, vjunk, running, out, sizeof(out), false) == FWD_NONE);
+        fwd_state_free(&st2);
+        fwd_state_free(&st);
+}
+
 /* What the reporter's informer stores: fwd_prune keeps every field fwd_next reads, so a pruned VMI decides
  * the same. */
 static void test_fwd_prune(void)
 {
         cJSON *vmi = cJSON_Parse(
             "{\"metadata\":{\"name\":\"v\",\"managedFields\":[1],\"annotations\":{\"k\":\"x\","
+            "\"kvlite.io/snapshot-requests\":\"[]\","
             "\"kubectl.kubernetes.io/last-applied-configuration\":\"{}\"}},\"spec\":{\"a\":1},\"status\":"
             "{\"phase\":\"Running\",\"conditions\":[{}],\"migrationState\":{\"migrationUid\":\"u\"}}}");
         fwd_prune(vmi);
         _cleanup_free_ char *text = cJSON_PrintUnformatted(vmi);
-        assert(!strcmp(text, "{\"metadata\":{\"name\":\"v\",\"annotations\":{\"k\":\"x\"}},"
+        assert(!strcmp(text, "{\"metadata\":{\"name\":\"v\",\"annotations\":{\"k\":\"x\","
+                             "\"kvlite.io/snapshot-requests\":\"[]\"}},"
                              "\"spec\":{\"a\":1},\"status\":{\"migrationState\":{\"migrationUid\":\"u\"}}}"));
         cJSON_Delete(vmi);
         vmi = cJSON_Parse("{\"metadata\":{\"name\":\"v\"},\"status\":{\"phase\":\"Pending\"}}");
@@ -269,6 +388,7 @@ int main(void)
         test_fwd();
         test_fwd_migration_config();
         test_fwd_prune();
+        test_fwd_snapshots();
         test_ring();
         test_status();
         test_unix_socket();

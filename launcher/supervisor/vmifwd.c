@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "migration-ports.h"
@@ -76,6 +77,111 @@ static int apply_request(fwd_request *out, const cJSON *vmi, const cJSON *spec)
         return 1;
 }
 
+/* ---- snapshot requests (docs/cluster-snapshots.md) ---- */
+
+static const char *snapshot_cmd(const char *op)
+{
+        static const char *const cmds[][2] = {
+            {"save", "snapshot-save"}, {"load", "snapshot-load"}, {"delete", "snapshot-delete"}};
+        for (size_t i = 0; op && i < sizeof(cmds) / sizeof(cmds[0]); i++)
+                if (!strcmp(op, cmds[i][0]))
+                        return cmds[i][1];
+        return NULL;
+}
+
+/* A qcow2 snapshot name the controller may ask for (the snapshot's uid). */
+static bool tag_ok(const char *t)
+{
+        size_t n = t ? strlen(t) : 0;
+        return n > 0 && n <= FWD_SNAPSHOT_ID_MAX &&
+               strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+/* NULL when e is a well-formed request, else what is wrong with it. */
+static const char *entry_problem(const cJSON *e)
+{
+        const char *id = str_at(e, "id");
+        if (!cJSON_IsObject(e))
+                return "not an object";
+        if (!id || !*id || strlen(id) > FWD_SNAPSHOT_ID_MAX)
+                return "id must be a string of 1-128 bytes";
+        if (!snapshot_cmd(str_at(e, "op")))
+                return "op must be save, load or delete";
+        if (!tag_ok(str_at(e, "tag")))
+                return "tag must be 1-128 characters of [A-Za-z0-9._-]";
+        return NULL;
+}
+
+static const char *requests_text(const cJSON *vmi)
+{
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(vmi, "metadata");
+        return str_at(cJSON_GetObjectItemCaseSensitive(md, "annotations"), FWD_SNAPSHOT_ANNOTATION);
+}
+
+/* The launcher's status reports the id (also what a restarted reporter goes by), or it answered it. */
+static bool snapshot_done(const fwd_state *st, const cJSON *launcher, const char *id)
+{
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(launcher, "snapshotOperations"))
+        {
+                if (same(str_at(e, "id"), id))
+                        return true;
+        }
+        unsigned n = st->n_snapshots_done < FWD_SNAPSHOT_DONE ? st->n_snapshots_done : FWD_SNAPSHOT_DONE;
+        for (unsigned i = 0; i < n; i++)
+                if (!strcmp(st->snapshots_done[i], id))
+                        return true;
+        return false;
+}
+
+static int snapshot_request(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, fwd_request *out)
+{
+        const char *text = requests_text(vmi);
+        cJSON *reqs = text ? cJSON_Parse(text) : NULL;
+        const cJSON *e, *list = cJSON_IsArray(reqs) ? reqs : NULL; /* an object's members are no entries */
+        int r = 0;
+        cJSON_ArrayForEach(e, list) /* array order: one at a time */
+        {
+                const char *id = str_at(e, "id");
+                if (entry_problem(e) || snapshot_done(st, launcher, id))
+                        continue;
+                cJSON *args = cJSON_CreateObject();
+                cJSON_AddStringToObject(args, "tag", str_at(e, "tag"));
+                cJSON_AddStringToObject(args, "id", id);
+                r = request(out, FWD_SNAPSHOT, snapshot_cmd(str_at(e, "op")), args, id);
+                break;
+        }
+        cJSON_Delete(reqs);
+        return r;
+}
+
+void fwd_check_snapshot_requests(fwd_state *st, const cJSON *vmi, void (*skipped)(const char *why, void *ud),
+                                 void *ud)
+{
+        const char *text = requests_text(vmi);
+        if (text == st->requests_checked || same(text, st->requests_checked))
+                return;
+        free(st->requests_checked);
+        st->requests_checked = text ? strdup(text) : NULL;
+        cJSON *reqs = text ? cJSON_Parse(text) : NULL;
+        char why[320];
+        if (text && !cJSON_IsArray(reqs))
+                skipped(FWD_SNAPSHOT_ANNOTATION ": not a JSON array, ignored", ud);
+        int i = 0;
+        const cJSON *e, *list = cJSON_IsArray(reqs) ? reqs : NULL;
+        cJSON_ArrayForEach(e, list)
+        {
+                const char *problem = entry_problem(e), *id = str_at(e, "id");
+                if (problem) {
+                        snprintf(why, sizeof(why), "%s[%d]%s%.64s%s: %s: skipped", FWD_SNAPSHOT_ANNOTATION, i,
+                                 id ? " (id \"" : "", id ? id : "", id ? "\")" : "", problem);
+                        skipped(why, ud);
+                }
+                i++;
+        }
+        cJSON_Delete(reqs);
+}
+
 int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const char *pod, fwd_request *out)
 {
         *out = (fwd_request){0};
@@ -101,7 +207,12 @@ int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const
         /* No hot-plug under a running migration: the target was started with the spec before it. */
         if (cJSON_IsObject(spec) && !launcher_migrating && (!st->spec || !cJSON_Compare(st->spec, spec, true)))
                 return apply_request(out, vmi, spec);
-        return 0;
+        /* No snapshot under a migration either: the VMI's migrationState counts from the controller's
+         * hand-over on, before the launcher's status shows it. */
+        bool vmi_migrating = cJSON_IsObject(ms) && !true_at(ms, "completed") && !true_at(ms, "failed");
+        if (launcher_migrating || vmi_migrating)
+                return 0;
+        return snapshot_request(st, vmi, launcher, out);
 }
 
 void fwd_commit(fwd_state *st, fwd_request *req)
@@ -118,6 +229,10 @@ void fwd_commit(fwd_state *st, fwd_request *req)
         case FWD_CANCEL:
                 snprintf(st->cancelled, sizeof(st->cancelled), "%s", req->uid);
                 break;
+        case FWD_SNAPSHOT:
+                snprintf(st->snapshots_done[st->n_snapshots_done++ % FWD_SNAPSHOT_DONE],
+                         sizeof(st->snapshots_done[0]), "%s", req->uid);
+                break;
         case FWD_NONE:
                 break;
         }
@@ -129,7 +244,8 @@ void fwd_prune(cJSON *vmi)
         cJSON_DeleteItemFromObjectCaseSensitive(md, "managedFields");
         cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(md, "annotations"),
                                                 "kubectl.kubernetes.io/last-applied-configuration");
-        /* the rest of the status (conditions, interfaces, volume status) churns and is never read */
+        /* metadata.annotations stay: kvlite.io/snapshot-requests is read from there.
+         * The rest of the status (conditions, interfaces, volume status) churns and is never read. */
         cJSON *ms = cJSON_DetachItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(vmi, "status"),
                                                             "migrationState");
         cJSON_DeleteItemFromObjectCaseSensitive(vmi, "status");
@@ -147,11 +263,6 @@ void fwd_request_free(fwd_request *req)
 void fwd_state_free(fwd_state *st)
 {
         cJSON_Delete(st->spec);
+        free(st->requests_checked);
         *st = (fwd_state){0};
-}
-
-const char *fwd_kind_name(fwd_kind kind)
-{
-        static const char *const names[] = {"none", "apply", "migrate", "migrate-cancel"};
-        return names[kind];
 }

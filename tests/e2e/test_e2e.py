@@ -588,6 +588,69 @@ def test_hotplug(env):
         wait_for("QEMU gone", lambda: not alive(qemu), timeout=10)
 
 
+def counter_back(data):
+    """The first counter value in the serial log that is not above the one before it: where the guest went back
+    in time (the guest booted once)."""
+    vals = cnt_values(data)
+    return next((b for a, b in zip(vals, vals[1:]) if b <= a), None)
+
+
+def test_snapshot(env):
+    """kubectl create -f a VirtualMachineSnapshot of a running VM (its containerDisk overlay is a writable qcow2):
+    Succeeded, READYTOUSE true, a VirtualMachineSnapshotContent; a VirtualMachineRestore brings the running guest
+    back to the snapshot instant (its counter goes on from the snapshot's value + 1); deleting the snapshot ends
+    with its finalizer (the launcher deleted the qcow2 snapshot)."""
+    env.kubectl("apply", "-f", "-", input=vm_yaml("e2e-snap", "Always"))
+    vmi, pod, qemu = env.wait_running("e2e-snap")
+    serial = os.path.join(env.kubelet.run_dir(pod), "serial.log")
+    wait_for("counter", lambda: len(cnt_values(_read(serial))) >= 3, timeout=30, interval=0.5)
+    before = cnt_values(_read(serial))[-1]
+    out = env.kubectl("create", "-f", "-", input="apiVersion: snapshot.kubevirt.io/v1beta1\n"
+                      "kind: VirtualMachineSnapshot\nmetadata: {name: e2e-snap-1}\n"
+                      "spec: {source: {apiGroup: kubevirt.io, kind: VirtualMachine, name: e2e-snap}}\n")
+    assert "created" in out, out
+    s = wait_for("snapshot Succeeded or Failed", lambda: (lambda s: s if (s.get("status") or {}).get("phase") in (
+        "Succeeded", "Failed") else None)(kubectl_json(env, "get", "vmsnapshot", "e2e-snap-1")), timeout=90,
+        interval=0.5)
+    assert s["status"]["phase"] == "Succeeded", s["status"]
+    after = cnt_values(_read(serial))[-1]
+    header = env.kubectl("get", "vmsnapshot").splitlines()[0].split()
+    assert header[:6] == ["NAME", "SOURCEKIND", "SOURCENAME", "PHASE", "READYTOUSE", "CREATIONTIME"], header
+    row = env.kubectl("get", "vmsnapshot", "e2e-snap-1", "--no-headers").split()
+    assert row[:5] == ["e2e-snap-1", "VirtualMachine", "e2e-snap", "Succeeded", "true"], row
+    content = kubectl_json(env, "get", "vmsnapshotcontent", s["status"]["virtualMachineSnapshotContentName"])
+    assert content["status"]["readyToUse"] and content["spec"]["volumeBackups"][0]["volumeName"] == "root", content
+    # the guest runs on past the snapshot, then goes back to it
+    wait_for("counter past the snapshot", lambda: cnt_values(_read(serial))[-1] >= after + 6, timeout=30,
+             interval=0.5)
+    out = env.kubectl("create", "-f", "-", input="apiVersion: snapshot.kubevirt.io/v1beta1\n"
+                      "kind: VirtualMachineRestore\nmetadata: {name: e2e-snap-back}\n"
+                      "spec: {target: {apiGroup: kubevirt.io, kind: VirtualMachine, name: e2e-snap},"
+                      " virtualMachineSnapshotName: e2e-snap-1}\n")
+    assert "created" in out, out
+    r = wait_for("restore complete or failed", lambda: (lambda r: r if (r.get("status") or {}).get("complete") or any(
+        c["type"] == "Failure" and c["status"] == "True" for c in (r.get("status") or {}).get("conditions") or [])
+        else None)(kubectl_json(env, "get", "vmrestore", "e2e-snap-back")), timeout=90, interval=0.5)
+    assert r["status"]["complete"] is True, r["status"]
+    row = env.kubectl("get", "vmrestore", "e2e-snap-back", "--no-headers").split()
+    assert row[:4] == ["e2e-snap-back", "VirtualMachine", "e2e-snap", "true"], row
+    try:
+        back = wait_for("the counter going back", lambda: counter_back(_read(serial)), timeout=20, interval=0.5)
+    except AssertionError:
+        raise AssertionError("no counter going back after the restore: before=%d after=%d, serial log: %s" % (
+            before, after, cnt_values(_read(serial))))
+    # the snapshot instant lies between the last value before the request and the first after the result
+    assert before + 1 <= back <= after + 1, (before, back, after)
+    assert env.vmi_row("e2e-snap")[2] == "Running", env.vmi_row("e2e-snap")
+    env.kubectl("delete", "vmsnapshot", "e2e-snap-1", "--timeout=60s")
+    assert env.kubectl("get", "vmsnapshotcontent", "--no-headers", check=False).strip() == ""
+    env.kubectl("delete", "vmrestore", "e2e-snap-back")
+    env.kubectl("delete", "vm", "e2e-snap", "--timeout=60s")
+    wait_for("Pods gone", lambda: env.srv.api.items(POD_PATH % "default") == [], timeout=30, interval=0.3)
+    if qemu:
+        wait_for("QEMU gone", lambda: not alive(qemu), timeout=10)
+
+
 def netns_names():
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return [line.split()[0] for line in out.splitlines() if line.strip()]
@@ -596,7 +659,7 @@ def netns_names():
 TESTS = {"vmi": test_vmi, "vm_always": test_vm_always, "vm_halted": test_vm_halted,
          "kernelboot_secret": test_kernelboot_secret, "pod_network": test_pod_network,
          "migration": test_migration, "migration_abort": test_migration_abort,
-         "migration_postcopy": test_migration_postcopy, "hotplug": test_hotplug}
+         "migration_postcopy": test_migration_postcopy, "hotplug": test_hotplug, "snapshot": test_snapshot}
 
 if __name__ == "__main__":
     if not os.path.exists(os.path.join(GUEST, "containerdisk", "disk")):

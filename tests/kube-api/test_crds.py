@@ -25,8 +25,21 @@ EXPECTED = {
         ("Phase", "string", ".status.phase", 0), ("VMI", "string", ".spec.vmiName", 0)]),
     # KubeVirt's has no short names and kubectl's default columns (NAME, AGE)
     "migrationpolicies": ([], True, [("Age", "date", ".metadata.creationTimestamp", 0)]),
+    "virtualmachinesnapshots": (["vmsnapshot", "vmsnapshots"], True, [
+        ("SourceKind", "string", ".spec.source.kind", 0), ("SourceName", "string", ".spec.source.name", 0),
+        ("Phase", "string", ".status.phase", 0), ("ReadyToUse", "boolean", ".status.readyToUse", 0),
+        ("CreationTime", "date", ".status.creationTime", 0), ("Error", "string", ".status.error.message", 0)]),
+    "virtualmachinesnapshotcontents": (["vmsnapshotcontent", "vmsnapshotcontents"], True, [
+        ("ReadyToUse", "boolean", ".status.readyToUse", 0), ("CreationTime", "date", ".status.creationTime", 0),
+        ("Error", "string", ".status.error.message", 0)]),
+    "virtualmachinerestores": (["vmrestore", "vmrestores"], True, [
+        ("TargetKind", "string", ".spec.target.kind", 0), ("TargetName", "string", ".spec.target.name", 0),
+        ("Complete", "boolean", ".status.complete", 0), ("RestoreTime", "date", ".status.restoreTime", 0),
+        ("Error", "string", ".status.error.message", 0)]),
 }
-GROUP_VERSION = {"migrationpolicies": ("migrations.kubevirt.io", "v1alpha1")}
+SNAPSHOT = ("snapshot.kubevirt.io", "v1beta1")
+GROUP_VERSION = {"migrationpolicies": ("migrations.kubevirt.io", "v1alpha1"), "virtualmachinesnapshots": SNAPSHOT,
+                 "virtualmachinesnapshotcontents": SNAPSHOT, "virtualmachinerestores": SNAPSHOT}
 
 
 def structural(schema, path):
@@ -56,7 +69,7 @@ def main():
                                 for d in found), "%s parses into %d objects" % (name, len(found)))
             docs += found
     crds = {d["spec"]["names"]["plural"]: d for d in docs if d["kind"] == "CustomResourceDefinition"}
-    check(set(crds) == set(EXPECTED), "the four KubeVirt CRDs", sorted(crds))
+    check(set(crds) == set(EXPECTED), "the KubeVirt CRDs", sorted(crds))
     for plural, (short, status, columns) in EXPECTED.items():
         crd = crds[plural]
         res = registry.resource_from_crd(crd)

@@ -4,64 +4,28 @@ account), with real launchers on the real test guest under TCG. Launcher A (Pod 
 a write of the VMI's status.migrationState through the API makes A's reporter send `migrate`, A moves the
 guest to launcher B (Pod lc-dst, started like a target Pod with --incoming tcp:... --incoming-nbd ...,
 on free loopback ports) and ends Succeeded/Migrated; B finishes by itself, the guest's counter continues
-there, the local disk's content reached B's NBD export, and B's Pod annotation says Running. Then a spec change made with the real kubectl (CPU sockets
-1 → 2) reaches B through its reporter's watch as `apply`, and the guest onlines the second CPU.
+there, the local disk's content reached B's NBD export, and B's Pod annotation says Running. Then a spec change made with the real kubectl
+(CPU sockets 1 → 2) reaches B through its reporter's watch as `apply`, and the guest onlines the second CPU.
 usage: launcher_cluster.py VIRT_LAUNCHER"""
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.environ.get("KV_SOURCE_ROOT") or os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-sys.path.insert(0, os.path.join(SRC, "controller", "tests"))
-sys.path.insert(0, os.path.join(SRC, "tests", "kube-api"))
-from kubetest import POD_PATH, VMI_PATH, Server, wait_for  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clusterlib import VMI_PATH, Cluster, log_of, wait_for  # noqa: E402
 from launcherlib import Launcher, check, cleanup, counters, free_port, need_guest, vmi  # noqa: E402
-from testlib import find_kubectl  # noqa: E402
 
-ANN = "kvlite.io/launcher-status"
 PATTERN, PATTERN_OFF = b"KVLITE-CLUSTER-MIGRATION", 64 * 512
 roots = []
 need_guest()
-KUBECTL = find_kubectl()
-if not KUBECTL:
-    print("SKIP: no kubectl")
-    sys.exit(77)
-
-
-def annotation(srv, pod):
-    _, obj = srv.api.get(POD_PATH % "default" + "/" + pod)
-    text = ((obj or {}).get("metadata", {}).get("annotations") or {}).get(ANN)
-    return json.loads(text) if text else {}
-
-
-def log_of(launcher):
-    with open(launcher.log_path, errors="replace") as f:
-        return f.read()
-
-
-srv = Server("--tls-port", "0")
-srv.sa_dir = os.path.join(srv.dir, "sa")
-srv.extra += ["--serviceaccount-dir", srv.sa_dir]
-home = tempfile.mkdtemp(prefix="kv-lt-cluster-home-")
+cl = Cluster()
 try:
-    srv.start()
-    host, port = srv.info["https_url"].rsplit("//", 1)[1].rsplit(":", 1)
+    cl.start()
     mig_port, nbd_port = free_port(), free_port()
 
     def pod_env(pod):
-        return {"POD_NAME": pod, "POD_NAMESPACE": "default", "KUBERNETES_SERVICE_HOST": host,
-                "KUBERNETES_SERVICE_PORT": port, "KVLITE_SA_DIR": srv.sa_dir,
-                "KVLITE_MIGRATION_PORTS": f"{mig_port},{nbd_port}"}
-
-    def kubectl(*args):
-        r = subprocess.run([KUBECTL, "--kubeconfig", srv.kubeconfig, *args], capture_output=True, text=True,
-                           timeout=30, env=dict(os.environ, HOME=home))
-        check(r.returncode == 0, f"kubectl {' '.join(args)}: {r.stderr.strip()}")
-        return r.stdout
+        return cl.pod_env(pod, KVLITE_MIGRATION_PORTS=f"{mig_port},{nbd_port}")
 
     roots = [tempfile.mkdtemp(prefix="kv-lt-cluster-pvc-") for _ in range(2)]
     for i, root in enumerate(roots):  # the local disk: A's has a pattern, B's must receive it over NBD
@@ -75,31 +39,30 @@ try:
             volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
     m["metadata"] = {"name": "lc", "namespace": "default"}
     m["spec"]["domain"]["cpu"] = {"sockets": 1, "cores": 1, "threads": 1, "maxSockets": 2}
-    created = srv.api.create(VMI_PATH % "default", m)
+    created = cl.srv.api.create(VMI_PATH % "default", m)
     for pod in ("lc-src", "lc-dst"):
-        srv.api.create(POD_PATH % "default", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod},
-                                              "spec": {"containers": [{"name": "compute", "image": "x"}]}})
+        cl.create_pod(pod)
 
     A = Launcher(created, via_env=True, env_extra=pod_env("lc-src"), args=["--pvc-root", roots[0]])
     A.wait_phase("Running")
     A.wait_serial_re(r"CNT 2 cpus=0 memKB=\d+ blk=vda ", 40)
-    wait_for("A's status on its Pod", lambda: annotation(srv, "lc-src").get("phase") == "Running", timeout=15)
+    wait_for("A's status on its Pod", lambda: cl.annotation("lc-src").get("phase") == "Running", timeout=15)
     A.wait(lambda: "watching VMI default/lc" in log_of(A) and "connected to the launcher's control socket" in
            log_of(A), 10, "A's reporter watching the VMI, connected to the control socket")
     A.wait(lambda: "launcher: apply done" in log_of(A), 10, "the first spec forwarded to A (a no-op)")
 
     # --- the target Pod: the VMI as it is now, --incoming + --incoming-nbd ---
-    now = srv.api.get(VMI_PATH % "default" + "/lc")[1]
+    now = cl.srv.api.get(VMI_PATH % "default" + "/lc")[1]
     B = Launcher(now, via_env=True, env_extra=pod_env("lc-dst"),
                  args=["--pvc-root", roots[1], "--incoming", f"tcp:127.0.0.1:{mig_port}", "--incoming-nbd", f"127.0.0.1:{nbd_port}"])
     B.wait(lambda: B.status().get("phase") == "Scheduled" and
            B.status().get("migrationState", {}).get("targetNodeAddress"), 30, "target B ready (Scheduled)")
-    wait_for("B's TargetReady on its Pod", lambda: annotation(srv, "lc-dst").get("migrationState", {}).get(
+    wait_for("B's TargetReady on its Pod", lambda: cl.annotation("lc-dst").get("migrationState", {}).get(
         "targetNodeAddress"), timeout=15)
 
     # --- the controller's part, by hand: status.migrationState on the VMI ---
     a_count = counters(A.serial())[-1]
-    srv.api.merge(VMI_PATH % "default" + "/lc", {"status": {"migrationState": {
+    cl.srv.api.merge(VMI_PATH % "default" + "/lc", {"status": {"migrationState": {
         "migrationUid": "vmim-uid-1", "sourcePod": "lc-src", "targetPod": "lc-dst", "targetNode": "node1",
         "targetNodeAddress": "127.0.0.1", "startTimestamp": "2025-01-01T00:00:00Z", "mode": "PreCopy"}}})
     rc = A.wait_exit(60)
@@ -110,7 +73,7 @@ try:
     check(ms.get("migrationUid") == "vmim-uid-1" and ms["completed"] and
           ms["targetNodeAddress"] == f"tcp:127.0.0.1:{mig_port}", f"A's migrationState {ms}", A)
     check("forwarding migrate of migration vmim-uid-1" in log_of(A), "A's reporter forwarded migrate", A)
-    wait_for("A's Pod annotation: Succeeded/Migrated", lambda: annotation(srv, "lc-src").get("reason") == "Migrated",
+    wait_for("A's Pod annotation: Succeeded/Migrated", lambda: cl.annotation("lc-src").get("reason") == "Migrated",
              timeout=10)
     B.wait_phase("Running", 20)  # by itself: nobody sends migration-target-finish
     check(B.status()["migrationState"]["completed"] and B.condition("Ready")["status"] == "True",
@@ -124,25 +87,24 @@ try:
         check(f.read(len(PATTERN)) == PATTERN, "the local disk reached B over --incoming-nbd", B)
     wait_for("B's Pod annotation: Running, migration completed", lambda: (
         lambda a: a.get("phase") == "Running" and a.get("migrationState", {}).get("completed"))(
-        annotation(srv, "lc-dst")), timeout=15)
+        cl.annotation("lc-dst")), timeout=15)
     rc, reply = B.ctl("migration-target-finish")
     check(rc == 0 and reply["ok"], f"migration-target-finish answers at once when finished: {reply}", B)
     check("forwarding migrate" not in log_of(B), "B's reporter does not migrate (not the sourcePod)", B)
 
     # --- a spec change through the API reaches B, the guest's new launcher ---
     B.wait(lambda: "launcher: apply done" in log_of(B), 10, "B's reporter forwarded the spec (a no-op)")
-    kubectl("patch", "vmi", "lc", "--type=merge", "-p", '{"spec":{"domain":{"cpu":{"sockets":2}}}}')
+    cl.kubectl("patch", "vmi", "lc", "--type=merge", "-p", '{"spec":{"domain":{"cpu":{"sockets":2}}}}')
     B.wait_serial_re(r"CNT \d+ cpus=0-1 ", 40)
     check(log_of(B).count("launcher: apply done") >= 2, "the change arrived as apply", B)
     B.ctl("shutdown")
     check(B.wait_exit(30) == 0, "B powers off cleanly", B)
-    wait_for("B's final status on its Pod", lambda: annotation(srv, "lc-dst").get("phase") == "Succeeded",
+    wait_for("B's final status on its Pod", lambda: cl.annotation("lc-dst").get("phase") == "Succeeded",
              timeout=10)
     print("launcher cluster live ops: ok")
-    srv.remove()
+    cl.srv.remove()
 finally:
     cleanup()
-    srv.stop()
+    cl.stop()
     for root in roots:
         shutil.rmtree(root, ignore_errors=True)
-    shutil.rmtree(home, ignore_errors=True)

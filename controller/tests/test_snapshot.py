@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+# VirtualMachineSnapshot / VirtualMachineRestore reconcilers (docs/cluster-snapshots.md) of the real
+# virt-controller against the Kubernetes API test server. No launcher runs: the tests play the kubelet (Pod
+# phase) and the launcher (its kvlite.io/launcher-status annotation with snapshotOperations and snapshots),
+# and read the requests the controller writes on the VMI. Usage: test_snapshot.py [NAME...]
+import json
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_controller as tc  # noqa: E402
+from kubetest import POD_PATH, VM_PATH, Controller, vm_manifest, wait_for  # noqa: E402
+
+NS = "default"
+PODS = POD_PATH % NS
+VMS = VM_PATH % NS
+GROUP = "/apis/snapshot.kubevirt.io/v1beta1/namespaces/%s/" % NS
+SNAPS, CONTENTS, RESTORES = GROUP + "virtualmachinesnapshots", GROUP + "virtualmachinesnapshotcontents", \
+    GROUP + "virtualmachinerestores"
+REQUESTS = "kvlite.io/snapshot-requests"
+FINALIZER = "snapshot.kubevirt.io/vmsnapshot-protection"
+
+
+class Launcher:
+    """The fake launcher of one VM: its Pod's status annotation, with the snapshot operations it ran."""
+
+    def __init__(self, api, pod):
+        self.api, self.pod, self.ops, self.snaps = api, pod, [], []
+
+    def publish(self):
+        st = {"phase": "Running", "snapshotOperations": self.ops, "snapshots": self.snaps}
+        self.api.merge("%s/%s" % (PODS, self.pod),
+                       {"metadata": {"annotations": {"kvlite.io/launcher-status": json.dumps(st)}}})
+
+    def run(self, req, phase="Succeeded", message=None, created="2030-01-01T00:00:00Z"):
+        op = {"id": req["id"], "op": req["op"], "tag": req["tag"], "phase": phase,
+              "completionTime": "2030-01-01T00:00:05Z"}
+        if message:
+            op["message"] = message
+        self.ops.append(op)
+        if phase == "Succeeded" and req["op"] == "save":
+            self.snaps.append({"tag": req["tag"], "creationTime": created, "vmStateSize": 1 << 20})
+        if phase == "Succeeded" and req["op"] == "delete":
+            self.snaps = [s for s in self.snaps if s["tag"] != req["tag"]]
+        self.publish()
+
+
+def running_vm(api, name):
+    """A VM whose VMI runs in a (fake) launcher Pod; returns its Launcher."""
+    api.create(VMS, vm_manifest(name, "Always"))
+    vmi = wait_for("Scheduling", lambda: tc.phase_is(api, name, "Scheduling"))
+    pod = tc.one_pod(api, vmi)["metadata"]["name"]
+    api.merge("%s/%s" % (PODS, pod), {"spec": {"nodeName": "node01"}})
+    launcher = Launcher(api, pod)
+    launcher.publish()
+    api.merge("%s/%s/status" % (PODS, pod), {"status": {"phase": "Running", "podIP": "10.0.0.1"}})
+    wait_for("Running", lambda: tc.phase_is(api, name, "Running"))
+    return launcher
+
+
+def requests(api, vmi):
+    v = tc.vmi_get(api, vmi) or {}
+    return json.loads(((v.get("metadata") or {}).get("annotations") or {}).get(REQUESTS, "[]"))
+
+
+def request_for(api, vmi, op, tag):
+    return wait_for("%s request on VMI %s" % (op, vmi),
+                    lambda: next((r for r in requests(api, vmi) if r["op"] == op and r["tag"] == tag), None))
+
+
+def get(api, path, name):
+    code, obj = api.get("%s/%s" % (path, name))
+    return obj if code == 200 else None
+
+
+def snapshot(api, name, vm, kind="VirtualMachine"):
+    return api.create(SNAPS, {"apiVersion": "snapshot.kubevirt.io/v1beta1", "kind": "VirtualMachineSnapshot",
+                              "metadata": {"name": name},
+                              "spec": {"source": {"apiGroup": "kubevirt.io", "kind": kind, "name": vm}}})
+
+
+def restore(api, name, vm, snap):
+    return api.create(RESTORES, {"apiVersion": "snapshot.kubevirt.io/v1beta1", "kind": "VirtualMachineRestore",
+                                 "metadata": {"name": name},
+                                 "spec": {"target": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine",
+                                                     "name": vm}, "virtualMachineSnapshotName": snap}})
+
+
+def snap_phase(api, name, phase):
+    s = get(api, SNAPS, name)
+    return s if s and (s.get("status") or {}).get("phase") == phase else None
+
+
+def condition(obj, ctype):
+    return next((c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == ctype), {})
+
+
+def saved(api, launcher, vm, name):
+    """A snapshot taken: request → the launcher's success → Succeeded."""
+    uid = snapshot(api, name, vm)["metadata"]["uid"]
+    launcher.run(request_for(api, vm, "save", uid))
+    return wait_for("Succeeded", lambda: snap_phase(api, name, "Succeeded"))
+
+
+def test_save(srv, ctl):
+    """save → InProgress with the request on the VMI → the launcher's success → the content, readyToUse, the
+    request gone; a failed save → Failed with the launcher's message."""
+    api = srv.api
+    launcher = running_vm(api, "sv")
+    uid = snapshot(api, "s1", "sv")["metadata"]["uid"]
+    req = request_for(api, "sv", "save", uid)
+    assert req == {"id": uid, "op": "save", "tag": uid}, req
+    s = wait_for("InProgress", lambda: snap_phase(api, "s1", "InProgress"))
+    assert FINALIZER in s["metadata"]["finalizers"] and s["status"]["readyToUse"] is False, s
+    launcher.run(req)
+    s = wait_for("Succeeded", lambda: snap_phase(api, "s1", "Succeeded"))
+    st = s["status"]
+    vm = get(api, VMS, "sv")
+    assert st["readyToUse"] is True and st["creationTime"] == "2030-01-01T00:00:00Z", st
+    assert st["virtualMachineSnapshotContentName"] == "s1-content" and st["sourceUID"] == vm["metadata"]["uid"], st
+    assert st["indications"] == ["Online", "NoGuestAgent"] and condition(s, "Ready")["status"] == "True", st
+    c = get(api, CONTENTS, "s1-content")
+    assert c["metadata"]["ownerReferences"][0]["uid"] == s["metadata"]["uid"], c["metadata"]
+    assert c["spec"]["source"]["virtualMachine"]["spec"] == vm["spec"], c["spec"]
+    assert c["spec"]["source"]["virtualMachine"]["metadata"]["name"] == "sv", c["spec"]
+    assert [b["volumeName"] for b in c["spec"]["volumeBackups"]] == ["root"], c["spec"]
+    assert c["spec"]["virtualMachineSnapshotName"] == "s1", c["spec"]
+    assert c["status"] == {"readyToUse": True, "creationTime": "2030-01-01T00:00:00Z"}, c["status"]
+    wait_for("request removed", lambda: requests(api, "sv") == [])
+    # a failure reported by the launcher
+    uid = snapshot(api, "s2", "sv")["metadata"]["uid"]
+    launcher.run(request_for(api, "sv", "save", uid), phase="Failed", message="No space left on device")
+    s = wait_for("Failed", lambda: snap_phase(api, "s2", "Failed"))
+    assert "No space left on device" in s["status"]["error"]["message"], s["status"]
+    assert s["status"]["readyToUse"] is False and get(api, CONTENTS, "s2-content") is None, s["status"]
+    wait_for("request removed", lambda: requests(api, "sv") == [])
+
+
+def test_refusals(srv, ctl):
+    """A stopped VM, an unknown VM, another kind: Failed at once, with the cause in error.message."""
+    api = srv.api
+    api.create(VMS, vm_manifest("halted", "Halted"))
+    snapshot(api, "off", "halted")
+    s = wait_for("Failed", lambda: snap_phase(api, "off", "Failed"))
+    msg = s["status"]["error"]["message"]
+    assert msg == "VirtualMachine halted is not running: offline snapshots need the VM running in kvlite", msg
+    snapshot(api, "ghost", "nope")
+    s = wait_for("Failed", lambda: snap_phase(api, "ghost", "Failed"))
+    assert "spec.source.name: no VirtualMachine nope in namespace default" == s["status"]["error"]["message"], s
+    snapshot(api, "pvc", "halted", kind="PersistentVolumeClaim")
+    s = wait_for("Failed", lambda: snap_phase(api, "pvc", "Failed"))
+    assert s["status"]["error"]["message"].startswith("spec.source.kind: PersistentVolumeClaim"), s
+    # a restore of a snapshot that does not exist, and of another VM's snapshot
+    launcher = running_vm(api, "rv")
+    saved(api, launcher, "rv", "rs")
+    launcher2 = running_vm(api, "other")
+    for name, snap, vm, want in (("r1", "missing", "rv", "no VirtualMachineSnapshot missing"),
+                                 ("r2", "rs", "other", "VirtualMachineSnapshot rs is of VirtualMachine rv, not other"),
+                                 ("r3", "off", "halted", "VirtualMachineSnapshot off is Failed")):
+        restore(api, name, vm, snap)
+        r = wait_for("Failure", lambda: condition(get(api, RESTORES, name), "Failure").get("status") == "True" and
+                     get(api, RESTORES, name))
+        assert want in condition(r, "Failure")["message"] and r["status"]["complete"] is False, r["status"]
+        assert want in r["status"]["error"]["message"], r["status"]
+    assert requests(api, "rv") == [] and requests(api, "other") == [] and launcher2.ops == []
+
+
+def test_restore(srv, ctl):
+    """A restore of a ready snapshot of a running VM: load request with the snapshot's uid → complete."""
+    api = srv.api
+    launcher = running_vm(api, "rr")
+    s = saved(api, launcher, "rr", "snap")
+    ruid = restore(api, "back", "rr", "snap")["metadata"]["uid"]
+    req = request_for(api, "rr", "load", s["metadata"]["uid"])
+    assert req["id"] == ruid, req
+    r = wait_for("Progressing", lambda: condition(get(api, RESTORES, "back"), "Progressing").get("status") == "True"
+                 and get(api, RESTORES, "back"))
+    assert r["status"]["complete"] is False, r["status"]
+    assert "snapshot.kubevirt.io/vmrestore-protection" in r["metadata"]["finalizers"], r["metadata"]
+    launcher.run(req)
+    r = wait_for("complete", lambda: (get(api, RESTORES, "back").get("status") or {}).get("complete") and
+                 get(api, RESTORES, "back"))
+    assert r["status"]["restoreTime"] and condition(r, "Ready")["status"] == "True", r["status"]
+    assert condition(r, "Progressing")["status"] == "False" and "error" not in r["status"], r["status"]
+    wait_for("request removed", lambda: requests(api, "rr") == [])
+    # a load the launcher fails
+    restore(api, "bad", "rr", "snap")
+    req = wait_for("load", lambda: next((x for x in requests(api, "rr") if x["op"] == "load"), None))
+    launcher.run(req, phase="Failed", message="Snapshot 'x' does not exist")
+    r = wait_for("Failure", lambda: condition(get(api, RESTORES, "bad"), "Failure").get("status") == "True" and
+                 get(api, RESTORES, "bad"))
+    assert "does not exist" in condition(r, "Failure")["message"] and r["status"]["complete"] is False, r["status"]
+    # a stopped VM is refused
+    api.merge("%s/rr" % VMS, {"spec": {"runStrategy": "Halted"}})
+    wait_for("VMI gone", lambda: tc.vmi_get(api, "rr") is None, timeout=20)
+    restore(api, "cold", "rr", "snap")
+    r = wait_for("Failure", lambda: condition(get(api, RESTORES, "cold"), "Failure").get("status") == "True" and
+                 get(api, RESTORES, "cold"))
+    assert "VirtualMachine rr is not running" in condition(r, "Failure")["message"], r["status"]
+    for name in ("back", "bad", "cold"):
+        api.ok("DELETE", "%s/%s" % (RESTORES, name))
+    wait_for("restores gone", lambda: api.items(RESTORES) == [])
+
+
+def test_restore_deleted(srv, ctl):
+    """A restore deleted before the launcher ran it: its request leaves the VMI, then the finalizer goes."""
+    api = srv.api
+    launcher = running_vm(api, "rd")
+    s = saved(api, launcher, "rd", "snap")
+    restore(api, "gone", "rd", "snap")
+    request_for(api, "rd", "load", s["metadata"]["uid"])
+    api.ok("DELETE", "%s/gone" % RESTORES)
+    wait_for("restore gone", lambda: get(api, RESTORES, "gone") is None)
+    assert requests(api, "rd") == []
+
+
+def test_delete(srv, ctl):
+    """Deleting a snapshot of a running VM: the finalizer holds it until the launcher deleted the qcow2
+    snapshot; the content goes with it. A stopped VM's snapshot goes at once."""
+    api = srv.api
+    launcher = running_vm(api, "dv")
+    s = saved(api, launcher, "dv", "ds")
+    uid = s["metadata"]["uid"]
+    api.ok("DELETE", "%s/ds" % SNAPS)
+    req = request_for(api, "dv", "delete", uid)
+    assert req["id"] != uid, "the delete needs its own id: the save's is in snapshotOperations already"
+    s = get(api, SNAPS, "ds")
+    assert s and s["metadata"].get("deletionTimestamp") and FINALIZER in s["metadata"]["finalizers"], s
+    launcher.run(req)
+    wait_for("snapshot gone", lambda: get(api, SNAPS, "ds") is None)
+    assert get(api, CONTENTS, "ds-content") is None and launcher.snaps == []
+    wait_for("request removed", lambda: requests(api, "dv") == [])
+    # the VM stopped: nothing to ask, the finalizer goes at once
+    saved(api, launcher, "dv", "ds2")
+    api.merge("%s/dv" % VMS, {"spec": {"runStrategy": "Halted"}})
+    wait_for("VMI gone", lambda: tc.vmi_get(api, "dv") is None, timeout=20)
+    api.ok("DELETE", "%s/ds2" % SNAPS)
+    wait_for("snapshot gone", lambda: get(api, SNAPS, "ds2") is None)
+    assert get(api, CONTENTS, "ds2-content") is None
+
+
+def test_restart(srv, ctl):
+    """The controller SIGKILLed after writing the request, and again after the launcher reported: one content,
+    the snapshot Succeeded; a restore resumes the same way."""
+    api = srv.api
+    launcher = running_vm(api, "kv")
+    uid = snapshot(api, "ks", "kv")["metadata"]["uid"]
+    req = request_for(api, "kv", "save", uid)
+    ctl.stop(signal.SIGKILL)
+    ctl2 = Controller(srv).start()
+    try:
+        wait_for("InProgress", lambda: snap_phase(api, "ks", "InProgress"))
+        assert requests(api, "kv") == [req], requests(api, "kv")
+        ctl2.stop(signal.SIGKILL)
+        launcher.run(req)
+        ctl2 = Controller(srv).start()
+        s = wait_for("Succeeded", lambda: snap_phase(api, "ks", "Succeeded"))
+        assert s["status"]["readyToUse"] and len(api.items(CONTENTS)) == 1
+        wait_for("request removed", lambda: requests(api, "kv") == [])
+        restore(api, "kr", "kv", "ks")
+        req = request_for(api, "kv", "load", uid)
+        ctl2.stop(signal.SIGKILL)
+        launcher.run(req)
+        ctl2 = Controller(srv).start()
+        wait_for("complete", lambda: (get(api, RESTORES, "kr").get("status") or {}).get("complete"))
+        wait_for("request removed", lambda: requests(api, "kv") == [])
+        assert [o["op"] for o in launcher.ops] == ["save", "load"]
+    finally:
+        ctl2.stop()
+
+
+if __name__ == "__main__":
+    tc.main(globals())
