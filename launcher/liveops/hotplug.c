@@ -97,32 +97,31 @@ int hotplug_disk_add(qmp *q, const hp_disk *d, kv_error *err)
         return 0;
 }
 
+struct node_of {
+        const char *id;
+        char prefix[160];
+        size_t plen;
+        char *node;
+        size_t size;
+};
+
+static int match_device(const cJSON *block, const cJSON *inserted, const char *node, void *ud, kv_error *err)
+{
+        struct node_of *n = ud;
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(block, "qdev"));
+        if (!s || (strcmp(s, n->id) && (strncmp(s, n->prefix, n->plen) || (s[n->plen] && s[n->plen] != '/'))))
+                return 0;
+        snprintf(n->node, n->size, "%s", node);
+        return 1;
+}
+
 /* The node behind device ua-<name>: query-block's qdev is "/machine/peripheral/<id>[/virtio-backend]"
  * for -blockdev disks. */
 static int disk_node_of(qmp *q, const char *id, char *node, size_t size, kv_error *err)
 {
-        _cleanup_cjson_ cJSON *ret = NULL;
-        int r = lo_exec(q, "query-block", NULL, &ret, err);
-        if (r < 0)
-                return r;
-        char prefix[160];
-        int plen = snprintf(prefix, sizeof(prefix), "/machine/peripheral/%s", id);
-        const cJSON *b;
-        cJSON_ArrayForEach(b, ret)
-        {
-                const cJSON *qdev = cJSON_GetObjectItem(b, "qdev");
-                const cJSON *nn = cJSON_GetObjectItem(cJSON_GetObjectItem(b, "inserted"), "node-name");
-                if (!cJSON_IsString(qdev) || !cJSON_IsString(nn))
-                        continue;
-                const char *s = qdev->valuestring;
-                bool match = !strcmp(s, id) ||
-                             (!strncmp(s, prefix, (size_t)plen) && (s[plen] == '\0' || s[plen] == '/'));
-                if (match) {
-                        snprintf(node, size, "%s", nn->valuestring);
-                        return 1;
-                }
-        }
-        return 0;
+        struct node_of n = {.id = id, .node = node, .size = size};
+        n.plen = (size_t)snprintf(n.prefix, sizeof(n.prefix), "/machine/peripheral/%s", id);
+        return lo_for_each_block_node(q, match_device, &n, err);
 }
 
 int hotplug_disk_remove(qmp *q, const char *name, int timeout_ms, kv_error *err)

@@ -34,23 +34,17 @@ static int set_caps_and_params(qmp *q, const migration_config *c, bool source, m
         return r;
 }
 
+static int push_writable(const cJSON *block, const cJSON *inserted, const char *node, void *ud, kv_error *err)
+{
+        if (cJSON_IsTrue(cJSON_GetObjectItem(inserted, "ro")) || strv_push(ud, node) >= 0)
+                return 0;
+        return kv_error_set(err, ENOMEM, "out of memory");
+}
+
 /* Writable disk nodes attached to devices: the disks a non-shared-storage migration must copy. */
 static int writable_nodes(qmp *q, strv *out, kv_error *err)
 {
-        _cleanup_cjson_ cJSON *ret = NULL;
-        int r = lo_exec(q, "query-block", NULL, &ret, err);
-        if (r < 0)
-                return r;
-        const cJSON *b;
-        cJSON_ArrayForEach(b, ret)
-        {
-                const cJSON *in = cJSON_GetObjectItem(b, "inserted");
-                const cJSON *nn = cJSON_GetObjectItem(in, "node-name");
-                if (in && !cJSON_IsTrue(cJSON_GetObjectItem(in, "ro")) && cJSON_IsString(nn) &&
-                    strv_push(out, nn->valuestring) < 0)
-                        return kv_error_set(err, ENOMEM, "out of memory");
-        }
-        return 0;
+        return lo_for_each_block_node(q, push_writable, out, err);
 }
 
 static cJSON *inet_addr(const char *host, int port, bool flat)

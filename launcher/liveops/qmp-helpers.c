@@ -42,6 +42,23 @@ int lo_exec(qmp *q, const char *command, cJSON *args, cJSON **ret, kv_error *err
         return r;
 }
 
+int lo_for_each_block_node(qmp *q, lo_block_fn fn, void *ud, kv_error *err)
+{
+        _cleanup_cjson_ cJSON *ret = NULL;
+        int r = lo_exec(q, "query-block", NULL, &ret, err);
+        if (r < 0)
+                return r;
+        const cJSON *b;
+        cJSON_ArrayForEach(b, ret)
+        {
+                const cJSON *in = cJSON_GetObjectItem(b, "inserted");
+                const cJSON *nn = cJSON_GetObjectItem(in, "node-name");
+                if (cJSON_IsString(nn) && (r = fn(b, in, nn->valuestring, ud, err)) != 0)
+                        return r;
+        }
+        return 0;
+}
+
 int lo_wait_device_deleted(qmp *q, const char *id, int timeout_ms, kv_error *err)
 {
         _cleanup_cjson_ cJSON *ev = NULL;

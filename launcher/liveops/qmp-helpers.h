@@ -1,6 +1,6 @@
-/* qmp-helpers: the QMP idioms every live operation repeats — execute with the default timeout, wait for a
- * device's DEVICE_DELETED, find a free pcie-root-port, run a job to its end and surface query-jobs[].error.
- */
+/* qmp-helpers: the QMP idioms every live operation repeats — execute with the default timeout, walk
+ * query-block's nodes, wait for a device's DEVICE_DELETED, find a free pcie-root-port, run a job to its
+ * end and surface query-jobs[].error. */
 #pragma once
 
 #include <cjson/cJSON.h>
@@ -22,6 +22,12 @@ static inline void lo_cjson_freep(cJSON **p)
 
 /* qmp_execute with LO_CMD_TIMEOUT_MS; the error message starts with the command name. */
 int lo_exec(qmp *q, const char *command, cJSON *args, cJSON **ret, kv_error *err);
+/* Called for each block device of query-block that has a medium with a node name: the device entry, its
+ * "inserted" member and that node name. Return <0 to fail (with err set), 1 to stop, 0 to go on. */
+typedef int (*lo_block_fn)(const cJSON *block, const cJSON *inserted, const char *node, void *ud,
+                           kv_error *err);
+/* query-block, then fn over its nodes. Returns fn's <0 or 1, else 0. */
+int lo_for_each_block_node(qmp *q, lo_block_fn fn, void *ud, kv_error *err);
 /* Wait for DEVICE_DELETED with data.device == id (the virtio backend's path-only event is skipped). */
 int lo_wait_device_deleted(qmp *q, const char *id, int timeout_ms, kv_error *err);
 /* device_del + wait; a device already gone (DeviceNotFound) counts as removed. */

@@ -14,34 +14,29 @@
 
 extern char **environ;
 
+static int push_qcow2(const cJSON *block, const cJSON *inserted, const char *node, void *ud, kv_error *err)
+{
+        const char *drv = cJSON_GetStringValue(cJSON_GetObjectItem(inserted, "drv"));
+        if (cJSON_IsTrue(cJSON_GetObjectItem(inserted, "ro")) || !drv)
+                return 0;
+        if (strcmp(drv, "qcow2"))
+                return kv_error_set(err, EOPNOTSUPP,
+                                    "disk node %s is %s: internal snapshots need every writable disk in qcow2",
+                                    node, drv);
+        cJSON_AddItemToArray(ud, cJSON_CreateString(node));
+        return 0;
+}
+
 /* Writable qcow2 nodes attached to devices: the snapshot spans all of them (RAM goes to the first). */
 static int snapshot_devices(qmp *q, cJSON **devices, kv_error *err)
 {
-        _cleanup_cjson_ cJSON *ret = NULL;
-        int r = lo_exec(q, "query-block", NULL, &ret, err);
-        if (r < 0)
-                return r;
         cJSON *list = cJSON_CreateArray();
-        const cJSON *b;
-        cJSON_ArrayForEach(b, ret)
-        {
-                const cJSON *in = cJSON_GetObjectItem(b, "inserted");
-                const cJSON *nn = cJSON_GetObjectItem(in, "node-name"), *drv = cJSON_GetObjectItem(in, "drv");
-                if (!in || cJSON_IsTrue(cJSON_GetObjectItem(in, "ro")) || !cJSON_IsString(nn) ||
-                    !cJSON_IsString(drv))
-                        continue;
-                if (strcmp(drv->valuestring, "qcow2")) {
-                        cJSON_Delete(list);
-                        return kv_error_set(
-                            err, EOPNOTSUPP,
-                            "disk node %s is %s: internal snapshots need every writable disk in qcow2",
-                            nn->valuestring, drv->valuestring);
-                }
-                cJSON_AddItemToArray(list, cJSON_CreateString(nn->valuestring));
-        }
-        if (cJSON_GetArraySize(list) == 0) {
+        int r = lo_for_each_block_node(q, push_qcow2, list, err);
+        if (r >= 0 && cJSON_GetArraySize(list) == 0)
+                r = kv_error_set(err, EOPNOTSUPP, "no writable qcow2 disk to hold the snapshot");
+        if (r < 0) {
                 cJSON_Delete(list);
-                return kv_error_set(err, EOPNOTSUPP, "no writable qcow2 disk to hold the snapshot");
+                return r;
         }
         *devices = list;
         return 0;
@@ -110,22 +105,19 @@ static void merge_snapshots(cJSON *out, const cJSON *snaps, const char *disk)
         }
 }
 
+static int merge_node(const cJSON *block, const cJSON *inserted, const char *node, void *ud, kv_error *err)
+{
+        merge_snapshots(ud, cJSON_GetObjectItem(cJSON_GetObjectItem(inserted, "image"), "snapshots"), node);
+        return 0;
+}
+
 int snapshot_list(qmp *q, cJSON **out, kv_error *err)
 {
-        _cleanup_cjson_ cJSON *ret = NULL;
-        int r = lo_exec(q, "query-block", NULL, &ret, err);
-        if (r < 0)
-                return r;
         cJSON *list = cJSON_CreateArray();
-        const cJSON *b;
-        cJSON_ArrayForEach(b, ret)
-        {
-                const cJSON *in = cJSON_GetObjectItem(b, "inserted");
-                const cJSON *nn = cJSON_GetObjectItem(in, "node-name");
-                if (cJSON_IsString(nn))
-                        merge_snapshots(list,
-                                        cJSON_GetObjectItem(cJSON_GetObjectItem(in, "image"), "snapshots"),
-                                        nn->valuestring);
+        int r = lo_for_each_block_node(q, merge_node, list, err);
+        if (r < 0) {
+                cJSON_Delete(list);
+                return r;
         }
         *out = list;
         return 0;
