@@ -139,18 +139,31 @@ class Vm:
             self.proc.wait()
 
 
-def driver(exe, sock, verb, args=None, expect_ok=True):
+def driver_start(exe, sock, verb, args=None):
+    """liveops-driver in the background (the test watches QEMU meanwhile); driver_result() collects it."""
     cmd = [exe, sock, verb] + ([json.dumps(args)] if args is not None else [])
-    t = time.monotonic()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.kv_started, p.kv_verb, p.kv_args = time.monotonic(), verb, args
+    return p
+
+
+def driver_result(p, expect_ok=True):
     try:
-        res = json.loads(p.stdout.strip().splitlines()[-1])
+        out, errout = p.communicate(timeout=240)
+    finally:
+        p.kill()
+    try:
+        res = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        fail(f"liveops-driver {verb}: no JSON (rc {p.returncode}): {p.stdout} {p.stderr}")
-    res["_seconds"] = time.monotonic() - t
+        fail(f"liveops-driver {p.kv_verb}: no JSON (rc {p.returncode}): {out} {errout}")
+    res["_seconds"] = time.monotonic() - p.kv_started
     if expect_ok is not None and res["ok"] != expect_ok:
-        fail(f"liveops-driver {verb} {args}: expected ok={expect_ok}, got {res}")
+        fail(f"liveops-driver {p.kv_verb} {p.kv_args}: expected ok={expect_ok}, got {res}")
     return res
+
+
+def driver(exe, sock, verb, args=None, expect_ok=True):
+    return driver_result(driver_start(exe, sock, verb, args), expect_ok)
 
 
 def qemu_img(*args):

@@ -12,7 +12,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lo_fixture import Vm, data_disk, driver, fail, guest_dir, qemu_img, sector0  # noqa: E402
+from lo_fixture import Vm, data_disk, driver, driver_result, driver_start, fail, guest_dir, qemu_img, sector0  # noqa: E402,E501
 
 DRV = sys.argv[1]
 
@@ -194,21 +194,29 @@ def test_migration(tmp):
         tgt.kill()
 
 
+def start_migration(tmp, tag, src, tgt, cfg):
+    """Prepare the target with cfg, then start the source's migration with the same cfg in the background."""
+    uri = f"unix:{tmp}/{tag}.sock"
+    driver(DRV, tgt.qmp_path, "migrate-target", {"uri": uri, "config": cfg})
+    return driver_start(DRV, src.qmp_path, "migrate", {"uri": uri, "config": cfg, "timeoutMs": 60000})
+
+
+def continues_on_target(src, tgt, what):
+    last_src = src.last_n()
+    driver(DRV, tgt.qmp_path, "migrate-target-finish")
+    tgt.wait_cnt(lambda m: int(m.group(1)) > last_src + 1, 15, f"counter continuing after {what}")
+
+
 def test_postcopy(tmp):
     step("non-converging guest (32 MiB/s cap): post-copy after completionTimeoutPerGiB")
     src, tgt = migrate_pair(tmp, "pc", "dirty=64")
     try:
         src.wait_cnt(lambda m: int(m.group(1)) >= 4, 30, "source counting")
-        uri = f"unix:{tmp}/pc.sock"
         cfg = {"bandwidthPerMigration": 32 << 20, "allowPostCopy": True, "completionTimeoutPerGiB": 2}
-        driver(DRV, tgt.qmp_path, "migrate-target", {"uri": uri, "config": cfg})
-        r = driver(DRV, src.qmp_path, "migrate", {"uri": uri, "config": cfg, "timeoutMs": 60000})
-        st = r["migrationState"]
+        st = driver_result(start_migration(tmp, "pc", src, tgt, cfg))["migrationState"]
         if not st["completed"] or st["mode"] != "PostCopy":
             fail(f"post-copy migration: {st}")
-        last_src = src.last_n()
-        driver(DRV, tgt.qmp_path, "migrate-target-finish")
-        tgt.wait_cnt(lambda m: int(m.group(1)) > last_src + 1, 15, "counter continuing after post-copy")
+        continues_on_target(src, tgt, "post-copy")
     finally:
         src.kill()
         tgt.kill()
@@ -219,29 +227,19 @@ def test_auto_converge(tmp):
     src, tgt = migrate_pair(tmp, "ac", "dirty=160")
     try:
         src.wait_cnt(lambda m: int(m.group(1)) >= 4, 30, "source counting")
-        uri = f"unix:{tmp}/ac.sock"
         cfg = {"bandwidthPerMigration": 192 << 20, "allowAutoConverge": True}
-        driver(DRV, tgt.qmp_path, "migrate-target", {"uri": uri, "config": cfg})
-        mig = subprocess.Popen([DRV, src.qmp_path, "migrate", json.dumps({"uri": uri, "config": cfg,
-                                                                          "timeoutMs": 60000})],
-                               stdout=subprocess.PIPE, text=True)
+        mig = start_migration(tmp, "ac", src, tgt, cfg)
         throttle = 0
-        try:
-            while mig.poll() is None:  # the driver runs the migration; watch QEMU throttle meanwhile
-                throttle = max(throttle, src.qmp.cmd("query-migrate").get("cpu-throttle-percentage", 0))
-                time.sleep(0.2)
-            st = json.loads(mig.stdout.read().strip().splitlines()[-1])["migrationState"]
-        finally:
-            mig.kill()
-            mig.wait()
+        while mig.poll() is None:  # the driver runs the migration; watch QEMU throttle meanwhile
+            throttle = max(throttle, src.qmp.cmd("query-migrate").get("cpu-throttle-percentage", 0))
+            time.sleep(0.2)
+        st = driver_result(mig)["migrationState"]
         step(f"completed in {st['kvliteProgress']['totalTimeMs']} ms with the vCPU throttled up to {throttle} %")
         if not st["completed"] or st["mode"] != "PreCopy" or not st["kvliteProgress"]["autoConverge"]:
             fail(f"auto-converge migration: {st}")
         if throttle < 20:
             fail(f"QEMU never throttled the guest (max cpu-throttle-percentage {throttle})")
-        last_src = src.last_n()
-        driver(DRV, tgt.qmp_path, "migrate-target-finish")
-        tgt.wait_cnt(lambda m: int(m.group(1)) > last_src + 1, 15, "counter continuing after auto-converge")
+        continues_on_target(src, tgt, "auto-converge")
     finally:
         src.kill()
         tgt.kill()
