@@ -174,8 +174,10 @@ static int check_known(const cJSON *policy, kv_error *err)
         static const char *const known[] = {"allowAutoConverge",       "bandwidthPerMigration",
                                             "completionTimeoutPerGiB", "allowPostCopy",
                                             "allowWorkloadDisruption", "selectors"};
-        const cJSON *f;
-        cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(policy, "spec"))
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(policy, "spec"), *f;
+        if (spec && !cJSON_IsObject(spec)) /* an array's items have no names */
+                return kv_error_set(err, EINVAL, "MigrationPolicy %s: spec: must be an object", name_of(policy));
+        cJSON_ArrayForEach(f, spec)
         {
                 size_t i = 0;
                 while (i < sizeof(known) / sizeof(known[0]) && strcmp(known[i], f->string))

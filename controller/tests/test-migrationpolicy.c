@@ -138,6 +138,7 @@ static void test_resolve(void)
                              "MigrationPolicy p: spec.allowPostCopy: expected true or false");
         expect_resolve_error("{\"progressTimeout\":5}",
                              "MigrationPolicy p: spec.progressTimeout: not supported");
+        expect_resolve_error("[\"h\"]", "MigrationPolicy p: spec: must be an object"); /* found by fuzzing */
         expect_select_error(
             "[{\"metadata\":{\"name\":\"m\"},\"spec\":{\"selectors\":{\"namespaceSelector\":"
             "{\"matchExpressions\":[]}}}}]",
