@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "qmp-helpers.h"
 #include "strv.h"
 
@@ -362,7 +363,19 @@ int migration_cancel(qmp *q, migration_state *st, kv_error *err)
                 return kv_error_set(
                     err, EBUSY, "a post-copy migration cannot be cancelled: the guest runs on the target");
         st->abort_requested = true;
-        return lo_exec(q, "migrate_cancel", NULL, NULL, err);
+        int r = lo_exec(q, "migrate_cancel", NULL, NULL, err);
+        if (r < 0)
+                return r;
+        /* QEMU 7.2's migrate_cancel shuts only the main channel down: a multifd channel blocked in a send
+         * can keep the migration "cancelling" for good (seen in CI). yank shuts every channel of the
+         * migration down; it fails harmlessly when the migration already let go of them. */
+        cJSON *inst = cJSON_CreateObject();
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(inst, "instances"),
+                             lo_obj_str(cJSON_CreateObject(), "type", "migration"));
+        kv_error ignored = {0};
+        if (lo_exec(q, "yank", inst, NULL, &ignored) < 0)
+                log_debug("yank after migrate_cancel: %s", ignored.msg);
+        return 0;
 }
 
 int migration_run(qmp *q, const migration_config *c, const char *uri, const char *nbd_host, int nbd_port,
