@@ -1,6 +1,7 @@
 /* VMI status from its Pod and the launcher's annotation; see vmistatus.h. */
 #include "vmistatus.h"
 #include "api.h"
+#include "macro.h"
 #include "podrender.h"
 #include "vmimigration.h"
 
@@ -79,11 +80,26 @@ static void set_condition(cJSON *st, const char *type, bool value, const char *r
                 cJSON_AddItemToArray(conds, n);
 }
 
-static void set_phase(cJSON *st, const char *phase, const char *now)
+/* KubeVirt's phases in the only order they may take: a phase never goes backwards. */
+static int phase_rank(const char *phase)
+{
+        static const char *const order[] = {"Pending", "Scheduling", "Scheduled", "Running"};
+        if (!phase || !*phase)
+                return -1;
+        if (vmi_phase_is_final(phase))
+                return (int)ARRAY_SIZE(order);
+        for (size_t i = 0; i < ARRAY_SIZE(order); i++)
+                if (!strcmp(order[i], phase))
+                        return (int)i;
+        return -1;
+}
+
+/* Moves the phase forward (recording the transition); a step back is ignored. Returns the phase in force. */
+static const char *set_phase(cJSON *st, const char *phase, const char *now)
 {
         const char *old = kube_str(st, "phase");
-        if (old && !strcmp(old, phase))
-                return;
+        if (old && (!strcmp(old, phase) || phase_rank(phase) < phase_rank(old)))
+                return old;
         set_str(st, "phase", phase);
         cJSON *ts = cJSON_GetObjectItemCaseSensitive(st, "phaseTransitionTimestamps");
         if (!cJSON_IsArray(ts)) {
@@ -94,6 +110,7 @@ static void set_phase(cJSON *st, const char *phase, const char *now)
         cJSON_AddStringToObject(t, "phase", phase);
         cJSON_AddStringToObject(t, "phaseTransitionTimestamp", now);
         cJSON_AddItemToArray(ts, t);
+        return kube_str(st, "phase");
 }
 
 /* The phase the Pod alone implies. */
@@ -105,15 +122,15 @@ static const char *pod_phase_to_vmi(const cJSON *pod)
         return kube_str(pod, "spec.nodeName") ? "Scheduled" : "Scheduling";
 }
 
-/* The launcher knows better than the Pod whether QEMU runs: a Running Pod whose launcher has not started
- * the guest yet is Scheduled; a launcher that reports a final phase wins. */
+/* Running means QEMU runs the guest, which only the launcher knows: a Running Pod whose launcher has not
+ * reported yet, or reports the guest not started, is Scheduled; a launcher that reports a final phase wins. */
 static const char *merge_phase(const char *pod_phase, const char *launcher_phase)
 {
-        if (!launcher_phase || vmi_phase_is_final(pod_phase))
+        if (vmi_phase_is_final(pod_phase))
                 return pod_phase;
-        if (vmi_phase_is_final(launcher_phase))
+        if (launcher_phase && vmi_phase_is_final(launcher_phase))
                 return launcher_phase;
-        if (!strcmp(pod_phase, "Running") && strcmp(launcher_phase, "Running"))
+        if (!strcmp(pod_phase, "Running") && (!launcher_phase || strcmp(launcher_phase, "Running")))
                 return "Scheduled";
         return pod_phase;
 }
@@ -182,8 +199,7 @@ cJSON *vmi_status_desired(const cJSON *vmi, const cJSON *pod, const char *now)
                 return st;
         }
         cJSON *st = current_status(vmi), *ls = pod_launcher_status(pod);
-        const char *phase = merge_phase(pod_phase_to_vmi(pod), kube_str(ls, "phase"));
-        set_phase(st, phase, now);
+        const char *phase = set_phase(st, merge_phase(pod_phase_to_vmi(pod), kube_str(ls, "phase")), now);
         set_str(st, "nodeName", kube_str(pod, "spec.nodeName"));
         set_interfaces(st, vmi, !strcmp(phase, "Running") ? kube_str(pod, "status.podIP") : NULL);
         const char *accel = kube_str(ls, "accel");

@@ -53,18 +53,31 @@ def test_lifecycle(srv, ctl):
     api.merge("%s/%s" % (PODS, pname), {"spec": {"nodeName": "node01"}})
     wait_for("Scheduled", lambda: phase_is(api, "life", "Scheduled"))
     api.merge("%s/%s/status" % (PODS, pname), {"status": {"phase": "Running", "podIP": "10.1.2.3"}})
+    # a Running Pod is not a running guest: until the launcher reports QEMU running, the VMI stays Scheduled
+    api.merge("%s/%s" % (PODS, pname), {"metadata": {"labels": {"nudge": "1"}}})  # one more reconcile
+    time.sleep(1)
+    vmi = vmi_get(api, "life")
+    assert vmi["status"]["phase"] == "Scheduled", vmi["status"]
+    assert [c["status"] for c in vmi["status"]["conditions"] if c["type"] == "Ready"] == ["False"], vmi["status"]
+    starting = '{"phase":"Scheduled","accel":"tcg"}'  # the launcher's first report: QEMU not running yet
+    api.merge("%s/%s" % (PODS, pname), {"metadata": {"annotations": {"kvlite.io/launcher-status": starting}}})
+    wait_for("accel", lambda: (vmi_get(api, "life") or {}).get("status", {}).get("accel") == "tcg")
+    assert phase_is(api, "life", "Scheduled")
+    # the launcher's report that QEMU runs the guest
+    ann = '{"phase":"Running","accel":"tcg","conditions":[{"type":"SoftwareEmulation","status":"True"}]}'
+    api.merge("%s/%s" % (PODS, pname), {"metadata": {"annotations": {"kvlite.io/launcher-status": ann}}})
     vmi = wait_for("Running", lambda: phase_is(api, "life", "Running"))
     st = vmi["status"]
     assert st["nodeName"] == "node01" and st["interfaces"][0]["ipAddress"] == "10.1.2.3", st
     assert [c["status"] for c in st["conditions"] if c["type"] == "Ready"] == ["True"], st
+    assert any(c["type"] == "SoftwareEmulation" for c in st["conditions"])
+    # a later report that goes back (a launcher restarted, a stale annotation) never moves the phase back
+    api.merge("%s/%s" % (PODS, pname), {"metadata": {"annotations": {"kvlite.io/launcher-status": starting}}})
+    time.sleep(1)
+    st = vmi_get(api, "life")["status"]
+    assert st["phase"] == "Running", st
     assert [t["phase"] for t in st["phaseTransitionTimestamps"]] == ["Pending", "Scheduling", "Scheduled",
                                                                      "Running"], st
-    # the launcher's own report
-    ann = '{"phase":"Running","accel":"tcg","conditions":[{"type":"SoftwareEmulation","status":"True"}]}'
-    api.merge("%s/%s" % (PODS, pname), {"metadata": {"annotations": {"kvlite.io/launcher-status": ann}}})
-    vmi = wait_for("accel", lambda: (vmi_get(api, "life") or {}).get("status", {}).get("accel") == "tcg"
-                   and vmi_get(api, "life"))
-    assert any(c["type"] == "SoftwareEmulation" for c in vmi["status"]["conditions"])
     m = ctl.metrics()
     assert m['kvlite_vmis{phase="Running"}'] == 1 and m["kvlite_controller_pods_created_total"] == 1, m
     # delete: Pod deleted (graceful, finalized by the server), then the finalizer goes, then the VMI
@@ -79,6 +92,8 @@ def test_pod_gone_fails_vmi(srv, ctl):
     vmi = wait_for("Scheduling", lambda: phase_is(api, "lost", "Scheduling"))
     pod = one_pod(api, vmi)
     api.merge("%s/%s/status" % (PODS, pod["metadata"]["name"]), {"status": {"phase": "Running"}})
+    api.merge("%s/%s" % (PODS, pod["metadata"]["name"]),
+              {"metadata": {"annotations": {"kvlite.io/launcher-status": '{"phase":"Running"}'}}})
     wait_for("Running", lambda: phase_is(api, "lost", "Running"))
     api.ok("DELETE", "%s/%s" % (PODS, pod["metadata"]["name"]), {"gracePeriodSeconds": 0})
     vmi = wait_for("Failed", lambda: phase_is(api, "lost", "Failed"))

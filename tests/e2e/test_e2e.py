@@ -178,6 +178,51 @@ class Env:
             self.qemu_pids.add(st["qemuPid"])
         return vmi, pod, st.get("qemuPid")
 
+PHASE_ORDER = ["Pending", "Scheduling", "Scheduled", "Running", "Succeeded"]
+
+
+class PhaseRecorder(threading.Thread):
+    """Every phase a VMI shows, in order, as the real kubectl's watch (`kubectl get vmi -w -o json`) sees it."""
+
+    def __init__(self, env, name):
+        super().__init__(daemon=True)
+        self.name, self.phases, self.first_running = name, [], None
+        self.proc = subprocess.Popen(["kubectl", "--kubeconfig", env.srv.kubeconfig, "--cache-dir", env.cache,
+                                      "get", "vmi", "-w", "-o", "json"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.start()
+
+    def run(self):
+        dec, buf = json.JSONDecoder(), ""
+        for line in self.proc.stdout:
+            buf += line
+            try:
+                obj, end = dec.raw_decode(buf.lstrip())
+            except ValueError:
+                continue
+            buf = buf.lstrip()[end:]
+            if obj.get("metadata", {}).get("name") != self.name:
+                continue
+            phase = (obj.get("status") or {}).get("phase")
+            if phase and (not self.phases or self.phases[-1] != phase):
+                self.phases.append(phase)
+                if phase == "Running" and self.first_running is None:
+                    self.first_running = obj
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.join(timeout=10)
+        return self.phases
+
+
+def assert_phases_forward(phases, vmi):
+    """A VMI's phase only moves forward, and Running means the launcher reported QEMU running the guest."""
+    ranks = [PHASE_ORDER.index(p) for p in phases]
+    assert ranks == sorted(set(ranks)), "phase went backwards or repeated: %s" % phases
+    recorded = [t["phase"] for t in vmi["status"]["phaseTransitionTimestamps"]]
+    assert recorded == [p for p in PHASE_ORDER if p in recorded] and len(set(recorded)) == len(recorded), recorded
+
 
 def _read(path):
     try:
@@ -222,8 +267,15 @@ def vm_yaml(name, strategy):
 
 
 def test_vmi(env):
+    watch = PhaseRecorder(env, "e2e-vmi")
+    time.sleep(1)  # the watch is established before the VMI exists
     assert "created" in env.kubectl("apply", "-f", "-", input=vmi_yaml("e2e-vmi"))
     vmi, pod, qemu = env.wait_running("e2e-vmi")
+    wait_for("the watch saw Running", lambda: watch.first_running, timeout=10)
+    first = watch.first_running
+    assert [c["status"] for c in first["status"]["conditions"] if c["type"] == "Ready"] == ["True"], first["status"]
+    # Running is only ever shown once the launcher says QEMU runs the guest (its Pod annotation).
+    assert json.loads(pod["metadata"]["annotations"]["kvlite.io/launcher-status"])["phase"] == "Running"
     header = env.kubectl("get", "vmi").splitlines()[0].split()
     assert header == ["NAME", "AGE", "PHASE", "IP", "NODENAME", "READY"], header
     assert "kvlite.io/vmi-finalizer" in vmi["metadata"]["finalizers"]
@@ -239,6 +291,10 @@ def test_vmi(env):
     env.launcher_ctl(pod, "shutdown")
     wait_for("VMI Succeeded", lambda: json.loads(env.kubectl("get", "vmi", "e2e-vmi", "-o", "json"))
              ["status"].get("phase") == "Succeeded", timeout=60, interval=0.5)
+    phases = watch.stop()
+    assert phases[-1] == "Succeeded" and "Running" in phases, phases
+    assert_phases_forward(phases, env.vmi("e2e-vmi"))
+    print("phases seen by kubectl --watch: %s" % " -> ".join(phases))
     reason = json.loads(env.launcher_pod(env.vmi("e2e-vmi"))["metadata"]["annotations"]["kvlite.io/launcher-status"])
     assert reason["phase"] == "Succeeded" and reason["reason"] == "guest powered off", reason
     if qemu:
