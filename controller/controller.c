@@ -300,6 +300,7 @@ int controller_init(controller *c, kube_config *cfg, const controller_opts *opts
             kube_informer_init(&c->restores, cfg, c->multi, &kube_vmrestore, ns, NULL, &restore_ops,
                                on_restore, c) < 0)
                 return kv_error_errno(err, ENOMEM, "informers");
+        optional_groups_init(c);
         if (opts->metrics_addr && *opts->metrics_addr)
                 return metrics_server_start(c, opts->metrics_addr, &c->metrics, err);
         return 0;
@@ -340,18 +341,21 @@ static void drain_transfers(controller *c)
                                         break;
 }
 
+/* The caches of the VMI/VM/VMIM/Pod machinery; optional groups' informers never hold it back. */
+static bool core_synced(const controller *c)
+{
+        return c->vmis.synced && c->pods.synced && c->vms.synced && c->vmims.synced;
+}
+
 int controller_run(controller *c, kv_error *err)
 {
         kube_informer *infs[] = INFORMERS(c);
         while (!c->stop) {
                 uint64_t now = kube_now_ms();
-                long timeout = 1000;
-                bool all_synced = true;
-                for (size_t i = 0; i < ARRAY_SIZE(infs); i++) {
+                long timeout = min_timeout(1000, optional_groups_tick(c, now));
+                for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
                         timeout = min_timeout(timeout, kube_informer_tick(infs[i], now));
-                        all_synced = all_synced && infs[i]->synced;
-                }
-                if (all_synced && !c->synced) {
+                if (core_synced(c) && !c->synced) {
                         /* workers start only on a complete cache: a missing Pod must mean no Pod */
                         c->synced = true;
                         malloc_trim(0); /* hand back the list responses' transient memory */

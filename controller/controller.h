@@ -1,7 +1,7 @@
-/* virt-controller's state: seven informers (VMI, Pod, VM, VMIM, MigrationPolicy, VirtualMachineSnapshot,
- * VirtualMachineRestore) on one curl-multi loop
- * thread, one work queue of "kind/namespace/name" keys, worker threads running the reconcilers with their own
- * API connections, expectations, and counters for /metrics. */
+/* virt-controller's state: seven informers (VMI, Pod, VM, VMIM, and while their groups are served
+ * MigrationPolicy, VirtualMachineSnapshot, VirtualMachineRestore) on one curl-multi loop thread, one work
+ * queue of "kind/namespace/name" keys, worker threads running the reconcilers with their own API connections,
+ * expectations, and counters for /metrics. */
 #pragma once
 
 #include <curl/curl.h>
@@ -12,6 +12,7 @@
 #include "expectations.h"
 #include "macro.h"
 #include "informer.h"
+#include "optionalgroups.h"
 #include "podrender.h"
 #include "workqueue.h"
 
@@ -23,6 +24,7 @@ typedef struct controller_opts {
         const char *metrics_addr; /* "host:port", "" = no metrics server */
         pod_render_opts pod;
         unsigned workers;
+        unsigned discovery_interval_ms; /* optional API groups' discovery period; 0 = 10 s */
 } controller_opts;
 
 enum reconcile_kind { RK_VMI, RK_VM, RK_VMIM, RK_VMSNAPSHOT, RK_VMRESTORE, RK__MAX };
@@ -34,6 +36,7 @@ typedef struct controller {
         kube_informer vmis, pods, vms, vmims,
             policies;                      /* policies: cluster-scoped, read at migration start */
         kube_informer snapshots, restores; /* indexed by the VM they name ("ns/vmName") */
+        optional_ctl optional[OPT__MAX]; /* snapshots, restores, policies: run while their group is served */
         kube_workqueue *queue;
         expectations *pod_exp, *vmi_exp;
         pthread_t *threads;

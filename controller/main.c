@@ -29,6 +29,8 @@ static void usage(FILE *f)
             "                          kvlite/virt-launcher:0.1.0)\n"
             "  --launcher-service-account SA  (default kvlite-launcher, \"\" for none)\n"
             "  --workers N             reconcile workers, 1..64 (default 4)\n"
+            "  --discovery-interval S  seconds between checks of the optional API groups\n"
+            "                          (snapshot.kubevirt.io, migrations.kubevirt.io), 1..3600 (default 10)\n"
             "  -v, --verbose           debug logs\n"
             "  -h, --help              this text\n\n"
             "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
@@ -63,6 +65,7 @@ int main(int argc, char **argv)
                                                  {"launcher-image", required_argument, NULL, 'l'},
                                                  {"launcher-service-account", required_argument, NULL, 's'},
                                                  {"workers", required_argument, NULL, 'w'},
+                                                 {"discovery-interval", required_argument, NULL, 'd'},
                                                  {"verbose", no_argument, NULL, 'v'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {NULL, 0, NULL, 0}};
@@ -108,6 +111,17 @@ int main(int argc, char **argv)
                                 return EXIT_USAGE;
                         }
                         break;
+                case 'd': {
+                        unsigned long s = strtoul(optarg, &end, 10);
+                        if (*end || s < 1 || s > 3600) {
+                                fprintf(stderr,
+                                        "virt-controller: --discovery-interval \"%s\": expected 1..3600\n",
+                                        optarg);
+                                return EXIT_USAGE;
+                        }
+                        opts.discovery_interval_ms = (unsigned)s * 1000;
+                        break;
+                }
                 case 'v':
                         kv_log_set_level(KV_LOG_DEBUG);
                         break;

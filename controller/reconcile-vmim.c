@@ -153,10 +153,15 @@ static int namespace_labels(vmim *v, const cJSON *policies, cJSON **ns, kv_error
 }
 
 /* cluster defaults ← the MigrationPolicy that applies to the VMI (KubeVirt's precedence). A bad policy is
- * not an API error: it is left in m->problem for the VMIM's Failed condition. */
+ * not an API error: it is left in m->problem for the VMIM's Failed condition. >0: ask again in that many
+ * ms. */
 static int resolve_config(vmim *v, mig_config *m, kv_error *err)
 {
         *m = (mig_config){0};
+        /* served but not listed yet: a migration must not start with defaults its policy overrides; not
+         * served: no policies, the defaults apply (the store is empty) */
+        if (optional_state(v->c, OPT_POLICY) == OPT_STARTING)
+                return 1000;
         _cleanup_json_ cJSON *policies = kube_store_by_index(&v->c->policies.store, POLICY_INDEX_ALL),
                              *ns = NULL;
         if (!policies)
@@ -453,8 +458,8 @@ static int step(vmim *v, kv_error *err)
                 _cleanup_(mig_config_free) mig_config config = {0};
                 if (!v->target) {
                         int r = resolve_config(v, &config, err);
-                        if (r < 0 || *config.problem)
-                                return r < 0 ? r : set_phase(v, P_FAILED, config.problem, err);
+                        if (r != 0 || *config.problem)
+                                return r != 0 ? r : set_phase(v, P_FAILED, config.problem, err);
                 }
                 int r = phase == P_UNSET ? set_phase(v, P_PENDING, NULL, err) : 0;
                 if (r < 0)

@@ -142,6 +142,9 @@ static int step(vmrestore *v, kv_error *err)
                 return finish(v, res, err);
         char key[600], buf[600];
         snprintf(key, sizeof(key), "%s/%s", v->ns, v->snap_name);
+        /* a snapshot missing from a cache still listing may exist: ask again rather than fail the restore */
+        if (optional_state(v->c, OPT_SNAPSHOT) == OPT_STARTING)
+                return 1000;
         _cleanup_json_ cJSON *snap = kube_store_get(&v->c->snapshots.store, key);
         bool wait;
         const char *why = refusal(v, snap, &wait, buf, sizeof(buf));

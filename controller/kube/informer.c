@@ -130,6 +130,25 @@ static void drop_unlisted(kube_informer *inf, strv *listed)
         strv_free(&sc.stale);
 }
 
+void kube_informer_pause(kube_informer *inf)
+{
+        strv none = {0};
+        stop_watch(inf);
+        drop_unlisted(inf, &none);
+        free(inf->rv);
+        inf->rv = NULL;
+        inf->synced = false;
+        inf->need_relist = true;
+        inf->failures = 0;
+        inf->paused = true;
+}
+
+void kube_informer_resume(kube_informer *inf)
+{
+        inf->paused = false;
+        inf->due_ms = 0;
+}
+
 static int list_page(kube_informer *inf, const char *cont, strv *listed, char **rv, char **next,
                      kv_error *err)
 {
@@ -291,7 +310,7 @@ static void retry_later(kube_informer *inf, uint64_t now_ms, const char *what, c
 
 long kube_informer_tick(kube_informer *inf, uint64_t now_ms)
 {
-        if (inf->watch)
+        if (inf->watch || inf->paused)
                 return -1;
         if (inf->due_ms > now_ms)
                 return (long)(inf->due_ms - now_ms);

@@ -32,6 +32,7 @@ struct kube_informer {
         long http;
         char *rv;
         bool synced, need_relist, aborted;
+        bool paused; /* kube_informer_pause: no list or watch until kube_informer_resume */
         unsigned failures;
         uint64_t due_ms;          /* when to (re)start; 0 = now */
         unsigned page_size;       /* list limit (server may ignore it) */
@@ -50,6 +51,11 @@ int kube_informer_init(kube_informer *inf, kube_config *cfg, CURLM *multi, const
  * from belong to one selector); NULL clears it. Returns 0 or -ENOMEM. */
 int kube_informer_set_field_selector(kube_informer *inf, const char *field_selector);
 void kube_informer_free(kube_informer *inf);
+/* Stops listing and watching (e.g. its resource is no longer served) and forgets the cache, reporting each
+ * object as DELETED, and the resourceVersion; the store stays valid, so readers on other threads may keep
+ * using it. Resume lists again on the next tick. Loop thread only. */
+void kube_informer_pause(kube_informer *inf);
+void kube_informer_resume(kube_informer *inf);
 /* Starts a list or watch when one is due. Returns ms until it next needs a tick (or -1: nothing due). */
 long kube_informer_tick(kube_informer *inf, uint64_t now_ms);
 /* Hands over a finished transfer; returns true if it was this informer's. */

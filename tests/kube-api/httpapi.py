@@ -553,6 +553,8 @@ class Handler(BaseHTTPRequestHandler):
                     return self._end_with({"kind": "Status", "apiVersion": "v1", "metadata": {},
                                            "status": "Failure", "message": str(e), "reason": "Expired", "code": 410})
                 events = self._filter(res, ns, sel, changes)
+                # a deleted CRD's storage goes away with its watches (the objects' DELETED events first)
+                gone = res.crd and api.registry.get(res.group, res.version, res.plural) is None
             if dropped:
                 if store.epoch == self.server.abrupt_epoch:
                     self.close_connection = True
@@ -561,6 +563,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self._end()
             for etype, obj in events:
                 self._emit(res, etype, obj, table)
+            if gone:
+                return self._end()
             pos = current
             now = time.monotonic()
             if now >= deadline:
