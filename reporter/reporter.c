@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "caps.h"
 #include "client.h"
 #include "config.h"
 #include "ctl-link.h"
@@ -28,7 +29,6 @@
 #include "log.h"
 #include "macro.h"
 #include "reporter-sandbox.h"
-#include "sandbox.h"
 #include "vmifwd.h"
 
 #define ANNOTATION "kvlite.io/launcher-status"
@@ -471,7 +471,7 @@ int main(int argc, char **argv)
         if (o.parent && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != (pid_t)o.parent))
                 return 1;
         kv_error err = {0};
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || sandbox_drop_capabilities(&err) < 0) {
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || caps_drop_all(&err) < 0) {
                 log_error("confine: %s", err.msg[0] ? err.msg : strerror(errno));
                 return 3;
         }
