@@ -13,14 +13,6 @@
 
 static const char *const kind_prefix[] = {"vmi", "vm", "vmim", "vmsnapshot", "vmrestore"};
 
-void rfc3339_utc(char *buf, size_t size)
-{
-        time_t t = time(NULL);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 int key_split(char *key, char **ns, char **name)
 {
         char *slash = strchr(key, '/');

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "clock.h"
 #include "expectations.h"
 #include "macro.h"
 #include "informer.h"
@@ -77,6 +78,6 @@ static inline void cjson_freep(cJSON **p)
 }
 #define _cleanup_json_ _cleanup_(cjson_freep)
 void controller_enqueue(controller *c, enum reconcile_kind kind, const char *ns, const char *name);
-void rfc3339_utc(char *buf, size_t size);
+#define rfc3339_utc rfc3339_now /* clock.h; the controller's name for it */
 /* "ns/name" split in place into ns and name. */
 int key_split(char *key, char **ns, char **name);

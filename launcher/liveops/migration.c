@@ -1,6 +1,7 @@
 /* migration: the live half of live migration — target prepare/finish, source start/poll/cancel, local
  * disks mirrored to the target's NBD exports (notes §6, every step in the verified order). */
 #include "migration.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,14 +15,6 @@
 
 #define MIRROR_READY_TIMEOUT_MS 120000
 #define MIRROR_FINISH_TIMEOUT_MS 30000
-
-static void rfc3339(char *buf, size_t size)
-{
-        time_t t = time(NULL);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 static int set_caps_and_params(qmp *q, const migration_config *c, bool source, migration_params *p,
                                kv_error *err)
@@ -248,7 +241,7 @@ int migration_start(qmp *q, const migration_config *c, const char *uri, const ch
         snprintf(st->target_address, sizeof(st->target_address), "%s", uri);
         if (gethostname(st->source_node, sizeof(st->source_node) - 1) < 0)
                 st->source_node[0] = '\0';
-        rfc3339(st->start, sizeof(st->start));
+        rfc3339_now(st->start, sizeof(st->start));
         st->start_ms = st->last_progress_ms = lo_now_ms();
         int r = set_caps_and_params(q, c, true, &st->params, err);
         if (r >= 0 && nbd_port > 0)
@@ -259,7 +252,7 @@ int migration_start(qmp *q, const migration_config *c, const char *uri, const ch
                 mirrors_stop(q, st);
                 st->failed = st->finished = true;
                 snprintf(st->failure_reason, sizeof(st->failure_reason), "%s", err->msg);
-                rfc3339(st->end, sizeof(st->end));
+                rfc3339_now(st->end, sizeof(st->end));
                 return kv_error_wrap(err, "start migration");
         }
         return 0;
@@ -281,7 +274,7 @@ static void finish(qmp *q, migration_state *st, bool ok, const char *why)
                 snprintf(st->abort_status, sizeof(st->abort_status), "%s", ok ? "Failed" : "Succeeded");
         if (!ok && why && !st->failure_reason[0])
                 snprintf(st->failure_reason, sizeof(st->failure_reason), "%s", why);
-        rfc3339(st->end, sizeof(st->end));
+        rfc3339_now(st->end, sizeof(st->end));
 }
 
 static void abort_with(qmp *q, migration_state *st, const char *why)

@@ -6,13 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-int64_t lo_now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 cJSON *lo_obj_str(cJSON *o, const char *key, const char *value)
 {
         if (o)

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "macro.h"
 
@@ -154,18 +155,11 @@ void report_publish(const char *text, size_t len)
                 drop_channel(strerror(-r));
 }
 
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits for `events` on the channel until the deadline; returns poll's revents, 0 on timeout. */
 static short wait_channel(short events, int64_t deadline)
 {
         for (;;) {
-                int64_t left = deadline - now_ms();
+                int64_t left = deadline - kv_now_ms();
                 if (left <= 0)
                         return 0;
                 struct pollfd p = {.fd = rep.fd, .events = events};
@@ -181,7 +175,7 @@ void report_finish(void)
 {
         if (rep.fd < 0)
                 return;
-        int64_t deadline = now_ms() + REPORT_FINISH_MS;
+        int64_t deadline = kv_now_ms() + REPORT_FINISH_MS;
         while (rep.pending && (wait_channel(POLLOUT, deadline) & POLLOUT) && try_send() == -EAGAIN)
                 ;
         free(rep.pending);

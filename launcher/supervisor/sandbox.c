@@ -21,29 +21,6 @@ int sandbox_no_new_privs(kv_error *err)
         return 0;
 }
 
-int sandbox_drop_capabilities(kv_error *err)
-{
-        /* The bounding set needs CAP_SETPCAP, so it goes first; without it (unprivileged runs) there is
-         * nothing to drop there anyway. */
-        if (CAP_IS_SUPPORTED(CAP_SETPCAP) && prctl(PR_CAPBSET_READ, CAP_SETPCAP) == 1) {
-                for (cap_value_t c = 0; c <= CAP_LAST_CAP; c++)
-                        if (prctl(PR_CAPBSET_READ, c) == 1 && cap_drop_bound(c) < 0 && errno != EINVAL)
-                                return kv_error_errno(err, errno, "drop capability %d from the bounding set",
-                                                      c);
-        }
-        if (CAP_AMBIENT_SUPPORTED() && cap_reset_ambient() < 0)
-                return kv_error_errno(err, errno, "reset ambient capabilities");
-        cap_t empty = cap_init();
-        if (!empty)
-                return kv_error_errno(err, errno, "cap_init");
-        int r = cap_set_proc(empty);
-        int saved = errno;
-        cap_free(empty);
-        if (r < 0)
-                return kv_error_errno(err, saved, "cap_set_proc");
-        return 0;
-}
-
 /* What the epoll loop, libqmp, the control socket, the status file and exit cleanup use; libkvnet's
  * DHCP server needs recvfrom/sendto on its bound socket, and stopping passt kill/wait4. */
 static const seccomp_rule rules[] = {

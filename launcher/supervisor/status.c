@@ -19,18 +19,6 @@ static const char *const cond_names[COND__MAX] = {
     [COND_SOFTWARE_EMULATION] = "SoftwareEmulation",
 };
 
-void rfc3339_at(time_t t, char *buf, size_t size)
-{
-        struct tm tm;
-        if (size && (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm)))
-                buf[0] = '\0';
-}
-
-void rfc3339_now(char *buf, size_t size)
-{
-        rfc3339_at(time(NULL), buf, size);
-}
-
 void status_init(status *st, const char *path)
 {
         *st = (status){.phase = PHASE_PENDING, .exit_code = -1};

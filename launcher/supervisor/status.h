@@ -6,6 +6,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "clock.h" /* rfc3339_now, rfc3339_at for the status times */
 #include "error.h"
 
 enum phase { PHASE_PENDING, PHASE_SCHEDULED, PHASE_RUNNING, PHASE_SUCCEEDED, PHASE_FAILED };
@@ -70,6 +71,3 @@ cJSON *status_to_json(const status *st);
 /* Rewrites st->path atomically (tmp file + rename; no-op without a path) and hands the document to the
  * status reporter (report.h). */
 int status_write(const status *st, kv_error *err);
-/* RFC 3339 UTC "2006-01-02T15:04:05Z", as KubeVirt prints: now, or at t. */
-void rfc3339_now(char *buf, size_t size);
-void rfc3339_at(time_t t, char *buf, size_t size);

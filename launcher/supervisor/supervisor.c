@@ -460,7 +460,7 @@ static int confine(supervisor *s, kv_error *err)
 {
         if (!s->cfg->sandbox)
                 return 0;
-        int r = sandbox_drop_capabilities(err);
+        int r = caps_drop_all(err);
         if (r >= 0)
                 r = sandbox_seccomp(err);
         if (r >= 0)

@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("KV_SOURCE_ROOT") or os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "controller", "tests"))
 sys.path.insert(0, os.path.join(SRC, "launcher", "supervisor", "tests"))
+sys.path.insert(0, os.path.join(SRC, "reporter", "tests"))
 from kubetest import POD_PATH, VMI_PATH, Server, vmi_manifest, wait_for  # noqa: E402
 from launcher_reporter import tls_fault  # noqa: E402
 from launcherlib import free_port, proc_status  # noqa: E402

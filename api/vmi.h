@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "error.h"
-#include "net.h" /* libkvnet: the network part of the spec is validated by its rules */
+#include "netspec.h" /* the network part of the spec (vmi-net.c) */
 
 #define VMI_DEFAULT_GRACE_SECONDS 30
 /* The kernelBoot image is mounted at <image-root>/kernelboot; no volume may use that name then. */

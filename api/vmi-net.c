@@ -1,6 +1,6 @@
 /* The network part of a VMI spec: spec.networks[] and spec.domain.devices.interfaces[] validated and
  * turned into a net_request. Every error names the JSON path of the offending field. */
-#include "net.h"
+#include "netspec.h"
 #include "mac.h"
 
 #include <cjson/cJSON.h>

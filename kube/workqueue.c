@@ -1,5 +1,6 @@
 /* Work queue: one hash table of per-key state, a FIFO of ready keys and a list of delayed keys. */
 #include "workqueue.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -31,13 +32,6 @@ struct kube_workqueue {
         uint64_t tokens_at;
 };
 
-static uint64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static size_t hash(const char *s, size_t n)
 {
         uint64_t h = 1469598103934665603ULL;
@@ -55,7 +49,7 @@ kube_workqueue *kube_workqueue_new(const kube_workqueue_opts *opts)
         if (opts)
                 q->opts = *opts;
         q->tokens = q->opts.burst;
-        q->tokens_at = now_ms();
+        q->tokens_at = (uint64_t)kv_now_ms();
         q->nbuckets = 4096;
         q->buckets = calloc(q->nbuckets, sizeof(*q->buckets));
         pthread_condattr_t ca;
@@ -151,7 +145,7 @@ void kube_workqueue_add(kube_workqueue *q, const char *key)
 
 static void add_after_locked(kube_workqueue *q, item *it, unsigned delay_ms)
 {
-        uint64_t due = now_ms() + delay_ms;
+        uint64_t due = (uint64_t)kv_now_ms() + delay_ms;
         if (delay_ms == 0) {
                 add_locked(q, it);
                 return;
@@ -181,7 +175,7 @@ void kube_workqueue_add_after(kube_workqueue *q, const char *key, unsigned delay
 /* Token bucket shared by all retries, so a failing API server is not hammered by every key at once. */
 static unsigned bucket_delay(kube_workqueue *q)
 {
-        uint64_t now = now_ms();
+        uint64_t now = (uint64_t)kv_now_ms();
         q->tokens += (double)(now - q->tokens_at) * q->opts.qps / 1000.0;
         if (q->tokens > q->opts.burst)
                 q->tokens = q->opts.burst;
@@ -235,7 +229,7 @@ unsigned kube_workqueue_failures(kube_workqueue *q, const char *key)
 /* Moves due delayed keys to the FIFO; returns ms until the next one is due (or -1). */
 static long promote_due(kube_workqueue *q)
 {
-        uint64_t now = now_ms();
+        uint64_t now = (uint64_t)kv_now_ms();
         long next = -1;
         for (item **pp = &q->delayed; *pp;) {
                 item *it = *pp;
@@ -256,7 +250,7 @@ static long promote_due(kube_workqueue *q)
 
 int kube_workqueue_get(kube_workqueue *q, char **key, int timeout_ms)
 {
-        uint64_t deadline = timeout_ms >= 0 ? now_ms() + (uint64_t)timeout_ms : 0;
+        uint64_t deadline = timeout_ms >= 0 ? (uint64_t)kv_now_ms() + (uint64_t)timeout_ms : 0;
         int r = 0;
         pthread_mutex_lock(&q->lock);
         for (;;) {
@@ -267,7 +261,7 @@ int kube_workqueue_get(kube_workqueue *q, char **key, int timeout_ms)
                 }
                 if (q->head)
                         break;
-                uint64_t now = now_ms();
+                uint64_t now = (uint64_t)kv_now_ms();
                 if (timeout_ms >= 0 && now >= deadline) {
                         r = -ETIMEDOUT;
                         break;

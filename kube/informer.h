@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "api.h"
+#include "clock.h"
 #include "store.h"
 #include "watchstream.h"
 
@@ -61,4 +62,4 @@ long kube_informer_tick(kube_informer *inf, uint64_t now_ms);
 /* Hands over a finished transfer; returns true if it was this informer's. */
 bool kube_informer_transfer_done(kube_informer *inf, CURL *e, CURLcode result, uint64_t now_ms);
 
-uint64_t kube_now_ms(void);
+#define kube_now_ms() ((uint64_t)kv_now_ms()) /* clock.h; libkube's name for it */

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "caps.h"
+#include "clock.h"
 #include "client.h"
 #include "config.h"
 #include "ctl-link.h"
@@ -28,7 +30,6 @@
 #include "log.h"
 #include "macro.h"
 #include "reporter-sandbox.h"
-#include "sandbox.h"
 #include "vmifwd.h"
 
 #define ANNOTATION "kvlite.io/launcher-status"
@@ -94,13 +95,6 @@ typedef struct reporter {
         int inflight_id, next_id;
 } reporter;
 
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads every queued message; the last one wins (coalescing). */
 static void drain(reporter *r)
 {
@@ -113,7 +107,7 @@ static void drain(reporter *r)
                         return;
                 if (n <= 0) { /* EOF, or stdin is not our socket any more */
                         r->eof = true;
-                        r->give_up = now_ms() + FINAL_DEADLINE_MS;
+                        r->give_up = kv_now_ms() + FINAL_DEADLINE_MS;
                         return;
                 }
                 if ((size_t)n > sizeof(buf)) {
@@ -158,7 +152,7 @@ static void try_deliver(reporter *r)
         }
         unsigned delay = kube_backoff_ms(BACKOFF_BASE_MS, BACKOFF_CAP_MS, r->attempt++);
         log_warning("patch pod %s/%s: %s (retry in %u ms)", r->ns, r->pod, err.msg, delay);
-        r->next_try = now_ms() + delay;
+        r->next_try = kv_now_ms() + delay;
 }
 
 /* ---- the VMI watch and the control socket ----------------------------------------------------- */
@@ -241,7 +235,7 @@ static int min_timeout(int a, long b)
 
 static void watch_and_wait(reporter *r, int timeout)
 {
-        int64_t now = now_ms();
+        int64_t now = kv_now_ms();
         timeout = min_timeout(timeout, kube_informer_tick(&r->watch, kube_now_ms()));
         timeout = min_timeout(timeout, ctl_link_tick(&r->link, now));
         forward(r);
@@ -264,7 +258,7 @@ static void watch_and_wait(reporter *r, int timeout)
         if (n > 1 && fds[1].revents) {
                 short rev = (short)((fds[1].revents & CURL_WAIT_POLLIN ? POLLIN : 0) |
                                     (fds[1].revents & CURL_WAIT_POLLOUT ? POLLOUT : 0));
-                if (!ctl_link_io(&r->link, rev, now_ms(), on_reply, r))
+                if (!ctl_link_io(&r->link, rev, kv_now_ms(), on_reply, r))
                         drop_inflight(r); /* not answered: decided again once reconnected */
         }
         if (fds[0].revents)
@@ -274,12 +268,12 @@ static void watch_and_wait(reporter *r, int timeout)
 static int run(reporter *r)
 {
         for (;;) {
-                int64_t now = now_ms();
+                int64_t now = kv_now_ms();
                 if (r->pending && now >= r->next_try)
                         try_deliver(r);
                 if (r->eof && !r->pending)
                         return 0;
-                now = now_ms();
+                now = kv_now_ms();
                 if (r->eof && now >= r->give_up) {
                         log_error("the final status was not delivered to pod %s/%s", r->ns, r->pod);
                         return 1;
@@ -471,7 +465,7 @@ int main(int argc, char **argv)
         if (o.parent && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != (pid_t)o.parent))
                 return 1;
         kv_error err = {0};
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || sandbox_drop_capabilities(&err) < 0) {
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || caps_drop_all(&err) < 0) {
                 log_error("confine: %s", err.msg[0] ? err.msg : strerror(errno));
                 return 3;
         }

@@ -8,13 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-uint64_t kube_now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 int kube_informer_init(kube_informer *inf, kube_config *cfg, CURLM *multi, const kube_resource *res,
                        const char *ns, const char *label_selector, const kube_store_ops *ops,
                        kube_informer_fn fn, void *ud)

@@ -1,5 +1,5 @@
 /* libFuzzer target: any JSON as a VMI spec must give 0 or a clean -EINVAL from net_validate. */
-#include "net.h"
+#include "netspec.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
