@@ -149,8 +149,9 @@ def launcher_fails(env):
         assert failure(st)["reason"] == "StartFailure", st
         assert st["startFailure"]["lastFailedVMIUID"] in vmis.uids[name], st
     assert creates <= 8, creates
-    print("launcher_fails: %s VMIs, %d Pods, %d VMI creates in %.0f s" % (
-        {n: vmis.count(n) for n in names}, pods.count(), creates, time.time() - t0))
+    print("launcher_fails: %s VMIs, %d Pods, %d VMI creates in %.0f s; %s" % (
+        {n: vmis.count(n) for n in names}, pods.count(), creates, time.time() - t0,
+        failure(vm_status(api, "lost-always"))["message"]))
 
 
 def run_launcher_fails():
