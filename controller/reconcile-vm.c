@@ -1,11 +1,17 @@
-/* VM reconciler: keeps a VMI (same name, owned by the VM) per runStrategy and writes VM status. */
+/* VM reconciler: keeps a VMI (same name, owned by the VM) per runStrategy, backs off restarting one that
+ * fails to start (vmbackoff.h), refuses a template that can never run, and writes VM status. */
 #include "api.h"
 #include "controller.h"
 #include "log.h"
 #include "macro.h"
+#include "podrender.h"
+#include "vmbackoff.h"
 #include "vmistatus.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* spec.runStrategy, or the legacy spec.running mapped as KubeVirt does. */
 static const char *run_strategy(const cJSON *vm)
@@ -78,46 +84,172 @@ static bool want_running(const char *strategy, const cJSON *vmi, bool *stop)
         return false;        /* Manual: only a user (virtctl start/stop) changes it */
 }
 
-static const char *printable_status(const cJSON *vm, const cJSON *vmi)
+enum vm_action { VM_NOTHING, VM_DELETE_VMI, VM_CREATE_VMI, VM_BACK_OFF };
+
+/* One reconcile's view: inputs from the caches, outputs decided against the freshest VM status (the status
+ * holds the failure record the decision depends on, and is written before the action). */
+typedef struct vm_sync {
+        const cJSON *vmi;         /* the VM's own VMI, or NULL */
+        const char *strategy;     /* effective runStrategy */
+        const char *template_err; /* why the template can never run, or NULL */
+        bool create_pending;      /* a VMI we created has not reached the cache yet */
+        time_t now;
+        uint64_t now_ms; /* realtime */
+        char now_s[40];
+        enum vm_action action;
+        bool counted;     /* this reconcile recorded a failed start */
+        uint64_t wait_ms; /* VM_BACK_OFF: until the next start; otherwise when to look again, 0 = never */
+} vm_sync;
+
+static uint64_t realtime_ms(void)
 {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Jitter for the backoff from the failed VMI's uid: VMs failing together spread out, and recomputing the
+ * record after a conflict gives the same time. */
+static unsigned uid_jitter(const cJSON *vmi)
+{
+        unsigned h = 2166136261u;
+        for (const char *p = kube_str(vmi, "metadata.uid") ?: ""; *p; p++)
+                h = (h ^ (unsigned char)*p) * 16777619u;
+        return h;
+}
+
+/* The same check the VMI reconciler makes before rendering the Pod (the launcher's VMI model), run on the
+ * VMI the template would give: a template that fails it can never run, whatever the retry. */
+static char *template_error(const cJSON *vm, const pod_render_opts *opts)
+{
+        _cleanup_json_ cJSON *vmi = vmi_from_template(vm), *pod = NULL;
+        cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(vmi, "metadata"), "uid", "template");
+        kv_error err = {0};
+        if (pod_render(vmi, opts, &pod, &err) == 0)
+                return NULL;
+        return strdup(err.msg[0] ? err.msg : "invalid template");
+}
+
+static void decide(const cJSON *vm, const cJSON *start_failure, vm_sync *s)
+{
+        bool stop;
+        bool run = want_running(s->strategy, s->vmi, &stop);
+        s->action = VM_NOTHING;
+        s->wait_ms = 0;
+        if (kube_obj(vm, "metadata.deletionTimestamp"))
+                return;
+        if (s->vmi) {
+                if (stop && !kube_obj(s->vmi, "metadata.deletionTimestamp"))
+                        s->action = VM_DELETE_VMI;
+                else if (start_failure) /* come back to clear the record once it has run long enough */
+                        s->wait_ms = vm_stable_run_left_ms(s->vmi, s->now_ms);
+                return;
+        }
+        if (!run || s->create_pending || s->template_err)
+                return;
+        s->wait_ms = vm_start_backoff_left_ms(start_failure, s->now_ms);
+        s->action = s->wait_ms ? VM_BACK_OFF : VM_CREATE_VMI;
+}
+
+static const char *printable_status(const cJSON *vm, const vm_sync *s, bool crash_loop)
+{
+        const cJSON *vmi = s->vmi;
         if (kube_obj(vm, "metadata.deletionTimestamp"))
                 return "Terminating";
+        const char *p = vmi ? vmi_phase(vmi) : "";
+        bool final = vmi_phase_is_final(p);
+        if (vmi && !final && kube_obj(vmi, "metadata.deletionTimestamp"))
+                return "Stopping";
+        if ((!vmi || final) && crash_loop)
+                return "CrashLoopBackOff";
         if (!vmi)
-                return "Stopped";
+                return s->action == VM_CREATE_VMI || s->create_pending ? "Starting" : "Stopped";
         if (kube_obj(vmi, "metadata.deletionTimestamp"))
                 return "Stopping";
-        const char *p = vmi_phase(vmi);
         if (!strcmp(p, "Running"))
                 return "Running";
-        if (!strcmp(p, "Succeeded") || !strcmp(p, "Failed"))
+        if (final)
                 return !strcmp(p, "Failed") ? "Failed" : "Stopped";
         return "Starting";
 }
 
-typedef struct vm_status_args {
-        const cJSON *vmi;
-        const char *now;
-} vm_status_args;
+static const cJSON *find_condition(const cJSON *conds, const char *type)
+{
+        const cJSON *c;
+        cJSON_ArrayForEach(c, conds) if (!strcmp(kube_str(c, "type") ?: "", type)) return c;
+        return NULL;
+}
+
+/* A condition keeping the lastTransitionTime of old when its status is the same. */
+static cJSON *condition(const char *type, bool value, const char *reason, const char *message,
+                        const cJSON *old, const char *now)
+{
+        cJSON *c = cJSON_CreateObject();
+        const char *sv = value ? "True" : "False", *ltt = kube_str(old, "lastTransitionTime");
+        cJSON_AddStringToObject(c, "type", type);
+        cJSON_AddStringToObject(c, "status", sv);
+        cJSON_AddNullToObject(c, "lastProbeTime");
+        cJSON_AddStringToObject(c, "lastTransitionTime",
+                                ltt && !strcmp(kube_str(old, "status") ?: "", sv) ? ltt : now);
+        if (reason)
+                cJSON_AddStringToObject(c, "reason", reason);
+        if (message)
+                cJSON_AddStringToObject(c, "message", message);
+        return c;
+}
+
+/* Failure: why the VM cannot run, kept on the VM while the failed VMI itself is gone. */
+static cJSON *failure_condition(const vm_sync *s, const cJSON *start_failure, bool counted,
+                                const cJSON *old_conds)
+{
+        const cJSON *old = find_condition(old_conds, "Failure");
+        char msg[1200];
+        if (s->template_err) {
+                snprintf(msg, sizeof(msg), "Failure while starting VMI: %s", s->template_err);
+                return condition("Failure", true, "FailedCreate", msg, old, s->now_s);
+        }
+        if (!start_failure)
+                return NULL;
+        if (!counted) /* the record of an earlier reconcile: keep its words */
+                return old ? cJSON_Duplicate(old, 1) : NULL;
+        snprintf(msg, sizeof(msg),
+                 "VMI %s failed before running successfully (failure %d): %s; next start after %s",
+                 kube_str(s->vmi, "metadata.uid"),
+                 cJSON_GetObjectItemCaseSensitive(start_failure, "consecutiveFailCount")->valueint,
+                 kube_str(s->vmi, "status.reason") ?: "no reason given",
+                 kube_str(start_failure, "retryAfterTimestamp"));
+        return condition("Failure", true, "StartFailure", msg, NULL, s->now_s);
+}
 
 static int mutate_vm_status(cJSON *vm, void *ud)
 {
-        vm_status_args *a = ud;
-        const cJSON *ready_c = NULL, *c;
-        cJSON_ArrayForEach(c, kube_obj(a->vmi, "status.conditions")) if (!strcmp(kube_str(c, "type") ?: "",
-                                                                                 "Ready")) ready_c = c;
-        bool ready = ready_c && !strcmp(kube_str(ready_c, "status") ?: "", "True");
-        cJSON *st = cJSON_CreateObject();
-        cJSON_AddBoolToObject(st, "created", a->vmi != NULL);
-        cJSON_AddBoolToObject(st, "ready", ready);
-        cJSON_AddStringToObject(st, "printableStatus", printable_status(vm, a->vmi));
-        cJSON *conds = cJSON_AddArrayToObject(st, "conditions"), *rc = cJSON_CreateObject();
-        cJSON_AddStringToObject(rc, "type", "Ready");
-        cJSON_AddStringToObject(rc, "status", ready ? "True" : "False");
-        cJSON_AddNullToObject(rc, "lastProbeTime");
-        const char *ltt = kube_str(ready_c, "lastTransitionTime");
-        cJSON_AddStringToObject(rc, "lastTransitionTime", ltt ? ltt : a->now);
-        cJSON_AddItemToArray(conds, rc);
+        vm_sync *s = ud;
         const cJSON *cur = cJSON_GetObjectItemCaseSensitive(vm, "status");
+        const cJSON *old_conds = cJSON_GetObjectItemCaseSensitive(cur, "conditions");
+        bool counted;
+        _cleanup_json_ cJSON *sf =
+            vm_start_failure_next(cJSON_GetObjectItemCaseSensitive(cur, "startFailure"), s->vmi, s->strategy,
+                                  s->now, uid_jitter(s->vmi), &counted);
+        decide(vm, sf, s);
+        const cJSON *ready_c = find_condition(kube_obj(s->vmi, "status.conditions"), "Ready");
+        bool ready = ready_c && !strcmp(kube_str(ready_c, "status") ?: "", "True");
+        bool crash_loop = s->template_err || (sf && vm_strategy_restarts(s->strategy));
+        cJSON *st = cJSON_CreateObject();
+        cJSON_AddBoolToObject(st, "created", s->vmi != NULL);
+        cJSON_AddBoolToObject(st, "ready", ready);
+        cJSON_AddStringToObject(st, "printableStatus", printable_status(vm, s, crash_loop));
+        cJSON *conds = cJSON_AddArrayToObject(st, "conditions");
+        cJSON *rc = condition("Ready", ready, NULL, NULL, find_condition(old_conds, "Ready"), s->now_s);
+        const char *ltt = kube_str(ready_c, "lastTransitionTime");
+        if (ltt)
+                cJSON_ReplaceItemInObjectCaseSensitive(rc, "lastTransitionTime", cJSON_CreateString(ltt));
+        cJSON_AddItemToArray(conds, rc);
+        cJSON *fc = failure_condition(s, sf, counted, old_conds);
+        if (fc)
+                cJSON_AddItemToArray(conds, fc);
+        if (sf)
+                cJSON_AddItemToObject(st, "startFailure", cJSON_Duplicate(sf, 1));
+        s->counted = counted;
         if (cur && cJSON_Compare(cur, st, true)) {
                 cJSON_Delete(st);
                 return 0;
@@ -127,23 +259,11 @@ static int mutate_vm_status(cJSON *vm, void *ud)
         return 1;
 }
 
-static int ensure_vmi(controller *c, kube_client *api, const char *key, const cJSON *vm, const cJSON *vmi,
-                      kv_error *err)
+static int create_vmi(controller *c, kube_client *api, const char *key, const cJSON *vm, kv_error *err)
 {
-        bool stop;
-        bool run = want_running(run_strategy(vm), vmi, &stop);
-        const char *ns = kube_str(vm, "metadata.namespace"), *name = kube_str(vm, "metadata.name");
-        if (vmi && stop && !kube_obj(vmi, "metadata.deletionTimestamp")) {
-                log_info("VM %s: deleting VMI (runStrategy %s, phase %s)", key, run_strategy(vm),
-                         vmi_phase(vmi));
-                return kube_delete(api, &kube_vmi, ns, name, kube_str(vmi, "metadata.uid"), NULL,
-                                   "Background", err);
-        }
-        if (vmi || !run || !expectations_satisfied(c->vmi_exp, key))
-                return 0;
         _cleanup_json_ cJSON *nvmi = vmi_from_template(vm);
         expectations_expect_create(c->vmi_exp, key);
-        int r = kube_create(api, &kube_vmi, ns, nvmi, NULL, err);
+        int r = kube_create(api, &kube_vmi, kube_str(vm, "metadata.namespace"), nvmi, NULL, err);
         if (r < 0) {
                 expectations_observed(c->vmi_exp, key);
                 return r == -KUBE_EEXISTS ? 0
@@ -153,6 +273,30 @@ static int ensure_vmi(controller *c, kube_client *api, const char *key, const cJ
         return 0;
 }
 
+static int act(controller *c, kube_client *api, const char *key, const cJSON *vm, const vm_sync *s,
+               kv_error *err)
+{
+        switch (s->action) {
+        case VM_DELETE_VMI:
+                log_info("VM %s: deleting VMI (runStrategy %s, phase %s)", key, s->strategy,
+                         vmi_phase(s->vmi));
+                return kube_delete(api, &kube_vmi, kube_str(vm, "metadata.namespace"),
+                                   kube_str(vm, "metadata.name"), kube_str(s->vmi, "metadata.uid"), NULL,
+                                   "Background", err);
+        case VM_CREATE_VMI:
+                return create_vmi(c, api, key, vm, err);
+        case VM_BACK_OFF:
+                log_info("VM %s: backing off after a failed start; next start in %llu ms", key,
+                         (unsigned long long)s->wait_ms);
+                return 0;
+        case VM_NOTHING:
+                return 0;
+        }
+        return 0;
+}
+
+/* Status first (it records a failed start before the failed VMI goes), then the action; a backoff comes back
+ * through the work queue when it expires. */
 int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err)
 {
         _cleanup_json_ cJSON *vm = kube_store_get(&c->vms.store, key),
@@ -165,15 +309,24 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
                 cJSON_Delete(vmi); /* a VMI of the same name that is not ours: leave it alone */
                 vmi = NULL;
         }
-        int r = 0;
-        if (!kube_obj(vm, "metadata.deletionTimestamp"))
-                r = ensure_vmi(c, api, key, vm, vmi, err);
+        vm_sync s = {.vmi = vmi, .strategy = run_strategy(vm), .now_ms = realtime_ms()};
+        s.now = (time_t)(s.now_ms / 1000);
+        rfc3339_utc(s.now_s, sizeof(s.now_s));
+        s.create_pending = !expectations_satisfied(c->vmi_exp, key);
+        bool stop;
+        _cleanup_free_ char *terr = NULL;
+        if (!vmi && want_running(s.strategy, NULL, &stop) && !kube_obj(vm, "metadata.deletionTimestamp"))
+                s.template_err = terr = template_error(vm, &c->opts.pod);
+        int r = kube_update_retry(api, &kube_vm, kube_str(vm, "metadata.namespace"),
+                                  kube_str(vm, "metadata.name"), vm, true, mutate_vm_status, &s, NULL, err);
+        if (r == -KUBE_ENOTFOUND)
+                return 0;
         if (r < 0)
                 return r;
-        char now[40];
-        rfc3339_utc(now, sizeof(now));
-        vm_status_args a = {vmi, now};
-        r = kube_update_retry(api, &kube_vm, kube_str(vm, "metadata.namespace"),
-                              kube_str(vm, "metadata.name"), vm, true, mutate_vm_status, &a, NULL, err);
-        return r == -KUBE_ENOTFOUND ? 0 : r;
+        if (s.counted)
+                log_warning("VM %s: VMI %s failed to start: %s", key, kube_str(vmi, "metadata.uid"),
+                            kube_str(vmi, "status.reason") ?: "no reason given");
+        if ((r = act(c, api, key, vm, &s, err)) < 0)
+                return r;
+        return s.wait_ms ? (int)(s.wait_ms < INT32_MAX ? s.wait_ms : INT32_MAX) : 0;
 }
