@@ -67,7 +67,8 @@ def observe(api, names, seconds):
     while time.time() < deadline:
         for n in names:
             st, s = vm_status(api, n), seen[n]
-            s["printable"].add(st.get("printableStatus"))
+            if st.get("printableStatus"):  # a VM the controller has not written a status for yet shows none
+                s["printable"].add(st.get("printableStatus"))
             count = (st.get("startFailure") or {}).get("consecutiveFailCount")
             if count and (not s["counts"] or s["counts"][-1] != count):
                 s["counts"].append(count)

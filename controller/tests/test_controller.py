@@ -33,6 +33,12 @@ def one_pod(api, vmi):
     return pods[0] if pods else None
 
 
+def launcher_reports_running(api, pod_name):
+    """What the launcher's reporter writes once QEMU runs the guest: only then is a VMI Running."""
+    api.merge("%s/%s" % (PODS, pod_name),
+              {"metadata": {"annotations": {"kvlite.io/launcher-status": '{"phase":"Running"}'}}})
+
+
 def test_lifecycle(srv, ctl):
     """VMI → Pod shape → status from the Pod and the launcher annotation → deletion through the finalizer."""
     api = srv.api
@@ -92,8 +98,7 @@ def test_pod_gone_fails_vmi(srv, ctl):
     vmi = wait_for("Scheduling", lambda: phase_is(api, "lost", "Scheduling"))
     pod = one_pod(api, vmi)
     api.merge("%s/%s/status" % (PODS, pod["metadata"]["name"]), {"status": {"phase": "Running"}})
-    api.merge("%s/%s" % (PODS, pod["metadata"]["name"]),
-              {"metadata": {"annotations": {"kvlite.io/launcher-status": '{"phase":"Running"}'}}})
+    launcher_reports_running(api, pod["metadata"]["name"])
     wait_for("Running", lambda: phase_is(api, "lost", "Running"))
     api.ok("DELETE", "%s/%s" % (PODS, pod["metadata"]["name"]), {"gracePeriodSeconds": 0})
     vmi = wait_for("Failed", lambda: phase_is(api, "lost", "Failed"))
@@ -232,6 +237,7 @@ def test_vm_run_strategies(srv, ctl):
     # the guest runs, then powers off: the launcher exits 0, the Pod Succeeded → VMI Succeeded → a new VMI at
     # once (a VMI that never ran would be a failed start, restarted only after a backoff: test_backoff.py)
     api.merge("%s/%s/status" % (PODS, pod["metadata"]["name"]), {"status": {"phase": "Running"}})
+    launcher_reports_running(api, pod["metadata"]["name"])
     wait_for("VMI Running", lambda: phase_is(api, "always", "Running"))
     api.merge("%s/%s/status" % (PODS, pod["metadata"]["name"]), {"status": {"phase": "Succeeded"}})
     new = wait_for("restarted VMI", lambda: (vmi_get(api, "always") or {"metadata": {"uid": first_uid}})[

@@ -83,15 +83,19 @@ def main():
         st = srv.request("GET", PODS + "/fails")[1]["status"]["containerStatuses"][0]["state"]["terminated"]
         check(st["exitCode"] == 3 and st["reason"] == "Error", "a failing container fails the Pod", st)
 
-        srv.request("POST", PODS, pod("sleeper", "trap 'echo term; exit 0' TERM; sleep 60 & wait", grace=5))
+        srv.request("POST", PODS, pod("sleeper", "trap 'echo term; exit 0' TERM; echo ready; sleep 60 & wait",
+                                      grace=5))
         wait_for("sleeper Running", lambda: phase(srv, "sleeper") == "Running")
-        time.sleep(0.3)
+        sleeper_log = os.path.join(logs, "default_sleeper_c.log")
+        # Running means spawned; only the container's own line says its shell has set the trap (on a loaded
+        # machine that can take longer than any fixed pause)
+        wait_for("sleeper's trap set", lambda: os.path.exists(sleeper_log) and "ready" in open(sleeper_log).read())
         t0 = time.monotonic()
         code, p = srv.request("DELETE", PODS + "/sleeper")
         check(p["metadata"]["deletionGracePeriodSeconds"] == 5, "deletion is graceful", p["metadata"])
         wait_for("sleeper removed", lambda: srv.request("GET", PODS + "/sleeper")[0] == 404, timeout=15)
         check(time.monotonic() - t0 < 4, "SIGTERM ends the container and the kubelet removes the Pod")
-        check(open(os.path.join(logs, "default_sleeper_c.log")).read().strip() == "term", "container saw SIGTERM")
+        check(open(sleeper_log).read().split() == ["ready", "term"], "container saw SIGTERM")
 
         srv.request("POST", PODS, pod("stubborn", "trap '' TERM; sleep 60", grace=1))
         wait_for("stubborn Running", lambda: phase(srv, "stubborn") == "Running")
