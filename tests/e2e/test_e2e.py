@@ -19,6 +19,8 @@ SRC = os.environ.get("KV_SOURCE_ROOT") or os.path.abspath(os.path.join(os.path.d
 sys.path.insert(0, os.path.join(SRC, "controller", "tests"))
 sys.path.insert(0, os.path.join(SRC, "tests", "kube-api"))
 sys.path.insert(0, os.path.join(SRC, "kvmcheck"))
+sys.path.insert(0, os.path.join(SRC, "tests"))
+import hostcaps  # noqa: E402
 import hostkvm  # noqa: E402
 from kubetest import BUILD, POD_PATH, Controller, Server, cleanup, wait_for  # noqa: E402
 from kubelet import cleanup_state, netns_kill_all  # noqa: E402
@@ -673,8 +675,9 @@ if __name__ == "__main__":
     if not os.path.exists(os.path.join(GUEST, "containerdisk", "disk")):
         print("SKIP: no test guest in %s (tests/guest/build.sh)" % GUEST)
         sys.exit(77)
-    if os.geteuid() != 0:
-        print("SKIP: the kubelet stand-in needs root (network and mount namespaces)")
+    why = hostcaps.missing("root", "ip", "mountns", "netns", "veth", "bridge", "tun", "nftables")
+    if why:
+        print("SKIP: the kubelet stand-in and Pod networking: %s" % why)
         sys.exit(77)
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))  # a meson timeout still cleans up (Env.__exit__)
     for name in sys.argv[1:] or list(TESTS):

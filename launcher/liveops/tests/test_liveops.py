@@ -12,6 +12,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT", "."), "launcher", "supervisor", "tests"))
+from launcherlib import free_port  # noqa: E402
 from lo_fixture import Vm, data_disk, driver, driver_result, driver_start, fail, guest_dir, qemu_img, sector0  # noqa: E402,E501
 
 DRV = sys.argv[1]
@@ -253,7 +255,7 @@ def test_local_disk_migration(tmp):
     src, tgt = migrate_pair(tmp, "ld", "diskw=vda", extra_src=data_disk(s_img), extra_tgt=data_disk(t_img))
     try:
         src.wait_cnt(lambda m: int(m.group(1)) >= 3, 30, "source counting")
-        port = 20000 + os.getpid() % 20000
+        port = free_port()  # NBD server of the target
         uri = f"unix:{tmp}/ld.sock"
         driver(DRV, tgt.qmp_path, "migrate-target", {"uri": uri, "nbdPort": port})
         r = driver(DRV, src.qmp_path, "migrate", {"uri": uri, "nbdPort": port, "timeoutMs": 60000})
