@@ -13,7 +13,6 @@ every path (and dies with this script: PR_SET_PDEATHSIG).
 usage: test-consistency.py KVMCHECK_BINARY   (guest from $KV_GUEST_DIR)
 """
 import ctypes
-import json
 import os
 import select
 import signal
