@@ -1,4 +1,5 @@
-/* Unit tests for the verdict: recorded profiles (a VT-x host, this build machine's kvm_pvm) against
+/* Unit tests for the verdict: recorded profiles of the three kinds of host (a VT-x host: usable; a
+ * kvm_pvm host with /dev/kvm: unusable; a host with kvm_pvm loaded but no /dev/kvm node: absent) against
  * golden reports, and single-field variations of them for every branch of the decision.
  * Usage: test-verdict TESTDATA_DIR   (KV_UPDATE_GOLDEN=1 rewrites the golden reports) */
 #include "kvmcheck.h"
@@ -188,6 +189,17 @@ static void test_kvm_pvm(void)
 	CHECK(kvmcheck_exit_code(r.verdict) == KVMCHECK_EXIT_UNUSABLE);
 }
 
+static void test_no_device(void)
+{
+	kvm_profile p = load("no-device");
+	EXPECT(p, KVM_VERDICT_ABSENT, "no working KVM: /dev/kvm: No such file or directory");
+	kvm_report r = decide(&p);
+	CHECK(r.checks[KVM_CHECK_DEVICE].status == KVM_CHECK_FAIL);
+	for (int i = KVM_CHECK_CAPS; i < KVM_CHECK_COUNT; i++)
+		CHECK(r.checks[i].status == KVM_CHECK_SKIP); /* nothing to probe without the device */
+	CHECK(kvmcheck_exit_code(r.verdict) == KVMCHECK_EXIT_ABSENT);
+}
+
 static void test_bad_json(void)
 {
 	kvm_profile p;
@@ -210,14 +222,17 @@ int main(int argc, char **argv)
 	testdata = argv[1];
 	golden("intel-vtx", KVM_VERDICT_USABLE);
 	golden("kvm-pvm", KVM_VERDICT_UNUSABLE);
+	golden("no-device", KVM_VERDICT_ABSENT);
 	round_trip("intel-vtx");
 	round_trip("kvm-pvm");
+	round_trip("no-device");
 	test_device();
 	test_caps();
 	test_smoke();
 	test_irq();
 	test_not_x86();
 	test_kvm_pvm();
+	test_no_device();
 	test_bad_json();
 	return test_result("test-verdict");
 }

@@ -11,9 +11,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
+import hostcaps  # noqa: E402
 
 HTTP_PORT = 8080  # the guest's busybox httpd
 
@@ -24,8 +28,9 @@ def run(*cmd, check=True, **kw):
 
 def can_run():
     """None when namespaces, QEMU and the guest are available, else why not."""
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
+    why = hostcaps.missing("root", "ip", "netns", "veth", "bridge", "tun", "nftables")
+    if why:
+        return why
     guest = os.environ.get("KV_GUEST_DIR", "")
     if not os.path.exists(os.path.join(guest, "vmlinuz")):
         return "no test guest in KV_GUEST_DIR (tests/guest/build.sh)"

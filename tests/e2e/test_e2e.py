@@ -18,6 +18,10 @@ import time
 SRC = os.environ.get("KV_SOURCE_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "controller", "tests"))
 sys.path.insert(0, os.path.join(SRC, "tests", "kube-api"))
+sys.path.insert(0, os.path.join(SRC, "kvmcheck"))
+sys.path.insert(0, os.path.join(SRC, "tests"))
+import hostcaps  # noqa: E402
+import hostkvm  # noqa: E402
 from kubetest import BUILD, POD_PATH, Controller, Server, cleanup, wait_for  # noqa: E402
 from kubelet import cleanup_state, netns_kill_all  # noqa: E402
 
@@ -280,12 +284,18 @@ def test_vmi(env):
     assert header == ["NAME", "AGE", "PHASE", "IP", "NODENAME", "READY"], header
     assert "kvlite.io/vmi-finalizer" in vmi["metadata"]["finalizers"]
     # The launcher's own status reaches the VMI through its Pod annotation (virt-launcher-reporter with the
-    # kubelet's service-account token): kvmcheck finds no usable KVM here, so TCG + SoftwareEmulation.
-    status = wait_for("SoftwareEmulation from the launcher", lambda: (lambda st: st if any(
-        c.get("type") == "SoftwareEmulation" and c.get("status") == "True" for c in st.get("conditions") or [])
-        else None)(json.loads(env.kubectl("get", "vmi", "e2e-vmi", "-o", "json")).get("status") or {}),
-        timeout=30, interval=0.5)
-    assert status.get("accel") == "tcg", status
+    # kubelet's service-account token). The launcher runs with --accel auto: what it picks follows kvmcheck's
+    # verdict for this host (TCG + SoftwareEmulation unless KVM is usable).
+    verdict = hostkvm.live_verdict()["verdict"]
+    accel, reason = hostkvm.expected_accel(verdict), hostkvm.expected_emulation_reason(verdict)
+    status = wait_for("accel %s from the launcher" % accel, lambda: (lambda st: st if st.get("accel") else None)(
+        json.loads(env.kubectl("get", "vmi", "e2e-vmi", "-o", "json")).get("status") or {}), timeout=30, interval=0.5)
+    emulation = [c for c in status.get("conditions") or [] if c.get("type") == "SoftwareEmulation"]
+    assert status["accel"] == accel, (verdict, status)
+    if reason:
+        assert len(emulation) == 1 and emulation[0]["status"] == "True" and emulation[0]["reason"] == reason, status
+    else:
+        assert not emulation, status
     assert "kvlite.io/launcher-status" in env.launcher_pod(env.vmi("e2e-vmi"))["metadata"]["annotations"]
     # The guest powers off (ACPI power button through the launcher) → the VMI reaches Succeeded and stays.
     env.launcher_ctl(pod, "shutdown")
@@ -721,8 +731,9 @@ if __name__ == "__main__":
     if not os.path.exists(os.path.join(GUEST, "containerdisk", "disk")):
         print("SKIP: no test guest in %s (tests/guest/build.sh)" % GUEST)
         sys.exit(77)
-    if os.geteuid() != 0:
-        print("SKIP: the kubelet stand-in needs root (network and mount namespaces)")
+    why = hostcaps.missing("root", "ip", "mountns", "netns", "veth", "bridge", "tun", "nftables")
+    if why:
+        print("SKIP: the kubelet stand-in and Pod networking: %s" % why)
         sys.exit(77)
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))  # a meson timeout still cleans up (Env.__exit__)
     for name in sys.argv[1:] or list(TESTS):

@@ -17,8 +17,9 @@ import urllib.request
 
 SKIP = 77
 # Boot *time* is a benchmark figure (bench/guest-boot.py compares it with the 3 s goal); this test only
-# requires each boot to reach the marker within BOOT_TIMEOUT and prints how long it took.
-BOOT_TIMEOUT = 20.0
+# requires each boot to reach the marker within BOOT_TIMEOUT and prints how long it took. ~1.5 s on an idle
+# 2-core machine, but 15 s were seen on a loaded one: the bound is for a slow host, not a goal.
+BOOT_TIMEOUT = 45.0
 # Unanchored: with shell=1 the prompt may come first on a line.
 CNT_RE = re.compile(r"CNT (\d+) cpus=\S+ memKB=\d+ blk=(\S*) net=(\S*)$")
 

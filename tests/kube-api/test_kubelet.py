@@ -13,6 +13,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import hostcaps  # noqa: E402
 from testlib import SKIP, ApiServer, check, run, wait_for  # noqa: E402
 from kubelet import cleanup_state, netns_kill_all  # noqa: E402
 
@@ -36,8 +38,9 @@ def phase(srv, name):
 
 
 def main():
-    if os.geteuid() != 0 or subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
-        print("SKIP: needs root and unshare --mount")
+    why = hostcaps.missing("root", "ip", "mountns", "netns", "veth", "bridge")
+    if why:
+        print("SKIP: %s" % why)
         sys.exit(SKIP)
     tmp = tempfile.mkdtemp(prefix="kubelet-test.")
     logs = os.path.join(tmp, "logs")

@@ -12,6 +12,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT", "."), "launcher", "supervisor", "tests"))
+from launcherlib import free_port  # noqa: E402
 from lo_fixture import Vm, data_disk, driver, driver_result, driver_start, fail, guest_dir, qemu_img, sector0  # noqa: E402,E501
 
 DRV = sys.argv[1]
@@ -161,15 +163,42 @@ def dirty_rate(vm):
     fail("calc-dirty-rate did not finish")
 
 
+def _sched_ns(pid):
+    """{tid: ns the thread ran + ns it waited on a run queue} (/proc/PID/task/TID/schedstat)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                run, wait = f.read().split()[:2]
+            out[tid] = int(run) + int(wait)
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def dirty_rate_flat_out(vm):
+    """(QEMU's dirty rate, the share of that time its busiest thread, the vCPU, ran or waited to run). A share
+    near 1 means the guest's writer never paused: it dirties as fast as this host lets the vCPU run. None where
+    the kernel has no schedstat."""
+    t0, before = time.monotonic(), _sched_ns(vm.proc.pid)
+    rate = dirty_rate(vm)
+    after, wall = _sched_ns(vm.proc.pid), time.monotonic() - t0
+    busy = [after[t] - before[t] for t in after if t in before]
+    return rate, (max(busy) / (wall * 1e9) if busy else None)
+
+
 def test_migration(tmp):
     step("migration: failure leaves the source running, a guest dirtying 128 MiB/s converges, counter continues")
     src, tgt = migrate_pair(tmp, "mig", "dirty=160 dirtyrate=128")
     try:
         src.wait_cnt(lambda m: int(m.group(1)) >= 4, 30, "source counting")
-        rate = dirty_rate(src)
+        rate, share = dirty_rate_flat_out(src)
         step(f"the guest dirties {rate} MiB/s (QEMU's calc-dirty-rate)")
         if rate < 110:
-            fail(f"the guest dirties only {rate} MiB/s, not ~128 (issue 6)")
+            # a loaded or slow host cannot run the writer at 128 MiB/s under TCG: then its vCPU never rests
+            if share is None or share < 0.9:
+                fail(f"the guest dirties only {rate} MiB/s, not ~128 (issue 6), its vCPU busy {share}")
+            step(f"this host runs the vCPU flat out ({share:.0%}) at {rate} MiB/s: the migration converges at that")
         r = driver(DRV, src.qmp_path, "migrate", {"uri": f"unix:{tmp}/nobody.sock"}, expect_ok=False)
         st = r["migrationState"]
         if not st["failed"] or st["completed"] or src.status() != "running":
@@ -194,11 +223,11 @@ def test_migration(tmp):
         tgt.kill()
 
 
-def start_migration(tmp, tag, src, tgt, cfg):
+def start_migration(tmp, tag, src, tgt, cfg, timeout_ms=60000):
     """Prepare the target with cfg, then start the source's migration with the same cfg in the background."""
     uri = f"unix:{tmp}/{tag}.sock"
     driver(DRV, tgt.qmp_path, "migrate-target", {"uri": uri, "config": cfg})
-    return driver_start(DRV, src.qmp_path, "migrate", {"uri": uri, "config": cfg, "timeoutMs": 60000})
+    return driver_start(DRV, src.qmp_path, "migrate", {"uri": uri, "config": cfg, "timeoutMs": timeout_ms})
 
 
 def continues_on_target(src, tgt, what):
@@ -223,12 +252,18 @@ def test_postcopy(tmp):
 
 
 def test_auto_converge(tmp):
-    step("auto-converge: a guest dirtying ~285 MiB/s over a 192 MiB/s link converges once QEMU throttles its vCPU")
+    step("auto-converge: a guest dirtying faster than the link (~285 MiB/s over 192 MiB/s) converges once QEMU "
+         "throttles its vCPU")
     src, tgt = migrate_pair(tmp, "ac", "dirty=160")
     try:
         src.wait_cnt(lambda m: int(m.group(1)) >= 4, 30, "source counting")
-        cfg = {"bandwidthPerMigration": 192 << 20, "allowAutoConverge": True}
-        mig = start_migration(tmp, "ac", src, tgt, cfg)
+        # the link must be slower than this host lets the guest dirty (a loaded host's TCG is slower)
+        rate = dirty_rate(src)
+        link = max(8, min(192, rate * 2 // 3))
+        step(f"the guest dirties {rate} MiB/s: a {link} MiB/s link")
+        cfg = {"bandwidthPerMigration": link << 20, "allowAutoConverge": True}
+        # each throttle step takes a pass over the guest's RAM at the link's speed: a slower link, more time
+        mig = start_migration(tmp, "ac", src, tgt, cfg, timeout_ms=min(150000, 60000 * 192 // link))
         throttle = 0
         while mig.poll() is None:  # the driver runs the migration; watch QEMU throttle meanwhile
             throttle = max(throttle, src.qmp.cmd("query-migrate").get("cpu-throttle-percentage", 0))
@@ -253,7 +288,7 @@ def test_local_disk_migration(tmp):
     src, tgt = migrate_pair(tmp, "ld", "diskw=vda", extra_src=data_disk(s_img), extra_tgt=data_disk(t_img))
     try:
         src.wait_cnt(lambda m: int(m.group(1)) >= 3, 30, "source counting")
-        port = 20000 + os.getpid() % 20000
+        port = free_port()  # NBD server of the target
         uri = f"unix:{tmp}/ld.sock"
         driver(DRV, tgt.qmp_path, "migrate-target", {"uri": uri, "nbdPort": port})
         r = driver(DRV, src.qmp_path, "migrate", {"uri": uri, "nbdPort": port, "timeoutMs": 60000})

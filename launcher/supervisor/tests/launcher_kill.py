@@ -2,22 +2,30 @@
 (PR_SET_PDEATHSIG). Also --accel auto, --vmi-env and startStrategy Paused, which need no booted guest."""
 import os
 import signal
+import sys
 import time
 
 from launcherlib import Launcher, check, need_guest, pid_alive, vmi
 
+sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT", "."), "kvmcheck"))
+import hostkvm  # noqa: E402
+
 need_guest()
 
-# QEMU killed under the launcher (this one also exercises --accel auto: kvmcheck decides)
+# QEMU killed under the launcher (this one also exercises --accel auto: kvmcheck's verdict for this host decides)
 L = Launcher(vmi("killqemu", kernel_args="cnt=0"), accel="auto")
 L.wait_phase("Running")
-if L.status()["accel"] == "tcg":  # the build machines: /dev/kvm is there but not usable
-    cond = L.condition("SoftwareEmulation")
-    check(cond and cond["reason"] in ("KVMUnusable", "KVMAbsent") and cond["message"], f"SoftwareEmulation: {cond}", L)
+verdict = hostkvm.live_verdict()["verdict"]
+check(L.status()["accel"] == hostkvm.expected_accel(verdict), f"kvmcheck says {verdict}: accel {L.status()['accel']}", L)
+cond = L.condition("SoftwareEmulation")
+reason = hostkvm.expected_emulation_reason(verdict)
+if reason:
+    check(cond and cond["reason"] == reason and cond["message"].startswith(f"KVM {verdict}: "),
+          f"SoftwareEmulation: {cond}", L)
     with open(L.log_path) as f:
         check("falling back to TCG" in f.read(), "the fallback is logged as a warning", L)
 else:
-    check(L.condition("SoftwareEmulation") is None, "KVM: no SoftwareEmulation condition", L)
+    check(cond is None, "KVM: no SoftwareEmulation condition", L)
 os.kill(L.qemu_pid(), signal.SIGKILL)
 rc = L.wait_exit(10)
 st = L.status()
