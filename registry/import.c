@@ -64,7 +64,8 @@ static int stream_through(kvreg_producer fn, void *ctx, int (*consume)(int fd, k
         int rc = consume(fd, x, &cerr);
         kv_error perr = {0};
         int rp = kvreg_stream_finish(&s, fd, rc == 0, &perr);
-        if (rp < 0 && (rc == 0 || perr.code != EPIPE)) {
+        /* When the consumer gave up, the producer's write fails with EPIPE or ECONNRESET: not the cause. */
+        if (rp < 0 && (rc == 0 || (perr.code != EPIPE && perr.code != ECONNRESET))) {
                 *err = perr;
                 return rp;
         }
