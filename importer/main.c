@@ -1,0 +1,265 @@
+/* kvlite-importer: imports a VM disk into DEST/disk.img from a registry image, an HTTP URL or blank.
+ * Progress and the result go to stdout as JSON lines (for the DataVolume controller); logs to stderr. */
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+#include "import.h"
+#include "log.h"
+#include "macro.h"
+#include "regconfig.h"
+
+enum {
+        EXIT_OK = 0,
+        EXIT_INTERNAL = 1,
+        EXIT_USAGE = 2,
+        EXIT_UNREACHABLE = 3,
+        EXIT_BAD_IMAGE = 4,
+        EXIT_NO_SPACE = 5,
+};
+
+static void usage(FILE *f)
+{
+        fputs("Usage: kvlite-importer SOURCE --dest DIR [OPTIONS]\n"
+              "Imports a VM disk into DIR/disk.img (sparse raw, installed atomically).\n"
+              "\n"
+              "Sources (exactly one):\n"
+              "  --registry-url docker://HOST[:PORT]/REPO[:TAG|@DIGEST]   container image with the disk under disk/\n"
+              "  --http-url URL                 a disk image (qcow2, raw, ...), optionally gz/xz/zst-compressed\n"
+              "  --blank SIZE                   an empty disk of SIZE bytes (suffixes K M G T, Ki Mi Gi Ti)\n"
+              "\n"
+              "Options:\n"
+              "  --dest DIR                     destination directory (the claim's volume), required\n"
+              "  --size SIZE                    the claim's size: refuse images whose virtual size exceeds it\n"
+              "  --registry-config FILE         registries, mirrors in priority order, credentials, CA files\n"
+              "                                 (YAML or JSON, see docs/registries.md)\n"
+              "  --checksum ALGO:HEX            http: verify the downloaded bytes (md5, sha1, sha256, sha512)\n"
+              "  --header 'Name: value'         http: extra request header (repeatable)\n"
+              "  --username USER                http: basic auth user (with --password-file)\n"
+              "  --password-file FILE           http: basic auth password\n"
+              "  --ca-file FILE                 http: CA certificates to verify the server with\n"
+              "  --insecure                     http: do not verify the server certificate\n"
+              "  --max-rate BYTES               limit each transfer to BYTES per second\n"
+              "  --help                         this text\n"
+              "\n"
+              "Output: JSON lines on stdout: {\"progress\":\"45.67%\",\"bytes\":N,\"total\":M} while pulling, then\n"
+              "{\"result\":\"Succeeded\",...} or {\"result\":\"Failed\",\"reason\":...}; registry imports add\n"
+              "\"registry\":{resolvedBy, digest, servedBy[], failed[{registry, what, reason}]}.\n"
+              "\n"
+              "Exit codes: 0 imported, 1 internal error, 2 usage, 3 source unreachable,\n"
+              "            4 bad image (no disk, unsafe archive, checksum or digest mismatch, bad format),\n"
+              "            5 no space (image larger than the claim, disk full)\n",
+              f);
+}
+
+static int parse_size(const char *s, int64_t *out)
+{
+        char *end;
+        errno = 0;
+        double v = strtod(s, &end);
+        if (errno || end == s || v < 0)
+                return -EINVAL;
+        static const struct {
+                const char *suffix;
+                double mult;
+        } units[] = {{"", 1},           {"K", 1e3},          {"M", 1e6},          {"G", 1e9},
+                     {"T", 1e12},       {"Ki", 1024.0},      {"Mi", 1048576.0},   {"Gi", 1073741824.0},
+                     {"Ti", 1099511627776.0}};
+        for (size_t i = 0; i < ARRAY_SIZE(units); i++)
+                if (!strcmp(end, units[i].suffix)) {
+                        *out = (int64_t)(v * units[i].mult);
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static double now_s(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double last_progress;
+
+static void print_progress(void *ctx, int64_t done, int64_t total)
+{
+        double t = now_s();
+        if (t - last_progress < 0.25 && done != total)
+                return;
+        last_progress = t;
+        if (total > 0)
+                printf("{\"progress\":\"%.2f%%\",\"bytes\":%lld,\"total\":%lld}\n", 100.0 * done / total,
+                       (long long)done, (long long)total);
+        else
+                printf("{\"progress\":\"N/A\",\"bytes\":%lld}\n", (long long)done);
+        fflush(stdout);
+}
+
+static int exit_code_for(int code)
+{
+        switch (code) {
+        case EHOSTUNREACH:
+        case ECONNREFUSED:
+                return EXIT_UNREACHABLE;
+        case EINVAL:
+        case EBADMSG:
+                return EXIT_BAD_IMAGE;
+        case ENOSPC:
+        case EFBIG:
+        case EDQUOT:
+                return EXIT_NO_SPACE;
+        default:
+                return EXIT_INTERNAL;
+        }
+}
+
+static void print_result(int rc, const kv_error *err, const char *dest, const kvreg_report *rep)
+{
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "result", rc == 0 ? "Succeeded" : "Failed");
+        if (rc == 0) {
+                char path[4096];
+                snprintf(path, sizeof(path), "%s/disk.img", dest);
+                cJSON_AddStringToObject(o, "disk", path);
+        } else {
+                cJSON_AddStringToObject(o, "reason", err->msg);
+                cJSON_AddNumberToObject(o, "exitCode", exit_code_for(err->code));
+        }
+        if (rep) {
+                _cleanup_free_ char *r = kvreg_report_json(rep);
+                cJSON_AddItemToObject(o, "registry", cJSON_Parse(r));
+        }
+        _cleanup_free_ char *s = cJSON_PrintUnformatted(o);
+        printf("%s\n", s);
+        fflush(stdout);
+        cJSON_Delete(o);
+}
+
+struct opts {
+        const char *registry_url, *registry_config, *http_url, *blank, *dest, *size, *max_rate;
+        kvreg_http_source http;
+        const char *password_file;
+        struct curl_slist *headers;
+};
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+        enum { O_REG = 256, O_REGCFG, O_HTTP, O_BLANK, O_DEST, O_SIZE, O_SUM, O_HDR, O_USER, O_PWF, O_CA, O_INSEC, O_RATE };
+        static const struct option longopts[] = {
+                {"registry-url", required_argument, NULL, O_REG}, {"registry-config", required_argument, NULL, O_REGCFG},
+                {"http-url", required_argument, NULL, O_HTTP},    {"blank", required_argument, NULL, O_BLANK},
+                {"dest", required_argument, NULL, O_DEST},        {"size", required_argument, NULL, O_SIZE},
+                {"checksum", required_argument, NULL, O_SUM},     {"header", required_argument, NULL, O_HDR},
+                {"username", required_argument, NULL, O_USER},    {"password-file", required_argument, NULL, O_PWF},
+                {"ca-file", required_argument, NULL, O_CA},       {"insecure", no_argument, NULL, O_INSEC},
+                {"max-rate", required_argument, NULL, O_RATE},    {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0}};
+        int c;
+        while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+                switch (c) {
+                case O_REG: o->registry_url = optarg; break;
+                case O_REGCFG: o->registry_config = optarg; break;
+                case O_HTTP: o->http_url = optarg; break;
+                case O_BLANK: o->blank = optarg; break;
+                case O_DEST: o->dest = optarg; break;
+                case O_SIZE: o->size = optarg; break;
+                case O_SUM: o->http.checksum = optarg; break;
+                case O_HDR:
+                        if (!strchr(optarg, ':') || strpbrk(optarg, "\r\n")) {
+                                fprintf(stderr, "kvlite-importer: --header wants 'Name: value'\n");
+                                return -1;
+                        }
+                        o->headers = curl_slist_append(o->headers, optarg);
+                        break;
+                case O_USER: o->http.username = optarg; break;
+                case O_PWF: o->password_file = optarg; break;
+                case O_CA: o->http.ca_file = optarg; break;
+                case O_INSEC: o->http.insecure = true; break;
+                case O_RATE: o->max_rate = optarg; break;
+                case 'h': usage(stdout); exit(EXIT_OK);
+                default: return -1;
+                }
+        }
+        int sources = !!o->registry_url + !!o->http_url + !!o->blank;
+        if (optind != argc || sources != 1 || !o->dest) {
+                fprintf(stderr, "kvlite-importer: need exactly one of --registry-url, --http-url, --blank, and --dest\n");
+                return -1;
+        }
+        if (!!o->http.username != !!o->password_file) {
+                fprintf(stderr, "kvlite-importer: --username and --password-file go together\n");
+                return -1;
+        }
+        return 0;
+}
+
+static int read_password(const char *path, char **out, kv_error *err)
+{
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        if (!f)
+                return kv_error_errno(err, errno, "open %s", path);
+        char buf[1024];
+        if (!fgets(buf, sizeof(buf), f))
+                buf[0] = '\0';
+        buf[strcspn(buf, "\r\n")] = '\0';
+        *out = strdup(buf);
+        return *out ? 0 : -ENOMEM;
+}
+
+int main(int argc, char **argv)
+{
+        struct opts o = {0};
+        kv_log_init("kvlite-importer");
+        if (parse_args(argc, argv, &o) < 0) {
+                usage(stderr);
+                return EXIT_USAGE;
+        }
+        kvreg_import_opts io = {.dest_dir = o.dest, .progress = print_progress};
+        int64_t blank_size = 0;
+        if ((o.size && parse_size(o.size, &io.claim) < 0) || (o.max_rate && parse_size(o.max_rate, &io.max_rate) < 0) ||
+            (o.blank && parse_size(o.blank, &blank_size) < 0)) {
+                fprintf(stderr, "kvlite-importer: bad size (want a number with an optional K/M/G/T or Ki/Mi/Gi/Ti suffix)\n");
+                return EXIT_USAGE;
+        }
+        kv_error err = {0};
+        int rc = 0;
+        kvreg_config cfg;
+        kvreg_config_init(&cfg);
+        _cleanup_free_ char *password = NULL;
+        kvreg_report report = {0};
+        if (o.registry_config && (rc = kvreg_config_load(o.registry_config, &cfg, &err)) < 0) {
+                log_error("%s", err.msg);
+                return EXIT_USAGE;
+        }
+        if (o.registry_url) {
+                log_info("importing %s into %s", o.registry_url, o.dest);
+                rc = kvreg_import_registry(o.registry_url, &cfg, &io, &report, &err);
+        } else if (o.http_url) {
+                o.http.url = o.http_url;
+                o.http.headers = o.headers;
+                if (o.password_file && (rc = read_password(o.password_file, &password, &err)) < 0) {
+                        log_error("%s", err.msg);
+                        return EXIT_USAGE;
+                }
+                o.http.password = password;
+                log_info("importing %s into %s", o.http_url, o.dest);
+                rc = kvreg_import_http(&o.http, &io, &err);
+        } else {
+                rc = kvreg_import_blank(&io, blank_size, &err);
+        }
+        print_result(rc, &err, o.dest, o.registry_url ? &report : NULL);
+        kvreg_config_done(&cfg);
+        curl_slist_free_all(o.headers);
+        if (rc < 0) {
+                log_error("import failed: %s", err.msg);
+                return exit_code_for(err.code);
+        }
+        log_info("imported into %s/disk.img", o.dest);
+        return EXIT_OK;
+}

@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""kvlite-importer against real parts: three Debian docker-registry instances on loopback (one with TLS
+and htpasswd auth), images built with buildah from a Dockerfile or written as OCI layouts and pushed with
+skopeo, python's http.server for http sources, qemu-img to check the results.
+Usage: test_importer.py KVLITE_IMPORTER"""
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+IMPORTER = os.path.abspath(sys.argv[1])
+GUEST = os.environ.get("KV_GUEST_DIR", "")
+SRC = os.path.join(GUEST, "disk.qcow2")
+failures = []
+
+
+def skip(why):
+    print(f"SKIP: {why}")
+    sys.exit(77)
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(*args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
+
+
+class Registry:
+    def __init__(self, root, name, tls=None, htpasswd=None):
+        self.dir = os.path.join(root, name)
+        os.makedirs(self.dir)
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        cfg = {"version": 0.1, "log": {"level": "error"},
+               "storage": {"filesystem": {"rootdirectory": os.path.join(self.dir, "data")}},
+               "http": {"addr": self.addr}}
+        if tls:
+            cfg["http"]["tls"] = {"certificate": tls[0], "key": tls[1]}
+        if htpasswd:
+            cfg["auth"] = {"htpasswd": {"realm": "kvlite-test", "path": htpasswd}}
+        self.config = os.path.join(self.dir, "config.yml")
+        with open(self.config, "w") as f:
+            json.dump(cfg, f)  # JSON is YAML
+        self.tls = bool(tls)
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "log"), "a")
+        self.proc = subprocess.Popen(["docker-registry", "serve", self.config], stdout=self.log, stderr=self.log)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"registry {self.addr} did not start")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def make_tls(root):
+    ca_key, ca = os.path.join(root, "ca.key"), os.path.join(root, "ca.pem")
+    key, csr, crt = (os.path.join(root, n) for n in ("srv.key", "srv.csr", "srv.pem"))
+    ext = os.path.join(root, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+        "-subj", "/CN=kvlite test CA")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
+    run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", crt,
+        "-days", "2", "-extfile", ext)
+    return ca, crt, key
+
+
+def oci_layout(root, name, entries):
+    """Writes an OCI layout with one tar+gzip layer built from entries [(tarinfo, fileobj-or-None)]."""
+    d = os.path.join(root, "oci-" + name)
+    blobs = os.path.join(d, "blobs", "sha256")
+    os.makedirs(blobs)
+    raw = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as t:
+        for info, f in entries:
+            t.addfile(info, f)
+    layer = raw.getvalue()
+
+    def put(data):
+        dg = hashlib.sha256(data).hexdigest()
+        with open(os.path.join(blobs, dg), "wb") as f:
+            f.write(data)
+        return {"digest": "sha256:" + dg, "size": len(data)}
+
+    diff_id = "sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **put(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                       **put(layer)}]}).encode()
+    with open(os.path.join(d, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                                      **put(manifest), "annotations": {
+                                                          "org.opencontainers.image.ref.name": "1"}}]}, f)
+    with open(os.path.join(d, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+    return d
+
+
+def tar_file(name, data):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, io.BytesIO(data)
+
+
+def tar_link(name, target, kind=tarfile.SYMTYPE):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, None
+
+
+def push_oci(layout, reg, repo, creds=None):
+    args = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false"]
+    if creds:
+        args += ["--dest-creds", creds]
+    run(*args, f"oci:{layout}:1", f"docker://{reg.addr}/{repo}:1")
+
+
+def build_with_buildah(root, regs, creds):
+    """FROM scratch + ADD disk.qcow2 /disk/, built by buildah (vfs) and pushed to every registry."""
+    ctx = os.path.join(root, "ctx")
+    os.makedirs(ctx)
+    shutil.copy(SRC, os.path.join(ctx, "disk.qcow2"))
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM scratch\nADD disk.qcow2 /disk/\n")
+    store = ["--root", os.path.join(root, "bstore"), "--runroot", os.path.join(root, "brun"),
+             "--storage-driver", "vfs"]
+    run("buildah", *store, "bud", "--quiet", "-t", "localhost/guest:1", ctx)
+    for r in regs:
+        extra = ["--creds", creds] if r.tls else []
+        run("buildah", *store, "push", "--quiet", "--tls-verify=false", *extra, "localhost/guest:1",
+            f"docker://{r.addr}/vms/guest:1")
+
+
+def write_config(root, name, mirrors):
+    path = os.path.join(root, name + ".json")
+    with open(path, "w") as f:
+        json.dump({"connectTimeoutSeconds": 2, "lowSpeedTimeoutSeconds": 5,
+                   "registries": [{"prefix": "vms.example", "mirrors": mirrors}]}, f)
+    return path
+
+
+def importer(*args, dest, timeout=120):
+    p = subprocess.run([IMPORTER, *args, "--dest", dest], capture_output=True, text=True, timeout=timeout)
+    lines = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    result = lines[-1] if lines else {}
+    return p.returncode, result, lines, p.stderr
+
+
+def fresh_dest(root, name):
+    d = os.path.join(root, "dest-" + name)
+    os.makedirs(d)
+    return d
+
+
+def disk_ok(dest, what):
+    img = os.path.join(dest, "disk.img")
+    if not os.path.exists(img):
+        check(False, f"{what}: disk.img exists")
+        return
+    info = json.loads(run("qemu-img", "info", "--output=json", img).stdout)
+    check(info["format"] == "raw", f"{what}: disk.img is raw")
+    cmp = subprocess.run(["qemu-img", "compare", "-q", SRC, img])
+    check(cmp.returncode == 0, f"{what}: qemu-img compare with the source: identical")
+    st = os.stat(img)
+    check(st.st_blocks * 512 < st.st_size, f"{what}: sparse ({st.st_blocks * 512} of {st.st_size} bytes allocated)")
+    check(sorted(os.listdir(dest)) == ["disk.img"], f"{what}: only disk.img in dest ({os.listdir(dest)})")
+
+
+def main():
+    if not os.path.exists(SRC):
+        skip(f"test guest disk {SRC} missing (tests/guest/build.sh)")
+    for tool in ("docker-registry", "skopeo", "qemu-img", "openssl", "htpasswd"):
+        if not shutil.which(tool):
+            skip(f"{tool} is not installed (ci/deps.sh installs it)")
+    root = tempfile.mkdtemp(prefix="kv-importer-")
+    regs = []
+    http = None
+    try:
+        ca, crt, key = make_tls(root)
+        htp = os.path.join(root, "htpasswd")
+        with open(htp, "w") as f:
+            f.write(run("htpasswd", "-Bbn", "kv", "s3cret").stdout)
+        r1, r2 = Registry(root, "r1"), Registry(root, "r2")
+        r3 = Registry(root, "r3", tls=(crt, key), htpasswd=htp)
+        regs = [r1, r2, r3]
+        if shutil.which("buildah"):
+            build_with_buildah(root, regs, "kv:s3cret")
+        else:
+            with open(SRC, "rb") as f:
+                layout = oci_layout(root, "guest", [tar_file("disk/disk.qcow2", f.read())])
+            for r in regs:
+                push_oci(layout, r, "vms/guest", "kv:s3cret" if r.tls else None)
+        mirror3 = {"location": r3.addr, "caFile": ca, "username": "kv", "password": "s3cret"}
+        cfg_all = write_config(root, "all", [{"location": r1.addr, "plainHTTP": True},
+                                             {"location": r2.addr, "plainHTTP": True}, mirror3])
+        ref = "docker://vms.example/vms/guest:1"
+
+        # 1. Import from the first registry.
+        dest = fresh_dest(root, "basic")
+        rc, res, lines, err = importer("--registry-url", ref, "--registry-config", cfg_all, dest=dest)
+        check(rc == 0, f"import: exit 0 (got {rc}: {res.get('reason')})")
+        disk_ok(dest, "import")
+        check(res.get("registry", {}).get("servedBy") == [r1.addr], f"import: served by r1 ({res.get('registry')})")
+        check(res.get("registry", {}).get("digest", "").startswith("sha256:"), "import: digest pinned")
+        check(any(l.get("progress") == "100.00%" for l in lines), "import: progress reaches 100.00%")
+
+        # 2. TLS + htpasswd registry alone, then with a wrong password.
+        dest = fresh_dest(root, "tls")
+        rc, res, _, _ = importer("--registry-url", ref, "--registry-config",
+                                 write_config(root, "tls", [mirror3]), dest=dest)
+        check(rc == 0, f"tls+auth: exit 0 (got {rc}: {res.get('reason')})")
+        disk_ok(dest, "tls+auth")
+        dest = fresh_dest(root, "badpw")
+        rc, res, _, _ = importer("--registry-url", ref, "--registry-config",
+                                 write_config(root, "badpw", [{**mirror3, "password": "wrong"}]), dest=dest)
+        check(rc == 3 and "HTTP 401" in json.dumps(res), f"wrong password: exit 3 with HTTP 401 ({rc}, {res})")
+        check(os.listdir(dest) == [], "wrong password: dest left empty")
+
+        # 3. First registry stopped: the second serves, the report names both.
+        r1.stop()
+        dest = fresh_dest(root, "failover")
+        t0 = time.time()
+        rc, res, _, _ = importer("--registry-url", ref, "--registry-config", cfg_all, dest=dest)
+        rep = res.get("registry", {})
+        check(rc == 0, f"r1 stopped: exit 0 (got {rc}: {res.get('reason')}) in {time.time() - t0:.2f}s")
+        disk_ok(dest, "r1 stopped")
+        check(rep.get("servedBy") == [r2.addr] and rep.get("resolvedBy") == r2.addr, f"r1 stopped: r2 served ({rep})")
+        check(any(f["registry"] == r1.addr for f in rep.get("failed", [])), "r1 stopped: report names r1 as failed")
+
+        # 4. r1 killed in the middle of the layer: the same blob continues from r2.
+        r1.start()
+        dest = fresh_dest(root, "midpull")
+        p = subprocess.Popen([IMPORTER, "--registry-url", ref, "--registry-config", cfg_all, "--dest", dest,
+                              "--max-rate", "4M"], stdout=subprocess.PIPE, text=True)
+        killed_at = None
+        lines = []
+        for line in p.stdout:
+            obj = json.loads(line)
+            lines.append(obj)
+            if killed_at is None and obj.get("bytes", 0) > 2_000_000:
+                killed_at = obj["bytes"]
+                r1.stop(signal.SIGKILL)
+        rc = p.wait(120)
+        res = lines[-1] if lines else {}
+        rep = res.get("registry", {})
+        check(killed_at is not None, f"mid-pull: r1 killed after {killed_at} bytes")
+        check(rc == 0, f"mid-pull: exit 0 (got {rc}: {res.get('reason')})")
+        disk_ok(dest, "mid-pull")
+        check(rep.get("servedBy") == [r1.addr, r2.addr], f"mid-pull: served by r1 then r2 ({rep.get('servedBy')})")
+        blob_fail = [f for f in rep.get("failed", []) if f["registry"] == r1.addr and f["what"].startswith("blob")]
+        check(bool(blob_fail), f"mid-pull: the blob failure on r1 is reported ({rep.get('failed')})")
+
+        # 5. Every registry down.
+        r1.start()
+        r1.stop()
+        r2.stop()
+        dead = free_port()
+        dest = fresh_dest(root, "alldown")
+        rc, res, _, err = importer("--registry-url", ref, "--registry-config",
+                                   write_config(root, "down", [{"location": r1.addr, "plainHTTP": True},
+                                                               {"location": r2.addr, "plainHTTP": True},
+                                                               {"location": f"127.0.0.1:{dead}", "plainHTTP": True}]),
+                                   dest=dest)
+        check(rc == 3, f"all down: exit 3 (got {rc})")
+        check("no registry" in res.get("reason", "") and len(res.get("registry", {}).get("failed", [])) == 3,
+              f"all down: clear reason, 3 failures ({res})")
+        check(os.listdir(dest) == [], "all down: dest left empty")
+        r2.start()
+
+        # 6. Bad images (pushed to r2): nothing is written outside dest, the error is clear.
+        outside = os.path.join(root, "outside")
+        os.makedirs(outside)
+        with open(SRC, "rb") as f:
+            qcow = f.read()
+        bad = {
+            "nodisk": ([tar_file("etc/hostname", b"x\n")], "no disk file"),
+            "twodisks": ([tar_file("disk/a.qcow2", qcow), tar_file("disk/b.img", b"\0" * 4096)], "more than one"),
+            "dotdot": ([tar_file("disk/../../outside/evil", b"x")], "\"..\""),
+            "absolute": ([tar_file("/outside/evil", b"x")], "absolute"),
+            "symlink": ([tar_link("disk/disk.img", "../../../../outside/evil")], "symlink"),
+            "symlink-out": ([tar_link("escape", "../../../outside"), tar_file("disk/disk.qcow2", qcow)], "symlink"),
+            "hardlink": ([tar_link("disk/disk.img", "../../outside/evil", tarfile.LNKTYPE)], "hard link"),
+        }
+        cfg_r2 = write_config(root, "r2", [{"location": r2.addr, "plainHTTP": True}])
+        for name, (entries, msg) in bad.items():
+            push_oci(oci_layout(root, name, entries), r2, "vms/" + name)
+            dest = fresh_dest(root, name)
+            rc, res, _, _ = importer("--registry-url", f"docker://vms.example/vms/{name}:1",
+                                     "--registry-config", cfg_r2, dest=dest)
+            check(rc == 4 and msg in res.get("reason", ""), f"bad image {name}: exit 4, \"{msg}\" ({rc}, {res.get('reason')})")
+            check(os.listdir(dest) == [] and os.listdir(outside) == [], f"bad image {name}: nothing written")
+
+        # 7. Claim too small.
+        dest = fresh_dest(root, "small")
+        rc, res, _, _ = importer("--registry-url", ref, "--registry-config", cfg_r2, "--size", "16Mi", dest=dest)
+        check(rc == 5 and "claim" in res.get("reason", ""), f"claim too small: exit 5 ({rc}, {res.get('reason')})")
+        check(os.listdir(dest) == [], "claim too small: dest left empty")
+
+        # 8. HTTP source: plain and xz-compressed, checksum right and wrong.
+        www = os.path.join(root, "www")
+        os.makedirs(www)
+        shutil.copy(SRC, os.path.join(www, "disk.qcow2"))
+        run("xz", "-k", "-1", os.path.join(www, "disk.qcow2"))
+        port = free_port()
+        http = subprocess.Popen([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", www, str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        with open(os.path.join(www, "disk.qcow2.xz"), "rb") as f:
+            xz_sum = hashlib.sha256(f.read()).hexdigest()
+        dest = fresh_dest(root, "http")
+        rc, res, _, _ = importer("--http-url", f"http://127.0.0.1:{port}/disk.qcow2.xz", "--checksum",
+                                 "sha256:" + xz_sum, "--header", "X-Test: 1", dest=dest)
+        check(rc == 0, f"http xz + checksum: exit 0 ({rc}, {res.get('reason')})")
+        disk_ok(dest, "http xz")
+        dest = fresh_dest(root, "http-badsum")
+        rc, res, _, _ = importer("--http-url", f"http://127.0.0.1:{port}/disk.qcow2", "--checksum",
+                                 "sha256:" + "0" * 64, dest=dest)
+        check(rc == 4 and "checksum mismatch" in res.get("reason", ""), f"http wrong checksum: exit 4 ({rc}, {res})")
+        check(os.listdir(dest) == [], "http wrong checksum: dest left empty")
+        dest = fresh_dest(root, "http-404")
+        rc, res, _, _ = importer("--http-url", f"http://127.0.0.1:{port}/nope", dest=dest)
+        check(rc == 3 and "404" in res.get("reason", ""), f"http 404: exit 3 ({rc}, {res})")
+
+        # 9. Blank and usage.
+        dest = fresh_dest(root, "blank")
+        rc, _, _, _ = importer("--blank", "64Mi", dest=dest)
+        st = os.stat(os.path.join(dest, "disk.img")) if rc == 0 else None
+        check(rc == 0 and st.st_size == 64 << 20 and st.st_blocks == 0, "blank 64Mi: sparse 64 MiB disk.img")
+        rc = subprocess.run([IMPORTER], capture_output=True).returncode
+        check(rc == 2, f"no arguments: exit 2 (got {rc})")
+        rc, res, _, _ = importer("--registry-url", "ftp://x/y", dest=fresh_dest(root, "badref"))
+        check(rc == 4 and "docker://" in res.get("reason", ""), f"bad reference: exit 4 ({rc}, {res})")
+    finally:
+        for r in regs:
+            r.stop()
+        if http:
+            http.terminate()
+            http.wait()
+        shutil.rmtree(root, ignore_errors=True)
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+/* Imports into a destination directory (a claim's volume): from a registry image, an HTTP URL, or blank.
+ * The result is DEST/disk.img, sparse raw, installed atomically; on failure nothing is left but what was
+ * there before. Error codes: EHOSTUNREACH (source unreachable), EINVAL/EBADMSG (bad image or checksum),
+ * ENOSPC (claim too small or disk full). */
+#pragma once
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "client.h"
+#include "error.h"
+#include "regconfig.h"
+
+typedef struct kvreg_import_opts {
+        const char *dest_dir;
+        int64_t claim;    /* bytes, 0 = unchecked */
+        int64_t max_rate; /* bytes/s per transfer, 0 = unlimited */
+        /* bytes received so far and the expected total (-1 when unknown) */
+        void (*progress)(void *ctx, int64_t done, int64_t total);
+        void *progress_ctx;
+} kvreg_import_opts;
+
+typedef struct kvreg_http_source {
+        const char *url;
+        const char *checksum; /* "sha256:<hex>" (md5, sha1, sha512 too), NULL = none */
+        const struct curl_slist *headers;
+        const char *ca_file;
+        bool insecure;
+        const char *username, *password;
+} kvreg_http_source;
+
+/* report is filled even on failure (which registries failed). */
+int kvreg_import_registry(const char *reference, const kvreg_config *cfg, const kvreg_import_opts *o,
+                          kvreg_report *report, kv_error *err);
+int kvreg_import_http(const kvreg_http_source *src, const kvreg_import_opts *o, kv_error *err);
+int kvreg_import_blank(const kvreg_import_opts *o, int64_t size, kv_error *err);
