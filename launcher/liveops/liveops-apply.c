@@ -72,8 +72,8 @@ static void set_volume_status(status *st, const vmi *v, const liveop *op, const 
                 st->volume_status = cJSON_CreateArray();
         const char *name =
             op->kind == LIVEOP_DISK_ADD ? v->volumes[v->disks[op->index].volume].name : op->name;
-        volume_status_set(st->volume_status, name, phase,
-                          phase && !strcmp(phase, "Failed") ? "Failed" : NULL, message, true);
+        volume_status_set(st->volume_status, name, phase, phase && !strcmp(phase, "Failed") ? "Failed" : NULL,
+                          message, true);
 }
 
 /* Runs the plan in order; stops at the first failure (the VM keeps running, the entry says why). */

@@ -41,9 +41,9 @@ struct liveops {
                 bool target_releasing; /* incoming migration completed: waiting for the source's mirrors */
                 bool target_done;      /* the guest runs here */
                 int64_t release_deadline;
-                loop_timer tick;     /* source: the next query-migrate; target: the next release step */
-                int64_t query_id;    /* query-migrate in flight, 0 if none */
-                cJSON *reply;        /* its reply, handled from the loop (not inside libqmp's dispatch) */
+                loop_timer tick;  /* source: the next query-migrate; target: the next release step */
+                int64_t query_id; /* query-migrate in flight, 0 if none */
+                cJSON *reply;     /* its reply, handled from the loop (not inside libqmp's dispatch) */
                 loop_timer handle;
         } mig;
         snap_op *snap; /* the snapshot operation in flight, or NULL */
@@ -222,7 +222,14 @@ static void reply_recorded(ctl_request *req, const cJSON *e)
 
 /* One snapshot-save/-load/-delete in flight. Each step sends one QMP command whose reply callback
  * moves on; `pending` is that command (cancelled if the operation ends otherwise). */
-typedef enum { SNAP_DEVICES, SNAP_STARTING, SNAP_RUNNING, SNAP_QUERYING, SNAP_DISMISSING, SNAP_LISTING } snap_step;
+typedef enum {
+        SNAP_DEVICES,
+        SNAP_STARTING,
+        SNAP_RUNNING,
+        SNAP_QUERYING,
+        SNAP_DISMISSING,
+        SNAP_LISTING
+} snap_step;
 
 struct snap_op {
         liveops *lo;
@@ -294,7 +301,9 @@ static bool snap_send(snap_op *o, snap_step step, const char *command, cJSON *ar
         kv_error err = {0};
         qmp *q = lo_qmp(o->lo);
         o->step = step;
-        o->pending = q ? qmp_send(q, command, args, -1, QMP_QUERY_TIMEOUT_MS, snap_on_reply, o, &err)
+        /* QEMU answers nothing while it writes the snapshot (the snapshot-save reply itself comes after
+         * it): the operation's own deadline bounds these. */
+        o->pending = q ? qmp_send(q, command, args, -1, SNAPSHOT_TIMEOUT_MS, snap_on_reply, o, &err)
                        : kv_error_set(&err, ENOTCONN, "QMP is not connected");
         if (!q)
                 cJSON_Delete(args);
@@ -373,8 +382,8 @@ static void snap_on_jobs(snap_op *o, const cJSON *jobs)
         }
         if (r < 0)
                 snap_fail(o, &err);
-        if (r == -ENOENT || !snap_send(o, SNAP_DISMISSING, "job-dismiss",
-                                       lo_obj_str(cJSON_CreateObject(), "id", o->job)))
+        if (r == -ENOENT ||
+            !snap_send(o, SNAP_DISMISSING, "job-dismiss", lo_obj_str(cJSON_CreateObject(), "id", o->job)))
                 snap_conclude(o);
 }
 
@@ -547,7 +556,8 @@ static void on_tick(loop_timer *t, void *data)
                 return;
         }
         kv_error err = {0};
-        lo->mig.query_id = qmp_send(q, "query-migrate", NULL, -1, QMP_QUERY_TIMEOUT_MS, on_migrate_reply, lo, &err);
+        lo->mig.query_id =
+            qmp_send(q, "query-migrate", NULL, -1, QMP_QUERY_TIMEOUT_MS, on_migrate_reply, lo, &err);
         if (lo->mig.query_id < 0) {
                 lo->mig.query_id = 0;
                 log_error("migration: query-migrate: %s", err.msg);
@@ -607,9 +617,9 @@ int liveops_ctl_migrate(ctl_request *req)
         migration_state_free(&lo->mig.st);
         lo->mig.have = true;
         kv_error err = {0};
-        int r = migration_start(lo_qmp(lo), &c, uri->valuestring,
-                                cJSON_IsString(host) ? host->valuestring : NULL,
-                                cJSON_IsNumber(port) ? port->valueint : 0, &lo->mig.st, &err);
+        int r =
+            migration_start(lo_qmp(lo), &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
+                            cJSON_IsNumber(port) ? port->valueint : 0, &lo->mig.st, &err);
         if (uid)
                 snprintf(lo->mig.st.uid, sizeof(lo->mig.st.uid), "%s", uid->valuestring);
         if (r < 0) {
@@ -817,7 +827,8 @@ static void on_migration_event(liveops *lo, const cJSON *data)
         const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(data, "status"));
         if (lo->mig.active && !lo->mig.query_id) /* source: look now rather than at the next tick */
                 arm_tick(lo, 0);
-        if (!lo->h.incoming || !lo->mig.target_prepared || lo->mig.target_done || lo->mig.target_releasing || !state)
+        if (!lo->h.incoming || !lo->mig.target_prepared || lo->mig.target_done || lo->mig.target_releasing ||
+            !state)
                 return;
         if (!strcmp(state, "postcopy-active") && strcmp(lo->mig.st.mode, "PostCopy")) {
                 log_info("incoming migration switched to post-copy");
