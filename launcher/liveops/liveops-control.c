@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "liveops-command.h"
+#include "hotplug.h"
 #include "log.h"
 #include "migration.h"
 #include "qmp-helpers.h"
@@ -31,6 +32,15 @@
 #define TARGET_RELEASE_TIMEOUT_MS 10000
 
 typedef struct snap_op snap_op;
+typedef struct unplug_op unplug_op;
+
+struct unplug_op {
+        liveops *lo;
+        ctl_request *req; /* NULL once answered */
+        hp_unplug u;
+        int timeout_ms;
+        int64_t cmd, waiter; /* the QMP command and the event waiter in flight (0: none) */
+};
 
 struct liveops {
         liveops_host h;
@@ -45,8 +55,11 @@ struct liveops {
                 int64_t query_id; /* query-migrate in flight, 0 if none */
                 cJSON *reply;     /* its reply, handled from the loop (not inside libqmp's dispatch) */
                 loop_timer handle;
+                ctl_request *finish_req; /* a migration-target-finish waiting for the guest to run here */
+                loop_timer finish_deadline;
         } mig;
-        snap_op *snap; /* the snapshot operation in flight, or NULL */
+        snap_op *snap;     /* the snapshot operation in flight, or NULL */
+        unplug_op *unplug; /* the unplug waiting for its DEVICE_DELETED, or NULL */
 };
 
 int liveops_new(const liveops_host *host, liveops **out)
@@ -92,6 +105,8 @@ int liveops_vm_usable(liveops *lo, enum phase phase, kv_error *err)
         bool stopping = lo->h.stopping(lo->h.ctx);
         if (lo->snap)
                 return kv_error_set(err, EBUSY, "a snapshot operation is running");
+        if (lo->unplug)
+                return kv_error_set(err, EBUSY, "the unplug of %s is running", lo->unplug->u.name);
         if (lo_qmp(lo) && lo->h.st->phase == phase && !stopping)
                 return 0;
         return kv_error_set(err, EBUSY, "the VM is %s%s", phase_name(lo->h.st->phase),
@@ -139,12 +154,183 @@ static int run_blocking(ctl_request *req, const char *verb)
         }
 
 BLOCKING_HANDLER(liveops_ctl_hotplug_disk, "hotplug-disk")
-BLOCKING_HANDLER(liveops_ctl_unplug_disk, "unplug-disk")
 BLOCKING_HANDLER(liveops_ctl_hotplug_nic, "hotplug-nic")
-BLOCKING_HANDLER(liveops_ctl_unplug_nic, "unplug-nic")
 BLOCKING_HANDLER(liveops_ctl_set_cpus, "set-cpus")
 BLOCKING_HANDLER(liveops_ctl_set_memory, "set-memory")
 BLOCKING_HANDLER(liveops_ctl_snapshot_list, "snapshot-list")
+
+/* ---- unplug: device_del, DEVICE_DELETED (the guest's part, up to timeoutMs), the backend ---------- */
+
+/* Freed once answered and nothing of it is left in libqmp (whose callbacks may still come while the
+ * connection is being freed: they then only clear their id). */
+static void unplug_release(unplug_op *o)
+{
+        qmp *q = lo_qmp(o->lo);
+        if (q && o->cmd > 0)
+                qmp_cancel(q, o->cmd);
+        if (q && o->waiter > 0)
+                qmp_cancel(q, o->waiter);
+        if (q)
+                o->cmd = o->waiter = 0;
+        if (o->lo->unplug == o)
+                o->lo->unplug = NULL;
+        if (!o->cmd && !o->waiter)
+                free(o);
+}
+
+static void unplug_end(unplug_op *o, kv_error *err)
+{
+        ctl_request *req = TAKE_PTR(o->req);
+        const char *what = o->u.disk ? "disk" : "interface";
+        if (err) {
+                kv_error_wrap(err, "unplug %s %s", what, o->u.name);
+                log_warning("%s", err->msg);
+                ctl_reply_error(req, "%s", err->msg);
+        } else {
+                log_info("unplug %s %s done", what, o->u.name);
+                ctl_reply_ok(req, NULL);
+        }
+        unplug_release(o);
+}
+
+static void unplug_on_backend(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
+{
+        unplug_op *o = userdata;
+        o->cmd = 0;
+        if (!o->req) {
+                unplug_release(o);
+                return;
+        }
+        kv_error e = err ? *err : (kv_error){0};
+        unplug_end(o, err ? &e : NULL);
+}
+
+static void unplug_send(unplug_op *o, const char *command, cJSON *args, qmp_reply_cb cb)
+{
+        kv_error err = {0};
+        o->cmd = qmp_send(lo_qmp(o->lo), command, args, -1, QMP_QUERY_TIMEOUT_MS, cb, o, &err);
+        if (o->cmd < 0) {
+                o->cmd = 0;
+                unplug_end(o, &err);
+                return;
+        }
+        rearm(o->lo);
+}
+
+static void unplug_backend(unplug_op *o)
+{
+        cJSON *args;
+        const char *command = hotplug_backend_del(&o->u, &args);
+        unplug_send(o, command, args, unplug_on_backend);
+}
+
+static void unplug_on_deleted(qmp *q, const cJSON *event, const kv_error *err, void *userdata)
+{
+        unplug_op *o = userdata;
+        o->waiter = 0;
+        if (!o->req) {
+                unplug_release(o);
+                return;
+        }
+        kv_error e = {0};
+        if (err && err->code == ETIMEDOUT)
+                unplug_end(o, (lo_device_deleted_timeout(o->u.id, o->timeout_ms, &e), &e));
+        else if (err)
+                unplug_end(o, (e = *err, &e));
+        else if (!o->cmd) /* device_del answered already: the guest let go */
+                unplug_backend(o);
+}
+
+static void unplug_on_device_del(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
+{
+        unplug_op *o = userdata;
+        o->cmd = 0;
+        if (!o->req) {
+                unplug_release(o);
+                return;
+        }
+        const char *cls = err ? qmp_error_class(err) : NULL;
+        if (err && !(cls && !strcmp(cls, "DeviceNotFound"))) {
+                kv_error e = *err;
+                unplug_end(o, &e);
+                return;
+        }
+        if (err || !o->waiter) { /* already gone, or DEVICE_DELETED came before this reply */
+                if (o->waiter > 0)
+                        qmp_cancel(q, o->waiter);
+                o->waiter = 0;
+                unplug_backend(o);
+        }
+}
+
+/* The waiter first: DEVICE_DELETED can follow device_del's reply closely (scsi-hd: 0.05 s). */
+static void unplug_device_del(unplug_op *o)
+{
+        kv_error err = {0};
+        qmp *q = lo_qmp(o->lo);
+        o->waiter = qmp_wait_event_async(q, "DEVICE_DELETED", "device", o->u.id, o->timeout_ms,
+                                         unplug_on_deleted, o, &err);
+        if (o->waiter < 0) {
+                o->waiter = 0;
+                unplug_end(o, &err);
+                return;
+        }
+        unplug_send(o, "device_del", lo_obj_str(cJSON_CreateObject(), "id", o->u.id), unplug_on_device_del);
+}
+
+static void unplug_on_blocks(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
+{
+        unplug_op *o = userdata;
+        o->cmd = 0;
+        if (!o->req) {
+                unplug_release(o);
+                return;
+        }
+        kv_error e = err ? *err : (kv_error){0};
+        if (!err && hotplug_disk_node_from(ret, &o->u) == 0)
+                kv_error_set(&e, ENOENT, "no such disk attached");
+        if (e.code)
+                unplug_end(o, &e);
+        else
+                unplug_device_del(o);
+}
+
+static int unplug_start(ctl_request *req, bool disk)
+{
+        if (!vm_ready(req))
+                return 0;
+        liveops *lo = liveops_of(req);
+        const cJSON *name = cJSON_GetObjectItem(req->args, "name"),
+                    *t = cJSON_GetObjectItem(req->args, "timeoutMs");
+        if (!cJSON_IsString(name) || !name->valuestring[0]) {
+                ctl_reply_error(req, "unplug-%s: args.name is required", disk ? "disk" : "nic");
+                return 0;
+        }
+        unplug_op *o = calloc(1, sizeof(*o));
+        if (!o) {
+                ctl_reply_error(req, "out of memory");
+                return 0;
+        }
+        *o = (unplug_op){
+            .lo = lo, .req = req, .timeout_ms = cJSON_IsNumber(t) ? t->valueint : LO_UNPLUG_TIMEOUT_MS};
+        hotplug_unplug_ids(disk, name->valuestring, &o->u);
+        lo->unplug = o;
+        if (disk)
+                unplug_send(o, "query-block", NULL, unplug_on_blocks);
+        else
+                unplug_device_del(o);
+        return 0;
+}
+
+int liveops_ctl_unplug_disk(ctl_request *req)
+{
+        return unplug_start(req, true);
+}
+
+int liveops_ctl_unplug_nic(ctl_request *req)
+{
+        return unplug_start(req, false);
+}
 
 /* ---- snapshots with an id (docs/cluster-snapshots.md) ------------------------------------------ */
 
@@ -770,6 +956,26 @@ int liveops_ctl_migration_target(ctl_request *req)
         return 0;
 }
 
+/* Answers a waiting migration-target-finish: ok (error NULL) with the state, or the error. */
+static void target_finish_answer(liveops *lo, const char *error)
+{
+        ctl_request *req = TAKE_PTR(lo->mig.finish_req);
+        loop_timer_disarm(lo->h.loop, &lo->mig.finish_deadline);
+        if (!req)
+                return;
+        if (error)
+                ctl_reply_error(req, "%s", error);
+        else
+                ctl_reply_ok(req, state_result(lo));
+}
+
+static void on_finish_deadline(loop_timer *t, void *data)
+{
+        liveops *lo = data;
+        target_finish_answer(lo, "the incoming migration did not complete in time (migration-target-finish "
+                                 "timeoutMs)");
+}
+
 /* The guest runs here now: the phase becomes Running (KubeVirt: the VMI's new node). */
 static void target_running(liveops *lo)
 {
@@ -783,6 +989,7 @@ static void target_running(liveops *lo)
         status_set_condition(st, COND_PAUSED, false, false, NULL, NULL);
         publish_state(lo);
         log_info("incoming migration completed: guest running");
+        target_finish_answer(lo, NULL);
 }
 
 static void arm_release_tick(liveops *lo);
@@ -810,6 +1017,7 @@ static void on_release_tick(loop_timer *t, void *data)
         lo->mig.target_releasing = false;
         if (r < 0) {
                 log_error("migration target: %s", e.msg);
+                target_finish_answer(lo, e.msg);
                 lo->h.request_stop(lo->h.ctx, "the migrated guest could not be resumed");
                 return;
         }
@@ -834,6 +1042,12 @@ static void on_migration_event(liveops *lo, const cJSON *data)
                 log_info("incoming migration switched to post-copy");
                 snprintf(lo->mig.st.mode, sizeof(lo->mig.st.mode), "PostCopy");
                 publish_state(lo); /* no QMP command: only the status file and the reporter */
+                return;
+        }
+        if (!strcmp(state, "failed") || !strcmp(state, "cancelled")) {
+                char why[64];
+                snprintf(why, sizeof(why), "incoming migration %s", state);
+                target_finish_answer(lo, why);
                 return;
         }
         if (strcmp(state, "completed"))
@@ -865,12 +1079,18 @@ void liveops_free(liveops *lo)
 {
         if (!lo)
                 return;
+        if (lo->unplug) {
+                kv_error err = {0};
+                kv_error_set(&err, ECANCELED, "the launcher ended");
+                unplug_end(lo->unplug, &err);
+        }
         if (lo->snap) { /* normally already ended by the QMP connection's end */
                 kv_error err = {0};
                 kv_error_set(&err, ECANCELED, "the launcher ended");
                 snap_fail(lo->snap, &err);
                 snap_finish(lo->snap);
         }
+        target_finish_answer(lo, "the launcher ended");
         loop_timer_disarm(lo->h.loop, &lo->mig.tick);
         loop_timer_disarm(lo->h.loop, &lo->mig.handle);
         cJSON_Delete(lo->mig.reply);
@@ -878,6 +1098,8 @@ void liveops_free(liveops *lo)
         free(lo);
 }
 
+/* Answered when the target finished by itself (on QEMU's MIGRATION completed event, then the release
+ * steps), or at args.timeoutMs (default 30 s); the loop goes on meanwhile. */
 int liveops_ctl_migration_target_finish(ctl_request *req)
 {
         liveops *lo = liveops_of(req);
@@ -887,18 +1109,13 @@ int liveops_ctl_migration_target_finish(ctl_request *req)
         }
         if (!target_ready(req, true))
                 return 0;
-        const cJSON *t = cJSON_GetObjectItem(req->args, "timeoutMs");
-        kv_error err = {0};
-        int r = migration_target_finish(lo_qmp(lo), cJSON_IsNumber(t) ? t->valueint : 30000, &err);
-        rearm(lo);
-        if (r < 0) {
-                log_warning("migration target: %s", err.msg);
-                ctl_reply_error(req, "%s", err.msg);
+        if (lo->mig.finish_req) {
+                ctl_reply_error(req, "a migration-target-finish is already waiting");
                 return 0;
         }
-        lo->mig.target_releasing = false;
-        lo->mig.target_done = true;
-        target_running(lo);
-        ctl_reply_ok(req, state_result(lo));
+        const cJSON *t = cJSON_GetObjectItem(req->args, "timeoutMs");
+        lo->mig.finish_req = req;
+        loop_timer_arm(lo->h.loop, &lo->mig.finish_deadline, cJSON_IsNumber(t) ? t->valueint : 30000,
+                       on_finish_deadline, lo);
         return 0;
 }

@@ -67,12 +67,15 @@ int lo_wait_device_deleted(qmp *q, const char *id, int timeout_ms, kv_error *err
 {
         _cleanup_cjson_ cJSON *ev = NULL;
         int r = qmp_wait_event(q, "DEVICE_DELETED", "device", id, timeout_ms, &ev, err);
-        if (r == -ETIMEDOUT)
-                return kv_error_set(err, ETIMEDOUT,
-                                    "device %s: the guest did not release it within %d ms (it must run and "
-                                    "cooperate with ACPI hot-plug); the unplug stays pending",
-                                    id, timeout_ms);
-        return r;
+        return r == -ETIMEDOUT ? lo_device_deleted_timeout(id, timeout_ms, err) : r;
+}
+
+int lo_device_deleted_timeout(const char *id, int timeout_ms, kv_error *err)
+{
+        return kv_error_set(err, ETIMEDOUT,
+                            "device %s: the guest did not release it within %d ms (it must run and cooperate "
+                            "with ACPI hot-plug); the unplug stays pending",
+                            id, timeout_ms);
 }
 
 int lo_device_del_wait(qmp *q, const char *id, int timeout_ms, kv_error *err)

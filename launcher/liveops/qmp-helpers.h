@@ -32,6 +32,8 @@ int lo_for_each_block_node(qmp *q, lo_block_fn fn, void *ud, kv_error *err);
 int lo_walk_block_nodes(const cJSON *blocks, lo_block_fn fn, void *ud, kv_error *err);
 /* Wait for DEVICE_DELETED with data.device == id (the virtio backend's path-only event is skipped). */
 int lo_wait_device_deleted(qmp *q, const char *id, int timeout_ms, kv_error *err);
+/* The error of a DEVICE_DELETED wait that timed out (why the guest may not have released it). */
+int lo_device_deleted_timeout(const char *id, int timeout_ms, kv_error *err);
 /* device_del + wait; a device already gone (DeviceNotFound) counts as removed. */
 int lo_device_del_wait(qmp *q, const char *id, int timeout_ms, kv_error *err);
 /* The id of a pcie-root-port with nothing plugged into it ("rp3"), from query-pci. -ENOSPC if none. */
