@@ -115,28 +115,55 @@ static int match_device(const cJSON *block, const cJSON *inserted, const char *n
         return 1;
 }
 
+void hotplug_unplug_ids(bool disk, const char *name, hp_unplug *u)
+{
+        *u = (hp_unplug){.disk = disk};
+        snprintf(u->name, sizeof(u->name), "%s", name);
+        snprintf(u->id, sizeof(u->id), "ua-%s", name);
+        if (!disk)
+                snprintf(u->backend, sizeof(u->backend), "hostua-%s", name);
+}
+
 /* The node behind device ua-<name>: query-block's qdev is "/machine/peripheral/<id>[/virtio-backend]"
  * for -blockdev disks. */
-static int disk_node_of(qmp *q, const char *id, char *node, size_t size, kv_error *err)
+int hotplug_disk_node_from(const cJSON *query_block, hp_unplug *u)
 {
-        struct node_of n = {.id = id, .node = node, .size = size};
-        n.plen = (size_t)snprintf(n.prefix, sizeof(n.prefix), "/machine/peripheral/%s", id);
-        return lo_for_each_block_node(q, match_device, &n, err);
+        struct node_of n = {.id = u->id, .node = u->backend, .size = sizeof(u->backend)};
+        n.plen = (size_t)snprintf(n.prefix, sizeof(n.prefix), "/machine/peripheral/%s", u->id);
+        return lo_walk_block_nodes(query_block, match_device, &n, NULL);
+}
+
+const char *hotplug_backend_del(const hp_unplug *u, cJSON **args)
+{
+        *args = lo_obj_str(cJSON_CreateObject(), u->disk ? "node-name" : "id", u->backend);
+        return u->disk ? "blockdev-del" : "netdev_del";
+}
+
+/* device_del + wait, then the backend; the disk's node comes from query-block first. */
+static int unplug(qmp *q, bool disk, const char *name, int timeout_ms, kv_error *err)
+{
+        hp_unplug u;
+        hotplug_unplug_ids(disk, name, &u);
+        int r = 0;
+        if (disk) {
+                _cleanup_cjson_ cJSON *blocks = NULL;
+                r = lo_exec(q, "query-block", NULL, &blocks, err);
+                if (r >= 0 && hotplug_disk_node_from(blocks, &u) == 0)
+                        return kv_error_set(err, ENOENT, "unplug disk %s: no such disk attached", name);
+        }
+        if (r >= 0)
+                r = lo_device_del_wait(q, u.id, timeout_ms, err);
+        if (r >= 0) {
+                cJSON *args;
+                const char *command = hotplug_backend_del(&u, &args);
+                r = lo_exec(q, command, args, NULL, err);
+        }
+        return r < 0 ? kv_error_wrap(err, "unplug %s %s", disk ? "disk" : "interface", name) : 0;
 }
 
 int hotplug_disk_remove(qmp *q, const char *name, int timeout_ms, kv_error *err)
 {
-        char id[128], node[128] = "";
-        snprintf(id, sizeof(id), "ua-%s", name);
-        int r = disk_node_of(q, id, node, sizeof(node), err);
-        if (r == 0)
-                return kv_error_set(err, ENOENT, "unplug disk %s: no such disk attached", name);
-        if (r > 0)
-                r = lo_device_del_wait(q, id, timeout_ms, err);
-        if (r >= 0)
-                r = lo_exec(q, "blockdev-del", lo_obj_str(cJSON_CreateObject(), "node-name", node), NULL,
-                            err);
-        return r < 0 ? kv_error_wrap(err, "unplug disk %s", name) : 0;
+        return unplug(q, true, name, timeout_ms, err);
 }
 
 int hotplug_nic_add(qmp *q, const hp_nic *n, kv_error *err)
@@ -171,14 +198,8 @@ int hotplug_nic_add(qmp *q, const hp_nic *n, kv_error *err)
 
 int hotplug_nic_remove(qmp *q, const char *name, int timeout_ms, kv_error *err)
 {
-        char id[128], netdev[128];
-        snprintf(id, sizeof(id), "ua-%s", name);
-        snprintf(netdev, sizeof(netdev), "hostua-%s", name);
         /* Device first: netdev_del under an attached NIC is accepted and leaves it without a backend. */
-        int r = lo_device_del_wait(q, id, timeout_ms, err);
-        if (r >= 0)
-                r = lo_exec(q, "netdev_del", lo_obj_str(cJSON_CreateObject(), "id", netdev), NULL, err);
-        return r < 0 ? kv_error_wrap(err, "unplug interface %s", name) : 0;
+        return unplug(q, false, name, timeout_ms, err);
 }
 
 static int prop_int(const cJSON *props, const char *key)

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "error.h"
 #include "qmp.h"
 #include "vmi.h"
@@ -31,6 +33,20 @@ int hotplug_disk_add(qmp *q, const hp_disk *d, kv_error *err);
 int hotplug_disk_remove(qmp *q, const char *name, int timeout_ms, kv_error *err);
 int hotplug_nic_add(qmp *q, const hp_nic *n, kv_error *err);
 int hotplug_nic_remove(qmp *q, const char *name, int timeout_ms, kv_error *err);
+
+/* The unplugs' pieces for a caller that runs the QMP exchange itself (the launcher's loop):
+ * device_del of `id`, DEVICE_DELETED with data.device == id, then the backend's deletion. */
+typedef struct hp_unplug {
+        bool disk;
+        char name[128];
+        char id[136];      /* ua-<name> */
+        char backend[160]; /* NIC: hostua-<name>; disk: its node, from hotplug_disk_node_from */
+} hp_unplug;
+void hotplug_unplug_ids(bool disk, const char *name, hp_unplug *u);
+/* The disk's node in a query-block reply → u->backend; 0 when no such disk is attached, else 1. */
+int hotplug_disk_node_from(const cJSON *query_block, hp_unplug *u);
+/* blockdev-del or netdev_del, with its arguments in *args. */
+const char *hotplug_backend_del(const hp_unplug *u, cJSON **args);
 /* Plug every vCPU slot of query-hotpluggable-cpus with socket-id < sockets. Lowering is refused
  * (-EOPNOTSUPP): vCPU unplug crashes QEMU 7.2 under TCG. */
 int hotplug_set_cpus(qmp *q, unsigned sockets, kv_error *err);

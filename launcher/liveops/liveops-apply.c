@@ -65,38 +65,39 @@ static int prepare_added(vmi *old, vmi *nv, const liveop_plan *plan, const launc
         return r;
 }
 
-static void set_volume_status(supervisor *s, const vmi *v, const liveop *op, const char *phase,
+static void set_volume_status(status *st, const vmi *v, const liveop *op, const char *phase,
                               const char *message)
 {
-        if (!s->st->volume_status)
-                s->st->volume_status = cJSON_CreateArray();
+        if (!st->volume_status)
+                st->volume_status = cJSON_CreateArray();
         const char *name =
             op->kind == LIVEOP_DISK_ADD ? v->volumes[v->disks[op->index].volume].name : op->name;
-        volume_status_set(s->st->volume_status, name, phase,
-                          phase && !strcmp(phase, "Failed") ? "Failed" : NULL, message, true);
+        volume_status_set(st->volume_status, name, phase, phase && !strcmp(phase, "Failed") ? "Failed" : NULL,
+                          message, true);
 }
 
 /* Runs the plan in order; stops at the first failure (the VM keeps running, the entry says why). */
-static int run_plan(supervisor *s, const vmi *old, const vmi *nv, const liveop_plan *plan, kv_error *err)
+static int run_plan(const liveops_host *h, const vmi *old, const vmi *nv, const liveop_plan *plan,
+                    kv_error *err)
 {
         for (size_t i = 0; i < plan->n; i++) {
                 const liveop *op = &plan->ops[i];
                 bool disk = op->kind == LIVEOP_DISK_ADD || op->kind == LIVEOP_DISK_REMOVE;
-                int r = liveop_apply(s->qmp, nv, op, APPLY_OP_TIMEOUT_MS, err);
-                supervisor_qmp_rearm(s);
+                int r = liveop_apply(h->qmp(h->ctx), nv, op, APPLY_OP_TIMEOUT_MS, err);
+                h->qmp_rearm(h->ctx);
                 if (r < 0) {
                         kv_error_wrap(err, "%s %s", liveop_kind_name(op->kind), op->name);
                         if (disk)
-                                set_volume_status(s, nv, op, "Failed", err->msg);
+                                set_volume_status(h->st, nv, op, "Failed", err->msg);
                         return r;
                 }
                 log_info("apply: %s %s done", liveop_kind_name(op->kind), op->name);
                 if (op->kind == LIVEOP_DISK_ADD)
-                        set_volume_status(s, nv, op, "Ready", "Successfully attach hotplugged volume");
+                        set_volume_status(h->st, nv, op, "Ready", "Successfully attach hotplugged volume");
                 else if (op->kind == LIVEOP_DISK_REMOVE) {
                         liveop removed = *op; /* the entry is the volume's, found through the old spec */
                         removed.kind = LIVEOP_DISK_ADD;
-                        set_volume_status(s, old, &removed, NULL, NULL);
+                        set_volume_status(h->st, old, &removed, NULL, NULL);
                 }
         }
         return 0;
@@ -104,29 +105,30 @@ static int run_plan(supervisor *s, const vmi *old, const vmi *nv, const liveop_p
 
 int liveops_ctl_apply(ctl_request *req)
 {
-        supervisor *s = req->s;
-        if (!s->qmp || s->st->phase != PHASE_RUNNING || s->stage != STOP_NONE || !s->cfg->vmi) {
-                ctl_reply_error(req, "apply: the VM is %s", phase_name(s->st->phase));
+        liveops *lo = liveops_of(req);
+        const liveops_host *h = liveops_host_of(lo);
+        kv_error err = {0};
+        if (liveops_vm_usable(lo, PHASE_RUNNING, &err) < 0 || !h->vmi) {
+                ctl_reply_error(req, "apply: %s", err.code ? err.msg : "no running spec");
                 return 0;
         }
-        kv_error err = {0};
-        vmi *nv = NULL, *old = *s->cfg->vmi;
+        vmi *nv = NULL, *old = *h->vmi;
         liveop_plan plan = {0};
         int r = load_new(cJSON_GetObjectItem(req->args, "vmi"), &nv, &err);
         if (r >= 0)
                 r = vmi_diff(old, nv, &plan, &err);
         if (r >= 0)
-                r = prepare_added(old, nv, &plan, s->cfg->paths, &err);
+                r = prepare_added(old, nv, &plan, h->paths, &err);
         if (r >= 0)
-                r = run_plan(s, old, nv, &plan, &err);
+                r = run_plan(h, old, nv, &plan, &err);
         cJSON *result = r >= 0 ? liveop_plan_to_json(&plan) : NULL;
         liveop_plan_free(&plan);
         if (nv && r >= 0) {
-                *s->cfg->vmi = nv; /* the spec the VM now runs */
+                *h->vmi = nv; /* the spec the VM now runs */
                 vmi_free(old);
         } else
                 vmi_free(nv);
-        supervisor_publish(s);
+        h->publish(h->ctx);
         if (r < 0) {
                 log_warning("apply: %s", err.msg);
                 ctl_reply_error(req, "%s", err.msg);

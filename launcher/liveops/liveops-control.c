@@ -1,61 +1,127 @@
-/* liveops-control: control-socket handlers over libkvliveops. Hot-plug and snapshot commands run the
- * blocking library calls (bounded by their timeouts, a few seconds at most) on the supervisor's QMP
- * connection; a migration is started, then driven by a libqmp timer (an event waiter that never matches
- * and expires every MIGRATION_TICK_MS, so it fires from the main loop's qmp_handle_timeouts). A target
- * finishes by itself on QEMU's MIGRATION completed event, through the same kind of timer. Snapshot
- * operations may carry an id; their outcome and the snapshots the disks hold go into the status
- * (docs/cluster-snapshots.md). */
+/* liveops-control: control-socket handlers over libkvliveops, run on the launcher's loop. Hot-plug
+ * commands run the blocking library calls (a few seconds at most). Snapshot operations are state machines
+ * driven by QMP replies, JOB_STATUS_CHANGE events and loop timers (query-block → snapshot-* job →
+ * query-jobs until concluded → job-dismiss → query-block for the status), so signals, the console and
+ * other clients are served while QEMU writes the snapshot; they may carry an id whose outcome and the
+ * snapshots the disks hold go into the status (docs/cluster-snapshots.md). A migration is started, then
+ * a loop timer sends query-migrate every MIGRATION_TICK_MS and the reply drives it. A target finishes by
+ * itself on QEMU's MIGRATION completed event, stepped by another loop timer. */
 #include "liveops-control.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "liveops-command.h"
+#include "hotplug.h"
 #include "log.h"
 #include "migration.h"
 #include "qmp-helpers.h"
 #include "snapshot.h"
+#include "volumes.h"
 
 #define MIGRATION_TICK_MS 200
-#define MIGRATION_TICK_EVENT "KVLITE-MIGRATION-TICK" /* QEMU never sends it */
+#define QMP_QUERY_TIMEOUT_MS 10000
+/* query-jobs this often while a snapshot job runs: its JOB_STATUS_CHANGE events are only a hint. */
+#define SNAPSHOT_POLL_MS 1000
 /* Target: how often the NBD exports are retried while the source's mirrors still hold them, and how
  * long before they are dropped anyway (the source normally lets go within one of its ticks). */
 #define TARGET_RELEASE_TICK_MS 50
 #define TARGET_RELEASE_TIMEOUT_MS 10000
 
-static struct {
-        supervisor *s;
-        migration_state st;
-        bool have, active;
-        bool target_prepared; /* this launcher is a target and migrate-incoming was sent */
-        bool target_releasing; /* incoming migration completed: waiting for the source's mirrors */
-        bool target_done;      /* the guest runs here */
-        int64_t release_deadline;
-} mig;
+typedef struct snap_op snap_op;
+typedef struct unplug_op unplug_op;
+
+struct unplug_op {
+        liveops *lo;
+        ctl_request *req; /* NULL once answered */
+        hp_unplug u;
+        int timeout_ms;
+        int64_t cmd, waiter; /* the QMP command and the event waiter in flight (0: none) */
+};
+
+struct liveops {
+        liveops_host h;
+        struct {
+                migration_state st;
+                bool have, active;
+                bool target_prepared;  /* this launcher is a target and migrate-incoming was sent */
+                bool target_releasing; /* incoming migration completed: waiting for the source's mirrors */
+                bool target_done;      /* the guest runs here */
+                int64_t release_deadline;
+                loop_timer tick;  /* source: the next query-migrate; target: the next release step */
+                int64_t query_id; /* query-migrate in flight, 0 if none */
+                cJSON *reply;     /* its reply, handled from the loop (not inside libqmp's dispatch) */
+                loop_timer handle;
+                ctl_request *finish_req; /* a migration-target-finish waiting for the guest to run here */
+                loop_timer finish_deadline;
+        } mig;
+        snap_op *snap;     /* the snapshot operation in flight, or NULL */
+        unplug_op *unplug; /* the unplug waiting for its DEVICE_DELETED, or NULL */
+};
+
+int liveops_new(const liveops_host *host, liveops **out)
+{
+        liveops *lo = calloc(1, sizeof(*lo));
+        if (!lo)
+                return -ENOMEM;
+        lo->h = *host;
+        *out = lo;
+        return 0;
+}
+
+const liveops_host *liveops_host_of(liveops *lo)
+{
+        return &lo->h;
+}
+
+static qmp *lo_qmp(liveops *lo)
+{
+        return lo->h.qmp(lo->h.ctx);
+}
+
+static void publish(liveops *lo)
+{
+        lo->h.publish(lo->h.ctx);
+}
+
+static void rearm(liveops *lo)
+{
+        lo->h.qmp_rearm(lo->h.ctx);
+}
 
 /* Copies the migration state into the status file (and so the Pod annotation): on start, on a mode
  * change and at the end, not on every tick. */
-static void publish_state(supervisor *s)
+static void publish_state(liveops *lo)
 {
-        status_set_json(&s->st->migration_state, migration_state_to_json(&mig.st));
-        supervisor_publish(s);
+        status_set_json(&lo->h.st->migration_state, migration_state_to_json(&lo->mig.st));
+        publish(lo);
 }
 
-/* 0 when QMP commands may run on the VM, else -EBUSY with why in err. */
-static int vm_usable(supervisor *s, kv_error *err)
+int liveops_vm_usable(liveops *lo, enum phase phase, kv_error *err)
 {
-        if (s->qmp && s->st->phase == PHASE_RUNNING && s->stage == STOP_NONE)
+        bool stopping = lo->h.stopping(lo->h.ctx);
+        if (lo->snap)
+                return kv_error_set(err, EBUSY, "a snapshot operation is running");
+        if (lo->unplug)
+                return kv_error_set(err, EBUSY, "the unplug of %s is running", lo->unplug->u.name);
+        if (lo_qmp(lo) && lo->h.st->phase == phase && !stopping)
                 return 0;
-        return kv_error_set(err, EBUSY, "the VM is %s%s", phase_name(s->st->phase),
-                            s->stage != STOP_NONE ? " and stopping" : "");
+        return kv_error_set(err, EBUSY, "the VM is %s%s", phase_name(lo->h.st->phase),
+                            stopping ? " and stopping" : "");
+}
+
+liveops *liveops_of(ctl_request *req)
+{
+        return req->s->liveops;
 }
 
 static bool vm_ready(ctl_request *req)
 {
         kv_error err = {0};
-        if (vm_usable(req->s, &err) == 0)
+        if (liveops_vm_usable(liveops_of(req), PHASE_RUNNING, &err) == 0)
                 return true;
         ctl_reply_error(req, "%s", err.msg);
         return false;
@@ -65,10 +131,11 @@ static int run_blocking(ctl_request *req, const char *verb)
 {
         if (!vm_ready(req))
                 return 0;
+        liveops *lo = liveops_of(req);
         kv_error err = {0};
         cJSON *result = NULL;
-        int r = liveops_command(req->s->qmp, verb, req->args, &result, &err);
-        supervisor_qmp_rearm(req->s);
+        int r = liveops_command(lo_qmp(lo), verb, req->args, &result, &err);
+        rearm(lo);
         if (r < 0) {
                 cJSON_Delete(result);
                 log_warning("%s failed: %s", verb, err.msg);
@@ -87,12 +154,183 @@ static int run_blocking(ctl_request *req, const char *verb)
         }
 
 BLOCKING_HANDLER(liveops_ctl_hotplug_disk, "hotplug-disk")
-BLOCKING_HANDLER(liveops_ctl_unplug_disk, "unplug-disk")
 BLOCKING_HANDLER(liveops_ctl_hotplug_nic, "hotplug-nic")
-BLOCKING_HANDLER(liveops_ctl_unplug_nic, "unplug-nic")
 BLOCKING_HANDLER(liveops_ctl_set_cpus, "set-cpus")
 BLOCKING_HANDLER(liveops_ctl_set_memory, "set-memory")
 BLOCKING_HANDLER(liveops_ctl_snapshot_list, "snapshot-list")
+
+/* ---- unplug: device_del, DEVICE_DELETED (the guest's part, up to timeoutMs), the backend ---------- */
+
+/* Freed once answered and nothing of it is left in libqmp (whose callbacks may still come while the
+ * connection is being freed: they then only clear their id). */
+static void unplug_release(unplug_op *o)
+{
+        qmp *q = lo_qmp(o->lo);
+        if (q && o->cmd > 0)
+                qmp_cancel(q, o->cmd);
+        if (q && o->waiter > 0)
+                qmp_cancel(q, o->waiter);
+        if (q)
+                o->cmd = o->waiter = 0;
+        if (o->lo->unplug == o)
+                o->lo->unplug = NULL;
+        if (!o->cmd && !o->waiter)
+                free(o);
+}
+
+static void unplug_end(unplug_op *o, kv_error *err)
+{
+        ctl_request *req = TAKE_PTR(o->req);
+        const char *what = o->u.disk ? "disk" : "interface";
+        if (err) {
+                kv_error_wrap(err, "unplug %s %s", what, o->u.name);
+                log_warning("%s", err->msg);
+                ctl_reply_error(req, "%s", err->msg);
+        } else {
+                log_info("unplug %s %s done", what, o->u.name);
+                ctl_reply_ok(req, NULL);
+        }
+        unplug_release(o);
+}
+
+static void unplug_on_backend(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
+{
+        unplug_op *o = userdata;
+        o->cmd = 0;
+        if (!o->req) {
+                unplug_release(o);
+                return;
+        }
+        kv_error e = err ? *err : (kv_error){0};
+        unplug_end(o, err ? &e : NULL);
+}
+
+static void unplug_send(unplug_op *o, const char *command, cJSON *args, qmp_reply_cb cb)
+{
+        kv_error err = {0};
+        o->cmd = qmp_send(lo_qmp(o->lo), command, args, -1, QMP_QUERY_TIMEOUT_MS, cb, o, &err);
+        if (o->cmd < 0) {
+                o->cmd = 0;
+                unplug_end(o, &err);
+                return;
+        }
+        rearm(o->lo);
+}
+
+static void unplug_backend(unplug_op *o)
+{
+        cJSON *args;
+        const char *command = hotplug_backend_del(&o->u, &args);
+        unplug_send(o, command, args, unplug_on_backend);
+}
+
+static void unplug_on_deleted(qmp *q, const cJSON *event, const kv_error *err, void *userdata)
+{
+        unplug_op *o = userdata;
+        o->waiter = 0;
+        if (!o->req) {
+                unplug_release(o);
+                return;
+        }
+        kv_error e = {0};
+        if (err && err->code == ETIMEDOUT)
+                unplug_end(o, (lo_device_deleted_timeout(o->u.id, o->timeout_ms, &e), &e));
+        else if (err)
+                unplug_end(o, (e = *err, &e));
+        else if (!o->cmd) /* device_del answered already: the guest let go */
+                unplug_backend(o);
+}
+
+static void unplug_on_device_del(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
+{
+        unplug_op *o = userdata;
+        o->cmd = 0;
+        if (!o->req) {
+                unplug_release(o);
+                return;
+        }
+        const char *cls = err ? qmp_error_class(err) : NULL;
+        if (err && !(cls && !strcmp(cls, "DeviceNotFound"))) {
+                kv_error e = *err;
+                unplug_end(o, &e);
+                return;
+        }
+        if (err || !o->waiter) { /* already gone, or DEVICE_DELETED came before this reply */
+                if (o->waiter > 0)
+                        qmp_cancel(q, o->waiter);
+                o->waiter = 0;
+                unplug_backend(o);
+        }
+}
+
+/* The waiter first: DEVICE_DELETED can follow device_del's reply closely (scsi-hd: 0.05 s). */
+static void unplug_device_del(unplug_op *o)
+{
+        kv_error err = {0};
+        qmp *q = lo_qmp(o->lo);
+        o->waiter = qmp_wait_event_async(q, "DEVICE_DELETED", "device", o->u.id, o->timeout_ms,
+                                         unplug_on_deleted, o, &err);
+        if (o->waiter < 0) {
+                o->waiter = 0;
+                unplug_end(o, &err);
+                return;
+        }
+        unplug_send(o, "device_del", lo_obj_str(cJSON_CreateObject(), "id", o->u.id), unplug_on_device_del);
+}
+
+static void unplug_on_blocks(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
+{
+        unplug_op *o = userdata;
+        o->cmd = 0;
+        if (!o->req) {
+                unplug_release(o);
+                return;
+        }
+        kv_error e = err ? *err : (kv_error){0};
+        if (!err && hotplug_disk_node_from(ret, &o->u) == 0)
+                kv_error_set(&e, ENOENT, "no such disk attached");
+        if (e.code)
+                unplug_end(o, &e);
+        else
+                unplug_device_del(o);
+}
+
+static int unplug_start(ctl_request *req, bool disk)
+{
+        if (!vm_ready(req))
+                return 0;
+        liveops *lo = liveops_of(req);
+        const cJSON *name = cJSON_GetObjectItem(req->args, "name"),
+                    *t = cJSON_GetObjectItem(req->args, "timeoutMs");
+        if (!cJSON_IsString(name) || !name->valuestring[0]) {
+                ctl_reply_error(req, "unplug-%s: args.name is required", disk ? "disk" : "nic");
+                return 0;
+        }
+        unplug_op *o = calloc(1, sizeof(*o));
+        if (!o) {
+                ctl_reply_error(req, "out of memory");
+                return 0;
+        }
+        *o = (unplug_op){
+            .lo = lo, .req = req, .timeout_ms = cJSON_IsNumber(t) ? t->valueint : LO_UNPLUG_TIMEOUT_MS};
+        hotplug_unplug_ids(disk, name->valuestring, &o->u);
+        lo->unplug = o;
+        if (disk)
+                unplug_send(o, "query-block", NULL, unplug_on_blocks);
+        else
+                unplug_device_del(o);
+        return 0;
+}
+
+int liveops_ctl_unplug_disk(ctl_request *req)
+{
+        return unplug_start(req, true);
+}
+
+int liveops_ctl_unplug_nic(ctl_request *req)
+{
+        return unplug_start(req, false);
+}
 
 /* ---- snapshots with an id (docs/cluster-snapshots.md) ------------------------------------------ */
 
@@ -123,17 +361,6 @@ static cJSON *snapshots_for_status(const cJSON *list)
                 cJSON_AddItemToArray(out, o);
         }
         return out;
-}
-
-/* After every snapshot operation, ok or not: what the disks hold now. */
-static void refresh_snapshots(supervisor *s)
-{
-        kv_error err = {0};
-        _cleanup_cjson_ cJSON *list = NULL;
-        if (snapshot_list(s->qmp, &list, &err) < 0)
-                log_warning("snapshot-list after a snapshot operation: %s", err.msg);
-        else
-                status_set_json(&s->st->snapshots, snapshots_for_status(list));
 }
 
 static const cJSON *recorded_operation(const status *st, const char *id)
@@ -179,11 +406,213 @@ static void reply_recorded(ctl_request *req, const cJSON *e)
         }
 }
 
+/* One snapshot-save/-load/-delete in flight. Each step sends one QMP command whose reply callback
+ * moves on; `pending` is that command (cancelled if the operation ends otherwise). */
+typedef enum {
+        SNAP_DEVICES,
+        SNAP_STARTING,
+        SNAP_RUNNING,
+        SNAP_QUERYING,
+        SNAP_DISMISSING,
+        SNAP_LISTING
+} snap_step;
+
+struct snap_op {
+        liveops *lo;
+        ctl_request *req;
+        const char *verb, *op; /* "snapshot-save", "save" */
+        char *tag, *id;        /* id may be NULL */
+        char job[64];
+        snap_step step;
+        int64_t pending;
+        bool failed;
+        kv_error err;
+        loop_timer poll, deadline;
+};
+
+static void snap_free(snap_op *o)
+{
+        qmp *q = lo_qmp(o->lo);
+        if (o->pending > 0 && q)
+                qmp_cancel(q, o->pending);
+        loop_timer_disarm(o->lo->h.loop, &o->poll);
+        loop_timer_disarm(o->lo->h.loop, &o->deadline);
+        if (o->lo->snap == o)
+                o->lo->snap = NULL;
+        free(o->tag);
+        free(o->id);
+        free(o);
+}
+
+/* The end: the outcome into the status (with an id) and the answer to the client. */
+static void snap_finish(snap_op *o)
+{
+        liveops *lo = o->lo;
+        kv_error *err = o->failed ? &o->err : NULL;
+        if (err) {
+                log_warning("%s %s failed: %s", o->verb, o->tag, err->msg);
+                if (strlen(err->msg) > SNAPSHOT_MESSAGE_MAX)
+                        err->msg[SNAPSHOT_MESSAGE_MAX] = '\0';
+        } else {
+                log_info("%s %s done%s%s", o->verb, o->tag, o->id ? ", operation " : "", o->id ? o->id : "");
+        }
+        cJSON *e = o->id ? record_operation(lo->h.st, o->id, o->op, o->tag, err) : NULL;
+        publish(lo); /* the status file and the reporter: the controller waits for it */
+        ctl_request *req = TAKE_PTR(o->req);
+        if (err)
+                ctl_reply_error(req, "%s", err->msg);
+        else {
+                cJSON *result = cJSON_CreateObject();
+                if (e)
+                        cJSON_AddItemToObject(result, "snapshotOperation", cJSON_Duplicate(e, true));
+                ctl_reply_ok(req, result);
+        }
+        snap_free(o);
+}
+
+static void snap_fail(snap_op *o, const kv_error *err)
+{
+        if (o->failed)
+                return; /* the first failure is the one reported */
+        o->failed = true;
+        o->err = *err;
+        kv_error_wrap(&o->err, "%s %s", o->verb, o->tag);
+}
+
+static void snap_on_reply(qmp *q, const cJSON *ret, const kv_error *err, void *userdata);
+
+/* Sends the next step's command; false (with the failure recorded) when it could not be queued. */
+static bool snap_send(snap_op *o, snap_step step, const char *command, cJSON *args)
+{
+        kv_error err = {0};
+        qmp *q = lo_qmp(o->lo);
+        o->step = step;
+        /* QEMU answers nothing while it writes the snapshot (the snapshot-save reply itself comes after
+         * it): the operation's own deadline bounds these. */
+        o->pending = q ? qmp_send(q, command, args, -1, SNAPSHOT_TIMEOUT_MS, snap_on_reply, o, &err)
+                       : kv_error_set(&err, ENOTCONN, "QMP is not connected");
+        if (!q)
+                cJSON_Delete(args);
+        if (o->pending < 0) {
+                o->pending = 0;
+                snap_fail(o, &err);
+                return false;
+        }
+        rearm(o->lo);
+        return true;
+}
+
+/* After the job (or a failure): what the disks hold now goes into the status, then the end. */
+static void snap_conclude(snap_op *o)
+{
+        loop_timer_disarm(o->lo->h.loop, &o->poll);
+        loop_timer_disarm(o->lo->h.loop, &o->deadline);
+        if (!lo_qmp(o->lo) || !snap_send(o, SNAP_LISTING, "query-block", NULL))
+                snap_finish(o);
+}
+
+static void snap_query_job(snap_op *o)
+{
+        if (o->step == SNAP_RUNNING && !snap_send(o, SNAP_QUERYING, "query-jobs", NULL))
+                snap_conclude(o);
+}
+
+static void snap_on_poll(loop_timer *t, void *data)
+{
+        snap_op *o = data;
+        loop_timer_arm(o->lo->h.loop, &o->poll, SNAPSHOT_POLL_MS, snap_on_poll, o);
+        snap_query_job(o);
+}
+
+static void snap_on_deadline(loop_timer *t, void *data)
+{
+        snap_op *o = data;
+        kv_error err = {0};
+        kv_error_set(&err, ETIMEDOUT, "job %s still running after %d ms", o->job, SNAPSHOT_TIMEOUT_MS);
+        snap_fail(o, &err);
+        qmp *q = lo_qmp(o->lo);
+        if (o->pending > 0 && q)
+                qmp_cancel(q, o->pending);
+        o->pending = 0;
+        snap_conclude(o);
+}
+
+static void snap_start_job(snap_op *o, const cJSON *blocks)
+{
+        kv_error err = {0};
+        cJSON *args = NULL;
+        if (snapshot_job_args(blocks, o->verb, o->tag, o->job, &args, &err) < 0) {
+                o->failed = true; /* already says "snapshot-save TAG: ..." */
+                o->err = err;
+                snap_conclude(o);
+                return;
+        }
+        /* A concluded job of ours left by an earlier crash would block the id; its answer does not matter. */
+        qmp_send(lo_qmp(o->lo), "job-dismiss", lo_obj_str(cJSON_CreateObject(), "id", o->job), -1,
+                 QMP_QUERY_TIMEOUT_MS, NULL, NULL, &err);
+        if (!snap_send(o, SNAP_STARTING, o->verb, args)) {
+                snap_conclude(o);
+                return;
+        }
+        loop_timer_arm(o->lo->h.loop, &o->deadline, SNAPSHOT_TIMEOUT_MS, snap_on_deadline, o);
+        loop_timer_arm(o->lo->h.loop, &o->poll, SNAPSHOT_POLL_MS, snap_on_poll, o);
+}
+
+static void snap_on_jobs(snap_op *o, const cJSON *jobs)
+{
+        kv_error err = {0};
+        int r = lo_job_outcome(jobs, o->job, &err);
+        if (r == 0) {
+                o->step = SNAP_RUNNING;
+                return;
+        }
+        if (r < 0)
+                snap_fail(o, &err);
+        if (r == -ENOENT ||
+            !snap_send(o, SNAP_DISMISSING, "job-dismiss", lo_obj_str(cJSON_CreateObject(), "id", o->job)))
+                snap_conclude(o);
+}
+
+static void snap_on_reply(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
+{
+        snap_op *o = userdata;
+        o->pending = 0;
+        if (err) {
+                snap_fail(o, err);
+                if (o->step == SNAP_LISTING || o->step == SNAP_DISMISSING || !lo_qmp(o->lo))
+                        snap_finish(o);
+                else
+                        snap_conclude(o);
+                return;
+        }
+        switch (o->step) {
+        case SNAP_DEVICES:
+                snap_start_job(o, ret);
+                break;
+        case SNAP_STARTING: /* the job runs; its events or the poll timer say when it concluded */
+                o->step = SNAP_RUNNING;
+                break;
+        case SNAP_QUERYING:
+                snap_on_jobs(o, ret);
+                break;
+        case SNAP_DISMISSING:
+                snap_conclude(o);
+                break;
+        case SNAP_LISTING:
+                status_set_json(&o->lo->h.st->snapshots, snapshots_for_status(snapshot_list_from(ret)));
+                snap_finish(o);
+                break;
+        case SNAP_RUNNING:
+                break;
+        }
+}
+
 /* snapshot-save/-load/-delete: the job, then the status' snapshots; with args.id the outcome also lands in
- * snapshotOperations (every outcome, so the controller waiting for that id always gets an answer). */
+ * snapshotOperations (every outcome, so the controller waiting for that id always gets an answer). The
+ * client is answered when the job has ended; the loop serves everything else meanwhile. */
 static int snapshot_operation(ctl_request *req, const char *verb, const char *op)
 {
-        supervisor *s = req->s;
+        liveops *lo = liveops_of(req);
         const cJSON *idj = cJSON_GetObjectItem(req->args, "id");
         if (idj &&
             (!cJSON_IsString(idj) || !idj->valuestring[0] || strlen(idj->valuestring) > SNAPSHOT_ID_MAX)) {
@@ -192,38 +621,36 @@ static int snapshot_operation(ctl_request *req, const char *verb, const char *op
                 return 0;
         }
         const char *id = idj ? idj->valuestring : NULL;
-        const cJSON *done = id ? recorded_operation(s->st, id) : NULL;
+        const cJSON *done = id ? recorded_operation(lo->h.st, id) : NULL;
         if (done) {
                 reply_recorded(req, done);
                 return 0;
         }
         const cJSON *tagj = cJSON_GetObjectItem(req->args, "tag");
-        const char *tag = cJSON_IsString(tagj) ? tagj->valuestring : "";
-        kv_error err = {0};
-        int r = vm_usable(s, &err);
-        if (r == 0) {
-                _cleanup_cjson_ cJSON *unused = NULL;
-                r = liveops_command(s->qmp, verb, req->args, &unused, &err);
-                refresh_snapshots(s);
-                supervisor_qmp_rearm(s);
-        }
-        if (r < 0) {
-                log_warning("%s %s failed: %s", verb, tag, err.msg);
-                if (strlen(err.msg) > SNAPSHOT_MESSAGE_MAX)
-                        err.msg[SNAPSHOT_MESSAGE_MAX] = '\0';
-        } else {
-                log_info("%s %s done%s%s", verb, tag, id ? ", operation " : "", id ? id : "");
-        }
-        cJSON *e = id ? record_operation(s->st, id, op, tag, r < 0 ? &err : NULL) : NULL;
-        supervisor_publish(s); /* the status file and the reporter: the controller waits for it */
-        if (r < 0) {
-                ctl_reply_error(req, "%s", err.msg);
+        snap_op *o = calloc(1, sizeof(*o));
+        if (!o) {
+                ctl_reply_error(req, "out of memory");
                 return 0;
         }
-        cJSON *result = cJSON_CreateObject();
-        if (e)
-                cJSON_AddItemToObject(result, "snapshotOperation", cJSON_Duplicate(e, true));
-        ctl_reply_ok(req, result);
+        *o = (snap_op){.lo = lo, .req = req, .verb = verb, .op = op};
+        o->tag = strdup(cJSON_IsString(tagj) ? tagj->valuestring : "");
+        o->id = id ? strdup(id) : NULL;
+        snprintf(o->job, sizeof(o->job), "kv-%s", verb);
+        kv_error err = {0};
+        if (!o->tag || (id && !o->id))
+                kv_error_set(&err, ENOMEM, "out of memory");
+        else
+                liveops_vm_usable(lo, PHASE_RUNNING, &err);
+        if (err.code) {
+                o->failed = true;
+                o->err = err;
+                snap_finish(o);
+                return 0;
+        }
+        lo->snap = o;
+        log_info("%s %s started", verb, o->tag);
+        if (!snap_send(o, SNAP_DEVICES, "query-block", NULL))
+                snap_finish(o);
         return 0;
 }
 
@@ -241,67 +668,109 @@ static void ignore_reply(qmp *q, const cJSON *ret, const kv_error *err, void *us
 {
 }
 
-static void arm_tick(void);
+static void arm_tick(liveops *lo, int64_t delay_ms);
 
 /* Completed: the guest runs on the target now; quitting the source makes the launcher end Succeeded. */
-static void migration_finished(void)
+static void migration_finished(liveops *lo)
 {
-        mig.active = false;
-        publish_state(mig.s);
-        if (!mig.st.completed) {
-                log_warning("migration failed, the VM keeps running here: %s", mig.st.failure_reason);
+        lo->mig.active = false;
+        publish_state(lo);
+        if (!lo->mig.st.completed) {
+                log_warning("migration failed, the VM keeps running here: %s", lo->mig.st.failure_reason);
                 return;
         }
         log_info("migration completed to %s: quitting the source QEMU (Succeeded, Migrated)",
-                 mig.st.target_address);
+                 lo->mig.st.target_address);
         /* KubeVirt's source domain ends "Migrated": not a power-off, not a stop request. */
-        snprintf(mig.s->end_reason, sizeof(mig.s->end_reason), "Migrated");
+        lo->h.set_end_reason(lo->h.ctx, "Migrated");
         kv_error err = {0};
-        qmp_send(mig.s->qmp, "quit", NULL, -1, 10000, ignore_reply, NULL, &err);
+        qmp_send(lo_qmp(lo), "quit", NULL, -1, 10000, ignore_reply, NULL, &err);
+        rearm(lo);
 }
 
-static void on_tick(qmp *q, const cJSON *event, const kv_error *err, void *userdata)
+/* The query-migrate reply, handled from the loop: its follow-ups (cancel, post-copy, the mirrors'
+ * clean-up) are QMP commands that must not run inside libqmp's dispatch. */
+static void on_migrate_reply_handle(loop_timer *t, void *data)
 {
-        if (!mig.active)
+        liveops *lo = data;
+        _cleanup_cjson_ cJSON *reply = TAKE_PTR(lo->mig.reply);
+        qmp *q = lo_qmp(lo);
+        if (!lo->mig.active || !reply || !q)
                 return;
-        if (err && err->code != ETIMEDOUT) { /* QMP gone: QEMU exited; the supervisor reports that */
-                mig.active = false;
-                return;
-        }
         kv_error e = {0};
-        bool was_postcopy = mig.st.postcopy_started;
-        int r = migration_poll(q, &mig.st, &e);
+        bool was_postcopy = lo->mig.st.postcopy_started;
+        int r = migration_poll_reply(q, reply, &lo->mig.st, &e);
+        rearm(lo);
         if (r < 0)
                 log_warning("migration: %s", e.msg);
-        if (r == 0 && mig.st.postcopy_started != was_postcopy)
-                publish_state(mig.s);
+        if (r == 0 && lo->mig.st.postcopy_started != was_postcopy)
+                publish_state(lo);
         if (r > 0)
-                migration_finished();
+                migration_finished(lo);
         else
-                arm_tick();
-        supervisor_qmp_rearm(mig.s);
+                arm_tick(lo, MIGRATION_TICK_MS);
 }
 
-static void arm_tick(void)
+static void on_migrate_reply(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
 {
-        kv_error err = {0};
-        if (qmp_wait_event_async(mig.s->qmp, MIGRATION_TICK_EVENT, NULL, NULL, MIGRATION_TICK_MS, on_tick,
-                                 NULL, &err) < 0)
-                log_error("migration: cannot arm its timer: %s", err.msg);
+        liveops *lo = userdata;
+        lo->mig.query_id = 0;
+        if (!lo->mig.active)
+                return;
+        if (err && !lo_qmp(lo)) { /* QMP gone: QEMU exited; the supervisor reports that */
+                lo->mig.active = false;
+                return;
+        }
+        if (err) {
+                log_warning("migration: %s", err->msg);
+                arm_tick(lo, MIGRATION_TICK_MS);
+                return;
+        }
+        cJSON_Delete(lo->mig.reply);
+        lo->mig.reply = cJSON_Duplicate(ret, true);
+        loop_timer_arm(lo->h.loop, &lo->mig.handle, 0, on_migrate_reply_handle, lo);
 }
 
-static cJSON *state_result(void)
+static void on_tick(loop_timer *t, void *data)
+{
+        liveops *lo = data;
+        qmp *q = lo_qmp(lo);
+        if (!lo->mig.active || lo->mig.query_id > 0)
+                return;
+        if (!q) {
+                lo->mig.active = false;
+                return;
+        }
+        kv_error err = {0};
+        lo->mig.query_id =
+            qmp_send(q, "query-migrate", NULL, -1, QMP_QUERY_TIMEOUT_MS, on_migrate_reply, lo, &err);
+        if (lo->mig.query_id < 0) {
+                lo->mig.query_id = 0;
+                log_error("migration: query-migrate: %s", err.msg);
+                arm_tick(lo, MIGRATION_TICK_MS);
+                return;
+        }
+        rearm(lo);
+}
+
+static void arm_tick(liveops *lo, int64_t delay_ms)
+{
+        loop_timer_arm(lo->h.loop, &lo->mig.tick, delay_ms, on_tick, lo);
+}
+
+static cJSON *state_result(liveops *lo)
 {
         cJSON *result = cJSON_CreateObject();
-        cJSON_AddItemToObject(result, "migrationState", migration_state_to_json(&mig.st));
+        cJSON_AddItemToObject(result, "migrationState", migration_state_to_json(&lo->mig.st));
         return result;
 }
 
 int liveops_ctl_migrate(ctl_request *req)
 {
+        liveops *lo = liveops_of(req);
         if (!vm_ready(req))
                 return 0;
-        if (mig.active) {
+        if (lo->mig.active) {
                 ctl_reply_error(req, "a migration is already running");
                 return 0;
         }
@@ -313,15 +782,15 @@ int liveops_ctl_migrate(ctl_request *req)
                 ctl_reply_error(req, "migrate: args.uri (\"tcp:HOST:PORT\" or \"unix:PATH\") is required");
                 return 0;
         }
-        if (uid && (!cJSON_IsString(uid) || strlen(uid->valuestring) >= sizeof(mig.st.uid))) {
+        if (uid && (!cJSON_IsString(uid) || strlen(uid->valuestring) >= sizeof(lo->mig.st.uid))) {
                 ctl_reply_error(req, "migrate: args.migrationUid must be a string under %zu bytes",
-                                sizeof(mig.st.uid));
+                                sizeof(lo->mig.st.uid));
                 return 0;
         }
         /* The reporter may send the same VMIM twice (reconnects, restarts): one run per migrationUid. */
-        if (uid && mig.have && !strcmp(mig.st.uid, uid->valuestring)) {
+        if (uid && lo->mig.have && !strcmp(lo->mig.st.uid, uid->valuestring)) {
                 ctl_reply_error(req, "migration %s already ran here (%s)", uid->valuestring,
-                                mig.st.completed ? "completed" : "failed");
+                                lo->mig.st.completed ? "completed" : "failed");
                 return 0;
         }
         migration_config c;
@@ -331,51 +800,52 @@ int liveops_ctl_migrate(ctl_request *req)
                 ctl_reply_error(req, "%s", cerr.msg);
                 return 0;
         }
-        migration_state_free(&mig.st);
-        mig.s = req->s;
-        mig.have = true;
+        migration_state_free(&lo->mig.st);
+        lo->mig.have = true;
         kv_error err = {0};
-        int r = migration_start(req->s->qmp, &c, uri->valuestring,
-                                cJSON_IsString(host) ? host->valuestring : NULL,
-                                cJSON_IsNumber(port) ? port->valueint : 0, &mig.st, &err);
+        int r =
+            migration_start(lo_qmp(lo), &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
+                            cJSON_IsNumber(port) ? port->valueint : 0, &lo->mig.st, &err);
         if (uid)
-                snprintf(mig.st.uid, sizeof(mig.st.uid), "%s", uid->valuestring);
+                snprintf(lo->mig.st.uid, sizeof(lo->mig.st.uid), "%s", uid->valuestring);
         if (r < 0) {
-                supervisor_qmp_rearm(req->s);
-                publish_state(req->s);
+                rearm(lo);
+                publish_state(lo);
                 ctl_reply_error(req, "%s", err.msg);
                 return 0;
         }
-        mig.active = true;
-        arm_tick();
-        supervisor_qmp_rearm(req->s);
-        publish_state(req->s);
-        ctl_reply_ok(req, state_result());
+        lo->mig.active = true;
+        arm_tick(lo, MIGRATION_TICK_MS);
+        rearm(lo);
+        publish_state(lo);
+        ctl_reply_ok(req, state_result(lo));
         return 0;
 }
 
 int liveops_ctl_migrate_cancel(ctl_request *req)
 {
-        if (!mig.active) {
+        liveops *lo = liveops_of(req);
+        if (!lo->mig.active) {
                 ctl_reply_error(req, "no migration is running");
                 return 0;
         }
         kv_error err = {0};
-        int r = migration_cancel(req->s->qmp, &mig.st, &err);
-        supervisor_qmp_rearm(req->s);
+        int r = migration_cancel(lo_qmp(lo), &lo->mig.st, &err);
+        rearm(lo);
         if (r < 0)
                 ctl_reply_error(req, "%s", err.msg);
         else
-                ctl_reply_ok(req, state_result());
+                ctl_reply_ok(req, state_result(lo));
         return 0;
 }
 
 int liveops_ctl_migrate_status(ctl_request *req)
 {
-        if (!mig.have)
+        liveops *lo = liveops_of(req);
+        if (!lo->mig.have)
                 ctl_reply_error(req, "no migration was started by this launcher");
         else
-                ctl_reply_ok(req, state_result());
+                ctl_reply_ok(req, state_result(lo));
         return 0;
 }
 
@@ -383,13 +853,13 @@ int liveops_ctl_migrate_status(ctl_request *req)
 
 static bool target_ready(ctl_request *req, bool prepared)
 {
-        supervisor *s = req->s;
-        if (!s->cfg->incoming)
+        liveops *lo = liveops_of(req);
+        kv_error err = {0};
+        if (!lo->h.incoming)
                 ctl_reply_error(req, "this launcher was not started as a migration target (--incoming)");
-        else if (!s->qmp || s->st->phase != PHASE_SCHEDULED || s->stage != STOP_NONE)
-                ctl_reply_error(req, "the migration target is %s%s", phase_name(s->st->phase),
-                                s->stage != STOP_NONE ? " and stopping" : "");
-        else if (mig.target_prepared != prepared)
+        else if (liveops_vm_usable(lo, PHASE_SCHEDULED, &err) < 0)
+                ctl_reply_error(req, "the migration target: %s", err.msg);
+        else if (lo->mig.target_prepared != prepared)
                 ctl_reply_error(req, prepared ? "migration-target was not run yet"
                                               : "the target already waits for a migration");
         else
@@ -397,28 +867,27 @@ static bool target_ready(ctl_request *req, bool prepared)
         return false;
 }
 
-static int target_prepare(supervisor *s, const migration_config *c, const char *uri, const char *nbd_host,
+static int target_prepare(liveops *lo, const migration_config *c, const char *uri, const char *nbd_host,
                           int nbd_port, kv_error *err)
 {
-        int r = migration_target_prepare(s->qmp, c, uri, nbd_host, nbd_port, err);
-        supervisor_qmp_rearm(s);
-        mig.s = s;
-        mig.have = true;
-        mig.st = (migration_state){0};
-        migration_params_compute(c, &mig.st.params); /* what was set */
-        snprintf(mig.st.mode, sizeof(mig.st.mode), "PreCopy");
-        snprintf(mig.st.target_address, sizeof(mig.st.target_address), "%s", uri);
-        if (gethostname(mig.st.target_node, sizeof(mig.st.target_node) - 1) < 0)
-                mig.st.target_node[0] = '\0';
-        rfc3339_now(mig.st.start, sizeof(mig.st.start));
-        snprintf(mig.st.qemu_status, sizeof(mig.st.qemu_status), "%s", r < 0 ? "failed" : "setup");
+        int r = migration_target_prepare(lo_qmp(lo), c, uri, nbd_host, nbd_port, err);
+        rearm(lo);
+        lo->mig.have = true;
+        lo->mig.st = (migration_state){0};
+        migration_params_compute(c, &lo->mig.st.params); /* what was set */
+        snprintf(lo->mig.st.mode, sizeof(lo->mig.st.mode), "PreCopy");
+        snprintf(lo->mig.st.target_address, sizeof(lo->mig.st.target_address), "%s", uri);
+        if (gethostname(lo->mig.st.target_node, sizeof(lo->mig.st.target_node) - 1) < 0)
+                lo->mig.st.target_node[0] = '\0';
+        rfc3339_now(lo->mig.st.start, sizeof(lo->mig.st.start));
+        snprintf(lo->mig.st.qemu_status, sizeof(lo->mig.st.qemu_status), "%s", r < 0 ? "failed" : "setup");
         if (r < 0) {
-                mig.st.failed = true;
-                snprintf(mig.st.failure_reason, sizeof(mig.st.failure_reason), "%s", err->msg);
-                rfc3339_now(mig.st.end, sizeof(mig.st.end));
+                lo->mig.st.failed = true;
+                snprintf(lo->mig.st.failure_reason, sizeof(lo->mig.st.failure_reason), "%s", err->msg);
+                rfc3339_now(lo->mig.st.end, sizeof(lo->mig.st.end));
         }
-        mig.target_prepared = r >= 0;
-        publish_state(s);
+        lo->mig.target_prepared = r >= 0;
+        publish_state(lo);
         return r;
 }
 
@@ -441,12 +910,12 @@ static int check_userfaultfd(kv_error *err)
         return 0; /* 1, or a kernel without the sysctl (older than 5.11 allowed it) */
 }
 
-int liveops_target_boot(supervisor *s, const char *incoming, kv_error *err)
+int liveops_target_boot(liveops *lo, kv_error *err)
 {
-        if (!strcmp(incoming, "defer"))
+        if (!strcmp(lo->h.incoming, "defer"))
                 return 0;
         migration_config c;
-        cJSON *config = s->cfg->incoming_config ? cJSON_Parse(s->cfg->incoming_config) : NULL;
+        cJSON *config = lo->h.incoming_config ? cJSON_Parse(lo->h.incoming_config) : NULL;
         int r = liveops_parse_migration_config(config, "--incoming-config", &c, err); /* main checked it */
         cJSON_Delete(config);
         if (r >= 0 && c.allow_post_copy)
@@ -454,13 +923,14 @@ int liveops_target_boot(supervisor *s, const char *incoming, kv_error *err)
         if (r < 0)
                 return r;
         log_info("migration target: capabilities from %s (post-copy %s)",
-                 s->cfg->incoming_config ? "--incoming-config" : "the default configuration",
+                 lo->h.incoming_config ? "--incoming-config" : "the default configuration",
                  c.allow_post_copy ? "allowed" : "off");
-        return target_prepare(s, &c, incoming, s->cfg->incoming_nbd_host, s->cfg->incoming_nbd_port, err);
+        return target_prepare(lo, &c, lo->h.incoming, lo->h.incoming_nbd_host, lo->h.incoming_nbd_port, err);
 }
 
 int liveops_ctl_migration_target(ctl_request *req)
 {
+        liveops *lo = liveops_of(req);
         if (!target_ready(req, false))
                 return 0;
         const cJSON *uri = cJSON_GetObjectItem(req->args, "uri"),
@@ -478,106 +948,174 @@ int liveops_ctl_migration_target(ctl_request *req)
                 ctl_reply_error(req, "%s", err.msg);
                 return 0;
         }
-        if (target_prepare(req->s, &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
+        if (target_prepare(lo, &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
                            cJSON_IsNumber(port) ? port->valueint : 0, &err) < 0)
                 ctl_reply_error(req, "%s", err.msg);
         else
-                ctl_reply_ok(req, state_result());
+                ctl_reply_ok(req, state_result(lo));
         return 0;
 }
 
-/* The guest runs here now: the phase becomes Running (KubeVirt: the VMI's new node). */
-static void target_running(supervisor *s)
+/* Answers a waiting migration-target-finish: ok (error NULL) with the state, or the error. */
+static void target_finish_answer(liveops *lo, const char *error)
 {
-        mig.st.completed = true;
-        snprintf(mig.st.qemu_status, sizeof(mig.st.qemu_status), "completed");
-        rfc3339_now(mig.st.end, sizeof(mig.st.end));
-        status_set_phase(s->st, PHASE_RUNNING, NULL);
-        snprintf(s->st->qemu_status, sizeof(s->st->qemu_status), "running");
-        status_set_condition(s->st, COND_READY, true, true, "", "");
-        status_set_condition(s->st, COND_PAUSED, false, false, NULL, NULL);
-        publish_state(s);
-        log_info("incoming migration completed: guest running");
+        ctl_request *req = TAKE_PTR(lo->mig.finish_req);
+        loop_timer_disarm(lo->h.loop, &lo->mig.finish_deadline);
+        if (!req)
+                return;
+        if (error)
+                ctl_reply_error(req, "%s", error);
+        else
+                ctl_reply_ok(req, state_result(lo));
 }
 
-static void arm_release_tick(supervisor *s);
+static void on_finish_deadline(loop_timer *t, void *data)
+{
+        liveops *lo = data;
+        target_finish_answer(lo, "the incoming migration did not complete in time (migration-target-finish "
+                                 "timeoutMs)");
+}
+
+/* The guest runs here now: the phase becomes Running (KubeVirt: the VMI's new node). */
+static void target_running(liveops *lo)
+{
+        status *st = lo->h.st;
+        lo->mig.st.completed = true;
+        snprintf(lo->mig.st.qemu_status, sizeof(lo->mig.st.qemu_status), "completed");
+        rfc3339_now(lo->mig.st.end, sizeof(lo->mig.st.end));
+        status_set_phase(st, PHASE_RUNNING, NULL);
+        snprintf(st->qemu_status, sizeof(st->qemu_status), "running");
+        status_set_condition(st, COND_READY, true, true, "", "");
+        status_set_condition(st, COND_PAUSED, false, false, NULL, NULL);
+        publish_state(lo);
+        log_info("incoming migration completed: guest running");
+        target_finish_answer(lo, NULL);
+}
+
+static void arm_release_tick(liveops *lo);
 
 /* One step of the target's own finish: the exports go once the source's mirrors let go, then `cont`. */
-static void on_release_tick(qmp *q, const cJSON *event, const kv_error *err, void *userdata)
+static void on_release_tick(loop_timer *t, void *data)
 {
-        supervisor *s = userdata;
-        if (!mig.target_releasing || (err && err->code != ETIMEDOUT))
+        liveops *lo = data;
+        qmp *q = lo_qmp(lo);
+        if (!lo->mig.target_releasing || !q)
                 return; /* finished by migration-target-finish meanwhile, or QEMU is gone */
         kv_error e = {0};
-        bool force = lo_now_ms() >= mig.release_deadline;
+        bool force = lo_now_ms() >= lo->mig.release_deadline;
         int left = migration_target_unexport(q, force, &e);
         if (left > 0) {
-                arm_release_tick(s);
+                rearm(lo);
+                arm_release_tick(lo);
                 return;
         }
         if (force)
                 log_warning("migration target: the source still used its NBD exports after %d ms; dropped",
                             TARGET_RELEASE_TIMEOUT_MS);
         int r = left < 0 ? left : migration_target_resume(q, &e);
-        supervisor_qmp_rearm(s);
-        mig.target_releasing = false;
+        rearm(lo);
+        lo->mig.target_releasing = false;
         if (r < 0) {
                 log_error("migration target: %s", e.msg);
-                supervisor_request_stop(s, "the migrated guest could not be resumed");
+                target_finish_answer(lo, e.msg);
+                lo->h.request_stop(lo->h.ctx, "the migrated guest could not be resumed");
                 return;
         }
-        mig.target_done = true;
-        target_running(s);
+        lo->mig.target_done = true;
+        target_running(lo);
 }
 
-static void arm_release_tick(supervisor *s)
+static void arm_release_tick(liveops *lo)
 {
-        kv_error err = {0};
-        if (qmp_wait_event_async(s->qmp, MIGRATION_TICK_EVENT, NULL, NULL, TARGET_RELEASE_TICK_MS,
-                                 on_release_tick, s, &err) < 0)
-                log_error("migration target: cannot arm its timer: %s", err.msg);
+        loop_timer_arm(lo->h.loop, &lo->mig.tick, TARGET_RELEASE_TICK_MS, on_release_tick, lo);
 }
 
-void liveops_on_migration_event(supervisor *s, const cJSON *data)
+static void on_migration_event(liveops *lo, const cJSON *data)
 {
         const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(data, "status"));
-        if (!s->cfg->incoming || !mig.target_prepared || mig.target_done || mig.target_releasing || !state)
+        if (lo->mig.active && !lo->mig.query_id) /* source: look now rather than at the next tick */
+                arm_tick(lo, 0);
+        if (!lo->h.incoming || !lo->mig.target_prepared || lo->mig.target_done || lo->mig.target_releasing ||
+            !state)
                 return;
-        if (!strcmp(state, "postcopy-active") && strcmp(mig.st.mode, "PostCopy")) {
+        if (!strcmp(state, "postcopy-active") && strcmp(lo->mig.st.mode, "PostCopy")) {
                 log_info("incoming migration switched to post-copy");
-                snprintf(mig.st.mode, sizeof(mig.st.mode), "PostCopy");
-                publish_state(s); /* no QMP command: only the status file and the reporter */
+                snprintf(lo->mig.st.mode, sizeof(lo->mig.st.mode), "PostCopy");
+                publish_state(lo); /* no QMP command: only the status file and the reporter */
+                return;
+        }
+        if (!strcmp(state, "failed") || !strcmp(state, "cancelled")) {
+                char why[64];
+                snprintf(why, sizeof(why), "incoming migration %s", state);
+                target_finish_answer(lo, why);
                 return;
         }
         if (strcmp(state, "completed"))
                 return;
         /* Called from inside libqmp's event dispatch: only a timer here, the QMP commands run from it. */
         log_info("incoming migration completed: finishing the target");
-        mig.target_releasing = true;
-        mig.release_deadline = lo_now_ms() + TARGET_RELEASE_TIMEOUT_MS;
-        arm_release_tick(s);
+        lo->mig.target_releasing = true;
+        lo->mig.release_deadline = lo_now_ms() + TARGET_RELEASE_TIMEOUT_MS;
+        arm_release_tick(lo);
 }
 
+static void on_job_event(liveops *lo, const cJSON *data)
+{
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(data, "id")),
+                   *st = cJSON_GetStringValue(cJSON_GetObjectItem(data, "status"));
+        if (lo->snap && id && st && !strcmp(id, lo->snap->job) && !strcmp(st, "concluded"))
+                snap_query_job(lo->snap);
+}
+
+void liveops_on_qmp_event(liveops *lo, const char *name, const cJSON *data)
+{
+        if (!strcmp(name, "MIGRATION"))
+                on_migration_event(lo, data);
+        else if (!strcmp(name, "JOB_STATUS_CHANGE"))
+                on_job_event(lo, data);
+}
+
+void liveops_free(liveops *lo)
+{
+        if (!lo)
+                return;
+        if (lo->unplug) {
+                kv_error err = {0};
+                kv_error_set(&err, ECANCELED, "the launcher ended");
+                unplug_end(lo->unplug, &err);
+        }
+        if (lo->snap) { /* normally already ended by the QMP connection's end */
+                kv_error err = {0};
+                kv_error_set(&err, ECANCELED, "the launcher ended");
+                snap_fail(lo->snap, &err);
+                snap_finish(lo->snap);
+        }
+        target_finish_answer(lo, "the launcher ended");
+        loop_timer_disarm(lo->h.loop, &lo->mig.tick);
+        loop_timer_disarm(lo->h.loop, &lo->mig.handle);
+        cJSON_Delete(lo->mig.reply);
+        migration_state_free(&lo->mig.st);
+        free(lo);
+}
+
+/* Answered when the target finished by itself (on QEMU's MIGRATION completed event, then the release
+ * steps), or at args.timeoutMs (default 30 s); the loop goes on meanwhile. */
 int liveops_ctl_migration_target_finish(ctl_request *req)
 {
-        if (mig.target_done) { /* finished by itself on the completed event */
-                ctl_reply_ok(req, state_result());
+        liveops *lo = liveops_of(req);
+        if (lo->mig.target_done) { /* finished by itself on the completed event */
+                ctl_reply_ok(req, state_result(lo));
                 return 0;
         }
         if (!target_ready(req, true))
                 return 0;
-        const cJSON *t = cJSON_GetObjectItem(req->args, "timeoutMs");
-        kv_error err = {0};
-        int r = migration_target_finish(req->s->qmp, cJSON_IsNumber(t) ? t->valueint : 30000, &err);
-        supervisor_qmp_rearm(req->s);
-        if (r < 0) {
-                log_warning("migration target: %s", err.msg);
-                ctl_reply_error(req, "%s", err.msg);
+        if (lo->mig.finish_req) {
+                ctl_reply_error(req, "a migration-target-finish is already waiting");
                 return 0;
         }
-        mig.target_releasing = false;
-        mig.target_done = true;
-        target_running(req->s);
-        ctl_reply_ok(req, state_result());
+        const cJSON *t = cJSON_GetObjectItem(req->args, "timeoutMs");
+        lo->mig.finish_req = req;
+        loop_timer_arm(lo->h.loop, &lo->mig.finish_deadline, cJSON_IsNumber(t) ? t->valueint : 30000,
+                       on_finish_deadline, lo);
         return 0;
 }

@@ -1,8 +1,40 @@
 /* liveops-control: the control-socket commands of the live operations (hot-plug, snapshots, migration).
- * Compiled into virt-launcher; control-commands.c splices LIVEOPS_CTL_COMMANDS into ctl_commands[]. */
+ * Compiled into virt-launcher; control-commands.c splices LIVEOPS_CTL_COMMANDS into ctl_commands[]. The
+ * live operations see the launcher only through liveops_host; their own state is one liveops object. */
 #pragma once
 
 #include "control.h"
+
+struct vmi;
+struct launcher_paths;
+
+/* What the live operations may see of, and ask from, the launcher that hosts them. */
+typedef struct liveops_host {
+        void *ctx; /* passed back to the callbacks */
+        loop *loop;
+        status *st;
+        /* --incoming and its companions (sup_config); incoming NULL: not a migration target */
+        const char *incoming, *incoming_config, *incoming_nbd_host;
+        int incoming_nbd_port;
+        struct vmi **vmi;                   /* the running spec, replaced by `apply` */
+        const struct launcher_paths *paths; /* to prepare the volumes an `apply` adds */
+        qmp *(*qmp)(void *ctx);             /* the launcher's monitor; NULL once gone */
+        bool (*stopping)(void *ctx);        /* a stop was requested */
+        void (*publish)(void *ctx);         /* write the status (and hand it to the reporter) */
+        void (*qmp_rearm)(void *ctx);       /* after queueing QMP commands outside a QMP callback */
+        void (*request_stop)(void *ctx, const char *why);
+        /* A clean QEMU exit ends the launcher Succeeded with this reason ("Migrated"). */
+        void (*set_end_reason)(void *ctx, const char *reason);
+} liveops_host;
+
+typedef struct liveops liveops;
+
+/* host is copied. */
+int liveops_new(const liveops_host *host, liveops **out);
+/* After the QMP connection is gone (its callbacks have run), before the loop is freed. */
+void liveops_free(liveops *lo);
+/* The hosting launcher's liveops (the supervisor keeps it). */
+liveops *liveops_of(ctl_request *req);
 
 int liveops_ctl_hotplug_disk(ctl_request *req);
 int liveops_ctl_unplug_disk(ctl_request *req);
@@ -24,10 +56,15 @@ int liveops_ctl_migration_target(ctl_request *req);
 int liveops_ctl_migration_target_finish(ctl_request *req);
 /* Called by the supervisor instead of `cont` when started with --incoming URI|defer: a URI is
  * prepared at once with the --incoming-config configuration (default: the defaults). */
-int liveops_target_boot(supervisor *s, const char *incoming, kv_error *err);
-/* The supervisor's QMP event handler passes MIGRATION events here: on a target whose incoming migration
- * completed, the launcher finishes by itself (exports released, `cont`, phase Running). */
-void liveops_on_migration_event(supervisor *s, const cJSON *data);
+int liveops_target_boot(liveops *lo, kv_error *err);
+/* The supervisor's QMP event handler passes every event here. MIGRATION: on a target whose incoming
+ * migration completed, the launcher finishes by itself (exports released, `cont`, phase Running); on a
+ * source, the next progress poll comes at once. JOB_STATUS_CHANGE: a snapshot job's end. */
+void liveops_on_qmp_event(liveops *lo, const char *name, const cJSON *data);
+/* 0 when QMP commands may run on the VM now (phase `phase`, no stop, no snapshot job in flight), else
+ * -EBUSY with why in err. For liveops-apply.c. */
+int liveops_vm_usable(liveops *lo, enum phase phase, kv_error *err);
+const liveops_host *liveops_host_of(liveops *lo);
 /* VMI reload: the new spec (args.vmi, JSON/YAML text or object) diffed against the running one and
  * applied as hot-plug operations (liveops-apply.c). */
 int liveops_ctl_apply(ctl_request *req);

@@ -320,8 +320,13 @@ int migration_poll(qmp *q, migration_state *st, kv_error *err)
                 return 1;
         _cleanup_cjson_ cJSON *ret = NULL;
         int r = lo_exec(q, "query-migrate", NULL, &ret, err);
-        if (r < 0)
-                return r;
+        return r < 0 ? r : migration_poll_reply(q, ret, st, err);
+}
+
+int migration_poll_reply(qmp *q, const cJSON *ret, migration_state *st, kv_error *err)
+{
+        if (st->finished)
+                return 1;
         const cJSON *s = cJSON_GetObjectItem(ret, "status"), *ram = cJSON_GetObjectItem(ret, "ram");
         snprintf(st->qemu_status, sizeof(st->qemu_status), "%s", cJSON_IsString(s) ? s->valuestring : "none");
         st->ram_total = jnum_u64(ram, "total");

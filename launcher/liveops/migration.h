@@ -88,6 +88,9 @@ int migration_start(qmp *q, const migration_config *c, const char *uri, const ch
  * when the completion timeout passes, abort when no progress). Returns 1 once finished (completed or
  * failed; mirrors cleaned up), 0 while running, <0 on a QMP failure. */
 int migration_poll(qmp *q, migration_state *st, kv_error *err);
+/* The same step from a query-migrate reply the caller already has (the launcher polls asynchronously);
+ * the follow-up commands (cancel, post-copy, mirror clean-up) still run on q. */
+int migration_poll_reply(qmp *q, const cJSON *query_migrate, migration_state *st, kv_error *err);
 int migration_cancel(qmp *q, migration_state *st, kv_error *err);
 /* Blocking: start, poll until finished or timeout_ms (then cancel). 0 when completed. */
 int migration_run(qmp *q, const migration_config *c, const char *uri, const char *nbd_host, int nbd_port,

@@ -39,10 +39,14 @@ int lo_for_each_block_node(qmp *q, lo_block_fn fn, void *ud, kv_error *err)
 {
         _cleanup_cjson_ cJSON *ret = NULL;
         int r = lo_exec(q, "query-block", NULL, &ret, err);
-        if (r < 0)
-                return r;
+        return r < 0 ? r : lo_walk_block_nodes(ret, fn, ud, err);
+}
+
+int lo_walk_block_nodes(const cJSON *blocks, lo_block_fn fn, void *ud, kv_error *err)
+{
+        int r;
         const cJSON *b;
-        cJSON_ArrayForEach(b, ret)
+        cJSON_ArrayForEach(b, blocks)
         {
                 const cJSON *in = cJSON_GetObjectItem(b, "inserted");
                 const cJSON *nn = cJSON_GetObjectItem(in, "node-name");
@@ -56,12 +60,15 @@ int lo_wait_device_deleted(qmp *q, const char *id, int timeout_ms, kv_error *err
 {
         _cleanup_cjson_ cJSON *ev = NULL;
         int r = qmp_wait_event(q, "DEVICE_DELETED", "device", id, timeout_ms, &ev, err);
-        if (r == -ETIMEDOUT)
-                return kv_error_set(err, ETIMEDOUT,
-                                    "device %s: the guest did not release it within %d ms (it must run and "
-                                    "cooperate with ACPI hot-plug); the unplug stays pending",
-                                    id, timeout_ms);
-        return r;
+        return r == -ETIMEDOUT ? lo_device_deleted_timeout(id, timeout_ms, err) : r;
+}
+
+int lo_device_deleted_timeout(const char *id, int timeout_ms, kv_error *err)
+{
+        return kv_error_set(err, ETIMEDOUT,
+                            "device %s: the guest did not release it within %d ms (it must run and cooperate "
+                            "with ACPI hot-plug); the unplug stays pending",
+                            id, timeout_ms);
 }
 
 int lo_device_del_wait(qmp *q, const char *id, int timeout_ms, kv_error *err)
@@ -141,6 +148,20 @@ void lo_job_dismiss_stale(qmp *q, const char *id)
                     &ignored);
 }
 
+int lo_job_outcome(const cJSON *jobs, const char *id, kv_error *err)
+{
+        const cJSON *job = find_job(jobs, id);
+        if (!job)
+                return kv_error_set(err, ENOENT, "job %s disappeared", id);
+        const cJSON *st = cJSON_GetObjectItem(job, "status");
+        if (!cJSON_IsString(st) || strcmp(st->valuestring, "concluded"))
+                return 0;
+        const cJSON *e = cJSON_GetObjectItem(job, "error");
+        if (cJSON_IsString(e) && e->valuestring[0])
+                return kv_error_set(err, EIO, "job %s failed: %s", id, e->valuestring);
+        return 1;
+}
+
 int lo_job_finish(qmp *q, const char *id, int timeout_ms, kv_error *err)
 {
         int64_t deadline = lo_now_ms() + timeout_ms;
@@ -149,21 +170,19 @@ int lo_job_finish(qmp *q, const char *id, int timeout_ms, kv_error *err)
                 int r = lo_exec(q, "query-jobs", NULL, &jobs, err);
                 if (r < 0)
                         return r;
-                const cJSON *job = find_job(jobs, id);
-                if (!job)
-                        return kv_error_set(err, ENOENT, "job %s disappeared", id);
-                const cJSON *st = cJSON_GetObjectItem(job, "status");
-                if (cJSON_IsString(st) && !strcmp(st->valuestring, "concluded")) {
-                        const cJSON *e = cJSON_GetObjectItem(job, "error");
-                        char msg[512];
-                        snprintf(msg, sizeof(msg), "%s", cJSON_IsString(e) ? e->valuestring : "");
+                r = lo_job_outcome(jobs, id, err);
+                if (r == -ENOENT)
+                        return r;
+                if (r != 0) {
                         lo_job_dismiss_stale(q, id);
-                        return msg[0] ? kv_error_set(err, EIO, "job %s failed: %s", id, msg) : 0;
+                        return r < 0 ? r : 0;
                 }
                 int64_t left = deadline - lo_now_ms();
-                if (left <= 0)
+                if (left <= 0) {
+                        const cJSON *st = cJSON_GetObjectItem(find_job(jobs, id), "status");
                         return kv_error_set(err, ETIMEDOUT, "job %s still %s after %d ms", id,
                                             cJSON_IsString(st) ? st->valuestring : "?", timeout_ms);
+                }
                 /* Woken by the job's next status change; the poll above is the source of truth. */
                 _cleanup_cjson_ cJSON *ev = NULL;
                 kv_error ignored = {0};

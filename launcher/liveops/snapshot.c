@@ -28,10 +28,10 @@ static int push_qcow2(const cJSON *block, const cJSON *inserted, const char *nod
 }
 
 /* Writable qcow2 nodes attached to devices: the snapshot spans all of them (RAM goes to the first). */
-static int snapshot_devices(qmp *q, cJSON **devices, kv_error *err)
+static int snapshot_devices(const cJSON *query_block, cJSON **devices, kv_error *err)
 {
         cJSON *list = cJSON_CreateArray();
-        int r = lo_for_each_block_node(q, push_qcow2, list, err);
+        int r = lo_walk_block_nodes(query_block, push_qcow2, list, err);
         if (r >= 0 && cJSON_GetArraySize(list) == 0)
                 r = kv_error_set(err, EOPNOTSUPP, "no writable qcow2 disk to hold the snapshot");
         if (r < 0) {
@@ -42,22 +42,37 @@ static int snapshot_devices(qmp *q, cJSON **devices, kv_error *err)
         return 0;
 }
 
-static int snapshot_job(qmp *q, const char *command, const char *tag, bool vmstate, int timeout_ms,
-                        kv_error *err)
+int snapshot_job_args(const cJSON *query_block, const char *command, const char *tag, const char *job,
+                      cJSON **args, kv_error *err)
 {
         if (!tag || !tag[0])
                 return kv_error_set(err, EINVAL, "%s: a snapshot name is required", command);
         cJSON *devices = NULL;
-        int r = snapshot_devices(q, &devices, err);
+        int r = snapshot_devices(query_block, &devices, err);
         if (r < 0)
                 return kv_error_wrap(err, "%s %s", command, tag);
-        char job[64];
-        snprintf(job, sizeof(job), "kv-%s", command);
-        lo_job_dismiss_stale(q, job);
         cJSON *a = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "job-id", job), "tag", tag);
-        if (vmstate)
+        if (strcmp(command, "snapshot-delete")) /* save and load carry the RAM state */
                 lo_obj_str(a, "vmstate", cJSON_GetArrayItem(devices, 0)->valuestring);
         cJSON_AddItemToObject(a, "devices", devices);
+        *args = a;
+        return 0;
+}
+
+static int snapshot_job(qmp *q, const char *command, const char *tag, int timeout_ms, kv_error *err)
+{
+        if (!tag || !tag[0])
+                return kv_error_set(err, EINVAL, "%s: a snapshot name is required", command);
+        _cleanup_cjson_ cJSON *blocks = NULL;
+        cJSON *a = NULL;
+        int r = lo_exec(q, "query-block", NULL, &blocks, err);
+        char job[64];
+        snprintf(job, sizeof(job), "kv-%s", command);
+        if (r >= 0)
+                r = snapshot_job_args(blocks, command, tag, job, &a, err);
+        if (r < 0)
+                return r;
+        lo_job_dismiss_stale(q, job);
         r = lo_exec(q, command, a, NULL, err);
         if (r >= 0)
                 r = lo_job_finish(q, job, timeout_ms, err);
@@ -66,17 +81,17 @@ static int snapshot_job(qmp *q, const char *command, const char *tag, bool vmsta
 
 int snapshot_save(qmp *q, const char *tag, int timeout_ms, kv_error *err)
 {
-        return snapshot_job(q, "snapshot-save", tag, true, timeout_ms, err);
+        return snapshot_job(q, "snapshot-save", tag, timeout_ms, err);
 }
 
 int snapshot_load(qmp *q, const char *tag, int timeout_ms, kv_error *err)
 {
-        return snapshot_job(q, "snapshot-load", tag, true, timeout_ms, err);
+        return snapshot_job(q, "snapshot-load", tag, timeout_ms, err);
 }
 
 int snapshot_delete(qmp *q, const char *tag, int timeout_ms, kv_error *err)
 {
-        return snapshot_job(q, "snapshot-delete", tag, false, timeout_ms, err);
+        return snapshot_job(q, "snapshot-delete", tag, timeout_ms, err);
 }
 
 /* Merge one image's "snapshots" array (query-block image or qemu-img info) into out by name. */
@@ -111,15 +126,20 @@ static int merge_node(const cJSON *block, const cJSON *inserted, const char *nod
         return 0;
 }
 
-int snapshot_list(qmp *q, cJSON **out, kv_error *err)
+cJSON *snapshot_list_from(const cJSON *query_block)
 {
         cJSON *list = cJSON_CreateArray();
-        int r = lo_for_each_block_node(q, merge_node, list, err);
-        if (r < 0) {
-                cJSON_Delete(list);
+        lo_walk_block_nodes(query_block, merge_node, list, NULL); /* merge_node never fails */
+        return list;
+}
+
+int snapshot_list(qmp *q, cJSON **out, kv_error *err)
+{
+        _cleanup_cjson_ cJSON *blocks = NULL;
+        int r = lo_exec(q, "query-block", NULL, &blocks, err);
+        if (r < 0)
                 return r;
-        }
-        *out = list;
+        *out = snapshot_list_from(blocks);
         return 0;
 }
 

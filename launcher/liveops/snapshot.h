@@ -17,6 +17,14 @@ int snapshot_delete(qmp *q, const char *tag, int timeout_ms, kv_error *err);
 /* [{"name","vmStateSize","date","disks":[node...]}] from the disks' qcow2 headers. */
 int snapshot_list(qmp *q, cJSON **out, kv_error *err);
 
+/* The pieces of the above for a caller that runs the QMP commands itself (the launcher's loop): */
+/* The arguments of `command` (snapshot-save/-load/-delete) as job `job`, over the disks of a query-block
+ * reply. */
+int snapshot_job_args(const cJSON *query_block, const char *command, const char *tag, const char *job,
+                      cJSON **args, kv_error *err);
+/* snapshot_list's result from a query-block reply. */
+cJSON *snapshot_list_from(const cJSON *query_block);
+
 /* op: "create", "apply", "delete" (qemu-img takes the image's write lock, so this fails while a QEMU
  * has it open) or "list" (*out gets the same shape as snapshot_list). qemu_img NULL = "qemu-img". */
 int snapshot_offline(const char *qemu_img, const char *op, const char *image, const char *tag, cJSON **out,

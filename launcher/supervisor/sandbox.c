@@ -66,8 +66,6 @@ static const seccomp_rule rules[] = {
     SECCOMP_ALLOW(clock_nanosleep),
     SECCOMP_ALLOW(gettimeofday),
     SECCOMP_ALLOW(nanosleep),
-    SECCOMP_ALLOW(timerfd_settime),
-    SECCOMP_ALLOW(timerfd_gettime),
     SECCOMP_ALLOW(wait4),
     SECCOMP_ALLOW(waitid),
     SECCOMP_ALLOW(kill),

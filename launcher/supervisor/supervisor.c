@@ -11,7 +11,6 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,12 +44,12 @@ void supervisor_publish(supervisor *s)
         publish(s);
 }
 
+static void on_stop_timer(loop_timer *t, void *data);
+
+/* The one timer of the stop escalation: the next power button press, quit, or SIGKILL. */
 static void arm_timer_ms(supervisor *s, int64_t ms)
 {
-        struct itimerspec its = {.it_value = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000}};
-        if (ms <= 0)
-                its.it_value.tv_nsec = 1; /* zero would disarm it */
-        timerfd_settime(s->timerfd, 0, &its, NULL);
+        loop_timer_arm(s->loop, &s->stop_timer, ms, on_stop_timer, s);
 }
 
 static void arm_timer(supervisor *s, int seconds)
@@ -130,13 +129,13 @@ static void on_qmp_event(qmp *q, const cJSON *event, void *userdata)
                 /* Also the first boot of a startStrategy: Paused guest. */
                 status_set_condition(s->st, COND_READY, true, true, "", "");
                 set_paused(s, false, NULL);
-        } else if (strcmp(name, "MIGRATION") == 0) {
+        } else if (strcmp(name, "MIGRATION") == 0 || strcmp(name, "JOB_STATUS_CHANGE") == 0) {
                 const char *mstatus = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "status"));
-                log_info("qemu: MIGRATION %s", mstatus ? mstatus : "?");
-                liveops_on_migration_event(s, data);
+                log_info("qemu: %s %s", name, mstatus ? mstatus : "?");
         } else {
                 log_info("qemu: %s", name);
         }
+        liveops_on_qmp_event(s->liveops, name, data);
 }
 
 static void on_qmp_io(loop_source *src, int fd, uint32_t events, void *data)
@@ -226,12 +225,9 @@ void supervisor_request_stop(supervisor *s, const char *why)
         press_power_button(s);
 }
 
-static void on_timer(loop_source *src, int fd, uint32_t events, void *data)
+static void on_stop_timer(loop_timer *t, void *data)
 {
         supervisor *s = data;
-        uint64_t ticks;
-        if (read(fd, &ticks, sizeof(ticks)) != sizeof(ticks))
-                return;
         if (s->stage == STOP_POWERDOWN && grace_left_ms(s) > 0) {
                 log_debug("pressing the ACPI power button again");
                 press_power_button(s);
@@ -372,6 +368,60 @@ static void on_signal(loop_source *src, int fd, uint32_t events, void *data)
         }
 }
 
+/* ---- the live operations' view of the supervisor (liveops_host) ---------------------------------- */
+
+static qmp *host_qmp(void *ctx)
+{
+        return ((supervisor *)ctx)->qmp;
+}
+
+static bool host_stopping(void *ctx)
+{
+        return ((supervisor *)ctx)->stage != STOP_NONE;
+}
+
+static void host_publish(void *ctx)
+{
+        publish(ctx);
+}
+
+static void host_qmp_rearm(void *ctx)
+{
+        supervisor_qmp_rearm(ctx);
+}
+
+static void host_request_stop(void *ctx, const char *why)
+{
+        supervisor_request_stop(ctx, why);
+}
+
+static void host_set_end_reason(void *ctx, const char *reason)
+{
+        supervisor *s = ctx;
+        snprintf(s->end_reason, sizeof(s->end_reason), "%s", reason);
+}
+
+static int liveops_start(supervisor *s)
+{
+        const sup_config *cfg = s->cfg;
+        liveops_host h = {.ctx = s,
+                          .loop = s->loop,
+                          .st = s->st,
+                          .incoming = cfg->incoming,
+                          .incoming_config = cfg->incoming_config,
+                          .incoming_nbd_host = cfg->incoming_nbd_host,
+                          .incoming_nbd_port = cfg->incoming_nbd_port,
+                          .vmi = cfg->vmi,
+                          .paths = cfg->paths,
+                          .qmp = host_qmp,
+                          .stopping = host_stopping,
+                          .publish = host_publish,
+                          .qmp_rearm = host_qmp_rearm,
+                          .request_stop = host_request_stop,
+                          .set_end_reason = host_set_end_reason};
+        return liveops_new(&h, &s->liveops);
+}
+
 /* ---- start-up ---------------------------------------------------------------------------------- */
 
 static int setup_fds(supervisor *s, kv_error *err)
@@ -388,14 +438,12 @@ static int setup_fds(supervisor *s, kv_error *err)
         s->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
         if (s->sigfd < 0)
                 return kv_error_errno(err, errno, "signalfd");
-        s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-        if (s->timerfd < 0)
-                return kv_error_errno(err, errno, "timerfd_create");
         int r = loop_new(&s->loop);
         if (r < 0)
                 return kv_error_errno(err, -r, "epoll");
-        if ((r = loop_add(s->loop, s->sigfd, EPOLLIN, on_signal, s, NULL)) < 0 ||
-            (r = loop_add(s->loop, s->timerfd, EPOLLIN, on_timer, s, NULL)) < 0)
+        if ((r = liveops_start(s)) < 0)
+                return kv_error_errno(err, -r, "live operations");
+        if ((r = loop_add(s->loop, s->sigfd, EPOLLIN, on_signal, s, NULL)) < 0)
                 return kv_error_errno(err, -r, "epoll add");
         return podnet_watch(s->loop, s->cfg->net, err);
 }
@@ -476,7 +524,7 @@ static int boot(supervisor *s, kv_error *err)
                 status_set_condition(s->st, COND_READY, true, false, "MigrationTarget",
                                      "waiting for an incoming migration");
                 publish(s);
-                return liveops_target_boot(s, s->cfg->incoming, err);
+                return liveops_target_boot(s->liveops, err);
         }
         if (s->cfg->start_paused) {
                 log_info("startStrategy Paused: leaving the guest paused");
@@ -561,13 +609,12 @@ static void teardown(supervisor *s)
 {
         control_stop(s);
         console_stop(s);
-        qmp_drop(s);
+        qmp_drop(s); /* first: its pending callbacks may still end a live operation */
+        liveops_free(s->liveops);
         if (s->stderr_fd >= 0)
                 close(s->stderr_fd);
         if (s->sigfd >= 0)
                 close(s->sigfd);
-        if (s->timerfd >= 0)
-                close(s->timerfd);
         loop_free(s->loop);
 }
 
@@ -576,7 +623,6 @@ int supervisor_run(const sup_config *cfg, status *st)
         supervisor s = {.st = st,
                         .cfg = cfg,
                         .sigfd = -1,
-                        .timerfd = -1,
                         .stderr_fd = -1,
                         .serial_fd = -1,
                         .control_fd = cfg->control_fd};

@@ -57,6 +57,7 @@ typedef struct sup_config {
 enum stop_stage { STOP_NONE, STOP_POWERDOWN, STOP_QUIT, STOP_KILL };
 
 typedef struct ctl_conn ctl_conn;
+struct liveops;
 
 typedef struct supervisor {
         loop *loop;
@@ -75,7 +76,8 @@ typedef struct supervisor {
         loop_source *qmp_src;
         uint32_t qmp_events;
 
-        int sigfd, timerfd;
+        int sigfd;
+        loop_timer stop_timer; /* the next step of the stop escalation */
         enum stop_stage stage;
         bool stop_requested;
         struct timespec stop_time; /* when the stop was first requested */
@@ -91,6 +93,8 @@ typedef struct supervisor {
         int serial_fd; /* the launcher's connection to QEMU's serial chardev */
         loop_source *serial_src;
         ring backlog;
+
+        struct liveops *liveops; /* hot-plug, snapshots, migration (launcher/liveops) */
 
         bool done;
 } supervisor;

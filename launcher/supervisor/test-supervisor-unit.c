@@ -1,12 +1,14 @@
 /* Unit tests for the supervisor's pure pieces: the console ring, the status document and its atomic
- * write, the unix socket helpers. */
+ * write, the unix socket helpers, the loop's timers. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "loop.h"
 #include "macro.h"
 #include "ring.h"
 #include "status.h"
@@ -146,8 +148,100 @@ static void test_unix_socket(void)
         rmdir(dir);
 }
 
+/* Timers record the order they fired in; the loop's fds are a pipe, to see timers and fds mix. */
+typedef struct timer_probe {
+        loop *l;
+        char order[16];
+        int fired;
+        loop_timer rearm_target; /* re-armed from a callback */
+} timer_probe;
+
+static void note(timer_probe *p, char c)
+{
+        p->order[p->fired++] = c;
+}
+
+static void on_a(loop_timer *t, void *data)
+{
+        note(data, 'a');
+}
+
+static void on_b(loop_timer *t, void *data)
+{
+        note(data, 'b');
+}
+
+static void on_c(loop_timer *t, void *data)
+{
+        note(data, 'c');
+}
+
+/* Re-arms itself with delay 0: must fire once per loop iteration, not spin inside one. */
+static void on_again(loop_timer *t, void *data)
+{
+        timer_probe *p = data;
+        note(p, 'r');
+        loop_timer_arm(p->l, t, 0, on_again, p);
+}
+
+static void on_pipe(loop_source *src, int fd, uint32_t events, void *data)
+{
+        char buf[8];
+        assert(read(fd, buf, sizeof(buf)) == 1);
+        note(data, 'p');
+}
+
+static void test_loop_timers(void)
+{
+        timer_probe p = {0};
+        assert(loop_new(&p.l) == 0);
+        assert(loop_next_timer_ms(p.l) == -1);
+        loop_timer a = {0}, b = {0}, c = {0};
+        loop_timer_arm(p.l, &c, 60, on_c, &p);
+        loop_timer_arm(p.l, &a, 20, on_a, &p);
+        loop_timer_arm(p.l, &b, 40, on_b, &p);
+        int next = loop_next_timer_ms(p.l);
+        assert(next > 0 && next <= 20);
+        loop_timer_disarm(p.l, &b);
+        loop_timer_disarm(p.l, &b); /* twice: harmless */
+        assert(!b.armed);
+        /* the earliest timer bounds the wait although the caller would wait forever */
+        int64_t t0 = loop_now_ms();
+        while (p.fired < 2)
+                assert(loop_run_once(p.l, -1) >= 0);
+        assert(!strcmp(p.order, "ac"));
+        assert(loop_now_ms() - t0 >= 60);
+        assert(!a.armed && !c.armed && loop_next_timer_ms(p.l) == -1);
+
+        /* re-arming moves a timer; equal due times keep arming order */
+        p = (timer_probe){.l = p.l};
+        loop_timer_arm(p.l, &a, 10000, on_a, &p);
+        loop_timer_arm(p.l, &b, 0, on_b, &p);
+        loop_timer_arm(p.l, &c, 0, on_c, &p);
+        loop_timer_arm(p.l, &a, 0, on_a, &p);
+        assert(loop_run_once(p.l, 1000) == 0);
+        assert(!strcmp(p.order, "bca"));
+
+        /* a self re-arming 0 ms timer lets the fds in between: one firing per iteration */
+        int pfd[2];
+        assert(pipe(pfd) == 0);
+        assert(loop_add(p.l, pfd[0], EPOLLIN, on_pipe, &p, NULL) == 0);
+        p = (timer_probe){.l = p.l};
+        loop_timer_arm(p.l, &p.rearm_target, 0, on_again, &p);
+        assert(loop_run_once(p.l, 1000) == 0);
+        assert(write(pfd[1], "x", 1) == 1);
+        assert(loop_run_once(p.l, 1000) == 1);
+        assert(!strcmp(p.order, "rpr"));
+        loop_timer_disarm(p.l, &p.rearm_target);
+        assert(loop_next_timer_ms(p.l) == -1);
+        close(pfd[1]);
+        loop_free(p.l);
+        close(pfd[0]);
+}
+
 int main(void)
 {
+        test_loop_timers();
         test_ring();
         test_status();
         test_unix_socket();

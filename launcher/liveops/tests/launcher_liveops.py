@@ -53,4 +53,15 @@ check(rc == 1 and "incoming" in reply["error"].lower(), f"a running VM cannot be
 rc, reply = L.ctl("unplug-disk", '{"name":"d1"}')
 check(rc == 0 and reply["ok"], f"ctl unplug-disk: {reply}", L)
 L.wait_serial_re(r"CNT \d+ cpus=\S+ memKB=\d+ blk= ", 15)
+rc, reply = L.ctl("unplug-disk", '{"name":"d1"}')
+check(rc == 1 and "unplug disk d1: no such disk attached" in reply["error"], f"unplug of a gone disk: {reply}", L)
+
+# unplug-nic: device_del, DEVICE_DELETED awaited on the launcher's loop, netdev_del
+rc, reply = L.ctl("hotplug-nic", '{"name":"n1","mac":"52:54:00:12:34:99"}')
+check(rc == 0 and reply["ok"], f"ctl hotplug-nic: {reply}", L)
+L.wait_serial_re(r"CNT \d+ .*net=\S*eth", 15)
+rc, reply = L.ctl("unplug-nic", '{"name":"n1"}')
+check(rc == 0 and reply["ok"], f"ctl unplug-nic: {reply}", L)
+devices = [p["name"] for p in L.qmp("qom-list", {"path": "/machine/peripheral"})["return"]]
+check(devices and "ua-n1" not in devices, f"the NIC is gone from QEMU: {devices}", L)
 print("launcher liveops: ok")

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT", "."), "launcher", "supervisor", "tests"))
 from launcherlib import LAUNCHER, Launcher, check, counters, free_port, need_guest, vmi  # noqa: E402
@@ -129,6 +130,16 @@ try:
     port = free_port()
     rc, reply = B.ctl("migration-target", f'{{"uri":"unix:{B.dir}/mig.sock","nbdPort":{port}}}')
     check(rc == 0 and reply["ok"], f"B migration-target with NBD on {port}: {reply}", B)
+    # migration-target-finish sent before the migration waits on B's loop (B keeps answering) and is
+    # answered once B finished by itself
+    finish = subprocess.Popen([LAUNCHER, "ctl", "--run-dir", B.run_dir, "migration-target-finish"],
+                              stdout=subprocess.PIPE, text=True)
+    B.wait(lambda: "control: migration-target-finish" in open(B.log_path, errors="replace").read(), 5,
+           "B to take migration-target-finish")
+    t0 = time.monotonic()
+    rc, reply = B.ctl("status")
+    check(rc == 0 and finish.poll() is None and time.monotonic() - t0 < 1,
+          f"B answers status in {time.monotonic() - t0:.2f} s while migration-target-finish waits", B)
     a_count = counters(A.serial())[-1]
     rc, reply = A.ctl("migrate", f'{{"uri":"unix:{B.dir}/mig.sock","nbdPort":{port}}}')
     check(rc == 0 and reply["ok"], f"A migrate: {reply}", A)
@@ -144,6 +155,10 @@ try:
     last_a = counters(A.serial())[-1]
     disk_a = sector0(roots[0])
     B.wait_phase("Running", 10)  # by itself, on QEMU's MIGRATION completed event
+    out, _ = finish.communicate(timeout=30)
+    reply = json.loads(out) if out.strip() else {}
+    check(reply.get("ok") and reply["migrationState"]["completed"],
+          f"the waiting migration-target-finish answered once B runs: {reply}", B)
     rc, reply = B.ctl("migration-target-finish")
     check(rc == 0 and reply["ok"] and reply["migrationState"]["completed"],
           f"B migration-target-finish answers at once once finished: {reply}", B)
