@@ -475,11 +475,15 @@ int vmi_parse_volumes(vmi *v, const cJSON *spec, kv_error *err)
                 v->disks[i].volume = k;
                 used[k] = true;
         }
+        /* KubeVirt's default (SetDefaultVolumeDisk): a volume no disk names gets a disk of its name, which
+         * defaults to a virtio disk. */
         for (size_t k = 0; k < v->n_volumes; k++) {
-                char p[JPATH_MAX];
-                snprintf(p, sizeof(p), "spec.volumes[%zu]", k);
-                if (!used[k])
-                        return jf_error(err, p, "volume \"%s\" is not used by any disk", v->volumes[k].name);
+                if (used[k])
+                        continue;
+                vmi_disk *d = vmi_grow((void **)&v->disks, &v->n_disks, sizeof(*d));
+                if (!d || !(d->name = strdup(v->volumes[k].name)))
+                        return OOM(err);
+                d->kind = DISK_DISK, d->bus = BUS_VIRTIO, d->volume = k;
         }
         return 0; /* boot orders: once the interfaces are known (vmi_parse_networks) */
 }

@@ -31,7 +31,6 @@ HARDWARE_PATHS = re.compile(
     r"^spec\.domain\.devices\.interfaces\[\d+\]\.sriov|^spec\.resourceClaims|"
     r"^spec\.domain\.devices\.autoattachVSOCK|^spec\.domain\.devices\.vsock")
 HARDWARE_REASON = "host lacks"
-PATH_RE = re.compile(r"^(apiVersion|kind|metadata|spec)[A-Za-z0-9_.\[\]-]*$")
 
 
 def guest_dir():
@@ -118,10 +117,10 @@ def classify(launcher, vmi, root):
         if rec.get("level") == "error":
             msg = rec.get("msg", "")
     msg = msg or p.stderr.strip()[-300:]
-    m = re.match(r"^invalid manifest: (?:stdin: )?([^:\s]+): (.*)$", msg, re.S)
+    # "invalid manifest: stdin: PATH: reason", "prepare volumes: PATH: reason", ...: the first
+    # "PATH: " after the launcher's context prefixes
+    m = re.search(r"(?:^|: )((?:spec|metadata|apiVersion|kind)[A-Za-z0-9_.\[\]-]*): (.*)$", msg, re.S)
     path, reason = (m.group(1), m.group(2)) if m else (None, msg)
-    if path and not PATH_RE.match(path):
-        path, reason = None, msg
     hw = path and (HARDWARE_PATHS.match(path) or HARDWARE_REASON in reason)
     return ("hardware" if hw else "refused"), path, reason
 
