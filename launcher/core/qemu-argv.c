@@ -312,9 +312,13 @@ static int add_consoles(argv_builder *b)
         }
         if (!b->v->graphics)
                 return 0;
-        cJSON *vga =
-            jstr(jstr(jstr(jstr(cJSON_CreateObject(), "driver", "VGA"), "id", "video0"), "bus", "pcie.0"),
-                 "addr", "0x1");
+        static const char *const drivers[] = {[VIDEO_VGA] = "VGA",
+                                              [VIDEO_VIRTIO] = "virtio-vga",
+                                              [VIDEO_BOCHS] = "bochs-display",
+                                              [VIDEO_CIRRUS] = "cirrus-vga"};
+        cJSON *vga = jstr(
+            jstr(jstr(jstr(cJSON_CreateObject(), "driver", drivers[b->v->video]), "id", "video0"), "bus", "pcie.0"),
+            "addr", "0x1");
         JF_TRY(push_json(b->argv, "-device", vga, b->err));
         _cleanup_free_ char *vnc = NULL;
         if (!b->o->vnc_socket && asprintf(&vnc, "%s/vnc.sock", b->o->run_dir) < 0)

@@ -31,6 +31,7 @@ typedef struct vmi_disk {
         bool readonly;       /* disk.readonly, cdrom.readonly (cdrom default true) */
         bool shareable;      /* several VMs may open the image: no image locking, share-rw */
         bool dedicated_iothread;
+        unsigned iothread; /* 0 = QEMU's main loop; else the iothread<N> object it runs in */
         unsigned rotation_rate; /* disk.rotationRate (scsi/sata): 1 = SSD; 0 = unset */
         disk_error_policy error_policy;
         unsigned boot_order; /* 0 = none; else QEMU bootindex */
@@ -172,6 +173,7 @@ typedef struct vmi {
         watchdog_action watchdog;
         char *watchdog_name;
         bool vsock;           /* autoattachVSOCK: vhost-vsock-pci */
+        uint32_t vsock_cid;   /* prepared: the guest's CID (>= 3), from its identity */
         bool block_multiqueue; /* blockMultiQueue: one virtio-blk queue per vCPU */
         iothreads_policy iothreads;
         unsigned n_iothreads; /* iothread objects the argv declares (set by the parser) */

@@ -419,8 +419,28 @@ static int prepare_timezone(vmi *v, kv_error *err)
         return 0;
 }
 
+/* autoattachVSOCK needs the host's vhost-vsock device. The CID is derived from the VMI's identity (FNV-1a)
+ * so the same VMI keeps it across restarts; KubeVirt allocates one per node, QEMU fails on a clash. */
+static int prepare_vsock(vmi *v, kv_error *err)
+{
+        if (access("/dev/vhost-vsock", R_OK | W_OK) < 0)
+                return kv_error_set(err, EINVAL,
+                                    "spec.domain.devices.autoattachVSOCK: needs /dev/vhost-vsock, which this host "
+                                    "lacks (%s)",
+                                    strerror(errno));
+        uint32_t h = 2166136261u;
+        const char *parts[] = {v->namespace, "/", v->name, "/", v->uid ? v->uid : ""};
+        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+                for (const char *c = parts[i]; *c; c++)
+                        h = (h ^ (unsigned char)*c) * 16777619u;
+        v->vsock_cid = 3 + h % 0x7ffffffcu;
+        return 0;
+}
+
 int vmi_prepare(vmi *v, const launcher_paths *p, kv_error *err)
 {
+        if (v->vsock)
+                JF_TRY(prepare_vsock(v, err));
         if (v->timezone)
                 JF_TRY(prepare_timezone(v, err));
         JF_TRY(volumes_prepare(v, p, err));
