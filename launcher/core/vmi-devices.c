@@ -292,8 +292,19 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
                                               NULL};
         static const char *const off_only[] = {"useVirtioTransitional", "networkInterfaceMultiqueue",
                                                "autoattachInputDevice"};
+        /* Devices that pass host hardware through: refused with what is missing rather than "not supported". */
+        static const char *const host_hardware[][2] = {
+            {"gpus", "needs a GPU (a device plugin's resource) passed through from the host"},
+            {"hostDevices", "needs PCI or USB host devices passed through from the host"},
+        };
         if (!devices)
                 return 0;
+        for (size_t i = 0; i < ARRAY_SIZE(host_hardware); i++) {
+                char p[JPATH_MAX];
+                if (cJSON_GetObjectItemCaseSensitive(devices, host_hardware[i][0]))
+                        return jf_error(err, jpath_key(p, path, host_hardware[i][0]),
+                                        "%s, which this host lacks", host_hardware[i][1]);
+        }
         JF_TRY(jf_check_keys(devices, path, allowed, NULL, err));
         for (size_t i = 0; i < ARRAY_SIZE(off_only); i++)
                 JF_TRY(must_be_false(devices, path, off_only[i], err));

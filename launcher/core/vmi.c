@@ -707,6 +707,9 @@ static int parse_domain(vmi *v, const cJSON *spec, kv_error *err)
         JF_TRY(jf_object(spec, "spec", "domain", &domain, err));
         if (!domain)
                 return jf_error(err, "spec.domain", "is required");
+        if (cJSON_GetObjectItemCaseSensitive(domain, "launchSecurity"))
+                return jf_error(err, "spec.domain.launchSecurity",
+                                "needs confidential-computing hardware (AMD SEV, Intel TDX), which this host lacks");
         JF_TRY(jf_check_keys(domain, "spec.domain", allowed, NULL, err));
         JF_TRY(parse_memory(v, domain, err));
         JF_TRY(parse_resources(v, domain, &cpu_count, err));

@@ -26,10 +26,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "kube-api"))
 import yamlite  # noqa: E402
 
 # Refusals for hardware these machines lack (KubeVirt would schedule them onto a node that has it).
+# The launcher says "... which this host lacks"; the path list covers refusals worded otherwise.
 HARDWARE_PATHS = re.compile(
     r"^spec\.domain\.(devices\.(gpus|hostDevices)|launchSecurity)|"
-    r"^spec\.domain\.devices\.interfaces\[\d+\]\.sriov|^spec\.resourceClaims|"
-    r"^spec\.domain\.devices\.autoattachVSOCK|^spec\.domain\.devices\.vsock")
+    r"^spec\.domain\.devices\.interfaces\[\d+\]\.sriov|^spec\.resourceClaims")
 HARDWARE_REASON = "host lacks"
 
 
