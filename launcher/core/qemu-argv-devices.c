@@ -160,8 +160,8 @@ int argv_add_disks(argv_builder *b)
         for (unsigned i = 1; i <= b->v->n_iothreads; i++) {
                 char id[32];
                 snprintf(id, sizeof(id), "iothread%u", i);
-                JF_TRY(push_json(&b->devs, "-object", jstr(jstr(cJSON_CreateObject(), "qom-type", "iothread"), "id", id),
-                                 b->err));
+                JF_TRY(push_json(&b->devs, "-object",
+                                 jstr(jstr(cJSON_CreateObject(), "qom-type", "iothread"), "id", id), b->err));
         }
         for (size_t i = 0; i < b->v->n_disks; i++) {
                 if (b->v->disks[i].bus != BUS_SCSI)
@@ -282,10 +282,11 @@ int argv_add_misc_devices(argv_builder *b)
         }
         if (b->v->vsock) {
                 if (!b->v->vsock_cid)
-                        return kv_error_set(b->err, EINVAL, "autoattachVSOCK: no guest CID (vmi_prepare not run)");
-                JF_TRY(push_json(&b->devs, "-device",
-                                 jnum(pci_device(b, "vhost-vsock-pci", "vsock"), "guest-cid", b->v->vsock_cid),
-                                 b->err));
+                        return kv_error_set(b->err, EINVAL,
+                                            "autoattachVSOCK: no guest CID (vmi_prepare not run)");
+                JF_TRY(push_json(
+                    &b->devs, "-device",
+                    jnum(pci_device(b, "vhost-vsock-pci", "vsock"), "guest-cid", b->v->vsock_cid), b->err));
         }
         if (b->v->mem_balloon)
                 JF_TRY(

@@ -139,9 +139,9 @@ static int add_machine(argv_builder *b)
         if (strcmp(b->o->accel, "kvm") && strcmp(b->o->accel, "tcg"))
                 return kv_error_set(b->err, EINVAL, "accelerator \"%s\" is not kvm or tcg", b->o->accel);
         if (v->kvm_only && strcmp(b->o->accel, "kvm"))
-                return kv_error_set(b->err, EINVAL,
-                                    "%s: needs KVM (QEMU refuses it under TCG) and this host lacks usable KVM",
-                                    v->kvm_only);
+                return kv_error_set(
+                    b->err, EINVAL,
+                    "%s: needs KVM (QEMU refuses it under TCG) and this host lacks usable KVM", v->kvm_only);
         JF_TRY(push_optf(b->argv, "-accel", b->err, "%s", b->o->accel));
         if (v->pit_policy) /* the in-kernel PIT's policy for ticks the guest missed, as libvirt sets it */
                 JF_TRY(push_optf(b->argv, "-global", b->err, "kvm-pit.lost_tick_policy=%s", v->pit_policy));
@@ -249,7 +249,8 @@ static int add_rtc(argv_builder *b)
                 time_t t = (time_t)(b->o->now ? b->o->now : time(NULL)) + (time_t)v->rtc_offset;
                 struct tm tm;
                 if (!gmtime_r(&t, &tm) || !strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm))
-                        return kv_error_set(b->err, EINVAL, "spec.domain.clock: the RTC start is out of range");
+                        return kv_error_set(b->err, EINVAL,
+                                            "spec.domain.clock: the RTC start is out of range");
         }
         return push_optf(b->argv, "-rtc", b->err, "base=%s%s%s%s", base,
                          v->rtc_driftfix_slew ? ",driftfix=slew" : "", v->rtc_clock ? ",clock=" : "",
@@ -316,9 +317,10 @@ static int add_consoles(argv_builder *b)
                                               [VIDEO_VIRTIO] = "virtio-vga",
                                               [VIDEO_BOCHS] = "bochs-display",
                                               [VIDEO_CIRRUS] = "cirrus-vga"};
-        cJSON *vga = jstr(
-            jstr(jstr(jstr(cJSON_CreateObject(), "driver", drivers[b->v->video]), "id", "video0"), "bus", "pcie.0"),
-            "addr", "0x1");
+        cJSON *vga =
+            jstr(jstr(jstr(jstr(cJSON_CreateObject(), "driver", drivers[b->v->video]), "id", "video0"), "bus",
+                      "pcie.0"),
+                 "addr", "0x1");
         JF_TRY(push_json(b->argv, "-device", vga, b->err));
         _cleanup_free_ char *vnc = NULL;
         if (!b->o->vnc_socket && asprintf(&vnc, "%s/vnc.sock", b->o->run_dir) < 0)

@@ -106,9 +106,9 @@ static int parse_disk_target(vmi_disk *d, const cJSON *item, const char *path, k
 
 static int parse_disk(vmi *v, const cJSON *item, const char *path, kv_error *err)
 {
-        static const char *const allowed[] = {"name",  "disk", "cdrom",       "bootOrder", "serial",
-                                              "cache", "io",   "errorPolicy", "shareable", "dedicatedIOThread",
-                                              NULL};
+        static const char *const allowed[] = {
+            "name", "disk",        "cdrom",     "bootOrder",         "serial", "cache",
+            "io",   "errorPolicy", "shareable", "dedicatedIOThread", NULL};
         static const char *const policies[] = {"", "stop", "ignore", "report", "enospace", NULL};
         static const char *const ignored[] = {"tag", NULL};
         static const char *const caches[] = {"", "none", "writethrough", "writeback", NULL};
@@ -178,8 +178,11 @@ static int parse_input(vmi *v, const cJSON *item, const char *path, kv_error *er
 static int parse_video(vmi *v, const cJSON *devices, const char *path, kv_error *err)
 {
         static const char *const allowed[] = {"type", NULL};
-        static const char *const types[] = {[VIDEO_VGA] = "vga", [VIDEO_VIRTIO] = "virtio", [VIDEO_BOCHS] = "bochs",
-                                            [VIDEO_CIRRUS] = "cirrus", NULL};
+        static const char *const types[] = {[VIDEO_VGA] = "vga",
+                                            [VIDEO_VIRTIO] = "virtio",
+                                            [VIDEO_BOCHS] = "bochs",
+                                            [VIDEO_CIRRUS] = "cirrus",
+                                            NULL};
         const cJSON *o = NULL;
         char p[JPATH_MAX];
         JF_TRY(jf_object(devices, path, "video", &o, err));
@@ -190,7 +193,8 @@ static int parse_video(vmi *v, const cJSON *devices, const char *path, kv_error 
         int type = VIDEO_VGA;
         JF_TRY(jf_enum(o, p, "type", types, &type, err));
         if (!v->graphics)
-                return jf_error(err, p, "needs autoattachGraphicsDevice (a video device is a graphics device)");
+                return jf_error(err, p,
+                                "needs autoattachGraphicsDevice (a video device is a graphics device)");
         v->video = type;
         return 0;
 }
@@ -292,7 +296,8 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
                                               NULL};
         static const char *const off_only[] = {"useVirtioTransitional", "networkInterfaceMultiqueue",
                                                "autoattachInputDevice"};
-        /* Devices that pass host hardware through: refused with what is missing rather than "not supported". */
+        /* Devices that pass host hardware through: refused with what is missing rather than "not supported".
+         */
         static const char *const host_hardware[][2] = {
             {"gpus", "needs a GPU (a device plugin's resource) passed through from the host"},
             {"hostDevices", "needs PCI or USB host devices passed through from the host"},

@@ -367,9 +367,9 @@ static int parse_hyperv(vmi *v, const cJSON *features, kv_error *err)
             {"ipi", "hv-ipi", NULL},
             {"evmcs", "hv-evmcs", NULL},
         };
-        static const char *const allowed[] = {"relaxed",  "vapic",     "vpindex",     "runtime",
-                                              "synic",    "reset",     "frequencies", "reenlightenment",
-                                              "tlbflush", "ipi",       "evmcs",       "spinlocks",
+        static const char *const allowed[] = {"relaxed",    "vapic",    "vpindex",     "runtime",
+                                              "synic",      "reset",    "frequencies", "reenlightenment",
+                                              "tlbflush",   "ipi",      "evmcs",       "spinlocks",
                                               "synictimer", "vendorid", NULL};
         static const char *const spin_keys[] = {"enabled", "spinlocks", NULL};
         static const char *const stimer_keys[] = {"enabled", "direct", NULL};
@@ -402,8 +402,8 @@ static int parse_hyperv(vmi *v, const cJSON *features, kv_error *err)
         if (t != TRI_DEFAULT) {
                 tristate direct = TRI_DEFAULT;
                 JF_TRY(add_cpu_prop(v, err, "hv-stimer=%s", t == TRI_ON ? "on" : "off"));
-                JF_TRY(feature_state(o, "spec.domain.features.hyperv.synictimer", "direct", NULL, &direct, NULL,
-                                     err));
+                JF_TRY(feature_state(o, "spec.domain.features.hyperv.synictimer", "direct", NULL, &direct,
+                                     NULL, err));
                 if (direct != TRI_DEFAULT)
                         JF_TRY(add_cpu_prop(v, err, "hv-stimer-direct=%s", direct == TRI_ON ? "on" : "off"));
         }
@@ -414,7 +414,8 @@ static int parse_hyperv(vmi *v, const cJSON *features, kv_error *err)
                 const char *vp = "spec.domain.features.hyperv.vendorid.vendorid";
                 JF_TRY(jf_string(o, "spec.domain.features.hyperv.vendorid", "vendorid", true, &id, err));
                 size_t n = strlen(id);
-                if (!n || n > 12 || strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != n)
+                if (!n || n > 12 ||
+                    strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != n)
                         return jf_error(err, vp, "must be 1-12 letters or digits");
                 JF_TRY(add_cpu_prop(v, err, "hv-vendor-id=%s", id));
         }
@@ -424,8 +425,8 @@ static int parse_hyperv(vmi *v, const cJSON *features, kv_error *err)
 /* spec.domain.features: acpi (default on), smm, apic, hyperv, kvm, pvspinlock, hypervPassthrough. */
 static int parse_features(vmi *v, const cJSON *domain, bool *smm_given, kv_error *err)
 {
-        static const char *const allowed[] = {"acpi", "smm",        "apic",              "hyperv",
-                                              "kvm",  "pvspinlock", "hypervPassthrough", NULL};
+        static const char *const allowed[] = {
+            "acpi", "smm", "apic", "hyperv", "kvm", "pvspinlock", "hypervPassthrough", NULL};
         static const char *const apic_keys[] = {"enabled", "endOfInterrupt", NULL};
         static const char *const kvm_keys[] = {"hidden", NULL};
         const char *path = "spec.domain.features";
@@ -708,8 +709,9 @@ static int parse_domain(vmi *v, const cJSON *spec, kv_error *err)
         if (!domain)
                 return jf_error(err, "spec.domain", "is required");
         if (cJSON_GetObjectItemCaseSensitive(domain, "launchSecurity"))
-                return jf_error(err, "spec.domain.launchSecurity",
-                                "needs confidential-computing hardware (AMD SEV, Intel TDX), which this host lacks");
+                return jf_error(
+                    err, "spec.domain.launchSecurity",
+                    "needs confidential-computing hardware (AMD SEV, Intel TDX), which this host lacks");
         JF_TRY(jf_check_keys(domain, "spec.domain", allowed, NULL, err));
         JF_TRY(parse_memory(v, domain, err));
         JF_TRY(parse_resources(v, domain, &cpu_count, err));

@@ -21,17 +21,22 @@ typedef enum { DISK_DISK, DISK_CDROM } disk_kind;
 typedef enum { BUS_VIRTIO, BUS_SATA, BUS_SCSI } disk_bus;
 typedef enum { CACHE_DEFAULT, CACHE_NONE, CACHE_WRITETHROUGH, CACHE_WRITEBACK } disk_cache;
 typedef enum { DISK_IO_DEFAULT, DISK_IO_NATIVE, DISK_IO_THREADS } disk_io;
-typedef enum { ERROR_POLICY_DEFAULT, ERROR_POLICY_STOP, ERROR_POLICY_IGNORE, ERROR_POLICY_REPORT,
-               ERROR_POLICY_ENOSPACE } disk_error_policy;
+typedef enum {
+        ERROR_POLICY_DEFAULT,
+        ERROR_POLICY_STOP,
+        ERROR_POLICY_IGNORE,
+        ERROR_POLICY_REPORT,
+        ERROR_POLICY_ENOSPACE
+} disk_error_policy;
 
 typedef struct vmi_disk {
         char *name;
         disk_kind kind;
         disk_bus bus;
-        bool readonly;       /* disk.readonly, cdrom.readonly (cdrom default true) */
-        bool shareable;      /* several VMs may open the image: no image locking, share-rw */
+        bool readonly;  /* disk.readonly, cdrom.readonly (cdrom default true) */
+        bool shareable; /* several VMs may open the image: no image locking, share-rw */
         bool dedicated_iothread;
-        unsigned iothread; /* 0 = QEMU's main loop; else the iothread<N> object it runs in */
+        unsigned iothread;      /* 0 = QEMU's main loop; else the iothread<N> object it runs in */
         unsigned rotation_rate; /* disk.rotationRate (scsi/sata): 1 = SSD; 0 = unset */
         disk_error_policy error_policy;
         unsigned boot_order; /* 0 = none; else QEMU bootindex */
@@ -172,8 +177,8 @@ typedef struct vmi {
         video_type video;
         watchdog_action watchdog;
         char *watchdog_name;
-        bool vsock;           /* autoattachVSOCK: vhost-vsock-pci */
-        uint32_t vsock_cid;   /* prepared: the guest's CID (>= 3), from its identity */
+        bool vsock;            /* autoattachVSOCK: vhost-vsock-pci */
+        uint32_t vsock_cid;    /* prepared: the guest's CID (>= 3), from its identity */
         bool block_multiqueue; /* blockMultiQueue: one virtio-blk queue per vCPU */
         iothreads_policy iothreads;
         unsigned n_iothreads; /* iothread objects the argv declares (set by the parser) */

@@ -399,7 +399,8 @@ static int prepare_timezone(vmi *v, kv_error *err)
         char path[512];
         snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", v->timezone);
         if (access(path, R_OK) < 0)
-                return kv_error_set(err, EINVAL, "spec.domain.clock.timezone: \"%.64s\" is not a known timezone (%s: %s)",
+                return kv_error_set(err, EINVAL,
+                                    "spec.domain.clock.timezone: \"%.64s\" is not a known timezone (%s: %s)",
                                     v->timezone, path, strerror(errno));
         const char *old = getenv("TZ");
         _cleanup_free_ char *saved = old ? strdup(old) : NULL, *tz = NULL;
@@ -424,10 +425,11 @@ static int prepare_timezone(vmi *v, kv_error *err)
 static int prepare_vsock(vmi *v, kv_error *err)
 {
         if (access("/dev/vhost-vsock", R_OK | W_OK) < 0)
-                return kv_error_set(err, EINVAL,
-                                    "spec.domain.devices.autoattachVSOCK: needs /dev/vhost-vsock, which this host "
-                                    "lacks (%s)",
-                                    strerror(errno));
+                return kv_error_set(
+                    err, EINVAL,
+                    "spec.domain.devices.autoattachVSOCK: needs /dev/vhost-vsock, which this host "
+                    "lacks (%s)",
+                    strerror(errno));
         uint32_t h = 2166136261u;
         const char *parts[] = {v->namespace, "/", v->name, "/", v->uid ? v->uid : ""};
         for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
