@@ -60,7 +60,7 @@ static bool valid_disk_serial(const char *s)
 static int parse_disk_target(vmi_disk *d, const cJSON *item, const char *path, kv_error *err)
 {
         static const char *const buses[] = {"virtio", "sata", "scsi", NULL};
-        static const char *const disk_keys[] = {"bus", "readonly", NULL};
+        static const char *const disk_keys[] = {"bus", "readonly", "rotationRate", NULL};
         static const char *const cdrom_keys[] = {"bus", "readonly", "tray", NULL};
         static const char *const trays[] = {"closed", NULL};
         const cJSON *disk = NULL, *cdrom = NULL, *t;
@@ -81,6 +81,14 @@ static int parse_disk_target(vmi_disk *d, const cJSON *item, const char *path, k
         JF_TRY(jf_bool(t, p, "readonly", &d->readonly, err));
         JF_TRY(jf_enum(t, p, "tray", trays, &tray, err));
         d->bus = bus;
+        int64_t rate = 0;
+        bool rate_given = false;
+        JF_TRY(jf_int(t, p, "rotationRate", 1, 65534, &rate, &rate_given, err));
+        d->rotation_rate = rate;
+        if (rate_given && d->bus == BUS_VIRTIO) {
+                char rp[JPATH_MAX];
+                return jf_error(err, jpath_key(rp, p, "rotationRate"), "needs bus scsi or sata");
+        }
         if (cdrom && d->bus == BUS_VIRTIO) {
                 char bp[JPATH_MAX];
                 return jf_error(err, jpath_key(bp, p, "bus"),
@@ -98,8 +106,10 @@ static int parse_disk_target(vmi_disk *d, const cJSON *item, const char *path, k
 
 static int parse_disk(vmi *v, const cJSON *item, const char *path, kv_error *err)
 {
-        static const char *const allowed[] = {"name",   "disk",  "cdrom", "bootOrder",
-                                              "serial", "cache", "io",    NULL};
+        static const char *const allowed[] = {
+            "name", "disk",        "cdrom",     "bootOrder",         "serial", "cache",
+            "io",   "errorPolicy", "shareable", "dedicatedIOThread", NULL};
+        static const char *const policies[] = {"", "stop", "ignore", "report", "enospace", NULL};
         static const char *const ignored[] = {"tag", NULL};
         static const char *const caches[] = {"", "none", "writethrough", "writeback", NULL};
         static const char *const ios[] = {"", "native", "threads", NULL};
@@ -124,6 +134,17 @@ static int parse_disk(vmi *v, const cJSON *item, const char *path, kv_error *err
         JF_TRY(jf_enum(item, path, "cache", caches, &cache, err));
         JF_TRY(jf_enum(item, path, "io", ios, &io, err));
         d->cache = cache, d->io = io;
+        int policy = 0;
+        JF_TRY(jf_enum(item, path, "errorPolicy", policies, &policy, err));
+        d->error_policy = policy;
+        JF_TRY(jf_bool(item, path, "shareable", &d->shareable, err));
+        if (d->shareable && d->cache == CACHE_DEFAULT) /* KubeVirt: a shared image is opened without cache */
+                d->cache = CACHE_NONE;
+        if (d->shareable && d->cache != CACHE_NONE)
+                return jf_error(err, jpath_key(p, path, "cache"), "a shareable disk needs cache: none");
+        JF_TRY(jf_bool(item, path, "dedicatedIOThread", &d->dedicated_iothread, err));
+        if (d->dedicated_iothread && d->bus != BUS_VIRTIO)
+                return jf_error(err, jpath_key(p, path, "dedicatedIOThread"), "needs bus virtio");
         if (d->io == DISK_IO_NATIVE && d->cache != CACHE_NONE)
                 return jf_error(err, jpath_key(p, path, "io"), "\"native\" requires cache: none");
         return 0;
@@ -150,6 +171,86 @@ static int parse_input(vmi *v, const cJSON *item, const char *path, kv_error *er
         }
         JF_TRY(jf_enum(item, path, "bus", buses, &bus, err));
         in->type = type, in->bus = bus;
+        return 0;
+}
+
+/* devices.video: {type} (KubeVirt's names); the graphics device it replaces must be attached. */
+static int parse_video(vmi *v, const cJSON *devices, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {"type", NULL};
+        static const char *const types[] = {[VIDEO_VGA] = "vga",
+                                            [VIDEO_VIRTIO] = "virtio",
+                                            [VIDEO_BOCHS] = "bochs",
+                                            [VIDEO_CIRRUS] = "cirrus",
+                                            NULL};
+        const cJSON *o = NULL;
+        char p[JPATH_MAX];
+        JF_TRY(jf_object(devices, path, "video", &o, err));
+        if (!o)
+                return 0;
+        jpath_key(p, path, "video");
+        JF_TRY(jf_check_keys(o, p, allowed, NULL, err));
+        int type = VIDEO_VGA;
+        JF_TRY(jf_enum(o, p, "type", types, &type, err));
+        if (!v->graphics)
+                return jf_error(err, p,
+                                "needs autoattachGraphicsDevice (a video device is a graphics device)");
+        v->video = type;
+        return 0;
+}
+
+/* devices.watchdog: {name, i6300esb: {action}}: Intel's 6300ESB and what QEMU does when it fires. */
+static int parse_watchdog(vmi *v, const cJSON *devices, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {"name", "i6300esb", NULL};
+        static const char *const esb_keys[] = {"action", NULL};
+        static const char *const actions[] = {"poweroff", "reset", "shutdown", NULL};
+        const cJSON *o = NULL, *esb = NULL;
+        char p[JPATH_MAX], ep[JPATH_MAX];
+        JF_TRY(jf_object(devices, path, "watchdog", &o, err));
+        if (!o)
+                return 0;
+        jpath_key(p, path, "watchdog");
+        JF_TRY(jf_check_keys(o, p, allowed, NULL, err));
+        JF_TRY(element_name(o, p, p, 0, sizeof(char *), NULL, &v->watchdog_name, err));
+        JF_TRY(jf_object(o, p, "i6300esb", &esb, err));
+        if (!esb)
+                return jf_error(err, jpath_key(ep, p, "i6300esb"), "is required (the only watchdog model)");
+        jpath_key(ep, p, "i6300esb");
+        JF_TRY(jf_check_keys(esb, ep, esb_keys, NULL, err));
+        int action = 1; /* KubeVirt's default: reset */
+        JF_TRY(jf_enum(esb, ep, "action", actions, &action, err));
+        v->watchdog = WATCHDOG_POWEROFF + action;
+        return 0;
+}
+
+/* devices.ioThreadsPolicy: shared (one iothread for the virtio disks) or auto (a pool of up to twice the
+ * vCPUs, round robin); a disk with dedicatedIOThread gets its own. Sets disks' iothread numbers. */
+static int assign_iothreads(vmi *v, const cJSON *devices, const char *path, kv_error *err)
+{
+        static const char *const policies[] = {"shared", "auto", NULL};
+        int policy = -1;
+        JF_TRY(jf_enum(devices, path, "ioThreadsPolicy", policies, &policy, err));
+        bool dedicated = false;
+        size_t shared_disks = 0;
+        for (size_t i = 0; i < v->n_disks; i++) {
+                dedicated |= v->disks[i].dedicated_iothread;
+                shared_disks += v->disks[i].bus == BUS_VIRTIO && !v->disks[i].dedicated_iothread;
+        }
+        if (policy < 0 && !dedicated)
+                return 0;
+        v->iothreads = policy == 1 ? IOTHREADS_AUTO : IOTHREADS_SHARED; /* dedicated alone: shared */
+        unsigned vcpus = v->sockets * v->cores * v->threads;
+        unsigned pool = v->iothreads == IOTHREADS_AUTO ? 2 * vcpus : 1;
+        if (pool > shared_disks)
+                pool = shared_disks;
+        unsigned own = 0, shared = 0;
+        for (size_t i = 0; i < v->n_disks; i++) {
+                vmi_disk *d = &v->disks[i];
+                if (d->bus == BUS_VIRTIO)
+                        d->iothread = d->dedicated_iothread ? pool + 1 + own++ : 1 + shared++ % pool;
+        }
+        v->n_iothreads = pool + own;
         return 0;
 }
 
@@ -189,12 +290,26 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
                                               "networkInterfaceMultiqueue",
                                               "autoattachVSOCK",
                                               "autoattachInputDevice",
+                                              "video",
+                                              "watchdog",
+                                              "ioThreadsPolicy",
                                               NULL};
-        static const char *const off_only[] = {"useVirtioTransitional", "blockMultiQueue",
-                                               "networkInterfaceMultiqueue", "autoattachVSOCK",
+        static const char *const off_only[] = {"useVirtioTransitional", "networkInterfaceMultiqueue",
                                                "autoattachInputDevice"};
+        /* Devices that pass host hardware through: refused with what is missing rather than "not supported".
+         */
+        static const char *const host_hardware[][2] = {
+            {"gpus", "needs a GPU (a device plugin's resource) passed through from the host"},
+            {"hostDevices", "needs PCI or USB host devices passed through from the host"},
+        };
         if (!devices)
                 return 0;
+        for (size_t i = 0; i < ARRAY_SIZE(host_hardware); i++) {
+                char p[JPATH_MAX];
+                if (cJSON_GetObjectItemCaseSensitive(devices, host_hardware[i][0]))
+                        return jf_error(err, jpath_key(p, path, host_hardware[i][0]),
+                                        "%s, which this host lacks", host_hardware[i][1]);
+        }
         JF_TRY(jf_check_keys(devices, path, allowed, NULL, err));
         for (size_t i = 0; i < ARRAY_SIZE(off_only); i++)
                 JF_TRY(must_be_false(devices, path, off_only[i], err));
@@ -205,6 +320,10 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
         JF_TRY(jf_bool(devices, path, "autoattachSerialConsole", &v->serial_console, err));
         JF_TRY(jf_bool(devices, path, "autoattachGraphicsDevice", &v->graphics, err));
         JF_TRY(jf_bool(devices, path, "autoattachMemBalloon", &v->mem_balloon, err));
+        JF_TRY(jf_bool(devices, path, "autoattachVSOCK", &v->vsock, err));
+        JF_TRY(jf_bool(devices, path, "blockMultiQueue", &v->block_multiqueue, err));
+        JF_TRY(parse_video(v, devices, path, err));
+        JF_TRY(parse_watchdog(v, devices, path, err));
         int rng = empty_object(devices, path, "rng", err);
         JF_TRY(rng);
         v->rng = rng;
@@ -475,12 +594,19 @@ int vmi_parse_volumes(vmi *v, const cJSON *spec, kv_error *err)
                 v->disks[i].volume = k;
                 used[k] = true;
         }
+        /* KubeVirt's default (SetDefaultVolumeDisk): a volume no disk names gets a disk of its name, which
+         * defaults to a virtio disk. */
         for (size_t k = 0; k < v->n_volumes; k++) {
-                char p[JPATH_MAX];
-                snprintf(p, sizeof(p), "spec.volumes[%zu]", k);
-                if (!used[k])
-                        return jf_error(err, p, "volume \"%s\" is not used by any disk", v->volumes[k].name);
+                if (used[k])
+                        continue;
+                vmi_disk *d = vmi_grow((void **)&v->disks, &v->n_disks, sizeof(*d));
+                if (!d || !(d->name = strdup(v->volumes[k].name)))
+                        return OOM(err);
+                d->kind = DISK_DISK, d->bus = BUS_VIRTIO, d->volume = k;
         }
+        const cJSON *devices =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "domain"), "devices");
+        JF_TRY(assign_iothreads(v, cJSON_IsObject(devices) ? devices : NULL, "spec.domain.devices", err));
         return 0; /* boot orders: once the interfaces are known (vmi_parse_networks) */
 }
 

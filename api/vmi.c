@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +293,8 @@ static int parse_machine(vmi *v, const cJSON *domain, kv_error *err)
                 JF_TRY(jf_check_keys(m, "spec.domain.machine", allowed, NULL, err));
                 JF_TRY(jf_string(m, "spec.domain.machine", "type", false, &v->machine, err));
         }
+        if (v->machine && !*v->machine) /* what `kubectl get -o yaml` prints: KubeVirt's default, q35 */
+                free(v->machine), v->machine = NULL;
         if (!v->machine && !(v->machine = strdup("q35")))
                 return kv_error_set(err, ENOMEM, "out of memory");
         const char *t = v->machine;
@@ -303,45 +306,301 @@ static int parse_machine(vmi *v, const cJSON *domain, kv_error *err)
         return 0;
 }
 
-/* spec.domain.features: acpi (default on) and smm; anything else changes the guest and is refused. */
-static int parse_features(vmi *v, const cJSON *domain, bool *smm_given, kv_error *err)
+/* Append "name=value" to the -cpu properties the features and timers set. */
+static int add_cpu_prop(vmi *v, kv_error *err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int add_cpu_prop(vmi *v, kv_error *err, const char *fmt, ...)
 {
-        static const char *const allowed[] = {"acpi", "smm", NULL};
+        size_t n = 0;
+        while (v->cpu_props && v->cpu_props[n])
+                n++;
+        char **p = realloc(v->cpu_props, (n + 2) * sizeof(char *));
+        if (!p)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        v->cpu_props = p;
+        va_list ap;
+        va_start(ap, fmt);
+        int r = vasprintf(&p[n], fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return p[n] = NULL, kv_error_set(err, ENOMEM, "out of memory");
+        p[n + 1] = NULL;
+        return 0;
+}
+
+/* A KubeVirt FeatureState at parent.key: {enabled: bool}, where present without "enabled" means on.
+ * keys: the members allowed (NULL: just "enabled"); *out stays TRI_DEFAULT when absent. */
+static int feature_state(const cJSON *parent, const char *path, const char *key, const char *const *keys,
+                         tristate *out, const cJSON **obj, kv_error *err)
+{
         static const char *const state[] = {"enabled", NULL};
-        const char *names[] = {"acpi", "smm"};
-        bool *dest[] = {&v->acpi, &v->smm};
-        const cJSON *f = NULL;
-        JF_TRY(jf_object(domain, "spec.domain", "features", &f, err));
-        if (!f)
+        const cJSON *s = NULL;
+        char p[JPATH_MAX];
+        JF_TRY(jf_object(parent, path, key, &s, err));
+        if (obj)
+                *obj = s;
+        if (!s)
                 return 0;
-        JF_TRY(jf_check_keys(f, "spec.domain.features", allowed, NULL, err));
-        for (size_t i = 0; i < 2; i++) {
-                const cJSON *s = NULL;
-                char path[JPATH_MAX];
-                jpath_key(path, "spec.domain.features", names[i]);
-                JF_TRY(jf_object(f, "spec.domain.features", names[i], &s, err));
-                if (!s)
+        JF_TRY(jf_check_keys(s, jpath_key(p, path, key), keys ? keys : state, NULL, err));
+        bool on = true;
+        JF_TRY(jf_bool(s, p, "enabled", &on, err));
+        *out = on ? TRI_ON : TRI_OFF;
+        return 0;
+}
+
+/* Hyper-V enlightenments as QEMU's hv-* CPU properties (libvirt's mapping). QEMU sets the Hyper-V CPUID
+ * leaves only under KVM; hv-vpindex it even refuses under TCG, so a VMI asking for it needs KVM. */
+static int parse_hyperv(vmi *v, const cJSON *features, kv_error *err)
+{
+        static const struct {
+                const char *key, *prop;
+                const char *kvm_only; /* the JSON path when QEMU refuses it under TCG */
+        } simple[] = {
+            {"relaxed", "hv-relaxed", NULL},
+            {"vapic", "hv-vapic", NULL},
+            {"vpindex", "hv-vpindex", "spec.domain.features.hyperv.vpindex"},
+            {"runtime", "hv-runtime", NULL},
+            {"synic", "hv-synic", NULL},
+            {"reset", "hv-reset", NULL},
+            {"frequencies", "hv-frequencies", NULL},
+            {"reenlightenment", "hv-reenlightenment", NULL},
+            {"tlbflush", "hv-tlbflush", NULL},
+            {"ipi", "hv-ipi", NULL},
+            {"evmcs", "hv-evmcs", NULL},
+        };
+        static const char *const allowed[] = {"relaxed",    "vapic",    "vpindex",     "runtime",
+                                              "synic",      "reset",    "frequencies", "reenlightenment",
+                                              "tlbflush",   "ipi",      "evmcs",       "spinlocks",
+                                              "synictimer", "vendorid", NULL};
+        static const char *const spin_keys[] = {"enabled", "spinlocks", NULL};
+        static const char *const stimer_keys[] = {"enabled", "direct", NULL};
+        static const char *const vendor_keys[] = {"enabled", "vendorid", NULL};
+        const char *path = "spec.domain.features.hyperv";
+        const cJSON *h = NULL, *o = NULL;
+        JF_TRY(jf_object(features, "spec.domain.features", "hyperv", &h, err));
+        if (!h)
+                return 0;
+        JF_TRY(jf_check_keys(h, path, allowed, NULL, err));
+        for (size_t i = 0; i < ARRAY_SIZE(simple); i++) {
+                tristate t = TRI_DEFAULT;
+                JF_TRY(feature_state(h, path, simple[i].key, NULL, &t, NULL, err));
+                if (t == TRI_DEFAULT)
                         continue;
-                JF_TRY(jf_check_keys(s, path, state, NULL, err));
-                *dest[i] = true; /* present with no "enabled" means enabled, as in KubeVirt */
-                JF_TRY(jf_bool(s, path, "enabled", dest[i], err));
-                if (i == 1)
-                        *smm_given = true;
+                JF_TRY(add_cpu_prop(v, err, "%s=%s", simple[i].prop, t == TRI_ON ? "on" : "off"));
+                if (t == TRI_ON && simple[i].kvm_only && !v->kvm_only)
+                        v->kvm_only = simple[i].kvm_only;
+        }
+        tristate t = TRI_DEFAULT;
+        JF_TRY(feature_state(h, path, "spinlocks", spin_keys, &t, &o, err));
+        if (t == TRI_ON) { /* retries before the guest notifies the hypervisor; libvirt's default 4096 */
+                int64_t n = 4096;
+                JF_TRY(jf_int(o, "spec.domain.features.hyperv.spinlocks", "spinlocks", 4096, UINT32_MAX, &n,
+                              NULL, err));
+                JF_TRY(add_cpu_prop(v, err, "hv-spinlocks=0x%llx", (unsigned long long)n));
+        }
+        t = TRI_DEFAULT;
+        JF_TRY(feature_state(h, path, "synictimer", stimer_keys, &t, &o, err));
+        if (t != TRI_DEFAULT) {
+                tristate direct = TRI_DEFAULT;
+                JF_TRY(add_cpu_prop(v, err, "hv-stimer=%s", t == TRI_ON ? "on" : "off"));
+                JF_TRY(feature_state(o, "spec.domain.features.hyperv.synictimer", "direct", NULL, &direct,
+                                     NULL, err));
+                if (direct != TRI_DEFAULT)
+                        JF_TRY(add_cpu_prop(v, err, "hv-stimer-direct=%s", direct == TRI_ON ? "on" : "off"));
+        }
+        t = TRI_DEFAULT;
+        JF_TRY(feature_state(h, path, "vendorid", vendor_keys, &t, &o, err));
+        if (t == TRI_ON) {
+                _cleanup_free_ char *id = NULL;
+                const char *vp = "spec.domain.features.hyperv.vendorid.vendorid";
+                JF_TRY(jf_string(o, "spec.domain.features.hyperv.vendorid", "vendorid", true, &id, err));
+                size_t n = strlen(id);
+                if (!n || n > 12 ||
+                    strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != n)
+                        return jf_error(err, vp, "must be 1-12 letters or digits");
+                JF_TRY(add_cpu_prop(v, err, "hv-vendor-id=%s", id));
         }
         return 0;
 }
 
-static int parse_clock(const cJSON *domain, kv_error *err)
+/* spec.domain.features: acpi (default on), smm, apic, hyperv, kvm, pvspinlock, hypervPassthrough. */
+static int parse_features(vmi *v, const cJSON *domain, bool *smm_given, kv_error *err)
 {
-        static const char *const allowed[] = {"utc", NULL};
+        static const char *const allowed[] = {
+            "acpi", "smm", "apic", "hyperv", "kvm", "pvspinlock", "hypervPassthrough", NULL};
+        static const char *const apic_keys[] = {"enabled", "endOfInterrupt", NULL};
+        static const char *const kvm_keys[] = {"hidden", NULL};
+        const char *path = "spec.domain.features";
+        const cJSON *f = NULL, *o = NULL;
+        JF_TRY(jf_object(domain, "spec.domain", "features", &f, err));
+        if (!f)
+                return 0;
+        JF_TRY(jf_check_keys(f, path, allowed, NULL, err));
+        tristate acpi = TRI_DEFAULT, smm = TRI_DEFAULT, apic = TRI_DEFAULT, pvspin = TRI_DEFAULT,
+                 hvpass = TRI_DEFAULT;
+        JF_TRY(feature_state(f, path, "acpi", NULL, &acpi, NULL, err));
+        JF_TRY(feature_state(f, path, "smm", NULL, &smm, NULL, err));
+        if (acpi != TRI_DEFAULT)
+                v->acpi = acpi == TRI_ON;
+        if (smm != TRI_DEFAULT)
+                v->smm = smm == TRI_ON, *smm_given = true;
+        /* q35 always has a local APIC: enabled is the only state; endOfInterrupt is KVM's PV EOI. */
+        JF_TRY(feature_state(f, path, "apic", apic_keys, &apic, &o, err));
+        if (apic == TRI_OFF)
+                return jf_error(err, "spec.domain.features.apic.enabled",
+                                "false is not supported (a q35 machine always has a local APIC)");
+        const cJSON *eoi = o ? cJSON_GetObjectItemCaseSensitive(o, "endOfInterrupt") : NULL;
+        if (eoi) {
+                bool on = false;
+                JF_TRY(jf_bool(o, "spec.domain.features.apic", "endOfInterrupt", &on, err));
+                JF_TRY(add_cpu_prop(v, err, "kvm-pv-eoi=%s", on ? "on" : "off"));
+        }
+        JF_TRY(parse_hyperv(v, f, err));
+        JF_TRY(feature_state(f, path, "hypervPassthrough", NULL, &hvpass, NULL, err));
+        if (hvpass == TRI_ON)
+                JF_TRY(add_cpu_prop(v, err, "hv-passthrough=on"));
+        JF_TRY(jf_object(f, path, "kvm", &o, err));
+        if (o) {
+                bool hidden = false;
+                JF_TRY(jf_check_keys(o, "spec.domain.features.kvm", kvm_keys, NULL, err));
+                JF_TRY(jf_bool(o, "spec.domain.features.kvm", "hidden", &hidden, err));
+                if (hidden) /* no KVM signature in CPUID */
+                        JF_TRY(add_cpu_prop(v, err, "kvm=off"));
+        }
+        JF_TRY(feature_state(f, path, "pvspinlock", NULL, &pvspin, NULL, err));
+        if (pvspin != TRI_DEFAULT)
+                JF_TRY(add_cpu_prop(v, err, "kvm-pv-unhalt=%s", pvspin == TRI_ON ? "on" : "off"));
+        return 0;
+}
+
+/* A timer's "present" (default true) into *out. */
+static int timer_present(const cJSON *t, const char *path, tristate *out, kv_error *err)
+{
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(t, "present");
+        bool on = true;
+        if (!p)
+                return 0;
+        JF_TRY(jf_bool(t, path, "present", &on, err));
+        *out = on ? TRI_ON : TRI_OFF;
+        return 0;
+}
+
+/* spec.domain.clock.timer: hpet and pit as machine properties, rtc as -rtc driftfix/clock, kvm and hyperv
+ * as the kvmclock / hv-time CPU properties (libvirt's mapping). */
+static int parse_timers(vmi *v, const cJSON *clock, kv_error *err)
+{
+        static const char *const hpet_keys[] = {"present", "tickPolicy", NULL};
+        static const char *const rtc_keys[] = {"present", "tickPolicy", "track", NULL};
+        static const char *const present_keys[] = {"present", NULL};
+        static const char *const allowed[] = {"hpet", "pit", "rtc", "kvm", "hyperv", NULL};
+        static const char *const pit_policies[] = {"delay", "catchup", "discard", NULL};
+        static const char *const pit_qemu[] = {"delay", "slew", "discard"};
+        static const char *const rtc_policies[] = {"delay", "catchup", NULL};
+        static const char *const tracks[] = {"guest", "wall", NULL};
+        const char *path = "spec.domain.clock.timer";
+        const cJSON *t = NULL, *o = NULL;
+        JF_TRY(jf_object(clock, "spec.domain.clock", "timer", &t, err));
+        if (!t)
+                return 0;
+        JF_TRY(jf_check_keys(t, path, allowed, NULL, err));
+        JF_TRY(jf_object(t, path, "hpet", &o, err));
+        if (o) {
+                JF_TRY(jf_check_keys(o, "spec.domain.clock.timer.hpet", hpet_keys, NULL, err));
+                if (cJSON_GetObjectItemCaseSensitive(o, "tickPolicy"))
+                        return jf_error(err, "spec.domain.clock.timer.hpet.tickPolicy",
+                                        "is not supported (QEMU's HPET has no tick policy)");
+                v->hpet = TRI_ON;
+                JF_TRY(timer_present(o, "spec.domain.clock.timer.hpet", &v->hpet, err));
+        }
+        o = NULL;
+        JF_TRY(jf_object(t, path, "pit", &o, err));
+        if (o) {
+                int policy = -1;
+                JF_TRY(jf_check_keys(o, "spec.domain.clock.timer.pit", hpet_keys, NULL, err));
+                JF_TRY(jf_enum(o, "spec.domain.clock.timer.pit", "tickPolicy", pit_policies, &policy, err));
+                v->pit = TRI_ON;
+                JF_TRY(timer_present(o, "spec.domain.clock.timer.pit", &v->pit, err));
+                v->pit_policy = policy >= 0 ? pit_qemu[policy] : NULL;
+        }
+        o = NULL;
+        JF_TRY(jf_object(t, path, "rtc", &o, err));
+        if (o) {
+                int policy = -1, track = -1;
+                tristate present = TRI_ON;
+                JF_TRY(jf_check_keys(o, "spec.domain.clock.timer.rtc", rtc_keys, NULL, err));
+                JF_TRY(timer_present(o, "spec.domain.clock.timer.rtc", &present, err));
+                if (present == TRI_OFF)
+                        return jf_error(err, "spec.domain.clock.timer.rtc.present",
+                                        "false is not supported (a q35 machine always has its RTC)");
+                JF_TRY(jf_enum(o, "spec.domain.clock.timer.rtc", "tickPolicy", rtc_policies, &policy, err));
+                JF_TRY(jf_enum(o, "spec.domain.clock.timer.rtc", "track", tracks, &track, err));
+                v->rtc_driftfix_slew = policy == 1;
+                v->rtc_clock = track < 0 ? NULL : track == 0 ? "vm" : "host";
+        }
+        const char *const cpu_timers[][2] = {{"kvm", "kvmclock"}, {"hyperv", "hv-time"}};
+        for (size_t i = 0; i < ARRAY_SIZE(cpu_timers); i++) {
+                char p[JPATH_MAX];
+                tristate present = TRI_ON;
+                o = NULL;
+                JF_TRY(jf_object(t, path, cpu_timers[i][0], &o, err));
+                if (!o)
+                        continue;
+                jpath_key(p, path, cpu_timers[i][0]);
+                JF_TRY(jf_check_keys(o, p, present_keys, NULL, err));
+                JF_TRY(timer_present(o, p, &present, err));
+                JF_TRY(add_cpu_prop(v, err, "%s=%s", cpu_timers[i][1], present == TRI_ON ? "on" : "off"));
+        }
+        return 0;
+}
+
+/* spec.domain.clock: utc (with offsetSeconds) or timezone sets where the RTC starts; timers. */
+static int parse_clock(vmi *v, const cJSON *domain, kv_error *err)
+{
+        static const char *const allowed[] = {"utc", "timezone", "timer", NULL};
+        static const char *const utc_keys[] = {"offsetSeconds", NULL};
         const cJSON *c = NULL, *utc = NULL;
         JF_TRY(jf_object(domain, "spec.domain", "clock", &c, err));
         if (!c)
                 return 0;
-        /* QEMU's RTC runs in UTC by default; an offset or timers would change the guest. */
         JF_TRY(jf_check_keys(c, "spec.domain.clock", allowed, NULL, err));
         JF_TRY(jf_object(c, "spec.domain.clock", "utc", &utc, err));
-        return utc ? jf_check_keys(utc, "spec.domain.clock.utc", NULL, NULL, err) : 0;
+        JF_TRY(jf_string(c, "spec.domain.clock", "timezone", false, &v->timezone, err));
+        if (utc && v->timezone)
+                return jf_error(err, "spec.domain.clock", "only one of utc and timezone may be set");
+        if (utc) {
+                JF_TRY(jf_check_keys(utc, "spec.domain.clock.utc", utc_keys, NULL, err));
+                JF_TRY(jf_int(utc, "spec.domain.clock.utc", "offsetSeconds", -(int64_t)100 * 366 * 86400,
+                              (int64_t)100 * 366 * 86400, &v->rtc_offset, NULL, err));
+        }
+        if (v->timezone) { /* a name under /usr/share/zoneinfo, resolved by vmi_prepare */
+                const char *tz = v->timezone;
+                if (tz[0] == '/' || jf_check_image_path(tz, "spec.domain.clock.timezone", err) < 0)
+                        return jf_error(err, "spec.domain.clock.timezone", "\"%.64s\" is not a timezone name",
+                                        tz);
+        }
+        return parse_timers(v, c, err);
+}
+
+/* spec.domain.chassis: SMBIOS type 3 strings. */
+static int parse_chassis(vmi *v, const cJSON *domain, kv_error *err)
+{
+        static const char *const allowed[] = {"manufacturer", "version", "serial", "asset", "sku", NULL};
+        const cJSON *c = NULL, *m;
+        JF_TRY(jf_object(domain, "spec.domain", "chassis", &c, err));
+        if (!c)
+                return 0;
+        JF_TRY(jf_check_keys(c, "spec.domain.chassis", allowed, NULL, err));
+        cJSON_ArrayForEach(m, c)
+        {
+                char p[JPATH_MAX], d[64];
+                jpath_key(p, "spec.domain.chassis", m->string);
+                if (!cJSON_IsString(m))
+                        return jf_error(err, p, "expected a string, got %s", jf_describe(m, d, sizeof(d)));
+                if (jf_has_control_chars(m->valuestring) || strlen(m->valuestring) > 256)
+                        return jf_error(err, p, "must be at most 256 printable characters");
+        }
+        if (cJSON_GetArraySize(c) && !(v->chassis = cJSON_Duplicate(c, true)))
+                return kv_error_set(err, ENOMEM, "out of memory");
+        return 0;
 }
 
 static int parse_kernel_boot(vmi *v, const cJSON *fw, kv_error *err)
@@ -442,13 +701,17 @@ static int parse_firmware(vmi *v, const cJSON *domain, kv_error *err)
 static int parse_domain(vmi *v, const cJSON *spec, kv_error *err)
 {
         static const char *const allowed[] = {"resources", "cpu",   "memory",  "machine", "firmware",
-                                              "features",  "clock", "devices", NULL};
+                                              "features",  "clock", "devices", "chassis", NULL};
         const cJSON *domain = NULL, *devices = NULL;
         long double cpu_count = 0;
         bool smm_given = false;
         JF_TRY(jf_object(spec, "spec", "domain", &domain, err));
         if (!domain)
                 return jf_error(err, "spec.domain", "is required");
+        if (cJSON_GetObjectItemCaseSensitive(domain, "launchSecurity"))
+                return jf_error(
+                    err, "spec.domain.launchSecurity",
+                    "needs confidential-computing hardware (AMD SEV, Intel TDX), which this host lacks");
         JF_TRY(jf_check_keys(domain, "spec.domain", allowed, NULL, err));
         JF_TRY(parse_memory(v, domain, err));
         JF_TRY(parse_resources(v, domain, &cpu_count, err));
@@ -456,7 +719,8 @@ static int parse_domain(vmi *v, const cJSON *spec, kv_error *err)
         JF_TRY(parse_cpu(v, domain, cpu_count, err));
         JF_TRY(parse_machine(v, domain, err));
         JF_TRY(parse_features(v, domain, &smm_given, err));
-        JF_TRY(parse_clock(domain, err));
+        JF_TRY(parse_clock(v, domain, err));
+        JF_TRY(parse_chassis(v, domain, err));
         JF_TRY(parse_firmware(v, domain, err));
         if (v->firmware == FW_EFI && v->efi_secure_boot) {
                 if (smm_given && !v->smm)
@@ -621,6 +885,10 @@ void vmi_free(vmi *v)
         for (char **f = v->cpu_features; f && *f; f++)
                 free(*f);
         free(v->cpu_features);
+        for (char **f = v->cpu_props; f && *f; f++)
+                free(*f);
+        free(v->cpu_props), free(v->timezone), free(v->watchdog_name);
+        cJSON_Delete(v->chassis);
         free(v->machine), free(v->fw_uuid), free(v->fw_serial), free(v->efi_vars);
         free(v->kernel_image), free(v->kernel_path), free(v->initrd_path), free(v->kernel_args);
         free(v->kernel_file), free(v->initrd_file);

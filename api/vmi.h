@@ -21,12 +21,24 @@ typedef enum { DISK_DISK, DISK_CDROM } disk_kind;
 typedef enum { BUS_VIRTIO, BUS_SATA, BUS_SCSI } disk_bus;
 typedef enum { CACHE_DEFAULT, CACHE_NONE, CACHE_WRITETHROUGH, CACHE_WRITEBACK } disk_cache;
 typedef enum { DISK_IO_DEFAULT, DISK_IO_NATIVE, DISK_IO_THREADS } disk_io;
+typedef enum {
+        ERROR_POLICY_DEFAULT,
+        ERROR_POLICY_STOP,
+        ERROR_POLICY_IGNORE,
+        ERROR_POLICY_REPORT,
+        ERROR_POLICY_ENOSPACE
+} disk_error_policy;
 
 typedef struct vmi_disk {
         char *name;
         disk_kind kind;
         disk_bus bus;
-        bool readonly;       /* disk.readonly, cdrom.readonly (cdrom default true) */
+        bool readonly;  /* disk.readonly, cdrom.readonly (cdrom default true) */
+        bool shareable; /* several VMs may open the image: no image locking, share-rw */
+        bool dedicated_iothread;
+        unsigned iothread;      /* 0 = QEMU's main loop; else the iothread<N> object it runs in */
+        unsigned rotation_rate; /* disk.rotationRate (scsi/sata): 1 = SSD; 0 = unset */
+        disk_error_policy error_policy;
         unsigned boot_order; /* 0 = none; else QEMU bootindex */
         char *serial;        /* NULL = none */
         disk_cache cache;
@@ -99,6 +111,10 @@ typedef enum {
         CPU_MODEL_NAMED
 } cpu_model_kind;
 typedef enum { FW_BIOS, FW_EFI } firmware_kind;
+typedef enum { VIDEO_VGA, VIDEO_VIRTIO, VIDEO_BOCHS, VIDEO_CIRRUS } video_type;
+typedef enum { TRI_DEFAULT, TRI_OFF, TRI_ON } tristate;
+typedef enum { WATCHDOG_NONE, WATCHDOG_POWEROFF, WATCHDOG_RESET, WATCHDOG_SHUTDOWN } watchdog_action;
+typedef enum { IOTHREADS_NONE, IOTHREADS_SHARED, IOTHREADS_AUTO } iothreads_policy;
 
 typedef struct vmi {
         /* identity */
@@ -113,6 +129,10 @@ typedef struct vmi {
         cpu_model_kind cpu_model;
         char *cpu_model_name; /* CPU_MODEL_NAMED */
         char **cpu_features;  /* NULL-terminated "+name"/"-name", or NULL */
+        /* spec.domain.features (hyperv, kvm, pvspinlock, apic.endOfInterrupt) and clock timers that
+         * QEMU sets as -cpu properties: NULL-terminated "name=value", or NULL */
+        char **cpu_props;
+        const char *kvm_only; /* JSON path of the first one QEMU accepts only under KVM, else NULL */
 
         /* memory, bytes (rounded up to MiB) */
         uint64_t memory, max_memory; /* max_memory 0 = no memory hot-plug */
@@ -121,6 +141,16 @@ typedef struct vmi {
         char *machine; /* "q35" or "pc-q35-X.Y" */
         bool acpi, smm;
         char *fw_uuid, *fw_serial; /* NULL = none */
+        cJSON *chassis;            /* spec.domain.chassis (SMBIOS type 3 strings), NULL = none */
+
+        /* clock: the RTC starts at host time + rtc_offset (utc.offsetSeconds, or the timezone's offset
+         * at start, resolved by vmi_prepare); timers */
+        int64_t rtc_offset;
+        char *timezone;
+        bool rtc_driftfix_slew; /* rtc.tickPolicy catchup */
+        const char *rtc_clock;  /* rtc.track: "vm" (guest) / "host" (wall); NULL = QEMU's default */
+        tristate hpet, pit;
+        const char *pit_policy; /* pit.tickPolicy as QEMU's lost_tick_policy, NULL = default */
         firmware_kind firmware;
         bool bios_use_serial;
         bool efi_secure_boot;
@@ -144,6 +174,14 @@ typedef struct vmi {
         bool serial_console; /* autoattachSerialConsole, default true */
         bool graphics;       /* autoattachGraphicsDevice, default true */
         bool mem_balloon;    /* autoattachMemBalloon, default true */
+        video_type video;
+        watchdog_action watchdog;
+        char *watchdog_name;
+        bool vsock;            /* autoattachVSOCK: vhost-vsock-pci */
+        uint32_t vsock_cid;    /* prepared: the guest's CID (>= 3), from its identity */
+        bool block_multiqueue; /* blockMultiQueue: one virtio-blk queue per vCPU */
+        iothreads_policy iothreads;
+        unsigned n_iothreads; /* iothread objects the argv declares (set by the parser) */
 } vmi;
 
 /* Load a VMI from a YAML or JSON file ("-" = stdin) and validate it. -EINVAL: invalid manifest (exit 2);

@@ -88,9 +88,33 @@ static int add_blockdev(argv_builder *b, const vmi_disk *d, const char *node)
         return push_json(&b->devs, "-blockdev", top, b->err);
 }
 
-static cJSON *disk_device_props(cJSON *dev, const vmi_disk *d, const char *node)
+/* errorPolicy as QEMU's werror/rerror (libvirt's mapping: enospace stops only when the host is full). */
+static cJSON *with_error_policy(cJSON *dev, disk_error_policy p)
 {
-        dev = jstr(dev, "drive", node);
+        static const char *const werror[] = {[ERROR_POLICY_STOP] = "stop",
+                                             [ERROR_POLICY_IGNORE] = "ignore",
+                                             [ERROR_POLICY_REPORT] = "report",
+                                             [ERROR_POLICY_ENOSPACE] = "enospc"};
+        if (p == ERROR_POLICY_DEFAULT)
+                return dev;
+        dev = jstr(dev, "werror", werror[p]);
+        return p == ERROR_POLICY_ENOSPACE ? dev : jstr(dev, "rerror", werror[p]);
+}
+
+static cJSON *disk_device_props(const vmi *v, cJSON *dev, const vmi_disk *d, const char *node)
+{
+        dev = with_error_policy(jstr(dev, "drive", node), d->error_policy);
+        if (d->shareable)
+                dev = jbool(dev, "share-rw", true);
+        if (d->rotation_rate)
+                dev = jnum(dev, "rotation_rate", d->rotation_rate);
+        if (d->bus == BUS_VIRTIO && v->block_multiqueue) /* one queue per vCPU, as KubeVirt */
+                dev = jnum(dev, "num-queues", v->sockets * v->cores * v->threads);
+        if (d->iothread) {
+                char id[32];
+                snprintf(id, sizeof(id), "iothread%u", d->iothread);
+                dev = jstr(dev, "iothread", id);
+        }
         if (d->boot_order)
                 dev = jnum(dev, "bootindex", d->boot_order);
         if (d->serial)
@@ -127,12 +151,18 @@ static int add_disk(argv_builder *b, const vmi_disk *d, size_t i, int *sata, int
                 dev = jstr(device(cd ? "ide-cd" : "ide-hd", id), "bus", bus);
         }
         }
-        return push_json(&b->devs, "-device", disk_device_props(dev, d, node), b->err);
+        return push_json(&b->devs, "-device", disk_device_props(b->v, dev, d, node), b->err);
 }
 
 int argv_add_disks(argv_builder *b)
 {
         int sata = 0, scsi = 0;
+        for (unsigned i = 1; i <= b->v->n_iothreads; i++) {
+                char id[32];
+                snprintf(id, sizeof(id), "iothread%u", i);
+                JF_TRY(push_json(&b->devs, "-object",
+                                 jstr(jstr(cJSON_CreateObject(), "qom-type", "iothread"), "id", id), b->err));
+        }
         for (size_t i = 0; i < b->v->n_disks; i++) {
                 if (b->v->disks[i].bus != BUS_SCSI)
                         continue;
@@ -240,6 +270,23 @@ int argv_add_misc_devices(argv_builder *b)
                 JF_TRY(push_json(&b->devs, "-object", backend, b->err));
                 JF_TRY(push_json(&b->devs, "-device",
                                  jstr(pci_device(b, "virtio-rng-pci", "rng"), "rng", "rng0"), b->err));
+        }
+        if (b->v->watchdog != WATCHDOG_NONE) {
+                static const char *const actions[] = {[WATCHDOG_POWEROFF] = "poweroff",
+                                                      [WATCHDOG_RESET] = "reset",
+                                                      [WATCHDOG_SHUTDOWN] = "shutdown"};
+                char id[80];
+                snprintf(id, sizeof(id), "ua-%s", b->v->watchdog_name);
+                JF_TRY(push_json(&b->devs, "-device", pci_device(b, "i6300esb", id), b->err));
+                JF_TRY(push_optf(&b->devs, "-watchdog-action", b->err, "%s", actions[b->v->watchdog]));
+        }
+        if (b->v->vsock) {
+                if (!b->v->vsock_cid)
+                        return kv_error_set(b->err, EINVAL,
+                                            "autoattachVSOCK: no guest CID (vmi_prepare not run)");
+                JF_TRY(push_json(
+                    &b->devs, "-device",
+                    jnum(pci_device(b, "vhost-vsock-pci", "vsock"), "guest-cid", b->v->vsock_cid), b->err));
         }
         if (b->v->mem_balloon)
                 JF_TRY(

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "jfield.h"
 #include "macro.h"
@@ -127,11 +128,24 @@ static int add_machine(argv_builder *b)
                 snprintf(extra, sizeof(extra), ",pflash0=fw-code,pflash1=fw-vars");
         if (v->bios_use_serial)
                 snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), ",graphics=off");
+        if (v->hpet != TRI_DEFAULT)
+                snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), ",hpet=%s",
+                         v->hpet == TRI_ON ? "on" : "off");
+        if (v->pit != TRI_DEFAULT)
+                snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), ",pit=%s",
+                         v->pit == TRI_ON ? "on" : "off");
         JF_TRY(push_optf(b->argv, "-machine", b->err, "%s,acpi=%s,smm=%s%s", v->machine,
                          v->acpi ? "on" : "off", v->smm ? "on" : "off", extra));
         if (strcmp(b->o->accel, "kvm") && strcmp(b->o->accel, "tcg"))
                 return kv_error_set(b->err, EINVAL, "accelerator \"%s\" is not kvm or tcg", b->o->accel);
-        return push_optf(b->argv, "-accel", b->err, "%s", b->o->accel);
+        if (v->kvm_only && strcmp(b->o->accel, "kvm"))
+                return kv_error_set(
+                    b->err, EINVAL,
+                    "%s: needs KVM (QEMU refuses it under TCG) and this host lacks usable KVM", v->kvm_only);
+        JF_TRY(push_optf(b->argv, "-accel", b->err, "%s", b->o->accel));
+        if (v->pit_policy) /* the in-kernel PIT's policy for ticks the guest missed, as libvirt sets it */
+                JF_TRY(push_optf(b->argv, "-global", b->err, "kvm-pit.lost_tick_policy=%s", v->pit_policy));
+        return 0;
 }
 
 /* host-passthrough/host-model need a real host CPU: `host` under KVM, `max` (everything TCG emulates)
@@ -144,11 +158,16 @@ static int add_cpu(argv_builder *b)
         size_t len = strlen(model) + 1;
         for (char **f = v->cpu_features; f && *f; f++)
                 len += strlen(*f) + 1;
+        for (char **f = v->cpu_props; f && *f; f++)
+                len += strlen(*f) + 1;
         _cleanup_free_ char *cpu = malloc(len);
         if (!cpu)
                 return kv_error_set(b->err, ENOMEM, "out of memory");
         strcpy(cpu, model); /* feature names were validated to [a-z0-9._-]: nothing to escape */
         for (char **f = v->cpu_features; f && *f; f++)
+                strcat(strcat(cpu, ","), *f);
+        /* properties from validated names and numbers; hv-vendor-id is [A-Za-z0-9] */
+        for (char **f = v->cpu_props; f && *f; f++)
                 strcat(strcat(cpu, ","), *f);
         JF_TRY(push_optf(b->argv, "-cpu", b->err, "%s", cpu));
         unsigned per_socket = v->cores * v->threads;
@@ -194,6 +213,50 @@ static int add_efi(argv_builder *b)
         return 0;
 }
 
+/* spec.domain.chassis → SMBIOS type 3, each value escaped. */
+static int add_chassis(argv_builder *b)
+{
+        const cJSON *m;
+        if (!b->v->chassis)
+                return 0;
+        _cleanup_free_ char *buf = NULL;
+        size_t n = 0;
+        FILE *f = open_memstream(&buf, &n);
+        if (!f)
+                return kv_error_set(b->err, ENOMEM, "out of memory");
+        fputs("type=3", f);
+        cJSON_ArrayForEach(m, b->v->chassis)
+        {
+                _cleanup_free_ char *e = qemu_opt_escape(m->valuestring);
+                if (e)
+                        fprintf(f, ",%s=%s", m->string, e);
+        }
+        fclose(f);
+        if (!buf)
+                return kv_error_set(b->err, ENOMEM, "out of memory");
+        return push_optf(b->argv, "-smbios", b->err, "%s", buf);
+}
+
+/* -rtc: where the RTC starts (UTC plus clock.utc.offsetSeconds or the timezone's offset) and how it
+ * catches up (rtc timer). Without any of them QEMU's default (base=utc) stays. */
+static int add_rtc(argv_builder *b)
+{
+        const vmi *v = b->v;
+        char base[40] = "utc";
+        if (!v->rtc_offset && !v->timezone && !v->rtc_driftfix_slew && !v->rtc_clock)
+                return 0;
+        if (v->rtc_offset || v->timezone) {
+                time_t t = (time_t)(b->o->now ? b->o->now : time(NULL)) + (time_t)v->rtc_offset;
+                struct tm tm;
+                if (!gmtime_r(&t, &tm) || !strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm))
+                        return kv_error_set(b->err, EINVAL,
+                                            "spec.domain.clock: the RTC start is out of range");
+        }
+        return push_optf(b->argv, "-rtc", b->err, "base=%s%s%s%s", base,
+                         v->rtc_driftfix_slew ? ",driftfix=slew" : "", v->rtc_clock ? ",clock=" : "",
+                         v->rtc_clock ? v->rtc_clock : "");
+}
+
 static int add_firmware(argv_builder *b)
 {
         const vmi *v = b->v;
@@ -201,6 +264,7 @@ static int add_firmware(argv_builder *b)
                 JF_TRY(push_optf(b->argv, "-uuid", b->err, "%s", v->fw_uuid));
         if (v->fw_serial)
                 JF_TRY(push_escaped(b->argv, "-smbios", "type=1,serial=", v->fw_serial, "", b->err));
+        JF_TRY(add_chassis(b));
         if (v->firmware == FW_EFI)
                 JF_TRY(add_efi(b));
         if (!v->kernel_boot)
@@ -249,8 +313,13 @@ static int add_consoles(argv_builder *b)
         }
         if (!b->v->graphics)
                 return 0;
+        static const char *const drivers[] = {[VIDEO_VGA] = "VGA",
+                                              [VIDEO_VIRTIO] = "virtio-vga",
+                                              [VIDEO_BOCHS] = "bochs-display",
+                                              [VIDEO_CIRRUS] = "cirrus-vga"};
         cJSON *vga =
-            jstr(jstr(jstr(jstr(cJSON_CreateObject(), "driver", "VGA"), "id", "video0"), "bus", "pcie.0"),
+            jstr(jstr(jstr(jstr(cJSON_CreateObject(), "driver", drivers[b->v->video]), "id", "video0"), "bus",
+                      "pcie.0"),
                  "addr", "0x1");
         JF_TRY(push_json(b->argv, "-device", vga, b->err));
         _cleanup_free_ char *vnc = NULL;
@@ -283,6 +352,7 @@ static int (*const steps[])(argv_builder *b) = {
     add_cpu,
     add_memory,
     add_firmware,
+    add_rtc,
     add_boot,
     add_consoles,
     argv_add_disks,

@@ -23,6 +23,7 @@ typedef struct qemu_argv_opts {
          * slirp always does. */
         const char *net_netdev_json;
         const char *net_device_json;
+        int64_t now; /* seconds since the epoch the RTC offset counts from; 0 = the current time */
 } qemu_argv_opts;
 
 /* Append the full argv (argv[0] = qemu_binary) to *argv. -EINVAL if the model is not prepared or

@@ -234,7 +234,8 @@ static char *build_argv_text_in(const char *name, const char *manifest, const ch
                             .qmp_fd = 3,
                             .serial_fd = 4,
                             .serial_log = log,
-                            .hotplug_ports = -1};
+                            .hotplug_ports = -1,
+                            .now = 1767225600 /* 2026-01-01T00:00:00Z: RTC offsets are reproducible */};
         _cleanup_free_ char *netdev = NULL, *netdevice = NULL;
         manifest_net(manifest, "# net-netdev: ", &netdev);
         manifest_net(manifest, "# net-device: ", &netdevice);

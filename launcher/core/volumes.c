@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cidata.h"
@@ -391,8 +392,59 @@ static int prepare_kernel_boot(vmi *v, const launcher_paths *p, kv_error *err)
         return 0;
 }
 
+/* clock.timezone: the RTC starts at the zone's local time, so its offset from UTC now (the launcher is
+ * single-threaded: TZ is swapped and restored around one localtime_r). */
+static int prepare_timezone(vmi *v, kv_error *err)
+{
+        char path[512];
+        snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", v->timezone);
+        if (access(path, R_OK) < 0)
+                return kv_error_set(err, EINVAL,
+                                    "spec.domain.clock.timezone: \"%.64s\" is not a known timezone (%s: %s)",
+                                    v->timezone, path, strerror(errno));
+        const char *old = getenv("TZ");
+        _cleanup_free_ char *saved = old ? strdup(old) : NULL, *tz = NULL;
+        if ((old && !saved) || asprintf(&tz, ":%s", v->timezone) < 0)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        setenv("TZ", tz, 1);
+        tzset();
+        struct tm tm;
+        time_t now = time(NULL);
+        bool ok = localtime_r(&now, &tm) != NULL;
+        saved ? setenv("TZ", saved, 1) : unsetenv("TZ");
+        tzset();
+        if (!ok)
+                return kv_error_set(err, EINVAL, "spec.domain.clock.timezone: cannot resolve \"%.64s\"",
+                                    v->timezone);
+        v->rtc_offset = tm.tm_gmtoff;
+        return 0;
+}
+
+/* autoattachVSOCK needs the host's vhost-vsock device. The CID is derived from the VMI's identity (FNV-1a)
+ * so the same VMI keeps it across restarts; KubeVirt allocates one per node, QEMU fails on a clash. */
+static int prepare_vsock(vmi *v, kv_error *err)
+{
+        if (access("/dev/vhost-vsock", R_OK | W_OK) < 0)
+                return kv_error_set(
+                    err, EINVAL,
+                    "spec.domain.devices.autoattachVSOCK: needs /dev/vhost-vsock, which this host "
+                    "lacks (%s)",
+                    strerror(errno));
+        uint32_t h = 2166136261u;
+        const char *parts[] = {v->namespace, "/", v->name, "/", v->uid ? v->uid : ""};
+        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+                for (const char *c = parts[i]; *c; c++)
+                        h = (h ^ (unsigned char)*c) * 16777619u;
+        v->vsock_cid = 3 + h % 0x7ffffffcu;
+        return 0;
+}
+
 int vmi_prepare(vmi *v, const launcher_paths *p, kv_error *err)
 {
+        if (v->vsock)
+                JF_TRY(prepare_vsock(v, err));
+        if (v->timezone)
+                JF_TRY(prepare_timezone(v, err));
         JF_TRY(volumes_prepare(v, p, err));
         if (v->firmware == FW_EFI)
                 JF_TRY(prepare_efi(v, p, err));

@@ -100,19 +100,7 @@ try:
           "the guest mounted the cidata cdrom on scsi: userDataBase64 decoded, networkData", L)
 
     # the guest's own view, asked through its shell on the serial console (control socket `console`)
-    con = socket.socket(socket.AF_UNIX)
-    con.settimeout(5)
-    con.connect(os.path.join(L.run_dir, "control.sock"))
-    con.sendall(b'{"cmd":"console"}\n')
-    line = b""
-    while not line.endswith(b"\n"):
-        line += con.recv(1)
-    check(json.loads(line)["ok"], "console attached over control.sock", L)
-
-    def ask(tag, cmd):
-        con.sendall(f'echo "{tag}: $({cmd}) :{tag}"\n'.encode())
-        L.wait_serial_re(rf"{tag}: ([^$\n]*) :{tag}", timeout=10)
-        return re.search(rf"{tag}: ([^$\n]*) :{tag}", L.serial()).group(1).strip()
+    ask = L.guest_shell()
 
     check(ask("Q1", "cat /sys/block/vda/serial") == "AUD.SER-1", "guest reads the disk serial AUD.SER-1", L)
     check(ask("Q2", "cat /sys/class/dmi/id/product_serial") == "AUD-SN.42", "guest SMBIOS serial AUD-SN.42", L)
@@ -125,7 +113,7 @@ try:
     check(ask("QA", "echo GUEST-WROTE-IT | dd of=/dev/vde conv=fsync 2>/dev/null; head -c 12 /dev/vde") ==
           "GUEST-WROTE-", "ephemeral PVC: the guest writes to its disk", L)
     check("sr0" in ask("Q8", "ls /sys/block | tr '\\n' ,"), "guest sees the scsi cdrom as sr0", L)
-    con.close()
+    ask.close()
 
     # QEMU's view over qmp.sock
     check(L.qmp("query-uuid")["return"]["UUID"] == UUID, "QMP query-uuid = firmware.uuid", L)

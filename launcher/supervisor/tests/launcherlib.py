@@ -183,6 +183,25 @@ class Launcher:
                         break
             return msg
 
+    def guest_shell(self):
+        """ask(tag, cmd) -> the output of cmd in the guest's serial shell (kernel arg shell=1), attached
+        through the control socket's `console`."""
+        con = socket.socket(socket.AF_UNIX)
+        con.settimeout(5)
+        con.connect(os.path.join(self.run_dir, "control.sock"))
+        con.sendall(b'{"cmd":"console"}\n')
+        line = b""
+        while not line.endswith(b"\n"):
+            line += con.recv(1)
+        check(json.loads(line)["ok"], "console attached over control.sock", self)
+
+        def ask(tag, cmd):
+            con.sendall(f'echo "{tag}: $({cmd}) :{tag}"\n'.encode())
+            self.wait_serial_re(rf"{tag}: ([^$\n]*) :{tag}", timeout=10)
+            return re.search(rf"{tag}: ([^$\n]*) :{tag}", self.serial()).group(1).strip()
+        ask.close = con.close
+        return ask
+
     # --- teardown ---
     def fail(self, msg):
         print(f"FAIL: {msg}")

@@ -1,0 +1,85 @@
+"""Issue 20: the KubeVirt fields real manifests use, on one real boot of the test guest under TCG, seen by the
+guest where it can see them and by QEMU otherwise: machine.type "" (q35), a volume without a disk (KubeVirt's
+default virtio disk), features (acpi, apic, hyperv, kvm hidden, pvspinlock), clock utc.offsetSeconds and
+timers (hpet off, rtc catchup), chassis (SMBIOS type 3), video virtio, an i6300esb watchdog, blockMultiQueue,
+ioThreadsPolicy shared with a dedicated iothread, errorPolicy, shareable, rotationRate.
+Hyper-V enlightenments and kvm hidden reach QEMU's vCPU (checked over QMP); QEMU exposes them to the guest
+only under KVM, which these machines lack."""
+import os
+import time
+
+from launcherlib import Launcher, check, need_guest, vmi
+
+need_guest()
+
+OFFSET = 10 * 86400  # the guest's RTC runs ten days ahead of the host
+m = vmi("compat", "shell=1", grace=20,
+        disks=[
+            {"name": "fast", "dedicatedIOThread": True, "errorPolicy": "stop", "disk": {"bus": "virtio"}},
+            {"name": "shared", "shareable": True, "disk": {"bus": "virtio"}},
+            {"name": "ssd", "disk": {"bus": "scsi", "rotationRate": 1}},
+        ],
+        volumes=[{"name": n, "emptyDisk": {"capacity": "16Mi"}} for n in ("fast", "shared", "ssd", "nodisk")])
+d = m["spec"]["domain"]
+d["machine"] = {"type": ""}
+d["cpu"] = {"cores": 2}
+d["chassis"] = {"manufacturer": "Compat Inc", "asset": "ASSET-42"}
+d["features"] = {"acpi": {}, "apic": {}, "kvm": {"hidden": True}, "pvspinlock": {"enabled": False},
+                 "hyperv": {"relaxed": {}, "vapic": {}, "spinlocks": {"spinlocks": 8191}}}
+d["clock"] = {"utc": {"offsetSeconds": OFFSET},
+              "timer": {"hpet": {"present": False}, "rtc": {"tickPolicy": "catchup"}, "hyperv": {}}}
+d["devices"].update({"video": {"type": "virtio"}, "watchdog": {"name": "wd", "i6300esb": {"action": "poweroff"}},
+                     "blockMultiQueue": True, "ioThreadsPolicy": "shared"})
+
+L = Launcher(m)
+L.wait_phase("Running")
+L.wait_serial("KVGUEST READY")
+L.wait_serial_re(r"CNT \d+ .*blk=vda,vdb,vdc,sda ", timeout=15)
+print("ok: the guest sees the virtio disks, the scsi disk and the volume without a disk (vdc)")
+ask = L.guest_shell()
+
+rtc = int(ask("R1", "cat /sys/class/rtc/rtc0/since_epoch"))
+check(abs(rtc - (time.time() + OFFSET)) < 300, f"clock.utc.offsetSeconds: the guest's RTC is {rtc - time.time():.0f} s "
+      f"ahead (want {OFFSET})", L)
+clocksources = ask("R2", "cat /sys/devices/system/clocksource/clocksource0/available_clocksource")
+check("hpet" not in clocksources, f"timer hpet present false: no hpet clocksource ({clocksources})", L)
+pci = ask("R3", "cat /sys/bus/pci/devices/*/vendor /sys/bus/pci/devices/*/device | tr '\\n' ,").split(",")
+check("0x1050" in pci, "video virtio: the guest has a virtio GPU (1af4:1050)", L)
+check("0x25ab" in pci, "watchdog i6300esb: the guest has the 6300ESB (8086:25ab)", L)
+check(ask("R4", "ls /sys/block/vda/mq | wc -l") == "2", "blockMultiQueue: 2 virtio-blk queues for 2 vCPUs", L)
+check(ask("R5", "cat /sys/block/sda/queue/rotational") == "0", "rotationRate 1: the scsi disk is not rotational", L)
+check(ask("R6", "cat /sys/class/dmi/id/chassis_asset_tag") == "ASSET-42" and
+      ask("R7", "cat /sys/class/dmi/id/chassis_vendor") == "Compat Inc", "chassis: SMBIOS type 3 asset and vendor", L)
+check(ask("R8", "ls /sys/bus/acpi/devices | grep -c LNXPWRBN") != "0", "features.acpi: the ACPI power button", L)
+ask.close()
+
+check(L.qmp("qom-get", {"path": "/machine", "property": "type"})["return"].startswith("pc-q35"),
+      "machine.type \"\" runs q35", L)
+cpu = L.qmp("query-cpus-fast")["return"][0]["qom-path"]
+
+
+def cpu_prop(name):
+    return L.qmp("qom-get", {"path": cpu, "property": name})["return"]
+
+
+check(cpu_prop("hv-relaxed") and cpu_prop("hv-vapic") and cpu_prop("hv-spinlocks") == 8191 and cpu_prop("hv-time"),
+      "hyperv relaxed, vapic, spinlocks 8191 and the hyperv timer on the vCPU", L)
+check(cpu_prop("kvm") is False and cpu_prop("kvm-pv-unhalt") is False, "kvm hidden, pvspinlock disabled on the vCPU", L)
+threads = sorted(t["id"] for t in L.qmp("query-iothreads")["return"])
+check(threads == ["iothread1", "iothread2"], f"ioThreadsPolicy shared + dedicatedIOThread: {threads}", L)
+
+
+def dev_prop(dev, name):
+    return L.qmp("qom-get", {"path": f"/machine/peripheral/{dev}", "property": name}).get("return")
+
+
+check(dev_prop("ua-fast", "iothread") == "/objects/iothread2" and
+      dev_prop("ua-shared", "iothread") == "/objects/iothread1",
+      "the dedicated disk has its own iothread, the others share one", L)
+check(dev_prop("ua-fast", "werror") == "stop" and dev_prop("ua-fast", "rerror") == "stop", "errorPolicy stop", L)
+check(dev_prop("ua-shared", "share-rw") is True, "shareable: share-rw", L)
+check(L.qmp("qom-get", {"path": "/machine", "property": "hpet"})["return"] is False, "machine hpet off", L)
+
+L.proc.terminate()
+check(L.wait_exit(30) == 0, "SIGTERM → powered off, exit 0", L)
+print("PASS")

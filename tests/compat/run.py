@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Real-world compatibility: run `virt-launcher --dry-run` on every manifest of tests/compat/corpus (written by
+KubeVirt's authors, see SOURCES) and classify each one: accepted, refused for hardware this host lacks, or
+refused otherwise, with the JSON path and reason of every refusal.
+
+Images and claims map to the test guest: a containerDisk volume V resolves through --image-root to the
+guest's containerdisk (a containerDisk.path gets the guest disk at that path), a persistentVolumeClaim or
+ephemeral volume V is a sparse raw disk.img under --pvc-root, a hostDisk path moves under the temp dir,
+a cloud-init secretRef gets a Secret directory under --secret-root. A VirtualMachine runs its
+spec.template, as KubeVirt's VM controller creates the VMI from it; a user-guide snippet without
+apiVersion/kind is a VirtualMachineInstance, as the guide presents it.
+
+usage: run.py VIRT_LAUNCHER [--corpus DIR] [--json] [--min-accepted N | --ratchet FILE] [--verbose]
+Exit 0, or 1 when a refusal names no JSON path or fewer than the ratchet's manifests are accepted."""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "kube-api"))
+import yamlite  # noqa: E402
+
+# Refusals for hardware these machines lack (KubeVirt would schedule them onto a node that has it).
+# The launcher says "... which this host lacks"; the path list covers refusals worded otherwise.
+HARDWARE_PATHS = re.compile(
+    r"^spec\.domain\.(devices\.(gpus|hostDevices)|launchSecurity)|"
+    r"^spec\.domain\.devices\.interfaces\[\d+\]\.sriov|^spec\.resourceClaims")
+HARDWARE_REASON = "host lacks"
+
+
+def guest_dir():
+    g = os.environ.get("KV_GUEST_DIR") or ""
+    return g if os.path.isfile(os.path.join(g, "containerdisk", "disk", "disk.qcow2")) else None
+
+
+def vmis_of(path):
+    """The VMIs a corpus file stands for (a VM: its template)."""
+    with open(path) as f:
+        docs = [d for d in yamlite.load_all(f.read()) if d]
+    out = []
+    for d in docs:
+        kind = d.get("kind", "VirtualMachineInstance")
+        if kind == "VirtualMachine":
+            tmpl = d.get("spec", {}).get("template", {})
+            meta = {"name": d["metadata"]["name"]}
+            if "namespace" in d["metadata"]:
+                meta["namespace"] = d["metadata"]["namespace"]
+            labels = (tmpl.get("metadata") or {}).get("labels")
+            if labels:
+                meta["labels"] = labels
+            out.append({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+                        "metadata": meta, "spec": tmpl.get("spec", {})})
+        elif kind == "VirtualMachineInstance":
+            d.setdefault("apiVersion", "kubevirt.io/v1")
+            d["kind"] = kind
+            out.append(d)
+    return out
+
+
+def map_volumes(vmi, root, guest):
+    """Lay out images, claims and secrets for the VMI's volumes under root; rewrite hostDisk paths."""
+    for sub in ("img", "pvc", "secrets", "host"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    gdisk = os.path.join(guest, "containerdisk", "disk", "disk.qcow2")
+    for vol in vmi.get("spec", {}).get("volumes", []) or []:
+        name = vol.get("name", "")
+        if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
+            continue
+        if "containerDisk" in vol:
+            in_image = (vol["containerDisk"] or {}).get("path") or "disk/disk.qcow2"
+            dest = os.path.join(root, "img", name, in_image.lstrip("/"))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            if not os.path.exists(dest):
+                os.link(gdisk, dest) if os.stat(gdisk).st_dev == os.stat(root).st_dev \
+                    else shutil.copyfile(gdisk, dest)
+        if "persistentVolumeClaim" in vol or "ephemeral" in vol:
+            d = os.path.join(root, "pvc", name)
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "disk.img"), "wb") as f:
+                f.truncate(64 << 20)
+        if "hostDisk" in vol and isinstance(vol["hostDisk"].get("path"), str):
+            vol["hostDisk"]["path"] = os.path.join(root, "host") + "/" + vol["hostDisk"]["path"].lstrip("/")
+            os.makedirs(os.path.dirname(vol["hostDisk"]["path"]), exist_ok=True)
+        for ci in ("cloudInitNoCloud", "cloudInitConfigDrive"):
+            if ci in vol:
+                d = os.path.join(root, "secrets", name)
+                os.makedirs(d, exist_ok=True)
+                for key in ("userdata", "networkdata"):
+                    with open(os.path.join(d, key), "w") as f:
+                        f.write("#cloud-config\n" if key == "userdata" else "version: 2\n")
+    kb = (vmi.get("spec", {}).get("domain", {}).get("firmware") or {}).get("kernelBoot")
+    if kb and os.path.isdir(os.path.join(guest, "kernelboot")) and \
+            not os.path.exists(os.path.join(root, "img", "kernelboot")):
+        os.symlink(os.path.join(guest, "kernelboot"), os.path.join(root, "img", "kernelboot"))
+
+
+def classify(launcher, vmi, root):
+    run = os.path.join(root, "run")
+    p = subprocess.run([launcher, "--dry-run", "--vmi", "-", "--run-dir", run,
+                        "--image-root", os.path.join(root, "img"), "--pvc-root", os.path.join(root, "pvc"),
+                        "--secret-root", os.path.join(root, "secrets"), "--accel", "tcg"],
+                       input=json.dumps(vmi), capture_output=True, text=True, timeout=60)
+    if p.returncode == 0:
+        json.loads(p.stdout)  # the argv: a JSON array
+        return "accepted", None, None
+    msg = None
+    for line in p.stderr.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("level") == "error":
+            msg = rec.get("msg", "")
+    msg = msg or p.stderr.strip()[-300:]
+    # "invalid manifest: stdin: PATH: reason", "prepare volumes: PATH: reason", ...: the first
+    # "PATH: " after the launcher's context prefixes
+    m = re.search(r"(?:^|: )((?:spec|metadata|apiVersion|kind)[A-Za-z0-9_.\[\]-]*): (.*)$", msg, re.S)
+    path, reason = (m.group(1), m.group(2)) if m else (None, msg)
+    hw = path and (HARDWARE_PATHS.match(path) or HARDWARE_REASON in reason)
+    return ("hardware" if hw else "refused"), path, reason
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("launcher")
+    ap.add_argument("--corpus", default=os.path.join(HERE, "corpus"))
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--min-accepted", type=int)
+    ap.add_argument("--ratchet", help="file whose first number is the least accepted count")
+    ap.add_argument("--verbose", action="store_true")
+    a = ap.parse_args()
+    guest = guest_dir()
+    if not guest:
+        print("SKIP: no test guest (KV_GUEST_DIR) to map images to")
+        return 77
+    results = []
+    for f in sorted(os.listdir(a.corpus)):
+        if not f.endswith((".yaml", ".yml", ".json")):
+            continue
+        for i, vmi in enumerate(vmis_of(os.path.join(a.corpus, f))):
+            root = tempfile.mkdtemp(prefix="kvlite-compat-")
+            try:
+                map_volumes(vmi, root, guest)
+                cls, path, reason = classify(a.launcher, vmi, root)
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+            results.append({"file": f if i == 0 else f"{f}#{i}", "class": cls, "path": path, "reason": reason})
+    n = len(results)
+    count = {c: sum(r["class"] == c for r in results) for c in ("accepted", "hardware", "refused")}
+    if a.json:
+        print(json.dumps({"total": n, **count, "results": results}, indent=1))
+    else:
+        for r in results:
+            detail = "" if r["class"] == "accepted" else f"  {r['path'] or '(no path)'}: {r['reason']}"
+            print(f"{r['class']:9} {r['file']}{detail}")
+        print(f"accepted {count['accepted']}/{n} ({100.0 * count['accepted'] / max(n, 1):.0f}%), "
+              f"refused for missing hardware {count['hardware']}, refused otherwise {count['refused']}")
+    failed = False
+    for r in results:
+        if r["class"] != "accepted" and not r["path"]:
+            print(f"FAIL {r['file']}: the refusal names no JSON path: {r['reason']}", file=sys.stderr)
+            failed = True
+    least = a.min_accepted
+    if a.ratchet:
+        with open(a.ratchet) as f:
+            least = int(re.search(r"^\s*(\d+)", f.read(), re.M).group(1))
+    if least is not None and count["accepted"] < least:
+        print(f"FAIL: {count['accepted']} manifests accepted, the ratchet says at least {least}", file=sys.stderr)
+        failed = True
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
