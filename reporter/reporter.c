@@ -236,7 +236,7 @@ static int min_timeout(int a, long b)
 static void watch_and_wait(reporter *r, int timeout)
 {
         int64_t now = kv_now_ms();
-        timeout = min_timeout(timeout, kube_informer_tick(&r->watch, kube_now_ms()));
+        timeout = min_timeout(timeout, kube_informer_tick(&r->watch, kv_now_ms()));
         timeout = min_timeout(timeout, ctl_link_tick(&r->link, now));
         forward(r);
         struct curl_waitfd fds[2] = {{.fd = STDIN_FILENO, .events = CURL_WAIT_POLLIN}};
@@ -254,7 +254,7 @@ static void watch_and_wait(reporter *r, int timeout)
         int left;
         while ((m = curl_multi_info_read(r->multi, &left)))
                 if (m->msg == CURLMSG_DONE)
-                        kube_informer_transfer_done(&r->watch, m->easy_handle, m->data.result, kube_now_ms());
+                        kube_informer_transfer_done(&r->watch, m->easy_handle, m->data.result, kv_now_ms());
         if (n > 1 && fds[1].revents) {
                 short rev = (short)((fds[1].revents & CURL_WAIT_POLLIN ? POLLIN : 0) |
                                     (fds[1].revents & CURL_WAIT_POLLOUT ? POLLOUT : 0));

@@ -275,7 +275,7 @@ static void unplug_device_del(unplug_op *o)
                 unplug_end(o, &err);
                 return;
         }
-        unplug_send(o, "device_del", lo_obj_str(cJSON_CreateObject(), "id", o->u.id), unplug_on_device_del);
+        unplug_send(o, "device_del", jstr(cJSON_CreateObject(), "id", o->u.id), unplug_on_device_del);
 }
 
 static void unplug_on_blocks(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
@@ -548,7 +548,7 @@ static void snap_start_job(snap_op *o, const cJSON *blocks)
                 return;
         }
         /* A concluded job of ours left by an earlier crash would block the id; its answer does not matter. */
-        qmp_send(lo_qmp(o->lo), "job-dismiss", lo_obj_str(cJSON_CreateObject(), "id", o->job), -1,
+        qmp_send(lo_qmp(o->lo), "job-dismiss", jstr(cJSON_CreateObject(), "id", o->job), -1,
                  QMP_QUERY_TIMEOUT_MS, NULL, NULL, &err);
         if (!snap_send(o, SNAP_STARTING, o->verb, args)) {
                 snap_conclude(o);
@@ -569,7 +569,7 @@ static void snap_on_jobs(snap_op *o, const cJSON *jobs)
         if (r < 0)
                 snap_fail(o, &err);
         if (r == -ENOENT ||
-            !snap_send(o, SNAP_DISMISSING, "job-dismiss", lo_obj_str(cJSON_CreateObject(), "id", o->job)))
+            !snap_send(o, SNAP_DISMISSING, "job-dismiss", jstr(cJSON_CreateObject(), "id", o->job)))
                 snap_conclude(o);
 }
 
@@ -693,7 +693,7 @@ static void migration_finished(liveops *lo)
 static void on_migrate_reply_handle(loop_timer *t, void *data)
 {
         liveops *lo = data;
-        _cleanup_cjson_ cJSON *reply = TAKE_PTR(lo->mig.reply);
+        _cleanup_json_ cJSON *reply = TAKE_PTR(lo->mig.reply);
         qmp *q = lo_qmp(lo);
         if (!lo->mig.active || !reply || !q)
                 return;
@@ -1002,7 +1002,7 @@ static void on_release_tick(loop_timer *t, void *data)
         if (!lo->mig.target_releasing || !q)
                 return; /* finished by migration-target-finish meanwhile, or QEMU is gone */
         kv_error e = {0};
-        bool force = lo_now_ms() >= lo->mig.release_deadline;
+        bool force = kv_now_ms() >= lo->mig.release_deadline;
         int left = migration_target_unexport(q, force, &e);
         if (left > 0) {
                 rearm(lo);
@@ -1055,7 +1055,7 @@ static void on_migration_event(liveops *lo, const cJSON *data)
         /* Called from inside libqmp's event dispatch: only a timer here, the QMP commands run from it. */
         log_info("incoming migration completed: finishing the target");
         lo->mig.target_releasing = true;
-        lo->mig.release_deadline = lo_now_ms() + TARGET_RELEASE_TIMEOUT_MS;
+        lo->mig.release_deadline = kv_now_ms() + TARGET_RELEASE_TIMEOUT_MS;
         arm_release_tick(lo);
 }
 

@@ -75,7 +75,7 @@ int main(int argc, char **argv)
                 fputs(usage, stderr);
                 return EXIT_USAGE;
         }
-        _cleanup_cjson_ cJSON *args = argc == 4 ? cJSON_Parse(argv[3]) : cJSON_CreateObject();
+        _cleanup_json_ cJSON *args = argc == 4 ? cJSON_Parse(argv[3]) : cJSON_CreateObject();
         if (!cJSON_IsObject(args)) {
                 fprintf(stderr, "liveops-driver: ARGS_JSON: not a JSON object\n");
                 return EXIT_USAGE;
