@@ -1,5 +1,6 @@
 /* Unit tests for the error object, JSON escaping, strv and base64 decoding. */
 #include "base64.h"
+#include "ctl-protocol.h"
 #include "error.h"
 #include "jsonesc.h"
 #include "strv.h"
@@ -77,12 +78,25 @@ static void test_base64(void)
         CHECK(b64("aGk=", BASE64_TEXT, "hi", 2) == 0);
 }
 
+static void test_ctl_verbs(void)
+{
+        for (int v = 0; v < CTL_VERB__MAX; v++) {
+                CHECK(ctl_verb_from_name(ctl_verb_name(v)) == v); /* names are unique */
+                CHECK(ctl_verb_summary(v) && *ctl_verb_summary(v));
+        }
+        CHECK(ctl_verb_from_name("migration-target") == CTL_VERB_MIGRATION_TARGET);
+        CHECK(ctl_verb_from_name("migrate-target") == -1); /* the old name of the liveops driver */
+        CHECK(ctl_verb_from_name(NULL) == -1);
+        CHECK(ctl_verb_name(CTL_VERB__MAX) == NULL);
+}
+
 int main(void)
 {
         test_error();
         test_escape();
         test_strv();
         test_base64();
+        test_ctl_verbs();
         if (test_failures)
                 fprintf(stderr, "%d failures\n", test_failures);
         return test_failures ? 1 : 0;

@@ -107,10 +107,10 @@ int liveops_vm_usable(liveops *lo, enum phase phase, kv_error *err)
                 return kv_error_set(err, EBUSY, "a snapshot operation is running");
         if (lo->unplug)
                 return kv_error_set(err, EBUSY, "the unplug of %s is running", lo->unplug->u.name);
-        if (lo_qmp(lo) && lo->h.st->phase == phase && !stopping)
-                return 0;
-        return kv_error_set(err, EBUSY, "the VM is %s%s", phase_name(lo->h.st->phase),
-                            stopping ? " and stopping" : "");
+        int r = status_require_phase(lo->h.st, phase, stopping, err);
+        if (r == 0 && !lo_qmp(lo))
+                return kv_error_set(err, EBUSY, "the VM's QMP connection is gone");
+        return r;
 }
 
 liveops *liveops_of(ctl_request *req)
@@ -127,8 +127,9 @@ static bool vm_ready(ctl_request *req)
         return false;
 }
 
-static int run_blocking(ctl_request *req, const char *verb)
+static int run_blocking(ctl_request *req, ctl_verb v)
 {
+        const char *verb = ctl_verb_name(v);
         if (!vm_ready(req))
                 return 0;
         liveops *lo = liveops_of(req);
@@ -153,11 +154,11 @@ static int run_blocking(ctl_request *req, const char *verb)
                 return run_blocking(req, verb);                                                              \
         }
 
-BLOCKING_HANDLER(liveops_ctl_hotplug_disk, "hotplug-disk")
-BLOCKING_HANDLER(liveops_ctl_hotplug_nic, "hotplug-nic")
-BLOCKING_HANDLER(liveops_ctl_set_cpus, "set-cpus")
-BLOCKING_HANDLER(liveops_ctl_set_memory, "set-memory")
-BLOCKING_HANDLER(liveops_ctl_snapshot_list, "snapshot-list")
+BLOCKING_HANDLER(liveops_ctl_hotplug_disk, CTL_VERB_HOTPLUG_DISK)
+BLOCKING_HANDLER(liveops_ctl_hotplug_nic, CTL_VERB_HOTPLUG_NIC)
+BLOCKING_HANDLER(liveops_ctl_set_cpus, CTL_VERB_SET_CPUS)
+BLOCKING_HANDLER(liveops_ctl_set_memory, CTL_VERB_SET_MEMORY)
+BLOCKING_HANDLER(liveops_ctl_snapshot_list, CTL_VERB_SNAPSHOT_LIST)
 
 /* ---- unplug: device_del, DEVICE_DELETED (the guest's part, up to timeoutMs), the backend ---------- */
 
@@ -657,12 +658,12 @@ static int snapshot_operation(ctl_request *req, const char *verb, const char *op
 #define SNAPSHOT_HANDLER(fn, verb, op)                                                                       \
         int fn(ctl_request *req)                                                                             \
         {                                                                                                    \
-                return snapshot_operation(req, verb, op);                                                    \
+                return snapshot_operation(req, ctl_verb_name(verb), op);                                                    \
         }
 
-SNAPSHOT_HANDLER(liveops_ctl_snapshot_save, "snapshot-save", "save")
-SNAPSHOT_HANDLER(liveops_ctl_snapshot_load, "snapshot-load", "load")
-SNAPSHOT_HANDLER(liveops_ctl_snapshot_delete, "snapshot-delete", "delete")
+SNAPSHOT_HANDLER(liveops_ctl_snapshot_save, CTL_VERB_SNAPSHOT_SAVE, "save")
+SNAPSHOT_HANDLER(liveops_ctl_snapshot_load, CTL_VERB_SNAPSHOT_LOAD, "load")
+SNAPSHOT_HANDLER(liveops_ctl_snapshot_delete, CTL_VERB_SNAPSHOT_DELETE, "delete")
 
 static void ignore_reply(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
 {

@@ -63,6 +63,13 @@ bool phase_is_final(enum phase p)
         return p == PHASE_SUCCEEDED || p == PHASE_FAILED;
 }
 
+int status_require_phase(const status *st, enum phase want, bool stopping, kv_error *err)
+{
+        if (st->phase == want && !stopping)
+                return 0;
+        return kv_error_set(err, EBUSY, "the VM is %s%s", phase_name(st->phase), stopping ? " and stopping" : "");
+}
+
 void status_set_phase(status *st, enum phase p, const char *reason)
 {
         st->phase = p;
