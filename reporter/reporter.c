@@ -26,7 +26,7 @@
 #include "ctl-protocol.h" /* CTL_LINE_MAX */
 #include "client.h"
 #include "config.h"
-#include "ctl-link.h"
+#include "control-link.h"
 #include "informer.h"
 #include "log.h"
 #include "macro.h"

@@ -3,7 +3,7 @@
  * live operations see the launcher only through liveops_host; their own state is one liveops object. */
 #pragma once
 
-#include "control.h"
+#include "control-server.h"
 
 struct vmi;
 struct launcher_paths;

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "console.h"
-#include "control.h"
+#include "control-server.h"
 #include "liveops-control.h" /* hot-plug, snapshot, migration rows (launcher/liveops) */
 
 static int cmd_help(ctl_request *req)

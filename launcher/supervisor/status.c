@@ -11,7 +11,7 @@
 
 #include "fdio.h"
 #include "macro.h"
-#include "report.h"
+#include "status-channel.h"
 
 static const char *const cond_names[COND__MAX] = {
     [COND_READY] = "Ready",
@@ -186,7 +186,7 @@ int status_write(const status *st, kv_error *err)
         cJSON_Delete(o);
         if (!text)
                 return kv_error_set(err, ENOMEM, "render status");
-        report_publish(text, strlen(text)); /* the Pod annotation, when running in a cluster */
+        status_channel_publish(text, strlen(text)); /* the Pod annotation, when running in a cluster */
         if (!st->path)
                 return 0;
         _cleanup_free_ char *tmp = NULL;

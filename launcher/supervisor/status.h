@@ -72,5 +72,5 @@ void status_set_json(cJSON **slot, cJSON *v);
 void status_append_bounded(cJSON **slot, cJSON *item, int max);
 cJSON *status_to_json(const status *st);
 /* Rewrites st->path atomically (tmp file + rename; no-op without a path) and hands the document to the
- * status reporter (report.h). */
+ * status reporter (status-channel.h). */
 int status_write(const status *st, kv_error *err);

@@ -1,6 +1,6 @@
 /* Control socket server: accept (SO_PEERCRED), JSON-line framing, dispatch through ctl_handlers,
  * buffered non-blocking replies, and the switch of a connection to the raw console stream. */
-#include "control.h"
+#include "control-server.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 /* `virt-launcher ctl --run-dir DIR COMMAND [ARGS-JSON]` sends one request and prints the reply line;
  * `virt-launcher console --run-dir DIR` attaches to the serial console (Ctrl-] detaches). */
-#include "ctl-client.h"
+#include "control-client.h"
 
 #include <errno.h>
 #include <getopt.h>
