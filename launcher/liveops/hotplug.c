@@ -300,19 +300,36 @@ static int mem_view_read(qmp *q, mem_view *m, kv_error *err)
         return 0;
 }
 
+cJSON *hotplug_vmem_size_query(void)
+{
+        return jstr(jstr(cJSON_CreateObject(), "path", "/machine/peripheral/" VMEM_ID), "property", "size");
+}
+
+uint64_t hotplug_vmem_size_of(const cJSON *ret)
+{
+        return cJSON_IsNumber(ret) ? (uint64_t)ret->valuedouble : 0;
+}
+
+int hotplug_vmem_timeout(uint64_t size, uint64_t want, int timeout_ms, kv_error *err)
+{
+        return kv_error_set(err, ETIMEDOUT,
+                            "set memory: the guest plugged %" PRIu64 " of %" PRIu64
+                            " MiB requested within %d ms (it needs "
+                            "virtio_mem and memory onlining); the request stays in place",
+                            size >> 20, want >> 20, timeout_ms);
+}
+
+/* The blocking wait of liveops-driver and `apply`; the launcher's set-memory polls from its loop. */
 static int vmem_wait(qmp *q, uint64_t want, int timeout_ms, kv_error *err)
 {
         int64_t deadline = kv_now_ms() + timeout_ms;
         uint64_t size = 0;
         for (;;) {
                 _cleanup_json_ cJSON *ret = NULL;
-                cJSON *a =
-                    jstr(jstr(cJSON_CreateObject(), "path", "/machine/peripheral/" VMEM_ID),
-                               "property", "size");
-                int r = lo_exec(q, "qom-get", a, &ret, err);
+                int r = lo_exec(q, "qom-get", hotplug_vmem_size_query(), &ret, err);
                 if (r < 0)
                         return r;
-                size = cJSON_IsNumber(ret) ? (uint64_t)ret->valuedouble : 0;
+                size = hotplug_vmem_size_of(ret);
                 if (size == want)
                         return 0;
                 if (kv_now_ms() >= deadline)
@@ -321,21 +338,16 @@ static int vmem_wait(qmp *q, uint64_t want, int timeout_ms, kv_error *err)
                 kv_error ignored = {0};
                 qmp_wait_event(q, "MEMORY_DEVICE_SIZE_CHANGE", "id", VMEM_ID, 100, &ev, &ignored);
         }
-        return kv_error_set(err, ETIMEDOUT,
-                            "the guest plugged %" PRIu64 " of %" PRIu64
-                            " MiB requested within %d ms (it needs "
-                            "virtio_mem and memory onlining); the request stays in place",
-                            size >> 20, want >> 20, timeout_ms);
+        return hotplug_vmem_timeout(size, want, timeout_ms, err);
 }
 
-static int vmem_request(qmp *q, uint64_t extra, int timeout_ms, kv_error *err)
+static int vmem_request(qmp *q, uint64_t extra, kv_error *err)
 {
         cJSON *a =
             jnum(jstr(jstr(cJSON_CreateObject(), "path", "/machine/peripheral/" VMEM_ID),
                                   "property", "requested-size"),
                        "value", (double)extra);
-        int r = lo_exec(q, "qom-set", a, NULL, err);
-        return r < 0 ? r : vmem_wait(q, extra, timeout_ms, err);
+        return lo_exec(q, "qom-set", a, NULL, err);
 }
 
 static int vmem_plug(qmp *q, uint64_t capacity, uint64_t extra, kv_error *err)
@@ -394,6 +406,16 @@ static uint64_t machine_max_memory(qmp *q)
 
 int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_ms, kv_error *err)
 {
+        hp_mem_wait w;
+        int r = hotplug_memory_request(q, bytes, max_bytes, &w, err);
+        if (r < 0 || !w.needed)
+                return r;
+        return vmem_wait(q, w.want, timeout_ms, err);
+}
+
+int hotplug_memory_request(qmp *q, uint64_t bytes, uint64_t max_bytes, hp_mem_wait *w, kv_error *err)
+{
+        *w = (hp_mem_wait){0};
         mem_view m;
         if (!max_bytes)
                 max_bytes = machine_max_memory(q);
@@ -415,7 +437,9 @@ int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_m
         if (m.vmem)
                 r = extra > m.vmem_max
                         ? kv_error_set(err, EINVAL, "set memory: above the virtio-mem capacity")
-                        : vmem_request(q, extra, timeout_ms, err);
+                        : vmem_request(q, extra, err);
+        if (m.vmem && r >= 0)
+                *w = (hp_mem_wait){.needed = true, .want = extra};
         else if (extra == 0)
                 return 0;
         else if (!max_bytes)
@@ -425,7 +449,7 @@ int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_m
                 kv_error vmem_err = {0};
                 /* virtio-mem is preferred: it can also shrink; pc-dimm only when it cannot be plugged. */
                 if (vmem_plug(q, cap, extra, &vmem_err) >= 0)
-                        r = vmem_wait(q, extra, timeout_ms, err);
+                        *w = (hp_mem_wait){.needed = true, .want = extra};
                 else
                         r = dimm_plug(q, m.n_dimms, extra, err);
         }
