@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "macro.h"
 #include "quantity.h"
 #include "vmi-parse.h"
@@ -334,43 +335,6 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
 
 /* ---- volumes ---------------------------------------------------------------------------------------- */
 
-static int base64_decode(const char *in, char **out)
-{
-        static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        size_t n = strlen(in), o = 0, pad = 0;
-        uint32_t acc = 0;
-        int bits = 0;
-        char *buf = malloc(n / 4 * 3 + 4);
-        if (!buf)
-                return -ENOMEM;
-        for (const char *c = in; *c; c++) {
-                if (*c == '\n' || *c == '\r' || *c == ' ' || *c == '\t')
-                        continue;
-                if (*c == '=') {
-                        pad++;
-                        continue;
-                }
-                const char *pos = strchr(alphabet, *c);
-                if (!pos || pad) { /* data after padding is malformed */
-                        free(buf);
-                        return -EINVAL;
-                }
-                acc = acc << 6 | (uint32_t)(pos - alphabet);
-                if ((bits += 6) >= 8) {
-                        bits -= 8;
-                        buf[o++] = (char)(acc >> bits);
-                }
-        }
-        buf[o] = '\0';
-        if (pad > 2 ||
-            memchr(buf, '\0', o)) { /* the payload becomes a file: no embedded NULs in a C string */
-                free(buf);
-                return -EINVAL;
-        }
-        *out = buf;
-        return 0;
-}
-
 /* userData / userDataBase64 (and networkData*) into one decoded string. */
 static int cloud_init_text(const cJSON *o, const char *path, const char *key, char **out, kv_error *err)
 {
@@ -382,7 +346,7 @@ static int cloud_init_text(const cJSON *o, const char *path, const char *key, ch
         if (*out && b64)
                 return jf_error(err, jpath_key(p, path, b64key), "only one of %s and %s may be set", key,
                                 b64key);
-        if (b64 && base64_decode(b64, out) < 0)
+        if (b64 && base64_decode(b64, BASE64_TEXT, out, NULL) < 0)
                 return jf_error(err, jpath_key(p, path, b64key), "is not valid base64 text");
         return 0;
 }

@@ -1,4 +1,6 @@
-/* Unit tests for the error object, JSON escaping and strv. */
+/* Unit tests for the error object, JSON escaping, strv and base64 decoding. */
+#include "base64.h"
+#include "ctl-protocol.h"
 #include "error.h"
 #include "jsonesc.h"
 #include "strv.h"
@@ -6,6 +8,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "test-util.h"
@@ -42,11 +45,58 @@ static void test_strv(void)
         CHECK(s.v == NULL && s.n == 0);
 }
 
+/* Decodes in with flags; returns the error, or 0 with the text compared against want (wantlen bytes). */
+static int b64(const char *in, unsigned flags, const char *want, size_t wantlen)
+{
+        char *out = NULL;
+        size_t n = 0;
+        int r = base64_decode(in, flags, &out, &n);
+        if (r == 0) {
+                CHECK(n == wantlen && memcmp(out, want, n) == 0 && out[n] == '\0');
+                free(out);
+        } else {
+                CHECK(out == NULL);
+        }
+        return r;
+}
+
+static void test_base64(void)
+{
+        CHECK(b64("aGVsbG8=", 0, "hello", 5) == 0);
+        CHECK(b64("aGVsbG8", 0, "hello", 5) == 0);         /* padding optional */
+        CHECK(b64("aGVs\nbG8g\r\n d29y bGQ=", 0, "hello world", 11) == 0); /* whitespace ignored */
+        CHECK(b64("", 0, "", 0) == 0);
+        CHECK(b64("+/+/", 0, "\xfb\xff\xbf", 3) == 0);
+        CHECK(b64("aGVsbG8%", 0, NULL, 0) == -EINVAL);     /* outside the alphabet */
+        CHECK(b64("aGVs-G8=", 0, NULL, 0) == -EINVAL);     /* base64url is another alphabet */
+        CHECK(b64("aGVsbG8=aGVs", 0, NULL, 0) == -EINVAL); /* data after padding */
+        CHECK(b64("a", 0, NULL, 0) == -EINVAL);            /* 6 dangling bits */
+        CHECK(b64("aGVsbG8==", 0, NULL, 0) == -EINVAL);    /* padding past the quantum */
+        CHECK(b64("aGU===", 0, NULL, 0) == -EINVAL);
+        CHECK(b64("AGI=", 0, "\0b", 2) == 0);              /* binary data may hold a NUL ... */
+        CHECK(b64("AGI=", BASE64_TEXT, NULL, 0) == -EINVAL); /* ... text may not */
+        CHECK(b64("aGk=", BASE64_TEXT, "hi", 2) == 0);
+}
+
+static void test_ctl_verbs(void)
+{
+        for (int v = 0; v < CTL_VERB__MAX; v++) {
+                CHECK(ctl_verb_from_name(ctl_verb_name(v)) == v); /* names are unique */
+                CHECK(ctl_verb_summary(v) && *ctl_verb_summary(v));
+        }
+        CHECK(ctl_verb_from_name("migration-target") == CTL_VERB_MIGRATION_TARGET);
+        CHECK(ctl_verb_from_name("migrate-target") == -1); /* the old name of the liveops driver */
+        CHECK(ctl_verb_from_name(NULL) == -1);
+        CHECK(ctl_verb_name(CTL_VERB__MAX) == NULL);
+}
+
 int main(void)
 {
         test_error();
         test_escape();
         test_strv();
+        test_base64();
+        test_ctl_verbs();
         if (test_failures)
                 fprintf(stderr, "%d failures\n", test_failures);
         return test_failures ? 1 : 0;

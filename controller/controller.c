@@ -329,7 +329,7 @@ static void drain_transfers(controller *c)
                 if (msg->msg == CURLMSG_DONE)
                         for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
                                 if (kube_informer_transfer_done(infs[i], msg->easy_handle, msg->data.result,
-                                                                kube_now_ms()))
+                                                                kv_now_ms()))
                                         break;
 }
 
@@ -343,7 +343,7 @@ int controller_run(controller *c, kv_error *err)
 {
         kube_informer *infs[] = INFORMERS(c);
         while (!c->stop) {
-                uint64_t now = kube_now_ms();
+                uint64_t now = kv_now_ms();
                 long timeout = min_timeout(1000, optional_groups_tick(c, now));
                 for (size_t i = 0; i < ARRAY_SIZE(infs); i++)
                         timeout = min_timeout(timeout, kube_informer_tick(infs[i], now));

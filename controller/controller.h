@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "expectations.h"
+#include "json.h"
 #include "macro.h"
 #include "informer.h"
 #include "optionalgroups.h"
@@ -72,12 +73,6 @@ int reconcile_vmsnapshot(controller *c, kube_client *api, const char *key, kv_er
 int reconcile_vmrestore(controller *c, kube_client *api, const char *key, kv_error *err);
 
 /* Shared by reconcilers. */
-static inline void cjson_freep(cJSON **p)
-{
-        cJSON_Delete(*p);
-}
-#define _cleanup_json_ _cleanup_(cjson_freep)
 void controller_enqueue(controller *c, enum reconcile_kind kind, const char *ns, const char *name);
-#define rfc3339_utc rfc3339_now /* clock.h; the controller's name for it */
 /* "ns/name" split in place into ns and name. */
 int key_split(char *key, char **ns, char **name);

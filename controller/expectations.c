@@ -69,7 +69,7 @@ void expectations_expect_create(expectations *e, const char *key)
         }
         if (*pp) {
                 (*pp)->pending++;
-                (*pp)->since_ms = kube_now_ms();
+                (*pp)->since_ms = kv_now_ms();
         }
         pthread_mutex_unlock(&e->lock);
 }
@@ -87,7 +87,7 @@ bool expectations_satisfied(expectations *e, const char *key)
 {
         pthread_mutex_lock(&e->lock);
         exp **pp = slot(e, key);
-        bool ok = !*pp || kube_now_ms() - (*pp)->since_ms > e->timeout_ms;
+        bool ok = !*pp || kv_now_ms() - (*pp)->since_ms > e->timeout_ms;
         if (*pp && ok)
                 drop(pp); /* timed out: the event was lost; the API lookup before create covers us */
         pthread_mutex_unlock(&e->lock);

@@ -311,7 +311,7 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
         }
         vm_sync s = {.vmi = vmi, .strategy = run_strategy(vm), .now_ms = realtime_ms()};
         s.now = (time_t)(s.now_ms / 1000);
-        rfc3339_utc(s.now_s, sizeof(s.now_s));
+        rfc3339_now(s.now_s, sizeof(s.now_s));
         s.create_pending = !expectations_satisfied(c->vmi_exp, key);
         bool stop;
         _cleanup_free_ char *terr = NULL;

@@ -20,7 +20,7 @@ static int patch_finalizers(kube_client *api, const cJSON *vmi, bool add, cJSON 
         cJSON *extra = NULL;
         if (add && !*vmi_phase(vmi)) { /* record Pending in the same write */
                 char now[40];
-                rfc3339_utc(now, sizeof(now));
+                rfc3339_now(now, sizeof(now));
                 extra = cJSON_CreateObject();
                 cJSON_AddItemToObject(extra, "status", vmi_status_desired(vmi, NULL, now));
         }
@@ -34,7 +34,7 @@ static int write_status(kube_client *api, const cJSON *vmi_cached, const cJSON *
         _cleanup_json_ cJSON *vmi = cJSON_Duplicate(vmi_cached, 1);
         for (int attempt = 0; attempt < 5; attempt++) {
                 char now[40];
-                rfc3339_utc(now, sizeof(now));
+                rfc3339_now(now, sizeof(now));
                 _cleanup_json_ cJSON *desired = fail_reason ? vmi_status_failed(vmi, fail_reason, now)
                                                             : vmi_status_from_pods(vmi, pods, now);
                 const cJSON *cur = cJSON_GetObjectItemCaseSensitive(vmi, "status");

@@ -95,7 +95,7 @@ static int mutate_status(cJSON *m, void *ud)
                 st = cJSON_AddObjectToObject(m, "status");
         }
         char now[40];
-        rfc3339_utc(now, sizeof(now));
+        rfc3339_now(now, sizeof(now));
         if (next != cur || !kube_str(m, "status.phase")) {
                 set_item(st, "phase", cJSON_CreateString(phase_names[next]));
                 cJSON *ts = cJSON_GetObjectItemCaseSensitive(st, "phaseTransitionTimestamps");
@@ -240,7 +240,7 @@ typedef struct start_args {
 static cJSON *start_state(const vmim *v, const cJSON *source, const mig_config *config)
 {
         char now[40];
-        rfc3339_utc(now, sizeof(now));
+        rfc3339_now(now, sizeof(now));
         cJSON *ms = cJSON_CreateObject();
         cJSON_AddStringToObject(ms, "migrationUid", v->uid);
         cJSON_AddStringToObject(ms, "sourcePod", kube_str(source, "metadata.name"));

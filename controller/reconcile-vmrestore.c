@@ -57,7 +57,7 @@ static int write_status(vmrestore *v, bool complete, const char *reason, const c
         cJSON_AddItemToObject(f, "conditions", conds);
         if (complete) {
                 char now[40];
-                rfc3339_utc(now, sizeof(now));
+                rfc3339_now(now, sizeof(now));
                 cJSON_AddStringToObject(f, "restoreTime", now);
         }
         return status_fields_write(v->api, &kube_vmrestore, v->r, f, restore_open, err);

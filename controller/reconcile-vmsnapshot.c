@@ -144,7 +144,7 @@ static int succeed(vmsnap *v, const cJSON *result, kv_error *err)
 {
         char cname[300], now[40];
         snprintf(cname, sizeof(cname), "%s-content", v->name);
-        rfc3339_utc(now, sizeof(now));
+        rfc3339_now(now, sizeof(now));
         const char *created = kube_str(snapshot_vm_snapshot(&v->vm, v->uid), "creationTime")
                                   ?: kube_str(result, "completionTime") ?: now;
         int r = ensure_content(v, cname, created, err);

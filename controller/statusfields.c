@@ -82,7 +82,7 @@ int status_fields_write(kube_client *api, const kube_resource *res, const cJSON 
 cJSON *status_condition(const char *type, bool status, const char *reason, const char *message)
 {
         char now[40];
-        rfc3339_utc(now, sizeof(now));
+        rfc3339_now(now, sizeof(now));
         cJSON *c = cJSON_CreateObject();
         cJSON_AddStringToObject(c, "type", type);
         cJSON_AddStringToObject(c, "status", status ? "True" : "False");
@@ -95,7 +95,7 @@ cJSON *status_condition(const char *type, bool status, const char *reason, const
 cJSON *status_error(const char *message)
 {
         char now[40];
-        rfc3339_utc(now, sizeof(now));
+        rfc3339_now(now, sizeof(now));
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "message", message);
         cJSON_AddStringToObject(e, "time", now);

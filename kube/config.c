@@ -117,9 +117,9 @@ static int opt_data(const cJSON *obj, const char *key, const char *where, char *
         int r = opt_string(obj, key, where, &s, err);
         if (r < 0 || !s)
                 return r;
-        *out = base64_decode(s, len);
-        if (!*out)
-                return kv_error_set(err, EINVAL, "kubeconfig %s.%s: invalid base64", where, key);
+        r = base64_decode(s, 0, out, len);
+        if (r < 0)
+                return kv_error_set(err, -r, "kubeconfig %s.%s: invalid base64", where, key);
         return 0;
 }
 

@@ -62,4 +62,3 @@ long kube_informer_tick(kube_informer *inf, uint64_t now_ms);
 /* Hands over a finished transfer; returns true if it was this informer's. */
 bool kube_informer_transfer_done(kube_informer *inf, CURL *e, CURLcode result, uint64_t now_ms);
 
-#define kube_now_ms() ((uint64_t)kv_now_ms()) /* clock.h; libkube's name for it */

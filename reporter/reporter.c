@@ -23,9 +23,10 @@
 #include "api.h"
 #include "caps.h"
 #include "clock.h"
+#include "ctl-protocol.h" /* CTL_LINE_MAX */
 #include "client.h"
 #include "config.h"
-#include "ctl-link.h"
+#include "control-link.h"
 #include "informer.h"
 #include "log.h"
 #include "macro.h"
@@ -41,7 +42,6 @@
 #define FINAL_DEADLINE_MS 4000
 #define REQUEST_TIMEOUT_MS 3000
 #define LIST_TIMEOUT_MS 5000 /* the VMI list blocks the loop (and the status patches) while it runs */
-#define CONTROL_LINE_MAX (64 * 1024) /* the launcher's CTL_LINE_MAX (control.h) */
 #define IDLE_POLL_MS 60000
 
 static const char usage[] =
@@ -213,7 +213,7 @@ static void forward(reporter *r)
         cJSON_AddNumberToObject(req.req, "id", ++r->next_id);
         _cleanup_free_ char *line = cJSON_PrintUnformatted(req.req);
         const char *what = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req.req, "cmd"));
-        if (!line || strlen(line) >= CONTROL_LINE_MAX || ctl_link_send(&r->link, line) < 0) {
+        if (!line || strlen(line) >= CTL_LINE_MAX || ctl_link_send(&r->link, line) < 0) {
                 log_error("%s not forwarded: %s", what,
                           line ? "the request exceeds the control socket's 64 KiB line" : "out of memory");
                 fwd_commit(&r->fwd, &req); /* the same input would fail the same way */
@@ -236,7 +236,7 @@ static int min_timeout(int a, long b)
 static void watch_and_wait(reporter *r, int timeout)
 {
         int64_t now = kv_now_ms();
-        timeout = min_timeout(timeout, kube_informer_tick(&r->watch, kube_now_ms()));
+        timeout = min_timeout(timeout, kube_informer_tick(&r->watch, kv_now_ms()));
         timeout = min_timeout(timeout, ctl_link_tick(&r->link, now));
         forward(r);
         struct curl_waitfd fds[2] = {{.fd = STDIN_FILENO, .events = CURL_WAIT_POLLIN}};
@@ -254,7 +254,7 @@ static void watch_and_wait(reporter *r, int timeout)
         int left;
         while ((m = curl_multi_info_read(r->multi, &left)))
                 if (m->msg == CURLMSG_DONE)
-                        kube_informer_transfer_done(&r->watch, m->easy_handle, m->data.result, kube_now_ms());
+                        kube_informer_transfer_done(&r->watch, m->easy_handle, m->data.result, kv_now_ms());
         if (n > 1 && fds[1].revents) {
                 short rev = (short)((fds[1].revents & CURL_WAIT_POLLIN ? POLLIN : 0) |
                                     (fds[1].revents & CURL_WAIT_POLLOUT ? POLLOUT : 0));

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl-protocol.h"
+#include "macro.h"
 #include "migration-ports.h"
 
 static const char *str_at(const cJSON *o, const char *key)
@@ -31,10 +33,10 @@ static bool address_ok(const char *a)
                strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:-") == n;
 }
 
-static int request(fwd_request *out, fwd_kind kind, const char *cmd, cJSON *args, const char *uid)
+static int request(fwd_request *out, fwd_kind kind, ctl_verb cmd, cJSON *args, const char *uid)
 {
         *out = (fwd_request){.kind = kind, .req = cJSON_CreateObject()};
-        cJSON_AddStringToObject(out->req, "cmd", cmd);
+        cJSON_AddStringToObject(out->req, "cmd", ctl_verb_name(cmd));
         if (args)
                 cJSON_AddItemToObject(out->req, "args", args);
         snprintf(out->uid, sizeof(out->uid), "%s", uid ? uid : "");
@@ -59,7 +61,7 @@ static int migrate_request(const fwd_state *st, fwd_request *out, const cJSON *m
         const cJSON *config = cJSON_GetObjectItemCaseSensitive(ms, "migrationConfiguration");
         if (cJSON_IsObject(config))
                 cJSON_AddItemToObject(args, "config", cJSON_Duplicate(config, true));
-        return request(out, FWD_MIGRATE, "migrate", args, uid);
+        return request(out, FWD_MIGRATE, CTL_VERB_MIGRATE, args, uid);
 }
 
 /* The VMI as `apply` wants it: what the launcher reads (its status and the API's bookkeeping would only
@@ -72,21 +74,26 @@ static int apply_request(fwd_request *out, const cJSON *vmi, const cJSON *spec)
                                                 "managedFields");
         cJSON *args = cJSON_CreateObject();
         cJSON_AddItemToObject(args, "vmi", copy);
-        request(out, FWD_APPLY, "apply", args, NULL);
+        request(out, FWD_APPLY, CTL_VERB_APPLY, args, NULL);
         out->spec = cJSON_Duplicate(spec, true);
         return 1;
 }
 
 /* ---- snapshot requests (docs/cluster-snapshots.md) ---- */
 
-static const char *snapshot_cmd(const char *op)
+/* The verb of a snapshot operation ("save" → snapshot-save), -1 for another op. */
+static int snapshot_verb(const char *op)
 {
-        static const char *const cmds[][2] = {
-            {"save", "snapshot-save"}, {"load", "snapshot-load"}, {"delete", "snapshot-delete"}};
-        for (size_t i = 0; op && i < sizeof(cmds) / sizeof(cmds[0]); i++)
-                if (!strcmp(op, cmds[i][0]))
-                        return cmds[i][1];
-        return NULL;
+        static const struct {
+                const char *op;
+                ctl_verb verb;
+        } verbs[] = {{"save", CTL_VERB_SNAPSHOT_SAVE},
+                     {"load", CTL_VERB_SNAPSHOT_LOAD},
+                     {"delete", CTL_VERB_SNAPSHOT_DELETE}};
+        for (size_t i = 0; op && i < ARRAY_SIZE(verbs); i++)
+                if (!strcmp(op, verbs[i].op))
+                        return (int)verbs[i].verb;
+        return -1;
 }
 
 /* A qcow2 snapshot name the controller may ask for (the snapshot's uid). */
@@ -105,7 +112,7 @@ static const char *entry_problem(const cJSON *e)
                 return "not an object";
         if (!id || !*id || strlen(id) > FWD_SNAPSHOT_ID_MAX)
                 return "id must be a string of 1-128 bytes";
-        if (!snapshot_cmd(str_at(e, "op")))
+        if (snapshot_verb(str_at(e, "op")) < 0)
                 return "op must be save, load or delete";
         if (!tag_ok(str_at(e, "tag")))
                 return "tag must be 1-128 characters of [A-Za-z0-9._-]";
@@ -148,7 +155,7 @@ static int snapshot_request(const fwd_state *st, const cJSON *vmi, const cJSON *
                 cJSON *args = cJSON_CreateObject();
                 cJSON_AddStringToObject(args, "tag", str_at(e, "tag"));
                 cJSON_AddStringToObject(args, "id", id);
-                r = request(out, FWD_SNAPSHOT, snapshot_cmd(str_at(e, "op")), args, id);
+                r = request(out, FWD_SNAPSHOT, (ctl_verb)snapshot_verb(str_at(e, "op")), args, id);
                 break;
         }
         cJSON_Delete(reqs);
@@ -197,7 +204,7 @@ int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const
 
         if (uid_ok && true_at(ms, "abortRequested") && launcher_has_uid && launcher_migrating &&
             strcmp(st->cancelled, uid))
-                return request(out, FWD_CANCEL, "migrate-cancel", NULL, uid);
+                return request(out, FWD_CANCEL, CTL_VERB_MIGRATE_CANCEL, NULL, uid);
         const char *addr = str_at(ms, "targetNodeAddress");
         if (uid_ok && same(str_at(ms, "sourcePod"), pod) && address_ok(addr) && !true_at(ms, "completed") &&
             !true_at(ms, "failed") && !true_at(ms, "abortRequested") && !launcher_has_uid &&

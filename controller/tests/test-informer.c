@@ -30,7 +30,7 @@ static void drain_transfers(kube_informer *inf, CURLM *multi)
         int left;
         while ((m = curl_multi_info_read(multi, &left)))
                 if (m->msg == CURLMSG_DONE &&
-                    !kube_informer_transfer_done(inf, m->easy_handle, m->data.result, kube_now_ms()))
+                    !kube_informer_transfer_done(inf, m->easy_handle, m->data.result, kv_now_ms()))
                         fprintf(stderr, "a transfer that is not the informer's\n");
 }
 
@@ -47,7 +47,7 @@ static int run(kube_config *cfg, const char *ns, const char *selector)
                 return 1;
         inf.client->max_attempts = 1;
         for (bool open = true; open;) {
-                long timeout = kube_informer_tick(&inf, kube_now_ms());
+                long timeout = kube_informer_tick(&inf, kv_now_ms());
                 struct curl_waitfd in = {.fd = STDIN_FILENO, .events = CURL_WAIT_POLLIN};
                 int running;
                 curl_multi_poll(multi, &in, 1, timeout < 0 || timeout > 200 ? 200 : (int)timeout, NULL);

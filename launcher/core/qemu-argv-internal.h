@@ -5,6 +5,8 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 
+#include "json.h"
+
 #include "qemu-argv.h"
 
 typedef struct argv_builder {
@@ -15,14 +17,6 @@ typedef struct argv_builder {
         int next_port; /* next free pcie-root-port index */
         kv_error *err;
 } argv_builder;
-
-/* Chainable JSON object builders: on allocation failure the object is freed and NULL is returned, and
- * every later call passes NULL through, so one check at push time catches it. */
-cJSON *jstr(cJSON *o, const char *key, const char *value);
-cJSON *jnum(cJSON *o, const char *key, double value);
-cJSON *jbool(cJSON *o, const char *key, bool value);
-cJSON *jobj(cJSON *o, const char *key, cJSON *child); /* child NULL poisons o */
-cJSON *jnull(cJSON *o, const char *key);
 
 /* Push "-opt" followed by the unformatted JSON (consumes obj). */
 int push_json(strv *s, const char *opt, cJSON *obj, kv_error *err);

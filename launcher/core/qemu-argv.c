@@ -34,42 +34,6 @@ char *qemu_opt_escape(const char *value)
         return out;
 }
 
-static cJSON *poison(cJSON *o)
-{
-        cJSON_Delete(o);
-        return NULL;
-}
-
-cJSON *jstr(cJSON *o, const char *key, const char *value)
-{
-        return !o || cJSON_AddStringToObject(o, key, value) ? o : poison(o);
-}
-
-cJSON *jnum(cJSON *o, const char *key, double value)
-{
-        return !o || cJSON_AddNumberToObject(o, key, value) ? o : poison(o);
-}
-
-cJSON *jbool(cJSON *o, const char *key, bool value)
-{
-        return !o || cJSON_AddBoolToObject(o, key, value) ? o : poison(o);
-}
-
-cJSON *jnull(cJSON *o, const char *key)
-{
-        return !o || cJSON_AddNullToObject(o, key) ? o : poison(o);
-}
-
-cJSON *jobj(cJSON *o, const char *key, cJSON *child)
-{
-        if (!o || !child) {
-                cJSON_Delete(child);
-                return o ? poison(o) : NULL;
-        }
-        cJSON_AddItemToObject(o, key, child);
-        return o;
-}
-
 int push_json(strv *s, const char *opt, cJSON *obj, kv_error *err)
 {
         char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;

@@ -19,12 +19,12 @@ static const char *const nic_drivers[] = {[NIC_VIRTIO] = "virtio-net-pci",
 
 static cJSON *disk_node(const hp_disk *d, const char *node)
 {
-        cJSON *file = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", "file"), "filename", d->path);
-        cJSON *n = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "node-name", node), "driver",
+        cJSON *file = jstr(jstr(cJSON_CreateObject(), "driver", "file"), "filename", d->path);
+        cJSON *n = jstr(jstr(cJSON_CreateObject(), "node-name", node), "driver",
                               image_format_name(d->format));
         if (d->readonly) {
-                lo_obj_bool(file, "read-only", true);
-                lo_obj_bool(n, "read-only", true);
+                file = jbool(file, "read-only", true);
+                n = jbool(n, "read-only", true);
         }
         if (n && file)
                 cJSON_AddItemToObject(n, "file", file);
@@ -45,26 +45,26 @@ static int ensure_scsi_controller(qmp *q, kv_error *err)
         r = lo_free_root_port(q, port, sizeof(port), err);
         if (r < 0)
                 return r;
-        cJSON *dev = lo_obj_str(
-            lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", "virtio-scsi-pci"), "id", "scsi0"), "bus",
+        cJSON *dev = jstr(
+            jstr(jstr(cJSON_CreateObject(), "driver", "virtio-scsi-pci"), "id", "scsi0"), "bus",
             port);
         return lo_exec(q, "device_add", dev, NULL, err);
 }
 
 static int disk_device_add(qmp *q, const hp_disk *d, const char *node, const char *id, kv_error *err)
 {
-        cJSON *dev = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "id", id), "drive", node);
+        cJSON *dev = jstr(jstr(cJSON_CreateObject(), "id", id), "drive", node);
         if (d->serial)
-                lo_obj_str(dev, "serial", d->serial);
+                dev = jstr(dev, "serial", d->serial);
         int r;
         if (d->bus == BUS_SCSI) {
                 r = ensure_scsi_controller(q, err);
                 /* scsi-id left out: QEMU picks a free one on the bus. */
-                lo_obj_str(lo_obj_str(dev, "driver", "scsi-hd"), "bus", "scsi0.0");
+                dev = jstr(jstr(dev, "driver", "scsi-hd"), "bus", "scsi0.0");
         } else {
                 char port[32];
                 r = lo_free_root_port(q, port, sizeof(port), err);
-                lo_obj_str(lo_obj_str(dev, "driver", "virtio-blk-pci"), "bus", port);
+                dev = jstr(jstr(dev, "driver", "virtio-blk-pci"), "bus", port);
         }
         if (r < 0) {
                 cJSON_Delete(dev);
@@ -90,7 +90,7 @@ int hotplug_disk_add(qmp *q, const hp_disk *d, kv_error *err)
         r = disk_device_add(q, d, node, id, err);
         if (r < 0) {
                 kv_error ignored = {0};
-                lo_exec(q, "blockdev-del", lo_obj_str(cJSON_CreateObject(), "node-name", node), NULL,
+                lo_exec(q, "blockdev-del", jstr(cJSON_CreateObject(), "node-name", node), NULL,
                         &ignored);
                 return kv_error_wrap(err, "hot-plug disk %s", d->name);
         }
@@ -135,7 +135,7 @@ int hotplug_disk_node_from(const cJSON *query_block, hp_unplug *u)
 
 const char *hotplug_backend_del(const hp_unplug *u, cJSON **args)
 {
-        *args = lo_obj_str(cJSON_CreateObject(), u->disk ? "node-name" : "id", u->backend);
+        *args = jstr(cJSON_CreateObject(), u->disk ? "node-name" : "id", u->backend);
         return u->disk ? "blockdev-del" : "netdev_del";
 }
 
@@ -146,7 +146,7 @@ static int unplug(qmp *q, bool disk, const char *name, int timeout_ms, kv_error 
         hotplug_unplug_ids(disk, name, &u);
         int r = 0;
         if (disk) {
-                _cleanup_cjson_ cJSON *blocks = NULL;
+                _cleanup_json_ cJSON *blocks = NULL;
                 r = lo_exec(q, "query-block", NULL, &blocks, err);
                 if (r >= 0 && hotplug_disk_node_from(blocks, &u) == 0)
                         return kv_error_set(err, ENOENT, "unplug disk %s: no such disk attached", name);
@@ -174,23 +174,23 @@ int hotplug_nic_add(qmp *q, const hp_nic *n, kv_error *err)
         int r = lo_free_root_port(q, port, sizeof(port), err);
         if (r < 0)
                 return kv_error_wrap(err, "hot-plug interface %s", n->name);
-        cJSON *nd = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "type", "user"), "id", netdev);
+        cJSON *nd = jstr(jstr(cJSON_CreateObject(), "type", "user"), "id", netdev);
         if (n->hostname)
-                lo_obj_str(nd, "hostname", n->hostname);
+                nd = jstr(nd, "hostname", n->hostname);
         r = lo_exec(q, "netdev_add", nd, NULL, err);
         if (r < 0)
                 return kv_error_wrap(err, "hot-plug interface %s", n->name);
-        cJSON *dev = lo_obj_str(
-            lo_obj_str(
-                lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", nic_drivers[n->model]), "id", id),
+        cJSON *dev = jstr(
+            jstr(
+                jstr(jstr(cJSON_CreateObject(), "driver", nic_drivers[n->model]), "id", id),
                 "netdev", netdev),
             "bus", port);
         if (n->mac)
-                lo_obj_str(dev, "mac", n->mac);
+                dev = jstr(dev, "mac", n->mac);
         r = lo_exec(q, "device_add", dev, NULL, err);
         if (r < 0) {
                 kv_error ignored = {0};
-                lo_exec(q, "netdev_del", lo_obj_str(cJSON_CreateObject(), "id", netdev), NULL, &ignored);
+                lo_exec(q, "netdev_del", jstr(cJSON_CreateObject(), "id", netdev), NULL, &ignored);
                 return kv_error_wrap(err, "hot-plug interface %s", n->name);
         }
         return 0;
@@ -219,13 +219,13 @@ static int cpu_plug(qmp *q, const cJSON *slot, kv_error *err)
                  prop_int(props, "thread-id"));
         /* Copy type and props verbatim (notes §4): the topology ids depend on -smp. */
         cJSON *dev = cJSON_Duplicate(props, true);
-        lo_obj_str(lo_obj_str(dev, "driver", type->valuestring), "id", id);
+        dev = jstr(jstr(dev, "driver", type->valuestring), "id", id);
         return lo_exec(q, "device_add", dev, NULL, err);
 }
 
 int hotplug_set_cpus(qmp *q, unsigned sockets, kv_error *err)
 {
-        _cleanup_cjson_ cJSON *slots = NULL;
+        _cleanup_json_ cJSON *slots = NULL;
         int r = lo_exec(q, "query-hotpluggable-cpus", NULL, &slots, err);
         if (r < 0)
                 return r;
@@ -274,7 +274,7 @@ static uint64_t num_u64(const cJSON *o, const char *key)
 
 static int mem_view_read(qmp *q, mem_view *m, kv_error *err)
 {
-        _cleanup_cjson_ cJSON *sum = NULL, *devs = NULL;
+        _cleanup_json_ cJSON *sum = NULL, *devs = NULL;
         int r = lo_exec(q, "query-memory-size-summary", NULL, &sum, err);
         if (r >= 0)
                 r = lo_exec(q, "query-memory-devices", NULL, &devs, err);
@@ -300,42 +300,54 @@ static int mem_view_read(qmp *q, mem_view *m, kv_error *err)
         return 0;
 }
 
-static int vmem_wait(qmp *q, uint64_t want, int timeout_ms, kv_error *err)
+cJSON *hotplug_vmem_size_query(void)
 {
-        int64_t deadline = lo_now_ms() + timeout_ms;
-        uint64_t size = 0;
-        for (;;) {
-                _cleanup_cjson_ cJSON *ret = NULL;
-                cJSON *a =
-                    lo_obj_str(lo_obj_str(cJSON_CreateObject(), "path", "/machine/peripheral/" VMEM_ID),
-                               "property", "size");
-                int r = lo_exec(q, "qom-get", a, &ret, err);
-                if (r < 0)
-                        return r;
-                size = cJSON_IsNumber(ret) ? (uint64_t)ret->valuedouble : 0;
-                if (size == want)
-                        return 0;
-                if (lo_now_ms() >= deadline)
-                        break;
-                _cleanup_cjson_ cJSON *ev = NULL;
-                kv_error ignored = {0};
-                qmp_wait_event(q, "MEMORY_DEVICE_SIZE_CHANGE", "id", VMEM_ID, 100, &ev, &ignored);
-        }
+        return jstr(jstr(cJSON_CreateObject(), "path", "/machine/peripheral/" VMEM_ID), "property", "size");
+}
+
+uint64_t hotplug_vmem_size_of(const cJSON *ret)
+{
+        return cJSON_IsNumber(ret) ? (uint64_t)ret->valuedouble : 0;
+}
+
+int hotplug_vmem_timeout(uint64_t size, uint64_t want, int timeout_ms, kv_error *err)
+{
         return kv_error_set(err, ETIMEDOUT,
-                            "the guest plugged %" PRIu64 " of %" PRIu64
+                            "set memory: the guest plugged %" PRIu64 " of %" PRIu64
                             " MiB requested within %d ms (it needs "
                             "virtio_mem and memory onlining); the request stays in place",
                             size >> 20, want >> 20, timeout_ms);
 }
 
-static int vmem_request(qmp *q, uint64_t extra, int timeout_ms, kv_error *err)
+/* The blocking wait of liveops-driver and `apply`; the launcher's set-memory polls from its loop. */
+static int vmem_wait(qmp *q, uint64_t want, int timeout_ms, kv_error *err)
+{
+        int64_t deadline = kv_now_ms() + timeout_ms;
+        uint64_t size = 0;
+        for (;;) {
+                _cleanup_json_ cJSON *ret = NULL;
+                int r = lo_exec(q, "qom-get", hotplug_vmem_size_query(), &ret, err);
+                if (r < 0)
+                        return r;
+                size = hotplug_vmem_size_of(ret);
+                if (size == want)
+                        return 0;
+                if (kv_now_ms() >= deadline)
+                        break;
+                _cleanup_json_ cJSON *ev = NULL;
+                kv_error ignored = {0};
+                qmp_wait_event(q, "MEMORY_DEVICE_SIZE_CHANGE", "id", VMEM_ID, 100, &ev, &ignored);
+        }
+        return hotplug_vmem_timeout(size, want, timeout_ms, err);
+}
+
+static int vmem_request(qmp *q, uint64_t extra, kv_error *err)
 {
         cJSON *a =
-            lo_obj_num(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "path", "/machine/peripheral/" VMEM_ID),
+            jnum(jstr(jstr(cJSON_CreateObject(), "path", "/machine/peripheral/" VMEM_ID),
                                   "property", "requested-size"),
                        "value", (double)extra);
-        int r = lo_exec(q, "qom-set", a, NULL, err);
-        return r < 0 ? r : vmem_wait(q, extra, timeout_ms, err);
+        return lo_exec(q, "qom-set", a, NULL, err);
 }
 
 static int vmem_plug(qmp *q, uint64_t capacity, uint64_t extra, kv_error *err)
@@ -344,22 +356,22 @@ static int vmem_plug(qmp *q, uint64_t capacity, uint64_t extra, kv_error *err)
         int r = lo_free_root_port(q, port, sizeof(port), err);
         if (r < 0)
                 return r;
-        cJSON *obj = lo_obj_num(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "qom-type", "memory-backend-ram"),
+        cJSON *obj = jnum(jstr(jstr(cJSON_CreateObject(), "qom-type", "memory-backend-ram"),
                                            "id", VMEM_BACKEND),
                                 "size", (double)capacity);
         r = lo_exec(q, "object-add", obj, NULL, err);
         if (r < 0)
                 return r;
         cJSON *dev =
-            lo_obj_str(lo_obj_str(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", "virtio-mem-pci"),
+            jstr(jstr(jstr(jstr(cJSON_CreateObject(), "driver", "virtio-mem-pci"),
                                              "id", VMEM_ID),
                                   "memdev", VMEM_BACKEND),
                        "bus", port);
-        lo_obj_num(lo_obj_num(dev, "block-size", VMEM_BLOCK), "requested-size", (double)extra);
+        dev = jnum(jnum(dev, "block-size", VMEM_BLOCK), "requested-size", (double)extra);
         r = lo_exec(q, "device_add", dev, NULL, err);
         if (r < 0) {
                 kv_error ignored = {0};
-                lo_exec(q, "object-del", lo_obj_str(cJSON_CreateObject(), "id", VMEM_BACKEND), NULL,
+                lo_exec(q, "object-del", jstr(cJSON_CreateObject(), "id", VMEM_BACKEND), NULL,
                         &ignored);
         }
         return r;
@@ -370,13 +382,13 @@ static int dimm_plug(qmp *q, unsigned n, uint64_t size, kv_error *err)
         char id[32], mem[40];
         snprintf(id, sizeof(id), "kv-dimm%u", n);
         snprintf(mem, sizeof(mem), "kv-dimm%u-mem", n);
-        cJSON *obj = lo_obj_num(
-            lo_obj_str(lo_obj_str(cJSON_CreateObject(), "qom-type", "memory-backend-ram"), "id", mem), "size",
+        cJSON *obj = jnum(
+            jstr(jstr(cJSON_CreateObject(), "qom-type", "memory-backend-ram"), "id", mem), "size",
             (double)size);
         int r = lo_exec(q, "object-add", obj, NULL, err);
         if (r < 0)
                 return r;
-        cJSON *dev = lo_obj_str(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", "pc-dimm"), "id", id),
+        cJSON *dev = jstr(jstr(jstr(cJSON_CreateObject(), "driver", "pc-dimm"), "id", id),
                                 "memdev", mem);
         return lo_exec(q, "device_add", dev, NULL, err);
 }
@@ -384,9 +396,9 @@ static int dimm_plug(qmp *q, unsigned n, uint64_t size, kv_error *err)
 /* -m maxmem from the machine's "memory" property ({"size","slots","max-size"}, QEMU >= 7.1). */
 static uint64_t machine_max_memory(qmp *q)
 {
-        _cleanup_cjson_ cJSON *ret = NULL;
+        _cleanup_json_ cJSON *ret = NULL;
         kv_error ignored = {0};
-        cJSON *a = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "path", "/machine"), "property", "memory");
+        cJSON *a = jstr(jstr(cJSON_CreateObject(), "path", "/machine"), "property", "memory");
         if (lo_exec(q, "qom-get", a, &ret, &ignored) < 0)
                 return 0;
         return num_u64(ret, "max-size");
@@ -394,6 +406,16 @@ static uint64_t machine_max_memory(qmp *q)
 
 int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_ms, kv_error *err)
 {
+        hp_mem_wait w;
+        int r = hotplug_memory_request(q, bytes, max_bytes, &w, err);
+        if (r < 0 || !w.needed)
+                return r;
+        return vmem_wait(q, w.want, timeout_ms, err);
+}
+
+int hotplug_memory_request(qmp *q, uint64_t bytes, uint64_t max_bytes, hp_mem_wait *w, kv_error *err)
+{
+        *w = (hp_mem_wait){0};
         mem_view m;
         if (!max_bytes)
                 max_bytes = machine_max_memory(q);
@@ -415,7 +437,9 @@ int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_m
         if (m.vmem)
                 r = extra > m.vmem_max
                         ? kv_error_set(err, EINVAL, "set memory: above the virtio-mem capacity")
-                        : vmem_request(q, extra, timeout_ms, err);
+                        : vmem_request(q, extra, err);
+        if (m.vmem && r >= 0)
+                *w = (hp_mem_wait){.needed = true, .want = extra};
         else if (extra == 0)
                 return 0;
         else if (!max_bytes)
@@ -425,7 +449,7 @@ int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_m
                 kv_error vmem_err = {0};
                 /* virtio-mem is preferred: it can also shrink; pc-dimm only when it cannot be plugged. */
                 if (vmem_plug(q, cap, extra, &vmem_err) >= 0)
-                        r = vmem_wait(q, extra, timeout_ms, err);
+                        *w = (hp_mem_wait){.needed = true, .want = extra};
                 else
                         r = dimm_plug(q, m.n_dimms, extra, err);
         }

@@ -54,3 +54,15 @@ int hotplug_set_cpus(qmp *q, unsigned sockets, kv_error *err);
  * device (hot-plugged on first use) whose requested-size is the difference; pc-dimm if virtio-mem cannot
  * be plugged. max_bytes 0 = read it from QEMU. Waits up to timeout_ms for the guest to follow. */
 int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_ms, kv_error *err);
+/* hotplug_set_memory without its wait, for a caller that waits from its own loop: the short QMP exchange
+ * (read the memory devices, resize or plug virtio-mem, else plug a DIMM). w->needed says that the guest
+ * still has to plug virtio-mem memory: poll qom-get hotplug_vmem_size_query() until
+ * hotplug_vmem_size_of(reply) == w->want, or fail with hotplug_vmem_timeout(). */
+typedef struct hp_mem_wait {
+        bool needed;
+        uint64_t want;
+} hp_mem_wait;
+int hotplug_memory_request(qmp *q, uint64_t bytes, uint64_t max_bytes, hp_mem_wait *w, kv_error *err);
+cJSON *hotplug_vmem_size_query(void);
+uint64_t hotplug_vmem_size_of(const cJSON *ret);
+int hotplug_vmem_timeout(uint64_t size, uint64_t want, int timeout_ms, kv_error *err);

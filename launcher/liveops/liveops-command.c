@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ctl-protocol.h"
 #include "hotplug.h"
 #include "quantity.h"
 #include "snapshot.h"
@@ -111,28 +112,29 @@ int liveops_command(qmp *q, const char *verb, const cJSON *a, cJSON **result, kv
 {
         int t = (int)jnum_or(a, "timeoutMs", 10000);
         const char *name = jstr_or(a, "name", ""), *tag = jstr_or(a, "tag", "");
-        if (!strcmp(verb, "hotplug-disk"))
+        switch (ctl_verb_from_name(verb)) {
+        case CTL_VERB_HOTPLUG_DISK:
                 return do_disk_add(q, a, err);
-        if (!strcmp(verb, "unplug-disk"))
+        case CTL_VERB_UNPLUG_DISK:
                 return hotplug_disk_remove(q, name, t, err);
-        if (!strcmp(verb, "hotplug-nic")) {
+        case CTL_VERB_HOTPLUG_NIC: {
                 hp_nic n = {.name = name, .mac = jstr_or(a, "mac", NULL), .model = NIC_VIRTIO};
                 return hotplug_nic_add(q, &n, err);
         }
-        if (!strcmp(verb, "unplug-nic"))
+        case CTL_VERB_UNPLUG_NIC:
                 return hotplug_nic_remove(q, name, t, err);
-        if (!strcmp(verb, "set-cpus"))
+        case CTL_VERB_SET_CPUS:
                 return hotplug_set_cpus(q, (unsigned)jnum_or(a, "sockets", 1), err);
-        if (!strcmp(verb, "set-memory"))
+        case CTL_VERB_SET_MEMORY:
                 return hotplug_set_memory(q, (uint64_t)jnum_or(a, "bytes", 0), (uint64_t)jnum_or(a, "max", 0),
                                           t, err);
-        if (!strcmp(verb, "snapshot-save"))
+        case CTL_VERB_SNAPSHOT_SAVE:
                 return snapshot_save(q, tag, SNAPSHOT_TIMEOUT_MS, err);
-        if (!strcmp(verb, "snapshot-load"))
+        case CTL_VERB_SNAPSHOT_LOAD:
                 return snapshot_load(q, tag, SNAPSHOT_TIMEOUT_MS, err);
-        if (!strcmp(verb, "snapshot-delete"))
+        case CTL_VERB_SNAPSHOT_DELETE:
                 return snapshot_delete(q, tag, SNAPSHOT_TIMEOUT_MS, err);
-        if (!strcmp(verb, "snapshot-list")) {
+        case CTL_VERB_SNAPSHOT_LIST: {
                 cJSON *list = NULL;
                 int r = snapshot_list(q, &list, err);
                 *result = cJSON_CreateObject();
@@ -140,17 +142,19 @@ int liveops_command(qmp *q, const char *verb, const cJSON *a, cJSON **result, kv
                         cJSON_AddItemToObject(*result, "snapshots", list);
                 return r;
         }
-        if (!strcmp(verb, "migrate-target")) {
+        case CTL_VERB_MIGRATION_TARGET: {
                 migration_config c;
-                if (liveops_parse_migration_config(cJSON_GetObjectItem(a, "config"), "migrate-target: config",
-                                                   &c, err) < 0)
+                if (liveops_parse_migration_config(cJSON_GetObjectItem(a, "config"),
+                                                   "migration-target: config", &c, err) < 0)
                         return -EINVAL;
                 return migration_target_prepare(q, &c, jstr_or(a, "uri", ""), "127.0.0.1",
                                                 (int)jnum_or(a, "nbdPort", 0), err);
         }
-        if (!strcmp(verb, "migrate-target-finish"))
+        case CTL_VERB_MIGRATION_TARGET_FINISH:
                 return migration_target_finish(q, (int)jnum_or(a, "timeoutMs", 120000), err);
-        if (!strcmp(verb, "migrate"))
+        case CTL_VERB_MIGRATE:
                 return run_migrate(q, a, result, err);
-        return kv_error_set(err, EINVAL, "unknown verb \"%s\"", verb);
+        default:
+                return kv_error_set(err, EINVAL, "unknown verb \"%s\"", verb);
+        }
 }

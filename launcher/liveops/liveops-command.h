@@ -10,8 +10,9 @@
 
 /* Verbs: hotplug-disk {name,path,format,bus,readonly,serial}, unplug-disk {name,timeoutMs},
  * hotplug-nic {name,mac}, unplug-nic {name}, set-cpus {sockets}, set-memory {bytes,max,timeoutMs},
- * snapshot-save|snapshot-load|snapshot-delete {tag}, snapshot-list, migrate-target {uri,nbdPort,config},
- * migrate-target-finish {timeoutMs}, migrate {uri,nbdPort,config,timeoutMs} (blocking).
+ * snapshot-save|snapshot-load|snapshot-delete {tag}, snapshot-list, migration-target {uri,nbdPort,config},
+ * migration-target-finish {timeoutMs}, migrate {uri,nbdPort,config,timeoutMs} (blocking); the names are
+ * ctl-protocol.h's.
  * *result (may stay NULL) gets extra members for the answer. -EINVAL for an unknown verb. */
 int liveops_command(qmp *q, const char *verb, const cJSON *args, cJSON **result, kv_error *err);
 /* KubeVirt MigrationConfiguration member names → migration_config (absent = launcher default),

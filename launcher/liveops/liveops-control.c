@@ -33,6 +33,7 @@
 
 typedef struct snap_op snap_op;
 typedef struct unplug_op unplug_op;
+typedef struct mem_op mem_op;
 
 struct unplug_op {
         liveops *lo;
@@ -60,6 +61,7 @@ struct liveops {
         } mig;
         snap_op *snap;     /* the snapshot operation in flight, or NULL */
         unplug_op *unplug; /* the unplug waiting for its DEVICE_DELETED, or NULL */
+        mem_op *mem;       /* the set-memory waiting for the guest to plug virtio-mem memory, or NULL */
 };
 
 int liveops_new(const liveops_host *host, liveops **out)
@@ -107,10 +109,12 @@ int liveops_vm_usable(liveops *lo, enum phase phase, kv_error *err)
                 return kv_error_set(err, EBUSY, "a snapshot operation is running");
         if (lo->unplug)
                 return kv_error_set(err, EBUSY, "the unplug of %s is running", lo->unplug->u.name);
-        if (lo_qmp(lo) && lo->h.st->phase == phase && !stopping)
-                return 0;
-        return kv_error_set(err, EBUSY, "the VM is %s%s", phase_name(lo->h.st->phase),
-                            stopping ? " and stopping" : "");
+        if (lo->mem)
+                return kv_error_set(err, EBUSY, "a memory resize is running");
+        int r = status_require_phase(lo->h.st, phase, stopping, err);
+        if (r == 0 && !lo_qmp(lo))
+                return kv_error_set(err, EBUSY, "the VM's QMP connection is gone");
+        return r;
 }
 
 liveops *liveops_of(ctl_request *req)
@@ -127,8 +131,9 @@ static bool vm_ready(ctl_request *req)
         return false;
 }
 
-static int run_blocking(ctl_request *req, const char *verb)
+static int run_blocking(ctl_request *req, ctl_verb v)
 {
+        const char *verb = ctl_verb_name(v);
         if (!vm_ready(req))
                 return 0;
         liveops *lo = liveops_of(req);
@@ -153,11 +158,138 @@ static int run_blocking(ctl_request *req, const char *verb)
                 return run_blocking(req, verb);                                                              \
         }
 
-BLOCKING_HANDLER(liveops_ctl_hotplug_disk, "hotplug-disk")
-BLOCKING_HANDLER(liveops_ctl_hotplug_nic, "hotplug-nic")
-BLOCKING_HANDLER(liveops_ctl_set_cpus, "set-cpus")
-BLOCKING_HANDLER(liveops_ctl_set_memory, "set-memory")
-BLOCKING_HANDLER(liveops_ctl_snapshot_list, "snapshot-list")
+BLOCKING_HANDLER(liveops_ctl_hotplug_disk, CTL_VERB_HOTPLUG_DISK)
+BLOCKING_HANDLER(liveops_ctl_hotplug_nic, CTL_VERB_HOTPLUG_NIC)
+BLOCKING_HANDLER(liveops_ctl_set_cpus, CTL_VERB_SET_CPUS)
+BLOCKING_HANDLER(liveops_ctl_snapshot_list, CTL_VERB_SNAPSHOT_LIST)
+
+/* ---- set-memory: the short QMP exchange, then the guest's part (virtio-mem plugged, up to timeoutMs)
+ * polled from the loop: qom-get of the device's size every MEM_POLL_MS ------------------------------- */
+
+#define MEM_POLL_MS 100
+
+struct mem_op {
+        liveops *lo;
+        ctl_request *req; /* NULL once answered */
+        uint64_t want, size;
+        int timeout_ms;
+        bool expired;
+        int64_t cmd; /* the qom-get in flight (0: none) */
+        loop_timer poll, deadline;
+};
+
+static void mem_release(mem_op *o)
+{
+        qmp *q = lo_qmp(o->lo);
+        if (q && o->cmd > 0)
+                qmp_cancel(q, o->cmd);
+        if (q)
+                o->cmd = 0;
+        loop_timer_disarm(o->lo->h.loop, &o->poll);
+        loop_timer_disarm(o->lo->h.loop, &o->deadline);
+        if (o->lo->mem == o)
+                o->lo->mem = NULL;
+        if (!o->cmd)
+                free(o);
+}
+
+static void mem_end(mem_op *o, kv_error *err)
+{
+        ctl_request *req = TAKE_PTR(o->req);
+        if (err) {
+                log_warning("set-memory failed: %s", err->msg);
+                ctl_reply_error(req, "%s", err->msg);
+        } else {
+                log_info("set-memory done");
+                ctl_reply_ok(req, NULL);
+        }
+        mem_release(o);
+}
+
+static void mem_poll(loop_timer *t, void *data);
+
+static void mem_on_size(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
+{
+        mem_op *o = userdata;
+        o->cmd = 0;
+        if (!o->req) {
+                mem_release(o);
+                return;
+        }
+        kv_error e = err ? *err : (kv_error){0};
+        if (err)
+                mem_end(o, (kv_error_wrap(&e, "set memory: qom-get"), &e));
+        else if ((o->size = hotplug_vmem_size_of(ret)) == o->want)
+                mem_end(o, NULL);
+        else if (o->expired)
+                mem_end(o, (hotplug_vmem_timeout(o->size, o->want, o->timeout_ms, &e), &e));
+        else
+                loop_timer_arm(o->lo->h.loop, &o->poll, MEM_POLL_MS, mem_poll, o);
+}
+
+static void mem_poll(loop_timer *t, void *data)
+{
+        mem_op *o = data;
+        kv_error err = {0};
+        if (!lo_qmp(o->lo)) {
+                mem_end(o, (kv_error_set(&err, ECONNRESET, "set memory: the QMP connection is gone"), &err));
+                return;
+        }
+        o->cmd = qmp_send(lo_qmp(o->lo), "qom-get", hotplug_vmem_size_query(), -1, QMP_QUERY_TIMEOUT_MS,
+                          mem_on_size, o, &err);
+        if (o->cmd < 0) {
+                o->cmd = 0;
+                mem_end(o, &err);
+                return;
+        }
+        rearm(o->lo);
+}
+
+/* The last poll after the deadline decides: a guest that made it just in time is not failed. */
+static void mem_on_deadline(loop_timer *t, void *data)
+{
+        mem_op *o = data;
+        o->expired = true;
+        if (!o->cmd) {
+                loop_timer_disarm(o->lo->h.loop, &o->poll);
+                mem_poll(&o->poll, o);
+        }
+}
+
+int liveops_ctl_set_memory(ctl_request *req)
+{
+        if (!vm_ready(req))
+                return 0;
+        liveops *lo = liveops_of(req);
+        const cJSON *a = req->args, *t = cJSON_GetObjectItem(a, "timeoutMs"),
+                    *bytes = cJSON_GetObjectItem(a, "bytes"), *max = cJSON_GetObjectItem(a, "max");
+        kv_error err = {0};
+        hp_mem_wait w;
+        int r = hotplug_memory_request(lo_qmp(lo), cJSON_IsNumber(bytes) ? (uint64_t)bytes->valuedouble : 0,
+                                       cJSON_IsNumber(max) ? (uint64_t)max->valuedouble : 0, &w, &err);
+        rearm(lo);
+        mem_op *o = r < 0 || !w.needed ? NULL : calloc(1, sizeof(*o));
+        if (r >= 0 && w.needed && !o)
+                r = kv_error_set(&err, ENOMEM, "out of memory");
+        if (r < 0) {
+                log_warning("set-memory failed: %s", err.msg);
+                ctl_reply_error(req, "%s", err.msg);
+                return 0;
+        }
+        if (!o) { /* nothing for the guest to do (a DIMM, or no change) */
+                log_info("set-memory done");
+                ctl_reply_ok(req, NULL);
+                return 0;
+        }
+        *o = (mem_op){.lo = lo,
+                      .req = req,
+                      .want = w.want,
+                      .timeout_ms = cJSON_IsNumber(t) ? t->valueint : LO_CMD_TIMEOUT_MS};
+        lo->mem = o;
+        loop_timer_arm(lo->h.loop, &o->deadline, o->timeout_ms, mem_on_deadline, o);
+        mem_poll(&o->poll, o);
+        return 0;
+}
 
 /* ---- unplug: device_del, DEVICE_DELETED (the guest's part, up to timeoutMs), the backend ---------- */
 
@@ -275,7 +407,7 @@ static void unplug_device_del(unplug_op *o)
                 unplug_end(o, &err);
                 return;
         }
-        unplug_send(o, "device_del", lo_obj_str(cJSON_CreateObject(), "id", o->u.id), unplug_on_device_del);
+        unplug_send(o, "device_del", jstr(cJSON_CreateObject(), "id", o->u.id), unplug_on_device_del);
 }
 
 static void unplug_on_blocks(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
@@ -548,7 +680,7 @@ static void snap_start_job(snap_op *o, const cJSON *blocks)
                 return;
         }
         /* A concluded job of ours left by an earlier crash would block the id; its answer does not matter. */
-        qmp_send(lo_qmp(o->lo), "job-dismiss", lo_obj_str(cJSON_CreateObject(), "id", o->job), -1,
+        qmp_send(lo_qmp(o->lo), "job-dismiss", jstr(cJSON_CreateObject(), "id", o->job), -1,
                  QMP_QUERY_TIMEOUT_MS, NULL, NULL, &err);
         if (!snap_send(o, SNAP_STARTING, o->verb, args)) {
                 snap_conclude(o);
@@ -569,7 +701,7 @@ static void snap_on_jobs(snap_op *o, const cJSON *jobs)
         if (r < 0)
                 snap_fail(o, &err);
         if (r == -ENOENT ||
-            !snap_send(o, SNAP_DISMISSING, "job-dismiss", lo_obj_str(cJSON_CreateObject(), "id", o->job)))
+            !snap_send(o, SNAP_DISMISSING, "job-dismiss", jstr(cJSON_CreateObject(), "id", o->job)))
                 snap_conclude(o);
 }
 
@@ -657,12 +789,12 @@ static int snapshot_operation(ctl_request *req, const char *verb, const char *op
 #define SNAPSHOT_HANDLER(fn, verb, op)                                                                       \
         int fn(ctl_request *req)                                                                             \
         {                                                                                                    \
-                return snapshot_operation(req, verb, op);                                                    \
+                return snapshot_operation(req, ctl_verb_name(verb), op);                                                    \
         }
 
-SNAPSHOT_HANDLER(liveops_ctl_snapshot_save, "snapshot-save", "save")
-SNAPSHOT_HANDLER(liveops_ctl_snapshot_load, "snapshot-load", "load")
-SNAPSHOT_HANDLER(liveops_ctl_snapshot_delete, "snapshot-delete", "delete")
+SNAPSHOT_HANDLER(liveops_ctl_snapshot_save, CTL_VERB_SNAPSHOT_SAVE, "save")
+SNAPSHOT_HANDLER(liveops_ctl_snapshot_load, CTL_VERB_SNAPSHOT_LOAD, "load")
+SNAPSHOT_HANDLER(liveops_ctl_snapshot_delete, CTL_VERB_SNAPSHOT_DELETE, "delete")
 
 static void ignore_reply(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
 {
@@ -693,7 +825,7 @@ static void migration_finished(liveops *lo)
 static void on_migrate_reply_handle(loop_timer *t, void *data)
 {
         liveops *lo = data;
-        _cleanup_cjson_ cJSON *reply = TAKE_PTR(lo->mig.reply);
+        _cleanup_json_ cJSON *reply = TAKE_PTR(lo->mig.reply);
         qmp *q = lo_qmp(lo);
         if (!lo->mig.active || !reply || !q)
                 return;
@@ -1002,7 +1134,7 @@ static void on_release_tick(loop_timer *t, void *data)
         if (!lo->mig.target_releasing || !q)
                 return; /* finished by migration-target-finish meanwhile, or QEMU is gone */
         kv_error e = {0};
-        bool force = lo_now_ms() >= lo->mig.release_deadline;
+        bool force = kv_now_ms() >= lo->mig.release_deadline;
         int left = migration_target_unexport(q, force, &e);
         if (left > 0) {
                 rearm(lo);
@@ -1055,7 +1187,7 @@ static void on_migration_event(liveops *lo, const cJSON *data)
         /* Called from inside libqmp's event dispatch: only a timer here, the QMP commands run from it. */
         log_info("incoming migration completed: finishing the target");
         lo->mig.target_releasing = true;
-        lo->mig.release_deadline = lo_now_ms() + TARGET_RELEASE_TIMEOUT_MS;
+        lo->mig.release_deadline = kv_now_ms() + TARGET_RELEASE_TIMEOUT_MS;
         arm_release_tick(lo);
 }
 
@@ -1083,6 +1215,11 @@ void liveops_free(liveops *lo)
                 kv_error err = {0};
                 kv_error_set(&err, ECANCELED, "the launcher ended");
                 unplug_end(lo->unplug, &err);
+        }
+        if (lo->mem) {
+                kv_error err = {0};
+                kv_error_set(&err, ECANCELED, "the launcher ended");
+                mem_end(lo->mem, &err);
         }
         if (lo->snap) { /* normally already ended by the QMP connection's end */
                 kv_error err = {0};

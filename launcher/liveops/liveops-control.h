@@ -1,9 +1,9 @@
 /* liveops-control: the control-socket commands of the live operations (hot-plug, snapshots, migration).
- * Compiled into virt-launcher; control-commands.c splices LIVEOPS_CTL_COMMANDS into ctl_commands[]. The
+ * Compiled into virt-launcher; control-commands.c splices LIVEOPS_CTL_HANDLERS into ctl_handlers[]. The
  * live operations see the launcher only through liveops_host; their own state is one liveops object. */
 #pragma once
 
-#include "control.h"
+#include "control-server.h"
 
 struct vmi;
 struct launcher_paths;
@@ -69,22 +69,16 @@ const liveops_host *liveops_host_of(liveops *lo);
  * applied as hot-plug operations (liveops-apply.c). */
 int liveops_ctl_apply(ctl_request *req);
 
-/* clang-format off */
-#define LIVEOPS_CTL_COMMANDS \
-	{"hotplug-disk", liveops_ctl_hotplug_disk, "hot-plug a disk {name,path,format,bus:virtio|scsi}"}, \
-	{"unplug-disk", liveops_ctl_unplug_disk, "unplug a disk {name}"}, \
-	{"hotplug-nic", liveops_ctl_hotplug_nic, "hot-plug a NIC {name,mac}"}, \
-	{"unplug-nic", liveops_ctl_unplug_nic, "unplug a NIC {name}"}, \
-	{"set-cpus", liveops_ctl_set_cpus, "plug vCPUs up to {sockets} (never unplugs)"}, \
-	{"set-memory", liveops_ctl_set_memory, "resize guest memory to {bytes} (virtio-mem)"}, \
-	{"snapshot-save", liveops_ctl_snapshot_save, "snapshot RAM and disks as {tag,id}"}, \
-	{"snapshot-load", liveops_ctl_snapshot_load, "restore snapshot {tag,id}"}, \
-	{"snapshot-delete", liveops_ctl_snapshot_delete, "delete snapshot {tag,id}"}, \
-	{"snapshot-list", liveops_ctl_snapshot_list, "list snapshots"}, \
-	{"migrate", liveops_ctl_migrate, "live-migrate to {uri,nbdPort,config}; the source quits when done"}, \
-	{"migrate-cancel", liveops_ctl_migrate_cancel, "cancel the running migration"}, \
-	{"migrate-status", liveops_ctl_migrate_status, "migrationState of the last migration"}, \
-	{"migration-target", liveops_ctl_migration_target, "receive a migration on {uri,nbdPort,config}"}, \
-	{"migration-target-finish", liveops_ctl_migration_target_finish, "after the source completed: cont"}, \
-	{"apply", liveops_ctl_apply, "apply a changed VMI {vmi}: hot-plug what differs"}
-/* clang-format on */
+/* Their rows in ctl_handlers[] (control-commands.c); names and summaries are ctl-protocol.h's. */
+#define LIVEOPS_CTL_HANDLERS                                                                                 \
+        [CTL_VERB_HOTPLUG_DISK] = liveops_ctl_hotplug_disk, [CTL_VERB_UNPLUG_DISK] = liveops_ctl_unplug_disk,  \
+        [CTL_VERB_HOTPLUG_NIC] = liveops_ctl_hotplug_nic, [CTL_VERB_UNPLUG_NIC] = liveops_ctl_unplug_nic,      \
+        [CTL_VERB_SET_CPUS] = liveops_ctl_set_cpus, [CTL_VERB_SET_MEMORY] = liveops_ctl_set_memory,            \
+        [CTL_VERB_SNAPSHOT_SAVE] = liveops_ctl_snapshot_save, [CTL_VERB_SNAPSHOT_LOAD] = liveops_ctl_snapshot_load, \
+        [CTL_VERB_SNAPSHOT_DELETE] = liveops_ctl_snapshot_delete,                                              \
+        [CTL_VERB_SNAPSHOT_LIST] = liveops_ctl_snapshot_list, [CTL_VERB_MIGRATE] = liveops_ctl_migrate,        \
+        [CTL_VERB_MIGRATE_CANCEL] = liveops_ctl_migrate_cancel,                                                \
+        [CTL_VERB_MIGRATE_STATUS] = liveops_ctl_migrate_status,                                                \
+        [CTL_VERB_MIGRATION_TARGET] = liveops_ctl_migration_target,                                            \
+        [CTL_VERB_MIGRATION_TARGET_FINISH] = liveops_ctl_migration_target_finish,                              \
+        [CTL_VERB_APPLY] = liveops_ctl_apply

@@ -19,7 +19,7 @@ static const char usage[] =
     "verbs: hotplug-disk {name,path,format,bus} | unplug-disk {name} | hotplug-nic {name,mac} | unplug-nic "
     "{name}\n"
     "       set-cpus {sockets} | set-memory {bytes,max} | snapshot-save|snapshot-load|snapshot-delete {tag}\n"
-    "       snapshot-list | migrate-target {uri,nbdPort,config} | migrate-target-finish\n"
+    "       snapshot-list | migration-target {uri,nbdPort,config} | migration-target-finish\n"
     "       migrate {uri,nbdPort,config,timeoutMs}   (config: KubeVirt MigrationConfiguration names)\n";
 
 static int print_result(int r, cJSON *result, const kv_error *err)
@@ -75,7 +75,7 @@ int main(int argc, char **argv)
                 fputs(usage, stderr);
                 return EXIT_USAGE;
         }
-        _cleanup_cjson_ cJSON *args = argc == 4 ? cJSON_Parse(argv[3]) : cJSON_CreateObject();
+        _cleanup_json_ cJSON *args = argc == 4 ? cJSON_Parse(argv[3]) : cJSON_CreateObject();
         if (!cJSON_IsObject(args)) {
                 fprintf(stderr, "liveops-driver: ARGS_JSON: not a JSON object\n");
                 return EXIT_USAGE;

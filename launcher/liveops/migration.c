@@ -45,11 +45,11 @@ static cJSON *inet_addr(const char *host, int port, bool flat)
 {
         char p[16];
         snprintf(p, sizeof(p), "%d", port);
-        cJSON *data = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "host", host), "port", p);
-        lo_obj_str(data, "type", "inet");
+        cJSON *data = jstr(jstr(cJSON_CreateObject(), "host", host), "port", p);
+        data = jstr(data, "type", "inet");
         if (flat)
                 return data;
-        cJSON *a = lo_obj_str(cJSON_CreateObject(), "type", "inet");
+        cJSON *a = jstr(cJSON_CreateObject(), "type", "inet");
         cJSON_DeleteItemFromObject(data, "type");
         cJSON_AddItemToObject(a, "data", data);
         return a;
@@ -66,11 +66,11 @@ static int export_disks(qmp *q, const char *host, int port, kv_error *err)
         for (size_t i = 0; r >= 0 && i < nodes.n; i++) {
                 char id[160];
                 snprintf(id, sizeof(id), "kvexp-%s", nodes.v[i]);
-                cJSON *e = lo_obj_str(
-                    lo_obj_str(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "type", "nbd"), "id", id),
+                cJSON *e = jstr(
+                    jstr(jstr(jstr(cJSON_CreateObject(), "type", "nbd"), "id", id),
                                "node-name", nodes.v[i]),
                     "name", nodes.v[i]);
-                r = lo_exec(q, "block-export-add", lo_obj_bool(e, "writable", true), NULL, err);
+                r = lo_exec(q, "block-export-add", jbool(e, "writable", true), NULL, err);
         }
         strv_free(&nodes);
         return r;
@@ -84,13 +84,13 @@ int migration_target_prepare(qmp *q, const migration_config *c, const char *uri,
         if (r >= 0 && nbd_port > 0)
                 r = export_disks(q, nbd_host ? nbd_host : "127.0.0.1", nbd_port, err);
         if (r >= 0)
-                r = lo_exec(q, "migrate-incoming", lo_obj_str(cJSON_CreateObject(), "uri", uri), NULL, err);
+                r = lo_exec(q, "migrate-incoming", jstr(cJSON_CreateObject(), "uri", uri), NULL, err);
         return r < 0 ? kv_error_wrap(err, "prepare migration target") : 0;
 }
 
 static int query_migrate_status(qmp *q, char *status, size_t size, char *why, size_t why_size, kv_error *err)
 {
-        _cleanup_cjson_ cJSON *ret = NULL;
+        _cleanup_json_ cJSON *ret = NULL;
         int r = lo_exec(q, "query-migrate", NULL, &ret, err);
         if (r < 0)
                 return r;
@@ -104,7 +104,7 @@ static int query_migrate_status(qmp *q, char *status, size_t size, char *why, si
 /* block-export-del in "safe" mode fails while a client (the source's mirror) is connected. */
 int migration_target_unexport(qmp *q, bool force, kv_error *err)
 {
-        _cleanup_cjson_ cJSON *ret = NULL;
+        _cleanup_json_ cJSON *ret = NULL;
         int r = lo_exec(q, "query-block-exports", NULL, &ret, err);
         if (r < 0)
                 return r;
@@ -117,8 +117,8 @@ int migration_target_unexport(qmp *q, bool force, kv_error *err)
                     cJSON_IsTrue(cJSON_GetObjectItem(e, "shutting-down")))
                         continue;
                 kv_error busy = {0};
-                cJSON *a = lo_obj_str(cJSON_CreateObject(), "id", id->valuestring);
-                if (lo_exec(q, "block-export-del", lo_obj_str(a, "mode", force ? "hard" : "safe"), NULL, &busy) < 0)
+                cJSON *a = jstr(cJSON_CreateObject(), "id", id->valuestring);
+                if (lo_exec(q, "block-export-del", jstr(a, "mode", force ? "hard" : "safe"), NULL, &busy) < 0)
                         left++;
         }
         if (left == 0) {
@@ -136,7 +136,7 @@ static void unexport_disks(qmp *q)
 
 int migration_target_finish(qmp *q, int timeout_ms, kv_error *err)
 {
-        int64_t deadline = lo_now_ms() + timeout_ms;
+        int64_t deadline = kv_now_ms() + timeout_ms;
         char status[32], why[256];
         for (;;) {
                 int r = query_migrate_status(q, status, sizeof(status), why, sizeof(why), err);
@@ -147,10 +147,10 @@ int migration_target_finish(qmp *q, int timeout_ms, kv_error *err)
                 if (!strcmp(status, "failed") || !strcmp(status, "cancelled"))
                         return kv_error_set(err, EIO, "incoming migration %s%s%s", status, why[0] ? ": " : "",
                                             why);
-                if (lo_now_ms() > deadline)
+                if (kv_now_ms() > deadline)
                         return kv_error_set(err, ETIMEDOUT, "incoming migration still %s after %d ms", status,
                                             timeout_ms);
-                _cleanup_cjson_ cJSON *ev = NULL;
+                _cleanup_json_ cJSON *ev = NULL;
                 kv_error ignored = {0};
                 qmp_wait_event(q, "MIGRATION", NULL, NULL, 100, &ev, &ignored);
         }
@@ -160,7 +160,7 @@ int migration_target_finish(qmp *q, int timeout_ms, kv_error *err)
 
 int migration_target_resume(qmp *q, kv_error *err)
 {
-        _cleanup_cjson_ cJSON *st = NULL;
+        _cleanup_json_ cJSON *st = NULL;
         int r = lo_exec(q, "query-status", NULL, &st, err);
         if (r >= 0 && !cJSON_IsTrue(cJSON_GetObjectItem(st, "running")))
                 r = lo_exec(q, "cont", NULL, NULL, err);
@@ -172,17 +172,17 @@ static int mirror_start(qmp *q, const char *node, const char *host, int port, kv
         char tgt[160], job[160];
         snprintf(tgt, sizeof(tgt), "kvmig-%s", node);
         snprintf(job, sizeof(job), "kvmir-%s", node);
-        cJSON *nbd = lo_obj_str(
-            lo_obj_str(lo_obj_str(cJSON_CreateObject(), "driver", "nbd"), "node-name", tgt), "export", node);
+        cJSON *nbd = jstr(
+            jstr(jstr(cJSON_CreateObject(), "driver", "nbd"), "node-name", tgt), "export", node);
         cJSON_AddItemToObject(nbd, "server", inet_addr(host, port, true));
         int r = lo_exec(q, "blockdev-add", nbd, NULL, err);
         if (r < 0)
                 return r;
         lo_job_dismiss_stale(q, job);
-        cJSON *m = lo_obj_str(lo_obj_str(lo_obj_str(cJSON_CreateObject(), "job-id", job), "device", node),
+        cJSON *m = jstr(jstr(jstr(cJSON_CreateObject(), "job-id", job), "device", node),
                               "target", tgt);
         /* write-blocking: guest writes reach the target before they complete, so READY stays in sync. */
-        lo_obj_bool(lo_obj_str(lo_obj_str(m, "sync", "full"), "copy-mode", "write-blocking"), "auto-dismiss",
+        m = jbool(jstr(jstr(m, "sync", "full"), "copy-mode", "write-blocking"), "auto-dismiss",
                     false);
         return lo_exec(q, "blockdev-mirror", m, NULL, err);
 }
@@ -196,10 +196,10 @@ static void mirrors_stop(qmp *q, migration_state *st)
                 kv_error e = {0};
                 snprintf(tgt, sizeof(tgt), "kvmig-%s", st->mirrors[i]);
                 snprintf(job, sizeof(job), "kvmir-%s", st->mirrors[i]);
-                if (lo_exec(q, "block-job-cancel", lo_obj_str(cJSON_CreateObject(), "device", job), NULL,
+                if (lo_exec(q, "block-job-cancel", jstr(cJSON_CreateObject(), "device", job), NULL,
                             &e) >= 0)
                         lo_job_finish(q, job, MIRROR_FINISH_TIMEOUT_MS, &e);
-                lo_exec(q, "blockdev-del", lo_obj_str(cJSON_CreateObject(), "node-name", tgt), NULL, &e);
+                lo_exec(q, "blockdev-del", jstr(cJSON_CreateObject(), "node-name", tgt), NULL, &e);
                 free(st->mirrors[i]);
         }
         free(st->mirrors);
@@ -226,7 +226,7 @@ static int mirrors_start(qmp *q, const char *host, int port, migration_state *st
         for (size_t i = 0; r >= 0 && i < st->n_mirrors; i++) {
                 char job[160];
                 snprintf(job, sizeof(job), "kvmir-%s", st->mirrors[i]);
-                _cleanup_cjson_ cJSON *ev = NULL;
+                _cleanup_json_ cJSON *ev = NULL;
                 r = qmp_wait_event(q, "BLOCK_JOB_READY", "device", job, MIRROR_READY_TIMEOUT_MS, &ev, err);
         }
         strv_free(&nodes);
@@ -242,12 +242,12 @@ int migration_start(qmp *q, const migration_config *c, const char *uri, const ch
         if (gethostname(st->source_node, sizeof(st->source_node) - 1) < 0)
                 st->source_node[0] = '\0';
         rfc3339_now(st->start, sizeof(st->start));
-        st->start_ms = st->last_progress_ms = lo_now_ms();
+        st->start_ms = st->last_progress_ms = kv_now_ms();
         int r = set_caps_and_params(q, c, true, &st->params, err);
         if (r >= 0 && nbd_port > 0)
                 r = mirrors_start(q, nbd_host ? nbd_host : "127.0.0.1", nbd_port, st, err);
         if (r >= 0)
-                r = lo_exec(q, "migrate", lo_obj_str(cJSON_CreateObject(), "uri", uri), NULL, err);
+                r = lo_exec(q, "migrate", jstr(cJSON_CreateObject(), "uri", uri), NULL, err);
         if (r < 0) {
                 mirrors_stop(q, st);
                 st->failed = st->finished = true;
@@ -318,7 +318,7 @@ int migration_poll(qmp *q, migration_state *st, kv_error *err)
 {
         if (st->finished)
                 return 1;
-        _cleanup_cjson_ cJSON *ret = NULL;
+        _cleanup_json_ cJSON *ret = NULL;
         int r = lo_exec(q, "query-migrate", NULL, &ret, err);
         return r < 0 ? r : migration_poll_reply(q, ret, st, err);
 }
@@ -335,7 +335,7 @@ int migration_poll_reply(qmp *q, const cJSON *ret, migration_state *st, kv_error
         st->total_time_ms = (int64_t)jnum_u64(ret, "total-time");
         st->downtime_ms = (int64_t)jnum_u64(ret, "downtime");
         if (!strcmp(st->qemu_status, "completed")) {
-                if (st->total_time_ms == 0 && lo_now_ms() - st->start_ms < 600000)
+                if (st->total_time_ms == 0 && kv_now_ms() - st->start_ms < 600000)
                         return 0; /* the figures land a few ms after the event (notes §6) */
                 finish(q, st, true, NULL);
                 return 1;
@@ -348,7 +348,7 @@ int migration_poll_reply(qmp *q, const cJSON *ret, migration_state *st, kv_error
         if (!strcmp(st->qemu_status, "postcopy-active"))
                 snprintf(st->mode, sizeof(st->mode), "PostCopy");
         if (!strcmp(st->qemu_status, "active"))
-                return check_timeouts(q, st, lo_now_ms(), err);
+                return check_timeouts(q, st, kv_now_ms(), err);
         return 0;
 }
 
@@ -369,7 +369,7 @@ int migration_cancel(qmp *q, migration_state *st, kv_error *err)
          * migration down; it fails harmlessly when the migration already let go of them. */
         cJSON *inst = cJSON_CreateObject();
         cJSON_AddItemToArray(cJSON_AddArrayToObject(inst, "instances"),
-                             lo_obj_str(cJSON_CreateObject(), "type", "migration"));
+                             jstr(cJSON_CreateObject(), "type", "migration"));
         kv_error ignored = {0};
         if (lo_exec(q, "yank", inst, NULL, &ignored) < 0)
                 log_debug("yank after migrate_cancel: %s", ignored.msg);
@@ -382,15 +382,15 @@ int migration_run(qmp *q, const migration_config *c, const char *uri, const char
         int r = migration_start(q, c, uri, nbd_host, nbd_port, st, err);
         if (r < 0)
                 return r;
-        int64_t deadline = lo_now_ms() + timeout_ms;
+        int64_t deadline = kv_now_ms() + timeout_ms;
         while ((r = migration_poll(q, st, err)) == 0) {
-                if (lo_now_ms() > deadline && !st->abort_requested && !st->postcopy_started) {
+                if (kv_now_ms() > deadline && !st->abort_requested && !st->postcopy_started) {
                         kv_error ignored = {0};
                         snprintf(st->failure_reason, sizeof(st->failure_reason), "timed out after %d ms",
                                  timeout_ms);
                         migration_cancel(q, st, &ignored);
                 }
-                _cleanup_cjson_ cJSON *ev = NULL;
+                _cleanup_json_ cJSON *ev = NULL;
                 kv_error ignored = {0};
                 qmp_wait_event(q, "MIGRATION", NULL, NULL, 50, &ev, &ignored);
         }

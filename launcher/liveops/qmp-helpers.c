@@ -6,27 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-cJSON *lo_obj_str(cJSON *o, const char *key, const char *value)
-{
-        if (o)
-                cJSON_AddStringToObject(o, key, value);
-        return o;
-}
-
-cJSON *lo_obj_num(cJSON *o, const char *key, double value)
-{
-        if (o)
-                cJSON_AddNumberToObject(o, key, value);
-        return o;
-}
-
-cJSON *lo_obj_bool(cJSON *o, const char *key, bool value)
-{
-        if (o)
-                cJSON_AddBoolToObject(o, key, value);
-        return o;
-}
-
 int lo_exec(qmp *q, const char *command, cJSON *args, cJSON **ret, kv_error *err)
 {
         int r = qmp_execute(q, command, args, LO_CMD_TIMEOUT_MS, ret, err);
@@ -37,7 +16,7 @@ int lo_exec(qmp *q, const char *command, cJSON *args, cJSON **ret, kv_error *err
 
 int lo_for_each_block_node(qmp *q, lo_block_fn fn, void *ud, kv_error *err)
 {
-        _cleanup_cjson_ cJSON *ret = NULL;
+        _cleanup_json_ cJSON *ret = NULL;
         int r = lo_exec(q, "query-block", NULL, &ret, err);
         return r < 0 ? r : lo_walk_block_nodes(ret, fn, ud, err);
 }
@@ -58,7 +37,7 @@ int lo_walk_block_nodes(const cJSON *blocks, lo_block_fn fn, void *ud, kv_error 
 
 int lo_wait_device_deleted(qmp *q, const char *id, int timeout_ms, kv_error *err)
 {
-        _cleanup_cjson_ cJSON *ev = NULL;
+        _cleanup_json_ cJSON *ev = NULL;
         int r = qmp_wait_event(q, "DEVICE_DELETED", "device", id, timeout_ms, &ev, err);
         return r == -ETIMEDOUT ? lo_device_deleted_timeout(id, timeout_ms, err) : r;
 }
@@ -73,7 +52,7 @@ int lo_device_deleted_timeout(const char *id, int timeout_ms, kv_error *err)
 
 int lo_device_del_wait(qmp *q, const char *id, int timeout_ms, kv_error *err)
 {
-        int r = lo_exec(q, "device_del", lo_obj_str(cJSON_CreateObject(), "id", id), NULL, err);
+        int r = lo_exec(q, "device_del", jstr(cJSON_CreateObject(), "id", id), NULL, err);
         if (r < 0) {
                 const char *cls = qmp_error_class(err);
                 if (cls && !strcmp(cls, "DeviceNotFound"))
@@ -85,8 +64,8 @@ int lo_device_del_wait(qmp *q, const char *id, int timeout_ms, kv_error *err)
 
 int lo_device_exists(qmp *q, const char *id, kv_error *err)
 {
-        _cleanup_cjson_ cJSON *ret = NULL;
-        int r = lo_exec(q, "qom-list", lo_obj_str(cJSON_CreateObject(), "path", "/machine/peripheral"), &ret,
+        _cleanup_json_ cJSON *ret = NULL;
+        int r = lo_exec(q, "qom-list", jstr(cJSON_CreateObject(), "path", "/machine/peripheral"), &ret,
                         err);
         if (r < 0)
                 return r;
@@ -114,7 +93,7 @@ static bool port_is_free(const cJSON *dev)
 
 int lo_free_root_port(qmp *q, char *out, size_t size, kv_error *err)
 {
-        _cleanup_cjson_ cJSON *ret = NULL;
+        _cleanup_json_ cJSON *ret = NULL;
         int r = lo_exec(q, "query-pci", NULL, &ret, err);
         if (r < 0)
                 return r;
@@ -144,7 +123,7 @@ static const cJSON *find_job(const cJSON *jobs, const char *id)
 void lo_job_dismiss_stale(qmp *q, const char *id)
 {
         kv_error ignored = {0};
-        qmp_execute(q, "job-dismiss", lo_obj_str(cJSON_CreateObject(), "id", id), LO_CMD_TIMEOUT_MS, NULL,
+        qmp_execute(q, "job-dismiss", jstr(cJSON_CreateObject(), "id", id), LO_CMD_TIMEOUT_MS, NULL,
                     &ignored);
 }
 
@@ -164,9 +143,9 @@ int lo_job_outcome(const cJSON *jobs, const char *id, kv_error *err)
 
 int lo_job_finish(qmp *q, const char *id, int timeout_ms, kv_error *err)
 {
-        int64_t deadline = lo_now_ms() + timeout_ms;
+        int64_t deadline = kv_now_ms() + timeout_ms;
         for (;;) {
-                _cleanup_cjson_ cJSON *jobs = NULL;
+                _cleanup_json_ cJSON *jobs = NULL;
                 int r = lo_exec(q, "query-jobs", NULL, &jobs, err);
                 if (r < 0)
                         return r;
@@ -177,14 +156,14 @@ int lo_job_finish(qmp *q, const char *id, int timeout_ms, kv_error *err)
                         lo_job_dismiss_stale(q, id);
                         return r < 0 ? r : 0;
                 }
-                int64_t left = deadline - lo_now_ms();
+                int64_t left = deadline - kv_now_ms();
                 if (left <= 0) {
                         const cJSON *st = cJSON_GetObjectItem(find_job(jobs, id), "status");
                         return kv_error_set(err, ETIMEDOUT, "job %s still %s after %d ms", id,
                                             cJSON_IsString(st) ? st->valuestring : "?", timeout_ms);
                 }
                 /* Woken by the job's next status change; the poll above is the source of truth. */
-                _cleanup_cjson_ cJSON *ev = NULL;
+                _cleanup_json_ cJSON *ev = NULL;
                 kv_error ignored = {0};
                 qmp_wait_event(q, "JOB_STATUS_CHANGE", "id", id, left < 200 ? (int)left : 200, &ev, &ignored);
         }

@@ -9,14 +9,9 @@
 
 #include "clock.h"
 #include "error.h"
+#include "json.h"
 #include "macro.h"
 #include "qmp.h"
-
-static inline void lo_cjson_freep(cJSON **p)
-{
-        cJSON_Delete(*p);
-}
-#define _cleanup_cjson_ _cleanup_(lo_cjson_freep)
 
 #define LO_CMD_TIMEOUT_MS 10000
 #define LO_UNPLUG_TIMEOUT_MS 10000 /* ACPI unplug takes 0.1 s, native PCIe ~6 s (notes §2) */
@@ -48,8 +43,3 @@ int lo_job_outcome(const cJSON *jobs, const char *id, kv_error *err);
 int lo_job_finish(qmp *q, const char *id, int timeout_ms, kv_error *err);
 /* Dismiss a concluded job left over by an earlier crash of ours (ignores "not found"). */
 void lo_job_dismiss_stale(qmp *q, const char *id);
-#define lo_now_ms kv_now_ms /* clock.h; the live operations' name for it */
-/* Argument objects: lo_args("k1", "str", ...) is too clever for C; these keep call sites short. */
-cJSON *lo_obj_str(cJSON *o, const char *key, const char *value);
-cJSON *lo_obj_num(cJSON *o, const char *key, double value);
-cJSON *lo_obj_bool(cJSON *o, const char *key, bool value);

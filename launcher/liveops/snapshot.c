@@ -51,11 +51,10 @@ int snapshot_job_args(const cJSON *query_block, const char *command, const char 
         int r = snapshot_devices(query_block, &devices, err);
         if (r < 0)
                 return kv_error_wrap(err, "%s %s", command, tag);
-        cJSON *a = lo_obj_str(lo_obj_str(cJSON_CreateObject(), "job-id", job), "tag", tag);
+        cJSON *a = jstr(jstr(cJSON_CreateObject(), "job-id", job), "tag", tag);
         if (strcmp(command, "snapshot-delete")) /* save and load carry the RAM state */
-                lo_obj_str(a, "vmstate", cJSON_GetArrayItem(devices, 0)->valuestring);
-        cJSON_AddItemToObject(a, "devices", devices);
-        *args = a;
+                a = jstr(a, "vmstate", cJSON_GetArrayItem(devices, 0)->valuestring);
+        *args = jobj(a, "devices", devices);
         return 0;
 }
 
@@ -63,7 +62,7 @@ static int snapshot_job(qmp *q, const char *command, const char *tag, int timeou
 {
         if (!tag || !tag[0])
                 return kv_error_set(err, EINVAL, "%s: a snapshot name is required", command);
-        _cleanup_cjson_ cJSON *blocks = NULL;
+        _cleanup_json_ cJSON *blocks = NULL;
         cJSON *a = NULL;
         int r = lo_exec(q, "query-block", NULL, &blocks, err);
         char job[64];
@@ -135,7 +134,7 @@ cJSON *snapshot_list_from(const cJSON *query_block)
 
 int snapshot_list(qmp *q, cJSON **out, kv_error *err)
 {
-        _cleanup_cjson_ cJSON *blocks = NULL;
+        _cleanup_json_ cJSON *blocks = NULL;
         int r = lo_exec(q, "query-block", NULL, &blocks, err);
         if (r < 0)
                 return r;
@@ -184,7 +183,7 @@ static int offline_list(const char *qemu_img, const char *image, cJSON **out, kv
         int r = spawn_capture(argv, buf, 1 << 20, err);
         if (r < 0)
                 return r;
-        _cleanup_cjson_ cJSON *info = cJSON_Parse(buf);
+        _cleanup_json_ cJSON *info = cJSON_Parse(buf);
         if (!info)
                 return kv_error_set(err, EPROTO, "qemu-img info: unparsable output");
         cJSON *list = cJSON_CreateArray();

@@ -7,16 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl-protocol.h"
 #include "hotplug.h"
 #include "jfield.h"
 
 const char *liveop_kind_name(liveop_kind k)
 {
-        static const char *const names[] = {
-            [LIVEOP_DISK_REMOVE] = "unplug-disk", [LIVEOP_NIC_REMOVE] = "unplug-nic",
-            [LIVEOP_DISK_ADD] = "hotplug-disk",   [LIVEOP_NIC_ADD] = "hotplug-nic",
-            [LIVEOP_CPU_SET] = "set-cpus",        [LIVEOP_MEMORY_SET] = "set-memory"};
-        return names[k];
+        static const ctl_verb verbs[] = {
+            [LIVEOP_DISK_REMOVE] = CTL_VERB_UNPLUG_DISK, [LIVEOP_NIC_REMOVE] = CTL_VERB_UNPLUG_NIC,
+            [LIVEOP_DISK_ADD] = CTL_VERB_HOTPLUG_DISK,   [LIVEOP_NIC_ADD] = CTL_VERB_HOTPLUG_NIC,
+            [LIVEOP_CPU_SET] = CTL_VERB_SET_CPUS,        [LIVEOP_MEMORY_SET] = CTL_VERB_SET_MEMORY};
+        return ctl_verb_name(verbs[k]);
 }
 
 static int plan_add(liveop_plan *p, liveop_kind kind, const char *name, size_t index, uint64_t value,

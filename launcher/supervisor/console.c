@@ -5,7 +5,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "control.h"
+#include "control-server.h"
 #include "log.h"
 #include "fdio.h"
 #include "unixsock.h"

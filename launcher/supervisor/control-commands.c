@@ -1,19 +1,19 @@
-/* The control command table. A new command (hot-plug, snapshot, migration) is one handler and one row
- * here; the wire protocol does not change. */
+/* The control command table. A new command is one row in ctl-protocol.h (name, summary) and one handler
+ * here (or in LIVEOPS_CTL_HANDLERS); the wire protocol does not change. */
 #include <string.h>
 
 #include "console.h"
-#include "control.h"
+#include "control-server.h"
 #include "liveops-control.h" /* hot-plug, snapshot, migration rows (launcher/liveops) */
 
 static int cmd_help(ctl_request *req)
 {
         cJSON *result = cJSON_CreateObject();
         cJSON *list = cJSON_AddArrayToObject(result, "commands");
-        for (const ctl_command *cmd = ctl_commands; cmd->name; cmd++) {
+        for (int v = 0; v < CTL_VERB__MAX; v++) {
                 cJSON *o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "cmd", cmd->name);
-                cJSON_AddStringToObject(o, "summary", cmd->summary);
+                cJSON_AddStringToObject(o, "cmd", ctl_verb_name(v));
+                cJSON_AddStringToObject(o, "summary", ctl_verb_summary(v));
                 cJSON_AddItemToArray(list, o);
         }
         ctl_reply_ok(req, result);
@@ -30,10 +30,10 @@ static int cmd_status(ctl_request *req)
 
 static bool require_running_vm(ctl_request *req)
 {
-        if (req->s->st->phase == PHASE_RUNNING && req->s->stage == STOP_NONE)
+        kv_error err = {0};
+        if (status_require_phase(req->s->st, PHASE_RUNNING, req->s->stage != STOP_NONE, &err) == 0)
                 return true;
-        ctl_reply_error(req, "the VM is %s%s", phase_name(req->s->st->phase),
-                        req->s->stage != STOP_NONE ? " and stopping" : "");
+        ctl_reply_error(req, "%s", err.msg);
         return false;
 }
 
@@ -65,13 +65,8 @@ static int cmd_console(ctl_request *req)
         return ctl_attach_console(req);
 }
 
-const ctl_command ctl_commands[] = {
-    {"help", cmd_help, "list the commands"},
-    {"status", cmd_status, "the launcher status (same document as --status-file)"},
-    {"pause", cmd_pause, "pause the guest (QMP stop)"},
-    {"unpause", cmd_unpause, "resume the guest (QMP cont)"},
-    {"shutdown", cmd_shutdown, "ACPI power button, then quit and SIGKILL after the grace period"},
-    {"console", cmd_console, "switch this connection to the raw serial console stream"},
-    LIVEOPS_CTL_COMMANDS,
-    {NULL, NULL, NULL},
+const ctl_handler ctl_handlers[CTL_VERB__MAX] = {
+    [CTL_VERB_HELP] = cmd_help,         [CTL_VERB_STATUS] = cmd_status,     [CTL_VERB_PAUSE] = cmd_pause,
+    [CTL_VERB_UNPAUSE] = cmd_unpause,   [CTL_VERB_SHUTDOWN] = cmd_shutdown, [CTL_VERB_CONSOLE] = cmd_console,
+    LIVEOPS_CTL_HANDLERS,
 };

@@ -12,7 +12,7 @@
 #include "macro.h"
 #include "podnet.h"
 #include "qemu-argv.h"
-#include "report.h"
+#include "status-channel.h"
 #include "rundir.h"
 #include "sandbox.h"
 #include "strv.h"
@@ -170,7 +170,7 @@ static int prepare(launch *l)
         log_info("run directory %s", l->rd.path);
         _cleanup_free_ char *control_path = run_dir_file(&l->rd, "control.sock");
         /* forks: before the sandbox; best effort */
-        if (!l->o->dry_run && report_start(l->st.name, control_path, &err) < 0)
+        if (!l->o->dry_run && status_channel_start(l->st.name, control_path, &err) < 0)
                 log_warning("status reporter: %s; the Pod annotation is not updated", err.msg);
         const char *accel = accel_choose(l->o->accel, &l->st);
         launcher_paths paths = {

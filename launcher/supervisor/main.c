@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ctl-client.h"
+#include "control-client.h"
 #include "launch.h"
 #include "liveops-command.h"
 #include "log.h"

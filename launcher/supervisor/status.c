@@ -11,7 +11,7 @@
 
 #include "fdio.h"
 #include "macro.h"
-#include "report.h"
+#include "status-channel.h"
 
 static const char *const cond_names[COND__MAX] = {
     [COND_READY] = "Ready",
@@ -61,6 +61,13 @@ const char *phase_name(enum phase p)
 bool phase_is_final(enum phase p)
 {
         return p == PHASE_SUCCEEDED || p == PHASE_FAILED;
+}
+
+int status_require_phase(const status *st, enum phase want, bool stopping, kv_error *err)
+{
+        if (st->phase == want && !stopping)
+                return 0;
+        return kv_error_set(err, EBUSY, "the VM is %s%s", phase_name(st->phase), stopping ? " and stopping" : "");
 }
 
 void status_set_phase(status *st, enum phase p, const char *reason)
@@ -179,7 +186,7 @@ int status_write(const status *st, kv_error *err)
         cJSON_Delete(o);
         if (!text)
                 return kv_error_set(err, ENOMEM, "render status");
-        report_publish(text, strlen(text)); /* the Pod annotation, when running in a cluster */
+        status_channel_publish(text, strlen(text)); /* the Pod annotation, when running in a cluster */
         if (!st->path)
                 return 0;
         _cleanup_free_ char *tmp = NULL;

@@ -57,6 +57,9 @@ void status_init(status *st, const char *path);
 void status_fini(status *st);
 const char *phase_name(enum phase p);
 bool phase_is_final(enum phase p);
+/* 0 when the VM is in phase `want` and not being stopped, else -EBUSY with "the VM is Succeeded", "the VM
+ * is Running and stopping": the one check every command that drives the VM makes first. */
+int status_require_phase(const status *st, enum phase want, bool stopping, kv_error *err);
 /* Changes phase (and reason, may be NULL); stamps started/finished. */
 void status_set_phase(status *st, enum phase p, const char *reason);
 /* Sets or clears (present=false) a condition; the transition time changes only when status flips. */
@@ -69,5 +72,5 @@ void status_set_json(cJSON **slot, cJSON *v);
 void status_append_bounded(cJSON **slot, cJSON *item, int max);
 cJSON *status_to_json(const status *st);
 /* Rewrites st->path atomically (tmp file + rename; no-op without a path) and hands the document to the
- * status reporter (report.h). */
+ * status reporter (status-channel.h). */
 int status_write(const status *st, kv_error *err);

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "console.h"
-#include "control.h"
+#include "control-server.h"
 #include "jsonesc.h"
 #include "liveops-control.h"
 #include "log.h"

@@ -1,6 +1,6 @@
 /* fuzz-control's stand-ins for the live-operation commands (launcher/liveops/liveops-control.c): those run
  * blocking QMP sequences that the single-threaded fake QEMU cannot answer in time, so here each row of
- * LIVEOPS_CTL_COMMANDS only answers an error; the table and protocol around them are still fuzzed. */
+ * LIVEOPS_CTL_HANDLERS only answers an error; the table and protocol around them are still fuzzed. */
 #include "liveops-control.h"
 
 #define STUB(fn)                                                                                             \

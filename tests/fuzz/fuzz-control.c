@@ -1,4 +1,4 @@
-/* libFuzzer: the launcher's control protocol as the real server code (launcher/supervisor/control.c and
+/* libFuzzer: the launcher's control protocol as the real server code (launcher/supervisor/control-server.c and
  * its command table) sees it: the input is written by a client over a real unix socket in fuzzer-chosen
  * chunks, served by the real epoll loop; QMP-backed commands go to a fake QEMU that answers each command
  * with success or an error; "console" switches to the raw stream. Only the supervisor's hooks are
@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "console.h"
-#include "control.h"
+#include "control-server.h"
 #include "log.h"
 #include "supervisor.h"
 

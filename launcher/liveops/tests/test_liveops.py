@@ -204,7 +204,7 @@ def test_migration(tmp):
         if not st["failed"] or st["completed"] or src.status() != "running":
             fail(f"failed migration: {r}")
         uri = f"unix:{tmp}/mig.sock"
-        driver(DRV, tgt.qmp_path, "migrate-target", {"uri": uri})
+        driver(DRV, tgt.qmp_path, "migration-target", {"uri": uri})
         r = driver(DRV, src.qmp_path, "migrate", {"uri": uri, "timeoutMs": 60000})
         st = r["migrationState"]
         step(f"migrated in {st['kvliteProgress']['totalTimeMs']} ms, downtime {st['kvliteProgress']['downtimeMs']} ms")
@@ -213,7 +213,7 @@ def test_migration(tmp):
         last_src = src.last_n()
         if src.status() != "postmigrate":
             fail("source not postmigrate")
-        driver(DRV, tgt.qmp_path, "migrate-target-finish")
+        driver(DRV, tgt.qmp_path, "migration-target-finish")
         tgt.wait_cnt(lambda m: int(m.group(1)) > last_src + 2, 15, "counter continuing on the target")
         first = int(tgt.counters()[0].group(1))
         if first != last_src + 1:
@@ -226,13 +226,13 @@ def test_migration(tmp):
 def start_migration(tmp, tag, src, tgt, cfg, timeout_ms=60000):
     """Prepare the target with cfg, then start the source's migration with the same cfg in the background."""
     uri = f"unix:{tmp}/{tag}.sock"
-    driver(DRV, tgt.qmp_path, "migrate-target", {"uri": uri, "config": cfg})
+    driver(DRV, tgt.qmp_path, "migration-target", {"uri": uri, "config": cfg})
     return driver_start(DRV, src.qmp_path, "migrate", {"uri": uri, "config": cfg, "timeoutMs": timeout_ms})
 
 
 def continues_on_target(src, tgt, what):
     last_src = src.last_n()
-    driver(DRV, tgt.qmp_path, "migrate-target-finish")
+    driver(DRV, tgt.qmp_path, "migration-target-finish")
     tgt.wait_cnt(lambda m: int(m.group(1)) > last_src + 1, 15, f"counter continuing after {what}")
 
 
@@ -290,12 +290,12 @@ def test_local_disk_migration(tmp):
         src.wait_cnt(lambda m: int(m.group(1)) >= 3, 30, "source counting")
         port = free_port()  # NBD server of the target
         uri = f"unix:{tmp}/ld.sock"
-        driver(DRV, tgt.qmp_path, "migrate-target", {"uri": uri, "nbdPort": port})
+        driver(DRV, tgt.qmp_path, "migration-target", {"uri": uri, "nbdPort": port})
         r = driver(DRV, src.qmp_path, "migrate", {"uri": uri, "nbdPort": port, "timeoutMs": 60000})
         if not r["migrationState"]["completed"]:
             fail(f"local-disk migration: {r}")
         last_src, src_disk = src.last_n(), sector0(s_img)
-        driver(DRV, tgt.qmp_path, "migrate-target-finish")
+        driver(DRV, tgt.qmp_path, "migration-target-finish")
         if sector0(t_img) != src_disk:
             fail(f"target disk '{sector0(t_img)}' != source disk '{src_disk}' at hand-over")
         tgt.wait_cnt(lambda m: int(m.group(1)) >= last_src + 3, 15, "target counting")

@@ -1,5 +1,5 @@
-/* ctl-link: the reporter's control-socket client; see ctl-link.h. */
-#include "ctl-link.h"
+/* control-link: the reporter's control-socket client; see control-link.h. */
+#include "control-link.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -1,4 +1,4 @@
-/* ctl-link: virt-launcher-reporter's connection to the launcher's control socket. Non-blocking, driven
+/* control-link: virt-launcher-reporter's connection to the launcher's control socket. Non-blocking, driven
  * by the reporter's poll loop: reconnects with backoff, queues request lines, splits reply lines. */
 #pragma once
 

@@ -1,6 +1,6 @@
-/* Control socket server: accept (SO_PEERCRED), JSON-line framing, dispatch through ctl_commands,
+/* Control socket server: accept (SO_PEERCRED), JSON-line framing, dispatch through ctl_handlers,
  * buffered non-blocking replies, and the switch of a connection to the raw console stream. */
-#include "control.h"
+#include "control-server.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -202,12 +202,10 @@ int ctl_attach_console(ctl_request *req)
         return 0;
 }
 
-static const ctl_command *command_lookup(const char *name)
+static ctl_handler command_lookup(const char *name)
 {
-        for (const ctl_command *cmd = ctl_commands; cmd->name; cmd++)
-                if (strcmp(cmd->name, name) == 0)
-                        return cmd;
-        return NULL;
+        int v = ctl_verb_from_name(name);
+        return v < 0 ? NULL : ctl_handlers[v];
 }
 
 static void dispatch_line(supervisor *s, ctl_conn *c, const char *line)
@@ -227,17 +225,17 @@ static void dispatch_line(supervisor *s, ctl_conn *c, const char *line)
                 req->id = cJSON_Duplicate(id, true);
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "cmd"));
         const cJSON *args = cJSON_GetObjectItemCaseSensitive(msg, "args");
-        const ctl_command *cmd = name ? command_lookup(name) : NULL;
+        ctl_handler handler = name ? command_lookup(name) : NULL;
         if (!name)
                 ctl_reply_error(req, "request has no \"cmd\" string");
-        else if (!cmd)
+        else if (!handler)
                 ctl_reply_error(req, "unknown command \"%s\" (try \"help\")", name);
         else if (args && !cJSON_IsObject(args))
                 ctl_reply_error(req, "\"args\" must be an object");
         else {
                 req->args = args;
                 log_info("control: %s", name);
-                cmd->handler(req); /* answers now or later; args is not kept */
+                handler(req); /* answers now or later; args is not kept */
         }
         cJSON_Delete(msg);
 }
@@ -335,6 +333,11 @@ static void control_on_accept(loop_source *src, int fd, uint32_t events, void *d
 
 int control_start(supervisor *s)
 {
+        for (int v = 0; v < CTL_VERB__MAX; v++)
+                if (!ctl_handlers[v]) { /* a verb added to ctl-protocol.h without its handler */
+                        log_error("control: no handler for \"%s\"", ctl_verb_name(v));
+                        return -ENOSYS;
+                }
         return loop_add(s->loop, s->control_fd, EPOLLIN, control_on_accept, s, NULL);
 }
 

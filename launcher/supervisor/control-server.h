@@ -6,9 +6,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ctl-protocol.h" /* CTL_LINE_MAX, the verbs */
 #include "supervisor.h"
 
-#define CTL_LINE_MAX (64 * 1024)
 #define CTL_OUT_MAX (1024 * 1024) /* a client that lets this much pile up is dropped */
 
 struct ctl_conn {
@@ -36,14 +36,8 @@ typedef struct ctl_request {
 
 typedef int (*ctl_handler)(ctl_request *req);
 
-typedef struct ctl_command {
-        const char *name;
-        ctl_handler handler;
-        const char *summary;
-} ctl_command;
-
-/* The command table (control-commands.c), terminated by a NULL name. */
-extern const ctl_command ctl_commands[];
+/* The command table (control-commands.c): a handler for every verb of ctl-protocol.h, which names them. */
+extern const ctl_handler ctl_handlers[CTL_VERB__MAX];
 
 int control_start(supervisor *s);
 void control_stop(supervisor *s);

@@ -1,9 +1,11 @@
-/* Strict base64 decoding: kubeconfig data fields must fail loudly, not decode garbage. */
+/* Strict base64 decoding, one copy for every caller (kubeconfig *-data fields, cloud-init *Base64). */
 #include "base64.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "macro.h"
 
 static int b64_value(unsigned char c)
 {
@@ -20,12 +22,12 @@ static int b64_value(unsigned char c)
         return -1;
 }
 
-char *base64_decode(const char *in, size_t *outlen)
+int base64_decode(const char *in, unsigned flags, char **out, size_t *outlen)
 {
         size_t len = strlen(in);
-        char *out = malloc(len / 4 * 3 + 4);
-        if (!out)
-                return NULL;
+        _cleanup_free_ char *buf = malloc(len / 4 * 3 + 4);
+        if (!buf)
+                return -ENOMEM;
         unsigned acc = 0;
         size_t bits = 0, n = 0, pad = 0;
         for (size_t i = 0; i < len; i++) {
@@ -38,22 +40,22 @@ char *base64_decode(const char *in, size_t *outlen)
                 }
                 int v = b64_value(c);
                 if (v < 0 || pad > 0) /* bad character, or data after padding */
-                        goto bad;
+                        return -EINVAL;
                 acc = (acc << 6) | (unsigned)v;
                 bits += 6;
                 if (bits >= 8) {
                         bits -= 8;
-                        out[n++] = (char)((acc >> bits) & 0xff);
+                        buf[n++] = (char)((acc >> bits) & 0xff);
                 }
         }
         /* 6 leftover bits can never come from a valid encoding; padding must complete a quantum */
         if (bits >= 6 || pad > 2 || (pad && (bits / 2) != pad))
-                goto bad;
-        out[n] = '\0';
-        *outlen = n;
-        return out;
-bad:
-        free(out);
-        errno = EINVAL;
-        return NULL;
+                return -EINVAL;
+        if ((flags & BASE64_TEXT) && memchr(buf, '\0', n))
+                return -EINVAL;
+        buf[n] = '\0';
+        if (outlen)
+                *outlen = n;
+        *out = TAKE_PTR(buf);
+        return 0;
 }

@@ -1,7 +1,7 @@
 /* The launcher's end of the status reporter (docs/launcher-supervisor.md "Reporting into the cluster"):
  * fork+exec of virt-launcher-reporter with a SOCK_SEQPACKET pair on its stdin, one status per message.
  * The launcher itself never opens a network socket nor maps libcurl; it only writes to this socket. */
-#include "report.h"
+#include "status-channel.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +37,7 @@ static bool env_set(const char *name)
         return v && *v;
 }
 
-bool report_wanted(void)
+bool status_channel_wanted(void)
 {
         return env_set("POD_NAME") && env_set("POD_NAMESPACE") && env_set("KUBERNETES_SERVICE_HOST") &&
                env_set("KUBERNETES_SERVICE_PORT");
@@ -83,9 +83,9 @@ static _Noreturn void exec_child(const char *path, char *const *argv, int fd, pi
         _exit(127);
 }
 
-int report_start(const char *vmi_name, const char *control_socket, kv_error *err)
+int status_channel_start(const char *vmi_name, const char *control_socket, kv_error *err)
 {
-        if (!report_wanted() || rep.fd >= 0)
+        if (!status_channel_wanted() || rep.fd >= 0)
                 return 0;
         char path[PATH_MAX];
         int sv[2];
@@ -115,7 +115,7 @@ int report_start(const char *vmi_name, const char *control_socket, kv_error *err
         close(sv[1]);
         rep.fd = sv[0];
         rep.pid = pid;
-        atexit(report_finish);
+        atexit(status_channel_finish);
         log_info("status reporter started (pid %d)", (int)pid);
         return 0;
 }
@@ -139,7 +139,7 @@ static int try_send(void)
         return 0;
 }
 
-void report_publish(const char *text, size_t len)
+void status_channel_publish(const char *text, size_t len)
 {
         if (rep.fd < 0)
                 return;
@@ -171,7 +171,7 @@ static short wait_channel(short events, int64_t deadline)
         }
 }
 
-void report_finish(void)
+void status_channel_finish(void)
 {
         if (rep.fd < 0)
                 return;

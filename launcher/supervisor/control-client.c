@@ -1,6 +1,6 @@
 /* `virt-launcher ctl --run-dir DIR COMMAND [ARGS-JSON]` sends one request and prints the reply line;
  * `virt-launcher console --run-dir DIR` attaches to the serial console (Ctrl-] detaches). */
-#include "ctl-client.h"
+#include "control-client.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ctl-protocol.h"
 #include "fdio.h"
 #include "macro.h"
 #include "supervisor.h"
@@ -152,7 +153,8 @@ int ctl_client_main(int argc, char **argv)
                 return r;
         const char *args = optind + 1 < argc ? argv[optind + 1] : NULL;
         _cleanup_free_ char *apply = NULL;
-        if (!strcmp(argv[optind], "apply") && args && args[0] != '{' && !(args = apply = apply_args(args)))
+        bool is_apply = ctl_verb_from_name(argv[optind]) == CTL_VERB_APPLY;
+        if (is_apply && args && args[0] != '{' && !(args = apply = apply_args(args)))
                 return EXIT_INVALID;
         if (send_request(fd, argv[optind], args) < 0)
                 return EXIT_INVALID;
@@ -245,7 +247,7 @@ int console_client_main(int argc, char **argv)
         if (r >= 0)
                 return r;
         char line[4096];
-        if (send_request(fd, "console", NULL) < 0 || read_line(fd, line, sizeof(line)) < 0) {
+        if (send_request(fd, ctl_verb_name(CTL_VERB_CONSOLE), NULL) < 0 || read_line(fd, line, sizeof(line)) < 0) {
                 fprintf(stderr, "virt-launcher: no reply from the launcher\n");
                 return EXIT_SETUP;
         }

@@ -1,0 +1,59 @@
+/* cJSON helpers shared by every component that builds or holds cJSON trees: the cleanup attribute and
+ * chainable object builders. Header-only, so libkvcommon itself stays free of cJSON; include it from code
+ * that already depends on cJSON. */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+#include "macro.h"
+
+static inline void cjson_freep(cJSON **p)
+{
+        cJSON_Delete(*p);
+}
+#define _cleanup_json_ _cleanup_(cjson_freep)
+
+/* Chainable builders: jstr(jstr(cJSON_CreateObject(), "driver", "nbd"), "export", node). On allocation
+ * failure the object is freed and NULL returned, and every later call passes NULL through, so one check
+ * of the final result catches it. The result must be used: after a failure the object passed in is gone. */
+#define JSON_BUILDER static inline __attribute__((warn_unused_result))
+
+JSON_BUILDER cJSON *json_poison(cJSON *o)
+{
+        cJSON_Delete(o);
+        return NULL;
+}
+
+JSON_BUILDER cJSON *jstr(cJSON *o, const char *key, const char *value)
+{
+        return !o || cJSON_AddStringToObject(o, key, value) ? o : json_poison(o);
+}
+
+JSON_BUILDER cJSON *jnum(cJSON *o, const char *key, double value)
+{
+        return !o || cJSON_AddNumberToObject(o, key, value) ? o : json_poison(o);
+}
+
+JSON_BUILDER cJSON *jbool(cJSON *o, const char *key, bool value)
+{
+        return !o || cJSON_AddBoolToObject(o, key, value) ? o : json_poison(o);
+}
+
+JSON_BUILDER cJSON *jnull(cJSON *o, const char *key)
+{
+        return !o || cJSON_AddNullToObject(o, key) ? o : json_poison(o);
+}
+
+/* Adds child under key (consumed either way); a NULL child poisons o. */
+JSON_BUILDER cJSON *jobj(cJSON *o, const char *key, cJSON *child)
+{
+        if (!o || !child) {
+                cJSON_Delete(child);
+                return o ? json_poison(o) : NULL;
+        }
+        cJSON_AddItemToObject(o, key, child);
+        return o;
+}
+
+#undef JSON_BUILDER
