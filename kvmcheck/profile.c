@@ -192,8 +192,10 @@ static int field_from_json(const field *f, const cJSON *v, void *at, kv_error *e
 	double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
 	if (f->type != F_INT && d < 0)
 		return kv_error_set(err, EINVAL, "profile field %s: negative", f->path);
-	uint32_t u32 = (uint32_t)d;
-	uint64_t u64 = d < 1.8e19 ? (uint64_t)d : UINT64_MAX;
+	/* converted only inside the type's range: a double out of range is undefined behaviour (an F_INT field
+	 * such as api_version is -1 on a host without /dev/kvm, which must never reach the unsigned casts) */
+	uint32_t u32 = d >= 0 && d <= UINT32_MAX ? (uint32_t)d : UINT32_MAX;
+	uint64_t u64 = d >= 0 && d < 1.8e19 ? (uint64_t)d : UINT64_MAX;
 	int i = d > -1e9 && d < 1e9 ? (int)d : -1;
 	switch (f->type) {
 	case F_BOOL:
