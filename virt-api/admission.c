@@ -54,7 +54,8 @@ static int review_parse(const char *json, size_t len, review *r, kv_error *err)
         const cJSON *req = obj_at(r->root, "request");
         const cJSON *uid = cJSON_GetObjectItemCaseSensitive(req, "uid");
         if (!req || !cJSON_IsString(uid))
-                return kv_error_set(err, EINVAL, "request.uid: is required (the body is not an AdmissionReview)");
+                return kv_error_set(err, EINVAL,
+                                    "request.uid: is required (the body is not an AdmissionReview)");
         r->uid = uid->valuestring;
         r->group = str_at(obj_at(req, "kind"), "group");
         r->kind = str_at(obj_at(req, "kind"), "kind");
@@ -116,8 +117,8 @@ static int template_error(kv_error *err)
 
 static int validate_vm(const review *r, kv_error *err)
 {
-        static const char *const strategies[] = {"Always", "Halted", "Manual", "RerunOnFailure", "Once",
-                                                 "WaitAsReceiver", NULL};
+        static const char *const strategies[] = {"Always", "Halted",         "Manual", "RerunOnFailure",
+                                                 "Once",   "WaitAsReceiver", NULL};
         const cJSON *spec = obj_at(r->object, "spec");
         if (!spec)
                 return jf_error(err, "spec", "is required");
@@ -200,9 +201,12 @@ static int validate_restore(const review *r, kv_error *err)
 
 static int validate_policy(const review *r, kv_error *err)
 {
-        static const char *const allowed[] = {"selectors",         "allowAutoConverge",
-                                              "allowPostCopy",     "bandwidthPerMigration",
-                                              "completionTimeoutPerGiB", NULL};
+        static const char *const allowed[] = {"selectors",
+                                              "allowAutoConverge",
+                                              "allowPostCopy",
+                                              "bandwidthPerMigration",
+                                              "completionTimeoutPerGiB",
+                                              NULL};
         const cJSON *spec = obj_at(r->object, "spec"), *q;
         if (!spec)
                 return jf_error(err, "spec", "is required");

@@ -69,7 +69,8 @@ static int names_parse(const char *csv, names *out, kv_error *err)
                 for (size_t l = strlen(t); l > 0 && t[l - 1] == ' ';)
                         t[--l] = '\0';
                 if (!is_dns_name(t) && !is_ip(t))
-                        return kv_error_set(err, EINVAL, "DNS names: \"%.64s\" is neither a DNS name nor an IP", t);
+                        return kv_error_set(err, EINVAL,
+                                            "DNS names: \"%.64s\" is neither a DNS name nor an IP", t);
                 if (out->n == CERTS_MAX_NAMES)
                         return kv_error_set(err, EINVAL, "DNS names: more than %d", CERTS_MAX_NAMES);
                 out->v[out->n++] = t;
@@ -165,8 +166,8 @@ static bool san_value(const names *n, char *out, size_t size)
         size_t len = 0;
         out[0] = '\0';
         for (size_t i = 0; i < n->n; i++) {
-                int w = snprintf(out + len, size - len, "%s%s:%s", i ? "," : "", is_ip(n->v[i]) ? "IP" : "DNS",
-                                 n->v[i]);
+                int w = snprintf(out + len, size - len, "%s%s:%s", i ? "," : "",
+                                 is_ip(n->v[i]) ? "IP" : "DNS", n->v[i]);
                 if (w < 0 || (size_t)w >= size - len)
                         return false;
                 len += w;
@@ -215,16 +216,18 @@ static bool names_match(X509 *cert, const names *n)
         if (count != (int)n->n)
                 return false;
         for (size_t i = 0; i < n->n; i++)
-                if ((is_ip(n->v[i]) ? X509_check_ip_asc(cert, n->v[i], 0)
-                                    : X509_check_host(cert, n->v[i], 0, X509_CHECK_FLAG_NO_WILDCARDS, NULL)) != 1)
+                if ((is_ip(n->v[i])
+                         ? X509_check_ip_asc(cert, n->v[i], 0)
+                         : X509_check_host(cert, n->v[i], 0, X509_CHECK_FLAG_NO_WILDCARDS, NULL)) != 1)
                         return false;
         return true;
 }
 
 static bool serving_ok(X509 *cert, EVP_PKEY *key, X509 *ca, const names *n, unsigned days)
 {
-        return cert && key && X509_check_private_key(cert, key) == 1 && X509_check_issued(ca, cert) == X509_V_OK &&
-               X509_verify(cert, X509_get0_pubkey(ca)) == 1 && lifetime_left(cert, days) && names_match(cert, n);
+        return cert && key && X509_check_private_key(cert, key) == 1 &&
+               X509_check_issued(ca, cert) == X509_V_OK && X509_verify(cert, X509_get0_pubkey(ca)) == 1 &&
+               lifetime_left(cert, days) && names_match(cert, n);
 }
 
 static int store_pair(const char *dir, const char *crt, const char *keyf, X509 *cert, EVP_PKEY *key,
@@ -241,7 +244,8 @@ int certs_ensure(const char *dir, const char *service_dns_names_csv, unsigned va
         if (r < 0)
                 return r;
         if (validity_days == 0 || validity_days > 36500)
-                return kv_error_set(err, EINVAL, "validity: %u days is out of range [1, 36500]", validity_days);
+                return kv_error_set(err, EINVAL, "validity: %u days is out of range [1, 36500]",
+                                    validity_days);
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return kv_error_errno(err, errno, "mkdir %s", dir);
         _cleanup_x509_ X509 *ca = cert_load(dir, CERTS_CA_CRT);

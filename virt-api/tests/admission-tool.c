@@ -1,6 +1,7 @@
 /* admission-tool: the pure cores of virt-api's admission for tests/kube-api/test_webhooks.py.
  *   admission-tool validate|mutate < review.json   the answer on stdout (exit 0; 2: not a review)
- *   admission-tool certs DIR NAMES DAYS            certs_ensure(); prints "kept" or "written" (exit 0; 2: error) */
+ *   admission-tool certs DIR NAMES DAYS            certs_ensure(); prints "kept" or "written" (exit 0; 2:
+ * error) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

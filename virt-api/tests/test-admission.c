@@ -54,7 +54,8 @@ static void check_golden(const char *dir, const char *name)
         _cleanup_free_ char *answer = NULL;
         kv_error err = {0};
         bool mutate = strstr(name, ".mutate.json") != NULL;
-        int r = mutate ? admission_mutate(review, len, &answer, &err) : admission_validate(review, len, &answer, &err);
+        int r = mutate ? admission_mutate(review, len, &answer, &err)
+                       : admission_validate(review, len, &answer, &err);
         if (r < 0) {
                 fprintf(stderr, "%s: %s\n", name, err.msg);
                 test_failures++;
@@ -70,7 +71,8 @@ static void check_golden(const char *dir, const char *name)
         _cleanup_free_ char *want_text = slurp(out, &len);
         cJSON *want = want_text ? cJSON_Parse(want_text) : NULL;
         if (!want || !cJSON_Compare(got, want, true)) {
-                fprintf(stderr, "%s: got\n%s\nwant (%s)\n%s\n", name, got_text, out, want_text ? want_text : "(none)");
+                fprintf(stderr, "%s: got\n%s\nwant (%s)\n%s\n", name, got_text, out,
+                        want_text ? want_text : "(none)");
                 test_failures++;
         }
         cJSON_Delete(got), cJSON_Delete(want);
@@ -78,8 +80,8 @@ static void check_golden(const char *dir, const char *name)
 
 static void check_bad_bodies(void)
 {
-        static const char *const bad[] = {"", "not json", "{}", "{\"request\":{}}", "{\"request\":{\"uid\":7}}",
-                                          "[1]"};
+        static const char *const bad[] = {
+            "", "not json", "{}", "{\"request\":{}}", "{\"request\":{\"uid\":7}}", "[1]"};
         for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
                 char *answer = NULL;
                 kv_error err = {0};

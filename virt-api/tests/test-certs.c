@@ -73,8 +73,9 @@ static void check_serving(const char *const *hosts, size_t n, const char *other)
         CHECK(X509_verify_cert(ctx) == 1);
         X509_STORE_CTX_free(ctx), X509_STORE_free(store);
         for (size_t i = 0; i < n; i++) {
-                int ok = strchr(hosts[i], ':') || hosts[i][0] <= '9' ? X509_check_ip_asc(crt, hosts[i], 0)
-                                                                      : X509_check_host(crt, hosts[i], 0, 0, NULL);
+                int ok = strchr(hosts[i], ':') || hosts[i][0] <= '9'
+                             ? X509_check_ip_asc(crt, hosts[i], 0)
+                             : X509_check_host(crt, hosts[i], 0, 0, NULL);
                 if (ok != 1)
                         fprintf(stderr, "certificate not valid for %s\n", hosts[i]);
                 CHECK(ok == 1);
