@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 
+import admission as admissionlib
 import labelsel
 import patch as patchlib
 import registry as reglib
@@ -162,6 +163,7 @@ class Api:
         self.config = Config()
         self.gc_pending = False
         self.stats = {"writes": 0}
+        self.admission = admissionlib.Admission(self)
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.create(self.resource("", "namespaces"), None, {"apiVersion": "v1", "kind": "Namespace",
                                                                  "metadata": {"name": ns}}, "kube-apiserver")
@@ -313,8 +315,21 @@ class Api:
                         "fieldsType": "FieldsV1", "fieldsV1": {}})
         meta["managedFields"] = entries
 
-    def create(self, res, ns, body, manager, dry_run=False):
+    def create(self, res, ns, body, manager, dry_run=False, user=None):
         meta = self._check_body(res, body, ns)
+        with self.lock:
+            hooks = self.admission.webhooks(res, "CREATE", body, None) if user is not None else []
+        if hooks:
+            # as upstream: mutating webhooks see the object before generateName, validating ones after;
+            # both are called without the API lock (a webhook may call back into this server)
+            body = self.admission.admit([h for h in hooks if h[0] == "mutating"], res, "CREATE", body, None,
+                                        None, user, dry_run)
+            meta = self._check_body(res, body, ns)
+            with self.lock:
+                self._generate_name(res, meta)
+            self._validate_meta(res, meta)
+            self.admission.admit([h for h in hooks if h[0] == "validating"], res, "CREATE", body, None, None,
+                                 user, dry_run)
         with self.lock:
             if res.namespaced:
                 nsobj = self.store.get(("", "namespaces"), "", meta["namespace"])
@@ -324,14 +339,7 @@ class Api:
                 if nsobj["metadata"].get("deletionTimestamp"):
                     raise ApiError(403, "Forbidden", 'unable to create new content in namespace %s because it '
                                    "is being terminated" % meta["namespace"])
-            if not meta.get("name"):
-                if not meta.get("generateName"):
-                    raise invalid(res, "", "metadata.name: Required value: name or generateName is required")
-                for _ in range(8):
-                    meta["name"] = meta["generateName"][:58] + "".join(random.choice(GENERATE_ALPHABET)
-                                                                       for _ in range(5))
-                    if self.store.get(res.key, meta.get("namespace"), meta["name"]) is None:
-                        break
+            self._generate_name(res, meta)
             self._validate_meta(res, meta)
             if self.store.get(res.key, meta.get("namespace"), meta["name"]) is not None:
                 raise ApiError(409, "AlreadyExists", '%s "%s" already exists' % (res.qualified, meta["name"]),
@@ -353,6 +361,42 @@ class Api:
             self._after_write(res, body, None)
             self.stats["writes"] += 1
             return body
+
+    def _generate_name(self, res, meta):
+        if not meta.get("name"):
+            if not meta.get("generateName"):
+                raise invalid(res, "", "metadata.name: Required value: name or generateName is required")
+            for _ in range(8):
+                meta["name"] = meta["generateName"][:58] + "".join(random.choice(GENERATE_ALPHABET)
+                                                                   for _ in range(5))
+                if self.store.get(res.key, meta.get("namespace"), meta["name"]) is None:
+                    break
+
+    def _admit_update(self, res, ns, name, old, new, sub, user, dry_run):
+        """The webhooks for an UPDATE, called with the lock held: it is released around the calls, and the
+        object must not have changed meanwhile (409). Returns (current old, admitted new)."""
+        hooks = self.admission.webhooks(res, "UPDATE", new, sub) if user is not None else []
+        if not hooks:
+            return old, new
+        rv = old["metadata"]["resourceVersion"]
+        depth = 0
+        while True:  # release the reentrant lock completely
+            try:
+                self.lock.release()
+                depth += 1
+            except RuntimeError:
+                break
+        try:
+            new = self.admission.admit(hooks, res, "UPDATE", new, old, sub, user, dry_run)
+        finally:
+            for _ in range(depth):
+                self.lock.acquire()
+        cur = self.store.get(res.key, ns, name)
+        if cur is None:
+            raise not_found(res, name)
+        if cur["metadata"]["resourceVersion"] != rv:
+            raise conflict(res, name)
+        return cur, new
 
     def _prepare_create(self, res, body):
         if res.plural == "pods" and not res.group:
@@ -384,7 +428,7 @@ class Api:
         if res.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             self.registry.add(reglib.resource_from_crd(obj))
 
-    def update(self, res, ns, name, body, sub, manager, dry_run=False):
+    def update(self, res, ns, name, body, sub, manager, dry_run=False, user=None):
         meta = self._check_body(res, body, ns)
         if meta.get("name") != name:
             raise bad_request("the name of the object (%s) does not match the name on the URL (%s)"
@@ -399,9 +443,10 @@ class Api:
                               "an update")
             if rv and rv != old["metadata"]["resourceVersion"]:
                 raise conflict(res, name)
+            old, body = self._admit_update(res, ns, name, old, body, sub, user, dry_run)
             return self.commit(res, old, body, sub, manager, dry_run=dry_run)
 
-    def patch(self, res, ns, name, ctype, raw, sub, manager, dry_run=False):
+    def patch(self, res, ns, name, ctype, raw, sub, manager, dry_run=False, user=None):
         """Returns (http code, object)."""
         kinds = {"application/merge-patch+json": "merge", "application/json-patch+json": "json",
                  "application/apply-patch+yaml": "apply", "application/apply-patch+cbor": None}
@@ -430,7 +475,7 @@ class Api:
                     if not isinstance(body, dict):
                         raise bad_request("apply patch must be an object")
                     body.setdefault("metadata", {}).setdefault("name", name)
-                    return 201, self.create(res, ns, body, str(manager), dry_run)
+                    return 201, self.create(res, ns, body, str(manager), dry_run, user)
                 raise not_found(res, name)
             try:
                 if kind in ("merge", "apply"):
@@ -453,6 +498,7 @@ class Api:
             if rv and rv != old["metadata"]["resourceVersion"]:
                 raise conflict(res, name)
             new["apiVersion"], new["kind"] = res.gv, res.kind
+            old, new = self._admit_update(res, ns, name, old, new, sub, user, dry_run)
             return 200, self.commit(res, old, new, sub, manager, "Apply" if kind == "apply" else "Update",
                                     dry_run=dry_run)
 

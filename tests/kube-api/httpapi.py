@@ -12,6 +12,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import admission as admissionlib
 import tables
 from api import ApiError, Manager, list_options_invalid
 from store import Expired
@@ -183,6 +184,21 @@ class Handler(BaseHTTPRequestHandler):
         except (AttributeError, ValueError):
             return False
 
+    def _user(self):
+        """The authenticated user as kube-apiserver hands it to webhooks and aggregated servers."""
+        if self.server.ssl_context is None:
+            return {"username": "system:anonymous", "groups": ["system:unauthenticated"]}
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Bearer ") and auth[7:].strip() in self.server.tokens:
+            return {"username": "system:admin", "groups": ["system:masters", "system:authenticated"]}
+        try:
+            subject = dict(x[0] for x in (self.connection.getpeercert() or {}).get("subject", ()))
+            groups = [x[0][1] for x in self.connection.getpeercert().get("subject", ()) if x[0][0] ==
+                      "organizationName"]
+        except (AttributeError, ValueError):
+            subject, groups = {}, []
+        return {"username": subject.get("commonName", ""), "groups": groups + ["system:authenticated"]}
+
     def _dispatch(self):
         url = urlsplit(self.path)
         self.q = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
@@ -216,11 +232,101 @@ class Handler(BaseHTTPRequestHandler):
                 return self._openapi(path)
             if path in ("/api", "/apis"):
                 return self._discovery_root(path, accept)
+            m = re.match(r"^/apis/([^/]+)/([^/]+)(/.*)?$", path)
+            apisvc = m and self.server.api.admission.apiservice(m.group(1), m.group(2))
+            if apisvc:
+                return self._proxy(apisvc, body)
             return self._resource(path, body, accept)
         except ApiError as e:
             self._error(e)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    # --- APIService proxy (the aggregator) -------------------------------------------------------------------
+    HOP_HEADERS = {"authorization", "connection", "keep-alive", "proxy-connection", "te", "trailer",
+                   "transfer-encoding", "upgrade", "host", "content-length"}
+
+    def _proxy(self, apisvc, body):
+        """Forwards the request to the APIService's backend over TLS with the front-proxy client certificate
+        and the user in X-Remote-User/X-Remote-Group; a 101 answer (websocket) splices both connections."""
+        user = self._user()
+        try:
+            sock = self.server.api.admission.connect_apiservice(apisvc)
+        except (admissionlib.CallError, OSError, ssl.SSLError) as e:
+            raise ApiError(503, "ServiceUnavailable", "error trying to reach service: %s" % e)
+        upgrade = "upgrade" in self.headers.get("Connection", "").lower() and self.headers.get("Upgrade")
+        lines = ["%s %s HTTP/1.1" % (self.command, self.path), "Host: %s" % sock.server_hostname]
+        lines += ["%s: %s" % (k, v) for k, v in self.headers.items()
+                  if k.lower() not in self.HOP_HEADERS and not k.lower().startswith(("x-remote-", "impersonate-"))]
+        lines.append("X-Remote-User: %s" % user["username"])
+        lines += ["X-Remote-Group: %s" % g for g in user["groups"]]
+        lines += ["Connection: Upgrade", "Upgrade: %s" % upgrade] if upgrade else ["Connection: close"]
+        if body or self.command in ("POST", "PUT", "PATCH"):
+            lines.append("Content-Length: %d" % len(body))
+        try:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = sock.recv(65536)
+                if not data:
+                    raise OSError("the backend closed the connection")
+                head += data
+        except OSError as e:
+            sock.close()
+            raise ApiError(503, "ServiceUnavailable", "error trying to reach service: %s" % e)
+        head, rest = head.split(b"\r\n\r\n", 1)
+        status_line, *headers = head.decode("latin-1").split("\r\n")
+        code = int(status_line.split()[1])
+        self.close_connection = True
+        self._log(code)
+        if code == 101 and upgrade:
+            self.wfile.write(head + b"\r\n\r\n" + rest)
+            sock.settimeout(None)
+            return self._splice(sock)
+        headers = [h for h in headers if h.split(":")[0].strip().lower() not in ("connection", "keep-alive")]
+        self.wfile.write(("\r\n".join([status_line] + headers + ["Connection: close"]) + "\r\n\r\n")
+                         .encode("latin-1") + rest)
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                self.wfile.write(data)
+        except OSError:
+            pass
+        sock.close()
+
+    def _splice(self, sock):
+        def upstream():
+            try:
+                while True:
+                    data = self.rfile.read1(65536)
+                    if not data:
+                        break
+                    sock.sendall(data)
+            except (OSError, ValueError):
+                pass
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        t = threading.Thread(target=upstream, daemon=True)
+        t.start()
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                self.wfile.write(data)
+        except OSError:
+            pass
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+        t.join(5)
 
     # --- discovery -----------------------------------------------------------------------------------------
     def _gv_resources(self, group, version):
@@ -277,6 +383,10 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api":
             return self._send(200, {"kind": "APIVersions", "versions": ["v1"],
                                     "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}]})
+        for g, v in self.server.api.admission.apiservice_groups():
+            gvs.setdefault(g, [])
+            if v not in gvs[g]:
+                gvs[g].append(v)
         return self._send(200, {"kind": "APIGroupList", "apiVersion": "v1",
                                 "groups": [self._api_group(g, vs) for g, vs in sorted(gvs.items()) if g]})
 
@@ -382,7 +492,7 @@ class Handler(BaseHTTPRequestHandler):
             if method == "POST":
                 if res.namespaced and ns is None:
                     raise _unknown_path()
-                obj = api.create(res, ns, self._json(body), self._manager(), dry)
+                obj = api.create(res, ns, self._json(body), self._manager(), dry, self._user())
                 return self._send(201, obj)
             if method == "DELETE":
                 return self._delete_collection(res, ns, body)
@@ -396,10 +506,11 @@ class Handler(BaseHTTPRequestHandler):
                                                     self.q.get("includeObject", "Metadata")))
             return self._send(200, obj)
         if method == "PUT":
-            return self._send(200, api.update(res, ns, name, self._json(body), sub, self._manager(), dry))
+            return self._send(200, api.update(res, ns, name, self._json(body), sub, self._manager(), dry,
+                                              self._user()))
         if method == "PATCH":
             ctype = self.headers.get("Content-Type", "").split(";")[0].strip()
-            code, obj = api.patch(res, ns, name, ctype, body, sub, self._manager(), dry)
+            code, obj = api.patch(res, ns, name, ctype, body, sub, self._manager(), dry, self._user())
             return self._send(code, obj)
         if method == "DELETE" and sub is None:
             code, out = api.delete(res, ns, name, self._delete_options(body), dry)

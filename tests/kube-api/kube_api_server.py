@@ -15,6 +15,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import admission as admissionlib  # noqa: E402
 import registry as reglib  # noqa: E402
 from api import Api, ApiError, Manager  # noqa: E402
 from httpapi import Server, save_state  # noqa: E402
@@ -23,10 +24,13 @@ DEFAULT_CRD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
 EXIT_USAGE, EXIT_CRD, EXIT_TLS, EXIT_LISTEN = 2, 3, 4, 5
 
 
+def run_openssl(*args):
+    subprocess.run(["openssl", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
 def make_certs(directory):
     """A CA, a server certificate for 127.0.0.1/localhost and a client certificate, made with openssl."""
-    def run(*args):
-        subprocess.run(["openssl", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run = run_openssl
 
     p = lambda name: os.path.join(directory, name)  # noqa: E731
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
@@ -164,6 +168,24 @@ def main(argv):
     except OSError as e:
         print("kube_api_server: cannot listen: %s" % e, file=sys.stderr)
         return EXIT_LISTEN
+    # The aggregator's identity towards APIService backends, published as upstream does it.
+    try:
+        proxy_dir = args.cert_dir or tempfile.mkdtemp(prefix="kube-api-front-proxy.")
+        os.makedirs(proxy_dir, exist_ok=True)
+        fp_ca, fp_crt, fp_key = admissionlib.make_front_proxy_certs(proxy_dir, run_openssl)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print("kube_api_server: cannot make the front-proxy certificates: %s" % e, file=sys.stderr)
+        return EXIT_TLS
+    api.admission.client_cert = (fp_crt, fp_key)
+    ready.update(front_proxy_ca_crt=fp_ca, front_proxy_client_crt=fp_crt, front_proxy_client_key=fp_key)
+    cm = admissionlib.front_proxy_configmap(open(ready["ca_crt"]).read() if "ca_crt" in ready else None,
+                                            open(fp_ca).read())
+    cm_res = api.resource("", "configmaps")
+    with api.lock:
+        stale = api.store.get(cm_res.key, "kube-system", cm["metadata"]["name"])
+        if stale is not None:
+            api.store.remove(cm_res.key, stale)
+    api.create(cm_res, None, cm, Manager("kube-apiserver"))
     if args.kubeconfig_out:
         if "https_url" in ready:
             write_kubeconfig(args.kubeconfig_out, ready["https_url"], ready["ca_crt"], tokens[0])

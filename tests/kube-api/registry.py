@@ -86,6 +86,12 @@ def _builtins():
         r("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
         r("rbac.authorization.k8s.io", "v1", "roles", "Role"),
         r("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+        r("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration",
+          namespaced=False, generation=True),
+        r("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations",
+          "ValidatingWebhookConfiguration", namespaced=False, generation=True),
+        r("apiregistration.k8s.io", "v1", "apiservices", "APIService", namespaced=False, status=True,
+          generation=True),
         r("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False,
           short=["crd", "crds"], status=True, generation=True, builtin_patch=False),
     ]

@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+# Admission webhooks in the test apiserver, driven by the real kubectl: a webhook server (HTTPS, with the
+# certificates virt-api's certs_ensure() makes) answers with virt-api's admission cores (admission-tool),
+# reached through a Service and verified with the caBundle. A bad VMI is refused by `kubectl apply` naming the
+# field; defaults are patched in; failurePolicy Fail/Ignore; a wrong caBundle; Service → Pod resolution.
+import base64
+import json
+import os
+import ssl
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testlib import SKIP, ApiServer, Kubectl, check, find_kubectl, run  # noqa: E402
+
+BUILD = os.environ.get("KV_BUILD_ROOT", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                                      "build"))
+TOOL = os.path.join(BUILD, "virt-api", "admission-tool")
+NS = "kubevirt"
+
+VMI = """apiVersion: kubevirt.io/v1
+kind: VirtualMachineInstance
+metadata:
+  name: %(name)s
+spec:
+  domain:
+    memory:
+      guest: 128Mi
+    devices:
+      disks:
+      - name: root
+        disk:
+          bus: %(bus)s
+  volumes:
+  - name: root
+    containerDisk:
+      image: quay.io/kubevirt/cirros-container-disk-demo
+"""
+
+
+class WebhookServer:
+    """HTTPS server answering /validate and /mutate with admission-tool; remembers the reviews."""
+
+    def __init__(self, cert_dir):
+        self.reviews = []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.reviews.append((self.path, json.loads(body)))
+                op = self.path.strip("/")
+                p = subprocess.run([TOOL, op], input=body, capture_output=True)
+                code = 200 if p.returncode == 0 else 400
+                out = p.stdout if p.returncode == 0 else p.stderr
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.cert_dir = cert_dir
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.reload()
+        self.httpd.socket = self.ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def reload(self):
+        """New connections get the certificate now in cert_dir (virt-api reloads after a rotation)."""
+        self.ctx.load_cert_chain(os.path.join(self.cert_dir, "tls.crt"), os.path.join(self.cert_dir, "tls.key"))
+
+
+def certs(cert_dir, names="virt-api.kubevirt.svc,virt-api.kubevirt.svc.cluster.local"):
+    p = subprocess.run([TOOL, "certs", cert_dir, names, "30"], capture_output=True, text=True)
+    check(p.returncode == 0, "certs_ensure made the webhook's certificates", p.stderr)
+    return base64.b64encode(open(os.path.join(cert_dir, "ca.crt"), "rb").read()).decode()
+
+
+def webhook_config(kind, name, hook, ca, resources, path, failure="Fail", service=None, url=None):
+    cc = {"caBundle": ca}
+    if url:
+        cc["url"] = url
+    else:
+        cc["service"] = dict(service or {"namespace": NS, "name": "virt-api"}, path=path)
+    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind, "metadata": {"name": name},
+            "webhooks": [{"name": hook, "clientConfig": cc, "admissionReviewVersions": ["v1"],
+                          "sideEffects": "None", "failurePolicy": failure, "timeoutSeconds": 5,
+                          "rules": [{"apiGroups": ["kubevirt.io"], "apiVersions": ["v1"],
+                                     "operations": ["CREATE", "UPDATE"], "resources": resources}]}]}
+
+
+def create(srv, path, obj):
+    code, out = srv.request("POST", path, obj)
+    check(code == 201, "created %s %s" % (obj["kind"], obj["metadata"]["name"]), code, out)
+    return out
+
+
+def test_refuse_and_default(srv, k, hook_srv, ca):
+    create(srv, "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    create(srv, "/api/v1/namespaces/%s/services" % NS,
+           {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "virt-api", "annotations": {
+                "kube-api-test.kvlite.io/endpoint": "127.0.0.1:%d" % hook_srv.port}},
+            "spec": {"ports": [{"port": 443, "targetPort": 8443}], "selector": {"kubevirt.io": "virt-api"}}})
+    vwc = webhook_config("ValidatingWebhookConfiguration", "virt-api-validator",
+                         "virtualmachineinstances-validator.kubevirt.io", ca,
+                         ["virtualmachineinstances", "virtualmachines"], "/validate")
+    mwc = webhook_config("MutatingWebhookConfiguration", "virt-api-mutator",
+                         "virtualmachineinstances-mutator.kubevirt.io", ca,
+                         ["virtualmachineinstances", "virtualmachines"], "/mutate")
+    for obj in (vwc, mwc):
+        out = k("apply", "-f", "-", stdin=json.dumps(obj)).stdout
+        check("created" in out, "kubectl apply registers a %s" % obj["kind"], out)
+
+    p = k("apply", "-f", "-", stdin=VMI % {"name": "bad", "bus": "ide"}, ok=False)
+    msg = p.stderr
+    check(p.returncode != 0, "kubectl apply of a VMI with disk bus ide fails", p.stdout)
+    # the denial carries KubeVirt's causes, so kubectl prints them as it does for real KubeVirt
+    check(msg.startswith("The request is invalid: spec.domain.devices.disks[0].disk.bus:") and
+          '"ide" is not supported' in msg, "kubectl shows the denial naming the field", msg)
+    code, _ = srv.request("GET", "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances/bad")
+    check(code == 404, "the refused VMI was not stored", code)
+    code, st = srv.request("POST", "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances",
+                           json.loads(k("create", "--dry-run=client", "-o", "json", "-f", "-",
+                                        stdin=VMI % {"name": "bad", "bus": "ide"}).stdout))
+    check(code == 422 and st["reason"] == "Invalid" and
+          st["details"]["causes"][0]["field"] == "spec.domain.devices.disks[0].disk.bus" and
+          st["message"].startswith('admission webhook "virtualmachineinstances-validator.kubevirt.io" denied the '
+                                   'request: spec.domain.devices.disks[0].disk.bus: "ide"'),
+          "the API answers the webhook's code 422, reason Invalid, causes and the denial message", code, st)
+
+    out = k("apply", "-f", "-", stdin=VMI % {"name": "good", "bus": "virtio"}).stdout
+    check("virtualmachineinstance.kubevirt.io/good created" in out, "a valid VMI is admitted", out)
+    vmi = json.loads(k("get", "vmi", "good", "-o", "json").stdout)
+    check(vmi["spec"]["domain"]["machine"] == {"type": "q35"}, "the mutating webhook set machine.type q35",
+          vmi["spec"]["domain"])
+    check(vmi["metadata"]["annotations"].get("kubevirt.io/latest-observed-api-version") == "v1",
+          "and KubeVirt's observed-API-version annotations", vmi["metadata"]["annotations"])
+    reviews = [r for p_, r in hook_srv.reviews if r["request"]["name"] == "good"]
+    check(reviews and reviews[0]["request"]["userInfo"]["username"] == "system:anonymous" and
+          reviews[0]["request"]["operation"] == "CREATE" and reviews[0]["request"]["namespace"] == "default",
+          "the review carries the user, operation and namespace", reviews[:1])
+
+    # a status-only update (what the controller writes) passes; a spec edit to something invalid does not
+    vmi["status"] = {"phase": "Scheduling"}
+    code, out = srv.request("PUT", "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances/good", vmi)
+    check(code == 200 and out["status"]["phase"] == "Scheduling", "a status update is admitted", code, out)
+    p = k("patch", "vmi", "good", "--type=merge", "-p",
+          '{"spec":{"domain":{"memory":{"guest":"1Ki"}}}}', ok=False)
+    check(p.returncode != 0 and "spec.domain.memory.guest: " in p.stderr and "out of range" in p.stderr,
+          "a patch to an invalid spec is refused naming the field", p.stderr)
+
+    vm = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": "vm1"},
+          "spec": {"runStrategy": "Halted", "template": {"spec": {"domain": {"devices": {}}}}}}
+    p = k("apply", "-f", "-", stdin=json.dumps(vm), ok=False)
+    check(p.returncode != 0 and "spec.template.spec.domain.memory.guest" in p.stderr,
+          "a VM whose template has no memory is refused naming spec.template.spec…", p.stderr)
+
+
+def test_failure_policy(srv, k, ca, other_ca):
+    base = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstancemigrations"
+    vmim = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
+            "metadata": {"name": "m1"}, "spec": {"vmiName": "good"}}
+    closed = webhook_config("ValidatingWebhookConfiguration", "down", "down.kubevirt.io", ca,
+                            ["virtualmachineinstancemigrations"], "/validate", url="https://127.0.0.1:1/validate")
+    create(srv, "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", closed)
+    code, st = srv.request("POST", base, vmim)
+    check(code == 500 and 'failed calling webhook "down.kubevirt.io"' in st["message"],
+          "failurePolicy Fail: an unreachable webhook fails the request", code, st)
+    closed["webhooks"][0]["failurePolicy"] = "Ignore"
+    code, cur = srv.request("GET", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/down")
+    closed["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
+    code, _ = srv.request("PUT", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/down",
+                          closed)
+    code, out = srv.request("POST", base, vmim)
+    check(code == 201, "failurePolicy Ignore: the request goes through", code, out)
+    srv.request("DELETE", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/down")
+
+    wrong = webhook_config("ValidatingWebhookConfiguration", "wrong-ca", "wrong-ca.kubevirt.io", other_ca,
+                           ["virtualmachineinstancemigrations"], "/validate")
+    create(srv, "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", wrong)
+    code, st = srv.request("POST", base, dict(vmim, metadata={"name": "m2"}))
+    check(code == 500 and "CERTIFICATE_VERIFY_FAILED" in st["message"],
+          "a caBundle that did not sign the server's certificate fails the call", code, st)
+    srv.request("DELETE", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/wrong-ca")
+
+
+def test_service_to_pod(srv, k, ca, hook_srv):
+    """Without the endpoint annotation the Service resolves to a selected Pod's podIP and named port."""
+    create(srv, "/api/v1/namespaces/%s/services" % NS,
+           {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "virt-api-pod"},
+            "spec": {"ports": [{"port": 443, "targetPort": "webhooks"}], "selector": {"app": "virt-api"}}})
+    pod = create(srv, "/api/v1/namespaces/%s/pods" % NS,
+                 {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "virt-api-0", "labels": {"app": "virt-api"}},
+                  "spec": {"nodeName": "n1", "containers": [{"name": "virt-api", "image": "x", "ports": [
+                      {"name": "webhooks", "containerPort": hook_srv.port}]}]}})
+    pod["status"] = {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}
+    code, _ = srv.request("PUT", "/api/v1/namespaces/%s/pods/virt-api-0/status" % NS, pod)
+    check(code == 200, "the Pod has a podIP", code)
+    # the certificate must name this Service too
+    certs(hook_srv.cert_dir, "virt-api.kubevirt.svc,virt-api.kubevirt.svc.cluster.local,virt-api-pod.kubevirt.svc")
+    hook_srv.reload()
+    cfg = webhook_config("ValidatingWebhookConfiguration", "via-pod", "via-pod.kubevirt.io", ca,
+                         ["virtualmachineinstancemigrations"], "/validate",
+                         service={"namespace": NS, "name": "virt-api-pod"})
+    create(srv, "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", cfg)
+    code, st = srv.request("POST", "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstancemigrations",
+                           {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
+                            "metadata": {"name": "m3"}, "spec": {}})
+    check(code == 422 and 'admission webhook "via-pod.kubevirt.io" denied the request: spec.vmiName: is required'
+          == st["message"], "the Service resolved to the Pod's named port and the webhook answered", code, st)
+
+
+def main():
+    if not os.access(TOOL, os.X_OK):
+        print("SKIP - %s is not built" % TOOL)
+        sys.exit(SKIP)
+    if not find_kubectl():
+        print("SKIP - no kubectl")
+        sys.exit(SKIP)
+    srv = ApiServer()
+    k = Kubectl(srv)
+    cert_dir = os.path.join(srv.dir, "virt-api-certs")
+    ca = certs(cert_dir)
+    other_ca = certs(os.path.join(srv.dir, "other-certs"))
+    hook_srv = WebhookServer(cert_dir)
+    test_refuse_and_default(srv, k, hook_srv, ca)
+    test_failure_policy(srv, k, ca, other_ca)
+    test_service_to_pod(srv, k, ca, hook_srv)
+
+
+if __name__ == "__main__":
+    run(main)
