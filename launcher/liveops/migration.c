@@ -314,6 +314,21 @@ static int check_timeouts(qmp *q, migration_state *st, int64_t now, kv_error *er
         return lo_exec(q, "migrate-start-postcopy", NULL, NULL, err);
 }
 
+/* QEMU 7.2's migrate_cancel shuts only the main channel down: a multifd channel blocked in a send can keep
+ * the migration "cancelling" for good (seen in CI). yank shuts every channel of the migration down; it fails
+ * harmlessly when the migration already let go of them. A cancel during setup can come before the multifd
+ * channels exist, so the poll yanks again while the migration stays "cancelling". */
+static void yank_channels(qmp *q, migration_state *st)
+{
+        cJSON *inst = cJSON_CreateObject();
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(inst, "instances"),
+                             jstr(cJSON_CreateObject(), "type", "migration"));
+        kv_error ignored = {0};
+        if (lo_exec(q, "yank", inst, NULL, &ignored) < 0)
+                log_debug("yank after migrate_cancel: %s", ignored.msg);
+        st->last_yank_ms = kv_now_ms();
+}
+
 int migration_poll(qmp *q, migration_state *st, kv_error *err)
 {
         if (st->finished)
@@ -347,6 +362,8 @@ int migration_poll_reply(qmp *q, const cJSON *ret, migration_state *st, kv_error
         }
         if (!strcmp(st->qemu_status, "postcopy-active"))
                 snprintf(st->mode, sizeof(st->mode), "PostCopy");
+        if (st->abort_requested && !strcmp(st->qemu_status, "cancelling") && kv_now_ms() - st->last_yank_ms >= 500)
+                yank_channels(q, st);
         if (!strcmp(st->qemu_status, "active"))
                 return check_timeouts(q, st, kv_now_ms(), err);
         return 0;
@@ -364,15 +381,7 @@ int migration_cancel(qmp *q, migration_state *st, kv_error *err)
         int r = lo_exec(q, "migrate_cancel", NULL, NULL, err);
         if (r < 0)
                 return r;
-        /* QEMU 7.2's migrate_cancel shuts only the main channel down: a multifd channel blocked in a send
-         * can keep the migration "cancelling" for good (seen in CI). yank shuts every channel of the
-         * migration down; it fails harmlessly when the migration already let go of them. */
-        cJSON *inst = cJSON_CreateObject();
-        cJSON_AddItemToArray(cJSON_AddArrayToObject(inst, "instances"),
-                             jstr(cJSON_CreateObject(), "type", "migration"));
-        kv_error ignored = {0};
-        if (lo_exec(q, "yank", inst, NULL, &ignored) < 0)
-                log_debug("yank after migrate_cancel: %s", ignored.msg);
+        yank_channels(q, st);
         return 0;
 }
 

@@ -59,6 +59,7 @@ typedef struct migration_state {
         /* driver state */
         migration_params params;
         int64_t start_ms, last_progress_ms;
+        int64_t last_yank_ms; /* after a cancel: when the migration's channels were last yanked */
         uint64_t best_remaining, disk_bytes;
         bool postcopy_started, finished;
         char **mirrors; /* node names mirrored to the target over NBD */
