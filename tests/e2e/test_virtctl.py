@@ -150,7 +150,6 @@ def test_lifecycle(env):
         vmi, pod, _ = env.wait_running("e2e-vctl")
         out = vctl("start", "e2e-vctl", rc=1)
         assert "Error starting VirtualMachine" in out and "VM is already running" in out, out
-        assert "does not support manual start requests" in vctl("start", "e2e-vctl", rc=1)  # Always now
         assert "not found" in vctl("start", "nope", rc=1)
 
         # pause: the Paused condition comes back from the launcher through its reporter
