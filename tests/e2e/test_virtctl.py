@@ -9,7 +9,6 @@ import http.client
 import http.server
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import sys
@@ -18,7 +17,6 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_e2e  # noqa: E402
 from test_e2e import BUILD, GUEST, Env, hostcaps, vm_yaml, wait_for  # noqa: E402
 
 VIRTCTL = os.path.join(BUILD, "virtctl", "virtctl")
