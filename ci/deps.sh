@@ -7,7 +7,7 @@ PACKAGES=(
 	# build
 	meson ninja-build gcc clang llvm libclang-rt-14-dev pkg-config
 	libcjson-dev libyaml-dev libseccomp-dev libcap-dev libcurl4-openssl-dev libedit-dev libisofs-dev
-	libmnl-dev libnftables-dev libmicrohttpd-dev libarchive-dev libssl-dev
+	libmnl-dev libnftables-dev libmicrohttpd-dev libarchive-dev libssl-dev libgnutls28-dev
 	# run
 	qemu-system-x86 qemu-utils ovmf passt iproute2 nftables
 	# test guest (tests/guest/build.sh) and tests

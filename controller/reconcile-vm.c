@@ -62,8 +62,9 @@ static cJSON *vmi_from_template(const cJSON *vm)
         return vmi;
 }
 
-/* Whether a VMI should exist now; *stop says an existing one must be deleted. */
-static bool want_running(const char *strategy, const cJSON *vmi, bool *stop)
+/* Whether a VMI should exist now by runStrategy alone; *stop says an existing one must be deleted.
+ * recorded: status.runStrategy, the strategy the controller last acted on (KubeVirt's field). */
+static bool want_running(const char *strategy, const char *recorded, const cJSON *vmi, bool *stop)
 {
         const char *phase = vmi ? vmi_phase(vmi) : "";
         *stop = false;
@@ -76,12 +77,73 @@ static bool want_running(const char *strategy, const cJSON *vmi, bool *stop)
                 return true;
         }
         if (!strcmp(strategy, "RerunOnFailure")) {
+                /* A failed VMI is deleted and rerun (a Start request, see rerun_request); with no VMI at all
+                 * it starts only when the VM comes to this strategy, so a stopped VM stays stopped. */
                 *stop = !strcmp(phase, "Failed");
-                return !vmi || !vmi_phase_is_final(phase) || *stop;
+                return vmi ? !vmi_phase_is_final(phase) || *stop : !recorded || strcmp(recorded, strategy);
         }
         if (!strcmp(strategy, "Once"))
                 return true; /* created once; a finished VMI stays and is not rerun */
         return false;        /* Manual: only a user (virtctl start/stop) changes it */
+}
+
+/* status.stateChangeRequests (virt-api's start/stop/restart): [{action: Start|Stop, uid?}], oldest first.
+ * The first request overrides the runStrategy until it is fulfilled: a Stop by the VMI it names being
+ * gone (or another VMI in its place), a Start by a live VMI. */
+enum vm_request { REQ_NONE, REQ_START, REQ_STOP };
+
+static enum vm_request request_action(const cJSON *req)
+{
+        const char *a = kube_str(req, "action") ?: "";
+        return !strcmp(a, "Start") ? REQ_START : !strcmp(a, "Stop") ? REQ_STOP : REQ_NONE;
+}
+
+static bool request_fulfilled(const cJSON *req, const cJSON *vmi)
+{
+        const char *uid = kube_str(req, "uid");
+        switch (request_action(req)) {
+        case REQ_STOP:
+                return !vmi || (uid && strcmp(uid, kube_str(vmi, "metadata.uid") ?: ""));
+        case REQ_START:
+                return vmi && !kube_obj(vmi, "metadata.deletionTimestamp") &&
+                       !vmi_phase_is_final(vmi_phase(vmi));
+        case REQ_NONE:
+                break;
+        }
+        return true; /* an action this controller does not know: dropped, as KubeVirt ignores it */
+}
+
+/* The requests still to act on (a copy), NULL when none. */
+static cJSON *pending_requests(const cJSON *reqs, const cJSON *vmi)
+{
+        cJSON *out = NULL;
+        const cJSON *r;
+        cJSON_ArrayForEach(r, reqs)
+        {
+                if (!out && request_fulfilled(r, vmi))
+                        continue;
+                if (!out)
+                        out = cJSON_CreateArray();
+                cJSON_AddItemToArray(out, cJSON_Duplicate(r, 1));
+        }
+        return out;
+}
+
+/* Whether a VMI should exist now (the first pending request, else the runStrategy). */
+static bool want_vmi(const char *strategy, const char *recorded, const cJSON *reqs, const cJSON *vmi,
+                     bool *stop)
+{
+        switch (request_action(cJSON_GetArrayItem(reqs, 0))) {
+        case REQ_STOP:
+                *stop = vmi != NULL;
+                return false;
+        case REQ_START:
+                *stop = vmi && vmi_phase_is_final(vmi_phase(vmi));
+                return true;
+        case REQ_NONE:
+                break;
+        }
+        return want_running(strategy, recorded, vmi, stop);
 }
 
 enum vm_action { VM_NOTHING, VM_DELETE_VMI, VM_CREATE_VMI, VM_BACK_OFF };
@@ -92,6 +154,8 @@ typedef struct vm_sync {
         const cJSON *vmi;         /* the VM's own VMI, or NULL */
         const char *strategy;     /* effective runStrategy */
         const char *template_err; /* why the template can never run, or NULL */
+        const char *recorded;     /* status.runStrategy as read */
+        cJSON *requests;          /* pending status.stateChangeRequests, or NULL (owned) */
         bool create_pending;      /* a VMI we created has not reached the cache yet */
         time_t now;
         uint64_t now_ms; /* realtime */
@@ -133,7 +197,7 @@ static char *template_error(const cJSON *vm, const pod_render_opts *opts)
 static void decide(const cJSON *vm, const cJSON *start_failure, vm_sync *s)
 {
         bool stop;
-        bool run = want_running(s->strategy, s->vmi, &stop);
+        bool run = want_vmi(s->strategy, s->recorded, s->requests, s->vmi, &stop);
         s->action = VM_NOTHING;
         s->wait_ms = 0;
         if (kube_obj(vm, "metadata.deletionTimestamp"))
@@ -221,12 +285,28 @@ static cJSON *failure_condition(const vm_sync *s, const cJSON *start_failure, bo
         return condition("Failure", true, "StartFailure", msg, NULL, s->now_s);
 }
 
+/* RerunOnFailure deletes a Failed VMI and asks for a Start, so the rerun survives the VMI being gone (a
+ * VM stopped by request stays stopped). */
+static void rerun_request(vm_sync *s)
+{
+        if (s->action != VM_DELETE_VMI || strcmp(s->strategy, "RerunOnFailure") || s->requests ||
+            strcmp(vmi_phase(s->vmi), "Failed"))
+                return;
+        s->requests = cJSON_CreateArray();
+        cJSON *start = cJSON_CreateObject();
+        cJSON_AddStringToObject(start, "action", "Start");
+        cJSON_AddItemToArray(s->requests, start);
+}
+
 static int mutate_vm_status(cJSON *vm, void *ud)
 {
         vm_sync *s = ud;
         const cJSON *cur = cJSON_GetObjectItemCaseSensitive(vm, "status");
         const cJSON *old_conds = cJSON_GetObjectItemCaseSensitive(cur, "conditions");
         bool counted;
+        cJSON_Delete(s->requests);
+        s->requests = pending_requests(cJSON_GetObjectItemCaseSensitive(cur, "stateChangeRequests"), s->vmi);
+        s->recorded = kube_str(vm, "status.runStrategy");
         _cleanup_json_ cJSON *sf =
             vm_start_failure_next(cJSON_GetObjectItemCaseSensitive(cur, "startFailure"), s->vmi, s->strategy,
                                   s->now, uid_jitter(s->vmi), &counted);
@@ -249,6 +329,13 @@ static int mutate_vm_status(cJSON *vm, void *ud)
                 cJSON_AddItemToArray(conds, fc);
         if (sf)
                 cJSON_AddItemToObject(st, "startFailure", cJSON_Duplicate(sf, 1));
+        rerun_request(s);
+        if (s->requests)
+                cJSON_AddItemToObject(st, "stateChangeRequests", cJSON_Duplicate(s->requests, 1));
+        /* Recorded once a VMI exists or none is wanted, so a failed create is retried. */
+        const char *rec = s->vmi || s->action != VM_CREATE_VMI ? s->strategy : s->recorded;
+        if (rec)
+                cJSON_AddStringToObject(st, "runStrategy", rec);
         s->counted = counted;
         if (cur && cJSON_Compare(cur, st, true)) {
                 cJSON_Delete(st);
@@ -295,6 +382,11 @@ static int act(controller *c, kube_client *api, const char *key, const cJSON *vm
         return 0;
 }
 
+static void vm_sync_done(vm_sync *s)
+{
+        cJSON_Delete(s->requests);
+}
+
 /* Status first (it records a failed start before the failed VMI goes), then the action; a backoff comes back
  * through the work queue when it expires. */
 int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err)
@@ -309,13 +401,15 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
                 cJSON_Delete(vmi); /* a VMI of the same name that is not ours: leave it alone */
                 vmi = NULL;
         }
-        vm_sync s = {.vmi = vmi, .strategy = run_strategy(vm), .now_ms = realtime_ms()};
+        _cleanup_(vm_sync_done) vm_sync s = {.vmi = vmi, .strategy = run_strategy(vm), .now_ms = realtime_ms()};
         s.now = (time_t)(s.now_ms / 1000);
         rfc3339_now(s.now_s, sizeof(s.now_s));
         s.create_pending = !expectations_satisfied(c->vmi_exp, key);
         bool stop;
         _cleanup_free_ char *terr = NULL;
-        if (!vmi && want_running(s.strategy, NULL, &stop) && !kube_obj(vm, "metadata.deletionTimestamp"))
+        _cleanup_json_ cJSON *reqs = pending_requests(kube_obj(vm, "status.stateChangeRequests"), vmi);
+        if (!vmi && want_vmi(s.strategy, kube_str(vm, "status.runStrategy"), reqs, NULL, &stop) &&
+            !kube_obj(vm, "metadata.deletionTimestamp"))
                 s.template_err = terr = template_error(vm, &c->opts.pod);
         int r = kube_update_retry(api, &kube_vm, kube_str(vm, "metadata.namespace"),
                                   kube_str(vm, "metadata.name"), vm, true, mutate_vm_status, &s, NULL, err);

@@ -138,6 +138,12 @@ static const char *merge_phase(const char *pod_phase, const char *launcher_phase
 static void merge_launcher_conditions(cJSON *st, const cJSON *ls, const char *now)
 {
         const cJSON *c;
+        /* Paused is the launcher's alone and it drops it on unpause (KubeVirt removes it too): gone there,
+         * gone here. */
+        cJSON *conds = cJSON_GetObjectItemCaseSensitive(st, "conditions");
+        cJSON *paused = ls ? find_condition(conds, "Paused") : NULL;
+        if (paused && !find_condition(cJSON_GetObjectItemCaseSensitive(ls, "conditions"), "Paused"))
+                cJSON_Delete(cJSON_DetachItemViaPointer(conds, paused));
         cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(ls, "conditions"))
         {
                 const char *type = kube_str(c, "type"), *status = kube_str(c, "status");

@@ -220,7 +220,8 @@ static void forward(reporter *r)
                 fwd_request_free(&req);
                 return;
         }
-        const char *of = req.kind == FWD_SNAPSHOT ? " of snapshot request " : " of migration ";
+        const char *of = req.kind == FWD_SNAPSHOT ? " of snapshot request "
+                         : req.kind == FWD_PAUSE  ? ": wanted paused=" : " of migration ";
         log_info("forwarding %s%s%s to the launcher", what, req.uid[0] ? of : "", req.uid);
         r->inflight = req;
         r->inflight_id = r->next_id;

@@ -245,8 +245,33 @@ static void test_fwd_prune(void)
         fwd_prune(NULL);
 }
 
+/* kvlite.io/paused (virt-api's pause/unpause) against the launcher's Paused condition, each value once. */
+static void test_fwd_pause(void)
+{
+        fwd_state st = {.spec = cJSON_Parse("{\"a\":1}")};
+        char out[4096];
+        const char *vmi_true = "{\"metadata\":{\"annotations\":{\"kvlite.io/paused\":\"true\"}},\"spec\":{\"a\":1}}";
+        const char *vmi_false = "{\"metadata\":{\"annotations\":{\"kvlite.io/paused\":\"false\"}},\"spec\":{\"a\":1}}";
+        const char *vmi_bad = "{\"metadata\":{\"annotations\":{\"kvlite.io/paused\":\"yes\"}},\"spec\":{\"a\":1}}";
+        const char *running = "{\"phase\":\"Running\",\"conditions\":[{\"type\":\"Paused\",\"status\":\"False\"}]}";
+        const char *paused = "{\"phase\":\"Running\",\"conditions\":[{\"type\":\"Paused\",\"status\":\"True\"}]}";
+        assert(decide(&st, vmi_bad, running, out, sizeof(out), false) == FWD_NONE);
+        assert(decide(&st, vmi_false, running, out, sizeof(out), false) == FWD_NONE); /* already so */
+        assert(decide(&st, vmi_true, "{\"phase\":\"Scheduled\"}", out, sizeof(out), false) == FWD_NONE);
+        assert(decide(&st, vmi_true, running, out, sizeof(out), true) == FWD_PAUSE);
+        assert(!strcmp(out, "{\"cmd\":\"pause\"}"));
+        /* sent once, even before the status shows it */
+        assert(decide(&st, vmi_true, running, out, sizeof(out), true) == FWD_NONE);
+        assert(decide(&st, vmi_true, paused, out, sizeof(out), true) == FWD_NONE);
+        assert(decide(&st, vmi_false, paused, out, sizeof(out), true) == FWD_PAUSE);
+        assert(!strcmp(out, "{\"cmd\":\"unpause\"}"));
+        assert(decide(&st, vmi_true, running, out, sizeof(out), true) == FWD_PAUSE); /* paused again */
+        fwd_state_free(&st);
+}
+
 int main(void)
 {
+        test_fwd_pause();
         test_fwd();
         test_fwd_migration_config();
         test_fwd_prune();

@@ -189,6 +189,32 @@ void fwd_check_snapshot_requests(fwd_state *st, const cJSON *vmi, void (*skipped
         cJSON_Delete(reqs);
 }
 
+/* ---- pause/unpause (virt-api's subresources) ---- */
+
+static bool launcher_paused(const cJSON *launcher)
+{
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(launcher, "conditions")) if (same(str_at(c, "type"),
+                                                                                                  "Paused"))
+            return same(str_at(c, "status"), "True");
+        return false;
+}
+
+/* The annotation's wanted state against the launcher's Paused condition; each wanted value is forwarded
+ * once (a pause done by hand with `virt-launcher ctl` is not undone). */
+static int pause_request(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, fwd_request *out)
+{
+        const char *want = str_at(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(vmi, "metadata"),
+                                                                   "annotations"),
+                                  FWD_PAUSE_ANNOTATION);
+        if (!same(want, "true") && !same(want, "false"))
+                return 0;
+        bool pause = same(want, "true");
+        if (pause == launcher_paused(launcher) || same(st->pause_sent, want))
+                return 0;
+        return request(out, FWD_PAUSE, pause ? "pause" : "unpause", NULL, want);
+}
+
 int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const char *pod, fwd_request *out)
 {
         *out = (fwd_request){0};
@@ -219,7 +245,7 @@ int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const
         bool vmi_migrating = cJSON_IsObject(ms) && !true_at(ms, "completed") && !true_at(ms, "failed");
         if (launcher_migrating || vmi_migrating)
                 return 0;
-        return snapshot_request(st, vmi, launcher, out);
+        return pause_request(st, vmi, launcher, out) ?: snapshot_request(st, vmi, launcher, out);
 }
 
 void fwd_commit(fwd_state *st, fwd_request *req)
@@ -239,6 +265,9 @@ void fwd_commit(fwd_state *st, fwd_request *req)
         case FWD_SNAPSHOT:
                 snprintf(st->snapshots_done[st->n_snapshots_done++ % FWD_SNAPSHOT_DONE],
                          sizeof(st->snapshots_done[0]), "%s", req->uid);
+                break;
+        case FWD_PAUSE:
+                snprintf(st->pause_sent, sizeof(st->pause_sent), "%s", req->uid);
                 break;
         case FWD_NONE:
                 break;

@@ -261,6 +261,47 @@ def test_vm_run_strategies(srv, ctl):
     assert vmi_get(api, "manual") is None
 
 
+def test_vm_state_change_requests(srv, ctl):
+    """status.stateChangeRequests (virt-api's start/stop/restart): Manual and RerunOnFailure VMs start and
+    stop on request; a fulfilled request is removed; a stopped RerunOnFailure VM stays stopped."""
+    api = srv.api
+    vms = VM_PATH % NS
+
+    def requests(name):
+        return api.get("%s/%s" % (vms, name))[1].get("status", {}).get("stateChangeRequests")
+
+    def ask(name, *reqs):
+        api.merge("%s/%s/status" % (vms, name), {"status": {"stateChangeRequests": list(reqs)}})
+
+    for name, strategy in (("man", "Manual"), ("rerun", "RerunOnFailure")):
+        api.create(vms, vm_manifest(name, strategy))
+        if strategy == "Manual":
+            time.sleep(0.5)
+            assert vmi_get(api, name) is None
+        else:
+            wait_for("first VMI", lambda: vmi_get(api, name))
+            ask(name, {"action": "Stop", "uid": vmi_get(api, name)["metadata"]["uid"]})
+            wait_for("VMI stopped", lambda: vmi_get(api, name) is None, timeout=20)
+        wait_for("Stop request cleared", lambda: requests(name) is None)
+        wait_for("VM Stopped", lambda: api.get("%s/%s" % (vms, name))[1]["status"].get("printableStatus") ==
+                 "Stopped")
+        time.sleep(0.5)
+        assert vmi_get(api, name) is None, "a stopped %s VM started again" % strategy
+        assert api.get("%s/%s" % (vms, name))[1]["status"]["runStrategy"] == strategy
+        ask(name, {"action": "Start"})
+        vmi = wait_for("VMI started", lambda: vmi_get(api, name))
+        wait_for("Start request cleared", lambda: requests(name) is None)
+        # restart: Stop of this VMI, then Start: a new VMI
+        ask(name, {"action": "Stop", "uid": vmi["metadata"]["uid"]}, {"action": "Start"})
+        wait_for("new VMI", lambda: (vmi_get(api, name) or vmi)["metadata"]["uid"] != vmi["metadata"]["uid"],
+                 timeout=20)
+        wait_for("requests cleared", lambda: requests(name) is None)
+        # a Stop naming a VMI that is gone does nothing
+        ask(name, {"action": "Stop", "uid": vmi["metadata"]["uid"]})
+        wait_for("stale Stop dropped", lambda: requests(name) is None)
+        assert vmi_get(api, name) is not None
+
+
 def test_vmim_phase(srv, ctl):
     api = srv.api
     api.create(VMIM_PATH % NS, {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",

@@ -1,0 +1,688 @@
+/* subresources.kubevirt.io/v1 handlers: KubeVirt's paths, bodies, status codes and messages
+ * (pkg/virt-api/rest/lifecycle.go, volumes.go), acted out as patches and creates on the API. */
+#include "subresources.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+#include "macro.h"
+
+static void cjson_freep(cJSON **p)
+{
+        cJSON_Delete(*p);
+}
+#define _cleanup_json_ _cleanup_(cjson_freep)
+
+typedef struct target {
+        const char *ns, *name;
+        const cJSON *body; /* the request's options object (empty object when no body) */
+} target;
+
+static const char *reason_of(unsigned code)
+{
+        switch (code) {
+        case 400:
+                return "BadRequest";
+        case 401:
+                return "Unauthorized";
+        case 403:
+                return "Forbidden";
+        case 404:
+                return "NotFound";
+        case 405:
+                return "MethodNotAllowed";
+        case 409:
+                return "Conflict";
+        case 503:
+                return "ServiceUnavailable";
+        default:
+                return code >= 500 ? "InternalError" : "";
+        }
+}
+
+char *subres_status_json(unsigned code, const char *message)
+{
+        _cleanup_json_ cJSON *s = cJSON_CreateObject();
+        cJSON_AddStringToObject(s, "kind", "Status");
+        cJSON_AddStringToObject(s, "apiVersion", "v1");
+        cJSON_AddObjectToObject(s, "metadata");
+        cJSON_AddStringToObject(s, "status", "Failure");
+        cJSON_AddStringToObject(s, "message", message);
+        cJSON_AddStringToObject(s, "reason", reason_of(code));
+        cJSON_AddNumberToObject(s, "code", code);
+        return cJSON_PrintUnformatted(s);
+}
+
+static int fail(subres_reply *r, unsigned code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(subres_reply *r, unsigned code, const char *fmt, ...)
+{
+        char msg[KV_ERR_MSG_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        free(r->body);
+        r->code = code;
+        r->body = subres_status_json(code, msg);
+        return -1;
+}
+
+/* An API error: its status code where the caller can act on it, 500 otherwise. */
+static int fail_api(subres_reply *r, int rc, const kv_error *err)
+{
+        unsigned code = rc == -KUBE_ENOTFOUND ? 404 : rc == -KUBE_ECONFLICT || rc == -KUBE_EEXISTS ? 409
+                        : rc == -KUBE_EINVALID                                                       ? 400
+                                                                                                     : 500;
+        return fail(r, code, "%s", err->msg);
+}
+
+/* KubeVirt's errors.NewConflict wording: Operation cannot be fulfilled on <resource> "<name>": <why>. */
+static int conflict(subres_reply *r, const target *t, bool vm, const char *why)
+{
+        return fail(r, 409, "Operation cannot be fulfilled on %s.kubevirt.io \"%s\": %s",
+                    vm ? "virtualmachine" : "virtualmachineinstance", t->name, why);
+}
+
+static int accepted(subres_reply *r)
+{
+        r->code = 202;
+        return 0;
+}
+
+/* The object, or a 404 naming it as the API server would. */
+static int get_obj(kube_client *api, const kube_resource *res, const char *group, const target *t, cJSON **out,
+                   subres_reply *r)
+{
+        kv_error err = {0};
+        int rc = kube_get(api, res, t->ns, t->name, out, &err);
+        if (rc == -KUBE_ENOTFOUND)
+                return fail(r, 404, "%s.%s \"%s\" not found", res->plural, group, t->name);
+        return rc < 0 ? fail_api(r, rc, &err) : 0;
+}
+
+/* The VMI of a VM, NULL (and 0) when there is none. */
+static int get_vmi_opt(kube_client *api, const target *t, cJSON **out, subres_reply *r)
+{
+        kv_error err = {0};
+        int rc = kube_get(api, &kube_vmi, t->ns, t->name, out, &err);
+        if (rc == -KUBE_ENOTFOUND) {
+                *out = NULL;
+                return 0;
+        }
+        return rc < 0 ? fail_api(r, rc, &err) : 0;
+}
+
+static int json_patch(kube_client *api, const kube_resource *res, const target *t, bool status,
+                      const cJSON *ops, subres_reply *r)
+{
+        _cleanup_free_ char *path = kube_path(res, t->ns, t->name, status ? "status" : NULL),
+                            *body = cJSON_PrintUnformatted(ops);
+        kv_error err = {0};
+        if (!path || !body)
+                return fail(r, 500, "out of memory");
+        int rc = kube_request(api, "PATCH", path, "application/json-patch+json", body, NULL, &err);
+        if (rc == -KUBE_EINVALID) /* a failed `test`: the object changed under us */
+                return fail(r, 409, "%s", err.msg);
+        return rc < 0 ? fail_api(r, rc, &err) : 0;
+}
+
+static cJSON *op(const char *verb, const char *path, cJSON *value)
+{
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "op", verb);
+        cJSON_AddStringToObject(o, "path", path);
+        if (value)
+                cJSON_AddItemToObject(o, "value", value);
+        return o;
+}
+
+static const char *run_strategy(const cJSON *vm)
+{
+        const char *s = kube_str(vm, "spec.runStrategy");
+        if (s)
+                return s;
+        return cJSON_IsTrue(kube_obj(vm, "spec.running")) ? "Always" : "Halted";
+}
+
+static bool vmi_final(const cJSON *vmi)
+{
+        const char *p = kube_str(vmi, "status.phase") ?: "";
+        return !strcmp(p, "Succeeded") || !strcmp(p, "Failed");
+}
+
+static bool vmi_running(const cJSON *vmi)
+{
+        return vmi && !strcmp(kube_str(vmi, "status.phase") ?: "", "Running");
+}
+
+static cJSON *request(const char *action, const char *uid)
+{
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "action", action);
+        if (uid)
+                cJSON_AddStringToObject(o, "uid", uid);
+        return o;
+}
+
+/* KubeVirt's getChangeRequestJson: add the requests to status.stateChangeRequests unless some are pending
+ * (a lone Stop replaces them), drop status.startFailure; guarded by a `test` of the resourceVersion. */
+static int change_requests(kube_client *api, const cJSON *vm, const target *t, cJSON *reqs, subres_reply *r)
+{
+        _cleanup_json_ cJSON *owned = reqs, *ops = cJSON_CreateArray();
+        const cJSON *pending = kube_obj(vm, "status.stateChangeRequests");
+        bool lone_stop = cJSON_GetArraySize(reqs) == 1 &&
+                         !strcmp(kube_str(cJSON_GetArrayItem(reqs, 0), "action") ?: "", "Stop");
+        if (cJSON_GetArraySize(pending) > 0 && !lone_stop)
+                return fail(r, 409, "unable to complete request: stop/start already underway");
+        cJSON_AddItemToArray(ops, op("test", "/metadata/resourceVersion",
+                                     cJSON_CreateString(kube_str(vm, "metadata.resourceVersion") ?: "")));
+        if (!kube_obj(vm, "status"))
+                cJSON_AddItemToArray(ops, op("add", "/status", cJSON_CreateObject()));
+        cJSON_AddItemToArray(ops, op("add", "/status/stateChangeRequests", TAKE_PTR(owned)));
+        if (kube_obj(vm, "status.startFailure"))
+                cJSON_AddItemToArray(ops, op("remove", "/status/startFailure", NULL));
+        return json_patch(api, &kube_vm, t, true, ops, r);
+}
+
+static int set_run_strategy(kube_client *api, const cJSON *vm, const target *t, const char *from,
+                            const char *to, subres_reply *r)
+{
+        _cleanup_json_ cJSON *ops = cJSON_CreateArray();
+        if (kube_str(vm, "spec.runStrategy")) {
+                cJSON_AddItemToArray(ops, op("test", "/spec/runStrategy", cJSON_CreateString(from)));
+                cJSON_AddItemToArray(ops, op("replace", "/spec/runStrategy", cJSON_CreateString(to)));
+        } else { /* legacy spec.running */
+                cJSON_AddItemToArray(ops, op("test", "/metadata/resourceVersion",
+                                             cJSON_CreateString(kube_str(vm, "metadata.resourceVersion") ?: "")));
+                cJSON_AddItemToArray(ops, op("add", "/spec/running", cJSON_CreateBool(!strcmp(to, "Always"))));
+        }
+        return json_patch(api, &kube_vm, t, false, ops, r);
+}
+
+/* gracePeriod / gracePeriodSeconds of an options body: 1 and *v when given, 0 when absent, -1 (400 filled)
+ * when not a whole number >= 0. */
+static int grace_option(const cJSON *body, const char *field, long *v, subres_reply *r)
+{
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(body, field);
+        if (!g || cJSON_IsNull(g))
+                return 0;
+        if (!cJSON_IsNumber(g) || g->valuedouble < 0 || g->valuedouble != (double)(long)g->valuedouble)
+                return fail(r, 400, "%s: must be a whole number of seconds, at least 0", field);
+        *v = (long)g->valuedouble;
+        return 1;
+}
+
+static int set_vmi_grace(kube_client *api, const target *t, long seconds, subres_reply *r)
+{
+        _cleanup_json_ cJSON *ops = cJSON_CreateArray();
+        cJSON_AddItemToArray(ops, op("add", "/spec/terminationGracePeriodSeconds", cJSON_CreateNumber(seconds)));
+        return json_patch(api, &kube_vmi, t, false, ops, r);
+}
+
+static int vm_start(kube_client *api, const target *t, subres_reply *r)
+{
+        _cleanup_json_ cJSON *vm = NULL, *vmi = NULL;
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t->body, "paused")))
+                return fail(r, 400, "paused: starting a VM paused is not supported by kvlite's virt-api");
+        if (get_obj(api, &kube_vm, "kubevirt.io", t, &vm, r) < 0 || get_vmi_opt(api, t, &vmi, r) < 0)
+                return -1;
+        const char *strategy = run_strategy(vm);
+        if (vmi && !vmi_final(vmi))
+                return conflict(r, t, true, "VM is already running");
+        if (!strcmp(strategy, "Halted")) {
+                if (set_run_strategy(api, vm, t, "Halted", "Always", r) < 0)
+                        return -1;
+        } else if (!strcmp(strategy, "Manual") || !strcmp(strategy, "RerunOnFailure")) {
+                cJSON *reqs = cJSON_CreateArray();
+                if (vmi) /* the finished VMI goes first */
+                        cJSON_AddItemToArray(reqs, request("Stop", kube_str(vmi, "metadata.uid")));
+                cJSON_AddItemToArray(reqs, request("Start", NULL));
+                if (change_requests(api, vm, t, reqs, r) < 0)
+                        return -1;
+        } else {
+                return fail(r, 409, "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": %s does "
+                                    "not support manual start requests", t->name, strategy);
+        }
+        return accepted(r);
+}
+
+static int vm_stop(kube_client *api, const target *t, subres_reply *r)
+{
+        _cleanup_json_ cJSON *vm = NULL, *vmi = NULL;
+        long grace = 0;
+        int has_grace = grace_option(t->body, "gracePeriod", &grace, r);
+        if (has_grace < 0 || get_obj(api, &kube_vm, "kubevirt.io", t, &vm, r) < 0 ||
+            get_vmi_opt(api, t, &vmi, r) < 0)
+                return -1;
+        const char *strategy = run_strategy(vm);
+        bool live = vmi && !vmi_final(vmi);
+        if (has_grace && live && set_vmi_grace(api, t, grace, r) < 0)
+                return -1;
+        if (!strcmp(strategy, "Halted")) {
+                /* Already stopping: only a force stop (a new grace period) has something to do. */
+                if (!live || !has_grace)
+                        return fail(r, 409, "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": VM "
+                                            "is not running: %s", t->name, strategy);
+                kv_error err = {0};
+                int rc = kube_delete(api, &kube_vmi, t->ns, t->name, kube_str(vmi, "metadata.uid"), NULL, NULL,
+                                     &err);
+                return rc < 0 ? fail_api(r, rc, &err) : accepted(r);
+        }
+        if (!strcmp(strategy, "Manual") || !strcmp(strategy, "RerunOnFailure")) {
+                if (!live)
+                        return conflict(r, t, true, "VM is not running");
+                cJSON *reqs = cJSON_CreateArray();
+                cJSON_AddItemToArray(reqs, request("Stop", kube_str(vmi, "metadata.uid")));
+                return change_requests(api, vm, t, reqs, r) < 0 ? -1 : accepted(r);
+        }
+        /* Always, Once */
+        return set_run_strategy(api, vm, t, strategy, "Halted", r) < 0 ? -1 : accepted(r);
+}
+
+static int vm_restart(kube_client *api, const target *t, subres_reply *r)
+{
+        _cleanup_json_ cJSON *vm = NULL, *vmi = NULL;
+        long grace = 0;
+        int has_grace = grace_option(t->body, "gracePeriodSeconds", &grace, r);
+        if (has_grace < 0)
+                return -1;
+        if (has_grace && grace != 0)
+                return fail(r, 400, "For force restart, only gracePeriod=0 is supported for now");
+        if (get_obj(api, &kube_vm, "kubevirt.io", t, &vm, r) < 0 || get_vmi_opt(api, t, &vmi, r) < 0)
+                return -1;
+        const char *strategy = run_strategy(vm);
+        if (!strcmp(strategy, "Halted") || !strcmp(strategy, "Once"))
+                return fail(r, 409, "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": %s does "
+                                    "not support manual restart requests", t->name, strategy);
+        if (!vmi || vmi_final(vmi))
+                return conflict(r, t, true, "VM is not running");
+        if (has_grace && set_vmi_grace(api, t, 1, r) < 0) /* force: KubeVirt's shortest grace */
+                return -1;
+        cJSON *reqs = cJSON_CreateArray();
+        cJSON_AddItemToArray(reqs, request("Stop", kube_str(vmi, "metadata.uid")));
+        cJSON_AddItemToArray(reqs, request("Start", NULL));
+        return change_requests(api, vm, t, reqs, r) < 0 ? -1 : accepted(r);
+}
+
+static int vm_migrate(kube_client *api, const target *t, subres_reply *r)
+{
+        _cleanup_json_ cJSON *vm = NULL, *vmi = NULL, *vmim = cJSON_CreateObject();
+        if (get_obj(api, &kube_vm, "kubevirt.io", t, &vm, r) < 0 || get_vmi_opt(api, t, &vmi, r) < 0)
+                return -1;
+        if (!vmi_running(vmi))
+                return conflict(r, t, true, "VM is not running");
+        cJSON_AddStringToObject(vmim, "apiVersion", "kubevirt.io/v1");
+        cJSON_AddStringToObject(vmim, "kind", "VirtualMachineInstanceMigration");
+        cJSON *md = cJSON_AddObjectToObject(vmim, "metadata");
+        cJSON_AddStringToObject(md, "generateName", "kubevirt-migrate-vm-");
+        cJSON *spec = cJSON_AddObjectToObject(vmim, "spec");
+        cJSON_AddStringToObject(spec, "vmiName", t->name);
+        const cJSON *sel = cJSON_GetObjectItemCaseSensitive(t->body, "addedNodeSelector");
+        if (cJSON_IsObject(sel))
+                cJSON_AddItemToObject(spec, "addedNodeSelector", cJSON_Duplicate(sel, 1));
+        kv_error err = {0};
+        int rc = kube_create(api, &kube_vmim, t->ns, vmim, NULL, &err);
+        return rc < 0 ? fail_api(r, rc, &err) : accepted(r);
+}
+
+/* The VMI must be Running, else 409 as KubeVirt answers. */
+static int running_vmi(kube_client *api, const target *t, cJSON **vmi, subres_reply *r)
+{
+        if (get_obj(api, &kube_vmi, "kubevirt.io", t, vmi, r) < 0)
+                return -1;
+        if (!vmi_running(*vmi))
+                return conflict(r, t, false, "VMI is not running");
+        return 0;
+}
+
+static bool vmi_paused(const cJSON *vmi)
+{
+        const cJSON *c;
+        cJSON_ArrayForEach(c, kube_obj(vmi, "status.conditions")) if (!strcmp(kube_str(c, "type") ?: "", "Paused"))
+            return !strcmp(kube_str(c, "status") ?: "", "True");
+        return false;
+}
+
+/* pause/unpause: the wanted state goes on the VMI (SUBRES_PAUSE_ANNOTATION); its launcher's reporter
+ * forwards it to the launcher, whose Paused condition comes back on the VMI. */
+static int vmi_set_paused(kube_client *api, const target *t, bool pause, subres_reply *r)
+{
+        _cleanup_json_ cJSON *vmi = NULL, *patch = cJSON_CreateObject();
+        if (running_vmi(api, t, &vmi, r) < 0)
+                return -1;
+        if (pause && vmi_paused(vmi))
+                return conflict(r, t, false, "VMI is already paused");
+        if (!pause && !vmi_paused(vmi))
+                return conflict(r, t, false, "VMI is not paused");
+        cJSON *ann = cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "metadata"), "annotations");
+        cJSON_AddStringToObject(ann, SUBRES_PAUSE_ANNOTATION, pause ? "true" : "false");
+        kv_error err = {0};
+        int rc = kube_merge_patch(api, &kube_vmi, t->ns, t->name, patch, false, NULL, &err);
+        return rc < 0 ? fail_api(r, rc, &err) : accepted(r);
+}
+
+static int vmi_pause(kube_client *api, const target *t, subres_reply *r)
+{
+        return vmi_set_paused(api, t, true, r);
+}
+
+static int vmi_unpause(kube_client *api, const target *t, subres_reply *r)
+{
+        return vmi_set_paused(api, t, false, r);
+}
+
+static int vmi_guestosinfo(kube_client *api, const target *t, subres_reply *r)
+{
+        _cleanup_json_ cJSON *vmi = NULL;
+        if (running_vmi(api, t, &vmi, r) < 0)
+                return -1;
+        /* No guest agent channel in kvlite's launcher: KubeVirt's answer for a VMI without one. */
+        return conflict(r, t, false, "VMI does not have guest agent connected");
+}
+
+/* Index of the entry named name in an array of {name: ...}, or -1. */
+static int index_named(const cJSON *arr, const char *name)
+{
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, arr)
+        {
+                if (!strcmp(kube_str(e, "name") ?: "", name))
+                        return i;
+                i++;
+        }
+        return -1;
+}
+
+/* The volume and disk an AddVolumeOptions body asks for, or -1 with a 400. */
+static int hotplug_volume(const cJSON *body, cJSON **volume, cJSON **disk, subres_reply *r)
+{
+        const char *name = kube_str(body, "name");
+        const cJSON *src = cJSON_GetObjectItemCaseSensitive(body, "volumeSource");
+        if (!name || !*name)
+                return fail(r, 400, "AddVolumeOptions requires name to be set");
+        if (!cJSON_IsObject(src))
+                return fail(r, 400, "AddVolumeOptions requires volumeSource to be set");
+        const cJSON *pvc = cJSON_GetObjectItemCaseSensitive(src, "persistentVolumeClaim"),
+                    *dv = cJSON_GetObjectItemCaseSensitive(src, "dataVolume");
+        if (!!pvc == !!dv)
+                return fail(r, 400, "AddVolumeOptions requires exactly one volumeSource (persistentVolumeClaim "
+                                    "or dataVolume)");
+        *volume = cJSON_CreateObject();
+        cJSON_AddStringToObject(*volume, "name", name);
+        cJSON *s = cJSON_Duplicate(pvc ? pvc : dv, 1);
+        cJSON_DeleteItemFromObjectCaseSensitive(s, "hotpluggable");
+        cJSON_AddBoolToObject(s, "hotpluggable", true);
+        cJSON_AddItemToObject(*volume, pvc ? "persistentVolumeClaim" : "dataVolume", s);
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(body, "disk");
+        *disk = cJSON_IsObject(d) ? cJSON_Duplicate(d, 1) : cJSON_CreateObject();
+        cJSON_DeleteItemFromObjectCaseSensitive(*disk, "name");
+        cJSON_AddStringToObject(*disk, "name", name);
+        if (!cJSON_GetObjectItemCaseSensitive(*disk, "disk") && !cJSON_GetObjectItemCaseSensitive(*disk, "lun"))
+                cJSON_AddStringToObject(cJSON_AddObjectToObject(*disk, "disk"), "bus", "scsi");
+        return 0;
+}
+
+/* Appends item to the array at spec/rel, creating the array when it is missing. */
+static void add_to_list(cJSON *ops, const char *spec, const char *rel, const cJSON *list, const cJSON *item)
+{
+        char path[128];
+        snprintf(path, sizeof(path), "%s/%s%s", spec, rel, list ? "/-" : "");
+        cJSON *value = cJSON_Duplicate(item, 1);
+        if (!list) {
+                cJSON *arr = cJSON_CreateArray();
+                cJSON_AddItemToArray(arr, value);
+                value = arr;
+        }
+        cJSON_AddItemToArray(ops, op("add", path, value));
+}
+
+/* JSON patch ops adding (volume != NULL) or removing `name` under `spec` (a VMI spec "/spec" or a VM
+ * template "/spec/template/spec") of obj, guarded by its resourceVersion. -1 with 404/409 filled. */
+static int volume_ops(const cJSON *obj, const char *spec, const char *name, const cJSON *volume,
+                      const cJSON *disk, cJSON *ops, subres_reply *r)
+{
+        char path[128];
+        const char *rel = !strcmp(spec, "/spec") ? "spec" : "spec.template.spec";
+        char vols_p[64], disks_p[64];
+        snprintf(vols_p, sizeof(vols_p), "%s.volumes", rel);
+        snprintf(disks_p, sizeof(disks_p), "%s.domain.devices.disks", rel);
+        const cJSON *vols = kube_obj(obj, vols_p), *disks = kube_obj(obj, disks_p);
+        int vi = index_named(vols, name), di = index_named(disks, name);
+        cJSON_AddItemToArray(ops, op("test", "/metadata/resourceVersion",
+                                     cJSON_CreateString(kube_str(obj, "metadata.resourceVersion") ?: "")));
+        if (volume) {
+                if (vi >= 0 || di >= 0)
+                        return fail(r, 409, "Unable to add volume [%s] because volume with that name already "
+                                            "exists", name);
+                add_to_list(ops, spec, "volumes", vols, volume);
+                add_to_list(ops, spec, "domain/devices/disks", disks, disk);
+                return 0;
+        }
+        if (vi < 0)
+                return fail(r, 404, "Unable to remove volume [%s] because it does not exist", name);
+        const cJSON *vol = cJSON_GetArrayItem(vols, vi);
+        if (!cJSON_IsTrue(kube_obj(vol, "persistentVolumeClaim.hotpluggable")) &&
+            !cJSON_IsTrue(kube_obj(vol, "dataVolume.hotpluggable")))
+                return fail(r, 400, "Unable to remove volume [%s] because it is not hotpluggable", name);
+        snprintf(path, sizeof(path), "%s/volumes/%d", spec, vi);
+        cJSON_AddItemToArray(ops, op("remove", path, NULL));
+        if (di >= 0) {
+                snprintf(path, sizeof(path), "%s/domain/devices/disks/%d", spec, di);
+                cJSON_AddItemToArray(ops, op("remove", path, NULL));
+        }
+        return 0;
+}
+
+/* addvolume/removevolume: the running VMI's spec (the reporter forwards the change to the launcher as a
+ * hot-plug), and for the VM endpoint also the VM's template so the volume stays across restarts. */
+static int change_volume(kube_client *api, const target *t, bool vm_endpoint, bool add, subres_reply *r)
+{
+        _cleanup_json_ cJSON *volume = NULL, *disk = NULL, *vm = NULL, *vmi = NULL, *vm_ops = cJSON_CreateArray(),
+                             *vmi_ops = cJSON_CreateArray();
+        const char *name = kube_str(t->body, "name");
+        if (add && hotplug_volume(t->body, &volume, &disk, r) < 0)
+                return -1;
+        if (!add && (!name || !*name))
+                return fail(r, 400, "RemoveVolumeOptions requires name to be set");
+        if (vm_endpoint) {
+                if (get_obj(api, &kube_vm, "kubevirt.io", t, &vm, r) < 0 || get_vmi_opt(api, t, &vmi, r) < 0 ||
+                    volume_ops(vm, "/spec/template/spec", name, volume, disk, vm_ops, r) < 0)
+                        return -1;
+        } else if (get_obj(api, &kube_vmi, "kubevirt.io", t, &vmi, r) < 0) {
+                return -1;
+        }
+        if (!vm_endpoint && !vmi_running(vmi))
+                return conflict(r, t, false, "VMI is not running");
+        if (vmi && vmi_running(vmi) && volume_ops(vmi, "/spec", name, volume, disk, vmi_ops, r) < 0)
+                return -1;
+        if (vm && json_patch(api, &kube_vm, t, false, vm_ops, r) < 0)
+                return -1;
+        if (vmi && vmi_running(vmi) && json_patch(api, &kube_vmi, t, false, vmi_ops, r) < 0)
+                return -1;
+        return accepted(r);
+}
+
+static int vm_addvolume(kube_client *api, const target *t, subres_reply *r)
+{
+        return change_volume(api, t, true, true, r);
+}
+static int vm_removevolume(kube_client *api, const target *t, subres_reply *r)
+{
+        return change_volume(api, t, true, false, r);
+}
+static int vmi_addvolume(kube_client *api, const target *t, subres_reply *r)
+{
+        return change_volume(api, t, false, true, r);
+}
+static int vmi_removevolume(kube_client *api, const target *t, subres_reply *r)
+{
+        return change_volume(api, t, false, false, r);
+}
+
+typedef struct route {
+        bool vm; /* virtualmachines, else virtualmachineinstances */
+        const char *verb, *method;
+        int (*fn)(kube_client *api, const target *t, subres_reply *r);
+} route;
+
+static const route routes[] = {
+    {true, "start", "PUT", vm_start},
+    {true, "stop", "PUT", vm_stop},
+    {true, "restart", "PUT", vm_restart},
+    {true, "migrate", "PUT", vm_migrate},
+    {true, "addvolume", "PUT", vm_addvolume},
+    {true, "removevolume", "PUT", vm_removevolume},
+    {false, "pause", "PUT", vmi_pause},
+    {false, "unpause", "PUT", vmi_unpause},
+    {false, "addvolume", "PUT", vmi_addvolume},
+    {false, "removevolume", "PUT", vmi_removevolume},
+    {false, "guestosinfo", "GET", vmi_guestosinfo},
+};
+
+static char *resource_list(void)
+{
+        _cleanup_json_ cJSON *l = cJSON_CreateObject();
+        cJSON_AddStringToObject(l, "kind", "APIResourceList");
+        cJSON_AddStringToObject(l, "apiVersion", "v1");
+        cJSON_AddStringToObject(l, "groupVersion", SUBRES_GROUP "/v1");
+        cJSON *res = cJSON_AddArrayToObject(l, "resources");
+        for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+                cJSON *e = cJSON_CreateObject();
+                char name[96];
+                snprintf(name, sizeof(name), "%s/%s",
+                         routes[i].vm ? "virtualmachines" : "virtualmachineinstances", routes[i].verb);
+                cJSON_AddStringToObject(e, "name", name);
+                cJSON_AddStringToObject(e, "singularName", "");
+                cJSON_AddBoolToObject(e, "namespaced", true);
+                cJSON_AddStringToObject(e, "kind", routes[i].vm ? "VirtualMachine" : "VirtualMachineInstance");
+                cJSON *verbs = cJSON_AddArrayToObject(e, "verbs");
+                cJSON_AddItemToArray(verbs, cJSON_CreateString(!strcmp(routes[i].method, "GET") ? "get" : "update"));
+                cJSON_AddItemToArray(res, e);
+        }
+        return cJSON_PrintUnformatted(l);
+}
+
+static char *api_group(void)
+{
+        _cleanup_json_ cJSON *g = cJSON_CreateObject();
+        cJSON_AddStringToObject(g, "kind", "APIGroup");
+        cJSON_AddStringToObject(g, "apiVersion", "v1");
+        cJSON_AddStringToObject(g, "name", SUBRES_GROUP);
+        cJSON *v = cJSON_CreateObject();
+        cJSON_AddStringToObject(v, "groupVersion", SUBRES_GROUP "/v1");
+        cJSON_AddStringToObject(v, "version", "v1");
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(g, "versions"), v);
+        cJSON_AddItemToObject(g, "preferredVersion", cJSON_Duplicate(v, 1));
+        return cJSON_PrintUnformatted(g);
+}
+
+static char *version_info(void)
+{
+        _cleanup_json_ cJSON *v = cJSON_CreateObject();
+        cJSON_AddStringToObject(v, "gitVersion", "v" KVLITE_VERSION);
+        cJSON_AddStringToObject(v, "gitCommit", "");
+        cJSON_AddStringToObject(v, "gitTreeState", "");
+        cJSON_AddStringToObject(v, "buildDate", "");
+        cJSON_AddStringToObject(v, "goVersion", "");
+        cJSON_AddStringToObject(v, "compiler", "gcc");
+        cJSON_AddStringToObject(v, "platform", "linux/amd64");
+        return cJSON_PrintUnformatted(v);
+}
+
+/* Splits "namespaces/NS/PLURAL/NAME/VERB" (VERB may hold one more '/'); 0 or -1. */
+static int split_path(char *p, char **ns, char **plural, char **name, char **verb)
+{
+        char *save = NULL, *seg = strtok_r(p, "/", &save);
+        if (!seg || strcmp(seg, "namespaces"))
+                return -1;
+        *ns = strtok_r(NULL, "/", &save);
+        *plural = strtok_r(NULL, "/", &save);
+        *name = strtok_r(NULL, "/", &save);
+        *verb = strtok_r(NULL, "", &save);
+        return *ns && *plural && *name && *verb ? 0 : -1;
+}
+
+static void dispatch(kube_client *api, const char *method, const char *rest, const char *body, size_t len,
+                     subres_reply *r)
+{
+        _cleanup_free_ char *p = strdup(rest);
+        char *ns, *plural, *name, *verb;
+        if (!p || split_path(p, &ns, &plural, &name, &verb) < 0) {
+                fail(r, 404, "the server could not find the requested resource");
+                return;
+        }
+        bool vm = !strcmp(plural, "virtualmachines");
+        if (!vm && strcmp(plural, "virtualmachineinstances")) {
+                fail(r, 404, "the server could not find the requested resource");
+                return;
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+                const route *rt = &routes[i];
+                if (rt->vm != vm || strcmp(rt->verb, verb))
+                        continue;
+                if (strcmp(rt->method, method)) {
+                        fail(r, 405, "%s %s/%s: method not allowed (use %s)", method, plural, verb, rt->method);
+                        return;
+                }
+                _cleanup_json_ cJSON *opts = NULL;
+                if (body && len) {
+                        opts = cJSON_ParseWithLength(body, len);
+                        if (!cJSON_IsObject(opts)) {
+                                fail(r, 400, "Can not unmarshal Request body to struct");
+                                return;
+                        }
+                } else {
+                        opts = cJSON_CreateObject();
+                }
+                target t = {.ns = ns, .name = name, .body = opts};
+                if (rt->fn(api, &t, r) == 0)
+                        log_info("%s %s/%s %s: %u", verb, ns, name, plural, r->code);
+                else
+                        log_info("%s %s/%s %s: %u %s", verb, ns, name, plural, r->code, r->body ?: "");
+                return;
+        }
+        fail(r, 404, "the server could not find the requested resource (%s/%s)", plural, verb);
+}
+
+void subres_handle(kube_client *api, const char *method, const char *path, const char *body, size_t len,
+                   subres_reply *out)
+{
+        *out = (subres_reply){0};
+        bool get = !strcmp(method, "GET");
+        if (!strcmp(path, "/apis/" SUBRES_GROUP) || !strcmp(path, "/apis/" SUBRES_GROUP "/")) {
+                out->code = get ? 200 : 405;
+                out->body = get ? api_group() : subres_status_json(405, "method not allowed");
+                return;
+        }
+        if (!strcmp(path, SUBRES_PREFIX) || !strcmp(path, SUBRES_PREFIX "/")) {
+                out->code = get ? 200 : 405;
+                out->body = get ? resource_list() : subres_status_json(405, "method not allowed");
+                return;
+        }
+        if (!strcmp(path, SUBRES_PREFIX "/version")) {
+                out->code = 200;
+                out->body = version_info();
+                return;
+        }
+        if (!strcmp(path, SUBRES_PREFIX "/healthz")) {
+                out->code = 200;
+                out->body = strdup("{\"apiserver\":\"ok\",\"restcontroller\":\"ok\"}");
+                return;
+        }
+        if (!strncmp(path, SUBRES_PREFIX "/", strlen(SUBRES_PREFIX "/"))) {
+                dispatch(api, method, path + strlen(SUBRES_PREFIX "/"), body, len, out);
+                return;
+        }
+        fail(out, 404, "the server could not find the requested resource");
+}
+
+void subres_reply_done(subres_reply *r)
+{
+        free(r->body);
+        r->body = NULL;
+}
