@@ -212,7 +212,7 @@ static int pause_request(const fwd_state *st, const cJSON *vmi, const cJSON *lau
         bool pause = same(want, "true");
         if (pause == launcher_paused(launcher) || same(st->pause_sent, want))
                 return 0;
-        return request(out, FWD_PAUSE, pause ? "pause" : "unpause", NULL, want);
+        return request(out, FWD_PAUSE, pause ? CTL_VERB_PAUSE : CTL_VERB_UNPAUSE, NULL, want);
 }
 
 int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const char *pod, fwd_request *out)

@@ -107,9 +107,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                 return reply_status(conn, 413, "request body too large");
         if (!strcmp(url, "/healthz"))
                 return reply(conn, 200, strdup("{\"status\":\"ok\"}"));
-        if (!strcmp(url, "/validate"))
+        if (!strcmp(url, ADMISSION_VALIDATE_PATH))
                 return admission(conn, admission_validate, b);
-        if (!strcmp(url, "/mutate"))
+        if (!strcmp(url, ADMISSION_MUTATE_PATH))
                 return admission(conn, admission_mutate, b);
         /* Everything else is the aggregated API: only the API server's proxy may call it. */
         const char *user = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Remote-User");
