@@ -281,8 +281,10 @@ static int copy_registry_config(controller *c, kube_client *api, const cJSON *dv
         cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
                              dv_owner_reference(dv, "cdi.kubevirt.io/v1beta1", "DataVolume"));
         cJSON_AddStringToObject(copy, "type", "Opaque");
-        const cJSON *data = kube_obj(src, "data");
+        const cJSON *data = kube_obj(src, "data"), *sdata = kube_obj(src, "stringData");
         cJSON_AddItemToObject(copy, "data", data ? cJSON_Duplicate(data, true) : cJSON_CreateObject());
+        if (sdata) /* what an API server that keeps it as written returns */
+                cJSON_AddItemToObject(copy, "stringData", cJSON_Duplicate(sdata, true));
         r = kube_create(api, &kube_secret, kube_str(dv, "metadata.namespace"), copy, NULL, err);
         return r == -KUBE_EEXISTS ? 0 : r;
 }
@@ -318,25 +320,18 @@ static cJSON *last_json_line(const char *text, const char *key)
 static void describe_registry(const cJSON *rep, char *out, size_t size)
 {
         size_t n = 0;
-        const cJSON *x;
+        const cJSON *x, *served = kube_obj(rep, "servedBy"), *failed = kube_obj(rep, "failed");
+        const char *digest = kube_str(rep, "digest");
+#define ADD(...) (n += (size_t)snprintf(out + n, n < size ? size - n : 0, __VA_ARGS__))
         out[0] = '\0';
-        if (!rep)
-                return;
-        n += snprintf(out + n, n < size ? size - n : 0, "served by");
-        cJSON_ArrayForEach(x, kube_obj(rep, "servedBy")) if (cJSON_IsString(x)) n +=
-            snprintf(out + n, n < size ? size - n : 0, "%s %s", x == kube_obj(rep, "servedBy")->child ? "" : ",",
-                     x->valuestring);
-        if (!kube_obj(rep, "servedBy") || !kube_obj(rep, "servedBy")->child)
-                n += snprintf(out + n, n < size ? size - n : 0, " no registry");
-        if (kube_str(rep, "digest"))
-                n += snprintf(out + n, n < size ? size - n : 0, " (digest %s)", kube_str(rep, "digest"));
-        const cJSON *failed = kube_obj(rep, "failed");
-        if (!failed || !failed->child)
-                return;
-        n += snprintf(out + n, n < size ? size - n : 0, "; passed over:");
-        cJSON_ArrayForEach(x, failed) n += snprintf(out + n, n < size ? size - n : 0, "%s %s (%s: %s)",
-                                                    x == failed->child ? "" : ",", kube_str(x, "registry") ?: "?",
-                                                    kube_str(x, "what") ?: "?", kube_str(x, "reason") ?: "?");
+        cJSON_ArrayForEach(x, served) if (cJSON_IsString(x))
+            ADD("%s %s", x == served->child ? "served by" : ",", x->valuestring);
+        if (digest && *digest)
+                ADD(" (digest %s)", digest);
+        cJSON_ArrayForEach(x, failed) ADD("%s %s (%s: %s)", x == failed->child ? (n ? "; passed over:" : "passed over:") : ",",
+                                          kube_str(x, "registry") ?: "?", kube_str(x, "what") ?: "?",
+                                          kube_str(x, "reason") ?: "?");
+#undef ADD
 }
 
 /* The last progress figure in the importer's log ("45.67%"), or NULL. */
@@ -396,6 +391,8 @@ static void post_event(kube_client *api, const cJSON *dv, const char *type, cons
         char now[40];
         rfc3339_utc(now, sizeof(now));
         _cleanup_json_ cJSON *ev = cJSON_CreateObject();
+        cJSON_AddStringToObject(ev, "apiVersion", "v1");
+        cJSON_AddStringToObject(ev, "kind", "Event");
         cJSON *md = cJSON_AddObjectToObject(ev, "metadata"), *obj = cJSON_CreateObject();
         char name[300];
         snprintf(name, sizeof(name), "%s.%llx", kube_str(dv, "metadata.name"), (unsigned long long)kv_now_ms());
@@ -416,7 +413,7 @@ static void post_event(kube_client *api, const cJSON *dv, const char *type, cons
         cJSON_AddStringToObject(cJSON_AddObjectToObject(ev, "source"), "component", "virt-controller");
         kv_error err = {0};
         if (kube_create(api, &kube_event, kube_str(dv, "metadata.namespace"), ev, NULL, &err) < 0)
-                log_debug("event %s: %s", reason, err.msg);
+                log_warning("event %s: %s", reason, err.msg);
 }
 
 /* ---- the steps ---- */
@@ -525,7 +522,10 @@ static int follow_importer(kube_client *api, const cJSON *dv, const cJSON *pvc, 
                 return finish(api, dv, pvc, pod, s, true, err);
         }
         if (term && cJSON_IsNumber(code) && code->valueint != 0) {
-                const char *reason = kube_str(result, "reason") ?: kube_str(term, "message") ?: "no message";
+                /* no result line (a usage error): the importer's last log message */
+                _cleanup_json_ cJSON *logged = result ? NULL : last_json_line(kube_str(term, "message"), "msg");
+                const char *reason =
+                    kube_str(result, "reason") ?: kube_str(logged, "msg") ?: kube_str(term, "message") ?: "no message";
                 s->running_reason = "Error";
                 snprintf(s->running_msg, sizeof(s->running_msg), "Import failed (exit %d): %s%s%s", code->valueint,
                          reason, *where ? "; " : "", where);

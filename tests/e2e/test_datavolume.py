@@ -193,8 +193,9 @@ def run_scenario(env, cfg, r1, r2):
     assert row[1:3] == ["Succeeded", "100.0%"] and int(row[3]) >= 2, row
     print("ok - imported:", " ".join(row), "-", ran["message"])
     wait_for("importer Pods deleted", lambda: not env.importer_pods(), timeout=30)
-    events = env.kubectl("get", "events", "--field-selector", "involvedObject.name=" + root_dv, "-o", "json")
-    assert any(e["reason"] == "ImportSucceeded" and r2.addr in e["message"] for e in json.loads(events)["items"])
+    events = json.loads(env.kubectl("get", "events", "-o", "json"))["items"]
+    assert any(e["reason"] == "ImportSucceeded" and e["involvedObject"]["name"] == root_dv and r2.addr in e["message"]
+               for e in events), events
     out = subprocess.run(["qemu-img", "compare", "-q", os.path.join(e2e.GUEST, "disk.qcow2"),
                           env.claim_file(root_dv)], capture_output=True)
     # the image carries diskw=vdb in syslinux.cfg: the same size, different bytes; a raw disk of that size
