@@ -474,11 +474,26 @@ static int parse_pvc(vmi_volume *vol, const cJSON *o, const char *path, kv_error
         return parse_claim(vol, o, path, err);
 }
 
+/* KubeVirt mounts a DataVolume's claim, which has the DataVolume's name: the volume is that claim. */
+static int parse_data_volume(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {"name", "hotpluggable", NULL};
+        char p[JPATH_MAX];
+        vol->kind = VOL_PVC;
+        JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
+        JF_TRY(jf_string(o, path, "name", true, &vol->claim_name, err));
+        if (!*vol->claim_name || strlen(vol->claim_name) > 253 || jf_has_control_chars(vol->claim_name) ||
+            strchr(vol->claim_name, '/'))
+                return jf_error(err, jpath_key(p, path, "name"), "is not a valid DataVolume name");
+        return jf_bool(o, path, "hotpluggable", &vol->hotpluggable, err);
+}
+
 static const struct {
         const char *key;
         int (*parse)(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err);
 } volume_sources[] = {
     {"containerDisk", parse_container_disk}, {"persistentVolumeClaim", parse_pvc},
+    {"dataVolume", parse_data_volume},
     {"hostDisk", parse_host_disk},           {"emptyDisk", parse_empty_disk},
     {"ephemeral", parse_ephemeral},          {"cloudInitNoCloud", parse_cloud_init},
 };
@@ -506,7 +521,7 @@ static int parse_volume(vmi *v, const cJSON *item, const char *path, kv_error *e
                 if (which == ARRAY_SIZE(volume_sources))
                         return jf_error(err, p,
                                         "volume type is not supported (supported: "
-                                        "containerDisk, persistentVolumeClaim, hostDisk, emptyDisk, "
+                                        "containerDisk, persistentVolumeClaim, dataVolume, hostDisk, emptyDisk, "
                                         "ephemeral, cloudInitNoCloud)");
                 if (source)
                         return jf_error(err, path, "only one volume source may be set");

@@ -2,6 +2,7 @@
  * thread; worker threads take keys from the queue and run the reconcilers. */
 #include "controller.h"
 #include "api.h"
+#include "datavolume.h"
 #include "log.h"
 #include "metrics.h"
 #include "vmimigration.h"
@@ -11,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const kind_prefix[] = {"vmi", "vm", "vmim", "vmsnapshot", "vmrestore"};
+static const char *const kind_prefix[] = {"vmi", "vm", "vmim", "vmsnapshot", "vmrestore", "dv"};
 
 int key_split(char *key, char **ns, char **name)
 {
@@ -202,6 +203,27 @@ static void on_restore(kube_informer *inf, enum kube_event_type type, const cJSO
                            kube_str(obj, "metadata.name"));
 }
 
+/* A DataVolume wakes its own reconcile and the VM that owns it, or that it was kept from. */
+static void on_dv(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
+{
+        const char *ns = kube_str(obj, "metadata.namespace");
+        controller_enqueue(ud, RK_DV, ns, kube_str(obj, "metadata.name"));
+        const cJSON *owner = dv_controller_ref(obj);
+        if (owner && !strcmp(kube_str(owner, "kind") ?: "", "VirtualMachine"))
+                controller_enqueue(ud, RK_VM, ns, kube_str(owner, "name") ?: "");
+        const cJSON *kept =
+            cJSON_GetObjectItemCaseSensitive(kube_obj(obj, "metadata.annotations"), DV_ANN_RETAINED);
+        if (cJSON_IsString(kept))
+                controller_enqueue(ud, RK_VM, ns, kept->valuestring);
+}
+
+static void on_importer(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
+{
+        const cJSON *owner = dv_controller_ref(obj);
+        if (owner && !strcmp(kube_str(owner, "kind") ?: "", "DataVolume"))
+                controller_enqueue(ud, RK_DV, kube_str(obj, "metadata.namespace"), kube_str(owner, "name") ?: "");
+}
+
 /* As in KubeVirt, a policy is read when a migration starts; changing it does not touch running ones. */
 static void on_policy(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
 {
@@ -225,6 +247,8 @@ static int dispatch(controller *c, kube_client *api, const char *qkey, enum reco
                                 return reconcile_vmsnapshot(c, api, colon + 1, err);
                         if (k == RK_VMRESTORE)
                                 return reconcile_vmrestore(c, api, colon + 1, err);
+                        if (k == RK_DV)
+                                return reconcile_dv(c, api, colon + 1, err);
                         return reconcile_vmim(c, api, colon + 1, err);
                 }
         *kind = RK_VMI;
@@ -290,7 +314,10 @@ int controller_init(controller *c, kube_config *cfg, const controller_opts *opts
             kube_informer_init(&c->snapshots, cfg, c->multi, &kube_vmsnapshot, ns, NULL, &snapshot_ops,
                                on_snapshot, c) < 0 ||
             kube_informer_init(&c->restores, cfg, c->multi, &kube_vmrestore, ns, NULL, &restore_ops,
-                               on_restore, c) < 0)
+                               on_restore, c) < 0 ||
+            kube_informer_init(&c->dvs, cfg, c->multi, &kube_datavolume, ns, NULL, &plain_ops, on_dv, c) < 0 ||
+            kube_informer_init(&c->importers, cfg, c->multi, &kube_pod, ns, "app=" DV_IMPORTER_APP, &plain_ops,
+                               on_importer, c) < 0)
                 return kv_error_errno(err, ENOMEM, "informers");
         optional_groups_init(c);
         if (opts->metrics_addr && *opts->metrics_addr)
@@ -336,7 +363,7 @@ static void drain_transfers(controller *c)
 /* The caches of the VMI/VM/VMIM/Pod machinery; optional groups' informers never hold it back. */
 static bool core_synced(const controller *c)
 {
-        return c->vmis.synced && c->pods.synced && c->vms.synced && c->vmims.synced;
+        return c->vmis.synced && c->pods.synced && c->vms.synced && c->vmims.synced && c->importers.synced;
 }
 
 int controller_run(controller *c, kv_error *err)

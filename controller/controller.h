@@ -27,9 +27,11 @@ typedef struct controller_opts {
         pod_render_opts pod;
         unsigned workers;
         unsigned discovery_interval_ms; /* optional API groups' discovery period; 0 = 10 s */
+        const char *importer_image;     /* DataVolume importer Pods' image */
+        const char *registry_config;    /* "ns/name" of the Secret with registries.yaml; NULL = none */
 } controller_opts;
 
-enum reconcile_kind { RK_VMI, RK_VM, RK_VMIM, RK_VMSNAPSHOT, RK_VMRESTORE, RK__MAX };
+enum reconcile_kind { RK_VMI, RK_VM, RK_VMIM, RK_VMSNAPSHOT, RK_VMRESTORE, RK_DV, RK__MAX };
 
 typedef struct controller {
         controller_opts opts;
@@ -38,6 +40,8 @@ typedef struct controller {
         kube_informer vmis, pods, vms, vmims,
             policies;                      /* policies: cluster-scoped, read at migration start */
         kube_informer snapshots, restores; /* indexed by the VM they name ("ns/vmName") */
+        kube_informer dvs;                 /* cdi.kubevirt.io DataVolumes, while that group is served */
+        kube_informer importers;           /* DataVolume importer Pods (app=containerized-data-importer) */
         optional_ctl optional[OPT__MAX]; /* snapshots, restores, policies: run while their group is served */
         kube_workqueue *queue;
         expectations *pod_exp, *vmi_exp;
@@ -54,7 +58,7 @@ typedef struct controller {
 #define INFORMERS(c)                                                                                         \
         {                                                                                                    \
                 &(c)->vmis, &(c)->pods, &(c)->vms, &(c)->vmims, &(c)->policies, &(c)->snapshots,             \
-                    &(c)->restores                                                                           \
+                    &(c)->restores, &(c)->dvs, &(c)->importers                                               \
         }
 
 int controller_init(controller *c, kube_config *cfg, const controller_opts *opts, kv_error *err);
@@ -71,6 +75,7 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
 int reconcile_vmim(controller *c, kube_client *api, const char *key, kv_error *err);
 int reconcile_vmsnapshot(controller *c, kube_client *api, const char *key, kv_error *err);
 int reconcile_vmrestore(controller *c, kube_client *api, const char *key, kv_error *err);
+int reconcile_dv(controller *c, kube_client *api, const char *key, kv_error *err);
 
 /* Shared by reconcilers. */
 void controller_enqueue(controller *c, enum reconcile_kind kind, const char *ns, const char *name);

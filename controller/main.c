@@ -28,9 +28,14 @@ static void usage(FILE *f)
             "  --launcher-image IMG    launcher image for Pods (default $KVLITE_LAUNCHER_IMAGE or\n"
             "                          kvlite/virt-launcher:0.1.0)\n"
             "  --launcher-service-account SA  (default kvlite-launcher, \"\" for none)\n"
+            "  --importer-image IMG    DataVolume importer Pods' image (default $KVLITE_IMPORTER_IMAGE or\n"
+            "                          kvlite/importer:0.1.0)\n"
+            "  --registry-config NS/NAME  Secret with registries.yaml (mirrors, credentials, CAs) that\n"
+            "                          importer Pods get (default kvlite/kvlite-registries; \"\" for none)\n"
             "  --workers N             reconcile workers, 1..64 (default 4)\n"
             "  --discovery-interval S  seconds between checks of the optional API groups\n"
-            "                          (snapshot.kubevirt.io, migrations.kubevirt.io), 1..3600 (default 10)\n"
+            "                          (snapshot.kubevirt.io, migrations.kubevirt.io, cdi.kubevirt.io),\n"
+            "                          1..3600 (default 10)\n"
             "  -v, --verbose           debug logs\n"
             "  -h, --help              this text\n\n"
             "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
@@ -65,16 +70,20 @@ int main(int argc, char **argv)
                                                  {"launcher-image", required_argument, NULL, 'l'},
                                                  {"launcher-service-account", required_argument, NULL, 's'},
                                                  {"workers", required_argument, NULL, 'w'},
+                                                 {"importer-image", required_argument, NULL, 'I'},
+                                                 {"registry-config", required_argument, NULL, 'R'},
                                                  {"discovery-interval", required_argument, NULL, 'd'},
                                                  {"verbose", no_argument, NULL, 'v'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {NULL, 0, NULL, 0}};
         const char *kubeconfig = NULL, *context = NULL;
         bool in_cluster = false;
-        const char *image = getenv("KVLITE_LAUNCHER_IMAGE");
+        const char *image = getenv("KVLITE_LAUNCHER_IMAGE"), *importer = getenv("KVLITE_IMPORTER_IMAGE");
         controller_opts opts = {
             .metrics_addr = "0.0.0.0:8080",
             .workers = 4,
+            .importer_image = importer && *importer ? importer : "kvlite/importer:0.1.0",
+            .registry_config = "kvlite/kvlite-registries",
             .pod = {.launcher_image = image && *image ? image : "kvlite/virt-launcher:0.1.0",
                     .service_account = "kvlite-launcher"}};
         int o;
@@ -102,6 +111,17 @@ int main(int argc, char **argv)
                         break;
                 case 's':
                         opts.pod.service_account = *optarg ? optarg : NULL;
+                        break;
+                case 'I':
+                        opts.importer_image = optarg;
+                        break;
+                case 'R':
+                        if (*optarg && !strchr(optarg, '/')) {
+                                fprintf(stderr, "virt-controller: --registry-config \"%s\": expected NAMESPACE/NAME\n",
+                                        optarg);
+                                return EXIT_USAGE;
+                        }
+                        opts.registry_config = *optarg ? optarg : NULL;
                         break;
                 case 'w':
                         opts.workers = (unsigned)strtoul(optarg, &end, 10);

@@ -1,4 +1,4 @@
-/* The controllers whose API groups a cluster may not serve (snapshot.kubevirt.io, migrations.kubevirt.io):
+/* The controllers whose API groups a cluster may not serve (snapshot.kubevirt.io, migrations.kubevirt.io, cdi.kubevirt.io):
  * their informers run only while discovery lists their resources, so a missing CRD never holds back the
  * VMI/VM/VMIM/Pod machinery (docs/controller.md, "Optional API groups"). */
 #pragma once
@@ -9,7 +9,7 @@
 
 #include "informer.h"
 
-enum optional_kind { OPT_SNAPSHOT, OPT_RESTORE, OPT_POLICY, OPT__MAX };
+enum optional_kind { OPT_SNAPSHOT, OPT_RESTORE, OPT_POLICY, OPT_CDI, OPT__MAX };
 /* ABSENT: not served (or not yet checked), informer paused, cache empty; STARTING: served, informer listing;
  * RUNNING: its cache is complete. */
 enum optional_state { OPT_ABSENT, OPT_STARTING, OPT_RUNNING };

@@ -2,6 +2,8 @@
  * fails to start (vmbackoff.h), refuses a template that can never run, and writes VM status. */
 #include "api.h"
 #include "controller.h"
+#include "datavolume.h"
+#include "finalizer.h"
 #include "log.h"
 #include "macro.h"
 #include "podrender.h"
@@ -156,6 +158,8 @@ typedef struct vm_sync {
         const char *template_err; /* why the template can never run, or NULL */
         const char *recorded;     /* status.runStrategy as read */
         cJSON *requests;          /* pending status.stateChangeRequests, or NULL (owned) */
+        enum dv_wait dv_wait;     /* the template's DataVolumes are not ready yet */
+        char dv_msg[600];
         bool create_pending;      /* a VMI we created has not reached the cache yet */
         time_t now;
         uint64_t now_ms; /* realtime */
@@ -209,7 +213,7 @@ static void decide(const cJSON *vm, const cJSON *start_failure, vm_sync *s)
                         s->wait_ms = vm_stable_run_left_ms(s->vmi, s->now_ms);
                 return;
         }
-        if (!run || s->create_pending || s->template_err)
+        if (!run || s->create_pending || s->template_err || s->dv_wait)
                 return;
         s->wait_ms = vm_start_backoff_left_ms(start_failure, s->now_ms);
         s->action = s->wait_ms ? VM_BACK_OFF : VM_CREATE_VMI;
@@ -224,6 +228,8 @@ static const char *printable_status(const cJSON *vm, const vm_sync *s, bool cras
         bool final = vmi_phase_is_final(p);
         if (vmi && !final && kube_obj(vmi, "metadata.deletionTimestamp"))
                 return "Stopping";
+        if (!vmi && s->dv_wait)
+                return dv_wait_printable(s->dv_wait);
         if ((!vmi || final) && crash_loop)
                 return "CrashLoopBackOff";
         if (!vmi)
@@ -327,6 +333,10 @@ static int mutate_vm_status(cJSON *vm, void *ud)
         cJSON *fc = failure_condition(s, sf, counted, old_conds);
         if (fc)
                 cJSON_AddItemToArray(conds, fc);
+        if (s->dv_wait) /* KubeVirt's DataVolumesReady condition */
+                cJSON_AddItemToArray(conds, condition("DataVolumesReady", false, dv_wait_printable(s->dv_wait),
+                                                      s->dv_msg, find_condition(old_conds, "DataVolumesReady"),
+                                                      s->now_s));
         if (sf)
                 cJSON_AddItemToObject(st, "startFailure", cJSON_Duplicate(sf, 1));
         rerun_request(s);
@@ -389,8 +399,27 @@ static void vm_sync_done(vm_sync *s)
 
 /* Status first (it records a failed start before the failed VMI goes), then the action; a backoff comes back
  * through the work queue when it expires. */
+/* The VM's DataVolumes: made or adopted while it lives; released (kept, not deleted with it) when it goes,
+ * behind a finalizer. Returns 1 when it patched the VM (its update event brings the reconcile back). */
+static int vm_sync_datavolumes(controller *c, kube_client *api, const cJSON *vm, kv_error *err)
+{
+        bool has = cJSON_GetArraySize(kube_obj(vm, "spec.dataVolumeTemplates")) > 0;
+        if (kube_obj(vm, "metadata.deletionTimestamp")) {
+                if (!finalizer_has(vm, VM_DV_FINALIZER))
+                        return 0;
+                int r = vm_datavolumes_release(api, vm, err);
+                return r < 0 ? r : finalizer_set(api, &kube_vm, vm, VM_DV_FINALIZER, false, err);
+        }
+        if (!has)
+                return 0;
+        if (!finalizer_has(vm, VM_DV_FINALIZER))
+                return finalizer_set(api, &kube_vm, vm, VM_DV_FINALIZER, true, err);
+        return vm_datavolumes_sync(c, api, vm, err);
+}
+
 int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err)
 {
+        int r;
         _cleanup_json_ cJSON *vm = kube_store_get(&c->vms.store, key),
                              *vmi = kube_store_get(&c->vmis.store, key);
         if (!vm) {
@@ -401,6 +430,8 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
                 cJSON_Delete(vmi); /* a VMI of the same name that is not ours: leave it alone */
                 vmi = NULL;
         }
+        if ((r = vm_sync_datavolumes(c, api, vm, err)) != 0)
+                return r < 0 ? r : 0;
         _cleanup_(vm_sync_done) vm_sync s = {.vmi = vmi, .strategy = run_strategy(vm), .now_ms = realtime_ms()};
         s.now = (time_t)(s.now_ms / 1000);
         rfc3339_now(s.now_s, sizeof(s.now_s));
@@ -409,9 +440,11 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
         _cleanup_free_ char *terr = NULL;
         _cleanup_json_ cJSON *reqs = pending_requests(kube_obj(vm, "status.stateChangeRequests"), vmi);
         if (!vmi && want_vmi(s.strategy, kube_str(vm, "status.runStrategy"), reqs, NULL, &stop) &&
-            !kube_obj(vm, "metadata.deletionTimestamp"))
+            !kube_obj(vm, "metadata.deletionTimestamp")) {
                 s.template_err = terr = template_error(vm, &c->opts.pod);
-        int r = kube_update_retry(api, &kube_vm, kube_str(vm, "metadata.namespace"),
+                s.dv_wait = vm_datavolumes_wait(c, vm, s.dv_msg, sizeof(s.dv_msg));
+        }
+        r = kube_update_retry(api, &kube_vm, kube_str(vm, "metadata.namespace"),
                                   kube_str(vm, "metadata.name"), vm, true, mutate_vm_status, &s, NULL, err);
         if (r == -KUBE_ENOTFOUND)
                 return 0;

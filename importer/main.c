@@ -46,6 +46,8 @@ static void usage(FILE *f)
               "  --ca-file FILE                 http: CA certificates to verify the server with\n"
               "  --insecure                     http: do not verify the server certificate\n"
               "  --max-rate BYTES               limit each transfer to BYTES per second\n"
+              "  --termination-log FILE         also write the result line to FILE (the Pod's\n"
+              "                                 terminationMessagePath, read by the DataVolume controller)\n"
               "  --help                         this text\n"
               "\n"
               "Output: JSON lines on stdout: {\"progress\":\"45.67%\",\"bytes\":N,\"total\":M} while pulling, then\n"
@@ -120,7 +122,17 @@ static int exit_code_for(int code)
         }
 }
 
-static void print_result(int rc, const kv_error *err, const char *dest, const kvreg_report *rep)
+/* The result line also goes to the container's termination-message file, where the DataVolume controller
+ * reads it from the Pod's status (CDI's importer does the same with /dev/termination-log). */
+static void write_termination_log(const char *path, const char *line)
+{
+        _cleanup_fclose_ FILE *f = path ? fopen(path, "we") : NULL;
+        if (path && (!f || fprintf(f, "%s\n", line) < 0))
+                log_warning("termination log %s: %s", path, strerror(errno));
+}
+
+static void print_result(int rc, const kv_error *err, const char *dest, const kvreg_report *rep,
+                         const char *termination_log)
 {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "result", rc == 0 ? "Succeeded" : "Failed");
@@ -139,11 +151,12 @@ static void print_result(int rc, const kv_error *err, const char *dest, const kv
         _cleanup_free_ char *s = cJSON_PrintUnformatted(o);
         printf("%s\n", s);
         fflush(stdout);
+        write_termination_log(termination_log, s);
         cJSON_Delete(o);
 }
 
 struct opts {
-        const char *registry_url, *registry_config, *http_url, *blank, *dest, *size, *max_rate;
+        const char *registry_url, *registry_config, *http_url, *blank, *dest, *size, *max_rate, *termination_log;
         kvreg_http_source http;
         const char *password_file;
         struct curl_slist *headers;
@@ -151,7 +164,7 @@ struct opts {
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-        enum { O_REG = 256, O_REGCFG, O_HTTP, O_BLANK, O_DEST, O_SIZE, O_SUM, O_HDR, O_USER, O_PWF, O_CA, O_INSEC, O_RATE };
+        enum { O_REG = 256, O_REGCFG, O_HTTP, O_BLANK, O_DEST, O_SIZE, O_SUM, O_HDR, O_USER, O_PWF, O_CA, O_INSEC, O_RATE, O_TERM };
         static const struct option longopts[] = {
                 {"registry-url", required_argument, NULL, O_REG}, {"registry-config", required_argument, NULL, O_REGCFG},
                 {"http-url", required_argument, NULL, O_HTTP},    {"blank", required_argument, NULL, O_BLANK},
@@ -160,6 +173,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 {"username", required_argument, NULL, O_USER},    {"password-file", required_argument, NULL, O_PWF},
                 {"ca-file", required_argument, NULL, O_CA},       {"insecure", no_argument, NULL, O_INSEC},
                 {"max-rate", required_argument, NULL, O_RATE},    {"help", no_argument, NULL, 'h'},
+                {"termination-log", required_argument, NULL, O_TERM},
                 {NULL, 0, NULL, 0}};
         int c;
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -183,6 +197,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 case O_CA: o->http.ca_file = optarg; break;
                 case O_INSEC: o->http.insecure = true; break;
                 case O_RATE: o->max_rate = optarg; break;
+                case O_TERM: o->termination_log = optarg; break;
                 case 'h': usage(stdout); exit(EXIT_OK);
                 default: return -1;
                 }
@@ -253,7 +268,7 @@ int main(int argc, char **argv)
         } else {
                 rc = kvreg_import_blank(&io, blank_size, &err);
         }
-        print_result(rc, &err, o.dest, o.registry_url ? &report : NULL);
+        print_result(rc, &err, o.dest, o.registry_url ? &report : NULL, o.termination_log);
         kvreg_config_done(&cfg);
         curl_slist_free_all(o.headers);
         if (rc < 0) {

@@ -20,6 +20,11 @@ const kube_resource kube_vmsnapshotcontent = {
     "snapshot.kubevirt.io/v1beta1", true};
 const kube_resource kube_vmrestore = {"/apis/snapshot.kubevirt.io/v1beta1", "virtualmachinerestores",
                                       "VirtualMachineRestore", "snapshot.kubevirt.io/v1beta1", true};
+const kube_resource kube_pvc = {"/api/v1", "persistentvolumeclaims", "PersistentVolumeClaim", "v1", true};
+const kube_resource kube_secret = {"/api/v1", "secrets", "Secret", "v1", false};
+const kube_resource kube_event = {"/api/v1", "events", "Event", "v1", false};
+const kube_resource kube_datavolume = {"/apis/cdi.kubevirt.io/v1beta1", "datavolumes", "DataVolume",
+                                       "cdi.kubevirt.io/v1beta1", true};
 /* cluster-scoped: pass ns NULL */
 const kube_resource kube_migrationpolicy = {"/apis/migrations.kubevirt.io/v1alpha1", "migrationpolicies",
                                             "MigrationPolicy", "migrations.kubevirt.io/v1alpha1", false};

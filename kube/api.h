@@ -18,6 +18,9 @@ typedef struct kube_resource {
 extern const kube_resource kube_vmi, kube_vm, kube_vmim, kube_pod, kube_namespace, kube_migrationpolicy;
 /* snapshot.kubevirt.io/v1beta1 */
 extern const kube_resource kube_vmsnapshot, kube_vmsnapshotcontent, kube_vmrestore;
+extern const kube_resource kube_pvc, kube_secret, kube_event;
+/* cdi.kubevirt.io/v1beta1 */
+extern const kube_resource kube_datavolume;
 
 /* "/apis/kubevirt.io/v1/namespaces/ns/plural/name/sub"; ns NULL = all namespaces. Every segment is
  * URL-escaped. Returns malloc'd string or NULL. */

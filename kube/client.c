@@ -208,13 +208,12 @@ static CURLcode perform_once(kube_client *c, const char *method, const char *url
         return cc;
 }
 
-int kube_request(kube_client *c, const char *method, const char *path, const char *content_type,
-                 const char *body, cJSON **out, kv_error *err)
+/* One request with retries; on 2xx *ok holds the body (the caller frees ok->data). */
+static int request_buf(kube_client *c, const char *method, const char *path, const char *content_type,
+                       const char *body, buf *ok, kv_error *err)
 {
         _cleanup_free_ char *url = NULL;
         char what[512];
-        if (out)
-                *out = NULL;
         if (asprintf(&url, "%s%s", c->cfg->server, path) < 0)
                 return kv_error_errno(err, ENOMEM, "%s %s", method, path);
         snprintf(what, sizeof(what), "%s %s", method, path);
@@ -231,14 +230,7 @@ int kube_request(kube_client *c, const char *method, const char *path, const cha
                 curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &sent);
                 bool sent_any = sent > 0 || !body;
                 if (cc == CURLE_OK && http >= 200 && http < 300) {
-                        if (out && resp.len > 0) {
-                                *out = cJSON_ParseWithLength(resp.data, resp.len);
-                                if (!*out) {
-                                        free(resp.data);
-                                        return kv_error_set(err, EPROTO, "%s: reply is not JSON", what);
-                                }
-                        }
-                        free(resp.data);
+                        *ok = resp;
                         return 0;
                 }
                 int r;
@@ -261,4 +253,29 @@ int kube_request(kube_client *c, const char *method, const char *path, const cha
                 c->retries++;
                 sleep_ms(delay);
         }
+}
+
+int kube_request(kube_client *c, const char *method, const char *path, const char *content_type,
+                 const char *body, cJSON **out, kv_error *err)
+{
+        buf resp = {0};
+        if (out)
+                *out = NULL;
+        int r = request_buf(c, method, path, content_type, body, &resp, err);
+        if (r == 0 && out && resp.len > 0 && !(*out = cJSON_ParseWithLength(resp.data, resp.len)))
+                r = kv_error_set(err, EPROTO, "%s %s: reply is not JSON", method, path);
+        free(resp.data);
+        return r;
+}
+
+int kube_get_text(kube_client *c, const char *path, char **out, kv_error *err)
+{
+        buf resp = {0};
+        *out = NULL;
+        int r = request_buf(c, "GET", path, NULL, NULL, &resp, err);
+        if (r < 0)
+                return r;
+        *out = strndup(resp.data ? resp.data : "", resp.len);
+        free(resp.data);
+        return *out ? 0 : kv_error_errno(err, ENOMEM, "GET %s", path);
 }

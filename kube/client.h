@@ -51,6 +51,9 @@ int kube_easy_setup(kube_config *cfg, CURL *e, const char *url, struct curl_slis
 int kube_request(kube_client *c, const char *method, const char *path, const char *content_type,
                  const char *body, cJSON **out, kv_error *err);
 
+/* GET of a text resource (pods/log): *out = the body, NUL-terminated (malloc'd). Errors as kube_request. */
+int kube_get_text(kube_client *c, const char *path, char **out, kv_error *err);
+
 /* Fills err from a Status object (or from the HTTP code alone when status is NULL) and returns -errno. */
 int kube_status_error(const cJSON *status, long http_code, const char *what, kv_error *err);
 /* The `reason` of a Status object, or "". */

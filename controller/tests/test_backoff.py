@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # A VM whose VMI cannot start must not be restarted at API-server speed. Over one minute each, with the real
 # virt-controller against the API test server, counting every VMI and Pod created (a watch sees each uid):
-#   invalid_template  templates the launcher's VMI model refuses (`bus: ide`, a `dataVolume` volume): no VMI
+#   invalid_template  templates the launcher's VMI model refuses (`bus: ide`, a `memoryDump` volume): no VMI
 #                     at all, the field named once in the VM's Failure condition, CrashLoopBackOff; fixing the
 #                     spec starts it at once
 #   launcher_fails    a hostDisk missing inside the Pod, run by the kubelet stand-in with the real launcher
@@ -92,7 +92,7 @@ def test_invalid_template(srv, ctl):
     ide = vm_manifest("bad-ide", "Always")
     ide["spec"]["template"]["spec"]["domain"]["devices"]["disks"][0]["disk"]["bus"] = "ide"
     dv = vm_manifest("bad-dv", "RerunOnFailure")
-    dv["spec"]["template"]["spec"]["volumes"][0] = {"name": "root", "dataVolume": {"name": "x"}}
+    dv["spec"]["template"]["spec"]["volumes"][0] = {"name": "root", "memoryDump": {"claimName": "x"}}
     for vm in (ide, dv):
         api.create(VMS, vm)
     seen = observe(api, ["bad-ide", "bad-dv"], OBSERVE_S)

@@ -17,6 +17,10 @@ import tarfile
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from regfixtures import Registry, free_port, run  # noqa: E402,F401
+import regfixtures  # noqa: E402
+
 IMPORTER = os.path.abspath(sys.argv[1])
 GUEST = os.environ.get("KV_GUEST_DIR", "")
 SRC = os.path.join(GUEST, "disk.qcow2")
@@ -32,59 +36,6 @@ def check(cond, what):
     print(("ok   " if cond else "FAIL ") + what, flush=True)
     if not cond:
         failures.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run(*args, **kw):
-    return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
-
-
-class Registry:
-    def __init__(self, root, name, tls=None, htpasswd=None):
-        self.dir = os.path.join(root, name)
-        os.makedirs(self.dir)
-        self.port = free_port()
-        self.addr = f"127.0.0.1:{self.port}"
-        cfg = {"version": 0.1, "log": {"level": "error"},
-               "storage": {"filesystem": {"rootdirectory": os.path.join(self.dir, "data")}},
-               "http": {"addr": self.addr}}
-        if tls:
-            cfg["http"]["tls"] = {"certificate": tls[0], "key": tls[1]}
-        if htpasswd:
-            cfg["auth"] = {"htpasswd": {"realm": "kvlite-test", "path": htpasswd}}
-        self.config = os.path.join(self.dir, "config.yml")
-        with open(self.config, "w") as f:
-            json.dump(cfg, f)  # JSON is YAML
-        self.tls = bool(tls)
-        self.proc = None
-        self.start()
-
-    def start(self):
-        self.log = open(os.path.join(self.dir, "log"), "a")
-        self.proc = subprocess.Popen(["docker-registry", "serve", self.config], stdout=self.log, stderr=self.log)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"registry {self.addr} did not start")
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
 
 
 def make_tls(root):
@@ -155,19 +106,7 @@ def push_oci(layout, reg, repo, creds=None):
 
 
 def build_with_buildah(root, regs, creds):
-    """FROM scratch + ADD disk.qcow2 /disk/, built by buildah (vfs) and pushed to every registry."""
-    ctx = os.path.join(root, "ctx")
-    os.makedirs(ctx)
-    shutil.copy(SRC, os.path.join(ctx, "disk.qcow2"))
-    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-        f.write("FROM scratch\nADD disk.qcow2 /disk/\n")
-    store = ["--root", os.path.join(root, "bstore"), "--runroot", os.path.join(root, "brun"),
-             "--storage-driver", "vfs"]
-    run("buildah", *store, "bud", "--quiet", "-t", "localhost/guest:1", ctx)
-    for r in regs:
-        extra = ["--creds", creds] if r.tls else []
-        run("buildah", *store, "push", "--quiet", "--tls-verify=false", *extra, "localhost/guest:1",
-            f"docker://{r.addr}/vms/guest:1")
+    regfixtures.build_with_buildah(root, SRC, regs, creds)
 
 
 def write_config(root, name, mirrors):

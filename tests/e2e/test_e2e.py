@@ -31,21 +31,25 @@ POD_CIDR = "10.244.0.0/24"
 
 
 class Kubelet:
-    def __init__(self, srv):
+    def __init__(self, srv, host_network=False, extra=(), path=()):
         self.srv, self.proc = srv, None
         self.state = os.path.join(srv.dir, "kubelet")
         self.node_ns = None
+        self.host_network, self.extra, self.path = host_network, list(extra), list(path)
 
     def start(self):
-        env = dict(os.environ, PATH=os.path.join(BUILD, "launcher", "supervisor") + ":" + os.environ["PATH"])
+        bins = [os.path.join(BUILD, "launcher", "supervisor")] + self.path
+        env = dict(os.environ, PATH=":".join(bins + [os.environ["PATH"]]))
         self.log = open(os.path.join(self.srv.dir, "kubelet.log"), "ab")
-        self.node_ns = "kvle2e-%d" % os.getpid()  # the node's netns: holds the Pod bridge, has no uplink
-        subprocess.run(["ip", "netns", "add", self.node_ns], check=True, capture_output=True)
+        net = ["--host-network"]
+        if not self.host_network:
+            self.node_ns = "kvle2e-%d" % os.getpid()  # the node's netns: holds the Pod bridge, has no uplink
+            subprocess.run(["ip", "netns", "add", self.node_ns], check=True, capture_output=True)
+            net = ["--pod-cidr", POD_CIDR, "--node-netns", self.node_ns]
         self.proc = subprocess.Popen([sys.executable, os.path.join(SRC, "tests", "kube-api", "kubelet.py"),
                                       "--server", self.srv.url, "--node-name", NODE, "--state-dir", self.state,
                                       "--serviceaccount-dir", self.srv.sa_dir,
-                                      "--in-cluster-server", self.srv.info["https_url"],
-                                      "--pod-cidr", POD_CIDR, "--node-netns", self.node_ns],
+                                      "--in-cluster-server", self.srv.info["https_url"]] + net + self.extra,
                                      stdout=subprocess.DEVNULL, stderr=self.log, env=env)
         return self
 
@@ -77,16 +81,16 @@ class Kubelet:
 class Scheduler(threading.Thread):
     """The scheduler's one job here: bind unscheduled launcher Pods to the kubelet's node."""
 
-    def __init__(self, api):
+    def __init__(self, api, selectors=("kubevirt.io=virt-launcher",)):
         super().__init__(daemon=True)
-        self.api, self.halt = api, threading.Event()
+        self.api, self.halt, self.selectors = api, threading.Event(), selectors
 
     def run(self):
         from kubetest import Api
         api = Api(self.api.port)
         while not self.halt.wait(0.1):
             try:
-                for p in api.items(POD_PATH % "default", "kubevirt.io=virt-launcher"):
+                for p in [p for sel in self.selectors for p in api.items(POD_PATH % "default", sel)]:
                     if not p["spec"].get("nodeName") and not p["metadata"].get("deletionTimestamp"):
                         api.merge("%s/%s" % (POD_PATH % "default", p["metadata"]["name"]),
                                   {"spec": {"nodeName": NODE}})
@@ -98,6 +102,10 @@ class Scheduler(threading.Thread):
 
 
 class Env:
+    kubelet_opts = {}  # Kubelet(host_network=, extra=, path=)
+    schedule = ("kubevirt.io=virt-launcher",)  # the Pods the Scheduler binds
+    controller_args = ()
+
     def __init__(self):
         self.srv = Server("--tls-port", "0")
         self.srv.sa_dir = os.path.join(self.srv.dir, "sa")
@@ -114,13 +122,13 @@ class Env:
     def _start(self):
         self.srv.start()
         self.parts.append(self.srv)
-        self.kubelet = Kubelet(self.srv)
+        self.kubelet = Kubelet(self.srv, **self.kubelet_opts)
         self.parts.insert(0, self.kubelet)  # before start: its stop() removes the node netns start() makes
         self.kubelet.start()
-        self.sched = Scheduler(self.srv.api)
+        self.sched = Scheduler(self.srv.api, self.schedule)
         self.sched.start()
         self.parts.insert(0, self.sched)
-        self.ctl = Controller(self.srv, "--launcher-image", "kvlite/virt-launcher:e2e").start()
+        self.ctl = Controller(self.srv, "--launcher-image", "kvlite/virt-launcher:e2e", *self.controller_args).start()
         self.parts.insert(0, self.ctl)
         self.cache = tempfile.mkdtemp(prefix="kubectl-cache.", dir=self.srv.dir)
         self.qemu_pids = set()

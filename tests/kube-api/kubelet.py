@@ -386,6 +386,11 @@ class PodRunner:
                 if not (os.path.isabs(path) and os.path.isdir(path)):
                     raise PodError("volume %s: image reference %r is not an absolute directory; the kubelet stand-in "
                                    "does not pull images" % (name, path))
+            elif "persistentVolumeClaim" in vol and self.k.provision_claims:
+                claim = vol["persistentVolumeClaim"]["claimName"]
+                path = self.k.claim_dir(self.ns, claim)
+                if not os.path.isdir(path):
+                    raise PodError("volume %s: persistentVolumeClaim %s is not bound" % (name, claim))
             elif "persistentVolumeClaim" in vol:
                 claim = vol["persistentVolumeClaim"]["claimName"]
                 path = os.path.join(self.k.pvc_dir or "/nonexistent", claim)
@@ -675,6 +680,7 @@ class Kubelet:
         self.runners = {}
         self.lock = threading.RLock()  # PodRunner.finish() calls forget() from inside handle()
         self.register = not args.no_register_node
+        self.provision_claims = args.provision_claims
 
     def log_path(self, ns, pod, container):
         return os.path.join(self.log_dir, "%s_%s_%s.log" % (ns, pod, container))
@@ -742,15 +748,17 @@ class Kubelet:
                 runner.terminate(meta.get("deletionGracePeriodSeconds") or 0)
 
     def loop(self, stop):
-        selector = urllib.parse.quote("spec.nodeName=" + self.node)
-        base = "/api/v1/pods?fieldSelector=" + selector
+        self.watch("/api/v1/pods?fieldSelector=" + urllib.parse.quote("spec.nodeName=" + self.node), self.handle, stop)
+
+    def watch(self, base, handle, stop):
+        sep = "&" if "?" in base else "?"
         while not stop.is_set():
             try:
                 listing = self.api.call("GET", base)
-                for pod in listing["items"]:
-                    self.handle(pod)
+                for obj in listing["items"]:
+                    handle(obj)
                 rv = listing["metadata"]["resourceVersion"]
-                with self.api.open("GET", base + "&watch=true&allowWatchBookmarks=true&timeoutSeconds=300"
+                with self.api.open("GET", base + sep + "watch=true&allowWatchBookmarks=true&timeoutSeconds=300"
                                    "&resourceVersion=" + rv, timeout=330) as resp:
                     for line in resp:
                         if stop.is_set():
@@ -759,10 +767,37 @@ class Kubelet:
                         if event["type"] == "ERROR":
                             break  # 410 Expired or a timeout: relist
                         if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                            self.handle(event["object"], event["type"] == "DELETED")
+                            handle(event["object"], event["type"] == "DELETED")
             except (ApiFailure, OSError, ValueError) as e:
-                log("list/watch failed; retrying", error=str(e))
+                log("list/watch failed; retrying", path=base, error=str(e))
                 stop.wait(1)
+
+    # --- claims, as a local-path provisioner would bind them ---------------------------------------------------
+    def claim_dir(self, ns, name):
+        return os.path.join(self.state_dir, "claims", ns, name)
+
+    def handle_claim(self, pvc, deleted=False):
+        """--provision-claims: every claim gets a directory <state>/claims/<ns>/<name> and is Bound at once;
+        a deleted claim's directory goes with it (reclaimPolicy Delete)."""
+        meta = pvc["metadata"]
+        path = self.claim_dir(meta["namespace"], meta["name"])
+        if deleted:
+            shutil.rmtree(path, ignore_errors=True)
+            log("claim released", claim=meta["namespace"] + "/" + meta["name"])
+            return
+        if (pvc.get("status") or {}).get("phase") == "Bound":
+            return
+        os.makedirs(path, exist_ok=True)
+        spec = pvc.get("spec") or {}
+        storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "0")
+        try:
+            self.api.call("PATCH", "/api/v1/namespaces/%s/persistentvolumeclaims/%s/status" % (meta["namespace"],
+                                                                                           meta["name"]),
+                          {"status": {"phase": "Bound", "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+                                      "capacity": {"storage": storage}}}, "application/merge-patch+json")
+            log("claim bound", claim=meta["namespace"] + "/" + meta["name"], path=path)
+        except (ApiFailure, OSError) as e:
+            log("claim bind failed", claim=meta["namespace"] + "/" + meta["name"], error=str(e))
 
     def setup_network(self):
         cleanup_state(self.state_dir)  # a previous kubelet on this state dir may have died without cleaning up
@@ -802,7 +837,10 @@ def parse_args(argv):
                     "virt-launcher's --pod-network is dropped (the default without --pod-cidr; needs no netns)")
     ap.add_argument("--state-dir", help="per-Pod directories (emptyDir volumes); default a temp dir")
     ap.add_argument("--log-dir", help="container logs as <ns>_<pod>_<container>.log (kube_api_server --pod-log-dir)")
-    ap.add_argument("--pvc-dir", help="persistentVolumeClaim volumes are <dir>/<claimName>")
+    ap.add_argument("--pvc-dir", help="persistentVolumeClaim volumes are <dir>/<claimName> (without "
+                    "--provision-claims)")
+    ap.add_argument("--provision-claims", action="store_true", help="bind every PersistentVolumeClaim to a new "
+                    "directory <state-dir>/claims/<ns>/<name> (removed with the claim); Pod claim volumes mount it")
     ap.add_argument("--serviceaccount-dir", help="token and ca.crt mounted at "
                     "/var/run/secrets/kubernetes.io/serviceaccount in every Pod")
     ap.add_argument("--in-cluster-server", help="https URL whose host/port go to KUBERNETES_SERVICE_HOST/PORT")
@@ -856,6 +894,9 @@ def main(argv):
         kubelet.shutdown()
         return EXIT_API
     threading.Thread(target=kubelet.loop, args=(stop,), daemon=True).start()
+    if args.provision_claims:
+        threading.Thread(target=kubelet.watch, args=("/api/v1/persistentvolumeclaims", kubelet.handle_claim, stop),
+                         daemon=True).start()
     print(json.dumps({"node": kubelet.node, "state_dir": kubelet.state_dir, "log_dir": kubelet.log_dir,
                       "node_netns": kubelet.network and kubelet.network.netns}), flush=True)
     stop.wait()

@@ -36,10 +36,15 @@ EXPECTED = {
         ("TargetKind", "string", ".spec.target.kind", 0), ("TargetName", "string", ".spec.target.name", 0),
         ("Complete", "boolean", ".status.complete", 0), ("RestoreTime", "date", ".status.restoreTime", 0),
         ("Error", "string", ".status.error.message", 0)]),
+    # CDI's DataVolume
+    "datavolumes": (["dv", "dvs"], True, [
+        ("Phase", "string", ".status.phase", 0), ("Progress", "string", ".status.progress", 0),
+        ("Restarts", "integer", ".status.restartCount", 0), ("Age", "date", ".metadata.creationTimestamp", 0)]),
 }
 SNAPSHOT = ("snapshot.kubevirt.io", "v1beta1")
 GROUP_VERSION = {"migrationpolicies": ("migrations.kubevirt.io", "v1alpha1"), "virtualmachinesnapshots": SNAPSHOT,
-                 "virtualmachinesnapshotcontents": SNAPSHOT, "virtualmachinerestores": SNAPSHOT}
+                 "virtualmachinesnapshotcontents": SNAPSHOT, "virtualmachinerestores": SNAPSHOT,
+                 "datavolumes": ("cdi.kubevirt.io", "v1beta1")}
 
 
 def structural(schema, path):

@@ -1,0 +1,32 @@
+/* DataVolumes (cdi.kubevirt.io/v1beta1): the DataVolume reconciler (reconcile-dv.c: claim, importer Pod,
+ * CDI's status) and the VM side (vm-datavolumes.c: dataVolumeTemplates created or adopted, a VMI held back
+ * until its DataVolumes are ready, DataVolumes kept when the VM is deleted). docs/datavolumes.md. */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "api.h"
+
+#define DV_IMPORTER_APP "containerized-data-importer" /* label app= of importer Pods, as CDI's */
+#define DV_IMPORTER_PREFIX "importer-"
+#define DV_ANN_RETAINED "kvlite.io/retained-from-vm" /* on a DataVolume its deleted VM left behind */
+#define DV_ANN_ALLOW_ADOPTION "cdi.kubevirt.io/allowClaimAdoption"
+#define VM_DV_FINALIZER "kubevirt.io/virtualMachineControllerFinalize"
+
+/* What a VM waits for before its VMI, worst first wins: KubeVirt's printableStatus for each. */
+enum dv_wait { DV_WAIT_NONE, DV_WAIT_BINDING, DV_WAIT_PROVISIONING, DV_WAIT_ERROR };
+
+typedef struct controller controller;
+/* {"apiVersion", "kind", "name", "uid", "controller": true, "blockOwnerDeletion": true} for owner. */
+cJSON *dv_owner_reference(const cJSON *owner, const char *api_version, const char *kind);
+/* The DataVolume's controller owner reference, or NULL. */
+const cJSON *dv_controller_ref(const cJSON *obj);
+
+/* Creates the VM's missing template DataVolumes and adopts its own (or orphaned) ones. */
+int vm_datavolumes_sync(controller *c, kube_client *api, const cJSON *vm, kv_error *err);
+/* The state of the DataVolumes the template's volumes name; msg says which and why. */
+enum dv_wait vm_datavolumes_wait(controller *c, const cJSON *vm, char *msg, size_t size);
+const char *dv_wait_printable(enum dv_wait w);
+/* A deleted VM lets go of its DataVolumes: its ownerReference removed, DV_ANN_RETAINED set to its name. */
+int vm_datavolumes_release(kube_client *api, const cJSON *vm, kv_error *err);
