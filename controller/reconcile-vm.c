@@ -342,8 +342,11 @@ static int mutate_vm_status(cJSON *vm, void *ud)
         rerun_request(s);
         if (s->requests)
                 cJSON_AddItemToObject(st, "stateChangeRequests", cJSON_Duplicate(s->requests, 1));
-        /* Recorded once a VMI exists or none is wanted, so a failed create is retried. */
-        const char *rec = s->vmi || s->action != VM_CREATE_VMI ? s->strategy : s->recorded;
+        /* Recorded once a VMI exists or none is wanted, so a failed create is retried; a VMI that is wanted
+         * but held back (a template that cannot run, DataVolumes not ready) is still wanted: recording the
+         * strategy then would make a RerunOnFailure VM look stopped by the user. */
+        bool held = s->template_err || s->dv_wait;
+        const char *rec = s->vmi || (s->action != VM_CREATE_VMI && !held) ? s->strategy : s->recorded;
         if (rec)
                 cJSON_AddStringToObject(st, "runStrategy", rec);
         s->counted = counted;
