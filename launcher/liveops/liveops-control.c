@@ -730,10 +730,12 @@ static void snap_on_reply(qmp *q, const cJSON *ret, const kv_error *err, void *u
         case SNAP_DISMISSING:
                 snap_conclude(o);
                 break;
-        case SNAP_LISTING:
-                status_set_json(&o->lo->h.st->snapshots, snapshots_for_status(snapshot_list_from(ret)));
+        case SNAP_LISTING: {
+                _cleanup_json_ cJSON *list = snapshot_list_from(ret);
+                status_set_json(&o->lo->h.st->snapshots, snapshots_for_status(list));
                 snap_finish(o);
                 break;
+        }
         case SNAP_RUNNING:
                 break;
         }
