@@ -18,6 +18,9 @@ typedef struct kube_resource {
 extern const kube_resource kube_vmi, kube_vm, kube_vmim, kube_pod, kube_namespace, kube_migrationpolicy;
 /* snapshot.kubevirt.io/v1beta1 */
 extern const kube_resource kube_vmsnapshot, kube_vmsnapshotcontent, kube_vmrestore;
+/* apps/v1 ControllerRevision; instancetype.kubevirt.io/v1beta1 (cluster kinds: ns NULL) */
+extern const kube_resource kube_controllerrevision, kube_vminstancetype, kube_vmclusterinstancetype,
+    kube_vmpreference, kube_vmclusterpreference;
 
 /* "/apis/kubevirt.io/v1/namespaces/ns/plural/name/sub"; ns NULL = all namespaces. Every segment is
  * URL-escaped. Returns malloc'd string or NULL. */
