@@ -33,8 +33,8 @@ static const char *matcher_key(it_which which)
 
 int it_ref_get(const cJSON *vm, it_which which, it_ref *ref, kv_error *err)
 {
-        static const char *const allowed[] = {"name", "kind", "revisionName", "inferFromVolume",
-                                              "inferFromVolumeFailurePolicy", NULL};
+        static const char *const allowed[] = {
+            "name", "kind", "revisionName", "inferFromVolume", "inferFromVolumeFailurePolicy", NULL};
         const char *key = matcher_key(which);
         char path[JPATH_MAX], p[JPATH_MAX];
         const cJSON *spec = NULL, *m = NULL;
@@ -58,8 +58,9 @@ int it_ref_get(const cJSON *vm, it_which which, it_ref *ref, kv_error *err)
                 return jf_error(err, jpath_key(p, path, "revisionName"), "expected a string");
         /* KubeVirt accepts the Kind, the plural and the singular in any case; none means the cluster kind */
         const char *k = cJSON_IsString(kind) && kind->valuestring[0] ? kind->valuestring : NULL;
-        *ref = (it_ref){.name = name->valuestring,
-                        .revision_name = cJSON_IsString(rev) && rev->valuestring[0] ? rev->valuestring : NULL};
+        *ref =
+            (it_ref){.name = name->valuestring,
+                     .revision_name = cJSON_IsString(rev) && rev->valuestring[0] ? rev->valuestring : NULL};
         for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
                 if (kinds[i].which != which)
                         continue;
@@ -183,8 +184,10 @@ static const char *preferred_topology(const cJSON *pref)
         const char *t = cJSON_GetStringValue(get(get(pref, "cpu"), "preferredCPUTopology"));
         if (!t)
                 return "sockets";
-        static const char *const old[][2] = {{"preferSockets", "sockets"}, {"preferCores", "cores"},
-                                             {"preferThreads", "threads"}, {"preferSpread", "spread"},
+        static const char *const old[][2] = {{"preferSockets", "sockets"},
+                                             {"preferCores", "cores"},
+                                             {"preferThreads", "threads"},
+                                             {"preferSpread", "spread"},
                                              {"preferAny", "any"}};
         for (size_t i = 0; i < 5; i++)
                 if (!strcmp(t, old[i][0]))
@@ -209,10 +212,11 @@ static int apply_topology(unsigned vcpus, const cJSON *pref, cJSON *cpu, kv_erro
                 const char *across = cJSON_GetStringValue(get(so, "across"));
                 unsigned unit = across && !strcmp(across, "SocketsCoresThreads") ? 2 * ratio : ratio;
                 if (vcpus % unit)
-                        return jf_error(err, "spec.preference",
-                                        "instancetype CPU guest %u is not divisible by the preference's spread "
-                                        "of %u vCPUs",
-                                        vcpus, unit);
+                        return jf_error(
+                            err, "spec.preference",
+                            "instancetype CPU guest %u is not divisible by the preference's spread "
+                            "of %u vCPUs",
+                            vcpus, unit);
                 if (across && !strcmp(across, "CoresThreads"))
                         th = ratio, co = vcpus / ratio;
                 else if (across && !strcmp(across, "SocketsCoresThreads"))
@@ -239,8 +243,8 @@ static int apply_cpu(const cJSON *it, const cJSON *pref, cJSON *domain, conflict
         if (!vcpus)
                 return jf_error(err, "spec.cpu.guest", "is required");
         cJSON *cpu = child(domain, "cpu");
-        static const char *const copied[] = {"model", "dedicatedCPUPlacement", "isolateEmulatorThread", "numa",
-                                             "realtime", "maxSockets"};
+        static const char *const copied[] = {
+            "model", "dedicatedCPUPlacement", "isolateEmulatorThread", "numa", "realtime", "maxSockets"};
         for (size_t i = 0; i < 6; i++)
                 if (get(it_cpu, copied[i]))
                         set(cpu, copied[i], get(it_cpu, copied[i]));
@@ -306,9 +310,10 @@ static void apply_annotations(const cJSON *src, cJSON *meta)
 
 static int apply_instancetype(const cJSON *it, const cJSON *pref, cJSON *spec, cJSON *meta, kv_error *err)
 {
-        static const char *const allowed[] = {"cpu",      "memory",      "gpus",           "hostDevices",
-                                              "ioThreadsPolicy", "launchSecurity", "annotations",
-                                              "nodeSelector", "schedulerName", NULL};
+        static const char *const allowed[] = {"cpu",         "memory",          "gpus",
+                                              "hostDevices", "ioThreadsPolicy", "launchSecurity",
+                                              "annotations", "nodeSelector",    "schedulerName",
+                                              NULL};
         JF_TRY(jf_check_keys(it, "spec", allowed, NULL, err));
         conflicts c = {0};
         cJSON *domain = child(spec, "domain"), *devices = child(domain, "devices");
@@ -348,7 +353,8 @@ static void prefer_cpu(const cJSON *pref, cJSON *domain)
                 const char *name = cJSON_GetStringValue(get(f, "name"));
                 const cJSON *h;
                 bool found = false;
-                cJSON_ArrayForEach(h, have) found |= name && !strcmp(cJSON_GetStringValue(get(h, "name")) ?: "", name);
+                cJSON_ArrayForEach(h, have) found |=
+                    name && !strcmp(cJSON_GetStringValue(get(h, "name")) ?: "", name);
                 if (!found)
                         cJSON_AddItemToArray(have, cJSON_Duplicate(f, true));
         }
@@ -395,8 +401,8 @@ static bool on_pod_network(const cJSON *spec, const char *iface)
 
 static void prefer_interfaces(const cJSON *d, const cJSON *spec, cJSON *devices)
 {
-        static const char *const bindings[] = {"bridge", "masquerade", "sriov", "slirp", "passt", "macvtap",
-                                               "binding"};
+        static const char *const bindings[] = {"bridge", "masquerade", "sriov",  "slirp",
+                                               "passt",  "macvtap",    "binding"};
         cJSON *i;
         cJSON_ArrayForEach(i, cJSON_GetObjectItemCaseSensitive(devices, "interfaces"))
         {
@@ -517,20 +523,23 @@ static int check_requirements(const cJSON *pref, const cJSON *it, const cJSON *d
         if (it) {
                 double have = cJSON_GetNumberValue(get(get(it, "cpu"), "guest"));
                 if (need_cpu && have < (double)need_cpu)
-                        return kv_error_set(err, EINVAL,
-                                            "spec.instancetype: insufficient CPU resources of %.0f vCPU provided by "
-                                            "instance type, preference requires %" PRId64 " vCPU",
-                                            have, need_cpu);
+                        return kv_error_set(
+                            err, EINVAL,
+                            "spec.instancetype: insufficient CPU resources of %.0f vCPU provided by "
+                            "instance type, preference requires %" PRId64 " vCPU",
+                            have, need_cpu);
         } else if (need_cpu) {
                 const cJSON *cpu = get(domain, "cpu");
-                double s = cJSON_GetNumberValue(get(cpu, "sockets")), c = cJSON_GetNumberValue(get(cpu, "cores")),
+                double s = cJSON_GetNumberValue(get(cpu, "sockets")),
+                       c = cJSON_GetNumberValue(get(cpu, "cores")),
                        t = cJSON_GetNumberValue(get(cpu, "threads"));
                 double have = (s == s && s ? s : 1) * (c == c && c ? c : 1) * (t == t && t ? t : 1);
                 if (have < (double)need_cpu)
-                        return kv_error_set(err, EINVAL,
-                                            "%s.domain.cpu: insufficient CPU resources of %.0f vCPU provided by "
-                                            "VirtualMachine, preference requires %" PRId64 " vCPU",
-                                            VM_SPEC_PATH, have, need_cpu);
+                        return kv_error_set(
+                            err, EINVAL,
+                            "%s.domain.cpu: insufficient CPU resources of %.0f vCPU provided by "
+                            "VirtualMachine, preference requires %" PRId64 " vCPU",
+                            VM_SPEC_PATH, have, need_cpu);
         }
         if (!need_mem)
                 return 0;
@@ -545,14 +554,16 @@ static int check_requirements(const cJSON *pref, const cJSON *it, const cJSON *d
         snprintf(hs, sizeof(hs), "%s", cJSON_IsString(hm) ? hm->valuestring : "0");
         snprintf(ns, sizeof(ns), "%s", cJSON_IsString(need_mem) ? need_mem->valuestring : "?");
         if (it)
-                return kv_error_set(err, EINVAL,
-                                    "spec.instancetype: insufficient Memory resources of %s provided by instance "
-                                    "type, preference requires %s",
-                                    hs, ns);
-        return kv_error_set(err, EINVAL,
-                            "%s.domain.memory: insufficient Memory resources of %s provided by VirtualMachine, "
-                            "preference requires %s",
-                            VM_SPEC_PATH, hs, ns);
+                return kv_error_set(
+                    err, EINVAL,
+                    "spec.instancetype: insufficient Memory resources of %s provided by instance "
+                    "type, preference requires %s",
+                    hs, ns);
+        return kv_error_set(
+            err, EINVAL,
+            "%s.domain.memory: insufficient Memory resources of %s provided by VirtualMachine, "
+            "preference requires %s",
+            VM_SPEC_PATH, hs, ns);
 }
 
 static void apply_preference(const cJSON *pref, cJSON *spec, cJSON *meta)
@@ -581,7 +592,8 @@ static void name_annotations(const cJSON *vm, cJSON *meta)
         }
 }
 
-int it_expand_vm(const cJSON *vm, const cJSON *it_spec, const cJSON *pref_spec, cJSON **vmi_out, kv_error *err)
+int it_expand_vm(const cJSON *vm, const cJSON *it_spec, const cJSON *pref_spec, cJSON **vmi_out,
+                 kv_error *err)
 {
         const cJSON *md = get(vm, "metadata"), *tmpl = get(get(vm, "spec"), "template");
         const cJSON *tmd = get(tmpl, "metadata"), *tspec = get(tmpl, "spec");
@@ -637,10 +649,11 @@ static int resolve(const cJSON *vm, it_which w, const cJSON *docs, const cJSON *
                 o = it_find(bundle, &ref, ns);
         char m[JPATH_MAX], p[JPATH_MAX];
         if (!o)
-                return jf_error(err, jpath_key(p, jpath_key(m, "spec", matcher_key(w)), "name"),
-                                "%s.instancetype.kubevirt.io \"%.64s\" not found (neither in this file nor in "
-                                "the bundled common instancetypes)",
-                                ref.plural, ref.name);
+                return jf_error(
+                    err, jpath_key(p, jpath_key(m, "spec", matcher_key(w)), "name"),
+                    "%s.instancetype.kubevirt.io \"%.64s\" not found (neither in this file nor in "
+                    "the bundled common instancetypes)",
+                    ref.plural, ref.name);
         *spec = get(o, "spec");
         if (!cJSON_IsObject(*spec) && w == IT_INSTANCETYPE)
                 return kv_error_set(err, EINVAL, "%s %s: spec: is required", ref.kind, ref.name);
@@ -661,7 +674,8 @@ int it_vmi_from_docs(const cJSON *docs, const cJSON *bundle, cJSON **vmi_out, kv
         }
         if (!vm) {
                 if (!vmi)
-                        return jf_error(err, "kind", "no VirtualMachine or VirtualMachineInstance in the file");
+                        return jf_error(err, "kind",
+                                        "no VirtualMachine or VirtualMachineInstance in the file");
                 *vmi_out = cJSON_Duplicate(vmi, true);
                 return *vmi_out ? 0 : kv_error_set(err, ENOMEM, "out of memory");
         }

@@ -29,11 +29,12 @@ int it_ref_get(const cJSON *vm, it_which which, it_ref *ref, kv_error *err);
  * instancetype spec and preference spec applied (either may be NULL). Conflicts: -EINVAL, err =
  * "spec.template.spec.domain.cpu.sockets: VM field(s) spec.template.spec.domain.cpu.sockets conflicts with
  * selected instance type"; unmet preference requirements likewise with KubeVirt's words. */
-int it_expand_vm(const cJSON *vm, const cJSON *it_spec, const cJSON *pref_spec, cJSON **vmi_out, kv_error *err);
+int it_expand_vm(const cJSON *vm, const cJSON *it_spec, const cJSON *pref_spec, cJSON **vmi_out,
+                 kv_error *err);
 
 /* Local mode: the VMI a set of manifests stands for. docs: an array of objects (a multi-document file);
  * the first VirtualMachine runs (its instancetype/preference found among docs, then in bundle, an array
- * of objects such as crds/40-common-instancetypes.yaml; bundle may be NULL), otherwise the first
+ * of objects such as crds/common-instancetypes/instancetypes.yaml; bundle may be NULL), otherwise the first
  * VirtualMachineInstance (or a document without kind) is returned as is. *vmi_out is a new object. */
 int it_vmi_from_docs(const cJSON *docs, const cJSON *bundle, cJSON **vmi_out, kv_error *err);
 

@@ -32,8 +32,10 @@ static cJSON *revision_for(const cJSON *vm, const cJSON *obj, const char *name)
         cJSON_AddStringToObject(md, "namespace", kube_str(vm, "metadata.namespace"));
         cJSON *labels = cJSON_AddObjectToObject(md, "labels");
         cJSON_AddStringToObject(labels, "instancetype.kubevirt.io/object-kind", kube_str(obj, "kind") ?: "");
-        cJSON_AddStringToObject(labels, "instancetype.kubevirt.io/object-name", kube_str(obj, "metadata.name") ?: "");
-        cJSON_AddStringToObject(labels, "instancetype.kubevirt.io/object-uid", kube_str(obj, "metadata.uid") ?: "");
+        cJSON_AddStringToObject(labels, "instancetype.kubevirt.io/object-name",
+                                kube_str(obj, "metadata.name") ?: "");
+        cJSON_AddStringToObject(labels, "instancetype.kubevirt.io/object-uid",
+                                kube_str(obj, "metadata.uid") ?: "");
         cJSON *owner = cJSON_CreateObject();
         cJSON_AddStringToObject(owner, "apiVersion", "kubevirt.io/v1");
         cJSON_AddStringToObject(owner, "kind", "VirtualMachine");
@@ -61,15 +63,17 @@ static int matcher_spec(kube_client *api, const cJSON *vm, it_which w, cJSON **s
         if (ref.revision_name) {
                 r = kube_get(api, &kube_controllerrevision, ns, ref.revision_name, &rev, err);
                 if (r == -KUBE_ENOTFOUND)
-                        return kv_error_set(err, EINVAL, "spec.%s.revisionName: controllerrevisions.apps \"%s\" not found",
+                        return kv_error_set(err, EINVAL,
+                                            "spec.%s.revisionName: controllerrevisions.apps \"%s\" not found",
                                             key, ref.revision_name);
                 if (r < 0)
                         return r;
         } else {
                 r = kube_get(api, resource_of(&ref), ref.cluster ? NULL : ns, ref.name, &obj, err);
                 if (r == -KUBE_ENOTFOUND)
-                        return kv_error_set(err, EINVAL, "spec.%s.name: %s.instancetype.kubevirt.io \"%s\" not found",
-                                            key, ref.plural, ref.name);
+                        return kv_error_set(err, EINVAL,
+                                            "spec.%s.name: %s.instancetype.kubevirt.io \"%s\" not found", key,
+                                            ref.plural, ref.name);
                 if (r < 0)
                         return r;
                 char name[512];
@@ -83,11 +87,11 @@ static int matcher_spec(kube_client *api, const cJSON *vm, it_which w, cJSON **s
                 _cleanup_json_ cJSON *patch = cJSON_CreateObject();
                 cJSON *m = cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "spec"), key);
                 cJSON_AddStringToObject(m, "revisionName", name);
-                if ((r = kube_merge_patch(api, &kube_vm, ns, kube_str(vm, "metadata.name"), patch, false, NULL,
-                                          err)) < 0)
+                if ((r = kube_merge_patch(api, &kube_vm, ns, kube_str(vm, "metadata.name"), patch, false,
+                                          NULL, err)) < 0)
                         return r;
-                log_info("VM %s/%s: %s %s kept as ControllerRevision %s", ns, kube_str(vm, "metadata.name"), key,
-                         ref.name, name);
+                log_info("VM %s/%s: %s %s kept as ControllerRevision %s", ns, kube_str(vm, "metadata.name"),
+                         key, ref.name, name);
         }
         const cJSON *s = kube_obj(rev, "data.spec");
         if (!s && w == IT_INSTANCETYPE)
@@ -118,7 +122,8 @@ int vm_expand_template(kube_client *api, const cJSON *vm, cJSON **expanded, kv_e
         if (ann)
                 cJSON_AddItemToObject(tmd, "annotations", cJSON_Duplicate(ann, true));
         cJSON_AddItemToObject(tmpl, "spec", cJSON_DetachItemFromObjectCaseSensitive(vmi, "spec"));
-        cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(copy, "spec"), "template", tmpl);
+        cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(copy, "spec"), "template",
+                                               tmpl);
         *expanded = TAKE_PTR(copy);
         return 0;
 }

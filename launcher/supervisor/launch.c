@@ -51,11 +51,12 @@ static int fail(launch *l, int code, const char *what, const kv_error *err)
 }
 
 /* The bundled common instancetypes and preferences a VirtualMachine may name: installed in
- * <prefix>/share/kvlite/crds beside <prefix>/bin, or in the build tree's crds/ (two levels up from
+ * <prefix>/share/kvlite/crds/common-instancetypes beside <prefix>/bin, or in the build tree's
+ * crds/common-instancetypes (two levels up from
  * launcher/supervisor). Missing files are skipped. */
 static void bundle_paths(char paths[4][PATH_MAX], const char *ptrs[5])
 {
-        static const char *const files[] = {"40-common-instancetypes.yaml", "41-common-preferences.yaml"};
+        static const char *const files[] = {"instancetypes.yaml", "preferences.yaml"};
         char self[PATH_MAX];
         size_t n = 0;
         ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -64,9 +65,9 @@ static void bundle_paths(char paths[4][PATH_MAX], const char *ptrs[5])
                 char *slash = strrchr(self, '/');
                 *slash = 0;
                 for (size_t i = 0; i < 2; i++) {
-                        snprintf(paths[n], PATH_MAX, "%.3000s/../share/kvlite/crds/%s", self, files[i]);
+                        snprintf(paths[n], PATH_MAX, "%.3000s/../share/kvlite/crds/common-instancetypes/%s", self, files[i]);
                         if (access(paths[n], R_OK) < 0)
-                                snprintf(paths[n], PATH_MAX, "%.3000s/../../crds/%s", self, files[i]);
+                                snprintf(paths[n], PATH_MAX, "%.3000s/../../crds/common-instancetypes/%s", self, files[i]);
                         ptrs[n] = paths[n];
                         n++;
                 }

@@ -27,7 +27,7 @@ static const char usage[] =
     "Options:\n"
     "  --vmi FILE|-         read the VMI from FILE (\"-\": stdin); a VirtualMachine runs its template,\n"
     "                       sized by the instancetype and preference it names (in FILE, a multi-document\n"
-    "                       file, or the bundled common ones in share/kvlite/crds)\n"
+    "                       file, or the bundled common ones in share/kvlite/crds/common-instancetypes)\n"
     "  --vmi-env VAR        read the VMI (JSON or YAML) from environment variable VAR\n"
     "  --run-dir DIR        sockets, serial.log and created disks (default: a private 0700 temp dir,\n"
     "                       removed on exit)\n"

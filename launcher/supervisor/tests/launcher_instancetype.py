@@ -1,5 +1,5 @@
 """A VirtualMachine manifest run by `virt-launcher --vmi`: its template sized by the bundled common
-instancetype u1.nano (1 vCPU, 512Mi; build/crds/40-common-instancetypes.yaml, found relative to the
+instancetype u1.nano (1 vCPU, 512Mi; build/crds/common-instancetypes/instancetypes.yaml, found relative to the
 binary), with a namespaced preference in the same multi-document file. The guest sees one vCPU and about
 512 MiB (the template itself asks for no memory)."""
 import json
