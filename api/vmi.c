@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "instancetype.h"
+#include "json.h"
 #include "macro.h"
 #include "quantity.h"
 #include "vmi-parse.h"
@@ -813,6 +815,8 @@ int vmi_from_json(const cJSON *root, vmi **out, kv_error *err)
         return 0;
 }
 
+static int read_all(int fd, char **out, size_t *len);
+
 static int load_buffer(const char *buf, size_t len, vmi **out, kv_error *err)
 {
         cJSON *root = NULL;
@@ -827,6 +831,62 @@ static int load_buffer(const char *buf, size_t len, vmi **out, kv_error *err)
 int vmi_load_json_string(const char *json, vmi **out, kv_error *err)
 {
         return load_buffer(json, strlen(json), out, err);
+}
+
+/* Every document of a bundle file appended to bundle. */
+static int load_bundle_file(const char *path, cJSON *bundle, kv_error *err)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : kv_error_errno(err, errno, "open %s", path);
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        int r = read_all(fd, &buf, &len);
+        if (r < 0)
+                return kv_error_errno(err, -r, "read %s", path);
+        _cleanup_json_ cJSON *docs = NULL;
+        if ((r = yaml_to_json_all(buf, len, &docs, err)) < 0)
+                return kv_error_wrap(err, "%s", path), r;
+        for (cJSON *d; (d = cJSON_DetachItemFromArray(docs, 0));)
+                cJSON_AddItemToArray(bundle, d);
+        return 0;
+}
+
+static bool is_single_vmi(const cJSON *docs)
+{
+        const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(docs, 0), "kind"));
+        return cJSON_GetArraySize(docs) == 1 && (!kind || !strcmp(kind, "VirtualMachineInstance"));
+}
+
+static int load_any_buffer(const char *buf, size_t len, const char *const *bundle_paths, vmi **out, kv_error *err)
+{
+        size_t skip = strspn(buf, " \t\r\n");
+        _cleanup_json_ cJSON *docs = NULL, *vmi_json = NULL, *bundle = NULL;
+        int r;
+        if (skip < len && buf[skip] == '{') {
+                cJSON *one = NULL;
+                if ((r = yaml_or_json_parse(buf, len, &one, err)) < 0)
+                        return r;
+                docs = cJSON_CreateArray();
+                cJSON_AddItemToArray(docs, one);
+        } else if ((r = yaml_to_json_all(buf, len, &docs, err)) < 0)
+                return r;
+        if (!docs)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        if (is_single_vmi(docs))
+                return vmi_from_json(cJSON_GetArrayItem(docs, 0), out, err);
+        /* the bundled common instancetypes are read only for a VM that may need them */
+        if (!(bundle = cJSON_CreateArray()))
+                return kv_error_set(err, ENOMEM, "out of memory");
+        for (const char *const *p = bundle_paths; p && *p; p++)
+                JF_TRY(load_bundle_file(*p, bundle, err));
+        JF_TRY(it_vmi_from_docs(docs, bundle, &vmi_json, err));
+        return vmi_from_json(vmi_json, out, err);
+}
+
+int vmi_load_any_string(const char *text, const char *const *bundle_paths, vmi **out, kv_error *err)
+{
+        return load_any_buffer(text, strlen(text), bundle_paths, out, err);
 }
 
 static int read_all(int fd, char **out, size_t *len)
@@ -870,6 +930,23 @@ int vmi_load(const char *path, vmi **out, kv_error *err)
         if (r < 0)
                 return kv_error_errno(err, -r, "read %s", stdin_ ? "stdin" : path);
         r = load_buffer(buf, len, out, err);
+        if (r < 0)
+                kv_error_wrap(err, "%s", stdin_ ? "stdin" : path);
+        return r;
+}
+
+int vmi_load_any(const char *path, const char *const *bundle_paths, vmi **out, kv_error *err)
+{
+        bool stdin_ = !strcmp(path, "-");
+        _cleanup_close_ int fd = stdin_ ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+        if (!stdin_ && fd < 0)
+                return kv_error_errno(err, errno, "open %s", path);
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        int r = read_all(stdin_ ? STDIN_FILENO : fd, &buf, &len);
+        if (r < 0)
+                return kv_error_errno(err, -r, "read %s", stdin_ ? "stdin" : path);
+        r = load_any_buffer(buf, len, bundle_paths, out, err);
         if (r < 0)
                 kv_error_wrap(err, "%s", stdin_ ? "stdin" : path);
         return r;

@@ -189,6 +189,11 @@ typedef struct vmi {
 int vmi_load(const char *path_or_dash, vmi **out, kv_error *err);
 /* Same from a JSON (or YAML) string, e.g. the KVLITE_VMI environment variable. */
 int vmi_load_json_string(const char *json, vmi **out, kv_error *err);
+/* What users copy from KubeVirt's docs: a VMI, a VirtualMachine (its template, expanded with the
+ * instancetype and preference it names, found in the same file or in the bundle files: multi-document
+ * YAML read only when needed, missing files skipped) or a multi-document file (api/instancetype.h). */
+int vmi_load_any(const char *path_or_dash, const char *const *bundle_paths, vmi **out, kv_error *err);
+int vmi_load_any_string(const char *text, const char *const *bundle_paths, vmi **out, kv_error *err);
 /* Validate an already parsed manifest into a model (the pure core the two loaders share). */
 int vmi_from_json(const cJSON *root, vmi **out, kv_error *err);
 void vmi_free(vmi *v);

@@ -8,8 +8,10 @@
 #include "macro.h"
 #include "podrender.h"
 #include "vmbackoff.h"
+#include "vminstancetype.h"
 #include "vmistatus.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -442,10 +444,18 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
         bool stop;
         _cleanup_free_ char *terr = NULL;
         _cleanup_json_ cJSON *reqs = pending_requests(kube_obj(vm, "status.stateChangeRequests"), vmi);
-        if (!vmi && want_vmi(s.strategy, kube_str(vm, "status.runStrategy"), reqs, NULL, &stop) &&
-            !kube_obj(vm, "metadata.deletionTimestamp")) {
-                s.template_err = terr = template_error(vm, &c->opts.pod);
-                s.dv_wait = vm_datavolumes_wait(c, vm, s.dv_msg, sizeof(s.dv_msg));
+        /* a VM about to start: its template with the kept instancetype/preference revisions applied */
+        _cleanup_json_ cJSON *run_vm = NULL;
+        bool starting = !vmi && want_vmi(s.strategy, kube_str(vm, "status.runStrategy"), reqs, NULL, &stop);
+        if ((starting || vm_needs_revision(vm)) && !kube_obj(vm, "metadata.deletionTimestamp")) {
+                int er = vm_expand_template(api, vm, &run_vm, err);
+                if (er < 0 && er != -EINVAL)
+                        return er;
+                if (starting) {
+                        s.template_err = terr = er < 0 ? strdup(err->msg) : template_error(run_vm, &c->opts.pod);
+                        s.dv_wait = vm_datavolumes_wait(c, vm, s.dv_msg, sizeof(s.dv_msg));
+                }
+                *err = (kv_error){0};
         }
         r = kube_update_retry(api, &kube_vm, kube_str(vm, "metadata.namespace"),
                                   kube_str(vm, "metadata.name"), vm, true, mutate_vm_status, &s, NULL, err);
@@ -456,7 +466,7 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
         if (s.counted)
                 log_warning("VM %s: VMI %s failed to start: %s", key, kube_str(vmi, "metadata.uid"),
                             kube_str(vmi, "status.reason") ?: "no reason given");
-        if ((r = act(c, api, key, vm, &s, err)) < 0)
+        if ((r = act(c, api, key, run_vm ? run_vm : vm, &s, err)) < 0)
                 return r;
         return s.wait_ms ? (int)(s.wait_ms < INT32_MAX ? s.wait_ms : INT32_MAX) : 0;
 }

@@ -3,6 +3,7 @@
 #include "launch.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,17 +50,45 @@ static int fail(launch *l, int code, const char *what, const kv_error *err)
         return code;
 }
 
+/* The bundled common instancetypes and preferences a VirtualMachine may name: installed in
+ * <prefix>/share/kvlite/crds/common-instancetypes beside <prefix>/bin, or in the build tree's
+ * crds/common-instancetypes (two levels up from
+ * launcher/supervisor). Missing files are skipped. */
+static void bundle_paths(char paths[4][PATH_MAX], const char *ptrs[5])
+{
+        static const char *const files[] = {"instancetypes.yaml", "preferences.yaml"};
+        char self[PATH_MAX];
+        size_t n = 0;
+        ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (len > 0) {
+                self[len] = 0;
+                char *slash = strrchr(self, '/');
+                *slash = 0;
+                for (size_t i = 0; i < 2; i++) {
+                        snprintf(paths[n], PATH_MAX, "%.3000s/../share/kvlite/crds/common-instancetypes/%s", self, files[i]);
+                        if (access(paths[n], R_OK) < 0)
+                                snprintf(paths[n], PATH_MAX, "%.3000s/../../crds/common-instancetypes/%s", self, files[i]);
+                        ptrs[n] = paths[n];
+                        n++;
+                }
+        }
+        ptrs[n] = NULL;
+}
+
 static int load_vmi(launch *l, kv_error *err)
 {
         const launch_opts *o = l->o;
+        char paths[4][PATH_MAX];
+        const char *bundle[5];
+        bundle_paths(paths, bundle);
         if (o->vmi_env) {
                 const char *text = getenv(o->vmi_env);
                 if (!text)
                         return kv_error_set(err, EINVAL, "--vmi-env: environment variable %s is not set",
                                             o->vmi_env);
-                return vmi_load_json_string(text, &l->v, err);
+                return vmi_load_any_string(text, bundle, &l->v, err);
         }
-        return vmi_load(o->vmi_file, &l->v, err);
+        return vmi_load_any(o->vmi_file, bundle, &l->v, err);
 }
 
 static void record_identity(launch *l)

@@ -6,8 +6,9 @@ refused otherwise, with the JSON path and reason of every refusal.
 Images and claims map to the test guest: a containerDisk volume V resolves through --image-root to the
 guest's containerdisk (a containerDisk.path gets the guest disk at that path), a persistentVolumeClaim or
 ephemeral volume V is a sparse raw disk.img under --pvc-root, a hostDisk path moves under the temp dir,
-a cloud-init secretRef gets a Secret directory under --secret-root. A VirtualMachine runs its
-spec.template, as KubeVirt's VM controller creates the VMI from it; a user-guide snippet without
+a cloud-init secretRef gets a Secret directory under --secret-root. A VirtualMachine goes to
+virt-launcher as it is, with the file's instancetypes and preferences: the launcher runs its spec.template
+expanded as KubeVirt's VM controller creates the VMI from it; a user-guide snippet without
 apiVersion/kind is a VirtualMachineInstance, as the guide presents it.
 
 usage: run.py VIRT_LAUNCHER [--corpus DIR] [--json] [--min-accepted N | --ratchet FILE] [--verbose]
@@ -38,36 +39,51 @@ def guest_dir():
     return g if os.path.isfile(os.path.join(g, "containerdisk", "disk", "disk.qcow2")) else None
 
 
-def vmis_of(path):
-    """The VMIs a corpus file stands for (a VM: its template)."""
+IT_KINDS = ("VirtualMachineInstancetype", "VirtualMachineClusterInstancetype", "VirtualMachinePreference",
+            "VirtualMachineClusterPreference")
+
+
+def load_docs(path):
     with open(path) as f:
-        docs = [d for d in yamlite.load_all(f.read()) if d]
+        return [d for d in yamlite.load_all(f.read()) if d]
+
+
+def corpus_instancetypes(corpus):
+    """Every instancetype and preference of the corpus: applied together, as the docs apply
+    examples/csmall.yaml with examples/vm-cirros-csmall.yaml."""
+    return [d for f in sorted(os.listdir(corpus)) if f.endswith((".yaml", ".yml", ".json"))
+            for d in load_docs(os.path.join(corpus, f)) if d.get("kind") in IT_KINDS]
+
+
+def runs_of(path, extra):
+    """What a corpus file runs: one list of documents per VM or VMI in it, each with the corpus's
+    instancetypes and preferences beside it (virt-launcher expands a VM itself, as KubeVirt's VM controller
+    does, with the bundled common instancetypes as the fallback)."""
+    docs = load_docs(path)
     out = []
     for d in docs:
         kind = d.get("kind", "VirtualMachineInstance")
-        if kind == "VirtualMachine":
-            tmpl = d.get("spec", {}).get("template", {})
-            meta = {"name": d["metadata"]["name"]}
-            if "namespace" in d["metadata"]:
-                meta["namespace"] = d["metadata"]["namespace"]
-            labels = (tmpl.get("metadata") or {}).get("labels")
-            if labels:
-                meta["labels"] = labels
-            out.append({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
-                        "metadata": meta, "spec": tmpl.get("spec", {})})
-        elif kind == "VirtualMachineInstance":
+        if kind == "VirtualMachineInstance":
             d.setdefault("apiVersion", "kubevirt.io/v1")
             d["kind"] = kind
-            out.append(d)
+        if kind in ("VirtualMachine", "VirtualMachineInstance"):
+            out.append([d] + extra)
     return out
 
 
-def map_volumes(vmi, root, guest):
+def spec_of(doc):
+    """The VMI spec a document runs (a VM: its template's)."""
+    if doc.get("kind") == "VirtualMachine":
+        return (doc.get("spec", {}).get("template") or {}).get("spec") or {}
+    return doc.get("spec", {})
+
+
+def map_volumes(spec, root, guest):
     """Lay out images, claims and secrets for the VMI's volumes under root; rewrite hostDisk paths."""
     for sub in ("img", "pvc", "secrets", "host"):
         os.makedirs(os.path.join(root, sub), exist_ok=True)
     gdisk = os.path.join(guest, "containerdisk", "disk", "disk.qcow2")
-    for vol in vmi.get("spec", {}).get("volumes", []) or []:
+    for vol in spec.get("volumes", []) or []:
         name = vol.get("name", "")
         if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
             continue
@@ -93,18 +109,18 @@ def map_volumes(vmi, root, guest):
                 for key in ("userdata", "networkdata"):
                     with open(os.path.join(d, key), "w") as f:
                         f.write("#cloud-config\n" if key == "userdata" else "version: 2\n")
-    kb = (vmi.get("spec", {}).get("domain", {}).get("firmware") or {}).get("kernelBoot")
+    kb = (spec.get("domain", {}).get("firmware") or {}).get("kernelBoot")
     if kb and os.path.isdir(os.path.join(guest, "kernelboot")) and \
             not os.path.exists(os.path.join(root, "img", "kernelboot")):
         os.symlink(os.path.join(guest, "kernelboot"), os.path.join(root, "img", "kernelboot"))
 
 
-def classify(launcher, vmi, root):
+def classify(launcher, docs, root):
     run = os.path.join(root, "run")
     p = subprocess.run([launcher, "--dry-run", "--vmi", "-", "--run-dir", run,
                         "--image-root", os.path.join(root, "img"), "--pvc-root", os.path.join(root, "pvc"),
                         "--secret-root", os.path.join(root, "secrets"), "--accel", "tcg"],
-                       input=json.dumps(vmi), capture_output=True, text=True, timeout=60)
+                       input="".join("---\n" + json.dumps(d) + "\n" for d in docs), capture_output=True, text=True, timeout=60)
     if p.returncode == 0:
         json.loads(p.stdout)  # the argv: a JSON array
         return "accepted", None, None
@@ -139,14 +155,15 @@ def main():
         print("SKIP: no test guest (KV_GUEST_DIR) to map images to")
         return 77
     results = []
+    extra = corpus_instancetypes(a.corpus)
     for f in sorted(os.listdir(a.corpus)):
         if not f.endswith((".yaml", ".yml", ".json")):
             continue
-        for i, vmi in enumerate(vmis_of(os.path.join(a.corpus, f))):
+        for i, docs in enumerate(runs_of(os.path.join(a.corpus, f), extra)):
             root = tempfile.mkdtemp(prefix="kvlite-compat-")
             try:
-                map_volumes(vmi, root, guest)
-                cls, path, reason = classify(a.launcher, vmi, root)
+                map_volumes(spec_of(docs[0]), root, guest)
+                cls, path, reason = classify(a.launcher, docs, root)
             finally:
                 shutil.rmtree(root, ignore_errors=True)
             results.append({"file": f if i == 0 else f"{f}#{i}", "class": cls, "path": path, "reason": reason})

@@ -11,6 +11,7 @@ from testlib import ApiServer, Kubectl, check, find_kubectl, run  # noqa: E402
 
 ROOT = os.environ.get("KV_SOURCE_ROOT", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CRDS = os.path.join(ROOT, "crds")
+AGE = [("Age", "date", ".metadata.creationTimestamp", 0)]
 EXPECTED = {
     "virtualmachineinstances": (["vmi", "vmis"], False, [
         ("Age", "date", ".metadata.creationTimestamp", 0), ("Phase", "string", ".status.phase", 0),
@@ -40,11 +41,20 @@ EXPECTED = {
     "datavolumes": (["dv", "dvs"], True, [
         ("Phase", "string", ".status.phase", 0), ("Progress", "string", ".status.progress", 0),
         ("Restarts", "integer", ".status.restartCount", 0), ("Age", "date", ".metadata.creationTimestamp", 0)]),
+    # instancetype.kubevirt.io: KubeVirt gives them no categories (not in `kubectl get all`)
+    "virtualmachineinstancetypes": (["vminstancetype", "vminstancetypes", "vmf", "vmfs"], False, AGE),
+    "virtualmachineclusterinstancetypes": (["vmclusterinstancetype", "vmclusterinstancetypes", "vmcf", "vmcfs"],
+                                           False, AGE),
+    "virtualmachinepreferences": (["vmpref", "vmprefs", "vmp", "vmps"], False, AGE),
+    "virtualmachineclusterpreferences": (["vmcp", "vmcps"], False, AGE),
 }
+NO_CATEGORIES = {p for p in EXPECTED if p.startswith(("virtualmachineinstancetypes", "virtualmachinecluster",
+                                                      "virtualmachinepreferences"))}
 SNAPSHOT = ("snapshot.kubevirt.io", "v1beta1")
 GROUP_VERSION = {"migrationpolicies": ("migrations.kubevirt.io", "v1alpha1"), "virtualmachinesnapshots": SNAPSHOT,
                  "virtualmachinesnapshotcontents": SNAPSHOT, "virtualmachinerestores": SNAPSHOT,
                  "datavolumes": ("cdi.kubevirt.io", "v1beta1")}
+GROUP_VERSION.update({p: ("instancetype.kubevirt.io", "v1beta1") for p in NO_CATEGORIES})
 
 
 def structural(schema, path):
@@ -80,7 +90,7 @@ def main():
         res = registry.resource_from_crd(crd)
         group, version = GROUP_VERSION.get(plural, ("kubevirt.io", "v1"))
         check(res.group == group and res.version == version and res.short_names == short and
-              res.categories == ["all"], plural + ": group, version, short names, categories")
+              res.categories == ([] if plural in NO_CATEGORIES else ["all"]), plural + ": group, version, short names, categories")
         check(res.has_status == status, plural + ": status subresource %s" % status)
         got = [(c["name"], c["type"], c["jsonPath"], c.get("priority", 0)) for c in res.columns]
         check(got == columns, plural + ": printer columns as KubeVirt's", got)
