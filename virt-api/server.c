@@ -20,6 +20,7 @@
 #include "subresources.h"
 
 #define BODY_MAX (4u << 20)
+#define VAPI_THREADS 4
 
 /* One loaded serving certificate. Generations are kept until the server stops: a handshake may still use
  * the one it was handed when a rotation swaps in the next (rotations are days apart). */
@@ -37,6 +38,7 @@ struct vapi_server {
         char *allowed_names; /* ",a,b," or NULL */
         const char *cert_path, *key_path;
         unsigned port;
+        pthread_mutex_t api_lock; /* one kube_client: subresource requests take turns */
 };
 
 /* gnutls' certificate callback has no closure: the process serves one virt-api. */
@@ -188,7 +190,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                 return reply_status(conn, 401, "Unauthorized");
         }
         subres_reply r;
+        pthread_mutex_lock(&s->api_lock);
         subres_handle(s->api, method, url, b->data, b->len, &r);
+        pthread_mutex_unlock(&s->api_lock);
         log_debug("%s %s by %s: %u", method, url, user, r.code);
         return reply(conn, r.code, TAKE_PTR(r.body));
 }
@@ -324,9 +328,12 @@ int vapi_server_start(const vapi_server_opts *o, kube_client *api, vapi_server *
                 server_free(s);
                 return r;
         }
-        /* One polling thread: requests are served one at a time, so one kube_client serves them all. */
+        /* A few threads: while a subresource request waits on the API server, the API server calls the
+         * webhooks of the object it writes (a VM's UPDATE), and they must be answered meanwhile. */
+        pthread_mutex_init(&s->api_lock, NULL);
         s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG,
-                                0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_HTTPS_CERT_CALLBACK,
+                                0, NULL, NULL, handle, s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)VAPI_THREADS,
+                                MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_HTTPS_CERT_CALLBACK,
                                 identity_retrieve, MHD_OPTION_NOTIFY_COMPLETED,
                                 request_done, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                                 /* last: without a CA the list ends here */

@@ -19,7 +19,7 @@ typedef struct vapi_server_opts {
                                       these (comma-separated); NULL or "" = any CN the CA signed */
 } vapi_server_opts;
 
-/* Starts serving in a thread of libmicrohttpd's; requests use api (one at a time). */
+/* Starts serving in libmicrohttpd's threads; subresource requests take turns on api, webhooks run beside them. */
 int vapi_server_start(const vapi_server_opts *opts, kube_client *api, vapi_server **out, kv_error *err);
 unsigned vapi_server_port(const vapi_server *s);
 /* Reads opts->tls_cert/tls_key again (after a rotation): new connections get the new certificate. */
