@@ -7,7 +7,10 @@
 #include <unistd.h>
 #include <string.h>
 
+#include "certs.h"
 #include "log.h"
+#include "macro.h"
+#include "registration.h"
 #include "server.h"
 
 /* Exit codes (also in --help and docs/virt-api.md). */
@@ -17,16 +20,25 @@ static volatile sig_atomic_t stopping;
 
 static void usage(FILE *f)
 {
-        fputs("Usage: virt-api --tls-cert FILE --tls-key FILE [--client-ca FILE] [--kubeconfig FILE | --in-cluster]\n"
-              "                [OPTIONS]\n"
-              "Serves KubeVirt's subresources.kubevirt.io/v1 API (start, stop, restart, migrate, pause,\n"
-              "unpause, addvolume, removevolume, guestosinfo) behind the API server's APIService, and the\n"
+        fputs("Usage: virt-api (--cert-dir DIR | --tls-cert FILE --tls-key FILE) [--client-ca FILE]\n"
+              "                [--kubeconfig FILE | --in-cluster] [OPTIONS]\n"
+              "Serves KubeVirt's subresources.kubevirt.io/v1 API (start, stop, restart, softreboot, migrate,\n"
+              "pause, unpause, addvolume, removevolume, guestosinfo) behind the API server's APIService, and the\n"
               "admission webhooks (/validate, /mutate), over HTTPS.\n\n"
-              "  --tls-cert FILE      serving certificate (PEM)\n"
+              "  --cert-dir DIR       keep its own CA and serving certificate there (made at start, renewed\n"
+              "                       before expiry) and write the CA into the caBundle of the webhook\n"
+              "                       configurations " REG_VALIDATING_WEBHOOK ", " REG_MUTATING_WEBHOOK " and the\n"
+              "                       APIService " REG_APISERVICE " (retried until they exist)\n"
+              "  --service NAME.NS    the Service the certificate is for (default virt-api.kvlite: names\n"
+              "                       virt-api.kvlite.svc, virt-api.kvlite.svc.cluster.local)\n"
+              "  --cert-validity DAYS serving certificate lifetime (default 30; the CA lives twice as long)\n"
+              "  --cert-check SECONDS how often the certificates are checked for renewal (default 3600)\n"
+              "  --tls-cert FILE      instead of --cert-dir: a serving certificate (PEM), not renewed or published\n"
               "  --tls-key FILE       its private key (PEM)\n"
-              "  --client-ca FILE     front-proxy CA (requestheader-client-ca-file): subresource requests must\n"
-              "                       present a client certificate it signed and X-Remote-User; without it\n"
-              "                       every subresource request gets 401\n"
+              "  --client-ca FILE     front-proxy CA (requestheader-client-ca-file), any client name; default:\n"
+              "                       read from kube-system/" REG_AUTH_CONFIGMAP " with\n"
+              "                       requestheader-allowed-names, as an aggregated API server does. Subresource\n"
+              "                       requests must present a client certificate it signed and X-Remote-User\n"
               "  --listen ADDR        HOST:PORT to serve on (default 0.0.0.0:8443; port 0 = any free port)\n"
               "  --port-file FILE     write {\"port\": N} there once serving (for tests)\n"
               "  --kubeconfig FILE    kubeconfig (default: in-cluster when KUBERNETES_SERVICE_HOST is set,\n"
@@ -35,7 +47,8 @@ static void usage(FILE *f)
               "  -v, --verbose        debug logs\n"
               "  -h, --help           this text\n\n"
               "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
-              "            3 bad kubeconfig or in-cluster configuration, 4 cannot serve (address, certificate).\n",
+              "            3 bad kubeconfig or in-cluster configuration, or no front-proxy CA,\n"
+              "            4 cannot serve (address, certificate, --cert-dir).\n",
               f);
 }
 
@@ -53,6 +66,77 @@ static int load_config(kube_config *cfg, const char *kubeconfig, bool in_cluster
         return kube_config_from_default(cfg, NULL, err);
 }
 
+/* --cert-dir: the managed certificates and where their CA is published. */
+typedef struct cert_manager {
+        const char *dir;
+        char names[512];
+        unsigned validity_days, check_seconds;
+        char crt[4096], key[4096];
+        bool published;
+} cert_manager;
+
+static int service_names(cert_manager *m, const char *service)
+{
+        const char *dot = strchr(service, '.');
+        if (!dot || dot == service || !dot[1] || strchr(dot + 1, '.'))
+                return -1;
+        snprintf(m->names, sizeof(m->names), "%s.svc,%s.svc.cluster.local", service, service);
+        return 0;
+}
+
+static char *read_text(const char *path)
+{
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        char *buf = NULL;
+        size_t cap = 0;
+        if (!f || getdelim(&buf, &cap, '\0', f) < 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+/* Publishes the CA until it has worked once; after a renewal again. Failures are logged and retried. */
+static void publish(cert_manager *m, kube_client *api)
+{
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s", m->dir, CERTS_CA_CRT);
+        _cleanup_free_ char *ca = read_text(path);
+        kv_error err = {0};
+        if (!ca)
+                log_error("caBundle: cannot read %s", path);
+        else if (reg_publish_ca(api, ca, &err) < 0)
+                log_warning("%s (retried)", err.msg);
+        else if (!m->published)
+                log_info("CA published in %s, %s and %s", REG_VALIDATING_WEBHOOK, REG_MUTATING_WEBHOOK,
+                         REG_APISERVICE);
+        m->published = ca && !err.code;
+}
+
+/* certs_ensure; 1 when something was renewed. */
+static int certs_check(cert_manager *m, kv_error *err)
+{
+        int r = certs_ensure(m->dir, m->names, m->validity_days, err);
+        if (r > 0)
+                log_info("certificates in %s renewed", m->dir);
+        return r;
+}
+
+static void certs_tick(cert_manager *m, vapi_server *srv, kube_client *api)
+{
+        kv_error err = {0};
+        int r = certs_check(m, &err);
+        if (r < 0)
+                log_error("certificates: %s", err.msg);
+        if (r > 0) {
+                if (vapi_server_reload_cert(srv, &err) < 0)
+                        log_error("certificates: %s", err.msg);
+                m->published = false;
+        }
+        if (!m->published)
+                publish(m, api);
+}
+
 static int write_port_file(const char *path, unsigned port)
 {
         FILE *f = fopen(path, "we");
@@ -67,6 +151,10 @@ int main(int argc, char **argv)
         static const struct option longopts[] = {{"tls-cert", required_argument, NULL, 'c'},
                                                  {"tls-key", required_argument, NULL, 'k'},
                                                  {"client-ca", required_argument, NULL, 'a'},
+                                                 {"cert-dir", required_argument, NULL, 'd'},
+                                                 {"service", required_argument, NULL, 's'},
+                                                 {"cert-validity", required_argument, NULL, 'V'},
+                                                 {"cert-check", required_argument, NULL, 'C'},
                                                  {"listen", required_argument, NULL, 'l'},
                                                  {"port-file", required_argument, NULL, 'p'},
                                                  {"kubeconfig", required_argument, NULL, 'K'},
@@ -75,8 +163,10 @@ int main(int argc, char **argv)
                                                  {"help", no_argument, NULL, 'h'},
                                                  {NULL, 0, NULL, 0}};
         vapi_server_opts so = {.addr = "0.0.0.0:8443"};
-        const char *kubeconfig = NULL, *port_file = NULL;
+        const char *kubeconfig = NULL, *port_file = NULL, *client_ca = NULL, *service = "virt-api.kvlite";
+        cert_manager cm = {.validity_days = 30, .check_seconds = 3600};
         bool in_cluster = false;
+        char *end;
         int o;
         kv_log_init("virt-api");
         while ((o = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
@@ -88,8 +178,26 @@ int main(int argc, char **argv)
                         so.tls_key = optarg;
                         break;
                 case 'a':
-                        so.client_ca = optarg;
+                        client_ca = optarg;
                         break;
+                case 'd':
+                        cm.dir = optarg;
+                        break;
+                case 's':
+                        service = optarg;
+                        break;
+                case 'V':
+                case 'C': {
+                        unsigned long v = strtoul(optarg, &end, 10);
+                        if (*end || !*optarg || v == 0 || v > (o == 'V' ? 36500 : 86400 * 30)) {
+                                fprintf(stderr, "virt-api: --%s \"%s\": expected a whole number in [1, %u]\n",
+                                        o == 'V' ? "cert-validity" : "cert-check", optarg,
+                                        o == 'V' ? 36500 : 86400 * 30);
+                                return EXIT_USAGE;
+                        }
+                        *(o == 'V' ? &cm.validity_days : &cm.check_seconds) = (unsigned)v;
+                        break;
+                }
                 case 'l':
                         so.addr = optarg;
                         break;
@@ -117,9 +225,28 @@ int main(int argc, char **argv)
                 fprintf(stderr, "virt-api: unexpected argument \"%s\"\n", argv[optind]);
                 return EXIT_USAGE;
         }
-        if (!so.tls_cert || !so.tls_key) {
-                fprintf(stderr, "virt-api: --%s is required\n", so.tls_cert ? "tls-key" : "tls-cert");
+        if (cm.dir && (so.tls_cert || so.tls_key)) {
+                fputs("virt-api: --cert-dir cannot be combined with --tls-cert/--tls-key\n", stderr);
                 return EXIT_USAGE;
+        }
+        if (!cm.dir && (!so.tls_cert || !so.tls_key)) {
+                fprintf(stderr, "virt-api: --%s is required (or --cert-dir)\n", so.tls_cert ? "tls-key" : "tls-cert");
+                return EXIT_USAGE;
+        }
+        if (service_names(&cm, service) < 0) {
+                fprintf(stderr, "virt-api: --service \"%s\": expected NAME.NAMESPACE\n", service);
+                return EXIT_USAGE;
+        }
+        if (cm.dir) {
+                kv_error cerr = {0};
+                snprintf(cm.crt, sizeof(cm.crt), "%s/%s", cm.dir, CERTS_TLS_CRT);
+                snprintf(cm.key, sizeof(cm.key), "%s/%s", cm.dir, CERTS_TLS_KEY);
+                so.tls_cert = cm.crt;
+                so.tls_key = cm.key;
+                if (certs_check(&cm, &cerr) < 0) {
+                        fprintf(stderr, "virt-api: --cert-dir %s: %s\n", cm.dir, cerr.msg);
+                        return EXIT_LISTEN;
+                }
         }
         if (in_cluster && kubeconfig) {
                 fputs("virt-api: --in-cluster cannot be combined with --kubeconfig\n", stderr);
@@ -136,7 +263,18 @@ int main(int argc, char **argv)
         int rc = EXIT_OK;
         kube_client *api = kube_client_new(&cfg);
         vapi_server *srv = NULL;
-        if (!api) {
+        _cleanup_free_ char *ca_pem = NULL, *allowed = NULL;
+        if (client_ca && !(ca_pem = read_text(client_ca))) {
+                fprintf(stderr, "virt-api: --client-ca %s: %s\n", client_ca, strerror(errno));
+                rc = EXIT_CONFIG;
+        } else if (api && !client_ca && reg_front_proxy(api, &ca_pem, &allowed, &err) < 0) {
+                fprintf(stderr, "virt-api: %s\n", err.msg);
+                rc = EXIT_CONFIG;
+        }
+        so.client_ca_pem = ca_pem;
+        so.allowed_names = allowed;
+        if (rc != EXIT_OK) {
+        } else if (!api) {
                 rc = EXIT_RUNTIME;
         } else if (vapi_server_start(&so, api, &srv, &err) < 0) {
                 fprintf(stderr, "virt-api: %s\n", err.msg);
@@ -147,14 +285,20 @@ int main(int argc, char **argv)
                 sigaction(SIGTERM, &sa, NULL);
                 sigaction(SIGINT, &sa, NULL);
                 signal(SIGPIPE, SIG_IGN);
-                log_info("serving on port %u (API %s)%s", vapi_server_port(srv), cfg.server,
-                         so.client_ca ? "" : "; no --client-ca: subresource requests are refused");
+                log_info("serving on port %u (API %s), front-proxy CA from %s", vapi_server_port(srv), cfg.server,
+                         client_ca ? client_ca : REG_AUTH_CONFIGMAP_NS "/" REG_AUTH_CONFIGMAP);
                 if (port_file && write_port_file(port_file, vapi_server_port(srv)) < 0) {
                         fprintf(stderr, "virt-api: --port-file %s: %s\n", port_file, strerror(errno));
                         rc = EXIT_RUNTIME;
                 }
-                while (!stopping && rc == EXIT_OK)
-                        pause();
+                /* The certificate timer: every --cert-check seconds, every 2 s until the CA is published. */
+                for (unsigned waited = cm.check_seconds; !stopping && rc == EXIT_OK; waited += 2) {
+                        if (cm.dir && (!cm.published || waited >= cm.check_seconds)) {
+                                certs_tick(&cm, srv, api);
+                                waited = 0;
+                        }
+                        sleep(2);
+                }
                 log_info("stopping");
         }
         vapi_server_stop(srv);

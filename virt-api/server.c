@@ -4,10 +4,12 @@
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +20,59 @@
 #include "subresources.h"
 
 #define BODY_MAX (4u << 20)
+#define VAPI_THREADS 4
+
+/* One loaded serving certificate. Generations are kept until the server stops: a handshake may still use
+ * the one it was handed when a rotation swaps in the next (rotations are days apart). */
+typedef struct tls_identity {
+        gnutls_pcert_st pcert[4];
+        unsigned n;
+        gnutls_privkey_t key;
+        struct tls_identity *older;
+} tls_identity;
 
 struct vapi_server {
         struct MHD_Daemon *d;
         kube_client *api;
-        char *cert, *key, *ca; /* PEM text; MHD keeps pointers to them */
+        char *ca;            /* front-proxy CA PEM; MHD keeps a pointer to it */
+        char *allowed_names; /* ",a,b," or NULL */
+        const char *cert_path, *key_path;
         unsigned port;
+        pthread_mutex_t api_lock; /* one kube_client: subresource requests take turns */
 };
+
+/* gnutls' certificate callback has no closure: the process serves one virt-api. */
+static pthread_mutex_t identity_lock = PTHREAD_MUTEX_INITIALIZER;
+static tls_identity *identity;
+
+static int identity_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nreqs,
+                             const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
+                             unsigned int *pcert_length, gnutls_privkey_t *privkey)
+{
+        pthread_mutex_lock(&identity_lock);
+        tls_identity *id = identity;
+        pthread_mutex_unlock(&identity_lock);
+        if (!id)
+                return -1;
+        *pcert = id->pcert;
+        *pcert_length = id->n;
+        *privkey = id->key;
+        return 0;
+}
+
+static void identities_free(void)
+{
+        pthread_mutex_lock(&identity_lock);
+        for (tls_identity *id = identity, *next; id; id = next) {
+                next = id->older;
+                for (unsigned i = 0; i < id->n; i++)
+                        gnutls_pcert_deinit(&id->pcert[i]);
+                gnutls_privkey_deinit(id->key);
+                free(id);
+        }
+        identity = NULL;
+        pthread_mutex_unlock(&identity_lock);
+}
 
 typedef struct request_body {
         char *data;
@@ -53,8 +101,27 @@ static enum MHD_Result reply_status(struct MHD_Connection *conn, unsigned code, 
         return reply(conn, code, subres_status_json(code, msg));
 }
 
-/* Whether the peer presented a certificate the front-proxy CA signed. */
-static bool peer_verified(struct MHD_Connection *conn)
+/* Whether the certificate's CN is one of the allowed names (",a,b,"; NULL: any). */
+static bool peer_name_allowed(const vapi_server *s, gnutls_session_t session)
+{
+        if (!s->allowed_names)
+                return true;
+        unsigned n = 0;
+        const gnutls_datum_t *chain = gnutls_certificate_get_peers(session, &n);
+        gnutls_x509_crt_t crt;
+        char cn[256], needle[260];
+        size_t len = sizeof(cn);
+        if (!chain || n == 0 || gnutls_x509_crt_init(&crt) < 0)
+                return false;
+        bool ok = gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) == 0 &&
+                  gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &len) == 0;
+        gnutls_x509_crt_deinit(crt);
+        snprintf(needle, sizeof(needle), ",%s,", cn);
+        return ok && strstr(s->allowed_names, needle);
+}
+
+/* Whether the peer presented a certificate the front-proxy CA signed, for an allowed name. */
+static bool peer_verified(const vapi_server *s, struct MHD_Connection *conn)
 {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
         if (!ci || !ci->tls_session)
@@ -64,7 +131,8 @@ static bool peer_verified(struct MHD_Connection *conn)
         unsigned n = 0;
         if (!gnutls_certificate_get_peers(session, &n) || n == 0)
                 return false;
-        return gnutls_certificate_verify_peers2(session, &status) == 0 && status == 0;
+        return gnutls_certificate_verify_peers2(session, &status) == 0 && status == 0 &&
+               peer_name_allowed(s, session);
 }
 
 static enum MHD_Result admission(struct MHD_Connection *conn,
@@ -113,14 +181,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                 return admission(conn, admission_mutate, b);
         /* Everything else is the aggregated API: only the API server's proxy may call it. */
         const char *user = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Remote-User");
-        if (!s->ca || !peer_verified(conn) || !user || !*user) {
+        if (!s->ca || !peer_verified(s, conn) || !user || !*user) {
                 log_warning("refused %s %s: %s", method, url,
                             !s->ca ? "no --client-ca configured"
-                                   : !user || !*user ? "no X-Remote-User" : "no client certificate from the front-proxy CA");
+                                   : !user || !*user ? "no X-Remote-User"
+                                                     : "no client certificate from the front-proxy CA for an "
+                                                       "allowed name");
                 return reply_status(conn, 401, "Unauthorized");
         }
         subres_reply r;
+        pthread_mutex_lock(&s->api_lock);
         subres_handle(s->api, method, url, b->data, b->len, &r);
+        pthread_mutex_unlock(&s->api_lock);
         log_debug("%s %s by %s: %u", method, url, user, r.code);
         return reply(conn, r.code, TAKE_PTR(r.body));
 }
@@ -185,10 +257,52 @@ static int slurp(const char *flag, const char *path, char **out, kv_error *err)
 
 static void server_free(vapi_server *s)
 {
-        free(s->cert);
-        free(s->key);
         free(s->ca);
+        free(s->allowed_names);
         free(s);
+}
+
+int vapi_server_reload_cert(vapi_server *s, kv_error *err)
+{
+        _cleanup_free_ char *cert = NULL, *key = NULL;
+        int r;
+        if ((r = slurp("--tls-cert", s->cert_path, &cert, err)) < 0 ||
+            (r = slurp("--tls-key", s->key_path, &key, err)) < 0)
+                return r;
+        tls_identity *id = calloc(1, sizeof(*id));
+        if (!id)
+                return kv_error_errno(err, ENOMEM, "certificate");
+        gnutls_datum_t cd = {(unsigned char *)cert, (unsigned)strlen(cert)},
+                       kd = {(unsigned char *)key, (unsigned)strlen(key)};
+        id->n = ARRAY_SIZE(id->pcert);
+        if (gnutls_pcert_list_import_x509_raw(id->pcert, &id->n, &cd, GNUTLS_X509_FMT_PEM, 0) < 0) {
+                free(id);
+                return kv_error_set(err, EINVAL, "--tls-cert %s: not a certificate", s->cert_path);
+        }
+        if (gnutls_privkey_init(&id->key) < 0 ||
+            gnutls_privkey_import_x509_raw(id->key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0) < 0) {
+                for (unsigned i = 0; i < id->n; i++)
+                        gnutls_pcert_deinit(&id->pcert[i]);
+                gnutls_privkey_deinit(id->key);
+                free(id);
+                return kv_error_set(err, EINVAL, "--tls-key %s: not a private key", s->key_path);
+        }
+        pthread_mutex_lock(&identity_lock);
+        id->older = identity;
+        identity = id;
+        pthread_mutex_unlock(&identity_lock);
+        return 0;
+}
+
+/* ",a,b," from "a,b" so a name matches whole; NULL for no restriction. */
+static char *names_fenced(const char *csv)
+{
+        if (!csv || !*csv)
+                return NULL;
+        char *out = malloc(strlen(csv) + 3);
+        if (out)
+                sprintf(out, ",%s,", csv);
+        return out;
 }
 
 int vapi_server_start(const vapi_server_opts *o, kube_client *api, vapi_server **out, kv_error *err)
@@ -203,20 +317,29 @@ int vapi_server_start(const vapi_server_opts *o, kube_client *api, vapi_server *
         if (!s)
                 return kv_error_errno(err, ENOMEM, "server");
         s->api = api;
-        if ((r = slurp("--tls-cert", o->tls_cert, &s->cert, err)) < 0 ||
-            (r = slurp("--tls-key", o->tls_key, &s->key, err)) < 0 ||
-            (o->client_ca && (r = slurp("--client-ca", o->client_ca, &s->ca, err)) < 0)) {
+        s->cert_path = o->tls_cert;
+        s->key_path = o->tls_key;
+        if ((o->client_ca_pem && !(s->ca = strdup(o->client_ca_pem))) ||
+            (o->allowed_names && *o->allowed_names && !(s->allowed_names = names_fenced(o->allowed_names)))) {
+                server_free(s);
+                return kv_error_errno(err, ENOMEM, "server");
+        }
+        if ((r = vapi_server_reload_cert(s, err)) < 0) {
                 server_free(s);
                 return r;
         }
-        /* One polling thread: requests are served one at a time, so one kube_client serves them all. */
+        /* A few threads: while a subresource request waits on the API server, the API server calls the
+         * webhooks of the object it writes (a VM's UPDATE), and they must be answered meanwhile. */
+        pthread_mutex_init(&s->api_lock, NULL);
         s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG,
-                                0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_HTTPS_MEM_CERT,
-                                s->cert, MHD_OPTION_HTTPS_MEM_KEY, s->key, MHD_OPTION_NOTIFY_COMPLETED,
+                                0, NULL, NULL, handle, s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)VAPI_THREADS,
+                                MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_HTTPS_CERT_CALLBACK,
+                                identity_retrieve, MHD_OPTION_NOTIFY_COMPLETED,
                                 request_done, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                                 /* last: without a CA the list ends here */
                                 s->ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, s->ca, MHD_OPTION_END);
         if (!s->d) {
+                identities_free();
                 server_free(s);
                 return kv_error_set(err, EADDRINUSE, "--listen %s: cannot serve (address in use, or a bad "
                                                      "certificate or key)", o->addr);
@@ -237,5 +360,6 @@ void vapi_server_stop(vapi_server *s)
         if (!s)
                 return;
         MHD_stop_daemon(s->d);
+        identities_free();
         server_free(s);
 }

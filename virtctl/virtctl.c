@@ -17,11 +17,6 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1 };
 
 #define SUBRES "/apis/subresources.kubevirt.io/v1"
 
-/* TEST-ONLY: until the API test server proxies the subresources.kubevirt.io APIService (branch
- * `admission`), tests/e2e points subresource requests at a stand-in for that proxy with this variable.
- * Remove with the proxy: real clusters never set it. */
-#define TEST_SUBRESOURCE_SERVER_ENV "KVLITE_VIRTCTL_TEST_SUBRESOURCE_SERVER"
-
 static void cjson_freep(cJSON **p)
 {
         cJSON_Delete(*p);
@@ -29,8 +24,8 @@ static void cjson_freep(cJSON **p)
 #define _cleanup_json_ _cleanup_(cjson_freep)
 
 typedef struct ctx {
-        kube_config cfg, sub_cfg;
-        kube_client *api, *sub; /* sub: subresource requests (api unless the test override is set) */
+        kube_config cfg;
+        kube_client *api;
         const char *ns;
 } ctx;
 
@@ -111,34 +106,18 @@ static int ctx_open(ctx *c, const char *kubeconfig, const char *context, const c
         if (load_config(&c->cfg, kubeconfig, context, &err) < 0)
                 return die("%s", err.msg);
         c->ns = ns ? ns : c->cfg.namespace;
-        c->api = c->sub = kube_client_new(&c->cfg);
-        const char *test_server = getenv(TEST_SUBRESOURCE_SERVER_ENV);
-        if (c->api && test_server && *test_server) {
-                _cleanup_json_ cJSON *doc = cJSON_Parse("{\"current-context\":\"t\",\"clusters\":[{\"name\":\"t\","
-                                                        "\"cluster\":{}}],\"users\":[{\"name\":\"t\",\"user\":{}}],"
-                                                        "\"contexts\":[{\"name\":\"t\",\"context\":{\"cluster\":"
-                                                        "\"t\",\"user\":\"t\"}}]}");
-                cJSON_AddStringToObject(kube_obj(cJSON_GetArrayItem(kube_obj(doc, "clusters"), 0), "cluster"),
-                                        "server", test_server);
-                if (kube_config_from_json(&c->sub_cfg, doc, ".", NULL, &err) < 0)
-                        return die("%s: %s", TEST_SUBRESOURCE_SERVER_ENV, err.msg);
-                c->sub = kube_client_new(&c->sub_cfg);
-        }
-        if (!c->api || !c->sub)
+        c->api = kube_client_new(&c->cfg);
+        if (!c->api)
                 return die("out of memory");
-        c->api->max_attempts = c->sub->max_attempts = 2;
+        c->api->max_attempts = 2;
         return 0;
 }
 
 static void ctx_close(ctx *c)
 {
-        if (c->sub && c->sub != c->api)
-                kube_client_free(c->sub);
         if (c->api)
                 kube_client_free(c->api);
         kube_config_free(&c->cfg);
-        if (c->sub_cfg.server || c->sub_cfg.namespace)
-                kube_config_free(&c->sub_cfg);
 }
 
 /* PUT/GET on a subresource; 0 or an API error in err. */
@@ -150,7 +129,7 @@ static int subresource(ctx *c, const char *method, bool vm, const char *name, co
         _cleanup_free_ char *text = body ? cJSON_PrintUnformatted(body) : NULL;
         if (!path)
                 return kv_error_set(err, ENOMEM, "out of memory");
-        return kube_request(c->sub, method, path, body ? "application/json" : NULL, text, out, err);
+        return kube_request(c->api, method, path, body ? "application/json" : NULL, text, out, err);
 }
 
 /* done: what KubeVirt prints, "<VM|VMI> <name> was scheduled to <done>". */
@@ -467,7 +446,7 @@ static int cmd_version(ctx *c)
                KVLITE_VERSION);
         _cleanup_json_ cJSON *v = NULL;
         kv_error err = {0};
-        if (kube_request(c->sub, "GET", SUBRES "/version", NULL, NULL, &v, &err) < 0)
+        if (kube_request(c->api, "GET", SUBRES "/version", NULL, NULL, &v, &err) < 0)
                 return die("%s", api_message(&err));
         printf("Server Version: version.Info{GitVersion:\"%s\", Platform:\"%s\"}\n", kube_str(v, "gitVersion") ?: "",
                kube_str(v, "platform") ?: "");

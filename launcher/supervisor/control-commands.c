@@ -60,6 +60,18 @@ static int cmd_shutdown(ctl_request *req)
         return 0;
 }
 
+static int cmd_softreboot(ctl_request *req)
+{
+        kv_error err = {0};
+        if (!require_running_vm(req))
+                return 0;
+        if (supervisor_soft_reboot(req->s, &err) < 0)
+                ctl_reply_error(req, "%s", err.msg);
+        else
+                ctl_reply_ok(req, NULL);
+        return 0;
+}
+
 static int cmd_console(ctl_request *req)
 {
         return ctl_attach_console(req);
@@ -68,5 +80,6 @@ static int cmd_console(ctl_request *req)
 const ctl_handler ctl_handlers[CTL_VERB__MAX] = {
     [CTL_VERB_HELP] = cmd_help,         [CTL_VERB_STATUS] = cmd_status,     [CTL_VERB_PAUSE] = cmd_pause,
     [CTL_VERB_UNPAUSE] = cmd_unpause,   [CTL_VERB_SHUTDOWN] = cmd_shutdown, [CTL_VERB_CONSOLE] = cmd_console,
+    [CTL_VERB_SOFTREBOOT] = cmd_softreboot,
     LIVEOPS_CTL_HANDLERS,
 };

@@ -92,15 +92,58 @@ static void log_qmp_reply(qmp *q, const cJSON *ret, const kv_error *err, void *u
                 log_warning("qmp %s: %s", (const char *)userdata, err->msg);
 }
 
-static void qmp_send_logged(supervisor *s, const char *command)
+/* args consumed. */
+static int qmp_send_args_logged(supervisor *s, const char *command, cJSON *args)
 {
         kv_error err = {0};
-        if (!s->qmp || qmp_send(s->qmp, command, NULL, -1, QMP_COMMAND_TIMEOUT_MS, log_qmp_reply,
+        if (!s->qmp || qmp_send(s->qmp, command, args, -1, QMP_COMMAND_TIMEOUT_MS, log_qmp_reply,
                                 (void *)command, &err) < 0) {
+                if (!s->qmp)
+                        cJSON_Delete(args);
                 log_warning("qmp %s: %s", command, s->qmp ? err.msg : "QMP is not connected");
-                return;
+                return -1;
         }
         supervisor_qmp_rearm(s);
+        return 0;
+}
+
+static void qmp_send_logged(supervisor *s, const char *command)
+{
+        qmp_send_args_logged(s, command, NULL);
+}
+
+/* QMP set-action: what QEMU does when the guest powers off ("pause" keeps it for a reset, "poweroff" exits). */
+static int set_shutdown_action(supervisor *s, const char *action)
+{
+        cJSON *args = cJSON_CreateObject();
+        cJSON_AddStringToObject(args, "shutdown", action);
+        return qmp_send_args_logged(s, "set-action", args);
+}
+
+int supervisor_soft_reboot(supervisor *s, kv_error *err)
+{
+        if (!s->qmp)
+                return kv_error_set(err, ENOTCONN, "soft reboot: QMP is not connected");
+        if (s->stop_requested || s->stage != STOP_NONE)
+                return kv_error_set(err, EBUSY, "soft reboot: the VM is stopping");
+        if (set_shutdown_action(s, "pause") < 0)
+                return kv_error_set(err, EIO, "soft reboot: set-action failed");
+        s->soft_reboot = true;
+        qmp_send_logged(s, "system_powerdown");
+        log_info("soft reboot: ACPI power button; the guest's power-off becomes a reset");
+        return 0;
+}
+
+/* The guest powered off after a soft reboot's power button: QEMU paused it (set-action); reset and run it. */
+static void soft_reboot_finish(supervisor *s)
+{
+        s->soft_reboot = false;
+        s->shutdown_reason[0] = '\0';
+        s->shutdown_guest = false;
+        qmp_send_logged(s, "system_reset");
+        qmp_send_logged(s, "cont");
+        set_shutdown_action(s, "poweroff");
+        log_info("soft reboot: guest powered off, reset");
 }
 
 static void set_paused(supervisor *s, bool paused, const char *reason)
@@ -123,6 +166,8 @@ static void on_qmp_event(qmp *q, const cJSON *event, void *userdata)
                 snprintf(s->shutdown_reason, sizeof(s->shutdown_reason), "%s", reason ? reason : "unknown");
                 log_info("qemu: SHUTDOWN (guest: %s, reason: %s)", s->shutdown_guest ? "true" : "false",
                          s->shutdown_reason);
+                if (s->soft_reboot && s->shutdown_guest && !s->stop_requested)
+                        soft_reboot_finish(s);
         } else if (strcmp(name, "STOP") == 0 && !s->shutdown_reason[0] && s->st->phase == PHASE_RUNNING) {
                 set_paused(s, true, "PausedByUser");
         } else if (strcmp(name, "RESUME") == 0 && s->st->phase == PHASE_RUNNING) {

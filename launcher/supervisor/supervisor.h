@@ -85,6 +85,7 @@ typedef struct supervisor {
         char end_reason[64]; /* set by a live operation that ends QEMU on purpose ("Migrated"): a clean
                               * exit is then Succeeded with this reason */
         bool shutdown_guest;
+        bool soft_reboot; /* a soft reboot's power button was pressed: the guest's power-off becomes a reset */
 
         int control_fd;
         ctl_conn *conns;
@@ -105,6 +106,9 @@ int supervisor_run(const sup_config *cfg, status *st);
 
 /* Used by the control commands. */
 void supervisor_request_stop(supervisor *s, const char *why);
+/* KubeVirt's soft reboot for a guest without an agent (libvirt's ACPI reboot): the ACPI power button, and when
+ * the guest powers off QEMU pauses instead of exiting (QMP set-action) and is reset and continued. */
+int supervisor_soft_reboot(supervisor *s, kv_error *err);
 /* Writes the status file (and the Pod annotation) after a change of s->st. */
 void supervisor_publish(supervisor *s);
 /* Re-registers the QMP fd with what libqmp wants now (EPOLLOUT after queueing a command). */

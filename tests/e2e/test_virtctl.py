@@ -3,39 +3,61 @@
 # stand-in → virt-launcher → QEMU): `virtctl start` of a Halted VM → Running, refusals with KubeVirt's words,
 # pause → the Paused condition, restart → a new VMI, expose → KubeVirt's Service, stop; start/stop of a Manual VM
 # through status.stateChangeRequests; `kubectl virt` (the kubectl-virt plugin); no subresource without the API
-# server's authentication.
-# Usage: test_virtctl.py [lifecycle|unauthenticated]
+# server's authentication; virt-api's webhooks refuse a bad manifest at `kubectl apply`. virt-api runs as crds/
+# installs it: the API test server reaches it through the APIService and the webhook configurations, verified
+# with the CA virt-api made and published itself, presenting the front-proxy client certificate.
+# Usage: test_virtctl.py [lifecycle|unauthenticated|admission]
+import base64
 import http.client
-import http.server
 import json
 import os
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_e2e import BUILD, GUEST, Env, hostcaps, vm_yaml, wait_for  # noqa: E402
+from test_e2e import BUILD, GUEST, SRC, Env, hostcaps, vm_yaml, vmi_yaml, wait_for  # noqa: E402
 
 VIRTCTL = os.path.join(BUILD, "virtctl", "virtctl")
 VIRT_API = os.path.join(BUILD, "virt-api", "virt-api")
 
 
-class VirtApi:
-    """virt-api serving with the API test server's certificates: its CA stands for the front-proxy CA."""
+CRDS = os.path.join(SRC, "crds")
 
-    def __init__(self, srv):
+
+class VirtApi:
+    """virt-api as installed by crds/: it keeps its own certificates (--cert-dir) and writes its CA into the
+    APIService (crds/32) and the webhook configurations (crds/33); it trusts the API server's front-proxy CA
+    from kube-system/extension-apiserver-authentication. The Service virt-api names its local port in the
+    API test server's endpoint annotation (no cluster network here)."""
+
+    def __init__(self, env):
+        self.env, srv = env, env.srv
         self.srv = srv
+        self.certs = os.path.join(srv.dir, "virt-api-certs")
         self.portfile = os.path.join(srv.dir, "virt-api.port")
         self.log = open(os.path.join(srv.dir, "virt-api.log"), "ab")
-        info = srv.info
-        self.proc = subprocess.Popen([VIRT_API, "--tls-cert", info["server_crt"], "--tls-key", info["server_key"],
-                                      "--client-ca", info["ca_crt"], "--listen", "127.0.0.1:0", "--port-file",
-                                      self.portfile, "--kubeconfig", srv.kubeconfig, "-v"],
-                                     stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen([VIRT_API, "--cert-dir", self.certs, "--service", "virt-api.kvlite",
+                                      "--listen", "127.0.0.1:0", "--port-file", self.portfile,
+                                      "--kubeconfig", srv.kubeconfig, "-v"], stdout=self.log, stderr=self.log)
         self.port = wait_for("virt-api port file", lambda: self._port(), timeout=15)
+        env.kubectl("apply", "-f", os.path.join(CRDS, "00-namespace.yaml"))
+        env.kubectl("apply", "-f", "-", input=SERVICE % self.port)
+        env.kubectl("apply", "-f", os.path.join(CRDS, "32-virt-api-apiservice.yaml"), "-f",
+                    os.path.join(CRDS, "33-virt-api-webhooks.yaml"))
+        with open(os.path.join(self.certs, "ca.crt")) as f:
+            ca = base64.b64encode(f.read().encode()).decode()
+        wait_for("virt-api publishes its CA", lambda: self._published(ca), timeout=20, interval=0.3)
+
+    def _published(self, ca):
+        svc = json.loads(self.env.kubectl("get", "apiservice", "v1.subresources.kubevirt.io", "-o", "json"))
+        hooks = [json.loads(self.env.kubectl("get", kind, name, "-o", "json"))
+                 for kind, name in (("validatingwebhookconfiguration", "virt-api-validator"),
+                                    ("mutatingwebhookconfiguration", "virt-api-mutator"))]
+        return svc["spec"].get("caBundle") == ca and all(
+            w["clientConfig"].get("caBundle") == ca for h in hooks for w in h["webhooks"])
 
     def _port(self):
         if self.proc.poll() is not None:
@@ -46,11 +68,13 @@ class VirtApi:
         except (OSError, ValueError):
             return None
 
-    def request(self, method, path, client_cert=True, user="e2e-user", body=None):
-        ctx = ssl.create_default_context(cafile=self.srv.info["ca_crt"])
+    def request(self, method, path, cert="front_proxy_client", user="e2e-user", body=None):
+        """A request straight to virt-api, bypassing the API server; cert: which of the API test server's
+        client certificates to present ("front_proxy_client", "client" or None)."""
+        ctx = ssl.create_default_context(cafile=os.path.join(self.certs, "ca.crt"))
         ctx.check_hostname = False
-        if client_cert:
-            ctx.load_cert_chain(self.srv.info["client_crt"], self.srv.info["client_key"])
+        if cert:
+            ctx.load_cert_chain(self.srv.info[cert + "_crt"], self.srv.info[cert + "_key"])
         c = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=30)
         headers = {"X-Remote-User": user} if user else {}
         if body is not None:
@@ -66,55 +90,42 @@ class VirtApi:
         assert self.proc.returncode == 0, "virt-api exit code %d" % self.proc.returncode
 
 
-class FrontProxy(threading.Thread):
-    """TEST-ONLY stand-in for the API server's APIService proxy, used through virtctl's
-    KVLITE_VIRTCTL_TEST_SUBRESOURCE_SERVER until the API test server proxies subresources.kubevirt.io itself
-    (branch `admission`): it forwards to virt-api with the client certificate and X-Remote-User, as
-    kube-apiserver does. When that lands, drop this class and the variable: virtctl then talks to the API
-    server only."""
+SERVICE = """apiVersion: v1
+kind: Service
+metadata:
+  name: virt-api
+  namespace: kvlite
+  annotations: {kube-api-test.kvlite.io/endpoint: "127.0.0.1:%d"}
+spec:
+  selector: {app.kubernetes.io/name: virt-api}
+  ports: [{name: https, port: 443, targetPort: 8443}]
+"""
 
-    def __init__(self, vapi):
-        super().__init__(daemon=True)
-        outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _forward(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else None
-                code, data = vapi.request(self.command, self.path, body=body)
-                outer.seen.append((self.command, self.path, code))
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_PUT = do_POST = _forward
-
-            def log_message(self, *a):
-                pass
-
-        self.seen = []
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
-
-    def run(self):
-        self.httpd.serve_forever()
-
-    def stop(self):
-        self.httpd.shutdown()
+def tls_kubeconfig(srv, name, token=True):
+    """A kubeconfig for the API server's HTTPS listener: with its bearer token (system:admin), or none."""
+    kc = os.path.join(srv.dir, name)
+    with open(kc, "w") as f:
+        json.dump({"apiVersion": "v1", "kind": "Config", "current-context": "a",
+                   "clusters": [{"name": "a", "cluster": {"server": srv.info["https_url"],
+                                                          "certificate-authority": srv.info["ca_crt"]}}],
+                   "users": [{"name": "a", "user": {"token": srv.info["token"]} if token else {}}],
+                   "contexts": [{"name": "a", "context": {"cluster": "a", "user": "a"}}]}, f)
+    return kc
 
 
 class Virtctl:
-    def __init__(self, env, proxy):
+    """virtctl against the API server's HTTPS listener: subresources go through its APIService proxy."""
+
+    def __init__(self, env):
         self.env = env
+        self.kubeconfig = tls_kubeconfig(env.srv, "virtctl.kubeconfig")
         self.bindir = tempfile.mkdtemp(prefix="virtctl-bin.", dir=env.srv.dir)
         os.symlink(VIRTCTL, os.path.join(self.bindir, "kubectl-virt"))
-        self.environ = dict(os.environ, KVLITE_VIRTCTL_TEST_SUBRESOURCE_SERVER=proxy.url,
-                            KUBECONFIG=env.srv.kubeconfig, PATH=self.bindir + ":" + os.environ["PATH"])
+        self.environ = dict(os.environ, KUBECONFIG=self.kubeconfig, PATH=self.bindir + ":" + os.environ["PATH"])
 
     def __call__(self, *args, rc=0):
-        p = subprocess.run([VIRTCTL, "--kubeconfig", self.env.srv.kubeconfig, *args], capture_output=True, text=True,
+        p = subprocess.run([VIRTCTL, "--kubeconfig", self.kubeconfig, *args], capture_output=True, text=True,
                            timeout=60, env=self.environ)
         assert p.returncode == rc, "virtctl %s: rc %d (wanted %d)\n%s%s" % (" ".join(args), p.returncode, rc,
                                                                            p.stdout, p.stderr)
@@ -126,6 +137,12 @@ class Virtctl:
         return p.stdout
 
 
+def proxied(vapi):
+    """The subresource requests virt-api saw, from its debug log: (verb path, user) of each."""
+    with open(os.path.join(vapi.srv.dir, "virt-api.log")) as f:
+        return [json.loads(line)["msg"] for line in f if line.startswith("{") and " by " in line]
+
+
 def vm_status(env, name):
     return (env.srv.api.get("/apis/kubevirt.io/v1/namespaces/default/virtualmachines/" + name)[1] or {}).get("status", {})
 
@@ -135,11 +152,9 @@ def paused(vmi):
 
 
 def test_lifecycle(env):
-    vapi = VirtApi(env.srv)
-    proxy = FrontProxy(vapi)
-    proxy.start()
+    vapi = VirtApi(env)
     try:
-        vctl = Virtctl(env, proxy)
+        vctl = Virtctl(env)
         assert "v0.1.0" in vctl("version")
         env.kubectl("apply", "-f", "-", input=vm_yaml("e2e-vctl", "Halted"))
         wait_for("VM Stopped", lambda: vm_status(env, "e2e-vctl").get("printableStatus") == "Stopped", timeout=20)
@@ -196,9 +211,10 @@ def test_lifecycle(env):
         wait_for("Manual VM's VMI gone", lambda: env.vmi("e2e-manual") is None, timeout=90, interval=0.5)
         assert env.kubectl("get", "vm", "e2e-manual", "-o", "jsonpath={.spec.runStrategy}") == "Manual"
         assert man["metadata"]["uid"]
-        assert all(code in (200, 202, 409, 404) for _, _, code in proxy.seen), proxy.seen
+        # every action reached virt-api through the API server's proxy, as the token's user
+        seen = proxied(vapi)
+        assert any("/virtualmachines/e2e-manual/start by system:admin" in m for m in seen), seen
     finally:
-        proxy.stop()
         vapi.stop()
 
 
@@ -206,32 +222,56 @@ def test_unauthenticated(env):
     """Nothing of the subresource API without the API server's authentication: virt-api refuses a caller
     without the front-proxy client certificate or without X-Remote-User (401), and the API server refuses a
     client without credentials (401) before anything is proxied."""
-    vapi = VirtApi(env.srv)
+    vapi = VirtApi(env)
     try:
         path = "/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines/x/start"
-        assert vapi.request("PUT", path, client_cert=False)[0] == 401
+        assert vapi.request("PUT", path, cert=None)[0] == 401
         assert vapi.request("PUT", path, user=None)[0] == 401
-        assert vapi.request("GET", "/apis/subresources.kubevirt.io/v1", client_cert=False)[0] == 401
+        assert vapi.request("PUT", path, cert="client")[0] == 401  # the API server's CA, not the front-proxy's
+        assert vapi.request("GET", "/apis/subresources.kubevirt.io/v1", cert=None)[0] == 401
         code, body = vapi.request("PUT", path)  # the proxy's credentials: reaches the handler
         assert code == 404 and b"not found" in body, (code, body)
         code, body = vapi.request("GET", "/apis/subresources.kubevirt.io/v1")
         names = [r["name"] for r in json.loads(body)["resources"]]
         assert "virtualmachines/start" in names and "virtualmachineinstances/pause" in names, names
         # virtctl against the API server's HTTPS listener with no credentials
-        kc = os.path.join(env.srv.dir, "anon.kubeconfig")
-        with open(kc, "w") as f:
-            json.dump({"apiVersion": "v1", "kind": "Config", "current-context": "a",
-                       "clusters": [{"name": "a", "cluster": {"server": env.srv.info["https_url"],
-                                                              "certificate-authority": env.srv.info["ca_crt"]}}],
-                       "users": [{"name": "a", "user": {}}],
-                       "contexts": [{"name": "a", "context": {"cluster": "a", "user": "a"}}]}, f)
+        kc = tls_kubeconfig(env.srv, "anon.kubeconfig", token=False)
         p = subprocess.run([VIRTCTL, "--kubeconfig", kc, "start", "x"], capture_output=True, text=True, timeout=60)
         assert p.returncode == 1 and "Unauthorized" in p.stderr, (p.returncode, p.stderr)
     finally:
         vapi.stop()
 
 
-TESTS = {"lifecycle": test_lifecycle, "unauthenticated": test_unauthenticated}
+def test_admission(env):
+    """kubectl apply of a bad VM is refused at once by virt-api's validating webhook, naming the field; a VMI
+    gets KubeVirt's defaults from its mutating webhook and still runs."""
+    vapi = VirtApi(env)
+    try:
+        bad = vm_yaml("e2e-bad", "Always").replace("bus: virtio", "bus: ide")
+        p = subprocess.run(["kubectl", "--kubeconfig", env.srv.kubeconfig, "apply", "-f", "-"], input=bad,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode != 0, p.stdout
+        # kubectl prints the causes of the 422 (field: message)
+        assert 'spec.template.spec.domain.devices.disks[0].disk.bus: "ide" is not supported' in p.stderr, p.stderr
+        # the Status says who refused it
+        code, status = env.srv.api.request("POST", "/apis/kubevirt.io/v1/namespaces/default/virtualmachines",
+                                           json.loads(env.kubectl("create", "--dry-run=client", "-o", "json", "-f", "-",
+                                                                  input=bad)))
+        assert code == 422 and status["message"].startswith(
+            'admission webhook "virtualmachine-validator.kubevirt.io" denied the request: '
+            'spec.template.spec.domain.devices.disks[0].disk.bus'), (code, status)
+        assert status["details"]["causes"][0]["field"] == "spec.template.spec.domain.devices.disks[0].disk.bus"
+        assert env.kubectl("get", "vm", "e2e-bad", check=False) == ""
+        env.kubectl("apply", "-f", "-", input=vmi_yaml("e2e-adm"))
+        vmi = env.vmi("e2e-adm")
+        assert vmi["spec"]["domain"]["machine"] == {"type": "q35"}, vmi["spec"]["domain"]
+        assert "kubevirt.io/latest-observed-api-version" in vmi["metadata"].get("annotations", {}), vmi["metadata"]
+        env.wait_running("e2e-adm")
+    finally:
+        vapi.stop()
+
+
+TESTS = {"lifecycle": test_lifecycle, "unauthenticated": test_unauthenticated, "admission": test_admission}
 
 if __name__ == "__main__":
     if not os.path.exists(os.path.join(GUEST, "containerdisk", "disk")):

@@ -33,9 +33,28 @@ def check_bad_option(binary):
     print(f"ok: {name} {BAD} -> exit {r.returncode}")
 
 
+# Flags a binary's --help must name, and (flag, bad value) pairs it must refuse with exit 2 naming the flag.
+FLAGS = {"virt-api": (["--cert-dir", "--service", "--cert-validity", "--cert-check", "--tls-cert", "--client-ca"],
+                      [("--cert-validity", "0"), ("--cert-check", "x"), ("--service", "virt-api")])}
+
+
+def check_flags(binary):
+    name = os.path.basename(binary)
+    names, bad = FLAGS.get(name, ([], []))
+    text = run([binary, "--help"]).stdout
+    for flag in names:
+        assert flag in text, f"{name} --help does not name {flag}"
+    for flag, value in bad:
+        r = run([binary, "--cert-dir", "/nonexistent", flag, value])
+        assert r.returncode == 2 and flag in r.stderr, f"{name} {flag} {value}: exit {r.returncode} {r.stderr!r}"
+    if names:
+        print(f"ok: {name} --help names {' '.join(names)}; bad values refused with exit 2")
+
+
 def main():
     for binary in sys.argv[1:]:
         check_help(binary, [])
+        check_flags(binary)
         for sub in SUBCOMMANDS.get(os.path.basename(binary), []):
             check_help(binary, [sub], exit_codes=False) # `console --help` has none yet
         check_bad_option(binary)

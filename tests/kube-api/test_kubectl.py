@@ -166,6 +166,14 @@ def test_apply_crds():
     out = k("apply", "-f", os.path.join(ROOT, "crds")).stdout
     check("customresourcedefinition.apiextensions.k8s.io/virtualmachineinstances.kubevirt.io created" in out and
           "deployment.apps/virt-controller created" in out, "kubectl apply -f crds/", out)
+    check("validatingwebhookconfiguration.admissionregistration.k8s.io/virt-api-validator created" in out and
+          "apiservice.apiregistration.k8s.io/v1.subresources.kubevirt.io created" in out,
+          "crds/ registers virt-api's webhooks and APIService", out)
+    # No virt-api runs here: its webhooks (failurePolicy Fail, as KubeVirt's) refuse VMIs until it serves.
+    p = k("apply", "-f", os.path.join(FIX, "vmi.yaml"), ok=False)
+    check(p.returncode != 0 and 'failed calling webhook "virtualmachineinstances-mutator.kubevirt.io"' in p.stderr,
+          "without virt-api its webhooks refuse a VMI", p.stderr)
+    k("delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", "-l", "app.kubernetes.io/part-of=kvlite")
     out = k("apply", "-f", os.path.join(FIX, "vmi.yaml")).stdout
     check("testvmi created" in out, "a VMI after the CRDs (legacy discovery)", out)
     check(header(k("get", "vmi").stdout)[:3] == ["NAME", "AGE", "PHASE"], "columns come from the applied CRD")

@@ -1,5 +1,6 @@
 """One guest, the whole life: boot (kernelBoot) to the marker, status file, sandbox seen in /proc,
-control socket status/pause/unpause (checked on QMP), console replay + live counter, SIGTERM → the
+control socket status/pause/unpause (checked on QMP), console replay + live counter, softreboot (a second boot
+in the same QEMU), SIGTERM → the
 guest powers off through acpid → exit 0 within the grace period."""
 import json
 import os
@@ -111,6 +112,16 @@ os.close(fd)
 check(b"Escape character is ^]" in out, "console on a tty announces the escape key", L)
 check(status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "Ctrl-] detaches, exit 0", L)
 check(L.proc.poll() is None and L.ctl("status")[1]["status"]["phase"] == "Running", "VM still running after detach", L)
+
+# softreboot: ACPI power button → the guest powers off → QEMU (set-action shutdown=pause) is reset and runs on:
+# the guest boots a second time in the same QEMU and the launcher stays Running
+boots = L.serial().count("KVGUEST READY")
+rc, reply = L.ctl("softreboot")
+check(rc == 0 and reply["ok"], "ctl softreboot", L)
+L.wait(lambda: L.serial().count("KVGUEST READY") > boots, 60, "a second boot after softreboot")
+check(pid_alive(qemu) and L.qemu_pid() == qemu, "the same QEMU reboots the guest", L)
+check(L.ctl("status")[1]["status"]["phase"] == "Running", "still Running after softreboot", L)
+check(L.qmp("query-status")["return"]["status"] == "running", "QMP says running after softreboot", L)
 
 # SIGTERM: ACPI power button → busybox acpid → poweroff → Succeeded, exit 0, well within the grace
 t = time.monotonic()
