@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,7 +13,7 @@
 
 static const char *const binding_names[] = {
     [NET_BINDING_NONE] = "none",   [NET_BINDING_MASQUERADE] = "masquerade", [NET_BINDING_BRIDGE] = "bridge",
-    [NET_BINDING_PASST] = "passt", [NET_BINDING_SLIRP] = "slirp",
+    [NET_BINDING_PASST] = "passt", [NET_BINDING_SLIRP] = "slirp",           [NET_BINDING_MACVTAP] = "macvtap",
 };
 
 const char *net_binding_name(kvnet_binding b)
@@ -52,7 +53,29 @@ static const cJSON *network_by_name(const cJSON *networks, const char *name, int
         return NULL;
 }
 
-static int validate_network(const cJSON *n, int i, kv_error *err)
+/* multus: {networkName: "<nad>" | "<namespace>/<nad>"}; `default: true` (Multus' default network) is not
+ * supported. */
+static int validate_multus(const cJSON *m, int i, kv_error *err)
+{
+        if (!is_object(m))
+                return kv_error_set(err, EINVAL, "spec.networks[%d].multus: must be an object", i);
+        const cJSON *item;
+        cJSON_ArrayForEach(item, m)
+        {
+                if (strcmp(item->string, "networkName") != 0)
+                        return kv_error_set(err, EINVAL, "spec.networks[%d].multus.%s: is not supported", i,
+                                            item->string);
+        }
+        const cJSON *nn = cJSON_GetObjectItemCaseSensitive(m, "networkName");
+        if (!cJSON_IsString(nn) || !nn->valuestring[0] || strlen(nn->valuestring) >= 2 * NET_NAME_MAX + 2)
+                return kv_error_set(err, EINVAL,
+                                    "spec.networks[%d].multus.networkName: must be \"<name>\" or "
+                                    "\"<namespace>/<name>\" (at most %d characters)",
+                                    i, 2 * NET_NAME_MAX + 1);
+        return 0;
+}
+
+static int validate_network(const cJSON *n, int i, bool *multus, kv_error *err)
 {
         if (!is_object(n))
                 return kv_error_set(err, EINVAL, "spec.networks[%d]: must be an object", i);
@@ -60,24 +83,33 @@ static int validate_network(const cJSON *n, int i, kv_error *err)
         if (!cJSON_IsString(name) || !name->valuestring[0])
                 return kv_error_set(err, EINVAL, "spec.networks[%d].name: must be a non-empty string", i);
         const cJSON *item;
-        bool pod = false;
+        const char *kind = NULL;
         cJSON_ArrayForEach(item, n)
         {
                 if (strcmp(item->string, "name") == 0)
                         continue;
-                if (strcmp(item->string, "pod") != 0)
+                if (strcmp(item->string, "pod") != 0 && strcmp(item->string, "multus") != 0)
                         return kv_error_set(err, EINVAL,
-                                            "spec.networks[%d].%s: is not supported (only pod: {})", i,
+                                            "spec.networks[%d].%s: is not supported (pod: {} or multus: {})",
+                                            i, item->string);
+                if (kind)
+                        return kv_error_set(err, EINVAL, "spec.networks[%d]: both %s and %s are set", i, kind,
                                             item->string);
+                kind = item->string;
+                int r = strcmp(kind, "multus") == 0 ? validate_multus(item, i, err) : 0;
+                if (r < 0)
+                        return r;
+                if (strcmp(kind, "pod") != 0)
+                        continue;
                 if (!is_object(item))
                         return kv_error_set(err, EINVAL, "spec.networks[%d].pod: must be an object", i);
                 if (cJSON_GetArraySize(item) > 0)
                         return kv_error_set(err, EINVAL, "spec.networks[%d].pod.%s: is not supported", i,
                                             item->child->string);
-                pod = true;
         }
-        if (!pod)
-                return kv_error_set(err, EINVAL, "spec.networks[%d]: needs pod: {}", i);
+        if (!kind)
+                return kv_error_set(err, EINVAL, "spec.networks[%d]: needs pod: {} or multus: {}", i);
+        *multus = strcmp(kind, "multus") == 0;
         return 0;
 }
 
@@ -89,7 +121,8 @@ static int validate_networks(const cJSON *networks, kv_error *err)
         const cJSON *n;
         cJSON_ArrayForEach(n, networks)
         {
-                int r = validate_network(n, i, err);
+                bool multus = false;
+                int r = validate_network(n, i, &multus, err);
                 if (r < 0)
                         return r;
                 const char *name = cJSON_GetObjectItemCaseSensitive(n, "name")->valuestring;
@@ -99,6 +132,10 @@ static int validate_networks(const cJSON *networks, kv_error *err)
                             err, EINVAL,
                             "spec.networks[%d].name: \"%s\" is already used by spec.networks[%d]", i, name,
                             first);
+                if (multus) {
+                        i++;
+                        continue;
+                }
                 if (pod_index >= 0)
                         return kv_error_set(
                             err, EINVAL,
@@ -106,6 +143,8 @@ static int validate_networks(const cJSON *networks, kv_error *err)
                             pod_index);
                 pod_index = i++;
         }
+        if (i > NET_MAX_SECONDARY + 1)
+                return kv_error_set(err, EINVAL, "spec.networks: more than %d networks", NET_MAX_SECONDARY + 1);
         return 0;
 }
 
@@ -138,7 +177,7 @@ static int interface_binding(const cJSON *iface, int i, kvnet_binding *out, kv_e
                                 return kv_error_set(err, EINVAL,
                                                     IFACES_PATH
                                                     "[%d].binding.name: unknown binding \"%s\" (supported: "
-                                                    "masquerade, bridge, passt, slirp)",
+                                                    "masquerade, bridge, passt, slirp, macvtap)",
                                                     i, name->valuestring);
                 } else {
                         *out = net_binding_from_name(keys[k]);
@@ -146,7 +185,7 @@ static int interface_binding(const cJSON *iface, int i, kvnet_binding *out, kv_e
                                 return kv_error_set(err, EINVAL,
                                                     IFACES_PATH
                                                     "[%d].%s: binding is not supported "
-                                                    "(supported: masquerade, bridge, passt, slirp)",
+                                                    "(supported: masquerade, bridge, passt, slirp, macvtap)",
                                                     i, keys[k]);
                 }
         }
@@ -259,6 +298,33 @@ static int check_keys(const cJSON *iface, int i, kv_error *err)
         return 0;
 }
 
+/* An interface on a Multus network: bridge (the default) or macvtap, no ports. */
+static int parse_secondary(const cJSON *iface, int i, const cJSON *network, const net_request *tmp,
+                           net_request *req, kv_error *err)
+{
+        if (tmp->binding != NET_BINDING_BRIDGE && tmp->binding != NET_BINDING_MACVTAP)
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d]: the %s binding needs the pod network; a multus network "
+                                                "takes bridge or macvtap",
+                                    i, net_binding_name(tmp->binding));
+        if (req->n_secondary >= NET_MAX_SECONDARY)
+                return kv_error_set(err, EINVAL, IFACES_PATH "[%d]: more than %d multus interfaces", i,
+                                    NET_MAX_SECONDARY);
+        net_secondary *s = &req->secondary[req->n_secondary++];
+        const cJSON *nn = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(network, "multus"),
+                                                           "networkName");
+        *s = (net_secondary){.binding = tmp->binding};
+        snprintf(s->iface_name, sizeof(s->iface_name), "%s", tmp->iface_name);
+        snprintf(s->network, sizeof(s->network), "%s", nn->valuestring);
+        snprintf(s->model, sizeof(s->model), "%s", tmp->model);
+        snprintf(s->mac, sizeof(s->mac), "%s", tmp->mac);
+        net_pod_ifname_for(s->iface_name, s->pod_ifname);
+        const cJSON *boot = cJSON_GetObjectItemCaseSensitive(iface, "bootOrder");
+        if (cJSON_IsNumber(boot) && boot->valuedouble >= 1 && boot->valuedouble <= 65535)
+                s->boot_order = (unsigned)boot->valuedouble;
+        return 0;
+}
+
 static int parse_interface(const cJSON *iface, int i, const cJSON *networks, net_request *req, int *pod_iface,
                            kv_error *err)
 {
@@ -273,16 +339,17 @@ static int parse_interface(const cJSON *iface, int i, const cJSON *networks, net
                                     IFACES_PATH "[%d].name: \"%s\" must be a DNS label (a-z, 0-9, '-')", i,
                                     name->valuestring);
         int net_index;
-        if (!network_by_name(networks, name->valuestring, &net_index))
+        const cJSON *network = network_by_name(networks, name->valuestring, &net_index);
+        bool multus = network && cJSON_GetObjectItemCaseSensitive(network, "multus");
+        if (!network && (cJSON_GetArraySize(networks) > 0 || *pod_iface >= 0))
                 return kv_error_set(err, EINVAL,
                                     IFACES_PATH "[%d].name: \"%s\" has no spec.networks[] entry of that name",
                                     i, name->valuestring);
-        if (*pod_iface >= 0)
+        if (!multus && *pod_iface >= 0)
                 return kv_error_set(err, EINVAL,
                                     IFACES_PATH "[%d]: a second interface on the pod network (" IFACES_PATH
                                                 "[%d] is on it)",
                                     i, *pod_iface);
-        *pod_iface = i;
         int r = check_keys(iface, i, err);
         if (r < 0)
                 return r;
@@ -292,12 +359,49 @@ static int parse_interface(const cJSON *iface, int i, const cJSON *networks, net
                 return r;
         snprintf(tmp.iface_name, sizeof(tmp.iface_name), "%s", name->valuestring);
         r = parse_ports(iface, i, &tmp, err);
+        if (r >= 0 && tmp.binding == NET_BINDING_MACVTAP && tmp.n_ports > 0)
+                r = kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports: macvtap exposes every port already", i);
+        if (r >= 0)
+                r = parse_model_mac(iface, i, &tmp, err);
         if (r < 0)
                 return r;
-        r = parse_model_mac(iface, i, &tmp, err);
-        if (r < 0)
-                return r;
+        if (multus)
+                return parse_secondary(iface, i, network, &tmp, req, err);
+        if (tmp.binding == NET_BINDING_MACVTAP)
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d].macvtap: needs a multus network (a macvlan "
+                                                "NetworkAttachmentDefinition), not the pod network",
+                                    i);
+        *pod_iface = i;
+        net_secondary keep[NET_MAX_SECONDARY];
+        size_t n_keep = req->n_secondary;
+        memcpy(keep, req->secondary, sizeof(keep));
         *req = tmp;
+        memcpy(req->secondary, keep, sizeof(keep));
+        req->n_secondary = n_keep;
+        return 0;
+}
+
+/* Every spec.networks[] entry needs an interface of its name. */
+static int check_networks_used(const cJSON *networks, const cJSON *ifaces, kv_error *err)
+{
+        int i = 0;
+        const cJSON *n;
+        cJSON_ArrayForEach(n, networks)
+        {
+                const char *name = cJSON_GetObjectItemCaseSensitive(n, "name")->valuestring;
+                bool used = false;
+                const cJSON *iface;
+                cJSON_ArrayForEach(iface, ifaces)
+                {
+                        const cJSON *in = cJSON_GetObjectItemCaseSensitive(iface, "name");
+                        used = used || (cJSON_IsString(in) && strcmp(in->valuestring, name) == 0);
+                }
+                if (!used)
+                        return kv_error_set(err, EINVAL, "spec.networks[%d]: no " IFACES_PATH "[] entry uses it",
+                                            i);
+                i++;
+        }
         return 0;
 }
 
@@ -338,13 +442,50 @@ int net_request_from_vmi(const cJSON *vmi_spec, net_request *req, kv_error *err)
                 if (r < 0)
                         return r;
         }
-        if (n_networks > 0 && pod_iface < 0)
-                return kv_error_set(err, EINVAL, "spec.networks[0]: no " IFACES_PATH "[] entry uses it");
-        return 0;
+        return check_networks_used(networks, ifaces, err);
 }
 
 int net_validate(const cJSON *vmi_spec, kv_error *err)
 {
         net_request req;
         return net_request_from_vmi(vmi_spec, &req, err);
+}
+
+void net_pod_ifname_for(const char *network_name, char out[16])
+{
+        unsigned char md[SHA256_DIGEST_LENGTH];
+        SHA256((const unsigned char *)network_name, strlen(network_name), md);
+        snprintf(out, 16, "pod%02x%02x%02x%02x%02x%x", md[0], md[1], md[2], md[3], md[4], md[5] >> 4);
+}
+
+char *net_multus_annotation(const net_request *req, const char *ns)
+{
+        if (req->n_secondary == 0)
+                return NULL;
+        cJSON *list = cJSON_CreateArray();
+        for (size_t i = 0; list && i < req->n_secondary; i++) {
+                const net_secondary *s = &req->secondary[i];
+                const char *slash = strchr(s->network, '/');
+                char nsbuf[NET_NAME_MAX * 2 + 2];
+                snprintf(nsbuf, sizeof(nsbuf), "%.*s", slash ? (int)(slash - s->network) : 0, s->network);
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddStringToObject(e, "name", slash ? slash + 1 : s->network);
+                cJSON_AddStringToObject(e, "namespace", slash ? nsbuf : ns);
+                cJSON_AddStringToObject(e, "interface", s->pod_ifname);
+                if (s->mac[0] && s->binding != NET_BINDING_MACVTAP)
+                        cJSON_AddStringToObject(e, "mac", s->mac);
+                cJSON_AddItemToArray(list, e);
+        }
+        char *out = list ? cJSON_PrintUnformatted(list) : NULL;
+        cJSON_Delete(list);
+        return out;
+}
+
+const char *net_migration_blocker(const net_request *req)
+{
+        for (size_t i = 0; i < req->n_secondary; i++)
+                if (req->secondary[i].binding == NET_BINDING_MACVTAP)
+                        return "a macvtap interface is bound to the source node's macvlan interface; the "
+                               "guest's MAC cannot follow it to another Pod";
+        return NULL;
 }

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -187,7 +188,21 @@ static int render_resources(const cJSON *vobj, const struct vmi *model, cJSON *c
         return 0;
 }
 
-static cJSON *render_metadata(const cJSON *vobj)
+/* KubeVirt's CalculateVirtualMachineInstanceID: the name, or for names over 63 characters the first 54, '-'
+ * and 8 hex digits of sha1(name), so that it fits a label value. */
+static void vmi_instance_id(const char *name, char out[64])
+{
+        size_t n = strlen(name);
+        if (n <= 63) {
+                snprintf(out, 64, "%s", name);
+                return;
+        }
+        unsigned char md[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)name, n, md);
+        snprintf(out, 64, "%.54s-%02x%02x%02x%02x", name, md[0], md[1], md[2], md[3]);
+}
+
+static cJSON *render_metadata(const cJSON *vobj, const struct vmi *model)
 {
         const char *name = kube_str(vobj, "metadata.name"), *uid = kube_str(vobj, "metadata.uid");
         cJSON *md = cJSON_CreateObject(), *labels, *owner = cJSON_CreateObject();
@@ -201,11 +216,19 @@ static cJSON *render_metadata(const cJSON *vobj)
         cJSON_DeleteItemFromObjectCaseSensitive(labels, POD_LABEL_APP);
         cJSON_DeleteItemFromObjectCaseSensitive(labels, POD_LABEL_CREATED_BY);
         cJSON_DeleteItemFromObjectCaseSensitive(labels, POD_LABEL_VM_NAME);
+        cJSON_DeleteItemFromObjectCaseSensitive(labels, POD_LABEL_VMI_ID);
+        char id[64];
+        vmi_instance_id(name, id);
         cJSON_AddStringToObject(labels, POD_LABEL_APP, "virt-launcher");
         cJSON_AddStringToObject(labels, POD_LABEL_CREATED_BY, uid);
         cJSON_AddStringToObject(labels, POD_LABEL_VM_NAME, name);
+        cJSON_AddStringToObject(labels, POD_LABEL_VMI_ID, id);
         cJSON *ann = cJSON_AddObjectToObject(md, "annotations");
         cJSON_AddStringToObject(ann, "kubevirt.io/domain", name);
+        char *multus = net_multus_annotation(&model->net, kube_str(vobj, "metadata.namespace") ?: "default");
+        if (multus)
+                cJSON_AddStringToObject(ann, POD_ANNOTATION_MULTUS_NETWORKS, multus);
+        free(multus);
         cJSON *owners = cJSON_AddArrayToObject(md, "ownerReferences");
         cJSON_AddStringToObject(owner, "apiVersion", "kubevirt.io/v1");
         cJSON_AddStringToObject(owner, "kind", "VirtualMachineInstance");
@@ -299,7 +322,7 @@ int pod_render(const cJSON *vobj, const pod_render_opts *opts, cJSON **pod, kv_e
         cJSON *p = cJSON_CreateObject();
         cJSON_AddStringToObject(p, "apiVersion", "v1");
         cJSON_AddStringToObject(p, "kind", "Pod");
-        cJSON_AddItemToObject(p, "metadata", render_metadata(vobj));
+        cJSON_AddItemToObject(p, "metadata", render_metadata(vobj, model));
         r = render_spec(vobj, model, opts, cJSON_AddObjectToObject(p, "spec"), err);
         if (r < 0) {
                 cJSON_Delete(p);

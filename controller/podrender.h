@@ -15,6 +15,8 @@ typedef struct pod_render_opts {
 #define POD_LABEL_APP "kubevirt.io"
 #define POD_LABEL_CREATED_BY "kubevirt.io/created-by"
 #define POD_LABEL_VM_NAME "vm.kubevirt.io/name"
+#define POD_LABEL_VMI_ID "vmi.kubevirt.io/id" /* KubeVirt >= 1.7's virtctl expose selector */
+#define POD_ANNOTATION_MULTUS_NETWORKS "k8s.v1.cni.cncf.io/networks"
 #define POD_ANNOTATION_LAUNCHER_STATUS "kvlite.io/launcher-status"
 #define POD_ANNOTATION_MIGRATION_POLICY "kvlite.io/migration-policy"
 #define POD_ANNOTATION_MIGRATION_CONFIG "kvlite.io/migration-configuration"

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "macro.h"
 #include "migrationpolicy.h"
+#include "netspec.h"
 #include "vmimigration.h"
 #include "vmistatus.h"
 
@@ -334,6 +335,16 @@ static const char *refusal(vmim *v, char *buf, size_t size)
         if (strcmp(vmi_phase(v->vmi), "Running")) {
                 snprintf(buf, size, "spec.vmiName: VirtualMachineInstance %s is %s, not Running", v->vmi_name,
                          *vmi_phase(v->vmi) ? vmi_phase(v->vmi) : "not started");
+                return buf;
+        }
+        net_request net;
+        kv_error ignored = {0};
+        const char *blocker = net_request_from_vmi(kube_obj(v->vmi, "spec"), &net, &ignored) == 0
+                                  ? net_migration_blocker(&net)
+                                  : NULL;
+        if (blocker) {
+                snprintf(buf, size, "VirtualMachineInstance %s is not live-migratable: %s", v->vmi_name,
+                         blocker);
                 return buf;
         }
         const cJSON *ms = kube_obj(v->vmi, "status.migrationState");

@@ -146,7 +146,7 @@ static void test_status(void)
 int main(int argc, char **argv)
 {
         const char *dir = argc > 1 ? argv[1] : "golden";
-        const char *names[] = {"minimal", "full", "kernelboot", "invalid"};
+        const char *names[] = {"minimal", "full", "kernelboot", "invalid", "multus"};
         for (size_t i = 0; i < ARRAY_SIZE(names); i++)
                 golden(dir, names[i]);
         test_status();

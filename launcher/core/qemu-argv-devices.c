@@ -187,19 +187,19 @@ static cJSON *user_netdev(const vmi *v, const vmi_interface *nic, const char *id
         return jstr(n, "hostname", v->hostname);
 }
 
-/* The pod interface net_setup wired: its netdev verbatim, its device on a root port of ours. */
-static int add_wired_interface(argv_builder *b, const vmi_interface *nic)
+/* An interface libkvnet wired: its netdev verbatim, its device on a root port of ours. */
+static int add_wired(argv_builder *b, const char *netdev_json, const char *device_json, unsigned boot_order)
 {
-        cJSON *dev = cJSON_Parse(b->o->net_device_json);
+        cJSON *dev = cJSON_Parse(device_json);
         char port[16];
         if (!dev || !cJSON_IsObject(dev)) {
                 cJSON_Delete(dev);
                 return kv_error_set(b->err, EINVAL, "net_device_json is not a JSON object");
         }
         dev = jstr(dev, "bus", builder_take_port(b, port));
-        if (nic->boot_order)
-                dev = jnum(dev, "bootindex", nic->boot_order);
-        if (strv_push(&b->devs, "-netdev") < 0 || strv_push(&b->devs, b->o->net_netdev_json) < 0) {
+        if (boot_order)
+                dev = jnum(dev, "bootindex", boot_order);
+        if (strv_push(&b->devs, "-netdev") < 0 || strv_push(&b->devs, netdev_json) < 0) {
                 cJSON_Delete(dev);
                 return kv_error_set(b->err, ENOMEM, "out of memory building the QEMU command line");
         }
@@ -236,8 +236,12 @@ int argv_add_interfaces(argv_builder *b)
                 const vmi_interface *nic = &b->v->interfaces[i];
                 bool wired =
                     b->o->net_netdev_json && b->o->net_device_json && nic->binding != NET_BINDING_SLIRP;
-                JF_TRY(wired ? add_wired_interface(b, nic) : add_user_interface(b, nic, i));
+                JF_TRY(wired ? add_wired(b, b->o->net_netdev_json, b->o->net_device_json, nic->boot_order)
+                             : add_user_interface(b, nic, i));
         }
+        for (size_t i = 0; i < b->o->n_net_secondary; i++)
+                JF_TRY(add_wired(b, b->o->net_secondary_netdev_json[i], b->o->net_secondary_device_json[i],
+                                 b->o->net_secondary_boot_order[i]));
         return 0;
 }
 

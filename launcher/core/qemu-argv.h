@@ -23,6 +23,11 @@ typedef struct qemu_argv_opts {
          * slirp always does. */
         const char *net_netdev_json;
         const char *net_device_json;
+        /* Multus interfaces as net_setup_secondary wired them, after the pod interface. */
+        const char *net_secondary_netdev_json[NET_MAX_SECONDARY];
+        const char *net_secondary_device_json[NET_MAX_SECONDARY];
+        unsigned net_secondary_boot_order[NET_MAX_SECONDARY];
+        size_t n_net_secondary;
         int64_t now; /* seconds since the epoch the RTC offset counts from; 0 = the current time */
 } qemu_argv_opts;
 

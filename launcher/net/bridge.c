@@ -41,17 +41,21 @@ static int lease_routes(rtnl *nl, int index, struct in_addr addr, int prefix, dh
         return 0;
 }
 
-/* Reads eth0 into a lease, and the MAC the guest gets: spec macAddress, else eth0's own. */
-static int read_pod(rtnl *nl, const net_request *req, rtnl_link *pod, dhcp_lease *lease, net_result *res,
-                    kv_error *err)
+int bridge_read_pod(rtnl *nl, const net_request *req, rtnl_link *pod, dhcp_lease *lease, bool *has_ip,
+                    net_result *res, kv_error *err)
 {
         const char *ifname = net_pod_ifname(req);
         int r = rtnl_link_get(nl, ifname, pod, err);
-        if (r >= 0)
-                r = rtnl_addr_get4(nl, pod->index, &lease->yiaddr, &lease->prefix, err);
-        if (r >= 0)
+        if (r < 0)
+                return r;
+        kv_error none = {0};
+        r = rtnl_addr_get4(nl, pod->index, &lease->yiaddr, &lease->prefix, req->is_secondary ? &none : err);
+        *has_ip = r >= 0;
+        if (r == -ENOENT && req->is_secondary)
+                r = 0; /* a Multus network without IPAM: the guest configures itself */
+        if (r >= 0 && *has_ip)
                 r = lease_routes(nl, pod->index, lease->yiaddr, lease->prefix, lease, err);
-        if (r >= 0)
+        if (r >= 0 && !req->is_secondary)
                 r = lease_dns(req, lease, err);
         if (r < 0)
                 return r;
@@ -60,12 +64,14 @@ static int read_pod(rtnl *nl, const net_request *req, rtnl_link *pod, dhcp_lease
         mac_parse(res->mac, lease->mac);
         lease->mtu = pod->mtu;
         inet_pton(AF_INET, BRIDGE_DHCP_SERVER, &lease->server_id);
-        snprintf(lease->hostname, sizeof(lease->hostname), "%s", req->hostname ? req->hostname : "");
+        snprintf(lease->hostname, sizeof(lease->hostname), "%s",
+                 req->hostname && !req->is_secondary ? req->hostname : "");
         return 0;
 }
 
 /* eth0 down, address gone, a new MAC if the guest takes the old one, into the bridge, up again. */
-static int enslave_pod(rtnl *nl, const rtnl_link *pod, const dhcp_lease *lease, int bridge, kv_error *err)
+static int enslave_pod(rtnl *nl, const rtnl_link *pod, const dhcp_lease *lease, bool has_ip, int bridge,
+                       kv_error *err)
 {
         uint8_t mac[6];
         bool new_mac = memcmp(pod->mac, lease->mac, 6) == 0;
@@ -73,7 +79,7 @@ static int enslave_pod(rtnl *nl, const rtnl_link *pod, const dhcp_lease *lease, 
         if (r < 0)
                 return kv_error_errno(err, -r, "random MAC");
         r = rtnl_link_set(nl, pod->index, &(rtnl_link_change){.up = 0, .master = -1}, err);
-        if (r >= 0)
+        if (r >= 0 && has_ip)
                 r = rtnl_addr_del(nl, pod->index, lease->yiaddr, lease->prefix, err);
         if (r >= 0 && new_mac)
                 r = rtnl_link_set(nl, pod->index, &(rtnl_link_change){.up = -1, .master = -1, .mac = mac},
@@ -88,20 +94,28 @@ int binding_bridge(const net_request *req, net_result *res, kv_error *err)
         _cleanup_(rtnl_closep) rtnl *nl = NULL;
         rtnl_link pod, bridge;
         dhcp_lease lease = {0};
+        bool has_ip = false;
         int r = rtnl_open(&nl, err);
         if (r >= 0)
-                r = read_pod(nl, req, &pod, &lease, res, err);
+                r = bridge_read_pod(nl, req, &pod, &lease, &has_ip, res, err);
         if (r < 0)
                 return r;
-        char bridge_name[IFNAMSIZ];
-        snprintf(bridge_name, sizeof(bridge_name), NET_BRIDGE_PREFIX "%s", net_pod_ifname(req));
-        r = bridge_with_tap(nl, req, bridge_name, pod.mtu, &bridge, res, err);
-        if (r >= 0)
+        const char *id = net_link_id(net_pod_ifname(req));
+        char bridge_name[IFNAMSIZ], tap[IFNAMSIZ];
+        snprintf(bridge_name, sizeof(bridge_name), NET_BRIDGE_PREFIX "%s", id);
+        snprintf(tap, sizeof(tap), "%s%s", req->is_secondary ? "tap" : NET_TAP_NAME, req->is_secondary ? id : "");
+        r = bridge_with_tap(nl, req, bridge_name, tap, pod.mtu, &bridge, res, err);
+        if (r >= 0 && has_ip)
                 r = rtnl_addr_add(nl, bridge.index, lease.server_id, 32, err);
         if (r >= 0)
-                r = enslave_pod(nl, &pod, &lease, bridge.index, err);
-        if (r >= 0)
-                r = serve_lease(bridge_name, &lease, res, err);
+                r = enslave_pod(nl, &pod, &lease, has_ip, bridge.index, err);
+        if (r < 0)
+                return r;
+        if (!has_ip) {
+                render_tap_netdev(res);
+                return 0;
+        }
+        r = serve_lease(bridge_name, &lease, res, err);
         if (r < 0)
                 return r;
         inet_ntop(AF_INET, &lease.yiaddr, res->status_ip, sizeof(res->status_ip));

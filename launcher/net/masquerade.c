@@ -59,7 +59,7 @@ int binding_masquerade(const net_request *req, net_result *res, kv_error *err)
         lease.mtu = pod.mtu;
         mac_parse(res->mac, lease.mac);
         snprintf(lease.hostname, sizeof(lease.hostname), "%s", req->hostname ? req->hostname : "");
-        r = bridge_with_tap(nl, req, bridge_name, pod.mtu, &bridge, res, err);
+        r = bridge_with_tap(nl, req, bridge_name, NET_TAP_NAME, pod.mtu, &bridge, res, err);
         if (r >= 0)
                 r = rtnl_addr_add(nl, bridge.index, lease.server_id, MASQ_PREFIX, err);
         if (r >= 0)

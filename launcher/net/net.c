@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define SLIRP_GUEST_IP "10.0.2.15" /* QEMU's user network hands this to the first DHCP client */
 
@@ -29,8 +30,13 @@ static const char *model_driver(const char *model)
         return "virtio-net-pci";
 }
 
-int bridge_with_tap(rtnl *nl, const net_request *req, const char *name, unsigned mtu, rtnl_link *bridge,
-                    net_result *res, kv_error *err)
+const char *net_link_id(const char *pod_ifname)
+{
+        return strncmp(pod_ifname, "pod", 3) == 0 && pod_ifname[3] ? pod_ifname + 3 : pod_ifname;
+}
+
+int bridge_with_tap(rtnl *nl, const net_request *req, const char *name, const char *tap_name, unsigned mtu,
+                    rtnl_link *bridge, net_result *res, kv_error *err)
 {
         uid_t owner = req->tap_owner_set ? req->tap_owner : getuid();
         gid_t group = req->tap_owner_set ? req->tap_group : getgid();
@@ -39,9 +45,9 @@ int bridge_with_tap(rtnl *nl, const net_request *req, const char *name, unsigned
         if (r >= 0)
                 r = rtnl_link_get(nl, name, bridge, err);
         if (r >= 0)
-                r = tap_create(NET_TAP_NAME, owner, group, err);
+                r = tap_create(tap_name, owner, group, err);
         if (r >= 0)
-                r = rtnl_link_get(nl, NET_TAP_NAME, &tap, err);
+                r = rtnl_link_get(nl, tap_name, &tap, err);
         if (r < 0)
                 return r;
         rtnl_link_change ch = {.up = 1, .master = bridge->index, .mtu = mtu};
@@ -50,7 +56,7 @@ int bridge_with_tap(rtnl *nl, const net_request *req, const char *name, unsigned
                 r = rtnl_link_set(nl, bridge->index, &(rtnl_link_change){.up = 1, .master = -1}, err);
         if (r < 0)
                 return r;
-        snprintf(res->tap_name, sizeof(res->tap_name), "%s", NET_TAP_NAME);
+        snprintf(res->tap_name, sizeof(res->tap_name), "%s", tap_name);
         return 0;
 }
 
@@ -61,14 +67,19 @@ int lease_dns(const net_request *req, dhcp_lease *lease, kv_error *err)
         return r < 0 ? kv_error_wrap(err, "DNS for the guest") : 0;
 }
 
+void render_tap_netdev(net_result *res)
+{
+        snprintf(res->netdev_json, sizeof(res->netdev_json),
+                 "{\"type\":\"tap\",\"id\":\"%s\",\"ifname\":\"%s\",\"script\":\"no\",\"downscript\":\"no\"}",
+                 res->netdev_id, res->tap_name);
+}
+
 int serve_lease(const char *bridge, const dhcp_lease *lease, net_result *res, kv_error *err)
 {
         int r = dhcp_server_new(bridge, lease, &res->dhcp, err);
         if (r < 0)
                 return r;
-        snprintf(res->netdev_json, sizeof(res->netdev_json),
-                 "{\"type\":\"tap\",\"id\":\"%s\",\"ifname\":\"%s\",\"script\":\"no\",\"downscript\":\"no\"}",
-                 res->netdev_id, res->tap_name);
+        render_tap_netdev(res);
         inet_ntop(AF_INET, &lease->yiaddr, res->guest_ip, sizeof(res->guest_ip));
         return 0;
 }
@@ -138,6 +149,8 @@ static int dispatch(const net_request *req, net_result *res, kv_error *err)
                 return binding_passt(req, res, err);
         case NET_BINDING_SLIRP:
                 return binding_slirp(req, res, err);
+        case NET_BINDING_MACVTAP:
+                return binding_macvtap(req, res, err);
         default:
                 return kv_error_set(err, EINVAL, "net: no binding to wire");
         }
@@ -171,8 +184,44 @@ int net_setup(const net_request *req, net_result *res, kv_error *err)
         return 0;
 }
 
+int net_setup_secondary(const net_request *req, size_t i, net_result *res, kv_error *err)
+{
+        if (i >= req->n_secondary)
+                return kv_error_set(err, EINVAL, "net: no secondary interface %zu", i);
+        const net_secondary *s = &req->secondary[i];
+        net_request sub = *req;
+        sub.binding = s->binding;
+        sub.n_ports = 0;
+        sub.is_secondary = true;
+        sub.pod_ifname = s->pod_ifname;
+        snprintf(sub.iface_name, sizeof(sub.iface_name), "%s", s->iface_name);
+        snprintf(sub.model, sizeof(sub.model), "%s", s->model);
+        snprintf(sub.mac, sizeof(sub.mac), "%s", s->mac);
+        *res = (net_result){0};
+        fill_common(&sub, res);
+        int r = dispatch(&sub, res, err);
+        if (r < 0) {
+                kv_error_wrap(err, "%s binding of interface %s (%s)", net_binding_name(s->binding),
+                              s->iface_name, s->pod_ifname);
+                net_result_release(res);
+                return r;
+        }
+        render_device(&sub, res);
+        log_info("net: %s binding of %s ready on %s: guest %s mac %s", net_binding_name(s->binding),
+                 s->iface_name, s->pod_ifname, res->guest_ip[0] ? res->guest_ip : "(no IPAM)", res->mac);
+        return 0;
+}
+
+int net_drop_caps(kv_error *err)
+{
+        return caps_drop_net_admin(err);
+}
+
 void net_result_release(net_result *res)
 {
+        if (res->macvtap_fd > 0)
+                close(res->macvtap_fd);
+        res->macvtap_fd = 0;
         dhcp_server_free(res->dhcp);
         res->dhcp = NULL;
         if (res->passt_pid > 0) {

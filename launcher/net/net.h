@@ -26,6 +26,7 @@ typedef struct net_result {
             status_ip[INET_ADDRSTRLEN]; /* status.interfaces[].ipAddress: where the VM answers (the Pod IP) */
         char passt_socket[108];
         pid_t passt_pid;   /* passt child to supervise and kill, or 0 */
+        int macvtap_fd;    /* macvtap: /dev/tapN, to hand to QEMU at req->child_fd; 0 = none */
         dhcp_server *dhcp; /* masquerade/bridge: plug dhcp_server_fd() into the launcher's epoll loop */
 } net_result;
 
@@ -33,6 +34,15 @@ typedef struct net_result {
  * DHCP port) on entry; drops CAP_NET_ADMIN and CAP_NET_RAW before returning unless req->keep_caps.
  * On failure res holds nothing to release. */
 int net_setup(const net_request *req, net_result *res, kv_error *err);
+/* Wires req->secondary[i] (a Multus network's Pod interface) like net_setup, without dropping any
+ * capability: call it for every secondary interface before net_setup, or before net_drop_caps when the VMI
+ * has no pod network. bridge: the interface joins k6t-<id> with tap<id>, the guest takes its MAC and, if the
+ * network's IPAM gave it an address, gets that address from our DHCP; macvtap: a macvtap on the interface's
+ * lower device whose own MAC the guest uses (macvlan delivers only frames for a MAC it owns), IPAM's
+ * address by DHCP likewise. */
+int net_setup_secondary(const net_request *req, size_t i, net_result *res, kv_error *err);
+/* Drops CAP_NET_ADMIN and CAP_NET_RAW (what net_setup does at its end). */
+int net_drop_caps(kv_error *err);
 /* Closes the DHCP server and stops passt. Links and rules die with the Pod's network namespace. */
 void net_result_release(net_result *res);
 

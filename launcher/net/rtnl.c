@@ -156,6 +156,29 @@ int rtnl_bridge_add(rtnl *nl, const char *name, unsigned mtu, kv_error *err)
         return 0;
 }
 
+int rtnl_macvtap_add(rtnl *nl, const char *name, int link, int index, const uint8_t *mac, unsigned mtu,
+                     kv_error *err)
+{
+        struct nlmsghdr *nlh = request(nl, RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+        put_ifinfo(nlh, index);
+        mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+        mnl_attr_put_u32(nlh, IFLA_LINK, (uint32_t)link);
+        if (mtu)
+                mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+        if (mac)
+                mnl_attr_put(nlh, IFLA_ADDRESS, 6, mac);
+        struct nlattr *info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+        mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "macvtap");
+        struct nlattr *data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+        mnl_attr_put_u32(nlh, IFLA_MACVLAN_MODE, MACVLAN_MODE_BRIDGE);
+        mnl_attr_nest_end(nlh, data);
+        mnl_attr_nest_end(nlh, info);
+        int r = talk(nl, nlh, NULL, NULL);
+        if (r < 0)
+                return kv_error_errno(err, -r, "netlink: create macvtap %s on link %d", name, link);
+        return 0;
+}
+
 static int addr_change(rtnl *nl, uint16_t type, uint16_t flags, int index, struct in_addr addr, int prefix)
 {
         struct nlmsghdr *nlh = request(nl, type, NLM_F_ACK | flags);

@@ -44,6 +44,10 @@ static inline void rtnl_closep(rtnl **nl)
 int rtnl_link_get(rtnl *nl, const char *name, rtnl_link *out, kv_error *err);
 int rtnl_link_set(rtnl *nl, int index, const rtnl_link_change *ch, kv_error *err);
 int rtnl_bridge_add(rtnl *nl, const char *name, unsigned mtu, kv_error *err);
+/* A macvtap in bridge mode on link (a macvlan's own lower device when link is a macvlan), with ifindex
+ * index (0: the kernel's choice) and mac (NULL: random). */
+int rtnl_macvtap_add(rtnl *nl, const char *name, int link, int index, const uint8_t *mac, unsigned mtu,
+                     kv_error *err);
 int rtnl_addr_add(rtnl *nl, int index, struct in_addr addr, int prefix, kv_error *err);
 int rtnl_addr_del(rtnl *nl, int index, struct in_addr addr, int prefix, kv_error *err);
 /* The first IPv4 address of the link; -ENOENT when it has none. */

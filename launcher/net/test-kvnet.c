@@ -80,6 +80,32 @@ static void test_validate_good(void)
         cJSON_Delete(spec);
 }
 
+/* Multus networks: KubeVirt 1.x's Pod interface names, the annotation, the migration blocker. */
+static void test_validate_multus(void)
+{
+        kv_error err = {0};
+        net_request req;
+        cJSON *spec = cJSON_Parse(
+            "{\"domain\":{\"devices\":{\"interfaces\":[{\"name\":\"default\",\"masquerade\":{}},"
+            "{\"name\":\"net1\",\"bridge\":{},\"macAddress\":\"02:00:00:00:00:01\"},"
+            "{\"name\":\"net2\",\"binding\":{\"name\":\"macvtap\"}}]}},"
+            "\"networks\":[{\"name\":\"default\",\"pod\":{}},{\"name\":\"net1\",\"multus\":{"
+            "\"networkName\":\"br\"}},{\"name\":\"net2\",\"multus\":{\"networkName\":\"other/mv\"}}]}");
+        CHECK(net_request_from_vmi(spec, &req, &err) == 0);
+        CHECK(req.binding == NET_BINDING_MASQUERADE && strcmp(req.iface_name, "default") == 0);
+        CHECK(req.n_secondary == 2);
+        CHECK(req.secondary[0].binding == NET_BINDING_BRIDGE && strcmp(req.secondary[0].network, "br") == 0);
+        CHECK(strcmp(req.secondary[0].pod_ifname, "pod6c270ef2f25") == 0);
+        CHECK(req.secondary[1].binding == NET_BINDING_MACVTAP);
+        char *ann = net_multus_annotation(&req, "ns1");
+        CHECK(ann && strstr(ann, "{\"name\":\"br\",\"namespace\":\"ns1\",\"interface\":\"pod6c270ef2f25\","
+                                  "\"mac\":\"02:00:00:00:00:01\"}"));
+        CHECK(ann && strstr(ann, "{\"name\":\"mv\",\"namespace\":\"other\",\"interface\":\"pod"));
+        free(ann);
+        CHECK(net_migration_blocker(&req) && strstr(net_migration_blocker(&req), "macvtap"));
+        cJSON_Delete(spec);
+}
+
 static void test_validate_bad(void)
 {
         expect_error("{\"domain\":{\"devices\":{\"interfaces\":[{\"name\":\"a\",\"masquerade\":{}},"
@@ -117,8 +143,18 @@ static void test_validate_bad(void)
                            "interfaces[0].pciAddress: is not supported");
         expect_iface_error("{\"name\":\"other\",\"masquerade\":{}}",
                            "interfaces[0].name: \"other\" has no spec.networks[] entry");
+        expect_error("{\"networks\":[{\"name\":\"m\",\"multus\":{\"networkName\":\"x\",\"default\":true}}]}",
+                     "spec.networks[0].multus.default: is not supported");
         expect_error("{\"networks\":[{\"name\":\"m\",\"multus\":{\"networkName\":\"x\"}}]}",
-                     "spec.networks[0].multus: is not supported");
+                     "spec.networks[0]: no spec.domain.devices.interfaces[]");
+        expect_error("{\"domain\":{\"devices\":{\"interfaces\":[{\"name\":\"m\",\"masquerade\":{}}]}},"
+                     "\"networks\":[{\"name\":\"m\",\"multus\":{\"networkName\":\"x\"}}]}",
+                     "interfaces[0]: the masquerade binding needs the pod network");
+        expect_error("{\"domain\":{\"devices\":{\"interfaces\":[{\"name\":\"m\",\"macvtap\":{}}]}},"
+                     "\"networks\":[{\"name\":\"m\",\"pod\":{}}]}",
+                     "interfaces[0].macvtap: needs a multus network");
+        expect_error("{\"networks\":[{\"name\":\"m\",\"multus\":{\"networkName\":\"x\"},\"pod\":{}}]}",
+                     "spec.networks[0]: both multus and pod are set");
         expect_error("{\"networks\":[{\"name\":\"d\",\"pod\":{\"vmNetworkCIDR\":\"10.1.0.0/24\"}}]}",
                      "spec.networks[0].pod.vmNetworkCIDR: is not supported");
         expect_error("{\"networks\":[{\"name\":\"d\",\"pod\":{}}]}",
@@ -254,6 +290,7 @@ int main(void)
 {
         test_validate_good();
         test_validate_bad();
+        test_validate_multus();
         test_dhcp();
         test_nat();
         test_mac();

@@ -33,6 +33,8 @@ typedef struct launch {
         strv argv;
         int control_fd, qmp_public_fd, serial_fd;
         net_result net;
+        net_result net_secondary[NET_MAX_SECONDARY];
+        size_t n_net_secondary;
         launcher_paths paths; /* kept: a VMI `apply` prepares the volumes it adds */
 } launch;
 
@@ -158,7 +160,13 @@ static int build_argv(launch *l, const char *accel, kv_error *err)
             .hotplug_ports = -1,
             .net_netdev_json = l->net.binding ? l->net.netdev_json : NULL,
             .net_device_json = l->net.binding ? l->net.device_json : NULL,
+            .n_net_secondary = l->n_net_secondary,
         };
+        for (size_t i = 0; i < l->n_net_secondary; i++) {
+                opts.net_secondary_netdev_json[i] = l->net_secondary[i].netdev_json;
+                opts.net_secondary_device_json[i] = l->net_secondary[i].device_json;
+                opts.net_secondary_boot_order[i] = l->v->net.secondary[i].boot_order;
+        }
         int r = qemu_argv_build(l->v, &opts, &l->argv, err);
         if (r < 0)
                 return r;
@@ -211,7 +219,8 @@ static int prepare(launch *l)
         if ((r = vmi_prepare(l->v, &l->paths, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "prepare volumes", &err);
         /* Before the supervisor drops capabilities and installs seccomp: wiring needs CAP_NET_ADMIN. */
-        if ((r = podnet_setup(l->v, l->o->pod_network, l->rd.path, &l->net, &l->st, &err)) < 0)
+        if ((r = podnet_setup(l->v, l->o->pod_network, l->rd.path, &l->net, l->net_secondary,
+                              &l->n_net_secondary, &l->st, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "network", &err);
         if ((r = resolve_qemu(l, &err)) < 0)
                 return fail(l, EXIT_FAILED, "qemu failed to start", &err);
@@ -232,6 +241,8 @@ static void launch_free(launch *l)
         if (l->serial_fd >= 0)
                 close(l->serial_fd);
         net_result_release(&l->net); /* before the run dir: passt's socket lives there */
+        for (size_t i = 0; i < l->n_net_secondary; i++)
+                net_result_release(&l->net_secondary[i]);
         run_dir_cleanup(&l->rd);
         strv_free(&l->argv);
         free(l->qemu_path);
@@ -270,6 +281,8 @@ int launch_run(const launch_opts *o)
                     .sandbox = o->sandbox,
                     .serial_stdout = o->serial_stdout,
                     .net = &l.net,
+                    .net_secondary = l.net_secondary,
+                    .n_net_secondary = l.n_net_secondary,
                     .incoming = o->incoming,
                     .incoming_nbd_host = o->incoming_nbd_host,
                     .incoming_nbd_port = o->incoming_nbd_port,

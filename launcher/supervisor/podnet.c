@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "qemu-process.h"
+#include "supervisor.h"
 
 /* Local mode has no Pod netns to rewire: only passt (unprivileged) is wired; masquerade and KubeVirt's
  * implied default fall back to user networking; an explicit bridge would take this host's address. */
@@ -28,26 +29,58 @@ static int local_mode_allows(const vmi_interface *nic, bool *wire, kv_error *err
         return 0;
 }
 
-static void record_interface(status *st, const vmi_interface *nic, const net_result *net)
+static void record_interface(status *st, const char *name, const char *mac, const char *ip)
 {
-        status_interface *f = &st->ifaces[0];
+        if (st->n_ifaces >= STATUS_MAX_INTERFACES)
+                return;
+        status_interface *f = &st->ifaces[st->n_ifaces++];
         *f = (status_interface){0};
-        snprintf(f->name, sizeof(f->name), "%s", nic->name);
-        snprintf(f->mac, sizeof(f->mac), "%s", net->binding ? net->mac : nic->mac ? nic->mac : "");
-        snprintf(f->ip, sizeof(f->ip), "%s", net->binding ? net->status_ip : "");
+        snprintf(f->name, sizeof(f->name), "%s", name);
+        snprintf(f->mac, sizeof(f->mac), "%s", mac);
+        snprintf(f->ip, sizeof(f->ip), "%s", ip);
         snprintf(f->info_source, sizeof(f->info_source), "domain");
-        st->n_ifaces = 1;
 }
 
-int podnet_setup(const vmi *v, bool pod_network, const char *run_dir, net_result *net, status *st,
-                 kv_error *err)
+/* Multus interfaces: only inside a Pod (Multus put them into its netns); before the pod interface, whose
+ * net_setup drops the network capabilities. Their macvtap fds land at CHILD_FD_NET_BASE + i. */
+static int wire_secondary(const vmi *v, bool pod_network, const char *run_dir, net_result *sec, size_t *n,
+                          kv_error *err)
+{
+        if (v->net.n_secondary && !pod_network)
+                return kv_error_set(err, EINVAL,
+                                    "spec.networks: multus network %s needs --pod-network (the launcher "
+                                    "inside a Pod whose netns Multus attached)",
+                                    v->net.secondary[0].iface_name);
+        for (size_t i = 0; i < v->net.n_secondary; i++) {
+                net_request req = v->net;
+                req.run_dir = run_dir;
+                req.hostname = v->hostname;
+                req.child_fd = CHILD_FD_NET_BASE + (int)i;
+                int r = net_setup_secondary(&req, i, &sec[i], err);
+                if (r < 0)
+                        return r == -EINVAL ? -EIO : r;
+                *n = i + 1;
+        }
+        return 0;
+}
+
+int podnet_setup(const vmi *v, bool pod_network, const char *run_dir, net_result *net, net_result *secondary,
+                 size_t *n_secondary, status *st, kv_error *err)
 {
         *net = (net_result){0};
-        if (v->n_interfaces == 0)
-                return 0;
+        *n_secondary = 0;
+        st->n_ifaces = 0;
+        int r = wire_secondary(v, pod_network, run_dir, secondary, n_secondary, err);
+        if (r < 0)
+                return r;
+        if (v->n_interfaces == 0) {
+                if (*n_secondary && (r = net_drop_caps(err)) < 0)
+                        return r;
+                goto record;
+        }
         const vmi_interface *nic = &v->interfaces[0]; /* libkvnet allows one pod interface */
         bool wire = pod_network && nic->binding != NET_BINDING_SLIRP;
-        int r = pod_network ? 0 : local_mode_allows(nic, &wire, err);
+        r = pod_network ? 0 : local_mode_allows(nic, &wire, err);
         if (r < 0)
                 return r;
         if (wire) {
@@ -57,7 +90,13 @@ int podnet_setup(const vmi *v, bool pod_network, const char *run_dir, net_result
                 if ((r = net_setup(&req, net, err)) < 0)
                         return r == -EINVAL ? -EIO : r; /* the host failed, not the manifest */
         }
-        record_interface(st, nic, net);
+        record_interface(st, nic->name, net->binding ? net->mac : nic->mac ? nic->mac : "",
+                         net->binding ? net->status_ip : "");
+        if (!wire && *n_secondary && (r = net_drop_caps(err)) < 0)
+                return r;
+record:
+        for (size_t i = 0; i < *n_secondary; i++)
+                record_interface(st, v->net.secondary[i].iface_name, secondary[i].mac, secondary[i].status_ip);
         return 0;
 }
 

@@ -21,7 +21,7 @@ typedef struct condition {
 } condition;
 
 /* One entry of KubeVirt's status.interfaces[], from the launcher's network setup. */
-#define STATUS_MAX_INTERFACES 4
+#define STATUS_MAX_INTERFACES 9 /* the pod interface + NET_MAX_SECONDARY Multus ones */
 typedef struct status_interface {
         char name[64]; /* spec.domain.devices.interfaces[].name */
         char ip[46];   /* where the VM answers ("" = unknown) */

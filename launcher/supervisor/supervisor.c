@@ -490,6 +490,9 @@ static int setup_fds(supervisor *s, kv_error *err)
                 return kv_error_errno(err, -r, "live operations");
         if ((r = loop_add(s->loop, s->sigfd, EPOLLIN, on_signal, s, NULL)) < 0)
                 return kv_error_errno(err, -r, "epoll add");
+        for (size_t i = 0; i < s->cfg->n_net_secondary; i++)
+                if ((r = podnet_watch(s->loop, &s->cfg->net_secondary[i], err)) < 0)
+                        return r;
         return podnet_watch(s->loop, s->cfg->net, err);
 }
 
@@ -504,12 +507,20 @@ static int spawn(supervisor *s, int *qmp_fd, kv_error *err)
                 return kv_error_errno(err, errno, "pipe");
         }
         const sup_config *cfg = s->cfg;
-        int fds[] = {pair[1], cfg->qmp_public_fd, cfg->serial_listen_fd};
-        qemu_spawn_req req = {.path = cfg->qemu_path,
-                              .argv = cfg->argv,
-                              .fds = fds,
-                              .nfds = cfg->serial_listen_fd >= 0 ? 3 : 2,
-                              .stderr_fd = errpipe[1]};
+        /* Slot CHILD_FD_SERIAL is filled (with the monitor's end again, unused there) when macvtap fds
+         * follow it and there is no serial console. */
+        int fds[CHILD_FD_NET_BASE - 3 + NET_MAX_SECONDARY] = {
+            pair[1], cfg->qmp_public_fd, cfg->serial_listen_fd >= 0 ? cfg->serial_listen_fd : pair[1]};
+        int nfds = cfg->serial_listen_fd >= 0 ? 3 : 2;
+        for (size_t i = 0; i < cfg->n_net_secondary; i++)
+                if (cfg->net_secondary[i].macvtap_fd > 0)
+                        fds[CHILD_FD_NET_BASE - 3 + i] = cfg->net_secondary[i].macvtap_fd,
+                                              nfds = CHILD_FD_NET_BASE - 3 + (int)i + 1;
+        for (int i = CHILD_FD_NET_BASE - 3; i < nfds; i++)
+                if (fds[i] <= 0)
+                        fds[i] = pair[1];
+        qemu_spawn_req req = {
+            .path = cfg->qemu_path, .argv = cfg->argv, .fds = fds, .nfds = nfds, .stderr_fd = errpipe[1]};
         int r = qemu_spawn(&req, &s->qemu_pid, err);
         close(pair[1]);
         close(errpipe[1]);

@@ -17,6 +17,7 @@ enum {
         CHILD_FD_QMP_PRIVATE = 3, /* socketpair end: the launcher's own monitor */
         CHILD_FD_QMP_PUBLIC = 4,  /* listening <run-dir>/qmp.sock for tools (qmp CLI) */
         CHILD_FD_SERIAL = 5,      /* listening <run-dir>/serial.sock */
+        CHILD_FD_NET_BASE = 6,    /* macvtap fds of Multus interfaces, in interfaces[] order */
 };
 
 /* Exit codes of virt-launcher. */
@@ -39,6 +40,8 @@ typedef struct sup_config {
         bool sandbox;         /* drop capabilities + seccomp once QEMU runs */
         bool serial_stdout;   /* also copy serial output to stdout (the local, no-Kubernetes view) */
         struct net_result *net; /* libkvnet's wiring: DHCP server in the loop, passt reaped; or NULL */
+        struct net_result *net_secondary; /* Multus interfaces: DHCP servers in the loop, macvtap fds */
+        size_t n_net_secondary;
         /* --incoming: a migration target. QEMU runs with -incoming defer and stays paused (phase
          * Scheduled) until migration-target-finish; "defer" waits for migration-target, a URI listens at
          * once (default migration configuration, no disk mirroring). NULL: a normal boot. */

@@ -287,6 +287,111 @@ class NodeNetwork:
             self.used.discard(ip)
 
 
+# --- Multus: secondary networks from NetworkAttachmentDefinitions, through the real CNI plugins ------------------
+# The Pod's k8s.v1.cni.cncf.io/networks annotation names NADs (k8s.cni.cncf.io/v1); for each, the plugin of the
+# NAD's config (Debian's containernetworking-plugins in CNI_PATH: bridge, macvlan, ipvlan, host-local, ...) runs
+# with CNI_COMMAND=ADD/DEL, CNI_NETNS=<the Pod's netns>, CNI_IFNAME and the config on stdin, as Multus does. The
+# plugin process runs in the node namespace, so a macvlan "master" or a bridge lives there, never on the machine.
+# The results become the k8s.v1.cni.cncf.io/network-status annotation.
+NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
+CNI_PATH = os.environ.get("KVLITE_CNI_PATH", "/usr/lib/cni")
+
+
+def parse_networks_annotation(value, namespace):
+    """The annotation's two forms: a JSON list of selection elements, or "[ns/]name[@ifname], ..."."""
+    value = (value or "").strip()
+    if not value:
+        return []
+    if value.startswith("["):
+        elems = json.loads(value)
+    else:
+        elems = []
+        for part in value.split(","):
+            name, _, ifname = part.strip().partition("@")
+            ns, _, nm = name.rpartition("/")
+            elems.append({"name": nm, "namespace": ns or namespace, **({"interface": ifname} if ifname else {})})
+    out = []
+    for i, e in enumerate(elems):
+        if not isinstance(e, dict) or not e.get("name"):
+            raise PodError("annotation %s[%d]: needs a name" % (NETWORKS_ANNOTATION, i))
+        out.append(dict(e, namespace=e.get("namespace") or namespace, interface=e.get("interface") or "net%d" % (i + 1)))
+    return out
+
+
+def cni_run(command, conf, netns_path, ifname, container_id, node_netns):
+    """One CNI plugin call; returns its parsed result (ADD) or None."""
+    plugin = os.path.join(CNI_PATH, conf.get("type", ""))
+    if not conf.get("type") or not os.access(plugin, os.X_OK):
+        raise PodError("CNI plugin %r: not in %s (apt-get install containernetworking-plugins)" % (conf.get("type"), CNI_PATH))
+    env = {"CNI_COMMAND": command, "CNI_CONTAINERID": container_id, "CNI_NETNS": netns_path, "CNI_IFNAME": ifname,
+           "CNI_PATH": CNI_PATH, "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+    p = subprocess.run(["ip", "netns", "exec", node_netns, plugin], input=json.dumps(conf), env=env,
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        try:
+            msg = json.loads(p.stdout).get("msg")
+        except ValueError:
+            msg = None
+        raise PodError("CNI %s %s (%s): %s" % (command, conf.get("name"), conf["type"],
+                                                msg or p.stderr.strip() or "exit %d" % p.returncode))
+    return json.loads(p.stdout) if command == "ADD" and p.stdout.strip() else None
+
+
+class Attachments:
+    """The Multus part of one Pod: ADD for each selected NAD after the sandbox exists, DEL before it goes."""
+
+    def __init__(self, kubelet, pod, sandbox):
+        self.k, self.sandbox = kubelet, sandbox
+        meta = pod["metadata"]
+        self.ns, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
+        self.selected = parse_networks_annotation((meta.get("annotations") or {}).get(NETWORKS_ANNOTATION), self.ns)
+        self.added = []  # (conf, ifname), undone in reverse order
+
+    def nad_config(self, e):
+        try:
+            nad = self.k.api.call("GET", "/apis/k8s.cni.cncf.io/v1/namespaces/%s/network-attachment-definitions/%s"
+                                  % (e["namespace"], e["name"]))
+        except ApiFailure as err:
+            raise PodError("NetworkAttachmentDefinition %s/%s: %s" % (e["namespace"], e["name"],
+                                                                        "not found" if err.code == 404 else err))
+        conf = json.loads(nad.get("spec", {}).get("config") or "{}")
+        if "plugins" in conf:  # a conflist: the first plugin is the one that creates the interface
+            conf = dict(conf["plugins"][0], cniVersion=conf.get("cniVersion"), name=conf.get("name"))
+        conf.setdefault("name", e["name"])
+        conf.setdefault("cniVersion", "0.3.1")
+        if e.get("mac"):
+            conf["runtimeConfig"] = dict(conf.get("runtimeConfig") or {}, mac=e["mac"])
+            conf.setdefault("capabilities", {})["mac"] = True
+        return conf
+
+    def add(self):
+        status = [{"name": "kvlite-pod-network", "interface": "eth0", "ips": [self.sandbox.ip], "default": True,
+                   "dns": {}}]
+        for e in self.selected:
+            conf = self.nad_config(e)
+            res = cni_run("ADD", conf, self.sandbox.path, e["interface"], self.uid, self.sandbox.node.netns)
+            self.added.append((conf, e["interface"]))
+            ifs = res.get("interfaces") or []
+            entry = {"name": "%s/%s" % (e["namespace"], e["name"]), "interface": e["interface"],
+                     "ips": [ip["address"].split("/")[0] for ip in res.get("ips") or []], "dns": res.get("dns") or {}}
+            mac = next((i.get("mac") for i in ifs if i.get("sandbox") and i.get("name") == e["interface"]), None)
+            if mac:
+                entry["mac"] = mac
+            status.append(entry)
+            log("network attached", pod=self.ns + "/" + self.name, network=entry["name"], interface=e["interface"],
+                ips=entry["ips"])
+        return status
+
+    def delete(self):
+        for conf, ifname in reversed(self.added):
+            try:
+                cni_run("DEL", conf, self.sandbox.path, ifname, self.uid, self.sandbox.node.netns)
+            except (PodError, OSError, subprocess.SubprocessError) as e:
+                log("CNI DEL failed", pod=self.ns + "/" + self.name, interface=ifname, error=str(e))
+        self.added = []
+
+
 class PodSandbox:
     """One Pod's network namespace: eth0 (veth to the node bridge) with an address from the pod CIDR, a default
     route through the bridge, a resolv.conf naming the cluster DNS, and the API server forwarder. The record in
@@ -352,6 +457,7 @@ class PodRunner:
         self.grace = None
         self.procs = {}
         self.sandbox, self.pod_ip = None, kubelet.host_ip  # host network until a sandbox gives it its own
+        self.attachments = None
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.run, name="pod-" + self.name, daemon=True)
 
@@ -362,6 +468,10 @@ class PodRunner:
                             {"status": status}, "application/merge-patch+json")
         except (ApiFailure, OSError) as e:
             log("status update failed", pod=self.ns + "/" + self.name, error=str(e))
+
+    def patch_annotations(self, annotations):
+        self.k.api.call("PATCH", "/api/v1/namespaces/%s/pods/%s" % (self.ns, self.name),
+                        {"metadata": {"annotations": annotations}}, "application/merge-patch+json")
 
     def conditions(self, ready, initialized=True):
         t = now_ts()
@@ -559,6 +669,9 @@ class PodRunner:
                 self.sandbox = PodSandbox(self.k, self.uid, self.dir, self.ns)
                 self.sandbox.create()
                 self.pod_ip = self.sandbox.ip
+                self.attachments = Attachments(self.k, self.pod, self.sandbox)
+                if self.attachments.selected:
+                    self.patch_annotations({NETWORK_STATUS_ANNOTATION: json.dumps(self.attachments.add())})
             with self.lock:
                 if self.stop.is_set():
                     return self.finish()
@@ -636,6 +749,9 @@ class PodRunner:
 
     def release_network(self):
         """Kills what is left in the Pod's network namespace (QEMU too) and removes the namespace."""
+        if self.attachments:
+            netns_kill_all(self.sandbox.netns)  # nothing may use an interface while its plugin removes it
+            self.attachments.delete()
         if self.sandbox:
             self.sandbox.destroy()
 

@@ -1,0 +1,134 @@
+"""Multus secondary networks, layer 2 (issue 19): two VMs and one plain container "Pod" on one macvlan network
+exchange traffic in both directions. The test makes its own network namespaces: a node namespace holding a veth
+(the macvlan master) and one namespace per Pod; the real CNI plugins (containernetworking-plugins: macvlan in
+bridge mode, host-local IPAM) attach each Pod exactly as the kubelet stand-in's Multus part does (its cni_run). The
+VMs use the macvtap binding: the guest gets the address IPAM gave the Pod interface (DHCP from the launcher) and the
+macvtap's own MAC. Everything is removed in `finally`."""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from launcherlib import Launcher, check, cleanup, need_guest, vmi
+
+ROOT = os.environ.get("KV_SOURCE_ROOT", ".")
+sys.path.insert(0, os.path.join(ROOT, "tests", "kube-api"))
+from kubelet import CNI_PATH, cni_run  # noqa: E402
+
+HTTP_PORT = 8080
+NAD = "l2"
+
+need_guest()
+if os.geteuid() != 0:
+    print("SKIP: needs root (network namespaces)")
+    sys.exit(77)
+for plugin in ("macvlan", "host-local"):
+    if not os.access(os.path.join(CNI_PATH, plugin), os.X_OK):
+        print(f"SKIP: no CNI plugin {plugin} in {CNI_PATH} (containernetworking-plugins)")
+        sys.exit(77)
+
+tag = "kvm%d" % os.getpid()
+node = tag + "-node"
+ipam_dir = tempfile.mkdtemp(prefix="kvlite-multus-ipam-")
+conf = {"cniVersion": "0.3.1", "name": NAD, "type": "macvlan", "master": "l2master", "mode": "bridge",
+        "ipam": {"type": "host-local", "subnet": "10.77.%d.0/24" % (os.getpid() % 200), "dataDir": ipam_dir}}
+pods = []
+
+
+def ip(*args, check_rc=True):
+    p = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if check_rc and p.returncode:
+        raise RuntimeError("ip %s: %s" % (" ".join(args), p.stderr))
+    return p.stdout
+
+
+def pod_ifname(network_name):
+    return "pod" + hashlib.sha256(network_name.encode()).hexdigest()[:11]
+
+
+def attach(name):
+    ns = "%s-%s" % (tag, name)
+    ip("netns", "add", ns)
+    pods.append(ns)
+    ip("-n", ns, "link", "set", "lo", "up")
+    res = cni_run("ADD", conf, "/run/netns/" + ns, pod_ifname(NAD), ns, node)
+    return ns, res["ips"][0]["address"].split("/")[0]
+
+
+def in_ns(ns, *cmd, timeout=20):
+    return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, timeout=timeout)
+
+
+def vm(name, ns):
+    manifest = vmi(name, kernel_args=f"http={HTTP_PORT} shell=1", networks=[{"name": NAD, "multus": {"networkName": NAD}}])
+    manifest["spec"]["domain"]["devices"]["interfaces"] = [{"name": NAD, "binding": {"name": "macvtap"}}]
+    return Launcher(manifest, prefix=["ip", "netns", "exec", ns], args=["--pod-network"])
+
+
+def reach(ns, addr, tries=60):
+    for _ in range(tries):
+        r = in_ns(ns, "curl", "-s", "--max-time", "3", f"http://{addr}:{HTTP_PORT}/")
+        if r.returncode == 0 and r.stdout.strip():
+            return r.stdout.strip()
+        time.sleep(0.5)
+    return None
+
+
+server = None
+try:
+    ip("netns", "add", node)
+    # the macvlan master: one end of a veth inside the node namespace (no dummy module needed)
+    ip("-n", node, "link", "add", "l2master", "type", "veth", "peer", "name", "l2peer")
+    ip("-n", node, "link", "set", "l2peer", "up")
+    ip("-n", node, "link", "set", "l2master", "up")
+    ns_a, ip_a = attach("a")
+    ns_b, ip_b = attach("b")
+    ns_c, ip_c = attach("c")
+    # the plain container: a web server in its own Pod namespace
+    os.makedirs(os.path.join(ipam_dir, "www"), exist_ok=True)
+    with open(os.path.join(ipam_dir, "www", "index.html"), "w") as f:
+        f.write("container-c\n")
+    server = subprocess.Popen(["ip", "netns", "exec", ns_c, sys.executable, "-m", "http.server", str(HTTP_PORT),
+                               "--bind", ip_c, "--directory", os.path.join(ipam_dir, "www")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    A, B = vm("mvta", ns_a), vm("mvtb", ns_b)
+    for L, addr in ((A, ip_a), (B, ip_b)):
+        L.wait_phase("Running", 60)
+        L.wait_serial_re(rf"NET eth0 {addr}", 120)
+        st = (L.status().get("interfaces") or [{}])[0]
+        check(st.get("name") == NAD and st.get("ipAddress") == addr, f"status.interfaces[0] names the IPAM address {addr}: {st}", L)
+    mvt = json.loads(in_ns(ns_a, "ip", "-j", "link", "show", "mvt" + pod_ifname(NAD)[3:]).stdout or "[{}]")[0]
+    st_a = A.status()["interfaces"][0]
+    check(mvt.get("address") == st_a.get("mac"), f"VM a's MAC is its macvtap's own ({mvt.get('address')})", A)
+    pod_a = json.loads(in_ns(ns_a, "ip", "-j", "addr", "show", pod_ifname(NAD)).stdout)[0]
+    check(all(a["local"] != ip_a for a in pod_a.get("addr_info", [])), "the Pod interface gave its address to the guest", A)
+    # container -> VMs
+    for L, addr in ((A, ip_a), (B, ip_b)):
+        page = reach(ns_c, addr)
+        check(page and page.startswith("kvguest"), f"container {ip_c} -> VM {addr}: {page!r}", L)
+    # VMs -> container, VM a <-> VM b
+    for L, me, other in ((A, "a", ip_b), (B, "b", ip_a)):
+        ask = L.guest_shell()
+        got = ask(f"c{me}", f"wget -q -O- http://{ip_c}:{HTTP_PORT}/ 2>&1")
+        check(got == "container-c", f"VM {me} -> container {ip_c}: {got!r}", L)
+        got = ask(f"v{me}", f"wget -q -O- http://{other}:{HTTP_PORT}/ 2>&1")
+        check(got.startswith("kvguest"), f"VM {me} -> the other VM {other}: {got!r}", L)
+        ask.close()
+    A.cleanup(), B.cleanup()
+finally:
+    cleanup()
+    if server:
+        server.kill()
+        server.wait()
+    for ns in pods:
+        try:
+            cni_run("DEL", conf, "/run/netns/" + ns, pod_ifname(NAD), ns, node)
+        except Exception as e:  # noqa: BLE001 - cleanup goes on
+            print(f"warning: CNI DEL in {ns}: {e}")
+        ip("netns", "del", ns, check_rc=False)
+    ip("netns", "del", node, check_rc=False)
+    subprocess.run(["rm", "-rf", ipam_dir])
+print("ok: macvlan layer 2 between two VMs and a container")
