@@ -5,14 +5,14 @@ set -euo pipefail
 
 PACKAGES=(
 	# build
-	meson ninja-build gcc clang llvm libclang-rt-14-dev pkg-config
+	meson ninja-build gcc clang llvm libclang-rt-14-dev pkg-config clang-format
 	libcjson-dev libyaml-dev libseccomp-dev libcap-dev libcurl4-openssl-dev libedit-dev libisofs-dev
 	libmnl-dev libnftables-dev libmicrohttpd-dev libarchive-dev libssl-dev libgnutls28-dev
 	# run
 	qemu-system-x86 qemu-utils ovmf passt iproute2 nftables
 	# test guest (tests/guest/build.sh) and tests
 	cpio xz-utils zstd gzip syslinux syslinux-common mtools dosfstools python3 valgrind ca-certificates openssl curl
-	iperf3 socat
+	iperf3 socat containernetworking-plugins
 	# importer tests (registries, image build and push, htpasswd)
 	docker-registry skopeo buildah apache2-utils
 )
