@@ -95,6 +95,9 @@ static const seccomp_rule rules[] = {
     SECCOMP_ALLOW(faccessat2),
     /* New sockets only to reconnect to QEMU's serial chardev; ioctl only for isatty(). */
     SECCOMP_ALLOW_EQ(socket, 0, AF_UNIX),
+    /* tcpSocket and httpGet probes connect to the guest from the Pod's network namespace (probes.c). */
+    SECCOMP_ALLOW_EQ(socket, 0, AF_INET),
+    SECCOMP_ALLOW_EQ(socket, 0, AF_INET6),
     SECCOMP_ALLOW_EQ(ioctl, 1, TCGETS),
 };
 
