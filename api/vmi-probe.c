@@ -20,8 +20,9 @@ static int parse_port(const cJSON *handler, const char *path, int *port, kv_erro
                 char *end = NULL;
                 long n = strtol(v->valuestring, &end, 10);
                 if (!*v->valuestring || *end || n < 1 || n > 65535)
-                        return jf_error(err, p, "\"%.64s\": named ports are not supported (a VMI has no container "
-                                                "ports); give the number",
+                        return jf_error(err, p,
+                                        "\"%.64s\": named ports are not supported (a VMI has no container "
+                                        "ports); give the number",
                                         v->valuestring);
                 *port = (int)n;
                 return 0;
@@ -58,7 +59,8 @@ static int parse_headers(vmi_probe *pr, const cJSON *get, const char *path, kv_e
                 _cleanup_free_ char *name = NULL, *value = NULL;
                 JF_TRY(jf_string(h, ip, "name", true, &name, err));
                 JF_TRY(jf_string(h, ip, "value", true, &value, err));
-                if (!*name || strpbrk(name, ": \t") || jf_has_control_chars(name) || jf_has_control_chars(value))
+                if (!*name || strpbrk(name, ": \t") || jf_has_control_chars(name) ||
+                    jf_has_control_chars(value))
                         return jf_error(err, ip, "is not a valid HTTP header");
                 char **line = vmi_grow((void **)&pr->http_headers, &pr->n_http_headers, sizeof(char *));
                 if (!line || asprintf(line, "%s: %s", name, value) < 0)
@@ -140,15 +142,22 @@ static int parse_handler(vmi_probe *pr, const cJSON *probe, const char *path, kv
                 }
         }
         if (pr->kind == PROBE_NONE)
-                return jf_error(err, path, "must specify a handler type (tcpSocket, httpGet, exec or guestAgentPing)");
+                return jf_error(err, path,
+                                "must specify a handler type (tcpSocket, httpGet, exec or guestAgentPing)");
         return 0;
 }
 
 static int parse_probe(vmi_probe *pr, const cJSON *spec, const char *key, bool liveness, kv_error *err)
 {
-        static const char *const keys[] = {"tcpSocket",        "httpGet",       "exec",
-                                           "guestAgentPing",   "initialDelaySeconds", "periodSeconds",
-                                           "timeoutSeconds",   "successThreshold",    "failureThreshold",
+        static const char *const keys[] = {"tcpSocket",
+                                           "httpGet",
+                                           "exec",
+                                           "guestAgentPing",
+                                           "initialDelaySeconds",
+                                           "periodSeconds",
+                                           "timeoutSeconds",
+                                           "successThreshold",
+                                           "failureThreshold",
                                            NULL};
         const cJSON *probe = NULL;
         char path[JPATH_MAX], p[JPATH_MAX];
@@ -167,7 +176,8 @@ static int parse_probe(vmi_probe *pr, const cJSON *spec, const char *key, bool l
         JF_TRY(jf_int(probe, path, "successThreshold", 1, 1000, &pr->success_threshold, NULL, err));
         JF_TRY(jf_int(probe, path, "failureThreshold", 1, 1000, &pr->failure_threshold, NULL, err));
         if (liveness && pr->success_threshold != 1)
-                return jf_error(err, jpath_key(p, path, "successThreshold"), "must be 1 for a liveness probe");
+                return jf_error(err, jpath_key(p, path, "successThreshold"),
+                                "must be 1 for a liveness probe");
         return 0;
 }
 

@@ -83,7 +83,8 @@ static const char *first_address(const cJSON *ips)
         cJSON_ArrayForEach(a, ips)
         {
                 const char *ip = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "ip-address"));
-                const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "ip-address-type"));
+                const char *type =
+                    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "ip-address-type"));
                 if (!ip)
                         continue;
                 if (type && !strcmp(type, "ipv4"))
@@ -126,7 +127,8 @@ bool agent_interfaces_apply(status *st, const cJSON *ret)
         cJSON_ArrayForEach(g, ret)
         {
                 const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(g, "name"));
-                const char *mac = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(g, "hardware-address"));
+                const char *mac =
+                    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(g, "hardware-address"));
                 if (!name || !strcmp(name, "lo"))
                         continue;
                 status_interface *f = find_by_mac(st, mac);

@@ -21,7 +21,7 @@ void agent_framer_feed(agent_framer *f, const char *bytes, size_t n, void (*line
                        void *data);
 
 typedef struct agent_reply {
-        cJSON *root; /* owned */
+        cJSON *root;      /* owned */
         const cJSON *ret; /* "return", or NULL */
         char error[256];  /* "error".desc when the agent refused the command */
 } agent_reply;

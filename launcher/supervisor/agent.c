@@ -18,7 +18,7 @@
 
 #define SYNC_TIMEOUT_MS 2000
 #define RETRY_MIN_MS 500
-#define RETRY_MAX_MS 10000
+#define RETRY_MAX_MS 4000
 #define INFO_TIMEOUT_MS 10000
 #define POLL_MS 10000 /* guest interfaces, as often as KubeVirt's virt-handler asks */
 
@@ -115,7 +115,8 @@ static void agent_sync(agent *a)
 {
         char line[128];
         a->sync_id = ((uint64_t)loop_now_ms() << 16 ^ (uint64_t)getpid()) & 0x7fffffffffffULL;
-        snprintf(line, sizeof(line), "\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":%" PRIu64 "}}\n",
+        snprintf(line, sizeof(line),
+                 "\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":%" PRIu64 "}}\n",
                  a->sync_id);
         a->state = AGENT_SYNCING;
         send_line(a, line); /* a full channel: the deadline below tries again */
@@ -256,8 +257,8 @@ static void on_line(char *text, void *data)
         agent_reply r;
         if (agent_reply_parse(text, &r) < 0)
                 return;
-        if (a->state == AGENT_SYNCING) {
-                if (cJSON_IsNumber(r.ret) && (uint64_t)r.ret->valuedouble == a->sync_id)
+        if (a->state == AGENT_SYNCING || a->state == AGENT_DOWN) { /* a late answer to the last sync counts */
+                if (a->sync_id && cJSON_IsNumber(r.ret) && (uint64_t)r.ret->valuedouble == a->sync_id)
                         went_up(a);
         } else if (a->state == AGENT_UP && a->running && a->head) {
                 agent_cmd *c = a->head;
@@ -303,7 +304,8 @@ int agent_new(loop *l, int fd, status *st, void (*publish_cb)(void *ctx), void *
                 close(fd);
                 return -ENOMEM;
         }
-        *a = (agent){.loop = l, .fd = fd, .st = st, .publish = publish_cb, .ctx = ctx, .retry_ms = RETRY_MIN_MS};
+        *a = (agent){
+            .loop = l, .fd = fd, .st = st, .publish = publish_cb, .ctx = ctx, .retry_ms = RETRY_MIN_MS};
         fd_set_nonblock(fd);
         int r = loop_add(l, fd, EPOLLIN, on_io, a, &a->src);
         if (r < 0) {

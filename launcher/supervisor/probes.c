@@ -101,8 +101,9 @@ static int send_http_request(prober *pr)
         char req[2048];
         const char *host = target_host(pr);
         bool v6 = strchr(host, ':') != NULL;
-        int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUser-Agent: kube-probe/1.0\r\n"
-                                           "Accept: */*\r\nConnection: close\r\n",
+        int n = snprintf(req, sizeof(req),
+                         "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUser-Agent: kube-probe/1.0\r\n"
+                         "Accept: */*\r\nConnection: close\r\n",
                          sp->http_path ? sp->http_path : "/", v6 ? "[" : "", host, v6 ? "]" : "", sp->port);
         for (size_t i = 0; i < sp->n_http_headers && n > 0 && (size_t)n < sizeof(req); i++)
                 n += snprintf(req + n, sizeof(req) - (size_t)n, "%s\r\n", sp->http_headers[i]);
@@ -161,7 +162,8 @@ static void on_socket(loop_source *src, int fd, uint32_t events, void *data)
                 if (code)
                         snprintf(why, sizeof(why), "HTTP probe failed with statuscode: %d", code);
                 else
-                        snprintf(why, sizeof(why), "no HTTP response from %s:%d", target_host(pr), pr->spec->port);
+                        snprintf(why, sizeof(why), "no HTTP response from %s:%d", target_host(pr),
+                                 pr->spec->port);
                 finish(pr, ok, why);
         }
 }
@@ -176,7 +178,8 @@ static void start_connect(prober *pr)
         if (host && inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
                 in4->sin_family = AF_INET, in4->sin_port = htons((uint16_t)pr->spec->port), sl = sizeof(*in4);
         } else if (host && inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-                in6->sin6_family = AF_INET6, in6->sin6_port = htons((uint16_t)pr->spec->port), sl = sizeof(*in6);
+                in6->sin6_family = AF_INET6, in6->sin6_port = htons((uint16_t)pr->spec->port),
+                sl = sizeof(*in6);
         } else {
                 finish(pr, false, host ? "the host is not an IP address" : "the guest has no known address");
                 return;
@@ -220,8 +223,7 @@ static void on_exec_status(const cJSON *ret, const char *why, void *data)
         }
         const cJSON *code = cJSON_GetObjectItemCaseSensitive(ret, "exitcode");
         char msg[96];
-        snprintf(msg, sizeof(msg), "command exited with %d",
-                 cJSON_IsNumber(code) ? code->valueint : -1);
+        snprintf(msg, sizeof(msg), "command exited with %d", cJSON_IsNumber(code) ? code->valueint : -1);
         finish(pr, cJSON_IsNumber(code) && code->valueint == 0, msg);
 }
 
@@ -338,11 +340,22 @@ bool probes_ready(const probes *p, const char **why)
         return p->readiness.passing;
 }
 
-bool probes_need_guest_address(const vmi *v)
+static bool any_network_probe(const vmi *v, bool without_host)
 {
         const vmi_probe *all[] = {&v->readiness, &v->liveness};
         for (size_t i = 0; i < ARRAY_SIZE(all); i++)
-                if ((all[i]->kind == PROBE_TCP || all[i]->kind == PROBE_HTTP) && !all[i]->host)
+                if ((all[i]->kind == PROBE_TCP || all[i]->kind == PROBE_HTTP) &&
+                    !(without_host && all[i]->host))
                         return true;
         return false;
+}
+
+bool probes_need_guest_address(const vmi *v)
+{
+        return any_network_probe(v, true);
+}
+
+bool probes_need_socket(const vmi *v)
+{
+        return any_network_probe(v, false);
 }

@@ -28,3 +28,5 @@ void probes_free(probes *p);
 bool probes_ready(const probes *p, const char **why);
 /* Whether a probe needs the guest's address (tcpSocket or httpGet without a host). */
 bool probes_need_guest_address(const vmi *v);
+/* Whether a probe opens TCP connections (tcpSocket or httpGet): the sandbox allows them only then. */
+bool probes_need_socket(const vmi *v);

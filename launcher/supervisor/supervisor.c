@@ -576,7 +576,7 @@ static int confine(supervisor *s, kv_error *err)
                 return 0;
         int r = caps_drop_all(err);
         if (r >= 0)
-                r = sandbox_seccomp(err);
+                r = sandbox_seccomp(probes_need_socket(*s->cfg->vmi), err);
         if (r >= 0)
                 log_info("launcher confined: capabilities dropped, seccomp allowlist installed");
         return r;

@@ -35,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(st.ifaces[0].name, sizeof(st.ifaces[0].name), "default");
         memset(&f, 0, sizeof(f));
         for (size_t off = 1; off < size; off += piece)
-                agent_framer_feed(&f, (const char *)data + off, size - off < piece ? size - off : piece, on_line, &st);
+                agent_framer_feed(&f, (const char *)data + off, size - off < piece ? size - off : piece,
+                                  on_line, &st);
         status_fini(&st);
         return 0;
 }

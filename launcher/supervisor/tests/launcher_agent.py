@@ -22,7 +22,7 @@ def test_agent_and_ready():
     probe = {"guestAgentPing": {}, "periodSeconds": 1, "timeoutSeconds": 2}
     L = Launcher(vmi("agentvm", readinessProbe=probe,
                      livenessProbe={"exec": {"command": ["cat", "/proc/uptime"]}, "initialDelaySeconds": 15,
-                                    "periodSeconds": 1, "timeoutSeconds": 5, "failureThreshold": 2}))
+                                    "periodSeconds": 2, "timeoutSeconds": 5, "failureThreshold": 10}))
     L.wait_phase("Running", 60)
     c = L.condition("Ready")
     check(c and c["status"] == "False" and c["reason"] == "GuestNotReady",
@@ -40,7 +40,7 @@ def test_agent_and_ready():
     check(iface.get("name") == "default" and iface.get("interfaceName") == "eth0" and
           iface.get("infoSource") == "domain, guest-agent" and iface.get("ipAddress", "").startswith("10.0.2."),
           f"status.interfaces[0] merges the guest agent's view: {iface}", L)
-    while time.monotonic() < L.t0 + 22:  # a few liveness periods (guest-exec + guest-exec-status) pass
+    while time.monotonic() < L.t0 + 25:  # a few liveness periods (guest-exec + guest-exec-status) pass
         time.sleep(0.5)
     check(L.status().get("phase") == "Running", "a passing exec liveness probe keeps the VMI Running", L)
     L.cleanup()
@@ -48,8 +48,8 @@ def test_agent_and_ready():
 
 def test_exec_liveness_fails():
     L = Launcher(vmi("liveexec", livenessProbe={"exec": {"command": ["cat", "/nonexistent"]},
-                                                "initialDelaySeconds": 20, "periodSeconds": 2,
-                                                "failureThreshold": 3, "timeoutSeconds": 5}))
+                                                "initialDelaySeconds": 10, "periodSeconds": 2,
+                                                "failureThreshold": 10, "timeoutSeconds": 5}))
     rc = L.wait_exit(120)
     st = L.status()
     check(rc == 1 and st.get("phase") == "Failed" and "liveness probe failed: command exited with 1" in st.get("reason", ""),
