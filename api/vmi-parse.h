@@ -14,3 +14,7 @@ void vmi_free_devices(vmi *v);
 
 /* Shared: append one zeroed element to a dynamic array. */
 void *vmi_grow(void **array, size_t *n, size_t elem_size);
+
+/* spec.readinessProbe and spec.livenessProbe (vmi-probe.c). */
+int vmi_parse_probes(vmi *v, const cJSON *spec, kv_error *err);
+void vmi_probe_free(vmi_probe *pr);

@@ -746,7 +746,7 @@ static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
 {
         static const char *const allowed[] = {
             "domain",        "volumes",  "networks", "terminationGracePeriodSeconds",
-            "startStrategy", "hostname", NULL};
+            "startStrategy", "hostname", "readinessProbe", "livenessProbe", NULL};
         /* Scheduling and DNS settings: they place or configure the Pod, not the guest. */
         static const char *const ignored[] = {"nodeSelector",
                                               "affinity",
@@ -775,6 +775,7 @@ static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
         if (!v->hostname && !(v->hostname = strndup(v->name, strcspn(v->name, "."))))
                 return kv_error_set(err, ENOMEM, "out of memory");
         JF_TRY(parse_domain(v, spec, err));
+        JF_TRY(vmi_parse_probes(v, spec, err));
         JF_TRY(vmi_parse_volumes(v, spec, err));
         for (size_t i = 0; v->kernel_boot && i < v->n_volumes; i++) {
                 char p[JPATH_MAX];
@@ -970,5 +971,6 @@ void vmi_free(vmi *v)
         free(v->kernel_image), free(v->kernel_path), free(v->initrd_path), free(v->kernel_args);
         free(v->kernel_file), free(v->initrd_file);
         vmi_free_devices(v);
+        vmi_probe_free(&v->readiness), vmi_probe_free(&v->liveness);
         free(v);
 }

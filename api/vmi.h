@@ -29,6 +29,20 @@ typedef enum {
         ERROR_POLICY_ENOSPACE
 } disk_error_policy;
 
+/* spec.readinessProbe / spec.livenessProbe (api/vmi-probe.c). */
+typedef enum { PROBE_NONE, PROBE_TCP, PROBE_HTTP, PROBE_EXEC, PROBE_AGENT_PING } probe_kind;
+typedef struct vmi_probe {
+        probe_kind kind; /* PROBE_NONE: no probe */
+        int port;        /* tcpSocket, httpGet */
+        char *host;      /* NULL: the guest's address */
+        char *http_path; /* NULL: "/" */
+        char **http_headers; /* "Name: value" lines */
+        size_t n_http_headers;
+        char **exec_argv; /* exec.command, NULL-terminated (run by the guest agent) */
+        int64_t initial_delay, period, timeout, success_threshold, failure_threshold; /* seconds, counts */
+} vmi_probe;
+const char *probe_kind_name(probe_kind k);
+
 typedef struct vmi_disk {
         char *name;
         disk_kind kind;
@@ -182,6 +196,7 @@ typedef struct vmi {
         bool block_multiqueue; /* blockMultiQueue: one virtio-blk queue per vCPU */
         iothreads_policy iothreads;
         unsigned n_iothreads; /* iothread objects the argv declares (set by the parser) */
+        struct vmi_probe readiness, liveness; /* kind PROBE_NONE when absent */
 } vmi;
 
 /* Load a VMI from a YAML or JSON file ("-" = stdin) and validate it. -EINVAL: invalid manifest (exit 2);

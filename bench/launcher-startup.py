@@ -101,7 +101,7 @@ def bare_argv(d, manifest):
         if a.startswith("socket,id=kvlite-qmp,") or a == "chardev=kvlite-qmp,mode=control":
             fixed.pop()  # the launcher's private monitor: drop the value and its -chardev/-mon
             continue
-        for fd, name in (("fd=4", "qmp.sock"), ("fd=5", "serial.sock")):
+        for fd, name in (("fd=4", "qmp.sock"), ("fd=6", "serial.sock")):
             if a.startswith("socket,") and f",{fd}," in a:
                 a = a.replace(fd, "path=" + os.path.join(d, name).replace(",", ",,"))
         fixed.append(a)

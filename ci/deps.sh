@@ -13,6 +13,8 @@ PACKAGES=(
 	# test guest (tests/guest/build.sh) and tests
 	cpio xz-utils zstd gzip syslinux syslinux-common mtools dosfstools python3 valgrind ca-certificates openssl curl
 	iperf3 socat containernetworking-plugins
+	# what tests/guest/build.sh copies into the guest beside Debian's qemu-guest-agent (its ldd libraries)
+	libglib2.0-0 libpcre2-8-0 libudev1 libnuma1 liburing2 base-files
 	# importer tests (registries, image build and push, htpasswd)
 	docker-registry skopeo buildah apache2-utils
 )

@@ -135,15 +135,22 @@ static const char *merge_phase(const char *pod_phase, const char *launcher_phase
         return pod_phase;
 }
 
+/* Conditions the launcher drops when they stop holding (the guest agent disconnecting) leave the VMI too. */
+static void drop_condition_unless_reported(cJSON *st, const cJSON *ls, const char *type)
+{
+        cJSON *conds = cJSON_GetObjectItemCaseSensitive(st, "conditions");
+        cJSON *c = find_condition(conds, type);
+        if (ls && c && !find_condition(cJSON_GetObjectItemCaseSensitive(ls, "conditions"), type))
+                cJSON_Delete(cJSON_DetachItemViaPointer(conds, c));
+}
+
 static void merge_launcher_conditions(cJSON *st, const cJSON *ls, const char *now)
 {
         const cJSON *c;
-        /* Paused is the launcher's alone and it drops it on unpause (KubeVirt removes it too): gone there,
-         * gone here. */
-        cJSON *conds = cJSON_GetObjectItemCaseSensitive(st, "conditions");
-        cJSON *paused = ls ? find_condition(conds, "Paused") : NULL;
-        if (paused && !find_condition(cJSON_GetObjectItemCaseSensitive(ls, "conditions"), "Paused"))
-                cJSON_Delete(cJSON_DetachItemViaPointer(conds, paused));
+        /* Paused and AgentConnected are the launcher's alone and it drops them (on unpause, when the agent
+         * goes; KubeVirt removes them too): gone there, gone here. */
+        drop_condition_unless_reported(st, ls, "Paused");
+        drop_condition_unless_reported(st, ls, "AgentConnected");
         cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(ls, "conditions"))
         {
                 const char *type = kube_str(c, "type"), *status = kube_str(c, "status");
@@ -183,6 +190,49 @@ static void set_interfaces(cJSON *st, const cJSON *vmi, const char *ip)
         cJSON_AddItemToArray(ifs, i);
 }
 
+/* The guest agent's view the launcher reported: each interface's name in the guest and where its data came
+ * from ("domain, guest-agent"), and interfaces only the agent knows; the Pod IP stays the address. */
+static void merge_launcher_interfaces(cJSON *st, const cJSON *ls)
+{
+        cJSON *ifs = cJSON_GetObjectItemCaseSensitive(st, "interfaces");
+        const cJSON *li;
+        if (!cJSON_IsArray(ifs))
+                return;
+        cJSON_ArrayForEach(li, cJSON_GetObjectItemCaseSensitive(ls, "interfaces"))
+        {
+                const char *name = kube_str(li, "name");
+                cJSON *mine = NULL, *i;
+                cJSON_ArrayForEach(i, ifs)
+                {
+                        if (name && !strcmp(kube_str(i, "name") ?: "", name))
+                                mine = i;
+                }
+                if (!mine) {
+                        if (!name && kube_str(li, "interfaceName"))
+                                cJSON_AddItemToArray(ifs, cJSON_Duplicate(li, true));
+                        continue;
+                }
+                static const char *const keys[] = {"mac", "interfaceName", "infoSource"};
+                for (size_t k = 0; k < ARRAY_SIZE(keys); k++)
+                        if (kube_str(li, keys[k]))
+                                set_str(mine, keys[k], kube_str(li, keys[k]));
+        }
+}
+
+/* Ready: the guest runs and the launcher does not say otherwise (its readiness probe, when the VMI has
+ * one, has not passed: it reports Ready False with the probe's last failure). */
+static void set_ready(cJSON *st, const char *phase, const cJSON *ls, const char *now)
+{
+        const cJSON *lr = find_condition(cJSON_GetObjectItemCaseSensitive(ls, "conditions"), "Ready");
+        if (strcmp(phase, "Running"))
+                set_condition(st, "Ready", false, "NotRunning", NULL, now);
+        else if (lr && !strcmp(kube_str(lr, "status") ?: "", "False"))
+                set_condition(st, "Ready", false, kube_str(lr, "reason") ?: "GuestNotReady",
+                              kube_str(lr, "message"), now);
+        else
+                set_condition(st, "Ready", true, NULL, NULL, now);
+}
+
 cJSON *vmi_status_failed(const cJSON *vmi, const char *reason, const char *now)
 {
         cJSON *st = current_status(vmi);
@@ -212,10 +262,12 @@ cJSON *vmi_status_desired(const cJSON *vmi, const cJSON *pod, const char *now)
         if (accel)
                 set_str(st, "accel", accel);
         merge_launcher_conditions(st, ls, now);
+        merge_launcher_interfaces(st, ls);
         if (ls) /* hot-plugged volumes: the launcher's list is the whole truth */
                 set_copy(st, "volumeStatus", cJSON_GetObjectItemCaseSensitive(ls, "volumeStatus"));
-        bool ready = !strcmp(phase, "Running");
-        set_condition(st, "Ready", ready, ready ? NULL : "NotRunning", NULL, now);
+        if (ls && cJSON_GetObjectItemCaseSensitive(ls, "guestOSInfo"))
+                set_copy(st, "guestOSInfo", cJSON_GetObjectItemCaseSensitive(ls, "guestOSInfo"));
+        set_ready(st, phase, ls, now);
         if (!strcmp(phase, "Failed"))
                 pod_failure_reason(st, pod, ls);
         cJSON_Delete(ls);

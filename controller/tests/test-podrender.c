@@ -81,6 +81,62 @@ static const char *phase_after(const char *vmi_json, const char *pod_json)
         return phase;
 }
 
+/* The launcher's guest agent and readiness probe reach the VMI status (docs/guest-agent.md). */
+static void test_status_agent_probe(void)
+{
+        const char *report = "{\"phase\":\"Running\",\"conditions\":["
+                             "{\"type\":\"Ready\",\"status\":\"False\",\"reason\":\"GuestNotReady\","
+                             "\"message\":\"readiness probe failed: timed out after 1s\"},"
+                             "{\"type\":\"AgentConnected\",\"status\":\"True\"}],"
+                             "\"guestOSInfo\":{\"id\":\"debian\",\"versionId\":\"12\"},"
+                             "\"interfaces\":[{\"name\":\"default\",\"ipAddress\":\"10.0.0.5\","
+                             "\"mac\":\"02:00:00:00:00:01\",\"interfaceName\":\"eth0\","
+                             "\"infoSource\":\"domain, guest-agent\"},"
+                             "{\"ipAddress\":\"10.9.0.2\",\"interfaceName\":\"eth1\","
+                             "\"infoSource\":\"guest-agent\"}]}";
+        cJSON *ann = cJSON_CreateObject();
+        cJSON_AddStringToObject(ann, "kvlite.io/launcher-status", report);
+        cJSON *pod = cJSON_Parse("{\"metadata\":{},\"spec\":{\"nodeName\":\"n1\"},"
+                                 "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.5\"}}");
+        cJSON_AddItemToObject(cJSON_GetObjectItem(pod, "metadata"), "annotations", ann);
+        cJSON *vmi = cJSON_Parse("{\"metadata\":{\"name\":\"v\"},\"spec\":{\"domain\":{\"devices\":"
+                                 "{\"interfaces\":[{\"name\":\"default\"}]}}}}");
+        cJSON *st = vmi_status_desired(vmi, pod, "2026-01-01T00:00:00Z");
+        const cJSON *c, *ready = NULL, *agent = NULL;
+        cJSON_ArrayForEach(c, kube_obj(st, "conditions"))
+        {
+                if (!strcmp(kube_str(c, "type"), "Ready"))
+                        ready = c;
+                if (!strcmp(kube_str(c, "type"), "AgentConnected"))
+                        agent = c;
+        }
+        assert(ready && !strcmp(kube_str(ready, "status"), "False") &&
+               !strcmp(kube_str(ready, "reason"), "GuestNotReady"));
+        assert(agent && !strcmp(kube_str(agent, "status"), "True"));
+        assert(!strcmp(kube_str(st, "guestOSInfo.id"), "debian"));
+        const cJSON *ifs = kube_obj(st, "interfaces");
+        assert(cJSON_GetArraySize(ifs) == 2);
+        assert(!strcmp(kube_str(cJSON_GetArrayItem(ifs, 0), "interfaceName"), "eth0"));
+        assert(!strcmp(kube_str(cJSON_GetArrayItem(ifs, 0), "infoSource"), "domain, guest-agent"));
+        assert(!strcmp(kube_str(cJSON_GetArrayItem(ifs, 0), "ipAddress"), "10.0.0.5"));
+        assert(!strcmp(kube_str(cJSON_GetArrayItem(ifs, 1), "interfaceName"), "eth1"));
+        /* the agent disconnects: the launcher drops AgentConnected, and so does the VMI; the probe passes */
+        cJSON_ReplaceItemInObject(vmi, "status", st);
+        cJSON_ReplaceItemInObject(ann, "kvlite.io/launcher-status",
+                                  cJSON_CreateString("{\"phase\":\"Running\",\"conditions\":[]}"));
+        st = vmi_status_desired(vmi, pod, "2026-01-01T00:01:00Z");
+        int n_agent = 0, n_ready = 0;
+        cJSON_ArrayForEach(c, kube_obj(st, "conditions"))
+        {
+                n_agent += !strcmp(kube_str(c, "type"), "AgentConnected");
+                n_ready += !strcmp(kube_str(c, "type"), "Ready") && !strcmp(kube_str(c, "status"), "True");
+        }
+        assert(n_agent == 0 && n_ready == 1);
+        cJSON_Delete(st);
+        cJSON_Delete(vmi);
+        cJSON_Delete(pod);
+}
+
 static void test_status(void)
 {
         const char *fresh = "{\"metadata\":{\"name\":\"v\"}}";
@@ -145,6 +201,7 @@ static void test_status(void)
 
 int main(int argc, char **argv)
 {
+        test_status_agent_probe();
         const char *dir = argc > 1 ? argv[1] : "golden";
         const char *names[] = {"minimal", "full", "kernelboot", "invalid", "multus"};
         for (size_t i = 0; i < ARRAY_SIZE(names); i++)

@@ -275,6 +275,12 @@ static int add_consoles(argv_builder *b)
                 JF_TRY(add_socket_chardev(b, "serial0", b->o->serial_fd, "serial.sock", b->o->serial_log));
                 JF_TRY(push_optf(b->argv, "-serial", b->err, "chardev:serial0"));
         }
+        /* The guest agent channel's backend; its virtio-serial port is a device (argv_add_misc_devices). */
+        if (b->o->agent_fd >= 0)
+                JF_TRY(push_optf(b->argv, "-chardev", b->err, "socket,id=charchannel0,fd=%d,server=off",
+                                 b->o->agent_fd));
+        else
+                JF_TRY(add_socket_chardev(b, "charchannel0", -1, "agent.sock", NULL));
         if (!b->v->graphics)
                 return 0;
         static const char *const drivers[] = {[VIDEO_VGA] = "VGA",

@@ -14,6 +14,10 @@ typedef struct qemu_argv_opts {
         const char *run_dir;     /* absolute; socket paths default to files in it */
         int qmp_fd;              /* >= 0: a listening unix socket QEMU inherits; < 0: <run_dir>/qmp.sock */
         int serial_fd;           /* same for the serial console; < 0: <run_dir>/serial.sock */
+        /* The guest agent channel (virtio-serial port org.qemu.guest_agent.0, which KubeVirt always adds):
+         * >= 0: a connected socket QEMU inherits (the launcher's end is its agent client); < 0: QEMU listens
+         * on <run_dir>/agent.sock. */
+        int agent_fd;
         const char *serial_log;  /* chardev logfile (keeps output while nobody is attached); NULL = none */
         const char *vnc_socket;  /* NULL = <run_dir>/vnc.sock */
         int hotplug_ports;       /* free pcie-root-ports for later hot-plug; < 0 = default (8) */

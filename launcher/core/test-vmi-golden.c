@@ -233,6 +233,7 @@ static char *build_argv_text_in(const char *name, const char *manifest, const ch
                             .run_dir = run,
                             .qmp_fd = 3,
                             .serial_fd = 4,
+                            .agent_fd = -1, /* <run>/agent.sock: the smoke run needs no third fd */
                             .serial_log = log,
                             .hotplug_ports = -1,
                             .now = 1767225600 /* 2026-01-01T00:00:00Z: RTC offsets are reproducible */};

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "macro.h"
 #include "podnet.h"
+#include "probes.h"
 #include "qemu-argv.h"
 #include "status-channel.h"
 #include "rundir.h"
@@ -156,6 +157,7 @@ static int build_argv(launch *l, const char *accel, kv_error *err)
             .run_dir = l->rd.path,
             .qmp_fd = CHILD_FD_QMP_PUBLIC,
             .serial_fd = l->v->serial_console ? CHILD_FD_SERIAL : -1,
+            .agent_fd = CHILD_FD_AGENT,
             .serial_log = serial_log,
             .hotplug_ports = -1,
             .net_netdev_json = l->net.binding ? l->net.netdev_json : NULL,
@@ -222,6 +224,12 @@ static int prepare(launch *l)
         if ((r = podnet_setup(l->v, l->o->pod_network, l->rd.path, &l->net, l->net_secondary,
                               &l->n_net_secondary, &l->st, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "network", &err);
+        if (probes_need_guest_address(l->v) && !l->net.binding) {
+                kv_error_set(&err, EINVAL,
+                             "spec.readinessProbe/livenessProbe: tcpSocket and httpGet reach the guest through the "
+                             "Pod network (--pod-network); without it give the probe a host");
+                return fail(l, EXIT_INVALID, "probes", &err);
+        }
         if ((r = resolve_qemu(l, &err)) < 0)
                 return fail(l, EXIT_FAILED, "qemu failed to start", &err);
         if ((r = bind_sockets(l, &err)) < 0)

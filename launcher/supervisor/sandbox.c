@@ -96,9 +96,13 @@ static const seccomp_rule rules[] = {
     /* New sockets only to reconnect to QEMU's serial chardev; ioctl only for isatty(). */
     SECCOMP_ALLOW_EQ(socket, 0, AF_UNIX),
     SECCOMP_ALLOW_EQ(ioctl, 1, TCGETS),
+    /* Last, only with allow_inet: tcpSocket and httpGet probes connect to the guest from the Pod's
+     * network namespace (probes.c). */
+    SECCOMP_ALLOW_EQ(socket, 0, AF_INET),
+    SECCOMP_ALLOW_EQ(socket, 0, AF_INET6),
 };
 
-int sandbox_seccomp(kv_error *err)
+int sandbox_seccomp(bool allow_inet, kv_error *err)
 {
-        return seccomp_filter_load(SCMP_ACT_ERRNO(EPERM), rules, ARRAY_SIZE(rules), err);
+        return seccomp_filter_load(SCMP_ACT_ERRNO(EPERM), rules, ARRAY_SIZE(rules) - (allow_inet ? 0 : 2), err);
 }

@@ -17,6 +17,7 @@ static const char *const cond_names[COND__MAX] = {
     [COND_READY] = "Ready",
     [COND_PAUSED] = "Paused",
     [COND_SOFTWARE_EMULATION] = "SoftwareEmulation",
+    [COND_AGENT_CONNECTED] = "AgentConnected",
 };
 
 void status_init(status *st, const char *path)
@@ -35,6 +36,7 @@ void status_fini(status *st)
         status_set_json(&st->volume_status, NULL);
         status_set_json(&st->snapshot_operations, NULL);
         status_set_json(&st->snapshots, NULL);
+        status_set_json(&st->guest_os_info, NULL);
 }
 
 void status_set_json(cJSON **slot, cJSON *v)
@@ -130,7 +132,8 @@ static cJSON *interfaces_to_json(const status *st)
         for (size_t i = 0; i < st->n_ifaces; i++) {
                 const status_interface *f = &st->ifaces[i];
                 cJSON *o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "name", f->name);
+                if (f->name[0]) /* the guest agent's interfaces the launcher did not wire have none */
+                        cJSON_AddStringToObject(o, "name", f->name);
                 cJSON *ips = cJSON_CreateArray();
                 if (f->ip[0]) {
                         cJSON_AddStringToObject(o, "ipAddress", f->ip);
@@ -176,6 +179,8 @@ cJSON *status_to_json(const status *st)
                                       cJSON_Duplicate(st->snapshot_operations, true));
         if (st->snapshots)
                 cJSON_AddItemToObject(o, "snapshots", cJSON_Duplicate(st->snapshots, true));
+        if (st->guest_os_info)
+                cJSON_AddItemToObject(o, "guestOSInfo", cJSON_Duplicate(st->guest_os_info, true));
         return o;
 }
 

@@ -10,7 +10,7 @@
 #include "error.h"
 
 enum phase { PHASE_PENDING, PHASE_SCHEDULED, PHASE_RUNNING, PHASE_SUCCEEDED, PHASE_FAILED };
-enum cond_type { COND_READY, COND_PAUSED, COND_SOFTWARE_EMULATION, COND__MAX };
+enum cond_type { COND_READY, COND_PAUSED, COND_SOFTWARE_EMULATION, COND_AGENT_CONNECTED, COND__MAX };
 
 typedef struct condition {
         bool present;
@@ -27,7 +27,7 @@ typedef struct status_interface {
         char ip[46];   /* where the VM answers ("" = unknown) */
         char mac[18];
         char interface_name[16]; /* the guest's name for it, "" = unknown */
-        char info_source[32];    /* "domain" (from the launcher's own wiring) */
+        char info_source[32];    /* "domain" (the launcher's own wiring), "domain, guest-agent", "guest-agent" */
 } status_interface;
 
 typedef struct status {
@@ -50,6 +50,7 @@ typedef struct status {
          * id, newest last, and what snapshot-list gave after the last operation; owned, NULL = absent. */
         cJSON *snapshot_operations;
         cJSON *snapshots;
+        cJSON *guest_os_info; /* KubeVirt's status.guestOSInfo, from the guest agent; owned, NULL = absent */
         char *path; /* --status-file, or NULL */
 } status;
 

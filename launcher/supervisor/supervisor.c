@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "console.h"
 #include "control-server.h"
 #include "jsonesc.h"
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "macro.h"
 #include "podnet.h"
+#include "probes.h"
 #include "qemu-process.h"
 #include "sandbox.h"
 #include "fdio.h"
@@ -153,6 +155,55 @@ static void set_paused(supervisor *s, bool paused, const char *reason)
         publish(s);
 }
 
+/* ---- Ready: the guest runs, is not paused, and passes its readiness probe if it has one ------------ */
+
+static void update_ready(supervisor *s)
+{
+        const char *why = NULL;
+        if (s->st->phase != PHASE_RUNNING || s->stage != STOP_NONE)
+                return;
+        if (probes_ready(s->probes, &why))
+                status_set_condition(s->st, COND_READY, true, true, "", "");
+        else
+                status_set_condition(s->st, COND_READY, true, false, "GuestNotReady", why);
+}
+
+static void on_readiness_changed(void *ctx)
+{
+        update_ready(ctx);
+        publish(ctx);
+}
+
+static void escalate(supervisor *s);
+
+/* KubeVirt: a failed liveness probe kills the virt-launcher Pod and the VMI is Failed (a VM with
+ * runStrategy Always then starts a new one). */
+static void on_liveness_failed(void *ctx, const char *why)
+{
+        supervisor *s = ctx;
+        snprintf(s->fail_reason, sizeof(s->fail_reason), "%s", why);
+        status_set_condition(s->st, COND_READY, true, false, "LivenessProbeFailed", why);
+        publish(s);
+        s->stop_requested = true;
+        if (s->stage < STOP_QUIT)
+                escalate(s);
+}
+
+static void probes_begin(supervisor *s)
+{
+        if (s->probes)
+                return;
+        probes_host h = {.loop = s->loop,
+                         .agent = s->agent,
+                         .v = *s->cfg->vmi,
+                         .guest_ip = s->cfg->net && s->cfg->net->binding ? s->cfg->net->guest_ip : NULL,
+                         .ctx = s,
+                         .readiness_changed = on_readiness_changed,
+                         .liveness_failed = on_liveness_failed};
+        if (probes_start(&h, &s->probes) < 0)
+                log_warning("probes: out of memory");
+}
+
 static void on_qmp_event(qmp *q, const cJSON *event, void *userdata)
 {
         supervisor *s = userdata;
@@ -172,7 +223,8 @@ static void on_qmp_event(qmp *q, const cJSON *event, void *userdata)
                 set_paused(s, true, "PausedByUser");
         } else if (strcmp(name, "RESUME") == 0 && s->st->phase == PHASE_RUNNING) {
                 /* Also the first boot of a startStrategy: Paused guest. */
-                status_set_condition(s->st, COND_READY, true, true, "", "");
+                probes_begin(s);
+                update_ready(s);
                 set_paused(s, false, NULL);
         } else if (strcmp(name, "MIGRATION") == 0 || strcmp(name, "JOB_STATUS_CHANGE") == 0) {
                 const char *mstatus = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "status"));
@@ -358,7 +410,10 @@ static void decide_phase(supervisor *s)
         char how[128], reason[512];
         wait_status_describe(s->qemu_wstatus, how, sizeof(how));
         bool clean_exit = WIFEXITED(s->qemu_wstatus) && WEXITSTATUS(s->qemu_wstatus) == 0;
-        if (clean_exit && s->end_reason[0]) {
+        if (s->fail_reason[0]) {
+                snprintf(reason, sizeof(reason), "%s", s->fail_reason);
+                status_set_phase(s->st, PHASE_FAILED, reason);
+        } else if (clean_exit && s->end_reason[0]) {
                 snprintf(reason, sizeof(reason), "%s", s->end_reason);
                 status_set_phase(s->st, PHASE_SUCCEEDED, reason);
         } else if (clean_exit && s->shutdown_reason[0]) {
@@ -498,20 +553,28 @@ static int setup_fds(supervisor *s, kv_error *err)
 
 static int spawn(supervisor *s, int *qmp_fd, kv_error *err)
 {
-        int pair[2], errpipe[2];
+        int pair[2], errpipe[2], agent_pair[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
                 return kv_error_errno(err, errno, "socketpair");
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent_pair) < 0) {
+                close(pair[0]);
+                close(pair[1]);
+                return kv_error_errno(err, errno, "socketpair");
+        }
         if (pipe2(errpipe, O_CLOEXEC) < 0) {
                 close(pair[0]);
                 close(pair[1]);
+                close(agent_pair[0]);
+                close(agent_pair[1]);
                 return kv_error_errno(err, errno, "pipe");
         }
         const sup_config *cfg = s->cfg;
         /* Slot CHILD_FD_SERIAL is filled (with the monitor's end again, unused there) when macvtap fds
          * follow it and there is no serial console. */
         int fds[CHILD_FD_NET_BASE - 3 + NET_MAX_SECONDARY] = {
-            pair[1], cfg->qmp_public_fd, cfg->serial_listen_fd >= 0 ? cfg->serial_listen_fd : pair[1]};
-        int nfds = cfg->serial_listen_fd >= 0 ? 3 : 2;
+            pair[1], cfg->qmp_public_fd, agent_pair[1],
+            cfg->serial_listen_fd >= 0 ? cfg->serial_listen_fd : pair[1]};
+        int nfds = cfg->serial_listen_fd >= 0 ? 4 : 3;
         for (size_t i = 0; i < cfg->n_net_secondary; i++)
                 if (cfg->net_secondary[i].macvtap_fd > 0)
                         fds[CHILD_FD_NET_BASE - 3 + i] = cfg->net_secondary[i].macvtap_fd,
@@ -524,12 +587,16 @@ static int spawn(supervisor *s, int *qmp_fd, kv_error *err)
         int r = qemu_spawn(&req, &s->qemu_pid, err);
         close(pair[1]);
         close(errpipe[1]);
+        close(agent_pair[1]);
         if (r < 0) {
                 close(pair[0]);
                 close(errpipe[0]);
+                close(agent_pair[0]);
                 return r;
         }
         *qmp_fd = pair[0];
+        if ((r = agent_new(s->loop, agent_pair[0], s->st, host_publish, s, &s->agent)) < 0)
+                return kv_error_errno(err, -r, "guest agent channel");
         s->stderr_fd = errpipe[0];
         fd_set_nonblock(s->stderr_fd);
         r = loop_add(s->loop, s->stderr_fd, EPOLLIN, on_stderr, s, &s->stderr_src);
@@ -566,7 +633,7 @@ static int confine(supervisor *s, kv_error *err)
                 return 0;
         int r = caps_drop_all(err);
         if (r >= 0)
-                r = sandbox_seccomp(err);
+                r = sandbox_seccomp(probes_need_socket(*s->cfg->vmi), err);
         if (r >= 0)
                 log_info("launcher confined: capabilities dropped, seccomp allowlist installed");
         return r;
@@ -593,7 +660,8 @@ static int boot(supervisor *s, kv_error *err)
                 return kv_error_wrap(err, "QMP cont");
         status_set_phase(s->st, PHASE_RUNNING, NULL);
         snprintf(s->st->qemu_status, sizeof(s->st->qemu_status), "running");
-        status_set_condition(s->st, COND_READY, true, true, "", "");
+        probes_begin(s);
+        update_ready(s);
         publish(s);
         log_info("guest running");
         return 0;
@@ -667,6 +735,8 @@ static void teardown(supervisor *s)
         console_stop(s);
         qmp_drop(s); /* first: its pending callbacks may still end a live operation */
         liveops_free(s->liveops);
+        probes_free(s->probes); /* before the agent: it cancels its commands there */
+        agent_free(s->agent);
         if (s->stderr_fd >= 0)
                 close(s->stderr_fd);
         if (s->sigfd >= 0)

@@ -16,8 +16,9 @@
 enum {
         CHILD_FD_QMP_PRIVATE = 3, /* socketpair end: the launcher's own monitor */
         CHILD_FD_QMP_PUBLIC = 4,  /* listening <run-dir>/qmp.sock for tools (qmp CLI) */
-        CHILD_FD_SERIAL = 5,      /* listening <run-dir>/serial.sock */
-        CHILD_FD_NET_BASE = 6,    /* macvtap fds of Multus interfaces, in interfaces[] order */
+        CHILD_FD_AGENT = 5,       /* socketpair end: the guest agent channel (the launcher holds the other) */
+        CHILD_FD_SERIAL = 6,      /* listening <run-dir>/serial.sock */
+        CHILD_FD_NET_BASE = 7,    /* macvtap fds of Multus interfaces, in interfaces[] order */
 };
 
 /* Exit codes of virt-launcher. */
@@ -99,6 +100,9 @@ typedef struct supervisor {
         ring backlog;
 
         struct liveops *liveops; /* hot-plug, snapshots, migration (launcher/liveops) */
+        struct agent *agent;     /* the guest agent client (agent.h) */
+        struct probes *probes;   /* readiness and liveness probes (probes.h), once the guest runs */
+        char fail_reason[256];   /* set by a failed liveness probe: QEMU's end is then Failed with it */
 
         bool done;
 } supervisor;

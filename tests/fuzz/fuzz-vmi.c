@@ -40,6 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                     .run_dir = "/run/kvlite",
                                     .qmp_fd = 3,
                                     .serial_fd = -1,
+                                    .agent_fd = -1,
                                     .hotplug_ports = -1};
                 qemu_argv_build(v, &o, &argv, &err);
                 strv_free(&argv);

@@ -11,6 +11,9 @@ MODULES_EARLY=(button evdev)
 MODULES_LATE=(virtio_pci virtio_blk virtio_net virtio_scsi sd_mod sr_mod isofs vfat nls_cp437 nls_ascii nls_utf8
 	virtio_console virtio-rng virtio_balloon virtio_mem ata_piix)
 DISK_MB=48
+# Debian's qemu-guest-agent runs in the guest with the host's copies of the libraries `ldd` lists for it (the
+# same Debian 12 packages; ci/deps.sh installs them): their versions are part of the cache key.
+AGENT_LIB_PACKAGES=(libc6 libglib2.0-0 libpcre2-8-0 libudev1 libnuma1 liburing2)
 
 usage() {
 	cat <<EOF
@@ -35,6 +38,12 @@ kernel_package() {
 		sed -n 's/^Depends: .*\(linux-image-[0-9][^ ,]*-cloud-amd64\).*/\1/p' | head -1
 }
 
+host_packages_stamp() { # what the guest takes from the host: the agent's libraries, /etc/os-release
+	local p
+	for p in "${AGENT_LIB_PACKAGES[@]}" base-files; do printf '%s %s ' "$p" "$(installed "$p")"; done
+	echo
+}
+
 inputs_hash() { cat "$HERE/build.sh" "$HERE/init" "$HERE/udhcpc.sh" | sha256sum | cut -d' ' -f1; }
 
 # What the cache key is made of: package versions, host tools that end up in the image, our inputs.
@@ -42,8 +51,9 @@ version_stamp() {
 	local kpkg
 	kpkg=$(kernel_package)
 	[ -n "$kpkg" ] || die "cannot resolve the kernel package of linux-image-cloud-amd64"
-	candidates linux-image-cloud-amd64 "$kpkg" busybox-static
+	candidates linux-image-cloud-amd64 "$kpkg" busybox-static qemu-guest-agent
 	echo "syslinux $(installed syslinux) syslinux-common $(installed syslinux-common)"
+	host_packages_stamp
 	echo "inputs $(inputs_hash)"
 }
 
@@ -54,6 +64,7 @@ quick_key() {
 		stat -c '%n %s %Y' /var/lib/apt/lists/*Packages* 2>/dev/null || true
 		installed syslinux
 		installed syslinux-common
+		host_packages_stamp
 		inputs_hash
 	} | sha256sum | cut -d' ' -f1
 }
@@ -66,19 +77,19 @@ outputs_present() {
 	done
 }
 
-fetch() { # dir: downloads the kernel and busybox .debs of the current candidate versions
+fetch() { # dir: downloads the kernel, busybox and qemu-guest-agent .debs of the current candidate versions
 	local opts=(-q) kpkg
 	[ "$(id -u)" != 0 ] || opts+=(-o APT::Sandbox::User=root) # root's temp dir is closed to _apt
 	kpkg=$(kernel_package)
 	[ -n "$kpkg" ] || return 1
 	(cd "$1" && apt-get download "${opts[@]}" "busybox-static=$(candidate busybox-static)" \
-		"$kpkg=$(candidate "$kpkg")" >/dev/null)
+		"$kpkg=$(candidate "$kpkg")" "qemu-guest-agent=$(candidate qemu-guest-agent)" >/dev/null)
 }
 
 download() { # dir
 	# Stale package lists name versions the archive no longer has (kernel security updates): refresh once.
 	fetch "$1" 2>/dev/null || { apt-get update -q >/dev/null && fetch "$1"; } ||
-		die "apt-get download of the kernel and busybox-static failed"
+		die "apt-get download of the kernel, busybox-static and qemu-guest-agent failed"
 }
 
 # Prints the modules to load, in load order: each after everything it depends on (modules.dep).
@@ -100,6 +111,25 @@ module_load_order() { # modules.dep, names...
 	' "$dep"
 }
 
+# qemu-ga and every library `ldd` resolves for it, at the same paths, and Debian's /etc/os-release (what
+# guest-get-osinfo reports), as /agent.tar.gz: /init unpacks it after the readiness marker, so the kernel's
+# initramfs unpacking (before /init) only copies its already compressed bytes and boot time stays the same.
+install_agent() { # extracted packages dir, staging dir, output tarball
+	local ga=$1/usr/sbin/qemu-ga lib missing
+	[ -x "$ga" ] || die "no /usr/sbin/qemu-ga in the qemu-guest-agent package"
+	missing=$(ldd "$ga" | grep 'not found' || true)
+	[ -z "$missing" ] || die "qemu-ga needs libraries this host lacks (run ci/deps.sh): $missing"
+	mkdir -p "$2/usr/sbin" "$2/etc"
+	cp "$ga" "$2/usr/sbin/qemu-ga"
+	for lib in $(ldd "$ga" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+		mkdir -p "$2/$(dirname "$lib")"
+		cp -L "$lib" "$2/$lib"
+	done
+	cp -L /usr/lib/os-release "$2/etc/os-release"
+	(cd "$2" && find . -mindepth 1 | LC_ALL=C sort | tar -c --no-recursion --owner=0 --group=0 -T - |
+		gzip -6 -n >"$3")
+}
+
 build_initrd() { # extracted packages dir, kernel version, staging dir, output file
 	local pkgs=$1 kver=$2 root=$3 out=$4 bb=$1/bin/busybox m
 	mkdir -p "$root"/{bin,sbin,etc/acpi/PWRF,dev,proc,sys,run,tmp,mnt,www,lib/modules/"$kver"}
@@ -118,6 +148,7 @@ build_initrd() { # extracted packages dir, kernel version, staging dir, output f
 	done
 	sed -i "s|^|/lib/modules/$kver/|" "$root/etc/modules.early" "$root/etc/modules.late"
 	"$bb" depmod -b "$root" "$kver" # so that modprobe works in the guest's shell
+	install_agent "$pkgs" "$root.agent" "$root/agent.tar.gz"
 	install -m 755 "$HERE/init" "$root/init"
 	install -m 755 "$HERE/udhcpc.sh" "$root/etc/udhcpc.sh"
 	printf '#!/bin/sh\nsync\npoweroff -f\n' >"$root/etc/acpi/PWRF/00000080"
