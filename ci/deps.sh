@@ -8,11 +8,14 @@ PACKAGES=(
 	meson ninja-build gcc clang llvm libclang-rt-14-dev pkg-config
 	libcjson-dev libyaml-dev libseccomp-dev libcap-dev libcurl4-openssl-dev libedit-dev libisofs-dev
 	libmnl-dev libnftables-dev libmicrohttpd-dev libarchive-dev libssl-dev libgnutls28-dev
+	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
 	# run
 	qemu-system-x86 qemu-utils ovmf passt iproute2 nftables
 	# test guest (tests/guest/build.sh) and tests
 	cpio xz-utils zstd gzip syslinux syslinux-common mtools dosfstools python3 valgrind ca-certificates openssl curl
 	iperf3 socat
+	# the test kubelet's device-plugin side (gRPC, messages compiled from handler/deviceplugin.proto)
+	python3-grpcio python3-protobuf protobuf-compiler
 	# importer tests (registries, image build and push, htpasswd)
 	docker-registry skopeo buildah apache2-utils
 )
