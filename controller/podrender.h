@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -10,7 +11,17 @@
 typedef struct pod_render_opts {
         const char *launcher_image;
         const char *service_account; /* NULL = none */
+        /* KubeVirt's developerConfiguration.useEmulation: request no devices.kubevirt.io/kvm (and no
+         * vhost-net), so the Pod runs under TCG on any node. Otherwise it lands only where KVM is usable. */
+        bool use_emulation;
+        const cJSON *tolerations; /* the cluster's default tolerations for launcher Pods (array), or NULL */
 } pod_render_opts;
+
+#define POD_NODE_SELECTOR_SCHEDULABLE "kubevirt.io/schedulable"
+#define POD_RESOURCE_KVM "devices.kubevirt.io/kvm"
+#define POD_RESOURCE_TUN "devices.kubevirt.io/tun"
+#define POD_RESOURCE_VHOST_NET "devices.kubevirt.io/vhost-net"
+#define POD_RESOURCE_VHOST_VSOCK "devices.kubevirt.io/vhost-vsock"
 
 #define POD_LABEL_APP "kubevirt.io"
 #define POD_LABEL_CREATED_BY "kubevirt.io/created-by"
@@ -24,6 +35,10 @@ typedef struct pod_render_opts {
 /* Bytes the Pod needs beyond guest memory: virt-launcher, QEMU's own allocations, page tables, vCPU
  * threads and the TCG translation cache. */
 uint64_t pod_memory_overhead(uint64_t guest_bytes, unsigned vcpus);
+
+/* A toleration from KEY[=VALUE]:EFFECT (kubectl taint's syntax): operator Equal with a value, Exists
+ * without; EFFECT NoSchedule, PreferNoSchedule or NoExecute. NULL with err naming the part at fault. */
+cJSON *pod_toleration_parse(const char *spec, kv_error *err);
 
 /* Renders the Pod for a VMI. -EINVAL with the VMI field path when the VMI cannot run (validation by the
  * launcher's own VMI model, so the controller and launcher agree). */
