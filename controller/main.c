@@ -33,8 +33,10 @@ static void usage(FILE *f)
             "                          kvlite/importer:0.1.0)\n"
             "  --registry-config NS/NAME  Secret with registries.yaml (mirrors, credentials, CAs) that\n"
             "                          importer Pods get (default kvlite/kvlite-registries; \"\" for none)\n"
-            "  --use-emulation         launcher Pods request no devices.kubevirt.io/kvm: VMs run under TCG on\n"
-            "                          any node (KubeVirt's developerConfiguration.useEmulation); without it\n"
+            "  --use-emulation         launcher Pods request no devices.kubevirt.io/kvm: VMs run under TCG "
+            "on\n"
+            "                          any node (KubeVirt's developerConfiguration.useEmulation); without "
+            "it\n"
             "                          they land only on nodes whose node agent advertises usable KVM\n"
             "  --vm-toleration KEY[=VALUE]:EFFECT  a toleration every launcher Pod gets besides the VMI's\n"
             "                          own (repeatable), for nodes tainted to keep other Pods off\n"
@@ -125,8 +127,10 @@ int main(int argc, char **argv)
                         break;
                 case 'R':
                         if (*optarg && !strchr(optarg, '/')) {
-                                fprintf(stderr, "virt-controller: --registry-config \"%s\": expected NAMESPACE/NAME\n",
-                                        optarg);
+                                fprintf(
+                                    stderr,
+                                    "virt-controller: --registry-config \"%s\": expected NAMESPACE/NAME\n",
+                                    optarg);
                                 return EXIT_USAGE;
                         }
                         opts.registry_config = *optarg ? optarg : NULL;

@@ -282,8 +282,10 @@ cJSON *pod_toleration_parse(const char *spec, kv_error *err)
                 return kv_error_set(err, EINVAL, "\"%s\": expected KEY[=VALUE]:EFFECT", spec), NULL;
         const char *effect = colon + 1;
         if (strcmp(effect, "NoSchedule") && strcmp(effect, "PreferNoSchedule") && strcmp(effect, "NoExecute"))
-                return kv_error_set(err, EINVAL, "\"%s\": effect %s is not NoSchedule, PreferNoSchedule or NoExecute",
-                                    spec, effect), NULL;
+                return kv_error_set(err, EINVAL,
+                                    "\"%s\": effect %s is not NoSchedule, PreferNoSchedule or NoExecute",
+                                    spec, effect),
+                       NULL;
         size_t keylen = (size_t)((eq ? eq : colon) - spec);
         if (!keylen)
                 return kv_error_set(err, EINVAL, "\"%s\": empty key", spec), NULL;

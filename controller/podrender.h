@@ -46,14 +46,14 @@ int pod_render(const cJSON *vmi, const pod_render_opts *opts, cJSON **pod, kv_er
 /* The VMI as handed to the launcher in KVLITE_VMI: identity, labels, annotations and spec only. */
 cJSON *pod_launcher_vmi(const cJSON *vmi);
 /* The migration target Pod: pod_render() plus `--incoming tcp:0.0.0.0:49152 --incoming-nbd 0.0.0.0:49153
- * --incoming-config <config as compact JSON>` (the resolved MigrationConfiguration the source will get too, so
- * both QEMUs set the same capabilities), the label kubevirt.io/migrationJobUID=<migration_uid>, the same JSON
- * in the annotation kvlite.io/migration-configuration and, with a policy, kvlite.io/migration-policy=<policy>.
- * The hand-over reads them back (pod_migration_config), so a policy changed meanwhile cannot make the two
- * sides differ. */
+ * --incoming-config <config as compact JSON>` (the resolved MigrationConfiguration the source will get too,
+ * so both QEMUs set the same capabilities), the label kubevirt.io/migrationJobUID=<migration_uid>, the same
+ * JSON in the annotation kvlite.io/migration-configuration and, with a policy,
+ * kvlite.io/migration-policy=<policy>. The hand-over reads them back (pod_migration_config), so a policy
+ * changed meanwhile cannot make the two sides differ. */
 int pod_render_migration_target(const cJSON *vmi, const pod_render_opts *opts, const char *migration_uid,
                                 const cJSON *config, const char *policy, cJSON **pod, kv_error *err);
 /* What pod_render_migration_target rendered, from the annotations: *config (owned; NULL when the Pod has
- * none, i.e. a launcher started with the defaults) and the policy name ("" for none, points into pod). -EINVAL when the
- * argument is not a JSON object. */
+ * none, i.e. a launcher started with the defaults) and the policy name ("" for none, points into pod).
+ * -EINVAL when the argument is not a JSON object. */
 int pod_migration_config(const cJSON *pod, cJSON **config, const char **policy, kv_error *err);

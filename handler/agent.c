@@ -71,8 +71,8 @@ int agent_label_node(kube_client *c, const char *node, const kvm_report *r, cons
         int ret = kube_request(c, "GET", path, NULL, NULL, &cur, err);
         if (ret < 0)
                 return kv_error_wrap(err, "node %s", node);
-        const cJSON *labels = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cur, "metadata"),
-                                                               "labels");
+        const cJSON *labels =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cur, "metadata"), "labels");
         _cleanup_json_ cJSON *want = node_labels_build(r, p);
         _cleanup_json_ cJSON *patch = want ? node_labels_patch(labels, want) : NULL;
         _cleanup_free_ char *body = patch ? cJSON_PrintUnformatted(patch) : NULL;
@@ -98,8 +98,8 @@ static void refresh(const agent_config *cfg, plugins *ps, bool *labelled)
         log_info("kvmcheck: %s: %s", kvm_verdict_name(r.verdict), r.reason);
         for (size_t i = 0; i < cfg->n_kinds; i++) {
                 const dp_kind *k = cfg->kinds[i];
-                plugins_set_advertised(ps, k, dp_advertised(k, agent_device_exists(cfg->dev_dir, k->path),
-                                                            r.verdict));
+                plugins_set_advertised(
+                    ps, k, dp_advertised(k, agent_device_exists(cfg->dev_dir, k->path), r.verdict));
         }
         if (cfg->kube) {
                 *labelled = agent_label_node(cfg->kube, cfg->node_name, &r, &p, &err) == 0;
@@ -110,8 +110,8 @@ static void refresh(const agent_config *cfg, plugins *ps, bool *labelled)
 
 int agent_run(const agent_config *cfg, volatile sig_atomic_t *stop, kv_error *err)
 {
-        plugins_config pc = {.dir = cfg->plugin_dir, .count = cfg->count, .kinds = cfg->kinds,
-                             .n_kinds = cfg->n_kinds};
+        plugins_config pc = {
+            .dir = cfg->plugin_dir, .count = cfg->count, .kinds = cfg->kinds, .n_kinds = cfg->n_kinds};
         plugins *ps = plugins_start(&pc, err);
         if (!ps)
                 return -err->code;

@@ -135,7 +135,8 @@ static void id_add(char **list, size_t *n, size_t max, char *id)
 
 int dp_preferred(const uint8_t *req, size_t reqlen, uint8_t **out, size_t *outlen, kv_error *err)
 {
-        V1beta1__PreferredAllocationRequest *r = v1beta1__preferred_allocation_request__unpack(NULL, reqlen, req);
+        V1beta1__PreferredAllocationRequest *r =
+            v1beta1__preferred_allocation_request__unpack(NULL, reqlen, req);
         if (!r)
                 return kv_error_set(err, EINVAL, "GetPreferredAllocation: not a PreferredAllocationRequest");
         size_t n = r->n_container_requests, total = 0;

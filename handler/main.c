@@ -19,28 +19,30 @@ static volatile sig_atomic_t stop_requested;
 
 static void usage(FILE *f)
 {
-        fputs("Usage: virt-handler --node-name NAME [OPTIONS]\n"
-              "kvlite's node agent: serves the kubelet device plugins devices.kubevirt.io/kvm, tun, vhost-net\n"
-              "and vhost-vsock, and labels the Node from kvmcheck (kubevirt.io/schedulable, CPU model and\n"
-              "feature labels, kvlite.io/kvm-verdict). KVM is advertised only when kvmcheck says usable.\n\n"
-              "  --node-name NAME        this node (default $NODE_NAME)\n"
-              "  --kubeconfig FILE       kubeconfig (default: in-cluster when KUBERNETES_SERVICE_HOST is set,\n"
-              "                          else $KUBECONFIG or ~/.kube/config)\n"
-              "  --context NAME          kubeconfig context instead of current-context\n"
-              "  --in-cluster            use the Pod's service account\n"
-              "  --no-labels             serve the device plugins only; never talk to the API server\n"
-              "  --device-plugin-dir DIR the kubelet's device-plugins directory, holding kubelet.sock\n"
-              "                          (default /var/lib/kubelet/device-plugins)\n"
-              "  --dev-dir DIR           where the host's device nodes are seen (default /dev)\n"
-              "  --devices LIST          kinds to serve, comma separated (default kvm,tun,vhost-net,vhost-vsock)\n"
-              "  --max-devices N         devices advertised per kind, 1..100000 (default 1000, as KubeVirt)\n"
-              "  --recheck-interval S    seconds between kvmcheck runs, 1..86400 (default 300)\n"
-              "  --kvm-replay FILE       decide from a recorded `kvmcheck --profile` instead of probing\n"
-              "  -v, --verbose           debug logs\n"
-              "  -h, --help              this text\n\n"
-              "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
-              "            3 bad kubeconfig or in-cluster configuration, 4 a plugin socket cannot be served.\n",
-              f);
+        fputs(
+            "Usage: virt-handler --node-name NAME [OPTIONS]\n"
+            "kvlite's node agent: serves the kubelet device plugins devices.kubevirt.io/kvm, tun, vhost-net\n"
+            "and vhost-vsock, and labels the Node from kvmcheck (kubevirt.io/schedulable, CPU model and\n"
+            "feature labels, kvlite.io/kvm-verdict). KVM is advertised only when kvmcheck says usable.\n\n"
+            "  --node-name NAME        this node (default $NODE_NAME)\n"
+            "  --kubeconfig FILE       kubeconfig (default: in-cluster when KUBERNETES_SERVICE_HOST is set,\n"
+            "                          else $KUBECONFIG or ~/.kube/config)\n"
+            "  --context NAME          kubeconfig context instead of current-context\n"
+            "  --in-cluster            use the Pod's service account\n"
+            "  --no-labels             serve the device plugins only; never talk to the API server\n"
+            "  --device-plugin-dir DIR the kubelet's device-plugins directory, holding kubelet.sock\n"
+            "                          (default /var/lib/kubelet/device-plugins)\n"
+            "  --dev-dir DIR           where the host's device nodes are seen (default /dev)\n"
+            "  --devices LIST          kinds to serve, comma separated (default "
+            "kvm,tun,vhost-net,vhost-vsock)\n"
+            "  --max-devices N         devices advertised per kind, 1..100000 (default 1000, as KubeVirt)\n"
+            "  --recheck-interval S    seconds between kvmcheck runs, 1..86400 (default 300)\n"
+            "  --kvm-replay FILE       decide from a recorded `kvmcheck --profile` instead of probing\n"
+            "  -v, --verbose           debug logs\n"
+            "  -h, --help              this text\n\n"
+            "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
+            "            3 bad kubeconfig or in-cluster configuration, 4 a plugin socket cannot be served.\n",
+            f);
 }
 
 static void on_signal(int sig)
@@ -98,16 +100,25 @@ static int load_config(kube_config *cfg, const char *kubeconfig, const char *con
 
 int main(int argc, char **argv)
 {
-        static const struct option longopts[] = {
-            {"node-name", required_argument, NULL, 'n'},   {"kubeconfig", required_argument, NULL, 'k'},
-            {"context", required_argument, NULL, 'c'},     {"in-cluster", no_argument, NULL, 'i'},
-            {"no-labels", no_argument, NULL, 'L'},         {"device-plugin-dir", required_argument, NULL, 'd'},
-            {"dev-dir", required_argument, NULL, 'D'},     {"devices", required_argument, NULL, 'e'},
-            {"max-devices", required_argument, NULL, 'm'}, {"recheck-interval", required_argument, NULL, 'r'},
-            {"kvm-replay", required_argument, NULL, 'R'},  {"verbose", no_argument, NULL, 'v'},
-            {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
-        agent_config cfg = {.node_name = getenv("NODE_NAME"), .plugin_dir = "/var/lib/kubelet/device-plugins",
-                            .dev_dir = "/dev", .count = 1000, .recheck_s = 300};
+        static const struct option longopts[] = {{"node-name", required_argument, NULL, 'n'},
+                                                 {"kubeconfig", required_argument, NULL, 'k'},
+                                                 {"context", required_argument, NULL, 'c'},
+                                                 {"in-cluster", no_argument, NULL, 'i'},
+                                                 {"no-labels", no_argument, NULL, 'L'},
+                                                 {"device-plugin-dir", required_argument, NULL, 'd'},
+                                                 {"dev-dir", required_argument, NULL, 'D'},
+                                                 {"devices", required_argument, NULL, 'e'},
+                                                 {"max-devices", required_argument, NULL, 'm'},
+                                                 {"recheck-interval", required_argument, NULL, 'r'},
+                                                 {"kvm-replay", required_argument, NULL, 'R'},
+                                                 {"verbose", no_argument, NULL, 'v'},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {NULL, 0, NULL, 0}};
+        agent_config cfg = {.node_name = getenv("NODE_NAME"),
+                            .plugin_dir = "/var/lib/kubelet/device-plugins",
+                            .dev_dir = "/dev",
+                            .count = 1000,
+                            .recheck_s = 300};
         const char *kubeconfig = NULL, *context = NULL;
         bool in_cluster = false, labels = true;
         int c, r;
@@ -118,19 +129,45 @@ int main(int argc, char **argv)
         while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
                 r = 0;
                 switch (c) {
-                case 'n': cfg.node_name = optarg; break;
-                case 'k': kubeconfig = optarg; break;
-                case 'c': context = optarg; break;
-                case 'i': in_cluster = true; break;
-                case 'L': labels = false; break;
-                case 'd': cfg.plugin_dir = optarg; break;
-                case 'D': cfg.dev_dir = optarg; break;
-                case 'e': r = parse_devices(optarg, &cfg); break;
-                case 'm': r = parse_uint("--max-devices", optarg, 1, 100000, &cfg.count); break;
-                case 'r': r = parse_uint("--recheck-interval", optarg, 1, 86400, &cfg.recheck_s); break;
-                case 'R': cfg.kvm_replay = optarg; break;
-                case 'v': kv_log_set_level(KV_LOG_DEBUG); break;
-                case 'h': usage(stdout); return EXIT_OK;
+                case 'n':
+                        cfg.node_name = optarg;
+                        break;
+                case 'k':
+                        kubeconfig = optarg;
+                        break;
+                case 'c':
+                        context = optarg;
+                        break;
+                case 'i':
+                        in_cluster = true;
+                        break;
+                case 'L':
+                        labels = false;
+                        break;
+                case 'd':
+                        cfg.plugin_dir = optarg;
+                        break;
+                case 'D':
+                        cfg.dev_dir = optarg;
+                        break;
+                case 'e':
+                        r = parse_devices(optarg, &cfg);
+                        break;
+                case 'm':
+                        r = parse_uint("--max-devices", optarg, 1, 100000, &cfg.count);
+                        break;
+                case 'r':
+                        r = parse_uint("--recheck-interval", optarg, 1, 86400, &cfg.recheck_s);
+                        break;
+                case 'R':
+                        cfg.kvm_replay = optarg;
+                        break;
+                case 'v':
+                        kv_log_set_level(KV_LOG_DEBUG);
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return EXIT_OK;
                 default:
                         fprintf(stderr, "virt-handler: %s: %s (see --help)\n", argv[optind - 1],
                                 optopt ? "needs an argument" : "unknown option");

@@ -39,11 +39,11 @@ struct dp_call {
         grpc_byte_buffer *recv, *send;
         grpc_slice status_details;
         int cancelled;
-        int outstanding;  /* batches started and not yet completed */
-        bool streaming;   /* a ListAndWatch that stays open */
-        bool closed;      /* RECV_CLOSE_ON_SERVER completed */
-        bool dirty;       /* the device list changed while a send was in flight */
-        bool replied;     /* a unary call's reply is on its way */
+        int outstanding; /* batches started and not yet completed */
+        bool streaming;  /* a ListAndWatch that stays open */
+        bool closed;     /* RECV_CLOSE_ON_SERVER completed */
+        bool dirty;      /* the device list changed while a send was in flight */
+        bool replied;    /* a unary call's reply is on its way */
         call_tag t_new, t_recv, t_send, t_close;
         dp_call *next; /* in the plugin's stream list */
 };
@@ -237,8 +237,8 @@ static void call_request(plugin *p)
         c->t_send = (call_tag){TAG_SEND, c, p};
         c->t_close = (call_tag){TAG_CLOSE, c, p};
         p->ps->calls++;
-        if (grpc_server_request_call(p->server, &c->call, &c->details, &c->md, p->ps->cq, p->ps->cq, &c->t_new) !=
-            GRPC_CALL_OK) {
+        if (grpc_server_request_call(p->server, &c->call, &c->details, &c->md, p->ps->cq, p->ps->cq,
+                                     &c->t_new) != GRPC_CALL_OK) {
                 call_free(c);
                 return;
         }
@@ -288,7 +288,8 @@ static void on_event(plugins *ps, call_tag *t, bool ok)
 
 void plugins_run(plugins *ps, int timeout_ms)
 {
-        gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+        gpr_timespec deadline =
+            gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
         for (;;) {
                 grpc_event ev = grpc_completion_queue_next(ps->cq, deadline, NULL);
                 if (ev.type != GRPC_OP_COMPLETE)
@@ -330,8 +331,8 @@ static int plugin_serve(plugins *ps, plugin *p, kv_error *err)
         if (!port) {
                 grpc_server_destroy(p->server);
                 p->server = NULL;
-                return kv_error_set(err, EADDRNOTAVAIL, "device plugin %s: cannot listen on %s", p->kind->name,
-                                    p->socket);
+                return kv_error_set(err, EADDRNOTAVAIL, "device plugin %s: cannot listen on %s",
+                                    p->kind->name, p->socket);
         }
         grpc_server_start(p->server);
         call_request(p);
@@ -375,17 +376,18 @@ static int register_one(plugins *ps, plugin *p, kv_error *err)
         grpc_channel *ch = grpc_channel_create(target, creds, NULL);
         grpc_channel_credentials_release(creds);
         grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-        gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(5, GPR_TIMESPAN));
-        grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                                   grpc_slice_from_static_string("/v1beta1.Registration/Register"),
-                                                   NULL, deadline, NULL);
+        gpr_timespec deadline =
+            gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(5, GPR_TIMESPAN));
+        grpc_call *call = grpc_channel_create_call(
+            ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+            grpc_slice_from_static_string("/v1beta1.Registration/Register"), NULL, deadline, NULL);
         grpc_byte_buffer *send = bytes_to_buffer(buf, len), *recv = NULL;
         grpc_metadata_array initial, trailing;
         grpc_metadata_array_init(&initial);
         grpc_metadata_array_init(&trailing);
         grpc_status_code status = GRPC_STATUS_UNKNOWN;
         grpc_slice details = grpc_empty_slice();
-        grpc_op ops[6] = {{.op = GRPC_OP_SEND_INITIAL_METADATA}, {.op = GRPC_OP_SEND_MESSAGE},
+        grpc_op ops[6] = {{.op = GRPC_OP_SEND_INITIAL_METADATA},  {.op = GRPC_OP_SEND_MESSAGE},
                           {.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT}, {.op = GRPC_OP_RECV_INITIAL_METADATA},
                           {.op = GRPC_OP_RECV_MESSAGE},           {.op = GRPC_OP_RECV_STATUS_ON_CLIENT}};
         ops[1].data.send_message.send_message = send;
@@ -401,8 +403,8 @@ static int register_one(plugins *ps, plugin *p, kv_error *err)
                 grpc_event ev = grpc_completion_queue_pluck(cq, p, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
                 if (ev.type != GRPC_OP_COMPLETE || !ev.success || status != GRPC_STATUS_OK) {
                         _cleanup_free_ char *why = grpc_slice_to_c_string(details);
-                        r = kv_error_set(err, ECONNREFUSED, "Register %s with %s: status %d: %s", p->kind->name,
-                                         target, (int)status, why);
+                        r = kv_error_set(err, ECONNREFUSED, "Register %s with %s: status %d: %s",
+                                         p->kind->name, target, (int)status, why);
                 }
         }
         grpc_call_unref(call);

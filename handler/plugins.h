@@ -11,8 +11,8 @@
 typedef struct plugins plugins;
 
 typedef struct plugins_config {
-        const char *dir;     /* /var/lib/kubelet/device-plugins: plugin sockets and the kubelet's kubelet.sock */
-        unsigned count;      /* devices per kind */
+        const char *dir; /* /var/lib/kubelet/device-plugins: plugin sockets and the kubelet's kubelet.sock */
+        unsigned count;  /* devices per kind */
         const dp_kind *const *kinds;
         size_t n_kinds;
 } plugins_config;

@@ -103,8 +103,9 @@ static void test_status(void)
             !strcmp(phase_after(fresh, "{\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"Running\"}}"),
                     "Scheduled"));
         /* a phase never goes back: a Running VMI whose Pod (or a stale report) says less stays Running */
-        assert(!strcmp(phase_after(running, "{\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"Pending\"}}"),
-                       "Running"));
+        assert(!strcmp(
+            phase_after(running, "{\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"Pending\"}}"),
+            "Running"));
         /* the launcher has not started QEMU yet */
         const char *launcher_pending =
             "{\"metadata\":{\"annotations\":{\"kvlite.io/launcher-status\":"

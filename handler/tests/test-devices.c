@@ -16,7 +16,8 @@
 static void test_advertised(void)
 {
         const dp_kind *kvm = dp_kind_find("kvm"), *tun = dp_kind_find("tun");
-        CHECK(kvm && tun && dp_kind_find("vhost-net") && dp_kind_find("vhost-vsock") && !dp_kind_find("kvm0"));
+        CHECK(kvm && tun && dp_kind_find("vhost-net") && dp_kind_find("vhost-vsock") &&
+              !dp_kind_find("kvm0"));
         CHECK(dp_advertised(kvm, true, KVM_VERDICT_USABLE));
         CHECK(!dp_advertised(kvm, true, KVM_VERDICT_UNUSABLE)); /* kvm_pvm: the node exists, KVM crawls */
         CHECK(!dp_advertised(kvm, false, KVM_VERDICT_ABSENT));
@@ -98,7 +99,8 @@ static void test_allocate(void)
 static void test_preferred(void)
 {
         char *avail[] = {"kvm3", "kvm4", "kvm5"}, *must[] = {"kvm5"};
-        V1beta1__ContainerPreferredAllocationRequest c = V1BETA1__CONTAINER_PREFERRED_ALLOCATION_REQUEST__INIT;
+        V1beta1__ContainerPreferredAllocationRequest c =
+            V1BETA1__CONTAINER_PREFERRED_ALLOCATION_REQUEST__INIT;
         c.n_available_deviceids = 3, c.available_deviceids = avail;
         c.n_must_include_deviceids = 1, c.must_include_deviceids = must;
         c.allocation_size = 2;
@@ -109,7 +111,8 @@ static void test_preferred(void)
         size_t len = v1beta1__preferred_allocation_request__pack(&req, buf), outlen;
         kv_error err = {0};
         CHECK(dp_preferred(buf, len, &out, &outlen, &err) == 0);
-        V1beta1__PreferredAllocationResponse *r = v1beta1__preferred_allocation_response__unpack(NULL, outlen, out);
+        V1beta1__PreferredAllocationResponse *r =
+            v1beta1__preferred_allocation_response__unpack(NULL, outlen, out);
         CHECK(r && r->n_container_responses == 1 && r->container_responses[0]->n_deviceids == 2);
         if (r && r->n_container_responses == 1 && r->container_responses[0]->n_deviceids == 2) {
                 CHECK_STR(r->container_responses[0]->deviceids[0], "kvm5");
@@ -124,7 +127,8 @@ static void test_register(void)
         uint8_t *buf = NULL;
         size_t len;
         kv_error err = {0};
-        CHECK(dp_register_pack(dp_kind_find("vhost-vsock"), "kubevirt-vhost-vsock.sock", &buf, &len, &err) == 0);
+        CHECK(dp_register_pack(dp_kind_find("vhost-vsock"), "kubevirt-vhost-vsock.sock", &buf, &len, &err) ==
+              0);
         V1beta1__RegisterRequest *r = v1beta1__register_request__unpack(NULL, len, buf);
         CHECK(r != NULL);
         if (r) {
@@ -174,8 +178,8 @@ static void test_labels(const char *dir)
         /* every feature label is one the recorded host has and KVM passes through */
         size_t features = 0;
         const cJSON *it;
-        cJSON_ArrayForEach(it, usable) features += !strncmp(it->string, NODE_LABEL_CPU_FEATURE,
-                                                            strlen(NODE_LABEL_CPU_FEATURE));
+        cJSON_ArrayForEach(it, usable) features +=
+            !strncmp(it->string, NODE_LABEL_CPU_FEATURE, strlen(NODE_LABEL_CPU_FEATURE));
         size_t want = 0;
         for (size_t i = 0; i < kvm_cpuid_features_count; i++)
                 want += kvm_cpuid_has(&p.cpuid.host, &kvm_cpuid_features[i]) &&

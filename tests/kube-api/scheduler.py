@@ -185,7 +185,3 @@ class Scheduler(threading.Thread):
 
     def stop(self):
         self.halt.set()
-
-
-if __name__ == "__main__":
-    json.dump({"usage": "import scheduler; Scheduler(kubelet.Client(url)).start()"}, sys.stdout)
