@@ -65,7 +65,8 @@ class Node:
                                       stdout=subprocess.DEVNULL, stderr=open(self.agent_log, "w"))
 
     def node(self):
-        return self.srv.api.ok("GET", "/api/v1/nodes/" + self.name)
+        code, node = self.srv.api.get("/api/v1/nodes/" + self.name)
+        return node if code == 200 else {"metadata": {}}
 
     def stop(self):
         for p in (self.agent, self.kubelet):
@@ -108,7 +109,11 @@ def one_node(srv, tmp, verdict, kvm_labels):
             st = n.node().get("status") or {}
             return all(st.get(k, {}).get(r) == v for r in want for k in ("capacity", "allocatable")
                        for v in [want[r]])
-        wait_for("device capacity on n1 %s" % want, shown, timeout=30)
+        try:
+            wait_for("device capacity on n1 %s" % want, shown, timeout=30)
+        except AssertionError:
+            print("node n1 status: %s" % json.dumps(n.node().get("status")))
+            raise
         labels = wait_for("kvmcheck labels on n1", lambda: (lambda l: l if all(
             l.get(k) == v for k, v in kvm_labels.items()) else None)(n.node()["metadata"].get("labels") or {}))
         assert labels.get("cpu-model.node.kubevirt.io/qemu64") == "true", labels

@@ -746,6 +746,7 @@ class Kubelet:
         self.taints = [parse_taint(t) for t in args.register_with_taint]
         self.labels = dict(kv.split("=", 1) for kv in args.node_label)
         self.devices = None
+        self.status_lock = threading.Lock()
         if args.device_plugin_dir:
             from deviceplugin import DeviceManager
             self.devices = DeviceManager(args.device_plugin_dir, self.publish_devices, log)
@@ -766,7 +767,12 @@ class Kubelet:
         return capacity, allocatable
 
     def publish_devices(self):
-        """Node status capacity/allocatable follow the plugins' device lists."""
+        """Node status capacity/allocatable follow the plugins' device lists (one update at a time, so a stale
+        one never lands last)."""
+        with self.status_lock:
+            self.patch_node_resources()
+
+    def patch_node_resources(self):
         capacity, allocatable = self.node_resources()
         try:
             self.api.call("PATCH", "/api/v1/nodes/%s/status" % self.node,
@@ -776,6 +782,10 @@ class Kubelet:
             log("node status update failed", error=str(e))
 
     def register_node(self):
+        with self.status_lock:  # device updates wait for the Node to exist
+            self.create_node()
+
+    def create_node(self):
         t = now_ts()
         capacity, allocatable = self.node_resources()
         status = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",

@@ -3,7 +3,6 @@
 # (cpu, memory, pods and extended resources such as devices.kubevirt.io/tun) against the Node's allocatable.
 # Among the feasible nodes it picks the least requested one (ties by name), binds by setting spec.nodeName,
 # and reports an unschedulable Pod with a PodScheduled=False condition, as kube-scheduler does.
-import json
 import re
 import sys
 import threading
