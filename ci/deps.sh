@@ -8,6 +8,7 @@ PACKAGES=(
 	meson ninja-build gcc clang llvm libclang-rt-14-dev pkg-config clang-format
 	libcjson-dev libyaml-dev libseccomp-dev libcap-dev libcurl4-openssl-dev libedit-dev libisofs-dev
 	libmnl-dev libnftables-dev libmicrohttpd-dev libarchive-dev libssl-dev libgnutls28-dev
+	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
 	# run
 	qemu-system-x86 qemu-utils ovmf passt iproute2 nftables
 	# test guest (tests/guest/build.sh) and tests
@@ -15,6 +16,8 @@ PACKAGES=(
 	iperf3 socat containernetworking-plugins
 	# what tests/guest/build.sh copies into the guest beside Debian's qemu-guest-agent (its ldd libraries)
 	libglib2.0-0 libpcre2-8-0 libudev1 libnuma1 liburing2 base-files
+	# the test kubelet's device-plugin side (gRPC, messages compiled from handler/deviceplugin.proto)
+	python3-grpcio python3-protobuf protobuf-compiler
 	# importer tests (registries, image build and push, htpasswd)
 	docker-registry skopeo buildah apache2-utils
 )

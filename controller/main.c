@@ -12,6 +12,7 @@
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_METRICS = 4 };
 
 static controller ctl;
+static cJSON *tolerations; /* --vm-toleration, for the whole run */
 
 static void usage(FILE *f)
 {
@@ -32,6 +33,13 @@ static void usage(FILE *f)
             "                          kvlite/importer:0.1.0)\n"
             "  --registry-config NS/NAME  Secret with registries.yaml (mirrors, credentials, CAs) that\n"
             "                          importer Pods get (default kvlite/kvlite-registries; \"\" for none)\n"
+            "  --use-emulation         launcher Pods request no devices.kubevirt.io/kvm: VMs run under TCG "
+            "on\n"
+            "                          any node (KubeVirt's developerConfiguration.useEmulation); without "
+            "it\n"
+            "                          they land only on nodes whose node agent advertises usable KVM\n"
+            "  --vm-toleration KEY[=VALUE]:EFFECT  a toleration every launcher Pod gets besides the VMI's\n"
+            "                          own (repeatable), for nodes tainted to keep other Pods off\n"
             "  --workers N             reconcile workers, 1..64 (default 4)\n"
             "  --discovery-interval S  seconds between checks of the optional API groups\n"
             "                          (snapshot.kubevirt.io, migrations.kubevirt.io, cdi.kubevirt.io),\n"
@@ -73,6 +81,8 @@ int main(int argc, char **argv)
                                                  {"importer-image", required_argument, NULL, 'I'},
                                                  {"registry-config", required_argument, NULL, 'R'},
                                                  {"discovery-interval", required_argument, NULL, 'd'},
+                                                 {"use-emulation", no_argument, NULL, 'E'},
+                                                 {"vm-toleration", required_argument, NULL, 'T'},
                                                  {"verbose", no_argument, NULL, 'v'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {NULL, 0, NULL, 0}};
@@ -117,8 +127,10 @@ int main(int argc, char **argv)
                         break;
                 case 'R':
                         if (*optarg && !strchr(optarg, '/')) {
-                                fprintf(stderr, "virt-controller: --registry-config \"%s\": expected NAMESPACE/NAME\n",
-                                        optarg);
+                                fprintf(
+                                    stderr,
+                                    "virt-controller: --registry-config \"%s\": expected NAMESPACE/NAME\n",
+                                    optarg);
                                 return EXIT_USAGE;
                         }
                         opts.registry_config = *optarg ? optarg : NULL;
@@ -140,6 +152,22 @@ int main(int argc, char **argv)
                                 return EXIT_USAGE;
                         }
                         opts.discovery_interval_ms = (unsigned)s * 1000;
+                        break;
+                }
+                case 'E':
+                        opts.pod.use_emulation = true;
+                        break;
+                case 'T': {
+                        kv_error terr = {0};
+                        cJSON *t = pod_toleration_parse(optarg, &terr);
+                        if (!t) {
+                                fprintf(stderr, "virt-controller: --vm-toleration: %s\n", terr.msg);
+                                return EXIT_USAGE;
+                        }
+                        if (!tolerations)
+                                tolerations = cJSON_CreateArray();
+                        cJSON_AddItemToArray(tolerations, t);
+                        opts.pod.tolerations = tolerations;
                         break;
                 }
                 case 'v':

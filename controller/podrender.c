@@ -151,7 +151,22 @@ static void map_kernel_boot(const struct vmi *model, cJSON *vols, cJSON *mounts)
                    LAUNCHER_RUN_DIR "/images/" VMI_KERNEL_BOOT_IMAGE_NAME, true);
 }
 
-static int render_resources(const cJSON *vobj, const struct vmi *model, cJSON *container, kv_error *err)
+/* The node devices the launcher needs, as KubeVirt's launcher asks for them (limits; requests default to
+ * limits for extended resources): /dev/kvm unless emulation is the cluster's choice, /dev/net/tun for the Pod
+ * network, /dev/vhost-net with KVM, /dev/vhost-vsock when the VMI asks for a VSOCK device. */
+static void render_devices(const cJSON *vobj, const pod_render_opts *opts, cJSON *lim)
+{
+        if (!opts->use_emulation)
+                cJSON_AddStringToObject(lim, POD_RESOURCE_KVM, "1");
+        cJSON_AddStringToObject(lim, POD_RESOURCE_TUN, "1");
+        if (!opts->use_emulation)
+                cJSON_AddStringToObject(lim, POD_RESOURCE_VHOST_NET, "1");
+        if (cJSON_IsTrue(kube_obj(vobj, "spec.domain.devices.autoattachVSOCK")))
+                cJSON_AddStringToObject(lim, POD_RESOURCE_VHOST_VSOCK, "1");
+}
+
+static int render_resources(const cJSON *vobj, const struct vmi *model, const pod_render_opts *opts,
+                            cJSON *container, kv_error *err)
 {
         char buf[64];
         unsigned vcpus = model->sockets * model->cores * model->threads;
@@ -172,8 +187,8 @@ static int render_resources(const cJSON *vobj, const struct vmi *model, cJSON *c
                 cJSON_AddStringToObject(req, "cpu", buf);
         }
         const cJSON *vlim = kube_obj(vobj, "spec.domain.resources.limits");
+        cJSON *lim = cJSON_AddObjectToObject(res, "limits");
         if (vlim) {
-                cJSON *lim = cJSON_AddObjectToObject(res, "limits");
                 const cJSON *lmem = cJSON_GetObjectItemCaseSensitive(vlim, "memory");
                 if (lmem) {
                         uint64_t b;
@@ -185,6 +200,7 @@ static int render_resources(const cJSON *vobj, const struct vmi *model, cJSON *c
                 }
                 add_copy(lim, "cpu", cJSON_GetObjectItemCaseSensitive(vlim, "cpu"));
         }
+        render_devices(vobj, opts, lim);
         return 0;
 }
 
@@ -282,6 +298,57 @@ static cJSON *render_container(const cJSON *vobj, const pod_render_opts *opts)
         return c;
 }
 
+cJSON *pod_toleration_parse(const char *spec, kv_error *err)
+{
+        const char *colon = strrchr(spec, ':'), *eq = strchr(spec, '=');
+        if (!colon || colon == spec || (eq && eq > colon))
+                return kv_error_set(err, EINVAL, "\"%s\": expected KEY[=VALUE]:EFFECT", spec), NULL;
+        const char *effect = colon + 1;
+        if (strcmp(effect, "NoSchedule") && strcmp(effect, "PreferNoSchedule") && strcmp(effect, "NoExecute"))
+                return kv_error_set(err, EINVAL,
+                                    "\"%s\": effect %s is not NoSchedule, PreferNoSchedule or NoExecute",
+                                    spec, effect),
+                       NULL;
+        size_t keylen = (size_t)((eq ? eq : colon) - spec);
+        if (!keylen)
+                return kv_error_set(err, EINVAL, "\"%s\": empty key", spec), NULL;
+        cJSON *t = cJSON_CreateObject();
+        char *key = strndup(spec, keylen), *value = eq ? strndup(eq + 1, (size_t)(colon - eq - 1)) : NULL;
+        cJSON_AddStringToObject(t, "key", key ? key : "");
+        cJSON_AddStringToObject(t, "operator", eq ? "Equal" : "Exists");
+        if (eq)
+                cJSON_AddStringToObject(t, "value", value ? value : "");
+        cJSON_AddStringToObject(t, "effect", effect);
+        free(key);
+        free(value);
+        return t;
+}
+
+/* The VMI's nodeSelector plus kubevirt.io/schedulable=true (nodes whose node agent says they run VMs), and
+ * the VMI's tolerations plus the cluster's defaults that it does not already carry. */
+static void render_placement(const cJSON *vspec, const pod_render_opts *opts, cJSON *spec)
+{
+        const cJSON *vsel = cJSON_GetObjectItemCaseSensitive(vspec, "nodeSelector");
+        cJSON *sel = cJSON_IsObject(vsel) ? cJSON_Duplicate(vsel, true) : cJSON_CreateObject();
+        cJSON_DeleteItemFromObjectCaseSensitive(sel, POD_NODE_SELECTOR_SCHEDULABLE);
+        cJSON_AddStringToObject(sel, POD_NODE_SELECTOR_SCHEDULABLE, "true");
+        cJSON_AddItemToObject(spec, "nodeSelector", sel);
+        const cJSON *vtol = cJSON_GetObjectItemCaseSensitive(vspec, "tolerations"), *t;
+        cJSON *tol = cJSON_IsArray(vtol) ? cJSON_Duplicate(vtol, true) : cJSON_CreateArray();
+        cJSON_ArrayForEach(t, opts->tolerations)
+        {
+                bool have = false;
+                const cJSON *o;
+                cJSON_ArrayForEach(o, tol) have = have || cJSON_Compare(o, t, true);
+                if (!have)
+                        cJSON_AddItemToArray(tol, cJSON_Duplicate(t, true));
+        }
+        if (cJSON_GetArraySize(tol))
+                cJSON_AddItemToObject(spec, "tolerations", tol);
+        else
+                cJSON_Delete(tol);
+}
+
 static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_render_opts *opts, cJSON *spec,
                        kv_error *err)
 {
@@ -293,12 +360,12 @@ static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_ren
         cJSON_AddNumberToObject(spec, "terminationGracePeriodSeconds", (double)(model->grace_seconds + 15));
         if (opts->service_account)
                 cJSON_AddStringToObject(spec, "serviceAccountName", opts->service_account);
-        const char *copied[] = {"nodeSelector",  "affinity",          "tolerations",
-                                "schedulerName", "priorityClassName", "dnsPolicy",
-                                "dnsConfig",     "hostname",          "subdomain"};
+        const char *copied[] = {"affinity",  "schedulerName", "priorityClassName", "dnsPolicy",
+                                "dnsConfig", "hostname",      "subdomain"};
         for (size_t i = 0; i < ARRAY_SIZE(copied); i++)
                 add_copy(spec, copied[i], cJSON_GetObjectItemCaseSensitive(vspec, copied[i]));
-        int r = render_resources(vobj, model, c, err);
+        render_placement(vspec, opts, spec);
+        int r = render_resources(vobj, model, opts, c, err);
         if (r < 0)
                 return r;
         cJSON *vols = cJSON_AddArrayToObject(spec, "volumes"),

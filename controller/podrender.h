@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -10,7 +11,17 @@
 typedef struct pod_render_opts {
         const char *launcher_image;
         const char *service_account; /* NULL = none */
+        /* KubeVirt's developerConfiguration.useEmulation: request no devices.kubevirt.io/kvm (and no
+         * vhost-net), so the Pod runs under TCG on any node. Otherwise it lands only where KVM is usable. */
+        bool use_emulation;
+        const cJSON *tolerations; /* the cluster's default tolerations for launcher Pods (array), or NULL */
 } pod_render_opts;
+
+#define POD_NODE_SELECTOR_SCHEDULABLE "kubevirt.io/schedulable"
+#define POD_RESOURCE_KVM "devices.kubevirt.io/kvm"
+#define POD_RESOURCE_TUN "devices.kubevirt.io/tun"
+#define POD_RESOURCE_VHOST_NET "devices.kubevirt.io/vhost-net"
+#define POD_RESOURCE_VHOST_VSOCK "devices.kubevirt.io/vhost-vsock"
 
 #define POD_LABEL_APP "kubevirt.io"
 #define POD_LABEL_CREATED_BY "kubevirt.io/created-by"
@@ -27,20 +38,24 @@ typedef struct pod_render_opts {
  * threads and the TCG translation cache. */
 uint64_t pod_memory_overhead(uint64_t guest_bytes, unsigned vcpus);
 
+/* A toleration from KEY[=VALUE]:EFFECT (kubectl taint's syntax): operator Equal with a value, Exists
+ * without; EFFECT NoSchedule, PreferNoSchedule or NoExecute. NULL with err naming the part at fault. */
+cJSON *pod_toleration_parse(const char *spec, kv_error *err);
+
 /* Renders the Pod for a VMI. -EINVAL with the VMI field path when the VMI cannot run (validation by the
  * launcher's own VMI model, so the controller and launcher agree). */
 int pod_render(const cJSON *vmi, const pod_render_opts *opts, cJSON **pod, kv_error *err);
 /* The VMI as handed to the launcher in KVLITE_VMI: identity, labels, annotations and spec only. */
 cJSON *pod_launcher_vmi(const cJSON *vmi);
 /* The migration target Pod: pod_render() plus `--incoming tcp:0.0.0.0:49152 --incoming-nbd 0.0.0.0:49153
- * --incoming-config <config as compact JSON>` (the resolved MigrationConfiguration the source will get too, so
- * both QEMUs set the same capabilities), the label kubevirt.io/migrationJobUID=<migration_uid>, the same JSON
- * in the annotation kvlite.io/migration-configuration and, with a policy, kvlite.io/migration-policy=<policy>.
- * The hand-over reads them back (pod_migration_config), so a policy changed meanwhile cannot make the two
- * sides differ. */
+ * --incoming-config <config as compact JSON>` (the resolved MigrationConfiguration the source will get too,
+ * so both QEMUs set the same capabilities), the label kubevirt.io/migrationJobUID=<migration_uid>, the same
+ * JSON in the annotation kvlite.io/migration-configuration and, with a policy,
+ * kvlite.io/migration-policy=<policy>. The hand-over reads them back (pod_migration_config), so a policy
+ * changed meanwhile cannot make the two sides differ. */
 int pod_render_migration_target(const cJSON *vmi, const pod_render_opts *opts, const char *migration_uid,
                                 const cJSON *config, const char *policy, cJSON **pod, kv_error *err);
 /* What pod_render_migration_target rendered, from the annotations: *config (owned; NULL when the Pod has
- * none, i.e. a launcher started with the defaults) and the policy name ("" for none, points into pod). -EINVAL when the
- * argument is not a JSON object. */
+ * none, i.e. a launcher started with the defaults) and the policy name ("" for none, points into pod).
+ * -EINVAL when the argument is not a JSON object. */
 int pod_migration_config(const cJSON *pod, cJSON **config, const char **policy, kv_error *err);

@@ -1,6 +1,7 @@
 /* Pod rendering golden files (golden/NAME.vmi.json → golden/NAME.pod.json, or NAME.err for a VMI that
  * cannot run) and VMI status transitions. KV_UPDATE_GOLDEN=1 rewrites the expected files. */
 #include "api.h"
+#include "json.h"
 #include "macro.h"
 #include "podrender.h"
 #include "vmistatus.h"
@@ -49,8 +50,15 @@ static void golden(const char *dir, const char *name)
         assert(text);
         cJSON *vmi = cJSON_Parse(text), *pod = NULL;
         assert(vmi);
+        /* "placement": a cluster that chose emulation and sets VMs apart on tainted nodes */
+        _cleanup_json_ cJSON *defaults = cJSON_Parse(
+            "[{\"key\":\"kvlite.io/vms\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"},"
+            "{\"key\":\"dedicated\",\"operator\":\"Equal\",\"value\":\"vms\",\"effect\":\"NoExecute\"}]");
+        bool placement = !strcmp(name, "placement");
         pod_render_opts o = {.launcher_image = "kvlite/virt-launcher:test",
-                             .service_account = "kvlite-launcher"};
+                             .service_account = "kvlite-launcher",
+                             .use_emulation = placement,
+                             .tolerations = placement ? defaults : NULL};
         kv_error err = {0};
         if (pod_render(vmi, &o, &pod, &err) < 0) {
                 snprintf(p, sizeof(p), "%s/%s.err", dir, name);
@@ -151,8 +159,9 @@ static void test_status(void)
             !strcmp(phase_after(fresh, "{\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"Running\"}}"),
                     "Scheduled"));
         /* a phase never goes back: a Running VMI whose Pod (or a stale report) says less stays Running */
-        assert(!strcmp(phase_after(running, "{\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"Pending\"}}"),
-                       "Running"));
+        assert(!strcmp(
+            phase_after(running, "{\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"Pending\"}}"),
+            "Running"));
         /* the launcher has not started QEMU yet */
         const char *launcher_pending =
             "{\"metadata\":{\"annotations\":{\"kvlite.io/launcher-status\":"
@@ -199,11 +208,28 @@ static void test_status(void)
         cJSON_Delete(pod);
 }
 
+static void test_toleration(void)
+{
+        kv_error err = {0};
+        _cleanup_json_ cJSON *a = pod_toleration_parse("kvlite.io/vms=true:NoSchedule", &err);
+        _cleanup_free_ char *as = cJSON_PrintUnformatted(a);
+        assert(as && !strcmp(as, "{\"key\":\"kvlite.io/vms\",\"operator\":\"Equal\",\"value\":\"true\","
+                                 "\"effect\":\"NoSchedule\"}"));
+        _cleanup_json_ cJSON *b = pod_toleration_parse("gpu:NoExecute", &err);
+        assert(b && !strcmp(kube_str(b, "operator"), "Exists") && !cJSON_GetObjectItem(b, "value"));
+        const char *bad[] = {"gpu", ":NoSchedule", "gpu:Never", "=x:NoSchedule"};
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                kv_error_clear(&err);
+                assert(pod_toleration_parse(bad[i], &err) == NULL && strstr(err.msg, bad[i]));
+        }
+}
+
 int main(int argc, char **argv)
 {
         test_status_agent_probe();
+        test_toleration();
         const char *dir = argc > 1 ? argv[1] : "golden";
-        const char *names[] = {"minimal", "full", "kernelboot", "invalid", "multus"};
+        const char *names[] = {"minimal", "full", "kernelboot", "invalid", "multus", "placement"};
         for (size_t i = 0; i < ARRAY_SIZE(names); i++)
                 golden(dir, names[i]);
         test_status();

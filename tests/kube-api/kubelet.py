@@ -79,6 +79,8 @@ def exec_helper(spec_path):
     with open(spec_path) as f:
         spec = json.load(f)
     try:
+        if spec.get("devices") is not None:
+            private_dev(spec["devices"])
         for src, dst, readonly in spec["mounts"]:
             if os.path.isdir(src):
                 os.makedirs(dst, exist_ok=True)
@@ -94,6 +96,43 @@ def exec_helper(spec_path):
     except (OSError, subprocess.CalledProcessError) as e:
         print("kubelet stand-in: cannot start container: %s" % e, file=sys.stderr, flush=True)
         os._exit(128)
+
+
+# What a container runtime puts in every container's /dev; device nodes beyond these come only from device
+# plugins (AllocateResponse DeviceSpec).
+STANDARD_DEV = ["null", "zero", "full", "random", "urandom", "tty"]
+
+
+def private_dev(devices):
+    """Replaces /dev in this (private) mount namespace with a tmpfs holding the standard nodes and exactly the
+    allocated devices: [[host path, container path, permissions]]."""
+    host_dev = "/run/kvlite-host-dev"  # the node's /dev, still reachable under the tmpfs through this bind
+    os.makedirs(host_dev, exist_ok=True)
+    subprocess.run(["mount", "--bind", "/dev", host_dev], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "nosuid,mode=755,size=64k", "tmpfs", "/dev"], check=True)
+    nodes = [[host_dev + "/" + n, "/dev/" + n] for n in STANDARD_DEV] + \
+        [[host_dev + "/" + h[len("/dev/"):], c] for h, c, _ in devices]
+    for host, dst in nodes:
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        open(dst, "a").close()
+        subprocess.run(["mount", "--bind", host, dst], check=True)
+    for d in ("/dev/shm", "/dev/pts"):
+        os.makedirs(d, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "nosuid,nodev,size=64m", "shm", "/dev/shm"], check=True)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, "/dev/" + name)
+    subprocess.run(["umount", "-l", host_dev], check=True)
+
+
+def extended_requests(container):
+    """{resource: count} of a container's extended resources (domain-prefixed names outside kubernetes.io);
+    requests default to limits, as the API server defaults them."""
+    res = container.get("resources") or {}
+    wants = dict(res.get("limits") or {})
+    wants.update(res.get("requests") or {})
+    return {k: int(v) for k, v in wants.items() if "/" in k and not k.split("/")[0].endswith("kubernetes.io")
+            and not k.startswith("hugepages-") and int(v) > 0}
 
 
 def expand(text, env):
@@ -458,6 +497,7 @@ class PodRunner:
         self.procs = {}
         self.sandbox, self.pod_ip = None, kubelet.host_ip  # host network until a sandbox gives it its own
         self.attachments = None
+        self.devices = None  # with a device manager: {container: [[host, container path, permissions]]}
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.run, name="pod-" + self.name, daemon=True)
 
@@ -610,7 +650,8 @@ class PodRunner:
             mounts.append([term, tpath, False])
         spec_path = os.path.join(self.dir, "exec-%s.json" % name)
         with open(spec_path, "w") as f:
-            json.dump({"mounts": mounts, "argv": argv, "env": env, "cwd": container.get("workingDir")}, f)
+            json.dump({"mounts": mounts, "argv": argv, "env": env, "cwd": container.get("workingDir"),
+                       "devices": self.devices.get(name, []) if self.devices is not None else None}, f)
         logf = open(self.k.log_path(self.ns, self.name, name), "ab")
         cmd = [sys.executable, os.path.abspath(__file__), "--exec-helper", spec_path]
         if not self.k.no_unshare:
@@ -662,6 +703,8 @@ class PodRunner:
         os.makedirs(self.dir, exist_ok=True)
         spec = self.pod["spec"]
         started = now_ts()
+        if self.k.devices and not self.admit_devices(started):
+            return self.finish()
         try:
             sources = self.volume_sources()
             sa_path = self.serviceaccount_mount()
@@ -691,6 +734,23 @@ class PodRunner:
                            "containerStatuses": [self.container_status(n, s) for n, s in self.procs.items()]})
         self.supervise(spec.get("restartPolicy", "Always"))
         self.finish()
+
+    def admit_devices(self, started):
+        """Allocates the Pod's extended resources from the device plugins, as the kubelet's admission does;
+        a Pod they cannot serve fails with UnexpectedAdmissionError."""
+        from deviceplugin import AllocationError
+        wants = [(c["name"], extended_requests(c)) for c in self.pod["spec"]["containers"]]
+        try:
+            specs = self.k.devices.allocate(self.uid, wants)
+        except AllocationError as e:
+            log("pod admission failed", pod=self.ns + "/" + self.name, error=str(e))
+            self.patch_status({"phase": "Failed", "reason": "UnexpectedAdmissionError",
+                               "message": "Allocate failed due to %s, which is unexpected" % e,
+                               "startTime": started, "hostIP": self.k.host_ip})
+            return False
+        self.devices = {c: [[d.host_path, d.container_path, d.permissions] for d in ds] for c, ds in specs.items()}
+        log("devices allocated", pod=self.ns + "/" + self.name, devices=self.devices)
+        return True
 
     def supervise(self, policy):
         kill_at = None
@@ -759,6 +819,8 @@ class PodRunner:
         """After the containers are gone: a deleting Pod is removed for good, as the kubelet does; its network
         namespace goes first, so that a Pod seen gone has left nothing behind."""
         self.release_network()
+        if self.k.devices:
+            self.k.devices.release(self.uid)
         if self.stop.is_set():
             try:
                 self.k.api.call("DELETE", "/api/v1/namespaces/%s/pods/%s" % (self.ns, self.name),
@@ -797,6 +859,13 @@ class Kubelet:
         self.lock = threading.RLock()  # PodRunner.finish() calls forget() from inside handle()
         self.register = not args.no_register_node
         self.provision_claims = args.provision_claims
+        self.taints = [parse_taint(t) for t in args.register_with_taint]
+        self.labels = dict(kv.split("=", 1) for kv in args.node_label)
+        self.devices = None
+        self.status_lock = threading.Lock()
+        if args.device_plugin_dir:
+            from deviceplugin import DeviceManager
+            self.devices = DeviceManager(args.device_plugin_dir, self.publish_devices, log)
 
     def log_path(self, ns, pod, container):
         return os.path.join(self.log_dir, "%s_%s_%s.log" % (ns, pod, container))
@@ -805,20 +874,50 @@ class Kubelet:
         with self.lock:
             self.runners.pop(uid, None)
 
+    def node_resources(self):
+        cpu, mem = str(os.cpu_count() or 1), "%dKi" % self.mem_kib()
+        capacity = {"cpu": cpu, "memory": mem, "pods": "110"}
+        allocatable = dict(capacity)
+        for name, (cap, alloc) in (self.devices.capacity() if self.devices else {}).items():
+            capacity[name], allocatable[name] = str(cap), str(alloc)
+        return capacity, allocatable
+
+    def publish_devices(self):
+        """Node status capacity/allocatable follow the plugins' device lists (one update at a time, so a stale
+        one never lands last)."""
+        with self.status_lock:
+            self.patch_node_resources()
+
+    def patch_node_resources(self):
+        capacity, allocatable = self.node_resources()
+        try:
+            self.api.call("PATCH", "/api/v1/nodes/%s/status" % self.node,
+                          {"status": {"capacity": capacity, "allocatable": allocatable}},
+                          "application/merge-patch+json")
+        except (ApiFailure, OSError) as e:
+            log("node status update failed", error=str(e))
+
     def register_node(self):
+        with self.status_lock:  # device updates wait for the Node to exist
+            self.create_node()
+
+    def create_node(self):
         t = now_ts()
+        capacity, allocatable = self.node_resources()
         status = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                   "message": "kubelet stand-in is posting ready status", "lastHeartbeatTime": t,
                                   "lastTransitionTime": t}],
                   "addresses": [{"type": "InternalIP", "address": self.host_ip}, {"type": "Hostname", "address": self.node}],
-                  "capacity": {"cpu": str(os.cpu_count() or 1), "memory": "%dKi" % self.mem_kib(), "pods": "110"},
-                  "allocatable": {"cpu": str(os.cpu_count() or 1), "memory": "%dKi" % self.mem_kib(), "pods": "110"},
+                  "capacity": capacity, "allocatable": allocatable,
                   "nodeInfo": {"kubeletVersion": "v1.32.0-kvlite", "osImage": "kvlite kubelet stand-in",
                                "kernelVersion": os.uname().release, "containerRuntimeVersion": "kvlite://local",
                                "operatingSystem": "linux", "architecture": "amd64"}}
         node = {"apiVersion": "v1", "kind": "Node", "status": status,
-                "metadata": {"name": self.node, "labels": {"kubernetes.io/hostname": self.node,
-                                                           "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}}}
+                "metadata": {"name": self.node, "labels": dict({"kubernetes.io/hostname": self.node,
+                                                                "kubernetes.io/os": "linux",
+                                                                "kubernetes.io/arch": "amd64"}, **self.labels)}}
+        if self.taints:
+            node["spec"] = {"taints": self.taints}
         try:
             self.api.call("POST", "/api/v1/nodes", node)
         except ApiFailure as e:
@@ -930,6 +1029,19 @@ class Kubelet:
         cleanup_state(self.state_dir)  # sandboxes a runner thread was still creating
         if self.network:
             self.network.teardown()
+        if self.devices:
+            self.devices.stop()
+
+
+def parse_taint(text):
+    """KEY[=VALUE]:EFFECT, kubelet --register-with-taints syntax."""
+    m = re.match(r"^([^=:]+)(?:=([^:]*))?:(NoSchedule|PreferNoSchedule|NoExecute)$", text)
+    if not m:
+        raise argparse.ArgumentTypeError("--register-with-taint %s: expected KEY[=VALUE]:EFFECT" % text)
+    t = {"key": m.group(1), "effect": m.group(3)}
+    if m.group(2) is not None:
+        t["value"] = m.group(2)
+    return t
 
 
 def parse_args(argv):
@@ -965,10 +1077,25 @@ def parse_args(argv):
     ap.add_argument("--no-register-node", action="store_true", help="do not create the Node object")
     ap.add_argument("--no-unshare", action="store_true", help="no private mount namespace (volume mounts are "
                     "then impossible; for unprivileged debugging only)")
+    ap.add_argument("--device-plugin-dir", help="serve the device-plugin Registration service on DIR/kubelet.sock, "
+                    "advertise the plugins' devices in the Node's capacity, allocate them to Pods and give each "
+                    "container a private /dev with only its allocated device nodes (needs python3-grpcio)")
+    ap.add_argument("--register-with-taint", action="append", default=[], help="KEY[=VALUE]:EFFECT taint on the "
+                    "registered Node (repeatable)")
+    ap.add_argument("--node-label", action="append", default=[], help="KEY=VALUE label on the registered Node "
+                    "(repeatable)")
     ap.add_argument("--exec-helper", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if not args.exec_helper and not args.server:
         ap.error("--server is required")
+    for t in args.register_with_taint:
+        try:
+            parse_taint(t)
+        except argparse.ArgumentTypeError as e:
+            ap.error(str(e))
+    for kv in args.node_label:
+        if "=" not in kv:
+            ap.error("--node-label %s: expected KEY=VALUE" % kv)
     if args.host_network and args.pod_cidr:
         ap.error("--host-network and --pod-cidr exclude each other")
     if not args.pod_cidr:
@@ -1003,6 +1130,8 @@ def main(argv):
         kubelet.shutdown()
         return EXIT_NETWORK
     try:
+        if kubelet.devices:
+            kubelet.devices.start()
         if kubelet.register:
             kubelet.register_node()
     except (ApiFailure, OSError) as e:
@@ -1014,6 +1143,7 @@ def main(argv):
         threading.Thread(target=kubelet.watch, args=("/api/v1/persistentvolumeclaims", kubelet.handle_claim, stop),
                          daemon=True).start()
     print(json.dumps({"node": kubelet.node, "state_dir": kubelet.state_dir, "log_dir": kubelet.log_dir,
+                      "device_plugin_dir": args.device_plugin_dir,
                       "node_netns": kubelet.network and kubelet.network.netns}), flush=True)
     stop.wait()
     kubelet.shutdown()

@@ -82,6 +82,7 @@ def _builtins():
         r("apps", "v1", "deployments", "Deployment", short=["deploy"], categories=["all"], status=True,
           generation=True),
         r("apps", "v1", "controllerrevisions", "ControllerRevision"),
+        r("apps", "v1", "daemonsets", "DaemonSet", short=["ds"], categories=["all"], status=True, generation=True),
         r("coordination.k8s.io", "v1", "leases", "Lease"),
         r("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
         r("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),

@@ -1,0 +1,212 @@
+/* virt-handler: kvlite's node agent. Serves the kubelet device plugins devices.kubevirt.io/{kvm,tun,
+ * vhost-net,vhost-vsock} and labels its Node from kvmcheck. It holds no VM state. */
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+
+/* Exit codes (also in --help and docs/node-agent.md). */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_SOCKET = 4 };
+
+static volatile sig_atomic_t stop_requested;
+
+static void usage(FILE *f)
+{
+        fputs(
+            "Usage: virt-handler --node-name NAME [OPTIONS]\n"
+            "kvlite's node agent: serves the kubelet device plugins devices.kubevirt.io/kvm, tun, vhost-net\n"
+            "and vhost-vsock, and labels the Node from kvmcheck (kubevirt.io/schedulable, CPU model and\n"
+            "feature labels, kvlite.io/kvm-verdict). KVM is advertised only when kvmcheck says usable.\n\n"
+            "  --node-name NAME        this node (default $NODE_NAME)\n"
+            "  --kubeconfig FILE       kubeconfig (default: in-cluster when KUBERNETES_SERVICE_HOST is set,\n"
+            "                          else $KUBECONFIG or ~/.kube/config)\n"
+            "  --context NAME          kubeconfig context instead of current-context\n"
+            "  --in-cluster            use the Pod's service account\n"
+            "  --no-labels             serve the device plugins only; never talk to the API server\n"
+            "  --device-plugin-dir DIR the kubelet's device-plugins directory, holding kubelet.sock\n"
+            "                          (default /var/lib/kubelet/device-plugins)\n"
+            "  --dev-dir DIR           where the host's device nodes are seen (default /dev)\n"
+            "  --devices LIST          kinds to serve, comma separated (default "
+            "kvm,tun,vhost-net,vhost-vsock)\n"
+            "  --max-devices N         devices advertised per kind, 1..100000 (default 1000, as KubeVirt)\n"
+            "  --recheck-interval S    seconds between kvmcheck runs, 1..86400 (default 300)\n"
+            "  --kvm-replay FILE       decide from a recorded `kvmcheck --profile` instead of probing\n"
+            "  -v, --verbose           debug logs\n"
+            "  -h, --help              this text\n\n"
+            "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
+            "            3 bad kubeconfig or in-cluster configuration, 4 a plugin socket cannot be served.\n",
+            f);
+}
+
+static void on_signal(int sig)
+{
+        stop_requested = 1;
+}
+
+static int bad(const char *opt, const char *arg, const char *why)
+{
+        fprintf(stderr, "virt-handler: %s %s: %s (see --help)\n", opt, arg, why);
+        return EXIT_USAGE;
+}
+
+static int parse_uint(const char *opt, const char *arg, unsigned lo, unsigned hi, unsigned *out)
+{
+        char *end;
+        unsigned long v = strtoul(arg, &end, 10);
+        if (!*arg || *end || arg[0] == '-' || v < lo || v > hi) {
+                char why[64];
+                snprintf(why, sizeof(why), "not a number in %u..%u", lo, hi);
+                return bad(opt, arg, why);
+        }
+        *out = (unsigned)v;
+        return 0;
+}
+
+static int parse_devices(const char *arg, agent_config *cfg)
+{
+        _cleanup_free_ char *copy = strdup(arg);
+        char *save = NULL;
+        cfg->n_kinds = 0;
+        for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+                const dp_kind *k = dp_kind_find(t);
+                if (!k)
+                        return bad("--devices", t, "unknown device (kvm, tun, vhost-net, vhost-vsock)");
+                for (size_t i = 0; i < cfg->n_kinds; i++)
+                        if (cfg->kinds[i] == k)
+                                return bad("--devices", t, "given twice");
+                cfg->kinds[cfg->n_kinds++] = k;
+        }
+        return cfg->n_kinds ? 0 : bad("--devices", arg, "empty list");
+}
+
+static int load_config(kube_config *cfg, const char *kubeconfig, const char *context, bool in_cluster,
+                       kv_error *err)
+{
+        if (in_cluster)
+                return kube_config_in_cluster(cfg, err);
+        if (kubeconfig)
+                return kube_config_from_file(cfg, kubeconfig, context, err);
+        if (getenv("KUBERNETES_SERVICE_HOST") && !context)
+                return kube_config_in_cluster(cfg, err);
+        return kube_config_from_default(cfg, context, err);
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option longopts[] = {{"node-name", required_argument, NULL, 'n'},
+                                                 {"kubeconfig", required_argument, NULL, 'k'},
+                                                 {"context", required_argument, NULL, 'c'},
+                                                 {"in-cluster", no_argument, NULL, 'i'},
+                                                 {"no-labels", no_argument, NULL, 'L'},
+                                                 {"device-plugin-dir", required_argument, NULL, 'd'},
+                                                 {"dev-dir", required_argument, NULL, 'D'},
+                                                 {"devices", required_argument, NULL, 'e'},
+                                                 {"max-devices", required_argument, NULL, 'm'},
+                                                 {"recheck-interval", required_argument, NULL, 'r'},
+                                                 {"kvm-replay", required_argument, NULL, 'R'},
+                                                 {"verbose", no_argument, NULL, 'v'},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {NULL, 0, NULL, 0}};
+        agent_config cfg = {.node_name = getenv("NODE_NAME"),
+                            .plugin_dir = "/var/lib/kubelet/device-plugins",
+                            .dev_dir = "/dev",
+                            .count = 1000,
+                            .recheck_s = 300};
+        const char *kubeconfig = NULL, *context = NULL;
+        bool in_cluster = false, labels = true;
+        int c, r;
+        for (size_t i = 0; i < dp_kinds_count; i++)
+                cfg.kinds[cfg.n_kinds++] = &dp_kinds[i];
+        kv_log_init("virt-handler");
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+                r = 0;
+                switch (c) {
+                case 'n':
+                        cfg.node_name = optarg;
+                        break;
+                case 'k':
+                        kubeconfig = optarg;
+                        break;
+                case 'c':
+                        context = optarg;
+                        break;
+                case 'i':
+                        in_cluster = true;
+                        break;
+                case 'L':
+                        labels = false;
+                        break;
+                case 'd':
+                        cfg.plugin_dir = optarg;
+                        break;
+                case 'D':
+                        cfg.dev_dir = optarg;
+                        break;
+                case 'e':
+                        r = parse_devices(optarg, &cfg);
+                        break;
+                case 'm':
+                        r = parse_uint("--max-devices", optarg, 1, 100000, &cfg.count);
+                        break;
+                case 'r':
+                        r = parse_uint("--recheck-interval", optarg, 1, 86400, &cfg.recheck_s);
+                        break;
+                case 'R':
+                        cfg.kvm_replay = optarg;
+                        break;
+                case 'v':
+                        kv_log_set_level(KV_LOG_DEBUG);
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return EXIT_OK;
+                default:
+                        fprintf(stderr, "virt-handler: %s: %s (see --help)\n", argv[optind - 1],
+                                optopt ? "needs an argument" : "unknown option");
+                        return EXIT_USAGE;
+                }
+                if (r)
+                        return r;
+        }
+        if (optind < argc)
+                return bad("argument", argv[optind], "unexpected");
+        if (!cfg.node_name || !*cfg.node_name)
+                return bad("--node-name", "(unset)", "required (or $NODE_NAME)");
+        kube_config kc = {0};
+        _cleanup_(kube_client_freep) kube_client *kube = NULL;
+        kv_error err = {0};
+        if (labels) {
+                if (load_config(&kc, kubeconfig, context, in_cluster, &err) < 0) {
+                        fprintf(stderr, "virt-handler: %s\n", err.msg);
+                        return EXIT_CONFIG;
+                }
+                kube = cfg.kube = kube_client_new(&kc);
+                if (!kube) {
+                        kube_config_free(&kc);
+                        fprintf(stderr, "virt-handler: out of memory\n");
+                        return EXIT_RUNTIME;
+                }
+        }
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        r = agent_run(&cfg, &stop_requested, &err);
+        if (kube) {
+                kube_client_free(TAKE_PTR(kube));
+                kube_config_free(&kc);
+        }
+        if (r < 0) {
+                log_error("%s", err.msg);
+                return err.code == EADDRNOTAVAIL ? EXIT_SOCKET : EXIT_RUNTIME;
+        }
+        return EXIT_OK;
+}
