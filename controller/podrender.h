@@ -10,6 +10,10 @@
 typedef struct pod_render_opts {
         const char *launcher_image;
         const char *service_account; /* NULL = none */
+        /* containerDisks that are registry references (not local directories) are pulled by an init container
+         * running this image's kvlite-importer --container-disk into an emptyDir; NULL = image volumes */
+        const char *importer_image;
+        const char *registry_secret; /* the Secret in the VMI's namespace with registries.yaml; NULL = none */
 } pod_render_opts;
 
 #define POD_LABEL_APP "kubevirt.io"
@@ -21,6 +25,8 @@ typedef struct pod_render_opts {
 #define POD_ANNOTATION_MIGRATION_POLICY "kvlite.io/migration-policy"
 #define POD_ANNOTATION_MIGRATION_CONFIG "kvlite.io/migration-configuration"
 #define LAUNCHER_RUN_DIR "/var/run/kvlite"
+#define POD_REGISTRY_MOUNT "/etc/kvlite/registries"
+#define POD_CONTAINER_DISK_PREFIX "container-disk-" /* init container per pulled containerDisk volume */
 #define POD_LABEL_MIGRATION_JOB "kubevirt.io/migrationJobUID"
 
 /* Bytes the Pod needs beyond guest memory: virt-launcher, QEMU's own allocations, page tables, vCPU
