@@ -110,8 +110,8 @@ static bool pulled_image(const char *image, const pod_render_opts *opts)
         return opts->importer_image && image && image[0] != '/';
 }
 
-static void add_pull_container(cJSON *spec, cJSON *vols, const char *vol_name, const char *image, const char *path,
-                               const pod_render_opts *opts)
+static void add_pull_container(cJSON *spec, cJSON *vols, const char *vol_name, const char *image,
+                               const char *path, const pod_render_opts *opts)
 {
         cJSON *inits = cJSON_GetObjectItemCaseSensitive(spec, "initContainers");
         if (!inits)
@@ -153,7 +153,8 @@ static void add_pull_container(cJSON *spec, cJSON *vols, const char *vol_name, c
         cJSON_AddStringToObject(ctr, "terminationMessagePolicy", "FallbackToLogsOnError");
 }
 
-static void map_volume(const vmi_volume *v, const pod_render_opts *opts, cJSON *spec, cJSON *vols, cJSON *mounts)
+static void map_volume(const vmi_volume *v, const pod_render_opts *opts, cJSON *spec, cJSON *vols,
+                       cJSON *mounts)
 {
         char path[512], pname[300];
         cJSON *src = cJSON_CreateObject();

@@ -144,9 +144,11 @@ static int create_pod(controller *c, kube_client *api, const char *key, const cJ
         char copy_name[300];
         _cleanup_free_ char *secret = NULL;
         pod_render_opts opts = c->opts.pod;
-        snprintf(copy_name, sizeof(copy_name), "virt-launcher-%.230s-registries", kube_str(vmi, "metadata.name"));
-        if (opts.importer_image && (r = registry_config_copy(c, api, vmi, "kubevirt.io/v1", "VirtualMachineInstance",
-                                                             copy_name, &secret, err)) < 0)
+        snprintf(copy_name, sizeof(copy_name), "virt-launcher-%.230s-registries",
+                 kube_str(vmi, "metadata.name"));
+        if (opts.importer_image &&
+            (r = registry_config_copy(c, api, vmi, "kubevirt.io/v1", "VirtualMachineInstance", copy_name,
+                                      &secret, err)) < 0)
                 return r;
         opts.registry_secret = secret;
         kv_error verr = {0};
