@@ -20,6 +20,11 @@ enum dv_wait { DV_WAIT_NONE, DV_WAIT_BINDING, DV_WAIT_PROVISIONING, DV_WAIT_ERRO
 typedef struct controller controller;
 /* {"apiVersion", "kind", "name", "uid", "controller": true, "blockOwnerDeletion": true} for owner. */
 cJSON *dv_owner_reference(const cJSON *owner, const char *api_version, const char *kind);
+/* The cluster's registry configuration (opts.registry_config, a Secret with registries.yaml and the files it
+ * names) copied as Secret copy_name into owner's namespace, where a Pod can mount it (an importer Pod, a
+ * launcher Pod's containerDisk pull), owned by owner. *name = NULL when the cluster has none. */
+int registry_config_copy(controller *c, kube_client *api, const cJSON *owner, const char *api_version,
+                         const char *kind, const char *copy_name, char **name, kv_error *err);
 /* The DataVolume's controller owner reference, or NULL. */
 const cJSON *dv_controller_ref(const cJSON *obj);
 

@@ -181,6 +181,7 @@ int main(int argc, char **argv)
                         return EXIT_USAGE;
                 }
         }
+        opts.pod.importer_image = opts.importer_image; /* registry containerDisks pull through it too */
         if (optind < argc) {
                 fprintf(stderr, "virt-controller: unexpected argument \"%s\"\n", argv[optind]);
                 return EXIT_USAGE;

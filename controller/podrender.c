@@ -96,16 +96,79 @@ static const char *cloud_init_secret_source(const vmi_volume *v, cJSON *src)
         return "projected";
 }
 
-static void map_volume(const vmi_volume *v, cJSON *vols, cJSON *mounts)
+static void add_arg(cJSON *cmd, const char *a, const char *b)
+{
+        cJSON_AddItemToArray(cmd, cJSON_CreateString(a));
+        cJSON_AddItemToArray(cmd, cJSON_CreateString(b));
+}
+
+/* A registry containerDisk comes through kvlite-importer's pull path (mirrors in priority order, failover,
+ * digest pinning) in an init container, into an emptyDir the launcher reads as <image-root>/<volume>: no
+ * network for the launcher, no kubelet image volumes. Local directories stay image volumes. */
+static bool pulled_image(const char *image, const pod_render_opts *opts)
+{
+        return opts->importer_image && image && image[0] != '/';
+}
+
+static void add_pull_container(cJSON *spec, cJSON *vols, const char *vol_name, const char *image,
+                               const char *path, const pod_render_opts *opts)
+{
+        cJSON *inits = cJSON_GetObjectItemCaseSensitive(spec, "initContainers");
+        if (!inits)
+                inits = cJSON_AddArrayToObject(spec, "initContainers");
+        cJSON *ctr = cJSON_CreateObject(), *cmd = cJSON_CreateArray(), *mounts = cJSON_CreateArray();
+        char name[300];
+        cJSON_AddItemToArray(inits, ctr);
+        snprintf(name, sizeof(name), POD_CONTAINER_DISK_PREFIX "%s", vol_name);
+        cJSON_AddStringToObject(ctr, "name", name);
+        cJSON_AddStringToObject(ctr, "image", opts->importer_image);
+        cJSON_AddItemToArray(cmd, cJSON_CreateString("kvlite-importer"));
+        add_arg(cmd, "--container-disk", image);
+        add_arg(cmd, "--dest", path);
+        add_arg(cmd, "--termination-log", "/dev/termination-log");
+        if (opts->registry_secret)
+                add_arg(cmd, "--registry-config", POD_REGISTRY_MOUNT "/registries.yaml");
+        cJSON_AddItemToObject(ctr, "command", cmd);
+        cJSON_AddItemToObject(ctr, "volumeMounts", mounts);
+        cJSON *m = cJSON_CreateObject();
+        snprintf(name, sizeof(name), "vol-%s", vol_name);
+        cJSON_AddStringToObject(m, "name", name);
+        cJSON_AddStringToObject(m, "mountPath", path);
+        cJSON_AddItemToArray(mounts, m);
+        if (opts->registry_secret) {
+                m = cJSON_CreateObject();
+                cJSON_AddStringToObject(m, "name", "registries");
+                cJSON_AddStringToObject(m, "mountPath", POD_REGISTRY_MOUNT);
+                cJSON_AddBoolToObject(m, "readOnly", true);
+                cJSON_AddItemToArray(mounts, m);
+                if (cJSON_GetArraySize(inits) == 1) { /* one volume for all pulls */
+                        cJSON *v = cJSON_CreateObject();
+                        cJSON_AddStringToObject(v, "name", "registries");
+                        cJSON_AddStringToObject(cJSON_AddObjectToObject(v, "secret"), "secretName",
+                                                opts->registry_secret);
+                        cJSON_AddItemToArray(vols, v);
+                }
+        }
+        cJSON_AddStringToObject(ctr, "terminationMessagePath", "/dev/termination-log");
+        cJSON_AddStringToObject(ctr, "terminationMessagePolicy", "FallbackToLogsOnError");
+}
+
+static void map_volume(const vmi_volume *v, const pod_render_opts *opts, cJSON *spec, cJSON *vols,
+                       cJSON *mounts)
 {
         char path[512], pname[300];
         cJSON *src = cJSON_CreateObject();
         snprintf(pname, sizeof(pname), "vol-%s", v->name); /* never collides with our own "run" volume */
         switch (v->kind) {
         case VOL_CONTAINER_DISK:
+                snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/images/%s", v->name);
+                if (pulled_image(v->image, opts)) {
+                        add_volume(vols, mounts, pname, src, "emptyDir", path, true);
+                        add_pull_container(spec, vols, v->name, v->image, path, opts);
+                        return;
+                }
                 cJSON_AddStringToObject(src, "reference", v->image);
                 cJSON_AddStringToObject(src, "pullPolicy", "IfNotPresent");
-                snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/images/%s", v->name);
                 add_volume(vols, mounts, pname, src, "image", path, true);
                 return;
         case VOL_PVC:
@@ -372,7 +435,7 @@ static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_ren
               *mounts = cJSON_AddArrayToObject(c, "volumeMounts");
         add_volume(vols, mounts, "run", cJSON_CreateObject(), "emptyDir", LAUNCHER_RUN_DIR, false);
         for (size_t i = 0; i < model->n_volumes; i++)
-                map_volume(&model->volumes[i], vols, mounts);
+                map_volume(&model->volumes[i], opts, spec, vols, mounts);
         map_kernel_boot(model, vols, mounts);
         return 0;
 }

@@ -15,6 +15,10 @@ typedef struct pod_render_opts {
          * vhost-net), so the Pod runs under TCG on any node. Otherwise it lands only where KVM is usable. */
         bool use_emulation;
         const cJSON *tolerations; /* the cluster's default tolerations for launcher Pods (array), or NULL */
+        /* containerDisks that are registry references (not local directories) are pulled by an init container
+         * running this image's kvlite-importer --container-disk into an emptyDir; NULL = image volumes */
+        const char *importer_image;
+        const char *registry_secret; /* the Secret in the VMI's namespace with registries.yaml; NULL = none */
 } pod_render_opts;
 
 #define POD_NODE_SELECTOR_SCHEDULABLE "kubevirt.io/schedulable"
@@ -32,6 +36,8 @@ typedef struct pod_render_opts {
 #define POD_ANNOTATION_MIGRATION_POLICY "kvlite.io/migration-policy"
 #define POD_ANNOTATION_MIGRATION_CONFIG "kvlite.io/migration-configuration"
 #define LAUNCHER_RUN_DIR "/var/run/kvlite"
+#define POD_REGISTRY_MOUNT "/etc/kvlite/registries"
+#define POD_CONTAINER_DISK_PREFIX "container-disk-" /* init container per pulled containerDisk volume */
 #define POD_LABEL_MIGRATION_JOB "kubevirt.io/migrationJobUID"
 
 /* Bytes the Pod needs beyond guest memory: virt-launcher, QEMU's own allocations, page tables, vCPU

@@ -248,10 +248,8 @@ static cJSON *importer_pod(controller *c, const cJSON *dv, const char *regcfg_se
         return ret;
 }
 
-/* The cluster's registry configuration (opts.registry_config, a Secret with registries.yaml and the files it
- * names) copied into the DataVolume's namespace, where the importer Pod can mount it; owned by the
- * DataVolume. *name = NULL when the cluster has none. */
-static int copy_registry_config(controller *c, kube_client *api, const cJSON *dv, char **name, kv_error *err)
+int registry_config_copy(controller *c, kube_client *api, const cJSON *owner, const char *api_version,
+                         const char *kind, const char *copy_name, char **name, kv_error *err)
 {
         *name = NULL;
         if (!c->opts.registry_config)
@@ -271,22 +269,27 @@ static int copy_registry_config(controller *c, kube_client *api, const cJSON *dv
                 return r;
         _cleanup_json_ cJSON *copy = cJSON_CreateObject();
         cJSON *md = cJSON_AddObjectToObject(copy, "metadata");
-        if (asprintf(name, DV_IMPORTER_PREFIX "%s-registries", kube_str(dv, "metadata.name")) < 0) {
-                *name = NULL;
+        if (!(*name = strdup(copy_name)))
                 return kv_error_errno(err, ENOMEM, "secret name");
-        }
         cJSON_AddStringToObject(copy, "apiVersion", "v1");
         cJSON_AddStringToObject(copy, "kind", "Secret");
         cJSON_AddStringToObject(md, "name", *name);
         cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
-                             dv_owner_reference(dv, "cdi.kubevirt.io/v1beta1", "DataVolume"));
+                             dv_owner_reference(owner, api_version, kind));
         cJSON_AddStringToObject(copy, "type", "Opaque");
         const cJSON *data = kube_obj(src, "data"), *sdata = kube_obj(src, "stringData");
         cJSON_AddItemToObject(copy, "data", data ? cJSON_Duplicate(data, true) : cJSON_CreateObject());
         if (sdata) /* what an API server that keeps it as written returns */
                 cJSON_AddItemToObject(copy, "stringData", cJSON_Duplicate(sdata, true));
-        r = kube_create(api, &kube_secret, kube_str(dv, "metadata.namespace"), copy, NULL, err);
+        r = kube_create(api, &kube_secret, kube_str(owner, "metadata.namespace"), copy, NULL, err);
         return r == -KUBE_EEXISTS ? 0 : r;
+}
+
+static int copy_registry_config(controller *c, kube_client *api, const cJSON *dv, char **name, kv_error *err)
+{
+        char copy_name[300];
+        snprintf(copy_name, sizeof(copy_name), DV_IMPORTER_PREFIX "%s-registries", kube_str(dv, "metadata.name"));
+        return registry_config_copy(c, api, dv, "cdi.kubevirt.io/v1beta1", "DataVolume", copy_name, name, err);
 }
 
 /* ---- what the Pod says ---- */

@@ -3,6 +3,7 @@
  * gone. */
 #include "api.h"
 #include "controller.h"
+#include "datavolume.h"
 #include "finalizer.h"
 #include "log.h"
 #include "macro.h"
@@ -139,8 +140,19 @@ static int create_pod(controller *c, kube_client *api, const char *key, const cJ
                         return 0;
                 }
         }
+        /* the registry configuration for containerDisk pulls, as for importer Pods (docs/registries.md) */
+        char copy_name[300];
+        _cleanup_free_ char *secret = NULL;
+        pod_render_opts opts = c->opts.pod;
+        snprintf(copy_name, sizeof(copy_name), "virt-launcher-%.230s-registries",
+                 kube_str(vmi, "metadata.name"));
+        if (opts.importer_image &&
+            (r = registry_config_copy(c, api, vmi, "kubevirt.io/v1", "VirtualMachineInstance", copy_name,
+                                      &secret, err)) < 0)
+                return r;
+        opts.registry_secret = secret;
         kv_error verr = {0};
-        if (pod_render(vmi, &c->opts.pod, &pod, &verr) < 0) {
+        if (pod_render(vmi, &opts, &pod, &verr) < 0) {
                 log_warning("VMI %s cannot run: %s", key, verr.msg);
                 r = write_status(api, vmi, NULL, verr.msg, err);
                 return r < 0 ? r : 1; /* status written: nothing more to do */

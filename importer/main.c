@@ -33,6 +33,9 @@ static void usage(FILE *f)
               "  --registry-url docker://HOST[:PORT]/REPO[:TAG|@DIGEST]   container image with the disk under disk/\n"
               "  --http-url URL                 a disk image (qcow2, raw, ...), optionally gz/xz/zst-compressed\n"
               "  --blank SIZE                   an empty disk of SIZE bytes (suffixes K M G T, Ki Mi Gi Ti)\n"
+              "  --container-disk REF           a containerDisk (the launcher Pod's init container): the image's\n"
+              "                                 disk file, unconverted, at DIR/disk/<its name>; pulled as\n"
+              "                                 --registry-url (mirrors, failover, digest pinning)\n"
               "\n"
               "Options:\n"
               "  --dest DIR                     destination directory (the claim's volume), required\n"
@@ -156,7 +159,7 @@ static void print_result(int rc, const kv_error *err, const char *dest, const kv
 }
 
 struct opts {
-        const char *registry_url, *registry_config, *http_url, *blank, *dest, *size, *max_rate, *termination_log;
+        const char *registry_url, *registry_config, *http_url, *blank, *container_disk, *dest, *size, *max_rate, *termination_log;
         kvreg_http_source http;
         const char *password_file;
         struct curl_slist *headers;
@@ -164,7 +167,7 @@ struct opts {
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-        enum { O_REG = 256, O_REGCFG, O_HTTP, O_BLANK, O_DEST, O_SIZE, O_SUM, O_HDR, O_USER, O_PWF, O_CA, O_INSEC, O_RATE, O_TERM };
+        enum { O_REG = 256, O_REGCFG, O_HTTP, O_BLANK, O_DEST, O_SIZE, O_SUM, O_HDR, O_USER, O_PWF, O_CA, O_INSEC, O_RATE, O_TERM, O_CDISK };
         static const struct option longopts[] = {
                 {"registry-url", required_argument, NULL, O_REG}, {"registry-config", required_argument, NULL, O_REGCFG},
                 {"http-url", required_argument, NULL, O_HTTP},    {"blank", required_argument, NULL, O_BLANK},
@@ -174,6 +177,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 {"ca-file", required_argument, NULL, O_CA},       {"insecure", no_argument, NULL, O_INSEC},
                 {"max-rate", required_argument, NULL, O_RATE},    {"help", no_argument, NULL, 'h'},
                 {"termination-log", required_argument, NULL, O_TERM},
+                {"container-disk", required_argument, NULL, O_CDISK},
                 {NULL, 0, NULL, 0}};
         int c;
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -198,13 +202,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 case O_INSEC: o->http.insecure = true; break;
                 case O_RATE: o->max_rate = optarg; break;
                 case O_TERM: o->termination_log = optarg; break;
+                case O_CDISK: o->container_disk = optarg; break;
                 case 'h': usage(stdout); exit(EXIT_OK);
                 default: return -1;
                 }
         }
-        int sources = !!o->registry_url + !!o->http_url + !!o->blank;
+        int sources = !!o->registry_url + !!o->http_url + !!o->blank + !!o->container_disk;
         if (optind != argc || sources != 1 || !o->dest) {
-                fprintf(stderr, "kvlite-importer: need exactly one of --registry-url, --http-url, --blank, and --dest\n");
+                fprintf(stderr, "kvlite-importer: need exactly one of --registry-url, --http-url, --blank, --container-disk, and --dest\n");
                 return -1;
         }
         if (!!o->http.username != !!o->password_file) {
@@ -255,6 +260,9 @@ int main(int argc, char **argv)
         if (o.registry_url) {
                 log_info("importing %s into %s", o.registry_url, o.dest);
                 rc = kvreg_import_registry(o.registry_url, &cfg, &io, &report, &err);
+        } else if (o.container_disk) {
+                log_info("pulling containerDisk %s into %s", o.container_disk, o.dest);
+                rc = kvreg_import_container_disk(o.container_disk, &cfg, &io, &report, &err);
         } else if (o.http_url) {
                 o.http.url = o.http_url;
                 o.http.headers = o.headers;
@@ -268,7 +276,7 @@ int main(int argc, char **argv)
         } else {
                 rc = kvreg_import_blank(&io, blank_size, &err);
         }
-        print_result(rc, &err, o.dest, o.registry_url ? &report : NULL, o.termination_log);
+        print_result(rc, &err, o.dest, o.registry_url || o.container_disk ? &report : NULL, o.termination_log);
         kvreg_config_done(&cfg);
         curl_slist_free_all(o.headers);
         if (rc < 0) {

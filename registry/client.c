@@ -28,6 +28,7 @@ int kvreg_client_init(kvreg_client *c, const kvreg_config *cfg, const char *refe
         if (cfg) {
                 c->http.connect_timeout_ms = cfg->connect_timeout_ms;
                 c->http.low_speed_time_s = cfg->low_speed_time_s;
+                c->http.response_timeout_ms = cfg->response_timeout_ms;
         }
         return 0;
 }

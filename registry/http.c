@@ -16,7 +16,7 @@ int kvreg_http_init(kvreg_http *h, kv_error *err)
                 curl_global_init(CURL_GLOBAL_DEFAULT);
                 global_done = true;
         }
-        *h = (kvreg_http){.connect_timeout_ms = 3000, .low_speed_time_s = 10};
+        *h = (kvreg_http){.connect_timeout_ms = 3000, .low_speed_time_s = 10, .response_timeout_ms = 1000};
         h->curl = curl_easy_init();
         return h->curl ? 0 : kv_error_set(err, ENOMEM, "curl_easy_init failed");
 }
@@ -71,6 +71,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
         kvreg_http_req *r = ud;
         size_t n = size * nmemb;
         const char *v;
+        r->responded = true;
         if (n > 5 && !strncmp(line, "HTTP/", 5)) {
                 /* A new response (after a redirect or 100): forget the previous one's headers. */
                 const char *sp = memchr(line, ' ', n);
@@ -91,6 +92,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 
 struct body_state {
         kvreg_http_req *req;
+        kvreg_http *h;
         int64_t skip;
         bool started;
         size_t errlen;
@@ -130,10 +132,29 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
         return n;
 }
 
+/* A server that accepted the connection but does not answer (hung, overloaded, a listen backlog with no
+ * process behind it) is given response_timeout_ms from the moment the request could be sent, however slow
+ * the connection was to set up. Once the response started, only the low-speed limit applies, so a slow
+ * but moving transfer is never cut. */
+static int on_xferinfo(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+        struct body_state *b = ud;
+        curl_off_t total_us = 0, ready_us = 0;
+        (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+        if (b->req->responded || b->h->response_timeout_ms <= 0)
+                return 0;
+        curl_easy_getinfo(b->h->curl, CURLINFO_PRETRANSFER_TIME_T, &ready_us);
+        curl_easy_getinfo(b->h->curl, CURLINFO_TOTAL_TIME_T, &total_us);
+        if (ready_us <= 0 || total_us - ready_us < b->h->response_timeout_ms * 1000)
+                return 0;
+        b->req->no_response = true;
+        return 1; /* CURLE_ABORTED_BY_CALLBACK */
+}
+
 int kvreg_http_get(kvreg_http *h, kvreg_http_req *r, kv_error *err)
 {
         CURL *c = h->curl;
-        struct body_state body = {.req = r};
+        struct body_state body = {.req = r, .h = h};
         char errbuf[CURL_ERROR_SIZE] = "";
         struct curl_slist *hdrs = NULL;
         char line[2048];
@@ -141,6 +162,7 @@ int kvreg_http_get(kvreg_http *h, kvreg_http_req *r, kv_error *err)
         r->delivered = 0;
         r->content_length = -1;
         r->sink_failed = false;
+        r->responded = r->no_response = false;
         r->errbody[0] = '\0';
 
         curl_easy_reset(c);
@@ -186,12 +208,17 @@ int kvreg_http_get(kvreg_http *h, kvreg_http_req *r, kv_error *err)
         curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, &body);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 
         CURLcode cc = curl_easy_perform(c);
         curl_slist_free_all(hdrs);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
         if (r->sink_failed)
                 return kv_error_errno(err, -r->sink_rc, "writing data from %s", r->url);
+        if (r->no_response)
+                return kv_error_set(err, ETIMEDOUT, "no response within %ld ms", h->response_timeout_ms);
         if (cc != CURLE_OK)
                 return kv_error_set(err, EIO, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
         long code = 0;

@@ -16,6 +16,7 @@ typedef struct kvreg_http {
         CURL *curl;
         long connect_timeout_ms;
         long low_speed_time_s;
+        long response_timeout_ms; /* from the request sent to the first response byte (0 = none) */
         int64_t max_rate; /* bytes/s, 0 = unlimited */
 } kvreg_http;
 
@@ -34,6 +35,8 @@ typedef struct kvreg_http_req {
         /* out */
         long status;
         bool sink_failed;
+        bool responded;   /* a byte of the response (status line) arrived */
+        bool no_response; /* response_timeout_ms passed without a byte of the response */
         int sink_rc;
         int64_t delivered;      /* body bytes given to the sink (after any skip) */
         int64_t content_length; /* -1 when unknown */

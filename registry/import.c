@@ -92,16 +92,13 @@ static int pull_layers(kvreg_client *c, const kvreg_manifest *m, kvreg_extract *
         return 0;
 }
 
-int kvreg_import_registry(const char *reference, const kvreg_config *cfg, const kvreg_import_opts *o,
-                          kvreg_report *report, kv_error *err)
+/* Pulls reference's disk file (verified, with failover) into out_path; x->found names it in the image. */
+static int registry_pull(const char *reference, const kvreg_config *cfg, const kvreg_import_opts *o,
+                         kvreg_extract *x, kvreg_report *report, kv_error *err)
 {
         kvreg_client c;
         kvreg_manifest m = {0};
-        _cleanup_free_ char *tmp = NULL;
-        int r = check_dest(o->dest_dir, err);
-        if (r < 0)
-                return r;
-        r = kvreg_client_init(&c, cfg, reference, err);
+        int r = kvreg_client_init(&c, cfg, reference, err);
         if (r < 0) {
                 kvreg_client_done(&c);
                 return r;
@@ -111,21 +108,58 @@ int kvreg_import_registry(const char *reference, const kvreg_config *cfg, const 
         c.progress = progress_add;
         c.progress_ctx = &p;
         r = kvreg_resolve(&c, &m, err);
-        if (r == 0)
-                r = tmp_path(o, &tmp);
         if (r == 0) {
                 p.total = kvreg_manifest_layers_size(&m);
-                kvreg_extract x = {.out_path = tmp, .limit = o->claim};
-                int64_t vsize;
-                r = pull_layers(&c, &m, &x, err);
-                if (r == 0)
-                        r = kvreg_disk_install(tmp, o->dest_dir, o->claim, &vsize, err);
-                unlink(tmp);
+                r = pull_layers(&c, &m, x, err);
         }
         if (report)
                 *report = c.report;
         kvreg_manifest_done(&m);
         kvreg_client_done(&c);
+        return r;
+}
+
+int kvreg_import_registry(const char *reference, const kvreg_config *cfg, const kvreg_import_opts *o,
+                          kvreg_report *report, kv_error *err)
+{
+        _cleanup_free_ char *tmp = NULL;
+        int r = check_dest(o->dest_dir, err);
+        if (r == 0)
+                r = tmp_path(o, &tmp);
+        if (r < 0)
+                return r;
+        kvreg_extract x = {.out_path = tmp, .limit = o->claim};
+        int64_t vsize;
+        r = registry_pull(reference, cfg, o, &x, report, err);
+        if (r == 0)
+                r = kvreg_disk_install(tmp, o->dest_dir, o->claim, &vsize, err);
+        unlink(tmp);
+        return r;
+}
+
+int kvreg_import_container_disk(const char *reference, const kvreg_config *cfg, const kvreg_import_opts *o,
+                                kvreg_report *report, kv_error *err)
+{
+        _cleanup_free_ char *dir = NULL, *tmp = NULL, *final = NULL;
+        int r = check_dest(o->dest_dir, err);
+        if (r < 0)
+                return r;
+        if (asprintf(&dir, "%s/disk", o->dest_dir) < 0 || asprintf(&tmp, "%s/.download", dir) < 0)
+                return -ENOMEM;
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                return kv_error_errno(err, errno, "create %s", dir);
+        kvreg_extract x = {.out_path = tmp, .limit = o->claim};
+        r = registry_pull(reference, cfg, o, &x, report, err);
+        /* the image's own file name: its extension is all the launcher needs (formats are probed) */
+        const char *base = strrchr(x.found, '/');
+        if (r == 0 && asprintf(&final, "%s/%s", dir, base ? base + 1 : x.found) < 0)
+                r = -ENOMEM;
+        if (r == 0 && chmod(tmp, 0644) < 0)
+                r = kv_error_errno(err, errno, "chmod %s", tmp);
+        if (r == 0 && rename(tmp, final) < 0)
+                r = kv_error_errno(err, errno, "install %s", final);
+        if (r < 0)
+                unlink(tmp);
         return r;
 }
 

@@ -33,5 +33,9 @@ typedef struct kvreg_http_source {
 /* report is filled even on failure (which registries failed). */
 int kvreg_import_registry(const char *reference, const kvreg_config *cfg, const kvreg_import_opts *o,
                           kvreg_report *report, kv_error *err);
+/* A containerDisk: the image's disk file as it is (no conversion: the launcher uses it read-only as a
+ * backing file) at DEST/disk/<its name in the image>, the layout KubeVirt's containerDisk images have. */
+int kvreg_import_container_disk(const char *reference, const kvreg_config *cfg, const kvreg_import_opts *o,
+                                kvreg_report *report, kv_error *err);
 int kvreg_import_http(const kvreg_http_source *src, const kvreg_import_opts *o, kv_error *err);
 int kvreg_import_blank(const kvreg_import_opts *o, int64_t size, kv_error *err);

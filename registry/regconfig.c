@@ -12,7 +12,7 @@
 
 void kvreg_config_init(kvreg_config *c)
 {
-        *c = (kvreg_config){.connect_timeout_ms = 3000, .low_speed_time_s = 10};
+        *c = (kvreg_config){.connect_timeout_ms = 3000, .low_speed_time_s = 10, .response_timeout_ms = 1000};
 }
 
 static void mirror_done(kvreg_mirror *m)
@@ -166,7 +166,8 @@ int kvreg_config_parse(const char *text, size_t len, kvreg_config *c, kv_error *
         if (!cJSON_IsObject(root)) {
                 r = kv_error_set(err, EINVAL, "registry configuration: not a mapping");
         } else if ((r = get_timeout(root, "connectTimeoutSeconds", 1000, &c->connect_timeout_ms, err)) < 0 ||
-                   (r = get_timeout(root, "lowSpeedTimeoutSeconds", 1, &c->low_speed_time_s, err)) < 0) {
+                   (r = get_timeout(root, "lowSpeedTimeoutSeconds", 1, &c->low_speed_time_s, err)) < 0 ||
+                   (r = get_timeout(root, "responseTimeoutSeconds", 1000, &c->response_timeout_ms, err)) < 0) {
                 kv_error_wrap(err, "registry configuration");
         } else if (regs && !cJSON_IsArray(regs)) {
                 r = kv_error_set(err, EINVAL, "registry configuration: registries must be a list");

@@ -28,6 +28,7 @@ typedef struct kvreg_config {
         size_t n_rules;
         long connect_timeout_ms;  /* per connection attempt (default 3000) */
         long low_speed_time_s;    /* a transfer below 1 KiB/s for this long is dropped (default 10) */
+        long response_timeout_ms; /* request sent → first byte of the response (default 1000) */
 } kvreg_config;
 
 /* One registry to try for one image: base URL ("https://host:port") and the repository there. */

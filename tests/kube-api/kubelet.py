@@ -715,6 +715,8 @@ class PodRunner:
                 self.attachments = Attachments(self.k, self.pod, self.sandbox)
                 if self.attachments.selected:
                     self.patch_annotations({NETWORK_STATUS_ANNOTATION: json.dumps(self.attachments.add())})
+            if not self.run_init_containers(spec, sources, sa_path, started):
+                return self.finish()
             with self.lock:
                 if self.stop.is_set():
                     return self.finish()
@@ -750,6 +752,43 @@ class PodRunner:
             return False
         self.devices = {c: [[d.host_path, d.container_path, d.permissions] for d in ds] for c, ds in specs.items()}
         log("devices allocated", pod=self.ns + "/" + self.name, devices=self.devices)
+
+    def run_init_containers(self, spec, sources, sa_path, started):
+        """spec.initContainers one after the other, each to completion, as the kubelet runs them; a failed one is
+        retried with backoff unless restartPolicy is Never, which fails the Pod (Init:Error). False: stop here."""
+        done = []
+        for c in spec.get("initContainers") or []:
+            restarts, last = 0, None
+            while True:
+                with self.lock:
+                    if self.stop.is_set():
+                        return False
+                    st = self.start(c, sources, sa_path)
+                    self.procs[c["name"]] = st
+                st.update(restarts=restarts, last=last)
+                while st["proc"].poll() is None:  # a Pod deleted meanwhile stops its init container too
+                    if self.stop.is_set():
+                        self.signal(st["proc"], signal.SIGKILL)
+                    time.sleep(0.1)
+                code = st["proc"].returncode
+                with self.lock:
+                    del self.procs[c["name"]]
+                st["result"] = self.terminated(st, code)
+                log("init container exited", pod=self.ns + "/" + self.name, container=c["name"], code=code)
+                if code == 0 or spec.get("restartPolicy", "Always") == "Never" or self.stop.is_set():
+                    break
+                self.patch_status({"initContainerStatuses": [self.container_status(d["container"]["name"], d)
+                                                             for d in done + [st]]})
+                time.sleep(min(10, 0.5 * 2 ** restarts))
+                restarts, last = restarts + 1, st["result"]
+            done.append(st)
+            status = {"initContainerStatuses": [self.container_status(d["container"]["name"], d) for d in done]}
+            if code != 0:
+                status.update(phase="Failed", reason="Init:Error", startTime=started, hostIP=self.k.host_ip,
+                              conditions=self.conditions(False, initialized=False))
+                self.patch_status(status)
+                return False
+            self.patch_status(status)
         return True
 
     def supervise(self, policy):
