@@ -752,6 +752,7 @@ class PodRunner:
             return False
         self.devices = {c: [[d.host_path, d.container_path, d.permissions] for d in ds] for c, ds in specs.items()}
         log("devices allocated", pod=self.ns + "/" + self.name, devices=self.devices)
+        return True
 
     def run_init_containers(self, spec, sources, sa_path, started):
         """spec.initContainers one after the other, each to completion, as the kubelet runs them; a failed one is
