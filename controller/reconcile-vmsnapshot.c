@@ -1,9 +1,12 @@
-/* VirtualMachineSnapshot reconciler (docs/cluster-snapshots.md): asks the VM's launcher for a save through
- * the VMI's snapshot requests, turns the launcher's result into the VirtualMachineSnapshotContent and the
- * snapshot's status, and on deletion asks for the qcow2 snapshot's removal before dropping its finalizer.
+/* VirtualMachineSnapshot reconciler (docs/cluster-snapshots.md): asks a running VM's launcher for a save
+ * through the VMI's snapshot requests, turns the launcher's result into the VirtualMachineSnapshotContent and
+ * the snapshot's status, and on deletion asks for the qcow2 snapshot's removal before dropping its finalizer.
+ * A stopped VM's claims are copied into claims the content owns (its volumeBackups), by clone Pods.
  * Everything is decided from the caches and the launcher's status, so a restart anywhere resumes. */
 #include "api.h"
+#include "claimclone.h"
 #include "controller.h"
+#include "datavolume.h"
 #include "finalizer.h"
 #include "log.h"
 #include "macro.h"
@@ -92,7 +95,42 @@ static cJSON *volume_backups(const vmsnap *v)
         return out;
 }
 
-static cJSON *content_manifest(const vmsnap *v, const char *cname)
+/* A volume whose data does not outlive the VM's Pod: nothing to back up while the VM is stopped. */
+static bool ephemeral_volume(const cJSON *vol)
+{
+        static const char *const kinds[] = {"containerDisk", "emptyDisk", "ephemeral", "cloudInitNoCloud",
+                                            "cloudInitConfigDrive", "configMap", "secret", "serviceAccount",
+                                            "downwardAPI", "downwardMetrics", "sysprep"};
+        for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+                if (cJSON_GetObjectItemCaseSensitive(vol, kinds[i]))
+                        return true;
+        return false;
+}
+
+/* A stopped VM's: one per claim (persistentVolumeClaim or dataVolume) of the VM's template, copied into the
+ * claim volumeSnapshotName (KubeVirt's VolumeSnapshot name, vmsnapshot-<uid>-volume-<volume>). */
+static cJSON *claim_backups(const vmsnap *v)
+{
+        cJSON *out = cJSON_CreateArray();
+        const cJSON *vol;
+        cJSON_ArrayForEach(vol, kube_obj(v->vmobj, "spec.template.spec.volumes"))
+        {
+                const char *name = kube_str(vol, "name"), *claim = volume_claim(vol);
+                if (!name || !claim)
+                        continue;
+                char backup[300];
+                snprintf(backup, sizeof(backup), "vmsnapshot-%s-volume-%s", v->uid, name);
+                cJSON *b = cJSON_CreateObject();
+                cJSON_AddStringToObject(b, "volumeName", name);
+                cJSON *pvc = cJSON_AddObjectToObject(b, "persistentVolumeClaim");
+                cJSON_AddStringToObject(cJSON_AddObjectToObject(pvc, "metadata"), "name", claim);
+                cJSON_AddStringToObject(b, "volumeSnapshotName", backup);
+                cJSON_AddItemToArray(out, b);
+        }
+        return out;
+}
+
+static cJSON *content_manifest(const vmsnap *v, const char *cname, bool offline)
 {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "apiVersion", kube_vmsnapshotcontent.api_version);
@@ -118,26 +156,54 @@ static cJSON *content_manifest(const vmsnap *v, const char *cname)
         cJSON_AddStringToObject(vmd, "namespace", v->ns);
         const cJSON *vspec = kube_obj(v->vmobj, "spec");
         cJSON_AddItemToObject(vm, "spec", vspec ? cJSON_Duplicate(vspec, true) : cJSON_CreateObject());
-        cJSON_AddItemToObject(spec, "volumeBackups", volume_backups(v));
+        cJSON_AddItemToObject(spec, "volumeBackups", offline ? claim_backups(v) : volume_backups(v));
+        if (offline)
+                cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "annotations"), CONTENT_ANN_BACKUPS, "claims");
         return o;
 }
 
-/* Created once (an existing one, from a run before a restart, is taken), then marked ready. */
-static int ensure_content(vmsnap *v, const char *cname, const char *created, kv_error *err)
+/* Created once (an existing one, from a run before a restart, is taken). */
+static int create_content(vmsnap *v, const char *cname, bool offline, cJSON **have, kv_error *err)
 {
-        _cleanup_json_ cJSON *want = content_manifest(v, cname), *have = NULL;
-        int r = kube_create(v->api, &kube_vmsnapshotcontent, v->ns, want, &have, err);
+        _cleanup_json_ cJSON *want = content_manifest(v, cname, offline);
+        int r = kube_create(v->api, &kube_vmsnapshotcontent, v->ns, want, have, err);
         if (r == -KUBE_EEXISTS) {
                 *err = (kv_error){0};
-                r = kube_get(v->api, &kube_vmsnapshotcontent, v->ns, cname, &have, err);
+                r = kube_get(v->api, &kube_vmsnapshotcontent, v->ns, cname, have, err);
         } else if (r >= 0)
                 log_info("VirtualMachineSnapshot %s/%s: created %s", v->ns, v->name, cname);
-        if (r < 0)
-                return r;
+        return r;
+}
+
+static int content_ready(vmsnap *v, const cJSON *have, const char *created, kv_error *err)
+{
         cJSON *f = cJSON_CreateObject();
         cJSON_AddBoolToObject(f, "readyToUse", true);
         cJSON_AddStringToObject(f, "creationTime", created);
         return status_fields_write(v->api, &kube_vmsnapshotcontent, have, f, NULL, err);
+}
+
+/* The snapshot's final status; online: the launcher took it (indications Online, NoGuestAgent). */
+static int succeeded(vmsnap *v, const char *cname, const char *created, bool online, kv_error *err)
+{
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "phase", "Succeeded");
+        cJSON_AddBoolToObject(f, "readyToUse", true);
+        cJSON_AddStringToObject(f, "creationTime", created);
+        cJSON_AddStringToObject(f, "virtualMachineSnapshotContentName", cname);
+        cJSON_AddStringToObject(f, "sourceUID", kube_str(v->vmobj, "metadata.uid") ?: "");
+        cJSON *ind = cJSON_AddArrayToObject(f, "indications");
+        if (online) {
+                cJSON_AddItemToArray(ind, cJSON_CreateString("Online"));
+                cJSON_AddItemToArray(ind, cJSON_CreateString("NoGuestAgent"));
+        }
+        cJSON_AddNullToObject(f, "error");
+        cJSON_AddItemToObject(f, "conditions", conditions(false, true, "Succeeded", "Operation complete"));
+        int r = write_status(v, f, err);
+        if (r < 0)
+                return r;
+        log_info("VirtualMachineSnapshot %s/%s of VM %s: Succeeded", v->ns, v->name, v->vm_name);
+        return snapshot_request_set(v->api, v->vm.vmi, v->uid, NULL, NULL, err);
 }
 
 static int succeed(vmsnap *v, const cJSON *result, kv_error *err)
@@ -147,27 +213,30 @@ static int succeed(vmsnap *v, const cJSON *result, kv_error *err)
         rfc3339_now(now, sizeof(now));
         const char *created = kube_str(snapshot_vm_snapshot(&v->vm, v->uid), "creationTime")
                                   ?: kube_str(result, "completionTime") ?: now;
-        int r = ensure_content(v, cname, created, err);
-        if (r < 0)
+        _cleanup_json_ cJSON *have = NULL;
+        int r = create_content(v, cname, false, &have, err);
+        if (r < 0 || (r = content_ready(v, have, created, err)) < 0)
                 return r;
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "phase", "Succeeded");
-        cJSON_AddBoolToObject(f, "readyToUse", true);
-        cJSON_AddStringToObject(f, "creationTime", created);
-        cJSON_AddStringToObject(f, "virtualMachineSnapshotContentName", cname);
-        cJSON_AddStringToObject(f, "sourceUID", kube_str(v->vmobj, "metadata.uid") ?: "");
-        cJSON *ind = cJSON_AddArrayToObject(f, "indications");
-        cJSON_AddItemToArray(ind, cJSON_CreateString("Online"));
-        cJSON_AddItemToArray(ind, cJSON_CreateString("NoGuestAgent"));
-        cJSON_AddNullToObject(f, "error");
-        cJSON_AddItemToObject(f, "conditions", conditions(false, true, "Succeeded", "Operation complete"));
-        if ((r = write_status(v, f, err)) < 0)
-                return r;
-        log_info("VirtualMachineSnapshot %s/%s of VM %s: Succeeded", v->ns, v->name, v->vm_name);
-        return snapshot_request_set(v->api, v->vm.vmi, v->uid, NULL, NULL, err);
+        return succeeded(v, cname, created, true, err);
 }
 
 /* ---- steps ---- */
+
+/* InProgress; online: after the launcher's save request. */
+static int start(vmsnap *v, bool online, kv_error *err)
+{
+        int r = online ? snapshot_request_set(v->api, v->vm.vmi, v->uid, "save", v->uid, err) : 0;
+        if (r < 0)
+                return r;
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "phase", "InProgress");
+        cJSON_AddBoolToObject(f, "readyToUse", false);
+        cJSON_AddStringToObject(f, "sourceUID", kube_str(v->vmobj, "metadata.uid") ?: "");
+        cJSON_AddItemToObject(
+            f, "conditions",
+            conditions(true, false, "InProgress", "Source locked and operation in progress"));
+        return write_status(v, f, err);
+}
 
 /* Why this snapshot cannot be taken, or NULL. */
 static const char *refusal(vmsnap *v, char *buf, size_t size)
@@ -181,25 +250,122 @@ static const char *refusal(vmsnap *v, char *buf, size_t size)
         else if (!v->vmobj)
                 snprintf(buf, size, "spec.source.name: no VirtualMachine %s in namespace %s", v->vm_name,
                          v->ns);
+        else if (!v->vm.vmi)
+                return NULL; /* stopped: offline */
         else if (!snapshot_vm_refuses(&v->vm, v->vm_name, v->uid, "snapshot",
-                                      "offline snapshots need the VM running in kvlite", buf, size))
+                                      "a VM is snapshotted running or stopped, not while it starts or stops", buf,
+                                      size))
                 return NULL;
         return buf;
 }
 
-static int start(vmsnap *v, kv_error *err)
+/* Why a stopped VM cannot be snapshotted, or NULL: a volume whose data kvlite cannot copy while it is
+ * stopped, or no claim at all. */
+static const char *offline_refusal(vmsnap *v, char *buf, size_t size)
 {
-        int r = snapshot_request_set(v->api, v->vm.vmi, v->uid, "save", v->uid, err);
-        if (r < 0)
+        const cJSON *vol;
+        bool claims = false;
+        cJSON_ArrayForEach(vol, kube_obj(v->vmobj, "spec.template.spec.volumes"))
+        {
+                claims |= volume_claim(vol) != NULL;
+                if (!volume_claim(vol) && !ephemeral_volume(vol) && vol->child) {
+                        const cJSON *k = vol->child;
+                        while (k && !strcmp(k->string ?: "", "name"))
+                                k = k->next;
+                        snprintf(buf, size,
+                                 "VirtualMachine %s is stopped and volume %s (%s) cannot be backed up offline: "
+                                 "only persistentVolumeClaim and dataVolume volumes are",
+                                 v->vm_name, kube_str(vol, "name") ?: "?", k ? k->string : "?");
+                        return buf;
+                }
+        }
+        if (claims)
+                return NULL;
+        snprintf(buf, size,
+                 "VirtualMachine %s is not running and has no persistentVolumeClaim or dataVolume volume to back "
+                 "up",
+                 v->vm_name);
+        return buf;
+}
+
+/* A stopped VM: the content first (its volumeBackups name the claims to fill), then one clone Pod per claim;
+ * ready when every copy is done. Come back in a second while copies run. */
+static int offline_step(vmsnap *v, cJSON *content, kv_error *err)
+{
+        char cname[300], msg[600], now[40];
+        snprintf(cname, sizeof(cname), "%s-content", v->name);
+        int r;
+        _cleanup_json_ cJSON *made = NULL;
+        if (!content) {
+                const char *why = offline_refusal(v, msg, sizeof(msg));
+                if (why)
+                        return fail(v, why, err);
+                if ((r = create_content(v, cname, true, &made, err)) < 0 || (r = start(v, false, err)) < 0)
+                        return r;
+                content = made;
+        }
+        _cleanup_json_ cJSON *owner = dv_owner_reference(content, kube_vmsnapshotcontent.api_version,
+                                                          kube_vmsnapshotcontent.kind);
+        bool done = true;
+        const cJSON *b;
+        cJSON_ArrayForEach(b, kube_obj(content, "spec.volumeBackups"))
+        {
+                const char *backup = kube_str(b, "volumeSnapshotName");
+                claim_clone cc = {.ns = v->ns,
+                                  .src = kube_str(b, "persistentVolumeClaim.metadata.name"),
+                                  .dst = backup,
+                                  .pod = backup,
+                                  .owner = owner,
+                                  .create_dst = true};
+                if (!cc.src || !cc.dst)
+                        continue;
+                r = claim_clone_step(v->c, v->api, &cc, msg, sizeof(msg), err);
+                if (r < 0)
+                        return r;
+                if (r == CLONE_FAILED) {
+                        char why[KV_ERR_MSG_MAX];
+                        snprintf(why, sizeof(why), "volume %s: %s", kube_str(b, "volumeName") ?: "?", msg);
+                        return fail(v, why, err);
+                }
+                done &= r == CLONE_DONE;
+        }
+        if (!done)
+                return 1000;
+        rfc3339_now(now, sizeof(now));
+        if ((r = content_ready(v, content, now, err)) < 0)
                 return r;
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "phase", "InProgress");
-        cJSON_AddBoolToObject(f, "readyToUse", false);
-        cJSON_AddStringToObject(f, "sourceUID", kube_str(v->vmobj, "metadata.uid") ?: "");
-        cJSON_AddItemToObject(
-            f, "conditions",
-            conditions(true, false, "InProgress", "Source locked and operation in progress"));
-        return write_status(v, f, err);
+        return succeeded(v, cname, now, false, err);
+}
+
+/* The snapshot's content, NULL in *out when there is none. */
+static int get_content(vmsnap *v, cJSON **out, kv_error *err)
+{
+        char cname[300];
+        snprintf(cname, sizeof(cname), "%s-content", v->name);
+        int r = kube_get(v->api, &kube_vmsnapshotcontent, v->ns, cname, out, err);
+        if (r == -KUBE_ENOTFOUND) {
+                *err = (kv_error){0};
+                *out = NULL;
+                return 0;
+        }
+        return r;
+}
+
+/* The claims (and clone Pods) of a stopped VM's snapshot, deleted with it: the garbage collector would do it
+ * through their owner reference, but a cluster may run without one. */
+static int delete_backups(vmsnap *v, const cJSON *content, kv_error *err)
+{
+        const cJSON *b;
+        cJSON_ArrayForEach(b, kube_obj(content, "spec.volumeBackups"))
+        {
+                const char *backup = kube_str(b, "volumeSnapshotName");
+                int r = backup ? claim_clone_delete(v->api, v->ns, backup, backup, err) : 0;
+                if (r < 0)
+                        return r;
+                if (backup)
+                        log_info("VirtualMachineSnapshot %s/%s: backup claim %s deleted", v->ns, v->name, backup);
+        }
+        return 0;
 }
 
 /* The qcow2 snapshot is removed by the launcher while the VM runs (after a save still queued or running,
@@ -210,8 +376,14 @@ static int reconcile_deletion(vmsnap *v, kv_error *err)
                 return 0;
         char del_id[200];
         snprintf(del_id, sizeof(del_id), "%s-delete", v->uid);
-        bool saved = phase_is(v->phase, "Succeeded") || phase_is(v->phase, "InProgress");
-        int r;
+        _cleanup_json_ cJSON *content = NULL;
+        int r = get_content(v, &content, err);
+        if (r < 0)
+                return r;
+        bool claims = content_has_claims(content);
+        if (claims && (r = delete_backups(v, content, err)) < 0)
+                return r;
+        bool saved = !claims && (phase_is(v->phase, "Succeeded") || phase_is(v->phase, "InProgress"));
         if (saved && v->vm.running) {
                 const cJSON *res = snapshot_vm_result(&v->vm, del_id, "delete");
                 if (!res)
@@ -253,9 +425,16 @@ static int step(vmsnap *v, kv_error *err)
                          kube_str(res, "message") ?: "no message");
                 return fail(v, msg, err);
         }
+        _cleanup_json_ cJSON *content = NULL;
+        if ((r = get_content(v, &content, err)) < 0)
+                return r;
+        if (content_has_claims(content))
+                return offline_step(v, content, err); /* started stopped: finished so, even if it starts */
         char buf[600];
         const char *why = refusal(v, buf, sizeof(buf));
-        return why ? fail(v, why, err) : start(v, err);
+        if (why)
+                return fail(v, why, err);
+        return v->vm.vmi ? start(v, true, err) : offline_step(v, NULL, err);
 }
 
 int reconcile_vmsnapshot(controller *c, kube_client *api, const char *key, kv_error *err)

@@ -52,6 +52,11 @@ static bool str_is(const cJSON *obj, const char *key, const char *want)
         return cJSON_IsString(v) && want && !strcmp(v->valuestring, want);
 }
 
+bool content_has_claims(const cJSON *content)
+{
+        return str_is(kube_obj(content, "metadata.annotations"), CONTENT_ANN_BACKUPS, "claims");
+}
+
 const cJSON *snapshot_vm_result(const snapshot_vm *vm, const char *id, const char *op)
 {
         const cJSON *o, *found = NULL;

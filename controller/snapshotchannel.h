@@ -11,6 +11,9 @@
 #include "api.h"
 
 #define SNAPSHOT_REQUESTS_ANNOTATION "kvlite.io/snapshot-requests"
+/* On a VirtualMachineSnapshotContent: "claims" when its volumeBackups are claims it owns (a stopped VM's
+ * snapshot), each volumeSnapshotName naming the claim; absent: qcow2 snapshots inside the VM's images. */
+#define CONTENT_ANN_BACKUPS "kvlite.io/volume-backups"
 
 typedef struct controller controller;
 
@@ -33,6 +36,9 @@ bool snapshot_vm_refuses(const snapshot_vm *vm, const char *name, const char *id
 const cJSON *snapshot_vm_result(const snapshot_vm *vm, const char *id, const char *op);
 /* The launcher's snapshots[] entry for tag, or NULL. */
 const cJSON *snapshot_vm_snapshot(const snapshot_vm *vm, const char *tag);
+
+/* Whether a VirtualMachineSnapshotContent's backups are claims (CONTENT_ANN_BACKUPS). */
+bool content_has_claims(const cJSON *content);
 
 /* Whether the cached VMI's requests hold id. */
 bool snapshot_request_present(const cJSON *vmi, const char *id);

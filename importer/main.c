@@ -33,6 +33,7 @@ static void usage(FILE *f)
               "  --registry-url docker://HOST[:PORT]/REPO[:TAG|@DIGEST]   container image with the disk under disk/\n"
               "  --http-url URL                 a disk image (qcow2, raw, ...), optionally gz/xz/zst-compressed\n"
               "  --blank SIZE                   an empty disk of SIZE bytes (suffixes K M G T, Ki Mi Gi Ti)\n"
+              "  --pvc-source DIR               another claim's volume: DIR/disk.img copied sparse (clone)\n"
               "  --container-disk REF           a containerDisk (the launcher Pod's init container): the image's\n"
               "                                 disk file, unconverted, at DIR/disk/<its name>; pulled as\n"
               "                                 --registry-url (mirrors, failover, digest pinning)\n"
@@ -159,7 +160,7 @@ static void print_result(int rc, const kv_error *err, const char *dest, const kv
 }
 
 struct opts {
-        const char *registry_url, *registry_config, *http_url, *blank, *container_disk, *dest, *size, *max_rate, *termination_log;
+        const char *registry_url, *registry_config, *http_url, *blank, *container_disk, *pvc_source, *dest, *size, *max_rate, *termination_log;
         kvreg_http_source http;
         const char *password_file;
         struct curl_slist *headers;
@@ -167,7 +168,7 @@ struct opts {
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-        enum { O_REG = 256, O_REGCFG, O_HTTP, O_BLANK, O_DEST, O_SIZE, O_SUM, O_HDR, O_USER, O_PWF, O_CA, O_INSEC, O_RATE, O_TERM, O_CDISK };
+        enum { O_REG = 256, O_REGCFG, O_HTTP, O_BLANK, O_DEST, O_SIZE, O_SUM, O_HDR, O_USER, O_PWF, O_CA, O_INSEC, O_RATE, O_TERM, O_CDISK, O_PVC };
         static const struct option longopts[] = {
                 {"registry-url", required_argument, NULL, O_REG}, {"registry-config", required_argument, NULL, O_REGCFG},
                 {"http-url", required_argument, NULL, O_HTTP},    {"blank", required_argument, NULL, O_BLANK},
@@ -178,6 +179,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 {"max-rate", required_argument, NULL, O_RATE},    {"help", no_argument, NULL, 'h'},
                 {"termination-log", required_argument, NULL, O_TERM},
                 {"container-disk", required_argument, NULL, O_CDISK},
+                {"pvc-source", required_argument, NULL, O_PVC},
                 {NULL, 0, NULL, 0}};
         int c;
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -186,6 +188,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 case O_REGCFG: o->registry_config = optarg; break;
                 case O_HTTP: o->http_url = optarg; break;
                 case O_BLANK: o->blank = optarg; break;
+                case O_PVC: o->pvc_source = optarg; break;
                 case O_DEST: o->dest = optarg; break;
                 case O_SIZE: o->size = optarg; break;
                 case O_SUM: o->http.checksum = optarg; break;
@@ -207,9 +210,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 default: return -1;
                 }
         }
-        int sources = !!o->registry_url + !!o->http_url + !!o->blank + !!o->container_disk;
+        int sources = !!o->registry_url + !!o->http_url + !!o->blank + !!o->container_disk + !!o->pvc_source;
         if (optind != argc || sources != 1 || !o->dest) {
-                fprintf(stderr, "kvlite-importer: need exactly one of --registry-url, --http-url, --blank, --container-disk, and --dest\n");
+                fprintf(stderr, "kvlite-importer: need exactly one of --registry-url, --http-url, --blank, --container-disk, --pvc-source, and --dest\n");
                 return -1;
         }
         if (!!o->http.username != !!o->password_file) {
@@ -273,6 +276,9 @@ int main(int argc, char **argv)
                 o.http.password = password;
                 log_info("importing %s into %s", o.http_url, o.dest);
                 rc = kvreg_import_http(&o.http, &io, &err);
+        } else if (o.pvc_source) {
+                log_info("cloning %s/disk.img into %s", o.pvc_source, o.dest);
+                rc = kvreg_import_claim(o.pvc_source, &io, &err);
         } else {
                 rc = kvreg_import_blank(&io, blank_size, &err);
         }

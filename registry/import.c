@@ -278,3 +278,32 @@ int kvreg_import_blank(const kvreg_import_opts *o, int64_t size, kv_error *err)
                                     (long long)size, (long long)o->claim);
         return kvreg_disk_blank(o->dest_dir, size, err);
 }
+
+int kvreg_import_claim(const char *src_dir, const kvreg_import_opts *o, kv_error *err)
+{
+        int r = check_dest(o->dest_dir, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *src = NULL, *tmp = NULL;
+        struct stat st;
+        if (asprintf(&src, "%s/%s", src_dir, KVREG_DISK_NAME) < 0 || tmp_path(o, &tmp) < 0)
+                return -ENOMEM;
+        if (stat(src, &st) < 0)
+                return kv_error_errno(err, errno, "source %s", src);
+        if (o->progress)
+                o->progress(o->progress_ctx, 0, st.st_size);
+        char *argv[] = {"cp", "--sparse=always", "--reflink=auto", src, tmp, NULL};
+        r = kvreg_run(argv, NULL, 0, err);
+        if (r < 0) {
+                unlink(tmp);
+                return kv_error_set(err, strstr(err->msg, "No space") ? ENOSPC : EIO, "copy %s: %s", src,
+                                    err->msg);
+        }
+        int64_t vsize = 0;
+        r = kvreg_disk_install(tmp, o->dest_dir, o->claim, &vsize, err);
+        if (r < 0)
+                unlink(tmp);
+        else if (o->progress)
+                o->progress(o->progress_ctx, st.st_size, st.st_size);
+        return r;
+}

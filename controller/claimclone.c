@@ -1,0 +1,190 @@
+/* Claim clones by a short-lived kvlite-importer Pod; see claimclone.h. */
+#include "claimclone.h"
+#include "controller.h"
+#include "log.h"
+#include "macro.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define CLONE_APP "containerized-data-importer" /* the importer Pods' label, as CDI's clone Pods */
+
+const char *volume_claim(const cJSON *vol)
+{
+        return kube_str(vol, "persistentVolumeClaim.claimName") ?: kube_str(vol, "dataVolume.name");
+}
+
+static void add_str(cJSON *a, const char *s)
+{
+        cJSON_AddItemToArray(a, cJSON_CreateString(s));
+}
+
+static void add_claim_volume(cJSON *vols, cJSON *mounts, const char *name, const char *claim, const char *path,
+                             bool ro)
+{
+        cJSON *v = cJSON_CreateObject(), *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(v, "name", name);
+        cJSON *pvc = cJSON_AddObjectToObject(v, "persistentVolumeClaim");
+        cJSON_AddStringToObject(pvc, "claimName", claim);
+        if (ro)
+                cJSON_AddBoolToObject(pvc, "readOnly", true);
+        cJSON_AddItemToArray(vols, v);
+        cJSON_AddStringToObject(m, "name", name);
+        cJSON_AddStringToObject(m, "mountPath", path);
+        if (ro)
+                cJSON_AddBoolToObject(m, "readOnly", true);
+        cJSON_AddItemToArray(mounts, m);
+}
+
+static cJSON *clone_pod(controller *c, const claim_clone *cc)
+{
+        cJSON *pod = cJSON_CreateObject(), *md = cJSON_AddObjectToObject(pod, "metadata"),
+              *spec = cJSON_AddObjectToObject(pod, "spec"), *ctr = cJSON_CreateObject();
+        cJSON_AddStringToObject(pod, "apiVersion", "v1");
+        cJSON_AddStringToObject(pod, "kind", "Pod");
+        cJSON_AddStringToObject(md, "name", cc->pod);
+        cJSON_AddStringToObject(md, "namespace", cc->ns);
+        cJSON *labels = cJSON_AddObjectToObject(md, "labels");
+        cJSON_AddStringToObject(labels, "app", CLONE_APP);
+        cJSON_AddStringToObject(labels, "cdi.kubevirt.io", "cdi-clone-source");
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"), cJSON_Duplicate(cc->owner, true));
+        cJSON_AddStringToObject(spec, "restartPolicy", "OnFailure");
+        cJSON_AddBoolToObject(spec, "automountServiceAccountToken", false);
+        cJSON *vols = cJSON_AddArrayToObject(spec, "volumes"), *mounts = cJSON_AddArrayToObject(ctr, "volumeMounts");
+        add_claim_volume(vols, mounts, "source", cc->src, "/source", true);
+        add_claim_volume(vols, mounts, "cdi-data-vol", cc->dst, "/data", false);
+        cJSON_AddStringToObject(ctr, "name", "clone");
+        cJSON_AddStringToObject(ctr, "image", c->opts.importer_image);
+        cJSON *cmd = cJSON_AddArrayToObject(ctr, "command");
+        const char *argv[] = {"kvlite-importer", "--pvc-source",      "/source", "--dest",
+                              "/data",           "--termination-log", "/dev/termination-log"};
+        for (size_t i = 0; i < ARRAY_SIZE(argv); i++)
+                add_str(cmd, argv[i]);
+        cJSON_AddStringToObject(ctr, "terminationMessagePath", "/dev/termination-log");
+        cJSON_AddStringToObject(ctr, "terminationMessagePolicy", "FallbackToLogsOnError");
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "containers"), ctr);
+        return pod;
+}
+
+/* dst with src's size, access modes, storage class and volume mode; marked with its source. */
+static cJSON *clone_claim(const claim_clone *cc, const cJSON *src)
+{
+        cJSON *pvc = cJSON_CreateObject(), *md = cJSON_AddObjectToObject(pvc, "metadata"),
+              *spec = cJSON_AddObjectToObject(pvc, "spec");
+        cJSON_AddStringToObject(pvc, "apiVersion", "v1");
+        cJSON_AddStringToObject(pvc, "kind", "PersistentVolumeClaim");
+        cJSON_AddStringToObject(md, "name", cc->dst);
+        cJSON_AddStringToObject(md, "namespace", cc->ns);
+        char from[600];
+        snprintf(from, sizeof(from), "%s/%s", cc->ns, cc->src);
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "annotations"), "kvlite.io/clone-source", from);
+        if (cc->owner)
+                cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"), cJSON_Duplicate(cc->owner, true));
+        static const char *const keep[] = {"accessModes", "resources", "storageClassName", "volumeMode"};
+        for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(kube_obj(src, "spec"), keep[i]);
+                if (v)
+                        cJSON_AddItemToObject(spec, keep[i], cJSON_Duplicate(v, true));
+        }
+        return pvc;
+}
+
+static const char *annotation(const cJSON *obj, const char *key)
+{
+        return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(kube_obj(obj, "metadata.annotations"), key));
+}
+
+/* The destination claim, created when the copy makes it; NULL in *out while it does not exist. */
+static int destination(kube_client *api, const claim_clone *cc, cJSON **out, char *msg, size_t size,
+                       kv_error *err)
+{
+        int r = kube_get(api, &kube_pvc, cc->ns, cc->dst, out, err);
+        if (r != -KUBE_ENOTFOUND)
+                return r;
+        *err = (kv_error){0};
+        _cleanup_json_ cJSON *src = NULL;
+        if ((r = kube_get(api, &kube_pvc, cc->ns, cc->src, &src, err)) == -KUBE_ENOTFOUND) {
+                *err = (kv_error){0};
+                snprintf(msg, size, "PersistentVolumeClaim %s/%s not found", cc->ns, cc->src);
+                return CLONE_FAILED;
+        }
+        if (r < 0)
+                return r;
+        if (!cc->create_dst) {
+                snprintf(msg, size, "PersistentVolumeClaim %s/%s not found", cc->ns, cc->dst);
+                return CLONE_FAILED;
+        }
+        _cleanup_json_ cJSON *want = clone_claim(cc, src);
+        r = kube_create(api, &kube_pvc, cc->ns, want, out, err);
+        if (r == 0)
+                log_info("claim %s/%s created as a clone of %s", cc->ns, cc->dst, cc->src);
+        return r == -KUBE_EEXISTS ? kube_get(api, &kube_pvc, cc->ns, cc->dst, out, err) : r;
+}
+
+static int mark_done(kube_client *api, const claim_clone *cc, kv_error *err)
+{
+        _cleanup_json_ cJSON *patch = cJSON_CreateObject();
+        cJSON *ann = cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "metadata"), "annotations");
+        cJSON_AddStringToObject(ann, CLONE_ANN_DONE, cc->pod);
+        int r = kube_merge_patch(api, &kube_pvc, cc->ns, cc->dst, patch, false, NULL, err);
+        if (r < 0)
+                return r;
+        log_info("claim %s/%s: copied from %s by Pod %s", cc->ns, cc->dst, cc->src, cc->pod);
+        return kube_delete(api, &kube_pod, cc->ns, cc->pod, NULL, NULL, NULL, err);
+}
+
+/* The importer's exit 2 (usage), 4 (bad image) and 5 (no space) do not change with a retry. */
+static bool permanent_failure(const cJSON *pod, char *msg, size_t size)
+{
+        const cJSON *cs = cJSON_GetArrayItem(kube_obj(pod, "status.containerStatuses"), 0);
+        const cJSON *term = kube_obj(cs, "state.terminated") ?: kube_obj(cs, "lastState.terminated");
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(term, "exitCode");
+        bool failed = !strcmp(kube_str(pod, "status.phase") ?: "", "Failed");
+        if (!failed && !(cJSON_IsNumber(code) && (code->valueint == 2 || code->valueint >= 4)))
+                return false;
+        const char *text = kube_str(term, "message") ?: kube_str(pod, "status.message") ?: "no message";
+        _cleanup_json_ cJSON *line = cJSON_Parse(text);
+        snprintf(msg, size, "clone Pod %s failed (exit %d): %s", kube_str(pod, "metadata.name"),
+                 cJSON_IsNumber(code) ? code->valueint : -1, kube_str(line, "reason") ?: text);
+        return true;
+}
+
+int claim_clone_step(controller *c, kube_client *api, const claim_clone *cc, char *msg, size_t size,
+                     kv_error *err)
+{
+        _cleanup_json_ cJSON *dst = NULL, *pod = NULL;
+        int r = destination(api, cc, &dst, msg, size, err);
+        if (r != 0)
+                return r;
+        const char *by = annotation(dst, CLONE_ANN_DONE);
+        if (by && !strcmp(by, cc->pod))
+                return CLONE_DONE;
+        if (strcmp(kube_str(dst, "status.phase") ?: "", "Bound"))
+                return CLONE_RUNNING;
+        r = kube_get(api, &kube_pod, cc->ns, cc->pod, &pod, err);
+        if (r == -KUBE_ENOTFOUND) {
+                *err = (kv_error){0};
+                _cleanup_json_ cJSON *want = clone_pod(c, cc);
+                r = kube_create(api, &kube_pod, cc->ns, want, NULL, err);
+                if (r == 0)
+                        log_info("clone Pod %s/%s: %s → %s", cc->ns, cc->pod, cc->src, cc->dst);
+                return r < 0 && r != -KUBE_EEXISTS ? r : CLONE_RUNNING;
+        }
+        if (r < 0)
+                return r;
+        if (!strcmp(kube_str(pod, "status.phase") ?: "", "Succeeded"))
+                return (r = mark_done(api, cc, err)) < 0 ? r : CLONE_DONE;
+        if (permanent_failure(pod, msg, size)) {
+                kv_error derr = {0};
+                if (kube_delete(api, &kube_pod, cc->ns, cc->pod, NULL, NULL, NULL, &derr) < 0)
+                        log_warning("delete clone Pod %s: %s", cc->pod, derr.msg);
+                return CLONE_FAILED;
+        }
+        return CLONE_RUNNING;
+}
+
+int claim_clone_delete(kube_client *api, const char *ns, const char *dst, const char *pod, kv_error *err)
+{
+        int r = kube_delete(api, &kube_pod, ns, pod, NULL, NULL, NULL, err);
+        return r < 0 ? r : kube_delete(api, &kube_pvc, ns, dst, NULL, NULL, "Background", err);
+}

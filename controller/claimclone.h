@@ -1,0 +1,33 @@
+/* Claim clones for offline snapshots and restores (docs/cluster-snapshots.md): a short-lived Pod runs
+ * kvlite-importer --pvc-source, which copies one claim's disk.img, sparse, into another claim. Each step looks
+ * at the API's objects only, so a controller restart resumes where it was. */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "api.h"
+
+#define CLONE_ANN_DONE "kvlite.io/cloned-by" /* on the destination claim: the clone Pod that filled it */
+
+enum clone_state { CLONE_RUNNING, CLONE_DONE, CLONE_FAILED };
+
+typedef struct controller controller;
+
+typedef struct claim_clone {
+        const char *ns;
+        const char *src;      /* the claim copied */
+        const char *dst;      /* the claim filled */
+        const char *pod;      /* the clone Pod's name, unique for this copy */
+        const cJSON *owner;   /* ownerReference of the Pod (and of dst when created) */
+        bool create_dst;      /* dst is created like src (size, access modes); else it must exist */
+} claim_clone;
+
+/* One step of the copy: returns the state (msg says why on CLONE_FAILED) or a negative errno. */
+int claim_clone_step(controller *c, kube_client *api, const claim_clone *cc, char *msg, size_t size,
+                     kv_error *err);
+/* The Pod and, when created for the copy, dst removed (a deleted snapshot's backups). */
+int claim_clone_delete(kube_client *api, const char *ns, const char *dst, const char *pod, kv_error *err);
+/* The claim a VM volume names (persistentVolumeClaim.claimName or dataVolume.name), or NULL. */
+const char *volume_claim(const cJSON *vol);
