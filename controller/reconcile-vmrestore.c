@@ -1,10 +1,14 @@
-/* VirtualMachineRestore reconciler (docs/cluster-snapshots.md): checks that the snapshot is ready and of the
- * same VM and that the VM runs, asks its launcher for a load through the VMI's snapshot requests and turns
- * the result into KubeVirt's restore status (complete, restoreTime, Progressing/Ready/Failure conditions).
- * Unlike KubeVirt, which restores stopped VMs, kvlite restores a running VM's RAM and disks. Restart-safe:
- * decided from the caches and the launcher's status. */
+/* VirtualMachineRestore reconciler (docs/cluster-snapshots.md). A snapshot taken running (qcow2 snapshots in
+ * the images): checks that it is of the same VM and that the VM runs, asks its launcher for a load through
+ * the VMI's snapshot requests. A snapshot taken stopped (claims its content owns): copies them back into the
+ * stopped VM's claims, or into new claims of a new VM (spec.target another name) created once they are
+ * filled. Either way the result becomes KubeVirt's restore status (complete, restoreTime,
+ * Progressing/Ready/Failure conditions). Restart-safe: decided from the API's objects and the launcher's
+ * status. */
 #include "api.h"
+#include "claimclone.h"
 #include "controller.h"
+#include "datavolume.h"
 #include "finalizer.h"
 #include "log.h"
 #include "macro.h"
@@ -16,6 +20,7 @@
 
 /* KubeVirt's: held until the restore's request is off the VMI, so a deleted restore never runs later */
 #define RESTORE_FINALIZER "snapshot.kubevirt.io/vmrestore-protection"
+#define ANN_RESTORED_BY "kvlite.io/restored-by" /* on a VM a restore created: the restore's uid */
 
 typedef struct vmrestore {
         controller *c;
@@ -88,7 +93,7 @@ static int finish(vmrestore *v, const cJSON *res, kv_error *err)
 }
 
 /* Why this restore cannot run, or NULL; *wait: not yet (the snapshot is still being taken). */
-static const char *refusal(vmrestore *v, const cJSON *snap, bool *wait, char *buf, size_t size)
+static const char *refusal(vmrestore *v, const cJSON *snap, bool claims, bool *wait, char *buf, size_t size)
 {
         const char *kind = kube_str(v->r, "spec.target.kind"), *src = kube_str(snap, "spec.source.name"),
                    *phase = kube_str(snap, "status.phase");
@@ -100,7 +105,7 @@ static const char *refusal(vmrestore *v, const cJSON *snap, bool *wait, char *bu
                 snprintf(buf, size,
                          "spec.virtualMachineSnapshotName: no VirtualMachineSnapshot %s in namespace %s",
                          v->snap_name, v->ns);
-        else if (!src || strcmp(src, v->vm_name))
+        else if (!claims && (!src || strcmp(src, v->vm_name)))
                 snprintf(
                     buf, size,
                     "spec.virtualMachineSnapshotName: VirtualMachineSnapshot %s is of VirtualMachine %s, "
@@ -112,10 +117,160 @@ static const char *refusal(vmrestore *v, const cJSON *snap, bool *wait, char *bu
         else if (!cJSON_IsTrue(kube_obj(snap, "status.readyToUse"))) {
                 *wait = true;
                 return NULL;
-        } else if (!snapshot_vm_refuses(&v->vm, v->vm_name, v->uid, "restore",
+        } else if (claims || !snapshot_vm_refuses(&v->vm, v->vm_name, v->uid, "restore",
                                         "kvlite restores a running VM's RAM and disks", buf, size))
                 return NULL;
         return buf;
+}
+
+/* ---- from a stopped VM's snapshot: claims ---- */
+
+/* The snapshot's content (status.virtualMachineSnapshotContentName), NULL in *out when there is none. */
+static int get_content(vmrestore *v, const cJSON *snap, cJSON **out, kv_error *err)
+{
+        const char *cname = kube_str(snap, "status.virtualMachineSnapshotContentName");
+        *out = NULL;
+        if (!cname)
+                return 0;
+        int r = kube_get(v->api, &kube_vmsnapshotcontent, v->ns, cname, out, err);
+        if (r == -KUBE_ENOTFOUND) {
+                *err = (kv_error){0};
+                return 0;
+        }
+        return r;
+}
+
+static const cJSON *volume_named(const cJSON *volumes, const char *name)
+{
+        const cJSON *vol;
+        cJSON_ArrayForEach(vol, volumes)
+        {
+                const char *n = kube_str(vol, "name");
+                if (n && name && !strcmp(n, name))
+                        return vol;
+        }
+        return NULL;
+}
+
+/* The claim backup b is copied into: the VM's own claim for that volume (same VM), or
+ * restore-<restore uid>-<volume> (KubeVirt's name for a restored claim) for a new VM. */
+static const char *restore_claim(vmrestore *v, const cJSON *vmobj, const cJSON *b, char *buf, size_t size)
+{
+        if (vmobj)
+                return volume_claim(volume_named(kube_obj(vmobj, "spec.template.spec.volumes"),
+                                                 kube_str(b, "volumeName")));
+        snprintf(buf, size, "restore-%s-%s", v->uid, kube_str(b, "volumeName") ?: "?");
+        return buf;
+}
+
+/* The new VM: the snapshot's VM spec, its claim volumes on the restored claims, no dataVolumeTemplates (the
+ * claims exist), marked with the restore. */
+static cJSON *new_vm(vmrestore *v, const cJSON *content)
+{
+        const cJSON *src = kube_obj(content, "spec.source.virtualMachine");
+        cJSON *vm = cJSON_CreateObject(), *md = cJSON_AddObjectToObject(vm, "metadata");
+        cJSON_AddStringToObject(vm, "apiVersion", kube_vm.api_version);
+        cJSON_AddStringToObject(vm, "kind", kube_vm.kind);
+        cJSON_AddStringToObject(md, "name", v->vm_name);
+        cJSON_AddStringToObject(md, "namespace", v->ns);
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "annotations"), ANN_RESTORED_BY, v->uid);
+        cJSON *spec = cJSON_Duplicate(kube_obj(src, "spec"), true) ?: cJSON_CreateObject();
+        cJSON_AddItemToObject(vm, "spec", spec);
+        cJSON_DeleteItemFromObjectCaseSensitive(spec, "dataVolumeTemplates");
+        cJSON *vol;
+        cJSON_ArrayForEach(vol, kube_obj(spec, "template.spec.volumes"))
+        {
+                const char *name = kube_str(vol, "name");
+                if (!volume_claim(vol) || !name)
+                        continue;
+                char claim[300];
+                snprintf(claim, sizeof(claim), "restore-%s-%s", v->uid, name);
+                cJSON_DeleteItemFromObjectCaseSensitive(vol, "dataVolume");
+                cJSON_DeleteItemFromObjectCaseSensitive(vol, "persistentVolumeClaim");
+                cJSON_AddStringToObject(cJSON_AddObjectToObject(vol, "persistentVolumeClaim"), "claimName", claim);
+        }
+        return vm;
+}
+
+/* Why the restore of a claims snapshot cannot run, or NULL. */
+static const char *offline_refusal(vmrestore *v, const cJSON *vmobj, bool same, char *buf, size_t size)
+{
+        if (same && !vmobj)
+                snprintf(buf, size, "spec.target.name: no VirtualMachine %s in namespace %s", v->vm_name, v->ns);
+        else if (same && v->vm.vmi)
+                snprintf(buf, size,
+                         "VirtualMachine %s is not stopped: a snapshot taken while it was stopped is restored "
+                         "into its claims once it is stopped",
+                         v->vm_name);
+        else if (!same && vmobj)
+                snprintf(buf, size,
+                         "spec.target.name: VirtualMachine %s exists: a restore to another VM creates it",
+                         v->vm_name);
+        else
+                return NULL;
+        return buf;
+}
+
+/* One clone per volume backup; when all are done, the new VM (another target) and the restore's status. */
+static int offline_restore(vmrestore *v, const cJSON *snap, const cJSON *content, kv_error *err)
+{
+        char key[600], msg[600];
+        snprintf(key, sizeof(key), "%s/%s", v->ns, v->vm_name);
+        _cleanup_json_ cJSON *vmobj = kube_store_get(&v->c->vms.store, key);
+        const char *restored_by = cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(kube_obj(vmobj, "metadata.annotations"), ANN_RESTORED_BY));
+        if (restored_by && !strcmp(restored_by, v->uid)) /* made by this restore before a restart */
+                return write_status(v, true, "Succeeded", "Operation complete", false, err);
+        bool same = !strcmp(kube_str(snap, "spec.source.name") ?: "", v->vm_name);
+        const char *why = offline_refusal(v, vmobj, same, msg, sizeof(msg));
+        if (why)
+                return fail(v, why, err);
+        int r = write_status(v, false, "InProgress", "Restoring the VM's claims from the snapshot", false, err);
+        if (r < 0)
+                return r;
+        _cleanup_json_ cJSON *owner = dv_owner_reference(v->r, kube_vmrestore.api_version, kube_vmrestore.kind);
+        bool done = true;
+        const cJSON *b;
+        cJSON_ArrayForEach(b, kube_obj(content, "spec.volumeBackups"))
+        {
+                char dst_buf[300], pod[300];
+                const char *dst = restore_claim(v, same ? vmobj : NULL, b, dst_buf, sizeof(dst_buf));
+                snprintf(pod, sizeof(pod), "restore-%s-%s", v->uid, kube_str(b, "volumeName") ?: "?");
+                if (!dst) {
+                        snprintf(msg, sizeof(msg), "volume %s of the snapshot is not a claim of VirtualMachine %s",
+                                 kube_str(b, "volumeName") ?: "?", v->vm_name);
+                        return fail(v, msg, err);
+                }
+                claim_clone cc = {.ns = v->ns,
+                                  .src = kube_str(b, "volumeSnapshotName"),
+                                  .dst = dst,
+                                  .pod = pod,
+                                  .owner = owner,
+                                  .create_dst = !same};
+                if ((r = claim_clone_step(v->c, v->api, &cc, msg, sizeof(msg), err)) < 0)
+                        return r;
+                if (r == CLONE_FAILED) {
+                        char m[KV_ERR_MSG_MAX];
+                        snprintf(m, sizeof(m), "volume %s: %s", kube_str(b, "volumeName") ?: "?", msg);
+                        return fail(v, m, err);
+                }
+                done &= r == CLONE_DONE;
+        }
+        if (!done)
+                return 1000;
+        if (!same) {
+                _cleanup_json_ cJSON *vm = new_vm(v, content);
+                r = kube_create(v->api, &kube_vm, v->ns, vm, NULL, err);
+                if (r < 0)
+                        return r;
+                log_info("VirtualMachineRestore %s/%s: VirtualMachine %s created from snapshot %s", v->ns,
+                         v->name, v->vm_name, v->snap_name);
+        }
+        if ((r = write_status(v, true, "Succeeded", "Operation complete", false, err)) < 0)
+                return r;
+        log_info("VirtualMachineRestore %s/%s: VM %s restored from snapshot %s's claims", v->ns, v->name,
+                 v->vm_name, v->snap_name);
+        return 0;
 }
 
 static int reconcile_deletion(vmrestore *v, kv_error *err)
@@ -146,13 +301,18 @@ static int step(vmrestore *v, kv_error *err)
         if (optional_state(v->c, OPT_SNAPSHOT) == OPT_STARTING)
                 return 1000;
         _cleanup_json_ cJSON *snap = kube_store_get(&v->c->snapshots.store, key);
-        bool wait;
-        const char *why = refusal(v, snap, &wait, buf, sizeof(buf));
+        _cleanup_json_ cJSON *content = NULL;
+        if ((r = get_content(v, snap, &content, err)) < 0)
+                return r;
+        bool wait, claims = content_has_claims(content);
+        const char *why = refusal(v, snap, claims, &wait, buf, sizeof(buf));
         if (why)
                 return fail(v, why, err);
         if (wait) /* the snapshot's events bring us back */
                 return write_status(v, false, "Waiting", "waiting for the snapshot to be ready to use", false,
                                     err);
+        if (claims)
+                return offline_restore(v, snap, content, err);
         r = snapshot_request_set(v->api, v->vm.vmi, v->uid, "load", kube_str(snap, "metadata.uid"), err);
         return r < 0 ? r
                      : write_status(v, false, "InProgress", "Restoring the VM from the snapshot", false, err);
