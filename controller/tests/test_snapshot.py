@@ -144,7 +144,15 @@ def test_refusals(srv, ctl):
     snapshot(api, "off", "halted")
     s = wait_for("Failed", lambda: snap_phase(api, "off", "Failed"))
     msg = s["status"]["error"]["message"]
-    assert msg == "VirtualMachine halted is not running: offline snapshots need the VM running in kvlite", msg
+    assert msg == "VirtualMachine halted is not running and has no persistentVolumeClaim or dataVolume volume to " \
+        "back up", msg
+    hd = vm_manifest("hostdisk", "Halted")
+    hd["spec"]["template"]["spec"]["volumes"].append({"name": "hd", "hostDisk": {"path": "/tmp/x.img", "type": "Disk"}})
+    api.create(VMS, hd)
+    snapshot(api, "hds", "hostdisk")
+    s = wait_for("Failed", lambda: snap_phase(api, "hds", "Failed"))
+    assert "volume hd (hostDisk) cannot be backed up offline" in s["status"]["error"]["message"], s["status"]
+    assert get(api, CONTENTS, "hds-content") is None and get(api, CONTENTS, "off-content") is None
     snapshot(api, "ghost", "nope")
     s = wait_for("Failed", lambda: snap_phase(api, "ghost", "Failed"))
     assert "spec.source.name: no VirtualMachine nope in namespace default" == s["status"]["error"]["message"], s

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+# Snapshots of a stopped VM end to end with the real kubectl (docs/cluster-snapshots.md): a kernelBoot VM whose
+# only disk is a blank DataVolume the guest writes a counter to (diskw=vda: "DISKCNT <n>" in sector 0, from 1
+# again at each boot) → the VM stopped, a VirtualMachineSnapshot: its content's volumeBackups are claims
+# holding that counter → the VM restarted (it writes over it), stopped: the snapshot's backup is unchanged →
+# a VirtualMachineRestore of the same VM: the counter in the VM's claim is the snapshot's again → a restore to
+# a new VM name: a VM on new claims holding the counter, which boots and writes them → the snapshot deleted:
+# its backup claims go. The kubelet stand-in binds claims to directories (--provision-claims) and runs the
+# clone Pods (kvlite-importer --pvc-source) like the importer Pods.
+# Usage: test_snapshot_offline.py
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import test_e2e as e2e  # noqa: E402
+from kubetest import BUILD, POD_PATH, wait_for  # noqa: E402
+from test_datavolume import condition, disk_counter  # noqa: E402
+
+VM, VM2 = "offvm", "offvm2"
+
+
+class SnapEnv(e2e.Env):
+    kubelet_opts = {"extra": ["--provision-claims"], "path": [os.path.join(BUILD, "importer")]}
+    schedule = ("kubevirt.io=virt-launcher", "app=containerized-data-importer")
+    controller_args = ("--importer-image", "kvlite/importer:e2e")
+
+    def get(self, kind, name):
+        out = self.kubectl("get", kind, name, "-o", "json", check=False)
+        return json.loads(out) if out.strip() else None
+
+    def claim_file(self, claim):
+        return os.path.join(self.kubelet.state, "claims", "default", claim, "disk.img")
+
+    def clone_pods(self):
+        return [p["metadata"]["name"] for p in self.srv.api.items(POD_PATH % "default", "cdi.kubevirt.io=cdi-clone-source")]
+
+
+def vm_manifest():
+    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": VM, "namespace": "default"},
+            "spec": {"runStrategy": "Always",
+                     "dataVolumeTemplates": [
+                         {"metadata": {"name": VM + "-data"},
+                          "spec": {"source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "1Mi"}}}}}],
+                     "template": {"spec": {
+                         "terminationGracePeriodSeconds": 5,
+                         "domain": {"memory": {"guest": "128Mi"},
+                                    "firmware": {"kernelBoot": {
+                                        "kernelArgs": "console=ttyS0 diskw=vda",
+                                        "container": {"image": os.path.join(e2e.GUEST, "kernelboot"),
+                                                      "kernelPath": "/boot/vmlinuz",
+                                                      "initrdPath": "/boot/initrd.img"}}},
+                                    "devices": {"disks": [{"name": "data", "disk": {"bus": "virtio"}}]}},
+                         "volumes": [{"name": "data", "dataVolume": {"name": VM + "-data"}}]}}}}
+
+
+def set_running(env, name, on):
+    env.kubectl("patch", "vm", name, "--type=merge", "-p",
+                json.dumps({"spec": {"runStrategy": "Always" if on else "Halted"}}))
+    if on:
+        vmi = wait_for("VMI %s Running" % name, lambda: (lambda v: v if v and v.get("status", {}).get("phase") ==
+                                                         "Running" else None)(env.vmi(name)), timeout=120, interval=0.5)
+        st = json.loads(e2e._read(os.path.join(env.kubelet.run_dir(env.launcher_pod(vmi)), "status.json")) or b"{}")
+        if st.get("qemuPid"):
+            env.qemu_pids.add(st["qemuPid"])
+    else:
+        wait_for("VMI %s gone" % name, lambda: env.vmi(name) is None, timeout=60, interval=0.5)
+
+
+def create(env, doc):
+    env.kubectl("create", "-f", "-", input=json.dumps(doc))
+
+
+def snapshot_doc(name):
+    return {"apiVersion": "snapshot.kubevirt.io/v1beta1", "kind": "VirtualMachineSnapshot",
+            "metadata": {"name": name}, "spec": {"source": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": VM}}}
+
+
+def restore_doc(name, target, snap):
+    return {"apiVersion": "snapshot.kubevirt.io/v1beta1", "kind": "VirtualMachineRestore", "metadata": {"name": name},
+            "spec": {"target": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": target},
+                     "virtualMachineSnapshotName": snap}}
+
+
+def wait_restored(env, name):
+    def done():
+        r = env.get("vmrestore", name)
+        st = (r or {}).get("status", {})
+        assert condition(r, "Failure").get("status") != "True", st
+        return r if st.get("complete") else None
+    return wait_for("VirtualMachineRestore %s complete" % name, done, timeout=90, interval=0.5)
+
+
+def counter_at_least(path, n):
+    return wait_for("the guest writes DISKCNT >= %d to %s" % (n, path),
+                    lambda: (lambda c: c if c and c >= n else None)(disk_counter(path)), timeout=90, interval=0.5)
+
+
+def main():
+    if not os.path.exists(os.path.join(e2e.GUEST, "kernelboot")):
+        e2e_skip("test guest missing (tests/guest/build.sh)")
+    if os.geteuid() != 0:
+        e2e_skip("the kubelet stand-in needs root for its mount namespaces")
+    with SnapEnv() as env:
+        run_scenario(env)
+
+
+def e2e_skip(why):
+    print("SKIP: " + why)
+    sys.exit(77)
+
+
+def run_scenario(env):
+    data = VM + "-data"
+    create(env, vm_manifest())
+    set_running(env, VM, True)
+    counter_at_least(env.claim_file(data), 4)
+    set_running(env, VM, False)
+    saved = disk_counter(env.claim_file(data))
+    print("ok - VM stopped; its DataVolume's claim holds DISKCNT %d" % saved)
+
+    # 1. A snapshot of the stopped VM: a clone Pod copies the claim into a claim the content owns.
+    create(env, snapshot_doc("snap1"))
+    wait_for("snapshot readyToUse", lambda: (env.get("vmsnapshot", "snap1") or {}).get("status", {}).get("readyToUse"),
+             timeout=90, interval=0.5)
+    snap = env.get("vmsnapshot", "snap1")
+    st = snap["status"]
+    assert st["phase"] == "Succeeded" and st["virtualMachineSnapshotContentName"] == "snap1-content", st
+    assert st["indications"] == [] and condition(snap, "Ready")["status"] == "True", st
+    row = env.kubectl("get", "vmsnapshot", "snap1", "--no-headers").split()
+    assert row[1:4] == ["VirtualMachine", VM, "Succeeded"] and "true" in row, row
+    content = env.get("vmsnapshotcontent", "snap1-content")
+    backups = content["spec"]["volumeBackups"]
+    backup = "vmsnapshot-%s-volume-data" % snap["metadata"]["uid"]
+    assert backups == [{"volumeName": "data", "persistentVolumeClaim": {"metadata": {"name": data}},
+                        "volumeSnapshotName": backup}], backups
+    assert content["status"]["readyToUse"] is True, content["status"]
+    pvc = env.get("pvc", backup)
+    assert pvc["metadata"]["ownerReferences"][0]["uid"] == content["metadata"]["uid"], pvc["metadata"]
+    assert disk_counter(env.claim_file(backup)) == saved, (disk_counter(env.claim_file(backup)), saved)
+    assert os.path.getsize(env.claim_file(backup)) == 1 << 20
+    wait_for("clone Pod deleted", lambda: not env.clone_pods(), timeout=30)
+    print("ok - snapshot of the stopped VM: content with backup claim %s holding DISKCNT %d" % (backup, saved))
+
+    # 2. The VM runs again (the guest counts from 1 again, past the saved value): the snapshot survives.
+    set_running(env, VM, True)
+    counter_at_least(env.claim_file(data), saved + 3)
+    set_running(env, VM, False)
+    later = disk_counter(env.claim_file(data))
+    assert later != saved and disk_counter(env.claim_file(backup)) == saved, (later, saved)
+    assert env.get("vmsnapshot", "snap1")["status"]["readyToUse"] is True
+    print("ok - the VM ran again (DISKCNT %d); the snapshot still holds DISKCNT %d" % (later, saved))
+
+    # 3. A restore of the stopped VM: its claim holds the snapshot's counter again.
+    create(env, restore_doc("r1", VM, "snap1"))
+    r = wait_restored(env, "r1")
+    assert r["status"]["restoreTime"] and condition(r, "Ready")["status"] == "True", r["status"]
+    assert disk_counter(env.claim_file(data)) == saved, (disk_counter(env.claim_file(data)), saved)
+    assert env.get("pvc", data)["metadata"]["uid"], "the VM keeps its claim"
+    print("ok - restored: the VM's claim holds DISKCNT %d again" % saved)
+    # a restore of a running VM from a snapshot taken stopped is refused
+    set_running(env, VM, True)
+    create(env, restore_doc("r-running", VM, "snap1"))
+    r = wait_for("Failure", lambda: (lambda o: o if condition(o, "Failure").get("status") == "True" else None)(
+        env.get("vmrestore", "r-running")), timeout=30, interval=0.5)
+    assert "is not stopped" in r["status"]["error"]["message"], r["status"]
+    set_running(env, VM, False)
+
+    # 4. A restore to a new VM name: a VM on new claims cloned from the backups; it boots and writes them.
+    create(env, restore_doc("r2", VM2, "snap1"))
+    r = wait_restored(env, "r2")
+    vm2 = env.get("vm", VM2)
+    claim2 = "restore-%s-data" % r["metadata"]["uid"]
+    assert vm2["spec"]["template"]["spec"]["volumes"] == [{"name": "data", "persistentVolumeClaim": {
+        "claimName": claim2}}], vm2["spec"]
+    assert "dataVolumeTemplates" not in vm2["spec"] and vm2["metadata"]["annotations"]["kvlite.io/restored-by"] == \
+        r["metadata"]["uid"], vm2
+    assert disk_counter(env.claim_file(claim2)) == saved
+    set_running(env, VM2, True)
+    wait_for("the new VM's guest writes its claim", lambda: (lambda c: c is not None and c != saved)(
+        disk_counter(env.claim_file(claim2))), timeout=90, interval=0.5)
+    assert disk_counter(env.claim_file(data)) == saved, "the source VM's claim is not touched"
+    set_running(env, VM2, False)
+    create(env, restore_doc("r3", VM2, "snap1"))
+    r = wait_for("Failure", lambda: (lambda o: o if condition(o, "Failure").get("status") == "True" else None)(
+        env.get("vmrestore", "r3")), timeout=30, interval=0.5)
+    assert "VirtualMachine %s exists" % VM2 in r["status"]["error"]["message"], r["status"]
+    print("ok - restore to VM %s: new claim %s holding DISKCNT %d, the guest boots on it; an existing target is "
+          "refused" % (VM2, claim2, saved))
+
+    # 5. Deleting the snapshot frees its data: the content and its backup claims (and their directories) go.
+    env.kubectl("delete", "vmsnapshot", "snap1", "--timeout=60s")
+    wait_for("backup claim gone", lambda: env.get("pvc", backup) is None and env.get("vmsnapshotcontent", "snap1-content")
+             is None, timeout=30, interval=0.5)
+    wait_for("backup data gone", lambda: not os.path.exists(env.claim_file(backup)), timeout=30, interval=0.5)
+    assert env.get("pvc", data) and env.get("pvc", claim2), "the VMs' claims stay"
+    print("ok - snapshot deleted: content and backup claim gone, the VMs' claims kept")
+
+
+if __name__ == "__main__":
+    main()
