@@ -309,8 +309,31 @@ def main():
         rc, _, _, _ = importer("--blank", "64Mi", dest=dest)
         st = os.stat(os.path.join(dest, "disk.img")) if rc == 0 else None
         check(rc == 0 and st.st_size == 64 << 20 and st.st_blocks == 0, "blank 64Mi: sparse 64 MiB disk.img")
+        # 10. Clone another claim's disk (--pvc-source): the same bytes, holes kept; a missing or too big source.
+        src = dest
+        with open(os.path.join(src, "disk.img"), "r+b") as f:
+            f.seek(5 << 20)
+            f.write(b"CLONED DATA")
+        dest = fresh_dest(root, "clone")
+        rc, res, _, _ = importer("--pvc-source", src, "--size", "64Mi", dest=dest)
+        img = os.path.join(dest, "disk.img")
+        st = os.stat(img) if rc == 0 else None
+        same = rc == 0 and open(img, "rb").read() == open(os.path.join(src, "disk.img"), "rb").read()
+        check(rc == 0 and res.get("disk") == img and same and st.st_size == 64 << 20 and st.st_blocks <= 1024,
+              f"pvc-source: identical sparse copy ({rc}, {res}, blocks {st.st_blocks if st else None})")
+        check(sorted(os.listdir(dest)) == ["disk.img"], "pvc-source: no temporary file left")
+        dest = fresh_dest(root, "clone-missing")
+        rc, res, _, _ = importer("--pvc-source", fresh_dest(root, "clone-empty"), dest=dest)
+        check(rc == 1 and "No such file" in res.get("reason", "") and os.listdir(dest) == [],
+              f"pvc-source without disk.img: exit 1, dest empty ({rc}, {res})")
+        dest = fresh_dest(root, "clone-small")
+        rc, res, _, _ = importer("--pvc-source", src, "--size", "1Mi", dest=dest)
+        check(rc == 5 and os.listdir(dest) == [], f"pvc-source larger than the claim: exit 5 ({rc}, {res})")
         rc = subprocess.run([IMPORTER], capture_output=True).returncode
         check(rc == 2, f"no arguments: exit 2 (got {rc})")
+        rc = subprocess.run([IMPORTER, "--blank", "1Mi", "--pvc-source", src, "--dest", dest],
+                            capture_output=True).returncode
+        check(rc == 2, f"two sources: exit 2 (got {rc})")
         rc, res, _, _ = importer("--registry-url", "ftp://x/y", dest=fresh_dest(root, "badref"))
         check(rc == 4 and "docker://" in res.get("reason", ""), f"bad reference: exit 4 ({rc}, {res})")
     finally:
