@@ -12,6 +12,7 @@
 #include <time.h>
 
 #define DATA_MOUNT "/data"
+#define CLONE_SOURCE_MOUNT "/source" /* a pvc source's claim */
 #define REGISTRY_MOUNT "/etc/kvlite/registries"
 #define HTTP_AUTH_MOUNT "/etc/kvlite/http-auth"
 #define ANN_STORAGE "cdi.kubevirt.io/storage."
@@ -170,6 +171,27 @@ static void http_args(const cJSON *http, cJSON *cmd, cJSON *env, cJSON *vols, cJ
         add_volume(vols, mounts, "http-auth", "secret", secret_source(secret), HTTP_AUTH_MOUNT, true);
 }
 
+/* CDI's pvc clone source: the claim mounted read-only, its disk.img copied (kvlite-importer --pvc-source). A
+ * Pod mounts claims of its own namespace only: a clone from another namespace is refused. */
+static int clone_args(const cJSON *dv, cJSON *cmd, cJSON *vols, cJSON *mounts, kv_error *err)
+{
+        const char *name = kube_str(dv, "spec.source.pvc.name"), *ns = kube_str(dv, "spec.source.pvc.namespace"),
+                   *own = kube_str(dv, "metadata.namespace");
+        if (!name)
+                return kv_error_set(err, EINVAL, "spec.source.pvc.name: required");
+        if (ns && own && strcmp(ns, own))
+                return kv_error_set(err, EINVAL,
+                                    "spec.source.pvc.namespace: cloning from another namespace (%s) is not "
+                                    "supported by kvlite",
+                                    ns);
+        cJSON *claim = cJSON_CreateObject();
+        cJSON_AddStringToObject(claim, "claimName", name);
+        cJSON_AddBoolToObject(claim, "readOnly", true);
+        add_volume(vols, mounts, "cdi-source-vol", "persistentVolumeClaim", claim, CLONE_SOURCE_MOUNT, true);
+        add_arg(cmd, "--pvc-source", CLONE_SOURCE_MOUNT);
+        return 0;
+}
+
 /* The command for the DataVolume's source; -EINVAL (message for the DataVolume's condition) when kvlite
  * cannot import it. */
 static int importer_command(const cJSON *dv, const char *regcfg_secret, cJSON *cmd, cJSON *env, cJSON *vols,
@@ -198,9 +220,13 @@ static int importer_command(const cJSON *dv, const char *regcfg_secret, cJSON *c
                 if (!size)
                         return kv_error_set(err, EINVAL, "a blank DataVolume needs a storage size");
                 add_arg(cmd, "--blank", size);
+        } else if (!strcmp(kind, "pvc")) {
+                int r = clone_args(dv, cmd, vols, mounts, err);
+                if (r < 0)
+                        return r;
         } else {
                 return kv_error_set(err, EINVAL,
-                                    "spec.source.%s: not supported by kvlite (registry, http and blank are)", kind);
+                                    "spec.source.%s: not supported by kvlite (registry, http, blank and pvc are)", kind);
         }
         add_arg(cmd, "--dest", DATA_MOUNT);
         if (size)

@@ -189,7 +189,16 @@ def run_scenario(env):
     print("ok - restore to VM %s: new claim %s holding DISKCNT %d, the guest boots on it; an existing target is "
           "refused" % (VM2, claim2, saved))
 
-    # 5. Deleting the snapshot frees its data: the content and its backup claims (and their directories) go.
+    # 5. A DataVolume cloned from the VM's claim (CDI's pvc source, the same kvlite-importer --pvc-source).
+    create(env, {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": {"name": "clone"},
+                 "spec": {"source": {"pvc": {"namespace": "default", "name": data}},
+                          "storage": {"resources": {"requests": {"storage": "1Mi"}}}}})
+    dv = wait_for("DataVolume clone Succeeded", lambda: (lambda d: d if d and d.get("status", {}).get("phase") ==
+                                                          "Succeeded" else None)(env.get("dv", "clone")), timeout=60)
+    assert disk_counter(env.claim_file("clone")) == saved, dv["status"]
+    print("ok - DataVolume with a pvc source: Succeeded, holds DISKCNT %d" % saved)
+
+    # 6. Deleting the snapshot frees its data: the content and its backup claims (and their directories) go.
     env.kubectl("delete", "vmsnapshot", "snap1", "--timeout=60s")
     wait_for("backup claim gone", lambda: env.get("pvc", backup) is None and env.get("vmsnapshotcontent", "snap1-content")
              is None, timeout=30, interval=0.5)
