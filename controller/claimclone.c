@@ -19,8 +19,8 @@ static void add_str(cJSON *a, const char *s)
         cJSON_AddItemToArray(a, cJSON_CreateString(s));
 }
 
-static void add_claim_volume(cJSON *vols, cJSON *mounts, const char *name, const char *claim, const char *path,
-                             bool ro)
+static void add_claim_volume(cJSON *vols, cJSON *mounts, const char *name, const char *claim,
+                             const char *path, bool ro)
 {
         cJSON *v = cJSON_CreateObject(), *m = cJSON_CreateObject();
         cJSON_AddStringToObject(v, "name", name);
@@ -50,14 +50,15 @@ static cJSON *clone_pod(controller *c, const claim_clone *cc)
         cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"), cJSON_Duplicate(cc->owner, true));
         cJSON_AddStringToObject(spec, "restartPolicy", "OnFailure");
         cJSON_AddBoolToObject(spec, "automountServiceAccountToken", false);
-        cJSON *vols = cJSON_AddArrayToObject(spec, "volumes"), *mounts = cJSON_AddArrayToObject(ctr, "volumeMounts");
+        cJSON *vols = cJSON_AddArrayToObject(spec, "volumes"),
+              *mounts = cJSON_AddArrayToObject(ctr, "volumeMounts");
         add_claim_volume(vols, mounts, "source", cc->src, "/source", true);
         add_claim_volume(vols, mounts, "cdi-data-vol", cc->dst, "/data", false);
         cJSON_AddStringToObject(ctr, "name", "clone");
         cJSON_AddStringToObject(ctr, "image", c->opts.importer_image);
         cJSON *cmd = cJSON_AddArrayToObject(ctr, "command");
-        const char *argv[] = {"kvlite-importer", "--pvc-source",      "/source", "--dest",
-                              "/data",           "--termination-log", "/dev/termination-log"};
+        const char *argv[] = {"kvlite-importer",   "--pvc-source",        "/source", "--dest", "/data",
+                              "--termination-log", "/dev/termination-log"};
         for (size_t i = 0; i < ARRAY_SIZE(argv); i++)
                 add_str(cmd, argv[i]);
         cJSON_AddStringToObject(ctr, "terminationMessagePath", "/dev/termination-log");
@@ -79,7 +80,8 @@ static cJSON *clone_claim(const claim_clone *cc, const cJSON *src)
         snprintf(from, sizeof(from), "%s/%s", cc->ns, cc->src);
         cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "annotations"), "kvlite.io/clone-source", from);
         if (cc->owner)
-                cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"), cJSON_Duplicate(cc->owner, true));
+                cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
+                                     cJSON_Duplicate(cc->owner, true));
         static const char *const keep[] = {"accessModes", "resources", "storageClassName", "volumeMode"};
         for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
                 const cJSON *v = cJSON_GetObjectItemCaseSensitive(kube_obj(src, "spec"), keep[i]);
@@ -91,7 +93,8 @@ static cJSON *clone_claim(const claim_clone *cc, const cJSON *src)
 
 static const char *annotation(const cJSON *obj, const char *key)
 {
-        return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(kube_obj(obj, "metadata.annotations"), key));
+        return cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(kube_obj(obj, "metadata.annotations"), key));
 }
 
 /* The destination claim, created when the copy makes it; NULL in *out while it does not exist. */

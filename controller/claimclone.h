@@ -1,6 +1,6 @@
 /* Claim clones for offline snapshots and restores (docs/cluster-snapshots.md): a short-lived Pod runs
- * kvlite-importer --pvc-source, which copies one claim's disk.img, sparse, into another claim. Each step looks
- * at the API's objects only, so a controller restart resumes where it was. */
+ * kvlite-importer --pvc-source, which copies one claim's disk.img, sparse, into another claim. Each step
+ * looks at the API's objects only, so a controller restart resumes where it was. */
 #pragma once
 
 #include <cjson/cJSON.h>
@@ -17,11 +17,11 @@ typedef struct controller controller;
 
 typedef struct claim_clone {
         const char *ns;
-        const char *src;      /* the claim copied */
-        const char *dst;      /* the claim filled */
-        const char *pod;      /* the clone Pod's name, unique for this copy */
-        const cJSON *owner;   /* ownerReference of the Pod (and of dst when created) */
-        bool create_dst;      /* dst is created like src (size, access modes); else it must exist */
+        const char *src;    /* the claim copied */
+        const char *dst;    /* the claim filled */
+        const char *pod;    /* the clone Pod's name, unique for this copy */
+        const cJSON *owner; /* ownerReference of the Pod (and of dst when created) */
+        bool create_dst;    /* dst is created like src (size, access modes); else it must exist */
 } claim_clone;
 
 /* One step of the copy: returns the state (msg says why on CLONE_FAILED) or a negative errno. */

@@ -118,7 +118,7 @@ static const char *refusal(vmrestore *v, const cJSON *snap, bool claims, bool *w
                 *wait = true;
                 return NULL;
         } else if (claims || !snapshot_vm_refuses(&v->vm, v->vm_name, v->uid, "restore",
-                                        "kvlite restores a running VM's RAM and disks", buf, size))
+                                                  "kvlite restores a running VM's RAM and disks", buf, size))
                 return NULL;
         return buf;
 }
@@ -157,8 +157,8 @@ static const cJSON *volume_named(const cJSON *volumes, const char *name)
 static const char *restore_claim(vmrestore *v, const cJSON *vmobj, const cJSON *b, char *buf, size_t size)
 {
         if (vmobj)
-                return volume_claim(volume_named(kube_obj(vmobj, "spec.template.spec.volumes"),
-                                                 kube_str(b, "volumeName")));
+                return volume_claim(
+                    volume_named(kube_obj(vmobj, "spec.template.spec.volumes"), kube_str(b, "volumeName")));
         snprintf(buf, size, "restore-%s-%s", v->uid, kube_str(b, "volumeName") ?: "?");
         return buf;
 }
@@ -187,7 +187,8 @@ static cJSON *new_vm(vmrestore *v, const cJSON *content)
                 snprintf(claim, sizeof(claim), "restore-%s-%s", v->uid, name);
                 cJSON_DeleteItemFromObjectCaseSensitive(vol, "dataVolume");
                 cJSON_DeleteItemFromObjectCaseSensitive(vol, "persistentVolumeClaim");
-                cJSON_AddStringToObject(cJSON_AddObjectToObject(vol, "persistentVolumeClaim"), "claimName", claim);
+                cJSON_AddStringToObject(cJSON_AddObjectToObject(vol, "persistentVolumeClaim"), "claimName",
+                                        claim);
         }
         return vm;
 }
@@ -196,12 +197,14 @@ static cJSON *new_vm(vmrestore *v, const cJSON *content)
 static const char *offline_refusal(vmrestore *v, const cJSON *vmobj, bool same, char *buf, size_t size)
 {
         if (same && !vmobj)
-                snprintf(buf, size, "spec.target.name: no VirtualMachine %s in namespace %s", v->vm_name, v->ns);
+                snprintf(buf, size, "spec.target.name: no VirtualMachine %s in namespace %s", v->vm_name,
+                         v->ns);
         else if (same && v->vm.vmi)
-                snprintf(buf, size,
-                         "VirtualMachine %s is not stopped: a snapshot taken while it was stopped is restored "
-                         "into its claims once it is stopped",
-                         v->vm_name);
+                snprintf(
+                    buf, size,
+                    "VirtualMachine %s is not stopped: a snapshot taken while it was stopped is restored "
+                    "into its claims once it is stopped",
+                    v->vm_name);
         else if (!same && vmobj)
                 snprintf(buf, size,
                          "spec.target.name: VirtualMachine %s exists: a restore to another VM creates it",
@@ -225,10 +228,12 @@ static int offline_restore(vmrestore *v, const cJSON *snap, const cJSON *content
         const char *why = offline_refusal(v, vmobj, same, msg, sizeof(msg));
         if (why)
                 return fail(v, why, err);
-        int r = write_status(v, false, "InProgress", "Restoring the VM's claims from the snapshot", false, err);
+        int r =
+            write_status(v, false, "InProgress", "Restoring the VM's claims from the snapshot", false, err);
         if (r < 0)
                 return r;
-        _cleanup_json_ cJSON *owner = dv_owner_reference(v->r, kube_vmrestore.api_version, kube_vmrestore.kind);
+        _cleanup_json_ cJSON *owner =
+            dv_owner_reference(v->r, kube_vmrestore.api_version, kube_vmrestore.kind);
         bool done = true;
         const cJSON *b;
         cJSON_ArrayForEach(b, kube_obj(content, "spec.volumeBackups"))
@@ -237,7 +242,8 @@ static int offline_restore(vmrestore *v, const cJSON *snap, const cJSON *content
                 const char *dst = restore_claim(v, same ? vmobj : NULL, b, dst_buf, sizeof(dst_buf));
                 snprintf(pod, sizeof(pod), "restore-%s-%s", v->uid, kube_str(b, "volumeName") ?: "?");
                 if (!dst) {
-                        snprintf(msg, sizeof(msg), "volume %s of the snapshot is not a claim of VirtualMachine %s",
+                        snprintf(msg, sizeof(msg),
+                                 "volume %s of the snapshot is not a claim of VirtualMachine %s",
                                  kube_str(b, "volumeName") ?: "?", v->vm_name);
                         return fail(v, msg, err);
                 }

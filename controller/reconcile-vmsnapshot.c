@@ -98,9 +98,10 @@ static cJSON *volume_backups(const vmsnap *v)
 /* A volume whose data does not outlive the VM's Pod: nothing to back up while the VM is stopped. */
 static bool ephemeral_volume(const cJSON *vol)
 {
-        static const char *const kinds[] = {"containerDisk", "emptyDisk", "ephemeral", "cloudInitNoCloud",
-                                            "cloudInitConfigDrive", "configMap", "secret", "serviceAccount",
-                                            "downwardAPI", "downwardMetrics", "sysprep"};
+        static const char *const kinds[] = {
+            "containerDisk",        "emptyDisk",       "ephemeral", "cloudInitNoCloud",
+            "cloudInitConfigDrive", "configMap",       "secret",    "serviceAccount",
+            "downwardAPI",          "downwardMetrics", "sysprep"};
         for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
                 if (cJSON_GetObjectItemCaseSensitive(vol, kinds[i]))
                         return true;
@@ -158,7 +159,8 @@ static cJSON *content_manifest(const vmsnap *v, const char *cname, bool offline)
         cJSON_AddItemToObject(vm, "spec", vspec ? cJSON_Duplicate(vspec, true) : cJSON_CreateObject());
         cJSON_AddItemToObject(spec, "volumeBackups", offline ? claim_backups(v) : volume_backups(v));
         if (offline)
-                cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "annotations"), CONTENT_ANN_BACKUPS, "claims");
+                cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "annotations"), CONTENT_ANN_BACKUPS,
+                                        "claims");
         return o;
 }
 
@@ -253,8 +255,8 @@ static const char *refusal(vmsnap *v, char *buf, size_t size)
         else if (!v->vm.vmi)
                 return NULL; /* stopped: offline */
         else if (!snapshot_vm_refuses(&v->vm, v->vm_name, v->uid, "snapshot",
-                                      "a VM is snapshotted running or stopped, not while it starts or stops", buf,
-                                      size))
+                                      "a VM is snapshotted running or stopped, not while it starts or stops",
+                                      buf, size))
                 return NULL;
         return buf;
 }
@@ -272,19 +274,21 @@ static const char *offline_refusal(vmsnap *v, char *buf, size_t size)
                         const cJSON *k = vol->child;
                         while (k && !strcmp(k->string ?: "", "name"))
                                 k = k->next;
-                        snprintf(buf, size,
-                                 "VirtualMachine %s is stopped and volume %s (%s) cannot be backed up offline: "
-                                 "only persistentVolumeClaim and dataVolume volumes are",
-                                 v->vm_name, kube_str(vol, "name") ?: "?", k ? k->string : "?");
+                        snprintf(
+                            buf, size,
+                            "VirtualMachine %s is stopped and volume %s (%s) cannot be backed up offline: "
+                            "only persistentVolumeClaim and dataVolume volumes are",
+                            v->vm_name, kube_str(vol, "name") ?: "?", k ? k->string : "?");
                         return buf;
                 }
         }
         if (claims)
                 return NULL;
-        snprintf(buf, size,
-                 "VirtualMachine %s is not running and has no persistentVolumeClaim or dataVolume volume to back "
-                 "up",
-                 v->vm_name);
+        snprintf(
+            buf, size,
+            "VirtualMachine %s is not running and has no persistentVolumeClaim or dataVolume volume to back "
+            "up",
+            v->vm_name);
         return buf;
 }
 
@@ -304,8 +308,8 @@ static int offline_step(vmsnap *v, cJSON *content, kv_error *err)
                         return r;
                 content = made;
         }
-        _cleanup_json_ cJSON *owner = dv_owner_reference(content, kube_vmsnapshotcontent.api_version,
-                                                          kube_vmsnapshotcontent.kind);
+        _cleanup_json_ cJSON *owner =
+            dv_owner_reference(content, kube_vmsnapshotcontent.api_version, kube_vmsnapshotcontent.kind);
         bool done = true;
         const cJSON *b;
         cJSON_ArrayForEach(b, kube_obj(content, "spec.volumeBackups"))
@@ -363,7 +367,8 @@ static int delete_backups(vmsnap *v, const cJSON *content, kv_error *err)
                 if (r < 0)
                         return r;
                 if (backup)
-                        log_info("VirtualMachineSnapshot %s/%s: backup claim %s deleted", v->ns, v->name, backup);
+                        log_info("VirtualMachineSnapshot %s/%s: backup claim %s deleted", v->ns, v->name,
+                                 backup);
         }
         return 0;
 }
