@@ -48,10 +48,13 @@ static bool restore_open(const cJSON *r)
         return !cJSON_IsTrue(kube_obj(r, "status.complete")) && !condition_true(r, "Failure");
 }
 
-static int write_status(vmrestore *v, bool complete, const char *reason, const char *message, bool failure,
-                        kv_error *err)
+/* restores (taken, NULL = none): KubeVirt's status.restores[], the claims a restore from claims fills. */
+static int write_status_restores(vmrestore *v, bool complete, const char *reason, const char *message,
+                                 bool failure, cJSON *restores, kv_error *err)
 {
         cJSON *f = cJSON_CreateObject(), *conds = cJSON_CreateArray();
+        if (restores)
+                cJSON_AddItemToObject(f, "restores", restores);
         cJSON_AddBoolToObject(f, "complete", complete);
         cJSON_AddItemToArray(conds, status_condition("Progressing", !complete && !failure, reason, message));
         cJSON_AddItemToArray(conds, status_condition("Ready", complete, reason, message));
@@ -66,6 +69,12 @@ static int write_status(vmrestore *v, bool complete, const char *reason, const c
                 cJSON_AddStringToObject(f, "restoreTime", now);
         }
         return status_fields_write(v->api, &kube_vmrestore, v->r, f, restore_open, err);
+}
+
+static int write_status(vmrestore *v, bool complete, const char *reason, const char *message, bool failure,
+                        kv_error *err)
+{
+        return write_status_restores(v, complete, reason, message, failure, NULL, err);
 }
 
 static int fail(vmrestore *v, const char *message, kv_error *err)
@@ -236,6 +245,7 @@ static int offline_restore(vmrestore *v, const cJSON *snap, const cJSON *content
             dv_owner_reference(v->r, kube_vmrestore.api_version, kube_vmrestore.kind);
         bool done = true;
         const cJSON *b;
+        _cleanup_json_ cJSON *restores = cJSON_CreateArray();
         cJSON_ArrayForEach(b, kube_obj(content, "spec.volumeBackups"))
         {
                 char dst_buf[300], pod[300];
@@ -261,9 +271,18 @@ static int offline_restore(vmrestore *v, const cJSON *snap, const cJSON *content
                         return fail(v, m, err);
                 }
                 done &= r == CLONE_DONE;
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddStringToObject(e, "volumeName", kube_str(b, "volumeName") ?: "");
+                cJSON_AddStringToObject(e, "persistentVolumeClaim", dst);
+                cJSON_AddStringToObject(e, "volumeSnapshotName", cc.src ?: "");
+                cJSON_AddItemToArray(restores, e);
         }
-        if (!done)
-                return 1000;
+        if (!done) {
+                r = write_status_restores(v, false, "InProgress",
+                                          "Restoring the VM's claims from the snapshot", false,
+                                          cJSON_Duplicate(restores, true), err);
+                return r < 0 ? r : 1000;
+        }
         if (!same) {
                 _cleanup_json_ cJSON *vm = new_vm(v, content);
                 r = kube_create(v->api, &kube_vm, v->ns, vm, NULL, err);
@@ -272,7 +291,9 @@ static int offline_restore(vmrestore *v, const cJSON *snap, const cJSON *content
                 log_info("VirtualMachineRestore %s/%s: VirtualMachine %s created from snapshot %s", v->ns,
                          v->name, v->vm_name, v->snap_name);
         }
-        if ((r = write_status(v, true, "Succeeded", "Operation complete", false, err)) < 0)
+        r = write_status_restores(v, true, "Succeeded", "Operation complete", false, restores, err);
+        restores = NULL;
+        if (r < 0)
                 return r;
         log_info("VirtualMachineRestore %s/%s: VM %s restored from snapshot %s's claims", v->ns, v->name,
                  v->vm_name, v->snap_name);

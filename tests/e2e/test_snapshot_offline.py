@@ -156,6 +156,8 @@ def run_scenario(env):
     create(env, restore_doc("r1", VM, "snap1"))
     r = wait_restored(env, "r1")
     assert r["status"]["restoreTime"] and condition(r, "Ready")["status"] == "True", r["status"]
+    assert r["status"]["restores"] == [{"volumeName": "data", "persistentVolumeClaim": data,
+                                        "volumeSnapshotName": backup}], r["status"]
     assert disk_counter(env.claim_file(data)) == saved, (disk_counter(env.claim_file(data)), saved)
     assert env.get("pvc", data)["metadata"]["uid"], "the VM keeps its claim"
     print("ok - restored: the VM's claim holds DISKCNT %d again" % saved)
@@ -172,6 +174,7 @@ def run_scenario(env):
     r = wait_restored(env, "r2")
     vm2 = env.get("vm", VM2)
     claim2 = "restore-%s-data" % r["metadata"]["uid"]
+    assert [x["persistentVolumeClaim"] for x in r["status"]["restores"]] == [claim2], r["status"]
     assert vm2["spec"]["template"]["spec"]["volumes"] == [{"name": "data", "persistentVolumeClaim": {
         "claimName": claim2}}], vm2["spec"]
     assert "dataVolumeTemplates" not in vm2["spec"] and vm2["metadata"]["annotations"]["kvlite.io/restored-by"] == \
