@@ -79,9 +79,9 @@ static cJSON *clone_claim(const claim_clone *cc, const cJSON *src)
         char from[600];
         snprintf(from, sizeof(from), "%s/%s", cc->ns, cc->src);
         cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "annotations"), "kvlite.io/clone-source", from);
-        if (cc->owner)
+        if (cc->claim_owner)
                 cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
-                                     cJSON_Duplicate(cc->owner, true));
+                                     cJSON_Duplicate(cc->claim_owner, true));
         static const char *const keep[] = {"accessModes", "resources", "storageClassName", "volumeMode"};
         for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
                 const cJSON *v = cJSON_GetObjectItemCaseSensitive(kube_obj(src, "spec"), keep[i]);

@@ -17,11 +17,12 @@ typedef struct controller controller;
 
 typedef struct claim_clone {
         const char *ns;
-        const char *src;    /* the claim copied */
-        const char *dst;    /* the claim filled */
-        const char *pod;    /* the clone Pod's name, unique for this copy */
-        const cJSON *owner; /* ownerReference of the Pod (and of dst when created) */
-        bool create_dst;    /* dst is created like src (size, access modes); else it must exist */
+        const char *src;          /* the claim copied */
+        const char *dst;          /* the claim filled */
+        const char *pod;          /* the clone Pod's name, unique for this copy */
+        const cJSON *owner;       /* ownerReference of the Pod */
+        const cJSON *claim_owner; /* ownerReference of dst when created, NULL = none */
+        bool create_dst;          /* dst is created like src (size, access modes); else it must exist */
 } claim_clone;
 
 /* One step of the copy: returns the state (msg says why on CLONE_FAILED) or a negative errno. */

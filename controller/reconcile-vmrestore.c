@@ -300,11 +300,34 @@ static int offline_restore(vmrestore *v, const cJSON *snap, const cJSON *content
         return 0;
 }
 
+/* A restore from claims deleted while it copies: its clone Pods stop (they are owned by it, for a garbage
+ * collector; this does not need one). The claims they were filling stay as they are. */
+static int delete_clone_pods(vmrestore *v, kv_error *err)
+{
+        char key[600];
+        snprintf(key, sizeof(key), "%s/%s", v->ns, v->snap_name);
+        _cleanup_json_ cJSON *snap = kube_store_get(&v->c->snapshots.store, key), *content = NULL;
+        int r = snap ? get_content(v, snap, &content, err) : 0;
+        if (r < 0 || !content_has_claims(content))
+                return r;
+        const cJSON *b;
+        cJSON_ArrayForEach(b, kube_obj(content, "spec.volumeBackups"))
+        {
+                char pod[300];
+                snprintf(pod, sizeof(pod), "restore-%s-%s", v->uid, kube_str(b, "volumeName") ?: "?");
+                if ((r = kube_delete(v->api, &kube_pod, v->ns, pod, NULL, NULL, NULL, err)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int reconcile_deletion(vmrestore *v, kv_error *err)
 {
         if (!finalizer_has(v->r, RESTORE_FINALIZER))
                 return 0;
         int r = snapshot_request_set(v->api, v->vm.vmi, v->uid, NULL, NULL, err);
+        if (r >= 0)
+                r = delete_clone_pods(v, err);
         if (r >= 0)
                 r = finalizer_set(v->api, &kube_vmrestore, v->r, RESTORE_FINALIZER, false, err);
         return r < 0 ? r : 0;

@@ -320,6 +320,7 @@ static int offline_step(vmsnap *v, cJSON *content, kv_error *err)
                                   .dst = backup,
                                   .pod = backup,
                                   .owner = owner,
+                                  .claim_owner = owner,
                                   .create_dst = true};
                 if (!cc.src || !cc.dst)
                         continue;
