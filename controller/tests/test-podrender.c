@@ -129,7 +129,7 @@ static void test_status_agent_probe(void)
         assert(!strcmp(kube_str(cJSON_GetArrayItem(ifs, 0), "ipAddress"), "10.0.0.5"));
         assert(!strcmp(kube_str(cJSON_GetArrayItem(ifs, 1), "interfaceName"), "eth1"));
         /* the agent disconnects: the launcher drops AgentConnected, and so does the VMI; the probe passes */
-        cJSON_ReplaceItemInObject(vmi, "status", st);
+        cJSON_AddItemToObject(vmi, "status", st); /* the VMI had no status yet: replacing would drop st */
         cJSON_ReplaceItemInObject(ann, "kvlite.io/launcher-status",
                                   cJSON_CreateString("{\"phase\":\"Running\",\"conditions\":[]}"));
         st = vmi_status_desired(vmi, pod, "2026-01-01T00:01:00Z");
