@@ -19,6 +19,7 @@
 #include "log.h"
 #include "migration.h"
 #include "qmp-helpers.h"
+#include "qmp-seq.h"
 #include "snapshot.h"
 #include "volumes.h"
 
@@ -57,6 +58,14 @@ struct liveops {
                 cJSON *reply;     /* its reply, handled from the loop (not inside libqmp's dispatch) */
                 loop_timer handle;
                 ctl_request *finish_req; /* a migration-target-finish waiting for the guest to run here */
+                /* Source: the start (capabilities, disk mirrors until READY, `migrate`) running as `seq`,
+                 * answered to start_req; after a failure `seq` stops the mirrors, then start_err goes out. */
+                lo_seq seq;
+                migration_start_seq start;
+                migration_stop_seq stop;
+                ctl_request *start_req;
+                bool starting;
+                kv_error start_err;
                 loop_timer finish_deadline;
         } mig;
         snap_op *snap;     /* the snapshot operation in flight, or NULL */
@@ -82,6 +91,24 @@ const liveops_host *liveops_host_of(liveops *lo)
 static qmp *lo_qmp(liveops *lo)
 {
         return lo->h.qmp(lo->h.ctx);
+}
+
+static void rearm(liveops *lo);
+
+static qmp *seq_qmp(void *ctx)
+{
+        return lo_qmp(ctx);
+}
+
+static void seq_rearm(void *ctx)
+{
+        rearm(ctx);
+}
+
+/* The loop's side of a QMP sequence run for this liveops (qmp-seq.h). */
+static lo_seq_host seq_host(liveops *lo)
+{
+        return (lo_seq_host){.loop = lo->h.loop, .qmp = seq_qmp, .rearm = seq_rearm, .ctx = lo};
 }
 
 static void publish(liveops *lo)
@@ -111,6 +138,8 @@ int liveops_vm_usable(liveops *lo, enum phase phase, kv_error *err)
                 return kv_error_set(err, EBUSY, "the unplug of %s is running", lo->unplug->u.name);
         if (lo->mem)
                 return kv_error_set(err, EBUSY, "a memory resize is running");
+        if (lo->mig.starting)
+                return kv_error_set(err, EBUSY, "a migration is starting");
         int r = status_require_phase(lo->h.st, phase, stopping, err);
         if (r == 0 && !lo_qmp(lo))
                 return kv_error_set(err, EBUSY, "the VM's QMP connection is gone");
@@ -899,6 +928,41 @@ static cJSON *state_result(liveops *lo)
         return result;
 }
 
+/* The start's mirrors are stopped after its failure: the migration failed, the VM runs on here. */
+static void on_migration_start_cleaned(lo_seq *s, int r, const kv_error *err, void *data)
+{
+        liveops *lo = data;
+        lo->mig.starting = false;
+        migration_start_failed(&lo->mig.st, &lo->mig.start_err);
+        log_warning("migration: %s", lo->mig.start_err.msg);
+        publish_state(lo);
+        ctl_request *req = TAKE_PTR(lo->mig.start_req);
+        if (req)
+                ctl_reply_error(req, "%s", lo->mig.start_err.msg);
+}
+
+static void on_migration_started(lo_seq *s, int r, const kv_error *err, void *data)
+{
+        liveops *lo = data;
+        migration_start_seq_free(&lo->mig.start);
+        if (r < 0) {
+                lo->mig.start_err = *err;
+                migration_stop_init(&lo->mig.stop, &lo->mig.st);
+                lo_seq_host sh = seq_host(lo);
+                lo_seq_start(&lo->mig.seq, &sh, migration_stop_step, &lo->mig.stop, on_migration_start_cleaned,
+                             lo);
+                return;
+        }
+        lo->mig.starting = false;
+        lo->mig.active = true;
+        log_info("migration to %s: started", lo->mig.st.target_address);
+        arm_tick(lo, MIGRATION_TICK_MS);
+        publish_state(lo);
+        ctl_request *req = TAKE_PTR(lo->mig.start_req);
+        if (req)
+                ctl_reply_ok(req, state_result(lo));
+}
+
 int liveops_ctl_migrate(ctl_request *req)
 {
         liveops *lo = liveops_of(req);
@@ -936,29 +1000,25 @@ int liveops_ctl_migrate(ctl_request *req)
         }
         migration_state_free(&lo->mig.st);
         lo->mig.have = true;
-        kv_error err = {0};
-        int r =
-            migration_start(lo_qmp(lo), &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
-                            cJSON_IsNumber(port) ? port->valueint : 0, &lo->mig.st, &err);
+        migration_start_init(&lo->mig.start, &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
+                             cJSON_IsNumber(port) ? port->valueint : 0, &lo->mig.st);
         if (uid)
                 snprintf(lo->mig.st.uid, sizeof(lo->mig.st.uid), "%s", uid->valuestring);
-        if (r < 0) {
-                rearm(lo);
-                publish_state(lo);
-                ctl_reply_error(req, "%s", err.msg);
-                return 0;
-        }
-        lo->mig.active = true;
-        arm_tick(lo, MIGRATION_TICK_MS);
-        rearm(lo);
-        publish_state(lo);
-        ctl_reply_ok(req, state_result(lo));
+        lo->mig.starting = true;
+        lo->mig.start_req = req;
+        log_info("migration to %s: starting", uri->valuestring);
+        lo_seq_host sh = seq_host(lo);
+        lo_seq_start(&lo->mig.seq, &sh, migration_start_step, &lo->mig.start, on_migration_started, lo);
         return 0;
 }
 
 int liveops_ctl_migrate_cancel(ctl_request *req)
 {
         liveops *lo = liveops_of(req);
+        if (lo->mig.starting) {
+                ctl_reply_error(req, "the migration is still starting (its disk mirrors are being copied)");
+                return 0;
+        }
         if (!lo->mig.active) {
                 ctl_reply_error(req, "no migration is running");
                 return 0;
@@ -1230,6 +1290,11 @@ void liveops_free(liveops *lo)
                 snap_finish(lo->snap);
         }
         target_finish_answer(lo, "the launcher ended");
+        lo_seq_abort(&lo->mig.seq);
+        migration_start_seq_free(&lo->mig.start);
+        ctl_request *start_req = TAKE_PTR(lo->mig.start_req);
+        if (start_req)
+                ctl_reply_error(start_req, "migrate: the launcher ended");
         loop_timer_disarm(lo->h.loop, &lo->mig.tick);
         loop_timer_disarm(lo->h.loop, &lo->mig.handle);
         cJSON_Delete(lo->mig.reply);

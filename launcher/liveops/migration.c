@@ -11,20 +11,35 @@
 
 #include "log.h"
 #include "qmp-helpers.h"
+#include "qmp-seq.h"
 #include "strv.h"
 
 #define MIRROR_READY_TIMEOUT_MS 120000
 #define MIRROR_FINISH_TIMEOUT_MS 30000
 
+/* The two commands that set one side's capabilities and parameters (p computed from the config). */
+static lo_next caps_cmd(const migration_params *p, bool source)
+{
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddItemToObject(a, "capabilities", migration_caps_json(p, source));
+        return (lo_next){.command = "migrate-set-capabilities", .args = a};
+}
+
+static lo_next params_cmd(const migration_params *p, bool source)
+{
+        return (lo_next){.command = "migrate-set-parameters", .args = migration_params_json(p, source)};
+}
+
 static int set_caps_and_params(qmp *q, const migration_config *c, bool source, migration_params *p,
                                kv_error *err)
 {
         migration_params_compute(c, p);
-        cJSON *a = cJSON_CreateObject();
-        cJSON_AddItemToObject(a, "capabilities", migration_caps_json(p, source));
-        int r = lo_exec(q, "migrate-set-capabilities", a, NULL, err);
-        if (r >= 0)
-                r = lo_exec(q, "migrate-set-parameters", migration_params_json(p, source), NULL, err);
+        lo_next n = caps_cmd(p, source);
+        int r = lo_exec(q, n.command, n.args, NULL, err);
+        if (r >= 0) {
+                n = params_cmd(p, source);
+                r = lo_exec(q, n.command, n.args, NULL, err);
+        }
         return r;
 }
 
@@ -167,75 +182,96 @@ int migration_target_resume(qmp *q, kv_error *err)
         return r < 0 ? kv_error_wrap(err, "finish migration target") : 0;
 }
 
-static int mirror_start(qmp *q, const char *node, const char *host, int port, kv_error *err)
+static void mirror_names(const char *node, char *tgt, size_t tsize, char *job, size_t jsize)
+{
+        snprintf(tgt, tsize, "kvmig-%s", node);
+        snprintf(job, jsize, "kvmir-%s", node);
+}
+
+/* ---- stopping the mirrors: block-job-cancel at READY finishes copying without pivoting
+ * (BLOCK_JOB_COMPLETED); before READY it cancels. Either way the job concludes, is dismissed, and the NBD
+ * client node goes. Failures are ignored: every mirror gets its turn. -------------------------------- */
+
+enum { STOP_CANCEL, STOP_CANCELLING, STOP_JOB, STOP_DELETING };
+
+void migration_stop_init(migration_stop_seq *s, migration_state *st)
+{
+        *s = (migration_stop_seq){.st = st};
+}
+
+static int stop_next_mirror(migration_stop_seq *s, lo_next *n)
+{
+        migration_state *st = s->st;
+        if (s->i >= st->n_mirrors) {
+                migration_state_free(st);
+                return LO_SEQ_DONE;
+        }
+        char tgt[160], job[160];
+        mirror_names(st->mirrors[s->i], tgt, sizeof(tgt), job, sizeof(job));
+        s->step = STOP_CANCELLING;
+        *n = (lo_next){.command = "block-job-cancel", .args = jstr(cJSON_CreateObject(), "device", job),
+                       .may_fail = true};
+        return LO_SEQ_NEXT;
+}
+
+static int stop_delete(migration_stop_seq *s, lo_next *n)
 {
         char tgt[160], job[160];
-        snprintf(tgt, sizeof(tgt), "kvmig-%s", node);
-        snprintf(job, sizeof(job), "kvmir-%s", node);
-        cJSON *nbd = jstr(
-            jstr(jstr(cJSON_CreateObject(), "driver", "nbd"), "node-name", tgt), "export", node);
-        cJSON_AddItemToObject(nbd, "server", inet_addr(host, port, true));
-        int r = lo_exec(q, "blockdev-add", nbd, NULL, err);
-        if (r < 0)
-                return r;
-        lo_job_dismiss_stale(q, job);
-        cJSON *m = jstr(jstr(jstr(cJSON_CreateObject(), "job-id", job), "device", node),
-                              "target", tgt);
-        /* write-blocking: guest writes reach the target before they complete, so READY stays in sync. */
-        m = jbool(jstr(jstr(m, "sync", "full"), "copy-mode", "write-blocking"), "auto-dismiss",
-                    false);
-        return lo_exec(q, "blockdev-mirror", m, NULL, err);
+        mirror_names(s->st->mirrors[s->i], tgt, sizeof(tgt), job, sizeof(job));
+        s->step = STOP_DELETING;
+        *n = (lo_next){.command = "blockdev-del", .args = jstr(cJSON_CreateObject(), "node-name", tgt),
+                       .may_fail = true};
+        return LO_SEQ_NEXT;
 }
 
-/* block-job-cancel at READY finishes copying without pivoting (BLOCK_JOB_COMPLETED); before READY it
- * cancels. Either way the job concludes, is dismissed, and the NBD client node goes. */
+int migration_stop_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
+{
+        migration_stop_seq *s = ctx;
+        kv_error ignored = {0};
+        switch (s->step) {
+        case STOP_CANCEL:
+                return stop_next_mirror(s, n);
+        case STOP_CANCELLING: {
+                if (qerr)
+                        return stop_delete(s, n);
+                char tgt[160], job[160];
+                mirror_names(s->st->mirrors[s->i], tgt, sizeof(tgt), job, sizeof(job));
+                lo_job_seq_init(&s->job, job, MIRROR_FINISH_TIMEOUT_MS);
+                s->step = STOP_JOB;
+        }
+                /* fall through */
+        case STOP_JOB:
+                if (lo_job_step(&s->job, ret, qerr, n, &ignored) == LO_SEQ_NEXT)
+                        return LO_SEQ_NEXT;
+                return stop_delete(s, n);
+        case STOP_DELETING:
+                s->i++;
+                return stop_next_mirror(s, n);
+        }
+        return kv_error_set(err, EINVAL, "stop mirrors: bad step %d", s->step);
+}
+
 static void mirrors_stop(qmp *q, migration_state *st)
 {
-        for (size_t i = 0; i < st->n_mirrors; i++) {
-                char tgt[160], job[160];
-                kv_error e = {0};
-                snprintf(tgt, sizeof(tgt), "kvmig-%s", st->mirrors[i]);
-                snprintf(job, sizeof(job), "kvmir-%s", st->mirrors[i]);
-                if (lo_exec(q, "block-job-cancel", jstr(cJSON_CreateObject(), "device", job), NULL,
-                            &e) >= 0)
-                        lo_job_finish(q, job, MIRROR_FINISH_TIMEOUT_MS, &e);
-                lo_exec(q, "blockdev-del", jstr(cJSON_CreateObject(), "node-name", tgt), NULL, &e);
-                free(st->mirrors[i]);
-        }
-        free(st->mirrors);
-        st->mirrors = NULL;
-        st->n_mirrors = 0;
+        migration_stop_seq s;
+        kv_error ignored = {0};
+        migration_stop_init(&s, st);
+        if (lo_seq_run(q, migration_stop_step, &s, &ignored) < 0)
+                migration_state_free(st);
 }
 
-static int mirrors_start(qmp *q, const char *host, int port, migration_state *st, kv_error *err)
-{
-        strv nodes = {0};
-        int r = writable_nodes(q, &nodes, err);
-        for (size_t i = 0; r >= 0 && i < nodes.n; i++) {
-                r = mirror_start(q, nodes.v[i], host, port, err);
-                if (r < 0)
-                        break;
-                char **m = realloc(st->mirrors, (st->n_mirrors + 1) * sizeof(*m));
-                if (!m) {
-                        r = kv_error_set(err, ENOMEM, "out of memory");
-                        break;
-                }
-                st->mirrors = m;
-                st->mirrors[st->n_mirrors++] = TAKE_PTR(nodes.v[i]);
-        }
-        for (size_t i = 0; r >= 0 && i < st->n_mirrors; i++) {
-                char job[160];
-                snprintf(job, sizeof(job), "kvmir-%s", st->mirrors[i]);
-                _cleanup_json_ cJSON *ev = NULL;
-                r = qmp_wait_event(q, "BLOCK_JOB_READY", "device", job, MIRROR_READY_TIMEOUT_MS, &ev, err);
-        }
-        strv_free(&nodes);
-        return r;
-}
+/* ---- starting: capabilities and parameters, the local disks mirrored to the target's NBD exports
+ * until every mirror is READY, then `migrate` ------------------------------------------------------ */
 
-int migration_start(qmp *q, const migration_config *c, const char *uri, const char *nbd_host, int nbd_port,
-                    migration_state *st, kv_error *err)
+enum { START_CAPS, START_PARAMS, START_BLOCKS, START_LISTING, START_DISMISSING, START_ADDING, START_MIRRORING, START_READY,
+       START_MIGRATING };
+
+void migration_start_init(migration_start_seq *s, const migration_config *c, const char *uri,
+                          const char *nbd_host, int nbd_port, migration_state *st)
 {
+        *s = (migration_start_seq){.c = *c, .nbd_port = nbd_port, .st = st};
+        snprintf(s->uri, sizeof(s->uri), "%s", uri);
+        snprintf(s->nbd_host, sizeof(s->nbd_host), "%s", nbd_host ? nbd_host : "127.0.0.1");
         *st = (migration_state){.best_remaining = UINT64_MAX};
         snprintf(st->mode, sizeof(st->mode), "PreCopy");
         snprintf(st->target_address, sizeof(st->target_address), "%s", uri);
@@ -243,17 +279,184 @@ int migration_start(qmp *q, const migration_config *c, const char *uri, const ch
                 st->source_node[0] = '\0';
         rfc3339_now(st->start, sizeof(st->start));
         st->start_ms = st->last_progress_ms = kv_now_ms();
-        int r = set_caps_and_params(q, c, true, &st->params, err);
-        if (r >= 0 && nbd_port > 0)
-                r = mirrors_start(q, nbd_host ? nbd_host : "127.0.0.1", nbd_port, st, err);
-        if (r >= 0)
-                r = lo_exec(q, "migrate", jstr(cJSON_CreateObject(), "uri", uri), NULL, err);
+        migration_params_compute(c, &st->params);
+}
+
+void migration_start_seq_free(migration_start_seq *s)
+{
+        strv_free(&s->nodes);
+}
+
+static const char *next_node(migration_start_seq *s)
+{
+        return s->nodes.v[s->i];
+}
+
+static int ask_ready(migration_start_seq *s, lo_next *n)
+{
+        s->step = START_READY;
+        *n = (lo_next){.command = "query-block-jobs"};
+        return LO_SEQ_NEXT;
+}
+
+static int start_next_mirror(migration_start_seq *s, lo_next *n)
+{
+        if (s->i >= s->nodes.n) {
+                s->ready_deadline = kv_now_ms() + MIRROR_READY_TIMEOUT_MS;
+                return ask_ready(s, n);
+        }
+        char tgt[160], job[160];
+        mirror_names(next_node(s), tgt, sizeof(tgt), job, sizeof(job));
+        /* A concluded job of ours left by an earlier crash would block the id. */
+        s->step = START_DISMISSING;
+        *n = (lo_next){.command = "job-dismiss", .args = jstr(cJSON_CreateObject(), "id", job),
+                       .may_fail = true};
+        return LO_SEQ_NEXT;
+}
+
+static int start_mirror_target(migration_start_seq *s, lo_next *n)
+{
+        char tgt[160], job[160];
+        mirror_names(next_node(s), tgt, sizeof(tgt), job, sizeof(job));
+        cJSON *nbd = jstr(jstr(jstr(cJSON_CreateObject(), "driver", "nbd"), "node-name", tgt), "export",
+                          next_node(s));
+        cJSON_AddItemToObject(nbd, "server", inet_addr(s->nbd_host, s->nbd_port, true));
+        s->step = START_ADDING;
+        *n = (lo_next){.command = "blockdev-add", .args = nbd};
+        return LO_SEQ_NEXT;
+}
+
+static int start_mirror_job(migration_start_seq *s, lo_next *n)
+{
+        char tgt[160], job[160];
+        mirror_names(next_node(s), tgt, sizeof(tgt), job, sizeof(job));
+        cJSON *m = jstr(jstr(jstr(cJSON_CreateObject(), "job-id", job), "device", next_node(s)), "target", tgt);
+        /* write-blocking: guest writes reach the target before they complete, so READY stays in sync. */
+        m = jbool(jstr(jstr(m, "sync", "full"), "copy-mode", "write-blocking"), "auto-dismiss", false);
+        s->step = START_MIRRORING;
+        *n = (lo_next){.command = "blockdev-mirror", .args = m};
+        return LO_SEQ_NEXT;
+}
+
+static int start_mirror_started(migration_start_seq *s, lo_next *n, kv_error *err)
+{
+        migration_state *st = s->st;
+        char **m = realloc(st->mirrors, (st->n_mirrors + 1) * sizeof(*m));
+        if (!m)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        st->mirrors = m;
+        st->mirrors[st->n_mirrors++] = TAKE_PTR(s->nodes.v[s->i]);
+        s->i++;
+        return start_next_mirror(s, n);
+}
+
+static const cJSON *find_block_job(const cJSON *jobs, const char *id)
+{
+        const cJSON *j;
+        cJSON_ArrayForEach(j, jobs)
+        {
+                const char *device = cJSON_GetStringValue(cJSON_GetObjectItem(j, "device"));
+                if (device && !strcmp(device, id))
+                        return j;
+        }
+        return NULL;
+}
+
+/* 1 when every mirror is READY, 0 while some copy, <0 when one ended (or vanished) before. */
+static int mirrors_ready(const migration_state *st, const cJSON *jobs, kv_error *err)
+{
+        int ready = 1;
+        for (size_t i = 0; i < st->n_mirrors; i++) {
+                char tgt[160], job[160];
+                mirror_names(st->mirrors[i], tgt, sizeof(tgt), job, sizeof(job));
+                const cJSON *j = find_block_job(jobs, job);
+                const char *status = j ? cJSON_GetStringValue(cJSON_GetObjectItem(j, "status")) : NULL;
+                const char *e = j ? cJSON_GetStringValue(cJSON_GetObjectItem(j, "error")) : NULL;
+                if (!j || (status && (!strcmp(status, "concluded") || !strcmp(status, "null"))))
+                        return kv_error_set(err, EIO, "mirror %s ended before it was ready%s%s", job,
+                                            e ? ": " : "", e ? e : "");
+                if (!cJSON_IsTrue(cJSON_GetObjectItem(j, "ready")))
+                        ready = 0;
+        }
+        return ready;
+}
+
+static int start_on_jobs(migration_start_seq *s, const cJSON *jobs, lo_next *n, kv_error *err)
+{
+        int r = mirrors_ready(s->st, jobs, err);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                s->step = START_MIGRATING;
+                *n = (lo_next){.command = "migrate", .args = jstr(cJSON_CreateObject(), "uri", s->uri)};
+                return LO_SEQ_NEXT;
+        }
+        int64_t left = s->ready_deadline - kv_now_ms();
+        if (left <= 0)
+                return kv_error_set(err, ETIMEDOUT, "the disk mirrors were not ready after %d ms",
+                                    MIRROR_READY_TIMEOUT_MS);
+        /* Woken by BLOCK_JOB_READY; query-block-jobs decides. */
+        *n = (lo_next){.wait_ms = left < 500 ? (int)left : 500, .event = "BLOCK_JOB_READY"};
+        return LO_SEQ_NEXT;
+}
+
+int migration_start_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
+{
+        migration_start_seq *s = ctx;
+        switch (s->step) {
+        case START_CAPS:
+                s->step = START_PARAMS;
+                *n = caps_cmd(&s->st->params, true);
+                return LO_SEQ_NEXT;
+        case START_PARAMS:
+                s->step = START_BLOCKS;
+                *n = params_cmd(&s->st->params, true);
+                return LO_SEQ_NEXT;
+        case START_BLOCKS:
+                if (s->nbd_port <= 0) {
+                        s->step = START_MIGRATING;
+                        *n = (lo_next){.command = "migrate", .args = jstr(cJSON_CreateObject(), "uri", s->uri)};
+                        return LO_SEQ_NEXT;
+                }
+                s->step = START_LISTING;
+                *n = (lo_next){.command = "query-block"};
+                return LO_SEQ_NEXT;
+        case START_LISTING: {
+                int r = lo_walk_block_nodes(ret, push_writable, &s->nodes, err);
+                return r < 0 ? r : start_next_mirror(s, n);
+        }
+        case START_DISMISSING:
+                return start_mirror_target(s, n);
+        case START_ADDING:
+                return start_mirror_job(s, n);
+        case START_MIRRORING:
+                return start_mirror_started(s, n, err);
+        case START_READY:
+                return ret ? start_on_jobs(s, ret, n, err) : ask_ready(s, n);
+        case START_MIGRATING:
+                return LO_SEQ_DONE;
+        }
+        return kv_error_set(err, EINVAL, "start migration: bad step %d", s->step);
+}
+
+int migration_start_failed(migration_state *st, kv_error *err)
+{
+        st->failed = st->finished = true;
+        snprintf(st->failure_reason, sizeof(st->failure_reason), "%s", err->msg);
+        rfc3339_now(st->end, sizeof(st->end));
+        return kv_error_wrap(err, "start migration");
+}
+
+int migration_start(qmp *q, const migration_config *c, const char *uri, const char *nbd_host, int nbd_port,
+                    migration_state *st, kv_error *err)
+{
+        migration_start_seq s;
+        migration_start_init(&s, c, uri, nbd_host, nbd_port, st);
+        int r = lo_seq_run(q, migration_start_step, &s, err);
+        migration_start_seq_free(&s);
         if (r < 0) {
                 mirrors_stop(q, st);
-                st->failed = st->finished = true;
-                snprintf(st->failure_reason, sizeof(st->failure_reason), "%s", err->msg);
-                rfc3339_now(st->end, sizeof(st->end));
-                return kv_error_wrap(err, "start migration");
+                return migration_start_failed(st, err);
         }
         return 0;
 }

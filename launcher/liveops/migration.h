@@ -9,6 +9,8 @@
 
 #include "error.h"
 #include "qmp.h"
+#include "qmp-seq.h"
+#include "strv.h"
 
 /* The knobs of KubeVirt's MigrationConfiguration that apply here; 0/false = the launcher's default. */
 typedef struct migration_config {
@@ -81,6 +83,35 @@ int migration_target_finish(qmp *q, int timeout_ms, kv_error *err);
 int migration_target_unexport(qmp *q, bool force, kv_error *err);
 /* `cont` unless the guest already runs. */
 int migration_target_resume(qmp *q, kv_error *err);
+
+/* Starting a migration as a step function (qmp-seq.h), for the launcher's loop: capabilities and
+ * parameters, with nbd_port > 0 every writable disk mirrored to the target's NBD exports until all are
+ * READY (query-block-jobs, woken by BLOCK_JOB_READY; 120 s at most), then `migrate`. init fills *st. On a
+ * failure run the mirrors' stop, then migration_start_failed. */
+typedef struct migration_start_seq {
+        migration_config c;
+        char uri[256], nbd_host[256];
+        int nbd_port, step;
+        migration_state *st;
+        strv nodes; /* the writable nodes still to mirror, from i */
+        size_t i;
+        int64_t ready_deadline;
+} migration_start_seq;
+void migration_start_init(migration_start_seq *s, const migration_config *c, const char *uri,
+                          const char *nbd_host, int nbd_port, migration_state *st);
+int migration_start_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *next, kv_error *err);
+void migration_start_seq_free(migration_start_seq *s);
+/* Records the failure in *st; returns -err->code with err wrapped ("start migration: ..."). */
+int migration_start_failed(migration_state *st, kv_error *err);
+/* The mirrors of *st stopped (cancelled, their jobs dismissed, their NBD nodes deleted) and forgotten. */
+typedef struct migration_stop_seq {
+        migration_state *st;
+        size_t i;
+        int step;
+        lo_job_seq job;
+} migration_stop_seq;
+void migration_stop_init(migration_stop_seq *s, migration_state *st);
+int migration_stop_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *next, kv_error *err);
 
 /* Source side. nbd_port > 0: mirror every writable disk to the target's NBD exports first. */
 int migration_start(qmp *q, const migration_config *c, const char *uri, const char *nbd_host, int nbd_port,

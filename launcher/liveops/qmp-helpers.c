@@ -1,5 +1,6 @@
 /* qmp-helpers: shared QMP idioms of the live operations (see qmp-helpers.h). */
 #include "qmp-helpers.h"
+#include "qmp-seq.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -143,28 +144,7 @@ int lo_job_outcome(const cJSON *jobs, const char *id, kv_error *err)
 
 int lo_job_finish(qmp *q, const char *id, int timeout_ms, kv_error *err)
 {
-        int64_t deadline = kv_now_ms() + timeout_ms;
-        for (;;) {
-                _cleanup_json_ cJSON *jobs = NULL;
-                int r = lo_exec(q, "query-jobs", NULL, &jobs, err);
-                if (r < 0)
-                        return r;
-                r = lo_job_outcome(jobs, id, err);
-                if (r == -ENOENT)
-                        return r;
-                if (r != 0) {
-                        lo_job_dismiss_stale(q, id);
-                        return r < 0 ? r : 0;
-                }
-                int64_t left = deadline - kv_now_ms();
-                if (left <= 0) {
-                        const cJSON *st = cJSON_GetObjectItem(find_job(jobs, id), "status");
-                        return kv_error_set(err, ETIMEDOUT, "job %s still %s after %d ms", id,
-                                            cJSON_IsString(st) ? st->valuestring : "?", timeout_ms);
-                }
-                /* Woken by the job's next status change; the poll above is the source of truth. */
-                _cleanup_json_ cJSON *ev = NULL;
-                kv_error ignored = {0};
-                qmp_wait_event(q, "JOB_STATUS_CHANGE", "id", id, left < 200 ? (int)left : 200, &ev, &ignored);
-        }
+        lo_job_seq j;
+        lo_job_seq_init(&j, id, timeout_ms);
+        return lo_seq_run(q, lo_job_step, &j, err);
 }
