@@ -12,7 +12,10 @@
 #include "qmp.h"
 
 /* What the step asks for next: a command, or (command NULL) a pause of wait_ms after which the step is
- * called again; with event set the pause ends early on that event (a hint: the step polls for the truth). */
+ * called again; with event set the pause ends early on that event (a hint: the step polls for the truth).
+ * A command with event set expects that event (data.key == value) within wait_ms of being sent: the step
+ * is called once both the reply and the event are in (the waiter is registered before the command goes
+ * out, so a quick event is not missed); an event that did not come is a qerr (ETIMEDOUT, may_fail). */
 typedef struct lo_next {
         const char *command;
         cJSON *args;   /* consumed */
@@ -50,8 +53,10 @@ struct lo_seq {
         lo_seq_done_fn done;
         void *userdata;
         char command[64]; /* the one in flight */
-        bool may_fail, waiting;
-        int64_t pending; /* the command or event waiter in flight (0: none) */
+        bool may_fail, pausing, expecting, replied;
+        int64_t pending, waiter; /* the command and the event waiter in flight (0: none) */
+        cJSON *reply;            /* a reply kept until the expected event came */
+        kv_error qerr;           /* the failure kept meanwhile (code 0: none) */
         loop_timer timer;
 };
 
