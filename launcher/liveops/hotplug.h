@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "qmp.h"
+#include "qmp-seq.h"
 #include "vmi.h"
 
 typedef struct hp_disk {
@@ -54,15 +55,35 @@ int hotplug_set_cpus(qmp *q, unsigned sockets, kv_error *err);
  * device (hot-plugged on first use) whose requested-size is the difference; pc-dimm if virtio-mem cannot
  * be plugged. max_bytes 0 = read it from QEMU. Waits up to timeout_ms for the guest to follow. */
 int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_ms, kv_error *err);
-/* hotplug_set_memory without its wait, for a caller that waits from its own loop: the short QMP exchange
- * (read the memory devices, resize or plug virtio-mem, else plug a DIMM). w->needed says that the guest
- * still has to plug virtio-mem memory: poll qom-get hotplug_vmem_size_query() until
- * hotplug_vmem_size_of(reply) == w->want, or fail with hotplug_vmem_timeout(). */
-typedef struct hp_mem_wait {
-        bool needed;
-        uint64_t want;
-} hp_mem_wait;
-int hotplug_memory_request(qmp *q, uint64_t bytes, uint64_t max_bytes, hp_mem_wait *w, kv_error *err);
-cJSON *hotplug_vmem_size_query(void);
-uint64_t hotplug_vmem_size_of(const cJSON *ret);
-int hotplug_vmem_timeout(uint64_t size, uint64_t want, int timeout_ms, kv_error *err);
+
+/* The same operations as step functions (qmp-seq.h), for the launcher's loop; the calls above run these
+ * steps blocking. One hp_op per operation: an init, then hp_step until done, then hp_op_free. */
+typedef enum { HP_DISK_ADD, HP_NIC_ADD, HP_UNPLUG, HP_CPUS, HP_MEMORY } hp_kind;
+typedef struct hp_op {
+        hp_kind kind;
+        int step;
+        bool tolerate, failed, wait, polling, vmem_needed;
+        kv_error err; /* the failure reported once the undo ran */
+        const char *undo_command;
+        cJSON *undo_args;
+        char name[128], path[4096], serial[128], mac[32], hostname[256], port[40];
+        image_format format;
+        disk_bus bus;
+        bool readonly;
+        nic_model model;
+        hp_unplug u;
+        int timeout_ms;
+        unsigned sockets, n_dimms;
+        cJSON *plug; /* set-cpus: the device_add arguments still to send */
+        uint64_t bytes, max_bytes, mem_base, extra, cap, size;
+        int64_t deadline;
+} hp_op;
+/* -EINVAL when the disk cannot be hot-plugged (bus, no prepared image). */
+int hp_disk_add_init(hp_op *o, const hp_disk *d, kv_error *err);
+void hp_nic_add_init(hp_op *o, const hp_nic *n);
+void hp_unplug_init(hp_op *o, bool disk, const char *name, int timeout_ms);
+void hp_cpus_init(hp_op *o, unsigned sockets);
+/* wait: poll until the guest plugged the virtio-mem memory (up to timeout_ms), as hotplug_set_memory. */
+void hp_memory_init(hp_op *o, uint64_t bytes, uint64_t max_bytes, int timeout_ms, bool wait);
+int hp_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *next, kv_error *err);
+void hp_op_free(hp_op *o);

@@ -33,15 +33,15 @@
 #define TARGET_RELEASE_TIMEOUT_MS 10000
 
 typedef struct snap_op snap_op;
-typedef struct unplug_op unplug_op;
-typedef struct mem_op mem_op;
+typedef struct hp_run hp_run;
 
-struct unplug_op {
+/* A hot-plug, unplug, set-cpus or set-memory in flight (hotplug.c's steps). */
+struct hp_run {
         liveops *lo;
-        ctl_request *req; /* NULL once answered */
-        hp_unplug u;
-        int timeout_ms;
-        int64_t cmd, waiter; /* the QMP command and the event waiter in flight (0: none) */
+        ctl_request *req;
+        const char *verb;
+        hp_op op;
+        lo_seq seq;
 };
 
 struct liveops {
@@ -68,9 +68,8 @@ struct liveops {
                 kv_error start_err;
                 loop_timer finish_deadline;
         } mig;
-        snap_op *snap;     /* the snapshot operation in flight, or NULL */
-        unplug_op *unplug; /* the unplug waiting for its DEVICE_DELETED, or NULL */
-        mem_op *mem;       /* the set-memory waiting for the guest to plug virtio-mem memory, or NULL */
+        snap_op *snap; /* the snapshot operation in flight, or NULL */
+        hp_run *op;    /* the hot-plug, unplug, set-cpus or set-memory in flight, or NULL */
 };
 
 int liveops_new(const liveops_host *host, liveops **out)
@@ -134,10 +133,8 @@ int liveops_vm_usable(liveops *lo, enum phase phase, kv_error *err)
         bool stopping = lo->h.stopping(lo->h.ctx);
         if (lo->snap)
                 return kv_error_set(err, EBUSY, "a snapshot operation is running");
-        if (lo->unplug)
-                return kv_error_set(err, EBUSY, "the unplug of %s is running", lo->unplug->u.name);
-        if (lo->mem)
-                return kv_error_set(err, EBUSY, "a memory resize is running");
+        if (lo->op)
+                return kv_error_set(err, EBUSY, "%s is running", lo->op->verb);
         if (lo->mig.starting)
                 return kv_error_set(err, EBUSY, "a migration is starting");
         int r = status_require_phase(lo->h.st, phase, stopping, err);
@@ -187,311 +184,70 @@ static int run_blocking(ctl_request *req, ctl_verb v)
                 return run_blocking(req, verb);                                                              \
         }
 
-BLOCKING_HANDLER(liveops_ctl_hotplug_disk, CTL_VERB_HOTPLUG_DISK)
-BLOCKING_HANDLER(liveops_ctl_hotplug_nic, CTL_VERB_HOTPLUG_NIC)
-BLOCKING_HANDLER(liveops_ctl_set_cpus, CTL_VERB_SET_CPUS)
 BLOCKING_HANDLER(liveops_ctl_snapshot_list, CTL_VERB_SNAPSHOT_LIST)
 
-/* ---- set-memory: the short QMP exchange, then the guest's part (virtio-mem plugged, up to timeoutMs)
- * polled from the loop: qom-get of the device's size every MEM_POLL_MS ------------------------------- */
+/* ---- hot-plug, unplug, set-cpus, set-memory: hotplug.c's step functions run on the loop ----------- */
 
-#define MEM_POLL_MS 100
-
-struct mem_op {
-        liveops *lo;
-        ctl_request *req; /* NULL once answered */
-        uint64_t want, size;
-        int timeout_ms;
-        bool expired;
-        int64_t cmd; /* the qom-get in flight (0: none) */
-        loop_timer poll, deadline;
-};
-
-static void mem_release(mem_op *o)
+static void hp_run_free(hp_run *o)
 {
-        qmp *q = lo_qmp(o->lo);
-        if (q && o->cmd > 0)
-                qmp_cancel(q, o->cmd);
-        if (q)
-                o->cmd = 0;
-        loop_timer_disarm(o->lo->h.loop, &o->poll);
-        loop_timer_disarm(o->lo->h.loop, &o->deadline);
-        if (o->lo->mem == o)
-                o->lo->mem = NULL;
-        if (!o->cmd)
-                free(o);
+        lo_seq_abort(&o->seq);
+        hp_op_free(&o->op);
+        if (o->lo->op == o)
+                o->lo->op = NULL;
+        free(o);
 }
 
-static void mem_end(mem_op *o, kv_error *err)
+static void hp_run_done(lo_seq *s, int r, const kv_error *err, void *data)
 {
+        hp_run *o = data;
         ctl_request *req = TAKE_PTR(o->req);
-        if (err) {
-                log_warning("set-memory failed: %s", err->msg);
-                ctl_reply_error(req, "%s", err->msg);
-        } else {
-                log_info("set-memory done");
-                ctl_reply_ok(req, NULL);
-        }
-        mem_release(o);
-}
-
-static void mem_poll(loop_timer *t, void *data);
-
-static void mem_on_size(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
-{
-        mem_op *o = userdata;
-        o->cmd = 0;
-        if (!o->req) {
-                mem_release(o);
-                return;
-        }
-        kv_error e = err ? *err : (kv_error){0};
-        if (err)
-                mem_end(o, (kv_error_wrap(&e, "set memory: qom-get"), &e));
-        else if ((o->size = hotplug_vmem_size_of(ret)) == o->want)
-                mem_end(o, NULL);
-        else if (o->expired)
-                mem_end(o, (hotplug_vmem_timeout(o->size, o->want, o->timeout_ms, &e), &e));
-        else
-                loop_timer_arm(o->lo->h.loop, &o->poll, MEM_POLL_MS, mem_poll, o);
-}
-
-static void mem_poll(loop_timer *t, void *data)
-{
-        mem_op *o = data;
-        kv_error err = {0};
-        if (!lo_qmp(o->lo)) {
-                mem_end(o, (kv_error_set(&err, ECONNRESET, "set memory: the QMP connection is gone"), &err));
-                return;
-        }
-        o->cmd = qmp_send(lo_qmp(o->lo), "qom-get", hotplug_vmem_size_query(), -1, QMP_QUERY_TIMEOUT_MS,
-                          mem_on_size, o, &err);
-        if (o->cmd < 0) {
-                o->cmd = 0;
-                mem_end(o, &err);
-                return;
-        }
-        rearm(o->lo);
-}
-
-/* The last poll after the deadline decides: a guest that made it just in time is not failed. */
-static void mem_on_deadline(loop_timer *t, void *data)
-{
-        mem_op *o = data;
-        o->expired = true;
-        if (!o->cmd) {
-                loop_timer_disarm(o->lo->h.loop, &o->poll);
-                mem_poll(&o->poll, o);
-        }
-}
-
-int liveops_ctl_set_memory(ctl_request *req)
-{
-        if (!vm_ready(req))
-                return 0;
-        liveops *lo = liveops_of(req);
-        const cJSON *a = req->args, *t = cJSON_GetObjectItem(a, "timeoutMs"),
-                    *bytes = cJSON_GetObjectItem(a, "bytes"), *max = cJSON_GetObjectItem(a, "max");
-        kv_error err = {0};
-        hp_mem_wait w;
-        int r = hotplug_memory_request(lo_qmp(lo), cJSON_IsNumber(bytes) ? (uint64_t)bytes->valuedouble : 0,
-                                       cJSON_IsNumber(max) ? (uint64_t)max->valuedouble : 0, &w, &err);
-        rearm(lo);
-        mem_op *o = r < 0 || !w.needed ? NULL : calloc(1, sizeof(*o));
-        if (r >= 0 && w.needed && !o)
-                r = kv_error_set(&err, ENOMEM, "out of memory");
         if (r < 0) {
-                log_warning("set-memory failed: %s", err.msg);
-                ctl_reply_error(req, "%s", err.msg);
-                return 0;
-        }
-        if (!o) { /* nothing for the guest to do (a DIMM, or no change) */
-                log_info("set-memory done");
-                ctl_reply_ok(req, NULL);
-                return 0;
-        }
-        *o = (mem_op){.lo = lo,
-                      .req = req,
-                      .want = w.want,
-                      .timeout_ms = cJSON_IsNumber(t) ? t->valueint : LO_CMD_TIMEOUT_MS};
-        lo->mem = o;
-        loop_timer_arm(lo->h.loop, &o->deadline, o->timeout_ms, mem_on_deadline, o);
-        mem_poll(&o->poll, o);
-        return 0;
-}
-
-/* ---- unplug: device_del, DEVICE_DELETED (the guest's part, up to timeoutMs), the backend ---------- */
-
-/* Freed once answered and nothing of it is left in libqmp (whose callbacks may still come while the
- * connection is being freed: they then only clear their id). */
-static void unplug_release(unplug_op *o)
-{
-        qmp *q = lo_qmp(o->lo);
-        if (q && o->cmd > 0)
-                qmp_cancel(q, o->cmd);
-        if (q && o->waiter > 0)
-                qmp_cancel(q, o->waiter);
-        if (q)
-                o->cmd = o->waiter = 0;
-        if (o->lo->unplug == o)
-                o->lo->unplug = NULL;
-        if (!o->cmd && !o->waiter)
-                free(o);
-}
-
-static void unplug_end(unplug_op *o, kv_error *err)
-{
-        ctl_request *req = TAKE_PTR(o->req);
-        const char *what = o->u.disk ? "disk" : "interface";
-        if (err) {
-                kv_error_wrap(err, "unplug %s %s", what, o->u.name);
-                log_warning("%s", err->msg);
+                log_warning("%s failed: %s", o->verb, err->msg);
                 ctl_reply_error(req, "%s", err->msg);
         } else {
-                log_info("unplug %s %s done", what, o->u.name);
+                log_info("%s done", o->verb);
                 ctl_reply_ok(req, NULL);
         }
-        unplug_release(o);
+        hp_run_free(o);
 }
 
-static void unplug_on_backend(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
-{
-        unplug_op *o = userdata;
-        o->cmd = 0;
-        if (!o->req) {
-                unplug_release(o);
-                return;
-        }
-        kv_error e = err ? *err : (kv_error){0};
-        unplug_end(o, err ? &e : NULL);
-}
-
-static void unplug_send(unplug_op *o, const char *command, cJSON *args, qmp_reply_cb cb)
-{
-        kv_error err = {0};
-        o->cmd = qmp_send(lo_qmp(o->lo), command, args, -1, QMP_QUERY_TIMEOUT_MS, cb, o, &err);
-        if (o->cmd < 0) {
-                o->cmd = 0;
-                unplug_end(o, &err);
-                return;
-        }
-        rearm(o->lo);
-}
-
-static void unplug_backend(unplug_op *o)
-{
-        cJSON *args;
-        const char *command = hotplug_backend_del(&o->u, &args);
-        unplug_send(o, command, args, unplug_on_backend);
-}
-
-static void unplug_on_deleted(qmp *q, const cJSON *event, const kv_error *err, void *userdata)
-{
-        unplug_op *o = userdata;
-        o->waiter = 0;
-        if (!o->req) {
-                unplug_release(o);
-                return;
-        }
-        kv_error e = {0};
-        if (err && err->code == ETIMEDOUT)
-                unplug_end(o, (lo_device_deleted_timeout(o->u.id, o->timeout_ms, &e), &e));
-        else if (err)
-                unplug_end(o, (e = *err, &e));
-        else if (!o->cmd) /* device_del answered already: the guest let go */
-                unplug_backend(o);
-}
-
-static void unplug_on_device_del(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
-{
-        unplug_op *o = userdata;
-        o->cmd = 0;
-        if (!o->req) {
-                unplug_release(o);
-                return;
-        }
-        const char *cls = err ? qmp_error_class(err) : NULL;
-        if (err && !(cls && !strcmp(cls, "DeviceNotFound"))) {
-                kv_error e = *err;
-                unplug_end(o, &e);
-                return;
-        }
-        if (err || !o->waiter) { /* already gone, or DEVICE_DELETED came before this reply */
-                if (o->waiter > 0)
-                        qmp_cancel(q, o->waiter);
-                o->waiter = 0;
-                unplug_backend(o);
-        }
-}
-
-/* The waiter first: DEVICE_DELETED can follow device_del's reply closely (scsi-hd: 0.05 s). */
-static void unplug_device_del(unplug_op *o)
-{
-        kv_error err = {0};
-        qmp *q = lo_qmp(o->lo);
-        o->waiter = qmp_wait_event_async(q, "DEVICE_DELETED", "device", o->u.id, o->timeout_ms,
-                                         unplug_on_deleted, o, &err);
-        if (o->waiter < 0) {
-                o->waiter = 0;
-                unplug_end(o, &err);
-                return;
-        }
-        unplug_send(o, "device_del", jstr(cJSON_CreateObject(), "id", o->u.id), unplug_on_device_del);
-}
-
-static void unplug_on_blocks(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
-{
-        unplug_op *o = userdata;
-        o->cmd = 0;
-        if (!o->req) {
-                unplug_release(o);
-                return;
-        }
-        kv_error e = err ? *err : (kv_error){0};
-        if (!err && hotplug_disk_node_from(ret, &o->u) == 0)
-                kv_error_set(&e, ENOENT, "no such disk attached");
-        if (e.code)
-                unplug_end(o, &e);
-        else
-                unplug_device_del(o);
-}
-
-static int unplug_start(ctl_request *req, bool disk)
+/* The operation runs on the loop; the client is answered when it ended (the guest's part included). */
+static int hp_start(ctl_request *req, ctl_verb v)
 {
         if (!vm_ready(req))
                 return 0;
         liveops *lo = liveops_of(req);
-        const cJSON *name = cJSON_GetObjectItem(req->args, "name"),
-                    *t = cJSON_GetObjectItem(req->args, "timeoutMs");
-        if (!cJSON_IsString(name) || !name->valuestring[0]) {
-                ctl_reply_error(req, "unplug-%s: args.name is required", disk ? "disk" : "nic");
-                return 0;
-        }
-        unplug_op *o = calloc(1, sizeof(*o));
+        hp_run *o = calloc(1, sizeof(*o));
         if (!o) {
                 ctl_reply_error(req, "out of memory");
                 return 0;
         }
-        *o = (unplug_op){
-            .lo = lo, .req = req, .timeout_ms = cJSON_IsNumber(t) ? t->valueint : LO_UNPLUG_TIMEOUT_MS};
-        hotplug_unplug_ids(disk, name->valuestring, &o->u);
-        lo->unplug = o;
-        if (disk)
-                unplug_send(o, "query-block", NULL, unplug_on_blocks);
-        else
-                unplug_device_del(o);
+        *o = (hp_run){.lo = lo, .req = req, .verb = ctl_verb_name(v)};
+        kv_error err = {0};
+        if (liveops_hp_op(o->verb, req->args, &o->op, &err) < 0) {
+                ctl_reply_error(req, "%s", err.msg);
+                hp_op_free(&o->op);
+                free(o);
+                return 0;
+        }
+        lo->op = o;
+        lo_seq_host sh = seq_host(lo);
+        lo_seq_start(&o->seq, &sh, hp_step, &o->op, hp_run_done, o);
         return 0;
 }
 
-int liveops_ctl_unplug_disk(ctl_request *req)
-{
-        return unplug_start(req, true);
-}
+#define HP_HANDLER(fn, verb)                                                                                 \
+        int fn(ctl_request *req)                                                                             \
+        {                                                                                                    \
+                return hp_start(req, verb);                                                                  \
+        }
 
-int liveops_ctl_unplug_nic(ctl_request *req)
-{
-        return unplug_start(req, false);
-}
+HP_HANDLER(liveops_ctl_hotplug_disk, CTL_VERB_HOTPLUG_DISK)
+HP_HANDLER(liveops_ctl_hotplug_nic, CTL_VERB_HOTPLUG_NIC)
+HP_HANDLER(liveops_ctl_unplug_disk, CTL_VERB_UNPLUG_DISK)
+HP_HANDLER(liveops_ctl_unplug_nic, CTL_VERB_UNPLUG_NIC)
+HP_HANDLER(liveops_ctl_set_cpus, CTL_VERB_SET_CPUS)
+HP_HANDLER(liveops_ctl_set_memory, CTL_VERB_SET_MEMORY)
 
 /* ---- snapshots with an id (docs/cluster-snapshots.md) ------------------------------------------ */
 
@@ -1273,15 +1029,10 @@ void liveops_free(liveops *lo)
 {
         if (!lo)
                 return;
-        if (lo->unplug) {
+        if (lo->op) {
                 kv_error err = {0};
                 kv_error_set(&err, ECANCELED, "the launcher ended");
-                unplug_end(lo->unplug, &err);
-        }
-        if (lo->mem) {
-                kv_error err = {0};
-                kv_error_set(&err, ECANCELED, "the launcher ended");
-                mem_end(lo->mem, &err);
+                hp_run_done(&lo->op->seq, -ECANCELED, &err, lo->op);
         }
         if (lo->snap) { /* normally already ended by the QMP connection's end */
                 kv_error err = {0};

@@ -63,21 +63,24 @@ int lo_device_del_wait(qmp *q, const char *id, int timeout_ms, kv_error *err)
         return lo_wait_device_deleted(q, id, timeout_ms, err);
 }
 
+bool lo_device_in(const cJSON *qom_list, const char *id)
+{
+        const cJSON *p;
+        cJSON_ArrayForEach(p, qom_list)
+        {
+                const cJSON *name = cJSON_GetObjectItem(p, "name");
+                if (cJSON_IsString(name) && !strcmp(name->valuestring, id))
+                        return true;
+        }
+        return false;
+}
+
 int lo_device_exists(qmp *q, const char *id, kv_error *err)
 {
         _cleanup_json_ cJSON *ret = NULL;
         int r = lo_exec(q, "qom-list", jstr(cJSON_CreateObject(), "path", "/machine/peripheral"), &ret,
                         err);
-        if (r < 0)
-                return r;
-        const cJSON *p;
-        cJSON_ArrayForEach(p, ret)
-        {
-                const cJSON *name = cJSON_GetObjectItem(p, "name");
-                if (cJSON_IsString(name) && !strcmp(name->valuestring, id))
-                        return 1;
-        }
-        return 0;
+        return r < 0 ? r : lo_device_in(ret, id);
 }
 
 /* A pcie-root-port (class 0x0604, Red Hat 1b36:000c) whose secondary bus holds no device. */
@@ -92,14 +95,10 @@ static bool port_is_free(const cJSON *dev)
         return cJSON_GetArraySize(cJSON_GetObjectItem(bridge, "devices")) == 0;
 }
 
-int lo_free_root_port(qmp *q, char *out, size_t size, kv_error *err)
+int lo_free_root_port_in(const cJSON *query_pci, char *out, size_t size, kv_error *err)
 {
-        _cleanup_json_ cJSON *ret = NULL;
-        int r = lo_exec(q, "query-pci", NULL, &ret, err);
-        if (r < 0)
-                return r;
         const cJSON *bus, *dev;
-        cJSON_ArrayForEach(bus, ret) cJSON_ArrayForEach(dev, cJSON_GetObjectItem(bus, "devices"))
+        cJSON_ArrayForEach(bus, query_pci) cJSON_ArrayForEach(dev, cJSON_GetObjectItem(bus, "devices"))
         {
                 if (port_is_free(dev)) {
                         snprintf(out, size, "%s", cJSON_GetObjectItem(dev, "qdev_id")->valuestring);
@@ -107,6 +106,13 @@ int lo_free_root_port(qmp *q, char *out, size_t size, kv_error *err)
                 }
         }
         return kv_error_set(err, ENOSPC, "no free PCIe root port left for hot-plug (start the VM with more)");
+}
+
+int lo_free_root_port(qmp *q, char *out, size_t size, kv_error *err)
+{
+        _cleanup_json_ cJSON *ret = NULL;
+        int r = lo_exec(q, "query-pci", NULL, &ret, err);
+        return r < 0 ? r : lo_free_root_port_in(ret, out, size, err);
 }
 
 static const cJSON *find_job(const cJSON *jobs, const char *id)

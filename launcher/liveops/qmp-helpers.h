@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,7 +35,10 @@ int lo_device_deleted_timeout(const char *id, int timeout_ms, kv_error *err);
 int lo_device_del_wait(qmp *q, const char *id, int timeout_ms, kv_error *err);
 /* The id of a pcie-root-port with nothing plugged into it ("rp3"), from query-pci. -ENOSPC if none. */
 int lo_free_root_port(qmp *q, char *out, size_t size, kv_error *err);
-/* Whether a device with this id exists under /machine/peripheral. */
+/* The same from a query-pci reply in hand (err may be NULL). */
+int lo_free_root_port_in(const cJSON *query_pci, char *out, size_t size, kv_error *err);
+/* Whether a device with this id exists under /machine/peripheral (the qom-list reply in hand). */
+bool lo_device_in(const cJSON *qom_list, const char *id);
 int lo_device_exists(qmp *q, const char *id, kv_error *err);
 /* Job `id` in a query-jobs reply: 0 while it runs, 1 once concluded without error, -EIO (concluded with
  * its "error" in err) or -ENOENT (not listed). */
