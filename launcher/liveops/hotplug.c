@@ -55,7 +55,7 @@ static int match_device(const cJSON *block, const cJSON *inserted, const char *n
         return 1;
 }
 
-void hotplug_unplug_ids(bool disk, const char *name, hp_unplug *u)
+static void hotplug_unplug_ids(bool disk, const char *name, hp_unplug *u)
 {
         *u = (hp_unplug){.disk = disk};
         snprintf(u->name, sizeof(u->name), "%s", name);
@@ -66,14 +66,14 @@ void hotplug_unplug_ids(bool disk, const char *name, hp_unplug *u)
 
 /* The node behind device ua-<name>: query-block's qdev is "/machine/peripheral/<id>[/virtio-backend]"
  * for -blockdev disks. */
-int hotplug_disk_node_from(const cJSON *query_block, hp_unplug *u)
+static int hotplug_disk_node_from(const cJSON *query_block, hp_unplug *u)
 {
         struct node_of n = {.id = u->id, .node = u->backend, .size = sizeof(u->backend)};
         n.plen = (size_t)snprintf(n.prefix, sizeof(n.prefix), "/machine/peripheral/%s", u->id);
         return lo_walk_block_nodes(query_block, match_device, &n, NULL);
 }
 
-const char *hotplug_backend_del(const hp_unplug *u, cJSON **args)
+static const char *hotplug_backend_del(const hp_unplug *u, cJSON **args)
 {
         *args = jstr(cJSON_CreateObject(), u->disk ? "node-name" : "id", u->backend);
         return u->disk ? "blockdev-del" : "netdev_del";
@@ -127,8 +127,8 @@ static int vmem_timeout(uint64_t size, uint64_t want, int timeout_ms, kv_error *
 }
 
 
-/* ---- the same operations as step functions (qmp-seq.h): the launcher runs them on its loop, the blocking
- * calls above run them with lo_seq_run. Every command is sent may_fail: hp_step turns a failure the step
+/* ---- the operations as step functions (qmp-seq.h): the launcher runs them on its loop, liveops-driver
+ * with lo_seq_run. Every command is sent may_fail: hp_step turns a failure the step
  * did not ask to see into the operation's error, after the undo command (if one is set) ran. -------- */
 
 enum { HP_BEGIN, HP_S1, HP_S2, HP_S3, HP_S4, HP_S5, HP_S6, HP_S7, HP_S8, HP_S9, HP_S10, HP_S11 };
@@ -601,57 +601,4 @@ int hp_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_er
         if (r == LO_SEQ_NEXT && n->command)
                 n->may_fail = true;
         return r;
-}
-
-static int hp_run(qmp *q, hp_op *o, kv_error *err)
-{
-        int r = lo_seq_run(q, hp_step, o, err);
-        hp_op_free(o);
-        return r;
-}
-
-/* ---- the blocking calls (liveops-driver, the launcher's start-up): the steps run with lo_seq_run ------ */
-
-int hotplug_disk_add(qmp *q, const hp_disk *d, kv_error *err)
-{
-        hp_op o;
-        if (hp_disk_add_init(&o, d, err) < 0)
-                return -err->code;
-        return hp_run(q, &o, err);
-}
-
-int hotplug_disk_remove(qmp *q, const char *name, int timeout_ms, kv_error *err)
-{
-        hp_op o;
-        hp_unplug_init(&o, true, name, timeout_ms);
-        return hp_run(q, &o, err);
-}
-
-int hotplug_nic_add(qmp *q, const hp_nic *n, kv_error *err)
-{
-        hp_op o;
-        hp_nic_add_init(&o, n);
-        return hp_run(q, &o, err);
-}
-
-/* Device first: netdev_del under an attached NIC is accepted and leaves it without a backend. */
-int hotplug_nic_remove(qmp *q, const char *name, int timeout_ms, kv_error *err)
-{
-        hp_op o;
-        hp_unplug_init(&o, false, name, timeout_ms);
-        return hp_run(q, &o, err);
-}
-
-int hotplug_set_cpus(qmp *q, unsigned sockets, kv_error *err)
-{
-        hp_op o;
-        hp_cpus_init(&o, sockets);
-        return hp_run(q, &o, err);
-}
-
-int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_ms, kv_error *err)
-{
-        hp_op o;
-        hp_memory_init(&o, bytes, max_bytes, timeout_ms, true);
-        return hp_run(q, &o, err);
 }

@@ -28,36 +28,21 @@ typedef struct hp_nic {
         const char *hostname; /* for the user-mode DHCP server, may be NULL */
 } hp_nic;
 
-int hotplug_disk_add(qmp *q, const hp_disk *d, kv_error *err);
-/* device_del, wait for the guest to release it, then blockdev-del of its node (found in query-block, so
- * boot-time disks can be removed too). */
-int hotplug_disk_remove(qmp *q, const char *name, int timeout_ms, kv_error *err);
-int hotplug_nic_add(qmp *q, const hp_nic *n, kv_error *err);
-int hotplug_nic_remove(qmp *q, const char *name, int timeout_ms, kv_error *err);
-
-/* The unplugs' pieces for a caller that runs the QMP exchange itself (the launcher's loop):
- * device_del of `id`, DEVICE_DELETED with data.device == id, then the backend's deletion. */
+/* device_del of ua-<name>, DEVICE_DELETED with data.device == that id, then the backend's deletion (the
+ * disk's node found in query-block, so boot-time disks can be removed too). */
 typedef struct hp_unplug {
         bool disk;
         char name[128];
         char id[136];      /* ua-<name> */
-        char backend[160]; /* NIC: hostua-<name>; disk: its node, from hotplug_disk_node_from */
+        char backend[160]; /* NIC: hostua-<name>; disk: its node */
 } hp_unplug;
-void hotplug_unplug_ids(bool disk, const char *name, hp_unplug *u);
-/* The disk's node in a query-block reply → u->backend; 0 when no such disk is attached, else 1. */
-int hotplug_disk_node_from(const cJSON *query_block, hp_unplug *u);
-/* blockdev-del or netdev_del, with its arguments in *args. */
-const char *hotplug_backend_del(const hp_unplug *u, cJSON **args);
-/* Plug every vCPU slot of query-hotpluggable-cpus with socket-id < sockets. Lowering is refused
- * (-EOPNOTSUPP): vCPU unplug crashes QEMU 7.2 under TCG. */
-int hotplug_set_cpus(qmp *q, unsigned sockets, kv_error *err);
-/* Make the guest's memory `bytes` (>= the boot size, <= max_bytes = -m maxmem) with one virtio-mem
- * device (hot-plugged on first use) whose requested-size is the difference; pc-dimm if virtio-mem cannot
- * be plugged. max_bytes 0 = read it from QEMU. Waits up to timeout_ms for the guest to follow. */
-int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_ms, kv_error *err);
 
-/* The same operations as step functions (qmp-seq.h), for the launcher's loop; the calls above run these
- * steps blocking. One hp_op per operation: an init, then hp_step until done, then hp_op_free. */
+/* Each operation is a step function (qmp-seq.h): the launcher runs it on its loop, liveops-driver with
+ * lo_seq_run. One hp_op per operation: an init, then hp_step until done, then hp_op_free. vCPUs: every
+ * slot of query-hotpluggable-cpus with socket-id < sockets is plugged; lowering is refused (-EOPNOTSUPP):
+ * vCPU unplug crashes QEMU 7.2 under TCG. Memory: the guest's memory becomes `bytes` (>= the boot size,
+ * <= max_bytes = -m maxmem, 0 = read it from QEMU) with one virtio-mem device (hot-plugged on first use)
+ * whose requested-size is the difference; pc-dimm if virtio-mem cannot be plugged. */
 typedef enum { HP_DISK_ADD, HP_NIC_ADD, HP_UNPLUG, HP_CPUS, HP_MEMORY } hp_kind;
 typedef struct hp_op {
         hp_kind kind;

@@ -70,6 +70,11 @@ struct liveops {
         } mig;
         snap_op *snap; /* the snapshot operation in flight, or NULL */
         hp_run *op;    /* the hot-plug, unplug, set-cpus or set-memory in flight, or NULL */
+        struct {       /* an `apply` in flight (liveops-apply.c) */
+                const char *what;
+                void (*cancel)(void *data);
+                void *data;
+        } busy;
 };
 
 int liveops_new(const liveops_host *host, liveops **out)
@@ -110,6 +115,18 @@ static lo_seq_host seq_host(liveops *lo)
         return (lo_seq_host){.loop = lo->h.loop, .qmp = seq_qmp, .rearm = seq_rearm, .ctx = lo};
 }
 
+lo_seq_host liveops_seq_host(liveops *lo)
+{
+        return seq_host(lo);
+}
+
+void liveops_set_busy(liveops *lo, const char *what, void (*cancel)(void *data), void *data)
+{
+        lo->busy.what = what;
+        lo->busy.cancel = what ? cancel : NULL;
+        lo->busy.data = what ? data : NULL;
+}
+
 static void publish(liveops *lo)
 {
         lo->h.publish(lo->h.ctx);
@@ -135,6 +152,8 @@ int liveops_vm_usable(liveops *lo, enum phase phase, kv_error *err)
                 return kv_error_set(err, EBUSY, "a snapshot operation is running");
         if (lo->op)
                 return kv_error_set(err, EBUSY, "%s is running", lo->op->verb);
+        if (lo->busy.what)
+                return kv_error_set(err, EBUSY, "%s is running", lo->busy.what);
         if (lo->mig.starting)
                 return kv_error_set(err, EBUSY, "a migration is starting");
         int r = status_require_phase(lo->h.st, phase, stopping, err);
@@ -1029,6 +1048,8 @@ void liveops_free(liveops *lo)
 {
         if (!lo)
                 return;
+        if (lo->busy.cancel)
+                lo->busy.cancel(lo->busy.data);
         if (lo->op) {
                 kv_error err = {0};
                 kv_error_set(&err, ECANCELED, "the launcher ended");

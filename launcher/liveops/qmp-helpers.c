@@ -36,31 +36,12 @@ int lo_walk_block_nodes(const cJSON *blocks, lo_block_fn fn, void *ud, kv_error 
         return 0;
 }
 
-int lo_wait_device_deleted(qmp *q, const char *id, int timeout_ms, kv_error *err)
-{
-        _cleanup_json_ cJSON *ev = NULL;
-        int r = qmp_wait_event(q, "DEVICE_DELETED", "device", id, timeout_ms, &ev, err);
-        return r == -ETIMEDOUT ? lo_device_deleted_timeout(id, timeout_ms, err) : r;
-}
-
 int lo_device_deleted_timeout(const char *id, int timeout_ms, kv_error *err)
 {
         return kv_error_set(err, ETIMEDOUT,
                             "device %s: the guest did not release it within %d ms (it must run and cooperate "
                             "with ACPI hot-plug); the unplug stays pending",
                             id, timeout_ms);
-}
-
-int lo_device_del_wait(qmp *q, const char *id, int timeout_ms, kv_error *err)
-{
-        int r = lo_exec(q, "device_del", jstr(cJSON_CreateObject(), "id", id), NULL, err);
-        if (r < 0) {
-                const char *cls = qmp_error_class(err);
-                if (cls && !strcmp(cls, "DeviceNotFound"))
-                        return 0;
-                return r;
-        }
-        return lo_wait_device_deleted(q, id, timeout_ms, err);
 }
 
 bool lo_device_in(const cJSON *qom_list, const char *id)
@@ -73,14 +54,6 @@ bool lo_device_in(const cJSON *qom_list, const char *id)
                         return true;
         }
         return false;
-}
-
-int lo_device_exists(qmp *q, const char *id, kv_error *err)
-{
-        _cleanup_json_ cJSON *ret = NULL;
-        int r = lo_exec(q, "qom-list", jstr(cJSON_CreateObject(), "path", "/machine/peripheral"), &ret,
-                        err);
-        return r < 0 ? r : lo_device_in(ret, id);
 }
 
 /* A pcie-root-port (class 0x0604, Red Hat 1b36:000c) whose secondary bus holds no device. */
@@ -106,13 +79,6 @@ int lo_free_root_port_in(const cJSON *query_pci, char *out, size_t size, kv_erro
                 }
         }
         return kv_error_set(err, ENOSPC, "no free PCIe root port left for hot-plug (start the VM with more)");
-}
-
-int lo_free_root_port(qmp *q, char *out, size_t size, kv_error *err)
-{
-        _cleanup_json_ cJSON *ret = NULL;
-        int r = lo_exec(q, "query-pci", NULL, &ret, err);
-        return r < 0 ? r : lo_free_root_port_in(ret, out, size, err);
 }
 
 static const cJSON *find_job(const cJSON *jobs, const char *id)
