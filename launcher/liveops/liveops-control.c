@@ -1,11 +1,13 @@
-/* liveops-control: control-socket handlers over libkvliveops, run on the launcher's loop. Hot-plug
- * commands run the blocking library calls (a few seconds at most). Snapshot operations are state machines
- * driven by QMP replies, JOB_STATUS_CHANGE events and loop timers (query-block → snapshot-* job →
- * query-jobs until concluded → job-dismiss → query-block for the status), so signals, the console and
- * other clients are served while QEMU writes the snapshot; they may carry an id whose outcome and the
- * snapshots the disks hold go into the status (docs/cluster-snapshots.md). A migration is started, then
- * a loop timer sends query-migrate every MIGRATION_TICK_MS and the reply drives it. A target finishes by
- * itself on QEMU's MIGRATION completed event, stepped by another loop timer. */
+/* liveops-control: control-socket handlers over libkvliveops, run on the launcher's loop. Hot-plug,
+ * unplug, set-cpus, set-memory, a migration's start, polls and cancel, and a target's prepare and release
+ * steps are libkvliveops' step functions run with lo_seq_start (qmp-seq.h): one QMP command in flight per
+ * operation, the next sent from the reply callback, pauses on loop timers, so nothing here waits on a
+ * socket. Snapshot operations are state machines driven by QMP replies, JOB_STATUS_CHANGE events and loop
+ * timers (query-block → snapshot-* job → query-jobs until concluded → job-dismiss → query-block for the
+ * status); they may carry an id whose outcome and the snapshots the disks hold go into the status
+ * (docs/cluster-snapshots.md). A migration is polled every MIGRATION_TICK_MS from a loop timer. A target
+ * finishes by itself on QEMU's MIGRATION completed event, its release steps retried from another timer.
+ * Only snapshot-list (one query QEMU answers at once) and a target's start-up preparation run blocking. */
 #include "liveops-control.h"
 
 #include <errno.h>
@@ -53,10 +55,16 @@ struct liveops {
                 bool target_releasing; /* incoming migration completed: waiting for the source's mirrors */
                 bool target_done;      /* the guest runs here */
                 int64_t release_deadline;
-                loop_timer tick;  /* source: the next query-migrate; target: the next release step */
-                int64_t query_id; /* query-migrate in flight, 0 if none */
-                cJSON *reply;     /* its reply, handled from the loop (not inside libqmp's dispatch) */
-                loop_timer handle;
+                loop_timer tick; /* source: the next poll; target: the next release step */
+                migration_poll_seq poll; /* source: the poll in flight (as `seq`) */
+                bool was_postcopy;
+                lo_seq cancel_seq; /* migrate-cancel in flight, answered to cancel_req */
+                migration_cancel_seq cancel;
+                ctl_request *cancel_req;
+                /* target: migration-target's steps (as `seq`, answered to start_req), the release steps */
+                migration_prepare_seq prepare;
+                migration_config target_config;
+                migration_release_seq release;
                 ctl_request *finish_req; /* a migration-target-finish waiting for the guest to run here */
                 /* Source: the start (capabilities, disk mirrors until READY, `migrate`) running as `seq`,
                  * answered to start_req; after a failure `seq` stops the mirrors, then start_err goes out. */
@@ -626,69 +634,40 @@ static void migration_finished(liveops *lo)
         rearm(lo);
 }
 
-/* The query-migrate reply, handled from the loop: its follow-ups (cancel, post-copy, the mirrors'
- * clean-up) are QMP commands that must not run inside libqmp's dispatch. */
-static void on_migrate_reply_handle(loop_timer *t, void *data)
+/* One poll done (migration.c's step: query-migrate, then its follow-ups: cancel on a timeout, the switch to
+ * post-copy, the mirrors' clean-up at the end), all on the loop. */
+static void on_polled(lo_seq *s, int r, const kv_error *err, void *data)
 {
         liveops *lo = data;
-        _cleanup_json_ cJSON *reply = TAKE_PTR(lo->mig.reply);
-        qmp *q = lo_qmp(lo);
-        if (!lo->mig.active || !reply || !q)
+        if (!lo->mig.active)
                 return;
-        kv_error e = {0};
-        bool was_postcopy = lo->mig.st.postcopy_started;
-        int r = migration_poll_reply(q, reply, &lo->mig.st, &e);
-        rearm(lo);
+        if (r < 0 && !lo_qmp(lo)) { /* QMP gone: QEMU exited; the supervisor reports that */
+                lo->mig.active = false;
+                return;
+        }
         if (r < 0)
-                log_warning("migration: %s", e.msg);
-        if (r == 0 && lo->mig.st.postcopy_started != was_postcopy)
+                log_warning("migration: %s", err->msg);
+        if (r == 0 && lo->mig.st.postcopy_started != lo->mig.was_postcopy)
                 publish_state(lo);
-        if (r > 0)
+        if (r == 0 && lo->mig.poll.finished)
                 migration_finished(lo);
         else
                 arm_tick(lo, MIGRATION_TICK_MS);
 }
 
-static void on_migrate_reply(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
-{
-        liveops *lo = userdata;
-        lo->mig.query_id = 0;
-        if (!lo->mig.active)
-                return;
-        if (err && !lo_qmp(lo)) { /* QMP gone: QEMU exited; the supervisor reports that */
-                lo->mig.active = false;
-                return;
-        }
-        if (err) {
-                log_warning("migration: %s", err->msg);
-                arm_tick(lo, MIGRATION_TICK_MS);
-                return;
-        }
-        cJSON_Delete(lo->mig.reply);
-        lo->mig.reply = cJSON_Duplicate(ret, true);
-        loop_timer_arm(lo->h.loop, &lo->mig.handle, 0, on_migrate_reply_handle, lo);
-}
-
 static void on_tick(loop_timer *t, void *data)
 {
         liveops *lo = data;
-        qmp *q = lo_qmp(lo);
-        if (!lo->mig.active || lo->mig.query_id > 0)
+        if (!lo->mig.active || lo_seq_running(&lo->mig.seq))
                 return;
-        if (!q) {
+        if (!lo_qmp(lo)) {
                 lo->mig.active = false;
                 return;
         }
-        kv_error err = {0};
-        lo->mig.query_id =
-            qmp_send(q, "query-migrate", NULL, -1, QMP_QUERY_TIMEOUT_MS, on_migrate_reply, lo, &err);
-        if (lo->mig.query_id < 0) {
-                lo->mig.query_id = 0;
-                log_error("migration: query-migrate: %s", err.msg);
-                arm_tick(lo, MIGRATION_TICK_MS);
-                return;
-        }
-        rearm(lo);
+        lo->mig.was_postcopy = lo->mig.st.postcopy_started;
+        migration_poll_init(&lo->mig.poll, &lo->mig.st);
+        lo_seq_host sh = seq_host(lo);
+        lo_seq_start(&lo->mig.seq, &sh, migration_poll_step, &lo->mig.poll, on_polled, lo);
 }
 
 static void arm_tick(liveops *lo, int64_t delay_ms)
@@ -787,6 +766,16 @@ int liveops_ctl_migrate(ctl_request *req)
         return 0;
 }
 
+static void on_cancelled(lo_seq *s, int r, const kv_error *err, void *data)
+{
+        liveops *lo = data;
+        ctl_request *req = TAKE_PTR(lo->mig.cancel_req);
+        if (r < 0)
+                ctl_reply_error(req, "%s", err->msg);
+        else
+                ctl_reply_ok(req, state_result(lo));
+}
+
 int liveops_ctl_migrate_cancel(ctl_request *req)
 {
         liveops *lo = liveops_of(req);
@@ -799,12 +788,14 @@ int liveops_ctl_migrate_cancel(ctl_request *req)
                 return 0;
         }
         kv_error err = {0};
-        int r = migration_cancel(lo_qmp(lo), &lo->mig.st, &err);
-        rearm(lo);
-        if (r < 0)
-                ctl_reply_error(req, "%s", err.msg);
-        else
-                ctl_reply_ok(req, state_result(lo));
+        if (lo->mig.cancel_req || migration_cancel_check(&lo->mig.st, &err) < 0) {
+                ctl_reply_error(req, "%s", lo->mig.cancel_req ? "a cancel is already running" : err.msg);
+                return 0;
+        }
+        lo->mig.cancel = (migration_cancel_seq){.st = &lo->mig.st};
+        lo->mig.cancel_req = req;
+        lo_seq_host sh = seq_host(lo);
+        lo_seq_start(&lo->mig.cancel_seq, &sh, migration_cancel_step, &lo->mig.cancel, on_cancelled, lo);
         return 0;
 }
 
@@ -836,11 +827,9 @@ static bool target_ready(ctl_request *req, bool prepared)
         return false;
 }
 
-static int target_prepare(liveops *lo, const migration_config *c, const char *uri, const char *nbd_host,
-                          int nbd_port, kv_error *err)
+/* The target's state once prepared (r >= 0) or not (err): the phase stays Scheduled either way. */
+static int target_prepared(liveops *lo, const migration_config *c, const char *uri, int r, const kv_error *err)
 {
-        int r = migration_target_prepare(lo_qmp(lo), c, uri, nbd_host, nbd_port, err);
-        rearm(lo);
         lo->mig.have = true;
         lo->mig.st = (migration_state){0};
         migration_params_compute(c, &lo->mig.st.params); /* what was set */
@@ -858,6 +847,20 @@ static int target_prepare(liveops *lo, const migration_config *c, const char *ur
         lo->mig.target_prepared = r >= 0;
         publish_state(lo);
         return r;
+}
+
+/* migration-target's steps ran on the loop. */
+static void on_target_prepared(lo_seq *s, int r, const kv_error *err, void *data)
+{
+        liveops *lo = data;
+        lo->mig.starting = false;
+        target_prepared(lo, &lo->mig.target_config, lo->mig.prepare.uri, r, err);
+        migration_prepare_seq_free(&lo->mig.prepare);
+        ctl_request *req = TAKE_PTR(lo->mig.start_req);
+        if (r < 0)
+                ctl_reply_error(req, "%s", err->msg);
+        else
+                ctl_reply_ok(req, state_result(lo));
 }
 
 /* QEMU runs without capabilities, so the userfaultfd(2) a post-copy target needs is refused (EPERM) unless
@@ -894,7 +897,11 @@ int liveops_target_boot(liveops *lo, kv_error *err)
         log_info("migration target: capabilities from %s (post-copy %s)",
                  lo->h.incoming_config ? "--incoming-config" : "the default configuration",
                  c.allow_post_copy ? "allowed" : "off");
-        return target_prepare(lo, &c, lo->h.incoming, lo->h.incoming_nbd_host, lo->h.incoming_nbd_port, err);
+        /* Start-up, before the loop serves anyone: the same steps, run blocking. */
+        r = migration_target_prepare(lo_qmp(lo), &c, lo->h.incoming, lo->h.incoming_nbd_host,
+                                     lo->h.incoming_nbd_port, err);
+        rearm(lo);
+        return target_prepared(lo, &c, lo->h.incoming, r, err);
 }
 
 int liveops_ctl_migration_target(ctl_request *req)
@@ -917,11 +924,13 @@ int liveops_ctl_migration_target(ctl_request *req)
                 ctl_reply_error(req, "%s", err.msg);
                 return 0;
         }
-        if (target_prepare(lo, &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
-                           cJSON_IsNumber(port) ? port->valueint : 0, &err) < 0)
-                ctl_reply_error(req, "%s", err.msg);
-        else
-                ctl_reply_ok(req, state_result(lo));
+        lo->mig.target_config = c;
+        migration_prepare_init(&lo->mig.prepare, &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
+                               cJSON_IsNumber(port) ? port->valueint : 0);
+        lo->mig.starting = true;
+        lo->mig.start_req = req;
+        lo_seq_host sh = seq_host(lo);
+        lo_seq_start(&lo->mig.seq, &sh, migration_prepare_step, &lo->mig.prepare, on_target_prepared, lo);
         return 0;
 }
 
@@ -963,35 +972,39 @@ static void target_running(liveops *lo)
 
 static void arm_release_tick(liveops *lo);
 
-/* One step of the target's own finish: the exports go once the source's mirrors let go, then `cont`. */
-static void on_release_tick(loop_timer *t, void *data)
+static void on_released(lo_seq *s, int r, const kv_error *err, void *data)
 {
         liveops *lo = data;
-        qmp *q = lo_qmp(lo);
-        if (!lo->mig.target_releasing || !q)
-                return; /* finished by migration-target-finish meanwhile, or QEMU is gone */
-        kv_error e = {0};
-        bool force = kv_now_ms() >= lo->mig.release_deadline;
-        int left = migration_target_unexport(q, force, &e);
-        if (left > 0) {
-                rearm(lo);
+        if (!lo->mig.target_releasing)
+                return;
+        if (r >= 0 && lo->mig.release.left > 0) {
                 arm_release_tick(lo);
                 return;
         }
-        if (force)
-                log_warning("migration target: the source still used its NBD exports after %d ms; dropped",
-                            TARGET_RELEASE_TIMEOUT_MS);
-        int r = left < 0 ? left : migration_target_resume(q, &e);
-        rearm(lo);
         lo->mig.target_releasing = false;
         if (r < 0) {
-                log_error("migration target: %s", e.msg);
-                target_finish_answer(lo, e.msg);
+                log_error("migration target: %s", err->msg);
+                target_finish_answer(lo, err->msg);
                 lo->h.request_stop(lo->h.ctx, "the migrated guest could not be resumed");
                 return;
         }
         lo->mig.target_done = true;
         target_running(lo);
+}
+
+/* One step of the target's own finish: the exports go once the source's mirrors let go, then `cont`. */
+static void on_release_tick(loop_timer *t, void *data)
+{
+        liveops *lo = data;
+        if (!lo->mig.target_releasing || !lo_qmp(lo) || lo_seq_running(&lo->mig.seq))
+                return; /* finished by migration-target-finish meanwhile, or QEMU is gone */
+        bool force = kv_now_ms() >= lo->mig.release_deadline;
+        if (force)
+                log_warning("migration target: the source still used its NBD exports after %d ms; dropped",
+                            TARGET_RELEASE_TIMEOUT_MS);
+        migration_release_init(&lo->mig.release, force, true, true);
+        lo_seq_host sh = seq_host(lo);
+        lo_seq_start(&lo->mig.seq, &sh, migration_release_step, &lo->mig.release, on_released, lo);
 }
 
 static void arm_release_tick(liveops *lo)
@@ -1002,7 +1015,7 @@ static void arm_release_tick(liveops *lo)
 static void on_migration_event(liveops *lo, const cJSON *data)
 {
         const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(data, "status"));
-        if (lo->mig.active && !lo->mig.query_id) /* source: look now rather than at the next tick */
+        if (lo->mig.active && !lo_seq_running(&lo->mig.seq)) /* source: look now, not at the next tick */
                 arm_tick(lo, 0);
         if (!lo->h.incoming || !lo->mig.target_prepared || lo->mig.target_done || lo->mig.target_releasing ||
             !state)
@@ -1064,12 +1077,16 @@ void liveops_free(liveops *lo)
         target_finish_answer(lo, "the launcher ended");
         lo_seq_abort(&lo->mig.seq);
         migration_start_seq_free(&lo->mig.start);
+        migration_prepare_seq_free(&lo->mig.prepare);
+        cJSON_Delete(TAKE_PTR(lo->mig.release.ids));
         ctl_request *start_req = TAKE_PTR(lo->mig.start_req);
         if (start_req)
-                ctl_reply_error(start_req, "migrate: the launcher ended");
+                ctl_reply_error(start_req, "the launcher ended");
+        lo_seq_abort(&lo->mig.cancel_seq);
+        ctl_request *cancel_req = TAKE_PTR(lo->mig.cancel_req);
+        if (cancel_req)
+                ctl_reply_error(cancel_req, "migrate-cancel: the launcher ended");
         loop_timer_disarm(lo->h.loop, &lo->mig.tick);
-        loop_timer_disarm(lo->h.loop, &lo->mig.handle);
-        cJSON_Delete(lo->mig.reply);
         migration_state_free(&lo->mig.st);
         free(lo);
 }

@@ -149,7 +149,8 @@ static void seq_pause(lo_seq *s, const lo_next *n)
         }
         kv_error ignored = {0};
         s->pausing = true;
-        int64_t id = qmp_wait_event_async(q, n->event, n->key, n->value, n->wait_ms, seq_on_event, s, &ignored);
+        int64_t id =
+            qmp_wait_event_async(q, n->event, n->key, n->value, n->wait_ms, seq_on_event, s, &ignored);
         if (id < 0) {
                 s->pausing = false;
                 loop_timer_arm(s->h.loop, &s->timer, n->wait_ms, seq_on_pause, s);
@@ -171,8 +172,8 @@ static void seq_send(lo_seq *s, lo_next *n)
         }
         if (n->event) { /* before the command: its event may follow the reply closely */
                 s->expecting = true;
-                int64_t w = qmp_wait_event_async(q, n->event, n->key, n->value, n->wait_ms, seq_on_expected, s,
-                                                 &err);
+                int64_t w =
+                    qmp_wait_event_async(q, n->event, n->key, n->value, n->wait_ms, seq_on_expected, s, &err);
                 if (w < 0) {
                         s->expecting = false;
                         cJSON_Delete(n->args);
@@ -238,7 +239,8 @@ static int job_on_jobs(lo_job_seq *j, const cJSON *jobs, lo_next *n, kv_error *e
         }
         if (j->outcome != 0) {
                 j->step = JOB_DISMISSING;
-                *n = (lo_next){.command = "job-dismiss", .args = jstr(cJSON_CreateObject(), "id", j->id),
+                *n = (lo_next){.command = "job-dismiss",
+                               .args = jstr(cJSON_CreateObject(), "id", j->id),
                                .may_fail = true};
                 return LO_SEQ_NEXT;
         }
@@ -247,7 +249,9 @@ static int job_on_jobs(lo_job_seq *j, const cJSON *jobs, lo_next *n, kv_error *e
                 return kv_error_set(err, ETIMEDOUT, "job %s still running after %d ms", j->id, j->timeout_ms);
         j->step = JOB_QUERY;
         /* Woken by the job's next status change; the poll is the source of truth. */
-        *n = (lo_next){.wait_ms = left < 200 ? (int)left : 200, .event = "JOB_STATUS_CHANGE", .key = "id",
+        *n = (lo_next){.wait_ms = left < 200 ? (int)left : 200,
+                       .event = "JOB_STATUS_CHANGE",
+                       .key = "id",
                        .value = j->id};
         return LO_SEQ_NEXT;
 }

@@ -37,8 +37,8 @@ int lo_seq_run(qmp *q, lo_step_fn step, void *ctx, kv_error *err);
 /* The loop's side. */
 typedef struct lo_seq_host {
         loop *loop;
-        qmp *(*qmp)(void *ctx);       /* NULL once the connection is gone */
-        void (*rearm)(void *ctx);      /* after queueing a command */
+        qmp *(*qmp)(void *ctx);   /* NULL once the connection is gone */
+        void (*rearm)(void *ctx); /* after queueing a command */
         void *ctx;
 } lo_seq_host;
 
