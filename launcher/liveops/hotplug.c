@@ -131,7 +131,14 @@ static int vmem_timeout(uint64_t size, uint64_t want, int timeout_ms, kv_error *
  * with lo_seq_run. Every command is sent may_fail: hp_step turns a failure the step
  * did not ask to see into the operation's error, after the undo command (if one is set) ran. -------- */
 
-enum { HP_BEGIN, HP_S1, HP_S2, HP_S3, HP_S4, HP_S5, HP_S6, HP_S7, HP_S8, HP_S9, HP_S10, HP_S11 };
+/* The steps, named after the reply they wait for; each operation starts at HP_BEGIN. */
+enum { HP_BEGIN };
+enum { DISK_NODE_ADDED = 1, DISK_SCSI_LISTED, DISK_SCSI_PORT, DISK_PORT, DISK_SCSI_ADDED, DISK_DEVICE_ADDED };
+enum { NIC_PORT = 1, NIC_NETDEV_ADDED, NIC_DEVICE_ADDED };
+enum { UNPLUG_BLOCKS = 1, UNPLUG_DELETED, UNPLUG_BACKEND_DELETED };
+enum { CPUS_SLOTS = 1, CPUS_PLUGGED };
+enum { MEM_MACHINE = 1, MEM_SUMMARY, MEM_DEVICES, MEM_VMEM_PORT, MEM_VMEM_BACKEND, MEM_VMEM_DEVICE, MEM_VMEM_UNDONE,
+       MEM_DIMM_BACKEND, MEM_DIMM_ADDED, MEM_VMEM_RESIZED, MEM_POLL };
 
 static int hp_next(hp_op *o, int step, lo_next *n, const char *command, cJSON *args)
 {
@@ -175,31 +182,31 @@ static int disk_add_step(hp_op *o, const cJSON *ret, const kv_error *qerr, lo_ne
         switch (o->step) {
         case HP_BEGIN: {
                 hp_disk d = {.name = o->name, .path = o->path, .format = o->format, .readonly = o->readonly};
-                return hp_next(o, HP_S1, n, "blockdev-add", disk_node(&d, node));
+                return hp_next(o, DISK_NODE_ADDED, n, "blockdev-add", disk_node(&d, node));
         }
-        case HP_S1:
+        case DISK_NODE_ADDED:
                 hp_set_undo(o, "blockdev-del", jstr(cJSON_CreateObject(), "node-name", node));
                 if (o->bus == BUS_SCSI)
-                        return hp_next(o, HP_S2, n, "qom-list",
+                        return hp_next(o, DISK_SCSI_LISTED, n, "qom-list",
                                        jstr(cJSON_CreateObject(), "path", "/machine/peripheral"));
-                return hp_next(o, HP_S4, n, "query-pci", NULL);
-        case HP_S2: /* the SCSI controller, added on first use */
+                return hp_next(o, DISK_PORT, n, "query-pci", NULL);
+        case DISK_SCSI_LISTED: /* the SCSI controller, added on first use */
                 if (lo_device_in(ret, "scsi0"))
-                        return hp_next(o, HP_S5, n, "device_add", disk_device(o, "scsi-hd", "scsi0.0"));
-                return hp_next(o, HP_S3, n, "query-pci", NULL);
-        case HP_S3:
+                        return hp_next(o, DISK_DEVICE_ADDED, n, "device_add", disk_device(o, "scsi-hd", "scsi0.0"));
+                return hp_next(o, DISK_SCSI_PORT, n, "query-pci", NULL);
+        case DISK_SCSI_PORT:
                 if (lo_free_root_port_in(ret, o->port, sizeof(o->port), err) < 0)
                         return -err->code;
-                return hp_next(o, HP_S6, n, "device_add",
+                return hp_next(o, DISK_SCSI_ADDED, n, "device_add",
                                jstr(jstr(jstr(cJSON_CreateObject(), "driver", "virtio-scsi-pci"), "id", "scsi0"),
                                     "bus", o->port));
-        case HP_S4:
+        case DISK_PORT:
                 if (lo_free_root_port_in(ret, o->port, sizeof(o->port), err) < 0)
                         return -err->code;
-                return hp_next(o, HP_S5, n, "device_add", disk_device(o, "virtio-blk-pci", o->port));
-        case HP_S6:
-                return hp_next(o, HP_S5, n, "device_add", disk_device(o, "scsi-hd", "scsi0.0"));
-        case HP_S5:
+                return hp_next(o, DISK_DEVICE_ADDED, n, "device_add", disk_device(o, "virtio-blk-pci", o->port));
+        case DISK_SCSI_ADDED:
+                return hp_next(o, DISK_DEVICE_ADDED, n, "device_add", disk_device(o, "scsi-hd", "scsi0.0"));
+        case DISK_DEVICE_ADDED:
                 hp_set_undo(o, NULL, NULL);
                 return LO_SEQ_DONE;
         }
@@ -215,25 +222,25 @@ static int nic_add_step(hp_op *o, const cJSON *ret, const kv_error *qerr, lo_nex
         snprintf(netdev, sizeof(netdev), "hostua-%s", o->name);
         switch (o->step) {
         case HP_BEGIN:
-                return hp_next(o, HP_S1, n, "query-pci", NULL);
-        case HP_S1: {
+                return hp_next(o, NIC_PORT, n, "query-pci", NULL);
+        case NIC_PORT: {
                 if (lo_free_root_port_in(ret, o->port, sizeof(o->port), err) < 0)
                         return -err->code;
                 cJSON *nd = jstr(jstr(cJSON_CreateObject(), "type", "user"), "id", netdev);
                 if (o->hostname[0])
                         nd = jstr(nd, "hostname", o->hostname);
-                return hp_next(o, HP_S2, n, "netdev_add", nd);
+                return hp_next(o, NIC_NETDEV_ADDED, n, "netdev_add", nd);
         }
-        case HP_S2: {
+        case NIC_NETDEV_ADDED: {
                 hp_set_undo(o, "netdev_del", jstr(cJSON_CreateObject(), "id", netdev));
                 cJSON *dev = jstr(jstr(jstr(jstr(cJSON_CreateObject(), "driver", nic_drivers[o->model]), "id", id),
                                        "netdev", netdev),
                                   "bus", o->port);
                 if (o->mac[0])
                         dev = jstr(dev, "mac", o->mac);
-                return hp_next(o, HP_S3, n, "device_add", dev);
+                return hp_next(o, NIC_DEVICE_ADDED, n, "device_add", dev);
         }
-        case HP_S3:
+        case NIC_DEVICE_ADDED:
                 hp_set_undo(o, NULL, NULL);
                 return LO_SEQ_DONE;
         }
@@ -247,16 +254,16 @@ static int unplug_step(hp_op *o, const cJSON *ret, const kv_error *qerr, lo_next
         switch (o->step) {
         case HP_BEGIN:
                 if (o->u.disk)
-                        return hp_next(o, HP_S1, n, "query-block", NULL);
+                        return hp_next(o, UNPLUG_BLOCKS, n, "query-block", NULL);
                 /* fall through */
-        case HP_S1:
+        case UNPLUG_BLOCKS:
                 if (o->u.disk && hotplug_disk_node_from(ret, &o->u) == 0)
                         return kv_error_set(err, ENOENT, "no such disk attached");
-                hp_try(o, HP_S2, n, "device_del", jstr(cJSON_CreateObject(), "id", o->u.id));
+                hp_try(o, UNPLUG_DELETED, n, "device_del", jstr(cJSON_CreateObject(), "id", o->u.id));
                 *n = (lo_next){.command = n->command, .args = n->args, .event = "DEVICE_DELETED",
                                .key = "device", .value = o->u.id, .wait_ms = o->timeout_ms};
                 return LO_SEQ_NEXT;
-        case HP_S2: {
+        case UNPLUG_DELETED: {
                 if (qerr && qerr->code == ETIMEDOUT)
                         return lo_device_deleted_timeout(o->u.id, o->timeout_ms, err);
                 if (qerr && !strstr(qerr->msg, "DeviceNotFound")) { /* already gone: removed */
@@ -265,9 +272,9 @@ static int unplug_step(hp_op *o, const cJSON *ret, const kv_error *qerr, lo_next
                 }
                 cJSON *args;
                 const char *command = hotplug_backend_del(&o->u, &args);
-                return hp_next(o, HP_S3, n, command, args);
+                return hp_next(o, UNPLUG_BACKEND_DELETED, n, command, args);
         }
-        case HP_S3:
+        case UNPLUG_BACKEND_DELETED:
                 return LO_SEQ_DONE;
         }
         return kv_error_set(err, EINVAL, "unplug: bad step %d", o->step);
@@ -312,11 +319,11 @@ static int cpus_plan(hp_op *o, const cJSON *slots, kv_error *err)
 static int cpus_step(hp_op *o, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
 {
         if (o->step == HP_BEGIN)
-                return hp_next(o, HP_S1, n, "query-hotpluggable-cpus", NULL);
-        if (o->step == HP_S1 && cpus_plan(o, ret, err) < 0)
+                return hp_next(o, CPUS_SLOTS, n, "query-hotpluggable-cpus", NULL);
+        if (o->step == CPUS_SLOTS && cpus_plan(o, ret, err) < 0)
                 return -err->code;
         cJSON *dev = cJSON_DetachItemFromArray(o->plug, 0);
-        return dev ? hp_next(o, HP_S2, n, "device_add", dev) : LO_SEQ_DONE;
+        return dev ? hp_next(o, CPUS_PLUGGED, n, "device_add", dev) : LO_SEQ_DONE;
 }
 
 /* ---- memory: read the memory devices, resize or plug virtio-mem (else a DIMM), then (wait) poll the
@@ -357,7 +364,7 @@ static int mem_devices(hp_op *o, const cJSON *devs, lo_next *n, kv_error *err)
         if (vmem && o->extra > vmem_max)
                 return kv_error_set(err, EINVAL, "set memory: above the virtio-mem capacity");
         if (vmem)
-                return hp_next(o, HP_S8, n, "qom-set",
+                return hp_next(o, MEM_VMEM_RESIZED, n, "qom-set",
                                jnum(jstr(jstr(cJSON_CreateObject(), "path", "/machine/peripheral/" VMEM_ID),
                                          "property", "requested-size"),
                                     "value", (double)o->extra));
@@ -367,15 +374,15 @@ static int mem_devices(hp_op *o, const cJSON *devs, lo_next *n, kv_error *err)
                 return kv_error_set(err, EINVAL, "set memory: the VM has no maxGuest, memory cannot grow");
         o->cap = (max_bytes - base - dimms) / VMEM_BLOCK * VMEM_BLOCK;
         /* virtio-mem is preferred: it can also shrink; pc-dimm only when it cannot be plugged. */
-        return hp_try(o, HP_S4, n, "query-pci", NULL);
+        return hp_try(o, MEM_VMEM_PORT, n, "query-pci", NULL);
 }
 
 static int mem_dimm(hp_op *o, lo_next *n)
 {
-        snprintf(o->port, sizeof(o->port), "kv-dimm%u", o->n_dimms);
+        snprintf(o->dimm, sizeof(o->dimm), "kv-dimm%u", o->n_dimms);
         char mem[48];
-        snprintf(mem, sizeof(mem), "%s-mem", o->port);
-        return hp_next(o, HP_S7, n, "object-add",
+        snprintf(mem, sizeof(mem), "%s-mem", o->dimm);
+        return hp_next(o, MEM_DIMM_BACKEND, n, "object-add",
                        jnum(jstr(jstr(cJSON_CreateObject(), "qom-type", "memory-backend-ram"), "id", mem), "size",
                             (double)o->extra));
 }
@@ -389,7 +396,7 @@ static int mem_wait(hp_op *o, const cJSON *ret, lo_next *n, kv_error *err)
                 o->vmem_needed = true;
                 if (!o->wait)
                         return LO_SEQ_DONE;
-                return hp_next(o, HP_S9, n, "qom-get", vmem_size_query());
+                return hp_next(o, MEM_POLL, n, "qom-get", vmem_size_query());
         }
         o->size = vmem_size_of(ret);
         if (o->size == o->extra)
@@ -397,7 +404,7 @@ static int mem_wait(hp_op *o, const cJSON *ret, lo_next *n, kv_error *err)
         int64_t left = o->deadline - kv_now_ms();
         if (left <= 0)
                 return vmem_timeout(o->size, o->extra, o->timeout_ms, err);
-        o->step = HP_S9;
+        o->step = MEM_POLL;
         o->polling = true;
         *n = (lo_next){.wait_ms = left < 100 ? (int)left : 100, .event = "MEMORY_DEVICE_SIZE_CHANGE", .key = "id",
                        .value = VMEM_ID};
@@ -409,55 +416,55 @@ static int memory_step(hp_op *o, const cJSON *ret, const kv_error *qerr, lo_next
         switch (o->step) {
         case HP_BEGIN:
                 if (!o->max_bytes) /* -m maxmem from the machine's "memory" property (QEMU >= 7.1) */
-                        return hp_try(o, HP_S1, n, "qom-get",
+                        return hp_try(o, MEM_MACHINE, n, "qom-get",
                                       jstr(jstr(cJSON_CreateObject(), "path", "/machine"), "property", "memory"));
                 /* fall through */
-        case HP_S1:
-                if (o->step == HP_S1)
+        case MEM_MACHINE:
+                if (o->step == MEM_MACHINE)
                         o->max_bytes = qerr ? 0 : num_u64(ret, "max-size");
-                return hp_next(o, HP_S2, n, "query-memory-size-summary", NULL);
-        case HP_S2:
+                return hp_next(o, MEM_SUMMARY, n, "query-memory-size-summary", NULL);
+        case MEM_SUMMARY:
                 o->mem_base = num_u64(ret, "base-memory");
-                return hp_next(o, HP_S3, n, "query-memory-devices", NULL);
-        case HP_S3:
+                return hp_next(o, MEM_DEVICES, n, "query-memory-devices", NULL);
+        case MEM_DEVICES:
                 return mem_devices(o, ret, n, err);
-        case HP_S4: /* query-pci for virtio-mem's port */
+        case MEM_VMEM_PORT: /* query-pci for virtio-mem's port */
                 if (qerr || lo_free_root_port_in(ret, o->port, sizeof(o->port), NULL) < 0)
                         return mem_dimm(o, n);
-                return hp_try(o, HP_S5, n, "object-add",
+                return hp_try(o, MEM_VMEM_BACKEND, n, "object-add",
                               jnum(jstr(jstr(cJSON_CreateObject(), "qom-type", "memory-backend-ram"), "id",
                                         VMEM_BACKEND),
                                    "size", (double)o->cap));
-        case HP_S5: {
+        case MEM_VMEM_BACKEND: {
                 if (qerr)
                         return mem_dimm(o, n);
                 cJSON *dev = jstr(jstr(jstr(jstr(cJSON_CreateObject(), "driver", "virtio-mem-pci"), "id", VMEM_ID),
                                        "memdev", VMEM_BACKEND),
                                   "bus", o->port);
                 dev = jnum(jnum(dev, "block-size", VMEM_BLOCK), "requested-size", (double)o->extra);
-                return hp_try(o, HP_S6, n, "device_add", dev);
+                return hp_try(o, MEM_VMEM_DEVICE, n, "device_add", dev);
         }
-        case HP_S6:
+        case MEM_VMEM_DEVICE:
                 if (!qerr)
                         return mem_wait(o, NULL, n, err);
-                return hp_try(o, HP_S10, n, "object-del", jstr(cJSON_CreateObject(), "id", VMEM_BACKEND));
-        case HP_S10:
+                return hp_try(o, MEM_VMEM_UNDONE, n, "object-del", jstr(cJSON_CreateObject(), "id", VMEM_BACKEND));
+        case MEM_VMEM_UNDONE:
                 return mem_dimm(o, n);
-        case HP_S7: { /* the DIMM's backend is in */
-                char id[40], mem[48];
-                snprintf(id, sizeof(id), "%s", o->port);
-                snprintf(mem, sizeof(mem), "%s-mem", o->port);
-                return hp_next(o, HP_S11, n, "device_add",
-                               jstr(jstr(jstr(cJSON_CreateObject(), "driver", "pc-dimm"), "id", id), "memdev", mem));
+        case MEM_DIMM_BACKEND: { /* the DIMM's backend is in */
+                char mem[48];
+                snprintf(mem, sizeof(mem), "%s-mem", o->dimm);
+                return hp_next(o, MEM_DIMM_ADDED, n, "device_add",
+                               jstr(jstr(jstr(cJSON_CreateObject(), "driver", "pc-dimm"), "id", o->dimm), "memdev",
+                                    mem));
         }
-        case HP_S11:
+        case MEM_DIMM_ADDED:
                 return LO_SEQ_DONE;
-        case HP_S8: /* requested-size set on the existing virtio-mem */
+        case MEM_VMEM_RESIZED: /* requested-size set on the existing virtio-mem */
                 return mem_wait(o, NULL, n, err);
-        case HP_S9:
+        case MEM_POLL:
                 if (o->polling) {
                         o->polling = false;
-                        return hp_next(o, HP_S9, n, "qom-get", vmem_size_query());
+                        return hp_next(o, MEM_POLL, n, "qom-get", vmem_size_query());
                 }
                 return mem_wait(o, ret, n, err);
         }

@@ -51,7 +51,7 @@ typedef struct hp_op {
         kv_error err; /* the failure reported once the undo ran */
         const char *undo_command;
         cJSON *undo_args;
-        char name[128], path[4096], serial[128], mac[32], hostname[256], port[40];
+        char name[128], path[4096], serial[128], mac[32], hostname[256], port[40], dimm[32];
         image_format format;
         disk_bus bus;
         bool readonly;
