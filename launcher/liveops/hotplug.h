@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "qmp.h"
+#include "qmp-seq.h"
 #include "vmi.h"
 
 typedef struct hp_disk {
@@ -27,42 +28,47 @@ typedef struct hp_nic {
         const char *hostname; /* for the user-mode DHCP server, may be NULL */
 } hp_nic;
 
-int hotplug_disk_add(qmp *q, const hp_disk *d, kv_error *err);
-/* device_del, wait for the guest to release it, then blockdev-del of its node (found in query-block, so
- * boot-time disks can be removed too). */
-int hotplug_disk_remove(qmp *q, const char *name, int timeout_ms, kv_error *err);
-int hotplug_nic_add(qmp *q, const hp_nic *n, kv_error *err);
-int hotplug_nic_remove(qmp *q, const char *name, int timeout_ms, kv_error *err);
-
-/* The unplugs' pieces for a caller that runs the QMP exchange itself (the launcher's loop):
- * device_del of `id`, DEVICE_DELETED with data.device == id, then the backend's deletion. */
+/* device_del of ua-<name>, DEVICE_DELETED with data.device == that id, then the backend's deletion (the
+ * disk's node found in query-block, so boot-time disks can be removed too). */
 typedef struct hp_unplug {
         bool disk;
         char name[128];
         char id[136];      /* ua-<name> */
-        char backend[160]; /* NIC: hostua-<name>; disk: its node, from hotplug_disk_node_from */
+        char backend[160]; /* NIC: hostua-<name>; disk: its node */
 } hp_unplug;
-void hotplug_unplug_ids(bool disk, const char *name, hp_unplug *u);
-/* The disk's node in a query-block reply → u->backend; 0 when no such disk is attached, else 1. */
-int hotplug_disk_node_from(const cJSON *query_block, hp_unplug *u);
-/* blockdev-del or netdev_del, with its arguments in *args. */
-const char *hotplug_backend_del(const hp_unplug *u, cJSON **args);
-/* Plug every vCPU slot of query-hotpluggable-cpus with socket-id < sockets. Lowering is refused
- * (-EOPNOTSUPP): vCPU unplug crashes QEMU 7.2 under TCG. */
-int hotplug_set_cpus(qmp *q, unsigned sockets, kv_error *err);
-/* Make the guest's memory `bytes` (>= the boot size, <= max_bytes = -m maxmem) with one virtio-mem
- * device (hot-plugged on first use) whose requested-size is the difference; pc-dimm if virtio-mem cannot
- * be plugged. max_bytes 0 = read it from QEMU. Waits up to timeout_ms for the guest to follow. */
-int hotplug_set_memory(qmp *q, uint64_t bytes, uint64_t max_bytes, int timeout_ms, kv_error *err);
-/* hotplug_set_memory without its wait, for a caller that waits from its own loop: the short QMP exchange
- * (read the memory devices, resize or plug virtio-mem, else plug a DIMM). w->needed says that the guest
- * still has to plug virtio-mem memory: poll qom-get hotplug_vmem_size_query() until
- * hotplug_vmem_size_of(reply) == w->want, or fail with hotplug_vmem_timeout(). */
-typedef struct hp_mem_wait {
-        bool needed;
-        uint64_t want;
-} hp_mem_wait;
-int hotplug_memory_request(qmp *q, uint64_t bytes, uint64_t max_bytes, hp_mem_wait *w, kv_error *err);
-cJSON *hotplug_vmem_size_query(void);
-uint64_t hotplug_vmem_size_of(const cJSON *ret);
-int hotplug_vmem_timeout(uint64_t size, uint64_t want, int timeout_ms, kv_error *err);
+
+/* Each operation is a step function (qmp-seq.h): the launcher runs it on its loop, liveops-driver with
+ * lo_seq_run. One hp_op per operation: an init, then hp_step until done, then hp_op_free. vCPUs: every
+ * slot of query-hotpluggable-cpus with socket-id < sockets is plugged; lowering is refused (-EOPNOTSUPP):
+ * vCPU unplug crashes QEMU 7.2 under TCG. Memory: the guest's memory becomes `bytes` (>= the boot size,
+ * <= max_bytes = -m maxmem, 0 = read it from QEMU) with one virtio-mem device (hot-plugged on first use)
+ * whose requested-size is the difference; pc-dimm if virtio-mem cannot be plugged. */
+typedef enum { HP_DISK_ADD, HP_NIC_ADD, HP_UNPLUG, HP_CPUS, HP_MEMORY } hp_kind;
+typedef struct hp_op {
+        hp_kind kind;
+        int step;
+        bool tolerate, failed, wait, polling, vmem_needed;
+        kv_error err; /* the failure reported once the undo ran */
+        const char *undo_command;
+        cJSON *undo_args;
+        char name[128], path[4096], serial[128], mac[32], hostname[256], port[40], dimm[32];
+        image_format format;
+        disk_bus bus;
+        bool readonly;
+        nic_model model;
+        hp_unplug u;
+        int timeout_ms;
+        unsigned sockets, n_dimms;
+        cJSON *plug; /* set-cpus: the device_add arguments still to send */
+        uint64_t bytes, max_bytes, mem_base, extra, cap, size;
+        int64_t deadline;
+} hp_op;
+/* -EINVAL when the disk cannot be hot-plugged (bus, no prepared image). */
+int hp_disk_add_init(hp_op *o, const hp_disk *d, kv_error *err);
+void hp_nic_add_init(hp_op *o, const hp_nic *n);
+void hp_unplug_init(hp_op *o, bool disk, const char *name, int timeout_ms);
+void hp_cpus_init(hp_op *o, unsigned sockets);
+/* wait: poll until the guest plugged the virtio-mem memory (up to timeout_ms), as hotplug_set_memory. */
+void hp_memory_init(hp_op *o, uint64_t bytes, uint64_t max_bytes, int timeout_ms, bool wait);
+int hp_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *next, kv_error *err);
+void hp_op_free(hp_op *o);

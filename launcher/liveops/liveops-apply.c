@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "liveops-control.h"
+#include "hotplug.h"
 #include "log.h"
 #include "macro.h"
 #include "vmi-diff.h"
@@ -76,31 +77,93 @@ static void set_volume_status(status *st, const vmi *v, const liveop *op, const 
                           message, true);
 }
 
-/* Runs the plan in order; stops at the first failure (the VM keeps running, the entry says why). */
-static int run_plan(const liveops_host *h, const vmi *old, const vmi *nv, const liveop_plan *plan,
-                    kv_error *err)
+/* One `apply` in flight: the plan's operations run in order on the loop, each as hotplug.c's steps; the
+ * first failure stops it (the VM keeps running, the volume's entry says why). */
+typedef struct apply_run {
+        liveops *lo;
+        ctl_request *req;
+        vmi *old, *nv;
+        liveop_plan plan;
+        size_t i;
+        hp_op op;
+        lo_seq seq;
+} apply_run;
+
+/* The end: the new spec becomes the running one when every operation succeeded. */
+static void apply_finish(apply_run *a, const kv_error *err)
 {
-        for (size_t i = 0; i < plan->n; i++) {
-                const liveop *op = &plan->ops[i];
-                bool disk = op->kind == LIVEOP_DISK_ADD || op->kind == LIVEOP_DISK_REMOVE;
-                int r = liveop_apply(h->qmp(h->ctx), nv, op, APPLY_OP_TIMEOUT_MS, err);
-                h->qmp_rearm(h->ctx);
-                if (r < 0) {
-                        kv_error_wrap(err, "%s %s", liveop_kind_name(op->kind), op->name);
-                        if (disk)
-                                set_volume_status(h->st, nv, op, "Failed", err->msg);
-                        return r;
-                }
-                log_info("apply: %s %s done", liveop_kind_name(op->kind), op->name);
-                if (op->kind == LIVEOP_DISK_ADD)
-                        set_volume_status(h->st, nv, op, "Ready", "Successfully attach hotplugged volume");
-                else if (op->kind == LIVEOP_DISK_REMOVE) {
-                        liveop removed = *op; /* the entry is the volume's, found through the old spec */
-                        removed.kind = LIVEOP_DISK_ADD;
-                        set_volume_status(h->st, old, &removed, NULL, NULL);
-                }
+        const liveops_host *h = liveops_host_of(a->lo);
+        cJSON *result = err ? NULL : liveop_plan_to_json(&a->plan);
+        liveop_plan_free(&a->plan);
+        if (!err) {
+                *h->vmi = a->nv; /* the spec the VM now runs */
+                vmi_free(a->old);
+        } else
+                vmi_free(a->nv);
+        liveops_set_busy(a->lo, NULL, NULL, NULL);
+        h->publish(h->ctx);
+        ctl_request *req = TAKE_PTR(a->req);
+        if (err) {
+                log_warning("apply: %s", err->msg);
+                ctl_reply_error(req, "%s", err->msg);
+        } else
+                ctl_reply_ok(req, result);
+        free(a);
+}
+
+static void apply_next(apply_run *a);
+
+static void apply_op_done(lo_seq *s, int r, const kv_error *e, void *data)
+{
+        apply_run *a = data;
+        const liveops_host *h = liveops_host_of(a->lo);
+        const liveop *op = &a->plan.ops[a->i];
+        bool disk = op->kind == LIVEOP_DISK_ADD || op->kind == LIVEOP_DISK_REMOVE;
+        hp_op_free(&a->op);
+        if (r < 0) {
+                kv_error err = *e;
+                kv_error_wrap(&err, "%s %s", liveop_kind_name(op->kind), op->name);
+                if (disk)
+                        set_volume_status(h->st, a->nv, op, "Failed", err.msg);
+                apply_finish(a, &err);
+                return;
         }
-        return 0;
+        log_info("apply: %s %s done", liveop_kind_name(op->kind), op->name);
+        if (op->kind == LIVEOP_DISK_ADD)
+                set_volume_status(h->st, a->nv, op, "Ready", "Successfully attach hotplugged volume");
+        else if (op->kind == LIVEOP_DISK_REMOVE) {
+                liveop removed = *op; /* the entry is the volume's, found through the old spec */
+                removed.kind = LIVEOP_DISK_ADD;
+                set_volume_status(h->st, a->old, &removed, NULL, NULL);
+        }
+        a->i++;
+        apply_next(a);
+}
+
+static void apply_next(apply_run *a)
+{
+        if (a->i >= a->plan.n) {
+                apply_finish(a, NULL);
+                return;
+        }
+        kv_error err = {0};
+        if (liveop_hp_op(a->nv, &a->plan.ops[a->i], APPLY_OP_TIMEOUT_MS, &a->op, &err) < 0) {
+                apply_op_done(&a->seq, -err.code, &err, a);
+                return;
+        }
+        lo_seq_host sh = liveops_seq_host(a->lo);
+        lo_seq_start(&a->seq, &sh, hp_step, &a->op, apply_op_done, a);
+}
+
+/* The launcher ends with the apply in flight. */
+static void apply_cancel(void *data)
+{
+        apply_run *a = data;
+        lo_seq_abort(&a->seq);
+        hp_op_free(&a->op);
+        kv_error err = {0};
+        kv_error_set(&err, ECANCELED, "the launcher ended");
+        apply_finish(a, &err);
 }
 
 int liveops_ctl_apply(ctl_request *req)
@@ -112,27 +175,21 @@ int liveops_ctl_apply(ctl_request *req)
                 ctl_reply_error(req, "apply: %s", err.code ? err.msg : "no running spec");
                 return 0;
         }
-        vmi *nv = NULL, *old = *h->vmi;
-        liveop_plan plan = {0};
-        int r = load_new(cJSON_GetObjectItem(req->args, "vmi"), &nv, &err);
+        apply_run *a = calloc(1, sizeof(*a));
+        if (!a) {
+                ctl_reply_error(req, "out of memory");
+                return 0;
+        }
+        *a = (apply_run){.lo = lo, .req = req, .old = *h->vmi};
+        int r = load_new(cJSON_GetObjectItem(req->args, "vmi"), &a->nv, &err);
         if (r >= 0)
-                r = vmi_diff(old, nv, &plan, &err);
+                r = vmi_diff(a->old, a->nv, &a->plan, &err);
         if (r >= 0)
-                r = prepare_added(old, nv, &plan, h->paths, &err);
-        if (r >= 0)
-                r = run_plan(h, old, nv, &plan, &err);
-        cJSON *result = r >= 0 ? liveop_plan_to_json(&plan) : NULL;
-        liveop_plan_free(&plan);
-        if (nv && r >= 0) {
-                *h->vmi = nv; /* the spec the VM now runs */
-                vmi_free(old);
-        } else
-                vmi_free(nv);
-        h->publish(h->ctx);
-        if (r < 0) {
-                log_warning("apply: %s", err.msg);
-                ctl_reply_error(req, "%s", err.msg);
-        } else
-                ctl_reply_ok(req, result);
+                r = prepare_added(a->old, a->nv, &a->plan, h->paths, &err);
+        liveops_set_busy(lo, "apply", apply_cancel, a);
+        if (r < 0)
+                apply_finish(a, &err);
+        else
+                apply_next(a);
         return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "ctl-protocol.h"
 #include "hotplug.h"
+#include "qmp-helpers.h"
 #include "quantity.h"
 #include "snapshot.h"
 
@@ -81,17 +82,44 @@ int liveops_parse_migration_config(const cJSON *c, const char *where, migration_
         return r;
 }
 
-static int do_disk_add(qmp *q, const cJSON *a, kv_error *err)
+int liveops_hp_op(const char *verb, const cJSON *a, hp_op *o, kv_error *err)
 {
-        hp_disk d = {.name = jstr_or(a, "name", NULL),
-                     .path = jstr_or(a, "path", NULL),
-                     .readonly = cJSON_IsTrue(cJSON_GetObjectItem(a, "readonly")),
-                     .serial = jstr_or(a, "serial", NULL),
-                     .format = strcmp(jstr_or(a, "format", "qcow2"), "raw") ? IMG_QCOW2 : IMG_RAW,
-                     .bus = strcmp(jstr_or(a, "bus", "virtio"), "scsi") ? BUS_VIRTIO : BUS_SCSI};
-        if (!d.name)
-                return kv_error_set(err, EINVAL, "hotplug-disk: \"name\" is required");
-        return hotplug_disk_add(q, &d, err);
+        int t = (int)jnum_or(a, "timeoutMs", LO_CMD_TIMEOUT_MS);
+        const char *name = jstr_or(a, "name", NULL);
+        ctl_verb v = ctl_verb_from_name(verb);
+        *o = (hp_op){0};
+        bool named = v == CTL_VERB_HOTPLUG_DISK || v == CTL_VERB_HOTPLUG_NIC || v == CTL_VERB_UNPLUG_DISK ||
+                     v == CTL_VERB_UNPLUG_NIC;
+        if (named && (!name || !name[0]))
+                return kv_error_set(err, EINVAL, "%s: args.name is required", verb);
+        switch (v) {
+        case CTL_VERB_HOTPLUG_DISK: {
+                hp_disk d = {.name = name,
+                             .path = jstr_or(a, "path", NULL),
+                             .readonly = cJSON_IsTrue(cJSON_GetObjectItem(a, "readonly")),
+                             .serial = jstr_or(a, "serial", NULL),
+                             .format = strcmp(jstr_or(a, "format", "qcow2"), "raw") ? IMG_QCOW2 : IMG_RAW,
+                             .bus = strcmp(jstr_or(a, "bus", "virtio"), "scsi") ? BUS_VIRTIO : BUS_SCSI};
+                return hp_disk_add_init(o, &d, err);
+        }
+        case CTL_VERB_HOTPLUG_NIC: {
+                hp_nic n = {.name = name, .mac = jstr_or(a, "mac", NULL), .model = NIC_VIRTIO};
+                hp_nic_add_init(o, &n);
+                return 0;
+        }
+        case CTL_VERB_UNPLUG_DISK:
+        case CTL_VERB_UNPLUG_NIC:
+                hp_unplug_init(o, v == CTL_VERB_UNPLUG_DISK, name, t);
+                return 0;
+        case CTL_VERB_SET_CPUS:
+                hp_cpus_init(o, (unsigned)jnum_or(a, "sockets", 1));
+                return 0;
+        case CTL_VERB_SET_MEMORY:
+                hp_memory_init(o, (uint64_t)jnum_or(a, "bytes", 0), (uint64_t)jnum_or(a, "max", 0), t, true);
+                return 0;
+        default:
+                return kv_error_set(err, ENOENT, "%s is not a hot-plug operation", verb);
+        }
 }
 
 static int run_migrate(qmp *q, const cJSON *a, cJSON **result, kv_error *err)
@@ -110,24 +138,21 @@ static int run_migrate(qmp *q, const cJSON *a, cJSON **result, kv_error *err)
 
 int liveops_command(qmp *q, const char *verb, const cJSON *a, cJSON **result, kv_error *err)
 {
-        int t = (int)jnum_or(a, "timeoutMs", 10000);
-        const char *name = jstr_or(a, "name", ""), *tag = jstr_or(a, "tag", "");
+        const char *tag = jstr_or(a, "tag", "");
         switch (ctl_verb_from_name(verb)) {
         case CTL_VERB_HOTPLUG_DISK:
-                return do_disk_add(q, a, err);
         case CTL_VERB_UNPLUG_DISK:
-                return hotplug_disk_remove(q, name, t, err);
-        case CTL_VERB_HOTPLUG_NIC: {
-                hp_nic n = {.name = name, .mac = jstr_or(a, "mac", NULL), .model = NIC_VIRTIO};
-                return hotplug_nic_add(q, &n, err);
-        }
+        case CTL_VERB_HOTPLUG_NIC:
         case CTL_VERB_UNPLUG_NIC:
-                return hotplug_nic_remove(q, name, t, err);
         case CTL_VERB_SET_CPUS:
-                return hotplug_set_cpus(q, (unsigned)jnum_or(a, "sockets", 1), err);
-        case CTL_VERB_SET_MEMORY:
-                return hotplug_set_memory(q, (uint64_t)jnum_or(a, "bytes", 0), (uint64_t)jnum_or(a, "max", 0),
-                                          t, err);
+        case CTL_VERB_SET_MEMORY: {
+                hp_op o;
+                int r = liveops_hp_op(verb, a, &o, err);
+                if (r >= 0)
+                        r = lo_seq_run(q, hp_step, &o, err);
+                hp_op_free(&o);
+                return r;
+        }
         case CTL_VERB_SNAPSHOT_SAVE:
                 return snapshot_save(q, tag, SNAPSHOT_TIMEOUT_MS, err);
         case CTL_VERB_SNAPSHOT_LOAD:

@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 
 #include "error.h"
+#include "hotplug.h"
 #include "migration.h"
 #include "qmp.h"
 
@@ -23,3 +24,7 @@ int liveops_command(qmp *q, const char *verb, const cJSON *args, cJSON **result,
  * `--incoming-config: completionTimeoutPerGiB: must be a whole number from 0 to 1000000`. */
 int liveops_parse_migration_config(const cJSON *config, const char *where, migration_config *out,
                                    kv_error *err);
+/* The hot-plug verbs (hotplug-disk, hotplug-nic, unplug-disk, unplug-nic, set-cpus, set-memory) with their
+ * arguments as an hp_op to step (the launcher runs it on its loop). -EINVAL on bad arguments, -ENOENT for
+ * another verb; *o is freeable (hp_op_free) either way. */
+int liveops_hp_op(const char *verb, const cJSON *args, hp_op *o, kv_error *err);

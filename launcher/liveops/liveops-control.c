@@ -1,11 +1,13 @@
-/* liveops-control: control-socket handlers over libkvliveops, run on the launcher's loop. Hot-plug
- * commands run the blocking library calls (a few seconds at most). Snapshot operations are state machines
- * driven by QMP replies, JOB_STATUS_CHANGE events and loop timers (query-block → snapshot-* job →
- * query-jobs until concluded → job-dismiss → query-block for the status), so signals, the console and
- * other clients are served while QEMU writes the snapshot; they may carry an id whose outcome and the
- * snapshots the disks hold go into the status (docs/cluster-snapshots.md). A migration is started, then
- * a loop timer sends query-migrate every MIGRATION_TICK_MS and the reply drives it. A target finishes by
- * itself on QEMU's MIGRATION completed event, stepped by another loop timer. */
+/* liveops-control: control-socket handlers over libkvliveops, run on the launcher's loop. Hot-plug,
+ * unplug, set-cpus, set-memory, a migration's start, polls and cancel, and a target's prepare and release
+ * steps are libkvliveops' step functions run with lo_seq_start (qmp-seq.h): one QMP command in flight per
+ * operation, the next sent from the reply callback, pauses on loop timers, so nothing here waits on a
+ * socket. Snapshot operations are state machines driven by QMP replies, JOB_STATUS_CHANGE events and loop
+ * timers (query-block → snapshot-* job → query-jobs until concluded → job-dismiss → query-block for the
+ * status); they may carry an id whose outcome and the snapshots the disks hold go into the status
+ * (docs/cluster-snapshots.md). A migration is polled every MIGRATION_TICK_MS from a loop timer. A target
+ * finishes by itself on QEMU's MIGRATION completed event, its release steps retried from another timer.
+ * Only snapshot-list (one query QEMU answers at once) and a target's start-up preparation run blocking. */
 #include "liveops-control.h"
 
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include "log.h"
 #include "migration.h"
 #include "qmp-helpers.h"
+#include "qmp-seq.h"
 #include "snapshot.h"
 #include "volumes.h"
 
@@ -32,15 +35,15 @@
 #define TARGET_RELEASE_TIMEOUT_MS 10000
 
 typedef struct snap_op snap_op;
-typedef struct unplug_op unplug_op;
-typedef struct mem_op mem_op;
+typedef struct hp_run hp_run;
 
-struct unplug_op {
+/* A hot-plug, unplug, set-cpus or set-memory in flight (hotplug.c's steps). */
+struct hp_run {
         liveops *lo;
-        ctl_request *req; /* NULL once answered */
-        hp_unplug u;
-        int timeout_ms;
-        int64_t cmd, waiter; /* the QMP command and the event waiter in flight (0: none) */
+        ctl_request *req;
+        const char *verb;
+        hp_op op;
+        lo_seq seq;
 };
 
 struct liveops {
@@ -52,16 +55,34 @@ struct liveops {
                 bool target_releasing; /* incoming migration completed: waiting for the source's mirrors */
                 bool target_done;      /* the guest runs here */
                 int64_t release_deadline;
-                loop_timer tick;  /* source: the next query-migrate; target: the next release step */
-                int64_t query_id; /* query-migrate in flight, 0 if none */
-                cJSON *reply;     /* its reply, handled from the loop (not inside libqmp's dispatch) */
-                loop_timer handle;
+                loop_timer tick; /* source: the next poll; target: the next release step */
+                migration_poll_seq poll; /* source: the poll in flight (as `seq`) */
+                bool was_postcopy;
+                lo_seq cancel_seq; /* migrate-cancel in flight, answered to cancel_req */
+                migration_cancel_seq cancel;
+                ctl_request *cancel_req;
+                /* target: migration-target's steps (as `seq`, answered to start_req), the release steps */
+                migration_prepare_seq prepare;
+                migration_config target_config;
+                migration_release_seq release;
                 ctl_request *finish_req; /* a migration-target-finish waiting for the guest to run here */
+                /* Source: the start (capabilities, disk mirrors until READY, `migrate`) running as `seq`,
+                 * answered to start_req; after a failure `seq` stops the mirrors, then start_err goes out. */
+                lo_seq seq;
+                migration_start_seq start;
+                migration_stop_seq stop;
+                ctl_request *start_req;
+                bool starting;
+                kv_error start_err;
                 loop_timer finish_deadline;
         } mig;
-        snap_op *snap;     /* the snapshot operation in flight, or NULL */
-        unplug_op *unplug; /* the unplug waiting for its DEVICE_DELETED, or NULL */
-        mem_op *mem;       /* the set-memory waiting for the guest to plug virtio-mem memory, or NULL */
+        snap_op *snap; /* the snapshot operation in flight, or NULL */
+        hp_run *op;    /* the hot-plug, unplug, set-cpus or set-memory in flight, or NULL */
+        struct {       /* an `apply` in flight (liveops-apply.c) */
+                const char *what;
+                void (*cancel)(void *data);
+                void *data;
+        } busy;
 };
 
 int liveops_new(const liveops_host *host, liveops **out)
@@ -82,6 +103,36 @@ const liveops_host *liveops_host_of(liveops *lo)
 static qmp *lo_qmp(liveops *lo)
 {
         return lo->h.qmp(lo->h.ctx);
+}
+
+static void rearm(liveops *lo);
+
+static qmp *seq_qmp(void *ctx)
+{
+        return lo_qmp(ctx);
+}
+
+static void seq_rearm(void *ctx)
+{
+        rearm(ctx);
+}
+
+/* The loop's side of a QMP sequence run for this liveops (qmp-seq.h). */
+static lo_seq_host seq_host(liveops *lo)
+{
+        return (lo_seq_host){.loop = lo->h.loop, .qmp = seq_qmp, .rearm = seq_rearm, .ctx = lo};
+}
+
+lo_seq_host liveops_seq_host(liveops *lo)
+{
+        return seq_host(lo);
+}
+
+void liveops_set_busy(liveops *lo, const char *what, void (*cancel)(void *data), void *data)
+{
+        lo->busy.what = what;
+        lo->busy.cancel = what ? cancel : NULL;
+        lo->busy.data = what ? data : NULL;
 }
 
 static void publish(liveops *lo)
@@ -107,10 +158,12 @@ int liveops_vm_usable(liveops *lo, enum phase phase, kv_error *err)
         bool stopping = lo->h.stopping(lo->h.ctx);
         if (lo->snap)
                 return kv_error_set(err, EBUSY, "a snapshot operation is running");
-        if (lo->unplug)
-                return kv_error_set(err, EBUSY, "the unplug of %s is running", lo->unplug->u.name);
-        if (lo->mem)
-                return kv_error_set(err, EBUSY, "a memory resize is running");
+        if (lo->op)
+                return kv_error_set(err, EBUSY, "%s is running", lo->op->verb);
+        if (lo->busy.what)
+                return kv_error_set(err, EBUSY, "%s is running", lo->busy.what);
+        if (lo->mig.starting)
+                return kv_error_set(err, EBUSY, "a migration is starting");
         int r = status_require_phase(lo->h.st, phase, stopping, err);
         if (r == 0 && !lo_qmp(lo))
                 return kv_error_set(err, EBUSY, "the VM's QMP connection is gone");
@@ -158,311 +211,70 @@ static int run_blocking(ctl_request *req, ctl_verb v)
                 return run_blocking(req, verb);                                                              \
         }
 
-BLOCKING_HANDLER(liveops_ctl_hotplug_disk, CTL_VERB_HOTPLUG_DISK)
-BLOCKING_HANDLER(liveops_ctl_hotplug_nic, CTL_VERB_HOTPLUG_NIC)
-BLOCKING_HANDLER(liveops_ctl_set_cpus, CTL_VERB_SET_CPUS)
 BLOCKING_HANDLER(liveops_ctl_snapshot_list, CTL_VERB_SNAPSHOT_LIST)
 
-/* ---- set-memory: the short QMP exchange, then the guest's part (virtio-mem plugged, up to timeoutMs)
- * polled from the loop: qom-get of the device's size every MEM_POLL_MS ------------------------------- */
+/* ---- hot-plug, unplug, set-cpus, set-memory: hotplug.c's step functions run on the loop ----------- */
 
-#define MEM_POLL_MS 100
-
-struct mem_op {
-        liveops *lo;
-        ctl_request *req; /* NULL once answered */
-        uint64_t want, size;
-        int timeout_ms;
-        bool expired;
-        int64_t cmd; /* the qom-get in flight (0: none) */
-        loop_timer poll, deadline;
-};
-
-static void mem_release(mem_op *o)
+static void hp_run_free(hp_run *o)
 {
-        qmp *q = lo_qmp(o->lo);
-        if (q && o->cmd > 0)
-                qmp_cancel(q, o->cmd);
-        if (q)
-                o->cmd = 0;
-        loop_timer_disarm(o->lo->h.loop, &o->poll);
-        loop_timer_disarm(o->lo->h.loop, &o->deadline);
-        if (o->lo->mem == o)
-                o->lo->mem = NULL;
-        if (!o->cmd)
-                free(o);
+        lo_seq_abort(&o->seq);
+        hp_op_free(&o->op);
+        if (o->lo->op == o)
+                o->lo->op = NULL;
+        free(o);
 }
 
-static void mem_end(mem_op *o, kv_error *err)
+static void hp_run_done(lo_seq *s, int r, const kv_error *err, void *data)
 {
+        hp_run *o = data;
         ctl_request *req = TAKE_PTR(o->req);
-        if (err) {
-                log_warning("set-memory failed: %s", err->msg);
-                ctl_reply_error(req, "%s", err->msg);
-        } else {
-                log_info("set-memory done");
-                ctl_reply_ok(req, NULL);
-        }
-        mem_release(o);
-}
-
-static void mem_poll(loop_timer *t, void *data);
-
-static void mem_on_size(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
-{
-        mem_op *o = userdata;
-        o->cmd = 0;
-        if (!o->req) {
-                mem_release(o);
-                return;
-        }
-        kv_error e = err ? *err : (kv_error){0};
-        if (err)
-                mem_end(o, (kv_error_wrap(&e, "set memory: qom-get"), &e));
-        else if ((o->size = hotplug_vmem_size_of(ret)) == o->want)
-                mem_end(o, NULL);
-        else if (o->expired)
-                mem_end(o, (hotplug_vmem_timeout(o->size, o->want, o->timeout_ms, &e), &e));
-        else
-                loop_timer_arm(o->lo->h.loop, &o->poll, MEM_POLL_MS, mem_poll, o);
-}
-
-static void mem_poll(loop_timer *t, void *data)
-{
-        mem_op *o = data;
-        kv_error err = {0};
-        if (!lo_qmp(o->lo)) {
-                mem_end(o, (kv_error_set(&err, ECONNRESET, "set memory: the QMP connection is gone"), &err));
-                return;
-        }
-        o->cmd = qmp_send(lo_qmp(o->lo), "qom-get", hotplug_vmem_size_query(), -1, QMP_QUERY_TIMEOUT_MS,
-                          mem_on_size, o, &err);
-        if (o->cmd < 0) {
-                o->cmd = 0;
-                mem_end(o, &err);
-                return;
-        }
-        rearm(o->lo);
-}
-
-/* The last poll after the deadline decides: a guest that made it just in time is not failed. */
-static void mem_on_deadline(loop_timer *t, void *data)
-{
-        mem_op *o = data;
-        o->expired = true;
-        if (!o->cmd) {
-                loop_timer_disarm(o->lo->h.loop, &o->poll);
-                mem_poll(&o->poll, o);
-        }
-}
-
-int liveops_ctl_set_memory(ctl_request *req)
-{
-        if (!vm_ready(req))
-                return 0;
-        liveops *lo = liveops_of(req);
-        const cJSON *a = req->args, *t = cJSON_GetObjectItem(a, "timeoutMs"),
-                    *bytes = cJSON_GetObjectItem(a, "bytes"), *max = cJSON_GetObjectItem(a, "max");
-        kv_error err = {0};
-        hp_mem_wait w;
-        int r = hotplug_memory_request(lo_qmp(lo), cJSON_IsNumber(bytes) ? (uint64_t)bytes->valuedouble : 0,
-                                       cJSON_IsNumber(max) ? (uint64_t)max->valuedouble : 0, &w, &err);
-        rearm(lo);
-        mem_op *o = r < 0 || !w.needed ? NULL : calloc(1, sizeof(*o));
-        if (r >= 0 && w.needed && !o)
-                r = kv_error_set(&err, ENOMEM, "out of memory");
         if (r < 0) {
-                log_warning("set-memory failed: %s", err.msg);
-                ctl_reply_error(req, "%s", err.msg);
-                return 0;
-        }
-        if (!o) { /* nothing for the guest to do (a DIMM, or no change) */
-                log_info("set-memory done");
-                ctl_reply_ok(req, NULL);
-                return 0;
-        }
-        *o = (mem_op){.lo = lo,
-                      .req = req,
-                      .want = w.want,
-                      .timeout_ms = cJSON_IsNumber(t) ? t->valueint : LO_CMD_TIMEOUT_MS};
-        lo->mem = o;
-        loop_timer_arm(lo->h.loop, &o->deadline, o->timeout_ms, mem_on_deadline, o);
-        mem_poll(&o->poll, o);
-        return 0;
-}
-
-/* ---- unplug: device_del, DEVICE_DELETED (the guest's part, up to timeoutMs), the backend ---------- */
-
-/* Freed once answered and nothing of it is left in libqmp (whose callbacks may still come while the
- * connection is being freed: they then only clear their id). */
-static void unplug_release(unplug_op *o)
-{
-        qmp *q = lo_qmp(o->lo);
-        if (q && o->cmd > 0)
-                qmp_cancel(q, o->cmd);
-        if (q && o->waiter > 0)
-                qmp_cancel(q, o->waiter);
-        if (q)
-                o->cmd = o->waiter = 0;
-        if (o->lo->unplug == o)
-                o->lo->unplug = NULL;
-        if (!o->cmd && !o->waiter)
-                free(o);
-}
-
-static void unplug_end(unplug_op *o, kv_error *err)
-{
-        ctl_request *req = TAKE_PTR(o->req);
-        const char *what = o->u.disk ? "disk" : "interface";
-        if (err) {
-                kv_error_wrap(err, "unplug %s %s", what, o->u.name);
-                log_warning("%s", err->msg);
+                log_warning("%s failed: %s", o->verb, err->msg);
                 ctl_reply_error(req, "%s", err->msg);
         } else {
-                log_info("unplug %s %s done", what, o->u.name);
+                log_info("%s done", o->verb);
                 ctl_reply_ok(req, NULL);
         }
-        unplug_release(o);
+        hp_run_free(o);
 }
 
-static void unplug_on_backend(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
-{
-        unplug_op *o = userdata;
-        o->cmd = 0;
-        if (!o->req) {
-                unplug_release(o);
-                return;
-        }
-        kv_error e = err ? *err : (kv_error){0};
-        unplug_end(o, err ? &e : NULL);
-}
-
-static void unplug_send(unplug_op *o, const char *command, cJSON *args, qmp_reply_cb cb)
-{
-        kv_error err = {0};
-        o->cmd = qmp_send(lo_qmp(o->lo), command, args, -1, QMP_QUERY_TIMEOUT_MS, cb, o, &err);
-        if (o->cmd < 0) {
-                o->cmd = 0;
-                unplug_end(o, &err);
-                return;
-        }
-        rearm(o->lo);
-}
-
-static void unplug_backend(unplug_op *o)
-{
-        cJSON *args;
-        const char *command = hotplug_backend_del(&o->u, &args);
-        unplug_send(o, command, args, unplug_on_backend);
-}
-
-static void unplug_on_deleted(qmp *q, const cJSON *event, const kv_error *err, void *userdata)
-{
-        unplug_op *o = userdata;
-        o->waiter = 0;
-        if (!o->req) {
-                unplug_release(o);
-                return;
-        }
-        kv_error e = {0};
-        if (err && err->code == ETIMEDOUT)
-                unplug_end(o, (lo_device_deleted_timeout(o->u.id, o->timeout_ms, &e), &e));
-        else if (err)
-                unplug_end(o, (e = *err, &e));
-        else if (!o->cmd) /* device_del answered already: the guest let go */
-                unplug_backend(o);
-}
-
-static void unplug_on_device_del(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
-{
-        unplug_op *o = userdata;
-        o->cmd = 0;
-        if (!o->req) {
-                unplug_release(o);
-                return;
-        }
-        const char *cls = err ? qmp_error_class(err) : NULL;
-        if (err && !(cls && !strcmp(cls, "DeviceNotFound"))) {
-                kv_error e = *err;
-                unplug_end(o, &e);
-                return;
-        }
-        if (err || !o->waiter) { /* already gone, or DEVICE_DELETED came before this reply */
-                if (o->waiter > 0)
-                        qmp_cancel(q, o->waiter);
-                o->waiter = 0;
-                unplug_backend(o);
-        }
-}
-
-/* The waiter first: DEVICE_DELETED can follow device_del's reply closely (scsi-hd: 0.05 s). */
-static void unplug_device_del(unplug_op *o)
-{
-        kv_error err = {0};
-        qmp *q = lo_qmp(o->lo);
-        o->waiter = qmp_wait_event_async(q, "DEVICE_DELETED", "device", o->u.id, o->timeout_ms,
-                                         unplug_on_deleted, o, &err);
-        if (o->waiter < 0) {
-                o->waiter = 0;
-                unplug_end(o, &err);
-                return;
-        }
-        unplug_send(o, "device_del", jstr(cJSON_CreateObject(), "id", o->u.id), unplug_on_device_del);
-}
-
-static void unplug_on_blocks(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
-{
-        unplug_op *o = userdata;
-        o->cmd = 0;
-        if (!o->req) {
-                unplug_release(o);
-                return;
-        }
-        kv_error e = err ? *err : (kv_error){0};
-        if (!err && hotplug_disk_node_from(ret, &o->u) == 0)
-                kv_error_set(&e, ENOENT, "no such disk attached");
-        if (e.code)
-                unplug_end(o, &e);
-        else
-                unplug_device_del(o);
-}
-
-static int unplug_start(ctl_request *req, bool disk)
+/* The operation runs on the loop; the client is answered when it ended (the guest's part included). */
+static int hp_start(ctl_request *req, ctl_verb v)
 {
         if (!vm_ready(req))
                 return 0;
         liveops *lo = liveops_of(req);
-        const cJSON *name = cJSON_GetObjectItem(req->args, "name"),
-                    *t = cJSON_GetObjectItem(req->args, "timeoutMs");
-        if (!cJSON_IsString(name) || !name->valuestring[0]) {
-                ctl_reply_error(req, "unplug-%s: args.name is required", disk ? "disk" : "nic");
-                return 0;
-        }
-        unplug_op *o = calloc(1, sizeof(*o));
+        hp_run *o = calloc(1, sizeof(*o));
         if (!o) {
                 ctl_reply_error(req, "out of memory");
                 return 0;
         }
-        *o = (unplug_op){
-            .lo = lo, .req = req, .timeout_ms = cJSON_IsNumber(t) ? t->valueint : LO_UNPLUG_TIMEOUT_MS};
-        hotplug_unplug_ids(disk, name->valuestring, &o->u);
-        lo->unplug = o;
-        if (disk)
-                unplug_send(o, "query-block", NULL, unplug_on_blocks);
-        else
-                unplug_device_del(o);
+        *o = (hp_run){.lo = lo, .req = req, .verb = ctl_verb_name(v)};
+        kv_error err = {0};
+        if (liveops_hp_op(o->verb, req->args, &o->op, &err) < 0) {
+                ctl_reply_error(req, "%s", err.msg);
+                hp_op_free(&o->op);
+                free(o);
+                return 0;
+        }
+        lo->op = o;
+        lo_seq_host sh = seq_host(lo);
+        lo_seq_start(&o->seq, &sh, hp_step, &o->op, hp_run_done, o);
         return 0;
 }
 
-int liveops_ctl_unplug_disk(ctl_request *req)
-{
-        return unplug_start(req, true);
-}
+#define HP_HANDLER(fn, verb)                                                                                 \
+        int fn(ctl_request *req)                                                                             \
+        {                                                                                                    \
+                return hp_start(req, verb);                                                                  \
+        }
 
-int liveops_ctl_unplug_nic(ctl_request *req)
-{
-        return unplug_start(req, false);
-}
+HP_HANDLER(liveops_ctl_hotplug_disk, CTL_VERB_HOTPLUG_DISK)
+HP_HANDLER(liveops_ctl_hotplug_nic, CTL_VERB_HOTPLUG_NIC)
+HP_HANDLER(liveops_ctl_unplug_disk, CTL_VERB_UNPLUG_DISK)
+HP_HANDLER(liveops_ctl_unplug_nic, CTL_VERB_UNPLUG_NIC)
+HP_HANDLER(liveops_ctl_set_cpus, CTL_VERB_SET_CPUS)
+HP_HANDLER(liveops_ctl_set_memory, CTL_VERB_SET_MEMORY)
 
 /* ---- snapshots with an id (docs/cluster-snapshots.md) ------------------------------------------ */
 
@@ -822,69 +634,40 @@ static void migration_finished(liveops *lo)
         rearm(lo);
 }
 
-/* The query-migrate reply, handled from the loop: its follow-ups (cancel, post-copy, the mirrors'
- * clean-up) are QMP commands that must not run inside libqmp's dispatch. */
-static void on_migrate_reply_handle(loop_timer *t, void *data)
+/* One poll done (migration.c's step: query-migrate, then its follow-ups: cancel on a timeout, the switch to
+ * post-copy, the mirrors' clean-up at the end), all on the loop. */
+static void on_polled(lo_seq *s, int r, const kv_error *err, void *data)
 {
         liveops *lo = data;
-        _cleanup_json_ cJSON *reply = TAKE_PTR(lo->mig.reply);
-        qmp *q = lo_qmp(lo);
-        if (!lo->mig.active || !reply || !q)
+        if (!lo->mig.active)
                 return;
-        kv_error e = {0};
-        bool was_postcopy = lo->mig.st.postcopy_started;
-        int r = migration_poll_reply(q, reply, &lo->mig.st, &e);
-        rearm(lo);
+        if (r < 0 && !lo_qmp(lo)) { /* QMP gone: QEMU exited; the supervisor reports that */
+                lo->mig.active = false;
+                return;
+        }
         if (r < 0)
-                log_warning("migration: %s", e.msg);
-        if (r == 0 && lo->mig.st.postcopy_started != was_postcopy)
+                log_warning("migration: %s", err->msg);
+        if (r == 0 && lo->mig.st.postcopy_started != lo->mig.was_postcopy)
                 publish_state(lo);
-        if (r > 0)
+        if (r == 0 && lo->mig.poll.finished)
                 migration_finished(lo);
         else
                 arm_tick(lo, MIGRATION_TICK_MS);
 }
 
-static void on_migrate_reply(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
-{
-        liveops *lo = userdata;
-        lo->mig.query_id = 0;
-        if (!lo->mig.active)
-                return;
-        if (err && !lo_qmp(lo)) { /* QMP gone: QEMU exited; the supervisor reports that */
-                lo->mig.active = false;
-                return;
-        }
-        if (err) {
-                log_warning("migration: %s", err->msg);
-                arm_tick(lo, MIGRATION_TICK_MS);
-                return;
-        }
-        cJSON_Delete(lo->mig.reply);
-        lo->mig.reply = cJSON_Duplicate(ret, true);
-        loop_timer_arm(lo->h.loop, &lo->mig.handle, 0, on_migrate_reply_handle, lo);
-}
-
 static void on_tick(loop_timer *t, void *data)
 {
         liveops *lo = data;
-        qmp *q = lo_qmp(lo);
-        if (!lo->mig.active || lo->mig.query_id > 0)
+        if (!lo->mig.active || lo_seq_running(&lo->mig.seq))
                 return;
-        if (!q) {
+        if (!lo_qmp(lo)) {
                 lo->mig.active = false;
                 return;
         }
-        kv_error err = {0};
-        lo->mig.query_id =
-            qmp_send(q, "query-migrate", NULL, -1, QMP_QUERY_TIMEOUT_MS, on_migrate_reply, lo, &err);
-        if (lo->mig.query_id < 0) {
-                lo->mig.query_id = 0;
-                log_error("migration: query-migrate: %s", err.msg);
-                arm_tick(lo, MIGRATION_TICK_MS);
-                return;
-        }
-        rearm(lo);
+        lo->mig.was_postcopy = lo->mig.st.postcopy_started;
+        migration_poll_init(&lo->mig.poll, &lo->mig.st);
+        lo_seq_host sh = seq_host(lo);
+        lo_seq_start(&lo->mig.seq, &sh, migration_poll_step, &lo->mig.poll, on_polled, lo);
 }
 
 static void arm_tick(liveops *lo, int64_t delay_ms)
@@ -897,6 +680,41 @@ static cJSON *state_result(liveops *lo)
         cJSON *result = cJSON_CreateObject();
         cJSON_AddItemToObject(result, "migrationState", migration_state_to_json(&lo->mig.st));
         return result;
+}
+
+/* The start's mirrors are stopped after its failure: the migration failed, the VM runs on here. */
+static void on_migration_start_cleaned(lo_seq *s, int r, const kv_error *err, void *data)
+{
+        liveops *lo = data;
+        lo->mig.starting = false;
+        migration_start_failed(&lo->mig.st, &lo->mig.start_err);
+        log_warning("migration: %s", lo->mig.start_err.msg);
+        publish_state(lo);
+        ctl_request *req = TAKE_PTR(lo->mig.start_req);
+        if (req)
+                ctl_reply_error(req, "%s", lo->mig.start_err.msg);
+}
+
+static void on_migration_started(lo_seq *s, int r, const kv_error *err, void *data)
+{
+        liveops *lo = data;
+        migration_start_seq_free(&lo->mig.start);
+        if (r < 0) {
+                lo->mig.start_err = *err;
+                migration_stop_init(&lo->mig.stop, &lo->mig.st);
+                lo_seq_host sh = seq_host(lo);
+                lo_seq_start(&lo->mig.seq, &sh, migration_stop_step, &lo->mig.stop, on_migration_start_cleaned,
+                             lo);
+                return;
+        }
+        lo->mig.starting = false;
+        lo->mig.active = true;
+        log_info("migration to %s: started", lo->mig.st.target_address);
+        arm_tick(lo, MIGRATION_TICK_MS);
+        publish_state(lo);
+        ctl_request *req = TAKE_PTR(lo->mig.start_req);
+        if (req)
+                ctl_reply_ok(req, state_result(lo));
 }
 
 int liveops_ctl_migrate(ctl_request *req)
@@ -936,40 +754,48 @@ int liveops_ctl_migrate(ctl_request *req)
         }
         migration_state_free(&lo->mig.st);
         lo->mig.have = true;
-        kv_error err = {0};
-        int r =
-            migration_start(lo_qmp(lo), &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
-                            cJSON_IsNumber(port) ? port->valueint : 0, &lo->mig.st, &err);
+        migration_start_init(&lo->mig.start, &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
+                             cJSON_IsNumber(port) ? port->valueint : 0, &lo->mig.st);
         if (uid)
                 snprintf(lo->mig.st.uid, sizeof(lo->mig.st.uid), "%s", uid->valuestring);
-        if (r < 0) {
-                rearm(lo);
-                publish_state(lo);
-                ctl_reply_error(req, "%s", err.msg);
-                return 0;
-        }
-        lo->mig.active = true;
-        arm_tick(lo, MIGRATION_TICK_MS);
-        rearm(lo);
-        publish_state(lo);
-        ctl_reply_ok(req, state_result(lo));
+        lo->mig.starting = true;
+        lo->mig.start_req = req;
+        log_info("migration to %s: starting", uri->valuestring);
+        lo_seq_host sh = seq_host(lo);
+        lo_seq_start(&lo->mig.seq, &sh, migration_start_step, &lo->mig.start, on_migration_started, lo);
         return 0;
+}
+
+static void on_cancelled(lo_seq *s, int r, const kv_error *err, void *data)
+{
+        liveops *lo = data;
+        ctl_request *req = TAKE_PTR(lo->mig.cancel_req);
+        if (r < 0)
+                ctl_reply_error(req, "%s", err->msg);
+        else
+                ctl_reply_ok(req, state_result(lo));
 }
 
 int liveops_ctl_migrate_cancel(ctl_request *req)
 {
         liveops *lo = liveops_of(req);
+        if (lo->mig.starting) {
+                ctl_reply_error(req, "the migration is still starting (its disk mirrors are being copied)");
+                return 0;
+        }
         if (!lo->mig.active) {
                 ctl_reply_error(req, "no migration is running");
                 return 0;
         }
         kv_error err = {0};
-        int r = migration_cancel(lo_qmp(lo), &lo->mig.st, &err);
-        rearm(lo);
-        if (r < 0)
-                ctl_reply_error(req, "%s", err.msg);
-        else
-                ctl_reply_ok(req, state_result(lo));
+        if (lo->mig.cancel_req || migration_cancel_check(&lo->mig.st, &err) < 0) {
+                ctl_reply_error(req, "%s", lo->mig.cancel_req ? "a cancel is already running" : err.msg);
+                return 0;
+        }
+        lo->mig.cancel = (migration_cancel_seq){.st = &lo->mig.st};
+        lo->mig.cancel_req = req;
+        lo_seq_host sh = seq_host(lo);
+        lo_seq_start(&lo->mig.cancel_seq, &sh, migration_cancel_step, &lo->mig.cancel, on_cancelled, lo);
         return 0;
 }
 
@@ -1001,11 +827,9 @@ static bool target_ready(ctl_request *req, bool prepared)
         return false;
 }
 
-static int target_prepare(liveops *lo, const migration_config *c, const char *uri, const char *nbd_host,
-                          int nbd_port, kv_error *err)
+/* The target's state once prepared (r >= 0) or not (err): the phase stays Scheduled either way. */
+static int target_prepared(liveops *lo, const migration_config *c, const char *uri, int r, const kv_error *err)
 {
-        int r = migration_target_prepare(lo_qmp(lo), c, uri, nbd_host, nbd_port, err);
-        rearm(lo);
         lo->mig.have = true;
         lo->mig.st = (migration_state){0};
         migration_params_compute(c, &lo->mig.st.params); /* what was set */
@@ -1023,6 +847,20 @@ static int target_prepare(liveops *lo, const migration_config *c, const char *ur
         lo->mig.target_prepared = r >= 0;
         publish_state(lo);
         return r;
+}
+
+/* migration-target's steps ran on the loop. */
+static void on_target_prepared(lo_seq *s, int r, const kv_error *err, void *data)
+{
+        liveops *lo = data;
+        lo->mig.starting = false;
+        target_prepared(lo, &lo->mig.target_config, lo->mig.prepare.uri, r, err);
+        migration_prepare_seq_free(&lo->mig.prepare);
+        ctl_request *req = TAKE_PTR(lo->mig.start_req);
+        if (r < 0)
+                ctl_reply_error(req, "%s", err->msg);
+        else
+                ctl_reply_ok(req, state_result(lo));
 }
 
 /* QEMU runs without capabilities, so the userfaultfd(2) a post-copy target needs is refused (EPERM) unless
@@ -1059,7 +897,11 @@ int liveops_target_boot(liveops *lo, kv_error *err)
         log_info("migration target: capabilities from %s (post-copy %s)",
                  lo->h.incoming_config ? "--incoming-config" : "the default configuration",
                  c.allow_post_copy ? "allowed" : "off");
-        return target_prepare(lo, &c, lo->h.incoming, lo->h.incoming_nbd_host, lo->h.incoming_nbd_port, err);
+        /* Start-up, before the loop serves anyone: the same steps, run blocking. */
+        r = migration_target_prepare(lo_qmp(lo), &c, lo->h.incoming, lo->h.incoming_nbd_host,
+                                     lo->h.incoming_nbd_port, err);
+        rearm(lo);
+        return target_prepared(lo, &c, lo->h.incoming, r, err);
 }
 
 int liveops_ctl_migration_target(ctl_request *req)
@@ -1082,11 +924,13 @@ int liveops_ctl_migration_target(ctl_request *req)
                 ctl_reply_error(req, "%s", err.msg);
                 return 0;
         }
-        if (target_prepare(lo, &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
-                           cJSON_IsNumber(port) ? port->valueint : 0, &err) < 0)
-                ctl_reply_error(req, "%s", err.msg);
-        else
-                ctl_reply_ok(req, state_result(lo));
+        lo->mig.target_config = c;
+        migration_prepare_init(&lo->mig.prepare, &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
+                               cJSON_IsNumber(port) ? port->valueint : 0);
+        lo->mig.starting = true;
+        lo->mig.start_req = req;
+        lo_seq_host sh = seq_host(lo);
+        lo_seq_start(&lo->mig.seq, &sh, migration_prepare_step, &lo->mig.prepare, on_target_prepared, lo);
         return 0;
 }
 
@@ -1128,35 +972,39 @@ static void target_running(liveops *lo)
 
 static void arm_release_tick(liveops *lo);
 
-/* One step of the target's own finish: the exports go once the source's mirrors let go, then `cont`. */
-static void on_release_tick(loop_timer *t, void *data)
+static void on_released(lo_seq *s, int r, const kv_error *err, void *data)
 {
         liveops *lo = data;
-        qmp *q = lo_qmp(lo);
-        if (!lo->mig.target_releasing || !q)
-                return; /* finished by migration-target-finish meanwhile, or QEMU is gone */
-        kv_error e = {0};
-        bool force = kv_now_ms() >= lo->mig.release_deadline;
-        int left = migration_target_unexport(q, force, &e);
-        if (left > 0) {
-                rearm(lo);
+        if (!lo->mig.target_releasing)
+                return;
+        if (r >= 0 && lo->mig.release.left > 0) {
                 arm_release_tick(lo);
                 return;
         }
-        if (force)
-                log_warning("migration target: the source still used its NBD exports after %d ms; dropped",
-                            TARGET_RELEASE_TIMEOUT_MS);
-        int r = left < 0 ? left : migration_target_resume(q, &e);
-        rearm(lo);
         lo->mig.target_releasing = false;
         if (r < 0) {
-                log_error("migration target: %s", e.msg);
-                target_finish_answer(lo, e.msg);
+                log_error("migration target: %s", err->msg);
+                target_finish_answer(lo, err->msg);
                 lo->h.request_stop(lo->h.ctx, "the migrated guest could not be resumed");
                 return;
         }
         lo->mig.target_done = true;
         target_running(lo);
+}
+
+/* One step of the target's own finish: the exports go once the source's mirrors let go, then `cont`. */
+static void on_release_tick(loop_timer *t, void *data)
+{
+        liveops *lo = data;
+        if (!lo->mig.target_releasing || !lo_qmp(lo) || lo_seq_running(&lo->mig.seq))
+                return; /* finished by migration-target-finish meanwhile, or QEMU is gone */
+        bool force = kv_now_ms() >= lo->mig.release_deadline;
+        if (force)
+                log_warning("migration target: the source still used its NBD exports after %d ms; dropped",
+                            TARGET_RELEASE_TIMEOUT_MS);
+        migration_release_init(&lo->mig.release, force, true, true);
+        lo_seq_host sh = seq_host(lo);
+        lo_seq_start(&lo->mig.seq, &sh, migration_release_step, &lo->mig.release, on_released, lo);
 }
 
 static void arm_release_tick(liveops *lo)
@@ -1167,7 +1015,7 @@ static void arm_release_tick(liveops *lo)
 static void on_migration_event(liveops *lo, const cJSON *data)
 {
         const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(data, "status"));
-        if (lo->mig.active && !lo->mig.query_id) /* source: look now rather than at the next tick */
+        if (lo->mig.active && !lo_seq_running(&lo->mig.seq)) /* source: look now, not at the next tick */
                 arm_tick(lo, 0);
         if (!lo->h.incoming || !lo->mig.target_prepared || lo->mig.target_done || lo->mig.target_releasing ||
             !state)
@@ -1213,15 +1061,12 @@ void liveops_free(liveops *lo)
 {
         if (!lo)
                 return;
-        if (lo->unplug) {
+        if (lo->busy.cancel)
+                lo->busy.cancel(lo->busy.data);
+        if (lo->op) {
                 kv_error err = {0};
                 kv_error_set(&err, ECANCELED, "the launcher ended");
-                unplug_end(lo->unplug, &err);
-        }
-        if (lo->mem) {
-                kv_error err = {0};
-                kv_error_set(&err, ECANCELED, "the launcher ended");
-                mem_end(lo->mem, &err);
+                hp_run_done(&lo->op->seq, -ECANCELED, &err, lo->op);
         }
         if (lo->snap) { /* normally already ended by the QMP connection's end */
                 kv_error err = {0};
@@ -1230,9 +1075,18 @@ void liveops_free(liveops *lo)
                 snap_finish(lo->snap);
         }
         target_finish_answer(lo, "the launcher ended");
+        lo_seq_abort(&lo->mig.seq);
+        migration_start_seq_free(&lo->mig.start);
+        migration_prepare_seq_free(&lo->mig.prepare);
+        cJSON_Delete(TAKE_PTR(lo->mig.release.ids));
+        ctl_request *start_req = TAKE_PTR(lo->mig.start_req);
+        if (start_req)
+                ctl_reply_error(start_req, "the launcher ended");
+        lo_seq_abort(&lo->mig.cancel_seq);
+        ctl_request *cancel_req = TAKE_PTR(lo->mig.cancel_req);
+        if (cancel_req)
+                ctl_reply_error(cancel_req, "migrate-cancel: the launcher ended");
         loop_timer_disarm(lo->h.loop, &lo->mig.tick);
-        loop_timer_disarm(lo->h.loop, &lo->mig.handle);
-        cJSON_Delete(lo->mig.reply);
         migration_state_free(&lo->mig.st);
         free(lo);
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "control-server.h"
+#include "qmp-seq.h"
 
 struct vmi;
 struct launcher_paths;
@@ -65,6 +66,11 @@ void liveops_on_qmp_event(liveops *lo, const char *name, const cJSON *data);
  * -EBUSY with why in err. For liveops-apply.c. */
 int liveops_vm_usable(liveops *lo, enum phase phase, kv_error *err);
 const liveops_host *liveops_host_of(liveops *lo);
+/* An operation of liveops-apply.c in flight (what: "apply"): other live operations are refused with EBUSY
+ * until it ends (what NULL); cancel(data) runs if the launcher ends first. */
+void liveops_set_busy(liveops *lo, const char *what, void (*cancel)(void *data), void *data);
+/* How liveops-apply.c runs QMP steps on the launcher's loop. */
+lo_seq_host liveops_seq_host(liveops *lo);
 /* VMI reload: the new spec (args.vmi, JSON/YAML text or object) diffed against the running one and
  * applied as hot-plug operations (liveops-apply.c). */
 int liveops_ctl_apply(ctl_request *req);

@@ -11,34 +11,31 @@
 
 #include "log.h"
 #include "qmp-helpers.h"
+#include "qmp-seq.h"
 #include "strv.h"
 
 #define MIRROR_READY_TIMEOUT_MS 120000
 #define MIRROR_FINISH_TIMEOUT_MS 30000
 
-static int set_caps_and_params(qmp *q, const migration_config *c, bool source, migration_params *p,
-                               kv_error *err)
+/* The two commands that set one side's capabilities and parameters (p computed from the config). */
+static lo_next caps_cmd(const migration_params *p, bool source)
 {
-        migration_params_compute(c, p);
         cJSON *a = cJSON_CreateObject();
         cJSON_AddItemToObject(a, "capabilities", migration_caps_json(p, source));
-        int r = lo_exec(q, "migrate-set-capabilities", a, NULL, err);
-        if (r >= 0)
-                r = lo_exec(q, "migrate-set-parameters", migration_params_json(p, source), NULL, err);
-        return r;
+        return (lo_next){.command = "migrate-set-capabilities", .args = a};
 }
 
+static lo_next params_cmd(const migration_params *p, bool source)
+{
+        return (lo_next){.command = "migrate-set-parameters", .args = migration_params_json(p, source)};
+}
+
+/* Collects the writable disk nodes attached to devices: the disks a non-shared-storage migration copies. */
 static int push_writable(const cJSON *block, const cJSON *inserted, const char *node, void *ud, kv_error *err)
 {
         if (cJSON_IsTrue(cJSON_GetObjectItem(inserted, "ro")) || strv_push(ud, node) >= 0)
                 return 0;
         return kv_error_set(err, ENOMEM, "out of memory");
-}
-
-/* Writable disk nodes attached to devices: the disks a non-shared-storage migration must copy. */
-static int writable_nodes(qmp *q, strv *out, kv_error *err)
-{
-        return lo_for_each_block_node(q, push_writable, out, err);
 }
 
 static cJSON *inet_addr(const char *host, int port, bool flat)
@@ -55,37 +52,100 @@ static cJSON *inet_addr(const char *host, int port, bool flat)
         return a;
 }
 
-static int export_disks(qmp *q, const char *host, int port, kv_error *err)
+/* ---- target: capabilities and parameters, with nbd_port > 0 an NBD server exporting every writable
+ * disk node for the source's mirrors, then migrate-incoming ------------------------------------------- */
+
+enum { PREP_CAPS, PREP_PARAMS, PREP_NBD, PREP_BLOCKS, PREP_LISTED, PREP_EXPORTING, PREP_DONE };
+
+void migration_prepare_init(migration_prepare_seq *s, const migration_config *c, const char *uri,
+                            const char *nbd_host, int nbd_port)
 {
-        cJSON *a = cJSON_CreateObject();
-        cJSON_AddItemToObject(a, "addr", inet_addr(host, port, false));
-        int r = lo_exec(q, "nbd-server-start", a, NULL, err);
-        strv nodes = {0};
-        if (r >= 0)
-                r = writable_nodes(q, &nodes, err);
-        for (size_t i = 0; r >= 0 && i < nodes.n; i++) {
-                char id[160];
-                snprintf(id, sizeof(id), "kvexp-%s", nodes.v[i]);
-                cJSON *e = jstr(
-                    jstr(jstr(jstr(cJSON_CreateObject(), "type", "nbd"), "id", id),
-                               "node-name", nodes.v[i]),
-                    "name", nodes.v[i]);
-                r = lo_exec(q, "block-export-add", jbool(e, "writable", true), NULL, err);
+        *s = (migration_prepare_seq){.nbd_port = nbd_port};
+        migration_params_compute(c, &s->params);
+        snprintf(s->uri, sizeof(s->uri), "%s", uri);
+        snprintf(s->nbd_host, sizeof(s->nbd_host), "%s", nbd_host ? nbd_host : "127.0.0.1");
+}
+
+void migration_prepare_seq_free(migration_prepare_seq *s)
+{
+        strv_free(&s->nodes);
+}
+
+static int prep_incoming(migration_prepare_seq *s, lo_next *n)
+{
+        s->step = PREP_DONE;
+        *n = (lo_next){.command = "migrate-incoming", .args = jstr(cJSON_CreateObject(), "uri", s->uri)};
+        return LO_SEQ_NEXT;
+}
+
+static int prep_export_next(migration_prepare_seq *s, lo_next *n)
+{
+        if (s->i >= s->nodes.n)
+                return prep_incoming(s, n);
+        const char *node = s->nodes.v[s->i++];
+        char id[160];
+        snprintf(id, sizeof(id), "kvexp-%s", node);
+        cJSON *e = jstr(jstr(jstr(jstr(cJSON_CreateObject(), "type", "nbd"), "id", id), "node-name", node), "name",
+                        node);
+        s->step = PREP_EXPORTING;
+        *n = (lo_next){.command = "block-export-add", .args = jbool(e, "writable", true)};
+        return LO_SEQ_NEXT;
+}
+
+static int prepare_step(migration_prepare_seq *s, const cJSON *ret, lo_next *n, kv_error *err)
+{
+        switch (s->step) {
+        case PREP_CAPS:
+                s->step = PREP_PARAMS;
+                *n = caps_cmd(&s->params, false);
+                return LO_SEQ_NEXT;
+        case PREP_PARAMS:
+                s->step = PREP_NBD;
+                *n = params_cmd(&s->params, false);
+                return LO_SEQ_NEXT;
+        case PREP_NBD: {
+                if (s->nbd_port <= 0)
+                        return prep_incoming(s, n);
+                cJSON *a = cJSON_CreateObject();
+                cJSON_AddItemToObject(a, "addr", inet_addr(s->nbd_host, s->nbd_port, false));
+                s->step = PREP_BLOCKS;
+                *n = (lo_next){.command = "nbd-server-start", .args = a};
+                return LO_SEQ_NEXT;
         }
-        strv_free(&nodes);
-        return r;
+        case PREP_BLOCKS:
+                s->step = PREP_LISTED;
+                *n = (lo_next){.command = "query-block"};
+                return LO_SEQ_NEXT;
+        case PREP_LISTED: {
+                int r = lo_walk_block_nodes(ret, push_writable, &s->nodes, err);
+                return r < 0 ? r : prep_export_next(s, n);
+        }
+        case PREP_EXPORTING:
+                return prep_export_next(s, n);
+        case PREP_DONE:
+                return LO_SEQ_DONE;
+        }
+        return kv_error_set(err, EINVAL, "bad step %d", s->step);
+}
+
+/* Every command is sent may_fail so that its failure, too, is named "prepare migration target". */
+int migration_prepare_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
+{
+        if (qerr)
+                *err = *qerr;
+        int r = qerr ? -qerr->code : prepare_step(ctx, ret, n, err);
+        n->may_fail = true;
+        return r < 0 ? kv_error_wrap(err, "prepare migration target") : r;
 }
 
 int migration_target_prepare(qmp *q, const migration_config *c, const char *uri, const char *nbd_host,
                              int nbd_port, kv_error *err)
 {
-        migration_params p;
-        int r = set_caps_and_params(q, c, false, &p, err);
-        if (r >= 0 && nbd_port > 0)
-                r = export_disks(q, nbd_host ? nbd_host : "127.0.0.1", nbd_port, err);
-        if (r >= 0)
-                r = lo_exec(q, "migrate-incoming", jstr(cJSON_CreateObject(), "uri", uri), NULL, err);
-        return r < 0 ? kv_error_wrap(err, "prepare migration target") : 0;
+        migration_prepare_seq s;
+        migration_prepare_init(&s, c, uri, nbd_host, nbd_port);
+        int r = lo_seq_run(q, migration_prepare_step, &s, err);
+        migration_prepare_seq_free(&s);
+        return r;
 }
 
 static int query_migrate_status(qmp *q, char *status, size_t size, char *why, size_t why_size, kv_error *err)
@@ -101,37 +161,123 @@ static int query_migrate_status(qmp *q, char *status, size_t size, char *why, si
         return 0;
 }
 
-/* block-export-del in "safe" mode fails while a client (the source's mirror) is connected. */
-int migration_target_unexport(qmp *q, bool force, kv_error *err)
+/* ---- target release: the NBD exports the source no longer uses removed (block-export-del in "safe" mode
+ * fails while a client, the source's mirror, is connected; "hard" with force), the NBD server stopped
+ * once none is left, then (resume) `cont` unless the guest already runs ------------------------------ */
+
+enum { REL_QUERY, REL_LISTED, REL_DELETING, REL_STOPPING, REL_RESUME, REL_STATUS, REL_CONT };
+
+void migration_release_init(migration_release_seq *s, bool force, bool unexport, bool resume)
 {
-        _cleanup_json_ cJSON *ret = NULL;
-        int r = lo_exec(q, "query-block-exports", NULL, &ret, err);
-        if (r < 0)
-                return r;
-        int left = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, ret)
-        {
-                const cJSON *id = cJSON_GetObjectItem(e, "id");
-                if (!cJSON_IsString(id) || strncmp(id->valuestring, "kvexp-", 6) ||
-                    cJSON_IsTrue(cJSON_GetObjectItem(e, "shutting-down")))
-                        continue;
-                kv_error busy = {0};
-                cJSON *a = jstr(cJSON_CreateObject(), "id", id->valuestring);
-                if (lo_exec(q, "block-export-del", jstr(a, "mode", force ? "hard" : "safe"), NULL, &busy) < 0)
-                        left++;
-        }
-        if (left == 0) {
-                kv_error ignored = {0};
-                lo_exec(q, "nbd-server-stop", NULL, NULL, &ignored); /* not started without local disks */
-        }
-        return left;
+        *s = (migration_release_seq){.force = force, .resume = resume, .step = unexport ? REL_QUERY : REL_RESUME};
 }
 
-static void unexport_disks(qmp *q)
+static int rel_resume(migration_release_seq *s, lo_next *n)
 {
-        kv_error ignored = {0};
-        migration_target_unexport(q, true, &ignored);
+        if (!s->resume || s->left > 0)
+                return LO_SEQ_DONE;
+        s->step = REL_STATUS;
+        *n = (lo_next){.command = "query-status"};
+        return LO_SEQ_NEXT;
+}
+
+static int rel_delete_next(migration_release_seq *s, lo_next *n)
+{
+        cJSON *id = cJSON_DetachItemFromArray(s->ids, 0);
+        if (id) {
+                cJSON *a = jstr(cJSON_CreateObject(), "id", id->valuestring);
+                cJSON_Delete(id);
+                s->step = REL_DELETING;
+                *n = (lo_next){.command = "block-export-del", .args = jstr(a, "mode", s->force ? "hard" : "safe"),
+                               .may_fail = true};
+                return LO_SEQ_NEXT;
+        }
+        if (s->left > 0)
+                return LO_SEQ_DONE;
+        s->step = REL_STOPPING;
+        /* not started without local disks: its failure does not matter */
+        *n = (lo_next){.command = "nbd-server-stop", .may_fail = true};
+        return LO_SEQ_NEXT;
+}
+
+static int rel_listed(migration_release_seq *s, const cJSON *exports, lo_next *n)
+{
+        cJSON_Delete(s->ids);
+        s->ids = cJSON_CreateArray();
+        const cJSON *e;
+        cJSON_ArrayForEach(e, exports)
+        {
+                const cJSON *id = cJSON_GetObjectItem(e, "id");
+                if (cJSON_IsString(id) && !strncmp(id->valuestring, "kvexp-", 6) &&
+                    !cJSON_IsTrue(cJSON_GetObjectItem(e, "shutting-down")))
+                        cJSON_AddItemToArray(s->ids, cJSON_CreateString(id->valuestring));
+        }
+        return rel_delete_next(s, n);
+}
+
+static int release_step(migration_release_seq *s, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
+{
+        switch (s->step) {
+        case REL_QUERY:
+                s->step = REL_LISTED;
+                *n = (lo_next){.command = "query-block-exports"};
+                return LO_SEQ_NEXT;
+        case REL_LISTED:
+                return rel_listed(s, ret, n);
+        case REL_DELETING:
+                if (qerr)
+                        s->left++;
+                return rel_delete_next(s, n);
+        case REL_STOPPING:
+        case REL_RESUME:
+                return rel_resume(s, n);
+        case REL_STATUS:
+                if (cJSON_IsTrue(cJSON_GetObjectItem(ret, "running")))
+                        return LO_SEQ_DONE;
+                s->step = REL_CONT;
+                *n = (lo_next){.command = "cont"};
+                return LO_SEQ_NEXT;
+        case REL_CONT:
+                return LO_SEQ_DONE;
+        }
+        return kv_error_set(err, EINVAL, "bad step %d", s->step);
+}
+
+/* Every command is sent may_fail: a failure the step does not expect (block-export-del: the export is in
+ * use; nbd-server-stop: none was started) is named "finish migration target". */
+int migration_release_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
+{
+        migration_release_seq *s = ctx;
+        bool expected = s->step == REL_DELETING || s->step == REL_STOPPING;
+        if (qerr && !expected)
+                *err = *qerr;
+        int r = qerr && !expected ? -qerr->code : release_step(s, ret, qerr, n, err);
+        n->may_fail = true;
+        if (r != LO_SEQ_NEXT) {
+                cJSON_Delete(s->ids);
+                s->ids = NULL;
+        }
+        return r < 0 ? kv_error_wrap(err, "finish migration target") : r;
+}
+
+static int run_release(qmp *q, bool force, bool unexport, bool resume, kv_error *err)
+{
+        migration_release_seq s;
+        migration_release_init(&s, force, unexport, resume);
+        int r = lo_seq_run(q, migration_release_step, &s, err);
+        cJSON_Delete(s.ids);
+        return r < 0 ? r : s.left;
+}
+
+int migration_target_unexport(qmp *q, bool force, kv_error *err)
+{
+        return run_release(q, force, true, false, err);
+}
+
+int migration_target_resume(qmp *q, kv_error *err)
+{
+        int r = run_release(q, false, false, true, err);
+        return r < 0 ? r : 0;
 }
 
 int migration_target_finish(qmp *q, int timeout_ms, kv_error *err)
@@ -154,88 +300,99 @@ int migration_target_finish(qmp *q, int timeout_ms, kv_error *err)
                 kv_error ignored = {0};
                 qmp_wait_event(q, "MIGRATION", NULL, NULL, 100, &ev, &ignored);
         }
-        unexport_disks(q);
-        return migration_target_resume(q, err);
+        return run_release(q, true, true, true, err) < 0 ? -err->code : 0;
 }
 
-int migration_target_resume(qmp *q, kv_error *err)
+static void mirror_names(const char *node, char *tgt, size_t tsize, char *job, size_t jsize)
 {
-        _cleanup_json_ cJSON *st = NULL;
-        int r = lo_exec(q, "query-status", NULL, &st, err);
-        if (r >= 0 && !cJSON_IsTrue(cJSON_GetObjectItem(st, "running")))
-                r = lo_exec(q, "cont", NULL, NULL, err);
-        return r < 0 ? kv_error_wrap(err, "finish migration target") : 0;
+        snprintf(tgt, tsize, "kvmig-%s", node);
+        snprintf(job, jsize, "kvmir-%s", node);
 }
 
-static int mirror_start(qmp *q, const char *node, const char *host, int port, kv_error *err)
+/* ---- stopping the mirrors: block-job-cancel at READY finishes copying without pivoting
+ * (BLOCK_JOB_COMPLETED); before READY it cancels. Either way the job concludes, is dismissed, and the NBD
+ * client node goes. Failures are ignored: every mirror gets its turn. -------------------------------- */
+
+enum { STOP_CANCEL, STOP_CANCELLING, STOP_JOB, STOP_DELETING };
+
+void migration_stop_init(migration_stop_seq *s, migration_state *st)
+{
+        *s = (migration_stop_seq){.st = st};
+}
+
+static int stop_next_mirror(migration_stop_seq *s, lo_next *n)
+{
+        migration_state *st = s->st;
+        if (s->i >= st->n_mirrors) {
+                migration_state_free(st);
+                return LO_SEQ_DONE;
+        }
+        char tgt[160], job[160];
+        mirror_names(st->mirrors[s->i], tgt, sizeof(tgt), job, sizeof(job));
+        s->step = STOP_CANCELLING;
+        *n = (lo_next){.command = "block-job-cancel", .args = jstr(cJSON_CreateObject(), "device", job),
+                       .may_fail = true};
+        return LO_SEQ_NEXT;
+}
+
+static int stop_delete(migration_stop_seq *s, lo_next *n)
 {
         char tgt[160], job[160];
-        snprintf(tgt, sizeof(tgt), "kvmig-%s", node);
-        snprintf(job, sizeof(job), "kvmir-%s", node);
-        cJSON *nbd = jstr(
-            jstr(jstr(cJSON_CreateObject(), "driver", "nbd"), "node-name", tgt), "export", node);
-        cJSON_AddItemToObject(nbd, "server", inet_addr(host, port, true));
-        int r = lo_exec(q, "blockdev-add", nbd, NULL, err);
-        if (r < 0)
-                return r;
-        lo_job_dismiss_stale(q, job);
-        cJSON *m = jstr(jstr(jstr(cJSON_CreateObject(), "job-id", job), "device", node),
-                              "target", tgt);
-        /* write-blocking: guest writes reach the target before they complete, so READY stays in sync. */
-        m = jbool(jstr(jstr(m, "sync", "full"), "copy-mode", "write-blocking"), "auto-dismiss",
-                    false);
-        return lo_exec(q, "blockdev-mirror", m, NULL, err);
+        mirror_names(s->st->mirrors[s->i], tgt, sizeof(tgt), job, sizeof(job));
+        s->step = STOP_DELETING;
+        *n = (lo_next){.command = "blockdev-del", .args = jstr(cJSON_CreateObject(), "node-name", tgt),
+                       .may_fail = true};
+        return LO_SEQ_NEXT;
 }
 
-/* block-job-cancel at READY finishes copying without pivoting (BLOCK_JOB_COMPLETED); before READY it
- * cancels. Either way the job concludes, is dismissed, and the NBD client node goes. */
+int migration_stop_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
+{
+        migration_stop_seq *s = ctx;
+        kv_error ignored = {0};
+        switch (s->step) {
+        case STOP_CANCEL:
+                return stop_next_mirror(s, n);
+        case STOP_CANCELLING: {
+                if (qerr)
+                        return stop_delete(s, n);
+                char tgt[160], job[160];
+                mirror_names(s->st->mirrors[s->i], tgt, sizeof(tgt), job, sizeof(job));
+                lo_job_seq_init(&s->job, job, MIRROR_FINISH_TIMEOUT_MS);
+                s->step = STOP_JOB;
+        }
+                /* fall through */
+        case STOP_JOB:
+                if (lo_job_step(&s->job, ret, qerr, n, &ignored) == LO_SEQ_NEXT)
+                        return LO_SEQ_NEXT;
+                return stop_delete(s, n);
+        case STOP_DELETING:
+                s->i++;
+                return stop_next_mirror(s, n);
+        }
+        return kv_error_set(err, EINVAL, "stop mirrors: bad step %d", s->step);
+}
+
 static void mirrors_stop(qmp *q, migration_state *st)
 {
-        for (size_t i = 0; i < st->n_mirrors; i++) {
-                char tgt[160], job[160];
-                kv_error e = {0};
-                snprintf(tgt, sizeof(tgt), "kvmig-%s", st->mirrors[i]);
-                snprintf(job, sizeof(job), "kvmir-%s", st->mirrors[i]);
-                if (lo_exec(q, "block-job-cancel", jstr(cJSON_CreateObject(), "device", job), NULL,
-                            &e) >= 0)
-                        lo_job_finish(q, job, MIRROR_FINISH_TIMEOUT_MS, &e);
-                lo_exec(q, "blockdev-del", jstr(cJSON_CreateObject(), "node-name", tgt), NULL, &e);
-                free(st->mirrors[i]);
-        }
-        free(st->mirrors);
-        st->mirrors = NULL;
-        st->n_mirrors = 0;
+        migration_stop_seq s;
+        kv_error ignored = {0};
+        migration_stop_init(&s, st);
+        if (lo_seq_run(q, migration_stop_step, &s, &ignored) < 0)
+                migration_state_free(st);
 }
 
-static int mirrors_start(qmp *q, const char *host, int port, migration_state *st, kv_error *err)
-{
-        strv nodes = {0};
-        int r = writable_nodes(q, &nodes, err);
-        for (size_t i = 0; r >= 0 && i < nodes.n; i++) {
-                r = mirror_start(q, nodes.v[i], host, port, err);
-                if (r < 0)
-                        break;
-                char **m = realloc(st->mirrors, (st->n_mirrors + 1) * sizeof(*m));
-                if (!m) {
-                        r = kv_error_set(err, ENOMEM, "out of memory");
-                        break;
-                }
-                st->mirrors = m;
-                st->mirrors[st->n_mirrors++] = TAKE_PTR(nodes.v[i]);
-        }
-        for (size_t i = 0; r >= 0 && i < st->n_mirrors; i++) {
-                char job[160];
-                snprintf(job, sizeof(job), "kvmir-%s", st->mirrors[i]);
-                _cleanup_json_ cJSON *ev = NULL;
-                r = qmp_wait_event(q, "BLOCK_JOB_READY", "device", job, MIRROR_READY_TIMEOUT_MS, &ev, err);
-        }
-        strv_free(&nodes);
-        return r;
-}
+/* ---- starting: capabilities and parameters, the local disks mirrored to the target's NBD exports
+ * until every mirror is READY, then `migrate` ------------------------------------------------------ */
 
-int migration_start(qmp *q, const migration_config *c, const char *uri, const char *nbd_host, int nbd_port,
-                    migration_state *st, kv_error *err)
+enum { START_CAPS, START_PARAMS, START_BLOCKS, START_LISTING, START_DISMISSING, START_ADDING, START_MIRRORING, START_READY,
+       START_MIGRATING };
+
+void migration_start_init(migration_start_seq *s, const migration_config *c, const char *uri,
+                          const char *nbd_host, int nbd_port, migration_state *st)
 {
+        *s = (migration_start_seq){.c = *c, .nbd_port = nbd_port, .st = st};
+        snprintf(s->uri, sizeof(s->uri), "%s", uri);
+        snprintf(s->nbd_host, sizeof(s->nbd_host), "%s", nbd_host ? nbd_host : "127.0.0.1");
         *st = (migration_state){.best_remaining = UINT64_MAX};
         snprintf(st->mode, sizeof(st->mode), "PreCopy");
         snprintf(st->target_address, sizeof(st->target_address), "%s", uri);
@@ -243,17 +400,184 @@ int migration_start(qmp *q, const migration_config *c, const char *uri, const ch
                 st->source_node[0] = '\0';
         rfc3339_now(st->start, sizeof(st->start));
         st->start_ms = st->last_progress_ms = kv_now_ms();
-        int r = set_caps_and_params(q, c, true, &st->params, err);
-        if (r >= 0 && nbd_port > 0)
-                r = mirrors_start(q, nbd_host ? nbd_host : "127.0.0.1", nbd_port, st, err);
-        if (r >= 0)
-                r = lo_exec(q, "migrate", jstr(cJSON_CreateObject(), "uri", uri), NULL, err);
+        migration_params_compute(c, &st->params);
+}
+
+void migration_start_seq_free(migration_start_seq *s)
+{
+        strv_free(&s->nodes);
+}
+
+static const char *next_node(migration_start_seq *s)
+{
+        return s->nodes.v[s->i];
+}
+
+static int ask_ready(migration_start_seq *s, lo_next *n)
+{
+        s->step = START_READY;
+        *n = (lo_next){.command = "query-block-jobs"};
+        return LO_SEQ_NEXT;
+}
+
+static int start_next_mirror(migration_start_seq *s, lo_next *n)
+{
+        if (s->i >= s->nodes.n) {
+                s->ready_deadline = kv_now_ms() + MIRROR_READY_TIMEOUT_MS;
+                return ask_ready(s, n);
+        }
+        char tgt[160], job[160];
+        mirror_names(next_node(s), tgt, sizeof(tgt), job, sizeof(job));
+        /* A concluded job of ours left by an earlier crash would block the id. */
+        s->step = START_DISMISSING;
+        *n = (lo_next){.command = "job-dismiss", .args = jstr(cJSON_CreateObject(), "id", job),
+                       .may_fail = true};
+        return LO_SEQ_NEXT;
+}
+
+static int start_mirror_target(migration_start_seq *s, lo_next *n)
+{
+        char tgt[160], job[160];
+        mirror_names(next_node(s), tgt, sizeof(tgt), job, sizeof(job));
+        cJSON *nbd = jstr(jstr(jstr(cJSON_CreateObject(), "driver", "nbd"), "node-name", tgt), "export",
+                          next_node(s));
+        cJSON_AddItemToObject(nbd, "server", inet_addr(s->nbd_host, s->nbd_port, true));
+        s->step = START_ADDING;
+        *n = (lo_next){.command = "blockdev-add", .args = nbd};
+        return LO_SEQ_NEXT;
+}
+
+static int start_mirror_job(migration_start_seq *s, lo_next *n)
+{
+        char tgt[160], job[160];
+        mirror_names(next_node(s), tgt, sizeof(tgt), job, sizeof(job));
+        cJSON *m = jstr(jstr(jstr(cJSON_CreateObject(), "job-id", job), "device", next_node(s)), "target", tgt);
+        /* write-blocking: guest writes reach the target before they complete, so READY stays in sync. */
+        m = jbool(jstr(jstr(m, "sync", "full"), "copy-mode", "write-blocking"), "auto-dismiss", false);
+        s->step = START_MIRRORING;
+        *n = (lo_next){.command = "blockdev-mirror", .args = m};
+        return LO_SEQ_NEXT;
+}
+
+static int start_mirror_started(migration_start_seq *s, lo_next *n, kv_error *err)
+{
+        migration_state *st = s->st;
+        char **m = realloc(st->mirrors, (st->n_mirrors + 1) * sizeof(*m));
+        if (!m)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        st->mirrors = m;
+        st->mirrors[st->n_mirrors++] = TAKE_PTR(s->nodes.v[s->i]);
+        s->i++;
+        return start_next_mirror(s, n);
+}
+
+static const cJSON *find_block_job(const cJSON *jobs, const char *id)
+{
+        const cJSON *j;
+        cJSON_ArrayForEach(j, jobs)
+        {
+                const char *device = cJSON_GetStringValue(cJSON_GetObjectItem(j, "device"));
+                if (device && !strcmp(device, id))
+                        return j;
+        }
+        return NULL;
+}
+
+/* 1 when every mirror is READY, 0 while some copy, <0 when one ended (or vanished) before. */
+static int mirrors_ready(const migration_state *st, const cJSON *jobs, kv_error *err)
+{
+        int ready = 1;
+        for (size_t i = 0; i < st->n_mirrors; i++) {
+                char tgt[160], job[160];
+                mirror_names(st->mirrors[i], tgt, sizeof(tgt), job, sizeof(job));
+                const cJSON *j = find_block_job(jobs, job);
+                const char *status = j ? cJSON_GetStringValue(cJSON_GetObjectItem(j, "status")) : NULL;
+                const char *e = j ? cJSON_GetStringValue(cJSON_GetObjectItem(j, "error")) : NULL;
+                if (!j || (status && (!strcmp(status, "concluded") || !strcmp(status, "null"))))
+                        return kv_error_set(err, EIO, "mirror %s ended before it was ready%s%s", job,
+                                            e ? ": " : "", e ? e : "");
+                if (!cJSON_IsTrue(cJSON_GetObjectItem(j, "ready")))
+                        ready = 0;
+        }
+        return ready;
+}
+
+static int start_on_jobs(migration_start_seq *s, const cJSON *jobs, lo_next *n, kv_error *err)
+{
+        int r = mirrors_ready(s->st, jobs, err);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                s->step = START_MIGRATING;
+                *n = (lo_next){.command = "migrate", .args = jstr(cJSON_CreateObject(), "uri", s->uri)};
+                return LO_SEQ_NEXT;
+        }
+        int64_t left = s->ready_deadline - kv_now_ms();
+        if (left <= 0)
+                return kv_error_set(err, ETIMEDOUT, "the disk mirrors were not ready after %d ms",
+                                    MIRROR_READY_TIMEOUT_MS);
+        /* Woken by BLOCK_JOB_READY; query-block-jobs decides. */
+        *n = (lo_next){.wait_ms = left < 500 ? (int)left : 500, .event = "BLOCK_JOB_READY"};
+        return LO_SEQ_NEXT;
+}
+
+int migration_start_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
+{
+        migration_start_seq *s = ctx;
+        switch (s->step) {
+        case START_CAPS:
+                s->step = START_PARAMS;
+                *n = caps_cmd(&s->st->params, true);
+                return LO_SEQ_NEXT;
+        case START_PARAMS:
+                s->step = START_BLOCKS;
+                *n = params_cmd(&s->st->params, true);
+                return LO_SEQ_NEXT;
+        case START_BLOCKS:
+                if (s->nbd_port <= 0) {
+                        s->step = START_MIGRATING;
+                        *n = (lo_next){.command = "migrate", .args = jstr(cJSON_CreateObject(), "uri", s->uri)};
+                        return LO_SEQ_NEXT;
+                }
+                s->step = START_LISTING;
+                *n = (lo_next){.command = "query-block"};
+                return LO_SEQ_NEXT;
+        case START_LISTING: {
+                int r = lo_walk_block_nodes(ret, push_writable, &s->nodes, err);
+                return r < 0 ? r : start_next_mirror(s, n);
+        }
+        case START_DISMISSING:
+                return start_mirror_target(s, n);
+        case START_ADDING:
+                return start_mirror_job(s, n);
+        case START_MIRRORING:
+                return start_mirror_started(s, n, err);
+        case START_READY:
+                return ret ? start_on_jobs(s, ret, n, err) : ask_ready(s, n);
+        case START_MIGRATING:
+                return LO_SEQ_DONE;
+        }
+        return kv_error_set(err, EINVAL, "start migration: bad step %d", s->step);
+}
+
+int migration_start_failed(migration_state *st, kv_error *err)
+{
+        st->failed = st->finished = true;
+        snprintf(st->failure_reason, sizeof(st->failure_reason), "%s", err->msg);
+        rfc3339_now(st->end, sizeof(st->end));
+        return kv_error_wrap(err, "start migration");
+}
+
+int migration_start(qmp *q, const migration_config *c, const char *uri, const char *nbd_host, int nbd_port,
+                    migration_state *st, kv_error *err)
+{
+        migration_start_seq s;
+        migration_start_init(&s, c, uri, nbd_host, nbd_port, st);
+        int r = lo_seq_run(q, migration_start_step, &s, err);
+        migration_start_seq_free(&s);
         if (r < 0) {
                 mirrors_stop(q, st);
-                st->failed = st->finished = true;
-                snprintf(st->failure_reason, sizeof(st->failure_reason), "%s", err->msg);
-                rfc3339_now(st->end, sizeof(st->end));
-                return kv_error_wrap(err, "start migration");
+                return migration_start_failed(st, err);
         }
         return 0;
 }
@@ -264,9 +588,8 @@ static uint64_t jnum_u64(const cJSON *o, const char *key)
         return cJSON_IsNumber(v) ? (uint64_t)v->valuedouble : 0;
 }
 
-static void finish(qmp *q, migration_state *st, bool ok, const char *why)
+static void finish(migration_state *st, bool ok, const char *why)
 {
-        mirrors_stop(q, st);
         st->finished = true;
         st->completed = ok;
         st->failed = !ok;
@@ -277,73 +600,77 @@ static void finish(qmp *q, migration_state *st, bool ok, const char *why)
         rfc3339_now(st->end, sizeof(st->end));
 }
 
-static void abort_with(qmp *q, migration_state *st, const char *why)
-{
-        kv_error ignored = {0};
-        snprintf(st->failure_reason, sizeof(st->failure_reason), "%s", why);
-        lo_exec(q, "migrate_cancel", NULL, NULL, &ignored);
-}
-
-/* KubeVirt's two guards: no progress for progressTimeout → abort; past completionTimeoutPerGiB →
- * post-copy if allowed, else abort. */
-static int check_timeouts(qmp *q, migration_state *st, int64_t now, kv_error *err)
-{
-        if (st->ram_remaining < st->best_remaining) {
-                st->best_remaining = st->ram_remaining;
-                st->last_progress_ms = now;
-        }
-        char why[160];
-        if (!st->postcopy_started &&
-            now - st->last_progress_ms > (int64_t)st->params.progress_timeout * 1000) {
-                snprintf(why, sizeof(why), "no progress for %u s (progressTimeout)",
-                         st->params.progress_timeout);
-                abort_with(q, st, why);
-                return 0;
-        }
-        uint64_t limit = migration_completion_timeout_ms(&st->params, st->ram_total + st->disk_bytes);
-        if (st->postcopy_started || (uint64_t)(now - st->start_ms) <= limit)
-                return 0;
-        if (!st->params.postcopy) {
-                snprintf(why, sizeof(why), "not completed within %llu s (completionTimeoutPerGiB)",
-                         (unsigned long long)(limit / 1000));
-                abort_with(q, st, why);
-                return 0;
-        }
-        st->postcopy_started = true;
-        snprintf(st->mode, sizeof(st->mode), "PostCopy");
-        return lo_exec(q, "migrate-start-postcopy", NULL, NULL, err);
-}
-
 /* QEMU 7.2's migrate_cancel shuts only the main channel down: a multifd channel blocked in a send can keep
  * the migration "cancelling" for good (seen in CI). yank shuts every channel of the migration down; it fails
  * harmlessly when the migration already let go of them. A cancel during setup can come before the multifd
  * channels exist, so the poll yanks again while the migration stays "cancelling". */
-static void yank_channels(qmp *q, migration_state *st)
+static lo_next yank_cmd(migration_state *st)
 {
         cJSON *inst = cJSON_CreateObject();
         cJSON_AddItemToArray(cJSON_AddArrayToObject(inst, "instances"),
                              jstr(cJSON_CreateObject(), "type", "migration"));
-        kv_error ignored = {0};
-        if (lo_exec(q, "yank", inst, NULL, &ignored) < 0)
-                log_debug("yank after migrate_cancel: %s", ignored.msg);
         st->last_yank_ms = kv_now_ms();
+        return (lo_next){.command = "yank", .args = inst, .may_fail = true};
 }
 
-int migration_poll(qmp *q, migration_state *st, kv_error *err)
+enum { POLL_QUERY, POLL_REPLY, POLL_STOPPING, POLL_SENT };
+
+void migration_poll_init(migration_poll_seq *s, migration_state *st)
 {
-        if (st->finished)
-                return 1;
-        _cleanup_json_ cJSON *ret = NULL;
-        int r = lo_exec(q, "query-migrate", NULL, &ret, err);
-        return r < 0 ? r : migration_poll_reply(q, ret, st, err);
+        *s = (migration_poll_seq){.st = st};
 }
 
-int migration_poll_reply(qmp *q, const cJSON *ret, migration_state *st, kv_error *err)
+static int poll_send(migration_poll_seq *s, lo_next cmd, lo_next *n)
 {
-        if (st->finished)
-                return 1;
-        const cJSON *s = cJSON_GetObjectItem(ret, "status"), *ram = cJSON_GetObjectItem(ret, "ram");
-        snprintf(st->qemu_status, sizeof(st->qemu_status), "%s", cJSON_IsString(s) ? s->valuestring : "none");
+        s->step = POLL_SENT;
+        *n = cmd;
+        return LO_SEQ_NEXT;
+}
+
+/* The end: the mirrors stopped first (completed or not), then the state says how it ended. */
+static int poll_finish(migration_poll_seq *s, bool ok, const char *why, lo_next *n, kv_error *err)
+{
+        s->ok = ok;
+        snprintf(s->why, sizeof(s->why), "%s", why ? why : "");
+        s->step = POLL_STOPPING;
+        migration_stop_init(&s->stop, s->st);
+        return migration_poll_step(s, NULL, NULL, n, err);
+}
+
+/* KubeVirt's two guards: no progress for progressTimeout → abort; past completionTimeoutPerGiB →
+ * post-copy if allowed, else abort. */
+static int check_timeouts(migration_poll_seq *s, int64_t now, lo_next *n)
+{
+        migration_state *st = s->st;
+        if (st->ram_remaining < st->best_remaining) {
+                st->best_remaining = st->ram_remaining;
+                st->last_progress_ms = now;
+        }
+        if (!st->postcopy_started &&
+            now - st->last_progress_ms > (int64_t)st->params.progress_timeout * 1000) {
+                snprintf(st->failure_reason, sizeof(st->failure_reason), "no progress for %u s (progressTimeout)",
+                         st->params.progress_timeout);
+                return poll_send(s, (lo_next){.command = "migrate_cancel", .may_fail = true}, n);
+        }
+        uint64_t limit = migration_completion_timeout_ms(&st->params, st->ram_total + st->disk_bytes);
+        if (st->postcopy_started || (uint64_t)(now - st->start_ms) <= limit)
+                return LO_SEQ_DONE;
+        if (!st->params.postcopy) {
+                snprintf(st->failure_reason, sizeof(st->failure_reason),
+                         "not completed within %llu s (completionTimeoutPerGiB)", (unsigned long long)(limit / 1000));
+                return poll_send(s, (lo_next){.command = "migrate_cancel", .may_fail = true}, n);
+        }
+        st->postcopy_started = true;
+        snprintf(st->mode, sizeof(st->mode), "PostCopy");
+        return poll_send(s, (lo_next){.command = "migrate-start-postcopy"}, n);
+}
+
+static int poll_reply(migration_poll_seq *s, const cJSON *ret, lo_next *n, kv_error *err)
+{
+        migration_state *st = s->st;
+        const cJSON *status = cJSON_GetObjectItem(ret, "status"), *ram = cJSON_GetObjectItem(ret, "ram");
+        snprintf(st->qemu_status, sizeof(st->qemu_status), "%s",
+                 cJSON_IsString(status) ? status->valuestring : "none");
         st->ram_total = jnum_u64(ram, "total");
         st->ram_remaining = jnum_u64(ram, "remaining");
         st->ram_transferred = jnum_u64(ram, "transferred");
@@ -351,25 +678,60 @@ int migration_poll_reply(qmp *q, const cJSON *ret, migration_state *st, kv_error
         st->downtime_ms = (int64_t)jnum_u64(ret, "downtime");
         if (!strcmp(st->qemu_status, "completed")) {
                 if (st->total_time_ms == 0 && kv_now_ms() - st->start_ms < 600000)
-                        return 0; /* the figures land a few ms after the event (notes §6) */
-                finish(q, st, true, NULL);
-                return 1;
+                        return LO_SEQ_DONE; /* the figures land a few ms after the event (notes §6) */
+                return poll_finish(s, true, NULL, n, err);
         }
         if (!strcmp(st->qemu_status, "failed") || !strcmp(st->qemu_status, "cancelled")) {
                 const cJSON *e = cJSON_GetObjectItem(ret, "error-desc");
-                finish(q, st, false, cJSON_IsString(e) ? e->valuestring : st->qemu_status);
-                return 1;
+                return poll_finish(s, false, cJSON_IsString(e) ? e->valuestring : st->qemu_status, n, err);
         }
         if (!strcmp(st->qemu_status, "postcopy-active"))
                 snprintf(st->mode, sizeof(st->mode), "PostCopy");
-        if (st->abort_requested && !strcmp(st->qemu_status, "cancelling") && kv_now_ms() - st->last_yank_ms >= 500)
-                yank_channels(q, st);
+        if (st->abort_requested && !strcmp(st->qemu_status, "cancelling") &&
+            kv_now_ms() - st->last_yank_ms >= 500)
+                return poll_send(s, yank_cmd(st), n);
         if (!strcmp(st->qemu_status, "active"))
-                return check_timeouts(q, st, kv_now_ms(), err);
-        return 0;
+                return check_timeouts(s, kv_now_ms(), n);
+        return LO_SEQ_DONE;
 }
 
-int migration_cancel(qmp *q, migration_state *st, kv_error *err)
+int migration_poll_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
+{
+        migration_poll_seq *s = ctx;
+        if (s->st->finished && s->step != POLL_STOPPING) {
+                s->finished = true;
+                return LO_SEQ_DONE;
+        }
+        switch (s->step) {
+        case POLL_QUERY:
+                s->step = POLL_REPLY;
+                *n = (lo_next){.command = "query-migrate"};
+                return LO_SEQ_NEXT;
+        case POLL_REPLY:
+                return poll_reply(s, ret, n, err);
+        case POLL_STOPPING: {
+                kv_error ignored = {0};
+                if (migration_stop_step(&s->stop, ret, qerr, n, &ignored) == LO_SEQ_NEXT)
+                        return LO_SEQ_NEXT;
+                finish(s->st, s->ok, s->why[0] ? s->why : NULL);
+                s->finished = true;
+                return LO_SEQ_DONE;
+        }
+        case POLL_SENT:
+                return LO_SEQ_DONE;
+        }
+        return kv_error_set(err, EINVAL, "migration poll: bad step %d", s->step);
+}
+
+int migration_poll(qmp *q, migration_state *st, kv_error *err)
+{
+        migration_poll_seq s;
+        migration_poll_init(&s, st);
+        int r = lo_seq_run(q, migration_poll_step, &s, err);
+        return r < 0 ? r : s.finished;
+}
+
+int migration_cancel_check(const migration_state *st, kv_error *err)
 {
         if (st->finished)
                 return kv_error_set(err, EALREADY, "the migration already %s",
@@ -377,12 +739,36 @@ int migration_cancel(qmp *q, migration_state *st, kv_error *err)
         if (st->postcopy_started)
                 return kv_error_set(
                     err, EBUSY, "a post-copy migration cannot be cancelled: the guest runs on the target");
-        st->abort_requested = true;
-        int r = lo_exec(q, "migrate_cancel", NULL, NULL, err);
-        if (r < 0)
-                return r;
-        yank_channels(q, st);
         return 0;
+}
+
+enum { CANCEL_BEGIN, CANCEL_SENT, CANCEL_YANKED };
+
+int migration_cancel_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
+{
+        migration_cancel_seq *s = ctx;
+        switch (s->step) {
+        case CANCEL_BEGIN:
+                if (migration_cancel_check(s->st, err) < 0)
+                        return -err->code;
+                s->st->abort_requested = true;
+                s->step = CANCEL_SENT;
+                *n = (lo_next){.command = "migrate_cancel"};
+                return LO_SEQ_NEXT;
+        case CANCEL_SENT:
+                s->step = CANCEL_YANKED;
+                *n = yank_cmd(s->st);
+                return LO_SEQ_NEXT;
+        }
+        if (qerr)
+                log_debug("yank after migrate_cancel: %s", qerr->msg);
+        return LO_SEQ_DONE;
+}
+
+int migration_cancel(qmp *q, migration_state *st, kv_error *err)
+{
+        migration_cancel_seq s = {.st = st};
+        return lo_seq_run(q, migration_cancel_step, &s, err);
 }
 
 int migration_run(qmp *q, const migration_config *c, const char *uri, const char *nbd_host, int nbd_port,

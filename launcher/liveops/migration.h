@@ -9,6 +9,8 @@
 
 #include "error.h"
 #include "qmp.h"
+#include "qmp-seq.h"
+#include "strv.h"
 
 /* The knobs of KubeVirt's MigrationConfiguration that apply here; 0/false = the launcher's default. */
 typedef struct migration_config {
@@ -82,6 +84,57 @@ int migration_target_unexport(qmp *q, bool force, kv_error *err);
 /* `cont` unless the guest already runs. */
 int migration_target_resume(qmp *q, kv_error *err);
 
+/* migration_target_prepare as a step function (qmp-seq.h), for the launcher's loop. */
+typedef struct migration_prepare_seq {
+        migration_params params;
+        char uri[256], nbd_host[256];
+        int nbd_port, step;
+        strv nodes; /* the writable nodes to export, from i */
+        size_t i;
+} migration_prepare_seq;
+void migration_prepare_init(migration_prepare_seq *s, const migration_config *c, const char *uri,
+                            const char *nbd_host, int nbd_port);
+int migration_prepare_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *next, kv_error *err);
+void migration_prepare_seq_free(migration_prepare_seq *s);
+/* migration_target_unexport (unexport) and then, once no export is left, migration_target_resume (resume)
+ * as a step function; s->left says how many exports remain. */
+typedef struct migration_release_seq {
+        bool force, resume;
+        int step, left;
+        cJSON *ids; /* the exports still to delete (freed when the step function is done) */
+} migration_release_seq;
+void migration_release_init(migration_release_seq *s, bool force, bool unexport, bool resume);
+int migration_release_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *next, kv_error *err);
+
+/* Starting a migration as a step function (qmp-seq.h), for the launcher's loop: capabilities and
+ * parameters, with nbd_port > 0 every writable disk mirrored to the target's NBD exports until all are
+ * READY (query-block-jobs, woken by BLOCK_JOB_READY; 120 s at most), then `migrate`. init fills *st. On a
+ * failure run the mirrors' stop, then migration_start_failed. */
+typedef struct migration_start_seq {
+        migration_config c;
+        char uri[256], nbd_host[256];
+        int nbd_port, step;
+        migration_state *st;
+        strv nodes; /* the writable nodes still to mirror, from i */
+        size_t i;
+        int64_t ready_deadline;
+} migration_start_seq;
+void migration_start_init(migration_start_seq *s, const migration_config *c, const char *uri,
+                          const char *nbd_host, int nbd_port, migration_state *st);
+int migration_start_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *next, kv_error *err);
+void migration_start_seq_free(migration_start_seq *s);
+/* Records the failure in *st; returns -err->code with err wrapped ("start migration: ..."). */
+int migration_start_failed(migration_state *st, kv_error *err);
+/* The mirrors of *st stopped (cancelled, their jobs dismissed, their NBD nodes deleted) and forgotten. */
+typedef struct migration_stop_seq {
+        migration_state *st;
+        size_t i;
+        int step;
+        lo_job_seq job;
+} migration_stop_seq;
+void migration_stop_init(migration_stop_seq *s, migration_state *st);
+int migration_stop_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *next, kv_error *err);
+
 /* Source side. nbd_port > 0: mirror every writable disk to the target's NBD exports first. */
 int migration_start(qmp *q, const migration_config *c, const char *uri, const char *nbd_host, int nbd_port,
                     migration_state *st, kv_error *err);
@@ -89,10 +142,25 @@ int migration_start(qmp *q, const migration_config *c, const char *uri, const ch
  * when the completion timeout passes, abort when no progress). Returns 1 once finished (completed or
  * failed; mirrors cleaned up), 0 while running, <0 on a QMP failure. */
 int migration_poll(qmp *q, migration_state *st, kv_error *err);
-/* The same step from a query-migrate reply the caller already has (the launcher polls asynchronously);
- * the follow-up commands (cancel, post-copy, mirror clean-up) still run on q. */
-int migration_poll_reply(qmp *q, const cJSON *query_migrate, migration_state *st, kv_error *err);
+/* The same step as a step function (qmp-seq.h) for the launcher's loop: s->finished says 1 above. */
+typedef struct migration_poll_seq {
+        migration_state *st;
+        int step;
+        bool ok, finished;
+        char why[256];
+        migration_stop_seq stop;
+} migration_poll_seq;
+void migration_poll_init(migration_poll_seq *s, migration_state *st);
+int migration_poll_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *next, kv_error *err);
+/* migrate_cancel, then yank of the migration's channels. -EALREADY once finished, -EBUSY in post-copy
+ * (migration_cancel_check says so before anything is sent). */
 int migration_cancel(qmp *q, migration_state *st, kv_error *err);
+int migration_cancel_check(const migration_state *st, kv_error *err);
+typedef struct migration_cancel_seq {
+        migration_state *st;
+        int step;
+} migration_cancel_seq;
+int migration_cancel_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *next, kv_error *err);
 /* Blocking: start, poll until finished or timeout_ms (then cancel). 0 when completed. */
 int migration_run(qmp *q, const migration_config *c, const char *uri, const char *nbd_host, int nbd_port,
                   int timeout_ms, migration_state *st, kv_error *err);

@@ -1,5 +1,6 @@
 /* qmp-helpers: shared QMP idioms of the live operations (see qmp-helpers.h). */
 #include "qmp-helpers.h"
+#include "qmp-seq.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -35,13 +36,6 @@ int lo_walk_block_nodes(const cJSON *blocks, lo_block_fn fn, void *ud, kv_error 
         return 0;
 }
 
-int lo_wait_device_deleted(qmp *q, const char *id, int timeout_ms, kv_error *err)
-{
-        _cleanup_json_ cJSON *ev = NULL;
-        int r = qmp_wait_event(q, "DEVICE_DELETED", "device", id, timeout_ms, &ev, err);
-        return r == -ETIMEDOUT ? lo_device_deleted_timeout(id, timeout_ms, err) : r;
-}
-
 int lo_device_deleted_timeout(const char *id, int timeout_ms, kv_error *err)
 {
         return kv_error_set(err, ETIMEDOUT,
@@ -50,33 +44,16 @@ int lo_device_deleted_timeout(const char *id, int timeout_ms, kv_error *err)
                             id, timeout_ms);
 }
 
-int lo_device_del_wait(qmp *q, const char *id, int timeout_ms, kv_error *err)
+bool lo_device_in(const cJSON *qom_list, const char *id)
 {
-        int r = lo_exec(q, "device_del", jstr(cJSON_CreateObject(), "id", id), NULL, err);
-        if (r < 0) {
-                const char *cls = qmp_error_class(err);
-                if (cls && !strcmp(cls, "DeviceNotFound"))
-                        return 0;
-                return r;
-        }
-        return lo_wait_device_deleted(q, id, timeout_ms, err);
-}
-
-int lo_device_exists(qmp *q, const char *id, kv_error *err)
-{
-        _cleanup_json_ cJSON *ret = NULL;
-        int r = lo_exec(q, "qom-list", jstr(cJSON_CreateObject(), "path", "/machine/peripheral"), &ret,
-                        err);
-        if (r < 0)
-                return r;
         const cJSON *p;
-        cJSON_ArrayForEach(p, ret)
+        cJSON_ArrayForEach(p, qom_list)
         {
                 const cJSON *name = cJSON_GetObjectItem(p, "name");
                 if (cJSON_IsString(name) && !strcmp(name->valuestring, id))
-                        return 1;
+                        return true;
         }
-        return 0;
+        return false;
 }
 
 /* A pcie-root-port (class 0x0604, Red Hat 1b36:000c) whose secondary bus holds no device. */
@@ -91,14 +68,10 @@ static bool port_is_free(const cJSON *dev)
         return cJSON_GetArraySize(cJSON_GetObjectItem(bridge, "devices")) == 0;
 }
 
-int lo_free_root_port(qmp *q, char *out, size_t size, kv_error *err)
+int lo_free_root_port_in(const cJSON *query_pci, char *out, size_t size, kv_error *err)
 {
-        _cleanup_json_ cJSON *ret = NULL;
-        int r = lo_exec(q, "query-pci", NULL, &ret, err);
-        if (r < 0)
-                return r;
         const cJSON *bus, *dev;
-        cJSON_ArrayForEach(bus, ret) cJSON_ArrayForEach(dev, cJSON_GetObjectItem(bus, "devices"))
+        cJSON_ArrayForEach(bus, query_pci) cJSON_ArrayForEach(dev, cJSON_GetObjectItem(bus, "devices"))
         {
                 if (port_is_free(dev)) {
                         snprintf(out, size, "%s", cJSON_GetObjectItem(dev, "qdev_id")->valuestring);
@@ -143,28 +116,7 @@ int lo_job_outcome(const cJSON *jobs, const char *id, kv_error *err)
 
 int lo_job_finish(qmp *q, const char *id, int timeout_ms, kv_error *err)
 {
-        int64_t deadline = kv_now_ms() + timeout_ms;
-        for (;;) {
-                _cleanup_json_ cJSON *jobs = NULL;
-                int r = lo_exec(q, "query-jobs", NULL, &jobs, err);
-                if (r < 0)
-                        return r;
-                r = lo_job_outcome(jobs, id, err);
-                if (r == -ENOENT)
-                        return r;
-                if (r != 0) {
-                        lo_job_dismiss_stale(q, id);
-                        return r < 0 ? r : 0;
-                }
-                int64_t left = deadline - kv_now_ms();
-                if (left <= 0) {
-                        const cJSON *st = cJSON_GetObjectItem(find_job(jobs, id), "status");
-                        return kv_error_set(err, ETIMEDOUT, "job %s still %s after %d ms", id,
-                                            cJSON_IsString(st) ? st->valuestring : "?", timeout_ms);
-                }
-                /* Woken by the job's next status change; the poll above is the source of truth. */
-                _cleanup_json_ cJSON *ev = NULL;
-                kv_error ignored = {0};
-                qmp_wait_event(q, "JOB_STATUS_CHANGE", "id", id, left < 200 ? (int)left : 200, &ev, &ignored);
-        }
+        lo_job_seq j;
+        lo_job_seq_init(&j, id, timeout_ms);
+        return lo_seq_run(q, lo_job_step, &j, err);
 }

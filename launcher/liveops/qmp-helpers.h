@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,16 +27,13 @@ typedef int (*lo_block_fn)(const cJSON *block, const cJSON *inserted, const char
 int lo_for_each_block_node(qmp *q, lo_block_fn fn, void *ud, kv_error *err);
 /* The same walk over a query-block reply already in hand (the launcher's asynchronous callers). */
 int lo_walk_block_nodes(const cJSON *blocks, lo_block_fn fn, void *ud, kv_error *err);
-/* Wait for DEVICE_DELETED with data.device == id (the virtio backend's path-only event is skipped). */
-int lo_wait_device_deleted(qmp *q, const char *id, int timeout_ms, kv_error *err);
 /* The error of a DEVICE_DELETED wait that timed out (why the guest may not have released it). */
 int lo_device_deleted_timeout(const char *id, int timeout_ms, kv_error *err);
-/* device_del + wait; a device already gone (DeviceNotFound) counts as removed. */
-int lo_device_del_wait(qmp *q, const char *id, int timeout_ms, kv_error *err);
-/* The id of a pcie-root-port with nothing plugged into it ("rp3"), from query-pci. -ENOSPC if none. */
-int lo_free_root_port(qmp *q, char *out, size_t size, kv_error *err);
-/* Whether a device with this id exists under /machine/peripheral. */
-int lo_device_exists(qmp *q, const char *id, kv_error *err);
+/* The id of a pcie-root-port with nothing plugged into it ("rp3") in a query-pci reply; -ENOSPC if none
+ * (err may be NULL). */
+int lo_free_root_port_in(const cJSON *query_pci, char *out, size_t size, kv_error *err);
+/* Whether a device with this id exists under /machine/peripheral (the qom-list reply in hand). */
+bool lo_device_in(const cJSON *qom_list, const char *id);
 /* Job `id` in a query-jobs reply: 0 while it runs, 1 once concluded without error, -EIO (concluded with
  * its "error" in err) or -ENOENT (not listed). */
 int lo_job_outcome(const cJSON *jobs, const char *id, kv_error *err);

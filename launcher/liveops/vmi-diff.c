@@ -207,13 +207,14 @@ cJSON *liveop_plan_to_json(const liveop_plan *plan)
         return o;
 }
 
-int liveop_apply(qmp *q, const vmi *v, const liveop *op, int timeout_ms, kv_error *err)
+int liveop_hp_op(const vmi *v, const liveop *op, int timeout_ms, hp_op *o, kv_error *err)
 {
+        *o = (hp_op){0};
         switch (op->kind) {
         case LIVEOP_DISK_REMOVE:
-                return hotplug_disk_remove(q, op->name, timeout_ms, err);
         case LIVEOP_NIC_REMOVE:
-                return hotplug_nic_remove(q, op->name, timeout_ms, err);
+                hp_unplug_init(o, op->kind == LIVEOP_DISK_REMOVE, op->name, timeout_ms);
+                return 0;
         case LIVEOP_DISK_ADD: {
                 const vmi_disk *d = &v->disks[op->index];
                 const volume_prep *p = &v->volumes[d->volume].prep;
@@ -223,17 +224,20 @@ int liveop_apply(qmp *q, const vmi *v, const liveop *op, int timeout_ms, kv_erro
                               .bus = d->bus,
                               .readonly = d->readonly || p->read_only,
                               .serial = d->serial};
-                return hotplug_disk_add(q, &hd, err);
+                return hp_disk_add_init(o, &hd, err);
         }
         case LIVEOP_NIC_ADD: {
                 const vmi_interface *i = &v->interfaces[op->index];
                 hp_nic hn = {.name = i->name, .mac = i->mac, .model = i->model, .hostname = v->hostname};
-                return hotplug_nic_add(q, &hn, err);
+                hp_nic_add_init(o, &hn);
+                return 0;
         }
         case LIVEOP_CPU_SET:
-                return hotplug_set_cpus(q, (unsigned)op->value, err);
+                hp_cpus_init(o, (unsigned)op->value);
+                return 0;
         case LIVEOP_MEMORY_SET:
-                return hotplug_set_memory(q, op->value, v->max_memory, timeout_ms, err);
+                hp_memory_init(o, op->value, v->max_memory, timeout_ms, true);
+                return 0;
         }
         return kv_error_set(err, EINVAL, "unknown live operation");
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "hotplug.h"
 #include "qmp.h"
 #include "vmi.h"
 
@@ -41,8 +42,8 @@ void liveop_plan_free(liveop_plan *plan);
 const char *liveop_kind_name(liveop_kind k);
 cJSON *liveop_plan_to_json(const liveop_plan *plan);
 
-/* Run one operation against the running QEMU; new_vmi must be prepared (volumes[].prep.path) for adds. */
-int liveop_apply(qmp *q, const vmi *new_vmi, const liveop *op, int timeout_ms, kv_error *err);
+/* One operation as hotplug.c's steps, for a caller that runs them on its loop (*o freeable either way). */
+int liveop_hp_op(const vmi *new_vmi, const liveop *op, int timeout_ms, hp_op *o, kv_error *err);
 
 /* status.volumeStatus: upsert {name, target, phase, reason, message, hotplugVolume} by name (phase NULL
  * removes the entry). */
