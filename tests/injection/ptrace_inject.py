@@ -5,6 +5,7 @@ runs in the target's own context, so its seccomp filter judges it: the evidence 
 without a debug hook in the launcher."""
 import ctypes
 import os
+import time
 import signal
 
 PTRACE_PEEKTEXT, PTRACE_CONT, PTRACE_GETREGS, PTRACE_SETREGS = 1, 7, 12, 13
@@ -38,17 +39,27 @@ def _wait(pid):
     return os.WSTOPSIG(status)
 
 
+def _stop_in_syscall(pid, tries=100):
+    """Interrupts pid where it waits in a system call (right after a `syscall` instruction): a target that
+    is busy (a sanitizer build, a loaded machine) is let run a moment and interrupted again."""
+    for _ in range(tries):
+        _pt(PTRACE_INTERRUPT, pid)
+        _wait(pid)
+        saved = Regs()
+        _pt(PTRACE_GETREGS, pid, 0, ctypes.byref(saved))
+        insn = _pt(PTRACE_PEEKTEXT, pid, saved.rip - 2) & 0xFFFF
+        if insn == 0x050F:
+            return saved
+        _pt(PTRACE_CONT, pid, 0, 0)
+        time.sleep(0.02)
+    raise OSError("target %d never stopped after a syscall instruction (last %#x)" % (pid, insn))
+
+
 def _step(pid, nr, args):
     """Interrupts pid, runs syscall nr(args) with one single-step; returns (saved regs, rax, stop signal).
     The stop signal is SIGTRAP for a call that ran; a seccomp filter that traps the call stops the
     target with SIGSYS first (SIGTRAP is then still pending)."""
-    _pt(PTRACE_INTERRUPT, pid)
-    _wait(pid)
-    saved = Regs()
-    _pt(PTRACE_GETREGS, pid, 0, ctypes.byref(saved))
-    insn = _pt(PTRACE_PEEKTEXT, pid, saved.rip - 2) & 0xFFFF
-    if insn != 0x050F:
-        raise OSError("target %d is not stopped after a syscall instruction (%#x)" % (pid, insn))
+    saved = _stop_in_syscall(pid)
     regs = Regs.from_buffer_copy(saved)
     regs.rip = saved.rip - 2
     regs.rax = nr
