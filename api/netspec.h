@@ -33,10 +33,10 @@ typedef struct net_port {
 /* One interface on a Multus network (spec.networks[].multus): Multus (the CNI meta-plugin) put the Pod
  * interface pod_ifname into the Pod's netns from the NetworkAttachmentDefinition `network`. */
 typedef struct net_secondary {
-        kvnet_binding binding;         /* NET_BINDING_BRIDGE or NET_BINDING_MACVTAP */
-        char iface_name[NET_NAME_MAX]; /* interfaces[].name = networks[].name */
+        kvnet_binding binding;              /* NET_BINDING_BRIDGE or NET_BINDING_MACVTAP */
+        char iface_name[NET_NAME_MAX];      /* interfaces[].name = networks[].name */
         char network[2 * NET_NAME_MAX + 2]; /* multus.networkName: "<nad>" or "<namespace>/<nad>" */
-        char pod_ifname[16]; /* "pod" + 11 hex digits of sha256(name), KubeVirt 1.x's naming */
+        char pod_ifname[16];                /* "pod" + 11 hex digits of sha256(name), KubeVirt 1.x's naming */
         char model[16];
         char mac[18]; /* macAddress; "" = the binding's choice */
         unsigned boot_order;
@@ -48,7 +48,7 @@ typedef struct net_request {
         char model[16];                /* "virtio" (default), "e1000e", "e1000" */
         char mac[18];                  /* macAddress, normalised to lower case; "" = chosen by the binding */
         net_port ports[NET_MAX_PORTS];
-        size_t n_ports; /* 0 = every port (masquerade, passt) */
+        size_t n_ports;                             /* 0 = every port (masquerade, passt) */
         net_secondary secondary[NET_MAX_SECONDARY]; /* Multus networks, in interfaces[] order */
         size_t n_secondary;
 

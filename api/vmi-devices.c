@@ -493,9 +493,9 @@ static const struct {
         int (*parse)(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err);
 } volume_sources[] = {
     {"containerDisk", parse_container_disk}, {"persistentVolumeClaim", parse_pvc},
-    {"dataVolume", parse_data_volume},
-    {"hostDisk", parse_host_disk},           {"emptyDisk", parse_empty_disk},
-    {"ephemeral", parse_ephemeral},          {"cloudInitNoCloud", parse_cloud_init},
+    {"dataVolume", parse_data_volume},       {"hostDisk", parse_host_disk},
+    {"emptyDisk", parse_empty_disk},         {"ephemeral", parse_ephemeral},
+    {"cloudInitNoCloud", parse_cloud_init},
 };
 
 static int parse_volume(vmi *v, const cJSON *item, const char *path, kv_error *err)
@@ -519,10 +519,11 @@ static int parse_volume(vmi *v, const cJSON *item, const char *path, kv_error *e
                         if (!strcmp(c->string, volume_sources[which].key))
                                 break;
                 if (which == ARRAY_SIZE(volume_sources))
-                        return jf_error(err, p,
-                                        "volume type is not supported (supported: "
-                                        "containerDisk, persistentVolumeClaim, dataVolume, hostDisk, emptyDisk, "
-                                        "ephemeral, cloudInitNoCloud)");
+                        return jf_error(
+                            err, p,
+                            "volume type is not supported (supported: "
+                            "containerDisk, persistentVolumeClaim, dataVolume, hostDisk, emptyDisk, "
+                            "ephemeral, cloudInitNoCloud)");
                 if (source)
                         return jf_error(err, path, "only one volume source may be set");
                 if (!cJSON_IsObject(c))

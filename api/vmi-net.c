@@ -144,7 +144,8 @@ static int validate_networks(const cJSON *networks, kv_error *err)
                 pod_index = i++;
         }
         if (i > NET_MAX_SECONDARY + 1)
-                return kv_error_set(err, EINVAL, "spec.networks: more than %d networks", NET_MAX_SECONDARY + 1);
+                return kv_error_set(err, EINVAL, "spec.networks: more than %d networks",
+                                    NET_MAX_SECONDARY + 1);
         return 0;
 }
 
@@ -304,15 +305,16 @@ static int parse_secondary(const cJSON *iface, int i, const cJSON *network, cons
 {
         if (tmp->binding != NET_BINDING_BRIDGE && tmp->binding != NET_BINDING_MACVTAP)
                 return kv_error_set(err, EINVAL,
-                                    IFACES_PATH "[%d]: the %s binding needs the pod network; a multus network "
-                                                "takes bridge or macvtap",
+                                    IFACES_PATH
+                                    "[%d]: the %s binding needs the pod network; a multus network "
+                                    "takes bridge or macvtap",
                                     i, net_binding_name(tmp->binding));
         if (req->n_secondary >= NET_MAX_SECONDARY)
                 return kv_error_set(err, EINVAL, IFACES_PATH "[%d]: more than %d multus interfaces", i,
                                     NET_MAX_SECONDARY);
         net_secondary *s = &req->secondary[req->n_secondary++];
-        const cJSON *nn = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(network, "multus"),
-                                                           "networkName");
+        const cJSON *nn = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(network, "multus"), "networkName");
         *s = (net_secondary){.binding = tmp->binding};
         snprintf(s->iface_name, sizeof(s->iface_name), "%s", tmp->iface_name);
         snprintf(s->network, sizeof(s->network), "%s", nn->valuestring);
@@ -360,7 +362,8 @@ static int parse_interface(const cJSON *iface, int i, const cJSON *networks, net
         snprintf(tmp.iface_name, sizeof(tmp.iface_name), "%s", name->valuestring);
         r = parse_ports(iface, i, &tmp, err);
         if (r >= 0 && tmp.binding == NET_BINDING_MACVTAP && tmp.n_ports > 0)
-                r = kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports: macvtap exposes every port already", i);
+                r = kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports: macvtap exposes every port already",
+                                 i);
         if (r >= 0)
                 r = parse_model_mac(iface, i, &tmp, err);
         if (r < 0)
@@ -398,8 +401,8 @@ static int check_networks_used(const cJSON *networks, const cJSON *ifaces, kv_er
                         used = used || (cJSON_IsString(in) && strcmp(in->valuestring, name) == 0);
                 }
                 if (!used)
-                        return kv_error_set(err, EINVAL, "spec.networks[%d]: no " IFACES_PATH "[] entry uses it",
-                                            i);
+                        return kv_error_set(err, EINVAL,
+                                            "spec.networks[%d]: no " IFACES_PATH "[] entry uses it", i);
                 i++;
         }
         return 0;

@@ -744,9 +744,15 @@ static int parse_start_strategy(vmi *v, const cJSON *spec, kv_error *err)
 
 static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
 {
-        static const char *const allowed[] = {
-            "domain",        "volumes",  "networks", "terminationGracePeriodSeconds",
-            "startStrategy", "hostname", "readinessProbe", "livenessProbe", NULL};
+        static const char *const allowed[] = {"domain",
+                                              "volumes",
+                                              "networks",
+                                              "terminationGracePeriodSeconds",
+                                              "startStrategy",
+                                              "hostname",
+                                              "readinessProbe",
+                                              "livenessProbe",
+                                              NULL};
         /* Scheduling and DNS settings: they place or configure the Pod, not the guest. */
         static const char *const ignored[] = {"nodeSelector",
                                               "affinity",
@@ -855,11 +861,13 @@ static int load_bundle_file(const char *path, cJSON *bundle, kv_error *err)
 
 static bool is_single_vmi(const cJSON *docs)
 {
-        const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(docs, 0), "kind"));
+        const char *kind =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(docs, 0), "kind"));
         return cJSON_GetArraySize(docs) == 1 && (!kind || !strcmp(kind, "VirtualMachineInstance"));
 }
 
-static int load_any_buffer(const char *buf, size_t len, const char *const *bundle_paths, vmi **out, kv_error *err)
+static int load_any_buffer(const char *buf, size_t len, const char *const *bundle_paths, vmi **out,
+                           kv_error *err)
 {
         size_t skip = strspn(buf, " \t\r\n");
         _cleanup_json_ cJSON *docs = NULL, *vmi_json = NULL, *bundle = NULL;

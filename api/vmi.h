@@ -32,10 +32,10 @@ typedef enum {
 /* spec.readinessProbe / spec.livenessProbe (api/vmi-probe.c). */
 typedef enum { PROBE_NONE, PROBE_TCP, PROBE_HTTP, PROBE_EXEC, PROBE_AGENT_PING } probe_kind;
 typedef struct vmi_probe {
-        probe_kind kind; /* PROBE_NONE: no probe */
-        int port;        /* tcpSocket, httpGet */
-        char *host;      /* NULL: the guest's address */
-        char *http_path; /* NULL: "/" */
+        probe_kind kind;     /* PROBE_NONE: no probe */
+        int port;            /* tcpSocket, httpGet */
+        char *host;          /* NULL: the guest's address */
+        char *http_path;     /* NULL: "/" */
         char **http_headers; /* "Name: value" lines */
         size_t n_http_headers;
         char **exec_argv; /* exec.command, NULL-terminated (run by the guest agent) */
@@ -195,7 +195,7 @@ typedef struct vmi {
         uint32_t vsock_cid;    /* prepared: the guest's CID (>= 3), from its identity */
         bool block_multiqueue; /* blockMultiQueue: one virtio-blk queue per vCPU */
         iothreads_policy iothreads;
-        unsigned n_iothreads; /* iothread objects the argv declares (set by the parser) */
+        unsigned n_iothreads;                 /* iothread objects the argv declares (set by the parser) */
         struct vmi_probe readiness, liveness; /* kind PROBE_NONE when absent */
 } vmi;
 

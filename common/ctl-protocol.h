@@ -11,8 +11,8 @@
         X(STATUS, "status", "the launcher status (same document as --status-file)")                          \
         X(PAUSE, "pause", "pause the guest (QMP stop)")                                                      \
         X(UNPAUSE, "unpause", "resume the guest (QMP cont)")                                                 \
-        X(SHUTDOWN, "shutdown", "ACPI power button, then quit and SIGKILL after the grace period")          \
-        X(SOFTREBOOT, "softreboot", "ACPI power button; the guest's power-off becomes a reset (reboot)")      \
+        X(SHUTDOWN, "shutdown", "ACPI power button, then quit and SIGKILL after the grace period")           \
+        X(SOFTREBOOT, "softreboot", "ACPI power button; the guest's power-off becomes a reset (reboot)")     \
         X(CONSOLE, "console", "switch this connection to the raw serial console stream")                     \
         X(HOTPLUG_DISK, "hotplug-disk", "hot-plug a disk {name,path,format,bus:virtio|scsi}")                \
         X(UNPLUG_DISK, "unplug-disk", "unplug a disk {name}")                                                \

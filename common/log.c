@@ -56,12 +56,13 @@ static const char *level_name(enum kv_log_level level)
         return level <= KV_LOG_ERROR ? names[level] : "info";
 }
 
-static int format_line(char *buf, size_t size, enum kv_log_level level, const char *esc_msg, const char *esc_vmi,
-                       const char *extra, const char *ts)
+static int format_line(char *buf, size_t size, enum kv_log_level level, const char *esc_msg,
+                       const char *esc_vmi, const char *extra, const char *ts)
 {
-        return snprintf(buf, size, "{\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"%s\"%s%s%s%s%s,\"ts\":\"%s\"}\n",
-                        level_name(level), component, esc_msg, vmi[0] ? ",\"vmi\":\"" : "", vmi[0] ? esc_vmi : "",
-                        vmi[0] ? "\"" : "", extra && *extra ? "," : "", extra ? extra : "", ts);
+        return snprintf(
+            buf, size, "{\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"%s\"%s%s%s%s%s,\"ts\":\"%s\"}\n",
+            level_name(level), component, esc_msg, vmi[0] ? ",\"vmi\":\"" : "", vmi[0] ? esc_vmi : "",
+            vmi[0] ? "\"" : "", extra && *extra ? "," : "", extra ? extra : "", ts);
 }
 
 /* The usual line is built on the stack; a longer message or extra members go to the heap so the line stays
@@ -106,7 +107,8 @@ __attribute__((format(printf, 3, 0))) static void emit(enum kv_log_level level, 
                         utf8_cut(msg_buf, n < (int)sizeof(msg_buf) ? (size_t)n : sizeof(msg_buf) - 1);
                         json_escape(msg_buf, esc_buf, sizeof(esc_buf));
                         utf8_cut(esc_buf, strlen(esc_buf));
-                        len = format_line(line_buf, sizeof(line_buf), level, esc_buf, esc_vmi, "\"truncated\":true", ts);
+                        len = format_line(line_buf, sizeof(line_buf), level, esc_buf, esc_vmi,
+                                          "\"truncated\":true", ts);
                         if (len < 0 || (size_t)len >= sizeof(line_buf))
                                 return;
                 }

@@ -63,7 +63,7 @@ static int b64(const char *in, unsigned flags, const char *want, size_t wantlen)
 static void test_base64(void)
 {
         CHECK(b64("aGVsbG8=", 0, "hello", 5) == 0);
-        CHECK(b64("aGVsbG8", 0, "hello", 5) == 0);         /* padding optional */
+        CHECK(b64("aGVsbG8", 0, "hello", 5) == 0);                         /* padding optional */
         CHECK(b64("aGVs\nbG8g\r\n d29y bGQ=", 0, "hello world", 11) == 0); /* whitespace ignored */
         CHECK(b64("", 0, "", 0) == 0);
         CHECK(b64("+/+/", 0, "\xfb\xff\xbf", 3) == 0);
@@ -73,7 +73,7 @@ static void test_base64(void)
         CHECK(b64("a", 0, NULL, 0) == -EINVAL);            /* 6 dangling bits */
         CHECK(b64("aGVsbG8==", 0, NULL, 0) == -EINVAL);    /* padding past the quantum */
         CHECK(b64("aGU===", 0, NULL, 0) == -EINVAL);
-        CHECK(b64("AGI=", 0, "\0b", 2) == 0);              /* binary data may hold a NUL ... */
+        CHECK(b64("AGI=", 0, "\0b", 2) == 0);                /* binary data may hold a NUL ... */
         CHECK(b64("AGI=", BASE64_TEXT, NULL, 0) == -EINVAL); /* ... text may not */
         CHECK(b64("aGk=", BASE64_TEXT, "hi", 2) == 0);
 }

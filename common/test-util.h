@@ -9,24 +9,24 @@
 static int test_failures;
 
 #define CHECK(cond)                                                                                          \
-	do {                                                                                                 \
-		if (!(cond)) {                                                                               \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
-			test_failures++;                                                                     \
-		}                                                                                            \
-	} while (0)
+        do {                                                                                                 \
+                if (!(cond)) {                                                                               \
+                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
+                        test_failures++;                                                                     \
+                }                                                                                            \
+        } while (0)
 
 #define CHECK_STR(got, want)                                                                                 \
-	do {                                                                                                 \
-		if (strcmp((got), (want))) {                                                                 \
-			fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, (got),       \
-			        (want));                                                                     \
-			test_failures++;                                                                     \
-		}                                                                                            \
-	} while (0)
+        do {                                                                                                 \
+                if (strcmp((got), (want))) {                                                                 \
+                        fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, (got),       \
+                                (want));                                                                     \
+                        test_failures++;                                                                     \
+                }                                                                                            \
+        } while (0)
 
 static inline int test_result(const char *name)
 {
-	fprintf(stderr, "%s: %s\n", name, test_failures ? "FAILED" : "ok");
-	return test_failures ? 1 : 0;
+        fprintf(stderr, "%s: %s\n", name, test_failures ? "FAILED" : "ok");
+        return test_failures ? 1 : 0;
 }

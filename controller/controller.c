@@ -221,7 +221,8 @@ static void on_importer(kube_informer *inf, enum kube_event_type type, const cJS
 {
         const cJSON *owner = dv_controller_ref(obj);
         if (owner && !strcmp(kube_str(owner, "kind") ?: "", "DataVolume"))
-                controller_enqueue(ud, RK_DV, kube_str(obj, "metadata.namespace"), kube_str(owner, "name") ?: "");
+                controller_enqueue(ud, RK_DV, kube_str(obj, "metadata.namespace"),
+                                   kube_str(owner, "name") ?: "");
 }
 
 /* As in KubeVirt, a policy is read when a migration starts; changing it does not touch running ones. */
@@ -315,9 +316,10 @@ int controller_init(controller *c, kube_config *cfg, const controller_opts *opts
                                on_snapshot, c) < 0 ||
             kube_informer_init(&c->restores, cfg, c->multi, &kube_vmrestore, ns, NULL, &restore_ops,
                                on_restore, c) < 0 ||
-            kube_informer_init(&c->dvs, cfg, c->multi, &kube_datavolume, ns, NULL, &plain_ops, on_dv, c) < 0 ||
-            kube_informer_init(&c->importers, cfg, c->multi, &kube_pod, ns, "app=" DV_IMPORTER_APP, &plain_ops,
-                               on_importer, c) < 0)
+            kube_informer_init(&c->dvs, cfg, c->multi, &kube_datavolume, ns, NULL, &plain_ops, on_dv, c) <
+                0 ||
+            kube_informer_init(&c->importers, cfg, c->multi, &kube_pod, ns, "app=" DV_IMPORTER_APP,
+                               &plain_ops, on_importer, c) < 0)
                 return kv_error_errno(err, ENOMEM, "informers");
         optional_groups_init(c);
         if (opts->metrics_addr && *opts->metrics_addr)

@@ -176,7 +176,8 @@ static int check_known(const cJSON *policy, kv_error *err)
                                             "allowWorkloadDisruption", "selectors"};
         const cJSON *spec = cJSON_GetObjectItemCaseSensitive(policy, "spec"), *f;
         if (spec && !cJSON_IsObject(spec)) /* an array's items have no names */
-                return kv_error_set(err, EINVAL, "MigrationPolicy %s: spec: must be an object", name_of(policy));
+                return kv_error_set(err, EINVAL, "MigrationPolicy %s: spec: must be an object",
+                                    name_of(policy));
         cJSON_ArrayForEach(f, spec)
         {
                 size_t i = 0;

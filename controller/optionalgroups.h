@@ -1,6 +1,6 @@
-/* The controllers whose API groups a cluster may not serve (snapshot.kubevirt.io, migrations.kubevirt.io, cdi.kubevirt.io):
- * their informers run only while discovery lists their resources, so a missing CRD never holds back the
- * VMI/VM/VMIM/Pod machinery (docs/controller.md, "Optional API groups"). */
+/* The controllers whose API groups a cluster may not serve (snapshot.kubevirt.io, migrations.kubevirt.io,
+ * cdi.kubevirt.io): their informers run only while discovery lists their resources, so a missing CRD never
+ * holds back the VMI/VM/VMIM/Pod machinery (docs/controller.md, "Optional API groups"). */
 #pragma once
 
 #include <stdatomic.h>

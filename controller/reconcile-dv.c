@@ -41,8 +41,8 @@ cJSON *dv_owner_reference(const cJSON *owner, const char *api_version, const cha
 const cJSON *dv_controller_ref(const cJSON *obj)
 {
         const cJSON *o;
-        cJSON_ArrayForEach(o, kube_obj(obj, "metadata.ownerReferences")) if (cJSON_IsTrue(
-            cJSON_GetObjectItemCaseSensitive(o, "controller"))) return o;
+        cJSON_ArrayForEach(o, kube_obj(obj, "metadata.ownerReferences")) if (
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "controller"))) return o;
         return NULL;
 }
 
@@ -101,10 +101,13 @@ static cJSON *claim_for(const cJSON *dv)
         cJSON *labels = cJSON_AddObjectToObject(md, "labels");
         cJSON_AddStringToObject(labels, "app", DV_IMPORTER_APP);
         cJSON *ann = cJSON_AddObjectToObject(md, "annotations");
-        const char *endpoint = kube_str(dv, "spec.source.registry.url") ?: kube_str(dv, "spec.source.http.url");
+        const char *endpoint =
+            kube_str(dv, "spec.source.registry.url") ?: kube_str(dv, "spec.source.http.url");
         add_str(ann, ANN_STORAGE "import.endpoint", endpoint);
         cJSON_AddStringToObject(ann, ANN_STORAGE "import.source",
-                                kind && !strcmp(kind, "blank") ? "none" : kind ? kind : "none");
+                                kind && !strcmp(kind, "blank") ? "none"
+                                : kind                         ? kind
+                                                               : "none");
         cJSON_AddStringToObject(ann, ANN_STORAGE "contentType", "kubevirt");
         char pod[300];
         snprintf(pod, sizeof(pod), DV_IMPORTER_PREFIX "%s", kube_str(dv, "metadata.name"));
@@ -175,8 +178,8 @@ static void http_args(const cJSON *http, cJSON *cmd, cJSON *env, cJSON *vols, cJ
  * Pod mounts claims of its own namespace only: a clone from another namespace is refused. */
 static int clone_args(const cJSON *dv, cJSON *cmd, cJSON *vols, cJSON *mounts, kv_error *err)
 {
-        const char *name = kube_str(dv, "spec.source.pvc.name"), *ns = kube_str(dv, "spec.source.pvc.namespace"),
-                   *own = kube_str(dv, "metadata.namespace");
+        const char *name = kube_str(dv, "spec.source.pvc.name"),
+                   *ns = kube_str(dv, "spec.source.pvc.namespace"), *own = kube_str(dv, "metadata.namespace");
         if (!name)
                 return kv_error_set(err, EINVAL, "spec.source.pvc.name: required");
         if (ns && own && strcmp(ns, own))
@@ -204,8 +207,8 @@ static int importer_command(const cJSON *dv, const char *regcfg_secret, cJSON *c
         if (!strcmp(kind, "registry")) {
                 const char *url = kube_str(dv, "spec.source.registry.url");
                 if (!url)
-                        return kv_error_set(err, EINVAL,
-                                            "spec.source.registry.url: required (imageStream is not supported)");
+                        return kv_error_set(
+                            err, EINVAL, "spec.source.registry.url: required (imageStream is not supported)");
                 add_arg(cmd, "--registry-url", url);
                 if (regcfg_secret) {
                         add_arg(cmd, "--registry-config", REGISTRY_MOUNT "/registries.yaml");
@@ -225,8 +228,9 @@ static int importer_command(const cJSON *dv, const char *regcfg_secret, cJSON *c
                 if (r < 0)
                         return r;
         } else {
-                return kv_error_set(err, EINVAL,
-                                    "spec.source.%s: not supported by kvlite (registry, http, blank and pvc are)", kind);
+                return kv_error_set(
+                    err, EINVAL,
+                    "spec.source.%s: not supported by kvlite (registry, http, blank and pvc are)", kind);
         }
         add_arg(cmd, "--dest", DATA_MOUNT);
         if (size)
@@ -241,7 +245,8 @@ static cJSON *importer_pod(controller *c, const cJSON *dv, const char *regcfg_se
         _cleanup_json_ cJSON *pod = cJSON_CreateObject();
         cJSON *md = cJSON_AddObjectToObject(pod, "metadata"), *spec = cJSON_CreateObject(),
               *ctr = cJSON_CreateObject(), *cmd = cJSON_AddArrayToObject(ctr, "command"),
-              *env = cJSON_AddArrayToObject(ctr, "env"), *mounts = cJSON_AddArrayToObject(ctr, "volumeMounts");
+              *env = cJSON_AddArrayToObject(ctr, "env"),
+              *mounts = cJSON_AddArrayToObject(ctr, "volumeMounts");
         cJSON *vols = cJSON_AddArrayToObject(spec, "volumes");
         cJSON_AddStringToObject(pod, "apiVersion", "v1");
         cJSON_AddStringToObject(pod, "kind", "Pod");
@@ -314,8 +319,10 @@ int registry_config_copy(controller *c, kube_client *api, const cJSON *owner, co
 static int copy_registry_config(controller *c, kube_client *api, const cJSON *dv, char **name, kv_error *err)
 {
         char copy_name[300];
-        snprintf(copy_name, sizeof(copy_name), DV_IMPORTER_PREFIX "%s-registries", kube_str(dv, "metadata.name"));
-        return registry_config_copy(c, api, dv, "cdi.kubevirt.io/v1beta1", "DataVolume", copy_name, name, err);
+        snprintf(copy_name, sizeof(copy_name), DV_IMPORTER_PREFIX "%s-registries",
+                 kube_str(dv, "metadata.name"));
+        return registry_config_copy(c, api, dv, "cdi.kubevirt.io/v1beta1", "DataVolume", copy_name, name,
+                                    err);
 }
 
 /* ---- what the Pod says ---- */
@@ -357,9 +364,9 @@ static void describe_registry(const cJSON *rep, char *out, size_t size)
             ADD("%s %s", x == served->child ? "served by" : ",", x->valuestring);
         if (digest && *digest)
                 ADD(" (digest %s)", digest);
-        cJSON_ArrayForEach(x, failed) ADD("%s %s (%s: %s)", x == failed->child ? (n ? "; passed over:" : "passed over:") : ",",
-                                          kube_str(x, "registry") ?: "?", kube_str(x, "what") ?: "?",
-                                          kube_str(x, "reason") ?: "?");
+        cJSON_ArrayForEach(x, failed)
+            ADD("%s %s (%s: %s)", x == failed->child ? (n ? "; passed over:" : "passed over:") : ",",
+                kube_str(x, "registry") ?: "?", kube_str(x, "what") ?: "?", kube_str(x, "reason") ?: "?");
 #undef ADD
 }
 
@@ -407,10 +414,11 @@ static int write_status(kube_client *api, const cJSON *dv, const dv_status *s, k
         cJSON_AddStringToObject(f, "claimName", kube_str(dv, "metadata.name"));
         cJSON_AddItemToArray(conds, status_condition("Bound", s->bound, s->bound_reason, s->bound_msg));
         cJSON_AddItemToArray(conds, status_condition("Ready", s->ready, s->ready ? "" : s->phase, ""));
-        cJSON_AddItemToArray(conds,
-                             status_condition("Running", s->running, s->running_reason ?: "", s->running_msg));
+        cJSON_AddItemToArray(
+            conds, status_condition("Running", s->running, s->running_reason ?: "", s->running_msg));
         cJSON_AddItemToObject(f, "conditions", conds);
-        cJSON_AddItemToObject(f, "registry", s->registry ? cJSON_Duplicate(s->registry, true) : cJSON_CreateNull());
+        cJSON_AddItemToObject(f, "registry",
+                              s->registry ? cJSON_Duplicate(s->registry, true) : cJSON_CreateNull());
         return status_fields_write(api, &kube_datavolume, dv, f, dv_open, err);
 }
 
@@ -424,7 +432,8 @@ static void post_event(kube_client *api, const cJSON *dv, const char *type, cons
         cJSON_AddStringToObject(ev, "kind", "Event");
         cJSON *md = cJSON_AddObjectToObject(ev, "metadata"), *obj = cJSON_CreateObject();
         char name[300];
-        snprintf(name, sizeof(name), "%s.%llx", kube_str(dv, "metadata.name"), (unsigned long long)kv_now_ms());
+        snprintf(name, sizeof(name), "%s.%llx", kube_str(dv, "metadata.name"),
+                 (unsigned long long)kv_now_ms());
         cJSON_AddStringToObject(md, "name", name);
         add_str(md, "namespace", kube_str(dv, "metadata.namespace"));
         cJSON_AddStringToObject(obj, "apiVersion", "cdi.kubevirt.io/v1beta1");
@@ -456,12 +465,13 @@ static void cleanup_importer(kube_client *api, const cJSON *dv, const cJSON *pod
         if (kube_delete(api, &kube_secret, ns, name, NULL, NULL, NULL, &err) < 0)
                 log_debug("delete Secret %s: %s", name, err.msg);
         if (pod && !kube_obj(pod, "metadata.deletionTimestamp") &&
-            kube_delete(api, &kube_pod, ns, kube_str(pod, "metadata.name"), kube_str(pod, "metadata.uid"), NULL,
-                        NULL, &err) < 0)
+            kube_delete(api, &kube_pod, ns, kube_str(pod, "metadata.name"), kube_str(pod, "metadata.uid"),
+                        NULL, NULL, &err) < 0)
                 log_warning("delete importer Pod %s: %s", kube_str(pod, "metadata.name"), err.msg);
 }
 
-/* Marks the claim populated, as CDI's annotations do; a DataVolume made again over it is then done at once. */
+/* Marks the claim populated, as CDI's annotations do; a DataVolume made again over it is then done at once.
+ */
 static void mark_claim(kube_client *api, const cJSON *pvc, const char *phase, int restarts)
 {
         _cleanup_json_ cJSON *patch = cJSON_CreateObject();
@@ -471,8 +481,8 @@ static void mark_claim(kube_client *api, const cJSON *pvc, const char *phase, in
         cJSON_AddStringToObject(ann, ANN_STORAGE "pod.phase", phase);
         cJSON_AddStringToObject(ann, ANN_STORAGE "pod.restarts", r);
         kv_error err = {0};
-        if (kube_merge_patch(api, &kube_pvc, kube_str(pvc, "metadata.namespace"), kube_str(pvc, "metadata.name"),
-                             patch, false, NULL, &err) < 0)
+        if (kube_merge_patch(api, &kube_pvc, kube_str(pvc, "metadata.namespace"),
+                             kube_str(pvc, "metadata.name"), patch, false, NULL, &err) < 0)
                 log_warning("annotate claim %s: %s", kube_str(pvc, "metadata.name"), err.msg);
 }
 
@@ -483,9 +493,10 @@ static int finish(kube_client *api, const cJSON *dv, const cJSON *pvc, const cJS
         if (r < 0)
                 return r;
         mark_claim(api, pvc, s->phase, s->restarts);
-        post_event(api, dv, ok ? "Normal" : "Warning", ok ? "ImportSucceeded" : "ImportFailed", s->running_msg);
-        log_info("DataVolume %s/%s: %s: %s", kube_str(dv, "metadata.namespace"), kube_str(dv, "metadata.name"),
-                 s->phase, s->running_msg);
+        post_event(api, dv, ok ? "Normal" : "Warning", ok ? "ImportSucceeded" : "ImportFailed",
+                   s->running_msg);
+        log_info("DataVolume %s/%s: %s: %s", kube_str(dv, "metadata.namespace"),
+                 kube_str(dv, "metadata.name"), s->phase, s->running_msg);
         cleanup_importer(api, dv, pod);
         return 0;
 }
@@ -524,8 +535,8 @@ static long pod_age_s(const cJSON *pod)
 }
 
 /* The Pod ran (or is running) the importer: its result, its retries and its progress. */
-static int follow_importer(kube_client *api, const cJSON *dv, const cJSON *pvc, const cJSON *pod, dv_status *s,
-                           kv_error *err)
+static int follow_importer(kube_client *api, const cJSON *dv, const cJSON *pvc, const cJSON *pod,
+                           dv_status *s, kv_error *err)
 {
         const cJSON *cs = container_status(pod);
         const char *phase = kube_str(pod, "status.phase") ?: "Pending";
@@ -535,7 +546,8 @@ static int follow_importer(kube_client *api, const cJSON *dv, const cJSON *pvc, 
         s->restarts = (base ? atoi(base) : 0) + (cJSON_IsNumber(rc) ? rc->valueint : 0);
         bool done = !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed");
         const cJSON *term = kube_obj(cs, done ? "state.terminated" : "lastState.terminated");
-        /* the termination message: the importer's result line, or the kubelet's log tail (FallbackToLogsOnError) */
+        /* the termination message: the importer's result line, or the kubelet's log tail
+         * (FallbackToLogsOnError) */
         _cleanup_json_ cJSON *result = last_json_line(kube_str(term, "message"), "result");
         const cJSON *code = cJSON_GetObjectItemCaseSensitive(term, "exitCode");
         char where[1000];
@@ -552,12 +564,13 @@ static int follow_importer(kube_client *api, const cJSON *dv, const cJSON *pvc, 
         }
         if (term && cJSON_IsNumber(code) && code->valueint != 0) {
                 /* no result line (a usage error): the importer's last log message */
-                _cleanup_json_ cJSON *logged = result ? NULL : last_json_line(kube_str(term, "message"), "msg");
+                _cleanup_json_ cJSON *logged =
+                    result ? NULL : last_json_line(kube_str(term, "message"), "msg");
                 const char *reason =
                     kube_str(result, "reason") ?: kube_str(logged, "msg") ?: kube_str(term, "message") ?: "no message";
                 s->running_reason = "Error";
-                snprintf(s->running_msg, sizeof(s->running_msg), "Import failed (exit %d): %s%s%s", code->valueint,
-                         reason, *where ? "; " : "", where);
+                snprintf(s->running_msg, sizeof(s->running_msg), "Import failed (exit %d): %s%s%s",
+                         code->valueint, reason, *where ? "; " : "", where);
                 if (permanent_exit(code->valueint)) {
                         s->phase = "Failed";
                         return finish(api, dv, pvc, pod, s, false, err);
@@ -616,8 +629,9 @@ static int adopt_claim(kube_client *api, const cJSON *dv, const cJSON *pvc, bool
         if (*ok || !cJSON_IsString(allow) || strcmp(allow->valuestring, "true") || dv_controller_ref(pvc))
                 return 0;
         _cleanup_json_ cJSON *patch = cJSON_CreateObject();
-        cJSON_AddItemToArray(cJSON_AddArrayToObject(cJSON_AddObjectToObject(patch, "metadata"), "ownerReferences"),
-                             dv_owner_reference(dv, "cdi.kubevirt.io/v1beta1", "DataVolume"));
+        cJSON_AddItemToArray(
+            cJSON_AddArrayToObject(cJSON_AddObjectToObject(patch, "metadata"), "ownerReferences"),
+            dv_owner_reference(dv, "cdi.kubevirt.io/v1beta1", "DataVolume"));
         int r = kube_merge_patch(api, &kube_pvc, kube_str(pvc, "metadata.namespace"),
                                  kube_str(pvc, "metadata.name"), patch, false, NULL, err);
         *ok = r == 0;

@@ -162,7 +162,7 @@ typedef struct vm_sync {
         cJSON *requests;          /* pending status.stateChangeRequests, or NULL (owned) */
         enum dv_wait dv_wait;     /* the template's DataVolumes are not ready yet */
         char dv_msg[600];
-        bool create_pending;      /* a VMI we created has not reached the cache yet */
+        bool create_pending; /* a VMI we created has not reached the cache yet */
         time_t now;
         uint64_t now_ms; /* realtime */
         char now_s[40];
@@ -336,9 +336,9 @@ static int mutate_vm_status(cJSON *vm, void *ud)
         if (fc)
                 cJSON_AddItemToArray(conds, fc);
         if (s->dv_wait) /* KubeVirt's DataVolumesReady condition */
-                cJSON_AddItemToArray(conds, condition("DataVolumesReady", false, dv_wait_printable(s->dv_wait),
-                                                      s->dv_msg, find_condition(old_conds, "DataVolumesReady"),
-                                                      s->now_s));
+                cJSON_AddItemToArray(
+                    conds, condition("DataVolumesReady", false, dv_wait_printable(s->dv_wait), s->dv_msg,
+                                     find_condition(old_conds, "DataVolumesReady"), s->now_s));
         if (sf)
                 cJSON_AddItemToObject(st, "startFailure", cJSON_Duplicate(sf, 1));
         rerun_request(s);
@@ -437,7 +437,8 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
         }
         if ((r = vm_sync_datavolumes(c, api, vm, err)) != 0)
                 return r < 0 ? r : 0;
-        _cleanup_(vm_sync_done) vm_sync s = {.vmi = vmi, .strategy = run_strategy(vm), .now_ms = realtime_ms()};
+        _cleanup_(vm_sync_done)
+            vm_sync s = {.vmi = vmi, .strategy = run_strategy(vm), .now_ms = realtime_ms()};
         s.now = (time_t)(s.now_ms / 1000);
         rfc3339_now(s.now_s, sizeof(s.now_s));
         s.create_pending = !expectations_satisfied(c->vmi_exp, key);
@@ -452,13 +453,14 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
                 if (er < 0 && er != -EINVAL)
                         return er;
                 if (starting) {
-                        s.template_err = terr = er < 0 ? strdup(err->msg) : template_error(run_vm, &c->opts.pod);
+                        s.template_err = terr =
+                            er < 0 ? strdup(err->msg) : template_error(run_vm, &c->opts.pod);
                         s.dv_wait = vm_datavolumes_wait(c, vm, s.dv_msg, sizeof(s.dv_msg));
                 }
                 *err = (kv_error){0};
         }
         r = kube_update_retry(api, &kube_vm, kube_str(vm, "metadata.namespace"),
-                                  kube_str(vm, "metadata.name"), vm, true, mutate_vm_status, &s, NULL, err);
+                              kube_str(vm, "metadata.name"), vm, true, mutate_vm_status, &s, NULL, err);
         if (r == -KUBE_ENOTFOUND)
                 return 0;
         if (r < 0)

@@ -17,8 +17,8 @@ static cJSON *store_dv(controller *c, const char *ns, const char *name)
 static cJSON *dv_from_template(const cJSON *vm, const cJSON *tmpl)
 {
         cJSON *dv = cJSON_CreateObject(), *md = cJSON_CreateObject();
-        const cJSON *labels = kube_obj(tmpl, "metadata.labels"), *ann = kube_obj(tmpl, "metadata.annotations"),
-                    *spec = kube_obj(tmpl, "spec");
+        const cJSON *labels = kube_obj(tmpl, "metadata.labels"),
+                    *ann = kube_obj(tmpl, "metadata.annotations"), *spec = kube_obj(tmpl, "spec");
         cJSON_AddStringToObject(dv, "apiVersion", "cdi.kubevirt.io/v1beta1");
         cJSON_AddStringToObject(dv, "kind", "DataVolume");
         cJSON_AddItemToObject(dv, "metadata", md);
@@ -28,7 +28,8 @@ static cJSON *dv_from_template(const cJSON *vm, const cJSON *tmpl)
         cJSON_AddItemToObject(md, "labels", l);
         cJSON_AddStringToObject(l, "kubevirt.io/created-by", kube_str(vm, "metadata.uid"));
         cJSON_AddItemToObject(md, "annotations", ann ? cJSON_Duplicate(ann, true) : cJSON_CreateObject());
-        cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(md, "annotations"), DV_ANN_ALLOW_ADOPTION, "true");
+        cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(md, "annotations"), DV_ANN_ALLOW_ADOPTION,
+                                "true");
         cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
                              dv_owner_reference(vm, "kubevirt.io/v1", "VirtualMachine"));
         cJSON_AddItemToObject(dv, "spec", spec ? cJSON_Duplicate(spec, true) : cJSON_CreateObject());
@@ -171,7 +172,8 @@ int vm_datavolumes_release(kube_client *api, const cJSON *vm, kv_error *err)
                 _cleanup_json_ cJSON *patch = ownership_patch(vm, false);
                 if ((r = kube_merge_patch(api, &kube_datavolume, ns, name, patch, false, NULL, err)) < 0)
                         return r;
-                log_info("VM %s/%s deleted: DataVolume %s and its claim kept (annotation " DV_ANN_RETAINED ")",
+                log_info("VM %s/%s deleted: DataVolume %s and its claim kept (annotation " DV_ANN_RETAINED
+                         ")",
                          ns, kube_str(vm, "metadata.name"), name);
         }
         return 0;

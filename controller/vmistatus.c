@@ -123,7 +123,8 @@ static const char *pod_phase_to_vmi(const cJSON *pod)
 }
 
 /* Running means QEMU runs the guest, which only the launcher knows: a Running Pod whose launcher has not
- * reported yet, or reports the guest not started, is Scheduled; a launcher that reports a final phase wins. */
+ * reported yet, or reports the guest not started, is Scheduled; a launcher that reports a final phase wins.
+ */
 static const char *merge_phase(const char *pod_phase, const char *launcher_phase)
 {
         if (vmi_phase_is_final(pod_phase))

@@ -26,42 +26,47 @@ enum {
 
 static void usage(FILE *f)
 {
-        fputs("Usage: kvlite-importer SOURCE --dest DIR [OPTIONS]\n"
-              "Imports a VM disk into DIR/disk.img (sparse raw, installed atomically).\n"
-              "\n"
-              "Sources (exactly one):\n"
-              "  --registry-url docker://HOST[:PORT]/REPO[:TAG|@DIGEST]   container image with the disk under disk/\n"
-              "  --http-url URL                 a disk image (qcow2, raw, ...), optionally gz/xz/zst-compressed\n"
-              "  --blank SIZE                   an empty disk of SIZE bytes (suffixes K M G T, Ki Mi Gi Ti)\n"
-              "  --pvc-source DIR               another claim's volume: DIR/disk.img copied sparse (clone)\n"
-              "  --container-disk REF           a containerDisk (the launcher Pod's init container): the image's\n"
-              "                                 disk file, unconverted, at DIR/disk/<its name>; pulled as\n"
-              "                                 --registry-url (mirrors, failover, digest pinning)\n"
-              "\n"
-              "Options:\n"
-              "  --dest DIR                     destination directory (the claim's volume), required\n"
-              "  --size SIZE                    the claim's size: refuse images whose virtual size exceeds it\n"
-              "  --registry-config FILE         registries, mirrors in priority order, credentials, CA files\n"
-              "                                 (YAML or JSON, see docs/registries.md)\n"
-              "  --checksum ALGO:HEX            http: verify the downloaded bytes (md5, sha1, sha256, sha512)\n"
-              "  --header 'Name: value'         http: extra request header (repeatable)\n"
-              "  --username USER                http: basic auth user (with --password-file)\n"
-              "  --password-file FILE           http: basic auth password\n"
-              "  --ca-file FILE                 http: CA certificates to verify the server with\n"
-              "  --insecure                     http: do not verify the server certificate\n"
-              "  --max-rate BYTES               limit each transfer to BYTES per second\n"
-              "  --termination-log FILE         also write the result line to FILE (the Pod's\n"
-              "                                 terminationMessagePath, read by the DataVolume controller)\n"
-              "  --help                         this text\n"
-              "\n"
-              "Output: JSON lines on stdout: {\"progress\":\"45.67%\",\"bytes\":N,\"total\":M} while pulling, then\n"
-              "{\"result\":\"Succeeded\",...} or {\"result\":\"Failed\",\"reason\":...}; registry imports add\n"
-              "\"registry\":{resolvedBy, digest, servedBy[], failed[{registry, what, reason}]}.\n"
-              "\n"
-              "Exit codes: 0 imported, 1 internal error, 2 usage, 3 source unreachable,\n"
-              "            4 bad image (no disk, unsafe archive, checksum or digest mismatch, bad format),\n"
-              "            5 no space (image larger than the claim, disk full)\n",
-              f);
+        fputs(
+            "Usage: kvlite-importer SOURCE --dest DIR [OPTIONS]\n"
+            "Imports a VM disk into DIR/disk.img (sparse raw, installed atomically).\n"
+            "\n"
+            "Sources (exactly one):\n"
+            "  --registry-url docker://HOST[:PORT]/REPO[:TAG|@DIGEST]   container image with the disk under "
+            "disk/\n"
+            "  --http-url URL                 a disk image (qcow2, raw, ...), optionally "
+            "gz/xz/zst-compressed\n"
+            "  --blank SIZE                   an empty disk of SIZE bytes (suffixes K M G T, Ki Mi Gi Ti)\n"
+            "  --pvc-source DIR               another claim's volume: DIR/disk.img copied sparse (clone)\n"
+            "  --container-disk REF           a containerDisk (the launcher Pod's init container): the "
+            "image's\n"
+            "                                 disk file, unconverted, at DIR/disk/<its name>; pulled as\n"
+            "                                 --registry-url (mirrors, failover, digest pinning)\n"
+            "\n"
+            "Options:\n"
+            "  --dest DIR                     destination directory (the claim's volume), required\n"
+            "  --size SIZE                    the claim's size: refuse images whose virtual size exceeds it\n"
+            "  --registry-config FILE         registries, mirrors in priority order, credentials, CA files\n"
+            "                                 (YAML or JSON, see docs/registries.md)\n"
+            "  --checksum ALGO:HEX            http: verify the downloaded bytes (md5, sha1, sha256, sha512)\n"
+            "  --header 'Name: value'         http: extra request header (repeatable)\n"
+            "  --username USER                http: basic auth user (with --password-file)\n"
+            "  --password-file FILE           http: basic auth password\n"
+            "  --ca-file FILE                 http: CA certificates to verify the server with\n"
+            "  --insecure                     http: do not verify the server certificate\n"
+            "  --max-rate BYTES               limit each transfer to BYTES per second\n"
+            "  --termination-log FILE         also write the result line to FILE (the Pod's\n"
+            "                                 terminationMessagePath, read by the DataVolume controller)\n"
+            "  --help                         this text\n"
+            "\n"
+            "Output: JSON lines on stdout: {\"progress\":\"45.67%\",\"bytes\":N,\"total\":M} while pulling, "
+            "then\n"
+            "{\"result\":\"Succeeded\",...} or {\"result\":\"Failed\",\"reason\":...}; registry imports add\n"
+            "\"registry\":{resolvedBy, digest, servedBy[], failed[{registry, what, reason}]}.\n"
+            "\n"
+            "Exit codes: 0 imported, 1 internal error, 2 usage, 3 source unreachable,\n"
+            "            4 bad image (no disk, unsafe archive, checksum or digest mismatch, bad format),\n"
+            "            5 no space (image larger than the claim, disk full)\n",
+            f);
 }
 
 static int parse_size(const char *s, int64_t *out)
@@ -74,9 +79,9 @@ static int parse_size(const char *s, int64_t *out)
         static const struct {
                 const char *suffix;
                 double mult;
-        } units[] = {{"", 1},           {"K", 1e3},          {"M", 1e6},          {"G", 1e9},
-                     {"T", 1e12},       {"Ki", 1024.0},      {"Mi", 1048576.0},   {"Gi", 1073741824.0},
-                     {"Ti", 1099511627776.0}};
+        } units[] = {{"", 1},           {"K", 1e3},           {"M", 1e6},
+                     {"G", 1e9},        {"T", 1e12},          {"Ki", 1024.0},
+                     {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0}};
         for (size_t i = 0; i < ARRAY_SIZE(units); i++)
                 if (!strcmp(end, units[i].suffix)) {
                         *out = (int64_t)(v * units[i].mult);
@@ -160,7 +165,8 @@ static void print_result(int rc, const kv_error *err, const char *dest, const kv
 }
 
 struct opts {
-        const char *registry_url, *registry_config, *http_url, *blank, *container_disk, *pvc_source, *dest, *size, *max_rate, *termination_log;
+        const char *registry_url, *registry_config, *http_url, *blank, *container_disk, *pvc_source, *dest,
+            *size, *max_rate, *termination_log;
         kvreg_http_source http;
         const char *password_file;
         struct curl_slist *headers;
@@ -168,30 +174,69 @@ struct opts {
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-        enum { O_REG = 256, O_REGCFG, O_HTTP, O_BLANK, O_DEST, O_SIZE, O_SUM, O_HDR, O_USER, O_PWF, O_CA, O_INSEC, O_RATE, O_TERM, O_CDISK, O_PVC };
-        static const struct option longopts[] = {
-                {"registry-url", required_argument, NULL, O_REG}, {"registry-config", required_argument, NULL, O_REGCFG},
-                {"http-url", required_argument, NULL, O_HTTP},    {"blank", required_argument, NULL, O_BLANK},
-                {"dest", required_argument, NULL, O_DEST},        {"size", required_argument, NULL, O_SIZE},
-                {"checksum", required_argument, NULL, O_SUM},     {"header", required_argument, NULL, O_HDR},
-                {"username", required_argument, NULL, O_USER},    {"password-file", required_argument, NULL, O_PWF},
-                {"ca-file", required_argument, NULL, O_CA},       {"insecure", no_argument, NULL, O_INSEC},
-                {"max-rate", required_argument, NULL, O_RATE},    {"help", no_argument, NULL, 'h'},
-                {"termination-log", required_argument, NULL, O_TERM},
-                {"container-disk", required_argument, NULL, O_CDISK},
-                {"pvc-source", required_argument, NULL, O_PVC},
-                {NULL, 0, NULL, 0}};
+        enum {
+                O_REG = 256,
+                O_REGCFG,
+                O_HTTP,
+                O_BLANK,
+                O_DEST,
+                O_SIZE,
+                O_SUM,
+                O_HDR,
+                O_USER,
+                O_PWF,
+                O_CA,
+                O_INSEC,
+                O_RATE,
+                O_TERM,
+                O_CDISK,
+                O_PVC
+        };
+        static const struct option longopts[] = {{"registry-url", required_argument, NULL, O_REG},
+                                                 {"registry-config", required_argument, NULL, O_REGCFG},
+                                                 {"http-url", required_argument, NULL, O_HTTP},
+                                                 {"blank", required_argument, NULL, O_BLANK},
+                                                 {"dest", required_argument, NULL, O_DEST},
+                                                 {"size", required_argument, NULL, O_SIZE},
+                                                 {"checksum", required_argument, NULL, O_SUM},
+                                                 {"header", required_argument, NULL, O_HDR},
+                                                 {"username", required_argument, NULL, O_USER},
+                                                 {"password-file", required_argument, NULL, O_PWF},
+                                                 {"ca-file", required_argument, NULL, O_CA},
+                                                 {"insecure", no_argument, NULL, O_INSEC},
+                                                 {"max-rate", required_argument, NULL, O_RATE},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {"termination-log", required_argument, NULL, O_TERM},
+                                                 {"container-disk", required_argument, NULL, O_CDISK},
+                                                 {"pvc-source", required_argument, NULL, O_PVC},
+                                                 {NULL, 0, NULL, 0}};
         int c;
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
                 switch (c) {
-                case O_REG: o->registry_url = optarg; break;
-                case O_REGCFG: o->registry_config = optarg; break;
-                case O_HTTP: o->http_url = optarg; break;
-                case O_BLANK: o->blank = optarg; break;
-                case O_PVC: o->pvc_source = optarg; break;
-                case O_DEST: o->dest = optarg; break;
-                case O_SIZE: o->size = optarg; break;
-                case O_SUM: o->http.checksum = optarg; break;
+                case O_REG:
+                        o->registry_url = optarg;
+                        break;
+                case O_REGCFG:
+                        o->registry_config = optarg;
+                        break;
+                case O_HTTP:
+                        o->http_url = optarg;
+                        break;
+                case O_BLANK:
+                        o->blank = optarg;
+                        break;
+                case O_PVC:
+                        o->pvc_source = optarg;
+                        break;
+                case O_DEST:
+                        o->dest = optarg;
+                        break;
+                case O_SIZE:
+                        o->size = optarg;
+                        break;
+                case O_SUM:
+                        o->http.checksum = optarg;
+                        break;
                 case O_HDR:
                         if (!strchr(optarg, ':') || strpbrk(optarg, "\r\n")) {
                                 fprintf(stderr, "kvlite-importer: --header wants 'Name: value'\n");
@@ -199,20 +244,38 @@ static int parse_args(int argc, char **argv, struct opts *o)
                         }
                         o->headers = curl_slist_append(o->headers, optarg);
                         break;
-                case O_USER: o->http.username = optarg; break;
-                case O_PWF: o->password_file = optarg; break;
-                case O_CA: o->http.ca_file = optarg; break;
-                case O_INSEC: o->http.insecure = true; break;
-                case O_RATE: o->max_rate = optarg; break;
-                case O_TERM: o->termination_log = optarg; break;
-                case O_CDISK: o->container_disk = optarg; break;
-                case 'h': usage(stdout); exit(EXIT_OK);
-                default: return -1;
+                case O_USER:
+                        o->http.username = optarg;
+                        break;
+                case O_PWF:
+                        o->password_file = optarg;
+                        break;
+                case O_CA:
+                        o->http.ca_file = optarg;
+                        break;
+                case O_INSEC:
+                        o->http.insecure = true;
+                        break;
+                case O_RATE:
+                        o->max_rate = optarg;
+                        break;
+                case O_TERM:
+                        o->termination_log = optarg;
+                        break;
+                case O_CDISK:
+                        o->container_disk = optarg;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        exit(EXIT_OK);
+                default:
+                        return -1;
                 }
         }
         int sources = !!o->registry_url + !!o->http_url + !!o->blank + !!o->container_disk + !!o->pvc_source;
         if (optind != argc || sources != 1 || !o->dest) {
-                fprintf(stderr, "kvlite-importer: need exactly one of --registry-url, --http-url, --blank, --container-disk, --pvc-source, and --dest\n");
+                fprintf(stderr, "kvlite-importer: need exactly one of --registry-url, --http-url, --blank, "
+                                "--container-disk, --pvc-source, and --dest\n");
                 return -1;
         }
         if (!!o->http.username != !!o->password_file) {
@@ -245,9 +308,11 @@ int main(int argc, char **argv)
         }
         kvreg_import_opts io = {.dest_dir = o.dest, .progress = print_progress};
         int64_t blank_size = 0;
-        if ((o.size && parse_size(o.size, &io.claim) < 0) || (o.max_rate && parse_size(o.max_rate, &io.max_rate) < 0) ||
+        if ((o.size && parse_size(o.size, &io.claim) < 0) ||
+            (o.max_rate && parse_size(o.max_rate, &io.max_rate) < 0) ||
             (o.blank && parse_size(o.blank, &blank_size) < 0)) {
-                fprintf(stderr, "kvlite-importer: bad size (want a number with an optional K/M/G/T or Ki/Mi/Gi/Ti suffix)\n");
+                fprintf(stderr, "kvlite-importer: bad size (want a number with an optional K/M/G/T or "
+                                "Ki/Mi/Gi/Ti suffix)\n");
                 return EXIT_USAGE;
         }
         kv_error err = {0};
@@ -282,7 +347,8 @@ int main(int argc, char **argv)
         } else {
                 rc = kvreg_import_blank(&io, blank_size, &err);
         }
-        print_result(rc, &err, o.dest, o.registry_url || o.container_disk ? &report : NULL, o.termination_log);
+        print_result(rc, &err, o.dest, o.registry_url || o.container_disk ? &report : NULL,
+                     o.termination_log);
         kvreg_config_done(&cfg);
         curl_slist_free_all(o.headers);
         if (rc < 0) {

@@ -29,16 +29,18 @@ const kube_resource kube_datavolume = {"/apis/cdi.kubevirt.io/v1beta1", "datavol
 const kube_resource kube_controllerrevision = {"/apis/apps/v1", "controllerrevisions", "ControllerRevision",
                                                "apps/v1", false};
 /* instancetype.kubevirt.io/v1beta1; the cluster kinds are cluster-scoped (ns NULL) */
-const kube_resource kube_vminstancetype = {"/apis/instancetype.kubevirt.io/v1beta1", "virtualmachineinstancetypes",
-                                           "VirtualMachineInstancetype", "instancetype.kubevirt.io/v1beta1", false};
+const kube_resource kube_vminstancetype = {"/apis/instancetype.kubevirt.io/v1beta1",
+                                           "virtualmachineinstancetypes", "VirtualMachineInstancetype",
+                                           "instancetype.kubevirt.io/v1beta1", false};
 const kube_resource kube_vmclusterinstancetype = {
     "/apis/instancetype.kubevirt.io/v1beta1", "virtualmachineclusterinstancetypes",
     "VirtualMachineClusterInstancetype", "instancetype.kubevirt.io/v1beta1", false};
-const kube_resource kube_vmpreference = {"/apis/instancetype.kubevirt.io/v1beta1", "virtualmachinepreferences",
-                                         "VirtualMachinePreference", "instancetype.kubevirt.io/v1beta1", false};
-const kube_resource kube_vmclusterpreference = {"/apis/instancetype.kubevirt.io/v1beta1",
-                                                "virtualmachineclusterpreferences", "VirtualMachineClusterPreference",
-                                                "instancetype.kubevirt.io/v1beta1", false};
+const kube_resource kube_vmpreference = {"/apis/instancetype.kubevirt.io/v1beta1",
+                                         "virtualmachinepreferences", "VirtualMachinePreference",
+                                         "instancetype.kubevirt.io/v1beta1", false};
+const kube_resource kube_vmclusterpreference = {
+    "/apis/instancetype.kubevirt.io/v1beta1", "virtualmachineclusterpreferences",
+    "VirtualMachineClusterPreference", "instancetype.kubevirt.io/v1beta1", false};
 /* cluster-scoped: pass ns NULL */
 const kube_resource kube_migrationpolicy = {"/apis/migrations.kubevirt.io/v1alpha1", "migrationpolicies",
                                             "MigrationPolicy", "migrations.kubevirt.io/v1alpha1", false};

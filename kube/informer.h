@@ -61,4 +61,3 @@ void kube_informer_resume(kube_informer *inf);
 long kube_informer_tick(kube_informer *inf, uint64_t now_ms);
 /* Hands over a finished transfer; returns true if it was this informer's. */
 bool kube_informer_transfer_done(kube_informer *inf, CURL *e, CURLcode result, uint64_t now_ms);
-

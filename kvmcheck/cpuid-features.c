@@ -38,46 +38,46 @@ const size_t kvm_cpuid_features_count = sizeof(kvm_cpuid_features) / sizeof(kvm_
 
 static uint32_t reg_value(const kvm_cpuid_regs *r, enum kvm_cpuid_reg reg)
 {
-	switch (reg) {
-	case CPUID_L1_ECX:
-		return r->l1_ecx;
-	case CPUID_L1_EDX:
-		return r->l1_edx;
-	case CPUID_L7_EBX:
-		return r->l7_ebx;
-	case CPUID_L7_ECX:
-		return r->l7_ecx;
-	case CPUID_E1_ECX:
-		return r->e1_ecx;
-	case CPUID_E1_EDX:
-		return r->e1_edx;
-	}
-	return 0;
+        switch (reg) {
+        case CPUID_L1_ECX:
+                return r->l1_ecx;
+        case CPUID_L1_EDX:
+                return r->l1_edx;
+        case CPUID_L7_EBX:
+                return r->l7_ebx;
+        case CPUID_L7_ECX:
+                return r->l7_ecx;
+        case CPUID_E1_ECX:
+                return r->e1_ecx;
+        case CPUID_E1_EDX:
+                return r->e1_edx;
+        }
+        return 0;
 }
 
 bool kvm_cpuid_has(const kvm_cpuid_regs *r, const kvm_cpuid_feature *f)
 {
-	return (reg_value(r, f->reg) >> f->bit) & 1;
+        return (reg_value(r, f->reg) >> f->bit) & 1;
 }
 
 int kvm_cpuid_missing(const kvm_cpuid_regs *host, const kvm_cpuid_regs *supported, int level, bool only_level,
                       char *out, size_t outsz)
 {
-	int n = 0;
-	size_t len = 0;
-	if (outsz)
-		out[0] = '\0';
-	for (size_t i = 0; i < kvm_cpuid_features_count; i++) {
-		const kvm_cpuid_feature *f = &kvm_cpuid_features[i];
-		if (f->level > level || (only_level && f->level != level))
-			continue;
-		if (!kvm_cpuid_has(host, f) || kvm_cpuid_has(supported, f))
-			continue;
-		n++;
-		if (len < outsz) {
-			int w = snprintf(out + len, outsz - len, "%s%s", len ? "," : "", f->label);
-			len += w > 0 ? (size_t)w : 0;
-		}
-	}
-	return n;
+        int n = 0;
+        size_t len = 0;
+        if (outsz)
+                out[0] = '\0';
+        for (size_t i = 0; i < kvm_cpuid_features_count; i++) {
+                const kvm_cpuid_feature *f = &kvm_cpuid_features[i];
+                if (f->level > level || (only_level && f->level != level))
+                        continue;
+                if (!kvm_cpuid_has(host, f) || kvm_cpuid_has(supported, f))
+                        continue;
+                n++;
+                if (len < outsz) {
+                        int w = snprintf(out + len, outsz - len, "%s%s", len ? "," : "", f->label);
+                        len += w > 0 ? (size_t)w : 0;
+                }
+        }
+        return n;
 }

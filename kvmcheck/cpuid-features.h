@@ -10,11 +10,11 @@
 enum kvm_cpuid_reg { CPUID_L1_ECX, CPUID_L1_EDX, CPUID_L7_EBX, CPUID_L7_ECX, CPUID_E1_ECX, CPUID_E1_EDX };
 
 typedef struct kvm_cpuid_feature {
-	const char *name;  /* Linux /proc/cpuinfo spelling: "pni" is SSE3 */
-	const char *label; /* what people call it: "SSE3" */
-	enum kvm_cpuid_reg reg;
-	unsigned bit;
-	int level; /* x86-64 psABI level: 1 (baseline incl. long mode), 2 or 3 */
+        const char *name;  /* Linux /proc/cpuinfo spelling: "pni" is SSE3 */
+        const char *label; /* what people call it: "SSE3" */
+        enum kvm_cpuid_reg reg;
+        unsigned bit;
+        int level; /* x86-64 psABI level: 1 (baseline incl. long mode), 2 or 3 */
 } kvm_cpuid_feature;
 
 extern const kvm_cpuid_feature kvm_cpuid_features[];

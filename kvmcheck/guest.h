@@ -28,16 +28,16 @@
 #define GUEST_STACK 0xf000u
 
 typedef struct guest_vm {
-	int vm_fd, vcpu_fd;
-	struct kvm_run *run;
-	size_t run_size;
-	uint8_t *mem;
+        int vm_fd, vcpu_fd;
+        struct kvm_run *run;
+        size_t run_size;
+        uint8_t *mem;
 } guest_vm;
 
 #define GUEST_VM_INIT                                                                                        \
-	{                                                                                                    \
-		.vm_fd = -1, .vcpu_fd = -1                                                                   \
-	}
+        {                                                                                                    \
+                .vm_fd = -1, .vcpu_fd = -1                                                                   \
+        }
 
 /* On failure too, the caller calls guest_vm_destroy(). with_irqchip: KVM_CREATE_IRQCHIP + KVM_CREATE_PIT2
  * before the vCPU exists (KVM requires that order). */
@@ -52,10 +52,10 @@ void guest_vm_set_idt_gate(guest_vm *g, unsigned vector, uint32_t handler);
 typedef int (*guest_exit_fn)(struct kvm_run *run, uint64_t elapsed_us, void *userdata, kv_error *err);
 
 typedef struct guest_run_result {
-	bool timed_out;      /* the watchdog fired */
-	bool stuck;          /* the vCPU thread did not stop even after kicks: the VM was leaked, not freed */
-	uint64_t elapsed_us; /* first KVM_RUN until the thread stopped */
-	struct kvm_regs regs; /* registers when it stopped */
+        bool timed_out;      /* the watchdog fired */
+        bool stuck;          /* the vCPU thread did not stop even after kicks: the VM was leaked, not freed */
+        uint64_t elapsed_us; /* first KVM_RUN until the thread stopped */
+        struct kvm_regs regs; /* registers when it stopped */
 } guest_run_result;
 
 /* Runs the vCPU in its own thread; after timeout_ms it is kicked out of KVM_RUN. Returns 0 when the exit

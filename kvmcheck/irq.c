@@ -44,61 +44,61 @@ static const uint8_t irq_handler[] = {
 _Static_assert(GUEST_DATA == 0x7000, "the guest code addresses the tick counter at 0x7000");
 
 typedef struct irq_state {
-	bool reported;
-	uint32_t ticks;
-	uint64_t at_us;
+        bool reported;
+        uint32_t ticks;
+        uint64_t at_us;
 } irq_state;
 
 static int irq_exit(struct kvm_run *run, uint64_t elapsed_us, void *userdata, kv_error *err)
 {
-	irq_state *s = userdata;
-	if (run->exit_reason == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_OUT &&
-	    run->io.port == IRQ_PORT && run->io.size == 4) {
-		memcpy(&s->ticks, (uint8_t *)run + run->io.data_offset, sizeof(s->ticks));
-		s->reported = true;
-		s->at_us = elapsed_us;
-		return 1;
-	}
-	if (run->exit_reason == KVM_EXIT_IO) /* PIC/PIT ports are in-kernel; anything else is a stray */
-		return kv_error_set(err, EPROTO,
-		                    "guest port I/O to 0x%x left the kernel: in-kernel PIC/PIT missing",
-		                    run->io.port);
-	return kv_error_set(err, EPROTO, "guest stopped with %s (reason %u)",
-	                    guest_exit_name(run->exit_reason), run->exit_reason);
+        irq_state *s = userdata;
+        if (run->exit_reason == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_OUT &&
+            run->io.port == IRQ_PORT && run->io.size == 4) {
+                memcpy(&s->ticks, (uint8_t *)run + run->io.data_offset, sizeof(s->ticks));
+                s->reported = true;
+                s->at_us = elapsed_us;
+                return 1;
+        }
+        if (run->exit_reason == KVM_EXIT_IO) /* PIC/PIT ports are in-kernel; anything else is a stray */
+                return kv_error_set(err, EPROTO,
+                                    "guest port I/O to 0x%x left the kernel: in-kernel PIC/PIT missing",
+                                    run->io.port);
+        return kv_error_set(err, EPROTO, "guest stopped with %s (reason %u)",
+                            guest_exit_name(run->exit_reason), run->exit_reason);
 }
 
 void probe_irq(int kvm_fd, kvm_profile_irq *q)
 {
-	q->probed = true;
-	q->ticks_wanted = IRQ_TICKS;
-	q->watchdog_ms = IRQ_WATCHDOG_MS;
-	kv_error err = {0};
-	guest_vm g;
-	int rc = guest_vm_create(kvm_fd, true, &g, &err);
-	if (rc < 0) {
-		snprintf(q->error, sizeof(q->error), "%s", err.msg);
-		guest_vm_destroy(&g);
-		return;
-	}
-	guest_vm_load(&g, GUEST_CODE, irq_main, sizeof(irq_main));
-	guest_vm_load(&g, GUEST_ISR, irq_handler, sizeof(irq_handler));
-	guest_vm_set_idt_gate(&g, IRQ_VECTOR, GUEST_ISR);
-	irq_state st = {0};
-	guest_run_result res = {0};
-	rc = guest_run_watched(&g, IRQ_WATCHDOG_MS, irq_exit, &st, &res, &err);
-	if (rc < 0 && rc != -ETIMEDOUT)
-		snprintf(q->error, sizeof(q->error), "%s", err.msg);
-	q->timed_out = res.timed_out;
-	q->elapsed_us = st.reported ? st.at_us : res.elapsed_us;
-	uint32_t counted;
-	memcpy(&counted, g.mem + GUEST_DATA, sizeof(counted));
-	q->ticks = st.reported ? st.ticks : counted;
-	if (!res.stuck)
-		guest_vm_destroy(&g);
+        q->probed = true;
+        q->ticks_wanted = IRQ_TICKS;
+        q->watchdog_ms = IRQ_WATCHDOG_MS;
+        kv_error err = {0};
+        guest_vm g;
+        int rc = guest_vm_create(kvm_fd, true, &g, &err);
+        if (rc < 0) {
+                snprintf(q->error, sizeof(q->error), "%s", err.msg);
+                guest_vm_destroy(&g);
+                return;
+        }
+        guest_vm_load(&g, GUEST_CODE, irq_main, sizeof(irq_main));
+        guest_vm_load(&g, GUEST_ISR, irq_handler, sizeof(irq_handler));
+        guest_vm_set_idt_gate(&g, IRQ_VECTOR, GUEST_ISR);
+        irq_state st = {0};
+        guest_run_result res = {0};
+        rc = guest_run_watched(&g, IRQ_WATCHDOG_MS, irq_exit, &st, &res, &err);
+        if (rc < 0 && rc != -ETIMEDOUT)
+                snprintf(q->error, sizeof(q->error), "%s", err.msg);
+        q->timed_out = res.timed_out;
+        q->elapsed_us = st.reported ? st.at_us : res.elapsed_us;
+        uint32_t counted;
+        memcpy(&counted, g.mem + GUEST_DATA, sizeof(counted));
+        q->ticks = st.reported ? st.ticks : counted;
+        if (!res.stuck)
+                guest_vm_destroy(&g);
 }
 #else
 void probe_irq(int kvm_fd, kvm_profile_irq *q)
 {
-	/* x86 PIC/PIT only */
+        /* x86 PIC/PIT only */
 }
 #endif

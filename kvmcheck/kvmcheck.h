@@ -12,11 +12,11 @@ typedef enum { KVM_VERDICT_USABLE, KVM_VERDICT_UNUSABLE, KVM_VERDICT_ABSENT } kv
 
 /* The kvmcheck CLI's exit codes (also what kvmcheck_exit_code() returns for a verdict). */
 enum {
-	KVMCHECK_EXIT_USABLE = 0,   /* KVM runs guests at hardware speed */
-	KVMCHECK_EXIT_UNUSABLE = 1, /* /dev/kvm answers but is not fit: use TCG */
-	KVMCHECK_EXIT_ABSENT = 2,   /* no working KVM interface at all */
-	KVMCHECK_EXIT_USAGE = 3,    /* bad command line */
-	KVMCHECK_EXIT_INTERNAL = 4, /* kvmcheck itself failed (out of memory, unreadable --replay file) */
+        KVMCHECK_EXIT_USABLE = 0,   /* KVM runs guests at hardware speed */
+        KVMCHECK_EXIT_UNUSABLE = 1, /* /dev/kvm answers but is not fit: use TCG */
+        KVMCHECK_EXIT_ABSENT = 2,   /* no working KVM interface at all */
+        KVMCHECK_EXIT_USAGE = 3,    /* bad command line */
+        KVMCHECK_EXIT_INTERNAL = 4, /* kvmcheck itself failed (out of memory, unreadable --replay file) */
 };
 
 /* Runs every check and writes a one-line reason to why (may be NULL), e.g. "kvm_pvm emulates every
@@ -28,13 +28,13 @@ kvm_verdict kvmcheck_quick(char *why, size_t whylen);
 #define KVMCHECK_KICK_SIGNAL (SIGRTMIN + 3)
 
 typedef enum {
-	KVM_CHECK_HOST,   /* 1: vmx/svm flags, KVM module */
-	KVM_CHECK_DEVICE, /* 2: /dev/kvm access, API version, KVM_CREATE_VM */
-	KVM_CHECK_CAPS,   /* 3: capabilities QEMU needs */
-	KVM_CHECK_CPUID,  /* 4: supported CPUID vs the host's x86-64-v2 bits */
-	KVM_CHECK_SMOKE,  /* 5: a 64-bit guest loop under a watchdog */
-	KVM_CHECK_IRQ,    /* 6: in-kernel irqchip + PIT deliver timer interrupts */
-	KVM_CHECK_COUNT,
+        KVM_CHECK_HOST,   /* 1: vmx/svm flags, KVM module */
+        KVM_CHECK_DEVICE, /* 2: /dev/kvm access, API version, KVM_CREATE_VM */
+        KVM_CHECK_CAPS,   /* 3: capabilities QEMU needs */
+        KVM_CHECK_CPUID,  /* 4: supported CPUID vs the host's x86-64-v2 bits */
+        KVM_CHECK_SMOKE,  /* 5: a 64-bit guest loop under a watchdog */
+        KVM_CHECK_IRQ,    /* 6: in-kernel irqchip + PIT deliver timer interrupts */
+        KVM_CHECK_COUNT,
 } kvm_check_id;
 
 typedef enum { KVM_CHECK_PASS, KVM_CHECK_WARN, KVM_CHECK_FAIL, KVM_CHECK_SKIP } kvm_check_status;
@@ -42,14 +42,14 @@ typedef enum { KVM_CHECK_PASS, KVM_CHECK_WARN, KVM_CHECK_FAIL, KVM_CHECK_SKIP } 
 #define KVM_REASON_MAX 512
 
 typedef struct kvm_check_result {
-	kvm_check_status status;
-	char reason[KVM_REASON_MAX]; /* the evidence, one line */
+        kvm_check_status status;
+        char reason[KVM_REASON_MAX]; /* the evidence, one line */
 } kvm_check_result;
 
 typedef struct kvm_report {
-	kvm_verdict verdict;
-	char reason[KVM_REASON_MAX];
-	kvm_check_result checks[KVM_CHECK_COUNT];
+        kvm_verdict verdict;
+        char reason[KVM_REASON_MAX];
+        kvm_check_result checks[KVM_CHECK_COUNT];
 } kvm_report;
 
 /* Measures this host: fills every section of p it can reach (never fails as a whole; a probe that cannot

@@ -8,11 +8,11 @@
 enum { CLI_OK = 0, CLI_QMP_ERROR = 1, CLI_USAGE = 2 }; /* exit codes; CLI_USAGE also means "connection" */
 
 typedef struct cli_opts {
-	bool pretty, hmp, events, interactive;
-	int timeout_ms;
-	const char *socket;
-	char **words; /* COMMAND and its arguments */
-	int nwords;
+        bool pretty, hmp, events, interactive;
+        int timeout_ms;
+        const char *socket;
+        char **words; /* COMMAND and its arguments */
+        int nwords;
 } cli_opts;
 
 /* Run one request given as words (a QMP command with key=value/JSON arguments, a transaction, or in

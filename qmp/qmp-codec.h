@@ -12,15 +12,15 @@
 enum qmp_msg_kind { QMP_MSG_GREETING, QMP_MSG_RETURN, QMP_MSG_ERROR, QMP_MSG_EVENT };
 
 typedef struct qmp_msg {
-	enum qmp_msg_kind kind;
-	cJSON *json;           /* the whole message, owned */
-	bool has_id;           /* replies: an integer "id" was present */
-	int64_t id;
-	const cJSON *ret;      /* RETURN: the "return" member */
-	const char *err_class; /* ERROR: error.class */
-	const char *err_desc;  /* ERROR: error.desc */
-	const char *event;     /* EVENT: the event name */
-	const cJSON *data;     /* EVENT: "data" or NULL */
+        enum qmp_msg_kind kind;
+        cJSON *json; /* the whole message, owned */
+        bool has_id; /* replies: an integer "id" was present */
+        int64_t id;
+        const cJSON *ret;      /* RETURN: the "return" member */
+        const char *err_class; /* ERROR: error.class */
+        const char *err_desc;  /* ERROR: error.desc */
+        const char *event;     /* EVENT: the event name */
+        const cJSON *data;     /* EVENT: "data" or NULL */
 } qmp_msg;
 
 /* Parse and validate one line. -EPROTO (invalid JSON, not an object, missing members) with a message

@@ -9,12 +9,12 @@
 #define QMP_DEFAULT_MAX_LINE (16u * 1024 * 1024)
 
 typedef struct qmp_framer {
-	char *buf;
-	size_t start;    /* first unconsumed byte */
-	size_t len;      /* bytes held from start */
-	size_t cap;
-	size_t scanned;  /* bytes after start already known to hold no '\n' */
-	size_t max_line;
+        char *buf;
+        size_t start; /* first unconsumed byte */
+        size_t len;   /* bytes held from start */
+        size_t cap;
+        size_t scanned; /* bytes after start already known to hold no '\n' */
+        size_t max_line;
 } qmp_framer;
 
 void qmp_framer_init(qmp_framer *f, size_t max_line);

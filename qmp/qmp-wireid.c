@@ -10,31 +10,31 @@
 
 int64_t qmp_wire_id_alloc(qmp *q)
 {
-	if (q->wire_busy == UINT64_MAX) /* 64 in flight or orphaned: count up, never reuse */
-		return SMALL_IDS + q->wire_next_big++;
-	int id = __builtin_ctzll(~q->wire_busy);
-	q->wire_busy |= 1ull << id;
-	return id;
+        if (q->wire_busy == UINT64_MAX) /* 64 in flight or orphaned: count up, never reuse */
+                return SMALL_IDS + q->wire_next_big++;
+        int id = __builtin_ctzll(~q->wire_busy);
+        q->wire_busy |= 1ull << id;
+        return id;
 }
 
 void qmp_wire_id_release(qmp *q, int64_t wire_id)
 {
-	if (wire_id >= 0 && wire_id < SMALL_IDS) {
-		q->wire_busy &= ~(1ull << wire_id);
-		q->wire_orphan &= ~(1ull << wire_id);
-	}
+        if (wire_id >= 0 && wire_id < SMALL_IDS) {
+                q->wire_busy &= ~(1ull << wire_id);
+                q->wire_orphan &= ~(1ull << wire_id);
+        }
 }
 
 void qmp_wire_id_orphan(qmp *q, int64_t wire_id)
 {
-	if (wire_id >= 0 && wire_id < SMALL_IDS)
-		q->wire_orphan |= 1ull << wire_id;
+        if (wire_id >= 0 && wire_id < SMALL_IDS)
+                q->wire_orphan |= 1ull << wire_id;
 }
 
 bool qmp_wire_id_take_orphan(qmp *q, int64_t wire_id)
 {
-	if (wire_id < 0 || wire_id >= SMALL_IDS || !(q->wire_orphan & (1ull << wire_id)))
-		return false;
-	qmp_wire_id_release(q, wire_id);
-	return true;
+        if (wire_id < 0 || wire_id >= SMALL_IDS || !(q->wire_orphan & (1ull << wire_id)))
+                return false;
+        qmp_wire_id_release(q, wire_id);
+        return true;
 }

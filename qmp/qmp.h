@@ -38,11 +38,11 @@ const cJSON *qmp_greeting(const qmp *q);
 int qmp_execute(qmp *q, const char *command, cJSON *args, int timeout_ms, cJSON **ret, kv_error *err);
 /* Same, passing fd with SCM_RIGHTS alongside the command (for getfd / add-fd). */
 int qmp_execute_with_fd(qmp *q, const char *command, cJSON *args, int fd, int timeout_ms, cJSON **ret,
-			kv_error *err);
+                        kv_error *err);
 /* Wait for an event named `name` (whose data member `key` equals string `value`, when key != NULL),
  * first looking in the queue. The matched event is removed from the queue and returned (caller frees). */
 int qmp_wait_event(qmp *q, const char *name, const char *key, const char *value, int timeout_ms,
-		   cJSON **event, kv_error *err);
+                   cJSON **event, kv_error *err);
 /* Pop the oldest queued event (caller frees), or NULL. */
 cJSON *qmp_event_pop(qmp *q);
 
@@ -58,7 +58,7 @@ int qmp_next_timeout_ms(const qmp *q);
 void qmp_handle_timeouts(qmp *q);
 /* Queue a command; returns its id (>0) or <0 on error. args consumed. fd >= 0 is sent with SCM_RIGHTS. */
 int64_t qmp_send(qmp *q, const char *command, cJSON *args, int fd, int timeout_ms, qmp_reply_cb cb,
-		 void *userdata, kv_error *err);
+                 void *userdata, kv_error *err);
 /* When set, events are delivered to cb instead of the queue. */
 void qmp_set_event_handler(qmp *q, qmp_event_cb cb, void *userdata);
 
@@ -79,7 +79,7 @@ typedef void (*qmp_event_wait_cb)(qmp *q, const cJSON *event, const kv_error *er
  * is consumed (not queued); the qmp_set_event_handler callback still sees every event. name == NULL
  * matches any event (also for qmp_wait_event). Returns a waiter id (>0) or <0. */
 int64_t qmp_wait_event_async(qmp *q, const char *name, const char *key, const char *value, int timeout_ms,
-			     qmp_event_wait_cb cb, void *userdata, kv_error *err);
+                             qmp_event_wait_cb cb, void *userdata, kv_error *err);
 /* Forget a pending command or event waiter by id, without calling its callback (a late reply is
  * ignored). Returns 0, or -ENOENT. */
 int qmp_cancel(qmp *q, int64_t id);

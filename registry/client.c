@@ -184,7 +184,8 @@ static int manifest_get(kvreg_client *c, const char *ref, const char *digest, kv
                 if (asprintf(&path, "/v2/%s/manifests/%s", e->repo, ref) < 0)
                         return -ENOMEM;
                 kvreg_membuf buf = {.max = KVREG_MANIFEST_MAX};
-                kvreg_http_req req = {.accept = KVREG_MANIFEST_ACCEPT, .sink = kvreg_membuf_sink, .sink_ctx = &buf};
+                kvreg_http_req req = {
+                    .accept = KVREG_MANIFEST_ACCEPT, .sink = kvreg_membuf_sink, .sink_ctx = &buf};
                 kv_error e2 = {0};
                 int r = endpoint_get(c, e, path, &req, &e2);
                 _cleanup_free_ char *body = buf.data;
@@ -280,7 +281,8 @@ static int blob_verify(struct blob_state *b, const kvreg_descriptor *blob, kv_er
 int kvreg_blob_fetch(kvreg_client *c, const kvreg_descriptor *blob, kvreg_sink sink, void *sink_ctx,
                      kv_error *err)
 {
-        struct blob_state b = {.c = c, .sha = EVP_MD_CTX_new(), .size = blob->size, .sink = sink, .sink_ctx = sink_ctx};
+        struct blob_state b = {
+            .c = c, .sha = EVP_MD_CTX_new(), .size = blob->size, .sink = sink, .sink_ctx = sink_ctx};
         if (!b.sha || !EVP_DigestInit_ex(b.sha, EVP_sha256(), NULL)) {
                 EVP_MD_CTX_free(b.sha);
                 return kv_error_set(err, ENOMEM, "sha256 context");
@@ -310,8 +312,9 @@ int kvreg_blob_fetch(kvreg_client *c, const kvreg_descriptor *blob, kvreg_sink s
                 if (r < 0) {
                         if (req.status == 0)
                                 e->dead = true;
-                        report_failure(c, e, what, "%s%s (after %lld of %lld bytes)", e->dead ? "" : "transfer: ",
-                                       e2.msg, (long long)b.done, (long long)b.size);
+                        report_failure(c, e, what, "%s%s (after %lld of %lld bytes)",
+                                       e->dead ? "" : "transfer: ", e2.msg, (long long)b.done,
+                                       (long long)b.size);
                         r = -EIO;
                         continue;
                 }
@@ -331,7 +334,8 @@ int kvreg_blob_fetch(kvreg_client *c, const kvreg_descriptor *blob, kvreg_sink s
         }
         EVP_MD_CTX_free(b.sha);
         if (r == -EIO)
-                return kv_error_set(err, EHOSTUNREACH, "no registry could serve %s (%lld of %lld bytes received)", what,
+                return kv_error_set(err, EHOSTUNREACH,
+                                    "no registry could serve %s (%lld of %lld bytes received)", what,
                                     (long long)b.done, (long long)b.size);
         return r;
 }

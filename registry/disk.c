@@ -80,7 +80,8 @@ static int probe(const char *path, char fmt[32], int64_t *vsize, kv_error *err)
         char *argv[] = {"qemu-img", "info", "--output=json", (char *)path, NULL};
         int r = kvreg_run(argv, out, sizeof(out), err);
         if (r < 0)
-                return kv_error_set(err, EINVAL, "the disk file is not an image qemu-img can read (%s)", err->msg);
+                return kv_error_set(err, EINVAL, "the disk file is not an image qemu-img can read (%s)",
+                                    err->msg);
         cJSON *j = cJSON_Parse(out);
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "format");
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "virtual-size");
@@ -129,19 +130,22 @@ int kvreg_disk_install(const char *src, const char *dest_dir, int64_t claim, int
         if (!format_supported(fmt))
                 return kv_error_set(err, EINVAL, "disk image format \"%s\" is not supported", fmt);
         if (claim > 0 && *virtual_size > claim)
-                return kv_error_set(err, ENOSPC,
-                                    "the image's virtual size (%lld bytes) is larger than the claim (%lld bytes)",
-                                    (long long)*virtual_size, (long long)claim);
+                return kv_error_set(
+                    err, ENOSPC,
+                    "the image's virtual size (%lld bytes) is larger than the claim (%lld bytes)",
+                    (long long)*virtual_size, (long long)claim);
         if (!strcmp(fmt, "raw"))
                 return rename_into_place(src, dest_dir, err);
         _cleanup_free_ char *tmp = NULL;
         if (asprintf(&tmp, "%s/.%s.converting", dest_dir, KVREG_DISK_NAME) < 0)
                 return -ENOMEM;
-        char *argv[] = {"qemu-img", "convert", "-f", fmt, "-O", "raw", "-t", "writeback", (char *)src, tmp, NULL};
+        char *argv[] = {"qemu-img", "convert",   "-f",        fmt, "-O", "raw",
+                        "-t",       "writeback", (char *)src, tmp, NULL};
         r = kvreg_run(argv, NULL, 0, err);
         if (r < 0) {
                 unlink(tmp);
-                return kv_error_set(err, strstr(err->msg, "No space") ? ENOSPC : EINVAL, "convert: %s", err->msg);
+                return kv_error_set(err, strstr(err->msg, "No space") ? ENOSPC : EINVAL, "convert: %s",
+                                    err->msg);
         }
         unlink(src);
         r = rename_into_place(tmp, dest_dir, err);

@@ -99,7 +99,8 @@ static int write_sparse(struct archive *a, int fd, int64_t limit, int64_t *size,
 
 static int write_entry(struct archive *a, kvreg_extract *x, kv_error *err)
 {
-        _cleanup_close_ int fd = open(x->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        _cleanup_close_ int fd =
+            open(x->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return kv_error_errno(err, errno, "create %s", x->out_path);
         int r = write_sparse(a, fd, x->limit, &x->size, err);
@@ -125,18 +126,21 @@ static int entry_handle(struct archive *a, struct archive_entry *ent, kvreg_extr
         const char *sym = archive_entry_symlink(ent);
         mode_t type = archive_entry_filetype(ent);
         if (hard && (kvreg_path_check(hard, err) < 0 || in_disk))
-                return kv_error_set(err, EINVAL, "archive entry \"%.300s\": hard link to \"%.300s\" %s", path,
-                                    hard, in_disk ? "where the disk file must be a regular file" : "leaves the image");
+                return kv_error_set(
+                    err, EINVAL, "archive entry \"%.300s\": hard link to \"%.300s\" %s", path, hard,
+                    in_disk ? "where the disk file must be a regular file" : "leaves the image");
         if (type == AE_IFLNK && (in_disk || !sym || link_escapes(path, sym)))
-                return kv_error_set(err, EINVAL, "archive entry \"%.300s\": symlink to \"%.300s\" %s", path,
-                                    sym ? sym : "", in_disk ? "where the disk file must be a regular file" : "points outside the image");
+                return kv_error_set(
+                    err, EINVAL, "archive entry \"%.300s\": symlink to \"%.300s\" %s", path, sym ? sym : "",
+                    in_disk ? "where the disk file must be a regular file" : "points outside the image");
         if (type == AE_IFCHR || type == AE_IFBLK)
                 return kv_error_set(err, EINVAL, "archive entry \"%.300s\": device node refused", path);
         if (!in_disk || type != AE_IFREG || hard || !strncmp(base, ".wh.", 4))
                 return 0;
         if (x->found[0] && strcmp(x->found, path))
-                return kv_error_set(err, EINVAL, "the image has more than one disk file under disk/: %s and %s",
-                                    x->found, path);
+                return kv_error_set(err, EINVAL,
+                                    "the image has more than one disk file under disk/: %s and %s", x->found,
+                                    path);
         snprintf(x->found, sizeof(x->found), "%s", path);
         return write_entry(a, x, err);
 }
@@ -169,7 +173,8 @@ int kvreg_extract_layer(int fd, kvreg_extract *x, kv_error *err)
                         return rc;
         }
         if (r != ARCHIVE_EOF)
-                return kv_error_set(err, EINVAL, "layer is not a valid tar archive: %s", archive_error_string(a));
+                return kv_error_set(err, EINVAL, "layer is not a valid tar archive: %s",
+                                    archive_error_string(a));
         return 0;
 }
 
@@ -179,7 +184,8 @@ int kvreg_extract_raw(int fd, kvreg_extract *x, kv_error *err)
         if (!a)
                 return kv_error_set(err, ENOMEM, "archive_read_new");
         struct archive_entry *ent;
-        if (archive_read_open_fd(a, fd, CHUNK) != ARCHIVE_OK || archive_read_next_header(a, &ent) != ARCHIVE_OK)
+        if (archive_read_open_fd(a, fd, CHUNK) != ARCHIVE_OK ||
+            archive_read_next_header(a, &ent) != ARCHIVE_OK)
                 return kv_error_set(err, EINVAL, "cannot read the source: %s", archive_error_string(a));
         snprintf(x->found, sizeof(x->found), "data");
         return write_entry(a, x, err);

@@ -17,7 +17,7 @@ typedef struct kvreg_http {
         long connect_timeout_ms;
         long low_speed_time_s;
         long response_timeout_ms; /* from the request sent to the first response byte (0 = none) */
-        int64_t max_rate; /* bytes/s, 0 = unlimited */
+        int64_t max_rate;         /* bytes/s, 0 = unlimited */
 } kvreg_http;
 
 typedef struct kvreg_http_req {

@@ -52,8 +52,9 @@ static int layer_produce(void *ctx, kvreg_sink sink, void *sink_ctx, kv_error *e
 
 /* Runs producer → consumer for one stream; the producer's error wins (a broken stream makes the
  * consumer fail too, but the cause is the transfer). */
-static int stream_through(kvreg_producer fn, void *ctx, int (*consume)(int fd, kvreg_extract *x, kv_error *err),
-                          kvreg_extract *x, kv_error *err)
+static int stream_through(kvreg_producer fn, void *ctx,
+                          int (*consume)(int fd, kvreg_extract *x, kv_error *err), kvreg_extract *x,
+                          kv_error *err)
 {
         kvreg_stream s;
         int fd = -1;
@@ -88,7 +89,8 @@ static int pull_layers(kvreg_client *c, const kvreg_manifest *m, kvreg_extract *
                         return r;
         }
         if (!x->found[0])
-                return kv_error_set(err, EINVAL, "the image has no disk file under disk/ (qcow2, raw or img)");
+                return kv_error_set(err, EINVAL,
+                                    "the image has no disk file under disk/ (qcow2, raw or img)");
         return 0;
 }
 
@@ -216,8 +218,8 @@ static int checksum_setup(const char *checksum, EVP_MD_CTX **md, const char **wa
             !strcasecmp(algo, "md5"))
                 type = EVP_get_digestbyname(algo);
         if (!type)
-                return kv_error_set(err, EINVAL, "checksum \"%s\": algorithm must be md5, sha1, sha256 or sha512",
-                                    checksum);
+                return kv_error_set(
+                    err, EINVAL, "checksum \"%s\": algorithm must be md5, sha1, sha256 or sha512", checksum);
         *md = EVP_MD_CTX_new();
         if (!*md || !EVP_DigestInit_ex(*md, type, NULL))
                 return kv_error_set(err, ENOMEM, "digest context");

@@ -11,8 +11,10 @@
 #define KVREG_MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
 #define KVREG_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
 #define KVREG_MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
-#define KVREG_MANIFEST_ACCEPT                                                                                \
-        KVREG_MT_OCI_MANIFEST ", " KVREG_MT_OCI_INDEX ", " KVREG_MT_DOCKER_MANIFEST ", " KVREG_MT_DOCKER_LIST
+/* The Accept header of a manifest request: every kind the client reads. */
+#define KVREG_MT_OCI_ALL KVREG_MT_OCI_MANIFEST ", " KVREG_MT_OCI_INDEX
+#define KVREG_MT_DOCKER_ALL KVREG_MT_DOCKER_MANIFEST ", " KVREG_MT_DOCKER_LIST
+#define KVREG_MANIFEST_ACCEPT KVREG_MT_OCI_ALL ", " KVREG_MT_DOCKER_ALL
 #define KVREG_MANIFEST_MAX (4 * 1024 * 1024)
 
 typedef struct kvreg_descriptor {
@@ -25,8 +27,8 @@ enum kvreg_manifest_kind { KVREG_MANIFEST_IMAGE, KVREG_MANIFEST_INDEX };
 
 typedef struct kvreg_manifest {
         enum kvreg_manifest_kind kind;
-        kvreg_descriptor config;   /* image */
-        kvreg_descriptor *layers;  /* image, base layer first */
+        kvreg_descriptor config;  /* image */
+        kvreg_descriptor *layers; /* image, base layer first */
         size_t n_layers;
         kvreg_descriptor platform; /* index: the manifest chosen for os/arch */
 } kvreg_manifest;

@@ -66,8 +66,8 @@ static bool host_valid(const char *h)
                 return false;
         for (size_t i = 0; i < n; i++) {
                 char c = h[i];
-                if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') && c != '.' &&
-                    c != '-')
+                if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') &&
+                    c != '.' && c != '-')
                         return false;
         }
         if (!colon)
@@ -103,7 +103,8 @@ int kvreg_ref_parse(const char *s, kvreg_ref *out, kv_error *err)
         if (!strncmp(s, "docker://", 9))
                 s += 9;
         else if (strstr(s, "://"))
-                return kv_error_set(err, EINVAL, "image reference \"%.200s\": only docker:// is supported", s);
+                return kv_error_set(err, EINVAL, "image reference \"%.200s\": only docker:// is supported",
+                                    s);
         _cleanup_free_ char *buf = strdup(s);
         if (!buf)
                 return -ENOMEM;
@@ -112,8 +113,8 @@ int kvreg_ref_parse(const char *s, kvreg_ref *out, kv_error *err)
         if (at) {
                 *at = '\0';
                 if (!kvreg_digest_valid(at + 1))
-                        return kv_error_set(err, EINVAL, "image reference \"%.200s\": bad digest \"%.100s\"", s,
-                                            at + 1);
+                        return kv_error_set(err, EINVAL, "image reference \"%.200s\": bad digest \"%.100s\"",
+                                            s, at + 1);
                 out->digest = strdup(at + 1);
         }
         char *slash = strchr(buf, '/');
@@ -130,7 +131,8 @@ int kvreg_ref_parse(const char *s, kvreg_ref *out, kv_error *err)
         if (colon) {
                 *colon = '\0';
                 if (!tag_valid(colon + 1)) {
-                        kv_error_set(err, EINVAL, "image reference \"%.200s\": bad tag \"%.130s\"", s, colon + 1);
+                        kv_error_set(err, EINVAL, "image reference \"%.200s\": bad tag \"%.130s\"", s,
+                                     colon + 1);
                         goto fail;
                 }
                 out->tag = strdup(colon + 1);
@@ -153,11 +155,13 @@ int kvreg_ref_parse(const char *s, kvreg_ref *out, kv_error *err)
                 goto fail;
         }
         if (!host_valid(out->host)) {
-                kv_error_set(err, EINVAL, "image reference \"%.200s\": bad registry host \"%.200s\"", s, out->host);
+                kv_error_set(err, EINVAL, "image reference \"%.200s\": bad registry host \"%.200s\"", s,
+                             out->host);
                 goto fail;
         }
         if (!repo_valid(out->repo)) {
-                kv_error_set(err, EINVAL, "image reference \"%.200s\": bad repository \"%.300s\"", s, out->repo);
+                kv_error_set(err, EINVAL, "image reference \"%.200s\": bad repository \"%.300s\"", s,
+                             out->repo);
                 goto fail;
         }
         return 0;

@@ -108,8 +108,8 @@ static int mirror_parse(const cJSON *j, kvreg_mirror *m, const char *where, kv_e
                 m->password[strcspn(m->password, "\r\n")] = '\0';
         }
         if (!m->location || !*m->location || strstr(m->location, "://"))
-                return kv_error_set(err, EINVAL, "%s: location must be host[:port][/path] (use plainHTTP for http)",
-                                    where);
+                return kv_error_set(
+                    err, EINVAL, "%s: location must be host[:port][/path] (use plainHTTP for http)", where);
         if (!!m->username != !!m->password)
                 return kv_error_set(err, EINVAL, "%s: username and password go together", where);
         return 0;
@@ -167,7 +167,8 @@ int kvreg_config_parse(const char *text, size_t len, kvreg_config *c, kv_error *
                 r = kv_error_set(err, EINVAL, "registry configuration: not a mapping");
         } else if ((r = get_timeout(root, "connectTimeoutSeconds", 1000, &c->connect_timeout_ms, err)) < 0 ||
                    (r = get_timeout(root, "lowSpeedTimeoutSeconds", 1, &c->low_speed_time_s, err)) < 0 ||
-                   (r = get_timeout(root, "responseTimeoutSeconds", 1000, &c->response_timeout_ms, err)) < 0) {
+                   (r = get_timeout(root, "responseTimeoutSeconds", 1000, &c->response_timeout_ms, err)) <
+                       0) {
                 kv_error_wrap(err, "registry configuration");
         } else if (regs && !cJSON_IsArray(regs)) {
                 r = kv_error_set(err, EINVAL, "registry configuration: registries must be a list");
@@ -225,7 +226,8 @@ static int endpoint_fill(kvreg_endpoint *e, const kvreg_mirror *m, const char *r
                 rest++;
         e->mirror = m;
         e->name = strndup(m->location, hostlen);
-        if (asprintf(&e->base_url, "%s://%.*s", m->plain_http ? "http" : "https", (int)hostlen, m->location) < 0)
+        if (asprintf(&e->base_url, "%s://%.*s", m->plain_http ? "http" : "https", (int)hostlen, m->location) <
+            0)
                 e->base_url = NULL;
         if (asprintf(&e->repo, "%s%s%s", path, *path && *rest ? "/" : "", rest) < 0)
                 e->repo = NULL;

@@ -9,9 +9,9 @@
 #include "reference.h"
 
 typedef struct kvreg_mirror {
-        char *location;   /* host[:port][/path], as configured */
-        bool plain_http;  /* http:// instead of https:// */
-        bool insecure;    /* https without certificate verification */
+        char *location;  /* host[:port][/path], as configured */
+        bool plain_http; /* http:// instead of https:// */
+        bool insecure;   /* https without certificate verification */
         char *ca_file;
         char *username;
         char *password;

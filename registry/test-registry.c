@@ -31,12 +31,13 @@ static void test_references(void)
 {
         check_ref("docker://127.0.0.1:5000/vms/guest:1", "127.0.0.1:5000", "vms/guest", "1", "-");
         check_ref("debian", "docker.io", "library/debian", "latest", "-");
-        check_ref("docker://quay.io/kubevirt/fedora@sha256:" D64, "quay.io", "kubevirt/fedora", "-", "sha256:" D64);
+        check_ref("docker://quay.io/kubevirt/fedora@sha256:" D64, "quay.io", "kubevirt/fedora", "-",
+                  "sha256:" D64);
         check_ref("localhost/x:v1.2", "localhost", "x", "v1.2", "-");
         check_ref("user/img:tag", "docker.io", "user/img", "tag", "-");
         check_ref("index.docker.io/library/busybox", "docker.io", "library/busybox", "latest", "-");
-        const char *bad[] = {"", "docker://", "http://x/y", "Host/UPPER", "x:tag with space", "a//b",
-                             "host:99999/x", "x@sha256:abc", "x:-tag", "reg.io/-a"};
+        const char *bad[] = {"",     "docker://",    "http://x/y",   "Host/UPPER", "x:tag with space",
+                             "a//b", "host:99999/x", "x@sha256:abc", "x:-tag",     "reg.io/-a"};
         for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
                 kvreg_ref r;
                 kv_error err = {0};
@@ -49,8 +50,9 @@ static void test_wwwauth(void)
 {
         kvreg_challenge c;
         kv_error err = {0};
-        CHECK(kvreg_challenge_parse("Bearer realm=\"https://auth.example/token\",service=\"reg\",scope=\"repository:a/b:pull\"",
-                                    &c, &err) == 0);
+        CHECK(kvreg_challenge_parse(
+                  "Bearer realm=\"https://auth.example/token\",service=\"reg\",scope=\"repository:a/b:pull\"",
+                  &c, &err) == 0);
         CHECK(c.scheme == KVREG_AUTH_BEARER);
         CHECK_STR(c.realm, "https://auth.example/token");
         CHECK_STR(c.service, "reg");
@@ -77,28 +79,32 @@ static void test_manifests(void)
         CHECK(m.kind == KVREG_MANIFEST_IMAGE && m.n_layers == 1 && kvreg_manifest_layers_size(&m) == 1234);
         kvreg_manifest_done(&m);
         const char *idx = "{\"schemaVersion\":2,\"manifests\":["
-                          "{\"digest\":\"sha256:" D64 "\",\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\"}},"
-                          "{\"digest\":\"sha256:" D64 "\",\"size\":2,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
+                          "{\"digest\":\"sha256:" D64
+                          "\",\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\"}},"
+                          "{\"digest\":\"sha256:" D64
+                          "\",\"size\":2,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
         CHECK(kvreg_manifest_parse(idx, strlen(idx), KVREG_MT_DOCKER_LIST, "amd64", &m, &err) == 0);
         CHECK(m.kind == KVREG_MANIFEST_INDEX && m.platform.size == 2);
         kvreg_manifest_done(&m);
         CHECK(kvreg_manifest_parse(idx, strlen(idx), KVREG_MT_OCI_INDEX, "s390x", &m, &err) < 0);
         const char *v1 = "{\"schemaVersion\":1,\"fsLayers\":[]}";
         CHECK(kvreg_manifest_parse(v1, strlen(v1), NULL, "amd64", &m, &err) < 0);
-        const char *baddigest = "{\"schemaVersion\":2,\"config\":{\"digest\":\"md5:x\",\"size\":1},\"layers\":[]}";
+        const char *baddigest =
+            "{\"schemaVersion\":2,\"config\":{\"digest\":\"md5:x\",\"size\":1},\"layers\":[]}";
         CHECK(kvreg_manifest_parse(baddigest, strlen(baddigest), NULL, "amd64", &m, &err) < 0);
 }
 
 static void test_config(void)
 {
-        const char *yaml = "connectTimeoutSeconds: 1.5\n"
-                           "registries:\n"
-                           "- prefix: vms.example\n"
-                           "  mirrors:\n"
-                           "  - {location: '127.0.0.1:5001', plainHTTP: true}\n"
-                           "  - {location: '127.0.0.1:5003/mirror', caFile: /ca.pem, username: u, password: p}\n"
-                           "- prefix: vms.example/special\n"
-                           "  mirrors: [{location: 'special.example/x'}]\n";
+        const char *yaml =
+            "connectTimeoutSeconds: 1.5\n"
+            "registries:\n"
+            "- prefix: vms.example\n"
+            "  mirrors:\n"
+            "  - {location: '127.0.0.1:5001', plainHTTP: true}\n"
+            "  - {location: '127.0.0.1:5003/mirror', caFile: /ca.pem, username: u, password: p}\n"
+            "- prefix: vms.example/special\n"
+            "  mirrors: [{location: 'special.example/x'}]\n";
         kvreg_config c;
         kv_error err = {0};
         CHECK(kvreg_config_parse(yaml, strlen(yaml), &c, &err) == 0);

@@ -129,6 +129,6 @@ int kvreg_challenge_parse(const char *value, kvreg_challenge *out, kv_error *err
         if (out->scheme == KVREG_AUTH_BASIC)
                 return 0;
         kvreg_challenge_done(out);
-        return kv_error_set(err, EINVAL, "WWW-Authenticate \"%.200s\": no Basic or Bearer challenge with a realm",
-                            value);
+        return kv_error_set(err, EINVAL,
+                            "WWW-Authenticate \"%.200s\": no Basic or Bearer challenge with a realm", value);
 }

@@ -221,7 +221,8 @@ static void forward(reporter *r)
                 return;
         }
         const char *of = req.kind == FWD_SNAPSHOT ? " of snapshot request "
-                         : req.kind == FWD_PAUSE  ? ": wanted paused=" : " of migration ";
+                         : req.kind == FWD_PAUSE  ? ": wanted paused="
+                                                  : " of migration ";
         log_info("forwarding %s%s%s to the launcher", what, req.uid[0] ? of : "", req.uid);
         r->inflight = req;
         r->inflight_id = r->next_id;

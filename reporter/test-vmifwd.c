@@ -14,7 +14,8 @@
 static fwd_kind decide(fwd_state *st, const char *vmi_json, const char *launcher_json, char *out, size_t size,
                        bool commit)
 {
-        cJSON *v = vmi_json ? cJSON_Parse(vmi_json) : NULL, *l = launcher_json ? cJSON_Parse(launcher_json) : NULL;
+        cJSON *v = vmi_json ? cJSON_Parse(vmi_json) : NULL,
+              *l = launcher_json ? cJSON_Parse(launcher_json) : NULL;
         fwd_request req;
         out[0] = '\0';
         int r = fwd_next(st, v, l, "pod-a", &req);
@@ -54,8 +55,9 @@ static void test_fwd(void)
         assert(decide(&st, "{\"spec\":{\"a\":1,\"b\":3}}", running, out, sizeof(out), true) == FWD_NONE);
 
         /* migration start: ours (sourcePod), with an address, not ended; once per migrationUid */
-        const char *mig = "{\"spec\":{\"a\":1,\"b\":3},\"status\":{\"migrationState\":{\"migrationUid\":\"u1\","
-                          "\"sourcePod\":\"pod-a\",\"targetNodeAddress\":\"10.1.2.3\"}}}";
+        const char *mig =
+            "{\"spec\":{\"a\":1,\"b\":3},\"status\":{\"migrationState\":{\"migrationUid\":\"u1\","
+            "\"sourcePod\":\"pod-a\",\"targetNodeAddress\":\"10.1.2.3\"}}}";
         assert(decide(&st, mig, running, out, sizeof(out), true) == FWD_MIGRATE);
         assert(!strcmp(out, "{\"cmd\":\"migrate\",\"args\":{\"uri\":\"tcp:10.1.2.3:49152\",\"nbdHost\":"
                             "\"10.1.2.3\",\"nbdPort\":49153,\"migrationUid\":\"u1\"}}"));
@@ -67,17 +69,22 @@ static void test_fwd(void)
         /* ... and, while it runs, no apply: a spec change waits for the end */
         assert(decide(&fresh, "{\"spec\":{\"c\":1}}", lmig, out, sizeof(out), true) == FWD_NONE);
         fwd_state_free(&fresh);
-        const char *other_pod = "{\"status\":{\"migrationState\":{\"migrationUid\":\"u2\",\"sourcePod\":\"pod-b\","
-                                "\"targetNodeAddress\":\"10.1.2.3\"}},\"spec\":{\"a\":1,\"b\":3}}";
+        const char *other_pod =
+            "{\"status\":{\"migrationState\":{\"migrationUid\":\"u2\",\"sourcePod\":\"pod-b\","
+            "\"targetNodeAddress\":\"10.1.2.3\"}},\"spec\":{\"a\":1,\"b\":3}}";
         assert(decide(&st, other_pod, running, out, sizeof(out), true) == FWD_NONE);
         const char *bad[] = {
             "{\"status\":{\"migrationState\":{\"migrationUid\":\"u3\",\"sourcePod\":\"pod-a\"}}}",
-            "{\"status\":{\"migrationState\":{\"migrationUid\":\"u3\",\"sourcePod\":\"pod-a\",\"targetNodeAddress\":"
+            "{\"status\":{\"migrationState\":{\"migrationUid\":\"u3\",\"sourcePod\":\"pod-a\","
+            "\"targetNodeAddress\":"
             "\"1.2.3.4,x=y\"}}}",
-            "{\"status\":{\"migrationState\":{\"migrationUid\":3,\"sourcePod\":\"pod-a\",\"targetNodeAddress\":\"h\"}}}",
-            "{\"status\":{\"migrationState\":{\"migrationUid\":\"u3\",\"sourcePod\":\"pod-a\",\"targetNodeAddress\":"
+            "{\"status\":{\"migrationState\":{\"migrationUid\":3,\"sourcePod\":\"pod-a\","
+            "\"targetNodeAddress\":\"h\"}}}",
+            "{\"status\":{\"migrationState\":{\"migrationUid\":\"u3\",\"sourcePod\":\"pod-a\","
+            "\"targetNodeAddress\":"
             "\"h\",\"completed\":true}}}",
-            "{\"status\":{\"migrationState\":{\"migrationUid\":\"u3\",\"sourcePod\":\"pod-a\",\"targetNodeAddress\":"
+            "{\"status\":{\"migrationState\":{\"migrationUid\":\"u3\",\"sourcePod\":\"pod-a\","
+            "\"targetNodeAddress\":"
             "\"h\",\"abortRequested\":true}}}",
             "{\"status\":{\"migrationState\":[]}}",
             "{\"status\":7}",
@@ -91,8 +98,9 @@ static void test_fwd(void)
         assert(strstr(out, "\"uri\":\"tcp:[fd00::5]:49152\",\"nbdHost\":\"fd00::5\""));
 
         /* abort: for the migration the launcher runs, once */
-        const char *abort = "{\"status\":{\"migrationState\":{\"migrationUid\":\"u1\",\"sourcePod\":\"pod-a\","
-                            "\"targetNodeAddress\":\"10.1.2.3\",\"abortRequested\":true}}}";
+        const char *abort =
+            "{\"status\":{\"migrationState\":{\"migrationUid\":\"u1\",\"sourcePod\":\"pod-a\","
+            "\"targetNodeAddress\":\"10.1.2.3\",\"abortRequested\":true}}}";
         assert(decide(&st, abort, running, out, sizeof(out), true) == FWD_NONE); /* launcher not migrating */
         assert(decide(&st, abort, lmig, out, sizeof(out), true) == FWD_CANCEL);
         assert(!strcmp(out, "{\"cmd\":\"migrate-cancel\"}"));
@@ -113,10 +121,11 @@ static void test_fwd_migration_config(void)
                           "\"bandwidthPerMigration\":1048576,\"completionTimeoutPerGiB\":60,"
                           "\"progressTimeout\":150}}}}";
         assert(decide(&st, mig, running, out, sizeof(out), false) == FWD_MIGRATE);
-        assert(!strcmp(out, "{\"cmd\":\"migrate\",\"args\":{\"uri\":\"tcp:10.1.2.3:49152\",\"nbdHost\":"
-                            "\"10.1.2.3\",\"nbdPort\":49153,\"migrationUid\":\"u1\",\"config\":{"
-                            "\"allowAutoConverge\":true,\"allowPostCopy\":false,\"bandwidthPerMigration\":1048576,"
-                            "\"completionTimeoutPerGiB\":60,\"progressTimeout\":150}}}"));
+        assert(!strcmp(out,
+                       "{\"cmd\":\"migrate\",\"args\":{\"uri\":\"tcp:10.1.2.3:49152\",\"nbdHost\":"
+                       "\"10.1.2.3\",\"nbdPort\":49153,\"migrationUid\":\"u1\",\"config\":{"
+                       "\"allowAutoConverge\":true,\"allowPostCopy\":false,\"bandwidthPerMigration\":1048576,"
+                       "\"completionTimeoutPerGiB\":60,\"progressTimeout\":150}}}"));
         const char *odd = "{\"status\":{\"migrationState\":{\"migrationUid\":\"u2\",\"sourcePod\":\"pod-a\","
                           "\"targetNodeAddress\":\"h\",\"migrationConfiguration\":\"fast\"}}}";
         assert(decide(&st, odd, running, out, sizeof(out), false) == FWD_MIGRATE);
@@ -124,8 +133,8 @@ static void test_fwd_migration_config(void)
         fwd_state_free(&st);
 }
 
-/* A VMI whose kvlite.io/snapshot-requests annotation is reqs (JSON text, escaped here), with migrationState ms
- * (NULL: none). */
+/* A VMI whose kvlite.io/snapshot-requests annotation is reqs (JSON text, escaped here), with migrationState
+ * ms (NULL: none). */
 static char *snap_vmi(const char *reqs, const char *ms)
 {
         cJSON *v = cJSON_CreateObject();
@@ -133,7 +142,8 @@ static char *snap_vmi(const char *reqs, const char *ms)
         cJSON_AddStringToObject(ann, FWD_SNAPSHOT_ANNOTATION, reqs);
         cJSON_AddItemToObject(v, "spec", cJSON_Parse("{\"a\":1}"));
         if (ms)
-                cJSON_AddItemToObject(cJSON_AddObjectToObject(v, "status"), "migrationState", cJSON_Parse(ms));
+                cJSON_AddItemToObject(cJSON_AddObjectToObject(v, "status"), "migrationState",
+                                      cJSON_Parse(ms));
         char *text = cJSON_PrintUnformatted(v);
         cJSON_Delete(v);
         return text;
@@ -167,7 +177,8 @@ static void test_fwd_snapshots(void)
         assert(!strcmp(out, "{\"cmd\":\"snapshot-delete\",\"args\":{\"tag\":\"t1\",\"id\":\"s1-del\"}}"));
         assert(decide(&st, vmi, running, out, sizeof(out), true) == FWD_NONE);
 
-        /* a restarted reporter goes by the launcher's snapshotOperations: reported ids are never sent again */
+        /* a restarted reporter goes by the launcher's snapshotOperations: reported ids are never sent again
+         */
         fwd_state fresh = {.spec = cJSON_Parse("{\"a\":1}")};
         const char *reported = "{\"phase\":\"Running\",\"snapshotOperations\":[{\"id\":\"s1\",\"op\":"
                                "\"save\",\"tag\":\"t1\",\"phase\":\"Succeeded\"},{\"id\":\"r1\",\"phase\":"
@@ -250,11 +261,16 @@ static void test_fwd_pause(void)
 {
         fwd_state st = {.spec = cJSON_Parse("{\"a\":1}")};
         char out[4096];
-        const char *vmi_true = "{\"metadata\":{\"annotations\":{\"kvlite.io/paused\":\"true\"}},\"spec\":{\"a\":1}}";
-        const char *vmi_false = "{\"metadata\":{\"annotations\":{\"kvlite.io/paused\":\"false\"}},\"spec\":{\"a\":1}}";
-        const char *vmi_bad = "{\"metadata\":{\"annotations\":{\"kvlite.io/paused\":\"yes\"}},\"spec\":{\"a\":1}}";
-        const char *running = "{\"phase\":\"Running\",\"conditions\":[{\"type\":\"Paused\",\"status\":\"False\"}]}";
-        const char *paused = "{\"phase\":\"Running\",\"conditions\":[{\"type\":\"Paused\",\"status\":\"True\"}]}";
+        const char *vmi_true =
+            "{\"metadata\":{\"annotations\":{\"kvlite.io/paused\":\"true\"}},\"spec\":{\"a\":1}}";
+        const char *vmi_false =
+            "{\"metadata\":{\"annotations\":{\"kvlite.io/paused\":\"false\"}},\"spec\":{\"a\":1}}";
+        const char *vmi_bad =
+            "{\"metadata\":{\"annotations\":{\"kvlite.io/paused\":\"yes\"}},\"spec\":{\"a\":1}}";
+        const char *running =
+            "{\"phase\":\"Running\",\"conditions\":[{\"type\":\"Paused\",\"status\":\"False\"}]}";
+        const char *paused =
+            "{\"phase\":\"Running\",\"conditions\":[{\"type\":\"Paused\",\"status\":\"True\"}]}";
         assert(decide(&st, vmi_bad, running, out, sizeof(out), false) == FWD_NONE);
         assert(decide(&st, vmi_false, running, out, sizeof(out), false) == FWD_NONE); /* already so */
         assert(decide(&st, vmi_true, "{\"phase\":\"Scheduled\"}", out, sizeof(out), false) == FWD_NONE);

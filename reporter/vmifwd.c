@@ -194,9 +194,10 @@ void fwd_check_snapshot_requests(fwd_state *st, const cJSON *vmi, void (*skipped
 static bool launcher_paused(const cJSON *launcher)
 {
         const cJSON *c;
-        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(launcher, "conditions")) if (same(str_at(c, "type"),
-                                                                                                  "Paused"))
-            return same(str_at(c, "status"), "True");
+        cJSON_ArrayForEach(
+            c, cJSON_GetObjectItemCaseSensitive(
+                   launcher, "conditions")) if (same(str_at(c, "type"),
+                                                     "Paused")) return same(str_at(c, "status"), "True");
         return false;
 }
 
@@ -204,8 +205,8 @@ static bool launcher_paused(const cJSON *launcher)
  * once (a pause done by hand with `virt-launcher ctl` is not undone). */
 static int pause_request(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, fwd_request *out)
 {
-        const char *want = str_at(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(vmi, "metadata"),
-                                                                   "annotations"),
+        const char *want = str_at(cJSON_GetObjectItemCaseSensitive(
+                                      cJSON_GetObjectItemCaseSensitive(vmi, "metadata"), "annotations"),
                                   FWD_PAUSE_ANNOTATION);
         if (!same(want, "true") && !same(want, "false"))
                 return 0;
@@ -225,7 +226,8 @@ int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const
         const cJSON *lms = cJSON_GetObjectItemCaseSensitive(launcher, "migrationState");
         const char *uid = str_at(ms, "migrationUid");
         bool uid_ok = uid && *uid && strlen(uid) < FWD_UID_MAX;
-        bool launcher_migrating = cJSON_IsObject(lms) && !true_at(lms, "completed") && !true_at(lms, "failed");
+        bool launcher_migrating =
+            cJSON_IsObject(lms) && !true_at(lms, "completed") && !true_at(lms, "failed");
         bool launcher_has_uid = uid_ok && same(str_at(lms, "migrationUid"), uid);
 
         if (uid_ok && true_at(ms, "abortRequested") && launcher_has_uid && launcher_migrating &&
@@ -238,7 +240,8 @@ int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const
                 return migrate_request(st, out, ms, addr, uid);
         const cJSON *spec = cJSON_GetObjectItemCaseSensitive(vmi, "spec");
         /* No hot-plug under a running migration: the target was started with the spec before it. */
-        if (cJSON_IsObject(spec) && !launcher_migrating && (!st->spec || !cJSON_Compare(st->spec, spec, true)))
+        if (cJSON_IsObject(spec) && !launcher_migrating &&
+            (!st->spec || !cJSON_Compare(st->spec, spec, true)))
                 return apply_request(out, vmi, spec);
         /* No snapshot under a migration either: the VMI's migrationState counts from the controller's
          * hand-over on, before the launcher's status shows it. */

@@ -20,36 +20,42 @@ static volatile sig_atomic_t stopping;
 
 static void usage(FILE *f)
 {
-        fputs("Usage: virt-api (--cert-dir DIR | --tls-cert FILE --tls-key FILE) [--client-ca FILE]\n"
-              "                [--kubeconfig FILE | --in-cluster] [OPTIONS]\n"
-              "Serves KubeVirt's subresources.kubevirt.io/v1 API (start, stop, restart, softreboot, migrate,\n"
-              "pause, unpause, addvolume, removevolume, guestosinfo) behind the API server's APIService, and the\n"
-              "admission webhooks (/validate, /mutate), over HTTPS.\n\n"
-              "  --cert-dir DIR       keep its own CA and serving certificate there (made at start, renewed\n"
-              "                       before expiry) and write the CA into the caBundle of the webhook\n"
-              "                       configurations " REG_VALIDATING_WEBHOOK ", " REG_MUTATING_WEBHOOK " and the\n"
-              "                       APIService " REG_APISERVICE " (retried until they exist)\n"
-              "  --service NAME.NS    the Service the certificate is for (default virt-api.kvlite: names\n"
-              "                       virt-api.kvlite.svc, virt-api.kvlite.svc.cluster.local)\n"
-              "  --cert-validity DAYS serving certificate lifetime (default 30; the CA lives twice as long)\n"
-              "  --cert-check SECONDS how often the certificates are checked for renewal (default 3600)\n"
-              "  --tls-cert FILE      instead of --cert-dir: a serving certificate (PEM), not renewed or published\n"
-              "  --tls-key FILE       its private key (PEM)\n"
-              "  --client-ca FILE     front-proxy CA (requestheader-client-ca-file), any client name; default:\n"
-              "                       read from kube-system/" REG_AUTH_CONFIGMAP " with\n"
-              "                       requestheader-allowed-names, as an aggregated API server does. Subresource\n"
-              "                       requests must present a client certificate it signed and X-Remote-User\n"
-              "  --listen ADDR        HOST:PORT to serve on (default 0.0.0.0:8443; port 0 = any free port)\n"
-              "  --port-file FILE     write {\"port\": N} there once serving (for tests)\n"
-              "  --kubeconfig FILE    kubeconfig (default: in-cluster when KUBERNETES_SERVICE_HOST is set,\n"
-              "                       else $KUBECONFIG or ~/.kube/config)\n"
-              "  --in-cluster         use the Pod's service account\n"
-              "  -v, --verbose        debug logs\n"
-              "  -h, --help           this text\n\n"
-              "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
-              "            3 bad kubeconfig or in-cluster configuration, or no front-proxy CA,\n"
-              "            4 cannot serve (address, certificate, --cert-dir).\n",
-              f);
+        fputs(
+            "Usage: virt-api (--cert-dir DIR | --tls-cert FILE --tls-key FILE) [--client-ca FILE]\n"
+            "                [--kubeconfig FILE | --in-cluster] [OPTIONS]\n"
+            "Serves KubeVirt's subresources.kubevirt.io/v1 API (start, stop, restart, softreboot, migrate,\n"
+            "pause, unpause, addvolume, removevolume, guestosinfo) behind the API server's APIService, and "
+            "the\n"
+            "admission webhooks (/validate, /mutate), over HTTPS.\n\n"
+            "  --cert-dir DIR       keep its own CA and serving certificate there (made at start, renewed\n"
+            "                       before expiry) and write the CA into the caBundle of the webhook\n"
+            "                       configurations " REG_VALIDATING_WEBHOOK ", " REG_MUTATING_WEBHOOK
+            " and the\n"
+            "                       APIService " REG_APISERVICE " (retried until they exist)\n"
+            "  --service NAME.NS    the Service the certificate is for (default virt-api.kvlite: names\n"
+            "                       virt-api.kvlite.svc, virt-api.kvlite.svc.cluster.local)\n"
+            "  --cert-validity DAYS serving certificate lifetime (default 30; the CA lives twice as long)\n"
+            "  --cert-check SECONDS how often the certificates are checked for renewal (default 3600)\n"
+            "  --tls-cert FILE      instead of --cert-dir: a serving certificate (PEM), not renewed or "
+            "published\n"
+            "  --tls-key FILE       its private key (PEM)\n"
+            "  --client-ca FILE     front-proxy CA (requestheader-client-ca-file), any client name; "
+            "default:\n"
+            "                       read from kube-system/" REG_AUTH_CONFIGMAP " with\n"
+            "                       requestheader-allowed-names, as an aggregated API server does. "
+            "Subresource\n"
+            "                       requests must present a client certificate it signed and X-Remote-User\n"
+            "  --listen ADDR        HOST:PORT to serve on (default 0.0.0.0:8443; port 0 = any free port)\n"
+            "  --port-file FILE     write {\"port\": N} there once serving (for tests)\n"
+            "  --kubeconfig FILE    kubeconfig (default: in-cluster when KUBERNETES_SERVICE_HOST is set,\n"
+            "                       else $KUBECONFIG or ~/.kube/config)\n"
+            "  --in-cluster         use the Pod's service account\n"
+            "  -v, --verbose        debug logs\n"
+            "  -h, --help           this text\n\n"
+            "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
+            "            3 bad kubeconfig or in-cluster configuration, or no front-proxy CA,\n"
+            "            4 cannot serve (address, certificate, --cert-dir).\n",
+            f);
 }
 
 static void on_signal(int sig)
@@ -230,7 +236,8 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
         }
         if (!cm.dir && (!so.tls_cert || !so.tls_key)) {
-                fprintf(stderr, "virt-api: --%s is required (or --cert-dir)\n", so.tls_cert ? "tls-key" : "tls-cert");
+                fprintf(stderr, "virt-api: --%s is required (or --cert-dir)\n",
+                        so.tls_cert ? "tls-key" : "tls-cert");
                 return EXIT_USAGE;
         }
         if (service_names(&cm, service) < 0) {
@@ -285,8 +292,8 @@ int main(int argc, char **argv)
                 sigaction(SIGTERM, &sa, NULL);
                 sigaction(SIGINT, &sa, NULL);
                 signal(SIGPIPE, SIG_IGN);
-                log_info("serving on port %u (API %s), front-proxy CA from %s", vapi_server_port(srv), cfg.server,
-                         client_ca ? client_ca : REG_AUTH_CONFIGMAP_NS "/" REG_AUTH_CONFIGMAP);
+                log_info("serving on port %u (API %s), front-proxy CA from %s", vapi_server_port(srv),
+                         cfg.server, client_ca ? client_ca : REG_AUTH_CONFIGMAP_NS "/" REG_AUTH_CONFIGMAP);
                 if (port_file && write_port_file(port_file, vapi_server_port(srv)) < 0) {
                         fprintf(stderr, "virt-api: --port-file %s: %s\n", port_file, strerror(errno));
                         rc = EXIT_RUNTIME;

@@ -12,8 +12,9 @@
 static const kube_resource validating = {"/apis/admissionregistration.k8s.io/v1",
                                          "validatingwebhookconfigurations", "ValidatingWebhookConfiguration",
                                          "admissionregistration.k8s.io/v1", false};
-static const kube_resource mutating = {"/apis/admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations",
-                                       "MutatingWebhookConfiguration", "admissionregistration.k8s.io/v1", false};
+static const kube_resource mutating = {"/apis/admissionregistration.k8s.io/v1",
+                                       "mutatingwebhookconfigurations", "MutatingWebhookConfiguration",
+                                       "admissionregistration.k8s.io/v1", false};
 static const kube_resource apiservice = {"/apis/apiregistration.k8s.io/v1", "apiservices", "APIService",
                                          "apiregistration.k8s.io/v1", false};
 static const kube_resource configmap = {"/api/v1", "configmaps", "ConfigMap", "v1", false};
@@ -72,8 +73,8 @@ int reg_publish_ca(kube_client *api, const char *ca_pem, kv_error *err)
                        {&mutating, REG_MUTATING_WEBHOOK, webhooks_set_ca},
                        {&apiservice, REG_APISERVICE, apiservice_set_ca}};
         for (size_t i = 0; i < ARRAY_SIZE(targets); i++) {
-                int r = kube_update_retry(api, targets[i].res, NULL, targets[i].name, NULL, false, targets[i].fn,
-                                          bundle, NULL, err);
+                int r = kube_update_retry(api, targets[i].res, NULL, targets[i].name, NULL, false,
+                                          targets[i].fn, bundle, NULL, err);
                 if (r < 0)
                         return kv_error_wrap(err, "caBundle of %s %s", targets[i].res->kind, targets[i].name);
         }
@@ -103,9 +104,10 @@ int reg_front_proxy(kube_client *api, char **ca_pem, char **allowed_names, kv_er
                                      REG_AUTH_CONFIGMAP);
         const char *ca = kube_str(cm, "data.requestheader-client-ca-file");
         if (!ca || !strstr(ca, "-----BEGIN CERTIFICATE"))
-                return kv_error_set(err, ENOENT, "front-proxy CA: configmap %s/%s has no "
-                                                 "requestheader-client-ca-file", REG_AUTH_CONFIGMAP_NS,
-                                    REG_AUTH_CONFIGMAP);
+                return kv_error_set(err, ENOENT,
+                                    "front-proxy CA: configmap %s/%s has no "
+                                    "requestheader-client-ca-file",
+                                    REG_AUTH_CONFIGMAP_NS, REG_AUTH_CONFIGMAP);
         *ca_pem = strdup(ca);
         *allowed_names = names_csv(kube_str(cm, "data.requestheader-allowed-names"));
         if (!*ca_pem || !*allowed_names) {

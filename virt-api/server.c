@@ -46,8 +46,8 @@ static pthread_mutex_t identity_lock = PTHREAD_MUTEX_INITIALIZER;
 static tls_identity *identity;
 
 static int identity_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nreqs,
-                             const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
-                             unsigned int *pcert_length, gnutls_privkey_t *privkey)
+                             const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                             gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *privkey)
 {
         pthread_mutex_lock(&identity_lock);
         tls_identity *id = identity;
@@ -83,8 +83,8 @@ typedef struct request_body {
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, char *body)
 {
         const char *text = body ? body : "";
-        struct MHD_Response *r =
-            MHD_create_response_from_buffer(strlen(text), (void *)text, body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        struct MHD_Response *r = MHD_create_response_from_buffer(
+            strlen(text), (void *)text, body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
         if (!r) {
                 free(body);
                 return MHD_NO;
@@ -123,7 +123,8 @@ static bool peer_name_allowed(const vapi_server *s, gnutls_session_t session)
 /* Whether the peer presented a certificate the front-proxy CA signed, for an allowed name. */
 static bool peer_verified(const vapi_server *s, struct MHD_Connection *conn)
 {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
         if (!ci || !ci->tls_session)
                 return false;
         gnutls_session_t session = (gnutls_session_t)ci->tls_session;
@@ -183,10 +184,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         const char *user = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Remote-User");
         if (!s->ca || !peer_verified(s, conn) || !user || !*user) {
                 log_warning("refused %s %s: %s", method, url,
-                            !s->ca ? "no --client-ca configured"
-                                   : !user || !*user ? "no X-Remote-User"
-                                                     : "no client certificate from the front-proxy CA for an "
-                                                       "allowed name");
+                            !s->ca            ? "no --client-ca configured"
+                            : !user || !*user ? "no X-Remote-User"
+                                              : "no client certificate from the front-proxy CA for an "
+                                                "allowed name");
                 return reply_status(conn, 401, "Unauthorized");
         }
         subres_reply r;
@@ -197,7 +198,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return reply(conn, r.code, TAKE_PTR(r.body));
 }
 
-static void request_done(void *cls, struct MHD_Connection *conn, void **state, enum MHD_RequestTerminationCode t)
+static void request_done(void *cls, struct MHD_Connection *conn, void **state,
+                         enum MHD_RequestTerminationCode t)
 {
         request_body *b = *state;
         if (b) {
@@ -331,18 +333,20 @@ int vapi_server_start(const vapi_server_opts *o, kube_client *api, vapi_server *
         /* A few threads: while a subresource request waits on the API server, the API server calls the
          * webhooks of the object it writes (a VM's UPDATE), and they must be answered meanwhile. */
         pthread_mutex_init(&s->api_lock, NULL);
-        s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG,
-                                0, NULL, NULL, handle, s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)VAPI_THREADS,
-                                MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_HTTPS_CERT_CALLBACK,
-                                identity_retrieve, MHD_OPTION_NOTIFY_COMPLETED,
-                                request_done, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                                /* last: without a CA the list ends here */
-                                s->ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, s->ca, MHD_OPTION_END);
+        s->d = MHD_start_daemon(
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+            handle, s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)VAPI_THREADS, MHD_OPTION_SOCK_ADDR, &sa,
+            MHD_OPTION_HTTPS_CERT_CALLBACK, identity_retrieve, MHD_OPTION_NOTIFY_COMPLETED, request_done, s,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+            /* last: without a CA the list ends here */
+            s->ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, s->ca, MHD_OPTION_END);
         if (!s->d) {
                 identities_free();
                 server_free(s);
-                return kv_error_set(err, EADDRINUSE, "--listen %s: cannot serve (address in use, or a bad "
-                                                     "certificate or key)", o->addr);
+                return kv_error_set(err, EADDRINUSE,
+                                    "--listen %s: cannot serve (address in use, or a bad "
+                                    "certificate or key)",
+                                    o->addr);
         }
         const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
         s->port = info ? info->port : ntohs(sa.sin_port);

@@ -10,16 +10,19 @@
 typedef struct vapi_server vapi_server;
 
 typedef struct vapi_server_opts {
-        const char *addr;      /* "HOST:PORT"; port 0 = any free port */
-        const char *tls_cert;  /* PEM files of the serving certificate (read again by vapi_server_reload_cert) */
+        const char *addr; /* "HOST:PORT"; port 0 = any free port */
+        const char
+            *tls_cert; /* PEM files of the serving certificate (read again by vapi_server_reload_cert) */
         const char *tls_key;
-        const char *client_ca_pem; /* front-proxy CA (PEM text): subresource requests must present a client
+        const char
+            *client_ca_pem;        /* front-proxy CA (PEM text): subresource requests must present a client
                                       certificate it signed (the API server's proxy client) and X-Remote-User */
         const char *allowed_names; /* requestheader-allowed-names: the client certificate's CN must be one of
                                       these (comma-separated); NULL or "" = any CN the CA signed */
 } vapi_server_opts;
 
-/* Starts serving in libmicrohttpd's threads; subresource requests take turns on api, webhooks run beside them. */
+/* Starts serving in libmicrohttpd's threads; subresource requests take turns on api, webhooks run beside
+ * them. */
 int vapi_server_start(const vapi_server_opts *opts, kube_client *api, vapi_server **out, kv_error *err);
 unsigned vapi_server_port(const vapi_server *s);
 /* Reads opts->tls_cert/tls_key again (after a rotation): new connections get the new certificate. */

@@ -74,9 +74,10 @@ static int fail(subres_reply *r, unsigned code, const char *fmt, ...)
 /* An API error: its status code where the caller can act on it, 500 otherwise. */
 static int fail_api(subres_reply *r, int rc, const kv_error *err)
 {
-        unsigned code = rc == -KUBE_ENOTFOUND ? 404 : rc == -KUBE_ECONFLICT || rc == -KUBE_EEXISTS ? 409
-                        : rc == -KUBE_EINVALID                                                       ? 400
-                                                                                                     : 500;
+        unsigned code = rc == -KUBE_ENOTFOUND                          ? 404
+                        : rc == -KUBE_ECONFLICT || rc == -KUBE_EEXISTS ? 409
+                        : rc == -KUBE_EINVALID                         ? 400
+                                                                       : 500;
         return fail(r, code, "%s", err->msg);
 }
 
@@ -94,8 +95,8 @@ static int accepted(subres_reply *r)
 }
 
 /* The object, or a 404 naming it as the API server would. */
-static int get_obj(kube_client *api, const kube_resource *res, const char *group, const target *t, cJSON **out,
-                   subres_reply *r)
+static int get_obj(kube_client *api, const kube_resource *res, const char *group, const target *t,
+                   cJSON **out, subres_reply *r)
 {
         kv_error err = {0};
         int rc = kube_get(api, res, t->ns, t->name, out, &err);
@@ -196,9 +197,11 @@ static int set_run_strategy(kube_client *api, const cJSON *vm, const target *t, 
                 cJSON_AddItemToArray(ops, op("test", "/spec/runStrategy", cJSON_CreateString(from)));
                 cJSON_AddItemToArray(ops, op("replace", "/spec/runStrategy", cJSON_CreateString(to)));
         } else { /* legacy spec.running */
-                cJSON_AddItemToArray(ops, op("test", "/metadata/resourceVersion",
-                                             cJSON_CreateString(kube_str(vm, "metadata.resourceVersion") ?: "")));
-                cJSON_AddItemToArray(ops, op("add", "/spec/running", cJSON_CreateBool(!strcmp(to, "Always"))));
+                cJSON_AddItemToArray(ops,
+                                     op("test", "/metadata/resourceVersion",
+                                        cJSON_CreateString(kube_str(vm, "metadata.resourceVersion") ?: "")));
+                cJSON_AddItemToArray(ops,
+                                     op("add", "/spec/running", cJSON_CreateBool(!strcmp(to, "Always"))));
         }
         return json_patch(api, &kube_vm, t, false, ops, r);
 }
@@ -219,7 +222,8 @@ static int grace_option(const cJSON *body, const char *field, long *v, subres_re
 static int set_vmi_grace(kube_client *api, const target *t, long seconds, subres_reply *r)
 {
         _cleanup_json_ cJSON *ops = cJSON_CreateArray();
-        cJSON_AddItemToArray(ops, op("add", "/spec/terminationGracePeriodSeconds", cJSON_CreateNumber(seconds)));
+        cJSON_AddItemToArray(ops,
+                             op("add", "/spec/terminationGracePeriodSeconds", cJSON_CreateNumber(seconds)));
         return json_patch(api, &kube_vmi, t, false, ops, r);
 }
 
@@ -244,8 +248,10 @@ static int vm_start(kube_client *api, const target *t, subres_reply *r)
                 if (change_requests(api, vm, t, reqs, r) < 0)
                         return -1;
         } else {
-                return fail(r, 409, "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": %s does "
-                                    "not support manual start requests", t->name, strategy);
+                return fail(r, 409,
+                            "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": %s does "
+                            "not support manual start requests",
+                            t->name, strategy);
         }
         return accepted(r);
 }
@@ -265,11 +271,13 @@ static int vm_stop(kube_client *api, const target *t, subres_reply *r)
         if (!strcmp(strategy, "Halted")) {
                 /* Already stopping: only a force stop (a new grace period) has something to do. */
                 if (!live || !has_grace)
-                        return fail(r, 409, "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": VM "
-                                            "is not running: %s", t->name, strategy);
+                        return fail(r, 409,
+                                    "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": VM "
+                                    "is not running: %s",
+                                    t->name, strategy);
                 kv_error err = {0};
-                int rc = kube_delete(api, &kube_vmi, t->ns, t->name, kube_str(vmi, "metadata.uid"), NULL, NULL,
-                                     &err);
+                int rc = kube_delete(api, &kube_vmi, t->ns, t->name, kube_str(vmi, "metadata.uid"), NULL,
+                                     NULL, &err);
                 return rc < 0 ? fail_api(r, rc, &err) : accepted(r);
         }
         if (!strcmp(strategy, "Manual") || !strcmp(strategy, "RerunOnFailure")) {
@@ -296,8 +304,10 @@ static int vm_restart(kube_client *api, const target *t, subres_reply *r)
                 return -1;
         const char *strategy = run_strategy(vm);
         if (!strcmp(strategy, "Halted") || !strcmp(strategy, "Once"))
-                return fail(r, 409, "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": %s does "
-                                    "not support manual restart requests", t->name, strategy);
+                return fail(r, 409,
+                            "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": %s does "
+                            "not support manual restart requests",
+                            t->name, strategy);
         if (!vmi || vmi_final(vmi))
                 return conflict(r, t, true, "VM is not running");
         if (has_grace && set_vmi_grace(api, t, 1, r) < 0) /* force: KubeVirt's shortest grace */
@@ -342,8 +352,11 @@ static int running_vmi(kube_client *api, const target *t, cJSON **vmi, subres_re
 static bool vmi_paused(const cJSON *vmi)
 {
         const cJSON *c;
-        cJSON_ArrayForEach(c, kube_obj(vmi, "status.conditions")) if (!strcmp(kube_str(c, "type") ?: "", "Paused"))
-            return !strcmp(kube_str(c, "status") ?: "", "True");
+        cJSON_ArrayForEach(
+            c, kube_obj(vmi, "status.conditions")) if (!strcmp(kube_str(c, "type") ?: "",
+                                                               "Paused")) return !strcmp(kube_str(c, "status")
+                                                                                             ?: "",
+                                                                                         "True");
         return false;
 }
 
@@ -410,8 +423,9 @@ static int hotplug_volume(const cJSON *body, cJSON **volume, cJSON **disk, subre
         const cJSON *pvc = cJSON_GetObjectItemCaseSensitive(src, "persistentVolumeClaim"),
                     *dv = cJSON_GetObjectItemCaseSensitive(src, "dataVolume");
         if (!!pvc == !!dv)
-                return fail(r, 400, "AddVolumeOptions requires exactly one volumeSource (persistentVolumeClaim "
-                                    "or dataVolume)");
+                return fail(r, 400,
+                            "AddVolumeOptions requires exactly one volumeSource (persistentVolumeClaim "
+                            "or dataVolume)");
         *volume = cJSON_CreateObject();
         cJSON_AddStringToObject(*volume, "name", name);
         cJSON *s = cJSON_Duplicate(pvc ? pvc : dv, 1);
@@ -422,7 +436,8 @@ static int hotplug_volume(const cJSON *body, cJSON **volume, cJSON **disk, subre
         *disk = cJSON_IsObject(d) ? cJSON_Duplicate(d, 1) : cJSON_CreateObject();
         cJSON_DeleteItemFromObjectCaseSensitive(*disk, "name");
         cJSON_AddStringToObject(*disk, "name", name);
-        if (!cJSON_GetObjectItemCaseSensitive(*disk, "disk") && !cJSON_GetObjectItemCaseSensitive(*disk, "lun"))
+        if (!cJSON_GetObjectItemCaseSensitive(*disk, "disk") &&
+            !cJSON_GetObjectItemCaseSensitive(*disk, "lun"))
                 cJSON_AddStringToObject(cJSON_AddObjectToObject(*disk, "disk"), "bus", "scsi");
         return 0;
 }
@@ -457,8 +472,10 @@ static int volume_ops(const cJSON *obj, const char *spec, const char *name, cons
                                      cJSON_CreateString(kube_str(obj, "metadata.resourceVersion") ?: "")));
         if (volume) {
                 if (vi >= 0 || di >= 0)
-                        return fail(r, 409, "Unable to add volume [%s] because volume with that name already "
-                                            "exists", name);
+                        return fail(r, 409,
+                                    "Unable to add volume [%s] because volume with that name already "
+                                    "exists",
+                                    name);
                 add_to_list(ops, spec, "volumes", vols, volume);
                 add_to_list(ops, spec, "domain/devices/disks", disks, disk);
                 return 0;
@@ -482,15 +499,16 @@ static int volume_ops(const cJSON *obj, const char *spec, const char *name, cons
  * hot-plug), and for the VM endpoint also the VM's template so the volume stays across restarts. */
 static int change_volume(kube_client *api, const target *t, bool vm_endpoint, bool add, subres_reply *r)
 {
-        _cleanup_json_ cJSON *volume = NULL, *disk = NULL, *vm = NULL, *vmi = NULL, *vm_ops = cJSON_CreateArray(),
-                             *vmi_ops = cJSON_CreateArray();
+        _cleanup_json_ cJSON *volume = NULL, *disk = NULL, *vm = NULL, *vmi = NULL,
+                             *vm_ops = cJSON_CreateArray(), *vmi_ops = cJSON_CreateArray();
         const char *name = kube_str(t->body, "name");
         if (add && hotplug_volume(t->body, &volume, &disk, r) < 0)
                 return -1;
         if (!add && (!name || !*name))
                 return fail(r, 400, "RemoveVolumeOptions requires name to be set");
         if (vm_endpoint) {
-                if (get_obj(api, &kube_vm, "kubevirt.io", t, &vm, r) < 0 || get_vmi_opt(api, t, &vmi, r) < 0 ||
+                if (get_obj(api, &kube_vm, "kubevirt.io", t, &vm, r) < 0 ||
+                    get_vmi_opt(api, t, &vmi, r) < 0 ||
                     volume_ops(vm, "/spec/template/spec", name, volume, disk, vm_ops, r) < 0)
                         return -1;
         } else if (get_obj(api, &kube_vmi, "kubevirt.io", t, &vmi, r) < 0) {
@@ -559,9 +577,11 @@ static char *resource_list(void)
                 cJSON_AddStringToObject(e, "name", name);
                 cJSON_AddStringToObject(e, "singularName", "");
                 cJSON_AddBoolToObject(e, "namespaced", true);
-                cJSON_AddStringToObject(e, "kind", routes[i].vm ? "VirtualMachine" : "VirtualMachineInstance");
+                cJSON_AddStringToObject(e, "kind",
+                                        routes[i].vm ? "VirtualMachine" : "VirtualMachineInstance");
                 cJSON *verbs = cJSON_AddArrayToObject(e, "verbs");
-                cJSON_AddItemToArray(verbs, cJSON_CreateString(!strcmp(routes[i].method, "GET") ? "get" : "update"));
+                cJSON_AddItemToArray(verbs,
+                                     cJSON_CreateString(!strcmp(routes[i].method, "GET") ? "get" : "update"));
                 cJSON_AddItemToArray(res, e);
         }
         return cJSON_PrintUnformatted(l);
@@ -626,7 +646,8 @@ static void dispatch(kube_client *api, const char *method, const char *rest, con
                 if (rt->vm != vm || strcmp(rt->verb, verb))
                         continue;
                 if (strcmp(rt->method, method)) {
-                        fail(r, 405, "%s %s/%s: method not allowed (use %s)", method, plural, verb, rt->method);
+                        fail(r, 405, "%s %s/%s: method not allowed (use %s)", method, plural, verb,
+                             rt->method);
                         return;
                 }
                 _cleanup_json_ cJSON *opts = NULL;

@@ -33,34 +33,36 @@ static const char *progname = "virtctl";
 
 static void usage(FILE *f)
 {
-        fprintf(f,
-                "Usage: %s [--kubeconfig FILE] [--context NAME] [-n NAMESPACE] COMMAND [ARGS]\n"
-                "virtctl controls VirtualMachine related operations on your kubernetes cluster.\n\n"
-                "Commands:\n"
-                "  start VM [--dry-run]                    start a VirtualMachine\n"
-                "  stop VM [--grace-period N] [--force]    stop a VirtualMachine\n"
-                "  restart VM [--force --grace-period 0]   restart a VirtualMachine (a new VMI)\n"
-                "  migrate VM                              live-migrate a VirtualMachine\n"
-                "  migrate-cancel VM                       cancel its running migration\n"
-                "  pause vm|vmi NAME, unpause vm|vmi NAME  pause/unpause the guest\n"
-                "  soft-reboot VMI                         ACPI reboot (needs a guest agent: refused)\n"
-                "  addvolume VMI --volume-name=PVC [--disk-type disk|lun] [--bus B] [--serial S] [--persist]\n"
-                "  removevolume VMI --volume-name=NAME [--persist]\n"
-                "  expose vm|vmi NAME --name SVC [--port P] [--target-port T] [--protocol TCP|UDP]\n"
-                "                [--type ClusterIP|NodePort|LoadBalancer] [--port-name N] [--cluster-ip IP]\n"
-                "  guestosinfo VMI                         the guest agent's OS information\n"
-                "  create vm [--name N] [--instancetype IT] [--preference P] [--volume-import SPEC]\n"
-                "            [--run-strategy S]            print a VirtualMachine manifest (YAML)\n"
-                "  console VMI [--timeout MIN], vnc VMI --proxy-only   (not available yet: see docs/virtctl.md)\n"
-                "  version                                 client and server versions\n\n"
-                "Global options:\n"
-                "  --kubeconfig FILE   kubeconfig (default $KUBECONFIG, ~/.kube/config, or in-cluster)\n"
-                "  --context NAME      kubeconfig context\n"
-                "  -n, --namespace NS  namespace (default: the context's)\n"
-                "  -h, --help          this text\n\n"
-                "Installed as kubectl-virt too: `kubectl virt start vm1`.\n"
-                "Exit codes: 0 done, 1 any error (bad arguments, refused or failed request), as KubeVirt's virtctl.\n",
-                progname);
+        fprintf(
+            f,
+            "Usage: %s [--kubeconfig FILE] [--context NAME] [-n NAMESPACE] COMMAND [ARGS]\n"
+            "virtctl controls VirtualMachine related operations on your kubernetes cluster.\n\n"
+            "Commands:\n"
+            "  start VM [--dry-run]                    start a VirtualMachine\n"
+            "  stop VM [--grace-period N] [--force]    stop a VirtualMachine\n"
+            "  restart VM [--force --grace-period 0]   restart a VirtualMachine (a new VMI)\n"
+            "  migrate VM                              live-migrate a VirtualMachine\n"
+            "  migrate-cancel VM                       cancel its running migration\n"
+            "  pause vm|vmi NAME, unpause vm|vmi NAME  pause/unpause the guest\n"
+            "  soft-reboot VMI                         ACPI reboot (needs a guest agent: refused)\n"
+            "  addvolume VMI --volume-name=PVC [--disk-type disk|lun] [--bus B] [--serial S] [--persist]\n"
+            "  removevolume VMI --volume-name=NAME [--persist]\n"
+            "  expose vm|vmi NAME --name SVC [--port P] [--target-port T] [--protocol TCP|UDP]\n"
+            "                [--type ClusterIP|NodePort|LoadBalancer] [--port-name N] [--cluster-ip IP]\n"
+            "  guestosinfo VMI                         the guest agent's OS information\n"
+            "  create vm [--name N] [--instancetype IT] [--preference P] [--volume-import SPEC]\n"
+            "            [--run-strategy S]            print a VirtualMachine manifest (YAML)\n"
+            "  console VMI [--timeout MIN], vnc VMI --proxy-only   (not available yet: see docs/virtctl.md)\n"
+            "  version                                 client and server versions\n\n"
+            "Global options:\n"
+            "  --kubeconfig FILE   kubeconfig (default $KUBECONFIG, ~/.kube/config, or in-cluster)\n"
+            "  --context NAME      kubeconfig context\n"
+            "  -n, --namespace NS  namespace (default: the context's)\n"
+            "  -h, --help          this text\n\n"
+            "Installed as kubectl-virt too: `kubectl virt start vm1`.\n"
+            "Exit codes: 0 done, 1 any error (bad arguments, refused or failed request), as KubeVirt's "
+            "virtctl.\n",
+            progname);
 }
 
 static int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -121,10 +123,11 @@ static void ctx_close(ctx *c)
 }
 
 /* PUT/GET on a subresource; 0 or an API error in err. */
-static int subresource(ctx *c, const char *method, bool vm, const char *name, const char *verb, const cJSON *body,
-                       cJSON **out, kv_error *err)
+static int subresource(ctx *c, const char *method, bool vm, const char *name, const char *verb,
+                       const cJSON *body, cJSON **out, kv_error *err)
 {
-        const kube_resource res = {.prefix = SUBRES, .plural = vm ? "virtualmachines" : "virtualmachineinstances"};
+        const kube_resource res = {.prefix = SUBRES,
+                                   .plural = vm ? "virtualmachines" : "virtualmachineinstances"};
         _cleanup_free_ char *path = kube_path(&res, c->ns, name, verb);
         _cleanup_free_ char *text = body ? cJSON_PrintUnformatted(body) : NULL;
         if (!path)
@@ -153,33 +156,72 @@ typedef struct opts {
         int timeout;
 } opts;
 
-enum { O_FORCE = 256, O_DRY, O_GRACE, O_VOLNAME, O_DISKTYPE, O_BUS, O_SERIAL, O_PERSIST, O_NAME, O_PORT,
-       O_TPORT, O_PROTO, O_TYPE, O_PNAME, O_CIP, O_IT, O_PREF, O_VIMPORT, O_RUNSTRAT, O_TIMEOUT, O_PROXY };
+enum {
+        O_FORCE = 256,
+        O_DRY,
+        O_GRACE,
+        O_VOLNAME,
+        O_DISKTYPE,
+        O_BUS,
+        O_SERIAL,
+        O_PERSIST,
+        O_NAME,
+        O_PORT,
+        O_TPORT,
+        O_PROTO,
+        O_TYPE,
+        O_PNAME,
+        O_CIP,
+        O_IT,
+        O_PREF,
+        O_VIMPORT,
+        O_RUNSTRAT,
+        O_TIMEOUT,
+        O_PROXY
+};
 
 static int parse_opts(int argc, char **argv, opts *o, int *first_arg)
 {
-        static const struct option longopts[] = {
-            {"force", no_argument, NULL, O_FORCE},          {"dry-run", no_argument, NULL, O_DRY},
-            {"grace-period", required_argument, NULL, O_GRACE}, {"volume-name", required_argument, NULL, O_VOLNAME},
-            {"disk-type", required_argument, NULL, O_DISKTYPE}, {"bus", required_argument, NULL, O_BUS},
-            {"serial", required_argument, NULL, O_SERIAL},   {"persist", no_argument, NULL, O_PERSIST},
-            {"name", required_argument, NULL, O_NAME},       {"port", required_argument, NULL, O_PORT},
-            {"target-port", required_argument, NULL, O_TPORT}, {"protocol", required_argument, NULL, O_PROTO},
-            {"type", required_argument, NULL, O_TYPE},       {"port-name", required_argument, NULL, O_PNAME},
-            {"cluster-ip", required_argument, NULL, O_CIP},  {"instancetype", required_argument, NULL, O_IT},
-            {"preference", required_argument, NULL, O_PREF}, {"volume-import", required_argument, NULL, O_VIMPORT},
-            {"run-strategy", required_argument, NULL, O_RUNSTRAT}, {"timeout", required_argument, NULL, O_TIMEOUT},
-            {"proxy-only", no_argument, NULL, O_PROXY},      {NULL, 0, NULL, 0}};
+        static const struct option longopts[] = {{"force", no_argument, NULL, O_FORCE},
+                                                 {"dry-run", no_argument, NULL, O_DRY},
+                                                 {"grace-period", required_argument, NULL, O_GRACE},
+                                                 {"volume-name", required_argument, NULL, O_VOLNAME},
+                                                 {"disk-type", required_argument, NULL, O_DISKTYPE},
+                                                 {"bus", required_argument, NULL, O_BUS},
+                                                 {"serial", required_argument, NULL, O_SERIAL},
+                                                 {"persist", no_argument, NULL, O_PERSIST},
+                                                 {"name", required_argument, NULL, O_NAME},
+                                                 {"port", required_argument, NULL, O_PORT},
+                                                 {"target-port", required_argument, NULL, O_TPORT},
+                                                 {"protocol", required_argument, NULL, O_PROTO},
+                                                 {"type", required_argument, NULL, O_TYPE},
+                                                 {"port-name", required_argument, NULL, O_PNAME},
+                                                 {"cluster-ip", required_argument, NULL, O_CIP},
+                                                 {"instancetype", required_argument, NULL, O_IT},
+                                                 {"preference", required_argument, NULL, O_PREF},
+                                                 {"volume-import", required_argument, NULL, O_VIMPORT},
+                                                 {"run-strategy", required_argument, NULL, O_RUNSTRAT},
+                                                 {"timeout", required_argument, NULL, O_TIMEOUT},
+                                                 {"proxy-only", no_argument, NULL, O_PROXY},
+                                                 {NULL, 0, NULL, 0}};
         *o = (opts){.grace = -1, .protocol = "TCP", .type = "ClusterIP", .run_strategy = "Always"};
         int opt;
         optind = 1;
         while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
                 char *end;
                 switch (opt) {
-                case O_FORCE: o->force = true; break;
-                case O_DRY: o->dry_run = true; break;
-                case O_PERSIST: o->persist = true; break;
-                case O_PROXY: o->proxy_only = true; break;
+                case O_FORCE:
+                        o->force = true;
+                        break;
+                case O_DRY:
+                        o->dry_run = true;
+                        break;
+                case O_PERSIST:
+                        o->persist = true;
+                        break;
+                case O_PROXY:
+                        o->proxy_only = true;
+                        break;
                 case O_GRACE:
                         o->grace = strtol(optarg, &end, 10);
                         if (*end || !*optarg || o->grace < -1)
@@ -190,21 +232,51 @@ static int parse_opts(int argc, char **argv, opts *o, int *first_arg)
                         if (*end || !*optarg || o->timeout < 0)
                                 return die("invalid argument \"%s\" for \"--timeout\" flag", optarg);
                         break;
-                case O_VOLNAME: o->volume_name = optarg; break;
-                case O_DISKTYPE: o->disk_type = optarg; break;
-                case O_BUS: o->bus = optarg; break;
-                case O_SERIAL: o->serial = optarg; break;
-                case O_NAME: o->svc_name = o->vm_name = optarg; break;
-                case O_PORT: o->port = optarg; break;
-                case O_TPORT: o->target_port = optarg; break;
-                case O_PROTO: o->protocol = optarg; break;
-                case O_TYPE: o->type = optarg; break;
-                case O_PNAME: o->port_name = optarg; break;
-                case O_CIP: o->cluster_ip = optarg; break;
-                case O_IT: o->instancetype = optarg; break;
-                case O_PREF: o->preference = optarg; break;
-                case O_VIMPORT: o->volume_import = optarg; break;
-                case O_RUNSTRAT: o->run_strategy = optarg; break;
+                case O_VOLNAME:
+                        o->volume_name = optarg;
+                        break;
+                case O_DISKTYPE:
+                        o->disk_type = optarg;
+                        break;
+                case O_BUS:
+                        o->bus = optarg;
+                        break;
+                case O_SERIAL:
+                        o->serial = optarg;
+                        break;
+                case O_NAME:
+                        o->svc_name = o->vm_name = optarg;
+                        break;
+                case O_PORT:
+                        o->port = optarg;
+                        break;
+                case O_TPORT:
+                        o->target_port = optarg;
+                        break;
+                case O_PROTO:
+                        o->protocol = optarg;
+                        break;
+                case O_TYPE:
+                        o->type = optarg;
+                        break;
+                case O_PNAME:
+                        o->port_name = optarg;
+                        break;
+                case O_CIP:
+                        o->cluster_ip = optarg;
+                        break;
+                case O_IT:
+                        o->instancetype = optarg;
+                        break;
+                case O_PREF:
+                        o->preference = optarg;
+                        break;
+                case O_VIMPORT:
+                        o->volume_import = optarg;
+                        break;
+                case O_RUNSTRAT:
+                        o->run_strategy = optarg;
+                        break;
                 default:
                         return EXIT_FAIL; /* getopt named the flag */
                 }
@@ -224,8 +296,7 @@ static cJSON *dry_run_body(const opts *o)
 static int cmd_start(ctx *c, const char *name, const opts *o)
 {
         _cleanup_json_ cJSON *b = dry_run_body(o);
-        return simple_action(c, true, name, "start", b, "Error starting VirtualMachine",
-                             "VM", "start");
+        return simple_action(c, true, name, "start", b, "Error starting VirtualMachine", "VM", "start");
 }
 
 static int cmd_stop(ctx *c, const char *name, const opts *o)
@@ -235,8 +306,7 @@ static int cmd_stop(ctx *c, const char *name, const opts *o)
                 return die("Can not force stop/restart without gracePeriod");
         if (o->grace >= 0)
                 cJSON_AddNumberToObject(b, "gracePeriod", (double)o->grace);
-        return simple_action(c, true, name, "stop", b, "Error stopping VirtualMachine",
-                             "VM", "stop");
+        return simple_action(c, true, name, "stop", b, "Error stopping VirtualMachine", "VM", "stop");
 }
 
 static int cmd_restart(ctx *c, const char *name, const opts *o)
@@ -246,15 +316,13 @@ static int cmd_restart(ctx *c, const char *name, const opts *o)
                 return die("Can not force stop/restart without gracePeriod");
         if (o->grace >= 0)
                 cJSON_AddNumberToObject(b, "gracePeriodSeconds", (double)o->grace);
-        return simple_action(c, true, name, "restart", b, "Error restarting VirtualMachine",
-                             "VM", "restart");
+        return simple_action(c, true, name, "restart", b, "Error restarting VirtualMachine", "VM", "restart");
 }
 
 static int cmd_migrate(ctx *c, const char *name, const opts *o)
 {
         _cleanup_json_ cJSON *b = dry_run_body(o);
-        return simple_action(c, true, name, "migrate", b, "Error migrating VirtualMachine",
-                             "VM", "migrate");
+        return simple_action(c, true, name, "migrate", b, "Error migrating VirtualMachine", "VM", "migrate");
 }
 
 static int cmd_migrate_cancel(ctx *c, const char *name, const opts *o)
@@ -270,8 +338,10 @@ static int cmd_migrate_cancel(ctx *c, const char *name, const opts *o)
                 if (strcmp(kube_str(m, "spec.vmiName") ?: "", name) || !strcmp(phase, "Succeeded") ||
                     !strcmp(phase, "Failed") || kube_obj(m, "metadata.deletionTimestamp"))
                         continue;
-                if (kube_delete(c->api, &kube_vmim, c->ns, kube_str(m, "metadata.name"), NULL, NULL, NULL, &err) < 0)
-                        return die("Error canceling migration of VirtualMachine %s: %s", name, api_message(&err));
+                if (kube_delete(c->api, &kube_vmim, c->ns, kube_str(m, "metadata.name"), NULL, NULL, NULL,
+                                &err) < 0)
+                        return die("Error canceling migration of VirtualMachine %s: %s", name,
+                                   api_message(&err));
                 printf("VM %s was scheduled to migrate cancel\n", name);
                 return EXIT_OK;
         }
@@ -294,8 +364,8 @@ static int cmd_pause(ctx *c, const char *kind, const char *name, bool pause)
 
 static int cmd_softreboot(ctx *c, const char *name)
 {
-        return simple_action(c, false, name, "softreboot", NULL, "Error soft rebooting VirtualMachineInstance",
-                             "VMI", "soft reboot");
+        return simple_action(c, false, name, "softreboot", NULL,
+                             "Error soft rebooting VirtualMachineInstance", "VMI", "soft reboot");
 }
 
 static int cmd_addvolume(ctx *c, const char *name, const opts *o, bool add)
@@ -327,8 +397,8 @@ static int cmd_addvolume(ctx *c, const char *name, const opts *o, bool add)
         }
         if (r < 0)
                 return die("error %s volume, %s", add ? "adding" : "removing", api_message(&err));
-        printf("Successfully submitted %s volume request to VM %s for volume %s\n", add ? "add" : "remove", name,
-               o->volume_name);
+        printf("Successfully submitted %s volume request to VM %s for volume %s\n", add ? "add" : "remove",
+               name, o->volume_name);
         return EXIT_OK;
 }
 
@@ -376,7 +446,8 @@ static int cmd_expose(ctx *c, const char *kind, const char *name, const opts *o)
         if (!o->port)
                 return die("the --port flag is required (port introspection is not supported)");
         long port, tport;
-        if (parse_port("port", o->port, &port) || parse_port("target-port", o->target_port ?: o->port, &tport))
+        if (parse_port("port", o->port, &port) ||
+            parse_port("target-port", o->target_port ?: o->port, &tport))
                 return EXIT_FAIL;
         if (strcmp(o->protocol, "TCP") && strcmp(o->protocol, "UDP") && strcmp(o->protocol, "SCTP"))
                 return die("unsupported protocol '%s'", o->protocol);
@@ -419,7 +490,8 @@ static int cmd_create_vm(const opts *o)
         if (o->vm_name)
                 snprintf(name, sizeof(name), "%s", o->vm_name);
         else
-                snprintf(name, sizeof(name), "vm-%05x", (unsigned)(getpid() ^ (unsigned)time(NULL)) & 0xfffff);
+                snprintf(name, sizeof(name), "vm-%05x",
+                         (unsigned)(getpid() ^ (unsigned)time(NULL)) & 0xfffff);
         printf("apiVersion: kubevirt.io/v1\nkind: VirtualMachine\nmetadata:\n  creationTimestamp: null\n"
                "  name: %s\nspec:\n",
                name);
@@ -434,7 +506,8 @@ static int cmd_create_vm(const opts *o)
                 printf("        memory:\n          guest: 512Mi\n");
         printf("        resources: {}\n      terminationGracePeriodSeconds: 180\n");
         if (o->volume_import) /* type:TYPE,src:URL,size:SIZE[,name:NAME]: a DataVolume template */
-                printf("      volumes:\n      - dataVolume:\n          name: %s-volume\n        name: %s-volume\n",
+                printf("      volumes:\n      - dataVolume:\n          name: %s-volume\n        name: "
+                       "%s-volume\n",
                        name, name);
         puts("status: {}");
         return EXIT_OK;
@@ -442,14 +515,15 @@ static int cmd_create_vm(const opts *o)
 
 static int cmd_version(ctx *c)
 {
-        printf("Client Version: version.Info{GitVersion:\"v%s\", Compiler:\"gc\", Platform:\"linux/amd64\"}\n",
-               KVLITE_VERSION);
+        printf(
+            "Client Version: version.Info{GitVersion:\"v%s\", Compiler:\"gc\", Platform:\"linux/amd64\"}\n",
+            KVLITE_VERSION);
         _cleanup_json_ cJSON *v = NULL;
         kv_error err = {0};
         if (kube_request(c->api, "GET", SUBRES "/version", NULL, NULL, &v, &err) < 0)
                 return die("%s", api_message(&err));
-        printf("Server Version: version.Info{GitVersion:\"%s\", Platform:\"%s\"}\n", kube_str(v, "gitVersion") ?: "",
-               kube_str(v, "platform") ?: "");
+        printf("Server Version: version.Info{GitVersion:\"%s\", Platform:\"%s\"}\n",
+               kube_str(v, "gitVersion") ?: "", kube_str(v, "platform") ?: "");
         return EXIT_OK;
 }
 
@@ -486,8 +560,10 @@ static int run(ctx *c, const char *cmd, int argc, char **argv, const opts *o)
         if (!strcmp(cmd, "version"))
                 return need(argc, 0, cmd) ?: cmd_version(c);
         if (!strcmp(cmd, "console") || !strcmp(cmd, "vnc"))
-                return die("%s: not available yet in kvlite (no console channel from virt-api to the launcher; "
-                           "see docs/virtctl.md)", cmd);
+                return die(
+                    "%s: not available yet in kvlite (no console channel from virt-api to the launcher; "
+                    "see docs/virtctl.md)",
+                    cmd);
         return die("unknown command \"%s\" for \"%s\"", cmd, progname);
 }
 
@@ -506,8 +582,8 @@ int main(int argc, char **argv)
         rest[n++] = argv[0];
         for (int i = 1; i < argc; i++) {
                 const char *a = argv[i];
-                const char **dst = !strcmp(a, "--kubeconfig") ? &kubeconfig
-                                   : !strcmp(a, "--context") ? &context
+                const char **dst = !strcmp(a, "--kubeconfig")                      ? &kubeconfig
+                                   : !strcmp(a, "--context")                       ? &context
                                    : !strcmp(a, "-n") || !strcmp(a, "--namespace") ? &ns
                                                                                    : NULL;
                 if (dst) {
@@ -551,7 +627,7 @@ int main(int argc, char **argv)
         int rc;
         if (!strcmp(cmd, "create")) {
                 rc = nargs == 1 && !strcmp(args[0], "vm") ? cmd_create_vm(&o)
-                                                           : die("create: only \"create vm\" is supported");
+                                                          : die("create: only \"create vm\" is supported");
                 free(rest);
                 return rc;
         }

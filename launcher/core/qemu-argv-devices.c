@@ -298,8 +298,8 @@ int argv_add_misc_devices(argv_builder *b)
         /* KubeVirt always adds the guest agent channel: the port the agent opens in the guest, on the
          * chardev add_consoles declared. */
         JF_TRY(push_json(&b->devs, "-device", pci_device(b, "virtio-serial-pci", "virtio-serial0"), b->err));
-        cJSON *port = jstr(jstr(jstr(device("virtserialport", "channel0"), "bus", "virtio-serial0.0"), "chardev",
-                                "charchannel0"),
+        cJSON *port = jstr(jstr(jstr(device("virtserialport", "channel0"), "bus", "virtio-serial0.0"),
+                                "chardev", "charchannel0"),
                            "name", "org.qemu.guest_agent.0");
         JF_TRY(push_json(&b->devs, "-device", jnum(port, "nr", 1), b->err));
         return add_inputs(b);

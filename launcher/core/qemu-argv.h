@@ -18,10 +18,10 @@ typedef struct qemu_argv_opts {
          * >= 0: a connected socket QEMU inherits (the launcher's end is its agent client); < 0: QEMU listens
          * on <run_dir>/agent.sock. */
         int agent_fd;
-        const char *serial_log;  /* chardev logfile (keeps output while nobody is attached); NULL = none */
-        const char *vnc_socket;  /* NULL = <run_dir>/vnc.sock */
-        int hotplug_ports;       /* free pcie-root-ports for later hot-plug; < 0 = default (8) */
-        const char *ovmf_dir;    /* NULL = "/usr/share/OVMF" */
+        const char *serial_log; /* chardev logfile (keeps output while nobody is attached); NULL = none */
+        const char *vnc_socket; /* NULL = <run_dir>/vnc.sock */
+        int hotplug_ports;      /* free pcie-root-ports for later hot-plug; < 0 = default (8) */
+        const char *ovmf_dir;   /* NULL = "/usr/share/OVMF" */
         /* The pod interface as libkvnet's net_setup wired it (-netdev value, -device value without
          * "bus"); NULL = not wired: masquerade and an implied bridge use QEMU user networking,
          * slirp always does. */

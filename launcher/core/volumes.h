@@ -12,11 +12,11 @@ typedef struct launcher_paths {
         const char *image_root; /* NULL = none; containerDisk V resolves to <image_root>/V if it exists */
         const char *fallback_image_root; /* NULL = none; consulted last, for references that are neither in
                                           * image_root nor an absolute directory: <fallback>/V if it exists */
-        const char *pvc_root;   /* NULL = "/var/run/kvlite/pvc"; PVC V is <pvc_root>/<V>/disk.img */
+        const char *pvc_root;            /* NULL = "/var/run/kvlite/pvc"; PVC V is <pvc_root>/<V>/disk.img */
         const char *secret_root; /* NULL = "/var/run/kvlite/secrets"; cloud-init Secrets of volume V are
                                   * mounted at <secret_root>/<V> (keys userdata/userData, networkdata/...) */
-        const char *ovmf_dir;   /* NULL = "/usr/share/OVMF" */
-        const char *qemu_img;   /* NULL = "qemu-img" looked up on PATH */
+        const char *ovmf_dir;    /* NULL = "/usr/share/OVMF" */
+        const char *qemu_img;    /* NULL = "qemu-img" looked up on PATH */
 } launcher_paths;
 
 /* Prepare every volume, the kernelBoot image and EFI vars. Errors naming the field: -EINVAL (bad

@@ -21,8 +21,8 @@ static const char *const nic_drivers[] = {[NIC_VIRTIO] = "virtio-net-pci",
 static cJSON *disk_node(const hp_disk *d, const char *node)
 {
         cJSON *file = jstr(jstr(cJSON_CreateObject(), "driver", "file"), "filename", d->path);
-        cJSON *n = jstr(jstr(cJSON_CreateObject(), "node-name", node), "driver",
-                              image_format_name(d->format));
+        cJSON *n =
+            jstr(jstr(cJSON_CreateObject(), "node-name", node), "driver", image_format_name(d->format));
         if (d->readonly) {
                 file = jbool(file, "read-only", true);
                 n = jbool(n, "read-only", true);
@@ -126,7 +126,6 @@ static int vmem_timeout(uint64_t size, uint64_t want, int timeout_ms, kv_error *
                             size >> 20, want >> 20, timeout_ms);
 }
 
-
 /* ---- the operations as step functions (qmp-seq.h): the launcher runs them on its loop, liveops-driver
  * with lo_seq_run. Every command is sent may_fail: hp_step turns a failure the step
  * did not ask to see into the operation's error, after the undo command (if one is set) ran. -------- */
@@ -137,8 +136,19 @@ enum { DISK_NODE_ADDED = 1, DISK_SCSI_LISTED, DISK_SCSI_PORT, DISK_PORT, DISK_SC
 enum { NIC_PORT = 1, NIC_NETDEV_ADDED, NIC_DEVICE_ADDED };
 enum { UNPLUG_BLOCKS = 1, UNPLUG_DELETED, UNPLUG_BACKEND_DELETED };
 enum { CPUS_SLOTS = 1, CPUS_PLUGGED };
-enum { MEM_MACHINE = 1, MEM_SUMMARY, MEM_DEVICES, MEM_VMEM_PORT, MEM_VMEM_BACKEND, MEM_VMEM_DEVICE, MEM_VMEM_UNDONE,
-       MEM_DIMM_BACKEND, MEM_DIMM_ADDED, MEM_VMEM_RESIZED, MEM_POLL };
+enum {
+        MEM_MACHINE = 1,
+        MEM_SUMMARY,
+        MEM_DEVICES,
+        MEM_VMEM_PORT,
+        MEM_VMEM_BACKEND,
+        MEM_VMEM_DEVICE,
+        MEM_VMEM_UNDONE,
+        MEM_DIMM_BACKEND,
+        MEM_DIMM_ADDED,
+        MEM_VMEM_RESIZED,
+        MEM_POLL
+};
 
 static int hp_next(hp_op *o, int step, lo_next *n, const char *command, cJSON *args)
 {
@@ -192,18 +202,21 @@ static int disk_add_step(hp_op *o, const cJSON *ret, const kv_error *qerr, lo_ne
                 return hp_next(o, DISK_PORT, n, "query-pci", NULL);
         case DISK_SCSI_LISTED: /* the SCSI controller, added on first use */
                 if (lo_device_in(ret, "scsi0"))
-                        return hp_next(o, DISK_DEVICE_ADDED, n, "device_add", disk_device(o, "scsi-hd", "scsi0.0"));
+                        return hp_next(o, DISK_DEVICE_ADDED, n, "device_add",
+                                       disk_device(o, "scsi-hd", "scsi0.0"));
                 return hp_next(o, DISK_SCSI_PORT, n, "query-pci", NULL);
         case DISK_SCSI_PORT:
                 if (lo_free_root_port_in(ret, o->port, sizeof(o->port), err) < 0)
                         return -err->code;
-                return hp_next(o, DISK_SCSI_ADDED, n, "device_add",
-                               jstr(jstr(jstr(cJSON_CreateObject(), "driver", "virtio-scsi-pci"), "id", "scsi0"),
-                                    "bus", o->port));
+                return hp_next(
+                    o, DISK_SCSI_ADDED, n, "device_add",
+                    jstr(jstr(jstr(cJSON_CreateObject(), "driver", "virtio-scsi-pci"), "id", "scsi0"), "bus",
+                         o->port));
         case DISK_PORT:
                 if (lo_free_root_port_in(ret, o->port, sizeof(o->port), err) < 0)
                         return -err->code;
-                return hp_next(o, DISK_DEVICE_ADDED, n, "device_add", disk_device(o, "virtio-blk-pci", o->port));
+                return hp_next(o, DISK_DEVICE_ADDED, n, "device_add",
+                               disk_device(o, "virtio-blk-pci", o->port));
         case DISK_SCSI_ADDED:
                 return hp_next(o, DISK_DEVICE_ADDED, n, "device_add", disk_device(o, "scsi-hd", "scsi0.0"));
         case DISK_DEVICE_ADDED:
@@ -233,9 +246,10 @@ static int nic_add_step(hp_op *o, const cJSON *ret, const kv_error *qerr, lo_nex
         }
         case NIC_NETDEV_ADDED: {
                 hp_set_undo(o, "netdev_del", jstr(cJSON_CreateObject(), "id", netdev));
-                cJSON *dev = jstr(jstr(jstr(jstr(cJSON_CreateObject(), "driver", nic_drivers[o->model]), "id", id),
-                                       "netdev", netdev),
-                                  "bus", o->port);
+                cJSON *dev =
+                    jstr(jstr(jstr(jstr(cJSON_CreateObject(), "driver", nic_drivers[o->model]), "id", id),
+                              "netdev", netdev),
+                         "bus", o->port);
                 if (o->mac[0])
                         dev = jstr(dev, "mac", o->mac);
                 return hp_next(o, NIC_DEVICE_ADDED, n, "device_add", dev);
@@ -260,8 +274,12 @@ static int unplug_step(hp_op *o, const cJSON *ret, const kv_error *qerr, lo_next
                 if (o->u.disk && hotplug_disk_node_from(ret, &o->u) == 0)
                         return kv_error_set(err, ENOENT, "no such disk attached");
                 hp_try(o, UNPLUG_DELETED, n, "device_del", jstr(cJSON_CreateObject(), "id", o->u.id));
-                *n = (lo_next){.command = n->command, .args = n->args, .event = "DEVICE_DELETED",
-                               .key = "device", .value = o->u.id, .wait_ms = o->timeout_ms};
+                *n = (lo_next){.command = n->command,
+                               .args = n->args,
+                               .event = "DEVICE_DELETED",
+                               .key = "device",
+                               .value = o->u.id,
+                               .wait_ms = o->timeout_ms};
                 return LO_SEQ_NEXT;
         case UNPLUG_DELETED: {
                 if (qerr && qerr->code == ETIMEDOUT)
@@ -383,8 +401,8 @@ static int mem_dimm(hp_op *o, lo_next *n)
         char mem[48];
         snprintf(mem, sizeof(mem), "%s-mem", o->dimm);
         return hp_next(o, MEM_DIMM_BACKEND, n, "object-add",
-                       jnum(jstr(jstr(cJSON_CreateObject(), "qom-type", "memory-backend-ram"), "id", mem), "size",
-                            (double)o->extra));
+                       jnum(jstr(jstr(cJSON_CreateObject(), "qom-type", "memory-backend-ram"), "id", mem),
+                            "size", (double)o->extra));
 }
 
 /* The guest's part: poll the virtio-mem size (woken by MEMORY_DEVICE_SIZE_CHANGE); the last poll after
@@ -406,7 +424,9 @@ static int mem_wait(hp_op *o, const cJSON *ret, lo_next *n, kv_error *err)
                 return vmem_timeout(o->size, o->extra, o->timeout_ms, err);
         o->step = MEM_POLL;
         o->polling = true;
-        *n = (lo_next){.wait_ms = left < 100 ? (int)left : 100, .event = "MEMORY_DEVICE_SIZE_CHANGE", .key = "id",
+        *n = (lo_next){.wait_ms = left < 100 ? (int)left : 100,
+                       .event = "MEMORY_DEVICE_SIZE_CHANGE",
+                       .key = "id",
                        .value = VMEM_ID};
         return LO_SEQ_NEXT;
 }
@@ -416,8 +436,9 @@ static int memory_step(hp_op *o, const cJSON *ret, const kv_error *qerr, lo_next
         switch (o->step) {
         case HP_BEGIN:
                 if (!o->max_bytes) /* -m maxmem from the machine's "memory" property (QEMU >= 7.1) */
-                        return hp_try(o, MEM_MACHINE, n, "qom-get",
-                                      jstr(jstr(cJSON_CreateObject(), "path", "/machine"), "property", "memory"));
+                        return hp_try(
+                            o, MEM_MACHINE, n, "qom-get",
+                            jstr(jstr(cJSON_CreateObject(), "path", "/machine"), "property", "memory"));
                 /* fall through */
         case MEM_MACHINE:
                 if (o->step == MEM_MACHINE)
@@ -438,24 +459,26 @@ static int memory_step(hp_op *o, const cJSON *ret, const kv_error *qerr, lo_next
         case MEM_VMEM_BACKEND: {
                 if (qerr)
                         return mem_dimm(o, n);
-                cJSON *dev = jstr(jstr(jstr(jstr(cJSON_CreateObject(), "driver", "virtio-mem-pci"), "id", VMEM_ID),
-                                       "memdev", VMEM_BACKEND),
-                                  "bus", o->port);
+                cJSON *dev =
+                    jstr(jstr(jstr(jstr(cJSON_CreateObject(), "driver", "virtio-mem-pci"), "id", VMEM_ID),
+                              "memdev", VMEM_BACKEND),
+                         "bus", o->port);
                 dev = jnum(jnum(dev, "block-size", VMEM_BLOCK), "requested-size", (double)o->extra);
                 return hp_try(o, MEM_VMEM_DEVICE, n, "device_add", dev);
         }
         case MEM_VMEM_DEVICE:
                 if (!qerr)
                         return mem_wait(o, NULL, n, err);
-                return hp_try(o, MEM_VMEM_UNDONE, n, "object-del", jstr(cJSON_CreateObject(), "id", VMEM_BACKEND));
+                return hp_try(o, MEM_VMEM_UNDONE, n, "object-del",
+                              jstr(cJSON_CreateObject(), "id", VMEM_BACKEND));
         case MEM_VMEM_UNDONE:
                 return mem_dimm(o, n);
         case MEM_DIMM_BACKEND: { /* the DIMM's backend is in */
                 char mem[48];
                 snprintf(mem, sizeof(mem), "%s-mem", o->dimm);
                 return hp_next(o, MEM_DIMM_ADDED, n, "device_add",
-                               jstr(jstr(jstr(cJSON_CreateObject(), "driver", "pc-dimm"), "id", o->dimm), "memdev",
-                                    mem));
+                               jstr(jstr(jstr(cJSON_CreateObject(), "driver", "pc-dimm"), "id", o->dimm),
+                                    "memdev", mem));
         }
         case MEM_DIMM_ADDED:
                 return LO_SEQ_DONE;

@@ -55,7 +55,7 @@ struct liveops {
                 bool target_releasing; /* incoming migration completed: waiting for the source's mirrors */
                 bool target_done;      /* the guest runs here */
                 int64_t release_deadline;
-                loop_timer tick; /* source: the next poll; target: the next release step */
+                loop_timer tick;         /* source: the next poll; target: the next release step */
                 migration_poll_seq poll; /* source: the poll in flight (as `seq`) */
                 bool was_postcopy;
                 lo_seq cancel_seq; /* migrate-cancel in flight, answered to cancel_req */
@@ -603,7 +603,7 @@ static int snapshot_operation(ctl_request *req, const char *verb, const char *op
 #define SNAPSHOT_HANDLER(fn, verb, op)                                                                       \
         int fn(ctl_request *req)                                                                             \
         {                                                                                                    \
-                return snapshot_operation(req, ctl_verb_name(verb), op);                                                    \
+                return snapshot_operation(req, ctl_verb_name(verb), op);                                     \
         }
 
 SNAPSHOT_HANDLER(liveops_ctl_snapshot_save, CTL_VERB_SNAPSHOT_SAVE, "save")
@@ -703,8 +703,8 @@ static void on_migration_started(lo_seq *s, int r, const kv_error *err, void *da
                 lo->mig.start_err = *err;
                 migration_stop_init(&lo->mig.stop, &lo->mig.st);
                 lo_seq_host sh = seq_host(lo);
-                lo_seq_start(&lo->mig.seq, &sh, migration_stop_step, &lo->mig.stop, on_migration_start_cleaned,
-                             lo);
+                lo_seq_start(&lo->mig.seq, &sh, migration_stop_step, &lo->mig.stop,
+                             on_migration_start_cleaned, lo);
                 return;
         }
         lo->mig.starting = false;
@@ -754,7 +754,8 @@ int liveops_ctl_migrate(ctl_request *req)
         }
         migration_state_free(&lo->mig.st);
         lo->mig.have = true;
-        migration_start_init(&lo->mig.start, &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
+        migration_start_init(&lo->mig.start, &c, uri->valuestring,
+                             cJSON_IsString(host) ? host->valuestring : NULL,
                              cJSON_IsNumber(port) ? port->valueint : 0, &lo->mig.st);
         if (uid)
                 snprintf(lo->mig.st.uid, sizeof(lo->mig.st.uid), "%s", uid->valuestring);
@@ -828,7 +829,8 @@ static bool target_ready(ctl_request *req, bool prepared)
 }
 
 /* The target's state once prepared (r >= 0) or not (err): the phase stays Scheduled either way. */
-static int target_prepared(liveops *lo, const migration_config *c, const char *uri, int r, const kv_error *err)
+static int target_prepared(liveops *lo, const migration_config *c, const char *uri, int r,
+                           const kv_error *err)
 {
         lo->mig.have = true;
         lo->mig.st = (migration_state){0};
@@ -925,7 +927,8 @@ int liveops_ctl_migration_target(ctl_request *req)
                 return 0;
         }
         lo->mig.target_config = c;
-        migration_prepare_init(&lo->mig.prepare, &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
+        migration_prepare_init(&lo->mig.prepare, &c, uri->valuestring,
+                               cJSON_IsString(host) ? host->valuestring : NULL,
                                cJSON_IsNumber(port) ? port->valueint : 0);
         lo->mig.starting = true;
         lo->mig.start_req = req;

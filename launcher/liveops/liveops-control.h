@@ -77,14 +77,16 @@ int liveops_ctl_apply(ctl_request *req);
 
 /* Their rows in ctl_handlers[] (control-commands.c); names and summaries are ctl-protocol.h's. */
 #define LIVEOPS_CTL_HANDLERS                                                                                 \
-        [CTL_VERB_HOTPLUG_DISK] = liveops_ctl_hotplug_disk, [CTL_VERB_UNPLUG_DISK] = liveops_ctl_unplug_disk,  \
-        [CTL_VERB_HOTPLUG_NIC] = liveops_ctl_hotplug_nic, [CTL_VERB_UNPLUG_NIC] = liveops_ctl_unplug_nic,      \
-        [CTL_VERB_SET_CPUS] = liveops_ctl_set_cpus, [CTL_VERB_SET_MEMORY] = liveops_ctl_set_memory,            \
-        [CTL_VERB_SNAPSHOT_SAVE] = liveops_ctl_snapshot_save, [CTL_VERB_SNAPSHOT_LOAD] = liveops_ctl_snapshot_load, \
-        [CTL_VERB_SNAPSHOT_DELETE] = liveops_ctl_snapshot_delete,                                              \
-        [CTL_VERB_SNAPSHOT_LIST] = liveops_ctl_snapshot_list, [CTL_VERB_MIGRATE] = liveops_ctl_migrate,        \
-        [CTL_VERB_MIGRATE_CANCEL] = liveops_ctl_migrate_cancel,                                                \
-        [CTL_VERB_MIGRATE_STATUS] = liveops_ctl_migrate_status,                                                \
-        [CTL_VERB_MIGRATION_TARGET] = liveops_ctl_migration_target,                                            \
-        [CTL_VERB_MIGRATION_TARGET_FINISH] = liveops_ctl_migration_target_finish,                              \
+        [CTL_VERB_HOTPLUG_DISK] = liveops_ctl_hotplug_disk,                                                  \
+        [CTL_VERB_UNPLUG_DISK] = liveops_ctl_unplug_disk, [CTL_VERB_HOTPLUG_NIC] = liveops_ctl_hotplug_nic,  \
+        [CTL_VERB_UNPLUG_NIC] = liveops_ctl_unplug_nic, [CTL_VERB_SET_CPUS] = liveops_ctl_set_cpus,          \
+        [CTL_VERB_SET_MEMORY] = liveops_ctl_set_memory,                                                      \
+        [CTL_VERB_SNAPSHOT_SAVE] = liveops_ctl_snapshot_save,                                                \
+        [CTL_VERB_SNAPSHOT_LOAD] = liveops_ctl_snapshot_load,                                                \
+        [CTL_VERB_SNAPSHOT_DELETE] = liveops_ctl_snapshot_delete,                                            \
+        [CTL_VERB_SNAPSHOT_LIST] = liveops_ctl_snapshot_list, [CTL_VERB_MIGRATE] = liveops_ctl_migrate,      \
+        [CTL_VERB_MIGRATE_CANCEL] = liveops_ctl_migrate_cancel,                                              \
+        [CTL_VERB_MIGRATE_STATUS] = liveops_ctl_migrate_status,                                              \
+        [CTL_VERB_MIGRATION_TARGET] = liveops_ctl_migration_target,                                          \
+        [CTL_VERB_MIGRATION_TARGET_FINISH] = liveops_ctl_migration_target_finish,                            \
         [CTL_VERB_APPLY] = liveops_ctl_apply

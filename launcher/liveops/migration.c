@@ -85,8 +85,8 @@ static int prep_export_next(migration_prepare_seq *s, lo_next *n)
         const char *node = s->nodes.v[s->i++];
         char id[160];
         snprintf(id, sizeof(id), "kvexp-%s", node);
-        cJSON *e = jstr(jstr(jstr(jstr(cJSON_CreateObject(), "type", "nbd"), "id", id), "node-name", node), "name",
-                        node);
+        cJSON *e = jstr(jstr(jstr(jstr(cJSON_CreateObject(), "type", "nbd"), "id", id), "node-name", node),
+                        "name", node);
         s->step = PREP_EXPORTING;
         *n = (lo_next){.command = "block-export-add", .args = jbool(e, "writable", true)};
         return LO_SEQ_NEXT;
@@ -169,7 +169,8 @@ enum { REL_QUERY, REL_LISTED, REL_DELETING, REL_STOPPING, REL_RESUME, REL_STATUS
 
 void migration_release_init(migration_release_seq *s, bool force, bool unexport, bool resume)
 {
-        *s = (migration_release_seq){.force = force, .resume = resume, .step = unexport ? REL_QUERY : REL_RESUME};
+        *s = (migration_release_seq){
+            .force = force, .resume = resume, .step = unexport ? REL_QUERY : REL_RESUME};
 }
 
 static int rel_resume(migration_release_seq *s, lo_next *n)
@@ -188,7 +189,8 @@ static int rel_delete_next(migration_release_seq *s, lo_next *n)
                 cJSON *a = jstr(cJSON_CreateObject(), "id", id->valuestring);
                 cJSON_Delete(id);
                 s->step = REL_DELETING;
-                *n = (lo_next){.command = "block-export-del", .args = jstr(a, "mode", s->force ? "hard" : "safe"),
+                *n = (lo_next){.command = "block-export-del",
+                               .args = jstr(a, "mode", s->force ? "hard" : "safe"),
                                .may_fail = true};
                 return LO_SEQ_NEXT;
         }
@@ -215,7 +217,8 @@ static int rel_listed(migration_release_seq *s, const cJSON *exports, lo_next *n
         return rel_delete_next(s, n);
 }
 
-static int release_step(migration_release_seq *s, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
+static int release_step(migration_release_seq *s, const cJSON *ret, const kv_error *qerr, lo_next *n,
+                        kv_error *err)
 {
         switch (s->step) {
         case REL_QUERY:
@@ -330,7 +333,8 @@ static int stop_next_mirror(migration_stop_seq *s, lo_next *n)
         char tgt[160], job[160];
         mirror_names(st->mirrors[s->i], tgt, sizeof(tgt), job, sizeof(job));
         s->step = STOP_CANCELLING;
-        *n = (lo_next){.command = "block-job-cancel", .args = jstr(cJSON_CreateObject(), "device", job),
+        *n = (lo_next){.command = "block-job-cancel",
+                       .args = jstr(cJSON_CreateObject(), "device", job),
                        .may_fail = true};
         return LO_SEQ_NEXT;
 }
@@ -340,7 +344,8 @@ static int stop_delete(migration_stop_seq *s, lo_next *n)
         char tgt[160], job[160];
         mirror_names(s->st->mirrors[s->i], tgt, sizeof(tgt), job, sizeof(job));
         s->step = STOP_DELETING;
-        *n = (lo_next){.command = "blockdev-del", .args = jstr(cJSON_CreateObject(), "node-name", tgt),
+        *n = (lo_next){.command = "blockdev-del",
+                       .args = jstr(cJSON_CreateObject(), "node-name", tgt),
                        .may_fail = true};
         return LO_SEQ_NEXT;
 }
@@ -384,8 +389,17 @@ static void mirrors_stop(qmp *q, migration_state *st)
 /* ---- starting: capabilities and parameters, the local disks mirrored to the target's NBD exports
  * until every mirror is READY, then `migrate` ------------------------------------------------------ */
 
-enum { START_CAPS, START_PARAMS, START_BLOCKS, START_LISTING, START_DISMISSING, START_ADDING, START_MIRRORING, START_READY,
-       START_MIGRATING };
+enum {
+        START_CAPS,
+        START_PARAMS,
+        START_BLOCKS,
+        START_LISTING,
+        START_DISMISSING,
+        START_ADDING,
+        START_MIRRORING,
+        START_READY,
+        START_MIGRATING
+};
 
 void migration_start_init(migration_start_seq *s, const migration_config *c, const char *uri,
                           const char *nbd_host, int nbd_port, migration_state *st)
@@ -430,8 +444,8 @@ static int start_next_mirror(migration_start_seq *s, lo_next *n)
         mirror_names(next_node(s), tgt, sizeof(tgt), job, sizeof(job));
         /* A concluded job of ours left by an earlier crash would block the id. */
         s->step = START_DISMISSING;
-        *n = (lo_next){.command = "job-dismiss", .args = jstr(cJSON_CreateObject(), "id", job),
-                       .may_fail = true};
+        *n = (lo_next){
+            .command = "job-dismiss", .args = jstr(cJSON_CreateObject(), "id", job), .may_fail = true};
         return LO_SEQ_NEXT;
 }
 
@@ -439,8 +453,8 @@ static int start_mirror_target(migration_start_seq *s, lo_next *n)
 {
         char tgt[160], job[160];
         mirror_names(next_node(s), tgt, sizeof(tgt), job, sizeof(job));
-        cJSON *nbd = jstr(jstr(jstr(cJSON_CreateObject(), "driver", "nbd"), "node-name", tgt), "export",
-                          next_node(s));
+        cJSON *nbd =
+            jstr(jstr(jstr(cJSON_CreateObject(), "driver", "nbd"), "node-name", tgt), "export", next_node(s));
         cJSON_AddItemToObject(nbd, "server", inet_addr(s->nbd_host, s->nbd_port, true));
         s->step = START_ADDING;
         *n = (lo_next){.command = "blockdev-add", .args = nbd};
@@ -451,7 +465,8 @@ static int start_mirror_job(migration_start_seq *s, lo_next *n)
 {
         char tgt[160], job[160];
         mirror_names(next_node(s), tgt, sizeof(tgt), job, sizeof(job));
-        cJSON *m = jstr(jstr(jstr(cJSON_CreateObject(), "job-id", job), "device", next_node(s)), "target", tgt);
+        cJSON *m =
+            jstr(jstr(jstr(cJSON_CreateObject(), "job-id", job), "device", next_node(s)), "target", tgt);
         /* write-blocking: guest writes reach the target before they complete, so READY stays in sync. */
         m = jbool(jstr(jstr(m, "sync", "full"), "copy-mode", "write-blocking"), "auto-dismiss", false);
         s->step = START_MIRRORING;
@@ -536,7 +551,8 @@ int migration_start_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_n
         case START_BLOCKS:
                 if (s->nbd_port <= 0) {
                         s->step = START_MIGRATING;
-                        *n = (lo_next){.command = "migrate", .args = jstr(cJSON_CreateObject(), "uri", s->uri)};
+                        *n = (lo_next){.command = "migrate",
+                                       .args = jstr(cJSON_CreateObject(), "uri", s->uri)};
                         return LO_SEQ_NEXT;
                 }
                 s->step = START_LISTING;
@@ -648,8 +664,8 @@ static int check_timeouts(migration_poll_seq *s, int64_t now, lo_next *n)
         }
         if (!st->postcopy_started &&
             now - st->last_progress_ms > (int64_t)st->params.progress_timeout * 1000) {
-                snprintf(st->failure_reason, sizeof(st->failure_reason), "no progress for %u s (progressTimeout)",
-                         st->params.progress_timeout);
+                snprintf(st->failure_reason, sizeof(st->failure_reason),
+                         "no progress for %u s (progressTimeout)", st->params.progress_timeout);
                 return poll_send(s, (lo_next){.command = "migrate_cancel", .may_fail = true}, n);
         }
         uint64_t limit = migration_completion_timeout_ms(&st->params, st->ram_total + st->disk_bytes);
@@ -657,7 +673,8 @@ static int check_timeouts(migration_poll_seq *s, int64_t now, lo_next *n)
                 return LO_SEQ_DONE;
         if (!st->params.postcopy) {
                 snprintf(st->failure_reason, sizeof(st->failure_reason),
-                         "not completed within %llu s (completionTimeoutPerGiB)", (unsigned long long)(limit / 1000));
+                         "not completed within %llu s (completionTimeoutPerGiB)",
+                         (unsigned long long)(limit / 1000));
                 return poll_send(s, (lo_next){.command = "migrate_cancel", .may_fail = true}, n);
         }
         st->postcopy_started = true;

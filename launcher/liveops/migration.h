@@ -51,8 +51,8 @@ typedef struct migration_state {
         char start[40], end[40]; /* RFC 3339 */
         char target_address[256];
         char source_node[64], target_node[64]; /* host names (KubeVirt: sourceNode, targetNode) */
-        char mode[16];         /* "PreCopy" / "PostCopy" */
-        char abort_status[16]; /* "", "Succeeded", "Failed" */
+        char mode[16];                         /* "PreCopy" / "PostCopy" */
+        char abort_status[16];                 /* "", "Succeeded", "Failed" */
         bool completed, failed, abort_requested;
         char failure_reason[512];
         char qemu_status[32]; /* query-migrate status */

@@ -20,9 +20,9 @@ static int push_qcow2(const cJSON *block, const cJSON *inserted, const char *nod
         if (cJSON_IsTrue(cJSON_GetObjectItem(inserted, "ro")) || !drv)
                 return 0;
         if (strcmp(drv, "qcow2"))
-                return kv_error_set(err, EOPNOTSUPP,
-                                    "disk node %s is %s: internal snapshots need every writable disk in qcow2",
-                                    node, drv);
+                return kv_error_set(
+                    err, EOPNOTSUPP,
+                    "disk node %s is %s: internal snapshots need every writable disk in qcow2", node, drv);
         cJSON_AddItemToArray(ud, cJSON_CreateString(node));
         return 0;
 }

@@ -13,11 +13,11 @@ int binding_bridge(const net_request *req, net_result *res, kv_error *err);
 int binding_passt(const net_request *req, net_result *res, kv_error *err);
 int binding_macvtap(const net_request *req, net_result *res, kv_error *err);
 
-/* "eth0" -> "eth0", "pod1234567890a" -> "1234567890a": the part of a Pod interface name KubeVirt puts into the
- * names of the links it adds (k6t-<id>, tap<id>). */
+/* "eth0" -> "eth0", "pod1234567890a" -> "1234567890a": the part of a Pod interface name KubeVirt puts into
+ * the names of the links it adds (k6t-<id>, tap<id>). */
 const char *net_link_id(const char *pod_ifname);
-/* Reads the Pod interface into a lease (address, routes; DNS and hostname unless req->secondary) and picks the
- * guest MAC if the spec did not: the interface's own. *has_ip is false for a secondary interface without
+/* Reads the Pod interface into a lease (address, routes; DNS and hostname unless req->secondary) and picks
+ * the guest MAC if the spec did not: the interface's own. *has_ip is false for a secondary interface without
  * IPAM. */
 int bridge_read_pod(rtnl *nl, const net_request *req, rtnl_link *pod, dhcp_lease *lease, bool *has_ip,
                     net_result *res, kv_error *err);

@@ -103,7 +103,8 @@ int binding_bridge(const net_request *req, net_result *res, kv_error *err)
         const char *id = net_link_id(net_pod_ifname(req));
         char bridge_name[IFNAMSIZ], tap[IFNAMSIZ];
         snprintf(bridge_name, sizeof(bridge_name), NET_BRIDGE_PREFIX "%s", id);
-        snprintf(tap, sizeof(tap), "%s%s", req->is_secondary ? "tap" : NET_TAP_NAME, req->is_secondary ? id : "");
+        snprintf(tap, sizeof(tap), "%s%s", req->is_secondary ? "tap" : NET_TAP_NAME,
+                 req->is_secondary ? id : "");
         r = bridge_with_tap(nl, req, bridge_name, tap, pod.mtu, &bridge, res, err);
         if (r >= 0 && has_ip)
                 r = rtnl_addr_add(nl, bridge.index, lease.server_id, 32, err);

@@ -1,10 +1,10 @@
 /* macvtap (Multus networks): the guest sits on the Pod interface's lower device through a macvtap of its own
  * and uses the macvtap's MAC. A macvlan (or ipvlan) Pod interface only receives frames for its own MAC, which
- * is why KubeVirt's bridge binding (the guest takes the Pod interface's MAC, the interface a new one) does not
- * work there; a macvtap is one more macvlan port on the same lower device, so other Pods' macvlans and the
- * guest reach each other in bridge mode. The Pod interface keeps its MAC, loses the IPAM address (the guest
- * gets it from our DHCP, served on the Pod interface: bridge-mode macvlans see each other's broadcasts) and
- * stays up. QEMU gets /dev/tap<ifindex> as an fd. */
+ * is why KubeVirt's bridge binding (the guest takes the Pod interface's MAC, the interface a new one) does
+ * not work there; a macvtap is one more macvlan port on the same lower device, so other Pods' macvlans and
+ * the guest reach each other in bridge mode. The Pod interface keeps its MAC, loses the IPAM address (the
+ * guest gets it from our DHCP, served on the Pod interface: bridge-mode macvlans see each other's broadcasts)
+ * and stays up. QEMU gets /dev/tap<ifindex> as an fd. */
 #include "binding.h"
 #include "dhcp.h"
 #include "mac.h"
@@ -37,8 +37,9 @@ static int create_macvtap(rtnl *nl, const char *name, const rtnl_link *pod, cons
                         *err = attempt;
         }
         if (r < 0)
-                return r == -EEXIST || r == -EBUSY ? kv_error_set(err, -r, "macvtap %s: no free ifindex", name)
-                                                    : r;
+                return r == -EEXIST || r == -EBUSY
+                           ? kv_error_set(err, -r, "macvtap %s: no free ifindex", name)
+                           : r;
         r = rtnl_link_get(nl, name, out, err);
         if (r >= 0)
                 r = rtnl_link_set(nl, out->index, &(rtnl_link_change){.up = 1, .master = -1}, err);

@@ -76,7 +76,8 @@ int nat_render(const char *ifname, struct in_addr pod_ip, struct in_addr guest_i
             ifname);
         /* First: a migration target's QEMU listens on these in the Pod itself (KubeVirt keeps them too);
          * accept ends the nat hook, so no DNAT below applies, even for ports[] listing them. */
-        add(&b, "add rule ip " NAT_TABLE " prerouting iifname \"%s\" ip daddr %s tcp dport { %d, %d } accept\n",
+        add(&b,
+            "add rule ip " NAT_TABLE " prerouting iifname \"%s\" ip daddr %s tcp dport { %d, %d } accept\n",
             ifname, pod, KV_MIGRATION_PORT, KV_MIGRATION_NBD_PORT);
         if (n_ports == 0) {
                 add(&b, "add rule ip " NAT_TABLE " prerouting iifname \"%s\" ip daddr %s dnat to %s\n",

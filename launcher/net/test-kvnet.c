@@ -99,7 +99,7 @@ static void test_validate_multus(void)
         CHECK(req.secondary[1].binding == NET_BINDING_MACVTAP);
         char *ann = net_multus_annotation(&req, "ns1");
         CHECK(ann && strstr(ann, "{\"name\":\"br\",\"namespace\":\"ns1\",\"interface\":\"pod6c270ef2f25\","
-                                  "\"mac\":\"02:00:00:00:00:01\"}"));
+                                 "\"mac\":\"02:00:00:00:00:01\"}"));
         CHECK(ann && strstr(ann, "{\"name\":\"mv\",\"namespace\":\"other\",\"interface\":\"pod"));
         free(ann);
         CHECK(net_migration_blocker(&req) && strstr(net_migration_blocker(&req), "macvtap"));

@@ -247,7 +247,8 @@ int console_client_main(int argc, char **argv)
         if (r >= 0)
                 return r;
         char line[4096];
-        if (send_request(fd, ctl_verb_name(CTL_VERB_CONSOLE), NULL) < 0 || read_line(fd, line, sizeof(line)) < 0) {
+        if (send_request(fd, ctl_verb_name(CTL_VERB_CONSOLE), NULL) < 0 ||
+            read_line(fd, line, sizeof(line)) < 0) {
                 fprintf(stderr, "virt-launcher: no reply from the launcher\n");
                 return EXIT_SETUP;
         }

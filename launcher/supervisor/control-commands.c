@@ -78,8 +78,12 @@ static int cmd_console(ctl_request *req)
 }
 
 const ctl_handler ctl_handlers[CTL_VERB__MAX] = {
-    [CTL_VERB_HELP] = cmd_help,         [CTL_VERB_STATUS] = cmd_status,     [CTL_VERB_PAUSE] = cmd_pause,
-    [CTL_VERB_UNPAUSE] = cmd_unpause,   [CTL_VERB_SHUTDOWN] = cmd_shutdown, [CTL_VERB_CONSOLE] = cmd_console,
+    [CTL_VERB_HELP] = cmd_help,
+    [CTL_VERB_STATUS] = cmd_status,
+    [CTL_VERB_PAUSE] = cmd_pause,
+    [CTL_VERB_UNPAUSE] = cmd_unpause,
+    [CTL_VERB_SHUTDOWN] = cmd_shutdown,
+    [CTL_VERB_CONSOLE] = cmd_console,
     [CTL_VERB_SOFTREBOOT] = cmd_softreboot,
     LIVEOPS_CTL_HANDLERS,
 };

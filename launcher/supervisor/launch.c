@@ -68,9 +68,11 @@ static void bundle_paths(char paths[4][PATH_MAX], const char *ptrs[5])
                 char *slash = strrchr(self, '/');
                 *slash = 0;
                 for (size_t i = 0; i < 2; i++) {
-                        snprintf(paths[n], PATH_MAX, "%.3000s/../share/kvlite/crds/common-instancetypes/%s", self, files[i]);
+                        snprintf(paths[n], PATH_MAX, "%.3000s/../share/kvlite/crds/common-instancetypes/%s",
+                                 self, files[i]);
                         if (access(paths[n], R_OK) < 0)
-                                snprintf(paths[n], PATH_MAX, "%.3000s/../../crds/common-instancetypes/%s", self, files[i]);
+                                snprintf(paths[n], PATH_MAX, "%.3000s/../../crds/common-instancetypes/%s",
+                                         self, files[i]);
                         ptrs[n] = paths[n];
                         n++;
                 }
@@ -213,7 +215,9 @@ static int prepare(launch *l)
                 log_warning("status reporter: %s; the Pod annotation is not updated", err.msg);
         const char *accel = accel_choose(l->o->accel, &l->st);
         launcher_paths paths = {
-            .run_dir = l->rd.path, .image_root = l->o->image_root, .secret_root = l->o->secret_root,
+            .run_dir = l->rd.path,
+            .image_root = l->o->image_root,
+            .secret_root = l->o->secret_root,
             .pvc_root = l->o->pvc_root,
             /* Local runs without an image root: the demo's registry references resolve to the test guest. */
             .fallback_image_root = l->o->image_root ? NULL : KV_LOCAL_IMAGE_ROOT};
@@ -225,9 +229,10 @@ static int prepare(launch *l)
                               &l->n_net_secondary, &l->st, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "network", &err);
         if (probes_need_guest_address(l->v) && !l->net.binding) {
-                kv_error_set(&err, EINVAL,
-                             "spec.readinessProbe/livenessProbe: tcpSocket and httpGet reach the guest through the "
-                             "Pod network (--pod-network); without it give the probe a host");
+                kv_error_set(
+                    &err, EINVAL,
+                    "spec.readinessProbe/livenessProbe: tcpSocket and httpGet reach the guest through the "
+                    "Pod network (--pod-network); without it give the probe a host");
                 return fail(l, EXIT_INVALID, "probes", &err);
         }
         if ((r = resolve_qemu(l, &err)) < 0)

@@ -18,7 +18,8 @@ static const char usage[] =
     "       virt-launcher --vmi-env VAR [OPTIONS]\n"
     "       virt-launcher console --run-dir DIR\n"
     "       virt-launcher ctl --run-dir DIR COMMAND [ARGS]   (status, pause, unpause, shutdown, apply FILE,\n"
-    "                                                     hot-plug, snapshot and migration commands: `help` lists them)\n"
+    "                                                     hot-plug, snapshot and migration commands: `help` "
+    "lists them)\n"
     "\n"
     "Boots a kubevirt.io/v1 VirtualMachineInstance (YAML or JSON) on QEMU and supervises it until the\n"
     "guest powers off or the launcher is asked to stop (SIGTERM/SIGINT: ACPI power button, then quit\n"
@@ -100,7 +101,8 @@ static int parse_host_port(const char *arg, char *host, size_t size, int *port)
                         return -1;
                 arg++, len -= 2;
         }
-        if (len >= size || strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:-") < len)
+        if (len >= size ||
+            strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:-") < len)
                 return -1;
         memcpy(host, arg, len);
         host[len] = '\0';
@@ -233,9 +235,10 @@ int main(int argc, char **argv)
                         break;
                 case OPT_INCOMING_NBD:
                         if (parse_host_port(optarg, nbd_host, sizeof(nbd_host), &o.incoming_nbd_port) < 0)
-                                return usage_error("--incoming-nbd must be HOST:PORT or [ADDR]:PORT with a port "
-                                                   "in 1-65535, not",
-                                                   optarg);
+                                return usage_error(
+                                    "--incoming-nbd must be HOST:PORT or [ADDR]:PORT with a port "
+                                    "in 1-65535, not",
+                                    optarg);
                         o.incoming_nbd_host = nbd_host;
                         break;
                 case OPT_INCOMING_CONFIG:

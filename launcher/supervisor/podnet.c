@@ -90,13 +90,17 @@ int podnet_setup(const vmi *v, bool pod_network, const char *run_dir, net_result
                 if ((r = net_setup(&req, net, err)) < 0)
                         return r == -EINVAL ? -EIO : r; /* the host failed, not the manifest */
         }
-        record_interface(st, nic->name, net->binding ? net->mac : nic->mac ? nic->mac : "",
+        record_interface(st, nic->name,
+                         net->binding ? net->mac
+                         : nic->mac   ? nic->mac
+                                      : "",
                          net->binding ? net->status_ip : "");
         if (!wire && *n_secondary && (r = net_drop_caps(err)) < 0)
                 return r;
 record:
         for (size_t i = 0; i < *n_secondary; i++)
-                record_interface(st, v->net.secondary[i].iface_name, secondary[i].mac, secondary[i].status_ip);
+                record_interface(st, v->net.secondary[i].iface_name, secondary[i].mac,
+                                 secondary[i].status_ip);
         return 0;
 }
 

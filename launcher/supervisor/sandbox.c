@@ -104,5 +104,6 @@ static const seccomp_rule rules[] = {
 
 int sandbox_seccomp(bool allow_inet, kv_error *err)
 {
-        return seccomp_filter_load(SCMP_ACT_ERRNO(EPERM), rules, ARRAY_SIZE(rules) - (allow_inet ? 0 : 2), err);
+        return seccomp_filter_load(SCMP_ACT_ERRNO(EPERM), rules, ARRAY_SIZE(rules) - (allow_inet ? 0 : 2),
+                                   err);
 }

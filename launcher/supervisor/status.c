@@ -69,7 +69,8 @@ int status_require_phase(const status *st, enum phase want, bool stopping, kv_er
 {
         if (st->phase == want && !stopping)
                 return 0;
-        return kv_error_set(err, EBUSY, "the VM is %s%s", phase_name(st->phase), stopping ? " and stopping" : "");
+        return kv_error_set(err, EBUSY, "the VM is %s%s", phase_name(st->phase),
+                            stopping ? " and stopping" : "");
 }
 
 void status_set_phase(status *st, enum phase p, const char *reason)

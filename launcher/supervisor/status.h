@@ -27,7 +27,7 @@ typedef struct status_interface {
         char ip[46];   /* where the VM answers ("" = unknown) */
         char mac[18];
         char interface_name[16]; /* the guest's name for it, "" = unknown */
-        char info_source[32];    /* "domain" (the launcher's own wiring), "domain, guest-agent", "guest-agent" */
+        char info_source[32]; /* "domain" (the launcher's own wiring), "domain, guest-agent", "guest-agent" */
 } status_interface;
 
 typedef struct status {
@@ -51,7 +51,7 @@ typedef struct status {
         cJSON *snapshot_operations;
         cJSON *snapshots;
         cJSON *guest_os_info; /* KubeVirt's status.guestOSInfo, from the guest agent; owned, NULL = absent */
-        char *path; /* --status-file, or NULL */
+        char *path;           /* --status-file, or NULL */
 } status;
 
 void status_init(status *st, const char *path);

@@ -114,7 +114,8 @@ static void qmp_send_logged(supervisor *s, const char *command)
         qmp_send_args_logged(s, command, NULL);
 }
 
-/* QMP set-action: what QEMU does when the guest powers off ("pause" keeps it for a reset, "poweroff" exits). */
+/* QMP set-action: what QEMU does when the guest powers off ("pause" keeps it for a reset, "poweroff" exits).
+ */
 static int set_shutdown_action(supervisor *s, const char *action)
 {
         cJSON *args = cJSON_CreateObject();
@@ -578,7 +579,7 @@ static int spawn(supervisor *s, int *qmp_fd, kv_error *err)
         for (size_t i = 0; i < cfg->n_net_secondary; i++)
                 if (cfg->net_secondary[i].macvtap_fd > 0)
                         fds[CHILD_FD_NET_BASE - 3 + i] = cfg->net_secondary[i].macvtap_fd,
-                                              nfds = CHILD_FD_NET_BASE - 3 + (int)i + 1;
+                                                    nfds = CHILD_FD_NET_BASE - 3 + (int)i + 1;
         for (int i = CHILD_FD_NET_BASE - 3; i < nfds; i++)
                 if (fds[i] <= 0)
                         fds[i] = pair[1];

@@ -34,12 +34,12 @@ typedef struct sup_config {
         char *const *argv;     /* complete QEMU argv, already referring to CHILD_FD_* */
         const char *run_dir;
         int grace_seconds;
-        bool start_paused;    /* spec.startStrategy Paused: stay at -S */
-        int qmp_public_fd;    /* listening sockets bound and closed by the caller */
-        int serial_listen_fd; /* -1: no serial console */
-        int control_fd;       /* listening control.sock */
-        bool sandbox;         /* drop capabilities + seccomp once QEMU runs */
-        bool serial_stdout;   /* also copy serial output to stdout (the local, no-Kubernetes view) */
+        bool start_paused;      /* spec.startStrategy Paused: stay at -S */
+        int qmp_public_fd;      /* listening sockets bound and closed by the caller */
+        int serial_listen_fd;   /* -1: no serial console */
+        int control_fd;         /* listening control.sock */
+        bool sandbox;           /* drop capabilities + seccomp once QEMU runs */
+        bool serial_stdout;     /* also copy serial output to stdout (the local, no-Kubernetes view) */
         struct net_result *net; /* libkvnet's wiring: DHCP server in the loop, passt reaped; or NULL */
         struct net_result *net_secondary; /* Multus interfaces: DHCP servers in the loop, macvtap fds */
         size_t n_net_secondary;
@@ -54,7 +54,7 @@ typedef struct sup_config {
         /* --incoming-config: the MigrationConfiguration (JSON text, validated by main) an --incoming URI is
          * prepared with, the source's, so that both QEMUs get the same capabilities. NULL: the defaults. */
         const char *incoming_config;
-        struct vmi **vmi; /* the running spec (launch.c owns it; `apply` replaces it) */
+        struct vmi **vmi;                   /* the running spec (launch.c owns it; `apply` replaces it) */
         const struct launcher_paths *paths; /* to prepare the volumes an `apply` adds */
 } sup_config;
 
@@ -86,10 +86,11 @@ typedef struct supervisor {
         bool stop_requested;
         struct timespec stop_time; /* when the stop was first requested */
         char shutdown_reason[64];  /* from the SHUTDOWN event; "" if none came */
-        char end_reason[64]; /* set by a live operation that ends QEMU on purpose ("Migrated"): a clean
-                              * exit is then Succeeded with this reason */
+        char end_reason[64];       /* set by a live operation that ends QEMU on purpose ("Migrated"): a clean
+                                    * exit is then Succeeded with this reason */
         bool shutdown_guest;
-        bool soft_reboot; /* a soft reboot's power button was pressed: the guest's power-off becomes a reset */
+        bool
+            soft_reboot; /* a soft reboot's power button was pressed: the guest's power-off becomes a reset */
 
         int control_fd;
         ctl_conn *conns;
@@ -113,8 +114,8 @@ int supervisor_run(const sup_config *cfg, status *st);
 
 /* Used by the control commands. */
 void supervisor_request_stop(supervisor *s, const char *why);
-/* KubeVirt's soft reboot for a guest without an agent (libvirt's ACPI reboot): the ACPI power button, and when
- * the guest powers off QEMU pauses instead of exiting (QMP set-action) and is reset and continued. */
+/* KubeVirt's soft reboot for a guest without an agent (libvirt's ACPI reboot): the ACPI power button, and
+ * when the guest powers off QEMU pauses instead of exiting (QMP set-action) and is reset and continued. */
 int supervisor_soft_reboot(supervisor *s, kv_error *err);
 /* Writes the status file (and the Pod annotation) after a change of s->st. */
 void supervisor_publish(supervisor *s);

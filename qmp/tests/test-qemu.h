@@ -8,10 +8,10 @@
 #include "qmp.h"
 
 typedef struct test_qemu {
-	pid_t pid;
-	char dir[128];
-	char sock[192];
-	char serial[192];
+        pid_t pid;
+        char dir[128];
+        char sock[192];
+        char serial[192];
 } test_qemu;
 
 #define TEST_SKIP 77

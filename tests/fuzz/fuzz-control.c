@@ -1,5 +1,5 @@
-/* libFuzzer: the launcher's control protocol as the real server code (launcher/supervisor/control-server.c and
- * its command table) sees it: the input is written by a client over a real unix socket in fuzzer-chosen
+/* libFuzzer: the launcher's control protocol as the real server code (launcher/supervisor/control-server.c
+ * and its command table) sees it: the input is written by a client over a real unix socket in fuzzer-chosen
  * chunks, served by the real epoll loop; QMP-backed commands go to a fake QEMU that answers each command
  * with success or an error; "console" switches to the raw stream. Only the supervisor's hooks are
  * stubbed (no QEMU process). */
@@ -37,7 +37,8 @@ int supervisor_soft_reboot(supervisor *s, kv_error *err)
 {
         (void)s;
         (void)err;
-        return 0; /* the ACPI reboot sequence needs a guest; the verb's parsing and reply are what is fuzzed */
+        return 0; /* the ACPI reboot sequence needs a guest; the verb's parsing and reply are what is fuzzed
+                   */
 }
 
 static void qmp_on_event(loop_source *src, int fd, uint32_t events, void *data)
@@ -91,11 +92,12 @@ static void fake_qemu_answer(int fd)
                         const cJSON *id = cJSON_GetObjectItemCaseSensitive(cmd, "id");
                         char reply[256];
                         int m = cJSON_IsNumber(id) && (long long)id->valuedouble % 2
-                                        ? snprintf(reply, sizeof(reply),
-                                                   "{\"error\":{\"class\":\"GenericError\",\"desc\":\"no\"},\"id\":%lld}\n",
-                                                   (long long)id->valuedouble)
-                                        : snprintf(reply, sizeof(reply), "{\"return\":{},\"id\":%lld}\n",
-                                                   cJSON_IsNumber(id) ? (long long)id->valuedouble : 0LL);
+                                    ? snprintf(reply, sizeof(reply),
+                                               "{\"error\":{\"class\":\"GenericError\",\"desc\":\"no\"},"
+                                               "\"id\":%lld}\n",
+                                               (long long)id->valuedouble)
+                                    : snprintf(reply, sizeof(reply), "{\"return\":{},\"id\":%lld}\n",
+                                               cJSON_IsNumber(id) ? (long long)id->valuedouble : 0LL);
                         cJSON_Delete(cmd);
                         if (send(fd, reply, (size_t)m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
                                 break;

@@ -10,18 +10,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s = malloc(size + 1);
-	if (!s)
-		return 0;
-	memcpy(s, data, size);
-	s[size] = '\0';
-	kvreg_ref r;
-	kv_error err;
-	if (kvreg_ref_parse(s, &r, &err) == 0) {
-		if (!r.host || !r.repo || (!r.tag && !r.digest))
-			abort();
-		kvreg_ref_done(&r);
-	}
-	free(s);
-	return 0;
+        char *s = malloc(size + 1);
+        if (!s)
+                return 0;
+        memcpy(s, data, size);
+        s[size] = '\0';
+        kvreg_ref r;
+        kv_error err;
+        if (kvreg_ref_parse(s, &r, &err) == 0) {
+                if (!r.host || !r.repo || (!r.tag && !r.digest))
+                        abort();
+                kvreg_ref_done(&r);
+        }
+        free(s);
+        return 0;
 }

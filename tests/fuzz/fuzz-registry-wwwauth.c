@@ -10,18 +10,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s = malloc(size + 1);
-	if (!s)
-		return 0;
-	memcpy(s, data, size);
-	s[size] = '\0';
-	kvreg_challenge c;
-	kv_error err;
-	if (kvreg_challenge_parse(s, &c, &err) == 0) {
-		if (c.scheme == KVREG_AUTH_BEARER && !c.realm)
-			abort();
-		kvreg_challenge_done(&c);
-	}
-	free(s);
-	return 0;
+        char *s = malloc(size + 1);
+        if (!s)
+                return 0;
+        memcpy(s, data, size);
+        s[size] = '\0';
+        kvreg_challenge c;
+        kv_error err;
+        if (kvreg_challenge_parse(s, &c, &err) == 0) {
+                if (c.scheme == KVREG_AUTH_BEARER && !c.realm)
+                        abort();
+                kvreg_challenge_done(&c);
+        }
+        free(s);
+        return 0;
 }
