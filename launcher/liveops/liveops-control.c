@@ -23,9 +23,12 @@
 #include "qmp-helpers.h"
 #include "qmp-seq.h"
 #include "snapshot.h"
+#include "tcp-drain.h"
 #include "volumes.h"
 
 #define MIGRATION_TICK_MS 200
+#define MIGRATION_DRAIN_TICK_MS 20
+#define MIGRATION_DRAIN_MAX_MS 10000
 #define QMP_QUERY_TIMEOUT_MS 10000
 /* query-jobs this often while a snapshot job runs: its JOB_STATUS_CHANGE events are only a hint. */
 #define SNAPSHOT_POLL_MS 1000
@@ -75,6 +78,7 @@ struct liveops {
                 bool starting;
                 kv_error start_err;
                 loop_timer finish_deadline;
+                int64_t drain_deadline; /* source, completed: quit by then even if bytes are unacknowledged */
         } mig;
         snap_op *snap; /* the snapshot operation in flight, or NULL */
         hp_run *op;    /* the hot-plug, unplug, set-cpus or set-memory in flight, or NULL */
@@ -616,6 +620,27 @@ static void ignore_reply(qmp *q, const cJSON *ret, const kv_error *err, void *us
 
 static void arm_tick(liveops *lo, int64_t delay_ms);
 
+/* QEMU calls a migration completed once its last bytes sit in the kernel's send buffers. Quitting then
+ * can lose them when the Pod's network goes with its last process, and the target waits for the end of
+ * the stream forever (seen in e2e-migration: the main channel still ESTABLISHED on the target, every
+ * multifd channel closed). So the source quits once the target acknowledged every byte on the migration
+ * port, or after MIGRATION_DRAIN_MAX_MS. */
+static void on_drain_tick(loop_timer *t, void *data)
+{
+        liveops *lo = data;
+        uint64_t unacked = tcp_unacked_to_port(tcp_uri_port(lo->mig.st.target_address));
+        if (unacked && kv_now_ms() < lo->mig.drain_deadline) {
+                loop_timer_arm(lo->h.loop, t, MIGRATION_DRAIN_TICK_MS, on_drain_tick, lo);
+                return;
+        }
+        if (unacked)
+                log_warning("migration: %llu bytes to the target still unacknowledged after %d ms; quitting",
+                            (unsigned long long)unacked, MIGRATION_DRAIN_MAX_MS);
+        kv_error err = {0};
+        qmp_send(lo_qmp(lo), "quit", NULL, -1, 10000, ignore_reply, NULL, &err);
+        rearm(lo);
+}
+
 /* Completed: the guest runs on the target now; quitting the source makes the launcher end Succeeded. */
 static void migration_finished(liveops *lo)
 {
@@ -625,13 +650,13 @@ static void migration_finished(liveops *lo)
                 log_warning("migration failed, the VM keeps running here: %s", lo->mig.st.failure_reason);
                 return;
         }
-        log_info("migration completed to %s: quitting the source QEMU (Succeeded, Migrated)",
+        log_info("migration completed to %s: quitting the source QEMU once the target has every byte "
+                 "(Succeeded, Migrated)",
                  lo->mig.st.target_address);
         /* KubeVirt's source domain ends "Migrated": not a power-off, not a stop request. */
         lo->h.set_end_reason(lo->h.ctx, "Migrated");
-        kv_error err = {0};
-        qmp_send(lo_qmp(lo), "quit", NULL, -1, 10000, ignore_reply, NULL, &err);
-        rearm(lo);
+        lo->mig.drain_deadline = kv_now_ms() + MIGRATION_DRAIN_MAX_MS;
+        loop_timer_arm(lo->h.loop, &lo->mig.tick, 0, on_drain_tick, lo);
 }
 
 /* One poll done (migration.c's step: query-migrate, then its follow-ups: cancel on a timeout, the switch to

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "migration.h"
+#include "tcp-drain.h"
 #include "vmi-diff.h"
 
 #define BASE_VMI                                                                                             \
@@ -148,8 +149,26 @@ static void test_volume_status(void)
         cJSON_Delete(vs);
 }
 
+/* /proc/net/tcp as a migration source sees it: the main channel still holds unacknowledged bytes. */
+static void test_tcp_drain(void)
+{
+        const char *text =
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
+            "inode\n"
+            "   0: 0200F40A:B7DA 0300F40A:C000 01 00001F40:00000000 01:00000014 00000000     0        0 1 1\n"
+            "   1: 0200F40A:B7DC 0300F40A:C000 08 00000000:00000000 00:00000000 00000000     0        0 2 1\n"
+            "   2: 0200F40A:B7DE 0300F40A:C001 01 00000100:00000000 00:00000000 00000000     0        0 3 1\n"
+            "   3: garbage\n";
+        assert(tcp_unacked_in(text, 49152) == 0x1F40); /* only the sockets to port 0xC000 */
+        assert(tcp_unacked_in(text, 49153) == 0x100);
+        assert(tcp_unacked_in(text, 22) == 0 && tcp_unacked_in("", 49152) == 0);
+        assert(tcp_uri_port("tcp:10.244.0.3:49152") == 49152 && tcp_uri_port("tcp:[fd00::1]:8000") == 8000);
+        assert(tcp_uri_port("unix:/x") == 0 && tcp_uri_port("tcp:h:") == 0 && tcp_uri_port(NULL) == 0);
+}
+
 int main(void)
 {
+        test_tcp_drain();
         test_diff();
         test_params();
         test_volume_status();
