@@ -56,18 +56,6 @@ static void on_signal(int sig)
         controller_stop(&ctl);
 }
 
-static int load_config(kube_config *cfg, const char *kubeconfig, const char *context, bool in_cluster,
-                       kv_error *err)
-{
-        if (in_cluster)
-                return kube_config_in_cluster(cfg, err);
-        if (kubeconfig)
-                return kube_config_from_file(cfg, kubeconfig, context, err);
-        if (getenv("KUBERNETES_SERVICE_HOST") && !context)
-                return kube_config_in_cluster(cfg, err);
-        return kube_config_from_default(cfg, context, err);
-}
-
 int main(int argc, char **argv)
 {
         static const struct option longopts[] = {{"kubeconfig", required_argument, NULL, 'k'},
@@ -194,7 +182,7 @@ int main(int argc, char **argv)
         kube_config cfg;
         kv_error err = {0};
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        if (load_config(&cfg, kubeconfig, context, in_cluster, &err) < 0) {
+        if (kube_config_load(&cfg, kubeconfig, context, in_cluster, &err) < 0) {
                 log_error("%s", err.msg);
                 fprintf(stderr, "virt-controller: %s\n", err.msg);
                 kube_config_free(&cfg);

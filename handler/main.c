@@ -86,18 +86,6 @@ static int parse_devices(const char *arg, agent_config *cfg)
         return cfg->n_kinds ? 0 : bad("--devices", arg, "empty list");
 }
 
-static int load_config(kube_config *cfg, const char *kubeconfig, const char *context, bool in_cluster,
-                       kv_error *err)
-{
-        if (in_cluster)
-                return kube_config_in_cluster(cfg, err);
-        if (kubeconfig)
-                return kube_config_from_file(cfg, kubeconfig, context, err);
-        if (getenv("KUBERNETES_SERVICE_HOST") && !context)
-                return kube_config_in_cluster(cfg, err);
-        return kube_config_from_default(cfg, context, err);
-}
-
 int main(int argc, char **argv)
 {
         static const struct option longopts[] = {{"node-name", required_argument, NULL, 'n'},
@@ -184,7 +172,7 @@ int main(int argc, char **argv)
         _cleanup_(kube_client_freep) kube_client *kube = NULL;
         kv_error err = {0};
         if (labels) {
-                if (load_config(&kc, kubeconfig, context, in_cluster, &err) < 0) {
+                if (kube_config_load(&kc, kubeconfig, context, in_cluster, &err) < 0) {
                         fprintf(stderr, "virt-handler: %s\n", err.msg);
                         return EXIT_CONFIG;
                 }

@@ -434,3 +434,15 @@ void kube_config_free(kube_config *cfg)
         }
         pthread_mutex_destroy(&cfg->token_lock);
 }
+
+int kube_config_load(kube_config *cfg, const char *kubeconfig, const char *context, bool in_cluster,
+                     kv_error *err)
+{
+        if (in_cluster)
+                return kube_config_in_cluster(cfg, err);
+        if (kubeconfig)
+                return kube_config_from_file(cfg, kubeconfig, context, err);
+        if (getenv("KUBERNETES_SERVICE_HOST") && !context)
+                return kube_config_in_cluster(cfg, err);
+        return kube_config_from_default(cfg, context, err);
+}

@@ -44,6 +44,11 @@ int kube_config_from_default(kube_config *cfg, const char *context, kv_error *er
 /* The pod's service account: $KUBERNETES_SERVICE_HOST/PORT and the files under
  * $KVLITE_SA_DIR (default /var/run/secrets/kubernetes.io/serviceaccount, overridable for tests). */
 int kube_config_in_cluster(kube_config *cfg, kv_error *err);
+/* What a cluster component (controller, virt-api, node agent) runs with: --in-cluster, else the --kubeconfig
+ * file, else the service account when $KUBERNETES_SERVICE_HOST is set and no context is asked for, else the
+ * default kubeconfig. */
+int kube_config_load(kube_config *cfg, const char *kubeconfig, const char *context, bool in_cluster,
+                     kv_error *err);
 /* The current bearer token (re-reading token_file if it changed), malloc'd, or NULL when there is none. */
 int kube_config_bearer(kube_config *cfg, char **token, kv_error *err);
 void kube_config_free(kube_config *cfg);

@@ -63,15 +63,6 @@ static void on_signal(int sig)
         stopping = 1;
 }
 
-static int load_config(kube_config *cfg, const char *kubeconfig, bool in_cluster, kv_error *err)
-{
-        if (in_cluster || (!kubeconfig && getenv("KUBERNETES_SERVICE_HOST")))
-                return kube_config_in_cluster(cfg, err);
-        if (kubeconfig)
-                return kube_config_from_file(cfg, kubeconfig, NULL, err);
-        return kube_config_from_default(cfg, NULL, err);
-}
-
 /* --cert-dir: the managed certificates and where their CA is published. */
 typedef struct cert_manager {
         const char *dir;
@@ -262,7 +253,7 @@ int main(int argc, char **argv)
         kube_config cfg;
         kv_error err = {0};
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        if (load_config(&cfg, kubeconfig, in_cluster, &err) < 0) {
+        if (kube_config_load(&cfg, kubeconfig, NULL, in_cluster, &err) < 0) {
                 fprintf(stderr, "virt-api: %s\n", err.msg);
                 kube_config_free(&cfg);
                 return EXIT_CONFIG;
