@@ -1,6 +1,7 @@
 /* Metrics and health endpoints on libmicrohttpd (no hand-written HTTP parser). */
 #include "metrics.h"
 #include "controller.h"
+#include "hostport.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -109,28 +110,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return reply(conn, MHD_HTTP_NOT_FOUND, "not found\n", false);
 }
 
-static int parse_addr(const char *addr, struct sockaddr_in *sa, kv_error *err)
-{
-        const char *colon = strrchr(addr, ':');
-        char host[64] = "0.0.0.0";
-        char *end;
-        if (!colon)
-                return kv_error_set(err, EINVAL, "--metrics-addr \"%s\": expected host:port", addr);
-        if (colon > addr)
-                snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-        unsigned long port = strtoul(colon + 1, &end, 10);
-        memset(sa, 0, sizeof(*sa));
-        sa->sin_family = AF_INET;
-        sa->sin_port = htons((uint16_t)port);
-        if (!colon[1] || *end || port > 65535 || inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-                return kv_error_set(err, EINVAL, "--metrics-addr \"%s\": expected IPv4-host:port", addr);
-        return 0;
-}
-
 int metrics_server_start(controller *c, const char *addr, metrics_server **out, kv_error *err)
 {
         struct sockaddr_in sa;
-        int r = parse_addr(addr, &sa, err);
+        int r = hostport_parse_ipv4("--metrics-addr", addr, &sa, err);
         if (r < 0)
                 return r;
         metrics_server *m = calloc(1, sizeof(*m));

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "admission.h"
+#include "hostport.h"
 #include "log.h"
 #include "macro.h"
 #include "subresources.h"
@@ -209,24 +210,6 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **state,
         *state = NULL;
 }
 
-static int parse_addr(const char *addr, struct sockaddr_in *sa, kv_error *err)
-{
-        const char *colon = strrchr(addr, ':');
-        char host[64] = "0.0.0.0";
-        char *end;
-        if (!colon)
-                return kv_error_set(err, EINVAL, "--listen \"%s\": expected host:port", addr);
-        if (colon > addr)
-                snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-        unsigned long port = strtoul(colon + 1, &end, 10);
-        memset(sa, 0, sizeof(*sa));
-        sa->sin_family = AF_INET;
-        sa->sin_port = htons((uint16_t)port);
-        if (!colon[1] || *end || port > 65535 || inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-                return kv_error_set(err, EINVAL, "--listen \"%s\": expected IPv4-host:port", addr);
-        return 0;
-}
-
 static int slurp(const char *flag, const char *path, char **out, kv_error *err)
 {
         _cleanup_fclose_ FILE *f = fopen(path, "re");
@@ -310,7 +293,7 @@ static char *names_fenced(const char *csv)
 int vapi_server_start(const vapi_server_opts *o, kube_client *api, vapi_server **out, kv_error *err)
 {
         struct sockaddr_in sa;
-        int r = parse_addr(o->addr, &sa, err);
+        int r = hostport_parse_ipv4("--listen", o->addr, &sa, err);
         if (r < 0)
                 return r;
         if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
