@@ -18,8 +18,6 @@
 enum dv_wait { DV_WAIT_NONE, DV_WAIT_BINDING, DV_WAIT_PROVISIONING, DV_WAIT_ERROR };
 
 typedef struct controller controller;
-/* {"apiVersion", "kind", "name", "uid", "controller": true, "blockOwnerDeletion": true} for owner. */
-cJSON *dv_owner_reference(const cJSON *owner, const char *api_version, const char *kind);
 /* The cluster's registry configuration (opts.registry_config, a Secret with registries.yaml and the files it
  * names) copied as Secret copy_name into owner's namespace, where a Pod can mount it (an importer Pod, a
  * launcher Pod's containerDisk pull), owned by owner. *name = NULL when the cluster has none. */

@@ -284,7 +284,7 @@ static void vmi_instance_id(const char *name, char out[64])
 static cJSON *render_metadata(const cJSON *vobj, const struct vmi *model)
 {
         const char *name = kube_str(vobj, "metadata.name"), *uid = kube_str(vobj, "metadata.uid");
-        cJSON *md = cJSON_CreateObject(), *labels, *owner = cJSON_CreateObject();
+        cJSON *md = cJSON_CreateObject(), *labels;
         char gen[300];
         snprintf(gen, sizeof(gen), "virt-launcher-%.230s-", name);
         cJSON_AddStringToObject(md, "generateName", gen);
@@ -308,14 +308,8 @@ static cJSON *render_metadata(const cJSON *vobj, const struct vmi *model)
         if (multus)
                 cJSON_AddStringToObject(ann, POD_ANNOTATION_MULTUS_NETWORKS, multus);
         free(multus);
-        cJSON *owners = cJSON_AddArrayToObject(md, "ownerReferences");
-        cJSON_AddStringToObject(owner, "apiVersion", "kubevirt.io/v1");
-        cJSON_AddStringToObject(owner, "kind", "VirtualMachineInstance");
-        cJSON_AddStringToObject(owner, "name", name);
-        cJSON_AddStringToObject(owner, "uid", uid);
-        cJSON_AddBoolToObject(owner, "controller", true);
-        cJSON_AddBoolToObject(owner, "blockOwnerDeletion", true);
-        cJSON_AddItemToArray(owners, owner);
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
+                             kube_controller_ref(kube_vmi.api_version, kube_vmi.kind, name, uid));
         return md;
 }
 

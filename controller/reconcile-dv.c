@@ -26,18 +26,6 @@ static bool permanent_exit(int code)
         return code == 2 || code == 4 || code == 5;
 }
 
-cJSON *dv_owner_reference(const cJSON *owner, const char *api_version, const char *kind)
-{
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "apiVersion", api_version);
-        cJSON_AddStringToObject(o, "kind", kind);
-        cJSON_AddStringToObject(o, "name", kube_str(owner, "metadata.name"));
-        cJSON_AddStringToObject(o, "uid", kube_str(owner, "metadata.uid"));
-        cJSON_AddBoolToObject(o, "controller", true);
-        cJSON_AddBoolToObject(o, "blockOwnerDeletion", true);
-        return o;
-}
-
 const cJSON *dv_controller_ref(const cJSON *obj)
 {
         const cJSON *o;
@@ -113,7 +101,7 @@ static cJSON *claim_for(const cJSON *dv)
         snprintf(pod, sizeof(pod), DV_IMPORTER_PREFIX "%s", kube_str(dv, "metadata.name"));
         cJSON_AddStringToObject(ann, ANN_STORAGE "import.importPodName", pod);
         cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
-                             dv_owner_reference(dv, "cdi.kubevirt.io/v1beta1", "DataVolume"));
+                             kube_controller_ref_of(dv, "cdi.kubevirt.io/v1beta1", "DataVolume"));
         cJSON_AddItemToObject(pvc, "spec", claim_spec(dv));
         return pvc;
 }
@@ -260,7 +248,7 @@ static cJSON *importer_pod(controller *c, const cJSON *dv, const char *regcfg_se
         cJSON_AddStringToObject(labels, "cdi.kubevirt.io", "importer");
         cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "annotations"), ANN_RESTART_BASE, base);
         cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
-                             dv_owner_reference(dv, "cdi.kubevirt.io/v1beta1", "DataVolume"));
+                             kube_controller_ref_of(dv, "cdi.kubevirt.io/v1beta1", "DataVolume"));
         cJSON_AddItemToObject(pod, "spec", spec);
         cJSON_AddStringToObject(spec, "restartPolicy", "OnFailure");
         cJSON_AddBoolToObject(spec, "automountServiceAccountToken", false);
@@ -306,7 +294,7 @@ int registry_config_copy(controller *c, kube_client *api, const cJSON *owner, co
         cJSON_AddStringToObject(copy, "kind", "Secret");
         cJSON_AddStringToObject(md, "name", *name);
         cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
-                             dv_owner_reference(owner, api_version, kind));
+                             kube_controller_ref_of(owner, api_version, kind));
         cJSON_AddStringToObject(copy, "type", "Opaque");
         const cJSON *data = kube_obj(src, "data"), *sdata = kube_obj(src, "stringData");
         cJSON_AddItemToObject(copy, "data", data ? cJSON_Duplicate(data, true) : cJSON_CreateObject());
@@ -631,7 +619,7 @@ static int adopt_claim(kube_client *api, const cJSON *dv, const cJSON *pvc, bool
         _cleanup_json_ cJSON *patch = cJSON_CreateObject();
         cJSON_AddItemToArray(
             cJSON_AddArrayToObject(cJSON_AddObjectToObject(patch, "metadata"), "ownerReferences"),
-            dv_owner_reference(dv, "cdi.kubevirt.io/v1beta1", "DataVolume"));
+            kube_controller_ref_of(dv, "cdi.kubevirt.io/v1beta1", "DataVolume"));
         int r = kube_merge_patch(api, &kube_pvc, kube_str(pvc, "metadata.namespace"),
                                  kube_str(pvc, "metadata.name"), patch, false, NULL, err);
         *ok = r == 0;

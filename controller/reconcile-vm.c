@@ -41,7 +41,7 @@ static bool owned_by(const cJSON *obj, const char *uid)
 static cJSON *vmi_from_template(const cJSON *vm)
 {
         const cJSON *tmpl = kube_obj(vm, "spec.template");
-        cJSON *vmi = cJSON_CreateObject(), *md = cJSON_CreateObject(), *owner = cJSON_CreateObject();
+        cJSON *vmi = cJSON_CreateObject(), *md = cJSON_CreateObject();
         cJSON_AddStringToObject(vmi, "apiVersion", "kubevirt.io/v1");
         cJSON_AddStringToObject(vmi, "kind", "VirtualMachineInstance");
         cJSON_AddItemToObject(vmi, "metadata", md);
@@ -53,14 +53,8 @@ static cJSON *vmi_from_template(const cJSON *vm)
                 cJSON_AddItemToObject(md, "labels", cJSON_Duplicate(labels, 1));
         if (ann)
                 cJSON_AddItemToObject(md, "annotations", cJSON_Duplicate(ann, 1));
-        cJSON *owners = cJSON_AddArrayToObject(md, "ownerReferences");
-        cJSON_AddStringToObject(owner, "apiVersion", "kubevirt.io/v1");
-        cJSON_AddStringToObject(owner, "kind", "VirtualMachine");
-        cJSON_AddStringToObject(owner, "name", kube_str(vm, "metadata.name"));
-        cJSON_AddStringToObject(owner, "uid", kube_str(vm, "metadata.uid"));
-        cJSON_AddBoolToObject(owner, "controller", true);
-        cJSON_AddBoolToObject(owner, "blockOwnerDeletion", true);
-        cJSON_AddItemToArray(owners, owner);
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
+                             kube_controller_ref_of(vm, kube_vm.api_version, kube_vm.kind));
         const cJSON *spec = cJSON_GetObjectItemCaseSensitive(tmpl, "spec");
         cJSON_AddItemToObject(vmi, "spec", spec ? cJSON_Duplicate(spec, 1) : cJSON_CreateObject());
         return vmi;

@@ -242,7 +242,7 @@ static int offline_restore(vmrestore *v, const cJSON *snap, const cJSON *content
         if (r < 0)
                 return r;
         _cleanup_json_ cJSON *owner =
-            dv_owner_reference(v->r, kube_vmrestore.api_version, kube_vmrestore.kind);
+            kube_controller_ref_of(v->r, kube_vmrestore.api_version, kube_vmrestore.kind);
         bool done = true;
         const cJSON *b;
         _cleanup_json_ cJSON *restores = cJSON_CreateArray();

@@ -139,14 +139,9 @@ static cJSON *content_manifest(const vmsnap *v, const char *cname, bool offline)
         cJSON *md = cJSON_AddObjectToObject(o, "metadata");
         cJSON_AddStringToObject(md, "name", cname);
         cJSON_AddStringToObject(md, "namespace", v->ns);
-        cJSON *owner = cJSON_CreateObject();
-        cJSON_AddStringToObject(owner, "apiVersion", kube_vmsnapshot.api_version);
-        cJSON_AddStringToObject(owner, "kind", kube_vmsnapshot.kind);
-        cJSON_AddStringToObject(owner, "name", v->name);
-        cJSON_AddStringToObject(owner, "uid", v->uid);
-        cJSON_AddBoolToObject(owner, "controller", true);
-        cJSON_AddBoolToObject(owner, "blockOwnerDeletion", true);
-        cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"), owner);
+        cJSON_AddItemToArray(
+            cJSON_AddArrayToObject(md, "ownerReferences"),
+            kube_controller_ref(kube_vmsnapshot.api_version, kube_vmsnapshot.kind, v->name, v->uid));
         cJSON *spec = cJSON_AddObjectToObject(o, "spec");
         cJSON_AddStringToObject(spec, "virtualMachineSnapshotName", v->name);
         cJSON *vm = cJSON_AddObjectToObject(cJSON_AddObjectToObject(spec, "source"), "virtualMachine");
@@ -309,7 +304,7 @@ static int offline_step(vmsnap *v, cJSON *content, kv_error *err)
                 content = made;
         }
         _cleanup_json_ cJSON *owner =
-            dv_owner_reference(content, kube_vmsnapshotcontent.api_version, kube_vmsnapshotcontent.kind);
+            kube_controller_ref_of(content, kube_vmsnapshotcontent.api_version, kube_vmsnapshotcontent.kind);
         bool done = true;
         const cJSON *b;
         cJSON_ArrayForEach(b, kube_obj(content, "spec.volumeBackups"))

@@ -31,7 +31,7 @@ static cJSON *dv_from_template(const cJSON *vm, const cJSON *tmpl)
         cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(md, "annotations"), DV_ANN_ALLOW_ADOPTION,
                                 "true");
         cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
-                             dv_owner_reference(vm, "kubevirt.io/v1", "VirtualMachine"));
+                             kube_controller_ref_of(vm, "kubevirt.io/v1", "VirtualMachine"));
         cJSON_AddItemToObject(dv, "spec", spec ? cJSON_Duplicate(spec, true) : cJSON_CreateObject());
         return dv;
 }
@@ -42,7 +42,7 @@ static cJSON *ownership_patch(const cJSON *vm, bool own)
         cJSON *patch = cJSON_CreateObject(), *md = cJSON_AddObjectToObject(patch, "metadata");
         if (own) {
                 cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
-                                     dv_owner_reference(vm, "kubevirt.io/v1", "VirtualMachine"));
+                                     kube_controller_ref_of(vm, "kubevirt.io/v1", "VirtualMachine"));
                 cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "labels"), "kubevirt.io/created-by",
                                         kube_str(vm, "metadata.uid"));
                 cJSON_AddNullToObject(cJSON_AddObjectToObject(md, "annotations"), DV_ANN_RETAINED);

@@ -36,14 +36,8 @@ static cJSON *revision_for(const cJSON *vm, const cJSON *obj, const char *name)
                                 kube_str(obj, "metadata.name") ?: "");
         cJSON_AddStringToObject(labels, "instancetype.kubevirt.io/object-uid",
                                 kube_str(obj, "metadata.uid") ?: "");
-        cJSON *owner = cJSON_CreateObject();
-        cJSON_AddStringToObject(owner, "apiVersion", "kubevirt.io/v1");
-        cJSON_AddStringToObject(owner, "kind", "VirtualMachine");
-        cJSON_AddStringToObject(owner, "name", kube_str(vm, "metadata.name"));
-        cJSON_AddStringToObject(owner, "uid", kube_str(vm, "metadata.uid"));
-        cJSON_AddBoolToObject(owner, "controller", true);
-        cJSON_AddBoolToObject(owner, "blockOwnerDeletion", true);
-        cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"), owner);
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
+                             kube_controller_ref_of(vm, kube_vm.api_version, kube_vm.kind));
         cJSON_AddItemToObject(rev, "data", cJSON_Duplicate(obj, true));
         cJSON_AddNumberToObject(rev, "revision", 0);
         return rev;

@@ -270,3 +270,21 @@ cJSON *kube_merge_patch_diff(const cJSON *from, const cJSON *to)
         }
         return patch;
 }
+
+cJSON *kube_controller_ref(const char *api_version, const char *kind, const char *name, const char *uid)
+{
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "apiVersion", api_version);
+        cJSON_AddStringToObject(o, "kind", kind);
+        cJSON_AddStringToObject(o, "name", name ? name : "");
+        cJSON_AddStringToObject(o, "uid", uid ? uid : "");
+        cJSON_AddBoolToObject(o, "controller", true);
+        cJSON_AddBoolToObject(o, "blockOwnerDeletion", true);
+        return o;
+}
+
+cJSON *kube_controller_ref_of(const cJSON *owner, const char *api_version, const char *kind)
+{
+        return kube_controller_ref(api_version, kind, kube_str(owner, "metadata.name"),
+                                   kube_str(owner, "metadata.uid"));
+}

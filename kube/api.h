@@ -15,6 +15,11 @@ typedef struct kube_resource {
         bool status_subresource; /* VMI has none: its status is written through the main endpoint */
 } kube_resource;
 
+/* An ownerReferences entry naming its controller (controller and blockOwnerDeletion true), as every
+ * object a kvlite controller creates carries; _of takes name and uid from the owner's metadata. */
+cJSON *kube_controller_ref(const char *api_version, const char *kind, const char *name, const char *uid);
+cJSON *kube_controller_ref_of(const cJSON *owner, const char *api_version, const char *kind);
+
 extern const kube_resource kube_vmi, kube_vm, kube_vmim, kube_pod, kube_namespace, kube_migrationpolicy;
 /* snapshot.kubevirt.io/v1beta1 */
 extern const kube_resource kube_vmsnapshot, kube_vmsnapshotcontent, kube_vmrestore;
