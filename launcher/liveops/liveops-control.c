@@ -188,34 +188,33 @@ static bool vm_ready(ctl_request *req)
         return false;
 }
 
-static int run_blocking(ctl_request *req, ctl_verb v)
+/* snapshot-list: one query-block, answered from its reply callback (libqmp calls it on a reply, a timeout or
+ * QEMU's disconnect), so the loop never waits for QEMU here either. */
+static void on_snapshot_list(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
 {
-        const char *verb = ctl_verb_name(v);
+        ctl_request *req = userdata;
+        if (err) {
+                ctl_reply_error(req, "snapshot-list: %s", err->msg);
+                return;
+        }
+        cJSON *result = cJSON_CreateObject();
+        cJSON_AddItemToObject(result, "snapshots", snapshot_list_from(ret));
+        ctl_reply_ok(req, result);
+}
+
+int liveops_ctl_snapshot_list(ctl_request *req)
+{
         if (!vm_ready(req))
                 return 0;
         liveops *lo = liveops_of(req);
         kv_error err = {0};
-        cJSON *result = NULL;
-        int r = liveops_command(lo_qmp(lo), verb, req->args, &result, &err);
-        rearm(lo);
-        if (r < 0) {
-                cJSON_Delete(result);
-                log_warning("%s failed: %s", verb, err.msg);
-                ctl_reply_error(req, "%s", err.msg);
-        } else {
-                log_info("%s done", verb);
-                ctl_reply_ok(req, result);
+        if (qmp_send(lo_qmp(lo), "query-block", NULL, -1, 10000, on_snapshot_list, req, &err) < 0) {
+                ctl_reply_error(req, "snapshot-list: %s", err.msg);
+                return 0;
         }
+        rearm(lo);
         return 0;
 }
-
-#define BLOCKING_HANDLER(fn, verb)                                                                           \
-        int fn(ctl_request *req)                                                                             \
-        {                                                                                                    \
-                return run_blocking(req, verb);                                                              \
-        }
-
-BLOCKING_HANDLER(liveops_ctl_snapshot_list, CTL_VERB_SNAPSHOT_LIST)
 
 /* ---- hot-plug, unplug, set-cpus, set-memory: hotplug.c's step functions run on the loop ----------- */
 
