@@ -62,15 +62,15 @@ static cJSON *env_field(const char *name, const char *field_path)
         return e;
 }
 
-static void add_volume(cJSON *vols, cJSON *mounts, const char *name, cJSON *source_key_val, const char *kind,
-                       const char *mount_path, bool read_only)
+void pod_add_volume(cJSON *vols, cJSON *mounts, const char *name, const char *kind, cJSON *src,
+                    const char *path, bool read_only)
 {
         cJSON *v = cJSON_CreateObject(), *m = cJSON_CreateObject();
         cJSON_AddStringToObject(v, "name", name);
-        cJSON_AddItemToObject(v, kind, source_key_val);
+        cJSON_AddItemToObject(v, kind, src);
         cJSON_AddItemToArray(vols, v);
         cJSON_AddStringToObject(m, "name", name);
-        cJSON_AddStringToObject(m, "mountPath", mount_path);
+        cJSON_AddStringToObject(m, "mountPath", path);
         if (read_only)
                 cJSON_AddBoolToObject(m, "readOnly", true);
         cJSON_AddItemToArray(mounts, m);
@@ -163,13 +163,13 @@ static void map_volume(const vmi_volume *v, const pod_render_opts *opts, cJSON *
         case VOL_CONTAINER_DISK:
                 snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/images/%s", v->name);
                 if (pulled_image(v->image, opts)) {
-                        add_volume(vols, mounts, pname, src, "emptyDir", path, true);
+                        pod_add_volume(vols, mounts, pname, "emptyDir", src, path, true);
                         add_pull_container(spec, vols, v->name, v->image, path, opts);
                         return;
                 }
                 cJSON_AddStringToObject(src, "reference", v->image);
                 cJSON_AddStringToObject(src, "pullPolicy", "IfNotPresent");
-                add_volume(vols, mounts, pname, src, "image", path, true);
+                pod_add_volume(vols, mounts, pname, "image", src, path, true);
                 return;
         case VOL_PVC:
         case VOL_EPHEMERAL:
@@ -177,7 +177,7 @@ static void map_volume(const vmi_volume *v, const pod_render_opts *opts, cJSON *
                 if (v->claim_readonly)
                         cJSON_AddBoolToObject(src, "readOnly", true);
                 snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/pvc/%s", v->name);
-                add_volume(vols, mounts, pname, src, "persistentVolumeClaim", path, v->claim_readonly);
+                pod_add_volume(vols, mounts, pname, "persistentVolumeClaim", src, path, v->claim_readonly);
                 return;
         case VOL_HOST_DISK: {
                 /* the directory, so DiskOrCreate can create the image file inside it */
@@ -185,14 +185,14 @@ static void map_volume(const vmi_volume *v, const pod_render_opts *opts, cJSON *
                 const char *dir = copy ? dirname(copy) : "/";
                 cJSON_AddStringToObject(src, "path", dir);
                 cJSON_AddStringToObject(src, "type", v->host_create ? "DirectoryOrCreate" : "Directory");
-                add_volume(vols, mounts, pname, src, "hostPath", dir, false);
+                pod_add_volume(vols, mounts, pname, "hostPath", src, dir, false);
                 return;
         }
         case VOL_CLOUD_INIT_NOCLOUD:
                 if (v->user_data_secret || v->network_data_secret) {
                         snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/secrets/%s", v->name);
                         const char *kind = cloud_init_secret_source(v, src);
-                        add_volume(vols, mounts, pname, src, kind, path, true);
+                        pod_add_volume(vols, mounts, pname, kind, src, path, true);
                         return;
                 }
                 break;
@@ -210,8 +210,8 @@ static void map_kernel_boot(const struct vmi *model, cJSON *vols, cJSON *mounts)
         cJSON *src = cJSON_CreateObject();
         cJSON_AddStringToObject(src, "reference", model->kernel_image);
         cJSON_AddStringToObject(src, "pullPolicy", "IfNotPresent");
-        add_volume(vols, mounts, "kernelboot", src, "image",
-                   LAUNCHER_RUN_DIR "/images/" VMI_KERNEL_BOOT_IMAGE_NAME, true);
+        pod_add_volume(vols, mounts, "kernelboot", "image", src,
+                       LAUNCHER_RUN_DIR "/images/" VMI_KERNEL_BOOT_IMAGE_NAME, true);
 }
 
 /* The node devices the launcher needs, as KubeVirt's launcher asks for them (limits; requests default to
@@ -427,7 +427,7 @@ static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_ren
                 return r;
         cJSON *vols = cJSON_AddArrayToObject(spec, "volumes"),
               *mounts = cJSON_AddArrayToObject(c, "volumeMounts");
-        add_volume(vols, mounts, "run", cJSON_CreateObject(), "emptyDir", LAUNCHER_RUN_DIR, false);
+        pod_add_volume(vols, mounts, "run", "emptyDir", cJSON_CreateObject(), LAUNCHER_RUN_DIR, false);
         for (size_t i = 0; i < model->n_volumes; i++)
                 map_volume(&model->volumes[i], opts, spec, vols, mounts);
         map_kernel_boot(model, vols, mounts);

@@ -65,3 +65,7 @@ int pod_render_migration_target(const cJSON *vmi, const pod_render_opts *opts, c
  * none, i.e. a launcher started with the defaults) and the policy name ("" for none, points into pod).
  * -EINVAL when the argument is not a JSON object. */
 int pod_migration_config(const cJSON *pod, cJSON **config, const char **policy, kv_error *err);
+
+/* Adds a Pod volume `name` of `kind` (src consumed) to vols and its mount at path to mounts. */
+void pod_add_volume(cJSON *vols, cJSON *mounts, const char *name, const char *kind, cJSON *src,
+                    const char *path, bool read_only);

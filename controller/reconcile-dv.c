@@ -5,6 +5,7 @@
 #include "controller.h"
 #include "datavolume.h"
 #include "log.h"
+#include "podrender.h"
 #include "statusfields.h"
 
 #include <stdlib.h>
@@ -115,20 +116,6 @@ static void add_arg(cJSON *cmd, const char *a, const char *b)
                 cJSON_AddItemToArray(cmd, cJSON_CreateString(b));
 }
 
-static void add_volume(cJSON *vols, cJSON *mounts, const char *name, const char *kind, cJSON *src,
-                       const char *path, bool ro)
-{
-        cJSON *v = cJSON_CreateObject(), *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(v, "name", name);
-        cJSON_AddItemToObject(v, kind, src);
-        cJSON_AddItemToArray(vols, v);
-        cJSON_AddStringToObject(m, "name", name);
-        cJSON_AddStringToObject(m, "mountPath", path);
-        if (ro)
-                cJSON_AddBoolToObject(m, "readOnly", true);
-        cJSON_AddItemToArray(mounts, m);
-}
-
 static cJSON *secret_source(const char *name)
 {
         cJSON *s = cJSON_CreateObject();
@@ -159,7 +146,7 @@ static void http_args(const cJSON *http, cJSON *cmd, cJSON *env, cJSON *vols, cJ
         cJSON_AddItemToArray(env, e);
         add_arg(cmd, "--username", "$(ACCESS_KEY_ID)");
         add_arg(cmd, "--password-file", HTTP_AUTH_MOUNT "/secretKey");
-        add_volume(vols, mounts, "http-auth", "secret", secret_source(secret), HTTP_AUTH_MOUNT, true);
+        pod_add_volume(vols, mounts, "http-auth", "secret", secret_source(secret), HTTP_AUTH_MOUNT, true);
 }
 
 /* CDI's pvc clone source: the claim mounted read-only, its disk.img copied (kvlite-importer --pvc-source). A
@@ -178,7 +165,8 @@ static int clone_args(const cJSON *dv, cJSON *cmd, cJSON *vols, cJSON *mounts, k
         cJSON *claim = cJSON_CreateObject();
         cJSON_AddStringToObject(claim, "claimName", name);
         cJSON_AddBoolToObject(claim, "readOnly", true);
-        add_volume(vols, mounts, "cdi-source-vol", "persistentVolumeClaim", claim, CLONE_SOURCE_MOUNT, true);
+        pod_add_volume(vols, mounts, "cdi-source-vol", "persistentVolumeClaim", claim, CLONE_SOURCE_MOUNT,
+                       true);
         add_arg(cmd, "--pvc-source", CLONE_SOURCE_MOUNT);
         return 0;
 }
@@ -200,8 +188,8 @@ static int importer_command(const cJSON *dv, const char *regcfg_secret, cJSON *c
                 add_arg(cmd, "--registry-url", url);
                 if (regcfg_secret) {
                         add_arg(cmd, "--registry-config", REGISTRY_MOUNT "/registries.yaml");
-                        add_volume(vols, mounts, "registries", "secret", secret_source(regcfg_secret),
-                                   REGISTRY_MOUNT, true);
+                        pod_add_volume(vols, mounts, "registries", "secret", secret_source(regcfg_secret),
+                                       REGISTRY_MOUNT, true);
                 }
         } else if (!strcmp(kind, "http")) {
                 if (!kube_str(dv, "spec.source.http.url"))
@@ -254,7 +242,7 @@ static cJSON *importer_pod(controller *c, const cJSON *dv, const char *regcfg_se
         cJSON_AddBoolToObject(spec, "automountServiceAccountToken", false);
         cJSON *claim = cJSON_CreateObject();
         cJSON_AddStringToObject(claim, "claimName", kube_str(dv, "metadata.name"));
-        add_volume(vols, mounts, "cdi-data-vol", "persistentVolumeClaim", claim, DATA_MOUNT, false);
+        pod_add_volume(vols, mounts, "cdi-data-vol", "persistentVolumeClaim", claim, DATA_MOUNT, false);
         if (importer_command(dv, regcfg_secret, cmd, env, vols, mounts, err) < 0)
                 return NULL;
         cJSON_AddStringToObject(ctr, "name", "importer");
