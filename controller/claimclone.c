@@ -2,6 +2,7 @@
 #include "claimclone.h"
 #include "controller.h"
 #include "log.h"
+#include "podrender.h"
 #include "macro.h"
 
 #include <stdio.h>
@@ -22,18 +23,11 @@ static void add_str(cJSON *a, const char *s)
 static void add_claim_volume(cJSON *vols, cJSON *mounts, const char *name, const char *claim,
                              const char *path, bool ro)
 {
-        cJSON *v = cJSON_CreateObject(), *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(v, "name", name);
-        cJSON *pvc = cJSON_AddObjectToObject(v, "persistentVolumeClaim");
+        cJSON *pvc = cJSON_CreateObject();
         cJSON_AddStringToObject(pvc, "claimName", claim);
         if (ro)
                 cJSON_AddBoolToObject(pvc, "readOnly", true);
-        cJSON_AddItemToArray(vols, v);
-        cJSON_AddStringToObject(m, "name", name);
-        cJSON_AddStringToObject(m, "mountPath", path);
-        if (ro)
-                cJSON_AddBoolToObject(m, "readOnly", true);
-        cJSON_AddItemToArray(mounts, m);
+        pod_add_volume(vols, mounts, name, "persistentVolumeClaim", pvc, path, ro);
 }
 
 static cJSON *clone_pod(controller *c, const claim_clone *cc)
