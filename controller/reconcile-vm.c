@@ -328,8 +328,9 @@ static int mutate_vm_status(cJSON *vm, void *ud)
                 cJSON_AddItemToArray(conds, fc);
         vm_copy_vmi_conditions(conds, s->vmi);
         if (vm_restart_required(vm, s->vmi))
-                cJSON_AddItemToArray(conds, condition("RestartRequired", true, NULL, RESTART_REQUIRED_MSG,
-                                                      find_condition(old_conds, "RestartRequired"), s->now_s));
+                cJSON_AddItemToArray(conds,
+                                     condition("RestartRequired", true, NULL, RESTART_REQUIRED_MSG,
+                                               find_condition(old_conds, "RestartRequired"), s->now_s));
         if (s->dv_wait) /* KubeVirt's DataVolumesReady condition */
                 cJSON_AddItemToArray(
                     conds, condition("DataVolumesReady", false, dv_wait_printable(s->dv_wait), s->dv_msg,

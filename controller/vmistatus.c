@@ -255,7 +255,8 @@ static void set_pod_conditions(cJSON *st, const cJSON *pod, const char *now)
         else
                 drop_condition(st, "PodScheduled");
         const cJSON *pf = pull_failure(pod);
-        const cJSON *sync = find_condition(cJSON_GetObjectItemCaseSensitive(st, "conditions"), "Synchronized");
+        const cJSON *sync =
+            find_condition(cJSON_GetObjectItemCaseSensitive(st, "conditions"), "Synchronized");
         const char *sr = kube_str(sync, "reason") ?: "";
         if (pf)
                 set_condition(st, "Synchronized", false, kube_str(pf, "state.waiting.reason"),

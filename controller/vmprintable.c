@@ -14,8 +14,8 @@
 static const cJSON *condition_of(const cJSON *obj, const char *type)
 {
         const cJSON *c;
-        cJSON_ArrayForEach(c, kube_obj(obj, "status.conditions")) if (!strcmp(kube_str(c, "type") ?: "", type))
-            return c;
+        cJSON_ArrayForEach(
+            c, kube_obj(obj, "status.conditions")) if (!strcmp(kube_str(c, "type") ?: "", type)) return c;
         return NULL;
 }
 
@@ -111,8 +111,8 @@ static uint64_t hash_json(uint64_t h, const cJSON *j)
 static bool hotpluggable(const cJSON *vol)
 {
         const cJSON *src;
-        cJSON_ArrayForEach(src, vol) if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(src, "hotpluggable")))
-            return true;
+        cJSON_ArrayForEach(
+            src, vol) if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(src, "hotpluggable"))) return true;
         return false;
 }
 
@@ -154,9 +154,8 @@ void vm_template_hash_str(const cJSON *vm, char out[VM_TEMPLATE_HASH_LEN])
 
 bool vm_restart_required(const cJSON *vm, const cJSON *vmi)
 {
-        const char *rec =
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(kube_obj(vmi, "metadata.annotations"),
-                                                                   VM_ANN_TEMPLATE_HASH));
+        const char *rec = cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(kube_obj(vmi, "metadata.annotations"), VM_ANN_TEMPLATE_HASH));
         if (!vmi || !rec || vmi_phase_is_final(vmi_phase(vmi)) || kube_obj(vmi, "metadata.deletionTimestamp"))
                 return false;
         char now[VM_TEMPLATE_HASH_LEN];

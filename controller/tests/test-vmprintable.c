@@ -45,22 +45,27 @@ static void test_printable(void)
         assert(!strcmp(printable(vm, "{'status':{'phase':'Running'}}", none), "Running"));
         assert(!strcmp(printable(vm, "{'status':{'phase':'Running'}}", (vm_print_in){.stop_expected = true}),
                        "Stopping"));
-        assert(!strcmp(printable(vm, "{'status':{'phase':'Running','conditions':[{'type':'Paused',"
-                                     "'status':'True'}]}}",
+        assert(!strcmp(printable(vm,
+                                 "{'status':{'phase':'Running','conditions':[{'type':'Paused',"
+                                 "'status':'True'}]}}",
                                  none),
                        "Paused"));
-        assert(!strcmp(printable(vm, "{'status':{'phase':'Running','migrationState':{'migrationUid':'u'}}}", none),
-                       "Migrating"));
-        assert(!strcmp(printable(vm, "{'status':{'phase':'Running','migrationState':{'migrationUid':'u',"
-                                     "'completed':true}}}",
+        assert(!strcmp(
+            printable(vm, "{'status':{'phase':'Running','migrationState':{'migrationUid':'u'}}}", none),
+            "Migrating"));
+        assert(!strcmp(printable(vm,
+                                 "{'status':{'phase':'Running','migrationState':{'migrationUid':'u',"
+                                 "'completed':true}}}",
                                  none),
                        "Running"));
-        assert(!strcmp(printable(vm, "{'status':{'phase':'Scheduling','conditions':[{'type':'PodScheduled',"
-                                     "'status':'False','reason':'Unschedulable'}]}}",
+        assert(!strcmp(printable(vm,
+                                 "{'status':{'phase':'Scheduling','conditions':[{'type':'PodScheduled',"
+                                 "'status':'False','reason':'Unschedulable'}]}}",
                                  none),
                        "ErrorUnschedulable"));
-        assert(!strcmp(printable(vm, "{'status':{'phase':'Scheduled','conditions':[{'type':'Synchronized',"
-                                     "'status':'False','reason':'ImagePullBackOff'}]}}",
+        assert(!strcmp(printable(vm,
+                                 "{'status':{'phase':'Scheduled','conditions':[{'type':'Synchronized',"
+                                 "'status':'False','reason':'ImagePullBackOff'}]}}",
                                  none),
                        "ImagePullBackOff"));
         /* a finished VMI: Stopped, or the backoff before the next try */
@@ -87,8 +92,9 @@ static void test_template_hash(void)
         char h[VM_TEMPLATE_HASH_LEN], vmi_json[256];
         vm_template_hash_str(a, h);
         assert(strlen(h) == 16);
-        snprintf(vmi_json, sizeof(vmi_json),
-                 "{'metadata':{'annotations':{'" VM_ANN_TEMPLATE_HASH "':'%s'}},'status':{'phase':'Running'}}", h);
+        snprintf(
+            vmi_json, sizeof(vmi_json),
+            "{'metadata':{'annotations':{'" VM_ANN_TEMPLATE_HASH "':'%s'}},'status':{'phase':'Running'}}", h);
         _cleanup_json_ cJSON *vmi = j(vmi_json), *old = j("{'status':{'phase':'Running'}}");
         assert(!vm_restart_required(a, vmi) && !vm_restart_required(b, vmi) && vm_restart_required(c, vmi));
         assert(!vm_restart_required(c, old)); /* a VMI with no record: nothing to compare */
@@ -110,7 +116,8 @@ static void test_pod_conditions(void)
               "'reason':'Unschedulable','message':'0/1 nodes are available'}]}}");
         _cleanup_json_ cJSON *st = vmi_status_desired(vmi, unsched, now);
         const cJSON *c = cond(st, "PodScheduled");
-        assert(c && !strcmp(kube_str(c, "status"), "False") && !strcmp(kube_str(c, "reason"), "Unschedulable") &&
+        assert(c && !strcmp(kube_str(c, "status"), "False") &&
+               !strcmp(kube_str(c, "reason"), "Unschedulable") &&
                !strcmp(kube_str(c, "message"), "0/1 nodes are available"));
         cJSON_ReplaceItemInObject(vmi, "status", cJSON_Duplicate(st, 1));
         _cleanup_json_ cJSON *pull = j("{'spec':{'nodeName':'n1'},'status':{'phase':'Pending',"
