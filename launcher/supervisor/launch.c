@@ -225,7 +225,7 @@ static int prepare(launch *l)
         if ((r = vmi_prepare(l->v, &l->paths, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "prepare volumes", &err);
         /* Before the supervisor drops capabilities and installs seccomp: wiring needs CAP_NET_ADMIN. */
-        if ((r = podnet_setup(l->v, l->o->pod_network, l->rd.path, &l->net, l->net_secondary,
+        if ((r = podnet_setup(l->v, l->o->pod_network, l->o->dry_run, l->rd.path, &l->net, l->net_secondary,
                               &l->n_net_secondary, &l->st, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "network", &err);
         if (probes_need_guest_address(l->v) && !l->net.binding) {
