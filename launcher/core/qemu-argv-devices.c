@@ -249,10 +249,11 @@ static int add_user_interface(argv_builder *b, const vmi_interface *nic, size_t 
         snprintf(id, sizeof(id), "ua-%s", nic->name);
         snprintf(netdev, sizeof(netdev), "hostua-%s", nic->name);
         JF_TRY(push_json(&b->devs, "-netdev", user_netdev(b->v, nic, netdev), b->err));
-        cJSON *dev = nic_place(b, jstr(device(drivers[nic->model], id), "netdev", netdev), b->v->net.pci_address,
-                               b->v->net.acpi_index, b->v->net.iface_index);
+        cJSON *dev = nic_place(b, device(drivers[nic->model], id), b->v->net.pci_address, b->v->net.acpi_index,
+                               b->v->net.iface_index);
         if (!dev)
                 return -EINVAL;
+        dev = jstr(dev, "netdev", netdev);
         if (nic->mac)
                 dev = jstr(dev, "mac", nic->mac);
         if (nic->boot_order)
