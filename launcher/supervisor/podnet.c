@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "jfield.h"
 #include "log.h"
 #include "qemu-process.h"
 #include "supervisor.h"
@@ -144,4 +145,32 @@ bool podnet_reaped(net_result *net, pid_t pid, int wstatus)
         log_warning("passt (pid %d) %s: the guest has no network any more", (int)pid, how);
         net->passt_pid = 0;
         return true;
+}
+
+/* interfaces[].state down: each such NIC's link goes down before the guest runs, as libvirt's
+ * <link state='down'/> does for KubeVirt (QMP set_link on the NIC's id, "ua-<name>"). */
+static int set_link_down(qmp *q, const char *iface_name, kv_error *err)
+{
+        char id[NET_NAME_MAX + 4];
+        snprintf(id, sizeof(id), "ua-%s", iface_name);
+        cJSON *args = cJSON_CreateObject();
+        if (!args || !cJSON_AddStringToObject(args, "name", id) || !cJSON_AddFalseToObject(args, "up")) {
+                cJSON_Delete(args);
+                return kv_error_set(err, ENOMEM, "out of memory");
+        }
+        int r = qmp_execute(q, "set_link", args, PODNET_QMP_TIMEOUT_MS, NULL, err);
+        if (r < 0)
+                return kv_error_wrap(err, "set_link %s down", id);
+        log_info("interface %s: link down (state: down)", iface_name);
+        return 0;
+}
+
+int podnet_apply_link_states(const vmi *v, size_t n_secondary, qmp *q, kv_error *err)
+{
+        if (v->n_interfaces && v->net.link_down)
+                JF_TRY(set_link_down(q, v->interfaces[0].name, err));
+        for (size_t i = 0; i < n_secondary && i < v->net.n_secondary; i++)
+                if (v->net.secondary[i].link_down)
+                        JF_TRY(set_link_down(q, v->net.secondary[i].iface_name, err));
+        return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "loop.h"
 #include "net.h"
+#include "qmp.h"
 #include "status.h"
 #include "vmi.h"
 
@@ -20,3 +21,8 @@ int podnet_setup(const vmi *v, bool pod_network, bool dry_run, const char *run_d
 int podnet_watch(loop *l, net_result *net, kv_error *err);
 /* A child the supervisor reaped: true when it was passt (logged; the guest has lost its network). */
 bool podnet_reaped(net_result *net, pid_t pid, int wstatus);
+
+#define PODNET_QMP_TIMEOUT_MS 5000
+/* interfaces[].state down: set_link down on each such NIC (the pod one and the n_secondary wired Multus
+ * ones) before the guest runs. */
+int podnet_apply_link_states(const vmi *v, size_t n_secondary, qmp *q, kv_error *err);
