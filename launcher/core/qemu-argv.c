@@ -143,9 +143,28 @@ static int add_cpu(argv_builder *b)
                          v->sockets * per_socket, v->sockets, v->cores, v->threads);
 }
 
+/* memory.hugepages: the guest RAM is a file on the hugetlbfs of that page size, preallocated (libvirt's
+ * choice for KubeVirt: a guest that cannot get its pages fails at start, not later); with
+ * numa.guestMappingPassthrough it is the memory of the guest's one NUMA node. */
+static int add_hugepages(argv_builder *b)
+{
+        const vmi *v = b->v;
+        const char *dir = b->o->hugepages_dir ? b->o->hugepages_dir : QEMU_ARGV_HUGEPAGES_DIR;
+        cJSON *mem = jstr(jstr(cJSON_CreateObject(), "qom-type", "memory-backend-file"), "id", "mem0");
+        mem = jbool(jstr(jnum(mem, "size", (double)v->memory), "mem-path", dir), "prealloc", true);
+        JF_TRY(push_json(b->argv, "-object", mem, b->err));
+        if (v->numa_passthrough)
+                return push_optf(b->argv, "-numa", b->err, "node,nodeid=0,cpus=0-%u,memdev=mem0", vmi_vcpus(v) - 1);
+        return push_optf(b->argv, "-machine", b->err, "memory-backend=mem0");
+}
+
 static int add_memory(argv_builder *b)
 {
         uint64_t mib = b->v->memory >> 20, max_mib = b->v->max_memory >> 20;
+        if (b->v->hugepage_size)
+                JF_TRY(add_hugepages(b));
+        if (b->v->realtime) /* KubeVirt's realtime: the guest's memory stays locked in RAM */
+                JF_TRY(push_optf(b->argv, "-overcommit", b->err, "mem-lock=on"));
         if (max_mib > mib) /* room for both pc-dimm and virtio-mem hot-plug */
                 return push_optf(b->argv, "-m", b->err, "size=%" PRIu64 "M,slots=%d,maxmem=%" PRIu64 "M", mib,
                                  MEMORY_HOTPLUG_SLOTS, max_mib);

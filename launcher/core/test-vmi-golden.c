@@ -246,8 +246,9 @@ static char *build_argv_text_in(const char *name, const char *manifest, const ch
                 strv_free(&argv);
                 return NULL;
         }
-        /* A wired netdev names a tap or passt socket that only exists under the launcher. */
-        if (strcmp(o.accel, "kvm") && !(fake_kernel && v->kernel_boot) && !netdev &&
+        /* A wired netdev names a tap or passt socket that only exists under the launcher; hugepages need
+         * a hugetlbfs with free pages (the launcher checks the host: launcher/supervisor/cpumem.c). */
+        if (strcmp(o.accel, "kvm") && !(fake_kernel && v->kernel_boot) && !netdev && !v->hugepage_size &&
             !getenv("KV_GOLDEN_NO_QEMU"))
                 qemu_smoke(name, &argv, run);
         char *buf = NULL;
