@@ -321,15 +321,11 @@ int console_server_start(const console_config *cfg, kv_error *err)
             bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0 ||
             getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
                 return kv_error_errno(err, errno, "--console-listen %s", cfg->listen);
-        server *srv = malloc(sizeof(*srv)); /* lives as long as the process */
+        static server srv; /* one per process, for its whole life */
         pthread_t t;
-        if (!srv)
-                return kv_error_errno(err, ENOMEM, "console server");
-        *srv = (server){*cfg, fd};
-        if ((r = pthread_create(&t, NULL, accept_loop, srv)) != 0) {
-                free(srv);
+        srv = (server){*cfg, fd};
+        if ((r = pthread_create(&t, NULL, accept_loop, &srv)) != 0)
                 return kv_error_errno(err, r, "console server thread");
-        }
         pthread_detach(t);
         TAKE_FD(fd);
         return ntohs(sa.sin_port);

@@ -44,6 +44,10 @@ struct vapi_server {
         unsigned port;
         pthread_mutex_t api_lock; /* one kube_client: subresource requests take turns */
         console_opts console;
+        /* Upgraded (websocket) connections: MHD_stop_daemon() must come after they are all closed. */
+        pthread_mutex_t ws_lock;
+        pthread_cond_t ws_done;
+        struct ws_session *sessions;
 };
 
 /* gnutls' certificate callback has no closure: the process serves one virt-api. */
@@ -153,38 +157,71 @@ static enum MHD_Result admission(struct MHD_Connection *conn,
 
 /* A websocket session after the 101: relayed in a thread of its own, MHD's threads stay free. */
 typedef struct ws_session {
+        vapi_server *s;
+        struct ws_session *next;
         console_channel *ch;
         MHD_socket sock;
         struct MHD_UpgradeResponseHandle *urh;
+        char *extra; /* bytes the client sent right behind its request */
         size_t extra_len;
-        char extra[];
 } ws_session;
 
 static void *ws_session_run(void *arg)
 {
         ws_session *w = arg;
+        vapi_server *s = w->s;
         console_relay(w->ch, w->sock, w->extra, w->extra_len);
         MHD_upgrade_action(w->urh, MHD_UPGRADE_ACTION_CLOSE);
+        free(w->extra);
+        pthread_mutex_lock(&s->ws_lock);
+        for (ws_session **p = &s->sessions; *p; p = &(*p)->next)
+                if (*p == w) {
+                        *p = w->next;
+                        break;
+                }
+        pthread_cond_broadcast(&s->ws_done);
+        pthread_mutex_unlock(&s->ws_lock);
         free(w);
         return NULL;
+}
+
+/* Ends every websocket session (their relays see the client side close) and waits for them. */
+static void ws_sessions_end(vapi_server *s)
+{
+        pthread_mutex_lock(&s->ws_lock);
+        for (ws_session *w = s->sessions; w; w = w->next)
+                shutdown(w->sock, SHUT_RDWR);
+        while (s->sessions)
+                pthread_cond_wait(&s->ws_done, &s->ws_lock);
+        pthread_mutex_unlock(&s->ws_lock);
 }
 
 static void ws_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls, const char *extra_in,
                         size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
-        console_channel *ch = cls;
-        ws_session *w = malloc(sizeof(*w) + extra_in_size);
+        ws_session *w = cls;
+        vapi_server *s = w->s;
         pthread_t t;
-        if (w) {
-                *w = (ws_session){ch, sock, urh, extra_in_size};
-                memcpy(w->extra, extra_in, extra_in_size);
-                if (pthread_create(&t, NULL, ws_session_run, w) == 0) {
-                        pthread_detach(t);
-                        return;
-                }
-                free(w);
+        w->sock = sock;
+        w->urh = urh;
+        w->extra_len = extra_in_size;
+        if (extra_in_size && !(w->extra = malloc(extra_in_size)))
+                goto fail;
+        memcpy(w->extra, extra_in, extra_in_size);
+        pthread_mutex_lock(&s->ws_lock);
+        w->next = s->sessions;
+        s->sessions = w;
+        if (pthread_create(&t, NULL, ws_session_run, w) == 0) {
+                pthread_detach(t);
+                pthread_mutex_unlock(&s->ws_lock);
+                return;
         }
-        console_channel_free(ch);
+        s->sessions = w->next;
+        pthread_mutex_unlock(&s->ws_lock);
+fail:
+        console_channel_free(w->ch);
+        free(w->extra);
+        free(w);
         MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
 }
 
@@ -223,11 +260,14 @@ static enum MHD_Result console_request(vapi_server *s, struct MHD_Connection *co
         log_info("%s of %s/%s by %s: %u", kind, ns, name, user, rc < 0 ? r.code : 101);
         if (rc < 0)
                 return reply(conn, r.code, TAKE_PTR(r.body));
-        struct MHD_Response *resp = MHD_create_response_for_upgrade(ws_upgraded, ch);
+        ws_session *w = calloc(1, sizeof(*w));
+        struct MHD_Response *resp = w ? MHD_create_response_for_upgrade(ws_upgraded, w) : NULL;
         if (!resp) {
                 console_channel_free(ch);
+                free(w);
                 return MHD_NO;
         }
+        *w = (ws_session){.s = s, .ch = ch};
         MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
         MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
         if (header_has(conn, "Sec-WebSocket-Protocol", CONSOLE_SUBPROTOCOL))
@@ -415,6 +455,8 @@ int vapi_server_start(const vapi_server_opts *o, kube_client *api, vapi_server *
         /* A few threads: while a subresource request waits on the API server, the API server calls the
          * webhooks of the object it writes (a VM's UPDATE), and they must be answered meanwhile. */
         pthread_mutex_init(&s->api_lock, NULL);
+        pthread_mutex_init(&s->ws_lock, NULL);
+        pthread_cond_init(&s->ws_done, NULL);
         s->d = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE, 0, NULL, NULL,
             handle, s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)VAPI_THREADS, MHD_OPTION_SOCK_ADDR, &sa,
@@ -445,6 +487,7 @@ void vapi_server_stop(vapi_server *s)
 {
         if (!s)
                 return;
+        ws_sessions_end(s);
         MHD_stop_daemon(s->d);
         identities_free();
         server_free(s);

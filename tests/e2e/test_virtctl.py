@@ -368,10 +368,11 @@ def test_console(env):
     closes the first; vnc --proxy-only serves the guest's RFB handshake; none of it without the API server's
     authentication, and virt-handler's channel only for virt-api's certificate."""
     port = free_port()
+    # the guest boots while virt-api starts (before its webhooks exist: this VMI is not what is tested here)
+    env.kubectl("apply", "-f", "-", input=kernelboot_vmi_yaml("e2e-con", "console=ttyS0 shell=1 cnt=0",
+                                                              "      autoattachGraphicsDevice: true\n"))
     vapi = VirtApi(env, "--handler-port", str(port))
     try:
-        env.kubectl("apply", "-f", "-", input=kernelboot_vmi_yaml("e2e-con", "console=ttyS0 shell=1 cnt=0",
-                                                                  "      autoattachGraphicsDevice: true\n"))
         secret = wait_for("virt-api writes virt-handler's Secret", lambda: json.loads(
             env.kubectl("get", "secret", "-n", "kvlite", "kvlite-handler-certs", "-o", "json", check=False) or "null"),
             timeout=20, interval=0.3)
