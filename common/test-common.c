@@ -105,11 +105,13 @@ static void test_wsframe(void)
                         buf[h + j] = (uint8_t)(j * 7);
                 ws_mask(buf + h, lens[i], mask);
                 ws_frame f;
-                CHECK(ws_frame_parse(buf, h + lens[i] - (lens[i] ? 1 : 0), true, &f) == (lens[i] ? 0 : (long)h));
+                CHECK(ws_frame_parse(buf, h + lens[i] - (lens[i] ? 1 : 0), true, &f) ==
+                      (lens[i] ? 0 : (long)h));
                 CHECK(ws_frame_parse(buf, h + lens[i], false, &f) == -EPROTO);
                 CHECK(ws_frame_parse(buf, h + lens[i], true, &f) == (long)(h + lens[i]));
                 CHECK(f.opcode == WS_BINARY && f.fin && f.len == lens[i]);
-                CHECK(lens[i] < 2 || (f.payload[1] == 7 && f.payload[lens[i] - 1] == (uint8_t)((lens[i] - 1) * 7)));
+                CHECK(lens[i] < 2 ||
+                      (f.payload[1] == 7 && f.payload[lens[i] - 1] == (uint8_t)((lens[i] - 1) * 7)));
         }
         size_t h = ws_frame_header(buf, WS_CLOSE, 2, NULL);
         CHECK(h == 2 && buf[0] == 0x88 && buf[1] == 2);

@@ -148,7 +148,8 @@ static int launcher_open(const console_config *cfg, const char *kind, const char
 {
         bool console = !strcmp(kind, "console");
         char path[4096], line[LINE_MAX_LEN];
-        int r = console_socket_path(cfg->pods_dir, uid, console ? "control.sock" : "vnc.sock", path, sizeof(path));
+        int r = console_socket_path(cfg->pods_dir, uid, console ? "control.sock" : "vnc.sock", path,
+                                    sizeof(path));
         if (r == -EINVAL)
                 return kv_error_set(err, EINVAL, "bad pod uid");
         if (r < 0)
@@ -158,8 +159,8 @@ static int launcher_open(const console_config *cfg, const char *kind, const char
                 return fd;
         if (console) {
                 static const char req[] = "{\"cmd\":\"console\"}\n";
-                if (fd_write_all(fd, req, sizeof(req) - 1) < 0 || unix_recv_line(fd, line, sizeof(line)) < 0 ||
-                    !strstr(line, "\"ok\":true"))
+                if (fd_write_all(fd, req, sizeof(req) - 1) < 0 ||
+                    unix_recv_line(fd, line, sizeof(line)) < 0 || !strstr(line, "\"ok\":true"))
                         return kv_error_set(err, EIO, "the launcher refused the console");
         }
         return TAKE_FD(fd);
@@ -248,7 +249,8 @@ static void *session_run(void *arg)
         if (tls_setup(cfg, fd, &cred, &tls) && tls_recv_line(tls, line, sizeof(line)) == 0) {
                 kv_error err = {0};
                 _cleanup_close_ int lfd = -1;
-                if (sscanf(line, "%15s %63s", kind, uid) != 2 || (strcmp(kind, "console") && strcmp(kind, "vnc")))
+                if (sscanf(line, "%15s %63s", kind, uid) != 2 ||
+                    (strcmp(kind, "console") && strcmp(kind, "vnc")))
                         kv_error_set(&err, EINVAL, "bad request");
                 else
                         lfd = launcher_open(cfg, kind, uid, &err);

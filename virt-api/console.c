@@ -110,7 +110,8 @@ static int channel_connect(const console_opts *o, const char *ip, const char *ki
                 return snprintf(why, why_size, "connect %s:%u: %s", ip, o->handler_port, strerror(errno)), -1;
         if (gnutls_certificate_allocate_credentials(&ch->cred) < 0 ||
             gnutls_certificate_set_x509_trust_file(ch->cred, o->ca_file, GNUTLS_X509_FMT_PEM) <= 0 ||
-            gnutls_certificate_set_x509_key_file(ch->cred, o->cert_file, o->key_file, GNUTLS_X509_FMT_PEM) < 0 ||
+            gnutls_certificate_set_x509_key_file(ch->cred, o->cert_file, o->key_file, GNUTLS_X509_FMT_PEM) <
+                0 ||
             gnutls_init(&ch->tls, GNUTLS_CLIENT) < 0)
                 return snprintf(why, why_size, "cannot load virt-api's certificates"), -1;
         gnutls_set_default_priority(ch->tls);
@@ -170,16 +171,21 @@ static int vmi_check(const cJSON *vmi, const char *name, const char *kind, subre
 {
         const char *phase = kube_str(vmi, "status.phase");
         if (phase && (!strcmp(phase, "Failed") || !strcmp(phase, "Succeeded")))
-                return refuse(r, 409, "Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io \"%s\": "
-                                      "VMI is in phase %s", name, phase);
+                return refuse(r, 409,
+                              "Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io \"%s\": "
+                              "VMI is in phase %s",
+                              name, phase);
         if (!phase || strcmp(phase, "Running"))
-                return refuse(r, 400, "Unable to connect to VirtualMachineInstance because phase is %s instead of "
-                                      "Running", phase && *phase ? phase : "Pending");
+                return refuse(r, 400,
+                              "Unable to connect to VirtualMachineInstance because phase is %s instead of "
+                              "Running",
+                              phase && *phase ? phase : "Pending");
         const cJSON *dev = kube_obj(vmi, "spec.domain.devices");
         bool console = !strcmp(kind, "console");
         if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(dev, console ? "autoattachSerialConsole"
-                                                                         : "autoattachGraphicsDevice")))
-                return refuse(r, 400, console ? "No serial consoles are present." : "No graphics devices are present.");
+                                                                        : "autoattachGraphicsDevice")))
+                return refuse(
+                    r, 400, console ? "No serial consoles are present." : "No graphics devices are present.");
         return 0;
 }
 
@@ -204,7 +210,8 @@ int console_open(kube_client *api, const console_opts *o, const char *ns, const 
             kube_list(api, &kube_pod, o->handler_ns, "kubevirt.io=virt-handler", &handlers, &err) < 0)
                 return refuse(r, 500, "%s", err.msg);
         const cJSON *pod = item_where(pods, "spec.nodeName", node);
-        const cJSON *handler = pod ? item_where(handlers, "spec.nodeName", kube_str(pod, "spec.nodeName")) : NULL;
+        const cJSON *handler =
+            pod ? item_where(handlers, "spec.nodeName", kube_str(pod, "spec.nodeName")) : NULL;
         if (!pod)
                 return refuse(r, 400, "Unable to connect to VirtualMachineInstance: no running launcher Pod");
         if (!handler)
@@ -213,8 +220,8 @@ int console_open(kube_client *api, const console_opts *o, const char *ns, const 
         if (!ch)
                 return refuse(r, 500, "out of memory");
         ch->fd = -1;
-        if (channel_connect(o, kube_str(handler, "status.podIP"), kind, kube_str(pod, "metadata.uid"), ch, why,
-                            sizeof(why)) < 0) {
+        if (channel_connect(o, kube_str(handler, "status.podIP"), kind, kube_str(pod, "metadata.uid"), ch,
+                            why, sizeof(why)) < 0) {
                 console_channel_free(ch);
                 log_warning("%s of %s/%s: %s", kind, ns, name, why);
                 return refuse(r, 500, "Can't connect to websocket (%s)", why);
@@ -228,7 +235,8 @@ static int ws_send(int fd, unsigned opcode, const void *payload, size_t len)
 {
         uint8_t h[WS_HEADER_MAX];
         size_t hl = ws_frame_header(h, opcode, len, NULL);
-        return fd_write_all(fd, (const char *)h, hl) < 0 || (len && fd_write_all(fd, payload, len) < 0) ? -1 : 0;
+        return fd_write_all(fd, (const char *)h, hl) < 0 || (len && fd_write_all(fd, payload, len) < 0) ? -1
+                                                                                                        : 0;
 }
 
 /* Frames from the client in buf[0..*len): data to the channel, ping answered, close ends. 1 at the end. */

@@ -14,8 +14,8 @@
 #define CONSOLE_SUBPROTOCOL "plain.kubevirt.io"
 
 typedef struct console_opts {
-        const char *ca_file;      /* virt-api's CA: virt-handler's certificate must chain to it */
-        const char *cert_file;    /* virt-api's certificate and key: its client identity on the channel */
+        const char *ca_file;   /* virt-api's CA: virt-handler's certificate must chain to it */
+        const char *cert_file; /* virt-api's certificate and key: its client identity on the channel */
         const char *key_file;
         const char *handler_name; /* DNS name on virt-handler's certificate, "virt-handler.NS.svc" */
         const char *handler_ns;   /* where the virt-handler Pods run */

@@ -229,7 +229,8 @@ int main(int argc, char **argv)
                 case 'H': {
                         unsigned long v = strtoul(optarg, &end, 10);
                         if (*end || !*optarg || v == 0 || v > 65535) {
-                                fprintf(stderr, "virt-api: --handler-port \"%s\": expected a port in [1, 65535]\n",
+                                fprintf(stderr,
+                                        "virt-api: --handler-port \"%s\": expected a port in [1, 65535]\n",
                                         optarg);
                                 return EXIT_USAGE;
                         }

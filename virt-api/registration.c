@@ -156,7 +156,7 @@ int reg_publish_handler_secret(kube_client *api, const char *ns, const char *ca_
         }
         int r = kube_create(api, &secret, ns, obj, NULL, err);
         if (r == -KUBE_EEXISTS)
-                r = kube_update_retry(api, &secret, ns, REG_HANDLER_SECRET, NULL, false, secret_set_data, data,
-                                      NULL, err);
+                r = kube_update_retry(api, &secret, ns, REG_HANDLER_SECRET, NULL, false, secret_set_data,
+                                      data, NULL, err);
         return r < 0 ? kv_error_wrap(err, "Secret %s/%s", ns, REG_HANDLER_SECRET) : 0;
 }

@@ -27,6 +27,7 @@ int reg_front_proxy(kube_client *api, char **ca_pem, char **allowed_names, kv_er
  * and tls.key (virt-handler's server certificate, signed by that CA). */
 #define REG_HANDLER_SECRET "kvlite-handler-certs"
 
-/* Creates or updates ns/REG_HANDLER_SECRET with the three PEM texts; an object already right is not written. */
+/* Creates or updates ns/REG_HANDLER_SECRET with the three PEM texts; an object already right is not written.
+ */
 int reg_publish_handler_secret(kube_client *api, const char *ns, const char *ca_pem, const char *crt_pem,
                                const char *key_pem, kv_error *err);

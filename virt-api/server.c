@@ -457,13 +457,14 @@ int vapi_server_start(const vapi_server_opts *o, kube_client *api, vapi_server *
         pthread_mutex_init(&s->api_lock, NULL);
         pthread_mutex_init(&s->ws_lock, NULL);
         pthread_cond_init(&s->ws_done, NULL);
-        s->d = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE, 0, NULL, NULL,
-            handle, s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)VAPI_THREADS, MHD_OPTION_SOCK_ADDR, &sa,
-            MHD_OPTION_HTTPS_CERT_CALLBACK, identity_retrieve, MHD_OPTION_NOTIFY_COMPLETED, request_done, s,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-            /* last: without a CA the list ends here */
-            s->ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, s->ca, MHD_OPTION_END);
+        s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS |
+                                    MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE,
+                                0, NULL, NULL, handle, s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)VAPI_THREADS,
+                                MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_HTTPS_CERT_CALLBACK, identity_retrieve,
+                                MHD_OPTION_NOTIFY_COMPLETED, request_done, s, MHD_OPTION_CONNECTION_TIMEOUT,
+                                (unsigned)60,
+                                /* last: without a CA the list ends here */
+                                s->ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, s->ca, MHD_OPTION_END);
         if (!s->d) {
                 identities_free();
                 server_free(s);

@@ -59,7 +59,8 @@ static void usage(FILE *f)
             "  create vm [--name N] [--instancetype IT] [--preference P] [--volume-import SPEC]\n"
             "            [--run-strategy S]            print a VirtualMachine manifest (YAML)\n"
             "  console VMI [--timeout MIN]             the serial console (raw terminal; Ctrl-] detaches);\n"
-            "                                          waits up to MIN minutes (default 5) for the VMI to run\n"
+            "                                          waits up to MIN minutes (default 5) for the VMI to "
+            "run\n"
             "  vnc VMI --proxy-only [--port N]         print {\"port\":N} and bridge that local port to the\n"
             "                                          VMI's VNC (for any VNC viewer)\n"
             "  version                                 client and server versions\n\n"
@@ -213,8 +214,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *first_arg)
                                                  {"timeout", required_argument, NULL, O_TIMEOUT},
                                                  {"proxy-only", no_argument, NULL, O_PROXY},
                                                  {NULL, 0, NULL, 0}};
-        *o = (opts){.grace = -1,
-                    .timeout = 5, .protocol = "TCP", .type = "ClusterIP", .run_strategy = "Always"};
+        *o = (opts){
+            .grace = -1, .timeout = 5, .protocol = "TCP", .type = "ClusterIP", .run_strategy = "Always"};
         int opt;
         optind = 1;
         while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -614,7 +615,8 @@ static int cmd_vnc(ctx *c, const char *name, const opts *o)
         int rc = open_stream(c, name, "vnc", o->timeout, &w);
         if (rc)
                 return rc;
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         socklen_t len = sizeof(sa);
         int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), client = -1;

@@ -154,8 +154,8 @@ static int upgrade(wsclient *w, kube_config *cfg, const char *path, const char *
                      "GET %s HTTP/1.1\r\nHost: %.*s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n"
                      "User-Agent: virtctl/kvlite\r\n%s%s%s\r\n",
-                     path, (int)strcspn(host, "/"), host, key, subprotocol, token ? "Authorization: Bearer " : "",
-                     token ? token : "", token ? "\r\n" : "") < 0)
+                     path, (int)strcspn(host, "/"), host, key, subprotocol,
+                     token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "") < 0)
                 return kv_error_set(err, ENOMEM, "out of memory");
         size_t len = 0;
         if ((r = send_all(w, req, strlen(req))) < 0 || (r = read_head(w, head, &len, &end)) < 0)
@@ -263,7 +263,8 @@ int ws_pump(wsclient *w, int in_fd, int out_fd, unsigned char escape)
                 }
                 if (p[0].revents) {
                         ssize_t n;
-                        while (r == 0 && (n = recv_some(w, w->in + w->len, WS_PAYLOAD_MAX + WS_HEADER_MAX - w->len)) > 0) {
+                        while (r == 0 && (n = recv_some(w, w->in + w->len,
+                                                        WS_PAYLOAD_MAX + WS_HEADER_MAX - w->len)) > 0) {
                                 w->len += (size_t)n;
                                 r = frames_in(w, out_fd);
                         }
