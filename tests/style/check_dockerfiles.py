@@ -26,42 +26,59 @@ def final_stage(path):
     return pkgs, sorted(set(bins))
 
 
+_DEPENDS = {}
+
+
+def depends_db():
+    """package → the names in its Depends and Pre-Depends, for every package installed here (one dpkg-query)."""
+    if not _DEPENDS:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Package}\t${Depends},${Pre-Depends}\n"],
+                             capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            pkg, _, deps = line.partition("\t")
+            names = {d.strip().split(" ")[0].split(":")[0] for alt in deps.split(",") for d in alt.split("|")}
+            _DEPENDS.setdefault(pkg, set()).update(n for n in names if n)
+    return _DEPENDS
+
+
 def closure(pkgs):
     """The packages and everything they depend on, as installed here."""
-    seen, todo = set(), list(pkgs)
+    db, seen, todo = depends_db(), set(), list(pkgs)
     while todo:
         p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Depends},${Pre-Depends}", p], capture_output=True,
-                             text=True).stdout
-        for alt in out.split(","):
-            for dep in alt.split("|"):
-                name = dep.strip().split(" ")[0].split(":")[0]
-                if name:
-                    todo.append(name)
+        if p not in seen:
+            seen.add(p)
+            todo.extend(db.get(p, ()))
     return seen
 
 
-def lib_package(soname):
-    """The Debian package shipping a library, through the dynamic linker's cache."""
-    out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
-    m = re.search(r"^\s*%s \(libc6,x86-64\) => (\S+)" % re.escape(soname), out, re.M)
-    if not m:
-        return None
-    for path in (m.group(1), os.path.realpath(m.group(1)), os.path.realpath(m.group(1)).replace("/usr/lib", "/lib")):
-        p = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True)
-        if p.returncode == 0:
-            return p.stdout.split(":")[0]
-    return None
+def lib_packages(sonames):
+    """soname → the Debian package shipping it (None when unknown), through the dynamic linker's cache and one
+    dpkg -S over every candidate path."""
+    cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    paths = {}
+    for so in sonames:
+        m = re.search(r"^\s*%s \(libc6,x86-64\) => (\S+)" % re.escape(so), cache, re.M)
+        if m:
+            real = os.path.realpath(m.group(1))
+            paths[so] = [m.group(1), real, real.replace("/usr/lib/", "/lib/"), m.group(1).replace("/usr/lib/", "/lib/")]
+    every = sorted({p for ps in paths.values() for p in ps})
+    out = subprocess.run(["dpkg", "-S"] + every, capture_output=True, text=True).stdout if every else ""
+    owner = {}
+    for line in out.splitlines():
+        pkg, _, path = line.partition(": ")
+        owner[path.strip()] = pkg.split(",")[0].split(":")[0]
+    return {so: next((owner[p] for p in paths.get(so, []) if p in owner), None) for so in sonames}
+
+
+BINARIES = {"virt-api": "virt-api", "virt-handler": "handler", "virt-controller": "controller",
+            "virt-launcher": "launcher/supervisor", "virt-launcher-reporter": "reporter", "kvmcheck": "kvmcheck",
+            "kvlite-importer": "importer"}
 
 
 def binary_path(build, name):
-    for root, _, files in os.walk(build):
-        if name in files and os.access(os.path.join(root, name), os.X_OK) and "meson-" not in root:
-            return os.path.join(root, name)
-    return None
+    path = os.path.join(build, BINARIES.get(name, "."), name)
+    return path if os.access(path, os.X_OK) else None
 
 
 def main():
@@ -82,9 +99,10 @@ def main():
                 continue
             needed = re.findall(r"\(NEEDED\).*\[(.*)\]", subprocess.run(["readelf", "-d", path], capture_output=True,
                                                                           text=True).stdout)
+            owners = lib_packages(needed)
             for so in needed:
-                pkg = lib_package(so)
-                if pkg is None or pkg.split(":")[0] not in have:
+                pkg = owners[so]
+                if pkg is None or pkg not in have:
                     print("FAIL %s: %s needs %s (package %s), which the image does not install" % (df, b, so, pkg))
                     bad += 1
             print("ok %s: %s's %d libraries are in the image" % (df, b, len(needed)))
