@@ -411,6 +411,7 @@ static int parse_cloud_init_fields(vmi_volume *vol, const cJSON *o, const char *
         JF_TRY(cloud_init_text(o, path, "userData", &vol->user_data, err));
         JF_TRY(cloud_init_text(o, path, "networkData", &vol->network_data, err));
         JF_TRY(cloud_init_secret(o, path, "userData", "secretRef", vol->user_data, &vol->user_data_secret, err));
+        vol->user_data_secret_short = vol->user_data_secret != NULL;
         JF_TRY(cloud_init_secret(o, path, "userData", "userDataSecretRef", vol->user_data,
                                  &vol->user_data_secret, err));
         JF_TRY(cloud_init_secret(o, path, "networkData", "networkDataSecretRef", vol->network_data,

@@ -102,6 +102,7 @@ typedef struct vmi_volume {
         /* cloudInitNoCloud userDataSecretRef/networkDataSecretRef names: the Secret is mounted at
          * <secret_root>/<volume> and read by vmi_prepare() into user_data/network_data */
         char *user_data_secret, *network_data_secret;
+        bool user_data_secret_short; /* written as secretRef (KubeVirt's name) rather than userDataSecretRef */
         /* configMap.name, secret.secretName, serviceAccount.serviceAccountName, sysprep's configMap/secret */
         char *source_name;
         bool source_is_secret;   /* sysprep: secret (else configMap) */

@@ -316,7 +316,9 @@ static int read_cloud_init_secrets(const launcher_paths *p, vmi_volume *vol, siz
         static const char *const user_keys[2] = {"userdata", "userData"};
         static const char *const network_keys[2] = {"networkdata", "networkData"};
         if (vol->user_data_secret && !vol->user_data)
-                JF_TRY(read_secret_key(p, vol, i, "userDataSecretRef", user_keys, &vol->user_data, err));
+                JF_TRY(read_secret_key(p, vol, i,
+                                       vol->user_data_secret_short ? "secretRef" : "userDataSecretRef",
+                                       user_keys, &vol->user_data, err));
         if (vol->network_data_secret && !vol->network_data)
                 JF_TRY(read_secret_key(p, vol, i, "networkDataSecretRef", network_keys, &vol->network_data,
                                        err));
