@@ -143,9 +143,21 @@ static int add_cpu(argv_builder *b)
                          v->sockets * per_socket, v->sockets, v->cores, v->threads);
 }
 
+/* virtiofsd (vhost-user) maps the guest's RAM: it must be a shared memfd. */
+static int add_shared_memory(argv_builder *b)
+{
+        cJSON *mem = jbool(jnum(jstr(jstr(cJSON_CreateObject(), "qom-type", "memory-backend-memfd"), "id", "mem0"),
+                                "size", (double)b->v->memory),
+                           "share", true);
+        JF_TRY(push_json(b->argv, "-object", mem, b->err));
+        return push_optf(b->argv, "-machine", b->err, "memory-backend=mem0");
+}
+
 static int add_memory(argv_builder *b)
 {
         uint64_t mib = b->v->memory >> 20, max_mib = b->v->max_memory >> 20;
+        if (b->v->n_filesystems)
+                JF_TRY(add_shared_memory(b));
         if (max_mib > mib) /* room for both pc-dimm and virtio-mem hot-plug */
                 return push_optf(b->argv, "-m", b->err, "size=%" PRIu64 "M,slots=%d,maxmem=%" PRIu64 "M", mib,
                                  MEMORY_HOTPLUG_SLOTS, max_mib);
@@ -328,6 +340,7 @@ static int (*const steps[])(argv_builder *b) = {
     argv_add_disks,
     argv_add_interfaces,
     argv_add_misc_devices,
+    argv_add_filesystems,
     argv_add_root_ports,
 };
 

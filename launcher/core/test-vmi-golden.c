@@ -253,8 +253,9 @@ static char *build_argv_text_in(const char *name, const char *manifest, const ch
                 strv_free(&argv);
                 return NULL;
         }
-        /* A wired netdev names a tap or passt socket that only exists under the launcher. */
-        if (strcmp(o.accel, "kvm") && !(fake_kernel && v->kernel_boot) && !netdev &&
+        /* A wired netdev names a tap or passt socket, a filesystem virtiofsd's socket: they only exist under
+         * the launcher. */
+        if (strcmp(o.accel, "kvm") && !(fake_kernel && v->kernel_boot) && !netdev && !v->n_filesystems &&
             !getenv("KV_GOLDEN_NO_QEMU"))
                 qemu_smoke(name, &argv, run);
         char *buf = NULL;

@@ -491,6 +491,27 @@ static int read_data_dir(const launcher_paths *p, const vmi_volume *vol, size_t 
         return 0;
 }
 
+/* A data volume shared over virtiofs: its directory as it is (an optional source that is missing: an empty
+ * directory in the run dir). */
+static int prepare_data_share(const launcher_paths *p, vmi_volume *vol, size_t i, kv_error *err)
+{
+        char fld[JPATH_MAX];
+        _cleanup_free_ char *dir = data_dir(p, vol);
+        if (!dir)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        if (!is_dir(dir)) {
+                if (!vol->source_optional)
+                        return jf_error(err, field(fld, i, source_field(vol)), "\"%s\" is not available at %s",
+                                        vol->source_name ? vol->source_name : vol->name, dir);
+                free(dir);
+                if (run_file(p, "empty", vol, "d", &dir, err) < 0)
+                        return -ENOMEM;
+                if (mkdir(dir, 0555) < 0 && errno != EEXIST)
+                        return kv_error_errno(err, errno, "create %s", dir);
+        }
+        return set_prep(&vol->prep, TAKE_PTR(dir), IMG_RAW, NULL, IMG_RAW, true);
+}
+
 /* sysprep: Windows setup looks for autounattend.xml or unattend.xml (any case), as KubeVirt checks. */
 static int check_unattend(const data_files *f, size_t i, const vmi_volume *vol, kv_error *err)
 {
@@ -504,11 +525,8 @@ static int check_unattend(const data_files *f, size_t i, const vmi_volume *vol, 
 
 static int prepare_data_volume(const vmi *v, const launcher_paths *p, vmi_volume *vol, size_t i, kv_error *err)
 {
-        if (vol->filesystem) { /* shared as it is by virtiofsd */
-                char *dir = data_dir(p, vol);
-                return dir ? set_prep(&vol->prep, dir, IMG_RAW, NULL, IMG_RAW, true)
-                           : kv_error_set(err, ENOMEM, "out of memory");
-        }
+        if (vol->filesystem)
+                return prepare_data_share(p, vol, i, err);
         _cleanup_(data_files_free) data_files *f = calloc(1, sizeof(*f));
         if (!f)
                 return kv_error_set(err, ENOMEM, "out of memory");

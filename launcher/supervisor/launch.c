@@ -20,6 +20,7 @@
 #include "strv.h"
 #include "supervisor.h"
 #include "unixsock.h"
+#include "virtiofsd.h"
 #include "vmi.h"
 #include "volumes.h"
 
@@ -37,6 +38,7 @@ typedef struct launch {
         net_result net_secondary[NET_MAX_SECONDARY];
         size_t n_net_secondary;
         launcher_paths paths; /* kept: a VMI `apply` prepares the volumes it adds */
+        virtiofsd_set fsd;    /* one daemon per filesystem */
 } launch;
 
 /* Records the failure in the status file and returns the exit code. */
@@ -224,6 +226,9 @@ static int prepare(launch *l)
         l->paths = paths;
         if ((r = vmi_prepare(l->v, &l->paths, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "prepare volumes", &err);
+        /* QEMU connects to the daemons' sockets as it starts; a dry run only prints the argv */
+        if (!l->o->dry_run && (r = virtiofsd_start_all(l->v, l->rd.path, l->o->virtiofsd, &l->fsd, &err)) < 0)
+                return fail(l, EXIT_SETUP, "virtiofs", &err);
         /* Before the supervisor drops capabilities and installs seccomp: wiring needs CAP_NET_ADMIN. */
         if ((r = podnet_setup(l->v, l->o->pod_network, l->rd.path, &l->net, l->net_secondary,
                               &l->n_net_secondary, &l->st, &err)) < 0)
@@ -253,6 +258,7 @@ static void launch_free(launch *l)
                 close(l->qmp_public_fd);
         if (l->serial_fd >= 0)
                 close(l->serial_fd);
+        virtiofsd_stop_all(&l->fsd);
         net_result_release(&l->net); /* before the run dir: passt's socket lives there */
         for (size_t i = 0; i < l->n_net_secondary; i++)
                 net_result_release(&l->net_secondary[i]);
