@@ -271,7 +271,8 @@ static int parse_filesystem(vmi *v, const cJSON *item, const char *path, kv_erro
                             v->filesystems, &fs->name, err));
         int r = empty_object(item, path, "virtiofs", err);
         JF_TRY(r);
-        return r ? 0 : jf_error(err, jpath_key(p, path, "virtiofs"), "is required (the only filesystem type)");
+        return r ? 0
+                 : jf_error(err, jpath_key(p, path, "virtiofs"), "is required (the only filesystem type)");
 }
 
 typedef int (*element_parser)(vmi *v, const cJSON *item, const char *path, kv_error *err);
@@ -372,7 +373,8 @@ static int cloud_init_text(const cJSON *o, const char *path, const char *key, ch
         return 0;
 }
 
-/* A reference to a Kubernetes object by name (a Secret, ConfigMap or ServiceAccount in the VMI's namespace). */
+/* A reference to a Kubernetes object by name (a Secret, ConfigMap or ServiceAccount in the VMI's namespace).
+ */
 static int object_name(const cJSON *o, const char *path, const char *key, const char *what, char **out,
                        kv_error *err)
 {
@@ -404,13 +406,14 @@ static int cloud_init_secret(const cJSON *o, const char *path, const char *key, 
 /* cloudInitNoCloud and cloudInitConfigDrive share their fields. */
 static int parse_cloud_init_fields(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
 {
-        static const char *const allowed[] = {"userData",    "userDataBase64",    "secretRef", "userDataSecretRef",
-                                              "networkData", "networkDataBase64", "networkDataSecretRef",
-                                              NULL};
+        static const char *const allowed[] = {
+            "userData",          "userDataBase64",       "secretRef", "userDataSecretRef", "networkData",
+            "networkDataBase64", "networkDataSecretRef", NULL};
         JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
         JF_TRY(cloud_init_text(o, path, "userData", &vol->user_data, err));
         JF_TRY(cloud_init_text(o, path, "networkData", &vol->network_data, err));
-        JF_TRY(cloud_init_secret(o, path, "userData", "secretRef", vol->user_data, &vol->user_data_secret, err));
+        JF_TRY(
+            cloud_init_secret(o, path, "userData", "secretRef", vol->user_data, &vol->user_data_secret, err));
         vol->user_data_secret_short = vol->user_data_secret != NULL;
         JF_TRY(cloud_init_secret(o, path, "userData", "userDataSecretRef", vol->user_data,
                                  &vol->user_data_secret, err));
@@ -659,12 +662,18 @@ static const struct {
         const char *key;
         int (*parse)(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err);
 } volume_sources[] = {
-    {"containerDisk", parse_container_disk}, {"persistentVolumeClaim", parse_pvc},
-    {"dataVolume", parse_data_volume},       {"hostDisk", parse_host_disk},
-    {"emptyDisk", parse_empty_disk},         {"ephemeral", parse_ephemeral},
-    {"cloudInitNoCloud", parse_cloud_init},  {"cloudInitConfigDrive", parse_config_drive},
-    {"configMap", parse_config_map},         {"secret", parse_secret},
-    {"serviceAccount", parse_service_account}, {"downwardAPI", parse_downward_api},
+    {"containerDisk", parse_container_disk},
+    {"persistentVolumeClaim", parse_pvc},
+    {"dataVolume", parse_data_volume},
+    {"hostDisk", parse_host_disk},
+    {"emptyDisk", parse_empty_disk},
+    {"ephemeral", parse_ephemeral},
+    {"cloudInitNoCloud", parse_cloud_init},
+    {"cloudInitConfigDrive", parse_config_drive},
+    {"configMap", parse_config_map},
+    {"secret", parse_secret},
+    {"serviceAccount", parse_service_account},
+    {"downwardAPI", parse_downward_api},
     {"sysprep", parse_sysprep},
 };
 
@@ -739,7 +748,8 @@ static int link_filesystems(vmi *v, bool *used, kv_error *err)
                 while (k < v->n_volumes && strcmp(v->volumes[k].name, v->filesystems[i].name))
                         k++;
                 if (k == v->n_volumes)
-                        return jf_error(err, p, "no volume named \"%s\" in spec.volumes", v->filesystems[i].name);
+                        return jf_error(err, p, "no volume named \"%s\" in spec.volumes",
+                                        v->filesystems[i].name);
                 vmi_volume *vol = &v->volumes[k];
                 if (used[k])
                         return jf_error(err, p, "volume \"%s\" is also used by a disk", vol->name);

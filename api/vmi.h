@@ -67,7 +67,8 @@ typedef enum {
         VOL_EMPTY_DISK,
         VOL_EPHEMERAL,
         VOL_CLOUD_INIT_NOCLOUD,
-        VOL_CLOUD_INIT_CONFIG_DRIVE, /* same fields as NoCloud; OpenStack config-drive layout, label config-2 */
+        VOL_CLOUD_INIT_CONFIG_DRIVE, /* same fields as NoCloud; OpenStack config-drive layout, label config-2
+                                      */
         /* Kubernetes data volumes: the directory <secret_root>/<volume> (in a cluster, the Pod volume the
          * controller mounts there) becomes an ISO9660 disk (each key a file) or a virtiofs share */
         VOL_CONFIG_MAP,
@@ -102,14 +103,15 @@ typedef struct vmi_volume {
         /* cloudInitNoCloud userDataSecretRef/networkDataSecretRef names: the Secret is mounted at
          * <secret_root>/<volume> and read by vmi_prepare() into user_data/network_data */
         char *user_data_secret, *network_data_secret;
-        bool user_data_secret_short; /* written as secretRef (KubeVirt's name) rather than userDataSecretRef */
+        bool
+            user_data_secret_short; /* written as secretRef (KubeVirt's name) rather than userDataSecretRef */
         /* configMap.name, secret.secretName, serviceAccount.serviceAccountName, sysprep's configMap/secret */
         char *source_name;
-        bool source_is_secret;   /* sysprep: secret (else configMap) */
-        bool source_optional;    /* configMap/secret optional: a missing source is an empty volume */
-        char *volume_label;      /* NULL: KubeVirt's default for the kind (vmi_volume_label) */
-        cJSON *downward_fields;  /* downwardAPI.fields as written (the Pod's downwardAPI items), or NULL */
-        bool filesystem;         /* named by spec.domain.devices.filesystems: shared by virtiofs, no disk */
+        bool source_is_secret;  /* sysprep: secret (else configMap) */
+        bool source_optional;   /* configMap/secret optional: a missing source is an empty volume */
+        char *volume_label;     /* NULL: KubeVirt's default for the kind (vmi_volume_label) */
+        cJSON *downward_fields; /* downwardAPI.fields as written (the Pod's downwardAPI items), or NULL */
+        bool filesystem;        /* named by spec.domain.devices.filesystems: shared by virtiofs, no disk */
         volume_prep prep;
 } vmi_volume;
 

@@ -115,7 +115,8 @@ static void service_account_source(cJSON *src)
         item = cJSON_CreateObject();
         cJSON_AddStringToObject(item, "path", "namespace");
         cJSON_AddStringToObject(cJSON_AddObjectToObject(item, "fieldRef"), "fieldPath", "metadata.namespace");
-        cJSON_AddItemToArray(cJSON_AddArrayToObject(cJSON_AddObjectToObject(s, "downwardAPI"), "items"), item);
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(cJSON_AddObjectToObject(s, "downwardAPI"), "items"),
+                             item);
         cJSON_AddItemToArray(sources, s);
 }
 
@@ -129,8 +130,9 @@ static const char *data_volume_source(const vmi_volume *v, cJSON *src)
                 service_account_source(src);
                 return "projected";
         case VOL_DOWNWARD_API:
-                cJSON_AddItemToObject(src, "items", v->downward_fields ? cJSON_Duplicate(v->downward_fields, true)
-                                                                       : cJSON_CreateArray());
+                cJSON_AddItemToObject(src, "items",
+                                      v->downward_fields ? cJSON_Duplicate(v->downward_fields, true)
+                                                         : cJSON_CreateArray());
                 return "downwardAPI";
         default:
                 cJSON_AddStringToObject(src, secret ? "secretName" : "name", v->source_name);

@@ -17,18 +17,19 @@ char *virtiofs_socket_path(const char *run_dir, const vmi_filesystem *fs)
         return asprintf(&path, "%s/virtiofs-%s.sock", run_dir, fs->name) < 0 ? NULL : path;
 }
 
-int virtiofsd_argv(const char *binary, const vmi *v, const vmi_filesystem *fs, const char *run_dir, strv *argv,
-                   kv_error *err)
+int virtiofsd_argv(const char *binary, const vmi *v, const vmi_filesystem *fs, const char *run_dir,
+                   strv *argv, kv_error *err)
 {
         const char *dir = v->volumes[fs->volume].prep.path;
         _cleanup_free_ char *sock = virtiofs_socket_path(run_dir, fs);
         if (!dir)
-                return kv_error_set(err, EINVAL, "filesystem \"%s\" not prepared (vmi_prepare not run)", fs->name);
+                return kv_error_set(err, EINVAL, "filesystem \"%s\" not prepared (vmi_prepare not run)",
+                                    fs->name);
         /* sandbox=chroot: the daemon confines itself to the shared directory without needing the mount, pid
          * and net namespaces (CAP_SYS_ADMIN) a Pod does not have */
         if (!sock || strv_push(argv, binary) < 0 || strv_pushf(argv, "--socket-path=%s", sock) < 0 ||
-            strv_push(argv, "-o") < 0 || strv_pushf(argv, "source=%s", dir) < 0 || strv_push(argv, "-o") < 0 ||
-            strv_push(argv, "sandbox=chroot") < 0 || strv_push(argv, "-o") < 0 ||
+            strv_push(argv, "-o") < 0 || strv_pushf(argv, "source=%s", dir) < 0 ||
+            strv_push(argv, "-o") < 0 || strv_push(argv, "sandbox=chroot") < 0 || strv_push(argv, "-o") < 0 ||
             strv_push(argv, "cache=auto") < 0)
                 return kv_error_set(err, ENOMEM, "out of memory");
         return 0;
@@ -46,11 +47,11 @@ int argv_add_filesystems(argv_builder *b)
                 if (!esc)
                         return kv_error_set(b->err, ENOMEM, "out of memory");
                 JF_TRY(push_optf(b->argv, "-chardev", b->err, "socket,id=%s,path=%s", chardev, esc));
-                cJSON *dev = jstr(jstr(jstr(jstr(jstr(cJSON_CreateObject(), "driver", "vhost-user-fs-pci"), "id",
-                                                 id),
-                                            "bus", builder_take_port(b, port)),
-                                       "chardev", chardev),
-                                  "tag", fs->name);
+                cJSON *dev =
+                    jstr(jstr(jstr(jstr(jstr(cJSON_CreateObject(), "driver", "vhost-user-fs-pci"), "id", id),
+                                   "bus", builder_take_port(b, port)),
+                              "chardev", chardev),
+                         "tag", fs->name);
                 JF_TRY(push_json(&b->devs, "-device", dev, b->err));
         }
         return 0;

@@ -146,9 +146,10 @@ static int add_cpu(argv_builder *b)
 /* virtiofsd (vhost-user) maps the guest's RAM: it must be a shared memfd. */
 static int add_shared_memory(argv_builder *b)
 {
-        cJSON *mem = jbool(jnum(jstr(jstr(cJSON_CreateObject(), "qom-type", "memory-backend-memfd"), "id", "mem0"),
-                                "size", (double)b->v->memory),
-                           "share", true);
+        cJSON *mem =
+            jbool(jnum(jstr(jstr(cJSON_CreateObject(), "qom-type", "memory-backend-memfd"), "id", "mem0"),
+                       "size", (double)b->v->memory),
+                  "share", true);
         JF_TRY(push_json(b->argv, "-object", mem, b->err));
         return push_optf(b->argv, "-machine", b->err, "memory-backend=mem0");
 }

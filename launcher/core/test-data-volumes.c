@@ -87,8 +87,10 @@ static void test_config_map(void)
         _cleanup_(vmi_freep) vmi *v = NULL;
         /* the kubelet's atomic writer: keys are links through ..data to a timestamped directory */
         sh("mkdir -p 'secrets/v/..2026_12_01' && cd 'secrets/v' && "
-           "printf 'color=blue\\n' > ..2026_12_01/app.properties && printf 'a\\0b-binary' > ..2026_12_01/blob && "
-           "ln -s ..2026_12_01 ..data && ln -s ..data/app.properties app.properties && ln -s ..data/blob blob");
+           "printf 'color=blue\\n' > ..2026_12_01/app.properties && printf 'a\\0b-binary' > "
+           "..2026_12_01/blob && "
+           "ln -s ..2026_12_01 ..data && ln -s ..data/app.properties app.properties && ln -s ..data/blob "
+           "blob");
         if (!prepare_iso("\"configMap\":{\"name\":\"app-config\"}", &v))
                 return;
         check_label("cfgdata");
@@ -150,29 +152,34 @@ static void expect_error(const char *volume, const char *devices, const char *fi
 static void test_errors(void)
 {
         sh("rm -rf 'secrets/v' && mkdir -p 'secrets/v' && echo x > 'secrets/v/other'");
-        expect_error("\"sysprep\":{\"configMap\":{\"name\":\"win\"}}", "", "spec.volumes[0].sysprep.configMap.name",
-                     "neither autounattend.xml nor unattend.xml");
+        expect_error("\"sysprep\":{\"configMap\":{\"name\":\"win\"}}", "",
+                     "spec.volumes[0].sysprep.configMap.name", "neither autounattend.xml nor unattend.xml");
         expect_error("\"sysprep\":{\"configMap\":{\"name\":\"a\"},\"secret\":{\"name\":\"b\"}}", "",
                      "spec.volumes[0].sysprep", "exactly one of configMap and secret");
         sh("rm -rf 'secrets/v'");
-        expect_error("\"configMap\":{\"name\":\"app\"}", "", "spec.volumes[0].configMap.name", "not available");
+        expect_error("\"configMap\":{\"name\":\"app\"}", "", "spec.volumes[0].configMap.name",
+                     "not available");
         expect_error("\"secret\":{\"secretName\":\"s\"}", "", "spec.volumes[0].secret.secretName",
                      "not available");
         expect_error("\"configMap\":{\"name\":\"a/b\"}", "", "spec.volumes[0].configMap.name",
                      "not a valid ConfigMap name");
-        expect_error("\"configMap\":{\"name\":\"a\",\"volumeLabel\":\"0123456789012345678901234567890123\"}", "",
-                     "spec.volumes[0].configMap.volumeLabel", "at most 32");
-        expect_error("\"configMap\":{\"name\":\"a\",\"items\":[]}", "", "spec.volumes[0].configMap.items", "");
-        expect_error("\"downwardAPI\":{\"fields\":[{\"path\":\"../x\",\"fieldRef\":{\"fieldPath\":\"metadata.name\"}}]}",
+        expect_error("\"configMap\":{\"name\":\"a\",\"volumeLabel\":\"0123456789012345678901234567890123\"}",
+                     "", "spec.volumes[0].configMap.volumeLabel", "at most 32");
+        expect_error("\"configMap\":{\"name\":\"a\",\"items\":[]}", "", "spec.volumes[0].configMap.items",
+                     "");
+        expect_error("\"downwardAPI\":{\"fields\":[{\"path\":\"../"
+                     "x\",\"fieldRef\":{\"fieldPath\":\"metadata.name\"}}]}",
                      "", "spec.volumes[0].downwardAPI.fields[0].path", "relative path");
-        expect_error("\"downwardAPI\":{\"fields\":[{\"path\":\"x\"}]}", "", "spec.volumes[0].downwardAPI.fields[0]",
-                     "exactly one of fieldRef and resourceFieldRef");
+        expect_error("\"downwardAPI\":{\"fields\":[{\"path\":\"x\"}]}", "",
+                     "spec.volumes[0].downwardAPI.fields[0]", "exactly one of fieldRef and resourceFieldRef");
         expect_error("\"serviceAccount\":{}", "", "spec.volumes[0].serviceAccount.serviceAccountName", "");
         expect_error("\"cloudInitConfigDrive\":{\"secretRef\":{\"name\":\"cd\"}}", "",
-                     "spec.volumes[0].cloudInitConfigDrive.secretRef", "neither a userdata nor a userData key");
+                     "spec.volumes[0].cloudInitConfigDrive.secretRef",
+                     "neither a userdata nor a userData key");
         expect_error("\"configMap\":{\"name\":\"a\"}", "\"filesystems\":[{\"name\":\"w\",\"virtiofs\":{}}]",
                      "spec.domain.devices.filesystems[0].name", "no volume named \"w\"");
-        expect_error("\"emptyDisk\":{\"capacity\":\"1Mi\"}", "\"filesystems\":[{\"name\":\"v\",\"virtiofs\":{}}]",
+        expect_error("\"emptyDisk\":{\"capacity\":\"1Mi\"}",
+                     "\"filesystems\":[{\"name\":\"v\",\"virtiofs\":{}}]",
                      "spec.domain.devices.filesystems[0].name", "cannot be shared over virtiofs");
         expect_error("\"configMap\":{\"name\":\"a\"}",
                      "\"disks\":[{\"name\":\"v\"}],\"filesystems\":[{\"name\":\"v\",\"virtiofs\":{}}]",

@@ -12,5 +12,5 @@
 /* <run_dir>/virtiofs-<name>.sock (malloc'd, NULL on OOM). */
 char *virtiofs_socket_path(const char *run_dir, const vmi_filesystem *fs);
 /* virtiofsd's argv for filesystem fs (its volume prepared: prep.path is the shared directory). */
-int virtiofsd_argv(const char *binary, const vmi *v, const vmi_filesystem *fs, const char *run_dir, strv *argv,
-                   kv_error *err);
+int virtiofsd_argv(const char *binary, const vmi *v, const vmi_filesystem *fs, const char *run_dir,
+                   strv *argv, kv_error *err);

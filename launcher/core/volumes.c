@@ -382,8 +382,11 @@ static int prepare_config_drive(const vmi *v, const launcher_paths *p, vmi_volum
         JF_TRY(read_cloud_init_secrets(p, vol, i, err));
         if (asprintf(&instance, "%s.%s", v->name, v->namespace) < 0)
                 return kv_error_set(err, ENOMEM, "out of memory");
-        cJSON *m = jstr(jstr(jstr(cJSON_CreateObject(), "instance_id", instance), "hostname", v->hostname),
-                        "uuid", v->uid ? v->uid : v->fw_uuid ? v->fw_uuid : instance);
+        cJSON *m =
+            jstr(jstr(jstr(cJSON_CreateObject(), "instance_id", instance), "hostname", v->hostname), "uuid",
+                 v->uid       ? v->uid
+                 : v->fw_uuid ? v->fw_uuid
+                              : instance);
         meta = m ? cJSON_PrintUnformatted(m) : NULL;
         cJSON_Delete(m);
         if (!meta)
@@ -501,7 +504,8 @@ static int prepare_data_share(const launcher_paths *p, vmi_volume *vol, size_t i
                 return kv_error_set(err, ENOMEM, "out of memory");
         if (!is_dir(dir)) {
                 if (!vol->source_optional)
-                        return jf_error(err, field(fld, i, source_field(vol)), "\"%s\" is not available at %s",
+                        return jf_error(err, field(fld, i, source_field(vol)),
+                                        "\"%s\" is not available at %s",
                                         vol->source_name ? vol->source_name : vol->name, dir);
                 free(dir);
                 if (run_file(p, "empty", vol, "d", &dir, err) < 0)
@@ -517,13 +521,15 @@ static int check_unattend(const data_files *f, size_t i, const vmi_volume *vol, 
 {
         char fld[JPATH_MAX];
         for (size_t k = 0; k < f->n; k++)
-                if (!strcasecmp(f->e[k].path, "autounattend.xml") || !strcasecmp(f->e[k].path, "unattend.xml"))
+                if (!strcasecmp(f->e[k].path, "autounattend.xml") ||
+                    !strcasecmp(f->e[k].path, "unattend.xml"))
                         return 0;
         return jf_error(err, field(fld, i, source_field(vol)),
                         "holds neither autounattend.xml nor unattend.xml");
 }
 
-static int prepare_data_volume(const vmi *v, const launcher_paths *p, vmi_volume *vol, size_t i, kv_error *err)
+static int prepare_data_volume(const vmi *v, const launcher_paths *p, vmi_volume *vol, size_t i,
+                               kv_error *err)
 {
         if (vol->filesystem)
                 return prepare_data_share(p, vol, i, err);

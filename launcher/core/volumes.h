@@ -1,7 +1,7 @@
 /* volumes: everything on the host filesystem that the QEMU argv refers to. Resolves image directories,
  * creates qcow2 overlays / empty disks (qemu-img via posix_spawn, never a shell), sparse hostDisk files,
- * the ISOs (cloud-init seeds, configMap/secret/... disks; libisofs), the EFI VARS copy and the kernelBoot files. Fills
- * vmi.volumes[].prep, vmi.efi_vars, vmi.kernel_file/initrd_file. */
+ * the ISOs (cloud-init seeds, configMap/secret/... disks; libisofs), the EFI VARS copy and the kernelBoot
+ * files. Fills vmi.volumes[].prep, vmi.efi_vars, vmi.kernel_file/initrd_file. */
 #pragma once
 
 #include "error.h"

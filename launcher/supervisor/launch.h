@@ -12,7 +12,7 @@ typedef struct launch_opts {
         const char *secret_root; /* NULL: /var/run/kvlite/secrets (data volumes, cloud-init Secrets) */
         const char *pvc_root;    /* NULL: /var/run/kvlite/pvc (PVC V is <pvc_root>/V/disk.img) */
         const char *status_file;
-        const char *qemu; /* NULL: qemu-system-x86_64 on PATH */
+        const char *qemu;      /* NULL: qemu-system-x86_64 on PATH */
         const char *virtiofsd; /* NULL: /usr/lib/qemu/virtiofsd (filesystems[] over virtiofs) */
         accel_mode accel;
         bool sandbox;

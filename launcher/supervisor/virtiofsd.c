@@ -78,10 +78,11 @@ static int start_one(const vmi *v, size_t i, const char *run_dir, const char *bi
         if (!sock || asprintf(&log, "%s/virtiofsd-%s.log", run_dir, fs->name) < 0)
                 return kv_error_set(err, ENOMEM, "out of memory");
         if (access(binary, X_OK) < 0)
-                return kv_error_set(err, EINVAL,
-                                    "spec.domain.devices.filesystems[%zu]: virtiofs needs virtiofsd (%s, from "
-                                    "qemu-system-common), which this host lacks: %s",
-                                    i, binary, strerror(errno));
+                return kv_error_set(
+                    err, EINVAL,
+                    "spec.domain.devices.filesystems[%zu]: virtiofs needs virtiofsd (%s, from "
+                    "qemu-system-common), which this host lacks: %s",
+                    i, binary, strerror(errno));
         int r = virtiofsd_argv(binary, v, fs, run_dir, &argv, err);
         if (r < 0)
                 return r;
@@ -114,7 +115,8 @@ static int start_one(const vmi *v, size_t i, const char *run_dir, const char *bi
                             i, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), why);
 }
 
-int virtiofsd_start_all(const vmi *v, const char *run_dir, const char *binary, virtiofsd_set *set, kv_error *err)
+int virtiofsd_start_all(const vmi *v, const char *run_dir, const char *binary, virtiofsd_set *set,
+                        kv_error *err)
 {
         if (!v->n_filesystems)
                 return 0;
@@ -134,7 +136,8 @@ void virtiofsd_stop_all(virtiofsd_set *set)
 {
         for (size_t i = 0; i < set->n; i++) {
                 pid_t pid = set->pids[i];
-                /* 0: still ours and running; pid: a zombie now reaped; -1: the supervisor reaped it already */
+                /* 0: still ours and running; pid: a zombie now reaped; -1: the supervisor reaped it already
+                 */
                 if (pid <= 0 || waitpid(pid, NULL, WNOHANG) != 0)
                         continue;
                 kill(pid, SIGTERM);

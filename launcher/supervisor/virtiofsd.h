@@ -14,7 +14,9 @@ typedef struct virtiofsd_set {
 } virtiofsd_set;
 
 /* Start every filesystem's daemon and wait for its socket. A failure names
- * spec.domain.devices.filesystems[i] (-EINVAL when the host cannot run virtiofsd). binary NULL: the default. */
-int virtiofsd_start_all(const vmi *v, const char *run_dir, const char *binary, virtiofsd_set *set, kv_error *err);
+ * spec.domain.devices.filesystems[i] (-EINVAL when the host cannot run virtiofsd). binary NULL: the default.
+ */
+int virtiofsd_start_all(const vmi *v, const char *run_dir, const char *binary, virtiofsd_set *set,
+                        kv_error *err);
 /* SIGTERM, then reap, each daemon the supervisor has not reaped already. */
 void virtiofsd_stop_all(virtiofsd_set *set);
