@@ -371,17 +371,18 @@ static cJSON *render_metadata(const cJSON *vobj, const struct vmi *model)
 }
 
 /* --pod-network wires the Pod's netns (bridge, tap, nft rules: NET_ADMIN; the DHCP server's port 67:
- * NET_BIND_SERVICE); the launcher drops NET_ADMIN once wired. Nothing else. See docs/networking.md. */
-static cJSON *launcher_security_context(void)
+ * NET_BIND_SERVICE); the launcher drops NET_ADMIN once wired. virtiofsd, started before that, confines
+ * itself with chroot (SYS_CHROOT) when the VMI has filesystems. Nothing else. See docs/networking.md. */
+static cJSON *launcher_security_context(bool virtiofs)
 {
-        const char *add[] = {"NET_ADMIN", "NET_BIND_SERVICE"}, *drop[] = {"ALL"};
+        const char *add[] = {"NET_ADMIN", "NET_BIND_SERVICE", "SYS_CHROOT"}, *drop[] = {"ALL"};
         cJSON *sc = cJSON_CreateObject(), *caps = cJSON_AddObjectToObject(sc, "capabilities");
-        cJSON_AddItemToObject(caps, "add", cJSON_CreateStringArray(add, ARRAY_SIZE(add)));
+        cJSON_AddItemToObject(caps, "add", cJSON_CreateStringArray(add, ARRAY_SIZE(add) - !virtiofs));
         cJSON_AddItemToObject(caps, "drop", cJSON_CreateStringArray(drop, ARRAY_SIZE(drop)));
         return sc;
 }
 
-static cJSON *render_container(const cJSON *vobj, const pod_render_opts *opts)
+static cJSON *render_container(const cJSON *vobj, const struct vmi *model, const pod_render_opts *opts)
 {
         cJSON *c = cJSON_CreateObject();
         cJSON_AddStringToObject(c, "name", "compute");
@@ -408,7 +409,7 @@ static cJSON *render_container(const cJSON *vobj, const pod_render_opts *opts)
         cJSON_AddItemToArray(env, env_field("POD_NAME", "metadata.name"));
         cJSON_AddItemToArray(env, env_field("POD_NAMESPACE", "metadata.namespace"));
         cJSON_AddStringToObject(c, "terminationMessagePolicy", "FallbackToLogsOnError");
-        cJSON_AddItemToObject(c, "securityContext", launcher_security_context());
+        cJSON_AddItemToObject(c, "securityContext", launcher_security_context(model->n_filesystems > 0));
         return c;
 }
 
@@ -467,7 +468,8 @@ static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_ren
                        kv_error *err)
 {
         const cJSON *vspec = cJSON_GetObjectItemCaseSensitive(vobj, "spec");
-        cJSON *c = render_container(vobj, opts), *containers = cJSON_AddArrayToObject(spec, "containers");
+        cJSON *c = render_container(vobj, model, opts),
+              *containers = cJSON_AddArrayToObject(spec, "containers");
         cJSON_AddItemToArray(containers, c);
         cJSON_AddStringToObject(spec, "restartPolicy", "Never");
         /* the launcher needs the VMI's grace for the guest plus time to quit QEMU, as KubeVirt's +15 s */
