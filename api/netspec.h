@@ -8,6 +8,7 @@
 #include <netinet/in.h> /* net_port.protocol: IPPROTO_TCP, IPPROTO_UDP */
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 typedef struct cJSON cJSON;
@@ -25,6 +26,23 @@ typedef enum kvnet_binding {
 #define NET_NAME_MAX 64
 #define NET_MAX_SECONDARY 8
 
+/* interfaces[].dhcpOptions: what the launcher's DHCP server adds to its replies (KubeVirt's DHCPOptions). */
+#define NET_DHCP_MAX_NTP 8
+#define NET_DHCP_MAX_PRIVATE 31 /* codes 224-254, each at most once */
+#define NET_DHCP_OPTIONS_MAX 512 /* bytes of these options together: the reply stays one small datagram */
+typedef struct net_dhcp_private {
+        uint8_t code;    /* 224..254 */
+        char value[256]; /* sent as is */
+} net_dhcp_private;
+typedef struct net_dhcp_options {
+        char boot_file[256];   /* bootFileName: option 67; "" = none */
+        char tftp_server[256]; /* tftpServerName: option 66 */
+        struct in_addr ntp[NET_DHCP_MAX_NTP]; /* ntpServers: option 42 */
+        size_t n_ntp;
+        net_dhcp_private priv[NET_DHCP_MAX_PRIVATE];
+        size_t n_priv;
+} net_dhcp_options;
+
 typedef struct net_port {
         int protocol;  /* IPPROTO_TCP or IPPROTO_UDP */
         unsigned port; /* 1..65535 */
@@ -40,6 +58,11 @@ typedef struct net_secondary {
         char model[16];
         char mac[18]; /* macAddress; "" = the binding's choice */
         unsigned boot_order;
+        int iface_index; /* position in spec.domain.devices.interfaces[] (for JSON paths) */
+        bool link_down;  /* state: down (QMP set_link before the guest runs) */
+        char pci_address[13]; /* pciAddress "0000:00:SS.F"; "" = the builder's choice */
+        unsigned acpi_index;  /* acpiIndex; 0 = none */
+        net_dhcp_options dhcp;
 } net_secondary;
 
 typedef struct net_request {
@@ -49,6 +72,12 @@ typedef struct net_request {
         char mac[18];                  /* macAddress, normalised to lower case; "" = chosen by the binding */
         net_port ports[NET_MAX_PORTS];
         size_t n_ports;                             /* 0 = every port (masquerade, passt) */
+        int iface_index;                            /* position in interfaces[] (for JSON paths) */
+        bool link_down;                             /* state: down */
+        char pci_address[13];                       /* pciAddress, "" = none */
+        unsigned acpi_index;                        /* acpiIndex, 0 = none */
+        net_dhcp_options dhcp;                      /* dhcpOptions (the pod interface's; a secondary's in
+                                                     * net_setup_secondary's request) */
         net_secondary secondary[NET_MAX_SECONDARY]; /* Multus networks, in interfaces[] order */
         size_t n_secondary;
 
@@ -72,6 +101,11 @@ int net_validate(const cJSON *vmi_spec, kv_error *err);
 /* Validates, then fills req's spec part (binding NET_BINDING_NONE when no interface is on the pod
  * network). The environment fields are left NULL/0 for the caller. */
 int net_request_from_vmi(const cJSON *vmi_spec, net_request *req, kv_error *err);
+
+/* KubeVirt's interface (and network) name rule, ^[A-Za-z0-9_-]+$: every such name prefixed with a letter
+ * ("ua-<name>", "netua-<name>") is a valid QEMU id, and distinct names give distinct ids (QEMU ids are case
+ * sensitive), so the ids need no hashing; the Pod-side names are hashes already (net_pod_ifname_for). */
+bool net_iface_name_ok(const char *name);
 
 /* The Pod interface name KubeVirt 1.x gives a network: "pod" + the first 11 hex digits of sha256(name). */
 void net_pod_ifname_for(const char *network_name, char out[16]);

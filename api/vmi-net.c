@@ -1,9 +1,11 @@
 /* The network part of a VMI spec: spec.networks[] and spec.domain.devices.interfaces[] validated and
  * turned into a net_request. Every error names the JSON path of the offending field. */
 #include "netspec.h"
+#include "jfield.h"
 #include "mac.h"
 
 #include <cjson/cJSON.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -285,7 +287,10 @@ static int check_keys(const cJSON *iface, int i, kv_error *err)
 {
         static const char *const known[] = {"name",  "masquerade", "bridge", "passt", "slirp", "binding",
 					    "sriov", "macvtap",    "ports",  "model", "macAddress",
-					    "bootOrder" /* the argv builder's (launcher/core) */};
+					    "bootOrder" /* the argv builder's (launcher/core) */,
+					    "state",       "dhcpOptions", "pciAddress", "acpiIndex",
+					    "tag" /* device role tagging: metadata for the guest's config drive, no
+						   * device property (accepted, ignored) */};
         const cJSON *item;
         cJSON_ArrayForEach(item, iface)
         {
@@ -295,6 +300,168 @@ static int check_keys(const cJSON *iface, int i, kv_error *err)
                 if (!ok)
                         return kv_error_set(err, EINVAL, IFACES_PATH "[%d].%s: is not supported", i,
                                             item->string);
+        }
+        return 0;
+}
+
+/* interfaces[].state: "up" (the default), "down" (the NIC starts with its link down, as a pulled cable) or
+ * "absent" (KubeVirt: a bridge interface on a secondary network that is not plugged). *absent tells. */
+static int parse_state(const cJSON *iface, int i, net_request *tmp, bool *absent, kv_error *err)
+{
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(iface, "state");
+        *absent = false;
+        if (!st)
+                return 0;
+        if (!cJSON_IsString(st) || (strcmp(st->valuestring, "up") && strcmp(st->valuestring, "down") &&
+                                    strcmp(st->valuestring, "absent")))
+                return kv_error_set(err, EINVAL, IFACES_PATH "[%d].state: must be \"up\", \"down\" or \"absent\"",
+                                    i);
+        tmp->link_down = !strcmp(st->valuestring, "down");
+        *absent = !strcmp(st->valuestring, "absent");
+        if (*absent && tmp->binding != NET_BINDING_BRIDGE)
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d].state: \"absent\" is supported only for the bridge binding",
+                                    i);
+        return 0;
+}
+
+static int dhcp_string(const cJSON *o, int i, const char *key, char *out, size_t outsz, kv_error *err)
+{
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+        if (!v)
+                return 0;
+        if (!cJSON_IsString(v) || strlen(v->valuestring) >= outsz || !v->valuestring[0] ||
+            jf_has_control_chars(v->valuestring))
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d].dhcpOptions.%s: must be a string of 1-%zu printable "
+                                                "characters",
+                                    i, key, outsz - 1);
+        snprintf(out, outsz, "%s", v->valuestring);
+        return (int)strlen(out) + 2;
+}
+
+static int dhcp_ntp(const cJSON *o, int i, net_dhcp_options *d, kv_error *err)
+{
+        const cJSON *ntp = cJSON_GetObjectItemCaseSensitive(o, "ntpServers"), *n;
+        if (!ntp)
+                return 0;
+        if (!cJSON_IsArray(ntp) || cJSON_GetArraySize(ntp) > NET_DHCP_MAX_NTP)
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d].dhcpOptions.ntpServers: must be a list of at most %d "
+                                                "IPv4 addresses",
+                                    i, NET_DHCP_MAX_NTP);
+        cJSON_ArrayForEach(n, ntp)
+        {
+                if (!cJSON_IsString(n) || inet_pton(AF_INET, n->valuestring, &d->ntp[d->n_ntp]) != 1)
+                        return kv_error_set(err, EINVAL,
+                                            IFACES_PATH "[%d].dhcpOptions.ntpServers[%zu]: is not an IPv4 address",
+                                            i, d->n_ntp);
+                d->n_ntp++;
+        }
+        return d->n_ntp ? (int)(4 * d->n_ntp + 2) : 0;
+}
+
+static int dhcp_private(const cJSON *o, int i, net_dhcp_options *d, kv_error *err)
+{
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, "privateOptions"), *p;
+        int bytes = 0;
+        if (!list)
+                return 0;
+        if (!cJSON_IsArray(list))
+                return kv_error_set(err, EINVAL, IFACES_PATH "[%d].dhcpOptions.privateOptions: must be a list", i);
+        cJSON_ArrayForEach(p, list)
+        {
+                size_t j = d->n_priv;
+                const cJSON *code = cJSON_GetObjectItemCaseSensitive(p, "option");
+                const cJSON *value = cJSON_GetObjectItemCaseSensitive(p, "value");
+                if (!cJSON_IsObject(p) || !cJSON_IsNumber(code) || code->valuedouble < 224 ||
+                    code->valuedouble > 254 || code->valuedouble != (int)code->valuedouble)
+                        return kv_error_set(err, EINVAL,
+                                            IFACES_PATH "[%d].dhcpOptions.privateOptions[%zu].option: must be an "
+                                                        "integer in 224-254",
+                                            i, j);
+                for (size_t k = 0; k < j; k++)
+                        if (d->priv[k].code == (uint8_t)code->valuedouble)
+                                return kv_error_set(err, EINVAL,
+                                                    IFACES_PATH "[%d].dhcpOptions.privateOptions[%zu].option: %d "
+                                                                "is already given",
+                                                    i, j, (int)code->valuedouble);
+                if (!cJSON_IsString(value) || strlen(value->valuestring) >= sizeof(d->priv[j].value))
+                        return kv_error_set(err, EINVAL,
+                                            IFACES_PATH "[%d].dhcpOptions.privateOptions[%zu].value: must be a "
+                                                        "string of at most 255 bytes",
+                                            i, j);
+                d->priv[j].code = (uint8_t)code->valuedouble;
+                snprintf(d->priv[j].value, sizeof(d->priv[j].value), "%s", value->valuestring);
+                bytes += (int)strlen(value->valuestring) + 2;
+                d->n_priv++;
+        }
+        return bytes;
+}
+
+/* interfaces[].dhcpOptions: extra options of the launcher's DHCP server (KubeVirt's DHCPOptions). */
+static int parse_dhcp_options(const cJSON *iface, int i, net_request *tmp, kv_error *err)
+{
+        static const char *const known[] = {"bootFileName", "tftpServerName", "ntpServers", "privateOptions"};
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(iface, "dhcpOptions"), *item;
+        if (!o)
+                return 0;
+        if (!is_object(o))
+                return kv_error_set(err, EINVAL, IFACES_PATH "[%d].dhcpOptions: must be an object", i);
+        cJSON_ArrayForEach(item, o)
+        {
+                bool ok = false;
+                for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+                        ok = ok || strcmp(item->string, known[k]) == 0;
+                if (!ok)
+                        return kv_error_set(err, EINVAL, IFACES_PATH "[%d].dhcpOptions.%s: is not supported", i,
+                                            item->string);
+        }
+        net_dhcp_options *d = &tmp->dhcp;
+        int parts[4];
+        parts[0] = dhcp_string(o, i, "bootFileName", d->boot_file, sizeof(d->boot_file), err);
+        parts[1] = parts[0] < 0 ? -1 : dhcp_string(o, i, "tftpServerName", d->tftp_server, sizeof(d->tftp_server), err);
+        parts[2] = parts[1] < 0 ? -1 : dhcp_ntp(o, i, d, err);
+        parts[3] = parts[2] < 0 ? -1 : dhcp_private(o, i, d, err);
+        int total = 0;
+        for (size_t k = 0; k < 4; k++) {
+                if (parts[k] < 0)
+                        return -EINVAL;
+                total += parts[k];
+        }
+        if (total > NET_DHCP_OPTIONS_MAX)
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d].dhcpOptions: %d bytes of options, more than the %d a DHCP "
+                                                "reply of this launcher carries",
+                                    i, total, NET_DHCP_OPTIONS_MAX);
+        return 0;
+}
+
+/* interfaces[].pciAddress ("DDDD:BB:SS.F", KubeVirt's format; the argv builder checks where it fits) and
+ * acpiIndex (QEMU's acpi-index: 1-16383). */
+static int parse_pci_acpi(const cJSON *iface, int i, net_request *tmp, kv_error *err)
+{
+        const cJSON *pci = cJSON_GetObjectItemCaseSensitive(iface, "pciAddress");
+        const cJSON *acpi = cJSON_GetObjectItemCaseSensitive(iface, "acpiIndex");
+        if (pci) {
+                const char *a = cJSON_IsString(pci) ? pci->valuestring : "";
+                bool ok = strlen(a) == 12 && a[4] == ':' && a[7] == ':' && a[10] == '.' && a[11] >= '0' &&
+                          a[11] <= '7';
+                for (size_t k = 0; ok && k < 10; k++)
+                        ok = k == 4 || k == 7 || strchr("0123456789abcdefABCDEF", a[k]);
+                if (!ok || strchr("0123456789abcdefABCDEF", a[11]) == NULL)
+                        return kv_error_set(err, EINVAL,
+                                            IFACES_PATH "[%d].pciAddress: must be a PCI address "
+                                                        "\"DDDD:BB:SS.F\" (hexadecimal, function 0-7)",
+                                            i);
+                snprintf(tmp->pci_address, sizeof(tmp->pci_address), "%s", a);
+        }
+        if (acpi) {
+                if (!cJSON_IsNumber(acpi) || acpi->valuedouble < 1 || acpi->valuedouble > 16383 ||
+                    acpi->valuedouble != (int)acpi->valuedouble)
+                        return kv_error_set(err, EINVAL, IFACES_PATH "[%d].acpiIndex: must be an integer in 1-16383",
+                                            i);
+                tmp->acpi_index = (unsigned)acpi->valuedouble;
         }
         return 0;
 }
@@ -320,6 +487,11 @@ static int parse_secondary(const cJSON *iface, int i, const cJSON *network, cons
         snprintf(s->network, sizeof(s->network), "%s", nn->valuestring);
         snprintf(s->model, sizeof(s->model), "%s", tmp->model);
         snprintf(s->mac, sizeof(s->mac), "%s", tmp->mac);
+        snprintf(s->pci_address, sizeof(s->pci_address), "%s", tmp->pci_address);
+        s->link_down = tmp->link_down;
+        s->iface_index = tmp->iface_index;
+        s->acpi_index = tmp->acpi_index;
+        s->dhcp = tmp->dhcp;
         net_pod_ifname_for(s->iface_name, s->pod_ifname);
         const cJSON *boot = cJSON_GetObjectItemCaseSensitive(iface, "bootOrder");
         if (cJSON_IsNumber(boot) && boot->valuedouble >= 1 && boot->valuedouble <= 65535)
@@ -335,11 +507,11 @@ static int parse_interface(const cJSON *iface, int i, const cJSON *networks, net
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(iface, "name");
         if (!cJSON_IsString(name) || !name->valuestring[0])
                 return kv_error_set(err, EINVAL, IFACES_PATH "[%d].name: must be a non-empty string", i);
-        if (strlen(name->valuestring) >= NET_NAME_MAX ||
-            strspn(name->valuestring, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(name->valuestring))
+        if (!net_iface_name_ok(name->valuestring))
                 return kv_error_set(err, EINVAL,
-                                    IFACES_PATH "[%d].name: \"%s\" must be a DNS label (a-z, 0-9, '-')", i,
-                                    name->valuestring);
+                                    IFACES_PATH "[%d].name: \"%.64s\" may only contain letters, digits, '-' "
+                                                "and '_' (at most %d characters)",
+                                    i, name->valuestring, NET_NAME_MAX - 1);
         int net_index;
         const cJSON *network = network_by_name(networks, name->valuestring, &net_index);
         bool multus = network && cJSON_GetObjectItemCaseSensitive(network, "multus");
@@ -360,14 +532,28 @@ static int parse_interface(const cJSON *iface, int i, const cJSON *networks, net
         if (r < 0)
                 return r;
         snprintf(tmp.iface_name, sizeof(tmp.iface_name), "%s", name->valuestring);
+        tmp.iface_index = i;
         r = parse_ports(iface, i, &tmp, err);
         if (r >= 0 && tmp.binding == NET_BINDING_MACVTAP && tmp.n_ports > 0)
                 r = kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports: macvtap exposes every port already",
                                  i);
         if (r >= 0)
                 r = parse_model_mac(iface, i, &tmp, err);
+        bool absent = false;
+        if (r >= 0)
+                r = parse_state(iface, i, &tmp, &absent, err);
+        if (r >= 0)
+                r = parse_dhcp_options(iface, i, &tmp, err);
+        if (r >= 0)
+                r = parse_pci_acpi(iface, i, &tmp, err);
         if (r < 0)
                 return r;
+        if (absent && !multus)
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d].state: \"absent\" is not supported on the pod network",
+                                    i);
+        if (absent) /* KubeVirt neither attaches the network to the Pod nor plugs the NIC */
+                return 0;
         if (multus)
                 return parse_secondary(iface, i, network, &tmp, req, err);
         if (tmp.binding == NET_BINDING_MACVTAP)
@@ -452,6 +638,13 @@ int net_validate(const cJSON *vmi_spec, kv_error *err)
 {
         net_request req;
         return net_request_from_vmi(vmi_spec, &req, err);
+}
+
+bool net_iface_name_ok(const char *name)
+{
+        size_t n = strlen(name);
+        return n > 0 && n < NET_NAME_MAX &&
+               strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == n;
 }
 
 void net_pod_ifname_for(const char *network_name, char out[16])

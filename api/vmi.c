@@ -160,13 +160,37 @@ static int parse_resources(vmi *v, const cJSON *domain, long double *cpu_count, 
         return 0;
 }
 
+unsigned vmi_vcpus(const vmi *v)
+{
+        return v->sockets * v->cores * v->threads;
+}
+
+/* memory.hugepages.pageSize: the guest RAM comes from a hugetlbfs of that page size (KubeVirt: 2Mi, 1Gi). */
+static int parse_hugepages(vmi *v, const cJSON *m, kv_error *err)
+{
+        static const char *const allowed[] = {"pageSize", NULL};
+        const cJSON *h = NULL, *q;
+        JF_TRY(jf_object(m, "spec.domain.memory", "hugepages", &h, err));
+        if (!h)
+                return 0;
+        JF_TRY(jf_check_keys(h, "spec.domain.memory.hugepages", allowed, NULL, err));
+        if (!(q = cJSON_GetObjectItemCaseSensitive(h, "pageSize")))
+                return jf_error(err, "spec.domain.memory.hugepages.pageSize", "is required");
+        JF_TRY(quantity_bytes(q, "spec.domain.memory.hugepages.pageSize", &v->hugepage_size, err));
+        if (v->hugepage_size != (2u << 20) && v->hugepage_size != (1u << 30))
+                return jf_error(err, "spec.domain.memory.hugepages.pageSize",
+                                "must be 2Mi or 1Gi (the x86 huge page sizes)");
+        return 0;
+}
+
 static int parse_memory(vmi *v, const cJSON *domain, kv_error *err)
 {
-        static const char *const allowed[] = {"guest", "maxGuest", NULL};
+        static const char *const allowed[] = {"guest", "maxGuest", "hugepages", NULL};
         const cJSON *m = NULL, *q;
         JF_TRY(jf_object(domain, "spec.domain", "memory", &m, err));
         if (m) {
                 JF_TRY(jf_check_keys(m, "spec.domain.memory", allowed, NULL, err));
+                JF_TRY(parse_hugepages(v, m, err));
                 if ((q = cJSON_GetObjectItemCaseSensitive(m, "guest")))
                         JF_TRY(quantity_bytes(q, "spec.domain.memory.guest", &v->memory, err));
                 if ((q = cJSON_GetObjectItemCaseSensitive(m, "maxGuest")))
@@ -190,6 +214,11 @@ static int check_memory(vmi *v, kv_error *err)
         if (v->max_memory && (v->max_memory < v->memory || v->max_memory > max))
                 return jf_error(err, "spec.domain.memory.maxGuest",
                                 "must be between memory.guest and 16 TiB");
+        if (v->hugepage_size && v->memory % v->hugepage_size)
+                return jf_error(err, "spec.domain.memory.guest", "%llu MiB is not a multiple of the %s pages",
+                                (unsigned long long)(v->memory >> 20), v->hugepage_size >> 30 ? "1Gi" : "2Mi");
+        if (v->hugepage_size && v->max_memory > v->memory)
+                return jf_error(err, "spec.domain.memory.maxGuest", "memory hot-plug with hugepages is not supported");
         return 0;
 }
 
@@ -253,10 +282,47 @@ static int parse_cpu_model(vmi *v, const cJSON *cpu, kv_error *err)
         return 0;
 }
 
+/* dedicatedCpuPlacement, isolateEmulatorThread, realtime, numa (KubeVirt's rules: the last three need the
+ * first; guestMappingPassthrough also needs hugepages). */
+static int parse_cpu_placement(vmi *v, const cJSON *cpu, kv_error *err)
+{
+        static const char *const numa_keys[] = {"guestMappingPassthrough", NULL};
+        static const char *const rt_keys[] = {NULL};
+        const cJSON *numa = NULL, *rt = NULL, *pass = NULL;
+        JF_TRY(jf_bool(cpu, "spec.domain.cpu", "dedicatedCpuPlacement", &v->dedicated_cpus, err));
+        JF_TRY(jf_bool(cpu, "spec.domain.cpu", "isolateEmulatorThread", &v->isolate_emulator_thread, err));
+        JF_TRY(jf_object(cpu, "spec.domain.cpu", "realtime", &rt, err));
+        JF_TRY(jf_object(cpu, "spec.domain.cpu", "numa", &numa, err));
+        if (rt) {
+                if (cJSON_GetObjectItemCaseSensitive(rt, "mask"))
+                        return jf_error(err, "spec.domain.cpu.realtime.mask",
+                                        "is not supported (every vCPU runs realtime)");
+                JF_TRY(jf_check_keys(rt, "spec.domain.cpu.realtime", rt_keys, NULL, err));
+                v->realtime = true;
+        }
+        if (numa) {
+                JF_TRY(jf_check_keys(numa, "spec.domain.cpu.numa", numa_keys, NULL, err));
+                JF_TRY(jf_object(numa, "spec.domain.cpu.numa", "guestMappingPassthrough", &pass, err));
+                v->numa_passthrough = pass != NULL;
+        }
+        const char *needs = v->isolate_emulator_thread ? "spec.domain.cpu.isolateEmulatorThread"
+                            : v->realtime              ? "spec.domain.cpu.realtime"
+                            : v->numa_passthrough      ? "spec.domain.cpu.numa.guestMappingPassthrough"
+                                                       : NULL;
+        if (needs && !v->dedicated_cpus)
+                return jf_error(err, needs, "requires spec.domain.cpu.dedicatedCpuPlacement: true");
+        if (v->numa_passthrough && !v->hugepage_size)
+                return jf_error(err, "spec.domain.cpu.numa.guestMappingPassthrough",
+                                "requires spec.domain.memory.hugepages");
+        return 0;
+}
+
 static int parse_cpu(vmi *v, const cJSON *domain, long double cpu_count, kv_error *err)
 {
-        static const char *const allowed[] = {"cores", "sockets",  "threads", "maxSockets",
-                                              "model", "features", NULL};
+        static const char *const allowed[] = {"cores",    "sockets",  "threads",
+                                              "maxSockets", "model",    "features",
+                                              "dedicatedCpuPlacement", "isolateEmulatorThread", "realtime",
+                                              "numa",     NULL};
         const cJSON *cpu = NULL;
         int64_t cores = 0, sockets = 0, threads = 0, max_sockets = 0;
         JF_TRY(jf_object(domain, "spec.domain", "cpu", &cpu, err));
@@ -268,6 +334,7 @@ static int parse_cpu(vmi *v, const cJSON *domain, long double cpu_count, kv_erro
                 JF_TRY(jf_int(cpu, "spec.domain.cpu", "maxSockets", 1, 512, &max_sockets, NULL, err));
                 JF_TRY(parse_cpu_model(v, cpu, err));
                 JF_TRY(parse_cpu_features(v, cpu, err));
+                JF_TRY(parse_cpu_placement(v, cpu, err));
         }
         /* KubeVirt: without any topology the vCPU count comes from the cpu limit/request, as sockets. */
         if (!cores && !sockets && !threads && cpu_count > 0)
@@ -283,6 +350,13 @@ static int parse_cpu(vmi *v, const cJSON *domain, long double cpu_count, kv_erro
         if ((uint64_t)(max_sockets ? max_sockets : v->sockets) * v->cores * v->threads > 1024)
                 return jf_error(err, "spec.domain.cpu", "more than 1024 vCPUs");
         v->max_sockets = max_sockets;
+        if (v->dedicated_cpus && cpu_count > 0 && cpu_count != (long double)vmi_vcpus(v))
+                return jf_error(err, "spec.domain.resources",
+                                "dedicatedCpuPlacement needs a cpu request of whole CPUs equal to the vCPUs (%u)",
+                                vmi_vcpus(v));
+        if (v->dedicated_cpus && max_sockets)
+                return jf_error(err, "spec.domain.cpu.maxSockets",
+                                "CPU hot-plug with dedicatedCpuPlacement is not supported");
         return 0;
 }
 

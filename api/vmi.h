@@ -178,8 +178,14 @@ typedef struct vmi {
         char **cpu_props;
         const char *kvm_only; /* JSON path of the first one QEMU accepts only under KVM, else NULL */
 
+        /* spec.domain.cpu.dedicatedCpuPlacement: each vCPU thread pinned to its own CPU of the launcher's
+         * allowed set, the emulator (QEMU's other threads) to one more with isolateEmulatorThread;
+         * realtime: the vCPU threads run SCHED_FIFO; numa.guestMappingPassthrough: one guest NUMA node */
+        bool dedicated_cpus, isolate_emulator_thread, realtime, numa_passthrough;
+
         /* memory, bytes (rounded up to MiB) */
         uint64_t memory, max_memory; /* max_memory 0 = no memory hot-plug */
+        uint64_t hugepage_size;      /* memory.hugepages.pageSize (2Mi, 1Gi); 0 = ordinary memory */
 
         /* machine and firmware */
         char *machine; /* "q35" or "pc-q35-X.Y" */
@@ -251,3 +257,5 @@ static inline void vmi_freep(vmi **v)
 }
 
 const char *image_format_name(image_format f); /* "raw" / "qcow2" */
+/* The vCPUs the guest starts with (sockets * cores * threads). */
+unsigned vmi_vcpus(const vmi *v);

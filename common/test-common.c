@@ -4,9 +4,11 @@
 #include "error.h"
 #include "jsonesc.h"
 #include "strv.h"
+#include "wsframe.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +92,36 @@ static void test_ctl_verbs(void)
         CHECK(ctl_verb_name(CTL_VERB__MAX) == NULL);
 }
 
+/* Websocket frames: a client's masked frame parses back on the server side at each length encoding;
+ * partial input waits, a wrongly masked or oversized frame is refused. */
+static void test_wsframe(void)
+{
+        static uint8_t buf[70000 + WS_HEADER_MAX];
+        const uint8_t mask[4] = {1, 2, 3, 4};
+        const size_t lens[] = {0, 5, 125, 126, 65535, 65536, 70000};
+        for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+                size_t h = ws_frame_header(buf, WS_BINARY, lens[i], mask);
+                for (size_t j = 0; j < lens[i]; j++)
+                        buf[h + j] = (uint8_t)(j * 7);
+                ws_mask(buf + h, lens[i], mask);
+                ws_frame f;
+                CHECK(ws_frame_parse(buf, h + lens[i] - (lens[i] ? 1 : 0), true, &f) ==
+                      (lens[i] ? 0 : (long)h));
+                CHECK(ws_frame_parse(buf, h + lens[i], false, &f) == -EPROTO);
+                CHECK(ws_frame_parse(buf, h + lens[i], true, &f) == (long)(h + lens[i]));
+                CHECK(f.opcode == WS_BINARY && f.fin && f.len == lens[i]);
+                CHECK(lens[i] < 2 ||
+                      (f.payload[1] == 7 && f.payload[lens[i] - 1] == (uint8_t)((lens[i] - 1) * 7)));
+        }
+        size_t h = ws_frame_header(buf, WS_CLOSE, 2, NULL);
+        CHECK(h == 2 && buf[0] == 0x88 && buf[1] == 2);
+        CHECK(ws_frame_parse(buf, 1, false, &(ws_frame){0}) == 0);
+        h = ws_frame_header(buf, WS_BINARY, WS_PAYLOAD_MAX + 1, NULL);
+        CHECK(ws_frame_parse(buf, h, false, &(ws_frame){0}) == -EMSGSIZE);
+        buf[0] |= 0x40; /* RSV1 without an extension */
+        CHECK(ws_frame_parse(buf, h, false, &(ws_frame){0}) == -EPROTO);
+}
+
 int main(void)
 {
         test_error();
@@ -97,6 +129,7 @@ int main(void)
         test_strv();
         test_base64();
         test_ctl_verbs();
+        test_wsframe();
         if (test_failures)
                 fprintf(stderr, "%d failures\n", test_failures);
         return test_failures ? 1 : 0;

@@ -285,6 +285,38 @@ static void render_devices(const cJSON *vobj, const pod_render_opts *opts, cJSON
                 cJSON_AddStringToObject(lim, POD_RESOURCE_VHOST_VSOCK, "1");
 }
 
+/* KubeVirt's hugepages resource name for a page size: hugepages-2Mi, hugepages-1Gi. */
+static void hugepages_resource(uint64_t page, char *out, size_t size)
+{
+        if (page >= (1ull << 30) && page % (1ull << 30) == 0)
+                snprintf(out, size, "hugepages-%lluGi", (unsigned long long)(page >> 30));
+        else
+                snprintf(out, size, "hugepages-%lluMi", (unsigned long long)(page >> 20));
+}
+
+/* dedicatedCpuPlacement: a Guaranteed Pod, as KubeVirt renders it, so that the kubelet's static CPU manager
+ * gives it whole CPUs: cpu = one per vCPU (+1 for isolateEmulatorThread), limits equal to requests. Guest
+ * memory on hugepages: the hugepages-<size> resource holds it, memory only the overhead. */
+static void render_dedicated(const struct vmi *model, cJSON *req, cJSON *lim)
+{
+        char buf[64], name[32];
+        unsigned vcpus = model->sockets * model->cores * model->threads;
+        if (model->hugepage_size) {
+                hugepages_resource(model->hugepage_size, name, sizeof(name));
+                snprintf(buf, sizeof(buf), "%llu", (unsigned long long)model->memory);
+                cJSON_AddStringToObject(req, name, buf);
+                cJSON_AddStringToObject(lim, name, buf);
+        }
+        if (!model->dedicated_cpus)
+                return;
+        snprintf(buf, sizeof(buf), "%u", vcpus + (model->isolate_emulator_thread ? 1 : 0));
+        cJSON_ReplaceItemInObjectCaseSensitive(req, "cpu", cJSON_CreateString(buf));
+        cJSON_DeleteItemFromObjectCaseSensitive(lim, "cpu");
+        cJSON_AddStringToObject(lim, "cpu", buf);
+        cJSON_DeleteItemFromObjectCaseSensitive(lim, "memory");
+        cJSON_AddItemToObject(lim, "memory", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(req, "memory"), 1));
+}
+
 static int render_resources(const cJSON *vobj, const struct vmi *model, const pod_render_opts *opts,
                             cJSON *container, kv_error *err)
 {
@@ -292,7 +324,7 @@ static int render_resources(const cJSON *vobj, const struct vmi *model, const po
         unsigned vcpus = model->sockets * model->cores * model->threads;
         cJSON *res = cJSON_AddObjectToObject(container, "resources"),
               *req = cJSON_AddObjectToObject(res, "requests");
-        uint64_t mem = model->memory + pod_memory_overhead(model->memory, vcpus);
+        uint64_t mem = (model->hugepage_size ? 0 : model->memory) + pod_memory_overhead(model->memory, vcpus);
         snprintf(buf, sizeof(buf), "%llu", (unsigned long long)mem);
         cJSON_AddStringToObject(req, "memory", buf);
         const cJSON *vreq = kube_obj(vobj, "spec.domain.resources.requests");
@@ -320,6 +352,7 @@ static int render_resources(const cJSON *vobj, const struct vmi *model, const po
                 }
                 add_copy(lim, "cpu", cJSON_GetObjectItemCaseSensitive(vlim, "cpu"));
         }
+        render_dedicated(model, req, lim);
         render_devices(vobj, opts, lim);
         return 0;
 }
@@ -494,6 +527,11 @@ static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_ren
         for (size_t i = 0; i < model->n_volumes; i++)
                 map_volume(&model->volumes[i], opts, spec, vols, mounts);
         map_kernel_boot(model, vols, mounts);
+        if (model->hugepage_size) { /* KubeVirt's hugetlbfs for the guest's memory */
+                cJSON *ed = cJSON_CreateObject();
+                cJSON_AddStringToObject(ed, "medium", "HugePages");
+                pod_add_volume(vols, mounts, "hugepages", "emptyDir", ed, "/dev/hugepages", false);
+        }
         return 0;
 }
 

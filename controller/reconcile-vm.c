@@ -10,6 +10,7 @@
 #include "vmbackoff.h"
 #include "vminstancetype.h"
 #include "vmistatus.h"
+#include "vmprintable.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -38,7 +39,9 @@ static bool owned_by(const cJSON *obj, const char *uid)
         return false;
 }
 
-static cJSON *vmi_from_template(const cJSON *vm)
+/* The VMI the VM's template gives; hash (vm_template_hash_str of the VM as written, before instancetype
+ * expansion) is recorded on it for RestartRequired, or NULL. */
+static cJSON *vmi_from_template(const cJSON *vm, const char *hash)
 {
         const cJSON *tmpl = kube_obj(vm, "spec.template");
         cJSON *vmi = cJSON_CreateObject(), *md = cJSON_CreateObject();
@@ -51,8 +54,14 @@ static cJSON *vmi_from_template(const cJSON *vm)
                     *ann = kube_obj(tmpl, "metadata.annotations");
         if (labels)
                 cJSON_AddItemToObject(md, "labels", cJSON_Duplicate(labels, 1));
-        if (ann)
-                cJSON_AddItemToObject(md, "annotations", cJSON_Duplicate(ann, 1));
+        if (ann || hash) {
+                cJSON *a = ann ? cJSON_Duplicate(ann, 1) : cJSON_CreateObject();
+                if (hash) {
+                        cJSON_DeleteItemFromObjectCaseSensitive(a, VM_ANN_TEMPLATE_HASH);
+                        cJSON_AddStringToObject(a, VM_ANN_TEMPLATE_HASH, hash);
+                }
+                cJSON_AddItemToObject(md, "annotations", a);
+        }
         cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
                              kube_controller_ref_of(vm, kube_vm.api_version, kube_vm.kind));
         const cJSON *spec = cJSON_GetObjectItemCaseSensitive(tmpl, "spec");
@@ -163,6 +172,7 @@ typedef struct vm_sync {
         enum vm_action action;
         bool counted;     /* this reconcile recorded a failed start */
         uint64_t wait_ms; /* VM_BACK_OFF: until the next start; otherwise when to look again, 0 = never */
+        char template_hash[VM_TEMPLATE_HASH_LEN]; /* of the VM as written (vmprintable.h) */
 } vm_sync;
 
 static uint64_t realtime_ms(void)
@@ -186,7 +196,7 @@ static unsigned uid_jitter(const cJSON *vmi)
  * VMI the template would give: a template that fails it can never run, whatever the retry. */
 static char *template_error(const cJSON *vm, const pod_render_opts *opts)
 {
-        _cleanup_json_ cJSON *vmi = vmi_from_template(vm), *pod = NULL;
+        _cleanup_json_ cJSON *vmi = vmi_from_template(vm, NULL), *pod = NULL;
         cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(vmi, "metadata"), "uid", "template");
         kv_error err = {0};
         if (pod_render(vmi, opts, &pod, &err) == 0)
@@ -217,26 +227,13 @@ static void decide(const cJSON *vm, const cJSON *start_failure, vm_sync *s)
 
 static const char *printable_status(const cJSON *vm, const vm_sync *s, bool crash_loop)
 {
-        const cJSON *vmi = s->vmi;
-        if (kube_obj(vm, "metadata.deletionTimestamp"))
-                return "Terminating";
-        const char *p = vmi ? vmi_phase(vmi) : "";
-        bool final = vmi_phase_is_final(p);
-        if (vmi && !final && kube_obj(vmi, "metadata.deletionTimestamp"))
-                return "Stopping";
-        if (!vmi && s->dv_wait)
-                return dv_wait_printable(s->dv_wait);
-        if ((!vmi || final) && crash_loop)
-                return "CrashLoopBackOff";
-        if (!vmi)
-                return s->action == VM_CREATE_VMI || s->create_pending ? "Starting" : "Stopped";
-        if (kube_obj(vmi, "metadata.deletionTimestamp"))
-                return "Stopping";
-        if (!strcmp(p, "Running"))
-                return "Running";
-        if (final)
-                return !strcmp(p, "Failed") ? "Failed" : "Stopped";
-        return "Starting";
+        vm_print_in in = {
+            .start_expected = s->action == VM_CREATE_VMI || s->create_pending,
+            .stop_expected = s->action == VM_DELETE_VMI && !vmi_phase_is_final(vmi_phase(s->vmi)),
+            .crash_loop = crash_loop,
+            .dv_wait = s->dv_wait ? dv_wait_printable(s->dv_wait) : NULL,
+        };
+        return vm_printable_status(vm, s->vmi, &in);
 }
 
 static const cJSON *find_condition(const cJSON *conds, const char *type)
@@ -329,6 +326,11 @@ static int mutate_vm_status(cJSON *vm, void *ud)
         cJSON *fc = failure_condition(s, sf, counted, old_conds);
         if (fc)
                 cJSON_AddItemToArray(conds, fc);
+        vm_copy_vmi_conditions(conds, s->vmi);
+        if (vm_restart_required(vm, s->vmi))
+                cJSON_AddItemToArray(conds,
+                                     condition("RestartRequired", true, NULL, RESTART_REQUIRED_MSG,
+                                               find_condition(old_conds, "RestartRequired"), s->now_s));
         if (s->dv_wait) /* KubeVirt's DataVolumesReady condition */
                 cJSON_AddItemToArray(
                     conds, condition("DataVolumesReady", false, dv_wait_printable(s->dv_wait), s->dv_msg,
@@ -355,9 +357,10 @@ static int mutate_vm_status(cJSON *vm, void *ud)
         return 1;
 }
 
-static int create_vmi(controller *c, kube_client *api, const char *key, const cJSON *vm, kv_error *err)
+static int create_vmi(controller *c, kube_client *api, const char *key, const cJSON *vm, const char *hash,
+                      kv_error *err)
 {
-        _cleanup_json_ cJSON *nvmi = vmi_from_template(vm);
+        _cleanup_json_ cJSON *nvmi = vmi_from_template(vm, hash);
         expectations_expect_create(c->vmi_exp, key);
         int r = kube_create(api, &kube_vmi, kube_str(vm, "metadata.namespace"), nvmi, NULL, err);
         if (r < 0) {
@@ -380,7 +383,7 @@ static int act(controller *c, kube_client *api, const char *key, const cJSON *vm
                                    kube_str(vm, "metadata.name"), kube_str(s->vmi, "metadata.uid"), NULL,
                                    "Background", err);
         case VM_CREATE_VMI:
-                return create_vmi(c, api, key, vm, err);
+                return create_vmi(c, api, key, vm, s->template_hash, err);
         case VM_BACK_OFF:
                 log_info("VM %s: backing off after a failed start; next start in %llu ms", key,
                          (unsigned long long)s->wait_ms);
@@ -434,6 +437,7 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
         _cleanup_(vm_sync_done)
             vm_sync s = {.vmi = vmi, .strategy = run_strategy(vm), .now_ms = realtime_ms()};
         s.now = (time_t)(s.now_ms / 1000);
+        vm_template_hash_str(vm, s.template_hash);
         rfc3339_now(s.now_s, sizeof(s.now_s));
         s.create_pending = !expectations_satisfied(c->vmi_exp, key);
         bool stop;

@@ -80,6 +80,14 @@ static void set_condition(cJSON *st, const char *type, bool value, const char *r
                 cJSON_AddItemToArray(conds, n);
 }
 
+static void drop_condition(cJSON *st, const char *type)
+{
+        cJSON *conds = cJSON_GetObjectItemCaseSensitive(st, "conditions");
+        cJSON *c = find_condition(conds, type);
+        if (c)
+                cJSON_Delete(cJSON_DetachItemViaPointer(conds, c));
+}
+
 /* KubeVirt's phases in the only order they may take: a phase never goes backwards. */
 static int phase_rank(const char *phase)
 {
@@ -139,10 +147,8 @@ static const char *merge_phase(const char *pod_phase, const char *launcher_phase
 /* Conditions the launcher drops when they stop holding (the guest agent disconnecting) leave the VMI too. */
 static void drop_condition_unless_reported(cJSON *st, const cJSON *ls, const char *type)
 {
-        cJSON *conds = cJSON_GetObjectItemCaseSensitive(st, "conditions");
-        cJSON *c = find_condition(conds, type);
-        if (ls && c && !find_condition(cJSON_GetObjectItemCaseSensitive(ls, "conditions"), type))
-                cJSON_Delete(cJSON_DetachItemViaPointer(conds, c));
+        if (ls && !find_condition(cJSON_GetObjectItemCaseSensitive(ls, "conditions"), type))
+                drop_condition(st, type);
 }
 
 static void merge_launcher_conditions(cJSON *st, const cJSON *ls, const char *now)
@@ -220,6 +226,45 @@ static void merge_launcher_interfaces(cJSON *st, const cJSON *ls)
         }
 }
 
+/* The first container (init containers first) the kubelet holds back because its image cannot be pulled. */
+static const cJSON *pull_failure(const cJSON *pod)
+{
+        static const char *const lists[] = {"status.initContainerStatuses", "status.containerStatuses"};
+        for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
+                const cJSON *cs;
+                cJSON_ArrayForEach(cs, kube_obj(pod, lists[i]))
+                {
+                        const char *r = kube_str(cs, "state.waiting.reason") ?: "";
+                        if (!strcmp(r, "ErrImagePull") || !strcmp(r, "ImagePullBackOff"))
+                                return cs;
+                }
+        }
+        return NULL;
+}
+
+/* What KubeVirt's VMI controller carries over from the launcher Pod: PodScheduled False (Unschedulable,
+ * with the scheduler's message) while it cannot be placed, and Synchronized False with the kubelet's
+ * ErrImagePull/ImagePullBackOff while an image cannot be pulled; each goes when the Pod gets past it. The VM
+ * shows them as ErrorUnschedulable, ErrImagePull and ImagePullBackOff. */
+static void set_pod_conditions(cJSON *st, const cJSON *pod, const char *now)
+{
+        const cJSON *ps = find_condition(kube_obj(pod, "status.conditions"), "PodScheduled");
+        if (ps && !strcmp(kube_str(ps, "status") ?: "", "False") &&
+            !strcmp(kube_str(ps, "reason") ?: "", "Unschedulable") && !kube_str(pod, "spec.nodeName"))
+                set_condition(st, "PodScheduled", false, "Unschedulable", kube_str(ps, "message"), now);
+        else
+                drop_condition(st, "PodScheduled");
+        const cJSON *pf = pull_failure(pod);
+        const cJSON *sync =
+            find_condition(cJSON_GetObjectItemCaseSensitive(st, "conditions"), "Synchronized");
+        const char *sr = kube_str(sync, "reason") ?: "";
+        if (pf)
+                set_condition(st, "Synchronized", false, kube_str(pf, "state.waiting.reason"),
+                              kube_str(pf, "state.waiting.message"), now);
+        else if (!strcmp(sr, "ErrImagePull") || !strcmp(sr, "ImagePullBackOff"))
+                drop_condition(st, "Synchronized");
+}
+
 /* Ready: the guest runs and the launcher does not say otherwise (its readiness probe, when the VMI has
  * one, has not passed: it reports Ready False with the probe's last failure). */
 static void set_ready(cJSON *st, const char *phase, const cJSON *ls, const char *now)
@@ -262,6 +307,7 @@ cJSON *vmi_status_desired(const cJSON *vmi, const cJSON *pod, const char *now)
         const char *accel = kube_str(ls, "accel");
         if (accel)
                 set_str(st, "accel", accel);
+        set_pod_conditions(st, pod, now);
         merge_launcher_conditions(st, ls, now);
         merge_launcher_interfaces(st, ls);
         if (ls) /* hot-plugged volumes: the launcher's list is the whole truth */

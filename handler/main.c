@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "console.h"
 #include "config.h"
 #include "log.h"
 #include "macro.h"
@@ -38,10 +39,18 @@ static void usage(FILE *f)
             "  --max-devices N         devices advertised per kind, 1..100000 (default 1000, as KubeVirt)\n"
             "  --recheck-interval S    seconds between kvmcheck runs, 1..86400 (default 300)\n"
             "  --kvm-replay FILE       decide from a recorded `kvmcheck --profile` instead of probing\n"
+            "  --console-certs DIR     serve virt-api's console/VNC channel over mutual TLS with ca.crt,\n"
+            "                          tls.crt, tls.key from DIR (virt-api's Secret kvlite-handler-certs)\n"
+            "  --console-listen ADDR   its address (default 0.0.0.0:8186, KubeVirt's virt-handler port)\n"
+            "  --console-client-name N the name virt-api's client certificate must carry\n"
+            "                          (default virt-api.kvlite.svc)\n"
+            "  --pods-dir DIR          the kubelet's Pod directories, where launcher sockets are found\n"
+            "                          (default /var/lib/kubelet/pods)\n"
             "  -v, --verbose           debug logs\n"
             "  -h, --help              this text\n\n"
             "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
-            "            3 bad kubeconfig or in-cluster configuration, 4 a plugin socket cannot be served.\n",
+            "            3 bad kubeconfig or in-cluster configuration, 4 a plugin socket or the console\n"
+            "            address cannot be served.\n",
             f);
 }
 
@@ -99,6 +108,10 @@ int main(int argc, char **argv)
                                                  {"max-devices", required_argument, NULL, 'm'},
                                                  {"recheck-interval", required_argument, NULL, 'r'},
                                                  {"kvm-replay", required_argument, NULL, 'R'},
+                                                 {"console-certs", required_argument, NULL, 'C'},
+                                                 {"console-listen", required_argument, NULL, 'l'},
+                                                 {"console-client-name", required_argument, NULL, 'N'},
+                                                 {"pods-dir", required_argument, NULL, 'P'},
                                                  {"verbose", no_argument, NULL, 'v'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {NULL, 0, NULL, 0}};
@@ -107,6 +120,9 @@ int main(int argc, char **argv)
                             .dev_dir = "/dev",
                             .count = 1000,
                             .recheck_s = 300};
+        console_config console = {.listen = "0.0.0.0:8186",
+                                  .client_name = "virt-api.kvlite.svc",
+                                  .pods_dir = "/var/lib/kubelet/pods"};
         const char *kubeconfig = NULL, *context = NULL;
         bool in_cluster = false, labels = true;
         int c, r;
@@ -150,6 +166,18 @@ int main(int argc, char **argv)
                 case 'R':
                         cfg.kvm_replay = optarg;
                         break;
+                case 'C':
+                        console.cert_dir = optarg;
+                        break;
+                case 'l':
+                        console.listen = optarg;
+                        break;
+                case 'N':
+                        console.client_name = optarg;
+                        break;
+                case 'P':
+                        console.pods_dir = optarg;
+                        break;
                 case 'v':
                         kv_log_set_level(KV_LOG_DEBUG);
                         break;
@@ -187,6 +215,13 @@ int main(int argc, char **argv)
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
+        if (console.cert_dir) {
+                if ((r = console_server_start(&console, &err)) < 0) {
+                        log_error("%s", err.msg);
+                        return EXIT_SOCKET;
+                }
+                log_info("console channel on port %d (pods in %s)", r, console.pods_dir);
+        }
         r = agent_run(&cfg, &stop_requested, &err);
         if (kube) {
                 kube_client_free(TAKE_PTR(kube));

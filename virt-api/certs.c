@@ -237,6 +237,22 @@ static int store_pair(const char *dir, const char *crt, const char *keyf, X509 *
         return r < 0 ? r : pem_store(dir, crt, cert, NULL, err);
 }
 
+/* The certificate crt/key signed by ca for n's names, remade when not right or when force; 1 when written. */
+static int leaf_ensure(const char *dir, const char *crt, const char *keyf, const names *n, X509 *ca,
+                       EVP_PKEY *ca_key, unsigned days, bool force, kv_error *err)
+{
+        _cleanup_x509_ X509 *cert = cert_load(dir, crt);
+        _cleanup_pkey_ EVP_PKEY *key = key_load(dir, keyf);
+        if (!force && serving_ok(cert, key, ca, n, days))
+                return 0;
+        X509_free(cert), EVP_PKEY_free(key);
+        cert = NULL;
+        if (!(key = EVP_EC_gen("P-256")) || !(cert = cert_make(key, ca, ca_key, n, days)))
+                return kv_error_set(err, EIO, "make the certificate %s", crt);
+        int r = store_pair(dir, crt, keyf, cert, key, err);
+        return r < 0 ? r : 1;
+}
+
 int certs_ensure(const char *dir, const char *service_dns_names_csv, unsigned validity_days, kv_error *err)
 {
         _cleanup_(names_done) names n;
@@ -262,15 +278,20 @@ int certs_ensure(const char *dir, const char *service_dns_names_csv, unsigned va
                         return r;
                 wrote = true;
         }
-        _cleanup_x509_ X509 *cert = cert_load(dir, CERTS_TLS_CRT);
-        _cleanup_pkey_ EVP_PKEY *key = key_load(dir, CERTS_TLS_KEY);
-        if (!wrote && serving_ok(cert, key, ca, &n, validity_days))
-                return 0;
-        X509_free(cert), EVP_PKEY_free(key);
-        cert = NULL;
-        if (!(key = EVP_EC_gen("P-256")) || !(cert = cert_make(key, ca, ca_key, &n, validity_days)))
-                return kv_error_set(err, EIO, "make the serving certificate");
-        if ((r = store_pair(dir, CERTS_TLS_CRT, CERTS_TLS_KEY, cert, key, err)) < 0)
+        r = leaf_ensure(dir, CERTS_TLS_CRT, CERTS_TLS_KEY, &n, ca, ca_key, validity_days, wrote, err);
+        return r < 0 ? r : (r || wrote);
+}
+
+int certs_ensure_peer(const char *dir, const char *crt, const char *key, const char *dns_names_csv,
+                      unsigned validity_days, kv_error *err)
+{
+        _cleanup_(names_done) names n;
+        int r = names_parse(dns_names_csv, &n, err);
+        if (r < 0)
                 return r;
-        return 1;
+        _cleanup_x509_ X509 *ca = cert_load(dir, CERTS_CA_CRT);
+        _cleanup_pkey_ EVP_PKEY *ca_key = key_load(dir, CERTS_CA_KEY);
+        if (!ca || !ca_key)
+                return kv_error_set(err, ENOENT, "%s: no CA (certs_ensure first)", dir);
+        return leaf_ensure(dir, crt, key, &n, ca, ca_key, validity_days, false, err);
 }

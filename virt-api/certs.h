@@ -18,3 +18,12 @@
  * atomically (rename). Returns 0 when everything was kept, 1 when something was written (the caller
  * republishes the caBundle and reloads its TLS context), negative errno with err set on failure. */
 int certs_ensure(const char *dir, const char *service_dns_names_csv, unsigned validity_days, kv_error *err);
+
+/* File names of the console channel's server certificate (virt-handler's, docs/console.md). */
+#define CERTS_HANDLER_CRT "handler.crt"
+#define CERTS_HANDLER_KEY "handler.key"
+
+/* Another certificate signed by the CA certs_ensure() keeps in dir (run it first): crt/key for the
+ * comma-separated names, with the same renewal rules. 0 kept, 1 written, negative errno with err set. */
+int certs_ensure_peer(const char *dir, const char *crt, const char *key, const char *dns_names_csv,
+                      unsigned validity_days, kv_error *err);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "certs.h"
+#include "console.h"
 #include "log.h"
 #include "macro.h"
 #include "registration.h"
@@ -50,6 +51,8 @@ static void usage(FILE *f)
             "  --kubeconfig FILE    kubeconfig (default: in-cluster when KUBERNETES_SERVICE_HOST is set,\n"
             "                       else $KUBECONFIG or ~/.kube/config)\n"
             "  --in-cluster         use the Pod's service account\n"
+            "  --handler-port N     virt-handler's console channel port on each node (default 8186);\n"
+            "                       console and vnc reach the launcher through it (docs/console.md)\n"
             "  -v, --verbose        debug logs\n"
             "  -h, --help           this text\n\n"
             "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
@@ -67,8 +70,11 @@ static void on_signal(int sig)
 typedef struct cert_manager {
         const char *dir;
         char names[512];
+        char ns[256];            /* the Service's namespace: virt-handler's Secret goes there */
+        char handler_names[512]; /* virt-handler's certificate for the console channel */
+        char handler_host[300];  /* the name virt-api checks on it */
         unsigned validity_days, check_seconds;
-        char crt[4096], key[4096];
+        char crt[4096], key[4096], ca[4096];
         bool published;
 } cert_manager;
 
@@ -78,6 +84,10 @@ static int service_names(cert_manager *m, const char *service)
         if (!dot || dot == service || !dot[1] || strchr(dot + 1, '.'))
                 return -1;
         snprintf(m->names, sizeof(m->names), "%s.svc,%s.svc.cluster.local", service, service);
+        snprintf(m->ns, sizeof(m->ns), "%s", dot + 1);
+        snprintf(m->handler_host, sizeof(m->handler_host), CONSOLE_HANDLER_NAME ".%s.svc", dot + 1);
+        snprintf(m->handler_names, sizeof(m->handler_names), "%s,%s.cluster.local", m->handler_host,
+                 m->handler_host);
         return 0;
 }
 
@@ -96,24 +106,32 @@ static char *read_text(const char *path)
 /* Publishes the CA until it has worked once; after a renewal again. Failures are logged and retried. */
 static void publish(cert_manager *m, kube_client *api)
 {
-        char path[4200];
+        char path[4200], crt[4200], key[4200];
         snprintf(path, sizeof(path), "%s/%s", m->dir, CERTS_CA_CRT);
-        _cleanup_free_ char *ca = read_text(path);
+        snprintf(crt, sizeof(crt), "%s/%s", m->dir, CERTS_HANDLER_CRT);
+        snprintf(key, sizeof(key), "%s/%s", m->dir, CERTS_HANDLER_KEY);
+        _cleanup_free_ char *ca = read_text(path), *hcrt = read_text(crt), *hkey = read_text(key);
         kv_error err = {0};
-        if (!ca)
-                log_error("caBundle: cannot read %s", path);
-        else if (reg_publish_ca(api, ca, &err) < 0)
+        if (!ca || !hcrt || !hkey)
+                log_error("caBundle: cannot read %s", !ca ? path : !hcrt ? crt : key);
+        else if (reg_publish_ca(api, ca, &err) < 0 ||
+                 reg_publish_handler_secret(api, m->ns, ca, hcrt, hkey, &err) < 0)
                 log_warning("%s (retried)", err.msg);
         else if (!m->published)
                 log_info("CA published in %s, %s and %s", REG_VALIDATING_WEBHOOK, REG_MUTATING_WEBHOOK,
                          REG_APISERVICE);
-        m->published = ca && !err.code;
+        m->published = ca && hcrt && hkey && !err.code;
 }
 
 /* certs_ensure; 1 when something was renewed. */
 static int certs_check(cert_manager *m, kv_error *err)
 {
         int r = certs_ensure(m->dir, m->names, m->validity_days, err);
+        if (r >= 0) {
+                int h = certs_ensure_peer(m->dir, CERTS_HANDLER_CRT, CERTS_HANDLER_KEY, m->handler_names,
+                                          m->validity_days, err);
+                r = h < 0 ? h : (r || h);
+        }
         if (r > 0)
                 log_info("certificates in %s renewed", m->dir);
         return r;
@@ -156,10 +174,11 @@ int main(int argc, char **argv)
                                                  {"port-file", required_argument, NULL, 'p'},
                                                  {"kubeconfig", required_argument, NULL, 'K'},
                                                  {"in-cluster", no_argument, NULL, 'i'},
+                                                 {"handler-port", required_argument, NULL, 'H'},
                                                  {"verbose", no_argument, NULL, 'v'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {NULL, 0, NULL, 0}};
-        vapi_server_opts so = {.addr = "0.0.0.0:8443"};
+        vapi_server_opts so = {.addr = "0.0.0.0:8443", .handler_port = 8186};
         const char *kubeconfig = NULL, *port_file = NULL, *client_ca = NULL, *service = "virt-api.kvlite";
         cert_manager cm = {.validity_days = 30, .check_seconds = 3600};
         bool in_cluster = false;
@@ -207,6 +226,17 @@ int main(int argc, char **argv)
                 case 'i':
                         in_cluster = true;
                         break;
+                case 'H': {
+                        unsigned long v = strtoul(optarg, &end, 10);
+                        if (*end || !*optarg || v == 0 || v > 65535) {
+                                fprintf(stderr,
+                                        "virt-api: --handler-port \"%s\": expected a port in [1, 65535]\n",
+                                        optarg);
+                                return EXIT_USAGE;
+                        }
+                        so.handler_port = (unsigned)v;
+                        break;
+                }
                 case 'v':
                         kv_log_set_level(KV_LOG_DEBUG);
                         break;
@@ -235,12 +265,16 @@ int main(int argc, char **argv)
                 fprintf(stderr, "virt-api: --service \"%s\": expected NAME.NAMESPACE\n", service);
                 return EXIT_USAGE;
         }
+        so.handler_ns = cm.ns;
+        so.handler_name = cm.handler_host;
         if (cm.dir) {
                 kv_error cerr = {0};
                 snprintf(cm.crt, sizeof(cm.crt), "%s/%s", cm.dir, CERTS_TLS_CRT);
                 snprintf(cm.key, sizeof(cm.key), "%s/%s", cm.dir, CERTS_TLS_KEY);
                 so.tls_cert = cm.crt;
                 so.tls_key = cm.key;
+                snprintf(cm.ca, sizeof(cm.ca), "%s/%s", cm.dir, CERTS_CA_CRT);
+                so.console_ca = cm.ca;
                 if (certs_check(&cm, &cerr) < 0) {
                         fprintf(stderr, "virt-api: --cert-dir %s: %s\n", cm.dir, cerr.msg);
                         return EXIT_LISTEN;

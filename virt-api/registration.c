@@ -18,6 +18,7 @@ static const kube_resource mutating = {"/apis/admissionregistration.k8s.io/v1",
 static const kube_resource apiservice = {"/apis/apiregistration.k8s.io/v1", "apiservices", "APIService",
                                          "apiregistration.k8s.io/v1", false};
 static const kube_resource configmap = {"/api/v1", "configmaps", "ConfigMap", "v1", false};
+static const kube_resource secret = {"/api/v1", "secrets", "Secret", "v1", false};
 
 static void cjson_freep(cJSON **p)
 {
@@ -58,13 +59,20 @@ static int apiservice_set_ca(cJSON *obj, void *bundle)
         return set_string(spec, "caBundle", bundle);
 }
 
+static char *b64(const char *text)
+{
+        size_t len = strlen(text);
+        char *out = malloc(4 * ((len + 2) / 3) + 1);
+        if (out)
+                EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)text, (int)len);
+        return out;
+}
+
 int reg_publish_ca(kube_client *api, const char *ca_pem, kv_error *err)
 {
-        size_t len = strlen(ca_pem);
-        _cleanup_free_ char *bundle = malloc(4 * ((len + 2) / 3) + 1);
+        _cleanup_free_ char *bundle = b64(ca_pem);
         if (!bundle)
                 return kv_error_set(err, ENOMEM, "caBundle");
-        EVP_EncodeBlock((unsigned char *)bundle, (const unsigned char *)ca_pem, (int)len);
         static const struct {
                 const kube_resource *res;
                 const char *name;
@@ -116,4 +124,39 @@ int reg_front_proxy(kube_client *api, char **ca_pem, char **allowed_names, kv_er
                 return kv_error_set(err, ENOMEM, "front-proxy CA");
         }
         return 0;
+}
+
+/* data of the handler Secret: set each key; 1 when something changed. */
+static int secret_set_data(cJSON *obj, void *data)
+{
+        cJSON *have = cJSON_GetObjectItemCaseSensitive(obj, "data");
+        if (!have)
+                have = cJSON_AddObjectToObject(obj, "data");
+        int changed = 0;
+        const cJSON *kv;
+        cJSON_ArrayForEach(kv, (const cJSON *)data) changed |= set_string(have, kv->string, kv->valuestring);
+        return changed;
+}
+
+int reg_publish_handler_secret(kube_client *api, const char *ns, const char *ca_pem, const char *crt_pem,
+                               const char *key_pem, kv_error *err)
+{
+        _cleanup_json_ cJSON *obj = cJSON_CreateObject();
+        cJSON *meta = cJSON_AddObjectToObject(obj, "metadata"), *data = cJSON_AddObjectToObject(obj, "data");
+        const char *keys[] = {"ca.crt", "tls.crt", "tls.key"}, *values[] = {ca_pem, crt_pem, key_pem};
+        cJSON_AddStringToObject(obj, "apiVersion", "v1");
+        cJSON_AddStringToObject(obj, "kind", "Secret");
+        cJSON_AddStringToObject(obj, "type", "kubernetes.io/tls");
+        cJSON_AddStringToObject(meta, "name", REG_HANDLER_SECRET);
+        cJSON_AddStringToObject(meta, "namespace", ns);
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+                _cleanup_free_ char *v = b64(values[i]);
+                if (!v || !cJSON_AddStringToObject(data, keys[i], v))
+                        return kv_error_set(err, ENOMEM, "Secret %s", REG_HANDLER_SECRET);
+        }
+        int r = kube_create(api, &secret, ns, obj, NULL, err);
+        if (r == -KUBE_EEXISTS)
+                r = kube_update_retry(api, &secret, ns, REG_HANDLER_SECRET, NULL, false, secret_set_data,
+                                      data, NULL, err);
+        return r < 0 ? kv_error_wrap(err, "Secret %s/%s", ns, REG_HANDLER_SECRET) : 0;
 }

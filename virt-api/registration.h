@@ -22,3 +22,12 @@ int reg_publish_ca(kube_client *api, const char *ca_pem, kv_error *err);
 /* The front-proxy CA (PEM) and the allowed client names (requestheader-allowed-names, comma-separated, ""
  * for any) from kube-system/extension-apiserver-authentication. Both malloc'd. */
 int reg_front_proxy(kube_client *api, char **ca_pem, char **allowed_names, kv_error *err);
+
+/* The Secret virt-handler mounts for the console channel (docs/console.md): ca.crt (virt-api's CA), tls.crt
+ * and tls.key (virt-handler's server certificate, signed by that CA). */
+#define REG_HANDLER_SECRET "kvlite-handler-certs"
+
+/* Creates or updates ns/REG_HANDLER_SECRET with the three PEM texts; an object already right is not written.
+ */
+int reg_publish_handler_secret(kube_client *api, const char *ns, const char *ca_pem, const char *crt_pem,
+                               const char *key_pem, kv_error *err);

@@ -5,16 +5,19 @@
 
 #include <arpa/inet.h>
 #include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "admission.h"
+#include "console.h"
 #include "hostport.h"
 #include "log.h"
 #include "macro.h"
@@ -40,6 +43,11 @@ struct vapi_server {
         const char *cert_path, *key_path;
         unsigned port;
         pthread_mutex_t api_lock; /* one kube_client: subresource requests take turns */
+        console_opts console;
+        /* Upgraded (websocket) connections: MHD_stop_daemon() must come after they are all closed. */
+        pthread_mutex_t ws_lock;
+        pthread_cond_t ws_done;
+        struct ws_session *sessions;
 };
 
 /* gnutls' certificate callback has no closure: the process serves one virt-api. */
@@ -147,6 +155,128 @@ static enum MHD_Result admission(struct MHD_Connection *conn,
         return reply(conn, 200, out);
 }
 
+/* A websocket session after the 101: relayed in a thread of its own, MHD's threads stay free. */
+typedef struct ws_session {
+        vapi_server *s;
+        struct ws_session *next;
+        console_channel *ch;
+        MHD_socket sock;
+        struct MHD_UpgradeResponseHandle *urh;
+        char *extra; /* bytes the client sent right behind its request */
+        size_t extra_len;
+} ws_session;
+
+static void *ws_session_run(void *arg)
+{
+        ws_session *w = arg;
+        vapi_server *s = w->s;
+        console_relay(w->ch, w->sock, w->extra, w->extra_len);
+        MHD_upgrade_action(w->urh, MHD_UPGRADE_ACTION_CLOSE);
+        free(w->extra);
+        pthread_mutex_lock(&s->ws_lock);
+        for (ws_session **p = &s->sessions; *p; p = &(*p)->next)
+                if (*p == w) {
+                        *p = w->next;
+                        break;
+                }
+        pthread_cond_broadcast(&s->ws_done);
+        pthread_mutex_unlock(&s->ws_lock);
+        free(w);
+        return NULL;
+}
+
+/* Ends every websocket session (their relays see the client side close) and waits for them. */
+static void ws_sessions_end(vapi_server *s)
+{
+        pthread_mutex_lock(&s->ws_lock);
+        for (ws_session *w = s->sessions; w; w = w->next)
+                shutdown(w->sock, SHUT_RDWR);
+        while (s->sessions)
+                pthread_cond_wait(&s->ws_done, &s->ws_lock);
+        pthread_mutex_unlock(&s->ws_lock);
+}
+
+static void ws_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls, const char *extra_in,
+                        size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+        ws_session *w = cls;
+        vapi_server *s = w->s;
+        pthread_t t;
+        w->sock = sock;
+        w->urh = urh;
+        w->extra_len = extra_in_size;
+        if (extra_in_size && !(w->extra = malloc(extra_in_size)))
+                goto fail;
+        memcpy(w->extra, extra_in, extra_in_size);
+        pthread_mutex_lock(&s->ws_lock);
+        w->next = s->sessions;
+        s->sessions = w;
+        if (pthread_create(&t, NULL, ws_session_run, w) == 0) {
+                pthread_detach(t);
+                pthread_mutex_unlock(&s->ws_lock);
+                return;
+        }
+        s->sessions = w->next;
+        pthread_mutex_unlock(&s->ws_lock);
+fail:
+        console_channel_free(w->ch);
+        free(w->extra);
+        free(w);
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+/* Sec-WebSocket-Accept for a client's key (RFC 6455 4.2.2). */
+static bool ws_accept_key(const char *key, char out[static 29])
+{
+        char buf[128];
+        unsigned char sha[20];
+        int n = snprintf(buf, sizeof(buf), "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
+        if (n < 0 || (size_t)n >= sizeof(buf) || gnutls_hash_fast(GNUTLS_DIG_SHA1, buf, (size_t)n, sha) < 0)
+                return false;
+        EVP_EncodeBlock((unsigned char *)out, sha, sizeof(sha));
+        return true;
+}
+
+static bool header_has(struct MHD_Connection *conn, const char *name, const char *token)
+{
+        const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+        return v && strcasestr(v, token);
+}
+
+/* GET .../virtualmachineinstances/NAME/console|vnc: KubeVirt's websocket subresources. */
+static enum MHD_Result console_request(vapi_server *s, struct MHD_Connection *conn, const char *ns,
+                                       const char *name, const char *kind, const char *user)
+{
+        const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Key");
+        char accept[29];
+        if (!header_has(conn, "Upgrade", "websocket") || !header_has(conn, "Connection", "upgrade") || !key ||
+            !ws_accept_key(key, accept))
+                return reply_status(conn, 400, "websocket upgrade required");
+        subres_reply r = {0};
+        console_channel *ch = NULL;
+        pthread_mutex_lock(&s->api_lock);
+        int rc = console_open(s->api, &s->console, ns, name, kind, &ch, &r);
+        pthread_mutex_unlock(&s->api_lock);
+        log_info("%s of %s/%s by %s: %u", kind, ns, name, user, rc < 0 ? r.code : 101);
+        if (rc < 0)
+                return reply(conn, r.code, TAKE_PTR(r.body));
+        ws_session *w = calloc(1, sizeof(*w));
+        struct MHD_Response *resp = w ? MHD_create_response_for_upgrade(ws_upgraded, w) : NULL;
+        if (!resp) {
+                console_channel_free(ch);
+                free(w);
+                return MHD_NO;
+        }
+        *w = (ws_session){.s = s, .ch = ch};
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
+        MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
+        if (header_has(conn, "Sec-WebSocket-Protocol", CONSOLE_SUBPROTOCOL))
+                MHD_add_response_header(resp, "Sec-WebSocket-Protocol", CONSOLE_SUBPROTOCOL);
+        enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                               const char *version, const char *upload, size_t *upload_size, void **state)
 {
@@ -191,6 +321,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                                                 "allowed name");
                 return reply_status(conn, 401, "Unauthorized");
         }
+        char ns[254], name[254], kind[8];
+        if (!strcmp(method, "GET") && console_path_parse(url, ns, name, kind))
+                return console_request(s, conn, ns, name, kind, user);
         subres_reply r;
         pthread_mutex_lock(&s->api_lock);
         subres_handle(s->api, method, url, b->data, b->len, &r);
@@ -304,6 +437,12 @@ int vapi_server_start(const vapi_server_opts *o, kube_client *api, vapi_server *
         s->api = api;
         s->cert_path = o->tls_cert;
         s->key_path = o->tls_key;
+        s->console = (console_opts){.ca_file = o->console_ca,
+                                    .cert_file = o->tls_cert,
+                                    .key_file = o->tls_key,
+                                    .handler_name = o->handler_name,
+                                    .handler_ns = o->handler_ns,
+                                    .handler_port = o->handler_port};
         if ((o->client_ca_pem && !(s->ca = strdup(o->client_ca_pem))) ||
             (o->allowed_names && *o->allowed_names && !(s->allowed_names = names_fenced(o->allowed_names)))) {
                 server_free(s);
@@ -316,13 +455,16 @@ int vapi_server_start(const vapi_server_opts *o, kube_client *api, vapi_server *
         /* A few threads: while a subresource request waits on the API server, the API server calls the
          * webhooks of the object it writes (a VM's UPDATE), and they must be answered meanwhile. */
         pthread_mutex_init(&s->api_lock, NULL);
-        s->d = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-            handle, s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)VAPI_THREADS, MHD_OPTION_SOCK_ADDR, &sa,
-            MHD_OPTION_HTTPS_CERT_CALLBACK, identity_retrieve, MHD_OPTION_NOTIFY_COMPLETED, request_done, s,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-            /* last: without a CA the list ends here */
-            s->ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, s->ca, MHD_OPTION_END);
+        pthread_mutex_init(&s->ws_lock, NULL);
+        pthread_cond_init(&s->ws_done, NULL);
+        s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS |
+                                    MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE,
+                                0, NULL, NULL, handle, s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)VAPI_THREADS,
+                                MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_HTTPS_CERT_CALLBACK, identity_retrieve,
+                                MHD_OPTION_NOTIFY_COMPLETED, request_done, s, MHD_OPTION_CONNECTION_TIMEOUT,
+                                (unsigned)60,
+                                /* last: without a CA the list ends here */
+                                s->ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, s->ca, MHD_OPTION_END);
         if (!s->d) {
                 identities_free();
                 server_free(s);
@@ -346,6 +488,7 @@ void vapi_server_stop(vapi_server *s)
 {
         if (!s)
                 return;
+        ws_sessions_end(s);
         MHD_stop_daemon(s->d);
         identities_free();
         server_free(s);

@@ -19,6 +19,12 @@ typedef struct vapi_server_opts {
                                       certificate it signed (the API server's proxy client) and X-Remote-User */
         const char *allowed_names; /* requestheader-allowed-names: the client certificate's CN must be one of
                                       these (comma-separated); NULL or "" = any CN the CA signed */
+        /* The console channel to virt-handler (docs/console.md): virt-api's CA file (NULL: console and vnc
+         * answer 503), the name on virt-handler's certificate, the namespace of its Pods, its port. */
+        const char *console_ca;
+        const char *handler_name;
+        const char *handler_ns;
+        unsigned handler_port;
 } vapi_server_opts;
 
 /* Starts serving in libmicrohttpd's threads; subresource requests take turns on api, webhooks run beside

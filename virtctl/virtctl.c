@@ -1,16 +1,22 @@
 /* virtctl: KubeVirt's command-line client for VM actions, in C over libkube. Commands, flags, messages
  * and exit codes follow KubeVirt's virtctl (pkg/virtctl); installed also as kubectl-virt. */
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "macro.h"
+#include "wsclient.h"
 
 /* KubeVirt's virtctl exits 1 on every error (cobra), usage errors included. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1 };
@@ -52,7 +58,11 @@ static void usage(FILE *f)
             "  guestosinfo VMI                         the guest agent's OS information\n"
             "  create vm [--name N] [--instancetype IT] [--preference P] [--volume-import SPEC]\n"
             "            [--run-strategy S]            print a VirtualMachine manifest (YAML)\n"
-            "  console VMI [--timeout MIN], vnc VMI --proxy-only   (not available yet: see docs/virtctl.md)\n"
+            "  console VMI [--timeout MIN]             the serial console (raw terminal; Ctrl-] detaches);\n"
+            "                                          waits up to MIN minutes (default 5) for the VMI to "
+            "run\n"
+            "  vnc VMI --proxy-only [--port N]         print {\"port\":N} and bridge that local port to the\n"
+            "                                          VMI's VNC (for any VNC viewer)\n"
             "  version                                 client and server versions\n\n"
             "Global options:\n"
             "  --kubeconfig FILE   kubeconfig (default $KUBECONFIG, ~/.kube/config, or in-cluster)\n"
@@ -204,7 +214,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *first_arg)
                                                  {"timeout", required_argument, NULL, O_TIMEOUT},
                                                  {"proxy-only", no_argument, NULL, O_PROXY},
                                                  {NULL, 0, NULL, 0}};
-        *o = (opts){.grace = -1, .protocol = "TCP", .type = "ClusterIP", .run_strategy = "Always"};
+        *o = (opts){
+            .grace = -1, .timeout = 5, .protocol = "TCP", .type = "ClusterIP", .run_strategy = "Always"};
         int opt;
         optind = 1;
         while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -527,6 +538,108 @@ static int cmd_version(ctx *c)
         return EXIT_OK;
 }
 
+/* ---- console and vnc: websockets through the API server to virt-api (docs/console.md) ---------------- */
+
+#define ESCAPE_KEY 0x1d /* Ctrl-] */
+
+static struct termios saved_tio;
+static bool tty_raw;
+
+static void tty_restore(void)
+{
+        if (tty_raw)
+                tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tio);
+        tty_raw = false;
+}
+
+static void tty_make_raw(void)
+{
+        if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) < 0)
+                return;
+        struct termios raw = saved_tio;
+        cfmakeraw(&raw);
+        if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0) {
+                tty_raw = true;
+                atexit(tty_restore);
+        }
+}
+
+/* The websocket of a VMI's console or vnc; a VMI that is not running yet (400) is retried until
+ * `timeout_min` minutes have passed, as KubeVirt's virtctl does. */
+static int open_stream(ctx *c, const char *name, const char *kind, int timeout_min, wsclient **w)
+{
+        const kube_resource res = {.prefix = SUBRES, .plural = "virtualmachineinstances"};
+        _cleanup_free_ char *path = kube_path(&res, c->ns, name, kind);
+        time_t deadline = time(NULL) + (time_t)timeout_min * 60;
+        if (!path)
+                return die("out of memory");
+        for (;;) {
+                kv_error err = {0};
+                long code = 0;
+                if (ws_open(&c->cfg, path, "plain.kubevirt.io", w, &code, &err) == 0)
+                        return EXIT_OK;
+                if (code != 400 || time(NULL) >= deadline)
+                        return die("Can't access VMI %s: %s", name, err.msg);
+                sleep(1);
+        }
+}
+
+static int cmd_console(ctx *c, const char *name, const opts *o)
+{
+        wsclient *w = NULL;
+        int rc = open_stream(c, name, "console", o->timeout, &w);
+        if (rc)
+                return rc;
+        fprintf(stderr, "Successfully connected to %s console. The escape sequence is ^]\n", name);
+        tty_make_raw();
+        int r = ws_pump(w, STDIN_FILENO, STDOUT_FILENO, tty_raw ? ESCAPE_KEY : 0);
+        if (r == 1) /* stdin ended (a script): the guest's output keeps coming until the session ends */
+                r = ws_pump(w, -1, STDOUT_FILENO, 0);
+        tty_restore();
+        ws_close(w);
+        if (tty_raw || isatty(STDOUT_FILENO))
+                fputs("\n", stderr);
+        return r < 0 ? die("console of %s: %s", name, strerror(-r)) : EXIT_OK;
+}
+
+/* --proxy-only: a local port any VNC viewer connects to; one connection, bridged to the VMI's VNC. */
+static int cmd_vnc(ctx *c, const char *name, const opts *o)
+{
+        if (!o->proxy_only)
+                return die("vnc: only --proxy-only is supported (no VNC viewer is started)");
+        char *end;
+        long port = o->port ? strtol(o->port, &end, 10) : 0;
+        if (o->port && (*end || port < 0 || port > 65535))
+                return die("invalid argument \"%s\" for \"--port\" flag", o->port);
+        wsclient *w = NULL;
+        int rc = open_stream(c, name, "vnc", o->timeout, &w);
+        if (rc)
+                return rc;
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(sa);
+        int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), client = -1;
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+            bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0 ||
+            getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+                rc = die("vnc: cannot listen on 127.0.0.1:%ld: %s", port, strerror(errno));
+        } else {
+                printf("{\"port\":%u}\n", ntohs(sa.sin_port));
+                fflush(stdout);
+                while ((client = accept4(fd, NULL, NULL, SOCK_CLOEXEC)) < 0 && errno == EINTR)
+                        ;
+                int r = client < 0 ? -errno : ws_pump(w, client, client, 0);
+                rc = r < 0 ? die("vnc of %s: %s", name, strerror(-r)) : EXIT_OK;
+        }
+        if (client >= 0)
+                close(client);
+        if (fd >= 0)
+                close(fd);
+        ws_close(w);
+        return rc;
+}
+
 static int need(int argc, int n, const char *cmd)
 {
         if (argc != n)
@@ -559,11 +672,10 @@ static int run(ctx *c, const char *cmd, int argc, char **argv, const opts *o)
                 return need(argc, 1, cmd) ?: cmd_guestosinfo(c, argv[0]);
         if (!strcmp(cmd, "version"))
                 return need(argc, 0, cmd) ?: cmd_version(c);
-        if (!strcmp(cmd, "console") || !strcmp(cmd, "vnc"))
-                return die(
-                    "%s: not available yet in kvlite (no console channel from virt-api to the launcher; "
-                    "see docs/virtctl.md)",
-                    cmd);
+        if (!strcmp(cmd, "console"))
+                return need(argc, 1, cmd) ?: cmd_console(c, argv[0], o);
+        if (!strcmp(cmd, "vnc"))
+                return need(argc, 1, cmd) ?: cmd_vnc(c, argv[0], o);
         return die("unknown command \"%s\" for \"%s\"", cmd, progname);
 }
 
@@ -632,6 +744,7 @@ int main(int argc, char **argv)
                 return rc;
         }
         ctx c = {0};
+        signal(SIGPIPE, SIG_IGN); /* a VNC viewer that goes away is an EPIPE, not a crash */
         curl_global_init(CURL_GLOBAL_DEFAULT);
         rc = ctx_open(&c, kubeconfig, context, ns);
         if (rc == 0)

@@ -261,6 +261,66 @@ def test_vm_run_strategies(srv, ctl):
     assert vmi_get(api, "manual") is None
 
 
+def test_vm_printable_status(srv, ctl):
+    """KubeVirt's printableStatus and VM conditions from the VMI and its Pod: ErrorUnschedulable, ErrImagePull,
+    Paused (the VMI's Paused condition shown on the VM), Running, and RestartRequired while the template
+    differs from the one the running VMI started from (hot-plugged volumes aside)."""
+    api = srv.api
+    vms = VM_PATH % NS
+    api.create(vms, vm_manifest("pstat", "Always"))
+
+    def vm_status():
+        return api.get("%s/pstat" % vms)[1].get("status", {})
+
+    def vm_cond(t):
+        return next((c for c in vm_status().get("conditions", []) if c["type"] == t), None)
+
+    def printable_is(p):
+        return wait_for("VM " + p, lambda: vm_status().get("printableStatus") == p, timeout=20)
+
+    wait_for("VMI", lambda: vmi_get(api, "pstat"))
+    pod = wait_for("Pod", lambda: one_pod(api, vmi_get(api, "pstat")))
+    pname = pod["metadata"]["name"]
+    api.merge("%s/%s/status" % (PODS, pname), {"status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/1 nodes are available: 1 Insufficient devices.kubevirt.io/kvm."}]}})
+    printable_is("ErrorUnschedulable")
+    c = vm_cond("PodScheduled")
+    assert c and c["status"] == "False" and "Insufficient" in c["message"], vm_status()
+    api.merge("%s/%s" % (PODS, pname), {"spec": {"nodeName": "node01"}})
+    api.merge("%s/%s/status" % (PODS, pname), {"status": {"conditions": [], "initContainerStatuses": [
+        {"name": "container-disk", "state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}}}]}})
+    printable_is("ErrImagePull")
+    assert vm_cond("PodScheduled") is None, vm_status()
+    api.merge("%s/%s/status" % (PODS, pname), {"status": {"phase": "Running", "initContainerStatuses": []}})
+    api.merge("%s/%s" % (PODS, pname), {"metadata": {"annotations": {"kvlite.io/launcher-status": json.dumps(
+        {"phase": "Running", "conditions": [{"type": "Paused", "status": "True", "reason": "PausedByUser"}]})}}})
+    printable_is("Paused")
+    assert vm_cond("Paused")["reason"] == "PausedByUser" and vm_cond("Synchronized") is None, vm_status()
+    launcher_reports_running(api, pname)
+    printable_is("Running")
+    assert vm_cond("Paused") is None and vm_cond("RestartRequired") is None, vm_status()
+    # a hot-plugged volume (virtctl addvolume --persist) is applied live: no restart needed
+    tmpl = api.get("%s/pstat" % vms)[1]["spec"]["template"]["spec"]
+    vols = tmpl.get("volumes", []) + [{"name": "hp", "persistentVolumeClaim": {"claimName": "c1",
+                                                                              "hotpluggable": True}}]
+    disks = tmpl["domain"]["devices"].get("disks", []) + [{"name": "hp", "disk": {"bus": "scsi"}}]
+    api.merge("%s/pstat" % vms, {"spec": {"template": {"spec": {"volumes": vols,
+                                                                "domain": {"devices": {"disks": disks}}}}}})
+    time.sleep(1)
+    assert vm_cond("RestartRequired") is None, vm_status()
+    api.merge("%s/pstat" % vms, {"spec": {"template": {"spec": {"domain": {"memory": {"guest": "256Mi"}}}}}})
+    c = wait_for("RestartRequired", lambda: vm_cond("RestartRequired"), timeout=20)
+    assert c["status"] == "True" and "non-live-updatable" in c["message"], c
+    assert vm_status()["printableStatus"] == "Running"
+    # the VMI restarts from the new template: the condition goes
+    first = vmi_get(api, "pstat")["metadata"]["uid"]
+    api.merge("%s/%s/status" % (PODS, pname), {"status": {"phase": "Succeeded"}})
+    wait_for("new VMI", lambda: (vmi_get(api, "pstat") or {"metadata": {"uid": first}})["metadata"]["uid"] != first,
+             timeout=20)
+    wait_for("RestartRequired gone", lambda: vm_cond("RestartRequired") is None, timeout=20)
+
+
 def test_vm_state_change_requests(srv, ctl):
     """status.stateChangeRequests (virt-api's start/stop/restart): Manual and RerunOnFailure VMs start and
     stop on request; a fulfilled request is removed; a stopped RerunOnFailure VM stays stopped."""

@@ -187,16 +187,43 @@ static cJSON *user_netdev(const vmi *v, const vmi_interface *nic, const char *id
         return jstr(n, "hostname", v->hostname);
 }
 
+/* Where a NIC goes: its own root port, or with interfaces[].pciAddress that slot and function of the PCIe
+ * root complex (bus 00; the slots below NIC_FIRST_ROOT_SLOT hold the host bridge, VGA and our root ports);
+ * interfaces[].acpiIndex as QEMU's acpi-index, as libvirt passes KubeVirt's. */
+#define NIC_FIRST_ROOT_SLOT 0x10
+static cJSON *nic_place(argv_builder *b, cJSON *dev, const char *pci, unsigned acpi_index, int index)
+{
+        char port[16], addr[16];
+        unsigned dom, bus, slot, fn;
+        if (!pci || !pci[0]) {
+                dev = jstr(dev, "bus", builder_take_port(b, port));
+        } else if (sscanf(pci, "%x:%x:%x.%x", &dom, &bus, &slot, &fn) != 4 || dom || bus ||
+                   slot < NIC_FIRST_ROOT_SLOT || slot > 0x1e) {
+                kv_error_set(b->err, EINVAL,
+                             "spec.domain.devices.interfaces[%d].pciAddress: \"%s\" is not free: a NIC may take "
+                             "0000:00:10.0-0000:00:1e.7 (slots of the PCIe root complex the launcher leaves free)",
+                             index, pci);
+                cJSON_Delete(dev);
+                return NULL;
+        } else {
+                snprintf(addr, sizeof(addr), "0x%x.%x", slot, fn);
+                dev = jstr(jstr(dev, "bus", "pcie.0"), "addr", addr);
+                b->nic_root_slots = true;
+        }
+        return acpi_index ? jnum(dev, "acpi-index", acpi_index) : dev;
+}
+
 /* An interface libkvnet wired: its netdev verbatim, its device on a root port of ours. */
-static int add_wired(argv_builder *b, const char *netdev_json, const char *device_json, unsigned boot_order)
+static int add_wired(argv_builder *b, const char *netdev_json, const char *device_json, unsigned boot_order,
+                     const char *pci, unsigned acpi_index, int index)
 {
         cJSON *dev = cJSON_Parse(device_json);
-        char port[16];
         if (!dev || !cJSON_IsObject(dev)) {
                 cJSON_Delete(dev);
                 return kv_error_set(b->err, EINVAL, "net_device_json is not a JSON object");
         }
-        dev = jstr(dev, "bus", builder_take_port(b, port));
+        if (!(dev = nic_place(b, dev, pci, acpi_index, index)))
+                return -EINVAL;
         if (boot_order)
                 dev = jnum(dev, "bootindex", boot_order);
         if (strv_push(&b->devs, "-netdev") < 0 || strv_push(&b->devs, netdev_json) < 0) {
@@ -222,7 +249,11 @@ static int add_user_interface(argv_builder *b, const vmi_interface *nic, size_t 
         snprintf(id, sizeof(id), "ua-%s", nic->name);
         snprintf(netdev, sizeof(netdev), "hostua-%s", nic->name);
         JF_TRY(push_json(&b->devs, "-netdev", user_netdev(b->v, nic, netdev), b->err));
-        cJSON *dev = jstr(pci_device(b, drivers[nic->model], id), "netdev", netdev);
+        cJSON *dev = nic_place(b, device(drivers[nic->model], id), b->v->net.pci_address, b->v->net.acpi_index,
+                               b->v->net.iface_index);
+        if (!dev)
+                return -EINVAL;
+        dev = jstr(dev, "netdev", netdev);
         if (nic->mac)
                 dev = jstr(dev, "mac", nic->mac);
         if (nic->boot_order)
@@ -236,12 +267,17 @@ int argv_add_interfaces(argv_builder *b)
                 const vmi_interface *nic = &b->v->interfaces[i];
                 bool wired =
                     b->o->net_netdev_json && b->o->net_device_json && nic->binding != NET_BINDING_SLIRP;
-                JF_TRY(wired ? add_wired(b, b->o->net_netdev_json, b->o->net_device_json, nic->boot_order)
+                const net_request *n = &b->v->net;
+                JF_TRY(wired ? add_wired(b, b->o->net_netdev_json, b->o->net_device_json, nic->boot_order,
+                                         n->pci_address, n->acpi_index, n->iface_index)
                              : add_user_interface(b, nic, i));
         }
-        for (size_t i = 0; i < b->o->n_net_secondary; i++)
+        for (size_t i = 0; i < b->o->n_net_secondary; i++) {
+                const net_secondary *s = i < b->v->net.n_secondary ? &b->v->net.secondary[i] : NULL;
                 JF_TRY(add_wired(b, b->o->net_secondary_netdev_json[i], b->o->net_secondary_device_json[i],
-                                 b->o->net_secondary_boot_order[i]));
+                                 b->o->net_secondary_boot_order[i], s ? s->pci_address : NULL,
+                                 s ? s->acpi_index : 0, s ? s->iface_index : (int)i));
+        }
         return 0;
 }
 
@@ -313,6 +349,11 @@ int argv_add_root_ports(argv_builder *b)
         if (total > MAX_ROOT_PORTS)
                 return kv_error_set(b->err, EINVAL, "%d PCIe root ports needed, at most %d fit", total,
                                     MAX_ROOT_PORTS);
+        if (b->nic_root_slots && FIRST_PORT_SLOT + (total - 1) / PORTS_PER_SLOT >= NIC_FIRST_ROOT_SLOT)
+                return kv_error_set(b->err, EINVAL,
+                                    "spec.domain.devices.interfaces: %d PCIe root ports reach slot 0x10, where a "
+                                    "pciAddress put a NIC",
+                                    total);
         for (int k = 0; k < total; k++) {
                 char id[16], addr[16];
                 snprintf(id, sizeof(id), "rp%d", k);

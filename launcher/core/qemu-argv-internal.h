@@ -15,6 +15,7 @@ typedef struct argv_builder {
         strv *argv;
         strv devs;     /* -device/-blockdev/... args that need root ports: emitted after the ports */
         int next_port; /* next free pcie-root-port index */
+        bool nic_root_slots; /* a NIC sits on pcie.0 at its pciAddress (slots 0x10-0x1e) */
         kv_error *err;
 } argv_builder;
 

@@ -143,22 +143,35 @@ static int add_cpu(argv_builder *b)
                          v->sockets * per_socket, v->sockets, v->cores, v->threads);
 }
 
-/* virtiofsd (vhost-user) maps the guest's RAM: it must be a shared memfd. */
-static int add_shared_memory(argv_builder *b)
+/* An explicit RAM backend. memory.hugepages: a file on the hugetlbfs of that page size, preallocated
+ * (libvirt's choice for KubeVirt: a guest that cannot get its pages fails at start, not later); with
+ * numa.guestMappingPassthrough it is the memory of the guest's one NUMA node. filesystems: virtiofsd
+ * (vhost-user) maps the guest's RAM, so it must be shared (a memfd without hugepages). */
+static int add_memory_backend(argv_builder *b)
 {
-        cJSON *mem =
-            jbool(jnum(jstr(jstr(cJSON_CreateObject(), "qom-type", "memory-backend-memfd"), "id", "mem0"),
-                       "size", (double)b->v->memory),
-                  "share", true);
+        const vmi *v = b->v;
+        const char *dir = b->o->hugepages_dir ? b->o->hugepages_dir : QEMU_ARGV_HUGEPAGES_DIR;
+        cJSON *mem = jstr(cJSON_CreateObject(), "qom-type",
+                          v->hugepage_size ? "memory-backend-file" : "memory-backend-memfd");
+        mem = jnum(jstr(mem, "id", "mem0"), "size", (double)v->memory);
+        if (v->hugepage_size)
+                mem = jbool(jstr(mem, "mem-path", dir), "prealloc", true);
+        if (v->n_filesystems)
+                mem = jbool(mem, "share", true);
         JF_TRY(push_json(b->argv, "-object", mem, b->err));
+        if (v->hugepage_size && v->numa_passthrough)
+                return push_optf(b->argv, "-numa", b->err, "node,nodeid=0,cpus=0-%u,memdev=mem0",
+                                 vmi_vcpus(v) - 1);
         return push_optf(b->argv, "-machine", b->err, "memory-backend=mem0");
 }
 
 static int add_memory(argv_builder *b)
 {
         uint64_t mib = b->v->memory >> 20, max_mib = b->v->max_memory >> 20;
-        if (b->v->n_filesystems)
-                JF_TRY(add_shared_memory(b));
+        if (b->v->hugepage_size || b->v->n_filesystems)
+                JF_TRY(add_memory_backend(b));
+        if (b->v->realtime) /* KubeVirt's realtime: the guest's memory stays locked in RAM */
+                JF_TRY(push_optf(b->argv, "-overcommit", b->err, "mem-lock=on"));
         if (max_mib > mib) /* room for both pc-dimm and virtio-mem hot-plug */
                 return push_optf(b->argv, "-m", b->err, "size=%" PRIu64 "M,slots=%d,maxmem=%" PRIu64 "M", mib,
                                  MEMORY_HOTPLUG_SLOTS, max_mib);

@@ -8,6 +8,8 @@
 
 #define QEMU_ARGV_DEFAULT_HOTPLUG_PORTS 8
 
+#define QEMU_ARGV_HUGEPAGES_DIR "/dev/hugepages"
+
 typedef struct qemu_argv_opts {
         const char *qemu_binary; /* argv[0], e.g. "qemu-system-x86_64" */
         const char *accel;       /* "kvm" or "tcg" */
@@ -33,6 +35,9 @@ typedef struct qemu_argv_opts {
         unsigned net_secondary_boot_order[NET_MAX_SECONDARY];
         size_t n_net_secondary;
         int64_t now; /* seconds since the epoch the RTC offset counts from; 0 = the current time */
+        /* memory.hugepages: the hugetlbfs directory of the page size (launcher_hugepages_dir checks the
+         * host); NULL = QEMU_ARGV_HUGEPAGES_DIR, where KubeVirt's Pod mounts its HugePages emptyDir */
+        const char *hugepages_dir;
 } qemu_argv_opts;
 
 /* Append the full argv (argv[0] = qemu_binary) to *argv. -EINVAL if the model is not prepared or

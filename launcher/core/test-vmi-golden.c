@@ -254,9 +254,10 @@ static char *build_argv_text_in(const char *name, const char *manifest, const ch
                 return NULL;
         }
         /* A wired netdev names a tap or passt socket, a filesystem virtiofsd's socket: they only exist under
-         * the launcher. */
-        if (strcmp(o.accel, "kvm") && !(fake_kernel && v->kernel_boot) && !netdev && !v->n_filesystems &&
-            !getenv("KV_GOLDEN_NO_QEMU"))
+         * the launcher; hugepages need a hugetlbfs with free pages (the launcher checks the host:
+         * launcher/supervisor/cpumem.c). */
+        if (strcmp(o.accel, "kvm") && !(fake_kernel && v->kernel_boot) && !netdev && !v->hugepage_size &&
+            !v->n_filesystems && !getenv("KV_GOLDEN_NO_QEMU"))
                 qemu_smoke(name, &argv, run);
         char *buf = NULL;
         size_t n = 0;

@@ -634,11 +634,24 @@ static int prepare_kernel_boot(vmi *v, const launcher_paths *p, kv_error *err)
 }
 
 /* clock.timezone: the RTC starts at the zone's local time, so its offset from UTC now (the launcher is
- * single-threaded: TZ is swapped and restored around one localtime_r). */
+ * single-threaded: TZ is swapped and restored around one localtime_r). The tz database spells spaces as
+ * underscores ("America/New_York"): a name written with spaces (as KubeVirt's user guide does) is that zone
+ * when it exists. */
 static int prepare_timezone(vmi *v, kv_error *err)
 {
         char path[512];
         snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", v->timezone);
+        if (access(path, R_OK) < 0 && strchr(v->timezone, ' ')) {
+                char under[512];
+                snprintf(under, sizeof(under), "%s", path);
+                for (char *c = under; *c; c++)
+                        *c = *c == ' ' ? '_' : *c;
+                if (access(under, R_OK) == 0) {
+                        for (char *c = v->timezone; *c; c++)
+                                *c = *c == ' ' ? '_' : *c;
+                        snprintf(path, sizeof(path), "%s", under);
+                }
+        }
         if (access(path, R_OK) < 0)
                 return kv_error_set(err, EINVAL,
                                     "spec.domain.clock.timezone: \"%.64s\" is not a known timezone (%s: %s)",

@@ -63,6 +63,7 @@ int bridge_read_pod(rtnl *nl, const net_request *req, rtnl_link *pod, dhcp_lease
                 mac_format(pod->mac, res->mac);
         mac_parse(res->mac, lease->mac);
         lease->mtu = pod->mtu;
+        lease->extra = req->dhcp;
         inet_pton(AF_INET, BRIDGE_DHCP_SERVER, &lease->server_id);
         snprintf(lease->hostname, sizeof(lease->hostname), "%s",
                  req->hostname && !req->is_secondary ? req->hostname : "");

@@ -25,6 +25,9 @@ enum {
         OPT_LEASE = 51,
         OPT_MSG_TYPE = 53,
         OPT_SERVER_ID = 54,
+        OPT_NTP = 42,
+        OPT_TFTP_SERVER = 66,
+        OPT_BOOT_FILE = 67,
         OPT_SEARCH = 119,
         OPT_ROUTES = 121,
         OPT_END = 255,
@@ -112,6 +115,20 @@ static size_t encode_routes(const dhcp_lease *l, uint8_t *out)
         return len;
 }
 
+/* KubeVirt's dhcpOptions: TFTP server name, boot file name, NTP servers, private options as given. */
+static void put_extra_options(writer *w, const net_dhcp_options *x)
+{
+        if (x->tftp_server[0])
+                put_option(w, OPT_TFTP_SERVER, x->tftp_server, strnlen(x->tftp_server, sizeof(x->tftp_server)));
+        if (x->boot_file[0])
+                put_option(w, OPT_BOOT_FILE, x->boot_file, strnlen(x->boot_file, sizeof(x->boot_file)));
+        if (x->n_ntp)
+                put_option(w, OPT_NTP, x->ntp, 4 * (x->n_ntp < NET_DHCP_MAX_NTP ? x->n_ntp : NET_DHCP_MAX_NTP));
+        for (size_t i = 0; i < x->n_priv && i < NET_DHCP_MAX_PRIVATE; i++)
+                put_option(w, x->priv[i].code, x->priv[i].value,
+                           strnlen(x->priv[i].value, sizeof(x->priv[i].value)));
+}
+
 static void put_lease_options(writer *w, const dhcp_lease *l)
 {
         put_u32(w, OPT_LEASE, 0xffffffffu);
@@ -137,6 +154,7 @@ static void put_lease_options(writer *w, const dhcp_lease *l)
         }
         if (l->hostname[0])
                 put_option(w, OPT_HOSTNAME, l->hostname, strlen(l->hostname));
+        put_extra_options(w, &l->extra);
 }
 
 static int parse_options(const uint8_t *in, size_t n, request_info *info)

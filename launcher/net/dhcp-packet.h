@@ -2,6 +2,7 @@
  * message, build the reply. Pure: no sockets, so the unit tests and the fuzzer drive it directly. */
 #pragma once
 
+#include "netspec.h" /* net_dhcp_options */
 #include "resolv.h"
 
 #include <netinet/in.h>
@@ -40,6 +41,7 @@ typedef struct dhcp_lease {
         size_t n_routes;
         unsigned mtu;      /* 0 = no option 26 */
         char hostname[64]; /* "" = no option 12 */
+        net_dhcp_options extra; /* interfaces[].dhcpOptions: options 66, 67, 42 and 224-254 */
 } dhcp_lease;
 
 /* Returns the reply length, 0 when the message is not for us (other MAC, other server, RELEASE...), or

@@ -57,6 +57,7 @@ int binding_masquerade(const net_request *req, net_result *res, kv_error *err)
         inet_pton(AF_INET, MASQ_GUEST, &lease.yiaddr);
         lease.router = lease.server_id;
         lease.mtu = pod.mtu;
+        lease.extra = req->dhcp;
         mac_parse(res->mac, lease.mac);
         snprintf(lease.hostname, sizeof(lease.hostname), "%s", req->hostname ? req->hostname : "");
         r = bridge_with_tap(nl, req, bridge_name, NET_TAP_NAME, pod.mtu, &bridge, res, err);

@@ -159,9 +159,9 @@ static int dispatch(const net_request *req, net_result *res, kv_error *err)
 int net_setup(const net_request *req, net_result *res, kv_error *err)
 {
         *res = (net_result){0};
-        if (req->iface_name[0] == '\0' ||
-            strspn(req->iface_name, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(req->iface_name))
-                return kv_error_set(err, EINVAL, "net: interface name \"%s\" must be a DNS label",
+        if (!net_iface_name_ok(req->iface_name))
+                return kv_error_set(err, EINVAL,
+                                    "net: interface name \"%s\" may only contain letters, digits, '-' and '_'",
                                     req->iface_name);
         fill_common(req, res);
         int r = dispatch(req, res, err);
@@ -184,19 +184,45 @@ int net_setup(const net_request *req, net_result *res, kv_error *err)
         return 0;
 }
 
+/* net_setup's request for secondary interface i of req. */
+static void secondary_request(const net_request *req, const net_secondary *s, net_request *sub)
+{
+        *sub = *req;
+        sub->binding = s->binding;
+        sub->n_ports = 0;
+        sub->is_secondary = true;
+        sub->pod_ifname = s->pod_ifname;
+        snprintf(sub->iface_name, sizeof(sub->iface_name), "%s", s->iface_name);
+        snprintf(sub->model, sizeof(sub->model), "%s", s->model);
+        snprintf(sub->mac, sizeof(sub->mac), "%s", s->mac);
+        sub->dhcp = s->dhcp;
+}
+
+void net_render_secondary(const net_request *req, size_t i, net_result *res)
+{
+        const net_secondary *s = &req->secondary[i];
+        net_request sub;
+        secondary_request(req, s, &sub);
+        fill_common(&sub, res);
+        const char *id = net_link_id(s->pod_ifname);
+        if (s->binding == NET_BINDING_MACVTAP) {
+                snprintf(res->tap_name, sizeof(res->tap_name), "mvt%s", id);
+                snprintf(res->netdev_json, sizeof(res->netdev_json),
+                         "{\"type\":\"tap\",\"id\":\"%s\",\"fd\":\"%d\"}", res->netdev_id, req->child_fd);
+        } else {
+                snprintf(res->tap_name, sizeof(res->tap_name), "tap%s", id);
+                render_tap_netdev(res);
+        }
+        render_device(&sub, res);
+}
+
 int net_setup_secondary(const net_request *req, size_t i, net_result *res, kv_error *err)
 {
         if (i >= req->n_secondary)
                 return kv_error_set(err, EINVAL, "net: no secondary interface %zu", i);
         const net_secondary *s = &req->secondary[i];
-        net_request sub = *req;
-        sub.binding = s->binding;
-        sub.n_ports = 0;
-        sub.is_secondary = true;
-        sub.pod_ifname = s->pod_ifname;
-        snprintf(sub.iface_name, sizeof(sub.iface_name), "%s", s->iface_name);
-        snprintf(sub.model, sizeof(sub.model), "%s", s->model);
-        snprintf(sub.mac, sizeof(sub.mac), "%s", s->mac);
+        net_request sub;
+        secondary_request(req, s, &sub);
         *res = (net_result){0};
         fill_common(&sub, res);
         int r = dispatch(&sub, res, err);

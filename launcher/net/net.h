@@ -41,6 +41,9 @@ int net_setup(const net_request *req, net_result *res, kv_error *err);
  * lower device whose own MAC the guest uses (macvlan delivers only frames for a MAC it owns), IPAM's
  * address by DHCP likewise. */
 int net_setup_secondary(const net_request *req, size_t i, net_result *res, kv_error *err);
+/* What net_setup_secondary would give QEMU for secondary interface i (netdev, device, MAC), computed
+ * without touching the system: --dry-run outside a Pod shows the argv Multus' interfaces would get. */
+void net_render_secondary(const net_request *req, size_t i, net_result *res);
 /* Drops CAP_NET_ADMIN and CAP_NET_RAW (what net_setup does at its end). */
 int net_drop_caps(kv_error *err);
 /* Closes the DHCP server and stops passt. Links and rules die with the Pod's network namespace. */

@@ -139,8 +139,10 @@ static void test_validate_bad(void)
                            "interfaces[0].macAddress: \"01:00:5e:00:00:01\" is a multicast address");
         expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"model\":\"ne2k\"}",
                            "interfaces[0].model: \"ne2k\" is not supported");
-        expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"pciAddress\":\"0000:01:00.0\"}",
-                           "interfaces[0].pciAddress: is not supported");
+        expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"pciAddress\":\"01:00.0\"}",
+                           "interfaces[0].pciAddress: must be a PCI address");
+        expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"dhcpOptions\":{\"ntpServers\":[\"::1\"]}}",
+                           "interfaces[0].dhcpOptions.ntpServers[0]: is not an IPv4 address");
         expect_iface_error("{\"name\":\"other\",\"masquerade\":{}}",
                            "interfaces[0].name: \"other\" has no spec.networks[] entry");
         expect_error("{\"networks\":[{\"name\":\"m\",\"multus\":{\"networkName\":\"x\",\"default\":true}}]}",
@@ -254,6 +256,19 @@ static void test_dhcp(void)
         n = dhcp_reply(&l, in, client_msg(in, l.mac, 1, NULL, NULL), out, sizeof(out), &type);
         CHECK(find_option(out, (size_t)n, 121, &v) == 14);
         CHECK(v[0] == 32 && memcmp(v + 1, "\xa9\xfe\x01\x01\x00\x00\x00\x00", 8) == 0 && v[9] == 0);
+        /* interfaces[].dhcpOptions: TFTP server 66, boot file 67, NTP 42, private 224-254 */
+        snprintf(l.extra.tftp_server, sizeof(l.extra.tftp_server), "tftp.example");
+        snprintf(l.extra.boot_file, sizeof(l.extra.boot_file), "pxelinux.0");
+        inet_pton(AF_INET, "192.0.2.1", &l.extra.ntp[0]);
+        l.extra.n_ntp = 1;
+        l.extra.priv[0].code = 240;
+        snprintf(l.extra.priv[0].value, sizeof(l.extra.priv[0].value), "secret");
+        l.extra.n_priv = 1;
+        n = dhcp_reply(&l, in, client_msg(in, l.mac, 1, NULL, NULL), out, sizeof(out), &type);
+        CHECK(find_option(out, (size_t)n, 66, &v) == 12 && memcmp(v, "tftp.example", 12) == 0);
+        CHECK(find_option(out, (size_t)n, 67, &v) == 10 && memcmp(v, "pxelinux.0", 10) == 0);
+        CHECK(find_option(out, (size_t)n, 42, &v) == 4 && memcmp(v, "\xc0\x00\x02\x01", 4) == 0);
+        CHECK(find_option(out, (size_t)n, 240, &v) == 6 && memcmp(v, "secret", 6) == 0);
 }
 
 static void test_nat(void)

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "cpumem.h"
 #include "podnet.h"
 #include "probes.h"
 #include "qemu-argv.h"
@@ -37,8 +38,10 @@ typedef struct launch {
         net_result net;
         net_result net_secondary[NET_MAX_SECONDARY];
         size_t n_net_secondary;
-        launcher_paths paths; /* kept: a VMI `apply` prepares the volumes it adds */
-        virtiofsd_set fsd;    /* one daemon per filesystem */
+        launcher_paths paths;     /* kept: a VMI `apply` prepares the volumes it adds */
+        virtiofsd_set fsd;        /* one daemon per filesystem */
+        cpu_set_t cpus;           /* dedicatedCpuPlacement: the launcher's CPU set */
+        char hugepages_dir[1024]; /* memory.hugepages: the hugetlbfs QEMU's RAM lives on */
 } launch;
 
 /* Records the failure in the status file and returns the exit code. */
@@ -167,6 +170,7 @@ static int build_argv(launch *l, const char *accel, kv_error *err)
             .net_netdev_json = l->net.binding ? l->net.netdev_json : NULL,
             .net_device_json = l->net.binding ? l->net.device_json : NULL,
             .n_net_secondary = l->n_net_secondary,
+            .hugepages_dir = l->hugepages_dir[0] ? l->hugepages_dir : NULL,
         };
         for (size_t i = 0; i < l->n_net_secondary; i++) {
                 opts.net_secondary_netdev_json[i] = l->net_secondary[i].netdev_json;
@@ -226,11 +230,14 @@ static int prepare(launch *l)
         l->paths = paths;
         if ((r = vmi_prepare(l->v, &l->paths, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "prepare volumes", &err);
+        if ((r = cpumem_check_cpus(l->v, &l->cpus, &err)) < 0 ||
+            (r = cpumem_hugepages_dir(l->v, l->hugepages_dir, sizeof(l->hugepages_dir), &err)) < 0)
+                return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "host resources", &err);
         /* QEMU connects to the daemons' sockets as it starts; a dry run only prints the argv */
         if (!l->o->dry_run && (r = virtiofsd_start_all(l->v, l->rd.path, l->o->virtiofsd, &l->fsd, &err)) < 0)
                 return fail(l, EXIT_SETUP, "virtiofs", &err);
         /* Before the supervisor drops capabilities and installs seccomp: wiring needs CAP_NET_ADMIN. */
-        if ((r = podnet_setup(l->v, l->o->pod_network, l->rd.path, &l->net, l->net_secondary,
+        if ((r = podnet_setup(l->v, l->o->pod_network, l->o->dry_run, l->rd.path, &l->net, l->net_secondary,
                               &l->n_net_secondary, &l->st, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "network", &err);
         if (probes_need_guest_address(l->v) && !l->net.binding) {
@@ -303,6 +310,7 @@ int launch_run(const launch_opts *o)
                     .net_secondary = l.net_secondary,
                     .n_net_secondary = l.n_net_secondary,
                     .incoming = o->incoming,
+                    .cpus = &l.cpus,
                     .incoming_nbd_host = o->incoming_nbd_host,
                     .incoming_nbd_port = o->incoming_nbd_port,
                     .incoming_config = o->incoming_config,

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "jfield.h"
 #include "log.h"
 #include "qemu-process.h"
 #include "supervisor.h"
@@ -43,9 +44,19 @@ static void record_interface(status *st, const char *name, const char *mac, cons
 
 /* Multus interfaces: only inside a Pod (Multus put them into its netns); before the pod interface, whose
  * net_setup drops the network capabilities. Their macvtap fds land at CHILD_FD_NET_BASE + i. */
-static int wire_secondary(const vmi *v, bool pod_network, const char *run_dir, net_result *sec, size_t *n,
-                          kv_error *err)
+static int wire_secondary(const vmi *v, bool pod_network, bool dry_run, const char *run_dir, net_result *sec,
+                          size_t *n, kv_error *err)
 {
+        if (!pod_network && dry_run) { /* the argv the Pod's Multus interfaces would get */
+                for (size_t i = 0; i < v->net.n_secondary; i++) {
+                        net_request req = v->net;
+                        req.hostname = v->hostname;
+                        req.child_fd = CHILD_FD_NET_BASE + (int)i;
+                        net_render_secondary(&req, i, &sec[i]);
+                        *n = i + 1;
+                }
+                return 0;
+        }
         if (v->net.n_secondary && !pod_network)
                 return kv_error_set(err, EINVAL,
                                     "spec.networks: multus network %s needs --pod-network (the launcher "
@@ -64,17 +75,18 @@ static int wire_secondary(const vmi *v, bool pod_network, const char *run_dir, n
         return 0;
 }
 
-int podnet_setup(const vmi *v, bool pod_network, const char *run_dir, net_result *net, net_result *secondary,
-                 size_t *n_secondary, status *st, kv_error *err)
+int podnet_setup(const vmi *v, bool pod_network, bool dry_run, const char *run_dir, net_result *net,
+                 net_result *secondary, size_t *n_secondary, status *st, kv_error *err)
 {
         *net = (net_result){0};
         *n_secondary = 0;
         st->n_ifaces = 0;
-        int r = wire_secondary(v, pod_network, run_dir, secondary, n_secondary, err);
+        int r = wire_secondary(v, pod_network, dry_run, run_dir, secondary, n_secondary, err);
         if (r < 0)
                 return r;
+        bool wired_secondary = *n_secondary && pod_network;
         if (v->n_interfaces == 0) {
-                if (*n_secondary && (r = net_drop_caps(err)) < 0)
+                if (wired_secondary && (r = net_drop_caps(err)) < 0)
                         return r;
                 goto record;
         }
@@ -95,7 +107,7 @@ int podnet_setup(const vmi *v, bool pod_network, const char *run_dir, net_result
                          : nic->mac   ? nic->mac
                                       : "",
                          net->binding ? net->status_ip : "");
-        if (!wire && *n_secondary && (r = net_drop_caps(err)) < 0)
+        if (!wire && wired_secondary && (r = net_drop_caps(err)) < 0)
                 return r;
 record:
         for (size_t i = 0; i < *n_secondary; i++)
@@ -133,4 +145,32 @@ bool podnet_reaped(net_result *net, pid_t pid, int wstatus)
         log_warning("passt (pid %d) %s: the guest has no network any more", (int)pid, how);
         net->passt_pid = 0;
         return true;
+}
+
+/* interfaces[].state down: each such NIC's link goes down before the guest runs, as libvirt's
+ * <link state='down'/> does for KubeVirt (QMP set_link on the NIC's id, "ua-<name>"). */
+static int set_link_down(qmp *q, const char *iface_name, kv_error *err)
+{
+        char id[NET_NAME_MAX + 4];
+        snprintf(id, sizeof(id), "ua-%s", iface_name);
+        cJSON *args = cJSON_CreateObject();
+        if (!args || !cJSON_AddStringToObject(args, "name", id) || !cJSON_AddFalseToObject(args, "up")) {
+                cJSON_Delete(args);
+                return kv_error_set(err, ENOMEM, "out of memory");
+        }
+        int r = qmp_execute(q, "set_link", args, PODNET_QMP_TIMEOUT_MS, NULL, err);
+        if (r < 0)
+                return kv_error_wrap(err, "set_link %s down", id);
+        log_info("interface %s: link down (state: down)", iface_name);
+        return 0;
+}
+
+int podnet_apply_link_states(const vmi *v, size_t n_secondary, qmp *q, kv_error *err)
+{
+        if (v->n_interfaces && v->net.link_down)
+                JF_TRY(set_link_down(q, v->interfaces[0].name, err));
+        for (size_t i = 0; i < n_secondary && i < v->net.n_secondary; i++)
+                if (v->net.secondary[i].link_down)
+                        JF_TRY(set_link_down(q, v->net.secondary[i].iface_name, err));
+        return 0;
 }

@@ -21,6 +21,7 @@
 #include "liveops-control.h"
 #include "log.h"
 #include "macro.h"
+#include "cpumem.h"
 #include "podnet.h"
 #include "probes.h"
 #include "qemu-process.h"
@@ -650,13 +651,16 @@ static int boot(supervisor *s, kv_error *err)
                 publish(s);
                 return liveops_target_boot(s->liveops, err);
         }
+        int r = podnet_apply_link_states(*s->cfg->vmi, s->cfg->n_net_secondary, s->qmp, err);
+        if (r < 0)
+                return r;
         if (s->cfg->start_paused) {
                 log_info("startStrategy Paused: leaving the guest paused");
                 status_set_phase(s->st, PHASE_RUNNING, NULL);
                 set_paused(s, true, "PausedByUser");
                 return 0;
         }
-        int r = qmp_execute(s->qmp, "cont", NULL, QMP_COMMAND_TIMEOUT_MS, NULL, err);
+        r = qmp_execute(s->qmp, "cont", NULL, QMP_COMMAND_TIMEOUT_MS, NULL, err);
         if (r < 0)
                 return kv_error_wrap(err, "QMP cont");
         status_set_phase(s->st, PHASE_RUNNING, NULL);
@@ -680,7 +684,10 @@ static int start(supervisor *s, kv_error *err)
                 if ((r = console_start(s, path, err)) < 0)
                         return kv_error_wrap(err, "serial console");
         }
-        if ((r = confine(s, err)) < 0 || (r = qmp_attach(s, qfd, err)) < 0 || (r = boot(s, err)) < 0)
+        /* QEMU's threads are pinned before the sandbox forbids sched_setaffinity */
+        if ((r = qmp_attach(s, qfd, err)) < 0 ||
+            (s->cfg->cpus && (r = cpumem_pin(*s->cfg->vmi, s->cfg->cpus, s->qmp, s->qemu_pid, err)) < 0) ||
+            (r = confine(s, err)) < 0 || (r = boot(s, err)) < 0)
                 return r;
         return control_start(s) < 0 ? kv_error_set(err, EIO, "control socket") : 0;
 }

@@ -2,6 +2,7 @@
  * private QMP connection, signals, the stop escalation, the control socket and the console fan-out,
  * and decides the final phase and exit code. */
 #pragma once
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -56,6 +57,7 @@ typedef struct sup_config {
         const char *incoming_config;
         struct vmi **vmi;                   /* the running spec (launch.c owns it; `apply` replaces it) */
         const struct launcher_paths *paths; /* to prepare the volumes an `apply` adds */
+        const cpu_set_t *cpus; /* dedicatedCpuPlacement: the CPUs QEMU's threads are pinned to (cpumem.c) */
 } sup_config;
 
 enum stop_stage { STOP_NONE, STOP_POWERDOWN, STOP_QUIT, STOP_KILL };

@@ -6,22 +6,28 @@
 # server's authentication; virt-api's webhooks refuse a bad manifest at `kubectl apply`. virt-api runs as crds/
 # installs it: the API test server reaches it through the APIService and the webhook configurations, verified
 # with the CA virt-api made and published itself, presenting the front-proxy client certificate.
-# Usage: test_virtctl.py [lifecycle|unauthenticated|admission]
+# console: `virtctl console` and `virtctl vnc --proxy-only` through the API server, virt-api and virt-handler's
+# mutual-TLS console channel (docs/console.md) to the launcher's serial console and VNC.
+# Usage: test_virtctl.py [lifecycle|unauthenticated|admission|console]
 import base64
 import http.client
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_e2e import BUILD, GUEST, SRC, Env, hostcaps, vm_yaml, vmi_yaml, wait_for  # noqa: E402
+from test_e2e import (BUILD, GUEST, NODE, SRC, Env, _read, hostcaps, kernelboot_vmi_yaml, vm_yaml, vmi_yaml,  # noqa: E402
+                      wait_for)
 
 VIRTCTL = os.path.join(BUILD, "virtctl", "virtctl")
 VIRT_API = os.path.join(BUILD, "virt-api", "virt-api")
+VIRT_HANDLER = os.path.join(BUILD, "handler", "virt-handler")
 
 
 CRDS = os.path.join(SRC, "crds")
@@ -33,7 +39,7 @@ class VirtApi:
     from kube-system/extension-apiserver-authentication. The Service virt-api names its local port in the
     API test server's endpoint annotation (no cluster network here)."""
 
-    def __init__(self, env):
+    def __init__(self, env, *extra):
         self.env, srv = env, env.srv
         self.srv = srv
         self.certs = os.path.join(srv.dir, "virt-api-certs")
@@ -41,7 +47,8 @@ class VirtApi:
         self.log = open(os.path.join(srv.dir, "virt-api.log"), "ab")
         self.proc = subprocess.Popen([VIRT_API, "--cert-dir", self.certs, "--service", "virt-api.kvlite",
                                       "--listen", "127.0.0.1:0", "--port-file", self.portfile,
-                                      "--kubeconfig", srv.kubeconfig, "-v"], stdout=self.log, stderr=self.log)
+                                      "--kubeconfig", srv.kubeconfig, "-v", *extra], stdout=self.log,
+                                     stderr=self.log)
         self.port = wait_for("virt-api port file", lambda: self._port(), timeout=15)
         env.kubectl("apply", "-f", os.path.join(CRDS, "00-namespace.yaml"))
         env.kubectl("apply", "-f", "-", input=SERVICE % self.port)
@@ -68,7 +75,7 @@ class VirtApi:
         except (OSError, ValueError):
             return None
 
-    def request(self, method, path, cert="front_proxy_client", user="e2e-user", body=None):
+    def request(self, method, path, cert="front_proxy_client", user="e2e-user", body=None, headers=None):
         """A request straight to virt-api, bypassing the API server; cert: which of the API test server's
         client certificates to present ("front_proxy_client", "client" or None)."""
         ctx = ssl.create_default_context(cafile=os.path.join(self.certs, "ca.crt"))
@@ -76,7 +83,7 @@ class VirtApi:
         if cert:
             ctx.load_cert_chain(self.srv.info[cert + "_crt"], self.srv.info[cert + "_key"])
         c = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=30)
-        headers = {"X-Remote-User": user} if user else {}
+        headers = dict(headers or {}, **({"X-Remote-User": user} if user else {}))
         if body is not None:
             headers["Content-Type"] = "application/json"
         c.request(method, path, body=body, headers=headers)
@@ -271,7 +278,182 @@ def test_admission(env):
         vapi.stop()
 
 
-TESTS = {"lifecycle": test_lifecycle, "unauthenticated": test_unauthenticated, "admission": test_admission}
+HANDLER_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: virt-handler-e2e
+  namespace: kvlite
+  labels: {kubevirt.io: virt-handler}
+spec:
+  nodeName: %(node)s
+  hostNetwork: true
+  containers:
+  - name: virt-handler
+    command: [%(bin)s, --node-name, %(node)s, --no-labels, --devices, tun, --device-plugin-dir, %(plugins)s,
+              --console-certs, /etc/kvlite/console, --console-listen, "127.0.0.1:%(port)d",
+              --pods-dir, /var/lib/kubelet/pods]
+    volumeMounts:
+    - {name: console-certs, mountPath: /etc/kvlite/console, readOnly: true}
+    - {name: kubelet-pods, mountPath: /var/lib/kubelet/pods}
+  volumes:
+  - name: console-certs
+    secret: {secretName: kvlite-handler-certs}
+  - name: kubelet-pods
+    hostPath: {path: %(pods)s, type: DirectoryOrCreate}
+"""
+
+
+class HostNetworkEnv(Env):
+    """Pods on the kubelet's network (hostNetwork: podIP 127.0.0.1), where virt-api reaches virt-handler."""
+    kubelet_opts = {"host_network": True}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stream(threading.Thread):
+    """Everything a pipe yields, collected in the background."""
+
+    def __init__(self, pipe):
+        super().__init__(daemon=True)
+        self.pipe, self.data = pipe, b""
+        self.start()
+
+    def run(self):
+        for chunk in iter(lambda: os.read(self.pipe.fileno(), 65536), b""):
+            self.data += chunk
+
+
+class Console:
+    """`virtctl console NAME` with stdin and stdout on pipes."""
+
+    def __init__(self, vctl, name):
+        self.proc = subprocess.Popen([VIRTCTL, "--kubeconfig", vctl.kubeconfig, "console", name], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=vctl.environ)
+        self.out, self.err = Stream(self.proc.stdout), Stream(self.proc.stderr)
+
+    def type(self, line):
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def wait_output(self, what, text, timeout=30):
+        wait_for(what, lambda: text.encode() in self.out.data, timeout=timeout, interval=0.1)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+def tls_channel(port, cert=None, key=None, ca=None):
+    """A TLS connection to virt-handler's console channel, asking for a console; what it answers (b"" when it
+    refused the handshake or closed)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(raw) as s:
+            s.sendall(b"console 00000000-0000-0000-0000-000000000000\n")
+            return s.recv(100)
+    except (OSError, ssl.SSLError):
+        return b""
+
+
+def test_console(env):
+    """virtctl console: the guest's console output, a typed line reaching the guest's shell; a second session
+    closes the first; vnc --proxy-only serves the guest's RFB handshake; none of it without the API server's
+    authentication, and virt-handler's channel only for virt-api's certificate."""
+    port = free_port()
+    # the guest boots while virt-api starts (before its webhooks exist: this VMI is not what is tested here)
+    env.kubectl("apply", "-f", "-", input=kernelboot_vmi_yaml("e2e-con", "console=ttyS0 shell=1 cnt=0",
+                                                              "      autoattachGraphicsDevice: true\n"))
+    vapi = VirtApi(env, "--handler-port", str(port))
+    try:
+        secret = wait_for("virt-api writes virt-handler's Secret", lambda: json.loads(
+            env.kubectl("get", "secret", "-n", "kvlite", "kvlite-handler-certs", "-o", "json", check=False) or "null"),
+            timeout=20, interval=0.3)
+        plugins = tempfile.mkdtemp(prefix="plugins.", dir=env.srv.dir)
+        env.kubectl("apply", "-f", "-", input=HANDLER_POD % {"node": NODE, "bin": VIRT_HANDLER, "plugins": plugins,
+                                                              "port": port,
+                                                              "pods": os.path.join(env.kubelet.state, "pods")})
+        hlog = os.path.join(env.kubelet.state, "logs", "kvlite_virt-handler-e2e_virt-handler.log")
+        wait_for("virt-handler's console channel", lambda: b"console channel on port" in _read(hlog), timeout=20)
+        wait_for("VMI Running", lambda: (env.vmi("e2e-con") or {}).get("status", {}).get("phase") == "Running",
+                 timeout=60, interval=0.3)
+        pod = env.launcher_pod(env.vmi("e2e-con"))
+        wait_for("guest shell", lambda: b"KVGUEST READY" in _read(os.path.join(env.kubelet.run_dir(pod), "serial.log")),
+                 timeout=60, interval=0.3)
+        vctl = Virtctl(env)
+
+        # the console: the guest's output (the backlog holds its boot), then a line typed into its shell
+        first = Console(vctl, "e2e-con")
+        wait_for("connected", lambda: b"Successfully connected to e2e-con console. The escape sequence is ^]"
+                 in first.err.data, timeout=20, interval=0.1)
+        first.wait_output("the guest's console output", "KVGUEST READY")
+        first.type("echo typed-$((6*7))-ok")
+        first.wait_output("the typed line's result from the guest", "typed-42-ok")
+
+        # a second session closes the first, and works
+        second = Console(vctl, "e2e-con")
+        wait_for("the first session ends", lambda: first.proc.poll() is not None, timeout=20, interval=0.1)
+        assert first.proc.returncode == 0, first.err.data
+        second.type("echo second-$((1+1))-ok")
+        second.wait_output("the second session's line", "second-2-ok")
+        second.stop()
+
+        # vnc --proxy-only: {"port": N}, where QEMU's VNC server greets a viewer
+        vnc = subprocess.Popen([VIRTCTL, "--kubeconfig", vctl.kubeconfig, "vnc", "e2e-con", "--proxy-only"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=vctl.environ)
+        try:
+            line = vnc.stdout.readline()
+            vport = json.loads(line)["port"]
+            with socket.create_connection(("127.0.0.1", vport), timeout=20) as viewer:
+                greeting = b""
+                while len(greeting) < 12:
+                    data = viewer.recv(12 - len(greeting))
+                    assert data, "the VNC proxy closed before the RFB greeting (%r)" % greeting
+                    greeting += data
+                assert greeting == b"RFB 003.008\n", greeting
+        finally:
+            vnc.kill()
+            vnc.wait(10)
+
+        # refusals: an unknown VMI, no credentials, straight to virt-api without the proxy's certificate
+        assert 'virtualmachineinstances.kubevirt.io "nope" not found' in vctl("console", "nope", rc=1)
+        anon = tls_kubeconfig(env.srv, "anon-console.kubeconfig", token=False)
+        for cmd in (["console", "e2e-con"], ["vnc", "e2e-con", "--proxy-only"]):
+            p = subprocess.run([VIRTCTL, "--kubeconfig", anon, *cmd], capture_output=True, text=True, timeout=60)
+            assert p.returncode == 1 and "Unauthorized" in p.stderr and "port" not in p.stdout, (cmd, p.stdout,
+                                                                                                  p.stderr)
+        ws = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+              "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "plain.kubevirt.io"}
+        path = "/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachineinstances/e2e-con/"
+        for kind in ("console", "vnc"):
+            assert vapi.request("GET", path + kind, cert=None, headers=ws)[0] == 401
+            assert vapi.request("GET", path + kind, cert="client", headers=ws)[0] == 401
+
+        # virt-handler's channel: nothing without a certificate, nor with the API server's client certificate,
+        # nor with virt-handler's own (virt-api's CA, but not virt-api's name); virt-api's own is answered
+        certs = tempfile.mkdtemp(prefix="handler-certs.", dir=env.srv.dir)
+        for k in ("tls.crt", "tls.key"):
+            with open(os.path.join(certs, k), "wb") as f:
+                f.write(base64.b64decode(secret["data"][k]))
+        assert tls_channel(port) == b""
+        assert tls_channel(port, env.srv.info["client_crt"], env.srv.info["client_key"]) == b""
+        assert tls_channel(port, os.path.join(certs, "tls.crt"), os.path.join(certs, "tls.key")) == b""
+        assert tls_channel(port, os.path.join(vapi.certs, "tls.crt"), os.path.join(vapi.certs, "tls.key")) \
+            .startswith(b"error no console socket"), "virt-api's certificate must be accepted"
+        assert b"refused a client" in _read(hlog)
+    finally:
+        vapi.stop()
+
+
+TESTS = {"lifecycle": test_lifecycle, "unauthenticated": test_unauthenticated, "admission": test_admission,
+         "console": test_console}
 
 if __name__ == "__main__":
     if not os.path.exists(os.path.join(GUEST, "containerdisk", "disk")):
@@ -283,6 +465,6 @@ if __name__ == "__main__":
         sys.exit(77)
     for name in sys.argv[1:] or list(TESTS):
         t0 = time.time()
-        with Env() as env:
+        with (HostNetworkEnv if name == "console" else Env)() as env:
             TESTS[name](env)
         print("ok %s (%.1f s)" % (name, time.time() - t0))

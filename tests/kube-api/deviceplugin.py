@@ -3,6 +3,7 @@
 # allocates devices to Pods through Allocate. Real gRPC (Debian's python3-grpcio) and messages compiled by
 # protoc from handler/deviceplugin.proto, the same file the node agent's C code is generated from.
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,9 +27,14 @@ def load():
     p = subprocess.run(["protoc", "-I" + src, "--python_out=" + out, os.path.abspath(PROTO)],
                        capture_output=True, text=True)
     if p.returncode != 0:
+        shutil.rmtree(out, ignore_errors=True)
         raise ImportError("protoc: " + p.stderr.strip())
     sys.path.insert(0, out)
-    import deviceplugin_pb2 as pb
+    try:
+        import deviceplugin_pb2 as pb
+    finally:  # the module is loaded: its generated source is not needed again
+        sys.path.remove(out)
+        shutil.rmtree(out, ignore_errors=True)
     return grpc, pb
 
 

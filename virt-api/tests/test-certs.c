@@ -151,6 +151,29 @@ int main(void)
         check_serving(names2, 1, "virt-api.kubevirt.svc");
         X509_free(ca), X509_free(crt);
 
+        /* virt-handler's console-channel certificate: signed by the same CA, for its own name only, kept
+         * while valid, remade when the CA changes (docs/console.md). */
+        ca = load(CERTS_CA_CRT);
+        kv_error perr = {0};
+        const char *hnames = "virt-handler.kvlite.svc";
+        CHECK(certs_ensure_peer(dir, CERTS_HANDLER_CRT, CERTS_HANDLER_KEY, hnames, 30, &perr) == 1);
+        X509 *h = load(CERTS_HANDLER_CRT);
+        EVP_PKEY *hkey = load_key(CERTS_HANDLER_KEY);
+        CHECK(h && hkey && X509_check_private_key(h, hkey) == 1 && X509_verify(h, X509_get0_pubkey(ca)) == 1);
+        CHECK(X509_check_host(h, "virt-handler.kvlite.svc", 0, 0, NULL) == 1 &&
+              X509_check_host(h, "virt-api.kvlite.svc", 0, 0, NULL) != 1);
+        CHECK(mode_of(CERTS_HANDLER_KEY) == 0600);
+        CHECK(certs_ensure_peer(dir, CERTS_HANDLER_CRT, CERTS_HANDLER_KEY, hnames, 30, &perr) == 0);
+        CHECK(same_cert(h, CERTS_HANDLER_CRT));
+        snprintf(p, sizeof(p), "%s/%s", dir, CERTS_CA_CRT), unlink(p);
+        CHECK(ensure("virt-api.kvlite.svc", 30) == 1); /* a new CA */
+        CHECK(certs_ensure_peer(dir, CERTS_HANDLER_CRT, CERTS_HANDLER_KEY, hnames, 30, &perr) == 1);
+        CHECK(!same_cert(h, CERTS_HANDLER_CRT));
+        X509_free(h), X509_free(ca), EVP_PKEY_free(hkey);
+        h = load(CERTS_HANDLER_CRT), ca = load(CERTS_CA_CRT);
+        CHECK(h && ca && X509_verify(h, X509_get0_pubkey(ca)) == 1);
+        X509_free(h), X509_free(ca);
+
         /* Bad arguments name what is wrong. */
         kv_error err = {0};
         CHECK(certs_ensure(dir, "bad name!", 30, &err) == -EINVAL && strstr(err.msg, "bad name!"));
@@ -158,7 +181,8 @@ int main(void)
         CHECK(certs_ensure(dir, "a.svc,DNS:x", 30, &err) == -EINVAL);
         CHECK(certs_ensure(dir, "a.svc", 0, &err) == -EINVAL && strstr(err.msg, "validity"));
 
-        static const char *const files[] = {CERTS_CA_CRT, CERTS_CA_KEY, CERTS_TLS_CRT, CERTS_TLS_KEY};
+        static const char *const files[] = {CERTS_CA_CRT,  CERTS_CA_KEY,      CERTS_TLS_CRT,
+                                            CERTS_TLS_KEY, CERTS_HANDLER_CRT, CERTS_HANDLER_KEY};
         for (size_t i = 0; i < ARRAY_SIZE(files); i++)
                 snprintf(p, sizeof(p), "%s/%s", dir, files[i]), unlink(p);
         rmdir(dir);

@@ -2,7 +2,8 @@
 guest where it can see them and by QEMU otherwise: machine.type "" (q35), a volume without a disk (KubeVirt's
 default virtio disk), features (acpi, apic, hyperv, kvm hidden, pvspinlock), clock utc.offsetSeconds and
 timers (hpet off, rtc catchup), chassis (SMBIOS type 3), video virtio, an i6300esb watchdog, blockMultiQueue,
-ioThreadsPolicy shared with a dedicated iothread, errorPolicy, shareable, rotationRate.
+ioThreadsPolicy shared with a dedicated iothread, errorPolicy, shareable, rotationRate, dedicatedCpuPlacement
+(the vCPU threads' affinity, read from /proc).
 Hyper-V enlightenments and kvm hidden reach QEMU's vCPU (checked over QMP); QEMU exposes them to the guest
 only under KVM, which these machines lack."""
 import os
@@ -23,6 +24,12 @@ m = vmi("compat", "shell=1", grace=20,
 d = m["spec"]["domain"]
 d["machine"] = {"type": ""}
 d["cpu"] = {"cores": 2}
+# dedicatedCpuPlacement: each vCPU thread pinned to its own CPU of the launcher's set (a 2-CPU host has room)
+DEDICATED = len(os.sched_getaffinity(0)) >= 2
+if DEDICATED:
+    d["cpu"]["dedicatedCpuPlacement"] = True
+else:
+    print("note: fewer than 2 CPUs here, dedicatedCpuPlacement not checked")
 d["chassis"] = {"manufacturer": "Compat Inc", "asset": "ASSET-42"}
 d["features"] = {"acpi": {}, "apic": {}, "kvm": {"hidden": True}, "pvspinlock": {"enabled": False},
                  "hyperv": {"relaxed": {}, "vapic": {}, "spinlocks": {"spinlocks": 8191}}}
@@ -79,6 +86,15 @@ check(dev_prop("ua-fast", "iothread") == "/objects/iothread2" and
 check(dev_prop("ua-fast", "werror") == "stop" and dev_prop("ua-fast", "rerror") == "stop", "errorPolicy stop", L)
 check(dev_prop("ua-shared", "share-rw") is True, "shareable: share-rw", L)
 check(L.qmp("qom-get", {"path": "/machine", "property": "hpet"})["return"] is False, "machine hpet off", L)
+
+if DEDICATED:
+    pid = L.qemu_pid() if hasattr(L, "qemu_pid") else L.status().get("qemuPid", 0)
+    pinned = []
+    for vcpu in L.qmp("query-cpus-fast")["return"]:
+        with open(f"/proc/{pid}/task/{vcpu['thread-id']}/status") as f:
+            pinned.append(next(line.split()[1] for line in f if line.startswith("Cpus_allowed_list:")))
+    check(len(set(pinned)) == 2 and all(p.isdigit() for p in pinned),
+          f"dedicatedCpuPlacement: each vCPU thread on a CPU of its own ({pinned})", L)
 
 L.proc.terminate()
 check(L.wait_exit(30) == 0, "SIGTERM → powered off, exit 0", L)
