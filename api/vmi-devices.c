@@ -255,6 +255,26 @@ static int assign_iothreads(vmi *v, const cJSON *devices, const char *path, kv_e
         return 0;
 }
 
+/* filesystems[]: {name, virtiofs: {}} (virtiofs is the only kind); the volume is linked in
+ * vmi_parse_volumes. */
+static int parse_filesystem(vmi *v, const cJSON *item, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {"name", "virtiofs", NULL};
+        char p[JPATH_MAX];
+        if (!cJSON_IsObject(item))
+                return jf_error(err, path, "expected an object");
+        JF_TRY(jf_check_keys(item, path, allowed, NULL, err));
+        vmi_filesystem *fs = vmi_grow((void **)&v->filesystems, &v->n_filesystems, sizeof(*fs));
+        if (!fs)
+                return OOM(err);
+        JF_TRY(element_name(item, path, "spec.domain.devices.filesystems", v->n_filesystems - 1, sizeof(*fs),
+                            v->filesystems, &fs->name, err));
+        int r = empty_object(item, path, "virtiofs", err);
+        JF_TRY(r);
+        return r ? 0
+                 : jf_error(err, jpath_key(p, path, "virtiofs"), "is required (the only filesystem type)");
+}
+
 typedef int (*element_parser)(vmi *v, const cJSON *item, const char *path, kv_error *err);
 
 static int parse_list(vmi *v, const cJSON *parent, const char *path, const char *key, element_parser fn,
@@ -294,6 +314,7 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
                                               "video",
                                               "watchdog",
                                               "ioThreadsPolicy",
+                                              "filesystems",
                                               NULL};
         static const char *const off_only[] = {"useVirtioTransitional", "networkInterfaceMultiqueue",
                                                "autoattachInputDevice"};
@@ -329,6 +350,7 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
         JF_TRY(rng);
         v->rng = rng;
         JF_TRY(parse_list(v, devices, path, "disks", parse_disk, err));
+        JF_TRY(parse_list(v, devices, path, "filesystems", parse_filesystem, err));
         /* interfaces: with spec.networks in vmi_parse_networks (libkvnet's rules) */
         return parse_list(v, devices, path, "inputs", parse_input, err);
 }
@@ -351,42 +373,190 @@ static int cloud_init_text(const cJSON *o, const char *path, const char *key, ch
         return 0;
 }
 
-/* userDataSecretRef / networkDataSecretRef: {name}; exclusive with the inline forms of the same data. */
-static int cloud_init_secret(const cJSON *o, const char *path, const char *key, const char *text, char **out,
-                             kv_error *err)
+/* A reference to a Kubernetes object by name (a Secret, ConfigMap or ServiceAccount in the VMI's namespace).
+ */
+static int object_name(const cJSON *o, const char *path, const char *key, const char *what, char **out,
+                       kv_error *err)
+{
+        char p[JPATH_MAX];
+        JF_TRY(jf_string(o, path, key, true, out, err));
+        if (!**out || strlen(*out) > 253 || jf_has_control_chars(*out) || strchr(*out, '/'))
+                return jf_error(err, jpath_key(p, path, key), "is not a valid %s name", what);
+        return 0;
+}
+
+/* secretRef (KubeVirt's JSON name of UserDataSecretRef; userDataSecretRef is accepted too) and
+ * networkDataSecretRef: {name}; exclusive with the inline forms of the same data. */
+static int cloud_init_secret(const cJSON *o, const char *path, const char *key, const char *ref,
+                             const char *text, char **out, kv_error *err)
 {
         static const char *const allowed[] = {"name", NULL};
-        char ref[64], p[JPATH_MAX], pn[JPATH_MAX];
+        char p[JPATH_MAX];
         const cJSON *r = NULL;
-        snprintf(ref, sizeof(ref), "%sSecretRef", key);
         JF_TRY(jf_object(o, path, ref, &r, err));
         if (!r)
                 return 0;
         jpath_key(p, path, ref);
-        if (text)
+        if (text || *out)
                 return jf_error(err, p, "only one of %s, %sBase64 and %s may be set", key, key, ref);
         JF_TRY(jf_check_keys(r, p, allowed, NULL, err));
-        JF_TRY(jf_string(r, p, "name", true, out, err));
-        if (!**out || strlen(*out) > 253 || jf_has_control_chars(*out) || strchr(*out, '/'))
-                return jf_error(err, jpath_key(pn, p, "name"), "is not a valid Secret name");
+        return object_name(r, p, "name", "Secret", out, err);
+}
+
+/* cloudInitNoCloud and cloudInitConfigDrive share their fields. */
+static int parse_cloud_init_fields(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {
+            "userData",          "userDataBase64",       "secretRef", "userDataSecretRef", "networkData",
+            "networkDataBase64", "networkDataSecretRef", NULL};
+        JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
+        JF_TRY(cloud_init_text(o, path, "userData", &vol->user_data, err));
+        JF_TRY(cloud_init_text(o, path, "networkData", &vol->network_data, err));
+        JF_TRY(
+            cloud_init_secret(o, path, "userData", "secretRef", vol->user_data, &vol->user_data_secret, err));
+        vol->user_data_secret_short = vol->user_data_secret != NULL;
+        JF_TRY(cloud_init_secret(o, path, "userData", "userDataSecretRef", vol->user_data,
+                                 &vol->user_data_secret, err));
+        JF_TRY(cloud_init_secret(o, path, "networkData", "networkDataSecretRef", vol->network_data,
+                                 &vol->network_data_secret, err));
+        if (!vol->user_data && !vol->network_data && !vol->user_data_secret && !vol->network_data_secret)
+                return jf_error(err, path,
+                                "userData or networkData (inline, Base64 or SecretRef) is required");
         return 0;
 }
 
 static int parse_cloud_init(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
 {
-        static const char *const allowed[] = {"userData",    "userDataBase64",    "userDataSecretRef",
-                                              "networkData", "networkDataBase64", "networkDataSecretRef",
-                                              NULL};
         vol->kind = VOL_CLOUD_INIT_NOCLOUD;
-        JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
-        JF_TRY(cloud_init_text(o, path, "userData", &vol->user_data, err));
-        JF_TRY(cloud_init_text(o, path, "networkData", &vol->network_data, err));
-        JF_TRY(cloud_init_secret(o, path, "userData", vol->user_data, &vol->user_data_secret, err));
-        JF_TRY(cloud_init_secret(o, path, "networkData", vol->network_data, &vol->network_data_secret, err));
-        if (!vol->user_data && !vol->network_data && !vol->user_data_secret && !vol->network_data_secret)
-                return jf_error(err, path,
-                                "userData or networkData (inline, Base64 or SecretRef) is required");
+        return parse_cloud_init_fields(vol, o, path, err);
+}
+
+static int parse_config_drive(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
+{
+        vol->kind = VOL_CLOUD_INIT_CONFIG_DRIVE;
+        return parse_cloud_init_fields(vol, o, path, err);
+}
+
+/* volumeLabel: an ISO9660 volume identifier (at most 32 characters). */
+static int volume_label(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
+{
+        char p[JPATH_MAX];
+        JF_TRY(jf_string(o, path, "volumeLabel", false, &vol->volume_label, err));
+        if (vol->volume_label && (strlen(vol->volume_label) > 32 || jf_has_control_chars(vol->volume_label)))
+                return jf_error(err, jpath_key(p, path, "volumeLabel"),
+                                "must be at most 32 characters without control characters");
         return 0;
+}
+
+static int parse_config_map(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {"name", "optional", "volumeLabel", NULL};
+        vol->kind = VOL_CONFIG_MAP;
+        JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
+        JF_TRY(object_name(o, path, "name", "ConfigMap", &vol->source_name, err));
+        JF_TRY(jf_bool(o, path, "optional", &vol->source_optional, err));
+        return volume_label(vol, o, path, err);
+}
+
+static int parse_secret(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {"secretName", "optional", "volumeLabel", NULL};
+        vol->kind = VOL_SECRET;
+        JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
+        JF_TRY(object_name(o, path, "secretName", "Secret", &vol->source_name, err));
+        JF_TRY(jf_bool(o, path, "optional", &vol->source_optional, err));
+        return volume_label(vol, o, path, err);
+}
+
+static int parse_service_account(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {"serviceAccountName", NULL};
+        vol->kind = VOL_SERVICE_ACCOUNT;
+        JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
+        return object_name(o, path, "serviceAccountName", "ServiceAccount", &vol->source_name, err);
+}
+
+/* downwardAPI.fields[]: Kubernetes' DownwardAPIVolumeFile {path, fieldRef | resourceFieldRef, mode}; the
+ * kubelet resolves them, the launcher only needs a relative file path for each. */
+static int parse_downward_field(const cJSON *f, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {"path", "fieldRef", "resourceFieldRef", "mode", NULL};
+        _cleanup_free_ char *file = NULL;
+        const cJSON *field = NULL, *res = NULL;
+        char p[JPATH_MAX];
+        if (!cJSON_IsObject(f))
+                return jf_error(err, path, "expected an object");
+        JF_TRY(jf_check_keys(f, path, allowed, NULL, err));
+        JF_TRY(jf_string(f, path, "path", true, &file, err));
+        if (file[0] == '/' || jf_check_image_path(file, jpath_key(p, path, "path"), err) < 0)
+                return jf_error(err, jpath_key(p, path, "path"), "must be a relative path without \"..\"");
+        JF_TRY(jf_object(f, path, "fieldRef", &field, err));
+        JF_TRY(jf_object(f, path, "resourceFieldRef", &res, err));
+        if (!field == !res)
+                return jf_error(err, path, "exactly one of fieldRef and resourceFieldRef is required");
+        return 0;
+}
+
+static int parse_downward_api(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {"fields", "volumeLabel", NULL};
+        const cJSON *fields = NULL, *f;
+        char lp[JPATH_MAX], p[JPATH_MAX];
+        size_t i = 0;
+        vol->kind = VOL_DOWNWARD_API;
+        JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
+        JF_TRY(jf_array(o, path, "fields", &fields, err));
+        jpath_key(lp, path, "fields");
+        cJSON_ArrayForEach(f, fields)
+        {
+                if (i >= 256)
+                        return jf_error(err, lp, "more than 256 entries");
+                JF_TRY(parse_downward_field(f, jpath_index(p, lp, i++), err));
+        }
+        if (fields && !(vol->downward_fields = cJSON_Duplicate(fields, true)))
+                return OOM(err);
+        return volume_label(vol, o, path, err);
+}
+
+/* sysprep: {configMap: {name}} or {secret: {name}} holding autounattend.xml or unattend.xml. */
+static int parse_sysprep(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {"configMap", "secret", NULL};
+        static const char *const ref_keys[] = {"name", NULL};
+        const cJSON *cm = NULL, *sec = NULL;
+        char p[JPATH_MAX];
+        vol->kind = VOL_SYSPREP;
+        JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
+        JF_TRY(jf_object(o, path, "configMap", &cm, err));
+        JF_TRY(jf_object(o, path, "secret", &sec, err));
+        if (!cm == !sec)
+                return jf_error(err, path, "exactly one of configMap and secret is required");
+        vol->source_is_secret = sec != NULL;
+        jpath_key(p, path, sec ? "secret" : "configMap");
+        JF_TRY(jf_check_keys(sec ? sec : cm, p, ref_keys, NULL, err));
+        return object_name(sec ? sec : cm, p, "name", sec ? "Secret" : "ConfigMap", &vol->source_name, err);
+}
+
+bool vmi_volume_is_data(volume_kind k)
+{
+        return k == VOL_CONFIG_MAP || k == VOL_SECRET || k == VOL_SERVICE_ACCOUNT || k == VOL_DOWNWARD_API ||
+               k == VOL_SYSPREP;
+}
+
+const char *vmi_volume_label(const vmi_volume *vol)
+{
+        if (vol->volume_label && *vol->volume_label)
+                return vol->volume_label;
+        switch (vol->kind) {
+        case VOL_CLOUD_INIT_NOCLOUD:
+                return "cidata";
+        case VOL_CLOUD_INIT_CONFIG_DRIVE:
+                return "config-2";
+        case VOL_SYSPREP:
+                return "unattendCD";
+        default:
+                return "cfgdata"; /* KubeVirt's label for configMap, secret, serviceAccount, downwardAPI */
+        }
 }
 
 static int parse_claim(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
@@ -492,10 +662,19 @@ static const struct {
         const char *key;
         int (*parse)(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err);
 } volume_sources[] = {
-    {"containerDisk", parse_container_disk}, {"persistentVolumeClaim", parse_pvc},
-    {"dataVolume", parse_data_volume},       {"hostDisk", parse_host_disk},
-    {"emptyDisk", parse_empty_disk},         {"ephemeral", parse_ephemeral},
+    {"containerDisk", parse_container_disk},
+    {"persistentVolumeClaim", parse_pvc},
+    {"dataVolume", parse_data_volume},
+    {"hostDisk", parse_host_disk},
+    {"emptyDisk", parse_empty_disk},
+    {"ephemeral", parse_ephemeral},
     {"cloudInitNoCloud", parse_cloud_init},
+    {"cloudInitConfigDrive", parse_config_drive},
+    {"configMap", parse_config_map},
+    {"secret", parse_secret},
+    {"serviceAccount", parse_service_account},
+    {"downwardAPI", parse_downward_api},
+    {"sysprep", parse_sysprep},
 };
 
 static int parse_volume(vmi *v, const cJSON *item, const char *path, kv_error *err)
@@ -523,7 +702,8 @@ static int parse_volume(vmi *v, const cJSON *item, const char *path, kv_error *e
                             err, p,
                             "volume type is not supported (supported: "
                             "containerDisk, persistentVolumeClaim, dataVolume, hostDisk, emptyDisk, "
-                            "ephemeral, cloudInitNoCloud)");
+                            "ephemeral, cloudInitNoCloud, cloudInitConfigDrive, configMap, secret, "
+                            "serviceAccount, downwardAPI, sysprep)");
                 if (source)
                         return jf_error(err, path, "only one volume source may be set");
                 if (!cJSON_IsObject(c))
@@ -557,6 +737,33 @@ static int check_boot_orders(const vmi *v, kv_error *err)
         return 0;
 }
 
+/* Each filesystem shares the volume of its name (a directory: data volumes and claims), which then gets
+ * no disk. */
+static int link_filesystems(vmi *v, bool *used, kv_error *err)
+{
+        for (size_t i = 0; i < v->n_filesystems; i++) {
+                char p[JPATH_MAX];
+                size_t k = 0;
+                snprintf(p, sizeof(p), "spec.domain.devices.filesystems[%zu].name", i);
+                while (k < v->n_volumes && strcmp(v->volumes[k].name, v->filesystems[i].name))
+                        k++;
+                if (k == v->n_volumes)
+                        return jf_error(err, p, "no volume named \"%s\" in spec.volumes",
+                                        v->filesystems[i].name);
+                vmi_volume *vol = &v->volumes[k];
+                if (used[k])
+                        return jf_error(err, p, "volume \"%s\" is also used by a disk", vol->name);
+                if (!(vmi_volume_is_data(vol->kind) && vol->kind != VOL_SYSPREP) && vol->kind != VOL_PVC)
+                        return jf_error(err, p,
+                                        "volume \"%s\" cannot be shared over virtiofs (configMap, secret, "
+                                        "serviceAccount, downwardAPI and persistentVolumeClaim can)",
+                                        vol->name);
+                v->filesystems[i].volume = k;
+                vol->filesystem = used[k] = true;
+        }
+        return 0;
+}
+
 int vmi_parse_volumes(vmi *v, const cJSON *spec, kv_error *err)
 {
         JF_TRY(parse_list(v, spec, "spec", "volumes", parse_volume, err));
@@ -574,6 +781,7 @@ int vmi_parse_volumes(vmi *v, const cJSON *spec, kv_error *err)
                 v->disks[i].volume = k;
                 used[k] = true;
         }
+        JF_TRY(link_filesystems(v, used, err));
         /* KubeVirt's default (SetDefaultVolumeDisk): a volume no disk names gets a disk of its name, which
          * defaults to a virtio disk. */
         for (size_t k = 0; k < v->n_volumes; k++) {
@@ -663,7 +871,12 @@ void vmi_free_devices(vmi *v)
                     free(vol->host_path);
                 free(vol->user_data), free(vol->network_data), free(vol->prep.path), free(vol->prep.base);
                 free(vol->user_data_secret), free(vol->network_data_secret);
+                free(vol->source_name), free(vol->volume_label);
+                cJSON_Delete(vol->downward_fields);
         }
+        for (size_t i = 0; i < v->n_filesystems; i++)
+                free(v->filesystems[i].name);
+        free(v->filesystems);
         for (size_t i = 0; i < v->n_interfaces; i++)
                 free(v->interfaces[i].name), free(v->interfaces[i].mac);
         for (size_t i = 0; i < v->n_inputs; i++)

@@ -67,6 +67,15 @@ typedef enum {
         VOL_EMPTY_DISK,
         VOL_EPHEMERAL,
         VOL_CLOUD_INIT_NOCLOUD,
+        VOL_CLOUD_INIT_CONFIG_DRIVE, /* same fields as NoCloud; OpenStack config-drive layout, label config-2
+                                      */
+        /* Kubernetes data volumes: the directory <secret_root>/<volume> (in a cluster, the Pod volume the
+         * controller mounts there) becomes an ISO9660 disk (each key a file) or a virtiofs share */
+        VOL_CONFIG_MAP,
+        VOL_SECRET,
+        VOL_SERVICE_ACCOUNT,
+        VOL_DOWNWARD_API,
+        VOL_SYSPREP, /* a ConfigMap or Secret holding autounattend.xml/unattend.xml, label unattendCD */
 } volume_kind;
 
 /* What vmi_prepare() resolved for a volume; qemu_argv_build() reads only this. */
@@ -94,8 +103,29 @@ typedef struct vmi_volume {
         /* cloudInitNoCloud userDataSecretRef/networkDataSecretRef names: the Secret is mounted at
          * <secret_root>/<volume> and read by vmi_prepare() into user_data/network_data */
         char *user_data_secret, *network_data_secret;
+        bool
+            user_data_secret_short; /* written as secretRef (KubeVirt's name) rather than userDataSecretRef */
+        /* configMap.name, secret.secretName, serviceAccount.serviceAccountName, sysprep's configMap/secret */
+        char *source_name;
+        bool source_is_secret;  /* sysprep: secret (else configMap) */
+        bool source_optional;   /* configMap/secret optional: a missing source is an empty volume */
+        char *volume_label;     /* NULL: KubeVirt's default for the kind (vmi_volume_label) */
+        cJSON *downward_fields; /* downwardAPI.fields as written (the Pod's downwardAPI items), or NULL */
+        bool filesystem;        /* named by spec.domain.devices.filesystems: shared by virtiofs, no disk */
         volume_prep prep;
 } vmi_volume;
+
+/* spec.domain.devices.filesystems[]: a volume shared with the guest over virtiofs (tag = name). */
+typedef struct vmi_filesystem {
+        char *name;
+        size_t volume; /* index into vmi.volumes */
+} vmi_filesystem;
+
+/* Whether a volume kind is a directory of keys from the Kubernetes API (configMap, secret, ...). */
+bool vmi_volume_is_data(volume_kind k);
+/* The ISO volume label of a data/cloud-init volume: volumeLabel, else KubeVirt's default ("cfgdata",
+ * "config-2", "unattendCD", "cidata"). */
+const char *vmi_volume_label(const vmi_volume *vol);
 
 typedef enum { NIC_VIRTIO, NIC_E1000E, NIC_E1000, NIC_RTL8139 } nic_model;
 
@@ -185,6 +215,8 @@ typedef struct vmi {
         size_t n_disks;
         vmi_volume *volumes;
         size_t n_volumes;
+        vmi_filesystem *filesystems;
+        size_t n_filesystems;
         vmi_interface *interfaces;
         size_t n_interfaces;
         net_request net; /* spec part of net_setup's request; binding NET_BINDING_NONE = no pod network */

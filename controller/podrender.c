@@ -96,6 +96,52 @@ static const char *cloud_init_secret_source(const vmi_volume *v, cJSON *src)
         return "projected";
 }
 
+/* The standard service-account projection (token, ca.crt, namespace), as the kubelet mounts it in every Pod:
+ * a serviceAccount volume's keys. The Pod runs as that account (KubeVirt's semantics). */
+static void service_account_source(cJSON *src)
+{
+        cJSON *sources = cJSON_AddArrayToObject(src, "sources"), *s;
+        s = cJSON_CreateObject();
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(s, "serviceAccountToken"), "path", "token");
+        cJSON_AddItemToArray(sources, s);
+        s = cJSON_CreateObject();
+        cJSON *cm = cJSON_AddObjectToObject(s, "configMap"), *item = cJSON_CreateObject();
+        cJSON_AddStringToObject(cm, "name", "kube-root-ca.crt");
+        cJSON_AddStringToObject(item, "key", "ca.crt");
+        cJSON_AddStringToObject(item, "path", "ca.crt");
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(cm, "items"), item);
+        cJSON_AddItemToArray(sources, s);
+        s = cJSON_CreateObject();
+        item = cJSON_CreateObject();
+        cJSON_AddStringToObject(item, "path", "namespace");
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(item, "fieldRef"), "fieldPath", "metadata.namespace");
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(cJSON_AddObjectToObject(s, "downwardAPI"), "items"),
+                             item);
+        cJSON_AddItemToArray(sources, s);
+}
+
+/* configMap, secret, serviceAccount, downwardAPI and sysprep volumes: the Pod volume of the same source,
+ * mounted read-only where the launcher reads the keys (<run>/secrets/V). Fills src; returns its kind. */
+static const char *data_volume_source(const vmi_volume *v, cJSON *src)
+{
+        bool secret = v->kind == VOL_SECRET || (v->kind == VOL_SYSPREP && v->source_is_secret);
+        switch (v->kind) {
+        case VOL_SERVICE_ACCOUNT:
+                service_account_source(src);
+                return "projected";
+        case VOL_DOWNWARD_API:
+                cJSON_AddItemToObject(src, "items",
+                                      v->downward_fields ? cJSON_Duplicate(v->downward_fields, true)
+                                                         : cJSON_CreateArray());
+                return "downwardAPI";
+        default:
+                cJSON_AddStringToObject(src, secret ? "secretName" : "name", v->source_name);
+                if (v->source_optional)
+                        cJSON_AddBoolToObject(src, "optional", true);
+                return secret ? "secret" : "configMap";
+        }
+}
+
 static void add_arg(cJSON *cmd, const char *a, const char *b)
 {
         cJSON_AddItemToArray(cmd, cJSON_CreateString(a));
@@ -189,6 +235,7 @@ static void map_volume(const vmi_volume *v, const pod_render_opts *opts, cJSON *
                 return;
         }
         case VOL_CLOUD_INIT_NOCLOUD:
+        case VOL_CLOUD_INIT_CONFIG_DRIVE:
                 if (v->user_data_secret || v->network_data_secret) {
                         snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/secrets/%s", v->name);
                         const char *kind = cloud_init_secret_source(v, src);
@@ -196,6 +243,16 @@ static void map_volume(const vmi_volume *v, const pod_render_opts *opts, cJSON *
                         return;
                 }
                 break;
+        case VOL_CONFIG_MAP:
+        case VOL_SECRET:
+        case VOL_SERVICE_ACCOUNT:
+        case VOL_DOWNWARD_API:
+        case VOL_SYSPREP: {
+                snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/secrets/%s", v->name);
+                const char *kind = data_volume_source(v, src);
+                pod_add_volume(vols, mounts, pname, kind, src, path, true);
+                return;
+        }
         default:
                 break;
         }
@@ -347,17 +404,18 @@ static cJSON *render_metadata(const cJSON *vobj, const struct vmi *model)
 }
 
 /* --pod-network wires the Pod's netns (bridge, tap, nft rules: NET_ADMIN; the DHCP server's port 67:
- * NET_BIND_SERVICE); the launcher drops NET_ADMIN once wired. Nothing else. See docs/networking.md. */
-static cJSON *launcher_security_context(void)
+ * NET_BIND_SERVICE); the launcher drops NET_ADMIN once wired. virtiofsd, started before that, confines
+ * itself with chroot (SYS_CHROOT) when the VMI has filesystems. Nothing else. See docs/networking.md. */
+static cJSON *launcher_security_context(bool virtiofs)
 {
-        const char *add[] = {"NET_ADMIN", "NET_BIND_SERVICE"}, *drop[] = {"ALL"};
+        const char *add[] = {"NET_ADMIN", "NET_BIND_SERVICE", "SYS_CHROOT"}, *drop[] = {"ALL"};
         cJSON *sc = cJSON_CreateObject(), *caps = cJSON_AddObjectToObject(sc, "capabilities");
-        cJSON_AddItemToObject(caps, "add", cJSON_CreateStringArray(add, ARRAY_SIZE(add)));
+        cJSON_AddItemToObject(caps, "add", cJSON_CreateStringArray(add, ARRAY_SIZE(add) - !virtiofs));
         cJSON_AddItemToObject(caps, "drop", cJSON_CreateStringArray(drop, ARRAY_SIZE(drop)));
         return sc;
 }
 
-static cJSON *render_container(const cJSON *vobj, const pod_render_opts *opts)
+static cJSON *render_container(const cJSON *vobj, const struct vmi *model, const pod_render_opts *opts)
 {
         cJSON *c = cJSON_CreateObject();
         cJSON_AddStringToObject(c, "name", "compute");
@@ -384,7 +442,7 @@ static cJSON *render_container(const cJSON *vobj, const pod_render_opts *opts)
         cJSON_AddItemToArray(env, env_field("POD_NAME", "metadata.name"));
         cJSON_AddItemToArray(env, env_field("POD_NAMESPACE", "metadata.namespace"));
         cJSON_AddStringToObject(c, "terminationMessagePolicy", "FallbackToLogsOnError");
-        cJSON_AddItemToObject(c, "securityContext", launcher_security_context());
+        cJSON_AddItemToObject(c, "securityContext", launcher_security_context(model->n_filesystems > 0));
         return c;
 }
 
@@ -443,13 +501,18 @@ static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_ren
                        kv_error *err)
 {
         const cJSON *vspec = cJSON_GetObjectItemCaseSensitive(vobj, "spec");
-        cJSON *c = render_container(vobj, opts), *containers = cJSON_AddArrayToObject(spec, "containers");
+        cJSON *c = render_container(vobj, model, opts),
+              *containers = cJSON_AddArrayToObject(spec, "containers");
         cJSON_AddItemToArray(containers, c);
         cJSON_AddStringToObject(spec, "restartPolicy", "Never");
         /* the launcher needs the VMI's grace for the guest plus time to quit QEMU, as KubeVirt's +15 s */
         cJSON_AddNumberToObject(spec, "terminationGracePeriodSeconds", (double)(model->grace_seconds + 15));
-        if (opts->service_account)
-                cJSON_AddStringToObject(spec, "serviceAccountName", opts->service_account);
+        const char *account = opts->service_account;
+        for (size_t i = 0; i < model->n_volumes; i++) /* KubeVirt: the Pod runs as the volume's account */
+                if (model->volumes[i].kind == VOL_SERVICE_ACCOUNT)
+                        account = model->volumes[i].source_name;
+        if (account)
+                cJSON_AddStringToObject(spec, "serviceAccountName", account);
         const char *copied[] = {"affinity",  "schedulerName", "priorityClassName", "dnsPolicy",
                                 "dnsConfig", "hostname",      "subdomain"};
         for (size_t i = 0; i < ARRAY_SIZE(copied); i++)

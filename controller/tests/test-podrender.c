@@ -229,7 +229,8 @@ int main(int argc, char **argv)
         test_status_agent_probe();
         test_toleration();
         const char *dir = argc > 1 ? argv[1] : "golden";
-        const char *names[] = {"minimal", "full", "kernelboot", "invalid", "multus", "placement", "dedicated"};
+        const char *names[] = {"minimal", "full",      "kernelboot", "invalid",
+                               "multus",  "placement", "dedicated",  "configvolumes"};
         for (size_t i = 0; i < ARRAY_SIZE(names); i++)
                 golden(dir, names[i]);
         test_status();

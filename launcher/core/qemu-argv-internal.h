@@ -31,4 +31,5 @@ const char *builder_take_port(argv_builder *b, char buf[static 16]);
 int argv_add_disks(argv_builder *b);
 int argv_add_interfaces(argv_builder *b);
 int argv_add_misc_devices(argv_builder *b); /* rng, balloon, inputs */
+int argv_add_filesystems(argv_builder *b);  /* virtiofs (qemu-argv-fs.c) */
 int argv_add_root_ports(argv_builder *b);   /* b->next_port used + o->hotplug_ports free */

@@ -143,26 +143,33 @@ static int add_cpu(argv_builder *b)
                          v->sockets * per_socket, v->sockets, v->cores, v->threads);
 }
 
-/* memory.hugepages: the guest RAM is a file on the hugetlbfs of that page size, preallocated (libvirt's
- * choice for KubeVirt: a guest that cannot get its pages fails at start, not later); with
- * numa.guestMappingPassthrough it is the memory of the guest's one NUMA node. */
-static int add_hugepages(argv_builder *b)
+/* An explicit RAM backend. memory.hugepages: a file on the hugetlbfs of that page size, preallocated
+ * (libvirt's choice for KubeVirt: a guest that cannot get its pages fails at start, not later); with
+ * numa.guestMappingPassthrough it is the memory of the guest's one NUMA node. filesystems: virtiofsd
+ * (vhost-user) maps the guest's RAM, so it must be shared (a memfd without hugepages). */
+static int add_memory_backend(argv_builder *b)
 {
         const vmi *v = b->v;
         const char *dir = b->o->hugepages_dir ? b->o->hugepages_dir : QEMU_ARGV_HUGEPAGES_DIR;
-        cJSON *mem = jstr(jstr(cJSON_CreateObject(), "qom-type", "memory-backend-file"), "id", "mem0");
-        mem = jbool(jstr(jnum(mem, "size", (double)v->memory), "mem-path", dir), "prealloc", true);
+        cJSON *mem = jstr(cJSON_CreateObject(), "qom-type",
+                          v->hugepage_size ? "memory-backend-file" : "memory-backend-memfd");
+        mem = jnum(jstr(mem, "id", "mem0"), "size", (double)v->memory);
+        if (v->hugepage_size)
+                mem = jbool(jstr(mem, "mem-path", dir), "prealloc", true);
+        if (v->n_filesystems)
+                mem = jbool(mem, "share", true);
         JF_TRY(push_json(b->argv, "-object", mem, b->err));
-        if (v->numa_passthrough)
-                return push_optf(b->argv, "-numa", b->err, "node,nodeid=0,cpus=0-%u,memdev=mem0", vmi_vcpus(v) - 1);
+        if (v->hugepage_size && v->numa_passthrough)
+                return push_optf(b->argv, "-numa", b->err, "node,nodeid=0,cpus=0-%u,memdev=mem0",
+                                 vmi_vcpus(v) - 1);
         return push_optf(b->argv, "-machine", b->err, "memory-backend=mem0");
 }
 
 static int add_memory(argv_builder *b)
 {
         uint64_t mib = b->v->memory >> 20, max_mib = b->v->max_memory >> 20;
-        if (b->v->hugepage_size)
-                JF_TRY(add_hugepages(b));
+        if (b->v->hugepage_size || b->v->n_filesystems)
+                JF_TRY(add_memory_backend(b));
         if (b->v->realtime) /* KubeVirt's realtime: the guest's memory stays locked in RAM */
                 JF_TRY(push_optf(b->argv, "-overcommit", b->err, "mem-lock=on"));
         if (max_mib > mib) /* room for both pc-dimm and virtio-mem hot-plug */
@@ -347,6 +354,7 @@ static int (*const steps[])(argv_builder *b) = {
     argv_add_disks,
     argv_add_interfaces,
     argv_add_misc_devices,
+    argv_add_filesystems,
     argv_add_root_ports,
 };
 

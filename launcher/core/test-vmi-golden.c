@@ -135,6 +135,12 @@ static void make_fixtures(void)
         write_fixture("pvc/data/disk.img", 16 << 20);
         write_fixture("pvc/scratch/disk.img", 16 << 20);
         write_fixture("outside/secret", 16);
+        /* configMap/secret/... volumes: one directory of keys per volume, as the kubelet mounts them */
+        write_fixture("secrets/app-config/app.properties", 64);
+        write_fixture("secrets/app-secret/password", 16);
+        write_fixture("secrets/sa/token", 32);
+        write_fixture("secrets/podinfo/labels", 16);
+        write_fixture("secrets/sysprep/Autounattend.xml", 128);
         write_fixture("images/escape/disk/placeholder", 0);
         char link[512];
         snprintf(link, sizeof(link), "%s/images/escape/boot", tmp);
@@ -214,17 +220,18 @@ static char *build_argv_text_in(const char *name, const char *manifest, const ch
                                 int *stage)
 {
         _cleanup_(vmi_freep) vmi *v = NULL;
-        char run[512], images[512], pvc[512], log[512];
+        char run[512], images[512], pvc[512], log[512], secrets[512];
         snprintf(run, sizeof(run), "%s/run-%s", tmp, name);
         snprintf(images, sizeof(images), "%s", image_root);
         snprintf(pvc, sizeof(pvc), "%s/pvc", tmp);
+        snprintf(secrets, sizeof(secrets), "%s/secrets", tmp);
         snprintf(log, sizeof(log), "%s/serial.log", run);
         mkdirs(run);
         *stage = 0;
         if (vmi_load_json_string(manifest, &v, err) < 0)
                 return NULL;
         *stage = 1;
-        launcher_paths p = {.run_dir = run, .image_root = images, .pvc_root = pvc};
+        launcher_paths p = {.run_dir = run, .image_root = images, .pvc_root = pvc, .secret_root = secrets};
         if (vmi_prepare(v, &p, err) < 0)
                 return NULL;
         *stage = 2;
@@ -246,10 +253,11 @@ static char *build_argv_text_in(const char *name, const char *manifest, const ch
                 strv_free(&argv);
                 return NULL;
         }
-        /* A wired netdev names a tap or passt socket that only exists under the launcher; hugepages need
-         * a hugetlbfs with free pages (the launcher checks the host: launcher/supervisor/cpumem.c). */
+        /* A wired netdev names a tap or passt socket, a filesystem virtiofsd's socket: they only exist under
+         * the launcher; hugepages need a hugetlbfs with free pages (the launcher checks the host:
+         * launcher/supervisor/cpumem.c). */
         if (strcmp(o.accel, "kvm") && !(fake_kernel && v->kernel_boot) && !netdev && !v->hugepage_size &&
-            !getenv("KV_GOLDEN_NO_QEMU"))
+            !v->n_filesystems && !getenv("KV_GOLDEN_NO_QEMU"))
                 qemu_smoke(name, &argv, run);
         char *buf = NULL;
         size_t n = 0;

@@ -4,6 +4,7 @@
  * chain spelled out in JSON and never follows a backing file named in a header. */
 #include "volumes.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,8 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cidata.h"
 #include "image.h"
+#include "isoimage.h"
+#include "json.h"
 #include "jfield.h"
 #include "macro.h"
 #include "subprocess.h"
@@ -24,6 +26,8 @@
 #define DEFAULT_OVMF_DIR "/usr/share/OVMF"
 #define DEFAULT_SECRET_ROOT "/var/run/kvlite/secrets"
 #define MAX_SECRET_BYTES (1u << 20)
+#define MAX_DATA_FILES 1024
+#define MAX_DATA_BYTES (16u << 20) /* a data volume's files together (a ConfigMap/Secret holds <= 1 MiB) */
 
 static const char *field(char buf[static JPATH_MAX], size_t i, const char *rest)
 {
@@ -160,6 +164,18 @@ static int pvc_disk(const launcher_paths *p, const vmi_volume *vol, size_t i, co
 static int prepare_pvc(const launcher_paths *p, vmi_volume *vol, size_t i, kv_error *err)
 {
         char *path = NULL;
+        if (vol->filesystem) { /* a filesystem claim: its directory, shared by virtiofsd */
+                char f[JPATH_MAX];
+                if (asprintf(&path, "%s/%s", p->pvc_root ? p->pvc_root : DEFAULT_PVC_ROOT, vol->name) < 0)
+                        return kv_error_set(err, ENOMEM, "out of memory");
+                if (!is_dir(path)) {
+                        jf_error(err, field(f, i, ".persistentVolumeClaim.claimName"),
+                                 "claim \"%s\" is not available at %s", vol->claim_name, path);
+                        free(path);
+                        return -EINVAL;
+                }
+                return set_prep(&vol->prep, path, IMG_RAW, NULL, IMG_RAW, vol->claim_readonly);
+        }
         JF_TRY(pvc_disk(p, vol, i, ".persistentVolumeClaim.claimName", &path, err));
         /* A writable volume the guest controls is always raw: a guest-written qcow2 header must not matter.
          */
@@ -218,9 +234,9 @@ static int prepare_empty_disk(const launcher_paths *p, vmi_volume *vol, kv_error
         return set_prep(&vol->prep, TAKE_PTR(path), IMG_QCOW2, NULL, IMG_RAW, false);
 }
 
-/* Reads a small text file (a Secret key) whole; refused when larger than max or holding a NUL (the
- * content becomes a C string). */
-static int read_text_fd(int fd, size_t max, char **out)
+/* Reads a small file (a Secret or ConfigMap key) whole; refused when larger than max (-EFBIG). The buffer
+ * is NUL-terminated beyond *len. */
+static int read_fd(int fd, size_t max, char **out, size_t *out_len)
 {
         size_t len = 0, size = 4096;
         _cleanup_free_ char *buf = malloc(size + 1);
@@ -246,6 +262,18 @@ static int read_text_fd(int fd, size_t max, char **out)
                 }
         }
         buf[len] = '\0';
+        *out = TAKE_PTR(buf), *out_len = len;
+        return 0;
+}
+
+/* Same for text that becomes a C string: refused when it holds a NUL (-EINVAL). */
+static int read_text_fd(int fd, size_t max, char **out)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r = read_fd(fd, max, &buf, &len);
+        if (r < 0)
+                return r;
         if (memchr(buf, '\0', len))
                 return -EINVAL;
         *out = TAKE_PTR(buf);
@@ -259,7 +287,8 @@ static int read_secret_key(const launcher_paths *p, const vmi_volume *vol, size_
 {
         char fb[JPATH_MAX], rest[96];
         const char *root = p->secret_root ? p->secret_root : DEFAULT_SECRET_ROOT;
-        snprintf(rest, sizeof(rest), ".cloudInitNoCloud.%s", ref);
+        snprintf(rest, sizeof(rest), ".%s.%s",
+                 vol->kind == VOL_CLOUD_INIT_CONFIG_DRIVE ? "cloudInitConfigDrive" : "cloudInitNoCloud", ref);
         for (int k = 0; k < 2; k++) {
                 _cleanup_free_ char *path = NULL;
                 if (asprintf(&path, "%s/%s/%s", root, vol->name, keys[k]) < 0)
@@ -287,28 +316,230 @@ static int read_cloud_init_secrets(const launcher_paths *p, vmi_volume *vol, siz
         static const char *const user_keys[2] = {"userdata", "userData"};
         static const char *const network_keys[2] = {"networkdata", "networkData"};
         if (vol->user_data_secret && !vol->user_data)
-                JF_TRY(read_secret_key(p, vol, i, "userDataSecretRef", user_keys, &vol->user_data, err));
+                JF_TRY(read_secret_key(p, vol, i,
+                                       vol->user_data_secret_short ? "secretRef" : "userDataSecretRef",
+                                       user_keys, &vol->user_data, err));
         if (vol->network_data_secret && !vol->network_data)
                 JF_TRY(read_secret_key(p, vol, i, "networkDataSecretRef", network_keys, &vol->network_data,
                                        err));
         return 0;
 }
 
+/* The directory a data volume (or a cloud-init Secret) of this name is mounted at. */
+static char *data_dir(const launcher_paths *p, const vmi_volume *vol)
+{
+        char *dir = NULL;
+        if (asprintf(&dir, "%s/%s", p->secret_root ? p->secret_root : DEFAULT_SECRET_ROOT, vol->name) < 0)
+                return NULL;
+        return dir;
+}
+
+/* Read-only like KubeVirt's config disks, except where a sata disk (ide-hd needs a writable node) or a
+ * cloud-init seed (rebuilt on every start, writable as KubeVirt's) uses it. */
+static bool iso_read_only(const vmi *v, const vmi_volume *vol)
+{
+        if (vol->kind == VOL_CLOUD_INIT_NOCLOUD)
+                return false;
+        for (size_t i = 0; i < v->n_disks; i++)
+                if (&v->volumes[v->disks[i].volume] == vol && v->disks[i].kind == DISK_DISK &&
+                    v->disks[i].bus == BUS_SATA)
+                        return false;
+        return true;
+}
+
+static int write_iso(const vmi *v, const launcher_paths *p, vmi_volume *vol, const char *prefix,
+                     const iso_entry *entries, size_t n, kv_error *err)
+{
+        _cleanup_free_ char *path = NULL;
+        JF_TRY(run_file(p, prefix, vol, "iso", &path, err));
+        JF_TRY(iso_image_write(path, vmi_volume_label(vol), entries, n, err));
+        return set_prep(&vol->prep, TAKE_PTR(path), IMG_RAW, NULL, IMG_RAW, iso_read_only(v, vol));
+}
+
 static int prepare_cloud_init(const vmi *v, const launcher_paths *p, vmi_volume *vol, size_t i, kv_error *err)
 {
-        _cleanup_free_ char *path = NULL, *meta = NULL;
+        _cleanup_free_ char *meta = NULL;
         JF_TRY(read_cloud_init_secrets(p, vol, i, err));
         /* KubeVirt's meta-data: instance-id <name>.<namespace>, local-hostname the VMI's hostname. */
         if (asprintf(&meta, "instance-id: %s.%s\nlocal-hostname: %s\n", v->name, v->namespace, v->hostname) <
             0)
                 return kv_error_set(err, ENOMEM, "out of memory");
-        JF_TRY(run_file(p, "cidata", vol, "iso", &path, err));
-        cidata_files files = {
-            .meta_data = meta, .user_data = vol->user_data, .network_data = vol->network_data};
-        JF_TRY(cidata_write(path, &files, err));
-        /* Writable like KubeVirt's seed disk (ide-hd refuses read-only nodes); it is rebuilt on every start.
-         */
-        return set_prep(&vol->prep, TAKE_PTR(path), IMG_RAW, NULL, IMG_RAW, false);
+        iso_entry e[3] = {{"meta-data", meta, strlen(meta)}};
+        size_t n = 1;
+        if (vol->user_data)
+                e[n++] = (iso_entry){"user-data", vol->user_data, strlen(vol->user_data)};
+        if (vol->network_data)
+                e[n++] = (iso_entry){"network-config", vol->network_data, strlen(vol->network_data)};
+        return write_iso(v, p, vol, "cidata", e, n, err);
+}
+
+/* OpenStack's config drive as KubeVirt writes it: openstack/latest/{meta_data.json, user_data,
+ * network_data.json} on a disk labelled config-2. */
+static int prepare_config_drive(const vmi *v, const launcher_paths *p, vmi_volume *vol, size_t i,
+                                kv_error *err)
+{
+        _cleanup_free_ char *instance = NULL, *meta = NULL;
+        JF_TRY(read_cloud_init_secrets(p, vol, i, err));
+        if (asprintf(&instance, "%s.%s", v->name, v->namespace) < 0)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        cJSON *m =
+            jstr(jstr(jstr(cJSON_CreateObject(), "instance_id", instance), "hostname", v->hostname), "uuid",
+                 v->uid       ? v->uid
+                 : v->fw_uuid ? v->fw_uuid
+                              : instance);
+        meta = m ? cJSON_PrintUnformatted(m) : NULL;
+        cJSON_Delete(m);
+        if (!meta)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        iso_entry e[3] = {{"openstack/latest/meta_data.json", meta, strlen(meta)}};
+        size_t n = 1;
+        if (vol->user_data)
+                e[n++] = (iso_entry){"openstack/latest/user_data", vol->user_data, strlen(vol->user_data)};
+        if (vol->network_data)
+                e[n++] = (iso_entry){"openstack/latest/network_data.json", vol->network_data,
+                                     strlen(vol->network_data)};
+        return write_iso(v, p, vol, "configdrive", e, n, err);
+}
+
+typedef struct data_files {
+        iso_entry e[MAX_DATA_FILES];
+        char *names[MAX_DATA_FILES], *bufs[MAX_DATA_FILES];
+        size_t n, total;
+} data_files;
+
+static void data_files_free(data_files **f)
+{
+        for (size_t i = 0; *f && i < (*f)->n; i++)
+                free((*f)->names[i]), free((*f)->bufs[i]);
+        free(*f);
+}
+
+static int by_path(const void *a, const void *b)
+{
+        return strcmp(((const iso_entry *)a)->path, ((const iso_entry *)b)->path);
+}
+
+static const char *source_field(const vmi_volume *vol)
+{
+        switch (vol->kind) {
+        case VOL_CONFIG_MAP:
+                return ".configMap.name";
+        case VOL_SECRET:
+                return ".secret.secretName";
+        case VOL_SERVICE_ACCOUNT:
+                return ".serviceAccount.serviceAccountName";
+        case VOL_SYSPREP:
+                return vol->source_is_secret ? ".sysprep.secret.name" : ".sysprep.configMap.name";
+        default:
+                return ".downwardAPI";
+        }
+}
+
+/* One key of a mounted ConfigMap/Secret: a regular file (the kubelet's key links are followed; its
+ * "..data" bookkeeping entries are skipped by the caller). */
+static int read_data_file(int dfd, const char *name, const char *fld, data_files *f, kv_error *err)
+{
+        _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return jf_error(err, fld, "key %s: %s", name, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return 0; /* a directory (projected items with paths are not KubeVirt's) */
+        if (f->n == MAX_DATA_FILES)
+                return jf_error(err, fld, "more than %d keys", MAX_DATA_FILES);
+        char *buf = NULL;
+        size_t len = 0;
+        int r = read_fd(fd, MAX_DATA_BYTES - f->total, &buf, &len);
+        if (r == -EFBIG)
+                return jf_error(err, fld, "the keys are larger than %u MiB together", MAX_DATA_BYTES >> 20);
+        if (r < 0)
+                return kv_error_errno(err, -r, "%s: read key %s", fld, name);
+        f->bufs[f->n] = buf, f->names[f->n] = strdup(name);
+        if (!f->names[f->n])
+                return kv_error_set(err, ENOMEM, "out of memory");
+        f->e[f->n] = (iso_entry){f->names[f->n], buf, len};
+        f->n++;
+        f->total += len;
+        return 0;
+}
+
+/* Every key of the directory, sorted by name (the ISO's bytes must not depend on readdir order). A missing
+ * directory is an empty volume when the source is optional. */
+static int read_data_dir(const launcher_paths *p, const vmi_volume *vol, size_t i, data_files *f,
+                         kv_error *err)
+{
+        char fld[JPATH_MAX];
+        _cleanup_free_ char *dir = data_dir(p, vol);
+        if (!dir)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        field(fld, i, source_field(vol));
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 && errno == ENOENT && vol->source_optional)
+                return 0;
+        if (dfd < 0)
+                return jf_error(err, fld, "\"%s\" is not available at %s: %s",
+                                vol->source_name ? vol->source_name : vol->name, dir, strerror(errno));
+        DIR *d = fdopendir(dup(dfd));
+        if (!d)
+                return kv_error_errno(err, errno, "open %s", dir);
+        struct dirent *de;
+        int r = 0;
+        while (r >= 0 && (de = readdir(d)))
+                if (de->d_name[0] != '.') /* ".", "..", the kubelet's "..data" and "..<timestamp>" */
+                        r = read_data_file(dfd, de->d_name, fld, f, err);
+        closedir(d);
+        if (r < 0)
+                return r;
+        qsort(f->e, f->n, sizeof(f->e[0]), by_path);
+        return 0;
+}
+
+/* A data volume shared over virtiofs: its directory as it is (an optional source that is missing: an empty
+ * directory in the run dir). */
+static int prepare_data_share(const launcher_paths *p, vmi_volume *vol, size_t i, kv_error *err)
+{
+        char fld[JPATH_MAX];
+        _cleanup_free_ char *dir = data_dir(p, vol);
+        if (!dir)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        if (!is_dir(dir)) {
+                if (!vol->source_optional)
+                        return jf_error(err, field(fld, i, source_field(vol)),
+                                        "\"%s\" is not available at %s",
+                                        vol->source_name ? vol->source_name : vol->name, dir);
+                free(dir);
+                if (run_file(p, "empty", vol, "d", &dir, err) < 0)
+                        return -ENOMEM;
+                if (mkdir(dir, 0555) < 0 && errno != EEXIST)
+                        return kv_error_errno(err, errno, "create %s", dir);
+        }
+        return set_prep(&vol->prep, TAKE_PTR(dir), IMG_RAW, NULL, IMG_RAW, true);
+}
+
+/* sysprep: Windows setup looks for autounattend.xml or unattend.xml (any case), as KubeVirt checks. */
+static int check_unattend(const data_files *f, size_t i, const vmi_volume *vol, kv_error *err)
+{
+        char fld[JPATH_MAX];
+        for (size_t k = 0; k < f->n; k++)
+                if (!strcasecmp(f->e[k].path, "autounattend.xml") ||
+                    !strcasecmp(f->e[k].path, "unattend.xml"))
+                        return 0;
+        return jf_error(err, field(fld, i, source_field(vol)),
+                        "holds neither autounattend.xml nor unattend.xml");
+}
+
+static int prepare_data_volume(const vmi *v, const launcher_paths *p, vmi_volume *vol, size_t i,
+                               kv_error *err)
+{
+        if (vol->filesystem)
+                return prepare_data_share(p, vol, i, err);
+        _cleanup_(data_files_free) data_files *f = calloc(1, sizeof(*f));
+        if (!f)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        JF_TRY(read_data_dir(p, vol, i, f, err));
+        if (vol->kind == VOL_SYSPREP)
+                JF_TRY(check_unattend(f, i, vol, err));
+        return write_iso(v, p, vol, vol->kind == VOL_SYSPREP ? "sysprep" : "data", f->e, f->n, err);
 }
 
 int volumes_prepare(vmi *v, const launcher_paths *p, kv_error *err)
@@ -335,6 +566,16 @@ int volumes_prepare(vmi *v, const launcher_paths *p, kv_error *err)
                         break;
                 case VOL_CLOUD_INIT_NOCLOUD:
                         JF_TRY(prepare_cloud_init(v, p, vol, i, err));
+                        break;
+                case VOL_CLOUD_INIT_CONFIG_DRIVE:
+                        JF_TRY(prepare_config_drive(v, p, vol, i, err));
+                        break;
+                case VOL_CONFIG_MAP:
+                case VOL_SECRET:
+                case VOL_SERVICE_ACCOUNT:
+                case VOL_DOWNWARD_API:
+                case VOL_SYSPREP:
+                        JF_TRY(prepare_data_volume(v, p, vol, i, err));
                         break;
                 }
         }

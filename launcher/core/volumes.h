@@ -1,7 +1,7 @@
 /* volumes: everything on the host filesystem that the QEMU argv refers to. Resolves image directories,
  * creates qcow2 overlays / empty disks (qemu-img via posix_spawn, never a shell), sparse hostDisk files,
- * the cloud-init `cidata` ISO (libisofs), the EFI VARS copy and the kernelBoot files. Fills
- * vmi.volumes[].prep, vmi.efi_vars, vmi.kernel_file/initrd_file. */
+ * the ISOs (cloud-init seeds, configMap/secret/... disks; libisofs), the EFI VARS copy and the kernelBoot
+ * files. Fills vmi.volumes[].prep, vmi.efi_vars, vmi.kernel_file/initrd_file. */
 #pragma once
 
 #include "error.h"
@@ -13,8 +13,9 @@ typedef struct launcher_paths {
         const char *fallback_image_root; /* NULL = none; consulted last, for references that are neither in
                                           * image_root nor an absolute directory: <fallback>/V if it exists */
         const char *pvc_root;            /* NULL = "/var/run/kvlite/pvc"; PVC V is <pvc_root>/<V>/disk.img */
-        const char *secret_root; /* NULL = "/var/run/kvlite/secrets"; cloud-init Secrets of volume V are
-                                  * mounted at <secret_root>/<V> (keys userdata/userData, networkdata/...) */
+        const char *secret_root; /* NULL = "/var/run/kvlite/secrets"; the keys of data volume V (configMap,
+                                  * secret, ...) and cloud-init Secrets of volume V (userdata/userData,
+                                  * networkdata/...) are the files in <secret_root>/<V> */
         const char *ovmf_dir;    /* NULL = "/usr/share/OVMF" */
         const char *qemu_img;    /* NULL = "qemu-img" looked up on PATH */
 } launcher_paths;

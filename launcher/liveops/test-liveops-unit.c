@@ -93,6 +93,34 @@ static void test_diff(void)
         expect_refused(load(2, "256Mi", false, false), load(1, "256Mi", false, false), "vCPU hot-unplug");
 }
 
+/* A VMI with (or without) a configMap shared over virtiofs as `name`. */
+static vmi *load_fs(const char *name)
+{
+        char buf[1024];
+        snprintf(buf, sizeof(buf),
+                 "{\"apiVersion\":\"kubevirt.io/v1\",\"kind\":\"VirtualMachineInstance\","
+                 "\"metadata\":{\"name\":\"t\"},\"spec\":{\"domain\":{\"memory\":{\"guest\":\"64Mi\"},"
+                 "\"devices\":{\"filesystems\":[%s%s%s]}},\"volumes\":[{\"name\":\"%s\","
+                 "\"configMap\":{\"name\":\"cm\"}}]}}",
+                 name ? "{\"name\":\"" : "", name ? name : "", name ? "\",\"virtiofs\":{}}" : "",
+                 name ? name : "other");
+        vmi *v = NULL;
+        kv_error err = {0};
+        if (vmi_load_json_string(buf, &v, &err) < 0) {
+                fprintf(stderr, "load: %s\n", err.msg);
+                assert(0);
+        }
+        return v;
+}
+
+static void test_diff_filesystems(void)
+{
+        expect_plan(load_fs("share"), load_fs("share"), "{\"operations\":[]}");
+        expect_refused(load_fs("share"), load_fs("renamed"),
+                       "spec.domain.devices.filesystems: cannot change");
+        expect_refused(load_fs("share"), load_fs(NULL), "spec.domain.devices.filesystems: cannot change");
+}
+
 static void test_params(void)
 {
         migration_config c = {0};
@@ -170,6 +198,7 @@ int main(void)
 {
         test_tcp_drain();
         test_diff();
+        test_diff_filesystems();
         test_params();
         test_volume_status();
         printf("liveops unit: ok\n");

@@ -59,7 +59,21 @@ static bool volume_same(const vmi_volume *a, const vmi_volume *b)
 {
         return a->kind == b->kind && str_eq(a->image, b->image) && str_eq(a->image_path, b->image_path) &&
                str_eq(a->claim_name, b->claim_name) && str_eq(a->host_path, b->host_path) &&
-               a->capacity == b->capacity && str_eq(a->user_data, b->user_data);
+               a->capacity == b->capacity && str_eq(a->user_data, b->user_data) &&
+               str_eq(a->source_name, b->source_name);
+}
+
+/* virtiofs shares are fixed for the life of QEMU (a daemon and a vhost-user device each). */
+static int diff_filesystems(const vmi *o, const vmi *n, kv_error *err)
+{
+        bool same = o->n_filesystems == n->n_filesystems;
+        for (size_t i = 0; same && i < n->n_filesystems; i++)
+                same =
+                    !strcmp(o->filesystems[i].name, n->filesystems[i].name) &&
+                    volume_same(&o->volumes[o->filesystems[i].volume], &n->volumes[n->filesystems[i].volume]);
+        return same ? 0
+                    : kv_error_set(err, EINVAL,
+                                   "spec.domain.devices.filesystems: cannot change on a running VMI");
 }
 
 static int diff_disks(const vmi *o, const vmi *n, liveop_plan *p, kv_error *err)
@@ -162,6 +176,8 @@ int vmi_diff(const vmi *o, const vmi *n, liveop_plan *plan, kv_error *err)
 {
         *plan = (liveop_plan){0};
         int r = diff_disks(o, n, plan, err);
+        if (r >= 0)
+                r = diff_filesystems(o, n, err);
         if (r >= 0)
                 r = diff_nics(o, n, plan, err);
         if (r >= 0)

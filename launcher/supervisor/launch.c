@@ -21,6 +21,7 @@
 #include "strv.h"
 #include "supervisor.h"
 #include "unixsock.h"
+#include "virtiofsd.h"
 #include "vmi.h"
 #include "volumes.h"
 
@@ -37,8 +38,9 @@ typedef struct launch {
         net_result net;
         net_result net_secondary[NET_MAX_SECONDARY];
         size_t n_net_secondary;
-        launcher_paths paths; /* kept: a VMI `apply` prepares the volumes it adds */
-        cpu_set_t cpus;          /* dedicatedCpuPlacement: the launcher's CPU set */
+        launcher_paths paths;     /* kept: a VMI `apply` prepares the volumes it adds */
+        virtiofsd_set fsd;        /* one daemon per filesystem */
+        cpu_set_t cpus;           /* dedicatedCpuPlacement: the launcher's CPU set */
         char hugepages_dir[1024]; /* memory.hugepages: the hugetlbfs QEMU's RAM lives on */
 } launch;
 
@@ -231,6 +233,9 @@ static int prepare(launch *l)
         if ((r = cpumem_check_cpus(l->v, &l->cpus, &err)) < 0 ||
             (r = cpumem_hugepages_dir(l->v, l->hugepages_dir, sizeof(l->hugepages_dir), &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "host resources", &err);
+        /* QEMU connects to the daemons' sockets as it starts; a dry run only prints the argv */
+        if (!l->o->dry_run && (r = virtiofsd_start_all(l->v, l->rd.path, l->o->virtiofsd, &l->fsd, &err)) < 0)
+                return fail(l, EXIT_SETUP, "virtiofs", &err);
         /* Before the supervisor drops capabilities and installs seccomp: wiring needs CAP_NET_ADMIN. */
         if ((r = podnet_setup(l->v, l->o->pod_network, l->o->dry_run, l->rd.path, &l->net, l->net_secondary,
                               &l->n_net_secondary, &l->st, &err)) < 0)
@@ -260,6 +265,7 @@ static void launch_free(launch *l)
                 close(l->qmp_public_fd);
         if (l->serial_fd >= 0)
                 close(l->serial_fd);
+        virtiofsd_stop_all(&l->fsd);
         net_result_release(&l->net); /* before the run dir: passt's socket lives there */
         for (size_t i = 0; i < l->n_net_secondary; i++)
                 net_result_release(&l->net_secondary[i]);

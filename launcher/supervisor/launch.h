@@ -9,10 +9,11 @@ typedef struct launch_opts {
         const char *vmi_env;  /* --vmi-env VAR */
         const char *run_dir;  /* NULL: private mkdtemp directory */
         const char *image_root;
-        const char *secret_root; /* NULL: /var/run/kvlite/secrets (cloud-init Secrets) */
+        const char *secret_root; /* NULL: /var/run/kvlite/secrets (data volumes, cloud-init Secrets) */
         const char *pvc_root;    /* NULL: /var/run/kvlite/pvc (PVC V is <pvc_root>/V/disk.img) */
         const char *status_file;
-        const char *qemu; /* NULL: qemu-system-x86_64 on PATH */
+        const char *qemu;      /* NULL: qemu-system-x86_64 on PATH */
+        const char *virtiofsd; /* NULL: /usr/lib/qemu/virtiofsd (filesystems[] over virtiofs) */
         accel_mode accel;
         bool sandbox;
         bool serial_stdout; /* copy the serial console to stdout */

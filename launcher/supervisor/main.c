@@ -38,12 +38,15 @@ static const char usage[] =
     "                       (the test guest this build was configured with)\n"
     "  --pvc-root DIR       persistentVolumeClaim volume V is DIR/V/disk.img (default\n"
     "                       /var/run/kvlite/pvc)\n"
-    "  --secret-root DIR    cloud-init userDataSecretRef/networkDataSecretRef of volume V are read from\n"
-    "                       DIR/V (keys userdata|userData, networkdata|networkData; default\n"
-    "                       /var/run/kvlite/secrets)\n"
+    "  --secret-root DIR    the keys of configMap, secret, serviceAccount, downwardAPI and sysprep\n"
+    "                       volume V, and cloud-init secretRef/networkDataSecretRef of volume V\n"
+    "                       (userdata|userData, networkdata|networkData), are the files in DIR/V\n"
+    "                       (default /var/run/kvlite/secrets)\n"
     "  --status-file FILE   rewrite FILE atomically with the status JSON on every change\n"
     "  --accel auto|kvm|tcg accelerator (default auto: KVM only when kvmcheck says it really works)\n"
     "  --qemu PATH          QEMU binary (default qemu-system-x86_64 on PATH)\n"
+    "  --virtiofsd PATH     virtiofsd for spec.domain.devices.filesystems (default\n"
+    "                       /usr/lib/qemu/virtiofsd)\n"
     "  --no-sandbox         keep capabilities and skip the seccomp filter (debugging)\n"
     "  --pod-network        run inside a Pod's network namespace (the controller sets it): wire the\n"
     "                       masquerade, bridge or passt binding there (needs CAP_NET_ADMIN and\n"
@@ -153,6 +156,7 @@ int main(int argc, char **argv)
                 OPT_STATUS,
                 OPT_ACCEL,
                 OPT_QEMU,
+                OPT_VIRTIOFSD,
                 OPT_NO_SANDBOX,
                 OPT_LOG_LEVEL,
                 OPT_DRY_RUN,
@@ -173,6 +177,7 @@ int main(int argc, char **argv)
             {"status-file", required_argument, NULL, OPT_STATUS},
             {"accel", required_argument, NULL, OPT_ACCEL},
             {"qemu", required_argument, NULL, OPT_QEMU},
+            {"virtiofsd", required_argument, NULL, OPT_VIRTIOFSD},
             {"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX},
             {"dry-run", no_argument, NULL, OPT_DRY_RUN},
             {"serial-stdout", no_argument, NULL, OPT_SERIAL_STDOUT},
@@ -213,6 +218,9 @@ int main(int argc, char **argv)
                         break;
                 case OPT_QEMU:
                         o.qemu = optarg;
+                        break;
+                case OPT_VIRTIOFSD:
+                        o.virtiofsd = optarg;
                         break;
                 case OPT_NO_SANDBOX:
                         o.sandbox = false;

@@ -87,7 +87,8 @@ def spec_of(doc):
 
 
 def map_volumes(spec, root, guest):
-    """Lay out images, claims and secrets for the VMI's volumes under root; rewrite hostDisk paths."""
+    """Lay out images, claims, secrets and configMap/secret/... keys for the VMI's volumes under root; rewrite
+    hostDisk paths."""
     for sub in ("img", "pvc", "secrets", "host"):
         os.makedirs(os.path.join(root, sub), exist_ok=True)
     gdisk = os.path.join(guest, "containerdisk", "disk", "disk.qcow2")
@@ -110,6 +111,13 @@ def map_volumes(spec, root, guest):
         if "hostDisk" in vol and isinstance(vol["hostDisk"].get("path"), str):
             vol["hostDisk"]["path"] = os.path.join(root, "host") + "/" + vol["hostDisk"]["path"].lstrip("/")
             os.makedirs(os.path.dirname(vol["hostDisk"]["path"]), exist_ok=True)
+        data = [k for k in ("configMap", "secret", "serviceAccount", "downwardAPI", "sysprep") if k in vol]
+        if data:  # the keys as the kubelet mounts them: one file each
+            d = os.path.join(root, "secrets", name)
+            os.makedirs(d, exist_ok=True)
+            key = "autounattend.xml" if data[0] == "sysprep" else "key"
+            with open(os.path.join(d, key), "w") as f:
+                f.write("value\n")
         for ci in ("cloudInitNoCloud", "cloudInitConfigDrive"):
             if ci in vol:
                 d = os.path.join(root, "secrets", name)

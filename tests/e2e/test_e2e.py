@@ -379,24 +379,38 @@ spec:
 
 def test_kernelboot_secret(env):
     """kernelBoot image mounted by the Pod at <image-root>/kernelboot; cloud-init from two Secrets (a projected
-    volume at /var/run/kvlite/secrets/<volume>) into the launcher's cidata ISO."""
+    volume at /var/run/kvlite/secrets/<volume>) into the launcher's cidata ISO; a ConfigMap, a downwardAPI
+    volume and a config drive's secretRef mounted by the Pod become their ISO disks."""
     for name, key, value in (("kb-user", "userdata", "#cloud-config\\nhostname: kb-secret\\n"),
                              ("kb-net", "networkData", "version: 2\\n")):
         env.kubectl("apply", "-f", "-", input="apiVersion: v1\nkind: Secret\nmetadata: {name: %s}\n"
                     "stringData: {%s: \"%s\"}\n" % (name, key, value))
+    env.kubectl("apply", "-f", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kb-app}\n"
+                "data: {app.properties: \"color=blue\\n\"}\n")
     env.kubectl("apply", "-f", "-", input=kernelboot_vmi_yaml("e2e-kb", "console=ttyS0", """\
-      disks: [{name: ci, disk: {bus: virtio}}]
+      disks: [{name: ci, disk: {bus: virtio}}, {name: app, disk: {}}, {name: info, disk: {}}, {name: cd, disk: {}}]
   volumes:
   - name: ci
     cloudInitNoCloud:
       userDataSecretRef: {name: kb-user}
       networkDataSecretRef: {name: kb-net}
+  - {name: app, configMap: {name: kb-app}}
+  - {name: info, downwardAPI: {fields: [{path: ns, fieldRef: {fieldPath: metadata.namespace}}]}}
+  - {name: cd, cloudInitConfigDrive: {secretRef: {name: kb-user}}}
 """))
     vmi, pod, qemu = env.wait_running("e2e-kb")
     assert {"name": "kernelboot", "mountPath": "/var/run/kvlite/images/kernelboot", "readOnly": True} in \
         pod["spec"]["containers"][0]["volumeMounts"], pod["spec"]["containers"][0]["volumeMounts"]
     iso = _read(os.path.join(env.kubelet.run_dir(pod), "cidata-ci.iso"))
     assert b"hostname: kb-secret" in iso and b"version: 2" in iso, "Secret data missing from the cidata ISO"
+    mounts = {m["mountPath"]: m["name"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    assert all("/var/run/kvlite/secrets/" + v in mounts for v in ("app", "info", "cd")), mounts
+    run = env.kubelet.run_dir(pod)
+    assert b"color=blue\n" in _read(os.path.join(run, "data-app.iso")), "ConfigMap key missing from its ISO"
+    assert b"cfgdata" in _read(os.path.join(run, "data-app.iso"))
+    assert b"default" in _read(os.path.join(run, "data-info.iso")), "downwardAPI field missing from its ISO"
+    drive = _read(os.path.join(run, "configdrive-cd.iso"))
+    assert b"config-2" in drive and b"hostname: kb-secret" in drive, "config drive without the Secret's user data"
     env.kubectl("delete", "vmi", "e2e-kb", "--timeout=60s")
     if qemu:
         wait_for("QEMU gone", lambda: not alive(qemu), timeout=10)

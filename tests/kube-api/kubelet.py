@@ -547,14 +547,22 @@ class PodRunner:
                 if not os.path.isdir(path):
                     raise PodError("volume %s: persistentVolumeClaim %s: no directory %s (kubelet --pvc-dir)"
                                    % (name, claim, path))
-            elif "secret" in vol or "configMap" in vol or "projected" in vol:
+            elif "secret" in vol or "configMap" in vol or "projected" in vol or "downwardAPI" in vol:
                 path = self.materialize(name, vol)
             else:
                 raise PodError("volume %s: unsupported volume source %s" % (name, sorted(set(vol) - {"name"})))
             sources[name] = path
         return sources
 
-    def source_data(self, kind, name):
+    def source_data(self, kind, name, optional=False):
+        try:
+            return self.fetch_source(kind, name)
+        except ApiFailure as e:
+            if optional and e.code == 404:
+                return {}
+            raise
+
+    def fetch_source(self, kind, name):
         if kind == "secret":
             obj = self.k.api.call("GET", "/api/v1/namespaces/%s/secrets/%s" % (self.ns, name))
             data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
@@ -563,20 +571,54 @@ class PodRunner:
         obj = self.k.api.call("GET", "/api/v1/namespaces/%s/configmaps/%s" % (self.ns, name))
         return {k: v.encode() for k, v in (obj.get("data") or {}).items()}
 
+    def downward_data(self, items):
+        """downwardAPI items: fieldRef values as the kubelet writes them (labels/annotations as key="value" lines);
+        resourceFieldRef from the first container's limits/requests."""
+        data = {}
+        for item in items or []:
+            if "fieldRef" in item:
+                path = item["fieldRef"]["fieldPath"]
+                if path in ("metadata.labels", "metadata.annotations"):
+                    kv = self.pod["metadata"].get(path.split(".")[1]) or {}
+                    value = "".join('%s="%s"\n' % (k, kv[k]) for k in sorted(kv))
+                else:
+                    value = self.field_value(path)
+            else:
+                res = item.get("resourceFieldRef") or {}
+                kind, _, what = res.get("resource", "").partition(".")
+                ctrs = self.pod["spec"].get("containers") or [{}]
+                value = str(((ctrs[0].get("resources") or {}).get(kind) or {}).get(what, ""))
+            data[item["path"]] = value.encode()
+        return data
+
     def materialize(self, name, vol):
         path = os.path.join(self.dir, "volumes", name)
         os.makedirs(path, exist_ok=True)
         if "secret" in vol:
-            data = self.source_data("secret", vol["secret"]["secretName"])
+            data = self.source_data("secret", vol["secret"]["secretName"], vol["secret"].get("optional"))
         elif "configMap" in vol:
-            data = self.source_data("configMap", vol["configMap"]["name"])
+            data = self.source_data("configMap", vol["configMap"]["name"], vol["configMap"].get("optional"))
+        elif "downwardAPI" in vol:
+            data = self.downward_data(vol["downwardAPI"].get("items"))
         else:  # projected: the sources' keys merged into one directory, later sources win
             data = {}
             for src in vol["projected"].get("sources") or []:
+                if "serviceAccountToken" in src:
+                    tok = os.path.join(self.k.sa_dir or "/nonexistent", "token")
+                    data[src["serviceAccountToken"]["path"]] = open(tok, "rb").read() if os.path.exists(tok) else b""
+                    continue
+                if "downwardAPI" in src:
+                    data.update(self.downward_data(src["downwardAPI"].get("items")))
+                    continue
                 kind = "secret" if "secret" in src else "configMap"
-                if kind in src:
-                    data.update(self.source_data(kind, src[kind]["name"]))
+                if kind not in src:
+                    continue
+                got = self.source_data(kind, src[kind]["name"], src[kind].get("optional") or
+                                       (kind == "configMap" and src[kind]["name"] == "kube-root-ca.crt"))
+                items = src[kind].get("items")
+                data.update({i["path"]: got[i["key"]] for i in items if i["key"] in got} if items else got)
         for key, value in data.items():
+            os.makedirs(os.path.dirname(os.path.join(path, key)), exist_ok=True)
             with open(os.path.join(path, key), "wb") as f:
                 f.write(value)
         return path
@@ -593,14 +635,17 @@ class PodRunner:
         return path
 
     # --- containers ---
+    def field_value(self, path):
+        fields = {"metadata.name": self.name, "metadata.namespace": self.ns, "metadata.uid": self.uid,
+                  "spec.nodeName": self.k.node, "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", ""),
+                  "status.podIP": self.pod_ip, "status.hostIP": self.k.host_ip}
+        return fields.get(path, "")
+
     def env_for(self, container):
         env = {k: os.environ[k] for k in self.k.pass_env if k in os.environ}
         env["HOSTNAME"] = self.name
         if self.k.in_cluster:
             env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"] = self.k.in_cluster
-        fields = {"metadata.name": self.name, "metadata.namespace": self.ns, "metadata.uid": self.uid,
-                  "spec.nodeName": self.k.node, "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", ""),
-                  "status.podIP": self.pod_ip, "status.hostIP": self.k.host_ip}
         for item in container.get("env") or []:
             if "value" in item:
                 env[item["name"]] = expand(item["value"], env)
@@ -610,7 +655,7 @@ class PodRunner:
                 path = ref["fieldRef"]["fieldPath"]
                 m = re.match(r"^metadata\.(labels|annotations)\['(.*)'\]$", path)
                 env[item["name"]] = self.pod["metadata"].get(m.group(1), {}).get(m.group(2), "") if m else \
-                    fields.get(path, "")
+                    self.field_value(path)
             elif "secretKeyRef" in ref or "configMapKeyRef" in ref:
                 kind, sel = ("secrets", ref["secretKeyRef"]) if "secretKeyRef" in ref else ("configmaps",
                                                                                           ref["configMapKeyRef"])

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # The kubelet stand-in against the test apiserver: Node registration, a Pod whose command runs in a private mount
-# namespace with emptyDir/hostPath/image volumes, status (phase, podIP, exit code, termination message), logs,
+# namespace with emptyDir/hostPath/image/downwardAPI volumes, status (phase, podIP, exit code, termination message), logs,
 # a failing container, and graceful deletion (SIGTERM, then the Pod object is removed). Then pod networking
 # (--pod-cidr): the Pod's own netns, its address, resolv.conf and API server forwarder, reached from the node
 # netns, and everything removed on Pod deletion and kubelet exit.
@@ -59,15 +59,20 @@ def main():
         os.makedirs(host)
         with open(os.path.join(image, "marker"), "w") as f:
             f.write("from-image\n")
-        script = ("echo hi $POD_NAME; cat /var/run/kvtest/img/marker; echo done > /var/run/kvtest/host/out; "
+        script = ("echo hi $POD_NAME; cat /var/run/kvtest/img/marker; echo; cat /var/run/kvtest/info/podname; echo; "
+                  "echo done > /var/run/kvtest/host/out; "
                   "echo scratch > /var/run/kvtest/run/x; echo bye > /dev/termination-log; sleep 1")
         srv.request("POST", PODS, pod("hello", script,
                                       volumes=[{"name": "run", "emptyDir": {}},
                                                {"name": "img", "image": {"reference": image}},
-                                               {"name": "host", "hostPath": {"path": host}}],
+                                               {"name": "host", "hostPath": {"path": host}},
+                                               {"name": "info", "downwardAPI": {"items": [
+                                                   {"path": "podname",
+                                                    "fieldRef": {"fieldPath": "metadata.name"}}]}}],
                                       mounts=[{"name": "run", "mountPath": "/var/run/kvtest/run"},
                                               {"name": "img", "mountPath": "/var/run/kvtest/img", "readOnly": True},
-                                              {"name": "host", "mountPath": "/var/run/kvtest/host"}]))
+                                              {"name": "host", "mountPath": "/var/run/kvtest/host"},
+                                              {"name": "info", "mountPath": "/var/run/kvtest/info", "readOnly": True}]))
         wait_for("hello Running", lambda: phase(srv, "hello") in ("Running", "Succeeded"))
         p = srv.request("GET", PODS + "/hello")[1]
         check(p["status"]["podIP"] == "127.0.0.1", "podIP reported", p["status"])
@@ -77,7 +82,8 @@ def main():
         check(term["exitCode"] == 0 and term["reason"] == "Completed" and term["message"] == "bye\n",
               "exit code and termination message", term)
         code, log = srv.request("GET", PODS + "/hello/log", raw=True)
-        check(code == 200 and log == b"hi hello\nfrom-image\n", "container log through pods/log", log)
+        check(code == 200 and log == b"hi hello\nfrom-image\n\nhello\n",
+              "container log through pods/log (a downwardAPI volume's file read)", log)
         check(open(os.path.join(host, "out")).read() == "done\n", "hostPath volume is bind-mounted")
         check(not os.path.exists("/var/run/kvtest/run/x"), "mounts stay in the Pod's mount namespace")
 

@@ -2,7 +2,10 @@
 stdin through `--vmi -`): CPU topology and model, memory, firmware uuid/serial (SMBIOS, seen by the
 guest), disks on virtio/scsi/sata with serial, bootOrder, cache and readonly, hostDisk Disk and
 DiskOrCreate, a persistentVolumeClaim (--pvc-root) and an ephemeral one (the guest's writes stay in the
-overlay), emptyDisks, a cloud-init cdrom on scsi (userDataBase64 + networkData), rng, tablets,
+overlay), emptyDisks, a cloud-init cdrom on scsi (userDataBase64 + networkData), a configMap volume (its
+keys from --secret-root, an ISO9660 disk labelled cfgdata the guest mounts and reads), a configMap shared over
+virtiofs (virtiofsd started and stopped by the launcher; the guest mounts the tag when its kernel has
+virtiofs), rng, tablets,
 slirp networking, VNC on vnc.sock, the run-dir contents and the status file's fields. The guest is asked
 through its serial shell (console over control.sock); what the cloud kernel cannot see (sata) is checked
 on QEMU's side over qmp.sock."""
@@ -23,6 +26,12 @@ need_guest()
 work = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"kv-audit-dev-{os.getpid()}")
 for claim in ("pvc1", "eph1"):
     os.makedirs(os.path.join(work, "pvc", claim), exist_ok=True)
+os.makedirs(os.path.join(work, "secrets", "cfg1"))
+with open(os.path.join(work, "secrets", "cfg1", "app.properties"), "w") as f:  # a ConfigMap key, as mounted
+    f.write("color=blue\n")
+os.makedirs(os.path.join(work, "secrets", "share1"))
+with open(os.path.join(work, "secrets", "share1", "hello.txt"), "w") as f:
+    f.write("over-virtiofs\n")
 host1, host2 = os.path.join(work, "host1.img"), os.path.join(work, "host2.img")
 pvc_img = os.path.join(work, "pvc", "pvc1", "disk.img")
 eph_img = os.path.join(work, "pvc", "eph1", "disk.img")
@@ -55,6 +64,8 @@ spec:
       autoattachSerialConsole: true
       autoattachGraphicsDevice: true
       rng: {{}}
+      filesystems:
+      - {{name: share1, virtiofs: {{}}}}
       inputs:
       - {{name: tablet1, type: tablet, bus: usb}}
       - {{name: tablet2, type: tablet, bus: virtio}}
@@ -69,6 +80,7 @@ spec:
       - {{name: scsi1, bootOrder: 1, disk: {{bus: scsi}}}}
       - {{name: cd1, cdrom: {{bus: scsi}}}}
       - {{name: sata1, disk: {{bus: sata}}}}
+      - {{name: cfg1, disk: {{}}}}
   networks:
   - {{name: default, pod: {{}}}}
   volumes:
@@ -80,17 +92,20 @@ spec:
   - {{name: scsi1, emptyDisk: {{capacity: 4Mi}}}}
   - {{name: cd1, cloudInitNoCloud: {{userDataBase64: {base64.b64encode(USER_DATA.encode()).decode()}, networkData: "{NET_DATA.strip()}\\n"}}}}
   - {{name: sata1, emptyDisk: {{capacity: 4Mi}}}}
+  - {{name: cfg1, configMap: {{name: app-config}}}}
+  - {{name: share1, configMap: {{name: shared-files}}}}
 """
 try:
-    L = Launcher(None, manifest_text=manifest, via_stdin=True, args=["--pvc-root", os.path.join(work, "pvc")])
+    L = Launcher(None, manifest_text=manifest, via_stdin=True, args=["--pvc-root", os.path.join(work, "pvc"),
+                                                                 "--secret-root", os.path.join(work, "secrets")])
     L.wait_phase("Running")
     L.wait_serial("KVGUEST READY")
-    m = L.wait_serial_re(r"CNT \d+ .*blk=vda,vdb,vdc,vdd,vde,sda ", timeout=15) and \
+    m = L.wait_serial_re(r"CNT \d+ .*blk=vda,vdb,vdc,vdd,vde,vdf,sda ", timeout=15) and \
         re.findall(r"CNT \d+ cpus=(\S*) memKB=(\d+) blk=(\S*) net=(\S*)", L.serial())[-1]
     print("ok: `--vmi -` read the YAML manifest from stdin and booted")
     check(m[0] == "0-1", f"guest has 2 CPUs online ({m[0]})", L)
     check(300 * 1024 > int(m[1]) > 240 * 1024, f"guest memKB {m[1]} fits memory.guest 320Mi", L)
-    print(f"ok: guest sees virtio vda-vde and the scsi disk: blk={m[2]}")
+    print(f"ok: guest sees virtio vda-vdf and the scsi disk: blk={m[2]}")
     L.wait_serial_re(r"NET eth0 10\.0\.2\.15", timeout=15)
     print("ok: slirp interface: the guest got a DHCP lease 10.0.2.15")
     L.wait_serial("CIDATA network-config", timeout=10)
@@ -112,6 +127,15 @@ try:
     check(ask("Q9", "head -c 12 /dev/vde") == "EPHEMERAL-OK", "ephemeral PVC: guest reads the claim", L)
     check(ask("QA", "echo GUEST-WROTE-IT | dd of=/dev/vde conv=fsync 2>/dev/null; head -c 12 /dev/vde") ==
           "GUEST-WROTE-", "ephemeral PVC: the guest writes to its disk", L)
+    check(ask("QB", "findfs LABEL=cfgdata") == "/dev/vdf", "configMap disk: the guest finds label cfgdata", L)
+    check(ask("QC", "mkdir -p /mnt/cfg && mount -t iso9660 -o ro /dev/vdf /mnt/cfg && cat /mnt/cfg/app.properties")
+          == "color=blue", "configMap disk: the guest mounts the ISO and reads the key's file", L)
+    check(ask("QD", "cat /sys/block/vdf/ro") == "1", "configMap disk is read-only in the guest", L)
+    if ask("QE", "grep -c virtiofs /proc/filesystems") == "1":
+        check(ask("QF", "mkdir -p /mnt/fs && mount -t virtiofs share1 /mnt/fs && cat /mnt/fs/hello.txt") ==
+              "over-virtiofs", "virtiofs: the guest mounts tag share1 and reads the configMap's file", L)
+    else:
+        print("note: this guest kernel has no virtiofs module (tests/guest/build.sh adds it): QEMU's side only")
     check("sr0" in ask("Q8", "ls /sys/block | tr '\\n' ,"), "guest sees the scsi cdrom as sr0", L)
     ask.close()
 
@@ -130,6 +154,15 @@ try:
         return L.qmp("qom-get", {"path": f"/machine/peripheral/{dev}", "property": prop}).get("return")
 
     types = {p["name"]: p["type"] for p in L.qmp("qom-list", {"path": "/machine/peripheral"})["return"]}
+    check(types.get("ua-fs-share1") == "child<vhost-user-fs-pci>", "filesystem share1: vhost-user-fs-pci", L)
+    check(qom("ua-fs-share1", "tag") == "share1", "virtiofs tag = the filesystem's name", L)
+    check(L.qmp("qom-get", {"path": "/objects/mem0", "property": "share"})["return"] is True,
+          "guest RAM is a shared memory backend (vhost-user)", L)
+    sock = os.path.join(L.run_dir, "virtiofs-share1.sock")
+    daemons = [p for p in os.listdir("/proc") if p.isdigit() and
+               open(f"/proc/{p}/cmdline", "rb").read().startswith(b"/usr/lib/qemu/virtiofsd\0--socket-path=" +
+                                                                     sock.encode())]
+    check(len(daemons) == 1, f"one virtiofsd serves share1 ({daemons})", L)
     check(types.get("ua-sata1") == "child<ide-hd>", "sata disk is an ide-hd on q35's AHCI (QEMU's view)", L)
     check(types.get("ua-cd1") == "child<scsi-cd>" and types.get("ua-scsi1") == "child<scsi-hd>",
           "scsi disk and cdrom are scsi-hd / scsi-cd", L)
@@ -167,7 +200,7 @@ try:
 
     files = set(os.listdir(L.run_dir))
     want = {"qmp.sock", "control.sock", "serial.sock", "vnc.sock", "serial.log", "disk-scratch.qcow2",
-            "disk-scsi1.qcow2", "disk-sata1.qcow2", "disk-eph1.qcow2", "cidata-cd1.iso"}
+            "disk-scsi1.qcow2", "disk-sata1.qcow2", "disk-eph1.qcow2", "cidata-cd1.iso", "data-cfg1.iso"}
     check(want <= files, f"run dir holds {sorted(want)}", L)
     check(os.path.getsize(host2) == 12 << 20 and os.stat(host2).st_blocks * 512 < 1 << 20,
           "DiskOrCreate made a sparse 12 MiB file", L)
@@ -183,6 +216,7 @@ try:
     L.proc.send_signal(signal.SIGTERM)
     check(L.wait_exit(25) == 0, f"SIGTERM → powered off, exit 0 ({time.monotonic() - t:.1f} s)", L)
     check(L.status()["phase"] == "Succeeded", "phase Succeeded", L)
+    check(not os.path.exists(f"/proc/{daemons[0]}") if daemons else True, "virtiofsd stopped with the launcher", L)
 finally:
     shutil.rmtree(work, ignore_errors=True)
 print("PASS")

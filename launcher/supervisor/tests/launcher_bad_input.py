@@ -45,6 +45,18 @@ escape = vmi("bad", disks=[{"name": "c", "disk": {}}],
              volumes=[{"name": "c", "containerDisk": {"image": os.path.join(GUEST, "containerdisk"),
                                                       "path": "/../../../etc/shadow"}}])
 
+# virtiofs: a daemon that cannot run fails the VMI naming the filesystem (exit 3, the host's part)
+share = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"kv-bad-share-{os.getpid()}")
+os.makedirs(os.path.join(share, "cfg"), exist_ok=True)
+fs = vmi("bad", volumes=[{"name": "cfg", "configMap": {"name": "app-config"}}])
+fs["spec"]["domain"]["devices"]["filesystems"] = [{"name": "cfg", "virtiofs": {}}]
+run_bad("virtiofsd exits at once", fs, args=["--secret-root", share, "--virtiofsd", "/bin/false"], expect_rc=3,
+        expect_msg="spec.domain.devices.filesystems[0]: virtiofsd cannot run on this host (exit status 1)")
+run_bad("no virtiofsd", fs, args=["--secret-root", share, "--virtiofsd", "/nonexistent/virtiofsd"], expect_rc=3,
+        expect_msg="spec.domain.devices.filesystems[0]: virtiofs needs virtiofsd")
+os.remove(os.path.join(share, "cfg", "key")) if os.path.exists(os.path.join(share, "cfg", "key")) else None
+os.rmdir(os.path.join(share, "cfg"))
+os.rmdir(share)
 run_bad("not YAML", text="{ this is : [ not valid", expect_msg="invalid manifest")
 run_bad("negative memory", neg, expect_msg="memory")
 run_bad("unknown bus", ide, expect_msg="spec.domain.devices.disks[0]")

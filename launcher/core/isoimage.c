@@ -1,6 +1,6 @@
-/* cidata: build the NoCloud seed ISO in memory with libisofs and stream it to a file. libisofs runs a
- * writer thread of its own while the image is produced; it is joined before cidata_write() returns. */
-#include "cidata.h"
+/* isoimage: build an ISO in memory with libisofs and stream it to a file. libisofs runs a writer thread of
+ * its own while the image is produced; it is joined before iso_image_write() returns. */
+#include "isoimage.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,21 +15,50 @@
 
 #include "macro.h"
 
-static int add_file(IsoDir *root, const char *name, const char *content)
+/* The directory for `path`'s parent under root (created as needed); *name points at its last component. */
+static int parent_dir(IsoDir *root, char *path, IsoDir **out, const char **name)
 {
-        size_t n = strlen(content);
+        IsoDir *dir = root;
+        char *slash;
+        while ((slash = strchr(path, '/'))) {
+                *slash = '\0';
+                IsoNode *node = NULL;
+                if (iso_dir_get_node(dir, path, &node) == 1) {
+                        if (iso_node_get_type(node) != LIBISO_DIR)
+                                return -EEXIST;
+                        dir = (IsoDir *)node;
+                } else if (iso_tree_add_new_dir(dir, path, &dir) < 0) {
+                        return -EIO;
+                }
+                path = slash + 1;
+        }
+        *out = dir, *name = path;
+        return 0;
+}
+
+static int add_file(IsoDir *root, const iso_entry *e)
+{
+        _cleanup_free_ char *copy = strdup(e->path);
+        const char *name;
+        IsoDir *dir;
+        if (!copy)
+                return -ENOMEM;
+        int r = parent_dir(root, copy, &dir, &name);
+        if (r < 0)
+                return r;
+        size_t n = e->len;
         unsigned char *buf = malloc(n ? n : 1);
         IsoStream *stream = NULL;
         if (!buf)
                 return -ENOMEM;
-        memcpy(buf, content, n);
+        memcpy(buf, e->data, n);
         if (iso_memory_stream_new(buf, n, &stream) < 0) { /* the stream owns buf from here on */
                 free(buf);
                 return -ENOMEM;
         }
         /* The new file takes over our stream reference; on failure it is still ours to drop. */
         IsoFile *file = NULL;
-        int r = iso_tree_add_new_file(root, name, stream, &file);
+        r = iso_tree_add_new_file(dir, name, stream, &file);
         if (r < 0) {
                 iso_stream_unref(stream);
                 return -EIO;
@@ -66,7 +95,7 @@ static IsoWriteOpts *deterministic_opts(void)
         iso_write_opts_set_rockridge(opts, 1);
         iso_write_opts_set_joliet(opts, 1);
         iso_write_opts_set_relaxed_vol_atts(
-            opts, 1); /* keep the label lower-case `cidata`, as cloud-init looks for */
+            opts, 1); /* keep labels as given (lower-case `cidata`, `config-2`), as cloud-init looks for */
         iso_write_opts_set_replace_mode(opts, 1, 1, 1, 1); /* 0555/0444 root:root, no host ownership leaks */
         iso_write_opts_set_replace_timestamps(opts, 2);
         iso_write_opts_set_default_timestamp(opts, 946684800);
@@ -74,18 +103,16 @@ static IsoWriteOpts *deterministic_opts(void)
         return opts;
 }
 
-static int build_image(IsoImage **out, const cidata_files *f)
+static int build_image(IsoImage **out, const char *label, const iso_entry *entries, size_t n)
 {
         IsoImage *image = NULL;
-        if (iso_image_new("cidata", &image) < 0)
+        if (iso_image_new(label, &image) < 0)
                 return -ENOMEM;
-        iso_image_set_volume_id(image, "cidata");
+        iso_image_set_volume_id(image, label);
         IsoDir *root = iso_image_get_root(image);
-        int r = add_file(root, "meta-data", f->meta_data);
-        if (r >= 0 && f->user_data)
-                r = add_file(root, "user-data", f->user_data);
-        if (r >= 0 && f->network_data)
-                r = add_file(root, "network-config", f->network_data);
+        int r = 0;
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = add_file(root, &entries[i]);
         if (r < 0) {
                 iso_image_unref(image);
                 return r;
@@ -94,18 +121,18 @@ static int build_image(IsoImage **out, const cidata_files *f)
         return 0;
 }
 
-int cidata_write(const char *path, const cidata_files *f, kv_error *err)
+int iso_image_write(const char *path, const char *label, const iso_entry *entries, size_t n, kv_error *err)
 {
         _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return kv_error_errno(err, errno, "create %s", path);
         if (iso_init() < 0)
                 return kv_error_set(err, EIO, "libisofs initialisation failed");
-        iso_set_msgs_severities("NEVER", "FATAL", "cidata");
+        iso_set_msgs_severities("NEVER", "FATAL", "isoimage");
         IsoImage *image = NULL;
         IsoWriteOpts *opts = deterministic_opts();
         struct burn_source *src = NULL;
-        int r = opts ? build_image(&image, f) : -ENOMEM;
+        int r = opts ? build_image(&image, label, entries, n) : -ENOMEM;
         if (r >= 0 && iso_image_create_burn_source(image, opts, &src) < 0)
                 r = -EIO;
         if (r >= 0)
@@ -120,6 +147,6 @@ int cidata_write(const char *path, const cidata_files *f, kv_error *err)
                 iso_write_opts_free(opts);
         iso_finish();
         if (r < 0)
-                return kv_error_errno(err, -r, "write cloud-init ISO %s", path);
+                return kv_error_errno(err, -r, "write ISO %s (label %s)", path, label);
         return 0;
 }

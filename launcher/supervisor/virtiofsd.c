@@ -1,0 +1,151 @@
+/* virtiofsd: fork/exec of QEMU's virtiofsd per filesystem (argv from launcher/core), waiting for its
+ * vhost-user socket; the error for a daemon that cannot run names the filesystem's JSON path. */
+#include "virtiofsd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+#include "strv.h"
+#include "virtiofs.h"
+
+#define SOCKET_WAIT_MS 5000
+
+static void exec_child(char *const *argv, int log_fd, pid_t parent)
+{
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(127);
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
+                _exit(127);
+        close_range(3, ~0U, 0);
+        execv(argv[0], argv);
+        _exit(127);
+}
+
+/* The last line the daemon logged, for the error message. */
+static void last_line(const char *log, char *buf, size_t size)
+{
+        _cleanup_close_ int fd = open(log, O_RDONLY | O_CLOEXEC);
+        char tail[512];
+        ssize_t n = fd >= 0 ? pread(fd, tail, sizeof(tail) - 1, 0) : -1;
+        snprintf(buf, size, "no output");
+        if (n <= 0)
+                return;
+        struct stat st;
+        if (fstat(fd, &st) == 0 && st.st_size > (off_t)sizeof(tail) - 1)
+                n = pread(fd, tail, sizeof(tail) - 1, st.st_size - (off_t)sizeof(tail) + 1);
+        if (n <= 0)
+                return;
+        tail[n] = '\0';
+        while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r'))
+                tail[--n] = '\0';
+        const char *nl = strrchr(tail, '\n');
+        snprintf(buf, size, "%s", nl ? nl + 1 : tail);
+}
+
+/* Waits until the socket exists; -1 with *status set when the daemon exited first, -2 on timeout. */
+static int wait_socket(pid_t pid, const char *sock, int *status)
+{
+        for (int ms = 0; ms < SOCKET_WAIT_MS; ms += 10) {
+                struct stat st;
+                if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode))
+                        return 0;
+                if (waitpid(pid, status, WNOHANG) == pid)
+                        return -1;
+                nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+        }
+        return -2;
+}
+
+static int start_one(const vmi *v, size_t i, const char *run_dir, const char *binary, pid_t *out,
+                     kv_error *err)
+{
+        const vmi_filesystem *fs = &v->filesystems[i];
+        _cleanup_(strv_free) strv argv = {0};
+        _cleanup_free_ char *sock = virtiofs_socket_path(run_dir, fs), *log = NULL;
+        char why[256];
+        if (!sock || asprintf(&log, "%s/virtiofsd-%s.log", run_dir, fs->name) < 0)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        if (access(binary, X_OK) < 0)
+                return kv_error_set(
+                    err, EINVAL,
+                    "spec.domain.devices.filesystems[%zu]: virtiofs needs virtiofsd (%s, from "
+                    "qemu-system-common), which this host lacks: %s",
+                    i, binary, strerror(errno));
+        int r = virtiofsd_argv(binary, v, fs, run_dir, &argv, err);
+        if (r < 0)
+                return r;
+        unlink(sock);
+        _cleanup_close_ int log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (log_fd < 0)
+                return kv_error_errno(err, errno, "create %s", log);
+        pid_t parent = getpid(), pid = fork();
+        if (pid < 0)
+                return kv_error_errno(err, errno, "fork virtiofsd");
+        if (pid == 0)
+                exec_child(strv_argv(&argv), log_fd, parent);
+        *out = pid;
+        int status = 0;
+        r = wait_socket(pid, sock, &status);
+        if (r == 0) {
+                log_info("virtiofsd for filesystem %s: pid %d, socket %s", fs->name, (int)pid, sock);
+                return 0;
+        }
+        last_line(log, why, sizeof(why));
+        if (r == -2)
+                return kv_error_set(err, EINVAL,
+                                    "spec.domain.devices.filesystems[%zu]: virtiofsd made no socket in %d s "
+                                    "(%s)",
+                                    i, SOCKET_WAIT_MS / 1000, why);
+        *out = 0;
+        return kv_error_set(err, EINVAL,
+                            "spec.domain.devices.filesystems[%zu]: virtiofsd cannot run on this host (exit "
+                            "status %d): %s",
+                            i, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), why);
+}
+
+int virtiofsd_start_all(const vmi *v, const char *run_dir, const char *binary, virtiofsd_set *set,
+                        kv_error *err)
+{
+        if (!v->n_filesystems)
+                return 0;
+        set->pids = calloc(v->n_filesystems, sizeof(pid_t));
+        if (!set->pids)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        for (size_t i = 0; i < v->n_filesystems; i++) {
+                int r = start_one(v, i, run_dir, binary ? binary : VIRTIOFSD_DEFAULT, &set->pids[i], err);
+                set->n = i + 1;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+void virtiofsd_stop_all(virtiofsd_set *set)
+{
+        for (size_t i = 0; i < set->n; i++) {
+                pid_t pid = set->pids[i];
+                /* 0: still ours and running; pid: a zombie now reaped; -1: the supervisor reaped it already
+                 */
+                if (pid <= 0 || waitpid(pid, NULL, WNOHANG) != 0)
+                        continue;
+                kill(pid, SIGTERM);
+                for (int ms = 0; ms < 2000 && waitpid(pid, NULL, WNOHANG) == 0; ms += 10)
+                        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+                if (kill(pid, SIGKILL) == 0)
+                        waitpid(pid, NULL, 0);
+        }
+        free(set->pids);
+        set->pids = NULL, set->n = 0;
+}
