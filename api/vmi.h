@@ -78,8 +78,9 @@ typedef struct volume_prep {
         char *base;          /* overlays the launcher made: the read-only base image, else NULL */
         image_format base_format;
         bool read_only; /* the node at path is opened read-only */
-        /* path is a block device (a block-mode claim): host_device, and scsi-block for a lun */
-        bool block_device;
+        /* path is a block device (a block-mode claim): opened with host_device; scsi_generic: it answers
+         * SG_IO (a SCSI disk), so a lun passes the guest's SCSI commands through (scsi-block) */
+        bool block_device, scsi_generic;
 } volume_prep;
 
 typedef struct vmi_volume {

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <scsi/sg.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -25,6 +27,12 @@
 #define START_TIMEOUT_MS 5000
 #define SWTPM_FD 3
 
+static bool is_executable(const char *path)
+{
+        struct stat st;
+        return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
 /* The program's absolute path on $PATH into buf; false when it is not installed. */
 static bool find_program(const char *name, char *buf, size_t size)
 {
@@ -32,7 +40,7 @@ static bool find_program(const char *name, char *buf, size_t size)
         _cleanup_free_ char *copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
         char *save = NULL;
         for (char *dir = copy ? strtok_r(copy, ":", &save) : NULL; dir; dir = strtok_r(NULL, ":", &save))
-                if ((size_t)snprintf(buf, size, "%s/%s", dir, name) < size && access(buf, X_OK) == 0)
+                if ((size_t)snprintf(buf, size, "%s/%s", dir, name) < size && is_executable(buf))
                         return true;
         return false;
 }
@@ -87,13 +95,24 @@ static int prepare_tpm(vmi *v, const launcher_paths *p, kv_error *err)
         return 0;
 }
 
+/* A block-mode claim: a block device, and whether it takes SCSI commands (SG_IO): a SCSI disk does, a
+ * loop, dm or rbd device does not, and QEMU's scsi-block would refuse it. */
+static void probe_block_device(volume_prep *vp)
+{
+        struct stat st;
+        vp->block_device = vp->path && stat(vp->path, &st) == 0 && S_ISBLK(st.st_mode);
+        vp->scsi_generic = false;
+        if (!vp->block_device)
+                return;
+        _cleanup_close_ int fd = open(vp->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        int version = 0;
+        vp->scsi_generic = fd >= 0 && ioctl(fd, SG_GET_VERSION_NUM, &version) == 0 && version >= 30000;
+}
+
 int helperd_prepare(vmi *v, const launcher_paths *p, kv_error *err)
 {
-        for (size_t i = 0; i < v->n_volumes; i++) {
-                struct stat st;
-                volume_prep *vp = &v->volumes[i].prep;
-                vp->block_device = vp->path && stat(vp->path, &st) == 0 && S_ISBLK(st.st_mode);
-        }
+        for (size_t i = 0; i < v->n_volumes; i++)
+                probe_block_device(&v->volumes[i].prep);
         for (size_t i = 0; i < v->n_disks; i++) {
                 if (!v->disks[i].reservation)
                         continue;
@@ -123,26 +142,45 @@ static int listen_unix(const char *path, kv_error *err)
 }
 
 /* fork+exec with the launcher's death as the child's (PDEATHSIG); `fd` (if >= 0) becomes SWTPM_FD. Between
- * fork and exec only async-signal-safe calls: argv and envp are built before. */
+ * fork and exec only async-signal-safe calls: argv and envp are built before. A close-on-exec pipe tells
+ * whether the exec happened: EOF, or the child's errno. */
 static int spawn(const char *path, char *const argv[], char *const envp[], int fd, pid_t *pid, kv_error *err)
 {
+        int status_pipe[2];
+        if (pipe2(status_pipe, O_CLOEXEC) < 0)
+                return kv_error_errno(err, errno, "pipe");
         pid_t parent = getpid();
         pid_t child = fork();
-        if (child < 0)
-                return kv_error_errno(err, errno, "fork %s", path);
+        if (child < 0) {
+                int saved = errno;
+                close(status_pipe[0]), close(status_pipe[1]);
+                return kv_error_errno(err, saved, "fork %s", path);
+        }
         if (child == 0) {
-                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                        _exit(127);
+                close(status_pipe[0]);
+                int e = 0;
                 sigset_t none;
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 int null = open("/dev/null", O_RDONLY);
-                if (null < 0 || dup2(null, STDIN_FILENO) < 0)
-                        _exit(127);
-                if (fd >= 0 && (fd == SWTPM_FD ? fcntl(fd, F_SETFD, 0) : dup2(fd, SWTPM_FD)) < 0)
-                        _exit(127);
-                execve(path, argv, envp);
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent || null < 0 ||
+                    dup2(null, STDIN_FILENO) < 0 ||
+                    (fd >= 0 && (fd == SWTPM_FD ? fcntl(fd, F_SETFD, 0) : dup2(fd, SWTPM_FD)) < 0))
+                        e = errno ? errno : EPERM;
+                else
+                        execve(path, argv, envp), e = errno;
+                (void)!write(status_pipe[1], &e, sizeof(e));
                 _exit(127);
+        }
+        close(status_pipe[1]);
+        int child_errno = 0;
+        ssize_t n;
+        while ((n = read(status_pipe[0], &child_errno, sizeof(child_errno))) < 0 && errno == EINTR)
+                ;
+        close(status_pipe[0]);
+        if (n > 0) {
+                waitpid(child, NULL, 0);
+                return kv_error_errno(err, child_errno, "exec %s", path);
         }
         *pid = child;
         return 0;
@@ -171,7 +209,7 @@ static int wait_listening(const char *what, const char *path, pid_t *pid, kv_err
 }
 
 /* swtpm socket --tpm2: the control channel on an inherited listening socket; QEMU's -tpmdev emulator
- * connects to it and opens the data channel over it. --terminate: it exits when QEMU goes away. */
+ * connects to it and opens the data channel over it. --terminate: it exits when its client goes away. */
 static int start_swtpm(const vmi *v, const char *run_dir, pid_t *pid, kv_error *err)
 {
         char prog[4096], sock[4096], ctrl[64];
@@ -187,8 +225,9 @@ static int start_swtpm(const vmi *v, const char *run_dir, pid_t *pid, kv_error *
         snprintf(ctrl, sizeof(ctrl), "type=unixio,fd=%d", SWTPM_FD);
         char *argv[] = {"swtpm", "socket", "--tpm2", "--ctrl", ctrl, "--terminate", NULL};
         char *envp[] = {env_path, NULL};
-        JF_TRY(spawn(prog, argv, envp, fd, pid, err));
-        return wait_listening("swtpm", sock, pid, err);
+        /* Already listening (our socket): no probe, a connection that closes would end swtpm (--terminate).
+         */
+        return spawn(prog, argv, envp, fd, pid, err);
 }
 
 static int start_pr_helper(const char *run_dir, pid_t *pid, kv_error *err)

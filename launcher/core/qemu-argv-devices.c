@@ -156,15 +156,16 @@ static cJSON *disk_device_props(const vmi *v, cJSON *dev, const vmi_disk *d, con
         return dev;
 }
 
-/* A lun over a block device is passed through (scsi-block: the guest's SCSI commands reach the LUN, as
- * libvirt's device='lun'); over a file it is an emulated SCSI disk (scsi-hd): libvirt refuses a lun on a
- * file, this launcher runs it as the nearest thing. */
+/* A lun over a SCSI block device is passed through (scsi-block: the guest's SCSI commands reach the LUN,
+ * as libvirt's device='lun'). Over a file, or a block device that takes no SCSI commands (loop, dm, rbd),
+ * it is an emulated SCSI disk (scsi-hd): libvirt refuses a lun there, this launcher runs the nearest thing.
+ */
 static const char *scsi_driver(const argv_builder *b, const vmi_disk *d)
 {
         const volume_prep *p = &b->v->volumes[d->volume].prep;
         if (d->kind == DISK_CDROM)
                 return "scsi-cd";
-        return d->kind == DISK_LUN && p->block_device && !p->base ? "scsi-block" : "scsi-hd";
+        return d->kind == DISK_LUN && p->scsi_generic && !p->base ? "scsi-block" : "scsi-hd";
 }
 
 static int add_disk(argv_builder *b, const vmi_disk *d, size_t i, int *sata, int *scsi)
@@ -198,17 +199,18 @@ static int add_disk(argv_builder *b, const vmi_disk *d, size_t i, int *sata, int
 
 /* lun.reservation: QEMU forwards PERSISTENT RESERVE commands to qemu-pr-helper (which holds the
  * privilege to issue them) over <run_dir>/pr-helper.sock; the launcher runs the helper. Reservations only
- * mean something on a real LUN, so the volume must be a block device. */
+ * mean something on a real LUN, so the volume must be a SCSI block device. */
 static int add_pr_manager(argv_builder *b, size_t i)
 {
         const vmi_disk *d = &b->v->disks[i];
         const volume_prep *p = &b->v->volumes[d->volume].prep;
-        if (!p->block_device || p->base)
-                return kv_error_set(
-                    b->err, EINVAL,
-                    "spec.domain.devices.disks[%zu].lun.reservation: needs a block-device "
-                    "volume (SCSI persistent reservations go to a real LUN), \"%s\" is a file",
-                    i, b->v->volumes[d->volume].name);
+        if (!p->scsi_generic || p->base)
+                return kv_error_set(b->err, EINVAL,
+                                    "spec.domain.devices.disks[%zu].lun.reservation: needs a SCSI "
+                                    "block-device volume (persistent reservations go to a real LUN); "
+                                    "\"%s\" is %s",
+                                    i, b->v->volumes[d->volume].name,
+                                    p->block_device && !p->base ? "a block device without SG_IO" : "a file");
         _cleanup_free_ char *path = NULL;
         if (asprintf(&path, "%s/%s", b->o->run_dir, QEMU_PR_HELPER_SOCKET) < 0)
                 return kv_error_set(b->err, ENOMEM, "out of memory");
