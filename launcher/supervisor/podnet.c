@@ -87,6 +87,9 @@ int podnet_setup(const vmi *v, bool pod_network, const char *run_dir, net_result
                 net_request req = v->net;
                 req.run_dir = run_dir;
                 req.hostname = v->hostname;
+                /* networkInterfaceMultiqueue: one queue pair per vCPU on a virtio NIC, as KubeVirt */
+                if (v->net_multiqueue && nic->model == NIC_VIRTIO)
+                        req.tap_queues = v->sockets * v->cores * v->threads;
                 if ((r = net_setup(&req, net, err)) < 0)
                         return r == -EINVAL ? -EIO : r; /* the host failed, not the manifest */
         }
