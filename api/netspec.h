@@ -93,6 +93,9 @@ typedef struct net_request {
         bool keep_caps;     /* do not drop CAP_NET_ADMIN/CAP_NET_RAW at the end (tests only) */
         bool is_secondary;  /* internal: net_setup_secondary's request (a Multus interface, IPAM optional) */
         int child_fd;       /* net_setup_secondary, macvtap: where QEMU finds the macvtap's fd */
+
+        /* [1] queue pairs of the pod interface's tap (networkInterfaceMultiqueue: one per vCPU) */
+        unsigned tap_queues;
 } net_request;
 
 /* spec.domain.devices.interfaces[] + spec.networks[] checks; errors name the JSON path. vmi_spec is the

@@ -57,19 +57,42 @@ static bool valid_disk_serial(const char *s)
                strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.+-") == n;
 }
 
-/* disk: {bus, readonly} or cdrom: {bus, readonly, tray}. */
+/* lun: {bus, readonly, reservation}: a SCSI LUN on the virtio-scsi controller (scsi-block over a block
+ * device, scsi-hd over a file). QEMU 7.2 has no other SCSI passthrough, so the bus is scsi whatever the
+ * architecture's default bus is; virtio and sata are refused. */
+static int parse_lun_target(vmi_disk *d, const cJSON *lun, const char *p, kv_error *err)
+{
+        static const char *const lun_keys[] = {"bus", "readonly", "reservation", NULL};
+        static const char *const buses[] = {"virtio", "sata", "scsi", NULL};
+        char bp[JPATH_MAX];
+        JF_TRY(jf_check_keys(lun, p, lun_keys, NULL, err));
+        int bus = BUS_SCSI;
+        JF_TRY(jf_enum(lun, p, "bus", buses, &bus, err));
+        if (bus != BUS_SCSI)
+                return jf_error(err, jpath_key(bp, p, "bus"),
+                                "\"%s\" is not supported for a lun (a SCSI LUN sits on the scsi bus)",
+                                buses[bus]);
+        d->kind = DISK_LUN, d->bus = BUS_SCSI;
+        JF_TRY(jf_bool(lun, p, "readonly", &d->readonly, err));
+        return jf_bool(lun, p, "reservation", &d->reservation, err);
+}
+
+/* disk: {bus, readonly}, cdrom: {bus, readonly, tray} or lun: {bus, readonly, reservation}. */
 static int parse_disk_target(vmi_disk *d, const cJSON *item, const char *path, kv_error *err)
 {
         static const char *const buses[] = {"virtio", "sata", "scsi", NULL};
         static const char *const disk_keys[] = {"bus", "readonly", "rotationRate", NULL};
         static const char *const cdrom_keys[] = {"bus", "readonly", "tray", NULL};
         static const char *const trays[] = {"closed", NULL};
-        const cJSON *disk = NULL, *cdrom = NULL, *t;
+        const cJSON *disk = NULL, *cdrom = NULL, *lun = NULL, *t;
         char p[JPATH_MAX];
         JF_TRY(jf_object(item, path, "disk", &disk, err));
         JF_TRY(jf_object(item, path, "cdrom", &cdrom, err));
-        if (disk && cdrom)
-                return jf_error(err, path, "only one of disk and cdrom may be set");
+        JF_TRY(jf_object(item, path, "lun", &lun, err));
+        if (!!disk + !!cdrom + !!lun > 1)
+                return jf_error(err, path, "only one of disk, cdrom and lun may be set");
+        if (lun)
+                return parse_lun_target(d, lun, jpath_key(p, path, "lun"), err);
         d->kind = cdrom ? DISK_CDROM : DISK_DISK;
         d->bus = cdrom ? BUS_SATA : BUS_VIRTIO; /* KubeVirt's defaults */
         d->readonly = cdrom != NULL;
@@ -108,8 +131,8 @@ static int parse_disk_target(vmi_disk *d, const cJSON *item, const char *path, k
 static int parse_disk(vmi *v, const cJSON *item, const char *path, kv_error *err)
 {
         static const char *const allowed[] = {
-            "name", "disk",        "cdrom",     "bootOrder",         "serial", "cache",
-            "io",   "errorPolicy", "shareable", "dedicatedIOThread", NULL};
+            "name",  "disk", "cdrom",       "lun",       "bootOrder",         "serial",
+            "cache", "io",   "errorPolicy", "shareable", "dedicatedIOThread", NULL};
         static const char *const policies[] = {"", "stop", "ignore", "report", "enospace", NULL};
         static const char *const ignored[] = {"tag", NULL};
         static const char *const caches[] = {"", "none", "writethrough", "writeback", NULL};
@@ -225,6 +248,76 @@ static int parse_watchdog(vmi *v, const cJSON *devices, const char *path, kv_err
         return 0;
 }
 
+/* devices.sound: {name, model}: ich9 (the default) or ac97, with no host audio (audiodev none). */
+static int parse_sound(vmi *v, const cJSON *devices, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {"name", "model", NULL};
+        static const char *const models[] = {"ich9", "ac97", NULL};
+        const cJSON *o = NULL;
+        char p[JPATH_MAX];
+        JF_TRY(jf_object(devices, path, "sound", &o, err));
+        if (!o)
+                return 0;
+        jpath_key(p, path, "sound");
+        JF_TRY(jf_check_keys(o, p, allowed, NULL, err));
+        JF_TRY(element_name(o, p, p, 0, sizeof(char *), NULL, &v->sound_name, err));
+        int model = 0;
+        JF_TRY(jf_enum(o, p, "model", models, &model, err));
+        v->sound = SOUND_ICH9 + model;
+        return 0;
+}
+
+/* devices.tpm: {enabled, persistent}: a TPM 2.0 (tpm-crb) backed by swtpm, which the launcher runs. */
+static int parse_tpm(vmi *v, const cJSON *devices, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {"enabled", "persistent", NULL};
+        const cJSON *o = NULL;
+        char p[JPATH_MAX];
+        JF_TRY(jf_object(devices, path, "tpm", &o, err));
+        if (!o)
+                return 0;
+        jpath_key(p, path, "tpm");
+        JF_TRY(jf_check_keys(o, p, allowed, NULL, err));
+        bool enabled = true; /* KubeVirt: enabled defaults to true; false turns a preference's TPM off */
+        JF_TRY(jf_bool(o, p, "enabled", &enabled, err));
+        JF_TRY(jf_bool(o, p, "persistent", &v->tpm_persistent, err));
+        v->tpm = enabled;
+        v->tpm_persistent &= enabled;
+        return 0;
+}
+
+/* devices.panicDevices[]: {model}: isa (libvirt's x86 default: QEMU's ISA pvpanic) or pvpanic (the PCI
+ * one); hyperv is a Hyper-V enlightenment (features.hyperv), not a device. */
+static int parse_panic(vmi *v, const cJSON *item, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {"model", NULL};
+        static const char *const models[] = {"isa", "pvpanic", "hyperv", NULL};
+        char p[JPATH_MAX];
+        if (!cJSON_IsObject(item))
+                return jf_error(err, path, "expected an object");
+        JF_TRY(jf_check_keys(item, path, allowed, NULL, err));
+        int model = 0;
+        JF_TRY(jf_enum(item, path, "model", models, &model, err));
+        if (model == 2)
+                return jf_error(err, jpath_key(p, path, "model"),
+                                "\"hyperv\" is not supported (a Hyper-V crash MSR, not a device; isa or "
+                                "pvpanic are)");
+        if (v->panic != PANIC_NONE)
+                return jf_error(err, path, "only one panic device is supported");
+        v->panic = PANIC_ISA + model;
+        return 0;
+}
+
+/* autoattachInputDevice with no inputs: KubeVirt adds a USB tablet named default-0. */
+static int add_default_input(vmi *v, kv_error *err)
+{
+        vmi_input *in = vmi_grow((void **)&v->inputs, &v->n_inputs, sizeof(*in));
+        if (!in || !(in->name = strdup("default-0")))
+                return OOM(err);
+        in->type = INPUT_TABLET, in->bus = INPUT_BUS_USB;
+        return 0;
+}
+
 /* devices.ioThreadsPolicy: shared (one iothread for the virtio disks) or auto (a pool of up to twice the
  * vCPUs, round robin); a disk with dedicatedIOThread gets its own. Sets disks' iothread numbers. */
 static int assign_iothreads(vmi *v, const cJSON *devices, const char *path, kv_error *err)
@@ -315,14 +408,23 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
                                               "watchdog",
                                               "ioThreadsPolicy",
                                               "filesystems",
+                                              "tpm",
+                                              "sound",
+                                              "panicDevices",
                                               NULL};
-        static const char *const off_only[] = {"useVirtioTransitional", "networkInterfaceMultiqueue",
-                                               "autoattachInputDevice"};
         /* Devices that pass host hardware through: refused with what is missing rather than "not supported".
          */
         static const char *const host_hardware[][2] = {
             {"gpus", "needs a GPU (a device plugin's resource) passed through from the host"},
             {"hostDevices", "needs PCI or USB host devices passed through from the host"},
+            {"clientPassthrough", "needs a USB client redirecting its devices (virtctl usbredir), a "
+                                  "usbredir channel"},
+        };
+        /* KubeVirt fields this launcher has no backend for, with what is missing. */
+        static const char *const unsupported[][2] = {
+            {"downwardMetrics", "is not supported: the virtio-serial port org.github.vhostmd.1 needs a "
+                                "metrics writer on the host side, which virt-launcher does not have"},
+            {"vsock", "is not a KubeVirt field (KubeVirt's VSOCK device is devices.autoattachVSOCK: true)"},
         };
         if (!devices)
                 return 0;
@@ -332,10 +434,13 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
                         return jf_error(err, jpath_key(p, path, host_hardware[i][0]),
                                         "%s, which this host lacks", host_hardware[i][1]);
         }
+        for (size_t i = 0; i < ARRAY_SIZE(unsupported); i++) {
+                char p[JPATH_MAX];
+                if (cJSON_GetObjectItemCaseSensitive(devices, unsupported[i][0]))
+                        return jf_error(err, jpath_key(p, path, unsupported[i][0]), "%s", unsupported[i][1]);
+        }
         JF_TRY(jf_check_keys(devices, path, allowed, NULL, err));
-        for (size_t i = 0; i < ARRAY_SIZE(off_only); i++)
-                JF_TRY(must_be_false(devices, path, off_only[i], err));
-        bool ignored = false;
+        bool ignored = false, input = false;
         JF_TRY(jf_bool(devices, path, "disableHotplug", &ignored, err));
         JF_TRY(jf_bool(devices, path, "logSerialConsole", &ignored, err));
         JF_TRY(jf_bool(devices, path, "autoattachPodInterface", &ignored, err));
@@ -344,15 +449,22 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
         JF_TRY(jf_bool(devices, path, "autoattachMemBalloon", &v->mem_balloon, err));
         JF_TRY(jf_bool(devices, path, "autoattachVSOCK", &v->vsock, err));
         JF_TRY(jf_bool(devices, path, "blockMultiQueue", &v->block_multiqueue, err));
+        JF_TRY(jf_bool(devices, path, "networkInterfaceMultiqueue", &v->net_multiqueue, err));
+        JF_TRY(jf_bool(devices, path, "useVirtioTransitional", &v->virtio_transitional, err));
+        JF_TRY(jf_bool(devices, path, "autoattachInputDevice", &input, err));
         JF_TRY(parse_video(v, devices, path, err));
         JF_TRY(parse_watchdog(v, devices, path, err));
+        JF_TRY(parse_sound(v, devices, path, err));
+        JF_TRY(parse_tpm(v, devices, path, err));
+        JF_TRY(parse_list(v, devices, path, "panicDevices", parse_panic, err));
         int rng = empty_object(devices, path, "rng", err);
         JF_TRY(rng);
         v->rng = rng;
         JF_TRY(parse_list(v, devices, path, "disks", parse_disk, err));
         JF_TRY(parse_list(v, devices, path, "filesystems", parse_filesystem, err));
         /* interfaces: with spec.networks in vmi_parse_networks (libkvnet's rules) */
-        return parse_list(v, devices, path, "inputs", parse_input, err);
+        JF_TRY(parse_list(v, devices, path, "inputs", parse_input, err));
+        return input && !v->n_inputs ? add_default_input(v, err) : 0;
 }
 
 /* ---- volumes ---------------------------------------------------------------------------------------- */
@@ -882,4 +994,5 @@ void vmi_free_devices(vmi *v)
         for (size_t i = 0; i < v->n_inputs; i++)
                 free(v->inputs[i].name);
         free(v->disks), free(v->volumes), free(v->interfaces), free(v->inputs);
+        free(v->sound_name), free(v->tpm_state_dir);
 }

@@ -17,7 +17,7 @@
 
 typedef enum { IMG_RAW, IMG_QCOW2 } image_format;
 
-typedef enum { DISK_DISK, DISK_CDROM } disk_kind;
+typedef enum { DISK_DISK, DISK_CDROM, DISK_LUN } disk_kind; /* DISK_LUN: a SCSI LUN (bus scsi) */
 typedef enum { BUS_VIRTIO, BUS_SATA, BUS_SCSI } disk_bus;
 typedef enum { CACHE_DEFAULT, CACHE_NONE, CACHE_WRITETHROUGH, CACHE_WRITEBACK } disk_cache;
 typedef enum { DISK_IO_DEFAULT, DISK_IO_NATIVE, DISK_IO_THREADS } disk_io;
@@ -49,6 +49,8 @@ typedef struct vmi_disk {
         disk_bus bus;
         bool readonly;  /* disk.readonly, cdrom.readonly (cdrom default true) */
         bool shareable; /* several VMs may open the image: no image locking, share-rw */
+        /* lun.reservation: SCSI persistent reservations through qemu-pr-helper */
+        bool reservation;
         bool dedicated_iothread;
         unsigned iothread;      /* 0 = QEMU's main loop; else the iothread<N> object it runs in */
         unsigned rotation_rate; /* disk.rotationRate (scsi/sata): 1 = SSD; 0 = unset */
@@ -85,6 +87,9 @@ typedef struct volume_prep {
         char *base;          /* overlays the launcher made: the read-only base image, else NULL */
         image_format base_format;
         bool read_only; /* the node at path is opened read-only */
+        /* path is a block device (a block-mode claim): opened with host_device; scsi_generic: it answers
+         * SG_IO (a SCSI disk), so a lun passes the guest's SCSI commands through (scsi-block) */
+        bool block_device, scsi_generic;
 } volume_prep;
 
 typedef struct vmi_volume {
@@ -159,6 +164,8 @@ typedef enum { VIDEO_VGA, VIDEO_VIRTIO, VIDEO_BOCHS, VIDEO_CIRRUS } video_type;
 typedef enum { TRI_DEFAULT, TRI_OFF, TRI_ON } tristate;
 typedef enum { WATCHDOG_NONE, WATCHDOG_POWEROFF, WATCHDOG_RESET, WATCHDOG_SHUTDOWN } watchdog_action;
 typedef enum { IOTHREADS_NONE, IOTHREADS_SHARED, IOTHREADS_AUTO } iothreads_policy;
+typedef enum { SOUND_NONE, SOUND_ICH9, SOUND_AC97 } sound_model;
+typedef enum { PANIC_NONE, PANIC_ISA, PANIC_PVPANIC } panic_model;
 
 typedef struct vmi {
         /* identity */
@@ -232,6 +239,15 @@ typedef struct vmi {
         bool vsock;            /* autoattachVSOCK: vhost-vsock-pci */
         uint32_t vsock_cid;    /* prepared: the guest's CID (>= 3), from its identity */
         bool block_multiqueue; /* blockMultiQueue: one virtio-blk queue per vCPU */
+
+        bool net_multiqueue;      /* networkInterfaceMultiqueue: virtio NICs with one queue pair per vCPU */
+        bool virtio_transitional; /* useVirtioTransitional: virtio-*-pci-transitional models */
+        sound_model sound;
+        char *sound_name;
+        panic_model panic;        /* panicDevices[0].model (one panic device, as libvirt on x86) */
+        bool tpm, tpm_persistent; /* tpm: {} (swtpm), persistent: state kept across launches */
+        char *tpm_state_dir;      /* prepared: swtpm's state directory ($TPM_PATH) */
+
         iothreads_policy iothreads;
         unsigned n_iothreads;                 /* iothread objects the argv declares (set by the parser) */
         struct vmi_probe readiness, liveness; /* kind PROBE_NONE when absent */

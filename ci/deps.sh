@@ -10,7 +10,7 @@ PACKAGES=(
 	libmnl-dev libnftables-dev libmicrohttpd-dev libarchive-dev libssl-dev libgnutls28-dev
 	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
 	# run
-	qemu-system-x86 qemu-utils ovmf passt iproute2 nftables
+	qemu-system-x86 qemu-utils ovmf passt iproute2 nftables swtpm
 	# test guest (tests/guest/build.sh) and tests
 	cpio xz-utils zstd gzip syslinux syslinux-common mtools dosfstools python3 valgrind ca-certificates openssl curl
 	iperf3 socat containernetworking-plugins

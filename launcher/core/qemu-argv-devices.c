@@ -3,6 +3,7 @@
  * JSON. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jfield.h"
@@ -20,6 +21,11 @@ const char *builder_take_port(argv_builder *b, char buf[static 16])
         return buf;
 }
 
+static unsigned vcpus(const vmi *v)
+{
+        return v->sockets * v->cores * v->threads;
+}
+
 static cJSON *device(const char *driver, const char *id)
 {
         return jstr(jstr(cJSON_CreateObject(), "driver", driver), "id", id);
@@ -32,6 +38,29 @@ static cJSON *pci_device(argv_builder *b, const char *driver, const char *id)
         return jstr(device(driver, id), "bus", builder_take_port(b, port));
 }
 
+/* useVirtioTransitional: the models with a legacy (virtio 0.9) interface too, as libvirt picks for
+ * model='virtio-transitional'; vsock and input devices have none and stay virtio 1.0. */
+static const char *virtio_model(const argv_builder *b, const char *driver)
+{
+        static const char *const transitional[][2] = {
+            {"virtio-blk-pci", "virtio-blk-pci-transitional"},
+            {"virtio-scsi-pci", "virtio-scsi-pci-transitional"},
+            {"virtio-net-pci", "virtio-net-pci-transitional"},
+            {"virtio-serial-pci", "virtio-serial-pci-transitional"},
+            {"virtio-balloon-pci", "virtio-balloon-pci-transitional"},
+            {"virtio-rng-pci", "virtio-rng-pci-transitional"},
+        };
+        for (size_t i = 0; b->v->virtio_transitional && i < ARRAY_SIZE(transitional); i++)
+                if (!strcmp(driver, transitional[i][0]))
+                        return transitional[i][1];
+        return driver;
+}
+
+static cJSON *virtio_device(argv_builder *b, const char *driver, const char *id)
+{
+        return pci_device(b, virtio_model(b, driver), id);
+}
+
 static cJSON *with_cache(cJSON *node, disk_cache cache)
 {
         if (cache == CACHE_DEFAULT)
@@ -40,9 +69,12 @@ static cJSON *with_cache(cJSON *node, disk_cache cache)
         return jobj(node, "cache", c);
 }
 
-static cJSON *file_child(const char *filename, const vmi_disk *d, bool read_only)
+static cJSON *file_child(const char *filename, const vmi_disk *d, bool read_only, bool block)
 {
-        cJSON *f = jstr(jstr(cJSON_CreateObject(), "driver", "file"), "filename", filename);
+        cJSON *f =
+            jstr(jstr(cJSON_CreateObject(), "driver", block ? "host_device" : "file"), "filename", filename);
+        if (d->reservation)
+                f = jstr(f, "pr-manager", QEMU_PR_MANAGER_ID);
         if (d->io != DISK_IO_DEFAULT)
                 f = jstr(f, "aio", d->io == DISK_IO_NATIVE ? "native" : "threads");
         return with_cache(read_only ? jbool(f, "read-only", true) : f, d->cache);
@@ -51,12 +83,12 @@ static cJSON *file_child(const char *filename, const vmi_disk *d, bool read_only
 /* A format node over a file. qcow2 nodes get "backing": null unless the launcher made the chain (an
  * overlay over its base), so a backing file named in an untrusted header is never opened. */
 static cJSON *format_node(image_format fmt, const char *filename, const vmi_disk *d, bool read_only,
-                          cJSON *backing)
+                          bool block, cJSON *backing)
 {
         cJSON *n = jstr(cJSON_CreateObject(), "driver", image_format_name(fmt));
         if (read_only)
                 n = jbool(n, "read-only", true);
-        n = with_cache(jobj(n, "file", file_child(filename, d, read_only)), d->cache);
+        n = with_cache(jobj(n, "file", file_child(filename, d, read_only, block)), d->cache);
         if (backing)
                 return jobj(n, "backing", backing);
         return fmt == IMG_QCOW2 ? jnull(n, "backing") : n;
@@ -69,10 +101,10 @@ static int add_blockdev(argv_builder *b, const vmi_disk *d, const char *node)
                 return kv_error_set(b->err, EINVAL, "volume \"%s\" not prepared (vmi_prepare not run)",
                                     b->v->volumes[d->volume].name);
         bool ro = d->readonly || p->read_only;
-        cJSON *backing = p->base ? format_node(p->base_format, p->base, d, true, NULL) : NULL;
+        cJSON *backing = p->base ? format_node(p->base_format, p->base, d, true, false, NULL) : NULL;
         if (p->base && !backing)
                 return kv_error_set(b->err, ENOMEM, "out of memory");
-        cJSON *n = format_node(p->format, p->path, d, ro, backing);
+        cJSON *n = format_node(p->format, p->path, d, ro, p->block_device && !p->base, backing);
         /* node-name first reads better in `ps`; cJSON keeps insertion order, so rebuild with it in front. */
         cJSON *top = jstr(cJSON_CreateObject(), "node-name", node);
         for (cJSON *c = n ? n->child : NULL; top && c;) {
@@ -109,7 +141,7 @@ static cJSON *disk_device_props(const vmi *v, cJSON *dev, const vmi_disk *d, con
         if (d->rotation_rate)
                 dev = jnum(dev, "rotation_rate", d->rotation_rate);
         if (d->bus == BUS_VIRTIO && v->block_multiqueue) /* one queue per vCPU, as KubeVirt */
-                dev = jnum(dev, "num-queues", v->sockets * v->cores * v->threads);
+                dev = jnum(dev, "num-queues", vcpus(v));
         if (d->iothread) {
                 char id[32];
                 snprintf(id, sizeof(id), "iothread%u", d->iothread);
@@ -124,6 +156,18 @@ static cJSON *disk_device_props(const vmi *v, cJSON *dev, const vmi_disk *d, con
         return dev;
 }
 
+/* A lun over a SCSI block device is passed through (scsi-block: the guest's SCSI commands reach the LUN,
+ * as libvirt's device='lun'). Over a file, or a block device that takes no SCSI commands (loop, dm, rbd),
+ * it is an emulated SCSI disk (scsi-hd): libvirt refuses a lun there, this launcher runs the nearest thing.
+ */
+static const char *scsi_driver(const argv_builder *b, const vmi_disk *d)
+{
+        const volume_prep *p = &b->v->volumes[d->volume].prep;
+        if (d->kind == DISK_CDROM)
+                return "scsi-cd";
+        return d->kind == DISK_LUN && p->scsi_generic && !p->base ? "scsi-block" : "scsi-hd";
+}
+
 static int add_disk(argv_builder *b, const vmi_disk *d, size_t i, int *sata, int *scsi)
 {
         char node[32], id[80];
@@ -134,11 +178,10 @@ static int add_disk(argv_builder *b, const vmi_disk *d, size_t i, int *sata, int
         cJSON *dev;
         switch (d->bus) {
         case BUS_VIRTIO:
-                dev = pci_device(b, "virtio-blk-pci", id);
+                dev = virtio_device(b, "virtio-blk-pci", id);
                 break;
         case BUS_SCSI:
-                dev = jnum(jnum(jstr(device(cd ? "scsi-cd" : "scsi-hd", id), "bus", "scsi0.0"), "scsi-id",
-                                (*scsi)++),
+                dev = jnum(jnum(jstr(device(scsi_driver(b, d), id), "bus", "scsi0.0"), "scsi-id", (*scsi)++),
                            "lun", 0);
                 break;
         default: {
@@ -154,6 +197,30 @@ static int add_disk(argv_builder *b, const vmi_disk *d, size_t i, int *sata, int
         return push_json(&b->devs, "-device", disk_device_props(b->v, dev, d, node), b->err);
 }
 
+/* lun.reservation: QEMU forwards PERSISTENT RESERVE commands to qemu-pr-helper (which holds the
+ * privilege to issue them) over <run_dir>/pr-helper.sock; the launcher runs the helper. Reservations only
+ * mean something on a real LUN, so the volume must be a SCSI block device. */
+static int add_pr_manager(argv_builder *b, size_t i)
+{
+        const vmi_disk *d = &b->v->disks[i];
+        const volume_prep *p = &b->v->volumes[d->volume].prep;
+        if (!p->scsi_generic || p->base)
+                return kv_error_set(b->err, EINVAL,
+                                    "spec.domain.devices.disks[%zu].lun.reservation: needs a SCSI "
+                                    "block-device volume (persistent reservations go to a real LUN); "
+                                    "\"%s\" is %s",
+                                    i, b->v->volumes[d->volume].name,
+                                    p->block_device && !p->base ? "a block device without SG_IO" : "a file");
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "%s/%s", b->o->run_dir, QEMU_PR_HELPER_SOCKET) < 0)
+                return kv_error_set(b->err, ENOMEM, "out of memory");
+        return push_json(
+            &b->devs, "-object",
+            jstr(jstr(jstr(cJSON_CreateObject(), "qom-type", "pr-manager-helper"), "id", QEMU_PR_MANAGER_ID),
+                 "path", path),
+            b->err);
+}
+
 int argv_add_disks(argv_builder *b)
 {
         int sata = 0, scsi = 0;
@@ -164,9 +231,15 @@ int argv_add_disks(argv_builder *b)
                                  jstr(jstr(cJSON_CreateObject(), "qom-type", "iothread"), "id", id), b->err));
         }
         for (size_t i = 0; i < b->v->n_disks; i++) {
+                if (!b->v->disks[i].reservation)
+                        continue;
+                JF_TRY(add_pr_manager(b, i));
+                break;
+        }
+        for (size_t i = 0; i < b->v->n_disks; i++) {
                 if (b->v->disks[i].bus != BUS_SCSI)
                         continue;
-                JF_TRY(push_json(&b->devs, "-device", pci_device(b, "virtio-scsi-pci", "scsi0"), b->err));
+                JF_TRY(push_json(&b->devs, "-device", virtio_device(b, "virtio-scsi-pci", "scsi0"), b->err));
                 break;
         }
         for (size_t i = 0; i < b->v->n_disks; i++)
@@ -213,6 +286,21 @@ static cJSON *nic_place(argv_builder *b, cJSON *dev, const char *pci, unsigned a
         return acpi_index ? jnum(dev, "acpi-index", acpi_index) : dev;
 }
 
+/* A virtio NIC's model (useVirtioTransitional) and, with networkInterfaceMultiqueue, one queue pair per vCPU
+ * as KubeVirt asks libvirt for (<driver queues='N'>): mq=on and 2N+2 MSI-X vectors (N rx, N tx, config,
+ * control). The netdev brings the N host queues (a multi-queue tap; user networking has one). */
+static cJSON *with_nic_virtio(argv_builder *b, cJSON *dev)
+{
+        const cJSON *driver = cJSON_GetObjectItemCaseSensitive(dev, "driver");
+        if (!cJSON_IsString(driver) || strcmp(driver->valuestring, "virtio-net-pci"))
+                return dev;
+        cJSON_SetValuestring((cJSON *)driver, virtio_model(b, "virtio-net-pci"));
+        unsigned n = vcpus(b->v);
+        if (!b->v->net_multiqueue || n < 2)
+                return dev;
+        return jnum(jbool(dev, "mq", true), "vectors", 2 * n + 2);
+}
+
 /* An interface libkvnet wired: its netdev verbatim, its device on a root port of ours. */
 static int add_wired(argv_builder *b, const char *netdev_json, const char *device_json, unsigned boot_order,
                      const char *pci, unsigned acpi_index, int index)
@@ -224,6 +312,7 @@ static int add_wired(argv_builder *b, const char *netdev_json, const char *devic
         }
         if (!(dev = nic_place(b, dev, pci, acpi_index, index)))
                 return -EINVAL;
+        dev = with_nic_virtio(b, dev);
         if (boot_order)
                 dev = jnum(dev, "bootindex", boot_order);
         if (strv_push(&b->devs, "-netdev") < 0 || strv_push(&b->devs, netdev_json) < 0) {
@@ -253,7 +342,7 @@ static int add_user_interface(argv_builder *b, const vmi_interface *nic, size_t 
                                b->v->net.iface_index);
         if (!dev)
                 return -EINVAL;
-        dev = jstr(dev, "netdev", netdev);
+        dev = with_nic_virtio(b, jstr(dev, "netdev", netdev));
         if (nic->mac)
                 dev = jstr(dev, "mac", nic->mac);
         if (nic->boot_order)
@@ -301,6 +390,43 @@ static int add_inputs(argv_builder *b)
         return 0;
 }
 
+/* devices.sound as libvirt renders <sound model='ich9'|'ac97'> with no host audio: the controller where
+ * q35's ICH9 has it (00:1b.0, a conventional PCI function on the root complex), a duplex codec for ich9. */
+static int add_sound(argv_builder *b)
+{
+        if (b->v->sound == SOUND_NONE)
+                return 0;
+        char id[80];
+        snprintf(id, sizeof(id), "ua-%s", b->v->sound_name);
+        JF_TRY(push_json(&b->devs, "-audiodev",
+                         jstr(jstr(cJSON_CreateObject(), "driver", "none"), "id", "audio1"), b->err));
+        bool hda = b->v->sound == SOUND_ICH9;
+        cJSON *ctl = jstr(jstr(device(hda ? "ich9-intel-hda" : "AC97", id), "bus", "pcie.0"), "addr", "0x1b");
+        JF_TRY(push_json(&b->devs, "-device", hda ? ctl : jstr(ctl, "audiodev", "audio1"), b->err));
+        if (!hda)
+                return 0;
+        char bus[96], codec[96];
+        snprintf(bus, sizeof(bus), "%s.0", id);
+        snprintf(codec, sizeof(codec), "%s-codec0", id);
+        cJSON *dev =
+            jnum(jstr(jstr(device("hda-duplex", codec), "bus", bus), "audiodev", "audio1"), "cad", 0);
+        return push_json(&b->devs, "-device", dev, b->err);
+}
+
+/* devices.tpm: a TPM 2.0 CRB interface (libvirt's x86 default model for TPM 2.0) over swtpm's socket,
+ * which the launcher started in the run dir (tpm.c in launcher/supervisor). */
+static int add_tpm(argv_builder *b)
+{
+        if (!b->v->tpm)
+                return 0;
+        _cleanup_free_ char *path = NULL, *e = NULL;
+        if (asprintf(&path, "%s/%s", b->o->run_dir, QEMU_TPM_SOCKET) < 0 || !(e = qemu_opt_escape(path)))
+                return kv_error_set(b->err, ENOMEM, "out of memory");
+        JF_TRY(push_optf(&b->devs, "-chardev", b->err, "socket,id=chrtpm,path=%s", e));
+        JF_TRY(push_optf(&b->devs, "-tpmdev", b->err, "emulator,id=tpm-tpm0,chardev=chrtpm"));
+        return push_json(&b->devs, "-device", jstr(device("tpm-crb", "tpm0"), "tpmdev", "tpm-tpm0"), b->err);
+}
+
 int argv_add_misc_devices(argv_builder *b)
 {
         if (b->v->rng) {
@@ -309,7 +435,7 @@ int argv_add_misc_devices(argv_builder *b)
                          "/dev/urandom");
                 JF_TRY(push_json(&b->devs, "-object", backend, b->err));
                 JF_TRY(push_json(&b->devs, "-device",
-                                 jstr(pci_device(b, "virtio-rng-pci", "rng"), "rng", "rng0"), b->err));
+                                 jstr(virtio_device(b, "virtio-rng-pci", "rng"), "rng", "rng0"), b->err));
         }
         if (b->v->watchdog != WATCHDOG_NONE) {
                 static const char *const actions[] = {[WATCHDOG_POWEROFF] = "poweroff",
@@ -328,12 +454,20 @@ int argv_add_misc_devices(argv_builder *b)
                     &b->devs, "-device",
                     jnum(pci_device(b, "vhost-vsock-pci", "vsock"), "guest-cid", b->v->vsock_cid), b->err));
         }
+        JF_TRY(add_sound(b));
+        JF_TRY(add_tpm(b));
+        if (b->v->panic != PANIC_NONE) /* libvirt's <panic model='isa'> / 'pvpanic' */
+                JF_TRY(push_json(&b->devs, "-device",
+                                 b->v->panic == PANIC_ISA ? device("pvpanic", "panic0")
+                                                          : pci_device(b, "pvpanic-pci", "panic0"),
+                                 b->err));
         if (b->v->mem_balloon)
-                JF_TRY(
-                    push_json(&b->devs, "-device", pci_device(b, "virtio-balloon-pci", "balloon0"), b->err));
+                JF_TRY(push_json(&b->devs, "-device", virtio_device(b, "virtio-balloon-pci", "balloon0"),
+                                 b->err));
         /* KubeVirt always adds the guest agent channel: the port the agent opens in the guest, on the
          * chardev add_consoles declared. */
-        JF_TRY(push_json(&b->devs, "-device", pci_device(b, "virtio-serial-pci", "virtio-serial0"), b->err));
+        JF_TRY(
+            push_json(&b->devs, "-device", virtio_device(b, "virtio-serial-pci", "virtio-serial0"), b->err));
         cJSON *port = jstr(jstr(jstr(device("virtserialport", "channel0"), "bus", "virtio-serial0.0"),
                                 "chardev", "charchannel0"),
                            "name", "org.qemu.guest_agent.0");

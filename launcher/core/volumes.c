@@ -3,6 +3,7 @@
  * with -u and an explicit size, so qemu-img never opens the (untrusted) base image; QEMU later gets the
  * chain spelled out in JSON and never follows a backing file named in a header. */
 #include "volumes.h"
+#include "helperd.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -704,5 +705,5 @@ int vmi_prepare(vmi *v, const launcher_paths *p, kv_error *err)
                 JF_TRY(prepare_efi(v, p, err));
         if (v->kernel_boot)
                 JF_TRY(prepare_kernel_boot(v, p, err));
-        return 0;
+        return helperd_prepare(v, p, err); /* swtpm, qemu-pr-helper, block-device volumes */
 }

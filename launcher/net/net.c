@@ -45,7 +45,7 @@ int bridge_with_tap(rtnl *nl, const net_request *req, const char *name, const ch
         if (r >= 0)
                 r = rtnl_link_get(nl, name, bridge, err);
         if (r >= 0)
-                r = tap_create(tap_name, owner, group, err);
+                r = tap_create(tap_name, owner, group, req->is_secondary ? 1 : req->tap_queues, err);
         if (r >= 0)
                 r = rtnl_link_get(nl, tap_name, &tap, err);
         if (r < 0)
@@ -57,6 +57,7 @@ int bridge_with_tap(rtnl *nl, const net_request *req, const char *name, const ch
         if (r < 0)
                 return r;
         snprintf(res->tap_name, sizeof(res->tap_name), "%s", tap_name);
+        res->tap_queues = req->is_secondary || req->tap_queues < 2 ? 1 : req->tap_queues;
         return 0;
 }
 
@@ -69,9 +70,14 @@ int lease_dns(const net_request *req, dhcp_lease *lease, kv_error *err)
 
 void render_tap_netdev(net_result *res)
 {
-        snprintf(res->netdev_json, sizeof(res->netdev_json),
-                 "{\"type\":\"tap\",\"id\":\"%s\",\"ifname\":\"%s\",\"script\":\"no\",\"downscript\":\"no\"}",
-                 res->netdev_id, res->tap_name);
+        int n = snprintf(
+            res->netdev_json, sizeof(res->netdev_json),
+            "{\"type\":\"tap\",\"id\":\"%s\",\"ifname\":\"%s\",\"script\":\"no\",\"downscript\":\"no\"",
+            res->netdev_id, res->tap_name);
+        if (res->tap_queues > 1)
+                n += snprintf(res->netdev_json + n, sizeof(res->netdev_json) - n, ",\"queues\":%u",
+                              res->tap_queues);
+        snprintf(res->netdev_json + n, sizeof(res->netdev_json) - n, "}");
 }
 
 int serve_lease(const char *bridge, const dhcp_lease *lease, net_result *res, kv_error *err)

@@ -21,6 +21,7 @@ typedef struct net_result {
         char device_json[512];   /* value of -device (driver, id, netdev, mac); the caller may add "bus" */
         char mac[18];            /* the guest NIC's MAC */
         char tap_name[IFNAMSIZ]; /* "" unless masquerade/bridge */
+        unsigned tap_queues;     /* > 1: a multi-queue tap, the netdev opens that many queues */
         char guest_ip[INET_ADDRSTRLEN]; /* the address the guest gets (10.0.2.2, the Pod IP, 10.0.2.15) */
         char
             status_ip[INET_ADDRSTRLEN]; /* status.interfaces[].ipAddress: where the VM answers (the Pod IP) */

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-int tap_create(const char *name, uid_t owner, gid_t group, kv_error *err)
+int tap_create(const char *name, uid_t owner, gid_t group, unsigned queues, kv_error *err)
 {
         _cleanup_close_ int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
         if (fd < 0)
@@ -16,7 +16,7 @@ int tap_create(const char *name, uid_t owner, gid_t group, kv_error *err)
         struct ifreq ifr = {0};
         /* Per-file flags such as IFF_VNET_HDR are QEMU's choice when it attaches; only the type matters here.
          */
-        ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (queues > 1 ? IFF_MULTI_QUEUE : 0);
         snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
         if (ioctl(fd, TUNSETIFF, &ifr) < 0)
                 return kv_error_errno(err, errno, "create tap %s", name);

@@ -6,4 +6,5 @@
 
 #include <sys/types.h>
 
-int tap_create(const char *name, uid_t owner, gid_t group, kv_error *err);
+/* queues > 1: a multi-queue tap (IFF_MULTI_QUEUE), which QEMU must then open with as many queues. */
+int tap_create(const char *name, uid_t owner, gid_t group, unsigned queues, kv_error *err);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "helperd.h"
 #include "log.h"
 #include "macro.h"
 #include "cpumem.h"
@@ -42,6 +43,7 @@ typedef struct launch {
         virtiofsd_set fsd;        /* one daemon per filesystem */
         cpu_set_t cpus;           /* dedicatedCpuPlacement: the launcher's CPU set */
         char hugepages_dir[1024]; /* memory.hugepages: the hugetlbfs QEMU's RAM lives on */
+        helperd_set helpers;      /* swtpm, qemu-pr-helper */
 } launch;
 
 /* Records the failure in the status file and returns the exit code. */
@@ -249,6 +251,9 @@ static int prepare(launch *l)
         }
         if ((r = resolve_qemu(l, &err)) < 0)
                 return fail(l, EXIT_FAILED, "qemu failed to start", &err);
+        /* swtpm / qemu-pr-helper: children of the launcher, forked before the sandbox */
+        if (!l->o->dry_run && (r = helperd_start(l->v, l->rd.path, &l->helpers, &err)) < 0)
+                return fail(l, EXIT_SETUP, "helper daemons", &err);
         if ((r = bind_sockets(l, &err)) < 0)
                 return fail(l, EXIT_SETUP, "setup", &err);
         if ((r = build_argv(l, accel, &err)) < 0)
@@ -266,6 +271,7 @@ static void launch_free(launch *l)
         if (l->serial_fd >= 0)
                 close(l->serial_fd);
         virtiofsd_stop_all(&l->fsd);
+        helperd_stop(&l->helpers);
         net_result_release(&l->net); /* before the run dir: passt's socket lives there */
         for (size_t i = 0; i < l->n_net_secondary; i++)
                 net_result_release(&l->net_secondary[i]);

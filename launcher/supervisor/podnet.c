@@ -99,6 +99,9 @@ int podnet_setup(const vmi *v, bool pod_network, bool dry_run, const char *run_d
                 net_request req = v->net;
                 req.run_dir = run_dir;
                 req.hostname = v->hostname;
+                /* networkInterfaceMultiqueue: one queue pair per vCPU on a virtio NIC, as KubeVirt */
+                if (v->net_multiqueue && nic->model == NIC_VIRTIO)
+                        req.tap_queues = v->sockets * v->cores * v->threads;
                 if ((r = net_setup(&req, net, err)) < 0)
                         return r == -EINVAL ? -EIO : r; /* the host failed, not the manifest */
         }

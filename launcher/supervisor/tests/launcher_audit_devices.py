@@ -6,7 +6,9 @@ overlay), emptyDisks, a cloud-init cdrom on scsi (userDataBase64 + networkData),
 keys from --secret-root, an ISO9660 disk labelled cfgdata the guest mounts and reads), a configMap shared over
 virtiofs (virtiofsd started and stopped by the launcher; the guest mounts the tag when its kernel has
 virtiofs), rng, tablets,
-slirp networking, VNC on vnc.sock, the run-dir contents and the status file's fields. The guest is asked
+slirp networking, VNC on vnc.sock, the run-dir contents and the status file's fields; a lun disk (over a
+loop block device when the host lets us make one, else a file: scsi-hd either way, a loop device takes no
+SCSI commands) and a TPM 2.0 (tpm-crb over the swtpm the launcher runs, when swtpm is installed). The guest is asked
 through its serial shell (console over control.sock); what the cloud kernel cannot see (sata) is checked
 on QEMU's side over qmp.sock."""
 import base64
@@ -17,6 +19,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import time
 
 from launcherlib import GUEST, Launcher, check, need_guest
@@ -24,7 +27,7 @@ from launcherlib import GUEST, Launcher, check, need_guest
 need_guest()
 
 work = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"kv-audit-dev-{os.getpid()}")
-for claim in ("pvc1", "eph1"):
+for claim in ("pvc1", "eph1", "lun1"):
     os.makedirs(os.path.join(work, "pvc", claim), exist_ok=True)
 os.makedirs(os.path.join(work, "secrets", "cfg1"))
 with open(os.path.join(work, "secrets", "cfg1", "app.properties"), "w") as f:  # a ConfigMap key, as mounted
@@ -35,10 +38,42 @@ with open(os.path.join(work, "secrets", "share1", "hello.txt"), "w") as f:
 host1, host2 = os.path.join(work, "host1.img"), os.path.join(work, "host2.img")
 pvc_img = os.path.join(work, "pvc", "pvc1", "disk.img")
 eph_img = os.path.join(work, "pvc", "eph1", "disk.img")
-for path, head in ((host1, b"HOSTDISK-OK!"), (pvc_img, b"PVCDISK--OK!"), (eph_img, b"EPHEMERAL-OK")):
+lun_file = os.path.join(work, "lun1.img")
+for path, head in ((host1, b"HOSTDISK-OK!"), (pvc_img, b"PVCDISK--OK!"), (eph_img, b"EPHEMERAL-OK"),
+                   (lun_file, b"LUNDISK--OK!")):
     with open(path, "wb") as f:  # a recognisable first sector, read back by the guest
         f.write(head.ljust(512, b"\0"))
         f.truncate(8 << 20)
+# A block-mode claim is a block device: a loop device over the file when this host lets us make one.
+loop = subprocess.run(["losetup", "--find", "--show", lun_file], capture_output=True, text=True).stdout.strip() \
+    if shutil.which("losetup") else ""
+os.symlink(loop or lun_file, os.path.join(work, "pvc", "lun1", "disk.img"))
+print(f"lun1 claim: {'loop block device ' + loop if loop else 'a file (no loop device here)'}")
+TPM = shutil.which("swtpm") is not None
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:  # "pid (comm) state ppid ...": a zombie counts as gone
+            head, rest = f.read().rsplit(") ", 1)
+        return None if rest.split()[0] == "Z" else head.split(" (", 1)[1]
+    except OSError:
+        return None
+
+
+def children(pid):
+    out = []
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                if f.read().rsplit(") ", 1)[1].split()[1] == str(pid):
+                    out.append(p)
+        except OSError:
+            pass
+    return out
+
+if not TPM:
+    print("note: swtpm is not installed (ci/deps.sh installs it): the TPM checks are skipped")
 
 USER_DATA = "#cloud-config\nhostname: audit\n"
 NET_DATA = "version: 2\n"
@@ -66,6 +101,7 @@ spec:
       rng: {{}}
       filesystems:
       - {{name: share1, virtiofs: {{}}}}
+      {"tpm: {}" if TPM else ""}
       inputs:
       - {{name: tablet1, type: tablet, bus: usb}}
       - {{name: tablet2, type: tablet, bus: virtio}}
@@ -81,6 +117,7 @@ spec:
       - {{name: cd1, cdrom: {{bus: scsi}}}}
       - {{name: sata1, disk: {{bus: sata}}}}
       - {{name: cfg1, disk: {{}}}}
+      - {{name: lun1, lun: {{}}}}
   networks:
   - {{name: default, pod: {{}}}}
   volumes:
@@ -94,13 +131,14 @@ spec:
   - {{name: sata1, emptyDisk: {{capacity: 4Mi}}}}
   - {{name: cfg1, configMap: {{name: app-config}}}}
   - {{name: share1, configMap: {{name: shared-files}}}}
+  - {{name: lun1, persistentVolumeClaim: {{claimName: lunclaim}}}}
 """
 try:
     L = Launcher(None, manifest_text=manifest, via_stdin=True, args=["--pvc-root", os.path.join(work, "pvc"),
                                                                  "--secret-root", os.path.join(work, "secrets")])
     L.wait_phase("Running")
     L.wait_serial("KVGUEST READY")
-    m = L.wait_serial_re(r"CNT \d+ .*blk=vda,vdb,vdc,vdd,vde,vdf,sda ", timeout=15) and \
+    m = L.wait_serial_re(r"CNT \d+ .*blk=vda,vdb,vdc,vdd,vde,vdf,sda,sdb ", timeout=15) and \
         re.findall(r"CNT \d+ cpus=(\S*) memKB=(\d+) blk=(\S*) net=(\S*)", L.serial())[-1]
     print("ok: `--vmi -` read the YAML manifest from stdin and booted")
     check(m[0] == "0-1", f"guest has 2 CPUs online ({m[0]})", L)
@@ -137,6 +175,11 @@ try:
     else:
         print("note: this guest kernel has no virtiofs module (tests/guest/build.sh adds it): QEMU's side only")
     check("sr0" in ask("Q8", "ls /sys/block | tr '\\n' ,"), "guest sees the scsi cdrom as sr0", L)
+    check(ask("QB", "head -c 12 /dev/sdb") == "LUNDISK--OK!", "lun: the guest reads the claim as SCSI disk sdb", L)
+    check(ask("QC", "cat /sys/block/sdb/device/type") == "0", "lun: sdb is a SCSI direct-access device", L)
+    if TPM:
+        check(ask("QD", "ls /sys/class/tpm | tr '\\n' ,") == "tpm0,", "tpm: the guest has a TPM (/sys/class/tpm)", L)
+        check(ask("QE", "cat /sys/class/tpm/tpm0/tpm_version_major") == "2", "tpm: a TPM 2.0", L)
     ask.close()
 
     # QEMU's view over qmp.sock
@@ -166,12 +209,26 @@ try:
     check(types.get("ua-sata1") == "child<ide-hd>", "sata disk is an ide-hd on q35's AHCI (QEMU's view)", L)
     check(types.get("ua-cd1") == "child<scsi-cd>" and types.get("ua-scsi1") == "child<scsi-hd>",
           "scsi disk and cdrom are scsi-hd / scsi-cd", L)
+    check(types.get("ua-lun1") == "child<scsi-hd>", "lun on a file or loop device: scsi-hd (no SG_IO)", L)
+    if TPM:
+        check(types.get("tpm0") == "child<tpm-crb>", "tpm: tpm-crb device", L)
+        tpm = L.qmp("query-tpm")["return"]
+        check(len(tpm) == 1 and tpm[0]["options"]["type"] == "emulator", f"tpm: QEMU's emulator backend ({tpm})", L)
+        swtpms = [p for p in children(L.proc.pid) if comm(p) == "swtpm"]
+        check(len(swtpms) == 1, f"tpm: the launcher runs one swtpm child ({swtpms})", L)
     check(types.get("ua-tablet1") == "child<usb-tablet>", "input tablet on usb", L)
     check(types.get("ua-tablet2") == "child<virtio-tablet-pci>", "input tablet on virtio", L)
     check(any(t == "child<virtio-rng-pci>" for t in types.values()), "rng: virtio-rng-pci", L)
     check(qom("ua-scsi1", "bootindex") == 1 and qom("ua-scratch", "bootindex") == 2, "bootOrder → bootindex", L)
     check(qom("ua-scratch", "serial") == "AUD.SER-1", "disk serial on the device", L)
     blocks = {b.get("qdev", ""): b for b in L.qmp("query-block")["return"]}
+    lun_node = next(b for q, b in blocks.items() if "ua-lun1" in q)["inserted"]
+    check(lun_node["file"] in (loop, os.path.join(work, "pvc", "lun1", "disk.img")) and
+          lun_node["image"].get("backing-image") is None, f"lun: the claim itself ({lun_node['file']})", L)
+    if loop:
+        nodes = {n["node-name"]: n for n in L.qmp("query-named-block-nodes")["return"]}
+        check(any(n["drv"] == "host_device" and n["file"] == lun_node["file"] for n in nodes.values()),
+              "lun over a block device: host_device node", L)
     sata = next((b for q, b in blocks.items() if "ua-sata1" in q), None)
     check(sata is not None and sata["inserted"]["file"].endswith("disk-sata1.qcow2"), "sata disk in query-block", L)
     scratch = next(b for q, b in blocks.items() if "ua-scratch" in q)["inserted"]
@@ -217,6 +274,10 @@ try:
     check(L.wait_exit(25) == 0, f"SIGTERM → powered off, exit 0 ({time.monotonic() - t:.1f} s)", L)
     check(L.status()["phase"] == "Succeeded", "phase Succeeded", L)
     check(not os.path.exists(f"/proc/{daemons[0]}") if daemons else True, "virtiofsd stopped with the launcher", L)
+    if TPM:
+        check(all(comm(p) != "swtpm" for p in swtpms), "tpm: the swtpm child is gone after the launcher exits", L)
 finally:
+    if loop:
+        subprocess.run(["losetup", "-d", loop])
     shutil.rmtree(work, ignore_errors=True)
 print("PASS")

@@ -89,9 +89,19 @@ def test_pod(binding, index):
     t0 = time.monotonic()
     with TestPod("-", binding, index) as pod:
         try:
-            L = pod.launcher(net_vmi("netvm", {binding: {}}, f"http={HTTP_PORT}"))
+            manifest = net_vmi("netvm", {binding: {}}, f"http={HTTP_PORT}")
+            if binding == "masquerade":  # networkInterfaceMultiqueue: a 2-queue tap for 2 vCPUs
+                manifest["spec"]["domain"]["cpu"] = {"cores": 2}
+                manifest["spec"]["domain"]["devices"]["networkInterfaceMultiqueue"] = True
+            L = pod.launcher(manifest)
             L.wait_phase("Running", 60)
             L.wait_serial_re(r"NET eth0 \d+\.\d+\.\d+\.\d+", 120)
+            if binding == "masquerade":
+                net = L.qmp("human-monitor-command", {"command-line": "info network"})["return"]
+                check(net.count("type=tap") == 2 and "index=1,type=tap,ifname=" in net,
+                      f"networkInterfaceMultiqueue: the tap netdev has 2 queues ({net.strip()!r})", L)
+                dev = L.qmp("qom-get", {"path": "/machine/peripheral/ua-default", "property": "mq"})
+                check(dev.get("return") is True, "networkInterfaceMultiqueue: the virtio NIC has mq=on", L)
             page = host_reaches(pod, L)
             check(page is not None, f"{binding}: host side reaches the guest's :{HTTP_PORT} via Pod IP {pod.pod_ip}", L)
             st = iface_status(L)
