@@ -175,11 +175,14 @@ try:
     else:
         print("note: this guest kernel has no virtiofs module (tests/guest/build.sh adds it): QEMU's side only")
     check("sr0" in ask("Q8", "ls /sys/block | tr '\\n' ,"), "guest sees the scsi cdrom as sr0", L)
-    check(ask("QB", "head -c 12 /dev/sdb") == "LUNDISK--OK!", "lun: the guest reads the claim as SCSI disk sdb", L)
-    check(ask("QC", "cat /sys/block/sdb/device/type") == "0", "lun: sdb is a SCSI direct-access device", L)
+    # SCSI disk names follow the kernel's probe order, not the target ids: find the lun by its content
+    lun = ask("LA", "for d in /sys/block/sd*; do n=${d##*/}; [ \"$(head -c 12 /dev/$n)\" = LUNDISK--OK! ] && "
+                    "echo -n $n; done")
+    check(lun.startswith("sd"), f"lun: the guest reads the claim as a SCSI disk ({lun or 'none'})", L)
+    check(ask("LB", f"cat /sys/block/{lun}/device/type") == "0", f"lun: {lun} is a SCSI direct-access device", L)
     if TPM:
-        check(ask("QD", "ls /sys/class/tpm | tr '\\n' ,") == "tpm0,", "tpm: the guest has a TPM (/sys/class/tpm)", L)
-        check(ask("QE", "cat /sys/class/tpm/tpm0/tpm_version_major") == "2", "tpm: a TPM 2.0", L)
+        check(ask("LC", "ls /sys/class/tpm | tr '\\n' ,") == "tpm0,", "tpm: the guest has a TPM (/sys/class/tpm)", L)
+        check(ask("LD", "cat /sys/class/tpm/tpm0/tpm_version_major") == "2", "tpm: a TPM 2.0", L)
     ask.close()
 
     # QEMU's view over qmp.sock
