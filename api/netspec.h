@@ -28,15 +28,15 @@ typedef enum kvnet_binding {
 
 /* interfaces[].dhcpOptions: what the launcher's DHCP server adds to its replies (KubeVirt's DHCPOptions). */
 #define NET_DHCP_MAX_NTP 8
-#define NET_DHCP_MAX_PRIVATE 31 /* codes 224-254, each at most once */
+#define NET_DHCP_MAX_PRIVATE 31  /* codes 224-254, each at most once */
 #define NET_DHCP_OPTIONS_MAX 512 /* bytes of these options together: the reply stays one small datagram */
 typedef struct net_dhcp_private {
         uint8_t code;    /* 224..254 */
         char value[256]; /* sent as is */
 } net_dhcp_private;
 typedef struct net_dhcp_options {
-        char boot_file[256];   /* bootFileName: option 67; "" = none */
-        char tftp_server[256]; /* tftpServerName: option 66 */
+        char boot_file[256];                  /* bootFileName: option 67; "" = none */
+        char tftp_server[256];                /* tftpServerName: option 66 */
         struct in_addr ntp[NET_DHCP_MAX_NTP]; /* ntpServers: option 42 */
         size_t n_ntp;
         net_dhcp_private priv[NET_DHCP_MAX_PRIVATE];
@@ -58,8 +58,8 @@ typedef struct net_secondary {
         char model[16];
         char mac[18]; /* macAddress; "" = the binding's choice */
         unsigned boot_order;
-        int iface_index; /* position in spec.domain.devices.interfaces[] (for JSON paths) */
-        bool link_down;  /* state: down (QMP set_link before the guest runs) */
+        int iface_index;      /* position in spec.domain.devices.interfaces[] (for JSON paths) */
+        bool link_down;       /* state: down (QMP set_link before the guest runs) */
         char pci_address[13]; /* pciAddress "0000:00:SS.F"; "" = the builder's choice */
         unsigned acpi_index;  /* acpiIndex; 0 = none */
         net_dhcp_options dhcp;

@@ -314,14 +314,14 @@ static int parse_state(const cJSON *iface, int i, net_request *tmp, bool *absent
                 return 0;
         if (!cJSON_IsString(st) || (strcmp(st->valuestring, "up") && strcmp(st->valuestring, "down") &&
                                     strcmp(st->valuestring, "absent")))
-                return kv_error_set(err, EINVAL, IFACES_PATH "[%d].state: must be \"up\", \"down\" or \"absent\"",
-                                    i);
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d].state: must be \"up\", \"down\" or \"absent\"", i);
         tmp->link_down = !strcmp(st->valuestring, "down");
         *absent = !strcmp(st->valuestring, "absent");
         if (*absent && tmp->binding != NET_BINDING_BRIDGE)
-                return kv_error_set(err, EINVAL,
-                                    IFACES_PATH "[%d].state: \"absent\" is supported only for the bridge binding",
-                                    i);
+                return kv_error_set(
+                    err, EINVAL,
+                    IFACES_PATH "[%d].state: \"absent\" is supported only for the bridge binding", i);
         return 0;
 }
 
@@ -354,7 +354,8 @@ static int dhcp_ntp(const cJSON *o, int i, net_dhcp_options *d, kv_error *err)
         {
                 if (!cJSON_IsString(n) || inet_pton(AF_INET, n->valuestring, &d->ntp[d->n_ntp]) != 1)
                         return kv_error_set(err, EINVAL,
-                                            IFACES_PATH "[%d].dhcpOptions.ntpServers[%zu]: is not an IPv4 address",
+                                            IFACES_PATH
+                                            "[%d].dhcpOptions.ntpServers[%zu]: is not an IPv4 address",
                                             i, d->n_ntp);
                 d->n_ntp++;
         }
@@ -368,7 +369,8 @@ static int dhcp_private(const cJSON *o, int i, net_dhcp_options *d, kv_error *er
         if (!list)
                 return 0;
         if (!cJSON_IsArray(list))
-                return kv_error_set(err, EINVAL, IFACES_PATH "[%d].dhcpOptions.privateOptions: must be a list", i);
+                return kv_error_set(err, EINVAL,
+                                    IFACES_PATH "[%d].dhcpOptions.privateOptions: must be a list", i);
         cJSON_ArrayForEach(p, list)
         {
                 size_t j = d->n_priv;
@@ -377,19 +379,22 @@ static int dhcp_private(const cJSON *o, int i, net_dhcp_options *d, kv_error *er
                 if (!cJSON_IsObject(p) || !cJSON_IsNumber(code) || code->valuedouble < 224 ||
                     code->valuedouble > 254 || code->valuedouble != (int)code->valuedouble)
                         return kv_error_set(err, EINVAL,
-                                            IFACES_PATH "[%d].dhcpOptions.privateOptions[%zu].option: must be an "
-                                                        "integer in 224-254",
+                                            IFACES_PATH
+                                            "[%d].dhcpOptions.privateOptions[%zu].option: must be an "
+                                            "integer in 224-254",
                                             i, j);
                 for (size_t k = 0; k < j; k++)
                         if (d->priv[k].code == (uint8_t)code->valuedouble)
                                 return kv_error_set(err, EINVAL,
-                                                    IFACES_PATH "[%d].dhcpOptions.privateOptions[%zu].option: %d "
-                                                                "is already given",
+                                                    IFACES_PATH
+                                                    "[%d].dhcpOptions.privateOptions[%zu].option: %d "
+                                                    "is already given",
                                                     i, j, (int)code->valuedouble);
                 if (!cJSON_IsString(value) || strlen(value->valuestring) >= sizeof(d->priv[j].value))
                         return kv_error_set(err, EINVAL,
-                                            IFACES_PATH "[%d].dhcpOptions.privateOptions[%zu].value: must be a "
-                                                        "string of at most 255 bytes",
+                                            IFACES_PATH
+                                            "[%d].dhcpOptions.privateOptions[%zu].value: must be a "
+                                            "string of at most 255 bytes",
                                             i, j);
                 d->priv[j].code = (uint8_t)code->valuedouble;
                 snprintf(d->priv[j].value, sizeof(d->priv[j].value), "%s", value->valuestring);
@@ -414,13 +419,15 @@ static int parse_dhcp_options(const cJSON *iface, int i, net_request *tmp, kv_er
                 for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
                         ok = ok || strcmp(item->string, known[k]) == 0;
                 if (!ok)
-                        return kv_error_set(err, EINVAL, IFACES_PATH "[%d].dhcpOptions.%s: is not supported", i,
-                                            item->string);
+                        return kv_error_set(err, EINVAL, IFACES_PATH "[%d].dhcpOptions.%s: is not supported",
+                                            i, item->string);
         }
         net_dhcp_options *d = &tmp->dhcp;
         int parts[4];
         parts[0] = dhcp_string(o, i, "bootFileName", d->boot_file, sizeof(d->boot_file), err);
-        parts[1] = parts[0] < 0 ? -1 : dhcp_string(o, i, "tftpServerName", d->tftp_server, sizeof(d->tftp_server), err);
+        parts[1] = parts[0] < 0
+                       ? -1
+                       : dhcp_string(o, i, "tftpServerName", d->tftp_server, sizeof(d->tftp_server), err);
         parts[2] = parts[1] < 0 ? -1 : dhcp_ntp(o, i, d, err);
         parts[3] = parts[2] < 0 ? -1 : dhcp_private(o, i, d, err);
         int total = 0;
@@ -431,8 +438,9 @@ static int parse_dhcp_options(const cJSON *iface, int i, net_request *tmp, kv_er
         }
         if (total > NET_DHCP_OPTIONS_MAX)
                 return kv_error_set(err, EINVAL,
-                                    IFACES_PATH "[%d].dhcpOptions: %d bytes of options, more than the %d a DHCP "
-                                                "reply of this launcher carries",
+                                    IFACES_PATH
+                                    "[%d].dhcpOptions: %d bytes of options, more than the %d a DHCP "
+                                    "reply of this launcher carries",
                                     i, total, NET_DHCP_OPTIONS_MAX);
         return 0;
 }
@@ -459,8 +467,8 @@ static int parse_pci_acpi(const cJSON *iface, int i, net_request *tmp, kv_error 
         if (acpi) {
                 if (!cJSON_IsNumber(acpi) || acpi->valuedouble < 1 || acpi->valuedouble > 16383 ||
                     acpi->valuedouble != (int)acpi->valuedouble)
-                        return kv_error_set(err, EINVAL, IFACES_PATH "[%d].acpiIndex: must be an integer in 1-16383",
-                                            i);
+                        return kv_error_set(err, EINVAL,
+                                            IFACES_PATH "[%d].acpiIndex: must be an integer in 1-16383", i);
                 tmp->acpi_index = (unsigned)acpi->valuedouble;
         }
         return 0;
@@ -549,9 +557,8 @@ static int parse_interface(const cJSON *iface, int i, const cJSON *networks, net
         if (r < 0)
                 return r;
         if (absent && !multus)
-                return kv_error_set(err, EINVAL,
-                                    IFACES_PATH "[%d].state: \"absent\" is not supported on the pod network",
-                                    i);
+                return kv_error_set(
+                    err, EINVAL, IFACES_PATH "[%d].state: \"absent\" is not supported on the pod network", i);
         if (absent) /* KubeVirt neither attaches the network to the Pod nor plugs the NIC */
                 return 0;
         if (multus)

@@ -216,9 +216,11 @@ static int check_memory(vmi *v, kv_error *err)
                                 "must be between memory.guest and 16 TiB");
         if (v->hugepage_size && v->memory % v->hugepage_size)
                 return jf_error(err, "spec.domain.memory.guest", "%llu MiB is not a multiple of the %s pages",
-                                (unsigned long long)(v->memory >> 20), v->hugepage_size >> 30 ? "1Gi" : "2Mi");
+                                (unsigned long long)(v->memory >> 20),
+                                v->hugepage_size >> 30 ? "1Gi" : "2Mi");
         if (v->hugepage_size && v->max_memory > v->memory)
-                return jf_error(err, "spec.domain.memory.maxGuest", "memory hot-plug with hugepages is not supported");
+                return jf_error(err, "spec.domain.memory.maxGuest",
+                                "memory hot-plug with hugepages is not supported");
         return 0;
 }
 
@@ -319,10 +321,17 @@ static int parse_cpu_placement(vmi *v, const cJSON *cpu, kv_error *err)
 
 static int parse_cpu(vmi *v, const cJSON *domain, long double cpu_count, kv_error *err)
 {
-        static const char *const allowed[] = {"cores",    "sockets",  "threads",
-                                              "maxSockets", "model",    "features",
-                                              "dedicatedCpuPlacement", "isolateEmulatorThread", "realtime",
-                                              "numa",     NULL};
+        static const char *const allowed[] = {"cores",
+                                              "sockets",
+                                              "threads",
+                                              "maxSockets",
+                                              "model",
+                                              "features",
+                                              "dedicatedCpuPlacement",
+                                              "isolateEmulatorThread",
+                                              "realtime",
+                                              "numa",
+                                              NULL};
         const cJSON *cpu = NULL;
         int64_t cores = 0, sockets = 0, threads = 0, max_sockets = 0;
         JF_TRY(jf_object(domain, "spec.domain", "cpu", &cpu, err));
@@ -351,9 +360,10 @@ static int parse_cpu(vmi *v, const cJSON *domain, long double cpu_count, kv_erro
                 return jf_error(err, "spec.domain.cpu", "more than 1024 vCPUs");
         v->max_sockets = max_sockets;
         if (v->dedicated_cpus && cpu_count > 0 && cpu_count != (long double)vmi_vcpus(v))
-                return jf_error(err, "spec.domain.resources",
-                                "dedicatedCpuPlacement needs a cpu request of whole CPUs equal to the vCPUs (%u)",
-                                vmi_vcpus(v));
+                return jf_error(
+                    err, "spec.domain.resources",
+                    "dedicatedCpuPlacement needs a cpu request of whole CPUs equal to the vCPUs (%u)",
+                    vmi_vcpus(v));
         if (v->dedicated_cpus && max_sockets)
                 return jf_error(err, "spec.domain.cpu.maxSockets",
                                 "CPU hot-plug with dedicatedCpuPlacement is not supported");

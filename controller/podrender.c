@@ -314,7 +314,8 @@ static void render_dedicated(const struct vmi *model, cJSON *req, cJSON *lim)
         cJSON_DeleteItemFromObjectCaseSensitive(lim, "cpu");
         cJSON_AddStringToObject(lim, "cpu", buf);
         cJSON_DeleteItemFromObjectCaseSensitive(lim, "memory");
-        cJSON_AddItemToObject(lim, "memory", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(req, "memory"), 1));
+        cJSON_AddItemToObject(lim, "memory",
+                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(req, "memory"), 1));
 }
 
 static int render_resources(const cJSON *vobj, const struct vmi *model, const pod_render_opts *opts,

@@ -272,10 +272,11 @@ static cJSON *nic_place(argv_builder *b, cJSON *dev, const char *pci, unsigned a
                 dev = jstr(dev, "bus", builder_take_port(b, port));
         } else if (sscanf(pci, "%x:%x:%x.%x", &dom, &bus, &slot, &fn) != 4 || dom || bus ||
                    slot < NIC_FIRST_ROOT_SLOT || slot > 0x1e) {
-                kv_error_set(b->err, EINVAL,
-                             "spec.domain.devices.interfaces[%d].pciAddress: \"%s\" is not free: a NIC may take "
-                             "0000:00:10.0-0000:00:1e.7 (slots of the PCIe root complex the launcher leaves free)",
-                             index, pci);
+                kv_error_set(
+                    b->err, EINVAL,
+                    "spec.domain.devices.interfaces[%d].pciAddress: \"%s\" is not free: a NIC may take "
+                    "0000:00:10.0-0000:00:1e.7 (slots of the PCIe root complex the launcher leaves free)",
+                    index, pci);
                 cJSON_Delete(dev);
                 return NULL;
         } else {
@@ -338,8 +339,8 @@ static int add_user_interface(argv_builder *b, const vmi_interface *nic, size_t 
         snprintf(id, sizeof(id), "ua-%s", nic->name);
         snprintf(netdev, sizeof(netdev), "hostua-%s", nic->name);
         JF_TRY(push_json(&b->devs, "-netdev", user_netdev(b->v, nic, netdev), b->err));
-        cJSON *dev = nic_place(b, device(drivers[nic->model], id), b->v->net.pci_address, b->v->net.acpi_index,
-                               b->v->net.iface_index);
+        cJSON *dev = nic_place(b, device(drivers[nic->model], id), b->v->net.pci_address,
+                               b->v->net.acpi_index, b->v->net.iface_index);
         if (!dev)
                 return -EINVAL;
         dev = with_nic_virtio(b, jstr(dev, "netdev", netdev));
@@ -484,10 +485,11 @@ int argv_add_root_ports(argv_builder *b)
                 return kv_error_set(b->err, EINVAL, "%d PCIe root ports needed, at most %d fit", total,
                                     MAX_ROOT_PORTS);
         if (b->nic_root_slots && FIRST_PORT_SLOT + (total - 1) / PORTS_PER_SLOT >= NIC_FIRST_ROOT_SLOT)
-                return kv_error_set(b->err, EINVAL,
-                                    "spec.domain.devices.interfaces: %d PCIe root ports reach slot 0x10, where a "
-                                    "pciAddress put a NIC",
-                                    total);
+                return kv_error_set(
+                    b->err, EINVAL,
+                    "spec.domain.devices.interfaces: %d PCIe root ports reach slot 0x10, where a "
+                    "pciAddress put a NIC",
+                    total);
         for (int k = 0; k < total; k++) {
                 char id[16], addr[16];
                 snprintf(id, sizeof(id), "rp%d", k);

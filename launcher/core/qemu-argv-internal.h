@@ -13,8 +13,8 @@ typedef struct argv_builder {
         const vmi *v;
         const qemu_argv_opts *o;
         strv *argv;
-        strv devs;     /* -device/-blockdev/... args that need root ports: emitted after the ports */
-        int next_port; /* next free pcie-root-port index */
+        strv devs;           /* -device/-blockdev/... args that need root ports: emitted after the ports */
+        int next_port;       /* next free pcie-root-port index */
         bool nic_root_slots; /* a NIC sits on pcie.0 at its pciAddress (slots 0x10-0x1e) */
         kv_error *err;
 } argv_builder;

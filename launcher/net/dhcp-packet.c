@@ -119,11 +119,13 @@ static size_t encode_routes(const dhcp_lease *l, uint8_t *out)
 static void put_extra_options(writer *w, const net_dhcp_options *x)
 {
         if (x->tftp_server[0])
-                put_option(w, OPT_TFTP_SERVER, x->tftp_server, strnlen(x->tftp_server, sizeof(x->tftp_server)));
+                put_option(w, OPT_TFTP_SERVER, x->tftp_server,
+                           strnlen(x->tftp_server, sizeof(x->tftp_server)));
         if (x->boot_file[0])
                 put_option(w, OPT_BOOT_FILE, x->boot_file, strnlen(x->boot_file, sizeof(x->boot_file)));
         if (x->n_ntp)
-                put_option(w, OPT_NTP, x->ntp, 4 * (x->n_ntp < NET_DHCP_MAX_NTP ? x->n_ntp : NET_DHCP_MAX_NTP));
+                put_option(w, OPT_NTP, x->ntp,
+                           4 * (x->n_ntp < NET_DHCP_MAX_NTP ? x->n_ntp : NET_DHCP_MAX_NTP));
         for (size_t i = 0; i < x->n_priv && i < NET_DHCP_MAX_PRIVATE; i++)
                 put_option(w, x->priv[i].code, x->priv[i].value,
                            strnlen(x->priv[i].value, sizeof(x->priv[i].value)));

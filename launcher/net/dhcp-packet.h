@@ -39,8 +39,8 @@ typedef struct dhcp_lease {
         resolv_conf dns;
         dhcp_route routes[DHCP_MAX_ROUTES]; /* option 121; the default route must be among them if any */
         size_t n_routes;
-        unsigned mtu;      /* 0 = no option 26 */
-        char hostname[64]; /* "" = no option 12 */
+        unsigned mtu;           /* 0 = no option 26 */
+        char hostname[64];      /* "" = no option 12 */
         net_dhcp_options extra; /* interfaces[].dhcpOptions: options 66, 67, 42 and 224-254 */
 } dhcp_lease;
 

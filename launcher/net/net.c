@@ -166,9 +166,9 @@ int net_setup(const net_request *req, net_result *res, kv_error *err)
 {
         *res = (net_result){0};
         if (!net_iface_name_ok(req->iface_name))
-                return kv_error_set(err, EINVAL,
-                                    "net: interface name \"%s\" may only contain letters, digits, '-' and '_'",
-                                    req->iface_name);
+                return kv_error_set(
+                    err, EINVAL, "net: interface name \"%s\" may only contain letters, digits, '-' and '_'",
+                    req->iface_name);
         fill_common(req, res);
         int r = dispatch(req, res, err);
         if (r < 0) {

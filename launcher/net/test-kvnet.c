@@ -141,8 +141,9 @@ static void test_validate_bad(void)
                            "interfaces[0].model: \"ne2k\" is not supported");
         expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"pciAddress\":\"01:00.0\"}",
                            "interfaces[0].pciAddress: must be a PCI address");
-        expect_iface_error("{\"name\":\"default\",\"masquerade\":{},\"dhcpOptions\":{\"ntpServers\":[\"::1\"]}}",
-                           "interfaces[0].dhcpOptions.ntpServers[0]: is not an IPv4 address");
+        expect_iface_error(
+            "{\"name\":\"default\",\"masquerade\":{},\"dhcpOptions\":{\"ntpServers\":[\"::1\"]}}",
+            "interfaces[0].dhcpOptions.ntpServers[0]: is not an IPv4 address");
         expect_iface_error("{\"name\":\"other\",\"masquerade\":{}}",
                            "interfaces[0].name: \"other\" has no spec.networks[] entry");
         expect_error("{\"networks\":[{\"name\":\"m\",\"multus\":{\"networkName\":\"x\",\"default\":true}}]}",

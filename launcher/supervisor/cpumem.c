@@ -35,11 +35,11 @@ int cpumem_check_cpus(const vmi *v, cpu_set_t *allowed, kv_error *err)
                 return kv_error_errno(err, errno, "sched_getaffinity");
         unsigned have = (unsigned)CPU_COUNT(allowed), need = cpumem_cpus_needed(v);
         if (have < need)
-                return kv_error_set(err, EINVAL,
-                                    "spec.domain.cpu.dedicatedCpuPlacement: needs %u dedicated CPUs (%u vCPUs%s) "
-                                    "and the launcher's CPU set has %u, which this host lacks",
-                                    need, vmi_vcpus(v), v->isolate_emulator_thread ? " + the emulator thread" : "",
-                                    have);
+                return kv_error_set(
+                    err, EINVAL,
+                    "spec.domain.cpu.dedicatedCpuPlacement: needs %u dedicated CPUs (%u vCPUs%s) "
+                    "and the launcher's CPU set has %u, which this host lacks",
+                    need, vmi_vcpus(v), v->isolate_emulator_thread ? " + the emulator thread" : "", have);
         return 0;
 }
 
@@ -59,8 +59,8 @@ static int find_hugetlbfs(uint64_t page_size, char *out, size_t outsz)
         while (f && fgets(line, sizeof(line), f)) {
                 char mnt[1024], fstype[64];
                 const char *sep = strstr(line, " - ");
-                if (!sep || sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1 || sscanf(sep, " - %63s", fstype) != 1 ||
-                    strcmp(fstype, "hugetlbfs") || strchr(mnt, '\\'))
+                if (!sep || sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1 ||
+                    sscanf(sep, " - %63s", fstype) != 1 || strcmp(fstype, "hugetlbfs") || strchr(mnt, '\\'))
                         continue;
                 struct statfs st;
                 if (statfs(mnt, &st) == 0 && (uint64_t)st.f_type == HUGETLBFS_MAGIC &&
@@ -82,16 +82,18 @@ int cpumem_hugepages_dir(const vmi *v, char *out, size_t outsz, kv_error *err)
                  (unsigned long long)(v->hugepage_size >> 10));
         unsigned long free_pages = read_ulong(path), need = (unsigned long)(v->memory / v->hugepage_size);
         if (free_pages < need)
-                return kv_error_set(err, EINVAL,
-                                    "spec.domain.memory.hugepages.pageSize: %lu free %s pages needed, %lu free "
-                                    "(%s), which this host lacks",
-                                    need, size, free_pages, path);
+                return kv_error_set(
+                    err, EINVAL,
+                    "spec.domain.memory.hugepages.pageSize: %lu free %s pages needed, %lu free "
+                    "(%s), which this host lacks",
+                    need, size, free_pages, path);
         if (find_hugetlbfs(v->hugepage_size, out, outsz) < 0)
-                return kv_error_set(err, EINVAL,
-                                    "spec.domain.memory.hugepages.pageSize: no writable hugetlbfs mount of %s pages "
-                                    "(a Pod gets KubeVirt's HugePages emptyDir at /dev/hugepages), which this host "
-                                    "lacks",
-                                    size);
+                return kv_error_set(
+                    err, EINVAL,
+                    "spec.domain.memory.hugepages.pageSize: no writable hugetlbfs mount of %s pages "
+                    "(a Pod gets KubeVirt's HugePages emptyDir at /dev/hugepages), which this host "
+                    "lacks",
+                    size);
         return 0;
 }
 
@@ -110,7 +112,8 @@ static int pin_thread(pid_t tid, int cpu, kv_error *err)
         CPU_ZERO(&one);
         CPU_SET(cpu, &one);
         if (sched_setaffinity(tid, sizeof(one), &one) < 0)
-                return kv_error_errno(err, errno, "spec.domain.cpu.dedicatedCpuPlacement: pin thread %d to CPU %d",
+                return kv_error_errno(err, errno,
+                                      "spec.domain.cpu.dedicatedCpuPlacement: pin thread %d to CPU %d",
                                       (int)tid, cpu);
         return 0;
 }
@@ -164,7 +167,8 @@ int cpumem_pin(const vmi *v, const cpu_set_t *allowed, qmp *q, pid_t qemu, kv_er
                         return kv_error_set(err, EIO, "query-cpus-fast: unexpected reply");
                 int cpu = nth_cpu(allowed, (unsigned)idx->valuedouble);
                 if (cpu < 0)
-                        return kv_error_set(err, EINVAL, "spec.domain.cpu.dedicatedCpuPlacement: no CPU for vCPU %d",
+                        return kv_error_set(err, EINVAL,
+                                            "spec.domain.cpu.dedicatedCpuPlacement: no CPU for vCPU %d",
                                             (int)idx->valuedouble);
                 vcpus[n++] = (pid_t)tid->valuedouble;
                 JF_TRY(pin_thread(vcpus[n - 1], cpu, err));
@@ -174,7 +178,8 @@ int cpumem_pin(const vmi *v, const cpu_set_t *allowed, qmp *q, pid_t qemu, kv_er
                                               "spec.domain.cpu.realtime: SCHED_FIFO for vCPU %d (needs "
                                               "CAP_SYS_NICE, which this host lacks)",
                                               (int)idx->valuedouble);
-                log_info("vCPU %d (thread %d) pinned to CPU %d", (int)idx->valuedouble, (int)vcpus[n - 1], cpu);
+                log_info("vCPU %d (thread %d) pinned to CPU %d", (int)idx->valuedouble, (int)vcpus[n - 1],
+                         cpu);
         }
         if (v->isolate_emulator_thread) {
                 int cpu = nth_cpu(allowed, vmi_vcpus(v));
