@@ -220,9 +220,10 @@ static void forward(reporter *r)
                 fwd_request_free(&req);
                 return;
         }
-        const char *of = req.kind == FWD_SNAPSHOT ? " of snapshot request "
-                         : req.kind == FWD_PAUSE  ? ": wanted paused="
-                                                  : " of migration ";
+        const char *of = req.kind == FWD_SNAPSHOT     ? " of snapshot request "
+                         : req.kind == FWD_PAUSE      ? ": wanted paused="
+                         : req.kind == FWD_SOFTREBOOT ? ": request "
+                                                      : " of migration ";
         log_info("forwarding %s%s%s to the launcher", what, req.uid[0] ? of : "", req.uid);
         r->inflight = req;
         r->inflight_id = r->next_id;

@@ -285,9 +285,30 @@ static void test_fwd_pause(void)
         fwd_state_free(&st);
 }
 
+/* kvlite.io/softreboot-request: each id forwarded once, never one the launcher says it did. */
+static void test_fwd_softreboot(void)
+{
+        fwd_state st = {.spec = cJSON_Parse("{\"a\":1}")};
+        char out[4096];
+        const char *r1 = "{\"metadata\":{\"annotations\":{\"kvlite.io/softreboot-request\":\"r1\"}},"
+                         "\"spec\":{\"a\":1}}";
+        const char *r2 = "{\"metadata\":{\"annotations\":{\"kvlite.io/softreboot-request\":\"r2\"}},"
+                         "\"spec\":{\"a\":1}}";
+        const char *running = "{\"phase\":\"Running\"}";
+        const char *did_r1 = "{\"phase\":\"Running\",\"softRebootId\":\"r1\"}";
+        assert(decide(&st, r1, "{\"phase\":\"Scheduled\"}", out, sizeof(out), false) == FWD_NONE);
+        assert(decide(&st, r1, did_r1, out, sizeof(out), false) == FWD_NONE); /* done before a restart */
+        assert(decide(&st, r1, running, out, sizeof(out), true) == FWD_SOFTREBOOT);
+        assert(!strcmp(out, "{\"cmd\":\"softreboot\",\"args\":{\"id\":\"r1\"}}"));
+        assert(decide(&st, r1, running, out, sizeof(out), true) == FWD_NONE);      /* sent once */
+        assert(decide(&st, r2, did_r1, out, sizeof(out), true) == FWD_SOFTREBOOT); /* a new request */
+        fwd_state_free(&st);
+}
+
 int main(void)
 {
         test_fwd_pause();
+        test_fwd_softreboot();
         test_fwd();
         test_fwd_migration_config();
         test_fwd_prune();

@@ -216,6 +216,20 @@ static int pause_request(const fwd_state *st, const cJSON *vmi, const cJSON *lau
         return request(out, FWD_PAUSE, pause ? CTL_VERB_PAUSE : CTL_VERB_UNPAUSE, NULL, want);
 }
 
+/* A softreboot request id neither forwarded nor done (the launcher's softRebootId) yet. */
+static int softreboot_request(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, fwd_request *out)
+{
+        const char *id = str_at(cJSON_GetObjectItemCaseSensitive(
+                                    cJSON_GetObjectItemCaseSensitive(vmi, "metadata"), "annotations"),
+                                FWD_SOFTREBOOT_ANNOTATION);
+        if (!id || !*id || strlen(id) > FWD_SNAPSHOT_ID_MAX || same(str_at(launcher, "softRebootId"), id) ||
+            same(st->softreboot_sent, id))
+                return 0;
+        cJSON *args = cJSON_CreateObject();
+        cJSON_AddStringToObject(args, "id", id);
+        return request(out, FWD_SOFTREBOOT, CTL_VERB_SOFTREBOOT, args, id);
+}
+
 int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const char *pod, fwd_request *out)
 {
         *out = (fwd_request){0};
@@ -248,7 +262,8 @@ int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const
         bool vmi_migrating = cJSON_IsObject(ms) && !true_at(ms, "completed") && !true_at(ms, "failed");
         if (launcher_migrating || vmi_migrating)
                 return 0;
-        return pause_request(st, vmi, launcher, out) ?: snapshot_request(st, vmi, launcher, out);
+        return pause_request(st, vmi, launcher, out) ?: softreboot_request(st, vmi, launcher, out)
+                                                   ?: snapshot_request(st, vmi, launcher, out);
 }
 
 void fwd_commit(fwd_state *st, fwd_request *req)
@@ -271,6 +286,9 @@ void fwd_commit(fwd_state *st, fwd_request *req)
                 break;
         case FWD_PAUSE:
                 snprintf(st->pause_sent, sizeof(st->pause_sent), "%s", req->uid);
+                break;
+        case FWD_SOFTREBOOT:
+                snprintf(st->softreboot_sent, sizeof(st->softreboot_sent), "%s", req->uid);
                 break;
         case FWD_NONE:
                 break;

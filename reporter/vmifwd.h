@@ -2,7 +2,8 @@
  * (docs/cluster-live-ops.md): a changed spec as `apply`, status.migrationState as `migrate` or
  * `migrate-cancel` (its migrationConfiguration goes along as the launcher's config), the entries of the
  * annotation kvlite.io/snapshot-requests as `snapshot-save/-load/-delete` (docs/cluster-snapshots.md), the
- * annotation kvlite.io/paused as `pause`/`unpause` (docs/virt-api.md). Pure:
+ * annotation kvlite.io/paused as `pause`/`unpause`, kvlite.io/softreboot-request as `softreboot`
+ * (docs/virt-api.md). Pure:
  * the decision from
  * the VMI, the launcher's last status document and what was already answered; unit-tested in
  * test-supervisor-unit.c. */
@@ -10,12 +11,23 @@
 
 #include <cjson/cJSON.h>
 
-typedef enum fwd_kind { FWD_NONE, FWD_APPLY, FWD_MIGRATE, FWD_CANCEL, FWD_SNAPSHOT, FWD_PAUSE } fwd_kind;
+typedef enum fwd_kind {
+        FWD_NONE,
+        FWD_APPLY,
+        FWD_MIGRATE,
+        FWD_CANCEL,
+        FWD_SNAPSHOT,
+        FWD_PAUSE,
+        FWD_SOFTREBOOT
+} fwd_kind;
 
 #define FWD_UID_MAX 128
 #define FWD_SNAPSHOT_ANNOTATION "kvlite.io/snapshot-requests"
 /* The wanted pause state virt-api's pause/unpause write on the VMI: "true" or "false" (docs/virt-api.md). */
 #define FWD_PAUSE_ANNOTATION "kvlite.io/paused"
+/* virt-api's softreboot: a new request id each time (docs/virt-api.md); the launcher's softRebootId says
+ * which one it did last. */
+#define FWD_SOFTREBOOT_ANNOTATION "kvlite.io/softreboot-request"
 #define FWD_SNAPSHOT_ID_MAX 128 /* bytes of a request's id (the launcher's limit) and of its tag */
 #define FWD_SNAPSHOT_DONE 32    /* answered snapshot ids remembered (the launcher's status keeps 32 too) */
 
@@ -29,6 +41,7 @@ typedef struct fwd_state {
         unsigned n_snapshots_done;
         char *requests_checked; /* the snapshot-requests text last checked for malformed entries */
         char pause_sent[8];     /* the FWD_PAUSE_ANNOTATION value last forwarded ("true"/"false") */
+        char softreboot_sent[FWD_SNAPSHOT_ID_MAX + 1]; /* the softreboot request id last forwarded */
 } fwd_state;
 
 typedef struct fwd_request {

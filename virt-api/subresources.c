@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 #include "log.h"
@@ -388,13 +389,64 @@ static int vmi_unpause(kube_client *api, const target *t, subres_reply *r)
         return vmi_set_paused(api, t, false, r);
 }
 
+static bool vmi_condition_true(const cJSON *vmi, const char *type)
+{
+        const cJSON *c;
+        cJSON_ArrayForEach(c, kube_obj(vmi, "status.conditions"))
+        {
+                if (!strcmp(kube_str(c, "type") ?: "", type))
+                        return !strcmp(kube_str(c, "status") ?: "", "True");
+        }
+        return false;
+}
+
+/* KubeVirt's VirtualMachineInstanceGuestAgentInfo from what the launcher's guest agent reported into the
+ * VMI's status (guestOSInfo, the guest's interface names); 409 while no agent is connected, as KubeVirt. */
 static int vmi_guestosinfo(kube_client *api, const target *t, subres_reply *r)
 {
         _cleanup_json_ cJSON *vmi = NULL;
         if (running_vmi(api, t, &vmi, r) < 0)
                 return -1;
-        /* No guest agent channel in kvlite's launcher: KubeVirt's answer for a VMI without one. */
-        return conflict(r, t, false, "VMI does not have guest agent connected");
+        if (!vmi_condition_true(vmi, "AgentConnected"))
+                return conflict(r, t, false, "VMI does not have guest agent connected");
+        _cleanup_json_ cJSON *info = cJSON_CreateObject();
+        const cJSON *os = kube_obj(vmi, "status.guestOSInfo");
+        cJSON_AddItemToObject(info, "os", os ? cJSON_Duplicate(os, 1) : cJSON_CreateObject());
+        const cJSON *i;
+        cJSON *ifaces = cJSON_AddArrayToObject(info, "interfaces");
+        cJSON_ArrayForEach(i, kube_obj(vmi, "status.interfaces"))
+        {
+                if (kube_str(i, "interfaceName"))
+                        cJSON_AddItemToArray(ifaces, cJSON_Duplicate(i, 1));
+        }
+        r->code = 200;
+        r->body = cJSON_PrintUnformatted(info);
+        return r->body ? 0 : fail(r, 500, "out of memory");
+}
+
+/* softreboot: KubeVirt's checks (running, not paused, an agent or ACPI to ask the guest with); a new request
+ * id goes on the VMI (SUBRES_SOFTREBOOT_ANNOTATION) and its launcher's reporter forwards it once: the
+ * launcher presses the ACPI power button and turns the guest's power-off into a reset. */
+static int vmi_softreboot(kube_client *api, const target *t, subres_reply *r)
+{
+        _cleanup_json_ cJSON *vmi = NULL, *patch = cJSON_CreateObject();
+        if (running_vmi(api, t, &vmi, r) < 0)
+                return -1;
+        if (vmi_paused(vmi))
+                return conflict(r, t, false, "VMI is paused");
+        const cJSON *acpi = kube_obj(vmi, "spec.domain.features.acpi.enabled");
+        if (cJSON_IsFalse(acpi) && !vmi_condition_true(vmi, "AgentConnected"))
+                return conflict(r, t, false,
+                                "VMI neither have the agent connected nor the ACPI feature enabled");
+        char id[64];
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(id, sizeof(id), "%lld.%09ld", (long long)ts.tv_sec, ts.tv_nsec);
+        cJSON *ann = cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "metadata"), "annotations");
+        cJSON_AddStringToObject(ann, SUBRES_SOFTREBOOT_ANNOTATION, id);
+        kv_error err = {0};
+        int rc = kube_merge_patch(api, &kube_vmi, t->ns, t->name, patch, false, NULL, &err);
+        return rc < 0 ? fail_api(r, rc, &err) : accepted(r);
 }
 
 /* Index of the entry named name in an array of {name: ...}, or -1. */
@@ -560,6 +612,7 @@ static const route routes[] = {
     {false, "addvolume", "PUT", vmi_addvolume},
     {false, "removevolume", "PUT", vmi_removevolume},
     {false, "guestosinfo", "GET", vmi_guestosinfo},
+    {false, "softreboot", "PUT", vmi_softreboot},
 };
 
 static char *resource_list(void)

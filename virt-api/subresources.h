@@ -13,6 +13,8 @@
 /* The VMI annotation virt-api writes for pause/unpause and virt-launcher-reporter forwards to the
  * launcher's control socket: "true" (paused wanted), "false" (running wanted). */
 #define SUBRES_PAUSE_ANNOTATION "kvlite.io/paused"
+/* A softreboot request id (realtime seconds.nanoseconds) the launcher's reporter forwards once. */
+#define SUBRES_SOFTREBOOT_ANNOTATION "kvlite.io/softreboot-request"
 
 typedef struct subres_reply {
         unsigned code;

@@ -1,5 +1,6 @@
 /* The control command table. A new command is one row in ctl-protocol.h (name, summary) and one handler
  * here (or in LIVEOPS_CTL_HANDLERS); the wire protocol does not change. */
+#include <stdio.h>
 #include <string.h>
 
 #include "console.h"
@@ -60,15 +61,30 @@ static int cmd_shutdown(ctl_request *req)
         return 0;
 }
 
+/* args.id (optional): recorded as the status's softRebootId once done, so whoever forwards requests
+ * (virt-launcher-reporter) never sends the same one twice, even after a restart of its own. */
 static int cmd_softreboot(ctl_request *req)
 {
         kv_error err = {0};
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(req->args, "id");
+        if (id && (!cJSON_IsString(id) || !*id->valuestring ||
+                   strlen(id->valuestring) >= sizeof(req->s->st->soft_reboot_id))) {
+                ctl_reply_error(req, "args.id: a string of 1 to %zu bytes",
+                                sizeof(req->s->st->soft_reboot_id) - 1);
+                return 0;
+        }
         if (!require_running_vm(req))
                 return 0;
-        if (supervisor_soft_reboot(req->s, &err) < 0)
+        if (supervisor_soft_reboot(req->s, &err) < 0) {
                 ctl_reply_error(req, "%s", err.msg);
-        else
-                ctl_reply_ok(req, NULL);
+                return 0;
+        }
+        if (id) {
+                snprintf(req->s->st->soft_reboot_id, sizeof(req->s->st->soft_reboot_id), "%s",
+                         id->valuestring);
+                supervisor_publish(req->s);
+        }
+        ctl_reply_ok(req, NULL);
         return 0;
 }
 

@@ -182,6 +182,8 @@ cJSON *status_to_json(const status *st)
                 cJSON_AddItemToObject(o, "snapshots", cJSON_Duplicate(st->snapshots, true));
         if (st->guest_os_info)
                 cJSON_AddItemToObject(o, "guestOSInfo", cJSON_Duplicate(st->guest_os_info, true));
+        if (st->soft_reboot_id[0])
+                cJSON_AddStringToObject(o, "softRebootId", st->soft_reboot_id);
         return o;
 }
 

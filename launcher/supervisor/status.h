@@ -51,7 +51,8 @@ typedef struct status {
         cJSON *snapshot_operations;
         cJSON *snapshots;
         cJSON *guest_os_info; /* KubeVirt's status.guestOSInfo, from the guest agent; owned, NULL = absent */
-        char *path;           /* --status-file, or NULL */
+        char soft_reboot_id[129]; /* the id of the last softreboot request done ("" = none) */
+        char *path;               /* --status-file, or NULL */
 } status;
 
 void status_init(status *st, const char *path);

@@ -179,6 +179,21 @@ def test_lifecycle(env):
         assert "VM e2e-vctl was scheduled to unpause" in vctl("unpause", "vm", "e2e-vctl")
         wait_for("Paused condition gone", lambda: not paused(env.vmi("e2e-vctl")), timeout=30, interval=0.3)
 
+        # guestosinfo: what the guest's qemu-guest-agent told the launcher; soft-reboot: the guest boots
+        # again inside the same VMI (the launcher's serial log shows a second boot)
+        wait_for("AgentConnected", lambda: any(c["type"] == "AgentConnected" and c["status"] == "True"
+                                               for c in env.vmi("e2e-vctl")["status"].get("conditions", [])),
+                 timeout=90, interval=0.5)
+        info = json.loads(vctl("guestosinfo", "e2e-vctl"))
+        assert info["os"].get("id") == "debian" and info["os"].get("versionId") == "12", info
+        serial = os.path.join(env.kubelet.run_dir(pod), "serial.log")
+        boots = open(serial, "rb").read().count(b"KVGUEST READY")
+        assert "VMI e2e-vctl was scheduled to soft reboot" in vctl("soft-reboot", "e2e-vctl")
+        wait_for("the guest boots again", lambda: open(serial, "rb").read().count(b"KVGUEST READY") > boots,
+                 timeout=60, interval=0.5)
+        assert env.vmi("e2e-vctl")["metadata"]["uid"] == vmi["metadata"]["uid"]
+        assert "not found" in vctl("soft-reboot", "nope", rc=1)
+
         # expose: KubeVirt's Service, selecting the launcher Pod, owned by the VM
         assert "Service vctl-ssh successfully exposed for vm e2e-vctl" in vctl(
             "expose", "vm", "e2e-vctl", "--name", "vctl-ssh", "--port", "2222", "--target-port", "22")
