@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tty.h"
 #include "api.h"
 #include "macro.h"
 #include "wsclient.h"
@@ -543,28 +544,6 @@ static int cmd_version(ctx *c)
 
 #define ESCAPE_KEY 0x1d /* Ctrl-] */
 
-static struct termios saved_tio;
-static bool tty_raw;
-
-static void tty_restore(void)
-{
-        if (tty_raw)
-                tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tio);
-        tty_raw = false;
-}
-
-static void tty_make_raw(void)
-{
-        if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) < 0)
-                return;
-        struct termios raw = saved_tio;
-        cfmakeraw(&raw);
-        if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0) {
-                tty_raw = true;
-                atexit(tty_restore);
-        }
-}
-
 /* The websocket of a VMI's console or vnc; a VMI that is not running yet (400) is retried until
  * `timeout_min` minutes have passed, as KubeVirt's virtctl does. */
 static int open_stream(ctx *c, const char *name, const char *kind, int timeout_min, wsclient **w)
@@ -592,13 +571,14 @@ static int cmd_console(ctx *c, const char *name, const opts *o)
         if (rc)
                 return rc;
         fprintf(stderr, "Successfully connected to %s console. The escape sequence is ^]\n", name);
-        tty_make_raw();
-        int r = ws_pump(w, STDIN_FILENO, STDOUT_FILENO, tty_raw ? ESCAPE_KEY : 0);
+        kv_tty_make_raw();
+        int r = ws_pump(w, STDIN_FILENO, STDOUT_FILENO, kv_tty_is_raw() ? ESCAPE_KEY : 0);
         if (r == 1) /* stdin ended (a script): the guest's output keeps coming until the session ends */
                 r = ws_pump(w, -1, STDOUT_FILENO, 0);
-        tty_restore();
+        bool was_raw = kv_tty_is_raw();
+        kv_tty_restore();
         ws_close(w);
-        if (tty_raw || isatty(STDOUT_FILENO))
+        if (was_raw || isatty(STDOUT_FILENO))
                 fputs("\n", stderr);
         return r < 0 ? die("console of %s: %s", name, strerror(-r)) : EXIT_OK;
 }

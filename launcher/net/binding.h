@@ -12,6 +12,8 @@ int binding_masquerade(const net_request *req, net_result *res, kv_error *err);
 int binding_bridge(const net_request *req, net_result *res, kv_error *err);
 int binding_passt(const net_request *req, net_result *res, kv_error *err);
 int binding_macvtap(const net_request *req, net_result *res, kv_error *err);
+/* passt's socket path (in req->run_dir) and the -netdev that connects to it; -ENAMETOOLONG. */
+int render_passt_netdev(const net_request *req, net_result *res);
 
 /* "eth0" -> "eth0", "pod1234567890a" -> "1234567890a": the part of a Pod interface name KubeVirt puts into
  * the names of the links it adds (k6t-<id>, tap<id>). */

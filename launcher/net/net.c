@@ -204,6 +204,25 @@ static void secondary_request(const net_request *req, const net_secondary *s, ne
         sub->dhcp = s->dhcp;
 }
 
+void net_render(const net_request *req, net_result *res)
+{
+        fill_common(req, res);
+        res->tap_queues = req->tap_queues < 2 ? 1 : req->tap_queues;
+        switch (req->binding) {
+        case NET_BINDING_MASQUERADE:
+        case NET_BINDING_BRIDGE:
+                snprintf(res->tap_name, sizeof(res->tap_name), NET_TAP_NAME);
+                render_tap_netdev(res);
+                break;
+        case NET_BINDING_PASST:
+                render_passt_netdev(req, res); /* too long a path: an empty netdev, QEMU would say */
+                break;
+        default:
+                break;
+        }
+        render_device(req, res);
+}
+
 void net_render_secondary(const net_request *req, size_t i, net_result *res)
 {
         const net_secondary *s = &req->secondary[i];

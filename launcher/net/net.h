@@ -45,6 +45,9 @@ int net_setup_secondary(const net_request *req, size_t i, net_result *res, kv_er
 /* What net_setup_secondary would give QEMU for secondary interface i (netdev, device, MAC), computed
  * without touching the system: --dry-run outside a Pod shows the argv Multus' interfaces would get. */
 void net_render_secondary(const net_request *req, size_t i, net_result *res);
+/* What net_setup would give QEMU for the pod interface (masquerade, bridge: tap0; passt: its socket in the
+ * run dir), computed without touching the system: --dry-run never wires this host. */
+void net_render(const net_request *req, net_result *res);
 /* Drops CAP_NET_ADMIN and CAP_NET_RAW (what net_setup does at its end). */
 int net_drop_caps(kv_error *err);
 /* Closes the DHCP server and stops passt. Links and rules die with the Pod's network namespace. */

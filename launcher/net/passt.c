@@ -103,14 +103,27 @@ static int wait_listening(pid_t pid, const char *path, const char *log_path, kv_
                             PASST_START_TIMEOUT_MS);
 }
 
+int render_passt_netdev(const net_request *req, net_result *res)
+{
+        int n = snprintf(res->passt_socket, sizeof(res->passt_socket), "%s/passt-%s.sock",
+                         req->run_dir ? req->run_dir : ".", req->iface_name);
+        if (n < 0 || (size_t)n >= sizeof(res->passt_socket))
+                return -ENAMETOOLONG;
+        char path[2 * sizeof(res->passt_socket)];
+        json_escape(res->passt_socket, path, sizeof(path));
+        snprintf(res->netdev_json, sizeof(res->netdev_json),
+                 "{\"type\":\"stream\",\"id\":\"%s\",\"server\":false,\"addr\":{\"type\":\"unix\",\"path\":"
+                 "\"%s\"}}",
+                 res->netdev_id, path);
+        return 0;
+}
+
 int binding_passt(const net_request *req, net_result *res, kv_error *err)
 {
         if (!req->run_dir)
                 return kv_error_set(err, EINVAL, "passt needs a run directory for its socket");
         char log_path[256];
-        int n = snprintf(res->passt_socket, sizeof(res->passt_socket), "%s/passt-%s.sock", req->run_dir,
-                         req->iface_name);
-        if (n < 0 || (size_t)n >= sizeof(res->passt_socket))
+        if (render_passt_netdev(req, res) < 0)
                 return kv_error_set(err, ENAMETOOLONG, "passt socket path in %s is too long", req->run_dir);
         snprintf(log_path, sizeof(log_path), "%s/passt-%s.log", req->run_dir, req->iface_name);
         unlink(res->passt_socket);
@@ -127,12 +140,6 @@ int binding_passt(const net_request *req, net_result *res, kv_error *err)
                 res->passt_pid = 0;
                 return r;
         }
-        char path[2 * sizeof(res->passt_socket)];
-        json_escape(res->passt_socket, path, sizeof(path));
-        snprintf(res->netdev_json, sizeof(res->netdev_json),
-                 "{\"type\":\"stream\",\"id\":\"%s\",\"server\":false,\"addr\":{\"type\":\"unix\",\"path\":"
-                 "\"%s\"}}",
-                 res->netdev_id, path);
         log_info("net: passt %d serving %s", (int)pid, res->passt_socket);
         return 0;
 }

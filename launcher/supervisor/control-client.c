@@ -1,5 +1,6 @@
 /* `virt-launcher ctl --run-dir DIR COMMAND [ARGS-JSON]` sends one request and prints the reply line;
  * `virt-launcher console --run-dir DIR` attaches to the serial console (Ctrl-] detaches). */
+#include "tty.h"
 #include "control-client.h"
 
 #include <errno.h>
@@ -169,28 +170,6 @@ int ctl_client_main(int argc, char **argv)
 
 /* ---- console ---------------------------------------------------------------------------------- */
 
-static struct termios saved_tio;
-static bool tty_raw;
-
-static void tty_restore(void)
-{
-        if (tty_raw)
-                tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tio);
-        tty_raw = false;
-}
-
-static void tty_make_raw(void)
-{
-        if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) < 0)
-                return;
-        struct termios raw = saved_tio;
-        cfmakeraw(&raw);
-        if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0) {
-                tty_raw = true;
-                atexit(tty_restore);
-        }
-}
-
 /* Keyboard → launcher; returns 1 on the escape key, 0 to go on, -1 on EOF. */
 static int pump_stdin(int sock, bool *stdin_open)
 {
@@ -201,7 +180,7 @@ static int pump_stdin(int sock, bool *stdin_open)
                 shutdown(sock, SHUT_WR); /* half-close: output keeps coming */
                 return 0;
         }
-        char *esc = tty_raw ? memchr(buf, ESCAPE_KEY, (size_t)n) : NULL;
+        char *esc = kv_tty_is_raw() ? memchr(buf, ESCAPE_KEY, (size_t)n) : NULL;
         size_t len = esc ? (size_t)(esc - buf) : (size_t)n;
         if (len && fd_write_all(sock, buf, len) < 0)
                 return -1;
@@ -258,9 +237,9 @@ int console_client_main(int argc, char **argv)
         }
         if (isatty(STDIN_FILENO))
                 fprintf(stderr, "Connected to the serial console. Escape character is ^]\r\n");
-        tty_make_raw();
+        kv_tty_make_raw();
         r = console_loop(fd);
-        tty_restore();
+        kv_tty_restore();
         if (isatty(STDIN_FILENO))
                 fprintf(stderr, "\nDetached.\n");
         return r;

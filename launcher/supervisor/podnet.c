@@ -47,7 +47,7 @@ static void record_interface(status *st, const char *name, const char *mac, cons
 static int wire_secondary(const vmi *v, bool pod_network, bool dry_run, const char *run_dir, net_result *sec,
                           size_t *n, kv_error *err)
 {
-        if (!pod_network && dry_run) { /* the argv the Pod's Multus interfaces would get */
+        if (dry_run) { /* the argv the Pod's Multus interfaces would get; nothing is wired */
                 for (size_t i = 0; i < v->net.n_secondary; i++) {
                         net_request req = v->net;
                         req.hostname = v->hostname;
@@ -92,19 +92,19 @@ int podnet_setup(const vmi *v, bool pod_network, bool dry_run, const char *run_d
         }
         const vmi_interface *nic = &v->interfaces[0]; /* libkvnet allows one pod interface */
         bool wire = pod_network && nic->binding != NET_BINDING_SLIRP;
-        r = pod_network ? 0 : local_mode_allows(nic, &wire, err);
+        r = pod_network || dry_run ? 0 : local_mode_allows(nic, &wire, err);
         if (r < 0)
                 return r;
-        if (wire) {
-                net_request req = v->net;
-                req.run_dir = run_dir;
-                req.hostname = v->hostname;
-                /* networkInterfaceMultiqueue: one queue pair per vCPU on a virtio NIC, as KubeVirt */
-                if (v->net_multiqueue && nic->model == NIC_VIRTIO)
-                        req.tap_queues = v->sockets * v->cores * v->threads;
-                if ((r = net_setup(&req, net, err)) < 0)
-                        return r == -EINVAL ? -EIO : r; /* the host failed, not the manifest */
-        }
+        net_request req = v->net;
+        req.run_dir = run_dir;
+        req.hostname = v->hostname;
+        /* networkInterfaceMultiqueue: one queue pair per vCPU on a virtio NIC, as KubeVirt */
+        if (v->net_multiqueue && nic->model == NIC_VIRTIO)
+                req.tap_queues = v->sockets * v->cores * v->threads;
+        if (dry_run && nic->binding != NET_BINDING_SLIRP) /* the argv a Pod would get: this host untouched */
+                net_render(&req, net);
+        else if (wire && (r = net_setup(&req, net, err)) < 0)
+                return r == -EINVAL ? -EIO : r; /* the host failed, not the manifest */
         record_interface(st, nic->name,
                          net->binding ? net->mac
                          : nic->mac   ? nic->mac

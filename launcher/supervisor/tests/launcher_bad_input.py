@@ -91,4 +91,26 @@ for sub in ("ctl", "console"):
 r = subprocess.run([LAUNCHER, "ctl", "--run-dir", "/nonexistent", "status"], capture_output=True, text=True,
                    timeout=10)
 check(r.returncode == 3 and "control.sock" in r.stderr, "ctl without a launcher: exit 3")
+# --dry-run never touches the network, even with --pod-network: in a network namespace of its own, the argv
+# of bridge, masquerade and passt interfaces comes out and the namespace keeps nothing but lo.
+ns = f"kvdry{os.getpid()}"
+if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode == 0:
+    try:
+        for binding in ("bridge", "masquerade", "passt"):
+            m = vmi("dry", networks=[{"name": "default", "pod": {}}])
+            m["spec"]["domain"]["devices"]["interfaces"] = [{"name": "default", binding: {}}]
+            r = subprocess.run(["ip", "netns", "exec", ns, LAUNCHER, "--dry-run", "--pod-network", "--vmi", "-",
+                                "--run-dir", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"kv-dry-{os.getpid()}")],
+                               input=json.dumps(m), capture_output=True, text=True, timeout=30)
+            links = subprocess.run(["ip", "-n", ns, "-o", "link"], capture_output=True, text=True).stdout
+            argv = " ".join(json.loads(r.stdout)) if r.returncode == 0 else ""
+            want = "passt-default.sock" if binding == "passt" else '"ifname":"tap0"'
+            check(r.returncode == 0 and want in argv and ["lo"] == [ln.split(": ")[1].split("@")[0]
+                                                                     for ln in links.splitlines()],
+                  f"--dry-run --pod-network, {binding}: the argv ({want}), only lo in the namespace" +
+                  ("" if r.returncode == 0 else f" (exit {r.returncode}: {r.stderr.strip()[-300:]})"))
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+else:
+    print("note: cannot create a network namespace here: the --dry-run network check is skipped")
 print("PASS")
