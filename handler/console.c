@@ -4,6 +4,7 @@
  * stream) or QEMU's VNC socket. One console session per Pod, as KubeVirt's virt-handler: a new one closes the
  * old. Blocking I/O with a thread per session: sessions are few (people at consoles), and the device-plugin
  * loop stays untouched. */
+#include "tlsio.h"
 #include "console.h"
 
 #include <arpa/inet.h>
@@ -91,58 +92,6 @@ int console_socket_path(const char *pods_dir, const char *uid, const char *name,
         return -ENOENT;
 }
 
-static int tls_send_all(gnutls_session_t s, const void *buf, size_t len)
-{
-        const char *p = buf;
-        while (len) {
-                ssize_t n = gnutls_record_send(s, p, len);
-                if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN)
-                        continue;
-                if (n < 0)
-                        return -EIO;
-                p += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
-static int tls_recv_line(gnutls_session_t s, char *line, size_t size)
-{
-        size_t len = 0;
-        while (len + 1 < size) {
-                ssize_t n = gnutls_record_recv(s, line + len, 1);
-                if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN)
-                        continue;
-                if (n <= 0)
-                        return -EIO;
-                if (line[len] == '\n') {
-                        line[len] = 0;
-                        return 0;
-                }
-                len++;
-        }
-        return -E2BIG;
-}
-
-/* One reply line from the launcher's control socket. */
-static int unix_recv_line(int fd, char *line, size_t size)
-{
-        size_t len = 0;
-        while (len + 1 < size) {
-                ssize_t n = read(fd, line + len, 1);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return -EIO;
-                if (line[len] == '\n') {
-                        line[len] = 0;
-                        return 0;
-                }
-                len++;
-        }
-        return -E2BIG;
-}
-
 /* Opens the launcher end of a session: the console stream of control.sock, or QEMU's vnc.sock. */
 static int launcher_open(const console_config *cfg, const char *kind, const char *uid, kv_error *err)
 {
@@ -160,7 +109,7 @@ static int launcher_open(const console_config *cfg, const char *kind, const char
         if (console) {
                 static const char req[] = "{\"cmd\":\"console\"}\n";
                 if (fd_write_all(fd, req, sizeof(req) - 1) < 0 ||
-                    unix_recv_line(fd, line, sizeof(line)) < 0 || !strstr(line, "\"ok\":true"))
+                    kv_fd_recv_line(fd, line, sizeof(line)) < 0 || !strstr(line, "\"ok\":true"))
                         return kv_error_set(err, EIO, "the launcher refused the console");
         }
         return TAKE_FD(fd);
@@ -186,7 +135,7 @@ static void relay(gnutls_session_t tls, int net_fd, int fd)
                 }
                 if (p[1].revents) {
                         ssize_t n = read(fd, buf, sizeof(buf));
-                        if (n <= 0 || tls_send_all(tls, buf, (size_t)n) < 0)
+                        if (n <= 0 || kv_tls_send_all(tls, buf, (size_t)n) < 0)
                                 return;
                 }
         }
@@ -246,7 +195,7 @@ static void *session_run(void *arg)
         gnutls_session_t tls = NULL;
         char line[LINE_MAX_LEN], kind[16], uid[64];
         set_timeout(fd, HANDSHAKE_TIMEOUT_S);
-        if (tls_setup(cfg, fd, &cred, &tls) && tls_recv_line(tls, line, sizeof(line)) == 0) {
+        if (tls_setup(cfg, fd, &cred, &tls) && kv_tls_recv_line(tls, line, sizeof(line)) == 0) {
                 kv_error err = {0};
                 _cleanup_close_ int lfd = -1;
                 if (sscanf(line, "%15s %63s", kind, uid) != 2 ||
@@ -257,9 +206,9 @@ static void *session_run(void *arg)
                 if (lfd < 0) {
                         char reply[LINE_MAX_LEN + 16];
                         int n = snprintf(reply, sizeof(reply), "error %s\n", err.msg);
-                        tls_send_all(tls, reply, n < (int)sizeof(reply) ? (size_t)n : sizeof(reply) - 1);
+                        kv_tls_send_all(tls, reply, n < (int)sizeof(reply) ? (size_t)n : sizeof(reply) - 1);
                         log_warning("console: %s: %s", line, err.msg);
-                } else if (tls_send_all(tls, "ok\n", 3) == 0) {
+                } else if (kv_tls_send_all(tls, "ok\n", 3) == 0) {
                         console_slot slot = {.fd = fd};
                         bool console = !strcmp(kind, "console");
                         snprintf(slot.uid, sizeof(slot.uid), "%s", uid);

@@ -1,4 +1,5 @@
 /* console and vnc subresources (console.h): the VMI's checks, the channel to virt-handler, the relay. */
+#include "tlsio.h"
 #include "console.h"
 
 #include <arpa/inet.h>
@@ -79,21 +80,6 @@ void console_channel_free(console_channel *ch)
         free(ch);
 }
 
-static int tls_send_all(gnutls_session_t s, const void *buf, size_t len)
-{
-        const char *p = buf;
-        while (len) {
-                ssize_t n = gnutls_record_send(s, p, len);
-                if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN)
-                        continue;
-                if (n < 0)
-                        return -EIO;
-                p += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
 /* TLS to virt-handler at ip:port as virt-api (its own certificate), the peer checked against virt-api's CA
  * and virt-handler's name; then the request line and its answer. */
 static int channel_connect(const console_opts *o, const char *ip, const char *kind, const char *pod_uid,
@@ -131,7 +117,7 @@ static int channel_connect(const console_opts *o, const char *ip, const char *ki
                        -1;
         char line[512];
         int n = snprintf(line, sizeof(line), "%s %s\n", kind, pod_uid);
-        if (tls_send_all(ch->tls, line, (size_t)n) < 0)
+        if (kv_tls_send_all(ch->tls, line, (size_t)n) < 0)
                 return snprintf(why, why_size, "virt-handler closed the channel"), -1;
         size_t len = 0;
         while (len + 1 < sizeof(line)) {
@@ -253,7 +239,7 @@ static int from_client(console_channel *ch, int fd, uint8_t *buf, size_t *len)
                         return 1;
                 off += (size_t)n;
                 if (f.opcode == WS_BINARY || f.opcode == WS_TEXT || f.opcode == WS_CONT)
-                        done = f.len && tls_send_all(ch->tls, f.payload, f.len) < 0;
+                        done = f.len && kv_tls_send_all(ch->tls, f.payload, f.len) < 0;
                 else if (f.opcode == WS_PING)
                         done = ws_send(fd, WS_PONG, f.payload, f.len) < 0;
                 else if (f.opcode == WS_CLOSE) {
