@@ -1,4 +1,5 @@
 /* console and vnc subresources (console.h): the VMI's checks, the channel to virt-handler, the relay. */
+#include "json.h"
 #include "tlsio.h"
 #include "console.h"
 
@@ -28,25 +29,6 @@ struct console_channel {
         gnutls_session_t tls;
         gnutls_certificate_credentials_t cred;
 };
-
-static void cjson_freep(cJSON **p)
-{
-        cJSON_Delete(*p);
-}
-#define _cleanup_json_ _cleanup_(cjson_freep)
-
-static int refuse(subres_reply *r, unsigned code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int refuse(subres_reply *r, unsigned code, const char *fmt, ...)
-{
-        char msg[KV_ERR_MSG_MAX];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        r->code = code;
-        r->body = subres_status_json(code, msg);
-        return -1;
-}
 
 bool console_path_parse(const char *path, char ns[static 254], char name[static 254], char kind[static 8])
 {
@@ -157,20 +139,22 @@ static int vmi_check(const cJSON *vmi, const char *name, const char *kind, subre
 {
         const char *phase = kube_str(vmi, "status.phase");
         if (phase && (!strcmp(phase, "Failed") || !strcmp(phase, "Succeeded")))
-                return refuse(r, 409,
-                              "Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io \"%s\": "
-                              "VMI is in phase %s",
-                              name, phase);
+                return subres_fail(
+                    r, 409,
+                    "Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io \"%s\": "
+                    "VMI is in phase %s",
+                    name, phase);
         if (!phase || strcmp(phase, "Running"))
-                return refuse(r, 400,
-                              "Unable to connect to VirtualMachineInstance because phase is %s instead of "
-                              "Running",
-                              phase && *phase ? phase : "Pending");
+                return subres_fail(
+                    r, 400,
+                    "Unable to connect to VirtualMachineInstance because phase is %s instead of "
+                    "Running",
+                    phase && *phase ? phase : "Pending");
         const cJSON *dev = kube_obj(vmi, "spec.domain.devices");
         bool console = !strcmp(kind, "console");
         if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(dev, console ? "autoattachSerialConsole"
                                                                         : "autoattachGraphicsDevice")))
-                return refuse(
+                return subres_fail(
                     r, 400, console ? "No serial consoles are present." : "No graphics devices are present.");
         return 0;
 }
@@ -182,35 +166,36 @@ int console_open(kube_client *api, const console_opts *o, const char *ns, const 
         kv_error err = {0};
         int rc = kube_get(api, &kube_vmi, ns, name, &vmi, &err);
         if (rc == -KUBE_ENOTFOUND)
-                return refuse(r, 404, "virtualmachineinstances.kubevirt.io \"%s\" not found", name);
+                return subres_fail(r, 404, "virtualmachineinstances.kubevirt.io \"%s\" not found", name);
         if (rc < 0)
-                return refuse(r, 500, "%s", err.msg);
+                return subres_fail(r, 500, "%s", err.msg);
         if (vmi_check(vmi, name, kind, r) < 0)
                 return -1;
         if (!o->ca_file)
-                return refuse(r, 503, "virt-api runs without --cert-dir: no console channel");
+                return subres_fail(r, 503, "virt-api runs without --cert-dir: no console channel");
         const char *node = kube_str(vmi, "status.nodeName"), *uid = kube_str(vmi, "metadata.uid");
         char sel[128], why[512];
         snprintf(sel, sizeof(sel), "kubevirt.io/created-by=%s", uid ? uid : "");
         if (kube_list(api, &kube_pod, ns, sel, &pods, &err) < 0 ||
             kube_list(api, &kube_pod, o->handler_ns, "kubevirt.io=virt-handler", &handlers, &err) < 0)
-                return refuse(r, 500, "%s", err.msg);
+                return subres_fail(r, 500, "%s", err.msg);
         const cJSON *pod = item_where(pods, "spec.nodeName", node);
         const cJSON *handler =
             pod ? item_where(handlers, "spec.nodeName", kube_str(pod, "spec.nodeName")) : NULL;
         if (!pod)
-                return refuse(r, 400, "Unable to connect to VirtualMachineInstance: no running launcher Pod");
+                return subres_fail(r, 400,
+                                   "Unable to connect to VirtualMachineInstance: no running launcher Pod");
         if (!handler)
-                return refuse(r, 503, "no virt-handler on node %s", kube_str(pod, "spec.nodeName"));
+                return subres_fail(r, 503, "no virt-handler on node %s", kube_str(pod, "spec.nodeName"));
         console_channel *ch = calloc(1, sizeof(*ch));
         if (!ch)
-                return refuse(r, 500, "out of memory");
+                return subres_fail(r, 500, "out of memory");
         ch->fd = -1;
         if (channel_connect(o, kube_str(handler, "status.podIP"), kind, kube_str(pod, "metadata.uid"), ch,
                             why, sizeof(why)) < 0) {
                 console_channel_free(ch);
                 log_warning("%s of %s/%s: %s", kind, ns, name, why);
-                return refuse(r, 500, "Can't connect to websocket (%s)", why);
+                return subres_fail(r, 500, "Can't connect to websocket (%s)", why);
         }
         *out = ch;
         return 0;

@@ -58,8 +58,7 @@ char *subres_status_json(unsigned code, const char *message)
         return cJSON_PrintUnformatted(s);
 }
 
-static int fail(subres_reply *r, unsigned code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(subres_reply *r, unsigned code, const char *fmt, ...)
+int subres_fail(subres_reply *r, unsigned code, const char *fmt, ...)
 {
         char msg[KV_ERR_MSG_MAX];
         va_list ap;
@@ -79,14 +78,14 @@ static int fail_api(subres_reply *r, int rc, const kv_error *err)
                         : rc == -KUBE_ECONFLICT || rc == -KUBE_EEXISTS ? 409
                         : rc == -KUBE_EINVALID                         ? 400
                                                                        : 500;
-        return fail(r, code, "%s", err->msg);
+        return subres_fail(r, code, "%s", err->msg);
 }
 
 /* KubeVirt's errors.NewConflict wording: Operation cannot be fulfilled on <resource> "<name>": <why>. */
 static int conflict(subres_reply *r, const target *t, bool vm, const char *why)
 {
-        return fail(r, 409, "Operation cannot be fulfilled on %s.kubevirt.io \"%s\": %s",
-                    vm ? "virtualmachine" : "virtualmachineinstance", t->name, why);
+        return subres_fail(r, 409, "Operation cannot be fulfilled on %s.kubevirt.io \"%s\": %s",
+                           vm ? "virtualmachine" : "virtualmachineinstance", t->name, why);
 }
 
 static int accepted(subres_reply *r)
@@ -102,7 +101,7 @@ static int get_obj(kube_client *api, const kube_resource *res, const char *group
         kv_error err = {0};
         int rc = kube_get(api, res, t->ns, t->name, out, &err);
         if (rc == -KUBE_ENOTFOUND)
-                return fail(r, 404, "%s.%s \"%s\" not found", res->plural, group, t->name);
+                return subres_fail(r, 404, "%s.%s \"%s\" not found", res->plural, group, t->name);
         return rc < 0 ? fail_api(r, rc, &err) : 0;
 }
 
@@ -125,10 +124,10 @@ static int json_patch(kube_client *api, const kube_resource *res, const target *
                             *body = cJSON_PrintUnformatted(ops);
         kv_error err = {0};
         if (!path || !body)
-                return fail(r, 500, "out of memory");
+                return subres_fail(r, 500, "out of memory");
         int rc = kube_request(api, "PATCH", path, "application/json-patch+json", body, NULL, &err);
         if (rc == -KUBE_EINVALID) /* a failed `test`: the object changed under us */
-                return fail(r, 409, "%s", err.msg);
+                return subres_fail(r, 409, "%s", err.msg);
         return rc < 0 ? fail_api(r, rc, &err) : 0;
 }
 
@@ -179,7 +178,7 @@ static int change_requests(kube_client *api, const cJSON *vm, const target *t, c
         bool lone_stop = cJSON_GetArraySize(reqs) == 1 &&
                          !strcmp(kube_str(cJSON_GetArrayItem(reqs, 0), "action") ?: "", "Stop");
         if (cJSON_GetArraySize(pending) > 0 && !lone_stop)
-                return fail(r, 409, "unable to complete request: stop/start already underway");
+                return subres_fail(r, 409, "unable to complete request: stop/start already underway");
         cJSON_AddItemToArray(ops, op("test", "/metadata/resourceVersion",
                                      cJSON_CreateString(kube_str(vm, "metadata.resourceVersion") ?: "")));
         if (!kube_obj(vm, "status"))
@@ -215,7 +214,7 @@ static int grace_option(const cJSON *body, const char *field, long *v, subres_re
         if (!g || cJSON_IsNull(g))
                 return 0;
         if (!cJSON_IsNumber(g) || g->valuedouble < 0 || g->valuedouble != (double)(long)g->valuedouble)
-                return fail(r, 400, "%s: must be a whole number of seconds, at least 0", field);
+                return subres_fail(r, 400, "%s: must be a whole number of seconds, at least 0", field);
         *v = (long)g->valuedouble;
         return 1;
 }
@@ -232,7 +231,8 @@ static int vm_start(kube_client *api, const target *t, subres_reply *r)
 {
         _cleanup_json_ cJSON *vm = NULL, *vmi = NULL;
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t->body, "paused")))
-                return fail(r, 400, "paused: starting a VM paused is not supported by kvlite's virt-api");
+                return subres_fail(r, 400,
+                                   "paused: starting a VM paused is not supported by kvlite's virt-api");
         if (get_obj(api, &kube_vm, "kubevirt.io", t, &vm, r) < 0 || get_vmi_opt(api, t, &vmi, r) < 0)
                 return -1;
         const char *strategy = run_strategy(vm);
@@ -249,10 +249,11 @@ static int vm_start(kube_client *api, const target *t, subres_reply *r)
                 if (change_requests(api, vm, t, reqs, r) < 0)
                         return -1;
         } else {
-                return fail(r, 409,
-                            "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": %s does "
-                            "not support manual start requests",
-                            t->name, strategy);
+                return subres_fail(
+                    r, 409,
+                    "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": %s does "
+                    "not support manual start requests",
+                    t->name, strategy);
         }
         return accepted(r);
 }
@@ -272,10 +273,11 @@ static int vm_stop(kube_client *api, const target *t, subres_reply *r)
         if (!strcmp(strategy, "Halted")) {
                 /* Already stopping: only a force stop (a new grace period) has something to do. */
                 if (!live || !has_grace)
-                        return fail(r, 409,
-                                    "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": VM "
-                                    "is not running: %s",
-                                    t->name, strategy);
+                        return subres_fail(
+                            r, 409,
+                            "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": VM "
+                            "is not running: %s",
+                            t->name, strategy);
                 kv_error err = {0};
                 int rc = kube_delete(api, &kube_vmi, t->ns, t->name, kube_str(vmi, "metadata.uid"), NULL,
                                      NULL, &err);
@@ -300,15 +302,16 @@ static int vm_restart(kube_client *api, const target *t, subres_reply *r)
         if (has_grace < 0)
                 return -1;
         if (has_grace && grace != 0)
-                return fail(r, 400, "For force restart, only gracePeriod=0 is supported for now");
+                return subres_fail(r, 400, "For force restart, only gracePeriod=0 is supported for now");
         if (get_obj(api, &kube_vm, "kubevirt.io", t, &vm, r) < 0 || get_vmi_opt(api, t, &vmi, r) < 0)
                 return -1;
         const char *strategy = run_strategy(vm);
         if (!strcmp(strategy, "Halted") || !strcmp(strategy, "Once"))
-                return fail(r, 409,
-                            "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": %s does "
-                            "not support manual restart requests",
-                            t->name, strategy);
+                return subres_fail(
+                    r, 409,
+                    "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"%s\": %s does "
+                    "not support manual restart requests",
+                    t->name, strategy);
         if (!vmi || vmi_final(vmi))
                 return conflict(r, t, true, "VM is not running");
         if (has_grace && set_vmi_grace(api, t, 1, r) < 0) /* force: KubeVirt's shortest grace */
@@ -421,7 +424,7 @@ static int vmi_guestosinfo(kube_client *api, const target *t, subres_reply *r)
         }
         r->code = 200;
         r->body = cJSON_PrintUnformatted(info);
-        return r->body ? 0 : fail(r, 500, "out of memory");
+        return r->body ? 0 : subres_fail(r, 500, "out of memory");
 }
 
 /* softreboot: KubeVirt's checks (running, not paused, an agent or ACPI to ask the guest with); a new request
@@ -469,15 +472,16 @@ static int hotplug_volume(const cJSON *body, cJSON **volume, cJSON **disk, subre
         const char *name = kube_str(body, "name");
         const cJSON *src = cJSON_GetObjectItemCaseSensitive(body, "volumeSource");
         if (!name || !*name)
-                return fail(r, 400, "AddVolumeOptions requires name to be set");
+                return subres_fail(r, 400, "AddVolumeOptions requires name to be set");
         if (!cJSON_IsObject(src))
-                return fail(r, 400, "AddVolumeOptions requires volumeSource to be set");
+                return subres_fail(r, 400, "AddVolumeOptions requires volumeSource to be set");
         const cJSON *pvc = cJSON_GetObjectItemCaseSensitive(src, "persistentVolumeClaim"),
                     *dv = cJSON_GetObjectItemCaseSensitive(src, "dataVolume");
         if (!!pvc == !!dv)
-                return fail(r, 400,
-                            "AddVolumeOptions requires exactly one volumeSource (persistentVolumeClaim "
-                            "or dataVolume)");
+                return subres_fail(
+                    r, 400,
+                    "AddVolumeOptions requires exactly one volumeSource (persistentVolumeClaim "
+                    "or dataVolume)");
         *volume = cJSON_CreateObject();
         cJSON_AddStringToObject(*volume, "name", name);
         cJSON *s = cJSON_Duplicate(pvc ? pvc : dv, 1);
@@ -524,20 +528,21 @@ static int volume_ops(const cJSON *obj, const char *spec, const char *name, cons
                                      cJSON_CreateString(kube_str(obj, "metadata.resourceVersion") ?: "")));
         if (volume) {
                 if (vi >= 0 || di >= 0)
-                        return fail(r, 409,
-                                    "Unable to add volume [%s] because volume with that name already "
-                                    "exists",
-                                    name);
+                        return subres_fail(r, 409,
+                                           "Unable to add volume [%s] because volume with that name already "
+                                           "exists",
+                                           name);
                 add_to_list(ops, spec, "volumes", vols, volume);
                 add_to_list(ops, spec, "domain/devices/disks", disks, disk);
                 return 0;
         }
         if (vi < 0)
-                return fail(r, 404, "Unable to remove volume [%s] because it does not exist", name);
+                return subres_fail(r, 404, "Unable to remove volume [%s] because it does not exist", name);
         const cJSON *vol = cJSON_GetArrayItem(vols, vi);
         if (!cJSON_IsTrue(kube_obj(vol, "persistentVolumeClaim.hotpluggable")) &&
             !cJSON_IsTrue(kube_obj(vol, "dataVolume.hotpluggable")))
-                return fail(r, 400, "Unable to remove volume [%s] because it is not hotpluggable", name);
+                return subres_fail(r, 400, "Unable to remove volume [%s] because it is not hotpluggable",
+                                   name);
         snprintf(path, sizeof(path), "%s/volumes/%d", spec, vi);
         cJSON_AddItemToArray(ops, op("remove", path, NULL));
         if (di >= 0) {
@@ -557,7 +562,7 @@ static int change_volume(kube_client *api, const target *t, bool vm_endpoint, bo
         if (add && hotplug_volume(t->body, &volume, &disk, r) < 0)
                 return -1;
         if (!add && (!name || !*name))
-                return fail(r, 400, "RemoveVolumeOptions requires name to be set");
+                return subres_fail(r, 400, "RemoveVolumeOptions requires name to be set");
         if (vm_endpoint) {
                 if (get_obj(api, &kube_vm, "kubevirt.io", t, &vm, r) < 0 ||
                     get_vmi_opt(api, t, &vmi, r) < 0 ||
@@ -686,12 +691,12 @@ static void dispatch(kube_client *api, const char *method, const char *rest, con
         _cleanup_free_ char *p = strdup(rest);
         char *ns, *plural, *name, *verb;
         if (!p || split_path(p, &ns, &plural, &name, &verb) < 0) {
-                fail(r, 404, "the server could not find the requested resource");
+                subres_fail(r, 404, "the server could not find the requested resource");
                 return;
         }
         bool vm = !strcmp(plural, "virtualmachines");
         if (!vm && strcmp(plural, "virtualmachineinstances")) {
-                fail(r, 404, "the server could not find the requested resource");
+                subres_fail(r, 404, "the server could not find the requested resource");
                 return;
         }
         for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
@@ -699,15 +704,15 @@ static void dispatch(kube_client *api, const char *method, const char *rest, con
                 if (rt->vm != vm || strcmp(rt->verb, verb))
                         continue;
                 if (strcmp(rt->method, method)) {
-                        fail(r, 405, "%s %s/%s: method not allowed (use %s)", method, plural, verb,
-                             rt->method);
+                        subres_fail(r, 405, "%s %s/%s: method not allowed (use %s)", method, plural, verb,
+                                    rt->method);
                         return;
                 }
                 _cleanup_json_ cJSON *opts = NULL;
                 if (body && len) {
                         opts = cJSON_ParseWithLength(body, len);
                         if (!cJSON_IsObject(opts)) {
-                                fail(r, 400, "Can not unmarshal Request body to struct");
+                                subres_fail(r, 400, "Can not unmarshal Request body to struct");
                                 return;
                         }
                 } else {
@@ -720,7 +725,7 @@ static void dispatch(kube_client *api, const char *method, const char *rest, con
                         log_info("%s %s/%s %s: %u %s", verb, ns, name, plural, r->code, r->body ?: "");
                 return;
         }
-        fail(r, 404, "the server could not find the requested resource (%s/%s)", plural, verb);
+        subres_fail(r, 404, "the server could not find the requested resource (%s/%s)", plural, verb);
 }
 
 void subres_handle(kube_client *api, const char *method, const char *path, const char *body, size_t len,
@@ -752,7 +757,7 @@ void subres_handle(kube_client *api, const char *method, const char *path, const
                 dispatch(api, method, path + strlen(SUBRES_PREFIX "/"), body, len, out);
                 return;
         }
-        fail(out, 404, "the server could not find the requested resource");
+        subres_fail(out, 404, "the server could not find the requested resource");
 }
 
 void subres_reply_done(subres_reply *r)

@@ -24,6 +24,8 @@ typedef struct subres_reply {
 /* Answers one request. path has no query string; body may be NULL. Always fills out. */
 void subres_handle(kube_client *api, const char *method, const char *path, const char *body, size_t len,
                    subres_reply *out);
+/* Fills r with a Kubernetes Status of code and the formatted message (replacing any body); returns -1. */
+int subres_fail(subres_reply *r, unsigned code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A Kubernetes Status object for code and message (reason from the code). */
 char *subres_status_json(unsigned code, const char *message);
 void subres_reply_done(subres_reply *r);
