@@ -251,7 +251,7 @@ static int prepare(launch *l)
                              "without it give the probe a host",
                              ready ? "readinessProbe" : "livenessProbe",
                              (ready ? l->v->readiness : l->v->liveness).kind == PROBE_TCP ? "tcpSocket"
-                                                                                           : "httpGet");
+                                                                                          : "httpGet");
                 return fail(l, EXIT_INVALID, "probes", &err);
         }
         if ((r = resolve_qemu(l, &err)) < 0)
