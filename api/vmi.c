@@ -102,6 +102,14 @@ static int parse_metadata(vmi *v, const cJSON *root, kv_error *err)
         if (!meta)
                 return jf_error(err, "metadata", "is required");
         JF_TRY(jf_check_keys(meta, "metadata", allowed, ignored, err));
+        /* Hook sidecars rewrite libvirt's domain XML; KubeVirt admits them only with its Sidecar feature
+         * gate, which is off by default, and kvlite has no domain XML: refused as KubeVirt's admission does.
+         */
+        const cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+        if (cJSON_IsObject(ann) && cJSON_GetObjectItemCaseSensitive(ann, "hooks.kubevirt.io/hookSidecars"))
+                return jf_error(err, "metadata.annotations.hooks.kubevirt.io/hookSidecars",
+                                "the Sidecar feature gate is not enabled (KubeVirt's admission refuses hook "
+                                "sidecars without it; kvlite has no libvirt domain XML for them to edit)");
         JF_TRY(jf_string(meta, "metadata", "name", true, &v->name, err));
         if (!is_dns_subdomain(v->name))
                 return jf_error(err, "metadata.name", "\"%.64s\" is not a valid name (DNS subdomain)",

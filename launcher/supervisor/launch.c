@@ -243,10 +243,15 @@ static int prepare(launch *l)
                               &l->n_net_secondary, &l->st, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "network", &err);
         if (probes_need_guest_address(l->v) && !l->net.binding) {
-                kv_error_set(
-                    &err, EINVAL,
-                    "spec.readinessProbe/livenessProbe: tcpSocket and httpGet reach the guest through the "
-                    "Pod network (--pod-network); without it give the probe a host");
+                /* the path of the probe that needs it, so that the refusal names its field */
+                const vmi_probe *rp = &l->v->readiness;
+                bool ready = (rp->kind == PROBE_TCP || rp->kind == PROBE_HTTP) && !rp->host;
+                kv_error_set(&err, EINVAL,
+                             "spec.%s.%s: reaches the guest through the Pod network (--pod-network); "
+                             "without it give the probe a host",
+                             ready ? "readinessProbe" : "livenessProbe",
+                             (ready ? l->v->readiness : l->v->liveness).kind == PROBE_TCP ? "tcpSocket"
+                                                                                          : "httpGet");
                 return fail(l, EXIT_INVALID, "probes", &err);
         }
         if ((r = resolve_qemu(l, &err)) < 0)

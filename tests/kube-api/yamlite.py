@@ -1,6 +1,7 @@
 # yamlite: a small YAML loader (the subset Kubernetes manifests use) for the Python-stdlib-only test tools.
 # Block mappings and sequences, plain/quoted scalars, flow [..] and {..}, block scalars | and >, documents
-# separated by ---. Anchors, aliases, tags and multi-line plain scalars are rejected with a line number.
+# separated by ---; a quoted scalar may continue on more indented lines (folded: each line break is a space).
+# Anchors, aliases, tags and multi-line plain scalars are rejected with a line number.
 import json
 import re
 
@@ -202,7 +203,17 @@ class _Parser:
         if text[:1] in "&*!":
             raise self.error(line, "anchors, aliases and tags are not supported")
         if text[:1] in "\"'":
-            value, end = _quoted(text, 0, line, self)
+            while True:
+                try:
+                    value, end = _quoted(text, 0, line, self)
+                    break
+                except YAMLError as e:
+                    # a multi-line quoted scalar: fold the more indented lines that follow into it
+                    more = self.pos < len(self.lines) and self.lines[self.pos].indent > line.indent
+                    if "unterminated" not in str(e) or not more:
+                        raise
+                    text += " " + self.lines[self.pos].text
+                    self.pos += 1
             if _strip_comment(text[end:]) != "":
                 raise self.error(line, "unexpected text after quoted scalar")
             return value
