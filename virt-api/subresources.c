@@ -598,7 +598,8 @@ static int change_volume(kube_client *api, const target *t, bool vm_endpoint, bo
                 return -1;
         if (vm && volume_patch(api, &kube_vm, t, "/spec/template/spec", name, volume, disk, vm_ops, r) < 0)
                 return -1;
-        if (vmi && vmi_running(vmi) && volume_patch(api, &kube_vmi, t, "/spec", name, volume, disk, vmi_ops, r) < 0)
+        if (vmi && vmi_running(vmi) &&
+            volume_patch(api, &kube_vmi, t, "/spec", name, volume, disk, vmi_ops, r) < 0)
                 return -1;
         return accepted(r);
 }

@@ -507,7 +507,8 @@ static int cmd_expose(ctx *c, const char *kind, const char *name, const opts *o)
         return EXIT_OK;
 }
 
-/* A string as a YAML scalar: JSON's quoting (a valid YAML flow scalar), so no value can break the document. */
+/* A string as a YAML scalar: JSON's quoting (a valid YAML flow scalar), so no value can break the document.
+ */
 static void print_scalar(const char *s)
 {
         _cleanup_json_ cJSON *j = cJSON_CreateString(s);
@@ -528,10 +529,13 @@ static int parse_cdisk(char *spec, cdisk_param *p)
                 char *v = strchr(t, ':');
                 if (!v)
                         return die("failed to parse \"--volume-containerdisk\" flag: params need to have "
-                                   "at least one colon: %s", t);
+                                   "at least one colon: %s",
+                                   t);
                 *v++ = '\0';
-                char **slot = !strcmp(t, "src") ? &p->src : !strcmp(t, "name") ? &p->name
-                                                         : !strcmp(t, "bootorder") ? &p->bootorder : NULL;
+                char **slot = !strcmp(t, "src")         ? &p->src
+                              : !strcmp(t, "name")      ? &p->name
+                              : !strcmp(t, "bootorder") ? &p->bootorder
+                                                        : NULL;
                 if (!slot)
                         return die("failed to parse \"--volume-containerdisk\" flag: unknown param(s): %s:%s",
                                    t, v);
@@ -544,7 +548,8 @@ static int parse_cdisk(char *spec, cdisk_param *p)
                 long n = strtol(p->bootorder, &end, 10);
                 if (!*p->bootorder || *end || n < 1)
                         return die("failed to parse \"--volume-containerdisk\" flag: bootorder must be a "
-                                   "positive number: %s", p->bootorder);
+                                   "positive number: %s",
+                                   p->bootorder);
         }
         return 0;
 }
@@ -575,8 +580,9 @@ static int cmd_create_vm(const opts *o)
         char cd_name[128];
         snprintf(cd_name, sizeof(cd_name), "%s-containerdisk-0", name); /* KubeVirt's default name */
         if (cd.bootorder) /* KubeVirt adds a disk only to carry the boot order */
-                printf("        devices:\n          disks:\n          - bootOrder: %s\n            name: %s\n",
-                       cd.bootorder, cd.name ? cd.name : cd_name);
+                printf(
+                    "        devices:\n          disks:\n          - bootOrder: %s\n            name: %s\n",
+                    cd.bootorder, cd.name ? cd.name : cd_name);
         else
                 printf("        devices: {}\n");
         if (o->memory) {
@@ -594,7 +600,8 @@ static int cmd_create_vm(const opts *o)
                 printf("\n        name: %s\n", cd.name ? cd.name : cd_name);
         }
         if (o->volume_import) /* type:TYPE,src:URL,size:SIZE[,name:NAME]: a DataVolume template */
-                printf("      - dataVolume:\n          name: %s-volume\n        name: %s-volume\n", name, name);
+                printf("      - dataVolume:\n          name: %s-volume\n        name: %s-volume\n", name,
+                       name);
         puts("status: {}");
         return EXIT_OK;
 }

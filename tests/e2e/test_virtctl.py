@@ -24,8 +24,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_e2e import (BUILD, GUEST, NODE, SRC, Env, _read, alive, cnt_values, hostcaps, kernelboot_vmi_yaml,  # noqa: E402
-                      kubectl_json, vm_yaml, vmi_yaml, wait_for)
+from test_e2e import (BUILD, GUEST, NODE, SRC, Env, _read, alive, cnt_values, hostcaps,  # noqa: E402
+                      kernelboot_vmi_yaml, kubectl_json, vm_yaml, vmi_yaml, wait_for)
 
 VIRTCTL = os.path.join(BUILD, "virtctl", "virtctl")
 VIRT_API = os.path.join(BUILD, "virt-api", "virt-api")
