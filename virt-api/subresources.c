@@ -552,6 +552,32 @@ static int volume_ops(const cJSON *obj, const char *spec, const char *name, cons
         return 0;
 }
 
+#define VOLUME_PATCH_TRIES 5
+
+/* Sends ops, computed by volume_ops from an object read earlier; while its resourceVersion moved under
+ * the patch (the controller and the launcher's reports write these objects' status all the time), reads it
+ * again and recomputes them, so a request is refused only for what it asks (a volume that exists, or not). */
+static int volume_patch(kube_client *api, const kube_resource *res, const target *t, const char *spec,
+                        const char *name, const cJSON *volume, const cJSON *disk, const cJSON *ops,
+                        subres_reply *r)
+{
+        _cleanup_json_ cJSON *again = NULL;
+        for (int i = 1;; i++) {
+                int rc = json_patch(api, res, t, false, again ? again : ops, r);
+                if (rc == 0 || r->code != 409 || i >= VOLUME_PATCH_TRIES)
+                        return rc;
+                free(r->body);
+                *r = (subres_reply){0};
+                _cleanup_json_ cJSON *obj = NULL;
+                cJSON_Delete(again);
+                again = cJSON_CreateArray();
+                if (get_obj(api, res, "kubevirt.io", t, &obj, r) < 0 ||
+                    (res == &kube_vmi && !vmi_running(obj) && conflict(r, t, false, "VMI is not running")) ||
+                    volume_ops(obj, spec, name, volume, disk, again, r) < 0)
+                        return -1;
+        }
+}
+
 /* addvolume/removevolume: the running VMI's spec (the reporter forwards the change to the launcher as a
  * hot-plug), and for the VM endpoint also the VM's template so the volume stays across restarts. */
 static int change_volume(kube_client *api, const target *t, bool vm_endpoint, bool add, subres_reply *r)
@@ -575,9 +601,10 @@ static int change_volume(kube_client *api, const target *t, bool vm_endpoint, bo
                 return conflict(r, t, false, "VMI is not running");
         if (vmi && vmi_running(vmi) && volume_ops(vmi, "/spec", name, volume, disk, vmi_ops, r) < 0)
                 return -1;
-        if (vm && json_patch(api, &kube_vm, t, false, vm_ops, r) < 0)
+        if (vm && volume_patch(api, &kube_vm, t, "/spec/template/spec", name, volume, disk, vm_ops, r) < 0)
                 return -1;
-        if (vmi && vmi_running(vmi) && json_patch(api, &kube_vmi, t, false, vmi_ops, r) < 0)
+        if (vmi && vmi_running(vmi) &&
+            volume_patch(api, &kube_vmi, t, "/spec", name, volume, disk, vmi_ops, r) < 0)
                 return -1;
         return accepted(r);
 }

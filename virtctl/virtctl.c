@@ -59,6 +59,7 @@ static void usage(FILE *f)
             "                [--type ClusterIP|NodePort|LoadBalancer] [--port-name N] [--cluster-ip IP]\n"
             "  guestosinfo VMI                         the guest agent's OS information\n"
             "  create vm [--name N] [--instancetype IT] [--preference P] [--volume-import SPEC]\n"
+            "            [--volume-containerdisk src:IMAGE[,name:N][,bootorder:N]] [--memory Q]\n"
             "            [--run-strategy S]            print a VirtualMachine manifest (YAML)\n"
             "  console VMI [--timeout MIN]             the serial console (raw terminal; Ctrl-] detaches);\n"
             "                                          waits up to MIN minutes (default 5) for the VMI to "
@@ -165,6 +166,7 @@ typedef struct opts {
         const char *volume_name, *disk_type, *bus, *serial;
         const char *svc_name, *port, *target_port, *protocol, *type, *port_name, *cluster_ip;
         const char *vm_name, *instancetype, *preference, *volume_import, *run_strategy;
+        const char *volume_containerdisk, *memory;
         int timeout;
 } opts;
 
@@ -187,6 +189,8 @@ enum {
         O_IT,
         O_PREF,
         O_VIMPORT,
+        O_VCDISK,
+        O_MEMORY,
         O_RUNSTRAT,
         O_TIMEOUT,
         O_PROXY
@@ -212,6 +216,8 @@ static int parse_opts(int argc, char **argv, opts *o, int *first_arg)
                                                  {"instancetype", required_argument, NULL, O_IT},
                                                  {"preference", required_argument, NULL, O_PREF},
                                                  {"volume-import", required_argument, NULL, O_VIMPORT},
+                                                 {"volume-containerdisk", required_argument, NULL, O_VCDISK},
+                                                 {"memory", required_argument, NULL, O_MEMORY},
                                                  {"run-strategy", required_argument, NULL, O_RUNSTRAT},
                                                  {"timeout", required_argument, NULL, O_TIMEOUT},
                                                  {"proxy-only", no_argument, NULL, O_PROXY},
@@ -286,6 +292,12 @@ static int parse_opts(int argc, char **argv, opts *o, int *first_arg)
                         break;
                 case O_VIMPORT:
                         o->volume_import = optarg;
+                        break;
+                case O_VCDISK:
+                        o->volume_containerdisk = optarg;
+                        break;
+                case O_MEMORY:
+                        o->memory = optarg;
                         break;
                 case O_RUNSTRAT:
                         o->run_strategy = optarg;
@@ -496,9 +508,60 @@ static int cmd_expose(ctx *c, const char *kind, const char *name, const opts *o)
         return EXIT_OK;
 }
 
+/* A string as a YAML scalar: JSON's quoting (a valid YAML flow scalar), so no value can break the document.
+ */
+static void print_scalar(const char *s)
+{
+        _cleanup_json_ cJSON *j = cJSON_CreateString(s);
+        _cleanup_free_ char *q = j ? cJSON_PrintUnformatted(j) : NULL;
+        fputs(q ? q : "\"\"", stdout);
+}
+
+/* --volume-containerdisk src:IMAGE[,name:NAME][,bootorder:N] (KubeVirt's params): 0, or an error. */
+typedef struct cdisk_param {
+        char *src, *name, *bootorder;
+} cdisk_param;
+
+static int parse_cdisk(char *spec, cdisk_param *p)
+{
+        char *save = NULL;
+        *p = (cdisk_param){0};
+        for (char *t = strtok_r(spec, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                char *v = strchr(t, ':');
+                if (!v)
+                        return die("failed to parse \"--volume-containerdisk\" flag: params need to have "
+                                   "at least one colon: %s",
+                                   t);
+                *v++ = '\0';
+                char **slot = !strcmp(t, "src")         ? &p->src
+                              : !strcmp(t, "name")      ? &p->name
+                              : !strcmp(t, "bootorder") ? &p->bootorder
+                                                        : NULL;
+                if (!slot)
+                        return die("failed to parse \"--volume-containerdisk\" flag: unknown param(s): %s:%s",
+                                   t, v);
+                *slot = v;
+        }
+        if (!p->src || !*p->src)
+                return die("failed to parse \"--volume-containerdisk\" flag: src must be specified");
+        if (p->bootorder) {
+                char *end;
+                long n = strtol(p->bootorder, &end, 10);
+                if (!*p->bootorder || *end || n < 1)
+                        return die("failed to parse \"--volume-containerdisk\" flag: bootorder must be a "
+                                   "positive number: %s",
+                                   p->bootorder);
+        }
+        return 0;
+}
+
 /* create vm: prints a VirtualMachine manifest, as KubeVirt's `virtctl create vm` (no API call). */
 static int cmd_create_vm(const opts *o)
 {
+        _cleanup_free_ char *cd_spec = o->volume_containerdisk ? strdup(o->volume_containerdisk) : NULL;
+        cdisk_param cd = {0};
+        if (o->volume_containerdisk && (!cd_spec || parse_cdisk(cd_spec, &cd)))
+                return EXIT_FAIL;
         char name[64];
         if (o->vm_name)
                 snprintf(name, sizeof(name), "%s", o->vm_name);
@@ -513,15 +576,33 @@ static int cmd_create_vm(const opts *o)
         if (o->preference)
                 printf("  preference:\n    name: %s\n", o->preference);
         printf("  runStrategy: %s\n  template:\n    metadata:\n      creationTimestamp: null\n    spec:\n"
-               "      domain:\n        devices: {}\n",
+               "      domain:\n",
                o->run_strategy);
-        if (!o->instancetype)
+        char cd_name[128];
+        snprintf(cd_name, sizeof(cd_name), "%s-containerdisk-0", name); /* KubeVirt's default name */
+        if (cd.bootorder) /* KubeVirt adds a disk only to carry the boot order */
+                printf(
+                    "        devices:\n          disks:\n          - bootOrder: %s\n            name: %s\n",
+                    cd.bootorder, cd.name ? cd.name : cd_name);
+        else
+                printf("        devices: {}\n");
+        if (o->memory) {
+                printf("        memory:\n          guest: ");
+                print_scalar(o->memory);
+                putchar('\n');
+        } else if (!o->instancetype)
                 printf("        memory:\n          guest: 512Mi\n");
         printf("        resources: {}\n      terminationGracePeriodSeconds: 180\n");
+        if (o->volume_import || o->volume_containerdisk)
+                printf("      volumes:\n");
+        if (o->volume_containerdisk) {
+                printf("      - containerDisk:\n          image: ");
+                print_scalar(cd.src);
+                printf("\n        name: %s\n", cd.name ? cd.name : cd_name);
+        }
         if (o->volume_import) /* type:TYPE,src:URL,size:SIZE[,name:NAME]: a DataVolume template */
-                printf("      volumes:\n      - dataVolume:\n          name: %s-volume\n        name: "
-                       "%s-volume\n",
-                       name, name);
+                printf("      - dataVolume:\n          name: %s-volume\n        name: %s-volume\n", name,
+                       name);
         puts("status: {}");
         return EXIT_OK;
 }

@@ -8,7 +8,9 @@
 # with the CA virt-api made and published itself, presenting the front-proxy client certificate.
 # console: `virtctl console` and `virtctl vnc --proxy-only` through the API server, virt-api and virt-handler's
 # mutual-TLS console channel (docs/console.md) to the launcher's serial console and VNC.
-# Usage: test_virtctl.py [lifecycle|unauthenticated|admission|console]
+# ops: one VM's life through virtctl: `create vm` piped to `kubectl apply`, start, addvolume/removevolume of a
+# claim, migrate, and migrate-cancel of a migration a MigrationPolicy holds back.
+# Usage: test_virtctl.py [lifecycle|unauthenticated|admission|console|ops]
 import base64
 import http.client
 import json
@@ -22,8 +24,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_e2e import (BUILD, GUEST, NODE, SRC, Env, _read, hostcaps, kernelboot_vmi_yaml, vm_yaml, vmi_yaml,  # noqa: E402
-                      wait_for)
+from test_e2e import (BUILD, GUEST, NODE, SRC, Env, _read, alive, cnt_values, hostcaps,  # noqa: E402
+                      kernelboot_vmi_yaml, kubectl_json, vm_yaml, vmi_yaml, wait_for)
 
 VIRTCTL = os.path.join(BUILD, "virtctl", "virtctl")
 VIRT_API = os.path.join(BUILD, "virt-api", "virt-api")
@@ -467,8 +469,139 @@ def test_console(env):
         vapi.stop()
 
 
+class OpsEnv(Env):
+    """Claims bound to directories by the kubelet stand-in (--provision-claims), as test_datavolume.py's."""
+    kubelet_opts = {"extra": ["--provision-claims"]}
+
+
+CLAIM = """apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: %s}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 16Mi}}
+"""
+
+
+def blk_values(data):
+    """The block devices of the guest's last `CNT ... blk=...` line."""
+    lines = [line for line in data.decode(errors="replace").splitlines() if "CNT " in line and " blk=" in line]
+    return lines[-1].split(" blk=", 1)[1].split(" ", 1)[0].split(",") if lines else None
+
+
+def migration_done(env, name):
+    m = kubectl_json(env, "get", "vmim", name)
+    return m if (m.get("status") or {}).get("phase") in ("Succeeded", "Failed") else None
+
+
+def counter_goes_on(serial, after=None, timeout=20):
+    """The guest's counter advances in this serial log (past `after` when given); its last value."""
+    base = after if after is not None else (cnt_values(_read(serial)) or [-1])[-1]
+    return wait_for("the guest's counter going on", lambda: (lambda v: v[-1] if v and v[-1] > base else None)(
+        cnt_values(_read(serial))), timeout=timeout, interval=0.3)
+
+
+def test_ops(env):
+    """One VM's life through virtctl: `virtctl create vm` → `kubectl apply -f -` → `virtctl start` → running;
+    `addvolume --persist` of a claim → the VMI's and the VM's spec, the guest sees a new disk, volumeStatus
+    Ready; `removevolume --persist` → gone from both and from the guest; `virtctl migrate` → a VMIM that
+    Succeeds, the guest's counter going on in the target; a MigrationPolicy capping the bandwidth →
+    `virtctl migrate` again → `virtctl migrate-cancel` → the migration aborted, the guest running on."""
+    vapi = VirtApi(env)
+    try:
+        vctl = Virtctl(env)
+        manifest = vctl("create", "vm", "--name", "e2e-ops", "--run-strategy", "Halted", "--memory", "128Mi",
+                        "--volume-containerdisk", "src:%s,bootorder:1" % os.path.join(GUEST, "containerdisk"))
+        assert "virtualmachine.kubevirt.io/e2e-ops created" in env.kubectl("apply", "-f", "-", input=manifest)
+        vm = kubectl_json(env, "get", "vm", "e2e-ops")
+        assert vm["spec"]["template"]["spec"]["volumes"] == [
+            {"name": "e2e-ops-containerdisk-0", "containerDisk": {"image": os.path.join(GUEST, "containerdisk")}}], vm
+        # the default pod interface binds as bridge, which KubeVirt cannot live-migrate: masquerade instead
+        env.kubectl("patch", "vm", "e2e-ops", "--type=merge", "-p", json.dumps({"spec": {"template": {"spec": {
+            "domain": {"devices": {"interfaces": [{"name": "default", "masquerade": {}}]}},
+            "networks": [{"name": "default", "pod": {}}]}}}}))
+        assert "VM e2e-ops was scheduled to start" in vctl("start", "e2e-ops")
+        vmi, pod, qemu = env.wait_running("e2e-ops")
+        serial = os.path.join(env.kubelet.run_dir(pod), "serial.log")
+        wait_for("the boot disk in the guest", lambda: blk_values(_read(serial)) == ["vda"], timeout=30, interval=0.3)
+
+        # addvolume --persist of a claim holding a disk image: the running VMI's spec and the VM's template get
+        # the volume (hotpluggable) and its disk; removevolume --persist takes both away again. (The guest does
+        # not see the disk: the launcher Pod cannot reach a claim it did not mount at creation, see
+        # docs/virtctl.md.)
+        env.kubectl("apply", "-f", "-", input=CLAIM % "e2e-ops-data")
+        wait_for("claim Bound", lambda: env.kubectl("get", "pvc", "e2e-ops-data", "-o", "jsonpath={.status.phase}")
+                 == "Bound", timeout=20, interval=0.3)
+        with open(os.path.join(env.kubelet.state, "claims", "default", "e2e-ops-data", "disk.img"), "wb") as f:
+            f.truncate(8 << 20)
+        assert "Successfully submitted add volume request to VM e2e-ops for volume e2e-ops-data" in vctl(
+            "addvolume", "e2e-ops", "--volume-name=e2e-ops-data", "--persist")
+        for spec in (kubectl_json(env, "get", "vm", "e2e-ops")["spec"]["template"]["spec"], env.vmi("e2e-ops")["spec"]):
+            vol = {v["name"]: v for v in spec["volumes"]}.get("e2e-ops-data")
+            assert vol and vol["persistentVolumeClaim"] == {"claimName": "e2e-ops-data", "hotpluggable": True}, spec
+            disk = {d["name"]: d for d in spec["domain"]["devices"]["disks"]}.get("e2e-ops-data")
+            assert disk and disk["disk"] == {"bus": "scsi"}, spec["domain"]["devices"]
+        out = vctl("addvolume", "e2e-ops", "--volume-name=e2e-ops-data", rc=1)
+        assert "e2e-ops-data" in out and "already exists" in out, out
+        assert "Successfully submitted remove volume request to VM e2e-ops for volume e2e-ops-data" in vctl(
+            "removevolume", "e2e-ops", "--volume-name=e2e-ops-data", "--persist")
+        for spec in (kubectl_json(env, "get", "vm", "e2e-ops")["spec"]["template"]["spec"], env.vmi("e2e-ops")["spec"]):
+            assert [v["name"] for v in spec["volumes"]] == ["e2e-ops-containerdisk-0"], spec
+            assert "e2e-ops-data" not in [d["name"] for d in spec["domain"]["devices"]["disks"]], spec
+        out = vctl("removevolume", "e2e-ops", "--volume-name=e2e-ops-data", rc=1)
+        assert "e2e-ops-data" in out, out
+
+        # migrate: a VMIM made by virt-api, Succeeded; the guest goes on in the target Pod
+        counter_goes_on(serial)
+        assert "VM e2e-ops was scheduled to migrate" in vctl("migrate", "e2e-ops")
+        names = wait_for("the VMIM", lambda: [m["metadata"]["name"] for m in kubectl_json(env, "get", "vmim")["items"]
+                                              if m["spec"]["vmiName"] == "e2e-ops"], timeout=10, interval=0.3)
+        assert len(names) == 1 and names[0].startswith("kubevirt-migrate-vm-"), names
+        m = wait_for("VMIM Succeeded or Failed", lambda: migration_done(env, names[0]), timeout=60, interval=0.5)
+        assert m["status"]["phase"] == "Succeeded", m["status"]
+        ms = kubectl_json(env, "get", "vmi", "e2e-ops")["status"]["migrationState"]
+        assert ms["completed"] and not ms["failed"] and ms["sourcePod"] == pod["metadata"]["name"], ms
+        target = {p["metadata"]["name"]: p for p in env.srv.api.pods_of(vmi)}[ms["targetPod"]]
+        tst = json.loads(_read(os.path.join(env.kubelet.run_dir(target), "status.json")) or b"{}")
+        if tst.get("qemuPid"):
+            env.qemu_pids.add(tst["qemuPid"])
+        tgt_serial = os.path.join(env.kubelet.run_dir(target), "serial.log")
+        last_src = cnt_values(_read(serial))[-1]
+        got = wait_for("counter on the target", lambda: cnt_values(_read(tgt_serial)), timeout=20, interval=0.3)
+        assert last_src < got[0] <= last_src + 20, (last_src, got[:3])
+        assert b"KVGUEST READY" not in _read(tgt_serial), "the target booted a guest of its own"
+        if qemu:
+            wait_for("the source QEMU gone", lambda: not alive(qemu), timeout=20)
+
+        # migrate-cancel: a migration held back by a 1 MiB/s policy, cancelled while it runs
+        env.kubectl("create", "-f", "-", input="apiVersion: migrations.kubevirt.io/v1alpha1\nkind: MigrationPolicy\n"
+                    "metadata: {name: e2e-ops-slow}\nspec:\n  bandwidthPerMigration: 1Mi\n  selectors: {}\n")
+        assert "VM e2e-ops was scheduled to migrate" in vctl("migrate", "e2e-ops")
+        held = wait_for("the second migration running", lambda: (lambda ms: ms if ms and ms.get("migrationUid") !=
+                                                                   m["metadata"]["uid"] and ms.get("startTimestamp")
+                                                                   else None)(env.vmi("e2e-ops")["status"]
+                                                                              .get("migrationState")),
+                        timeout=30, interval=0.3)
+        assert held["migrationPolicyName"] == "e2e-ops-slow" and not held.get("completed"), held
+        time.sleep(1)
+        assert "VM e2e-ops was scheduled to migrate cancel" in vctl("migrate-cancel", "e2e-ops")
+        ms = wait_for("the migration aborted", lambda: (lambda ms: ms if ms.get("failed") else None)(
+            env.vmi("e2e-ops")["status"]["migrationState"]), timeout=30, interval=0.3)
+        assert ms["migrationUid"] == held["migrationUid"] and ms["abortRequested"] and not ms["completed"], ms
+        wait_for("the VMIM gone", lambda: not [x for x in kubectl_json(env, "get", "vmim")["items"]
+                                               if x["metadata"]["uid"] == held["migrationUid"]], timeout=30,
+                 interval=0.3)
+        st = env.vmi("e2e-ops")["status"]
+        assert st["phase"] == "Running" and st["activePods"] == {target["metadata"]["uid"]: NODE}, st
+        counter_goes_on(tgt_serial)
+        assert "no migration" in vctl("migrate-cancel", "e2e-ops", rc=1).lower()
+        env.kubectl("delete", "migrationpolicy", "e2e-ops-slow")
+    finally:
+        vapi.stop()
+
+
 TESTS = {"lifecycle": test_lifecycle, "unauthenticated": test_unauthenticated, "admission": test_admission,
-         "console": test_console}
+         "console": test_console, "ops": test_ops}
 
 if __name__ == "__main__":
     if not os.path.exists(os.path.join(GUEST, "containerdisk", "disk")):
@@ -480,6 +613,6 @@ if __name__ == "__main__":
         sys.exit(77)
     for name in sys.argv[1:] or list(TESTS):
         t0 = time.time()
-        with (HostNetworkEnv if name == "console" else Env)() as env:
+        with {"console": HostNetworkEnv, "ops": OpsEnv}.get(name, Env)() as env:
             TESTS[name](env)
         print("ok %s (%.1f s)" % (name, time.time() - t0))

@@ -290,7 +290,7 @@ class NodeNetwork:
         self.dns = dns or self.gateway
         self.owned = node_netns is None  # made here, so removed here
         self.netns = node_netns or "kvl-node-%d" % os.getpid()
-        self.used = set()
+        self.used, self.last = set(), None
         self.lock = threading.Lock()
 
     def setup(self):
@@ -313,11 +313,15 @@ class NodeNetwork:
             ip_cmd("-n", self.netns, "link", "del", NODE_BRIDGE, check=False)
 
     def allocate(self):
+        """The next free address after the last one handed out, as the host-local IPAM does: an address just
+        released is not given again at once (other Pods' neighbour caches may still hold its old MAC)."""
         with self.lock:
-            for host in self.net.hosts():
-                ip = str(host)
-                if ip != self.gateway and ip not in self.used:
+            hosts = [str(h) for h in self.net.hosts() if str(h) != self.gateway]
+            start = hosts.index(self.last) + 1 if self.last in hosts else 0
+            for ip in hosts[start:] + hosts[:start]:
+                if ip not in self.used:
                     self.used.add(ip)
+                    self.last = ip
                     return ip
         raise PodError("--pod-cidr %s: no address left" % self.net)
 
