@@ -18,6 +18,10 @@ top = tempfile.mkdtemp(prefix="kv-audit-bad-")
 images = os.path.join(top, "images")
 os.makedirs(os.path.join(images, "escape", "boot"))
 os.symlink("/etc/hostname", os.path.join(images, "escape", "boot", "secret"))  # the symlink-escape fixture
+claims = os.path.join(top, "pvc")  # a claim volume named "data" is a plain file (lun-reservation-file)
+os.makedirs(os.path.join(claims, "data"))
+with open(os.path.join(claims, "data", "disk.img"), "wb") as f:
+    f.truncate(1 << 20)
 
 
 def run(path):
@@ -27,7 +31,7 @@ def run(path):
     with open(path) as f:
         want = f.readline().split("# error: ", 1)[1].strip().replace("@TMP@/images", images)
     r = subprocess.run([LAUNCHER, "--vmi", path, "--run-dir", os.path.join(d, "run"), "--accel", "tcg",
-                        "--image-root", images, "--status-file", os.path.join(d, "status.json")],
+                        "--image-root", images, "--pvc-root", claims, "--status-file", os.path.join(d, "status.json")],
                        capture_output=True, text=True, timeout=30)
     with open(os.path.join(d, "status.json")) as f:
         st = json.load(f)
