@@ -115,8 +115,11 @@ void net_pod_ifname_for(const char *network_name, char out[16]);
 /* The "k8s.v1.cni.cncf.io/networks" annotation value for req's secondary networks (KubeVirt's
  * GenerateCNIAnnotation); NULL when there are none or out of memory. ns: the VMI's namespace. */
 char *net_multus_annotation(const net_request *req, const char *ns);
-/* Why the VMI cannot be live-migrated because of its networks, or NULL. */
-const char *net_migration_blocker(const net_request *req);
+/* Why the VMI cannot be live-migrated because of its networks, or NULL: a macvtap interface, or (as KubeVirt)
+ * the bridge binding on the pod network unless allow_pod_bridge (the VMI's
+ * kubevirt.io/allow-pod-bridge-network-live-migration annotation). */
+const char *net_migration_blocker(const net_request *req, bool allow_pod_bridge);
+#define NET_ALLOW_POD_BRIDGE_MIGRATION_ANNOTATION "kubevirt.io/allow-pod-bridge-network-live-migration"
 
 const char *net_binding_name(kvnet_binding b);
 kvnet_binding net_binding_from_name(const char *name);

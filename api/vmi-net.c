@@ -684,8 +684,14 @@ char *net_multus_annotation(const net_request *req, const char *ns)
         return out;
 }
 
-const char *net_migration_blocker(const net_request *req)
+const char *net_migration_blocker(const net_request *req, bool allow_pod_bridge)
 {
+        if (req->binding == NET_BINDING_BRIDGE && !allow_pod_bridge)
+                return "cannot migrate VMI which does not use masquerade, bridge with "
+                       "kubevirt.io/allow-pod-bridge-network-live-migration VM annotation or a migratable "
+                       "plugin "
+                       "to connect to the pod network (the bridge binding moves the Pod's address into the "
+                       "guest)";
         for (size_t i = 0; i < req->n_secondary; i++)
                 if (req->secondary[i].binding == NET_BINDING_MACVTAP)
                         return "a macvtap interface is bound to the source node's macvlan interface; the "

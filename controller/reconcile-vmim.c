@@ -9,7 +9,6 @@
 #include "log.h"
 #include "macro.h"
 #include "migrationpolicy.h"
-#include "netspec.h"
 #include "vmimigration.h"
 #include "vmistatus.h"
 
@@ -337,11 +336,7 @@ static const char *refusal(vmim *v, char *buf, size_t size)
                          *vmi_phase(v->vmi) ? vmi_phase(v->vmi) : "not started");
                 return buf;
         }
-        net_request net;
-        kv_error ignored = {0};
-        const char *blocker = net_request_from_vmi(kube_obj(v->vmi, "spec"), &net, &ignored) == 0
-                                  ? net_migration_blocker(&net)
-                                  : NULL;
+        const char *blocker = vmi_migration_blocker(v->vmi);
         if (blocker) {
                 snprintf(buf, size, "VirtualMachineInstance %s is not live-migratable: %s", v->vmi_name,
                          blocker);

@@ -1,6 +1,7 @@
 /* Migration view of a VMI: active Pod and status.migrationState from the Pods; see vmimigration.h. */
 #include "vmimigration.h"
 #include "api.h"
+#include "netspec.h"
 #include "podrender.h"
 
 #include <stdio.h>
@@ -29,6 +30,17 @@ static bool is_final(const char *phase)
 bool pod_is_final(const cJSON *pod)
 {
         return is_final(kube_str(pod, "status.phase"));
+}
+
+const char *vmi_migration_blocker(const cJSON *vmi)
+{
+        net_request net;
+        kv_error ignored = {0};
+        const char *allow = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+            kube_obj(vmi, "metadata.annotations"), NET_ALLOW_POD_BRIDGE_MIGRATION_ANNOTATION));
+        if (net_request_from_vmi(kube_obj(vmi, "spec"), &net, &ignored) < 0)
+                return NULL; /* a VMI that cannot run is refused for that */
+        return net_migration_blocker(&net, allow && strcasecmp(allow, "false"));
 }
 
 bool migration_in_flight(const cJSON *ms)

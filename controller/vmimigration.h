@@ -21,6 +21,8 @@ void vmi_migration_observe(const cJSON *vmi, const cJSON *pods, const char *now,
 void vmi_migration_view_free(vmi_migration_view *v);
 /* status.migrationState with a migrationUid, neither completed nor failed. */
 bool migration_in_flight(const cJSON *ms);
+/* Why the VMI cannot be live-migrated (KubeVirt's LiveMigratable False), or NULL. */
+const char *vmi_migration_blocker(const cJSON *vmi);
 /* The Pod's kvlite.io/launcher-status annotation parsed, or NULL. */
 cJSON *pod_launcher_status(const cJSON *pod);
 /* The migration a Pod is the target of (its kubevirt.io/migrationJobUID label), or NULL. */

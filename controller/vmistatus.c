@@ -308,6 +308,10 @@ cJSON *vmi_status_desired(const cJSON *vmi, const cJSON *pod, const char *now)
         if (accel)
                 set_str(st, "accel", accel);
         set_pod_conditions(st, pod, now);
+        /* KubeVirt's LiveMigratable: the VMIM reconciler refuses what it says False for */
+        const char *blocker = vmi_migration_blocker(vmi);
+        set_condition(st, "LiveMigratable", !blocker, blocker ? "InterfaceNotLiveMigratable" : NULL, blocker,
+                      now);
         merge_launcher_conditions(st, ls, now);
         merge_launcher_interfaces(st, ls);
         if (ls) /* hot-plugged volumes: the launcher's list is the whole truth */

@@ -136,7 +136,23 @@ static void test_pod_conditions(void)
         _cleanup_json_ cJSON *conds = cJSON_CreateArray();
         cJSON_ReplaceItemInObject(vmi, "status", cJSON_Duplicate(st2, 1));
         vm_copy_vmi_conditions(conds, vmi);
-        assert(cJSON_GetArraySize(conds) == 1 && !strcmp(kube_str(conds->child, "type"), "Synchronized"));
+        int n_sync = 0, n_ready = 0;
+        const cJSON *k;
+        cJSON_ArrayForEach(k, conds)
+        {
+                n_sync += !strcmp(kube_str(k, "type"), "Synchronized");
+                n_ready += !strcmp(kube_str(k, "type"), "Ready");
+        }
+        assert(n_sync == 1 && n_ready == 0);
+        /* KubeVirt's LiveMigratable: the bridge binding on the pod network is not, masquerade is */
+        _cleanup_json_ cJSON *bridged =
+            j("{'metadata':{'name':'b'},'spec':{'domain':{'devices':{'interfaces':"
+              "[{'name':'default','bridge':{}}]}},'networks':[{'name':'default',"
+              "'pod':{}}]},'status':{'phase':'Scheduling'}}");
+        _cleanup_json_ cJSON *st4 = vmi_status_desired(bridged, ok, now);
+        c = cond(st4, "LiveMigratable");
+        assert(c && !strcmp(kube_str(c, "status"), "False") &&
+               !strcmp(kube_str(c, "reason"), "InterfaceNotLiveMigratable"));
 }
 
 int main(void)

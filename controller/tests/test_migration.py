@@ -32,9 +32,17 @@ def pod_set(api, name, phase=None, node=None, ip=None, ann=None):
         api.merge("%s/%s/status" % (PODS, name), {"status": st})
 
 
+def migratable(name):
+    """A VMI with masquerade on the pod network: KubeVirt's default (bridge) is not live-migratable."""
+    m = vmi_manifest(name)
+    m["spec"]["domain"]["devices"]["interfaces"] = [{"name": "default", "masquerade": {}}]
+    m["spec"]["networks"] = [{"name": "default", "pod": {}}]
+    return m
+
+
 def running_vmi(api, name):
     """A VMI whose (fake) launcher Pod runs on node01 at 10.0.0.1."""
-    api.create(tc.VMIS, vmi_manifest(name))
+    api.create(tc.VMIS, migratable(name))
     vmi = wait_for("Scheduling", lambda: tc.phase_is(api, name, "Scheduling"))
     src = tc.one_pod(api, vmi)["metadata"]["name"]
     pod_set(api, src, "Running", "node01", "10.0.0.1", {"phase": "Running"})
@@ -148,7 +156,7 @@ def test_refusals(srv, ctl):
     vmim(api, "nothing", "nope")
     m = wait_for("Failed", lambda: vmim_phase(api, "nothing", "Failed"))
     assert "spec.vmiName: no VirtualMachineInstance nope" in m["status"]["conditions"][0]["message"], m["status"]
-    api.create(tc.VMIS, vmi_manifest("early"))
+    api.create(tc.VMIS, migratable("early"))
     wait_for("Scheduling", lambda: tc.phase_is(api, "early", "Scheduling"))
     vmim(api, "tooearly", "early")
     m = wait_for("Failed", lambda: vmim_phase(api, "tooearly", "Failed"))
@@ -160,6 +168,16 @@ def test_refusals(srv, ctl):
     m = wait_for("Failed", lambda: vmim_phase(api, "second", "Failed"))
     assert "migration first is not finished" in m["status"]["conditions"][0]["message"], m["status"]
     assert len(api.items(PODS, JOB)) == 1, "one target Pod only"
+    # KubeVirt's default binding (bridge on the pod network): LiveMigratable False, the migration refused
+    api.create(tc.VMIS, vmi_manifest("bridged"))
+    src = wait_for("Scheduling", lambda: tc.phase_is(api, "bridged", "Scheduling"))
+    pod_set(api, tc.one_pod(api, src)["metadata"]["name"], "Running", "node01", "10.0.0.2", {"phase": "Running"})
+    v = wait_for("Running", lambda: tc.phase_is(api, "bridged", "Running"))
+    lm = [c for c in v["status"]["conditions"] if c["type"] == "LiveMigratable"]
+    assert lm and lm[0]["status"] == "False" and lm[0]["reason"] == "InterfaceNotLiveMigratable", lm
+    vmim(api, "nobridge", "bridged")
+    m = wait_for("Failed", lambda: vmim_phase(api, "nobridge", "Failed"))
+    assert "is not live-migratable" in m["status"]["conditions"][0]["message"], m["status"]
 
 
 def test_target_fails(srv, ctl):

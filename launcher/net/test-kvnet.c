@@ -102,7 +102,12 @@ static void test_validate_multus(void)
                                  "\"mac\":\"02:00:00:00:00:01\"}"));
         CHECK(ann && strstr(ann, "{\"name\":\"mv\",\"namespace\":\"other\",\"interface\":\"pod"));
         free(ann);
-        CHECK(net_migration_blocker(&req) && strstr(net_migration_blocker(&req), "macvtap"));
+        CHECK(net_migration_blocker(&req, false) && strstr(net_migration_blocker(&req, false), "macvtap"));
+        req.n_secondary = 0;
+        CHECK(net_migration_blocker(&req, false) == NULL); /* masquerade on the pod network */
+        req.binding = NET_BINDING_BRIDGE;
+        CHECK(net_migration_blocker(&req, false) && strstr(net_migration_blocker(&req, false), "masquerade"));
+        CHECK(net_migration_blocker(&req, true) == NULL);
         cJSON_Delete(spec);
 }
 
