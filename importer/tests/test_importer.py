@@ -194,6 +194,42 @@ def main():
         check(rc == 3 and "HTTP 401" in json.dumps(res), f"wrong password: exit 3 with HTTP 401 ({rc}, {res})")
         check(os.listdir(dest) == [], "wrong password: dest left empty")
 
+        # 2b. A DataVolume's own secretRef and certConfigMap (CDI's: files accessKeyId/secretKey, *.crt/*.pem in a
+        #     folder) for the registry its reference names, without any registry configuration; never sent to a
+        #     mirror on another host; a certificate folder without certificates is a usage error.
+        auth, certs = os.path.join(root, "dv-secret"), os.path.join(root, "dv-certs")
+        os.makedirs(auth)
+        os.makedirs(certs)
+        for name, value in (("accessKeyId", "kv\n"), ("secretKey", "s3cret\n")):
+            with open(os.path.join(auth, name), "w") as f:
+                f.write(value)
+        shutil.copy(ca, os.path.join(certs, "ca.crt"))
+        with open(os.path.join(certs, "README"), "w") as f:
+            f.write("not a certificate: ignored\n")
+        dv_auth = ["--username-file", os.path.join(auth, "accessKeyId"), "--password-file",
+                   os.path.join(auth, "secretKey"), "--cert-dir", certs]
+        dest = fresh_dest(root, "dvauth")
+        rc, res, _, _ = importer("--registry-url", f"docker://{r3.addr}/vms/guest:1", *dv_auth, dest=dest)
+        check(rc == 0, f"secretRef+certConfigMap: exit 0 from the TLS+htpasswd registry (got {rc}: {res.get('reason')})")
+        disk_ok(dest, "secretRef+certConfigMap")
+        dest = fresh_dest(root, "dvauth-nocert")
+        rc, res, _, _ = importer("--registry-url", f"docker://{r3.addr}/vms/guest:1", "--username-file",
+                                 os.path.join(auth, "accessKeyId"), "--password-file", os.path.join(auth, "secretKey"),
+                                 dest=dest)
+        check(rc == 3 and "certificate" in json.dumps(res).lower(),
+              f"secretRef without the CA: exit 3, certificate not verified ({rc}, {res.get('reason')})")
+        dest = fresh_dest(root, "dvauth-mirror")
+        rc, res, _, _ = importer("--registry-url", ref, "--registry-config",
+                                 write_config(root, "noauth", [{"location": r3.addr, "caFile": ca}]), *dv_auth,
+                                 dest=dest)
+        check(rc == 3 and "HTTP 401" in json.dumps(res),
+              f"secretRef not sent to a mirror on another host: exit 3 with HTTP 401 ({rc}, {res.get('reason')})")
+        empty = os.path.join(root, "no-certs")
+        os.makedirs(empty)
+        rc, res, _, err = importer("--registry-url", f"docker://{r3.addr}/vms/guest:1", "--cert-dir", empty,
+                                   dest=fresh_dest(root, "dvauth-empty"))
+        check(rc == 2 and "no .crt or .pem" in err, f"--cert-dir without certificates: exit 2 ({rc}, {err[-200:]})")
+
         # 3. First registry stopped: the second serves, the report names both.
         r1.stop()
         dest = fresh_dest(root, "failover")
