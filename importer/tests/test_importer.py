@@ -18,7 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from regfixtures import Registry, free_port, run  # noqa: E402,F401
+from regfixtures import Registry, free_port, make_tls, run  # noqa: E402,F401
 import regfixtures  # noqa: E402
 
 IMPORTER = os.path.abspath(sys.argv[1])
@@ -36,20 +36,6 @@ def check(cond, what):
     print(("ok   " if cond else "FAIL ") + what, flush=True)
     if not cond:
         failures.append(what)
-
-
-def make_tls(root):
-    ca_key, ca = os.path.join(root, "ca.key"), os.path.join(root, "ca.pem")
-    key, csr, crt = (os.path.join(root, n) for n in ("srv.key", "srv.csr", "srv.pem"))
-    ext = os.path.join(root, "ext.cnf")
-    with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1\n")
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
-        "-subj", "/CN=kvlite test CA")
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
-    run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", crt,
-        "-days", "2", "-extfile", ext)
-    return ca, crt, key
 
 
 def oci_layout(root, name, entries):
