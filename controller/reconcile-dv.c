@@ -352,7 +352,7 @@ static const cJSON *container_status(const cJSON *pod)
 }
 
 /* The last line of text that is a JSON object with key (the importer prints JSON lines), or NULL. */
-static cJSON *last_json_line(const char *text, const char *key)
+cJSON *last_json_line(const char *text, const char *key)
 {
         _cleanup_free_ char *copy = text ? strdup(text) : NULL;
         if (!copy)
@@ -372,7 +372,7 @@ static cJSON *last_json_line(const char *text, const char *key)
 }
 
 /* "served by A, B (digest sha256:…); passed over: C (manifest: connection refused)" */
-static void describe_registry(const cJSON *rep, char *out, size_t size)
+void describe_registry(const cJSON *rep, char *out, size_t size)
 {
         size_t n = 0;
         const cJSON *x, *served = kube_obj(rep, "servedBy"), *failed = kube_obj(rep, "failed");
@@ -441,8 +441,8 @@ static int write_status(kube_client *api, const cJSON *dv, const dv_status *s, k
         return status_fields_write(api, &kube_datavolume, dv, f, dv_open, err);
 }
 
-static void post_event(kube_client *api, const cJSON *dv, const char *type, const char *reason,
-                       const char *message)
+void post_object_event(kube_client *api, const cJSON *dv, const char *api_version, const char *kind,
+                       const char *type, const char *reason, const char *message)
 {
         char now[40];
         rfc3339_now(now, sizeof(now));
@@ -455,8 +455,8 @@ static void post_event(kube_client *api, const cJSON *dv, const char *type, cons
                  (unsigned long long)kv_now_ms());
         cJSON_AddStringToObject(md, "name", name);
         add_str(md, "namespace", kube_str(dv, "metadata.namespace"));
-        cJSON_AddStringToObject(obj, "apiVersion", "cdi.kubevirt.io/v1beta1");
-        cJSON_AddStringToObject(obj, "kind", "DataVolume");
+        cJSON_AddStringToObject(obj, "apiVersion", api_version);
+        cJSON_AddStringToObject(obj, "kind", kind);
         add_str(obj, "name", kube_str(dv, "metadata.name"));
         add_str(obj, "namespace", kube_str(dv, "metadata.namespace"));
         add_str(obj, "uid", kube_str(dv, "metadata.uid"));
@@ -471,6 +471,12 @@ static void post_event(kube_client *api, const cJSON *dv, const char *type, cons
         kv_error err = {0};
         if (kube_create(api, &kube_event, kube_str(dv, "metadata.namespace"), ev, NULL, &err) < 0)
                 log_warning("event %s: %s", reason, err.msg);
+}
+
+static void post_event(kube_client *api, const cJSON *dv, const char *type, const char *reason,
+                       const char *message)
+{
+        post_object_event(api, dv, "cdi.kubevirt.io/v1beta1", "DataVolume", type, reason, message);
 }
 
 /* ---- the steps ---- */

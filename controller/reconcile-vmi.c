@@ -202,5 +202,8 @@ int reconcile_vmi(controller *c, kube_client *api, const char *key, kv_error *er
                         cJSON_AddItemToArray(pods, TAKE_PTR(created));
                 }
         }
+        kv_error perr = {0};
+        if (vmi_container_disk_pulls(api, vmi, pods, &perr) < 0)
+                log_warning("VMI %s: containerDisk pull report: %s", key, perr.msg);
         return write_status(api, vmi, pods, NULL, err);
 }
