@@ -42,6 +42,10 @@ static void usage(FILE *f)
             "gz/xz/zst-compressed\n"
             "  --blank SIZE                   an empty disk of SIZE bytes (suffixes K M G T, Ki Mi Gi Ti)\n"
             "  --pvc-source DIR               another claim's volume: DIR/disk.img copied sparse (clone)\n"
+            "  --container-files REF          files of an image (a kernelBoot container): each --file PATH\n"
+            "                                 (absolute in the image, a regular file) at DIR/PATH; pulled "
+            "as\n"
+            "                                 --registry-url\n"
             "  --container-disk REF           a containerDisk (the launcher Pod's init container): the "
             "image's\n"
             "                                 disk file, unconverted, at DIR/disk/<its name>; pulled as\n"
@@ -49,6 +53,8 @@ static void usage(FILE *f)
             "\n"
             "Options:\n"
             "  --dest DIR                     destination directory (the claim's volume), required\n"
+            "  --file PATH                    with --container-files: a file to extract (repeatable, up to "
+            "8)\n"
             "  --size SIZE                    the claim's size: refuse images whose virtual size exceeds it\n"
             "  --registry-config FILE         registries, mirrors in priority order, credentials, CA files\n"
             "                                 (YAML or JSON, see docs/registries.md)\n"
@@ -151,12 +157,12 @@ static void write_termination_log(const char *path, const char *line)
                 log_warning("termination log %s: %s", path, strerror(errno));
 }
 
-static void print_result(int rc, const kv_error *err, const char *dest, const kvreg_report *rep,
+static void print_result(int rc, const kv_error *err, const char *dest, bool disk, const kvreg_report *rep,
                          const char *termination_log)
 {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "result", rc == 0 ? "Succeeded" : "Failed");
-        if (rc == 0) {
+        if (rc == 0 && disk) {
                 char path[4096];
                 snprintf(path, sizeof(path), "%s/disk.img", dest);
                 cJSON_AddStringToObject(o, "disk", path);
@@ -177,11 +183,13 @@ static void print_result(int rc, const kv_error *err, const char *dest, const kv
 
 struct opts {
         const char *registry_url, *registry_config, *http_url, *blank, *container_disk, *pvc_source, *dest,
-            *size, *max_rate, *termination_log;
+            *container_files, *size, *max_rate, *termination_log;
         kvreg_http_source http;
         const char *password_file, *username_file, *cert_dir;
         const char *header_dirs[8];
         size_t n_header_dirs;
+        const char *files[8];
+        size_t n_files;
         struct curl_slist *headers;
 };
 
@@ -206,7 +214,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 O_PVC,
                 O_USERF,
                 O_CERTDIR,
-                O_HDRDIR
+                O_HDRDIR,
+                O_CFILES,
+                O_FILE
         };
         static const struct option longopts[] = {{"registry-url", required_argument, NULL, O_REG},
                                                  {"registry-config", required_argument, NULL, O_REGCFG},
@@ -228,6 +238,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
                                                  {"username-file", required_argument, NULL, O_USERF},
                                                  {"cert-dir", required_argument, NULL, O_CERTDIR},
                                                  {"header-dir", required_argument, NULL, O_HDRDIR},
+                                                 {"container-files", required_argument, NULL, O_CFILES},
+                                                 {"file", required_argument, NULL, O_FILE},
                                                  {NULL, 0, NULL, 0}};
         int c;
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -278,6 +290,17 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 case O_CERTDIR:
                         o->cert_dir = optarg;
                         break;
+                case O_CFILES:
+                        o->container_files = optarg;
+                        break;
+                case O_FILE:
+                        if (o->n_files == ARRAY_SIZE(o->files)) {
+                                fprintf(stderr, "kvlite-importer: at most %zu --file\n",
+                                        ARRAY_SIZE(o->files));
+                                return -1;
+                        }
+                        o->files[o->n_files++] = optarg;
+                        break;
                 case O_HDRDIR:
                         if (o->n_header_dirs == ARRAY_SIZE(o->header_dirs)) {
                                 fprintf(stderr, "kvlite-importer: at most %zu --header-dir\n",
@@ -305,10 +328,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
                         return -1;
                 }
         }
-        int sources = !!o->registry_url + !!o->http_url + !!o->blank + !!o->container_disk + !!o->pvc_source;
+        int sources = !!o->registry_url + !!o->http_url + !!o->blank + !!o->container_disk + !!o->pvc_source +
+                      !!o->container_files;
         if (optind != argc || sources != 1 || !o->dest) {
                 fprintf(stderr, "kvlite-importer: need exactly one of --registry-url, --http-url, --blank, "
-                                "--container-disk, --pvc-source, and --dest\n");
+                                "--container-disk, --container-files, --pvc-source, and --dest\n");
+                return -1;
+        }
+        if (!!o->container_files != !!o->n_files) {
+                fprintf(stderr, "kvlite-importer: --file goes with --container-files (which needs one)\n");
                 return -1;
         }
         if ((o->http.username && o->username_file) ||
@@ -478,6 +506,9 @@ int main(int argc, char **argv)
         } else if (o.container_disk) {
                 log_info("pulling containerDisk %s into %s", o.container_disk, o.dest);
                 rc = kvreg_import_container_disk(o.container_disk, &cfg, &io, &report, &err);
+        } else if (o.container_files) {
+                log_info("pulling %zu files of %s into %s", o.n_files, o.container_files, o.dest);
+                rc = kvreg_import_files(o.container_files, &cfg, o.files, o.n_files, &io, &report, &err);
         } else if (o.http_url) {
                 o.http.url = o.http_url;
                 o.http.headers = o.headers;
@@ -489,7 +520,8 @@ int main(int argc, char **argv)
         } else {
                 rc = kvreg_import_blank(&io, blank_size, &err);
         }
-        print_result(rc, &err, o.dest, o.registry_url || o.container_disk ? &report : NULL,
+        print_result(rc, &err, o.dest, !o.container_disk && !o.container_files,
+                     o.registry_url || o.container_disk || o.container_files ? &report : NULL,
                      o.termination_log);
         kvreg_config_done(&cfg);
         curl_slist_free_all(o.headers);

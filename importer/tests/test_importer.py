@@ -290,6 +290,37 @@ def main():
             check(rc == 4 and msg in res.get("reason", ""), f"bad image {name}: exit 4, \"{msg}\" ({rc}, {res.get('reason')})")
             check(os.listdir(dest) == [] and os.listdir(outside) == [], f"bad image {name}: nothing written")
 
+        # 6b. A kernelBoot container's kernel and initrd (--container-files): written at their paths in the image
+        #     (a later layer's copy wins), nothing else; a missing file or a link at a wanted path is refused.
+        kernel, initrd = os.urandom(5000), os.urandom(3000)
+        push_oci(oci_layout(root, "kernel", [tar_file("boot/vmlinuz", b"old"), tar_file("./boot/vmlinuz", kernel),
+                                             tar_file("boot/initrd.img", initrd), tar_file("etc/motd", b"x")]),
+                 r2, "vms/kernel")
+        kref = "docker://vms.example/vms/kernel:1"
+        dest = fresh_dest(root, "kernel")
+        rc, res, _, _ = importer("--container-files", kref, "--file", "/boot/vmlinuz", "--file", "/boot/initrd.img",
+                                 "--registry-config", cfg_r2, dest=dest)
+        got = {}
+        for dirpath, _, names in os.walk(dest):
+            for n in names:
+                with open(os.path.join(dirpath, n), "rb") as f:
+                    got[os.path.relpath(os.path.join(dirpath, n), dest)] = f.read()
+        check(rc == 0 and got == {"boot/vmlinuz": kernel, "boot/initrd.img": initrd},
+              f"kernelBoot files: exit 0, exactly the kernel and initrd at their paths ({rc}, {sorted(got)})")
+        check(res.get("registry", {}).get("servedBy") == [r2.addr], f"kernelBoot files: registry report ({res})")
+        dest = fresh_dest(root, "kernel-missing")
+        rc, res, _, _ = importer("--container-files", kref, "--file", "/boot/vmlinuz", "--file", "/boot/nope",
+                                 "--registry-config", cfg_r2, dest=dest)
+        check(rc == 4 and "no regular file /boot/nope" in res.get("reason", ""),
+              f"kernelBoot file missing: exit 4 ({rc}, {res.get('reason')})")
+        push_oci(oci_layout(root, "kernel-link", [tar_link("boot/vmlinuz", "../../../outside/evil")]), r2,
+                 "vms/kernel-link")
+        dest = fresh_dest(root, "kernel-link")
+        rc, res, _, _ = importer("--container-files", "docker://vms.example/vms/kernel-link:1", "--file",
+                                 "/boot/vmlinuz", "--registry-config", cfg_r2, dest=dest)
+        check(rc == 4 and "symlink" in res.get("reason", "") and os.listdir(dest) == [] and os.listdir(outside) == [],
+              f"kernelBoot file a symlink: exit 4, nothing written ({rc}, {res.get('reason')})")
+
         # 7. Claim too small.
         dest = fresh_dest(root, "small")
         rc, res, _, _ = importer("--registry-url", ref, "--registry-config", cfg_r2, "--size", "16Mi", dest=dest)
