@@ -18,11 +18,31 @@
 enum dv_wait { DV_WAIT_NONE, DV_WAIT_BINDING, DV_WAIT_PROVISIONING, DV_WAIT_ERROR };
 
 typedef struct controller controller;
+struct pod_render_opts;
 /* The cluster's registry configuration (opts.registry_config, a Secret with registries.yaml and the files it
  * names) copied as Secret copy_name into owner's namespace, where a Pod can mount it (an importer Pod, a
  * launcher Pod's containerDisk pull), owned by owner. *name = NULL when the cluster has none. */
 int registry_config_copy(controller *c, kube_client *api, const cJSON *owner, const char *api_version,
                          const char *kind, const char *copy_name, char **name, kv_error *err);
+/* The launcher Pod options for a VMI: the controller's, with the VMI's copy of the registry configuration
+ * (Secret virt-launcher-<vmi>-registries, owned by the VMI) for its containerDisk pulls. The source Pod and
+ * every migration target Pod of the VMI use the same copy. *secret (owned) is what opts->registry_secret
+ * points to. */
+int launcher_pod_opts(controller *c, kube_client *api, const cJSON *vmi, struct pod_render_opts *opts,
+                      char **secret, kv_error *err);
+/* The last line of text that is a JSON object with key (an importer's result or progress line), or NULL. */
+cJSON *last_json_line(const char *text, const char *key);
+/* An importer's registry report as a sentence: "served by B (digest sha256:…); passed over: A (what: why)".
+ */
+void describe_registry(const cJSON *rep, char *out, size_t size);
+/* An Event about obj (involvedObject of api_version/kind), from virt-controller. Failures are logged. */
+void post_object_event(kube_client *api, const cJSON *obj, const char *api_version, const char *kind,
+                       const char *type, const char *reason, const char *message);
+/* Which registry served each of the VMI's pulled containerDisks (the launcher Pods' container-disk-<volume>
+ * init containers' result lines): the annotation VMI_ANN_CONTAINER_DISK_PULLS, and an Event
+ * ContainerDiskPulled (or ContainerDiskPullFailed) each time a volume's pull result changes. */
+int vmi_container_disk_pulls(kube_client *api, const cJSON *vmi, const cJSON *pods, kv_error *err);
+#define VMI_ANN_CONTAINER_DISK_PULLS "kvlite.io/container-disk-pulls"
 /* The DataVolume's controller owner reference, or NULL. */
 const cJSON *dv_controller_ref(const cJSON *obj);
 

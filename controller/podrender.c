@@ -156,8 +156,9 @@ static bool pulled_image(const char *image, const pod_render_opts *opts)
         return opts->importer_image && image && image[0] != '/';
 }
 
+/* files: NULL for a containerDisk (the disk file), else the kernelBoot files to take from the image. */
 static void add_pull_container(cJSON *spec, cJSON *vols, const char *vol_name, const char *image,
-                               const char *path, const pod_render_opts *opts)
+                               const char *path, const char *const *files, const pod_render_opts *opts)
 {
         cJSON *inits = cJSON_GetObjectItemCaseSensitive(spec, "initContainers");
         if (!inits)
@@ -169,7 +170,9 @@ static void add_pull_container(cJSON *spec, cJSON *vols, const char *vol_name, c
         cJSON_AddStringToObject(ctr, "name", name);
         cJSON_AddStringToObject(ctr, "image", opts->importer_image);
         cJSON_AddItemToArray(cmd, cJSON_CreateString("kvlite-importer"));
-        add_arg(cmd, "--container-disk", image);
+        add_arg(cmd, files ? "--container-files" : "--container-disk", image);
+        for (size_t i = 0; files && files[i]; i++)
+                add_arg(cmd, "--file", files[i]);
         add_arg(cmd, "--dest", path);
         add_arg(cmd, "--termination-log", "/dev/termination-log");
         if (opts->registry_secret)
@@ -177,7 +180,7 @@ static void add_pull_container(cJSON *spec, cJSON *vols, const char *vol_name, c
         cJSON_AddItemToObject(ctr, "command", cmd);
         cJSON_AddItemToObject(ctr, "volumeMounts", mounts);
         cJSON *m = cJSON_CreateObject();
-        snprintf(name, sizeof(name), "vol-%s", vol_name);
+        snprintf(name, sizeof(name), files ? "%s" : "vol-%s", vol_name);
         cJSON_AddStringToObject(m, "name", name);
         cJSON_AddStringToObject(m, "mountPath", path);
         cJSON_AddItemToArray(mounts, m);
@@ -210,7 +213,7 @@ static void map_volume(const vmi_volume *v, const pod_render_opts *opts, cJSON *
                 snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/images/%s", v->name);
                 if (pulled_image(v->image, opts)) {
                         pod_add_volume(vols, mounts, pname, "emptyDir", src, path, true);
-                        add_pull_container(spec, vols, v->name, v->image, path, opts);
+                        add_pull_container(spec, vols, v->name, v->image, path, NULL, opts);
                         return;
                 }
                 cJSON_AddStringToObject(src, "reference", v->image);
@@ -259,11 +262,28 @@ static void map_volume(const vmi_volume *v, const pod_render_opts *opts, cJSON *
         cJSON_Delete(src);
 }
 
-/* The kernelBoot container image at <image-root>/kernelboot, where the launcher resolves it. */
-static void map_kernel_boot(const struct vmi *model, cJSON *vols, cJSON *mounts)
+/* The kernelBoot container image at <image-root>/kernelboot, where the launcher resolves it: a registry
+ * image's kernel and initrd pulled by an init container (the containerDisks' pull path, failover included)
+ * into an emptyDir at their paths in the image, a local directory as an image volume. */
+static void map_kernel_boot(const struct vmi *model, const pod_render_opts *opts, cJSON *spec, cJSON *vols,
+                            cJSON *mounts)
 {
         if (!model->kernel_boot || !model->kernel_image)
                 return;
+        const char *path = LAUNCHER_RUN_DIR "/images/" VMI_KERNEL_BOOT_IMAGE_NAME;
+        if (pulled_image(model->kernel_image, opts) && (model->kernel_path || model->initrd_path)) {
+                const char *files[3] = {0};
+                size_t n = 0;
+                if (model->kernel_path)
+                        files[n++] = model->kernel_path;
+                if (model->initrd_path)
+                        files[n++] = model->initrd_path;
+                pod_add_volume(vols, mounts, VMI_KERNEL_BOOT_IMAGE_NAME, "emptyDir", cJSON_CreateObject(),
+                               path, true);
+                add_pull_container(spec, vols, VMI_KERNEL_BOOT_IMAGE_NAME, model->kernel_image, path, files,
+                                   opts);
+                return;
+        }
         cJSON *src = cJSON_CreateObject();
         cJSON_AddStringToObject(src, "reference", model->kernel_image);
         cJSON_AddStringToObject(src, "pullPolicy", "IfNotPresent");
@@ -527,7 +547,7 @@ static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_ren
         pod_add_volume(vols, mounts, "run", "emptyDir", cJSON_CreateObject(), LAUNCHER_RUN_DIR, false);
         for (size_t i = 0; i < model->n_volumes; i++)
                 map_volume(&model->volumes[i], opts, spec, vols, mounts);
-        map_kernel_boot(model, vols, mounts);
+        map_kernel_boot(model, opts, spec, vols, mounts);
         if (model->hugepage_size) { /* KubeVirt's hugetlbfs for the guest's memory */
                 cJSON *ed = cJSON_CreateObject();
                 cJSON_AddStringToObject(ed, "medium", "HugePages");

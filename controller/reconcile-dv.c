@@ -15,7 +15,9 @@
 #define DATA_MOUNT "/data"
 #define CLONE_SOURCE_MOUNT "/source" /* a pvc source's claim */
 #define REGISTRY_MOUNT "/etc/kvlite/registries"
-#define HTTP_AUTH_MOUNT "/etc/kvlite/http-auth"
+#define SOURCE_AUTH_MOUNT "/etc/kvlite/source-auth"     /* secretRef */
+#define SOURCE_CERTS_MOUNT "/etc/kvlite/source-certs"   /* certConfigMap */
+#define EXTRA_HEADERS_MOUNT "/etc/kvlite/extra-headers" /* secretExtraHeaders, one folder each */
 #define ANN_STORAGE "cdi.kubevirt.io/storage."
 #define ANN_RESTART_BASE "kvlite.io/restart-base" /* the DataVolume's restartCount when the Pod was made */
 #define POD_RETRY_MIN_S 5
@@ -123,9 +125,36 @@ static cJSON *secret_source(const char *name)
         return s;
 }
 
-/* spec.source.http → flags; secretRef (CDI's accessKeyId/secretKey Secret) → --username from the Secret by
- * env, --password-file from the mounted Secret. */
-static void http_args(const cJSON *http, cJSON *cmd, cJSON *env, cJSON *vols, cJSON *mounts)
+static cJSON *configmap_source(const char *name)
+{
+        cJSON *s = cJSON_CreateObject();
+        cJSON_AddStringToObject(s, "name", name);
+        return s;
+}
+
+/* CDI's secretRef (a Secret with accessKeyId and secretKey: the user name and password) and certConfigMap
+ * (a ConfigMap whose *.crt and *.pem keys are CA certificates), shared by the registry and http sources:
+ * mounted, and read by the importer from the files. For a registry source they go to the registry the
+ * reference names only (docs/importer.md). */
+static void source_auth_args(const cJSON *src, cJSON *cmd, cJSON *vols, cJSON *mounts)
+{
+        const char *secret = kube_str(src, "secretRef"), *certs = kube_str(src, "certConfigMap");
+        if (secret) {
+                add_arg(cmd, "--username-file", SOURCE_AUTH_MOUNT "/accessKeyId");
+                add_arg(cmd, "--password-file", SOURCE_AUTH_MOUNT "/secretKey");
+                pod_add_volume(vols, mounts, "cdi-source-auth", "secret", secret_source(secret),
+                               SOURCE_AUTH_MOUNT, true);
+        }
+        if (certs) {
+                add_arg(cmd, "--cert-dir", SOURCE_CERTS_MOUNT);
+                pod_add_volume(vols, mounts, "cdi-cert-vol", "configMap", configmap_source(certs),
+                               SOURCE_CERTS_MOUNT, true);
+        }
+}
+
+/* spec.source.http → flags: checksum, extraHeaders, insecureSkipVerify, and secretExtraHeaders (each Secret
+ * mounted; every key of it is one "Name: value" header). */
+static void http_args(const cJSON *http, cJSON *cmd, cJSON *vols, cJSON *mounts)
 {
         add_arg(cmd, "--http-url", kube_str(http, "url"));
         if (kube_str(http, "checksum"))
@@ -133,20 +162,18 @@ static void http_args(const cJSON *http, cJSON *cmd, cJSON *env, cJSON *vols, cJ
         const cJSON *h;
         cJSON_ArrayForEach(h, kube_obj(http, "extraHeaders")) if (cJSON_IsString(h))
             add_arg(cmd, "--header", h->valuestring);
+        int i = 0;
+        cJSON_ArrayForEach(h, kube_obj(http, "secretExtraHeaders")) if (cJSON_IsString(h) && i < 8)
+        {
+                char vol[32], path[64];
+                snprintf(vol, sizeof(vol), "cdi-extra-headers-%d", i);
+                snprintf(path, sizeof(path), EXTRA_HEADERS_MOUNT "/%d", i++);
+                add_arg(cmd, "--header-dir", path);
+                pod_add_volume(vols, mounts, vol, "secret", secret_source(h->valuestring), path, true);
+        }
         if (cJSON_IsTrue(kube_obj(http, "insecureSkipVerify")))
                 add_arg(cmd, "--insecure", NULL);
-        const char *secret = kube_str(http, "secretRef");
-        if (!secret)
-                return;
-        cJSON *e = cJSON_CreateObject(), *ref = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "name", "ACCESS_KEY_ID");
-        cJSON_AddStringToObject(ref, "name", secret);
-        cJSON_AddStringToObject(ref, "key", "accessKeyId");
-        cJSON_AddItemToObject(cJSON_AddObjectToObject(e, "valueFrom"), "secretKeyRef", ref);
-        cJSON_AddItemToArray(env, e);
-        add_arg(cmd, "--username", "$(ACCESS_KEY_ID)");
-        add_arg(cmd, "--password-file", HTTP_AUTH_MOUNT "/secretKey");
-        pod_add_volume(vols, mounts, "http-auth", "secret", secret_source(secret), HTTP_AUTH_MOUNT, true);
+        source_auth_args(http, cmd, vols, mounts);
 }
 
 /* CDI's pvc clone source: the claim mounted read-only, its disk.img copied (kvlite-importer --pvc-source). A
@@ -173,7 +200,7 @@ static int clone_args(const cJSON *dv, cJSON *cmd, cJSON *vols, cJSON *mounts, k
 
 /* The command for the DataVolume's source; -EINVAL (message for the DataVolume's condition) when kvlite
  * cannot import it. */
-static int importer_command(const cJSON *dv, const char *regcfg_secret, cJSON *cmd, cJSON *env, cJSON *vols,
+static int importer_command(const cJSON *dv, const char *regcfg_secret, cJSON *cmd, cJSON *vols,
                             cJSON *mounts, kv_error *err)
 {
         const char *kind = source_kind(dv), *size = claim_size(dv);
@@ -191,10 +218,11 @@ static int importer_command(const cJSON *dv, const char *regcfg_secret, cJSON *c
                         pod_add_volume(vols, mounts, "registries", "secret", secret_source(regcfg_secret),
                                        REGISTRY_MOUNT, true);
                 }
+                source_auth_args(kube_obj(dv, "spec.source.registry"), cmd, vols, mounts);
         } else if (!strcmp(kind, "http")) {
                 if (!kube_str(dv, "spec.source.http.url"))
                         return kv_error_set(err, EINVAL, "spec.source.http.url: required");
-                http_args(kube_obj(dv, "spec.source.http"), cmd, env, vols, mounts);
+                http_args(kube_obj(dv, "spec.source.http"), cmd, vols, mounts);
         } else if (!strcmp(kind, "blank")) {
                 if (!size)
                         return kv_error_set(err, EINVAL, "a blank DataVolume needs a storage size");
@@ -221,7 +249,6 @@ static cJSON *importer_pod(controller *c, const cJSON *dv, const char *regcfg_se
         _cleanup_json_ cJSON *pod = cJSON_CreateObject();
         cJSON *md = cJSON_AddObjectToObject(pod, "metadata"), *spec = cJSON_CreateObject(),
               *ctr = cJSON_CreateObject(), *cmd = cJSON_AddArrayToObject(ctr, "command"),
-              *env = cJSON_AddArrayToObject(ctr, "env"),
               *mounts = cJSON_AddArrayToObject(ctr, "volumeMounts");
         cJSON *vols = cJSON_AddArrayToObject(spec, "volumes");
         cJSON_AddStringToObject(pod, "apiVersion", "v1");
@@ -243,7 +270,7 @@ static cJSON *importer_pod(controller *c, const cJSON *dv, const char *regcfg_se
         cJSON *claim = cJSON_CreateObject();
         cJSON_AddStringToObject(claim, "claimName", kube_str(dv, "metadata.name"));
         pod_add_volume(vols, mounts, "cdi-data-vol", "persistentVolumeClaim", claim, DATA_MOUNT, false);
-        if (importer_command(dv, regcfg_secret, cmd, env, vols, mounts, err) < 0)
+        if (importer_command(dv, regcfg_secret, cmd, vols, mounts, err) < 0)
                 return NULL;
         cJSON_AddStringToObject(ctr, "name", "importer");
         cJSON_AddStringToObject(ctr, "image", c->opts.importer_image);
@@ -292,6 +319,22 @@ int registry_config_copy(controller *c, kube_client *api, const cJSON *owner, co
         return r == -KUBE_EEXISTS ? 0 : r;
 }
 
+int launcher_pod_opts(controller *c, kube_client *api, const cJSON *vmi, pod_render_opts *opts, char **secret,
+                      kv_error *err)
+{
+        char copy_name[300];
+        *opts = c->opts.pod;
+        *secret = NULL;
+        snprintf(copy_name, sizeof(copy_name), "virt-launcher-%.230s-registries",
+                 kube_str(vmi, "metadata.name"));
+        if (!opts->importer_image)
+                return 0;
+        int r = registry_config_copy(c, api, vmi, "kubevirt.io/v1", "VirtualMachineInstance", copy_name,
+                                     secret, err);
+        opts->registry_secret = *secret;
+        return r;
+}
+
 static int copy_registry_config(controller *c, kube_client *api, const cJSON *dv, char **name, kv_error *err)
 {
         char copy_name[300];
@@ -309,7 +352,7 @@ static const cJSON *container_status(const cJSON *pod)
 }
 
 /* The last line of text that is a JSON object with key (the importer prints JSON lines), or NULL. */
-static cJSON *last_json_line(const char *text, const char *key)
+cJSON *last_json_line(const char *text, const char *key)
 {
         _cleanup_free_ char *copy = text ? strdup(text) : NULL;
         if (!copy)
@@ -329,7 +372,7 @@ static cJSON *last_json_line(const char *text, const char *key)
 }
 
 /* "served by A, B (digest sha256:…); passed over: C (manifest: connection refused)" */
-static void describe_registry(const cJSON *rep, char *out, size_t size)
+void describe_registry(const cJSON *rep, char *out, size_t size)
 {
         size_t n = 0;
         const cJSON *x, *served = kube_obj(rep, "servedBy"), *failed = kube_obj(rep, "failed");
@@ -398,8 +441,8 @@ static int write_status(kube_client *api, const cJSON *dv, const dv_status *s, k
         return status_fields_write(api, &kube_datavolume, dv, f, dv_open, err);
 }
 
-static void post_event(kube_client *api, const cJSON *dv, const char *type, const char *reason,
-                       const char *message)
+void post_object_event(kube_client *api, const cJSON *dv, const char *api_version, const char *kind,
+                       const char *type, const char *reason, const char *message)
 {
         char now[40];
         rfc3339_now(now, sizeof(now));
@@ -412,8 +455,8 @@ static void post_event(kube_client *api, const cJSON *dv, const char *type, cons
                  (unsigned long long)kv_now_ms());
         cJSON_AddStringToObject(md, "name", name);
         add_str(md, "namespace", kube_str(dv, "metadata.namespace"));
-        cJSON_AddStringToObject(obj, "apiVersion", "cdi.kubevirt.io/v1beta1");
-        cJSON_AddStringToObject(obj, "kind", "DataVolume");
+        cJSON_AddStringToObject(obj, "apiVersion", api_version);
+        cJSON_AddStringToObject(obj, "kind", kind);
         add_str(obj, "name", kube_str(dv, "metadata.name"));
         add_str(obj, "namespace", kube_str(dv, "metadata.namespace"));
         add_str(obj, "uid", kube_str(dv, "metadata.uid"));
@@ -428,6 +471,12 @@ static void post_event(kube_client *api, const cJSON *dv, const char *type, cons
         kv_error err = {0};
         if (kube_create(api, &kube_event, kube_str(dv, "metadata.namespace"), ev, NULL, &err) < 0)
                 log_warning("event %s: %s", reason, err.msg);
+}
+
+static void post_event(kube_client *api, const cJSON *dv, const char *type, const char *reason,
+                       const char *message)
+{
+        post_object_event(api, dv, "cdi.kubevirt.io/v1beta1", "DataVolume", type, reason, message);
 }
 
 /* ---- the steps ---- */

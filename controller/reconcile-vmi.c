@@ -141,16 +141,10 @@ static int create_pod(controller *c, kube_client *api, const char *key, const cJ
                 }
         }
         /* the registry configuration for containerDisk pulls, as for importer Pods (docs/registries.md) */
-        char copy_name[300];
         _cleanup_free_ char *secret = NULL;
-        pod_render_opts opts = c->opts.pod;
-        snprintf(copy_name, sizeof(copy_name), "virt-launcher-%.230s-registries",
-                 kube_str(vmi, "metadata.name"));
-        if (opts.importer_image &&
-            (r = registry_config_copy(c, api, vmi, "kubevirt.io/v1", "VirtualMachineInstance", copy_name,
-                                      &secret, err)) < 0)
+        pod_render_opts opts;
+        if ((r = launcher_pod_opts(c, api, vmi, &opts, &secret, err)) < 0)
                 return r;
-        opts.registry_secret = secret;
         kv_error verr = {0};
         if (pod_render(vmi, &opts, &pod, &verr) < 0) {
                 log_warning("VMI %s cannot run: %s", key, verr.msg);
@@ -208,5 +202,8 @@ int reconcile_vmi(controller *c, kube_client *api, const char *key, kv_error *er
                         cJSON_AddItemToArray(pods, TAKE_PTR(created));
                 }
         }
+        kv_error perr = {0};
+        if (vmi_container_disk_pulls(api, vmi, pods, &perr) < 0)
+                log_warning("VMI %s: containerDisk pull report: %s", key, perr.msg);
         return write_status(api, vmi, pods, NULL, err);
 }

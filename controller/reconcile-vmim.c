@@ -5,6 +5,7 @@
  * anywhere resumes. */
 #include "api.h"
 #include "controller.h"
+#include "datavolume.h"
 #include "finalizer.h"
 #include "log.h"
 #include "macro.h"
@@ -213,9 +214,14 @@ static int create_target(vmim *v, const mig_config *config, kv_error *err)
                 return r;
         if (cJSON_GetArraySize(kube_obj(list, "items")) > 0)
                 return 0;
+        /* the same registry configuration as the source Pod: its containerDisks are pulled again */
+        _cleanup_free_ char *secret = NULL;
+        pod_render_opts opts;
+        if ((r = launcher_pod_opts(v->c, v->api, v->vmi, &opts, &secret, err)) < 0)
+                return r;
         kv_error verr = {0};
-        if (pod_render_migration_target(v->vmi, &v->c->opts.pod, v->uid, config->config, config->policy, &pod,
-                                        &verr) < 0)
+        if (pod_render_migration_target(v->vmi, &opts, v->uid, config->config, config->policy, &pod, &verr) <
+            0)
                 return fail(v, verr.msg, err);
         expectations_expect_create(v->c->pod_exp, v->exp_key);
         r = kube_create(v->api, &kube_pod, v->ns, pod, &created, err);

@@ -2,12 +2,17 @@
  * Progress and the result go to stdout as JSON lines (for the DataVolume controller); logs to stderr. */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "import.h"
@@ -37,6 +42,10 @@ static void usage(FILE *f)
             "gz/xz/zst-compressed\n"
             "  --blank SIZE                   an empty disk of SIZE bytes (suffixes K M G T, Ki Mi Gi Ti)\n"
             "  --pvc-source DIR               another claim's volume: DIR/disk.img copied sparse (clone)\n"
+            "  --container-files REF          files of an image (a kernelBoot container): each --file PATH\n"
+            "                                 (absolute in the image, a regular file) at DIR/PATH; pulled "
+            "as\n"
+            "                                 --registry-url\n"
             "  --container-disk REF           a containerDisk (the launcher Pod's init container): the "
             "image's\n"
             "                                 disk file, unconverted, at DIR/disk/<its name>; pulled as\n"
@@ -44,15 +53,23 @@ static void usage(FILE *f)
             "\n"
             "Options:\n"
             "  --dest DIR                     destination directory (the claim's volume), required\n"
+            "  --file PATH                    with --container-files: a file to extract (repeatable, up to "
+            "8)\n"
             "  --size SIZE                    the claim's size: refuse images whose virtual size exceeds it\n"
             "  --registry-config FILE         registries, mirrors in priority order, credentials, CA files\n"
             "                                 (YAML or JSON, see docs/registries.md)\n"
             "  --checksum ALGO:HEX            http: verify the downloaded bytes (md5, sha1, sha256, sha512)\n"
             "  --header 'Name: value'         http: extra request header (repeatable)\n"
-            "  --username USER                http: basic auth user (with --password-file)\n"
-            "  --password-file FILE           http: basic auth password\n"
-            "  --ca-file FILE                 http: CA certificates to verify the server with\n"
-            "  --insecure                     http: do not verify the server certificate\n"
+            "  --header-dir DIR               http: every file in DIR holds one 'Name: value' header\n"
+            "                                 (CDI's secretExtraHeaders; repeatable)\n"
+            "The source's own credentials and CA (CDI's secretRef and certConfigMap): for http, and for\n"
+            "registry sources the registry the reference names (never sent to another registry):\n"
+            "  --username USER                basic auth user (with --password-file)\n"
+            "  --username-file FILE           the same, read from FILE (CDI's accessKeyId)\n"
+            "  --password-file FILE           basic auth password (CDI's secretKey)\n"
+            "  --ca-file FILE                 CA certificates to verify the server with\n"
+            "  --cert-dir DIR                 the same from every *.crt and *.pem file in DIR\n"
+            "  --insecure                     do not verify the server certificate\n"
             "  --max-rate BYTES               limit each transfer to BYTES per second\n"
             "  --termination-log FILE         also write the result line to FILE (the Pod's\n"
             "                                 terminationMessagePath, read by the DataVolume controller)\n"
@@ -140,12 +157,12 @@ static void write_termination_log(const char *path, const char *line)
                 log_warning("termination log %s: %s", path, strerror(errno));
 }
 
-static void print_result(int rc, const kv_error *err, const char *dest, const kvreg_report *rep,
+static void print_result(int rc, const kv_error *err, const char *dest, bool disk, const kvreg_report *rep,
                          const char *termination_log)
 {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "result", rc == 0 ? "Succeeded" : "Failed");
-        if (rc == 0) {
+        if (rc == 0 && disk) {
                 char path[4096];
                 snprintf(path, sizeof(path), "%s/disk.img", dest);
                 cJSON_AddStringToObject(o, "disk", path);
@@ -166,9 +183,13 @@ static void print_result(int rc, const kv_error *err, const char *dest, const kv
 
 struct opts {
         const char *registry_url, *registry_config, *http_url, *blank, *container_disk, *pvc_source, *dest,
-            *size, *max_rate, *termination_log;
+            *container_files, *size, *max_rate, *termination_log;
         kvreg_http_source http;
-        const char *password_file;
+        const char *password_file, *username_file, *cert_dir;
+        const char *header_dirs[8];
+        size_t n_header_dirs;
+        const char *files[8];
+        size_t n_files;
         struct curl_slist *headers;
 };
 
@@ -190,7 +211,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 O_RATE,
                 O_TERM,
                 O_CDISK,
-                O_PVC
+                O_PVC,
+                O_USERF,
+                O_CERTDIR,
+                O_HDRDIR,
+                O_CFILES,
+                O_FILE
         };
         static const struct option longopts[] = {{"registry-url", required_argument, NULL, O_REG},
                                                  {"registry-config", required_argument, NULL, O_REGCFG},
@@ -209,6 +235,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
                                                  {"termination-log", required_argument, NULL, O_TERM},
                                                  {"container-disk", required_argument, NULL, O_CDISK},
                                                  {"pvc-source", required_argument, NULL, O_PVC},
+                                                 {"username-file", required_argument, NULL, O_USERF},
+                                                 {"cert-dir", required_argument, NULL, O_CERTDIR},
+                                                 {"header-dir", required_argument, NULL, O_HDRDIR},
+                                                 {"container-files", required_argument, NULL, O_CFILES},
+                                                 {"file", required_argument, NULL, O_FILE},
                                                  {NULL, 0, NULL, 0}};
         int c;
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -253,6 +284,31 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 case O_CA:
                         o->http.ca_file = optarg;
                         break;
+                case O_USERF:
+                        o->username_file = optarg;
+                        break;
+                case O_CERTDIR:
+                        o->cert_dir = optarg;
+                        break;
+                case O_CFILES:
+                        o->container_files = optarg;
+                        break;
+                case O_FILE:
+                        if (o->n_files == ARRAY_SIZE(o->files)) {
+                                fprintf(stderr, "kvlite-importer: at most %zu --file\n",
+                                        ARRAY_SIZE(o->files));
+                                return -1;
+                        }
+                        o->files[o->n_files++] = optarg;
+                        break;
+                case O_HDRDIR:
+                        if (o->n_header_dirs == ARRAY_SIZE(o->header_dirs)) {
+                                fprintf(stderr, "kvlite-importer: at most %zu --header-dir\n",
+                                        ARRAY_SIZE(o->header_dirs));
+                                return -1;
+                        }
+                        o->header_dirs[o->n_header_dirs++] = optarg;
+                        break;
                 case O_INSEC:
                         o->http.insecure = true;
                         break;
@@ -272,20 +328,32 @@ static int parse_args(int argc, char **argv, struct opts *o)
                         return -1;
                 }
         }
-        int sources = !!o->registry_url + !!o->http_url + !!o->blank + !!o->container_disk + !!o->pvc_source;
+        int sources = !!o->registry_url + !!o->http_url + !!o->blank + !!o->container_disk + !!o->pvc_source +
+                      !!o->container_files;
         if (optind != argc || sources != 1 || !o->dest) {
                 fprintf(stderr, "kvlite-importer: need exactly one of --registry-url, --http-url, --blank, "
-                                "--container-disk, --pvc-source, and --dest\n");
+                                "--container-disk, --container-files, --pvc-source, and --dest\n");
                 return -1;
         }
-        if (!!o->http.username != !!o->password_file) {
-                fprintf(stderr, "kvlite-importer: --username and --password-file go together\n");
+        if (!!o->container_files != !!o->n_files) {
+                fprintf(stderr, "kvlite-importer: --file goes with --container-files (which needs one)\n");
+                return -1;
+        }
+        if ((o->http.username && o->username_file) ||
+            (!!o->http.username || !!o->username_file) != !!o->password_file) {
+                fprintf(stderr,
+                        "kvlite-importer: --password-file goes with one of --username, --username-file\n");
+                return -1;
+        }
+        if (o->cert_dir && o->http.ca_file) {
+                fprintf(stderr, "kvlite-importer: --ca-file and --cert-dir exclude each other\n");
                 return -1;
         }
         return 0;
 }
 
-static int read_password(const char *path, char **out, kv_error *err)
+/* The first line of a mounted Secret's file (a password, a user name). */
+static int read_secret_file(const char *path, char **out, kv_error *err)
 {
         _cleanup_fclose_ FILE *f = fopen(path, "re");
         if (!f)
@@ -296,6 +364,106 @@ static int read_password(const char *path, char **out, kv_error *err)
         buf[strcspn(buf, "\r\n")] = '\0';
         *out = strdup(buf);
         return *out ? 0 : -ENOMEM;
+}
+
+/* Regular files in dir (following the symlinks a kubelet's Secret and ConfigMap volumes have), sorted, dot
+ * files (the kubelet's ..data) skipped; for each, fn(ctx, path). */
+static int for_each_file(const char *dir,
+                         int (*fn)(void *ctx, const char *path, const char *name, kv_error *err), void *ctx,
+                         kv_error *err)
+{
+        struct dirent **names = NULL;
+        int n = scandir(dir, &names, NULL, alphasort), r = 0;
+        if (n < 0)
+                return kv_error_errno(err, errno, "%s", dir);
+        for (int i = 0; i < n; i++) {
+                char path[4096];
+                struct stat st;
+                snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+                if (r == 0 && names[i]->d_name[0] != '.' && stat(path, &st) == 0 && S_ISREG(st.st_mode))
+                        r = fn(ctx, path, names[i]->d_name, err);
+                free(names[i]);
+        }
+        free(names);
+        return r;
+}
+
+static int add_header_file(void *ctx, const char *path, const char *name, kv_error *err)
+{
+        struct curl_slist **headers = ctx;
+        _cleanup_free_ char *line = NULL;
+        int r = read_secret_file(path, &line, err);
+        (void)name;
+        if (r < 0)
+                return r;
+        if (!strchr(line, ':') || line[0] == ':')
+                return kv_error_set(err, EINVAL, "%s: want one 'Name: value' header", path);
+        struct curl_slist *n = curl_slist_append(*headers, line);
+        if (!n)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        *headers = n;
+        return 0;
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+        size_t n = strlen(s), m = strlen(suffix);
+        return n >= m && !strcmp(s + n - m, suffix);
+}
+
+static int add_cert_file(void *ctx, const char *path, const char *name, kv_error *err)
+{
+        int *fd = ctx;
+        if (!has_suffix(name, ".crt") && !has_suffix(name, ".pem"))
+                return 0;
+        _cleanup_close_ int in = open(path, O_RDONLY | O_CLOEXEC);
+        if (in < 0)
+                return kv_error_errno(err, errno, "open %s", path);
+        char buf[8192];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof(buf))) > 0)
+                if (write(*fd, buf, n) != n)
+                        return kv_error_errno(err, errno, "CA bundle");
+        if (n < 0 || write(*fd, "\n", 1) != 1)
+                return kv_error_errno(err, errno, "read %s", path);
+        return 0;
+}
+
+/* CDI's certConfigMap: every *.crt and *.pem of the mounted ConfigMap, as one CA bundle in a memfd that
+ * libcurl reads through /proc/self/fd (nothing written to the claim or the container). */
+static int load_cert_dir(const char *dir, int *fd, char *path, size_t size, kv_error *err)
+{
+        *fd = memfd_create("kvlite-ca-bundle", MFD_CLOEXEC);
+        if (*fd < 0)
+                return kv_error_errno(err, errno, "memfd_create");
+        int r = for_each_file(dir, add_cert_file, fd, err);
+        if (r < 0)
+                return r;
+        if (lseek(*fd, 0, SEEK_END) == 0)
+                return kv_error_set(err, EINVAL, "--cert-dir %s: no .crt or .pem file", dir);
+        snprintf(path, size, "/proc/self/fd/%d", *fd);
+        return 0;
+}
+
+/* The source's credentials, CA and secret headers from the mounted files. */
+static int load_source_auth(struct opts *o, char **user, char **password, int *ca_fd, char *ca_path,
+                            size_t ca_size, kv_error *err)
+{
+        int r = 0;
+        if (o->username_file && (r = read_secret_file(o->username_file, user, err)) < 0)
+                return r;
+        if (*user)
+                o->http.username = *user;
+        if (o->password_file && (r = read_secret_file(o->password_file, password, err)) < 0)
+                return r;
+        o->http.password = *password;
+        if (o->cert_dir && (r = load_cert_dir(o->cert_dir, ca_fd, ca_path, ca_size, err)) < 0)
+                return r;
+        if (o->cert_dir)
+                o->http.ca_file = ca_path;
+        for (size_t i = 0; i < o->n_header_dirs && r == 0; i++)
+                r = for_each_file(o->header_dirs[i], add_header_file, &o->headers, err);
+        return r;
 }
 
 int main(int argc, char **argv)
@@ -319,10 +487,17 @@ int main(int argc, char **argv)
         int rc = 0;
         kvreg_config cfg;
         kvreg_config_init(&cfg);
-        _cleanup_free_ char *password = NULL;
+        _cleanup_free_ char *password = NULL, *user = NULL;
+        _cleanup_close_ int ca_fd = -1;
+        char ca_path[64];
         kvreg_report report = {0};
-        if (o.registry_config && (rc = kvreg_config_load(o.registry_config, &cfg, &err)) < 0) {
-                log_error("%s", err.msg);
+        if ((o.registry_config && (rc = kvreg_config_load(o.registry_config, &cfg, &err)) < 0) ||
+            (rc = load_source_auth(&o, &user, &password, &ca_fd, ca_path, sizeof(ca_path), &err)) < 0 ||
+            (rc = kvreg_config_set_source(&cfg, o.http.username, o.http.password, o.http.ca_file,
+                                          o.http.insecure)) < 0) {
+                log_error("%s", rc == -ENOMEM ? "out of memory" : err.msg);
+                kvreg_config_done(&cfg);
+                curl_slist_free_all(o.headers);
                 return EXIT_USAGE;
         }
         if (o.registry_url) {
@@ -331,14 +506,12 @@ int main(int argc, char **argv)
         } else if (o.container_disk) {
                 log_info("pulling containerDisk %s into %s", o.container_disk, o.dest);
                 rc = kvreg_import_container_disk(o.container_disk, &cfg, &io, &report, &err);
+        } else if (o.container_files) {
+                log_info("pulling %zu files of %s into %s", o.n_files, o.container_files, o.dest);
+                rc = kvreg_import_files(o.container_files, &cfg, o.files, o.n_files, &io, &report, &err);
         } else if (o.http_url) {
                 o.http.url = o.http_url;
                 o.http.headers = o.headers;
-                if (o.password_file && (rc = read_password(o.password_file, &password, &err)) < 0) {
-                        log_error("%s", err.msg);
-                        return EXIT_USAGE;
-                }
-                o.http.password = password;
                 log_info("importing %s into %s", o.http_url, o.dest);
                 rc = kvreg_import_http(&o.http, &io, &err);
         } else if (o.pvc_source) {
@@ -347,7 +520,8 @@ int main(int argc, char **argv)
         } else {
                 rc = kvreg_import_blank(&io, blank_size, &err);
         }
-        print_result(rc, &err, o.dest, o.registry_url || o.container_disk ? &report : NULL,
+        print_result(rc, &err, o.dest, !o.container_disk && !o.container_files,
+                     o.registry_url || o.container_disk || o.container_files ? &report : NULL,
                      o.termination_log);
         kvreg_config_done(&cfg);
         curl_slist_free_all(o.headers);

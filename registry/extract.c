@@ -97,16 +97,48 @@ static int write_sparse(struct archive *a, int fd, int64_t limit, int64_t *size,
         return 0;
 }
 
-static int write_entry(struct archive *a, kvreg_extract *x, kv_error *err)
+static int write_entry(struct archive *a, kvreg_extract *x, const char *path, mode_t mode, kv_error *err)
 {
-        _cleanup_close_ int fd =
-            open(x->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
-                return kv_error_errno(err, errno, "create %s", x->out_path);
+                return kv_error_errno(err, errno, "create %s", path);
         int r = write_sparse(a, fd, x->limit, &x->size, err);
         if (r == 0 && fsync(fd) < 0)
-                r = kv_error_errno(err, errno, "fsync %s", x->out_path);
+                r = kv_error_errno(err, errno, "fsync %s", path);
         return r;
+}
+
+/* Files mode: the wanted file at files_dir/<path>; its directories are made here (never taken from the
+ * archive), refusing any that exists as something else than a directory. */
+static int write_wanted(struct archive *a, kvreg_extract *x, const char *path, kv_error *err)
+{
+        char out[4096];
+        if ((size_t)snprintf(out, sizeof(out), "%s/%s", x->files_dir, path) >= sizeof(out))
+                return kv_error_set(err, ENAMETOOLONG, "%s: path too long", path);
+        for (char *p = out + strlen(x->files_dir) + 1; (p = strchr(p, '/')); *p++ = '/') {
+                struct stat st;
+                *p = '\0';
+                if (mkdir(out, 0755) < 0 && errno != EEXIST)
+                        return kv_error_errno(err, errno, "create %s", out);
+                if (lstat(out, &st) < 0 || !S_ISDIR(st.st_mode))
+                        return kv_error_set(err, ENOTDIR, "%s is not a directory", out);
+        }
+        return write_entry(a, x, out, 0644, err);
+}
+
+/* The index of path among the wanted files, or -1. */
+static int wanted_index(const kvreg_extract *x, const char *path)
+{
+        for (size_t i = 0; i < x->n_files; i++)
+                if (!strcmp(x->files[i], path))
+                        return (int)i;
+        return -1;
+}
+
+static const char *regular_required(const kvreg_extract *x)
+{
+        return x->files ? "where a wanted file must be a regular file"
+                        : "where the disk file must be a regular file";
 }
 
 /* Checks one tar entry and, when it is the disk file, writes it. */
@@ -120,29 +152,33 @@ static int entry_handle(struct archive *a, struct archive_entry *ent, kvreg_extr
                 return r;
         while (path[0] == '.' && path[1] == '/')
                 path += 2;
-        bool in_disk = !strncmp(path, "disk/", 5) && path[5];
+        int want = x->files ? wanted_index(x, path) : -1;
+        bool in_disk = (!x->files && !strncmp(path, "disk/", 5) && path[5]) || want >= 0;
         const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
         const char *hard = archive_entry_hardlink(ent);
         const char *sym = archive_entry_symlink(ent);
         mode_t type = archive_entry_filetype(ent);
         if (hard && (kvreg_path_check(hard, err) < 0 || in_disk))
-                return kv_error_set(
-                    err, EINVAL, "archive entry \"%.300s\": hard link to \"%.300s\" %s", path, hard,
-                    in_disk ? "where the disk file must be a regular file" : "leaves the image");
+                return kv_error_set(err, EINVAL, "archive entry \"%.300s\": hard link to \"%.300s\" %s", path,
+                                    hard, in_disk ? regular_required(x) : "leaves the image");
         if (type == AE_IFLNK && (in_disk || !sym || link_escapes(path, sym)))
-                return kv_error_set(
-                    err, EINVAL, "archive entry \"%.300s\": symlink to \"%.300s\" %s", path, sym ? sym : "",
-                    in_disk ? "where the disk file must be a regular file" : "points outside the image");
+                return kv_error_set(err, EINVAL, "archive entry \"%.300s\": symlink to \"%.300s\" %s", path,
+                                    sym ? sym : "",
+                                    in_disk ? regular_required(x) : "points outside the image");
         if (type == AE_IFCHR || type == AE_IFBLK)
                 return kv_error_set(err, EINVAL, "archive entry \"%.300s\": device node refused", path);
         if (!in_disk || type != AE_IFREG || hard || !strncmp(base, ".wh.", 4))
                 return 0;
+        if (want >= 0) {
+                x->files_found |= 1u << want;
+                return write_wanted(a, x, path, err);
+        }
         if (x->found[0] && strcmp(x->found, path))
                 return kv_error_set(err, EINVAL,
                                     "the image has more than one disk file under disk/: %s and %s", x->found,
                                     path);
         snprintf(x->found, sizeof(x->found), "%s", path);
-        return write_entry(a, x, err);
+        return write_entry(a, x, x->out_path, 0600, err);
 }
 
 static struct archive *reader_new(bool raw)
@@ -188,5 +224,5 @@ int kvreg_extract_raw(int fd, kvreg_extract *x, kv_error *err)
             archive_read_next_header(a, &ent) != ARCHIVE_OK)
                 return kv_error_set(err, EINVAL, "cannot read the source: %s", archive_error_string(a));
         snprintf(x->found, sizeof(x->found), "data");
-        return write_entry(a, x, err);
+        return write_entry(a, x, x->out_path, 0600, err);
 }

@@ -4,14 +4,23 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
 
 typedef struct kvreg_extract {
         const char *out_path; /* the disk file is written here (truncated each time it is found) */
-        int64_t limit;        /* refuse a disk file larger than this (0 = no limit) */
-        char found[512];      /* path of the disk file in the image, "" while none */
+        /* Files mode (a kernelBoot container: its kernel and initrd) instead of the disk file: the regular
+         * files at these paths in the image (relative, checked by kvreg_path_check) are written to
+         * files_dir/<path>, in directories the extractor creates itself; bit i of files_found says files[i]
+         * was found. */
+        const char *const *files;
+        size_t n_files;
+        const char *files_dir;
+        unsigned files_found;
+        int64_t limit;   /* refuse a disk file larger than this (0 = no limit) */
+        char found[512]; /* path of the disk file in the image, "" while none */
         int64_t size;
 } kvreg_extract;
 

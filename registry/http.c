@@ -66,16 +66,22 @@ static bool header_is(const char *line, size_t n, const char *name, const char *
         return true;
 }
 
-static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
+/* A decimal number at the start of a header value that is not NUL-terminated (libcurl's buffer). */
+static long long header_number(const char *v, size_t n)
 {
-        kvreg_http_req *r = ud;
-        size_t n = size * nmemb;
+        char buf[32];
+        copy_header_value(buf, sizeof(buf), v, n);
+        return strtoll(buf, NULL, 10);
+}
+
+void kvreg_http_header_line(kvreg_http_req *r, const char *line, size_t n)
+{
         const char *v;
         r->responded = true;
         if (n > 5 && !strncmp(line, "HTTP/", 5)) {
                 /* A new response (after a redirect or 100): forget the previous one's headers. */
                 const char *sp = memchr(line, ' ', n);
-                r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+                r->status = sp ? (long)header_number(sp + 1, n - (size_t)(sp + 1 - line)) : 0;
                 r->content_type[0] = r->docker_digest[0] = r->www_auth[0] = '\0';
                 r->content_length = -1;
         } else if (header_is(line, n, "Content-Type", &v)) {
@@ -85,9 +91,15 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
         } else if (header_is(line, n, "WWW-Authenticate", &v) && !r->www_auth[0]) {
                 copy_header_value(r->www_auth, sizeof(r->www_auth), v, n - (v - line));
         } else if (header_is(line, n, "Content-Length", &v)) {
-                r->content_length = strtoll(v, NULL, 10);
+                long long len = header_number(v, n - (size_t)(v - line));
+                r->content_length = len >= 0 ? len : -1;
         }
-        return n;
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
+{
+        kvreg_http_header_line(ud, line, size * nmemb);
+        return size * nmemb;
 }
 
 struct body_state {

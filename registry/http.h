@@ -53,6 +53,11 @@ void kvreg_http_done(kvreg_http *h);
  * range request is handled here: the first range_from bytes are dropped. */
 int kvreg_http_get(kvreg_http *h, kvreg_http_req *req, kv_error *err);
 
+/* One response header line as libcurl hands it over (not NUL-terminated, CRLF included): the status line
+ * starts a new response; Content-Type, Docker-Content-Digest, WWW-Authenticate and Content-Length are kept.
+ */
+void kvreg_http_header_line(kvreg_http_req *r, const char *line, size_t n);
+
 /* A sink that collects up to `max` bytes in memory (manifests, tokens). */
 typedef struct kvreg_membuf {
         char *data;

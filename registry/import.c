@@ -88,7 +88,10 @@ static int pull_layers(kvreg_client *c, const kvreg_manifest *m, kvreg_extract *
                 if (r < 0)
                         return r;
         }
-        if (!x->found[0])
+        for (size_t i = 0; i < x->n_files; i++)
+                if (!(x->files_found & (1u << i)))
+                        return kv_error_set(err, EINVAL, "the image has no regular file /%s", x->files[i]);
+        if (!x->files && !x->found[0])
                 return kv_error_set(err, EINVAL,
                                     "the image has no disk file under disk/ (qcow2, raw or img)");
         return 0;
@@ -163,6 +166,28 @@ int kvreg_import_container_disk(const char *reference, const kvreg_config *cfg, 
         if (r < 0)
                 unlink(tmp);
         return r;
+}
+
+int kvreg_import_files(const char *reference, const kvreg_config *cfg, const char *const *files, size_t n,
+                       const kvreg_import_opts *o, kvreg_report *report, kv_error *err)
+{
+        _cleanup_free_ const char **rel = calloc(n ? n : 1, sizeof(*rel));
+        int r = check_dest(o->dest_dir, err);
+        if (r < 0)
+                return r;
+        if (!rel || n > 8 * sizeof(unsigned))
+                return kv_error_set(err, EINVAL, "at most %zu files", 8 * sizeof(unsigned));
+        for (size_t i = 0; i < n; i++) { /* paths as written in the VMI: absolute in the image */
+                rel[i] = files[i];
+                while (*rel[i] == '/')
+                        rel[i]++;
+                if (!*rel[i] || kvreg_path_check(rel[i], err) < 0)
+                        return kv_error_set(err, EINVAL,
+                                            "file \"%s\": want an absolute path in the image without \"..\"",
+                                            files[i]);
+        }
+        kvreg_extract x = {.limit = o->claim, .files = rel, .n_files = n, .files_dir = o->dest_dir};
+        return registry_pull(reference, cfg, o, &x, report, err);
 }
 
 struct http_job {

@@ -37,6 +37,11 @@ int kvreg_import_registry(const char *reference, const kvreg_config *cfg, const 
  * backing file) at DEST/disk/<its name in the image>, the layout KubeVirt's containerDisk images have. */
 int kvreg_import_container_disk(const char *reference, const kvreg_config *cfg, const kvreg_import_opts *o,
                                 kvreg_report *report, kv_error *err);
+/* Files from an image (a kernelBoot container's kernel and initrd): each of files (absolute paths in the
+ * image) that is a regular file is written at DEST/<path>, the image's own layout, which the launcher's
+ * image resolution reads. EINVAL when one is missing or is a link. */
+int kvreg_import_files(const char *reference, const kvreg_config *cfg, const char *const *files, size_t n,
+                       const kvreg_import_opts *o, kvreg_report *report, kv_error *err);
 int kvreg_import_http(const kvreg_http_source *src, const kvreg_import_opts *o, kv_error *err);
 int kvreg_import_blank(const kvreg_import_opts *o, int64_t size, kv_error *err);
 /* Clones another claim's volume: SRC_DIR/disk.img copied sparse (holes kept) and installed like a download

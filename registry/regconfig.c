@@ -32,7 +32,25 @@ void kvreg_config_done(kvreg_config *c)
                 free(c->rules[i].prefix);
         }
         free(c->rules);
+        mirror_done(&c->source);
         kvreg_config_init(c);
+}
+
+static int dup_opt(const char *s, char **out)
+{
+        *out = s ? strdup(s) : NULL;
+        return !s || *out ? 0 : -ENOMEM;
+}
+
+int kvreg_config_set_source(kvreg_config *c, const char *username, const char *password, const char *ca_file,
+                            bool insecure)
+{
+        mirror_done(&c->source);
+        c->source = (kvreg_mirror){.insecure = insecure};
+        if (dup_opt(username, &c->source.username) < 0 || dup_opt(password, &c->source.password) < 0 ||
+            dup_opt(ca_file, &c->source.ca_file) < 0)
+                return -ENOMEM;
+        return 0;
 }
 
 static int get_str(const cJSON *o, const char *key, char **out, const char *where, kv_error *err)
@@ -246,6 +264,33 @@ void kvreg_endpoints_free(kvreg_endpoint *e, size_t n)
         free(e);
 }
 
+/* The host that serves the reference's own registry. */
+static const char *ref_registry_host(const kvreg_ref *ref)
+{
+        return strcmp(ref->host, "docker.io") ? ref->host : "registry-1.docker.io";
+}
+
+/* The endpoint's settings with the source credentials and CA filled in where the mirror has none: only for
+ * the registry the reference names (its host), so a DataVolume's secret never reaches another registry. */
+static int endpoint_source(kvreg_endpoint *e, const kvreg_mirror *src, const char *ref_host)
+{
+        const kvreg_mirror *m = e->mirror;
+        if (!src || strcmp(e->name, ref_host) || (!src->username && !src->ca_file && !src->insecure))
+                return 0;
+        kvreg_mirror merged = {.plain_http = m->plain_http, .insecure = m->insecure || src->insecure};
+        bool own_auth = m->username != NULL;
+        int r = 0;
+        if (dup_opt(m->location, &merged.location) < 0 ||
+            dup_opt(m->ca_file ?: src->ca_file, &merged.ca_file) < 0 ||
+            dup_opt(own_auth ? m->username : src->username, &merged.username) < 0 ||
+            dup_opt(own_auth ? m->password : src->password, &merged.password) < 0)
+                r = -ENOMEM;
+        mirror_done(&e->own); /* m may be e->own: it was copied above */
+        e->own = merged;
+        e->mirror = &e->own;
+        return r;
+}
+
 int kvreg_config_endpoints(const kvreg_config *c, const kvreg_ref *ref, kvreg_endpoint **out, size_t *n,
                            kv_error *err)
 {
@@ -270,10 +315,12 @@ int kvreg_config_endpoints(const kvreg_config *c, const kvreg_ref *ref, kvreg_en
                 for (size_t i = 0; i < count && r == 0; i++)
                         r = endpoint_fill(&e[i], &best->mirrors[i], full + best_len);
         } else {
-                const char *host = strcmp(ref->host, "docker.io") ? ref->host : "registry-1.docker.io";
+                const char *host = ref_registry_host(ref);
                 e[0].own.location = strdup(host);
                 r = e[0].own.location ? endpoint_fill(&e[0], &e[0].own, ref->repo) : -ENOMEM;
         }
+        for (size_t i = 0; i < count && r == 0; i++)
+                r = endpoint_source(&e[i], c ? &c->source : NULL, ref_registry_host(ref));
         if (r < 0) {
                 kvreg_endpoints_free(e, count);
                 return kv_error_set(err, ENOMEM, "out of memory");

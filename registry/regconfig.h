@@ -29,6 +29,10 @@ typedef struct kvreg_config {
         long connect_timeout_ms;  /* per connection attempt (default 3000) */
         long low_speed_time_s;    /* a transfer below 1 KiB/s for this long is dropped (default 10) */
         long response_timeout_ms; /* request sent → first byte of the response (default 1000) */
+        /* A DataVolume's own credentials and CA (CDI's registry secretRef and certConfigMap): used for the
+         * registry the reference names, and for a mirror on that same host that has none of its own. Never
+         * sent to another host. location is unused. */
+        kvreg_mirror source;
 } kvreg_config;
 
 /* One registry to try for one image: base URL ("https://host:port") and the repository there. */
@@ -47,6 +51,9 @@ void kvreg_config_init(kvreg_config *c);
 int kvreg_config_parse(const char *text, size_t len, kvreg_config *c, kv_error *err);
 int kvreg_config_load(const char *path, kvreg_config *c, kv_error *err);
 void kvreg_config_done(kvreg_config *c);
+/* Sets c->source (copies the strings; NULL leaves a field unset). */
+int kvreg_config_set_source(kvreg_config *c, const char *username, const char *password, const char *ca_file,
+                            bool insecure);
 
 /* The endpoints for ref: the mirrors of the longest matching prefix (the matched prefix replaced by each
  * mirror's location), or the reference's own registry over https when no rule matches. */

@@ -42,10 +42,14 @@ static void compare(const char *path, const char *got)
         }
 }
 
+/* name "X-pull": X.vmi.json rendered for a cluster whose registry images are pulled by init containers
+ * (kvlite-importer, with the registry configuration Secret) */
 static void golden(const char *dir, const char *name)
 {
-        char p[512];
-        snprintf(p, sizeof(p), "%s/%s.vmi.json", dir, name);
+        char p[512], base[64];
+        bool pull = strstr(name, "-pull") != NULL;
+        snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, "-"), name);
+        snprintf(p, sizeof(p), "%s/%s.vmi.json", dir, pull ? base : name);
         _cleanup_free_ char *text = slurp(p);
         assert(text);
         cJSON *vmi = cJSON_Parse(text), *pod = NULL;
@@ -58,7 +62,9 @@ static void golden(const char *dir, const char *name)
         pod_render_opts o = {.launcher_image = "kvlite/virt-launcher:test",
                              .service_account = "kvlite-launcher",
                              .use_emulation = placement,
-                             .tolerations = placement ? defaults : NULL};
+                             .tolerations = placement ? defaults : NULL,
+                             .importer_image = pull ? "kvlite/importer:test" : NULL,
+                             .registry_secret = pull ? "virt-launcher-x-registries" : NULL};
         kv_error err = {0};
         if (pod_render(vmi, &o, &pod, &err) < 0) {
                 snprintf(p, sizeof(p), "%s/%s.err", dir, name);
@@ -229,8 +235,8 @@ int main(int argc, char **argv)
         test_status_agent_probe();
         test_toleration();
         const char *dir = argc > 1 ? argv[1] : "golden";
-        const char *names[] = {"minimal", "full",      "kernelboot", "invalid",
-                               "multus",  "placement", "dedicated",  "configvolumes"};
+        const char *names[] = {"minimal",   "full",      "kernelboot",    "invalid",        "multus",
+                               "placement", "dedicated", "configvolumes", "kernelboot-pull"};
         for (size_t i = 0; i < ARRAY_SIZE(names); i++)
                 golden(dir, names[i]);
         test_status();

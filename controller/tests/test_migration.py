@@ -345,5 +345,37 @@ def test_restart(srv, ctl):
         ctl2.stop()
 
 
+def test_target_registry(srv, ctl):
+    """A VMI with a registry containerDisk: its migration target Pod pulls it again as the source did, with the
+    same copy of the cluster's registry configuration mounted in its pull init container."""
+    api = srv.api
+    ctl.stop()
+    api.create("/api/v1/namespaces/default/secrets",
+               {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regs"},
+                "stringData": {"registries.yaml": "registries: []\n"}})
+    ctl2 = Controller(srv, "--importer-image", "kvlite/importer:t", "--registry-config", "default/regs").start()
+    try:
+        api.create(tc.VMIS, vmi_manifest("rg", image="vms.example/vms/guest:1"))
+        vmi = wait_for("Scheduling", lambda: tc.phase_is(api, "rg", "Scheduling"))
+        src = tc.one_pod(api, vmi)
+        pod_set(api, src["metadata"]["name"], "Running", "node01", "10.0.0.1", {"phase": "Running"})
+        wait_for("Running", lambda: tc.phase_is(api, "rg", "Running"))
+        vmim(api, "mrg", "rg")
+        m = wait_for("Scheduling", lambda: vmim_phase(api, "mrg", "Scheduling"))
+        tgt = targets(api, m)[0]
+        for pod in (src, tgt):
+            init = pod["spec"]["initContainers"]
+            assert [c["name"] for c in init] == ["container-disk-root"], init
+            cmd = init[0]["command"]
+            assert cmd[cmd.index("--container-disk") + 1] == "vms.example/vms/guest:1", cmd
+            assert cmd[cmd.index("--registry-config") + 1] == "/etc/kvlite/registries/registries.yaml", cmd
+            vols = {v["name"]: v for v in pod["spec"]["volumes"]}
+            assert vols["registries"]["secret"]["secretName"] == "virt-launcher-rg-registries", vols
+        code, copy = api.get("/api/v1/namespaces/default/secrets/virt-launcher-rg-registries")
+        assert code == 200 and copy["metadata"]["ownerReferences"][0]["name"] == "rg", copy
+    finally:
+        ctl2.stop()
+
+
 if __name__ == "__main__":
     tc.main(globals())

@@ -19,6 +19,28 @@ def run(*args, **kw):
     return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
 
 
+def make_tls(root):
+    """A CA and a server certificate for 127.0.0.1 signed by it: (ca.pem, srv.pem, srv.key)."""
+    ca_key, ca = os.path.join(root, "ca.key"), os.path.join(root, "ca.pem")
+    key, csr, crt = (os.path.join(root, n) for n in ("srv.key", "srv.csr", "srv.pem"))
+    ext = os.path.join(root, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+        "-subj", "/CN=kvlite test CA")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
+    run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", crt,
+        "-days", "2", "-extfile", ext)
+    return ca, crt, key
+
+
+def htpasswd_file(root, user, password):
+    path = os.path.join(root, "htpasswd")
+    with open(path, "w") as f:
+        f.write(run("htpasswd", "-Bbn", user, password).stdout)
+    return path
+
+
 class Registry:
     def __init__(self, root, name, tls=None, htpasswd=None):
         self.dir = os.path.join(root, name)

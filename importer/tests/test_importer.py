@@ -18,7 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from regfixtures import Registry, free_port, run  # noqa: E402,F401
+from regfixtures import Registry, free_port, make_tls, run  # noqa: E402,F401
 import regfixtures  # noqa: E402
 
 IMPORTER = os.path.abspath(sys.argv[1])
@@ -36,20 +36,6 @@ def check(cond, what):
     print(("ok   " if cond else "FAIL ") + what, flush=True)
     if not cond:
         failures.append(what)
-
-
-def make_tls(root):
-    ca_key, ca = os.path.join(root, "ca.key"), os.path.join(root, "ca.pem")
-    key, csr, crt = (os.path.join(root, n) for n in ("srv.key", "srv.csr", "srv.pem"))
-    ext = os.path.join(root, "ext.cnf")
-    with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1\n")
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
-        "-subj", "/CN=kvlite test CA")
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
-    run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", crt,
-        "-days", "2", "-extfile", ext)
-    return ca, crt, key
 
 
 def oci_layout(root, name, entries):
@@ -194,6 +180,42 @@ def main():
         check(rc == 3 and "HTTP 401" in json.dumps(res), f"wrong password: exit 3 with HTTP 401 ({rc}, {res})")
         check(os.listdir(dest) == [], "wrong password: dest left empty")
 
+        # 2b. A DataVolume's own secretRef and certConfigMap (CDI's: files accessKeyId/secretKey, *.crt/*.pem in a
+        #     folder) for the registry its reference names, without any registry configuration; never sent to a
+        #     mirror on another host; a certificate folder without certificates is a usage error.
+        auth, certs = os.path.join(root, "dv-secret"), os.path.join(root, "dv-certs")
+        os.makedirs(auth)
+        os.makedirs(certs)
+        for name, value in (("accessKeyId", "kv\n"), ("secretKey", "s3cret\n")):
+            with open(os.path.join(auth, name), "w") as f:
+                f.write(value)
+        shutil.copy(ca, os.path.join(certs, "ca.crt"))
+        with open(os.path.join(certs, "README"), "w") as f:
+            f.write("not a certificate: ignored\n")
+        dv_auth = ["--username-file", os.path.join(auth, "accessKeyId"), "--password-file",
+                   os.path.join(auth, "secretKey"), "--cert-dir", certs]
+        dest = fresh_dest(root, "dvauth")
+        rc, res, _, _ = importer("--registry-url", f"docker://{r3.addr}/vms/guest:1", *dv_auth, dest=dest)
+        check(rc == 0, f"secretRef+certConfigMap: exit 0 from the TLS+htpasswd registry (got {rc}: {res.get('reason')})")
+        disk_ok(dest, "secretRef+certConfigMap")
+        dest = fresh_dest(root, "dvauth-nocert")
+        rc, res, _, _ = importer("--registry-url", f"docker://{r3.addr}/vms/guest:1", "--username-file",
+                                 os.path.join(auth, "accessKeyId"), "--password-file", os.path.join(auth, "secretKey"),
+                                 dest=dest)
+        check(rc == 3 and "certificate" in json.dumps(res).lower(),
+              f"secretRef without the CA: exit 3, certificate not verified ({rc}, {res.get('reason')})")
+        dest = fresh_dest(root, "dvauth-mirror")
+        rc, res, _, _ = importer("--registry-url", ref, "--registry-config",
+                                 write_config(root, "noauth", [{"location": r3.addr, "caFile": ca}]), *dv_auth,
+                                 dest=dest)
+        check(rc == 3 and "HTTP 401" in json.dumps(res),
+              f"secretRef not sent to a mirror on another host: exit 3 with HTTP 401 ({rc}, {res.get('reason')})")
+        empty = os.path.join(root, "no-certs")
+        os.makedirs(empty)
+        rc, res, _, err = importer("--registry-url", f"docker://{r3.addr}/vms/guest:1", "--cert-dir", empty,
+                                   dest=fresh_dest(root, "dvauth-empty"))
+        check(rc == 2 and "no .crt or .pem" in err, f"--cert-dir without certificates: exit 2 ({rc}, {err[-200:]})")
+
         # 3. First registry stopped: the second serves, the report names both.
         r1.stop()
         dest = fresh_dest(root, "failover")
@@ -267,6 +289,37 @@ def main():
                                      "--registry-config", cfg_r2, dest=dest)
             check(rc == 4 and msg in res.get("reason", ""), f"bad image {name}: exit 4, \"{msg}\" ({rc}, {res.get('reason')})")
             check(os.listdir(dest) == [] and os.listdir(outside) == [], f"bad image {name}: nothing written")
+
+        # 6b. A kernelBoot container's kernel and initrd (--container-files): written at their paths in the image
+        #     (a later layer's copy wins), nothing else; a missing file or a link at a wanted path is refused.
+        kernel, initrd = os.urandom(5000), os.urandom(3000)
+        push_oci(oci_layout(root, "kernel", [tar_file("boot/vmlinuz", b"old"), tar_file("./boot/vmlinuz", kernel),
+                                             tar_file("boot/initrd.img", initrd), tar_file("etc/motd", b"x")]),
+                 r2, "vms/kernel")
+        kref = "docker://vms.example/vms/kernel:1"
+        dest = fresh_dest(root, "kernel")
+        rc, res, _, _ = importer("--container-files", kref, "--file", "/boot/vmlinuz", "--file", "/boot/initrd.img",
+                                 "--registry-config", cfg_r2, dest=dest)
+        got = {}
+        for dirpath, _, names in os.walk(dest):
+            for n in names:
+                with open(os.path.join(dirpath, n), "rb") as f:
+                    got[os.path.relpath(os.path.join(dirpath, n), dest)] = f.read()
+        check(rc == 0 and got == {"boot/vmlinuz": kernel, "boot/initrd.img": initrd},
+              f"kernelBoot files: exit 0, exactly the kernel and initrd at their paths ({rc}, {sorted(got)})")
+        check(res.get("registry", {}).get("servedBy") == [r2.addr], f"kernelBoot files: registry report ({res})")
+        dest = fresh_dest(root, "kernel-missing")
+        rc, res, _, _ = importer("--container-files", kref, "--file", "/boot/vmlinuz", "--file", "/boot/nope",
+                                 "--registry-config", cfg_r2, dest=dest)
+        check(rc == 4 and "no regular file /boot/nope" in res.get("reason", ""),
+              f"kernelBoot file missing: exit 4 ({rc}, {res.get('reason')})")
+        push_oci(oci_layout(root, "kernel-link", [tar_link("boot/vmlinuz", "../../../outside/evil")]), r2,
+                 "vms/kernel-link")
+        dest = fresh_dest(root, "kernel-link")
+        rc, res, _, _ = importer("--container-files", "docker://vms.example/vms/kernel-link:1", "--file",
+                                 "/boot/vmlinuz", "--registry-config", cfg_r2, dest=dest)
+        check(rc == 4 and "symlink" in res.get("reason", "") and os.listdir(dest) == [] and os.listdir(outside) == [],
+              f"kernelBoot file a symlink: exit 4, nothing written ({rc}, {res.get('reason')})")
 
         # 7. Claim too small.
         dest = fresh_dest(root, "small")

@@ -5,7 +5,8 @@
 # first registry stopped, a VMI with containerDisk {image: vms.example/vms/guest:1} → the launcher Pod's
 # container-disk-root init container (kvlite-importer --container-disk) pulls it from the second into an
 # emptyDir → the guest boots (serial READY), and the init container's termination message says which registry
-# served it (digest pinned) and which was passed over.
+# served it (digest pinned) and which was passed over; so do the VMI's annotation kvlite.io/container-disk-pulls
+# and its Event ContainerDiskPulled.
 # Usage: test_containerdisk_pull.py
 import json
 import os
@@ -58,6 +59,15 @@ def run_scenario(env, cfg, r1, r2):
     assert reg["servedBy"] == [r2.addr], reg
     assert reg["digest"].startswith("sha256:"), reg
     assert any(f["registry"] == r1.addr for f in reg["failed"]), reg
+    # the VMI says which registry served its containerDisk: an annotation and an Event
+    pulls = wait_for("VMI annotated with the pull result", lambda: json.loads(
+        (env.vmi(VMI) or {}).get("metadata", {}).get("annotations", {}).get("kvlite.io/container-disk-pulls", "null")),
+        timeout=30, interval=0.3)
+    assert pulls["root"]["registry"]["servedBy"] == [r2.addr] and pulls["root"]["result"] == "Succeeded", pulls
+    events = json.loads(env.kubectl("get", "events", "-o", "json"))["items"]
+    ev = [e for e in events if e["reason"] == "ContainerDiskPulled" and e["involvedObject"]["name"] == VMI]
+    assert len(ev) == 1 and "served by " + r2.addr in ev[0]["message"] and r1.addr in ev[0]["message"], events
+    print("ok - VMI Event ContainerDiskPulled:", ev[0]["message"])
     serial = os.path.join(env.kubelet.run_dir(pod), "serial.log")
     wait_for("guest READY on the serial console", lambda: b"KVGUEST READY" in e2e._read(serial), timeout=90,
              interval=0.5)

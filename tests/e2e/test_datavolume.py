@@ -11,7 +11,10 @@
 # Usage: test_datavolume.py
 import json
 import os
+import re
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,10 +26,11 @@ import test_e2e as e2e  # noqa: E402
 from kubetest import BUILD, POD_PATH, wait_for  # noqa: E402
 
 sys.path.insert(0, os.path.join(e2e.SRC, "importer", "tests"))
-from regfixtures import Registry, build_with_buildah, run  # noqa: E402
+from regfixtures import Registry, build_with_buildah, htpasswd_file, make_tls, run  # noqa: E402
 
 VM = "dvvm"
 REF = "docker://vms.example/vms/guest:1"
+TLS_DV = "dvtls"
 
 
 def skip(why):
@@ -56,7 +60,8 @@ class DvEnv(e2e.Env):
 
 
 def guest_image(root):
-    """The guest's disk with diskw=vdb on its kernel line: the guest writes DISKCNT <n> to its second disk."""
+    """The guest's disk with diskw=vdb shell=1 on its kernel line: the guest writes DISKCNT <n> to its second disk
+    and has a shell on its serial console."""
     raw = os.path.join(root, "disk.raw")
     run("qemu-img", "convert", "-O", "raw", os.path.join(e2e.GUEST, "disk.qcow2"), raw)
     env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
@@ -65,7 +70,7 @@ def guest_image(root):
     assert "APPEND console=ttyS0" in cfg, cfg
     path = os.path.join(root, "syslinux.cfg")
     with open(path, "w") as f:
-        f.write(cfg.replace("APPEND console=ttyS0", "APPEND console=ttyS0 diskw=vdb"))
+        f.write(cfg.replace("APPEND console=ttyS0", "APPEND console=ttyS0 diskw=vdb shell=1"))
     subprocess.run(["mcopy", "-o", "-i", raw, path, "::/syslinux.cfg"], check=True, capture_output=True, env=env)
     disk = os.path.join(root, "disk.qcow2")
     run("qemu-img", "convert", "-O", "qcow2", raw, disk)
@@ -87,6 +92,42 @@ def vm_manifest():
                                     "devices": {"disks": [disk("root", 1), disk("data")]}},
                          "volumes": [{"name": "root", "dataVolume": {"name": VM + "-root"}},
                                      {"name": "data", "dataVolume": {"name": VM + "-data"}}]}}}}
+
+
+def tls_objects(r3, ca):
+    """CDI's per-DataVolume credentials and CA: a Secret with accessKeyId/secretKey, a ConfigMap with ca.crt,
+    and a DataVolume from the TLS+htpasswd registry using both (no cluster registry configuration applies)."""
+    with open(ca) as f:
+        pem = f.read()
+    return [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tls-auth"},
+             "stringData": {"accessKeyId": "kv", "secretKey": "s3cret"}},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tls-ca"}, "data": {"ca.crt": pem}},
+            {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": {"name": TLS_DV},
+             "spec": {"source": {"registry": {"url": "docker://%s/vms/guest:1" % r3.addr, "secretRef": "tls-auth",
+                                              "certConfigMap": "tls-ca"}},
+                      "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}]
+
+
+def guest_shell(env, pod):
+    """ask(tag, cmd) -> cmd's output from the guest's serial shell, typed through the launcher's control socket."""
+    run_dir = env.kubelet.run_dir(pod)
+    con = socket.socket(socket.AF_UNIX)
+    con.settimeout(5)
+    con.connect(os.path.join(run_dir, "control.sock"))
+    con.sendall(b'{"cmd":"console"}\n')
+    line = b""
+    while not line.endswith(b"\n"):
+        line += con.recv(1)
+    assert json.loads(line)["ok"], line
+
+    def ask(tag, cmd):
+        con.sendall(('echo "%s: $(%s) :%s"\n' % (tag, cmd, tag)).encode())
+        answer = re.compile(r"%s: ([^$\n]*) :%s" % (tag, tag))  # the typed line (echoed) has a "$"
+        got = wait_for("guest answers " + tag, lambda: answer.search(
+            e2e._read(os.path.join(run_dir, "serial.log")).decode(errors="replace")), timeout=20, interval=0.2)
+        return got.group(1).strip()
+    ask.close = con.close
+    return ask
 
 
 def condition(obj, ctype):
@@ -117,7 +158,7 @@ def wait_guest(env, timeout=120):
 
 
 def main():
-    for tool in ("docker-registry", "buildah", "skopeo", "qemu-img", "mtype", "mcopy"):
+    for tool in ("docker-registry", "buildah", "skopeo", "qemu-img", "mtype", "mcopy", "openssl", "htpasswd"):
         if not shutil.which(tool):
             skip("%s is not installed (ci/deps.sh installs it)" % tool)
     if not os.path.exists(os.path.join(e2e.GUEST, "disk.qcow2")):
@@ -127,9 +168,11 @@ def main():
     root = tempfile.mkdtemp(prefix="kv-dv-e2e-")
     regs = []
     try:
+        ca, crt, key = make_tls(root)
         r1, r2 = Registry(root, "r1"), Registry(root, "r2")
-        regs = [r1, r2]
-        build_with_buildah(root, guest_image(root), regs)
+        r3 = Registry(root, "r3", tls=(crt, key), htpasswd=htpasswd_file(root, "kv", "s3cret"))
+        regs = [r1, r2, r3]
+        build_with_buildah(root, guest_image(root), regs, creds="kv:s3cret")
         r1.stop()
         r2.stop()
         cfg = os.path.join(root, "registries.yaml")
@@ -138,20 +181,23 @@ def main():
                        "registries": [{"prefix": "vms.example", "mirrors": [
                            {"location": r1.addr, "plainHTTP": True}, {"location": r2.addr, "plainHTTP": True}]}]}, f)
         with DvEnv() as env:
-            run_scenario(env, cfg, r1, r2)
+            run_scenario(env, cfg, r1, r2, (r3, ca))
         shutil.rmtree(root, ignore_errors=True)
     finally:
         for r in regs:
             r.stop()
 
 
-def run_scenario(env, cfg, r1, r2):
+def run_scenario(env, cfg, r1, r2, tls=None):
     root_dv, data_dv = VM + "-root", VM + "-data"
     with open(cfg) as f:
         secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kvlite-registries"},
                   "stringData": {"registries.yaml": f.read()}}
     env.kubectl("apply", "-f", "-", input=json.dumps(secret))
     env.kubectl("apply", "-f", "-", input=json.dumps(vm_manifest()))
+    if tls:  # imported meanwhile, from the TLS registry with the DataVolume's own secretRef and certConfigMap
+        for obj in tls_objects(*tls):
+            env.kubectl("apply", "-f", "-", input=json.dumps(obj))
 
     # 1. Every registry down: the import fails with the registries' reasons, the importer is restarted with
     #    backoff, the VM says DataVolumeError and has no VMI.
@@ -192,6 +238,13 @@ def run_scenario(env, cfg, r1, r2):
     row = env.kubectl("get", "dv", root_dv, "--no-headers").split()
     assert row[1:3] == ["Succeeded", "100.0%"] and int(row[3]) >= 2, row
     print("ok - imported:", " ".join(row), "-", ran["message"])
+    if tls:
+        t = wait_for("DataVolume from the TLS registry Succeeded", lambda: (lambda d: d if d["status"].get(
+            "phase") == "Succeeded" else None)(env.get("dv", TLS_DV)), timeout=60, interval=0.5)
+        assert t["status"]["registry"]["servedBy"] == [tls[0].addr], t["status"]
+        assert json.loads(run("qemu-img", "info", "--output=json", env.claim_file(TLS_DV)).stdout)["format"] == "raw"
+        print("ok - DataVolume with secretRef + certConfigMap imported from the TLS+htpasswd registry:",
+              condition(t, "Running")["message"])
     wait_for("importer Pods deleted", lambda: not env.importer_pods(), timeout=30)
     events = json.loads(env.kubectl("get", "events", "-o", "json"))["items"]
     assert any(e["reason"] == "ImportSucceeded" and e["involvedObject"]["name"] == root_dv and r2.addr in e["message"]
@@ -209,6 +262,12 @@ def run_scenario(env, cfg, r1, r2):
     n = wait_for("guest writes DISKCNT to its data disk", lambda: (lambda c: c if c and c >= 3 else None)(
         disk_counter(env.claim_file(data_dv))), timeout=60, interval=0.5)
     print("ok - VM Running from the imported disk; the guest wrote DISKCNT %d" % n)
+    marker = "DVMARK-" + secrets.token_hex(4)
+    ask = guest_shell(env, pod)
+    wrote = ask("W", "echo %s | dd of=/dev/vdb bs=512 seek=8 conv=sync,fsync 2>/dev/null && echo done" % marker)
+    ask.close()
+    assert wrote == "done", wrote
+    print("ok - the guest wrote %s to sector 8 of its data disk" % marker)
 
     # 4. Delete the VM: VMI and Pod go; DataVolumes and claims stay, marked with the VM.
     old = {name: env.get("dv", name)["metadata"]["uid"] for name in (root_dv, data_dv)}
@@ -243,9 +302,14 @@ def run_scenario(env, cfg, r1, r2):
         assert dv["metadata"]["uid"] == old[name] and dv["status"]["phase"] == "Succeeded", dv
         assert "kvlite.io/retained-from-vm" not in dv["metadata"].get("annotations", {}), dv["metadata"]
     vmi, pod = wait_guest(env)
+    ask = guest_shell(env, pod)
+    got = ask("R", "dd if=/dev/vdb bs=512 skip=8 count=1 2>/dev/null | head -n 1")
+    ask.close()
+    assert got == marker, (got, marker)
     wait_for("the new guest writes the kept data disk", lambda: (lambda c: c is not None and c < kept)(
         disk_counter(env.claim_file(data_dv))), timeout=60, interval=0.5)
-    print("ok - VM created again: DataVolumes adopted (uids kept, no importer Pod), guest READY, writes the same disk")
+    print("ok - VM created again: DataVolumes adopted (uids kept, no importer Pod); the guest reads back %s from "
+          "its data disk" % marker)
 
 
 if __name__ == "__main__":
