@@ -551,6 +551,11 @@ class PodRunner:
                 if not os.path.isdir(path):
                     raise PodError("volume %s: persistentVolumeClaim %s: no directory %s (kubelet --pvc-dir)"
                                    % (name, claim, path))
+            if "persistentVolumeClaim" in vol:  # on the node under the Pod's directory, as the kubelet's mounts
+                link = os.path.join(self.dir, "volumes", name)
+                os.makedirs(os.path.dirname(link), exist_ok=True)
+                if not os.path.islink(link):
+                    os.symlink(path, link)
             elif "secret" in vol or "configMap" in vol or "projected" in vol or "downwardAPI" in vol:
                 path = self.materialize(name, vol)
             else:
