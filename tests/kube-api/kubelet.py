@@ -551,15 +551,15 @@ class PodRunner:
                 if not os.path.isdir(path):
                     raise PodError("volume %s: persistentVolumeClaim %s: no directory %s (kubelet --pvc-dir)"
                                    % (name, claim, path))
+            elif "secret" in vol or "configMap" in vol or "projected" in vol or "downwardAPI" in vol:
+                path = self.materialize(name, vol)
+            else:
+                raise PodError("volume %s: unsupported volume source %s" % (name, sorted(set(vol) - {"name"})))
             if "persistentVolumeClaim" in vol:  # on the node under the Pod's directory, as the kubelet's mounts
                 link = os.path.join(self.dir, "volumes", name)
                 os.makedirs(os.path.dirname(link), exist_ok=True)
                 if not os.path.islink(link):
                     os.symlink(path, link)
-            elif "secret" in vol or "configMap" in vol or "projected" in vol or "downwardAPI" in vol:
-                path = self.materialize(name, vol)
-            else:
-                raise PodError("volume %s: unsupported volume source %s" % (name, sorted(set(vol) - {"name"})))
             sources[name] = path
         return sources
 
