@@ -42,7 +42,7 @@ typedef struct controller {
         kube_informer snapshots, restores; /* indexed by the VM they name ("ns/vmName") */
         kube_informer dvs;                 /* cdi.kubevirt.io DataVolumes, while that group is served */
         kube_informer importers;           /* DataVolume importer Pods (app=containerized-data-importer) */
-        kube_informer attachers;           /* hot-plug attachment Pods (kubevirt.io=hotplug-disk) by VMI uid */
+        kube_informer attachers;         /* hot-plug attachment Pods (kubevirt.io=hotplug-disk) by VMI uid */
         optional_ctl optional[OPT__MAX]; /* snapshots, restores, policies: run while their group is served */
         kube_workqueue *queue;
         expectations *pod_exp, *vmi_exp;
@@ -83,8 +83,8 @@ int reconcile_dv(controller *c, kube_client *api, const char *key, kv_error *err
 int reconcile_hotplug_pods(controller *c, kube_client *api, const cJSON *vmi, const cJSON *launcher,
                            kv_error *err);
 
-#define HP_POD_APP "hotplug-disk"                 /* kubevirt.io=hotplug-disk, KubeVirt's label */
-#define HP_LABEL_VMI "kvlite.io/hotplug-vmi"      /* the VMI's name (for the work queue) */
+#define HP_POD_APP "hotplug-disk"            /* kubevirt.io=hotplug-disk, KubeVirt's label */
+#define HP_LABEL_VMI "kvlite.io/hotplug-vmi" /* the VMI's name (for the work queue) */
 #define HP_LABEL_VMI_UID "kvlite.io/hotplug-vmi-uid"
 #define HP_LABEL_VOLUME "kvlite.io/hotplug-volume" /* the VMI volume it attaches */
 

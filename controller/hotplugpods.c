@@ -63,7 +63,8 @@ static cJSON *render_attachment_pod(const cJSON *vmi, const cJSON *launcher, con
         cJSON *cmd = cJSON_AddArrayToObject(ctr, "command");
         cJSON_AddItemToArray(cmd, cJSON_CreateString(HP_HOLD_COMMAND));
         cJSON_AddItemToArray(cmd, cJSON_CreateString("infinity"));
-        cJSON *mount = jstr(jstr(cJSON_CreateObject(), "name", volume), "mountPath", "/var/run/kvlite/hotplug");
+        cJSON *mount =
+            jstr(jstr(cJSON_CreateObject(), "name", volume), "mountPath", "/var/run/kvlite/hotplug");
         cJSON_AddItemToArray(cJSON_AddArrayToObject(ctr, "volumeMounts"), mount);
         cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "containers"), ctr);
         cJSON *vol = jstr(cJSON_CreateObject(), "name", volume);
@@ -110,8 +111,8 @@ static int create_attachment(controller *c, kube_client *api, const cJSON *vmi, 
         char sel[400];
         _cleanup_json_ cJSON *list = NULL, *pod = NULL, *created = NULL;
         /* the cache may be behind a create of a previous pass: ask the API first */
-        snprintf(sel, sizeof(sel), HP_LABEL_VMI_UID "=%s," HP_LABEL_VOLUME "=%s", kube_str(vmi, "metadata.uid"),
-                 volume);
+        snprintf(sel, sizeof(sel), HP_LABEL_VMI_UID "=%s," HP_LABEL_VOLUME "=%s",
+                 kube_str(vmi, "metadata.uid"), volume);
         c->api_lookups++;
         int r = kube_list(api, &kube_pod, ns, sel, &list, err);
         if (r < 0)

@@ -1,9 +1,9 @@
 /* virt-handler's hot-plug agent (hotplug.h): one thread, one informer over the attachment Pods of this node
- * (label kubevirt.io=hotplug-disk, field spec.nodeName). For a Running one, each persistentVolumeClaim volume's
- * disk.img is opened from the node's Pod directory and sent, with SCM_RIGHTS, to the control socket of the
- * launcher Pod named in its ownerReferences: {"cmd":"hotplug-attach","args":{"volume":NAME}}. A volume is
- * sent once per attachment Pod (the launcher's answer is idempotent anyway); failures are tried again every
- * second while the Pod is there. */
+ * (label kubevirt.io=hotplug-disk, field spec.nodeName). For a Running one, each persistentVolumeClaim
+ * volume's disk.img is opened from the node's Pod directory and sent, with SCM_RIGHTS, to the control socket
+ * of the launcher Pod named in its ownerReferences: {"cmd":"hotplug-attach","args":{"volume":NAME}}. A volume
+ * is sent once per attachment Pod (the launcher's answer is idempotent anyway); failures are tried again
+ * every second while the Pod is there. */
 #include "hotplug.h"
 
 #include <curl/curl.h>
@@ -130,7 +130,8 @@ static int send_attach(const char *sock, const char *volume, int fd, kv_error *e
                 char space[CMSG_SPACE(sizeof(int))];
         } ctl = {0};
         struct iovec iov = {.iov_base = msg, .iov_len = len};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl)};
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl)};
         struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
         h->cmsg_level = SOL_SOCKET;
         h->cmsg_type = SCM_RIGHTS;

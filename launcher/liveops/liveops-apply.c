@@ -51,8 +51,8 @@ static int prepare_attached(liveops *lo, vmi_volume *vol, kv_error *err)
         return 1;
 }
 
-static int prepare_added(liveops *lo, vmi *old, vmi *nv, const liveop_plan *plan,
-                         const launcher_paths *paths, kv_error *err)
+static int prepare_added(liveops *lo, vmi *old, vmi *nv, const liveop_plan *plan, const launcher_paths *paths,
+                         kv_error *err)
 {
         for (size_t i = 0; i < nv->n_volumes; i++) {
                 vmi_volume *o = find_volume(old, nv->volumes[i].name);
@@ -285,8 +285,8 @@ int liveops_ctl_hotplug_attach(ctl_request *req)
                 return 0;
         }
         if (fd < 0) {
-                ctl_reply_error(req, "hotplug-attach %s: no file descriptor came with the request (SCM_RIGHTS)",
-                                volume);
+                ctl_reply_error(
+                    req, "hotplug-attach %s: no file descriptor came with the request (SCM_RIGHTS)", volume);
                 return 0;
         }
         int fdset = liveops_attached_fdset(lo, volume);
