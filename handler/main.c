@@ -27,14 +27,15 @@ static void usage(FILE *f)
             "kvlite's node agent: serves the kubelet device plugins devices.kubevirt.io/kvm, tun, vhost-net\n"
             "and vhost-vsock, and labels the Node from kvmcheck (kubevirt.io/schedulable, CPU model and\n"
             "feature labels, kvlite.io/kvm-verdict). KVM is advertised only when kvmcheck says usable.\n"
-            "With the API (not --no-labels) it also hands the disk images of claims that attachment Pods\n"
-            "(hp-volume-*) mount on this node to their launcher Pods (virtctl addvolume).\n\n"
+            "With the API it also hands the disk images of claims that attachment Pods (hp-volume-*)\n"
+            "mount on this node to their launcher Pods (virtctl addvolume).\n\n"
             "  --node-name NAME        this node (default $NODE_NAME)\n"
             "  --kubeconfig FILE       kubeconfig (default: in-cluster when KUBERNETES_SERVICE_HOST is set,\n"
             "                          else $KUBECONFIG or ~/.kube/config)\n"
             "  --context NAME          kubeconfig context instead of current-context\n"
             "  --in-cluster            use the Pod's service account\n"
-            "  --no-labels             serve the device plugins only; never talk to the API server\n"
+            "  --no-labels             do not label the Node; without --kubeconfig or --in-cluster too,\n"
+            "                          never talk to the API server (device plugins and console only)\n"
             "  --no-hotplug            do not hand hot-plugged volumes to launchers\n"
             "  --device-plugin-dir DIR the kubelet's device-plugins directory, holding kubelet.sock\n"
             "                          (default /var/lib/kubelet/device-plugins)\n"
@@ -209,12 +210,13 @@ int main(int argc, char **argv)
         kube_config kc = {0};
         _cleanup_(kube_client_freep) kube_client *kube = NULL;
         kv_error err = {0};
-        if (labels) {
+        if (labels || kubeconfig || in_cluster) {
                 if (kube_config_load(&kc, kubeconfig, context, in_cluster, &err) < 0) {
                         fprintf(stderr, "virt-handler: %s\n", err.msg);
                         return EXIT_CONFIG;
                 }
-                kube = cfg.kube = kube_client_new(&kc);
+                kube = kube_client_new(&kc);
+                cfg.kube = labels ? kube : NULL;
                 if (!kube) {
                         kube_config_free(&kc);
                         fprintf(stderr, "virt-handler: out of memory\n");
@@ -244,7 +246,8 @@ int main(int argc, char **argv)
         r = agent_run(&cfg, &stop_requested, &err);
         if (kube) {
                 kube_client_free(TAKE_PTR(kube));
-                kube_config_free(&kc);
+                if (!hotplug) /* else the hot-plug agent's thread reads kc until the process ends */
+                        kube_config_free(&kc);
         }
         if (r < 0) {
                 log_error("%s", err.msg);
