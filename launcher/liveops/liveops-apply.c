@@ -12,6 +12,7 @@
 #include "json.h"
 #include "log.h"
 #include "macro.h"
+#include "qmp-helpers.h"
 #include "vmi-diff.h"
 #include "volumes.h"
 
@@ -109,6 +110,7 @@ typedef struct apply_run {
         size_t i;
         hp_op op;
         lo_seq seq;
+        int scsi_step; /* the SCSI controller's removal after the last SCSI disk went */
 } apply_run;
 
 /* The end: the new spec becomes the running one when every operation succeeded. */
@@ -184,8 +186,65 @@ static void apply_op_done(lo_seq *s, int r, const kv_error *e, void *data)
         apply_next(a);
 }
 
+static bool has_scsi_disk(const vmi *v)
+{
+        for (size_t i = 0; i < v->n_disks; i++)
+                if (v->disks[i].bus == BUS_SCSI)
+                        return true;
+        return false;
+}
+
+/* The virtio-scsi controller a hot-plug added goes with the last SCSI disk: a migration target, started
+ * from the spec, has none then, and QEMU refuses a stream with devices the target lacks. */
+static int scsi_drop_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
+{
+        apply_run *a = ctx;
+        switch (a->scsi_step++) {
+        case 0:
+                *n = (lo_next){.command = "qom-list",
+                               .args = jstr(cJSON_CreateObject(), "path", "/machine/peripheral")};
+                return LO_SEQ_NEXT;
+        case 1:
+                if (!lo_device_in(ret, "scsi0"))
+                        return LO_SEQ_DONE;
+                *n = (lo_next){.command = "device_del",
+                               .args = jstr(cJSON_CreateObject(), "id", "scsi0"),
+                               .may_fail = true,
+                               .event = "DEVICE_DELETED",
+                               .key = "device",
+                               .value = "scsi0",
+                               .wait_ms = APPLY_OP_TIMEOUT_MS};
+                return LO_SEQ_NEXT;
+        default:
+                if (qerr)
+                        log_warning("apply: removing the unused SCSI controller: %s", qerr->msg);
+                return LO_SEQ_DONE;
+        }
+}
+
+static void scsi_drop_done(lo_seq *s, int r, const kv_error *e, void *data)
+{
+        if (r < 0)
+                log_warning("apply: removing the unused SCSI controller: %s", e->msg);
+        apply_finish(data, NULL);
+}
+
+static bool removed_scsi_disk(const apply_run *a)
+{
+        for (size_t i = 0; i < a->plan.n; i++)
+                if (a->plan.ops[i].kind == LIVEOP_DISK_REMOVE &&
+                    a->old->disks[a->plan.ops[i].index].bus == BUS_SCSI)
+                        return true;
+        return false;
+}
+
 static void apply_next(apply_run *a)
 {
+        if (a->i >= a->plan.n && removed_scsi_disk(a) && !has_scsi_disk(a->nv) && a->scsi_step == 0) {
+                lo_seq_host sh = liveops_seq_host(a->lo);
+                lo_seq_start(&a->seq, &sh, scsi_drop_step, a, scsi_drop_done, a);
+                return;
+        }
         if (a->i >= a->plan.n) {
                 apply_finish(a, NULL);
                 return;
