@@ -1,7 +1,7 @@
-/* virt-controller's state: seven informers (VMI, Pod, VM, VMIM, and while their groups are served
- * MigrationPolicy, VirtualMachineSnapshot, VirtualMachineRestore) on one curl-multi loop thread, one work
- * queue of "kind/namespace/name" keys, worker threads running the reconcilers with their own API connections,
- * expectations, and counters for /metrics. */
+/* virt-controller's state: informers (VMI, launcher Pod, attachment Pod, VM, VMIM, importer Pod, and while
+ * their groups are served MigrationPolicy, VirtualMachineSnapshot, VirtualMachineRestore, DataVolume) on one
+ * curl-multi loop thread, one work queue of "kind/namespace/name" keys, worker threads running the
+ * reconcilers with their own API connections, expectations, and counters for /metrics. */
 #pragma once
 
 #include <curl/curl.h>
