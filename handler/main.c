@@ -207,7 +207,7 @@ int main(int argc, char **argv)
                 return bad("argument", argv[optind], "unexpected");
         if (!cfg.node_name || !*cfg.node_name)
                 return bad("--node-name", "(unset)", "required (or $NODE_NAME)");
-        kube_config kc = {0};
+        static kube_config kc; /* static: the hot-plug agent's thread reads it until the process ends */
         _cleanup_(kube_client_freep) kube_client *kube = NULL;
         kv_error err = {0};
         if (labels || kubeconfig || in_cluster) {
