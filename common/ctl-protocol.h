@@ -29,7 +29,9 @@
         X(MIGRATE_STATUS, "migrate-status", "migrationState of the last migration")                          \
         X(MIGRATION_TARGET, "migration-target", "receive a migration on {uri,nbdPort,config}")               \
         X(MIGRATION_TARGET_FINISH, "migration-target-finish", "after the source completed: cont")            \
-        X(APPLY, "apply", "apply a changed VMI {vmi}: hot-plug what differs")
+        X(APPLY, "apply", "apply a changed VMI {vmi}: hot-plug what differs")                                \
+        X(HOTPLUG_ATTACH, "hotplug-attach",                                                                  \
+          "take hot-plugged claim {volume}'s open disk image (the fd by SCM_RIGHTS; virt-handler)")
 
 #define CTL_VERB_ENUM_(id, name, summary) CTL_VERB_##id,
 typedef enum ctl_verb { CTL_VERBS(CTL_VERB_ENUM_) CTL_VERB__MAX } ctl_verb;

@@ -45,13 +45,30 @@ static void prune_common(cJSON *obj)
 static void prune_pod(cJSON *pod)
 {
         prune_common(pod);
-        /* the spec is ours (rendered from the VMI); only the node binding is read back */
+        /* the spec is ours (rendered from the VMI); only the node binding and the claims mounted at creation
+         * (hotplugpods.c) are read back */
         cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
         cJSON *node = cJSON_DetachItemFromObjectCaseSensitive(spec, "nodeName");
+        cJSON *claims = cJSON_CreateArray();
+        const cJSON *v;
+        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(spec, "volumes"))
+        {
+                const cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "name");
+                if (cJSON_IsString(name) && cJSON_GetObjectItemCaseSensitive(v, "persistentVolumeClaim"))
+                        cJSON_AddItemToArray(claims, jstr(cJSON_CreateObject(), "name", name->valuestring));
+        }
         cJSON_DeleteItemFromObjectCaseSensitive(pod, "spec");
         spec = cJSON_AddObjectToObject(pod, "spec");
         if (node)
                 cJSON_AddItemToObject(spec, "nodeName", node);
+        cJSON_AddItemToObject(spec, "volumes", claims);
+}
+
+/* Attachment Pods by the VMI they serve (its uid). */
+static char *attacher_index(const cJSON *pod)
+{
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(kube_obj(pod, "metadata.labels"), HP_LABEL_VMI_UID);
+        return cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
 }
 
 static char *pod_index(const cJSON *pod)
@@ -149,6 +166,13 @@ static void on_vmi(kube_informer *inf, enum kube_event_type type, const cJSON *o
                         controller_enqueue(c, RK_VM, ns, kube_str(o, "name") ?: "");
                 }
         }
+}
+
+static void on_attacher(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
+{
+        const cJSON *vmi = cJSON_GetObjectItemCaseSensitive(kube_obj(obj, "metadata.labels"), HP_LABEL_VMI);
+        if (cJSON_IsString(vmi))
+                controller_enqueue(ud, RK_VMI, kube_str(obj, "metadata.namespace"), vmi->valuestring);
 }
 
 static void on_pod(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
@@ -303,6 +327,7 @@ int controller_init(controller *c, kube_config *cfg, const controller_opts *opts
                                     policy_ops = {prune_common, policy_index, NULL},
                                     snapshot_ops = {prune_common, snapshot_index, NULL},
                                     restore_ops = {prune_common, restore_index, NULL},
+                                    attacher_ops = {prune_common, attacher_index, NULL},
                                     plain_ops = {prune_common, NULL, NULL};
         const char *ns = opts->namespace;
         if (kube_informer_init(&c->vmis, cfg, c->multi, &kube_vmi, ns, NULL, &vmi_ops, on_vmi, c) < 0 ||
@@ -319,7 +344,9 @@ int controller_init(controller *c, kube_config *cfg, const controller_opts *opts
             kube_informer_init(&c->dvs, cfg, c->multi, &kube_datavolume, ns, NULL, &plain_ops, on_dv, c) <
                 0 ||
             kube_informer_init(&c->importers, cfg, c->multi, &kube_pod, ns, "app=" DV_IMPORTER_APP,
-                               &plain_ops, on_importer, c) < 0)
+                               &plain_ops, on_importer, c) < 0 ||
+            kube_informer_init(&c->attachers, cfg, c->multi, &kube_pod, ns, POD_LABEL_APP "=" HP_POD_APP,
+                               &attacher_ops, on_attacher, c) < 0)
                 return kv_error_errno(err, ENOMEM, "informers");
         optional_groups_init(c);
         if (opts->metrics_addr && *opts->metrics_addr)
@@ -365,7 +392,8 @@ static void drain_transfers(controller *c)
 /* The caches of the VMI/VM/VMIM/Pod machinery; optional groups' informers never hold it back. */
 static bool core_synced(const controller *c)
 {
-        return c->vmis.synced && c->pods.synced && c->vms.synced && c->vmims.synced && c->importers.synced;
+        return c->vmis.synced && c->pods.synced && c->vms.synced && c->vmims.synced && c->importers.synced &&
+               c->attachers.synced;
 }
 
 int controller_run(controller *c, kv_error *err)

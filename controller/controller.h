@@ -1,7 +1,7 @@
-/* virt-controller's state: seven informers (VMI, Pod, VM, VMIM, and while their groups are served
- * MigrationPolicy, VirtualMachineSnapshot, VirtualMachineRestore) on one curl-multi loop thread, one work
- * queue of "kind/namespace/name" keys, worker threads running the reconcilers with their own API connections,
- * expectations, and counters for /metrics. */
+/* virt-controller's state: informers (VMI, launcher Pod, attachment Pod, VM, VMIM, importer Pod, and while
+ * their groups are served MigrationPolicy, VirtualMachineSnapshot, VirtualMachineRestore, DataVolume) on one
+ * curl-multi loop thread, one work queue of "kind/namespace/name" keys, worker threads running the
+ * reconcilers with their own API connections, expectations, and counters for /metrics. */
 #pragma once
 
 #include <curl/curl.h>
@@ -42,6 +42,7 @@ typedef struct controller {
         kube_informer snapshots, restores; /* indexed by the VM they name ("ns/vmName") */
         kube_informer dvs;                 /* cdi.kubevirt.io DataVolumes, while that group is served */
         kube_informer importers;           /* DataVolume importer Pods (app=containerized-data-importer) */
+        kube_informer attachers;         /* hot-plug attachment Pods (kubevirt.io=hotplug-disk) by VMI uid */
         optional_ctl optional[OPT__MAX]; /* snapshots, restores, policies: run while their group is served */
         kube_workqueue *queue;
         expectations *pod_exp, *vmi_exp;
@@ -58,7 +59,7 @@ typedef struct controller {
 #define INFORMERS(c)                                                                                         \
         {                                                                                                    \
                 &(c)->vmis, &(c)->pods, &(c)->vms, &(c)->vmims, &(c)->policies, &(c)->snapshots,             \
-                    &(c)->restores, &(c)->dvs, &(c)->importers                                               \
+                    &(c)->restores, &(c)->dvs, &(c)->importers, &(c)->attachers                              \
         }
 
 int controller_init(controller *c, kube_config *cfg, const controller_opts *opts, kv_error *err);
@@ -76,6 +77,16 @@ int reconcile_vmim(controller *c, kube_client *api, const char *key, kv_error *e
 int reconcile_vmsnapshot(controller *c, kube_client *api, const char *key, kv_error *err);
 int reconcile_vmrestore(controller *c, kube_client *api, const char *key, kv_error *err);
 int reconcile_dv(controller *c, kube_client *api, const char *key, kv_error *err);
+/* The attachment Pods of a VMI's hot-plugged claims (hotplugpods.c): one per claim its launcher Pod did not
+ * mount, on the launcher's node, while the VMI runs; deleted when the volume leaves the spec, the launcher
+ * Pod goes or (launcher NULL) the VMI stops or is deleted. */
+int reconcile_hotplug_pods(controller *c, kube_client *api, const cJSON *vmi, const cJSON *launcher,
+                           kv_error *err);
+
+#define HP_POD_APP "hotplug-disk"            /* kubevirt.io=hotplug-disk, KubeVirt's label */
+#define HP_LABEL_VMI "kvlite.io/hotplug-vmi" /* the VMI's name (for the work queue) */
+#define HP_LABEL_VMI_UID "kvlite.io/hotplug-vmi-uid"
+#define HP_LABEL_VOLUME "kvlite.io/hotplug-volume" /* the VMI volume it attaches */
 
 /* Shared by reconcilers. */
 void controller_enqueue(controller *c, enum reconcile_kind kind, const char *ns, const char *name);

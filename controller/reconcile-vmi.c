@@ -7,6 +7,7 @@
 #include "finalizer.h"
 #include "log.h"
 #include "macro.h"
+#include "vmimigration.h"
 #include "vmistatus.h"
 
 #include <string.h>
@@ -83,6 +84,8 @@ static int reconcile_deletion(controller *c, kube_client *api, const char *key, 
         int r;
         if (!has_finalizer(vmi))
                 return 0;
+        if ((r = reconcile_hotplug_pods(c, api, vmi, NULL, err)) < 0)
+                return r;
         cJSON_ArrayForEach(p, pods)
         {
                 if (kube_obj(p, "metadata.deletionTimestamp"))
@@ -162,6 +165,23 @@ static int create_pod(controller *c, kube_client *api, const char *key, const cJ
         return 0;
 }
 
+/* Attachment Pods follow the running launcher Pod (the one the status comes from), none otherwise. */
+static int hotplug_pods(controller *c, kube_client *api, const cJSON *vmi, const cJSON *pods, kv_error *err)
+{
+        char now[40];
+        rfc3339_now(now, sizeof(now));
+        vmi_migration_view v;
+        vmi_migration_observe(vmi, pods, now, &v);
+        const cJSON *launcher = v.active;
+        const char *pphase = kube_str(launcher, "status.phase");
+        if (strcmp(vmi_phase(vmi), "Running") || !pphase || strcmp(pphase, "Running") ||
+            migration_in_flight(kube_obj(vmi, "status.migrationState")))
+                launcher = NULL;
+        int r = reconcile_hotplug_pods(c, api, vmi, launcher, err);
+        vmi_migration_view_free(&v);
+        return r;
+}
+
 int reconcile_vmi(controller *c, kube_client *api, const char *key, kv_error *err)
 {
         _cleanup_json_ cJSON *vmi = kube_store_get(&c->vmis.store, key), *pods = NULL, *created = NULL;
@@ -205,5 +225,7 @@ int reconcile_vmi(controller *c, kube_client *api, const char *key, kv_error *er
         kv_error perr = {0};
         if (vmi_container_disk_pulls(api, vmi, pods, &perr) < 0)
                 log_warning("VMI %s: containerDisk pull report: %s", key, perr.msg);
-        return write_status(api, vmi, pods, NULL, err);
+        if ((r = write_status(api, vmi, pods, NULL, err)) != 0)
+                return r;
+        return hotplug_pods(c, api, vmi, pods, err);
 }

@@ -1,5 +1,6 @@
 /* virt-handler: kvlite's node agent. Serves the kubelet device plugins devices.kubevirt.io/{kvm,tun,
- * vhost-net,vhost-vsock} and labels its Node from kvmcheck. It holds no VM state. */
+ * vhost-net,vhost-vsock}, labels its Node from kvmcheck, and hands hot-plugged claims' images to their
+ * launchers (hotplug.c). It holds no VM state. */
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include "agent.h"
 #include "console.h"
 #include "config.h"
+#include "hotplug.h"
 #include "log.h"
 #include "macro.h"
 
@@ -24,13 +26,17 @@ static void usage(FILE *f)
             "Usage: virt-handler --node-name NAME [OPTIONS]\n"
             "kvlite's node agent: serves the kubelet device plugins devices.kubevirt.io/kvm, tun, vhost-net\n"
             "and vhost-vsock, and labels the Node from kvmcheck (kubevirt.io/schedulable, CPU model and\n"
-            "feature labels, kvlite.io/kvm-verdict). KVM is advertised only when kvmcheck says usable.\n\n"
+            "feature labels, kvlite.io/kvm-verdict). KVM is advertised only when kvmcheck says usable.\n"
+            "With the API it also hands the disk images of claims that attachment Pods (hp-volume-*)\n"
+            "mount on this node to their launcher Pods (virtctl addvolume).\n\n"
             "  --node-name NAME        this node (default $NODE_NAME)\n"
             "  --kubeconfig FILE       kubeconfig (default: in-cluster when KUBERNETES_SERVICE_HOST is set,\n"
             "                          else $KUBECONFIG or ~/.kube/config)\n"
             "  --context NAME          kubeconfig context instead of current-context\n"
             "  --in-cluster            use the Pod's service account\n"
-            "  --no-labels             serve the device plugins only; never talk to the API server\n"
+            "  --no-labels             do not label the Node; without --kubeconfig or --in-cluster too,\n"
+            "                          never talk to the API server (device plugins and console only)\n"
+            "  --no-hotplug            do not hand hot-plugged volumes to launchers\n"
             "  --device-plugin-dir DIR the kubelet's device-plugins directory, holding kubelet.sock\n"
             "                          (default /var/lib/kubelet/device-plugins)\n"
             "  --dev-dir DIR           where the host's device nodes are seen (default /dev)\n"
@@ -44,7 +50,8 @@ static void usage(FILE *f)
             "  --console-listen ADDR   its address (default 0.0.0.0:8186, KubeVirt's virt-handler port)\n"
             "  --console-client-name N the name virt-api's client certificate must carry\n"
             "                          (default virt-api.kvlite.svc)\n"
-            "  --pods-dir DIR          the kubelet's Pod directories, where launcher sockets are found\n"
+            "  --pods-dir DIR          the kubelet's Pod directories, where launcher sockets and attachment\n"
+            "                          Pods' volumes are found\n"
             "                          (default /var/lib/kubelet/pods)\n"
             "  -v, --verbose           debug logs\n"
             "  -h, --help              this text\n\n"
@@ -102,6 +109,7 @@ int main(int argc, char **argv)
                                                  {"context", required_argument, NULL, 'c'},
                                                  {"in-cluster", no_argument, NULL, 'i'},
                                                  {"no-labels", no_argument, NULL, 'L'},
+                                                 {"no-hotplug", no_argument, NULL, 'H'},
                                                  {"device-plugin-dir", required_argument, NULL, 'd'},
                                                  {"dev-dir", required_argument, NULL, 'D'},
                                                  {"devices", required_argument, NULL, 'e'},
@@ -124,7 +132,7 @@ int main(int argc, char **argv)
                                   .client_name = "virt-api.kvlite.svc",
                                   .pods_dir = "/var/lib/kubelet/pods"};
         const char *kubeconfig = NULL, *context = NULL;
-        bool in_cluster = false, labels = true;
+        bool in_cluster = false, labels = true, hotplug = true;
         int c, r;
         for (size_t i = 0; i < dp_kinds_count; i++)
                 cfg.kinds[cfg.n_kinds++] = &dp_kinds[i];
@@ -147,6 +155,9 @@ int main(int argc, char **argv)
                         break;
                 case 'L':
                         labels = false;
+                        break;
+                case 'H':
+                        hotplug = false;
                         break;
                 case 'd':
                         cfg.plugin_dir = optarg;
@@ -196,15 +207,16 @@ int main(int argc, char **argv)
                 return bad("argument", argv[optind], "unexpected");
         if (!cfg.node_name || !*cfg.node_name)
                 return bad("--node-name", "(unset)", "required (or $NODE_NAME)");
-        kube_config kc = {0};
+        static kube_config kc; /* static: the hot-plug agent's thread reads it until the process ends */
         _cleanup_(kube_client_freep) kube_client *kube = NULL;
         kv_error err = {0};
-        if (labels) {
+        if (labels || kubeconfig || in_cluster) {
                 if (kube_config_load(&kc, kubeconfig, context, in_cluster, &err) < 0) {
                         fprintf(stderr, "virt-handler: %s\n", err.msg);
                         return EXIT_CONFIG;
                 }
-                kube = cfg.kube = kube_client_new(&kc);
+                kube = kube_client_new(&kc);
+                cfg.kube = labels ? kube : NULL;
                 if (!kube) {
                         kube_config_free(&kc);
                         fprintf(stderr, "virt-handler: out of memory\n");
@@ -222,10 +234,20 @@ int main(int argc, char **argv)
                 }
                 log_info("console channel on port %d (pods in %s)", r, console.pods_dir);
         }
+        if (kube && hotplug) {
+                hotplug_config hp = {.kc = &kc, .node_name = cfg.node_name, .pods_dir = console.pods_dir};
+                if (hotplug_agent_start(&hp, &err) < 0) {
+                        log_error("%s", err.msg);
+                        return EXIT_RUNTIME;
+                }
+                log_info("hot-plug agent watching attachment pods on node %s (pods in %s)", cfg.node_name,
+                         console.pods_dir);
+        }
         r = agent_run(&cfg, &stop_requested, &err);
         if (kube) {
                 kube_client_free(TAKE_PTR(kube));
-                kube_config_free(&kc);
+                if (!hotplug) /* else the hot-plug agent's thread reads kc until the process ends */
+                        kube_config_free(&kc);
         }
         if (r < 0) {
                 log_error("%s", err.msg);

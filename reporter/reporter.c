@@ -187,7 +187,11 @@ static void on_reply(const cJSON *reply, void *ud)
                 const char *why = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(reply, "error"));
                 log_warning("launcher: %s refused: %s", what, why ? why : "(no reason)");
         }
+        bool refused_apply =
+            r->inflight.kind == FWD_APPLY && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok"));
         fwd_commit(&r->fwd, &r->inflight);
+        if (refused_apply) /* again once the launcher reports other volumes (a claim attached) */
+                fwd_apply_refused(&r->fwd, r->launcher);
         drop_inflight(r);
 }
 

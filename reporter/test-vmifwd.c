@@ -305,8 +305,38 @@ static void test_fwd_softreboot(void)
         fwd_state_free(&st);
 }
 
+/* A refused apply (a hot-plugged claim not attached yet) goes again once the launcher's volumeStatus changes
+ * (virt-handler attached it), and only then. */
+static void test_fwd_apply_retry(void)
+{
+        fwd_state st = {0};
+        char out[4096];
+        const char *vmi = "{\"spec\":{\"volumes\":[{\"name\":\"d\"}]}}";
+        const char *before = "{\"phase\":\"Running\"}";
+        const char *attached =
+            "{\"phase\":\"Running\",\"volumeStatus\":[{\"name\":\"d\",\"phase\":\"AttachedToNode\"}]}";
+        assert(decide(&st, vmi, before, out, sizeof(out), true) == FWD_APPLY);
+        cJSON *l = cJSON_Parse(before);
+        fwd_apply_refused(&st, l);
+        cJSON_Delete(l);
+        assert(decide(&st, vmi, before, out, sizeof(out), false) == FWD_NONE); /* nothing new: not again */
+        assert(decide(&st, vmi, attached, out, sizeof(out), true) == FWD_APPLY);
+        /* answered ok: the same spec is not sent again, whatever the volumes say */
+        assert(decide(&st, vmi, before, out, sizeof(out), false) == FWD_NONE);
+        assert(decide(&st, vmi, attached, out, sizeof(out), false) == FWD_NONE);
+        /* refused with a volumeStatus: again when it changes, not while it stays */
+        assert(decide(&st, "{\"spec\":{\"x\":1}}", attached, out, sizeof(out), true) == FWD_APPLY);
+        l = cJSON_Parse(attached);
+        fwd_apply_refused(&st, l);
+        cJSON_Delete(l);
+        assert(decide(&st, "{\"spec\":{\"x\":1}}", attached, out, sizeof(out), false) == FWD_NONE);
+        assert(decide(&st, "{\"spec\":{\"x\":1}}", before, out, sizeof(out), false) == FWD_APPLY);
+        fwd_state_free(&st);
+}
+
 int main(void)
 {
+        test_fwd_apply_retry();
         test_fwd_pause();
         test_fwd_softreboot();
         test_fwd();

@@ -230,6 +230,17 @@ static int softreboot_request(const fwd_state *st, const cJSON *vmi, const cJSON
         return request(out, FWD_SOFTREBOOT, CTL_VERB_SOFTREBOOT, args, id);
 }
 
+/* A refused apply whose launcher reports other volumes since. */
+static bool apply_again(const fwd_state *st, const cJSON *launcher)
+{
+        const cJSON *vs = cJSON_GetObjectItemCaseSensitive(launcher, "volumeStatus");
+        if (!st->apply_refused)
+                return false;
+        if (!vs || !st->refused_volumes)
+                return vs != st->refused_volumes;
+        return !cJSON_Compare(vs, st->refused_volumes, true);
+}
+
 int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const char *pod, fwd_request *out)
 {
         *out = (fwd_request){0};
@@ -255,7 +266,7 @@ int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const
         const cJSON *spec = cJSON_GetObjectItemCaseSensitive(vmi, "spec");
         /* No hot-plug under a running migration: the target was started with the spec before it. */
         if (cJSON_IsObject(spec) && !launcher_migrating &&
-            (!st->spec || !cJSON_Compare(st->spec, spec, true)))
+            (!st->spec || !cJSON_Compare(st->spec, spec, true) || apply_again(st, launcher)))
                 return apply_request(out, vmi, spec);
         /* No snapshot under a migration either: the VMI's migrationState counts from the controller's
          * hand-over on, before the launcher's status shows it. */
@@ -266,10 +277,20 @@ int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const
                                                    ?: snapshot_request(st, vmi, launcher, out);
 }
 
+void fwd_apply_refused(fwd_state *st, const cJSON *launcher)
+{
+        const cJSON *vs = cJSON_GetObjectItemCaseSensitive(launcher, "volumeStatus");
+        st->apply_refused = true;
+        cJSON_Delete(st->refused_volumes);
+        st->refused_volumes = vs ? cJSON_Duplicate(vs, true) : NULL;
+}
+
 void fwd_commit(fwd_state *st, fwd_request *req)
 {
         switch (req->kind) {
         case FWD_APPLY:
+                st->apply_refused = false;
+                cJSON_Delete(TAKE_PTR(st->refused_volumes));
                 cJSON_Delete(st->spec);
                 st->spec = req->spec;
                 req->spec = NULL;
@@ -320,6 +341,7 @@ void fwd_request_free(fwd_request *req)
 void fwd_state_free(fwd_state *st)
 {
         cJSON_Delete(st->spec);
+        cJSON_Delete(st->refused_volumes);
         free(st->requests_checked);
         *st = (fwd_state){0};
 }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 
 typedef enum fwd_kind {
         FWD_NONE,
@@ -42,6 +43,10 @@ typedef struct fwd_state {
         char *requests_checked; /* the snapshot-requests text last checked for malformed entries */
         char pause_sent[8];     /* the FWD_PAUSE_ANNOTATION value last forwarded ("true"/"false") */
         char softreboot_sent[FWD_SNAPSHOT_ID_MAX + 1]; /* the softreboot request id last forwarded */
+        /* The last apply was refused (a hot-plugged claim not attached yet): it goes again once the
+         * launcher's volumeStatus differs from this copy (NULL: it had none), e.g. AttachedToNode. */
+        bool apply_refused;
+        cJSON *refused_volumes;
 } fwd_state;
 
 typedef struct fwd_request {
@@ -59,6 +64,9 @@ typedef struct fwd_request {
 int fwd_next(const fwd_state *st, const cJSON *vmi, const cJSON *launcher, const char *pod, fwd_request *out);
 /* The launcher answered req (ok or not): it is not sent again. Takes req's spec. */
 void fwd_commit(fwd_state *st, fwd_request *req);
+/* After fwd_commit of an apply the launcher refused: it is sent again when the volumeStatus of the launcher's
+ * status (launcher, the document at the refusal) changes, so a claim virt-handler attaches later gets in. */
+void fwd_apply_refused(fwd_state *st, const cJSON *launcher);
 /* Cuts a VMI down in place to what fwd_next reads: metadata (less managedFields and kubectl's
  * last-applied copy), spec and status.migrationState. The reporter's informer stores only that. */
 void fwd_prune(cJSON *vmi);

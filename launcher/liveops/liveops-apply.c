@@ -2,17 +2,22 @@
  * locally or an API update in a cluster) is diffed against the running one (vmi_diff); only the volumes
  * the diff adds are prepared, each operation runs over QMP, and status.volumeStatus follows. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "liveops-control.h"
 #include "hotplug.h"
+#include "json.h"
 #include "log.h"
 #include "macro.h"
+#include "qmp-helpers.h"
 #include "vmi-diff.h"
 #include "volumes.h"
 
 #define APPLY_OP_TIMEOUT_MS 10000
+#define ATTACH_TIMEOUT_MS 5000
 
 static int load_new(const cJSON *arg, vmi **out, kv_error *err)
 {
@@ -34,7 +39,20 @@ static vmi_volume *find_volume(vmi *v, const char *name)
 /* Volumes kept from the running spec take over its prepared files (preparing them again would recreate
  * overlays QEMU has open); the ones the plan adds are prepared, alone, through a shallow view of the
  * new spec (file names depend on the volume's name only). */
-static int prepare_added(vmi *old, vmi *nv, const liveop_plan *plan, const launcher_paths *paths,
+/* A claim virt-handler handed over (hotplug-attach): QEMU opens it from its fd set. */
+static int prepare_attached(liveops *lo, vmi_volume *vol, kv_error *err)
+{
+        int fdset = vol->kind == VOL_PVC ? liveops_attached_fdset(lo, vol->name) : -1;
+        if (fdset < 0)
+                return 0;
+        char *path = NULL;
+        if (asprintf(&path, "/dev/fdset/%d", fdset) < 0)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        vol->prep = (volume_prep){.path = path, .format = IMG_RAW, .read_only = vol->claim_readonly};
+        return 1;
+}
+
+static int prepare_added(liveops *lo, vmi *old, vmi *nv, const liveop_plan *plan, const launcher_paths *paths,
                          kv_error *err)
 {
         for (size_t i = 0; i < nv->n_volumes; i++) {
@@ -54,6 +72,11 @@ static int prepare_added(vmi *old, vmi *nv, const liveop_plan *plan, const launc
                         size_t vi = nv->disks[plan->ops[i].index].volume;
                         if (nv->volumes[vi].prep.path)
                                 continue; /* a kept volume under a new disk name */
+                        int r = prepare_attached(lo, &nv->volumes[vi], err);
+                        if (r < 0)
+                                return r;
+                        if (r > 0)
+                                continue;
                         from[k] = vi;
                         view[k++] = nv->volumes[vi];
                 }
@@ -87,6 +110,7 @@ typedef struct apply_run {
         size_t i;
         hp_op op;
         lo_seq seq;
+        int scsi_step; /* the SCSI controller's removal after the last SCSI disk went */
 } apply_run;
 
 /* The end: the new spec becomes the running one when every operation succeeded. */
@@ -113,6 +137,27 @@ static void apply_finish(apply_run *a, const kv_error *err)
 
 static void apply_next(apply_run *a);
 
+static void on_fd_removed(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
+{
+        if (err)
+                log_warning("remove-fd: %s", err->msg);
+}
+
+/* An unplugged claim's fd set goes (QEMU closed its own copies with the node). */
+static void release_attached(liveops *lo, const char *volume)
+{
+        int fdset = liveops_attached_fdset(lo, volume);
+        const liveops_host *h = liveops_host_of(lo);
+        qmp *q = h->qmp(h->ctx);
+        if (fdset < 0)
+                return;
+        liveops_attached_set(lo, volume, -1);
+        kv_error err = {0};
+        if (q && qmp_send(q, "remove-fd", jnum(cJSON_CreateObject(), "fdset-id", fdset), -1,
+                          ATTACH_TIMEOUT_MS, on_fd_removed, NULL, &err) > 0)
+                h->qmp_rearm(h->ctx);
+}
+
 static void apply_op_done(lo_seq *s, int r, const kv_error *e, void *data)
 {
         apply_run *a = data;
@@ -135,13 +180,71 @@ static void apply_op_done(lo_seq *s, int r, const kv_error *e, void *data)
                 liveop removed = *op; /* the entry is the volume's, found through the old spec */
                 removed.kind = LIVEOP_DISK_ADD;
                 set_volume_status(h->st, a->old, &removed, NULL, NULL);
+                release_attached(a->lo, a->old->volumes[a->old->disks[op->index].volume].name);
         }
         a->i++;
         apply_next(a);
 }
 
+static bool has_scsi_disk(const vmi *v)
+{
+        for (size_t i = 0; i < v->n_disks; i++)
+                if (v->disks[i].bus == BUS_SCSI)
+                        return true;
+        return false;
+}
+
+/* The virtio-scsi controller a hot-plug added goes with the last SCSI disk: a migration target, started
+ * from the spec, has none then, and QEMU refuses a stream with devices the target lacks. */
+static int scsi_drop_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
+{
+        apply_run *a = ctx;
+        switch (a->scsi_step++) {
+        case 0:
+                *n = (lo_next){.command = "qom-list",
+                               .args = jstr(cJSON_CreateObject(), "path", "/machine/peripheral")};
+                return LO_SEQ_NEXT;
+        case 1:
+                if (!lo_device_in(ret, "scsi0"))
+                        return LO_SEQ_DONE;
+                *n = (lo_next){.command = "device_del",
+                               .args = jstr(cJSON_CreateObject(), "id", "scsi0"),
+                               .may_fail = true,
+                               .event = "DEVICE_DELETED",
+                               .key = "device",
+                               .value = "scsi0",
+                               .wait_ms = APPLY_OP_TIMEOUT_MS};
+                return LO_SEQ_NEXT;
+        default:
+                if (qerr)
+                        log_warning("apply: removing the unused SCSI controller: %s", qerr->msg);
+                return LO_SEQ_DONE;
+        }
+}
+
+static void scsi_drop_done(lo_seq *s, int r, const kv_error *e, void *data)
+{
+        if (r < 0)
+                log_warning("apply: removing the unused SCSI controller: %s", e->msg);
+        apply_finish(data, NULL);
+}
+
+static bool removed_scsi_disk(const apply_run *a)
+{
+        for (size_t i = 0; i < a->plan.n; i++)
+                if (a->plan.ops[i].kind == LIVEOP_DISK_REMOVE &&
+                    a->old->disks[a->plan.ops[i].index].bus == BUS_SCSI)
+                        return true;
+        return false;
+}
+
 static void apply_next(apply_run *a)
 {
+        if (a->i >= a->plan.n && removed_scsi_disk(a) && !has_scsi_disk(a->nv) && a->scsi_step == 0) {
+                lo_seq_host sh = liveops_seq_host(a->lo);
+                lo_seq_start(&a->seq, &sh, scsi_drop_step, a, scsi_drop_done, a);
+                return;
+        }
         if (a->i >= a->plan.n) {
                 apply_finish(a, NULL);
                 return;
@@ -185,11 +288,88 @@ int liveops_ctl_apply(ctl_request *req)
         if (r >= 0)
                 r = vmi_diff(a->old, a->nv, &a->plan, &err);
         if (r >= 0)
-                r = prepare_added(a->old, a->nv, &a->plan, h->paths, &err);
+                r = prepare_added(lo, a->old, a->nv, &a->plan, h->paths, &err);
         liveops_set_busy(lo, "apply", apply_cancel, a);
         if (r < 0)
                 apply_finish(a, &err);
         else
                 apply_next(a);
+        return 0;
+}
+
+/* ---- hotplug-attach: virt-handler's fd of a claim the launcher Pod did not mount ---------------------- */
+
+typedef struct attach_req {
+        liveops *lo;
+        ctl_request *req;
+        char volume[128];
+} attach_req;
+
+static void on_fd_added(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
+{
+        attach_req *a = userdata;
+        const liveops_host *h = liveops_host_of(a->lo);
+        const cJSON *id = cJSON_GetObjectItem(ret, "fdset-id");
+        if (err || !cJSON_IsNumber(id)) {
+                ctl_reply_error(a->req, "hotplug-attach %s: add-fd: %s", a->volume,
+                                err ? err->msg : "no fdset-id in the reply");
+                free(a);
+                return;
+        }
+        if (liveops_attached_set(a->lo, a->volume, id->valueint) < 0) {
+                ctl_reply_error(a->req, "hotplug-attach %s: too many attached volumes", a->volume);
+                free(a);
+                return;
+        }
+        log_info("hotplug-attach: volume %s in fd set %d", a->volume, id->valueint);
+        if (!h->st->volume_status)
+                h->st->volume_status = cJSON_CreateArray();
+        volume_status_set(h->st->volume_status, a->volume, "AttachedToNode", "SuccessfulMount",
+                          "Volume attached to the node by virt-handler", true);
+        h->publish(h->ctx);
+        ctl_reply_ok(a->req, jnum(cJSON_CreateObject(), "fdset", id->valueint));
+        free(a);
+}
+
+int liveops_ctl_hotplug_attach(ctl_request *req)
+{
+        liveops *lo = liveops_of(req);
+        const liveops_host *h = liveops_host_of(lo);
+        _cleanup_close_ int fd = ctl_take_fd(req);
+        const char *volume = cJSON_GetStringValue(cJSON_GetObjectItem(req->args, "volume"));
+        qmp *q = h->qmp(h->ctx);
+        kv_error err = {0};
+        if (!volume || !*volume || strlen(volume) >= sizeof(((attach_req *)0)->volume)) {
+                ctl_reply_error(req, "hotplug-attach: args.volume (a volume name) is required");
+                return 0;
+        }
+        if (fd < 0) {
+                ctl_reply_error(
+                    req, "hotplug-attach %s: no file descriptor came with the request (SCM_RIGHTS)", volume);
+                return 0;
+        }
+        int fdset = liveops_attached_fdset(lo, volume);
+        if (fdset >= 0) { /* virt-handler saw the attachment Pod again (its restart, a relist) */
+                ctl_reply_ok(req, jbool(jnum(cJSON_CreateObject(), "fdset", fdset), "already", true));
+                return 0;
+        }
+        if (!q) {
+                ctl_reply_error(req, "hotplug-attach %s: the VM's QMP connection is gone", volume);
+                return 0;
+        }
+        attach_req *a = calloc(1, sizeof(*a));
+        if (!a) {
+                ctl_reply_error(req, "out of memory");
+                return 0;
+        }
+        *a = (attach_req){.lo = lo, .req = req};
+        snprintf(a->volume, sizeof(a->volume), "%s", volume);
+        /* libqmp sends its own duplicate of fd; QEMU keeps it in a new fd set */
+        if (qmp_send(q, "add-fd", cJSON_CreateObject(), fd, ATTACH_TIMEOUT_MS, on_fd_added, a, &err) < 0) {
+                ctl_reply_error(req, "hotplug-attach %s: %s", volume, err.msg);
+                free(a);
+                return 0;
+        }
+        h->qmp_rearm(h->ctx);
         return 0;
 }

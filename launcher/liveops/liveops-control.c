@@ -87,7 +87,35 @@ struct liveops {
                 void (*cancel)(void *data);
                 void *data;
         } busy;
+        struct { /* hotplug-attach: volumes whose image QEMU holds in an fd set */
+                char name[128];
+                int fdset;
+        } attached[32];
 };
+
+int liveops_attached_fdset(liveops *lo, const char *name)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(lo->attached); i++)
+                if (lo->attached[i].name[0] && !strcmp(lo->attached[i].name, name))
+                        return lo->attached[i].fdset;
+        return -1;
+}
+
+int liveops_attached_set(liveops *lo, const char *name, int fdset)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(lo->attached); i++)
+                if (lo->attached[i].name[0] && !strcmp(lo->attached[i].name, name))
+                        lo->attached[i].name[0] = '\0';
+        if (fdset < 0)
+                return 0;
+        for (size_t i = 0; i < ARRAY_SIZE(lo->attached); i++)
+                if (!lo->attached[i].name[0]) {
+                        snprintf(lo->attached[i].name, sizeof(lo->attached[i].name), "%s", name);
+                        lo->attached[i].fdset = fdset;
+                        return 0;
+                }
+        return -ENOSPC;
+}
 
 int liveops_new(const liveops_host *host, liveops **out)
 {

@@ -74,7 +74,14 @@ lo_seq_host liveops_seq_host(liveops *lo);
 /* VMI reload: the new spec (args.vmi, JSON/YAML text or object) diffed against the running one and
  * applied as hot-plug operations (liveops-apply.c). */
 int liveops_ctl_apply(ctl_request *req);
-
+/* hotplug-attach {volume} + an fd (SCM_RIGHTS): virt-handler hands over the disk image of a claim mounted by
+ * an attachment Pod (docs/hotplug-volumes.md). The fd goes into a QEMU fd set (add-fd); an `apply` adding
+ * that volume opens /dev/fdset/N instead of <pvc-root>/<volume>/disk.img. Idempotent per volume. */
+int liveops_ctl_hotplug_attach(ctl_request *req);
+/* The fd set holding volume `name`'s image (hotplug-attach), or -1. */
+int liveops_attached_fdset(liveops *lo, const char *name);
+/* Records it (-ENOSPC when the table is full), or forgets it (fdset < 0). */
+int liveops_attached_set(liveops *lo, const char *name, int fdset);
 /* Their rows in ctl_handlers[] (control-commands.c); names and summaries are ctl-protocol.h's. */
 #define LIVEOPS_CTL_HANDLERS                                                                                 \
         [CTL_VERB_HOTPLUG_DISK] = liveops_ctl_hotplug_disk,                                                  \
@@ -89,4 +96,4 @@ int liveops_ctl_apply(ctl_request *req);
         [CTL_VERB_MIGRATE_STATUS] = liveops_ctl_migrate_status,                                              \
         [CTL_VERB_MIGRATION_TARGET] = liveops_ctl_migration_target,                                          \
         [CTL_VERB_MIGRATION_TARGET_FINISH] = liveops_ctl_migration_target_finish,                            \
-        [CTL_VERB_APPLY] = liveops_ctl_apply
+        [CTL_VERB_APPLY] = liveops_ctl_apply, [CTL_VERB_HOTPLUG_ATTACH] = liveops_ctl_hotplug_attach

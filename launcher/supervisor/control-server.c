@@ -25,6 +25,8 @@ static void conn_close(supervisor *s, ctl_conn *c)
                 }
         loop_remove(s->loop, c->src);
         close(c->fd);
+        if (c->passed_fd >= 0)
+                close(c->passed_fd);
         free(c->in);
         free(c->out);
         free(c);
@@ -36,6 +38,42 @@ ctl_conn *ctl_conn_find(supervisor *s, uint64_t serial)
                 if (c->serial == serial)
                         return c;
         return NULL;
+}
+
+int ctl_take_fd(ctl_request *req)
+{
+        ctl_conn *c = ctl_conn_find(req->s, req->conn_serial);
+        return c ? TAKE_FD(c->passed_fd) : -1;
+}
+
+/* recv() that also takes one SCM_RIGHTS descriptor (virt-handler's hotplug-attach); a later one replaces
+ * an earlier one not yet taken. */
+static ssize_t conn_recv(ctl_conn *c, char *buf, size_t size)
+{
+        union {
+                struct cmsghdr h;
+                char space[CMSG_SPACE(sizeof(int))];
+        } ctl;
+        struct iovec iov = {.iov_base = buf, .iov_len = size};
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl)};
+        ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        for (struct cmsghdr *h = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; h; h = CMSG_NXTHDR(&mh, h)) {
+                if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t nfd = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < nfd; i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(fd));
+                        if (i == 0 && c->passed_fd >= 0)
+                                close(c->passed_fd);
+                        if (i == 0)
+                                c->passed_fd = fd;
+                        else
+                                close(fd);
+                }
+        }
+        return n;
 }
 
 static void conn_update_events(supervisor *s, ctl_conn *c)
@@ -255,6 +293,8 @@ static void process_lines(supervisor *s, uint64_t serial)
                 c->in_len -= used;
                 if (line)
                         dispatch_line(s, c, line);
+                if ((c = ctl_conn_find(s, serial)) && c->passed_fd >= 0) /* not taken by the request */
+                        close(TAKE_FD(c->passed_fd));
         }
         if (c && c->console && c->in_len) { /* typed-ahead bytes after the console request */
                 console_input(s, c->in, c->in_len);
@@ -265,7 +305,7 @@ static void process_lines(supervisor *s, uint64_t serial)
 static void conn_on_readable(supervisor *s, ctl_conn *c)
 {
         char buf[4096];
-        ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        ssize_t n = conn_recv(c, buf, sizeof(buf));
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return;
         if (n <= 0) {
@@ -325,6 +365,7 @@ static void control_on_accept(loop_source *src, int fd, uint32_t events, void *d
                 return;
         }
         c->owner = s;
+        c->passed_fd = -1;
         c->fd = TAKE_FD(cfd);
         c->serial = ++s->next_conn_serial;
         c->next = s->conns;

@@ -23,6 +23,7 @@ struct ctl_conn {
         size_t out_len, out_cap;
         bool console;  /* switched to the raw serial byte stream */
         bool read_eof; /* peer half-closed: keep sending, stop reading */
+        int passed_fd; /* a descriptor the peer sent with SCM_RIGHTS (-1: none), for the next request */
 };
 
 /* A request in flight. Handlers answer exactly once with ctl_reply_ok/ctl_reply_error, now or later
@@ -49,5 +50,8 @@ int ctl_forward_qmp(ctl_request *req, const char *command, cJSON *qmp_args);
 /* Switches the requesting connection to the raw console stream (after the ok line). */
 int ctl_attach_console(ctl_request *req);
 ctl_conn *ctl_conn_find(supervisor *s, uint64_t serial);
+/* The descriptor that came (SCM_RIGHTS) with the request's bytes, now the caller's; -1 if none. Only during
+ * the handler call: one not taken is closed after it. */
+int ctl_take_fd(ctl_request *req);
 /* Queue bytes to a connection; drops the connection if it is hopelessly behind. */
 void ctl_conn_send(supervisor *s, ctl_conn *c, const char *data, size_t len);

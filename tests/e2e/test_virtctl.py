@@ -501,13 +501,50 @@ def counter_goes_on(serial, after=None, timeout=20):
         cnt_values(_read(serial))), timeout=timeout, interval=0.3)
 
 
+class Handler:
+    """virt-handler as a local process on the kubelet's node: the API (for attachment Pods) without node labels."""
+
+    def __init__(self, env):
+        plugins = tempfile.mkdtemp(prefix="plugins.", dir=env.srv.dir)
+        self.log_path = os.path.join(env.srv.dir, "virt-handler.log")
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([VIRT_HANDLER, "--node-name", NODE, "--kubeconfig", env.srv.kubeconfig,
+                                      "--no-labels", "--devices", "tun", "--device-plugin-dir", plugins,
+                                      "--pods-dir", os.path.join(env.kubelet.state, "pods")],
+                                     stdout=self.log, stderr=self.log)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def start_handler(env):
+    h = Handler(env)
+    try:
+        wait_for("virt-handler's hot-plug agent", lambda: b"hot-plug agent watching" in _read(h.log_path), timeout=10)
+    except BaseException:
+        h.stop()
+        raise
+    return h
+
+
+def attachment_pods(env):
+    return [p for p in kubectl_json(env, "get", "pods", "-l", "kubevirt.io=hotplug-disk")["items"]
+            if not p["metadata"].get("deletionTimestamp")]
+
+
 def test_ops(env):
     """One VM's life through virtctl: `virtctl create vm` → `kubectl apply -f -` → `virtctl start` → running;
     `addvolume --persist` of a claim → the VMI's and the VM's spec, the guest sees a new disk, volumeStatus
     Ready; `removevolume --persist` → gone from both and from the guest; `virtctl migrate` → a VMIM that
     Succeeds, the guest's counter going on in the target; a MigrationPolicy capping the bandwidth →
     `virtctl migrate` again → `virtctl migrate-cancel` → the migration aborted, the guest running on."""
-    vapi = VirtApi(env)
+    vapi, handler = VirtApi(env), None
     try:
         vctl = Virtctl(env)
         manifest = vctl("create", "vm", "--name", "e2e-ops", "--run-strategy", "Halted", "--memory", "128Mi",
@@ -526,9 +563,10 @@ def test_ops(env):
         wait_for("the boot disk in the guest", lambda: blk_values(_read(serial)) == ["vda"], timeout=30, interval=0.3)
 
         # addvolume --persist of a claim holding a disk image: the running VMI's spec and the VM's template get
-        # the volume (hotpluggable) and its disk; removevolume --persist takes both away again. (The guest does
-        # not see the disk: the launcher Pod cannot reach a claim it did not mount at creation, see
-        # docs/virtctl.md.)
+        # the volume (hotpluggable) and its disk; the controller's attachment Pod mounts the claim on the node,
+        # virt-handler hands its image to the launcher, the guest sees a new disk and volumeStatus says Ready;
+        # removevolume --persist takes all of it away again (docs/hotplug-volumes.md).
+        handler = start_handler(env)
         env.kubectl("apply", "-f", "-", input=CLAIM % "e2e-ops-data")
         wait_for("claim Bound", lambda: env.kubectl("get", "pvc", "e2e-ops-data", "-o", "jsonpath={.status.phase}")
                  == "Bound", timeout=20, interval=0.3)
@@ -543,6 +581,19 @@ def test_ops(env):
             assert disk and disk["disk"] == {"bus": "scsi"}, spec["domain"]["devices"]
         out = vctl("addvolume", "e2e-ops", "--volume-name=e2e-ops-data", rc=1)
         assert "e2e-ops-data" in out and "already exists" in out, out
+        att = wait_for("the attachment Pod", lambda: attachment_pods(env), timeout=20, interval=0.3)
+        assert len(att) == 1 and att[0]["metadata"]["name"].startswith("hp-volume-"), att
+        assert att[0]["spec"]["nodeName"] == NODE and att[0]["metadata"]["ownerReferences"][0]["uid"] == \
+            pod["metadata"]["uid"], att[0]
+        assert att[0]["spec"]["volumes"] == [{"name": "e2e-ops-data",
+                                              "persistentVolumeClaim": {"claimName": "e2e-ops-data"}}], att[0]
+        wait_for("the hot-plugged disk in the guest", lambda: blk_values(_read(serial)) == ["vda", "sda"],
+                 timeout=30, interval=0.3)
+        vs = wait_for("volumeStatus Ready", lambda: [v for v in env.vmi("e2e-ops")["status"].get("volumeStatus") or []
+                                                     if v["name"] == "e2e-ops-data" and v["phase"] == "Ready"],
+                      timeout=20, interval=0.3)
+        assert "hotplugVolume" in vs[0], vs
+        assert b"handed to launcher pod " + pod["metadata"]["uid"].encode() in _read(handler.log_path)
         assert "Successfully submitted remove volume request to VM e2e-ops for volume e2e-ops-data" in vctl(
             "removevolume", "e2e-ops", "--volume-name=e2e-ops-data", "--persist")
         for spec in (kubectl_json(env, "get", "vm", "e2e-ops")["spec"]["template"]["spec"], env.vmi("e2e-ops")["spec"]):
@@ -550,6 +601,10 @@ def test_ops(env):
             assert "e2e-ops-data" not in [d["name"] for d in spec["domain"]["devices"]["disks"]], spec
         out = vctl("removevolume", "e2e-ops", "--volume-name=e2e-ops-data", rc=1)
         assert "e2e-ops-data" in out, out
+        wait_for("the disk gone from the guest", lambda: blk_values(_read(serial)) == ["vda"], timeout=30,
+                 interval=0.3)
+        wait_for("the attachment Pod gone", lambda: not attachment_pods(env), timeout=20, interval=0.3)
+        assert not [v for v in env.vmi("e2e-ops")["status"].get("volumeStatus") or [] if v["name"] == "e2e-ops-data"]
 
         # migrate: a VMIM made by virt-api, Succeeded; the guest goes on in the target Pod
         counter_goes_on(serial)
@@ -597,6 +652,8 @@ def test_ops(env):
         assert "no migration" in vctl("migrate-cancel", "e2e-ops", rc=1).lower()
         env.kubectl("delete", "migrationpolicy", "e2e-ops-slow")
     finally:
+        if handler:
+            handler.stop()
         vapi.stop()
 
 

@@ -555,6 +555,11 @@ class PodRunner:
                 path = self.materialize(name, vol)
             else:
                 raise PodError("volume %s: unsupported volume source %s" % (name, sorted(set(vol) - {"name"})))
+            if "persistentVolumeClaim" in vol:  # on the node under the Pod's directory, as the kubelet's mounts
+                link = os.path.join(self.dir, "volumes", name)
+                os.makedirs(os.path.dirname(link), exist_ok=True)
+                if not os.path.islink(link):
+                    os.symlink(path, link)
             sources[name] = path
         return sources
 

@@ -2,11 +2,14 @@
 """VMI reload through virt-launcher (`ctl apply FILE`): the launcher diffs the running spec against the new
 one and hot-plugs the difference. A PVC disk added → the guest sees vdb and status.volumeStatus says Ready;
 removed → gone (and its volumeStatus entry too) while CPU sockets go 1 → 2 → the guest onlines a second
-CPU; an in-place change is refused with its JSON path, the VM still running."""
+CPU; an in-place change is refused with its JSON path, the VM still running. A claim outside the PVC root
+(a cluster's hot-plugged claim) is refused until its image comes over the control socket as virt-handler
+sends it (`hotplug-attach` + SCM_RIGHTS): then QEMU opens it from its fd set."""
 import copy
 import json
 import os
 import shutil
+import socket
 import sys
 
 sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT", "."), "launcher", "supervisor", "tests"))
@@ -14,9 +17,10 @@ from launcherlib import Launcher, check, need_guest, vmi  # noqa: E402
 
 need_guest()
 root = f"/tmp/kv-lt-apply-{os.getpid()}"
-for claim in ("data", "extra"):
-    os.makedirs(os.path.join(root, claim), exist_ok=True)
-    with open(os.path.join(root, claim, "disk.img"), "wb") as f:
+outside = root + "-late"  # not under --pvc-root: only its open descriptor reaches the launcher
+for d in (os.path.join(root, "data"), os.path.join(root, "extra"), outside):
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "disk.img"), "wb") as f:
         f.truncate(16 << 20)
 m = vmi("apply", grace=5, disks=[{"name": "data", "disk": {"bus": "virtio"}}],
         volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
@@ -44,10 +48,39 @@ try:
     rc, reply = apply(plus, "same")
     check(rc == 0 and reply["operations"] == [], f"apply of the same spec is a no-op: {reply}", L)
 
+    def attach(volume, path):
+        """virt-handler's hand-over: the open image with the request."""
+        with socket.socket(socket.AF_UNIX) as c, open(path, "r+b") as img:
+            c.connect(os.path.join(L.run_dir, "control.sock"))
+            line = json.dumps({"cmd": "hotplug-attach", "args": {"volume": volume}}).encode() + b"\n"
+            socket.send_fds(c, [line], [img.fileno()])
+            return json.loads(c.makefile("rb").readline())
+
+    late = copy.deepcopy(plus)
+    late["spec"]["domain"]["devices"]["disks"].append({"name": "late", "disk": {"bus": "virtio"}})
+    late["spec"]["volumes"].append({"name": "late", "persistentVolumeClaim": {"claimName": "late", "hotpluggable": True}})
+    rc, reply = apply(late, "late")
+    check(rc == 1 and 'claim "late" is not available' in reply["error"], f"unattached claim refused: {reply}", L)
+    with socket.socket(socket.AF_UNIX) as c:  # no descriptor: refused
+        c.connect(os.path.join(L.run_dir, "control.sock"))
+        c.sendall(b'{"cmd":"hotplug-attach","args":{"volume":"late"}}\n')
+        reply = json.loads(c.makefile("rb").readline())
+    check(not reply["ok"] and "SCM_RIGHTS" in reply["error"], f"attach without an fd: {reply}", L)
+    reply = attach("late", os.path.join(outside, "disk.img"))
+    check(reply["ok"] and isinstance(reply["fdset"], int), f"hotplug-attach: {reply}", L)
+    check(("late", "AttachedToNode") in [(v["name"], v["phase"]) for v in L.status().get("volumeStatus", [])],
+          f"AttachedToNode: {L.status().get('volumeStatus')}", L)
+    check(attach("late", os.path.join(outside, "disk.img")).get("already"), "a second attach is a no-op", L)
+    rc, reply = apply(late, "late2")
+    check(rc == 0 and [o["op"] for o in reply["operations"]] == ["hotplug-disk"], f"apply +late: {reply}", L)
+    L.wait_serial_re(r"CNT \d+ cpus=0 memKB=\d+ blk=vda,vdb,vdc ", 20)
+    check(("late", "Ready") in [(v["name"], v["phase"]) for v in L.status().get("volumeStatus", [])],
+          f"late Ready: {L.status().get('volumeStatus')}", L)
+
     cpus = copy.deepcopy(m)
     cpus["spec"]["domain"]["cpu"]["sockets"] = 2
     rc, reply = apply(cpus, "cpus")
-    check(rc == 0 and [o["op"] for o in reply["operations"]] == ["unplug-disk", "set-cpus"],
+    check(rc == 0 and [o["op"] for o in reply["operations"]] == ["unplug-disk", "unplug-disk", "set-cpus"],
           f"apply -disk, sockets 2: {reply}", L)
     L.wait_serial_re(r"CNT \d+ cpus=0-1 memKB=\d+ blk=vda ", 40)
     check(L.status().get("volumeStatus", []) == [], f"volumeStatus entry gone: {L.status().get('volumeStatus')}", L)
@@ -61,4 +94,5 @@ try:
     check(L.wait_exit(20) == 0, "powers off cleanly", L)
 finally:
     shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(outside, ignore_errors=True)
 print("launcher apply: ok")
