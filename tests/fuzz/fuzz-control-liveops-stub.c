@@ -11,6 +11,7 @@
         }
 
 STUB(liveops_ctl_apply)
+STUB(liveops_ctl_hotplug_attach)
 STUB(liveops_ctl_hotplug_disk)
 STUB(liveops_ctl_hotplug_nic)
 STUB(liveops_ctl_migrate)

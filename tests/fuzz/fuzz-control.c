@@ -54,6 +54,11 @@ static void qmp_on_event(loop_source *src, int fd, uint32_t events, void *data)
                 loop_modify(s->loop, s->qmp_src, qmp_wanted_events(s->qmp));
 }
 
+void supervisor_publish(supervisor *s)
+{
+        (void)s; /* the status file is not part of the fuzz build */
+}
+
 void supervisor_qmp_rearm(supervisor *s)
 {
         if (s->qmp && s->qmp_src)
