@@ -245,7 +245,8 @@ void console_relay(console_channel *ch, int fd, const char *extra, size_t extra_
         char out[16384];
         if (!in || extra_len > cap)
                 goto done;
-        memcpy(in, extra, extra_len);
+        if (extra_len)
+                memcpy(in, extra, extra_len);
         len = extra_len;
         if (from_client(ch, fd, in, &len))
                 goto done;

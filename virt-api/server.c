@@ -207,7 +207,8 @@ static void ws_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls, c
         w->extra_len = extra_in_size;
         if (extra_in_size && !(w->extra = malloc(extra_in_size)))
                 goto fail;
-        memcpy(w->extra, extra_in, extra_in_size);
+        if (extra_in_size) /* bytes the client sent after its upgrade request */
+                memcpy(w->extra, extra_in, extra_in_size);
         pthread_mutex_lock(&s->ws_lock);
         w->next = s->sessions;
         s->sessions = w;

@@ -80,7 +80,8 @@ static int send_frame(wsclient *w, unsigned opcode, const void *payload, size_t 
                 return -ENOMEM;
         random_bytes(mask, sizeof(mask));
         size_t hl = ws_frame_header(h, opcode, len, mask);
-        memcpy(copy, payload, len);
+        if (len)
+                memcpy(copy, payload, len);
         ws_mask(copy, len, mask);
         int r = send_all(w, h, hl);
         return r < 0 ? r : send_all(w, copy, len);
