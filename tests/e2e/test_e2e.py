@@ -416,6 +416,32 @@ def test_kernelboot_secret(env):
         wait_for("QEMU gone", lambda: not alive(qemu), timeout=10)
 
 
+def check_service(env, pod):
+    """`virtctl expose vmi` makes KubeVirt's Service; with kube-controller-manager's endpoints controller
+    (tests/kube-api/endpoints.py) its Endpoints list the launcher Pod, and the guest answers there."""
+    sys.path.insert(0, os.path.join(SRC, "tests", "kube-api"))
+    from endpoints import EndpointsController
+    from kubelet import Client
+    ctl = EndpointsController(Client(env.srv.url))
+    ctl.start()
+    try:
+        p = subprocess.run([os.path.join(BUILD, "virtctl", "virtctl"), "--kubeconfig", env.srv.kubeconfig, "expose",
+                            "vmi", "e2e-net", "--name", "e2e-net-http", "--port", "80", "--target-port", "8080"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        ep = wait_for("the Service's endpoint", lambda: (lambda e: e.get("subsets") and e)(json.loads(
+            env.kubectl("get", "endpoints", "e2e-net-http", "-o", "json", check=False) or "{}")), timeout=15,
+            interval=0.3)
+        addrs, ports = ep["subsets"][0].get("addresses") or [], ep["subsets"][0]["ports"]
+        assert [a["targetRef"]["name"] for a in addrs] == [pod["metadata"]["name"]], ep
+        url = "http://%s:%d/" % (addrs[0]["ip"], ports[0]["port"])
+        r = env.kubelet.in_node("curl", "-s", "--max-time", "5", url)
+        assert r.stdout.strip() == "kvguest e2e-net", (url, r.stdout, r.stderr)
+    finally:
+        ctl.stop()
+    env.kubectl("delete", "service", "e2e-net-http")
+
+
 def test_pod_network(env):
     """masquerade on the Pod network: the guest's HTTP server answers on the Pod IP from the node netns, as a
     client elsewhere in the cluster would reach it; deleting the VMI removes the Pod's netns and veth."""
@@ -436,6 +462,7 @@ def test_pod_network(env):
     assert page == "kvguest e2e-net", page  # the hostname came with the launcher's DHCP lease
     ifaces = json.loads(env.kubectl("get", "vmi", "e2e-net", "-o", "json"))["status"].get("interfaces") or []
     assert ifaces and ifaces[0].get("ipAddress") == pod_ip, ifaces
+    check_service(env, pod)
     env.kubectl("delete", "vmi", "e2e-net", "--timeout=60s")
     assert env.vmi("e2e-net") is None
     wait_for("Pod gone", lambda: env.srv.api.items(POD_PATH % "default") == [], timeout=30, interval=0.3)
