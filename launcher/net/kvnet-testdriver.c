@@ -167,8 +167,8 @@ static void print_result(const net_result *net, pid_t qemu)
                "\"status_ip6\":\"%s\",\"mac\":\"%s\",\"tap\":\"%s\","
                "\"net_admin\":%s,\"qemu_pid\":%d,\"netdev\":%s,\"device\":%s}\n",
                net_binding_name(net->binding), net->guest_ip, net->status_ip, net->guest_ip6, net->status_ip6,
-               net->mac, net->tap_name,
-               has_net_admin() ? "true" : "false", (int)qemu, net->netdev_json, net->device_json);
+               net->mac, net->tap_name, has_net_admin() ? "true" : "false", (int)qemu, net->netdev_json,
+               net->device_json);
         fflush(stdout);
 }
 

@@ -35,7 +35,8 @@ static int enable_forwarding(const char *path, const char *sysctl, kv_error *err
         if (v == '1')
                 return 0;
         if (pwrite(fd, "1\n", 2, 0) != 2)
-                return kv_error_errno(err, errno, "enable forwarding (%s); set %s=1 in the Pod", path, sysctl);
+                return kv_error_errno(err, errno, "enable forwarding (%s); set %s=1 in the Pod", path,
+                                      sysctl);
         return 0;
 }
 
@@ -45,8 +46,8 @@ static int masquerade_v6(rtnl *nl, const rtnl_link *bridge, nat_addrs *nat, kv_e
         inet_pton(AF_INET6, MASQ_GATEWAY6, &nat->guest6); /* the bridge's for a moment */
         int r = rtnl_addr_add6(nl, bridge->index, &nat->guest6, MASQ_PREFIX6, err);
         if (r >= 0)
-                r = enable_forwarding("/proc/sys/net/ipv6/conf/all/forwarding", "net.ipv6.conf.all.forwarding",
-                                      err);
+                r = enable_forwarding("/proc/sys/net/ipv6/conf/all/forwarding",
+                                      "net.ipv6.conf.all.forwarding", err);
         inet_pton(AF_INET6, MASQ_GUEST6, &nat->guest6);
         return r;
 }

@@ -1,7 +1,8 @@
 /* SNAT (masquerade) of the guest's traffic out of the Pod interface and DNAT of the Pod IP's inbound
  * traffic to the guest: every port, or only spec ports[], except the live-migration ports, which belong
- * to the launcher's QEMU. One table per family: "ip", and "ip6" when the Pod has an IPv6 address. The text handed to libnftables is built only from addresses, numbers and an
- * interface name checked against [A-Za-z0-9._-]. */
+ * to the launcher's QEMU. One table per family: "ip", and "ip6" when the Pod has an IPv6 address. The text
+ * handed to libnftables is built only from addresses, numbers and an interface name checked against
+ * [A-Za-z0-9._-]. */
 #include "nat.h"
 #include "macro.h"
 #include "migration-ports.h"
@@ -65,16 +66,20 @@ static void render_family(buf *b, const char *fam, const char *ifname, const cha
         /* add+delete first so that a second run replaces the table instead of failing or doubling rules */
         add(b, "add table %s " NAT_TABLE "\ndelete table %s " NAT_TABLE "\nadd table %s " NAT_TABLE "\n", fam,
             fam, fam);
-        add(b, "add chain %s " NAT_TABLE " prerouting { type nat hook prerouting priority dstnat; policy accept; }\n",
+        add(b,
+            "add chain %s " NAT_TABLE
+            " prerouting { type nat hook prerouting priority dstnat; policy accept; }\n",
             fam);
         add(b,
-            "add chain %s " NAT_TABLE " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n",
+            "add chain %s " NAT_TABLE
+            " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n",
             fam);
-        add(b, "add rule %s " NAT_TABLE " postrouting %s saddr %s oifname \"%s\" masquerade\n", fam, fam, guest,
-            ifname);
+        add(b, "add rule %s " NAT_TABLE " postrouting %s saddr %s oifname \"%s\" masquerade\n", fam, fam,
+            guest, ifname);
         /* First: a migration target's QEMU listens on these in the Pod itself (KubeVirt keeps them too);
          * accept ends the nat hook, so no DNAT below applies, even for ports[] listing them. */
-        add(b, "add rule %s " NAT_TABLE " prerouting iifname \"%s\" %s daddr %s tcp dport { %d, %d } accept\n",
+        add(b,
+            "add rule %s " NAT_TABLE " prerouting iifname \"%s\" %s daddr %s tcp dport { %d, %d } accept\n",
             fam, ifname, fam, pod, KV_MIGRATION_PORT, KV_MIGRATION_NBD_PORT);
         if (n_ports == 0) {
                 add(b, "add rule %s " NAT_TABLE " prerouting iifname \"%s\" %s daddr %s dnat to %s\n", fam,

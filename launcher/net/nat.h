@@ -1,4 +1,5 @@
-/* The masquerade binding's NAT: one nftables table per address family, loaded through libnftables in one transaction. */
+/* The masquerade binding's NAT: one nftables table per address family, loaded through libnftables in one
+ * transaction. */
 #pragma once
 
 #include "error.h"
@@ -21,4 +22,5 @@ typedef struct nat_addrs {
 int nat_render(const char *pod_ifname, const nat_addrs *a, const net_port *ports, size_t n_ports, char *out,
                size_t outsz);
 /* Loads it in one transaction, replacing an earlier kvlite table. */
-int nat_apply(const char *pod_ifname, const nat_addrs *a, const net_port *ports, size_t n_ports, kv_error *err);
+int nat_apply(const char *pod_ifname, const nat_addrs *a, const net_port *ports, size_t n_ports,
+              kv_error *err);

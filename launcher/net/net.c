@@ -123,7 +123,8 @@ static void pod_ip_lookup(const net_request *req, net_result *res)
                 return;
         if (!res->status_ip[0] && rtnl_addr_get4(nl, pod.index, &ip, &prefix, &ignored) >= 0)
                 inet_ntop(AF_INET, &ip, res->status_ip, sizeof(res->status_ip));
-        if (req->binding == NET_BINDING_PASST && rtnl_addr_get6(nl, pod.index, &ip6, &prefix, &ignored) >= 0) {
+        if (req->binding == NET_BINDING_PASST &&
+            rtnl_addr_get6(nl, pod.index, &ip6, &prefix, &ignored) >= 0) {
                 inet_ntop(AF_INET6, &ip6, res->status_ip6, sizeof(res->status_ip6));
                 snprintf(res->guest_ip6, sizeof(res->guest_ip6), "%s", res->status_ip6);
         }

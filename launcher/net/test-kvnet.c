@@ -303,8 +303,10 @@ static void test_nat(void)
         inet_pton(AF_INET6, "fd10:0:2::2", &a.guest6);
         CHECK(nat_render("eth0", &a, ports, 3, out, sizeof(out)) > 0);
         CHECK(strstr(out, "add table ip6 kvlite_nat\n"));
-        CHECK(strstr(out, "add rule ip6 kvlite_nat postrouting ip6 saddr fd10:0:2::2 oifname \"eth0\" masquerade\n"));
-        CHECK(strstr(out, "iifname \"eth0\" ip6 daddr fd00:10:244::5 tcp dport { 80, 8080 } dnat to fd10:0:2::2\n"));
+        CHECK(strstr(
+            out, "add rule ip6 kvlite_nat postrouting ip6 saddr fd10:0:2::2 oifname \"eth0\" masquerade\n"));
+        CHECK(strstr(
+            out, "iifname \"eth0\" ip6 daddr fd00:10:244::5 tcp dport { 80, 8080 } dnat to fd10:0:2::2\n"));
         keep = strstr(out, "ip6 daddr fd00:10:244::5 tcp dport { 49152, 49153 } accept\n");
         CHECK(keep && keep < strstr(out, "ip6 daddr fd00:10:244::5 tcp dport { 80"));
         CHECK(strstr(out, "ip daddr 10.200.0.2 udp dport { 53 } dnat to 10.0.2.2\n"));
@@ -352,29 +354,31 @@ static void test_v6(void)
         CHECK(!v6_is_router_solicit((const uint8_t *)"\x86\0\0\0\0\0\0\0", 8));
 
         /* SOLICIT with a client id and IA_NA (IAID 7) -> ADVERTISE with our DUID-LL and the address */
-        const uint8_t solicit[] = {0, 1, 0, 4, 0xde, 0xad, 0xbe, 0xef, 0, 3, 0, 12, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0};
+        const uint8_t solicit[] = {0, 1, 0, 4, 0xde, 0xad, 0xbe, 0xef, 0, 3, 0, 12,
+                                   0, 0, 0, 7, 0,    0,    0,    0,    0, 0, 0, 0};
         uint8_t in[256], out[V6_REPLY_MAX];
         const uint8_t *v;
         int type;
         bool leased;
-        ssize_t len = dhcp6_reply(&lease, in, dhcp6_msg(in, 1, solicit, sizeof(solicit)), out, sizeof(out), &type,
-                                  &leased);
+        ssize_t len = dhcp6_reply(&lease, in, dhcp6_msg(in, 1, solicit, sizeof(solicit)), out, sizeof(out),
+                                  &type, &leased);
         CHECK(len > 0 && type == 2 && !leased && out[0] == 2 && memcmp(out + 1, "\xab\xcd\xef", 3) == 0);
         CHECK(dhcp6_find(out, (size_t)len, 1, &v) == 4 && memcmp(v, "\xde\xad\xbe\xef", 4) == 0);
-        CHECK(dhcp6_find(out, (size_t)len, 2, &v) == 10 && memcmp(v, "\0\x03\0\x01\x02\0\0\0\0\x01", 10) == 0);
+        CHECK(dhcp6_find(out, (size_t)len, 2, &v) == 10 &&
+              memcmp(v, "\0\x03\0\x01\x02\0\0\0\0\x01", 10) == 0);
         CHECK(dhcp6_find(out, (size_t)len, 3, &v) == 40 && v[3] == 7 && (v[12] << 8 | v[13]) == 5 &&
               memcmp(v + 16, &lease.addr, 16) == 0 && memcmp(v + 32, "\xff\xff\xff\xff", 4) == 0);
         /* REQUEST naming our server id -> REPLY that leases */
         uint8_t request[64];
         memcpy(request, solicit, sizeof(solicit));
         memcpy(request + sizeof(solicit), "\0\x02\0\x0a\0\x03\0\x01\x02\0\0\0\0\x01", 14);
-        len = dhcp6_reply(&lease, in, dhcp6_msg(in, 3, request, sizeof(solicit) + 14), out, sizeof(out), &type,
-                          &leased);
+        len = dhcp6_reply(&lease, in, dhcp6_msg(in, 3, request, sizeof(solicit) + 14), out, sizeof(out),
+                          &type, &leased);
         CHECK(len > 0 && type == 7 && leased);
         /* ... another server's id: not for us */
         request[sizeof(solicit) + 13] = 0x02;
-        CHECK(dhcp6_reply(&lease, in, dhcp6_msg(in, 3, request, sizeof(solicit) + 14), out, sizeof(out), &type,
-                          &leased) == 0);
+        CHECK(dhcp6_reply(&lease, in, dhcp6_msg(in, 3, request, sizeof(solicit) + 14), out, sizeof(out),
+                          &type, &leased) == 0);
         /* SOLICIT with rapid commit -> REPLY at once */
         memcpy(request, solicit, sizeof(solicit));
         memcpy(request + sizeof(solicit), "\0\x0e\0\0", 4);
@@ -382,10 +386,12 @@ static void test_v6(void)
                           &leased);
         CHECK(len > 0 && type == 7 && leased && dhcp6_find(out, (size_t)len, 14, &v) == 0);
         /* no client id; a server's message; truncated option; oversized client id */
-        CHECK(dhcp6_reply(&lease, in, dhcp6_msg(in, 1, solicit + 8, 16), out, sizeof(out), &type, &leased) == 0);
+        CHECK(dhcp6_reply(&lease, in, dhcp6_msg(in, 1, solicit + 8, 16), out, sizeof(out), &type, &leased) ==
+              0);
         CHECK(dhcp6_reply(&lease, in, dhcp6_msg(in, 7, solicit, sizeof(solicit)), out, sizeof(out), &type,
                           &leased) == 0);
-        CHECK(dhcp6_reply(&lease, in, dhcp6_msg(in, 1, solicit, 10), out, sizeof(out), &type, &leased) == -22);
+        CHECK(dhcp6_reply(&lease, in, dhcp6_msg(in, 1, solicit, 10), out, sizeof(out), &type, &leased) ==
+              -22);
         CHECK(dhcp6_reply(&lease, in, dhcp6_msg(in, 1, (const uint8_t *)"\0\x01\0\xff", 4), out, sizeof(out),
                           &type, &leased) == -22);
         /* INFORMATION-REQUEST without client id: our id, no address */

@@ -64,7 +64,7 @@ size_t v6_ra_build(const v6_lease *lease, uint8_t *out, size_t outsz)
 {
         wbuf b = {.p = out, .cap = outsz};
         put8(&b, ND_ROUTER_ADVERT), put8(&b, 0), put16(&b, 0); /* type, code, checksum (kernel's) */
-        put8(&b, 64);                                           /* the hop limit the guest should use */
+        put8(&b, 64);                                          /* the hop limit the guest should use */
         put8(&b, RA_MANAGED | RA_OTHER);
         put16(&b, V6_ROUTER_LIFETIME);
         put32(&b, 0), put32(&b, 0); /* reachable time, retransmission timer: unspecified */
@@ -187,7 +187,8 @@ ssize_t dhcp6_reply(const v6_lease *lease, const uint8_t *in, size_t n, uint8_t 
         wbuf b = {.p = out, .cap = outsz};
         put8(&b, (uint8_t)reply), put(&b, m.xid, 3);
         if (m.client_id)
-                put16(&b, OPT_CLIENTID), put16(&b, (uint16_t)m.client_id_len), put(&b, m.client_id, m.client_id_len);
+                put16(&b, OPT_CLIENTID), put16(&b, (uint16_t)m.client_id_len),
+                    put(&b, m.client_id, m.client_id_len);
         put_duid(&b, lease);
         if (m.type == DHCP6_SOLICIT && m.rapid_commit)
                 put16(&b, OPT_RAPID_COMMIT), put16(&b, 0);
