@@ -5,6 +5,7 @@
  * which learns its default route from our router advertisements and its address from our DHCPv6. */
 #include "binding.h"
 #include "dhcp.h"
+#include "log.h"
 #include "mac.h"
 #include "macro.h"
 #include "nat.h"
@@ -43,13 +44,19 @@ static int enable_forwarding(const char *path, const char *sysctl, kv_error *err
 /* Dual stack: the bridge's IPv6 address, forwarding, and the v6 half of the NAT addresses. */
 static int masquerade_v6(rtnl *nl, const rtnl_link *bridge, nat_addrs *nat, kv_error *err)
 {
-        inet_pton(AF_INET6, MASQ_GATEWAY6, &nat->guest6); /* the bridge's for a moment */
-        int r = rtnl_addr_add6(nl, bridge->index, &nat->guest6, MASQ_PREFIX6, err);
-        if (r >= 0)
-                r = enable_forwarding("/proc/sys/net/ipv6/conf/all/forwarding",
-                                      "net.ipv6.conf.all.forwarding", err);
+        /* A Pod that cannot forward IPv6 (read-only /proc/sys, sysctl not set) still gets IPv4: a warning,
+         * not a failure, since single-stack Pods never needed this sysctl. */
+        kv_error why = {0};
+        if (enable_forwarding("/proc/sys/net/ipv6/conf/all/forwarding", "net.ipv6.conf.all.forwarding",
+                              &why) < 0) {
+                log_warning("masquerade: IPv6 not wired, the guest gets IPv4 only: %s", why.msg);
+                nat->has6 = false;
+                return 0;
+        }
+        struct in6_addr gateway;
+        inet_pton(AF_INET6, MASQ_GATEWAY6, &gateway);
         inet_pton(AF_INET6, MASQ_GUEST6, &nat->guest6);
-        return r;
+        return rtnl_addr_add6(nl, bridge->index, &gateway, MASQ_PREFIX6, err);
 }
 
 /* Router advertisements and DHCPv6 from the bridge, on the DHCPv4 server's fd. */
