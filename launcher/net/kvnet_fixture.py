@@ -105,6 +105,8 @@ class PodNet:
         self.pod_mac = re.search(r"link/ether (\S+)", link).group(1)
         with open(os.path.join(self.dir, "resolv.conf"), "w") as f:
             f.write(f"nameserver {self.host_ip}\nsearch default.svc.cluster.local svc.cluster.local\n")
+            if self.host_ip6:
+                f.write(f"nameserver {self.host_ip6}\n")
 
     def _vmi(self):
         iface = {"name": "default"}

@@ -60,11 +60,12 @@ static int masquerade_v6(rtnl *nl, const rtnl_link *bridge, nat_addrs *nat, kv_e
 }
 
 /* Router advertisements and DHCPv6 from the bridge, on the DHCPv4 server's fd. */
-static int serve_v6(rtnl *nl, const char *bridge_name, unsigned mtu, const nat_addrs *nat, net_result *res,
-                    kv_error *err)
+static int serve_v6(rtnl *nl, const char *bridge_name, unsigned mtu, const nat_addrs *nat,
+                    const resolv_conf *dns, net_result *res, kv_error *err)
 {
         rtnl_link bridge; /* re-read: a bridge takes its MAC from its ports */
-        v6_lease lease = {.addr = nat->guest6, .prefix_len = MASQ_PREFIX6, .mtu = mtu};
+        v6_lease lease = {.addr = nat->guest6, .prefix_len = MASQ_PREFIX6, .mtu = mtu, .n_dns = dns->n_dns6};
+        memcpy(lease.dns, dns->dns6, sizeof(lease.dns));
         inet_pton(AF_INET6, MASQ_NET6, &lease.prefix);
         int r = rtnl_link_get(nl, bridge_name, &bridge, err);
         if (r >= 0) {
@@ -119,7 +120,7 @@ int binding_masquerade(const net_request *req, net_result *res, kv_error *err)
         if (r >= 0)
                 r = serve_lease(bridge_name, &lease, res, err);
         if (r >= 0 && nat.has6)
-                r = serve_v6(nl, bridge_name, pod.mtu, &nat, res, err);
+                r = serve_v6(nl, bridge_name, pod.mtu, &nat, &lease.dns, res, err);
         if (r < 0)
                 return r;
         inet_ntop(AF_INET, &nat.pod4, res->status_ip, sizeof(res->status_ip));

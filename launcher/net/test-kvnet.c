@@ -223,7 +223,7 @@ static void test_dhcp(void)
                           "svc.cluster.local\n"
                           "options ndots:5\n",
                           &l.dns);
-        CHECK(l.dns.n_dns == 1 && l.dns.n_search == 2);
+        CHECK(l.dns.n_dns == 1 && l.dns.n_search == 2 && l.dns.n_dns6 == 1);
         uint8_t in[300], out[DHCP_REPLY_MAX];
         const uint8_t *v;
         int type = 0;
@@ -368,6 +368,7 @@ static void test_v6(void)
               memcmp(v, "\0\x03\0\x01\x02\0\0\0\0\x01", 10) == 0);
         CHECK(dhcp6_find(out, (size_t)len, 3, &v) == 40 && v[3] == 7 && (v[12] << 8 | v[13]) == 5 &&
               memcmp(v + 16, &lease.addr, 16) == 0 && memcmp(v + 32, "\xff\xff\xff\xff", 4) == 0);
+        CHECK(dhcp6_find(out, (size_t)len, 23, &v) < 0); /* no IPv6 name server in the Pod */
         /* REQUEST naming our server id -> REPLY that leases */
         uint8_t request[64];
         memcpy(request, solicit, sizeof(solicit));
@@ -397,6 +398,11 @@ static void test_v6(void)
         /* INFORMATION-REQUEST without client id: our id, no address */
         len = dhcp6_reply(&lease, in, dhcp6_msg(in, 11, NULL, 0), out, sizeof(out), &type, &leased);
         CHECK(len == 18 && type == 7 && !leased && dhcp6_find(out, (size_t)len, 3, &v) < 0);
+        /* the Pod's IPv6 name servers (option 23) */
+        inet_pton(AF_INET6, "fd00:10:96::a", &lease.dns[0]);
+        lease.n_dns = 1;
+        len = dhcp6_reply(&lease, in, dhcp6_msg(in, 11, NULL, 0), out, sizeof(out), &type, &leased);
+        CHECK(len == 38 && dhcp6_find(out, (size_t)len, 23, &v) == 16 && memcmp(v, &lease.dns[0], 16) == 0);
 }
 
 static void test_mac(void)

@@ -10,6 +10,7 @@ usage: test-net.py KVNET_TESTDRIVER [binding...]
 """
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -98,6 +99,8 @@ def check_ipv6_masquerade(pod):
     check(pod.result["status_ip6"] == pod.pod_ip6, f"status_ip6 {pod.result['status_ip6']!r} != {pod.pod_ip6}")
     reply = pod.dhcp6_solicit()
     check(pod.dhcp6_leased(reply, GUEST_IP6), f"DHCPv6 REPLY with {GUEST_IP6} expected, got {reply.hex()}")
+    dns6 = bytes([0, 23, 0, 16]) + socket.inet_pton(socket.AF_INET6, pod.host_ip6)
+    check(dns6 in reply, f"DHCPv6 REPLY without the Pod's IPv6 name server {pod.host_ip6}: {reply.hex()}")
     guest_shell(pod, f"ip -6 addr add {GUEST_IP6}/120 dev eth0 && echo v6-set", r"^v6-set")
     for _ in range(40):  # the guest's solicitations or the periodic advertisement
         try:

@@ -19,6 +19,7 @@
 #define OPT_IAADDR 5
 #define OPT_STATUS_CODE 13
 #define OPT_RAPID_COMMIT 14
+#define OPT_DNS_SERVERS 23
 #define DUID_LL 3
 #define HW_ETHERNET 1
 #define DUID_MAX 130 /* RFC 8415 11.1 */
@@ -196,7 +197,10 @@ ssize_t dhcp6_reply(const v6_lease *lease, const uint8_t *in, size_t n, uint8_t 
                                      m.type == DHCP6_RENEW || m.type == DHCP6_REBIND);
         if (offer)
                 put_ia_na(&b, lease, m.iaid);
-        else if (m.type != DHCP6_INFORMATION_REQUEST)
+        if (lease->n_dns && m.type != DHCP6_RELEASE && m.type != DHCP6_DECLINE) {
+                size_t nd = lease->n_dns < V6_MAX_DNS ? lease->n_dns : V6_MAX_DNS;
+                put16(&b, OPT_DNS_SERVERS), put16(&b, (uint16_t)(16 * nd)), put(&b, lease->dns, 16 * nd);
+        } else if (m.type != DHCP6_INFORMATION_REQUEST)
                 put_status(&b, 0); /* Success: CONFIRM (the address is on-link), RELEASE, DECLINE */
         if (b.overflow)
                 return -EINVAL;

@@ -13,6 +13,7 @@
 #define V6_REPLY_MAX 512
 #define V6_ROUTER_LIFETIME 1800 /* seconds; RAs are repeated well within it (V6_RA_INTERVAL) */
 #define V6_RA_INTERVAL 60
+#define V6_MAX_DNS 4
 
 enum dhcp6_msg_type {
         DHCP6_SOLICIT = 1,
@@ -32,7 +33,9 @@ typedef struct v6_lease {
         struct in6_addr addr;   /* the guest's address (DHCPv6 IA_NA) */
         struct in6_addr prefix; /* the on-link prefix the RA announces (not for SLAAC) */
         int prefix_len;
-        unsigned mtu; /* 0 = no MTU option */
+        unsigned mtu;                    /* 0 = no MTU option */
+        struct in6_addr dns[V6_MAX_DNS]; /* DHCPv6 option 23: the Pod's IPv6 name servers */
+        size_t n_dns;
 } v6_lease;
 
 /* The router advertisement: managed flag (addresses from DHCPv6), us as default router, the prefix on-link
