@@ -198,7 +198,8 @@ static void set_interfaces(cJSON *st, const cJSON *vmi, const char *ip)
 }
 
 /* The guest agent's view the launcher reported: each interface's name in the guest and where its data came
- * from ("domain, guest-agent"), and interfaces only the agent knows; the Pod IP stays the address. */
+ * from ("domain, guest-agent"), and interfaces only the agent knows; the Pod IP stays the address. On a
+ * dual-stack Pod the launcher's ipAddresses (Pod IP first, then the IPv6 address its binding serves) win. */
 static void merge_launcher_interfaces(cJSON *st, const cJSON *ls)
 {
         cJSON *ifs = cJSON_GetObjectItemCaseSensitive(st, "interfaces");
@@ -223,6 +224,11 @@ static void merge_launcher_interfaces(cJSON *st, const cJSON *ls)
                 for (size_t k = 0; k < ARRAY_SIZE(keys); k++)
                         if (kube_str(li, keys[k]))
                                 set_str(mine, keys[k], kube_str(li, keys[k]));
+                const cJSON *ips = cJSON_GetObjectItemCaseSensitive(li, "ipAddresses");
+                if (cJSON_GetArraySize(ips) > 1 &&
+                    !strcmp(kube_str(li, "ipAddress") ?: "", kube_str(mine, "ipAddress") ?: "-"))
+                        cJSON_ReplaceItemInObjectCaseSensitive(mine, "ipAddresses",
+                                                               cJSON_Duplicate(ips, true));
         }
 }
 

@@ -161,9 +161,20 @@ def seeds_dhcp():
     put("fuzz-dhcp", "overload", dhcp_packet(1, mac, bytes([52, 1, 3])))
 
 
+def seeds_dhcp6():
+    client = bytes([0, 1, 0, 10, 0, 3, 0, 1, 0x52, 0x54, 0, 1, 2, 3])
+    ia_na = bytes([0, 3, 0, 12, 0, 0, 0, 7] + [0] * 8)
+    server = bytes([0, 2, 0, 10, 0, 3, 0, 1, 0x52, 0x54, 0, 1, 2, 3])
+    put("fuzz-dhcp6", "solicit", bytes([1, 0xab, 0xcd, 0xef]) + client + ia_na)
+    put("fuzz-dhcp6", "solicit-rapid", bytes([1, 0xab, 0xcd, 0xef]) + client + ia_na + bytes([0, 14, 0, 0]))
+    put("fuzz-dhcp6", "request", bytes([3, 0xab, 0xcd, 0xef]) + client + server + ia_na)
+    put("fuzz-dhcp6", "info-request", bytes([11, 1, 2, 3]))
+    put("fuzz-dhcp6", "router-solicit", bytes([133, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0x52, 0x54, 0, 1, 2, 3]))
+
+
 def main():
     for fn in (seeds_vmi, seeds_netspec, seeds_kubeobject, seeds_kubeconfig, seeds_watchstream, seeds_control,
-               seeds_dhcp):
+               seeds_dhcp, seeds_dhcp6):
         fn()
     for d in sorted(os.listdir(OUT)):
         files = os.listdir(os.path.join(OUT, d))

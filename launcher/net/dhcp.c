@@ -3,6 +3,7 @@
  * or privilege, and is ~300 lines that the unit tests and a fuzzer cover (as KubeVirt does in Go). */
 #include "dhcp.h"
 #include "log.h"
+#include "v6.h"
 #include "macro.h"
 #include "mac.h"
 
@@ -10,13 +11,16 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #define DHCP_SERVER_PORT 67
 #define DHCP_CLIENT_PORT 68
 
 struct dhcp_server {
+        int epfd; /* what the launcher watches: the DHCPv4 socket and, with IPv6, v6_server's fds */
         int fd;
+        v6_server *v6;
         char ifname[IFNAMSIZ];
         dhcp_lease lease;
         bool bound;
@@ -44,10 +48,18 @@ int dhcp_server_new(const char *ifname, const dhcp_lease *lease, dhcp_server **o
         dhcp_server *s = calloc(1, sizeof(*s));
         if (!s)
                 return kv_error_errno(err, ENOMEM, "dhcp");
-        s->fd = open_socket(ifname, err);
-        if (s->fd < 0) {
-                int r = s->fd;
+        s->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (s->epfd < 0) {
                 free(s);
+                return kv_error_errno(err, errno, "dhcp: epoll");
+        }
+        s->fd = open_socket(ifname, err);
+        int r = s->fd;
+        if (r >= 0 && epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->fd,
+                                &(struct epoll_event){.events = EPOLLIN, .data.fd = s->fd}) < 0)
+                r = kv_error_errno(err, errno, "dhcp: epoll add");
+        if (r < 0) {
+                dhcp_server_free(s);
                 return r;
         }
         snprintf(s->ifname, sizeof(s->ifname), "%s", ifname);
@@ -60,18 +72,31 @@ void dhcp_server_free(dhcp_server *s)
 {
         if (!s)
                 return;
-        close(s->fd);
+        v6_server_free(s->v6);
+        if (s->fd >= 0)
+                close(s->fd);
+        close(s->epfd);
         free(s);
+}
+
+int dhcp_server_add_v6(dhcp_server *s, int ifindex, const v6_lease *lease, kv_error *err)
+{
+        return v6_server_new(s->ifname, ifindex, lease, s->epfd, &s->v6, err);
 }
 
 int dhcp_server_fd(const dhcp_server *s)
 {
-        return s->fd;
+        return s->epfd;
 }
 
 bool dhcp_server_bound(const dhcp_server *s)
 {
         return s->bound;
+}
+
+bool dhcp_server_bound6(const dhcp_server *s)
+{
+        return v6_server_bound(s->v6);
 }
 
 static void log_reply(dhcp_server *s, int type)
@@ -107,6 +132,12 @@ static int answer(dhcp_server *s, const uint8_t *in, size_t n, kv_error *err)
 
 int dhcp_server_handle(dhcp_server *s, kv_error *err)
 {
+        /* The epoll set is level-triggered: draining every socket and the timer is what clears it. */
+        if (s->v6) {
+                int r = v6_server_handle(s->v6, err);
+                if (r < 0)
+                        return r;
+        }
         for (;;) {
                 uint8_t in[1500];
                 ssize_t n = recv(s->fd, in, sizeof(in), 0);

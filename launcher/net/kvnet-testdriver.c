@@ -163,10 +163,12 @@ static pid_t start_qemu(const options *o, const net_result *net)
 
 static void print_result(const net_result *net, pid_t qemu)
 {
-        printf("{\"binding\":\"%s\",\"guest_ip\":\"%s\",\"status_ip\":\"%s\",\"mac\":\"%s\",\"tap\":\"%s\","
+        printf("{\"binding\":\"%s\",\"guest_ip\":\"%s\",\"status_ip\":\"%s\",\"guest_ip6\":\"%s\","
+               "\"status_ip6\":\"%s\",\"mac\":\"%s\",\"tap\":\"%s\","
                "\"net_admin\":%s,\"qemu_pid\":%d,\"netdev\":%s,\"device\":%s}\n",
-               net_binding_name(net->binding), net->guest_ip, net->status_ip, net->mac, net->tap_name,
-               has_net_admin() ? "true" : "false", (int)qemu, net->netdev_json, net->device_json);
+               net_binding_name(net->binding), net->guest_ip, net->status_ip, net->guest_ip6, net->status_ip6,
+               net->mac, net->tap_name, has_net_admin() ? "true" : "false", (int)qemu, net->netdev_json,
+               net->device_json);
         fflush(stdout);
 }
 
@@ -182,7 +184,7 @@ static int run_loop(const options *o, net_result *net, pid_t qemu)
         if (net->dhcp)
                 epoll_ctl(ep, EPOLL_CTL_ADD, dhcp_server_fd(net->dhcp),
                           &(struct epoll_event){.events = EPOLLIN, .data.fd = dhcp_server_fd(net->dhcp)});
-        bool announced = false;
+        bool announced = false, announced6 = false;
         for (int waited_ms = 0; waited_ms < o->timeout * 1000;) {
                 struct epoll_event ev;
                 int n = epoll_wait(ep, &ev, 1, 1000);
@@ -196,6 +198,8 @@ static int run_loop(const options *o, net_result *net, pid_t qemu)
                                 log_warning("%s", err.msg);
                         if (!announced && dhcp_server_bound(net->dhcp))
                                 log_info("guest bound its DHCP lease"), announced = true;
+                        if (!announced6 && dhcp_server_bound6(net->dhcp))
+                                log_info("guest took its DHCPv6 address"), announced6 = true;
                         continue;
                 }
                 struct signalfd_siginfo si;

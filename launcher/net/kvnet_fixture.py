@@ -21,6 +21,21 @@ import hostcaps  # noqa: E402
 
 HTTP_PORT = 8080  # the guest's busybox httpd
 
+# A DHCPv6 client for one exchange with the launcher's server on the masquerade bridge, run in the Pod's
+# namespace (the test guest's busybox has no DHCPv6 client): SOLICIT with rapid commit and an IA_NA,
+# prints the reply in hex.
+DHCP6_CLIENT = """
+import socket, sys
+idx = socket.if_nametoindex(sys.argv[1])
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, idx)
+s.bind(("::", 546))
+s.settimeout(5)
+msg = bytes([1, 0x12, 0x34, 0x56]) + bytes([0, 1, 0, 4]) + b"kvt6" + bytes([0, 3, 0, 12, 0, 0, 0, 9] + [0] * 8)
+s.sendto(msg + bytes([0, 14, 0, 0]), ("ff02::1:2", 547, 0, idx))
+print(s.recvfrom(1500)[0].hex())
+"""
+
 
 def run(*cmd, check=True, **kw):
     return subprocess.run(cmd, check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
@@ -43,8 +58,11 @@ def can_run():
 class PodNet:
     """with PodNet(driver, "masquerade", 1) as pod: pod.host(...), pod.serial_cmd(...)"""
 
-    def __init__(self, driver, binding, index, ports=(HTTP_PORT,), append="", timeout=150):
+    def __init__(self, driver, binding, index, ports=(HTTP_PORT,), append="", timeout=150, ipv6=False):
         self.driver, self.binding, self.index = driver, binding, index
+        # dual stack: the veth also gets fd00:231:N::1 (host side) and ::2 (the Pod), a default route too
+        self.host_ip6 = f"fd00:231:{index}::1" if ipv6 else None
+        self.pod_ip6 = f"fd00:231:{index}::2" if ipv6 else None
         self.ports, self.append, self.timeout = ports, append, timeout
         tag = f"kvn{os.getpid() % 100000}x{index}"
         self.ns_pod, self.ns_host = f"{tag}-pod", f"{tag}-host"
@@ -79,10 +97,16 @@ class PodNet:
             run("ip", "-n", ns, "link", "set", dev, "up")
             run("ip", "-n", ns, "link", "set", "lo", "up")
         run("ip", "-n", self.ns_pod, "route", "add", "default", "via", self.host_ip)
+        if self.pod_ip6:
+            for ns, dev, ip in ((self.ns_host, "h0", self.host_ip6), (self.ns_pod, "eth0", self.pod_ip6)):
+                run("ip", "-n", ns, "addr", "add", f"{ip}/64", "dev", dev, "nodad")
+            run("ip", "-n", self.ns_pod, "-6", "route", "add", "default", "via", self.host_ip6)
         link = run("ip", "-n", self.ns_pod, "-o", "link", "show", "eth0").stdout
         self.pod_mac = re.search(r"link/ether (\S+)", link).group(1)
         with open(os.path.join(self.dir, "resolv.conf"), "w") as f:
             f.write(f"nameserver {self.host_ip}\nsearch default.svc.cluster.local svc.cluster.local\n")
+            if self.host_ip6:
+                f.write(f"nameserver {self.host_ip6}\n")
 
     def _vmi(self):
         iface = {"name": "default"}
@@ -127,6 +151,20 @@ class PodNet:
                              stderr=subprocess.DEVNULL)
         self.procs.append(p)
         return p
+
+    def pod(self, *cmd, timeout=30):
+        """Runs a command in the Pod's namespace (where the launcher runs)."""
+        return run("ip", "netns", "exec", self.ns_pod, *cmd, check=False, timeout=timeout)
+
+    def dhcp6_solicit(self, bridge="k6t-eth0"):
+        """The launcher's DHCPv6 reply to a SOLICIT (rapid commit) sent on the bridge, or b"" on timeout."""
+        r = self.pod(sys.executable, "-c", DHCP6_CLIENT, bridge)
+        return bytes.fromhex(r.stdout.strip()) if r.returncode == 0 else b""
+
+    @staticmethod
+    def dhcp6_leased(reply, addr):
+        """True when reply is a REPLY to dhcp6_solicit's transaction that carries addr."""
+        return reply[:4] == bytes([7, 0x12, 0x34, 0x56]) and socket.inet_pton(socket.AF_INET6, addr) in reply
 
     def host(self, *cmd, timeout=30):
         return run("ip", "netns", "exec", self.ns_host, *cmd, check=False, timeout=timeout)

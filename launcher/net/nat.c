@@ -1,7 +1,8 @@
 /* SNAT (masquerade) of the guest's traffic out of the Pod interface and DNAT of the Pod IP's inbound
  * traffic to the guest: every port, or only spec ports[], except the live-migration ports, which belong
- * to the launcher's QEMU. The text handed to libnftables is built only from addresses, numbers and an
- * interface name checked against [A-Za-z0-9._-]. */
+ * to the launcher's QEMU. One table per family: "ip", and "ip6" when the Pod has an IPv6 address. The text
+ * handed to libnftables is built only from addresses, numbers and an interface name checked against
+ * [A-Za-z0-9._-]. */
 #include "nat.h"
 #include "macro.h"
 #include "migration-ports.h"
@@ -31,8 +32,9 @@ static void add(buf *b, const char *fmt, ...)
                 b->len += (size_t)n;
 }
 
-/* One DNAT rule per protocol listing its ports as an anonymous set. */
-static void add_port_rules(buf *b, const char *ifname, const char *pod, const char *guest,
+/* One DNAT rule per protocol listing its ports as an anonymous set. fam is "ip" or "ip6": both the
+ * table family and the address match keyword. */
+static void add_port_rules(buf *b, const char *fam, const char *ifname, const char *pod, const char *guest,
                            const net_port *ports, size_t n, int protocol)
 {
         const char *sep = "";
@@ -41,8 +43,8 @@ static void add_port_rules(buf *b, const char *ifname, const char *pod, const ch
                 if (ports[i].protocol != protocol)
                         continue;
                 if (!any)
-                        add(b, "add rule ip " NAT_TABLE " prerouting iifname \"%s\" ip daddr %s %s dport { ",
-                            ifname, pod, protocol == IPPROTO_TCP ? "tcp" : "udp");
+                        add(b, "add rule %s " NAT_TABLE " prerouting iifname \"%s\" %s daddr %s %s dport { ",
+                            fam, ifname, fam, pod, protocol == IPPROTO_TCP ? "tcp" : "udp");
                 add(b, "%s%u", sep, ports[i].port);
                 sep = ", ";
                 any = true;
@@ -57,34 +59,51 @@ static bool ifname_ok(const char *s)
                strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == strlen(s);
 }
 
-int nat_render(const char *ifname, struct in_addr pod_ip, struct in_addr guest_ip, const net_port *ports,
-               size_t n_ports, char *out, size_t outsz)
+/* The table of one family: the same rules for IPv4 ("ip") and IPv6 ("ip6"). */
+static void render_family(buf *b, const char *fam, const char *ifname, const char *pod, const char *guest,
+                          const net_port *ports, size_t n_ports)
+{
+        /* add+delete first so that a second run replaces the table instead of failing or doubling rules */
+        add(b, "add table %s " NAT_TABLE "\ndelete table %s " NAT_TABLE "\nadd table %s " NAT_TABLE "\n", fam,
+            fam, fam);
+        add(b,
+            "add chain %s " NAT_TABLE
+            " prerouting { type nat hook prerouting priority dstnat; policy accept; }\n",
+            fam);
+        add(b,
+            "add chain %s " NAT_TABLE
+            " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n",
+            fam);
+        add(b, "add rule %s " NAT_TABLE " postrouting %s saddr %s oifname \"%s\" masquerade\n", fam, fam,
+            guest, ifname);
+        /* First: a migration target's QEMU listens on these in the Pod itself (KubeVirt keeps them too);
+         * accept ends the nat hook, so no DNAT below applies, even for ports[] listing them. */
+        add(b,
+            "add rule %s " NAT_TABLE " prerouting iifname \"%s\" %s daddr %s tcp dport { %d, %d } accept\n",
+            fam, ifname, fam, pod, KV_MIGRATION_PORT, KV_MIGRATION_NBD_PORT);
+        if (n_ports == 0) {
+                add(b, "add rule %s " NAT_TABLE " prerouting iifname \"%s\" %s daddr %s dnat to %s\n", fam,
+                    ifname, fam, pod, guest);
+        } else {
+                add_port_rules(b, fam, ifname, pod, guest, ports, n_ports, IPPROTO_TCP);
+                add_port_rules(b, fam, ifname, pod, guest, ports, n_ports, IPPROTO_UDP);
+        }
+}
+
+int nat_render(const char *ifname, const nat_addrs *a, const net_port *ports, size_t n_ports, char *out,
+               size_t outsz)
 {
         if (!ifname_ok(ifname))
                 return -EINVAL;
-        char pod[INET_ADDRSTRLEN], guest[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &pod_ip, pod, sizeof(pod));
-        inet_ntop(AF_INET, &guest_ip, guest, sizeof(guest));
+        char pod[INET6_ADDRSTRLEN], guest[INET6_ADDRSTRLEN];
         buf b = {.p = out, .cap = outsz};
-        /* add+delete first so that a second run replaces the table instead of failing or doubling rules */
-        add(&b, "add table ip " NAT_TABLE "\ndelete table ip " NAT_TABLE "\nadd table ip " NAT_TABLE "\n");
-        add(&b, "add chain ip " NAT_TABLE
-                " prerouting { type nat hook prerouting priority dstnat; policy accept; }\n");
-        add(&b, "add chain ip " NAT_TABLE
-                " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n");
-        add(&b, "add rule ip " NAT_TABLE " postrouting ip saddr %s oifname \"%s\" masquerade\n", guest,
-            ifname);
-        /* First: a migration target's QEMU listens on these in the Pod itself (KubeVirt keeps them too);
-         * accept ends the nat hook, so no DNAT below applies, even for ports[] listing them. */
-        add(&b,
-            "add rule ip " NAT_TABLE " prerouting iifname \"%s\" ip daddr %s tcp dport { %d, %d } accept\n",
-            ifname, pod, KV_MIGRATION_PORT, KV_MIGRATION_NBD_PORT);
-        if (n_ports == 0) {
-                add(&b, "add rule ip " NAT_TABLE " prerouting iifname \"%s\" ip daddr %s dnat to %s\n",
-                    ifname, pod, guest);
-        } else {
-                add_port_rules(&b, ifname, pod, guest, ports, n_ports, IPPROTO_TCP);
-                add_port_rules(&b, ifname, pod, guest, ports, n_ports, IPPROTO_UDP);
+        inet_ntop(AF_INET, &a->pod4, pod, sizeof(pod));
+        inet_ntop(AF_INET, &a->guest4, guest, sizeof(guest));
+        render_family(&b, "ip", ifname, pod, guest, ports, n_ports);
+        if (a->has6) {
+                inet_ntop(AF_INET6, &a->pod6, pod, sizeof(pod));
+                inet_ntop(AF_INET6, &a->guest6, guest, sizeof(guest));
+                render_family(&b, "ip6", ifname, pod, guest, ports, n_ports);
         }
         return b.overflow ? -ENOBUFS : (int)b.len;
 }
@@ -95,11 +114,10 @@ static void nft_ctx_freep(struct nft_ctx **ctx)
                 nft_ctx_free(*ctx);
 }
 
-int nat_apply(const char *ifname, struct in_addr pod_ip, struct in_addr guest_ip, const net_port *ports,
-              size_t n_ports, kv_error *err)
+int nat_apply(const char *ifname, const nat_addrs *a, const net_port *ports, size_t n_ports, kv_error *err)
 {
-        char rules[8192];
-        int r = nat_render(ifname, pod_ip, guest_ip, ports, n_ports, rules, sizeof(rules));
+        char rules[16384];
+        int r = nat_render(ifname, a, ports, n_ports, rules, sizeof(rules));
         if (r < 0)
                 return kv_error_errno(err, -r, "nftables: render rules for interface \"%s\"", ifname);
         _cleanup_(nft_ctx_freep) struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);

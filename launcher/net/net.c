@@ -109,18 +109,25 @@ static int binding_slirp(const net_request *req, net_result *res, kv_error *err)
         return 0;
 }
 
-/* Where the VM answers for slirp and passt: the Pod's address, read without privilege. */
-static void pod_ip_lookup(const net_request *req, char *out, size_t outsz)
+/* Where the VM answers for slirp and passt: the Pod's address, read without privilege. passt also gives
+ * the guest the Pod's IPv6 address and forwards its ports (dual stack). */
+static void pod_ip_lookup(const net_request *req, net_result *res)
 {
         _cleanup_(rtnl_closep) rtnl *nl = NULL;
         rtnl_link pod;
         struct in_addr ip;
+        struct in6_addr ip6;
         int prefix;
         kv_error ignored = {0};
-        if (rtnl_open(&nl, &ignored) < 0 || rtnl_link_get(nl, net_pod_ifname(req), &pod, &ignored) < 0 ||
-            rtnl_addr_get4(nl, pod.index, &ip, &prefix, &ignored) < 0)
+        if (rtnl_open(&nl, &ignored) < 0 || rtnl_link_get(nl, net_pod_ifname(req), &pod, &ignored) < 0)
                 return;
-        inet_ntop(AF_INET, &ip, out, outsz);
+        if (!res->status_ip[0] && rtnl_addr_get4(nl, pod.index, &ip, &prefix, &ignored) >= 0)
+                inet_ntop(AF_INET, &ip, res->status_ip, sizeof(res->status_ip));
+        if (req->binding == NET_BINDING_PASST &&
+            rtnl_addr_get6(nl, pod.index, &ip6, &prefix, &ignored) >= 0) {
+                inet_ntop(AF_INET6, &ip6, res->status_ip6, sizeof(res->status_ip6));
+                snprintf(res->guest_ip6, sizeof(res->guest_ip6), "%s", res->status_ip6);
+        }
 }
 
 static void fill_common(const net_request *req, net_result *res)
@@ -177,16 +184,16 @@ int net_setup(const net_request *req, net_result *res, kv_error *err)
                 return r;
         }
         render_device(req, res);
-        if (!res->status_ip[0])
-                pod_ip_lookup(req, res->status_ip, sizeof(res->status_ip));
+        if (!res->status_ip[0] || req->binding == NET_BINDING_PASST)
+                pod_ip_lookup(req, res);
         if (!res->guest_ip[0])
                 snprintf(res->guest_ip, sizeof(res->guest_ip), "%s", res->status_ip);
         if (!req->keep_caps && (r = caps_drop_net_admin(err)) < 0) {
                 net_result_release(res);
                 return r;
         }
-        log_info("net: %s binding ready: guest %s mac %s, netdev %s", net_binding_name(req->binding),
-                 res->guest_ip, res->mac, res->netdev_json);
+        log_info("net: %s binding ready: guest %s%s%s mac %s, netdev %s", net_binding_name(req->binding),
+                 res->guest_ip, res->guest_ip6[0] ? " and " : "", res->guest_ip6, res->mac, res->netdev_json);
         return 0;
 }
 

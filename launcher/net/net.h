@@ -25,6 +25,9 @@ typedef struct net_result {
         char guest_ip[INET_ADDRSTRLEN]; /* the address the guest gets (10.0.2.2, the Pod IP, 10.0.2.15) */
         char
             status_ip[INET_ADDRSTRLEN]; /* status.interfaces[].ipAddress: where the VM answers (the Pod IP) */
+        /* Dual stack (the Pod interface has a global IPv6 address), else "": */
+        char guest_ip6[INET6_ADDRSTRLEN];  /* masquerade: fd10:0:2::2 (RA + DHCPv6); passt: the Pod's */
+        char status_ip6[INET6_ADDRSTRLEN]; /* status.interfaces[].ipAddresses[1]: the Pod's IPv6 address */
         char passt_socket[108];
         pid_t passt_pid;   /* passt child to supervise and kill, or 0 */
         int macvtap_fd;    /* macvtap: /dev/tapN, to hand to QEMU at req->child_fd; 0 = none */
@@ -53,9 +56,12 @@ int net_drop_caps(kv_error *err);
 /* Closes the DHCP server and stops passt. Links and rules die with the Pod's network namespace. */
 void net_result_release(net_result *res);
 
-/* The built-in DHCPv4 server (masquerade, bridge): one client, one fixed lease. */
+/* The built-in DHCPv4 server (masquerade, bridge): one client, one fixed lease; on a dual-stack Pod
+ * masquerade's also sends router advertisements and serves DHCPv6. One fd (an epoll set) for all. */
 int dhcp_server_fd(const dhcp_server *s);
 /* Reads and answers every pending request (the fd is non-blocking). Returns 0 or a negative errno. */
 int dhcp_server_handle(dhcp_server *s, kv_error *err);
 /* True once the guest has been ACKed its address. */
 bool dhcp_server_bound(const dhcp_server *s);
+/* True once the guest has been given its IPv6 address by DHCPv6. */
+bool dhcp_server_bound6(const dhcp_server *s);

@@ -28,8 +28,11 @@ static void parse_line(char *line, resolv_conf *out)
         if (strcmp(key, "nameserver") == 0) {
                 char *addr = strtok_r(rest, " \t\r\n", &save);
                 struct in_addr a;
+                struct in6_addr a6;
                 if (addr && out->n_dns < RESOLV_MAX_DNS && inet_pton(AF_INET, addr, &a) == 1)
                         out->dns[out->n_dns++] = a;
+                else if (addr && out->n_dns6 < RESOLV_MAX_DNS && inet_pton(AF_INET6, addr, &a6) == 1)
+                        out->dns6[out->n_dns6++] = a6;
         } else if (strcmp(key, "search") == 0 || strcmp(key, "domain") == 0) {
                 parse_search(rest, out);
         }

@@ -179,31 +179,47 @@ int rtnl_macvtap_add(rtnl *nl, const char *name, int link, int index, const uint
         return 0;
 }
 
-static int addr_change(rtnl *nl, uint16_t type, uint16_t flags, int index, struct in_addr addr, int prefix)
+static int addr_change(rtnl *nl, uint16_t type, uint16_t flags, int family, int index, const void *addr,
+                       int prefix)
 {
+        size_t len = family == AF_INET6 ? sizeof(struct in6_addr) : sizeof(struct in_addr);
         struct nlmsghdr *nlh = request(nl, type, NLM_F_ACK | flags);
         struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
-        ifa->ifa_family = AF_INET;
+        ifa->ifa_family = (unsigned char)family;
         ifa->ifa_prefixlen = (unsigned char)prefix;
         ifa->ifa_index = (unsigned)index;
         ifa->ifa_scope = RT_SCOPE_UNIVERSE;
-        mnl_attr_put(nlh, IFA_LOCAL, sizeof(addr), &addr);
-        mnl_attr_put(nlh, IFA_ADDRESS, sizeof(addr), &addr);
+        /* IPv6: usable at once (the bridge is ours alone; duplicate address detection would only delay
+         * the guest's first packets) */
+        ifa->ifa_flags = family == AF_INET6 ? IFA_F_NODAD : 0;
+        mnl_attr_put(nlh, IFA_LOCAL, len, addr);
+        mnl_attr_put(nlh, IFA_ADDRESS, len, addr);
         return talk(nl, nlh, NULL, NULL);
 }
 
 int rtnl_addr_add(rtnl *nl, int index, struct in_addr addr, int prefix, kv_error *err)
 {
-        int r = addr_change(nl, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, index, addr, prefix);
+        int r = addr_change(nl, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, AF_INET, index, &addr, prefix);
         if (r < 0)
                 return kv_error_errno(err, -r, "netlink: add %s/%d to link %d", inet_ntoa(addr), prefix,
                                       index);
         return 0;
 }
 
+int rtnl_addr_add6(rtnl *nl, int index, const struct in6_addr *addr, int prefix, kv_error *err)
+{
+        int r = addr_change(nl, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, AF_INET6, index, addr, prefix);
+        if (r < 0) {
+                char text[INET6_ADDRSTRLEN];
+                inet_ntop(AF_INET6, addr, text, sizeof(text));
+                return kv_error_errno(err, -r, "netlink: add %s/%d to link %d", text, prefix, index);
+        }
+        return 0;
+}
+
 int rtnl_addr_del(rtnl *nl, int index, struct in_addr addr, int prefix, kv_error *err)
 {
-        int r = addr_change(nl, RTM_DELADDR, 0, index, addr, prefix);
+        int r = addr_change(nl, RTM_DELADDR, 0, AF_INET, index, &addr, prefix);
         if (r < 0)
                 return kv_error_errno(err, -r, "netlink: remove %s/%d from link %d", inet_ntoa(addr), prefix,
                                       index);
@@ -211,9 +227,10 @@ int rtnl_addr_del(rtnl *nl, int index, struct in_addr addr, int prefix, kv_error
 }
 
 typedef struct addr_query {
+        int family;
         int index;
         bool found;
-        struct in_addr addr;
+        struct in6_addr addr; /* an in_addr in its first 4 bytes for AF_INET */
         int prefix;
 } addr_query;
 
@@ -221,13 +238,19 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 {
         addr_query *q = data;
         struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
-        if (q->found || ifa->ifa_family != AF_INET || (int)ifa->ifa_index != q->index)
+        if (q->found || ifa->ifa_family != q->family || (int)ifa->ifa_index != q->index)
                 return MNL_CB_OK;
+        /* IPv6: global addresses only (not the link-local one every link has) */
+        if (q->family == AF_INET6 && ifa->ifa_scope != RT_SCOPE_UNIVERSE)
+                return MNL_CB_OK;
+        /* IPv4 has the interface's own address in IFA_LOCAL, IPv6 in IFA_ADDRESS */
+        uint16_t want = q->family == AF_INET ? IFA_LOCAL : IFA_ADDRESS;
+        size_t len = q->family == AF_INET ? 4 : 16;
         struct nlattr *attr;
         mnl_attr_for_each(attr, nlh, sizeof(*ifa))
         {
-                if (mnl_attr_get_type(attr) == IFA_LOCAL && mnl_attr_get_payload_len(attr) == 4) {
-                        memcpy(&q->addr, mnl_attr_get_payload(attr), 4);
+                if (mnl_attr_get_type(attr) == want && mnl_attr_get_payload_len(attr) == len) {
+                        memcpy(&q->addr, mnl_attr_get_payload(attr), len);
                         q->prefix = ifa->ifa_prefixlen;
                         q->found = true;
                 }
@@ -235,17 +258,38 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
         return MNL_CB_OK;
 }
 
-int rtnl_addr_get4(rtnl *nl, int index, struct in_addr *addr, int *prefix, kv_error *err)
+static int addr_get(rtnl *nl, int family, int index, addr_query *q, kv_error *err)
 {
         struct nlmsghdr *nlh = request(nl, RTM_GETADDR, NLM_F_DUMP);
         struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
-        ifa->ifa_family = AF_INET;
-        addr_query q = {.index = index};
-        int r = talk(nl, nlh, addr_cb, &q);
+        ifa->ifa_family = (unsigned char)family;
+        *q = (addr_query){.family = family, .index = index};
+        int r = talk(nl, nlh, addr_cb, q);
         if (r < 0)
                 return kv_error_errno(err, -r, "netlink: list addresses");
-        if (!q.found)
-                return kv_error_set(err, ENOENT, "link %d has no IPv4 address", index);
+        if (!q->found)
+                return kv_error_set(err, ENOENT, "link %d has no %s address", index,
+                                    family == AF_INET ? "IPv4" : "global IPv6");
+        return 0;
+}
+
+int rtnl_addr_get4(rtnl *nl, int index, struct in_addr *addr, int *prefix, kv_error *err)
+{
+        addr_query q;
+        int r = addr_get(nl, AF_INET, index, &q, err);
+        if (r < 0)
+                return r;
+        memcpy(addr, &q.addr, sizeof(*addr));
+        *prefix = q.prefix;
+        return 0;
+}
+
+int rtnl_addr_get6(rtnl *nl, int index, struct in6_addr *addr, int *prefix, kv_error *err)
+{
+        addr_query q;
+        int r = addr_get(nl, AF_INET6, index, &q, err);
+        if (r < 0)
+                return r;
         *addr = q.addr;
         *prefix = q.prefix;
         return 0;

@@ -49,8 +49,12 @@ int rtnl_bridge_add(rtnl *nl, const char *name, unsigned mtu, kv_error *err);
 int rtnl_macvtap_add(rtnl *nl, const char *name, int link, int index, const uint8_t *mac, unsigned mtu,
                      kv_error *err);
 int rtnl_addr_add(rtnl *nl, int index, struct in_addr addr, int prefix, kv_error *err);
+/* An IPv6 address, without duplicate address detection. */
+int rtnl_addr_add6(rtnl *nl, int index, const struct in6_addr *addr, int prefix, kv_error *err);
 int rtnl_addr_del(rtnl *nl, int index, struct in_addr addr, int prefix, kv_error *err);
 /* The first IPv4 address of the link; -ENOENT when it has none. */
 int rtnl_addr_get4(rtnl *nl, int index, struct in_addr *addr, int *prefix, kv_error *err);
+/* The first global IPv6 address of the link (link-local ones are skipped); -ENOENT when it has none. */
+int rtnl_addr_get6(rtnl *nl, int index, struct in6_addr *addr, int *prefix, kv_error *err);
 /* IPv4 routes of the main table going out of index (the default route included). */
 int rtnl_routes_get4(rtnl *nl, int index, rtnl_route4 *routes, size_t max, size_t *n, kv_error *err);

@@ -5,6 +5,7 @@
 #include "nat.h"
 #include "net.h"
 #include "resolv.h"
+#include "v6-packet.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -222,7 +223,7 @@ static void test_dhcp(void)
                           "svc.cluster.local\n"
                           "options ndots:5\n",
                           &l.dns);
-        CHECK(l.dns.n_dns == 1 && l.dns.n_search == 2);
+        CHECK(l.dns.n_dns == 1 && l.dns.n_search == 2 && l.dns.n_dns6 == 1);
         uint8_t in[300], out[DHCP_REPLY_MAX];
         const uint8_t *v;
         int type = 0;
@@ -279,22 +280,129 @@ static void test_dhcp(void)
 
 static void test_nat(void)
 {
-        struct in_addr pod, guest;
-        inet_pton(AF_INET, "10.200.0.2", &pod);
-        inet_pton(AF_INET, "10.0.2.2", &guest);
+        nat_addrs a = {0};
+        inet_pton(AF_INET, "10.200.0.2", &a.pod4);
+        inet_pton(AF_INET, "10.0.2.2", &a.guest4);
         net_port ports[] = {{IPPROTO_TCP, 80}, {IPPROTO_UDP, 53}, {IPPROTO_TCP, 8080}};
-        char out[4096];
-        CHECK(nat_render("eth0", pod, guest, ports, 3, out, sizeof(out)) > 0);
+        char out[8192];
+        CHECK(nat_render("eth0", &a, ports, 3, out, sizeof(out)) > 0);
         CHECK(strstr(out, "iifname \"eth0\" ip daddr 10.200.0.2 tcp dport { 80, 8080 } dnat to 10.0.2.2\n"));
         CHECK(strstr(out, "udp dport { 53 } dnat to 10.0.2.2\n"));
         CHECK(strstr(out, "ip saddr 10.0.2.2 oifname \"eth0\" masquerade\n"));
-        CHECK(nat_render("eth0", pod, guest, NULL, 0, out, sizeof(out)) > 0);
+        CHECK(!strstr(out, "ip6"));
+        CHECK(nat_render("eth0", &a, NULL, 0, out, sizeof(out)) > 0);
         CHECK(strstr(out, "iifname \"eth0\" ip daddr 10.200.0.2 dnat to 10.0.2.2\n"));
         /* the migration ports stay with the launcher, and come before any DNAT */
         const char *keep = strstr(out, "ip daddr 10.200.0.2 tcp dport { 49152, 49153 } accept\n");
         CHECK(keep && keep < strstr(out, "dnat to"));
-        CHECK(nat_render("eth0\"; flush ruleset", pod, guest, NULL, 0, out, sizeof(out)) == -22);
-        CHECK(nat_render("eth0", pod, guest, NULL, 0, out, 20) == -105);
+        CHECK(nat_render("eth0\"; flush ruleset", &a, NULL, 0, out, sizeof(out)) == -22);
+        CHECK(nat_render("eth0", &a, NULL, 0, out, 20) == -105);
+        /* dual stack: an ip6 table with the same rules */
+        a.has6 = true;
+        inet_pton(AF_INET6, "fd00:10:244::5", &a.pod6);
+        inet_pton(AF_INET6, "fd10:0:2::2", &a.guest6);
+        CHECK(nat_render("eth0", &a, ports, 3, out, sizeof(out)) > 0);
+        CHECK(strstr(out, "add table ip6 kvlite_nat\n"));
+        CHECK(strstr(
+            out, "add rule ip6 kvlite_nat postrouting ip6 saddr fd10:0:2::2 oifname \"eth0\" masquerade\n"));
+        CHECK(strstr(
+            out, "iifname \"eth0\" ip6 daddr fd00:10:244::5 tcp dport { 80, 8080 } dnat to fd10:0:2::2\n"));
+        keep = strstr(out, "ip6 daddr fd00:10:244::5 tcp dport { 49152, 49153 } accept\n");
+        CHECK(keep && keep < strstr(out, "ip6 daddr fd00:10:244::5 tcp dport { 80"));
+        CHECK(strstr(out, "ip daddr 10.200.0.2 udp dport { 53 } dnat to 10.0.2.2\n"));
+}
+
+/* A DHCPv6 client message: type, transaction id 0xabcdef, then the given options. */
+static size_t dhcp6_msg(uint8_t *m, int type, const uint8_t *opts, size_t n)
+{
+        m[0] = (uint8_t)type, m[1] = 0xab, m[2] = 0xcd, m[3] = 0xef;
+        if (n)
+                memcpy(m + 4, opts, n);
+        return 4 + n;
+}
+
+/* The option code's value in a DHCPv6 message (top level), its length, or -1. */
+static int dhcp6_find(const uint8_t *m, size_t n, int code, const uint8_t **v)
+{
+        for (size_t at = 4; at + 4 <= n;) {
+                int c = m[at] << 8 | m[at + 1], len = m[at + 2] << 8 | m[at + 3];
+                if (c == code) {
+                        *v = m + at + 4;
+                        return len;
+                }
+                at += 4 + (size_t)len;
+        }
+        return -1;
+}
+
+static void test_v6(void)
+{
+        v6_lease lease = {.server_mac = {0x02, 0, 0, 0, 0, 0x01}, .prefix_len = 120, .mtu = 1450};
+        inet_pton(AF_INET6, "fd10:0:2::2", &lease.addr);
+        inet_pton(AF_INET6, "fd10:0:2::", &lease.prefix);
+        uint8_t ra[V6_REPLY_MAX];
+        size_t n = v6_ra_build(&lease, ra, sizeof(ra));
+        /* header 16, source link-layer 8, MTU 8, prefix 32; managed + other flags; lifetime 1800 */
+        CHECK(n == 64 && ra[0] == 134 && ra[5] == 0xc0 && (ra[6] << 8 | ra[7]) == 1800);
+        CHECK(ra[16] == 1 && memcmp(ra + 18, lease.server_mac, 6) == 0);
+        CHECK(ra[24] == 5 && ra[31] == (1450 & 0xff));
+        CHECK(ra[32] == 3 && ra[34] == 120 && ra[35] == 0x80 && memcmp(ra + 48, &lease.prefix, 16) == 0);
+        CHECK(v6_ra_build(&lease, ra, 40) == 0);
+        CHECK(v6_is_router_solicit((const uint8_t *)"\x85\0\0\0\0\0\0\0", 8));
+        CHECK(v6_is_router_solicit((const uint8_t *)"\x85\0\0\0\0\0\0\0\x01\x01\x02\0\0\0\0\x01", 16));
+        CHECK(!v6_is_router_solicit((const uint8_t *)"\x85\0\0\0\0\0\0\0\x01\x00", 10)); /* length 0 */
+        CHECK(!v6_is_router_solicit((const uint8_t *)"\x86\0\0\0\0\0\0\0", 8));
+
+        /* SOLICIT with a client id and IA_NA (IAID 7) -> ADVERTISE with our DUID-LL and the address */
+        const uint8_t solicit[] = {0, 1, 0, 4, 0xde, 0xad, 0xbe, 0xef, 0, 3, 0, 12,
+                                   0, 0, 0, 7, 0,    0,    0,    0,    0, 0, 0, 0};
+        uint8_t in[256], out[V6_REPLY_MAX];
+        const uint8_t *v;
+        int type;
+        bool leased;
+        ssize_t len = dhcp6_reply(&lease, in, dhcp6_msg(in, 1, solicit, sizeof(solicit)), out, sizeof(out),
+                                  &type, &leased);
+        CHECK(len > 0 && type == 2 && !leased && out[0] == 2 && memcmp(out + 1, "\xab\xcd\xef", 3) == 0);
+        CHECK(dhcp6_find(out, (size_t)len, 1, &v) == 4 && memcmp(v, "\xde\xad\xbe\xef", 4) == 0);
+        CHECK(dhcp6_find(out, (size_t)len, 2, &v) == 10 &&
+              memcmp(v, "\0\x03\0\x01\x02\0\0\0\0\x01", 10) == 0);
+        CHECK(dhcp6_find(out, (size_t)len, 3, &v) == 40 && v[3] == 7 && (v[12] << 8 | v[13]) == 5 &&
+              memcmp(v + 16, &lease.addr, 16) == 0 && memcmp(v + 32, "\xff\xff\xff\xff", 4) == 0);
+        CHECK(dhcp6_find(out, (size_t)len, 23, &v) < 0); /* no IPv6 name server in the Pod */
+        /* REQUEST naming our server id -> REPLY that leases */
+        uint8_t request[64];
+        memcpy(request, solicit, sizeof(solicit));
+        memcpy(request + sizeof(solicit), "\0\x02\0\x0a\0\x03\0\x01\x02\0\0\0\0\x01", 14);
+        len = dhcp6_reply(&lease, in, dhcp6_msg(in, 3, request, sizeof(solicit) + 14), out, sizeof(out),
+                          &type, &leased);
+        CHECK(len > 0 && type == 7 && leased);
+        /* ... another server's id: not for us */
+        request[sizeof(solicit) + 13] = 0x02;
+        CHECK(dhcp6_reply(&lease, in, dhcp6_msg(in, 3, request, sizeof(solicit) + 14), out, sizeof(out),
+                          &type, &leased) == 0);
+        /* SOLICIT with rapid commit -> REPLY at once */
+        memcpy(request, solicit, sizeof(solicit));
+        memcpy(request + sizeof(solicit), "\0\x0e\0\0", 4);
+        len = dhcp6_reply(&lease, in, dhcp6_msg(in, 1, request, sizeof(solicit) + 4), out, sizeof(out), &type,
+                          &leased);
+        CHECK(len > 0 && type == 7 && leased && dhcp6_find(out, (size_t)len, 14, &v) == 0);
+        /* no client id; a server's message; truncated option; oversized client id */
+        CHECK(dhcp6_reply(&lease, in, dhcp6_msg(in, 1, solicit + 8, 16), out, sizeof(out), &type, &leased) ==
+              0);
+        CHECK(dhcp6_reply(&lease, in, dhcp6_msg(in, 7, solicit, sizeof(solicit)), out, sizeof(out), &type,
+                          &leased) == 0);
+        CHECK(dhcp6_reply(&lease, in, dhcp6_msg(in, 1, solicit, 10), out, sizeof(out), &type, &leased) ==
+              -22);
+        CHECK(dhcp6_reply(&lease, in, dhcp6_msg(in, 1, (const uint8_t *)"\0\x01\0\xff", 4), out, sizeof(out),
+                          &type, &leased) == -22);
+        /* INFORMATION-REQUEST without client id: our id, no address */
+        len = dhcp6_reply(&lease, in, dhcp6_msg(in, 11, NULL, 0), out, sizeof(out), &type, &leased);
+        CHECK(len == 18 && type == 7 && !leased && dhcp6_find(out, (size_t)len, 3, &v) < 0);
+        /* the Pod's IPv6 name servers (option 23) */
+        inet_pton(AF_INET6, "fd00:10:96::a", &lease.dns[0]);
+        lease.n_dns = 1;
+        len = dhcp6_reply(&lease, in, dhcp6_msg(in, 11, NULL, 0), out, sizeof(out), &type, &leased);
+        CHECK(len == 38 && dhcp6_find(out, (size_t)len, 23, &v) == 16 && memcmp(v, &lease.dns[0], 16) == 0);
 }
 
 static void test_mac(void)
@@ -314,6 +422,7 @@ int main(void)
         test_validate_multus();
         test_dhcp();
         test_nat();
+        test_v6();
         test_mac();
         if (test_failures) {
                 fprintf(stderr, "%d check(s) failed\n", test_failures);

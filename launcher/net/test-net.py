@@ -10,6 +10,7 @@ usage: test-net.py KVNET_TESTDRIVER [binding...]
 """
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -26,25 +27,28 @@ def check(cond, what):
         raise AssertionError(what)
 
 
-def host_reaches(pod, port, tries=20):
+def host_reaches(pod, port, tries=20, ip=None):
+    host = f"[{ip}]" if ip and ":" in ip else ip or pod.pod_ip
     for _ in range(tries):
-        r = pod.host("curl", "-s", "--max-time", "3", f"http://{pod.pod_ip}:{port}/")
+        r = pod.host("curl", "-s", "-g", "--max-time", "3", f"http://{host}:{port}/")
         if r.returncode == 0 and r.stdout.startswith("kvguest"):
             return r.stdout.strip()
         time.sleep(0.3)
     return None
 
 
-def guest_reaches_host(pod):
+def guest_reaches_host(pod, ip=None, port=HOST_HTTP):
+    ip = ip or pod.host_ip
     www = os.path.join(pod.dir, "www")
     os.makedirs(www, exist_ok=True)
-    token = f"hello-{pod.binding}-{os.getpid()}"
+    token = f"hello-{pod.binding}-{port}-{os.getpid()}"
     with open(os.path.join(www, "hello.txt"), "w") as f:
         f.write(token + "\n")
-    pod.host_bg("python3", "-m", "http.server", str(HOST_HTTP), "--bind", pod.host_ip, "--directory", www)
+    pod.host_bg("python3", "-m", "http.server", str(port), "--bind", ip, "--directory", www)
+    url_host = f"[{ip}]" if ":" in ip else ip
     for _ in range(3):  # the server may need a moment to listen
         time.sleep(0.4)
-        off = pod.serial_cmd(f"wget -q -O- http://{pod.host_ip}:{HOST_HTTP}/hello.txt")
+        off = pod.serial_cmd(f"wget -q -O- http://{url_host}:{port}/hello.txt")
         try:
             pod.wait_serial(token + r"\r?$", 10, off)
             return True
@@ -84,10 +88,37 @@ def check_migration_ports_kept(pod):
         check(page == "kvguest pod-side", f"port {port}: reached {page!r}, not the Pod's own listener")
 
 
-def test_binding(driver, binding, index, ports=(HTTP_PORT,)):
-    label = binding + (" (all ports)" if binding == "masquerade" and not ports else "")
+GUEST_IP6 = "fd10:0:2::2"  # KubeVirt's masquerade address for the guest
+
+
+def check_ipv6_masquerade(pod):
+    """Dual stack: the guest, with KubeVirt's fd10:0:2::2/120 (what KubeVirt's docs put in cloud-init;
+    DHCPv6 clients get it from the launcher), takes its default route from the launcher's router
+    advertisements, answers on the Pod's IPv6 address and reaches the host side through the ip6 NAT."""
+    check(pod.result["guest_ip6"] == GUEST_IP6, f"guest_ip6 {pod.result['guest_ip6']!r}")
+    check(pod.result["status_ip6"] == pod.pod_ip6, f"status_ip6 {pod.result['status_ip6']!r} != {pod.pod_ip6}")
+    reply = pod.dhcp6_solicit()
+    check(pod.dhcp6_leased(reply, GUEST_IP6), f"DHCPv6 REPLY with {GUEST_IP6} expected, got {reply.hex()}")
+    dns6 = bytes([0, 23, 0, 16]) + socket.inet_pton(socket.AF_INET6, pod.host_ip6)
+    check(dns6 in reply, f"DHCPv6 REPLY without the Pod's IPv6 name server {pod.host_ip6}: {reply.hex()}")
+    guest_shell(pod, f"ip -6 addr add {GUEST_IP6}/120 dev eth0 && echo v6-set", r"^v6-set")
+    for _ in range(40):  # the guest's solicitations or the periodic advertisement
+        try:
+            guest_shell(pod, "ip -6 route show default", r"^default via fe80::\S+ dev eth0", timeout=1)
+            break
+        except TimeoutError:
+            time.sleep(0.5)
+    else:
+        raise AssertionError("no IPv6 default route in the guest from the launcher's router advertisements")
+    page = host_reaches(pod, HTTP_PORT, ip=pod.pod_ip6)
+    check(page == "kvguest testvm", f"host side cannot reach the guest at [{pod.pod_ip6}]:{HTTP_PORT}: {page!r}")
+    check(guest_reaches_host(pod, pod.host_ip6, HOST_HTTP + 1), "guest cannot reach the host side over IPv6")
+
+
+def test_binding(driver, binding, index, ports=(HTTP_PORT,), ipv6=False):
+    label = binding + (" (all ports)" if binding == "masquerade" and not ports else "") + (" dual-stack" if ipv6 else "")
     t0 = time.monotonic()
-    with PodNet(driver, binding, index, ports=ports) as pod:
+    with PodNet(driver, binding, index, ports=ports, ipv6=ipv6) as pod:
         try:
             res = pod.result
             check(res["net_admin"] is False, "CAP_NET_ADMIN still held after net_setup")
@@ -113,6 +144,10 @@ def test_binding(driver, binding, index, ports=(HTTP_PORT,)):
                 else:
                     check(reached, f"port {OTHER_PORT} not forwarded with no ports[] (all ports)")
                     check_migration_ports_kept(pod)
+            if ipv6 and binding == "masquerade":
+                check_ipv6_masquerade(pod)
+            if ipv6 and binding == "passt":
+                check(res["status_ip6"] == pod.pod_ip6, f"status_ip6 {res['status_ip6']!r} != {pod.pod_ip6}")
         except BaseException:
             print(f"--- {label}: driver log\n{pod.log('driver.log')[-4000:]}", file=sys.stderr)
             print(f"--- {label}: serial log\n{pod.log('serial.log')[-3000:]}", file=sys.stderr)
@@ -131,15 +166,16 @@ def main():
     driver = sys.argv[1]
     # meson's timeout sends SIGTERM: unwind through the fixtures' cleanup instead of dying on the spot.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    cases = [("masquerade", (HTTP_PORT,)), ("masquerade", ()), ("bridge", ()), ("passt", (HTTP_PORT,)),
-             ("slirp", (HTTP_PORT,))]
+    # (binding, ports[], dual stack): the IPv6 checks ride on guests that boot anyway
+    cases = [("masquerade", (HTTP_PORT,), False), ("masquerade", (), True), ("bridge", (), False),
+             ("passt", (HTTP_PORT,), True), ("slirp", (HTTP_PORT,), False)]
     wanted = sys.argv[2:]
     failed = 0
-    for i, (binding, ports) in enumerate(cases, start=1):
+    for i, (binding, ports, ipv6) in enumerate(cases, start=1):
         if wanted and binding not in wanted:
             continue
         try:
-            test_binding(driver, binding, i, ports)
+            test_binding(driver, binding, i, ports, ipv6)
         except Exception as e:  # report every binding, fail at the end
             print(f"FAIL {binding}: {e}", file=sys.stderr)
             failed += 1

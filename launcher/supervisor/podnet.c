@@ -110,6 +110,8 @@ int podnet_setup(const vmi *v, bool pod_network, bool dry_run, const char *run_d
                          : nic->mac   ? nic->mac
                                       : "",
                          net->binding ? net->status_ip : "");
+        if (net->binding && net->status_ip6[0]) /* dual stack: KubeVirt lists both in ipAddresses */
+                snprintf(st->ifaces[st->n_ifaces - 1].ip6, sizeof(st->ifaces[0].ip6), "%s", net->status_ip6);
         if (!wire && wired_secondary && (r = net_drop_caps(err)) < 0)
                 return r;
 record:

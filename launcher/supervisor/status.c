@@ -140,6 +140,8 @@ static cJSON *interfaces_to_json(const status *st)
                         cJSON_AddStringToObject(o, "ipAddress", f->ip);
                         cJSON_AddItemToArray(ips, cJSON_CreateString(f->ip));
                 }
+                if (f->ip6[0])
+                        cJSON_AddItemToArray(ips, cJSON_CreateString(f->ip6));
                 cJSON_AddItemToObject(o, "ipAddresses", ips);
                 cJSON_AddStringToObject(o, "mac", f->mac);
                 if (f->interface_name[0])

@@ -25,6 +25,7 @@ typedef struct condition {
 typedef struct status_interface {
         char name[64]; /* spec.domain.devices.interfaces[].name */
         char ip[46];   /* where the VM answers ("" = unknown) */
+        char ip6[46];  /* dual stack: its IPv6 address too, ipAddresses[1] ("" = none) */
         char mac[18];
         char interface_name[16]; /* the guest's name for it, "" = unknown */
         char info_source[32]; /* "domain" (the launcher's own wiring), "domain, guest-agent", "guest-agent" */

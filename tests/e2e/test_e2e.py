@@ -28,11 +28,12 @@ from kubelet import cleanup_state, netns_kill_all  # noqa: E402
 GUEST = os.environ.get("KV_GUEST_DIR") or os.path.join(SRC, ".cache", "guest")
 NODE = "node01"
 POD_CIDR = "10.244.0.0/24"
+POD_CIDR6 = "fd00:10:244::/120"  # dual-stack Envs: a Pod's IPv6 address has its IPv4 address' offset
 
 
 class Kubelet:
-    def __init__(self, srv, host_network=False, extra=(), path=()):
-        self.srv, self.proc = srv, None
+    def __init__(self, srv, host_network=False, extra=(), path=(), dual_stack=False):
+        self.srv, self.proc, self.dual_stack = srv, None, dual_stack
         self.state = os.path.join(srv.dir, "kubelet")
         self.node_ns = None
         self.host_network, self.extra, self.path = host_network, list(extra), list(path)
@@ -46,6 +47,8 @@ class Kubelet:
             self.node_ns = "kvle2e-%d" % os.getpid()  # the node's netns: holds the Pod bridge, has no uplink
             subprocess.run(["ip", "netns", "add", self.node_ns], check=True, capture_output=True)
             net = ["--pod-cidr", POD_CIDR, "--node-netns", self.node_ns]
+            if self.dual_stack:
+                net += ["--pod-cidr6", POD_CIDR6]
         self.proc = subprocess.Popen([sys.executable, os.path.join(SRC, "tests", "kube-api", "kubelet.py"),
                                       "--server", self.srv.url, "--node-name", NODE, "--state-dir", self.state,
                                       "--serviceaccount-dir", self.srv.sa_dir,
@@ -102,7 +105,7 @@ class Scheduler(threading.Thread):
 
 
 class Env:
-    kubelet_opts = {}  # Kubelet(host_network=, extra=, path=)
+    kubelet_opts = {}  # Kubelet(host_network=, extra=, path=, dual_stack=)
     schedule = ("kubevirt.io=virt-launcher",)  # the Pods the Scheduler binds
     controller_args = ()
 
@@ -416,9 +419,41 @@ def test_kernelboot_secret(env):
         wait_for("QEMU gone", lambda: not alive(qemu), timeout=10)
 
 
+def check_service(env, pod):
+    """`virtctl expose vmi` makes KubeVirt's Service; with kube-controller-manager's endpoints controller
+    (tests/kube-api/endpoints.py) its Endpoints list the launcher Pod, and the guest answers there."""
+    sys.path.insert(0, os.path.join(SRC, "tests", "kube-api"))
+    from endpoints import EndpointsController
+    from kubelet import Client
+    ctl = EndpointsController(Client(env.srv.url))
+    ctl.start()
+    try:
+        p = subprocess.run([os.path.join(BUILD, "virtctl", "virtctl"), "--kubeconfig", env.srv.kubeconfig, "expose",
+                            "vmi", "e2e-net", "--name", "e2e-net-http", "--port", "80", "--target-port", "8080"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        ep = wait_for("the Service's endpoint", lambda: (lambda e: e.get("subsets") and e)(json.loads(
+            env.kubectl("get", "endpoints", "e2e-net-http", "-o", "json", check=False) or "{}")), timeout=15,
+            interval=0.3)
+        addrs, ports = ep["subsets"][0].get("addresses") or [], ep["subsets"][0]["ports"]
+        assert [a["targetRef"]["name"] for a in addrs] == [pod["metadata"]["name"]], ep
+        url = "http://%s:%d/" % (addrs[0]["ip"], ports[0]["port"])
+        r = env.kubelet.in_node("curl", "-s", "--max-time", "5", url)
+        assert r.stdout.strip() == "kvguest e2e-net", (url, r.stdout, r.stderr)
+    finally:
+        ctl.stop()
+    env.kubectl("delete", "service", "e2e-net-http")
+
+
+class DualStackEnv(Env):
+    kubelet_opts = {"dual_stack": True}
+
+
 def test_pod_network(env):
-    """masquerade on the Pod network: the guest's HTTP server answers on the Pod IP from the node netns, as a
-    client elsewhere in the cluster would reach it; deleting the VMI removes the Pod's netns and veth."""
+    """masquerade on a dual-stack Pod network: the guest's HTTP server answers on the Pod IP from the node netns,
+    as a client elsewhere in the cluster would reach it, also through the endpoint of the Service `virtctl
+    expose` made; the launcher wires IPv6 too (ip6 NAT to fd10:0:2::2) and the VMI lists both Pod addresses;
+    deleting the VMI removes the Pod's netns and veth."""
     env.kubectl("apply", "-f", "-", input=kernelboot_vmi_yaml("e2e-net", "console=ttyS0 http=8080", """\
       interfaces: [{name: default, masquerade: {}}]
   networks: [{name: default, pod: {}}]
@@ -436,6 +471,15 @@ def test_pod_network(env):
     assert page == "kvguest e2e-net", page  # the hostname came with the launcher's DHCP lease
     ifaces = json.loads(env.kubectl("get", "vmi", "e2e-net", "-o", "json"))["status"].get("interfaces") or []
     assert ifaces and ifaces[0].get("ipAddress") == pod_ip, ifaces
+    pod_ips = [p["ip"] for p in pod["status"]["podIPs"]]
+    assert len(pod_ips) == 2 and ipaddress.ip_address(pod_ips[1]) in ipaddress.ip_network(POD_CIDR6), pod_ips
+    nat6 = subprocess.run(["ip", "netns", "exec", netns, "nft", "list", "table", "ip6", "kvlite_nat"],
+                          capture_output=True, text=True).stdout
+    assert "ip6 daddr %s dnat to fd10:0:2::2" % pod_ips[1] in nat6, nat6
+    wait_for("both Pod addresses in the VMI's status", lambda: (json.loads(env.kubectl(
+        "get", "vmi", "e2e-net", "-o", "json"))["status"].get("interfaces") or [{}])[0].get("ipAddresses") == pod_ips,
+        timeout=20, interval=0.5)
+    check_service(env, pod)
     env.kubectl("delete", "vmi", "e2e-net", "--timeout=60s")
     assert env.vmi("e2e-net") is None
     wait_for("Pod gone", lambda: env.srv.api.items(POD_PATH % "default") == [], timeout=30, interval=0.3)
@@ -760,6 +804,6 @@ if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))  # a meson timeout still cleans up (Env.__exit__)
     for name in sys.argv[1:] or list(TESTS):
         t0 = time.time()
-        with Env() as env:
+        with (DualStackEnv if name == "pod_network" else Env)() as env:
             TESTS[name](env)
         print("ok %s (%.1f s)" % (name, time.time() - t0))

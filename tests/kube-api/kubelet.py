@@ -284,9 +284,12 @@ class NodeNetwork:
     """The node side: a bridge with the pod CIDR's first address in the node netns, and the CIDR's addresses
     handed out to Pods."""
 
-    def __init__(self, cidr, node_netns=None, dns=None):
+    def __init__(self, cidr, node_netns=None, dns=None, cidr6=None):
         self.net = ipaddress.IPv4Network(cidr)  # parse_args checked it
         self.gateway = str(self.net.network_address + 1)
+        # dual stack: each Pod's IPv6 address has its IPv4 address' offset in this CIDR
+        self.net6 = ipaddress.IPv6Network(cidr6) if cidr6 else None
+        self.gateway6 = str(self.net6.network_address + 1) if cidr6 else None
         self.dns = dns or self.gateway
         self.owned = node_netns is None  # made here, so removed here
         self.netns = node_netns or "kvl-node-%d" % os.getpid()
@@ -303,6 +306,8 @@ class NodeNetwork:
         if ip_cmd(*n, "link", "show", NODE_BRIDGE, check=False) == "":
             ip_cmd(*n, "link", "add", NODE_BRIDGE, "type", "bridge")
         ip_cmd(*n, "addr", "replace", "%s/%d" % (self.gateway, self.net.prefixlen), "dev", NODE_BRIDGE)
+        if self.net6:
+            ip_cmd(*n, "addr", "replace", "%s/%d" % (self.gateway6, self.net6.prefixlen), "dev", NODE_BRIDGE, "nodad")
         ip_cmd(*n, "link", "set", NODE_BRIDGE, "up")
 
     def teardown(self):
@@ -328,6 +333,12 @@ class NodeNetwork:
     def release(self, ip):
         with self.lock:
             self.used.discard(ip)
+
+    def ip6_of(self, ip):
+        """The IPv6 address that goes with a Pod's IPv4 address (dual stack), or None."""
+        if not self.net6:
+            return None
+        return str(self.net6.network_address + (int(ipaddress.IPv4Address(ip)) - int(self.net.network_address)))
 
 
 # --- Multus: secondary networks from NetworkAttachmentDefinitions, through the real CNI plugins ------------------
@@ -448,12 +459,13 @@ class PodSandbox:
         self.record = os.path.join(kubelet.state_dir, "netns", self.netns)
         self.resolv = os.path.join(pod_dir, "resolv.conf")
         self.namespace = namespace
-        self.ip, self.forwarder = None, None
+        self.ip, self.ip6, self.forwarder = None, None, None
         self.lock = threading.Lock()
 
     def create(self):
         with self.lock:
             self.ip = self.node.allocate()
+            self.ip6 = self.node.ip6_of(self.ip)
             os.makedirs(os.path.dirname(self.record), exist_ok=True)
             with open(self.record, "w") as f:
                 json.dump({"netns": self.netns, "node_netns": self.node.netns, "host_if": self.host_if,
@@ -466,6 +478,9 @@ class PodSandbox:
             ip_cmd(*p, "addr", "add", "%s/%d" % (self.ip, self.node.net.prefixlen), "dev", "eth0")
             ip_cmd(*p, "link", "set", "eth0", "up")
             ip_cmd(*p, "route", "add", "default", "via", self.node.gateway)
+            if self.ip6:
+                ip_cmd(*p, "addr", "add", "%s/%d" % (self.ip6, self.node.net6.prefixlen), "dev", "eth0", "nodad")
+                ip_cmd(*p, "-6", "route", "add", "default", "via", self.node.gateway6)
             with open(self.resolv, "w") as f:
                 f.write("search %s.svc.cluster.local svc.cluster.local cluster.local\nnameserver %s\n"
                         "options ndots:5\n" % (self.namespace, self.node.dns))
@@ -784,7 +799,8 @@ class PodRunner:
                                "conditions": self.conditions(False)})
             return self.finish()
         log("pod started", pod=self.ns + "/" + self.name, pids=[s["proc"].pid for s in self.procs.values()])
-        self.patch_status({"phase": "Running", "podIP": self.pod_ip, "podIPs": [{"ip": self.pod_ip}],
+        pod_ips = [{"ip": ip} for ip in (self.pod_ip, self.sandbox and self.sandbox.ip6) if ip]
+        self.patch_status({"phase": "Running", "podIP": self.pod_ip, "podIPs": pod_ips,
                            "hostIP": self.k.host_ip, "hostIPs": [{"ip": self.k.host_ip}], "startTime": started,
                            "conditions": self.conditions(True),
                            "containerStatuses": [self.container_status(n, s) for n, s in self.procs.items()]})
@@ -939,7 +955,8 @@ class Kubelet:
         self.api = Client(args.server, token, args.ca_file, args.insecure)
         self.node = args.node_name
         self.state_dir = args.state_dir or tempfile.mkdtemp(prefix="kubelet.")
-        self.network = None if args.host_network else NodeNetwork(args.pod_cidr, args.node_netns, args.cluster_dns)
+        self.network = None if args.host_network else NodeNetwork(args.pod_cidr, args.node_netns, args.cluster_dns,
+                                                                       args.pod_cidr6)
         self.host_ip = self.network.gateway if self.network else args.pod_ip
         self.log_dir = args.log_dir or os.path.join(self.state_dir, "logs")
         os.makedirs(self.log_dir, exist_ok=True)
@@ -1151,6 +1168,8 @@ def parse_args(argv):
                     "Node's InternalIP (default 127.0.0.1)")
     ap.add_argument("--pod-cidr", help="give each Pod its own network namespace with an address from this IPv4 "
                     "CIDR, its eth0 a port of a bridge in the node network namespace (needs root)")
+    ap.add_argument("--pod-cidr6", help="with --pod-cidr: dual stack, each Pod's eth0 also gets the address of this "
+                    "IPv6 CIDR at its IPv4 address' offset (and an IPv6 default route via the CIDR's first address)")
     ap.add_argument("--node-netns", help="with --pod-cidr: the node's network namespace (ip netns name) for the "
                     "bridge; default one made and removed by the kubelet")
     ap.add_argument("--cluster-dns", help="with --pod-cidr: the nameserver in Pods' resolv.conf (default the "
@@ -1193,8 +1212,8 @@ def parse_args(argv):
     if args.host_network and args.pod_cidr:
         ap.error("--host-network and --pod-cidr exclude each other")
     if not args.pod_cidr:
-        if args.node_netns or args.cluster_dns:
-            ap.error("--node-netns and --cluster-dns need --pod-cidr")
+        if args.node_netns or args.cluster_dns or args.pod_cidr6:
+            ap.error("--node-netns, --cluster-dns and --pod-cidr6 need --pod-cidr")
         args.host_network = True
     else:
         try:
@@ -1206,6 +1225,12 @@ def parse_args(argv):
             ipaddress.IPv4Address(args.cluster_dns or "0.0.0.0")
         except ValueError as e:
             ap.error("--cluster-dns: %s" % e)
+        try:
+            net6 = ipaddress.IPv6Network(args.pod_cidr6 or "::/0")
+            if args.pod_cidr6 and net6.num_addresses < ipaddress.IPv4Network(args.pod_cidr).num_addresses:
+                raise ValueError("smaller than --pod-cidr")
+        except ValueError as e:
+            ap.error("--pod-cidr6 %s: %s" % (args.pod_cidr6, e))
     return args
 
 

@@ -78,6 +78,7 @@ def _builtins():
         r("", "v1", "configmaps", "ConfigMap", short=["cm"]),
         r("", "v1", "serviceaccounts", "ServiceAccount", short=["sa"]),
         r("", "v1", "services", "Service", short=["svc"], categories=["all"], status=True),
+        r("", "v1", "endpoints", "Endpoints", short=["ep"]),
         r("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=["pvc"], status=True),
         r("apps", "v1", "deployments", "Deployment", short=["deploy"], categories=["all"], status=True,
           generation=True),

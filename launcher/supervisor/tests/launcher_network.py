@@ -87,7 +87,8 @@ def iface_status(L):
 
 def test_pod(binding, index):
     t0 = time.monotonic()
-    with TestPod("-", binding, index) as pod:
+    dual = binding == "masquerade"  # a dual-stack Pod: IPv6 on top (RAs, DHCPv6, ip6 NAT)
+    with TestPod("-", binding, index, ipv6=dual) as pod:
         try:
             manifest = net_vmi("netvm", {binding: {}}, f"http={HTTP_PORT}")
             if binding == "masquerade":  # networkInterfaceMultiqueue: a 2-queue tap for 2 vCPUs
@@ -105,9 +106,13 @@ def test_pod(binding, index):
             page = host_reaches(pod, L)
             check(page is not None, f"{binding}: host side reaches the guest's :{HTTP_PORT} via Pod IP {pod.pod_ip}", L)
             st = iface_status(L)
+            ips = [pod.pod_ip, pod.pod_ip6] if dual else [pod.pod_ip]
             check(st.get("name") == "default" and st.get("ipAddress") == pod.pod_ip and
-                  st.get("ipAddresses") == [pod.pod_ip] and st.get("mac") and st.get("infoSource"),
+                  st.get("ipAddresses") == ips and st.get("mac") and st.get("infoSource"),
                   f"{binding}: status.interfaces[0] {st}", L)
+            if dual:  # the launcher's DHCPv6 server works under its seccomp filter
+                check(pod.dhcp6_leased(pod.dhcp6_solicit(), "fd10:0:2::2"),
+                      f"{binding}: DHCPv6 from the launcher hands out fd10:0:2::2", L)
             if binding == "bridge":
                 check(st.get("mac") == pod.pod_mac, f"bridge: guest MAC is the Pod's {pod.pod_mac}", L)
             L.cleanup()
