@@ -200,11 +200,14 @@ static int parse_port(const cJSON *p, int i, int j, net_port *out, kv_error *err
         if (!is_object(p))
                 return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports[%d]: must be an object", i, j);
         const cJSON *port = cJSON_GetObjectItemCaseSensitive(p, "port");
-        if (!cJSON_IsNumber(port) || port->valuedouble != (double)(long long)port->valuedouble)
+        if (!cJSON_IsNumber(port))
                 return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports[%d].port: must be an integer", i, j);
+        /* the range first: only then is the cast that tests for a whole number defined */
         if (port->valuedouble < 1 || port->valuedouble > 65535)
                 return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports[%d].port: %.0f is outside 1-65535",
                                     i, j, port->valuedouble);
+        if (port->valuedouble != (double)(long)port->valuedouble)
+                return kv_error_set(err, EINVAL, IFACES_PATH "[%d].ports[%d].port: must be an integer", i, j);
         out->port = (unsigned)port->valuedouble;
         out->protocol = IPPROTO_TCP;
         const cJSON *proto = cJSON_GetObjectItemCaseSensitive(p, "protocol");
