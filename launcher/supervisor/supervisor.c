@@ -219,8 +219,14 @@ static void on_qmp_event(qmp *q, const cJSON *event, void *userdata)
                 snprintf(s->shutdown_reason, sizeof(s->shutdown_reason), "%s", reason ? reason : "unknown");
                 log_info("qemu: SHUTDOWN (guest: %s, reason: %s)", s->shutdown_guest ? "true" : "false",
                          s->shutdown_reason);
-                if (s->soft_reboot && s->shutdown_guest && !s->stop_requested)
+                if (s->soft_reboot && s->shutdown_guest && !s->stop_requested && !s->fail_reason[0])
                         soft_reboot_finish(s);
+        } else if (strcmp(name, "GUEST_PANICKED") == 0) {
+                /* A panic device told QEMU the guest crashed (QEMU then powers it off): KubeVirt's VMI
+                 * goes Failed, not Succeeded as after a guest's own poweroff. */
+                const char *action = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "action"));
+                log_error("qemu: GUEST_PANICKED (action: %s)", action ? action : "?");
+                snprintf(s->fail_reason, sizeof(s->fail_reason), "guest panicked (panic device)");
         } else if (strcmp(name, "STOP") == 0 && !s->shutdown_reason[0] && s->st->phase == PHASE_RUNNING) {
                 set_paused(s, true, "PausedByUser");
         } else if (strcmp(name, "RESUME") == 0 && s->st->phase == PHASE_RUNNING) {
