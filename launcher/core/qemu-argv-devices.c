@@ -282,11 +282,12 @@ static cJSON *nic_place(argv_builder *b, cJSON *dev, const char *pci, unsigned a
         } else if (acpi_index) {
                 /* QEMU 7.2 describes acpi-index only for slots of hot-plug capable bridges (our root
                  * ports): on the root complex the guest would never see it. */
-                kv_error_set(b->err, EINVAL,
-                             "spec.domain.devices.interfaces[%d].acpiIndex: cannot be combined with "
-                             "pciAddress \"%s\": QEMU 7.2 gives the guest an ACPI index only for a NIC behind "
-                             "a PCIe root port, and pciAddress places it on the root complex",
-                             index, pci);
+                kv_error_set(
+                    b->err, EINVAL,
+                    "spec.domain.devices.interfaces[%d].acpiIndex: cannot be combined with "
+                    "pciAddress \"%s\": QEMU 7.2 gives the guest an ACPI index only for a NIC behind "
+                    "a PCIe root port, and pciAddress places it on the root complex",
+                    index, pci);
                 cJSON_Delete(dev);
                 return NULL;
         } else {

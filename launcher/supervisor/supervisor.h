@@ -105,7 +105,7 @@ typedef struct supervisor {
         struct liveops *liveops; /* hot-plug, snapshots, migration (launcher/liveops) */
         struct agent *agent;     /* the guest agent client (agent.h) */
         struct probes *probes;   /* readiness and liveness probes (probes.h), once the guest runs */
-        char fail_reason[256];   /* a failed liveness probe, a guest panic: QEMU's end is then Failed with it */
+        char fail_reason[256]; /* a failed liveness probe, a guest panic: QEMU's end is then Failed with it */
 
         bool done;
 } supervisor;
