@@ -411,6 +411,7 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
                                               "tpm",
                                               "sound",
                                               "panicDevices",
+                                              "downwardMetrics",
                                               NULL};
         /* Devices that pass host hardware through: refused with what is missing rather than "not supported".
          */
@@ -422,8 +423,6 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
         };
         /* KubeVirt fields this launcher has no backend for, with what is missing. */
         static const char *const unsupported[][2] = {
-            {"downwardMetrics", "is not supported: the virtio-serial port org.github.vhostmd.1 needs a "
-                                "metrics writer on the host side, which virt-launcher does not have"},
             {"vsock", "is not a KubeVirt field (KubeVirt's VSOCK device is devices.autoattachVSOCK: true)"},
         };
         if (!devices)
@@ -460,6 +459,10 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
         int rng = empty_object(devices, path, "rng", err);
         JF_TRY(rng);
         v->rng = rng;
+        /* downwardMetrics: {}: the virtio-serial port org.github.vhostmd.1 the launcher answers on */
+        int metrics = empty_object(devices, path, "downwardMetrics", err);
+        JF_TRY(metrics);
+        v->downward_metrics = metrics;
         JF_TRY(parse_list(v, devices, path, "disks", parse_disk, err));
         JF_TRY(parse_list(v, devices, path, "filesystems", parse_filesystem, err));
         /* interfaces: with spec.networks in vmi_parse_networks (libkvnet's rules) */

@@ -237,6 +237,7 @@ typedef struct vmi {
         watchdog_action watchdog;
         char *watchdog_name;
         bool vsock;            /* autoattachVSOCK: vhost-vsock-pci */
+        bool downward_metrics; /* devices.downwardMetrics: the vhostmd virtio-serial port */
         uint32_t vsock_cid;    /* prepared: the guest's CID (>= 3), from its identity */
         bool block_multiqueue; /* blockMultiQueue: one virtio-blk queue per vCPU */
 

@@ -439,6 +439,24 @@ static int add_tpm(argv_builder *b)
         return push_json(&b->devs, "-device", jstr(device("tpm-crb", "tpm0"), "tpmdev", "tpm-tpm0"), b->err);
 }
 
+/* devices.downwardMetrics: KubeVirt's vhostmd channel, a virtio-serial port named org.github.vhostmd.1 on
+ * which the guest's vm-dump-metrics asks for the metrics XML; the launcher (metrics.c in
+ * launcher/supervisor) connects to QEMU's end in the run dir and answers. */
+static int add_downward_metrics(argv_builder *b)
+{
+        if (!b->v->downward_metrics)
+                return 0;
+        _cleanup_free_ char *path = NULL, *e = NULL;
+        if (asprintf(&path, "%s/%s", b->o->run_dir, QEMU_METRICS_SOCKET) < 0 || !(e = qemu_opt_escape(path)))
+                return kv_error_set(b->err, ENOMEM, "out of memory");
+        JF_TRY(
+            push_optf(&b->devs, "-chardev", b->err, "socket,id=charvhostmd,path=%s,server=on,wait=off", e));
+        cJSON *port = jstr(jstr(jstr(device("virtserialport", "channel1"), "bus", "virtio-serial0.0"),
+                                "chardev", "charvhostmd"),
+                           "name", "org.github.vhostmd.1");
+        return push_json(&b->devs, "-device", jnum(port, "nr", 2), b->err);
+}
+
 int argv_add_misc_devices(argv_builder *b)
 {
         if (b->v->rng) {
@@ -484,6 +502,7 @@ int argv_add_misc_devices(argv_builder *b)
                                 "chardev", "charchannel0"),
                            "name", "org.qemu.guest_agent.0");
         JF_TRY(push_json(&b->devs, "-device", jnum(port, "nr", 1), b->err));
+        JF_TRY(add_downward_metrics(b));
         return add_inputs(b);
 }
 

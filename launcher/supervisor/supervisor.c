@@ -20,6 +20,7 @@
 #include "jsonesc.h"
 #include "liveops-control.h"
 #include "log.h"
+#include "metrics.h"
 #include "macro.h"
 #include "cpumem.h"
 #include "podnet.h"
@@ -692,6 +693,7 @@ static int start(supervisor *s, kv_error *err)
         }
         /* QEMU's threads are pinned before the sandbox forbids sched_setaffinity */
         if ((r = qmp_attach(s, qfd, err)) < 0 ||
+            (r = metrics_start(s->loop, s->cfg->run_dir, *s->cfg->vmi, s->qemu_pid, &s->metrics, err)) < 0 ||
             (s->cfg->cpus && (r = cpumem_pin(*s->cfg->vmi, s->cfg->cpus, s->qmp, s->qemu_pid, err)) < 0) ||
             (r = confine(s, err)) < 0 || (r = boot(s, err)) < 0)
                 return r;
@@ -751,6 +753,7 @@ static void teardown(supervisor *s)
         liveops_free(s->liveops);
         probes_free(s->probes); /* before the agent: it cancels its commands there */
         agent_free(s->agent);
+        metrics_free(s->metrics);
         if (s->stderr_fd >= 0)
                 close(s->stderr_fd);
         if (s->sigfd >= 0)

@@ -6,7 +6,8 @@ ioThreadsPolicy shared with a dedicated iothread, errorPolicy, shareable, rotati
 (the vCPU threads' affinity, read from /proc), sound ich9, an ISA panic device (and a guest panic that fails the
 VMI, as KubeVirt's does, when the guest has the pvpanic driver), useVirtioTransitional (the guest's virtio PCI
 ids), autoattachInputDevice (the USB tablet; the cloud kernel has no USB stack, so the guest sees its xHCI
-controller), an interface at pciAddress 00:10.0 with state down (the guest's eth0 there, without carrier).
+controller), an interface at pciAddress 00:10.0 with state down (the guest's eth0 there, without carrier),
+downwardMetrics (the guest asks the vhostmd port for the metrics XML and reads it).
 Hyper-V enlightenments and kvm hidden reach QEMU's vCPU (checked over QMP); QEMU exposes them to the guest
 only under KVM, which these machines lack."""
 import os
@@ -41,7 +42,7 @@ d["clock"] = {"utc": {"offsetSeconds": OFFSET},
 d["devices"].update({"video": {"type": "virtio"}, "watchdog": {"name": "wd", "i6300esb": {"action": "poweroff"}},
                      "blockMultiQueue": True, "ioThreadsPolicy": "shared",
                      "sound": {"name": "snd", "model": "ich9"}, "panicDevices": [{"model": "isa"}],
-                     "useVirtioTransitional": True, "autoattachInputDevice": True,
+                     "useVirtioTransitional": True, "autoattachInputDevice": True, "downwardMetrics": {},
                      "interfaces": [{"name": "default", "state": "down", "pciAddress": "0000:00:10.0"}]})
 m["spec"]["networks"] = [{"name": "default", "pod": {}}]
 
@@ -76,6 +77,23 @@ check(nic.endswith("/0000:00:10.0"), f"pciAddress 0000:00:10.0: the guest's eth0
 check(ask("RC", "cat /sys/class/net/eth0/operstate /sys/class/net/eth0/carrier | tr '\\n' ' '") == "down 0" and
       "NO-CARRIER" in ask("RD", "ip -o link show eth0"), "interface state down: the guest's eth0 has no carrier", L)
 check(ask("R4", "ls /sys/block/vda/mq | wc -l") == "2", "blockMultiQueue: 2 virtio-blk queues for 2 vCPUs", L)
+# downwardMetrics: what vm-dump-metrics --virtio does, by hand: the request on the vhostmd port, the XML back
+port = ask("S1", "for p in /sys/class/virtio-ports/*; do [ \"$(cat $p/name)\" = org.github.vhostmd.1 ] && "
+                 "echo -n ${p##*/}; done")
+check(port.startswith("vport"), f"downwardMetrics: the guest has the virtio-serial port org.github.vhostmd.1 ({port})", L)
+ask("S2", f"exec 3<>/dev/{port}; printf 'GET /metrics/XML\\n\\n' >&3; timeout 2 cat <&3 >/tmp/m.xml; echo")
+
+
+def metric(tag, context, name):
+    return ask(tag, f"grep -o 'context=.{context}.[^>]*><name>{name}</name><value>[^<]*' /tmp/m.xml | "
+                    "sed 's/.*<value>//'")
+
+
+check(metric("S3", "host", "VirtualizationVendor") == "kubevirt.io" and
+      metric("S4", "vm", "ResourceProcessorLimit") == "2" and
+      metric("S5", "vm", "PhysicalMemoryAllocatedToVirtualSystem") == str(256 << 10) and
+      float(metric("S6", "vm", "TotalCPUTime") or 0) > 0 and ask("S7", "grep -c '^</metrics>$' /tmp/m.xml") == "1",
+      "downwardMetrics: the guest reads the metrics XML (vendor kubevirt.io, 2 vCPUs, 256 MiB, QEMU's CPU time)", L)
 check(ask("R5", "cat /sys/block/sda/queue/rotational") == "0", "rotationRate 1: the scsi disk is not rotational", L)
 check(ask("R6", "cat /sys/class/dmi/id/chassis_asset_tag") == "ASSET-42" and
       ask("R7", "cat /sys/class/dmi/id/chassis_vendor") == "Compat Inc", "chassis: SMBIOS type 3 asset and vendor", L)
