@@ -441,7 +441,9 @@ static int add_tpm(argv_builder *b)
 
 /* devices.downwardMetrics: KubeVirt's vhostmd channel, a virtio-serial port named org.github.vhostmd.1 on
  * which the guest's vm-dump-metrics asks for the metrics XML; the launcher (metrics.c in
- * launcher/supervisor) connects to QEMU's end in the run dir and answers. */
+ * launcher/supervisor) listens in the run dir and answers. QEMU connects as it starts: a port whose
+ * socket chardev a client opened only later, while the guest boots, crashed QEMU 7.2 (SIGSEGV, 2 boots
+ * in 6), as the guest agent's port, connected from the start, never did. */
 static int add_downward_metrics(argv_builder *b)
 {
         if (!b->v->downward_metrics)
@@ -449,8 +451,7 @@ static int add_downward_metrics(argv_builder *b)
         _cleanup_free_ char *path = NULL, *e = NULL;
         if (asprintf(&path, "%s/%s", b->o->run_dir, QEMU_METRICS_SOCKET) < 0 || !(e = qemu_opt_escape(path)))
                 return kv_error_set(b->err, ENOMEM, "out of memory");
-        JF_TRY(
-            push_optf(&b->devs, "-chardev", b->err, "socket,id=charvhostmd,path=%s,server=on,wait=off", e));
+        JF_TRY(push_optf(&b->devs, "-chardev", b->err, "socket,id=charvhostmd,path=%s,server=off", e));
         cJSON *port = jstr(jstr(jstr(device("virtserialport", "channel1"), "bus", "virtio-serial0.0"),
                                 "chardev", "charvhostmd"),
                            "name", "org.github.vhostmd.1");

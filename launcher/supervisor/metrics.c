@@ -22,6 +22,7 @@
 
 struct metrics_server {
         loop *loop;
+        int listen_fd; /* until QEMU connected */
         int fd;
         loop_source *src;
         const vmi *v;
@@ -187,7 +188,7 @@ static void on_io(loop_source *src, int fd, uint32_t events, void *data)
                 m->len = 0;
 }
 
-int metrics_start(loop *l, const char *run_dir, const vmi *v, pid_t qemu, metrics_server **out, kv_error *err)
+int metrics_listen(const char *run_dir, const vmi *v, metrics_server **out, kv_error *err)
 {
         *out = NULL;
         if (!v->downward_metrics)
@@ -197,25 +198,36 @@ int metrics_start(loop *l, const char *run_dir, const vmi *v, pid_t qemu, metric
         metrics_server *m = calloc(1, sizeof(*m));
         if (!m)
                 return kv_error_set(err, ENOMEM, "out of memory");
-        m->loop = l, m->v = v, m->qemu = qemu;
+        m->v = v, m->fd = -1;
         /* KubeVirt reports the node's name; the launcher's host name is the Pod's, the node's outside one */
         const char *node = getenv("NODE_NAME");
         if (node && node[0])
                 snprintf(m->host_name, sizeof(m->host_name), "%s", node);
         else if (gethostname(m->host_name, sizeof(m->host_name) - 1) < 0)
                 snprintf(m->host_name, sizeof(m->host_name), "localhost");
-        m->fd = unix_connect(path, err);
-        if (m->fd < 0) {
+        m->listen_fd = unix_listen(path, 0600, err);
+        if (m->listen_fd < 0) {
                 free(m);
                 return kv_error_wrap(err, "downward metrics channel");
         }
-        int r = loop_add(l, m->fd, EPOLLIN, on_io, m, &m->src);
-        if (r < 0) {
-                metrics_free(m);
-                return kv_error_errno(err, -r, "epoll add");
-        }
         *out = m;
-        log_info("downward metrics: answering on %s", path);
+        return 0;
+}
+
+int metrics_accept(metrics_server *m, loop *l, pid_t qemu, kv_error *err)
+{
+        if (!m)
+                return 0;
+        m->loop = l, m->qemu = qemu;
+        m->fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (m->fd < 0)
+                return kv_error_errno(err, errno, "downward metrics channel: QEMU did not connect");
+        close(m->listen_fd);
+        m->listen_fd = -1;
+        int r = loop_add(l, m->fd, EPOLLIN, on_io, m, &m->src);
+        if (r < 0)
+                return kv_error_errno(err, -r, "epoll add");
+        log_info("downward metrics: answering the guest's requests");
         return 0;
 }
 
@@ -227,5 +239,7 @@ void metrics_free(metrics_server *m)
                 loop_remove(m->loop, m->src);
         if (m->fd >= 0)
                 close(m->fd);
+        if (m->listen_fd >= 0)
+                close(m->listen_fd);
         free(m);
 }

@@ -12,10 +12,12 @@
 
 typedef struct metrics_server metrics_server;
 
-/* Connects to QEMU's end of the channel (<run_dir>/QEMU_METRICS_SOCKET, QEMU listening) and answers on l.
+/* Before QEMU starts: listens on <run_dir>/QEMU_METRICS_SOCKET, where QEMU's chardev connects as it starts.
  * Nothing (and *out NULL) without devices.downwardMetrics. */
-int metrics_start(loop *l, const char *run_dir, const vmi *v, pid_t qemu, metrics_server **out,
-                  kv_error *err);
+int metrics_listen(const char *run_dir, const vmi *v, metrics_server **out, kv_error *err);
+/* Once QEMU runs (its monitor answered, so its chardevs are connected): takes QEMU's connection and
+ * answers the guest's requests on l. Nothing when m is NULL. */
+int metrics_accept(metrics_server *m, loop *l, pid_t qemu, kv_error *err);
 void metrics_free(metrics_server *m);
 /* The metrics document for v with QEMU's pid (testable without a channel); returns its length or <0. */
 int metrics_xml(const vmi *v, const char *host_name, pid_t qemu, char *out, size_t outsz);
