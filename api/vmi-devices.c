@@ -652,6 +652,13 @@ static int parse_sysprep(vmi_volume *vol, const cJSON *o, const char *path, kv_e
         return object_name(sec ? sec : cm, p, "name", sec ? "Secret" : "ConfigMap", &vol->source_name, err);
 }
 
+/* downwardMetrics: {}: a disk in vhostmd's format (launcher/supervisor/metrics.c writes it). */
+static int parse_downward_metrics(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
+{
+        vol->kind = VOL_DOWNWARD_METRICS;
+        return jf_check_keys(o, path, NULL, NULL, err);
+}
+
 bool vmi_volume_is_data(volume_kind k)
 {
         return k == VOL_CONFIG_MAP || k == VOL_SECRET || k == VOL_SERVICE_ACCOUNT || k == VOL_DOWNWARD_API ||
@@ -790,6 +797,7 @@ static const struct {
     {"serviceAccount", parse_service_account},
     {"downwardAPI", parse_downward_api},
     {"sysprep", parse_sysprep},
+    {"downwardMetrics", parse_downward_metrics},
 };
 
 static int parse_volume(vmi *v, const cJSON *item, const char *path, kv_error *err)
@@ -818,7 +826,7 @@ static int parse_volume(vmi *v, const cJSON *item, const char *path, kv_error *e
                             "volume type is not supported (supported: "
                             "containerDisk, persistentVolumeClaim, dataVolume, hostDisk, emptyDisk, "
                             "ephemeral, cloudInitNoCloud, cloudInitConfigDrive, configMap, secret, "
-                            "serviceAccount, downwardAPI, sysprep)");
+                            "serviceAccount, downwardAPI, sysprep, downwardMetrics)");
                 if (source)
                         return jf_error(err, path, "only one volume source may be set");
                 if (!cJSON_IsObject(c))

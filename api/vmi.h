@@ -78,6 +78,7 @@ typedef enum {
         VOL_SERVICE_ACCOUNT,
         VOL_DOWNWARD_API,
         VOL_SYSPREP, /* a ConfigMap or Secret holding autounattend.xml/unattend.xml, label unattendCD */
+        VOL_DOWNWARD_METRICS, /* KubeVirt's vhostmd metrics disk: a raw file the launcher keeps rewriting */
 } volume_kind;
 
 /* What vmi_prepare() resolved for a volume; qemu_argv_build() reads only this. */

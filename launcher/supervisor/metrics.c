@@ -2,7 +2,9 @@
  * from /proc as virt-launcher reads them; the vm context is QEMU's CPU time and the guest's sizes. */
 #include "metrics.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,8 @@
 
 #define REQUEST "GET /metrics/XML\n\n"
 #define METRICS_XML_MAX 8192
+#define MDISK_SIGNATURE 0x6d766264u /* "mvbd" */
+#define MAX_DISKS 8
 
 struct metrics_server {
         loop *loop;
@@ -30,6 +34,10 @@ struct metrics_server {
         char host_name[256];
         char buf[256]; /* the request being read */
         size_t len;
+        int disks[MAX_DISKS]; /* downwardMetrics volumes' files */
+        size_t n_disks;
+        uint32_t generation;
+        loop_timer refresh;
 };
 
 /* Seconds of CPU time from clock ticks. */
@@ -160,6 +168,38 @@ static void answer(metrics_server *m)
                 log_warning("downward metrics: the answer did not fit the channel");
 }
 
+static int write_header(int fd, uint32_t busy, uint32_t sum, uint32_t length)
+{
+        uint32_t h[4] = {htonl(MDISK_SIGNATURE), htonl(busy), htonl(sum), htonl(length)};
+        return pwrite(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) ? 0 : -1;
+}
+
+/* vhostmd's update: busy while the body changes, then the header with a new checksum (readers compare it
+ * before and after reading the body). */
+static void write_disks(metrics_server *m)
+{
+        _cleanup_free_ char *xml = malloc(METRICS_XML_MAX);
+        int n = xml ? metrics_xml(m->v, m->host_name, m->qemu, xml, METRICS_XML_MAX) : -ENOMEM;
+        if (n < 0) {
+                log_warning("downward metrics: cannot build the metrics document: %s", strerror(-n));
+                return;
+        }
+        uint32_t sum = ++m->generation;
+        for (int i = 0; i < n; i++)
+                sum = sum * 31 + (unsigned char)xml[i];
+        for (size_t i = 0; i < m->n_disks; i++)
+                if (write_header(m->disks[i], 1, 0, 0) < 0 || pwrite(m->disks[i], xml, (size_t)n, 16) != n ||
+                    write_header(m->disks[i], 0, sum, (uint32_t)n) < 0)
+                        log_warning("downward metrics: cannot write the metrics disk: %s", strerror(errno));
+}
+
+static void on_refresh(loop_timer *t, void *data)
+{
+        metrics_server *m = data;
+        write_disks(m);
+        loop_timer_arm(m->loop, t, METRICS_DISK_PERIOD_MS, on_refresh, m);
+}
+
 static void on_io(loop_source *src, int fd, uint32_t events, void *data)
 {
         (void)src;
@@ -188,37 +228,68 @@ static void on_io(loop_source *src, int fd, uint32_t events, void *data)
                 m->len = 0;
 }
 
-int metrics_listen(const char *run_dir, const vmi *v, metrics_server **out, kv_error *err)
+static bool wants_metrics(const vmi *v)
+{
+        bool any = v->downward_metrics;
+        for (size_t i = 0; i < v->n_volumes; i++)
+                any |= v->volumes[i].kind == VOL_DOWNWARD_METRICS;
+        return any;
+}
+
+int metrics_new(const char *run_dir, const vmi *v, metrics_server **out, kv_error *err)
 {
         *out = NULL;
-        if (!v->downward_metrics)
+        if (!wants_metrics(v))
                 return 0;
-        char path[4200];
-        snprintf(path, sizeof(path), "%s/%s", run_dir, QEMU_METRICS_SOCKET);
         metrics_server *m = calloc(1, sizeof(*m));
         if (!m)
                 return kv_error_set(err, ENOMEM, "out of memory");
-        m->v = v, m->fd = -1;
+        m->v = v, m->fd = -1, m->listen_fd = -1;
         /* KubeVirt reports the node's name; the launcher's host name is the Pod's, the node's outside one */
         const char *node = getenv("NODE_NAME");
         if (node && node[0])
                 snprintf(m->host_name, sizeof(m->host_name), "%s", node);
         else if (gethostname(m->host_name, sizeof(m->host_name) - 1) < 0)
                 snprintf(m->host_name, sizeof(m->host_name), "localhost");
-        m->listen_fd = unix_listen(path, 0600, err);
-        if (m->listen_fd < 0) {
-                free(m);
-                return kv_error_wrap(err, "downward metrics channel");
+        for (size_t i = 0; i < v->n_volumes; i++) {
+                const vmi_volume *vol = &v->volumes[i];
+                if (vol->kind != VOL_DOWNWARD_METRICS || !vol->prep.path)
+                        continue;
+                if (m->n_disks == MAX_DISKS) {
+                        metrics_free(m);
+                        return kv_error_set(err, EINVAL, "spec.volumes: more than %d downwardMetrics volumes",
+                                            MAX_DISKS);
+                }
+                int fd = open(vol->prep.path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0) {
+                        metrics_free(m);
+                        return kv_error_errno(err, errno, "downward metrics disk %s", vol->prep.path);
+                }
+                m->disks[m->n_disks++] = fd;
+        }
+        write_disks(m); /* the guest finds the metrics from its first read on */
+        if (v->downward_metrics) {
+                char path[4200];
+                snprintf(path, sizeof(path), "%s/%s", run_dir, QEMU_METRICS_SOCKET);
+                m->listen_fd = unix_listen(path, 0600, err);
+                if (m->listen_fd < 0) {
+                        metrics_free(m);
+                        return kv_error_wrap(err, "downward metrics channel");
+                }
         }
         *out = m;
         return 0;
 }
 
-int metrics_accept(metrics_server *m, loop *l, pid_t qemu, kv_error *err)
+int metrics_attach(metrics_server *m, loop *l, pid_t qemu, kv_error *err)
 {
         if (!m)
                 return 0;
         m->loop = l, m->qemu = qemu;
+        if (m->n_disks)
+                loop_timer_arm(l, &m->refresh, METRICS_DISK_PERIOD_MS, on_refresh, m);
+        if (m->listen_fd < 0)
+                return 0;
         m->fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (m->fd < 0)
                 return kv_error_errno(err, errno, "downward metrics channel: QEMU did not connect");
@@ -235,6 +306,10 @@ void metrics_free(metrics_server *m)
 {
         if (!m)
                 return;
+        if (m->loop)
+                loop_timer_disarm(m->loop, &m->refresh);
+        for (size_t i = 0; i < m->n_disks; i++)
+                close(m->disks[i]);
         if (m->src)
                 loop_remove(m->loop, m->src);
         if (m->fd >= 0)

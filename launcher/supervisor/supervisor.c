@@ -682,7 +682,7 @@ static int boot(supervisor *s, kv_error *err)
 static int start(supervisor *s, kv_error *err)
 {
         int qfd = -1;
-        int r = metrics_listen(s->cfg->run_dir, *s->cfg->vmi, &s->metrics, err);
+        int r = metrics_new(s->cfg->run_dir, *s->cfg->vmi, &s->metrics, err);
         if (r >= 0)
                 r = spawn(s, &qfd, err);
         if (r < 0)
@@ -695,7 +695,7 @@ static int start(supervisor *s, kv_error *err)
         }
         /* QEMU's threads are pinned before the sandbox forbids sched_setaffinity */
         if ((r = qmp_attach(s, qfd, err)) < 0 ||
-            (r = metrics_accept(s->metrics, s->loop, s->qemu_pid, err)) < 0 ||
+            (r = metrics_attach(s->metrics, s->loop, s->qemu_pid, err)) < 0 ||
             (s->cfg->cpus && (r = cpumem_pin(*s->cfg->vmi, s->cfg->cpus, s->qmp, s->qemu_pid, err)) < 0) ||
             (r = confine(s, err)) < 0 || (r = boot(s, err)) < 0)
                 return r;

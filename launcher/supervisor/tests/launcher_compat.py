@@ -7,10 +7,12 @@ ioThreadsPolicy shared with a dedicated iothread, errorPolicy, shareable, rotati
 VMI, as KubeVirt's does, when the guest has the pvpanic driver), useVirtioTransitional (the guest's virtio PCI
 ids), autoattachInputDevice (the USB tablet; the cloud kernel has no USB stack, so the guest sees its xHCI
 controller), an interface at pciAddress 00:10.0 with state down (the guest's eth0 there, without carrier),
-downwardMetrics (the guest asks the vhostmd port for the metrics XML and reads it).
+downwardMetrics (the guest asks the vhostmd port for the metrics XML and reads it) and a downwardMetrics volume
+(the guest reads vhostmd's metrics disk; the launcher rewrites it every 5 s).
 Hyper-V enlightenments and kvm hidden reach QEMU's vCPU (checked over QMP); QEMU exposes them to the guest
 only under KVM, which these machines lack."""
 import os
+import re
 import time
 
 from launcherlib import Launcher, check, need_guest, vmi
@@ -23,8 +25,10 @@ m = vmi("compat", "shell=1", grace=20,
             {"name": "fast", "dedicatedIOThread": True, "errorPolicy": "stop", "disk": {"bus": "virtio"}},
             {"name": "shared", "shareable": True, "disk": {"bus": "virtio"}},
             {"name": "ssd", "disk": {"bus": "scsi", "rotationRate": 1}},
+            {"name": "metrics", "disk": {"bus": "virtio"}},
         ],
-        volumes=[{"name": n, "emptyDisk": {"capacity": "16Mi"}} for n in ("fast", "shared", "ssd", "nodisk")])
+        volumes=[{"name": n, "emptyDisk": {"capacity": "16Mi"}} for n in ("fast", "shared", "ssd", "nodisk")] +
+        [{"name": "metrics", "downwardMetrics": {}}])
 d = m["spec"]["domain"]
 d["machine"] = {"type": ""}
 d["cpu"] = {"cores": 2}
@@ -46,11 +50,12 @@ d["devices"].update({"video": {"type": "virtio"}, "watchdog": {"name": "wd", "i6
                      "interfaces": [{"name": "default", "state": "down", "pciAddress": "0000:00:10.0"}]})
 m["spec"]["networks"] = [{"name": "default", "pod": {}}]
 
+started = time.time()
 L = Launcher(m)
 L.wait_phase("Running")
 L.wait_serial("KVGUEST READY")
-L.wait_serial_re(r"CNT \d+ .*blk=vda,vdb,vdc,sda ", timeout=15)
-print("ok: the guest sees the virtio disks, the scsi disk and the volume without a disk (vdc)")
+L.wait_serial_re(r"CNT \d+ .*blk=vda,vdb,vdc,vdd,sda ", timeout=15)
+print("ok: the guest sees the virtio disks, the scsi disk and the volume without a disk (vdd)")
 ask = L.guest_shell()
 
 rtc = int(ask("R1", "cat /sys/class/rtc/rtc0/since_epoch"))
@@ -84,8 +89,8 @@ check(port.startswith("vport"), f"downwardMetrics: the guest has the virtio-seri
 ask("S2", f"exec 3<>/dev/{port}; printf 'GET /metrics/XML\\n\\n' >&3; timeout 2 cat <&3 >/tmp/m.xml; echo")
 
 
-def metric(tag, context, name):
-    return ask(tag, f"grep -o 'context=.{context}.[^>]*><name>{name}</name><value>[^<]*' /tmp/m.xml | "
+def metric(tag, context, name, xml="/tmp/m.xml"):
+    return ask(tag, f"grep -o 'context=.{context}.[^>]*><name>{name}</name><value>[^<]*' {xml} | "
                     "sed 's/.*<value>//'")
 
 
@@ -94,6 +99,13 @@ check(metric("S3", "host", "VirtualizationVendor") == "kubevirt.io" and
       metric("S5", "vm", "PhysicalMemoryAllocatedToVirtualSystem") == str(256 << 10) and
       float(metric("S6", "vm", "TotalCPUTime") or 0) > 0 and ask("S7", "grep -c '^</metrics>$' /tmp/m.xml") == "1",
       "downwardMetrics: the guest reads the metrics XML (vendor kubevirt.io, 2 vCPUs, 256 MiB, QEMU's CPU time)", L)
+# the downwardMetrics volume: vhostmd's disk (header "mvbd", busy, checksum, length, then the XML) as vdc
+check(ask("T1", "head -c 4 /dev/vdc") == "mvbd" and ask("T2", "cat /sys/block/vdc/ro") == "1",
+      "downwardMetrics volume: the guest's vdc is a read-only vhostmd metrics disk (signature mvbd)", L)
+ask("T3", "dd if=/dev/vdc bs=4096 count=2 2>/dev/null | tail -c +17 | tr -d '\\000' >/tmp/d.xml; echo")
+check(metric("T4", "host", "VirtualizationVendor", "/tmp/d.xml") == "kubevirt.io" and
+      metric("T5", "vm", "ResourceProcessorLimit", "/tmp/d.xml") == "2",
+      "downwardMetrics volume: the guest reads the metrics XML from the disk", L)
 check(ask("R5", "cat /sys/block/sda/queue/rotational") == "0", "rotationRate 1: the scsi disk is not rotational", L)
 check(ask("R6", "cat /sys/class/dmi/id/chassis_asset_tag") == "ASSET-42" and
       ask("R7", "cat /sys/class/dmi/id/chassis_vendor") == "Compat Inc", "chassis: SMBIOS type 3 asset and vendor", L)
@@ -126,6 +138,17 @@ check(dev_prop("ua-fast", "iothread") == "/objects/iothread2" and
 check(dev_prop("ua-fast", "werror") == "stop" and dev_prop("ua-fast", "rerror") == "stop", "errorPolicy stop", L)
 check(dev_prop("ua-shared", "share-rw") is True, "shareable: share-rw", L)
 check(L.qmp("qom-get", {"path": "/machine", "property": "hpet"})["return"] is False, "machine hpet off", L)
+
+
+def disk_time():
+    with open(os.path.join(L.run_dir, "metrics-metrics.img"), "rb") as f:
+        found = re.search(rb"<name>Time</name><value>(\d+)<", f.read(65536))
+    return int(found.group(1)) if found else 0
+
+
+# the first document is written before QEMU starts, then every 5 s: by now (or within 7 s) a later one
+L.wait(lambda: disk_time() >= started + 5, 7, "a rewritten metrics disk")
+print(f"ok: downwardMetrics volume: the launcher rewrites the disk (Time {disk_time() - started:.0f} s after start)")
 types = {p["name"]: p["type"] for p in L.qmp("qom-list", {"path": "/machine/peripheral"})["return"]}
 check(types.get("ua-default-0") == "child<usb-tablet>", "autoattachInputDevice: a USB tablet named default-0", L)
 
