@@ -441,9 +441,9 @@ static int add_tpm(argv_builder *b)
 
 /* devices.downwardMetrics: KubeVirt's vhostmd channel, a virtio-serial port named org.github.vhostmd.1 on
  * which the guest's vm-dump-metrics asks for the metrics XML; the launcher (metrics.c in
- * launcher/supervisor) listens in the run dir and answers. QEMU connects as it starts: a port whose
- * socket chardev a client opened only later, while the guest boots, crashed QEMU 7.2 (SIGSEGV, 2 boots
- * in 6), as the guest agent's port, connected from the start, never did. */
+ * launcher/supervisor) listens in the run dir and answers. QEMU connects as it starts, so the port is
+ * connected from the start like the guest agent's (with QEMU listening and the launcher connecting later,
+ * 2 test boots in 6 ended in an early QEMU SIGSEGV; not root-caused). */
 static int add_downward_metrics(argv_builder *b)
 {
         if (!b->v->downward_metrics)
