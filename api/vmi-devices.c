@@ -411,6 +411,7 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
                                               "tpm",
                                               "sound",
                                               "panicDevices",
+                                              "downwardMetrics",
                                               NULL};
         /* Devices that pass host hardware through: refused with what is missing rather than "not supported".
          */
@@ -422,8 +423,6 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
         };
         /* KubeVirt fields this launcher has no backend for, with what is missing. */
         static const char *const unsupported[][2] = {
-            {"downwardMetrics", "is not supported: the virtio-serial port org.github.vhostmd.1 needs a "
-                                "metrics writer on the host side, which virt-launcher does not have"},
             {"vsock", "is not a KubeVirt field (KubeVirt's VSOCK device is devices.autoattachVSOCK: true)"},
         };
         if (!devices)
@@ -460,6 +459,10 @@ int vmi_parse_devices(vmi *v, const cJSON *devices, const char *path, kv_error *
         int rng = empty_object(devices, path, "rng", err);
         JF_TRY(rng);
         v->rng = rng;
+        /* downwardMetrics: {}: the virtio-serial port org.github.vhostmd.1 the launcher answers on */
+        int metrics = empty_object(devices, path, "downwardMetrics", err);
+        JF_TRY(metrics);
+        v->downward_metrics = metrics;
         JF_TRY(parse_list(v, devices, path, "disks", parse_disk, err));
         JF_TRY(parse_list(v, devices, path, "filesystems", parse_filesystem, err));
         /* interfaces: with spec.networks in vmi_parse_networks (libkvnet's rules) */
@@ -649,6 +652,13 @@ static int parse_sysprep(vmi_volume *vol, const cJSON *o, const char *path, kv_e
         return object_name(sec ? sec : cm, p, "name", sec ? "Secret" : "ConfigMap", &vol->source_name, err);
 }
 
+/* downwardMetrics: {}: a disk in vhostmd's format (launcher/supervisor/metrics.c writes it). */
+static int parse_downward_metrics(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
+{
+        vol->kind = VOL_DOWNWARD_METRICS;
+        return jf_check_keys(o, path, NULL, NULL, err);
+}
+
 bool vmi_volume_is_data(volume_kind k)
 {
         return k == VOL_CONFIG_MAP || k == VOL_SECRET || k == VOL_SERVICE_ACCOUNT || k == VOL_DOWNWARD_API ||
@@ -787,6 +797,7 @@ static const struct {
     {"serviceAccount", parse_service_account},
     {"downwardAPI", parse_downward_api},
     {"sysprep", parse_sysprep},
+    {"downwardMetrics", parse_downward_metrics},
 };
 
 static int parse_volume(vmi *v, const cJSON *item, const char *path, kv_error *err)
@@ -815,7 +826,7 @@ static int parse_volume(vmi *v, const cJSON *item, const char *path, kv_error *e
                             "volume type is not supported (supported: "
                             "containerDisk, persistentVolumeClaim, dataVolume, hostDisk, emptyDisk, "
                             "ephemeral, cloudInitNoCloud, cloudInitConfigDrive, configMap, secret, "
-                            "serviceAccount, downwardAPI, sysprep)");
+                            "serviceAccount, downwardAPI, sysprep, downwardMetrics)");
                 if (source)
                         return jf_error(err, path, "only one volume source may be set");
                 if (!cJSON_IsObject(c))

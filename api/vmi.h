@@ -78,6 +78,7 @@ typedef enum {
         VOL_SERVICE_ACCOUNT,
         VOL_DOWNWARD_API,
         VOL_SYSPREP, /* a ConfigMap or Secret holding autounattend.xml/unattend.xml, label unattendCD */
+        VOL_DOWNWARD_METRICS, /* KubeVirt's vhostmd metrics disk: a raw file the launcher keeps rewriting */
 } volume_kind;
 
 /* What vmi_prepare() resolved for a volume; qemu_argv_build() reads only this. */
@@ -237,6 +238,7 @@ typedef struct vmi {
         watchdog_action watchdog;
         char *watchdog_name;
         bool vsock;            /* autoattachVSOCK: vhost-vsock-pci */
+        bool downward_metrics; /* devices.downwardMetrics: the vhostmd virtio-serial port */
         uint32_t vsock_cid;    /* prepared: the guest's CID (>= 3), from its identity */
         bool block_multiqueue; /* blockMultiQueue: one virtio-blk queue per vCPU */
 

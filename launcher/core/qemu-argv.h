@@ -8,7 +8,10 @@
 
 #define QEMU_ARGV_DEFAULT_HOTPLUG_PORTS 8
 /* Sockets of the helper daemons the launcher runs beside QEMU, in the run dir. */
-#define QEMU_TPM_SOCKET "swtpm.sock"           /* swtpm's control channel (devices.tpm) */
+#define QEMU_TPM_SOCKET "swtpm.sock" /* swtpm's control channel (devices.tpm) */
+/* devices.downwardMetrics: the launcher listens here for QEMU's chardev and answers the guest's vhostmd
+ * requests */
+#define QEMU_METRICS_SOCKET "vhostmd.sock"
 #define QEMU_PR_HELPER_SOCKET "pr-helper.sock" /* qemu-pr-helper (lun.reservation) */
 #define QEMU_PR_MANAGER_ID "pr-helper0"
 

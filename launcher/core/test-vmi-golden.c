@@ -261,6 +261,9 @@ static char *build_argv_text_in(const char *name, const char *manifest, const ch
             !v->n_filesystems && !getenv("KV_GOLDEN_NO_QEMU")) {
                 helperd_set helpers = {0}; /* swtpm for devices.tpm: QEMU connects at startup */
                 kv_error herr = {0};
+                char metrics_path[4200]; /* downwardMetrics: QEMU connects to the launcher's socket */
+                snprintf(metrics_path, sizeof(metrics_path), "%s/%s", run, QEMU_METRICS_SOCKET);
+                int metrics = v->downward_metrics ? listen_unix(metrics_path) : -1;
                 if (helperd_start(v, run, &helpers, &herr) < 0) {
                         fprintf(stderr, "FAIL %s: helper daemons: %s\n", name, herr.msg);
                         failures++;
@@ -268,6 +271,8 @@ static char *build_argv_text_in(const char *name, const char *manifest, const ch
                         qemu_smoke(name, &argv, run);
                 }
                 helperd_stop(&helpers);
+                if (metrics >= 0)
+                        close(metrics);
         }
         char *buf = NULL;
         size_t n = 0;

@@ -235,6 +235,18 @@ static int prepare_empty_disk(const launcher_paths *p, vmi_volume *vol, kv_error
         return set_prep(&vol->prep, TAKE_PTR(path), IMG_QCOW2, NULL, IMG_RAW, false);
 }
 
+/* downwardMetrics: a raw file of VOLUMES_METRICS_DISK_SIZE, read-only to the guest, which the launcher
+ * fills with the metrics document before QEMU starts and rewrites while the guest runs (metrics.c). */
+static int prepare_downward_metrics(const launcher_paths *p, vmi_volume *vol, kv_error *err)
+{
+        _cleanup_free_ char *path = NULL;
+        JF_TRY(run_file(p, "metrics", vol, "img", &path, err));
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 || ftruncate(fd, VOLUMES_METRICS_DISK_SIZE) < 0)
+                return kv_error_errno(err, errno, "create %s", path);
+        return set_prep(&vol->prep, TAKE_PTR(path), IMG_RAW, NULL, IMG_RAW, true);
+}
+
 /* Reads a small file (a Secret or ConfigMap key) whole; refused when larger than max (-EFBIG). The buffer
  * is NUL-terminated beyond *len. */
 static int read_fd(int fd, size_t max, char **out, size_t *out_len)
@@ -577,6 +589,9 @@ int volumes_prepare(vmi *v, const launcher_paths *p, kv_error *err)
                 case VOL_DOWNWARD_API:
                 case VOL_SYSPREP:
                         JF_TRY(prepare_data_volume(v, p, vol, i, err));
+                        break;
+                case VOL_DOWNWARD_METRICS:
+                        JF_TRY(prepare_downward_metrics(p, vol, err));
                         break;
                 }
         }

@@ -7,6 +7,9 @@
 #include "error.h"
 #include "vmi.h"
 
+/* A downwardMetrics volume's disk: vhostmd's 16-byte header and the metrics XML fit with room to spare */
+#define VOLUMES_METRICS_DISK_SIZE (1 << 20)
+
 typedef struct launcher_paths {
         const char *run_dir;    /* required, absolute: overlays, empty disks, cidata, EFI vars go here */
         const char *image_root; /* NULL = none; containerDisk V resolves to <image_root>/V if it exists */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -95,6 +96,30 @@ int cpumem_hugepages_dir(const vmi *v, char *out, size_t outsz, kv_error *err)
                     "lacks",
                     size);
         return 0;
+}
+
+int cpumem_memlock_limit(const vmi *v, kv_error *err)
+{
+        if (!v->realtime)
+                return 0;
+        struct rlimit lim = {RLIM_INFINITY, RLIM_INFINITY};
+        if (setrlimit(RLIMIT_MEMLOCK, &lim) == 0)
+                return 0;
+        int e = errno;
+        /* Without CAP_SYS_RESOURCE a hard limit that holds all of QEMU's memory (the guest's and about as
+         * much again for QEMU itself, TCG's code cache included) is enough. */
+        if (getrlimit(RLIMIT_MEMLOCK, &lim) == 0 &&
+            (lim.rlim_max == RLIM_INFINITY || lim.rlim_max / 2 >= v->memory)) {
+                lim.rlim_cur = lim.rlim_max;
+                if (setrlimit(RLIMIT_MEMLOCK, &lim) == 0)
+                        return 0;
+                e = errno;
+        }
+        return kv_error_errno(err, e,
+                              "spec.domain.cpu.realtime: QEMU must lock the guest's memory in RAM, but "
+                              "RLIMIT_MEMLOCK is %llu kB (the launcher needs CAP_SYS_RESOURCE or a memlock "
+                              "limit of twice the guest memory)",
+                              (unsigned long long)(lim.rlim_max >> 10));
 }
 
 /* The n-th CPU of set (0-based), or -1. */

@@ -233,7 +233,8 @@ static int prepare(launch *l)
         if ((r = vmi_prepare(l->v, &l->paths, &err)) < 0)
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "prepare volumes", &err);
         if ((r = cpumem_check_cpus(l->v, &l->cpus, &err)) < 0 ||
-            (r = cpumem_hugepages_dir(l->v, l->hugepages_dir, sizeof(l->hugepages_dir), &err)) < 0)
+            (r = cpumem_hugepages_dir(l->v, l->hugepages_dir, sizeof(l->hugepages_dir), &err)) < 0 ||
+            (!l->o->dry_run && (r = cpumem_memlock_limit(l->v, &err)) < 0))
                 return fail(l, r == -EINVAL ? EXIT_INVALID : EXIT_SETUP, "host resources", &err);
         /* QEMU connects to the daemons' sockets as it starts; a dry run only prints the argv */
         if (!l->o->dry_run && (r = virtiofsd_start_all(l->v, l->rd.path, l->o->virtiofsd, &l->fsd, &err)) < 0)

@@ -20,6 +20,7 @@
 #include "jsonesc.h"
 #include "liveops-control.h"
 #include "log.h"
+#include "metrics.h"
 #include "macro.h"
 #include "cpumem.h"
 #include "podnet.h"
@@ -219,8 +220,14 @@ static void on_qmp_event(qmp *q, const cJSON *event, void *userdata)
                 snprintf(s->shutdown_reason, sizeof(s->shutdown_reason), "%s", reason ? reason : "unknown");
                 log_info("qemu: SHUTDOWN (guest: %s, reason: %s)", s->shutdown_guest ? "true" : "false",
                          s->shutdown_reason);
-                if (s->soft_reboot && s->shutdown_guest && !s->stop_requested)
+                if (s->soft_reboot && s->shutdown_guest && !s->stop_requested && !s->fail_reason[0])
                         soft_reboot_finish(s);
+        } else if (strcmp(name, "GUEST_PANICKED") == 0) {
+                /* A panic device told QEMU the guest crashed (QEMU then powers it off): KubeVirt's VMI
+                 * goes Failed, not Succeeded as after a guest's own poweroff. */
+                const char *action = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "action"));
+                log_error("qemu: GUEST_PANICKED (action: %s)", action ? action : "?");
+                snprintf(s->fail_reason, sizeof(s->fail_reason), "guest panicked (panic device)");
         } else if (strcmp(name, "STOP") == 0 && !s->shutdown_reason[0] && s->st->phase == PHASE_RUNNING) {
                 set_paused(s, true, "PausedByUser");
         } else if (strcmp(name, "RESUME") == 0 && s->st->phase == PHASE_RUNNING) {
@@ -675,7 +682,9 @@ static int boot(supervisor *s, kv_error *err)
 static int start(supervisor *s, kv_error *err)
 {
         int qfd = -1;
-        int r = spawn(s, &qfd, err);
+        int r = metrics_new(s->cfg->run_dir, *s->cfg->vmi, &s->metrics, err);
+        if (r >= 0)
+                r = spawn(s, &qfd, err);
         if (r < 0)
                 return r;
         if (s->cfg->serial_listen_fd >= 0) {
@@ -686,6 +695,7 @@ static int start(supervisor *s, kv_error *err)
         }
         /* QEMU's threads are pinned before the sandbox forbids sched_setaffinity */
         if ((r = qmp_attach(s, qfd, err)) < 0 ||
+            (r = metrics_attach(s->metrics, s->loop, s->qemu_pid, err)) < 0 ||
             (s->cfg->cpus && (r = cpumem_pin(*s->cfg->vmi, s->cfg->cpus, s->qmp, s->qemu_pid, err)) < 0) ||
             (r = confine(s, err)) < 0 || (r = boot(s, err)) < 0)
                 return r;
@@ -745,6 +755,7 @@ static void teardown(supervisor *s)
         liveops_free(s->liveops);
         probes_free(s->probes); /* before the agent: it cancels its commands there */
         agent_free(s->agent);
+        metrics_free(s->metrics);
         if (s->stderr_fd >= 0)
                 close(s->stderr_fd);
         if (s->sigfd >= 0)

@@ -102,10 +102,11 @@ typedef struct supervisor {
         loop_source *serial_src;
         ring backlog;
 
-        struct liveops *liveops; /* hot-plug, snapshots, migration (launcher/liveops) */
-        struct agent *agent;     /* the guest agent client (agent.h) */
-        struct probes *probes;   /* readiness and liveness probes (probes.h), once the guest runs */
-        char fail_reason[256];   /* set by a failed liveness probe: QEMU's end is then Failed with it */
+        struct liveops *liveops;        /* hot-plug, snapshots, migration (launcher/liveops) */
+        struct agent *agent;            /* the guest agent client (agent.h) */
+        struct metrics_server *metrics; /* downwardMetrics: the vhostmd channel's answerer (metrics.h) */
+        struct probes *probes;          /* readiness and liveness probes (probes.h), once the guest runs */
+        char fail_reason[256]; /* a failed liveness probe, a guest panic: QEMU's end is then Failed with it */
 
         bool done;
 } supervisor;

@@ -9,7 +9,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # The cloud kernel has no AHCI driver: on q35, CD-ROMs and disks must be virtio or SCSI.
 MODULES_EARLY=(button evdev)
 MODULES_LATE=(virtio_pci virtio_blk virtio_net virtio_scsi sd_mod sr_mod isofs vfat nls_cp437 nls_ascii nls_utf8
-	virtio_console virtio-rng virtio_balloon virtio_mem ata_piix virtiofs)
+	virtio_console virtio-rng virtio_balloon virtio_mem ata_piix virtiofs pvpanic_mmio
+	pvpanic_pci)
 DISK_MB=48
 # Debian's qemu-guest-agent runs in the guest with the host's copies of the libraries `ldd` lists for it (the
 # same Debian 12 packages; ci/deps.sh installs them): their versions are part of the cache key.

@@ -8,7 +8,8 @@ virtiofs (virtiofsd started and stopped by the launcher; the guest mounts the ta
 virtiofs), rng, tablets,
 slirp networking, VNC on vnc.sock, the run-dir contents and the status file's fields; a lun disk (over a
 loop block device when the host lets us make one, else a file: scsi-hd either way, a loop device takes no
-SCSI commands) and a TPM 2.0 (tpm-crb over the swtpm the launcher runs, when swtpm is installed). The guest is asked
+SCSI commands), clock.timezone (the guest's RTC at the zone's offset), sound ac97 and a pvpanic PCI panic device
+(their PCI ids in the guest) and a TPM 2.0 (tpm-crb over the swtpm the launcher runs, when swtpm is installed). The guest is asked
 through its serial shell (console over control.sock); what the cloud kernel cannot see (sata) is checked
 on QEMU's side over qmp.sock."""
 import base64
@@ -78,6 +79,7 @@ if not TPM:
 USER_DATA = "#cloud-config\nhostname: audit\n"
 NET_DATA = "version: 2\n"
 UUID = "6a1c3f0e-2b4d-4e8f-9a10-b2c3d4e5f601"
+ZONE, ZONE_OFFSET = "Asia/Kolkata", 5 * 3600 + 1800  # no daylight saving time: one offset all year
 KB = os.path.join(GUEST, "kernelboot")
 manifest = f"""apiVersion: kubevirt.io/v1
 kind: VirtualMachineInstance
@@ -88,6 +90,7 @@ spec:
     machine: {{type: q35}}
     cpu: {{sockets: 1, cores: 2, threads: 1, model: host-passthrough}}
     memory: {{guest: 320Mi}}
+    clock: {{timezone: {ZONE}}}
     firmware:
       uuid: {UUID}
       serial: AUD-SN.42
@@ -99,6 +102,8 @@ spec:
       autoattachSerialConsole: true
       autoattachGraphicsDevice: true
       rng: {{}}
+      sound: {{name: snd, model: ac97}}
+      panicDevices: [{{model: pvpanic}}]
       filesystems:
       - {{name: share1, virtiofs: {{}}}}
       {"tpm: {}" if TPM else ""}
@@ -155,6 +160,12 @@ try:
     # the guest's own view, asked through its shell on the serial console (control socket `console`)
     ask = L.guest_shell()
 
+    rtc = int(ask("QR", "cat /sys/class/rtc/rtc0/since_epoch"))
+    check(abs(rtc - (time.time() + ZONE_OFFSET)) < 300, f"clock.timezone {ZONE}: the guest's RTC is "
+          f"{rtc - time.time():.0f} s ahead of UTC (want {ZONE_OFFSET})", L)
+    pci = ask("QP", "cat /sys/bus/pci/devices/*/device | tr '\\n' ,").split(",")
+    check("0x2415" in pci, "sound ac97: the guest has the AC'97 controller (8086:2415)", L)
+    check("0x0011" in pci, "panicDevices pvpanic: the guest has the pvpanic PCI device (1b36:0011)", L)
     check(ask("Q1", "cat /sys/block/vda/serial") == "AUD.SER-1", "guest reads the disk serial AUD.SER-1", L)
     check(ask("Q2", "cat /sys/class/dmi/id/product_serial") == "AUD-SN.42", "guest SMBIOS serial AUD-SN.42", L)
     check(ask("Q3", "cat /sys/class/dmi/id/product_uuid") == UUID, "guest SMBIOS uuid = firmware.uuid", L)

@@ -2,7 +2,8 @@
 locally (no --pod-network) an explicit bridge is refused and passt boots the guest to a DHCP lease;
 with --pod-network inside a test "Pod" netns (launcher/net/kvnet_fixture.py: veth to a host-side netns,
 removed afterwards on every path) masquerade and bridge make the guest's HTTP port answer on the Pod IP
-and status.interfaces[] shows that IP."""
+and status.interfaces[] shows that IP; the masquerade guest (2 vCPUs, shell=1) sees its NIC's 2 queue pairs
+(networkInterfaceMultiqueue), its acpiIndex and the dhcpOptions its DHCP client receives."""
 import os
 import sys
 import time
@@ -85,12 +86,37 @@ def iface_status(L):
     return ifaces[0]
 
 
+DHCP_OPTIONS = {"bootFileName": "pxelinux.0", "tftpServerName": "tftp.example.com",
+                "ntpServers": ["192.0.2.1", "192.0.2.2"], "privateOptions": [{"option": 240, "value": "extra-data"}]}
+# A second udhcpc in the guest asks for the options and prints what its script gets (busybox names them
+# tftp, bootfile, ntpsrv; a private option is optNNN), on one line the shell answer can carry.
+DHCP_PROBE = ("printf '#!/bin/sh\\n[ $1 = bound ] && echo tftp=$tftp bootfile=$bootfile ntp=$ntpsrv opt240=$opt240\\n'"
+              " >/tmp/opts.sh && chmod +x /tmp/opts.sh && "
+              "udhcpc -i eth0 -n -q -f -T 1 -t 5 -O tftp -O bootfile -O ntpsrv -O 240 -s /tmp/opts.sh 2>/dev/null")
+
+
+def guest_sees_nic(L):
+    """The masquerade guest's own view of its NIC: 2 queue pairs, the ACPI index, the DHCP options."""
+    ask = L.guest_shell()
+    queues = ask("N1", "ls /sys/class/net/eth0/queues | tr '\\n' ' '").split()
+    check(queues == ["rx-0", "rx-1", "tx-0", "tx-1"], f"networkInterfaceMultiqueue: the guest's eth0 has {queues}", L)
+    check(ask("N2", "cat /sys/class/net/eth0/device/../acpi_index") == "5",
+          "acpiIndex 5: the guest reads it from its NIC's PCI device (acpi_index)", L)
+    opts = ask("N3", DHCP_PROBE)
+    check(opts == "tftp=tftp.example.com bootfile=pxelinux.0 ntp=192.0.2.1 192.0.2.2 opt240=" +
+          "extra-data".encode().hex(), f"dhcpOptions: the guest's DHCP client receives {opts!r}", L)
+    ask.close()
+
+
 def test_pod(binding, index):
     t0 = time.monotonic()
     dual = binding == "masquerade"  # a dual-stack Pod: IPv6 on top (RAs, DHCPv6, ip6 NAT)
     with TestPod("-", binding, index, ipv6=dual) as pod:
         try:
-            manifest = net_vmi("netvm", {binding: {}}, f"http={HTTP_PORT}")
+            iface = {binding: {}}
+            if binding == "masquerade":  # acpiIndex and dhcpOptions, asked in the guest's shell below
+                iface.update(acpiIndex=5, dhcpOptions=DHCP_OPTIONS)
+            manifest = net_vmi("netvm", iface, f"http={HTTP_PORT} shell=1")
             if binding == "masquerade":  # networkInterfaceMultiqueue: a 2-queue tap for 2 vCPUs
                 manifest["spec"]["domain"]["cpu"] = {"cores": 2}
                 manifest["spec"]["domain"]["devices"]["networkInterfaceMultiqueue"] = True
@@ -103,6 +129,7 @@ def test_pod(binding, index):
                       f"networkInterfaceMultiqueue: the tap netdev has 2 queues ({net.strip()!r})", L)
                 dev = L.qmp("qom-get", {"path": "/machine/peripheral/ua-default", "property": "mq"})
                 check(dev.get("return") is True, "networkInterfaceMultiqueue: the virtio NIC has mq=on", L)
+                guest_sees_nic(L)
             page = host_reaches(pod, L)
             check(page is not None, f"{binding}: host side reaches the guest's :{HTTP_PORT} via Pod IP {pod.pod_ip}", L)
             st = iface_status(L)

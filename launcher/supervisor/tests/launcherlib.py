@@ -200,6 +200,7 @@ class Launcher:
             self.wait_serial_re(rf"{tag}: ([^$\n]*) :{tag}", timeout=10)
             return re.search(rf"{tag}: ([^$\n]*) :{tag}", self.serial()).group(1).strip()
         ask.close = con.close
+        ask.send = lambda cmd: con.sendall(f"{cmd}\n".encode())  # no answer awaited
         return ask
 
     # --- teardown ---
