@@ -534,8 +534,9 @@ static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_ren
                         account = model->volumes[i].source_name;
         if (account)
                 cJSON_AddStringToObject(spec, "serviceAccountName", account);
-        const char *copied[] = {"affinity",  "schedulerName", "priorityClassName", "dnsPolicy",
-                                "dnsConfig", "hostname",      "subdomain"};
+        const char *copied[] = {
+            "affinity",  "schedulerName", "priorityClassName", "dnsPolicy",
+            "dnsConfig", "hostname",      "subdomain",         "topologySpreadConstraints"};
         for (size_t i = 0; i < ARRAY_SIZE(copied); i++)
                 add_copy(spec, copied[i], cJSON_GetObjectItemCaseSensitive(vspec, copied[i]));
         render_placement(vspec, opts, spec);
