@@ -32,9 +32,9 @@ def pod_set(api, name, phase=None, node=None, ip=None, ann=None):
         api.merge("%s/%s/status" % (PODS, name), {"status": st})
 
 
-def migratable(name):
+def migratable(name, **kw):
     """A VMI with masquerade on the pod network: KubeVirt's default (bridge) is not live-migratable."""
-    m = vmi_manifest(name)
+    m = vmi_manifest(name, **kw)
     m["spec"]["domain"]["devices"]["interfaces"] = [{"name": "default", "masquerade": {}}]
     m["spec"]["networks"] = [{"name": "default", "pod": {}}]
     return m
@@ -355,7 +355,7 @@ def test_target_registry(srv, ctl):
                 "stringData": {"registries.yaml": "registries: []\n"}})
     ctl2 = Controller(srv, "--importer-image", "kvlite/importer:t", "--registry-config", "default/regs").start()
     try:
-        api.create(tc.VMIS, vmi_manifest("rg", image="vms.example/vms/guest:1"))
+        api.create(tc.VMIS, migratable("rg", image="vms.example/vms/guest:1"))
         vmi = wait_for("Scheduling", lambda: tc.phase_is(api, "rg", "Scheduling"))
         src = tc.one_pod(api, vmi)
         pod_set(api, src["metadata"]["name"], "Running", "node01", "10.0.0.1", {"phase": "Running"})
