@@ -156,9 +156,13 @@ static int pvc_disk(const launcher_paths *p, const vmi_volume *vol, size_t i, co
         char f[JPATH_MAX];
         if (asprintf(out, "%s/%s/disk.img", p->pvc_root ? p->pvc_root : DEFAULT_PVC_ROOT, vol->name) < 0)
                 return kv_error_set(err, ENOMEM, "out of memory");
-        if (access(*out, vol->claim_readonly ? R_OK : R_OK | W_OK) < 0)
-                return jf_error(err, field(f, i, rest), "claim \"%s\" is not available at %s: %s",
-                                vol->claim_name, *out, strerror(errno));
+        if (access(*out, vol->claim_readonly ? R_OK : R_OK | W_OK) < 0) {
+                int r = jf_error(err, field(f, i, rest), "claim \"%s\" is not available at %s: %s",
+                                 vol->claim_name, *out, strerror(errno));
+                free(*out); /* the caller gets nothing to release on failure */
+                *out = NULL;
+                return r;
+        }
         return 0;
 }
 

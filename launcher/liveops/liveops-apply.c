@@ -100,6 +100,19 @@ static void set_volume_status(status *st, const vmi *v, const liveop *op, const 
                           message, true);
 }
 
+/* A refused apply: the volumes kept from the running spec take their prepared files back (prepare_added
+ * moved them to the new spec, which is freed). */
+static void give_back_kept(vmi *old, vmi *nv)
+{
+        for (size_t i = 0; nv && i < nv->n_volumes; i++) {
+                vmi_volume *o = find_volume(old, nv->volumes[i].name);
+                if (o && !o->prep.path && nv->volumes[i].prep.path) {
+                        o->prep = nv->volumes[i].prep;
+                        nv->volumes[i].prep = (volume_prep){0};
+                }
+        }
+}
+
 /* One `apply` in flight: the plan's operations run in order on the loop, each as hotplug.c's steps; the
  * first failure stops it (the VM keeps running, the volume's entry says why). */
 typedef struct apply_run {
@@ -122,8 +135,10 @@ static void apply_finish(apply_run *a, const kv_error *err)
         if (!err) {
                 *h->vmi = a->nv; /* the spec the VM now runs */
                 vmi_free(a->old);
-        } else
+        } else {
+                give_back_kept(a->old, a->nv);
                 vmi_free(a->nv);
+        }
         liveops_set_busy(a->lo, NULL, NULL, NULL);
         h->publish(h->ctx);
         ctl_request *req = TAKE_PTR(a->req);
