@@ -118,6 +118,8 @@ int helperd_prepare(vmi *v, const launcher_paths *p, kv_error *err)
                         continue;
                 char field[96];
                 snprintf(field, sizeof(field), "spec.domain.devices.disks[%zu].lun.reservation", i);
+                /* refused before qemu-pr-helper is started for it */
+                JF_TRY(qemu_check_reservation(v, i, err));
                 JF_TRY(need_program("qemu-pr-helper", "qemu-system-common", field, err));
                 break;
         }
@@ -263,7 +265,12 @@ static void stop_one(pid_t *pid)
         /* The supervisor's SIGCHLD handler may have reaped it already: only signal a child still ours. */
         if (waitpid(*pid, NULL, WNOHANG) == 0) {
                 kill(*pid, SIGTERM);
-                waitpid(*pid, NULL, 0);
+                for (int ms = 0; ms < 2000 && waitpid(*pid, NULL, WNOHANG) == 0; ms += 10)
+                        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+                if (kill(*pid, 0) == 0) { /* not gone after 2 s (busy starting up): SIGKILL */
+                        kill(*pid, SIGKILL);
+                        waitpid(*pid, NULL, 0);
+                }
         }
         *pid = 0;
 }

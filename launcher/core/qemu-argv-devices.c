@@ -200,17 +200,23 @@ static int add_disk(argv_builder *b, const vmi_disk *d, size_t i, int *sata, int
 /* lun.reservation: QEMU forwards PERSISTENT RESERVE commands to qemu-pr-helper (which holds the
  * privilege to issue them) over <run_dir>/pr-helper.sock; the launcher runs the helper. Reservations only
  * mean something on a real LUN, so the volume must be a SCSI block device. */
-static int add_pr_manager(argv_builder *b, size_t i)
+int qemu_check_reservation(const vmi *v, size_t i, kv_error *err)
 {
-        const vmi_disk *d = &b->v->disks[i];
-        const volume_prep *p = &b->v->volumes[d->volume].prep;
+        const vmi_disk *d = &v->disks[i];
+        const volume_prep *p = &v->volumes[d->volume].prep;
         if (!p->scsi_generic || p->base)
-                return kv_error_set(b->err, EINVAL,
+                return kv_error_set(err, EINVAL,
                                     "spec.domain.devices.disks[%zu].lun.reservation: needs a SCSI "
                                     "block-device volume (persistent reservations go to a real LUN); "
                                     "\"%s\" is %s",
-                                    i, b->v->volumes[d->volume].name,
+                                    i, v->volumes[d->volume].name,
                                     p->block_device && !p->base ? "a block device without SG_IO" : "a file");
+        return 0;
+}
+
+static int add_pr_manager(argv_builder *b, size_t i)
+{
+        JF_TRY(qemu_check_reservation(b->v, i, b->err));
         _cleanup_free_ char *path = NULL;
         if (asprintf(&path, "%s/%s", b->o->run_dir, QEMU_PR_HELPER_SOCKET) < 0)
                 return kv_error_set(b->err, ENOMEM, "out of memory");

@@ -50,6 +50,9 @@ typedef struct qemu_argv_opts {
 /* Append the full argv (argv[0] = qemu_binary) to *argv. -EINVAL if the model is not prepared or
  * inconsistent. */
 int qemu_argv_build(const vmi *v, const qemu_argv_opts *o, strv *argv, kv_error *err);
+/* disks[i].lun.reservation can be honoured: its volume (prepared, probed) is a SCSI block device; else
+ * -EINVAL naming the field. */
+int qemu_check_reservation(const vmi *v, size_t i, kv_error *err);
 
 /* The one escaping function for QemuOpts values: doubles every comma. Returns a malloc'd string. */
 char *qemu_opt_escape(const char *value);
