@@ -258,7 +258,7 @@ int helperd_start(const vmi *v, const char *run_dir, helperd_set *set, kv_error 
         return r;
 }
 
-static void stop_one(pid_t *pid)
+void helperd_stop_pid(pid_t *pid)
 {
         if (*pid <= 0)
                 return;
@@ -277,6 +277,6 @@ static void stop_one(pid_t *pid)
 
 void helperd_stop(helperd_set *set)
 {
-        stop_one(&set->swtpm);
-        stop_one(&set->pr_helper);
+        helperd_stop_pid(&set->swtpm);
+        helperd_stop_pid(&set->pr_helper);
 }

@@ -22,3 +22,6 @@ int helperd_start(const vmi *v, const char *run_dir, helperd_set *set, kv_error 
 
 /* SIGTERM each running helper and reap it (best effort; they also die with the launcher). */
 void helperd_stop(helperd_set *set);
+/* One child daemon of the launcher (a helper, virtiofsd): SIGTERM, SIGKILL if it is still there 2 s later,
+ * reaped; one the supervisor already reaped is left alone. *pid becomes 0. */
+void helperd_stop_pid(pid_t *pid);

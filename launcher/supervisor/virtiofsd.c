@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "helperd.h"
 #include "log.h"
 #include "macro.h"
 #include "strv.h"
@@ -134,18 +135,8 @@ int virtiofsd_start_all(const vmi *v, const char *run_dir, const char *binary, v
 
 void virtiofsd_stop_all(virtiofsd_set *set)
 {
-        for (size_t i = 0; i < set->n; i++) {
-                pid_t pid = set->pids[i];
-                /* 0: still ours and running; pid: a zombie now reaped; -1: the supervisor reaped it already
-                 */
-                if (pid <= 0 || waitpid(pid, NULL, WNOHANG) != 0)
-                        continue;
-                kill(pid, SIGTERM);
-                for (int ms = 0; ms < 2000 && waitpid(pid, NULL, WNOHANG) == 0; ms += 10)
-                        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
-                if (kill(pid, SIGKILL) == 0)
-                        waitpid(pid, NULL, 0);
-        }
+        for (size_t i = 0; i < set->n; i++)
+                helperd_stop_pid(&set->pids[i]);
         free(set->pids);
         set->pids = NULL, set->n = 0;
 }
