@@ -49,5 +49,7 @@ run_build plain gcc -Dwerror=true -Dguest_dir="$ROOT/.cache/guest"
 BUILD_TEST_ARGS="--no-suite slow" run_build asan clang -Dwerror=true -Dguest_dir="$ROOT/.cache/guest" -Db_sanitize=address,undefined \
 	-Db_lundef=false -Dfuzz=true
 
+# What failed comes last, just above the count: a reader of only the end of the output sees it.
+python3 ci/failures.py "$ROOT/build-ci-plain" "$ROOT/build-ci-asan"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
