@@ -563,10 +563,26 @@ static int volume_label(vmi_volume *vol, const cJSON *o, const char *path, kv_er
         return 0;
 }
 
+/* items and defaultMode belong to Kubernetes' Pod volume of the same name, not to KubeVirt's
+ * ConfigMapVolumeSource/SecretVolumeSource (name or secretName, optional, volumeLabel): the API server's
+ * strict field validation refuses them, so they are refused here with that reason rather than ignored. */
+static int pod_volume_only_keys(const cJSON *o, const char *path, kv_error *err)
+{
+        static const char *const keys[] = {"items", "defaultMode"};
+        char p[JPATH_MAX];
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+                if (cJSON_GetObjectItemCaseSensitive(o, keys[i]))
+                        return jf_error(err, jpath_key(p, path, keys[i]),
+                                        "is not a KubeVirt field (Kubernetes' Pod volume has it, KubeVirt's "
+                                        "volume does not: every key becomes a file named after it)");
+        return 0;
+}
+
 static int parse_config_map(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
 {
         static const char *const allowed[] = {"name", "optional", "volumeLabel", NULL};
         vol->kind = VOL_CONFIG_MAP;
+        JF_TRY(pod_volume_only_keys(o, path, err));
         JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
         JF_TRY(object_name(o, path, "name", "ConfigMap", &vol->source_name, err));
         JF_TRY(jf_bool(o, path, "optional", &vol->source_optional, err));
@@ -577,6 +593,7 @@ static int parse_secret(vmi_volume *vol, const cJSON *o, const char *path, kv_er
 {
         static const char *const allowed[] = {"secretName", "optional", "volumeLabel", NULL};
         vol->kind = VOL_SECRET;
+        JF_TRY(pod_volume_only_keys(o, path, err));
         JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
         JF_TRY(object_name(o, path, "secretName", "Secret", &vol->source_name, err));
         JF_TRY(jf_bool(o, path, "optional", &vol->source_optional, err));
@@ -780,6 +797,32 @@ static int parse_data_volume(vmi_volume *vol, const cJSON *o, const char *path, 
         return jf_bool(o, path, "hotpluggable", &vol->hotpluggable, err);
 }
 
+/* containerPath: {path, readOnly} (KubeVirt's ContainerPathVolumeSource): a directory of the launcher's
+ * container shared over virtiofs. KubeVirt's CRD rules: path absolute, without "..", at most 4096 bytes;
+ * readOnly defaults to true and must be true (write access is not supported). */
+static int parse_container_path(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err)
+{
+        static const char *const allowed[] = {"path", "readOnly", NULL};
+        bool read_only = true;
+        char p[JPATH_MAX];
+        vol->kind = VOL_CONTAINER_PATH;
+        JF_TRY(jf_check_keys(o, path, allowed, NULL, err));
+        JF_TRY(jf_string(o, path, "path", true, &vol->host_path, err));
+        jpath_key(p, path, "path");
+        if (strlen(vol->host_path) > 4096)
+                return jf_error(err, p, "must be at most 4096 characters");
+        if (strstr(vol->host_path, ".."))
+                return jf_error(err, p, "\"%.100s\" must not contain \"..\"", vol->host_path);
+        if (!strcmp(vol->host_path, "/"))
+                return jf_error(err, p, "\"/\" is not a volumeMount of the launcher's container");
+        JF_TRY(jf_check_abs_path(vol->host_path, p, err));
+        JF_TRY(jf_bool(o, path, "readOnly", &read_only, err));
+        if (!read_only)
+                return jf_error(err, jpath_key(p, path, "readOnly"),
+                                "must be true, write access is not supported (as KubeVirt)");
+        return 0;
+}
+
 static const struct {
         const char *key;
         int (*parse)(vmi_volume *vol, const cJSON *o, const char *path, kv_error *err);
@@ -798,6 +841,7 @@ static const struct {
     {"downwardAPI", parse_downward_api},
     {"sysprep", parse_sysprep},
     {"downwardMetrics", parse_downward_metrics},
+    {"containerPath", parse_container_path},
 };
 
 static int parse_volume(vmi *v, const cJSON *item, const char *path, kv_error *err)
@@ -820,13 +864,18 @@ static int parse_volume(vmi *v, const cJSON *item, const char *path, kv_error *e
                 for (which = 0; which < ARRAY_SIZE(volume_sources); which++)
                         if (!strcmp(c->string, volume_sources[which].key))
                                 break;
+                if (which == ARRAY_SIZE(volume_sources) && !strcmp(c->string, "memoryDump"))
+                        return jf_error(err, p,
+                                        "is not supported: KubeVirt's virt-controller adds this volume for "
+                                        "`virtctl memory-dump` (a claim QEMU's dump-guest-memory writes "
+                                        "into), which kvlite does not implement");
                 if (which == ARRAY_SIZE(volume_sources))
                         return jf_error(
                             err, p,
                             "volume type is not supported (supported: "
                             "containerDisk, persistentVolumeClaim, dataVolume, hostDisk, emptyDisk, "
                             "ephemeral, cloudInitNoCloud, cloudInitConfigDrive, configMap, secret, "
-                            "serviceAccount, downwardAPI, sysprep, downwardMetrics)");
+                            "serviceAccount, downwardAPI, sysprep, downwardMetrics, containerPath)");
                 if (source)
                         return jf_error(err, path, "only one volume source may be set");
                 if (!cJSON_IsObject(c))
@@ -876,10 +925,12 @@ static int link_filesystems(vmi *v, bool *used, kv_error *err)
                 vmi_volume *vol = &v->volumes[k];
                 if (used[k])
                         return jf_error(err, p, "volume \"%s\" is also used by a disk", vol->name);
-                if (!(vmi_volume_is_data(vol->kind) && vol->kind != VOL_SYSPREP) && vol->kind != VOL_PVC)
+                if (!(vmi_volume_is_data(vol->kind) && vol->kind != VOL_SYSPREP) && vol->kind != VOL_PVC &&
+                    vol->kind != VOL_CONTAINER_PATH)
                         return jf_error(err, p,
                                         "volume \"%s\" cannot be shared over virtiofs (configMap, secret, "
-                                        "serviceAccount, downwardAPI and persistentVolumeClaim can)",
+                                        "serviceAccount, downwardAPI, persistentVolumeClaim and "
+                                        "containerPath can)",
                                         vol->name);
                 v->filesystems[i].volume = k;
                 vol->filesystem = used[k] = true;
@@ -901,6 +952,11 @@ int vmi_parse_volumes(vmi *v, const cJSON *spec, kv_error *err)
                 snprintf(p, sizeof(p), "spec.domain.devices.disks[%zu].name", i);
                 if (k == v->n_volumes)
                         return jf_error(err, p, "no volume named \"%s\" in spec.volumes", v->disks[i].name);
+                if (v->volumes[k].kind == VOL_CONTAINER_PATH)
+                        return jf_error(err, p,
+                                        "volume \"%s\" is a containerPath, which is shared only over virtiofs "
+                                        "(spec.domain.devices.filesystems), never as a disk",
+                                        v->disks[i].name);
                 v->disks[i].volume = k;
                 used[k] = true;
         }
@@ -910,6 +966,13 @@ int vmi_parse_volumes(vmi *v, const cJSON *spec, kv_error *err)
         for (size_t k = 0; k < v->n_volumes; k++) {
                 if (used[k])
                         continue;
+                if (v->volumes[k].kind == VOL_CONTAINER_PATH) {
+                        char p[JPATH_MAX];
+                        snprintf(p, sizeof(p), "spec.volumes[%zu].containerPath", k);
+                        return jf_error(err, p,
+                                        "needs a filesystem of the same name in "
+                                        "spec.domain.devices.filesystems (shared only over virtiofs)");
+                }
                 vmi_disk *d = vmi_grow((void **)&v->disks, &v->n_disks, sizeof(*d));
                 if (!d || !(d->name = strdup(v->volumes[k].name)))
                         return OOM(err);

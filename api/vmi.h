@@ -79,6 +79,9 @@ typedef enum {
         VOL_DOWNWARD_API,
         VOL_SYSPREP, /* a ConfigMap or Secret holding autounattend.xml/unattend.xml, label unattendCD */
         VOL_DOWNWARD_METRICS, /* KubeVirt's vhostmd metrics disk: a raw file the launcher keeps rewriting */
+        /* containerPath: a directory of the launcher's container (in a cluster, a volumeMount of the Pod's
+         * compute container, e.g. a token a webhook injected), only ever shared read-only over virtiofs */
+        VOL_CONTAINER_PATH,
 } volume_kind;
 
 /* What vmi_prepare() resolved for a volume; qemu_argv_build() reads only this. */
@@ -101,7 +104,7 @@ typedef struct vmi_volume {
         char *claim_name; /* persistentVolumeClaim/ephemeral claimName */
         bool claim_readonly;
         bool hotpluggable; /* KubeVirt's marker for volumes added to a running VMI; no effect on the argv */
-        char *host_path;   /* hostDisk.path */
+        char *host_path;   /* hostDisk.path, containerPath.path */
         bool host_create;  /* hostDisk.type DiskOrCreate */
         uint64_t capacity; /* emptyDisk/hostDisk capacity in bytes */
         char *user_data;   /* cloudInitNoCloud (base64 already decoded) */

@@ -80,8 +80,9 @@ static int add_rules(scmp_filter_ctx ctx, const seccomp_rule *rules, size_t n, k
 {
         for (size_t i = 0; i < n; i++) {
                 const seccomp_rule *rule = &rules[i];
-                int r = seccomp_rule_add_array(ctx, rule->action, rule->nr, rule->has_arg ? 1 : 0,
-                                               rule->has_arg ? &rule->arg : NULL);
+                const struct scmp_arg_cmp args[2] = {rule->arg, rule->arg2};
+                int r = seccomp_rule_add_array(ctx, rule->action, rule->nr,
+                                               rule->has_arg ? 1 + rule->has_arg2 : 0, args);
                 if (r < 0 && r != -EEXIST)
                         return kv_error_errno(err, -r, "seccomp rule for syscall %d", rule->nr);
         }

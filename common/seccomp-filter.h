@@ -14,6 +14,8 @@ typedef struct seccomp_rule {
         uint32_t action;
         bool has_arg; /* the rule applies only when arg matches */
         struct scmp_arg_cmp arg;
+        bool has_arg2; /* ... and arg2 too (with has_arg) */
+        struct scmp_arg_cmp arg2;
 } seccomp_rule;
 
 /* clang-format off */
@@ -28,6 +30,11 @@ typedef struct seccomp_rule {
          .arg = {.arg = (n), .op = SCMP_CMP_MASKED_EQ, .datum_a = (mask), .datum_b = (value)}}
 /* Fails with errno e instead of the default action: for calls a library only probes. */
 #define SECCOMP_ERRNO(name, e) {.nr = SCMP_SYS(name), .action = SCMP_ACT_ERRNO(e)}
+/* Fails with errno e when argument n differs from value and (argument m & mask) == bits. */
+#define SECCOMP_ERRNO_NE_MASKED(name, e, n, value, m, mask, bits)                                            \
+        {.nr = SCMP_SYS(name), .action = SCMP_ACT_ERRNO(e), .has_arg = true,                                 \
+         .arg = {.arg = (n), .op = SCMP_CMP_NE, .datum_a = (value)}, .has_arg2 = true,                       \
+         .arg2 = {.arg = (m), .op = SCMP_CMP_MASKED_EQ, .datum_a = (mask), .datum_b = (bits)}}
 /* clang-format on */
 
 /* Loads a filter for the calling thread (and the threads it creates later): the rules, then in sanitizer

@@ -24,6 +24,7 @@
 #include "helperd.h"
 #include "qemu-argv.h"
 #include "subprocess.h"
+#include "virtiofs.h"
 #include "volumes.h"
 
 extern char **environ;
@@ -279,6 +280,19 @@ static char *build_argv_text_in(const char *name, const char *manifest, const ch
         FILE *m = open_memstream(&buf, &n);
         for (size_t i = 0; i < argv.n; i++)
                 fprintf(m, "%s\n", argv.v[i]);
+        /* Each filesystem's virtiofsd, as the launcher starts it (read-only: under its seccomp filter). */
+        for (size_t i = 0; i < v->n_filesystems; i++) {
+                _cleanup_(strv_free) strv fsd = {0};
+                const vmi_filesystem *fs = &v->filesystems[i];
+                if (virtiofsd_argv(VIRTIOFSD_DEFAULT, v, fs, run, &fsd, err) < 0) {
+                        fclose(m), free(buf), strv_free(&argv);
+                        return NULL;
+                }
+                fprintf(m, "# virtiofsd for %s%s\n", fs->name,
+                        v->volumes[fs->volume].prep.read_only ? " (read-only)" : "");
+                for (size_t k = 0; k < fsd.n; k++)
+                        fprintf(m, "%s\n", fsd.v[k]);
+        }
         fclose(m);
         strv_free(&argv);
         /* The temp dir appears raw, JSON-escaped and comma-doubled: replacing only its random suffix keeps

@@ -533,6 +533,24 @@ static int prepare_data_share(const launcher_paths *p, vmi_volume *vol, size_t i
         return set_prep(&vol->prep, TAKE_PTR(dir), IMG_RAW, NULL, IMG_RAW, true);
 }
 
+/* containerPath: the launcher's own directory at that path (in a cluster the compute container's, where
+ * the Pod's volumeMounts are), shared read-only as it is, so that what the kubelet or a webhook keeps
+ * rewriting there (rotating tokens) reaches the guest. */
+static int prepare_container_path(vmi_volume *vol, size_t i, kv_error *err)
+{
+        char fld[JPATH_MAX];
+        struct stat st;
+        int e = stat(vol->host_path, &st) < 0 ? errno : 0;
+        if (e || !S_ISDIR(st.st_mode))
+                return jf_error(err, field(fld, i, ".containerPath.path"),
+                                "%s is not a directory of the launcher's container%s%s", vol->host_path,
+                                e ? ": " : "", e ? strerror(e) : "");
+        char *dir = strdup(vol->host_path);
+        if (!dir)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        return set_prep(&vol->prep, dir, IMG_RAW, NULL, IMG_RAW, true);
+}
+
 /* sysprep: Windows setup looks for autounattend.xml or unattend.xml (any case), as KubeVirt checks. */
 static int check_unattend(const data_files *f, size_t i, const vmi_volume *vol, kv_error *err)
 {
@@ -596,6 +614,9 @@ int volumes_prepare(vmi *v, const launcher_paths *p, kv_error *err)
                         break;
                 case VOL_DOWNWARD_METRICS:
                         JF_TRY(prepare_downward_metrics(p, vol, err));
+                        break;
+                case VOL_CONTAINER_PATH:
+                        JF_TRY(prepare_container_path(vol, i, err));
                         break;
                 }
         }

@@ -17,12 +17,49 @@
 #include "helperd.h"
 #include "log.h"
 #include "macro.h"
+#include "seccomp-filter.h"
 #include "strv.h"
 #include "virtiofs.h"
 
 #define SOCKET_WAIT_MS 5000
 
-static void exec_child(char *const *argv, int log_fd, pid_t parent)
+#define ANY_DIR(name, bits)                                                                                  \
+        SECCOMP_ERRNO_NE_MASKED(name, EROFS, 0, (uint64_t)(int64_t)AT_FDCWD, 2, (bits), (bits))
+
+/* QEMU 7.2's C virtiofsd has no read-only mode: a read-only share (a containerPath, a configMap, a secret,
+ * a read-only claim) gets a seccomp filter that fails every call the daemon makes to change the tree for the
+ * guest with EROFS. The guest's requests always name a file through a directory fd (the daemon chroots into
+ * the share), never relative to the working directory: the daemon's own pid file under /run/virtiofsd
+ * (openat AT_FDCWD) and socket stay writable. */
+static const seccomp_rule read_only_rules[] = {
+    ANY_DIR(openat, O_WRONLY),
+    ANY_DIR(openat, O_RDWR),
+    ANY_DIR(openat, O_CREAT),
+    ANY_DIR(openat, O_TRUNC),
+    SECCOMP_ERRNO(openat2, ENOSYS), /* callers fall back to openat */
+    SECCOMP_ERRNO(mkdirat, EROFS),
+    SECCOMP_ERRNO(mknodat, EROFS),
+    SECCOMP_ERRNO(symlinkat, EROFS),
+    SECCOMP_ERRNO(linkat, EROFS),
+    SECCOMP_ERRNO(unlinkat, EROFS),
+    SECCOMP_ERRNO(renameat, EROFS),
+    SECCOMP_ERRNO(renameat2, EROFS),
+    SECCOMP_ERRNO(fchmod, EROFS),
+    SECCOMP_ERRNO(fchmodat, EROFS),
+    SECCOMP_ERRNO(fchown, EROFS),
+    SECCOMP_ERRNO(fchownat, EROFS),
+    SECCOMP_ERRNO(utimensat, EROFS),
+    SECCOMP_ERRNO(truncate, EROFS),
+    SECCOMP_ERRNO(fallocate, EROFS),
+    SECCOMP_ERRNO(setxattr, EROFS),
+    SECCOMP_ERRNO(lsetxattr, EROFS),
+    SECCOMP_ERRNO(fsetxattr, EROFS),
+    SECCOMP_ERRNO(removexattr, EROFS),
+    SECCOMP_ERRNO(lremovexattr, EROFS),
+    SECCOMP_ERRNO(fremovexattr, EROFS),
+};
+
+static void exec_child(char *const *argv, int log_fd, pid_t parent, bool read_only)
 {
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                 _exit(127);
@@ -30,6 +67,13 @@ static void exec_child(char *const *argv, int log_fd, pid_t parent)
         if (null < 0 || dup2(null, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
                 _exit(127);
         close_range(3, ~0U, 0);
+        kv_error err = {0};
+        /* the launcher set no_new_privs before (sandbox_no_new_privs): the filter needs no privilege */
+        if (read_only && seccomp_filter_load(SCMP_ACT_ALLOW, read_only_rules, ARRAY_SIZE(read_only_rules),
+                                             &err) < 0) {
+                dprintf(2, "read-only filter: %s\n", err.msg);
+                _exit(126);
+        }
         execv(argv[0], argv);
         _exit(127);
 }
@@ -95,7 +139,7 @@ static int start_one(const vmi *v, size_t i, const char *run_dir, const char *bi
         if (pid < 0)
                 return kv_error_errno(err, errno, "fork virtiofsd");
         if (pid == 0)
-                exec_child(strv_argv(&argv), log_fd, parent);
+                exec_child(strv_argv(&argv), log_fd, parent, v->volumes[fs->volume].prep.read_only);
         *out = pid;
         int status = 0;
         r = wait_socket(pid, sock, &status);
