@@ -30,10 +30,10 @@ typedef struct seccomp_rule {
          .arg = {.arg = (n), .op = SCMP_CMP_MASKED_EQ, .datum_a = (mask), .datum_b = (value)}}
 /* Fails with errno e instead of the default action: for calls a library only probes. */
 #define SECCOMP_ERRNO(name, e) {.nr = SCMP_SYS(name), .action = SCMP_ACT_ERRNO(e)}
-/* Fails with errno e when argument n differs from value and (argument m & mask) == bits. */
-#define SECCOMP_ERRNO_NE_MASKED(name, e, n, value, m, mask, bits)                                            \
+/* Fails with errno e when argument n is below value and (argument m & mask) == bits. */
+#define SECCOMP_ERRNO_LT_MASKED(name, e, n, value, m, mask, bits)                                            \
         {.nr = SCMP_SYS(name), .action = SCMP_ACT_ERRNO(e), .has_arg = true,                                 \
-         .arg = {.arg = (n), .op = SCMP_CMP_NE, .datum_a = (value)}, .has_arg2 = true,                       \
+         .arg = {.arg = (n), .op = SCMP_CMP_LT, .datum_a = (value)}, .has_arg2 = true,                       \
          .arg2 = {.arg = (m), .op = SCMP_CMP_MASKED_EQ, .datum_a = (mask), .datum_b = (bits)}}
 /* clang-format on */
 

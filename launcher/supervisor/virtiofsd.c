@@ -23,8 +23,9 @@
 
 #define SOCKET_WAIT_MS 5000
 
-#define ANY_DIR(name, bits)                                                                                  \
-        SECCOMP_ERRNO_NE_MASKED(name, EROFS, 0, (uint64_t)(int64_t)AT_FDCWD, 2, (bits), (bits))
+/* The call names its file through a directory fd, not AT_FDCWD (negative: at or above 2^31 however the
+ * int is widened), and its flags hold bits. */
+#define ANY_DIR(name, bits) SECCOMP_ERRNO_LT_MASKED(name, EROFS, 0, 0x80000000u, 2, (bits), (bits))
 
 /* QEMU 7.2's C virtiofsd has no read-only mode: a read-only share (a containerPath, a configMap, a secret,
  * a read-only claim) gets a seccomp filter that fails every call the daemon makes to change the tree for the

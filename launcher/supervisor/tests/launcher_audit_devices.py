@@ -5,7 +5,8 @@ DiskOrCreate, a persistentVolumeClaim (--pvc-root) and an ephemeral one (the gue
 overlay), emptyDisks, a cloud-init cdrom on scsi (userDataBase64 + networkData), a configMap volume (its
 keys from --secret-root, an ISO9660 disk labelled cfgdata the guest mounts and reads), a configMap shared over
 virtiofs (virtiofsd started and stopped by the launcher; the guest mounts the tag when its kernel has
-virtiofs), rng, tablets,
+virtiofs) and a containerPath (a directory of the launcher's container, read-only, files written after boot
+reach the guest), rng, tablets,
 slirp networking, VNC on vnc.sock, the run-dir contents and the status file's fields; a lun disk (over a
 loop block device when the host lets us make one, else a file: scsi-hd either way, a loop device takes no
 SCSI commands), clock.timezone (the guest's RTC at the zone's offset), sound ac97 and a pvpanic PCI panic device
@@ -36,6 +37,11 @@ with open(os.path.join(work, "secrets", "cfg1", "app.properties"), "w") as f:  #
 os.makedirs(os.path.join(work, "secrets", "share1"))
 with open(os.path.join(work, "secrets", "share1", "hello.txt"), "w") as f:
     f.write("over-virtiofs\n")
+# containerPath: a directory of the launcher's own container (a webhook-injected token, as AWS IRSA's)
+token_dir = os.path.join(work, "container", "eks-token")
+os.makedirs(token_dir)
+with open(os.path.join(token_dir, "token"), "w") as f:
+    f.write("irsa-token-1\n")
 host1, host2 = os.path.join(work, "host1.img"), os.path.join(work, "host2.img")
 pvc_img = os.path.join(work, "pvc", "pvc1", "disk.img")
 eph_img = os.path.join(work, "pvc", "eph1", "disk.img")
@@ -106,6 +112,7 @@ spec:
       panicDevices: [{{model: pvpanic}}]
       filesystems:
       - {{name: share1, virtiofs: {{}}}}
+      - {{name: tok1, virtiofs: {{}}}}
       {"tpm: {}" if TPM else ""}
       inputs:
       - {{name: tablet1, type: tablet, bus: usb}}
@@ -136,6 +143,7 @@ spec:
   - {{name: sata1, emptyDisk: {{capacity: 4Mi}}}}
   - {{name: cfg1, configMap: {{name: app-config}}}}
   - {{name: share1, configMap: {{name: shared-files}}}}
+  - {{name: tok1, containerPath: {{path: {token_dir}}}}}
   - {{name: lun1, persistentVolumeClaim: {{claimName: lunclaim}}}}
 """
 try:
@@ -183,6 +191,20 @@ try:
     if ask("QE", "grep -c virtiofs /proc/filesystems") == "1":
         check(ask("QF", "mkdir -p /mnt/fs && mount -t virtiofs share1 /mnt/fs && cat /mnt/fs/hello.txt") ==
               "over-virtiofs", "virtiofs: the guest mounts tag share1 and reads the configMap's file", L)
+        check(ask("QG", "echo x > /mnt/fs/hello.txt; echo x > /mnt/fs/new; ls /mnt/fs | tr '\\n' ,") ==
+              "hello.txt,", "virtiofs: the configMap share is read-only (no write, no new file)", L)
+        check(ask("QH", "mkdir -p /mnt/tok && mount -t virtiofs tok1 /mnt/tok && cat /mnt/tok/token") ==
+              "irsa-token-1", "containerPath: the guest mounts tag tok1 and reads the container's file", L)
+        with open(os.path.join(token_dir, "token-2"), "w") as f:  # what a token rotation writes
+            f.write("irsa-token-2\n")
+        check(ask("QI", "cat /mnt/tok/token-2") == "irsa-token-2",
+              "containerPath: a file written there after boot reaches the guest (shared as it is)", L)
+        ask("QJ", "echo x > /mnt/tok/token; echo x > /mnt/tok/new; rm -f /mnt/tok/token-2; mkdir /mnt/tok/d")
+        check(sorted(os.listdir(token_dir)) == ["token", "token-2"] and
+              open(os.path.join(token_dir, "token")).read() == "irsa-token-1\n",
+              f"containerPath: read-only, the guest changed nothing ({sorted(os.listdir(token_dir))})", L)
+        check(ask("QK", "echo x 2>&1 > /mnt/tok/new | grep -c 'Read-only file system'") == "1",
+              "containerPath: a guest write fails with EROFS", L)
     else:
         print("note: this guest kernel has no virtiofs module (tests/guest/build.sh adds it): QEMU's side only")
     check("sr0" in ask("Q8", "ls /sys/block | tr '\\n' ,"), "guest sees the scsi cdrom as sr0", L)
