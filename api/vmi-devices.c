@@ -953,10 +953,11 @@ int vmi_parse_volumes(vmi *v, const cJSON *spec, kv_error *err)
                 if (k == v->n_volumes)
                         return jf_error(err, p, "no volume named \"%s\" in spec.volumes", v->disks[i].name);
                 if (v->volumes[k].kind == VOL_CONTAINER_PATH)
-                        return jf_error(err, p,
-                                        "volume \"%s\" is a containerPath, which is shared only over virtiofs "
-                                        "(spec.domain.devices.filesystems), never as a disk",
-                                        v->disks[i].name);
+                        return jf_error(
+                            err, p,
+                            "volume \"%s\" is a containerPath, which is shared only over virtiofs "
+                            "(spec.domain.devices.filesystems), never as a disk",
+                            v->disks[i].name);
                 v->disks[i].volume = k;
                 used[k] = true;
         }

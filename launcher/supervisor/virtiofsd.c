@@ -32,6 +32,7 @@
  * guest with EROFS. The guest's requests always name a file through a directory fd (the daemon chroots into
  * the share), never relative to the working directory: the daemon's own pid file under /run/virtiofsd
  * (openat AT_FDCWD) and socket stay writable. */
+/* clang-format off */
 static const seccomp_rule read_only_rules[] = {
     ANY_DIR(openat, O_WRONLY),
     ANY_DIR(openat, O_RDWR),
@@ -59,6 +60,7 @@ static const seccomp_rule read_only_rules[] = {
     SECCOMP_ERRNO(lremovexattr, EROFS),
     SECCOMP_ERRNO(fremovexattr, EROFS),
 };
+/* clang-format on */
 
 static void exec_child(char *const *argv, int log_fd, pid_t parent, bool read_only)
 {
@@ -70,8 +72,8 @@ static void exec_child(char *const *argv, int log_fd, pid_t parent, bool read_on
         close_range(3, ~0U, 0);
         kv_error err = {0};
         /* the launcher set no_new_privs before (sandbox_no_new_privs): the filter needs no privilege */
-        if (read_only && seccomp_filter_load(SCMP_ACT_ALLOW, read_only_rules, ARRAY_SIZE(read_only_rules),
-                                             &err) < 0) {
+        if (read_only &&
+            seccomp_filter_load(SCMP_ACT_ALLOW, read_only_rules, ARRAY_SIZE(read_only_rules), &err) < 0) {
                 dprintf(2, "read-only filter: %s\n", err.msg);
                 _exit(126);
         }
