@@ -424,23 +424,6 @@ static bool dv_open(const cJSON *dv)
         return !p || (strcmp(p, "Succeeded") && strcmp(p, "Failed"));
 }
 
-static int write_status(kube_client *api, const cJSON *dv, const dv_status *s, kv_error *err)
-{
-        cJSON *f = cJSON_CreateObject(), *conds = cJSON_CreateArray();
-        cJSON_AddStringToObject(f, "phase", s->phase);
-        cJSON_AddStringToObject(f, "progress", s->progress ? s->progress : "N/A");
-        cJSON_AddNumberToObject(f, "restartCount", s->restarts);
-        cJSON_AddStringToObject(f, "claimName", kube_str(dv, "metadata.name"));
-        cJSON_AddItemToArray(conds, status_condition("Bound", s->bound, s->bound_reason, s->bound_msg));
-        cJSON_AddItemToArray(conds, status_condition("Ready", s->ready, s->ready ? "" : s->phase, ""));
-        cJSON_AddItemToArray(
-            conds, status_condition("Running", s->running, s->running_reason ?: "", s->running_msg));
-        cJSON_AddItemToObject(f, "conditions", conds);
-        cJSON_AddItemToObject(f, "registry",
-                              s->registry ? cJSON_Duplicate(s->registry, true) : cJSON_CreateNull());
-        return status_fields_write(api, &kube_datavolume, dv, f, dv_open, err);
-}
-
 void post_object_event(kube_client *api, const cJSON *dv, const char *api_version, const char *kind,
                        const char *type, const char *reason, const char *message)
 {
@@ -477,6 +460,45 @@ static void post_event(kube_client *api, const cJSON *dv, const char *type, cons
                        const char *message)
 {
         post_object_event(api, dv, "cdi.kubevirt.io/v1beta1", "DataVolume", type, reason, message);
+}
+
+/* CDI's failure Event (controller-base.go emitFailureConditionEvent): the claim bound, the import neither
+ * done nor running, and the Running condition's message new: a Warning with that condition's reason and
+ * message ("Error", "Import failed (exit 3): https://…: HTTP 401 Unauthorized"), once per message, so that a
+ * retried import says why it fails in kubectl get events and kubectl describe. */
+static void failure_event(kube_client *api, const cJSON *dv, const dv_status *s)
+{
+        if (s->ready || s->running || !s->bound || !s->running_reason || !s->running_msg[0] ||
+            !strcmp(s->phase, "Failed")) /* Failed has its ImportFailed Event */
+                return;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, kube_obj(dv, "status.conditions"))
+        {
+                const char *type = kube_str(c, "type"), *msg = kube_str(c, "message");
+                if (type && !strcmp(type, "Running") && msg && !strcmp(msg, s->running_msg))
+                        return;
+        }
+        post_event(api, dv, "Warning", s->running_reason, s->running_msg);
+}
+
+static int write_status(kube_client *api, const cJSON *dv, const dv_status *s, kv_error *err)
+{
+        cJSON *f = cJSON_CreateObject(), *conds = cJSON_CreateArray();
+        cJSON_AddStringToObject(f, "phase", s->phase);
+        cJSON_AddStringToObject(f, "progress", s->progress ? s->progress : "N/A");
+        cJSON_AddNumberToObject(f, "restartCount", s->restarts);
+        cJSON_AddStringToObject(f, "claimName", kube_str(dv, "metadata.name"));
+        cJSON_AddItemToArray(conds, status_condition("Bound", s->bound, s->bound_reason, s->bound_msg));
+        cJSON_AddItemToArray(conds, status_condition("Ready", s->ready, s->ready ? "" : s->phase, ""));
+        cJSON_AddItemToArray(
+            conds, status_condition("Running", s->running, s->running_reason ?: "", s->running_msg));
+        cJSON_AddItemToObject(f, "conditions", conds);
+        cJSON_AddItemToObject(f, "registry",
+                              s->registry ? cJSON_Duplicate(s->registry, true) : cJSON_CreateNull());
+        int r = status_fields_write(api, &kube_datavolume, dv, f, dv_open, err);
+        if (r == 0)
+                failure_event(api, dv, s);
+        return r;
 }
 
 /* ---- the steps ---- */

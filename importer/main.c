@@ -68,7 +68,8 @@ static void usage(FILE *f)
             "  --username-file FILE           the same, read from FILE (CDI's accessKeyId)\n"
             "  --password-file FILE           basic auth password (CDI's secretKey)\n"
             "  --ca-file FILE                 CA certificates to verify the server with\n"
-            "  --cert-dir DIR                 the same from every *.crt and *.pem file in DIR\n"
+            "  --cert-dir DIR                 the same from the files in DIR: for http every file, for\n"
+            "                                 registries every *.crt and *.pem file\n"
             "  --insecure                     do not verify the server certificate\n"
             "  --max-rate BYTES               limit each transfer to BYTES per second\n"
             "  --termination-log FILE         also write the result line to FILE (the Pod's\n"
@@ -411,10 +412,16 @@ static bool has_suffix(const char *s, const char *suffix)
         return n >= m && !strcmp(s + n - m, suffix);
 }
 
+struct cert_bundle {
+        int fd;
+        bool any_name; /* http: every file of the ConfigMap; registry: *.crt and *.pem only */
+};
+
 static int add_cert_file(void *ctx, const char *path, const char *name, kv_error *err)
 {
-        int *fd = ctx;
-        if (!has_suffix(name, ".crt") && !has_suffix(name, ".pem"))
+        struct cert_bundle *b = ctx;
+        int *fd = &b->fd;
+        if (!b->any_name && !has_suffix(name, ".crt") && !has_suffix(name, ".pem"))
                 return 0;
         _cleanup_close_ int in = open(path, O_RDONLY | O_CLOEXEC);
         if (in < 0)
@@ -429,23 +436,29 @@ static int add_cert_file(void *ctx, const char *path, const char *name, kv_error
         return 0;
 }
 
-/* CDI's certConfigMap: every *.crt and *.pem of the mounted ConfigMap, as one CA bundle in a memfd that
- * libcurl reads through /proc/self/fd (nothing written to the claim or the container). */
-static int load_cert_dir(const char *dir, int *fd, char *path, size_t size, kv_error *err)
+/* CDI's certConfigMap as one CA bundle in a memfd that libcurl reads through /proc/self/fd (nothing written
+ * to the claim or the container), added to the system's CAs (libcurl keeps its CA path). Which keys count is
+ * CDI's: for http every key of the ConfigMap (its http client reads each file of the folder), for registries
+ * the *.crt and *.pem ones (a containers/image certificate folder). */
+static int load_cert_dir(const char *dir, bool any_name, int *fd, char *path, size_t size, kv_error *err)
 {
-        *fd = memfd_create("kvlite-ca-bundle", MFD_CLOEXEC);
+        struct cert_bundle b = {.fd = memfd_create("kvlite-ca-bundle", MFD_CLOEXEC), .any_name = any_name};
+        *fd = b.fd;
         if (*fd < 0)
                 return kv_error_errno(err, errno, "memfd_create");
-        int r = for_each_file(dir, add_cert_file, fd, err);
+        int r = for_each_file(dir, add_cert_file, &b, err);
         if (r < 0)
                 return r;
         if (lseek(*fd, 0, SEEK_END) == 0)
-                return kv_error_set(err, EINVAL, "--cert-dir %s: no .crt or .pem file", dir);
+                return kv_error_set(err, EINVAL, "--cert-dir %s: no %s", dir,
+                                    any_name ? "file" : ".crt or .pem file");
         snprintf(path, size, "/proc/self/fd/%d", *fd);
         return 0;
 }
 
-/* The source's credentials, CA and secret headers from the mounted files. */
+/* The source's credentials, CA and secret headers from the mounted files. As CDI, basic auth only when both
+ * the user name and the password are non-empty (an empty secretKey means no credentials, not an empty
+ * password). */
 static int load_source_auth(struct opts *o, char **user, char **password, int *ca_fd, char *ca_path,
                             size_t ca_size, kv_error *err)
 {
@@ -457,7 +470,9 @@ static int load_source_auth(struct opts *o, char **user, char **password, int *c
         if (o->password_file && (r = read_secret_file(o->password_file, password, err)) < 0)
                 return r;
         o->http.password = *password;
-        if (o->cert_dir && (r = load_cert_dir(o->cert_dir, ca_fd, ca_path, ca_size, err)) < 0)
+        if (!o->http.username || !*o->http.username || !o->http.password || !*o->http.password)
+                o->http.username = o->http.password = NULL;
+        if (o->cert_dir && (r = load_cert_dir(o->cert_dir, !!o->http_url, ca_fd, ca_path, ca_size, err)) < 0)
                 return r;
         if (o->cert_dir)
                 o->http.ca_file = ca_path;

@@ -144,8 +144,8 @@ int kvreg_disk_install(const char *src, const char *dest_dir, int64_t claim, int
         r = kvreg_run(argv, NULL, 0, err);
         if (r < 0) {
                 unlink(tmp);
-                return kv_error_set(err, strstr(err->msg, "No space") ? ENOSPC : EINVAL, "convert: %s",
-                                    err->msg);
+                err->code = strstr(err->msg, "No space") ? ENOSPC : EINVAL;
+                return kv_error_wrap(err, "convert"); /* err->msg cannot be an argument of its own */
         }
         unlink(src);
         r = rename_into_place(tmp, dest_dir, err);

@@ -208,6 +208,24 @@ static int http_sink(void *ctx, const void *buf, size_t len)
         return j->sink(j->sink_ctx, buf, len);
 }
 
+/* The reason phrase of the status codes an image server refuses with (HTTP/2 sends none), for the
+ * DataVolume's condition and Event: "HTTP 401 Unauthorized" names the credentials as the cause. */
+static const char *http_status_text(long status)
+{
+        switch (status) {
+        case 401:
+                return " Unauthorized";
+        case 403:
+                return " Forbidden";
+        case 404:
+                return " Not Found";
+        case 407:
+                return " Proxy Authentication Required";
+        default:
+                return "";
+        }
+}
+
 static int http_produce(void *ctx, kvreg_sink sink, void *sink_ctx, kv_error *err)
 {
         struct http_job *j = ctx;
@@ -222,10 +240,15 @@ static int http_produce(void *ctx, kvreg_sink sink, void *sink_ctx, kv_error *er
                               .sink = http_sink,
                               .sink_ctx = j};
         int r = kvreg_http_get(&j->http, &req, err);
+        if (r < 0 && !req.sink_failed) {
+                err->code = EHOSTUNREACH;
+                return kv_error_wrap(err, "%s", j->src->url);
+        }
         if (r < 0)
-                return req.sink_failed ? r : kv_error_set(err, EHOSTUNREACH, "%s: %s", j->src->url, err->msg);
+                return r;
         if (req.status != 200)
-                return kv_error_set(err, EHOSTUNREACH, "%s: HTTP %ld", j->src->url, req.status);
+                return kv_error_set(err, EHOSTUNREACH, "%s: HTTP %ld%s", j->src->url, req.status,
+                                    http_status_text(req.status));
         return 0;
 }
 
@@ -323,8 +346,8 @@ int kvreg_import_claim(const char *src_dir, const kvreg_import_opts *o, kv_error
         r = kvreg_run(argv, NULL, 0, err);
         if (r < 0) {
                 unlink(tmp);
-                return kv_error_set(err, strstr(err->msg, "No space") ? ENOSPC : EIO, "copy %s: %s", src,
-                                    err->msg);
+                err->code = strstr(err->msg, "No space") ? ENOSPC : EIO;
+                return kv_error_wrap(err, "copy %s", src); /* err->msg cannot be an argument of its own */
         }
         int64_t vsize = 0;
         r = kvreg_disk_install(tmp, o->dest_dir, o->claim, &vsize, err);

@@ -84,17 +84,24 @@ class Registry:
         self.proc = None
 
 
-def build_with_buildah(root, disk, regs, creds=None, repo="vms/guest:1"):
-    """FROM scratch + ADD disk.qcow2 /disk/, built by buildah (vfs) and pushed to every registry."""
-    ctx = os.path.join(root, "ctx")
+def build_image(root, name, files, dockerfile, regs, repo, creds=None):
+    """An image built by buildah (vfs) from a context holding files {name in the context: source path} and the
+    Dockerfile text, pushed to every registry as repo (credentials for the TLS ones)."""
+    ctx = os.path.join(root, "ctx-" + name)
     os.makedirs(ctx)
-    shutil.copy(disk, os.path.join(ctx, "disk.qcow2"))
+    for base, src in files.items():
+        shutil.copy(src, os.path.join(ctx, base))
     with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-        f.write("FROM scratch\nADD disk.qcow2 /disk/\n")
+        f.write(dockerfile)
     store = ["--root", os.path.join(root, "bstore"), "--runroot", os.path.join(root, "brun"),
              "--storage-driver", "vfs"]
-    run("buildah", *store, "bud", "--quiet", "-t", "localhost/guest:1", ctx)
+    run("buildah", *store, "bud", "--quiet", "-t", "localhost/%s:1" % name, ctx)
     for r in regs:
         extra = ["--creds", creds] if r.tls and creds else []
-        run("buildah", *store, "push", "--quiet", "--tls-verify=false", *extra, "localhost/guest:1",
+        run("buildah", *store, "push", "--quiet", "--tls-verify=false", *extra, "localhost/%s:1" % name,
             f"docker://{r.addr}/{repo}")
+
+
+def build_with_buildah(root, disk, regs, creds=None, repo="vms/guest:1"):
+    """FROM scratch + ADD disk.qcow2 /disk/, built by buildah (vfs) and pushed to every registry."""
+    build_image(root, "guest", {"disk.qcow2": disk}, "FROM scratch\nADD disk.qcow2 /disk/\n", regs, repo, creds)

@@ -20,6 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from regfixtures import Registry, free_port, make_tls, run  # noqa: E402,F401
 import regfixtures  # noqa: E402
+import authhttp  # noqa: E402
 
 IMPORTER = os.path.abspath(sys.argv[1])
 GUEST = os.environ.get("KV_GUEST_DIR", "")
@@ -128,6 +129,69 @@ def disk_ok(dest, what):
     st = os.stat(img)
     check(st.st_blocks * 512 < st.st_size, f"{what}: sparse ({st.st_blocks * 512} of {st.st_size} bytes allocated)")
     check(sorted(os.listdir(dest)) == ["disk.img"], f"{what}: only disk.img in dest ({os.listdir(dest)})")
+
+
+def write_files(folder, files):
+    os.makedirs(folder)
+    for name, value in files.items():
+        with open(os.path.join(folder, name), "w") as f:
+            f.write(value)
+    return folder
+
+
+def test_http_auth(root, www, ca, crt, key):
+    """An https server (authhttp.AuthServer, its certificate signed by a test CA) that serves a gz-compressed
+    qcow2 only with basic auth kv:s3cret, an extraHeaders header and two secretExtraHeaders headers: the importer
+    given CDI's layouts (the Secret's accessKeyId/secretKey files, the ConfigMap's CA under a key with any name,
+    one header per file of a header Secret) imports it; each missing or wrong part is refused by the server
+    (401/403) or by the TLS check, exit 3 naming the cause, nothing written."""
+    with open(SRC, "rb") as f, gzip.open(os.path.join(www, "disk.qcow2.gz"), "wb", compresslevel=1) as g:
+        shutil.copyfileobj(f, g)
+    need = {"X-Api-Token": "t0k3n", "X-Secret-Token": "s3cr3t-hdr", "X-Second-Secret": "two"}
+    srv = authhttp.AuthServer(www, 0, "kv", "s3cret", need, tls=(crt, key))
+    try:
+        url = srv.url("disk.qcow2.gz")
+        auth = write_files(os.path.join(root, "http-auth"), {"accessKeyId": "kv\n", "secretKey": "s3cret\n"})
+        bad = write_files(os.path.join(root, "http-bad"), {"accessKeyId": "kv", "secretKey": "wrong"})
+        empty = write_files(os.path.join(root, "http-empty"), {"accessKeyId": "kv", "secretKey": ""})
+        with open(ca) as f:  # kubectl create configmap --from-file=ca-bundle: a key without .crt/.pem
+            certs = write_files(os.path.join(root, "http-certs"), {"ca-bundle": f.read()})
+        hdrs = write_files(os.path.join(root, "http-hdrs"), {"one": "X-Secret-Token: s3cr3t-hdr\n",
+                                                             "two": "X-Second-Secret: two"})
+        creds = lambda d: ["--username-file", os.path.join(d, "accessKeyId"), "--password-file",
+                           os.path.join(d, "secretKey")]
+        full = {"creds": creds(auth), "ca": ["--cert-dir", certs], "hdr": ["--header", "X-Api-Token: t0k3n"],
+                "secret": ["--header-dir", hdrs]}
+
+        def attempt(name, **change):
+            args = [a for k, v in dict(full, **change).items() for a in v]
+            dest = fresh_dest(root, "auth-" + name)
+            rc, res, _, _ = importer("--http-url", url, *args, dest=dest)
+            return rc, res, dest
+
+        rc, res, dest = attempt("ok")
+        check(rc == 0, f"https with secretRef, certConfigMap, extraHeaders, secretExtraHeaders: exit 0 ({rc}, {res})")
+        disk_ok(dest, "https with credentials")
+        got = srv.served("disk.qcow2.gz")
+        check(bool(got) and all(r[3].get(k) == v for r in got for k, v in need.items()),
+              f"https with credentials: the server saw every header on the download ({[r[:3] for r in srv.requests]})")
+        refused = {"bad password": ({"creds": creds(bad)}, "HTTP 401 Unauthorized"),
+                   "empty secretKey (no basic auth)": ({"creds": creds(empty)}, "HTTP 401 Unauthorized"),
+                   "no extraHeaders": ({"hdr": []}, "HTTP 403 Forbidden"),
+                   "no secretExtraHeaders": ({"secret": []}, "HTTP 403 Forbidden"),
+                   "no certConfigMap": ({"ca": []}, "certificate")}
+        for name, (change, why) in refused.items():
+            before = len(srv.requests)
+            rc, res, dest = attempt(name.split()[1], **change)
+            check(rc == 3 and why in res.get("reason", "") and os.listdir(dest) == [],
+                  f"https {name}: exit 3, \"{why}\", nothing written ({rc}, {res.get('reason')})")
+            check(not srv.served("disk.qcow2.gz")[len(got):] and (why == "certificate") == (len(srv.requests) == before),
+                  f"https {name}: the server served nothing")
+            if "empty" in name:
+                check(all("Authorization" not in r[3] for r in srv.requests[before:]),
+                      f"https {name}: no Authorization header sent, as CDI")
+    finally:
+        srv.stop()
 
 
 def main():
@@ -356,6 +420,9 @@ def main():
         dest = fresh_dest(root, "http-404")
         rc, res, _, _ = importer("--http-url", f"http://127.0.0.1:{port}/nope", dest=dest)
         check(rc == 3 and "404" in res.get("reason", ""), f"http 404: exit 3 ({rc}, {res})")
+
+        # 8b. CDI's http source with credentials (test_http_auth).
+        test_http_auth(root, www, ca, crt, key)
 
         # 9. Blank and usage.
         dest = fresh_dest(root, "blank")

@@ -6,10 +6,14 @@
 # container-disk-root init container (kvlite-importer --container-disk) pulls it from the second into an
 # emptyDir → the guest boots (serial READY), and the init container's termination message says which registry
 # served it (digest pinned) and which was passed over; so do the VMI's annotation kvlite.io/container-disk-pulls
-# and its Event ContainerDiskPulled.
+# and its Event ContainerDiskPulled. Meanwhile a second VMI boots with kernelBoot from a container image
+# (vms.example/vms/kernel:1: the test guest's kernel and an initrd carrying a token, FROM scratch) pulled the same
+# way by the launcher Pod's container-disk-kernelboot init container: its serial console shows the kernel
+# command line of the VMI and the guest reads the token from its initramfs.
 # Usage: test_containerdisk_pull.py
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -19,9 +23,45 @@ sys.path.insert(0, HERE)
 import test_datavolume as dvt  # noqa: E402
 import test_e2e as e2e  # noqa: E402
 from kubetest import wait_for  # noqa: E402
-from regfixtures import Registry, build_with_buildah  # noqa: E402
+from regfixtures import Registry, build_image, build_with_buildah  # noqa: E402
 
 VMI = "cdpull"
+KB_VMI = "kbpull"
+TOKEN = "kvpull-" + secrets.token_hex(4)
+
+
+def newc(entries):
+    """An uncompressed cpio archive (newc, what the kernel unpacks into its initramfs) of [(name, data)]."""
+    out = b""
+    for ino, (name, data, mode) in enumerate([(n, d, 0o100644) for n, d in entries] + [("TRAILER!!!", b"", 0)], 1):
+        nb = name.encode() + b"\0"
+        fields = (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(nb), 0)
+        out += ("070701" + "".join("%08X" % v for v in fields)).encode() + nb
+        out += b"\0" * (-len(out) % 4) + data
+        out += b"\0" * (-len(out) % 4)
+    return out + b"\0" * (-len(out) % 512)
+
+
+def kernel_image(root, regs):
+    """vms/kernel:1 (pushed to regs): the guest's kernel at /boot/vmlinuz and at /boot/initrd.img its initrd
+    after a first archive holding /kvpull (TOKEN), as Debian puts early microcode before the compressed
+    initramfs."""
+    initrd = os.path.join(root, "initrd.img")
+    with open(initrd, "wb") as f, open(os.path.join(e2e.GUEST, "initrd.img"), "rb") as g:
+        f.write(newc([("kvpull", TOKEN.encode() + b"\n")]))
+        shutil.copyfileobj(g, f)
+    build_image(root, "kernel", {"vmlinuz": os.path.join(e2e.GUEST, "vmlinuz"), "initrd.img": initrd},
+                "FROM scratch\nADD vmlinuz initrd.img /boot/\n", regs, "vms/kernel:1")
+
+
+def kb_vmi_manifest():
+    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+            "metadata": {"name": KB_VMI, "namespace": "default"},
+            "spec": {"domain": {"memory": {"guest": "128Mi"}, "devices": {},
+                                "firmware": {"kernelBoot": {"kernelArgs": "console=ttyS0 shell=1 " + TOKEN,
+                                                            "container": {"image": "vms.example/vms/kernel:1",
+                                                                          "kernelPath": "/boot/vmlinuz",
+                                                                          "initrdPath": "/boot/initrd.img"}}}}}}
 
 
 def vmi_manifest():
@@ -31,10 +71,10 @@ def vmi_manifest():
                      "volumes": [{"name": "root", "containerDisk": {"image": "vms.example/vms/guest:1"}}]}}
 
 
-def pull_result(pod):
+def pull_result(pod, name="container-disk-root"):
     """The init container's result line (its termination message), or None while it has not finished."""
     for st in pod.get("status", {}).get("initContainerStatuses") or []:
-        if st["name"] == "container-disk-root" and "terminated" in st.get("state", {}):
+        if st["name"] == name and "terminated" in st.get("state", {}):
             msg = st["state"]["terminated"].get("message", "")
             return json.loads(msg.strip().splitlines()[-1])
     return None
@@ -46,6 +86,7 @@ def run_scenario(env, cfg, r1, r2):
                   "stringData": {"registries.yaml": f.read()}}
     env.kubectl("apply", "-f", "-", input=json.dumps(secret))
     env.kubectl("apply", "-f", "-", input=json.dumps(vmi_manifest()))
+    env.kubectl("apply", "-f", "-", input=json.dumps(kb_vmi_manifest()))
     vmi = wait_for("VMI Running", lambda: (lambda v: v if v and v.get("status", {}).get("phase") == "Running" else None)(
         env.vmi(VMI)), timeout=120, interval=0.5)
     pod = env.get("pod", env.launcher_pod(vmi)["metadata"]["name"])
@@ -75,16 +116,44 @@ def run_scenario(env, cfg, r1, r2):
     if st.get("qemuPid"):
         env.qemu_pids.add(st["qemuPid"])
     print("ok - the guest booted the containerDisk served by the second registry")
-    env.kubectl("delete", "vmi", VMI, "--wait=false")
-    wait_for("VMI gone", lambda: env.vmi(VMI) is None, timeout=90, interval=0.5)
-    print("ok - VMI deleted")
+    check_kernel_boot(env, r1, r2)
+    for name in (VMI, KB_VMI):
+        env.kubectl("delete", "vmi", name, "--wait=false")
+    wait_for("VMIs gone", lambda: env.vmi(VMI) is None and env.vmi(KB_VMI) is None, timeout=90, interval=0.5)
+    print("ok - VMIs deleted")
+
+
+def check_kernel_boot(env, r1, r2):
+    """The kernelBoot VMI: its kernel and initrd pulled by an init container (no image volume) from the second
+    registry; the guest booted them with the VMI's kernelArgs and reads the token of the pushed initrd."""
+    vmi = wait_for("kernelBoot VMI Running", lambda: (lambda v: v if v and v.get("status", {}).get(
+        "phase") == "Running" else None)(env.vmi(KB_VMI)), timeout=120, interval=0.5)
+    pod = env.get("pod", env.launcher_pod(vmi)["metadata"]["name"])
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["container-disk-kernelboot"], pod["spec"]
+    assert not any("image" in v for v in pod["spec"]["volumes"]), pod["spec"]["volumes"]
+    res = pull_result(pod, "container-disk-kernelboot")
+    assert res and res["result"] == "Succeeded" and res["registry"]["servedBy"] == [r2.addr], res
+    assert any(f["registry"] == r1.addr for f in res["registry"]["failed"]), res
+    serial = os.path.join(env.kubelet.run_dir(pod), "serial.log")
+    wait_for("kernelBoot guest READY", lambda: b"KVGUEST READY" in e2e._read(serial), timeout=90, interval=0.5)
+    st = json.loads(e2e._read(os.path.join(env.kubelet.run_dir(pod), "status.json")) or b"{}")
+    if st.get("qemuPid"):
+        env.qemu_pids.add(st["qemuPid"])
+    log = e2e._read(serial).decode(errors="replace")
+    assert "Command line: console=ttyS0 shell=1 " + TOKEN in log, log[:2000]
+    ask = dvt.guest_shell(env, pod)
+    got = ask("K", "cat /kvpull")
+    ask.close()
+    assert got == TOKEN, (got, TOKEN)
+    print("ok - kernelBoot from vms.example/vms/kernel:1 (pulled from %s): the guest booted with the VMI's "
+          "kernelArgs and reads %s from the pulled initrd" % (r2.addr, got))
 
 
 def main():
     for tool in ("docker-registry", "buildah", "qemu-img"):
         if not shutil.which(tool):
             dvt.skip("%s is not installed (ci/deps.sh installs it)" % tool)
-    if not os.path.exists(os.path.join(e2e.GUEST, "disk.qcow2")):
+    if not all(os.path.exists(os.path.join(e2e.GUEST, f)) for f in ("disk.qcow2", "vmlinuz", "initrd.img")):
         dvt.skip("test guest missing (tests/guest/build.sh)")
     if os.geteuid() != 0:
         dvt.skip("the kubelet stand-in needs root for its mount namespaces")
@@ -94,6 +163,7 @@ def main():
         r1, r2 = Registry(root, "r1"), Registry(root, "r2")
         regs = [r1, r2]
         build_with_buildah(root, os.path.join(e2e.GUEST, "disk.qcow2"), regs)
+        kernel_image(root, [r2])  # the first registry is stopped before any pull anyway
         r1.stop()
         cfg = os.path.join(root, "registries.yaml")
         with open(cfg, "w") as f:

@@ -9,6 +9,7 @@
 # Pod, the guest runs on the same disks. The kubelet stand-in runs on the host network (the registries listen
 # on the host's loopback) and binds claims to directories (--provision-claims).
 # Usage: test_datavolume.py
+import gzip
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from kubetest import BUILD, POD_PATH, wait_for  # noqa: E402
 
 sys.path.insert(0, os.path.join(e2e.SRC, "importer", "tests"))
 from regfixtures import Registry, build_with_buildah, htpasswd_file, make_tls, run  # noqa: E402
+import authhttp  # noqa: E402
 
 VM = "dvvm"
 REF = "docker://vms.example/vms/guest:1"
@@ -108,6 +110,69 @@ def tls_objects(r3, ca):
                       "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}]
 
 
+HTTP_DV, HTTP_BAD_DV = "dvhttp", "dvhttp-bad"
+HTTP_HEADERS = {"X-Api-Token": "t0k3n", "X-Secret-Token": "s3cr3t-hdr"}
+
+
+def http_server(root, crt, key):
+    """The test guest's disk, gz-compressed, on an https server that wants basic auth kv:s3cret and both
+    HTTP_HEADERS (authhttp.AuthServer)."""
+    www = os.path.join(root, "www")
+    os.makedirs(www)
+    with open(os.path.join(e2e.GUEST, "disk.qcow2"), "rb") as f, \
+            gzip.open(os.path.join(www, "disk.qcow2.gz"), "wb", compresslevel=1) as g:
+        shutil.copyfileobj(f, g)
+    return authhttp.AuthServer(www, 0, "kv", "s3cret", HTTP_HEADERS, tls=(crt, key))
+
+
+def http_objects(srv, ca):
+    """CDI's http source with everything: secretRef, certConfigMap (ca.pem, as `kubectl create configmap
+    --from-file=ca.pem` in CDI's docs), extraHeaders and secretExtraHeaders; and the same with a wrong secretKey."""
+    with open(ca) as f:
+        pem = f.read()
+
+    def dv(name, secret):
+        return {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": {"name": name},
+                "spec": {"source": {"http": {"url": srv.url("disk.qcow2.gz"), "secretRef": secret,
+                                             "certConfigMap": "http-ca", "extraHeaders": ["X-Api-Token: t0k3n"],
+                                             "secretExtraHeaders": ["http-hdr"]}},
+                         "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}
+    secret = lambda name, data: {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
+    return [secret("http-auth", {"accessKeyId": "kv", "secretKey": "s3cret"}),
+            secret("http-bad", {"accessKeyId": "kv", "secretKey": "wrong"}),
+            secret("http-hdr", {"token": "X-Secret-Token: s3cr3t-hdr"}),
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "http-ca"}, "data": {"ca.pem": pem}},
+            dv(HTTP_DV, "http-auth"), dv(HTTP_BAD_DV, "http-bad")]
+
+
+def check_http(env, srv):
+    """The https DataVolume Succeeded with the source's bytes; the one with a wrong secret keeps failing (CDI:
+    ImportInProgress, the importer restarted) with Running False reason Error and a Warning Event naming the 401."""
+    d = wait_for("https DataVolume Succeeded", lambda: (lambda x: x if x["status"].get("phase") == "Succeeded" else None)(
+        env.get("dv", HTTP_DV)), timeout=60, interval=0.5)
+    same = subprocess.run(["qemu-img", "compare", "-q", os.path.join(e2e.GUEST, "disk.qcow2"),
+                           env.claim_file(HTTP_DV)]).returncode
+    got = srv.served("disk.qcow2.gz")
+    assert same == 0 and got and all(r[3].get(k) == v for r in got for k, v in HTTP_HEADERS.items()), (same, got)
+    print("ok - https DataVolume (secretRef, certConfigMap, extraHeaders, secretExtraHeaders) Succeeded; disk.img "
+          "is the source's disk:", condition(d, "Running")["message"])
+
+    def refused():
+        b = env.get("dv", HTTP_BAD_DV)
+        c = condition(b, "Running")
+        return b if c.get("reason") == "Error" and "HTTP 401 Unauthorized" in c.get("message", "") and \
+            b["status"].get("restartCount", 0) >= 1 else None
+    b = wait_for("https DataVolume with a wrong secret failing and retried", refused, timeout=60, interval=0.5)
+    assert b["status"]["phase"] == "ImportInProgress" and not os.path.exists(env.claim_file(HTTP_BAD_DV)), b["status"]
+    events = json.loads(env.kubectl("get", "events", "-o", "json"))["items"]
+    ev = [e for e in events if e["involvedObject"]["name"] == HTTP_BAD_DV and e["type"] == "Warning" and
+          e["reason"] == "Error" and "HTTP 401 Unauthorized" in e["message"]]
+    assert ev and not srv.served("disk.qcow2.gz")[len(got):], (events, srv.requests)
+    print("ok - https DataVolume with a wrong secret: %s, restarts %d, Event %s: %s" % (
+        b["status"]["phase"], b["status"]["restartCount"], ev[0]["reason"], ev[0]["message"]))
+    env.kubectl("delete", "dv", HTTP_BAD_DV, "--timeout=30s")
+
+
 def guest_shell(env, pod):
     """ask(tag, cmd) -> cmd's output from the guest's serial shell, typed through the launcher's control socket."""
     run_dir = env.kubelet.run_dir(pod)
@@ -166,13 +231,14 @@ def main():
     if os.geteuid() != 0:
         skip("the kubelet stand-in needs root for its mount namespaces")
     root = tempfile.mkdtemp(prefix="kv-dv-e2e-")
-    regs = []
+    regs, srv = [], None
     try:
         ca, crt, key = make_tls(root)
         r1, r2 = Registry(root, "r1"), Registry(root, "r2")
         r3 = Registry(root, "r3", tls=(crt, key), htpasswd=htpasswd_file(root, "kv", "s3cret"))
         regs = [r1, r2, r3]
         build_with_buildah(root, guest_image(root), regs, creds="kv:s3cret")
+        srv = http_server(root, crt, key)
         r1.stop()
         r2.stop()
         cfg = os.path.join(root, "registries.yaml")
@@ -181,14 +247,16 @@ def main():
                        "registries": [{"prefix": "vms.example", "mirrors": [
                            {"location": r1.addr, "plainHTTP": True}, {"location": r2.addr, "plainHTTP": True}]}]}, f)
         with DvEnv() as env:
-            run_scenario(env, cfg, r1, r2, (r3, ca))
+            run_scenario(env, cfg, r1, r2, (r3, ca), (srv, ca))
         shutil.rmtree(root, ignore_errors=True)
     finally:
         for r in regs:
             r.stop()
+        if srv:
+            srv.stop()
 
 
-def run_scenario(env, cfg, r1, r2, tls=None):
+def run_scenario(env, cfg, r1, r2, tls=None, https=None):
     root_dv, data_dv = VM + "-root", VM + "-data"
     with open(cfg) as f:
         secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kvlite-registries"},
@@ -198,6 +266,8 @@ def run_scenario(env, cfg, r1, r2, tls=None):
     if tls:  # imported meanwhile, from the TLS registry with the DataVolume's own secretRef and certConfigMap
         for obj in tls_objects(*tls):
             env.kubectl("apply", "-f", "-", input=json.dumps(obj))
+    for obj in http_objects(*https) if https else []:
+        env.kubectl("apply", "-f", "-", input=json.dumps(obj))
 
     # 1. Every registry down: the import fails with the registries' reasons, the importer is restarted with
     #    backoff, the VM says DataVolumeError and has no VMI.
@@ -245,6 +315,8 @@ def run_scenario(env, cfg, r1, r2, tls=None):
         assert json.loads(run("qemu-img", "info", "--output=json", env.claim_file(TLS_DV)).stdout)["format"] == "raw"
         print("ok - DataVolume with secretRef + certConfigMap imported from the TLS+htpasswd registry:",
               condition(t, "Running")["message"])
+    if https:
+        check_http(env, https[0])
     wait_for("importer Pods deleted", lambda: not env.importer_pods(), timeout=30)
     events = json.loads(env.kubectl("get", "events", "-o", "json"))["items"]
     assert any(e["reason"] == "ImportSucceeded" and e["involvedObject"]["name"] == root_dv and r2.addr in e["message"]

@@ -877,7 +877,14 @@ class PodRunner:
                 log("container exited", pod=self.ns + "/" + self.name, container=name, code=code)
                 if not self.stop.is_set() and (policy == "Always" or (policy == "OnFailure" and code != 0)):
                     time.sleep(min(10, 0.5 * 2 ** st["restarts"]))
-                    restarted = self.start(st["container"], self.volume_sources(), self.serviceaccount_mount())
+                    sources = None
+                    try:
+                        sources = self.volume_sources() if not self.stop.is_set() else None
+                    except PodError as e:  # a claim deleted with the Pod's owner: not restarted, the Pod ends
+                        log("container not restarted", pod=self.ns + "/" + self.name, container=name, error=str(e))
+                    if sources is None:
+                        continue
+                    restarted = self.start(st["container"], sources, self.serviceaccount_mount())
                     restarted.update(restarts=st["restarts"] + 1, last=st["result"])
                     self.procs[name] = restarted
             running = [s for s in self.procs.values() if s["result"] is None]
