@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -26,6 +27,13 @@ from test_virtctl import VirtApi, Virtctl  # noqa: E402
 VM, NEW, TAKEN = "rnvm", "rnvm2", "rn-taken"
 DATA = VM + "-data"
 CNT = re.compile(r"CNT \d+ cpus=(\S*) memKB=(\d+) blk=(\S*)")
+
+
+T0 = time.monotonic()
+
+
+def say(line):
+    print("[%5.1f s] %s" % (time.monotonic() - T0, line), flush=True)
 
 
 def vm_manifest():
@@ -89,7 +97,7 @@ def rename_and_cold_changes(env, vctl):
         'running' % VM in out, out
     stop(env, vctl, VM)
     assert read_marker(env.claim_file(DATA)) == marker
-    print("ok - the guest wrote %s to its DataVolume disk; rename refused while it ran" % marker)
+    say("ok - the guest wrote %s to its DataVolume disk; rename refused while it ran" % marker)
 
     # 2. A snapshot of the stopped VM; the rename refused for a taken name, and for bad names.
     create(env, {"apiVersion": "snapshot.kubevirt.io/v1beta1", "kind": "VirtualMachineSnapshot",
@@ -112,7 +120,7 @@ def rename_and_cold_changes(env, vctl):
     assert now["metadata"]["uid"] == old["metadata"]["uid"] and "kvlite.io/rename-to" not in now["metadata"].get(
         "annotations", {}), now["metadata"]
     assert env.get("vm", TAKEN)["metadata"]["uid"] == taken["metadata"]["uid"]
-    print("ok - refused: an existing target, an invalid name, the same name, an unknown VM; --dry-run changes nothing")
+    say("ok - refused: an existing target, an invalid name, the same name, an unknown VM; --dry-run changes nothing")
 
     # 3. The rename: the new VM first, the DataVolume and the snapshot follow it, the old VM goes last.
     dv, pvc = env.get("dv", DATA), env.get("pvc", DATA)
@@ -136,7 +144,7 @@ def rename_and_cold_changes(env, vctl):
     assert env.get("vmsnapshot", "rn-snap")["spec"]["source"]["name"] == NEW
     row = env.kubectl("get", "vm", NEW, "--no-headers").split()
     assert row[2] == "Stopped", row
-    print("ok - renamed %s -> %s: labels, annotations and spec kept; DataVolume %s (same uid, same claim) owned by "
+    say("ok - renamed %s -> %s: labels, annotations and spec kept; DataVolume %s (same uid, same claim) owned by "
           "%s; the snapshot names it" % (VM, NEW, DATA, NEW))
 
     # 4. Cold changes on the stopped VM apply at its next start; the guest reads back the marker.
@@ -154,7 +162,7 @@ def rename_and_cold_changes(env, vctl):
     assert ask("N", "grep -c ^processor /proc/cpuinfo") == "2"
     assert ask("R", "dd if=/dev/vda bs=512 skip=8 count=1 2>/dev/null | head -n 1") == marker
     ask.close()
-    print("ok - cold changes applied at start: cpus=%s, memKB %d -> %d, blk=%s; the guest reads back %s after the "
+    say("ok - cold changes applied at start: cpus=%s, memKB %d -> %d, blk=%s; the guest reads back %s after the "
           "rename" % (cpus, mem1, mem2, blk, marker))
 
     # 5. A memory change while it runs cannot be applied live: RestartRequired.
@@ -164,7 +172,7 @@ def rename_and_cold_changes(env, vctl):
         condition(env.get("vm", NEW), "RestartRequired")), timeout=20, interval=0.3)
     assert "non-live-updatable" in c["message"], c
     stop(env, vctl, NEW)
-    print("ok - a memory change on the running VM: RestartRequired")
+    say("ok - a memory change on the running VM: RestartRequired")
 
 
 def interrupted(env, vctl):
@@ -191,7 +199,7 @@ def interrupted(env, vctl):
     wait_for("rn-c gone, rn-d done", lambda: env.get("vm", "rn-c") is None and "kvlite.io/renamed-from" not in (
         env.get("vm", "rn-d") or {"metadata": {"annotations": {"kvlite.io/renamed-from": ""}}})["metadata"].get(
         "annotations", {}), timeout=30, interval=0.3)
-    print("ok - interrupted renames finished: by asking again (fence only), by the controller (fence and copy)")
+    say("ok - interrupted renames finished: by asking again (fence only), by the controller (fence and copy)")
 
 
 def main():
@@ -200,6 +208,7 @@ def main():
     if os.geteuid() != 0:
         e2e_skip("the kubelet stand-in needs root for its mount namespaces")
     with SnapEnv() as env:
+        say("environment up")
         vapi = VirtApi(env)
         try:
             vctl = Virtctl(env)
