@@ -433,7 +433,7 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
                 cJSON_Delete(vmi); /* a VMI of the same name that is not ours: leave it alone */
                 vmi = NULL;
         }
-        if ((r = vm_rename_finish(c, api, vm, err)) != 0)
+        if ((r = vm_rename_finish(api, vm, err)) != 0)
                 return r;
         if ((r = vm_sync_datavolumes(c, api, vm, err)) != 0)
                 return r < 0 ? r : 0;

@@ -4,8 +4,8 @@
 
 #include <string.h>
 
-#include "controller.h"
 #include "datavolume.h"
+#include "json.h"
 #include "log.h"
 #include "macro.h"
 
@@ -85,6 +85,19 @@ static int move_snapshots(kube_client *api, const char *ns, const char *from, co
         return 0;
 }
 
+/* The runStrategy the controller last acted on (status.runStrategy): without it a stopped RerunOnFailure VM
+ * would count as coming to that strategy, and start. */
+static int carry_recorded_strategy(kube_client *api, const cJSON *old, const cJSON *vm, kv_error *err)
+{
+        const char *recorded = kube_str(old, "status.runStrategy");
+        if (!recorded || !strcmp(recorded, kube_str(vm, "status.runStrategy") ?: ""))
+                return 0;
+        _cleanup_json_ cJSON *patch = cJSON_CreateObject();
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(patch, "status"), "runStrategy", recorded);
+        return kube_merge_patch(api, &kube_vm, kube_str(vm, "metadata.namespace"),
+                                kube_str(vm, "metadata.name"), patch, true, NULL, err);
+}
+
 static int drop_record(kube_client *api, const cJSON *vm, kv_error *err)
 {
         _cleanup_json_ cJSON *patch = cJSON_CreateObject();
@@ -95,9 +108,8 @@ static int drop_record(kube_client *api, const cJSON *vm, kv_error *err)
                                 kube_str(vm, "metadata.name"), patch, false, NULL, err);
 }
 
-int vm_rename_finish(controller *c, kube_client *api, const cJSON *vm, kv_error *err)
+int vm_rename_finish(kube_client *api, const cJSON *vm, kv_error *err)
 {
-        (void)c;
         const char *from = annotation(vm, VM_ANN_RENAMED_FROM),
                    *from_uid = annotation(vm, VM_ANN_RENAMED_FROM_UID);
         const char *ns = kube_str(vm, "metadata.namespace"), *name = kube_str(vm, "metadata.name");
@@ -123,7 +135,8 @@ int vm_rename_finish(controller *c, kube_client *api, const cJSON *vm, kv_error 
                 return 0;
         }
         if ((r = vm_datavolumes_move(api, old, vm, err)) < 0 || (r = move_revisions(api, old, vm, err)) < 0 ||
-            (r = move_snapshots(api, ns, from, name, err)) < 0)
+            (r = move_snapshots(api, ns, from, name, err)) < 0 ||
+            (r = carry_recorded_strategy(api, old, vm, err)) < 0)
                 return r;
         /* Its disks are the new VM's now: the old VM's deletion keeps nothing and deletes nothing of them. */
         if ((r = kube_delete(api, &kube_vm, ns, from, from_uid, NULL, "Background", err)) < 0)

@@ -467,7 +467,7 @@ static bool dry_run(const cJSON *body)
 
 static int vm_rename(kube_client *api, const target *t, subres_reply *r)
 {
-        _cleanup_json_ cJSON *vm = NULL, *vmi = NULL, *taken = NULL, *copy = NULL;
+        _cleanup_json_ cJSON *vm = NULL, *vmi = NULL, *taken = NULL;
         const cJSON *nn = cJSON_GetObjectItemCaseSensitive(t->body, "newName");
         const char *to = cJSON_IsString(nn) ? nn->valuestring : NULL;
         if (!to || !*to)
@@ -487,8 +487,11 @@ static int vm_rename(kube_client *api, const target *t, subres_reply *r)
         const char *strategy = run_strategy(vm);
         if (vmi && !vmi_final(vmi))
                 return conflict(r, t, true, "VM is running; stop it before renaming it");
-        if (!strcmp(strategy, "Always") || !strcmp(strategy, "Once"))
-                return conflict(r, t, true, "VM is not stopped (runStrategy Always starts it again)");
+        if (!strcmp(strategy, "Always") || !strcmp(strategy, "Once")) {
+                char why[96];
+                snprintf(why, sizeof(why), "VM is not stopped (runStrategy %s starts it)", strategy);
+                return conflict(r, t, true, why);
+        }
         const char *fenced = annotation(vm, SUBRES_RENAME_TO_ANNOTATION);
         target nt = {.ns = t->ns, .name = to, .body = t->body};
         kv_error err = {0};
@@ -516,7 +519,7 @@ static int vm_rename(kube_client *api, const target *t, subres_reply *r)
                 return -1;
         if (!taken) {
                 _cleanup_json_ cJSON *nvm = renamed_vm(vm, to);
-                rc = kube_create(api, &kube_vm, t->ns, nvm, &copy, &err);
+                rc = kube_create(api, &kube_vm, t->ns, nvm, NULL, &err);
                 if (rc == -KUBE_EEXISTS) { /* created meanwhile: ours from a concurrent request, or not */
                         rc = kube_get(api, &kube_vm, t->ns, to, &taken, &err);
                         if (rc == 0 && !rename_copy_of(taken, vm)) {
