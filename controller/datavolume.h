@@ -53,3 +53,5 @@ enum dv_wait vm_datavolumes_wait(controller *c, const cJSON *vm, char *msg, size
 const char *dv_wait_printable(enum dv_wait w);
 /* A deleted VM lets go of its DataVolumes: its ownerReference removed, DV_ANN_RETAINED set to its name. */
 int vm_datavolumes_release(kube_client *api, const cJSON *vm, kv_error *err);
+/* A renamed VM's DataVolumes go to its new VM (ownerReference and created-by label), claims untouched. */
+int vm_datavolumes_move(kube_client *api, const cJSON *from, const cJSON *to, kv_error *err);

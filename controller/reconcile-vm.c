@@ -9,6 +9,7 @@
 #include "podrender.h"
 #include "vmbackoff.h"
 #include "vminstancetype.h"
+#include "vmrename.h"
 #include "vmistatus.h"
 #include "vmprintable.h"
 
@@ -210,7 +211,7 @@ static void decide(const cJSON *vm, const cJSON *start_failure, vm_sync *s)
         bool run = want_vmi(s->strategy, s->recorded, s->requests, s->vmi, &stop);
         s->action = VM_NOTHING;
         s->wait_ms = 0;
-        if (kube_obj(vm, "metadata.deletionTimestamp"))
+        if (kube_obj(vm, "metadata.deletionTimestamp") || vm_rename_holds(vm))
                 return;
         if (s->vmi) {
                 if (stop && !kube_obj(s->vmi, "metadata.deletionTimestamp"))
@@ -432,6 +433,8 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
                 cJSON_Delete(vmi); /* a VMI of the same name that is not ours: leave it alone */
                 vmi = NULL;
         }
+        if ((r = vm_rename_finish(api, vm, err)) != 0)
+                return r;
         if ((r = vm_sync_datavolumes(c, api, vm, err)) != 0)
                 return r < 0 ? r : 0;
         _cleanup_(vm_sync_done)

@@ -153,8 +153,9 @@ const char *dv_wait_printable(enum dv_wait w)
         }
 }
 
-/* Keep disks: the API reads fresh here (the VM is going; its DataVolumes may not be in a cache). */
-int vm_datavolumes_release(kube_client *api, const cJSON *vm, kv_error *err)
+/* The template DataVolumes vm controls get the ownership patch for `to` (NULL: released, kept with
+ * DV_ANN_RETAINED). The API is read fresh: the VM is going, its DataVolumes may not be in a cache. */
+static int owned_datavolumes_hand(kube_client *api, const cJSON *vm, const cJSON *to, kv_error *err)
 {
         const char *ns = kube_str(vm, "metadata.namespace"), *uid = kube_str(vm, "metadata.uid");
         const cJSON *tmpl;
@@ -169,12 +170,27 @@ int vm_datavolumes_release(kube_client *api, const cJSON *vm, kv_error *err)
                         return r;
                 if (strcmp(kube_str(dv_controller_ref(dv), "uid") ?: "", uid ?: ""))
                         continue;
-                _cleanup_json_ cJSON *patch = ownership_patch(vm, false);
+                _cleanup_json_ cJSON *patch = ownership_patch(to ? to : vm, to != NULL);
                 if ((r = kube_merge_patch(api, &kube_datavolume, ns, name, patch, false, NULL, err)) < 0)
                         return r;
-                log_info("VM %s/%s deleted: DataVolume %s and its claim kept (annotation " DV_ANN_RETAINED
-                         ")",
-                         ns, kube_str(vm, "metadata.name"), name);
+                if (to)
+                        log_info("VM %s/%s renamed: DataVolume %s now owned by VM %s", ns,
+                                 kube_str(vm, "metadata.name"), name, kube_str(to, "metadata.name"));
+                else
+                        log_info(
+                            "VM %s/%s deleted: DataVolume %s and its claim kept (annotation " DV_ANN_RETAINED
+                            ")",
+                            ns, kube_str(vm, "metadata.name"), name);
         }
         return 0;
+}
+
+int vm_datavolumes_release(kube_client *api, const cJSON *vm, kv_error *err)
+{
+        return owned_datavolumes_hand(api, vm, NULL, err);
+}
+
+int vm_datavolumes_move(kube_client *api, const cJSON *from, const cJSON *to, kv_error *err)
+{
+        return owned_datavolumes_hand(api, from, to, err);
 }

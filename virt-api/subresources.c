@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "jfield.h"
 #include "log.h"
 #include "macro.h"
 
@@ -343,6 +344,199 @@ static int vm_migrate(kube_client *api, const target *t, subres_reply *r)
         return rc < 0 ? fail_api(r, rc, &err) : accepted(r);
 }
 
+/* ---- rename (KubeVirt's removed `virtctl rename`, done so that nothing is lost on any failure) ----
+ * 1. the old VM is fenced: annotation SUBRES_RENAME_TO names the new VM (no VMI is started for it);
+ * 2. the new VM is created with the old one's labels, annotations and spec, and the old name and uid;
+ * 3. the controller (controller/vm-rename.c) moves the DataVolumes' and revisions' ownership to the new VM,
+ *    points the snapshots at it, and only then deletes the old VM (whose disks it no longer owns).
+ * Each step is idempotent: a rename interrupted anywhere is finished by the controller or by asking again. */
+
+static bool snapshot_busy(const cJSON *s)
+{
+        const char *p = kube_str(s, "status.phase") ?: "";
+        return strcmp(p, "Succeeded") && strcmp(p, "Failed");
+}
+
+static bool restore_busy(const cJSON *r)
+{
+        return !cJSON_IsTrue(kube_obj(r, "status.complete"));
+}
+
+/* 409 while a snapshot or restore of the VM is under way (their objects name the VM); nothing when the
+ * snapshot group is not served. */
+static int snapshot_work(kube_client *api, const target *t, subres_reply *r)
+{
+        static const struct {
+                const kube_resource *res;
+                const char *ref, *what;
+                bool (*busy)(const cJSON *);
+        } kinds[] = {{&kube_vmsnapshot, "spec.source.name", "VirtualMachineSnapshot", snapshot_busy},
+                     {&kube_vmrestore, "spec.target.name", "VirtualMachineRestore", restore_busy}};
+        for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+                _cleanup_json_ cJSON *list = NULL;
+                kv_error err = {0};
+                int rc = kube_list(api, kinds[k].res, t->ns, NULL, &list, &err);
+                if (rc == -KUBE_ENOTFOUND)
+                        continue;
+                if (rc < 0)
+                        return fail_api(r, rc, &err);
+                const cJSON *o;
+                cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(list, "items"))
+                {
+                        if (!strcmp(kube_str(o, kinds[k].ref) ?: "", t->name) && kinds[k].busy(o)) {
+                                char why[320];
+                                snprintf(why, sizeof(why), "%s %s is in progress", kinds[k].what,
+                                         kube_str(o, "metadata.name") ?: "");
+                                return conflict(r, t, true, why);
+                        }
+                }
+        }
+        return 0;
+}
+
+static const char *annotation(const cJSON *obj, const char *key)
+{
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(kube_obj(obj, "metadata.annotations"), key);
+        return cJSON_IsString(a) ? a->valuestring : NULL;
+}
+
+/* Whether vm is the copy an earlier request for this rename made. */
+static bool rename_copy_of(const cJSON *vm, const cJSON *old)
+{
+        return !strcmp(annotation(vm, SUBRES_RENAMED_FROM_UID_ANNOTATION) ?: "",
+                       kube_str(old, "metadata.uid") ?: "-");
+}
+
+/* The new VM: the old one's labels, annotations (less the fence) and spec, the old name and uid recorded. */
+static cJSON *renamed_vm(const cJSON *old, const char *new_name)
+{
+        cJSON *vm = cJSON_CreateObject(), *md = cJSON_CreateObject();
+        cJSON_AddStringToObject(vm, "apiVersion", "kubevirt.io/v1");
+        cJSON_AddStringToObject(vm, "kind", "VirtualMachine");
+        cJSON_AddItemToObject(vm, "metadata", md);
+        cJSON_AddStringToObject(md, "name", new_name);
+        cJSON_AddStringToObject(md, "namespace", kube_str(old, "metadata.namespace") ?: "");
+        const cJSON *labels = kube_obj(old, "metadata.labels"), *ann = kube_obj(old, "metadata.annotations");
+        if (labels)
+                cJSON_AddItemToObject(md, "labels", cJSON_Duplicate(labels, 1));
+        cJSON *a = ann ? cJSON_Duplicate(ann, 1) : cJSON_CreateObject();
+        cJSON_DeleteItemFromObjectCaseSensitive(a, SUBRES_RENAME_TO_ANNOTATION);
+        cJSON_AddStringToObject(a, SUBRES_RENAMED_FROM_ANNOTATION, kube_str(old, "metadata.name") ?: "");
+        cJSON_AddStringToObject(a, SUBRES_RENAMED_FROM_UID_ANNOTATION, kube_str(old, "metadata.uid") ?: "");
+        cJSON_AddItemToObject(md, "annotations", a);
+        cJSON_AddItemToObject(vm, "spec", cJSON_Duplicate(kube_obj(old, "spec"), 1));
+        return vm;
+}
+
+/* The fence: SUBRES_RENAME_TO on the old VM, guarded by the resourceVersion the checks saw (a start in
+ * between makes it a 409). */
+static int fence(kube_client *api, const cJSON *vm, const target *t, const char *to, subres_reply *r)
+{
+        _cleanup_json_ cJSON *ops = cJSON_CreateArray();
+        cJSON_AddItemToArray(ops, op("test", "/metadata/resourceVersion",
+                                     cJSON_CreateString(kube_str(vm, "metadata.resourceVersion") ?: "")));
+        if (!kube_obj(vm, "metadata.annotations"))
+                cJSON_AddItemToArray(ops, op("add", "/metadata/annotations", cJSON_CreateObject()));
+        cJSON_AddItemToArray(ops,
+                             op("add", "/metadata/annotations/kvlite.io~1rename-to", cJSON_CreateString(to)));
+        return json_patch(api, &kube_vm, t, false, ops, r);
+}
+
+static void unfence(kube_client *api, const target *t)
+{
+        _cleanup_json_ cJSON *patch = cJSON_CreateObject();
+        cJSON_AddNullToObject(
+            cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "metadata"), "annotations"),
+            SUBRES_RENAME_TO_ANNOTATION);
+        kv_error err = {0};
+        if (kube_merge_patch(api, &kube_vm, t->ns, t->name, patch, false, NULL, &err) < 0)
+                log_warning("rename of %s/%s refused; its fence stays: %s", t->ns, t->name, err.msg);
+}
+
+/* dryRun: ["All"] in the options: the checks only. */
+static bool dry_run(const cJSON *body)
+{
+        const cJSON *d;
+        cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(body, "dryRun"))
+        {
+                if (cJSON_IsString(d) && !strcmp(d->valuestring, "All"))
+                        return true;
+        }
+        return false;
+}
+
+static int vm_rename(kube_client *api, const target *t, subres_reply *r)
+{
+        _cleanup_json_ cJSON *vm = NULL, *vmi = NULL, *taken = NULL;
+        const cJSON *nn = cJSON_GetObjectItemCaseSensitive(t->body, "newName");
+        const char *to = cJSON_IsString(nn) ? nn->valuestring : NULL;
+        if (!to || !*to)
+                return subres_fail(r, 400, "newName: please provide a new name for the VM");
+        if (!jf_is_dns_label(to))
+                return subres_fail(r, 400,
+                                   "newName: \"%.64s\" is not a valid VM name (lowercase letters, digits and "
+                                   "'-', at most 63, starting and ending with a letter or digit)",
+                                   to);
+        if (!strcmp(to, t->name))
+                return subres_fail(r, 400,
+                                   "newName: the VM's new name must be different from its current name");
+        if (get_obj(api, &kube_vm, "kubevirt.io", t, &vm, r) < 0 || get_vmi_opt(api, t, &vmi, r) < 0)
+                return -1;
+        if (kube_obj(vm, "metadata.deletionTimestamp"))
+                return conflict(r, t, true, "VM is being deleted");
+        const char *strategy = run_strategy(vm);
+        if (vmi && !vmi_final(vmi))
+                return conflict(r, t, true, "VM is running; stop it before renaming it");
+        if (!strcmp(strategy, "Always") || !strcmp(strategy, "Once")) {
+                char why[96];
+                snprintf(why, sizeof(why), "VM is not stopped (runStrategy %s starts it)", strategy);
+                return conflict(r, t, true, why);
+        }
+        const char *fenced = annotation(vm, SUBRES_RENAME_TO_ANNOTATION);
+        target nt = {.ns = t->ns, .name = to, .body = t->body};
+        kv_error err = {0};
+        int rc = kube_get(api, &kube_vm, t->ns, to, &taken, &err);
+        if (rc < 0 && rc != -KUBE_ENOTFOUND)
+                return fail_api(r, rc, &err);
+        if (taken && !rename_copy_of(taken, vm))
+                return conflict(r, &nt, true, "a VirtualMachine of that name already exists");
+        if (fenced && strcmp(fenced, to)) { /* an earlier rename to another name: not while its copy exists */
+                _cleanup_json_ cJSON *other = NULL;
+                rc = kube_get(api, &kube_vm, t->ns, fenced, &other, &err);
+                if (rc < 0 && rc != -KUBE_ENOTFOUND)
+                        return fail_api(r, rc, &err);
+                if (other && rename_copy_of(other, vm)) {
+                        char why[160];
+                        snprintf(why, sizeof(why), "VM is being renamed to %s", fenced);
+                        return conflict(r, t, true, why);
+                }
+        }
+        if (snapshot_work(api, t, r) < 0)
+                return -1;
+        if (dry_run(t->body))
+                return accepted(r);
+        if ((!fenced || strcmp(fenced, to)) && fence(api, vm, t, to, r) < 0)
+                return -1;
+        if (!taken) {
+                _cleanup_json_ cJSON *nvm = renamed_vm(vm, to);
+                rc = kube_create(api, &kube_vm, t->ns, nvm, NULL, &err);
+                if (rc == -KUBE_EEXISTS) { /* created meanwhile: ours from a concurrent request, or not */
+                        rc = kube_get(api, &kube_vm, t->ns, to, &taken, &err);
+                        if (rc == 0 && !rename_copy_of(taken, vm)) {
+                                unfence(api, t);
+                                return conflict(r, &nt, true, "a VirtualMachine of that name already exists");
+                        }
+                }
+                if (rc < 0) {
+                        unfence(api, t);
+                        return fail_api(r, rc, &err);
+                }
+        }
+        log_info("rename %s/%s -> %s: VM %s created; the controller moves its disks and deletes %s", t->ns,
+                 t->name, to, to, t->name);
+        return accepted(r);
+}
+
 /* The VMI must be Running, else 409 as KubeVirt answers. */
 static int running_vmi(kube_client *api, const target *t, cJSON **vmi, subres_reply *r)
 {
@@ -639,6 +833,7 @@ static const route routes[] = {
     {true, "migrate", "PUT", vm_migrate},
     {true, "addvolume", "PUT", vm_addvolume},
     {true, "removevolume", "PUT", vm_removevolume},
+    {true, "rename", "PUT", vm_rename},
     {false, "pause", "PUT", vmi_pause},
     {false, "unpause", "PUT", vmi_unpause},
     {false, "addvolume", "PUT", vmi_addvolume},

@@ -1,7 +1,7 @@
 /* subresources.kubevirt.io/v1: KubeVirt's VM and VMI actions (start, stop, restart, migrate, pause,
- * unpause, addvolume, removevolume, guestosinfo) and the group's discovery, as requests to the Kubernetes
- * API made with virt-api's own credentials. The API server has authenticated and authorized the caller
- * before proxying (server.c checks that the request comes from it). */
+ * unpause, addvolume, removevolume, rename, guestosinfo) and the group's discovery, as requests to the
+ * Kubernetes API made with virt-api's own credentials. The API server has authenticated and authorized the
+ * caller before proxying (server.c checks that the request comes from it). */
 #pragma once
 
 #include <stddef.h>
@@ -15,6 +15,12 @@
 #define SUBRES_PAUSE_ANNOTATION "kvlite.io/paused"
 /* A softreboot request id (realtime seconds.nanoseconds) the launcher's reporter forwards once. */
 #define SUBRES_SOFTREBOOT_ANNOTATION "kvlite.io/softreboot-request"
+
+/* rename (controller/vm-rename.c has the same names): the old VM's fence, naming the VM it becomes; the new
+ * VM's record of the old one's name and uid until the controller has finished the move. */
+#define SUBRES_RENAME_TO_ANNOTATION "kvlite.io/rename-to"
+#define SUBRES_RENAMED_FROM_ANNOTATION "kvlite.io/renamed-from"
+#define SUBRES_RENAMED_FROM_UID_ANNOTATION "kvlite.io/renamed-from-uid"
 
 typedef struct subres_reply {
         unsigned code;

@@ -50,6 +50,9 @@ static void usage(FILE *f)
             "  restart VM [--force --grace-period 0]   restart a VirtualMachine (a new VMI)\n"
             "  migrate VM                              live-migrate a VirtualMachine\n"
             "  migrate-cancel VM                       cancel its running migration\n"
+            "  rename VM NEW_NAME                      rename a stopped VirtualMachine: refused while it\n"
+            "                                          runs or when NEW_NAME exists; its DataVolumes and\n"
+            "                                          snapshots follow it, the old VM goes last\n"
             "  pause vm|vmi NAME, unpause vm|vmi NAME  pause/unpause the guest\n"
             "  soft-reboot VMI                         reboot the guest (ACPI power button, the power-off\n"
             "                                          becomes a reset); the VMI keeps running\n"
@@ -371,6 +374,15 @@ static int cmd_migrate_cancel(ctx *c, const char *name, const opts *o)
                 return EXIT_OK;
         }
         return die("Found no migration to cancel for %s", name);
+}
+
+/* KubeVirt's removed `virtctl rename`, done safely (docs/virtctl.md): the VM must be stopped and the new name
+ * free; the new VM is made first, the old one deleted once its disks and snapshots are the new one's. */
+static int cmd_rename(ctx *c, const char *name, const char *new_name, const opts *o)
+{
+        _cleanup_json_ cJSON *b = dry_run_body(o);
+        cJSON_AddStringToObject(b, "newName", new_name);
+        return simple_action(c, true, name, "rename", b, "Error renaming VirtualMachine", "VM", "rename");
 }
 
 static int cmd_pause(ctx *c, const char *kind, const char *name, bool pause)
@@ -724,6 +736,8 @@ static int run(ctx *c, const char *cmd, int argc, char **argv, const opts *o)
                 return need(argc, 1, cmd) ?: cmd_migrate_cancel(c, argv[0], o);
         if (!strcmp(cmd, "pause") || !strcmp(cmd, "unpause"))
                 return need(argc, 2, cmd) ?: cmd_pause(c, argv[0], argv[1], !strcmp(cmd, "pause"));
+        if (!strcmp(cmd, "rename"))
+                return need(argc, 2, cmd) ?: cmd_rename(c, argv[0], argv[1], o);
         if (!strcmp(cmd, "soft-reboot"))
                 return need(argc, 1, cmd) ?: cmd_softreboot(c, argv[0]);
         if (!strcmp(cmd, "addvolume") || !strcmp(cmd, "removevolume"))

@@ -24,6 +24,9 @@ IMMUTABLE_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGrac
                   "namespace", "generation")
 
 
+PATCH_CONFLICT_RETRIES = 5  # the apiserver's maxRetryWhenPatchConflicts
+
+
 class ApiError(Exception):
     def __init__(self, code, reason, message, details=None, headers=None):
         super().__init__(message)
@@ -477,28 +480,39 @@ class Api:
                     body.setdefault("metadata", {}).setdefault("name", name)
                     return 201, self.create(res, ns, body, str(manager), dry_run, user)
                 raise not_found(res, name)
-            try:
-                if kind in ("merge", "apply"):
-                    if not isinstance(body, dict):
-                        raise bad_request("patch must be a JSON object")
-                    new = patchlib.merge_patch(old, body)
-                elif kind == "json":
-                    new = patchlib.json_patch(old, body)
-                else:
-                    if not isinstance(body, dict):
-                        raise bad_request("patch must be a JSON object")
-                    new = patchlib.strategic_merge(old, body)
-            except patchlib.PatchError as e:
-                if e.code == 400:
-                    raise bad_request(str(e))
-                raise ApiError(422, "Invalid", str(e), _details(res, name))
-            if not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
-                raise bad_request("patch produced an object without metadata")
-            rv = new["metadata"].get("resourceVersion")
-            if rv and rv != old["metadata"]["resourceVersion"]:
-                raise conflict(res, name)
-            new["apiVersion"], new["kind"] = res.gv, res.kind
-            old, new = self._admit_update(res, ns, name, old, new, sub, user, dry_run)
+            # The object changed while its webhooks ran: the patch is applied again to the new version, as the
+            # apiserver's GuaranteedUpdate does (a resourceVersion in the patch, or a failed `test`, still fails).
+            for attempt in range(PATCH_CONFLICT_RETRIES):
+                try:
+                    if kind in ("merge", "apply"):
+                        if not isinstance(body, dict):
+                            raise bad_request("patch must be a JSON object")
+                        new = patchlib.merge_patch(old, body)
+                    elif kind == "json":
+                        new = patchlib.json_patch(old, body)
+                    else:
+                        if not isinstance(body, dict):
+                            raise bad_request("patch must be a JSON object")
+                        new = patchlib.strategic_merge(old, body)
+                except patchlib.PatchError as e:
+                    if e.code == 400:
+                        raise bad_request(str(e))
+                    raise ApiError(422, "Invalid", str(e), _details(res, name))
+                if not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
+                    raise bad_request("patch produced an object without metadata")
+                rv = new["metadata"].get("resourceVersion")
+                if rv and rv != old["metadata"]["resourceVersion"]:
+                    raise conflict(res, name)
+                new["apiVersion"], new["kind"] = res.gv, res.kind
+                try:
+                    old, new = self._admit_update(res, ns, name, old, new, sub, user, dry_run)
+                    break
+                except ApiError as e:
+                    if e.code != 409 or attempt == PATCH_CONFLICT_RETRIES - 1:
+                        raise
+                old = self.store.get(res.key, ns, name)
+                if old is None:
+                    raise not_found(res, name)
             return 200, self.commit(res, old, new, sub, manager, "Apply" if kind == "apply" else "Update",
                                     dry_run=dry_run)
 
