@@ -844,6 +844,7 @@ static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
                                               "hostname",
                                               "readinessProbe",
                                               "livenessProbe",
+                                              "evictionStrategy",
                                               NULL};
         /* Scheduling and DNS settings: they place or configure the Pod, not the guest. */
         static const char *const ignored[] = {"nodeSelector",
@@ -851,7 +852,6 @@ static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
                                               "tolerations",
                                               "schedulerName",
                                               "priorityClassName",
-                                              "evictionStrategy",
                                               "topologySpreadConstraints",
                                               "subdomain",
                                               "dnsPolicy",
@@ -866,6 +866,10 @@ static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
         JF_TRY(jf_int(spec, "spec", "terminationGracePeriodSeconds", 0, 86400 * 7, &v->grace_seconds, NULL,
                       err));
         JF_TRY(parse_start_strategy(v, spec, err));
+        /* what a Pod eviction does (virt-api's pods/eviction webhook, virt-controller's evacuation) */
+        static const char *const eviction[] = {"None", "LiveMigrate", "LiveMigrateIfPossible", "External", NULL};
+        int es = -1;
+        JF_TRY(jf_enum(spec, "spec", "evictionStrategy", eviction, &es, err));
         JF_TRY(jf_string(spec, "spec", "hostname", false, &v->hostname, err));
         if (v->hostname && !jf_is_dns_label(v->hostname))
                 return jf_error(err, "spec.hostname", "\"%.64s\" is not a valid hostname (DNS label)",
