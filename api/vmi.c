@@ -836,27 +836,16 @@ static int parse_start_strategy(vmi *v, const cJSON *spec, kv_error *err)
 
 static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
 {
-        static const char *const allowed[] = {"domain",
-                                              "volumes",
-                                              "networks",
-                                              "terminationGracePeriodSeconds",
-                                              "startStrategy",
-                                              "hostname",
-                                              "readinessProbe",
-                                              "livenessProbe",
-                                              "evictionStrategy",
-                                              NULL};
+        static const char *const allowed[] = {
+            "domain",           "volumes",  "networks",       "terminationGracePeriodSeconds",
+            "startStrategy",    "hostname", "readinessProbe", "livenessProbe",
+            "evictionStrategy", NULL};
         /* Scheduling and DNS settings: they place or configure the Pod, not the guest. */
-        static const char *const ignored[] = {"nodeSelector",
-                                              "affinity",
-                                              "tolerations",
-                                              "schedulerName",
-                                              "priorityClassName",
-                                              "topologySpreadConstraints",
-                                              "subdomain",
-                                              "dnsPolicy",
-                                              "dnsConfig",
-                                              NULL};
+        static const char *const ignored[] = {"nodeSelector",      "affinity",
+                                              "tolerations",       "schedulerName",
+                                              "priorityClassName", "topologySpreadConstraints",
+                                              "subdomain",         "dnsPolicy",
+                                              "dnsConfig",         NULL};
         const cJSON *spec = NULL;
         JF_TRY(jf_object(root, "", "spec", &spec, err));
         if (!spec)
@@ -867,7 +856,8 @@ static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
                       err));
         JF_TRY(parse_start_strategy(v, spec, err));
         /* what a Pod eviction does (virt-api's pods/eviction webhook, virt-controller's evacuation) */
-        static const char *const eviction[] = {"None", "LiveMigrate", "LiveMigrateIfPossible", "External", NULL};
+        static const char *const eviction[] = {"None", "LiveMigrate", "LiveMigrateIfPossible", "External",
+                                               NULL};
         int es = -1;
         JF_TRY(jf_enum(spec, "spec", "evictionStrategy", eviction, &es, err));
         JF_TRY(jf_string(spec, "spec", "hostname", false, &v->hostname, err));

@@ -92,8 +92,8 @@ int reconcile_evacuation(controller *c, kube_client *api, const cJSON *vmi, kv_e
                 expectations_observed(c->vmim_exp, key);
                 return r;
         }
-        log_info("VMI %s: evacuating node %s with migration %s", key, kube_str(vmi, "status.evacuationNodeName"),
-                 kube_str(created, "metadata.name") ?: "");
+        log_info("VMI %s: evacuating node %s with migration %s", key,
+                 kube_str(vmi, "status.evacuationNodeName"), kube_str(created, "metadata.name") ?: "");
         cJSON_Delete(created);
         return 0;
 }

@@ -1,5 +1,5 @@
-/* evacuation: KubeVirt's evacuation controller. A VMI marked for evacuation (status.evacuationNodeName, set by
- * virt-api's pods/eviction webhook when `kubectl drain` evicts its launcher Pod) gets a
+/* evacuation: KubeVirt's evacuation controller. A VMI marked for evacuation (status.evacuationNodeName, set
+ * by virt-api's pods/eviction webhook when `kubectl drain` evicts its launcher Pod) gets a
  * VirtualMachineInstanceMigration that moves it off that node; the migration's hand-over clears the mark
  * (vmistatus.c). One migration at a time per VMI, a failed one retried with back-off. */
 #pragma once

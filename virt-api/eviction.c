@@ -49,7 +49,8 @@ eviction_verdict eviction_decide(const cJSON *pod, const cJSON *vmi, const char 
         if (!strcmp(app, HOTPLUG_APP)) {
                 if (!vmi)
                         return EVICTION_ALLOW;
-                snprintf(msg, size, "cannot evict hotplug pod: %s associated with running vmi: %s in namespace %s",
+                snprintf(msg, size,
+                         "cannot evict hotplug pod: %s associated with running vmi: %s in namespace %s",
                          kube_str(pod, "metadata.name") ?: "", kube_str(vmi, "metadata.name") ?: "", ns);
                 return EVICTION_DENY;
         }
@@ -62,13 +63,13 @@ eviction_verdict eviction_decide(const cJSON *pod, const cJSON *vmi, const char 
             (!strcmp(strategy, "LiveMigrateIfPossible") && !migratable))
                 return EVICTION_ALLOW;
         if (!strcmp(strategy, "LiveMigrate") && !migratable) {
-                snprintf(msg, size, "VMI %s is configured with an eviction strategy but is not live-migratable",
-                         name);
+                snprintf(msg, size,
+                         "VMI %s is configured with an eviction strategy but is not live-migratable", name);
                 return EVICTION_DENY;
         }
         if (kube_str(vmi, "status.evacuationNodeName")) {
-                snprintf(msg, size, "Evacuation in progress: Eviction triggered evacuation of VMI \"%s/%s\"", ns,
-                         name);
+                snprintf(msg, size, "Evacuation in progress: Eviction triggered evacuation of VMI \"%s/%s\"",
+                         ns, name);
                 return EVICTION_DENY;
         }
         if (strcmp(kube_str(vmi, "status.nodeName") ?: "", kube_str(pod, "spec.nodeName") ?: "")) {
@@ -87,8 +88,8 @@ static const char *vmi_name_of(const cJSON *pod)
         if (!strcmp(app, HOTPLUG_APP))
                 return label(pod, HOTPLUG_LABEL_VMI);
         if (!strcmp(app, LAUNCHER_APP))
-                return cJSON_GetStringValue(
-                    cJSON_GetObjectItemCaseSensitive(kube_obj(pod, "metadata.annotations"), "kubevirt.io/domain"));
+                return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                    kube_obj(pod, "metadata.annotations"), "kubevirt.io/domain"));
         return NULL;
 }
 
@@ -97,9 +98,9 @@ static bool dry_run(const cJSON *req)
         const cJSON *d;
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "dryRun")))
                 return true;
-        cJSON_ArrayForEach(d, kube_obj(req, "object.deleteOptions.dryRun")) if (cJSON_IsString(d) &&
-                                                                                 !strcmp(d->valuestring, "All"))
-                return true;
+        cJSON_ArrayForEach(
+            d, kube_obj(req, "object.deleteOptions.dryRun")) if (cJSON_IsString(d) &&
+                                                                 !strcmp(d->valuestring, "All")) return true;
         return false;
 }
 
@@ -114,7 +115,8 @@ static eviction_verdict review_verdict(kube_client *api, const char *cluster_str
         if (!ns || !name || kube_get(api, &kube_pod, ns, name, &pod, &err) < 0)
                 return EVICTION_ALLOW; /* the API server answers for a Pod that is not there */
         const char *vmi_name = vmi_name_of(pod);
-        if (vmi_name && kube_get(api, &kube_vmi, ns, vmi_name, &vmi, &err) < 0 && err.code != KUBE_ENOTFOUND) {
+        if (vmi_name && kube_get(api, &kube_vmi, ns, vmi_name, &vmi, &err) < 0 &&
+            err.code != KUBE_ENOTFOUND) {
                 snprintf(msg, size, "kubevirt failed getting the vmi: %s", err.msg);
                 return EVICTION_DENY;
         }
@@ -138,7 +140,8 @@ int eviction_review(kube_client *api, const char *cluster_strategy, const char *
         const cJSON *req = kube_obj(root, "request");
         const char *uid = kube_str(req, "uid");
         if (!uid)
-                return kv_error_set(err, EINVAL, "request.uid: is required (the body is not an AdmissionReview)");
+                return kv_error_set(err, EINVAL,
+                                    "request.uid: is required (the body is not an AdmissionReview)");
         char msg[KV_ERR_MSG_MAX];
         eviction_verdict v = review_verdict(api, cluster_strategy, req, msg, sizeof(msg));
         return admission_answer(uid, v == EVICTION_ALLOW, 429, msg, response_json, err);

@@ -1,8 +1,8 @@
 /* eviction: KubeVirt's virt-launcher-eviction-interceptor, virt-api's validating webhook on pods/eviction
  * CREATE (docs/virt-api.md, "Evictions and node drains"). A launcher Pod's eviction follows its VMI's
  * evictionStrategy: None lets the Pod go; LiveMigrate, LiveMigrateIfPossible (when the VMI can migrate) and
- * External mark the VMI for evacuation (status.evacuationNodeName) and refuse with 429, so that `kubectl drain`
- * retries until virt-controller has migrated the guest away and the source Pod has completed. */
+ * External mark the VMI for evacuation (status.evacuationNodeName) and refuse with 429, so that `kubectl
+ * drain` retries until virt-controller has migrated the guest away and the source Pod has completed. */
 #pragma once
 
 #include <cjson/cJSON.h>

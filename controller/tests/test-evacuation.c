@@ -61,17 +61,18 @@ int main(void)
         cJSON *v = vmi("Running", "node01", "node01", NULL);
         cJSON *m = evacuation_migration(v, none, now, &retry);
         CHECK(m && retry == 0, "a marked Running VMI on its node gets a migration");
-        CHECK(m && !strcmp(kube_str(m, "kind"), "VirtualMachineInstanceMigration") &&
-                  !strcmp(kube_str(m, "metadata.generateName"), "kubevirt-evacuation-") &&
-                  !strcmp(kube_str(m, "metadata.namespace"), "ns1") &&
-                  !strcmp(kube_str(m, "spec.vmiName"), "vm1") &&
-                  !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(kube_obj(m, "metadata.labels"),
-                                                                   "kubevirt.io/vmi-name")),
-                          "vm1") &&
-                  !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(kube_obj(m, "metadata.annotations"),
-                                                                   "kubevirt.io/evacuationMigration")),
-                          "node01"),
-              "KubeVirt's evacuation migration: generateName, vmi-name label, evacuationMigration annotation");
+        CHECK(
+            m && !strcmp(kube_str(m, "kind"), "VirtualMachineInstanceMigration") &&
+                !strcmp(kube_str(m, "metadata.generateName"), "kubevirt-evacuation-") &&
+                !strcmp(kube_str(m, "metadata.namespace"), "ns1") &&
+                !strcmp(kube_str(m, "spec.vmiName"), "vm1") &&
+                !strcmp(cJSON_GetStringValue(
+                            cJSON_GetObjectItem(kube_obj(m, "metadata.labels"), "kubevirt.io/vmi-name")),
+                        "vm1") &&
+                !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(kube_obj(m, "metadata.annotations"),
+                                                                 "kubevirt.io/evacuationMigration")),
+                        "node01"),
+            "KubeVirt's evacuation migration: generateName, vmi-name label, evacuationMigration annotation");
         cJSON_Delete(m);
 
         cJSON *running = cJSON_CreateArray();
@@ -108,7 +109,8 @@ int main(void)
                                   "\"spec\":{\"nodeName\":\"node01\"},\"status\":{\"phase\":\"Running\"}}]");
         v = vmi("Running", "node01", "node01", NULL);
         cJSON *st = vmi_status_from_pods(v, pods, ts_now);
-        CHECK(!strcmp(kube_str(st, "evacuationNodeName") ?: "", "node01"), "the mark stays while on the node");
+        CHECK(!strcmp(kube_str(st, "evacuationNodeName") ?: "", "node01"),
+              "the mark stays while on the node");
         cJSON_Delete(st);
         cJSON_Delete(v);
         cJSON_ReplaceItemInObject(kube_obj(cJSON_GetArrayItem(pods, 0), "spec"), "nodeName",

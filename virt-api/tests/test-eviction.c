@@ -28,10 +28,11 @@ static cJSON *vmi(const char *strategy, int migratable, const char *evac)
                 snprintf(spec, sizeof(spec), "{\"evictionStrategy\":\"%s\"}", strategy);
         if (*evac)
                 snprintf(ev, sizeof(ev), ",\"evacuationNodeName\":\"%s\"", evac);
-        snprintf(buf, sizeof(buf),
-                 "{\"metadata\":{\"name\":\"vm1\",\"namespace\":\"ns1\"},\"spec\":%s,\"status\":{\"nodeName\":"
-                 "\"node01\"%s,\"conditions\":[{\"type\":\"LiveMigratable\",\"status\":\"%s\"}]}}",
-                 spec, ev, migratable ? "True" : "False");
+        snprintf(
+            buf, sizeof(buf),
+            "{\"metadata\":{\"name\":\"vm1\",\"namespace\":\"ns1\"},\"spec\":%s,\"status\":{\"nodeName\":"
+            "\"node01\"%s,\"conditions\":[{\"type\":\"LiveMigratable\",\"status\":\"%s\"}]}}",
+            spec, ev, migratable ? "True" : "False");
         return cJSON_Parse(buf);
 }
 
@@ -41,7 +42,8 @@ static void expect(const char *what, cJSON *p, cJSON *v, const char *cluster, ev
         char msg[512];
         eviction_verdict got = eviction_decide(p, v, cluster, msg, sizeof(msg));
         if (got != want || strcmp(msg, want_msg)) {
-                fprintf(stderr, "FAIL %s: verdict %d \"%s\", want %d \"%s\"\n", what, got, msg, want, want_msg);
+                fprintf(stderr, "FAIL %s: verdict %d \"%s\", want %d \"%s\"\n", what, got, msg, want,
+                        want_msg);
                 failures++;
         } else {
                 printf("ok - %s\n", what);
@@ -75,17 +77,19 @@ int main(void)
                vmi("None", 1, ""), "External", EVICTION_ALLOW, "");
         expect("already marked: evacuation in progress", pod("virt-launcher", "node01", "Running"),
                vmi("LiveMigrate", 1, "node01"), NULL, EVICTION_DENY, "Evacuation in progress: " MARKED);
-        expect("the migration target's Pod", pod("virt-launcher", "node02", "Running"), vmi("LiveMigrate", 1, ""),
-               NULL, EVICTION_DENY, "Eviction request for target Pod");
-        expect("a completed launcher (the source after a migration)", pod("virt-launcher", "node01", "Succeeded"),
-               vmi("LiveMigrate", 1, "node01"), NULL, EVICTION_ALLOW, "");
+        expect("the migration target's Pod", pod("virt-launcher", "node02", "Running"),
+               vmi("LiveMigrate", 1, ""), NULL, EVICTION_DENY, "Eviction request for target Pod");
+        expect("a completed launcher (the source after a migration)",
+               pod("virt-launcher", "node01", "Succeeded"), vmi("LiveMigrate", 1, "node01"), NULL,
+               EVICTION_ALLOW, "");
         expect("a launcher whose VMI is gone", pod("virt-launcher", "node01", "Running"), NULL, "LiveMigrate",
                EVICTION_ALLOW, "");
         expect("not one of ours", pod("something-else", "node01", "Running"), vmi("LiveMigrate", 1, ""), NULL,
                EVICTION_ALLOW, "");
         expect("an attachment Pod of a VMI", pod("hotplug-disk", "node01", "Running"), vmi("", 1, ""), NULL,
                EVICTION_DENY,
-               "cannot evict hotplug pod: virt-launcher-vm1-abcde associated with running vmi: vm1 in namespace ns1");
+               "cannot evict hotplug pod: virt-launcher-vm1-abcde associated with running vmi: vm1 in "
+               "namespace ns1");
         expect("an attachment Pod without its VMI", pod("hotplug-disk", "node01", "Running"), NULL, NULL,
                EVICTION_ALLOW, "");
         return failures ? 1 : 0;
