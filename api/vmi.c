@@ -836,27 +836,16 @@ static int parse_start_strategy(vmi *v, const cJSON *spec, kv_error *err)
 
 static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
 {
-        static const char *const allowed[] = {"domain",
-                                              "volumes",
-                                              "networks",
-                                              "terminationGracePeriodSeconds",
-                                              "startStrategy",
-                                              "hostname",
-                                              "readinessProbe",
-                                              "livenessProbe",
-                                              NULL};
+        static const char *const allowed[] = {
+            "domain",           "volumes",  "networks",       "terminationGracePeriodSeconds",
+            "startStrategy",    "hostname", "readinessProbe", "livenessProbe",
+            "evictionStrategy", NULL};
         /* Scheduling and DNS settings: they place or configure the Pod, not the guest. */
-        static const char *const ignored[] = {"nodeSelector",
-                                              "affinity",
-                                              "tolerations",
-                                              "schedulerName",
-                                              "priorityClassName",
-                                              "evictionStrategy",
-                                              "topologySpreadConstraints",
-                                              "subdomain",
-                                              "dnsPolicy",
-                                              "dnsConfig",
-                                              NULL};
+        static const char *const ignored[] = {"nodeSelector",      "affinity",
+                                              "tolerations",       "schedulerName",
+                                              "priorityClassName", "topologySpreadConstraints",
+                                              "subdomain",         "dnsPolicy",
+                                              "dnsConfig",         NULL};
         const cJSON *spec = NULL;
         JF_TRY(jf_object(root, "", "spec", &spec, err));
         if (!spec)
@@ -866,6 +855,11 @@ static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
         JF_TRY(jf_int(spec, "spec", "terminationGracePeriodSeconds", 0, 86400 * 7, &v->grace_seconds, NULL,
                       err));
         JF_TRY(parse_start_strategy(v, spec, err));
+        /* what a Pod eviction does (virt-api's pods/eviction webhook, virt-controller's evacuation) */
+        static const char *const eviction[] = {"None", "LiveMigrate", "LiveMigrateIfPossible", "External",
+                                               NULL};
+        int es = -1;
+        JF_TRY(jf_enum(spec, "spec", "evictionStrategy", eviction, &es, err));
         JF_TRY(jf_string(spec, "spec", "hostname", false, &v->hostname, err));
         if (v->hostname && !jf_is_dns_label(v->hostname))
                 return jf_error(err, "spec.hostname", "\"%.64s\" is not a valid hostname (DNS label)",

@@ -1,6 +1,7 @@
 /* The controller's loop: informers on a curl multi handle + the metrics server's epoll fd, polled by one
  * thread; worker threads take keys from the queue and run the reconcilers. */
 #include "controller.h"
+#include "evacuation.h"
 #include "api.h"
 #include "datavolume.h"
 #include "log.h"
@@ -209,7 +210,17 @@ static void on_vm(kube_informer *inf, enum kube_event_type type, const cJSON *ob
 
 static void on_vmim(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
 {
-        controller_enqueue(ud, RK_VMIM, kube_str(obj, "metadata.namespace"), kube_str(obj, "metadata.name"));
+        controller *c = ud;
+        const char *ns = kube_str(obj, "metadata.namespace");
+        controller_enqueue(c, RK_VMIM, ns, kube_str(obj, "metadata.name"));
+        if (cJSON_GetObjectItemCaseSensitive(kube_obj(obj, "metadata.annotations"), EVACUATION_ANNOTATION)) {
+                /* an evacuation's end may call for the next one */
+                char key[600];
+                snprintf(key, sizeof(key), "%s/%s", ns ?: "", kube_str(obj, "spec.vmiName") ?: "");
+                if (type == KUBE_ADDED)
+                        expectations_observed(c->vmim_exp, key);
+                controller_enqueue(c, RK_VMI, ns, kube_str(obj, "spec.vmiName"));
+        }
 }
 
 /* A snapshot becoming ready wakes the restores waiting for it (those of the same VM). */
@@ -319,7 +330,8 @@ int controller_init(controller *c, kube_config *cfg, const controller_opts *opts
         c->queue = kube_workqueue_new(NULL);
         c->pod_exp = expectations_new(60000);
         c->vmi_exp = expectations_new(60000);
-        if (!c->multi || !c->queue || !c->pod_exp || !c->vmi_exp)
+        c->vmim_exp = expectations_new(60000);
+        if (!c->multi || !c->queue || !c->pod_exp || !c->vmi_exp || !c->vmim_exp)
                 return kv_error_errno(err, ENOMEM, "controller");
         static const kube_store_ops vmi_ops = {prune_common, NULL, vmi_tag},
                                     pod_ops = {prune_pod, pod_index, NULL},
@@ -458,4 +470,6 @@ void controller_free(controller *c)
                 expectations_free(c->pod_exp);
         if (c->vmi_exp)
                 expectations_free(c->vmi_exp);
+        if (c->vmim_exp)
+                expectations_free(c->vmim_exp);
 }

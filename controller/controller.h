@@ -45,7 +45,7 @@ typedef struct controller {
         kube_informer attachers;         /* hot-plug attachment Pods (kubevirt.io=hotplug-disk) by VMI uid */
         optional_ctl optional[OPT__MAX]; /* snapshots, restores, policies: run while their group is served */
         kube_workqueue *queue;
-        expectations *pod_exp, *vmi_exp;
+        expectations *pod_exp, *vmi_exp, *vmim_exp; /* vmim_exp: evacuation migrations by "ns/vmi" */
         pthread_t *threads;
         unsigned nthreads;
         atomic_bool stop;

@@ -4,6 +4,7 @@
 #include "api.h"
 #include "controller.h"
 #include "datavolume.h"
+#include "evacuation.h"
 #include "finalizer.h"
 #include "log.h"
 #include "macro.h"
@@ -227,5 +228,7 @@ int reconcile_vmi(controller *c, kube_client *api, const char *key, kv_error *er
                 log_warning("VMI %s: containerDisk pull report: %s", key, perr.msg);
         if ((r = write_status(api, vmi, pods, NULL, err)) != 0)
                 return r;
-        return hotplug_pods(c, api, vmi, pods, err);
+        if ((r = hotplug_pods(c, api, vmi, pods, err)) != 0)
+                return r;
+        return reconcile_evacuation(c, api, vmi, err);
 }

@@ -367,6 +367,10 @@ cJSON *vmi_status_from_pods(const cJSON *vmi, const cJSON *pods, const char *now
                 set_copy(st, "migrationState", v.state);
         if (!vmi_phase_is_final(vmi_phase(vmi)))
                 set_active_pods(st, pods);
+        /* KubeVirt clears the evacuation mark at the hand-over: the guest has left the node (or ended) */
+        const char *evac = kube_str(st, "evacuationNodeName"), *phase = kube_str(st, "phase");
+        if (evac && (strcmp(evac, kube_str(st, "nodeName") ?: "") || vmi_phase_is_final(phase ?: "")))
+                cJSON_DeleteItemFromObjectCaseSensitive(st, "evacuationNodeName");
         vmi_migration_view_free(&v);
         return st;
 }

@@ -278,6 +278,19 @@ static int answer(cJSON *root, char **response_json, kv_error *err)
         return *response_json ? 0 : kv_error_set(err, ENOMEM, "out of memory");
 }
 
+int admission_answer(const char *uid, bool allowed, int code, const char *message, char **response_json,
+                     kv_error *err)
+{
+        review r = {.uid = uid};
+        cJSON *root, *resp = response_new(&r, allowed, &root);
+        if (!allowed) {
+                cJSON *status = cJSON_AddObjectToObject(resp, "status");
+                cJSON_AddStringToObject(status, "message", message ?: "");
+                cJSON_AddNumberToObject(status, "code", code);
+        }
+        return answer(root, response_json, err);
+}
+
 int admission_validate(const char *review_json, size_t len, char **response_json, kv_error *err)
 {
         _cleanup_(review_done) review r;

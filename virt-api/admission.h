@@ -3,6 +3,7 @@
  * validator virt-launcher runs, so `kubectl apply` refuses at once what the launcher would refuse later. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "error.h"
@@ -24,3 +25,8 @@ int admission_validate(const char *review_json, size_t len, char **response_json
  * a disk for every volume without one (SetDefaultVolumeDisk), `disk: {}` for a disk with no target and the
  * bus (virtio for disk, sata for cdrom). VMIs on CREATE, VMs (their template) on CREATE and UPDATE. */
 int admission_mutate(const char *review_json, size_t len, char **response_json, kv_error *err);
+
+/* An AdmissionReview answer for request uid: allowed, or refused with status {code, message} (the API
+ * server answers the request with that code and "admission webhook … denied the request: <message>"). */
+int admission_answer(const char *uid, bool allowed, int code, const char *message, char **response_json,
+                     kv_error *err);

@@ -9,6 +9,7 @@
 
 #include "certs.h"
 #include "console.h"
+#include "eviction.h"
 #include "log.h"
 #include "macro.h"
 #include "registration.h"
@@ -27,7 +28,7 @@ static void usage(FILE *f)
             "Serves KubeVirt's subresources.kubevirt.io/v1 API (start, stop, restart, softreboot, migrate,\n"
             "pause, unpause, addvolume, removevolume, guestosinfo) behind the API server's APIService, and "
             "the\n"
-            "admission webhooks (/validate, /mutate), over HTTPS.\n\n"
+            "admission webhooks (/validate, /mutate, " EVICTION_VALIDATE_PATH "), over HTTPS.\n\n"
             "  --cert-dir DIR       keep its own CA and serving certificate there (made at start, renewed\n"
             "                       before expiry) and write the CA into the caBundle of the webhook\n"
             "                       configurations " REG_VALIDATING_WEBHOOK ", " REG_MUTATING_WEBHOOK
@@ -53,6 +54,10 @@ static void usage(FILE *f)
             "  --in-cluster         use the Pod's service account\n"
             "  --handler-port N     virt-handler's console channel port on each node (default 8186);\n"
             "                       console and vnc reach the launcher through it (docs/console.md)\n"
+            "  --eviction-strategy S  the cluster-wide evictionStrategy of VMIs that name none (KubeVirt's\n"
+            "                       spec.configuration.evictionStrategy): None (default), LiveMigrate,\n"
+            "                       LiveMigrateIfPossible or External; the pods/eviction webhook\n"
+            "                       (" EVICTION_VALIDATE_PATH ") follows it\n"
             "  -v, --verbose        debug logs\n"
             "  -h, --help           this text\n\n"
             "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
@@ -175,6 +180,7 @@ int main(int argc, char **argv)
                                                  {"kubeconfig", required_argument, NULL, 'K'},
                                                  {"in-cluster", no_argument, NULL, 'i'},
                                                  {"handler-port", required_argument, NULL, 'H'},
+                                                 {"eviction-strategy", required_argument, NULL, 'E'},
                                                  {"verbose", no_argument, NULL, 'v'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {NULL, 0, NULL, 0}};
@@ -235,6 +241,20 @@ int main(int argc, char **argv)
                                 return EXIT_USAGE;
                         }
                         so.handler_port = (unsigned)v;
+                        break;
+                }
+                case 'E': {
+                        size_t i = 0;
+                        while (eviction_strategies[i] && strcmp(eviction_strategies[i], optarg))
+                                i++;
+                        if (!eviction_strategies[i]) {
+                                fprintf(stderr,
+                                        "virt-api: --eviction-strategy \"%s\": expected None, LiveMigrate, "
+                                        "LiveMigrateIfPossible or External\n",
+                                        optarg);
+                                return EXIT_USAGE;
+                        }
+                        so.eviction_strategy = i ? eviction_strategies[i] : NULL;
                         break;
                 }
                 case 'v':

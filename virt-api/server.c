@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "admission.h"
+#include "eviction.h"
 #include "console.h"
 #include "hostport.h"
 #include "log.h"
@@ -44,6 +45,7 @@ struct vapi_server {
         unsigned port;
         pthread_mutex_t api_lock; /* one kube_client: subresource requests take turns */
         console_opts console;
+        const char *eviction_strategy; /* the cluster-wide default (eviction.h) */
         /* Upgraded (websocket) connections: MHD_stop_daemon() must come after they are all closed. */
         pthread_mutex_t ws_lock;
         pthread_cond_t ws_done;
@@ -151,6 +153,19 @@ static enum MHD_Result admission(struct MHD_Connection *conn,
         char *out = NULL;
         kv_error err = {0};
         if (fn(b->data ?: "", b->len, &out, &err) < 0)
+                return reply_status(conn, 400, err.msg);
+        return reply(conn, 200, out);
+}
+
+/* The pods/eviction webhook reads and marks the VMI: it takes its turn on the API client. */
+static enum MHD_Result eviction(vapi_server *s, struct MHD_Connection *conn, const request_body *b)
+{
+        char *out = NULL;
+        kv_error err = {0};
+        pthread_mutex_lock(&s->api_lock);
+        int r = eviction_review(s->api, s->eviction_strategy, b->data ?: "", b->len, &out, &err);
+        pthread_mutex_unlock(&s->api_lock);
+        if (r < 0)
                 return reply_status(conn, 400, err.msg);
         return reply(conn, 200, out);
 }
@@ -312,6 +327,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                 return admission(conn, admission_validate, b);
         if (!strcmp(url, ADMISSION_MUTATE_PATH))
                 return admission(conn, admission_mutate, b);
+        if (!strcmp(url, EVICTION_VALIDATE_PATH))
+                return eviction(s, conn, b);
         /* Everything else is the aggregated API: only the API server's proxy may call it. */
         const char *user = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Remote-User");
         if (!s->ca || !peer_verified(s, conn) || !user || !*user) {
@@ -437,6 +454,7 @@ int vapi_server_start(const vapi_server_opts *o, kube_client *api, vapi_server *
                 return kv_error_errno(err, ENOMEM, "server");
         s->api = api;
         s->cert_path = o->tls_cert;
+        s->eviction_strategy = o->eviction_strategy;
         s->key_path = o->tls_key;
         s->console = (console_opts){.ca_file = o->console_ca,
                                     .cert_file = o->tls_cert,

@@ -25,6 +25,8 @@ typedef struct vapi_server_opts {
         const char *handler_name;
         const char *handler_ns;
         unsigned handler_port;
+        /* KubeVirt's spec.configuration.evictionStrategy: for VMIs that name none (NULL = None) */
+        const char *eviction_strategy;
 } vapi_server_opts;
 
 /* Starts serving in libmicrohttpd's threads; subresource requests take turns on api, webhooks run beside

@@ -32,32 +32,37 @@ POD_CIDR6 = "fd00:10:244::/120"  # dual-stack Envs: a Pod's IPv6 address has its
 
 
 class Kubelet:
-    def __init__(self, srv, host_network=False, extra=(), path=(), dual_stack=False):
+    def __init__(self, srv, host_network=False, extra=(), path=(), dual_stack=False, node=NODE, pod_cidr=POD_CIDR,
+                 node_ns=None):
+        """node_ns: a node netns another Kubelet made (several nodes on one Pod bridge); else one of its own."""
         self.srv, self.proc, self.dual_stack = srv, None, dual_stack
-        self.state = os.path.join(srv.dir, "kubelet")
+        self.node, self.pod_cidr, self.shared_ns = node, pod_cidr, node_ns
+        self.state = os.path.join(srv.dir, "kubelet" if node == NODE else "kubelet-" + node)
         self.node_ns = None
         self.host_network, self.extra, self.path = host_network, list(extra), list(path)
 
     def start(self):
         bins = [os.path.join(BUILD, "launcher", "supervisor")] + self.path
         env = dict(os.environ, PATH=":".join(bins + [os.environ["PATH"]]))
-        self.log = open(os.path.join(self.srv.dir, "kubelet.log"), "ab")
+        self.log = open(os.path.join(self.srv.dir, os.path.basename(self.state) + ".log"), "ab")
         net = ["--host-network"]
-        if not self.host_network:
+        if self.shared_ns:
+            net = ["--pod-cidr", self.pod_cidr, "--node-netns", self.shared_ns]
+        elif not self.host_network:
             self.node_ns = "kvle2e-%d" % os.getpid()  # the node's netns: holds the Pod bridge, has no uplink
             subprocess.run(["ip", "netns", "add", self.node_ns], check=True, capture_output=True)
-            net = ["--pod-cidr", POD_CIDR, "--node-netns", self.node_ns]
+            net = ["--pod-cidr", self.pod_cidr, "--node-netns", self.node_ns]
             if self.dual_stack:
                 net += ["--pod-cidr6", POD_CIDR6]
         self.proc = subprocess.Popen([sys.executable, os.path.join(SRC, "tests", "kube-api", "kubelet.py"),
-                                      "--server", self.srv.url, "--node-name", NODE, "--state-dir", self.state,
+                                      "--server", self.srv.url, "--node-name", self.node, "--state-dir", self.state,
                                       "--serviceaccount-dir", self.srv.sa_dir,
                                       "--in-cluster-server", self.srv.info["https_url"]] + net + self.extra,
                                      stdout=subprocess.DEVNULL, stderr=self.log, env=env)
         return self
 
     def in_node(self, *cmd, timeout=20):
-        return subprocess.run(["ip", "netns", "exec", self.node_ns, *cmd], capture_output=True, text=True,
+        return subprocess.run(["ip", "netns", "exec", self.node_ns or self.shared_ns, *cmd], capture_output=True, text=True,
                               timeout=timeout)
 
     def run_dir(self, pod):
@@ -82,11 +87,19 @@ class Kubelet:
 
 
 class Scheduler(threading.Thread):
-    """The scheduler's one job here: bind unscheduled launcher Pods to the kubelet's node."""
+    """The scheduler's one job here: bind unscheduled launcher Pods to the kubelet's node (with several
+    nodes: the first one not cordoned)."""
 
-    def __init__(self, api, selectors=("kubevirt.io=virt-launcher",)):
+    def __init__(self, api, selectors=("kubevirt.io=virt-launcher",), nodes=(NODE,)):
         super().__init__(daemon=True)
-        self.api, self.halt, self.selectors = api, threading.Event(), selectors
+        self.api, self.halt, self.selectors, self.nodes = api, threading.Event(), selectors, nodes
+
+    def node(self, api):
+        for n in self.nodes[:-1]:
+            code, obj = api.get("/api/v1/nodes/" + n)
+            if code == 200 and not (obj.get("spec") or {}).get("unschedulable"):
+                return n
+        return self.nodes[-1]
 
     def run(self):
         from kubetest import Api
@@ -96,7 +109,7 @@ class Scheduler(threading.Thread):
                 for p in [p for sel in self.selectors for p in api.items(POD_PATH % "default", sel)]:
                     if not p["spec"].get("nodeName") and not p["metadata"].get("deletionTimestamp"):
                         api.merge("%s/%s" % (POD_PATH % "default", p["metadata"]["name"]),
-                                  {"spec": {"nodeName": NODE}})
+                                  {"spec": {"nodeName": self.node(api)}})
             except Exception as e:  # the server may be stopping
                 print("scheduler: %s" % e, file=sys.stderr)
 

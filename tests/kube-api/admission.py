@@ -105,6 +105,8 @@ class Admission:
     def _review(self, res, operation, obj, old, sub, user, dry_run):
         meta = (obj or old or {}).get("metadata") or {}
         gvk = {"group": res.group, "version": res.version, "kind": res.kind}
+        if sub == "eviction":  # the object is the policy/v1 Eviction, the resource pods
+            gvk = {"group": "policy", "version": "v1", "kind": "Eviction"}
         gvr = {"group": res.group, "version": res.version, "resource": res.plural}
         req = {"uid": str(uuid.uuid4()), "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
                "name": meta.get("name", ""), "operation": operation, "userInfo": user, "object": obj,

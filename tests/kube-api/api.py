@@ -365,6 +365,27 @@ class Api:
             self.stats["writes"] += 1
             return body
 
+    def evict(self, pods, ns, name, body, user=None):
+        """POST pods/NAME/eviction with a policy/v1 Eviction: as upstream, the webhooks registered for
+        pods/eviction CREATE see the Eviction first (a denial answers with the webhook's code, e.g. KubeVirt's
+        429), then the Pod is deleted with the Eviction's deleteOptions. No PodDisruptionBudgets are served,
+        so nothing else refuses. Returns the Status upstream answers with (HTTP 201)."""
+        if not isinstance(body, dict) or body.get("kind") != "Eviction" or \
+                body.get("apiVersion") not in ("policy/v1", "policy/v1beta1"):
+            raise ApiError(400, "BadRequest", "the body is not a policy/v1 Eviction")
+        meta = body.setdefault("metadata", {})
+        if not isinstance(meta, dict) or meta.get("name", name) != name:
+            raise ApiError(400, "BadRequest", "name in URL does not match name in Eviction object")
+        meta.update(name=name, namespace=ns)
+        opts = body.get("deleteOptions") or {}
+        dry = "All" in (opts.get("dryRun") or [])
+        with self.lock:
+            hooks = self.admission.webhooks(pods, "CREATE", body, "eviction") if user is not None else []
+        self.admission.admit(hooks, pods, "CREATE", body, None, "eviction", user, dry)
+        self.get(pods, ns, name)
+        self.delete(pods, ns, name, opts, dry)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
     def _generate_name(self, res, meta):
         if not meta.get("name"):
             if not meta.get("generateName"):

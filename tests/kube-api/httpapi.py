@@ -345,6 +345,9 @@ class Handler(BaseHTTPRequestHandler):
             if r.plural == "pods" and not r.group:
                 out.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
                             "verbs": ["get"]})
+                # kubectl drain evicts only when this entry names its group and version (else it deletes)
+                out.append({"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
+                            "version": "v1", "kind": "Eviction", "verbs": ["create"]})
         return out
 
     def _aggregated(self, group, version):
@@ -364,6 +367,8 @@ class Handler(BaseHTTPRequestHandler):
             if r.plural == "pods" and not r.group:
                 subs.append({"subresource": "log", "responseKind": {"group": "", "version": "v1", "kind": "Pod"},
                              "verbs": ["get"]})
+                subs.append({"subresource": "eviction", "verbs": ["create"],
+                             "responseKind": {"group": "policy", "version": "v1", "kind": "Eviction"}})
             if subs:
                 entry["subresources"] = subs
             resources.append(entry)
@@ -462,7 +467,7 @@ class Handler(BaseHTTPRequestHandler):
         name = segs[1] if len(segs) > 1 else None
         sub = segs[2] if len(segs) > 2 else None
         if sub is not None and not ((sub == "status" and res.has_status) or
-                                    (sub == "log" and res.plural == "pods" and not group)):
+                                    (sub in ("log", "eviction") and res.plural == "pods" and not group)):
             raise _unknown_path()
         return res, ns, name, sub
 
@@ -484,6 +489,11 @@ class Handler(BaseHTTPRequestHandler):
         dry = self.q.get("dryRun") == "All"
         if sub == "log":
             return self._pod_log(res, ns, name)
+        if sub == "eviction":
+            if method != "POST":
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                               "resource")
+            return self._send(201, api.evict(res, ns, name, self._json(body), self._user()))
         if name is None:
             if method == "GET":
                 if self.q.get("watch") in ("true", "1"):

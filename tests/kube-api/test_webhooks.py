@@ -55,6 +55,8 @@ class WebhookServer:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.reviews.append((self.path, json.loads(body)))
                 op = self.path.strip("/")
+                if op == "evict-once":
+                    return self.evict_once(json.loads(body)["request"])
                 p = subprocess.run([TOOL, op], input=body, capture_output=True)
                 code = 200 if p.returncode == 0 else 400
                 out = p.stdout if p.returncode == 0 else p.stderr
@@ -64,6 +66,24 @@ class WebhookServer:
                 self.end_headers()
                 self.wfile.write(out)
 
+            def evict_once(self, req):
+                """KubeVirt's interceptor in short: the first eviction of a Pod is refused with 429 (it
+                starts an evacuation), later ones are allowed."""
+                first = req["name"] not in outer.evicted
+                outer.evicted.add(req["name"])
+                resp = {"uid": req["uid"], "allowed": not first}
+                if first:
+                    resp["status"] = {"code": 429, "message": 'Eviction triggered evacuation of VMI "%s/%s"'
+                                      % (req["namespace"], req["name"])}
+                out = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                                  "response": resp}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.evicted = set()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.cert_dir = cert_dir
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -218,6 +238,54 @@ def test_service_to_pod(srv, k, ca, hook_srv):
           == st["message"], "the Service resolved to the Pod's named port and the webhook answered", code, st)
 
 
+def test_drain(srv, k, ca, hook_srv):
+    """kubectl cordon and drain: the eviction subresource runs the webhooks registered for pods/eviction,
+    a denial reaches kubectl with its 429 and message, drain retries and the allowed eviction deletes the
+    Pod."""
+    create(srv, "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n9"},
+                                  "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+    out = k("cordon", "n9").stdout
+    check("node/n9 cordoned" in out, "kubectl cordon", out)
+    code, node = srv.request("GET", "/api/v1/nodes/n9")
+    check(node["spec"].get("unschedulable") is True, "a cordoned Node is unschedulable", node)
+    k("uncordon", "n9")
+    owner = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "name": "vm1",
+             "uid": "0b7ad0f4-2d2c-4f5e-9d1a-4f0e2b3c4d5e", "controller": True}
+    for name in ("launcher-a", "other-b"):
+        create(srv, "/api/v1/namespaces/default/pods",
+               {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "ownerReferences": [owner]},
+                "spec": {"nodeName": "n9", "containers": [{"name": "c", "image": "x"}],
+                         "volumes": [{"name": "scratch", "emptyDir": {}}]}})
+    code, st = srv.request("POST", "/api/v1/namespaces/default/pods/launcher-a/eviction",
+                           {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "other"}})
+    check(code == 400 and "does not match" in st["message"], "an Eviction naming another Pod is refused", code, st)
+    hook = webhook_config("ValidatingWebhookConfiguration", "evictions", "evict-once.kubevirt.io", ca, [],
+                          "/evict-once", failure="Ignore")
+    hook["webhooks"][0]["rules"] = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                                     "resources": ["pods/eviction"]}]
+    create(srv, "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", hook)
+    code, st = srv.request("POST", "/api/v1/namespaces/default/pods/other-b/eviction",
+                           {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "other-b"}})
+    check(code == 429 and st["message"] == 'admission webhook "evict-once.kubevirt.io" denied the request: '
+          'Eviction triggered evacuation of VMI "default/other-b"', "the webhook's 429 and message", code, st)
+    req = [r for p_, r in hook_srv.reviews if p_ == "/evict-once"][0]["request"]
+    check(req["kind"] == {"group": "policy", "version": "v1", "kind": "Eviction"} and
+          req["resource"]["resource"] == "pods" and req["subResource"] == "eviction" and
+          req["name"] == "other-b" and req["object"]["kind"] == "Eviction", "the review of an eviction", req)
+    p = k("drain", "n9", "--ignore-daemonsets", "--delete-emptydir-data", "--grace-period=0", "--timeout=60s")
+    out = p.stdout + p.stderr
+    check("node/n9 cordoned" in out and "evicting pod default/launcher-a" in out and
+          'denied the request: Eviction triggered evacuation of VMI "default/launcher-a"' in out and
+          "pod/launcher-a evicted" in out and "pod/other-b evicted" in out and "node/n9 drained" in out,
+          "kubectl drain retries the refused eviction and finishes", out)
+    for name in ("launcher-a", "other-b"):
+        code, _ = srv.request("GET", "/api/v1/namespaces/default/pods/" + name)
+        check(code == 404, "the evicted Pod %s is gone" % name, code)
+    code, st = srv.request("POST", "/api/v1/namespaces/default/pods/launcher-a/eviction",
+                           {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "launcher-a"}})
+    check(code == 404, "evicting a Pod that is gone: 404", code, st)
+
+
 def main():
     if not os.access(TOOL, os.X_OK):
         print("SKIP - %s is not built" % TOOL)
@@ -234,6 +302,7 @@ def main():
     test_refuse_and_default(srv, k, hook_srv, ca)
     test_failure_policy(srv, k, ca, other_ca)
     test_service_to_pod(srv, k, ca, hook_srv)
+    test_drain(srv, k, ca, hook_srv)
 
 
 if __name__ == "__main__":
