@@ -32,9 +32,9 @@ POD_CIDR6 = "fd00:10:244::/120"  # dual-stack Envs: a Pod's IPv6 address has its
 
 
 class Kubelet:
-    def __init__(self, srv, host_network=False, extra=(), path=(), dual_stack=False):
-        self.srv, self.proc, self.dual_stack = srv, None, dual_stack
-        self.state = os.path.join(srv.dir, "kubelet")
+    def __init__(self, srv, host_network=False, extra=(), path=(), dual_stack=False, node=NODE):
+        self.srv, self.proc, self.dual_stack, self.node = srv, None, dual_stack, node
+        self.state = os.path.join(srv.dir, "kubelet" if node == NODE else "kubelet-" + node)
         self.node_ns = None
         self.host_network, self.extra, self.path = host_network, list(extra), list(path)
 
@@ -50,7 +50,7 @@ class Kubelet:
             if self.dual_stack:
                 net += ["--pod-cidr6", POD_CIDR6]
         self.proc = subprocess.Popen([sys.executable, os.path.join(SRC, "tests", "kube-api", "kubelet.py"),
-                                      "--server", self.srv.url, "--node-name", NODE, "--state-dir", self.state,
+                                      "--server", self.srv.url, "--node-name", self.node, "--state-dir", self.state,
                                       "--serviceaccount-dir", self.srv.sa_dir,
                                       "--in-cluster-server", self.srv.info["https_url"]] + net + self.extra,
                                      stdout=subprocess.DEVNULL, stderr=self.log, env=env)
