@@ -6,8 +6,9 @@
 # its serial shell; stopped, a start is held while `kubectl annotate vm kvlite.io/cold-migrate=` moves it: the
 # scheduler picks node02, a copy claim is bound there, filled over NBD and compared; the VM then names the copy,
 # the old claim and its directory on node01 go. Started again, the VMI runs on node02 and the guest reads the
-# marker back from its disk. A request for a running VM, and one naming the node the claims are on, fail with
-# their reason and leave everything as it was.
+# marker back from its disk. A request for a running VM, one naming the node the claims are on, and one naming
+# a node that does not exist (its copy Pods and claim made, then removed) fail with their reason and leave
+# everything as it was.
 # Usage: test_cold_migration.py
 import json
 import os
@@ -149,6 +150,16 @@ def run_scenario(env):
     st = wait_done(env)
     assert st["phase"] == "Failed" and "on node node01 already" in st["message"], st
     say("ok - refused: %s" % st["message"])
+    # a node no copy Pod can go to: the copy fails once its source is up; the copy claim goes, the VM is as it was
+    env.kubectl("annotate", "vm", VM, REQ + "=node09")
+    st = wait_done(env)
+    assert st["phase"] == "Failed" and "cannot be scheduled" in st["message"] and st["sourceNode"] == NODES[0], st
+    assert env.get("vm", VM)["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == CLAIM
+    wait_for("copy claim deleted", lambda: env.get("pvc", CLAIM + "-cm1") is None, timeout=30, interval=0.3)
+    wait_for("copy Pods deleted", lambda: not env.srv.api.items(POD_PATH % "default", "kvlite.io/cold-migration=" + VM),
+             timeout=30, interval=0.3)
+    assert read_marker(env.claim_path(NODES[0], CLAIM)) == marker
+    say("ok - failed and undone: %s" % st["message"])
 
     # 3. The cold migration: the scheduler picks node02; a start asked for meanwhile waits for its end.
     env.kubectl("annotate", "vm", VM, REQ + "=")
