@@ -133,7 +133,8 @@ def run_scenario(env):
     assert pod["spec"]["nodeName"] == NODES[0] and vmi["status"]["nodeName"] == NODES[0], vmi["status"]
     marker = "CMMARK-" + secrets.token_hex(4)
     ask = guest_shell(env, pod)
-    assert ask("W", "echo %s | dd of=/dev/vda bs=512 seek=8 conv=sync,fsync 2>/dev/null && echo done" % marker) == "done"
+    write = "echo %s | dd of=/dev/vda bs=512 seek=8 conv=sync,fsync 2>/dev/null && echo done" % marker
+    assert ask("W", write) == "done"
     ask.close()
     # a running VM is not cold-migrated: refused, nothing touched
     env.kubectl("annotate", "vm", VM, REQ + "=")
