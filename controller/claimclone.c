@@ -61,8 +61,7 @@ static cJSON *clone_pod(controller *c, const claim_clone *cc)
         return pod;
 }
 
-/* dst with src's size, access modes, storage class and volume mode; marked with its source. */
-static cJSON *clone_claim(const claim_clone *cc, const cJSON *src)
+cJSON *claim_clone_claim(const claim_clone *cc, const cJSON *src)
 {
         cJSON *pvc = cJSON_CreateObject(), *md = cJSON_AddObjectToObject(pvc, "metadata"),
               *spec = cJSON_AddObjectToObject(pvc, "spec");
@@ -111,7 +110,7 @@ static int destination(kube_client *api, const claim_clone *cc, cJSON **out, cha
                 snprintf(msg, size, "PersistentVolumeClaim %s/%s not found", cc->ns, cc->dst);
                 return CLONE_FAILED;
         }
-        _cleanup_json_ cJSON *want = clone_claim(cc, src);
+        _cleanup_json_ cJSON *want = claim_clone_claim(cc, src);
         r = kube_create(api, &kube_pvc, cc->ns, want, out, err);
         if (r == 0)
                 log_info("claim %s/%s created as a clone of %s", cc->ns, cc->dst, cc->src);

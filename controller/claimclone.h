@@ -30,5 +30,8 @@ int claim_clone_step(controller *c, kube_client *api, const claim_clone *cc, cha
                      kv_error *err);
 /* The Pod and, when created for the copy, dst removed (a deleted snapshot's backups). */
 int claim_clone_delete(kube_client *api, const char *ns, const char *dst, const char *pod, kv_error *err);
+/* cc->dst as a new claim with src's size, access modes, storage class and volume mode, marked with its source
+ * (kvlite.io/clone-source) and owned by cc->claim_owner. */
+cJSON *claim_clone_claim(const claim_clone *cc, const cJSON *src);
 /* The claim a VM volume names (persistentVolumeClaim.claimName or dataVolume.name), or NULL. */
 const char *volume_claim(const cJSON *vol);

@@ -9,6 +9,7 @@
 #include "podrender.h"
 #include "vmbackoff.h"
 #include "vminstancetype.h"
+#include "vmcoldmigrate.h"
 #include "vmrename.h"
 #include "vmistatus.h"
 #include "vmprintable.h"
@@ -211,7 +212,7 @@ static void decide(const cJSON *vm, const cJSON *start_failure, vm_sync *s)
         bool run = want_vmi(s->strategy, s->recorded, s->requests, s->vmi, &stop);
         s->action = VM_NOTHING;
         s->wait_ms = 0;
-        if (kube_obj(vm, "metadata.deletionTimestamp") || vm_rename_holds(vm))
+        if (kube_obj(vm, "metadata.deletionTimestamp") || vm_rename_holds(vm) || vm_cold_migrate_holds(vm))
                 return;
         if (s->vmi) {
                 if (stop && !kube_obj(s->vmi, "metadata.deletionTimestamp"))
@@ -435,6 +436,9 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
         }
         if ((r = vm_rename_finish(api, vm, err)) != 0)
                 return r;
+        int moving = vm_cold_migrate_step(c, api, vm, vmi, err);
+        if (moving < 0)
+                return moving;
         if ((r = vm_sync_datavolumes(c, api, vm, err)) != 0)
                 return r < 0 ? r : 0;
         _cleanup_(vm_sync_done)
@@ -471,5 +475,5 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
                             kube_str(vmi, "status.reason") ?: "no reason given");
         if ((r = act(c, api, key, run_vm ? run_vm : vm, &s, err)) < 0)
                 return r;
-        return s.wait_ms ? (int)(s.wait_ms < INT32_MAX ? s.wait_ms : INT32_MAX) : 0;
+        return s.wait_ms ? (int)(s.wait_ms < INT32_MAX ? s.wait_ms : INT32_MAX) : moving;
 }

@@ -27,6 +27,7 @@ import urllib.request
 
 EXIT_USAGE, EXIT_API, EXIT_NETWORK = 2, 3, 4
 PASS_ENV = ["PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "LD_LIBRARY_PATH"]
+SELECTED_NODE = "volume.kubernetes.io/selected-node"  # a WaitForFirstConsumer claim's node, as kube-scheduler writes it
 
 
 def now_ts():
@@ -558,6 +559,10 @@ class PodRunner:
             elif "persistentVolumeClaim" in vol and self.k.provision_claims:
                 claim = vol["persistentVolumeClaim"]["claimName"]
                 path = self.k.claim_dir(self.ns, claim)
+                node = self.k.claim_nodes.get(self.ns + "/" + claim)
+                if self.k.local_claims and node != self.k.node:
+                    raise PodError("volume %s: persistentVolumeClaim %s is local to node %s, not this node %s"
+                                   % (name, claim, node or "(none yet)", self.k.node))
                 if not os.path.isdir(path):
                     raise PodError("volume %s: persistentVolumeClaim %s is not bound" % (name, claim))
             elif "persistentVolumeClaim" in vol:
@@ -977,6 +982,8 @@ class Kubelet:
         self.lock = threading.RLock()  # PodRunner.finish() calls forget() from inside handle()
         self.register = not args.no_register_node
         self.provision_claims = args.provision_claims
+        self.local_claims = args.local_claims
+        self.claim_nodes = {}  # --local-claims: "ns/name" -> the node the claim's data lives on
         self.taints = [parse_taint(t) for t in args.register_with_taint]
         self.labels = dict(kv.split("=", 1) for kv in args.node_label)
         self.devices = None
@@ -1111,9 +1118,19 @@ class Kubelet:
 
     def handle_claim(self, pvc, deleted=False):
         """--provision-claims: every claim gets a directory <state>/claims/<ns>/<name> and is Bound at once;
-        a deleted claim's directory goes with it (reclaimPolicy Delete)."""
+        a deleted claim's directory goes with it (reclaimPolicy Delete). With --local-claims only the claims
+        whose volume.kubernetes.io/selected-node names this node (a local-path provisioner's
+        WaitForFirstConsumer binding, the annotation the scheduler writes) are this kubelet's."""
         meta = pvc["metadata"]
         path = self.claim_dir(meta["namespace"], meta["name"])
+        key = meta["namespace"] + "/" + meta["name"]
+        node = (meta.get("annotations") or {}).get(SELECTED_NODE)
+        if deleted:
+            self.claim_nodes.pop(key, None)
+        elif node:
+            self.claim_nodes[key] = node
+        if self.local_claims and node != self.node:
+            return
         if deleted:
             shutil.rmtree(path, ignore_errors=True)
             log("claim released", claim=meta["namespace"] + "/" + meta["name"])
@@ -1189,6 +1206,9 @@ def parse_args(argv):
                     "--provision-claims)")
     ap.add_argument("--provision-claims", action="store_true", help="bind every PersistentVolumeClaim to a new "
                     "directory <state-dir>/claims/<ns>/<name> (removed with the claim); Pod claim volumes mount it")
+    ap.add_argument("--local-claims", action="store_true", help="with --provision-claims: claims are node-local, "
+                    "bound by the kubelet of the node their volume.kubernetes.io/selected-node annotation names; "
+                    "a Pod on another node cannot mount them")
     ap.add_argument("--serviceaccount-dir", help="token and ca.crt mounted at "
                     "/var/run/secrets/kubernetes.io/serviceaccount in every Pod")
     ap.add_argument("--in-cluster-server", help="https URL whose host/port go to KUBERNETES_SERVICE_HOST/PORT")

@@ -3,6 +3,9 @@
 # (cpu, memory, pods and extended resources such as devices.kubevirt.io/tun) against the Node's allocatable.
 # Among the feasible nodes it picks the least requested one (ties by name), binds by setting spec.nodeName,
 # and reports an unschedulable Pod with a PodScheduled=False condition, as kube-scheduler does.
+# With local_claims (node-local storage, a local-path provisioner's WaitForFirstConsumer class): a claim whose
+# volume.kubernetes.io/selected-node is set pins its Pods to that node; an unbound claim without it gets the chosen
+# node written there (the provisioner on that node binds it), and the Pod is bound only once its claims are.
 import re
 import sys
 import threading
@@ -95,14 +98,34 @@ def ready(node):
     return any(c["type"] == "Ready" and c["status"] == "True" for c in (node.get("status") or {}).get("conditions") or [])
 
 
-def fit(pod, node, bound):
-    """None when the Pod fits the node, else the reason kube-scheduler would count."""
+SELECTED_NODE = "volume.kubernetes.io/selected-node"
+
+
+def pod_claims(pod):
+    return [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"].get("volumes") or []
+            if "persistentVolumeClaim" in v]
+
+
+def claim_node(claim):
+    return ((claim or {}).get("metadata", {}).get("annotations") or {}).get(SELECTED_NODE)
+
+
+def fit(pod, node, bound, claims=None):
+    """None when the Pod fits the node, else the reason kube-scheduler would count. claims: "ns/name" -> claim,
+    given when claims are node-local."""
     if not ready(node) or (node.get("spec") or {}).get("unschedulable"):
         return "node(s) were unschedulable or not ready"
     labels = node["metadata"].get("labels") or {}
     sel = pod["spec"].get("nodeSelector") or {}
     if any(labels.get(k) != v for k, v in sel.items()) or not node_affinity_matches(pod, node):
         return "node(s) didn't match Pod's node affinity/selector"
+    if claims is not None:
+        for name in pod_claims(pod):
+            c = claims.get(pod["metadata"]["namespace"] + "/" + name)
+            if c is None:
+                return "persistentvolumeclaim \"%s\" not found" % name
+            if claim_node(c) not in (None, node["metadata"]["name"]):
+                return "node(s) had volume node affinity conflict"
     taint = untolerated_taint(pod, node)
     if taint:
         return "node(s) had untolerated taint {%s: %s}" % (taint["key"], taint.get("value", ""))
@@ -128,7 +151,7 @@ def score(pod, node, bound):
     return sum(free) / len(free)
 
 
-def choose(pod, nodes, pods):
+def choose(pod, nodes, pods, claims=None):
     """(node name, None) or (None, the FailedScheduling message)."""
     live = [p for p in pods if p["spec"].get("nodeName") and (p.get("status") or {}).get("phase")
             not in ("Succeeded", "Failed")]
@@ -136,7 +159,7 @@ def choose(pod, nodes, pods):
     for n in nodes:
         name = n["metadata"]["name"]
         bound = [p for p in live if p["spec"]["nodeName"] == name]
-        why = fit(pod, n, bound)
+        why = fit(pod, n, bound, claims)
         if why:
             reasons[why] = reasons.get(why, 0) + 1
         else:
@@ -150,9 +173,9 @@ def choose(pod, nodes, pods):
 class Scheduler(threading.Thread):
     """Binds unscheduled Pods (spec.schedulerName unset or default-scheduler) in every namespace."""
 
-    def __init__(self, client, interval=0.1):
+    def __init__(self, client, interval=0.1, local_claims=False):
         super().__init__(daemon=True)
-        self.c, self.halt, self.interval = client, threading.Event(), interval
+        self.c, self.halt, self.interval, self.local_claims = client, threading.Event(), interval, local_claims
         self.reported = {}
 
     def run(self):
@@ -165,13 +188,19 @@ class Scheduler(threading.Thread):
     def once(self):
         nodes = self.c.call("GET", "/api/v1/nodes")["items"]
         pods = self.c.call("GET", "/api/v1/pods")["items"]
+        claims = None
+        if self.local_claims:
+            claims = {c["metadata"]["namespace"] + "/" + c["metadata"]["name"]: c
+                      for c in self.c.call("GET", "/api/v1/persistentvolumeclaims")["items"]}
         for p in pods:
             spec, meta = p["spec"], p["metadata"]
             if spec.get("nodeName") or meta.get("deletionTimestamp") or \
                     spec.get("schedulerName", "default-scheduler") != "default-scheduler":
                 continue
-            node, why = choose(p, nodes, pods)
+            node, why = choose(p, nodes, pods, claims)
             path = "/api/v1/namespaces/%s/pods/%s" % (meta["namespace"], urllib.parse.quote(meta["name"]))
+            if node and claims is not None and not self.claims_bound(p, node, claims):
+                continue  # the provisioner on that node binds them first (PreBind); the next round binds the Pod
             if node:
                 self.c.call("PATCH", path, {"spec": {"nodeName": node}}, "application/merge-patch+json")
                 spec["nodeName"] = node  # counts for the next Pods of this round
@@ -181,6 +210,18 @@ class Scheduler(threading.Thread):
                 self.c.call("PATCH", path + "/status", {"status": {"conditions": [
                     {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": why}]}},
                     "application/merge-patch+json")
+
+    def claims_bound(self, pod, node, claims):
+        """Writes the node on the Pod's claims that have none yet; whether all are Bound."""
+        ok = True
+        for name in pod_claims(pod):
+            c = claims[pod["metadata"]["namespace"] + "/" + name]
+            if claim_node(c) is None and (c.get("status") or {}).get("phase") != "Bound":
+                self.c.call("PATCH", "/api/v1/namespaces/%s/persistentvolumeclaims/%s" % (
+                    c["metadata"]["namespace"], urllib.parse.quote(name)),
+                    {"metadata": {"annotations": {SELECTED_NODE: node}}}, "application/merge-patch+json")
+            ok = ok and (c.get("status") or {}).get("phase") == "Bound"
+        return ok
 
     def stop(self):
         self.halt.set()
