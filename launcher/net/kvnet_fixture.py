@@ -68,6 +68,7 @@ class PodNet:
         self.ns_pod, self.ns_host = f"{tag}-pod", f"{tag}-host"
         self.host_ip, self.pod_ip = f"10.231.{index}.1", f"10.231.{index}.2"
         self.dir = tempfile.mkdtemp(prefix=f"kvnet-{binding}-")
+        self.search = ("default.svc.cluster.local", "svc.cluster.local")  # the Pod's resolv.conf
         self.procs = []
         self.result = None
         self.serial_sock = None
@@ -104,7 +105,7 @@ class PodNet:
         link = run("ip", "-n", self.ns_pod, "-o", "link", "show", "eth0").stdout
         self.pod_mac = re.search(r"link/ether (\S+)", link).group(1)
         with open(os.path.join(self.dir, "resolv.conf"), "w") as f:
-            f.write(f"nameserver {self.host_ip}\nsearch default.svc.cluster.local svc.cluster.local\n")
+            f.write(f"nameserver {self.host_ip}\nsearch {' '.join(self.search)}\n")
             if self.host_ip6:
                 f.write(f"nameserver {self.host_ip6}\n")
 

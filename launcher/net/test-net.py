@@ -101,6 +101,9 @@ def check_ipv6_masquerade(pod):
     check(pod.dhcp6_leased(reply, GUEST_IP6), f"DHCPv6 REPLY with {GUEST_IP6} expected, got {reply.hex()}")
     dns6 = bytes([0, 23, 0, 16]) + socket.inet_pton(socket.AF_INET6, pod.host_ip6)
     check(dns6 in reply, f"DHCPv6 REPLY without the Pod's IPv6 name server {pod.host_ip6}: {reply.hex()}")
+    labels = b"".join(bytes([len(w)]) + w.encode() for d in pod.search for w in d.split(".") + [""])
+    check(bytes([0, 24, 0, len(labels)]) + labels in reply,
+          f"DHCPv6 REPLY without the Pod's search domains {pod.search} (option 24): {reply.hex()}")
     guest_shell(pod, f"ip -6 addr add {GUEST_IP6}/120 dev eth0 && echo v6-set", r"^v6-set")
     for _ in range(40):  # the guest's solicitations or the periodic advertisement
         try:
