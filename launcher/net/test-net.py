@@ -118,6 +118,16 @@ def check_ipv6_masquerade(pod):
     check(guest_reaches_host(pod, pod.host_ip6, HOST_HTTP + 1), "guest cannot reach the host side over IPv6")
 
 
+def check_ipv6_passt(pod):
+    """Dual stack through passt: the guest configures IPv6 from passt's router advertisements (SLAAC in
+    the Pod's /64; the test guest has no DHCPv6 client), answers on the Pod's IPv6 address and reaches the
+    host side over IPv6."""
+    check(pod.result["status_ip6"] == pod.pod_ip6, f"status_ip6 {pod.result['status_ip6']!r} != {pod.pod_ip6}")
+    page = host_reaches(pod, HTTP_PORT, ip=pod.pod_ip6)
+    check(page and page.startswith("kvguest"), f"host side cannot reach the guest at [{pod.pod_ip6}]:{HTTP_PORT}: {page!r}")
+    check(guest_reaches_host(pod, pod.host_ip6, HOST_HTTP + 1), "guest cannot reach the host side over IPv6")
+
+
 def test_binding(driver, binding, index, ports=(HTTP_PORT,), ipv6=False):
     label = binding + (" (all ports)" if binding == "masquerade" and not ports else "") + (" dual-stack" if ipv6 else "")
     t0 = time.monotonic()
@@ -150,7 +160,7 @@ def test_binding(driver, binding, index, ports=(HTTP_PORT,), ipv6=False):
             if ipv6 and binding == "masquerade":
                 check_ipv6_masquerade(pod)
             if ipv6 and binding == "passt":
-                check(res["status_ip6"] == pod.pod_ip6, f"status_ip6 {res['status_ip6']!r} != {pod.pod_ip6}")
+                check_ipv6_passt(pod)
         except BaseException:
             print(f"--- {label}: driver log\n{pod.log('driver.log')[-4000:]}", file=sys.stderr)
             print(f"--- {label}: serial log\n{pod.log('serial.log')[-3000:]}", file=sys.stderr)
