@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kvnet_fixture import HTTP_PORT, PodNet, can_run, run  # noqa: E402
+from kvnet_fixture import GUEST_IP6, HTTP_PORT, PodNet, can_run, run  # noqa: E402
 
 HOST_HTTP = 18080
 OTHER_PORT = 8081  # a second guest server, not listed in ports[]
@@ -88,9 +88,6 @@ def check_migration_ports_kept(pod):
         check(page == "kvguest pod-side", f"port {port}: reached {page!r}, not the Pod's own listener")
 
 
-GUEST_IP6 = "fd10:0:2::2"  # KubeVirt's masquerade address for the guest
-
-
 def check_ipv6_masquerade(pod):
     """Dual stack: the guest, with KubeVirt's fd10:0:2::2/120 (what KubeVirt's docs put in cloud-init;
     DHCPv6 clients get it from the launcher), takes its default route from the launcher's router
@@ -104,15 +101,7 @@ def check_ipv6_masquerade(pod):
     labels = b"".join(bytes([len(w)]) + w.encode() for d in pod.search for w in d.split(".") + [""])
     check(bytes([0, 24, 0, len(labels)]) + labels in reply,
           f"DHCPv6 REPLY without the Pod's search domains {pod.search} (option 24): {reply.hex()}")
-    guest_shell(pod, f"ip -6 addr add {GUEST_IP6}/120 dev eth0 && echo v6-set", r"^v6-set")
-    for _ in range(40):  # the guest's solicitations or the periodic advertisement
-        try:
-            guest_shell(pod, "ip -6 route show default", r"^default via fe80::\S+ dev eth0", timeout=1)
-            break
-        except TimeoutError:
-            time.sleep(0.5)
-    else:
-        raise AssertionError("no IPv6 default route in the guest from the launcher's router advertisements")
+    pod.masquerade_ipv6_up()
     page = host_reaches(pod, HTTP_PORT, ip=pod.pod_ip6)
     check(page == "kvguest testvm", f"host side cannot reach the guest at [{pod.pod_ip6}]:{HTTP_PORT}: {page!r}")
     check(guest_reaches_host(pod, pod.host_ip6, HOST_HTTP + 1), "guest cannot reach the host side over IPv6")
