@@ -409,7 +409,8 @@ static void test_v6(void)
         lease.search_len = dhcp_search_encode(&rc, lease.search, sizeof(lease.search));
         static const char labels[] = "\7default\3svc\7cluster\5local\0\7cluster\5local";
         CHECK(lease.search_len == sizeof(labels) && memcmp(lease.search, labels, sizeof(labels)) == 0);
-        len = dhcp6_reply(&lease, in, dhcp6_msg(in, 1, solicit, sizeof(solicit)), out, sizeof(out), &type, &leased);
+        len = dhcp6_reply(&lease, in, dhcp6_msg(in, 1, solicit, sizeof(solicit)), out, sizeof(out), &type,
+                          &leased);
         CHECK(len > 0 && dhcp6_find(out, (size_t)len, 24, &v) == (int)sizeof(labels) &&
               memcmp(v, labels, sizeof(labels)) == 0 && dhcp6_find(out, (size_t)len, 23, &v) == 16);
         /* only whole domains that fit; none with an empty label */
