@@ -677,9 +677,10 @@ char *net_multus_annotation(const net_request *req, const char *ns)
                 cJSON *e = cJSON_CreateObject();
                 cJSON_AddStringToObject(e, "name", slash ? slash + 1 : s->network);
                 cJSON_AddStringToObject(e, "namespace", slash ? nsbuf : ns);
-                cJSON_AddStringToObject(e, "interface", s->pod_ifname);
+                /* the order of Go's NetworkSelectionElement, which KubeVirt marshals: mac before interface */
                 if (s->mac[0] && s->binding != NET_BINDING_MACVTAP)
                         cJSON_AddStringToObject(e, "mac", s->mac);
+                cJSON_AddStringToObject(e, "interface", s->pod_ifname);
                 cJSON_AddItemToArray(list, e);
         }
         char *out = list ? cJSON_PrintUnformatted(list) : NULL;

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""TCP throughput host -> guest through each libkvnet binding, side by side in one run, as ratios to slirp.
+"""TCP throughput host -> guest through each libkvnet binding, side by side in one run, as ratios to slirp
+and to masquerade over IPv4 (the Pod network binding KubeVirt recommends).
 
 For each binding a test Pod (launcher/net/kvnet_fixture.py: two fresh network namespaces, the
 kvnet-testdriver, the test guest under TCG) is started; the guest runs busybox `nc -l -p PORT >/dev/null`,
 and a client in the host-side namespace sends N MiB to the Pod IP, half-closes and waits for the guest to
 close (so the time covers delivery, not just the local socket buffer). Best of R transfers per binding.
+The "-v6" cases run on a dual-stack Pod and send to the Pod's IPv6 address: masquerade through the ip6 NAT
+(the guest holds fd10:0:2::2 with the launcher's router as default route), passt to the guest's SLAAC address.
 
-usage: net-throughput.py KVNET_TESTDRIVER [--mib N] [--repeat R] [binding...]
+usage: net-throughput.py KVNET_TESTDRIVER [--mib N] [--repeat R] [case...]   (cases: see CASES)
 Figures are TCG figures (no KVM here): compare the ratios, not the absolute MiB/s.
 """
 import argparse
@@ -20,7 +23,10 @@ sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT", os.path.dirname
 from kvnet_fixture import PodNet, can_run  # noqa: E402
 
 PORT = 5001
-BINDINGS = ["slirp", "masquerade", "bridge", "passt"]
+# case -> (binding, over IPv6); slirp and masquerade come first, the baselines of the ratios
+CASES = {"slirp": ("slirp", False), "masquerade": ("masquerade", False), "bridge": ("bridge", False),
+         "passt": ("passt", False), "masquerade-v6": ("masquerade", True), "passt-v6": ("passt", True)}
+BASELINES = ("slirp", "masquerade")
 
 
 def send(host, port, mib):
@@ -44,17 +50,25 @@ def send(host, port, mib):
     print(f"{time.monotonic() - t0:.3f}")
 
 
-def measure(driver, binding, index, mib, repeat):
+def measure(driver, case, index, mib, repeat):
+    binding, v6 = CASES[case]
     best = None
-    with PodNet(driver, binding, index, ports=(PORT,)) as pod:
+    with PodNet(driver, binding, index, ports=(PORT,), ipv6=v6) as pod:
         pod.wait_lease()
+        if v6 and binding == "masquerade":
+            pod.masquerade_ipv6_up()
+        elif v6:  # passt: the guest's SLAAC address in the Pod's /64 is past duplicate address detection
+            pod.wait_serial(r"^v6-up", 30, pod.serial_cmd(
+                "until ip -6 addr show dev eth0 scope global | grep -v tentative | grep -q inet6; do sleep 0.2; "
+                "done; echo v6-up"))
+        target = pod.pod_ip6 if v6 else pod.pod_ip
         for _ in range(repeat):
             off = pod.serial_cmd(f"nc -l -p {PORT} >/dev/null; echo nc-done")
             time.sleep(0.3)
-            r = pod.host(sys.executable, os.path.abspath(__file__), "--send", pod.pod_ip, str(PORT), str(mib),
+            r = pod.host(sys.executable, os.path.abspath(__file__), "--send", target, str(PORT), str(mib),
                          timeout=300)
             if r.returncode != 0:
-                raise RuntimeError(f"{binding}: transfer failed: {r.stderr.strip()}")
+                raise RuntimeError(f"transfer failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
             pod.wait_serial(r"^nc-done", 30, off)
             secs = float(r.stdout.strip())
             best = secs if best is None else min(best, secs)
@@ -69,23 +83,34 @@ def main():
     ap.add_argument("driver")
     ap.add_argument("--mib", type=int, default=int(os.environ.get("KVNET_BENCH_MIB", "64")))
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("bindings", nargs="*", default=BINDINGS)
+    ap.add_argument("cases", nargs="*", default=list(CASES), metavar="case")
     args = ap.parse_intermixed_args()
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        ap.error(f"unknown case {unknown[0]} (cases: {', '.join(CASES)})")
     why = can_run()
     if why:
         print(f"SKIP: {why}")
         return 77
-    args.bindings = ["slirp"] + [b for b in args.bindings if b != "slirp"]  # the baseline first
-    results = {}
-    for i, b in enumerate(args.bindings, start=1):
-        results[b] = measure(args.driver, b, i, args.mib, args.repeat)
-    base = args.mib / results["slirp"]
+    cases = list(BASELINES) + [c for c in args.cases if c not in BASELINES]
+    results, failed = {}, {}
+    for i, c in enumerate(cases, start=1):
+        try:
+            results[c] = measure(args.driver, c, i, args.mib, args.repeat)
+        except (RuntimeError, TimeoutError) as e:  # a baseline must work; another case is reported as failed
+            if c in BASELINES:
+                raise
+            failed[c] = str(e)
+    slirp, masq = (args.mib / results[b] for b in BASELINES)
     print(f"net-throughput: {args.mib} MiB host -> guest over TCP, best of {args.repeat}, QEMU -accel tcg")
-    print(f"{'binding':<12} {'seconds':>8} {'MiB/s':>8} {'vs slirp':>9}")
-    for b in args.bindings:
-        rate = args.mib / results[b]
-        print(f"{b:<12} {results[b]:>8.2f} {rate:>8.1f} {rate / base:>8.2f}x")
-    return 0
+    print(f"{'case':<14} {'seconds':>8} {'MiB/s':>8} {'vs slirp':>9} {'vs masq v4':>11}")
+    for c in cases:
+        if c in failed:
+            print(f"{c:<14} failed: {failed[c]}")
+            continue
+        rate = args.mib / results[c]
+        print(f"{c:<14} {results[c]:>8.2f} {rate:>8.1f} {rate / slirp:>8.2f}x {rate / masq:>10.2f}x")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -153,6 +153,22 @@ static void test_pod_conditions(void)
         c = cond(st4, "LiveMigratable");
         assert(c && !strcmp(kube_str(c, "status"), "False") &&
                !strcmp(kube_str(c, "reason"), "InterfaceNotLiveMigratable"));
+        /* nor masquerade plus a macvtap interface on a Multus network: the message says why */
+        _cleanup_json_ cJSON *mvt =
+            j("{'metadata':{'name':'m'},'spec':{'domain':{'devices':{'interfaces':"
+              "[{'name':'default','masquerade':{}},{'name':'l2','binding':{'name':'macvtap'}}]}},"
+              "'networks':[{'name':'default','pod':{}},{'name':'l2','multus':{'networkName':'mv'}}]},"
+              "'status':{'phase':'Scheduling'}}");
+        _cleanup_json_ cJSON *st5 = vmi_status_desired(mvt, ok, now);
+        c = cond(st5, "LiveMigratable");
+        assert(c && !strcmp(kube_str(c, "status"), "False") &&
+               !strcmp(kube_str(c, "reason"), "InterfaceNotLiveMigratable") &&
+               strstr(kube_str(c, "message"), "macvtap"));
+        cJSON_DeleteItemFromArray(kube_obj(mvt, "spec.domain.devices.interfaces"), 1); /* masquerade only */
+        cJSON_DeleteItemFromArray(kube_obj(mvt, "spec.networks"), 1);
+        _cleanup_json_ cJSON *st6 = vmi_status_desired(mvt, ok, now);
+        c = cond(st6, "LiveMigratable");
+        assert(c && !strcmp(kube_str(c, "status"), "True"));
 }
 
 int main(void)

@@ -79,16 +79,17 @@ static void put_addr(writer *w, uint8_t code, struct in_addr a)
         put_option(w, code, &a, 4);
 }
 
-/* RFC 3397: each domain as DNS labels, no compression. */
-static size_t encode_search(const resolv_conf *dns, uint8_t *out, size_t cap)
+size_t dhcp_search_encode(const resolv_conf *dns, uint8_t *out, size_t cap)
 {
         size_t len = 0;
         for (size_t i = 0; i < dns->n_search; i++) {
-                const char *d = dns->search[i];
-                while (*d) {
+                size_t start = len;
+                for (const char *d = dns->search[i]; *d;) {
                         size_t label = strcspn(d, ".");
-                        if (label == 0 || label > 63 || len + label + 2 > cap)
+                        if (label == 0 || label > 63)
                                 return 0;
+                        if (len + label + 2 > cap)
+                                return start; /* the domains that fit */
                         out[len++] = (uint8_t)label;
                         memcpy(out + len, d, label);
                         len += label;
@@ -146,7 +147,7 @@ static void put_lease_options(writer *w, const dhcp_lease *l)
         if (l->dns.n_search) {
                 put_option(w, OPT_DOMAIN, l->dns.search[0], strlen(l->dns.search[0]));
                 uint8_t search[RESOLV_MAX_SEARCH * (RESOLV_DOMAIN_MAX + 2)];
-                size_t n = encode_search(&l->dns, search, sizeof(search));
+                size_t n = dhcp_search_encode(&l->dns, search, sizeof(search));
                 if (n)
                         put_option(w, OPT_SEARCH, search, n);
         }

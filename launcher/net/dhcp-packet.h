@@ -48,3 +48,7 @@ typedef struct dhcp_lease {
  * -EINVAL when it is malformed. *type gets the reply's message type. */
 ssize_t dhcp_reply(const dhcp_lease *lease, const uint8_t *in, size_t n, uint8_t *out, size_t outsz,
                    int *type);
+/* The search domains as DNS labels without compression (RFC 1035 3.1), the form of DHCPv4 option 119
+ * (RFC 3397) and DHCPv6 option 24 (RFC 3646). Only whole domains that fit in cap; 0 for none or when a
+ * domain has an empty or over-long label. */
+size_t dhcp_search_encode(const resolv_conf *dns, uint8_t *out, size_t cap);

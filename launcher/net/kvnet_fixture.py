@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import hostcaps  # noqa: E402
 
 HTTP_PORT = 8080  # the guest's busybox httpd
+GUEST_IP6 = "fd10:0:2::2"  # KubeVirt's masquerade address for the guest
 
 # A DHCPv6 client for one exchange with the launcher's server on the masquerade bridge, run in the Pod's
 # namespace (the test guest's busybox has no DHCPv6 client): SOLICIT with rapid commit and an IA_NA,
@@ -68,6 +69,7 @@ class PodNet:
         self.ns_pod, self.ns_host = f"{tag}-pod", f"{tag}-host"
         self.host_ip, self.pod_ip = f"10.231.{index}.1", f"10.231.{index}.2"
         self.dir = tempfile.mkdtemp(prefix=f"kvnet-{binding}-")
+        self.search = ("default.svc.cluster.local", "svc.cluster.local")  # the Pod's resolv.conf
         self.procs = []
         self.result = None
         self.serial_sock = None
@@ -104,7 +106,7 @@ class PodNet:
         link = run("ip", "-n", self.ns_pod, "-o", "link", "show", "eth0").stdout
         self.pod_mac = re.search(r"link/ether (\S+)", link).group(1)
         with open(os.path.join(self.dir, "resolv.conf"), "w") as f:
-            f.write(f"nameserver {self.host_ip}\nsearch default.svc.cluster.local svc.cluster.local\n")
+            f.write(f"nameserver {self.host_ip}\nsearch {' '.join(self.search)}\n")
             if self.host_ip6:
                 f.write(f"nameserver {self.host_ip6}\n")
 
@@ -234,6 +236,19 @@ class PodNet:
                 pass
         except OSError:
             pass
+
+    def masquerade_ipv6_up(self, tries=40):
+        """Gives the masquerade guest KubeVirt's GUEST_IP6/120 (what the launcher's DHCPv6 hands out; the test
+        guest has no DHCPv6 client) and waits for its default route from the launcher's router advertisements
+        (the guest's solicitations or the periodic advertisement)."""
+        self.wait_serial(r"^v6-set", 10, self.serial_cmd(f"ip -6 addr add {GUEST_IP6}/120 dev eth0 && echo v6-set"))
+        for _ in range(tries):
+            try:
+                self.wait_serial(r"^default via fe80::\S+ dev eth0", 1, self.serial_cmd("ip -6 route show default"))
+                return
+            except TimeoutError:
+                time.sleep(0.5)
+        raise AssertionError("no IPv6 default route in the guest from the launcher's router advertisements")
 
     def wait_lease(self, timeout=90):
         return self.wait_serial(r"NET eth0 (\d+\.\d+\.\d+\.\d+)", timeout).group(1)

@@ -66,6 +66,7 @@ static int serve_v6(rtnl *nl, const char *bridge_name, unsigned mtu, const nat_a
         rtnl_link bridge; /* re-read: a bridge takes its MAC from its ports */
         v6_lease lease = {.addr = nat->guest6, .prefix_len = MASQ_PREFIX6, .mtu = mtu, .n_dns = dns->n_dns6};
         memcpy(lease.dns, dns->dns6, sizeof(lease.dns));
+        lease.search_len = dhcp_search_encode(dns, lease.search, sizeof(lease.search));
         inet_pton(AF_INET6, MASQ_NET6, &lease.prefix);
         int r = rtnl_link_get(nl, bridge_name, &bridge, err);
         if (r >= 0) {

@@ -99,8 +99,8 @@ static void test_validate_multus(void)
         CHECK(strcmp(req.secondary[0].pod_ifname, "pod6c270ef2f25") == 0);
         CHECK(req.secondary[1].binding == NET_BINDING_MACVTAP);
         char *ann = net_multus_annotation(&req, "ns1");
-        CHECK(ann && strstr(ann, "{\"name\":\"br\",\"namespace\":\"ns1\",\"interface\":\"pod6c270ef2f25\","
-                                 "\"mac\":\"02:00:00:00:00:01\"}"));
+        CHECK(ann && strstr(ann, "{\"name\":\"br\",\"namespace\":\"ns1\",\"mac\":\"02:00:00:00:00:01\","
+                                 "\"interface\":\"pod6c270ef2f25\"}"));
         CHECK(ann && strstr(ann, "{\"name\":\"mv\",\"namespace\":\"other\",\"interface\":\"pod"));
         free(ann);
         CHECK(net_migration_blocker(&req, false) && strstr(net_migration_blocker(&req, false), "macvtap"));
@@ -403,6 +403,20 @@ static void test_v6(void)
         lease.n_dns = 1;
         len = dhcp6_reply(&lease, in, dhcp6_msg(in, 11, NULL, 0), out, sizeof(out), &type, &leased);
         CHECK(len == 38 && dhcp6_find(out, (size_t)len, 23, &v) == 16 && memcmp(v, &lease.dns[0], 16) == 0);
+        /* the Pod's search domains (option 24, RFC 3646), as DNS labels; in a SOLICIT's answer too */
+        resolv_conf rc;
+        resolv_conf_parse("search default.svc.cluster.local cluster.local\n", &rc);
+        lease.search_len = dhcp_search_encode(&rc, lease.search, sizeof(lease.search));
+        static const char labels[] = "\7default\3svc\7cluster\5local\0\7cluster\5local";
+        CHECK(lease.search_len == sizeof(labels) && memcmp(lease.search, labels, sizeof(labels)) == 0);
+        len = dhcp6_reply(&lease, in, dhcp6_msg(in, 1, solicit, sizeof(solicit)), out, sizeof(out), &type,
+                          &leased);
+        CHECK(len > 0 && dhcp6_find(out, (size_t)len, 24, &v) == (int)sizeof(labels) &&
+              memcmp(v, labels, sizeof(labels)) == 0 && dhcp6_find(out, (size_t)len, 23, &v) == 16);
+        /* only whole domains that fit; none with an empty label */
+        CHECK(dhcp_search_encode(&rc, lease.search, 30) == 27);
+        resolv_conf_parse("search bad..domain\n", &rc);
+        CHECK(dhcp_search_encode(&rc, lease.search, sizeof(lease.search)) == 0);
 }
 
 static void test_mac(void)

@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kvnet_fixture import HTTP_PORT, PodNet, can_run, run  # noqa: E402
+from kvnet_fixture import GUEST_IP6, HTTP_PORT, PodNet, can_run, run  # noqa: E402
 
 HOST_HTTP = 18080
 OTHER_PORT = 8081  # a second guest server, not listed in ports[]
@@ -88,9 +88,6 @@ def check_migration_ports_kept(pod):
         check(page == "kvguest pod-side", f"port {port}: reached {page!r}, not the Pod's own listener")
 
 
-GUEST_IP6 = "fd10:0:2::2"  # KubeVirt's masquerade address for the guest
-
-
 def check_ipv6_masquerade(pod):
     """Dual stack: the guest, with KubeVirt's fd10:0:2::2/120 (what KubeVirt's docs put in cloud-init;
     DHCPv6 clients get it from the launcher), takes its default route from the launcher's router
@@ -101,17 +98,22 @@ def check_ipv6_masquerade(pod):
     check(pod.dhcp6_leased(reply, GUEST_IP6), f"DHCPv6 REPLY with {GUEST_IP6} expected, got {reply.hex()}")
     dns6 = bytes([0, 23, 0, 16]) + socket.inet_pton(socket.AF_INET6, pod.host_ip6)
     check(dns6 in reply, f"DHCPv6 REPLY without the Pod's IPv6 name server {pod.host_ip6}: {reply.hex()}")
-    guest_shell(pod, f"ip -6 addr add {GUEST_IP6}/120 dev eth0 && echo v6-set", r"^v6-set")
-    for _ in range(40):  # the guest's solicitations or the periodic advertisement
-        try:
-            guest_shell(pod, "ip -6 route show default", r"^default via fe80::\S+ dev eth0", timeout=1)
-            break
-        except TimeoutError:
-            time.sleep(0.5)
-    else:
-        raise AssertionError("no IPv6 default route in the guest from the launcher's router advertisements")
+    labels = b"".join(bytes([len(w)]) + w.encode() for d in pod.search for w in d.split(".") + [""])
+    check(bytes([0, 24, 0, len(labels)]) + labels in reply,
+          f"DHCPv6 REPLY without the Pod's search domains {pod.search} (option 24): {reply.hex()}")
+    pod.masquerade_ipv6_up()
     page = host_reaches(pod, HTTP_PORT, ip=pod.pod_ip6)
     check(page == "kvguest testvm", f"host side cannot reach the guest at [{pod.pod_ip6}]:{HTTP_PORT}: {page!r}")
+    check(guest_reaches_host(pod, pod.host_ip6, HOST_HTTP + 1), "guest cannot reach the host side over IPv6")
+
+
+def check_ipv6_passt(pod):
+    """Dual stack through passt: the guest configures IPv6 from passt's router advertisements (SLAAC in
+    the Pod's /64; the test guest has no DHCPv6 client), answers on the Pod's IPv6 address and reaches the
+    host side over IPv6."""
+    check(pod.result["status_ip6"] == pod.pod_ip6, f"status_ip6 {pod.result['status_ip6']!r} != {pod.pod_ip6}")
+    page = host_reaches(pod, HTTP_PORT, ip=pod.pod_ip6)
+    check(page and page.startswith("kvguest"), f"host side cannot reach the guest at [{pod.pod_ip6}]:{HTTP_PORT}: {page!r}")
     check(guest_reaches_host(pod, pod.host_ip6, HOST_HTTP + 1), "guest cannot reach the host side over IPv6")
 
 
@@ -147,7 +149,7 @@ def test_binding(driver, binding, index, ports=(HTTP_PORT,), ipv6=False):
             if ipv6 and binding == "masquerade":
                 check_ipv6_masquerade(pod)
             if ipv6 and binding == "passt":
-                check(res["status_ip6"] == pod.pod_ip6, f"status_ip6 {res['status_ip6']!r} != {pod.pod_ip6}")
+                check_ipv6_passt(pod)
         except BaseException:
             print(f"--- {label}: driver log\n{pod.log('driver.log')[-4000:]}", file=sys.stderr)
             print(f"--- {label}: serial log\n{pod.log('serial.log')[-3000:]}", file=sys.stderr)

@@ -20,6 +20,7 @@
 #define OPT_STATUS_CODE 13
 #define OPT_RAPID_COMMIT 14
 #define OPT_DNS_SERVERS 23
+#define OPT_DOMAIN_LIST 24
 #define DUID_LL 3
 #define HW_ETHERNET 1
 #define DUID_MAX 130 /* RFC 8415 11.1 */
@@ -197,10 +198,16 @@ ssize_t dhcp6_reply(const v6_lease *lease, const uint8_t *in, size_t n, uint8_t 
                                      m.type == DHCP6_RENEW || m.type == DHCP6_REBIND);
         if (offer)
                 put_ia_na(&b, lease, m.iaid);
-        if (lease->n_dns && m.type != DHCP6_RELEASE && m.type != DHCP6_DECLINE) {
+        bool config = m.type != DHCP6_RELEASE && m.type != DHCP6_DECLINE;
+        if (config && lease->n_dns) {
                 size_t nd = lease->n_dns < V6_MAX_DNS ? lease->n_dns : V6_MAX_DNS;
                 put16(&b, OPT_DNS_SERVERS), put16(&b, (uint16_t)(16 * nd)), put(&b, lease->dns, 16 * nd);
-        } else if (m.type != DHCP6_INFORMATION_REQUEST)
+        }
+        if (config && lease->search_len) {
+                size_t ns = lease->search_len < V6_SEARCH_MAX ? lease->search_len : V6_SEARCH_MAX;
+                put16(&b, OPT_DOMAIN_LIST), put16(&b, (uint16_t)ns), put(&b, lease->search, ns);
+        }
+        if (!(config && (lease->n_dns || lease->search_len)) && m.type != DHCP6_INFORMATION_REQUEST)
                 put_status(&b, 0); /* Success: CONFIRM (the address is on-link), RELEASE, DECLINE */
         if (b.overflow)
                 return -EINVAL;

@@ -10,10 +10,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define V6_REPLY_MAX 512
+#define V6_REPLY_MAX 1024
 #define V6_ROUTER_LIFETIME 1800 /* seconds; RAs are repeated well within it (V6_RA_INTERVAL) */
 #define V6_RA_INTERVAL 60
 #define V6_MAX_DNS 4
+#define V6_SEARCH_MAX 512 /* the encoded search list; fits V6_REPLY_MAX with the rest */
 
 enum dhcp6_msg_type {
         DHCP6_SOLICIT = 1,
@@ -36,6 +37,8 @@ typedef struct v6_lease {
         unsigned mtu;                    /* 0 = no MTU option */
         struct in6_addr dns[V6_MAX_DNS]; /* DHCPv6 option 23: the Pod's IPv6 name servers */
         size_t n_dns;
+        uint8_t search[V6_SEARCH_MAX]; /* DHCPv6 option 24: the Pod's search domains as DNS labels */
+        size_t search_len;
 } v6_lease;
 
 /* The router advertisement: managed flag (addresses from DHCPv6), us as default router, the prefix on-link

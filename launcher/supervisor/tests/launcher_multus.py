@@ -3,7 +3,9 @@ exchange traffic in both directions. The test makes its own network namespaces: 
 (the macvlan master) and one namespace per Pod; the real CNI plugins (containernetworking-plugins: macvlan in
 bridge mode, host-local IPAM) attach each Pod exactly as the kubelet stand-in's Multus part does (its cni_run). The
 VMs use the macvtap binding: the guest gets the address IPAM gave the Pod interface (DHCP from the launcher) and the
-macvtap's own MAC. Everything is removed in `finally`."""
+macvtap's own MAC. VM a also sits on a second network, a linux bridge (the CNI bridge plugin, its bridge in the node
+namespace as the gateway) with the bridge binding: its guest gets the address the NAD's host-local IPAM gave the Pod
+interface by the launcher's DHCP, and the node reaches it there. Everything is removed in `finally`."""
 import hashlib
 import json
 import os
@@ -20,12 +22,13 @@ from kubelet import CNI_PATH, cni_run  # noqa: E402
 
 HTTP_PORT = 8080
 NAD = "l2"
+LAN = "lan"  # the linux-bridge network
 
 need_guest()
 if os.geteuid() != 0:
     print("SKIP: needs root (network namespaces)")
     sys.exit(77)
-for plugin in ("macvlan", "host-local"):
+for plugin in ("macvlan", "bridge", "host-local"):
     if not os.access(os.path.join(CNI_PATH, plugin), os.X_OK):
         print(f"SKIP: no CNI plugin {plugin} in {CNI_PATH} (containernetworking-plugins)")
         sys.exit(77)
@@ -35,7 +38,10 @@ node = tag + "-node"
 ipam_dir = tempfile.mkdtemp(prefix="kvlite-multus-ipam-")
 conf = {"cniVersion": "0.3.1", "name": NAD, "type": "macvlan", "master": "l2master", "mode": "bridge",
         "ipam": {"type": "host-local", "subnet": "10.77.%d.0/24" % (os.getpid() % 200), "dataDir": ipam_dir}}
-pods = []
+lan_conf = {"cniVersion": "0.3.1", "name": LAN, "type": "bridge", "bridge": "kvlan%d" % (os.getpid() % 10000),
+            "isGateway": True,
+            "ipam": {"type": "host-local", "subnet": "10.78.%d.0/24" % (os.getpid() % 200), "dataDir": ipam_dir}}
+pods = []  # (netns, [(conf, pod interface)])
 
 
 def ip(*args, check_rc=True):
@@ -49,22 +55,29 @@ def pod_ifname(network_name):
     return "pod" + hashlib.sha256(network_name.encode()).hexdigest()[:11]
 
 
-def attach(name):
+def attach(name, confs=(conf,)):
+    """A Pod netns with one attachment per NAD config, as Multus makes them; returns it and the IPAM addresses."""
     ns = "%s-%s" % (tag, name)
     ip("netns", "add", ns)
-    pods.append(ns)
+    pods.append((ns, []))
     ip("-n", ns, "link", "set", "lo", "up")
-    res = cni_run("ADD", conf, "/run/netns/" + ns, pod_ifname(NAD), ns, node)
-    return ns, res["ips"][0]["address"].split("/")[0]
+    addrs = []
+    for c in confs:
+        res = cni_run("ADD", c, "/run/netns/" + ns, pod_ifname(c["name"]), ns, node)
+        pods[-1][1].append(c)
+        addrs.append(res["ips"][0]["address"].split("/")[0])
+    return (ns, *addrs)
 
 
 def in_ns(ns, *cmd, timeout=20):
     return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, timeout=timeout)
 
 
-def vm(name, ns):
-    manifest = vmi(name, kernel_args=f"http={HTTP_PORT} shell=1", networks=[{"name": NAD, "multus": {"networkName": NAD}}])
-    manifest["spec"]["domain"]["devices"]["interfaces"] = [{"name": NAD, "binding": {"name": "macvtap"}}]
+def vm(name, ns, lan=False):
+    networks = [{"name": n, "multus": {"networkName": n}} for n in ([NAD, LAN] if lan else [NAD])]
+    manifest = vmi(name, kernel_args=f"http={HTTP_PORT} shell=1", networks=networks)
+    manifest["spec"]["domain"]["devices"]["interfaces"] = [{"name": NAD, "binding": {"name": "macvtap"}}] + (
+        [{"name": LAN, "bridge": {}}] if lan else [])
     return Launcher(manifest, prefix=["ip", "netns", "exec", ns], args=["--pod-network"])
 
 
@@ -84,7 +97,7 @@ try:
     ip("-n", node, "link", "add", "l2master", "type", "veth", "peer", "name", "l2peer")
     ip("-n", node, "link", "set", "l2peer", "up")
     ip("-n", node, "link", "set", "l2master", "up")
-    ns_a, ip_a = attach("a")
+    ns_a, ip_a, lan_a = attach("a", (conf, lan_conf))
     ns_b, ip_b = attach("b")
     ns_c, ip_c = attach("c")
     # the plain container: a web server in its own Pod namespace
@@ -94,10 +107,10 @@ try:
     server = subprocess.Popen(["ip", "netns", "exec", ns_c, sys.executable, "-m", "http.server", str(HTTP_PORT),
                                "--bind", ip_c, "--directory", os.path.join(ipam_dir, "www")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    A, B = vm("mvta", ns_a), vm("mvtb", ns_b)
+    A, B = vm("mvta", ns_a, lan=True), vm("mvtb", ns_b)
     for L, addr in ((A, ip_a), (B, ip_b)):
         L.wait_phase("Running", 60)
-        L.wait_serial_re(rf"NET eth0 {addr}", 120)
+        L.wait_serial_re(rf"NET eth\d {addr}", 120)
         st = (L.status().get("interfaces") or [{}])[0]
         check(st.get("name") == NAD and st.get("ipAddress") == addr, f"status.interfaces[0] names the IPAM address {addr}: {st}", L)
     mvt = json.loads(in_ns(ns_a, "ip", "-j", "link", "show", "mvt" + pod_ifname(NAD)[3:]).stdout or "[{}]")[0]
@@ -105,6 +118,17 @@ try:
     check(mvt.get("address") == st_a.get("mac"), f"VM a's MAC is its macvtap's own ({mvt.get('address')})", A)
     pod_a = json.loads(in_ns(ns_a, "ip", "-j", "addr", "show", pod_ifname(NAD)).stdout)[0]
     check(all(a["local"] != ip_a for a in pod_a.get("addr_info", [])), "the Pod interface gave its address to the guest", A)
+    # the linux-bridge network: VM a's guest holds the address host-local gave its Pod interface, and the node
+    # (the bridge, the network's gateway) reaches it there
+    L = A
+    L.wait_serial_re(rf"NET eth\d {lan_a}", 60)
+    st = {i.get("name"): i for i in L.status().get("interfaces") or []}.get(LAN, {})
+    check(st.get("ipAddress") == lan_a, f"status.interfaces names {LAN}'s IPAM address {lan_a}: {st}", L)
+    lan_if = json.loads(in_ns(ns_a, "ip", "-j", "addr", "show", pod_ifname(LAN)).stdout)[0]
+    check(all(a.get("local") != lan_a for a in lan_if.get("addr_info", [])),
+          f"the {LAN} Pod interface gave its address to the guest", L)
+    page = reach(node, lan_a)
+    check(page and page.startswith("kvguest"), f"node -> VM a on the bridge network at {lan_a}: {page!r}", L)
     # container -> VMs
     for L, addr in ((A, ip_a), (B, ip_b)):
         page = reach(ns_c, addr)
@@ -123,12 +147,13 @@ finally:
     if server:
         server.kill()
         server.wait()
-    for ns in pods:
-        try:
-            cni_run("DEL", conf, "/run/netns/" + ns, pod_ifname(NAD), ns, node)
-        except Exception as e:  # noqa: BLE001 - cleanup goes on
-            print(f"warning: CNI DEL in {ns}: {e}")
+    for ns, confs in pods:
+        for c in confs:
+            try:
+                cni_run("DEL", c, "/run/netns/" + ns, pod_ifname(c["name"]), ns, node)
+            except Exception as e:  # noqa: BLE001 - cleanup goes on
+                print(f"warning: CNI DEL {c['name']} in {ns}: {e}")
         ip("netns", "del", ns, check_rc=False)
     ip("netns", "del", node, check_rc=False)
     subprocess.run(["rm", "-rf", ipam_dir])
-print("ok: macvlan layer 2 between two VMs and a container")
+print("ok: macvlan layer 2 between two VMs and a container; a VM on a bridge network with its IPAM address")
