@@ -1,8 +1,9 @@
-/* Unit tests for the error object, JSON escaping, strv and base64 decoding. */
+/* Unit tests for the error object, JSON escaping, strv, base64 decoding and SHA-256. */
 #include "base64.h"
 #include "ctl-protocol.h"
 #include "error.h"
 #include "jsonesc.h"
+#include "sha256.h"
 #include "strv.h"
 #include "wsframe.h"
 
@@ -122,6 +123,38 @@ static void test_wsframe(void)
         CHECK(ws_frame_parse(buf, h, false, &(ws_frame){0}) == -EPROTO);
 }
 
+/* FIPS 180-4's examples (empty, "abc", the 448-bit message, a million 'a'), and lengths around the padding's
+ * block boundaries (55/56: the length fits in the last block or not; 64, 119, 120). */
+static void test_sha256(void)
+{
+        static char big[1000000];
+        memset(big, 'a', sizeof(big));
+        const struct {
+                const char *in;
+                size_t len;
+                const char *hex;
+        } v[] = {
+            {"", 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+            {"abc", 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+            {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56,
+             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+            {big, 55, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318"},
+            {big, 56, "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a"},
+            {big, 64, "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"},
+            {big, 119, "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb"},
+            {big, 120, "2f3d335432c70b580af0e8e1b3674a7c020d683aa5f73aaaedfdc55af904c21c"},
+            {big, sizeof(big), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
+        };
+        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+                unsigned char md[SHA256_LEN];
+                char hex[2 * SHA256_LEN + 1];
+                sha256(v[i].in, v[i].len, md);
+                for (int j = 0; j < SHA256_LEN; j++)
+                        snprintf(hex + 2 * j, 3, "%02x", md[j]);
+                CHECK(strcmp(hex, v[i].hex) == 0);
+        }
+}
+
 int main(void)
 {
         test_error();
@@ -130,6 +163,7 @@ int main(void)
         test_base64();
         test_ctl_verbs();
         test_wsframe();
+        test_sha256();
         if (test_failures)
                 fprintf(stderr, "%d failures\n", test_failures);
         return test_failures ? 1 : 0;
