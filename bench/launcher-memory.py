@@ -59,7 +59,7 @@ def measure(pid):
             "USS": (roll["Private_Clean"] + roll["Private_Dirty"]) / 1024, "HWM": st["VmHWM"] / 1024}
 
 
-def mappings(pid, top=16):
+def mappings(pid, top=20):
     """(PSS KiB, USS KiB, RSS KiB, name) of the largest mappings, summed per name."""
     per = {}
     name = None
@@ -67,7 +67,8 @@ def mappings(pid, top=16):
         for line in f:
             head = line.split()
             if "-" in head[0] and ":" not in head[0]:
-                name = head[5] if len(head) > 5 else "[anon]"
+                lo, hi = (int(a, 16) for a in head[0].split("-"))
+                name = head[5] if len(head) > 5 else f"[anon {(hi - lo) >> 10} KiB {head[1]}]"
                 per.setdefault(name, [0, 0, 0])
             elif head[0] in ("Pss:", "Rss:", "Private_Clean:", "Private_Dirty:"):
                 i = {"Pss:": 0, "Rss:": 2}.get(head[0], 1)
