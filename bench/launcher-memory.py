@@ -3,15 +3,16 @@
 not counted, at steady state beside KubeVirt's published budget for the same role (virt-launcher-monitor,
 virt-launcher, virtlogd and virtqemud in the compute container: about 190 MiB). Goal: under 8 MiB together.
 
-Usage: launcher-memory.py VIRT_LAUNCHER [--detail] [--vms N]   (needs the test guest in $KV_GUEST_DIR and kubectl)
+Usage: launcher-memory.py VIRT_LAUNCHER [--detail] [--vms N]   (the test guest in $KV_GUEST_DIR, kubectl)
 
-N (default 2) VMs side by side, as on a node, each as launcher_cluster.py runs one: the API test server over HTTPS with a service account, the VMI
-created there, the launcher started with it in $KVLITE_VMI and the Pod environment, so it runs its reporter
-with --vmi (status patches + the VMI watch + the control socket). Steady state: the guest prints its
-counter, the Running status is on the Pod, the reporter forwarded the first spec (`apply done`), then
-CYCLES pause/unpause round trips through the reporter (the VMI's kvlite.io/paused annotation, as virt-api's
-subresources set it: a watch event, `pause` forwarded to the control socket, the launcher's new status
-patched onto the Pod, and back), and a settle of a few seconds. Then, per process of each VM, from /proc/PID/smaps_rollup and /proc/PID/status:
+N (default 2) VMs side by side, as on a node, each run as launcher_cluster.py runs one: the API test server
+over HTTPS with a service account, the VMI created there, the launcher started with it in $KVLITE_VMI and
+the Pod environment, so it runs its reporter with --vmi (status patches + the VMI watch + the control
+socket). Steady state: the guest prints its counter, the Running status is on the Pod, the reporter
+forwarded the first spec (`apply done`), then CYCLES pause/unpause round trips through the reporter (the
+VMI's kvlite.io/paused annotation, as virt-api's subresources set it: a watch event, `pause` forwarded to
+the control socket, the launcher's new status patched onto the Pod, and back), and a settle of a few
+seconds. Then, per process of each VM, from /proc/PID/smaps_rollup and /proc/PID/status:
   RSS  resident pages mapped by the process (VmRSS), whoever else maps them too;
   PSS  each resident page divided by the number of processes mapping it (the process's fair share);
   USS  private pages (Private_Clean + Private_Dirty): what the kernel frees when the process ends;
