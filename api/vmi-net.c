@@ -3,11 +3,11 @@
 #include "netspec.h"
 #include "jfield.h"
 #include "mac.h"
+#include "sha256.h"
 
 #include <cjson/cJSON.h>
 #include <arpa/inet.h>
 #include <errno.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -659,8 +659,8 @@ bool net_iface_name_ok(const char *name)
 
 void net_pod_ifname_for(const char *network_name, char out[16])
 {
-        unsigned char md[SHA256_DIGEST_LENGTH];
-        SHA256((const unsigned char *)network_name, strlen(network_name), md);
+        unsigned char md[SHA256_LEN];
+        sha256(network_name, strlen(network_name), md);
         snprintf(out, 16, "pod%02x%02x%02x%02x%02x%x", md[0], md[1], md[2], md[3], md[4], md[5] >> 4);
 }
 

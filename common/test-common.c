@@ -1,8 +1,10 @@
-/* Unit tests for the error object, JSON escaping, strv and base64 decoding. */
+/* Unit tests for the error object, JSON escaping, strv, base64 decoding, SHA-256 and kv_memtrim. */
 #include "base64.h"
 #include "ctl-protocol.h"
 #include "error.h"
 #include "jsonesc.h"
+#include "memtrim.h"
+#include "sha256.h"
 #include "strv.h"
 #include "wsframe.h"
 
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test-util.h"
 
@@ -122,6 +125,101 @@ static void test_wsframe(void)
         CHECK(ws_frame_parse(buf, h, false, &(ws_frame){0}) == -EPROTO);
 }
 
+/* FIPS 180-4's examples (empty, "abc", the 448-bit message, a million 'a'), and lengths around the padding's
+ * block boundaries (55/56: the length fits in the last block or not; 64, 119, 120). */
+static void test_sha256(void)
+{
+        static char big[1000000];
+        memset(big, 'a', sizeof(big));
+        const struct {
+                const char *in;
+                size_t len;
+                const char *hex;
+        } v[] = {
+            {"", 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+            {"abc", 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+            {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56,
+             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+            {big, 55, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318"},
+            {big, 56, "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a"},
+            {big, 64, "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"},
+            {big, 119, "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb"},
+            {big, 120, "2f3d335432c70b580af0e8e1b3674a7c020d683aa5f73aaaedfdc55af904c21c"},
+            {big, sizeof(big), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
+        };
+        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+                unsigned char md[SHA256_LEN];
+                char hex[2 * SHA256_LEN + 1];
+                sha256(v[i].in, v[i].len, md);
+                for (int j = 0; j < SHA256_LEN; j++)
+                        snprintf(hex + 2 * j, 3, "%02x", md[j]);
+                CHECK(strcmp(hex, v[i].hex) == 0);
+        }
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MEMTRIM_HEAP_CHECKED 0 /* ASan's allocator, not glibc's heap */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEMTRIM_HEAP_CHECKED 0
+#endif
+#endif
+#ifndef MEMTRIM_HEAP_CHECKED
+#define MEMTRIM_HEAP_CHECKED 1
+#endif
+
+static long resident_kib(void)
+{
+        long pages = 0, resident = 0;
+        FILE *f = fopen("/proc/self/statm", "re");
+        if (f) {
+                if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+                        resident = 0;
+                fclose(f);
+        }
+        return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Touches 1 MiB of stack below the caller and returns. */
+__attribute__((noinline)) static int deep_stack(void)
+{
+        volatile char big[1 << 20];
+        for (size_t i = 0; i < sizeof(big); i += 512)
+                big[i] = (char)i;
+        return big[4096];
+}
+
+/* What a burst leaves behind goes back: 1 MiB of stack a returned call touched, then 8 MiB of small blocks
+ * freed below a block still in use (so free() cannot shrink the heap from its top). */
+static void test_memtrim(void)
+{
+        CHECK(deep_stack() == 0);
+        long before = resident_kib();
+        kv_memtrim();
+        CHECK(before - resident_kib() > 768);
+
+        enum { N = 8192, SIZE = 1024 };
+        static char *blocks[N];
+        for (int i = 0; i < N; i++) { /* written through volatile: not a dead store the compiler drops */
+                volatile char *b = malloc(SIZE);
+                for (int j = 0; b && j < SIZE; j += 64)
+                        b[j] = 1;
+                blocks[i] = (char *)b;
+        }
+        volatile char *pin = malloc(SIZE);
+        if (pin)
+                pin[0] = 1;
+        for (int i = 0; i < N; i++)
+                free(blocks[i]);
+        before = resident_kib();
+        kv_memtrim();
+        if (MEMTRIM_HEAP_CHECKED) /* ASan keeps freed memory in quarantine, outside glibc's heap */
+                CHECK(before - resident_kib() > 6 * 1024);
+        free((char *)pin);
+        kv_memtrim(); /* twice in a row: nothing left to do, nothing breaks */
+        CHECK(deep_stack() == 0);
+}
+
 int main(void)
 {
         test_error();
@@ -130,6 +228,8 @@ int main(void)
         test_base64();
         test_ctl_verbs();
         test_wsframe();
+        test_sha256();
+        test_memtrim();
         if (test_failures)
                 fprintf(stderr, "%d failures\n", test_failures);
         return test_failures ? 1 : 0;

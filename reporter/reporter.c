@@ -30,6 +30,7 @@
 #include "informer.h"
 #include "log.h"
 #include "macro.h"
+#include "memtrim.h"
 #include "reporter-sandbox.h"
 #include "vmifwd.h"
 
@@ -43,6 +44,8 @@
 #define REQUEST_TIMEOUT_MS 3000
 #define LIST_TIMEOUT_MS 5000 /* the VMI list blocks the loop (and the status patches) while it runs */
 #define IDLE_POLL_MS 60000
+/* Quiet this long after a wake-up: the memory of the burst (TLS records, JSON) goes back (kv_memtrim). */
+#define TRIM_AFTER_MS 2000
 
 static const char usage[] =
     "Usage: virt-launcher-reporter [--parent PID] [--vmi NAME --control-socket PATH]\n"
@@ -93,6 +96,7 @@ typedef struct reporter {
         fwd_state fwd;
         fwd_request inflight; /* kind FWD_NONE: nothing awaits a reply */
         int inflight_id, next_id;
+        int64_t trim_due; /* monotonic ms; 0: nothing happened since the last trim */
 } reporter;
 
 /* Reads every queued message; the last one wins (coalescing). */
@@ -272,6 +276,19 @@ static void watch_and_wait(reporter *r, int timeout)
                 drain(r);
 }
 
+/* Called on each wake-up: a trim once the loop has slept TRIM_AFTER_MS. Returns the poll timeout, lowered
+ * to the trim's due time. */
+static int trim_when_idle(reporter *r, int64_t now, int timeout)
+{
+        if (r->trim_due && now >= r->trim_due) {
+                kv_memtrim();
+                r->trim_due = 0;
+                return timeout;
+        }
+        r->trim_due = now + TRIM_AFTER_MS;
+        return min_timeout(timeout, TRIM_AFTER_MS);
+}
+
 static int run(reporter *r)
 {
         for (;;) {
@@ -295,6 +312,7 @@ static int run(reporter *r)
                                 poll(NULL, 0, timeout); /* sleep: stdin has nothing more to say */
                         continue;
                 }
+                timeout = trim_when_idle(r, now, timeout);
                 if (r->multi) {
                         watch_and_wait(r, timeout);
                         continue;

@@ -141,6 +141,7 @@ static void conn_send_json(supervisor *s, ctl_conn *c, cJSON *msg)
 
 static void request_free(ctl_request *req)
 {
+        supervisor_trim_soon(req->s);
         cJSON_Delete(req->id);
         free(req);
 }

@@ -20,6 +20,7 @@
 #include "jsonesc.h"
 #include "liveops-control.h"
 #include "log.h"
+#include "memtrim.h"
 #include "metrics.h"
 #include "macro.h"
 #include "cpumem.h"
@@ -35,6 +36,7 @@
 #define QUIT_TIMEOUT_S 5
 #define QMP_GONE_KILL_S 5
 #define POWERDOWN_REPEAT_MS 5000
+#define TRIM_AFTER_MS 2000 /* quiet after a control command before kv_memtrim */
 
 static void publish(supervisor *s)
 {
@@ -747,6 +749,18 @@ static void log_final(const supervisor *s)
                   "launcher finished: %s", phase_name(s->st->phase));
 }
 
+static void on_trim_timer(loop_timer *t, void *data)
+{
+        (void)t;
+        (void)data;
+        kv_memtrim();
+}
+
+void supervisor_trim_soon(supervisor *s)
+{
+        loop_timer_arm(s->loop, &s->trim_timer, TRIM_AFTER_MS, on_trim_timer, s);
+}
+
 static void teardown(supervisor *s)
 {
         control_stop(s);
@@ -778,7 +792,8 @@ int supervisor_run(const sup_config *cfg, status *st)
         if (r < 0) {
                 log_error("%s", err.msg);
                 fail_start(&s, &err);
-        }
+        } else
+                kv_memtrim(); /* the start-up's heap and deep stack (the VMI, the Pod network) */
         while (r >= 0 && !s.done) {
                 int timeout = s.qmp ? qmp_next_timeout_ms(s.qmp) : -1;
                 if (loop_run_once(s.loop, timeout) < 0) {

@@ -107,6 +107,7 @@ typedef struct supervisor {
         struct metrics_server *metrics; /* downwardMetrics: the vhostmd channel's answerer (metrics.h) */
         struct probes *probes;          /* readiness and liveness probes (probes.h), once the guest runs */
         char fail_reason[256]; /* a failed liveness probe, a guest panic: QEMU's end is then Failed with it */
+        loop_timer trim_timer; /* kv_memtrim once a control command's work is over (supervisor_trim_soon) */
 
         bool done;
 } supervisor;
@@ -124,3 +125,6 @@ int supervisor_soft_reboot(supervisor *s, kv_error *err);
 void supervisor_publish(supervisor *s);
 /* Re-registers the QMP fd with what libqmp wants now (EPOLLOUT after queueing a command). */
 void supervisor_qmp_rearm(supervisor *s);
+/* After a control command: gives its memory back to the kernel once the launcher has been quiet a moment
+ * (an apply parses a whole VMI; docs/launcher-memory.md). */
+void supervisor_trim_soon(supervisor *s);
