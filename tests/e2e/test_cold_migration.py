@@ -72,19 +72,7 @@ class TwoNodeEnv(SnapEnv):
 
 
 def vm_manifest():
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": VM, "namespace": "default"},
-            "spec": {"runStrategy": "Halted",
-                     "template": {"spec": {
-                         "terminationGracePeriodSeconds": 5,
-                         "domain": {"memory": {"guest": "128Mi"},
-                                    "firmware": {"kernelBoot": {
-                                        "kernelArgs": "console=ttyS0 shell=1",
-                                        "container": {"image": os.path.join(e2e.GUEST, "kernelboot"),
-                                                      "kernelPath": "/boot/vmlinuz",
-                                                      "initrdPath": "/boot/initrd.img"}}},
-                                    "devices": {"disks": [{"name": "data", "disk": {"bus": "virtio"}}]}},
-                         "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": CLAIM}}]}}}}
-
+    return e2e.kernelboot_vm(VM, "Halted", "console=ttyS0 shell=1", {"persistentVolumeClaim": {"claimName": CLAIM}})
 
 def set_running(env, on):
     env.kubectl("patch", "vm", VM, "--type=merge", "-p",

@@ -14,8 +14,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_e2e import (GUEST, NODE, POD_NIC, Controller, Env, Kubelet, Scheduler, _read, cnt_values,  # noqa: E402
-                      hostcaps, kernelboot_vmi_yaml, kubectl_json, wait_for)
+from test_e2e import (NODE, POD_NIC, Controller, Env, Kubelet, Scheduler, _read, cnt_values,  # noqa: E402
+                      kernelboot_vmi_yaml, kubectl_json, skip_without_pod_network, wait_for)
 from test_virtctl import VirtApi  # noqa: E402
 
 NODE2 = "node02"
@@ -123,13 +123,7 @@ def test_drain(env):
 
 
 if __name__ == "__main__":
-    if not os.path.exists(os.path.join(GUEST, "kernelboot")):
-        print("SKIP: no test guest in %s (tests/guest/build.sh)" % GUEST)
-        sys.exit(77)
-    why = hostcaps.missing("root", "ip", "mountns", "netns", "veth", "bridge", "tun", "nftables")
-    if why:
-        print("SKIP: the kubelet stand-in and Pod networking: %s" % why)
-        sys.exit(77)
+    skip_without_pod_network("kernelboot")
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
     t0 = time.time()
     with DrainEnv() as env:

@@ -375,6 +375,42 @@ def test_vm_halted(env):
     wait_for("Pods gone", lambda: env.srv.api.items(POD_PATH % "default") == [], timeout=30, interval=0.5)
 
 
+def kernelboot_vm(name, strategy, kernel_args, volume, data_volume=None, metadata=None, domain=None):
+    """A VirtualMachine booting the test guest's kernel from its kernelboot image with one virtio disk "data"
+    on `volume` (a volume source); data_volume: a dataVolumeTemplate for it; metadata, domain: extra fields."""
+    spec = {"runStrategy": strategy,
+            "template": {"spec": {
+                "terminationGracePeriodSeconds": 5,
+                "domain": {**(domain or {}), "memory": {"guest": "128Mi"},
+                           "firmware": {"kernelBoot": {
+                               "kernelArgs": kernel_args,
+                               "container": {"image": os.path.join(GUEST, "kernelboot"),
+                                             "kernelPath": "/boot/vmlinuz", "initrdPath": "/boot/initrd.img"}}},
+                           "devices": {"disks": [{"name": "data", "disk": {"bus": "virtio"}}]}},
+                "volumes": [{"name": "data", **volume}]}}}
+    if data_volume:
+        spec["dataVolumeTemplates"] = [data_volume]
+    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+            "metadata": {"name": name, "namespace": "default", **(metadata or {})}, "spec": spec}
+
+
+def blank_data_volume(name):
+    """A dataVolumeTemplate of a blank 1Mi disk."""
+    return {"metadata": {"name": name},
+            "spec": {"source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "1Mi"}}}}}
+
+
+def skip_without_pod_network(guest_file):
+    """Exits 77 (skip) without the test guest's guest_file or what the kubelet stand-in's Pod networking needs."""
+    if not os.path.exists(os.path.join(GUEST, guest_file)):
+        print("SKIP: no test guest in %s (tests/guest/build.sh)" % GUEST)
+        sys.exit(77)
+    why = hostcaps.missing("root", "ip", "mountns", "netns", "veth", "bridge", "tun", "nftables")
+    if why:
+        print("SKIP: the kubelet stand-in and Pod networking: %s" % why)
+        sys.exit(77)
+
+
 def kernelboot_vmi_yaml(name, kernel_args, devices_and_rest, domain_extra=""):
     """A VMI booting the test guest's kernelBoot image; devices_and_rest goes under spec.domain.devices,
     domain_extra (indented 4) under spec.domain."""
@@ -807,13 +843,7 @@ TESTS = {"vmi": test_vmi, "vm_always": test_vm_always, "vm_halted": test_vm_halt
          "migration_postcopy": test_migration_postcopy, "hotplug": test_hotplug, "snapshot": test_snapshot}
 
 if __name__ == "__main__":
-    if not os.path.exists(os.path.join(GUEST, "containerdisk", "disk")):
-        print("SKIP: no test guest in %s (tests/guest/build.sh)" % GUEST)
-        sys.exit(77)
-    why = hostcaps.missing("root", "ip", "mountns", "netns", "veth", "bridge", "tun", "nftables")
-    if why:
-        print("SKIP: the kubelet stand-in and Pod networking: %s" % why)
-        sys.exit(77)
+    skip_without_pod_network(os.path.join("containerdisk", "disk"))
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))  # a meson timeout still cleans up (Env.__exit__)
     for name in sys.argv[1:] or list(TESTS):
         t0 = time.time()

@@ -37,23 +37,10 @@ def say(line):
 
 
 def vm_manifest():
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-            "metadata": {"name": VM, "namespace": "default", "labels": {"app": "rn"}, "annotations": {"note": "kept"}},
-            "spec": {"runStrategy": "Halted",
-                     "dataVolumeTemplates": [
-                         {"metadata": {"name": DATA},
-                          "spec": {"source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "1Mi"}}}}}],
-                     "template": {"spec": {
-                         "terminationGracePeriodSeconds": 5,
-                         "domain": {"cpu": {"cores": 1}, "memory": {"guest": "128Mi"},
-                                    "firmware": {"kernelBoot": {
-                                        "kernelArgs": "console=ttyS0 shell=1",
-                                        "container": {"image": os.path.join(e2e.GUEST, "kernelboot"),
-                                                      "kernelPath": "/boot/vmlinuz",
-                                                      "initrdPath": "/boot/initrd.img"}}},
-                                    "devices": {"disks": [{"name": "data", "disk": {"bus": "virtio"}}]}},
-                         "volumes": [{"name": "data", "dataVolume": {"name": DATA}}]}}}}
-
+    return e2e.kernelboot_vm(VM, "Halted", "console=ttyS0 shell=1", {"dataVolume": {"name": DATA}},
+                             e2e.blank_data_volume(DATA),
+                             metadata={"labels": {"app": "rn"}, "annotations": {"note": "kept"}},
+                             domain={"cpu": {"cores": 1}})
 
 def last_cnt(env, pod):
     """(cpus, memKB, blk) of the guest's last complete CNT line."""

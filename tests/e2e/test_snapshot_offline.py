@@ -38,22 +38,8 @@ class SnapEnv(e2e.Env):
 
 
 def vm_manifest():
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": VM, "namespace": "default"},
-            "spec": {"runStrategy": "Always",
-                     "dataVolumeTemplates": [
-                         {"metadata": {"name": VM + "-data"},
-                          "spec": {"source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "1Mi"}}}}}],
-                     "template": {"spec": {
-                         "terminationGracePeriodSeconds": 5,
-                         "domain": {"memory": {"guest": "128Mi"},
-                                    "firmware": {"kernelBoot": {
-                                        "kernelArgs": "console=ttyS0 diskw=vda",
-                                        "container": {"image": os.path.join(e2e.GUEST, "kernelboot"),
-                                                      "kernelPath": "/boot/vmlinuz",
-                                                      "initrdPath": "/boot/initrd.img"}}},
-                                    "devices": {"disks": [{"name": "data", "disk": {"bus": "virtio"}}]}},
-                         "volumes": [{"name": "data", "dataVolume": {"name": VM + "-data"}}]}}}}
-
+    return e2e.kernelboot_vm(VM, "Always", "console=ttyS0 diskw=vda", {"dataVolume": {"name": VM + "-data"}},
+                             e2e.blank_data_volume(VM + "-data"))
 
 def set_running(env, name, on):
     env.kubectl("patch", "vm", name, "--type=merge", "-p",

@@ -24,8 +24,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_e2e import (BUILD, GUEST, NODE, SRC, Env, _read, alive, cnt_values, hostcaps,  # noqa: E402
-                      kernelboot_vmi_yaml, kubectl_json, vm_yaml, vmi_yaml, wait_for)
+from test_e2e import (BUILD, GUEST, NODE, SRC, Env, _read, alive, cnt_values,  # noqa: E402
+                      kernelboot_vmi_yaml, kubectl_json, skip_without_pod_network, vm_yaml, vmi_yaml, wait_for)
 
 VIRTCTL = os.path.join(BUILD, "virtctl", "virtctl")
 VIRT_API = os.path.join(BUILD, "virt-api", "virt-api")
@@ -661,13 +661,7 @@ TESTS = {"lifecycle": test_lifecycle, "unauthenticated": test_unauthenticated, "
          "console": test_console, "ops": test_ops}
 
 if __name__ == "__main__":
-    if not os.path.exists(os.path.join(GUEST, "containerdisk", "disk")):
-        print("SKIP: no test guest in %s (tests/guest/build.sh)" % GUEST)
-        sys.exit(77)
-    why = hostcaps.missing("root", "ip", "mountns", "netns", "veth", "bridge", "tun", "nftables")
-    if why:
-        print("SKIP: the kubelet stand-in and Pod networking: %s" % why)
-        sys.exit(77)
+    skip_without_pod_network(os.path.join("containerdisk", "disk"))
     for name in sys.argv[1:] or list(TESTS):
         t0 = time.time()
         with {"console": HostNetworkEnv, "ops": OpsEnv}.get(name, Env)() as env:
