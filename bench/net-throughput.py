@@ -8,6 +8,9 @@ and a client in the host-side namespace sends N MiB to the Pod IP, half-closes a
 close (so the time covers delivery, not just the local socket buffer). Best of R transfers per binding.
 The "-v6" cases run on a dual-stack Pod and send to the Pod's IPv6 address: masquerade through the ip6 NAT
 (the guest holds fd10:0:2::2 with the launcher's router as default route), passt to the guest's SLAAC address.
+The Multus cases (issue 19) put the guest's only NIC on a secondary network made by the real CNI plugin, with
+the host side attached to the same network as another Pod and sending to the address its IPAM gave the guest:
+"macvtap" on a macvlan (bridge mode) network, "bridge-secondary" the bridge binding on a linux-bridge network.
 
 usage: net-throughput.py KVNET_TESTDRIVER [--mib N] [--repeat R] [case...]   (cases: see CASES)
 Figures are TCG figures (no KVM here): compare the ratios, not the absolute MiB/s.
@@ -20,12 +23,15 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT", os.path.dirname(__file__) + "/.."), "launcher", "net"))
-from kvnet_fixture import PodNet, can_run  # noqa: E402
+from kvnet_fixture import PodNet, can_run, multus_missing  # noqa: E402
 
 PORT = 5001
-# case -> (binding, over IPv6); slirp and masquerade come first, the baselines of the ratios
-CASES = {"slirp": ("slirp", False), "masquerade": ("masquerade", False), "bridge": ("bridge", False),
-         "passt": ("passt", False), "masquerade-v6": ("masquerade", True), "passt-v6": ("passt", True)}
+# case -> (binding, over IPv6, the CNI plugin of its Multus network or None for the Pod network); slirp and
+# masquerade come first, the baselines of the ratios
+CASES = {"slirp": ("slirp", False, None), "masquerade": ("masquerade", False, None),
+         "bridge": ("bridge", False, None), "passt": ("passt", False, None),
+         "masquerade-v6": ("masquerade", True, None), "passt-v6": ("passt", True, None),
+         "macvtap": ("macvtap", False, "macvlan"), "bridge-secondary": ("bridge", False, "bridge")}
 BASELINES = ("slirp", "masquerade")
 
 
@@ -51,17 +57,19 @@ def send(host, port, mib):
 
 
 def measure(driver, case, index, mib, repeat):
-    binding, v6 = CASES[case]
+    binding, v6, multus = CASES[case]
     best = None
-    with PodNet(driver, binding, index, ports=(PORT,), ipv6=v6) as pod:
-        pod.wait_lease()
+    with PodNet(driver, binding, index, ports=(PORT,), ipv6=v6, multus=multus) as pod:
+        leased = pod.wait_lease()
+        if multus and leased != pod.secondary_ip:
+            raise RuntimeError(f"the guest leased {leased}, not its IPAM address {pod.secondary_ip}")
         if v6 and binding == "masquerade":
             pod.masquerade_ipv6_up()
         elif v6:  # passt: the guest's SLAAC address in the Pod's /64 is past duplicate address detection
             pod.wait_serial(r"^v6-up", 30, pod.serial_cmd(
                 "until ip -6 addr show dev eth0 scope global | grep -v tentative | grep -q inet6; do sleep 0.2; "
                 "done; echo v6-up"))
-        target = pod.pod_ip6 if v6 else pod.pod_ip
+        target = pod.pod_ip6 if v6 else pod.secondary_ip or pod.pod_ip
         for _ in range(repeat):
             off = pod.serial_cmd(f"nc -l -p {PORT} >/dev/null; echo nc-done")
             time.sleep(0.3)
@@ -93,8 +101,12 @@ def main():
         print(f"SKIP: {why}")
         return 77
     cases = list(BASELINES) + [c for c in args.cases if c not in BASELINES]
-    results, failed = {}, {}
+    results, failed, skipped = {}, {}, {}
     for i, c in enumerate(cases, start=1):
+        why = CASES[c][2] and multus_missing(CASES[c][2])
+        if why:  # this host has no such network to measure: not a failure
+            skipped[c] = why
+            continue
         try:
             results[c] = measure(args.driver, c, i, args.mib, args.repeat)
         except (RuntimeError, TimeoutError) as e:  # a baseline must work; another case is reported as failed
@@ -103,13 +115,13 @@ def main():
             failed[c] = str(e)
     slirp, masq = (args.mib / results[b] for b in BASELINES)
     print(f"net-throughput: {args.mib} MiB host -> guest over TCP, best of {args.repeat}, QEMU -accel tcg")
-    print(f"{'case':<14} {'seconds':>8} {'MiB/s':>8} {'vs slirp':>9} {'vs masq v4':>11}")
+    print(f"{'case':<16} {'seconds':>8} {'MiB/s':>8} {'vs slirp':>9} {'vs masq v4':>11}")
     for c in cases:
-        if c in failed:
-            print(f"{c:<14} failed: {failed[c]}")
+        if c in failed or c in skipped:
+            print(f"{c:<16} failed: {failed[c]}" if c in failed else f"{c:<16} skipped: {skipped[c]}")
             continue
         rate = args.mib / results[c]
-        print(f"{c:<14} {results[c]:>8.2f} {rate:>8.1f} {rate / slirp:>8.2f}x {rate / masq:>10.2f}x")
+        print(f"{c:<16} {results[c]:>8.2f} {rate:>8.1f} {rate / slirp:>8.2f}x {rate / masq:>10.2f}x")
     return 1 if failed else 0
 
 

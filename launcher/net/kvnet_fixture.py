@@ -1,5 +1,7 @@
 """A test "Pod": two network namespaces created for one test (pod + host side, joined by a veth), the
-kvnet-testdriver running inside the pod namespace with the test guest, and guaranteed cleanup.
+kvnet-testdriver running inside the pod namespace with the test guest, and guaranteed cleanup. With multus= the
+guest's only NIC is on a Multus secondary network instead: a node namespace (tests/cninet.py) and the real CNI
+plugin attach both the Pod and the host side to it, and the host side reaches the guest there.
 
 Used by launcher/net/test-net.py and bench/net-throughput.py. Only namespaces created here are touched;
 addresses are private (10.x) and exist only inside them. Python 3 stdlib only.
@@ -17,10 +19,13 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
+import cninet  # noqa: E402
 import hostcaps  # noqa: E402
 
 HTTP_PORT = 8080  # the guest's busybox httpd
 GUEST_IP6 = "fd10:0:2::2"  # KubeVirt's masquerade address for the guest
+SECONDARY = "sec"  # the Multus network (NAD) of a multus= Pod
+PEER_IFNAME = "net1"  # the host side's interface on it
 
 # A DHCPv6 client for one exchange with the launcher's server on the masquerade bridge, run in the Pod's
 # namespace (the test guest's busybox has no DHCPv6 client): SOLICIT with rapid commit and an IA_NA,
@@ -56,16 +61,24 @@ def can_run():
     return None
 
 
+def multus_missing(plugin):
+    """None when a multus= Pod on a network of this CNI plugin can be made here, else why not."""
+    return cninet.missing_plugins(plugin, "host-local")
+
+
 class PodNet:
     """with PodNet(driver, "masquerade", 1) as pod: pod.host(...), pod.serial_cmd(...)"""
 
-    def __init__(self, driver, binding, index, ports=(HTTP_PORT,), append="", timeout=150, ipv6=False):
+    def __init__(self, driver, binding, index, ports=(HTTP_PORT,), append="", timeout=150, ipv6=False, multus=None):
+        """multus: "macvlan" or "bridge", the CNI plugin of a secondary network that carries the guest's only
+        NIC (binding macvtap or bridge); secondary_ip is then the address its IPAM gave the Pod (the guest's)."""
         self.driver, self.binding, self.index = driver, binding, index
+        self.multus, self.node, self.secondary_ip = multus, None, None
         # dual stack: the veth also gets fd00:231:N::1 (host side) and ::2 (the Pod), a default route too
         self.host_ip6 = f"fd00:231:{index}::1" if ipv6 else None
         self.pod_ip6 = f"fd00:231:{index}::2" if ipv6 else None
         self.ports, self.append, self.timeout = ports, append, timeout
-        tag = f"kvn{os.getpid() % 100000}x{index}"
+        self.tag = tag = f"kvn{os.getpid() % 100000}x{index}"
         self.ns_pod, self.ns_host = f"{tag}-pod", f"{tag}-host"
         self.host_ip, self.pod_ip = f"10.231.{index}.1", f"10.231.{index}.2"
         self.dir = tempfile.mkdtemp(prefix=f"kvnet-{binding}-")
@@ -103,6 +116,8 @@ class PodNet:
             for ns, dev, ip in ((self.ns_host, "h0", self.host_ip6), (self.ns_pod, "eth0", self.pod_ip6)):
                 run("ip", "-n", ns, "addr", "add", f"{ip}/64", "dev", dev, "nodad")
             run("ip", "-n", self.ns_pod, "-6", "route", "add", "default", "via", self.host_ip6)
+        if self.multus:
+            self._attach_secondary()
         link = run("ip", "-n", self.ns_pod, "-o", "link", "show", "eth0").stdout
         self.pod_mac = re.search(r"link/ether (\S+)", link).group(1)
         with open(os.path.join(self.dir, "resolv.conf"), "w") as f:
@@ -110,18 +125,31 @@ class PodNet:
             if self.host_ip6:
                 f.write(f"nameserver {self.host_ip6}\n")
 
+    def _attach_secondary(self):
+        """The node namespace and network SECONDARY (10.232.N.0/24) with the Pod and the host side on it."""
+        why = multus_missing(self.multus)
+        if why:
+            raise RuntimeError(why)
+        self.node = cninet.Node(f"{self.tag}-node", macvlan_master=self.multus == "macvlan")
+        subnet, ipam = f"10.232.{self.index}.0/24", os.path.join(self.dir, "ipam")
+        conf = (cninet.macvlan_conf(SECONDARY, subnet, ipam) if self.multus == "macvlan"
+                else cninet.bridge_conf(SECONDARY, "kvsec0", subnet, ipam))
+        self.secondary_ip = self.node.attach(self.ns_pod, conf)
+        self.node.attach(self.ns_host, conf, PEER_IFNAME)
+
     def _vmi(self):
-        iface = {"name": "default"}
-        if self.binding == "passt":
-            iface["binding"] = {"name": "passt"}
+        name = SECONDARY if self.multus else "default"
+        iface = {"name": name}
+        if self.binding in ("passt", "macvtap"):
+            iface["binding"] = {"name": self.binding}
         else:
             iface[self.binding] = {}
-        if self.binding != "bridge" and self.ports:
+        if self.binding not in ("bridge", "macvtap") and self.ports:
             iface["ports"] = [{"port": p} for p in self.ports]
+        network = {"name": name, "multus": {"networkName": SECONDARY}} if self.multus else {"name": name, "pod": {}}
         return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
                 "metadata": {"name": "testvm", "namespace": "default"},
-                "spec": {"domain": {"devices": {"interfaces": [iface]}},
-                         "networks": [{"name": "default", "pod": {}}]}}
+                "spec": {"domain": {"devices": {"interfaces": [iface]}}, "networks": [network]}}
 
     def _start_driver(self):
         vmi = os.path.join(self.dir, "vmi.json")
@@ -182,6 +210,8 @@ class PodNet:
                     p.wait()
         if self.serial_sock:
             self.serial_sock.close()
+        if self.node:  # CNI DEL while the attached namespaces still exist
+            self.node.close()
         for ns in (self.ns_pod, self.ns_host):
             # Anything still inside (QEMU, passt, servers) dies before its namespace goes.
             pids = run("ip", "netns", "pids", ns, check=False).stdout.split()

@@ -5,8 +5,8 @@ bridge mode, host-local IPAM) attach each Pod exactly as the kubelet stand-in's 
 VMs use the macvtap binding: the guest gets the address IPAM gave the Pod interface (DHCP from the launcher) and the
 macvtap's own MAC. VM a also sits on a second network, a linux bridge (the CNI bridge plugin, its bridge in the node
 namespace as the gateway) with the bridge binding: its guest gets the address the NAD's host-local IPAM gave the Pod
-interface by the launcher's DHCP, and the node reaches it there. Everything is removed in `finally`."""
-import hashlib
+interface by the launcher's DHCP, and the node reaches it there. The node namespace and the attachments are
+tests/cninet.py's. Everything is removed in `finally`."""
 import json
 import os
 import subprocess
@@ -17,8 +17,8 @@ import time
 from launcherlib import Launcher, check, cleanup, need_guest, vmi
 
 ROOT = os.environ.get("KV_SOURCE_ROOT", ".")
-sys.path.insert(0, os.path.join(ROOT, "tests", "kube-api"))
-from kubelet import CNI_PATH, cni_run  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from cninet import Node, bridge_conf, macvlan_conf, missing_plugins, pod_ifname  # noqa: E402
 
 HTTP_PORT = 8080
 NAD = "l2"
@@ -28,20 +28,18 @@ need_guest()
 if os.geteuid() != 0:
     print("SKIP: needs root (network namespaces)")
     sys.exit(77)
-for plugin in ("macvlan", "bridge", "host-local"):
-    if not os.access(os.path.join(CNI_PATH, plugin), os.X_OK):
-        print(f"SKIP: no CNI plugin {plugin} in {CNI_PATH} (containernetworking-plugins)")
-        sys.exit(77)
+why = missing_plugins("macvlan", "bridge", "host-local")
+if why:
+    print(f"SKIP: {why}")
+    sys.exit(77)
 
 tag = "kvm%d" % os.getpid()
 node = tag + "-node"
 ipam_dir = tempfile.mkdtemp(prefix="kvlite-multus-ipam-")
-conf = {"cniVersion": "0.3.1", "name": NAD, "type": "macvlan", "master": "l2master", "mode": "bridge",
-        "ipam": {"type": "host-local", "subnet": "10.77.%d.0/24" % (os.getpid() % 200), "dataDir": ipam_dir}}
-lan_conf = {"cniVersion": "0.3.1", "name": LAN, "type": "bridge", "bridge": "kvlan%d" % (os.getpid() % 10000),
-            "isGateway": True,
-            "ipam": {"type": "host-local", "subnet": "10.78.%d.0/24" % (os.getpid() % 200), "dataDir": ipam_dir}}
-pods = []  # (netns, [(conf, pod interface)])
+conf = macvlan_conf(NAD, "10.77.%d.0/24" % (os.getpid() % 200), ipam_dir)
+lan_conf = bridge_conf(LAN, "kvlan%d" % (os.getpid() % 10000), "10.78.%d.0/24" % (os.getpid() % 200), ipam_dir)
+pods = []  # Pod netns names
+net = None  # the node namespace (cninet.Node)
 
 
 def ip(*args, check_rc=True):
@@ -51,22 +49,13 @@ def ip(*args, check_rc=True):
     return p.stdout
 
 
-def pod_ifname(network_name):
-    return "pod" + hashlib.sha256(network_name.encode()).hexdigest()[:11]
-
-
 def attach(name, confs=(conf,)):
     """A Pod netns with one attachment per NAD config, as Multus makes them; returns it and the IPAM addresses."""
     ns = "%s-%s" % (tag, name)
     ip("netns", "add", ns)
-    pods.append((ns, []))
+    pods.append(ns)
     ip("-n", ns, "link", "set", "lo", "up")
-    addrs = []
-    for c in confs:
-        res = cni_run("ADD", c, "/run/netns/" + ns, pod_ifname(c["name"]), ns, node)
-        pods[-1][1].append(c)
-        addrs.append(res["ips"][0]["address"].split("/")[0])
-    return (ns, *addrs)
+    return (ns, *(net.attach(ns, c) for c in confs))
 
 
 def in_ns(ns, *cmd, timeout=20):
@@ -92,11 +81,7 @@ def reach(ns, addr, tries=60):
 
 server = None
 try:
-    ip("netns", "add", node)
-    # the macvlan master: one end of a veth inside the node namespace (no dummy module needed)
-    ip("-n", node, "link", "add", "l2master", "type", "veth", "peer", "name", "l2peer")
-    ip("-n", node, "link", "set", "l2peer", "up")
-    ip("-n", node, "link", "set", "l2master", "up")
+    net = Node(node, macvlan_master=True)
     ns_a, ip_a, lan_a = attach("a", (conf, lan_conf))
     ns_b, ip_b = attach("b")
     ns_c, ip_c = attach("c")
@@ -147,13 +132,9 @@ finally:
     if server:
         server.kill()
         server.wait()
-    for ns, confs in pods:
-        for c in confs:
-            try:
-                cni_run("DEL", c, "/run/netns/" + ns, pod_ifname(c["name"]), ns, node)
-            except Exception as e:  # noqa: BLE001 - cleanup goes on
-                print(f"warning: CNI DEL {c['name']} in {ns}: {e}")
+    if net:  # CNI DEL while the Pod namespaces still exist, then the node namespace
+        net.close()
+    for ns in pods:
         ip("netns", "del", ns, check_rc=False)
-    ip("netns", "del", node, check_rc=False)
     subprocess.run(["rm", "-rf", ipam_dir])
 print("ok: macvlan layer 2 between two VMs and a container; a VM on a bridge network with its IPAM address")
