@@ -211,7 +211,7 @@ static const char *offline_refusal(vmrestore *v, const cJSON *vmobj, bool same, 
         else if (same && v->vm.vmi)
                 snprintf(
                     buf, size,
-                    "VirtualMachine %s is not stopped: a snapshot taken while it was stopped is restored "
+                    "VirtualMachine %s is not stopped: a snapshot whose backups are claims is restored "
                     "into its claims once it is stopped",
                     v->vm_name);
         else if (!same && vmobj)
