@@ -419,7 +419,8 @@ static bool restore_busy(const cJSON *r)
         const cJSON *c;
         cJSON_ArrayForEach(c, kube_obj(r, "status.conditions"))
         {
-                if (!strcmp(kube_str(c, "type") ?: "", "Failure") && !strcmp(kube_str(c, "status") ?: "", "True"))
+                if (!strcmp(kube_str(c, "type") ?: "", "Failure") &&
+                    !strcmp(kube_str(c, "status") ?: "", "True"))
                         return false;
         }
         return !cJSON_IsTrue(kube_obj(r, "status.complete"));

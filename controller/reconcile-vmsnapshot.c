@@ -159,9 +159,10 @@ static cJSON *content_manifest(const vmsnap *v, const char *cname, enum keep kee
         cJSON_AddStringToObject(vmd, "namespace", v->ns);
         const cJSON *vspec = kube_obj(v->vmobj, "spec");
         cJSON_AddItemToObject(vm, "spec", vspec ? cJSON_Duplicate(vspec, true) : cJSON_CreateObject());
-        cJSON *backups = keep == KEEP_QCOW2    ? volume_backups(v)
-                         : keep == KEEP_CLAIMS ? claim_backups(v, kube_obj(v->vmobj, "spec.template.spec.volumes"))
-                                               : claim_backups(v, kube_obj(v->vm.vmi, "spec.volumes"));
+        cJSON *backups = keep == KEEP_QCOW2 ? volume_backups(v)
+                         : keep == KEEP_CLAIMS
+                             ? claim_backups(v, kube_obj(v->vmobj, "spec.template.spec.volumes"))
+                             : claim_backups(v, kube_obj(v->vm.vmi, "spec.volumes"));
         cJSON_AddItemToObject(spec, "volumeBackups", backups);
         if (keep != KEEP_QCOW2) {
                 cJSON *ann = cJSON_AddObjectToObject(md, "annotations");
@@ -349,7 +350,8 @@ static int offline_step(vmsnap *v, cJSON *content, kv_error *err)
                 const char *why = offline_refusal(v, msg, sizeof(msg));
                 if (why)
                         return fail(v, why, err);
-                if ((r = create_content(v, cname, KEEP_CLAIMS, &made, err)) < 0 || (r = start(v, false, err)) < 0)
+                if ((r = create_content(v, cname, KEEP_CLAIMS, &made, err)) < 0 ||
+                    (r = start(v, false, err)) < 0)
                         return r;
                 content = made;
         }
@@ -431,7 +433,8 @@ static int launcher_claims_step(vmsnap *v, cJSON *content, kv_error *err)
         if (v->vm.running && !snapshot_vm_result(&v->vm, rel, "delete")) /* its result or the VM's stop */
                 return snapshot_request_set(v->api, v->vm.vmi, rel, "delete", v->uid, err);
         if (!v->vm.running)
-                log_info("VirtualMachineSnapshot %s/%s: VM %s stopped, its claims keep %s until its next start",
+                log_info("VirtualMachineSnapshot %s/%s: VM %s stopped: its claims keep %s until the snapshot "
+                         "is deleted while it runs",
                          v->ns, v->name, v->vm_name, file);
         rfc3339_now(now, sizeof(now));
         const char *created = kube_str(res, "completionTime") ?: now;

@@ -42,7 +42,8 @@ static void usage(FILE *f)
             "gz/xz/zst-compressed\n"
             "  --blank SIZE                   an empty disk of SIZE bytes (suffixes K M G T, Ki Mi Gi Ti)\n"
             "  --pvc-source DIR               another claim's volume: DIR/disk.img copied sparse (clone)\n"
-            "  --pvc-source-file NAME         with --pvc-source: copy DIR/NAME instead (a running VM's backup)\n"
+            "  --pvc-source-file NAME         with --pvc-source: copy DIR/NAME instead (a running VM's "
+            "backup)\n"
             "  --container-files REF          files of an image (a kernelBoot container): each --file PATH\n"
             "                                 (absolute in the image, a regular file) at DIR/PATH; pulled "
             "as\n"
@@ -184,8 +185,8 @@ static void print_result(int rc, const kv_error *err, const char *dest, bool dis
 }
 
 struct opts {
-        const char *registry_url, *registry_config, *http_url, *blank, *container_disk, *pvc_source, *pvc_file, *dest,
-            *container_files, *size, *max_rate, *termination_log;
+        const char *registry_url, *registry_config, *http_url, *blank, *container_disk, *pvc_source,
+            *pvc_file, *dest, *container_files, *size, *max_rate, *termination_log;
         kvreg_http_source http;
         const char *password_file, *username_file, *cert_dir;
         const char *header_dirs[8];

@@ -540,9 +540,8 @@ static void snap_thaw(snap_op *o)
         if (!o->thaw)
                 return;
         o->thaw = false;
-        if (o->lo->h.agent_command &&
-            !o->lo->h.agent_command(o->lo->h.ctx, "guest-fsfreeze-thaw", AGENT_FREEZE_TIMEOUT_MS, thaw_logged,
-                                    NULL))
+        if (o->lo->h.agent_command && !o->lo->h.agent_command(o->lo->h.ctx, "guest-fsfreeze-thaw",
+                                                              AGENT_FREEZE_TIMEOUT_MS, thaw_logged, NULL))
                 log_warning("guest-fsfreeze-thaw: the guest agent is gone");
 }
 
@@ -636,9 +635,10 @@ static void snap_backups(snap_op *o, const cJSON *blocks)
                          QMP_QUERY_TIMEOUT_MS, NULL, NULL, &ignored);
         }
         o->step = SNAP_FREEZING;
-        unsigned h = o->lo->h.agent_command ? o->lo->h.agent_command(o->lo->h.ctx, "guest-fsfreeze-freeze",
-                                                                     AGENT_FREEZE_TIMEOUT_MS, snap_on_frozen, o)
-                                            : 0;
+        unsigned h = o->lo->h.agent_command
+                         ? o->lo->h.agent_command(o->lo->h.ctx, "guest-fsfreeze-freeze",
+                                                  AGENT_FREEZE_TIMEOUT_MS, snap_on_frozen, o)
+                         : 0;
         if (h) {
                 o->agent_cmd = h;
                 o->thaw = true;

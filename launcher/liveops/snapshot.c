@@ -308,12 +308,12 @@ cJSON *snapshot_backup_transaction(const cJSON *disks, const char *job_prefix)
                 snprintf(job, sizeof(job), "%s%d", job_prefix, i++);
                 cJSON *data = jstr(jstr(cJSON_CreateObject(), "job-id", job), "device",
                                    cJSON_GetStringValue(cJSON_GetObjectItem(d, "node")));
-                data = jstr(jstr(jstr(jstr(data, "target", cJSON_GetStringValue(cJSON_GetObjectItem(d, "target"))),
-                                      "format", "raw"),
-                                 "sync", "full"),
-                            "mode", "existing");
+                data = jstr(data, "target", cJSON_GetStringValue(cJSON_GetObjectItem(d, "target")));
+                data = jstr(jstr(data, "format", "raw"), "sync", "full");
+                data = jstr(data, "mode", "existing"); /* the file the launcher made */
                 cJSON_AddBoolToObject(data, "auto-dismiss", false);
-                cJSON_AddItemToArray(actions, jobj(jstr(cJSON_CreateObject(), "type", "drive-backup"), "data", data));
+                cJSON_AddItemToArray(actions,
+                                     jobj(jstr(cJSON_CreateObject(), "type", "drive-backup"), "data", data));
         }
         cJSON *props = jstr(cJSON_CreateObject(), "completion-mode", "grouped");
         return jobj(jobj(cJSON_CreateObject(), "actions", actions), "properties", props);

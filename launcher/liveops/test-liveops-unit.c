@@ -240,7 +240,8 @@ static void test_backups(void)
         cJSON_Delete(blocks);
         blocks = cJSON_Parse("[{\"inserted\":{\"node-name\":\"hp\",\"drv\":\"raw\",\"ro\":false,"
                              "\"image\":{\"filename\":\"/dev/fdset/3\",\"virtual-size\":1}}}]");
-        assert(snapshot_backup_disks(blocks, "t", &disks, &err) == -EOPNOTSUPP && strstr(err.msg, "hot-plugged"));
+        assert(snapshot_backup_disks(blocks, "t", &disks, &err) == -EOPNOTSUPP &&
+               strstr(err.msg, "hot-plugged"));
         cJSON_Delete(blocks);
         blocks = cJSON_Parse("[{\"inserted\":{\"node-name\":\"ovl\",\"drv\":\"qcow2\",\"ro\":false}}]");
         assert(!snapshot_backup_mode(blocks)); /* every writable disk qcow2: internal snapshots */
