@@ -492,9 +492,10 @@ static int reconcile_deletion(vmsnap *v, kv_error *err)
         bool claims = content_has_claims(content);
         if (claims && (r = delete_backups(v, content, err)) < 0)
                 return r;
-        /* the launcher holds a qcow2 snapshot, or backup files not yet released */
-        bool saved = (!claims || content_from_launcher(content)) &&
-                     (phase_is(v->phase, "Succeeded") || phase_is(v->phase, "InProgress"));
+        /* the launcher holds a qcow2 snapshot, or backup files not yet released (also those a VM that stopped
+         * during its backup left, whatever the phase) */
+        bool saved = content_from_launcher(content) ||
+                     (!claims && (phase_is(v->phase, "Succeeded") || phase_is(v->phase, "InProgress")));
         if (saved && v->vm.running) {
                 const cJSON *res = snapshot_vm_result(&v->vm, del_id, "delete");
                 if (!res)
@@ -503,9 +504,10 @@ static int reconcile_deletion(vmsnap *v, kv_error *err)
                         log_warning("VirtualMachineSnapshot %s/%s: the launcher could not delete it: %s",
                                     v->ns, v->name, kube_str(res, "message") ?: "failed");
         } else if (saved)
-                log_info("VirtualMachineSnapshot %s/%s deleted while VM %s is not running: its images keep "
+                log_info("VirtualMachineSnapshot %s/%s deleted while VM %s is not running: its %s keep "
                          "snapshot %s",
-                         v->ns, v->name, v->vm_name, v->uid);
+                         v->ns, v->name, v->vm_name,
+                         claims ? "claims' " BACKUP_FILE_PREFIX "* files" : "images", v->uid);
         if ((r = drop_requests(v, err)) < 0 ||
             (r = snapshot_request_set(v->api, v->vm.vmi, del_id, NULL, NULL, err)) < 0)
                 return r;

@@ -276,7 +276,8 @@ def test_claims(srv, ctl):
     request → the launcher's backup (the guest agent froze) → a clone Pod copying the backup file → the
     release (a delete of the tag) → Succeeded with indications Online, GuestAgent. Meanwhile the VM status says
     snapshotInProgress. A stopped VM whose snapshot copies does not start until it is done; a restore of the
-    running VM from claims is refused; a hostDisk of a running VM is refused."""
+    running VM from claims is refused; a hostDisk of a running VM is refused. Deleting them asks the launcher
+    to remove the tag's files."""
     api = srv.api
     bound_claim(api, "cdata")
     m = vm_manifest("cv", "Always")
@@ -317,6 +318,15 @@ def test_claims(srv, ctl):
     launcher.run(request_for(api, "cv", "save", uid2), phase="Failed", message="disk node x is hot-plugged")
     s = wait_for("Failed", lambda: snap_phase(api, "cs2", "Failed"))
     assert "failed to back up the VM's disks: disk node x" in s["status"]["error"]["message"], s["status"]
+    # deleted while the VM runs, even Failed: the launcher removes any backup file of the tag; the backup
+    # claims go with the content
+    for name, u in (("cs2", uid2), ("cs", uid)):
+        api.ok("DELETE", "%s/%s" % (SNAPS, name))
+        req = request_for(api, "cv", "delete", u)
+        assert req["id"] == u + "-delete", req
+        launcher.run(req)
+        wait_for("snapshot %s gone" % name, lambda: get(api, SNAPS, name) is None)
+    assert get(api, CLAIMS, backup) is None and get(api, CONTENTS, "cs-content") is None
     # the VM stopped: a snapshot copying its claim holds its start
     api.merge("%s/cv" % VMS, {"spec": {"runStrategy": "Halted"}})
     wait_for("VMI gone", lambda: tc.vmi_get(api, "cv") is None, timeout=20)
