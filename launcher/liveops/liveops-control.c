@@ -440,7 +440,7 @@ static void snap_finish(snap_op *o)
         if (err) {
                 log_warning("%s %s failed: %s", o->verb, o->tag, err->msg);
                 kv_error ignored = {0};
-                if (o->backups && !strcmp(o->op, "save") && o->step != SNAP_DEVICES)
+                if (o->backups && !strcmp(o->op, "save"))
                         snapshot_backup_remove(o->backups, &ignored); /* no partial copy for a clone Pod */
                 if (strlen(err->msg) > SNAPSHOT_MESSAGE_MAX)
                         err->msg[SNAPSHOT_MESSAGE_MAX] = '\0';
