@@ -55,6 +55,10 @@ static cJSON *clone_pod(controller *c, const claim_clone *cc)
                               "--termination-log", "/dev/termination-log"};
         for (size_t i = 0; i < ARRAY_SIZE(argv); i++)
                 add_str(cmd, argv[i]);
+        if (cc->src_file) {
+                add_str(cmd, "--pvc-source-file");
+                add_str(cmd, cc->src_file);
+        }
         cJSON_AddStringToObject(ctr, "terminationMessagePath", "/dev/termination-log");
         cJSON_AddStringToObject(ctr, "terminationMessagePolicy", "FallbackToLogsOnError");
         cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "containers"), ctr);

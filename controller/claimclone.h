@@ -18,6 +18,7 @@ typedef struct controller controller;
 typedef struct claim_clone {
         const char *ns;
         const char *src;          /* the claim copied */
+        const char *src_file;     /* the file of src copied, NULL = disk.img (a running VM's backup) */
         const char *dst;          /* the claim filled */
         const char *pod;          /* the clone Pod's name, unique for this copy */
         const cJSON *owner;       /* ownerReference of the Pod */

@@ -230,12 +230,15 @@ static void on_snapshot(kube_informer *inf, enum kube_event_type type, const cJS
         controller_enqueue(ud, RK_VMSNAPSHOT, ns, kube_str(obj, "metadata.name"));
         enqueue_by_index(ud, &((controller *)ud)->restores, RK_VMRESTORE, ns,
                          kube_str(obj, "spec.source.name"));
+        controller_enqueue(ud, RK_VM, ns, kube_str(obj, "spec.source.name") ?: ""); /* snapshotInProgress */
 }
 
 static void on_restore(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
 {
         controller_enqueue(ud, RK_VMRESTORE, kube_str(obj, "metadata.namespace"),
                            kube_str(obj, "metadata.name"));
+        controller_enqueue(ud, RK_VM, kube_str(obj, "metadata.namespace"),
+                           kube_str(obj, "spec.target.name") ?: ""); /* restoreInProgress */
 }
 
 /* A DataVolume wakes its own reconcile and the VM that owns it, or that it was kept from. */

@@ -166,6 +166,8 @@ typedef struct vm_sync {
         const char *recorded;     /* status.runStrategy as read */
         cJSON *requests;          /* pending status.stateChangeRequests, or NULL (owned) */
         enum dv_wait dv_wait;     /* the template's DataVolumes are not ready yet */
+        char *snapshot_busy;      /* KubeVirt's status.snapshotInProgress: the VM does not start (owned) */
+        char *restore_busy;       /* status.restoreInProgress, the same */
         char dv_msg[600];
         bool create_pending; /* a VMI we created has not reached the cache yet */
         time_t now;
@@ -221,7 +223,7 @@ static void decide(const cJSON *vm, const cJSON *start_failure, vm_sync *s)
                         s->wait_ms = vm_stable_run_left_ms(s->vmi, s->now_ms);
                 return;
         }
-        if (!run || s->create_pending || s->template_err || s->dv_wait)
+        if (!run || s->create_pending || s->template_err || s->dv_wait || s->snapshot_busy || s->restore_busy)
                 return;
         s->wait_ms = vm_start_backoff_left_ms(start_failure, s->now_ms);
         s->action = s->wait_ms ? VM_BACK_OFF : VM_CREATE_VMI;
@@ -339,13 +341,17 @@ static int mutate_vm_status(cJSON *vm, void *ud)
                                      find_condition(old_conds, "DataVolumesReady"), s->now_s));
         if (sf)
                 cJSON_AddItemToObject(st, "startFailure", cJSON_Duplicate(sf, 1));
+        if (s->snapshot_busy)
+                cJSON_AddStringToObject(st, "snapshotInProgress", s->snapshot_busy);
+        if (s->restore_busy)
+                cJSON_AddStringToObject(st, "restoreInProgress", s->restore_busy);
         rerun_request(s);
         if (s->requests)
                 cJSON_AddItemToObject(st, "stateChangeRequests", cJSON_Duplicate(s->requests, 1));
         /* Recorded once a VMI exists or none is wanted, so a failed create is retried; a VMI that is wanted
          * but held back (a template that cannot run, DataVolumes not ready) is still wanted: recording the
          * strategy then would make a RerunOnFailure VM look stopped by the user. */
-        bool held = s->template_err || s->dv_wait;
+        bool held = s->template_err || s->dv_wait || s->snapshot_busy || s->restore_busy;
         const char *rec = s->vmi || (s->action != VM_CREATE_VMI && !held) ? s->strategy : s->recorded;
         if (rec)
                 cJSON_AddStringToObject(st, "runStrategy", rec);
@@ -399,6 +405,44 @@ static int act(controller *c, kube_client *api, const char *key, const cJSON *vm
 static void vm_sync_done(vm_sync *s)
 {
         cJSON_Delete(s->requests);
+        free(s->snapshot_busy);
+        free(s->restore_busy);
+}
+
+static bool snapshot_busy(const cJSON *snap)
+{
+        const char *phase = kube_str(snap, "status.phase") ?: "";
+        return strcmp(phase, "Succeeded") && strcmp(phase, "Failed");
+}
+
+static bool restore_busy(const cJSON *r)
+{
+        const cJSON *c;
+        cJSON_ArrayForEach(c, kube_obj(r, "status.conditions"))
+        {
+                if (!strcmp(kube_str(c, "type") ?: "", "Failure") &&
+                    !strcmp(kube_str(c, "status") ?: "", "True"))
+                        return false;
+        }
+        return !cJSON_IsTrue(kube_obj(r, "status.complete"));
+}
+
+/* The first snapshot (or restore) of the VM, by name, that is neither finished nor being deleted: while
+ * one runs the VM does not start (KubeVirt's snapshotInProgress / restoreInProgress), so no guest writes a
+ * claim a clone Pod copies. NULL when none. */
+static char *vm_busy_with(kube_informer *inf, const char *key, bool (*busy)(const cJSON *))
+{
+        _cleanup_json_ cJSON *objs = kube_store_by_index(&inf->store, key);
+        const char *best = NULL;
+        const cJSON *o;
+        cJSON_ArrayForEach(o, objs)
+        {
+                const char *name = kube_str(o, "metadata.name");
+                if (name && !kube_obj(o, "metadata.deletionTimestamp") && busy(o) &&
+                    (!best || strcmp(name, best) < 0))
+                        best = name;
+        }
+        return best ? strdup(best) : NULL;
 }
 
 /* Status first (it records a failed start before the failed VMI goes), then the action; a backoff comes back
@@ -447,6 +491,8 @@ int reconcile_vm(controller *c, kube_client *api, const char *key, kv_error *err
         vm_template_hash_str(vm, s.template_hash);
         rfc3339_now(s.now_s, sizeof(s.now_s));
         s.create_pending = !expectations_satisfied(c->vmi_exp, key);
+        s.snapshot_busy = vm_busy_with(&c->snapshots, key, snapshot_busy);
+        s.restore_busy = vm_busy_with(&c->restores, key, restore_busy);
         bool stop;
         _cleanup_free_ char *terr = NULL;
         _cleanup_json_ cJSON *reqs = pending_requests(kube_obj(vm, "status.stateChangeRequests"), vmi);

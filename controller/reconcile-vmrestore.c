@@ -209,11 +209,10 @@ static const char *offline_refusal(vmrestore *v, const cJSON *vmobj, bool same, 
                 snprintf(buf, size, "spec.target.name: no VirtualMachine %s in namespace %s", v->vm_name,
                          v->ns);
         else if (same && v->vm.vmi)
-                snprintf(
-                    buf, size,
-                    "VirtualMachine %s is not stopped: a snapshot taken while it was stopped is restored "
-                    "into its claims once it is stopped",
-                    v->vm_name);
+                snprintf(buf, size,
+                         "VirtualMachine %s is not stopped: a snapshot whose backups are claims is restored "
+                         "into its claims once it is stopped",
+                         v->vm_name);
         else if (!same && vmobj)
                 snprintf(buf, size,
                          "spec.target.name: VirtualMachine %s exists: a restore to another VM creates it",

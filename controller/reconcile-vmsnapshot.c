@@ -51,6 +51,8 @@ static int write_status(vmsnap *v, cJSON *fields, kv_error *err)
         return status_fields_write(v->api, &kube_vmsnapshot, v->s, fields, snapshot_open, err);
 }
 
+static int drop_requests(vmsnap *v, kv_error *err);
+
 static int fail(vmsnap *v, const char *message, kv_error *err)
 {
         log_warning("VirtualMachineSnapshot %s/%s failed: %s", v->ns, v->name, message);
@@ -60,7 +62,7 @@ static int fail(vmsnap *v, const char *message, kv_error *err)
         cJSON_AddItemToObject(f, "error", status_error(message));
         cJSON_AddItemToObject(f, "conditions", conditions(false, false, "Failed", message));
         int r = write_status(v, f, err);
-        return r < 0 ? r : snapshot_request_set(v->api, v->vm.vmi, v->uid, NULL, NULL, err);
+        return r < 0 ? r : drop_requests(v, err);
 }
 
 /* ---- the content ---- */
@@ -108,13 +110,14 @@ static bool ephemeral_volume(const cJSON *vol)
         return false;
 }
 
-/* A stopped VM's: one per claim (persistentVolumeClaim or dataVolume) of the VM's template, copied into the
- * claim volumeSnapshotName (KubeVirt's VolumeSnapshot name, vmsnapshot-<uid>-volume-<volume>). */
-static cJSON *claim_backups(const vmsnap *v)
+/* One per claim (persistentVolumeClaim or dataVolume) of the volumes (a stopped VM's template, a running VM's
+ * VMI), copied into the claim volumeSnapshotName (KubeVirt's VolumeSnapshot name,
+ * vmsnapshot-<uid>-volume-<volume>). */
+static cJSON *claim_backups(const vmsnap *v, const cJSON *volumes)
 {
         cJSON *out = cJSON_CreateArray();
         const cJSON *vol;
-        cJSON_ArrayForEach(vol, kube_obj(v->vmobj, "spec.template.spec.volumes"))
+        cJSON_ArrayForEach(vol, volumes)
         {
                 const char *name = kube_str(vol, "name"), *claim = volume_claim(vol);
                 if (!name || !claim)
@@ -131,7 +134,11 @@ static cJSON *claim_backups(const vmsnap *v)
         return out;
 }
 
-static cJSON *content_manifest(const vmsnap *v, const char *cname, bool offline)
+/* How a snapshot's data is kept: qcow2 snapshots in the images, or claims (a stopped VM's, or copies of
+ * a running VM's backups made by its launcher). */
+enum keep { KEEP_QCOW2, KEEP_CLAIMS, KEEP_LAUNCHER_CLAIMS };
+
+static cJSON *content_manifest(const vmsnap *v, const char *cname, enum keep keep)
 {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "apiVersion", kube_vmsnapshotcontent.api_version);
@@ -152,17 +159,24 @@ static cJSON *content_manifest(const vmsnap *v, const char *cname, bool offline)
         cJSON_AddStringToObject(vmd, "namespace", v->ns);
         const cJSON *vspec = kube_obj(v->vmobj, "spec");
         cJSON_AddItemToObject(vm, "spec", vspec ? cJSON_Duplicate(vspec, true) : cJSON_CreateObject());
-        cJSON_AddItemToObject(spec, "volumeBackups", offline ? claim_backups(v) : volume_backups(v));
-        if (offline)
-                cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "annotations"), CONTENT_ANN_BACKUPS,
-                                        "claims");
+        cJSON *backups = keep == KEEP_QCOW2 ? volume_backups(v)
+                         : keep == KEEP_CLAIMS
+                             ? claim_backups(v, kube_obj(v->vmobj, "spec.template.spec.volumes"))
+                             : claim_backups(v, kube_obj(v->vm.vmi, "spec.volumes"));
+        cJSON_AddItemToObject(spec, "volumeBackups", backups);
+        if (keep != KEEP_QCOW2) {
+                cJSON *ann = cJSON_AddObjectToObject(md, "annotations");
+                cJSON_AddStringToObject(ann, CONTENT_ANN_BACKUPS, "claims");
+                if (keep == KEEP_LAUNCHER_CLAIMS)
+                        cJSON_AddStringToObject(ann, CONTENT_ANN_SOURCE, "launcher");
+        }
         return o;
 }
 
 /* Created once (an existing one, from a run before a restart, is taken). */
-static int create_content(vmsnap *v, const char *cname, bool offline, cJSON **have, kv_error *err)
+static int create_content(vmsnap *v, const char *cname, enum keep keep, cJSON **have, kv_error *err)
 {
-        _cleanup_json_ cJSON *want = content_manifest(v, cname, offline);
+        _cleanup_json_ cJSON *want = content_manifest(v, cname, keep);
         int r = kube_create(v->api, &kube_vmsnapshotcontent, v->ns, want, have, err);
         if (r == -KUBE_EEXISTS) {
                 *err = (kv_error){0};
@@ -180,8 +194,9 @@ static int content_ready(vmsnap *v, const cJSON *have, const char *created, kv_e
         return status_fields_write(v->api, &kube_vmsnapshotcontent, have, f, NULL, err);
 }
 
-/* The snapshot's final status; online: the launcher took it (indications Online, NoGuestAgent). */
-static int succeeded(vmsnap *v, const char *cname, const char *created, bool online, kv_error *err)
+/* The snapshot's final status; agent: the launcher took it (indications Online and this, GuestAgent when
+ * the guest agent froze the file systems, else NoGuestAgent), NULL: offline (none). */
+static int succeeded(vmsnap *v, const char *cname, const char *created, const char *agent, kv_error *err)
 {
         cJSON *f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "phase", "Succeeded");
@@ -190,9 +205,9 @@ static int succeeded(vmsnap *v, const char *cname, const char *created, bool onl
         cJSON_AddStringToObject(f, "virtualMachineSnapshotContentName", cname);
         cJSON_AddStringToObject(f, "sourceUID", kube_str(v->vmobj, "metadata.uid") ?: "");
         cJSON *ind = cJSON_AddArrayToObject(f, "indications");
-        if (online) {
+        if (agent) {
                 cJSON_AddItemToArray(ind, cJSON_CreateString("Online"));
-                cJSON_AddItemToArray(ind, cJSON_CreateString("NoGuestAgent"));
+                cJSON_AddItemToArray(ind, cJSON_CreateString(agent));
         }
         cJSON_AddNullToObject(f, "error");
         cJSON_AddItemToObject(f, "conditions", conditions(false, true, "Succeeded", "Operation complete"));
@@ -200,7 +215,7 @@ static int succeeded(vmsnap *v, const char *cname, const char *created, bool onl
         if (r < 0)
                 return r;
         log_info("VirtualMachineSnapshot %s/%s of VM %s: Succeeded", v->ns, v->name, v->vm_name);
-        return snapshot_request_set(v->api, v->vm.vmi, v->uid, NULL, NULL, err);
+        return drop_requests(v, err);
 }
 
 static int succeed(vmsnap *v, const cJSON *result, kv_error *err)
@@ -211,10 +226,10 @@ static int succeed(vmsnap *v, const cJSON *result, kv_error *err)
         const char *created = kube_str(snapshot_vm_snapshot(&v->vm, v->uid), "creationTime")
                                   ?: kube_str(result, "completionTime") ?: now;
         _cleanup_json_ cJSON *have = NULL;
-        int r = create_content(v, cname, false, &have, err);
+        int r = create_content(v, cname, KEEP_QCOW2, &have, err);
         if (r < 0 || (r = content_ready(v, have, created, err)) < 0)
                 return r;
-        return succeeded(v, cname, created, true, err);
+        return succeeded(v, cname, created, "NoGuestAgent", err);
 }
 
 /* ---- steps ---- */
@@ -287,6 +302,42 @@ static const char *offline_refusal(vmsnap *v, char *buf, size_t size)
         return buf;
 }
 
+/* One clone step per backup of the content; *done when every copy is. src_file: the file of each source
+ * claim copied (a running VM's backup), NULL = its disk.img. Returns <0, or >0 after failing the snapshot. */
+static int clone_backups(vmsnap *v, const cJSON *content, const char *src_file, bool *done, kv_error *err)
+{
+        _cleanup_json_ cJSON *owner =
+            kube_controller_ref_of(content, kube_vmsnapshotcontent.api_version, kube_vmsnapshotcontent.kind);
+        char msg[600];
+        *done = true;
+        const cJSON *b;
+        cJSON_ArrayForEach(b, kube_obj(content, "spec.volumeBackups"))
+        {
+                const char *backup = kube_str(b, "volumeSnapshotName");
+                claim_clone cc = {.ns = v->ns,
+                                  .src = kube_str(b, "persistentVolumeClaim.metadata.name"),
+                                  .src_file = src_file,
+                                  .dst = backup,
+                                  .pod = backup,
+                                  .owner = owner,
+                                  .claim_owner = owner,
+                                  .create_dst = true};
+                if (!cc.src || !cc.dst)
+                        continue;
+                int r = claim_clone_step(v->c, v->api, &cc, msg, sizeof(msg), err);
+                if (r < 0)
+                        return r;
+                if (r == CLONE_FAILED) {
+                        char why[KV_ERR_MSG_MAX];
+                        snprintf(why, sizeof(why), "volume %s: %s", kube_str(b, "volumeName") ?: "?", msg);
+                        r = fail(v, why, err);
+                        return r < 0 ? r : 1;
+                }
+                *done &= r == CLONE_DONE;
+        }
+        return 0;
+}
+
 /* A stopped VM: the content first (its volumeBackups name the claims to fill), then one clone Pod per claim;
  * ready when every copy is done. Come back in a second while copies run. */
 static int offline_step(vmsnap *v, cJSON *content, kv_error *err)
@@ -299,42 +350,99 @@ static int offline_step(vmsnap *v, cJSON *content, kv_error *err)
                 const char *why = offline_refusal(v, msg, sizeof(msg));
                 if (why)
                         return fail(v, why, err);
-                if ((r = create_content(v, cname, true, &made, err)) < 0 || (r = start(v, false, err)) < 0)
+                if ((r = create_content(v, cname, KEEP_CLAIMS, &made, err)) < 0 ||
+                    (r = start(v, false, err)) < 0)
                         return r;
                 content = made;
         }
-        _cleanup_json_ cJSON *owner =
-            kube_controller_ref_of(content, kube_vmsnapshotcontent.api_version, kube_vmsnapshotcontent.kind);
-        bool done = true;
-        const cJSON *b;
-        cJSON_ArrayForEach(b, kube_obj(content, "spec.volumeBackups"))
-        {
-                const char *backup = kube_str(b, "volumeSnapshotName");
-                claim_clone cc = {.ns = v->ns,
-                                  .src = kube_str(b, "persistentVolumeClaim.metadata.name"),
-                                  .dst = backup,
-                                  .pod = backup,
-                                  .owner = owner,
-                                  .claim_owner = owner,
-                                  .create_dst = true};
-                if (!cc.src || !cc.dst)
-                        continue;
-                r = claim_clone_step(v->c, v->api, &cc, msg, sizeof(msg), err);
-                if (r < 0)
-                        return r;
-                if (r == CLONE_FAILED) {
-                        char why[KV_ERR_MSG_MAX];
-                        snprintf(why, sizeof(why), "volume %s: %s", kube_str(b, "volumeName") ?: "?", msg);
-                        return fail(v, why, err);
-                }
-                done &= r == CLONE_DONE;
-        }
+        bool done;
+        if ((r = clone_backups(v, content, NULL, &done, err)) != 0)
+                return r < 0 ? r : 0;
         if (!done)
                 return 1000;
         rfc3339_now(now, sizeof(now));
         if ((r = content_ready(v, content, now, err)) < 0)
                 return r;
-        return succeeded(v, cname, now, false, err);
+        return succeeded(v, cname, now, NULL, err);
+}
+
+/* Why a running VM's volumes cannot be backed up into claims, or NULL: one that is neither a claim nor
+ * data that ends with the Pod (a hostDisk). */
+static const char *online_claims_refusal(vmsnap *v, char *buf, size_t size)
+{
+        const cJSON *vol;
+        cJSON_ArrayForEach(vol, kube_obj(v->vm.vmi, "spec.volumes"))
+        {
+                if (volume_claim(vol) || ephemeral_volume(vol) || !vol->child)
+                        continue;
+                const cJSON *k = vol->child;
+                while (k && !strcmp(k->string ?: "", "name"))
+                        k = k->next;
+                snprintf(buf, size,
+                         "VirtualMachine %s runs with volume %s (%s), which cannot be backed up into claims: "
+                         "only persistentVolumeClaim and dataVolume volumes are",
+                         v->vm_name, kube_str(vol, "name") ?: "?", k ? k->string : "?");
+                return buf;
+        }
+        return NULL;
+}
+
+static bool vmi_has_claims(const cJSON *vmi)
+{
+        const cJSON *vol;
+        cJSON_ArrayForEach(vol, kube_obj(vmi, "spec.volumes")) if (volume_claim(vol)) return true;
+        return false;
+}
+
+/* A running VM with claims: the content (claims from the VMI's volumes), the launcher's save (a point-in-time
+ * copy next to each claim's disk.img, the file systems frozen by the guest agent when there is one), the
+ * clone Pods copying those files into the backup claims, the launcher's removal of the files (a delete of
+ * the tag, id <uid>-release), then ready. */
+static int launcher_claims_step(vmsnap *v, cJSON *content, kv_error *err)
+{
+        char cname[300], msg[600], now[40], file[200], rel[200];
+        snprintf(cname, sizeof(cname), "%s-content", v->name);
+        snprintf(rel, sizeof(rel), "%s-release", v->uid);
+        int r;
+        _cleanup_json_ cJSON *made = NULL;
+        if (!content) {
+                if ((r = create_content(v, cname, KEEP_LAUNCHER_CLAIMS, &made, err)) < 0)
+                        return r;
+                content = made;
+        }
+        const cJSON *res = snapshot_vm_result(&v->vm, v->uid, "save");
+        if (!res) {
+                if (!v->vm.running) {
+                        snprintf(msg, sizeof(msg), "VirtualMachine %s stopped before the snapshot completed",
+                                 v->vm_name);
+                        return fail(v, msg, err);
+                }
+                return snapshot_request_present(v->vm.vmi, v->uid) ? 0 : start(v, true, err);
+        }
+        if (!phase_is(kube_str(res, "phase"), "Succeeded")) {
+                snprintf(msg, sizeof(msg), "the launcher failed to back up the VM's disks: %s",
+                         kube_str(res, "message") ?: "no message");
+                return fail(v, msg, err);
+        }
+        snprintf(file, sizeof(file), BACKUP_FILE_PREFIX "%s", v->uid);
+        bool done;
+        if ((r = clone_backups(v, content, file, &done, err)) != 0)
+                return r < 0 ? r : 0;
+        if (!done)
+                return 1000;
+        if (v->vm.running && !snapshot_vm_result(&v->vm, rel, "delete")) /* its result or the VM's stop */
+                return snapshot_request_set(v->api, v->vm.vmi, rel, "delete", v->uid, err);
+        if (!v->vm.running)
+                log_info("VirtualMachineSnapshot %s/%s: VM %s stopped: its claims keep %s until the snapshot "
+                         "is deleted while it runs",
+                         v->ns, v->name, v->vm_name, file);
+        rfc3339_now(now, sizeof(now));
+        const char *created = kube_str(res, "completionTime") ?: now;
+        if ((r = content_ready(v, content, created, err)) < 0)
+                return r;
+        return succeeded(v, cname, created,
+                         cJSON_IsTrue(cJSON_GetObjectItem(res, "guestAgent")) ? "GuestAgent" : "NoGuestAgent",
+                         err);
 }
 
 /* The snapshot's content, NULL in *out when there is none. */
@@ -384,7 +492,10 @@ static int reconcile_deletion(vmsnap *v, kv_error *err)
         bool claims = content_has_claims(content);
         if (claims && (r = delete_backups(v, content, err)) < 0)
                 return r;
-        bool saved = !claims && (phase_is(v->phase, "Succeeded") || phase_is(v->phase, "InProgress"));
+        /* the launcher holds a qcow2 snapshot, or backup files not yet released (also those a VM that stopped
+         * during its backup left, whatever the phase) */
+        bool saved = content_from_launcher(content) ||
+                     (!claims && (phase_is(v->phase, "Succeeded") || phase_is(v->phase, "InProgress")));
         if (saved && v->vm.running) {
                 const cJSON *res = snapshot_vm_result(&v->vm, del_id, "delete");
                 if (!res)
@@ -393,10 +504,11 @@ static int reconcile_deletion(vmsnap *v, kv_error *err)
                         log_warning("VirtualMachineSnapshot %s/%s: the launcher could not delete it: %s",
                                     v->ns, v->name, kube_str(res, "message") ?: "failed");
         } else if (saved)
-                log_info("VirtualMachineSnapshot %s/%s deleted while VM %s is not running: its images keep "
+                log_info("VirtualMachineSnapshot %s/%s deleted while VM %s is not running: its %s keep "
                          "snapshot %s",
-                         v->ns, v->name, v->vm_name, v->uid);
-        if ((r = snapshot_request_set(v->api, v->vm.vmi, v->uid, NULL, NULL, err)) < 0 ||
+                         v->ns, v->name, v->vm_name,
+                         claims ? "claims' " BACKUP_FILE_PREFIX "* files" : "images", v->uid);
+        if ((r = drop_requests(v, err)) < 0 ||
             (r = snapshot_request_set(v->api, v->vm.vmi, del_id, NULL, NULL, err)) < 0)
                 return r;
         char cname[300];
@@ -412,11 +524,18 @@ static int step(vmsnap *v, kv_error *err)
 {
         if (kube_obj(v->s, "metadata.deletionTimestamp"))
                 return reconcile_deletion(v, err);
-        if (!snapshot_open(v->s)) /* a restart between the status and the request's removal */
-                return snapshot_request_set(v->api, v->vm.vmi, v->uid, NULL, NULL, err);
+        if (!snapshot_open(v->s)) /* a restart between the status and the requests' removal */
+                return drop_requests(v, err);
         int r = finalizer_set(v->api, &kube_vmsnapshot, v->s, SNAPSHOT_FINALIZER, true, err);
         if (r != 0)
                 return r < 0 ? r : 0; /* the update event brings us back */
+        _cleanup_json_ cJSON *content = NULL;
+        if ((r = get_content(v, &content, err)) < 0)
+                return r;
+        if (content_from_launcher(content))
+                return launcher_claims_step(v, content, err);
+        if (content_has_claims(content))
+                return offline_step(v, content, err); /* started stopped: finished so, even if it starts */
         const cJSON *res = snapshot_vm_result(&v->vm, v->uid, "save");
         if (res && phase_is(kube_str(res, "phase"), "Succeeded"))
                 return succeed(v, res, err);
@@ -426,16 +545,25 @@ static int step(vmsnap *v, kv_error *err)
                          kube_str(res, "message") ?: "no message");
                 return fail(v, msg, err);
         }
-        _cleanup_json_ cJSON *content = NULL;
-        if ((r = get_content(v, &content, err)) < 0)
-                return r;
-        if (content_has_claims(content))
-                return offline_step(v, content, err); /* started stopped: finished so, even if it starts */
         char buf[600];
         const char *why = refusal(v, buf, sizeof(buf));
         if (why)
                 return fail(v, why, err);
-        return v->vm.vmi ? start(v, true, err) : offline_step(v, NULL, err);
+        if (!v->vm.vmi)
+                return offline_step(v, NULL, err);
+        if ((why = online_claims_refusal(v, buf, sizeof(buf))))
+                return fail(v, why, err);
+        /* claims: backed up into claims; else (every writable disk qcow2) the qcow2 snapshot with the RAM */
+        return vmi_has_claims(v->vm.vmi) ? launcher_claims_step(v, NULL, err) : start(v, true, err);
+}
+
+/* The requests this snapshot may have on the VMI: the save, the release of the backup files. */
+static int drop_requests(vmsnap *v, kv_error *err)
+{
+        char rel[200];
+        snprintf(rel, sizeof(rel), "%s-release", v->uid);
+        int r = snapshot_request_set(v->api, v->vm.vmi, v->uid, NULL, NULL, err);
+        return r < 0 ? r : snapshot_request_set(v->api, v->vm.vmi, rel, NULL, NULL, err);
 }
 
 int reconcile_vmsnapshot(controller *c, kube_client *api, const char *key, kv_error *err)

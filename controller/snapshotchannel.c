@@ -57,6 +57,12 @@ bool content_has_claims(const cJSON *content)
         return str_is(kube_obj(content, "metadata.annotations"), CONTENT_ANN_BACKUPS, "claims");
 }
 
+bool content_from_launcher(const cJSON *content)
+{
+        return content_has_claims(content) &&
+               str_is(kube_obj(content, "metadata.annotations"), CONTENT_ANN_SOURCE, "launcher");
+}
+
 const cJSON *snapshot_vm_result(const snapshot_vm *vm, const char *id, const char *op)
 {
         const cJSON *o, *found = NULL;

@@ -14,6 +14,10 @@
 /* On a VirtualMachineSnapshotContent: "claims" when its volumeBackups are claims it owns (a stopped VM's
  * snapshot), each volumeSnapshotName naming the claim; absent: qcow2 snapshots inside the VM's images. */
 #define CONTENT_ANN_BACKUPS "kvlite.io/volume-backups"
+/* On a content with claims: "launcher" when a running VM's launcher made the point-in-time copy the clone
+ * Pods read (`disk.img.vmsnapshot-<snapshot uid>` next to each claim's disk.img); absent: a stopped VM's. */
+#define CONTENT_ANN_SOURCE "kvlite.io/backup-source"
+#define BACKUP_FILE_PREFIX "disk.img.vmsnapshot-"
 
 typedef struct controller controller;
 
@@ -39,6 +43,8 @@ const cJSON *snapshot_vm_snapshot(const snapshot_vm *vm, const char *tag);
 
 /* Whether a VirtualMachineSnapshotContent's backups are claims (CONTENT_ANN_BACKUPS). */
 bool content_has_claims(const cJSON *content);
+/* Whether its claims are copies of a running VM's backups (CONTENT_ANN_SOURCE). */
+bool content_from_launcher(const cJSON *content);
 
 /* Whether the cached VMI's requests hold id. */
 bool snapshot_request_present(const cJSON *vmi, const char *id);

@@ -42,6 +42,8 @@ static void usage(FILE *f)
             "gz/xz/zst-compressed\n"
             "  --blank SIZE                   an empty disk of SIZE bytes (suffixes K M G T, Ki Mi Gi Ti)\n"
             "  --pvc-source DIR               another claim's volume: DIR/disk.img copied sparse (clone)\n"
+            "  --pvc-source-file NAME         with --pvc-source: copy DIR/NAME instead (a running VM's "
+            "backup)\n"
             "  --container-files REF          files of an image (a kernelBoot container): each --file PATH\n"
             "                                 (absolute in the image, a regular file) at DIR/PATH; pulled "
             "as\n"
@@ -183,8 +185,8 @@ static void print_result(int rc, const kv_error *err, const char *dest, bool dis
 }
 
 struct opts {
-        const char *registry_url, *registry_config, *http_url, *blank, *container_disk, *pvc_source, *dest,
-            *container_files, *size, *max_rate, *termination_log;
+        const char *registry_url, *registry_config, *http_url, *blank, *container_disk, *pvc_source,
+            *pvc_file, *dest, *container_files, *size, *max_rate, *termination_log;
         kvreg_http_source http;
         const char *password_file, *username_file, *cert_dir;
         const char *header_dirs[8];
@@ -213,6 +215,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 O_TERM,
                 O_CDISK,
                 O_PVC,
+                O_PVCFILE,
                 O_USERF,
                 O_CERTDIR,
                 O_HDRDIR,
@@ -236,6 +239,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
                                                  {"termination-log", required_argument, NULL, O_TERM},
                                                  {"container-disk", required_argument, NULL, O_CDISK},
                                                  {"pvc-source", required_argument, NULL, O_PVC},
+                                                 {"pvc-source-file", required_argument, NULL, O_PVCFILE},
                                                  {"username-file", required_argument, NULL, O_USERF},
                                                  {"cert-dir", required_argument, NULL, O_CERTDIR},
                                                  {"header-dir", required_argument, NULL, O_HDRDIR},
@@ -259,6 +263,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
                         break;
                 case O_PVC:
                         o->pvc_source = optarg;
+                        break;
+                case O_PVCFILE:
+                        o->pvc_file = optarg;
                         break;
                 case O_DEST:
                         o->dest = optarg;
@@ -334,6 +341,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
         if (optind != argc || sources != 1 || !o->dest) {
                 fprintf(stderr, "kvlite-importer: need exactly one of --registry-url, --http-url, --blank, "
                                 "--container-disk, --container-files, --pvc-source, and --dest\n");
+                return -1;
+        }
+        if (o->pvc_file && !o->pvc_source) {
+                fprintf(stderr, "kvlite-importer: --pvc-source-file goes with --pvc-source\n");
                 return -1;
         }
         if (!!o->container_files != !!o->n_files) {
@@ -530,8 +541,8 @@ int main(int argc, char **argv)
                 log_info("importing %s into %s", o.http_url, o.dest);
                 rc = kvreg_import_http(&o.http, &io, &err);
         } else if (o.pvc_source) {
-                log_info("cloning %s/disk.img into %s", o.pvc_source, o.dest);
-                rc = kvreg_import_claim(o.pvc_source, &io, &err);
+                log_info("cloning %s/%s into %s", o.pvc_source, o.pvc_file ? o.pvc_file : "disk.img", o.dest);
+                rc = kvreg_import_claim(o.pvc_source, o.pvc_file, &io, &err);
         } else {
                 rc = kvreg_import_blank(&io, blank_size, &err);
         }

@@ -329,14 +329,17 @@ int kvreg_import_blank(const kvreg_import_opts *o, int64_t size, kv_error *err)
         return kvreg_disk_blank(o->dest_dir, size, err);
 }
 
-int kvreg_import_claim(const char *src_dir, const kvreg_import_opts *o, kv_error *err)
+int kvreg_import_claim(const char *src_dir, const char *file, const kvreg_import_opts *o, kv_error *err)
 {
+        if (file && (!file[0] || file[0] == '.' || strchr(file, '/')))
+                return kv_error_set(err, EINVAL, "source file %s: a file name in the source claim is wanted",
+                                    file);
         int r = check_dest(o->dest_dir, err);
         if (r < 0)
                 return r;
         _cleanup_free_ char *src = NULL, *tmp = NULL;
         struct stat st;
-        if (asprintf(&src, "%s/%s", src_dir, KVREG_DISK_NAME) < 0 || tmp_path(o, &tmp) < 0)
+        if (asprintf(&src, "%s/%s", src_dir, file ? file : KVREG_DISK_NAME) < 0 || tmp_path(o, &tmp) < 0)
                 return -ENOMEM;
         if (stat(src, &st) < 0)
                 return kv_error_errno(err, errno, "source %s", src);

@@ -44,6 +44,7 @@ int kvreg_import_files(const char *reference, const kvreg_config *cfg, const cha
                        const kvreg_import_opts *o, kvreg_report *report, kv_error *err);
 int kvreg_import_http(const kvreg_http_source *src, const kvreg_import_opts *o, kv_error *err);
 int kvreg_import_blank(const kvreg_import_opts *o, int64_t size, kv_error *err);
-/* Clones another claim's volume: SRC_DIR/disk.img copied sparse (holes kept) and installed like a download
- * (CDI's `pvc` clone source; also the snapshot controller's volume backups). ENOENT: no disk.img there. */
-int kvreg_import_claim(const char *src_dir, const kvreg_import_opts *o, kv_error *err);
+/* Clones another claim's volume: SRC_DIR/disk.img (or SRC_DIR/file: a plain name, a running VM's backup)
+ * copied sparse (holes kept) and installed like a download (CDI's `pvc` clone source; also the snapshot
+ * controller's volume backups). ENOENT: no such file there. */
+int kvreg_import_claim(const char *src_dir, const char *file, const kvreg_import_opts *o, kv_error *err);

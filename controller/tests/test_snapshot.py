@@ -33,9 +33,9 @@ class Launcher:
         self.api.merge("%s/%s" % (PODS, self.pod),
                        {"metadata": {"annotations": {"kvlite.io/launcher-status": json.dumps(st)}}})
 
-    def run(self, req, phase="Succeeded", message=None, created="2030-01-01T00:00:00Z"):
+    def run(self, req, phase="Succeeded", message=None, created="2030-01-01T00:00:00Z", extra=None):
         op = {"id": req["id"], "op": req["op"], "tag": req["tag"], "phase": phase,
-              "completionTime": "2030-01-01T00:00:05Z"}
+              "completionTime": "2030-01-01T00:00:05Z", **(extra or {})}
         if message:
             op["message"] = message
         self.ops.append(op)
@@ -46,9 +46,9 @@ class Launcher:
         self.publish()
 
 
-def running_vm(api, name):
+def running_vm(api, name, manifest=None):
     """A VM whose VMI runs in a (fake) launcher Pod; returns its Launcher."""
-    api.create(VMS, vm_manifest(name, "Always"))
+    api.create(VMS, manifest or vm_manifest(name, "Always"))
     vmi = wait_for("Scheduling", lambda: tc.phase_is(api, name, "Scheduling"))
     pod = tc.one_pod(api, vmi)["metadata"]["name"]
     api.merge("%s/%s" % (PODS, pod), {"spec": {"nodeName": "node01"}})
@@ -246,6 +246,108 @@ def test_delete(srv, ctl):
     api.ok("DELETE", "%s/ds2" % SNAPS)
     wait_for("snapshot gone", lambda: get(api, SNAPS, "ds2") is None)
     assert get(api, CONTENTS, "ds2-content") is None
+
+
+CLAIMS = "/api/v1/namespaces/%s/persistentvolumeclaims" % NS
+
+
+def bound_claim(api, name):
+    api.create(CLAIMS, {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+                        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}}})
+    api.merge("%s/%s/status" % (CLAIMS, name), {"status": {"phase": "Bound"}})
+
+
+def clone_done(api, name):
+    """Plays the kubelet for the clone Pod filling backup claim `name`: the claim Bound, the Pod Succeeded.
+    Returns the Pod's command."""
+    wait_for("backup claim %s" % name, lambda: get(api, CLAIMS, name))
+    api.merge("%s/%s/status" % (CLAIMS, name), {"status": {"phase": "Bound"}})
+    pod = wait_for("clone Pod %s" % name, lambda: get(api, PODS, name))
+    api.merge("%s/%s/status" % (PODS, name), {"status": {"phase": "Succeeded"}})
+    return pod["spec"]["containers"][0]["command"]
+
+
+def vm_status(api, name):
+    return get(api, VMS, name).get("status") or {}
+
+
+def test_claims(srv, ctl):
+    """A running VM with a claim: the content names backup claims (annotated as the launcher's), the save
+    request → the launcher's backup (the guest agent froze) → a clone Pod copying the backup file → the
+    release (a delete of the tag) → Succeeded with indications Online, GuestAgent. Meanwhile the VM status says
+    snapshotInProgress. A stopped VM whose snapshot copies does not start until it is done; a restore of the
+    running VM from claims is refused; a hostDisk of a running VM is refused. Deleting them asks the launcher
+    to remove the tag's files."""
+    api = srv.api
+    bound_claim(api, "cdata")
+    m = vm_manifest("cv", "Always")
+    m["spec"]["template"]["spec"]["volumes"].append({"name": "data", "persistentVolumeClaim": {"claimName": "cdata"}})
+    m["spec"]["template"]["spec"]["domain"]["devices"]["disks"].append({"name": "data", "disk": {"bus": "virtio"}})
+    launcher = running_vm(api, "cv", m)
+    uid = snapshot(api, "cs", "cv")["metadata"]["uid"]
+    backup = "vmsnapshot-%s-volume-data" % uid
+    req = request_for(api, "cv", "save", uid)
+    c = get(api, CONTENTS, "cs-content")
+    assert c["metadata"]["annotations"] == {"kvlite.io/volume-backups": "claims",
+                                            "kvlite.io/backup-source": "launcher"}, c["metadata"]
+    assert c["spec"]["volumeBackups"] == [{"volumeName": "data", "persistentVolumeClaim": {"metadata": {"name": "cdata"}},
+                                           "volumeSnapshotName": backup}], c["spec"]
+    wait_for("InProgress", lambda: snap_phase(api, "cs", "InProgress"))
+    wait_for("VM snapshotInProgress", lambda: vm_status(api, "cv").get("snapshotInProgress") == "cs")
+    assert get(api, PODS, backup) is None, "no copy before the launcher's point in time"
+    launcher.run(req, extra={"backups": 1, "guestAgent": True})
+    cmd = clone_done(api, backup)
+    assert cmd[cmd.index("--pvc-source-file") + 1] == "disk.img.vmsnapshot-" + uid, cmd
+    rel = request_for(api, "cv", "delete", uid)
+    assert rel["id"] == uid + "-release", rel
+    assert snap_phase(api, "cs", "InProgress"), "ready only once the launcher released its files"
+    launcher.run(rel)
+    s = wait_for("Succeeded", lambda: snap_phase(api, "cs", "Succeeded"))
+    assert s["status"]["indications"] == ["Online", "GuestAgent"] and s["status"]["readyToUse"], s["status"]
+    assert s["status"]["creationTime"] == "2030-01-01T00:00:05Z", s["status"]
+    assert get(api, CONTENTS, "cs-content")["status"]["readyToUse"] is True
+    wait_for("requests removed", lambda: requests(api, "cv") == [])
+    wait_for("VM snapshot no longer in progress", lambda: "snapshotInProgress" not in vm_status(api, "cv"))
+    # a restore of the running VM from claims: refused (it is restored stopped)
+    restore(api, "rc", "cv", "cs")
+    r = wait_for("Failure", lambda: condition(get(api, RESTORES, "rc"), "Failure").get("status") == "True" and
+                 get(api, RESTORES, "rc"))
+    assert "VirtualMachine cv is not stopped" in r["status"]["error"]["message"], r["status"]
+    # a failed backup: Failed with the launcher's message
+    uid2 = snapshot(api, "cs2", "cv")["metadata"]["uid"]
+    launcher.run(request_for(api, "cv", "save", uid2), phase="Failed", message="disk node x is hot-plugged")
+    s = wait_for("Failed", lambda: snap_phase(api, "cs2", "Failed"))
+    assert "failed to back up the VM's disks: disk node x" in s["status"]["error"]["message"], s["status"]
+    # deleted while the VM runs, even Failed: the launcher removes any backup file of the tag; the backup
+    # claims go with the content
+    for name, u in (("cs2", uid2), ("cs", uid)):
+        api.ok("DELETE", "%s/%s" % (SNAPS, name))
+        req = request_for(api, "cv", "delete", u)
+        assert req["id"] == u + "-delete", req
+        launcher.run(req)
+        wait_for("snapshot %s gone" % name, lambda: get(api, SNAPS, name) is None)
+    assert get(api, CLAIMS, backup) is None and get(api, CONTENTS, "cs-content") is None
+    # the VM stopped: a snapshot copying its claim holds its start
+    api.merge("%s/cv" % VMS, {"spec": {"runStrategy": "Halted"}})
+    wait_for("VMI gone", lambda: tc.vmi_get(api, "cv") is None, timeout=20)
+    uid3 = snapshot(api, "cs3", "cv")["metadata"]["uid"]
+    wait_for("InProgress", lambda: snap_phase(api, "cs3", "InProgress"))
+    api.merge("%s/cv" % VMS, {"spec": {"runStrategy": "Always"}})
+    wait_for("VM snapshotInProgress", lambda: vm_status(api, "cv").get("snapshotInProgress") == "cs3")
+    assert tc.vmi_get(api, "cv") is None, "the VM started while its snapshot copies"
+    clone_done(api, "vmsnapshot-%s-volume-data" % uid3)
+    wait_for("Succeeded", lambda: snap_phase(api, "cs3", "Succeeded"))
+    wait_for("the VM starts once the snapshot is done", lambda: tc.vmi_get(api, "cv"), timeout=20)
+    assert "snapshotInProgress" not in vm_status(api, "cv")
+    # a hostDisk of a running VM cannot be backed up into claims
+    h = vm_manifest("ch", "Always")
+    h["spec"]["template"]["spec"]["volumes"].append({"name": "hd", "hostDisk": {"path": "/tmp/x.img", "type": "Disk"}})
+    h["spec"]["template"]["spec"]["domain"]["devices"]["disks"].append({"name": "hd", "disk": {"bus": "virtio"}})
+    running_vm(api, "ch", h)
+    snapshot(api, "chs", "ch")
+    s = wait_for("Failed", lambda: snap_phase(api, "chs", "Failed"))
+    assert "volume hd (hostDisk), which cannot be backed up into claims" in s["status"]["error"]["message"], s["status"]
+    assert requests(api, "ch") == []
 
 
 def test_restart(srv, ctl):

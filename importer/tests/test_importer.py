@@ -449,6 +449,17 @@ def main():
         dest = fresh_dest(root, "clone-small")
         rc, res, _, _ = importer("--pvc-source", src, "--size", "1Mi", dest=dest)
         check(rc == 5 and os.listdir(dest) == [], f"pvc-source larger than the claim: exit 5 ({rc}, {res})")
+        # --pvc-source-file: another file of the source claim (a running VM's backup next to its disk.img)
+        os.link(os.path.join(src, "disk.img"), os.path.join(src, "disk.img.vmsnapshot-u1"))
+        dest = fresh_dest(root, "clone-file")
+        rc, res, _, _ = importer("--pvc-source", src, "--pvc-source-file", "disk.img.vmsnapshot-u1", dest=dest)
+        img = os.path.join(dest, "disk.img")
+        same = rc == 0 and open(img, "rb").read() == open(os.path.join(src, "disk.img"), "rb").read()
+        check(same and sorted(os.listdir(dest)) == ["disk.img"], f"pvc-source-file: the named file copied ({rc}, {res})")
+        dest = fresh_dest(root, "clone-file-bad")
+        rc, res, _, _ = importer("--pvc-source", src, "--pvc-source-file", "../x", dest=dest)
+        check(rc != 0 and "file name" in res.get("reason", "") and os.listdir(dest) == [],
+              f"pvc-source-file with a path: refused ({rc}, {res})")
         rc = subprocess.run([IMPORTER], capture_output=True).returncode
         check(rc == 2, f"no arguments: exit 2 (got {rc})")
         rc = subprocess.run([IMPORTER, "--blank", "1Mi", "--pvc-source", src, "--dest", dest],

@@ -30,6 +30,9 @@
 #define MIGRATION_DRAIN_TICK_MS 20
 #define MIGRATION_DRAIN_MAX_MS 10000
 #define QMP_QUERY_TIMEOUT_MS 10000
+/* A backup job copies whole disks: its deadline, and the guest agent's for a freeze or thaw. */
+#define BACKUP_TIMEOUT_MS (30 * 60 * 1000)
+#define AGENT_FREEZE_TIMEOUT_MS 10000
 /* query-jobs this often while a snapshot job runs: its JOB_STATUS_CHANGE events are only a hint. */
 #define SNAPSHOT_POLL_MS 1000
 /* Target: how often the NBD exports are retried while the source's mirrors still hold them, and how
@@ -385,6 +388,7 @@ static void reply_recorded(ctl_request *req, const cJSON *e)
  * moves on; `pending` is that command (cancelled if the operation ends otherwise). */
 typedef enum {
         SNAP_DEVICES,
+        SNAP_FREEZING, /* backups: the guest agent's guest-fsfreeze-freeze */
         SNAP_STARTING,
         SNAP_RUNNING,
         SNAP_QUERYING,
@@ -403,6 +407,12 @@ struct snap_op {
         bool failed;
         kv_error err;
         loop_timer poll, deadline;
+        /* Backups of raw disks (snapshot_backup_disks): jobs `kv-backup-<i>`, dismissed one by one. */
+        cJSON *backups;
+        int dismissed;
+        unsigned agent_cmd; /* the freeze in flight */
+        bool thaw;          /* a freeze was sent: thaw after the point in time */
+        bool frozen;        /* the guest agent froze the file systems for the point in time */
 };
 
 static void snap_free(snap_op *o)
@@ -412,8 +422,11 @@ static void snap_free(snap_op *o)
                 qmp_cancel(q, o->pending);
         loop_timer_disarm(o->lo->h.loop, &o->poll);
         loop_timer_disarm(o->lo->h.loop, &o->deadline);
+        if (o->agent_cmd && o->lo->h.agent_cancel)
+                o->lo->h.agent_cancel(o->lo->h.ctx, o->agent_cmd);
         if (o->lo->snap == o)
                 o->lo->snap = NULL;
+        cJSON_Delete(o->backups);
         free(o->tag);
         free(o->id);
         free(o);
@@ -426,12 +439,19 @@ static void snap_finish(snap_op *o)
         kv_error *err = o->failed ? &o->err : NULL;
         if (err) {
                 log_warning("%s %s failed: %s", o->verb, o->tag, err->msg);
+                kv_error ignored = {0};
+                if (o->backups && !strcmp(o->op, "save"))
+                        snapshot_backup_remove(o->backups, &ignored); /* no partial copy for a clone Pod */
                 if (strlen(err->msg) > SNAPSHOT_MESSAGE_MAX)
                         err->msg[SNAPSHOT_MESSAGE_MAX] = '\0';
         } else {
                 log_info("%s %s done%s%s", o->verb, o->tag, o->id ? ", operation " : "", o->id ? o->id : "");
         }
         cJSON *e = o->id ? record_operation(lo->h.st, o->id, o->op, o->tag, err) : NULL;
+        if (e && o->backups && !err) { /* what the controller copies, and how consistent it is */
+                cJSON_AddNumberToObject(e, "backups", cJSON_GetArraySize(o->backups));
+                cJSON_AddBoolToObject(e, "guestAgent", o->frozen);
+        }
         publish(lo); /* the status file and the reporter: the controller waits for it */
         ctl_request *req = TAKE_PTR(o->req);
         if (err)
@@ -455,6 +475,7 @@ static void snap_fail(snap_op *o, const kv_error *err)
 }
 
 static void snap_on_reply(qmp *q, const cJSON *ret, const kv_error *err, void *userdata);
+static void snap_thaw(snap_op *o);
 
 /* Sends the next step's command; false (with the failure recorded) when it could not be queued. */
 static bool snap_send(snap_op *o, snap_step step, const char *command, cJSON *args)
@@ -480,10 +501,48 @@ static bool snap_send(snap_op *o, snap_step step, const char *command, cJSON *ar
 /* After the job (or a failure): what the disks hold now goes into the status, then the end. */
 static void snap_conclude(snap_op *o)
 {
+        snap_thaw(o);
         loop_timer_disarm(o->lo->h.loop, &o->poll);
         loop_timer_disarm(o->lo->h.loop, &o->deadline);
         if (!lo_qmp(o->lo) || !snap_send(o, SNAP_LISTING, "query-block", NULL))
                 snap_finish(o);
+}
+
+/* The id of job i: the snapshot job, or backup i. */
+static const char *snap_job_id(const snap_op *o, int i, char *buf, size_t size)
+{
+        if (!o->backups)
+                return o->job;
+        snprintf(buf, size, "%s%d", o->job, i);
+        return buf;
+}
+
+static int snap_jobs(const snap_op *o)
+{
+        return o->backups ? cJSON_GetArraySize(o->backups) : 1;
+}
+
+static void thaw_logged(const cJSON *ret, const char *why, void *data)
+{
+        if (ret)
+                log_info("guest-fsfreeze-thaw: the guest's file systems are thawed");
+        else
+                log_warning("guest-fsfreeze-thaw failed: %s", why);
+}
+
+/* Right after the point in time, whatever the freeze answered (a timed-out freeze may still have frozen).
+ * Never cancelled: the guest must not stay frozen when the operation ends first. */
+static void snap_thaw(snap_op *o)
+{
+        if (o->agent_cmd && o->lo->h.agent_cancel)
+                o->lo->h.agent_cancel(o->lo->h.ctx, o->agent_cmd);
+        o->agent_cmd = 0;
+        if (!o->thaw)
+                return;
+        o->thaw = false;
+        if (o->lo->h.agent_command && !o->lo->h.agent_command(o->lo->h.ctx, "guest-fsfreeze-thaw",
+                                                              AGENT_FREEZE_TIMEOUT_MS, thaw_logged, NULL))
+                log_warning("guest-fsfreeze-thaw: the guest agent is gone");
 }
 
 static void snap_query_job(snap_op *o)
@@ -503,19 +562,100 @@ static void snap_on_deadline(loop_timer *t, void *data)
 {
         snap_op *o = data;
         kv_error err = {0};
-        kv_error_set(&err, ETIMEDOUT, "job %s still running after %d ms", o->job, SNAPSHOT_TIMEOUT_MS);
+        kv_error_set(&err, ETIMEDOUT, "job %s still running after %d ms", o->job,
+                     o->backups ? BACKUP_TIMEOUT_MS : SNAPSHOT_TIMEOUT_MS);
         snap_fail(o, &err);
         qmp *q = lo_qmp(o->lo);
+        for (int i = 0; o->backups && q && i < snap_jobs(o); i++) {
+                char id[80];
+                kv_error ignored = {0};
+                qmp_send(q, "job-cancel", jstr(cJSON_CreateObject(), "id", snap_job_id(o, i, id, sizeof(id))),
+                         -1, QMP_QUERY_TIMEOUT_MS, NULL, NULL, &ignored);
+        }
         if (o->pending > 0 && q)
                 qmp_cancel(q, o->pending);
         o->pending = 0;
         snap_conclude(o);
 }
 
+static void snap_arm(snap_op *o, int timeout_ms)
+{
+        loop_timer_arm(o->lo->h.loop, &o->deadline, timeout_ms, snap_on_deadline, o);
+        loop_timer_arm(o->lo->h.loop, &o->poll, SNAPSHOT_POLL_MS, snap_on_poll, o);
+}
+
+/* The point in time: every backup job starts in one transaction (the guest frozen when an agent is there). */
+static void snap_backup_start(snap_op *o)
+{
+        if (!snap_send(o, SNAP_STARTING, "transaction", snapshot_backup_transaction(o->backups, o->job))) {
+                snap_conclude(o);
+                return;
+        }
+        snap_arm(o, BACKUP_TIMEOUT_MS);
+}
+
+static void snap_on_frozen(const cJSON *ret, const char *why, void *data)
+{
+        snap_op *o = data;
+        if (!o->agent_cmd)
+                return; /* answered before agent_command returned: treated as no agent */
+        o->agent_cmd = 0;
+        o->frozen = ret != NULL;
+        if (ret)
+                log_info("guest-fsfreeze-freeze: %d file systems frozen for snapshot %s",
+                         cJSON_IsNumber(ret) ? ret->valueint : -1, o->tag);
+        else
+                log_warning("guest-fsfreeze-freeze failed (%s): snapshot %s is crash-consistent only", why,
+                            o->tag);
+        snap_backup_start(o);
+}
+
+/* A VM with a writable raw disk: save copies every writable raw disk next to it (the clone Pods' source),
+ * delete removes those copies. */
+static void snap_backups(snap_op *o, const cJSON *blocks)
+{
+        kv_error err = {0};
+        int r = snapshot_backup_disks(blocks, o->tag, &o->backups, &err);
+        if (r >= 0 && !strcmp(o->op, "delete"))
+                r = snapshot_backup_remove(o->backups, &err);
+        else if (r >= 0)
+                r = snapshot_backup_create(o->backups, &err);
+        if (r < 0 || !strcmp(o->op, "delete")) {
+                if (r < 0)
+                        snap_fail(o, &err);
+                snap_conclude(o);
+                return;
+        }
+        snprintf(o->job, sizeof(o->job), "kv-backup-");
+        for (int i = 0; i < snap_jobs(o); i++) {
+                char id[80];
+                kv_error ignored = {0}; /* a concluded job left by a crash would block the id */
+                qmp_send(lo_qmp(o->lo), "job-dismiss",
+                         jstr(cJSON_CreateObject(), "id", snap_job_id(o, i, id, sizeof(id))), -1,
+                         QMP_QUERY_TIMEOUT_MS, NULL, NULL, &ignored);
+        }
+        o->step = SNAP_FREEZING;
+        unsigned h = o->lo->h.agent_command
+                         ? o->lo->h.agent_command(o->lo->h.ctx, "guest-fsfreeze-freeze",
+                                                  AGENT_FREEZE_TIMEOUT_MS, snap_on_frozen, o)
+                         : 0;
+        if (h) {
+                o->agent_cmd = h;
+                o->thaw = true;
+                return;
+        }
+        o->step = SNAP_STARTING;
+        snap_backup_start(o);
+}
+
 static void snap_start_job(snap_op *o, const cJSON *blocks)
 {
         kv_error err = {0};
         cJSON *args = NULL;
+        if (strcmp(o->op, "load") && snapshot_backup_mode(blocks)) {
+                snap_backups(o, blocks);
+                return;
+        }
         if (snapshot_job_args(blocks, o->verb, o->tag, o->job, &args, &err) < 0) {
                 o->failed = true; /* already says "snapshot-save TAG: ..." */
                 o->err = err;
@@ -529,22 +669,34 @@ static void snap_start_job(snap_op *o, const cJSON *blocks)
                 snap_conclude(o);
                 return;
         }
-        loop_timer_arm(o->lo->h.loop, &o->deadline, SNAPSHOT_TIMEOUT_MS, snap_on_deadline, o);
-        loop_timer_arm(o->lo->h.loop, &o->poll, SNAPSHOT_POLL_MS, snap_on_poll, o);
+        snap_arm(o, SNAPSHOT_TIMEOUT_MS);
+}
+
+/* Dismisses job o->dismissed; false when there is none left (or it could not be sent). */
+static bool snap_dismiss_next(snap_op *o)
+{
+        char id[80];
+        return o->dismissed < snap_jobs(o) &&
+               snap_send(o, SNAP_DISMISSING, "job-dismiss",
+                         jstr(cJSON_CreateObject(), "id", snap_job_id(o, o->dismissed++, id, sizeof(id))));
 }
 
 static void snap_on_jobs(snap_op *o, const cJSON *jobs)
 {
-        kv_error err = {0};
-        int r = lo_job_outcome(jobs, o->job, &err);
-        if (r == 0) {
-                o->step = SNAP_RUNNING;
-                return;
+        bool gone = false;
+        for (int i = 0; i < snap_jobs(o); i++) {
+                char id[80];
+                kv_error err = {0};
+                int r = lo_job_outcome(jobs, snap_job_id(o, i, id, sizeof(id)), &err);
+                if (r == 0) {
+                        o->step = SNAP_RUNNING;
+                        return;
+                }
+                if (r < 0)
+                        snap_fail(o, &err);
+                gone |= r == -ENOENT;
         }
-        if (r < 0)
-                snap_fail(o, &err);
-        if (r == -ENOENT ||
-            !snap_send(o, SNAP_DISMISSING, "job-dismiss", jstr(cJSON_CreateObject(), "id", o->job)))
+        if (gone || !snap_dismiss_next(o))
                 snap_conclude(o);
 }
 
@@ -565,13 +717,15 @@ static void snap_on_reply(qmp *q, const cJSON *ret, const kv_error *err, void *u
                 snap_start_job(o, ret);
                 break;
         case SNAP_STARTING: /* the job runs; its events or the poll timer say when it concluded */
+                snap_thaw(o);
                 o->step = SNAP_RUNNING;
                 break;
         case SNAP_QUERYING:
                 snap_on_jobs(o, ret);
                 break;
         case SNAP_DISMISSING:
-                snap_conclude(o);
+                if (!snap_dismiss_next(o))
+                        snap_conclude(o);
                 break;
         case SNAP_LISTING: {
                 _cleanup_json_ cJSON *list = snapshot_list_from(ret);
@@ -580,6 +734,7 @@ static void snap_on_reply(qmp *q, const cJSON *ret, const kv_error *err, void *u
                 break;
         }
         case SNAP_RUNNING:
+        case SNAP_FREEZING:
                 break;
         }
 }

@@ -26,6 +26,11 @@ typedef struct liveops_host {
         void (*request_stop)(void *ctx, const char *why);
         /* A clean QEMU exit ends the launcher Succeeded with this reason ("Migrated"). */
         void (*set_end_reason)(void *ctx, const char *reason);
+        /* The guest agent (may be NULL: none): runs `execute` and calls cb once with its "return" or NULL
+         * and why; returns a handle for agent_cancel, or 0 without calling cb when no agent is connected. */
+        unsigned (*agent_command)(void *ctx, const char *execute, int timeout_ms,
+                                  void (*cb)(const cJSON *ret, const char *why, void *data), void *data);
+        void (*agent_cancel)(void *ctx, unsigned handle);
 } liveops_host;
 
 typedef struct liveops liveops;

@@ -6,7 +6,9 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "qemu-argv.h"
 #include "qmp-helpers.h"
@@ -220,4 +222,131 @@ int snapshot_offline(const char *qemu_img, const char *op, const char *image, co
         }
         return kv_error_set(err, EINVAL,
                             "offline snapshot: unknown operation \"%s\" (create, apply, delete, list)", op);
+}
+
+/* ---- backups of raw disks ---- */
+
+static bool writable_raw(const cJSON *inserted)
+{
+        const char *drv = cJSON_GetStringValue(cJSON_GetObjectItem(inserted, "drv"));
+        return !cJSON_IsTrue(cJSON_GetObjectItem(inserted, "ro")) && drv && !strcmp(drv, "raw");
+}
+
+static int any_raw(const cJSON *block, const cJSON *inserted, const char *node, void *ud, kv_error *err)
+{
+        return writable_raw(inserted) ? 1 : 0;
+}
+
+bool snapshot_backup_mode(const cJSON *query_block)
+{
+        return lo_walk_block_nodes(query_block, any_raw, NULL, NULL) > 0;
+}
+
+typedef struct {
+        const char *tag;
+        cJSON *list;
+} backup_walk;
+
+static int push_raw(const cJSON *block, const cJSON *inserted, const char *node, void *ud, kv_error *err)
+{
+        backup_walk *w = ud;
+        if (!writable_raw(inserted))
+                return 0;
+        const cJSON *image = cJSON_GetObjectItem(inserted, "image");
+        const char *file = cJSON_GetStringValue(cJSON_GetObjectItem(image, "filename"));
+        const cJSON *size = cJSON_GetObjectItem(image, "virtual-size");
+        if (!file || file[0] != '/' || !strncmp(file, "/dev/fdset/", 11) || !cJSON_IsNumber(size))
+                return kv_error_set(err, EOPNOTSUPP,
+                                    "disk node %s (%s) is not an image file the launcher can copy next to "
+                                    "(a hot-plugged disk): it cannot be backed up while the VM runs",
+                                    node, file ? file : "no file name");
+        char *target = NULL;
+        if (asprintf(&target, "%s" SNAPSHOT_BACKUP_SUFFIX "%s", file, w->tag) < 0)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        cJSON *d = jstr(jstr(jstr(cJSON_CreateObject(), "node", node), "file", file), "target", target);
+        free(target);
+        cJSON_AddNumberToObject(d, "size", size->valuedouble);
+        cJSON_AddItemToArray(w->list, d);
+        return 0;
+}
+
+static bool tag_is_file_safe(const char *tag)
+{
+        size_t n = tag ? strlen(tag) : 0;
+        if (n < 1 || n > 128)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-", tag[i]))
+                        return false;
+        return tag[0] != '.';
+}
+
+int snapshot_backup_disks(const cJSON *query_block, const char *tag, cJSON **out, kv_error *err)
+{
+        if (!tag_is_file_safe(tag))
+                return kv_error_set(err, EINVAL,
+                                    "a backup's tag must be 1-128 characters of [A-Za-z0-9._-], not starting "
+                                    "with '.'");
+        backup_walk w = {.tag = tag, .list = cJSON_CreateArray()};
+        int r = lo_walk_block_nodes(query_block, push_raw, &w, err);
+        if (r < 0) {
+                cJSON_Delete(w.list);
+                return r;
+        }
+        *out = w.list;
+        return 0;
+}
+
+cJSON *snapshot_backup_transaction(const cJSON *disks, const char *job_prefix)
+{
+        cJSON *actions = cJSON_CreateArray();
+        const cJSON *d;
+        int i = 0;
+        cJSON_ArrayForEach(d, disks)
+        {
+                char job[64];
+                snprintf(job, sizeof(job), "%s%d", job_prefix, i++);
+                cJSON *data = jstr(jstr(cJSON_CreateObject(), "job-id", job), "device",
+                                   cJSON_GetStringValue(cJSON_GetObjectItem(d, "node")));
+                data = jstr(data, "target", cJSON_GetStringValue(cJSON_GetObjectItem(d, "target")));
+                data = jstr(jstr(data, "format", "raw"), "sync", "full");
+                data = jstr(data, "mode", "existing"); /* the file the launcher made */
+                cJSON_AddBoolToObject(data, "auto-dismiss", false);
+                cJSON_AddItemToArray(actions,
+                                     jobj(jstr(cJSON_CreateObject(), "type", "drive-backup"), "data", data));
+        }
+        cJSON *props = jstr(cJSON_CreateObject(), "completion-mode", "grouped");
+        return jobj(jobj(cJSON_CreateObject(), "actions", actions), "properties", props);
+}
+
+int snapshot_backup_create(const cJSON *disks, kv_error *err)
+{
+        const cJSON *d;
+        cJSON_ArrayForEach(d, disks)
+        {
+                const char *target = cJSON_GetStringValue(cJSON_GetObjectItem(d, "target"));
+                int fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd < 0)
+                        return kv_error_errno(err, errno, "create %s", target);
+                /* sized by its last byte: the launcher's seccomp policy allows pwrite, not ftruncate */
+                off_t size = (off_t)cJSON_GetObjectItem(d, "size")->valuedouble;
+                int r = size > 0 && pwrite(fd, "", 1, size - 1) != 1 ? -errno : 0;
+                close(fd);
+                if (r < 0)
+                        return kv_error_errno(err, -r, "size %s", target);
+        }
+        return 0;
+}
+
+int snapshot_backup_remove(const cJSON *disks, kv_error *err)
+{
+        const cJSON *d;
+        int r = 0;
+        cJSON_ArrayForEach(d, disks)
+        {
+                const char *target = cJSON_GetStringValue(cJSON_GetObjectItem(d, "target"));
+                if (unlink(target) < 0 && errno != ENOENT && r == 0)
+                        r = kv_error_errno(err, errno, "remove %s", target);
+        }
+        return r;
 }

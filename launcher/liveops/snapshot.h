@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 
 #include "error.h"
 #include "qmp.h"
@@ -29,3 +30,20 @@ cJSON *snapshot_list_from(const cJSON *query_block);
  * has it open) or "list" (*out gets the same shape as snapshot_list). qemu_img NULL = "qemu-img". */
 int snapshot_offline(const char *qemu_img, const char *op, const char *image, const char *tag, cJSON **out,
                      kv_error *err);
+
+/* Backups of raw disks (docs/cluster-snapshots.md, "Running VMs"): a VM with a writable raw disk (a claim)
+ * cannot hold internal snapshots; its save instead copies each writable raw disk, at one point in time
+ * (drive-backup sync=full in one transaction), into `<image>.vmsnapshot-<tag>` next to the image, where a
+ * clone Pod copies it into a claim the snapshot owns; the delete of the tag removes those files. */
+#define SNAPSHOT_BACKUP_SUFFIX ".vmsnapshot-"
+/* Whether the disks of a query-block reply are snapshotted by backups (some writable disk is raw). */
+bool snapshot_backup_mode(const cJSON *query_block);
+/* [{"node","file","target","size"}] for every writable raw disk; refused for a disk that is not a file
+ * (a hot-plugged image QEMU holds in an fd set) or a tag that is not 1-128 of [A-Za-z0-9._-]. */
+int snapshot_backup_disks(const cJSON *query_block, const char *tag, cJSON **out, kv_error *err);
+/* The `transaction` arguments: one drive-backup per disk, job ids `<job_prefix><index>`. */
+cJSON *snapshot_backup_transaction(const cJSON *disks, const char *job_prefix);
+/* Creates each target, sparse, of its disk's size (QEMU opens it with mode "existing"). */
+int snapshot_backup_create(const cJSON *disks, kv_error *err);
+/* Removes the targets (a failed save's or a deleted tag's); absent ones are fine. */
+int snapshot_backup_remove(const cJSON *disks, kv_error *err);

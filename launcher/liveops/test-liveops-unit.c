@@ -1,10 +1,15 @@
-/* Unit tests: the VMI diff (vmi-diff.c) and the migration parameter computation (migration-params.c). */
+/* Unit tests: the VMI diff (vmi-diff.c), the migration parameter computation (migration-params.c) and the
+ * backups of raw disks (snapshot.c). */
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "migration.h"
+#include "snapshot.h"
 #include "tcp-drain.h"
 #include "vmi-diff.h"
 
@@ -194,8 +199,59 @@ static void test_tcp_drain(void)
         assert(tcp_uri_port("unix:/x") == 0 && tcp_uri_port("tcp:h:") == 0 && tcp_uri_port(NULL) == 0);
 }
 
+/* Which disks a save backs up (writable raw ones, from query-block), the transaction, the target files. */
+static void test_backups(void)
+{
+        char qb[2048], dir[] = "/tmp/kv-backup-XXXXXX";
+        assert(mkdtemp(dir));
+        snprintf(qb, sizeof(qb),
+                 "[{\"device\":\"\",\"inserted\":{\"node-name\":\"ovl\",\"drv\":\"qcow2\",\"ro\":false,"
+                 "\"image\":{\"filename\":\"/run/o.qcow2\",\"virtual-size\":1}}},"
+                 "{\"inserted\":{\"node-name\":\"cd\",\"drv\":\"raw\",\"ro\":true,"
+                 "\"image\":{\"filename\":\"/ci.iso\",\"virtual-size\":1}}},"
+                 "{\"inserted\":{\"node-name\":\"pvc\",\"drv\":\"raw\",\"ro\":false,"
+                 "\"image\":{\"filename\":\"%s/disk.img\",\"virtual-size\":65536}}}]",
+                 dir);
+        cJSON *blocks = cJSON_Parse(qb), *disks = NULL;
+        kv_error err = {0};
+        assert(blocks && snapshot_backup_mode(blocks));
+        assert(snapshot_backup_disks(blocks, "u-1", &disks, &err) == 0 && cJSON_GetArraySize(disks) == 1);
+        char want[256];
+        snprintf(want, sizeof(want), "%s/disk.img" SNAPSHOT_BACKUP_SUFFIX "u-1", dir);
+        const cJSON *d = cJSON_GetArrayItem(disks, 0);
+        assert(!strcmp(cJSON_GetObjectItem(d, "node")->valuestring, "pvc"));
+        assert(!strcmp(cJSON_GetObjectItem(d, "target")->valuestring, want));
+        cJSON *tx = snapshot_backup_transaction(disks, "kv-backup-");
+        char *txt = cJSON_PrintUnformatted(tx);
+        assert(strstr(txt, "\"type\":\"drive-backup\"") && strstr(txt, "\"job-id\":\"kv-backup-0\"") &&
+               strstr(txt, "\"sync\":\"full\"") && strstr(txt, "\"mode\":\"existing\"") &&
+               strstr(txt, "\"completion-mode\":\"grouped\""));
+        free(txt);
+        cJSON_Delete(tx);
+        struct stat st;
+        assert(snapshot_backup_create(disks, &err) == 0 && stat(want, &st) == 0 && st.st_size == 65536);
+        assert(snapshot_backup_remove(disks, &err) == 0 && stat(want, &st) < 0);
+        assert(snapshot_backup_remove(disks, &err) == 0); /* absent: fine */
+        cJSON_Delete(disks);
+        disks = NULL;
+        /* tags that are not file-name safe; a hot-plugged disk (an fd set) */
+        assert(snapshot_backup_disks(blocks, "../x", &disks, &err) == -EINVAL && !disks);
+        assert(snapshot_backup_disks(blocks, "", &disks, &err) == -EINVAL);
+        cJSON_Delete(blocks);
+        blocks = cJSON_Parse("[{\"inserted\":{\"node-name\":\"hp\",\"drv\":\"raw\",\"ro\":false,"
+                             "\"image\":{\"filename\":\"/dev/fdset/3\",\"virtual-size\":1}}}]");
+        assert(snapshot_backup_disks(blocks, "t", &disks, &err) == -EOPNOTSUPP &&
+               strstr(err.msg, "hot-plugged"));
+        cJSON_Delete(blocks);
+        blocks = cJSON_Parse("[{\"inserted\":{\"node-name\":\"ovl\",\"drv\":\"qcow2\",\"ro\":false}}]");
+        assert(!snapshot_backup_mode(blocks)); /* every writable disk qcow2: internal snapshots */
+        cJSON_Delete(blocks);
+        rmdir(dir);
+}
+
 int main(void)
 {
+        test_backups();
         test_tcp_drain();
         test_diff();
         test_diff_filesystems();

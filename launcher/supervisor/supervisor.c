@@ -512,6 +512,22 @@ static void host_set_end_reason(void *ctx, const char *reason)
         snprintf(s->end_reason, sizeof(s->end_reason), "%s", reason);
 }
 
+static unsigned host_agent_command(void *ctx, const char *execute, int timeout_ms,
+                                   void (*cb)(const cJSON *ret, const char *why, void *data), void *data)
+{
+        supervisor *s = ctx;
+        if (!s->agent || !agent_connected(s->agent))
+                return 0;
+        return agent_command(s->agent, execute, NULL, timeout_ms, cb, data);
+}
+
+static void host_agent_cancel(void *ctx, unsigned handle)
+{
+        supervisor *s = ctx;
+        if (s->agent)
+                agent_cancel(s->agent, handle);
+}
+
 static int liveops_start(supervisor *s)
 {
         const sup_config *cfg = s->cfg;
@@ -529,7 +545,9 @@ static int liveops_start(supervisor *s)
                           .publish = host_publish,
                           .qmp_rearm = host_qmp_rearm,
                           .request_stop = host_request_stop,
-                          .set_end_reason = host_set_end_reason};
+                          .set_end_reason = host_set_end_reason,
+                          .agent_command = host_agent_command,
+                          .agent_cancel = host_agent_cancel};
         return liveops_new(&h, &s->liveops);
 }
 

@@ -97,10 +97,61 @@ def e2e_skip(why):
     sys.exit(77)
 
 
+def snapshot_ready(env, name):
+    def ready():
+        s = env.get("vmsnapshot", name) or {}
+        assert s.get("status", {}).get("phase") != "Failed", s["status"]
+        return s if s.get("status", {}).get("readyToUse") else None
+    return wait_for("snapshot %s readyToUse" % name, ready, timeout=90, interval=0.5)
+
+
+def running_snapshot(env, data):
+    """A snapshot of the RUNNING VM (its only disk a raw claim): the launcher's point-in-time backup copied into
+    a claim the snapshot owns, the guest agent freezing around it; the snapshot survives a restart of the VM;
+    restored offline (the VM stopped, restored, started) the claim holds the snapshot's counter again."""
+    wait_for("guest agent connected", lambda: (lambda v: v if condition(v, "AgentConnected").get("status") ==
+                                                     "True" else None)(env.vmi(VM)), timeout=90, interval=0.5)
+    before = counter_at_least(env.claim_file(data), 3)
+    create(env, snapshot_doc("live"))
+    snap = snapshot_ready(env, "live")
+    after = disk_counter(env.claim_file(data))
+    uid = snap["metadata"]["uid"]
+    backup = "vmsnapshot-%s-volume-data" % uid
+    st = snap["status"]
+    assert st["phase"] == "Succeeded" and st["indications"] == ["Online", "GuestAgent"], st
+    content = env.get("vmsnapshotcontent", "live-content")
+    assert content["spec"]["volumeBackups"] == [{"volumeName": "data", "persistentVolumeClaim": {"metadata": {
+        "name": data}}, "volumeSnapshotName": backup}], content["spec"]
+    point = disk_counter(env.claim_file(backup))
+    assert point is not None and before <= point <= after, (before, point, after)
+    left = [f for f in os.listdir(os.path.dirname(env.claim_file(data))) if f.startswith("disk.img.vmsnapshot-")]
+    assert not left, "the launcher's backup file is released: %s" % left
+    print("ok - snapshot of the running VM: backup claim %s holds DISKCNT %d (the claim went %d..%d), "
+          "indications Online, GuestAgent" % (backup, point, before, after))
+    # the VM restarted (the guest counts from 1 again and passes the snapshot's value): the snapshot stays
+    set_running(env, VM, False)
+    set_running(env, VM, True)
+    counter_at_least(env.claim_file(data), point + 2)
+    set_running(env, VM, False)
+    assert disk_counter(env.claim_file(backup)) == point and env.get("vmsnapshot", "live")["status"]["readyToUse"]
+    create(env, restore_doc("rlive", VM, "live"))
+    wait_restored(env, "rlive")
+    assert disk_counter(env.claim_file(data)) == point, (disk_counter(env.claim_file(data)), point)
+    set_running(env, VM, True)
+    wait_for("the guest boots on the restored claim", lambda: (lambda c: c is not None and c != point)(
+        disk_counter(env.claim_file(data))), timeout=90, interval=0.5)
+    print("ok - after a VM restart the snapshot is unchanged; restored offline, the claim held DISKCNT %d again "
+          "and the VM started on it" % point)
+    env.kubectl("delete", "vmrestore", "rlive", "--timeout=60s")
+    env.kubectl("delete", "vmsnapshot", "live", "--timeout=60s")
+    wait_for("live backup claim gone", lambda: env.get("pvc", backup) is None, timeout=30, interval=0.5)
+
+
 def run_scenario(env):
     data = VM + "-data"
     create(env, vm_manifest())
     set_running(env, VM, True)
+    running_snapshot(env, data)
     counter_at_least(env.claim_file(data), 4)
     set_running(env, VM, False)
     saved = disk_counter(env.claim_file(data))
