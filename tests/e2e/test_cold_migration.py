@@ -74,6 +74,7 @@ class TwoNodeEnv(SnapEnv):
 def vm_manifest():
     return e2e.kernelboot_vm(VM, "Halted", "console=ttyS0 shell=1", {"persistentVolumeClaim": {"claimName": CLAIM}})
 
+
 def set_running(env, on):
     env.kubectl("patch", "vm", VM, "--type=merge", "-p",
                 json.dumps({"spec": {"runStrategy": "Always" if on else "Halted"}}))

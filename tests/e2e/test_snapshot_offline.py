@@ -41,6 +41,7 @@ def vm_manifest():
     return e2e.kernelboot_vm(VM, "Always", "console=ttyS0 diskw=vda", {"dataVolume": {"name": VM + "-data"}},
                              e2e.blank_data_volume(VM + "-data"))
 
+
 def set_running(env, name, on):
     env.kubectl("patch", "vm", name, "--type=merge", "-p",
                 json.dumps({"spec": {"runStrategy": "Always" if on else "Halted"}}))
