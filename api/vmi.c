@@ -851,9 +851,10 @@ static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
         if (!spec)
                 return jf_error(err, "spec", "is required");
         if (cJSON_GetObjectItemCaseSensitive(spec, "resourceClaims"))
-                return jf_error(err, "spec.resourceClaims",
-                                "needs devices allocated by Dynamic Resource Allocation (GPUs, host devices), "
-                                "which this host lacks");
+                return jf_error(
+                    err, "spec.resourceClaims",
+                    "needs devices allocated by Dynamic Resource Allocation (GPUs, host devices), "
+                    "which this host lacks");
         JF_TRY(jf_check_keys(spec, "spec", allowed, ignored, err));
         v->grace_seconds = VMI_DEFAULT_GRACE_SECONDS;
         JF_TRY(jf_int(spec, "spec", "terminationGracePeriodSeconds", 0, 86400 * 7, &v->grace_seconds, NULL,
