@@ -6,6 +6,7 @@ plugin attach both the Pod and the host side to it, and the host side reaches th
 Used by launcher/net/test-net.py and bench/net-throughput.py. Only namespaces created here are touched;
 addresses are private (10.x) and exist only inside them. Python 3 stdlib only.
 """
+import ipaddress
 import json
 import os
 import re
@@ -279,6 +280,31 @@ class PodNet:
             except TimeoutError:
                 time.sleep(0.5)
         raise AssertionError("no IPv6 default route in the guest from the launcher's router advertisements")
+
+    def passt_ipv6_up(self, within=60):
+        """Readies a passt guest for inbound IPv6 and returns its address. The test guest has no DHCPv6 client: it
+        takes a SLAAC address in the Pod's /64 from passt's router advertisements. passt forwards inbound IPv6 to
+        the address it last saw the guest send from, which starts as the Pod's IPv6 address (what its DHCPv6 would
+        hand out), so until the guest has sent from its SLAAC address passt's SYNs go to an address the guest does
+        not hold and the connection is reset after ~10 s (docs/networking.md). So: wait until the address has
+        passed duplicate address detection, then send one echo request from it to the host side."""
+        prefix = ipaddress.ip_network(f"{self.pod_ip6}/64", strict=False)
+        deadline, seen = time.monotonic() + within, ""
+        while True:
+            off = self.serial_cmd("ip -6 addr show dev eth0 scope global; echo v6-addrs")
+            end = self.wait_serial(r"^v6-addrs", 10, off).start()
+            seen = self.log("serial.log")[off:end]
+            ready = [a for a, flags in re.findall(r"inet6 ([0-9a-f:]+)/\d+ scope global([^\n]*)", seen)
+                     if ipaddress.ip_address(a) in prefix and "tentative" not in flags and "dadfailed" not in flags]
+            if ready:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no SLAAC address in {prefix} past duplicate address detection in the guest "
+                                     f"within {within}s; eth0: {seen.strip()!r}")
+            time.sleep(0.5)
+        # no reply is needed (passt may not be allowed ICMP sockets): passt learns the address from the request
+        self.wait_serial(r"^v6-sent", 10, self.serial_cmd(f"ping -c 1 -W 1 -I {ready[0]} {self.host_ip6}; echo v6-sent"))
+        return ready[0]
 
     def wait_lease(self, timeout=90):
         return self.wait_serial(r"NET eth0 (\d+\.\d+\.\d+\.\d+)", timeout).group(1)
