@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Builds every image of crds/ (Dockerfile.launcher, .controller, .virt-api, .importer, .handler) with buildah,
+# pulling nothing from any registry (docs/images.md):
+#  - the base: one Debian 12 root made by debootstrap (--variant=minbase) from Debian's mirror with every
+#    package the Dockerfiles' runtime stages install, so their apt-get needs no network; cached as a tarball
+#    keyed by the package list and debootstrap's version, and imported as localhost/kvlite-base:bookworm;
+#  - with --build DIR, the binaries of that meson build (a DESTDIR install) go into an image the Dockerfiles
+#    take as BINARIES, instead of compiling again in their builder stage; without it the builder stage
+#    compiles from this source tree (its apt-get then fetches the -dev packages from the mirror).
+# The Dockerfiles keep their public defaults (debian:12, debian:12-slim) for `docker build` elsewhere.
+#
+# Usage: crds/build-images.sh [options]
+#   --build DIR            binaries from this configured and built meson build directory
+#   --cache DIR            where the base tarball is kept (default: <source>/.cache/images)
+#   --base-only            make (or find) the cached base tarball and stop
+#   --root DIR             containers storage root for buildah (default: buildah's own)
+#   --runroot DIR          containers run root (default: buildah's own)
+#   --storage-driver NAME  overlay (default) or vfs
+#   --tag TAG              image tag (default 0.1.0): kvlite/virt-launcher:TAG and the others
+#   --push HOST:PORT       push every image to that registry as HOST:PORT/kvlite/NAME:TAG (plain HTTP)
+#   --mirror URL           Debian mirror for debootstrap (default http://deb.debian.org/debian)
+#   --help                 this text
+# Exit codes: 0 built, 1 a step failed (its output is shown), 2 bad arguments.
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+CRDS=$SRC/crds
+IMAGES=(launcher:virt-launcher controller:virt-controller virt-api:virt-api importer:importer handler:virt-handler)
+BASE_IMAGE=localhost/kvlite-base:bookworm
+BINARIES_IMAGE=localhost/kvlite-binaries:local
+
+usage() { sed -n '/^# Usage:/,/^# Exit codes/s/^# \{0,1\}//p' "$0"; }
+die_usage() {
+	echo "build-images.sh: $*" >&2
+	usage >&2
+	exit 2
+}
+
+build="" cache=$SRC/.cache/images base_only=0 tag=0.1.0 push="" mirror=http://deb.debian.org/debian
+store=()
+driver=overlay
+while [ $# -gt 0 ]; do
+	case $1 in
+	--build | --cache | --root | --runroot | --storage-driver | --tag | --push | --mirror)
+		[ $# -ge 2 ] && [ -n "$2" ] || die_usage "$1 needs a value"
+		case $1 in
+		--build) build=$(cd "$2" 2>/dev/null && pwd) || die_usage "--build: no directory $2" ;;
+		--cache) cache=$2 ;;
+		--root | --runroot) store+=("$1" "$2") ;;
+		--storage-driver) driver=$2 ;;
+		--tag) tag=$2 ;;
+		--push) push=$2 ;;
+		--mirror) mirror=$2 ;;
+		esac
+		shift 2
+		;;
+	--base-only)
+		base_only=1
+		shift
+		;;
+	--help | -h)
+		usage
+		exit 0
+		;;
+	*) die_usage "unknown argument $1" ;;
+	esac
+done
+case $driver in overlay | vfs) ;; *) die_usage "--storage-driver: overlay or vfs, not $driver" ;; esac
+store+=(--storage-driver "$driver")
+
+log() { printf '{"ts":"%s","level":"info","msg":"%s"}\n' "$(date -u +%FT%T.%3NZ)" "$*" >&2; }
+# Runs a command quietly; on failure shows what it printed and stops.
+quiet() {
+	local out
+	if ! out=$("$@" 2>&1); then
+		printf '%s\n' "$out" | tail -40 >&2
+		echo "build-images.sh: failed: $*" >&2
+		exit 1
+	fi
+}
+
+# The runtime packages of every Dockerfile (its `RUN pkgs="..."` line), sorted and unique.
+runtime_packages() {
+	awk '/^RUN pkgs="/ { sub(/^RUN pkgs="/, ""); on = 1 }
+	     on { done = sub(/".*/, ""); gsub(/\\/, ""); print; if (done) on = 0 }' "$CRDS"/Dockerfile.* |
+		tr -s ' \t' '\n' | grep -v '^$' | sort -u
+}
+
+base_tarball() { # prints the cached base tarball's path, making it first when missing
+	local pkgs key tar tmp
+	pkgs=$(runtime_packages | paste -sd, -)
+	key=$(printf 'bookworm minbase %s %s\n' "$(dpkg-query -W -f='${Version}' debootstrap)" "$pkgs" | sha256sum | cut -c1-16)
+	tar=$cache/base-$key.tar
+	if [ ! -s "$tar" ]; then
+		mkdir -p "$cache"
+		tmp=$(mktemp -d "$cache/.debootstrap.XXXXXX")
+		trap 'rm -rf "$tmp"' EXIT
+		log "debootstrap bookworm (minbase) with $pkgs"
+		quiet debootstrap --variant=minbase --include="$pkgs" bookworm "$tmp/root" "$mirror"
+		rm -rf "$tmp"/root/var/cache/apt/archives/*.deb
+		tar --numeric-owner --xattrs -C "$tmp/root" -cf "$tmp/base.tar" .
+		mv "$tmp/base.tar" "$tar"
+		rm -rf "$tmp"
+		trap - EXIT
+		find "$cache" -maxdepth 1 -name 'base-*.tar' ! -name "base-$key.tar" -delete # older keys
+	fi
+	echo "$tar"
+}
+
+# An image from a directory or tarball added at / (or at $3) to an empty root.
+image_from() { # name source [dest]
+	local ctr
+	ctr=$(buildah "${store[@]}" from --quiet scratch)
+	quiet buildah "${store[@]}" add "$ctr" "$2" "${3:-/}"
+	quiet buildah "${store[@]}" commit --quiet --rm "$ctr" "$1"
+}
+
+tarball=$(base_tarball)
+[ "$base_only" = 0 ] || {
+	echo "$tarball"
+	exit 0
+}
+
+t0=$(date +%s)
+log "importing the base $tarball as $BASE_IMAGE"
+image_from "$BASE_IMAGE" "$tarball"
+args=(--build-arg "BUILDER_IMAGE=$BASE_IMAGE" --build-arg "RUNTIME_IMAGE=$BASE_IMAGE")
+if [ -n "$build" ]; then
+	tmp=$(mktemp -d)
+	log "installing $build into the binaries image $BINARIES_IMAGE"
+	quiet env DESTDIR="$tmp/dest" meson install -C "$build" --no-rebuild --quiet
+	bindir=$(meson introspect --buildoptions "$build" |
+		python3 -c 'import json,sys; o={x["name"]:x["value"] for x in json.load(sys.stdin)}; print(o["prefix"].rstrip("/")+"/"+o["bindir"])')
+	mkdir -p "$tmp/out/usr"
+	cp -a "$tmp/dest$bindir" "$tmp/out/usr/bin"
+	image_from "$BINARIES_IMAGE" "$tmp/out" /out
+	args+=(--build-arg "BINARIES=$BINARIES_IMAGE")
+fi
+
+# buildah 1.28 keeps the working container of a stage that is only an image (FROM ${BINARIES} AS binaries),
+# mounted, after the build: remove those, and only those.
+drop_stage_containers() {
+	[ -z "$build" ] || buildah "${store[@]}" containers -q --filter ancestor="$BINARIES_IMAGE" |
+		xargs -r buildah "${store[@]}" rm >/dev/null
+}
+trap 'drop_stage_containers; rm -rf "${tmp:-}"' EXIT
+
+for pair in "${IMAGES[@]}"; do
+	file=${pair%%:*} name=kvlite/${pair#*:}:$tag
+	log "building $name from crds/Dockerfile.$file"
+	quiet buildah "${store[@]}" bud --quiet --pull=never "${args[@]}" -f "$CRDS/Dockerfile.$file" -t "$name" "$SRC"
+	drop_stage_containers
+	if [ -n "$push" ]; then
+		log "pushing $name to $push"
+		quiet buildah "${store[@]}" push --quiet --tls-verify=false "$name" "docker://$push/$name"
+	fi
+done
+log "built ${#IMAGES[@]} images in $(($(date +%s) - t0)) s"
