@@ -42,7 +42,7 @@ driver=overlay
 while [ $# -gt 0 ]; do
 	case $1 in
 	--build | --cache | --root | --runroot | --storage-driver | --tag | --push | --mirror)
-		[ $# -ge 2 ] && [ -n "$2" ] || die_usage "$1 needs a value"
+		if [ $# -lt 2 ] || [ -z "$2" ]; then die_usage "$1 needs a value"; fi
 		case $1 in
 		--build) build=$(cd "$2" 2>/dev/null && pwd) || die_usage "--build: no directory $2" ;;
 		--cache) cache=$2 ;;
@@ -89,7 +89,8 @@ runtime_packages() {
 base_tarball() { # prints the cached base tarball's path, making it first when missing
 	local pkgs key tar tmp
 	pkgs=$(runtime_packages | paste -sd, -)
-	key=$(printf 'bookworm minbase %s %s\n' "$(dpkg-query -W -f='${Version}' debootstrap)" "$pkgs" | sha256sum | cut -c1-16)
+	key=$(printf 'bookworm minbase %s %s\n' "$(dpkg-query -W -f='${Version}' debootstrap)" "$pkgs" |
+		sha256sum | cut -c1-16)
 	tar=$cache/base-$key.tar
 	if [ ! -s "$tar" ]; then
 		mkdir -p "$cache"
@@ -129,8 +130,9 @@ if [ -n "$build" ]; then
 	tmp=$(mktemp -d)
 	log "installing $build into the binaries image $BINARIES_IMAGE"
 	quiet env DESTDIR="$tmp/dest" meson install -C "$build" --no-rebuild --quiet
-	bindir=$(meson introspect --buildoptions "$build" |
-		python3 -c 'import json,sys; o={x["name"]:x["value"] for x in json.load(sys.stdin)}; print(o["prefix"].rstrip("/")+"/"+o["bindir"])')
+	bindir=$(meson introspect --buildoptions "$build" | python3 -c 'import json, sys
+o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
+print(o["prefix"].rstrip("/") + "/" + o["bindir"])')
 	mkdir -p "$tmp/out/usr"
 	cp -a "$tmp/dest$bindir" "$tmp/out/usr/bin"
 	image_from "$BINARIES_IMAGE" "$tmp/out" /out
