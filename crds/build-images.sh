@@ -4,9 +4,10 @@
 #  - the base: one Debian 12 root made by debootstrap (--variant=minbase) from Debian's mirror with every
 #    package the Dockerfiles' runtime stages install, so their apt-get needs no network; cached as a tarball
 #    keyed by the package list and debootstrap's version, and imported as localhost/kvlite-base:bookworm;
-#  - with --build DIR, the binaries of that meson build (a DESTDIR install) go into an image the Dockerfiles
-#    take as BINARIES, instead of compiling again in their builder stage; without it the builder stage
-#    compiles from this source tree (its apt-get then fetches the -dev packages from the mirror).
+#  - with --build DIR, the binaries of that meson build (a DESTDIR install) go into an image, and each
+#    Dockerfile is built with its `COPY --from=build` lines taking them from that image instead (the builder
+#    stage, then unused, is skipped); without it the builder stage compiles from this source tree (its
+#    apt-get then fetches the -dev packages from the mirror).
 # The Dockerfiles keep their public defaults (debian:12, debian:12-slim) for `docker build` elsewhere.
 #
 # Usage: crds/build-images.sh [options]
@@ -136,11 +137,10 @@ print(o["prefix"].rstrip("/") + "/" + o["bindir"])')
 	mkdir -p "$tmp/out/usr"
 	cp -a "$tmp/dest$bindir" "$tmp/out/usr/bin"
 	image_from "$BINARIES_IMAGE" "$tmp/out" /out
-	args+=(--build-arg "BINARIES=$BINARIES_IMAGE")
 fi
 
-# buildah 1.28 keeps the working container of a stage that is only an image (FROM ${BINARIES} AS binaries),
-# mounted, after the build: remove those, and only those.
+# buildah 1.28 keeps the working container of the image a `COPY --from=IMAGE` reads, mounted, after the
+# build: remove those, and only those.
 drop_stage_containers() {
 	[ -z "$build" ] || buildah "${store[@]}" containers -q --filter ancestor="$BINARIES_IMAGE" |
 		xargs -r buildah "${store[@]}" rm >/dev/null
@@ -150,7 +150,12 @@ trap 'drop_stage_containers; rm -rf "${tmp:-}"' EXIT
 for pair in "${IMAGES[@]}"; do
 	file=${pair%%:*} name=kvlite/${pair#*:}:$tag
 	log "building $name from crds/Dockerfile.$file"
-	quiet buildah "${store[@]}" bud --quiet --pull=never "${args[@]}" -f "$CRDS/Dockerfile.$file" -t "$name" "$SRC"
+	dockerfile=$CRDS/Dockerfile.$file
+	if [ -n "$build" ]; then # the same Dockerfile, its binaries from this build
+		sed "s|^COPY --from=build |COPY --from=$BINARIES_IMAGE |" "$dockerfile" >"$tmp/Dockerfile.$file"
+		dockerfile=$tmp/Dockerfile.$file
+	fi
+	quiet buildah "${store[@]}" bud --quiet --pull=never "${args[@]}" -f "$dockerfile" -t "$name" "$SRC"
 	drop_stage_containers
 	if [ -n "$push" ]; then
 		log "pushing $name to $push"

@@ -17,6 +17,7 @@ Every container, pod, image and storage directory the test made is removed, also
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -162,7 +163,11 @@ class DevicePlugins:
     def stop(self):
         if self.agent.poll() is None:
             self.agent.terminate()
-            self.agent.wait(20)
+            try:
+                self.agent.wait(20)
+            except subprocess.TimeoutExpired:
+                self.agent.kill()
+                self.agent.wait()
         self.mgr.stop()
 
 
@@ -230,6 +235,8 @@ def main():
     if why:
         print("SKIP: " + why)
         return SKIP
+    # meson's timeout sends SIGTERM: unwind through the cleanup below (mounts of the container storage)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     tmp = tempfile.mkdtemp(prefix="kvlite-images-")
     rt = Runtime(tmp)
     from regfixtures import Registry
