@@ -2,8 +2,9 @@
 # Builds every image of crds/ (Dockerfile.launcher, .controller, .virt-api, .importer, .handler) with buildah,
 # pulling nothing from any registry (docs/images.md):
 #  - the base: one Debian 12 root made by debootstrap (--variant=minbase) from Debian's mirror with every
-#    package the Dockerfiles' runtime stages install, so their apt-get needs no network; cached as a tarball
-#    keyed by the package list and debootstrap's version, and imported as localhost/kvlite-base:bookworm;
+#    package the Dockerfiles' runtime stages install, so their apt-get needs no network; cached as an OCI
+#    image layout keyed by the package list and debootstrap's version, copied in as
+#    localhost/kvlite-base:bookworm;
 #  - with --build DIR, the binaries of that meson build (a DESTDIR install) go into an image, and each
 #    Dockerfile is built with its `COPY --from=build` lines taking them from that image instead (the builder
 #    stage, then unused, is skipped); without it the builder stage compiles from this source tree (its
@@ -12,10 +13,10 @@
 #
 # Usage: crds/build-images.sh [options]
 #   --build DIR            binaries from this configured and built meson build directory
-#   --cache DIR            where the base tarball is kept (default: <source>/.cache/images)
-#   --base-only            make (or find) the cached base tarball and stop
-#   --root DIR             containers storage root for buildah (default: buildah's own)
-#   --runroot DIR          containers run root (default: buildah's own)
+#   --cache DIR            where the base is kept (default: <source>/.cache/images)
+#   --base-only            make (or find) the cached base, print its directory and stop
+#   --root DIR             containers storage root (default: buildah's own); with --runroot
+#   --runroot DIR          containers run root (default: buildah's own); with --root
 #   --storage-driver NAME  overlay (default) or vfs
 #   --tag TAG              image tag (default 0.1.0): kvlite/virt-launcher:TAG and the others
 #   --push HOST:PORT       push every image to that registry as HOST:PORT/kvlite/NAME:TAG (plain HTTP)
@@ -38,8 +39,7 @@ die_usage() {
 }
 
 build="" cache=$SRC/.cache/images base_only=0 tag=0.1.0 push="" mirror=http://deb.debian.org/debian
-store=()
-driver=overlay
+root="" runroot="" driver=overlay
 while [ $# -gt 0 ]; do
 	case $1 in
 	--build | --cache | --root | --runroot | --storage-driver | --tag | --push | --mirror)
@@ -47,7 +47,8 @@ while [ $# -gt 0 ]; do
 		case $1 in
 		--build) build=$(cd "$2" 2>/dev/null && pwd) || die_usage "--build: no directory $2" ;;
 		--cache) cache=$2 ;;
-		--root | --runroot) store+=("$1" "$2") ;;
+		--root) root=$2 ;;
+		--runroot) runroot=$2 ;;
 		--storage-driver) driver=$2 ;;
 		--tag) tag=$2 ;;
 		--push) push=$2 ;;
@@ -67,7 +68,12 @@ while [ $# -gt 0 ]; do
 	esac
 done
 case $driver in overlay | vfs) ;; *) die_usage "--storage-driver: overlay or vfs, not $driver" ;; esac
-store+=(--storage-driver "$driver")
+store=(--storage-driver "$driver") storage_spec="" # skopeo's name for the same storage
+if [ -n "$root$runroot" ]; then
+	if [ -z "$root" ] || [ -z "$runroot" ]; then die_usage "--root and --runroot go together"; fi
+	store+=(--root "$root" --runroot "$runroot")
+	storage_spec="[$driver@$root+$runroot]"
+fi
 
 log() { printf '{"ts":"%s","level":"info","msg":"%s"}\n' "$(date -u +%FT%T.%3NZ)" "$*" >&2; }
 # Runs a command quietly; on failure shows what it printed and stops.
@@ -87,13 +93,48 @@ runtime_packages() {
 		tr -s ' \t' '\n' | grep -v '^$' | sort -u
 }
 
-base_tarball() { # prints the cached base tarball's path, making it first when missing
-	local pkgs key tar tmp
+# An OCI image layout at $2 (tag bookworm) whose one uncompressed layer is the tarball $1 (moved there): what
+# skopeo copies into the storage faster than buildah commits the same tarball.
+oci_layout() { # tarball dir
+	python3 - "$1" "$2" <<-'EOF'
+		import hashlib, json, os, sys
+		tar, out = sys.argv[1:]
+		os.makedirs(out + "/blobs/sha256")
+		def blob(data=None, path=None):
+		    h = hashlib.sha256(data or b"")
+		    if path:
+		        with open(path, "rb") as f:
+		            for chunk in iter(lambda: f.read(1 << 20), b""):
+		                h.update(chunk)
+		    dst = out + "/blobs/sha256/" + h.hexdigest()
+		    if path:
+		        os.rename(path, dst)
+		    else:
+		        with open(dst, "wb") as f:
+		            f.write(data)
+		    return {"digest": "sha256:" + h.hexdigest(), "size": os.path.getsize(dst)}
+		layer = blob(path=tar)
+		config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+		                     "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}).encode()
+		manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+		                       "config": dict(blob(config), mediaType="application/vnd.oci.image.config.v1+json"),
+		                       "layers": [dict(layer, mediaType="application/vnd.oci.image.layer.v1.tar")]}).encode()
+		index = {"schemaVersion": 2, "manifests": [dict(blob(manifest), annotations={
+		    "org.opencontainers.image.ref.name": "bookworm"}, mediaType="application/vnd.oci.image.manifest.v1+json")]}
+		with open(out + "/index.json", "w") as f:
+		    json.dump(index, f)
+		with open(out + "/oci-layout", "w") as f:
+		    json.dump({"imageLayoutVersion": "1.0.0"}, f)
+	EOF
+}
+
+base_layout() { # prints the cached base's OCI layout directory, making it first when missing
+	local pkgs key dir tmp
 	pkgs=$(runtime_packages | paste -sd, -)
 	key=$(printf 'bookworm minbase %s %s\n' "$(dpkg-query -W -f='${Version}' debootstrap)" "$pkgs" |
 		sha256sum | cut -c1-16)
-	tar=$cache/base-$key.tar
-	if [ ! -s "$tar" ]; then
+	dir=$cache/base-$key
+	if [ ! -s "$dir/index.json" ]; then
 		mkdir -p "$cache"
 		tmp=$(mktemp -d "$cache/.debootstrap.XXXXXX")
 		trap 'rm -rf "$tmp"' EXIT
@@ -101,31 +142,33 @@ base_tarball() { # prints the cached base tarball's path, making it first when m
 		quiet debootstrap --variant=minbase --include="$pkgs" bookworm "$tmp/root" "$mirror"
 		rm -rf "$tmp"/root/var/cache/apt/archives/*.deb
 		tar --numeric-owner --xattrs -C "$tmp/root" -cf "$tmp/base.tar" .
-		mv "$tmp/base.tar" "$tar"
+		quiet oci_layout "$tmp/base.tar" "$tmp/oci"
+		rm -rf "$dir"
+		mv "$tmp/oci" "$dir"
 		rm -rf "$tmp"
 		trap - EXIT
-		find "$cache" -maxdepth 1 -name 'base-*.tar' ! -name "base-$key.tar" -delete # older keys
+		find "$cache" -maxdepth 1 -name 'base-*' ! -name "base-$key" -exec rm -rf {} + # older keys
 	fi
-	echo "$tar"
+	echo "$dir"
 }
 
-# An image from a directory or tarball added at / (or at $3) to an empty root.
-image_from() { # name source [dest]
+# An image from a directory added at $3 to an empty root.
+image_from() { # name source dest
 	local ctr
 	ctr=$(buildah "${store[@]}" from --quiet scratch)
-	quiet buildah "${store[@]}" add "$ctr" "$2" "${3:-/}"
+	quiet buildah "${store[@]}" add "$ctr" "$2" "$3"
 	quiet buildah "${store[@]}" commit --quiet --rm "$ctr" "$1"
 }
 
-tarball=$(base_tarball)
+layout=$(base_layout)
 [ "$base_only" = 0 ] || {
-	echo "$tarball"
+	echo "$layout"
 	exit 0
 }
 
 t0=$(date +%s)
-log "importing the base $tarball as $BASE_IMAGE"
-image_from "$BASE_IMAGE" "$tarball"
+log "copying the base $layout into the storage as $BASE_IMAGE"
+quiet skopeo copy --quiet "oci:$layout:bookworm" "containers-storage:$storage_spec$BASE_IMAGE"
 args=(--build-arg "BUILDER_IMAGE=$BASE_IMAGE" --build-arg "RUNTIME_IMAGE=$BASE_IMAGE")
 if [ -n "$build" ]; then
 	tmp=$(mktemp -d)
