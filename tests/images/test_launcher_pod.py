@@ -88,12 +88,12 @@ class Runtime:
 
     def remove_all(self):
         """Every pod, container, volume and image of this storage, then the storage itself."""
+        self.run("buildah", *self.store, "rm", "--all", check=False)  # working containers of a failed build
         for args in (("pod", "rm", "--all", "--force", "--time", "2"), ("rm", "--all", "--force"),
                      ("volume", "rm", "--all", "--force"), ("system", "reset", "--force")):
             r = self.podman(*args, check=False, timeout=120)
             if r.returncode:
                 print("cleanup: podman %s: %s" % (" ".join(args), r.stderr.strip()[-300:]), file=sys.stderr)
-        self.run("buildah", *self.store, "rm", "--all", check=False)
 
 
 def missing_base():
