@@ -20,6 +20,8 @@ PACKAGES=(
 	python3-grpcio python3-protobuf protobuf-compiler
 	# importer tests (registries, image build and push, htpasswd)
 	docker-registry skopeo buildah apache2-utils
+	# crds/ images (crds/build-images.sh: a debootstrap base) and the launcher Pod under podman kube play with runc
+	debootstrap podman runc catatonit
 )
 
 missing=()

@@ -11,6 +11,9 @@ ci/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 # the node allows it to unprivileged processes (KubeVirt asks the same of its nodes; docs/cluster-live-ops.md).
 sysctl -qw vm.unprivileged_userfaultfd=1 || echo "warning: cannot enable vm.unprivileged_userfaultfd" >&2
 tests/guest/build.sh "$ROOT/.cache/guest" || { echo "guest build failed" >&2; echo "0 passed, 1 failed"; exit 1; }
+# The crds/ images' Debian base (debootstrap from Debian's mirror, cached in .cache/images like the guest): made
+# here so that the images test (suite slow) only builds the images on top of it.
+crds/build-images.sh --base-only >/dev/null || echo "warning: no base for the crds/ images; images-launcher-pod builds it" >&2
 
 passed=0 failed=0 skipped=0
 add_counts() { # parse meson's summary from its log

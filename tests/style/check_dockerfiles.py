@@ -19,8 +19,8 @@ def final_stage(path):
         text = f.read().replace("\\\n", " ")
     stage = re.split(r"^FROM ", text, flags=re.M)[-1]
     pkgs = set()
-    for m in re.finditer(r"apt-get install ([^&\n]*)", stage):
-        pkgs |= {w for w in m.group(1).split() if not w.startswith("-")}
+    for m in re.finditer(r'pkgs="([^"]*)"', stage):  # RUN pkgs="..." && apt-get install ... $pkgs
+        pkgs |= set(m.group(1).split())
     bins = re.findall(r"^(?:COPY --from=\S+|RUN install -D)\s+\S*?/usr/bin/(\S+)\s", stage, re.M)
     bins += re.findall(r"^COPY --from=\S+ /out/usr/bin/(\S+) ", stage, re.M)
     return pkgs, sorted(set(bins))
