@@ -122,8 +122,14 @@ class Vm:
             if c and pred(c[-1]):
                 return c[-1]
             time.sleep(0.2)
-        last = self.counters()[-1:] or ["no counter line"]
-        fail(f"{self.name}: {what} not seen within {timeout}s; last line: {last[0][0] if last[0] != 'no counter line' else last[0]}")
+        last = self.counters()[-1:]
+        try:
+            with open(self.log, errors="replace") as f:
+                tail = f.read()[-400:]
+        except FileNotFoundError:
+            tail = ""
+        fail(f"{self.name}: {what} not seen within {timeout}s; last counter line: "
+             f"{last[0][0] if last else 'none'}; the console's end: {tail!r}")
 
     def last_n(self):
         c = self.counters()
