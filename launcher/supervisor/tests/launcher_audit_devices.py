@@ -171,9 +171,12 @@ try:
     rtc = int(ask("QR", "cat /sys/class/rtc/rtc0/since_epoch"))
     check(abs(rtc - (time.time() + ZONE_OFFSET)) < 300, f"clock.timezone {ZONE}: the guest's RTC is "
           f"{rtc - time.time():.0f} s ahead of UTC (want {ZONE_OFFSET})", L)
-    pci = ask("QP", "cat /sys/bus/pci/devices/*/device | tr '\\n' ,").split(",")
-    check("0x2415" in pci, "sound ac97: the guest has the AC'97 controller (8086:2415)", L)
-    check("0x0011" in pci, "panicDevices pvpanic: the guest has the pvpanic PCI device (1b36:0011)", L)
+    # one short answer per device (a line listing every PCI id is long enough for the serial console to garble)
+    def pci_count(tag, device):
+        return ask(tag, f"grep -lx {device} /sys/bus/pci/devices/*/device | wc -l")
+    check(pci_count("PCIA", "0x2415") == "1", "sound ac97: the guest has the AC'97 controller (8086:2415)", L)
+    check(pci_count("PCIV", "0x0011") == "1",
+          "panicDevices pvpanic: the guest has the pvpanic PCI device (1b36:0011)", L)
     check(ask("Q1", "cat /sys/block/vda/serial") == "AUD.SER-1", "guest reads the disk serial AUD.SER-1", L)
     check(ask("Q2", "cat /sys/class/dmi/id/product_serial") == "AUD-SN.42", "guest SMBIOS serial AUD-SN.42", L)
     check(ask("Q3", "cat /sys/class/dmi/id/product_uuid") == UUID, "guest SMBIOS uuid = firmware.uuid", L)
