@@ -305,7 +305,10 @@ class NodeNetwork:
         n = ["-n", self.netns]
         ip_cmd(*n, "link", "set", "lo", "up")
         if ip_cmd(*n, "link", "show", NODE_BRIDGE, check=False) == "":
-            ip_cmd(*n, "link", "add", NODE_BRIDGE, "type", "bridge")
+            # kubelets of several nodes sharing one node netns may start together: the bridge another one made
+            # meanwhile is the one wanted ("File exists"); only a bridge that is still missing is an error
+            ip_cmd(*n, "link", "add", NODE_BRIDGE, "type", "bridge", check=False)
+            ip_cmd(*n, "link", "show", NODE_BRIDGE)
         ip_cmd(*n, "addr", "replace", "%s/%d" % (self.gateway, self.net.prefixlen), "dev", NODE_BRIDGE)
         if self.net6:
             ip_cmd(*n, "addr", "replace", "%s/%d" % (self.gateway6, self.net6.prefixlen), "dev", NODE_BRIDGE, "nodad")
