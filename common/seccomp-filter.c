@@ -96,7 +96,8 @@ int seccomp_filter_load(uint32_t default_action, const seccomp_rule *rules, size
                 return kv_error_set(err, ENOMEM, "seccomp_init");
         int r = add_rules(ctx, rules, n, err);
 #ifdef KV_SANITIZED
-        if (r >= 0)
+        /* allowances, needless under a default-allow filter (where libseccomp refuses them: EACCES) */
+        if (r >= 0 && default_action != SCMP_ACT_ALLOW)
                 r = add_rules(ctx, sanitizer_extra, ARRAY_SIZE(sanitizer_extra), err);
 #endif
         if (r >= 0) {
