@@ -22,7 +22,7 @@ import test_e2e as e2e  # noqa: E402
 from kubetest import BUILD, POD_PATH, wait_for  # noqa: E402
 from test_datavolume import guest_shell  # noqa: E402
 from test_rename import read_marker  # noqa: E402
-from test_snapshot_offline import SnapEnv, create, e2e_skip  # noqa: E402
+from test_snapshot_offline import SnapEnv, create, skip_without_guest_or_root  # noqa: E402
 
 VM, CLAIM = "cmvm", "cmvm-data"
 NODES = ("node01", "node02")
@@ -192,10 +192,7 @@ def run_scenario(env):
 
 
 def main():
-    if not os.path.exists(os.path.join(e2e.GUEST, "kernelboot")):
-        e2e_skip("test guest missing (tests/guest/build.sh)")
-    if os.geteuid() != 0:
-        e2e_skip("the kubelet stand-in needs root for its mount namespaces")
+    skip_without_guest_or_root()
     with TwoNodeEnv() as env:
         run_scenario(env)
 

@@ -21,7 +21,7 @@ sys.path.insert(0, HERE)
 import test_e2e as e2e  # noqa: E402
 from kubetest import wait_for  # noqa: E402
 from test_datavolume import condition, guest_shell  # noqa: E402
-from test_snapshot_offline import SnapEnv, create, e2e_skip  # noqa: E402
+from test_snapshot_offline import SnapEnv, create, skip_without_guest_or_root  # noqa: E402
 from test_virtctl import VirtApi, Virtctl  # noqa: E402
 
 VM, NEW, TAKEN = "rnvm", "rnvm2", "rn-taken"
@@ -190,10 +190,7 @@ def interrupted(env, vctl):
 
 
 def main():
-    if not os.path.exists(os.path.join(e2e.GUEST, "kernelboot")):
-        e2e_skip("test guest missing (tests/guest/build.sh)")
-    if os.geteuid() != 0:
-        e2e_skip("the kubelet stand-in needs root for its mount namespaces")
+    skip_without_guest_or_root()
     with SnapEnv() as env:
         say("environment up")
         vapi = VirtApi(env)

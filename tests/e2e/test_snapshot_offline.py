@@ -85,12 +85,17 @@ def counter_at_least(path, n):
 
 
 def main():
+    skip_without_guest_or_root()
+    with SnapEnv() as env:
+        run_scenario(env)
+
+
+def skip_without_guest_or_root():
+    """Exits 77 (skip) without the test guest's kernelboot image or root (the kubelet stand-in's mounts)."""
     if not os.path.exists(os.path.join(e2e.GUEST, "kernelboot")):
         e2e_skip("test guest missing (tests/guest/build.sh)")
     if os.geteuid() != 0:
         e2e_skip("the kubelet stand-in needs root for its mount namespaces")
-    with SnapEnv() as env:
-        run_scenario(env)
 
 
 def e2e_skip(why):
