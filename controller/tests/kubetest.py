@@ -15,6 +15,8 @@ import urllib.parse
 SRC = os.environ.get("KV_SOURCE_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("KV_BUILD_ROOT") or os.path.join(SRC, "build")
 SERVER = os.path.join(SRC, "tests", "kube-api", "kube_api_server.py")
+sys.path.insert(0, os.path.join(SRC, "tests"))
+from proclib import stop_process  # noqa: E402
 VMI_PATH = "/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances"
 VM_PATH = "/apis/kubevirt.io/v1/namespaces/%s/virtualmachines"
 VMIM_PATH = "/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstancemigrations"
@@ -143,13 +145,7 @@ class Server:
             return False
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig)
         self.proc = None
 
     def remove(self):
@@ -226,16 +222,7 @@ class Controller:
         return 0
 
     def stop(self, sig=signal.SIGTERM):
-        rc = None
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                rc = self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                rc = self.proc.wait()
-        elif self.proc:
-            rc = self.proc.returncode
+        rc = stop_process(self.proc, sig)
         self.proc = None
         return rc
 

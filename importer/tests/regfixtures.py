@@ -6,7 +6,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+
+sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT") or
+                                os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."), "tests"))
+from proclib import stop_process  # noqa: E402
 
 
 def free_port():
@@ -74,13 +79,7 @@ class Registry:
         raise RuntimeError(f"registry {self.addr} did not start")
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig)
         self.proc = None
 
 

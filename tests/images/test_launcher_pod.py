@@ -30,6 +30,7 @@ GUEST = os.environ.get("KV_GUEST_DIR") or os.path.join(SRC, ".cache", "guest")
 sys.path[:0] = [os.path.join(SRC, "tests"), os.path.join(SRC, "tests", "kube-api"),
                 os.path.join(SRC, "controller", "tests"), os.path.join(SRC, "importer", "tests")]
 import hostcaps  # noqa: E402
+from proclib import stop_process  # noqa: E402
 from kubetest import POD_PATH, VMI_PATH, Controller, Server, cleanup, vmi_manifest, wait_for  # noqa: E402
 
 SKIP = 77
@@ -161,13 +162,7 @@ class DevicePlugins:
         return {c: [(d.host_path, d.container_path) for d in ds] for c, ds in specs.items()}
 
     def stop(self):
-        if self.agent.poll() is None:
-            self.agent.terminate()
-            try:
-                self.agent.wait(20)
-            except subprocess.TimeoutExpired:
-                self.agent.kill()
-                self.agent.wait()
+        stop_process(self.agent, grace=20)
         self.mgr.stop()
 
 
