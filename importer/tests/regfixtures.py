@@ -47,11 +47,12 @@ def htpasswd_file(root, user, password):
 
 
 class Registry:
-    def __init__(self, root, name, tls=None, htpasswd=None):
+    def __init__(self, root, name, tls=None, htpasswd=None, host="127.0.0.1"):
         self.dir = os.path.join(root, name)
         os.makedirs(self.dir)
         self.port = free_port()
-        self.addr = f"127.0.0.1:{self.port}"
+        self.host = host
+        self.addr = f"{host}:{self.port}"
         cfg = {"version": 0.1, "log": {"level": "error"},
                "storage": {"filesystem": {"rootdirectory": os.path.join(self.dir, "data")}},
                "http": {"addr": self.addr}}
@@ -72,7 +73,7 @@ class Registry:
         deadline = time.time() + 15
         while time.time() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
                 return
             except OSError:
                 time.sleep(0.05)

@@ -7,13 +7,17 @@
 3. the node agent (virt-handler) serves its device plugins to the kubelet stand-in's device-plugin side, which
    allocates the Pod's devices.kubevirt.io/* requests through Allocate (/dev/kvm only where kvmcheck says
    usable: elsewhere the controller runs with --use-emulation, as a cluster without KVM is configured);
-4. what a node provides is filled in and nothing else: the guest disk as a hostPath where the kubelet would
-   mount the containerDisk's image volume, the allocated device nodes as CharDevice hostPaths;
-5. `podman kube play` (runc) runs it, not privileged, with the Pod's capabilities; the image is pulled from
-   the registry; from inside the container the guest's console shows it booted, the launcher's control
-   socket says Running, the guest leased the Pod's address over the Pod network, the capabilities are the
-   Pod's and /dev holds the allocated devices and no others.
+4. what a node provides is filled in and nothing else: the allocated device nodes as CharDevice hostPaths,
+   secret volumes as their files, the service account's credentials and the API server's address (the host's
+   address on podman's Pod network, where the API server and the registry listen);
+5. `podman kube play` (runc) runs it, not privileged, with the Pod's capabilities; the images are pulled from
+   the registry; the init container (the importer image) pulls the containerDisk, the test guest pushed as an
+   image, from the registry into the Pod's emptyDir; from inside the container the guest's console shows it
+   booted, the launcher's control socket says Running, the guest leased the Pod's address over the Pod
+   network, the capabilities are the Pod's and /dev holds the allocated devices and no others; the reporter,
+   with the Pod's service account, patched the launcher's Running status onto the Pod in the API server.
 Every container, pod, image and storage directory the test made is removed, also on failure."""
+import base64
 import json
 import os
 import shutil
@@ -39,9 +43,11 @@ NODE = "images-node"
 VMI = "podman-vmi"
 TAG = "0.1.0"
 RUN_DIR = "/var/run/kvlite"
-# The VMI's containerDisk: the test guest's image content (disk/disk.qcow2), a local directory, which the
-# controller renders as an image volume (a registry reference would be pulled by an init container instead)
-GUEST_DISK = os.path.join(GUEST, "containerdisk")
+# The test guest's disk, pushed as a containerDisk image (FROM scratch, /disk/disk.qcow2) that the launcher Pod's
+# init container pulls
+GUEST_QCOW2 = os.path.join(GUEST, "containerdisk", "disk", "disk.qcow2")
+SA_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+LAUNCHER_STATUS = "kvlite.io/launcher-status"  # the reporter's patch on its Pod
 # What the note on these machines says podman needs with runc (docs/images.md): rlimits it may set, runc
 # (crun refuses hybrid cgroups), and no systemd or journald behind it.
 CONTAINERS_CONF = """[containers]
@@ -59,7 +65,7 @@ def missing_host():
     for exe in ("podman", "buildah", "runc", "catatonit", "docker-registry", "debootstrap"):
         if not shutil.which(exe) and not os.path.exists("/usr/libexec/podman/" + exe):
             return "no %s (ci/deps.sh installs it)" % exe
-    if not os.path.exists(os.path.join(GUEST_DISK, "disk", "disk.qcow2")):
+    if not os.path.exists(GUEST_QCOW2):
         return "no test guest in %s (tests/guest/build.sh)" % GUEST
     return hostcaps.missing("root", "tun") or missing_base()
 
@@ -121,14 +127,46 @@ def kvm_usable():
     return json.loads(out.stdout)["verdict"] == "usable"
 
 
+def pod_network(rt):
+    """(bridge, gateway address, what was made here) of podman's default Pod network. The gateway is the host's
+    address on the Pod network: the Pod reaches the API server and the registry there, as a Pod on a node reaches
+    them through Services. They listen on it before the Pod starts, so the bridge is made here when podman has
+    not made it yet (CNI would make it, the same, at the first container)."""
+    net = json.loads(rt.podman("network", "inspect", "podman").stdout)[0]
+    sub, br = net["subnets"][0], net["network_interface"]
+    gw, prefix = sub["gateway"], sub["subnet"].split("/")[1]
+    made = []  # how to undo what was made here, in order
+    if subprocess.run(["ip", "link", "show", br], capture_output=True).returncode:
+        rt.run("ip", "link", "add", br, "type", "bridge")
+        made.append(("ip", "link", "del", br))
+    (link,) = json.loads(rt.run("ip", "-j", "addr", "show", "dev", br).stdout)
+    if gw not in [a["local"] for a in link.get("addr_info", [])]:
+        rt.run("ip", "addr", "add", "%s/%s" % (gw, prefix), "dev", br)
+        made.insert(0, ("ip", "addr", "del", "%s/%s" % (gw, prefix), "dev", br))
+    rt.run("ip", "link", "set", br, "up")
+    return gw, made
+
+
+def registry_secret(srv, registry):
+    """kvlite/kvlite-registries (the controller's --registry-config): the test registry over plain HTTP."""
+    cfg = "registries:\n- prefix: %s\n  mirrors:\n  - location: %s\n    plainHTTP: true\n" % (
+        registry.addr, registry.addr)
+    srv.api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kvlite"}})
+    srv.api.create("/api/v1/namespaces/kvlite/secrets", {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kvlite-registries"},
+        "stringData": {"registries.yaml": cfg}})
+
+
 def rendered_pod(srv, registry, emulation):
-    """The launcher Pod virt-controller renders for the test VMI, as the API server holds it."""
-    extra = ["--launcher-image", "%s/kvlite/virt-launcher:%s" % (registry.addr, TAG)]
+    """The launcher Pod virt-controller renders for the test VMI, as the API server holds it: its containerDisk
+    is a registry image, pulled by an init container running the importer image."""
+    extra = ["--launcher-image", "%s/kvlite/virt-launcher:%s" % (registry.addr, TAG),
+             "--importer-image", "%s/kvlite/importer:%s" % (registry.addr, TAG)]
     if emulation:
         extra.append("--use-emulation")
     ctl = Controller(srv, *extra).start()
     try:
-        vmi = vmi_manifest(VMI, memory="128Mi", image=GUEST_DISK)
+        vmi = vmi_manifest(VMI, memory="128Mi", image="%s/kvlite/guest-disk:%s" % (registry.addr, TAG))
         vmi["spec"]["terminationGracePeriodSeconds"] = 5
         srv.api.create(VMI_PATH % "default", vmi)
         return wait_for("the launcher Pod of " + VMI, lambda: (srv.api.items(POD_PATH % "default") or [None])[0],
@@ -166,18 +204,38 @@ class DevicePlugins:
         self.mgr.stop()
 
 
-def node_view(pod, devices):
-    """The Pod as podman runs it: what a node adds (the image volume's content, the allocated devices) and
-    nothing else changed. Returns the manifest and the expected container name."""
+def secret_dir(srv, tmp, ns, name):
+    """A Secret's keys as files, as the kubelet mounts a secret volume."""
+    _, sec = srv.api.get("/api/v1/namespaces/%s/secrets/%s" % (ns, name))
+    d = os.path.join(tmp, "secret-" + name)
+    os.makedirs(d)
+    files = {k: base64.b64decode(v) for k, v in (sec.get("data") or {}).items()}
+    files.update({k: v.encode() for k, v in (sec.get("stringData") or {}).items()})
+    for k, v in files.items():
+        with open(os.path.join(d, k), "wb") as f:
+            f.write(v)
+    return d
+
+
+def node_view(srv, tmp, pod, devices):
+    """The Pod as podman runs it: what a node adds (secret volumes' files, the service account's credentials and
+    the API server's address as the kubelet injects them, the allocated devices) and nothing else changed.
+    Returns the manifest and the expected container name."""
     pod = dict(json.loads(json.dumps(pod)), apiVersion="v1", kind="Pod")  # a list's items carry no kind
     pod.pop("status", None)
     spec = pod["spec"]
     (c,) = spec["containers"]
+    ns = pod["metadata"]["namespace"]
     for vol in spec["volumes"]:
-        if "image" in vol:  # the kubelet mounts the containerDisk image's content read-only
-            assert vol["image"]["reference"] == GUEST_DISK, vol
-            del vol["image"]
-            vol["hostPath"] = {"path": GUEST_DISK, "type": "Directory"}
+        assert "image" not in vol, "a registry containerDisk is pulled by an init container: %s" % vol
+        if "secret" in vol:  # podman 4.3 mounts podman secrets only: the kubelet's files, as a hostPath
+            vol["hostPath"] = {"path": secret_dir(srv, tmp, ns, vol.pop("secret")["secretName"]), "type": "Directory"}
+    spec["volumes"].append({"name": "kube-api-access", "hostPath": {"path": srv.sa_dir, "type": "Directory"}})
+    host, port = srv.info["https_url"].rsplit("//", 1)[1].rsplit(":", 1)
+    for ctr in spec.get("initContainers", []) + [c]:
+        ctr.setdefault("volumeMounts", []).append({"name": "kube-api-access", "mountPath": SA_PATH, "readOnly": True})
+        ctr.setdefault("env", []).extend([{"name": "KUBERNETES_SERVICE_HOST", "value": host},
+                                          {"name": "KUBERNETES_SERVICE_PORT", "value": port}])
     for env in c.get("env", []):  # the kubelet resolves the downward API (podman 4.3 knows only metadata.name)
         ref = env.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath", "")
         if ref.startswith("metadata.") and isinstance(pod["metadata"].get(ref[9:]), str):
@@ -201,7 +259,12 @@ def check_pod(rt, pod, ctr, devices):
         if rt.podman("inspect", "--format", "{{.State.Running}}", ctr, check=False).stdout.strip() != "true":
             raise AssertionError("the launcher container stopped:\n%s" % rt.podman("logs", ctr, check=False).stderr)
         return "KVGUEST READY" in r.stdout and r.stdout
+    inits = [i["name"] for i in pod["spec"].get("initContainers", [])]
+    assert inits == ["container-disk-root"], inits
     out = wait_for("KVGUEST READY on the guest's console inside the container", serial, timeout=120, interval=1)
+    pulled = rt.podman("exec", ctr, "ls", "-R", RUN_DIR + "/images/root").stdout.split()
+    assert any(f.endswith(".qcow2") or f.endswith(".img") for f in pulled), pulled
+    print("containerDisk pulled by the init container %s: %s" % (inits[0], pulled))
     print("guest console (inside the container): %s" % [l for l in out.splitlines() if "KVGUEST READY" in l][0])
     status = json.loads(rt.podman("exec", ctr, "virt-launcher", "ctl", "--run-dir", RUN_DIR, "status").stdout)
     st = status["status"]
@@ -225,6 +288,20 @@ def check_pod(rt, pod, ctr, devices):
         caps["CapBnd"], sorted(want), pod_ip))
 
 
+def check_reporter(srv, pod):
+    """The reporter, from inside the container, with the Pod's service account over the Pod network: the
+    launcher's status patched onto the Pod in the API server."""
+    name = pod["metadata"]["name"]
+
+    def running():
+        _, obj = srv.api.get(POD_PATH % "default" + "/" + name)
+        st = json.loads(((obj or {}).get("metadata", {}).get("annotations") or {}).get(LAUNCHER_STATUS) or "{}")
+        return st.get("phase") == "Running" and st
+    st = wait_for("the reporter's Running status on Pod " + name, running, timeout=30, interval=0.5)
+    print("reporter: Pod %s annotated %s phase %s, qemu %s" % (name, LAUNCHER_STATUS, st["phase"],
+                                                               st.get("qemuStatus")))
+
+
 def main():
     why = missing_host()
     if why:
@@ -234,25 +311,33 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     tmp = tempfile.mkdtemp(prefix="kvlite-images-")
     rt = Runtime(tmp)
-    from regfixtures import Registry
+    from regfixtures import Registry, build_with_buildah
     srv = registry = plugins = None
+    made = []
     ok = False
     try:
-        registry = Registry(tmp, "registry")
+        gw, made = pod_network(rt)
+        registry = Registry(tmp, "registry", host=gw)
         build_images(rt, registry)
-        srv = Server().start()
+        build_with_buildah(tmp, GUEST_QCOW2, [registry], repo="kvlite/guest-disk:" + TAG)
+        srv = Server("--tls-port", "0", "--address", gw)
+        srv.sa_dir = os.path.join(srv.dir, "sa")
+        srv.extra += ["--serviceaccount-dir", srv.sa_dir]
+        srv.start()
+        registry_secret(srv, registry)
         emulation = not kvm_usable()
         pod = rendered_pod(srv, registry, emulation)
         plugins = DevicePlugins(srv, tmp)
         devices = plugins.allocate(pod)
         print("Allocate (%s): %s" % ("TCG, --use-emulation" if emulation else "KVM", devices))
-        manifest, ctr = node_view(pod, devices)
+        manifest, ctr = node_view(srv, tmp, pod, devices)
         path = os.path.join(tmp, "pod.json")
         with open(path, "w") as f:
             json.dump(manifest, f)
         t0 = time.monotonic()
         rt.podman("kube", "play", "--tls-verify=false", path)
         check_pod(rt, manifest, ctr, devices)
+        check_reporter(srv, manifest)
         print("podman kube play to guest READY: %.1f s" % (time.monotonic() - t0))
         ok = True
     finally:
@@ -260,6 +345,8 @@ def main():
             print("API server and controller logs kept in %s" % srv.dir)
         cleanup(*[x for x in (plugins, registry, srv) if x])
         rt.remove_all()
+        for undo in made:
+            subprocess.run(undo, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
         if ok and srv:
             srv.remove()
