@@ -25,6 +25,7 @@
 
 /* "Succeeded" on a claim: a DataVolume over it takes it as filled (reconcile-dv.c) */
 #define DV_ANN_POPULATED "cdi.kubevirt.io/storage.pod.phase"
+#define DV_ANN_PREPOPULATED "cdi.kubevirt.io/storage.prePopulated"
 
 enum { COPY_RUNNING, COPY_DONE, COPY_FAILED };
 
@@ -494,6 +495,9 @@ static cJSON *datavolume_copy(const cold_ctx *x, const cJSON *old, const char *n
         cJSON_AddStringToObject(ann, DV_ANN_ALLOW_ADOPTION, "true");
         cJSON_DeleteItemFromObjectCaseSensitive(ann, COLD_ANN_OF);
         cJSON_AddStringToObject(ann, COLD_ANN_OF, x->name);
+        /* CDI's word for a DataVolume whose claim holds its data already (CDI does not import into it) */
+        cJSON_DeleteItemFromObjectCaseSensitive(ann, DV_ANN_PREPOPULATED);
+        cJSON_AddStringToObject(ann, DV_ANN_PREPOPULATED, name);
         const cJSON *spec = kube_obj(old, "spec");
         cJSON_AddItemToObject(dv, "spec", spec ? cJSON_Duplicate(spec, true) : cJSON_CreateObject());
         return dv;

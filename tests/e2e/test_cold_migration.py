@@ -8,9 +8,9 @@
 # disk is bound there, filled over NBD and compared, and a DataVolume of the copy's name takes over the
 # DataVolume's copy; the VM then names the copies (its volumes and its dataVolumeTemplates entry), the old
 # DataVolume, claims and their directories on node01 go. Started again, the VMI runs on node02 and the guest
-# reads the markers back from its disks. A request for a running VM, one naming the node the claims are on, and one naming
-# a node that does not exist (its copy Pods and claim made, then removed) fail with their reason and leave
-# everything as it was.
+# reads the markers back from its disks. A request for a running VM, one naming the node the claims are on, and
+# one naming a node that does not exist (its copy Pods and claim made, then removed) fail with their reason and
+# leave everything as it was.
 # Usage: test_cold_migration.py
 import json
 import os
@@ -203,6 +203,7 @@ def run_scenario(env):
     # the copy's DataVolume: the template's spec, owned by the VM, Succeeded over the copy claim it took over
     dv = env.get("dv", dvcopy)
     assert dv["status"]["phase"] == "Succeeded" and owner(dv) == [("VirtualMachine", VM)], dv
+    assert dv["metadata"]["annotations"]["cdi.kubevirt.io/storage.prePopulated"] == dvcopy, dv["metadata"]
     assert dv["spec"] == vm["spec"]["dataVolumeTemplates"][0]["spec"], dv["spec"]
     assert owner(env.get("pvc", dvcopy)) == [("DataVolume", dvcopy)], env.get("pvc", dvcopy)["metadata"]
     for c in (CLAIM, DV):
