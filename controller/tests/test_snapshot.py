@@ -282,8 +282,9 @@ def test_claims(srv, ctl):
     backup claim made on the claim's node, the Pod pinned there) → the
     release (a delete of the tag) → Succeeded with indications Online, GuestAgent. Meanwhile the VM status says
     snapshotInProgress. A stopped VM whose snapshot copies does not start until it is done; a restore of the
-    running VM from claims is refused; a hostDisk of a running VM is refused. Deleting them asks the launcher
-    to remove the tag's files."""
+    running VM from claims is refused; a hostDisk of a running VM is refused. Deleting them asks the launcher to
+    remove the tag's files. The stopped VM restored into its claim: the restore Pod pinned to the claim's node;
+    refused once the claim is on another node than the backup."""
     api = srv.api
     bound_claim(api, "cdata", node="node01")  # node-local: its clone Pods are pinned there
     m = vm_manifest("cv", "Always")
@@ -345,6 +346,21 @@ def test_claims(srv, ctl):
     wait_for("Succeeded", lambda: snap_phase(api, "cs3", "Succeeded"))
     wait_for("the VM starts once the snapshot is done", lambda: tc.vmi_get(api, "cv"), timeout=20)
     assert "snapshotInProgress" not in vm_status(api, "cv")
+    # restored into its node-local claim: the restore Pod pinned to the claim's node; once the claim is on another
+    # node than the backup, refused
+    api.merge("%s/cv" % VMS, {"spec": {"runStrategy": "Halted"}})
+    wait_for("VMI gone", lambda: tc.vmi_get(api, "cv") is None, timeout=20)
+    ruid = restore(api, "rc3", "cv", "cs3")["metadata"]["uid"]
+    pod = wait_for("restore Pod", lambda: get(api, PODS, "restore-%s-data" % ruid))
+    assert pod["spec"].get("nodeName") == "node01", pod["spec"]
+    api.merge("%s/%s/status" % (PODS, pod["metadata"]["name"]), {"status": {"phase": "Succeeded"}})
+    wait_for("restored", lambda: (get(api, RESTORES, "rc3").get("status") or {}).get("complete"))
+    api.merge("%s/cdata" % CLAIMS, {"metadata": {"annotations": {"volume.kubernetes.io/selected-node": "node02"}}})
+    restore(api, "rc4", "cv", "cs3")
+    r = wait_for("Failure", lambda: condition(get(api, RESTORES, "rc4"), "Failure").get("status") == "True" and
+                 get(api, RESTORES, "rc4"))
+    assert "volume data: claim vmsnapshot-%s-volume-data is on node node01 and the copy has to run on node node02" \
+        % uid3 in r["status"]["error"]["message"], r["status"]
     # a hostDisk of a running VM cannot be backed up into claims
     h = vm_manifest("ch", "Always")
     h["spec"]["template"]["spec"]["volumes"].append({"name": "hd", "hostDisk": {"path": "/tmp/x.img", "type": "Disk"}})
