@@ -10,6 +10,7 @@
 #include "api.h"
 
 #define CLONE_ANN_DONE "kvlite.io/cloned-by" /* on the destination claim: the clone Pod that filled it */
+#define CLAIM_ANN_SELECTED_NODE "volume.kubernetes.io/selected-node" /* a local claim's node */
 
 enum clone_state { CLONE_RUNNING, CLONE_DONE, CLONE_FAILED };
 
@@ -21,6 +22,7 @@ typedef struct claim_clone {
         const char *src_file;     /* the file of src copied, NULL = disk.img (a running VM's backup) */
         const char *dst;          /* the claim filled */
         const char *pod;          /* the clone Pod's name, unique for this copy */
+        const char *node;         /* pin the Pod to this node (nodeName), NULL = anywhere */
         const cJSON *owner;       /* ownerReference of the Pod */
         const cJSON *claim_owner; /* ownerReference of dst when created, NULL = none */
         bool create_dst;          /* dst is created like src (size, access modes); else it must exist */
@@ -34,5 +36,14 @@ int claim_clone_delete(kube_client *api, const char *ns, const char *dst, const 
 /* cc->dst as a new claim with src's size, access modes, storage class and volume mode, marked with its source
  * (kvlite.io/clone-source) and owned by cc->claim_owner. */
 cJSON *claim_clone_claim(const claim_clone *cc, const cJSON *src);
+/* The node a claim's data is on: its volume.kubernetes.io/selected-node, which kube-scheduler writes on a
+ * claim of a WaitForFirstConsumer storage class (local disks, a local-path provisioner); NULL for storage
+ * every node reaches. */
+const char *claim_node(const cJSON *pvc);
+/* cc->node (into node, size bytes) for a copy between node-local claims: the node of src, or of dst when it
+ * exists already; a node already in cc->node (a hostDisk's) stays. CLONE_FAILED (msg says why) when they are
+ * on two nodes; a missing claim leaves the answer to claim_clone_step. */
+int claim_clone_pin(kube_client *api, claim_clone *cc, char *node, size_t size, char *msg, size_t msize,
+                    kv_error *err);
 /* The claim a VM volume names (persistentVolumeClaim.claimName or dataVolume.name), or NULL. */
 const char *volume_claim(const cJSON *vol);

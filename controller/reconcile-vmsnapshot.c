@@ -324,7 +324,10 @@ static int clone_backups(vmsnap *v, const cJSON *content, const char *src_file, 
                                   .create_dst = true};
                 if (!cc.src || !cc.dst)
                         continue;
-                int r = claim_clone_step(v->c, v->api, &cc, msg, sizeof(msg), err);
+                char node[256];
+                int r = claim_clone_pin(v->api, &cc, node, sizeof(node), msg, sizeof(msg), err);
+                if (r == 0)
+                        r = claim_clone_step(v->c, v->api, &cc, msg, sizeof(msg), err);
                 if (r < 0)
                         return r;
                 if (r == CLONE_FAILED) {
