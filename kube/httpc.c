@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -101,24 +102,61 @@ static int verify_ip(void *ud, mbedtls_x509_crt *crt, int depth, uint32_t *flags
         return 0;
 }
 
-static int load_ca(httpc_server *s, const char *ca_pem, size_t ca_len, const char *ca_file, kv_error *err)
+static int file_id(const char *path, struct stat *st)
 {
-        int ret = 0;
+        return stat(path, st) < 0 ? -errno : 0;
+}
+
+/* (Re)reads the CA bundle into a new chain and makes it the one new connections verify with. */
+static int load_ca(httpc_server *s, const char *ca_pem, size_t ca_len, kv_error *err)
+{
+        mbedtls_x509_crt *ca = malloc(sizeof(*ca));
+        if (!ca)
+                return kv_error_errno(err, ENOMEM, "CA");
+        mbedtls_x509_crt_init(ca);
+        int ret;
+        struct stat st = {0};
         if (ca_pem) { /* PEM parsing wants the terminating NUL counted */
                 _cleanup_free_ unsigned char *pem = malloc(ca_len + 1);
-                if (!pem)
+                if (!pem) {
+                        free(ca);
                         return kv_error_errno(err, ENOMEM, "CA");
+                }
                 memcpy(pem, ca_pem, ca_len);
                 pem[ca_len] = '\0';
-                ret = mbedtls_x509_crt_parse(&s->ca, pem, ca_len + 1);
-        } else if (ca_file) {
-                ret = mbedtls_x509_crt_parse_file(&s->ca, ca_file);
+                ret = mbedtls_x509_crt_parse(ca, pem, ca_len + 1);
         } else {
-                return kv_error_set(err, EINVAL, "no CA certificate for %s", s->authority);
+                ret = file_id(s->ca_file, &st) < 0 ? MBEDTLS_ERR_X509_FILE_IO_ERROR
+                                                   : mbedtls_x509_crt_parse_file(ca, s->ca_file);
         }
-        if (ret != 0) /* >0: some certificates of the bundle were skipped */
-                return ret < 0 ? tls_error(err, ret, EINVAL, ca_file ? ca_file : "CA data") : 0;
+        if (ret < 0) { /* >0: some certificates of the bundle were skipped */
+                mbedtls_x509_crt_free(ca);
+                free(ca);
+                return tls_error(err, ret, EINVAL, ca_pem ? "CA data" : s->ca_file);
+        }
+        if (s->ca) {
+                mbedtls_x509_crt_free(s->ca);
+                free(s->ca);
+        }
+        s->ca = ca;
+        s->ca_mtime = st.st_mtim;
+        s->ca_size = st.st_size;
+        s->ca_ino = st.st_ino;
+        mbedtls_ssl_conf_ca_chain(&s->conf, s->ca, NULL);
         return 0;
+}
+
+/* Before a connection: a CA file that changed is read again (a failure keeps the one loaded). */
+static void refresh_ca(httpc_server *s)
+{
+        struct stat st;
+        if (!s->ca_file || file_id(s->ca_file, &st) < 0)
+                return;
+        if (st.st_ino == s->ca_ino && st.st_size == s->ca_size && st.st_mtim.tv_sec == s->ca_mtime.tv_sec &&
+            st.st_mtim.tv_nsec == s->ca_mtime.tv_nsec)
+                return;
+        kv_error err = {0};
+        load_ca(s, NULL, 0, &err);
 }
 
 int httpc_server_init(httpc_server *s, const char *url, const char *ca_pem, size_t ca_len, const char *ca_file,
@@ -126,7 +164,6 @@ int httpc_server_init(httpc_server *s, const char *url, const char *ca_pem, size
 {
         memset(s, 0, sizeof(*s));
         mbedtls_ssl_config_init(&s->conf);
-        mbedtls_x509_crt_init(&s->ca);
         mbedtls_entropy_init(&s->entropy);
         mbedtls_ctr_drbg_init(&s->drbg);
         int r = parse_url(s, url, err);
@@ -147,11 +184,14 @@ int httpc_server_init(httpc_server *s, const char *url, const char *ca_pem, size
         if (insecure) {
                 mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_NONE);
         } else {
-                r = load_ca(s, ca_pem, ca_len, ca_file, err);
+                if (!ca_pem && !ca_file)
+                        return kv_error_set(err, EINVAL, "no CA certificate for %s", s->authority);
+                if (!ca_pem && !(s->ca_file = strdup(ca_file)))
+                        return kv_error_errno(err, ENOMEM, "CA");
+                r = load_ca(s, ca_pem, ca_len, err);
                 if (r < 0)
                         return r;
                 mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-                mbedtls_ssl_conf_ca_chain(&s->conf, &s->ca, NULL);
                 mbedtls_ssl_conf_verify(&s->conf, verify_ip, s);
         }
         /* a host name is resolved once here too: the resolver loads what it needs before a seccomp filter */
@@ -164,7 +204,10 @@ int httpc_server_init(httpc_server *s, const char *url, const char *ca_pem, size
 void httpc_server_free(httpc_server *s)
 {
         mbedtls_ssl_config_free(&s->conf);
-        mbedtls_x509_crt_free(&s->ca);
+        if (s->ca)
+                mbedtls_x509_crt_free(s->ca);
+        free(s->ca);
+        free(s->ca_file);
         mbedtls_ctr_drbg_free(&s->drbg);
         mbedtls_entropy_free(&s->entropy);
         free(s->host);
@@ -290,6 +333,7 @@ static int tls_connect(httpc_conn *c, kv_error *err)
         int r = tcp_connect(c, err);
         if (r < 0)
                 return r;
+        refresh_ca(c->srv);
         mbedtls_ssl_init(&c->ssl);
         c->ssl_ready = true;
         int ret = mbedtls_ssl_setup(&c->ssl, &c->srv->conf);

@@ -11,6 +11,8 @@
 #include <mbedtls/x509_crt.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "error.h"
 #include "httpparse.h"
@@ -24,7 +26,11 @@ typedef struct httpc_server {
         unsigned char addr[16];
         size_t addr_len;
         mbedtls_ssl_config conf;
-        mbedtls_x509_crt ca;
+        mbedtls_x509_crt *ca;
+        char *ca_file;         /* re-read when it changes (a restarted or rotated API server CA) */
+        struct timespec ca_mtime;
+        off_t ca_size;
+        ino_t ca_ino;
         mbedtls_entropy_context entropy;
         mbedtls_ctr_drbg_context drbg;
 } httpc_server;
@@ -41,7 +47,8 @@ typedef struct httpc_conn {
 
 /* url: "https://host[:port]" (IPv6 in brackets). ca_pem: the CA bundle (PEM, ca_len bytes), or ca_file;
  * server_name replaces the host for the name check and SNI when set; insecure skips verification. Reads
- * files and seeds the random generator here, so callers may confine themselves afterwards. */
+ * the CA and seeds the random generator here, so callers may confine themselves afterwards; a ca_file is
+ * read again (read-only) before a new connection when it changed since, as curl did. */
 int httpc_server_init(httpc_server *s, const char *url, const char *ca_pem, size_t ca_len, const char *ca_file,
                       const char *server_name, bool insecure, kv_error *err);
 void httpc_server_free(httpc_server *s);
