@@ -70,7 +70,8 @@ static int parse_url(httpc_server *s, const char *url, kv_error *err)
                 pl = strcspn(port, "/");
         }
         const char *rest = port == end + 1 ? port + pl : end;
-        if (!hl || !pl || pl >= sizeof(s->port) || strspn(port, "0123456789") < pl || (*rest && strcmp(rest, "/")))
+        if (!hl || !pl || pl >= sizeof(s->port) || strspn(port, "0123456789") < pl ||
+            (*rest && strcmp(rest, "/")))
                 return kv_error_set(err, EINVAL, "server %s: not https://host[:port]", url);
         s->host = strndup(h, hl);
         memcpy(s->port, port, pl);
@@ -159,8 +160,8 @@ static void refresh_ca(httpc_server *s)
         load_ca(s, NULL, 0, &err);
 }
 
-int httpc_server_init(httpc_server *s, const char *url, const char *ca_pem, size_t ca_len, const char *ca_file,
-                      const char *server_name, bool insecure, kv_error *err)
+int httpc_server_init(httpc_server *s, const char *url, const char *ca_pem, size_t ca_len,
+                      const char *ca_file, const char *server_name, bool insecure, kv_error *err)
 {
         memset(s, 0, sizeof(*s));
         mbedtls_ssl_config_init(&s->conf);
@@ -172,11 +173,11 @@ int httpc_server_init(httpc_server *s, const char *url, const char *ca_pem, size
         if (server_name && *server_name && set_tls_name(s, server_name) < 0)
                 return kv_error_errno(err, ENOMEM, "server");
         static const char pers[] = "kvlite-httpc";
-        int ret = mbedtls_ctr_drbg_seed(&s->drbg, mbedtls_entropy_func, &s->entropy, (const unsigned char *)pers,
-                                        sizeof(pers) - 1);
+        int ret = mbedtls_ctr_drbg_seed(&s->drbg, mbedtls_entropy_func, &s->entropy,
+                                        (const unsigned char *)pers, sizeof(pers) - 1);
         if (ret == 0)
-                ret = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                                  MBEDTLS_SSL_PRESET_DEFAULT);
+                ret = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_CLIENT,
+                                                  MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
         if (ret != 0)
                 return tls_error(err, ret, EIO, "TLS setup");
         mbedtls_ssl_conf_rng(&s->conf, mbedtls_ctr_drbg_random, &s->drbg);
@@ -398,8 +399,8 @@ int httpc_send(httpc_conn *c, const char *method, const char *path, const char *
         char length[48] = "";
         if (body)
                 snprintf(length, sizeof(length), "Content-Length: %zu\r\n", blen);
-        if (asprintf(&head, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: kvlite-httpc\r\n%s%s\r\n", method, path,
-                     c->srv->authority, length, headers ? headers : "") < 0) {
+        if (asprintf(&head, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: kvlite-httpc\r\n%s%s\r\n", method,
+                     path, c->srv->authority, length, headers ? headers : "") < 0) {
                 head = NULL;
                 return kv_error_errno(err, ENOMEM, "%s %s", method, path);
         }

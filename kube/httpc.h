@@ -27,7 +27,7 @@ typedef struct httpc_server {
         size_t addr_len;
         mbedtls_ssl_config conf;
         mbedtls_x509_crt *ca;
-        char *ca_file;         /* re-read when it changes (a restarted or rotated API server CA) */
+        char *ca_file; /* re-read when it changes (a restarted or rotated API server CA) */
         struct timespec ca_mtime;
         off_t ca_size;
         ino_t ca_ino;
@@ -49,8 +49,8 @@ typedef struct httpc_conn {
  * server_name replaces the host for the name check and SNI when set; insecure skips verification. Reads
  * the CA and seeds the random generator here, so callers may confine themselves afterwards; a ca_file is
  * read again (read-only) before a new connection when it changed since, as curl did. */
-int httpc_server_init(httpc_server *s, const char *url, const char *ca_pem, size_t ca_len, const char *ca_file,
-                      const char *server_name, bool insecure, kv_error *err);
+int httpc_server_init(httpc_server *s, const char *url, const char *ca_pem, size_t ca_len,
+                      const char *ca_file, const char *server_name, bool insecure, kv_error *err);
 void httpc_server_free(httpc_server *s);
 
 void httpc_conn_init(httpc_conn *c, httpc_server *s);

@@ -57,8 +57,10 @@ static void curl_free_client(kube_informer *inf)
         inf->client = NULL;
 }
 
-static const kube_informer_transport curl_transport = {
-    .list = curl_list, .watch_start = curl_watch_start, .watch_stop = curl_watch_stop, .free = curl_free_client};
+static const kube_informer_transport curl_transport = {.list = curl_list,
+                                                       .watch_start = curl_watch_start,
+                                                       .watch_stop = curl_watch_stop,
+                                                       .free = curl_free_client};
 
 int kube_informer_init(kube_informer *inf, kube_config *cfg, CURLM *multi, const kube_resource *res,
                        const char *ns, const char *label_selector, const kube_store_ops *ops,

@@ -17,8 +17,8 @@
 typedef struct kube_lite {
         kube_config *cfg;
         httpc_server srv;
-        httpc_conn conn;  /* requests */
-        long timeout_ms;  /* per request (and to set up a watch); default 30 s */
+        httpc_conn conn; /* requests */
+        long timeout_ms; /* per request (and to set up a watch); default 30 s */
         unsigned long requests;
 } kube_lite;
 

@@ -57,8 +57,9 @@ static void check_body(const char *resp, size_t step, int status, const char *bo
 
 static void framing(void)
 {
-        static const char length[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n"
-                                     "{\"a\":1}";
+        static const char length[] =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n"
+            "{\"a\":1}";
         static const char chunked[] = "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
                                       "3;ext=x\r\nabc\r\n"
                                       "A\r\n0123456789\r\n"
@@ -66,7 +67,8 @@ static void framing(void)
         static const char close_delim[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\nto the end";
         static const char http10[] = "HTTP/1.0 404 Not Found\r\nContent-Length: 2\r\n\r\nno";
         static const char lf_only[] = "HTTP/1.1 500 Boom\nContent-Length: 3\nConnection: Close\n\nerr";
-        static const char interim[] = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        static const char interim[] =
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         static const char empty[] = "HTTP/1.1 204 No Content\r\n\r\n";
         for (size_t step = 0; step < 4; step++) {
                 check_body(length, step, 200, "{\"a\":1}", true);
@@ -141,7 +143,8 @@ static void malformed(void)
         check_bad("HTTP/1.1 200 OK\r\n folded\r\n\r\n", "folding");
         check_bad("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size");
         check_bad("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n", "chunk size");
-        check_bad("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", "longer than its size");
+        check_bad("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n",
+                  "longer than its size");
         char *long_line = malloc(HTTP_LINE_MAX + 64);
         snprintf(long_line, HTTP_LINE_MAX + 64, "HTTP/1.1 200 OK\r\nX: %0*d\r\n\r\n", HTTP_LINE_MAX, 0);
         check_bad(long_line, "longer than");
@@ -151,8 +154,9 @@ static void malformed(void)
                 strcat(many, "A: b\r\n");
         check_bad(many, "header fields");
         /* Transfer-Encoding wins over Content-Length (RFC 9112 6.3) */
-        check_body("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n", 0,
-                   200, "z", true);
+        check_body(
+            "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n",
+            0, 200, "z", true);
 }
 
 int main(void)
