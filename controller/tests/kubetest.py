@@ -44,15 +44,15 @@ def wait_for(what, fn, timeout=20.0, interval=0.05):
 class Api:
     """A keep-alive JSON client for the plain-HTTP listener."""
 
-    def __init__(self, port):
-        self.port = port
+    def __init__(self, port, host="127.0.0.1"):
+        self.host, self.port = host, port
         self.conn = None
 
     def request(self, method, path, body=None, ctype="application/json"):
         for attempt in range(3):
             try:
                 if self.conn is None:
-                    self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                    self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
                 data = json.dumps(body).encode() if body is not None else None
                 headers = {"Content-Type": ctype} if data is not None else {}
                 self.conn.request(method, path, body=data, headers=headers)
@@ -120,7 +120,7 @@ class Server:
             self.info = info
             self.port = info["http_port"]
             self.url = info["http_url"]
-            self.api = Api(self.port)
+            self.api = Api(self.port, urllib.parse.urlsplit(self.url).hostname)
             wait_for("API server /healthz", lambda: self._healthy(), timeout=10)
         except BaseException:
             self.stop()  # never leave a server behind when startup fails

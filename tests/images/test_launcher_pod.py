@@ -15,7 +15,9 @@
    image, from the registry into the Pod's emptyDir; from inside the container the guest's console shows it
    booted, the launcher's control socket says Running, the guest leased the Pod's address over the Pod
    network, the capabilities are the Pod's and /dev holds the allocated devices and no others; the reporter,
-   with the Pod's service account, patched the launcher's Running status onto the Pod in the API server.
+   with the Pod's service account, patched the launcher's Running status onto the Pod in the API server: the
+   guest took the Pod's address (bridge binding, KubeVirt's default), so it did so through virt-handler's
+   API-server relay, as on a real node.
 Every container, pod, image and storage directory the test made is removed, also on failure."""
 import base64
 import json
@@ -93,6 +95,15 @@ class Runtime:
     def podman(self, *args, **kw):
         return self.run("podman", *self.store, "--tmpdir", os.path.join(self.tmp, "libpod"), *args, **kw)
 
+    def container_logs(self):
+        """Every container's name, state and last log lines (an init container that failed, say)."""
+        out = []
+        for c in json.loads(self.podman("ps", "-a", "--format", "json", check=False).stdout or "[]"):
+            logs = self.podman("logs", "--tail", "15", c["Id"], check=False)
+            out.append("--- %s (%s, exit %s):\n%s%s" % (c["Names"][0], c["State"], c.get("ExitCode"),
+                                                      logs.stdout[-1500:], logs.stderr[-1500:]))
+        return "\n".join(out)
+
     def remove_all(self):
         """Every pod, container, volume and image of this storage, then the storage itself."""
         self.run("buildah", *self.store, "rm", "--all", check=False)  # working containers of a failed build
@@ -157,11 +168,11 @@ def registry_secret(srv, registry):
         "stringData": {"registries.yaml": cfg}})
 
 
-def rendered_pod(srv, registry, emulation):
+def rendered_pod(srv, registry, emulation, relay_dir):
     """The launcher Pod virt-controller renders for the test VMI, as the API server holds it: its containerDisk
     is a registry image, pulled by an init container running the importer image."""
     extra = ["--launcher-image", "%s/kvlite/virt-launcher:%s" % (registry.addr, TAG),
-             "--importer-image", "%s/kvlite/importer:%s" % (registry.addr, TAG)]
+             "--importer-image", "%s/kvlite/importer:%s" % (registry.addr, TAG), "--api-relay-dir", relay_dir]
     if emulation:
         extra.append("--use-emulation")
     ctl = Controller(srv, *extra).start()
@@ -176,9 +187,10 @@ def rendered_pod(srv, registry, emulation):
 
 
 class DevicePlugins:
-    """virt-handler's device plugins, registered with the kubelet's side of the API (tests/kube-api)."""
+    """virt-handler: its device plugins, registered with the kubelet's side of the API (tests/kube-api), and its
+    API-server relay in the node directory the launcher Pod mounts."""
 
-    def __init__(self, srv, tmp):
+    def __init__(self, srv, tmp, relay_dir):
         import deviceplugin
         self.dir = os.path.join(tmp, "device-plugins")
         self.mgr = deviceplugin.DeviceManager(self.dir, lambda: None, lambda msg, **kw: None)
@@ -186,7 +198,8 @@ class DevicePlugins:
         srv.api.create("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}})
         self.log = open(os.path.join(tmp, "virt-handler.log"), "w")
         self.agent = subprocess.Popen([os.path.join(BUILD, "handler", "virt-handler"), "--node-name", NODE,
-                                       "--kubeconfig", srv.kubeconfig, "--device-plugin-dir", self.dir],
+                                       "--kubeconfig", srv.https_kubeconfig, "--device-plugin-dir", self.dir,
+                                       "--api-relay-dir", relay_dir],
                                       stdout=subprocess.DEVNULL, stderr=self.log)
 
     def allocate(self, pod):
@@ -218,8 +231,9 @@ def secret_dir(srv, tmp, ns, name):
 
 
 def node_view(srv, tmp, pod, devices):
-    """The Pod as podman runs it: what a node adds (secret volumes' files, the service account's credentials and
-    the API server's address as the kubelet injects them, the allocated devices) and nothing else changed.
+    """The Pod as podman runs it: what a node adds (secret volumes' files, emptyDirs as the kubelet makes them, the
+    service account's credentials and the API server's address as the kubelet injects them, the allocated
+    devices) and nothing else changed.
     Returns the manifest and the expected container name."""
     pod = dict(json.loads(json.dumps(pod)), apiVersion="v1", kind="Pod")  # a list's items carry no kind
     pod.pop("status", None)
@@ -230,6 +244,14 @@ def node_view(srv, tmp, pod, devices):
         assert "image" not in vol, "a registry containerDisk is pulled by an init container: %s" % vol
         if "secret" in vol:  # podman 4.3 mounts podman secrets only: the kubelet's files, as a hostPath
             vol["hostPath"] = {"path": secret_dir(srv, tmp, ns, vol.pop("secret")["secretName"]), "type": "Directory"}
+        if "emptyDir" in vol and vol["emptyDir"].get("medium") != "Memory":
+            # the kubelet makes an emptyDir mode 0777, podman's volume is root's 0755: the importer's init
+            # container runs as its image's user (107, as CDI's), and writes the containerDisk there
+            d = os.path.join(tmp, "emptydir-" + vol["name"])
+            os.makedirs(d)
+            os.chmod(d, 0o777)
+            del vol["emptyDir"]
+            vol["hostPath"] = {"path": d, "type": "Directory"}
     spec["volumes"].append({"name": "kube-api-access", "hostPath": {"path": srv.sa_dir, "type": "Directory"}})
     host, port = srv.info["https_url"].rsplit("//", 1)[1].rsplit(":", 1)
     for ctr in spec.get("initContainers", []) + [c]:
@@ -252,7 +274,7 @@ def check_pod(rt, pod, ctr, devices):
     assert not sc.get("privileged") and sc["capabilities"]["drop"] == ["ALL"], sc
     info = json.loads(rt.podman("inspect", ctr).stdout)[0]
     assert info["HostConfig"]["Privileged"] is False, info["HostConfig"]["Privileged"]
-    assert info["ImageName"].startswith("127.0.0.1:"), info["ImageName"]
+    assert info["ImageName"] == pod["spec"]["containers"][0]["image"], info["ImageName"]  # from the registry
 
     def serial():
         r = rt.podman("exec", ctr, "cat", RUN_DIR + "/serial.log", check=False)
@@ -288,16 +310,21 @@ def check_pod(rt, pod, ctr, devices):
         caps["CapBnd"], sorted(want), pod_ip))
 
 
-def check_reporter(srv, pod):
-    """The reporter, from inside the container, with the Pod's service account over the Pod network: the
-    launcher's status patched onto the Pod in the API server."""
+def check_reporter(rt, srv, pod, ctr):
+    """The reporter, from inside the container, with the Pod's service account, through virt-handler's relay (the
+    Pod's own address is the guest's): the launcher's status patched onto the Pod in the API server."""
     name = pod["metadata"]["name"]
 
     def running():
         _, obj = srv.api.get(POD_PATH % "default" + "/" + name)
         st = json.loads(((obj or {}).get("metadata", {}).get("annotations") or {}).get(LAUNCHER_STATUS) or "{}")
         return st.get("phase") == "Running" and st
-    st = wait_for("the reporter's Running status on Pod " + name, running, timeout=30, interval=0.5)
+    try:
+        st = wait_for("the reporter's Running status on Pod " + name, running, timeout=30, interval=0.5)
+    except AssertionError as e:
+        logs = rt.podman("logs", ctr, check=False).stderr.splitlines()
+        raise AssertionError("%s; the launcher's log on its reporter:\n%s" % (
+            e, "\n".join(l for l in logs if "reporter" in l)[-3000:])) from None
     print("reporter: Pod %s annotated %s phase %s, qemu %s" % (name, LAUNCHER_STATUS, st["phase"],
                                                                st.get("qemuStatus")))
 
@@ -322,12 +349,14 @@ def main():
         build_with_buildah(tmp, GUEST_QCOW2, [registry], repo="kvlite/guest-disk:" + TAG)
         srv = Server("--tls-port", "0", "--address", gw)
         srv.sa_dir = os.path.join(srv.dir, "sa")
-        srv.extra += ["--serviceaccount-dir", srv.sa_dir]
+        srv.https_kubeconfig = os.path.join(srv.dir, "kubeconfig-https.json")  # virt-handler's, as in-cluster
+        srv.extra += ["--serviceaccount-dir", srv.sa_dir, "--kubeconfig-out", srv.https_kubeconfig]
         srv.start()
         registry_secret(srv, registry)
         emulation = not kvm_usable()
-        pod = rendered_pod(srv, registry, emulation)
-        plugins = DevicePlugins(srv, tmp)
+        relay_dir = os.path.join(tmp, "kvlite-node")  # the node's /var/run/kvlite-node
+        pod = rendered_pod(srv, registry, emulation, relay_dir)
+        plugins = DevicePlugins(srv, tmp, relay_dir)
         devices = plugins.allocate(pod)
         print("Allocate (%s): %s" % ("TCG, --use-emulation" if emulation else "KVM", devices))
         manifest, ctr = node_view(srv, tmp, pod, devices)
@@ -335,9 +364,12 @@ def main():
         with open(path, "w") as f:
             json.dump(manifest, f)
         t0 = time.monotonic()
-        rt.podman("kube", "play", "--tls-verify=false", path)
+        play = rt.podman("kube", "play", "--network", "podman", "--tls-verify=false", path, check=False)
+        if play.returncode:
+            raise AssertionError("podman kube play: exit %d\n%s\n%s" % (play.returncode, play.stderr[-2000:],
+                                                                        rt.container_logs()))
         check_pod(rt, manifest, ctr, devices)
-        check_reporter(srv, manifest)
+        check_reporter(rt, srv, manifest, ctr)
         print("podman kube play to guest READY: %.1f s" % (time.monotonic() - t0))
         ok = True
     finally:
