@@ -216,7 +216,8 @@ static void on_side(loop_source *src, int fd, uint32_t events, void *data)
         }
 }
 
-/* A non-blocking TCP connection to the API server, under way: the fd, or -errno. */
+/* A non-blocking TCP connection to the API server, under way: the fd, or -errno. In-cluster the host is an
+ * IP (KUBERNETES_SERVICE_HOST); a kubeconfig's host name is looked up here, holding the loop that long. */
 static int dial(const relay *r)
 {
         struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res = NULL;

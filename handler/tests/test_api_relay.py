@@ -4,7 +4,7 @@ address went to the guest reaches the API server through the node agent):
 1. the directory and DIR/apiserver.sock are created with modes 0755 and 0666 whatever the umask;
 2. two concurrent HTTPS connections through the socket (TLS end to end, verified against the API server's
    CA for 127.0.0.1, the Pod's bearer token), kept alive for a second request, and a response far larger
-   than the relay's buffer arrive intact;
+   than the relay's buffer arrive intact; a half-close is passed on to the server;
 3. virt-launcher-reporter with KUBERNETES_SERVICE_PORT on a closed port and KVLITE_API_RELAY on the socket
    delivers its status onto the Pod: it dialled the relay;
 4. SIGTERM: exit 0 and the socket is gone.
@@ -109,7 +109,16 @@ def main():
         assert code == 401, code
         a.close()
         b.close()
-        print("relay: two concurrent HTTPS connections, keep-alive, %d KiB through the socket" % (len(big) // 1024))
+        # a half-close reaches the API server: it sees the end of an empty TLS stream and closes, and that
+        # end comes back (without the shutdown passed on, both would wait and recv would time out)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+            raw.settimeout(10)
+            raw.connect(sock_path)
+            raw.shutdown(socket.SHUT_WR)
+            while raw.recv(4096):  # perhaps a TLS alert first; a timeout raises
+                pass
+        print("relay: two concurrent HTTPS connections, keep-alive, %d KiB through the socket, half-close"
+              % (len(big) // 1024))
 
         # the reporter reaches the API server only through the relay: its TCP port is closed
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
