@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "apirelay.h"
 #include "console.h"
 #include "config.h"
 #include "hotplug.h"
@@ -34,8 +35,9 @@ static void usage(FILE *f)
             "                          else $KUBECONFIG or ~/.kube/config)\n"
             "  --context NAME          kubeconfig context instead of current-context\n"
             "  --in-cluster            use the Pod's service account\n"
-            "  --no-labels             do not label the Node; without --kubeconfig or --in-cluster too,\n"
-            "                          never talk to the API server (device plugins and console only)\n"
+            "  --no-labels             do not label the Node; without --kubeconfig, --in-cluster or\n"
+            "                          --api-relay-dir too, never talk to the API server (device plugins\n"
+            "                          and console only)\n"
             "  --no-hotplug            do not hand hot-plugged volumes to launchers\n"
             "  --device-plugin-dir DIR the kubelet's device-plugins directory, holding kubelet.sock\n"
             "                          (default /var/lib/kubelet/device-plugins)\n"
@@ -53,11 +55,15 @@ static void usage(FILE *f)
             "  --pods-dir DIR          the kubelet's Pod directories, where launcher sockets and attachment\n"
             "                          Pods' volumes are found\n"
             "                          (default /var/lib/kubelet/pods)\n"
+            "  --api-relay-dir DIR     relay launcher Pods to the API server (of this agent's kubeconfig or\n"
+            "                          in-cluster config) through the unix socket DIR/apiserver.sock\n"
+            "                          (created, mode 0666): bytes only, TLS stays end to end. For Pods\n"
+            "                          whose address went to the guest (bridge or macvtap binding)\n"
             "  -v, --verbose           debug logs\n"
             "  -h, --help              this text\n\n"
             "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 bad arguments,\n"
-            "            3 bad kubeconfig or in-cluster configuration, 4 a plugin socket or the console\n"
-            "            address cannot be served.\n",
+            "            3 bad kubeconfig or in-cluster configuration, 4 a plugin socket, the console\n"
+            "            address or the API relay socket cannot be served.\n",
             f);
 }
 
@@ -120,6 +126,7 @@ int main(int argc, char **argv)
                                                  {"console-listen", required_argument, NULL, 'l'},
                                                  {"console-client-name", required_argument, NULL, 'N'},
                                                  {"pods-dir", required_argument, NULL, 'P'},
+                                                 {"api-relay-dir", required_argument, NULL, 'A'},
                                                  {"verbose", no_argument, NULL, 'v'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {NULL, 0, NULL, 0}};
@@ -131,7 +138,7 @@ int main(int argc, char **argv)
         console_config console = {.listen = "0.0.0.0:8186",
                                   .client_name = "virt-api.kvlite.svc",
                                   .pods_dir = "/var/lib/kubelet/pods"};
-        const char *kubeconfig = NULL, *context = NULL;
+        const char *kubeconfig = NULL, *context = NULL, *relay_dir = NULL;
         bool in_cluster = false, labels = true, hotplug = true;
         int c, r;
         for (size_t i = 0; i < dp_kinds_count; i++)
@@ -189,6 +196,9 @@ int main(int argc, char **argv)
                 case 'P':
                         console.pods_dir = optarg;
                         break;
+                case 'A':
+                        relay_dir = optarg;
+                        break;
                 case 'v':
                         kv_log_set_level(KV_LOG_DEBUG);
                         break;
@@ -210,7 +220,7 @@ int main(int argc, char **argv)
         static kube_config kc; /* static: the hot-plug agent's thread reads it until the process ends */
         _cleanup_(kube_client_freep) kube_client *kube = NULL;
         kv_error err = {0};
-        if (labels || kubeconfig || in_cluster) {
+        if (labels || kubeconfig || in_cluster || relay_dir) {
                 if (kube_config_load(&kc, kubeconfig, context, in_cluster, &err) < 0) {
                         fprintf(stderr, "virt-handler: %s\n", err.msg);
                         return EXIT_CONFIG;
@@ -227,6 +237,10 @@ int main(int argc, char **argv)
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
+        if (relay_dir && api_relay_start(relay_dir, kc.server, &err) < 0) {
+                log_error("%s", err.msg);
+                return EXIT_SOCKET;
+        }
         if (console.cert_dir) {
                 if ((r = console_server_start(&console, &err)) < 0) {
                         log_error("%s", err.msg);
@@ -244,6 +258,8 @@ int main(int argc, char **argv)
                          console.pods_dir);
         }
         r = agent_run(&cfg, &stop_requested, &err);
+        if (relay_dir)
+                api_relay_stop();
         if (kube) {
                 kube_client_free(TAKE_PTR(kube));
                 if (!hotplug) /* else the hot-plug agent's thread reads kc until the process ends */

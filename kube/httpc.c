@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -172,6 +173,13 @@ int httpc_server_init(httpc_server *s, const char *url, const char *ca_pem, size
                 return r;
         if (server_name && *server_name && set_tls_name(s, server_name) < 0)
                 return kv_error_errno(err, ENOMEM, "server");
+        const char *relay = getenv("KVLITE_API_RELAY");
+        if (relay && *relay) {
+                if (strlen(relay) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
+                        return kv_error_set(err, ENAMETOOLONG, "KVLITE_API_RELAY %s: path too long", relay);
+                if (!(s->relay = strdup(relay)))
+                        return kv_error_errno(err, ENOMEM, "server");
+        }
         static const char pers[] = "kvlite-httpc";
         int ret = mbedtls_ctr_drbg_seed(&s->drbg, mbedtls_entropy_func, &s->entropy,
                                         (const unsigned char *)pers, sizeof(pers) - 1);
@@ -197,7 +205,7 @@ int httpc_server_init(httpc_server *s, const char *url, const char *ca_pem, size
         }
         /* a host name is resolved once here too: the resolver loads what it needs before a seccomp filter */
         struct addrinfo *ai = NULL;
-        if (getaddrinfo(s->host, s->port, NULL, &ai) == 0)
+        if (!s->relay && getaddrinfo(s->host, s->port, NULL, &ai) == 0)
                 freeaddrinfo(ai);
         return 0;
 }
@@ -214,6 +222,7 @@ void httpc_server_free(httpc_server *s)
         free(s->host);
         free(s->tls_name);
         free(s->authority);
+        free(s->relay);
 }
 
 void httpc_conn_init(httpc_conn *c, httpc_server *s)
@@ -291,8 +300,10 @@ static int connect_one(httpc_conn *c, const struct addrinfo *a)
         if (fd < 0)
                 return -errno;
         int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        if (a->ai_family != AF_UNIX) {
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        }
         c->fd = fd;
         if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
                 int e = errno;
@@ -312,9 +323,26 @@ static int connect_one(httpc_conn *c, const struct addrinfo *a)
         return 0;
 }
 
+/* The relay's unix socket (virt-handler --api-relay-dir) in place of the server's address. */
+static int relay_connect(httpc_conn *c, kv_error *err)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        strcpy(sa.sun_path, c->srv->relay); /* length checked by httpc_server_init */
+        struct addrinfo a = {
+            .ai_family = AF_UNIX, .ai_addr = (struct sockaddr *)&sa, .ai_addrlen = sizeof(sa)};
+        int r = connect_one(c, &a);
+        if (r < 0)
+                return kv_error_set(err, r == -ETIMEDOUT ? ETIMEDOUT : ECONNREFUSED,
+                                    "connect to %s through the API relay %s: %s", c->srv->authority,
+                                    c->srv->relay, strerror(-r));
+        return 0;
+}
+
 static int tcp_connect(httpc_conn *c, kv_error *err)
 {
         httpc_server *s = c->srv;
+        if (s->relay)
+                return relay_connect(c, err);
         struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res = NULL;
         int g = getaddrinfo(s->host, s->port, &hints, &res);
         if (g != 0)

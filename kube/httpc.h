@@ -2,7 +2,9 @@
  * Content-Length and chunked bodies (httpparse.h), blocking calls bounded by a deadline, and a non-blocking
  * streaming mode for a response that never ends (a watch) driven from the caller's poll loop. The
  * server's certificate is verified against the given CA, and its name against the host: DNS names by
- * mbedTLS, IP literals against the certificate's IP SANs. No libcurl (libkubelite). */
+ * mbedTLS, IP literals against the certificate's IP SANs. With $KVLITE_API_RELAY set (a launcher Pod whose
+ * address went to its guest), connections go to that unix socket, virt-handler's byte relay to the
+ * server, instead of TCP: TLS, names and headers stay the server's. No libcurl (libkubelite). */
 #pragma once
 
 #include <mbedtls/ctr_drbg.h>
@@ -22,6 +24,7 @@ typedef struct httpc_server {
         char *tls_name;  /* the name the certificate must carry: host, or the configured server name */
         char port[8];    /* "443" */
         char *authority; /* Host header: "host:port", "[v6]:port" */
+        char *relay;     /* unix socket to connect to instead of host:port ($KVLITE_API_RELAY), or NULL */
         bool ip;         /* tls_name is an IP literal (addr): checked against IP SANs */
         unsigned char addr[16];
         size_t addr_len;
@@ -47,8 +50,9 @@ typedef struct httpc_conn {
 
 /* url: "https://host[:port]" (IPv6 in brackets). ca_pem: the CA bundle (PEM, ca_len bytes), or ca_file;
  * server_name replaces the host for the name check and SNI when set; insecure skips verification. Reads
- * the CA and seeds the random generator here, so callers may confine themselves afterwards; a ca_file is
- * read again (read-only) before a new connection when it changed since, as curl did. */
+ * the CA, $KVLITE_API_RELAY and seeds the random generator here, so callers may confine themselves
+ * afterwards; a ca_file is read again (read-only) before a new connection when it changed since, as curl
+ * did. */
 int httpc_server_init(httpc_server *s, const char *url, const char *ca_pem, size_t ca_len,
                       const char *ca_file, const char *server_name, bool insecure, kv_error *err);
 void httpc_server_free(httpc_server *s);

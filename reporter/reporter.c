@@ -66,6 +66,8 @@ static const char usage[] =
     "the launcher's status does not report yet, in order, as `snapshot-save/-load/-delete` (malformed\n"
     "entries are skipped with a log line). One request at a time; replies are logged.\n"
     "$KVLITE_MIGRATION_PORTS=PORT,NBDPORT replaces 49152,49153 (tests with several targets on one host).\n"
+    "$KVLITE_API_RELAY=PATH: reach the API server through virt-handler's relay socket PATH (a Pod whose\n"
+    "address went to the guest) instead of TCP; TLS, name check and token stay the API server's.\n"
     "\n"
     "Options:\n"
     "  --parent PID           exit (SIGKILL via PR_SET_PDEATHSIG) when process PID, the launcher, dies\n"

@@ -1,9 +1,10 @@
 /* Unit tests of the node agent's pure parts: which devices are advertised, the device-plugin messages
  * (packed here, unpacked with protobuf-c as the kubelet would), and the node labels from recorded kvmcheck
- * profiles (kvmcheck/testdata). */
+ * profiles (kvmcheck/testdata), and the API relay's reading of the server URL. */
 #include <errno.h>
 #include <stdlib.h>
 
+#include "apirelay.h"
 #include "cpuid-features.h"
 #include "deviceplugin.pb-c.h"
 #include "devices.h"
@@ -204,8 +205,38 @@ static void test_labels(const char *dir)
         }
 }
 
+static void check_address(const char *url, const char *host, const char *port)
+{
+        char *h = NULL, p[8] = "";
+        kv_error err = {0};
+        int r = api_relay_server_address(url, &h, p, &err);
+        if (!host) {
+                CHECK(r == -EINVAL && strstr(err.msg, url));
+        } else {
+                CHECK(r == 0);
+                CHECK_STR(h, host);
+                CHECK_STR(p, port);
+        }
+        free(h);
+}
+
+static void test_relay_address(void)
+{
+        check_address("https://10.96.0.1:443", "10.96.0.1", "443");
+        check_address("https://api.example:6443/", "api.example", "6443");
+        check_address("https://[fd00::1]:6443", "fd00::1", "6443");
+        check_address("https://[fd00::1]", "fd00::1", "443");
+        check_address("http://127.0.0.1", "127.0.0.1", "80");
+        check_address("https://h:644300", NULL, NULL);
+        check_address("https://h:x", NULL, NULL);
+        check_address("https://h/api", NULL, NULL);
+        check_address("https://[fd00::1", NULL, NULL);
+        check_address("ftp://h", NULL, NULL);
+}
+
 int main(int argc, char **argv)
 {
+        test_relay_address();
         test_advertised();
         test_list();
         test_allocate();

@@ -35,7 +35,8 @@ def check_bad_option(binary):
 
 # Flags a binary's --help must name, and (flag, bad value) pairs it must refuse with exit 2 naming the flag.
 FLAGS = {"virt-api": (["--cert-dir", "--service", "--cert-validity", "--cert-check", "--tls-cert", "--client-ca"],
-                      [("--cert-validity", "0"), ("--cert-check", "x"), ("--service", "virt-api")])}
+                      [("--cert-validity", "0"), ("--cert-check", "x"), ("--service", "virt-api")]),
+         "virt-handler": (["--api-relay-dir"], [])}
 
 
 def check_flags(binary):
