@@ -30,7 +30,7 @@ typedef struct claim_clone {
         const char *dst_host;     /* a node's directory written instead of claim dst, or NULL: the Pod's
                                    * Succeeded phase records the copy (kept until its owner goes) */
         const char *dst_file;     /* with dst_host: the file written there (a hostDisk's name) */
-        const char *node;  /* pin the Pod to this node (nodeName), NULL = anywhere */
+        const char *node;         /* pin the Pod to this node (nodeName), NULL = anywhere */
 } claim_clone;
 
 /* One step of the copy: returns the state (msg says why on CLONE_FAILED) or a negative errno. */

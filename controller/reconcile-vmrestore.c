@@ -161,19 +161,25 @@ static const cJSON *volume_named(const cJSON *volumes, const char *name)
         return NULL;
 }
 
-/* The claim backup b is copied into: the VM's own claim for that volume (same VM), or
- * restore-<restore uid>-<volume> (KubeVirt's name for a restored claim) for a new VM. */
-static const char *restore_claim(vmrestore *v, const cJSON *vmobj, const cJSON *b, char *buf, size_t size)
+/* The claim backup b is copied into: the VM's own claim for that volume (same VM; a running VM's snapshot
+ * may also hold a claim hot-plugged into its VMI only: that claim), or restore-<restore uid>-<volume>
+ * (KubeVirt's name for a restored claim) for a new VM. */
+static const char *restore_claim(vmrestore *v, const cJSON *vmobj, const cJSON *content, const cJSON *b,
+                                 char *buf, size_t size)
 {
-        if (vmobj)
-                return volume_claim(
-                    volume_named(kube_obj(vmobj, "spec.template.spec.volumes"), kube_str(b, "volumeName")));
+        if (vmobj) {
+                const cJSON *vol =
+                    volume_named(kube_obj(vmobj, "spec.template.spec.volumes"), kube_str(b, "volumeName"));
+                return vol || !content_from_launcher(content)
+                           ? volume_claim(vol)
+                           : kube_str(b, "persistentVolumeClaim.metadata.name");
+        }
         snprintf(buf, size, "restore-%s-%s", v->uid, kube_str(b, "volumeName") ?: "?");
         return buf;
 }
 
-/* The new VM: the snapshot's VM spec, its claim and hostDisk volumes on the restored claims, no dataVolumeTemplates (the
- * claims exist), marked with the restore. */
+/* The new VM: the snapshot's VM spec, its claim and hostDisk volumes on the restored claims, no
+ * dataVolumeTemplates (the claims exist), marked with the restore. */
 static cJSON *new_vm(vmrestore *v, const cJSON *content)
 {
         const cJSON *src = kube_obj(content, "spec.source.virtualMachine");
@@ -257,10 +263,14 @@ static int offline_restore(vmrestore *v, const cJSON *snap, const cJSON *content
         cJSON_ArrayForEach(b, kube_obj(content, "spec.volumeBackups"))
         {
                 char dst_buf[300], pod[300], dir[512], file[512];
-                const char *dst = restore_claim(v, same ? vmobj : NULL, b, dst_buf, sizeof(dst_buf));
+                if (!same &&
+                    !volume_named(kube_obj(content, "spec.source.virtualMachine.spec.template.spec.volumes"),
+                                  kube_str(b, "volumeName")))
+                        continue; /* hot-plugged into the VMI only: not a disk of the new VM */
+                const char *dst = restore_claim(v, same ? vmobj : NULL, content, b, dst_buf, sizeof(dst_buf));
                 /* the same VM's hostDisk: its image written back on its node */
-                const cJSON *vol = volume_named(kube_obj(vmobj, "spec.template.spec.volumes"),
-                                                kube_str(b, "volumeName"));
+                const cJSON *vol =
+                    volume_named(kube_obj(vmobj, "spec.template.spec.volumes"), kube_str(b, "volumeName"));
                 bool host = same && host_disk_parts(vol, dir, file, sizeof(dir));
                 snprintf(pod, sizeof(pod), "restore-%s-%s", v->uid, kube_str(b, "volumeName") ?: "?");
                 if (!dst && !host) {

@@ -309,10 +309,11 @@ static const char *volume_refusal(const vmsnap *v, const cJSON *vol, bool runnin
         while (k && !strcmp(k->string ?: "", "name"))
                 k = k->next;
         snprintf(buf, size,
-                 running ? "VirtualMachine %s runs with volume %s (%s), which cannot be backed up into claims: "
-                           "only persistentVolumeClaim, dataVolume and hostDisk volumes are"
-                         : "VirtualMachine %s is stopped and volume %s (%s) cannot be backed up offline: only "
-                           "persistentVolumeClaim, dataVolume and hostDisk volumes are",
+                 running
+                     ? "VirtualMachine %s runs with volume %s (%s), which cannot be backed up into claims: "
+                       "only persistentVolumeClaim, dataVolume and hostDisk volumes are"
+                     : "VirtualMachine %s is stopped and volume %s (%s) cannot be backed up offline: only "
+                       "persistentVolumeClaim, dataVolume and hostDisk volumes are",
                  v->vm_name, name, k ? k->string : "?");
         return buf;
 }
@@ -363,7 +364,7 @@ static int clone_backups(vmsnap *v, const cJSON *content, bool launcher, bool *d
                          v->uid);
                 claim_clone cc = {.ns = v->ns,
                                   .src = kube_str(b, "persistentVolumeClaim.metadata.name"),
-                                  .src_file = launcher ? src_file : host ? file : NULL,
+                                  .src_file = launcher ? src_file : NULL,
                                   .dst = backup,
                                   .pod = backup,
                                   .owner = owner,
@@ -372,6 +373,8 @@ static int clone_backups(vmsnap *v, const cJSON *content, bool launcher, bool *d
                                   .src_host = host ? dir : NULL,
                                   .src_size = kube_str(b, "hostDisk.capacity"),
                                   .node = host ? content_annotation(content, CONTENT_ANN_NODE) : NULL};
+                if (host && !launcher)
+                        cc.src_file = file; /* a stopped VM's: the image itself */
                 if ((!cc.src && !host) || !cc.dst)
                         continue;
                 int r = claim_clone_step(v->c, v->api, &cc, msg, sizeof(msg), err);
@@ -420,8 +423,11 @@ static int offline_step(vmsnap *v, cJSON *content, kv_error *err)
 static const char *online_claims_refusal(vmsnap *v, char *buf, size_t size)
 {
         const cJSON *vol;
-        cJSON_ArrayForEach(vol, kube_obj(v->vm.vmi, "spec.volumes")) if (volume_refusal(v, vol, true, buf, size))
-            return buf;
+        cJSON_ArrayForEach(vol, kube_obj(v->vm.vmi, "spec.volumes"))
+        {
+                if (volume_refusal(v, vol, true, buf, size))
+                        return buf;
+        }
         return NULL;
 }
 
@@ -591,7 +597,8 @@ static int step(vmsnap *v, kv_error *err)
                 return offline_step(v, NULL, err);
         if ((why = online_claims_refusal(v, buf, sizeof(buf))))
                 return fail(v, why, err);
-        /* claims or hostDisks: backed up into claims; else (every writable disk qcow2) the qcow2 snapshot with the RAM */
+        /* claims or hostDisks: backed up into claims; else (every writable disk qcow2) the qcow2 snapshot
+         * with the RAM */
         return vmi_has_backups(v->vm.vmi) ? launcher_claims_step(v, NULL, err) : start(v, true, err);
 }
 

@@ -433,6 +433,49 @@ def test_hostdisk(srv, ctl):
     wait_for("restore Pod deleted with its restore", lambda: get(api, PODS, rpod) is None)
 
 
+def test_hotplug(srv, ctl):
+    """A claim hot-plugged into the running VMI only (not the VM's template): backed up with the others (the
+    launcher's copy next to its disk.img), restored into that claim once the VM is stopped; a restore to a new
+    VM leaves it out (the new VM has no such disk)."""
+    api = srv.api
+    bound_claim(api, "hpdata")
+    launcher = running_vm(api, "pv")
+    vmi = tc.vmi_get(api, "pv")
+    spec = vmi["spec"]
+    spec["volumes"].append({"name": "hp", "persistentVolumeClaim": {"claimName": "hpdata", "hotpluggable": True}})
+    spec["domain"]["devices"]["disks"].append({"name": "hp", "disk": {"bus": "scsi"}})
+    api.merge("/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances/pv" % NS, {"spec": spec})
+    wait_for("the VMI's hot-plugged volume", lambda: "hp" in [v["name"] for v in tc.vmi_get(api, "pv")["spec"]["volumes"]])
+    uid = snapshot(api, "ps", "pv")["metadata"]["uid"]
+    backup = "vmsnapshot-%s-volume-hp" % uid
+    req = request_for(api, "pv", "save", uid)
+    c = get(api, CONTENTS, "ps-content")
+    assert {"volumeName": "hp", "persistentVolumeClaim": {"metadata": {"name": "hpdata"}},
+            "volumeSnapshotName": backup} in c["spec"]["volumeBackups"], c["spec"]
+    launcher.run(req, extra={"backups": 1, "guestAgent": False})
+    cmd = clone_done(api, backup)
+    assert cmd[cmd.index("--pvc-source-file") + 1] == "disk.img.vmsnapshot-" + uid, cmd
+    launcher.run(request_for(api, "pv", "delete", uid))
+    wait_for("Succeeded", lambda: snap_phase(api, "ps", "Succeeded"))
+    api.merge("%s/pv" % VMS, {"spec": {"runStrategy": "Halted"}})
+    wait_for("VMI gone", lambda: tc.vmi_get(api, "pv") is None, timeout=20)
+    ruid = restore(api, "pr", "pv", "ps")["metadata"]["uid"]
+    pod = wait_for("restore Pod", lambda: get(api, PODS, "restore-%s-hp" % ruid))
+    dst = next(v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if v["name"] == "cdi-data-vol")
+    assert dst == "hpdata", pod["spec"]["volumes"]
+    api.merge("%s/restore-%s-hp/status" % (PODS, ruid), {"status": {"phase": "Succeeded"}})
+    r = wait_for("complete", lambda: (get(api, RESTORES, "pr").get("status") or {}).get("complete") and
+                 get(api, RESTORES, "pr"))
+    assert {"volumeName": "hp", "persistentVolumeClaim": "hpdata", "volumeSnapshotName": backup} in \
+        r["status"]["restores"], r["status"]
+    # to a new VM: only the disks of the VM's spec
+    ruid = restore(api, "pn", "pv2", "ps")["metadata"]["uid"]
+    r = wait_for("complete", lambda: (get(api, RESTORES, "pn").get("status") or {}).get("complete") and
+                 get(api, RESTORES, "pn"))
+    assert "hp" not in [x["volumeName"] for x in r["status"].get("restores", [])], r["status"]
+    assert get(api, CLAIMS, "restore-%s-hp" % ruid) is None and get(api, PODS, "restore-%s-hp" % ruid) is None
+
+
 def test_restart(srv, ctl):
     """The controller SIGKILLed after writing the request, and again after the launcher reported: one content,
     the snapshot Succeeded; a restore resumes the same way."""
