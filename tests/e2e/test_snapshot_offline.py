@@ -8,7 +8,9 @@
 # its backup claims go. The kubelet stand-in binds claims to directories (--provision-claims) and runs the
 # clone Pods (kvlite-importer --pvc-source) like the importer Pods. The VM's second disk is a hostDisk (a file of
 # the node, which the test writes markers into): backed up into claims too (the launcher's copy next to it while
-# the VM runs, the file itself when stopped) and written back on the node by a restore.
+# the VM runs, the file itself when stopped) and written back on the node by a restore. While the VM runs, a claim
+# is hot-plugged into its VMI (virt-handler hands its image and directory to the launcher): the running snapshot
+# backs it up too, and the restore puts the data back into that claim.
 # Usage: test_snapshot_offline.py
 import json
 import os
@@ -19,6 +21,7 @@ sys.path.insert(0, HERE)
 import test_e2e as e2e  # noqa: E402
 from kubetest import BUILD, POD_PATH, wait_for  # noqa: E402
 from test_datavolume import condition, disk_counter  # noqa: E402
+from test_virtctl import CLAIM, start_handler  # noqa: E402
 
 VM, VM2 = "offvm", "offvm2"
 
@@ -136,6 +139,21 @@ def snapshot_ready(env, name):
     return wait_for("snapshot %s readyToUse" % name, ready, timeout=90, interval=0.5)
 
 
+def hotplug_claim(env, claim):
+    """A claim holding a marker, hot-plugged into the running VMI only (as `virtctl addvolume` without --persist):
+    the controller's attachment Pod mounts it, virt-handler hands its image and directory to the launcher."""
+    env.kubectl("apply", "-f", "-", input=CLAIM % claim)
+    wait_for("claim %s bound" % claim, lambda: os.path.isdir(os.path.dirname(env.claim_file(claim))), timeout=20)
+    mark(env.claim_file(claim), "HP-LIVE")
+    env.kubectl("patch", "vmi", VM, "--type=json", "-p", json.dumps([
+        {"op": "add", "path": "/spec/volumes/-", "value": {"name": "hp", "persistentVolumeClaim": {
+            "claimName": claim, "hotpluggable": True}}},
+        {"op": "add", "path": "/spec/domain/devices/disks/-", "value": {"name": "hp", "disk": {"bus": "scsi"}}}]))
+    wait_for("hot-plugged volume Ready", lambda: [v for v in env.vmi(VM)["status"].get("volumeStatus") or []
+                                                  if v["name"] == "hp" and v["phase"] == "Ready"], timeout=30,
+             interval=0.5)
+
+
 def running_snapshot(env, data):
     """A snapshot of the RUNNING VM (its only disk a raw claim): the launcher's point-in-time backup copied into
     a claim the snapshot owns, the guest agent freezing around it; the snapshot survives a restart of the VM;
@@ -143,28 +161,38 @@ def running_snapshot(env, data):
     wait_for("guest agent connected", lambda: (lambda v: v if condition(v, "AgentConnected").get("status") ==
                                                      "True" else None)(env.vmi(VM)), timeout=90, interval=0.5)
     mark(env.host_disk(), "HOST-LIVE")
-    before = counter_at_least(env.claim_file(data), 3)
-    create(env, snapshot_doc("live"))
-    snap = snapshot_ready(env, "live")
+    hp = VM + "-hp"
+    handler = start_handler(env)
+    try:
+        hotplug_claim(env, hp)
+        before = counter_at_least(env.claim_file(data), 3)
+        create(env, snapshot_doc("live"))
+        snap = snapshot_ready(env, "live")
+    finally:
+        handler.stop()
     after = disk_counter(env.claim_file(data))
     uid = snap["metadata"]["uid"]
-    backup, hbackup = "vmsnapshot-%s-volume-data" % uid, "vmsnapshot-%s-volume-host" % uid
+    backup, hbackup, hpbackup = ("vmsnapshot-%s-volume-%s" % (uid, v) for v in ("data", "host", "hp"))
     st = snap["status"]
     assert st["phase"] == "Succeeded" and st["indications"] == ["Online", "GuestAgent"], st
     content = env.get("vmsnapshotcontent", "live-content")
     assert content["spec"]["volumeBackups"] == [
         {"volumeName": "data", "persistentVolumeClaim": {"metadata": {"name": data}}, "volumeSnapshotName": backup},
         {"volumeName": "host", "hostDisk": {"path": env.host_disk(), "type": "DiskOrCreate", "capacity": "1Mi"},
-         "volumeSnapshotName": hbackup}], content["spec"]
+         "volumeSnapshotName": hbackup},
+        {"volumeName": "hp", "persistentVolumeClaim": {"metadata": {"name": hp}}, "volumeSnapshotName": hpbackup}], \
+        content["spec"]
     assert content["metadata"]["annotations"]["kvlite.io/backup-node"] == e2e.NODE, content["metadata"]
+    assert marker(env.claim_file(hpbackup)) == "HP-LIVE", marker(env.claim_file(hpbackup))
     point = disk_counter(env.claim_file(backup))
     assert point is not None and before <= point <= after, (before, point, after)
     assert marker(env.claim_file(hbackup)) == "HOST-LIVE", marker(env.claim_file(hbackup))
-    for f in (env.claim_file(data), env.host_disk()):
+    for f in (env.claim_file(data), env.host_disk(), env.claim_file(hp)):
         left = [n for n in os.listdir(os.path.dirname(f)) if ".vmsnapshot-" in n]
         assert not left, "the launcher's backup file is released: %s" % left
     print("ok - snapshot of the running VM: backup claim %s holds DISKCNT %d (the claim went %d..%d), %s the "
-          "hostDisk's marker, indications Online, GuestAgent" % (backup, point, before, after, hbackup))
+          "hostDisk's marker, %s the hot-plugged claim's, indications Online, GuestAgent" % (
+              backup, point, before, after, hbackup, hpbackup))
     # the VM restarted (the guest counts from 1 again and passes the snapshot's value): the snapshot stays
     set_running(env, VM, False)
     set_running(env, VM, True)
@@ -172,17 +200,20 @@ def running_snapshot(env, data):
     set_running(env, VM, False)
     assert disk_counter(env.claim_file(backup)) == point and env.get("vmsnapshot", "live")["status"]["readyToUse"]
     mark(env.host_disk(), "HOST-CHANGED")
+    mark(env.claim_file(hp), "HP-CHANGED")
     create(env, restore_doc("rlive", VM, "live"))
     r = wait_restored(env, "rlive")
     assert disk_counter(env.claim_file(data)) == point, (disk_counter(env.claim_file(data)), point)
     assert marker(env.host_disk()) == "HOST-LIVE", marker(env.host_disk())
+    assert marker(env.claim_file(hp)) == "HP-LIVE", "the hot-plugged claim restored: %s" % marker(env.claim_file(hp))
     pod = env.get("pod", "restore-%s-host" % r["metadata"]["uid"])
     assert pod["spec"]["nodeName"] == e2e.NODE and pod["status"]["phase"] == "Succeeded", pod
     set_running(env, VM, True)
     wait_for("the guest boots on the restored claim", lambda: (lambda c: c is not None and c != point)(
         disk_counter(env.claim_file(data))), timeout=90, interval=0.5)
     print("ok - after a VM restart the snapshot is unchanged; restored offline, the claim held DISKCNT %d again, "
-          "the hostDisk its marker (written on node %s), and the VM started on them" % (point, e2e.NODE))
+          "the hostDisk its marker (written on node %s), the hot-plugged claim its own, and the VM started on them"
+          % (point, e2e.NODE))
     env.kubectl("delete", "vmrestore", "rlive", "--timeout=60s")
     env.kubectl("delete", "vmsnapshot", "live", "--timeout=60s")
     wait_for("live backup claim gone", lambda: env.get("pvc", backup) is None, timeout=30, interval=0.5)
