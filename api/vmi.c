@@ -1018,9 +1018,12 @@ static int read_all(int fd, char **out, size_t *len)
         return 0;
 }
 
-int vmi_load(const char *path, vmi **out, kv_error *err)
+/* The whole of path ("-" = standard input), loaded as one VMI or (any) as whatever vmi_load_any takes; errors
+ * name the path. */
+static int load_path(const char *path, bool any, const char *const *bundle_paths, vmi **out, kv_error *err)
 {
         bool stdin_ = !strcmp(path, "-");
+        const char *what = stdin_ ? "stdin" : path;
         _cleanup_close_ int fd = stdin_ ? -1 : open(path, O_RDONLY | O_CLOEXEC);
         if (!stdin_ && fd < 0)
                 return kv_error_errno(err, errno, "open %s", path);
@@ -1028,28 +1031,21 @@ int vmi_load(const char *path, vmi **out, kv_error *err)
         size_t len = 0;
         int r = read_all(stdin_ ? STDIN_FILENO : fd, &buf, &len);
         if (r < 0)
-                return kv_error_errno(err, -r, "read %s", stdin_ ? "stdin" : path);
-        r = load_buffer(buf, len, out, err);
+                return kv_error_errno(err, -r, "read %s", what);
+        r = any ? load_any_buffer(buf, len, bundle_paths, out, err) : load_buffer(buf, len, out, err);
         if (r < 0)
-                kv_error_wrap(err, "%s", stdin_ ? "stdin" : path);
+                kv_error_wrap(err, "%s", what);
         return r;
+}
+
+int vmi_load(const char *path, vmi **out, kv_error *err)
+{
+        return load_path(path, false, NULL, out, err);
 }
 
 int vmi_load_any(const char *path, const char *const *bundle_paths, vmi **out, kv_error *err)
 {
-        bool stdin_ = !strcmp(path, "-");
-        _cleanup_close_ int fd = stdin_ ? -1 : open(path, O_RDONLY | O_CLOEXEC);
-        if (!stdin_ && fd < 0)
-                return kv_error_errno(err, errno, "open %s", path);
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0;
-        int r = read_all(stdin_ ? STDIN_FILENO : fd, &buf, &len);
-        if (r < 0)
-                return kv_error_errno(err, -r, "read %s", stdin_ ? "stdin" : path);
-        r = load_any_buffer(buf, len, bundle_paths, out, err);
-        if (r < 0)
-                kv_error_wrap(err, "%s", stdin_ ? "stdin" : path);
-        return r;
+        return load_path(path, true, bundle_paths, out, err);
 }
 
 void vmi_free(vmi *v)

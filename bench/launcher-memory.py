@@ -18,7 +18,7 @@ seconds. Then, per process of each VM, from /proc/PID/smaps_rollup and /proc/PID
   USS  private pages (Private_Clean + Private_Dirty): what the kernel frees when the process ends;
   HWM  peak RSS (VmHWM).
 Which one is the per-VM cost: every launcher and reporter on a node maps the same executables and shared
-libraries (libc, libcurl, libssl/libcrypto, libcjson, libseccomp...), and their file pages are in memory
+libraries (libc, mbedTLS, libcjson, libseccomp...), and their file pages are in memory
 once per node, not once per VM. What one more VM adds is its processes' private pages (USS, measured with
 at least two VMs running so that the executables' own pages count as shared, as on any node with more than
 one VM); PSS adds a fair share of the shared pages, which shrinks as more processes on the node map them.

@@ -8,6 +8,7 @@ PACKAGES=(
 	meson ninja-build gcc clang llvm libclang-rt-14-dev pkg-config clang-format
 	libcjson-dev libyaml-dev libseccomp-dev libcap-dev libcurl4-openssl-dev libedit-dev libisofs-dev
 	libmnl-dev libnftables-dev libmicrohttpd-dev libarchive-dev libssl-dev libgnutls28-dev
+	libmbedtls-dev
 	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
 	# run
 	qemu-system-x86 qemu-utils ovmf passt iproute2 nftables swtpm

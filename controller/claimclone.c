@@ -15,6 +15,12 @@ const char *volume_claim(const cJSON *vol)
         return kube_str(vol, "persistentVolumeClaim.claimName") ?: kube_str(vol, "dataVolume.name");
 }
 
+const char *claim_node(const cJSON *pvc)
+{
+        return cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(kube_obj(pvc, "metadata.annotations"), CLAIM_ANN_SELECTED_NODE));
+}
+
 static void add_str(cJSON *a, const char *s)
 {
         cJSON_AddItemToArray(a, cJSON_CreateString(s));
@@ -66,10 +72,10 @@ static cJSON *clone_pod(controller *c, const claim_clone *cc)
         cJSON_AddStringToObject(labels, "app", CLONE_APP);
         cJSON_AddStringToObject(labels, "cdi.kubevirt.io", "cdi-clone-source");
         cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"), cJSON_Duplicate(cc->owner, true));
-        if (cc->node)
-                cJSON_AddStringToObject(spec, "nodeName", cc->node);
         cJSON_AddStringToObject(spec, "restartPolicy", "OnFailure");
         cJSON_AddBoolToObject(spec, "automountServiceAccountToken", false);
+        if (cc->node)
+                cJSON_AddStringToObject(spec, "nodeName", cc->node);
         cJSON *vols = cJSON_AddArrayToObject(spec, "volumes"),
               *mounts = cJSON_AddArrayToObject(ctr, "volumeMounts");
         add_end(vols, mounts, "source", cc->src, cc->src_host, "/source", true);
@@ -109,7 +115,10 @@ cJSON *claim_clone_claim(const claim_clone *cc, const cJSON *src)
                          cc->src_file ?: "");
         else
                 snprintf(from, sizeof(from), "%s/%s", cc->ns, cc->src);
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "annotations"), "kvlite.io/clone-source", from);
+        cJSON *ann = cJSON_AddObjectToObject(md, "annotations");
+        cJSON_AddStringToObject(ann, "kvlite.io/clone-source", from);
+        if (cc->node) /* what kube-scheduler writes for a consumer on that node: the claim is made there */
+                cJSON_AddStringToObject(ann, CLAIM_ANN_SELECTED_NODE, cc->node);
         if (cc->claim_owner)
                 cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
                                      cJSON_Duplicate(cc->claim_owner, true));
@@ -234,4 +243,44 @@ int claim_clone_delete(kube_client *api, const char *ns, const char *dst, const 
 {
         int r = kube_delete(api, &kube_pod, ns, pod, NULL, NULL, NULL, err);
         return r < 0 ? r : kube_delete(api, &kube_pvc, ns, dst, NULL, NULL, "Background", err);
+}
+
+/* The node of claim `name` into node ("" when it has none, is missing, or is a node's directory: NULL). */
+static int node_of(kube_client *api, const char *ns, const char *name, char *node, size_t size, kv_error *err)
+{
+        _cleanup_json_ cJSON *pvc = NULL;
+        *node = '\0';
+        if (!name)
+                return 0;
+        int r = kube_get(api, &kube_pvc, ns, name, &pvc, err);
+        if (r == -KUBE_ENOTFOUND)
+                *err = (kv_error){0};
+        else if (r < 0)
+                return r;
+        snprintf(node, size, "%s", claim_node(pvc) ?: "");
+        return 0;
+}
+
+int claim_clone_pin(kube_client *api, claim_clone *cc, char *node, size_t size, char *msg, size_t msize,
+                    kv_error *err)
+{
+        char src[256], dst[256];
+        int r = node_of(api, cc->ns, cc->src, src, sizeof(src), err);
+        if (r == 0)
+                r = node_of(api, cc->ns, cc->dst, dst, sizeof(dst), err);
+        if (r < 0)
+                return r;
+        const char *want = cc->node ?: *dst ? dst : src;
+        bool src_off = *src && strcmp(src, want), dst_off = *dst && strcmp(dst, want);
+        if (src_off || dst_off) {
+                snprintf(msg, msize,
+                         "claim %s is on node %s and the copy has to run on node %s: a copy between two "
+                         "nodes is not supported here",
+                         src_off ? cc->src : cc->dst, src_off ? src : dst, want);
+                return CLONE_FAILED;
+        }
+        if (want != node)
+                snprintf(node, size, "%s", want);
+        cc->node = *node ? node : NULL;
+        return 0;
 }

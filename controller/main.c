@@ -38,6 +38,10 @@ static void usage(FILE *f)
             "                          any node (KubeVirt's developerConfiguration.useEmulation); without "
             "it\n"
             "                          they land only on nodes whose node agent advertises usable KVM\n"
+            "  --api-relay-dir DIR     the node directory where virt-handler --api-relay-dir serves its\n"
+            "                          API-server relay: launcher Pods mount it and their reporter reaches\n"
+            "                          the API server through it (a Pod whose address its guest took has no\n"
+            "                          other way); default: none, the reporter connects directly\n"
             "  --vm-toleration KEY[=VALUE]:EFFECT  a toleration every launcher Pod gets besides the VMI's\n"
             "                          own (repeatable), for nodes tainted to keep other Pods off\n"
             "  --workers N             reconcile workers, 1..64 (default 4)\n"
@@ -71,6 +75,7 @@ int main(int argc, char **argv)
                                                  {"discovery-interval", required_argument, NULL, 'd'},
                                                  {"use-emulation", no_argument, NULL, 'E'},
                                                  {"vm-toleration", required_argument, NULL, 'T'},
+                                                 {"api-relay-dir", required_argument, NULL, 'A'},
                                                  {"verbose", no_argument, NULL, 'v'},
                                                  {"help", no_argument, NULL, 'h'},
                                                  {NULL, 0, NULL, 0}};
@@ -144,6 +149,16 @@ int main(int argc, char **argv)
                 }
                 case 'E':
                         opts.pod.use_emulation = true;
+                        break;
+                case 'A':
+                        if (optarg[0] != '/') {
+                                fprintf(
+                                    stderr,
+                                    "virt-controller: --api-relay-dir \"%s\": expected an absolute path\n",
+                                    optarg);
+                                return EXIT_USAGE;
+                        }
+                        opts.pod.api_relay_dir = optarg;
                         break;
                 case 'T': {
                         kv_error terr = {0};

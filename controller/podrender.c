@@ -518,6 +518,18 @@ static void render_placement(const cJSON *vspec, const pod_render_opts *opts, cJ
                 cJSON_Delete(tol);
 }
 
+/* virt-handler's API-server relay: its node directory, read-only, and the reporter's KVLITE_API_RELAY. */
+static void add_api_relay(const char *dir, cJSON *container, cJSON *vols, cJSON *mounts)
+{
+        cJSON *src = cJSON_CreateObject(), *ev = cJSON_CreateObject();
+        cJSON_AddStringToObject(src, "path", dir);
+        cJSON_AddStringToObject(src, "type", "DirectoryOrCreate");
+        pod_add_volume(vols, mounts, "kvlite-node", "hostPath", src, POD_NODE_RELAY_MOUNT, true);
+        cJSON_AddStringToObject(ev, "name", "KVLITE_API_RELAY");
+        cJSON_AddStringToObject(ev, "value", POD_NODE_RELAY_MOUNT "/" POD_NODE_RELAY_SOCKET);
+        cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(container, "env"), ev);
+}
+
 static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_render_opts *opts, cJSON *spec,
                        kv_error *err)
 {
@@ -546,6 +558,8 @@ static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_ren
         cJSON *vols = cJSON_AddArrayToObject(spec, "volumes"),
               *mounts = cJSON_AddArrayToObject(c, "volumeMounts");
         pod_add_volume(vols, mounts, "run", "emptyDir", cJSON_CreateObject(), LAUNCHER_RUN_DIR, false);
+        if (opts->api_relay_dir)
+                add_api_relay(opts->api_relay_dir, c, vols, mounts);
         for (size_t i = 0; i < model->n_volumes; i++)
                 map_volume(&model->volumes[i], opts, spec, vols, mounts);
         map_kernel_boot(model, opts, spec, vols, mounts);

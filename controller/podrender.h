@@ -19,6 +19,11 @@ typedef struct pod_render_opts {
          * running this image's kvlite-importer --container-disk into an emptyDir; NULL = image volumes */
         const char *importer_image;
         const char *registry_secret; /* the Secret in the VMI's namespace with registries.yaml; NULL = none */
+        /* The node directory where virt-handler serves its API-server relay (virt-handler --api-relay-dir):
+         * mounted read-only at POD_NODE_RELAY_MOUNT, and the reporter told to reach the API server through
+         * the socket there, as a Pod whose address the guest took (bridge binding) has no other way. NULL =
+         * the reporter connects to KUBERNETES_SERVICE_HOST itself. */
+        const char *api_relay_dir;
 } pod_render_opts;
 
 #define POD_NODE_SELECTOR_SCHEDULABLE "kubevirt.io/schedulable"
@@ -37,6 +42,8 @@ typedef struct pod_render_opts {
 #define POD_ANNOTATION_MIGRATION_CONFIG "kvlite.io/migration-configuration"
 #define LAUNCHER_RUN_DIR "/var/run/kvlite"
 #define POD_REGISTRY_MOUNT "/etc/kvlite/registries"
+#define POD_NODE_RELAY_MOUNT "/var/run/kvlite-node"
+#define POD_NODE_RELAY_SOCKET "apiserver.sock"      /* in api_relay_dir, virt-handler's listener */
 #define POD_CONTAINER_DISK_PREFIX "container-disk-" /* init container per pulled containerDisk volume */
 #define POD_LABEL_MIGRATION_JOB "kubevirt.io/migrationJobUID"
 

@@ -288,7 +288,10 @@ static int offline_restore(vmrestore *v, const cJSON *snap, const cJSON *content
                                   .dst_host = host ? dir : NULL,
                                   .dst_file = file,
                                   .node = host ? restore_node(vmobj, content) : NULL};
-                if ((r = claim_clone_step(v->c, v->api, &cc, msg, sizeof(msg), err)) < 0)
+                char node[256];
+                if ((r = claim_clone_pin(v->api, &cc, node, sizeof(node), msg, sizeof(msg), err)) == 0)
+                        r = claim_clone_step(v->c, v->api, &cc, msg, sizeof(msg), err);
+                if (r < 0)
                         return r;
                 if (r == CLONE_FAILED) {
                         char m[KV_ERR_MSG_MAX];

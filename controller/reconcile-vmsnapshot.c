@@ -377,7 +377,10 @@ static int clone_backups(vmsnap *v, const cJSON *content, bool launcher, bool *d
                         cc.src_file = file; /* a stopped VM's: the image itself */
                 if ((!cc.src && !host) || !cc.dst)
                         continue;
-                int r = claim_clone_step(v->c, v->api, &cc, msg, sizeof(msg), err);
+                char node[256];
+                int r = claim_clone_pin(v->api, &cc, node, sizeof(node), msg, sizeof(msg), err);
+                if (r == 0)
+                        r = claim_clone_step(v->c, v->api, &cc, msg, sizeof(msg), err);
                 if (r < 0)
                         return r;
                 if (r == CLONE_FAILED) {

@@ -13,6 +13,7 @@
 
 #include "claimclone.h"
 #include "controller.h"
+#include "datavolume.h"
 #include "json.h"
 #include "log.h"
 #include "macro.h"
@@ -21,6 +22,10 @@
 #define COLD_RECHECK_MS 500 /* Pods and claims are not watched for this: looked at again after that */
 #define COLD_ANN_OF "kvlite.io/cold-migration-of"
 #define COLD_LABEL "kvlite.io/cold-migration" /* on the copy Pods: the VM's name */
+
+/* "Succeeded" on a claim: a DataVolume over it takes it as filled (reconcile-dv.c) */
+#define DV_ANN_POPULATED "cdi.kubevirt.io/storage.pod.phase"
+#define DV_ANN_PREPOPULATED "cdi.kubevirt.io/storage.prePopulated"
 
 enum { COPY_RUNNING, COPY_DONE, COPY_FAILED };
 
@@ -84,6 +89,12 @@ static int write_status(cold_ctx *x, bool done, kv_error *err)
         return kube_merge_patch(x->api, &kube_vm, x->ns, x->name, patch, false, NULL, err);
 }
 
+/* A plan entry for a dataVolume volume: the DataVolume and its claim have one name. */
+static bool is_dv(const cJSON *p)
+{
+        return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "dataVolume"));
+}
+
 static void pod_names(const char *to, char *src, char *dst, size_t size)
 {
         snprintf(src, size, "coldmig-%s-src", to);
@@ -102,6 +113,8 @@ static int fail(cold_ctx *x, const char *why, kv_error *err)
                 int r = kube_delete(x->api, &kube_pod, x->ns, src, NULL, NULL, NULL, err);
                 if (r >= 0)
                         r = kube_delete(x->api, &kube_pod, x->ns, dst, NULL, NULL, NULL, err);
+                if (r >= 0 && is_dv(p))
+                        r = kube_delete(x->api, &kube_datavolume, x->ns, to, NULL, NULL, "Background", err);
                 if (r >= 0)
                         r = kube_delete(x->api, &kube_pvc, x->ns, to, NULL, NULL, "Background", err);
                 if (r < 0)
@@ -123,7 +136,25 @@ static int failf(cold_ctx *x, kv_error *err, const char *fmt, ...)
         return fail(x, x->msg, err);
 }
 
-/* The plan: each persistentVolumeClaim volume whose claim lives on one node, and its copy's name. */
+/* A dataVolume volume moves once its DataVolume has filled its claim: 0, or >0 after failing the move. */
+static int dv_ready(cold_ctx *x, const char *name, kv_error *err)
+{
+        _cleanup_json_ cJSON *dv = NULL;
+        int r = kube_get(x->api, &kube_datavolume, x->ns, name, &dv, err);
+        if (r == -KUBE_ENOTFOUND) {
+                *err = (kv_error){0};
+                r = failf(x, err, "DataVolume %s/%s not found", x->ns, name);
+        } else if (r == 0 && strcmp(kube_str(dv, "status.phase") ?: "", "Succeeded")) {
+                r = failf(x, err, "DataVolume %s is %s, not Succeeded: it moves once it is filled", name,
+                          kube_str(dv, "status.phase") ?: "without a phase");
+        } else {
+                return r;
+        }
+        return r < 0 ? r : 1;
+}
+
+/* The plan: each persistentVolumeClaim or dataVolume volume whose claim lives on one node, and its copy's
+ * name. */
 static int plan(cold_ctx *x, kv_error *err)
 {
         char source[256] = "";
@@ -143,14 +174,12 @@ static int plan(cold_ctx *x, kv_error *err)
                 }
                 if (r < 0)
                         return r;
-                const char *node = annotation(pvc, CLAIM_ANN_SELECTED_NODE);
+                const char *node = claim_node(pvc);
                 if (!node) /* storage every node reaches: nothing to copy */
                         continue;
-                if (kube_obj(v, "dataVolume"))
-                        return failf(x, err,
-                                     "VirtualMachine %s: volume %s is a dataVolume on node %s: only "
-                                     "persistentVolumeClaim volumes can be cold-migrated",
-                                     vm, kube_str(v, "name") ?: "?", node);
+                bool dv = kube_obj(v, "dataVolume") != NULL;
+                if (dv && (r = dv_ready(x, claim, err)) != 0)
+                        return r < 0 ? r : 0;
                 if (*source && strcmp(source, node))
                         return failf(x, err, "VirtualMachine %s: its claims are on nodes %s and %s", vm,
                                      source, node);
@@ -162,6 +191,8 @@ static int plan(cold_ctx *x, kv_error *err)
                 cJSON_AddStringToObject(p, "volume", kube_str(v, "name") ?: "");
                 cJSON_AddStringToObject(p, "from", claim);
                 cJSON_AddStringToObject(p, "to", to);
+                if (dv)
+                        cJSON_AddTrueToObject(p, "dataVolume");
                 cJSON_AddItemToArray(claims, p);
         }
         if (!*source)
@@ -368,9 +399,12 @@ static cJSON *make_source(cold_ctx *x, const char *name, const char *claim, cons
         return source_pod(x, name, claim, port);
 }
 
-/* The copy claim, created like the old one but unbound: it is bound where the target Pod is scheduled. */
-static int ensure_claim(cold_ctx *x, const char *from, const char *to, cJSON **out, kv_error *err)
+/* The copy claim, created like the old one but unbound: it is bound where the target Pod is scheduled. It has
+ * the old one's owners; a DataVolume's copy is owned by the VM (not as controller) until its DataVolume takes
+ * it over. */
+static int ensure_claim(cold_ctx *x, const cJSON *p, cJSON **out, kv_error *err)
 {
+        const char *from = kube_str(p, "from"), *to = kube_str(p, "to");
         int r = kube_get(x->api, &kube_pvc, x->ns, to, out, err);
         if (r != -KUBE_ENOTFOUND)
                 return r;
@@ -383,8 +417,13 @@ static int ensure_claim(cold_ctx *x, const char *from, const char *to, cJSON **o
         cJSON *md = kube_obj(want, "metadata");
         cJSON_AddStringToObject(kube_obj(want, "metadata.annotations"), COLD_ANN_OF, x->name);
         const cJSON *owners = kube_obj(src, "metadata.ownerReferences");
-        if (owners)
+        if (is_dv(p)) {
+                cJSON *ref = kube_controller_ref_of(x->vm, kube_vm.api_version, kube_vm.kind);
+                cJSON_ReplaceItemInObject(ref, "controller", cJSON_CreateFalse());
+                cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"), ref);
+        } else if (owners) {
                 cJSON_AddItemToObject(md, "ownerReferences", cJSON_Duplicate(owners, true));
+        }
         r = kube_create(x->api, &kube_pvc, x->ns, want, out, err);
         return r == -KUBE_EEXISTS ? kube_get(x->api, &kube_pvc, x->ns, to, out, err) : r;
 }
@@ -396,7 +435,7 @@ static int copy_step(cold_ctx *x, const cJSON *p, int port, kv_error *err)
         char src[300], dst[300];
         pod_names(to, src, dst, sizeof(src));
         _cleanup_json_ cJSON *claim = NULL, *spod = NULL, *tpod = NULL;
-        int r = ensure_claim(x, from, to, &claim, err);
+        int r = ensure_claim(x, p, &claim, err);
         if (r < 0)
                 return r;
         const char *by = annotation(claim, CLONE_ANN_DONE);
@@ -423,9 +462,10 @@ static int copy_step(cold_ctx *x, const cJSON *p, int port, kv_error *err)
         if (strcmp(kube_str(tpod, "status.phase") ?: "", "Succeeded"))
                 return COPY_RUNNING;
         _cleanup_json_ cJSON *patch = cJSON_CreateObject();
-        cJSON_AddStringToObject(
-            cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "metadata"), "annotations"),
-            CLONE_ANN_DONE, dst);
+        cJSON *ann = cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "metadata"), "annotations");
+        cJSON_AddStringToObject(ann, CLONE_ANN_DONE, dst);
+        if (is_dv(p)) /* the DataVolume made over it finds it filled, as CDI a pre-populated claim */
+                cJSON_AddStringToObject(ann, DV_ANN_POPULATED, "Succeeded");
         if ((r = kube_merge_patch(x->api, &kube_pvc, x->ns, to, patch, false, NULL, err)) < 0)
                 return r;
         log_info("VM %s/%s: claim %s copied to %s on node %s and verified", x->ns, x->name, from, to,
@@ -435,19 +475,92 @@ static int copy_step(cold_ctx *x, const cJSON *p, int port, kv_error *err)
         return (r = kube_delete(x->api, &kube_pod, x->ns, src, NULL, NULL, NULL, err)) < 0 ? r : COPY_DONE;
 }
 
+/* The old DataVolume's labels, annotations, owners and spec under the copy's name. */
+static cJSON *datavolume_copy(const cold_ctx *x, const cJSON *old, const char *name)
+{
+        cJSON *dv = cJSON_CreateObject(), *md = cJSON_AddObjectToObject(dv, "metadata");
+        cJSON_AddStringToObject(dv, "apiVersion", kube_datavolume.api_version);
+        cJSON_AddStringToObject(dv, "kind", kube_datavolume.kind);
+        cJSON_AddStringToObject(md, "name", name);
+        cJSON_AddStringToObject(md, "namespace", x->ns);
+        static const char *const keep[] = {"labels", "annotations", "ownerReferences"};
+        for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(kube_obj(old, "metadata"), keep[i]);
+                if (v)
+                        cJSON_AddItemToObject(md, keep[i], cJSON_Duplicate(v, true));
+        }
+        cJSON *ann =
+            cJSON_GetObjectItemCaseSensitive(md, "annotations") ?: cJSON_AddObjectToObject(md, "annotations");
+        cJSON_DeleteItemFromObjectCaseSensitive(ann, DV_ANN_ALLOW_ADOPTION);
+        cJSON_AddStringToObject(ann, DV_ANN_ALLOW_ADOPTION, "true");
+        cJSON_DeleteItemFromObjectCaseSensitive(ann, COLD_ANN_OF);
+        cJSON_AddStringToObject(ann, COLD_ANN_OF, x->name);
+        /* CDI's word for a DataVolume whose claim holds its data already (CDI does not import into it) */
+        cJSON_DeleteItemFromObjectCaseSensitive(ann, DV_ANN_PREPOPULATED);
+        cJSON_AddStringToObject(ann, DV_ANN_PREPOPULATED, name);
+        const cJSON *spec = kube_obj(old, "spec");
+        cJSON_AddItemToObject(dv, "spec", spec ? cJSON_Duplicate(spec, true) : cJSON_CreateObject());
+        return dv;
+}
+
+/* The copy's DataVolume, made once the copy is verified: it adopts the copy claim, filled already, and is
+ * Succeeded without importing. Done when it is. */
+static int datavolume_step(cold_ctx *x, const cJSON *p, kv_error *err)
+{
+        const char *from = kube_str(p, "from"), *to = kube_str(p, "to");
+        _cleanup_json_ cJSON *dv = NULL, *old = NULL;
+        int r = kube_get(x->api, &kube_datavolume, x->ns, to, &dv, err);
+        if (r == -KUBE_ENOTFOUND) {
+                *err = (kv_error){0};
+                if ((r = kube_get(x->api, &kube_datavolume, x->ns, from, &old, err)) == -KUBE_ENOTFOUND) {
+                        *err = (kv_error){0};
+                        snprintf(x->msg, sizeof(x->msg), "DataVolume %s/%s not found", x->ns, from);
+                        return COPY_FAILED;
+                }
+                if (r < 0)
+                        return r;
+                _cleanup_json_ cJSON *want = datavolume_copy(x, old, to);
+                r = kube_create(x->api, &kube_datavolume, x->ns, want, NULL, err);
+                if (r == 0)
+                        log_info("VM %s/%s: DataVolume %s made for claim %s", x->ns, x->name, to, to);
+                return r < 0 && r != -KUBE_EEXISTS ? r : COPY_RUNNING;
+        }
+        if (r < 0)
+                return r;
+        const char *phase = kube_str(dv, "status.phase") ?: "";
+        if (!strcmp(phase, "Succeeded"))
+                return COPY_DONE;
+        if (!strcmp(phase, "Failed")) {
+                snprintf(x->msg, sizeof(x->msg), "DataVolume %s failed", to);
+                return COPY_FAILED;
+        }
+        return COPY_RUNNING;
+}
+
+static void rename_field(cJSON *obj, const char *key, const char *from, const char *to)
+{
+        if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, key)) ?: "", from))
+                cJSON_ReplaceItemInObjectCaseSensitive(obj, key, cJSON_CreateString(to));
+}
+
 static int switch_volumes(cJSON *vm, void *ud)
 {
         cold_ctx *x = ud;
         const cJSON *p;
         cJSON *v;
-        cJSON_ArrayForEach(v, kube_obj(vm, "spec.template.spec.volumes"))
+        cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(x->st, "claims"))
         {
-                cJSON *pvc = cJSON_GetObjectItemCaseSensitive(v, "persistentVolumeClaim");
-                cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(x->st, "claims"))
+                const char *from = kube_str(p, "from"), *to = kube_str(p, "to");
+                cJSON_ArrayForEach(v, kube_obj(vm, "spec.template.spec.volumes"))
                 {
-                        if (pvc && !strcmp(kube_str(pvc, "claimName") ?: "", kube_str(p, "from")))
-                                cJSON_ReplaceItemInObject(pvc, "claimName",
-                                                          cJSON_CreateString(kube_str(p, "to")));
+                        rename_field(cJSON_GetObjectItemCaseSensitive(v, "persistentVolumeClaim"),
+                                     "claimName", from, to);
+                        rename_field(cJSON_GetObjectItemCaseSensitive(v, "dataVolume"), "name", from, to);
+                }
+                cJSON_ArrayForEach(v, kube_obj(vm, "spec.dataVolumeTemplates"))
+                {
+                        if (is_dv(p))
+                                rename_field(kube_obj(v, "metadata"), "name", from, to);
                 }
         }
         cJSON *ann = kube_obj(vm, "metadata.annotations");
@@ -458,14 +571,18 @@ static int switch_volumes(cJSON *vm, void *ud)
         return 1;
 }
 
-/* The VM names the copies: the old claims go, then the request. */
+/* The VM names the copies: the old DataVolumes and claims go, then the request. */
 static int finish(cold_ctx *x, kv_error *err)
 {
         const cJSON *p;
         cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(x->st, "claims"))
         {
-                int r =
-                    kube_delete(x->api, &kube_pvc, x->ns, kube_str(p, "from"), NULL, NULL, "Background", err);
+                const char *from = kube_str(p, "from");
+                int r = is_dv(p) ? kube_delete(x->api, &kube_datavolume, x->ns, from, NULL, NULL,
+                                               "Background", err)
+                                 : 0;
+                if (r >= 0)
+                        r = kube_delete(x->api, &kube_pvc, x->ns, from, NULL, NULL, "Background", err);
                 if (r < 0)
                         return r;
         }
@@ -522,8 +639,18 @@ int vm_cold_migrate_step(controller *c, kube_client *api, const cJSON *vm, const
                 if (r == COPY_RUNNING)
                         return COLD_RECHECK_MS;
         }
+        cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(st, "claims"))
+        {
+                int r = is_dv(p) ? datavolume_step(&x, p, err) : COPY_DONE;
+                if (r < 0)
+                        return r;
+                if (r == COPY_FAILED)
+                        return (r = fail(&x, x.msg, err)) < 0 ? r : 0;
+                if (r == COPY_RUNNING)
+                        return COLD_RECHECK_MS;
+        }
+        /* finished at the next step, with the VM as switched: a VM read before the switch, which names the
+         * old DataVolumes, is not taken for one whose DataVolumes are missing */
         int r = kube_update_retry(api, &kube_vm, x.ns, x.name, NULL, false, switch_volumes, &x, NULL, err);
-        if (r < 0)
-                return r;
-        return (r = finish(&x, err)) < 0 ? r : 0;
+        return r < 0 ? r : COLD_RECHECK_MS;
 }

@@ -10,8 +10,7 @@
 
 #define VM_ANN_COLD_MIGRATE "kvlite.io/cold-migrate"     /* the request: "" (the scheduler picks) or a node */
 #define VM_ANN_COLD_MIGRATION "kvlite.io/cold-migration" /* the controller's progress and result, JSON */
-#define CLAIM_ANN_SELECTED_NODE "volume.kubernetes.io/selected-node" /* a local claim's node */
-#define COLD_MIGRATION_NBD_PORT 10809                                /* + the claim's index */
+#define COLD_MIGRATION_NBD_PORT 10809                    /* + the claim's index */
 
 typedef struct controller controller;
 

@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "client.h"
+#include "status.h"
 #include "fdio.h"
 #include "log.h"
 #include "unixsock.h"

@@ -1,12 +1,12 @@
 /* reporter-sandbox: what virt-launcher-reporter may do once set up, found with strace over every flow of
- * tests/injection/security_reporter.py (KV_REPORTER_STRACE=FILE reruns that): libcurl with OpenSSL to
- * the API server (TCP, re-reading the CA and the token files on each connection), its threaded resolver
- * when the API host is a name, the stdin seqpacket, the launcher's control socket, malloc, logging. */
+ * tests/injection/security_reporter.py (KV_REPORTER_STRACE=FILE reruns that): libkubelite (mbedTLS) to
+ * the API server (TCP, re-reading the token file on each request; the CA is read before the filter), glibc's
+ * resolver when the API host is a name (in-process, no thread), the stdin seqpacket, the launcher's control
+ * socket, malloc, logging. */
 #include "reporter-sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,19 +37,16 @@ static const seccomp_rule rules[] = {
     SECCOMP_ALLOW(fcntl),
     SECCOMP_ALLOW(lseek),
     SECCOMP_ALLOW(poll),
-    SECCOMP_ALLOW(ppoll), /* curl_multi_poll, the stdin loop */
+    SECCOMP_ALLOW(ppoll),
     /* new sockets: only outgoing ones (no bind, listen, accept), of three families */
     SECCOMP_ALLOW_EQ(socket, 0, AF_UNIX),
     SECCOMP_ALLOW_EQ(socket, 0, AF_INET),
     SECCOMP_ALLOW_EQ(socket, 0, AF_INET6),
-    SECCOMP_ALLOW_EQ(socketpair, 0, AF_UNIX), /* curl's multi wakeup */
     SECCOMP_ALLOW(connect),
     SECCOMP_ALLOW(getsockopt),
     SECCOMP_ALLOW(setsockopt),
     SECCOMP_ALLOW(getsockname),
     SECCOMP_ALLOW(getpeername),
-    SECCOMP_ALLOW(pipe2),
-    SECCOMP_ALLOW(eventfd2), /* curl's wakeup fallbacks in other builds */
     /* files: read-only opens (the service account's ca.crt and token, /etc/hosts, resolv.conf...) */
     SECCOMP_ALLOW_MASKED(openat, 2, OPEN_WRITE_FLAGS, 0),
     SECCOMP_ALLOW(fstat),
@@ -62,7 +59,7 @@ static const seccomp_rule rules[] = {
     SECCOMP_ALLOW(munmap),
     SECCOMP_ALLOW(mremap),
     SECCOMP_ALLOW(madvise),
-    /* time, randomness (OpenSSL), identity (OpenSSL's fork check calls getpid) */
+    /* time, randomness (mbedTLS reseeds its generator), identity */
     SECCOMP_ALLOW(clock_gettime),
     SECCOMP_ALLOW(gettimeofday),
     SECCOMP_ALLOW(nanosleep),
@@ -71,16 +68,9 @@ static const seccomp_rule rules[] = {
     SECCOMP_ALLOW(getpid),
     SECCOMP_ALLOW(gettid),
     SECCOMP_ALLOW(uname),
-    /* threads (curl's resolver thread for a host name): clone only within the process; clone3 takes
-     * its flags in memory a filter cannot read, so glibc is told it is missing and falls back */
-    SECCOMP_ALLOW_MASKED(clone, 0, CLONE_THREAD, CLONE_THREAD),
-    SECCOMP_ERRNO(clone3, ENOSYS),
-    SECCOMP_ALLOW(set_robust_list),
-    SECCOMP_ALLOW(rseq),
+    /* no threads (libcurl's resolver thread is gone with it): glibc's locks only */
     SECCOMP_ALLOW(futex),
-    SECCOMP_ALLOW(sched_yield),
-    SECCOMP_ALLOW(exit),
-    /* signals: masks (pthread_create, abort), the SIGSYS report below, dying by a signal */
+    /* signals: masks (abort), the SIGSYS report below, dying by a signal */
     SECCOMP_ALLOW(rt_sigprocmask),
     SECCOMP_ALLOW(rt_sigaction),
     SECCOMP_ALLOW(rt_sigreturn),

@@ -2,10 +2,11 @@
  * kvlite.io/launcher-status, and (with --vmi) watches the launcher's VMI and forwards spec changes,
  * migration and snapshot requests to the launcher's control socket (docs/cluster-live-ops.md,
  * docs/cluster-snapshots.md). A separate process
- * (privilege separation): the sandboxed launcher never opens a network socket nor maps libcurl; this one
- * holds no capabilities and only talks to the API and to the control socket, under its own seccomp
- * filter once set up (reporter-sandbox.c). One poll loop (curl multi + its stdin + the control socket),
- * no threads of its own (curl's resolver may start one for a host name). */
+ * (privilege separation): the sandboxed launcher never opens a network socket nor maps a TLS library; this
+ * one holds no capabilities and only talks to the API and to the control socket, under its own seccomp
+ * filter once set up (reporter-sandbox.c). Its API client is libkubelite (HTTP/1.1 over mbedTLS, no
+ * libcurl: issue 21, its memory per VM). One poll loop (the watch's connection + its stdin + the control
+ * socket), no threads. */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -20,14 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api.h"
 #include "caps.h"
 #include "clock.h"
 #include "ctl-protocol.h" /* CTL_LINE_MAX */
-#include "client.h"
 #include "config.h"
 #include "control-link.h"
-#include "informer.h"
+#include "lite.h"
 #include "log.h"
 #include "macro.h"
 #include "memtrim.h"
@@ -80,15 +79,14 @@ static const char usage[] =
     "line naming the call (docs/security.md).\n";
 
 typedef struct reporter {
-        kube_client *client;
+        kube_lite api;
         const char *ns, *pod;
         char *pending; /* latest document not yet on the Pod */
         unsigned attempt;
         int64_t next_try, give_up; /* monotonic ms; give_up set once stdin closed */
         bool eof;
-        /* --vmi: the informer and what it forwards (multi NULL: status only) */
+        /* --vmi: the informer and what it forwards (vmi_name NULL: status only) */
         const char *vmi_name;
-        CURLM *multi;
         kube_informer watch; /* res NULL until initialised; its store holds the VMI, pruned by fwd_prune */
         char *vmi_key;       /* "namespace/name" in that store */
         ctl_link link;
@@ -121,7 +119,7 @@ static void drain(reporter *r)
                 char *doc = strndup(buf, (size_t)n);
                 if (!doc)
                         continue;
-                cJSON *parsed = r->multi ? cJSON_ParseWithLength(buf, (size_t)n) : NULL;
+                cJSON *parsed = r->vmi_name ? cJSON_ParseWithLength(buf, (size_t)n) : NULL;
                 if (parsed) { /* what the forwarding decisions read (phase, migrationState) */
                         cJSON_Delete(r->launcher);
                         r->launcher = parsed;
@@ -138,7 +136,7 @@ static int patch(reporter *r, kv_error *err)
         cJSON *body = cJSON_CreateObject();
         cJSON *ann = cJSON_AddObjectToObject(cJSON_AddObjectToObject(body, "metadata"), "annotations");
         cJSON_AddStringToObject(ann, ANNOTATION, r->pending);
-        int ret = kube_merge_patch(r->client, &kube_pod, r->ns, r->pod, body, false, NULL, err);
+        int ret = kube_lite_merge_patch(&r->api, &kube_pod, r->ns, r->pod, body, NULL, err);
         cJSON_Delete(body);
         return ret;
 }
@@ -250,29 +248,19 @@ static void watch_and_wait(reporter *r, int timeout)
         timeout = min_timeout(timeout, kube_informer_tick(&r->watch, kv_now_ms()));
         timeout = min_timeout(timeout, ctl_link_tick(&r->link, now));
         forward(r);
-        struct curl_waitfd fds[2] = {{.fd = STDIN_FILENO, .events = CURL_WAIT_POLLIN}};
-        unsigned n = 1;
-        if (ctl_link_up(&r->link)) {
-                short ev = ctl_link_events(&r->link);
-                fds[n++] = (struct curl_waitfd){
-                    .fd = r->link.fd,
-                    .events = (short)(CURL_WAIT_POLLIN | (ev & POLLOUT ? CURL_WAIT_POLLOUT : 0))};
-        }
-        curl_multi_poll(r->multi, fds, n, timeout < 0 ? IDLE_POLL_MS : timeout, NULL);
-        int running;
-        curl_multi_perform(r->multi, &running);
-        CURLMsg *m;
-        int left;
-        while ((m = curl_multi_info_read(r->multi, &left)))
-                if (m->msg == CURLMSG_DONE)
-                        kube_informer_transfer_done(&r->watch, m->easy_handle, m->data.result, kv_now_ms());
-        if (n > 1 && fds[1].revents) {
-                short rev = (short)((fds[1].revents & CURL_WAIT_POLLIN ? POLLIN : 0) |
-                                    (fds[1].revents & CURL_WAIT_POLLOUT ? POLLOUT : 0));
-                if (!ctl_link_io(&r->link, rev, kv_now_ms(), on_reply, r))
-                        drop_inflight(r); /* not answered: decided again once reconnected */
-        }
-        if (fds[0].revents)
+        enum { STDIN, WATCH, LINK };
+        struct pollfd fds[3] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                                {.fd = kube_lite_informer_fd(&r->watch), .events = POLLIN},
+                                {.fd = -1}};
+        if (ctl_link_up(&r->link))
+                fds[LINK] = (struct pollfd){.fd = r->link.fd, .events = ctl_link_events(&r->link)};
+        if (poll(fds, 3, timeout < 0 ? IDLE_POLL_MS : timeout) <= 0)
+                return;
+        if (fds[WATCH].revents)
+                kube_lite_informer_io(&r->watch, kv_now_ms());
+        if (fds[LINK].revents && !ctl_link_io(&r->link, fds[LINK].revents, kv_now_ms(), on_reply, r))
+                drop_inflight(r); /* not answered: decided again once reconnected */
+        if (fds[STDIN].revents)
                 drain(r);
 }
 
@@ -313,7 +301,7 @@ static int run(reporter *r)
                         continue;
                 }
                 timeout = trim_when_idle(r, now, timeout);
-                if (r->multi) {
+                if (r->vmi_name) {
                         watch_and_wait(r, timeout);
                         continue;
                 }
@@ -352,7 +340,7 @@ static int migration_ports(fwd_state *fwd)
 
 /* One informer over the VMI alone (fieldSelector=metadata.name=NAME): the reporter must not see, nor
  * hold, the other VMIs of its namespace. Its store keeps the VMI cut down by fwd_prune. */
-static int start_informer(reporter *r, kube_config *cfg, const char *vmi_name)
+static int start_informer(reporter *r, const char *vmi_name)
 {
         static const kube_store_ops ops = {.prune = fwd_prune};
         _cleanup_free_ char *selector = NULL;
@@ -364,25 +352,21 @@ static int start_informer(reporter *r, kube_config *cfg, const char *vmi_name)
                 r->vmi_key = NULL;
                 return -ENOMEM;
         }
-        if (kube_informer_init(&r->watch, cfg, r->multi, &kube_vmi, r->ns, NULL, &ops, on_vmi, r) < 0 ||
+        if (kube_lite_informer_init(&r->watch, &r->api, &kube_vmi, r->ns, NULL, &ops, on_vmi, r) < 0 ||
             kube_informer_set_field_selector(&r->watch, selector) < 0)
                 return -ENOMEM;
-        r->watch.client->max_attempts = 1; /* the informer's backoff retries, without blocking the loop */
-        r->watch.client->timeout_ms = LIST_TIMEOUT_MS;
+        /* one attempt: the informer's backoff retries, without blocking the loop */
+        kube_lite_informer_set_timeout(&r->watch, LIST_TIMEOUT_MS);
         return 0;
 }
 
-static int start_watch(reporter *r, kube_config *cfg, const char *vmi_name, const char *control_socket)
+static int start_watch(reporter *r, const char *vmi_name, const char *control_socket)
 {
         if (migration_ports(&r->fwd) < 0)
                 return -EINVAL;
         r->vmi_name = vmi_name;
         ctl_link_init(&r->link, control_socket);
-        if (!(r->multi = curl_multi_init())) {
-                log_error("VMI watch: curl initialisation failed");
-                return -1;
-        }
-        if (start_informer(r, cfg, vmi_name) < 0) {
+        if (start_informer(r, vmi_name) < 0) {
                 log_error("VMI watch: out of memory");
                 return -1;
         }
@@ -392,11 +376,10 @@ static int start_watch(reporter *r, kube_config *cfg, const char *vmi_name, cons
 
 static void stop_watch(reporter *r)
 {
-        if (!r->multi)
+        if (!r->vmi_name)
                 return;
         if (r->watch.res)
                 kube_informer_free(&r->watch);
-        curl_multi_cleanup(r->multi);
         ctl_link_free(&r->link);
         drop_inflight(r);
         fwd_state_free(&r->fwd);
@@ -503,18 +486,19 @@ int main(int argc, char **argv)
                 kube_config_free(&cfg);
                 return 3;
         }
-        /* libcurl and OpenSSL load their configuration here, before the filter forbids more than reading */
-        r.client = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? kube_client_new(&cfg) : NULL;
-        if (!r.client) {
+        /* the CA is read and the random generator seeded here, before the filter forbids more than reading;
+         * one attempt per request: our own loop retries, and keeps reading newer documents meanwhile */
+        if (kube_lite_init(&r.api, &cfg, &err) < 0) {
+                log_error("%s", err.msg);
+                kube_lite_free(&r.api);
                 kube_config_free(&cfg);
                 return 3;
         }
-        r.client->max_attempts = 1; /* our own loop retries, and keeps reading newer documents meanwhile */
-        r.client->timeout_ms = REQUEST_TIMEOUT_MS;
-        int w = o.vmi_name ? start_watch(&r, &cfg, o.vmi_name, o.control_socket) : 0;
+        r.api.timeout_ms = REQUEST_TIMEOUT_MS;
+        int w = o.vmi_name ? start_watch(&r, o.vmi_name, o.control_socket) : 0;
         if (w < 0) {
                 stop_watch(&r);
-                kube_client_free(r.client);
+                kube_lite_free(&r.api);
                 kube_config_free(&cfg);
                 return w == -EINVAL ? 2 : 3;
         }
@@ -523,7 +507,7 @@ int main(int argc, char **argv)
                 code = run(&r);
         stop_watch(&r);
         free(r.pending);
-        kube_client_free(r.client);
+        kube_lite_free(&r.api);
         kube_config_free(&cfg);
         return code;
 }

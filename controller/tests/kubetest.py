@@ -15,6 +15,8 @@ import urllib.parse
 SRC = os.environ.get("KV_SOURCE_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("KV_BUILD_ROOT") or os.path.join(SRC, "build")
 SERVER = os.path.join(SRC, "tests", "kube-api", "kube_api_server.py")
+sys.path.insert(0, os.path.join(SRC, "tests"))
+from proclib import stop_process  # noqa: E402
 VMI_PATH = "/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances"
 VM_PATH = "/apis/kubevirt.io/v1/namespaces/%s/virtualmachines"
 VMIM_PATH = "/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstancemigrations"
@@ -42,15 +44,15 @@ def wait_for(what, fn, timeout=20.0, interval=0.05):
 class Api:
     """A keep-alive JSON client for the plain-HTTP listener."""
 
-    def __init__(self, port):
-        self.port = port
+    def __init__(self, port, host="127.0.0.1"):
+        self.host, self.port = host, port
         self.conn = None
 
     def request(self, method, path, body=None, ctype="application/json"):
         for attempt in range(3):
             try:
                 if self.conn is None:
-                    self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                    self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
                 data = json.dumps(body).encode() if body is not None else None
                 headers = {"Content-Type": ctype} if data is not None else {}
                 self.conn.request(method, path, body=data, headers=headers)
@@ -118,7 +120,7 @@ class Server:
             self.info = info
             self.port = info["http_port"]
             self.url = info["http_url"]
-            self.api = Api(self.port)
+            self.api = Api(self.port, urllib.parse.urlsplit(self.url).hostname)
             wait_for("API server /healthz", lambda: self._healthy(), timeout=10)
         except BaseException:
             self.stop()  # never leave a server behind when startup fails
@@ -143,13 +145,7 @@ class Server:
             return False
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig)
         self.proc = None
 
     def remove(self):
@@ -226,16 +222,7 @@ class Controller:
         return 0
 
     def stop(self, sig=signal.SIGTERM):
-        rc = None
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                rc = self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                rc = self.proc.wait()
-        elif self.proc:
-            rc = self.proc.returncode
+        rc = stop_process(self.proc, sig)
         self.proc = None
         return rc
 

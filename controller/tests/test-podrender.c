@@ -43,7 +43,8 @@ static void compare(const char *path, const char *got)
 }
 
 /* name "X-pull": X.vmi.json rendered for a cluster whose registry images are pulled by init containers
- * (kvlite-importer, with the registry configuration Secret) */
+ * (kvlite-importer, with the registry configuration Secret) and whose launchers reach the API server through
+ * virt-handler's relay (crds/) */
 static void golden(const char *dir, const char *name)
 {
         char p[512], base[64];
@@ -64,7 +65,8 @@ static void golden(const char *dir, const char *name)
                              .use_emulation = placement,
                              .tolerations = placement ? defaults : NULL,
                              .importer_image = pull ? "kvlite/importer:test" : NULL,
-                             .registry_secret = pull ? "virt-launcher-x-registries" : NULL};
+                             .registry_secret = pull ? "virt-launcher-x-registries" : NULL,
+                             .api_relay_dir = pull ? "/var/run/kvlite-node" : NULL};
         kv_error err = {0};
         if (pod_render(vmi, &o, &pod, &err) < 0) {
                 snprintf(p, sizeof(p), "%s/%s.err", dir, name);

@@ -252,18 +252,23 @@ def test_delete(srv, ctl):
 CLAIMS = "/api/v1/namespaces/%s/persistentvolumeclaims" % NS
 
 
-def bound_claim(api, name):
-    api.create(CLAIMS, {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+def bound_claim(api, name, node=None):
+    """A Bound claim; node: a node-local one, on that node (kube-scheduler's selected-node annotation)."""
+    md = {"name": name, "annotations": {"volume.kubernetes.io/selected-node": node} if node else {}}
+    api.create(CLAIMS, {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": md,
                         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}}})
     api.merge("%s/%s/status" % (CLAIMS, name), {"status": {"phase": "Bound"}})
 
 
-def clone_done(api, name):
+def clone_done(api, name, node=None):
     """Plays the kubelet for the clone Pod filling backup claim `name`: the claim Bound, the Pod Succeeded.
-    Returns the Pod's command."""
-    wait_for("backup claim %s" % name, lambda: get(api, CLAIMS, name))
+    node: the node of the source claim, where the backup claim is made and the Pod pinned. Returns the Pod's
+    command."""
+    claim = wait_for("backup claim %s" % name, lambda: get(api, CLAIMS, name))
+    assert (claim["metadata"].get("annotations") or {}).get("volume.kubernetes.io/selected-node") == node, claim
     api.merge("%s/%s/status" % (CLAIMS, name), {"status": {"phase": "Bound"}})
     pod = wait_for("clone Pod %s" % name, lambda: get(api, PODS, name))
+    assert pod["spec"].get("nodeName") == node, pod["spec"]
     api.merge("%s/%s/status" % (PODS, name), {"status": {"phase": "Succeeded"}})
     return pod["spec"]["containers"][0]["command"]
 
@@ -273,14 +278,16 @@ def vm_status(api, name):
 
 
 def test_claims(srv, ctl):
-    """A running VM with a claim: the content names backup claims (annotated as the launcher's), the save
-    request → the launcher's backup (the guest agent froze) → a clone Pod copying the backup file → the
+    """A running VM with a node-local claim: the content names backup claims (annotated as the launcher's), the
+    save request → the launcher's backup (the guest agent froze) → a clone Pod copying the backup file (the
+    backup claim made on the claim's node, the Pod pinned there) → the
     release (a delete of the tag) → Succeeded with indications Online, GuestAgent. Meanwhile the VM status says
     snapshotInProgress. A stopped VM whose snapshot copies does not start until it is done; a restore of the
-    running VM from claims is refused; a hostDisk of a running VM is refused. Deleting them asks the launcher
-    to remove the tag's files."""
+    running VM from claims is refused; a hostDisk of a running VM is refused. Deleting them asks the launcher to
+    remove the tag's files. The stopped VM restored into its claim: the restore Pod pinned to the claim's node;
+    refused once the claim is on another node than the backup."""
     api = srv.api
-    bound_claim(api, "cdata")
+    bound_claim(api, "cdata", node="node01")  # node-local: its clone Pods are pinned there
     m = vm_manifest("cv", "Always")
     m["spec"]["template"]["spec"]["volumes"].append({"name": "data", "persistentVolumeClaim": {"claimName": "cdata"}})
     m["spec"]["template"]["spec"]["domain"]["devices"]["disks"].append({"name": "data", "disk": {"bus": "virtio"}})
@@ -297,7 +304,7 @@ def test_claims(srv, ctl):
     wait_for("VM snapshotInProgress", lambda: vm_status(api, "cv").get("snapshotInProgress") == "cs")
     assert get(api, PODS, backup) is None, "no copy before the launcher's point in time"
     launcher.run(req, extra={"backups": 1, "guestAgent": True})
-    cmd = clone_done(api, backup)
+    cmd = clone_done(api, backup, node="node01")
     assert cmd[cmd.index("--pvc-source-file") + 1] == "disk.img.vmsnapshot-" + uid, cmd
     rel = request_for(api, "cv", "delete", uid)
     assert rel["id"] == uid + "-release", rel
@@ -336,10 +343,25 @@ def test_claims(srv, ctl):
     api.merge("%s/cv" % VMS, {"spec": {"runStrategy": "Always"}})
     wait_for("VM snapshotInProgress", lambda: vm_status(api, "cv").get("snapshotInProgress") == "cs3")
     assert tc.vmi_get(api, "cv") is None, "the VM started while its snapshot copies"
-    clone_done(api, "vmsnapshot-%s-volume-data" % uid3)
+    clone_done(api, "vmsnapshot-%s-volume-data" % uid3, node="node01")
     wait_for("Succeeded", lambda: snap_phase(api, "cs3", "Succeeded"))
     wait_for("the VM starts once the snapshot is done", lambda: tc.vmi_get(api, "cv"), timeout=20)
     assert "snapshotInProgress" not in vm_status(api, "cv")
+    # restored into its node-local claim: the restore Pod pinned to the claim's node; once the claim is on another
+    # node than the backup, refused
+    api.merge("%s/cv" % VMS, {"spec": {"runStrategy": "Halted"}})
+    wait_for("VMI gone", lambda: tc.vmi_get(api, "cv") is None, timeout=20)
+    ruid = restore(api, "rc3", "cv", "cs3")["metadata"]["uid"]
+    pod = wait_for("restore Pod", lambda: get(api, PODS, "restore-%s-data" % ruid))
+    assert pod["spec"].get("nodeName") == "node01", pod["spec"]
+    api.merge("%s/%s/status" % (PODS, pod["metadata"]["name"]), {"status": {"phase": "Succeeded"}})
+    wait_for("restored", lambda: (get(api, RESTORES, "rc3").get("status") or {}).get("complete"))
+    api.merge("%s/cdata" % CLAIMS, {"metadata": {"annotations": {"volume.kubernetes.io/selected-node": "node02"}}})
+    restore(api, "rc4", "cv", "cs3")
+    r = wait_for("Failure", lambda: condition(get(api, RESTORES, "rc4"), "Failure").get("status") == "True" and
+                 get(api, RESTORES, "rc4"))
+    assert "volume data: claim vmsnapshot-%s-volume-data is on node node01 and the copy has to run on node node02" \
+        % uid3 in r["status"]["error"]["message"], r["status"]
     # a hostDisk of a running VM without capacity: nothing to size its backup claim with
     h = vm_manifest("ch", "Always")
     h["spec"]["template"]["spec"]["volumes"].append({"name": "hd", "hostDisk": {"path": "/tmp/x.img", "type": "Disk"}})
@@ -386,13 +408,14 @@ def test_hostdisk(srv, ctl):
     pvc = get(api, CLAIMS, backup)
     assert pvc["spec"]["resources"]["requests"]["storage"] == "64Mi" and pvc["spec"]["accessModes"] == \
         ["ReadWriteOnce"], pvc["spec"]
-    assert pvc["metadata"]["annotations"]["kvlite.io/clone-source"] == "hostPath node01:/var/lib/hd/vm.img.vmsnapshot-" + uid, pvc
+    source = pvc["metadata"]["annotations"]["kvlite.io/clone-source"]
+    assert source == "hostPath node01:/var/lib/hd/vm.img.vmsnapshot-" + uid, pvc
     pod = wait_for("clone Pod", lambda: (api.merge("%s/%s/status" % (CLAIMS, backup), {"status": {"phase": "Bound"}}),
                                          get(api, PODS, backup))[1])
     cmd = pod["spec"]["containers"][0]["command"]
     assert pod["spec"]["nodeName"] == "node01" and host_volume(pod, "source") == "/var/lib/hd", pod["spec"]
     assert cmd[cmd.index("--pvc-source-file") + 1] == "vm.img.vmsnapshot-" + uid, cmd
-    clone_done(api, backup)
+    clone_done(api, backup, node="node01")  # the backup claim made on the image's node
     launcher.run(request_for(api, "hv", "delete", uid))
     s = wait_for("Succeeded", lambda: snap_phase(api, "hs", "Succeeded"))
     assert s["status"]["indications"] == ["Online", "NoGuestAgent"], s["status"]
@@ -401,7 +424,7 @@ def test_hostdisk(srv, ctl):
     api.create(VMS, hostdisk_vm("hw", "Halted", node="node02"))
     uid = snapshot(api, "ws", "hw")["metadata"]["uid"]
     backup = "vmsnapshot-%s-volume-hd" % uid
-    cmd = clone_done(api, backup)
+    cmd = clone_done(api, backup, node="node02")
     pod = get(api, PODS, backup)
     assert pod["spec"]["nodeName"] == "node02" and host_volume(pod, "source") == "/var/lib/hd", pod["spec"]
     assert cmd[cmd.index("--pvc-source-file") + 1] == "vm.img" and "--dest-file" not in cmd, cmd
@@ -425,7 +448,7 @@ def test_hostdisk(srv, ctl):
     assert get(api, PODS, rpod)["status"]["phase"] == "Succeeded", "the Pod records the copy into the node's file"
     # restored into a new VM: the hostDisk becomes a claim cloned from the backup
     ruid = restore(api, "wn", "hw2", "ws")["metadata"]["uid"]
-    clone_done(api, "restore-%s-hd" % ruid)
+    clone_done(api, "restore-%s-hd" % ruid, node="node02")  # from the backup claim, on node02
     vm = wait_for("new VM", lambda: get(api, VMS, "hw2"))
     assert {"name": "hd", "persistentVolumeClaim": {"claimName": "restore-%s-hd" % ruid}} in \
         vm["spec"]["template"]["spec"]["volumes"], vm["spec"]

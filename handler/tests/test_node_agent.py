@@ -21,6 +21,7 @@ BUILD = os.environ.get("KV_BUILD_ROOT") or os.path.join(SRC, "build")
 sys.path[:0] = [os.path.join(SRC, "tests"), os.path.join(SRC, "tests", "kube-api"),
                 os.path.join(SRC, "controller", "tests")]
 import hostcaps  # noqa: E402
+from proclib import stop_process  # noqa: E402
 from kubetest import POD_PATH, VMI_PATH, Controller, Server, vmi_manifest, wait_for  # noqa: E402
 
 SKIP = 77
@@ -70,13 +71,7 @@ class Node:
 
     def stop(self):
         for p in (self.agent, self.kubelet):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            stop_process(p, grace=20)
         self.srv.api.request("DELETE", "/api/v1/nodes/" + self.name)  # the node leaves the cluster
 
     def dump(self):

@@ -6,7 +6,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+
+sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT") or
+                                os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."), "tests"))
+from proclib import stop_process  # noqa: E402
 
 
 def free_port():
@@ -42,11 +47,12 @@ def htpasswd_file(root, user, password):
 
 
 class Registry:
-    def __init__(self, root, name, tls=None, htpasswd=None):
+    def __init__(self, root, name, tls=None, htpasswd=None, host="127.0.0.1"):
         self.dir = os.path.join(root, name)
         os.makedirs(self.dir)
         self.port = free_port()
-        self.addr = f"127.0.0.1:{self.port}"
+        self.host = host
+        self.addr = f"{host}:{self.port}"
         cfg = {"version": 0.1, "log": {"level": "error"},
                "storage": {"filesystem": {"rootdirectory": os.path.join(self.dir, "data")}},
                "http": {"addr": self.addr}}
@@ -67,20 +73,14 @@ class Registry:
         deadline = time.time() + 15
         while time.time() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
                 return
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"registry {self.addr} did not start")
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig)
         self.proc = None
 
 

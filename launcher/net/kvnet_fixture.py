@@ -22,6 +22,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
 import cninet  # noqa: E402
 import hostcaps  # noqa: E402
+from proclib import stop_process  # noqa: E402
 
 HTTP_PORT = 8080  # the guest's busybox httpd
 GUEST_IP6 = "fd10:0:2::2"  # KubeVirt's masquerade address for the guest
@@ -202,13 +203,7 @@ class PodNet:
 
     def close(self):
         for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            stop_process(p, grace=5)
         if self.serial_sock:
             self.serial_sock.close()
         if self.node:  # CNI DEL while the attached namespaces still exist

@@ -2,13 +2,15 @@
 # Cold migration of a stopped VM end to end with the real kubectl (issue #18; docs/cold-migration.md). Two nodes,
 # two kubelet stand-ins with node-local claims (--provision-claims --local-claims: a claim's data is a directory
 # of the node its volume.kubernetes.io/selected-node names) and the test scheduler honouring claim nodes. A
-# kernelBoot VM whose data disk is a claim on node01 starts there; the guest writes a marker to that disk through
-# its serial shell; stopped, a start is held while `kubectl annotate vm kvlite.io/cold-migrate=` moves it: the
-# scheduler picks node02, a copy claim is bound there, filled over NBD and compared; the VM then names the copy,
-# the old claim and its directory on node01 go. Started again, the VMI runs on node02 and the guest reads the
-# marker back from its disk. A request for a running VM, one naming the node the claims are on, and one naming
-# a node that does not exist (its copy Pods and claim made, then removed) fail with their reason and leave
-# everything as it was.
+# kernelBoot VM whose disks are a claim and a blank DataVolume of its dataVolumeTemplates (adopting a claim), both
+# on node01, starts there; the guest writes a marker to each disk through its serial shell; stopped, a start is
+# held while `kubectl annotate vm kvlite.io/cold-migrate=` moves it: the scheduler picks node02, a copy claim per
+# disk is bound there, filled over NBD and compared, and a DataVolume of the copy's name takes over the
+# DataVolume's copy; the VM then names the copies (its volumes and its dataVolumeTemplates entry), the old
+# DataVolume, claims and their directories on node01 go. Started again, the VMI runs on node02 and the guest
+# reads the markers back from its disks. A request for a running VM, one naming the node the claims are on, and
+# one naming a node that does not exist (its copy Pods and claim made, then removed) fail with their reason and
+# leave everything as it was.
 # Usage: test_cold_migration.py
 import json
 import os
@@ -24,7 +26,7 @@ from test_datavolume import guest_shell  # noqa: E402
 from test_rename import read_marker  # noqa: E402
 from test_snapshot_offline import SnapEnv, create, skip_without_guest_or_root  # noqa: E402
 
-VM, CLAIM = "cmvm", "cmvm-data"
+VM, CLAIM, DV = "cmvm", "cmvm-data", "cmvm-dv"
 NODES = ("node01", "node02")
 REQ, PROGRESS = "kvlite.io/cold-migrate", "kvlite.io/cold-migration"
 T0 = time.monotonic()
@@ -72,7 +74,25 @@ class TwoNodeEnv(SnapEnv):
 
 
 def vm_manifest():
-    return e2e.kernelboot_vm(VM, "Halted", "console=ttyS0 shell=1", {"persistentVolumeClaim": {"claimName": CLAIM}})
+    vm = e2e.kernelboot_vm(VM, "Halted", "console=ttyS0 shell=1", {"persistentVolumeClaim": {"claimName": CLAIM}},
+                           data_volume=e2e.blank_data_volume(DV))
+    tmpl = vm["spec"]["template"]["spec"]
+    tmpl["domain"]["devices"]["disks"].append({"name": "dv", "disk": {"bus": "virtio"}})  # /dev/vdb
+    tmpl["volumes"].append({"name": "dv", "dataVolume": {"name": DV}})
+    return vm
+
+
+def local_claim(env, name):
+    """A claim on node01, Bound there, its disk.img (1 MiB) provisioned blank."""
+    create(env, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                 "metadata": {"name": name, "annotations": {"volume.kubernetes.io/selected-node": NODES[0]}},
+                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}}})
+    wait_for("claim Bound on node01", lambda: env.get("pvc", name)["status"].get("phase") == "Bound", timeout=30)
+    assert not os.path.exists(os.path.dirname(env.claim_path(NODES[1], name))), "the claim is local to node01"
+
+
+def owner(obj):
+    return [(o["kind"], o["name"]) for o in obj["metadata"].get("ownerReferences", []) if o.get("controller")]
 
 
 def set_running(env, on):
@@ -108,22 +128,22 @@ def wait_done(env):
 
 
 def run_scenario(env):
-    create(env, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                 "metadata": {"name": CLAIM, "annotations": {"volume.kubernetes.io/selected-node": NODES[0]}},
-                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}}})
-    wait_for("claim Bound on node01", lambda: env.get("pvc", CLAIM)["status"].get("phase") == "Bound", timeout=30)
+    local_claim(env, CLAIM)
     with open(env.claim_path(NODES[0], CLAIM), "wb") as f:  # a provisioned, blank raw disk
         f.truncate(1 << 20)
-    assert not os.path.exists(os.path.dirname(env.claim_path(NODES[1], CLAIM))), "the claim is local to node01"
+    local_claim(env, DV)  # the DataVolume's claim, on node01: adopted by the DataVolume, filled by its import
     create(env, vm_manifest())
+    wait_for("DataVolume Succeeded", lambda: (env.get("dv", DV) or {}).get("status", {}).get("phase") == "Succeeded",
+             timeout=60, interval=0.3)
 
     # 1. The VM runs on node01, where its claim is; the guest writes a marker to the claim's disk.
     vmi, pod = set_running(env, True)
     assert pod["spec"]["nodeName"] == NODES[0] and vmi["status"]["nodeName"] == NODES[0], vmi["status"]
-    marker = "CMMARK-" + secrets.token_hex(4)
+    marker, dvmark = "CMMARK-" + secrets.token_hex(4), "CMDV-" + secrets.token_hex(4)
     ask = guest_shell(env, pod)
-    write = "echo %s | dd of=/dev/vda bs=512 seek=8 conv=sync,fsync 2>/dev/null && echo done" % marker
-    assert ask("W", write) == "done"
+    for m, dev in ((marker, "vda"), (dvmark, "vdb")):
+        write = "echo %s | dd of=/dev/%s bs=512 seek=8 conv=sync,fsync 2>/dev/null && echo done" % (m, dev)
+        assert ask("W" + dev, write) == "done"
     ask.close()
     # a running VM is not cold-migrated: refused, nothing touched
     env.kubectl("annotate", "vm", VM, REQ + "=")
@@ -132,8 +152,9 @@ def run_scenario(env):
     assert env.vmi(VM)["status"]["phase"] == "Running"
     set_running(env, False)
     assert read_marker(env.claim_path(NODES[0], CLAIM)) == marker
-    say("ok - the guest on node01 wrote %s to its claim; a cold migration of the running VM is refused: %s"
-        % (marker, st["message"]))
+    assert read_marker(env.claim_path(NODES[0], DV)) == dvmark
+    say("ok - the guest on node01 wrote %s and %s to its claim and DataVolume; a cold migration of the running VM "
+        "is refused: %s" % (marker, dvmark, st["message"]))
 
     # 2. A request naming the node the claims are on fails with its reason.
     env.kubectl("annotate", "vm", VM, REQ + "=" + NODES[0])
@@ -145,7 +166,9 @@ def run_scenario(env):
     st = wait_done(env)
     assert st["phase"] == "Failed" and "cannot be scheduled" in st["message"] and st["sourceNode"] == NODES[0], st
     assert env.get("vm", VM)["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == CLAIM
+    assert env.get("vm", VM)["spec"]["dataVolumeTemplates"][0]["metadata"]["name"] == DV
     wait_for("copy claim deleted", lambda: env.get("pvc", CLAIM + "-cm1") is None, timeout=30, interval=0.3)
+    assert env.get("pvc", DV + "-cm1") is None and env.get("dv", DV + "-cm1") is None
     wait_for("copy Pods deleted", lambda: not env.srv.api.items(POD_PATH % "default", "kvlite.io/cold-migration=" + VM),
              timeout=30, interval=0.3)
     assert read_marker(env.claim_path(NODES[0], CLAIM)) == marker
@@ -164,31 +187,44 @@ def run_scenario(env):
     st = wait_done(env)
     assert st["phase"] == "Succeeded", st
     assert not seen_vmi, "the VM started while its claims were moving"
-    copy = CLAIM + "-cm1"
+    copy, dvcopy = CLAIM + "-cm1", DV + "-cm1"
     assert st["sourceNode"] == NODES[0] and st["targetNode"] == NODES[1], st
-    assert st["claims"] == [{"volume": "data", "from": CLAIM, "to": copy}], st
+    assert st["claims"] == [{"volume": "data", "from": CLAIM, "to": copy},
+                            {"volume": "dv", "from": DV, "to": dvcopy, "dataVolume": True}], st
     vm = env.get("vm", VM)
-    assert vm["spec"]["template"]["spec"]["volumes"] == [{"name": "data", "persistentVolumeClaim":
-                                                          {"claimName": copy}}], vm["spec"]
-    pvc = env.get("pvc", copy)
-    assert pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == NODES[1], pvc["metadata"]
-    assert read_marker(env.claim_path(NODES[1], copy)) == marker
-    wait_for("old claim gone", lambda: env.get("pvc", CLAIM) is None, timeout=30, interval=0.3)
-    wait_for("old data gone from node01", lambda: not os.path.exists(env.claim_path(NODES[0], CLAIM)), timeout=30)
+    assert vm["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "data", "persistentVolumeClaim": {"claimName": copy}},
+        {"name": "dv", "dataVolume": {"name": dvcopy}}], vm["spec"]
+    assert [t["metadata"]["name"] for t in vm["spec"]["dataVolumeTemplates"]] == [dvcopy], vm["spec"]
+    for c, m in ((copy, marker), (dvcopy, dvmark)):
+        pvc = env.get("pvc", c)
+        assert pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == NODES[1], pvc["metadata"]
+        assert read_marker(env.claim_path(NODES[1], c)) == m
+    # the copy's DataVolume: the template's spec, owned by the VM, Succeeded over the copy claim it took over
+    dv = env.get("dv", dvcopy)
+    assert dv["status"]["phase"] == "Succeeded" and owner(dv) == [("VirtualMachine", VM)], dv
+    assert dv["metadata"]["annotations"]["cdi.kubevirt.io/storage.prePopulated"] == dvcopy, dv["metadata"]
+    assert dv["spec"] == vm["spec"]["dataVolumeTemplates"][0]["spec"], dv["spec"]
+    assert owner(env.get("pvc", dvcopy)) == [("DataVolume", dvcopy)], env.get("pvc", dvcopy)["metadata"]
+    for c in (CLAIM, DV):
+        wait_for("old claim %s gone" % c, lambda: env.get("pvc", c) is None, timeout=30, interval=0.3)
+        wait_for("old data gone from node01", lambda: not os.path.exists(env.claim_path(NODES[0], c)), timeout=30)
+    assert env.get("dv", DV) is None, "the old DataVolume is left"
     assert not env.srv.api.items(POD_PATH % "default", "kvlite.io/cold-migration=" + VM), "copy Pods left"
-    say("ok - moved to node02 in %.1f s: claim %s holds the marker, the VM names it, %s is gone"
-        % (time.monotonic() - t, copy, CLAIM))
+    say("ok - moved to node02 in %.1f s: claims %s and %s hold the markers, the VM names them, %s and %s are gone"
+        % (time.monotonic() - t, copy, dvcopy, CLAIM, DV))
 
     # 4. The VM (its start was held) runs on node02 and its guest reads the marker back.
     vmi, pod = set_running(env, True)
     assert pod["spec"]["nodeName"] == NODES[1] and vmi["status"]["nodeName"] == NODES[1], vmi["status"]
     ask = guest_shell(env, pod)
-    assert ask("R", "dd if=/dev/vda bs=512 skip=8 count=1 2>/dev/null | head -n 1") == marker
+    for m, dev in ((marker, "vda"), (dvmark, "vdb")):
+        assert ask("R" + dev, "dd if=/dev/%s bs=512 skip=8 count=1 2>/dev/null | head -n 1" % dev) == m
     ask.close()
     row = env.kubectl("get", "vmi", VM, "--no-headers").split()
     assert NODES[1] in row, row
     set_running(env, False)
-    say("ok - the VM started on node02 and its guest reads %s" % marker)
+    say("ok - the VM started on node02 and its guest reads %s and %s" % (marker, dvmark))
 
 
 def main():

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "kube-api"))
 sys.path.insert(0, os.path.join(SRC, "kvmcheck"))
 sys.path.insert(0, os.path.join(SRC, "tests"))
 import hostcaps  # noqa: E402
+from proclib import stop_process  # noqa: E402
 import hostkvm  # noqa: E402
 from kubetest import BUILD, POD_PATH, Controller, Server, cleanup, wait_for  # noqa: E402
 from kubelet import cleanup_state, netns_kill_all  # noqa: E402
@@ -69,13 +70,7 @@ class Kubelet:
         return os.path.join(self.state, "pods", pod["metadata"]["uid"], "volumes", "run")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, grace=30)
         # whatever the kubelet left (it may have been killed): Pod netns with their processes, then the node's
         left = cleanup_state(self.state)
         if left:

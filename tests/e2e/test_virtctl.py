@@ -26,6 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_e2e import (BUILD, GUEST, NODE, SRC, Env, _read, alive, cnt_values,  # noqa: E402
                       kernelboot_vmi_yaml, kubectl_json, skip_without_pod_network, vm_yaml, vmi_yaml, wait_for)
+from proclib import stop_process  # noqa: E402  (tests/ is on the path test_e2e set)
 
 VIRTCTL = os.path.join(BUILD, "virtctl", "virtctl")
 VIRT_API = os.path.join(BUILD, "virt-api", "virt-api")
@@ -514,12 +515,7 @@ class Handler:
                                      stdout=self.log, stderr=self.log)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 

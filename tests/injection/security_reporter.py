@@ -223,8 +223,7 @@ def inject_kill(srv, pod, nr, args, name):
 
 
 def hosts_name():
-    """A name for this host that /etc/hosts resolves (never a DNS query), other than localhost (which curl
-    answers itself), or None."""
+    """A name for this host that /etc/hosts resolves (never a DNS query), other than localhost, or None."""
     name = socket.gethostname()
     try:
         with open("/etc/hosts") as f:
@@ -235,9 +234,9 @@ def hosts_name():
 
 
 def resolver_thread(srv, strace=None):
-    """With the API host given as a name, curl resolves it in a thread (Debian's libcurl: threaded
-    resolver), under the filter too. The certificate names 127.0.0.1 and localhost only, so the patch
-    fails on TLS; what counts is that the reporter lives through the resolution and retries."""
+    """With the API host given as a name, the reporter resolves it (glibc's getaddrinfo, /etc/hosts) under the
+    filter too. The certificate names 127.0.0.1 and localhost only, so the patch fails on TLS (the name
+    check); what counts is that the reporter lives through the resolution and retries."""
     name = hosts_name()
     if not name:
         print("note: no /etc/hosts name for this host: resolver thread not exercised")
@@ -245,10 +244,10 @@ def resolver_thread(srv, strace=None):
     rep = Reporter(srv, "rs", host=name, strace=strace)
     try:
         rep.send({"phase": "Running"})
-        step("a patch attempted via %s (resolved by curl's thread)" % name, lambda: "retry in" in rep.text())
+        step("a patch attempted via %s (resolved under the filter)" % name, lambda: "retry in" in rep.text())
         rep.sock.close()
         rc = rep.proc.wait(15)
-        check(rc == 1 and "forbidden" not in rep.text(), "the reporter survives its resolver thread and exits "
+        check(rc == 1 and "forbidden" not in rep.text(), "the reporter survives the resolution and exits "
               "1 (the status was not delivered: the certificate does not name %s), not by SIGSYS (%s)" % (name, rc),
               rep)
     finally:

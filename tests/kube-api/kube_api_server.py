@@ -3,6 +3,7 @@
 # drive it). Command line, TLS material, kubeconfig/service-account output and state persistence live here;
 # see docs/kube-api-test-server.md for what is faithful and what is simplified.
 import argparse
+import ipaddress
 import json
 import os
 import secrets
@@ -28,16 +29,31 @@ def run_openssl(*args):
     subprocess.run(["openssl", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def make_certs(directory):
-    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate, made with openssl."""
+def is_ip(name):
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+def make_certs(directory, sans=()):
+    """A CA, a server certificate for 127.0.0.1/localhost and the IP addresses or DNS names in sans (the listen
+    address), and a client certificate, made with openssl."""
     run = run_openssl
+    names = ["IP:127.0.0.1", "DNS:localhost"]
+    for n in sans:
+        name = ("IP:" if is_ip(n) else "DNS:") + n
+        if name not in names and n not in ("0.0.0.0", "::"):
+            names.append(name)
+    alt = ",".join(names)
 
     p = lambda name: os.path.join(directory, name)  # noqa: E731
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     run("req", "-x509", *ec, "-keyout", p("ca.key"), "-out", p("ca.crt"), "-days", "3650", "-subj",
         "/CN=kvlite-test-ca")
     for name, subj, ext in (("server", "/CN=kube-apiserver",
-                             "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"),
+                             "subjectAltName=%s\nextendedKeyUsage=serverAuth\n" % alt),
                             ("client", "/O=system:masters/CN=kvlite-admin", "extendedKeyUsage=clientAuth\n")):
         with open(p(name + ".ext"), "w") as f:
             f.write(ext + "keyUsage=critical,digitalSignature,keyEncipherment\n")
@@ -154,7 +170,7 @@ def main(argv):
             cert_dir = args.cert_dir or tempfile.mkdtemp(prefix="kube-api-certs.")
             os.makedirs(cert_dir, exist_ok=True)
             try:
-                certs = make_certs(cert_dir)
+                certs = make_certs(cert_dir, [args.address])
                 ctx = tls_context(certs)
             except (OSError, subprocess.CalledProcessError, ssl.SSLError) as e:
                 print("kube_api_server: cannot make TLS material in %s: %s" % (cert_dir, e), file=sys.stderr)

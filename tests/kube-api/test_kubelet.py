@@ -15,6 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import hostcaps  # noqa: E402
+from proclib import stop_process as stop  # noqa: E402
 from testlib import SKIP, ApiServer, check, run, wait_for  # noqa: E402
 from kubelet import cleanup_state, netns_kill_all  # noqa: E402
 
@@ -120,15 +121,6 @@ def main():
     finally:
         stop(kubelet)
         srv.stop()
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def netns_names():

@@ -12,6 +12,8 @@ import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+from proclib import stop_process  # noqa: E402
 SKIP = 77
 
 
@@ -63,13 +65,7 @@ class ApiServer:
                        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}]}, f)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def request(self, method, path, body=None, ctype="application/json", headers=None, raw=False):
         """(status, parsed JSON or bytes) without raising on HTTP errors."""
