@@ -468,7 +468,8 @@ def test_hotplug(srv, ctl):
     spec["volumes"].append({"name": "hp", "persistentVolumeClaim": {"claimName": "hpdata", "hotpluggable": True}})
     spec["domain"]["devices"]["disks"].append({"name": "hp", "disk": {"bus": "scsi"}})
     api.merge("/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances/pv" % NS, {"spec": spec})
-    wait_for("the VMI's hot-plugged volume", lambda: "hp" in [v["name"] for v in tc.vmi_get(api, "pv")["spec"]["volumes"]])
+    wait_for("the VMI's hot-plugged volume",
+             lambda: "hp" in [v["name"] for v in tc.vmi_get(api, "pv")["spec"]["volumes"]])
     uid = snapshot(api, "ps", "pv")["metadata"]["uid"]
     backup = "vmsnapshot-%s-volume-hp" % uid
     req = request_for(api, "pv", "save", uid)
