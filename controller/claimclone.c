@@ -36,6 +36,30 @@ static void add_claim_volume(cJSON *vols, cJSON *mounts, const char *name, const
         pod_add_volume(vols, mounts, name, "persistentVolumeClaim", pvc, path, ro);
 }
 
+bool host_disk_parts(const cJSON *vol, char *dir, char *file, size_t size)
+{
+        const char *path = kube_str(vol, "hostDisk.path"), *slash = path ? strrchr(path, '/') : NULL;
+        if (!slash || !slash[1] || (size_t)(slash - path) >= size || strlen(slash + 1) >= size)
+                return false;
+        snprintf(dir, size, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+        snprintf(file, size, "%s", slash + 1);
+        return true;
+}
+
+/* One end of the copy: the claim, or the node's directory (a hostDisk's). */
+static void add_end(cJSON *vols, cJSON *mounts, const char *name, const char *claim, const char *host,
+                    const char *path, bool ro)
+{
+        if (!host) {
+                add_claim_volume(vols, mounts, name, claim, path, ro);
+                return;
+        }
+        cJSON *hp = cJSON_CreateObject();
+        cJSON_AddStringToObject(hp, "path", host);
+        cJSON_AddStringToObject(hp, "type", "Directory");
+        pod_add_volume(vols, mounts, name, "hostPath", hp, path, ro);
+}
+
 static cJSON *clone_pod(controller *c, const claim_clone *cc)
 {
         cJSON *pod = cJSON_CreateObject(), *md = cJSON_AddObjectToObject(pod, "metadata"),
@@ -54,8 +78,8 @@ static cJSON *clone_pod(controller *c, const claim_clone *cc)
                 cJSON_AddStringToObject(spec, "nodeName", cc->node);
         cJSON *vols = cJSON_AddArrayToObject(spec, "volumes"),
               *mounts = cJSON_AddArrayToObject(ctr, "volumeMounts");
-        add_claim_volume(vols, mounts, "source", cc->src, "/source", true);
-        add_claim_volume(vols, mounts, "cdi-data-vol", cc->dst, "/data", false);
+        add_end(vols, mounts, "source", cc->src, cc->src_host, "/source", true);
+        add_end(vols, mounts, "cdi-data-vol", cc->dst, cc->dst_host, "/data", false);
         cJSON_AddStringToObject(ctr, "name", "clone");
         cJSON_AddStringToObject(ctr, "image", c->opts.importer_image);
         cJSON *cmd = cJSON_AddArrayToObject(ctr, "command");
@@ -66,6 +90,10 @@ static cJSON *clone_pod(controller *c, const claim_clone *cc)
         if (cc->src_file) {
                 add_str(cmd, "--pvc-source-file");
                 add_str(cmd, cc->src_file);
+        }
+        if (cc->dst_host) {
+                add_str(cmd, "--dest-file");
+                add_str(cmd, cc->dst_file);
         }
         cJSON_AddStringToObject(ctr, "terminationMessagePath", "/dev/termination-log");
         cJSON_AddStringToObject(ctr, "terminationMessagePolicy", "FallbackToLogsOnError");
@@ -81,8 +109,12 @@ cJSON *claim_clone_claim(const claim_clone *cc, const cJSON *src)
         cJSON_AddStringToObject(pvc, "kind", "PersistentVolumeClaim");
         cJSON_AddStringToObject(md, "name", cc->dst);
         cJSON_AddStringToObject(md, "namespace", cc->ns);
-        char from[600];
-        snprintf(from, sizeof(from), "%s/%s", cc->ns, cc->src);
+        char from[1200];
+        if (cc->src_host) /* hostPath <node>:<file> */
+                snprintf(from, sizeof(from), "hostPath %s:%s/%s", cc->node ?: "", cc->src_host,
+                         cc->src_file ?: "");
+        else
+                snprintf(from, sizeof(from), "%s/%s", cc->ns, cc->src);
         cJSON *ann = cJSON_AddObjectToObject(md, "annotations");
         cJSON_AddStringToObject(ann, "kvlite.io/clone-source", from);
         if (cc->node) /* what kube-scheduler writes for a consumer on that node: the claim is made there */
@@ -95,6 +127,13 @@ cJSON *claim_clone_claim(const claim_clone *cc, const cJSON *src)
                 const cJSON *v = cJSON_GetObjectItemCaseSensitive(kube_obj(src, "spec"), keep[i]);
                 if (v)
                         cJSON_AddItemToObject(spec, keep[i], cJSON_Duplicate(v, true));
+        }
+        if (!src) { /* a node's file: ReadWriteOnce, of the size given */
+                cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "accessModes"),
+                                     cJSON_CreateString("ReadWriteOnce"));
+                cJSON *req = cJSON_AddObjectToObject(cJSON_AddObjectToObject(spec, "resources"), "requests");
+                cJSON_AddStringToObject(req, "storage", cc->src_size ?: "1Gi");
+                cJSON_AddStringToObject(spec, "volumeMode", "Filesystem");
         }
         return pvc;
 }
@@ -114,7 +153,9 @@ static int destination(kube_client *api, const claim_clone *cc, cJSON **out, cha
                 return r;
         *err = (kv_error){0};
         _cleanup_json_ cJSON *src = NULL;
-        if ((r = kube_get(api, &kube_pvc, cc->ns, cc->src, &src, err)) == -KUBE_ENOTFOUND) {
+        if (cc->src_host)
+                r = 0;
+        else if ((r = kube_get(api, &kube_pvc, cc->ns, cc->src, &src, err)) == -KUBE_ENOTFOUND) {
                 *err = (kv_error){0};
                 snprintf(msg, size, "PersistentVolumeClaim %s/%s not found", cc->ns, cc->src);
                 return CLONE_FAILED;
@@ -128,7 +169,8 @@ static int destination(kube_client *api, const claim_clone *cc, cJSON **out, cha
         _cleanup_json_ cJSON *want = claim_clone_claim(cc, src);
         r = kube_create(api, &kube_pvc, cc->ns, want, out, err);
         if (r == 0)
-                log_info("claim %s/%s created as a clone of %s", cc->ns, cc->dst, cc->src);
+                log_info("claim %s/%s created as a clone of %s", cc->ns, cc->dst,
+                         cc->src_host ? cc->src_host : cc->src);
         return r == -KUBE_EEXISTS ? kube_get(api, &kube_pvc, cc->ns, cc->dst, out, err) : r;
 }
 
@@ -140,7 +182,7 @@ static int mark_done(kube_client *api, const claim_clone *cc, kv_error *err)
         int r = kube_merge_patch(api, &kube_pvc, cc->ns, cc->dst, patch, false, NULL, err);
         if (r < 0)
                 return r;
-        log_info("claim %s/%s: copied from %s by Pod %s", cc->ns, cc->dst, cc->src, cc->pod);
+        log_info("claim %s/%s: copied from %s by Pod %s", cc->ns, cc->dst, cc->src_host ?: cc->src, cc->pod);
         return kube_delete(api, &kube_pod, cc->ns, cc->pod, NULL, NULL, NULL, err);
 }
 
@@ -164,13 +206,13 @@ int claim_clone_step(controller *c, kube_client *api, const claim_clone *cc, cha
                      kv_error *err)
 {
         _cleanup_json_ cJSON *dst = NULL, *pod = NULL;
-        int r = destination(api, cc, &dst, msg, size, err);
+        int r = cc->dst_host ? 0 : destination(api, cc, &dst, msg, size, err);
         if (r != 0)
                 return r;
         const char *by = annotation(dst, CLONE_ANN_DONE);
         if (by && !strcmp(by, cc->pod))
                 return CLONE_DONE;
-        if (strcmp(kube_str(dst, "status.phase") ?: "", "Bound"))
+        if (!cc->dst_host && strcmp(kube_str(dst, "status.phase") ?: "", "Bound"))
                 return CLONE_RUNNING;
         r = kube_get(api, &kube_pod, cc->ns, cc->pod, &pod, err);
         if (r == -KUBE_ENOTFOUND) {
@@ -178,11 +220,14 @@ int claim_clone_step(controller *c, kube_client *api, const claim_clone *cc, cha
                 _cleanup_json_ cJSON *want = clone_pod(c, cc);
                 r = kube_create(api, &kube_pod, cc->ns, want, NULL, err);
                 if (r == 0)
-                        log_info("clone Pod %s/%s: %s → %s", cc->ns, cc->pod, cc->src, cc->dst);
+                        log_info("clone Pod %s/%s: %s → %s", cc->ns, cc->pod, cc->src_host ?: cc->src,
+                                 cc->dst_host ?: cc->dst);
                 return r < 0 && r != -KUBE_EEXISTS ? r : CLONE_RUNNING;
         }
         if (r < 0)
                 return r;
+        if (!strcmp(kube_str(pod, "status.phase") ?: "", "Succeeded") && cc->dst_host)
+                return CLONE_DONE; /* the Pod is the record: a node's file has no annotations */
         if (!strcmp(kube_str(pod, "status.phase") ?: "", "Succeeded"))
                 return (r = mark_done(api, cc, err)) < 0 ? r : CLONE_DONE;
         if (permanent_failure(pod, msg, size)) {
@@ -200,10 +245,13 @@ int claim_clone_delete(kube_client *api, const char *ns, const char *dst, const 
         return r < 0 ? r : kube_delete(api, &kube_pvc, ns, dst, NULL, NULL, "Background", err);
 }
 
-/* The node of claim `name` into node ("" when it has none or is missing). */
+/* The node of claim `name` into node ("" when it has none, is missing, or is a node's directory: NULL). */
 static int node_of(kube_client *api, const char *ns, const char *name, char *node, size_t size, kv_error *err)
 {
         _cleanup_json_ cJSON *pvc = NULL;
+        *node = '\0';
+        if (!name)
+                return 0;
         int r = kube_get(api, &kube_pvc, ns, name, &pvc, err);
         if (r == -KUBE_ENOTFOUND)
                 *err = (kv_error){0};

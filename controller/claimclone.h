@@ -1,6 +1,7 @@
 /* Claim clones for offline snapshots and restores (docs/cluster-snapshots.md): a short-lived Pod runs
- * kvlite-importer --pvc-source, which copies one claim's disk.img, sparse, into another claim. Each step
- * looks at the API's objects only, so a controller restart resumes where it was. */
+ * kvlite-importer --pvc-source, which copies one claim's disk.img, sparse, into another claim; either end may
+ * be a directory of a node instead (hostPath: a hostDisk's image). Each step looks at the API's objects only,
+ * so a controller restart resumes where it was. */
 #pragma once
 
 #include <cjson/cJSON.h>
@@ -26,6 +27,11 @@ typedef struct claim_clone {
         const cJSON *owner;       /* ownerReference of the Pod */
         const cJSON *claim_owner; /* ownerReference of dst when created, NULL = none */
         bool create_dst;          /* dst is created like src (size, access modes); else it must exist */
+        const char *src_host;     /* a node's directory read instead of claim src (src_file in it), or NULL */
+        const char *src_size;     /* with src_host and create_dst: dst's storage request (ReadWriteOnce) */
+        const char *dst_host;     /* a node's directory written instead of claim dst, or NULL: the Pod's
+                                   * Succeeded phase records the copy (kept until its owner goes) */
+        const char *dst_file;     /* with dst_host: the file written there (a hostDisk's name) */
 } claim_clone;
 
 /* One step of the copy: returns the state (msg says why on CLONE_FAILED) or a negative errno. */
@@ -36,6 +42,8 @@ int claim_clone_delete(kube_client *api, const char *ns, const char *dst, const 
 /* cc->dst as a new claim with src's size, access modes, storage class and volume mode, marked with its source
  * (kvlite.io/clone-source) and owned by cc->claim_owner. */
 cJSON *claim_clone_claim(const claim_clone *cc, const cJSON *src);
+/* A hostDisk volume's image split into its directory and file name (bufs of size), false when it has none. */
+bool host_disk_parts(const cJSON *vol, char *dir, char *file, size_t size);
 /* The node a claim's data is on: its volume.kubernetes.io/selected-node, which kube-scheduler writes on a
  * claim of a WaitForFirstConsumer storage class (local disks, a local-path provisioner); NULL for storage
  * every node reaches. */

@@ -161,19 +161,25 @@ static const cJSON *volume_named(const cJSON *volumes, const char *name)
         return NULL;
 }
 
-/* The claim backup b is copied into: the VM's own claim for that volume (same VM), or
- * restore-<restore uid>-<volume> (KubeVirt's name for a restored claim) for a new VM. */
-static const char *restore_claim(vmrestore *v, const cJSON *vmobj, const cJSON *b, char *buf, size_t size)
+/* The claim backup b is copied into: the VM's own claim for that volume (same VM; a running VM's snapshot
+ * may also hold a claim hot-plugged into its VMI only: that claim), or restore-<restore uid>-<volume>
+ * (KubeVirt's name for a restored claim) for a new VM. */
+static const char *restore_claim(vmrestore *v, const cJSON *vmobj, const cJSON *content, const cJSON *b,
+                                 char *buf, size_t size)
 {
-        if (vmobj)
-                return volume_claim(
-                    volume_named(kube_obj(vmobj, "spec.template.spec.volumes"), kube_str(b, "volumeName")));
+        if (vmobj) {
+                const cJSON *vol =
+                    volume_named(kube_obj(vmobj, "spec.template.spec.volumes"), kube_str(b, "volumeName"));
+                return vol || !content_from_launcher(content)
+                           ? volume_claim(vol)
+                           : kube_str(b, "persistentVolumeClaim.metadata.name");
+        }
         snprintf(buf, size, "restore-%s-%s", v->uid, kube_str(b, "volumeName") ?: "?");
         return buf;
 }
 
-/* The new VM: the snapshot's VM spec, its claim volumes on the restored claims, no dataVolumeTemplates (the
- * claims exist), marked with the restore. */
+/* The new VM: the snapshot's VM spec, its claim and hostDisk volumes on the restored claims, no
+ * dataVolumeTemplates (the claims exist), marked with the restore. */
 static cJSON *new_vm(vmrestore *v, const cJSON *content)
 {
         const cJSON *src = kube_obj(content, "spec.source.virtualMachine");
@@ -190,16 +196,25 @@ static cJSON *new_vm(vmrestore *v, const cJSON *content)
         cJSON_ArrayForEach(vol, kube_obj(spec, "template.spec.volumes"))
         {
                 const char *name = kube_str(vol, "name");
-                if (!volume_claim(vol) || !name)
+                if ((!volume_claim(vol) && !cJSON_GetObjectItemCaseSensitive(vol, "hostDisk")) || !name)
                         continue;
                 char claim[300];
                 snprintf(claim, sizeof(claim), "restore-%s-%s", v->uid, name);
                 cJSON_DeleteItemFromObjectCaseSensitive(vol, "dataVolume");
+                cJSON_DeleteItemFromObjectCaseSensitive(vol, "hostDisk"); /* a new VM's disks are claims */
                 cJSON_DeleteItemFromObjectCaseSensitive(vol, "persistentVolumeClaim");
                 cJSON_AddStringToObject(cJSON_AddObjectToObject(vol, "persistentVolumeClaim"), "claimName",
                                         claim);
         }
         return vm;
+}
+
+/* The node a hostDisk of the VM is restored on: the one its template pins, else the snapshot's. */
+static const char *restore_node(const cJSON *vmobj, const cJSON *content)
+{
+        return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                   kube_obj(vmobj, "spec.template.spec.nodeSelector"), NODE_HOSTNAME_LABEL))
+                   ?: content_annotation(content, CONTENT_ANN_NODE);
 }
 
 /* Why the restore of a claims snapshot cannot run, or NULL. */
@@ -247,10 +262,18 @@ static int offline_restore(vmrestore *v, const cJSON *snap, const cJSON *content
         _cleanup_json_ cJSON *restores = cJSON_CreateArray();
         cJSON_ArrayForEach(b, kube_obj(content, "spec.volumeBackups"))
         {
-                char dst_buf[300], pod[300];
-                const char *dst = restore_claim(v, same ? vmobj : NULL, b, dst_buf, sizeof(dst_buf));
+                char dst_buf[300], pod[300], dir[512], file[512];
+                if (!same &&
+                    !volume_named(kube_obj(content, "spec.source.virtualMachine.spec.template.spec.volumes"),
+                                  kube_str(b, "volumeName")))
+                        continue; /* hot-plugged into the VMI only: not a disk of the new VM */
+                const char *dst = restore_claim(v, same ? vmobj : NULL, content, b, dst_buf, sizeof(dst_buf));
+                /* the same VM's hostDisk: its image written back on its node */
+                const cJSON *vol =
+                    volume_named(kube_obj(vmobj, "spec.template.spec.volumes"), kube_str(b, "volumeName"));
+                bool host = same && host_disk_parts(vol, dir, file, sizeof(dir));
                 snprintf(pod, sizeof(pod), "restore-%s-%s", v->uid, kube_str(b, "volumeName") ?: "?");
-                if (!dst) {
+                if (!dst && !host) {
                         snprintf(msg, sizeof(msg),
                                  "volume %s of the snapshot is not a claim of VirtualMachine %s",
                                  kube_str(b, "volumeName") ?: "?", v->vm_name);
@@ -261,7 +284,10 @@ static int offline_restore(vmrestore *v, const cJSON *snap, const cJSON *content
                                   .dst = dst,
                                   .pod = pod,
                                   .owner = owner,
-                                  .create_dst = !same};
+                                  .create_dst = !same,
+                                  .dst_host = host ? dir : NULL,
+                                  .dst_file = file,
+                                  .node = host ? restore_node(vmobj, content) : NULL};
                 char node[256];
                 if ((r = claim_clone_pin(v->api, &cc, node, sizeof(node), msg, sizeof(msg), err)) == 0)
                         r = claim_clone_step(v->c, v->api, &cc, msg, sizeof(msg), err);
@@ -275,7 +301,11 @@ static int offline_restore(vmrestore *v, const cJSON *snap, const cJSON *content
                 done &= r == CLONE_DONE;
                 cJSON *e = cJSON_CreateObject();
                 cJSON_AddStringToObject(e, "volumeName", kube_str(b, "volumeName") ?: "");
-                cJSON_AddStringToObject(e, "persistentVolumeClaim", dst);
+                if (host) /* kvlite's: the hostDisk written back */
+                        cJSON_AddStringToObject(cJSON_AddObjectToObject(e, "hostDisk"), "path",
+                                                kube_str(vol, "hostDisk.path"));
+                else
+                        cJSON_AddStringToObject(e, "persistentVolumeClaim", dst);
                 cJSON_AddStringToObject(e, "volumeSnapshotName", cc.src ?: "");
                 cJSON_AddItemToArray(restores, e);
         }

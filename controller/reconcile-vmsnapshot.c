@@ -110,9 +110,10 @@ static bool ephemeral_volume(const cJSON *vol)
         return false;
 }
 
-/* One per claim (persistentVolumeClaim or dataVolume) of the volumes (a stopped VM's template, a running VM's
- * VMI), copied into the claim volumeSnapshotName (KubeVirt's VolumeSnapshot name,
- * vmsnapshot-<uid>-volume-<volume>). */
+/* One per claim (persistentVolumeClaim or dataVolume) and hostDisk of the volumes (a stopped VM's template, a
+ * running VM's VMI), copied into the claim volumeSnapshotName (KubeVirt's VolumeSnapshot name,
+ * vmsnapshot-<uid>-volume-<volume>). A hostDisk's entry has the volume's hostDisk (kvlite's field) instead of
+ * persistentVolumeClaim. */
 static cJSON *claim_backups(const vmsnap *v, const cJSON *volumes)
 {
         cJSON *out = cJSON_CreateArray();
@@ -120,14 +121,18 @@ static cJSON *claim_backups(const vmsnap *v, const cJSON *volumes)
         cJSON_ArrayForEach(vol, volumes)
         {
                 const char *name = kube_str(vol, "name"), *claim = volume_claim(vol);
-                if (!name || !claim)
+                const cJSON *hd = cJSON_GetObjectItemCaseSensitive(vol, "hostDisk");
+                if (!name || (!claim && !hd))
                         continue;
                 char backup[300];
                 snprintf(backup, sizeof(backup), "vmsnapshot-%s-volume-%s", v->uid, name);
                 cJSON *b = cJSON_CreateObject();
                 cJSON_AddStringToObject(b, "volumeName", name);
-                cJSON *pvc = cJSON_AddObjectToObject(b, "persistentVolumeClaim");
-                cJSON_AddStringToObject(cJSON_AddObjectToObject(pvc, "metadata"), "name", claim);
+                if (claim) {
+                        cJSON *pvc = cJSON_AddObjectToObject(b, "persistentVolumeClaim");
+                        cJSON_AddStringToObject(cJSON_AddObjectToObject(pvc, "metadata"), "name", claim);
+                } else
+                        cJSON_AddItemToObject(b, "hostDisk", cJSON_Duplicate(hd, true));
                 cJSON_AddStringToObject(b, "volumeSnapshotName", backup);
                 cJSON_AddItemToArray(out, b);
         }
@@ -137,6 +142,15 @@ static cJSON *claim_backups(const vmsnap *v, const cJSON *volumes)
 /* How a snapshot's data is kept: qcow2 snapshots in the images, or claims (a stopped VM's, or copies of
  * a running VM's backups made by its launcher). */
 enum keep { KEEP_QCOW2, KEEP_CLAIMS, KEEP_LAUNCHER_CLAIMS };
+
+/* The node a hostDisk's image is on: the running VM's, else the one its template pins (NULL: any). */
+static const char *backup_node(const vmsnap *v)
+{
+        if (v->vm.vmi)
+                return kube_str(v->vm.vmi, "status.nodeName");
+        return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+            kube_obj(v->vmobj, "spec.template.spec.nodeSelector"), NODE_HOSTNAME_LABEL));
+}
 
 static cJSON *content_manifest(const vmsnap *v, const char *cname, enum keep keep)
 {
@@ -169,6 +183,11 @@ static cJSON *content_manifest(const vmsnap *v, const char *cname, enum keep kee
                 cJSON_AddStringToObject(ann, CONTENT_ANN_BACKUPS, "claims");
                 if (keep == KEEP_LAUNCHER_CLAIMS)
                         cJSON_AddStringToObject(ann, CONTENT_ANN_SOURCE, "launcher");
+                const cJSON *b;
+                bool host = false;
+                cJSON_ArrayForEach(b, backups) host |= cJSON_HasObjectItem(b, "hostDisk");
+                if (host && backup_node(v))
+                        cJSON_AddStringToObject(ann, CONTENT_ANN_NODE, backup_node(v));
         }
         return o;
 }
@@ -271,40 +290,64 @@ static const char *refusal(vmsnap *v, char *buf, size_t size)
         return buf;
 }
 
+/* Why a volume of a VM cannot be backed up into claims, or NULL: neither a claim, a hostDisk (which needs its
+ * capacity: the backup claim's size) nor data that ends with the Pod. running: the VMI's volumes. */
+static const char *volume_refusal(const vmsnap *v, const cJSON *vol, bool running, char *buf, size_t size)
+{
+        const char *name = kube_str(vol, "name") ?: "?";
+        if (cJSON_GetObjectItemCaseSensitive(vol, "hostDisk") && !kube_str(vol, "hostDisk.capacity")) {
+                snprintf(buf, size,
+                         "volume %s (hostDisk) has no capacity: kvlite sizes its backup claim from "
+                         "hostDisk.capacity",
+                         name);
+                return buf;
+        }
+        if (volume_claim(vol) || cJSON_GetObjectItemCaseSensitive(vol, "hostDisk") || ephemeral_volume(vol) ||
+            !vol->child)
+                return NULL;
+        const cJSON *k = vol->child;
+        while (k && !strcmp(k->string ?: "", "name"))
+                k = k->next;
+        snprintf(buf, size,
+                 running
+                     ? "VirtualMachine %s runs with volume %s (%s), which cannot be backed up into claims: "
+                       "only persistentVolumeClaim, dataVolume and hostDisk volumes are"
+                     : "VirtualMachine %s is stopped and volume %s (%s) cannot be backed up offline: only "
+                       "persistentVolumeClaim, dataVolume and hostDisk volumes are",
+                 v->vm_name, name, k ? k->string : "?");
+        return buf;
+}
+
+/* Whether a volume's data is backed up into a claim (a claim's or a hostDisk's). */
+static bool backed_up(const cJSON *vol)
+{
+        return volume_claim(vol) || cJSON_GetObjectItemCaseSensitive(vol, "hostDisk");
+}
+
 /* Why a stopped VM cannot be snapshotted, or NULL: a volume whose data kvlite cannot copy while it is
- * stopped, or no claim at all. */
+ * stopped, or nothing to copy at all. */
 static const char *offline_refusal(vmsnap *v, char *buf, size_t size)
 {
         const cJSON *vol;
-        bool claims = false;
+        bool some = false;
         cJSON_ArrayForEach(vol, kube_obj(v->vmobj, "spec.template.spec.volumes"))
         {
-                claims |= volume_claim(vol) != NULL;
-                if (!volume_claim(vol) && !ephemeral_volume(vol) && vol->child) {
-                        const cJSON *k = vol->child;
-                        while (k && !strcmp(k->string ?: "", "name"))
-                                k = k->next;
-                        snprintf(
-                            buf, size,
-                            "VirtualMachine %s is stopped and volume %s (%s) cannot be backed up offline: "
-                            "only persistentVolumeClaim and dataVolume volumes are",
-                            v->vm_name, kube_str(vol, "name") ?: "?", k ? k->string : "?");
+                some |= backed_up(vol);
+                if (volume_refusal(v, vol, false, buf, size))
                         return buf;
-                }
         }
-        if (claims)
+        if (some)
                 return NULL;
-        snprintf(
-            buf, size,
-            "VirtualMachine %s is not running and has no persistentVolumeClaim or dataVolume volume to back "
-            "up",
-            v->vm_name);
+        snprintf(buf, size,
+                 "VirtualMachine %s is not running and has no persistentVolumeClaim, dataVolume or hostDisk "
+                 "volume to back up",
+                 v->vm_name);
         return buf;
 }
 
 /* One clone step per backup of the content; *done when every copy is. src_file: the file of each source
  * claim copied (a running VM's backup), NULL = its disk.img. Returns <0, or >0 after failing the snapshot. */
-static int clone_backups(vmsnap *v, const cJSON *content, const char *src_file, bool *done, kv_error *err)
+static int clone_backups(vmsnap *v, const cJSON *content, bool launcher, bool *done, kv_error *err)
 {
         _cleanup_json_ cJSON *owner =
             kube_controller_ref_of(content, kube_vmsnapshotcontent.api_version, kube_vmsnapshotcontent.kind);
@@ -314,15 +357,25 @@ static int clone_backups(vmsnap *v, const cJSON *content, const char *src_file, 
         cJSON_ArrayForEach(b, kube_obj(content, "spec.volumeBackups"))
         {
                 const char *backup = kube_str(b, "volumeSnapshotName");
+                char dir[512], file[512], src_file[700];
+                bool host = host_disk_parts(b, dir, file, sizeof(dir));
+                /* the launcher's copy is <image>.vmsnapshot-<uid> next to the image */
+                snprintf(src_file, sizeof(src_file), "%s" BACKUP_FILE_SUFFIX "%s", host ? file : "disk.img",
+                         v->uid);
                 claim_clone cc = {.ns = v->ns,
                                   .src = kube_str(b, "persistentVolumeClaim.metadata.name"),
-                                  .src_file = src_file,
+                                  .src_file = launcher ? src_file : NULL,
                                   .dst = backup,
                                   .pod = backup,
                                   .owner = owner,
                                   .claim_owner = owner,
-                                  .create_dst = true};
-                if (!cc.src || !cc.dst)
+                                  .create_dst = true,
+                                  .src_host = host ? dir : NULL,
+                                  .src_size = kube_str(b, "hostDisk.capacity"),
+                                  .node = host ? content_annotation(content, CONTENT_ANN_NODE) : NULL};
+                if (host && !launcher)
+                        cc.src_file = file; /* a stopped VM's: the image itself */
+                if ((!cc.src && !host) || !cc.dst)
                         continue;
                 char node[256];
                 int r = claim_clone_pin(v->api, &cc, node, sizeof(node), msg, sizeof(msg), err);
@@ -359,7 +412,7 @@ static int offline_step(vmsnap *v, cJSON *content, kv_error *err)
                 content = made;
         }
         bool done;
-        if ((r = clone_backups(v, content, NULL, &done, err)) != 0)
+        if ((r = clone_backups(v, content, false, &done, err)) != 0)
                 return r < 0 ? r : 0;
         if (!done)
                 return 1000;
@@ -369,31 +422,23 @@ static int offline_step(vmsnap *v, cJSON *content, kv_error *err)
         return succeeded(v, cname, now, NULL, err);
 }
 
-/* Why a running VM's volumes cannot be backed up into claims, or NULL: one that is neither a claim nor
- * data that ends with the Pod (a hostDisk). */
+/* Why a running VM's volumes cannot be backed up into claims, or NULL. */
 static const char *online_claims_refusal(vmsnap *v, char *buf, size_t size)
 {
         const cJSON *vol;
         cJSON_ArrayForEach(vol, kube_obj(v->vm.vmi, "spec.volumes"))
         {
-                if (volume_claim(vol) || ephemeral_volume(vol) || !vol->child)
-                        continue;
-                const cJSON *k = vol->child;
-                while (k && !strcmp(k->string ?: "", "name"))
-                        k = k->next;
-                snprintf(buf, size,
-                         "VirtualMachine %s runs with volume %s (%s), which cannot be backed up into claims: "
-                         "only persistentVolumeClaim and dataVolume volumes are",
-                         v->vm_name, kube_str(vol, "name") ?: "?", k ? k->string : "?");
-                return buf;
+                if (volume_refusal(v, vol, true, buf, size))
+                        return buf;
         }
         return NULL;
 }
 
-static bool vmi_has_claims(const cJSON *vmi)
+/* Whether the running VM has data to back up into claims (claims, hostDisks). */
+static bool vmi_has_backups(const cJSON *vmi)
 {
         const cJSON *vol;
-        cJSON_ArrayForEach(vol, kube_obj(vmi, "spec.volumes")) if (volume_claim(vol)) return true;
+        cJSON_ArrayForEach(vol, kube_obj(vmi, "spec.volumes")) if (backed_up(vol)) return true;
         return false;
 }
 
@@ -403,7 +448,7 @@ static bool vmi_has_claims(const cJSON *vmi)
  * the tag, id <uid>-release), then ready. */
 static int launcher_claims_step(vmsnap *v, cJSON *content, kv_error *err)
 {
-        char cname[300], msg[600], now[40], file[200], rel[200];
+        char cname[300], msg[600], now[40], rel[200];
         snprintf(cname, sizeof(cname), "%s-content", v->name);
         snprintf(rel, sizeof(rel), "%s-release", v->uid);
         int r;
@@ -427,18 +472,17 @@ static int launcher_claims_step(vmsnap *v, cJSON *content, kv_error *err)
                          kube_str(res, "message") ?: "no message");
                 return fail(v, msg, err);
         }
-        snprintf(file, sizeof(file), BACKUP_FILE_PREFIX "%s", v->uid);
         bool done;
-        if ((r = clone_backups(v, content, file, &done, err)) != 0)
+        if ((r = clone_backups(v, content, true, &done, err)) != 0)
                 return r < 0 ? r : 0;
         if (!done)
                 return 1000;
         if (v->vm.running && !snapshot_vm_result(&v->vm, rel, "delete")) /* its result or the VM's stop */
                 return snapshot_request_set(v->api, v->vm.vmi, rel, "delete", v->uid, err);
         if (!v->vm.running)
-                log_info("VirtualMachineSnapshot %s/%s: VM %s stopped: its claims keep %s until the snapshot "
-                         "is deleted while it runs",
-                         v->ns, v->name, v->vm_name, file);
+                log_info("VirtualMachineSnapshot %s/%s: VM %s stopped: its images keep their copies "
+                         "*" BACKUP_FILE_SUFFIX "%s until the snapshot is deleted while it runs",
+                         v->ns, v->name, v->vm_name, v->uid);
         rfc3339_now(now, sizeof(now));
         const char *created = kube_str(res, "completionTime") ?: now;
         if ((r = content_ready(v, content, created, err)) < 0)
@@ -556,8 +600,9 @@ static int step(vmsnap *v, kv_error *err)
                 return offline_step(v, NULL, err);
         if ((why = online_claims_refusal(v, buf, sizeof(buf))))
                 return fail(v, why, err);
-        /* claims: backed up into claims; else (every writable disk qcow2) the qcow2 snapshot with the RAM */
-        return vmi_has_claims(v->vm.vmi) ? launcher_claims_step(v, NULL, err) : start(v, true, err);
+        /* claims or hostDisks: backed up into claims; else (every writable disk qcow2) the qcow2 snapshot
+         * with the RAM */
+        return vmi_has_backups(v->vm.vmi) ? launcher_claims_step(v, NULL, err) : start(v, true, err);
 }
 
 /* The requests this snapshot may have on the VMI: the save, the release of the backup files. */

@@ -57,6 +57,12 @@ bool content_has_claims(const cJSON *content)
         return str_is(kube_obj(content, "metadata.annotations"), CONTENT_ANN_BACKUPS, "claims");
 }
 
+const char *content_annotation(const cJSON *content, const char *key)
+{
+        return cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(kube_obj(content, "metadata.annotations"), key));
+}
+
 bool content_from_launcher(const cJSON *content)
 {
         return content_has_claims(content) &&

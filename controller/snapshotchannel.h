@@ -17,7 +17,12 @@
 /* On a content with claims: "launcher" when a running VM's launcher made the point-in-time copy the clone
  * Pods read (`disk.img.vmsnapshot-<snapshot uid>` next to each claim's disk.img); absent: a stopped VM's. */
 #define CONTENT_ANN_SOURCE "kvlite.io/backup-source"
-#define BACKUP_FILE_PREFIX "disk.img.vmsnapshot-"
+#define BACKUP_FILE_SUFFIX ".vmsnapshot-" /* the launcher's backup of an image: <image>.vmsnapshot-<uid> */
+#define BACKUP_FILE_PREFIX "disk.img" BACKUP_FILE_SUFFIX
+/* On a content with hostDisk backups: the node their images are on (the running VM's, or the one its template
+ * pins with nodeSelector kubernetes.io/hostname); absent: any node (a one-node cluster). */
+#define CONTENT_ANN_NODE "kvlite.io/backup-node"
+#define NODE_HOSTNAME_LABEL "kubernetes.io/hostname"
 
 typedef struct controller controller;
 
@@ -43,6 +48,8 @@ const cJSON *snapshot_vm_snapshot(const snapshot_vm *vm, const char *tag);
 
 /* Whether a VirtualMachineSnapshotContent's backups are claims (CONTENT_ANN_BACKUPS). */
 bool content_has_claims(const cJSON *content);
+/* A content's annotation key, or NULL. */
+const char *content_annotation(const cJSON *content, const char *key);
 /* Whether its claims are copies of a running VM's backups (CONTENT_ANN_SOURCE). */
 bool content_from_launcher(const cJSON *content);
 

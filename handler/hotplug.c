@@ -112,8 +112,9 @@ static const char *launcher_uid(const cJSON *pod)
         return NULL;
 }
 
-/* One request with the fd over the launcher's control socket; its answer. */
-static int send_attach(const char *sock, const char *volume, int fd, kv_error *err)
+/* One request with the image's fd and its directory's (dirfd, -1 = none: the launcher makes a running VM's
+ * backups of the disk there) over the launcher's control socket; its answer. */
+static int send_attach(const char *sock, const char *volume, int fd, int dirfd, kv_error *err)
 {
         _cleanup_close_ int s = unix_connect(sock, err);
         if (s < 0)
@@ -127,16 +128,20 @@ static int send_attach(const char *sock, const char *volume, int fd, kv_error *e
         size_t len = (size_t)sprintf(msg, "%s\n", line);
         union {
                 struct cmsghdr h;
-                char space[CMSG_SPACE(sizeof(int))];
+                char space[CMSG_SPACE(2 * sizeof(int))];
         } ctl = {0};
+        int fds[2] = {fd, dirfd};
+        size_t nfd = dirfd >= 0 ? 2 : 1;
         struct iovec iov = {.iov_base = msg, .iov_len = len};
-        struct msghdr mh = {
-            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl)};
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = &ctl,
+                            .msg_controllen = CMSG_SPACE(nfd * sizeof(int))};
         struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
         h->cmsg_level = SOL_SOCKET;
         h->cmsg_type = SCM_RIGHTS;
-        h->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(h), &fd, sizeof(fd));
+        h->cmsg_len = CMSG_LEN(nfd * sizeof(int));
+        memcpy(CMSG_DATA(h), fds, nfd * sizeof(int));
         struct timeval tv = {.tv_sec = REPLY_TIMEOUT_S};
         setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         if (sendmsg(s, &mh, MSG_NOSIGNAL) != (ssize_t)len)
@@ -172,9 +177,14 @@ static int attach_volume(agent *a, const cJSON *pod, const cJSON *vol, kv_error 
                 fd = open(disk, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return kv_error_errno(err, errno, "open %s", disk);
-        if ((r = send_attach(sock, name, fd, err)) < 0)
+        *strrchr(disk, '/') = '\0'; /* the claim's directory: where the launcher's backups of it go */
+        _cleanup_close_ int dirfd = open(disk, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0)
+                log_warning("volume %s: open %s: %s (no backups of it while the VM runs)", name, disk,
+                            strerror(errno));
+        if ((r = send_attach(sock, name, fd, dirfd, err)) < 0)
                 return r;
-        log_info("volume %s (claim %s) handed to launcher pod %s from %s", name, claim, owner, disk);
+        log_info("volume %s (claim %s) handed to launcher pod %s from %s/disk.img", name, claim, owner, disk);
         return 0;
 }
 

@@ -44,6 +44,8 @@ static void usage(FILE *f)
             "  --pvc-source DIR               another claim's volume: DIR/disk.img copied sparse (clone)\n"
             "  --pvc-source-file NAME         with --pvc-source: copy DIR/NAME instead (a running VM's "
             "backup)\n"
+            "  --dest-file NAME               with --pvc-source: write DEST/NAME instead of DEST/disk.img,\n"
+            "                                 a byte copy (a hostDisk image restored; no format probe)\n"
             "  --container-files REF          files of an image (a kernelBoot container): each --file PATH\n"
             "                                 (absolute in the image, a regular file) at DIR/PATH; pulled "
             "as\n"
@@ -160,14 +162,14 @@ static void write_termination_log(const char *path, const char *line)
                 log_warning("termination log %s: %s", path, strerror(errno));
 }
 
-static void print_result(int rc, const kv_error *err, const char *dest, bool disk, const kvreg_report *rep,
-                         const char *termination_log)
+static void print_result(int rc, const kv_error *err, const char *dest, const char *file, bool disk,
+                         const kvreg_report *rep, const char *termination_log)
 {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "result", rc == 0 ? "Succeeded" : "Failed");
         if (rc == 0 && disk) {
                 char path[4096];
-                snprintf(path, sizeof(path), "%s/disk.img", dest);
+                snprintf(path, sizeof(path), "%s/%s", dest, file ?: "disk.img");
                 cJSON_AddStringToObject(o, "disk", path);
         } else {
                 cJSON_AddStringToObject(o, "reason", err->msg);
@@ -186,7 +188,7 @@ static void print_result(int rc, const kv_error *err, const char *dest, bool dis
 
 struct opts {
         const char *registry_url, *registry_config, *http_url, *blank, *container_disk, *pvc_source,
-            *pvc_file, *dest, *container_files, *size, *max_rate, *termination_log;
+            *pvc_file, *dest_file, *dest, *container_files, *size, *max_rate, *termination_log;
         kvreg_http_source http;
         const char *password_file, *username_file, *cert_dir;
         const char *header_dirs[8];
@@ -216,6 +218,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 O_CDISK,
                 O_PVC,
                 O_PVCFILE,
+                O_DESTFILE,
                 O_USERF,
                 O_CERTDIR,
                 O_HDRDIR,
@@ -240,6 +243,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
                                                  {"container-disk", required_argument, NULL, O_CDISK},
                                                  {"pvc-source", required_argument, NULL, O_PVC},
                                                  {"pvc-source-file", required_argument, NULL, O_PVCFILE},
+                                                 {"dest-file", required_argument, NULL, O_DESTFILE},
                                                  {"username-file", required_argument, NULL, O_USERF},
                                                  {"cert-dir", required_argument, NULL, O_CERTDIR},
                                                  {"header-dir", required_argument, NULL, O_HDRDIR},
@@ -269,6 +273,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
                         break;
                 case O_DEST:
                         o->dest = optarg;
+                        break;
+                case O_DESTFILE:
+                        o->dest_file = optarg;
                         break;
                 case O_SIZE:
                         o->size = optarg;
@@ -345,6 +352,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
         }
         if (o->pvc_file && !o->pvc_source) {
                 fprintf(stderr, "kvlite-importer: --pvc-source-file goes with --pvc-source\n");
+                return -1;
+        }
+        if (o->dest_file && !o->pvc_source) {
+                fprintf(stderr, "kvlite-importer: --dest-file goes with --pvc-source\n");
                 return -1;
         }
         if (!!o->container_files != !!o->n_files) {
@@ -500,7 +511,7 @@ int main(int argc, char **argv)
                 usage(stderr);
                 return EXIT_USAGE;
         }
-        kvreg_import_opts io = {.dest_dir = o.dest, .progress = print_progress};
+        kvreg_import_opts io = {.dest_dir = o.dest, .dest_file = o.dest_file, .progress = print_progress};
         int64_t blank_size = 0;
         if ((o.size && parse_size(o.size, &io.claim) < 0) ||
             (o.max_rate && parse_size(o.max_rate, &io.max_rate) < 0) ||
@@ -546,7 +557,7 @@ int main(int argc, char **argv)
         } else {
                 rc = kvreg_import_blank(&io, blank_size, &err);
         }
-        print_result(rc, &err, o.dest, !o.container_disk && !o.container_files,
+        print_result(rc, &err, o.dest, o.dest_file, !o.container_disk && !o.container_files,
                      o.registry_url || o.container_disk || o.container_files ? &report : NULL,
                      o.termination_log);
         kvreg_config_done(&cfg);
@@ -555,6 +566,6 @@ int main(int argc, char **argv)
                 log_error("import failed: %s", err.msg);
                 return exit_code_for(err.code);
         }
-        log_info("imported into %s/disk.img", o.dest);
+        log_info("imported into %s/%s", o.dest, o.dest_file ?: "disk.img");
         return EXIT_OK;
 }

@@ -329,17 +329,27 @@ int kvreg_import_blank(const kvreg_import_opts *o, int64_t size, kv_error *err)
         return kvreg_disk_blank(o->dest_dir, size, err);
 }
 
+static bool plain_name(const char *s)
+{
+        return s[0] && s[0] != '.' && !strchr(s, '/');
+}
+
 int kvreg_import_claim(const char *src_dir, const char *file, const kvreg_import_opts *o, kv_error *err)
 {
-        if (file && (!file[0] || file[0] == '.' || strchr(file, '/')))
+        if (file && !plain_name(file))
                 return kv_error_set(err, EINVAL, "source file %s: a file name in the source claim is wanted",
                                     file);
+        if (o->dest_file && !plain_name(o->dest_file))
+                return kv_error_set(err, EINVAL, "destination file %s: a file name is wanted", o->dest_file);
         int r = check_dest(o->dest_dir, err);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *src = NULL, *tmp = NULL;
+        _cleanup_free_ char *src = NULL, *tmp = NULL, *dst = NULL;
         struct stat st;
-        if (asprintf(&src, "%s/%s", src_dir, file ? file : KVREG_DISK_NAME) < 0 || tmp_path(o, &tmp) < 0)
+        if (asprintf(&src, "%s/%s", src_dir, file ? file : KVREG_DISK_NAME) < 0 ||
+            (o->dest_file ? asprintf(&tmp, "%s/.%s.download", o->dest_dir, o->dest_file) < 0 ||
+                                asprintf(&dst, "%s/%s", o->dest_dir, o->dest_file) < 0
+                          : tmp_path(o, &tmp) < 0))
                 return -ENOMEM;
         if (stat(src, &st) < 0)
                 return kv_error_errno(err, errno, "source %s", src);
@@ -353,7 +363,10 @@ int kvreg_import_claim(const char *src_dir, const char *file, const kvreg_import
                 return kv_error_wrap(err, "copy %s", src); /* err->msg cannot be an argument of its own */
         }
         int64_t vsize = 0;
-        r = kvreg_disk_install(tmp, o->dest_dir, o->claim, &vsize, err);
+        if (dst) /* a byte copy into place */
+                r = rename(tmp, dst) < 0 ? kv_error_errno(err, errno, "rename into %s", dst) : 0;
+        else
+                r = kvreg_disk_install(tmp, o->dest_dir, o->claim, &vsize, err);
         if (r < 0)
                 unlink(tmp);
         else if (o->progress)

@@ -19,6 +19,9 @@ typedef struct kvreg_import_opts {
         /* bytes received so far and the expected total (-1 when unknown) */
         void (*progress)(void *ctx, int64_t done, int64_t total);
         void *progress_ctx;
+        /* kvreg_import_claim only: the copy is DEST/dest_file, byte for byte (a hostDisk's image restored, no
+         * format probe); NULL = DEST/disk.img */
+        const char *dest_file;
 } kvreg_import_opts;
 
 typedef struct kvreg_http_source {

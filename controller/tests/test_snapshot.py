@@ -144,14 +144,15 @@ def test_refusals(srv, ctl):
     snapshot(api, "off", "halted")
     s = wait_for("Failed", lambda: snap_phase(api, "off", "Failed"))
     msg = s["status"]["error"]["message"]
-    assert msg == "VirtualMachine halted is not running and has no persistentVolumeClaim or dataVolume volume to " \
-        "back up", msg
+    assert msg == "VirtualMachine halted is not running and has no persistentVolumeClaim, dataVolume or hostDisk " \
+        "volume to back up", msg
     hd = vm_manifest("hostdisk", "Halted")
     hd["spec"]["template"]["spec"]["volumes"].append({"name": "hd", "hostDisk": {"path": "/tmp/x.img", "type": "Disk"}})
     api.create(VMS, hd)
     snapshot(api, "hds", "hostdisk")
     s = wait_for("Failed", lambda: snap_phase(api, "hds", "Failed"))
-    assert "volume hd (hostDisk) cannot be backed up offline" in s["status"]["error"]["message"], s["status"]
+    assert s["status"]["error"]["message"] == "volume hd (hostDisk) has no capacity: kvlite sizes its backup claim " \
+        "from hostDisk.capacity", s["status"]
     assert get(api, CONTENTS, "hds-content") is None and get(api, CONTENTS, "off-content") is None
     snapshot(api, "ghost", "nope")
     s = wait_for("Failed", lambda: snap_phase(api, "ghost", "Failed"))
@@ -361,15 +362,142 @@ def test_claims(srv, ctl):
                  get(api, RESTORES, "rc4"))
     assert "volume data: claim vmsnapshot-%s-volume-data is on node node01 and the copy has to run on node node02" \
         % uid3 in r["status"]["error"]["message"], r["status"]
-    # a hostDisk of a running VM cannot be backed up into claims
+    # a hostDisk of a running VM without capacity: nothing to size its backup claim with
     h = vm_manifest("ch", "Always")
     h["spec"]["template"]["spec"]["volumes"].append({"name": "hd", "hostDisk": {"path": "/tmp/x.img", "type": "Disk"}})
     h["spec"]["template"]["spec"]["domain"]["devices"]["disks"].append({"name": "hd", "disk": {"bus": "virtio"}})
     running_vm(api, "ch", h)
     snapshot(api, "chs", "ch")
     s = wait_for("Failed", lambda: snap_phase(api, "chs", "Failed"))
-    assert "volume hd (hostDisk), which cannot be backed up into claims" in s["status"]["error"]["message"], s["status"]
+    assert "volume hd (hostDisk) has no capacity" in s["status"]["error"]["message"], s["status"]
     assert requests(api, "ch") == []
+
+
+def hostdisk_vm(name, strategy, node=None):
+    m = vm_manifest(name, strategy)
+    spec = m["spec"]["template"]["spec"]
+    spec["volumes"].append({"name": "hd", "hostDisk": {"path": "/var/lib/hd/vm.img", "type": "DiskOrCreate",
+                                                       "capacity": "64Mi"}})
+    spec["domain"]["devices"]["disks"].append({"name": "hd", "disk": {"bus": "virtio"}})
+    if node:
+        spec["nodeSelector"] = {"kubernetes.io/hostname": node}
+    return m
+
+
+def host_volume(pod, name):
+    return next(v["hostPath"]["path"] for v in pod["spec"]["volumes"] if v["name"] == name)
+
+
+def test_hostdisk(srv, ctl):
+    """hostDisk volumes backed up into claims: a running VM's (the launcher's copy next to the image, read by a
+    clone Pod on the VM's node through a hostPath), a stopped VM's (the image itself, on the node its template
+    pins); the backup claim sized by hostDisk.capacity. A restore of the same VM writes the image back on that
+    node (--dest-file, the Succeeded Pod its record); a restore to a new VM gives it a claim instead."""
+    api = srv.api
+    launcher = running_vm(api, "hv", hostdisk_vm("hv", "Always"))
+    uid = snapshot(api, "hs", "hv")["metadata"]["uid"]
+    backup = "vmsnapshot-%s-volume-hd" % uid
+    req = request_for(api, "hv", "save", uid)
+    c = get(api, CONTENTS, "hs-content")
+    assert c["metadata"]["annotations"] == {"kvlite.io/volume-backups": "claims", "kvlite.io/backup-source": "launcher",
+                                            "kvlite.io/backup-node": "node01"}, c["metadata"]
+    assert c["spec"]["volumeBackups"] == [{"volumeName": "hd", "hostDisk": {
+        "path": "/var/lib/hd/vm.img", "type": "DiskOrCreate", "capacity": "64Mi"}, "volumeSnapshotName": backup}], c
+    launcher.run(req, extra={"backups": 1, "guestAgent": False})
+    wait_for("backup claim", lambda: get(api, CLAIMS, backup))
+    pvc = get(api, CLAIMS, backup)
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "64Mi" and pvc["spec"]["accessModes"] == \
+        ["ReadWriteOnce"], pvc["spec"]
+    source = pvc["metadata"]["annotations"]["kvlite.io/clone-source"]
+    assert source == "hostPath node01:/var/lib/hd/vm.img.vmsnapshot-" + uid, pvc
+    pod = wait_for("clone Pod", lambda: (api.merge("%s/%s/status" % (CLAIMS, backup), {"status": {"phase": "Bound"}}),
+                                         get(api, PODS, backup))[1])
+    cmd = pod["spec"]["containers"][0]["command"]
+    assert pod["spec"]["nodeName"] == "node01" and host_volume(pod, "source") == "/var/lib/hd", pod["spec"]
+    assert cmd[cmd.index("--pvc-source-file") + 1] == "vm.img.vmsnapshot-" + uid, cmd
+    clone_done(api, backup, node="node01")  # the backup claim made on the image's node
+    launcher.run(request_for(api, "hv", "delete", uid))
+    s = wait_for("Succeeded", lambda: snap_phase(api, "hs", "Succeeded"))
+    assert s["status"]["indications"] == ["Online", "NoGuestAgent"], s["status"]
+
+    # stopped, pinned to node02: the image itself is copied there
+    api.create(VMS, hostdisk_vm("hw", "Halted", node="node02"))
+    uid = snapshot(api, "ws", "hw")["metadata"]["uid"]
+    backup = "vmsnapshot-%s-volume-hd" % uid
+    cmd = clone_done(api, backup, node="node02")
+    pod = get(api, PODS, backup)
+    assert pod["spec"]["nodeName"] == "node02" and host_volume(pod, "source") == "/var/lib/hd", pod["spec"]
+    assert cmd[cmd.index("--pvc-source-file") + 1] == "vm.img" and "--dest-file" not in cmd, cmd
+    s = wait_for("Succeeded", lambda: snap_phase(api, "ws", "Succeeded"))
+    assert s["status"]["indications"] == [], s["status"]
+    assert get(api, CONTENTS, "ws-content")["metadata"]["annotations"]["kvlite.io/backup-node"] == "node02"
+    # restored into the same VM: the backup claim written over its image on node02
+    ruid = restore(api, "wr", "hw", "ws")["metadata"]["uid"]
+    rpod = "restore-%s-hd" % ruid
+    pod = wait_for("restore Pod", lambda: get(api, PODS, rpod))
+    cmd = pod["spec"]["containers"][0]["command"]
+    assert pod["spec"]["nodeName"] == "node02" and host_volume(pod, "cdi-data-vol") == "/var/lib/hd", pod["spec"]
+    assert cmd[cmd.index("--dest-file") + 1] == "vm.img" and cmd[cmd.index("--pvc-source") + 1] == "/source", cmd
+    claim = next(v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if v["name"] == "source")
+    assert claim == backup, pod["spec"]["volumes"]
+    api.merge("%s/%s/status" % (PODS, rpod), {"status": {"phase": "Succeeded"}})
+    r = wait_for("complete", lambda: (get(api, RESTORES, "wr").get("status") or {}).get("complete") and
+                 get(api, RESTORES, "wr"))
+    assert r["status"]["restores"] == [{"volumeName": "hd", "hostDisk": {"path": "/var/lib/hd/vm.img"},
+                                        "volumeSnapshotName": backup}], r["status"]
+    assert get(api, PODS, rpod)["status"]["phase"] == "Succeeded", "the Pod records the copy into the node's file"
+    # restored into a new VM: the hostDisk becomes a claim cloned from the backup
+    ruid = restore(api, "wn", "hw2", "ws")["metadata"]["uid"]
+    clone_done(api, "restore-%s-hd" % ruid, node="node02")  # from the backup claim, on node02
+    vm = wait_for("new VM", lambda: get(api, VMS, "hw2"))
+    assert {"name": "hd", "persistentVolumeClaim": {"claimName": "restore-%s-hd" % ruid}} in \
+        vm["spec"]["template"]["spec"]["volumes"], vm["spec"]
+    api.ok("DELETE", "%s/wr" % RESTORES)
+    wait_for("restore Pod deleted with its restore", lambda: get(api, PODS, rpod) is None)
+
+
+def test_hotplug(srv, ctl):
+    """A claim hot-plugged into the running VMI only (not the VM's template): backed up with the others (the
+    launcher's copy next to its disk.img), restored into that claim once the VM is stopped; a restore to a new
+    VM leaves it out (the new VM has no such disk)."""
+    api = srv.api
+    bound_claim(api, "hpdata")
+    launcher = running_vm(api, "pv")
+    vmi = tc.vmi_get(api, "pv")
+    spec = vmi["spec"]
+    spec["volumes"].append({"name": "hp", "persistentVolumeClaim": {"claimName": "hpdata", "hotpluggable": True}})
+    spec["domain"]["devices"]["disks"].append({"name": "hp", "disk": {"bus": "scsi"}})
+    api.merge("/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances/pv" % NS, {"spec": spec})
+    wait_for("the VMI's hot-plugged volume",
+             lambda: "hp" in [v["name"] for v in tc.vmi_get(api, "pv")["spec"]["volumes"]])
+    uid = snapshot(api, "ps", "pv")["metadata"]["uid"]
+    backup = "vmsnapshot-%s-volume-hp" % uid
+    req = request_for(api, "pv", "save", uid)
+    c = get(api, CONTENTS, "ps-content")
+    assert {"volumeName": "hp", "persistentVolumeClaim": {"metadata": {"name": "hpdata"}},
+            "volumeSnapshotName": backup} in c["spec"]["volumeBackups"], c["spec"]
+    launcher.run(req, extra={"backups": 1, "guestAgent": False})
+    cmd = clone_done(api, backup)
+    assert cmd[cmd.index("--pvc-source-file") + 1] == "disk.img.vmsnapshot-" + uid, cmd
+    launcher.run(request_for(api, "pv", "delete", uid))
+    wait_for("Succeeded", lambda: snap_phase(api, "ps", "Succeeded"))
+    api.merge("%s/pv" % VMS, {"spec": {"runStrategy": "Halted"}})
+    wait_for("VMI gone", lambda: tc.vmi_get(api, "pv") is None, timeout=20)
+    ruid = restore(api, "pr", "pv", "ps")["metadata"]["uid"]
+    pod = wait_for("restore Pod", lambda: get(api, PODS, "restore-%s-hp" % ruid))
+    dst = next(v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if v["name"] == "cdi-data-vol")
+    assert dst == "hpdata", pod["spec"]["volumes"]
+    api.merge("%s/restore-%s-hp/status" % (PODS, ruid), {"status": {"phase": "Succeeded"}})
+    r = wait_for("complete", lambda: (get(api, RESTORES, "pr").get("status") or {}).get("complete") and
+                 get(api, RESTORES, "pr"))
+    assert {"volumeName": "hp", "persistentVolumeClaim": "hpdata", "volumeSnapshotName": backup} in \
+        r["status"]["restores"], r["status"]
+    # to a new VM: only the disks of the VM's spec
+    ruid = restore(api, "pn", "pv2", "ps")["metadata"]["uid"]
+    r = wait_for("complete", lambda: (get(api, RESTORES, "pn").get("status") or {}).get("complete") and
+                 get(api, RESTORES, "pn"))
+    assert "hp" not in [x["volumeName"] for x in r["status"].get("restores", [])], r["status"]
+    assert get(api, CLAIMS, "restore-%s-hp" % ruid) is None and get(api, PODS, "restore-%s-hp" % ruid) is None
 
 
 def test_restart(srv, ctl):

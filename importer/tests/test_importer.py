@@ -460,6 +460,27 @@ def main():
         rc, res, _, _ = importer("--pvc-source", src, "--pvc-source-file", "../x", dest=dest)
         check(rc != 0 and "file name" in res.get("reason", "") and os.listdir(dest) == [],
               f"pvc-source-file with a path: refused ({rc}, {res})")
+        # --dest-file: a hostDisk's image written back, byte for byte (a qcow2 magic in a raw disk stays
+        # as it is), beside the directory's other files
+        with open(os.path.join(src, "disk.img"), "r+b") as f:
+            f.write(b"QFI\xfb")
+        dest = fresh_dest(root, "host-dir")
+        for name, data in (("vm.img", b"OLD"), ("other.img", b"KEEP")):
+            with open(os.path.join(dest, name), "wb") as f:
+                f.write(data)
+        rc, res, _, _ = importer("--pvc-source", src, "--dest-file", "vm.img", dest=dest)
+        img = os.path.join(dest, "vm.img")
+        same = rc == 0 and open(img, "rb").read() == open(os.path.join(src, "disk.img"), "rb").read()
+        st = os.stat(img) if rc == 0 else None
+        check(same and res.get("disk") == img and st.st_blocks <= 1024 and sorted(os.listdir(dest)) == [
+            "other.img", "vm.img"] and open(os.path.join(dest, "other.img"), "rb").read() == b"KEEP",
+              f"dest-file: DEST/NAME an identical sparse copy, nothing else touched ({rc}, {res})")
+        rc, res, _, _ = importer("--pvc-source", src, "--dest-file", "../vm.img", dest=dest)
+        check(rc != 0 and "file name" in res.get("reason", "") and open(img, "rb").read(4) == b"QFI\xfb",
+              f"dest-file with a path: refused ({rc}, {res})")
+        rc = subprocess.run([IMPORTER, "--blank", "1Mi", "--dest-file", "x", "--dest", dest],
+                            capture_output=True).returncode
+        check(rc == 2, f"--dest-file without --pvc-source: exit 2 (got {rc})")
         rc = subprocess.run([IMPORTER], capture_output=True).returncode
         check(rc == 2, f"no arguments: exit 2 (got {rc})")
         rc = subprocess.run([IMPORTER, "--blank", "1Mi", "--pvc-source", src, "--dest", dest],

@@ -166,7 +166,7 @@ static void release_attached(liveops *lo, const char *volume)
         qmp *q = h->qmp(h->ctx);
         if (fdset < 0)
                 return;
-        liveops_attached_set(lo, volume, -1);
+        liveops_attached_set(lo, volume, -1, -1);
         kv_error err = {0};
         if (q && qmp_send(q, "remove-fd", jnum(cJSON_CreateObject(), "fdset-id", fdset), -1,
                           ATTACH_TIMEOUT_MS, on_fd_removed, NULL, &err) > 0)
@@ -318,7 +318,15 @@ typedef struct attach_req {
         liveops *lo;
         ctl_request *req;
         char volume[128];
+        int dirfd; /* the image's directory, -1 = none */
 } attach_req;
+
+static void attach_req_free(attach_req *a)
+{
+        if (a->dirfd >= 0)
+                close(a->dirfd);
+        free(a);
+}
 
 static void on_fd_added(qmp *q, const cJSON *ret, const kv_error *err, void *userdata)
 {
@@ -328,29 +336,31 @@ static void on_fd_added(qmp *q, const cJSON *ret, const kv_error *err, void *use
         if (err || !cJSON_IsNumber(id)) {
                 ctl_reply_error(a->req, "hotplug-attach %s: add-fd: %s", a->volume,
                                 err ? err->msg : "no fdset-id in the reply");
-                free(a);
+                attach_req_free(a);
                 return;
         }
-        if (liveops_attached_set(a->lo, a->volume, id->valueint) < 0) {
+        bool dir = a->dirfd >= 0;
+        if (liveops_attached_set(a->lo, a->volume, id->valueint, TAKE_FD(a->dirfd)) < 0) {
                 ctl_reply_error(a->req, "hotplug-attach %s: too many attached volumes", a->volume);
-                free(a);
+                attach_req_free(a);
                 return;
         }
-        log_info("hotplug-attach: volume %s in fd set %d", a->volume, id->valueint);
+        log_info("hotplug-attach: volume %s in fd set %d%s", a->volume, id->valueint,
+                 dir ? ", its directory kept for backups" : "");
         if (!h->st->volume_status)
                 h->st->volume_status = cJSON_CreateArray();
         volume_status_set(h->st->volume_status, a->volume, "AttachedToNode", "SuccessfulMount",
                           "Volume attached to the node by virt-handler", true);
         h->publish(h->ctx);
         ctl_reply_ok(a->req, jnum(cJSON_CreateObject(), "fdset", id->valueint));
-        free(a);
+        attach_req_free(a);
 }
 
 int liveops_ctl_hotplug_attach(ctl_request *req)
 {
         liveops *lo = liveops_of(req);
         const liveops_host *h = liveops_host_of(lo);
-        _cleanup_close_ int fd = ctl_take_fd(req);
+        _cleanup_close_ int fd = ctl_take_fd(req, 0), dirfd = ctl_take_fd(req, 1);
         const char *volume = cJSON_GetStringValue(cJSON_GetObjectItem(req->args, "volume"));
         qmp *q = h->qmp(h->ctx);
         kv_error err = {0};
@@ -377,12 +387,12 @@ int liveops_ctl_hotplug_attach(ctl_request *req)
                 ctl_reply_error(req, "out of memory");
                 return 0;
         }
-        *a = (attach_req){.lo = lo, .req = req};
+        *a = (attach_req){.lo = lo, .req = req, .dirfd = TAKE_FD(dirfd)};
         snprintf(a->volume, sizeof(a->volume), "%s", volume);
         /* libqmp sends its own duplicate of fd; QEMU keeps it in a new fd set */
         if (qmp_send(q, "add-fd", cJSON_CreateObject(), fd, ATTACH_TIMEOUT_MS, on_fd_added, a, &err) < 0) {
                 ctl_reply_error(req, "hotplug-attach %s: %s", volume, err.msg);
-                free(a);
+                attach_req_free(a);
                 return 0;
         }
         h->qmp_rearm(h->ctx);

@@ -93,6 +93,7 @@ struct liveops {
         struct { /* hotplug-attach: volumes whose image QEMU holds in an fd set */
                 char name[128];
                 int fdset;
+                int dirfd; /* the image's directory (backups are made there), -1 = none */
         } attached[32];
 };
 
@@ -104,20 +105,36 @@ int liveops_attached_fdset(liveops *lo, const char *name)
         return -1;
 }
 
-int liveops_attached_set(liveops *lo, const char *name, int fdset)
+int liveops_attached_dir(liveops *lo, int fdset)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(lo->attached); i++)
+                if (lo->attached[i].name[0] && lo->attached[i].fdset == fdset)
+                        return lo->attached[i].dirfd;
+        return -1;
+}
+
+static void attached_forget(liveops *lo, size_t i)
+{
+        lo->attached[i].name[0] = '\0';
+        if (lo->attached[i].dirfd >= 0)
+                close(TAKE_FD(lo->attached[i].dirfd));
+}
+
+int liveops_attached_set(liveops *lo, const char *name, int fdset, int dirfd)
 {
         for (size_t i = 0; i < ARRAY_SIZE(lo->attached); i++)
                 if (lo->attached[i].name[0] && !strcmp(lo->attached[i].name, name))
-                        lo->attached[i].name[0] = '\0';
-        if (fdset < 0)
-                return 0;
-        for (size_t i = 0; i < ARRAY_SIZE(lo->attached); i++)
+                        attached_forget(lo, i);
+        for (size_t i = 0; fdset >= 0 && i < ARRAY_SIZE(lo->attached); i++)
                 if (!lo->attached[i].name[0]) {
                         snprintf(lo->attached[i].name, sizeof(lo->attached[i].name), "%s", name);
                         lo->attached[i].fdset = fdset;
+                        lo->attached[i].dirfd = dirfd;
                         return 0;
                 }
-        return -ENOSPC;
+        if (dirfd >= 0)
+                close(dirfd);
+        return fdset < 0 ? 0 : -ENOSPC;
 }
 
 int liveops_new(const liveops_host *host, liveops **out)
@@ -388,7 +405,8 @@ static void reply_recorded(ctl_request *req, const cJSON *e)
  * moves on; `pending` is that command (cancelled if the operation ends otherwise). */
 typedef enum {
         SNAP_DEVICES,
-        SNAP_FREEZING, /* backups: the guest agent's guest-fsfreeze-freeze */
+        SNAP_ADDING_FD, /* backups: a hot-plugged disk's target into a QEMU fd set (add-fd) */
+        SNAP_FREEZING,  /* backups: the guest agent's guest-fsfreeze-freeze */
         SNAP_STARTING,
         SNAP_RUNNING,
         SNAP_QUERYING,
@@ -410,6 +428,7 @@ struct snap_op {
         /* Backups of raw disks (snapshot_backup_disks): jobs `kv-backup-<i>`, dismissed one by one. */
         cJSON *backups;
         int dismissed;
+        int adding;         /* the backup whose target add-fd hands over */
         unsigned agent_cmd; /* the freeze in flight */
         bool thaw;          /* a freeze was sent: thaw after the point in time */
         bool frozen;        /* the guest agent froze the file systems for the point in time */
@@ -432,6 +451,24 @@ static void snap_free(snap_op *o)
         free(o);
 }
 
+/* The fd sets of hot-plugged disks' targets go (QEMU drops them once its jobs let go of the files). */
+static void snap_release_fdsets(snap_op *o)
+{
+        qmp *q = lo_qmp(o->lo);
+        const cJSON *d;
+        cJSON_ArrayForEach(d, o->backups)
+        {
+                const cJSON *set = cJSON_GetObjectItem(d, "fdset");
+                kv_error err = {0};
+                if (q && cJSON_IsNumber(set) &&
+                    qmp_send(q, "remove-fd", jnum(cJSON_CreateObject(), "fdset-id", set->valueint), -1,
+                             QMP_QUERY_TIMEOUT_MS, NULL, NULL, &err) < 0)
+                        log_warning("remove-fd %d: %s", set->valueint, err.msg);
+        }
+        if (q)
+                rearm(o->lo);
+}
+
 /* The end: the outcome into the status (with an id) and the answer to the client. */
 static void snap_finish(snap_op *o)
 {
@@ -447,6 +484,7 @@ static void snap_finish(snap_op *o)
         } else {
                 log_info("%s %s done%s%s", o->verb, o->tag, o->id ? ", operation " : "", o->id ? o->id : "");
         }
+        snap_release_fdsets(o);
         cJSON *e = o->id ? record_operation(lo->h.st, o->id, o->op, o->tag, err) : NULL;
         if (e && o->backups && !err) { /* what the controller copies, and how consistent it is */
                 cJSON_AddNumberToObject(e, "backups", cJSON_GetArraySize(o->backups));
@@ -477,15 +515,16 @@ static void snap_fail(snap_op *o, const kv_error *err)
 static void snap_on_reply(qmp *q, const cJSON *ret, const kv_error *err, void *userdata);
 static void snap_thaw(snap_op *o);
 
-/* Sends the next step's command; false (with the failure recorded) when it could not be queued. */
-static bool snap_send(snap_op *o, snap_step step, const char *command, cJSON *args)
+/* Sends the next step's command (with fd, -1 = none); false (with the failure recorded) when it could not be
+ * queued. */
+static bool snap_send_fd(snap_op *o, snap_step step, const char *command, cJSON *args, int fd)
 {
         kv_error err = {0};
         qmp *q = lo_qmp(o->lo);
         o->step = step;
         /* QEMU answers nothing while it writes the snapshot (the snapshot-save reply itself comes after
          * it): the operation's own deadline bounds these. */
-        o->pending = q ? qmp_send(q, command, args, -1, SNAPSHOT_TIMEOUT_MS, snap_on_reply, o, &err)
+        o->pending = q ? qmp_send(q, command, args, fd, SNAPSHOT_TIMEOUT_MS, snap_on_reply, o, &err)
                        : kv_error_set(&err, ENOTCONN, "QMP is not connected");
         if (!q)
                 cJSON_Delete(args);
@@ -496,6 +535,11 @@ static bool snap_send(snap_op *o, snap_step step, const char *command, cJSON *ar
         }
         rearm(o->lo);
         return true;
+}
+
+static bool snap_send(snap_op *o, snap_step step, const char *command, cJSON *args)
+{
+        return snap_send_fd(o, step, command, args, -1);
 }
 
 /* After the job (or a failure): what the disks hold now goes into the status, then the end. */
@@ -610,22 +654,9 @@ static void snap_on_frozen(const cJSON *ret, const char *why, void *data)
         snap_backup_start(o);
 }
 
-/* A VM with a writable raw disk: save copies every writable raw disk next to it (the clone Pods' source),
- * delete removes those copies. */
-static void snap_backups(snap_op *o, const cJSON *blocks)
+/* The jobs' ids freed, the guest frozen when an agent is there, then the point in time. */
+static void snap_backup_prepare(snap_op *o)
 {
-        kv_error err = {0};
-        int r = snapshot_backup_disks(blocks, o->tag, &o->backups, &err);
-        if (r >= 0 && !strcmp(o->op, "delete"))
-                r = snapshot_backup_remove(o->backups, &err);
-        else if (r >= 0)
-                r = snapshot_backup_create(o->backups, &err);
-        if (r < 0 || !strcmp(o->op, "delete")) {
-                if (r < 0)
-                        snap_fail(o, &err);
-                snap_conclude(o);
-                return;
-        }
         snprintf(o->job, sizeof(o->job), "kv-backup-");
         for (int i = 0; i < snap_jobs(o); i++) {
                 char id[80];
@@ -646,6 +677,69 @@ static void snap_backups(snap_op *o, const cJSON *blocks)
         }
         o->step = SNAP_STARTING;
         snap_backup_start(o);
+}
+
+/* The next hot-plugged disk's target into an fd set of its own (QEMU cannot open the directory virt-handler
+ * handed over); then the jobs. */
+static void snap_add_next_fd(snap_op *o)
+{
+        kv_error err = {0};
+        int fd = snapshot_backup_open(o->backups, &o->adding, &err);
+        if (fd == -1) {
+                snap_backup_prepare(o);
+                return;
+        }
+        if (fd < 0) {
+                snap_fail(o, &err);
+                snap_conclude(o);
+                return;
+        }
+        bool sent = snap_send_fd(o, SNAP_ADDING_FD, "add-fd", cJSON_CreateObject(), fd); /* libqmp dups fd */
+        close(fd);
+        if (!sent)
+                snap_conclude(o);
+}
+
+static void snap_on_fd_added(snap_op *o, const cJSON *ret)
+{
+        const cJSON *id = cJSON_GetObjectItem(ret, "fdset-id");
+        cJSON *d = cJSON_GetArrayItem(o->backups, o->adding);
+        if (!cJSON_IsNumber(id) || !d) {
+                kv_error err = {0};
+                kv_error_set(&err, EPROTO, "add-fd: no fdset-id in the reply");
+                snap_fail(o, &err);
+                snap_conclude(o);
+                return;
+        }
+        char target[40];
+        snprintf(target, sizeof(target), "/dev/fdset/%d", id->valueint);
+        cJSON_AddNumberToObject(d, "fdset", id->valueint);
+        cJSON_AddStringToObject(d, "target", target);
+        snap_add_next_fd(o);
+}
+
+static int attached_dir(void *ctx, int fdset)
+{
+        return liveops_attached_dir(ctx, fdset);
+}
+
+/* A VM with a writable raw disk: save copies every writable raw disk next to it (the clone Pods' source),
+ * delete removes those copies. */
+static void snap_backups(snap_op *o, const cJSON *blocks)
+{
+        kv_error err = {0};
+        int r = snapshot_backup_disks(blocks, o->tag, attached_dir, o->lo, &o->backups, &err);
+        if (r >= 0 && !strcmp(o->op, "delete"))
+                r = snapshot_backup_remove(o->backups, &err);
+        else if (r >= 0)
+                r = snapshot_backup_create(o->backups, &err);
+        if (r < 0 || !strcmp(o->op, "delete")) {
+                if (r < 0)
+                        snap_fail(o, &err);
+                snap_conclude(o);
+                return;
+        }
+        snap_add_next_fd(o);
 }
 
 static void snap_start_job(snap_op *o, const cJSON *blocks)
@@ -722,6 +816,9 @@ static void snap_on_reply(qmp *q, const cJSON *ret, const kv_error *err, void *u
                 break;
         case SNAP_QUERYING:
                 snap_on_jobs(o, ret);
+                break;
+        case SNAP_ADDING_FD:
+                snap_on_fd_added(o, ret);
                 break;
         case SNAP_DISMISSING:
                 if (!snap_dismiss_next(o))
@@ -1298,6 +1395,9 @@ void liveops_free(liveops *lo)
                 ctl_reply_error(cancel_req, "migrate-cancel: the launcher ended");
         loop_timer_disarm(lo->h.loop, &lo->mig.tick);
         migration_state_free(&lo->mig.st);
+        for (size_t i = 0; i < ARRAY_SIZE(lo->attached); i++)
+                if (lo->attached[i].name[0])
+                        attached_forget(lo, i);
         free(lo);
 }
 

@@ -85,8 +85,11 @@ int liveops_ctl_apply(ctl_request *req);
 int liveops_ctl_hotplug_attach(ctl_request *req);
 /* The fd set holding volume `name`'s image (hotplug-attach), or -1. */
 int liveops_attached_fdset(liveops *lo, const char *name);
-/* Records it (-ENOSPC when the table is full), or forgets it (fdset < 0). */
-int liveops_attached_set(liveops *lo, const char *name, int fdset);
+/* Records it with the image's directory (dirfd, -1 = none; taken: closed when forgotten), -ENOSPC when the
+ * table is full; or forgets it (fdset < 0). */
+int liveops_attached_set(liveops *lo, const char *name, int fdset, int dirfd);
+/* The directory of the image in fd set `fdset` (a descriptor the launcher keeps), or -1. */
+int liveops_attached_dir(liveops *lo, int fdset);
 /* Their rows in ctl_handlers[] (control-commands.c); names and summaries are ctl-protocol.h's. */
 #define LIVEOPS_CTL_HANDLERS                                                                                 \
         [CTL_VERB_HOTPLUG_DISK] = liveops_ctl_hotplug_disk,                                                  \

@@ -245,7 +245,32 @@ bool snapshot_backup_mode(const cJSON *query_block)
 typedef struct {
         const char *tag;
         cJSON *list;
+        snapshot_dir_fn dir_of;
+        void *ctx;
 } backup_walk;
+
+/* A hot-plugged image (/dev/fdset/N) whose directory the launcher holds: the target is made there. */
+static int push_fdset(backup_walk *w, const char *node, const char *file, double size, kv_error *err)
+{
+        char *end;
+        long fdset = strtol(file + 11, &end, 10);
+        int dirfd = *end || end == file + 11 || !w->dir_of ? -1 : w->dir_of(w->ctx, (int)fdset);
+        if (dirfd < 0)
+                return kv_error_set(
+                    err, EOPNOTSUPP,
+                    "disk node %s (%s) is a hot-plugged disk whose directory virt-handler did "
+                    "not hand over: it cannot be backed up while the VM runs",
+                    node, file);
+        char *name = NULL;
+        if (asprintf(&name, "disk.img" SNAPSHOT_BACKUP_SUFFIX "%s", w->tag) < 0)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        cJSON *d = jstr(jstr(jstr(cJSON_CreateObject(), "node", node), "file", file), "name", name);
+        free(name);
+        cJSON_AddNumberToObject(d, "dirfd", dirfd);
+        cJSON_AddNumberToObject(d, "size", size);
+        cJSON_AddItemToArray(w->list, d);
+        return 0;
+}
 
 static int push_raw(const cJSON *block, const cJSON *inserted, const char *node, void *ud, kv_error *err)
 {
@@ -255,11 +280,14 @@ static int push_raw(const cJSON *block, const cJSON *inserted, const char *node,
         const cJSON *image = cJSON_GetObjectItem(inserted, "image");
         const char *file = cJSON_GetStringValue(cJSON_GetObjectItem(image, "filename"));
         const cJSON *size = cJSON_GetObjectItem(image, "virtual-size");
-        if (!file || file[0] != '/' || !strncmp(file, "/dev/fdset/", 11) || !cJSON_IsNumber(size))
-                return kv_error_set(err, EOPNOTSUPP,
-                                    "disk node %s (%s) is not an image file the launcher can copy next to "
-                                    "(a hot-plugged disk): it cannot be backed up while the VM runs",
-                                    node, file ? file : "no file name");
+        if (file && cJSON_IsNumber(size) && !strncmp(file, "/dev/fdset/", 11))
+                return push_fdset(w, node, file, size->valuedouble, err);
+        if (!file || file[0] != '/' || !cJSON_IsNumber(size))
+                return kv_error_set(
+                    err, EOPNOTSUPP,
+                    "disk node %s (%s) is not an image file the launcher can copy next to: it "
+                    "cannot be backed up while the VM runs",
+                    node, file ? file : "no file name");
         char *target = NULL;
         if (asprintf(&target, "%s" SNAPSHOT_BACKUP_SUFFIX "%s", file, w->tag) < 0)
                 return kv_error_set(err, ENOMEM, "out of memory");
@@ -281,13 +309,14 @@ static bool tag_is_file_safe(const char *tag)
         return tag[0] != '.';
 }
 
-int snapshot_backup_disks(const cJSON *query_block, const char *tag, cJSON **out, kv_error *err)
+int snapshot_backup_disks(const cJSON *query_block, const char *tag, snapshot_dir_fn dir_of, void *ctx,
+                          cJSON **out, kv_error *err)
 {
         if (!tag_is_file_safe(tag))
                 return kv_error_set(err, EINVAL,
                                     "a backup's tag must be 1-128 characters of [A-Za-z0-9._-], not starting "
                                     "with '.'");
-        backup_walk w = {.tag = tag, .list = cJSON_CreateArray()};
+        backup_walk w = {.tag = tag, .list = cJSON_CreateArray(), .dir_of = dir_of, .ctx = ctx};
         int r = lo_walk_block_nodes(query_block, push_raw, &w, err);
         if (r < 0) {
                 cJSON_Delete(w.list);
@@ -319,13 +348,46 @@ cJSON *snapshot_backup_transaction(const cJSON *disks, const char *job_prefix)
         return jobj(jobj(cJSON_CreateObject(), "actions", actions), "properties", props);
 }
 
+/* A target: its path, or its name in the directory dirfd (a hot-plugged disk's); *dirfd AT_FDCWD for a path.
+ */
+static const char *target_of(const cJSON *d, int *dirfd)
+{
+        const cJSON *dir = cJSON_GetObjectItem(d, "dirfd");
+        *dirfd = cJSON_IsNumber(dir) ? dir->valueint : AT_FDCWD;
+        return cJSON_GetStringValue(cJSON_GetObjectItem(d, cJSON_IsNumber(dir) ? "name" : "target"));
+}
+
+int snapshot_backup_open(const cJSON *disks, int *index, kv_error *err)
+{
+        const cJSON *d;
+        int i = 0;
+        cJSON_ArrayForEach(d, disks)
+        {
+                int dirfd;
+                const char *name = target_of(d, &dirfd);
+                if (dirfd == AT_FDCWD || cJSON_GetObjectItem(d, "target")) {
+                        i++;
+                        continue;
+                }
+                /* read-write: QEMU's fd set lookup matches the access mode it opens the target with */
+                int fd = openat(dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0)
+                        return kv_error_errno(err, errno, "open %s (disk node %s)", name,
+                                              cJSON_GetStringValue(cJSON_GetObjectItem(d, "node")));
+                *index = i;
+                return fd;
+        }
+        return -1;
+}
+
 int snapshot_backup_create(const cJSON *disks, kv_error *err)
 {
         const cJSON *d;
         cJSON_ArrayForEach(d, disks)
         {
-                const char *target = cJSON_GetStringValue(cJSON_GetObjectItem(d, "target"));
-                int fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+                int dirfd;
+                const char *target = target_of(d, &dirfd);
+                int fd = openat(dirfd, target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
                 if (fd < 0)
                         return kv_error_errno(err, errno, "create %s", target);
                 /* sized by its last byte: the launcher's seccomp policy allows pwrite, not ftruncate */
@@ -344,8 +406,9 @@ int snapshot_backup_remove(const cJSON *disks, kv_error *err)
         int r = 0;
         cJSON_ArrayForEach(d, disks)
         {
-                const char *target = cJSON_GetStringValue(cJSON_GetObjectItem(d, "target"));
-                if (unlink(target) < 0 && errno != ENOENT && r == 0)
+                int dirfd;
+                const char *target = target_of(d, &dirfd);
+                if (unlinkat(dirfd, target, 0) < 0 && errno != ENOENT && r == 0)
                         r = kv_error_errno(err, errno, "remove %s", target);
         }
         return r;

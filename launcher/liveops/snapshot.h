@@ -38,9 +38,18 @@ int snapshot_offline(const char *qemu_img, const char *op, const char *image, co
 #define SNAPSHOT_BACKUP_SUFFIX ".vmsnapshot-"
 /* Whether the disks of a query-block reply are snapshotted by backups (some writable disk is raw). */
 bool snapshot_backup_mode(const cJSON *query_block);
-/* [{"node","file","target","size"}] for every writable raw disk; refused for a disk that is not a file
- * (a hot-plugged image QEMU holds in an fd set) or a tag that is not 1-128 of [A-Za-z0-9._-]. */
-int snapshot_backup_disks(const cJSON *query_block, const char *tag, cJSON **out, kv_error *err);
+/* A hot-plugged image QEMU holds in fd set `fdset`: the launcher's descriptor of its directory, or -1. */
+typedef int (*snapshot_dir_fn)(void *ctx, int fdset);
+/* [{"node","file","target","size"}] for every writable raw disk. A hot-plugged one (file /dev/fdset/N) whose
+ * directory dir_of knows: {"node","file","dirfd","name","size"}, the target <dir>/disk.img.vmsnapshot-<tag>
+ * made with openat, handed to QEMU in an fd set of its own (snapshot_backup_open, then "target":
+ * "/dev/fdset/M", "fdset": M). Refused for another disk that is not a file, or a tag that is not 1-128 of
+ * [A-Za-z0-9._-]. */
+int snapshot_backup_disks(const cJSON *query_block, const char *tag, snapshot_dir_fn dir_of, void *ctx,
+                          cJSON **out, kv_error *err);
+/* The next entry without a target (a hot-plugged disk's): its target opened read-write for add-fd (the
+ * caller closes it) and *index set; -1 when there is none left, or a negative errno. */
+int snapshot_backup_open(const cJSON *disks, int *index, kv_error *err);
 /* The `transaction` arguments: one drive-backup per disk, job ids `<job_prefix><index>`. */
 cJSON *snapshot_backup_transaction(const cJSON *disks, const char *job_prefix);
 /* Creates each target, sparse, of its disk's size (QEMU opens it with mode "existing"). */

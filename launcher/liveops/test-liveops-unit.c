@@ -2,6 +2,7 @@
  * backups of raw disks (snapshot.c). */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,44 @@ static void test_tcp_drain(void)
         assert(tcp_uri_port("unix:/x") == 0 && tcp_uri_port("tcp:h:") == 0 && tcp_uri_port(NULL) == 0);
 }
 
+static int dir_of_set3(void *ctx, int fdset)
+{
+        return fdset == 3 ? *(int *)ctx : -1;
+}
+
+/* A hot-plugged disk (fd set 3) whose directory virt-handler handed over: the target made there with openat,
+ * opened read-write for add-fd, then the transaction's target is the fd set it went into. */
+static void test_backup_hotplugged(const cJSON *blocks, const char *dir)
+{
+        int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), none = -1, index = -1;
+        cJSON *disks = NULL;
+        kv_error err = {0};
+        assert(dirfd >= 0);
+        assert(snapshot_backup_disks(blocks, "t", dir_of_set3, &none, &disks, &err) == -EOPNOTSUPP && !disks);
+        assert(snapshot_backup_disks(blocks, "t", dir_of_set3, &dirfd, &disks, &err) == 0);
+        const cJSON *d = cJSON_GetArrayItem(disks, 0);
+        assert(cJSON_GetArraySize(disks) == 1 && cJSON_GetObjectItem(d, "dirfd")->valueint == dirfd);
+        assert(!strcmp(cJSON_GetObjectItem(d, "name")->valuestring, "disk.img" SNAPSHOT_BACKUP_SUFFIX "t"));
+        assert(!cJSON_GetObjectItem(d, "target"));
+        char path[300];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/disk.img" SNAPSHOT_BACKUP_SUFFIX "t", dir);
+        assert(snapshot_backup_create(disks, &err) == 0 && stat(path, &st) == 0 && st.st_size == 1);
+        int fd = snapshot_backup_open(disks, &index, &err);
+        assert(fd >= 0 && index == 0 && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR);
+        close(fd);
+        cJSON_AddStringToObject(cJSON_GetArrayItem(disks, 0), "target", "/dev/fdset/7");
+        assert(snapshot_backup_open(disks, &index, &err) == -1); /* every target handed over */
+        cJSON *tx = snapshot_backup_transaction(disks, "kv-backup-");
+        char *txt = cJSON_PrintUnformatted(tx);
+        assert(strstr(txt, "\"device\":\"hp\"") && strstr(txt, "\"target\":\"/dev/fdset/7\""));
+        free(txt);
+        cJSON_Delete(tx);
+        assert(snapshot_backup_remove(disks, &err) == 0 && stat(path, &st) < 0);
+        cJSON_Delete(disks);
+        close(dirfd);
+}
+
 /* Which disks a save backs up (writable raw ones, from query-block), the transaction, the target files. */
 static void test_backups(void)
 {
@@ -215,7 +254,8 @@ static void test_backups(void)
         cJSON *blocks = cJSON_Parse(qb), *disks = NULL;
         kv_error err = {0};
         assert(blocks && snapshot_backup_mode(blocks));
-        assert(snapshot_backup_disks(blocks, "u-1", &disks, &err) == 0 && cJSON_GetArraySize(disks) == 1);
+        assert(snapshot_backup_disks(blocks, "u-1", NULL, NULL, &disks, &err) == 0 &&
+               cJSON_GetArraySize(disks) == 1);
         char want[256];
         snprintf(want, sizeof(want), "%s/disk.img" SNAPSHOT_BACKUP_SUFFIX "u-1", dir);
         const cJSON *d = cJSON_GetArrayItem(disks, 0);
@@ -235,13 +275,14 @@ static void test_backups(void)
         cJSON_Delete(disks);
         disks = NULL;
         /* tags that are not file-name safe; a hot-plugged disk (an fd set) */
-        assert(snapshot_backup_disks(blocks, "../x", &disks, &err) == -EINVAL && !disks);
-        assert(snapshot_backup_disks(blocks, "", &disks, &err) == -EINVAL);
+        assert(snapshot_backup_disks(blocks, "../x", NULL, NULL, &disks, &err) == -EINVAL && !disks);
+        assert(snapshot_backup_disks(blocks, "", NULL, NULL, &disks, &err) == -EINVAL);
         cJSON_Delete(blocks);
         blocks = cJSON_Parse("[{\"inserted\":{\"node-name\":\"hp\",\"drv\":\"raw\",\"ro\":false,"
                              "\"image\":{\"filename\":\"/dev/fdset/3\",\"virtual-size\":1}}}]");
-        assert(snapshot_backup_disks(blocks, "t", &disks, &err) == -EOPNOTSUPP &&
-               strstr(err.msg, "hot-plugged"));
+        assert(snapshot_backup_disks(blocks, "t", NULL, NULL, &disks, &err) == -EOPNOTSUPP &&
+               strstr(err.msg, "hot-plugged disk whose directory virt-handler did not hand over"));
+        test_backup_hotplugged(blocks, dir);
         cJSON_Delete(blocks);
         blocks = cJSON_Parse("[{\"inserted\":{\"node-name\":\"ovl\",\"drv\":\"qcow2\",\"ro\":false}}]");
         assert(!snapshot_backup_mode(blocks)); /* every writable disk qcow2: internal snapshots */

@@ -16,6 +16,13 @@
 #include "macro.h"
 #include "unixsock.h"
 
+static void drop_passed_fds(ctl_conn *c)
+{
+        for (int i = 0; i < CTL_PASSED_FDS; i++)
+                if (c->passed_fd[i] >= 0)
+                        close(TAKE_FD(c->passed_fd[i]));
+}
+
 static void conn_close(supervisor *s, ctl_conn *c)
 {
         for (ctl_conn **p = &s->conns; *p; p = &(*p)->next)
@@ -25,8 +32,7 @@ static void conn_close(supervisor *s, ctl_conn *c)
                 }
         loop_remove(s->loop, c->src);
         close(c->fd);
-        if (c->passed_fd >= 0)
-                close(c->passed_fd);
+        drop_passed_fds(c);
         free(c->in);
         free(c->out);
         free(c);
@@ -40,19 +46,19 @@ ctl_conn *ctl_conn_find(supervisor *s, uint64_t serial)
         return NULL;
 }
 
-int ctl_take_fd(ctl_request *req)
+int ctl_take_fd(ctl_request *req, int i)
 {
         ctl_conn *c = ctl_conn_find(req->s, req->conn_serial);
-        return c ? TAKE_FD(c->passed_fd) : -1;
+        return c && i >= 0 && i < CTL_PASSED_FDS ? TAKE_FD(c->passed_fd[i]) : -1;
 }
 
-/* recv() that also takes one SCM_RIGHTS descriptor (virt-handler's hotplug-attach); a later one replaces
- * an earlier one not yet taken. */
+/* recv() that also takes up to CTL_PASSED_FDS SCM_RIGHTS descriptors (virt-handler's hotplug-attach: the
+ * image and its directory); the ones of a later message replace those of an earlier one not yet taken. */
 static ssize_t conn_recv(ctl_conn *c, char *buf, size_t size)
 {
         union {
                 struct cmsghdr h;
-                char space[CMSG_SPACE(sizeof(int))];
+                char space[CMSG_SPACE(sizeof(int) * CTL_PASSED_FDS)];
         } ctl;
         struct iovec iov = {.iov_base = buf, .iov_len = size};
         struct msghdr mh = {
@@ -62,13 +68,12 @@ static ssize_t conn_recv(ctl_conn *c, char *buf, size_t size)
                 if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
                         continue;
                 size_t nfd = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                drop_passed_fds(c);
                 for (size_t i = 0; i < nfd; i++) {
                         int fd;
                         memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(fd));
-                        if (i == 0 && c->passed_fd >= 0)
-                                close(c->passed_fd);
-                        if (i == 0)
-                                c->passed_fd = fd;
+                        if (i < CTL_PASSED_FDS)
+                                c->passed_fd[i] = fd;
                         else
                                 close(fd);
                 }
@@ -294,8 +299,8 @@ static void process_lines(supervisor *s, uint64_t serial)
                 c->in_len -= used;
                 if (line)
                         dispatch_line(s, c, line);
-                if ((c = ctl_conn_find(s, serial)) && c->passed_fd >= 0) /* not taken by the request */
-                        close(TAKE_FD(c->passed_fd));
+                if ((c = ctl_conn_find(s, serial))) /* the ones not taken by the request */
+                        drop_passed_fds(c);
         }
         if (c && c->console && c->in_len) { /* typed-ahead bytes after the console request */
                 console_input(s, c->in, c->in_len);
@@ -366,7 +371,8 @@ static void control_on_accept(loop_source *src, int fd, uint32_t events, void *d
                 return;
         }
         c->owner = s;
-        c->passed_fd = -1;
+        for (int i = 0; i < CTL_PASSED_FDS; i++)
+                c->passed_fd[i] = -1;
         c->fd = TAKE_FD(cfd);
         c->serial = ++s->next_conn_serial;
         c->next = s->conns;

@@ -10,6 +10,7 @@
 #include "supervisor.h"
 
 #define CTL_OUT_MAX (1024 * 1024) /* a client that lets this much pile up is dropped */
+#define CTL_PASSED_FDS 2          /* descriptors one request may bring (hotplug-attach: image, directory) */
 
 struct ctl_conn {
         ctl_conn *next;
@@ -21,9 +22,10 @@ struct ctl_conn {
         size_t in_len;
         char *out;
         size_t out_len, out_cap;
-        bool console;  /* switched to the raw serial byte stream */
-        bool read_eof; /* peer half-closed: keep sending, stop reading */
-        int passed_fd; /* a descriptor the peer sent with SCM_RIGHTS (-1: none), for the next request */
+        bool console;                  /* switched to the raw serial byte stream */
+        bool read_eof;                 /* peer half-closed: keep sending, stop reading */
+        int passed_fd[CTL_PASSED_FDS]; /* descriptors the peer sent with SCM_RIGHTS (-1: none), for the next
+                                        * request */
 };
 
 /* A request in flight. Handlers answer exactly once with ctl_reply_ok/ctl_reply_error, now or later
@@ -50,8 +52,8 @@ int ctl_forward_qmp(ctl_request *req, const char *command, cJSON *qmp_args);
 /* Switches the requesting connection to the raw console stream (after the ok line). */
 int ctl_attach_console(ctl_request *req);
 ctl_conn *ctl_conn_find(supervisor *s, uint64_t serial);
-/* The descriptor that came (SCM_RIGHTS) with the request's bytes, now the caller's; -1 if none. Only during
- * the handler call: one not taken is closed after it. */
-int ctl_take_fd(ctl_request *req);
+/* Descriptor i (0, 1) that came (SCM_RIGHTS) with the request's bytes, now the caller's; -1 if none. Only
+ * during the handler call: one not taken is closed after it. */
+int ctl_take_fd(ctl_request *req, int i);
 /* Queue bytes to a connection; drops the connection if it is hopelessly behind. */
 void ctl_conn_send(supervisor *s, ctl_conn *c, const char *data, size_t len);

@@ -6,7 +6,11 @@
 # a VirtualMachineRestore of the same VM: the counter in the VM's claim is the snapshot's again → a restore to
 # a new VM name: a VM on new claims holding the counter, which boots and writes them → the snapshot deleted:
 # its backup claims go. The kubelet stand-in binds claims to directories (--provision-claims) and runs the
-# clone Pods (kvlite-importer --pvc-source) like the importer Pods.
+# clone Pods (kvlite-importer --pvc-source) like the importer Pods. The VM's second disk is a hostDisk (a file of
+# the node, which the test writes markers into): backed up into claims too (the launcher's copy next to it while
+# the VM runs, the file itself when stopped) and written back on the node by a restore. While the VM runs, a claim
+# is hot-plugged into its VMI (virt-handler hands its image and directory to the launcher): the running snapshot
+# backs it up too, and the restore puts the data back into that claim.
 # Usage: test_snapshot_offline.py
 import json
 import os
@@ -17,6 +21,7 @@ sys.path.insert(0, HERE)
 import test_e2e as e2e  # noqa: E402
 from kubetest import BUILD, POD_PATH, wait_for  # noqa: E402
 from test_datavolume import condition, disk_counter  # noqa: E402
+from test_virtctl import CLAIM, start_handler  # noqa: E402
 
 VM, VM2 = "offvm", "offvm2"
 
@@ -33,13 +38,36 @@ class SnapEnv(e2e.Env):
     def claim_file(self, claim):
         return os.path.join(self.kubelet.state, "claims", "default", claim, "disk.img")
 
+    def host_disk(self):
+        return os.path.join(self.srv.dir, "hostdisk", "vm.img")
+
     def clone_pods(self):
         return [p["metadata"]["name"] for p in self.srv.api.items(POD_PATH % "default", "cdi.kubevirt.io=cdi-clone-source")]
 
 
-def vm_manifest():
-    return e2e.kernelboot_vm(VM, "Always", "console=ttyS0 diskw=vda", {"dataVolume": {"name": VM + "-data"}},
-                             e2e.blank_data_volume(VM + "-data"))
+def vm_manifest(host_disk):
+    vm = e2e.kernelboot_vm(VM, "Always", "console=ttyS0 diskw=vda", {"dataVolume": {"name": VM + "-data"}},
+                           e2e.blank_data_volume(VM + "-data"))
+    spec = vm["spec"]["template"]["spec"]
+    spec["domain"]["devices"]["disks"].append({"name": "host", "disk": {"bus": "virtio"}})
+    spec["volumes"].append({"name": "host", "hostDisk": {"path": host_disk, "type": "DiskOrCreate", "capacity": "1Mi"}})
+    return vm
+
+
+def mark(path, text):
+    """A marker in sector 0 of a hostDisk image, written by the node (the guest does not use that disk)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, text.encode().ljust(512, b"\0"), 0)
+        os.ftruncate(fd, max(os.fstat(fd).st_size, 1 << 20))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def marker(path):
+    with open(path, "rb") as f:
+        return f.read(512).rstrip(b"\0").decode(errors="replace")
 
 
 def set_running(env, name, on):
@@ -111,43 +139,81 @@ def snapshot_ready(env, name):
     return wait_for("snapshot %s readyToUse" % name, ready, timeout=90, interval=0.5)
 
 
+def hotplug_claim(env, claim):
+    """A claim holding a marker, hot-plugged into the running VMI only (as `virtctl addvolume` without --persist):
+    the controller's attachment Pod mounts it, virt-handler hands its image and directory to the launcher."""
+    env.kubectl("apply", "-f", "-", input=CLAIM % claim)
+    wait_for("claim %s bound" % claim, lambda: os.path.isdir(os.path.dirname(env.claim_file(claim))), timeout=20)
+    mark(env.claim_file(claim), "HP-LIVE")
+    env.kubectl("patch", "vmi", VM, "--type=json", "-p", json.dumps([
+        {"op": "add", "path": "/spec/volumes/-", "value": {"name": "hp", "persistentVolumeClaim": {
+            "claimName": claim, "hotpluggable": True}}},
+        {"op": "add", "path": "/spec/domain/devices/disks/-", "value": {"name": "hp", "disk": {"bus": "scsi"}}}]))
+    wait_for("hot-plugged volume Ready", lambda: [v for v in env.vmi(VM)["status"].get("volumeStatus") or []
+                                                  if v["name"] == "hp" and v["phase"] == "Ready"], timeout=30,
+             interval=0.5)
+
+
 def running_snapshot(env, data):
     """A snapshot of the RUNNING VM (its only disk a raw claim): the launcher's point-in-time backup copied into
     a claim the snapshot owns, the guest agent freezing around it; the snapshot survives a restart of the VM;
     restored offline (the VM stopped, restored, started) the claim holds the snapshot's counter again."""
     wait_for("guest agent connected", lambda: (lambda v: v if condition(v, "AgentConnected").get("status") ==
                                                      "True" else None)(env.vmi(VM)), timeout=90, interval=0.5)
-    before = counter_at_least(env.claim_file(data), 3)
-    create(env, snapshot_doc("live"))
-    snap = snapshot_ready(env, "live")
+    mark(env.host_disk(), "HOST-LIVE")
+    hp = VM + "-hp"
+    handler = start_handler(env)
+    try:
+        hotplug_claim(env, hp)
+        before = counter_at_least(env.claim_file(data), 3)
+        create(env, snapshot_doc("live"))
+        snap = snapshot_ready(env, "live")
+    finally:
+        handler.stop()
     after = disk_counter(env.claim_file(data))
     uid = snap["metadata"]["uid"]
-    backup = "vmsnapshot-%s-volume-data" % uid
+    backup, hbackup, hpbackup = ("vmsnapshot-%s-volume-%s" % (uid, v) for v in ("data", "host", "hp"))
     st = snap["status"]
     assert st["phase"] == "Succeeded" and st["indications"] == ["Online", "GuestAgent"], st
     content = env.get("vmsnapshotcontent", "live-content")
-    assert content["spec"]["volumeBackups"] == [{"volumeName": "data", "persistentVolumeClaim": {"metadata": {
-        "name": data}}, "volumeSnapshotName": backup}], content["spec"]
+    assert content["spec"]["volumeBackups"] == [
+        {"volumeName": "data", "persistentVolumeClaim": {"metadata": {"name": data}}, "volumeSnapshotName": backup},
+        {"volumeName": "host", "hostDisk": {"path": env.host_disk(), "type": "DiskOrCreate", "capacity": "1Mi"},
+         "volumeSnapshotName": hbackup},
+        {"volumeName": "hp", "persistentVolumeClaim": {"metadata": {"name": hp}}, "volumeSnapshotName": hpbackup}], \
+        content["spec"]
+    assert content["metadata"]["annotations"]["kvlite.io/backup-node"] == e2e.NODE, content["metadata"]
+    assert marker(env.claim_file(hpbackup)) == "HP-LIVE", marker(env.claim_file(hpbackup))
     point = disk_counter(env.claim_file(backup))
     assert point is not None and before <= point <= after, (before, point, after)
-    left = [f for f in os.listdir(os.path.dirname(env.claim_file(data))) if f.startswith("disk.img.vmsnapshot-")]
-    assert not left, "the launcher's backup file is released: %s" % left
-    print("ok - snapshot of the running VM: backup claim %s holds DISKCNT %d (the claim went %d..%d), "
-          "indications Online, GuestAgent" % (backup, point, before, after))
+    assert marker(env.claim_file(hbackup)) == "HOST-LIVE", marker(env.claim_file(hbackup))
+    for f in (env.claim_file(data), env.host_disk(), env.claim_file(hp)):
+        left = [n for n in os.listdir(os.path.dirname(f)) if ".vmsnapshot-" in n]
+        assert not left, "the launcher's backup file is released: %s" % left
+    print("ok - snapshot of the running VM: backup claim %s holds DISKCNT %d (the claim went %d..%d), %s the "
+          "hostDisk's marker, %s the hot-plugged claim's, indications Online, GuestAgent" % (
+              backup, point, before, after, hbackup, hpbackup))
     # the VM restarted (the guest counts from 1 again and passes the snapshot's value): the snapshot stays
     set_running(env, VM, False)
     set_running(env, VM, True)
     counter_at_least(env.claim_file(data), point + 2)
     set_running(env, VM, False)
     assert disk_counter(env.claim_file(backup)) == point and env.get("vmsnapshot", "live")["status"]["readyToUse"]
+    mark(env.host_disk(), "HOST-CHANGED")
+    mark(env.claim_file(hp), "HP-CHANGED")
     create(env, restore_doc("rlive", VM, "live"))
-    wait_restored(env, "rlive")
+    r = wait_restored(env, "rlive")
     assert disk_counter(env.claim_file(data)) == point, (disk_counter(env.claim_file(data)), point)
+    assert marker(env.host_disk()) == "HOST-LIVE", marker(env.host_disk())
+    assert marker(env.claim_file(hp)) == "HP-LIVE", "the hot-plugged claim restored: %s" % marker(env.claim_file(hp))
+    pod = env.get("pod", "restore-%s-host" % r["metadata"]["uid"])
+    assert pod["spec"]["nodeName"] == e2e.NODE and pod["status"]["phase"] == "Succeeded", pod
     set_running(env, VM, True)
     wait_for("the guest boots on the restored claim", lambda: (lambda c: c is not None and c != point)(
         disk_counter(env.claim_file(data))), timeout=90, interval=0.5)
-    print("ok - after a VM restart the snapshot is unchanged; restored offline, the claim held DISKCNT %d again "
-          "and the VM started on it" % point)
+    print("ok - after a VM restart the snapshot is unchanged; restored offline, the claim held DISKCNT %d again, "
+          "the hostDisk its marker (written on node %s), the hot-plugged claim its own, and the VM started on them"
+          % (point, e2e.NODE))
     env.kubectl("delete", "vmrestore", "rlive", "--timeout=60s")
     env.kubectl("delete", "vmsnapshot", "live", "--timeout=60s")
     wait_for("live backup claim gone", lambda: env.get("pvc", backup) is None, timeout=30, interval=0.5)
@@ -155,12 +221,15 @@ def running_snapshot(env, data):
 
 def run_scenario(env):
     data = VM + "-data"
-    create(env, vm_manifest())
+    os.makedirs(os.path.dirname(env.host_disk()))
+    mark(env.host_disk(), "HOST-FIRST")
+    create(env, vm_manifest(env.host_disk()))
     set_running(env, VM, True)
     running_snapshot(env, data)
     counter_at_least(env.claim_file(data), 4)
     set_running(env, VM, False)
     saved = disk_counter(env.claim_file(data))
+    mark(env.host_disk(), "HOST-SNAP1")
     print("ok - VM stopped; its DataVolume's claim holds DISKCNT %d" % saved)
 
     # 1. A snapshot of the stopped VM: a clone Pod copies the claim into a claim the content owns.
@@ -175,9 +244,12 @@ def run_scenario(env):
     assert row[1:4] == ["VirtualMachine", VM, "Succeeded"] and "true" in row, row
     content = env.get("vmsnapshotcontent", "snap1-content")
     backups = content["spec"]["volumeBackups"]
-    backup = "vmsnapshot-%s-volume-data" % snap["metadata"]["uid"]
+    backup, hbackup = ("vmsnapshot-%s-volume-%s" % (snap["metadata"]["uid"], v) for v in ("data", "host"))
     assert backups == [{"volumeName": "data", "persistentVolumeClaim": {"metadata": {"name": data}},
-                        "volumeSnapshotName": backup}], backups
+                        "volumeSnapshotName": backup},
+                       {"volumeName": "host", "hostDisk": {"path": env.host_disk(), "type": "DiskOrCreate",
+                                                           "capacity": "1Mi"}, "volumeSnapshotName": hbackup}], backups
+    assert marker(env.claim_file(hbackup)) == "HOST-SNAP1", marker(env.claim_file(hbackup))
     assert content["status"]["readyToUse"] is True, content["status"]
     pvc = env.get("pvc", backup)
     assert pvc["metadata"]["ownerReferences"][0]["uid"] == content["metadata"]["uid"], pvc["metadata"]
@@ -192,6 +264,7 @@ def run_scenario(env):
     set_running(env, VM, False)
     later = disk_counter(env.claim_file(data))
     assert later != saved and disk_counter(env.claim_file(backup)) == saved, (later, saved)
+    mark(env.host_disk(), "HOST-LATER")
     assert env.get("vmsnapshot", "snap1")["status"]["readyToUse"] is True
     print("ok - the VM ran again (DISKCNT %d); the snapshot still holds DISKCNT %d" % (later, saved))
 
@@ -200,10 +273,13 @@ def run_scenario(env):
     r = wait_restored(env, "r1")
     assert r["status"]["restoreTime"] and condition(r, "Ready")["status"] == "True", r["status"]
     assert r["status"]["restores"] == [{"volumeName": "data", "persistentVolumeClaim": data,
-                                        "volumeSnapshotName": backup}], r["status"]
+                                        "volumeSnapshotName": backup},
+                                       {"volumeName": "host", "hostDisk": {"path": env.host_disk()},
+                                        "volumeSnapshotName": hbackup}], r["status"]
     assert disk_counter(env.claim_file(data)) == saved, (disk_counter(env.claim_file(data)), saved)
+    assert marker(env.host_disk()) == "HOST-SNAP1", marker(env.host_disk())
     assert env.get("pvc", data)["metadata"]["uid"], "the VM keeps its claim"
-    print("ok - restored: the VM's claim holds DISKCNT %d again" % saved)
+    print("ok - restored: the VM's claim holds DISKCNT %d again, its hostDisk the snapshot's marker" % saved)
     # a restore of a running VM from a snapshot taken stopped is refused (the guest may write its claim again)
     set_running(env, VM, True)
     create(env, restore_doc("r-running", VM, "snap1"))
@@ -217,10 +293,12 @@ def run_scenario(env):
     create(env, restore_doc("r2", VM2, "snap1"))
     r = wait_restored(env, "r2")
     vm2 = env.get("vm", VM2)
-    claim2 = "restore-%s-data" % r["metadata"]["uid"]
-    assert [x["persistentVolumeClaim"] for x in r["status"]["restores"]] == [claim2], r["status"]
-    assert vm2["spec"]["template"]["spec"]["volumes"] == [{"name": "data", "persistentVolumeClaim": {
-        "claimName": claim2}}], vm2["spec"]
+    claim2, hclaim2 = ("restore-%s-%s" % (r["metadata"]["uid"], v) for v in ("data", "host"))
+    assert [x["persistentVolumeClaim"] for x in r["status"]["restores"]] == [claim2, hclaim2], r["status"]
+    assert vm2["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "data", "persistentVolumeClaim": {"claimName": claim2}},
+        {"name": "host", "persistentVolumeClaim": {"claimName": hclaim2}}], vm2["spec"]
+    assert marker(env.claim_file(hclaim2)) == "HOST-SNAP1", "the new VM's hostDisk became a claim"
     assert "dataVolumeTemplates" not in vm2["spec"] and vm2["metadata"]["annotations"]["kvlite.io/restored-by"] == \
         r["metadata"]["uid"], vm2
     assert disk_counter(env.claim_file(claim2)) == saved
@@ -247,8 +325,8 @@ def run_scenario(env):
 
     # 6. Deleting the snapshot frees its data: the content and its backup claims (and their directories) go.
     env.kubectl("delete", "vmsnapshot", "snap1", "--timeout=60s")
-    wait_for("backup claim gone", lambda: env.get("pvc", backup) is None and env.get("vmsnapshotcontent", "snap1-content")
-             is None, timeout=30, interval=0.5)
+    wait_for("backup claims gone", lambda: env.get("pvc", backup) is None and env.get("pvc", hbackup) is None and
+             env.get("vmsnapshotcontent", "snap1-content") is None, timeout=30, interval=0.5)
     wait_for("backup data gone", lambda: not os.path.exists(env.claim_file(backup)), timeout=30, interval=0.5)
     assert env.get("pvc", data) and env.get("pvc", claim2), "the VMs' claims stay"
     print("ok - snapshot deleted: content and backup claim gone, the VMs' claims kept")

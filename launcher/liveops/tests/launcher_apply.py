@@ -4,13 +4,15 @@ one and hot-plugs the difference. A PVC disk added → the guest sees vdb and st
 removed → gone (and its volumeStatus entry too) while CPU sockets go 1 → 2 → the guest onlines a second
 CPU; an in-place change is refused with its JSON path, the VM still running. A claim outside the PVC root
 (a cluster's hot-plugged claim) is refused until its image comes over the control socket as virt-handler
-sends it (`hotplug-attach` + SCM_RIGHTS): then QEMU opens it from its fd set."""
+sends it (`hotplug-attach` + SCM_RIGHTS): then QEMU opens it from its fd set. A backup of the running VM
+(snapshot-save with an id) copies that disk too, into the directory virt-handler handed over with it."""
 import copy
 import json
 import os
 import shutil
 import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT", "."), "launcher", "supervisor", "tests"))
 from launcherlib import Launcher, check, need_guest, vmi  # noqa: E402
@@ -21,6 +23,7 @@ outside = root + "-late"  # not under --pvc-root: only its open descriptor reach
 for d in (os.path.join(root, "data"), os.path.join(root, "extra"), outside):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "disk.img"), "wb") as f:
+        f.write(b"LATE-MARK " + d.encode())
         f.truncate(16 << 20)
 m = vmi("apply", grace=5, disks=[{"name": "data", "disk": {"bus": "virtio"}}],
         volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
@@ -49,12 +52,16 @@ try:
     check(rc == 0 and reply["operations"] == [], f"apply of the same spec is a no-op: {reply}", L)
 
     def attach(volume, path):
-        """virt-handler's hand-over: the open image with the request."""
-        with socket.socket(socket.AF_UNIX) as c, open(path, "r+b") as img:
-            c.connect(os.path.join(L.run_dir, "control.sock"))
-            line = json.dumps({"cmd": "hotplug-attach", "args": {"volume": volume}}).encode() + b"\n"
-            socket.send_fds(c, [line], [img.fileno()])
-            return json.loads(c.makefile("rb").readline())
+        """virt-handler's hand-over: the open image and its directory with the request."""
+        dirfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            with socket.socket(socket.AF_UNIX) as c, open(path, "r+b") as img:
+                c.connect(os.path.join(L.run_dir, "control.sock"))
+                line = json.dumps({"cmd": "hotplug-attach", "args": {"volume": volume}}).encode() + b"\n"
+                socket.send_fds(c, [line], [img.fileno(), dirfd])
+                return json.loads(c.makefile("rb").readline())
+        finally:
+            os.close(dirfd)
 
     late = copy.deepcopy(plus)
     late["spec"]["domain"]["devices"]["disks"].append({"name": "late", "disk": {"bus": "virtio"}})
@@ -76,6 +83,25 @@ try:
     L.wait_serial_re(r"CNT \d+ cpus=0 memKB=\d+ blk=vda,vdb,vdc ", 20)
     check(("late", "Ready") in [(v["name"], v["phase"]) for v in L.status().get("volumeStatus", [])],
           f"late Ready: {L.status().get('volumeStatus')}", L)
+
+    # a backup of the running VM's raw disks reaches the hot-plugged one: its target is made in the directory
+    # virt-handler handed over, QEMU writes it through an fd set of its own, which goes when the save ends
+    sets = len(L.qmp("query-fdsets")["return"])
+    rc, reply = L.ctl("snapshot-save", json.dumps({"tag": "bk1", "id": "bk1"}))
+    op = reply.get("snapshotOperation") or {}
+    check(rc == 0 and op.get("phase") == "Succeeded" and op.get("backups") == 3, f"backup with a hot-plugged disk: "
+          f"{reply}", L)
+    copies = [os.path.join(d, "disk.img.vmsnapshot-bk1") for d in (outside, os.path.join(root, "data"))]
+    with open(copies[0], "rb") as f, open(os.path.join(outside, "disk.img"), "rb") as img:
+        check(f.read() == img.read(), "the hot-plugged disk's copy next to its image, identical", L)
+    check(os.path.exists(copies[1]), "the mounted claim's copy too", L)
+    for _ in range(50):
+        if len(L.qmp("query-fdsets")["return"]) == sets:
+            break
+        time.sleep(0.1)
+    check(len(L.qmp("query-fdsets")["return"]) == sets, f"the target's fd set released: {L.qmp('query-fdsets')}", L)
+    rc, reply = L.ctl("snapshot-delete", json.dumps({"tag": "bk1", "id": "bk1-delete"}))
+    check(rc == 0 and not any(os.path.exists(c) for c in copies), f"delete removes both copies: {reply}", L)
 
     cpus = copy.deepcopy(m)
     cpus["spec"]["domain"]["cpu"]["sockets"] = 2
