@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -156,6 +157,29 @@ static int send_attach(const char *sock, const char *volume, int fd, int dirfd, 
         return 0;
 }
 
+/* The claim's directory for the launcher's backups of the disk, as the root of a detached bind mount
+ * (open_tree OPEN_TREE_CLONE): ".." from there is the directory itself, so the descriptor reaches nothing
+ * else on the node, whatever a launcher does with it (an open(O_DIRECTORY) of the path would let it walk up
+ * to every Pod's files). -1, logged, when it cannot be made so: then no backups of the disk while it runs. */
+static int confined_dir(const char *volume, const char *dir)
+{
+        _cleanup_close_ int tree = open_tree(AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        struct stat root, up;
+        if (tree < 0 || fstat(tree, &root) < 0 || fstatat(tree, "..", &up, 0) < 0) {
+                log_warning("volume %s: a detached mount of %s: %s (no backups of it while the VM runs)",
+                            volume, dir, strerror(errno));
+                return -1;
+        }
+        if (root.st_dev != up.st_dev || root.st_ino != up.st_ino) {
+                log_warning(
+                    "volume %s: \"..\" leaves the detached mount of %s (no backups of it while the VM "
+                    "runs)",
+                    volume, dir);
+                return -1;
+        }
+        return TAKE_FD(tree);
+}
+
 static int attach_volume(agent *a, const cJSON *pod, const cJSON *vol, kv_error *err)
 {
         const char *uid = kube_str(pod, "metadata.uid"), *ns = kube_str(pod, "metadata.namespace");
@@ -178,10 +202,7 @@ static int attach_volume(agent *a, const cJSON *pod, const cJSON *vol, kv_error 
         if (fd < 0)
                 return kv_error_errno(err, errno, "open %s", disk);
         *strrchr(disk, '/') = '\0'; /* the claim's directory: where the launcher's backups of it go */
-        _cleanup_close_ int dirfd = open(disk, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dirfd < 0)
-                log_warning("volume %s: open %s: %s (no backups of it while the VM runs)", name, disk,
-                            strerror(errno));
+        _cleanup_close_ int dirfd = confined_dir(name, disk);
         if ((r = send_attach(sock, name, fd, dirfd, err)) < 0)
                 return r;
         log_info("volume %s (claim %s) handed to launcher pod %s from %s/disk.img", name, claim, owner, disk);
