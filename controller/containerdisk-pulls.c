@@ -66,10 +66,20 @@ int vmi_container_disk_pulls(kube_client *api, const cJSON *vmi, const cJSON *po
                 return 0;
         _cleanup_free_ char *text = cJSON_PrintUnformatted(pulls);
         _cleanup_json_ cJSON *patch = cJSON_CreateObject();
-        cJSON *ann = cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "metadata"), "annotations");
+        cJSON *md = cJSON_AddObjectToObject(patch, "metadata"),
+              *ann = cJSON_AddObjectToObject(md, "annotations");
         cJSON_AddStringToObject(ann, VMI_ANN_CONTAINER_DISK_PULLS, text ?: "{}");
+        /* a precondition: of two reconciles that saw the same VMI, one records (and posts the Events), the
+         * other gets 409 and finds the record when the VMI's update comes back */
+        const char *rv = kube_str(vmi, "metadata.resourceVersion");
+        if (rv)
+                cJSON_AddStringToObject(md, "resourceVersion", rv);
         int r = kube_merge_patch(api, &kube_vmi, kube_str(vmi, "metadata.namespace"),
                                  kube_str(vmi, "metadata.name"), patch, false, NULL, err);
+        if (r == -KUBE_ECONFLICT) {
+                *err = (kv_error){0};
+                return 0;
+        }
         if (r < 0)
                 return r;
         const cJSON *entry;

@@ -6,7 +6,7 @@ import sys
 
 target, seeds, work = sys.argv[1:4]
 os.makedirs(work, exist_ok=True)
-args = [target, f"-max_total_time={os.environ.get('FUZZ_SECONDS', '10')}", "-timeout=10", "-rss_limit_mb=2560",
+args = [target, f"-max_total_time={os.environ.get('FUZZ_SECONDS', '6')}", "-timeout=10", "-rss_limit_mb=2560",
         # libFuzzer exits 77 on a crash by default, which meson reads as "skipped": make it a failure.
         "-error_exitcode=1", "-timeout_exitcode=1",
         "-print_final_stats=1", f"-artifact_prefix={work}/", work]
