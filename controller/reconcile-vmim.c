@@ -342,10 +342,10 @@ static const char *refusal(vmim *v, char *buf, size_t size)
                          *vmi_phase(v->vmi) ? vmi_phase(v->vmi) : "not started");
                 return buf;
         }
-        const char *blocker = vmi_migration_blocker(v->vmi);
-        if (blocker) {
+        migration_blocker b;
+        if (!vmi_migratable(v->vmi, kube_obj(v->vmi, "status.volumeStatus"), &b)) {
                 snprintf(buf, size, "VirtualMachineInstance %s is not live-migratable: %s", v->vmi_name,
-                         blocker);
+                         b.message);
                 return buf;
         }
         const cJSON *ms = kube_obj(v->vmi, "status.migrationState");

@@ -32,15 +32,34 @@ bool pod_is_final(const cJSON *pod)
         return is_final(kube_str(pod, "status.phase"));
 }
 
-const char *vmi_migration_blocker(const cJSON *vmi)
+bool vmi_migratable(const cJSON *vmi, const cJSON *volume_status, migration_blocker *b)
 {
         net_request net;
         kv_error ignored = {0};
         const char *allow = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
             kube_obj(vmi, "metadata.annotations"), NET_ALLOW_POD_BRIDGE_MIGRATION_ANNOTATION));
-        if (net_request_from_vmi(kube_obj(vmi, "spec"), &net, &ignored) < 0)
-                return NULL; /* a VMI that cannot run is refused for that */
-        return net_migration_blocker(&net, allow && strcasecmp(allow, "false"));
+        const char *why = net_request_from_vmi(kube_obj(vmi, "spec"), &net, &ignored) < 0
+                              ? NULL /* a VMI that cannot run is refused for that */
+                              : net_migration_blocker(&net, allow && strcasecmp(allow, "false"));
+        if (why) {
+                b->reason = "InterfaceNotLiveMigratable";
+                snprintf(b->message, sizeof(b->message), "%s", why);
+                return false;
+        }
+        /* the target launcher's Pod would not have the disk: no attachment Pod follows a migration (yet) */
+        const cJSON *vs;
+        cJSON_ArrayForEach(vs, volume_status)
+        {
+                if (!kube_obj(vs, "hotplugVolume"))
+                        continue;
+                b->reason = "HotplugNotLiveMigratable";
+                snprintf(b->message, sizeof(b->message),
+                         "volume %s is hot-plugged and its attachment does not follow a migration: unplug it "
+                         "(virtctl removevolume) first",
+                         kube_str(vs, "name") ?: "?");
+                return false;
+        }
+        return true;
 }
 
 bool migration_in_flight(const cJSON *ms)

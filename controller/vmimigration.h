@@ -21,8 +21,14 @@ void vmi_migration_observe(const cJSON *vmi, const cJSON *pods, const char *now,
 void vmi_migration_view_free(vmi_migration_view *v);
 /* status.migrationState with a migrationUid, neither completed nor failed. */
 bool migration_in_flight(const cJSON *ms);
-/* Why the VMI cannot be live-migrated (KubeVirt's LiveMigratable False), or NULL. */
-const char *vmi_migration_blocker(const cJSON *vmi);
+/* Why a VMI cannot be live-migrated: KubeVirt's LiveMigratable False, its reason and message. */
+typedef struct migration_blocker {
+        const char *reason; /* InterfaceNotLiveMigratable, HotplugNotLiveMigratable */
+        char message[400];
+} migration_blocker;
+/* True when the VMI can be live-migrated; else false with b filled. volume_status: its status.volumeStatus as
+ * the launcher reports it (the hot-plugged volumes attached now). */
+bool vmi_migratable(const cJSON *vmi, const cJSON *volume_status, migration_blocker *b);
 /* The Pod's kvlite.io/launcher-status annotation parsed, or NULL. */
 cJSON *pod_launcher_status(const cJSON *pod);
 /* The migration a Pod is the target of (its kubevirt.io/migrationJobUID label), or NULL. */

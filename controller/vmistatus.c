@@ -314,14 +314,15 @@ cJSON *vmi_status_desired(const cJSON *vmi, const cJSON *pod, const char *now)
         if (accel)
                 set_str(st, "accel", accel);
         set_pod_conditions(st, pod, now);
-        /* KubeVirt's LiveMigratable: the VMIM reconciler refuses what it says False for */
-        const char *blocker = vmi_migration_blocker(vmi);
-        set_condition(st, "LiveMigratable", !blocker, blocker ? "InterfaceNotLiveMigratable" : NULL, blocker,
-                      now);
         merge_launcher_conditions(st, ls, now);
         merge_launcher_interfaces(st, ls);
         if (ls) /* hot-plugged volumes: the launcher's list is the whole truth */
                 set_copy(st, "volumeStatus", cJSON_GetObjectItemCaseSensitive(ls, "volumeStatus"));
+        /* KubeVirt's LiveMigratable: the VMIM reconciler refuses what it says False for */
+        migration_blocker b;
+        bool migratable = vmi_migratable(vmi, cJSON_GetObjectItemCaseSensitive(st, "volumeStatus"), &b);
+        set_condition(st, "LiveMigratable", migratable, migratable ? NULL : b.reason,
+                      migratable ? NULL : b.message, now);
         if (ls && cJSON_GetObjectItemCaseSensitive(ls, "guestOSInfo"))
                 set_copy(st, "guestOSInfo", cJSON_GetObjectItemCaseSensitive(ls, "guestOSInfo"));
         set_ready(st, phase, ls, now);

@@ -495,6 +495,12 @@ def migration_done(env, name):
     return m if (m.get("status") or {}).get("phase") in ("Succeeded", "Failed") else None
 
 
+def live_migratable(env, name, status):
+    """The VMI's LiveMigratable condition when its status is `status`, else None."""
+    conds = (env.vmi(name).get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c["type"] == "LiveMigratable" and c["status"] == status), None)
+
+
 def counter_goes_on(serial, after=None, timeout=20):
     """The guest's counter advances in this serial log (past `after` when given); its last value."""
     base = after if after is not None else (cnt_values(_read(serial)) or [-1])[-1]
@@ -590,6 +596,20 @@ def test_ops(env):
                       timeout=20, interval=0.3)
         assert "hotplugVolume" in vs[0], vs
         assert b"handed to launcher pod " + pod["metadata"]["uid"].encode() in _read(handler.log_path)
+        # no attachment follows a migration: LiveMigratable False (KubeVirt's HotplugNotLiveMigratable) and a
+        # migration refused with that reason while the volume is attached, the guest untouched
+        lm = wait_for("LiveMigratable False", lambda: live_migratable(env, "e2e-ops", "False"), timeout=20,
+                      interval=0.3)
+        assert lm["reason"] == "HotplugNotLiveMigratable" and "e2e-ops-data" in lm["message"], lm
+        assert "VM e2e-ops was scheduled to migrate" in vctl("migrate", "e2e-ops")
+        refused = wait_for("the VMIM refused", lambda: [m for m in kubectl_json(env, "get", "vmim")["items"]
+                                                        if m["spec"]["vmiName"] == "e2e-ops" and
+                                                        (m.get("status") or {}).get("phase") == "Failed"],
+                           timeout=20, interval=0.3)
+        cond = [c for c in refused[0]["status"]["conditions"] if c["type"] == "Failed"]
+        assert cond and "hot-plugged" in cond[0]["message"] and "e2e-ops-data" in cond[0]["message"], cond
+        env.kubectl("delete", "vmim", refused[0]["metadata"]["name"])  # kubectl waits until it is gone
+        counter_goes_on(serial)
         assert "Successfully submitted remove volume request to VM e2e-ops for volume e2e-ops-data" in vctl(
             "removevolume", "e2e-ops", "--volume-name=e2e-ops-data", "--persist")
         for spec in (kubectl_json(env, "get", "vm", "e2e-ops")["spec"]["template"]["spec"], env.vmi("e2e-ops")["spec"]):
@@ -601,6 +621,8 @@ def test_ops(env):
                  interval=0.3)
         wait_for("the attachment Pod gone", lambda: not attachment_pods(env), timeout=20, interval=0.3)
         assert not [v for v in env.vmi("e2e-ops")["status"].get("volumeStatus") or [] if v["name"] == "e2e-ops-data"]
+        wait_for("LiveMigratable True again", lambda: live_migratable(env, "e2e-ops", "True"), timeout=20,
+                 interval=0.3)
 
         # migrate: a VMIM made by virt-api, Succeeded; the guest goes on in the target Pod
         counter_goes_on(serial)
