@@ -195,6 +195,17 @@ def guest_shell(env, pod):
     return ask
 
 
+def ask_until(ask, tag, cmd, ok, tries=4):
+    """cmd's output once ok(output) holds, asked again (a new tag each time) while it does not: QEMU's console
+    log can double or drop a byte of a line under load. The last answer when none held."""
+    got = None
+    for i in range(tries):
+        got = ask("%s%d" % (tag, i), cmd)
+        if ok(got):
+            break
+    return got
+
+
 def condition(obj, ctype):
     return next((c for c in (obj or {}).get("status", {}).get("conditions", []) if c["type"] == ctype), {})
 
