@@ -104,6 +104,9 @@ typedef struct vmi_volume {
         char *claim_name; /* persistentVolumeClaim/ephemeral claimName */
         bool claim_readonly;
         bool hotpluggable; /* KubeVirt's marker for volumes added to a running VMI; no effect on the argv */
+        /* A migration target's hot-plugged claim that its Pod does not mount (launcher_paths.defer_hotplug):
+         * left out of the argv, plugged from virt-handler's fd before the incoming stream is taken. */
+        bool deferred;
         char *host_path;   /* hostDisk.path, containerPath.path */
         bool host_create;  /* hostDisk.type DiskOrCreate */
         uint64_t capacity; /* emptyDisk/hostDisk capacity in bytes */
@@ -271,6 +274,12 @@ int vmi_load_any_string(const char *text, const char *const *bundle_paths, vmi *
 /* Validate an already parsed manifest into a model (the pure core the two loaders share). */
 int vmi_from_json(const cJSON *root, vmi **out, kv_error *err);
 void vmi_free(vmi *v);
+/* Disk i's volume is deferred (vmi_volume.deferred): the disk is not on the command line (yet). */
+static inline bool vmi_disk_deferred(const vmi *v, size_t i)
+{
+        return v->volumes[v->disks[i].volume].deferred;
+}
+
 static inline void vmi_freep(vmi **v)
 {
         if (*v)

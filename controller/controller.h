@@ -77,11 +77,15 @@ int reconcile_vmim(controller *c, kube_client *api, const char *key, kv_error *e
 int reconcile_vmsnapshot(controller *c, kube_client *api, const char *key, kv_error *err);
 int reconcile_vmrestore(controller *c, kube_client *api, const char *key, kv_error *err);
 int reconcile_dv(controller *c, kube_client *api, const char *key, kv_error *err);
-/* The attachment Pods of a VMI's hot-plugged claims (hotplugpods.c): one per claim its launcher Pod did not
- * mount, on the launcher's node, while the VMI runs; deleted when the volume leaves the spec, the launcher
- * Pod goes or (launcher NULL) the VMI stops or is deleted. */
-int reconcile_hotplug_pods(controller *c, kube_client *api, const cJSON *vmi, const cJSON *launcher,
-                           kv_error *err);
+/* The attachment Pods of a VMI's hot-plugged claims (hotplugpods.c): one per claim and launcher Pod that did
+ * not mount it, on that launcher's node, for each of the n launchers (the running one and, during a
+ * migration, its target); deleted when the volume leaves the spec or their launcher Pod is no longer among
+ * them (n = 0: the VMI stopped or is deleted). */
+int reconcile_hotplug_pods(controller *c, kube_client *api, const cJSON *vmi, const cJSON *const *launchers,
+                           size_t n, kv_error *err);
+/* The hot-plugged claims of the VMI's spec that launcher Pod `launcher` did not mount (they reach it through
+ * attachment Pods): up to max - 1 names (pointing into vmi), NULL-terminated; their count. */
+size_t hotplug_unmounted(const cJSON *vmi, const cJSON *launcher, const char **names, size_t max);
 
 #define HP_POD_APP "hotplug-disk"            /* kubevirt.io=hotplug-disk, KubeVirt's label */
 #define HP_LABEL_VMI "kvlite.io/hotplug-vmi" /* the VMI's name (for the work queue) */

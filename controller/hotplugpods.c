@@ -10,24 +10,13 @@
 #include "json.h"
 #include "log.h"
 #include "macro.h"
+#include "vmimigration.h"
 
 #define HP_HOLD_COMMAND "/bin/sleep" /* in the launcher image (debian:12-slim); a no-op that waits */
 
 static const char *label_of(const cJSON *obj, const char *key)
 {
         return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(kube_obj(obj, "metadata.labels"), key));
-}
-
-/* The claim of a hotpluggable persistentVolumeClaim or dataVolume volume, else NULL. */
-static const char *hotplug_claim(const cJSON *vol)
-{
-        const cJSON *pvc = cJSON_GetObjectItemCaseSensitive(vol, "persistentVolumeClaim");
-        const cJSON *dv = cJSON_GetObjectItemCaseSensitive(vol, "dataVolume");
-        if (pvc && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pvc, "hotpluggable")))
-                return kube_str(pvc, "claimName");
-        if (dv && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(dv, "hotpluggable")))
-                return kube_str(dv, "name");
-        return NULL;
 }
 
 /* The launcher Pod mounted volume `name` when it was created (podrender.c names it vol-<name>; the cache
@@ -73,18 +62,43 @@ static cJSON *render_attachment_pod(const cJSON *vmi, const cJSON *launcher, con
         return pod;
 }
 
-/* Whether the VMI's spec wants an attachment Pod for `pod`'s volume under this launcher. */
-static bool wanted(const cJSON *vmi, const cJSON *launcher, const cJSON *pod)
+size_t hotplug_unmounted(const cJSON *vmi, const cJSON *launcher, const char **names, size_t max)
 {
-        const char *vol = label_of(pod, HP_LABEL_VOLUME);
-        const cJSON *o = cJSON_GetArrayItem(kube_obj(pod, "metadata.ownerReferences"), 0);
-        if (!launcher || !vol || !o || strcmp(kube_str(o, "uid") ?: "", kube_str(launcher, "metadata.uid")))
-                return false;
+        size_t n = 0;
         const cJSON *v;
         cJSON_ArrayForEach(v, kube_obj(vmi, "spec.volumes"))
         {
                 const char *name = kube_str(v, "name");
-                if (name && !strcmp(name, vol) && hotplug_claim(v) && !launcher_mounts(launcher, name))
+                if (n + 1 < max && name && vmi_volume_hotplug_claim(v) && !launcher_mounts(launcher, name))
+                        names[n++] = name;
+        }
+        if (max)
+                names[n] = NULL;
+        return n;
+}
+
+/* The launcher among `launchers` that owns attachment Pod `pod`, or NULL. */
+static const cJSON *owner_in(const cJSON *pod, const cJSON *const *launchers, size_t n)
+{
+        const cJSON *o = cJSON_GetArrayItem(kube_obj(pod, "metadata.ownerReferences"), 0);
+        for (size_t i = 0; o && i < n; i++)
+                if (!strcmp(kube_str(o, "uid") ?: "", kube_str(launchers[i], "metadata.uid") ?: "-"))
+                        return launchers[i];
+        return NULL;
+}
+
+/* Whether the VMI's spec wants an attachment Pod for `pod`'s volume under its owner launcher. */
+static bool wanted(const cJSON *vmi, const cJSON *const *launchers, size_t n, const cJSON *pod)
+{
+        const char *vol = label_of(pod, HP_LABEL_VOLUME);
+        const cJSON *launcher = owner_in(pod, launchers, n), *v;
+        if (!launcher || !vol)
+                return false;
+        cJSON_ArrayForEach(v, kube_obj(vmi, "spec.volumes"))
+        {
+                const char *name = kube_str(v, "name");
+                if (name && !strcmp(name, vol) && vmi_volume_hotplug_claim(v) &&
+                    !launcher_mounts(launcher, name))
                         return true;
         }
         return false;
@@ -96,9 +110,7 @@ static bool have_pod_for(const cJSON *pods, const cJSON *launcher, const char *v
         cJSON_ArrayForEach(p, pods)
         {
                 const char *v = label_of(p, HP_LABEL_VOLUME);
-                const cJSON *o = cJSON_GetArrayItem(kube_obj(p, "metadata.ownerReferences"), 0);
-                if (v && !strcmp(v, volume) && o &&
-                    !strcmp(kube_str(o, "uid") ?: "", kube_str(launcher, "metadata.uid")))
+                if (v && !strcmp(v, volume) && owner_in(p, &launcher, 1))
                         return true;
         }
         return false;
@@ -127,18 +139,35 @@ static int create_attachment(controller *c, kube_client *api, const cJSON *vmi, 
         return 0;
 }
 
-int reconcile_hotplug_pods(controller *c, kube_client *api, const cJSON *vmi, const cJSON *launcher,
-                           kv_error *err)
+/* The attachment Pods of one launcher Pod: one per hot-plugged claim it did not mount. */
+static int attach_to(controller *c, kube_client *api, const cJSON *vmi, const cJSON *launcher,
+                     const cJSON *have, kv_error *err)
+{
+        const cJSON *v;
+        cJSON_ArrayForEach(v, kube_obj(vmi, "spec.volumes"))
+        {
+                const char *name = kube_str(v, "name"), *claim = vmi_volume_hotplug_claim(v);
+                if (!name || !claim || launcher_mounts(launcher, name) || have_pod_for(have, launcher, name))
+                        continue;
+                int r = create_attachment(c, api, vmi, launcher, name, claim, err);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int reconcile_hotplug_pods(controller *c, kube_client *api, const cJSON *vmi, const cJSON *const *launchers,
+                           size_t n, kv_error *err)
 {
         const char *ns = kube_str(vmi, "metadata.namespace");
         _cleanup_json_ cJSON *have = kube_store_by_index(&c->attachers.store, kube_str(vmi, "metadata.uid"));
-        const cJSON *p, *v;
+        const cJSON *p;
         int r;
         if (!have)
                 return kv_error_errno(err, ENOMEM, "attachment pods");
         cJSON_ArrayForEach(p, have)
         {
-                if (kube_obj(p, "metadata.deletionTimestamp") || wanted(vmi, launcher, p))
+                if (kube_obj(p, "metadata.deletionTimestamp") || wanted(vmi, launchers, n, p))
                         continue;
                 r = kube_delete(api, &kube_pod, ns, kube_str(p, "metadata.name"), kube_str(p, "metadata.uid"),
                                 NULL, "Background", err);
@@ -147,15 +176,8 @@ int reconcile_hotplug_pods(controller *c, kube_client *api, const cJSON *vmi, co
                 log_info("VMI %s/%s: attachment Pod %s deleted", ns, kube_str(vmi, "metadata.name"),
                          kube_str(p, "metadata.name"));
         }
-        if (!launcher)
-                return 0;
-        cJSON_ArrayForEach(v, kube_obj(vmi, "spec.volumes"))
-        {
-                const char *name = kube_str(v, "name"), *claim = hotplug_claim(v);
-                if (!name || !claim || launcher_mounts(launcher, name) || have_pod_for(have, launcher, name))
-                        continue;
-                if ((r = create_attachment(c, api, vmi, launcher, name, claim, err)) < 0)
+        for (size_t i = 0; i < n; i++)
+                if ((r = attach_to(c, api, vmi, launchers[i], have, err)) < 0)
                         return r;
-        }
         return 0;
 }

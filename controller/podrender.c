@@ -202,6 +202,14 @@ static void add_pull_container(cJSON *spec, cJSON *vols, const char *vol_name, c
         cJSON_AddStringToObject(ctr, "terminationMessagePolicy", "FallbackToLogsOnError");
 }
 
+static bool attached_volume(const pod_render_opts *opts, const char *name)
+{
+        for (const char *const *a = opts->attached_volumes; a && *a; a++)
+                if (!strcmp(*a, name))
+                        return true;
+        return false;
+}
+
 static void map_volume(const vmi_volume *v, const pod_render_opts *opts, cJSON *spec, cJSON *vols,
                        cJSON *mounts)
 {
@@ -561,7 +569,8 @@ static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_ren
         if (opts->api_relay_dir)
                 add_api_relay(opts->api_relay_dir, c, vols, mounts);
         for (size_t i = 0; i < model->n_volumes; i++)
-                map_volume(&model->volumes[i], opts, spec, vols, mounts);
+                if (!attached_volume(opts, model->volumes[i].name))
+                        map_volume(&model->volumes[i], opts, spec, vols, mounts);
         map_kernel_boot(model, opts, spec, vols, mounts);
         if (model->hugepage_size) { /* KubeVirt's hugetlbfs for the guest's memory */
                 cJSON *ed = cJSON_CreateObject();

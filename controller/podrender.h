@@ -24,6 +24,10 @@ typedef struct pod_render_opts {
          * the socket there, as a Pod whose address the guest took (bridge binding) has no other way. NULL =
          * the reporter connects to KUBERNETES_SERVICE_HOST itself. */
         const char *api_relay_dir;
+        /* Volumes that reach the launcher through attachment Pods, not through this Pod (a migration target's
+         * hot-plugged claims the source Pod did not mount either, docs/hotplug-volumes.md): NULL-terminated,
+         * NULL = none. */
+        const char *const *attached_volumes;
 } pod_render_opts;
 
 #define POD_NODE_SELECTOR_SCHEDULABLE "kubevirt.io/schedulable"

@@ -85,7 +85,7 @@ static int reconcile_deletion(controller *c, kube_client *api, const char *key, 
         int r;
         if (!has_finalizer(vmi))
                 return 0;
-        if ((r = reconcile_hotplug_pods(c, api, vmi, NULL, err)) < 0)
+        if ((r = reconcile_hotplug_pods(c, api, vmi, NULL, 0, err)) < 0)
                 return r;
         cJSON_ArrayForEach(p, pods)
         {
@@ -166,19 +166,32 @@ static int create_pod(controller *c, kube_client *api, const char *key, const cJ
         return 0;
 }
 
-/* Attachment Pods follow the running launcher Pod (the one the status comes from), none otherwise. */
+static bool pod_running(const cJSON *pod)
+{
+        const char *phase = kube_str(pod, "status.phase");
+        return pod && phase && !strcmp(phase, "Running") && !kube_obj(pod, "metadata.deletionTimestamp");
+}
+
+/* Attachment Pods follow the running launcher Pod (the one the status comes from) and, during a migration,
+ * its running target Pod, whose launcher attaches them before it accepts the stream; none otherwise. */
 static int hotplug_pods(controller *c, kube_client *api, const cJSON *vmi, const cJSON *pods, kv_error *err)
 {
         char now[40];
         rfc3339_now(now, sizeof(now));
         vmi_migration_view v;
         vmi_migration_observe(vmi, pods, now, &v);
-        const cJSON *launcher = v.active;
-        const char *pphase = kube_str(launcher, "status.phase");
-        if (strcmp(vmi_phase(vmi), "Running") || !pphase || strcmp(pphase, "Running") ||
-            migration_in_flight(kube_obj(vmi, "status.migrationState")))
-                launcher = NULL;
-        int r = reconcile_hotplug_pods(c, api, vmi, launcher, err);
+        const cJSON *launchers[8], *p;
+        size_t n = 0;
+        bool running = !strcmp(vmi_phase(vmi), "Running");
+        if (running && pod_running(v.active))
+                launchers[n++] = v.active;
+        cJSON_ArrayForEach(p, pods)
+        {
+                if (running && n < ARRAY_SIZE(launchers) && p != v.active && pod_migration_uid(p) &&
+                    pod_running(p))
+                        launchers[n++] = p;
+        }
+        int r = reconcile_hotplug_pods(c, api, vmi, launchers, n, err);
         vmi_migration_view_free(&v);
         return r;
 }

@@ -219,6 +219,14 @@ static int create_target(vmim *v, const mig_config *config, kv_error *err)
         pod_render_opts opts;
         if ((r = launcher_pod_opts(v->c, v->api, v->vmi, &opts, &secret, err)) < 0)
                 return r;
+        /* the hot-plugged claims come as on the source: attachment Pods on the target's node, handed to the
+         * target launcher, which plugs them before it takes the stream */
+        const char *attached[33];
+        vmi_migration_view view;
+        vmi_migration_observe(v->vmi, v->pods, "", &view);
+        hotplug_unmounted(v->vmi, view.active, attached, ARRAY_SIZE(attached));
+        vmi_migration_view_free(&view);
+        opts.attached_volumes = attached;
         kv_error verr = {0};
         if (pod_render_migration_target(v->vmi, &opts, v->uid, config->config, config->policy, &pod, &verr) <
             0)

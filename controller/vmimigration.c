@@ -32,6 +32,46 @@ bool pod_is_final(const cJSON *pod)
         return is_final(kube_str(pod, "status.phase"));
 }
 
+const char *vmi_volume_hotplug_claim(const cJSON *vol)
+{
+        const cJSON *pvc = cJSON_GetObjectItemCaseSensitive(vol, "persistentVolumeClaim");
+        const cJSON *dv = cJSON_GetObjectItemCaseSensitive(vol, "dataVolume");
+        if (pvc && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pvc, "hotpluggable")))
+                return kube_str(pvc, "claimName");
+        if (dv && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(dv, "hotpluggable")))
+                return kube_str(dv, "name");
+        return NULL;
+}
+
+/* A hot-plugged volume (volumeStatus entry vs) follows a migration when it is a claim, which an attachment
+ * Pod mounts on the target's node too, and is Ready: the target plugs the same device before it takes the
+ * stream. Anything else would leave the target without a device the source has. */
+static bool hotplug_blocker(const cJSON *vmi, const cJSON *vs, migration_blocker *b)
+{
+        const char *name = kube_str(vs, "name") ?: "?", *phase = kube_str(vs, "phase") ?: "";
+        const cJSON *v, *vol = NULL;
+        if (!kube_obj(vs, "hotplugVolume"))
+                return false;
+        cJSON_ArrayForEach(v, kube_obj(vmi, "spec.volumes"))
+        {
+                if (!strcmp(kube_str(v, "name") ?: "", name))
+                        vol = v;
+        }
+        b->reason = "HotplugNotLiveMigratable";
+        if (!vmi_volume_hotplug_claim(vol))
+                snprintf(b->message, sizeof(b->message),
+                         "volume %s is hot-plugged and not a hotpluggable claim: only claims are attached on "
+                         "the migration target; unplug it (virtctl removevolume) first",
+                         name);
+        else if (strcmp(phase, "Ready"))
+                snprintf(b->message, sizeof(b->message),
+                         "hot-plugged volume %s is not Ready (phase %s): migrate once its hot-plug finished",
+                         name, *phase ? phase : "none");
+        else
+                return false;
+        return true;
+}
+
 bool vmi_migratable(const cJSON *vmi, const cJSON *volume_status, migration_blocker *b)
 {
         net_request net;
@@ -46,18 +86,11 @@ bool vmi_migratable(const cJSON *vmi, const cJSON *volume_status, migration_bloc
                 snprintf(b->message, sizeof(b->message), "%s", why);
                 return false;
         }
-        /* the target launcher's Pod would not have the disk: no attachment Pod follows a migration (yet) */
         const cJSON *vs;
         cJSON_ArrayForEach(vs, volume_status)
         {
-                if (!kube_obj(vs, "hotplugVolume"))
-                        continue;
-                b->reason = "HotplugNotLiveMigratable";
-                snprintf(b->message, sizeof(b->message),
-                         "volume %s is hot-plugged and its attachment does not follow a migration: unplug it "
-                         "(virtctl removevolume) first",
-                         kube_str(vs, "name") ?: "?");
-                return false;
+                if (hotplug_blocker(vmi, vs, b))
+                        return false;
         }
         return true;
 }

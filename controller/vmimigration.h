@@ -27,8 +27,12 @@ typedef struct migration_blocker {
         char message[400];
 } migration_blocker;
 /* True when the VMI can be live-migrated; else false with b filled. volume_status: its status.volumeStatus as
- * the launcher reports it (the hot-plugged volumes attached now). */
+ * the launcher reports it (the hot-plugged volumes attached now): a hot-plugged claim that is Ready migrates
+ * (its attachment Pod follows the target, docs/hotplug-volumes.md), any other hot-plugged volume blocks. */
 bool vmi_migratable(const cJSON *vmi, const cJSON *volume_status, migration_blocker *b);
+/* The claim of a spec.volumes[] entry that is a hotpluggable persistentVolumeClaim (claimName) or dataVolume
+ * (the DataVolume's name), else NULL. */
+const char *vmi_volume_hotplug_claim(const cJSON *vol);
 /* The Pod's kvlite.io/launcher-status annotation parsed, or NULL. */
 cJSON *pod_launcher_status(const cJSON *pod);
 /* The migration a Pod is the target of (its kubevirt.io/migrationJobUID label), or NULL. */

@@ -243,13 +243,14 @@ int argv_add_disks(argv_builder *b)
                 break;
         }
         for (size_t i = 0; i < b->v->n_disks; i++) {
-                if (b->v->disks[i].bus != BUS_SCSI)
+                if (b->v->disks[i].bus != BUS_SCSI || vmi_disk_deferred(b->v, i))
                         continue;
                 JF_TRY(push_json(&b->devs, "-device", virtio_device(b, "virtio-scsi-pci", "scsi0"), b->err));
                 break;
         }
         for (size_t i = 0; i < b->v->n_disks; i++)
-                JF_TRY(add_disk(b, &b->v->disks[i], i, &sata, &scsi));
+                if (!vmi_disk_deferred(b->v, i))
+                        JF_TRY(add_disk(b, &b->v->disks[i], i, &sata, &scsi));
         return 0;
 }
 

@@ -327,7 +327,7 @@ static int add_consoles(argv_builder *b)
 static bool any_boot_order(const vmi *v)
 {
         for (size_t i = 0; i < v->n_disks; i++)
-                if (v->disks[i].boot_order)
+                if (v->disks[i].boot_order && !vmi_disk_deferred(v, i))
                         return true;
         for (size_t i = 0; i < v->n_interfaces; i++)
                 if (v->interfaces[i].boot_order)

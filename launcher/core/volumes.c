@@ -187,6 +187,16 @@ static int prepare_pvc(const launcher_paths *p, vmi_volume *vol, size_t i, kv_er
         return set_prep(&vol->prep, path, IMG_RAW, NULL, IMG_RAW, vol->claim_readonly);
 }
 
+/* The target Pod of a migration does not mount the source's hot-plugged claims: they come later. */
+static bool hotplug_deferred(const launcher_paths *p, const vmi_volume *vol)
+{
+        _cleanup_free_ char *path = NULL;
+        if (!p->defer_hotplug || !vol->hotpluggable || vol->filesystem ||
+            asprintf(&path, "%s/%s/disk.img", p->pvc_root ? p->pvc_root : DEFAULT_PVC_ROOT, vol->name) < 0)
+                return false;
+        return access(path, F_OK) < 0;
+}
+
 static int prepare_ephemeral(const launcher_paths *p, vmi_volume *vol, size_t i, kv_error *err)
 {
         _cleanup_free_ char *base = NULL, *overlay = NULL;
@@ -588,7 +598,8 @@ int volumes_prepare(vmi *v, const launcher_paths *p, kv_error *err)
                         JF_TRY(prepare_container_disk(p, vol, i, err));
                         break;
                 case VOL_PVC:
-                        JF_TRY(prepare_pvc(p, vol, i, err));
+                        if (!(vol->deferred = hotplug_deferred(p, vol)))
+                                JF_TRY(prepare_pvc(p, vol, i, err));
                         break;
                 case VOL_EPHEMERAL:
                         JF_TRY(prepare_ephemeral(p, vol, i, err));

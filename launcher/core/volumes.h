@@ -21,6 +21,9 @@ typedef struct launcher_paths {
                                   * networkdata/...) are the files in <secret_root>/<V> */
         const char *ovmf_dir;    /* NULL = "/usr/share/OVMF" */
         const char *qemu_img;    /* NULL = "qemu-img" looked up on PATH */
+        /* A migration target (--incoming): a hotpluggable claim not found under pvc_root is deferred (its
+         * attachment Pod and virt-handler bring it, docs/hotplug-volumes.md) instead of an error. */
+        bool defer_hotplug;
 } launcher_paths;
 
 /* Prepare every volume, the kernelBoot image and EFI vars. Errors naming the field: -EINVAL (bad

@@ -132,7 +132,14 @@ static int vmem_timeout(uint64_t size, uint64_t want, int timeout_ms, kv_error *
 
 /* The steps, named after the reply they wait for; each operation starts at HP_BEGIN. */
 enum { HP_BEGIN };
-enum { DISK_NODE_ADDED = 1, DISK_SCSI_LISTED, DISK_SCSI_PORT, DISK_PORT, DISK_SCSI_ADDED, DISK_DEVICE_ADDED };
+enum {
+        DISK_NODE_ADDED = 1,
+        DISK_SCSI_LISTED,
+        DISK_PORTS,
+        DISK_PORT_PROBED,
+        DISK_SCSI_ADDED,
+        DISK_DEVICE_ADDED
+};
 enum { NIC_PORT = 1, NIC_NETDEV_ADDED, NIC_DEVICE_ADDED };
 enum { UNPLUG_BLOCKS = 1, UNPLUG_DELETED, UNPLUG_BACKEND_DELETED };
 enum { CPUS_SLOTS = 1, CPUS_PLUGGED };
@@ -185,6 +192,19 @@ static cJSON *disk_device(hp_op *o, const char *driver, const char *bus)
         return jstr(jstr(dev, "driver", driver), "bus", bus);
 }
 
+/* The first root port with nothing plugged in, asked of QOM one port at a time: a migration target plugs the
+ * source's hot-plugged disks before its guest ran, when query-pci cannot tell (docs/hotplug-volumes.md), and
+ * both ends must choose the same port. */
+static int disk_probe_port(hp_op *o, lo_next *n, kv_error *err)
+{
+        char path[64];
+        if (o->i_port >= o->n_ports)
+                return kv_error_set(err, ENOSPC,
+                                    "no free PCIe root port left for hot-plug (start the VM with more)");
+        snprintf(path, sizeof(path), "/machine/peripheral/%s/%s", o->ports[o->i_port], o->ports[o->i_port]);
+        return hp_next(o, DISK_PORT_PROBED, n, "qom-list", jstr(cJSON_CreateObject(), "path", path));
+}
+
 static int disk_add_step(hp_op *o, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
 {
         char node[140];
@@ -199,22 +219,27 @@ static int disk_add_step(hp_op *o, const cJSON *ret, const kv_error *qerr, lo_ne
                 if (o->bus == BUS_SCSI)
                         return hp_next(o, DISK_SCSI_LISTED, n, "qom-list",
                                        jstr(cJSON_CreateObject(), "path", "/machine/peripheral"));
-                return hp_next(o, DISK_PORT, n, "query-pci", NULL);
+                return hp_next(o, DISK_PORTS, n, "query-pci", NULL);
         case DISK_SCSI_LISTED: /* the SCSI controller, added on first use */
                 if (lo_device_in(ret, "scsi0"))
                         return hp_next(o, DISK_DEVICE_ADDED, n, "device_add",
                                        disk_device(o, "scsi-hd", "scsi0.0"));
-                return hp_next(o, DISK_SCSI_PORT, n, "query-pci", NULL);
-        case DISK_SCSI_PORT:
-                if (lo_free_root_port_in(ret, o->port, sizeof(o->port), err) < 0)
-                        return -err->code;
-                return hp_next(
-                    o, DISK_SCSI_ADDED, n, "device_add",
-                    jstr(jstr(jstr(cJSON_CreateObject(), "driver", "virtio-scsi-pci"), "id", "scsi0"), "bus",
-                         o->port));
-        case DISK_PORT:
-                if (lo_free_root_port_in(ret, o->port, sizeof(o->port), err) < 0)
-                        return -err->code;
+                return hp_next(o, DISK_PORTS, n, "query-pci", NULL);
+        case DISK_PORTS:
+                o->n_ports = lo_root_ports_in(ret, o->ports, ARRAY_SIZE(o->ports));
+                o->i_port = 0;
+                return disk_probe_port(o, n, err);
+        case DISK_PORT_PROBED:
+                if (lo_bus_has_child(ret)) {
+                        o->i_port++;
+                        return disk_probe_port(o, n, err);
+                }
+                snprintf(o->port, sizeof(o->port), "%s", o->ports[o->i_port]);
+                if (o->bus == BUS_SCSI)
+                        return hp_next(
+                            o, DISK_SCSI_ADDED, n, "device_add",
+                            jstr(jstr(jstr(cJSON_CreateObject(), "driver", "virtio-scsi-pci"), "id", "scsi0"),
+                                 "bus", o->port));
                 return hp_next(o, DISK_DEVICE_ADDED, n, "device_add",
                                disk_device(o, "virtio-blk-pci", o->port));
         case DISK_SCSI_ADDED:

@@ -52,6 +52,8 @@ typedef struct hp_op {
         const char *undo_command;
         cJSON *undo_args;
         char name[128], path[4096], serial[128], mac[32], hostname[256], port[40], dimm[32];
+        char ports[32][16]; /* disk add: the root ports, probed in order for a free one */
+        size_t n_ports, i_port;
         image_format format;
         disk_bus bus;
         bool readonly;

@@ -353,6 +353,7 @@ static void on_fd_added(qmp *q, const cJSON *ret, const kv_error *err, void *use
                           "Volume attached to the node by virt-handler", true);
         h->publish(h->ctx);
         ctl_reply_ok(a->req, jnum(cJSON_CreateObject(), "fdset", id->valueint));
+        liveops_target_attached(a->lo);
         attach_req_free(a);
 }
 
@@ -397,4 +398,103 @@ int liveops_ctl_hotplug_attach(ctl_request *req)
         }
         h->qmp_rearm(h->ctx);
         return 0;
+}
+
+/* ---- a migration target's deferred claims: plugged from their fd sets as the source plugged them (the
+ * same node names, device ids and ports, in the spec's order), before the stream is taken ------------- */
+
+typedef struct plug_run {
+        liveops *lo;
+        size_t disk; /* the disk being plugged */
+        hp_op op;
+        lo_seq seq;
+        void (*done)(liveops *lo, int r, const kv_error *err);
+} plug_run;
+
+const char *liveops_deferred_volume(liveops *lo, bool unattached)
+{
+        const vmi *v = *liveops_host_of(lo)->vmi;
+        for (size_t i = 0; v && i < v->n_volumes; i++)
+                if (v->volumes[i].deferred &&
+                    (!unattached || liveops_attached_fdset(lo, v->volumes[i].name) < 0))
+                        return v->volumes[i].name;
+        return NULL;
+}
+
+static void plug_end(plug_run *p, int r, const kv_error *err)
+{
+        liveops_set_busy(p->lo, NULL, NULL, NULL);
+        liveops_host_of(p->lo)->publish(liveops_host_of(p->lo)->ctx);
+        p->done(p->lo, r, err);
+        free(p);
+}
+
+static void plug_next(plug_run *p);
+
+static void plug_done(lo_seq *s, int r, const kv_error *e, void *data)
+{
+        plug_run *p = data;
+        const liveops_host *h = liveops_host_of(p->lo);
+        vmi *v = *h->vmi;
+        liveop op = {.kind = LIVEOP_DISK_ADD, .index = p->disk};
+        hp_op_free(&p->op);
+        if (r < 0) {
+                set_volume_status(h->st, v, &op, "Failed", e->msg);
+                plug_end(p, r, e);
+                return;
+        }
+        v->volumes[v->disks[p->disk].volume].deferred = false;
+        set_volume_status(h->st, v, &op, "Ready", "Successfully attach hotplugged volume");
+        log_info("migration target: hot-plugged disk %s plugged", v->disks[p->disk].name);
+        p->disk++;
+        plug_next(p);
+}
+
+static void plug_next(plug_run *p)
+{
+        vmi *v = *liveops_host_of(p->lo)->vmi;
+        while (p->disk < v->n_disks && !vmi_disk_deferred(v, p->disk))
+                p->disk++;
+        if (p->disk >= v->n_disks) {
+                plug_end(p, 0, NULL);
+                return;
+        }
+        liveop op = {.kind = LIVEOP_DISK_ADD, .index = p->disk};
+        snprintf(op.name, sizeof(op.name), "%s", v->disks[p->disk].name);
+        kv_error err = {0};
+        int r = prepare_attached(p->lo, &v->volumes[v->disks[p->disk].volume], &err);
+        if (r == 0)
+                r = kv_error_set(&err, ENOENT, "volume %s has no fd set", op.name);
+        if (r > 0)
+                r = liveop_hp_op(v, &op, APPLY_OP_TIMEOUT_MS, &p->op, &err);
+        if (r < 0) {
+                plug_done(&p->seq, r, &err, p);
+                return;
+        }
+        lo_seq_host sh = liveops_seq_host(p->lo);
+        lo_seq_start(&p->seq, &sh, hp_step, &p->op, plug_done, p);
+}
+
+static void plug_cancel(void *data)
+{
+        plug_run *p = data;
+        lo_seq_abort(&p->seq);
+        hp_op_free(&p->op);
+        kv_error err = {0};
+        kv_error_set(&err, ECANCELED, "the launcher ended");
+        plug_end(p, -ECANCELED, &err);
+}
+
+void liveops_plug_deferred(liveops *lo, void (*done)(liveops *lo, int r, const kv_error *err))
+{
+        plug_run *p = calloc(1, sizeof(*p));
+        if (!p) {
+                kv_error err = {0};
+                kv_error_set(&err, ENOMEM, "out of memory");
+                done(lo, -ENOMEM, &err);
+                return;
+        }
+        *p = (plug_run){.lo = lo, .done = done};
+        liveops_set_busy(lo, "the hot-plug of the migration's claims", plug_cancel, p);
+        plug_next(p);
 }

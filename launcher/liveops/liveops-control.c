@@ -39,6 +39,9 @@
  * long before they are dropped anyway (the source normally lets go within one of its ticks). */
 #define TARGET_RELEASE_TICK_MS 50
 #define TARGET_RELEASE_TIMEOUT_MS 10000
+/* Target: how long virt-handler may take to attach the hot-plugged claims (their attachment Pods start on
+ * this node once this Pod runs) before the migration fails. */
+#define TARGET_ATTACH_TIMEOUT_MS (120 * 1000)
 
 typedef struct snap_op snap_op;
 typedef struct hp_run hp_run;
@@ -70,6 +73,8 @@ struct liveops {
                 /* target: migration-target's steps (as `seq`, answered to start_req), the release steps */
                 migration_prepare_seq prepare;
                 migration_config target_config;
+                bool waiting_attach;        /* target: deferred volumes are not all attached yet */
+                loop_timer attach_deadline; /* ... until then */
                 migration_release_seq release;
                 ctl_request *finish_req; /* a migration-target-finish waiting for the guest to run here */
                 /* Source: the start (capabilities, disk mirrors until READY, `migrate`) running as `seq`,
@@ -1163,10 +1168,71 @@ static void on_target_prepared(lo_seq *s, int r, const kv_error *err, void *data
         target_prepared(lo, &lo->mig.target_config, lo->mig.prepare.uri, r, err);
         migration_prepare_seq_free(&lo->mig.prepare);
         ctl_request *req = TAKE_PTR(lo->mig.start_req);
-        if (r < 0)
+        if (!req) { /* started by the launcher itself, after the hot-plugged volumes: as at boot */
+                if (r < 0)
+                        lo->h.fail(lo->h.ctx, err->msg);
+        } else if (r < 0)
                 ctl_reply_error(req, "%s", err->msg);
         else
                 ctl_reply_ok(req, state_result(lo));
+}
+
+/* migration-target's steps on the loop, answered to req (NULL: none). */
+static void target_prepare_start(liveops *lo, const migration_config *c, const char *uri,
+                                 const char *nbd_host, int nbd_port, ctl_request *req)
+{
+        lo->mig.target_config = *c;
+        migration_prepare_init(&lo->mig.prepare, c, uri, nbd_host, nbd_port);
+        lo->mig.starting = true;
+        lo->mig.start_req = req;
+        lo_seq_host sh = seq_host(lo);
+        lo_seq_start(&lo->mig.seq, &sh, migration_prepare_step, &lo->mig.prepare, on_target_prepared, lo);
+}
+
+/* The migration fails on this end: the target reports it and ends Failed with why (the VMIM's reason). */
+static void target_give_up(liveops *lo, const char *why)
+{
+        kv_error err = {0};
+        kv_error_set(&err, ETIMEDOUT, "%s", why);
+        lo->mig.waiting_attach = false;
+        loop_timer_disarm(lo->h.loop, &lo->mig.attach_deadline);
+        target_prepared(lo, &lo->mig.target_config, lo->h.incoming, -ETIMEDOUT, &err);
+        log_error("migration target: %s", why);
+        lo->h.fail(lo->h.ctx, why);
+}
+
+static void on_attach_deadline(loop_timer *t, void *data)
+{
+        liveops *lo = data;
+        char why[512];
+        snprintf(why, sizeof(why),
+                 "hot-plugged volume %s was not attached to the migration target within %d s (its attachment "
+                 "Pod on the target's node, virt-handler there)",
+                 liveops_deferred_volume(lo, true) ?: "?", TARGET_ATTACH_TIMEOUT_MS / 1000);
+        target_give_up(lo, why);
+}
+
+static void on_deferred_plugged(liveops *lo, int r, const kv_error *err)
+{
+        if (r < 0) {
+                char why[700];
+                snprintf(why, sizeof(why), "the migration target could not plug the hot-plugged volumes: %s",
+                         err->msg);
+                target_give_up(lo, why);
+                return;
+        }
+        log_info("migration target: the hot-plugged volumes are plugged; taking the incoming migration");
+        target_prepare_start(lo, &lo->mig.target_config, lo->h.incoming, lo->h.incoming_nbd_host,
+                             lo->h.incoming_nbd_port, NULL);
+}
+
+void liveops_target_attached(liveops *lo)
+{
+        if (!lo->mig.waiting_attach || liveops_deferred_volume(lo, true))
+                return;
+        lo->mig.waiting_attach = false;
+        loop_timer_disarm(lo->h.loop, &lo->mig.attach_deadline);
+        liveops_plug_deferred(lo, on_deferred_plugged);
 }
 
 /* QEMU runs without capabilities, so the userfaultfd(2) a post-copy target needs is refused (EPERM) unless
@@ -1203,6 +1269,17 @@ int liveops_target_boot(liveops *lo, kv_error *err)
         log_info("migration target: capabilities from %s (post-copy %s)",
                  lo->h.incoming_config ? "--incoming-config" : "the default configuration",
                  c.allow_post_copy ? "allowed" : "off");
+        if (liveops_deferred_volume(lo, false)) { /* QEMU refuses a stream with a device it lacks */
+                log_info(
+                    "migration target: waiting for virt-handler to attach the hot-plugged volumes (%s ...) "
+                    "before taking the incoming migration",
+                    liveops_deferred_volume(lo, false));
+                lo->mig.target_config = c;
+                lo->mig.waiting_attach = true;
+                loop_timer_arm(lo->h.loop, &lo->mig.attach_deadline, TARGET_ATTACH_TIMEOUT_MS,
+                               on_attach_deadline, lo);
+                return 0;
+        }
         /* Start-up, before the loop serves anyone: the same steps, run blocking. */
         r = migration_target_prepare(lo_qmp(lo), &c, lo->h.incoming, lo->h.incoming_nbd_host,
                                      lo->h.incoming_nbd_port, err);
@@ -1230,14 +1307,8 @@ int liveops_ctl_migration_target(ctl_request *req)
                 ctl_reply_error(req, "%s", err.msg);
                 return 0;
         }
-        lo->mig.target_config = c;
-        migration_prepare_init(&lo->mig.prepare, &c, uri->valuestring,
-                               cJSON_IsString(host) ? host->valuestring : NULL,
-                               cJSON_IsNumber(port) ? port->valueint : 0);
-        lo->mig.starting = true;
-        lo->mig.start_req = req;
-        lo_seq_host sh = seq_host(lo);
-        lo_seq_start(&lo->mig.seq, &sh, migration_prepare_step, &lo->mig.prepare, on_target_prepared, lo);
+        target_prepare_start(lo, &c, uri->valuestring, cJSON_IsString(host) ? host->valuestring : NULL,
+                             cJSON_IsNumber(port) ? port->valueint : 0, req);
         return 0;
 }
 
@@ -1394,6 +1465,7 @@ void liveops_free(liveops *lo)
         if (cancel_req)
                 ctl_reply_error(cancel_req, "migrate-cancel: the launcher ended");
         loop_timer_disarm(lo->h.loop, &lo->mig.tick);
+        loop_timer_disarm(lo->h.loop, &lo->mig.attach_deadline);
         migration_state_free(&lo->mig.st);
         for (size_t i = 0; i < ARRAY_SIZE(lo->attached); i++)
                 if (lo->attached[i].name[0])

@@ -24,6 +24,8 @@ typedef struct liveops_host {
         void (*publish)(void *ctx);         /* write the status (and hand it to the reporter) */
         void (*qmp_rearm)(void *ctx);       /* after queueing QMP commands outside a QMP callback */
         void (*request_stop)(void *ctx, const char *why);
+        /* Stop the VM and end the launcher Failed with this reason. */
+        void (*fail)(void *ctx, const char *why);
         /* A clean QEMU exit ends the launcher Succeeded with this reason ("Migrated"). */
         void (*set_end_reason)(void *ctx, const char *reason);
         /* The guest agent (may be NULL: none): runs `execute` and calls cb once with its "return" or NULL
@@ -63,6 +65,14 @@ int liveops_ctl_migration_target_finish(ctl_request *req);
 /* Called by the supervisor instead of `cont` when started with --incoming URI|defer: a URI is
  * prepared at once with the --incoming-config configuration (default: the defaults). */
 int liveops_target_boot(liveops *lo, kv_error *err);
+/* A migration target whose spec has deferred volumes (hot-plugged claims its Pod does not mount) takes the
+ * stream only once virt-handler attached each of them (hotplug-attach) and they are plugged as on the source;
+ * liveops-apply.c calls this after each attach. */
+void liveops_target_attached(liveops *lo);
+/* The first deferred volume of the running spec (only those without an fd set yet: unattached), or NULL. */
+const char *liveops_deferred_volume(liveops *lo, bool unattached);
+/* Plugs the deferred volumes from their fd sets, one after the other, then calls done (liveops-apply.c). */
+void liveops_plug_deferred(liveops *lo, void (*done)(liveops *lo, int r, const kv_error *err));
 /* The supervisor's QMP event handler passes every event here. MIGRATION: on a target whose incoming
  * migration completed, the launcher finishes by itself (exports released, `cont`, phase Running); on a
  * source, the next progress poll comes at once. JOB_STATUS_CHANGE: a snapshot job's end. */

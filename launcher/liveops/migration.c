@@ -30,10 +30,20 @@ static lo_next params_cmd(const migration_params *p, bool source)
         return (lo_next){.command = "migrate-set-parameters", .args = migration_params_json(p, source)};
 }
 
+/* An image from an fd set: a claim virt-handler handed over (hotplug-attach), which the other end's
+ * attachment Pod mounts too. The same file on both ends: not copied, and QEMU's image locks would refuse
+ * the target's export while the source holds it (the target activates it when the migration completes). */
+static bool shared_claim(const cJSON *inserted)
+{
+        const char *file = cJSON_GetStringValue(cJSON_GetObjectItem(inserted, "file"));
+        return file && !strncmp(file, "/dev/fdset/", strlen("/dev/fdset/"));
+}
+
 /* Collects the writable disk nodes attached to devices: the disks a non-shared-storage migration copies. */
 static int push_writable(const cJSON *block, const cJSON *inserted, const char *node, void *ud, kv_error *err)
 {
-        if (cJSON_IsTrue(cJSON_GetObjectItem(inserted, "ro")) || strv_push(ud, node) >= 0)
+        if (cJSON_IsTrue(cJSON_GetObjectItem(inserted, "ro")) || shared_claim(inserted) ||
+            strv_push(ud, node) >= 0)
                 return 0;
         return kv_error_set(err, ENOMEM, "out of memory");
 }

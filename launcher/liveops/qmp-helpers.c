@@ -56,16 +56,46 @@ bool lo_device_in(const cJSON *qom_list, const char *id)
         return false;
 }
 
-/* A pcie-root-port (class 0x0604, Red Hat 1b36:000c) whose secondary bus holds no device. */
-static bool port_is_free(const cJSON *dev)
+/* A pcie-root-port (class 0x0604, Red Hat 1b36:000c) with an id. */
+static bool is_root_port(const cJSON *dev)
 {
         const cJSON *id = cJSON_GetObjectItem(cJSON_GetObjectItem(dev, "id"), "device");
         const cJSON *qdev = cJSON_GetObjectItem(dev, "qdev_id");
-        const cJSON *bridge = cJSON_GetObjectItem(dev, "pci_bridge");
-        if (!cJSON_IsNumber(id) || id->valueint != 0x000c || !cJSON_IsString(qdev) || !qdev->valuestring[0] ||
-            !bridge)
-                return false;
-        return cJSON_GetArraySize(cJSON_GetObjectItem(bridge, "devices")) == 0;
+        return cJSON_IsNumber(id) && id->valueint == 0x000c && cJSON_IsString(qdev) && qdev->valuestring[0] &&
+               cJSON_GetObjectItem(dev, "pci_bridge");
+}
+
+/* A pcie-root-port whose secondary bus holds no device. */
+static bool port_is_free(const cJSON *dev)
+{
+        return is_root_port(dev) &&
+               cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(dev, "pci_bridge"), "devices")) ==
+                   0;
+}
+
+size_t lo_root_ports_in(const cJSON *query_pci, char (*ids)[16], size_t max)
+{
+        size_t n = 0;
+        const cJSON *bus, *dev;
+        cJSON_ArrayForEach(bus, query_pci) cJSON_ArrayForEach(dev, cJSON_GetObjectItem(bus, "devices"))
+        {
+                if (n < max && is_root_port(dev))
+                        snprintf(ids[n++], sizeof(ids[0]), "%s",
+                                 cJSON_GetObjectItem(dev, "qdev_id")->valuestring);
+        }
+        return n;
+}
+
+bool lo_bus_has_child(const cJSON *qom_list)
+{
+        const cJSON *p;
+        cJSON_ArrayForEach(p, qom_list)
+        {
+                const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(p, "name"));
+                if (name && !strncmp(name, "child[", strlen("child[")))
+                        return true;
+        }
+        return false;
 }
 
 int lo_free_root_port_in(const cJSON *query_pci, char *out, size_t size, kv_error *err)

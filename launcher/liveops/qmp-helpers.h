@@ -32,6 +32,11 @@ int lo_device_deleted_timeout(const char *id, int timeout_ms, kv_error *err);
 /* The id of a pcie-root-port with nothing plugged into it ("rp3") in a query-pci reply; -ENOSPC if none
  * (err may be NULL). */
 int lo_free_root_port_in(const cJSON *query_pci, char *out, size_t size, kv_error *err);
+/* The ids of the pcie-root-ports in a query-pci reply, in its order: up to max, their count. */
+size_t lo_root_ports_in(const cJSON *query_pci, char (*ids)[16], size_t max);
+/* Whether a qom-list reply of a bus lists a device plugged into it (a child[N] link). A root port's bus
+ * tells so even before the guest numbered the buses (a migration target at -incoming), query-pci does not. */
+bool lo_bus_has_child(const cJSON *qom_list);
 /* Whether a device with this id exists under /machine/peripheral (the qom-list reply in hand). */
 bool lo_device_in(const cJSON *qom_list, const char *id);
 /* Job `id` in a query-jobs reply: 0 while it runs, 1 once concluded without error, -EIO (concluded with

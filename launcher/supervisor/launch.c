@@ -227,6 +227,7 @@ static int prepare(launch *l)
             .image_root = l->o->image_root,
             .secret_root = l->o->secret_root,
             .pvc_root = l->o->pvc_root,
+            .defer_hotplug = l->o->incoming != NULL,
             /* Local runs without an image root: the demo's registry references resolve to the test guest. */
             .fallback_image_root = l->o->image_root ? NULL : KV_LOCAL_IMAGE_ROOT};
         l->paths = paths;

@@ -506,6 +506,13 @@ static void host_request_stop(void *ctx, const char *why)
         supervisor_request_stop(ctx, why);
 }
 
+static void host_fail(void *ctx, const char *why)
+{
+        supervisor *s = ctx;
+        snprintf(s->fail_reason, sizeof(s->fail_reason), "%s", why);
+        supervisor_request_stop(s, why);
+}
+
 static void host_set_end_reason(void *ctx, const char *reason)
 {
         supervisor *s = ctx;
@@ -545,6 +552,7 @@ static int liveops_start(supervisor *s)
                           .publish = host_publish,
                           .qmp_rearm = host_qmp_rearm,
                           .request_stop = host_request_stop,
+                          .fail = host_fail,
                           .set_end_reason = host_set_end_reason,
                           .agent_command = host_agent_command,
                           .agent_cancel = host_agent_cancel};

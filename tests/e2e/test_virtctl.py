@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_e2e import (BUILD, GUEST, NODE, SRC, Env, _read, alive, cnt_values,  # noqa: E402
                       kernelboot_vmi_yaml, kubectl_json, skip_without_pod_network, vm_yaml, vmi_yaml, wait_for)
 from proclib import stop_process  # noqa: E402  (tests/ is on the path test_e2e set)
+from test_datavolume import ask_until, guest_shell  # noqa: E402
 
 VIRTCTL = os.path.join(BUILD, "virtctl", "virtctl")
 VIRT_API = os.path.join(BUILD, "virt-api", "virt-api")
@@ -501,6 +502,51 @@ def live_migratable(env, name, status):
     return next((c for c in conds if c["type"] == "LiveMigratable" and c["status"] == status), None)
 
 
+def sector_line(path, sector):
+    """The first line of a 512-byte sector of a disk image (a marker the guest wrote)."""
+    with open(path, "rb") as f:
+        f.seek(sector * 512)
+        return f.read(64).split(b"\n")[0].decode(errors="replace")
+
+
+def migrate_with_claim(env, vctl, vmi, pod):
+    """`virtctl migrate` of e2e-ops with its claim e2e-ops-data hot-plugged: the VMIM Succeeded; the target Pod's own
+    attachment Pod on its node, the source's gone; the disk in the guest on the target and Ready there. The target
+    Pod, its serial log and QEMU pid."""
+    assert "VM e2e-ops was scheduled to migrate" in vctl("migrate", "e2e-ops")
+    m = wait_for("the VMIM with the claim Succeeded or Failed", lambda: [
+        x for x in kubectl_json(env, "get", "vmim")["items"] if x["spec"]["vmiName"] == "e2e-ops" and
+        (x.get("status") or {}).get("phase") in ("Succeeded", "Failed")], timeout=120, interval=0.5)[0]
+    if m["status"]["phase"] != "Succeeded":  # what the launchers said, for the failure's cause
+        ms = m["status"].get("migrationState") or {}
+        for name in (ms.get("sourcePod"), ms.get("targetPod")):
+            log = os.path.join(env.kubelet.state, "logs", "default_%s_compute.log" % name)
+            print("---- %s\n%s" % (log, _read(log).decode(errors="replace")[-6000:]))
+    assert m["status"]["phase"] == "Succeeded", m["status"]
+    ms = env.vmi("e2e-ops")["status"]["migrationState"]
+    assert ms["completed"] and ms["sourcePod"] == pod["metadata"]["name"], ms
+    target = {p["metadata"]["name"]: p for p in env.srv.api.pods_of(vmi)}[ms["targetPod"]]
+    att = wait_for("only the target's attachment Pod", lambda: (lambda a: a if len(a) == 1 and a[0]["metadata"][
+        "ownerReferences"][0]["uid"] == target["metadata"]["uid"] else None)(attachment_pods(env)), timeout=30,
+                   interval=0.3)
+    assert att[0]["spec"]["nodeName"] == target["spec"]["nodeName"] == NODE, att[0]
+    assert att[0]["spec"]["volumes"][0]["persistentVolumeClaim"] == {"claimName": "e2e-ops-data"}, att[0]
+    assert "vol-e2e-ops-data" not in [v["name"] for v in target["spec"]["volumes"]], target["spec"]["volumes"]
+    tst = json.loads(_read(os.path.join(env.kubelet.run_dir(target), "status.json")) or b"{}")
+    if tst.get("qemuPid"):
+        env.qemu_pids.add(tst["qemuPid"])
+    tgt_serial = os.path.join(env.kubelet.run_dir(target), "serial.log")
+    wait_for("the claim in the guest on the target", lambda: blk_values(_read(tgt_serial)) == ["vda", "sda"],
+             timeout=30, interval=0.3)
+    assert b"KVGUEST READY" not in _read(tgt_serial), "the target booted a guest of its own"
+    vs = wait_for("volumeStatus Ready from the target", lambda: [
+        v for v in env.vmi("e2e-ops")["status"].get("volumeStatus") or []
+        if v["name"] == "e2e-ops-data" and v["phase"] == "Ready"], timeout=20, interval=0.3)
+    assert "hotplugVolume" in vs[0], vs
+    env.kubectl("delete", "vmim", m["metadata"]["name"])
+    return target, tgt_serial, tst.get("qemuPid")
+
+
 def counter_goes_on(serial, after=None, timeout=20):
     """The guest's counter advances in this serial log (past `after` when given); its last value."""
     base = after if after is not None else (cnt_values(_read(serial)) or [-1])[-1]
@@ -543,8 +589,9 @@ def attachment_pods(env):
 def test_ops(env):
     """One VM's life through virtctl: `virtctl create vm` → `kubectl apply -f -` → `virtctl start` → running;
     `addvolume --persist` of a claim → the VMI's and the VM's spec, the guest sees a new disk, volumeStatus
-    Ready; `removevolume --persist` → gone from both and from the guest; `virtctl migrate` → a VMIM that
-    Succeeds, the guest's counter going on in the target; a MigrationPolicy capping the bandwidth →
+    Ready; `virtctl migrate` with the claim attached → the target's own attachment Pod, the disk and a marker the
+    guest wrote still there; `removevolume --persist` → gone from both and from the guest; `virtctl migrate` → a
+    VMIM that Succeeds, the guest's counter going on in the target; a MigrationPolicy capping the bandwidth →
     `virtctl migrate` again → `virtctl migrate-cancel` → the migration aborted, the guest running on."""
     vapi, handler = VirtApi(env), None
     try:
@@ -555,9 +602,13 @@ def test_ops(env):
         vm = kubectl_json(env, "get", "vm", "e2e-ops")
         assert vm["spec"]["template"]["spec"]["volumes"] == [
             {"name": "e2e-ops-containerdisk-0", "containerDisk": {"image": os.path.join(GUEST, "containerdisk")}}], vm
-        # the default pod interface binds as bridge, which KubeVirt cannot live-migrate: masquerade instead
+        # the default pod interface binds as bridge, which KubeVirt cannot live-migrate: masquerade instead; the
+        # test guest's kernel booted directly with a shell on its console (the containerDisk stays its vda)
         env.kubectl("patch", "vm", "e2e-ops", "--type=merge", "-p", json.dumps({"spec": {"template": {"spec": {
-            "domain": {"devices": {"interfaces": [{"name": "default", "masquerade": {}}]}},
+            "domain": {"devices": {"interfaces": [{"name": "default", "masquerade": {}}]},
+                       "firmware": {"kernelBoot": {"kernelArgs": "console=ttyS0 shell=1", "container": {
+                           "image": os.path.join(GUEST, "kernelboot"), "kernelPath": "/boot/vmlinuz",
+                           "initrdPath": "/boot/initrd.img"}}}},
             "networks": [{"name": "default", "pod": {}}]}}}}))
         assert "VM e2e-ops was scheduled to start" in vctl("start", "e2e-ops")
         vmi, pod, qemu = env.wait_running("e2e-ops")
@@ -596,20 +647,25 @@ def test_ops(env):
                       timeout=20, interval=0.3)
         assert "hotplugVolume" in vs[0], vs
         assert b"handed to launcher pod " + pod["metadata"]["uid"].encode() in _read(handler.log_path)
-        # no attachment follows a migration: LiveMigratable False (KubeVirt's HotplugNotLiveMigratable) and a
-        # migration refused with that reason while the volume is attached, the guest untouched
-        lm = wait_for("LiveMigratable False", lambda: live_migratable(env, "e2e-ops", "False"), timeout=20,
-                      interval=0.3)
-        assert lm["reason"] == "HotplugNotLiveMigratable" and "e2e-ops-data" in lm["message"], lm
-        assert "VM e2e-ops was scheduled to migrate" in vctl("migrate", "e2e-ops")
-        refused = wait_for("the VMIM refused", lambda: [m for m in kubectl_json(env, "get", "vmim")["items"]
-                                                        if m["spec"]["vmiName"] == "e2e-ops" and
-                                                        (m.get("status") or {}).get("phase") == "Failed"],
-                           timeout=20, interval=0.3)
-        cond = [c for c in refused[0]["status"]["conditions"] if c["type"] == "Failed"]
-        assert cond and "hot-plugged" in cond[0]["message"] and "e2e-ops-data" in cond[0]["message"], cond
-        env.kubectl("delete", "vmim", refused[0]["metadata"]["name"])  # kubectl waits until it is gone
-        counter_goes_on(serial)
+        # the attachment follows a migration (docs/hotplug-volumes.md): LiveMigratable stays True; the guest writes
+        # a marker to the hot-plugged disk, the VMI migrates, the target's own attachment Pod hands the claim to
+        # the target launcher, which plugs it before it takes the stream; the guest reads the marker back there
+        assert wait_for("LiveMigratable True with the claim", lambda: live_migratable(env, "e2e-ops", "True"),
+                        timeout=20, interval=0.3)
+        claim_img = os.path.join(env.kubelet.state, "claims", "default", "e2e-ops-data", "disk.img")
+        marker, marker2 = "HPMARK-%d" % os.getpid(), "HPMARK2-%d" % os.getpid()
+        ask = guest_shell(env, pod)
+        write = "echo %s | dd of=/dev/sda bs=512 seek=%d conv=sync,fsync 2>/dev/null && echo done"
+        assert ask_until(ask, "W", write % (marker, 8), lambda got: got == "done") == "done"
+        ask.close()
+        assert sector_line(claim_img, 8) == marker
+        pod, serial, qemu = migrate_with_claim(env, vctl, vmi, pod)
+        ask = guest_shell(env, pod)
+        read = "echo 3 >/proc/sys/vm/drop_caches; dd if=/dev/sda bs=512 skip=8 count=1 2>/dev/null | head -n 1"
+        assert ask_until(ask, "R", read, lambda got: got == marker) == marker
+        assert ask_until(ask, "W2", write % (marker2, 16), lambda got: got == "done") == "done"
+        ask.close()
+        assert sector_line(claim_img, 16) == marker2
         assert "Successfully submitted remove volume request to VM e2e-ops for volume e2e-ops-data" in vctl(
             "removevolume", "e2e-ops", "--volume-name=e2e-ops-data", "--persist")
         for spec in (kubectl_json(env, "get", "vm", "e2e-ops")["spec"]["template"]["spec"], env.vmi("e2e-ops")["spec"]):
