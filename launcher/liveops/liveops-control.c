@@ -1132,6 +1132,10 @@ static bool target_ready(ctl_request *req, bool prepared)
         else if (lo->mig.target_prepared != prepared)
                 ctl_reply_error(req, prepared ? "migration-target was not run yet"
                                               : "the target already waits for a migration");
+        else if (!prepared && liveops_deferred_volume(lo, false)) /* the stream would need its device */
+                ctl_reply_error(req,
+                                "hot-plugged volume %s is not plugged on this target yet (hotplug-attach)",
+                                liveops_deferred_volume(lo, false));
         else
                 return true;
         return false;
