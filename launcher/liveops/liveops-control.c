@@ -1218,6 +1218,8 @@ static void on_attach_deadline(loop_timer *t, void *data)
 
 static void on_deferred_plugged(liveops *lo, int r, const kv_error *err)
 {
+        if (r == -ECANCELED) /* the launcher ends anyway */
+                return;
         if (r < 0) {
                 char why[700];
                 snprintf(why, sizeof(why), "the migration target could not plug the hot-plugged volumes: %s",
