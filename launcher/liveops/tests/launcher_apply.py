@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT", "."), "launcher", "supervisor", "tests"))
-from launcherlib import Launcher, check, need_guest, vmi  # noqa: E402
+from launcherlib import Launcher, check, hotplug_attach, need_guest, vmi  # noqa: E402
 
 need_guest()
 root = f"/tmp/kv-lt-apply-{os.getpid()}"
@@ -52,16 +52,7 @@ try:
     check(rc == 0 and reply["operations"] == [], f"apply of the same spec is a no-op: {reply}", L)
 
     def attach(volume, path):
-        """virt-handler's hand-over: the open image and its directory with the request."""
-        dirfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            with socket.socket(socket.AF_UNIX) as c, open(path, "r+b") as img:
-                c.connect(os.path.join(L.run_dir, "control.sock"))
-                line = json.dumps({"cmd": "hotplug-attach", "args": {"volume": volume}}).encode() + b"\n"
-                socket.send_fds(c, [line], [img.fileno(), dirfd])
-                return json.loads(c.makefile("rb").readline())
-        finally:
-            os.close(dirfd)
+        return hotplug_attach(L.run_dir, volume, path)
 
     late = copy.deepcopy(plus)
     late["spec"]["domain"]["devices"]["disks"].append({"name": "late", "disk": {"bus": "virtio"}})

@@ -11,12 +11,11 @@ import copy
 import json
 import os
 import shutil
-import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("KV_SOURCE_ROOT", "."), "launcher", "supervisor", "tests"))
-from launcherlib import Launcher, check, free_port, need_guest, vmi  # noqa: E402
+from launcherlib import Launcher, check, free_port, hotplug_attach, need_guest, vmi  # noqa: E402
 
 need_guest()
 tmp = f"/tmp/kv-lt-hpmig-{os.getpid()}"
@@ -36,17 +35,8 @@ MARKS = {"data": ("sda", f"HPMIG-DATA-{os.getpid()}"), "fast": ("vda", f"HPMIG-F
 
 
 def attach(launcher, volume):
-    """virt-handler's hand-over: the open image and its directory with the request."""
-    path = claims[volume]
-    dirfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        with socket.socket(socket.AF_UNIX) as c, open(path, "r+b") as img:
-            c.connect(os.path.join(launcher.run_dir, "control.sock"))
-            line = json.dumps({"cmd": "hotplug-attach", "args": {"volume": volume}}).encode() + b"\n"
-            socket.send_fds(c, [line], [img.fileno(), dirfd])
-            reply = json.loads(c.makefile("rb").readline())
-    finally:
-        os.close(dirfd)
+    """virt-handler's hand-over of the claim's image."""
+    reply = hotplug_attach(launcher.run_dir, volume, claims[volume])
     check(reply.get("ok"), f"hotplug-attach {volume}: {reply}", launcher)
 
 

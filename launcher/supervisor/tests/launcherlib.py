@@ -80,6 +80,20 @@ def proc_status(pid):
     return out
 
 
+def hotplug_attach(run_dir, volume, path):
+    """virt-handler's hand-over of a hot-plugged claim: `hotplug-attach` with the open image and its directory
+    (two SCM_RIGHTS descriptors) on the launcher's control socket; the launcher's reply."""
+    dirfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with socket.socket(socket.AF_UNIX) as c, open(path, "r+b") as img:
+            c.connect(os.path.join(run_dir, "control.sock"))
+            line = json.dumps({"cmd": "hotplug-attach", "args": {"volume": volume}}).encode() + b"\n"
+            socket.send_fds(c, [line], [img.fileno(), dirfd])
+            return json.loads(c.makefile("rb").readline())
+    finally:
+        os.close(dirfd)
+
+
 class Launcher:
     def __init__(self, manifest, accel="tcg", args=(), run_dir=True, manifest_text=None, via_env=False,
                  prefix=(), via_stdin=False, env_extra=None):
