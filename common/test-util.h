@@ -1,4 +1,5 @@
-/* Tiny assertion helpers shared by the C unit tests: CHECK/CHECK_STR count failures in test_failures. */
+/* Tiny assertion helpers shared by the C unit tests: CHECK/CHECK_MSG/CHECK_STR count failures in
+ * test_failures. */
 #pragma once
 
 #include <stdio.h>
@@ -12,6 +13,17 @@ static int test_failures;
         do {                                                                                                 \
                 if (!(cond)) {                                                                               \
                         fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
+                        test_failures++;                                                                     \
+                }                                                                                            \
+        } while (0)
+
+/* CHECK with a description: "ok - what" on stdout when it holds (a TAP-like trace), "FAIL what" when not. */
+#define CHECK_MSG(cond, what)                                                                                \
+        do {                                                                                                 \
+                if (cond) {                                                                                  \
+                        printf("ok - %s\n", what);                                                           \
+                } else {                                                                                     \
+                        fprintf(stderr, "FAIL %s (%s:%d)\n", what, __FILE__, __LINE__);                      \
                         test_failures++;                                                                     \
                 }                                                                                            \
         } while (0)

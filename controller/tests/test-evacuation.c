@@ -7,19 +7,8 @@
 #include "api.h"
 #include "clock.h"
 #include "evacuation.h"
+#include "test-util.h"
 #include "vmistatus.h"
-
-static int failures;
-
-#define CHECK(cond, what)                                                                                    \
-        do {                                                                                                 \
-                if (cond) {                                                                                  \
-                        printf("ok - %s\n", what);                                                           \
-                } else {                                                                                     \
-                        fprintf(stderr, "FAIL %s (%s:%d)\n", what, __FILE__, __LINE__);                      \
-                        failures++;                                                                          \
-                }                                                                                            \
-        } while (0)
 
 static cJSON *vmi(const char *phase, const char *node, const char *evac, const char *migration_state)
 {
@@ -60,8 +49,8 @@ int main(void)
 
         cJSON *v = vmi("Running", "node01", "node01", NULL);
         cJSON *m = evacuation_migration(v, none, now, &retry);
-        CHECK(m && retry == 0, "a marked Running VMI on its node gets a migration");
-        CHECK(
+        CHECK_MSG(m && retry == 0, "a marked Running VMI on its node gets a migration");
+        CHECK_MSG(
             m && !strcmp(kube_str(m, "kind"), "VirtualMachineInstanceMigration") &&
                 !strcmp(kube_str(m, "metadata.generateName"), "kubevirt-evacuation-") &&
                 !strcmp(kube_str(m, "metadata.namespace"), "ns1") &&
@@ -77,31 +66,33 @@ int main(void)
 
         cJSON *running = cJSON_CreateArray();
         cJSON_AddItemToArray(running, vmim("Running", ts_now, false));
-        CHECK(!wants(v, running, now, &retry) && retry == 0, "not while a migration of the VMI is going");
+        CHECK_MSG(!wants(v, running, now, &retry) && retry == 0, "not while a migration of the VMI is going");
         cJSON *done = cJSON_CreateArray();
         cJSON_AddItemToArray(done, vmim("Succeeded", ts_old, false));
         cJSON_AddItemToArray(done, vmim("Failed", ts_now, false));
-        CHECK(wants(v, done, now, &retry), "finished migrations (a failed user one too) do not hold it back");
+        CHECK_MSG(wants(v, done, now, &retry),
+                  "finished migrations (a failed user one too) do not hold it back");
         cJSON *failed = cJSON_CreateArray();
         cJSON_AddItemToArray(failed, vmim("Failed", ts_now, true));
-        CHECK(!wants(v, failed, now, &retry) && retry > 0, "a failed evacuation is retried after a back-off");
-        CHECK(wants(v, failed, now + 6, &retry), "... of 5 s after the first failure");
+        CHECK_MSG(!wants(v, failed, now, &retry) && retry > 0,
+                  "a failed evacuation is retried after a back-off");
+        CHECK_MSG(wants(v, failed, now + 6, &retry), "... of 5 s after the first failure");
         cJSON_AddItemToArray(failed, vmim("Failed", ts_old, true));
-        CHECK(!wants(v, failed, now + 6, &retry) && wants(v, failed, now + 11, &retry),
-              "... 10 s after the second");
+        CHECK_MSG(!wants(v, failed, now + 6, &retry) && wants(v, failed, now + 11, &retry),
+                  "... 10 s after the second");
         cJSON_Delete(v);
 
         v = vmi("Running", "node01", "", NULL);
-        CHECK(!wants(v, none, now, &retry), "no mark, no migration");
+        CHECK_MSG(!wants(v, none, now, &retry), "no mark, no migration");
         cJSON_Delete(v);
         v = vmi("Running", "node02", "node01", NULL);
-        CHECK(!wants(v, none, now, &retry), "not once the VMI runs elsewhere");
+        CHECK_MSG(!wants(v, none, now, &retry), "not once the VMI runs elsewhere");
         cJSON_Delete(v);
         v = vmi("Scheduled", "node01", "node01", NULL);
-        CHECK(!wants(v, none, now, &retry), "not before it runs");
+        CHECK_MSG(!wants(v, none, now, &retry), "not before it runs");
         cJSON_Delete(v);
         v = vmi("Running", "node01", "node01", "{\"migrationUid\":\"x\",\"completed\":false}");
-        CHECK(!wants(v, none, now, &retry), "not while its migrationState is in flight");
+        CHECK_MSG(!wants(v, none, now, &retry), "not while its migrationState is in flight");
         cJSON_Delete(v);
 
         /* the status from the Pods: the mark stays on the node, goes with the guest */
@@ -109,16 +100,16 @@ int main(void)
                                   "\"spec\":{\"nodeName\":\"node01\"},\"status\":{\"phase\":\"Running\"}}]");
         v = vmi("Running", "node01", "node01", NULL);
         cJSON *st = vmi_status_from_pods(v, pods, ts_now);
-        CHECK(!strcmp(kube_str(st, "evacuationNodeName") ?: "", "node01"),
-              "the mark stays while on the node");
+        CHECK_MSG(!strcmp(kube_str(st, "evacuationNodeName") ?: "", "node01"),
+                  "the mark stays while on the node");
         cJSON_Delete(st);
         cJSON_Delete(v);
         cJSON_ReplaceItemInObject(kube_obj(cJSON_GetArrayItem(pods, 0), "spec"), "nodeName",
                                   cJSON_CreateString("node02"));
         v = vmi("Running", "node01", "node01", NULL);
         st = vmi_status_from_pods(v, pods, ts_now);
-        CHECK(!kube_str(st, "evacuationNodeName") && !strcmp(kube_str(st, "nodeName"), "node02"),
-              "the mark goes once the guest runs on another node");
+        CHECK_MSG(!kube_str(st, "evacuationNodeName") && !strcmp(kube_str(st, "nodeName"), "node02"),
+                  "the mark goes once the guest runs on another node");
         cJSON_Delete(st);
         cJSON_Delete(v);
         cJSON_Delete(pods);
@@ -126,5 +117,5 @@ int main(void)
         cJSON_Delete(running);
         cJSON_Delete(done);
         cJSON_Delete(failed);
-        return failures ? 1 : 0;
+        return test_failures ? 1 : 0;
 }

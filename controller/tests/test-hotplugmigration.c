@@ -7,19 +7,8 @@
 #include "api.h"
 #include "controller.h"
 #include "podrender.h"
+#include "test-util.h"
 #include "vmimigration.h"
-
-static int failures;
-
-#define CHECK(cond, what)                                                                                    \
-        do {                                                                                                 \
-                if (cond) {                                                                                  \
-                        printf("ok - %s\n", what);                                                           \
-                } else {                                                                                     \
-                        fprintf(stderr, "FAIL %s (%s:%d)\n", what, __FILE__, __LINE__);                      \
-                        failures++;                                                                          \
-                }                                                                                            \
-        } while (0)
 
 /* A masquerade VMI (live-migratable as far as its network goes) with a boot claim and a hot-plugged one. */
 #define VMI_JSON                                                                                             \
@@ -44,18 +33,18 @@ static bool migratable(const cJSON *vmi, const char *volume_status, migration_bl
 static void test_live_migratable(const cJSON *vmi)
 {
         migration_blocker b;
-        CHECK(migratable(vmi, "[]", &b), "no hot-plugged volume: migratable");
-        CHECK(migratable(vmi, "[{\"name\":\"data\",\"phase\":\"Ready\",\"hotplugVolume\":{}}]", &b),
-              "a Ready hot-plugged claim: migratable");
-        CHECK(
+        CHECK_MSG(migratable(vmi, "[]", &b), "no hot-plugged volume: migratable");
+        CHECK_MSG(migratable(vmi, "[{\"name\":\"data\",\"phase\":\"Ready\",\"hotplugVolume\":{}}]", &b),
+                  "a Ready hot-plugged claim: migratable");
+        CHECK_MSG(
             !migratable(vmi, "[{\"name\":\"data\",\"phase\":\"AttachedToNode\",\"hotplugVolume\":{}}]", &b) &&
                 !strcmp(b.reason, "HotplugNotLiveMigratable") &&
                 strstr(b.message, "volume data is not Ready") && strstr(b.message, "AttachedToNode"),
             "a claim not plugged yet: HotplugNotLiveMigratable naming it and its phase");
-        CHECK(!migratable(vmi, "[{\"name\":\"host\",\"phase\":\"Ready\",\"hotplugVolume\":{}}]", &b) &&
-                  !strcmp(b.reason, "HotplugNotLiveMigratable") && strstr(b.message, "volume host") &&
-                  strstr(b.message, "not a hotpluggable claim"),
-              "a hot-plugged hostDisk: HotplugNotLiveMigratable, only claims follow");
+        CHECK_MSG(!migratable(vmi, "[{\"name\":\"host\",\"phase\":\"Ready\",\"hotplugVolume\":{}}]", &b) &&
+                      !strcmp(b.reason, "HotplugNotLiveMigratable") && strstr(b.message, "volume host") &&
+                      strstr(b.message, "not a hotpluggable claim"),
+                  "a hot-plugged hostDisk: HotplugNotLiveMigratable, only claims follow");
 }
 
 static bool has_pod_volume(const cJSON *pod, const char *name)
@@ -75,19 +64,19 @@ static void test_target_pod(const cJSON *vmi)
                                                    "{\"volumes\":[{\"name\":\"vol-boot\"}]}}");
         _cleanup_json_ cJSON *config = cJSON_Parse("{}");
         const char *attached[4];
-        CHECK(hotplug_unmounted(vmi, source, attached, 4) == 1 && !strcmp(attached[0], "data") &&
-                  !attached[1],
-              "the source Pod did not mount the hot-plugged claim data (it came through an attachment Pod)");
+        CHECK_MSG(
+            hotplug_unmounted(vmi, source, attached, 4) == 1 && !strcmp(attached[0], "data") && !attached[1],
+            "the source Pod did not mount the hot-plugged claim data (it came through an attachment Pod)");
         pod_render_opts o = {.launcher_image = "kvlite/virt-launcher:test", .attached_volumes = attached};
         _cleanup_json_ cJSON *pod = NULL, *plain = NULL;
         kv_error err = {0};
-        CHECK(pod_render_migration_target(vmi, &o, "m1", config, "", &pod, &err) == 0 &&
-                  has_pod_volume(pod, "vol-boot") && !has_pod_volume(pod, "vol-data"),
-              "the target Pod mounts the boot claim, not the hot-plugged one (its attachment Pod does)");
+        CHECK_MSG(pod_render_migration_target(vmi, &o, "m1", config, "", &pod, &err) == 0 &&
+                      has_pod_volume(pod, "vol-boot") && !has_pod_volume(pod, "vol-data"),
+                  "the target Pod mounts the boot claim, not the hot-plugged one (its attachment Pod does)");
         o.attached_volumes = NULL;
-        CHECK(pod_render_migration_target(vmi, &o, "m1", config, "", &plain, &err) == 0 &&
-                  has_pod_volume(plain, "vol-data"),
-              "without attachment Pods, every claim is a Pod volume");
+        CHECK_MSG(pod_render_migration_target(vmi, &o, "m1", config, "", &plain, &err) == 0 &&
+                      has_pod_volume(plain, "vol-data"),
+                  "without attachment Pods, every claim is a Pod volume");
 }
 
 int main(void)
@@ -99,7 +88,7 @@ int main(void)
         }
         test_live_migratable(vmi);
         test_target_pod(vmi);
-        if (failures)
+        if (test_failures)
                 return 1;
         printf("hotplugmigration: ok\n");
         return 0;
