@@ -168,16 +168,21 @@ static void test_sha256(void)
 #define MEMTRIM_HEAP_CHECKED 1
 #endif
 
+/* Resident anonymous KiB (smaps_rollup walks the page tables). Not statm's resident count: that also counts
+ * the library code kv_memtrim's first call faults in, 64 KiB around each page (fault-around), and its
+ * counters are cached per thread and may lag by up to 64 faults; either can hide what kv_memtrim gives back. */
 static long resident_kib(void)
 {
-        long pages = 0, resident = 0;
-        FILE *f = fopen("/proc/self/statm", "re");
-        if (f) {
-                if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-                        resident = 0;
-                fclose(f);
-        }
-        return resident * (sysconf(_SC_PAGESIZE) / 1024);
+        long kib = 0;
+        char line[256];
+        FILE *f = fopen("/proc/self/smaps_rollup", "re");
+        if (!f)
+                return 0;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "Anonymous: %ld kB", &kib) == 1)
+                        break;
+        fclose(f);
+        return kib;
 }
 
 /* Touches 1 MiB of stack below the caller and returns. */
