@@ -169,8 +169,8 @@ static void test_sha256(void)
 #endif
 
 /* Resident anonymous KiB (smaps_rollup walks the page tables). Not statm's resident count: that also counts
- * the library code kv_memtrim's first call faults in, 64 KiB around each page (fault-around), and its
- * counters are cached per thread and may lag by up to 64 faults; either can hide what kv_memtrim gives back. */
+ * library code kv_memtrim's first call faults in, 64 KiB around each page (fault-around), and its counters
+ * are cached per thread and may lag by up to 64 faults: either can hide what kv_memtrim gives back. */
 static long resident_kib(void)
 {
         long kib = 0;
