@@ -57,3 +57,14 @@ JSON_BUILDER cJSON *jobj(cJSON *o, const char *key, cJSON *child)
 }
 
 #undef JSON_BUILDER
+
+/* One JSONPatch (RFC 6902) operation {op, path[, value]}; value is consumed (NULL: none, as for remove). */
+static inline cJSON *json_patch_op(const char *op, const char *path, cJSON *value)
+{
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "op", op);
+        cJSON_AddStringToObject(o, "path", path);
+        if (value)
+                cJSON_AddItemToObject(o, "value", value);
+        return o;
+}

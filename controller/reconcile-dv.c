@@ -685,6 +685,59 @@ static int adopt_claim(kube_client *api, const cJSON *dv, const cJSON *pvc, bool
         return r;
 }
 
+/* CDI's spec.sourceRef: the DataSource's pvc source is cloned, as if spec.source.pvc named it. *resolved: a
+ * copy of the DataVolume with that source (NULL without a sourceRef). -ENOENT: the DataSource is not there
+ * (yet); -EINVAL: it cannot be imported (why in err); other negative errno: API failures. */
+static int resolve_source_ref(kube_client *api, const cJSON *dv, cJSON **resolved, kv_error *err)
+{
+        const cJSON *ref = kube_obj(dv, "spec.sourceRef");
+        const char *ns = kube_str(ref, "namespace") ?: kube_str(dv, "metadata.namespace"),
+                   *name = kube_str(ref, "name");
+        *resolved = NULL;
+        if (!ref || kube_obj(dv, "spec.source"))
+                return 0;
+        if (strcmp(kube_str(ref, "kind") ?: "", "DataSource") || !name)
+                return kv_error_set(err, EINVAL, "spec.sourceRef: kind DataSource and a name are required");
+        _cleanup_json_ cJSON *ds = NULL;
+        int r = kube_get(api, &kube_datasource, ns, name, &ds, err);
+        if (r < 0)
+                return r;
+        const cJSON *pvc = kube_obj(ds, "spec.source.pvc");
+        if (!kube_str(pvc, "name"))
+                return kv_error_set(
+                    err, EINVAL,
+                    "spec.sourceRef: DataSource %s/%s has no spec.source.pvc (kvlite clones claims; "
+                    "snapshot sources are not supported)",
+                    ns, name);
+        cJSON *copy = cJSON_Duplicate(dv, true), *src = cJSON_CreateObject(), *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "name", kube_str(pvc, "name"));
+        cJSON_AddStringToObject(p, "namespace", kube_str(pvc, "namespace") ?: ns);
+        cJSON_AddItemToObject(src, "pvc", p);
+        cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(copy, "spec"), "source", src);
+        *resolved = copy;
+        return 0;
+}
+
+/* The DataVolume with its sourceRef resolved (*out, the caller's), or an answer for reconcile_dv: a missing
+ * DataSource keeps it Pending (looked at again in 5 s: no watch on DataSources), one that cannot be cloned
+ * makes it Failed. */
+static int with_source(kube_client *api, const cJSON *dv, dv_status *s, cJSON **out, kv_error *err)
+{
+        kv_error why = {0};
+        int r = resolve_source_ref(api, dv, out, &why);
+        if (r == 0 || (r != -ENOENT && r != -EINVAL)) {
+                *err = why;
+                return r;
+        }
+        s->phase = r == -ENOENT ? "Pending" : "Failed";
+        s->running_reason = r == -ENOENT ? "DataSourceNotFound" : "Error";
+        snprintf(s->running_msg, sizeof(s->running_msg), "%s", why.msg);
+        if (r == -EINVAL)
+                post_event(api, dv, "Warning", "ImportFailed", why.msg);
+        r = write_status(api, dv, s, err);
+        return r < 0 ? r : s->phase[0] == 'P' ? 5000 : 1;
+}
+
 int reconcile_dv(controller *c, kube_client *api, const char *key, kv_error *err)
 {
         if (optional_state(c, OPT_CDI) != OPT_RUNNING)
@@ -707,8 +760,15 @@ int reconcile_dv(controller *c, kube_client *api, const char *key, kv_error *err
                         cleanup_importer(api, dv, pod);
                 return 0;
         }
-        int r = ensure_claim(api, dv, &pvc, err);
-        if (r < 0)
+        _cleanup_json_ cJSON *resolved = NULL;
+        int r = with_source(api, dv, &s, &resolved, err);
+        if (r != 0)
+                return r == 1 ? 0 : r;
+        if (resolved) {
+                cJSON_Delete(dv);
+                dv = TAKE_PTR(resolved);
+        }
+        if ((r = ensure_claim(api, dv, &pvc, err)) < 0)
                 return r;
         bool owned;
         if ((r = adopt_claim(api, dv, pvc, &owned, err)) < 0)

@@ -26,6 +26,9 @@ const kube_resource kube_secret = {"/api/v1", "secrets", "Secret", "v1", false};
 const kube_resource kube_event = {"/api/v1", "events", "Event", "v1", false};
 const kube_resource kube_datavolume = {"/apis/cdi.kubevirt.io/v1beta1", "datavolumes", "DataVolume",
                                        "cdi.kubevirt.io/v1beta1", true};
+/* CDI's DataSource: a named pointer to a claim, a DataVolume's sourceRef */
+const kube_resource kube_datasource = {"/apis/cdi.kubevirt.io/v1beta1", "datasources", "DataSource",
+                                       "cdi.kubevirt.io/v1beta1", true};
 /* apps/v1: a VM's instancetype/preference revisions */
 const kube_resource kube_controllerrevision = {"/apis/apps/v1", "controllerrevisions", "ControllerRevision",
                                                "apps/v1", false};

@@ -26,6 +26,7 @@ extern const kube_resource kube_vmsnapshot, kube_vmsnapshotcontent, kube_vmresto
 extern const kube_resource kube_pvc, kube_secret, kube_event;
 /* cdi.kubevirt.io/v1beta1 */
 extern const kube_resource kube_datavolume;
+extern const kube_resource kube_datasource;
 /* apps/v1 ControllerRevision; instancetype.kubevirt.io/v1beta1 (cluster kinds: ns NULL) */
 extern const kube_resource kube_controllerrevision, kube_vminstancetype, kube_vmclusterinstancetype,
     kube_vmpreference, kube_vmclusterpreference;

@@ -11,7 +11,10 @@
 #include <string.h>
 
 #include "jfield.h"
+#include "json.h"
 #include "macro.h"
+#include "infer.h"
+#include "instancetype.h"
 #include "quantity.h"
 #include "vmi.h"
 
@@ -21,18 +24,13 @@ typedef struct review {
         cJSON *root;
         const char *uid, *group, *kind, *operation;
         const cJSON *object, *old_object;
+        const admission_lookup *lookup; /* the objects a VM names (NULL: none can be read) */
 } review;
 
 static void review_done(review *r)
 {
         cJSON_Delete(r->root);
 }
-
-static void json_deletep(cJSON **j)
-{
-        cJSON_Delete(*j);
-}
-#define _cleanup_json_ _cleanup_(json_deletep)
 
 static const char *str_at(const cJSON *obj, const char *key)
 {
@@ -115,6 +113,51 @@ static int template_error(kv_error *err)
         return kv_error_set(err, err->code, "spec.template.%s", msg);
 }
 
+/* The spec of the instancetype or preference the VM names (*spec NULL when it names none): 1; 0 when it
+ * cannot be read here (not there yet, no lookup: the controller reports it when the VM starts); -EINVAL for a
+ * malformed matcher. A kept revision is read instead of the object, as the controller does. */
+static int matcher_spec(const review *r, it_which which, cJSON **spec, kv_error *err)
+{
+        it_ref ref;
+        *spec = NULL;
+        int ret = it_ref_get(r->object, which, &ref, err);
+        if (ret <= 0)
+                return ret == 0 ? 1 : ret;
+        if (!r->lookup || !r->lookup->get)
+                return 0;
+        const char *ns = str_at(obj_at(r->object, "metadata"), "namespace");
+        _cleanup_json_ cJSON *obj = NULL;
+        kv_error ignored = {0};
+        if (r->lookup->get(r->lookup->ctx, ref.revision_name ? "controllerrevisions" : ref.plural,
+                           ref.cluster && !ref.revision_name ? NULL : ns,
+                           ref.revision_name ? ref.revision_name : ref.name, &obj, &ignored) < 0)
+                return 0;
+        const cJSON *s = obj_at(ref.revision_name ? obj_at(obj, "data") : obj, "spec");
+        *spec = s ? cJSON_Duplicate(s, true) : NULL;
+        return 1;
+}
+
+/* The VMI a VM's template stands for: with its instancetype and preference applied, as KubeVirt's admitter
+ * checks it (conflicts refused with their paths). 1 with *vmi_out; 0 when an object it names cannot be read
+ * here (the template is then left to the controller). */
+static int template_vmi(const review *r, const cJSON *tmpl, cJSON **vmi_out, kv_error *err)
+{
+        const cJSON *spec = obj_at(r->object, "spec");
+        *vmi_out = NULL;
+        if (!obj_at(spec, "instancetype") && !obj_at(spec, "preference")) {
+                *vmi_out = vmi_of_template(r->object, tmpl);
+                return 1;
+        }
+        _cleanup_json_ cJSON *it = NULL, *pref = NULL;
+        int ret = matcher_spec(r, IT_INSTANCETYPE, &it, err);
+        if (ret == 1)
+                ret = matcher_spec(r, IT_PREFERENCE, &pref, err);
+        if (ret <= 0)
+                return ret;
+        JF_TRY(it_expand_vm(r->object, it, pref, vmi_out, err));
+        return 1;
+}
+
 static int validate_vm(const review *r, kv_error *err)
 {
         static const char *const strategies[] = {"Always", "Halted",         "Manual", "RerunOnFailure",
@@ -135,9 +178,12 @@ static int validate_vm(const review *r, kv_error *err)
         if (update_keeps(r, "spec") ||
             (r->old_object && cJSON_Compare(tmpl, obj_at(obj_at(r->old_object, "spec"), "template"), true)))
                 return 0;
-        _cleanup_json_ cJSON *as_vmi = vmi_of_template(r->object, tmpl);
+        _cleanup_json_ cJSON *as_vmi = NULL;
+        int ret = template_vmi(r, tmpl, &as_vmi, err);
+        if (ret <= 0)
+                return ret;
         vmi *v = NULL;
-        int ret = vmi_from_json(as_vmi, &v, err);
+        ret = vmi_from_json(as_vmi, &v, err);
         vmi_free(v);
         return ret < 0 ? template_error(err) : 0;
 }
@@ -291,10 +337,12 @@ int admission_answer(const char *uid, bool allowed, int code, const char *messag
         return answer(root, response_json, err);
 }
 
-int admission_validate(const char *review_json, size_t len, char **response_json, kv_error *err)
+int admission_validate(const char *review_json, size_t len, const admission_lookup *lookup,
+                       char **response_json, kv_error *err)
 {
         _cleanup_(review_done) review r;
         JF_TRY(review_parse(review_json, len, &r, err));
+        r.lookup = lookup;
         kv_error why = {0};
         int ret = 0;
         if (strcmp(r.operation, "DELETE") && strcmp(r.operation, "CONNECT"))
@@ -316,11 +364,7 @@ int admission_validate(const char *review_json, size_t len, char **response_json
 
 static void patch_add(cJSON *ops, const char *path, cJSON *value)
 {
-        cJSON *op = cJSON_CreateObject();
-        cJSON_AddStringToObject(op, "op", "add");
-        cJSON_AddStringToObject(op, "path", path);
-        cJSON_AddItemToObject(op, "value", value);
-        cJSON_AddItemToArray(ops, op);
+        cJSON_AddItemToArray(ops, json_patch_op("add", path, value));
 }
 
 static void default_annotations(const cJSON *obj, cJSON *ops)
@@ -421,11 +465,12 @@ static void default_vmi_spec(const cJSON *spec, const char *base, cJSON *ops)
         }
 }
 
-static void mutate_ops(const review *r, cJSON *ops)
+/* The patch for the review; -EINVAL (err: the field and why) when a VM's inferFromVolume fails. */
+static int mutate_ops(const review *r, cJSON *ops, kv_error *err)
 {
         bool create = !strcmp(r->operation, "CREATE"), update = !strcmp(r->operation, "UPDATE");
         if (!r->object || strcmp(r->group, "kubevirt.io"))
-                return;
+                return 0;
         if (!strcmp(r->kind, "VirtualMachineInstance") && create) {
                 default_annotations(r->object, ops);
                 default_vmi_spec(obj_at(r->object, "spec"), "/spec", ops);
@@ -433,7 +478,9 @@ static void mutate_ops(const review *r, cJSON *ops)
                 default_annotations(r->object, ops);
                 default_vmi_spec(obj_at(obj_at(obj_at(r->object, "spec"), "template"), "spec"),
                                  "/spec/template/spec", ops);
+                return infer_vm_matchers(r->object, r->lookup, ops, err);
         }
+        return 0;
 }
 
 static char *base64_encode(const char *in, size_t len)
@@ -444,16 +491,23 @@ static char *base64_encode(const char *in, size_t len)
         return out;
 }
 
-int admission_mutate(const char *review_json, size_t len, char **response_json, kv_error *err)
+int admission_mutate(const char *review_json, size_t len, const admission_lookup *lookup,
+                     char **response_json, kv_error *err)
 {
         _cleanup_(review_done) review r;
         JF_TRY(review_parse(review_json, len, &r, err));
+        r.lookup = lookup;
         _cleanup_json_ cJSON *ops = cJSON_CreateArray();
         if (!ops)
                 return kv_error_set(err, ENOMEM, "out of memory");
-        mutate_ops(&r, ops);
-        cJSON *root, *resp = response_new(&r, true, &root);
-        if (cJSON_GetArraySize(ops) > 0) {
+        kv_error why = {0};
+        int ret = mutate_ops(&r, ops, &why);
+        if (ret == -ENOMEM)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        cJSON *root, *resp = response_new(&r, ret == 0, &root);
+        if (ret < 0)
+                add_denial(resp, why.msg);
+        else if (cJSON_GetArraySize(ops) > 0) {
                 _cleanup_free_ char *patch = cJSON_PrintUnformatted(ops);
                 _cleanup_free_ char *b64 = patch ? base64_encode(patch, strlen(patch)) : NULL;
                 if (!b64) {

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "admission.h"
+#include "api.h"
 #include "eviction.h"
 #include "console.h"
 #include "hostport.h"
@@ -147,12 +148,40 @@ static bool peer_verified(const vapi_server *s, struct MHD_Connection *conn)
                peer_name_allowed(s, session);
 }
 
-static enum MHD_Result admission(struct MHD_Connection *conn,
-                                 int (*fn)(const char *, size_t, char **, kv_error *), const request_body *b)
+/* What the webhooks read of the objects a VM names (admission.h), on the shared client. */
+static int lookup_get(void *ctx, const char *resource, const char *ns, const char *name, cJSON **obj,
+                      kv_error *err)
+{
+        static const kube_resource *const known[] = {&kube_pvc,
+                                                     &kube_datavolume,
+                                                     &kube_datasource,
+                                                     &kube_controllerrevision,
+                                                     &kube_vminstancetype,
+                                                     &kube_vmclusterinstancetype,
+                                                     &kube_vmpreference,
+                                                     &kube_vmclusterpreference};
+        vapi_server *s = ctx;
+        for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
+                if (strcmp(known[i]->plural, resource))
+                        continue;
+                pthread_mutex_lock(&s->api_lock);
+                int r = kube_get(s->api, known[i], ns, name, obj, err);
+                pthread_mutex_unlock(&s->api_lock);
+                return r;
+        }
+        return kv_error_set(err, EINVAL, "%s: not a resource the webhooks read", resource);
+}
+
+static enum MHD_Result admission(vapi_server *s, struct MHD_Connection *conn, bool mutate,
+                                 const request_body *b)
 {
         char *out = NULL;
         kv_error err = {0};
-        if (fn(b->data ?: "", b->len, &out, &err) < 0)
+        admission_lookup lookup = {.get = lookup_get, .ctx = s};
+        const admission_lookup *lk = s->api ? &lookup : NULL;
+        int r = mutate ? admission_mutate(b->data ?: "", b->len, lk, &out, &err)
+                       : admission_validate(b->data ?: "", b->len, lk, &out, &err);
+        if (r < 0)
                 return reply_status(conn, 400, err.msg);
         return reply(conn, 200, out);
 }
@@ -324,9 +353,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         if (!strcmp(url, "/healthz"))
                 return reply(conn, 200, strdup("{\"status\":\"ok\"}"));
         if (!strcmp(url, ADMISSION_VALIDATE_PATH))
-                return admission(conn, admission_validate, b);
+                return admission(s, conn, false, b);
         if (!strcmp(url, ADMISSION_MUTATE_PATH))
-                return admission(conn, admission_mutate, b);
+                return admission(s, conn, true, b);
         if (!strcmp(url, EVICTION_VALIDATE_PATH))
                 return eviction(s, conn, b);
         /* Everything else is the aggregated API: only the API server's proxy may call it. */

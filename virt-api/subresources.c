@@ -10,14 +10,9 @@
 
 #include "api.h"
 #include "jfield.h"
+#include "json.h"
 #include "log.h"
 #include "macro.h"
-
-static void cjson_freep(cJSON **p)
-{
-        cJSON_Delete(*p);
-}
-#define _cleanup_json_ _cleanup_(cjson_freep)
 
 typedef struct target {
         const char *ns, *name;
@@ -132,16 +127,6 @@ static int json_patch(kube_client *api, const kube_resource *res, const target *
         return rc < 0 ? fail_api(r, rc, &err) : 0;
 }
 
-static cJSON *op(const char *verb, const char *path, cJSON *value)
-{
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "op", verb);
-        cJSON_AddStringToObject(o, "path", path);
-        if (value)
-                cJSON_AddItemToObject(o, "value", value);
-        return o;
-}
-
 static const char *run_strategy(const cJSON *vm)
 {
         const char *s = kube_str(vm, "spec.runStrategy");
@@ -180,13 +165,14 @@ static int change_requests(kube_client *api, const cJSON *vm, const target *t, c
                          !strcmp(kube_str(cJSON_GetArrayItem(reqs, 0), "action") ?: "", "Stop");
         if (cJSON_GetArraySize(pending) > 0 && !lone_stop)
                 return subres_fail(r, 409, "unable to complete request: stop/start already underway");
-        cJSON_AddItemToArray(ops, op("test", "/metadata/resourceVersion",
-                                     cJSON_CreateString(kube_str(vm, "metadata.resourceVersion") ?: "")));
+        cJSON_AddItemToArray(
+            ops, json_patch_op("test", "/metadata/resourceVersion",
+                               cJSON_CreateString(kube_str(vm, "metadata.resourceVersion") ?: "")));
         if (!kube_obj(vm, "status"))
-                cJSON_AddItemToArray(ops, op("add", "/status", cJSON_CreateObject()));
-        cJSON_AddItemToArray(ops, op("add", "/status/stateChangeRequests", TAKE_PTR(owned)));
+                cJSON_AddItemToArray(ops, json_patch_op("add", "/status", cJSON_CreateObject()));
+        cJSON_AddItemToArray(ops, json_patch_op("add", "/status/stateChangeRequests", TAKE_PTR(owned)));
         if (kube_obj(vm, "status.startFailure"))
-                cJSON_AddItemToArray(ops, op("remove", "/status/startFailure", NULL));
+                cJSON_AddItemToArray(ops, json_patch_op("remove", "/status/startFailure", NULL));
         return json_patch(api, &kube_vm, t, true, ops, r);
 }
 
@@ -195,14 +181,16 @@ static int set_run_strategy(kube_client *api, const cJSON *vm, const target *t, 
 {
         _cleanup_json_ cJSON *ops = cJSON_CreateArray();
         if (kube_str(vm, "spec.runStrategy")) {
-                cJSON_AddItemToArray(ops, op("test", "/spec/runStrategy", cJSON_CreateString(from)));
-                cJSON_AddItemToArray(ops, op("replace", "/spec/runStrategy", cJSON_CreateString(to)));
+                cJSON_AddItemToArray(ops,
+                                     json_patch_op("test", "/spec/runStrategy", cJSON_CreateString(from)));
+                cJSON_AddItemToArray(ops,
+                                     json_patch_op("replace", "/spec/runStrategy", cJSON_CreateString(to)));
         } else { /* legacy spec.running */
-                cJSON_AddItemToArray(ops,
-                                     op("test", "/metadata/resourceVersion",
-                                        cJSON_CreateString(kube_str(vm, "metadata.resourceVersion") ?: "")));
-                cJSON_AddItemToArray(ops,
-                                     op("add", "/spec/running", cJSON_CreateBool(!strcmp(to, "Always"))));
+                cJSON_AddItemToArray(
+                    ops, json_patch_op("test", "/metadata/resourceVersion",
+                                       cJSON_CreateString(kube_str(vm, "metadata.resourceVersion") ?: "")));
+                cJSON_AddItemToArray(
+                    ops, json_patch_op("add", "/spec/running", cJSON_CreateBool(!strcmp(to, "Always"))));
         }
         return json_patch(api, &kube_vm, t, false, ops, r);
 }
@@ -223,8 +211,8 @@ static int grace_option(const cJSON *body, const char *field, long *v, subres_re
 static int set_vmi_grace(kube_client *api, const target *t, long seconds, subres_reply *r)
 {
         _cleanup_json_ cJSON *ops = cJSON_CreateArray();
-        cJSON_AddItemToArray(ops,
-                             op("add", "/spec/terminationGracePeriodSeconds", cJSON_CreateNumber(seconds)));
+        cJSON_AddItemToArray(
+            ops, json_patch_op("add", "/spec/terminationGracePeriodSeconds", cJSON_CreateNumber(seconds)));
         return json_patch(api, &kube_vmi, t, false, ops, r);
 }
 
@@ -433,12 +421,14 @@ static cJSON *renamed_vm(const cJSON *old, const char *new_name)
 static int fence(kube_client *api, const cJSON *vm, const target *t, const char *to, subres_reply *r)
 {
         _cleanup_json_ cJSON *ops = cJSON_CreateArray();
-        cJSON_AddItemToArray(ops, op("test", "/metadata/resourceVersion",
-                                     cJSON_CreateString(kube_str(vm, "metadata.resourceVersion") ?: "")));
+        cJSON_AddItemToArray(
+            ops, json_patch_op("test", "/metadata/resourceVersion",
+                               cJSON_CreateString(kube_str(vm, "metadata.resourceVersion") ?: "")));
         if (!kube_obj(vm, "metadata.annotations"))
-                cJSON_AddItemToArray(ops, op("add", "/metadata/annotations", cJSON_CreateObject()));
-        cJSON_AddItemToArray(ops,
-                             op("add", "/metadata/annotations/kvlite.io~1rename-to", cJSON_CreateString(to)));
+                cJSON_AddItemToArray(ops,
+                                     json_patch_op("add", "/metadata/annotations", cJSON_CreateObject()));
+        cJSON_AddItemToArray(
+            ops, json_patch_op("add", "/metadata/annotations/kvlite.io~1rename-to", cJSON_CreateString(to)));
         return json_patch(api, &kube_vm, t, false, ops, r);
 }
 
@@ -703,7 +693,7 @@ static void add_to_list(cJSON *ops, const char *spec, const char *rel, const cJS
                 cJSON_AddItemToArray(arr, value);
                 value = arr;
         }
-        cJSON_AddItemToArray(ops, op("add", path, value));
+        cJSON_AddItemToArray(ops, json_patch_op("add", path, value));
 }
 
 /* JSON patch ops adding (volume != NULL) or removing `name` under `spec` (a VMI spec "/spec" or a VM
@@ -718,8 +708,9 @@ static int volume_ops(const cJSON *obj, const char *spec, const char *name, cons
         snprintf(disks_p, sizeof(disks_p), "%s.domain.devices.disks", rel);
         const cJSON *vols = kube_obj(obj, vols_p), *disks = kube_obj(obj, disks_p);
         int vi = index_named(vols, name), di = index_named(disks, name);
-        cJSON_AddItemToArray(ops, op("test", "/metadata/resourceVersion",
-                                     cJSON_CreateString(kube_str(obj, "metadata.resourceVersion") ?: "")));
+        cJSON_AddItemToArray(
+            ops, json_patch_op("test", "/metadata/resourceVersion",
+                               cJSON_CreateString(kube_str(obj, "metadata.resourceVersion") ?: "")));
         if (volume) {
                 if (vi >= 0 || di >= 0)
                         return subres_fail(r, 409,
@@ -738,10 +729,10 @@ static int volume_ops(const cJSON *obj, const char *spec, const char *name, cons
                 return subres_fail(r, 400, "Unable to remove volume [%s] because it is not hotpluggable",
                                    name);
         snprintf(path, sizeof(path), "%s/volumes/%d", spec, vi);
-        cJSON_AddItemToArray(ops, op("remove", path, NULL));
+        cJSON_AddItemToArray(ops, json_patch_op("remove", path, NULL));
         if (di >= 0) {
                 snprintf(path, sizeof(path), "%s/domain/devices/disks/%d", spec, di);
-                cJSON_AddItemToArray(ops, op("remove", path, NULL));
+                cJSON_AddItemToArray(ops, json_patch_op("remove", path, NULL));
         }
         return 0;
 }

@@ -322,6 +322,21 @@ def run_scenario(env):
                                                           "Succeeded" else None)(env.get("dv", "clone")), timeout=60)
     assert disk_counter(env.claim_file("clone")) == kept, (disk_counter(env.claim_file("clone")), kept, dv["status"])
     print("ok - DataVolume with a pvc source: Succeeded, holds the source claim's DISKCNT %d" % kept)
+    # CDI's sourceRef: a DataVolume naming a DataSource clones the claim the DataSource points at; it waits,
+    # Pending, while the DataSource is not there yet.
+    create(env, {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": {"name": "from-ds"},
+                 "spec": {"sourceRef": {"kind": "DataSource", "name": "vm-data"},
+                          "storage": {"resources": {"requests": {"storage": "1Mi"}}}}})
+    wait_for("DataVolume from-ds Pending for its DataSource", lambda: (lambda d: d and d.get("status", {}).get(
+        "phase") == "Pending" and "not found" in json.dumps(d["status"].get("conditions", [])))(
+        env.get("dv", "from-ds")), timeout=30, interval=0.3)
+    create(env, {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataSource", "metadata": {"name": "vm-data"},
+                 "spec": {"source": {"pvc": {"name": data}}}})
+    dv = wait_for("DataVolume from-ds Succeeded", lambda: (lambda d: d if d and d.get("status", {}).get("phase") ==
+                                                           "Succeeded" else None)(env.get("dv", "from-ds")), timeout=60)
+    assert disk_counter(env.claim_file("from-ds")) == kept, (disk_counter(env.claim_file("from-ds")), kept, dv["status"])
+    print("ok - DataVolume with a DataSource sourceRef: Pending until the DataSource exists, then Succeeded with "
+          "the claim it names (DISKCNT %d)" % kept)
 
     # 6. Deleting the snapshot frees its data: the content and its backup claims (and their directories) go.
     env.kubectl("delete", "vmsnapshot", "snap1", "--timeout=60s")

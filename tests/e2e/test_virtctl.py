@@ -292,9 +292,104 @@ def test_admission(env):
         vmi = env.vmi("e2e-adm")
         assert vmi["spec"]["domain"]["machine"] == {"type": "q35"}, vmi["spec"]["domain"]
         assert "kubevirt.io/latest-observed-api-version" in vmi["metadata"].get("annotations", {}), vmi["metadata"]
+        infer_from_volume(env)
         env.wait_running("e2e-adm")
     finally:
         vapi.stop()
+
+
+INFER_OBJECTS = """apiVersion: instancetype.kubevirt.io/v1beta1
+kind: VirtualMachineClusterInstancetype
+metadata: {name: e2e-tiny}
+spec: {cpu: {guest: 1}, memory: {guest: 128Mi}}
+---
+apiVersion: instancetype.kubevirt.io/v1beta1
+kind: VirtualMachineClusterPreference
+metadata: {name: e2e-cirros}
+spec: {devices: {preferredDiskBus: virtio}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: cirros-pvc
+  labels: {instancetype.kubevirt.io/default-instancetype: e2e-tiny, instancetype.kubevirt.io/default-preference: e2e-cirros}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Mi}}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: plain-pvc}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Mi}}}
+---
+apiVersion: cdi.kubevirt.io/v1beta1
+kind: DataSource
+metadata: {name: cirros-datasource}
+spec: {source: {pvc: {name: cirros-pvc, namespace: default}}}
+"""
+
+# The user guide's inferFromVolume example (a DataVolume template cloning a DataSource's claim), %(policy)s
+INFER_VM = """apiVersion: kubevirt.io/v1
+kind: VirtualMachine
+metadata: {name: %(name)s}
+spec:
+  instancetype: {inferFromVolume: cirros-volume%(policy)s}
+  preference: {inferFromVolume: cirros-volume%(policy)s}
+  runStrategy: Halted
+  dataVolumeTemplates:
+  - metadata: {name: %(name)s-dv}
+    spec:
+      pvc: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Mi}}}
+      sourceRef: {kind: DataSource, name: %(source)s, namespace: default}
+  template:
+    spec:
+      domain: %(domain)s
+      volumes:
+      - name: cirros-volume
+        %(volume)s
+"""
+
+
+def infer_vm(name, policy="", source="cirros-datasource", volume=None, domain="{devices: {}}"):
+    volume = volume or "dataVolume: {name: %s-dv}" % name
+    return INFER_VM % {"name": name, "policy": policy, "source": source, "volume": volume, "domain": domain}
+
+
+def infer_from_volume(env):
+    """inferFromVolume through kubectl and virt-api's mutating webhook, as KubeVirt's user guide shows it: the
+    labels of the claim under a DataSource become the VM's instancetype and preference, and the controller
+    keeps their revisions; Ignore clears a matcher it cannot infer; Reject (the default) refuses the VM."""
+    env.kubectl("apply", "-f", "-", input=INFER_OBJECTS)
+    env.kubectl("apply", "-f", "-", input=infer_vm("cirros"))
+    vm = kubectl_json(env, "get", "vm", "cirros")
+    assert {k: vm["spec"]["instancetype"].get(k) for k in ("name", "kind")} == {
+        "name": "e2e-tiny", "kind": "virtualmachineclusterinstancetype"}, vm["spec"]
+    assert {k: vm["spec"]["preference"].get(k) for k in ("name", "kind")} == {
+        "name": "e2e-cirros", "kind": "virtualmachineclusterpreference"}, vm["spec"]
+    assert "inferFromVolume" not in vm["spec"]["instancetype"], vm["spec"]
+    wait_for("the inferred instancetype kept as a ControllerRevision", lambda: all(
+        kubectl_json(env, "get", "vm", "cirros")["spec"][m].get("revisionName") for m in ("instancetype", "preference")),
+        timeout=30, interval=0.3)
+    print("ok - inferFromVolume: the claim under the DataSource names instancetype e2e-tiny and preference "
+          "e2e-cirros, kept as revisions")
+    plain = "\n".join(["apiVersion: cdi.kubevirt.io/v1beta1", "kind: DataSource", "metadata: {name: plain-ds}",
+                       "spec: {source: {pvc: {name: plain-pvc}}}"])
+    env.kubectl("apply", "-f", "-", input=plain)
+    # (its template has the memory no instancetype gives it then)
+    env.kubectl("apply", "-f", "-", input=infer_vm("ignored", ", inferFromVolumeFailurePolicy: Ignore", "plain-ds",
+                                                   domain="{devices: {}, memory: {guest: 128Mi}}"))
+    vm = kubectl_json(env, "get", "vm", "ignored")
+    assert "instancetype" not in vm["spec"] and "preference" not in vm["spec"], vm["spec"]
+    p = subprocess.run(["kubectl", "--kubeconfig", env.srv.kubeconfig, "apply", "-f", "-"], capture_output=True,
+                       text=True, timeout=60, input=infer_vm("rejected", "", "plain-ds"))
+    assert p.returncode != 0 and "spec.instancetype.inferFromVolume: unable to find required " \
+        "instancetype.kubevirt.io/default-instancetype label on the volume" in p.stderr, (p.returncode, p.stderr)
+    p = subprocess.run(["kubectl", "--kubeconfig", env.srv.kubeconfig, "apply", "-f", "-"], capture_output=True,
+                       text=True, timeout=60, input=infer_vm("nodisk", ", inferFromVolumeFailurePolicy: Ignore",
+                                                             volume="containerDisk: {image: kvlite/none}")
+                       .replace("inferFromVolume: cirros-volume", "inferFromVolume: missing"))
+    assert p.returncode != 0 and "unable to find volume missing to infer defaults" in p.stderr, p.stderr
+    assert env.kubectl("get", "vm", "rejected", "nodisk", "--ignore-not-found") == ""
+    env.kubectl("delete", "vm", "cirros", "ignored", "--wait=false")
+    print("ok - inferFromVolume: Ignore clears what it cannot infer; Reject and a missing volume refuse the VM")
 
 
 HANDLER_POD = """apiVersion: v1

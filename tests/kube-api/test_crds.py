@@ -41,6 +41,8 @@ EXPECTED = {
     "datavolumes": (["dv", "dvs"], True, [
         ("Phase", "string", ".status.phase", 0), ("Progress", "string", ".status.progress", 0),
         ("Restarts", "integer", ".status.restartCount", 0), ("Age", "date", ".metadata.creationTimestamp", 0)]),
+    # CDI's DataSource (no printer columns of its own: kubectl's NAME, AGE)
+    "datasources": (["das"], True, AGE),
     # instancetype.kubevirt.io: KubeVirt gives them no categories (not in `kubectl get all`)
     "virtualmachineinstancetypes": (["vminstancetype", "vminstancetypes", "vmf", "vmfs"], False, AGE),
     "virtualmachineclusterinstancetypes": (["vmclusterinstancetype", "vmclusterinstancetypes", "vmcf", "vmcfs"],
@@ -53,7 +55,7 @@ NO_CATEGORIES = {p for p in EXPECTED if p.startswith(("virtualmachineinstancetyp
 SNAPSHOT = ("snapshot.kubevirt.io", "v1beta1")
 GROUP_VERSION = {"migrationpolicies": ("migrations.kubevirt.io", "v1alpha1"), "virtualmachinesnapshots": SNAPSHOT,
                  "virtualmachinesnapshotcontents": SNAPSHOT, "virtualmachinerestores": SNAPSHOT,
-                 "datavolumes": ("cdi.kubevirt.io", "v1beta1")}
+                 "datavolumes": ("cdi.kubevirt.io", "v1beta1"), "datasources": ("cdi.kubevirt.io", "v1beta1")}
 GROUP_VERSION.update({p: ("instancetype.kubevirt.io", "v1beta1") for p in NO_CATEGORIES})
 
 

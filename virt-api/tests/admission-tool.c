@@ -24,8 +24,8 @@ static int review(const char *op)
         size_t len = buf ? fread(buf, 1, cap, stdin) : 0;
         _cleanup_free_ char *answer = NULL;
         kv_error err = {0};
-        int r = !strcmp(op, "validate") ? admission_validate(buf, len, &answer, &err)
-                                        : admission_mutate(buf, len, &answer, &err);
+        int r = !strcmp(op, "validate") ? admission_validate(buf, len, NULL, &answer, &err)
+                                        : admission_mutate(buf, len, NULL, &answer, &err);
         if (r < 0) {
                 fprintf(stderr, "%s\n", err.msg);
                 return 2;

@@ -24,6 +24,45 @@ static char *slurp(const char *path, size_t *len)
         return buf;
 }
 
+/* The objects VMs name: lookup-objects.data in the directory, a JSON list of PVCs, DataVolumes, DataSources,
+ * instancetypes and preferences (inferFromVolume, templates checked with their instancetype). */
+static cJSON *objects;
+
+static int lookup_get(void *ctx, const char *resource, const char *ns, const char *name, cJSON **obj,
+                      kv_error *err)
+{
+        static const char *const kinds[][2] = {
+            {"persistentvolumeclaims", "PersistentVolumeClaim"},
+            {"datavolumes", "DataVolume"},
+            {"datasources", "DataSource"},
+            {"controllerrevisions", "ControllerRevision"},
+            {"virtualmachineclusterinstancetypes", "VirtualMachineClusterInstancetype"},
+            {"virtualmachineinstancetypes", "VirtualMachineInstancetype"},
+            {"virtualmachineclusterpreferences", "VirtualMachineClusterPreference"},
+            {"virtualmachinepreferences", "VirtualMachinePreference"}};
+        (void)ctx;
+        const char *kind = NULL;
+        for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+                if (!strcmp(kinds[i][0], resource))
+                        kind = kinds[i][1];
+        const cJSON *o;
+        cJSON_ArrayForEach(o, objects)
+        {
+                const cJSON *md = cJSON_GetObjectItemCaseSensitive(o, "metadata");
+                const char *k = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "kind")),
+                           *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "name")),
+                           *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "namespace"));
+                if (kind && k && n && !strcmp(k, kind) && !strcmp(n, name) &&
+                    (!ns || (s && !strcmp(s, ns)))) {
+                        *obj = cJSON_Duplicate(o, true);
+                        return 0;
+                }
+        }
+        return kv_error_set(err, ENOENT, "%s \"%s\" not found", resource, name);
+}
+
+static const admission_lookup lookup = {.get = lookup_get};
+
 /* The answer with its base64 patch replaced by the decoded JSONPatch. */
 static cJSON *readable(const char *answer)
 {
@@ -54,8 +93,8 @@ static void check_golden(const char *dir, const char *name)
         _cleanup_free_ char *answer = NULL;
         kv_error err = {0};
         bool mutate = strstr(name, ".mutate.json") != NULL;
-        int r = mutate ? admission_mutate(review, len, &answer, &err)
-                       : admission_validate(review, len, &answer, &err);
+        int r = mutate ? admission_mutate(review, len, &lookup, &answer, &err)
+                       : admission_validate(review, len, &lookup, &answer, &err);
         if (r < 0) {
                 fprintf(stderr, "%s: %s\n", name, err.msg);
                 test_failures++;
@@ -85,8 +124,8 @@ static void check_bad_bodies(void)
         for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
                 char *answer = NULL;
                 kv_error err = {0};
-                CHECK(admission_validate(bad[i], strlen(bad[i]), &answer, &err) == -EINVAL);
-                CHECK(admission_mutate(bad[i], strlen(bad[i]), &answer, &err) == -EINVAL);
+                CHECK(admission_validate(bad[i], strlen(bad[i]), &lookup, &answer, &err) == -EINVAL);
+                CHECK(admission_mutate(bad[i], strlen(bad[i]), &lookup, &answer, &err) == -EINVAL);
                 CHECK(answer == NULL && err.msg[0]);
         }
 }
@@ -99,6 +138,11 @@ int main(int argc, char **argv)
                 fprintf(stderr, "opendir %s: %s\n", dir, strerror(errno));
                 return 1;
         }
+        char path[4096];
+        size_t len = 0;
+        snprintf(path, sizeof(path), "%s/lookup-objects.data", dir);
+        _cleanup_free_ char *text = slurp(path, &len);
+        CHECK((objects = text ? cJSON_Parse(text) : NULL) != NULL);
         int n = 0;
         for (struct dirent *e; (e = readdir(d));) {
                 size_t l = strlen(e->d_name);
@@ -108,6 +152,7 @@ int main(int argc, char **argv)
                 n++;
         }
         closedir(d);
+        cJSON_Delete(objects);
         CHECK(n >= 10);
         check_bad_bodies();
         return test_result("virt-api-admission");
