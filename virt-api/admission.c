@@ -395,8 +395,8 @@ static bool has_disk_named(const cJSON *disks, const char *name)
         return false;
 }
 
-/* The disks with KubeVirt's defaults filled in; NULL when nothing changes. */
-static cJSON *defaulted_disks(const cJSON *spec, const cJSON *disks)
+/* The disks with KubeVirt's defaults filled in (the buses only when `buses`); NULL when nothing changes. */
+static cJSON *defaulted_disks(const cJSON *spec, const cJSON *disks, bool buses)
 {
         _cleanup_json_ cJSON *out = cJSON_IsArray(disks) ? cJSON_Duplicate(disks, true) : cJSON_CreateArray();
         bool changed = false;
@@ -422,7 +422,7 @@ static cJSON *defaulted_disks(const cJSON *spec, const cJSON *disks)
                         changed = true;
                 }
                 cJSON *t = cJSON_IsObject(target) ? target : cJSON_IsObject(cdrom) ? cdrom : NULL;
-                if (t && !cJSON_GetObjectItemCaseSensitive(t, "bus")) {
+                if (t && buses && !cJSON_GetObjectItemCaseSensitive(t, "bus")) {
                         cJSON_AddStringToObject(t, "bus", t == target ? "virtio" : "sata");
                         changed = true;
                 }
@@ -431,14 +431,10 @@ static cJSON *defaulted_disks(const cJSON *spec, const cJSON *disks)
         return changed ? TAKE_PTR(out) : NULL;
 }
 
-/* Defaults of a VMI spec at `base` ("/spec" or "/spec/template/spec"). */
-static void default_vmi_spec(const cJSON *spec, const char *base, cJSON *ops)
+static void default_machine(const cJSON *domain, const char *base, cJSON *ops)
 {
-        const cJSON *domain = obj_at(spec, "domain");
-        char path[128];
-        if (!domain)
-                return; /* the validator names what is missing */
         const cJSON *machine = cJSON_GetObjectItemCaseSensitive(domain, "machine");
+        char path[128];
         if (!machine) {
                 cJSON *m = cJSON_CreateObject();
                 cJSON_AddStringToObject(m, "type", "q35");
@@ -448,10 +444,24 @@ static void default_vmi_spec(const cJSON *spec, const char *base, cJSON *ops)
                 snprintf(path, sizeof(path), "%s/domain/machine/type", base);
                 patch_add(ops, path, cJSON_CreateString("q35"));
         }
+}
+
+/* Defaults of a VMI spec at `base` ("/spec" or "/spec/template/spec"). A VM naming a preference (`preferred`)
+ * keeps its template's machine type and buses unset: KubeVirt applies the preference's preferredMachineType
+ * and preferred buses first, and the defaults only to what it leaves unset (here the VMI's own mutation, when
+ * the controller creates it). */
+static void default_vmi_spec(const cJSON *spec, const char *base, bool preferred, cJSON *ops)
+{
+        const cJSON *domain = obj_at(spec, "domain");
+        char path[128];
+        if (!domain)
+                return; /* the validator names what is missing */
+        if (!preferred)
+                default_machine(domain, base, ops);
         const cJSON *devices = cJSON_GetObjectItemCaseSensitive(domain, "devices");
         if (devices && !cJSON_IsObject(devices))
                 return;
-        cJSON *disks = defaulted_disks(spec, cJSON_GetObjectItemCaseSensitive(devices, "disks"));
+        cJSON *disks = defaulted_disks(spec, cJSON_GetObjectItemCaseSensitive(devices, "disks"), !preferred);
         if (!disks)
                 return;
         if (devices) {
@@ -473,11 +483,12 @@ static int mutate_ops(const review *r, cJSON *ops, kv_error *err)
                 return 0;
         if (!strcmp(r->kind, "VirtualMachineInstance") && create) {
                 default_annotations(r->object, ops);
-                default_vmi_spec(obj_at(r->object, "spec"), "/spec", ops);
+                default_vmi_spec(obj_at(r->object, "spec"), "/spec", false, ops);
         } else if (!strcmp(r->kind, "VirtualMachine") && (create || update)) {
                 default_annotations(r->object, ops);
-                default_vmi_spec(obj_at(obj_at(obj_at(r->object, "spec"), "template"), "spec"),
-                                 "/spec/template/spec", ops);
+                const cJSON *spec = obj_at(r->object, "spec");
+                default_vmi_spec(obj_at(obj_at(spec, "template"), "spec"), "/spec/template/spec",
+                                 obj_at(spec, "preference") != NULL, ops);
                 return infer_vm_matchers(r->object, r->lookup, ops, err);
         }
         return 0;
