@@ -293,9 +293,28 @@ def test_admission(env):
         assert vmi["spec"]["domain"]["machine"] == {"type": "q35"}, vmi["spec"]["domain"]
         assert "kubevirt.io/latest-observed-api-version" in vmi["metadata"].get("annotations", {}), vmi["metadata"]
         infer_from_volume(env)
+        preference_first(env)
         env.wait_running("e2e-adm")
     finally:
         vapi.stop()
+
+
+def preference_first(env):
+    """A VM naming a preference: virt-api leaves its template's disk bus and machine type unset, so the VMI the
+    controller creates has the preference's bus (sata), and the VMI's own mutation the default machine type."""
+    env.kubectl("apply", "-f", "-", input="apiVersion: instancetype.kubevirt.io/v1beta1\n"
+                "kind: VirtualMachineClusterPreference\nmetadata: {name: e2e-sata}\n"
+                "spec: {devices: {preferredDiskBus: sata}}\n")
+    vm = vm_yaml("e2e-pref", "Always").replace("disk: {bus: virtio}", "disk: {}").replace(
+        "spec:\n", "spec:\n  preference: {name: e2e-sata}\n", 1)
+    env.kubectl("apply", "-f", "-", input=vm)
+    tmpl = kubectl_json(env, "get", "vm", "e2e-pref")["spec"]["template"]["spec"]["domain"]
+    assert tmpl["devices"]["disks"] == [{"name": "root", "disk": {}}] and "machine" not in tmpl, tmpl
+    vmi = wait_for("the VMI of e2e-pref", lambda: env.vmi("e2e-pref"), timeout=30, interval=0.3)
+    domain = vmi["spec"]["domain"]
+    assert domain["devices"]["disks"][0]["disk"].get("bus") == "sata" and domain["machine"] == {"type": "q35"}, domain
+    env.kubectl("delete", "vm", "e2e-pref", "--wait=false")
+    print("ok - a VM with a preference: its VMI has the preferred disk bus (sata) and the default machine type")
 
 
 INFER_OBJECTS = """apiVersion: instancetype.kubevirt.io/v1beta1
