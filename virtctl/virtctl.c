@@ -16,11 +16,10 @@
 
 #include "tty.h"
 #include "api.h"
+#include "cli.h"
+#include "createvm.h"
 #include "macro.h"
 #include "wsclient.h"
-
-/* KubeVirt's virtctl exits 1 on every error (cobra), usage errors included. */
-enum { EXIT_OK = 0, EXIT_FAIL = 1 };
 
 #define SUBRES "/apis/subresources.kubevirt.io/v1"
 
@@ -63,9 +62,16 @@ static void usage(FILE *f)
             "  expose vm|vmi NAME --name SVC [--port P] [--target-port T] [--protocol TCP|UDP]\n"
             "                [--type ClusterIP|NodePort|LoadBalancer] [--port-name N] [--cluster-ip IP]\n"
             "  guestosinfo VMI                         the guest agent's OS information\n"
-            "  create vm [--name N] [--instancetype IT] [--preference P] [--volume-import SPEC]\n"
-            "            [--volume-containerdisk src:IMAGE[,name:N][,bootorder:N]] [--memory Q]\n"
-            "            [--run-strategy S]            print a VirtualMachine manifest (YAML)\n"
+            "  create vm [--name N] [--run-strategy S] [--termination-grace-period N] [--memory Q]\n"
+            "            [--instancetype [KIND/]IT | --infer-instancetype[=VOLUME]] "
+            "[--infer-instancetype-from V]\n"
+            "            [--preference [KIND/]P | --infer-preference[=VOLUME]] [--infer-preference-from V]\n"
+            "            [--volume-containerdisk src:IMAGE[,name:N][,bootorder:N]]...\n"
+            "            [--volume-pvc src:CLAIM[,name:N][,bootorder:N]]...\n"
+            "            [--volume-import type:ds|pvc|blank|registry|http[,src:[NS/]S][,size:Q][,name:N]\n"
+            "                             [,namespace:NS][,bootorder:N]]...\n"
+            "            [--cloud-init-user-data BASE64 | --user U [--ssh-key K]... [--password-file F]]\n"
+            "                                          print a VirtualMachine manifest (YAML)\n"
             "  console VMI [--timeout MIN]             the serial console (raw terminal; Ctrl-] detaches);\n"
             "                                          waits up to MIN minutes (default 5) for the VMI to "
             "run\n"
@@ -83,8 +89,7 @@ static void usage(FILE *f)
             progname);
 }
 
-static int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int die(const char *fmt, ...)
+int die(const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -170,8 +175,6 @@ typedef struct opts {
         long grace; /* -1: not given */
         const char *volume_name, *disk_type, *bus, *serial;
         const char *svc_name, *port, *target_port, *protocol, *type, *port_name, *cluster_ip;
-        const char *vm_name, *instancetype, *preference, *volume_import, *run_strategy;
-        const char *volume_containerdisk, *memory;
         int timeout;
 } opts;
 
@@ -191,12 +194,6 @@ enum {
         O_TYPE,
         O_PNAME,
         O_CIP,
-        O_IT,
-        O_PREF,
-        O_VIMPORT,
-        O_VCDISK,
-        O_MEMORY,
-        O_RUNSTRAT,
         O_TIMEOUT,
         O_PROXY
 };
@@ -218,17 +215,10 @@ static int parse_opts(int argc, char **argv, opts *o, int *first_arg)
                                                  {"type", required_argument, NULL, O_TYPE},
                                                  {"port-name", required_argument, NULL, O_PNAME},
                                                  {"cluster-ip", required_argument, NULL, O_CIP},
-                                                 {"instancetype", required_argument, NULL, O_IT},
-                                                 {"preference", required_argument, NULL, O_PREF},
-                                                 {"volume-import", required_argument, NULL, O_VIMPORT},
-                                                 {"volume-containerdisk", required_argument, NULL, O_VCDISK},
-                                                 {"memory", required_argument, NULL, O_MEMORY},
-                                                 {"run-strategy", required_argument, NULL, O_RUNSTRAT},
                                                  {"timeout", required_argument, NULL, O_TIMEOUT},
                                                  {"proxy-only", no_argument, NULL, O_PROXY},
                                                  {NULL, 0, NULL, 0}};
-        *o = (opts){
-            .grace = -1, .timeout = 5, .protocol = "TCP", .type = "ClusterIP", .run_strategy = "Always"};
+        *o = (opts){.grace = -1, .timeout = 5, .protocol = "TCP", .type = "ClusterIP"};
         int opt;
         optind = 1;
         while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -269,7 +259,7 @@ static int parse_opts(int argc, char **argv, opts *o, int *first_arg)
                         o->serial = optarg;
                         break;
                 case O_NAME:
-                        o->svc_name = o->vm_name = optarg;
+                        o->svc_name = optarg;
                         break;
                 case O_PORT:
                         o->port = optarg;
@@ -288,24 +278,6 @@ static int parse_opts(int argc, char **argv, opts *o, int *first_arg)
                         break;
                 case O_CIP:
                         o->cluster_ip = optarg;
-                        break;
-                case O_IT:
-                        o->instancetype = optarg;
-                        break;
-                case O_PREF:
-                        o->preference = optarg;
-                        break;
-                case O_VIMPORT:
-                        o->volume_import = optarg;
-                        break;
-                case O_VCDISK:
-                        o->volume_containerdisk = optarg;
-                        break;
-                case O_MEMORY:
-                        o->memory = optarg;
-                        break;
-                case O_RUNSTRAT:
-                        o->run_strategy = optarg;
                         break;
                 default:
                         return EXIT_FAIL; /* getopt named the flag */
@@ -522,105 +494,6 @@ static int cmd_expose(ctx *c, const char *kind, const char *name, const opts *o)
         return EXIT_OK;
 }
 
-/* A string as a YAML scalar: JSON's quoting (a valid YAML flow scalar), so no value can break the document.
- */
-static void print_scalar(const char *s)
-{
-        _cleanup_json_ cJSON *j = cJSON_CreateString(s);
-        _cleanup_free_ char *q = j ? cJSON_PrintUnformatted(j) : NULL;
-        fputs(q ? q : "\"\"", stdout);
-}
-
-/* --volume-containerdisk src:IMAGE[,name:NAME][,bootorder:N] (KubeVirt's params): 0, or an error. */
-typedef struct cdisk_param {
-        char *src, *name, *bootorder;
-} cdisk_param;
-
-static int parse_cdisk(char *spec, cdisk_param *p)
-{
-        char *save = NULL;
-        *p = (cdisk_param){0};
-        for (char *t = strtok_r(spec, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                char *v = strchr(t, ':');
-                if (!v)
-                        return die("failed to parse \"--volume-containerdisk\" flag: params need to have "
-                                   "at least one colon: %s",
-                                   t);
-                *v++ = '\0';
-                char **slot = !strcmp(t, "src")         ? &p->src
-                              : !strcmp(t, "name")      ? &p->name
-                              : !strcmp(t, "bootorder") ? &p->bootorder
-                                                        : NULL;
-                if (!slot)
-                        return die("failed to parse \"--volume-containerdisk\" flag: unknown param(s): %s:%s",
-                                   t, v);
-                *slot = v;
-        }
-        if (!p->src || !*p->src)
-                return die("failed to parse \"--volume-containerdisk\" flag: src must be specified");
-        if (p->bootorder) {
-                char *end;
-                long n = strtol(p->bootorder, &end, 10);
-                if (!*p->bootorder || *end || n < 1)
-                        return die("failed to parse \"--volume-containerdisk\" flag: bootorder must be a "
-                                   "positive number: %s",
-                                   p->bootorder);
-        }
-        return 0;
-}
-
-/* create vm: prints a VirtualMachine manifest, as KubeVirt's `virtctl create vm` (no API call). */
-static int cmd_create_vm(const opts *o)
-{
-        _cleanup_free_ char *cd_spec = o->volume_containerdisk ? strdup(o->volume_containerdisk) : NULL;
-        cdisk_param cd = {0};
-        if (o->volume_containerdisk && (!cd_spec || parse_cdisk(cd_spec, &cd)))
-                return EXIT_FAIL;
-        char name[64];
-        if (o->vm_name)
-                snprintf(name, sizeof(name), "%s", o->vm_name);
-        else
-                snprintf(name, sizeof(name), "vm-%05x",
-                         (unsigned)(getpid() ^ (unsigned)time(NULL)) & 0xfffff);
-        printf("apiVersion: kubevirt.io/v1\nkind: VirtualMachine\nmetadata:\n  creationTimestamp: null\n"
-               "  name: %s\nspec:\n",
-               name);
-        if (o->instancetype)
-                printf("  instancetype:\n    name: %s\n", o->instancetype);
-        if (o->preference)
-                printf("  preference:\n    name: %s\n", o->preference);
-        printf("  runStrategy: %s\n  template:\n    metadata:\n      creationTimestamp: null\n    spec:\n"
-               "      domain:\n",
-               o->run_strategy);
-        char cd_name[128];
-        snprintf(cd_name, sizeof(cd_name), "%s-containerdisk-0", name); /* KubeVirt's default name */
-        if (cd.bootorder) /* KubeVirt adds a disk only to carry the boot order */
-                printf(
-                    "        devices:\n          disks:\n          - bootOrder: %s\n            name: %s\n",
-                    cd.bootorder, cd.name ? cd.name : cd_name);
-        else
-                printf("        devices: {}\n");
-        if (o->memory) {
-                printf("        memory:\n          guest: ");
-                print_scalar(o->memory);
-                putchar('\n');
-        } else if (!o->instancetype)
-                printf("        memory:\n          guest: 512Mi\n");
-        printf("        resources: {}\n      terminationGracePeriodSeconds: 180\n");
-        if (o->volume_import || o->volume_containerdisk)
-                printf("      volumes:\n");
-        if (o->volume_containerdisk) {
-                printf("      - containerDisk:\n          image: ");
-                print_scalar(cd.src);
-                printf("\n        name: %s\n", cd.name ? cd.name : cd_name);
-        }
-        if (o->volume_import) /* type:TYPE,src:URL,size:SIZE[,name:NAME]: a DataVolume template */
-                printf("      - dataVolume:\n          name: %s-volume\n        name: %s-volume\n", name,
-                       name);
-        puts("status: {}");
-        return EXIT_OK;
-}
-
 static int cmd_version(ctx *c)
 {
         printf(
@@ -806,6 +679,12 @@ int main(int argc, char **argv)
                 free(rest);
                 return die("unknown flag: %s", cmd);
         }
+        if (!strcmp(cmd, "create")) { /* its own flags (createvm.c), no API call */
+                int rc = n >= 3 && !strcmp(rest[2], "vm") ? createvm_main(n - 2, rest + 2)
+                                                          : die("create: only \"create vm\" is supported");
+                free(rest);
+                return rc;
+        }
         opts o;
         int first = 1;
         if (parse_opts(n - 1, rest + 1, &o, &first)) {
@@ -815,12 +694,6 @@ int main(int argc, char **argv)
         int nargs = n - 1 - first;
         char **args = rest + 1 + first;
         int rc;
-        if (!strcmp(cmd, "create")) {
-                rc = nargs == 1 && !strcmp(args[0], "vm") ? cmd_create_vm(&o)
-                                                          : die("create: only \"create vm\" is supported");
-                free(rest);
-                return rc;
-        }
         ctx c = {0};
         signal(SIGPIPE, SIG_IGN); /* a VNC viewer that goes away is an EPIPE, not a crash */
         curl_global_init(CURL_GLOBAL_DEFAULT);

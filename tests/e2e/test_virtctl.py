@@ -389,6 +389,15 @@ def infer_from_volume(env):
         timeout=30, interval=0.3)
     print("ok - inferFromVolume: the claim under the DataSource names instancetype e2e-tiny and preference "
           "e2e-cirros, kept as revisions")
+    # the same through `virtctl create vm` (the user guide's "cloned DataSource and inferred instance type")
+    manifest = subprocess.run([VIRTCTL, "create", "vm", "--name", "from-ds", "--run-strategy", "Halted",
+                               "--volume-import=type:ds,src:cirros-datasource,size:1Mi", "--infer-instancetype",
+                               "--infer-preference"], capture_output=True, text=True, timeout=10, check=True).stdout
+    env.kubectl("apply", "-f", "-", input=manifest)
+    vm = kubectl_json(env, "get", "vm", "from-ds")
+    assert vm["spec"]["instancetype"] == {"name": "e2e-tiny", "kind": "virtualmachineclusterinstancetype"} and \
+        vm["spec"]["preference"]["name"] == "e2e-cirros", vm["spec"]
+    print("ok - virtctl create vm --volume-import type:ds --infer-instancetype --infer-preference | kubectl apply")
     plain = "\n".join(["apiVersion: cdi.kubevirt.io/v1beta1", "kind: DataSource", "metadata: {name: plain-ds}",
                        "spec: {source: {pvc: {name: plain-pvc}}}"])
     env.kubectl("apply", "-f", "-", input=plain)
@@ -407,7 +416,7 @@ def infer_from_volume(env):
                        .replace("inferFromVolume: cirros-volume", "inferFromVolume: missing"))
     assert p.returncode != 0 and "unable to find volume missing to infer defaults" in p.stderr, p.stderr
     assert env.kubectl("get", "vm", "rejected", "nodisk", "--ignore-not-found") == ""
-    env.kubectl("delete", "vm", "cirros", "ignored", "--wait=false")
+    env.kubectl("delete", "vm", "cirros", "ignored", "from-ds", "--wait=false")
     print("ok - inferFromVolume: Ignore clears what it cannot infer; Reject and a missing volume refuse the VM")
 
 

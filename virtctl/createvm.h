@@ -1,0 +1,10 @@
+/* createvm: `virtctl create vm`, KubeVirt's manifest generator (pkg/virtctl/create/vm): flags in, a
+ * VirtualMachine as YAML on stdout, no API call. Volumes: --volume-containerdisk, --volume-pvc and
+ * --volume-import (each repeatable; imports become dataVolumeTemplates: DataSource and claim clones, blank,
+ * registry and http), instancetype and preference (with a kind prefix) or inferred from a volume
+ * (--infer-instancetype[=VOLUME], --infer-preference[=VOLUME], --infer-*-from), cloud-init user data. */
+#pragma once
+
+/* argv: the words after "create vm" (flags only). Returns the exit code (0, or 1 with "Error: …" on stderr
+ * naming the flag). */
+int createvm_main(int argc, char **argv);
