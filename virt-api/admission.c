@@ -16,6 +16,7 @@
 #include "infer.h"
 #include "instancetype.h"
 #include "quantity.h"
+#include "rename-annotations.h"
 #include "vmi.h"
 
 #define OBSERVED_API_VERSION "v1"
@@ -225,13 +226,33 @@ static int check_vm_ref(const cJSON *spec, const char *key, kv_error *err)
         return 0;
 }
 
+/* The one spec edit of a snapshot allowed after creation: the rename controller's (controller/vm-rename.c),
+ * which points spec.source.name at the VM's new name while that VM still records the old one. */
+static bool rename_follows(const review *r)
+{
+        const char *from = str_at(obj_at(obj_at(r->old_object, "spec"), "source"), "name"),
+                   *to = str_at(obj_at(obj_at(r->object, "spec"), "source"), "name");
+        if (!*from || !*to || !strcmp(from, to) || !r->lookup || !r->lookup->get)
+                return false;
+        _cleanup_json_ cJSON *a = cJSON_Duplicate(obj_at(r->object, "spec"), true),
+                             *b = cJSON_Duplicate(obj_at(r->old_object, "spec"), true), *vm = NULL;
+        cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(a, "source"), "name");
+        cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, "source"), "name");
+        kv_error ignored = {0};
+        if (!cJSON_Compare(a, b, true) ||
+            r->lookup->get(r->lookup->ctx, "virtualmachines",
+                           str_at(obj_at(r->object, "metadata"), "namespace"), to, &vm, &ignored) < 0)
+                return false;
+        return !strcmp(str_at(obj_at(obj_at(vm, "metadata"), "annotations"), RENAMED_FROM_ANNOTATION), from);
+}
+
 static int validate_snapshot(const review *r, kv_error *err)
 {
         const cJSON *spec = obj_at(r->object, "spec");
         if (!spec)
                 return jf_error(err, "spec", "is required");
         JF_TRY(check_vm_ref(spec, "source", err));
-        return spec_immutable(r, "spec in immutable after creation", err);
+        return rename_follows(r) ? 0 : spec_immutable(r, "spec in immutable after creation", err);
 }
 
 static int validate_restore(const review *r, kv_error *err)

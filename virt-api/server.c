@@ -152,7 +152,8 @@ static bool peer_verified(const vapi_server *s, struct MHD_Connection *conn)
 static int lookup_get(void *ctx, const char *resource, const char *ns, const char *name, cJSON **obj,
                       kv_error *err)
 {
-        static const kube_resource *const known[] = {&kube_pvc,
+        static const kube_resource *const known[] = {&kube_vm,
+                                                     &kube_pvc,
                                                      &kube_datavolume,
                                                      &kube_datasource,
                                                      &kube_controllerrevision,

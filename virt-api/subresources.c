@@ -12,6 +12,7 @@
 #include "jfield.h"
 #include "json.h"
 #include "log.h"
+#include "rename-annotations.h"
 #include "macro.h"
 
 typedef struct target {
@@ -391,7 +392,7 @@ static const char *annotation(const cJSON *obj, const char *key)
 /* Whether vm is the copy an earlier request for this rename made. */
 static bool rename_copy_of(const cJSON *vm, const cJSON *old)
 {
-        return !strcmp(annotation(vm, SUBRES_RENAMED_FROM_UID_ANNOTATION) ?: "",
+        return !strcmp(annotation(vm, RENAMED_FROM_UID_ANNOTATION) ?: "",
                        kube_str(old, "metadata.uid") ?: "-");
 }
 
@@ -408,9 +409,9 @@ static cJSON *renamed_vm(const cJSON *old, const char *new_name)
         if (labels)
                 cJSON_AddItemToObject(md, "labels", cJSON_Duplicate(labels, 1));
         cJSON *a = ann ? cJSON_Duplicate(ann, 1) : cJSON_CreateObject();
-        cJSON_DeleteItemFromObjectCaseSensitive(a, SUBRES_RENAME_TO_ANNOTATION);
-        cJSON_AddStringToObject(a, SUBRES_RENAMED_FROM_ANNOTATION, kube_str(old, "metadata.name") ?: "");
-        cJSON_AddStringToObject(a, SUBRES_RENAMED_FROM_UID_ANNOTATION, kube_str(old, "metadata.uid") ?: "");
+        cJSON_DeleteItemFromObjectCaseSensitive(a, RENAME_TO_ANNOTATION);
+        cJSON_AddStringToObject(a, RENAMED_FROM_ANNOTATION, kube_str(old, "metadata.name") ?: "");
+        cJSON_AddStringToObject(a, RENAMED_FROM_UID_ANNOTATION, kube_str(old, "metadata.uid") ?: "");
         cJSON_AddItemToObject(md, "annotations", a);
         cJSON_AddItemToObject(vm, "spec", cJSON_Duplicate(kube_obj(old, "spec"), 1));
         return vm;
@@ -437,7 +438,7 @@ static void unfence(kube_client *api, const target *t)
         _cleanup_json_ cJSON *patch = cJSON_CreateObject();
         cJSON_AddNullToObject(
             cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "metadata"), "annotations"),
-            SUBRES_RENAME_TO_ANNOTATION);
+            RENAME_TO_ANNOTATION);
         kv_error err = {0};
         if (kube_merge_patch(api, &kube_vm, t->ns, t->name, patch, false, NULL, &err) < 0)
                 log_warning("rename of %s/%s refused; its fence stays: %s", t->ns, t->name, err.msg);
@@ -482,7 +483,7 @@ static int vm_rename(kube_client *api, const target *t, subres_reply *r)
                 snprintf(why, sizeof(why), "VM is not stopped (runStrategy %s starts it)", strategy);
                 return conflict(r, t, true, why);
         }
-        const char *fenced = annotation(vm, SUBRES_RENAME_TO_ANNOTATION);
+        const char *fenced = annotation(vm, RENAME_TO_ANNOTATION);
         target nt = {.ns = t->ns, .name = to, .body = t->body};
         kv_error err = {0};
         int rc = kube_get(api, &kube_vm, t->ns, to, &taken, &err);

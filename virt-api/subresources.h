@@ -16,12 +16,6 @@
 /* A softreboot request id (realtime seconds.nanoseconds) the launcher's reporter forwards once. */
 #define SUBRES_SOFTREBOOT_ANNOTATION "kvlite.io/softreboot-request"
 
-/* rename (controller/vm-rename.c has the same names): the old VM's fence, naming the VM it becomes; the new
- * VM's record of the old one's name and uid until the controller has finished the move. */
-#define SUBRES_RENAME_TO_ANNOTATION "kvlite.io/rename-to"
-#define SUBRES_RENAMED_FROM_ANNOTATION "kvlite.io/renamed-from"
-#define SUBRES_RENAMED_FROM_UID_ANNOTATION "kvlite.io/renamed-from-uid"
-
 typedef struct subres_reply {
         unsigned code;
         char *body; /* JSON (a Status on errors, the result otherwise), or NULL for an empty body */

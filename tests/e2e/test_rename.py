@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import sys
 import time
 
@@ -129,6 +130,11 @@ def rename_and_cold_changes(env, vctl):
     assert env.get("pvc", DATA)["metadata"]["uid"] == pvc["metadata"]["uid"], "the same claim"
     assert read_marker(env.claim_file(DATA)) == marker
     assert env.get("vmsnapshot", "rn-snap")["spec"]["source"]["name"] == NEW
+    # (virt-api's webhook let the controller's edit through; a user's is refused, as in KubeVirt)
+    p = subprocess.run(["kubectl", "--kubeconfig", env.srv.kubeconfig, "patch", "vmsnapshot", "rn-snap", "--type=merge",
+                        "-p", json.dumps({"spec": {"source": {"name": VM}}})], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode != 0 and "spec in immutable after creation" in p.stderr, (p.returncode, p.stderr)
     row = env.kubectl("get", "vm", NEW, "--no-headers").split()
     assert row[2] == "Stopped", row
     say("ok - renamed %s -> %s: labels, annotations and spec kept; DataVolume %s (same uid, same claim) owned by "

@@ -32,6 +32,7 @@ static int lookup_get(void *ctx, const char *resource, const char *ns, const cha
                       kv_error *err)
 {
         static const char *const kinds[][2] = {
+            {"virtualmachines", "VirtualMachine"},
             {"persistentvolumeclaims", "PersistentVolumeClaim"},
             {"datavolumes", "DataVolume"},
             {"datasources", "DataSource"},
