@@ -18,3 +18,7 @@ void *vmi_grow(void **array, size_t *n, size_t elem_size);
 /* spec.readinessProbe and spec.livenessProbe (vmi-probe.c). */
 int vmi_parse_probes(vmi *v, const cJSON *spec, kv_error *err);
 void vmi_probe_free(vmi_probe *pr);
+
+/* spec.accessCredentials (vmi-access.c), after the volumes: a cloud-init method needs its volume. */
+int vmi_parse_access_credentials(vmi *v, const cJSON *spec, kv_error *err);
+void vmi_access_creds_free(vmi *v);

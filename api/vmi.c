@@ -836,10 +836,17 @@ static int parse_start_strategy(vmi *v, const cJSON *spec, kv_error *err)
 
 static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
 {
-        static const char *const allowed[] = {
-            "domain",           "volumes",  "networks",       "terminationGracePeriodSeconds",
-            "startStrategy",    "hostname", "readinessProbe", "livenessProbe",
-            "evictionStrategy", NULL};
+        static const char *const allowed[] = {"domain",
+                                              "volumes",
+                                              "networks",
+                                              "terminationGracePeriodSeconds",
+                                              "startStrategy",
+                                              "hostname",
+                                              "readinessProbe",
+                                              "livenessProbe",
+                                              "evictionStrategy",
+                                              "accessCredentials",
+                                              NULL};
         /* Scheduling and DNS settings: they place or configure the Pod, not the guest. */
         static const char *const ignored[] = {"nodeSelector",      "affinity",
                                               "tolerations",       "schedulerName",
@@ -881,6 +888,7 @@ static int parse_spec(vmi *v, const cJSON *root, kv_error *err)
                         return jf_error(err, p, "\"%s\" is reserved for the kernelBoot image",
                                         VMI_KERNEL_BOOT_IMAGE_NAME);
         }
+        JF_TRY(vmi_parse_access_credentials(v, spec, err));
         return vmi_parse_networks(v, spec, err);
 }
 
@@ -1067,5 +1075,6 @@ void vmi_free(vmi *v)
         free(v->kernel_file), free(v->initrd_file);
         vmi_free_devices(v);
         vmi_probe_free(&v->readiness), vmi_probe_free(&v->liveness);
+        vmi_access_creds_free(v);
         free(v);
 }

@@ -174,6 +174,21 @@ typedef enum { IOTHREADS_NONE, IOTHREADS_SHARED, IOTHREADS_AUTO } iothreads_poli
 typedef enum { SOUND_NONE, SOUND_ICH9, SOUND_AC97 } sound_model;
 typedef enum { PANIC_NONE, PANIC_ISA, PANIC_PVPANIC } panic_model;
 
+/* spec.accessCredentials[]: a Secret's SSH public keys or user passwords, propagated into the guest by
+ * cloud-init (noCloud, configDrive: the keys in the seed's meta-data at boot) or by the guest agent (kept
+ * in sync while the guest runs). docs/access-credentials.md */
+typedef enum { CRED_SSH_KEYS, CRED_USER_PASSWORDS } cred_kind;
+/* Where a launcher finds credential Secret S: <secret root>/VMI_ACCESS_CRED_DIR/S (a volume's directory is
+ * <secret root>/<volume>, and volume names are DNS labels, without dots) */
+#define VMI_ACCESS_CRED_DIR "access-credentials.d"
+typedef enum { CRED_VIA_AGENT, CRED_VIA_NOCLOUD, CRED_VIA_CONFIG_DRIVE } cred_method;
+typedef struct vmi_access_cred {
+        cred_kind kind;
+        cred_method method;
+        char *secret; /* source.secret.secretName */
+        char **users; /* sshPublicKey via qemuGuestAgent: the guest users (NULL-terminated); else NULL */
+} vmi_access_cred;
+
 typedef struct vmi {
         /* identity */
         char *name, *namespace, *uid;
@@ -259,6 +274,8 @@ typedef struct vmi {
         iothreads_policy iothreads;
         unsigned n_iothreads;                 /* iothread objects the argv declares (set by the parser) */
         struct vmi_probe readiness, liveness; /* kind PROBE_NONE when absent */
+        vmi_access_cred *access_creds;
+        size_t n_access_creds;
 } vmi;
 
 /* Load a VMI from a YAML or JSON file ("-" = stdin) and validate it. -EINVAL: invalid manifest (exit 2);

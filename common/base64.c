@@ -59,3 +59,22 @@ int base64_decode(const char *in, unsigned flags, char **out, size_t *outlen)
         *out = TAKE_PTR(buf);
         return 0;
 }
+
+char *base64_encode(const void *in, size_t len)
+{
+        static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const unsigned char *b = in;
+        char *out = malloc(4 * ((len + 2) / 3) + 1), *o = out;
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < len; i += 3) {
+                unsigned v = (unsigned)b[i] << 16 | (i + 1 < len ? (unsigned)b[i + 1] << 8 : 0) |
+                             (i + 2 < len ? b[i + 2] : 0);
+                *o++ = abc[v >> 18 & 63];
+                *o++ = abc[v >> 12 & 63];
+                *o++ = i + 1 < len ? abc[v >> 6 & 63] : '=';
+                *o++ = i + 2 < len ? abc[v & 63] : '=';
+        }
+        *o = '\0';
+        return out;
+}

@@ -270,6 +270,21 @@ static void map_volume(const vmi_volume *v, const pod_render_opts *opts, cJSON *
         cJSON_Delete(src);
 }
 
+/* spec.accessCredentials: each Secret read-only where the launcher reads it, and, as the kubelet does for a
+ * Secret volume, kept up to date there (the guest agent method follows changes). */
+static void map_access_credentials(const struct vmi *model, cJSON *vols, cJSON *mounts)
+{
+        for (size_t i = 0; i < model->n_access_creds; i++) {
+                char path[512], pname[32];
+                snprintf(pname, sizeof(pname), "access-cred-%zu", i); /* "vol-" prefixes the volumes' */
+                snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/secrets/" VMI_ACCESS_CRED_DIR "/%s",
+                         model->access_creds[i].secret);
+                cJSON *src = cJSON_CreateObject();
+                cJSON_AddStringToObject(src, "secretName", model->access_creds[i].secret);
+                pod_add_volume(vols, mounts, pname, "secret", src, path, true);
+        }
+}
+
 /* The kernelBoot container image at <image-root>/kernelboot, where the launcher resolves it: a registry
  * image's kernel and initrd pulled by an init container (the containerDisks' pull path, failover included)
  * into an emptyDir at their paths in the image, a local directory as an image volume. */
@@ -572,6 +587,7 @@ static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_ren
                 if (!attached_volume(opts, model->volumes[i].name))
                         map_volume(&model->volumes[i], opts, spec, vols, mounts);
         map_kernel_boot(model, opts, spec, vols, mounts);
+        map_access_credentials(model, vols, mounts);
         if (model->hugepage_size) { /* KubeVirt's hugetlbfs for the guest's memory */
                 cJSON *ed = cJSON_CreateObject();
                 cJSON_AddStringToObject(ed, "medium", "HugePages");

@@ -4,12 +4,12 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "jfield.h"
 #include "json.h"
 #include "macro.h"
@@ -513,14 +513,6 @@ static int mutate_ops(const review *r, cJSON *ops, kv_error *err)
                 return infer_vm_matchers(r->object, r->lookup, ops, err);
         }
         return 0;
-}
-
-static char *base64_encode(const char *in, size_t len)
-{
-        char *out = malloc(4 * ((len + 2) / 3) + 1);
-        if (out)
-                EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in, (int)len);
-        return out;
 }
 
 int admission_mutate(const char *review_json, size_t len, const admission_lookup *lookup,

@@ -2,11 +2,11 @@
  * (registration.h). */
 #include "registration.h"
 
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "base64.h"
 #include "macro.h"
 
 static const kube_resource validating = {"/apis/admissionregistration.k8s.io/v1",
@@ -61,11 +61,7 @@ static int apiservice_set_ca(cJSON *obj, void *bundle)
 
 static char *b64(const char *text)
 {
-        size_t len = strlen(text);
-        char *out = malloc(4 * ((len + 2) / 3) + 1);
-        if (out)
-                EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)text, (int)len);
-        return out;
+        return base64_encode(text, strlen(text));
 }
 
 int reg_publish_ca(kube_client *api, const char *ca_pem, kv_error *err)

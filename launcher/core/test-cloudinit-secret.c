@@ -1,5 +1,6 @@
 /* cloud-init from Secrets: userDataSecretRef/networkDataSecretRef parsed, the mounted keys read from
- * <secret_root>/<volume> (both spellings) into the cidata ISO, and each bad case naming its field. */
+ * <secret_root>/<volume> (both spellings) into the cidata ISO, and each bad case naming its field; the SSH
+ * keys of accessCredentials (noCloud, configDrive) in the seeds' meta-data. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -141,6 +142,79 @@ static void test_errors(void)
         expect_error("{\"userDataSecretRef\":{\"name\":\"u\"}}", "userDataSecretRef", "NUL");
 }
 
+/* Keys of an access credential Secret (<secret_root>/access-credentials.d/<secret>) in the seed of kind
+ * volume ("cloudInitNoCloud" / "cloudInitConfigDrive", method "noCloud" / "configDrive"). */
+static void expect_keys(const char *volume, const char *method, const char *const *needles)
+{
+        static char json[2048];
+        _cleanup_(vmi_freep) vmi *v = NULL;
+        kv_error err = {0};
+        char run[512], secrets[512];
+        snprintf(
+            json, sizeof(json),
+            "{\"apiVersion\":\"kubevirt.io/v1\",\"kind\":\"VirtualMachineInstance\","
+            "\"metadata\":{\"name\":\"s\",\"namespace\":\"ns\"},"
+            "\"spec\":{\"domain\":{\"memory\":{\"guest\":\"64Mi\"},"
+            "\"devices\":{\"disks\":[{\"name\":\"ci\",\"disk\":{\"bus\":\"virtio\"}}]}},"
+            "\"volumes\":[{\"name\":\"ci\",\"%s\":{\"userData\":\"#cloud-config\\n\"}}],"
+            "\"accessCredentials\":[{\"sshPublicKey\":{\"source\":{\"secret\":{\"secretName\":\"keys\"}},"
+            "\"propagationMethod\":{\"%s\":{}}}}]}}",
+            volume, method);
+        snprintf(run, sizeof(run), "%s/run", base);
+        snprintf(secrets, sizeof(secrets), "%s/secrets", base);
+        launcher_paths p = {.run_dir = run, .secret_root = secrets};
+        int r = vmi_load_json_string(json, &v, &err);
+        CHECK(r == 0);
+        if (r == 0 && (r = volumes_prepare(v, &p, &err)) < 0)
+                fprintf(stderr, "%s: %s\n", method, err.msg);
+        CHECK(r == 0);
+        for (size_t i = 0; r == 0 && needles[i]; i++)
+                if (!file_contains(v->volumes[0].prep.path, needles[i])) {
+                        fprintf(stderr, "%s seed lacks %s\n", method, needles[i]);
+                        test_failures++;
+                }
+}
+
+static void test_access_keys(void)
+{
+        char path[512];
+        snprintf(path, sizeof(path), "%s/secrets/access-credentials.d", base);
+        CHECK(mkdir(path, 0700) == 0);
+        snprintf(path, sizeof(path), "%s/secrets/access-credentials.d/keys", base);
+        CHECK(mkdir(path, 0700) == 0);
+        write_file("secrets/access-credentials.d/keys/a",
+                   "ssh-ed25519 AAAAone one@x\n\n  ssh-rsa AAAAtwo two@x \n");
+        write_file("secrets/access-credentials.d/keys/b", "ssh-ed25519 AAAAone one@x\n");
+        const char *nocloud[] = {
+            "public-keys:\n  - \"ssh-ed25519 AAAAone one@x\"\n  - \"ssh-rsa AAAAtwo two@x\"\n", NULL};
+        expect_keys("cloudInitNoCloud", "noCloud", nocloud);
+        const char *drive[] = {
+            "\"public_keys\":{\"0\":\"ssh-ed25519 AAAAone one@x\",\"1\":\"ssh-rsa AAAAtwo two@x\"}", NULL};
+        expect_keys("cloudInitConfigDrive", "configDrive", drive);
+}
+
+static void test_access_keys_missing(void)
+{
+        _cleanup_(vmi_freep) vmi *v = NULL;
+        kv_error err = {0};
+        char run[512], secrets[512];
+        snprintf(run, sizeof(run), "%s/run", base);
+        snprintf(secrets, sizeof(secrets), "%s/nowhere", base);
+        launcher_paths p = {.run_dir = run, .secret_root = secrets};
+        CHECK(
+            vmi_load_json_string(
+                "{\"apiVersion\":\"kubevirt.io/"
+                "v1\",\"kind\":\"VirtualMachineInstance\",\"metadata\":{\"name\":"
+                "\"s\"},\"spec\":{\"domain\":{\"memory\":{\"guest\":\"64Mi\"}},\"volumes\":[{\"name\":\"ci\","
+                "\"cloudInitNoCloud\":{\"userData\":\"x\"}}],\"accessCredentials\":[{\"sshPublicKey\":{"
+                "\"source\":{\"secret\":{\"secretName\":\"gone\"}},\"propagationMethod\":{\"noCloud\":{}}}}]}"
+                "}",
+                &v, &err) == 0);
+        CHECK(v && volumes_prepare(v, &p, &err) == -EINVAL);
+        CHECK(strstr(err.msg, "spec.accessCredentials[0].sshPublicKey.source.secret.secretName") &&
+              strstr(err.msg, "\"gone\" is not available"));
+}
+
 int main(void)
 {
         char path[512];
@@ -154,6 +228,8 @@ int main(void)
         test_both_secrets();
         test_lowercase_first();
         test_errors();
+        test_access_keys();
+        test_access_keys_missing();
         char cmd[600];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
         CHECK(system(cmd) == 0);

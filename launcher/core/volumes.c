@@ -3,6 +3,7 @@
  * with -u and an explicit size, so qemu-img never opens the (untrusted) base image; QEMU later gets the
  * chain spelled out in JSON and never follows a backing file named in a header. */
 #include "volumes.h"
+
 #include "helperd.h"
 
 #include <dirent.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesscreds.h"
 #include "image.h"
 #include "isoimage.h"
 #include "json.h"
@@ -25,7 +27,7 @@
 
 #define DEFAULT_PVC_ROOT "/var/run/kvlite/pvc"
 #define DEFAULT_OVMF_DIR "/usr/share/OVMF"
-#define DEFAULT_SECRET_ROOT "/var/run/kvlite/secrets"
+#define DEFAULT_SECRET_ROOT VOLUMES_DEFAULT_SECRET_ROOT
 #define MAX_SECRET_BYTES (1u << 20)
 #define MAX_DATA_FILES 1024
 #define MAX_DATA_BYTES (16u << 20) /* a data volume's files together (a ConfigMap/Secret holds <= 1 MiB) */
@@ -383,6 +385,35 @@ static int write_iso(const vmi *v, const launcher_paths *p, vmi_volume *vol, con
         return set_prep(&vol->prep, TAKE_PTR(path), IMG_RAW, NULL, IMG_RAW, iso_read_only(v, vol));
 }
 
+/* The meta-data's "public-keys": the SSH keys of accessCredentials propagated by noCloud, as a YAML list of
+ * JSON strings (cloud-init's NoCloud reads a list or a map). Appended to *meta. */
+static int add_nocloud_keys(const vmi *v, const launcher_paths *p, char **meta, kv_error *err)
+{
+        _cleanup_json_ cJSON *keys = NULL;
+        const cJSON *k;
+        JF_TRY(access_cred_ssh_keys(p, v, CRED_VIA_NOCLOUD, &keys, err));
+        if (!cJSON_GetArraySize(keys))
+                return 0;
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        fprintf(f, "%spublic-keys:\n", *meta);
+        cJSON_ArrayForEach(k, keys)
+        {
+                _cleanup_free_ char *quoted = cJSON_PrintUnformatted(k);
+                fprintf(f, "  - %s\n", quoted ? quoted : "\"\"");
+        }
+        if (fclose(f) != 0 || !text) {
+                free(text);
+                return kv_error_set(err, ENOMEM, "out of memory");
+        }
+        free(*meta);
+        *meta = text;
+        return 0;
+}
+
 static int prepare_cloud_init(const vmi *v, const launcher_paths *p, vmi_volume *vol, size_t i, kv_error *err)
 {
         _cleanup_free_ char *meta = NULL;
@@ -391,6 +422,7 @@ static int prepare_cloud_init(const vmi *v, const launcher_paths *p, vmi_volume 
         if (asprintf(&meta, "instance-id: %s.%s\nlocal-hostname: %s\n", v->name, v->namespace, v->hostname) <
             0)
                 return kv_error_set(err, ENOMEM, "out of memory");
+        JF_TRY(add_nocloud_keys(v, p, &meta, err));
         iso_entry e[3] = {{"meta-data", meta, strlen(meta)}};
         size_t n = 1;
         if (vol->user_data)
@@ -406,7 +438,9 @@ static int prepare_config_drive(const vmi *v, const launcher_paths *p, vmi_volum
                                 kv_error *err)
 {
         _cleanup_free_ char *instance = NULL, *meta = NULL;
+        _cleanup_json_ cJSON *keys = NULL;
         JF_TRY(read_cloud_init_secrets(p, vol, i, err));
+        JF_TRY(access_cred_ssh_keys(p, v, CRED_VIA_CONFIG_DRIVE, &keys, err));
         if (asprintf(&instance, "%s.%s", v->name, v->namespace) < 0)
                 return kv_error_set(err, ENOMEM, "out of memory");
         cJSON *m =
@@ -414,6 +448,13 @@ static int prepare_config_drive(const vmi *v, const launcher_paths *p, vmi_volum
                  v->uid       ? v->uid
                  : v->fw_uuid ? v->fw_uuid
                               : instance);
+        /* OpenStack's "public_keys": {name: key}, the keys of accessCredentials propagated by configDrive */
+        cJSON *named = cJSON_GetArraySize(keys) && m ? cJSON_AddObjectToObject(m, "public_keys") : NULL;
+        for (int k = 0; named && k < cJSON_GetArraySize(keys); k++) {
+                char name[16];
+                snprintf(name, sizeof(name), "%d", k);
+                cJSON_AddStringToObject(named, name, cJSON_GetArrayItem(keys, k)->valuestring);
+        }
         meta = m ? cJSON_PrintUnformatted(m) : NULL;
         cJSON_Delete(m);
         if (!meta)
@@ -490,22 +531,16 @@ static int read_data_file(int dfd, const char *name, const char *fld, data_files
         return 0;
 }
 
-/* Every key of the directory, sorted by name (the ISO's bytes must not depend on readdir order). A missing
- * directory is an empty volume when the source is optional. */
-static int read_data_dir(const launcher_paths *p, const vmi_volume *vol, size_t i, data_files *f,
-                         kv_error *err)
+/* Every key of the directory dir where the kubelet mounted the object `what`, sorted by name (an ISO's
+ * bytes must not depend on readdir order). A missing directory has no keys when optional. */
+static int read_key_dir(const char *dir, const char *fld, const char *what, bool optional, data_files *f,
+                        kv_error *err)
 {
-        char fld[JPATH_MAX];
-        _cleanup_free_ char *dir = data_dir(p, vol);
-        if (!dir)
-                return kv_error_set(err, ENOMEM, "out of memory");
-        field(fld, i, source_field(vol));
         _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 && errno == ENOENT && vol->source_optional)
+        if (dfd < 0 && errno == ENOENT && optional)
                 return 0;
         if (dfd < 0)
-                return jf_error(err, fld, "\"%s\" is not available at %s: %s",
-                                vol->source_name ? vol->source_name : vol->name, dir, strerror(errno));
+                return jf_error(err, fld, "\"%s\" is not available at %s: %s", what, dir, strerror(errno));
         DIR *d = fdopendir(dup(dfd));
         if (!d)
                 return kv_error_errno(err, errno, "open %s", dir);
@@ -518,6 +553,34 @@ static int read_data_dir(const launcher_paths *p, const vmi_volume *vol, size_t 
         if (r < 0)
                 return r;
         qsort(f->e, f->n, sizeof(f->e[0]), by_path);
+        return 0;
+}
+
+static int read_data_dir(const launcher_paths *p, const vmi_volume *vol, size_t i, data_files *f,
+                         kv_error *err)
+{
+        char fld[JPATH_MAX];
+        _cleanup_free_ char *dir = data_dir(p, vol);
+        if (!dir)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        return read_key_dir(dir, field(fld, i, source_field(vol)),
+                            vol->source_name ? vol->source_name : vol->name, vol->source_optional, f, err);
+}
+
+int volumes_read_keys(const char *dir, const char *fld, const char *what, cJSON **out, kv_error *err)
+{
+        _cleanup_(data_files_free) data_files *f = calloc(1, sizeof(*f));
+        _cleanup_json_ cJSON *o = cJSON_CreateObject();
+        if (!f || !o)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        JF_TRY(read_key_dir(dir, fld, what, false, f, err));
+        for (size_t k = 0; k < f->n; k++) {
+                if (memchr(f->e[k].data, '\0', f->e[k].len))
+                        return jf_error(err, fld, "\"%s\" key %s is not text", what, f->e[k].path);
+                if (!cJSON_AddStringToObject(o, f->e[k].path, f->e[k].data))
+                        return kv_error_set(err, ENOMEM, "out of memory");
+        }
+        *out = TAKE_PTR(o);
         return 0;
 }
 

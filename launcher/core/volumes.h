@@ -10,6 +10,8 @@
 /* A downwardMetrics volume's disk: vhostmd's 16-byte header and the metrics XML fit with room to spare */
 #define VOLUMES_METRICS_DISK_SIZE (1 << 20)
 
+#define VOLUMES_DEFAULT_SECRET_ROOT "/var/run/kvlite/secrets"
+
 typedef struct launcher_paths {
         const char *run_dir;    /* required, absolute: overlays, empty disks, cidata, EFI vars go here */
         const char *image_root; /* NULL = none; containerDisk V resolves to <image_root>/V if it exists */
@@ -33,6 +35,10 @@ int vmi_prepare(vmi *v, const launcher_paths *p, kv_error *err);
 
 /* The volume half of vmi_prepare (exported for tests). */
 int volumes_prepare(vmi *v, const launcher_paths *p, kv_error *err);
+
+/* The keys of the Secret or ConfigMap the kubelet mounted at dir (what: its name, for errors; fld: the
+ * field that names it) as an object {key: text}; -EINVAL naming fld when missing or a key is not text. */
+int volumes_read_keys(const char *dir, const char *fld, const char *what, cJSON **out, kv_error *err);
 
 /* Read an image header: qcow2 magic → IMG_QCOW2, anything else → IMG_RAW. A qcow2 with an external data
  * file is refused (-EINVAL): it could make QEMU open an arbitrary host file. */

@@ -50,6 +50,7 @@ struct agent {
         agent_cmd *head, *tail;
         bool running;
         unsigned next_handle;
+        unsigned generation; /* connections so far */
 };
 
 static void agent_sync(agent *a);
@@ -241,6 +242,7 @@ static void on_poll_timer(loop_timer *t, void *data)
 static void went_up(agent *a)
 {
         a->state = AGENT_UP;
+        a->generation++;
         a->retry_ms = RETRY_MIN_MS;
         loop_timer_disarm(a->loop, &a->sync_timer);
         log_info("guest agent connected");
@@ -335,4 +337,9 @@ void agent_free(agent *a)
 bool agent_connected(const agent *a)
 {
         return a && a->state == AGENT_UP;
+}
+
+unsigned agent_generation(const agent *a)
+{
+        return a ? a->generation : 0;
 }

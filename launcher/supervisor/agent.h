@@ -18,6 +18,8 @@ typedef void (*agent_cb)(const cJSON *ret, const char *why, void *data);
 int agent_new(loop *l, int fd, status *st, void (*publish)(void *ctx), void *ctx, agent **out);
 void agent_free(agent *a);
 bool agent_connected(const agent *a);
+/* Counts the agent's connections: a new value means a new (or restarted) agent in the guest. */
+unsigned agent_generation(const agent *a);
 /* Queues `execute` with args (consumed; may be NULL); cb runs once with the reply, or the failure (the
  * agent not connected included). Returns a handle for agent_cancel. */
 unsigned agent_command(agent *a, const char *execute, cJSON *args, int timeout_ms, agent_cb cb, void *data);

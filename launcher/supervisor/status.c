@@ -18,6 +18,7 @@ static const char *const cond_names[COND__MAX] = {
     [COND_PAUSED] = "Paused",
     [COND_SOFTWARE_EMULATION] = "SoftwareEmulation",
     [COND_AGENT_CONNECTED] = "AgentConnected",
+    [COND_ACCESS_CREDENTIALS_SYNCHRONIZED] = "AccessCredentialsSynchronized",
 };
 
 void status_init(status *st, const char *path)

@@ -10,7 +10,14 @@
 #include "error.h"
 
 enum phase { PHASE_PENDING, PHASE_SCHEDULED, PHASE_RUNNING, PHASE_SUCCEEDED, PHASE_FAILED };
-enum cond_type { COND_READY, COND_PAUSED, COND_SOFTWARE_EMULATION, COND_AGENT_CONNECTED, COND__MAX };
+enum cond_type {
+        COND_READY,
+        COND_PAUSED,
+        COND_SOFTWARE_EMULATION,
+        COND_AGENT_CONNECTED,
+        COND_ACCESS_CREDENTIALS_SYNCHRONIZED,
+        COND__MAX
+};
 
 typedef struct condition {
         bool present;

@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "macro.h"
 #include "cpumem.h"
+#include "credsync.h"
 #include "podnet.h"
 #include "probes.h"
 #include "qemu-process.h"
@@ -634,6 +635,9 @@ static int spawn(supervisor *s, int *qmp_fd, kv_error *err)
         *qmp_fd = pair[0];
         if ((r = agent_new(s->loop, agent_pair[0], s->st, host_publish, s, &s->agent)) < 0)
                 return kv_error_errno(err, -r, "guest agent channel");
+        if ((r = credsync_start(s->loop, s->agent, s->st, (const vmi *const *)s->cfg->vmi, s->cfg->paths,
+                                host_publish, s, &s->credsync)) < 0)
+                return kv_error_errno(err, -r, "access credentials");
         s->stderr_fd = errpipe[0];
         fd_set_nonblock(s->stderr_fd);
         r = loop_add(s->loop, s->stderr_fd, EPOLLIN, on_stderr, s, &s->stderr_src);
@@ -794,6 +798,7 @@ static void teardown(supervisor *s)
         qmp_drop(s); /* first: its pending callbacks may still end a live operation */
         liveops_free(s->liveops);
         probes_free(s->probes); /* before the agent: it cancels its commands there */
+        credsync_free(s->credsync);
         agent_free(s->agent);
         metrics_free(s->metrics);
         if (s->stderr_fd >= 0)

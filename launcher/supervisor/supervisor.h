@@ -106,6 +106,7 @@ typedef struct supervisor {
         struct agent *agent;            /* the guest agent client (agent.h) */
         struct metrics_server *metrics; /* downwardMetrics: the vhostmd channel's answerer (metrics.h) */
         struct probes *probes;          /* readiness and liveness probes (probes.h), once the guest runs */
+        struct credsync *credsync;      /* accessCredentials through the guest agent (credsync.h) */
         char fail_reason[256]; /* a failed liveness probe, a guest panic: QEMU's end is then Failed with it */
         loop_timer trim_timer; /* kv_memtrim once a control command's work is over (supervisor_trim_soon) */
 

@@ -45,7 +45,7 @@ host_packages_stamp() { # what the guest takes from the host: the agent's librar
 	echo
 }
 
-inputs_hash() { cat "$HERE/build.sh" "$HERE/init" "$HERE/udhcpc.sh" | sha256sum | cut -d' ' -f1; }
+inputs_hash() { cat "$HERE/build.sh" "$HERE/init" "$HERE/udhcpc.sh" "$HERE/chpasswd" | sha256sum | cut -d' ' -f1; }
 
 # What the cache key is made of: package versions, host tools that end up in the image, our inputs.
 version_stamp() {
@@ -152,6 +152,14 @@ build_initrd() { # extracted packages dir, kernel version, staging dir, output f
 	install_agent "$pkgs" "$root.agent" "$root/agent.tar.gz"
 	install -m 755 "$HERE/init" "$root/init"
 	install -m 755 "$HERE/udhcpc.sh" "$root/etc/udhcpc.sh"
+	# Accounts for the guest agent's guest-ssh-*-authorized-keys and guest-set-user-password
+	install -m 755 "$HERE/chpasswd" "$root/sbin/chpasswd"
+	mkdir -p -m 700 "$root/root"
+	printf 'root:x:0:0:root:/root:/bin/sh\nkvuser:x:1000:1000:kvuser:/home/kvuser:/bin/sh\n' >"$root/etc/passwd"
+	printf 'root:x:0:\nkvuser:x:1000:\n' >"$root/etc/group"
+	printf 'root:*:20000:0:99999:7:::\nkvuser:*:20000:0:99999:7:::\n' >"$root/etc/shadow"
+	chmod 600 "$root/etc/shadow"
+	mkdir -p "$root/home/kvuser"
 	printf '#!/bin/sh\nsync\npoweroff -f\n' >"$root/etc/acpi/PWRF/00000080"
 	chmod 755 "$root/etc/acpi/PWRF/00000080"
 	(cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -6 -n >"$out"
