@@ -154,6 +154,16 @@ def proxied(vapi):
         return [json.loads(line)["msg"] for line in f if line.startswith("{") and " by " in line]
 
 
+ACCESS_CREDENTIALS = "".join("        " + line + "\n" for line in """accessCredentials:
+- sshPublicKey:
+    source:
+      secret:
+        secretName: e2e-vctl-keys
+    propagationMethod:
+      qemuGuestAgent:
+        users: [root]""".splitlines())
+
+
 def vm_status(env, name):
     return (env.srv.api.get("/apis/kubevirt.io/v1/namespaces/default/virtualmachines/" + name)[1] or {}).get("status", {})
 
@@ -167,7 +177,10 @@ def test_lifecycle(env):
     try:
         vctl = Virtctl(env)
         assert "v0.1.0" in vctl("version")
-        env.kubectl("apply", "-f", "-", input=vm_yaml("e2e-vctl", "Halted"))
+        # accessCredentials as the user guide has them: a Secret made with kubectl, the qemuGuestAgent method
+        env.kubectl("create", "secret", "generic", "e2e-vctl-keys",
+                    "--from-literal=key1=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAe2e e2e@kvlite")
+        env.kubectl("apply", "-f", "-", input=vm_yaml("e2e-vctl", "Halted") + ACCESS_CREDENTIALS)
         wait_for("VM Stopped", lambda: vm_status(env, "e2e-vctl").get("printableStatus") == "Stopped", timeout=20)
         assert "VM e2e-vctl was scheduled to start" in vctl("start", "e2e-vctl")
         assert env.kubectl("get", "vm", "e2e-vctl", "-o", "jsonpath={.spec.runStrategy}") == "Always"
@@ -188,6 +201,10 @@ def test_lifecycle(env):
         wait_for("AgentConnected", lambda: any(c["type"] == "AgentConnected" and c["status"] == "True"
                                                for c in env.vmi("e2e-vctl")["status"].get("conditions", [])),
                  timeout=90, interval=0.5)
+        synced = wait_for("AccessCredentialsSynchronized", lambda: [
+            c for c in env.vmi("e2e-vctl")["status"].get("conditions", [])
+            if c["type"] == "AccessCredentialsSynchronized" and c["status"] == "True"], timeout=30, interval=0.5)
+        assert synced[0]["reason"] == "AccessCredentialsSyncSuccess", synced
         info = json.loads(vctl("guestosinfo", "e2e-vctl"))
         assert info["os"].get("id") == "debian" and info["os"].get("versionId") == "12", info
         serial = os.path.join(env.kubelet.run_dir(pod), "serial.log")

@@ -428,6 +428,8 @@ class Api:
             if not containers:
                 raise invalid(res, body["metadata"]["name"], "spec.containers: Required value")
             pod_defaults(body)
+        elif res.plural == "secrets" and not res.group:
+            body.setdefault("type", "Opaque")  # the API server's default
         elif res.plural == "namespaces" and not res.group:
             body["spec"] = {"finalizers": ["kubernetes"]}
             body["status"] = {"phase": "Active"}

@@ -7,6 +7,7 @@ import random
 import re
 import socket
 import ssl
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -528,6 +529,14 @@ class Handler(BaseHTTPRequestHandler):
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _json(self, body):
+        if self.headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
+            import k8sproto  # kubectl's typed create (secret, configmap, ...) posts protobuf
+            try:
+                return k8sproto.decode(body or b"")
+            except k8sproto.Unsupported as e:
+                raise ApiError(415, "UnsupportedMediaType", str(e))
+            except (ValueError, UnicodeDecodeError, struct.error) as e:
+                raise ApiError(400, "BadRequest", "error decoding protobuf body: %s" % e)
         try:
             return json.loads(body or b"null")
         except ValueError as e:

@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 # The test apiserver driven by the real kubectl 1.32: apply, get with printer columns, get -w, patch, delete,
 # selectors, errors as kubectl prints them, TLS with a bearer token, and `kubectl apply -f crds/`.
+import base64
 import glob
+import json
 import os
+import random
 import re
+import struct
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testlib import SKIP, ApiServer, Kubectl, check, find_kubectl, run, wait_for  # noqa: E402
+import k8sproto  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("KV_SOURCE_ROOT", os.path.join(HERE, "..", ".."))
@@ -180,6 +185,45 @@ def test_apply_crds():
     srv.stop()
 
 
+def test_typed_create(k, srv):
+    """kubectl's create secret|configmap|namespace|serviceaccount post protobuf (k8sproto.py)."""
+    out = k("create", "secret", "generic", "keys", "--from-literal=key1=ssh-ed25519 AAAA k@x",
+            "--from-literal=empty=", "--type=Opaque").stdout
+    check("secret/keys created" in out, "kubectl create secret generic (a protobuf body)", out)
+    sec = json.loads(k("get", "secret", "keys", "-o", "json").stdout)
+    check(sec["data"] == {"key1": base64.b64encode(b"ssh-ed25519 AAAA k@x").decode(), "empty": ""} and
+          sec["type"] == "Opaque" and sec["metadata"]["namespace"] == "default" and "generateName" not in sec["metadata"],
+          "its data decoded from protobuf", sec)
+    k("create", "secret", "docker-registry", "pull", "--docker-server=r:5000", "--docker-username=u",
+      "--docker-password=p")
+    cfg = json.loads(base64.b64decode(json.loads(k("get", "secret", "pull", "-o", "json").stdout)["data"][
+        ".dockerconfigjson"]))
+    check(cfg["auths"]["r:5000"]["username"] == "u", "create secret docker-registry", cfg)
+    k("create", "configmap", "cm", "--from-literal=a=b", "--from-literal=c=d")
+    check(k("get", "configmap", "cm", "-o", "jsonpath={.data}").stdout == '{"a":"b","c":"d"}', "create configmap")
+    k("create", "namespace", "made-by-create")
+    check("Active" in k("get", "namespace", "made-by-create").stdout, "create namespace")
+    k("create", "serviceaccount", "robot")
+    check("robot" in k("get", "serviceaccount").stdout, "create serviceaccount")
+    # the decoder on garbage: an error for the client, never a crash of the server
+    rnd = random.Random(7)
+    good = b"k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Secret\x12\x0a\x0a\x08\x0a\x06secret"
+    check(k8sproto.decode(good)["metadata"] == {"name": "secret"}, "a hand-made Secret body decodes")
+    for n in range(3000):
+        body = bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(64))) if n % 2 else \
+            bytearray(good)
+        if not n % 2:
+            body[rnd.randrange(len(body))] = rnd.getrandbits(8)
+            body = bytes(body[:rnd.randrange(len(body) + 1)])
+        try:
+            k8sproto.decode(body)
+        except (ValueError, UnicodeDecodeError, struct.error):
+            pass
+    status, reply = srv.request("POST", "/api/v1/namespaces/default/secrets", good.replace(b"Secret", b"Podxxx"),
+                                ctype="application/vnd.kubernetes.protobuf")
+    check(status == 415 and "decodes protobuf only for" in reply.get("message", ""), "an unknown kind: 415", reply)
+
+
 def main():
     if not find_kubectl():
         print("SKIP: no kubectl")
@@ -191,6 +235,7 @@ def main():
     test_watch_and_delete(k)
     test_pods(k)
     test_examples(k)
+    test_typed_create(k, srv)
     srv.stop()
     test_tls()
     test_apply_crds()
