@@ -161,7 +161,18 @@ ACCESS_CREDENTIALS = "".join("        " + line + "\n" for line in """accessCrede
         secretName: e2e-vctl-keys
     propagationMethod:
       qemuGuestAgent:
-        users: [root]""".splitlines())
+        users: [root]
+- userPassword:
+    source:
+      secret:
+        secretName: e2e-vctl-pw
+    propagationMethod:
+      qemuGuestAgent: {}""".splitlines())
+
+
+def access_condition(env, status):
+    return next((c for c in (env.vmi("e2e-vctl") or {}).get("status", {}).get("conditions", [])
+                 if c["type"] == "AccessCredentialsSynchronized" and c["status"] == status), None)
 
 
 def vm_status(env, name):
@@ -180,6 +191,7 @@ def test_lifecycle(env):
         # accessCredentials as the user guide has them: a Secret made with kubectl, the qemuGuestAgent method
         env.kubectl("create", "secret", "generic", "e2e-vctl-keys",
                     "--from-literal=key1=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAe2e e2e@kvlite")
+        env.kubectl("create", "secret", "generic", "e2e-vctl-pw", "--from-literal=root=e2e-password")
         env.kubectl("apply", "-f", "-", input=vm_yaml("e2e-vctl", "Halted") + ACCESS_CREDENTIALS)
         wait_for("VM Stopped", lambda: vm_status(env, "e2e-vctl").get("printableStatus") == "Stopped", timeout=20)
         assert "VM e2e-vctl was scheduled to start" in vctl("start", "e2e-vctl")
@@ -201,10 +213,18 @@ def test_lifecycle(env):
         wait_for("AgentConnected", lambda: any(c["type"] == "AgentConnected" and c["status"] == "True"
                                                for c in env.vmi("e2e-vctl")["status"].get("conditions", [])),
                  timeout=90, interval=0.5)
-        synced = wait_for("AccessCredentialsSynchronized", lambda: [
-            c for c in env.vmi("e2e-vctl")["status"].get("conditions", [])
-            if c["type"] == "AccessCredentialsSynchronized" and c["status"] == "True"], timeout=30, interval=0.5)
-        assert synced[0]["reason"] == "AccessCredentialsSyncSuccess", synced
+        synced = wait_for("AccessCredentialsSynchronized", lambda: access_condition(env, "True"), timeout=30,
+                          interval=0.5)
+        assert synced["reason"] == "AccessCredentialsSyncSuccess", synced
+        # a Secret changed with kubectl reaches the guest (the kubelet refreshes the mounted Secret): a password
+        # for a user the guest lacks turns the condition False naming it; its removal, True again
+        env.kubectl("patch", "secret", "e2e-vctl-pw", "--type=merge", "-p", '{"stringData":{"nobody":"x"}}')
+        failed = wait_for("AccessCredentialsSynchronized False", lambda: access_condition(env, "False"),
+                          timeout=30, interval=0.5)
+        assert failed["reason"] == "AccessCredentialsSyncFailed" and "for user nobody" in failed["message"], failed
+        env.kubectl("patch", "secret", "e2e-vctl-pw", "--type=merge", "-p", '{"data":{"nobody":null}}')
+        wait_for("AccessCredentialsSynchronized True again", lambda: access_condition(env, "True"), timeout=30,
+                 interval=0.5)
         info = json.loads(vctl("guestosinfo", "e2e-vctl"))
         assert info["os"].get("id") == "debian" and info["os"].get("versionId") == "12", info
         serial = os.path.join(env.kubelet.run_dir(pod), "serial.log")

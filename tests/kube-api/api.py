@@ -111,6 +111,16 @@ def _qos(pod):
     return "Guaranteed"
 
 
+def secret_string_data(secret):
+    """stringData is write-only, as upstream: merged into data (base64), where it wins, and never stored."""
+    extra = secret.pop("stringData", None) or {}
+    if extra:
+        secret["data"] = dict(secret.get("data") or {})
+        for k, v in extra.items():
+            secret["data"][k] = base64.b64encode(str(v).encode()).decode()
+    return secret
+
+
 def pod_defaults(pod):
     spec = pod.setdefault("spec", {})
     for key, value in (("restartPolicy", "Always"), ("terminationGracePeriodSeconds", 30),
@@ -430,6 +440,7 @@ class Api:
             pod_defaults(body)
         elif res.plural == "secrets" and not res.group:
             body.setdefault("type", "Opaque")  # the API server's default
+            secret_string_data(body)
         elif res.plural == "namespaces" and not res.group:
             body["spec"] = {"finalizers": ["kubernetes"]}
             body["status"] = {"phase": "Active"}
@@ -561,6 +572,8 @@ class Api:
             new = {k: v for k, v in new.items() if k != "status"}
             if "status" in old:
                 new["status"] = old["status"]
+        if res.plural == "secrets" and not res.group:
+            new = secret_string_data(dict(new))
         meta = new["metadata"] = dict(new.get("metadata") or {})  # never an alias of the stored object's
         for key in IMMUTABLE_META:
             meta.pop(key, None)

@@ -509,6 +509,47 @@ class PodSandbox:
             log("pod network removed", netns=self.netns)
 
 
+VOLUME_SYNC_S = 2
+
+
+def atomic_write(path, data):
+    """A Secret/ConfigMap volume's keys as the kubelet's AtomicWriter lays them out: the files in a timestamped
+    directory "..<time>", "..data" a symlink to it replaced by a rename, each top-level key a symlink through
+    "..data". A reader never sees half an update. Nothing is written when the content is the same."""
+    current = os.path.join(path, "..data")
+    old = os.readlink(current) if os.path.islink(current) else None
+    if old is not None and _read_tree(os.path.join(path, old)) == data:
+        return False
+    stamp = "..%s.%06d" % (time.strftime("%Y_%m_%d_%H_%M_%S"), time.monotonic_ns() // 1000 % 1000000)
+    for key, value in data.items():
+        target = os.path.join(path, stamp, key)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as f:
+            f.write(value)
+    os.makedirs(os.path.join(path, stamp), exist_ok=True)
+    os.symlink(stamp, os.path.join(path, "..data_tmp"))
+    os.rename(os.path.join(path, "..data_tmp"), current)
+    tops = {key.split("/", 1)[0] for key in data}
+    for top in tops:
+        if not os.path.lexists(os.path.join(path, top)):
+            os.symlink(os.path.join("..data", top), os.path.join(path, top))
+    for entry in os.listdir(path):
+        if not entry.startswith("..") and entry not in tops:
+            os.unlink(os.path.join(path, entry))
+    if old is not None:
+        shutil.rmtree(os.path.join(path, old), ignore_errors=True)
+    return True
+
+
+def _read_tree(root):
+    out = {}
+    for d, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(d, name), "rb") as f:
+                out[os.path.relpath(os.path.join(d, name), root)] = f.read()
+    return out
+
+
 class PodRunner:
     def __init__(self, kubelet, pod):
         self.k, self.pod = kubelet, pod
@@ -649,11 +690,18 @@ class PodRunner:
                                        (kind == "configMap" and src[kind]["name"] == "kube-root-ca.crt"))
                 items = src[kind].get("items")
                 data.update({i["path"]: got[i["key"]] for i in items if i["key"] in got} if items else got)
-        for key, value in data.items():
-            os.makedirs(os.path.dirname(os.path.join(path, key)), exist_ok=True)
-            with open(os.path.join(path, key), "wb") as f:
-                f.write(value)
+        atomic_write(path, data)
         return path
+
+    def refresh_volumes(self):
+        """As the kubelet's periodic sync: the Secret, ConfigMap, projected and downwardAPI volumes of a running
+        Pod follow their sources (the real kubelet within about a minute, this one every VOLUME_SYNC_S)."""
+        for vol in self.pod["spec"].get("volumes") or []:
+            if any(k in vol for k in ("secret", "configMap", "projected", "downwardAPI")):
+                try:
+                    self.materialize(vol["name"], vol)
+                except (ApiFailure, OSError, KeyError) as e:
+                    log("volume not refreshed", pod=self.ns + "/" + self.name, volume=vol["name"], error=str(e))
 
     def serviceaccount_mount(self):
         if not self.k.sa_dir or self.pod["spec"].get("automountServiceAccountToken") is False:
@@ -871,8 +919,11 @@ class PodRunner:
         return True
 
     def supervise(self, policy):
-        kill_at = None
+        kill_at, sync_at = None, time.monotonic() + VOLUME_SYNC_S
         while True:
+            if time.monotonic() >= sync_at and not self.stop.is_set():
+                self.refresh_volumes()
+                sync_at = time.monotonic() + VOLUME_SYNC_S
             changed = False
             for name, st in self.procs.items():
                 if st["result"] is not None:

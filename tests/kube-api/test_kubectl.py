@@ -194,6 +194,10 @@ def test_typed_create(k, srv):
     check(sec["data"] == {"key1": base64.b64encode(b"ssh-ed25519 AAAA k@x").decode(), "empty": ""} and
           sec["type"] == "Opaque" and sec["metadata"]["namespace"] == "default" and "generateName" not in sec["metadata"],
           "its data decoded from protobuf", sec)
+    k("patch", "secret", "keys", "--type=merge", "-p", '{"stringData":{"k2":"v2"}}')
+    sec = json.loads(k("get", "secret", "keys", "-o", "json").stdout)
+    check(sec["data"].get("k2") == base64.b64encode(b"v2").decode() and "stringData" not in sec,
+          "stringData is merged into data and not stored", sec)
     k("create", "secret", "docker-registry", "pull", "--docker-server=r:5000", "--docker-username=u",
       "--docker-password=p")
     cfg = json.loads(base64.b64decode(json.loads(k("get", "secret", "pull", "-o", "json").stdout)["data"][
