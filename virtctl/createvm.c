@@ -14,36 +14,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "createvm-internal.h"
 #include "json.h"
 #include "macro.h"
-
-#define MAX_VOLUMES 32
-#define MAX_KEYS 16
-
-/* Boot order of the volume kinds, KubeVirt's: containerdisks, claims used directly, DataSources, cloned
- * claims, blank volumes, other imports. The cloud-init disk comes last and is never a boot volume. */
-enum vol_kind { V_CONTAINERDISK, V_PVC, V_DATASOURCE, V_CLONE, V_BLANK, V_IMPORT, V_CLOUDINIT };
-
-typedef struct vol {
-        enum vol_kind kind;
-        int seq; /* the order of the flags, within a kind */
-        char name[128];
-        long bootorder; /* 0: none */
-        cJSON *volume;  /* spec.template.spec.volumes[] entry */
-        cJSON *dvt;     /* spec.dataVolumeTemplates[] entry, or NULL */
-} vol;
-
-typedef struct createvm {
-        const char *name, *run_strategy, *memory, *instancetype, *preference;
-        const char *infer_it, *infer_pref; /* NULL: no inference; "": the boot volume */
-        const char *user_data_b64, *user, *password_file;
-        const char *ssh_keys[MAX_KEYS];
-        int n_ssh_keys;
-        long grace;
-        vol vols[MAX_VOLUMES];
-        int n_vols;
-        char vm_name[64];
-} createvm;
 
 /* ---- the manifest as YAML (block style; strings quoted as JSON, a valid YAML flow scalar, unless plain) */
 
@@ -119,13 +92,8 @@ static void emit_map(const cJSON *o, int indent, bool first_inline)
 
 /* ---- flag parameters: "key:value,key:value" -------------------------------------------------------- */
 
-typedef struct param {
-        const char *key;
-        char *value; /* into the parsed copy */
-} param;
-
 /* Splits spec (modified) into params, each key one of allowed. */
-static int parse_params(const char *flag, char *spec, const char *const *allowed, param *out, int max, int *n)
+int parse_params(const char *flag, char *spec, const char *const *allowed, param *out, int max, int *n)
 {
         char *save = NULL;
         *n = 0;
@@ -146,7 +114,7 @@ static int parse_params(const char *flag, char *spec, const char *const *allowed
         return 0;
 }
 
-static char *param_get(const param *p, int n, const char *key)
+char *param_get(const param *p, int n, const char *key)
 {
         for (int i = 0; i < n; i++)
                 if (!strcmp(p[i].key, key))
@@ -167,7 +135,7 @@ static int parse_bootorder(const char *flag, const char *s, long *out)
 }
 
 /* "[namespace/]name" of a src parameter. */
-static void split_ref(char *src, const char **ns, const char **name)
+void split_ref(char *src, const char **ns, const char **name)
 {
         char *slash = strchr(src, '/');
         *ns = NULL, *name = src;
@@ -179,7 +147,7 @@ static void split_ref(char *src, const char **ns, const char **name)
 
 /* ---- volumes ------------------------------------------------------------------------------------------ */
 
-static vol *new_vol(createvm *c, enum vol_kind kind, const char *name)
+vol *new_vol(createvm *c, enum vol_kind kind, const char *name)
 {
         if (c->n_vols >= MAX_VOLUMES)
                 return NULL;
@@ -338,49 +306,6 @@ static int add_import(createvm *c, char *spec, int i)
         return 0;
 }
 
-/* The cloud-init disk: the user data given (base64), or made from --user, --ssh-key and --password-file. */
-static int add_cloudinit(createvm *c)
-{
-        bool generate = c->user || c->n_ssh_keys || c->password_file;
-        if (!generate && !c->user_data_b64)
-                return 0;
-        if (generate && c->user_data_b64)
-                return die("--cloud-init-user-data is mutually exclusive with --user, --ssh-key and "
-                           "--password-file");
-        vol *v = new_vol(c, V_CLOUDINIT, "cloudinitdisk");
-        if (!v)
-                return die("too many volumes");
-        cJSON *ci = cJSON_AddObjectToObject(v->volume, "cloudInitNoCloud");
-        if (c->user_data_b64) {
-                cJSON_AddStringToObject(ci, "userDataBase64", c->user_data_b64);
-                return 0;
-        }
-        char data[8192] = "#cloud-config\n";
-        size_t len = strlen(data);
-        if (c->user)
-                len += (size_t)snprintf(data + len, sizeof(data) - len, "user: %s\n", c->user);
-        if (c->password_file) {
-                char pw[512] = "";
-                FILE *f = fopen(c->password_file, "re");
-                if (!f || !fgets(pw, sizeof(pw), f)) {
-                        if (f)
-                                fclose(f);
-                        return die("failed to read --password-file %s", c->password_file);
-                }
-                fclose(f);
-                pw[strcspn(pw, "\r\n")] = '\0';
-                len += (size_t)snprintf(data + len, sizeof(data) - len,
-                                        "password: %s\nchpasswd: { expire: False }\n", pw);
-        }
-        for (int i = 0; i < c->n_ssh_keys && len < sizeof(data); i++)
-                len += (size_t)snprintf(data + len, sizeof(data) - len, "%s  - %s\n",
-                                        i == 0 ? "ssh_authorized_keys:\n" : "", c->ssh_keys[i]);
-        if (len >= sizeof(data))
-                return die("the generated cloud-init user data is too long");
-        cJSON_AddStringToObject(ci, "userData", data);
-        return 0;
-}
-
 static int by_boot_kind(const void *a, const void *b)
 {
         const vol *x = a, *y = b;
@@ -393,7 +318,7 @@ static const char *boot_volume(const createvm *c)
         const vol *best = NULL;
         for (int i = 0; i < c->n_vols; i++) {
                 const vol *v = &c->vols[i];
-                if (v->kind == V_CLOUDINIT)
+                if (v->kind == V_CLOUDINIT || v->kind == V_SYSPREP)
                         continue;
                 if (!best || (v->bootorder && (!best->bootorder || v->bootorder < best->bootorder)))
                         best = v;
@@ -445,7 +370,10 @@ static int matcher(createvm *c, cJSON *spec, const char *key, const char *value,
 
 static cJSON *template_spec(createvm *c)
 {
-        cJSON *spec = cJSON_CreateObject(), *domain = cJSON_AddObjectToObject(spec, "domain");
+        cJSON *spec = cJSON_CreateObject();
+        if (c->access_creds) /* keys in alphabetical order, as KubeVirt's YAML */
+                cJSON_AddItemToObject(spec, "accessCredentials", TAKE_PTR(c->access_creds));
+        cJSON *domain = cJSON_AddObjectToObject(spec, "domain");
         cJSON *devices = cJSON_AddObjectToObject(domain, "devices");
         cJSON *disks = NULL;
         for (int i = 0; i < c->n_vols; i++) {
@@ -523,7 +451,12 @@ enum {
         F_USERDATA,
         F_USER,
         F_SSHKEY,
-        F_PWFILE
+        F_PWFILE,
+        F_NETDATA,
+        F_CLOUDINIT,
+        F_GA_SSH,
+        F_ACCESS_CRED,
+        F_SYSPREP
 };
 
 static const struct option longopts[] = {
@@ -544,6 +477,11 @@ static const struct option longopts[] = {
     {"user", required_argument, NULL, F_USER},
     {"ssh-key", required_argument, NULL, F_SSHKEY},
     {"password-file", required_argument, NULL, F_PWFILE},
+    {"cloud-init-network-data", required_argument, NULL, F_NETDATA},
+    {"cloud-init", required_argument, NULL, F_CLOUDINIT},
+    {"ga-manage-ssh", optional_argument, NULL, F_GA_SSH},
+    {"access-cred", required_argument, NULL, F_ACCESS_CRED},
+    {"volume-sysprep", required_argument, NULL, F_SYSPREP},
     {NULL, 0, NULL, 0}};
 
 /* The volume flags are kept (in order) and parsed once the VM's name is known: default names carry it. */
@@ -551,6 +489,8 @@ typedef struct volflag {
         int opt;
         char *spec;
 } volflag;
+
+static int take_data_flag(createvm *c, int opt, volflag *vf, int *n_vf);
 
 static int take_flag(createvm *c, int opt, volflag *vf, int *n_vf)
 {
@@ -584,8 +524,31 @@ static int take_flag(createvm *c, int opt, volflag *vf, int *n_vf)
         case F_INFER_PREF_FROM:
                 c->infer_pref = optarg ? optarg : "";
                 return 0;
+        default:
+                return take_data_flag(c, opt, vf, n_vf);
+        }
+}
+
+/* The flags of the guest's data: cloud-init's (createvm-cloudinit.c makes the disk), and the volume, sysprep
+ * and access credential flags, kept in order and parsed once the VM's name is known. */
+static int take_data_flag(createvm *c, int opt, volflag *vf, int *n_vf)
+{
+        if (opt != F_CDISK && opt != F_PVC && opt != F_IMPORT && opt != F_ACCESS_CRED && opt != F_SYSPREP)
+                c->cloud_init_flags = true;
+        switch (opt) {
         case F_USERDATA:
                 c->user_data_b64 = optarg;
+                return 0;
+        case F_NETDATA:
+                c->network_data_b64 = optarg;
+                return 0;
+        case F_CLOUDINIT:
+                c->cloud_init = optarg, c->cloud_init_given = true;
+                return 0;
+        case F_GA_SSH:
+                if (optarg && strcmp(optarg, "true") && strcmp(optarg, "false"))
+                        return die("invalid argument \"%s\" for \"--ga-manage-ssh\" flag", optarg);
+                c->ga_manage_ssh = !optarg || !strcmp(optarg, "true"), c->ga_manage_ssh_given = true;
                 return 0;
         case F_USER:
                 c->user = optarg;
@@ -601,6 +564,8 @@ static int take_flag(createvm *c, int opt, volflag *vf, int *n_vf)
         case F_CDISK:
         case F_PVC:
         case F_IMPORT:
+        case F_ACCESS_CRED:
+        case F_SYSPREP:
                 if (*n_vf >= MAX_VOLUMES)
                         return die("too many volumes");
                 vf[(*n_vf)++] = (volflag){.opt = opt, .spec = strdup(optarg)};
@@ -612,21 +577,29 @@ static int take_flag(createvm *c, int opt, volflag *vf, int *n_vf)
 
 static int add_volumes(createvm *c, volflag *vf, int n_vf)
 {
-        int n_cd = 0, n_import = 0, r = 0;
+        int n_cd = 0, n_import = 0, r = 0, n_sysprep = 0;
+        for (int i = 0; i < n_vf && !r; i++) /* KubeVirt's order: volumes, sysprep, access credentials */
+                r = vf[i].opt == F_CDISK    ? add_containerdisk(c, vf[i].spec, n_cd++)
+                    : vf[i].opt == F_PVC    ? add_pvc(c, vf[i].spec)
+                    : vf[i].opt == F_IMPORT ? add_import(c, vf[i].spec, n_import++)
+                                            : 0;
         for (int i = 0; i < n_vf && !r; i++)
-                r = vf[i].opt == F_CDISK ? add_containerdisk(c, vf[i].spec, n_cd++)
-                    : vf[i].opt == F_PVC ? add_pvc(c, vf[i].spec)
-                                         : add_import(c, vf[i].spec, n_import++);
+                if (vf[i].opt == F_SYSPREP)
+                        r = n_sysprep++ ? die("there is already a volume with name sysprepdisk")
+                                        : createvm_sysprep(c, vf[i].spec);
+        for (int i = 0; i < n_vf && !r; i++)
+                if (vf[i].opt == F_ACCESS_CRED)
+                        r = createvm_access_cred(c, vf[i].spec);
         for (int i = 0; i < c->n_vols && !r; i++)
                 for (int j = 0; j < i && !r; j++)
                         if (!strcmp(c->vols[i].name, c->vols[j].name))
                                 r = die("there is already a volume with name %s", c->vols[i].name);
-        return r ? r : add_cloudinit(c);
+        return r ? r : createvm_cloudinit(c);
 }
 
 int createvm_main(int argc, char **argv)
 {
-        createvm c = {.run_strategy = "Always", .grace = 180};
+        createvm c = {.run_strategy = "Always", .grace = 180, .cloud_init = "nocloud", .ga_manage_ssh = -1};
         volflag vf[MAX_VOLUMES];
         int n_vf = 0, opt, r = 0;
         optind = 1;
@@ -650,5 +623,6 @@ int createvm_main(int argc, char **argv)
                 free(vf[i].spec);
         for (int i = 0; i < c.n_vols; i++)
                 cJSON_Delete(c.vols[i].volume), cJSON_Delete(c.vols[i].dvt);
+        cJSON_Delete(c.access_creds);
         return r;
 }

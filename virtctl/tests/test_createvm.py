@@ -95,10 +95,42 @@ def main():
                     "--password-file", pw.name)
     data = volumes(vm)["cloudinitdisk"]["cloudInitNoCloud"]["userData"]
     check(data == "#cloud-config\nuser: cloud-user\npassword: s3cret\nchpasswd: { expire: False }\n"
-          "ssh_authorized_keys:\n  - ssh-ed25519 AAAA key1\n  - ssh-rsa BBBB key2\n", "generated user data: %r" % data)
+          "ssh_authorized_keys:\n  - ssh-ed25519 AAAA key1\n  - ssh-rsa BBBB key2", "generated user data: %r" % data)
     vm = create("--cloud-init-user-data", "I2Nsb3VkLWNvbmZpZwo=")
     check(volumes(vm)["cloudinitdisk"]["cloudInitNoCloud"] == {"userDataBase64": "I2Nsb3VkLWNvbmZpZwo="},
           "user data given in base64")
+    # access credentials (the user guide's and virtctl's examples)
+    vm = create("--user", "cloud-user", "--access-cred=type:ssh,src:my-keys")
+    tspec = vm["spec"]["template"]["spec"]
+    check(tspec["accessCredentials"] == [{"sshPublicKey": {"source": {"secret": {"secretName": "my-keys"}},
+                                          "propagationMethod": {"qemuGuestAgent": {"users": ["cloud-user"]}}}}],
+          "--access-cred type:ssh: the guest agent method for --user")
+    check(volumes(vm)["cloudinitdisk"]["cloudInitNoCloud"]["userData"] ==
+          "#cloud-config\nuser: cloud-user\nruncmd:\n  - [ setsebool, -P, 'virt_qemu_ga_manage_ssh', 'on' ]",
+          "the guest agent may manage SSH keys (cloud-init runcmd)")
+    vm = create("--access-cred=type:ssh,src:my-keys,user:myuser", "--access-cred=type:password,src:my-pws")
+    creds = vm["spec"]["template"]["spec"]["accessCredentials"]
+    check(creds[0]["sshPublicKey"]["propagationMethod"]["qemuGuestAgent"]["users"] == ["myuser"] and
+          creds[1] == {"userPassword": {"source": {"secret": {"secretName": "my-pws"}},
+                                        "propagationMethod": {"qemuGuestAgent": {}}}}, "an ssh key and a password")
+    vm = create("--access-cred=src:k,method:configdrive")
+    check(volumes(vm)["cloudinitdisk"] == {"name": "cloudinitdisk",
+                                           "cloudInitConfigDrive": {"userData": "#cloud-config"}} and
+          vm["spec"]["template"]["spec"]["accessCredentials"][0]["sshPublicKey"]["propagationMethod"] ==
+          {"configDrive": {}}, "method configdrive brings a config drive")
+    vm = create("--cloud-init", "none", "--user", "u")
+    check("cloudinitdisk" not in volumes(vm), "--cloud-init none: no disk")
+    vm = create("--volume-sysprep", "src:my-cm", "--volume-containerdisk", "src:img")
+    check(volumes(vm)["sysprepdisk"] == {"name": "sysprepdisk", "sysprep": {"configMap": {"name": "my-cm"}}},
+          "a sysprep ConfigMap")
+    check(list(volumes(vm))[0] != "sysprepdisk", "the sysprep disk comes after the boot volume")
+    vm = create("--volume-sysprep", "src:my-secret,type:secret")
+    check(volumes(vm)["sysprepdisk"]["sysprep"] == {"secret": {"name": "my-secret"}}, "a sysprep Secret")
+    # the manifests pass the VMI validation virt-api and the launcher share
+    vm = create("--name", "creds", "--volume-containerdisk", "src:img", "--access-cred=src:k,method:nocloud",
+                "--access-cred=type:password,src:p")
+    check(vm["spec"]["template"]["spec"]["accessCredentials"][0]["sshPublicKey"]["propagationMethod"] ==
+          {"noCloud": {}} and "cloudInitNoCloud" in volumes(vm)["cloudinitdisk"], "method nocloud")
     # a value YAML would read as another type stays a string
     vm = create("--name", "q", "--memory", "1024", "--run-strategy", "Halted")
     check(vm["spec"]["template"]["spec"]["domain"]["memory"]["guest"] == "1024", "a numeric quantity stays a string")
@@ -115,6 +147,16 @@ def main():
     refused(["--instancetype=flavours/u1.small"], ["invalid --instancetype kind flavours"])
     refused(["--volume-pvc=src:a", "--volume-pvc=src:a"], ["already a volume with name a"])
     refused(["--user=u", "--cloud-init-user-data=eA=="], ["mutually exclusive"])
+    refused(["--access-cred=type:ssh,src:k"], ['"--access-cred"', "user must be specified"])
+    refused(["--access-cred=type:ssh,src:k,method:nocloud", "--cloud-init=configdrive"],
+            ["method param and value passed to --cloud-init have to match: nocloud vs configdrive"])
+    refused(["--access-cred=type:password,src:k,user:u"], ["user cannot be specified"])
+    refused(["--access-cred=type:password,src:k,method:nocloud"], ['invalid access credentials password method'])
+    refused(["--access-cred=type:token,src:k"], ['invalid access credential type "token"'])
+    refused(["--access-cred=type:ssh,user:u"], ["src must be specified"])
+    refused(["--access-cred=src:ns/k,user:u"], ['not allowed to specify namespace of secret "k"'])
+    refused(["--volume-sysprep=src:x,type:disk"], ['invalid sysprep source type "disk"'])
+    refused(["--cloud-init=iso", "--user=u"], ['invalid cloud-init data source type "iso"'])
     refused(["--no-such-flag"], ["unknown flag: --no-such-flag"])
     refused(["--volume-import"], ["flag needs an argument: --volume-import"])
     if failures:
