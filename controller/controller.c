@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const kind_prefix[] = {"vmi", "vm", "vmim", "vmsnapshot", "vmrestore", "dv"};
+static const char *const kind_prefix[] = {"vmi", "vm", "vmim", "vmsnapshot", "vmrestore", "dv", "ds"};
 
 int key_split(char *key, char **ns, char **name)
 {
@@ -253,6 +253,18 @@ static void on_dv(kube_informer *inf, enum kube_event_type type, const cJSON *ob
             cJSON_GetObjectItemCaseSensitive(kube_obj(obj, "metadata.annotations"), DV_ANN_RETAINED);
         if (cJSON_IsString(kept))
                 controller_enqueue(ud, RK_VM, ns, kept->valuestring);
+        /* and the DataSources naming its claim (their Ready follows its phase) */
+        char key[600];
+        snprintf(key, sizeof(key), "%s/%s", ns ?: "", kube_str(obj, "metadata.name") ?: "");
+        _cleanup_json_ cJSON *sources = kube_store_by_index(&((controller *)ud)->datasources.store, key);
+        const cJSON *ds;
+        cJSON_ArrayForEach(ds, sources)
+            controller_enqueue(ud, RK_DS, kube_str(ds, "metadata.namespace"), kube_str(ds, "metadata.name"));
+}
+
+static void on_datasource(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
+{
+        controller_enqueue(ud, RK_DS, kube_str(obj, "metadata.namespace"), kube_str(obj, "metadata.name"));
 }
 
 static void on_importer(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
@@ -288,6 +300,8 @@ static int dispatch(controller *c, kube_client *api, const char *qkey, enum reco
                                 return reconcile_vmrestore(c, api, colon + 1, err);
                         if (k == RK_DV)
                                 return reconcile_dv(c, api, colon + 1, err);
+                        if (k == RK_DS)
+                                return reconcile_ds(c, api, colon + 1, err);
                         return reconcile_vmim(c, api, colon + 1, err);
                 }
         *kind = RK_VMI;
@@ -343,6 +357,7 @@ int controller_init(controller *c, kube_config *cfg, const controller_opts *opts
                                     snapshot_ops = {prune_common, snapshot_index, NULL},
                                     restore_ops = {prune_common, restore_index, NULL},
                                     attacher_ops = {prune_common, attacher_index, NULL},
+                                    datasource_ops = {prune_common, datasource_claim_key, NULL},
                                     plain_ops = {prune_common, NULL, NULL};
         const char *ns = opts->namespace;
         if (kube_informer_init(&c->vmis, cfg, c->multi, &kube_vmi, ns, NULL, &vmi_ops, on_vmi, c) < 0 ||
@@ -358,6 +373,8 @@ int controller_init(controller *c, kube_config *cfg, const controller_opts *opts
                                on_restore, c) < 0 ||
             kube_informer_init(&c->dvs, cfg, c->multi, &kube_datavolume, ns, NULL, &plain_ops, on_dv, c) <
                 0 ||
+            kube_informer_init(&c->datasources, cfg, c->multi, &kube_datasource, ns, NULL, &datasource_ops,
+                               on_datasource, c) < 0 ||
             kube_informer_init(&c->importers, cfg, c->multi, &kube_pod, ns, "app=" DV_IMPORTER_APP,
                                &plain_ops, on_importer, c) < 0 ||
             kube_informer_init(&c->attachers, cfg, c->multi, &kube_pod, ns, POD_LABEL_APP "=" HP_POD_APP,

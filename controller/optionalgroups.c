@@ -13,6 +13,7 @@ static const char *const snapshot_res[] = {"virtualmachinesnapshots", "virtualma
 static const char *const restore_res[] = {"virtualmachinerestores", NULL};
 static const char *const policy_res[] = {"migrationpolicies", NULL};
 static const char *const cdi_res[] = {"datavolumes", NULL};
+static const char *const datasource_res[] = {"datasources", NULL};
 
 void optional_groups_init(controller *c)
 {
@@ -23,7 +24,8 @@ void optional_groups_init(controller *c)
         } table[OPT__MAX] = {[OPT_SNAPSHOT] = {"snapshot", snapshot_res, &c->snapshots},
                              [OPT_RESTORE] = {"restore", restore_res, &c->restores},
                              [OPT_POLICY] = {"migration-policy", policy_res, &c->policies},
-                             [OPT_CDI] = {"datavolume", cdi_res, &c->dvs}};
+                             [OPT_CDI] = {"datavolume", cdi_res, &c->dvs},
+                             [OPT_DATASOURCE] = {"datasource", datasource_res, &c->datasources}};
         for (int k = 0; k < OPT__MAX; k++) {
                 optional_ctl *o = &c->optional[k];
                 o->name = table[k].name;

@@ -337,6 +337,23 @@ def run_scenario(env):
     assert disk_counter(env.claim_file("from-ds")) == kept, (disk_counter(env.claim_file("from-ds")), kept, dv["status"])
     print("ok - DataVolume with a DataSource sourceRef: Pending until the DataSource exists, then Succeeded with "
           "the claim it names (DISKCNT %d)" % kept)
+    # The DataSources' Ready condition, as CDI's datasource-controller writes it
+    create(env, {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataSource", "metadata": {"name": "nowhere"},
+                 "spec": {"source": {"pvc": {"name": "no-such-claim"}}}})
+    create(env, {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataSource", "metadata": {"name": "of-clone"},
+                 "spec": {"source": {"pvc": {"name": "clone", "namespace": "default"}}}})
+    for name, status, reason, message in (("vm-data", "True", "Ready", "DataSource is ready to be consumed"),
+                                          ("of-clone", "True", "Ready", "DataSource is ready to be consumed"),
+                                          ("nowhere", "False", "NotFound", "PVC not found")):
+        ds = wait_for("DataSource %s Ready %s" % (name, status), lambda: (lambda d: d if [
+            c for c in (d or {}).get("status", {}).get("conditions", [])
+            if c["type"] == "Ready" and c["status"] == status] else None)(env.get("datasource", name)), timeout=30,
+            interval=0.3)
+        cond = next(c for c in ds["status"]["conditions"] if c["type"] == "Ready")
+        assert cond["reason"] == reason and cond["message"] == message, ds["status"]
+        assert ds["status"]["source"] == ds["spec"]["source"], ds["status"]
+    print("ok - DataSources' Ready: a claim that exists and a Succeeded DataVolume are Ready, a missing claim "
+          "NotFound; status.source mirrors spec.source")
 
     # 6. Deleting the snapshot frees its data: the content and its backup claims (and their directories) go.
     env.kubectl("delete", "vmsnapshot", "snap1", "--timeout=60s")
