@@ -714,6 +714,12 @@ static int poll_reply(migration_poll_seq *s, const cJSON *ret, lo_next *n, kv_er
         }
         if (!strcmp(st->qemu_status, "postcopy-active"))
                 snprintf(st->mode, sizeof(st->mode), "PostCopy");
+        if (st->cancel_deferred &&
+            (strcmp(st->qemu_status, "setup") ||
+             kv_now_ms() - st->cancel_requested_ms >= MIGRATION_CANCEL_SETUP_WAIT_MS)) {
+                st->cancel_deferred = false;
+                return poll_send(s, (lo_next){.command = "migrate_cancel", .may_fail = true}, n);
+        }
         if (st->abort_requested && !strcmp(st->qemu_status, "cancelling") &&
             kv_now_ms() - st->last_yank_ms >= 500)
                 return poll_send(s, yank_cmd(st), n);
@@ -769,7 +775,7 @@ int migration_cancel_check(const migration_state *st, kv_error *err)
         return 0;
 }
 
-enum { CANCEL_BEGIN, CANCEL_SENT, CANCEL_YANKED };
+enum { CANCEL_BEGIN, CANCEL_QUERIED, CANCEL_SENT, CANCEL_YANKED };
 
 int migration_cancel_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *n, kv_error *err)
 {
@@ -779,6 +785,15 @@ int migration_cancel_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_
                 if (migration_cancel_check(s->st, err) < 0)
                         return -err->code;
                 s->st->abort_requested = true;
+                s->step = CANCEL_QUERIED;
+                *n = (lo_next){.command = "query-migrate"};
+                return LO_SEQ_NEXT;
+        case CANCEL_QUERIED:
+                if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(ret, "status")) ?: "", "setup")) {
+                        s->st->cancel_deferred = true, s->st->cancel_requested_ms = kv_now_ms();
+                        log_info("migrate-cancel during the migration's setup: sent once it is set up");
+                        return LO_SEQ_DONE;
+                }
                 s->step = CANCEL_SENT;
                 *n = (lo_next){.command = "migrate_cancel"};
                 return LO_SEQ_NEXT;

@@ -62,6 +62,10 @@ typedef struct migration_state {
         migration_params params;
         int64_t start_ms, last_progress_ms;
         int64_t last_yank_ms; /* after a cancel: when the migration's channels were last yanked */
+        /* a cancel that came while QEMU was still in "setup": sent by the poll once the migration left it
+         * (or MIGRATION_CANCEL_SETUP_WAIT_MS passed) */
+        bool cancel_deferred;
+        int64_t cancel_requested_ms;
         uint64_t best_remaining, disk_bytes;
         bool postcopy_started, finished;
         char **mirrors; /* node names mirrored to the target over NBD */
@@ -153,7 +157,10 @@ typedef struct migration_poll_seq {
 void migration_poll_init(migration_poll_seq *s, migration_state *st);
 int migration_poll_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_next *next, kv_error *err);
 /* migrate_cancel, then yank of the migration's channels. -EALREADY once finished, -EBUSY in post-copy
- * (migration_cancel_check says so before anything is sent). */
+ * (migration_cancel_check says so before anything is sent). During QEMU's "setup" the cancel waits for the
+ * poll (migration_state.cancel_deferred): QEMU 7.2 cancelled while it sets its multifd channels up can stay
+ * "cancelling" for good, which no yank ends (seen in CI). */
+#define MIGRATION_CANCEL_SETUP_WAIT_MS 3000
 int migration_cancel(qmp *q, migration_state *st, kv_error *err);
 int migration_cancel_check(const migration_state *st, kv_error *err);
 typedef struct migration_cancel_seq {

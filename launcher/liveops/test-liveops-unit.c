@@ -1,5 +1,5 @@
-/* Unit tests: the VMI diff (vmi-diff.c), the migration parameter computation (migration-params.c) and the
- * backups of raw disks (snapshot.c). */
+/* Unit tests: the VMI diff (vmi-diff.c), the migration parameter computation (migration-params.c), the
+ * cancel of a migration still in setup (migration.c) and the backups of raw disks (snapshot.c). */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "migration.h"
 #include "snapshot.h"
 #include "tcp-drain.h"
@@ -290,8 +291,62 @@ static void test_backups(void)
         rmdir(dir);
 }
 
+/* One step of a QMP sequence with a reply given as JSON text; the command it asks next ("" when done). */
+static const char *step(int (*fn)(void *, const cJSON *, const kv_error *, lo_next *, kv_error *), void *ctx,
+                        const char *reply)
+{
+        static char next[64];
+        cJSON *ret = reply ? cJSON_Parse(reply) : NULL;
+        lo_next n = {0};
+        kv_error err = {0};
+        int r = fn(ctx, ret, NULL, &n, &err);
+        cJSON_Delete(ret);
+        assert(r >= 0);
+        snprintf(next, sizeof(next), "%s", r == LO_SEQ_NEXT ? n.command : "");
+        cJSON_Delete(n.args);
+        return next;
+}
+
+/* A cancel while QEMU is in "setup" waits for the poll to see the migration set up (QEMU 7.2 can hang
+ * cancelling a multifd setup); otherwise migrate_cancel then yank at once. */
+static void test_cancel_during_setup(void)
+{
+        migration_state st = {0};
+        migration_cancel_seq c = {.st = &st};
+        assert(!strcmp(step(migration_cancel_step, &c, NULL), "query-migrate"));
+        assert(!strcmp(step(migration_cancel_step, &c, "{\"status\":\"setup\"}"), ""));
+        assert(st.abort_requested && st.cancel_deferred);
+        migration_poll_seq p;
+        migration_poll_init(&p, &st);
+        assert(!strcmp(step(migration_poll_step, &p, NULL), "query-migrate"));
+        assert(!strcmp(step(migration_poll_step, &p, "{\"status\":\"setup\"}"), "")); /* still waiting */
+        migration_poll_init(&p, &st);
+        step(migration_poll_step, &p, NULL);
+        assert(!strcmp(step(migration_poll_step, &p, "{\"status\":\"active\",\"ram\":{\"total\":1}}"),
+                       "migrate_cancel"));
+        assert(!st.cancel_deferred);
+        migration_poll_init(&p, &st); /* then the poll yanks while QEMU says cancelling */
+        step(migration_poll_step, &p, NULL);
+        assert(!strcmp(step(migration_poll_step, &p, "{\"status\":\"cancelling\"}"), "yank"));
+        /* a setup that never ends: cancelled anyway after MIGRATION_CANCEL_SETUP_WAIT_MS */
+        migration_state st2 = {.abort_requested = true,
+                               .cancel_deferred = true,
+                               .cancel_requested_ms = kv_now_ms() - MIGRATION_CANCEL_SETUP_WAIT_MS};
+        migration_poll_init(&p, &st2);
+        step(migration_poll_step, &p, NULL);
+        assert(!strcmp(step(migration_poll_step, &p, "{\"status\":\"setup\"}"), "migrate_cancel"));
+        /* an active migration: cancelled at once, then yanked */
+        migration_state st3 = {0};
+        migration_cancel_seq c3 = {.st = &st3};
+        step(migration_cancel_step, &c3, NULL);
+        assert(!strcmp(step(migration_cancel_step, &c3, "{\"status\":\"active\"}"), "migrate_cancel"));
+        assert(!strcmp(step(migration_cancel_step, &c3, "{}"), "yank"));
+        assert(!st3.cancel_deferred);
+}
+
 int main(void)
 {
+        test_cancel_during_setup();
         test_backups();
         test_tcp_drain();
         test_diff();
