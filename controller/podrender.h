@@ -1,6 +1,7 @@
 /* VMI → launcher Pod: the pure renderer behind "exactly one Pod per VMI" (see /docs/controller.md for
  * the Pod shape and the memory overhead formula). Golden-file tested. */
 #pragma once
+#include "kvlite-annotations.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -41,7 +42,7 @@ typedef struct pod_render_opts {
 #define POD_LABEL_VM_NAME "vm.kubevirt.io/name"
 #define POD_LABEL_VMI_ID "vmi.kubevirt.io/id" /* KubeVirt >= 1.7's virtctl expose selector */
 #define POD_ANNOTATION_MULTUS_NETWORKS "k8s.v1.cni.cncf.io/networks"
-#define POD_ANNOTATION_LAUNCHER_STATUS "kvlite.io/launcher-status"
+#define POD_ANNOTATION_LAUNCHER_STATUS KVLITE_ANN_LAUNCHER_STATUS
 #define POD_ANNOTATION_MIGRATION_POLICY "kvlite.io/migration-policy"
 #define POD_ANNOTATION_MIGRATION_CONFIG "kvlite.io/migration-configuration"
 #define LAUNCHER_RUN_DIR "/var/run/kvlite"

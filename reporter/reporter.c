@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kvlite-annotations.h"
 #include "caps.h"
 #include "clock.h"
 #include "ctl-protocol.h" /* CTL_LINE_MAX */
@@ -33,7 +34,7 @@
 #include "reporter-sandbox.h"
 #include "vmifwd.h"
 
-#define ANNOTATION "kvlite.io/launcher-status"
+#define ANNOTATION KVLITE_ANN_LAUNCHER_STATUS
 #define MAX_DOC 65536
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 5000

@@ -1,6 +1,7 @@
 /* subresources.kubevirt.io/v1 handlers: KubeVirt's paths, bodies, status codes and messages
  * (pkg/virt-api/rest/lifecycle.go, volumes.go), acted out as patches and creates on the API. */
 #include "subresources.h"
+#include "subres-internal.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -14,11 +15,6 @@
 #include "log.h"
 #include "rename-annotations.h"
 #include "macro.h"
-
-typedef struct target {
-        const char *ns, *name;
-        const cJSON *body; /* the request's options object (empty object when no body) */
-} target;
 
 static const char *reason_of(unsigned code)
 {
@@ -79,7 +75,7 @@ static int fail_api(subres_reply *r, int rc, const kv_error *err)
 }
 
 /* KubeVirt's errors.NewConflict wording: Operation cannot be fulfilled on <resource> "<name>": <why>. */
-static int conflict(subres_reply *r, const target *t, bool vm, const char *why)
+int subres_conflict(subres_reply *r, const target *t, bool vm, const char *why)
 {
         return subres_fail(r, 409, "Operation cannot be fulfilled on %s.kubevirt.io \"%s\": %s",
                            vm ? "virtualmachine" : "virtualmachineinstance", t->name, why);
@@ -227,7 +223,7 @@ static int vm_start(kube_client *api, const target *t, subres_reply *r)
                 return -1;
         const char *strategy = run_strategy(vm);
         if (vmi && !vmi_final(vmi))
-                return conflict(r, t, true, "VM is already running");
+                return subres_conflict(r, t, true, "VM is already running");
         if (!strcmp(strategy, "Halted")) {
                 if (set_run_strategy(api, vm, t, "Halted", "Always", r) < 0)
                         return -1;
@@ -275,7 +271,7 @@ static int vm_stop(kube_client *api, const target *t, subres_reply *r)
         }
         if (!strcmp(strategy, "Manual") || !strcmp(strategy, "RerunOnFailure")) {
                 if (!live)
-                        return conflict(r, t, true, "VM is not running");
+                        return subres_conflict(r, t, true, "VM is not running");
                 cJSON *reqs = cJSON_CreateArray();
                 cJSON_AddItemToArray(reqs, request("Stop", kube_str(vmi, "metadata.uid")));
                 return change_requests(api, vm, t, reqs, r) < 0 ? -1 : accepted(r);
@@ -303,7 +299,7 @@ static int vm_restart(kube_client *api, const target *t, subres_reply *r)
                     "not support manual restart requests",
                     t->name, strategy);
         if (!vmi || vmi_final(vmi))
-                return conflict(r, t, true, "VM is not running");
+                return subres_conflict(r, t, true, "VM is not running");
         if (has_grace && set_vmi_grace(api, t, 1, r) < 0) /* force: KubeVirt's shortest grace */
                 return -1;
         cJSON *reqs = cJSON_CreateArray();
@@ -318,7 +314,7 @@ static int vm_migrate(kube_client *api, const target *t, subres_reply *r)
         if (get_obj(api, &kube_vm, "kubevirt.io", t, &vm, r) < 0 || get_vmi_opt(api, t, &vmi, r) < 0)
                 return -1;
         if (!vmi_running(vmi))
-                return conflict(r, t, true, "VM is not running");
+                return subres_conflict(r, t, true, "VM is not running");
         cJSON_AddStringToObject(vmim, "apiVersion", "kubevirt.io/v1");
         cJSON_AddStringToObject(vmim, "kind", "VirtualMachineInstanceMigration");
         cJSON *md = cJSON_AddObjectToObject(vmim, "metadata");
@@ -376,7 +372,7 @@ static int snapshot_work(kube_client *api, const target *t, subres_reply *r)
                                 char why[320];
                                 snprintf(why, sizeof(why), "%s %s is in progress", kinds[k].what,
                                          kube_str(o, "metadata.name") ?: "");
-                                return conflict(r, t, true, why);
+                                return subres_conflict(r, t, true, why);
                         }
                 }
         }
@@ -474,14 +470,14 @@ static int vm_rename(kube_client *api, const target *t, subres_reply *r)
         if (get_obj(api, &kube_vm, "kubevirt.io", t, &vm, r) < 0 || get_vmi_opt(api, t, &vmi, r) < 0)
                 return -1;
         if (kube_obj(vm, "metadata.deletionTimestamp"))
-                return conflict(r, t, true, "VM is being deleted");
+                return subres_conflict(r, t, true, "VM is being deleted");
         const char *strategy = run_strategy(vm);
         if (vmi && !vmi_final(vmi))
-                return conflict(r, t, true, "VM is running; stop it before renaming it");
+                return subres_conflict(r, t, true, "VM is running; stop it before renaming it");
         if (!strcmp(strategy, "Always") || !strcmp(strategy, "Once")) {
                 char why[96];
                 snprintf(why, sizeof(why), "VM is not stopped (runStrategy %s starts it)", strategy);
-                return conflict(r, t, true, why);
+                return subres_conflict(r, t, true, why);
         }
         const char *fenced = annotation(vm, RENAME_TO_ANNOTATION);
         target nt = {.ns = t->ns, .name = to, .body = t->body};
@@ -490,7 +486,7 @@ static int vm_rename(kube_client *api, const target *t, subres_reply *r)
         if (rc < 0 && rc != -KUBE_ENOTFOUND)
                 return fail_api(r, rc, &err);
         if (taken && !rename_copy_of(taken, vm))
-                return conflict(r, &nt, true, "a VirtualMachine of that name already exists");
+                return subres_conflict(r, &nt, true, "a VirtualMachine of that name already exists");
         if (fenced && strcmp(fenced, to)) { /* an earlier rename to another name: not while its copy exists */
                 _cleanup_json_ cJSON *other = NULL;
                 rc = kube_get(api, &kube_vm, t->ns, fenced, &other, &err);
@@ -499,7 +495,7 @@ static int vm_rename(kube_client *api, const target *t, subres_reply *r)
                 if (other && rename_copy_of(other, vm)) {
                         char why[160];
                         snprintf(why, sizeof(why), "VM is being renamed to %s", fenced);
-                        return conflict(r, t, true, why);
+                        return subres_conflict(r, t, true, why);
                 }
         }
         if (snapshot_work(api, t, r) < 0)
@@ -515,7 +511,8 @@ static int vm_rename(kube_client *api, const target *t, subres_reply *r)
                         rc = kube_get(api, &kube_vm, t->ns, to, &taken, &err);
                         if (rc == 0 && !rename_copy_of(taken, vm)) {
                                 unfence(api, t);
-                                return conflict(r, &nt, true, "a VirtualMachine of that name already exists");
+                                return subres_conflict(r, &nt, true,
+                                                       "a VirtualMachine of that name already exists");
                         }
                 }
                 if (rc < 0) {
@@ -529,12 +526,12 @@ static int vm_rename(kube_client *api, const target *t, subres_reply *r)
 }
 
 /* The VMI must be Running, else 409 as KubeVirt answers. */
-static int running_vmi(kube_client *api, const target *t, cJSON **vmi, subres_reply *r)
+int subres_running_vmi(kube_client *api, const target *t, cJSON **vmi, subres_reply *r)
 {
         if (get_obj(api, &kube_vmi, "kubevirt.io", t, vmi, r) < 0)
                 return -1;
         if (!vmi_running(*vmi))
-                return conflict(r, t, false, "VMI is not running");
+                return subres_conflict(r, t, false, "VMI is not running");
         return 0;
 }
 
@@ -554,12 +551,12 @@ static bool vmi_paused(const cJSON *vmi)
 static int vmi_set_paused(kube_client *api, const target *t, bool pause, subres_reply *r)
 {
         _cleanup_json_ cJSON *vmi = NULL, *patch = cJSON_CreateObject();
-        if (running_vmi(api, t, &vmi, r) < 0)
+        if (subres_running_vmi(api, t, &vmi, r) < 0)
                 return -1;
         if (pause && vmi_paused(vmi))
-                return conflict(r, t, false, "VMI is already paused");
+                return subres_conflict(r, t, false, "VMI is already paused");
         if (!pause && !vmi_paused(vmi))
-                return conflict(r, t, false, "VMI is not paused");
+                return subres_conflict(r, t, false, "VMI is not paused");
         cJSON *ann = cJSON_AddObjectToObject(cJSON_AddObjectToObject(patch, "metadata"), "annotations");
         cJSON_AddStringToObject(ann, SUBRES_PAUSE_ANNOTATION, pause ? "true" : "false");
         kv_error err = {0};
@@ -577,7 +574,7 @@ static int vmi_unpause(kube_client *api, const target *t, subres_reply *r)
         return vmi_set_paused(api, t, false, r);
 }
 
-static bool vmi_condition_true(const cJSON *vmi, const char *type)
+bool subres_vmi_condition(const cJSON *vmi, const char *type)
 {
         const cJSON *c;
         cJSON_ArrayForEach(c, kube_obj(vmi, "status.conditions"))
@@ -588,44 +585,20 @@ static bool vmi_condition_true(const cJSON *vmi, const char *type)
         return false;
 }
 
-/* KubeVirt's VirtualMachineInstanceGuestAgentInfo from what the launcher's guest agent reported into the
- * VMI's status (guestOSInfo, the guest's interface names); 409 while no agent is connected, as KubeVirt. */
-static int vmi_guestosinfo(kube_client *api, const target *t, subres_reply *r)
-{
-        _cleanup_json_ cJSON *vmi = NULL;
-        if (running_vmi(api, t, &vmi, r) < 0)
-                return -1;
-        if (!vmi_condition_true(vmi, "AgentConnected"))
-                return conflict(r, t, false, "VMI does not have guest agent connected");
-        _cleanup_json_ cJSON *info = cJSON_CreateObject();
-        const cJSON *os = kube_obj(vmi, "status.guestOSInfo");
-        cJSON_AddItemToObject(info, "os", os ? cJSON_Duplicate(os, 1) : cJSON_CreateObject());
-        const cJSON *i;
-        cJSON *ifaces = cJSON_AddArrayToObject(info, "interfaces");
-        cJSON_ArrayForEach(i, kube_obj(vmi, "status.interfaces"))
-        {
-                if (kube_str(i, "interfaceName"))
-                        cJSON_AddItemToArray(ifaces, cJSON_Duplicate(i, 1));
-        }
-        r->code = 200;
-        r->body = cJSON_PrintUnformatted(info);
-        return r->body ? 0 : subres_fail(r, 500, "out of memory");
-}
-
 /* softreboot: KubeVirt's checks (running, not paused, an agent or ACPI to ask the guest with); a new request
  * id goes on the VMI (SUBRES_SOFTREBOOT_ANNOTATION) and its launcher's reporter forwards it once: the
  * launcher presses the ACPI power button and turns the guest's power-off into a reset. */
 static int vmi_softreboot(kube_client *api, const target *t, subres_reply *r)
 {
         _cleanup_json_ cJSON *vmi = NULL, *patch = cJSON_CreateObject();
-        if (running_vmi(api, t, &vmi, r) < 0)
+        if (subres_running_vmi(api, t, &vmi, r) < 0)
                 return -1;
         if (vmi_paused(vmi))
-                return conflict(r, t, false, "VMI is paused");
+                return subres_conflict(r, t, false, "VMI is paused");
         const cJSON *acpi = kube_obj(vmi, "spec.domain.features.acpi.enabled");
-        if (cJSON_IsFalse(acpi) && !vmi_condition_true(vmi, "AgentConnected"))
-                return conflict(r, t, false,
-                                "VMI neither have the agent connected nor the ACPI feature enabled");
+        if (cJSON_IsFalse(acpi) && !subres_vmi_condition(vmi, "AgentConnected"))
+                return subres_conflict(r, t, false,
+                                       "VMI neither have the agent connected nor the ACPI feature enabled");
         char id[64];
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -758,7 +731,8 @@ static int volume_patch(kube_client *api, const kube_resource *res, const target
                 cJSON_Delete(again);
                 again = cJSON_CreateArray();
                 if (get_obj(api, res, "kubevirt.io", t, &obj, r) < 0 ||
-                    (res == &kube_vmi && !vmi_running(obj) && conflict(r, t, false, "VMI is not running")) ||
+                    (res == &kube_vmi && !vmi_running(obj) &&
+                     subres_conflict(r, t, false, "VMI is not running")) ||
                     volume_ops(obj, spec, name, volume, disk, again, r) < 0)
                         return -1;
         }
@@ -784,7 +758,7 @@ static int change_volume(kube_client *api, const target *t, bool vm_endpoint, bo
                 return -1;
         }
         if (!vm_endpoint && !vmi_running(vmi))
-                return conflict(r, t, false, "VMI is not running");
+                return subres_conflict(r, t, false, "VMI is not running");
         if (vmi && vmi_running(vmi) && volume_ops(vmi, "/spec", name, volume, disk, vmi_ops, r) < 0)
                 return -1;
         if (vm && volume_patch(api, &kube_vm, t, "/spec/template/spec", name, volume, disk, vm_ops, r) < 0)
@@ -830,7 +804,9 @@ static const route routes[] = {
     {false, "unpause", "PUT", vmi_unpause},
     {false, "addvolume", "PUT", vmi_addvolume},
     {false, "removevolume", "PUT", vmi_removevolume},
-    {false, "guestosinfo", "GET", vmi_guestosinfo},
+    {false, "guestosinfo", "GET", subres_guestosinfo},
+    {false, "userlist", "GET", subres_userlist},
+    {false, "filesystemlist", "GET", subres_filesystemlist},
     {false, "softreboot", "PUT", vmi_softreboot},
 };
 

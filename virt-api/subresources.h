@@ -1,7 +1,7 @@
 /* subresources.kubevirt.io/v1: KubeVirt's VM and VMI actions (start, stop, restart, migrate, pause,
- * unpause, addvolume, removevolume, rename, guestosinfo) and the group's discovery, as requests to the
- * Kubernetes API made with virt-api's own credentials. The API server has authenticated and authorized the
- * caller before proxying (server.c checks that the request comes from it). */
+ * unpause, addvolume, removevolume, rename, guestosinfo, userlist, filesystemlist) and the group's discovery,
+ * as requests to the Kubernetes API made with virt-api's own credentials. The API server has authenticated
+ * and authorized the caller before proxying (server.c checks that the request comes from it). */
 #pragma once
 
 #include <stddef.h>

@@ -62,6 +62,8 @@ static void usage(FILE *f)
             "  expose vm|vmi NAME --name SVC [--port P] [--target-port T] [--protocol TCP|UDP]\n"
             "                [--type ClusterIP|NodePort|LoadBalancer] [--port-name N] [--cluster-ip IP]\n"
             "  guestosinfo VMI                         the guest agent's OS information\n"
+            "  userlist VMI                            the users logged in to the guest (guest agent)\n"
+            "  fslist VMI                              the guest's filesystems (guest agent)\n"
             "  create vm [--name N] [--run-strategy S] [--termination-grace-period N] [--memory Q]\n"
             "            [--instancetype [KIND/]IT | --infer-instancetype[=VOLUME]] "
             "[--infer-instancetype-from V]\n"
@@ -413,11 +415,12 @@ static int cmd_addvolume(ctx *c, const char *name, const opts *o, bool add)
         return EXIT_OK;
 }
 
-static int cmd_guestosinfo(ctx *c, const char *name)
+/* guestosinfo, userlist, fslist: the subresource's JSON, indented (KubeVirt's virtctl prints it so). */
+static int cmd_agent_info(ctx *c, const char *name, const char *verb)
 {
         _cleanup_json_ cJSON *out = NULL;
         kv_error err = {0};
-        if (subresource(c, "GET", false, name, "guestosinfo", NULL, &out, &err) < 0)
+        if (subresource(c, "GET", false, name, verb, NULL, &out, &err) < 0)
                 return die("%s", api_message(&err));
         _cleanup_free_ char *text = cJSON_Print(out);
         puts(text ? text : "{}");
@@ -619,8 +622,10 @@ static int run(ctx *c, const char *cmd, int argc, char **argv, const opts *o)
                 return need(argc, 1, cmd) ?: cmd_addvolume(c, argv[0], o, !strcmp(cmd, "addvolume"));
         if (!strcmp(cmd, "expose"))
                 return need(argc, 2, cmd) ?: cmd_expose(c, argv[0], argv[1], o);
-        if (!strcmp(cmd, "guestosinfo"))
-                return need(argc, 1, cmd) ?: cmd_guestosinfo(c, argv[0]);
+        if (!strcmp(cmd, "guestosinfo") || !strcmp(cmd, "userlist"))
+                return need(argc, 1, cmd) ?: cmd_agent_info(c, argv[0], cmd);
+        if (!strcmp(cmd, "fslist"))
+                return need(argc, 1, cmd) ?: cmd_agent_info(c, argv[0], "filesystemlist");
         if (!strcmp(cmd, "version"))
                 return need(argc, 0, cmd) ?: cmd_version(c);
         if (!strcmp(cmd, "console"))

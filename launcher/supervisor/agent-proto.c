@@ -150,3 +150,133 @@ bool agent_interfaces_apply(status *st, const cJSON *ret)
         }
         return changed;
 }
+
+/* {name, enabled} of each command qemu-ga lists (enabled left out when false, as KubeVirt's omitempty) */
+static cJSON *commands(const cJSON *list)
+{
+        cJSON *out = cJSON_CreateArray();
+        const cJSON *c;
+        cJSON_ArrayForEach(c, list)
+        {
+                const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "name"));
+                if (!name)
+                        continue;
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "name", name);
+                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "enabled")))
+                        cJSON_AddBoolToObject(o, "enabled", true);
+                cJSON_AddItemToArray(out, o);
+        }
+        return out;
+}
+
+static cJSON *users(const cJSON *list)
+{
+        cJSON *out = cJSON_CreateArray();
+        const cJSON *u;
+        cJSON_ArrayForEach(u, list)
+        {
+                const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(u, "user"));
+                const char *domain = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(u, "domain"));
+                const cJSON *login = cJSON_GetObjectItemCaseSensitive(u, "login-time");
+                if (!name)
+                        continue;
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "userName", name);
+                if (domain)
+                        cJSON_AddStringToObject(o, "domain", domain);
+                if (cJSON_IsNumber(login))
+                        cJSON_AddNumberToObject(o, "loginTime", login->valuedouble);
+                cJSON_AddItemToArray(out, o);
+        }
+        return out;
+}
+
+static double num(const cJSON *o, const char *key)
+{
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+        return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static cJSON *filesystems(const cJSON *list)
+{
+        cJSON *disks = cJSON_CreateArray(), *out = cJSON_CreateObject();
+        const cJSON *f, *d;
+        cJSON_AddItemToObject(out, "disks", disks);
+        cJSON_ArrayForEach(f, list)
+        {
+                const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "name"));
+                const char *mount = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "mountpoint"));
+                const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "type"));
+                if (!name || !mount)
+                        continue;
+                cJSON *o = cJSON_CreateObject(), *under = cJSON_CreateArray();
+                cJSON_AddStringToObject(o, "diskName", name);
+                cJSON_AddStringToObject(o, "mountPoint", mount);
+                cJSON_AddStringToObject(o, "fileSystemType", type ? type : "");
+                cJSON_AddNumberToObject(o, "usedBytes", num(f, "used-bytes"));
+                cJSON_AddNumberToObject(o, "totalBytes", num(f, "total-bytes"));
+                cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(f, "disk"))
+                {
+                        const char *serial =
+                            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "serial"));
+                        const char *bus =
+                            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "bus-type"));
+                        cJSON *x = cJSON_CreateObject();
+                        if (serial)
+                                cJSON_AddStringToObject(x, "serial", serial);
+                        if (bus)
+                                cJSON_AddStringToObject(x, "busType", bus);
+                        cJSON_AddItemToArray(under, x);
+                }
+                if (cJSON_GetArraySize(under))
+                        cJSON_AddItemToObject(o, "disk", under);
+                else
+                        cJSON_Delete(under);
+                cJSON_AddItemToArray(disks, o);
+        }
+        return out;
+}
+
+/* Replaces info's key with v (consumed); true when it differs from what was there. */
+static bool put(cJSON *info, const char *key, cJSON *v)
+{
+        if (!v)
+                return false;
+        const cJSON *old = cJSON_GetObjectItemCaseSensitive(info, key);
+        if (old && cJSON_Compare(old, v, true)) {
+                cJSON_Delete(v);
+                return false;
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(info, key);
+        cJSON_AddItemToObject(info, key, v);
+        return true;
+}
+
+bool agent_info_apply(cJSON **info, const char *command, const cJSON *ret)
+{
+        if (!*info && !(*info = cJSON_CreateObject()))
+                return false;
+        if (!strcmp(command, "guest-info") && cJSON_IsObject(ret)) {
+                const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ret, "version"));
+                bool changed = v && put(*info, "guestAgentVersion", cJSON_CreateString(v));
+                return put(*info, "supportedCommands",
+                           commands(cJSON_GetObjectItemCaseSensitive(ret, "supported_commands"))) ||
+                       changed;
+        }
+        if (!strcmp(command, "guest-get-host-name") && cJSON_IsObject(ret)) {
+                const char *h = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ret, "host-name"));
+                return h && put(*info, "hostname", cJSON_CreateString(h));
+        }
+        if (!strcmp(command, "guest-get-timezone") && cJSON_IsObject(ret)) {
+                const char *zone = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ret, "zone"));
+                char tz[128];
+                snprintf(tz, sizeof(tz), "%s, %d", zone ? zone : "", (int)num(ret, "offset"));
+                return put(*info, "timezone", cJSON_CreateString(tz));
+        }
+        if (!strcmp(command, "guest-get-users") && cJSON_IsArray(ret))
+                return put(*info, "userList", users(ret));
+        if (!strcmp(command, "guest-get-fsinfo") && cJSON_IsArray(ret))
+                return put(*info, "fsInfo", filesystems(ret));
+        return false;
+}

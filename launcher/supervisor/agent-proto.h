@@ -37,3 +37,8 @@ cJSON *agent_osinfo_to_status(const cJSON *ret);
  * and addresses and infoSource "domain, guest-agent"; guest interfaces it does not know are added with
  * infoSource "guest-agent" (lo left out), up to STATUS_MAX_INTERFACES. Returns true when st changed. */
 bool agent_interfaces_apply(status *st, const cJSON *ret);
+/* The reply to one of guest-info, guest-get-host-name, guest-get-timezone, guest-get-users and
+ * guest-get-fsinfo into *info, KubeVirt's VirtualMachineInstanceGuestAgentInfo without its os
+ * (guestAgentVersion, supportedCommands, hostname, timezone "ZONE, OFFSET", userList, fsInfo.disks); *info is
+ * created when NULL. Returns true when *info changed. */
+bool agent_info_apply(cJSON **info, const char *command, const cJSON *ret);

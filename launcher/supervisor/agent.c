@@ -20,7 +20,18 @@
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 4000
 #define INFO_TIMEOUT_MS 10000
-#define POLL_MS 10000 /* guest interfaces, as often as KubeVirt's virt-handler asks */
+#define POLL_MS                                                                                              \
+        10000 /* guest interfaces, users, host name, time zone: as often as KubeVirt's virt-handler asks */
+#define FSINFO_EVERY                                                                                         \
+        6 /* polls: the filesystems' usage every minute (each change rewrites the Pod's status) */
+
+/* The guest agent info commands (agent_info_apply), each with its agent as the callback's data. */
+static const char *const info_commands[] = {"guest-get-host-name", "guest-get-timezone", "guest-get-users",
+                                            "guest-get-fsinfo"};
+typedef struct info_req {
+        struct agent *a;
+        const char *command;
+} info_req;
 
 typedef struct agent_cmd {
         struct agent_cmd *next;
@@ -51,6 +62,8 @@ struct agent {
         bool running;
         unsigned next_handle;
         unsigned generation; /* connections so far */
+        unsigned polls;
+        info_req info[sizeof(info_commands) / sizeof(info_commands[0]) + 1]; /* + guest-info */
 };
 
 static void agent_sync(agent *a);
@@ -225,17 +238,31 @@ static void on_osinfo(const cJSON *ret, const char *why, void *data)
         publish(a);
 }
 
+static void on_agent_info(const cJSON *ret, const char *why, void *data)
+{
+        info_req *q = data;
+        if (ret && agent_info_apply(&q->a->st->guest_agent_info, q->command, ret))
+                publish(q->a);
+}
+
 static void on_info(const cJSON *ret, const char *why, void *data)
 {
         const char *version = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ret, "version"));
         if (version)
                 log_info("guest agent version %s", version);
+        on_agent_info(ret, why, data);
 }
 
 static void on_poll_timer(loop_timer *t, void *data)
 {
         agent *a = data;
         agent_command(a, "guest-network-get-interfaces", NULL, INFO_TIMEOUT_MS, on_interfaces, a);
+        for (size_t i = 0; i < ARRAY_SIZE(info_commands); i++) {
+                bool fs = !strcmp(info_commands[i], "guest-get-fsinfo");
+                if (!fs || a->polls % FSINFO_EVERY == 0)
+                        agent_command(a, info_commands[i], NULL, INFO_TIMEOUT_MS, on_agent_info, &a->info[i]);
+        }
+        a->polls++;
         loop_timer_arm(a->loop, &a->poll_timer, POLL_MS, on_poll_timer, a);
 }
 
@@ -248,7 +275,8 @@ static void went_up(agent *a)
         log_info("guest agent connected");
         status_set_condition(a->st, COND_AGENT_CONNECTED, true, true, "", "");
         publish(a);
-        agent_command(a, "guest-info", NULL, INFO_TIMEOUT_MS, on_info, a);
+        a->polls = 0;
+        agent_command(a, "guest-info", NULL, INFO_TIMEOUT_MS, on_info, &a->info[ARRAY_SIZE(info_commands)]);
         agent_command(a, "guest-get-osinfo", NULL, INFO_TIMEOUT_MS, on_osinfo, a);
         on_poll_timer(&a->poll_timer, a);
 }
@@ -308,6 +336,8 @@ int agent_new(loop *l, int fd, status *st, void (*publish_cb)(void *ctx), void *
         }
         *a = (agent){
             .loop = l, .fd = fd, .st = st, .publish = publish_cb, .ctx = ctx, .retry_ms = RETRY_MIN_MS};
+        for (size_t i = 0; i < ARRAY_SIZE(a->info); i++)
+                a->info[i] = (info_req){a, i < ARRAY_SIZE(info_commands) ? info_commands[i] : "guest-info"};
         fd_set_nonblock(fd);
         int r = loop_add(l, fd, EPOLLIN, on_io, a, &a->src);
         if (r < 0) {

@@ -38,6 +38,7 @@ void status_fini(status *st)
         status_set_json(&st->snapshot_operations, NULL);
         status_set_json(&st->snapshots, NULL);
         status_set_json(&st->guest_os_info, NULL);
+        status_set_json(&st->guest_agent_info, NULL);
 }
 
 void status_set_json(cJSON **slot, cJSON *v)
@@ -185,6 +186,8 @@ cJSON *status_to_json(const status *st)
                 cJSON_AddItemToObject(o, "snapshots", cJSON_Duplicate(st->snapshots, true));
         if (st->guest_os_info)
                 cJSON_AddItemToObject(o, "guestOSInfo", cJSON_Duplicate(st->guest_os_info, true));
+        if (st->guest_agent_info)
+                cJSON_AddItemToObject(o, "guestAgentInfo", cJSON_Duplicate(st->guest_agent_info, true));
         if (st->soft_reboot_id[0])
                 cJSON_AddStringToObject(o, "softRebootId", st->soft_reboot_id);
         return o;

@@ -59,6 +59,9 @@ typedef struct status {
         cJSON *snapshot_operations;
         cJSON *snapshots;
         cJSON *guest_os_info; /* KubeVirt's status.guestOSInfo, from the guest agent; owned, NULL = absent */
+        /* the rest of KubeVirt's VirtualMachineInstanceGuestAgentInfo (agent-proto.h agent_info_apply), what
+         * virt-api's guestosinfo, userlist and filesystemlist answer from; owned, NULL = absent */
+        cJSON *guest_agent_info;
         char soft_reboot_id[129]; /* the id of the last softreboot request done ("" = none) */
         char *path;               /* --status-file, or NULL */
 } status;

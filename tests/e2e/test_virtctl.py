@@ -225,8 +225,13 @@ def test_lifecycle(env):
         env.kubectl("patch", "secret", "e2e-vctl-pw", "--type=merge", "-p", '{"data":{"nobody":null}}')
         wait_for("AccessCredentialsSynchronized True again", lambda: access_condition(env, "True"), timeout=30,
                  interval=0.5)
-        info = json.loads(vctl("guestosinfo", "e2e-vctl"))
+        info = wait_for("guestosinfo with the agent's host name", lambda: (lambda i: i if i.get("hostname") else None)(
+            json.loads(vctl("guestosinfo", "e2e-vctl"))), timeout=30, interval=1)
         assert info["os"].get("id") == "debian" and info["os"].get("versionId") == "12", info
+        assert info["guestAgentVersion"].startswith("7.") and info["supportedCommands"], info
+        assert json.loads(vctl("userlist", "e2e-vctl")) == {"metadata": {}, "items": []}
+        fs = json.loads(vctl("fslist", "e2e-vctl"))
+        assert isinstance(fs["items"], list) and all("mountPoint" in d for d in fs["items"]), fs
         serial = os.path.join(env.kubelet.run_dir(pod), "serial.log")
         boots = open(serial, "rb").read().count(b"KVGUEST READY")
         assert "VMI e2e-vctl was scheduled to soft reboot" in vctl("soft-reboot", "e2e-vctl")

@@ -1,7 +1,8 @@
 /* libFuzzer target for the guest agent's replies (launcher/supervisor/agent-proto.c): bytes a hostile guest
  * writes on org.qemu.guest_agent.0 go through the framer in pieces whose size the first input byte picks,
- * and every line through agent_reply_parse, then into the status as guest-get-osinfo and
- * guest-network-get-interfaces replies. Must never crash, leak or overflow the status' fixed fields. */
+ * and every line through agent_reply_parse, then into the status as guest-get-osinfo,
+ * guest-network-get-interfaces and each guest agent info reply (agent_info_apply). Must never crash, leak or
+ * overflow the status' fixed fields. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +21,10 @@ static void on_line(char *text, void *data)
         cJSON *info = agent_osinfo_to_status(r.ret);
         status_set_json(&st->guest_os_info, info);
         agent_interfaces_apply(st, r.ret);
+        static const char *const cmds[] = {"guest-info", "guest-get-host-name", "guest-get-timezone",
+                                           "guest-get-users", "guest-get-fsinfo"};
+        for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+                agent_info_apply(&st->guest_agent_info, cmds[i], r.ret);
         agent_reply_fini(&r);
 }
 

@@ -68,6 +68,19 @@ try:
     seen = ask("M1", "grep -c '" + NOCLOUD_KEY + "' /mnt/cidata/meta-data")
     check(seen == "1", "the noCloud key is in the cloud-init meta-data (public-keys)", L)
 
+    # --- the rest of what the agent tells (KubeVirt's guestosinfo, userlist, filesystemlist) ---
+    L.wait(lambda: "fsInfo" in L.status().get("guestAgentInfo", {}) and "hostname" in L.status()["guestAgentInfo"],
+           20, "guestAgentInfo")
+    info = L.status()["guestAgentInfo"]
+    cmds = {c["name"]: c.get("enabled", False) for c in info.get("supportedCommands", [])}
+    check(info.get("guestAgentVersion", "").startswith("7.") and cmds.get("guest-ssh-add-authorized-keys") and
+          info["hostname"] == ask("H1", "hostname") and info.get("timezone", "").count(",") == 1 and
+          info.get("userList") == [], f"guestAgentInfo: version, commands, host name, time zone, no users: "
+          f"{ {k: v for k, v in info.items() if k != 'supportedCommands'} }", L)
+    cidata = [d for d in info["fsInfo"]["disks"] if d["mountPoint"] == "/mnt/cidata"]
+    check(len(cidata) == 1 and cidata[0]["fileSystemType"] == "iso9660" and cidata[0]["totalBytes"] > 0,
+          f"fsInfo lists the mounted cloud-init seed: {info['fsInfo']}", L)
+
     # --- the Secrets change under the running guest ---
     write_key(os.path.join(acd, "agent-keys"), "keys", NEW_KEY + "\n")
     end, got, n = time.monotonic() + 20, "", 0
