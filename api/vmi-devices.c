@@ -128,11 +128,69 @@ static int parse_disk_target(vmi_disk *d, const cJSON *item, const char *path, k
         return 0;
 }
 
+/* A block size QEMU takes: a power of 2 from 512 bytes to 2 MiB. */
+static int block_size(const cJSON *o, const char *path, const char *key, unsigned *out, kv_error *err)
+{
+        int64_t n = 0;
+        bool given = false;
+        char p[JPATH_MAX];
+        JF_TRY(jf_int(o, path, key, 0, INT32_MAX, &n, &given, err));
+        if (given && (n < 512 || n > (2 << 20) || (n & (n - 1))))
+                return jf_error(err, jpath_key(p, path, key),
+                                "%lld is not a power of 2 from 512 to 2097152 bytes", (long long)n);
+        *out = (unsigned)n;
+        return 0;
+}
+
+/* disk.blockSize: custom {logical, physical, discardGranularity} or matchVolume {enabled}, not both. */
+static int parse_block_size(vmi_disk *d, const cJSON *item, const char *path, kv_error *err)
+{
+        static const char *const keys[] = {"custom", "matchVolume", NULL};
+        static const char *const custom_keys[] = {"logical", "physical", "discardGranularity", NULL};
+        static const char *const match_keys[] = {"enabled", NULL};
+        const cJSON *bs = NULL, *custom = NULL, *match = NULL;
+        char p[JPATH_MAX], q[JPATH_MAX];
+        JF_TRY(jf_object(item, path, "blockSize", &bs, err));
+        if (!bs)
+                return 0;
+        jpath_key(p, path, "blockSize");
+        JF_TRY(jf_check_keys(bs, p, keys, NULL, err));
+        JF_TRY(jf_object(bs, p, "custom", &custom, err));
+        JF_TRY(jf_object(bs, p, "matchVolume", &match, err));
+        if (custom && match)
+                return jf_error(err, p, "only one of custom and matchVolume may be set");
+        if (match) {
+                jpath_key(q, p, "matchVolume");
+                JF_TRY(jf_check_keys(match, q, match_keys, NULL, err));
+                JF_TRY(jf_bool(match, q, "enabled", &d->block_size_match_volume, err));
+                return 0;
+        }
+        if (!custom)
+                return 0;
+        jpath_key(q, p, "custom");
+        JF_TRY(jf_check_keys(custom, q, custom_keys, NULL, err));
+        JF_TRY(block_size(custom, q, "logical", &d->logical_block, err));
+        JF_TRY(block_size(custom, q, "physical", &d->physical_block, err));
+        int64_t dg = 0;
+        JF_TRY(jf_int(custom, q, "discardGranularity", 0, INT32_MAX, &dg, NULL, err));
+        d->discard_granularity = (unsigned)dg;
+        if (d->logical_block && d->physical_block && d->logical_block > d->physical_block)
+                return jf_error(err, jpath_key(p, q, "logical"),
+                                "logical size %u must be the same or less than the physical size of %u",
+                                d->logical_block, d->physical_block);
+        if (dg && d->logical_block && dg % d->logical_block)
+                return jf_error(err, jpath_key(p, q, "discardGranularity"),
+                                "%lld must be a multiple of the logical size %u", (long long)dg,
+                                d->logical_block);
+        return 0;
+}
+
 static int parse_disk(vmi *v, const cJSON *item, const char *path, kv_error *err)
 {
         static const char *const allowed[] = {
             "name",  "disk", "cdrom",       "lun",       "bootOrder",         "serial",
-            "cache", "io",   "errorPolicy", "shareable", "dedicatedIOThread", NULL};
+            "cache", "io",   "errorPolicy", "shareable", "dedicatedIOThread", "blockSize",
+            NULL};
         static const char *const policies[] = {"", "stop", "ignore", "report", "enospace", NULL};
         static const char *const ignored[] = {"tag", NULL};
         static const char *const caches[] = {"", "none", "writethrough", "writeback", NULL};
@@ -166,6 +224,7 @@ static int parse_disk(vmi *v, const cJSON *item, const char *path, kv_error *err
                 d->cache = CACHE_NONE;
         if (d->shareable && d->cache != CACHE_NONE)
                 return jf_error(err, jpath_key(p, path, "cache"), "a shareable disk needs cache: none");
+        JF_TRY(parse_block_size(d, item, path, err));
         JF_TRY(jf_bool(item, path, "dedicatedIOThread", &d->dedicated_iothread, err));
         if (d->dedicated_iothread && d->bus != BUS_VIRTIO)
                 return jf_error(err, jpath_key(p, path, "dedicatedIOThread"), "needs bus virtio");

@@ -54,6 +54,10 @@ typedef struct vmi_disk {
         bool dedicated_iothread;
         unsigned iothread;      /* 0 = QEMU's main loop; else the iothread<N> object it runs in */
         unsigned rotation_rate; /* disk.rotationRate (scsi/sata): 1 = SSD; 0 = unset */
+        /* blockSize: custom sizes (bytes, 0 = QEMU's default), or matchVolume (the launcher fills the sizes
+         * from the volume's filesystem or block device when it prepares it) */
+        unsigned logical_block, physical_block, discard_granularity;
+        bool block_size_match_volume;
         disk_error_policy error_policy;
         unsigned boot_order; /* 0 = none; else QEMU bootindex */
         char *serial;        /* NULL = none */

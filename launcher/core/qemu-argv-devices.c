@@ -140,6 +140,15 @@ static cJSON *disk_device_props(const vmi *v, cJSON *dev, const vmi_disk *d, con
                 dev = jbool(dev, "share-rw", true);
         if (d->rotation_rate)
                 dev = jnum(dev, "rotation_rate", d->rotation_rate);
+        /* blockSize; a passed-through LUN (scsi-block) has the device's own */
+        bool own_sizes =
+            !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(dev, "driver")) ?: "", "scsi-block");
+        if (d->logical_block && !own_sizes)
+                dev = jnum(dev, "logical_block_size", d->logical_block);
+        if (d->physical_block && !own_sizes)
+                dev = jnum(dev, "physical_block_size", d->physical_block);
+        if (d->discard_granularity && !own_sizes)
+                dev = jnum(dev, "discard_granularity", d->discard_granularity);
         if (d->bus == BUS_VIRTIO && v->block_multiqueue) /* one queue per vCPU, as KubeVirt */
                 dev = jnum(dev, "num-queues", vcpus(v));
         if (d->iothread) {

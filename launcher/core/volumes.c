@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -650,6 +653,43 @@ static int prepare_data_volume(const vmi *v, const launcher_paths *p, vmi_volume
         return write_iso(v, p, vol, vol->kind == VOL_SYSPREP ? "sysprep" : "data", f->e, f->n, err);
 }
 
+/* blockSize.matchVolume, as KubeVirt: a block device's logical and physical sector sizes; for a file, the
+ * block size of the filesystem holding it as both (a filesystem does not tell them apart). */
+static int match_block_sizes(vmi *v, kv_error *err)
+{
+        for (size_t i = 0; i < v->n_disks; i++) {
+                vmi_disk *d = &v->disks[i];
+                const volume_prep *prep = &v->volumes[d->volume].prep;
+                if (!d->block_size_match_volume || !prep->path)
+                        continue;
+                if (prep->block_device && !prep->base) {
+                        _cleanup_close_ int fd = open(prep->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+                        int logical = 0;
+                        unsigned physical = 0;
+                        if (fd < 0 || ioctl(fd, BLKSSZGET, &logical) < 0 ||
+                            ioctl(fd, BLKPBSZGET, &physical) < 0)
+                                return kv_error_errno(err, errno,
+                                                      "spec.domain.devices.disks[%zu].blockSize."
+                                                      "matchVolume: block sizes of %s",
+                                                      i, prep->path);
+                        d->logical_block = (unsigned)logical;
+                        d->physical_block = physical > (unsigned)logical ? physical : (unsigned)logical;
+                        continue;
+                }
+                struct statfs fs;
+                if (statfs(prep->path, &fs) < 0)
+                        return kv_error_errno(err, errno,
+                                              "spec.domain.devices.disks[%zu].blockSize.matchVolume: "
+                                              "statfs %s",
+                                              i, prep->path);
+                unsigned bs = fs.f_bsize >= 512 && fs.f_bsize <= (2 << 20) && !(fs.f_bsize & (fs.f_bsize - 1))
+                                  ? (unsigned)fs.f_bsize
+                                  : 512;
+                d->logical_block = d->physical_block = bs;
+        }
+        return 0;
+}
+
 int volumes_prepare(vmi *v, const launcher_paths *p, kv_error *err)
 {
         if (!p->run_dir || p->run_dir[0] != '/')
@@ -694,7 +734,7 @@ int volumes_prepare(vmi *v, const launcher_paths *p, kv_error *err)
                         break;
                 }
         }
-        return 0;
+        return match_block_sizes(v, err);
 }
 
 static int copy_file(const char *from, const char *to, kv_error *err)

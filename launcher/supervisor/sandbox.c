@@ -6,6 +6,7 @@
 #include <linux/capability.h>
 #include <stdbool.h>
 #include <sys/capability.h>
+#include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -90,10 +91,15 @@ static const seccomp_rule rules[] = {
     SECCOMP_ALLOW(uname),
     SECCOMP_ALLOW(dup),
     SECCOMP_ALLOW(dup3),
-    /* A VMI `apply` checks the PVCs it hot-plugs (launcher/liveops/liveops-apply.c). */
+    /* A VMI `apply` checks the PVCs it hot-plugs (launcher/liveops/liveops-apply.c), and reads the block
+     * sizes of a disk's volume for blockSize.matchVolume (launcher/core/volumes.c). */
     SECCOMP_ALLOW(access),
     SECCOMP_ALLOW(faccessat),
     SECCOMP_ALLOW(faccessat2),
+    SECCOMP_ALLOW(statfs),
+    SECCOMP_ALLOW(fstatfs),
+    SECCOMP_ALLOW_EQ(ioctl, 1, BLKSSZGET),
+    SECCOMP_ALLOW_EQ(ioctl, 1, BLKPBSZGET),
     /* New sockets only to reconnect to QEMU's serial chardev; ioctl only for isatty(). */
     SECCOMP_ALLOW_EQ(socket, 0, AF_UNIX),
     SECCOMP_ALLOW_EQ(ioctl, 1, TCGETS),

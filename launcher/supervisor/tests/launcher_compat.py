@@ -2,7 +2,8 @@
 guest where it can see them and by QEMU otherwise: machine.type "" (q35), a volume without a disk (KubeVirt's
 default virtio disk), features (acpi, apic, hyperv, kvm hidden, pvspinlock), clock utc.offsetSeconds and
 timers (hpet off, rtc catchup), chassis (SMBIOS type 3), video virtio, an i6300esb watchdog, blockMultiQueue,
-ioThreadsPolicy shared with a dedicated iothread, errorPolicy, shareable, rotationRate, dedicatedCpuPlacement
+ioThreadsPolicy shared with a dedicated iothread, errorPolicy, shareable, rotationRate, blockSize (custom and
+matchVolume: the guest's queue limits), dedicatedCpuPlacement
 (the vCPU threads' affinity, read from /proc), sound ich9, an ISA panic device (and a guest panic that fails the
 VMI, as KubeVirt's does, when the guest has the pvpanic driver), useVirtioTransitional (the guest's virtio PCI
 ids), autoattachInputDevice (the USB tablet; the cloud kernel has no USB stack, so the guest sees its xHCI
@@ -86,8 +87,10 @@ if not HUGE:
 m = vmi("compat", "shell=1", grace=20,
         disks=[
             {"name": "fast", "dedicatedIOThread": True, "errorPolicy": "stop", "disk": {"bus": "virtio"}},
-            {"name": "shared", "shareable": True, "disk": {"bus": "virtio"}},
-            {"name": "ssd", "disk": {"bus": "scsi", "rotationRate": 1}},
+            {"name": "shared", "shareable": True, "disk": {"bus": "virtio"},
+             "blockSize": {"matchVolume": {"enabled": True}}},
+            {"name": "ssd", "disk": {"bus": "scsi", "rotationRate": 1},
+             "blockSize": {"custom": {"logical": 512, "physical": 4096}}},
             {"name": "metrics", "disk": {"bus": "virtio"}},
         ],
         volumes=[{"name": n, "emptyDisk": {"capacity": "16Mi"}} for n in ("fast", "shared", "ssd", "nodisk")] +
@@ -198,6 +201,12 @@ check(nic.endswith("/0000:00:10.0"), f"pciAddress 0000:00:10.0: the guest's eth0
 check(link == "down0" and nocarrier == "1", "interface state down: the guest's eth0 has no carrier", L)
 check(mq == "2", "blockMultiQueue: 2 virtio-blk queues for 2 vCPUs", L)
 check(rot == "0", "rotationRate 1: the scsi disk is not rotational", L)
+sizes = many("BS", "cat /sys/block/sda/queue/logical_block_size", "cat /sys/block/sda/queue/physical_block_size",
+             "cat /sys/block/vdb/queue/logical_block_size", "cat /sys/block/vdb/queue/physical_block_size")
+fs_bsize = os.statvfs(L.run_dir).f_bsize  # the emptyDisk's image lives in the run dir
+check(sizes == ["512", "4096", str(fs_bsize), str(fs_bsize)],
+      f"blockSize: custom 512/4096 on the scsi disk, matchVolume {fs_bsize} (the run dir's filesystem) on "
+      f"the virtio one: {sizes}", L)
 check(asset == "ASSET-42" and vendor == "Compat Inc", "chassis: SMBIOS type 3 asset and vendor", L)
 check("LNXPWRBN:00" in acpi.split(","), "features.acpi: the ACPI power button", L)
 if HUGE and DEDICATED:
