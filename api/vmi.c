@@ -742,7 +742,7 @@ static int parse_bootloader(vmi *v, const cJSON *fw, kv_error *err)
 {
         static const char *const allowed[] = {"bios", "efi", NULL};
         static const char *const bios_allowed[] = {"useSerial", NULL};
-        static const char *const efi_allowed[] = {"secureBoot", NULL};
+        static const char *const efi_allowed[] = {"secureBoot", "persistent", NULL};
         const char *path = "spec.domain.firmware.bootloader";
         const cJSON *bl = NULL, *bios = NULL, *efi = NULL;
         JF_TRY(jf_object(fw, "spec.domain.firmware", "bootloader", &bl, err));
@@ -763,6 +763,8 @@ static int parse_bootloader(vmi *v, const cJSON *fw, kv_error *err)
                 v->efi_secure_boot = true; /* KubeVirt's default */
                 JF_TRY(jf_check_keys(efi, "spec.domain.firmware.bootloader.efi", efi_allowed, NULL, err));
                 JF_TRY(jf_bool(efi, "spec.domain.firmware.bootloader.efi", "secureBoot", &v->efi_secure_boot,
+                               err));
+                JF_TRY(jf_bool(efi, "spec.domain.firmware.bootloader.efi", "persistent", &v->efi_persistent,
                                err));
         }
         return 0;

@@ -193,6 +193,13 @@ typedef struct vmi_access_cred {
         char **users; /* sshPublicKey via qemuGuestAgent: the guest users (NULL-terminated); else NULL */
 } vmi_access_cred;
 
+/* KubeVirt's backend storage: the claim persistent-state-for-<VMI name> that keeps a persistent TPM's and
+ * EFI's state across launches (the controller creates and mounts it; the launcher finds it under its PVC
+ * root) */
+#define VMI_BACKEND_STORAGE_PREFIX "persistent-state-for-"
+/* Whether the VMI needs its backend storage claim. */
+#define vmi_needs_backend_storage(v) ((v)->tpm_persistent || (v)->efi_persistent)
+
 typedef struct vmi {
         /* identity */
         char *name, *namespace, *uid;
@@ -237,7 +244,8 @@ typedef struct vmi {
         firmware_kind firmware;
         bool bios_use_serial;
         bool efi_secure_boot;
-        char *efi_vars; /* prepared: the VARS copy in the run dir */
+        bool efi_persistent; /* bootloader.efi.persistent: the VARS kept in the backend storage */
+        char *efi_vars;      /* prepared: the VARS copy in the run dir, or in the backend storage */
         bool kernel_boot;
         char *kernel_image;                            /* kernelBoot.container.image */
         char *kernel_path, *initrd_path, *kernel_args; /* as written in the manifest (in-image paths) */

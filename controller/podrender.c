@@ -588,12 +588,30 @@ static int render_spec(const cJSON *vobj, const struct vmi *model, const pod_ren
                         map_volume(&model->volumes[i], opts, spec, vols, mounts);
         map_kernel_boot(model, opts, spec, vols, mounts);
         map_access_credentials(model, vols, mounts);
+        if (vmi_needs_backend_storage(model)) { /* where the launcher's PVC root has it (api/vmi.h) */
+                char claim[300], path[400];
+                snprintf(claim, sizeof(claim), VMI_BACKEND_STORAGE_PREFIX "%s", model->name);
+                snprintf(path, sizeof(path), LAUNCHER_RUN_DIR "/pvc/%s", claim);
+                cJSON *src = cJSON_CreateObject();
+                cJSON_AddStringToObject(src, "claimName", claim);
+                pod_add_volume(vols, mounts, POD_BACKEND_STORAGE_VOLUME, "persistentVolumeClaim", src, path,
+                               false);
+        }
         if (model->hugepage_size) { /* KubeVirt's hugetlbfs for the guest's memory */
                 cJSON *ed = cJSON_CreateObject();
                 cJSON_AddStringToObject(ed, "medium", "HugePages");
                 pod_add_volume(vols, mounts, "hugepages", "emptyDir", ed, "/dev/hugepages", false);
         }
         return 0;
+}
+
+bool pod_uses_backend_storage(const cJSON *pod)
+{
+        const cJSON *v;
+        cJSON_ArrayForEach(
+            v, kube_obj(pod, "spec.volumes")) if (!strcmp(kube_str(v, "name") ?: "",
+                                                          POD_BACKEND_STORAGE_VOLUME)) return true;
+        return false;
 }
 
 int pod_render(const cJSON *vobj, const pod_render_opts *opts, cJSON **pod, kv_error *err)

@@ -63,6 +63,9 @@ cJSON *pod_toleration_parse(const char *spec, kv_error *err);
 /* Renders the Pod for a VMI. -EINVAL with the VMI field path when the VMI cannot run (validation by the
  * launcher's own VMI model, so the controller and launcher agree). */
 int pod_render(const cJSON *vmi, const pod_render_opts *opts, cJSON **pod, kv_error *err);
+/* The Pod volume of the VMI's backend storage claim (backendstorage.h), and whether a Pod has it. */
+#define POD_BACKEND_STORAGE_VOLUME "persistent-state"
+bool pod_uses_backend_storage(const cJSON *pod);
 /* The VMI as handed to the launcher in KVLITE_VMI: identity, labels, annotations and spec only. */
 cJSON *pod_launcher_vmi(const cJSON *vmi);
 /* The migration target Pod: pod_render() plus `--incoming tcp:0.0.0.0:49152 --incoming-nbd 0.0.0.0:49153

@@ -3,6 +3,7 @@
  * gone. */
 #include "api.h"
 #include "controller.h"
+#include "backendstorage.h"
 #include "datavolume.h"
 #include "evacuation.h"
 #include "finalizer.h"
@@ -155,6 +156,8 @@ static int create_pod(controller *c, kube_client *api, const char *key, const cJ
                 r = write_status(api, vmi, NULL, verr.msg, err);
                 return r < 0 ? r : 1; /* status written: nothing more to do */
         }
+        if (pod_uses_backend_storage(pod) && (r = backend_storage_ensure(api, vmi, err)) < 0)
+                return r;
         expectations_expect_create(c->pod_exp, key);
         r = kube_create(api, &kube_pod, ns, pod, created, err);
         if (r < 0) {

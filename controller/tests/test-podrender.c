@@ -237,8 +237,9 @@ int main(int argc, char **argv)
         test_status_agent_probe();
         test_toleration();
         const char *dir = argc > 1 ? argv[1] : "golden";
-        const char *names[] = {"minimal",   "full",      "kernelboot",    "invalid",        "multus",
-                               "placement", "dedicated", "configvolumes", "kernelboot-pull"};
+        const char *names[] = {"minimal",         "full",          "kernelboot", "invalid",
+                               "multus",          "placement",     "dedicated",  "configvolumes",
+                               "kernelboot-pull", "backendstorage"};
         for (size_t i = 0; i < ARRAY_SIZE(names); i++)
                 golden(dir, names[i]);
         test_status();

@@ -22,8 +22,8 @@
 #include "jfield.h"
 #include "macro.h"
 #include "qemu-argv.h"
+#include "volumes.h"
 
-#define DEFAULT_PVC_ROOT "/var/run/kvlite/pvc"
 #define START_TIMEOUT_MS 5000
 #define SWTPM_FD 3
 
@@ -54,23 +54,6 @@ static int need_program(const char *name, const char *package, const char *field
                             name, package);
 }
 
-static int mkdir_p(const char *path, kv_error *err)
-{
-        char buf[4096];
-        if ((size_t)snprintf(buf, sizeof(buf), "%s", path) >= sizeof(buf))
-                return kv_error_set(err, ENAMETOOLONG, "%s: path too long", path);
-        for (char *p = buf + 1;; p++) {
-                if (*p && *p != '/')
-                        continue;
-                char c = *p;
-                *p = '\0';
-                if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-                        return kv_error_errno(err, errno, "mkdir %s", buf);
-                if (!(*p = c))
-                        return 0;
-        }
-}
-
 /* persistent: KubeVirt keeps the TPM in the VM's backend-storage claim, persistent-state-for-<name>; here
  * that claim is a directory under the PVC root. Otherwise the state lives and dies with the run dir. */
 static int prepare_tpm(vmi *v, const launcher_paths *p, kv_error *err)
@@ -78,14 +61,15 @@ static int prepare_tpm(vmi *v, const launcher_paths *p, kv_error *err)
         JF_TRY(need_program("swtpm", "swtpm", "spec.domain.devices.tpm", err));
         free(v->tpm_state_dir);
         v->tpm_state_dir = NULL;
-        int r = v->tpm_persistent ? asprintf(&v->tpm_state_dir, "%s/persistent-state-for-%s/tpm",
-                                             p->pvc_root ? p->pvc_root : DEFAULT_PVC_ROOT, v->name)
-                                  : asprintf(&v->tpm_state_dir, "%s/tpm", p->run_dir);
-        if (r < 0) {
+        if (v->tpm_persistent) {
+                if (!(v->tpm_state_dir = volumes_backend_dir(p, v, "tpm", err)))
+                        return -err->code;
+        } else if (asprintf(&v->tpm_state_dir, "%s/tpm", p->run_dir) < 0) {
                 v->tpm_state_dir = NULL;
                 return kv_error_set(err, ENOMEM, "out of memory");
+        } else if (mkdir(v->tpm_state_dir, 0700) < 0 && errno != EEXIST) {
+                return kv_error_errno(err, errno, "mkdir %s", v->tpm_state_dir);
         }
-        JF_TRY(mkdir_p(v->tpm_state_dir, err));
         if (!v->tpm_persistent) { /* a run dir given again must not hand the guest an old TPM */
                 char state[4200];
                 snprintf(state, sizeof(state), "%s/tpm2-00.permall", v->tpm_state_dir);

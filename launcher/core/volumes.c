@@ -28,7 +28,7 @@
 #include "macro.h"
 #include "subprocess.h"
 
-#define DEFAULT_PVC_ROOT "/var/run/kvlite/pvc"
+#define DEFAULT_PVC_ROOT VOLUMES_DEFAULT_PVC_ROOT
 #define DEFAULT_OVMF_DIR "/usr/share/OVMF"
 #define DEFAULT_SECRET_ROOT VOLUMES_DEFAULT_SECRET_ROOT
 #define MAX_SECRET_BYTES (1u << 20)
@@ -756,15 +756,50 @@ static int copy_file(const char *from, const char *to, kv_error *err)
         return 0;
 }
 
-/* EFI: a fresh copy of the VARS template per start (KubeVirt's non-persistent EFI). */
+static int mkdir_p(const char *path, kv_error *err)
+{
+        char buf[4096];
+        if ((size_t)snprintf(buf, sizeof(buf), "%s", path) >= sizeof(buf))
+                return kv_error_set(err, ENAMETOOLONG, "%s: path too long", path);
+        for (char *p = buf + 1;; p++) {
+                if (*p && *p != '/')
+                        continue;
+                char c = *p;
+                *p = '\0';
+                if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+                        return kv_error_errno(err, errno, "mkdir %s", buf);
+                if (!(*p = c))
+                        return 0;
+        }
+}
+
+char *volumes_backend_dir(const launcher_paths *p, const vmi *v, const char *sub, kv_error *err)
+{
+        char *dir = NULL;
+        if (asprintf(&dir, "%s/" VMI_BACKEND_STORAGE_PREFIX "%s/%s",
+                     p->pvc_root ? p->pvc_root : DEFAULT_PVC_ROOT, v->name, sub) < 0)
+                return kv_error_set(err, ENOMEM, "out of memory"), NULL;
+        if (mkdir_p(dir, err) < 0) {
+                free(dir);
+                return NULL;
+        }
+        return dir;
+}
+
+/* EFI: a fresh copy of the VARS template per start (KubeVirt's non-persistent EFI); with persistent, the
+ * copy in the backend storage, made once and kept (as KubeVirt's NVRAM: secureBoot changed later does not
+ * replace the variables the guest has). */
 static int prepare_efi(vmi *v, const launcher_paths *p, kv_error *err)
 {
-        _cleanup_free_ char *tmpl = NULL, *vars = NULL;
+        _cleanup_free_ char *tmpl = NULL, *vars = NULL, *dir = NULL;
         const char *name = v->efi_secure_boot ? "OVMF_VARS_4M.ms.fd" : "OVMF_VARS_4M.fd";
+        if (v->efi_persistent && !(dir = volumes_backend_dir(p, v, "efi", err)))
+                return -err->code;
         if (asprintf(&tmpl, "%s/%s", p->ovmf_dir ? p->ovmf_dir : DEFAULT_OVMF_DIR, name) < 0 ||
-            asprintf(&vars, "%s/efi-vars.fd", p->run_dir) < 0)
+            asprintf(&vars, "%s/efi-vars.fd", dir ? dir : p->run_dir) < 0)
                 return kv_error_set(err, ENOMEM, "out of memory");
-        JF_TRY(copy_file(tmpl, vars, err));
+        if (!dir || access(vars, F_OK) < 0)
+                JF_TRY(copy_file(tmpl, vars, err));
         free(v->efi_vars);
         v->efi_vars = TAKE_PTR(vars);
         return 0;

@@ -11,6 +11,7 @@
 #define VOLUMES_METRICS_DISK_SIZE (1 << 20)
 
 #define VOLUMES_DEFAULT_SECRET_ROOT "/var/run/kvlite/secrets"
+#define VOLUMES_DEFAULT_PVC_ROOT "/var/run/kvlite/pvc"
 
 typedef struct launcher_paths {
         const char *run_dir;    /* required, absolute: overlays, empty disks, cidata, EFI vars go here */
@@ -35,6 +36,10 @@ int vmi_prepare(vmi *v, const launcher_paths *p, kv_error *err);
 
 /* The volume half of vmi_prepare (exported for tests). */
 int volumes_prepare(vmi *v, const launcher_paths *p, kv_error *err);
+
+/* <pvc_root>/persistent-state-for-<VMI name>/<sub> (KubeVirt's backend storage: api/vmi.h), created; NULL
+ * with err set when it cannot be. */
+char *volumes_backend_dir(const launcher_paths *p, const vmi *v, const char *sub, kv_error *err);
 
 /* The keys of the Secret or ConfigMap the kubelet mounted at dir (what: its name, for errors; fld: the
  * field that names it) as an object {key: text}; -EINVAL naming fld when missing or a key is not text. */

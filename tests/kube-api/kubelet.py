@@ -146,6 +146,13 @@ class PodError(Exception):
     pass
 
 
+class VolumeNotReady(PodError):
+    """A claim not bound yet: the real kubelet keeps the Pod waiting (ContainerCreating), so does this one."""
+
+
+VOLUME_WAIT_S = 60
+
+
 # --- Pod networking, as a CNI bridge plugin would do it -------------------------------------------------------
 # Each Pod gets a network namespace kvl-<uid> whose eth0 is one end of a veth pair; the other end is a port of
 # the node bridge, which lives in a node network namespace (the caller's --node-netns, or one made here). Both
@@ -608,7 +615,7 @@ class PodRunner:
                     raise PodError("volume %s: persistentVolumeClaim %s is local to node %s, not this node %s"
                                    % (name, claim, node or "(none yet)", self.k.node))
                 if not os.path.isdir(path):
-                    raise PodError("volume %s: persistentVolumeClaim %s is not bound" % (name, claim))
+                    raise VolumeNotReady("volume %s: persistentVolumeClaim %s is not bound" % (name, claim))
             elif "persistentVolumeClaim" in vol:
                 claim = vol["persistentVolumeClaim"]["claimName"]
                 path = os.path.join(self.k.pvc_dir or "/nonexistent", claim)
@@ -626,6 +633,17 @@ class PodRunner:
                     os.symlink(path, link)
             sources[name] = path
         return sources
+
+    def wait_volumes(self):
+        """volume_sources, waiting up to VOLUME_WAIT_S for claims to be bound (a provisioner binds them)."""
+        deadline = time.monotonic() + VOLUME_WAIT_S
+        while True:
+            try:
+                return self.volume_sources()
+            except VolumeNotReady:
+                if time.monotonic() >= deadline or self.stop.is_set():
+                    raise
+                time.sleep(0.2)
 
     def source_data(self, kind, name, optional=False):
         try:
@@ -831,7 +849,7 @@ class PodRunner:
         if self.k.devices and not self.admit_devices(started):
             return self.finish()
         try:
-            sources = self.volume_sources()
+            sources = self.wait_volumes()
             sa_path = self.serviceaccount_mount()
             if self.k.network and not spec.get("hostNetwork"):
                 self.sandbox = PodSandbox(self.k, self.uid, self.dir, self.ns)

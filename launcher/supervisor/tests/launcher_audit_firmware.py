@@ -11,6 +11,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import stat
 import subprocess
@@ -53,6 +54,28 @@ else:
         check(not os.path.exists(L.run_dir), "private run dir removed at exit", L)
     finally:
         _kill_strays(L.run_dir)
+
+    # --- efi.persistent: the VARS live in the backend storage (<pvc-root>/persistent-state-for-<name>/efi) and
+    # are kept: made without Secure Boot keys, they stay keyless when the VM later asks for secureBoot (a fresh
+    # copy of the Microsoft-keyed template would turn Secure Boot on) ---
+    pvc = tempfile.mkdtemp(prefix="kv-audit-efi-pvc-")
+    kept = os.path.join(pvc, "persistent-state-for-efip", "efi", "efi-vars.fd")
+    for secure in (False, True):
+        m = vmi("efip", kernel_args="cnt=0", grace=20)
+        m["spec"]["domain"]["firmware"]["bootloader"] = {"efi": {"secureBoot": secure, "persistent": True}}
+        L = Launcher(m, args=["--pvc-root", pvc])
+        L.wait_serial("KVGUEST READY", timeout=60)
+        var = [b["inserted"]["file"] for b in L.qmp("query-block")["return"] if "flash" in b.get("qdev", "")
+               and not b["inserted"]["ro"]]
+        check(var == [kept], f"efi.persistent: the VARS in the backend storage ({var})", L)
+        enabled = "Secure Boot is enabled" in L.serial()
+        check(not enabled, f"secureBoot {secure}, VARS made without keys: Secure Boot stays off", L)
+        L.ctl("shutdown")
+        check(L.wait_exit(25) == 0, "the EFI guest powers off", L)
+        L.cleanup()
+    with open(kept, "rb") as f, open(os.path.join(OVMF, "OVMF_VARS_4M.fd"), "rb") as t:
+        check(f.read() != t.read(), "OVMF wrote its variables into the kept VARS")
+    shutil.rmtree(pvc, ignore_errors=True)
 
 # --- the literal demo command, from the source tree, on a terminal ---
 env = {k: v for k, v in os.environ.items() if k != "KVLITE_IMAGE_ROOT"}
