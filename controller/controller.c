@@ -13,7 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const kind_prefix[] = {"vmi", "vm", "vmim", "vmsnapshot", "vmrestore", "dv", "ds"};
+static const char *const kind_prefix[] = {"vmi",       "vm", "vmim", "vmsnapshot",
+                                          "vmrestore", "dv", "ds",   "vmirs"};
 
 int key_split(char *key, char **ns, char **name)
 {
@@ -166,7 +167,14 @@ static void on_vmi(kube_informer *inf, enum kube_event_type type, const cJSON *o
                                 expectations_observed(c->vmi_exp, key);
                         controller_enqueue(c, RK_VM, ns, kube_str(o, "name") ?: "");
                 }
+                if (kind && !strcmp(kind, "VirtualMachineInstanceReplicaSet"))
+                        controller_enqueue(c, RK_VMIRS, ns, kube_str(o, "name") ?: "");
         }
+}
+
+static void on_vmirs(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
+{
+        controller_enqueue(ud, RK_VMIRS, kube_str(obj, "metadata.namespace"), kube_str(obj, "metadata.name"));
 }
 
 static void on_attacher(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
@@ -302,6 +310,8 @@ static int dispatch(controller *c, kube_client *api, const char *qkey, enum reco
                                 return reconcile_dv(c, api, colon + 1, err);
                         if (k == RK_DS)
                                 return reconcile_ds(c, api, colon + 1, err);
+                        if (k == RK_VMIRS)
+                                return reconcile_vmirs(c, api, colon + 1, err);
                         return reconcile_vmim(c, api, colon + 1, err);
                 }
         *kind = RK_VMI;
@@ -375,6 +385,8 @@ int controller_init(controller *c, kube_config *cfg, const controller_opts *opts
                 0 ||
             kube_informer_init(&c->datasources, cfg, c->multi, &kube_datasource, ns, NULL, &datasource_ops,
                                on_datasource, c) < 0 ||
+            kube_informer_init(&c->replicasets, cfg, c->multi, &kube_vmirs, ns, NULL, &plain_ops, on_vmirs,
+                               c) < 0 ||
             kube_informer_init(&c->importers, cfg, c->multi, &kube_pod, ns, "app=" DV_IMPORTER_APP,
                                &plain_ops, on_importer, c) < 0 ||
             kube_informer_init(&c->attachers, cfg, c->multi, &kube_pod, ns, POD_LABEL_APP "=" HP_POD_APP,

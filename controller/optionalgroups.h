@@ -9,7 +9,15 @@
 
 #include "informer.h"
 
-enum optional_kind { OPT_SNAPSHOT, OPT_RESTORE, OPT_POLICY, OPT_CDI, OPT_DATASOURCE, OPT__MAX };
+enum optional_kind {
+        OPT_SNAPSHOT,
+        OPT_RESTORE,
+        OPT_POLICY,
+        OPT_CDI,
+        OPT_DATASOURCE,
+        OPT_REPLICASET,
+        OPT__MAX
+};
 /* ABSENT: not served (or not yet checked), informer paused, cache empty; STARTING: served, informer listing;
  * RUNNING: its cache is complete. */
 enum optional_state { OPT_ABSENT, OPT_STARTING, OPT_RUNNING };

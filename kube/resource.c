@@ -12,6 +12,8 @@ const kube_resource kube_vm = {"/apis/kubevirt.io/v1", "virtualmachines", "Virtu
                                true};
 const kube_resource kube_vmim = {"/apis/kubevirt.io/v1", "virtualmachineinstancemigrations",
                                  "VirtualMachineInstanceMigration", "kubevirt.io/v1", true};
+const kube_resource kube_vmirs = {"/apis/kubevirt.io/v1", "virtualmachineinstancereplicasets",
+                                  "VirtualMachineInstanceReplicaSet", "kubevirt.io/v1", true};
 const kube_resource kube_pod = {"/api/v1", "pods", "Pod", "v1", true};
 const kube_resource kube_namespace = {"/api/v1", "namespaces", "Namespace", "v1", false};
 const kube_resource kube_vmsnapshot = {"/apis/snapshot.kubevirt.io/v1beta1", "virtualmachinesnapshots",

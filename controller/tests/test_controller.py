@@ -362,6 +362,50 @@ def test_vm_state_change_requests(srv, ctl):
         assert vmi_get(api, name) is not None
 
 
+def test_vmirs(srv, ctl):
+    """VirtualMachineInstanceReplicaSet: replicas from the template (set-based selector), a finished VMI replaced,
+    status for kubectl (replicas, readyReplicas, labelSelector), paused, scaled to 0, and a refused template."""
+    api = srv.api
+    rss = "/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstancereplicasets" % NS
+    tmpl = vmi_manifest("x", labels={"tier": "web", "rs": "r1"})
+    rs = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceReplicaSet", "metadata": {"name": "r1"},
+          "spec": {"replicas": 3, "selector": {"matchLabels": {"rs": "r1"}, "matchExpressions": [
+              {"key": "tier", "operator": "In", "values": ["web", "api"]}]},
+              "template": {"metadata": {"labels": tmpl["metadata"]["labels"]}, "spec": tmpl["spec"]}}}
+    api.create(rss, rs)
+
+    def owned():
+        return [v for v in api.items(VMIS) if any(o.get("name") == "r1" and o.get("controller")
+                                                  for o in v["metadata"].get("ownerReferences", []))
+                and not v["metadata"].get("deletionTimestamp")]
+    vmis = wait_for("3 VMIs", lambda: (lambda o: o if len(o) == 3 else None)(owned()))
+    assert all(v["metadata"]["name"].startswith("r1") and v["metadata"]["labels"]["tier"] == "web" for v in vmis)
+    st = wait_for("status", lambda: api.get(rss + "/r1")[1].get("status", {}).get("replicas") == 3 and
+                  api.get(rss + "/r1")[1]["status"])
+    assert st["labelSelector"] == "rs=r1,tier in (web,api)" and st["readyReplicas"] == 0, st
+    # a VMI that finished is deleted and replaced
+    done = vmis[0]["metadata"]["name"]
+    api.merge("%s/%s" % (VMIS, done), {"status": {"phase": "Succeeded"}})
+    wait_for("the finished VMI replaced", lambda: done not in [v["metadata"]["name"] for v in owned()] and
+             len(owned()) == 3)
+    # paused: nothing changes, the condition says so
+    api.merge(rss + "/r1", {"spec": {"paused": True, "replicas": 1}})
+    wait_for("ReplicaPaused", lambda: any(c["type"] == "ReplicaPaused" for c in
+                                          api.get(rss + "/r1")[1].get("status", {}).get("conditions", [])))
+    time.sleep(1)
+    assert len(owned()) == 3
+    api.merge(rss + "/r1", {"spec": {"paused": False, "replicas": 0}})
+    wait_for("scaled to 0", lambda: not owned() and api.get(rss + "/r1")[1]["status"]["replicas"] == 0)
+    # a template the API refuses: ReplicaFailure with its message
+    bad = dict(rs, metadata={"name": "r2"})
+    bad["spec"] = dict(rs["spec"], replicas=1, selector={"matchLabels": {"rs": "r2"}},
+                       template={"metadata": {"labels": {"rs": "r2"}, "annotations": {"n": 1}}, "spec": tmpl["spec"]})
+    api.create(rss, bad)
+    cond = wait_for("ReplicaFailure", lambda: [c for c in api.get(rss + "/r2")[1].get("status", {}).get(
+        "conditions", []) if c["type"] == "ReplicaFailure"])
+    assert cond[0]["status"] == "True" and cond[0]["reason"] == "FailedCreate" and cond[0]["message"], cond
+
+
 def test_vmim_phase(srv, ctl):
     api = srv.api
     api.create(VMIM_PATH % NS, {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",

@@ -382,6 +382,70 @@ def test_vm_halted(env):
     wait_for("Pods gone", lambda: env.srv.api.items(POD_PATH % "default") == [], timeout=30, interval=0.5)
 
 
+def vmirs_yaml(name, replicas):
+    """KubeVirt's examples/vmi-replicaset-cirros.yaml with the test guest's containerDisk."""
+    return """apiVersion: kubevirt.io/v1
+kind: VirtualMachineInstanceReplicaSet
+metadata:
+  labels: {special: %s}
+  name: %s
+spec:
+  replicas: %d
+  selector:
+    matchLabels: {kubevirt.io/vmReplicaSet: %s}
+  template:
+    metadata:
+      labels: {kubevirt.io/vmReplicaSet: %s}
+    spec:
+      domain:
+        devices:
+          disks: [{disk: {bus: virtio}, name: containerdisk}]
+        resources: {requests: {memory: 128Mi}}
+      terminationGracePeriodSeconds: 0
+      volumes:
+      - containerDisk: {image: %s}
+        name: containerdisk
+""" % (name, name, replicas, name, name, os.path.join(GUEST, "containerdisk"))
+
+
+def test_vmirs(env):
+    """A VirtualMachineInstanceReplicaSet: its VMIs run (kubectl get vmirs: Desired, Current, Ready); kubectl
+    scale takes one away; a VMI deleted by hand is replaced; deleting the replica set takes its VMIs."""
+    def rs_row():
+        row = env.kubectl("get", "vmirs", "e2e-rs", "--no-headers").split()
+        return row[1:4] if len(row) >= 5 else None
+
+    def owned():
+        return [v for v in env.srv.api.items("/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances")
+                if any(o.get("kind") == "VirtualMachineInstanceReplicaSet" and o.get("name") == "e2e-rs"
+                       for o in v["metadata"].get("ownerReferences", []))
+                and not v["metadata"].get("deletionTimestamp")]
+    header = env.kubectl("get", "vmirs").splitlines()
+    env.kubectl("apply", "-f", "-", input=vmirs_yaml("e2e-rs", 2))
+    assert env.kubectl("get", "vmirs").splitlines()[0].split() == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"], \
+        header
+    wait_for("2 VMIs of the replica set Ready", lambda: rs_row() == ["2", "2", "2"], timeout=120, interval=1)
+    names = sorted(v["metadata"]["name"] for v in owned())
+    assert len(names) == 2 and all(n.startswith("e2e-rs") for n in names), names
+    for n in names:
+        env.wait_running(n, replaced_ok=0)
+    rs = json.loads(env.kubectl("get", "vmirs", "e2e-rs", "-o", "json"))
+    assert rs["status"]["labelSelector"] == "kubevirt.io/vmReplicaSet=e2e-rs", rs["status"]
+    print("ok - replica set: 2 VMIs %s running, Ready in kubectl get vmirs" % names)
+    assert "scaled" in env.kubectl("scale", "vmirs", "e2e-rs", "--replicas=1")
+    wait_for("one VMI left", lambda: len(owned()) == 1 and rs_row() == ["1", "1", "1"], timeout=60, interval=0.5)
+    left = owned()[0]["metadata"]["name"]
+    env.kubectl("delete", "vmi", left, "--wait=false")
+    wait_for("a replacement VMI", lambda: [v for v in owned() if v["metadata"]["name"] != left], timeout=60,
+             interval=0.5)
+    new = [v["metadata"]["name"] for v in owned() if v["metadata"]["name"] != left][0]
+    env.wait_running(new, replaced_ok=0)
+    print("ok - kubectl scale --replicas=1 deleted one; the VMI deleted by hand was replaced by %s" % new)
+    env.kubectl("delete", "vmirs", "e2e-rs")
+    wait_for("the replica set's VMIs gone", lambda: not env.srv.api.items(
+        "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"), timeout=90, interval=0.5)
+
+
 def kernelboot_vm(name, strategy, kernel_args, volume, data_volume=None, metadata=None, domain=None):
     """A VirtualMachine booting the test guest's kernel from its kernelboot image with one virtio disk "data"
     on `volume` (a volume source); data_volume: a dataVolumeTemplate for it; metadata, domain: extra fields."""
@@ -844,7 +908,7 @@ def netns_names():
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
-TESTS = {"vmi": test_vmi, "vm_always": test_vm_always, "vm_halted": test_vm_halted,
+TESTS = {"vmi": test_vmi, "vm_always": test_vm_always, "vm_halted": test_vm_halted, "vmirs": test_vmirs,
          "kernelboot_secret": test_kernelboot_secret, "pod_network": test_pod_network,
          "migration": test_migration, "migration_abort": test_migration_abort,
          "migration_postcopy": test_migration_postcopy, "hotplug": test_hotplug, "snapshot": test_snapshot}

@@ -343,6 +343,10 @@ class Handler(BaseHTTPRequestHandler):
             if r.has_status:
                 out.append({"name": r.plural + "/status", "singularName": "", "namespaced": r.namespaced,
                             "kind": r.kind, "verbs": STATUS_VERBS})
+            if r.scale:  # kubectl scale finds the Scale kind here
+                out.append({"name": r.plural + "/scale", "singularName": "", "namespaced": r.namespaced,
+                            "group": "autoscaling", "version": "v1", "kind": "Scale",
+                            "verbs": ["get", "patch", "update"]})
             if r.plural == "pods" and not r.group:
                 out.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
                             "verbs": ["get"]})
@@ -467,7 +471,7 @@ class Handler(BaseHTTPRequestHandler):
             raise _unknown_path()
         name = segs[1] if len(segs) > 1 else None
         sub = segs[2] if len(segs) > 2 else None
-        if sub is not None and not ((sub == "status" and res.has_status) or
+        if sub is not None and not ((sub == "status" and res.has_status) or (sub == "scale" and res.scale) or
                                     (sub in ("log", "eviction") and res.plural == "pods" and not group)):
             raise _unknown_path()
         return res, ns, name, sub
@@ -490,6 +494,8 @@ class Handler(BaseHTTPRequestHandler):
         dry = self.q.get("dryRun") == "All"
         if sub == "log":
             return self._pod_log(res, ns, name)
+        if sub == "scale":
+            return self._scale(res, ns, name, method, body, dry)
         if sub == "eviction":
             if method != "POST":
                 raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
@@ -527,6 +533,62 @@ class Handler(BaseHTTPRequestHandler):
             code, out = api.delete(res, ns, name, self._delete_options(body), dry)
             return self._send(code, out)
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+    @staticmethod
+    def _path_get(obj, path):
+        for key in path.lstrip(".").split("."):
+            obj = obj.get(key) if isinstance(obj, dict) else None
+        return obj
+
+    def _scale_of(self, res, obj):
+        """autoscaling/v1 Scale of a CRD object with the scale subresource (its specReplicasPath, ...)."""
+        sc, md = res.scale, obj["metadata"]
+        out = {"kind": "Scale", "apiVersion": "autoscaling/v1",
+               "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                            if k in md},
+               "spec": {"replicas": self._path_get(obj, sc.get("specReplicasPath", ".spec.replicas")) or 0},
+               "status": {"replicas": self._path_get(obj, sc.get("statusReplicasPath", ".status.replicas")) or 0}}
+        if sc.get("labelSelectorPath"):
+            sel = self._path_get(obj, sc["labelSelectorPath"])
+            if sel:
+                out["status"]["selector"] = sel
+        return out
+
+    def _scale(self, res, ns, name, method, body, dry):
+        """GET, PUT and PATCH of the scale subresource: spec.replicas of the Scale is the object's
+        specReplicasPath (as the API server maps it for CRDs)."""
+        api = self.server.api
+        obj = api.get(res, ns, name)
+        scale = self._scale_of(res, obj)
+        if method == "GET":
+            return self._send(200, scale)
+        if method == "PUT":
+            new = self._json(body)
+        elif method == "PATCH":
+            ctype = self.headers.get("Content-Type", "").split(";")[0].strip()
+            try:
+                doc = json.loads(body or b"null")
+            except ValueError as e:
+                raise ApiError(400, "BadRequest", "error decoding patch: %s" % e)
+            import patch as patchlib
+            try:
+                new = patchlib.json_patch(scale, doc) if ctype == "application/json-patch+json" else \
+                    patchlib.merge_patch(scale, doc)
+            except patchlib.PatchError as e:
+                raise ApiError(422, "Invalid", str(e))
+        else:
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        replicas = (new or {}).get("spec", {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ApiError(422, "Invalid", "Scale.autoscaling \"%s\" is invalid: spec.replicas: Invalid value: %r: "
+                           "must be greater than or equal to 0" % (name, replicas))
+        keys = res.scale.get("specReplicasPath", ".spec.replicas").lstrip(".").split(".")
+        change = replicas
+        for key in reversed(keys):
+            change = {key: change}
+        _, updated = api.patch(res, ns, name, "application/merge-patch+json", json.dumps(change).encode(), None,
+                               self._manager(), dry, self._user())
+        return self._send(200, self._scale_of(res, updated))
 
     def _json(self, body):
         if self.headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):

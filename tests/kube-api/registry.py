@@ -26,7 +26,7 @@ EVENT_FIELDS["source"] = lambda o: o.get("source", {}).get("component", "")
 class Resource:
     def __init__(self, group, version, plural, kind, namespaced=True, singular=None, short=(), categories=(),
                  status=False, columns=None, generation=False, fields=None, returns_object=False,
-                 keep_status_on_create=False, crd=False, builtin_patch=True):
+                 keep_status_on_create=False, crd=False, builtin_patch=True, scale=None):
         self.group, self.version, self.plural, self.kind = group, version, plural, kind
         self.namespaced = namespaced
         self.singular = singular or kind.lower()
@@ -39,6 +39,7 @@ class Resource:
         self.keep_status_on_create = keep_status_on_create
         self.crd = crd
         self.strategic = builtin_patch and not crd  # strategic merge patch only for compiled-in kinds
+        self.scale = scale  # a CRD's subresources.scale (specReplicasPath, ...), None without one
 
     @property
     def gv(self):
@@ -133,7 +134,7 @@ def resource_from_crd(crd):
                     namespaced=spec.get("scope", "Namespaced") == "Namespaced", singular=names.get("singular"),
                     short=names.get("shortNames") or [], categories=names.get("categories") or [],
                     status="status" in (version.get("subresources") or {}), columns=compiled, generation=True,
-                    crd=True)
+                    crd=True, scale=(version.get("subresources") or {}).get("scale"))
 
 
 def load_crd_dir(path):

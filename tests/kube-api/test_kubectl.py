@@ -182,6 +182,19 @@ def test_apply_crds():
     out = k("apply", "-f", os.path.join(FIX, "vmi.yaml")).stdout
     check("testvmi created" in out, "a VMI after the CRDs (legacy discovery)", out)
     check(header(k("get", "vmi").stdout)[:3] == ["NAME", "AGE", "PHASE"], "columns come from the applied CRD")
+    # the scale subresource of a CRD (the replica set's): kubectl scale, and the Scale object itself
+    rs = ("apiVersion: kubevirt.io/v1\nkind: VirtualMachineInstanceReplicaSet\nmetadata: {name: rs}\nspec:\n"
+          "  replicas: 2\n  selector: {matchLabels: {a: b}}\n  template: {metadata: {labels: {a: b}}, spec: {}}\n")
+    k("apply", "-f", "-", stdin=rs)
+    out = k("scale", "vmirs", "rs", "--replicas=5").stdout
+    check("virtualmachineinstancereplicaset.kubevirt.io/rs scaled" in out and
+          k("get", "vmirs", "rs", "-o", "jsonpath={.spec.replicas}").stdout == "5", "kubectl scale vmirs", out)
+    check(row(k("get", "vmirs").stdout, "rs")[1] == "5", "kubectl get vmirs: Desired")
+    code, scale = srv.request("GET", "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstancereplicasets/rs/"
+                              "scale")
+    check(code == 200 and scale["kind"] == "Scale" and scale["spec"] == {"replicas": 5}, "GET .../scale", scale)
+    p = k("scale", "vmirs", "rs", "--replicas=-1", ok=False)
+    check(p.returncode != 0, "a negative scale is refused", p.stderr)
     srv.stop()
 
 
