@@ -12,6 +12,7 @@ Usage: test_api_relay.py VIRT_HANDLER VIRT_LAUNCHER_REPORTER"""
 import http.client
 import json
 import os
+import shutil
 import socket
 import ssl
 import stat
@@ -138,6 +139,7 @@ def main():
         assert not os.path.exists(sock_path), os.listdir(relay_dir)
         print("ok: api relay")
         srv.remove()
+        shutil.rmtree(tmp, ignore_errors=True)  # kept when the test fails
     except BaseException:
         with open(log_path, errors="replace") as f:
             print("--- virt-handler (tail)\n" + "".join(f.readlines()[-20:]))

@@ -9,6 +9,7 @@
    toleration off the VM node."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -221,6 +222,7 @@ def main():
         two_nodes(srv, tmp, verdict)
     finally:
         srv.stop()
+    shutil.rmtree(tmp, ignore_errors=True)  # kept when the test fails
     print("node agent: ok")
     return 0
 

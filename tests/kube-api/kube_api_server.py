@@ -3,10 +3,12 @@
 # drive it). Command line, TLS material, kubeconfig/service-account output and state persistence live here;
 # see docs/kube-api-test-server.md for what is faithful and what is simplified.
 import argparse
+import atexit
 import ipaddress
 import json
 import os
 import secrets
+import shutil
 import signal
 import ssl
 import subprocess
@@ -159,6 +161,8 @@ def main(argv):
         return EXIT_CRD
     servers, ready = [], {}
     tokens = args.token or [secrets.token_hex(16)]
+    made = []  # temporary directories of its own (no --cert-dir): removed when the server ends
+    atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in made])
     try:
         if args.port is not None:
             srv = Server((args.address, args.port), api, log_requests=args.log_requests,
@@ -168,6 +172,7 @@ def main(argv):
             ready["http_url"] = "http://%s:%d" % (args.address, srv.server_address[1])
         if args.tls_port is not None:
             cert_dir = args.cert_dir or tempfile.mkdtemp(prefix="kube-api-certs.")
+            made += [] if args.cert_dir else [cert_dir]
             os.makedirs(cert_dir, exist_ok=True)
             try:
                 certs = make_certs(cert_dir, [args.address])
@@ -187,6 +192,7 @@ def main(argv):
     # The aggregator's identity towards APIService backends, published as upstream does it.
     try:
         proxy_dir = args.cert_dir or tempfile.mkdtemp(prefix="kube-api-front-proxy.")
+        made += [] if args.cert_dir else [proxy_dir]
         os.makedirs(proxy_dir, exist_ok=True)
         fp_ca, fp_crt, fp_key = admissionlib.make_front_proxy_certs(proxy_dir, run_openssl)
     except (OSError, subprocess.CalledProcessError) as e:

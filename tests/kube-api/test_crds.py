@@ -24,6 +24,9 @@ EXPECTED = {
         ("Ready", "string", ".status.conditions[?(@.type=='Ready')].status", 0)]),
     "virtualmachineinstancemigrations": (["vmim", "vmims"], True, [
         ("Phase", "string", ".status.phase", 0), ("VMI", "string", ".spec.vmiName", 0)]),
+    "virtualmachineinstancereplicasets": (["vmirs", "vmirss"], True, [
+        ("Desired", "integer", ".spec.replicas", 0), ("Current", "integer", ".status.replicas", 0),
+        ("Ready", "integer", ".status.readyReplicas", 0), ("Age", "date", ".metadata.creationTimestamp", 0)]),
     # KubeVirt's has no short names and kubectl's default columns (NAME, AGE)
     "migrationpolicies": ([], True, [("Age", "date", ".metadata.creationTimestamp", 0)]),
     "virtualmachinesnapshots": (["vmsnapshot", "vmsnapshots"], True, [

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import hostcaps  # noqa: E402
 from proclib import stop_process as stop  # noqa: E402
+import testlib  # noqa: E402
 from testlib import SKIP, ApiServer, check, run, wait_for  # noqa: E402
 from kubelet import cleanup_state, netns_kill_all  # noqa: E402
 
@@ -44,6 +45,7 @@ def main():
         print("SKIP: %s" % why)
         sys.exit(SKIP)
     tmp = tempfile.mkdtemp(prefix="kubelet-test.")
+    testlib._dirs.append(tmp)  # removed when the test passes
     logs = os.path.join(tmp, "logs")
     srv = ApiServer("--pod-log-dir", logs)
     kubelet = subprocess.Popen([sys.executable, os.path.join(HERE, "kubelet.py"), "--server", srv.url,

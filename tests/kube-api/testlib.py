@@ -42,6 +42,7 @@ def check(cond, what, *detail):
 class ApiServer:
     def __init__(self, *extra, tls=False):
         self.dir = tempfile.mkdtemp(prefix="kube-api-test.")
+        _dirs.append(self.dir)
         port_file = os.path.join(self.dir, "ready.json")
         args = [sys.executable, os.path.join(HERE, "kube_api_server.py"), "--port", "0", "--port-file", port_file]
         if tls:
@@ -117,10 +118,15 @@ def wait_for(what, fn, timeout=20, interval=0.1):
         time.sleep(interval)
 
 
+_dirs = []  # the servers' directories, removed when the test passes (kept to read when it fails)
+
+
 def run(main):
     try:
         main()
     except Failure as e:
         print("FAIL -", e, flush=True)
         sys.exit(1)
+    for d in _dirs:
+        shutil.rmtree(d, ignore_errors=True)
     sys.exit(0)

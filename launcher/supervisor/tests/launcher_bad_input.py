@@ -3,6 +3,7 @@ and nothing left running. QEMU that cannot start: exit 1 with the reason. (The f
 corpus is launcher/core's; this checks the launcher's exit path.)"""
 import json
 import os
+import shutil
 import subprocess
 
 from launcherlib import GUEST, LAUNCHER, Launcher, check, need_guest, vmi
@@ -111,6 +112,7 @@ if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode ==
                   ("" if r.returncode == 0 else f" (exit {r.returncode}: {r.stderr.strip()[-300:]})"))
     finally:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"kv-dry-{os.getpid()}"), ignore_errors=True)
 else:
     print("note: cannot create a network namespace here: the --dry-run network check is skipped")
 print("PASS")
