@@ -13,8 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const kind_prefix[] = {"vmi",       "vm", "vmim", "vmsnapshot",
-                                          "vmrestore", "dv", "ds",   "vmirs"};
+static const char *const kind_prefix[] = {"vmi", "vm", "vmim",  "vmsnapshot", "vmrestore",
+                                          "dv",  "ds", "vmirs", "vmpool"};
 
 int key_split(char *key, char **ns, char **name)
 {
@@ -177,6 +177,12 @@ static void on_vmirs(kube_informer *inf, enum kube_event_type type, const cJSON 
         controller_enqueue(ud, RK_VMIRS, kube_str(obj, "metadata.namespace"), kube_str(obj, "metadata.name"));
 }
 
+static void on_vmpool(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
+{
+        controller_enqueue(ud, RK_VMPOOL, kube_str(obj, "metadata.namespace"),
+                           kube_str(obj, "metadata.name"));
+}
+
 static void on_attacher(kube_informer *inf, enum kube_event_type type, const cJSON *obj, void *ud)
 {
         const cJSON *vmi = cJSON_GetObjectItemCaseSensitive(kube_obj(obj, "metadata.labels"), HP_LABEL_VMI);
@@ -211,6 +217,10 @@ static void on_vm(kube_informer *inf, enum kube_event_type type, const cJSON *ob
 {
         const char *ns = kube_str(obj, "metadata.namespace"), *name = kube_str(obj, "metadata.name");
         controller_enqueue(ud, RK_VM, ns, name);
+        const cJSON *o;
+        cJSON_ArrayForEach(o, kube_obj(obj, "metadata.ownerReferences")) /* the pool that controls it */
+            if (!strcmp(kube_str(o, "kind") ?: "", "VirtualMachinePool"))
+                controller_enqueue(ud, RK_VMPOOL, ns, kube_str(o, "name") ?: "");
         enqueue_snapshot_ops_of(ud, ns, name);
         if (type == KUBE_DELETED) /* its VMI (same name) must go too */
                 controller_enqueue(ud, RK_VMI, ns, name);
@@ -312,6 +322,8 @@ static int dispatch(controller *c, kube_client *api, const char *qkey, enum reco
                                 return reconcile_ds(c, api, colon + 1, err);
                         if (k == RK_VMIRS)
                                 return reconcile_vmirs(c, api, colon + 1, err);
+                        if (k == RK_VMPOOL)
+                                return reconcile_vmpool(c, api, colon + 1, err);
                         return reconcile_vmim(c, api, colon + 1, err);
                 }
         *kind = RK_VMI;
@@ -387,6 +399,8 @@ int controller_init(controller *c, kube_config *cfg, const controller_opts *opts
                                on_datasource, c) < 0 ||
             kube_informer_init(&c->replicasets, cfg, c->multi, &kube_vmirs, ns, NULL, &plain_ops, on_vmirs,
                                c) < 0 ||
+            kube_informer_init(&c->pools, cfg, c->multi, &kube_vmpool, ns, NULL, &plain_ops, on_vmpool, c) <
+                0 ||
             kube_informer_init(&c->importers, cfg, c->multi, &kube_pod, ns, "app=" DV_IMPORTER_APP,
                                &plain_ops, on_importer, c) < 0 ||
             kube_informer_init(&c->attachers, cfg, c->multi, &kube_pod, ns, POD_LABEL_APP "=" HP_POD_APP,

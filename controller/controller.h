@@ -31,7 +31,18 @@ typedef struct controller_opts {
         const char *registry_config;    /* "ns/name" of the Secret with registries.yaml; NULL = none */
 } controller_opts;
 
-enum reconcile_kind { RK_VMI, RK_VM, RK_VMIM, RK_VMSNAPSHOT, RK_VMRESTORE, RK_DV, RK_DS, RK_VMIRS, RK__MAX };
+enum reconcile_kind {
+        RK_VMI,
+        RK_VM,
+        RK_VMIM,
+        RK_VMSNAPSHOT,
+        RK_VMRESTORE,
+        RK_DV,
+        RK_DS,
+        RK_VMIRS,
+        RK_VMPOOL,
+        RK__MAX
+};
 
 typedef struct controller {
         controller_opts opts;
@@ -43,6 +54,7 @@ typedef struct controller {
         kube_informer dvs;                 /* cdi.kubevirt.io DataVolumes, while that group is served */
         kube_informer datasources;         /* CDI DataSources, indexed by the claim they name ("ns/name") */
         kube_informer replicasets;         /* VirtualMachineInstanceReplicaSets */
+        kube_informer pools;               /* VirtualMachinePools (pool.kubevirt.io) */
         kube_informer importers;           /* DataVolume importer Pods (app=containerized-data-importer) */
         kube_informer attachers;         /* hot-plug attachment Pods (kubevirt.io=hotplug-disk) by VMI uid */
         optional_ctl optional[OPT__MAX]; /* snapshots, restores, policies: run while their group is served */
@@ -61,8 +73,8 @@ typedef struct controller {
 #define INFORMERS(c)                                                                                         \
         {                                                                                                    \
                 &(c)->vmis, &(c)->pods, &(c)->vms, &(c)->vmims, &(c)->policies, &(c)->snapshots,             \
-                    &(c)->restores, &(c)->dvs, &(c)->datasources, &(c)->replicasets, &(c)->importers,        \
-                    &(c)->attachers                                                                          \
+                    &(c)->restores, &(c)->dvs, &(c)->datasources, &(c)->replicasets, &(c)->pools,            \
+                    &(c)->importers, &(c)->attachers                                                         \
         }
 
 int controller_init(controller *c, kube_config *cfg, const controller_opts *opts, kv_error *err);
@@ -82,6 +94,7 @@ int reconcile_vmrestore(controller *c, kube_client *api, const char *key, kv_err
 int reconcile_dv(controller *c, kube_client *api, const char *key, kv_error *err);
 int reconcile_ds(controller *c, kube_client *api, const char *key, kv_error *err);
 int reconcile_vmirs(controller *c, kube_client *api, const char *key, kv_error *err);
+int reconcile_vmpool(controller *c, kube_client *api, const char *key, kv_error *err);
 /* "ns/name" of the claim a DataSource's pvc source names (its informer's index), malloc'd, or NULL. */
 char *datasource_claim_key(const cJSON *ds);
 /* The attachment Pods of a VMI's hot-plugged claims (hotplugpods.c): one per claim and launcher Pod that did

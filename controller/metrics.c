@@ -42,8 +42,8 @@ char *metrics_render(controller *c)
         FILE *f = open_memstream(&buf, &len);
         if (!f)
                 return NULL;
-        static const char *const kinds[RK__MAX] = {"vmi",       "vm",         "vmim",       "vmsnapshot",
-                                                   "vmrestore", "datavolume", "datasource", "vmirs"};
+        static const char *const kinds[RK__MAX] = {
+            "vmi", "vm", "vmim", "vmsnapshot", "vmrestore", "datavolume", "datasource", "vmirs", "vmpool"};
         emit(f, "kvlite_controller_reconciles_total", "Reconciles run, by object kind and result.",
              "counter");
         for (int k = 0; k < RK__MAX; k++)

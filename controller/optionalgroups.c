@@ -16,6 +16,7 @@ static const char *const cdi_res[] = {"datavolumes", NULL};
 static const char *const datasource_res[] = {"datasources", NULL};
 /* kubevirt.io itself is served; its replica sets' CRD may be missing from an older crds/ */
 static const char *const replicaset_res[] = {"virtualmachineinstancereplicasets", NULL};
+static const char *const pool_res[] = {"virtualmachinepools", NULL};
 
 void optional_groups_init(controller *c)
 {
@@ -28,7 +29,8 @@ void optional_groups_init(controller *c)
                              [OPT_POLICY] = {"migration-policy", policy_res, &c->policies},
                              [OPT_CDI] = {"datavolume", cdi_res, &c->dvs},
                              [OPT_DATASOURCE] = {"datasource", datasource_res, &c->datasources},
-                             [OPT_REPLICASET] = {"replicaset", replicaset_res, &c->replicasets}};
+                             [OPT_REPLICASET] = {"replicaset", replicaset_res, &c->replicasets},
+                             [OPT_POOL] = {"pool", pool_res, &c->pools}};
         for (int k = 0; k < OPT__MAX; k++) {
                 optional_ctl *o = &c->optional[k];
                 o->name = table[k].name;

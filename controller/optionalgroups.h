@@ -16,6 +16,7 @@ enum optional_kind {
         OPT_CDI,
         OPT_DATASOURCE,
         OPT_REPLICASET,
+        OPT_POOL,
         OPT__MAX
 };
 /* ABSENT: not served (or not yet checked), informer paused, cache empty; STARTING: served, informer listing;

@@ -16,94 +16,18 @@
 #include "json.h"
 #include "log.h"
 #include "macro.h"
+#include "replicas.h"
 #include "statusfields.h"
 #include "vmistatus.h"
 
 #define RS_BURST 10         /* VMIs created or deleted in one pass */
 #define RS_RECHECK_MS 30000 /* a pass now and then, for what no event reports */
 
-/* "k=v,k in (a,b),k notin (a),k,!k": spec.selector as a label selector string; NULL when it is not valid. */
-static char *selector_string(const cJSON *sel)
-{
-        char *out = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&out, &len);
-        const cJSON *kv, *e, *v;
-        bool ok = f && cJSON_IsObject(sel), first = true;
-        cJSON_ArrayForEach(kv, cJSON_GetObjectItemCaseSensitive(sel, "matchLabels"))
-        {
-                ok = ok && cJSON_IsString(kv);
-                if (ok)
-                        fprintf(f, "%s%s=%s", first ? "" : ",", kv->string, kv->valuestring), first = false;
-        }
-        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(sel, "matchExpressions"))
-        {
-                const char *key = kube_str(e, "key"), *op = kube_str(e, "operator") ?: "";
-                bool set = !strcmp(op, "In") || !strcmp(op, "NotIn");
-                ok = ok && key && (set || !strcmp(op, "Exists") || !strcmp(op, "DoesNotExist"));
-                if (!ok)
-                        break;
-                fprintf(f, "%s%s%s", first ? "" : ",", !strcmp(op, "DoesNotExist") ? "!" : "", key);
-                first = false;
-                if (!set)
-                        continue;
-                fprintf(f, " %s (", !strcmp(op, "In") ? "in" : "notin");
-                bool v1 = true;
-                cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(e, "values"))
-                {
-                        fprintf(f, "%s%s", v1 ? "" : ",", cJSON_GetStringValue(v) ?: "");
-                        v1 = false;
-                }
-                fputc(')', f);
-        }
-        if (f)
-                fclose(f);
-        if (!ok || first) { /* an empty selector would select every VMI: KubeVirt refuses it too */
-                free(out);
-                return NULL;
-        }
-        return out;
-}
-
-static bool controlled_by(const cJSON *obj, const cJSON *owner)
-{
-        const cJSON *o;
-        cJSON_ArrayForEach(o, kube_obj(obj, "metadata.ownerReferences"))
-        {
-                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "controller")))
-                        return !strcmp(kube_str(o, "uid") ?: "", kube_str(owner, "metadata.uid") ?: "");
-        }
-        return false;
-}
-
-static bool vmi_ready(const cJSON *vmi)
-{
-        const cJSON *c;
-        cJSON_ArrayForEach(c, kube_obj(vmi, "status.conditions"))
-        {
-                if (!strcmp(kube_str(c, "type") ?: "", "Ready"))
-                        return !strcmp(kube_str(c, "status") ?: "", "True");
-        }
-        return false;
-}
-
 static cJSON *vmi_from_template(const cJSON *rs)
 {
-        const cJSON *tmpl = kube_obj(rs, "spec.template");
-        cJSON *vmi = cJSON_CreateObject(), *md = cJSON_AddObjectToObject(vmi, "metadata");
-        cJSON_AddStringToObject(vmi, "apiVersion", "kubevirt.io/v1");
-        cJSON_AddStringToObject(vmi, "kind", "VirtualMachineInstance");
-        cJSON_AddStringToObject(md, "generateName", kube_str(rs, "metadata.name"));
-        const cJSON *labels = kube_obj(tmpl, "metadata.labels"),
-                    *ann = kube_obj(tmpl, "metadata.annotations");
-        if (labels)
-                cJSON_AddItemToObject(md, "labels", cJSON_Duplicate(labels, 1));
-        if (ann)
-                cJSON_AddItemToObject(md, "annotations", cJSON_Duplicate(ann, 1));
-        cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"),
-                             kube_controller_ref_of(rs, kube_vmirs.api_version, kube_vmirs.kind));
-        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(tmpl, "spec");
-        cJSON_AddItemToObject(vmi, "spec", spec ? cJSON_Duplicate(spec, 1) : cJSON_CreateObject());
+        cJSON *vmi = replicas_from_template(kube_obj(rs, "spec.template"), &kube_vmi, rs, &kube_vmirs);
+        cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(vmi, "metadata"), "generateName",
+                                kube_str(rs, "metadata.name"));
         return vmi;
 }
 
@@ -163,7 +87,7 @@ static int observe(kube_client *api, const cJSON *rs, const cJSON *vmis, rs_stat
         s->live = cJSON_CreateArray();
         cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(vmis, "items"))
         {
-                if (!controlled_by(v, rs) || kube_obj(v, "metadata.deletionTimestamp"))
+                if (!owned_by_controller(v, rs) || kube_obj(v, "metadata.deletionTimestamp"))
                         continue;
                 if (vmi_phase_is_final(vmi_phase(v))) {
                         int r = kube_delete(api, &kube_vmi, kube_str(v, "metadata.namespace"),
@@ -172,7 +96,7 @@ static int observe(kube_client *api, const cJSON *rs, const cJSON *vmis, rs_stat
                                 return r;
                         continue;
                 }
-                s->ready += vmi_ready(v);
+                s->ready += condition_ready(v);
                 cJSON_AddItemReferenceToArray(s->live, (cJSON *)v);
         }
         return 0;
@@ -181,17 +105,8 @@ static int observe(kube_client *api, const cJSON *rs, const cJSON *vmis, rs_stat
 static int write_rs_status(kube_client *api, const cJSON *rs, const rs_state *s, const char *selector,
                            bool paused, kv_error *err)
 {
-        cJSON *f = cJSON_CreateObject(), *conds = cJSON_AddArrayToObject(f, "conditions");
-        cJSON_AddNumberToObject(f, "replicas", cJSON_GetArraySize(s->live));
-        cJSON_AddNumberToObject(f, "readyReplicas", s->ready);
-        cJSON_AddStringToObject(f, "labelSelector", selector);
-        if (paused)
-                cJSON_AddItemToArray(
-                    conds, status_condition("ReplicaPaused", true, "Paused", "Controller got paused"));
-        if (s->failure[0])
-                cJSON_AddItemToArray(conds,
-                                     status_condition("ReplicaFailure", true, "FailedCreate", s->failure));
-        return status_fields_write(api, &kube_vmirs, rs, f, NULL, err);
+        replicas_status st = {cJSON_GetArraySize(s->live), s->ready, selector, paused, s->failure};
+        return replicas_write_status(api, &kube_vmirs, rs, &st, err);
 }
 
 int reconcile_vmirs(controller *c, kube_client *api, const char *key, kv_error *err)
@@ -202,7 +117,7 @@ int reconcile_vmirs(controller *c, kube_client *api, const char *key, kv_error *
         if (!rs || kube_obj(rs, "metadata.deletionTimestamp"))
                 return 0; /* its VMIs go with it: they are owned (blockOwnerDeletion) */
         const char *ns = kube_str(rs, "metadata.namespace");
-        _cleanup_free_ char *selector = selector_string(kube_obj(rs, "spec.selector"));
+        _cleanup_free_ char *selector = label_selector_string(kube_obj(rs, "spec.selector"));
         rs_state s = {0};
         if (!selector) {
                 snprintf(s.failure, sizeof(s.failure),

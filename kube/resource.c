@@ -14,6 +14,8 @@ const kube_resource kube_vmim = {"/apis/kubevirt.io/v1", "virtualmachineinstance
                                  "VirtualMachineInstanceMigration", "kubevirt.io/v1", true};
 const kube_resource kube_vmirs = {"/apis/kubevirt.io/v1", "virtualmachineinstancereplicasets",
                                   "VirtualMachineInstanceReplicaSet", "kubevirt.io/v1", true};
+const kube_resource kube_vmpool = {"/apis/pool.kubevirt.io/v1beta1", "virtualmachinepools",
+                                   "VirtualMachinePool", "pool.kubevirt.io/v1beta1", true};
 const kube_resource kube_pod = {"/api/v1", "pods", "Pod", "v1", true};
 const kube_resource kube_namespace = {"/api/v1", "namespaces", "Namespace", "v1", false};
 const kube_resource kube_vmsnapshot = {"/apis/snapshot.kubevirt.io/v1beta1", "virtualmachinesnapshots",

@@ -21,7 +21,7 @@ cJSON *kube_controller_ref(const char *api_version, const char *kind, const char
 cJSON *kube_controller_ref_of(const cJSON *owner, const char *api_version, const char *kind);
 
 extern const kube_resource kube_vmi, kube_vm, kube_vmim, kube_pod, kube_namespace, kube_migrationpolicy;
-extern const kube_resource kube_vmirs;
+extern const kube_resource kube_vmirs, kube_vmpool;
 /* snapshot.kubevirt.io/v1beta1 */
 extern const kube_resource kube_vmsnapshot, kube_vmsnapshotcontent, kube_vmrestore;
 extern const kube_resource kube_pvc, kube_secret, kube_event;

@@ -406,6 +406,42 @@ def test_vmirs(srv, ctl):
     assert cond[0]["status"] == "True" and cond[0]["reason"] == "FailedCreate" and cond[0]["message"], cond
 
 
+def test_vmpool(srv, ctl):
+    """VirtualMachinePool (KubeVirt's examples/vm-pool-cirros.yaml shape): VMs <pool>-<index> with indexed
+    DataVolume templates and Secret references, readyReplicas from the VMs, scale down from the highest index."""
+    api = srv.api
+    pools = "/apis/pool.kubevirt.io/v1beta1/namespaces/%s/virtualmachinepools" % NS
+    vm = vm_manifest("x", "Halted")
+    tspec = vm["spec"]["template"]["spec"]
+    tspec["volumes"] += [{"name": "data", "dataVolume": {"name": "data"}},
+                         {"name": "ci", "cloudInitNoCloud": {"secretRef": {"name": "userdata"}}}]
+    vm["spec"]["dataVolumeTemplates"] = [{"metadata": {"name": "data"}, "spec": {"source": {"blank": {}}}}]
+    pool = {"apiVersion": "pool.kubevirt.io/v1beta1", "kind": "VirtualMachinePool", "metadata": {"name": "p"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"kubevirt.io/vmpool": "p"}},
+                     "nameGeneration": {"appendIndexToSecretRefs": True},
+                     "virtualMachineTemplate": {"metadata": {"labels": {"kubevirt.io/vmpool": "p"}},
+                                                "spec": vm["spec"]}}}
+    api.create(pools, pool)
+
+    def owned():
+        return sorted((v for v in api.items(VM_PATH % NS) if not v["metadata"].get("deletionTimestamp") and any(
+            o.get("kind") == "VirtualMachinePool" and o.get("controller")
+            for o in v["metadata"].get("ownerReferences", []))), key=lambda v: v["metadata"]["name"])
+    vms = wait_for("3 VMs", lambda: (lambda o: o if len(o) == 3 else None)(owned()))
+    assert [v["metadata"]["name"] for v in vms] == ["p-0", "p-1", "p-2"], [v["metadata"]["name"] for v in vms]
+    spec = vms[1]["spec"]
+    vols = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    assert spec["dataVolumeTemplates"][0]["metadata"]["name"] == "data-1" and \
+        vols["data"]["dataVolume"]["name"] == "data-1", spec
+    assert vols["ci"]["cloudInitNoCloud"]["secretRef"]["name"] == "userdata-1", vols["ci"]
+    st = wait_for("status", lambda: (lambda p: p.get("status") if p.get("status", {}).get("replicas") == 3 else
+                                     None)(api.get(pools + "/p")[1]))
+    assert st["labelSelector"] == "kubevirt.io/vmpool=p" and st["readyReplicas"] == 0, st
+    api.merge(pools + "/p", {"spec": {"replicas": 1}})
+    wait_for("scaled down from the highest index", lambda: [v["metadata"]["name"] for v in owned()] == ["p-0"])
+    wait_for("status.replicas 1", lambda: api.get(pools + "/p")[1]["status"].get("replicas") == 1)
+
+
 def test_vmim_phase(srv, ctl):
     api = srv.api
     api.create(VMIM_PATH % NS, {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",

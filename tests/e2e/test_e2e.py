@@ -408,9 +408,41 @@ spec:
 """ % (name, name, replicas, name, name, os.path.join(GUEST, "containerdisk"))
 
 
+def vmpool_yaml(name, replicas):
+    """KubeVirt's examples/vm-pool-cirros.yaml with the test guest's containerDisk."""
+    return """apiVersion: pool.kubevirt.io/v1beta1
+kind: VirtualMachinePool
+metadata:
+  name: %s
+spec:
+  replicas: %d
+  selector:
+    matchLabels: {kubevirt.io/vmpool: %s}
+  virtualMachineTemplate:
+    metadata:
+      labels: {kubevirt.io/vmpool: %s}
+    spec:
+      runStrategy: Always
+      template:
+        metadata:
+          labels: {kubevirt.io/vmpool: %s}
+        spec:
+          domain:
+            devices:
+              disks: [{disk: {bus: virtio}, name: containerdisk}]
+            memory: {guest: 128Mi}
+            resources: {}
+          terminationGracePeriodSeconds: 0
+          volumes:
+          - containerDisk: {image: %s}
+            name: containerdisk
+""" % (name, replicas, name, name, name, os.path.join(GUEST, "containerdisk"))
+
+
 def test_vmirs(env):
     """A VirtualMachineInstanceReplicaSet: its VMIs run (kubectl get vmirs: Desired, Current, Ready); kubectl
-    scale takes one away; a VMI deleted by hand is replaced; deleting the replica set takes its VMIs."""
+    scale takes one away; a VMI deleted by hand is replaced; deleting the replica set takes its VMIs. Then a
+    VirtualMachinePool: its VM runs, counts as Ready, and kubectl scale to 0 removes it."""
     def rs_row():
         row = env.kubectl("get", "vmirs", "e2e-rs", "--no-headers").split()
         return row[1:4] if len(row) >= 5 else None
@@ -444,6 +476,18 @@ def test_vmirs(env):
     env.kubectl("delete", "vmirs", "e2e-rs")
     wait_for("the replica set's VMIs gone", lambda: not env.srv.api.items(
         "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"), timeout=90, interval=0.5)
+
+    # KubeVirt's examples/vm-pool-cirros.yaml shape: a VirtualMachinePool's VMs e2e-pool-<index>
+    pool = vmpool_yaml("e2e-pool", 1)
+    env.kubectl("apply", "-f", "-", input=pool)
+    env.wait_running("e2e-pool-0", replaced_ok=0)
+    wait_for("kubectl get vmpool: 1 Ready", lambda: env.kubectl("get", "vmpool", "e2e-pool", "--no-headers").split()[1:4]
+             == ["1", "1", "1"], timeout=60, interval=0.5)
+    assert "scaled" in env.kubectl("scale", "vmpool", "e2e-pool", "--replicas=0")
+    wait_for("the pool's VM and VMI gone", lambda: env.vmi("e2e-pool-0") is None and
+             not env.kubectl("get", "vm", "--no-headers").strip(), timeout=90, interval=0.5)
+    print("ok - VirtualMachinePool: VM e2e-pool-0 running and Ready; kubectl scale --replicas=0 removed it")
+    env.kubectl("delete", "vmpool", "e2e-pool")
 
 
 def kernelboot_vm(name, strategy, kernel_args, volume, data_volume=None, metadata=None, domain=None):

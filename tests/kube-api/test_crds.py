@@ -27,6 +27,9 @@ EXPECTED = {
     "virtualmachineinstancereplicasets": (["vmirs", "vmirss"], True, [
         ("Desired", "integer", ".spec.replicas", 0), ("Current", "integer", ".status.replicas", 0),
         ("Ready", "integer", ".status.readyReplicas", 0), ("Age", "date", ".metadata.creationTimestamp", 0)]),
+    "virtualmachinepools": (["vmpool", "vmpools"], True, [
+        ("Desired", "integer", ".spec.replicas", 0), ("Current", "integer", ".status.replicas", 0),
+        ("Ready", "integer", ".status.readyReplicas", 0), ("Age", "date", ".metadata.creationTimestamp", 0)]),
     # KubeVirt's has no short names and kubectl's default columns (NAME, AGE)
     "migrationpolicies": ([], True, [("Age", "date", ".metadata.creationTimestamp", 0)]),
     "virtualmachinesnapshots": (["vmsnapshot", "vmsnapshots"], True, [
@@ -58,7 +61,8 @@ NO_CATEGORIES = {p for p in EXPECTED if p.startswith(("virtualmachineinstancetyp
 SNAPSHOT = ("snapshot.kubevirt.io", "v1beta1")
 GROUP_VERSION = {"migrationpolicies": ("migrations.kubevirt.io", "v1alpha1"), "virtualmachinesnapshots": SNAPSHOT,
                  "virtualmachinesnapshotcontents": SNAPSHOT, "virtualmachinerestores": SNAPSHOT,
-                 "datavolumes": ("cdi.kubevirt.io", "v1beta1"), "datasources": ("cdi.kubevirt.io", "v1beta1")}
+                 "datavolumes": ("cdi.kubevirt.io", "v1beta1"), "datasources": ("cdi.kubevirt.io", "v1beta1"),
+                 "virtualmachinepools": ("pool.kubevirt.io", "v1beta1")}
 GROUP_VERSION.update({p: ("instancetype.kubevirt.io", "v1beta1") for p in NO_CATEGORIES})
 
 
