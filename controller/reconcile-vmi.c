@@ -32,6 +32,33 @@ static int patch_finalizers(kube_client *api, const cJSON *vmi, bool add, cJSON 
 }
 
 /* Writes status when it differs; a 409 re-reads the VMI and recomputes (never overwrite newer state). */
+/* KubeVirt's AccessCredentialsSyncSuccess / AccessCredentialsSyncFailed Events, when the launcher's
+ * AccessCredentialsSynchronized condition appears or changes on the VMI. */
+static void access_credentials_event(kube_client *api, const cJSON *vmi, const cJSON *was, const cJSON *now)
+{
+        const cJSON *c, *before = NULL, *after = NULL;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(
+                                  was, "conditions")) if (!strcmp(kube_str(c, "type") ?: "",
+                                                                  "AccessCredentialsSynchronized")) before =
+            c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(
+                                  now, "conditions")) if (!strcmp(kube_str(c, "type") ?: "",
+                                                                  "AccessCredentialsSynchronized")) after = c;
+        if (!after || (before && !strcmp(kube_str(before, "status") ?: "", kube_str(after, "status") ?: "") &&
+                       !strcmp(kube_str(before, "message") ?: "", kube_str(after, "message") ?: "")))
+                return;
+        bool ok = !strcmp(kube_str(after, "status") ?: "", "True");
+        const char *msg = kube_str(after, "message") ?: "";
+        char text[600];
+        if (ok)
+                snprintf(text, sizeof(text), "Access credentials sync successful%s%s", *msg ? ": " : ".",
+                         msg);
+        else
+                snprintf(text, sizeof(text), "Access credentials sync failed: %s", msg);
+        post_object_event(api, vmi, kube_vmi.api_version, kube_vmi.kind, ok ? "Normal" : "Warning",
+                          ok ? "AccessCredentialsSyncSuccess" : "AccessCredentialsSyncFailed", text);
+}
+
 static int write_status(kube_client *api, const cJSON *vmi_cached, const cJSON *pods, const char *fail_reason,
                         kv_error *err)
 {
@@ -51,6 +78,8 @@ static int write_status(kube_client *api, const cJSON *vmi_cached, const cJSON *
                 cJSON_AddItemToObject(patch, "status", kube_merge_patch_diff(cur, desired));
                 const char *ns = kube_str(vmi, "metadata.namespace"), *name = kube_str(vmi, "metadata.name");
                 int r = kube_merge_patch(api, &kube_vmi, ns, name, patch, false, NULL, err);
+                if (r == 0)
+                        access_credentials_event(api, vmi, cur, desired);
                 if (r != -KUBE_ECONFLICT)
                         return r;
                 cJSON *fresh = NULL;

@@ -225,6 +225,14 @@ def test_lifecycle(env):
         env.kubectl("patch", "secret", "e2e-vctl-pw", "--type=merge", "-p", '{"data":{"nobody":null}}')
         wait_for("AccessCredentialsSynchronized True again", lambda: access_condition(env, "True"), timeout=30,
                  interval=0.5)
+        events = [(e["type"], e["reason"], e["message"]) for e in json.loads(env.kubectl(
+            "get", "events", "--field-selector", "involvedObject.name=e2e-vctl", "-o", "json"))["items"]
+            if e["reason"].startswith("AccessCredentialsSync")]
+        assert events[:3] == [("Normal", "AccessCredentialsSyncSuccess", "Access credentials sync successful."),
+                              ("Warning", "AccessCredentialsSyncFailed", "Access credentials sync failed: " +
+                               failed["message"]),
+                              ("Normal", "AccessCredentialsSyncSuccess", "Access credentials sync successful.")], \
+            events
         info = wait_for("guestosinfo with the agent's host name", lambda: (lambda i: i if i.get("hostname") else None)(
             json.loads(vctl("guestosinfo", "e2e-vctl"))), timeout=30, interval=1)
         assert info["os"].get("id") == "debian" and info["os"].get("versionId") == "12", info
