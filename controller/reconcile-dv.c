@@ -70,7 +70,8 @@ static cJSON *claim_spec(const cJSON *dv)
         const cJSON *pvc = kube_obj(dv, "spec.pvc"), *storage = kube_obj(dv, "spec.storage");
         if (pvc)
                 return cJSON_Duplicate(pvc, true);
-        cJSON *spec = cJSON_Duplicate(storage, true);
+        /* neither: an empty spec (it used to leak the access modes added to nothing) */
+        cJSON *spec = storage ? cJSON_Duplicate(storage, true) : cJSON_CreateObject();
         if (!cJSON_GetObjectItemCaseSensitive(spec, "accessModes")) {
                 cJSON *modes = cJSON_AddArrayToObject(spec, "accessModes");
                 cJSON_AddItemToArray(modes, cJSON_CreateString("ReadWriteOnce"));

@@ -415,7 +415,8 @@ def test_vmpool(srv, ctl):
     tspec = vm["spec"]["template"]["spec"]
     tspec["volumes"] += [{"name": "data", "dataVolume": {"name": "data"}},
                          {"name": "ci", "cloudInitNoCloud": {"secretRef": {"name": "userdata"}}}]
-    vm["spec"]["dataVolumeTemplates"] = [{"metadata": {"name": "data"}, "spec": {"source": {"blank": {}}}}]
+    vm["spec"]["dataVolumeTemplates"] = [{"metadata": {"name": "data"}, "spec": {
+        "source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "1Mi"}}}}}]
     pool = {"apiVersion": "pool.kubevirt.io/v1beta1", "kind": "VirtualMachinePool", "metadata": {"name": "p"},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"kubevirt.io/vmpool": "p"}},
                      "nameGeneration": {"appendIndexToSecretRefs": True},
