@@ -231,3 +231,15 @@ int jf_check_image_path(const char *s, const char *path, kv_error *err)
                 return jf_error(err, path, "must name a file");
         return check_components(s, s[0] == '/' ? s + 1 : s, path, err);
 }
+
+bool jf_is_dns_subdomain(const char *s)
+{
+        char buf[254];
+        if (strlen(s) > 253)
+                return false;
+        snprintf(buf, sizeof(buf), "%s", s);
+        for (char *save = NULL, *l = strtok_r(buf, ".", &save); l; l = strtok_r(NULL, ".", &save))
+                if (!jf_is_dns_label(l))
+                        return false;
+        return s[0] && s[0] != '.' && s[strlen(s) - 1] != '.' && !strstr(s, "..");
+}

@@ -31,25 +31,6 @@ static int one_of(const cJSON *obj, const char *path, const char *const *names, 
         return jf_error(err, path, "must set one of %s", all);
 }
 
-/* A Kubernetes object name: DNS labels joined by dots, at most 253 characters. */
-static bool is_dns_subdomain(const char *s)
-{
-        size_t len = strlen(s);
-        if (!len || len > 253)
-                return false;
-        for (const char *label = s;; label = strchr(label, '.') + 1) {
-                size_t n = strcspn(label, ".");
-                char buf[64];
-                if (n > 63)
-                        return false;
-                memcpy(buf, label, n), buf[n] = '\0';
-                if (!jf_is_dns_label(buf))
-                        return false;
-                if (!label[n])
-                        return true;
-        }
-}
-
 /* source.secret.secretName, a DNS subdomain-ish name (a Secret's), unique in the list. */
 static int parse_source(const vmi *v, vmi_access_cred *c, const cJSON *cred, const char *path, kv_error *err)
 {
@@ -66,7 +47,7 @@ static int parse_source(const vmi *v, vmi_access_cred *c, const cJSON *cred, con
         JF_TRY(jf_check_keys(secret, jpath_key(ps, p, "secret"), secret_keys, NULL, err));
         JF_TRY(jf_string(secret, ps, "secretName", true, &c->secret, err));
         jpath_key(p, ps, "secretName");
-        if (!is_dns_subdomain(c->secret))
+        if (!jf_is_dns_subdomain(c->secret))
                 return jf_error(err, p, "\"%.64s\" is not a valid Secret name", c->secret);
         for (size_t i = 0; i + 1 < v->n_access_creds; i++)
                 if (!strcmp(v->access_creds[i].secret, c->secret))

@@ -49,19 +49,6 @@ static bool is_uuid(const char *s)
         return true;
 }
 
-/* metadata.name is a DNS subdomain: labels joined by dots, at most 253 characters. */
-static bool is_dns_subdomain(const char *s)
-{
-        char buf[254];
-        if (strlen(s) > 253)
-                return false;
-        snprintf(buf, sizeof(buf), "%s", s);
-        for (char *save = NULL, *l = strtok_r(buf, ".", &save); l; l = strtok_r(NULL, ".", &save))
-                if (!jf_is_dns_label(l))
-                        return false;
-        return s[0] && s[0] != '.' && s[strlen(s) - 1] != '.' && !strstr(s, "..");
-}
-
 static int parse_labels(vmi *v, const cJSON *meta, kv_error *err)
 {
         const cJSON *labels = NULL, *l;
@@ -111,7 +98,7 @@ static int parse_metadata(vmi *v, const cJSON *root, kv_error *err)
                                 "the Sidecar feature gate is not enabled (KubeVirt's admission refuses hook "
                                 "sidecars without it; kvlite has no libvirt domain XML for them to edit)");
         JF_TRY(jf_string(meta, "metadata", "name", true, &v->name, err));
-        if (!is_dns_subdomain(v->name))
+        if (!jf_is_dns_subdomain(v->name))
                 return jf_error(err, "metadata.name", "\"%.64s\" is not a valid name (DNS subdomain)",
                                 v->name);
         JF_TRY(jf_string(meta, "metadata", "namespace", false, &v->namespace, err));
