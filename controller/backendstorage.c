@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "datavolume.h"
 #include "json.h"
 #include "log.h"
 #include "macro.h"
@@ -12,17 +13,10 @@
 /* The VM controlling the VMI, as an owner reference; else the VMI itself. */
 static cJSON *owner_of(const cJSON *obj)
 {
-        const cJSON *o;
-        cJSON_ArrayForEach(o, kube_obj(obj, "metadata.ownerReferences"))
-        {
-                if (!strcmp(kube_str(o, "kind") ?: "", "VirtualMachine") &&
-                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "controller"))) {
-                        cJSON *ref = cJSON_Duplicate(o, true);
-                        cJSON_DeleteItemFromObjectCaseSensitive(ref, "controller"); /* the claim's is not */
-                        return ref;
-                }
-        }
-        cJSON *ref = kube_controller_ref_of(obj, "kubevirt.io/v1", "VirtualMachineInstance");
+        const cJSON *o = dv_controller_ref(obj);
+        cJSON *ref = o && !strcmp(kube_str(o, "kind") ?: "", "VirtualMachine")
+                         ? cJSON_Duplicate(o, true)
+                         : kube_controller_ref_of(obj, "kubevirt.io/v1", "VirtualMachineInstance");
         cJSON_DeleteItemFromObjectCaseSensitive(ref, "controller");
         return ref;
 }

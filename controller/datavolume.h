@@ -45,6 +45,8 @@ int vmi_container_disk_pulls(kube_client *api, const cJSON *vmi, const cJSON *po
 #define VMI_ANN_CONTAINER_DISK_PULLS "kvlite.io/container-disk-pulls"
 /* The DataVolume's controller owner reference, or NULL. */
 const cJSON *dv_controller_ref(const cJSON *obj);
+/* Whether obj's controller owner reference is owner (by uid). */
+bool owned_by_controller(const cJSON *obj, const cJSON *owner);
 
 /* Creates the VM's missing template DataVolumes and adopts its own (or orphaned) ones. */
 int vm_datavolumes_sync(controller *c, kube_client *api, const cJSON *vm, kv_error *err);

@@ -37,7 +37,7 @@ const cJSON *dv_controller_ref(const cJSON *obj)
         return NULL;
 }
 
-static bool controlled_by(const cJSON *obj, const cJSON *owner)
+bool owned_by_controller(const cJSON *obj, const cJSON *owner)
 {
         const char *uid = kube_str(dv_controller_ref(obj), "uid"), *ouid = kube_str(owner, "metadata.uid");
         return uid && ouid && !strcmp(uid, ouid);
@@ -673,7 +673,7 @@ static int adopt_claim(kube_client *api, const cJSON *dv, const cJSON *pvc, bool
 {
         const cJSON *allow =
             cJSON_GetObjectItemCaseSensitive(kube_obj(dv, "metadata.annotations"), DV_ANN_ALLOW_ADOPTION);
-        *ok = controlled_by(pvc, dv);
+        *ok = owned_by_controller(pvc, dv);
         if (*ok || !cJSON_IsString(allow) || strcmp(allow->valuestring, "true") || dv_controller_ref(pvc))
                 return 0;
         _cleanup_json_ cJSON *patch = cJSON_CreateObject();
@@ -750,7 +750,7 @@ int reconcile_dv(controller *c, kube_client *api, const char *key, kv_error *err
         snprintf(pkey, sizeof(pkey), "%s/" DV_IMPORTER_PREFIX "%s", kube_str(dv, "metadata.namespace"),
                  kube_str(dv, "metadata.name"));
         pod = kube_store_get(&c->importers.store, pkey);
-        if (pod && !controlled_by(pod, dv)) {
+        if (pod && !owned_by_controller(pod, dv)) {
                 cJSON_Delete(pod);
                 pod = NULL;
         }

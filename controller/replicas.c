@@ -51,17 +51,6 @@ char *label_selector_string(const cJSON *sel)
         return out;
 }
 
-bool owned_by_controller(const cJSON *obj, const cJSON *owner)
-{
-        const cJSON *o;
-        cJSON_ArrayForEach(o, kube_obj(obj, "metadata.ownerReferences"))
-        {
-                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "controller")))
-                        return !strcmp(kube_str(o, "uid") ?: "", kube_str(owner, "metadata.uid") ?: "");
-        }
-        return false;
-}
-
 bool condition_ready(const cJSON *obj)
 {
         const cJSON *c;

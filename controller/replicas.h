@@ -4,12 +4,11 @@
 #include <stdbool.h>
 
 #include "api.h"
+#include "datavolume.h" /* owned_by_controller */
 
 /* spec.selector (matchLabels, matchExpressions In/NotIn/Exists/DoesNotExist) as a label selector string,
  * malloc'd; NULL when it is malformed or empty (an empty one would select everything: refused). */
 char *label_selector_string(const cJSON *selector);
-/* Whether obj's controller owner reference is owner (by uid). */
-bool owned_by_controller(const cJSON *obj, const cJSON *owner);
 /* An object of kind res from tmpl ({metadata: {labels, annotations}, spec}): those, a copy of the spec, and
  * owner (of kind owner_res) as its controller owner reference; the caller names it. */
 cJSON *replicas_from_template(const cJSON *tmpl, const kube_resource *res, const cJSON *owner,
