@@ -74,13 +74,25 @@ int access_cred_ssh_keys(const launcher_paths *p, const vmi *v, cred_method m, c
         return 0;
 }
 
+/* The Secret's keys (read once) added to each listed user's, duplicates dropped. */
 static int add_user_keys(const launcher_paths *p, const vmi *v, size_t i, cJSON *ssh, kv_error *err)
 {
+        _cleanup_json_ cJSON *secret_keys = cJSON_CreateArray();
+        const cJSON *k;
+        if (!secret_keys)
+                return kv_error_set(err, ENOMEM, "out of memory");
+        JF_TRY(add_secret_keys(p, v, i, secret_keys, err));
         for (char **u = v->access_creds[i].users; *u; u++) {
                 cJSON *keys = cJSON_GetObjectItemCaseSensitive(ssh, *u);
                 if (!keys && !(keys = cJSON_AddArrayToObject(ssh, *u)))
                         return kv_error_set(err, ENOMEM, "out of memory");
-                JF_TRY(add_secret_keys(p, v, i, keys, err));
+                cJSON_ArrayForEach(k, secret_keys)
+                {
+                        if (contains(keys, k->valuestring))
+                                continue;
+                        if (!cJSON_AddItemToArray(keys, cJSON_CreateString(k->valuestring)))
+                                return kv_error_set(err, ENOMEM, "out of memory");
+                }
         }
         return 0;
 }
