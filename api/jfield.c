@@ -243,3 +243,12 @@ bool jf_is_dns_subdomain(const char *s)
                         return false;
         return s[0] && s[0] != '.' && s[strlen(s) - 1] != '.' && !strstr(s, "..");
 }
+
+bool jf_is_pci_address(const char *a)
+{
+        bool ok =
+            strlen(a) == 12 && a[4] == ':' && a[7] == ':' && a[10] == '.' && a[11] >= '0' && a[11] <= '7';
+        for (size_t k = 0; ok && k < 10; k++)
+                ok = k == 4 || k == 7 || strchr("0123456789abcdefABCDEF", a[k]);
+        return ok;
+}

@@ -51,6 +51,8 @@ int jf_error(kv_error *err, const char *path, const char *fmt, ...) __attribute_
 bool jf_is_dns_label(const char *s); /* [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 */
 /* A DNS subdomain (an object's name): DNS labels joined by dots, at most 253 characters. */
 bool jf_is_dns_subdomain(const char *s);
+/* A PCI address as KubeVirt writes one: "DDDD:BB:SS.F", hexadecimal, function 0-7. */
+bool jf_is_pci_address(const char *s);
 bool jf_has_control_chars(const char *s);
 /* An absolute path without "..", "." or empty components and without control characters. */
 int jf_check_abs_path(const char *s, const char *path, kv_error *err);

@@ -1,6 +1,7 @@
 /* vmi-devices: spec.domain.devices (disks, interfaces, inputs, rng, autoattach*), spec.volumes and
  * spec.networks, and the checks that tie them together (every disk has a volume, unique names). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,11 +78,29 @@ static int parse_lun_target(vmi_disk *d, const cJSON *lun, const char *p, kv_err
         return jf_bool(lun, p, "reservation", &d->reservation, err);
 }
 
-/* disk: {bus, readonly}, cdrom: {bus, readonly, tray} or lun: {bus, readonly, reservation}. */
+/* disk.pciAddress: where the virtio disk sits in the guest (the argv builder checks the slot is free). */
+static int parse_disk_pci(vmi_disk *d, const cJSON *t, const char *p, kv_error *err)
+{
+        _cleanup_free_ char *pci = NULL;
+        char pp[JPATH_MAX];
+        JF_TRY(jf_string(t, p, "pciAddress", false, &pci, err));
+        if (!pci)
+                return 0;
+        if (!jf_is_pci_address(pci))
+                return jf_error(err, jpath_key(pp, p, "pciAddress"),
+                                "must be a PCI address \"DDDD:BB:SS.F\" (hexadecimal, function 0-7)");
+        if (d->bus != BUS_VIRTIO)
+                return jf_error(err, jpath_key(pp, p, "pciAddress"), "needs bus virtio");
+        snprintf(d->pci_address, sizeof(d->pci_address), "%s", pci);
+        return 0;
+}
+
+/* disk: {bus, readonly, rotationRate, pciAddress}, cdrom: {bus, readonly, tray} or lun: {bus, readonly,
+ * reservation}. */
 static int parse_disk_target(vmi_disk *d, const cJSON *item, const char *path, kv_error *err)
 {
         static const char *const buses[] = {"virtio", "sata", "scsi", NULL};
-        static const char *const disk_keys[] = {"bus", "readonly", "rotationRate", NULL};
+        static const char *const disk_keys[] = {"bus", "readonly", "rotationRate", "pciAddress", NULL};
         static const char *const cdrom_keys[] = {"bus", "readonly", "tray", NULL};
         static const char *const trays[] = {"closed", NULL};
         const cJSON *disk = NULL, *cdrom = NULL, *lun = NULL, *t;
@@ -113,6 +132,7 @@ static int parse_disk_target(vmi_disk *d, const cJSON *item, const char *path, k
                 char rp[JPATH_MAX];
                 return jf_error(err, jpath_key(rp, p, "rotationRate"), "needs bus scsi or sata");
         }
+        JF_TRY(parse_disk_pci(d, t, p, err));
         if (cdrom && d->bus == BUS_VIRTIO) {
                 char bp[JPATH_MAX];
                 return jf_error(err, jpath_key(bp, p, "bus"),

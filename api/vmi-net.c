@@ -456,11 +456,7 @@ static int parse_pci_acpi(const cJSON *iface, int i, net_request *tmp, kv_error 
         const cJSON *acpi = cJSON_GetObjectItemCaseSensitive(iface, "acpiIndex");
         if (pci) {
                 const char *a = cJSON_IsString(pci) ? pci->valuestring : "";
-                bool ok = strlen(a) == 12 && a[4] == ':' && a[7] == ':' && a[10] == '.' && a[11] >= '0' &&
-                          a[11] <= '7';
-                for (size_t k = 0; ok && k < 10; k++)
-                        ok = k == 4 || k == 7 || strchr("0123456789abcdefABCDEF", a[k]);
-                if (!ok || strchr("0123456789abcdefABCDEF", a[11]) == NULL)
+                if (!jf_is_pci_address(a))
                         return kv_error_set(err, EINVAL,
                                             IFACES_PATH "[%d].pciAddress: must be a PCI address "
                                                         "\"DDDD:BB:SS.F\" (hexadecimal, function 0-7)",

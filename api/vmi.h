@@ -54,6 +54,7 @@ typedef struct vmi_disk {
         bool dedicated_iothread;
         unsigned iothread;      /* 0 = QEMU's main loop; else the iothread<N> object it runs in */
         unsigned rotation_rate; /* disk.rotationRate (scsi/sata): 1 = SSD; 0 = unset */
+        char pci_address[13];   /* disk.pciAddress (virtio): "DDDD:BB:SS.F"; "" = its own root port */
         /* blockSize: custom sizes (bytes, 0 = QEMU's default), or matchVolume (the launcher fills the sizes
          * from the volume's filesystem or block device when it prepares it) */
         unsigned logical_block, physical_block, discard_granularity;

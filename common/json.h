@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "macro.h"
 
@@ -67,4 +68,25 @@ static inline cJSON *json_patch_op(const char *op, const char *path, cJSON *valu
         if (value)
                 cJSON_AddItemToObject(o, "value", value);
         return o;
+}
+
+/* A JSON number as an integer clamped to [lo, hi]; def when v is not a number. Casting a double outside
+ * the target type's range is undefined behaviour, so every number read from a peer (a guest agent, QEMU,
+ * a client) goes through here or json_is_whole before a cast. */
+static inline int64_t json_clamp_i64(const cJSON *v, int64_t lo, int64_t hi, int64_t def)
+{
+        if (!cJSON_IsNumber(v) || v->valuedouble != v->valuedouble)
+                return def;
+        if (v->valuedouble <= (double)lo)
+                return lo;
+        if (v->valuedouble >= (double)hi)
+                return hi;
+        return (int64_t)v->valuedouble;
+}
+
+/* True when v is a whole number in [lo, hi] (so that casting it is defined); lo and hi within +-2^53. */
+static inline bool json_is_whole(const cJSON *v, double lo, double hi)
+{
+        return cJSON_IsNumber(v) && v->valuedouble >= lo && v->valuedouble <= hi &&
+               v->valuedouble == (double)(int64_t)v->valuedouble;
 }

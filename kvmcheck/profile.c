@@ -2,9 +2,11 @@
  * `--replay`). One field table drives both directions, so the two can never disagree. */
 #include "profile-json.h"
 #include "caps.h"
+#include "json.h"
 #include "macro.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -231,7 +233,7 @@ static int tables_from_json(const cJSON *root, kvm_profile *p, kv_error *err)
                 if (v && !cJSON_IsNumber(v))
                         return kv_error_set(err, EINVAL, "profile field caps.values.%s: not a number",
                                             kvm_caps[i].name);
-                p->caps.value[i] = v ? (int)v->valuedouble : (p->caps.probed ? 0 : -1);
+                p->caps.value[i] = (int)json_clamp_i64(v, INT_MIN, INT_MAX, p->caps.probed ? 0 : -1);
         }
         const cJSON *stats = get_path(root, "smoke.stats.values");
         const cJSON *v;
@@ -242,7 +244,7 @@ static int tables_from_json(const cJSON *root, kvm_profile *p, kv_error *err)
                                             v->string);
                 kvm_profile_stat *s = &p->smoke.stats.s[p->smoke.stats.n++];
                 snprintf(s->name, sizeof(s->name), "%s", v->string);
-                s->value = (uint64_t)v->valuedouble;
+                s->value = (uint64_t)json_clamp_i64(v, 0, INT64_MAX, 0);
         }
         return 0;
 }

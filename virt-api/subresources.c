@@ -199,7 +199,7 @@ static int grace_option(const cJSON *body, const char *field, long *v, subres_re
         const cJSON *g = cJSON_GetObjectItemCaseSensitive(body, field);
         if (!g || cJSON_IsNull(g))
                 return 0;
-        if (!cJSON_IsNumber(g) || g->valuedouble < 0 || g->valuedouble != (double)(long)g->valuedouble)
+        if (!json_is_whole(g, 0, 1e15))
                 return subres_fail(r, 400, "%s: must be a whole number of seconds, at least 0", field);
         *v = (long)g->valuedouble;
         return 1;

@@ -61,6 +61,57 @@ static cJSON *virtio_device(argv_builder *b, const char *driver, const char *id)
         return pci_device(b, virtio_model(b, driver), id);
 }
 
+/* A pciAddress ("DDDD:BB:SS.F") as slot and function of the PCIe root complex (bus 00), where the slots
+ * below ROOT_FIRST_FREE_SLOT hold the host bridge, VGA and our root ports; false outside the free ones. */
+#define ROOT_FIRST_FREE_SLOT 0x10
+static bool root_slot_fn(const char *pci, unsigned *slot, unsigned *fn)
+{
+        unsigned dom, bus;
+        return pci && sscanf(pci, "%x:%x:%x.%x", &dom, &bus, slot, fn) == 4 && !dom && !bus &&
+               *slot >= ROOT_FIRST_FREE_SLOT && *slot <= 0x1e && *fn < 8;
+}
+
+static void want_root_fn(argv_builder *b, const char *pci)
+{
+        unsigned slot, fn;
+        if (root_slot_fn(pci, &slot, &fn))
+                b->root_fns_wanted[slot] |= 1u << fn;
+}
+
+static void plan_root_fns(argv_builder *b)
+{
+        for (size_t i = 0; i < b->v->n_disks; i++)
+                want_root_fn(b, b->v->disks[i].pci_address);
+        want_root_fn(b, b->v->net.pci_address);
+        for (size_t i = 0; i < b->v->net.n_secondary; i++)
+                want_root_fn(b, b->v->net.secondary[i].pci_address);
+        b->root_fns_planned = true;
+}
+
+/* A device at the pciAddress the spec field `field` gave (consumes dev; NULL with b->err set when that
+ * slot and function is outside the free range or taken). Function 0 of a slot that other functions share
+ * is multifunction, as the guest scans a slot's other functions only then. */
+static cJSON *root_place(argv_builder *b, cJSON *dev, const char *pci, const char *field)
+{
+        unsigned slot, fn;
+        char addr[16];
+        if (!b->root_fns_planned)
+                plan_root_fns(b);
+        if (!root_slot_fn(pci, &slot, &fn) || b->root_fns_placed[slot] & (1u << fn)) {
+                kv_error_set(
+                    b->err, EINVAL,
+                    "%s: \"%s\" is not free: a device may take 0000:00:10.0-0000:00:1e.7 (slots of the "
+                    "PCIe root complex the launcher leaves free), each address once",
+                    field, pci);
+                cJSON_Delete(dev);
+                return NULL;
+        }
+        b->root_fns_placed[slot] |= 1u << fn;
+        snprintf(addr, sizeof(addr), "0x%x.%x", slot, fn);
+        dev = jstr(jstr(dev, "bus", "pcie.0"), "addr", addr);
+        return fn == 0 && b->root_fns_wanted[slot] != 1 ? jbool(dev, "multifunction", true) : dev;
+}
+
 static cJSON *with_cache(cJSON *node, disk_cache cache)
 {
         if (cache == CACHE_DEFAULT)
@@ -186,9 +237,16 @@ static int add_disk(argv_builder *b, const vmi_disk *d, size_t i, int *sata, int
         bool cd = d->kind == DISK_CDROM;
         cJSON *dev;
         switch (d->bus) {
-        case BUS_VIRTIO:
-                dev = virtio_device(b, "virtio-blk-pci", id);
+        case BUS_VIRTIO: {
+                char field[64];
+                snprintf(field, sizeof(field), "spec.domain.devices.disks[%zu].disk.pciAddress", i);
+                dev = d->pci_address[0] ? root_place(b, device(virtio_model(b, "virtio-blk-pci"), id),
+                                                     d->pci_address, field)
+                                        : virtio_device(b, "virtio-blk-pci", id);
+                if (!dev)
+                        return -EINVAL;
                 break;
+        }
         case BUS_SCSI:
                 dev = jnum(jnum(jstr(device(scsi_driver(b, d), id), "bus", "scsi0.0"), "scsi-id", (*scsi)++),
                            "lun", 0);
@@ -277,24 +335,12 @@ static cJSON *user_netdev(const vmi *v, const vmi_interface *nic, const char *id
 }
 
 /* Where a NIC goes: its own root port, or with interfaces[].pciAddress that slot and function of the PCIe
- * root complex (bus 00; the slots below NIC_FIRST_ROOT_SLOT hold the host bridge, VGA and our root ports);
- * interfaces[].acpiIndex as QEMU's acpi-index, as libvirt passes KubeVirt's. */
-#define NIC_FIRST_ROOT_SLOT 0x10
+ * root complex; interfaces[].acpiIndex as QEMU's acpi-index, as libvirt passes KubeVirt's. */
 static cJSON *nic_place(argv_builder *b, cJSON *dev, const char *pci, unsigned acpi_index, int index)
 {
-        char port[16], addr[16];
-        unsigned dom, bus, slot, fn;
+        char port[16], field[64];
         if (!pci || !pci[0]) {
                 dev = jstr(dev, "bus", builder_take_port(b, port));
-        } else if (sscanf(pci, "%x:%x:%x.%x", &dom, &bus, &slot, &fn) != 4 || dom || bus ||
-                   slot < NIC_FIRST_ROOT_SLOT || slot > 0x1e) {
-                kv_error_set(
-                    b->err, EINVAL,
-                    "spec.domain.devices.interfaces[%d].pciAddress: \"%s\" is not free: a NIC may take "
-                    "0000:00:10.0-0000:00:1e.7 (slots of the PCIe root complex the launcher leaves free)",
-                    index, pci);
-                cJSON_Delete(dev);
-                return NULL;
         } else if (acpi_index) {
                 /* QEMU 7.2 describes acpi-index only for slots of hot-plug capable bridges (our root
                  * ports): on the root complex the guest would never see it. */
@@ -307,9 +353,8 @@ static cJSON *nic_place(argv_builder *b, cJSON *dev, const char *pci, unsigned a
                 cJSON_Delete(dev);
                 return NULL;
         } else {
-                snprintf(addr, sizeof(addr), "0x%x.%x", slot, fn);
-                dev = jstr(jstr(dev, "bus", "pcie.0"), "addr", addr);
-                b->nic_root_slots = true;
+                snprintf(field, sizeof(field), "spec.domain.devices.interfaces[%d].pciAddress", index);
+                return root_place(b, dev, pci, field);
         }
         return acpi_index ? jnum(dev, "acpi-index", acpi_index) : dev;
 }
@@ -531,12 +576,14 @@ int argv_add_root_ports(argv_builder *b)
         if (total > MAX_ROOT_PORTS)
                 return kv_error_set(b->err, EINVAL, "%d PCIe root ports needed, at most %d fit", total,
                                     MAX_ROOT_PORTS);
-        if (b->nic_root_slots && FIRST_PORT_SLOT + (total - 1) / PORTS_PER_SLOT >= NIC_FIRST_ROOT_SLOT)
-                return kv_error_set(
-                    b->err, EINVAL,
-                    "spec.domain.devices.interfaces: %d PCIe root ports reach slot 0x10, where a "
-                    "pciAddress put a NIC",
-                    total);
+        bool placed = false;
+        for (size_t s = 0; s < ARRAY_SIZE(b->root_fns_placed); s++)
+                placed = placed || b->root_fns_placed[s];
+        if (placed && FIRST_PORT_SLOT + (total - 1) / PORTS_PER_SLOT >= ROOT_FIRST_FREE_SLOT)
+                return kv_error_set(b->err, EINVAL,
+                                    "spec.domain.devices: %d PCIe root ports reach slot 0x10, where a "
+                                    "pciAddress put a device",
+                                    total);
         for (int k = 0; k < total; k++) {
                 char id[16], addr[16];
                 snprintf(id, sizeof(id), "rp%d", k);

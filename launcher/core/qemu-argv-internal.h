@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "json.h"
 
@@ -13,9 +14,13 @@ typedef struct argv_builder {
         const vmi *v;
         const qemu_argv_opts *o;
         strv *argv;
-        strv devs;           /* -device/-blockdev/... args that need root ports: emitted after the ports */
-        int next_port;       /* next free pcie-root-port index */
-        bool nic_root_slots; /* a NIC sits on pcie.0 at its pciAddress (slots 0x10-0x1e) */
+        strv devs;     /* -device/-blockdev/... args that need root ports: emitted after the ports */
+        int next_port; /* next free pcie-root-port index */
+        /* Devices placed by a pciAddress on pcie.0 (slots ROOT_FIRST_FREE_SLOT-0x1e): one bit per function.
+         * wanted holds every pciAddress of the spec (so that function 0 of a slot shared with others is
+         * made multifunction), placed those given out so far. */
+        uint8_t root_fns_wanted[0x20], root_fns_placed[0x20];
+        bool root_fns_planned;
         kv_error *err;
 } argv_builder;
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json.h"
 #include "macro.h"
 #include "qmp-helpers.h"
 
@@ -104,7 +105,7 @@ static int cpu_device(const cJSON *slot, cJSON **out, kv_error *err)
 static uint64_t num_u64(const cJSON *o, const char *key)
 {
         const cJSON *v = cJSON_GetObjectItem(o, key);
-        return cJSON_IsNumber(v) ? (uint64_t)v->valuedouble : 0;
+        return (uint64_t)json_clamp_i64(v, 0, INT64_MAX, 0);
 }
 
 static cJSON *vmem_size_query(void)

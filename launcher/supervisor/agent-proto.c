@@ -1,9 +1,12 @@
 /* Guest agent replies: framing and their mapping to the VMI status (agent-proto.h). */
 #include "agent-proto.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "json.h"
 
 void agent_framer_feed(agent_framer *f, const char *bytes, size_t n, void (*line)(char *text, void *data),
                        void *data)
@@ -271,7 +274,9 @@ bool agent_info_apply(cJSON **info, const char *command, const cJSON *ret)
         if (!strcmp(command, "guest-get-timezone") && cJSON_IsObject(ret)) {
                 const char *zone = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ret, "zone"));
                 char tz[128];
-                snprintf(tz, sizeof(tz), "%s, %d", zone ? zone : "", (int)num(ret, "offset"));
+                snprintf(tz, sizeof(tz), "%s, %d", zone ? zone : "",
+                         (int)json_clamp_i64(cJSON_GetObjectItemCaseSensitive(ret, "offset"), INT_MIN,
+                                             INT_MAX, 0));
                 return put(*info, "timezone", cJSON_CreateString(tz));
         }
         if (!strcmp(command, "guest-get-users") && cJSON_IsArray(ret))

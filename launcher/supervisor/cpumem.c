@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,7 +189,8 @@ int cpumem_pin(const vmi *v, const cpu_set_t *allowed, qmp *q, pid_t qemu, kv_er
         {
                 const cJSON *idx = cJSON_GetObjectItemCaseSensitive(c, "cpu-index");
                 const cJSON *tid = cJSON_GetObjectItemCaseSensitive(c, "thread-id");
-                if (!cJSON_IsNumber(idx) || !cJSON_IsNumber(tid) || n >= ARRAY_SIZE(vcpus))
+                if (!json_is_whole(idx, 0, INT_MAX) || !json_is_whole(tid, 1, INT_MAX) ||
+                    n >= ARRAY_SIZE(vcpus))
                         return kv_error_set(err, EIO, "query-cpus-fast: unexpected reply");
                 int cpu = nth_cpu(allowed, (unsigned)idx->valuedouble);
                 if (cpu < 0)

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "log.h"
 #include "macro.h"
 
@@ -236,7 +237,7 @@ static void on_exec_started(const cJSON *ret, const char *why, void *data)
                 finish(pr, false, why ? why : "guest-exec returned no pid");
                 return;
         }
-        pr->exec_pid = (int64_t)pid->valuedouble;
+        pr->exec_pid = json_clamp_i64(pid, 0, INT64_MAX, 0);
         on_exec_timer(&pr->exec_timer, pr);
 }
 

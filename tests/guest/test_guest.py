@@ -232,6 +232,18 @@ def make_cidata(tmp):
     return img, {n: hashlib.md5(d).hexdigest() for n, d in files.items()}
 
 
+def read_head(path, n):
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def wait_for(cond, seconds):
+    deadline = time.monotonic() + seconds
+    while not (ok := cond()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return ok
+
+
 def test_switches(tmp, guest_dir):
     """One boot with acpid=0 http= diskw= shell=1, a NIC, a cidata disk and a hot-plugged CPU."""
     port = free_port()
@@ -255,8 +267,9 @@ def test_switches(tmp, guest_dir):
     check(page == b"kvguest ci-host\n", f"switches: http served {page!r}")
     g.type("echo typed$((6*7))\n")
     g.wait_line(r"typed42", 5)
-    with open(scratch, "rb") as f:
-        check(re.match(rb"DISKCNT \d+\n", f.read(16)), "switches: diskw wrote no DISKCNT to vda")
+    # The init loop writes vda after its CIDATA lines, 0.5 s apart and with fsync: under load it may lag.
+    written = wait_for(lambda: re.match(rb"DISKCNT \d+\n", read_head(scratch, 16)), 15)
+    check(written, f"switches: diskw wrote no DISKCNT to vda in 15 s (it holds {read_head(scratch, 16)!r})")
 
     g.execute("system_powerdown")
     g.drain(3)

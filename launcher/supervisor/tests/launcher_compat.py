@@ -7,7 +7,8 @@ matchVolume: the guest's queue limits), dedicatedCpuPlacement
 (the vCPU threads' affinity, read from /proc), sound ich9, an ISA panic device (and a guest panic that fails the
 VMI, as KubeVirt's does, when the guest has the pvpanic driver), useVirtioTransitional (the guest's virtio PCI
 ids), autoattachInputDevice (the USB tablet; the cloud kernel has no USB stack, so the guest sees its xHCI
-controller), an interface at pciAddress 00:10.0 with state down (the guest's eth0 there, without carrier),
+controller), an interface at pciAddress 00:10.0 with state down (the guest's eth0 there, without carrier), a
+disk at pciAddress 00:11.0 (the guest's vda there),
 downwardMetrics (the guest asks the vhostmd port for the metrics XML and reads it) and a downwardMetrics volume
 (the guest reads vhostmd's metrics disk; the launcher rewrites it every 5 s); where the host lets us reserve 2 MiB
 pages and mount a hugetlbfs in a private mount namespace, memory.hugepages with numa.guestMappingPassthrough
@@ -86,7 +87,8 @@ if not HUGE:
     print(f"note: memory.hugepages and numa.guestMappingPassthrough not checked: {why}")
 m = vmi("compat", "shell=1", grace=20,
         disks=[
-            {"name": "fast", "dedicatedIOThread": True, "errorPolicy": "stop", "disk": {"bus": "virtio"}},
+            {"name": "fast", "dedicatedIOThread": True, "errorPolicy": "stop",
+             "disk": {"bus": "virtio", "pciAddress": "0000:00:11.0"}},
             {"name": "shared", "shareable": True, "disk": {"bus": "virtio"},
              "blockSize": {"matchVolume": {"enabled": True}}},
             {"name": "ssd", "disk": {"bus": "scsi", "rotationRate": 1},
@@ -198,6 +200,8 @@ check("0x000d" in pci, "autoattachInputDevice: the guest has the USB controller 
 check("QEMU0001:00" in acpi.split(","), "panicDevices isa: the guest sees the pvpanic device (ACPI QEMU0001)", L)
 PANIC_DRIVER = panic_driver == "1"
 check(nic.endswith("/0000:00:10.0"), f"pciAddress 0000:00:10.0: the guest's eth0 is at {nic}", L)
+vda = agreed("PV", "readlink -f /sys/block/vda/device/..")
+check(vda.endswith("/0000:00:11.0"), f"disk pciAddress 0000:00:11.0: the guest's vda is at {vda}", L)
 check(link == "down0" and nocarrier == "1", "interface state down: the guest's eth0 has no carrier", L)
 check(mq == "2", "blockMultiQueue: 2 virtio-blk queues for 2 vCPUs", L)
 check(rot == "0", "rotationRate 1: the scsi disk is not rotational", L)
