@@ -11,6 +11,7 @@
 
 #include "base64.h"
 #include "jfield.h"
+#include "labelselector.h"
 #include "json.h"
 #include "macro.h"
 #include "infer.h"
@@ -189,6 +190,68 @@ static int validate_vm(const review *r, kv_error *err)
         return ret < 0 ? template_error(err) : 0;
 }
 
+/* KubeVirt's "selector does not match labels." for a replica set's or pool's template. */
+static int selector_matches_template(const cJSON *spec, const cJSON *tmpl, kv_error *err)
+{
+        int r = label_selector_matches(obj_at(spec, "selector"), "spec.selector",
+                                       obj_at(obj_at(tmpl, "metadata"), "labels"), err);
+        return r == 0 ? jf_error(err, "spec.selector", "selector does not match labels.") : r < 0 ? r : 0;
+}
+
+/* A VirtualMachineInstanceReplicaSet: its template is checked as the VMIs it makes (errors at
+ * spec.template.spec…), and its selector must select them. */
+static int validate_vmirs(const review *r, kv_error *err)
+{
+        const cJSON *spec = obj_at(r->object, "spec"), *tmpl = obj_at(spec, "template");
+        if (!tmpl)
+                return jf_error(err, "spec.template", "missing virtual machine template.");
+        if (update_keeps(r, "spec"))
+                return 0;
+        _cleanup_json_ cJSON *as_vmi = vmi_of_template(r->object, tmpl);
+        vmi *v = NULL;
+        int ret = vmi_from_json(as_vmi, &v, err);
+        vmi_free(v);
+        return ret < 0 ? template_error(err) : selector_matches_template(spec, tmpl, err);
+}
+
+/* The VirtualMachine a pool's spec.virtualMachineTemplate stands for (its name the pool's). */
+static cJSON *vm_of_pool(const cJSON *pool)
+{
+        const cJSON *vmt = obj_at(obj_at(pool, "spec"), "virtualMachineTemplate");
+        cJSON *vm = cJSON_CreateObject(), *md = cJSON_AddObjectToObject(vm, "metadata");
+        cJSON_AddStringToObject(vm, "apiVersion", "kubevirt.io/v1");
+        cJSON_AddStringToObject(vm, "kind", "VirtualMachine");
+        cJSON_AddStringToObject(md, "name", str_at(obj_at(pool, "metadata"), "name"));
+        cJSON_AddStringToObject(md, "namespace", str_at(obj_at(pool, "metadata"), "namespace"));
+        const cJSON *spec = obj_at(vmt, "spec");
+        if (spec)
+                cJSON_AddItemToObject(vm, "spec", cJSON_Duplicate(spec, true));
+        return vm;
+}
+
+/* A VirtualMachinePool: spec.virtualMachineTemplate.spec checked as a VM's spec (errors at
+ * spec.virtualMachineTemplate.spec…), a selector that selects its VMs and does not change. */
+static int validate_pool(const review *r, kv_error *err)
+{
+        const cJSON *spec = obj_at(r->object, "spec"), *vmt = obj_at(spec, "virtualMachineTemplate");
+        if (!vmt)
+                return jf_error(err, "spec.virtualMachineTemplate", "missing virtual machine template.");
+        if (!strcmp(r->operation, "UPDATE") && r->old_object &&
+            !cJSON_Compare(obj_at(spec, "selector"), obj_at(obj_at(r->old_object, "spec"), "selector"), true))
+                return jf_error(err, "spec.selector", "selector is immutable after creation.");
+        _cleanup_json_ cJSON *vm = vm_of_pool(r->object);
+        _cleanup_json_ cJSON *old_vm = r->old_object ? vm_of_pool(r->old_object) : NULL;
+        review as_vm = *r;
+        as_vm.object = vm;
+        as_vm.old_object = old_vm;
+        if (validate_vm(&as_vm, err) < 0) {
+                char msg[KV_ERR_MSG_MAX];
+                snprintf(msg, sizeof(msg), "%s", err->msg);
+                return kv_error_set(err, err->code, "spec.virtualMachineTemplate.%s", msg);
+        }
+        return selector_matches_template(spec, vmt, err);
+}
+
 static int spec_immutable(const review *r, const char *message, kv_error *err)
 {
         if (!strcmp(r->operation, "UPDATE") && r->old_object && !update_keeps(r, "spec"))
@@ -300,6 +363,8 @@ static const struct {
     {"kubevirt.io", "VirtualMachineInstance", validate_vmi},
     {"kubevirt.io", "VirtualMachine", validate_vm},
     {"kubevirt.io", "VirtualMachineInstanceMigration", validate_vmim},
+    {"kubevirt.io", "VirtualMachineInstanceReplicaSet", validate_vmirs},
+    {"pool.kubevirt.io", "VirtualMachinePool", validate_pool},
     {"snapshot.kubevirt.io", "VirtualMachineSnapshot", validate_snapshot},
     {"snapshot.kubevirt.io", "VirtualMachineRestore", validate_restore},
     {"migrations.kubevirt.io", "MigrationPolicy", validate_policy},

@@ -318,6 +318,41 @@ def test_unauthenticated(env):
         vapi.stop()
 
 
+def refused(env, manifest):
+    p = subprocess.run(["kubectl", "--kubeconfig", env.srv.kubeconfig, "apply", "-f", "-"], input=manifest,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0, p.stdout
+    return p.stderr
+
+
+def replicas_refused(env, bad_vm):
+    """A replica set's and a pool's templates are checked as KubeVirt's admitters do: the VMI template and the
+    VM template with their paths, a selector that does not select the template, a pool's selector change."""
+    vmi_spec = vmi_yaml("x").split("spec:\n", 1)[1]
+    rs = ("apiVersion: kubevirt.io/v1\nkind: VirtualMachineInstanceReplicaSet\nmetadata: {name: e2e-rs}\nspec:\n"
+          "  replicas: 0\n  selector: {matchLabels: {app: %s}}\n  template:\n    metadata: {labels: {app: web}}\n"
+          "    spec:\n" + "".join("      " + line + "\n" for line in vmi_spec.splitlines()))
+    err = refused(env, rs % "db")
+    assert 'spec.selector: selector does not match labels.' in err, err
+    err = refused(env, (rs % "web").replace("bus: virtio", "bus: ide"))
+    assert 'spec.template.spec.domain.devices.disks[0].disk.bus: "ide" is not supported' in err, err
+    assert "created" in env.kubectl("apply", "-f", "-", input=rs % "web")
+    vm_spec = bad_vm.split("spec:\n", 1)[1]
+    pool = ("apiVersion: pool.kubevirt.io/v1beta1\nkind: VirtualMachinePool\nmetadata: {name: e2e-pool}\nspec:\n"
+            "  replicas: 0\n  selector: {matchLabels: {vm: %s}}\n  virtualMachineTemplate:\n"
+            "    metadata: {labels: {vm: e2e-bad}}\n    spec:\n" +
+            "".join("    " + line + "\n" for line in vm_spec.splitlines()))
+    err = refused(env, pool % "e2e-bad")
+    assert ('spec.virtualMachineTemplate.spec.template.spec.domain.devices.disks[0].disk.bus: "ide" is not '
+            'supported') in err, err
+    good = pool.replace("bus: ide", "bus: virtio")
+    assert "created" in env.kubectl("apply", "-f", "-", input=good % "e2e-bad")
+    err = refused(env, (good % "e2e-bad").replace("{vm: e2e-bad}}", "{vm: e2e-bad, x: y}}"))
+    assert "spec.selector: selector is immutable after creation." in err, err
+    env.kubectl("delete", "vmirs", "e2e-rs")
+    env.kubectl("delete", "vmpool", "e2e-pool")
+
+
 def test_admission(env):
     """kubectl apply of a bad VM is refused at once by virt-api's validating webhook, naming the field; a VMI
     gets KubeVirt's defaults from its mutating webhook and still runs."""
@@ -338,6 +373,7 @@ def test_admission(env):
             'spec.template.spec.domain.devices.disks[0].disk.bus'), (code, status)
         assert status["details"]["causes"][0]["field"] == "spec.template.spec.domain.devices.disks[0].disk.bus"
         assert env.kubectl("get", "vm", "e2e-bad", check=False) == ""
+        replicas_refused(env, bad)
         env.kubectl("apply", "-f", "-", input=vmi_yaml("e2e-adm"))
         vmi = env.vmi("e2e-adm")
         assert vmi["spec"]["domain"]["machine"] == {"type": "q35"}, vmi["spec"]["domain"]
