@@ -7,6 +7,5 @@
 
 /* 1 when labels (an object of strings, or NULL) satisfy selector, 0 when not: a missing (or null) selector
  * matches nothing, an empty one everything. -EINVAL, naming path and the field, when the selector is
- * malformed: an unknown operator, values given to Exists/DoesNotExist or missing for In/NotIn, non-strings.
- */
+ * malformed: an unknown operator, values given to Exists/DoesNotExist or missing for In/NotIn. */
 int label_selector_matches(const cJSON *selector, const char *path, const cJSON *labels, kv_error *err);
