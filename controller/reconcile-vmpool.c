@@ -5,25 +5,27 @@
  * appendIndexToSecretRefs / appendIndexToConfigMapRefs so do the Secrets and ConfigMaps its volumes name, as
  * KubeVirt does. Too many: the VMs with the highest indexes go first. spec.paused stops all of it. Status:
  * replicas, readyReplicas (VMs whose Ready condition is True), labelSelector, ReplicaPaused and
- * ReplicaFailure. VM events wake the pool that controls them. docs/controller.md */
+ * ReplicaFailure. VM events wake the pool that controls them. At its size, template changes roll out
+ * (vmpool-update.c). docs/controller.md */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "controller.h"
+#include "jfield.h"
 #include "json.h"
 #include "log.h"
 #include "macro.h"
 #include "replicas.h"
 #include "statusfields.h"
+#include "vmpool.h"
 
 #define POOL_BURST 10
 #define POOL_RECHECK_MS 30000
 #define POOL_MAX_VMS 256
 
-/* The index at the end of "<pool>-<index>", or -1. */
-static long vm_index(const char *pool, const char *name)
+long pool_vm_index(const char *pool, const char *name)
 {
         size_t n = strlen(pool);
         if (strncmp(name, pool, n) || name[n] != '-' || !name[n + 1])
@@ -76,14 +78,31 @@ static void index_spec(cJSON *spec, long idx, bool secrets, bool config_maps)
         }
 }
 
-static cJSON *vm_for(const cJSON *pool, const char *name, long idx)
+/* obj.metadata.labels[POOL_REVISION_LABEL] = revision (obj: the VM, or its spec.template). */
+static void label_revision(cJSON *obj, const char *revision)
+{
+        if (!cJSON_IsObject(obj))
+                return;
+        cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+        if (!cJSON_IsObject(md))
+                md = cJSON_AddObjectToObject(obj, "metadata");
+        cJSON *labels = cJSON_GetObjectItemCaseSensitive(md, "labels");
+        if (!cJSON_IsObject(labels))
+                labels = cJSON_AddObjectToObject(md, "labels");
+        cJSON_DeleteItemFromObjectCaseSensitive(labels, POOL_REVISION_LABEL);
+        cJSON_AddStringToObject(labels, POOL_REVISION_LABEL, revision);
+}
+
+cJSON *pool_vm_for(const cJSON *pool, const char *name, long idx, const char *revision)
 {
         cJSON *vm = replicas_from_template(kube_obj(pool, "spec.virtualMachineTemplate"), &kube_vm, pool,
                                            &kube_vmpool);
         cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(vm, "metadata"), "name", name);
-        index_spec(cJSON_GetObjectItemCaseSensitive(vm, "spec"), idx,
-                   cJSON_IsTrue(kube_obj(pool, "spec.nameGeneration.appendIndexToSecretRefs")),
+        cJSON *spec = cJSON_GetObjectItemCaseSensitive(vm, "spec");
+        index_spec(spec, idx, cJSON_IsTrue(kube_obj(pool, "spec.nameGeneration.appendIndexToSecretRefs")),
                    cJSON_IsTrue(kube_obj(pool, "spec.nameGeneration.appendIndexToConfigMapRefs")));
+        label_revision(vm, revision);
+        label_revision(cJSON_GetObjectItemCaseSensitive(spec, "template"), revision);
         return vm;
 }
 
@@ -101,20 +120,20 @@ static const char *pool_name(const cJSON *pool)
 static int by_index_desc(const void *a, const void *b, void *pool)
 {
         const char *name = pool;
-        long x = vm_index(name, kube_str(*(const cJSON *const *)a, "metadata.name") ?: "");
-        long y = vm_index(name, kube_str(*(const cJSON *const *)b, "metadata.name") ?: "");
+        long x = pool_vm_index(name, kube_str(*(const cJSON *const *)a, "metadata.name") ?: "");
+        long y = pool_vm_index(name, kube_str(*(const cJSON *const *)b, "metadata.name") ?: "");
         return (y > x) - (y < x);
 }
 
 /* Creates VMs at the lowest free indexes (a VM of that name, the pool's or not, takes its index). */
-static int grow(kube_client *api, const cJSON *pool, pool_state *s, int count)
+static int grow(kube_client *api, const cJSON *pool, pool_state *s, int count, const char *revision)
 {
         const char *ns = kube_str(pool, "metadata.namespace");
         for (long idx = 0, made = 0; made < count && idx < 100000; idx++) {
                 char name[300];
                 snprintf(name, sizeof(name), "%s-%ld", pool_name(pool), idx);
                 kv_error err = {0};
-                _cleanup_json_ cJSON *vm = vm_for(pool, name, idx), *created = NULL;
+                _cleanup_json_ cJSON *vm = pool_vm_for(pool, name, idx, revision), *created = NULL;
                 int r = kube_create(api, &kube_vm, ns, vm, &created, &err);
                 if (r == -KUBE_EEXISTS)
                         continue;
@@ -139,6 +158,19 @@ static int shrink(kube_client *api, const cJSON *pool, pool_state *s, int count,
                         return r;
         }
         return 0;
+}
+
+/* Grows or shrinks toward want; at that size, KubeVirt's update pass (vmpool-update.c). */
+static int scale_or_update(controller *c, kube_client *api, const cJSON *pool, pool_state *s, int want,
+                           kv_error *err)
+{
+        char revision[300];
+        JF_TRY(pool_revision_ensure(api, pool, revision, sizeof(revision), err));
+        if (s->n < want)
+                return grow(api, pool, s, want - s->n < POOL_BURST ? want - s->n : POOL_BURST, revision);
+        if (s->n > want)
+                return shrink(api, pool, s, s->n - want < POOL_BURST ? s->n - want : POOL_BURST, err);
+        return pool_update(c, api, pool, revision, s->vms, s->n, s->failure, sizeof(s->failure), err);
 }
 
 static int write_pool_status(kube_client *api, const cJSON *pool, const pool_state *s, const char *selector,
@@ -177,10 +209,8 @@ int reconcile_vmpool(controller *c, kube_client *api, const char *key, kv_error 
                 s.vms[s.n++] = v;
                 s.ready += condition_ready(v);
         }
-        if (!paused && s.n < want)
-                r = grow(api, pool, &s, want - s.n < POOL_BURST ? want - s.n : POOL_BURST);
-        else if (!paused && s.n > want)
-                r = shrink(api, pool, &s, s.n - want < POOL_BURST ? s.n - want : POOL_BURST, err);
+        if (!paused)
+                r = scale_or_update(c, api, pool, &s, want, err);
         if (r >= 0)
                 r = write_pool_status(api, pool, &s, selector, paused, err);
         return r < 0 ? r : POOL_RECHECK_MS;

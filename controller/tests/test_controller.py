@@ -443,6 +443,66 @@ def test_vmpool(srv, ctl):
     wait_for("status.replicas 1", lambda: api.get(pools + "/p")[1]["status"].get("replicas") == 1)
 
 
+def test_vmpool_update(srv, ctl):
+    """KubeVirt's rollout of a pool's template: revisions <pool>-<generation> as ControllerRevisions, the label
+    kubevirt.io/vm-pool-revision-name on VMs and VMIs; a changed VMI template rewrites the VMs and restarts their
+    VMIs, a change outside it (the VMs' labels) only relabels the VMIs, updateStrategy opportunistic leaves
+    the VMIs alone, and revisions nothing names are pruned."""
+    api = srv.api
+    pools = "/apis/pool.kubevirt.io/v1beta1/namespaces/%s/virtualmachinepools" % NS
+    revs = "/apis/apps/v1/namespaces/%s/controllerrevisions" % NS
+    label = "kubevirt.io/vm-pool-revision-name"
+    vm = vm_manifest("x", "Always")
+    pool = {"apiVersion": "pool.kubevirt.io/v1beta1", "kind": "VirtualMachinePool", "metadata": {"name": "pu"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"pool": "pu"}},
+                     "virtualMachineTemplate": {"metadata": {"labels": {"pool": "pu"}}, "spec": vm["spec"]}}}
+    api.create(pools, pool)
+
+    def state():
+        vms = {v["metadata"]["name"]: v for v in api.items(VM_PATH % NS) if v["metadata"]["name"].startswith("pu-")}
+        vmis = {v["metadata"]["name"]: v for v in api.items(VMIS) if v["metadata"]["name"] in vms}
+        return vms, vmis
+
+    def settled(rev, memory):
+        vms, vmis = state()
+        ok = len(vms) == 2 and len(vmis) == 2 and all(
+            v["metadata"]["labels"].get(label) == rev and
+            v["spec"]["template"]["metadata"]["labels"].get(label) == rev and
+            v["spec"]["template"]["spec"]["domain"]["resources"]["requests"]["memory"] == memory
+            for v in vms.values()) and all(
+            i["metadata"]["labels"].get(label) == rev and not i["metadata"].get("deletionTimestamp") and
+            i["spec"]["domain"]["resources"]["requests"]["memory"] == memory for i in vmis.values())
+        return (vms, vmis) if ok else None
+
+    _, vmis1 = wait_for("2 VMs and VMIs of revision pu-1", lambda: settled("pu-1", "64Mi"), timeout=30)
+    code, rev1 = api.get(revs + "/pu-1")
+    assert code == 200 and rev1["data"]["virtualMachineTemplate"] == pool["spec"]["virtualMachineTemplate"], rev1
+    assert rev1["metadata"]["ownerReferences"][0]["kind"] == "VirtualMachinePool", rev1["metadata"]
+    # the VMI template changes: VMs rewritten, VMIs restarted (not Ready here: at once), pu-1 pruned
+    tmpl = pool["spec"]["virtualMachineTemplate"]
+    tmpl["spec"]["template"]["spec"]["domain"]["resources"]["requests"]["memory"] = "96Mi"
+    api.merge(pools + "/pu", {"spec": {"virtualMachineTemplate": tmpl}})
+    _, vmis2 = wait_for("revision pu-2 rolled out", lambda: settled("pu-2", "96Mi"), timeout=60)
+    assert all(vmis2[n]["metadata"]["uid"] != vmis1[n]["metadata"]["uid"] for n in vmis2), "VMIs not restarted"
+    wait_for("revision pu-1 pruned", lambda: api.get(revs + "/pu-1")[0] == 404, timeout=60)
+    # only the VMs' own labels change: the VMIs keep running and get the new revision label
+    tmpl["metadata"]["labels"]["tier"] = "web"
+    api.merge(pools + "/pu", {"spec": {"virtualMachineTemplate": tmpl}})
+    _, vmis3 = wait_for("revision pu-3 relabelled", lambda: settled("pu-3", "96Mi"), timeout=60)
+    assert all(vmis3[n]["metadata"]["uid"] == vmis2[n]["metadata"]["uid"] for n in vmis3), "VMIs restarted"
+    # opportunistic: the VMs follow the template, their VMIs stay as they are
+    tmpl["spec"]["template"]["spec"]["domain"]["resources"]["requests"]["memory"] = "128Mi"
+    api.merge(pools + "/pu", {"spec": {"virtualMachineTemplate": tmpl, "updateStrategy": {"opportunistic": {}}}})
+    wait_for("VMs at revision pu-4", lambda: all(
+        v["metadata"]["labels"].get(label) == "pu-4" for v in state()[0].values()), timeout=60)
+    time.sleep(2)
+    vmis4 = state()[1]
+    assert all(vmis4[n]["metadata"]["uid"] == vmis3[n]["metadata"]["uid"] and
+               vmis4[n]["metadata"]["labels"][label] == "pu-3" for n in vmis4), vmis4
+    assert api.get(revs + "/pu-3")[0] == 200  # still named by the VMIs
+    api.ok("DELETE", pools + "/pu")
+
+
 def test_vmim_phase(srv, ctl):
     api = srv.api
     api.create(VMIM_PATH % NS, {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
