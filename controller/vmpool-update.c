@@ -85,6 +85,14 @@ static int vm_outdated(rev_cache *rc, const cJSON *pool, const cJSON *vm, kv_err
                                        kube_obj(pool, "spec.virtualMachineTemplate"), true);
 }
 
+/* obj[key] = v (consumed), whether obj had key or not. */
+static void put(cJSON *obj, const char *key, cJSON *v)
+{
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+        if (v)
+                cJSON_AddItemToObject(obj, key, v);
+}
+
 /* KubeVirt's opportunistic update: labels, annotations (the template's over the VM's) and spec from the
  * current template; the VM keeps its identity (metadata otherwise, status). */
 static int rewrite_vm(kube_client *api, const cJSON *pool, const cJSON *vm, const char *revision,
@@ -97,17 +105,15 @@ static int rewrite_vm(kube_client *api, const cJSON *pool, const cJSON *vm, cons
         _cleanup_json_ cJSON *fresh = pool_vm_for(pool, name, idx, revision),
                              *out = cJSON_Duplicate(vm, true);
         cJSON *md = cJSON_GetObjectItemCaseSensitive(out, "metadata"), *a;
-        cJSON_ReplaceItemInObjectCaseSensitive(md, "labels",
-                                               cJSON_Duplicate(kube_obj(fresh, "metadata.labels"), 1));
+        put(md, "labels", cJSON_Duplicate(kube_obj(fresh, "metadata.labels"), 1));
         if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(md, "annotations")))
-                cJSON_ReplaceItemInObjectCaseSensitive(md, "annotations", cJSON_CreateObject());
+                put(md, "annotations", cJSON_CreateObject());
         cJSON *ann = cJSON_GetObjectItemCaseSensitive(md, "annotations");
         cJSON_ArrayForEach(a, kube_obj(fresh, "metadata.annotations"))
         {
-                cJSON_DeleteItemFromObjectCaseSensitive(ann, a->string);
-                cJSON_AddItemToObject(ann, a->string, cJSON_Duplicate(a, 1));
+                put(ann, a->string, cJSON_Duplicate(a, 1));
         }
-        cJSON_ReplaceItemInObjectCaseSensitive(out, "spec", cJSON_Duplicate(kube_obj(fresh, "spec"), 1));
+        put(out, "spec", cJSON_Duplicate(kube_obj(fresh, "spec"), 1));
         int r = kube_update(api, &kube_vm, out, false, NULL, err);
         if (r >= 0)
                 log_info("VirtualMachinePool %s/%s: VM %s updated to revision %s",
