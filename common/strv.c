@@ -51,3 +51,11 @@ void strv_free(strv *s)
         s->v = NULL;
         s->n = s->cap = 0;
 }
+
+bool strv_contains(const strv *s, const char *str)
+{
+        for (size_t i = 0; i < s->n; i++)
+                if (!strcmp(s->v[i], str))
+                        return true;
+        return false;
+}

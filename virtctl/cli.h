@@ -1,8 +1,19 @@
-/* cli: what every virtctl command shares: its exit codes and its error line. */
+/* cli: what every virtctl command shares: its exit codes, its error line, the API's words and the owner of
+ * what it creates. */
 #pragma once
+
+#include <cjson/cJSON.h>
+
+#include "error.h"
 
 /* KubeVirt's virtctl exits 1 on every error (cobra), usage errors included. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1 };
 
 /* "Error: <what>" on stderr, as KubeVirt's virtctl prints it; returns EXIT_FAIL. */
 int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The Status message of an API error (libkube's "METHOD PATH: CODE Reason: message"). */
+const char *api_message(const kv_error *err);
+
+/* An ownerReferences entry naming obj (a kubevirt.io/v1 `kind`) as controller, blockOwnerDeletion false. */
+cJSON *owner_ref(const cJSON *obj, const char *kind);

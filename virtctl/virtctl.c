@@ -18,6 +18,7 @@
 #include "api.h"
 #include "cli.h"
 #include "createvm.h"
+#include "credentials.h"
 #include "macro.h"
 #include "wsclient.h"
 
@@ -79,6 +80,15 @@ static void usage(FILE *f)
             "run\n"
             "  vnc VMI --proxy-only [--port N]         print {\"port\":N} and bridge that local port to the\n"
             "                                          VMI's VNC (for any VNC viewer)\n"
+            "  credentials add-ssh-key VM --user U (--file F | --value KEY) [--secret S]\n"
+            "              [--create-secret | --update-secret] [--force]\n"
+            "                                          add an SSH key to the user's Secret, or a new Secret\n"
+            "                                          (owned by the VM) to the VM's accessCredentials\n"
+            "  credentials remove-ssh-key VM --user U (--file F | --value KEY) [--secret S] [--force]\n"
+            "                                          remove the key from the user's Secrets\n"
+            "  credentials set-password VM --user U --password P [--secret S] [--force]\n"
+            "                                          set the user's password in the userPassword Secret\n"
+            "                                          (--force: a Secret the VM does not own)\n"
             "  version                                 client and server versions\n\n"
             "Global options:\n"
             "  --kubeconfig FILE   kubeconfig (default $KUBECONFIG, ~/.kube/config, or in-cluster)\n"
@@ -102,8 +112,7 @@ int die(const char *fmt, ...)
         return EXIT_FAIL;
 }
 
-/* The Status message of an API error (libkube's "METHOD PATH: CODE Reason: message"). */
-static const char *api_message(const kv_error *err)
+const char *api_message(const kv_error *err)
 {
         const char *p = err->msg;
         for (const char *q = p; (q = strstr(q, ": ")); q += 2)
@@ -178,6 +187,7 @@ typedef struct opts {
         const char *volume_name, *disk_type, *bus, *serial;
         const char *svc_name, *port, *target_port, *protocol, *type, *port_name, *cluster_ip;
         int timeout;
+        const cred_cmd *cred; /* `credentials`: its own flags (credentials.c) */
 } opts;
 
 enum {
@@ -427,7 +437,7 @@ static int cmd_agent_info(ctx *c, const char *name, const char *verb)
         return EXIT_OK;
 }
 
-static cJSON *owner_ref(const cJSON *obj, const char *kind)
+cJSON *owner_ref(const cJSON *obj, const char *kind)
 {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "apiVersion", "kubevirt.io/v1");
@@ -632,6 +642,8 @@ static int run(ctx *c, const char *cmd, int argc, char **argv, const opts *o)
                 return need(argc, 1, cmd) ?: cmd_console(c, argv[0], o);
         if (!strcmp(cmd, "vnc"))
                 return need(argc, 1, cmd) ?: cmd_vnc(c, argv[0], o);
+        if (!strcmp(cmd, "credentials"))
+                return credentials_run(c->api, c->ns, o->cred);
         return die("unknown command \"%s\" for \"%s\"", cmd, progname);
 }
 
@@ -690,11 +702,19 @@ int main(int argc, char **argv)
                 free(rest);
                 return rc;
         }
-        opts o;
-        int first = 1;
-        if (parse_opts(n - 1, rest + 1, &o, &first)) {
+        opts o = {0};
+        cred_cmd cred;
+        int first = 1, bad = 0;
+        if (!strcmp(cmd,
+                    "credentials")) { /* its own flags, refused before the API is asked (credentials.c) */
+                bad = credentials_parse(n - 2, rest + 2, &cred);
+                o.cred = &cred;
+        } else {
+                bad = parse_opts(n - 1, rest + 1, &o, &first);
+        }
+        if (bad) {
                 free(rest);
-                return EXIT_FAIL;
+                return bad < 0 ? EXIT_OK : EXIT_FAIL;
         }
         int nargs = n - 1 - first;
         char **args = rest + 1 + first;

@@ -33,10 +33,11 @@ def check_bad_option(binary):
     print(f"ok: {name} {BAD} -> exit {r.returncode}")
 
 
-# Flags a binary's --help must name, and (flag, bad value) pairs it must refuse with exit 2 naming the flag.
+# Flags (or commands) a binary's --help must name, and (flag, bad value) pairs it must refuse with exit 2 naming the flag.
 FLAGS = {"virt-api": (["--cert-dir", "--service", "--cert-validity", "--cert-check", "--tls-cert", "--client-ca"],
                       [("--cert-validity", "0"), ("--cert-check", "x"), ("--service", "virt-api")]),
-         "virt-handler": (["--api-relay-dir"], [])}
+         "virt-handler": (["--api-relay-dir"], []),
+         "virtctl": (["credentials add-ssh-key", "credentials remove-ssh-key", "credentials set-password"], [])}
 
 
 def check_flags(binary):

@@ -196,6 +196,17 @@ def test_writes(srv):
     code, body = r("PATCH", B + "/wr", [{"op": "test", "path": "/spec/domain", "value": 5}],
                    "application/json-patch+json")
     check(code == 422, "failed json-patch test op is 422", body)
+    code, body = r("PATCH", B + "/wr", [{"op": "test", "path": "/spec/nothing", "value": None},
+                                        {"op": "add", "path": "/spec/nothing", "value": []},
+                                        {"op": "add", "path": "/spec/nothing/-", "value": 1}],
+                   "application/json-patch+json")
+    check(code == 200 and body["spec"]["nothing"] == [1], "a null test op matches an absent member", body)
+    code, body = r("PATCH", B + "/wr", [{"op": "test", "path": "/spec/nothing", "value": None}],
+                   "application/json-patch+json")
+    check(code == 422, "a null test op fails on a present member", body)
+    code, body = r("PATCH", B + "/wr", [{"op": "test", "path": "/spec/no/where", "value": None}],
+                   "application/json-patch+json")
+    check(code == 422, "a null test op fails when the member's object is missing", body)
 
     vms = "/apis/kubevirt.io/v1/namespaces/default/virtualmachines"
     code, vm = r("POST", vms, {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": "v"},
