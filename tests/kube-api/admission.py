@@ -1,6 +1,7 @@
 # admission: what kube-apiserver does with admissionregistration.k8s.io/v1 webhook configurations and
 # apiregistration.k8s.io/v1 APIServices. Webhooks: matching, the AdmissionReview v1 call over HTTPS verified
-# with caBundle, mutating JSONPatches then validating answers, failurePolicy, the denial Status. APIService:
+# with caBundle, matchPolicy Equivalent (a request in another version of the kind is sent converted to a version
+# the rule names), mutating JSONPatches then validating answers, failurePolicy, the denial Status. APIService:
 # where a group version is served (the proxy itself is in httpapi.py) and the front-proxy identity.
 # A Service resolves to an address as described in docs/kube-api-test-server.md ("Webhooks and APIServices").
 import base64
@@ -61,6 +62,22 @@ def _rule_matches(rule, res, operation, sub):
             and _in(rule.get("operations"), operation) and res_ok and scope_ok)
 
 
+def _hook_target(hook, res, operation, sub):
+    """The Resource a webhook is called as, or None: res when a rule matches it; else, with matchPolicy
+    Equivalent (v1's default), the first version of the same kind a rule matches (rules in order, then the
+    kind's versions in CRD order), as kube-apiserver's ShouldCallHook does."""
+    rules = hook.get("rules") or []
+    if any(_rule_matches(r, res, operation, sub) for r in rules):
+        return res
+    if hook.get("matchPolicy", "Equivalent") != "Equivalent":
+        return None
+    for rule in rules:
+        for other in res.views.values():
+            if other is not res and _rule_matches(rule, other, operation, sub):
+                return other
+    return None
+
+
 class Admission:
     def __init__(self, api, client_cert=None):
         self.api = api
@@ -68,8 +85,8 @@ class Admission:
 
     # --- webhooks ----------------------------------------------------------------------------------------
     def webhooks(self, res, operation, obj, sub):
-        """[(kind, webhook)] that match, mutating first, each kind's configurations in name order.
-        The caller holds the API lock."""
+        """[(kind, webhook, Resource it is called as)] that match, mutating first, each kind's configurations in
+        name order. The caller holds the API lock."""
         if res.group in EXEMPT_GROUPS:
             return []
         out = []
@@ -82,33 +99,39 @@ class Admission:
             for name in sorted(self.api.store.bucket(key)):
                 cfg = self.api.store.bucket(key)[name]
                 for hook in cfg.get("webhooks") or []:
-                    if not any(_rule_matches(r, res, operation, sub) for r in hook.get("rules") or []):
+                    target = _hook_target(hook, res, operation, sub)
+                    if target is None:
                         continue
                     if res.namespaced and not _selector_matches(hook.get("namespaceSelector"), ns_labels):
                         continue
                     if not _selector_matches(hook.get("objectSelector"), meta.get("labels")):
                         continue
-                    out.append((kind, hook))
+                    out.append((kind, hook, target))
         return out
 
     def admit(self, hooks, res, operation, obj, old, sub, user, dry_run):
         """Runs the mutating webhooks, then the validating ones; returns the (patched) object or raises the
         ApiError kube-apiserver would answer."""
-        for kind, hook in hooks:
+        for kind, hook, target in hooks:
             if kind == "mutating":
-                obj = self._call(hook, res, operation, obj, old, sub, user, dry_run, mutate=True)
-        for kind, hook in hooks:
+                obj = self._call(hook, res, target, operation, obj, old, sub, user, dry_run, mutate=True)
+        for kind, hook, target in hooks:
             if kind == "validating":
-                self._call(hook, res, operation, obj, old, sub, user, dry_run, mutate=False)
+                self._call(hook, res, target, operation, obj, old, sub, user, dry_run, mutate=False)
         return obj
 
-    def _review(self, res, operation, obj, old, sub, user, dry_run):
+    @staticmethod
+    def _review(res, target, operation, obj, old, sub, user, dry_run):
+        """The AdmissionReview of a request to res, for a webhook called as target (another version of the kind
+        under matchPolicy Equivalent): kind/resource name target, requestKind/requestResource res."""
         meta = (obj or old or {}).get("metadata") or {}
-        gvk = {"group": res.group, "version": res.version, "kind": res.kind}
+        kind = {"group": target.group, "version": target.version, "kind": target.kind}
+        request_kind = {"group": res.group, "version": res.version, "kind": res.kind}
         if sub == "eviction":  # the object is the policy/v1 Eviction, the resource pods
-            gvk = {"group": "policy", "version": "v1", "kind": "Eviction"}
-        gvr = {"group": res.group, "version": res.version, "resource": res.plural}
-        req = {"uid": str(uuid.uuid4()), "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
+            kind = request_kind = {"group": "policy", "version": "v1", "kind": "Eviction"}
+        req = {"uid": str(uuid.uuid4()), "kind": kind, "requestKind": request_kind,
+               "resource": {"group": target.group, "version": target.version, "resource": target.plural},
+               "requestResource": {"group": res.group, "version": res.version, "resource": res.plural},
                "name": meta.get("name", ""), "operation": operation, "userInfo": user, "object": obj,
                "oldObject": old, "dryRun": bool(dry_run),
                "options": {"kind": "CreateOptions" if operation == "CREATE" else "UpdateOptions",
@@ -119,9 +142,12 @@ class Admission:
             req["subResource"] = req["requestSubResource"] = sub
         return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req}
 
-    def _call(self, hook, res, operation, obj, old, sub, user, dry_run, mutate):
+    def _call(self, hook, res, target, operation, obj, old, sub, user, dry_run, mutate):
+        """One webhook call; obj and old are in res's version, the webhook sees them in target's. Returns obj,
+        patched by a mutating webhook (back in res's version)."""
         name = hook.get("name", "")
-        review = self._review(res, operation, obj, old, sub, user, dry_run)
+        sent = target.convert(obj)
+        review = self._review(res, target, operation, sent, old and target.convert(old), sub, user, dry_run)
         try:
             resp = self.post_review(hook, review)
         except CallError as e:
@@ -137,14 +163,14 @@ class Admission:
                                "type %r" % (name, resp.get("patchType")))
             try:
                 ops = json.loads(base64.b64decode(resp["patch"]))
-                patched = patchlib.json_patch(obj, ops)
+                patched = patchlib.json_patch(sent, ops)
             except (ValueError, patchlib.PatchError) as e:
                 raise apilib.ApiError(500, "InternalError", 'Internal error occurred: JSONPatch of webhook "%s": %s'
                                % (name, e))
-            if patched.get("apiVersion") != obj.get("apiVersion") or patched.get("kind") != obj.get("kind"):
+            if patched.get("apiVersion") != sent.get("apiVersion") or patched.get("kind") != sent.get("kind"):
                 raise apilib.ApiError(500, "InternalError", 'Internal error occurred: webhook "%s" changed the kind'
                                % name)
-            return patched
+            return res.convert(patched)
         return obj
 
     @staticmethod

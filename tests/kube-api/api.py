@@ -1,6 +1,7 @@
 # The apiserver's semantics, independent of HTTP: create/update/patch/delete rules (status subresource,
 # generation, no-op writes, resourceVersion preconditions, finalizers and deletionTimestamp, graceful Pod
-# deletion), list snapshots and paging, and a garbage collector / namespace finalizer thread.
+# deletion), list snapshots and paging, and a garbage collector / namespace finalizer thread. Objects are
+# stored in their kind's storage version; each method answers in the version of the Resource it was given.
 import base64
 import datetime
 import json
@@ -192,7 +193,7 @@ class Api:
             obj = self.store.get(res.key, ns, name)
         if obj is None:
             raise not_found(res, name)
-        return obj
+        return res.convert(obj)
 
     def selectors(self, res, label_selector, field_selector):
         try:
@@ -246,7 +247,7 @@ class Api:
                     self._wait_for_rv(self._int_rv(rv))
                 snap_rv = self.store.rv
                 state = dict(self.store.objects.get(res.key, {}))
-        items = [state[k] for k in sorted(state) if (after is None or k > after) and
+        items = [res.convert(state[k]) for k in sorted(state) if (after is None or k > after) and
                  self.matches(res, ns, sel, state[k])]
         limit = int(q.get("limit") or 0)
         token, remaining = None, None
@@ -370,10 +371,11 @@ class Api:
                 return body
             meta["resourceVersion"] = str(self.store.next_rv())
             self._managed(meta, manager, "Update", res)
+            body["apiVersion"] = res.storage_gv
             self.store.put(res.key, body, None)
             self._after_write(res, body, None)
             self.stats["writes"] += 1
-            return body
+            return res.convert(body)
 
     def evict(self, pods, ns, name, body, user=None):
         """POST pods/NAME/eviction with a policy/v1 Eviction: as upstream, the webhooks registered for
@@ -421,7 +423,7 @@ class Api:
             except RuntimeError:
                 break
         try:
-            new = self.admission.admit(hooks, res, "UPDATE", new, old, sub, user, dry_run)
+            new = self.admission.admit(hooks, res, "UPDATE", new, res.convert(old), sub, user, dry_run)
         finally:
             for _ in range(depth):
                 self.lock.acquire()
@@ -481,7 +483,7 @@ class Api:
             if rv and rv != old["metadata"]["resourceVersion"]:
                 raise conflict(res, name)
             old, body = self._admit_update(res, ns, name, old, body, sub, user, dry_run)
-            return self.commit(res, old, body, sub, manager, dry_run=dry_run)
+            return res.convert(self.commit(res, old, body, sub, manager, dry_run=dry_run))
 
     def patch(self, res, ns, name, ctype, raw, sub, manager, dry_run=False, user=None):
         """Returns (http code, object)."""
@@ -521,13 +523,13 @@ class Api:
                     if kind in ("merge", "apply"):
                         if not isinstance(body, dict):
                             raise bad_request("patch must be a JSON object")
-                        new = patchlib.merge_patch(old, body)
+                        new = patchlib.merge_patch(res.convert(old), body)
                     elif kind == "json":
-                        new = patchlib.json_patch(old, body)
+                        new = patchlib.json_patch(res.convert(old), body)
                     else:
                         if not isinstance(body, dict):
                             raise bad_request("patch must be a JSON object")
-                        new = patchlib.strategic_merge(old, body)
+                        new = patchlib.strategic_merge(res.convert(old), body)
                 except patchlib.PatchError as e:
                     if e.code == 400:
                         raise bad_request(str(e))
@@ -547,8 +549,8 @@ class Api:
                 old = self.store.get(res.key, ns, name)
                 if old is None:
                     raise not_found(res, name)
-            return 200, self.commit(res, old, new, sub, manager, "Apply" if kind == "apply" else "Update",
-                                    dry_run=dry_run)
+            return 200, res.convert(self.commit(res, old, new, sub, manager,
+                                                "Apply" if kind == "apply" else "Update", dry_run=dry_run))
 
     def commit(self, res, old, new, sub, manager, operation="Update", dry_run=False):
         """The update path shared by PUT, PATCH and the GC: returns the resulting (or unchanged) object."""
@@ -581,7 +583,7 @@ class Api:
                 meta[key] = old_meta[key]
         meta["resourceVersion"] = old_meta["resourceVersion"]
         meta["managedFields"] = old_meta.get("managedFields", [])
-        new["apiVersion"], new["kind"] = res.gv, res.kind
+        new["apiVersion"], new["kind"] = res.storage_gv, res.kind
         self._validate_meta(res, meta)
         if old_meta.get("deletionTimestamp"):
             added = [f for f in meta.get("finalizers") or [] if f not in (old_meta.get("finalizers") or [])]
@@ -618,6 +620,10 @@ class Api:
 
     def delete(self, res, ns, name, opts, dry_run=False):
         """Returns (http code, response body)."""
+        code, out = self._delete(res, ns, name, opts, dry_run)
+        return code, res.convert(out)
+
+    def _delete(self, res, ns, name, opts, dry_run):
         with self.lock:
             old = self.store.get(res.key, ns, name)
             if old is None:

@@ -130,6 +130,7 @@ class Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; with Nagle on, each response waits for a delayed ACK (~40 ms).
     disable_nagle_algorithm = True
     server_version = "kvlite-kube-api-test-server"
+    warnings = ()  # the request's Warning texts (a list once _dispatch starts)
 
     def log_message(self, fmt, *args):
         pass
@@ -156,10 +157,17 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache, private")
         for k, v in (headers or {}).items():
             self.send_header(k, v)
+        self._send_warnings()
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
         self._log(code)
+
+    def _send_warnings(self):
+        """The Warning headers of the request (net.NewWarningHeader: code 299, agent "-", a quoted text);
+        kubectl prints each as "Warning: <text>"."""
+        for text in self.warnings:
+            self.send_header("Warning", '299 - "%s"' % text.replace("\\", "\\\\").replace('"', '\\"'))
 
     def _log(self, code):
         if self.server.log_requests:
@@ -202,6 +210,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self):
         url = urlsplit(self.path)
+        self.warnings = []
         self.q = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         path = url.path.rstrip("/") or "/"
         body = self._body()
@@ -486,6 +495,8 @@ class Handler(BaseHTTPRequestHandler):
         except _Answer as a:
             return self._send(a.code, a.body)
         api = self.server.api
+        if res.deprecation:  # every request to a deprecated CRD version, errors included, as upstream
+            self.warnings.append(res.deprecation)
         table = "as=Table" in accept and api.config.tables
         method = self.command
         self.server.count("%s %s%s" % (method if name or method != "GET" else
@@ -684,6 +695,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
+        self._send_warnings()
         self.end_headers()
         self._log(200)
         self.first_table = True
@@ -701,6 +713,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _emit(self, res, etype, obj, table):
+        obj = res.convert(obj)  # stored objects go out in the version the watch names
         if table and etype in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
             rows = [obj] if etype != "BOOKMARK" else []
             obj = tables.table(res, rows, {"resourceVersion": obj["metadata"].get("resourceVersion", "")},

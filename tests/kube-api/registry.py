@@ -1,7 +1,10 @@
 # The resource registry: built-in kinds (Pods, Namespaces, Nodes, ...) and the kinds CRD objects define.
 # KubeVirt's kinds are not hard-coded: they come from the CRD YAMLs in crds/ (or from CRDs created through the
-# API), so names, short names, categories, printer columns and the status subresource cannot drift.
+# API), so names, short names, categories, printer columns and the status subresource cannot drift. Every
+# served version of a CRD is served, as kube-apiserver does with conversion None (docs/kube-api-test-server.md).
+import functools
 import os
+import re
 import threading
 
 import tables
@@ -21,12 +24,34 @@ EVENT_FIELDS = {"involvedObject.%s" % k: (lambda k: lambda o: str(o.get("involve
                 for k in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")}
 EVENT_FIELDS.update({k: (lambda k: lambda o: str(o.get(k, "")))(k) for k in ("reason", "type", "reportingComponent")})
 EVENT_FIELDS["source"] = lambda o: o.get("source", {}).get("component", "")
+KUBE_VERSION = re.compile(r"^v([0-9]+)(?:(alpha|beta)([0-9]+))?$")
+
+
+def compare_versions(a, b):
+    """apimachinery's CompareKubeAwareVersionStrings: > 0 when version a has the higher priority. GA before beta
+    before alpha, then the higher major, then the higher minor (v2, v1, v1beta2, v1beta1, v1alpha1); names that
+    are not Kubernetes-like come after all of those, in lexical order."""
+    if a == b:
+        return 0
+    ma, mb = KUBE_VERSION.match(a), KUBE_VERSION.match(b)
+    if not ma or not mb:
+        return (a < b) - (a > b) if not ma and not mb else (1 if ma else -1)
+    rank = {"alpha": 0, "beta": 1, None: 2}
+    ka = (rank[ma.group(2)], int(ma.group(1)), int(ma.group(3) or 0))
+    kb = (rank[mb.group(2)], int(mb.group(1)), int(mb.group(3) or 0))
+    return (ka > kb) - (ka < kb)
+
+
+def by_priority(versions):
+    """versions in the order kube-apiserver lists a group's versions; the first is its preferredVersion."""
+    return sorted(versions, key=functools.cmp_to_key(compare_versions), reverse=True)
 
 
 class Resource:
     def __init__(self, group, version, plural, kind, namespaced=True, singular=None, short=(), categories=(),
                  status=False, columns=None, generation=False, fields=None, returns_object=False,
-                 keep_status_on_create=False, crd=False, builtin_patch=True, scale=None):
+                 keep_status_on_create=False, crd=False, builtin_patch=True, scale=None, deprecation=None,
+                 served=True):
         self.group, self.version, self.plural, self.kind = group, version, plural, kind
         self.namespaced = namespaced
         self.singular = singular or kind.lower()
@@ -40,10 +65,34 @@ class Resource:
         self.crd = crd
         self.strategic = builtin_patch and not crd  # strategic merge patch only for compiled-in kinds
         self.scale = scale  # a CRD's subresources.scale (specReplicasPath, ...), None without one
+        self.deprecation = deprecation  # the Warning every request to this (deprecated) version answers with
+        self.served = served
+        # One Resource per version of the kind (a CRD's spec.versions order), all on one store key: objects are
+        # stored in storage_version and each version serves them with its own apiVersion.
+        self.views = {version: self}
+        self.storage_version = version
 
     @property
     def gv(self):
         return "%s/%s" % (self.group, self.version) if self.group else self.version
+
+    @property
+    def storage_gv(self):
+        return "%s/%s" % (self.group, self.storage_version) if self.group else self.storage_version
+
+    def at(self, version):
+        """The Resource serving this kind in version, None when that version is not served."""
+        view = self.views.get(version)
+        return view if view is not None and view.served else None
+
+    def convert(self, obj):
+        """obj (as stored, or in another version of this kind) as this version serves it. Conversion None, the
+        CRD default: versions differ only in apiVersion. Other objects (a Status) pass unchanged; obj is never
+        modified."""
+        api_version = obj.get("apiVersion") if isinstance(obj, dict) else None
+        if api_version == self.gv or not any(api_version == v.gv for v in self.views.values()):
+            return obj
+        return dict(obj, apiVersion=self.gv)
 
     @property
     def qualified(self):
@@ -105,8 +154,43 @@ class CRDError(ValueError):
     pass
 
 
+def _deprecation(crd_spec, version):
+    """The Warning of a deprecated CRD version: its deprecationWarning, else apiextensions' default text."""
+    if not version.get("deprecated"):
+        return None
+    if version.get("deprecationWarning") is not None:
+        return version["deprecationWarning"]
+    group, kind = crd_spec["group"], crd_spec["names"]["kind"]
+    text = "%s/%s %s is deprecated" % (group, version["name"], kind)
+    newer = by_priority(v["name"] for v in crd_spec.get("versions") or [] if v.get("served", True) and
+                        not v.get("deprecated") and compare_versions(version["name"], v["name"]) < 0)
+    return text + ("; use %s/%s %s" % (group, newer[0], kind) if newer else "")
+
+
+def _version_resource(crd_spec, version):
+    names = crd_spec["names"]
+    columns = version.get("additionalPrinterColumns")
+    if columns is None:
+        columns = [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
+    compiled = []
+    for i, col in enumerate(columns):
+        try:
+            compiled.append(dict(col, _steps=tables.compile_jsonpath(col.get("jsonPath", ""))))
+        except tables.JSONPathError as e:
+            raise CRDError("spec.versions[].additionalPrinterColumns[%d].jsonPath: %s" % (i, e))
+    subresources = version.get("subresources") or {}
+    return Resource(crd_spec["group"], version["name"], names["plural"], names["kind"],
+                    namespaced=crd_spec.get("scope", "Namespaced") == "Namespaced", singular=names.get("singular"),
+                    short=names.get("shortNames") or [], categories=names.get("categories") or [],
+                    status="status" in subresources, columns=compiled, generation=True, crd=True,
+                    scale=subresources.get("scale"), deprecation=_deprecation(crd_spec, version),
+                    served=version.get("served", True))
+
+
 def resource_from_crd(crd):
-    """A Resource from a CustomResourceDefinition object (apiextensions.k8s.io/v1); raises CRDError."""
+    """The Resource of a CustomResourceDefinition object's storage version (apiextensions.k8s.io/v1), with
+    .views holding one Resource per version (printer columns and subresources are per version); raises
+    CRDError."""
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
     group = spec.get("group")
@@ -117,24 +201,21 @@ def resource_from_crd(crd):
     if crd.get("metadata", {}).get("name") != "%s.%s" % (names["plural"], group):
         raise CRDError('metadata.name: Invalid value: "%s": must be spec.names.plural+"."+spec.group'
                        % crd.get("metadata", {}).get("name"))
-    versions = [v for v in spec.get("versions") or [] if v.get("served", True)]
-    if not versions:
+    versions = spec.get("versions") or []
+    for i, v in enumerate(versions):
+        if not v.get("name"):
+            raise CRDError("spec.versions[%d].name: Required value" % i)
+    if not any(v.get("served", True) for v in versions):
         raise CRDError("spec.versions: Invalid value: no served version")
-    version = next((v for v in versions if v.get("storage")), versions[0])
-    columns = version.get("additionalPrinterColumns")
-    if columns is None:
-        columns = [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
-    compiled = []
-    for i, col in enumerate(columns):
-        try:
-            compiled.append(dict(col, _steps=tables.compile_jsonpath(col.get("jsonPath", ""))))
-        except tables.JSONPathError as e:
-            raise CRDError("spec.versions[].additionalPrinterColumns[%d].jsonPath: %s" % (i, e))
-    return Resource(group, version["name"], names["plural"], names["kind"],
-                    namespaced=spec.get("scope", "Namespaced") == "Namespaced", singular=names.get("singular"),
-                    short=names.get("shortNames") or [], categories=names.get("categories") or [],
-                    status="status" in (version.get("subresources") or {}), columns=compiled, generation=True,
-                    crd=True, scale=(version.get("subresources") or {}).get("scale"))
+    if sum(1 for v in versions if v.get("storage")) != 1:
+        raise CRDError("spec.versions: Invalid value: must have exactly one version marked as storage version")
+    if len({v["name"] for v in versions}) != len(versions):
+        raise CRDError("spec.versions: Invalid value: must contain unique version names")
+    views = {v["name"]: _version_resource(spec, v) for v in versions}
+    storage = next(v["name"] for v in versions if v.get("storage"))
+    for view in views.values():
+        view.views, view.storage_version = views, storage
+    return views[storage]
 
 
 def load_crd_dir(path):
@@ -173,16 +254,18 @@ class Registry:
     def get(self, group, version, plural):
         with self.lock:
             res = self.by_key.get((group, plural))
-        return res if res is not None and res.version == version else None
+        return res.at(version) if res is not None else None
 
     def group_versions(self):
-        """{group: [version]} with the core group under ''."""
+        """{group: [served version]} with the core group under '', each group's versions in kube-apiserver's
+        order (the first is the preferred version)."""
         out = {}
         for res in self.all():
             versions = out.setdefault(res.group, [])
-            if res.version not in versions:
-                versions.append(res.version)
-        return out
+            versions += [v for v, view in res.views.items() if view.served and v not in versions]
+        return {group: by_priority(versions) for group, versions in out.items()}
 
     def in_gv(self, group, version):
-        return sorted((r for r in self.all() if r.group == group and r.version == version), key=lambda r: r.plural)
+        """The Resources served in group/version, by plural."""
+        found = (r.at(version) for r in self.all() if r.group == group)
+        return sorted((r for r in found if r is not None), key=lambda r: r.plural)

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # Every YAML in crds/ parses with the server's loader; the CRDs carry KubeVirt's names, short names,
-# categories, status subresources and printer columns (notes §2c); kubectl validates the whole folder.
+# categories, status subresources, printer columns (notes §2c) and served versions (with KubeVirt's
+# deprecation warnings); kubectl validates the whole folder.
 import os
 import sys
 
@@ -64,6 +65,16 @@ GROUP_VERSION = {"migrationpolicies": ("migrations.kubevirt.io", "v1alpha1"), "v
                  "datavolumes": ("cdi.kubevirt.io", "v1beta1"), "datasources": ("cdi.kubevirt.io", "v1beta1"),
                  "virtualmachinepools": ("pool.kubevirt.io", "v1beta1")}
 GROUP_VERSION.update({p: ("instancetype.kubevirt.io", "v1beta1") for p in NO_CATEGORIES})
+# The versions KubeVirt's CRDs declare besides the storage one (virt-operator's crds.go): served, not stored,
+# and the deprecation warning KubeVirt gives (None: not deprecated).
+INSTANCETYPE_WARNING = "instancetype.kubevirt.io/%s %s is now deprecated and will be removed in v1."
+OLDER_VERSIONS = {p: [("v1alpha1", None)] for p in ("virtualmachinesnapshots", "virtualmachinesnapshotcontents",
+                                                     "virtualmachinerestores", "virtualmachinepools")}
+for plural, text in (("virtualmachineinstancetypes", "VirtualMachineInstancetypes"),
+                     ("virtualmachineclusterinstancetypes", "VirtualMachineClusterInstanceTypes"),
+                     ("virtualmachinepreferences", "VirtualMachinePreferences"),
+                     ("virtualmachineclusterpreferences", "VirtualMachineClusterPreferences")):
+    OLDER_VERSIONS[plural] = [(v, INSTANCETYPE_WARNING % (v, text)) for v in ("v1alpha1", "v1alpha2")]
 
 
 def structural(schema, path):
@@ -107,9 +118,17 @@ def main():
         check(res.has_status == status, plural + ": status subresource %s" % status)
         got = [(c["name"], c["type"], c["jsonPath"], c.get("priority", 0)) for c in res.columns]
         check(got == columns, plural + ": printer columns as KubeVirt's", got)
-        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-        bad = structural(schema, plural)
-        check(bad is None, plural + ": structural schema", bad)
+        got = [(v["name"], v.get("served"), v.get("storage"), v.get("deprecated", False) and v["deprecationWarning"])
+               for v in crd["spec"]["versions"]]
+        want = [(v, True, False, text or False) for v, text in OLDER_VERSIONS.get(plural, [])]
+        check(got == want + [(version, True, True, False)], plural + ": KubeVirt's versions and deprecations", got)
+        stored = next(v for v in crd["spec"]["versions"] if v["storage"])
+        for v in crd["spec"]["versions"]:
+            same = all(v.get(key) == stored.get(key) for key in ("schema", "subresources", "additionalPrinterColumns"))
+            check(same, "%s %s: the storage version's schema, subresources and columns (KubeVirt's are one for "
+                  "all versions)" % (plural, v["name"]))
+            bad = structural(v["schema"]["openAPIV3Schema"], plural)
+            check(bad is None, "%s %s: structural schema" % (plural, v["name"]), bad)
     kinds = sorted(d["kind"] for d in docs)
     for kind in ("ClusterRole", "ClusterRoleBinding", "Deployment", "Namespace", "Role", "RoleBinding",
                  "ServiceAccount"):

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # The test apiserver over plain HTTP: watch (initial events, bookmarks, 410 Expired, selectors), list
 # resourceVersion rules and paging, write semantics (409/422, generation, status subresource, no-op writes),
-# deletion (finalizers, graceful Pods, garbage collection), the /_test/ fault knobs and a restart with state.
+# deletion (finalizers, graceful Pods, garbage collection), the /_test/ fault knobs, a restart with state, and a
+# CRD's served versions over the wire (watch events in the watched version, Warning headers).
 import http.client
 import json
 import os
@@ -285,6 +286,78 @@ def test_faults(srv):
           "stats count requests and faults", stats)
 
 
+def test_versions(srv):
+    """One stored object served in each version; Warning headers of deprecated versions, as kube-apiserver
+    writes them."""
+    r = srv.request
+    alpha, beta = ("/apis/snapshot.kubevirt.io/%s/namespaces/default/virtualmachinesnapshots" % v
+                   for v in ("v1alpha1", "v1beta1"))
+    snap = {"apiVersion": "snapshot.kubevirt.io/v1alpha1", "kind": "VirtualMachineSnapshot",
+            "metadata": {"name": "s1"}, "spec": {"source": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine",
+                                                             "name": "vm"}}}
+    code, out = r("POST", alpha + "?dryRun=All", snap)
+    check(code == 201 and out["apiVersion"] == "snapshot.kubevirt.io/v1alpha1" and r("GET", beta + "/s1")[0] == 404,
+          "a dry-run create through v1alpha1 answers in v1alpha1 and stores nothing", code, out)
+    code, created = r("POST", alpha, snap)
+    check(code == 201 and created["apiVersion"] == "snapshot.kubevirt.io/v1alpha1" and
+          created["metadata"]["managedFields"][0]["apiVersion"] == "snapshot.kubevirt.io/v1alpha1",
+          "create through v1alpha1: the answer and its managedFields entry in v1alpha1", created)
+    rv = created["metadata"]["resourceVersion"]
+    wa, wb = (Watch(srv, path + "?watch=1&resourceVersion=" + rv) for path in (alpha, beta))
+    wt = Watch(srv, alpha + "?watch=1&resourceVersion=0", TABLE)
+    r("PATCH", beta + "/s1", {"metadata": {"labels": {"a": "b"}}}, "application/merge-patch+json")
+    r("DELETE", alpha + "/s1")
+    for w, version in ((wa, "v1alpha1"), (wb, "v1beta1")):
+        evs = w.events(2)
+        check([(e["type"], e["object"]["apiVersion"]) for e in evs] ==
+              [("MODIFIED", "snapshot.kubevirt.io/" + version), ("DELETED", "snapshot.kubevirt.io/" + version)] and
+              evs[0]["object"]["metadata"]["labels"] == {"a": "b"},
+              "a watch through %s: events in %s, whichever version wrote" % (version, version), evs)
+        w.close()
+    first = wt.next()
+    check(first["object"]["kind"] == "Table" and
+          [c["name"] for c in first["object"]["columnDefinitions"]][:3] == ["Name", "SourceKind", "SourceName"],
+          "a Table watch through v1alpha1 has v1alpha1's columns", first)
+    wt.close()
+
+    u = urllib.parse.urlsplit(srv.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    path = "/apis/instancetype.kubevirt.io/v1alpha2/namespaces/default/virtualmachinepreferences"
+    for method, p, want in (("GET", path + "/none", 404), ("GET", path, 200),
+                            ("GET", path + "?watch=1&timeoutSeconds=1", 200)):
+        conn.request(method, p)
+        resp = conn.getresponse()
+        resp.read()
+        check(resp.status == want and resp.getheader("Warning") == '299 - "instancetype.kubevirt.io/v1alpha2 '
+              'VirtualMachinePreferences is now deprecated and will be removed in v1."',
+              "%s %s (%d) carries the deprecation Warning" % (method, p, want), resp.getheaders())
+    conn.request("GET", path.replace("v1alpha2", "v1beta1"))
+    resp = conn.getresponse()
+    resp.read()
+    check(resp.getheader("Warning") is None, "v1beta1 answers without a Warning")
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "things.example.kvlite.io"},
+           "spec": {"group": "example.kvlite.io", "scope": "Cluster",
+                    "names": {"kind": "Thing", "plural": "things"},
+                    "versions": [{"name": "v1", "served": True, "storage": True},
+                                 {"name": "v1beta1", "served": True, "storage": False, "deprecated": True,
+                                  "deprecationWarning": 'say "hi" \\ then go'}]}}
+    check(r("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)[0] == 201, "a CRD with a "
+          "quoted deprecationWarning")
+    conn.request("GET", "/apis/example.kvlite.io/v1beta1/things")
+    resp = conn.getresponse()
+    resp.read()
+    check(resp.getheader("Warning") == '299 - "say \\"hi\\" \\\\ then go"', "quotes and backslashes escaped "
+          "as net.NewWarningHeader does", resp.getheader("Warning"))
+    conn.close()
+    crd["spec"]["versions"][0]["storage"] = False
+    crd["spec"]["names"] = {"kind": "Widget", "plural": "widgets"}
+    code, st = r("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                 dict(crd, metadata={"name": "widgets.example.kvlite.io"}))
+    check(code == 422 and "exactly one version marked as storage version" in st["message"],
+          "a CRD without a storage version is invalid", code, st)
+
+
 def test_restart(tmp):
     state = os.path.join(tmp, "state.json")
     srv = ApiServer("--state-file", state)
@@ -308,6 +381,7 @@ def main():
     test_writes(srv)
     test_deletion(srv)
     test_faults(srv)
+    test_versions(srv)
     srv.stop()
     test_restart(srv.dir)
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 # The test apiserver driven by the real kubectl 1.32: apply, get with printer columns, get -w, patch, delete,
-# selectors, errors as kubectl prints them, TLS with a bearer token, and `kubectl apply -f crds/`.
+# selectors, errors as kubectl prints them, TLS with a bearer token, `kubectl apply -f crds/`, and every served
+# version of a CRD (one stored object, each answer in the version asked for, deprecation warnings, discovery's
+# preferred versions).
 import base64
 import glob
 import json
@@ -113,6 +115,187 @@ def test_watch_and_delete(k):
     out = w.communicate()[0]
     check(len([line for line in out.splitlines() if line.startswith("testvmi")]) >= 3,
           "get -w saw the updates", out)
+
+
+# As published (KubeVirt's docs, most manifests): the snapshot API before v1beta1 existed.
+SNAPSHOT_V1ALPHA1 = """apiVersion: snapshot.kubevirt.io/v1alpha1
+kind: VirtualMachineSnapshot
+metadata:
+  name: snap-larry
+spec:
+  source:
+    apiGroup: kubevirt.io
+    kind: VirtualMachine
+    name: larry
+"""
+# KubeVirt's examples/vm-pool-cirros.yaml as older releases have it (pool.kubevirt.io/v1alpha1).
+POOL_V1ALPHA1 = """apiVersion: pool.kubevirt.io/v1alpha1
+kind: VirtualMachinePool
+metadata:
+  name: vm-pool-cirros
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      kubevirt.io/vmpool: vm-pool-cirros
+  virtualMachineTemplate:
+    metadata:
+      creationTimestamp: null
+      labels:
+        kubevirt.io/vmpool: vm-pool-cirros
+    spec:
+      running: true
+      template:
+        metadata:
+          creationTimestamp: null
+          labels:
+            kubevirt.io/vmpool: vm-pool-cirros
+        spec:
+          domain:
+            devices:
+              disks:
+              - disk:
+                  bus: virtio
+                name: containerdisk
+            resources:
+              requests:
+                memory: 128Mi
+          terminationGracePeriodSeconds: 0
+          volumes:
+          - containerDisk:
+              image: registry:5000/kubevirt/cirros-container-disk-demo:devel
+            name: containerdisk
+"""
+ALPHA_SNAP = "virtualmachinesnapshots.v1alpha1.snapshot.kubevirt.io"
+
+
+def test_crd_versions(k, srv):
+    """Every served version of a CRD is served, as kube-apiserver does with conversion None."""
+    p = k("apply", "-f", "-", stdin=SNAPSHOT_V1ALPHA1)
+    check("virtualmachinesnapshot.snapshot.kubevirt.io/snap-larry created" in p.stdout and "Warning" not in p.stderr,
+          "kubectl apply of a v1alpha1 VirtualMachineSnapshot (KubeVirt does not deprecate v1alpha1: no warning)",
+          p.stdout, p.stderr)
+    check("unchanged" in k("apply", "-f", "-", stdin=SNAPSHOT_V1ALPHA1).stdout,
+          "re-applied through v1alpha1: unchanged")
+    out = k("get", "vmsnapshot", "snap-larry", "-o", "yaml").stdout
+    check("apiVersion: snapshot.kubevirt.io/v1beta1\n" in out and "name: larry" in out,
+          "kubectl get vmsnapshot answers in the preferred version, v1beta1", out)
+    out = k("get", ALPHA_SNAP, "snap-larry", "-o", "jsonpath={.apiVersion}").stdout
+    check(out == "snapshot.kubevirt.io/v1alpha1", "…and through virtualmachinesnapshots.v1alpha1 in v1alpha1", out)
+    out = k("get", ALPHA_SNAP).stdout
+    check(header(out) == ["NAME", "SOURCEKIND", "SOURCENAME", "PHASE", "READYTOUSE", "CREATIONTIME", "ERROR"] and
+          row(out, "snap-larry")[1:3] == ["VirtualMachine", "larry"], "v1alpha1's printer columns", out)
+    base = "/apis/snapshot.kubevirt.io/%s/namespaces/default/virtualmachinesnapshots"
+    _, a = srv.request("GET", base % "v1alpha1" + "/snap-larry")
+    _, b = srv.request("GET", base % "v1beta1" + "/snap-larry")
+    check(a["metadata"] == b["metadata"] and a["apiVersion"].endswith("v1alpha1") and
+          b["apiVersion"].endswith("v1beta1"), "one stored object: same uid and resourceVersion in both", a, b)
+    _, lst = srv.request("GET", base % "v1alpha1")
+    check(lst["apiVersion"] == "snapshot.kubevirt.io/v1alpha1" and len(lst["items"]) == 1 and
+          lst["items"][0]["apiVersion"] == "snapshot.kubevirt.io/v1alpha1", "a v1alpha1 list", lst)
+
+    # a watch through one version sees what the other writes, in its own version
+    w = k.popen("get", ALPHA_SNAP, "-w", "-o", "jsonpath={.apiVersion} {.metadata.labels.seen}{\"\\n\"}")
+    time.sleep(1.5)
+    k("label", "vmsnapshot", "snap-larry", "seen=beta")
+    k("patch", ALPHA_SNAP, "snap-larry", "--type=json", "-p",
+      '[{"op":"add","path":"/metadata/labels/via","value":"json"}]')
+    time.sleep(1.5)
+    w.kill()
+    out = w.communicate()[0]
+    check("snapshot.kubevirt.io/v1alpha1 beta" in out and "v1beta1" not in out,
+          "kubectl get -w through v1alpha1 sees the label set through v1beta1, in v1alpha1", out)
+    labels = json.loads(k("get", "vmsnapshot", "snap-larry", "-o", "jsonpath={.metadata.labels}").stdout)
+    check(labels == {"seen": "beta", "via": "json"}, "a JSON patch through v1alpha1", labels)
+
+    # writes through v1alpha1: merge patch, status subresource, PUT; a strategic patch of a CR is refused
+    k("patch", ALPHA_SNAP, "snap-larry", "--type=merge", "--subresource=status", "-p",
+      '{"status":{"phase":"Succeeded","readyToUse":true}}')
+    check(row(k("get", "vmsnapshot").stdout, "snap-larry")[3:5] == ["Succeeded", "true"],
+          "the status subresource through v1alpha1, seen through v1beta1")
+    p = k("patch", ALPHA_SNAP, "snap-larry", "-p", '{"metadata":{"labels":{"x":"y"}}}', ok=False)
+    check(p.returncode != 0 and "is not supported by snapshot.kubevirt.io/v1alpha1, Kind=VirtualMachineSnapshot"
+          in p.stderr, "a strategic patch through v1alpha1 is refused as for any CR", p.stderr)
+    obj = json.loads(k("get", ALPHA_SNAP, "snap-larry", "-o", "json").stdout)
+    obj["metadata"]["annotations"] = {"replaced": "yes"}
+    p = k("replace", "-f", "-", stdin=json.dumps(obj))
+    check("replaced" in p.stdout and k("get", "vmsnapshot", "snap-larry", "-o",
+                                       "jsonpath={.metadata.annotations.replaced}").stdout == "yes",
+          "kubectl replace (PUT) of a v1alpha1 object", p.stdout)
+    # a body in the other served version is refused, as upstream (the request's version decodes it)
+    code, st = srv.request("POST", base % "v1alpha1", {"apiVersion": "snapshot.kubevirt.io/v1beta1",
+                                                       "kind": "VirtualMachineSnapshot", "metadata": {"name": "mixed"}})
+    check(code == 400 and st["message"] == "the API version in the data (snapshot.kubevirt.io/v1beta1) does not "
+          "match the expected API version (snapshot.kubevirt.io/v1alpha1)", "a v1beta1 body posted to v1alpha1: 400",
+          code, st)
+    out = k("delete", ALPHA_SNAP, "--all").stdout
+    check('virtualmachinesnapshot.snapshot.kubevirt.io "snap-larry" deleted' in out and
+          "No resources" in k("get", "vmsnapshot").stderr, "deletecollection through v1alpha1", out)
+
+    # VirtualMachinePool v1alpha1 (KubeVirt serves it beside v1beta1), its scale subresource
+    out = k("apply", "-f", "-", stdin=POOL_V1ALPHA1).stdout
+    check("virtualmachinepool.pool.kubevirt.io/vm-pool-cirros created" in out, "a v1alpha1 pool is accepted", out)
+    out = k("scale", "virtualmachinepools.v1alpha1.pool.kubevirt.io", "vm-pool-cirros", "--replicas=1").stdout
+    check("scaled" in out and row(k("get", "vmpool").stdout, "vm-pool-cirros")[1] == "1" and
+          k("get", "vmpool", "vm-pool-cirros", "-o", "jsonpath={.apiVersion}").stdout == "pool.kubevirt.io/v1beta1",
+          "kubectl scale through v1alpha1; kubectl get vmpool answers in v1beta1", out)
+    k("delete", "virtualmachinepools.v1alpha1.pool.kubevirt.io", "vm-pool-cirros")
+
+    # KubeVirt deprecates instancetype.kubevirt.io v1alpha1 and v1alpha2: kubectl prints the warning
+    it = ("apiVersion: instancetype.kubevirt.io/%s\nkind: VirtualMachineInstancetype\nmetadata:\n  name: small\n"
+          "spec:\n  cpu:\n    guest: 1\n  memory:\n    guest: 128Mi\n")
+    p = k("apply", "-f", "-", stdin=it % "v1alpha1")
+    check("virtualmachineinstancetype.instancetype.kubevirt.io/small created" in p.stdout and
+          p.stderr.strip() == "Warning: instancetype.kubevirt.io/v1alpha1 VirtualMachineInstancetypes is now "
+          "deprecated and will be removed in v1.", "apply through a deprecated version prints KubeVirt's warning",
+          p.stdout, p.stderr)
+    p = k("get", "virtualmachineinstancetypes.v1alpha2.instancetype.kubevirt.io", "small", "-o", "name")
+    check("instancetype.kubevirt.io/v1alpha2 VirtualMachineInstancetypes is now deprecated" in p.stderr,
+          "a read through v1alpha2 warns too", p.stderr)
+    p = k("get", "vminstancetype", "small", "-o", "jsonpath={.apiVersion}")
+    check(p.stdout == "instancetype.kubevirt.io/v1beta1" and p.stderr == "", "v1beta1 (preferred) does not warn",
+          p.stdout, p.stderr)
+    k("delete", "vminstancetype", "small")
+
+
+def test_preferred_versions(k, srv):
+    """Discovery lists every served version, ordered as kube-apiserver orders them (GA, then beta, then alpha,
+    then by number); the first is the preferred version, whatever the storage version is."""
+    code, groups = srv.request("GET", "/apis")
+    pref = {g["name"]: (g["preferredVersion"]["version"], [v["version"] for v in g["versions"]])
+            for g in groups["groups"]}
+    check(pref["snapshot.kubevirt.io"] == ("v1beta1", ["v1beta1", "v1alpha1"]) and
+          pref["instancetype.kubevirt.io"] == ("v1beta1", ["v1beta1", "v1alpha2", "v1alpha1"]) and
+          pref["pool.kubevirt.io"] == ("v1beta1", ["v1beta1", "v1alpha1"]) and
+          pref["kubevirt.io"] == ("v1", ["v1"]), "/apis: versions and preferredVersion", pref)
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "gadgets.example.kvlite.io"},
+           "spec": {"group": "example.kvlite.io", "scope": "Namespaced",
+                    "names": {"kind": "Gadget", "plural": "gadgets", "singular": "gadget", "listKind": "GadgetList"},
+                    "versions": [{"name": n, "served": True, "storage": n == "v1alpha1",
+                                  "schema": {"openAPIV3Schema": {"type": "object",
+                                                                 "x-kubernetes-preserve-unknown-fields": True}}}
+                                 for n in ("v1alpha1", "v1", "v1beta2", "v2alpha1")]}}
+    crd["spec"]["versions"][3]["deprecated"] = True
+    k("apply", "-f", "-", stdin=json.dumps(crd))
+    code, group = srv.request("GET", "/apis/example.kvlite.io")
+    check(group["preferredVersion"]["version"] == "v1" and
+          [v["version"] for v in group["versions"]] == ["v1", "v1beta2", "v2alpha1", "v1alpha1"],
+          "/apis/<group>: the preferred version is v1, not the storage version v1alpha1", group)
+    code, agg = srv.request("GET", "/apis", headers={"Accept": "application/json;g=apidiscovery.k8s.io;v=v2;"
+                                                               "as=APIGroupDiscoveryList,application/json"})
+    item = next(i for i in agg["items"] if i["metadata"]["name"] == "example.kvlite.io")
+    check([v["version"] for v in item["versions"]] == ["v1", "v1beta2", "v2alpha1", "v1alpha1"],
+          "aggregated discovery lists the versions in the same order", item)
+    code, rl = srv.request("GET", "/apis/example.kvlite.io/v1beta2")
+    check(code == 200 and [r["name"] for r in rl["resources"]] == ["gadgets"], "/apis/<group>/v1beta2", rl)
+    p = k("apply", "-f", "-", stdin="apiVersion: example.kvlite.io/v2alpha1\nkind: Gadget\nmetadata:\n"
+                                    "  name: g1\n")
+    check(p.stderr.strip() == "Warning: example.kvlite.io/v2alpha1 Gadget is deprecated; use example.kvlite.io/v1 "
+          "Gadget", "a deprecated version without deprecationWarning: apiextensions' default text", p.stderr)
+    check(k("get", "gadget", "g1", "-o", "jsonpath={.apiVersion}").stdout == "example.kvlite.io/v1",
+          "kubectl get uses the preferred version")
+    k("delete", "crd", "gadgets.example.kvlite.io")
 
 
 def test_pods(k):
@@ -250,6 +433,8 @@ def main():
     test_basics(k, srv)
     test_vm_vmim(k)
     test_watch_and_delete(k)
+    test_crd_versions(k, srv)
+    test_preferred_versions(k, srv)
     test_pods(k)
     test_examples(k)
     test_typed_create(k, srv)

@@ -2,7 +2,8 @@
 # Admission webhooks in the test apiserver, driven by the real kubectl: a webhook server (HTTPS, with the
 # certificates virt-api's certs_ensure() makes) answers with virt-api's admission cores (admission-tool),
 # reached through a Service and verified with the caBundle. A bad VMI is refused by `kubectl apply` naming the
-# field; defaults are patched in; failurePolicy Fail/Ignore; a wrong caBundle; Service → Pod resolution.
+# field; defaults are patched in; failurePolicy Fail/Ignore; a wrong caBundle; Service → Pod resolution;
+# matchPolicy Equivalent: a request in a version the rules do not name reaches the webhook converted.
 import base64
 import json
 import os
@@ -55,18 +56,23 @@ class WebhookServer:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.reviews.append((self.path, json.loads(body)))
                 op = self.path.strip("/")
-                if op == "evict-once":
-                    return self.evict_once(json.loads(body)["request"])
+                answers = {"evict-once": self.evict_once, "label": self.label, "deny": self.deny}
+                if op in answers:
+                    resp = answers[op](json.loads(body)["request"])
+                    return self.reply(200, json.dumps({"apiVersion": "admission.k8s.io/v1",
+                                                       "kind": "AdmissionReview", "response": resp}).encode())
                 p = subprocess.run([TOOL, op], input=body, capture_output=True)
-                code = 200 if p.returncode == 0 else 400
-                out = p.stdout if p.returncode == 0 else p.stderr
+                self.reply(200 if p.returncode == 0 else 400, p.stdout if p.returncode == 0 else p.stderr)
+
+            def reply(self, code, out):
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)
 
-            def evict_once(self, req):
+            @staticmethod
+            def evict_once(req):
                 """KubeVirt's interceptor in short: the first eviction of a Pod is refused with 429 (it
                 starts an evacuation), later ones are allowed."""
                 first = req["name"] not in outer.evicted
@@ -75,13 +81,19 @@ class WebhookServer:
                 if first:
                     resp["status"] = {"code": 429, "message": 'Eviction triggered evacuation of VMI "%s/%s"'
                                       % (req["namespace"], req["name"])}
-                out = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                                  "response": resp}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+                return resp
+
+            @staticmethod
+            def label(req):
+                """Allowed, with a JSONPatch labelling the object with the version it was sent in."""
+                patch = [{"op": "add", "path": "/metadata/labels", "value": {
+                    "admitted-as": req["object"]["apiVersion"].split("/")[-1]}}]
+                return {"uid": req["uid"], "allowed": True, "patchType": "JSONPatch",
+                        "patch": base64.b64encode(json.dumps(patch).encode()).decode()}
+
+            @staticmethod
+            def deny(req):
+                return {"uid": req["uid"], "allowed": False, "status": {"code": 403, "message": "denied by test"}}
 
         self.evicted = set()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
@@ -286,6 +298,69 @@ def test_drain(srv, k, ca, hook_srv):
     check(code == 404, "evicting a Pod that is gone: 404", code, st)
 
 
+SNAPSHOT = """apiVersion: snapshot.kubevirt.io/v1alpha1
+kind: VirtualMachineSnapshot
+metadata:
+  name: %(name)s
+spec:
+  source:
+    apiGroup: %(group)s
+    kind: VirtualMachine
+    name: larry
+"""
+
+
+def test_match_policy(srv, k, ca, hook_srv):
+    """Webhooks registered for snapshot.kubevirt.io/v1beta1 only (as virt-api's are) see a v1alpha1 request
+    converted to v1beta1 (matchPolicy Equivalent, the default); a mutation comes back in v1alpha1; with
+    matchPolicy Exact the webhook is not called."""
+    rule = {"apiGroups": ["snapshot.kubevirt.io"], "apiVersions": ["v1beta1"], "operations": ["CREATE", "UPDATE"],
+            "resources": ["virtualmachinesnapshots"]}
+    configs = [webhook_config("MutatingWebhookConfiguration", "snap-label", "snap-label.kubevirt.io", ca, [],
+                              "/label"),
+               webhook_config("ValidatingWebhookConfiguration", "snap-validator",
+                              "virtualmachinesnapshot-validator.snapshot.kubevirt.io", ca, [], "/validate"),
+               webhook_config("ValidatingWebhookConfiguration", "snap-exact", "snap-exact.kubevirt.io", ca, [],
+                              "/deny")]
+    for cfg in configs:
+        cfg["webhooks"][0]["rules"] = [rule]
+    configs[0]["webhooks"][0]["rules"] = [dict(rule, operations=["CREATE"])]  # its patch sets all the labels
+    configs[2]["webhooks"][0]["matchPolicy"] = "Exact"
+    for cfg in configs:
+        k("apply", "-f", "-", stdin=json.dumps(cfg))
+    p = k("apply", "-f", "-", stdin=SNAPSHOT % {"name": "bad", "group": "example.org"}, ok=False)
+    check(p.returncode != 0 and 'spec.source.apiGroup' in p.stderr and 'invalid apiGroup' in p.stderr,
+          "virt-api's v1beta1 validator refuses a bad v1alpha1 snapshot", p.stderr)
+    out = k("apply", "-f", "-", stdin=SNAPSHOT % {"name": "good", "group": "kubevirt.io"}).stdout
+    check("virtualmachinesnapshot.snapshot.kubevirt.io/good created" in out,
+          "a v1alpha1 snapshot passes the v1beta1 webhooks; the Exact one is not called", out)
+    req = [r for p_, r in hook_srv.reviews if p_ == "/label" and r["request"]["name"] == "good"][-1]["request"]
+    v1beta1 = {"group": "snapshot.kubevirt.io", "version": "v1beta1"}
+    v1alpha1 = {"group": "snapshot.kubevirt.io", "version": "v1alpha1"}
+    check(req["kind"] == dict(v1beta1, kind="VirtualMachineSnapshot") and
+          req["requestKind"] == dict(v1alpha1, kind="VirtualMachineSnapshot") and
+          req["resource"] == dict(v1beta1, resource="virtualmachinesnapshots") and
+          req["requestResource"] == dict(v1alpha1, resource="virtualmachinesnapshots") and
+          req["object"]["apiVersion"] == "snapshot.kubevirt.io/v1beta1",
+          "the review names v1beta1 in kind/resource, v1alpha1 in requestKind/requestResource; object converted",
+          req)
+    snap = json.loads(k("get", "virtualmachinesnapshots.v1alpha1.snapshot.kubevirt.io", "good", "-o", "json").stdout)
+    check(snap["apiVersion"] == "snapshot.kubevirt.io/v1alpha1" and
+          snap["metadata"]["labels"] == {"admitted-as": "v1beta1"},
+          "the mutating webhook's patch (made on the v1beta1 object) is kept", snap)
+    k("label", "virtualmachinesnapshots.v1alpha1.snapshot.kubevirt.io", "good", "x=y")
+    req = [r for p_, r in hook_srv.reviews if p_ == "/validate" and r["request"]["name"] == "good"][-1]["request"]
+    check(req["operation"] == "UPDATE" and req["object"]["apiVersion"] == req["oldObject"]["apiVersion"] ==
+          "snapshot.kubevirt.io/v1beta1" and req["object"]["metadata"]["labels"]["x"] == "y",
+          "an UPDATE through v1alpha1: object and oldObject converted", req)
+    p = k("apply", "-f", "-", stdin=(SNAPSHOT % {"name": "beta", "group": "kubevirt.io"}).replace("v1alpha1",
+                                                                                                   "v1beta1"), ok=False)
+    check(p.returncode != 0 and 'admission webhook "snap-exact.kubevirt.io" denied the request: denied by test'
+          in p.stderr, "the Exact webhook is called for its own version", p.stderr)
+    for cfg in configs:
+        k("delete", cfg["kind"].lower(), cfg["metadata"]["name"])
+
+
 def main():
     if not os.access(TOOL, os.X_OK):
         print("SKIP - %s is not built" % TOOL)
@@ -303,6 +378,7 @@ def main():
     test_failure_policy(srv, k, ca, other_ca)
     test_service_to_pod(srv, k, ca, hook_srv)
     test_drain(srv, k, ca, hook_srv)
+    test_match_policy(srv, k, ca, hook_srv)
 
 
 if __name__ == "__main__":
