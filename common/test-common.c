@@ -4,6 +4,7 @@
 #include "error.h"
 #include "jsonesc.h"
 #include "memtrim.h"
+#include "portfwd.h"
 #include "sha256.h"
 #include "strv.h"
 #include "wsframe.h"
@@ -225,6 +226,50 @@ static void test_memtrim(void)
         CHECK(deep_stack() == 0);
 }
 
+static void test_portfwd(void)
+{
+        pf_request r = {.pod_uid = "0a1b-2c3d",
+                        .protocol = "tcp",
+                        .address = "10.0.2.2",
+                        .port = 8080,
+                        .device = "k6t-eth0"},
+                   back;
+        char line[PF_LINE_MAX];
+        CHECK(pf_request_format(&r, line, sizeof(line)) == 49);
+        CHECK_STR(line, "portforward 0a1b-2c3d tcp 10.0.2.2 8080 k6t-eth0\n");
+        line[strlen(line) - 1] = 0;
+        CHECK(pf_request_parse(line, &back) == 0);
+        CHECK(memcmp(&r, &back, sizeof(r)) == 0);
+        CHECK(pf_request_parse("portforward 0a1b udp 127.0.0.1 65535 -", &back) == 0);
+        CHECK(back.port == 65535 && !back.device[0] && !strcmp(back.protocol, "udp"));
+        r.device[0] = 0;
+        CHECK(pf_request_format(&r, line, sizeof(line)) > 0);
+        CHECK_STR(line, "portforward 0a1b-2c3d tcp 10.0.2.2 8080 -\n");
+        CHECK(pf_request_format(&r, line, 20) == -ENOBUFS);
+        static const char *const bad[] = {"",
+                                          "portforward",
+                                          "console 0a1b tcp 10.0.2.2 80 -",
+                                          "portforward 0a1b tcp 10.0.2.2 80",
+                                          "portforward 0a1b tcp 10.0.2.2 80 - extra",
+                                          "portforward 0a1b tcp 10.0.2.2 80 - ",
+                                          "portforward  0a1b tcp 10.0.2.2 80 -",
+                                          "portforward ../x tcp 10.0.2.2 80 -",
+                                          "portforward 0a1b sctp 10.0.2.2 80 -",
+                                          "portforward 0a1b tcp 10.0.2 80 -",
+                                          "portforward 0a1b tcp ::1 80 -",
+                                          "portforward 0a1b tcp 10.0.2.2 0 -",
+                                          "portforward 0a1b tcp 10.0.2.2 080 -",
+                                          "portforward 0a1b tcp 10.0.2.2 65536 -",
+                                          "portforward 0a1b tcp 10.0.2.2 +80 -",
+                                          "portforward 0a1b tcp 10.0.2.2 80 eth0;x",
+                                          "portforward 0a1b tcp 10.0.2.2 80 0123456789abcdefg"};
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+                CHECK_MSG(pf_request_parse(bad[i], &back) == -EINVAL, bad[i]);
+        pf_request bad_uid = r;
+        snprintf(bad_uid.pod_uid, sizeof(bad_uid.pod_uid), "x y");
+        CHECK(pf_request_format(&bad_uid, line, sizeof(line)) == -EINVAL);
+}
+
 int main(void)
 {
         test_error();
@@ -235,6 +280,7 @@ int main(void)
         test_wsframe();
         test_sha256();
         test_memtrim();
+        test_portfwd();
         if (test_failures)
                 fprintf(stderr, "%d failures\n", test_failures);
         return test_failures ? 1 : 0;
