@@ -13,6 +13,11 @@
 
 typedef struct cJSON cJSON;
 
+/* What the launcher wires on the pod network and virt-api's port-forward connects to from inside the Pod
+ * (docs/portforward.md): the bridge of the masquerade and bridge bindings, the masquerade guest's address. */
+#define NET_POD_BRIDGE "k6t-eth0"
+#define NET_MASQ_GUEST4 "10.0.2.2"
+
 typedef enum kvnet_binding {
         NET_BINDING_NONE = 0, /* no pod network in the spec: nothing to do */
         NET_BINDING_MASQUERADE,

@@ -2,15 +2,17 @@
  * neighbours' ARP caches stay right, as in KubeVirt), is enslaved to k6t-eth0 with the tap, and DHCP hands
  * the guest the Pod's address, gateway, routes, DNS and MTU. The launcher itself has no IP afterwards. */
 #include "binding.h"
+#include "log.h"
 #include "mac.h"
 #include "macro.h"
+#include "nat.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 
 /* Link-local address the DHCP server answers from; the guest never needs to reach it again (the lease is
- * infinite). Same range as KubeVirt's. */
+ * infinite). Same range as KubeVirt's. virt-handler's port-forward connections come from it too. */
 #define BRIDGE_DHCP_SERVER "169.254.75.10"
 
 /* The Pod's routes via eth0, minus the connected one the netmask implies. Option 121 is only sent when
@@ -90,6 +92,18 @@ static int enslave_pod(rtnl *nl, const rtnl_link *pod, const dhcp_lease *lease, 
         return r;
 }
 
+/* The rule that brings the guest's answers to the bridge's address back into the Pod (nat.h), with the
+ * bridge's MAC as it is once its ports are in. Without it only port-forward misses: a warning, not a failure.
+ */
+static void bridge_local(rtnl *nl, const char *bridge_name, const char *tap, struct in_addr local)
+{
+        rtnl_link bridge;
+        kv_error err = {0};
+        if (rtnl_link_get(nl, bridge_name, &bridge, &err) < 0 ||
+            nat_bridge_local_apply(tap, bridge.mac, local, &err) < 0)
+                log_warning("bridge: port-forward will not reach the guest: %s", err.msg);
+}
+
 int binding_bridge(const net_request *req, net_result *res, kv_error *err)
 {
         _cleanup_(rtnl_closep) rtnl *nl = NULL;
@@ -120,6 +134,8 @@ int binding_bridge(const net_request *req, net_result *res, kv_error *err)
         r = serve_lease(bridge_name, &lease, res, err);
         if (r < 0)
                 return r;
+        if (!req->is_secondary)
+                bridge_local(nl, bridge_name, tap, lease.server_id);
         inet_ntop(AF_INET, &lease.yiaddr, res->status_ip, sizeof(res->status_ip));
         return 0;
 }

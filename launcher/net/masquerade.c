@@ -16,7 +16,7 @@
 #include <string.h>
 
 #define MASQ_GATEWAY "10.0.2.1"
-#define MASQ_GUEST "10.0.2.2"
+#define MASQ_GUEST NET_MASQ_GUEST4
 #define MASQ_PREFIX 24
 #define MASQ_GATEWAY6 "fd10:0:2::1"
 #define MASQ_GUEST6 "fd10:0:2::2"

@@ -114,12 +114,9 @@ static void nft_ctx_freep(struct nft_ctx **ctx)
                 nft_ctx_free(*ctx);
 }
 
-int nat_apply(const char *ifname, const nat_addrs *a, const net_port *ports, size_t n_ports, kv_error *err)
+/* Loads rules in one transaction. */
+static int nft_load(const char *rules, kv_error *err)
 {
-        char rules[16384];
-        int r = nat_render(ifname, a, ports, n_ports, rules, sizeof(rules));
-        if (r < 0)
-                return kv_error_errno(err, -r, "nftables: render rules for interface \"%s\"", ifname);
         _cleanup_(nft_ctx_freep) struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
         if (!ctx)
                 return kv_error_set(err, ENOMEM, "nftables: no context");
@@ -130,4 +127,41 @@ int nat_apply(const char *ifname, const nat_addrs *a, const net_port *ports, siz
                 return kv_error_set(err, EPERM, "nftables: %s", msg && *msg ? msg : "ruleset rejected");
         }
         return 0;
+}
+
+int nat_apply(const char *ifname, const nat_addrs *a, const net_port *ports, size_t n_ports, kv_error *err)
+{
+        char rules[16384];
+        int r = nat_render(ifname, a, ports, n_ports, rules, sizeof(rules));
+        if (r < 0)
+                return kv_error_errno(err, -r, "nftables: render rules for interface \"%s\"", ifname);
+        return nft_load(rules, err);
+}
+
+int nat_bridge_local_render(const char *tap, const uint8_t m[6], struct in_addr local, char *out,
+                            size_t outsz)
+{
+        char addr[INET_ADDRSTRLEN];
+        buf b = {.p = out, .cap = outsz};
+        if (!ifname_ok(tap))
+                return -EINVAL;
+        inet_ntop(AF_INET, &local, addr, sizeof(addr));
+        add(&b, "add table bridge " BRIDGE_LOCAL_TABLE "\ndelete table bridge " BRIDGE_LOCAL_TABLE
+                "\nadd table bridge " BRIDGE_LOCAL_TABLE "\n");
+        add(&b, "add chain bridge " BRIDGE_LOCAL_TABLE
+                " prerouting { type filter hook prerouting priority -300; policy accept; }\n");
+        add(&b,
+            "add rule bridge " BRIDGE_LOCAL_TABLE " prerouting iifname \"%s\" ip daddr %s "
+            "ether daddr set %02x:%02x:%02x:%02x:%02x:%02x meta pkttype set host\n",
+            tap, addr, m[0], m[1], m[2], m[3], m[4], m[5]);
+        return b.overflow ? -ENOBUFS : (int)b.len;
+}
+
+int nat_bridge_local_apply(const char *tap, const uint8_t bridge_mac[6], struct in_addr local, kv_error *err)
+{
+        char rules[1024];
+        int r = nat_bridge_local_render(tap, bridge_mac, local, rules, sizeof(rules));
+        if (r < 0)
+                return kv_error_errno(err, -r, "nftables: render rules for interface \"%s\"", tap);
+        return nft_load(rules, err);
 }

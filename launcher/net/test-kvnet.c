@@ -312,6 +312,26 @@ static void test_nat(void)
         CHECK(strstr(out, "ip daddr 10.200.0.2 udp dport { 53 } dnat to 10.0.2.2\n"));
 }
 
+/* The bridge binding's rule for port-forward: frames from the tap to the bridge's address become the Pod's.
+ */
+static void test_bridge_local(void)
+{
+        static const uint8_t mac[6] = {0x02, 0x4a, 0x0b, 0xc1, 0xd2, 0xe3};
+        struct in_addr local;
+        char out[1024];
+        inet_pton(AF_INET, "169.254.75.10", &local);
+        CHECK(nat_bridge_local_render("tap0", mac, local, out, sizeof(out)) > 0);
+        CHECK_STR(out,
+                  "add table bridge kvlite_local\ndelete table bridge kvlite_local\n"
+                  "add table bridge kvlite_local\n"
+                  "add chain bridge kvlite_local prerouting { type filter hook prerouting priority -300; "
+                  "policy accept; }\n"
+                  "add rule bridge kvlite_local prerouting iifname \"tap0\" ip daddr 169.254.75.10 "
+                  "ether daddr set 02:4a:0b:c1:d2:e3 meta pkttype set host\n");
+        CHECK(nat_bridge_local_render("tap0\"; flush ruleset", mac, local, out, sizeof(out)) == -EINVAL);
+        CHECK(nat_bridge_local_render("tap0", mac, local, out, 40) == -ENOBUFS);
+}
+
 /* A DHCPv6 client message: type, transaction id 0xabcdef, then the given options. */
 static size_t dhcp6_msg(uint8_t *m, int type, const uint8_t *opts, size_t n)
 {
@@ -436,6 +456,7 @@ int main(void)
         test_validate_multus();
         test_dhcp();
         test_nat();
+        test_bridge_local();
         test_v6();
         test_mac();
         if (test_failures) {

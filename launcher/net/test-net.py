@@ -4,7 +4,9 @@ kvnet-testdriver inside it wiring the network and booting the test guest under T
   - the guest got the expected address by DHCP (NET line on its console),
   - the host side reaches the guest's HTTP port through the Pod IP,
   - the guest reaches an HTTP server on the host side (wget typed on its shell),
-  - the launcher no longer holds CAP_NET_ADMIN, and binding specific checks (DNS, MAC, ports[]).
+  - the launcher no longer holds CAP_NET_ADMIN, and binding specific checks (DNS, MAC, ports[]),
+  - from inside the Pod, where virt-handler's port-forward connects (docs/portforward.md), the guest's HTTP
+    port answers: masquerade at the guest's address, bridge at the Pod IP through k6t-eth0, slirp on loopback.
 Everything is created in namespaces made here and removed afterwards, also on failure.
 usage: test-net.py KVNET_TESTDRIVER [binding...]
 """
@@ -40,6 +42,31 @@ def host_reaches(pod, port, within=REACH_WITHIN, ip=None):
         if time.monotonic() > deadline:
             return None
         time.sleep(0.3)
+
+
+def pod_reaches(pod, url, *curl_args, within=20):
+    """The page a fetch from inside the Pod's namespace gets (port-forward's way in), retried for a while."""
+    deadline = time.monotonic() + within
+    while True:
+        r = pod.pod("curl", "-s", "--max-time", "5", *curl_args, url)
+        if r.returncode == 0 and r.stdout.startswith("kvguest"):
+            return r.stdout.strip()
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.3)
+
+
+# From inside the Pod, as virt-handler's port-forward connects (virt-api/portforward.c).
+PORTFORWARD_URL = {"masquerade": ("http://10.0.2.2:%d/", "--interface", "k6t-eth0"),
+                   "bridge": ("http://%s:%d/", "--interface", "k6t-eth0"),
+                   "slirp": ("http://127.0.0.1:%d/",)}
+
+
+def check_portforward_path(pod, binding):
+    url, *args = PORTFORWARD_URL[binding]
+    url = url % ((pod.pod_ip, HTTP_PORT) if binding == "bridge" else HTTP_PORT)
+    page = pod_reaches(pod, url, *args)
+    check(page and page.startswith("kvguest"), f"{url} from inside the Pod (port-forward's path): {page!r}")
 
 
 def guest_reaches_host(pod, ip=None, port=HOST_HTTP):
@@ -146,6 +173,8 @@ def test_binding(driver, binding, index, ports=(HTTP_PORT,), ipv6=False):
             if binding == "bridge":
                 check(res["mac"] == pod.pod_mac, f"guest MAC {res['mac']} is not the Pod's {pod.pod_mac}")
             check(guest_reaches_host(pod), "guest cannot reach the host-side server")
+            if binding in PORTFORWARD_URL:
+                check_portforward_path(pod, binding)
             if binding == "masquerade":
                 guest_shell(pod, f"httpd -p {OTHER_PORT} -h /www && echo started-{OTHER_PORT}",
                             rf"^started-{OTHER_PORT}")
