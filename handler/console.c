@@ -1,9 +1,10 @@
 /* virt-handler's console channel (console.h): a mutual-TLS listener for virt-api only. A session is one
- * request line after the handshake, "console POD-UID\n" or "vnc POD-UID\n", answered "ok\n" or
- * "error WHY\n"; then raw bytes both ways between virt-api and the launcher's control socket (its `console`
- * stream) or QEMU's VNC socket. One console session per Pod, as KubeVirt's virt-handler: a new one closes the
- * old. Blocking I/O with a thread per session: sessions are few (people at consoles), and the device-plugin
- * loop stays untouched. */
+ * request line after the handshake, "console POD-UID\n", "vnc POD-UID\n" or a port-forward request
+ * (common/portfwd.h), answered "ok\n" or "error WHY\n"; then raw bytes both ways between virt-api and the
+ * launcher's control socket (its `console` stream), QEMU's VNC socket, or a connection to the guest made in
+ * the Pod's network namespace (portforward.c). One console session per Pod, as KubeVirt's virt-handler: a new
+ * one closes the old. Blocking I/O with a thread per session: sessions are few (people at consoles, forwarded
+ * connections), and the device-plugin loop stays untouched. */
 #include "tlsio.h"
 #include "console.h"
 
@@ -25,6 +26,7 @@
 #include "hostport.h"
 #include "log.h"
 #include "macro.h"
+#include "portforward.h"
 #include "unixsock.h"
 
 #define LINE_MAX_LEN 256
@@ -115,23 +117,33 @@ static int launcher_open(const console_config *cfg, const char *kind, const char
         return TAKE_FD(fd);
 }
 
-/* Bytes both ways until either side closes. */
-static void relay(gnutls_session_t tls, int net_fd, int fd)
+/* Bytes both ways until either side closes; with half_close (a port-forward), virt-api's close_notify is the
+ * client's end of input: the guest gets its FIN and the guest's bytes keep coming until it closes too, or
+ * until virt-api's connection ends altogether (its TCP FIN). */
+static void relay(gnutls_session_t tls, int net_fd, int fd, bool half_close)
 {
         char buf[16384];
+        bool input_done = false;
         for (;;) {
-                struct pollfd p[2] = {{.fd = net_fd, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
-                if (gnutls_record_check_pending(tls) == 0 && poll(p, 2, -1) < 0) {
+                struct pollfd p[2] = {{.fd = net_fd, .events = input_done ? POLLRDHUP : POLLIN},
+                                      {.fd = fd, .events = POLLIN}};
+                if ((input_done || gnutls_record_check_pending(tls) == 0) && poll(p, 2, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return;
                 }
-                if (gnutls_record_check_pending(tls) > 0 || p[0].revents) {
+                if (input_done && p[0].revents)
+                        return;
+                if (!input_done && (gnutls_record_check_pending(tls) > 0 || p[0].revents)) {
                         ssize_t n = gnutls_record_recv(tls, buf, sizeof(buf));
                         if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN)
                                 continue;
-                        if (n <= 0 || fd_write_all(fd, buf, (size_t)n) < 0)
+                        if (n == 0 && half_close) {
+                                input_done = true;
+                                shutdown(fd, SHUT_WR);
+                        } else if (n <= 0 || fd_write_all(fd, buf, (size_t)n) < 0) {
                                 return;
+                        }
                 }
                 if (p[1].revents) {
                         ssize_t n = read(fd, buf, sizeof(buf));
@@ -185,6 +197,46 @@ static bool tls_setup(const console_config *cfg, int fd, gnutls_certificate_cred
         return true;
 }
 
+/* The launcher end a request line names: its fd, or negative with err saying why. */
+static int request_open(const console_config *cfg, const char *line, char kind[static 16],
+                        char uid[static 64], kv_error *err)
+{
+        pf_request pf;
+        if (!strncmp(line, PF_VERB " ", strlen(PF_VERB " "))) {
+                if (pf_request_parse(line, &pf) < 0)
+                        return kv_error_set(err, EINVAL, "bad request");
+                snprintf(kind, 16, PF_VERB);
+                snprintf(uid, 64, "%s", pf.pod_uid);
+                return portforward_dial(cfg->pods_dir, &pf, err);
+        }
+        if (sscanf(line, "%15s %63s", kind, uid) != 2 || (strcmp(kind, "console") && strcmp(kind, "vnc")))
+                return kv_error_set(err, EINVAL, "bad request");
+        return launcher_open(cfg, kind, uid, err);
+}
+
+/* After "ok": the relay, as the only console session of its Pod when it is one. */
+static void session_serve(gnutls_session_t tls, int fd, int lfd, const char *kind, const char *uid,
+                          const char *line)
+{
+        console_slot slot = {.fd = fd};
+        bool console = !strcmp(kind, "console"), pf = !strcmp(kind, PF_VERB);
+        snprintf(slot.uid, sizeof(slot.uid), "%s", uid);
+        if (console)
+                slot_take(&slot);
+        if (pf) /* the line names the Pod, and where the connection goes in it */
+                log_info("%s: session opened", line);
+        else
+                log_info("%s session for pod %s opened", kind, uid);
+        set_timeout(fd, 0);
+        relay(tls, fd, lfd, pf);
+        if (console)
+                slot_release(&slot);
+        if (pf)
+                log_info("%s: session closed", line);
+        else
+                log_info("%s session for pod %s closed", kind, uid);
+}
+
 static void *session_run(void *arg)
 {
         session *s = arg;
@@ -193,33 +245,18 @@ static void *session_run(void *arg)
         free(s);
         gnutls_certificate_credentials_t cred = NULL;
         gnutls_session_t tls = NULL;
-        char line[LINE_MAX_LEN], kind[16], uid[64];
+        char line[LINE_MAX_LEN], kind[16] = "", uid[64] = "";
         set_timeout(fd, HANDSHAKE_TIMEOUT_S);
         if (tls_setup(cfg, fd, &cred, &tls) && kv_tls_recv_line(tls, line, sizeof(line)) == 0) {
                 kv_error err = {0};
-                _cleanup_close_ int lfd = -1;
-                if (sscanf(line, "%15s %63s", kind, uid) != 2 ||
-                    (strcmp(kind, "console") && strcmp(kind, "vnc")))
-                        kv_error_set(&err, EINVAL, "bad request");
-                else
-                        lfd = launcher_open(cfg, kind, uid, &err);
+                _cleanup_close_ int lfd = request_open(cfg, line, kind, uid, &err);
                 if (lfd < 0) {
                         char reply[LINE_MAX_LEN + 16];
                         int n = snprintf(reply, sizeof(reply), "error %s\n", err.msg);
                         kv_tls_send_all(tls, reply, n < (int)sizeof(reply) ? (size_t)n : sizeof(reply) - 1);
                         log_warning("console: %s: %s", line, err.msg);
                 } else if (kv_tls_send_all(tls, "ok\n", 3) == 0) {
-                        console_slot slot = {.fd = fd};
-                        bool console = !strcmp(kind, "console");
-                        snprintf(slot.uid, sizeof(slot.uid), "%s", uid);
-                        if (console)
-                                slot_take(&slot);
-                        log_info("%s session for pod %s opened", kind, uid);
-                        set_timeout(fd, 0);
-                        relay(tls, fd, lfd);
-                        if (console)
-                                slot_release(&slot);
-                        log_info("%s session for pod %s closed", kind, uid);
+                        session_serve(tls, fd, lfd, kind, uid, line);
                 }
                 gnutls_bye(tls, GNUTLS_SHUT_WR);
         }
