@@ -64,8 +64,8 @@ void console_channel_free(console_channel *ch)
 
 /* TLS to virt-handler at ip:port as virt-api (its own certificate), the peer checked against virt-api's CA
  * and virt-handler's name; then the request line and its answer. */
-static int channel_connect(const console_opts *o, const char *ip, const char *kind, const char *pod_uid,
-                           console_channel *ch, char *why, size_t why_size)
+static int channel_connect(const console_opts *o, const char *ip, const char *request, console_channel *ch,
+                           char *why, size_t why_size)
 {
         struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->handler_port)};
         struct timeval tv = {.tv_sec = CHANNEL_TIMEOUT_S};
@@ -98,8 +98,7 @@ static int channel_connect(const console_opts *o, const char *ip, const char *ki
                                 o->handler_name),
                        -1;
         char line[512];
-        int n = snprintf(line, sizeof(line), "%s %s\n", kind, pod_uid);
-        if (kv_tls_send_all(ch->tls, line, (size_t)n) < 0)
+        if (kv_tls_send_all(ch->tls, request, strlen(request)) < 0)
                 return snprintf(why, why_size, "virt-handler closed the channel"), -1;
         size_t len = 0;
         while (len + 1 < sizeof(line)) {
@@ -114,7 +113,7 @@ static int channel_connect(const console_opts *o, const char *ip, const char *ki
         }
         line[len] = 0;
         if (strcmp(line, "ok") != 0)
-                return snprintf(why, why_size, "virt-handler: %s", line), -1;
+                return snprintf(why, why_size, "%s", strncmp(line, "error ", 6) ? line : line + 6), -2;
         tv.tv_sec = 0; /* a console may stay silent for hours */
         setsockopt(ch->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         setsockopt(ch->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -134,8 +133,7 @@ static const cJSON *item_where(const cJSON *list, const char *field, const char 
         return NULL;
 }
 
-/* KubeVirt's checks before a console or VNC connection. */
-static int vmi_check(const cJSON *vmi, const char *name, const char *kind, subres_reply *r)
+int console_vmi_running(const cJSON *vmi, const char *name, subres_reply *r)
 {
         const char *phase = kube_str(vmi, "status.phase");
         if (phase && (!strcmp(phase, "Failed") || !strcmp(phase, "Succeeded")))
@@ -150,6 +148,14 @@ static int vmi_check(const cJSON *vmi, const char *name, const char *kind, subre
                     "Unable to connect to VirtualMachineInstance because phase is %s instead of "
                     "Running",
                     phase && *phase ? phase : "Pending");
+        return 0;
+}
+
+/* KubeVirt's checks before a console or VNC connection. */
+static int vmi_check(const cJSON *vmi, const char *name, const char *kind, subres_reply *r)
+{
+        if (console_vmi_running(vmi, name, r) < 0)
+                return -1;
         const cJSON *dev = kube_obj(vmi, "spec.domain.devices");
         bool console = !strcmp(kind, "console");
         if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(dev, console ? "autoattachSerialConsole"
@@ -159,24 +165,17 @@ static int vmi_check(const cJSON *vmi, const char *name, const char *kind, subre
         return 0;
 }
 
-int console_open(kube_client *api, const console_opts *o, const char *ns, const char *name, const char *kind,
-                 console_channel **out, subres_reply *r)
+int console_locate(kube_client *api, const console_opts *o, const cJSON *vmi, console_plan *plan,
+                   char pod_uid[static 64], char pod_ip[static 64], subres_reply *r)
 {
-        _cleanup_json_ cJSON *vmi = NULL, *pods = NULL, *handlers = NULL;
+        _cleanup_json_ cJSON *pods = NULL, *handlers = NULL;
         kv_error err = {0};
-        int rc = kube_get(api, &kube_vmi, ns, name, &vmi, &err);
-        if (rc == -KUBE_ENOTFOUND)
-                return subres_fail(r, 404, "virtualmachineinstances.kubevirt.io \"%s\" not found", name);
-        if (rc < 0)
-                return subres_fail(r, 500, "%s", err.msg);
-        if (vmi_check(vmi, name, kind, r) < 0)
-                return -1;
         if (!o->ca_file)
                 return subres_fail(r, 503, "virt-api runs without --cert-dir: no console channel");
         const char *node = kube_str(vmi, "status.nodeName"), *uid = kube_str(vmi, "metadata.uid");
-        char sel[128], why[512];
+        char sel[128];
         snprintf(sel, sizeof(sel), "kubevirt.io/created-by=%s", uid ? uid : "");
-        if (kube_list(api, &kube_pod, ns, sel, &pods, &err) < 0 ||
+        if (kube_list(api, &kube_pod, kube_str(vmi, "metadata.namespace"), sel, &pods, &err) < 0 ||
             kube_list(api, &kube_pod, o->handler_ns, "kubevirt.io=virt-handler", &handlers, &err) < 0)
                 return subres_fail(r, 500, "%s", err.msg);
         const cJSON *pod = item_where(pods, "spec.nodeName", node);
@@ -187,15 +186,40 @@ int console_open(kube_client *api, const console_opts *o, const char *ns, const 
                                    "Unable to connect to VirtualMachineInstance: no running launcher Pod");
         if (!handler)
                 return subres_fail(r, 503, "no virt-handler on node %s", kube_str(pod, "spec.nodeName"));
+        snprintf(plan->handler_ip, sizeof(plan->handler_ip), "%s", kube_str(handler, "status.podIP"));
+        snprintf(pod_uid, 64, "%s", kube_str(pod, "metadata.uid") ?: "");
+        snprintf(pod_ip, 64, "%s", kube_str(pod, "status.podIP"));
+        return 0;
+}
+
+int console_plan_make(kube_client *api, const console_opts *o, const char *ns, const char *name,
+                      const char *kind, console_plan *plan, subres_reply *r)
+{
+        _cleanup_json_ cJSON *vmi = NULL;
+        kv_error err = {0};
+        char pod_uid[64], pod_ip[64];
+        int rc = kube_get(api, &kube_vmi, ns, name, &vmi, &err);
+        if (rc == -KUBE_ENOTFOUND)
+                return subres_fail(r, 404, "virtualmachineinstances.kubevirt.io \"%s\" not found", name);
+        if (rc < 0)
+                return subres_fail(r, 500, "%s", err.msg);
+        if (vmi_check(vmi, name, kind, r) < 0 || console_locate(api, o, vmi, plan, pod_uid, pod_ip, r) < 0)
+                return -1;
+        snprintf(plan->line, sizeof(plan->line), "%s %s\n", kind, pod_uid);
+        return 0;
+}
+
+int console_dial(const console_opts *o, const console_plan *plan, console_channel **out, char *why,
+                 size_t why_size)
+{
         console_channel *ch = calloc(1, sizeof(*ch));
         if (!ch)
-                return subres_fail(r, 500, "out of memory");
+                return snprintf(why, why_size, "out of memory"), -1;
         ch->fd = -1;
-        if (channel_connect(o, kube_str(handler, "status.podIP"), kind, kube_str(pod, "metadata.uid"), ch,
-                            why, sizeof(why)) < 0) {
+        int r = channel_connect(o, plan->handler_ip, plan->line, ch, why, why_size);
+        if (r < 0) {
                 console_channel_free(ch);
-                log_warning("%s of %s/%s: %s", kind, ns, name, why);
-                return subres_fail(r, 500, "Can't connect to websocket (%s)", why);
+                return r;
         }
         *out = ch;
         return 0;
@@ -210,45 +234,81 @@ static int ws_send(int fd, unsigned opcode, const void *payload, size_t len)
                                                                                                         : 0;
 }
 
-/* Frames from the client in buf[0..*len): data to the channel, ping answered, close ends. 1 at the end. */
-static int from_client(console_channel *ch, int fd, uint8_t *buf, size_t *len)
+/* A relay's state: the client's frames not parsed yet, and whether its direction has ended. */
+typedef struct relay_state {
+        console_channel *ch;
+        int fd;
+        bool half_close, client_done;
+        uint8_t *in;
+        size_t len;
+} relay_state;
+
+/* The client ended its direction: a close frame answered at once (the session ends), or with half_close the
+ * end passed on to virt-handler as TLS close_notify (the session goes on until the guest ends). 1 to end. */
+static int client_closed(relay_state *st, const ws_frame *f)
+{
+        if (!st->half_close) {
+                ws_send(st->fd, WS_CLOSE, f->payload, f->len < 2 ? f->len : 2);
+                return 1;
+        }
+        if (!st->client_done)
+                gnutls_bye(st->ch->tls, GNUTLS_SHUT_WR);
+        st->client_done = true;
+        return 0;
+}
+
+/* Frames from the client in st->in: data to the channel, ping answered, close as client_closed says. 1 at
+ * the end. */
+static int from_client(relay_state *st)
 {
         size_t off = 0;
         int done = 0;
         while (!done) {
                 ws_frame f;
-                long n = ws_frame_parse(buf + off, *len - off, true, &f);
+                long n = ws_frame_parse(st->in + off, st->len - off, true, &f);
                 if (n == 0)
                         break;
                 if (n < 0)
                         return 1;
                 off += (size_t)n;
+                if (st->client_done) /* nothing may follow a close frame */
+                        continue;
                 if (f.opcode == WS_BINARY || f.opcode == WS_TEXT || f.opcode == WS_CONT)
-                        done = f.len && kv_tls_send_all(ch->tls, f.payload, f.len) < 0;
+                        done = f.len && kv_tls_send_all(st->ch->tls, f.payload, f.len) < 0;
                 else if (f.opcode == WS_PING)
-                        done = ws_send(fd, WS_PONG, f.payload, f.len) < 0;
-                else if (f.opcode == WS_CLOSE) {
-                        ws_send(fd, WS_CLOSE, f.payload, f.len < 2 ? f.len : 2);
-                        done = 1;
-                }
+                        done = ws_send(st->fd, WS_PONG, f.payload, f.len) < 0;
+                else if (f.opcode == WS_CLOSE)
+                        done = client_closed(st, &f);
         }
-        memmove(buf, buf + off, *len - off);
-        *len -= off;
+        memmove(st->in, st->in + off, st->len - off);
+        st->len -= off;
         return done;
 }
 
-void console_relay(console_channel *ch, int fd, const char *extra, size_t extra_len)
+/* What the channel has: one binary frame to the client. 1 when the channel ended (a close frame sent). */
+static int from_channel(relay_state *st)
+{
+        char out[16384];
+        ssize_t n = gnutls_record_recv(st->ch->tls, out, sizeof(out));
+        if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN)
+                return 0;
+        if (n <= 0) { /* the launcher, the guest or another session ended it */
+                ws_send(st->fd, WS_CLOSE, "\x03\xe8", 2);
+                return 1;
+        }
+        return ws_send(st->fd, WS_BINARY, out, (size_t)n) < 0;
+}
+
+void console_relay(console_channel *ch, int fd, const char *extra, size_t extra_len, bool half_close)
 {
         const size_t cap = WS_PAYLOAD_MAX + WS_HEADER_MAX;
         _cleanup_free_ uint8_t *in = malloc(cap);
-        size_t len = 0;
-        char out[16384];
+        relay_state st = {.ch = ch, .fd = fd, .half_close = half_close, .in = in, .len = extra_len};
         if (!in || extra_len > cap)
                 goto done;
         if (extra_len)
                 memcpy(in, extra, extra_len);
-        len = extra_len;
-        if (from_client(ch, fd, in, &len))
+        if (from_client(&st))
                 goto done;
         for (;;) {
                 struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = ch->fd, .events = POLLIN}};
@@ -257,23 +317,14 @@ void console_relay(console_channel *ch, int fd, const char *extra, size_t extra_
                                 continue;
                         break;
                 }
-                if (gnutls_record_check_pending(ch->tls) > 0 || p[1].revents) {
-                        ssize_t n = gnutls_record_recv(ch->tls, out, sizeof(out));
-                        if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN)
-                                continue;
-                        if (n <= 0) { /* the launcher, or another session, ended it */
-                                ws_send(fd, WS_CLOSE, "\x03\xe8", 2);
-                                break;
-                        }
-                        if (ws_send(fd, WS_BINARY, out, (size_t)n) < 0)
-                                break;
-                }
+                if ((gnutls_record_check_pending(ch->tls) > 0 || p[1].revents) && from_channel(&st))
+                        break;
                 if (p[0].revents) {
-                        ssize_t n = read(fd, in + len, cap - len);
+                        ssize_t n = read(fd, in + st.len, cap - st.len);
                         if (n <= 0)
                                 break;
-                        len += (size_t)n;
-                        if (from_client(ch, fd, in, &len))
+                        st.len += (size_t)n;
+                        if (from_client(&st))
                                 break;
                 }
         }

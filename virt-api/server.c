@@ -20,6 +20,7 @@
 #include "api.h"
 #include "eviction.h"
 #include "console.h"
+#include "portforward.h"
 #include "hostport.h"
 #include "log.h"
 #include "macro.h"
@@ -209,13 +210,14 @@ typedef struct ws_session {
         struct MHD_UpgradeResponseHandle *urh;
         char *extra; /* bytes the client sent right behind its request */
         size_t extra_len;
+        bool half_close; /* a port-forward: the client's close frame ends only its direction */
 } ws_session;
 
 static void *ws_session_run(void *arg)
 {
         ws_session *w = arg;
         vapi_server *s = w->s;
-        console_relay(w->ch, w->sock, w->extra, w->extra_len);
+        console_relay(w->ch, w->sock, w->extra, w->extra_len, w->half_close);
         MHD_upgrade_action(w->urh, MHD_UPGRADE_ACTION_CLOSE);
         free(w->extra);
         pthread_mutex_lock(&s->ws_lock);
@@ -289,23 +291,11 @@ static bool header_has(struct MHD_Connection *conn, const char *name, const char
         return v && strcasestr(v, token);
 }
 
-/* GET .../virtualmachineinstances/NAME/console|vnc: KubeVirt's websocket subresources. */
-static enum MHD_Result console_request(vapi_server *s, struct MHD_Connection *conn, const char *ns,
-                                       const char *name, const char *kind, const char *user)
+/* The 101 for a websocket subresource whose channel is open: its relay starts once MHD hands the socket over.
+ */
+static enum MHD_Result ws_switch(vapi_server *s, struct MHD_Connection *conn, console_channel *ch,
+                                 const char *accept, bool half_close)
 {
-        const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Key");
-        char accept[29];
-        if (!header_has(conn, "Upgrade", "websocket") || !header_has(conn, "Connection", "upgrade") || !key ||
-            !ws_accept_key(key, accept))
-                return reply_status(conn, 400, "websocket upgrade required");
-        subres_reply r = {0};
-        console_channel *ch = NULL;
-        pthread_mutex_lock(&s->api_lock);
-        int rc = console_open(s->api, &s->console, ns, name, kind, &ch, &r);
-        pthread_mutex_unlock(&s->api_lock);
-        log_info("%s of %s/%s by %s: %u", kind, ns, name, user, rc < 0 ? r.code : 101);
-        if (rc < 0)
-                return reply(conn, r.code, TAKE_PTR(r.body));
         ws_session *w = calloc(1, sizeof(*w));
         struct MHD_Response *resp = w ? MHD_create_response_for_upgrade(ws_upgraded, w) : NULL;
         if (!resp) {
@@ -313,7 +303,7 @@ static enum MHD_Result console_request(vapi_server *s, struct MHD_Connection *co
                 free(w);
                 return MHD_NO;
         }
-        *w = (ws_session){.s = s, .ch = ch};
+        *w = (ws_session){.s = s, .ch = ch, .half_close = half_close};
         MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
         MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
         if (header_has(conn, "Sec-WebSocket-Protocol", CONSOLE_SUBPROTOCOL))
@@ -321,6 +311,85 @@ static enum MHD_Result console_request(vapi_server *s, struct MHD_Connection *co
         enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
         MHD_destroy_response(resp);
         return ret;
+}
+
+/* The client's Sec-WebSocket-Key answered in accept, or false when the request is no websocket upgrade. */
+static bool ws_upgrade_asked(struct MHD_Connection *conn, char accept[static 29])
+{
+        const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Key");
+        return header_has(conn, "Upgrade", "websocket") && header_has(conn, "Connection", "upgrade") && key &&
+               ws_accept_key(key, accept);
+}
+
+/* A websocket subresource's plan (console.c, portforward.c), made while the API client is held. */
+typedef int plan_fn(kube_client *api, const console_opts *o, const void *req, console_plan *plan,
+                    subres_reply *r);
+
+typedef struct console_req {
+        const char *ns, *name, *kind;
+} console_req;
+
+static int console_planner(kube_client *api, const console_opts *o, const void *req, console_plan *plan,
+                           subres_reply *r)
+{
+        const console_req *c = req;
+        return console_plan_make(api, o, c->ns, c->name, c->kind, plan, r);
+}
+
+static int portforward_planner(kube_client *api, const console_opts *o, const void *req, console_plan *plan,
+                               subres_reply *r)
+{
+        return portforward_plan_make(api, o, req, plan, r);
+}
+
+/* The upgrade asked for, the plan made with the API client held, the channel to virt-handler dialed without
+ * it, then the 101 (or the refusal). A port-forward's relay passes the client's end on (half_close); its
+ * channel failing is KubeVirt's "dialing VM" error, a console's its "Can't connect to websocket". */
+static enum MHD_Result ws_subresource(vapi_server *s, struct MHD_Connection *conn, plan_fn *make,
+                                      const void *req, bool pf, const char *what, const char *user)
+{
+        char accept[29], why[512];
+        if (!ws_upgrade_asked(conn, accept))
+                return reply_status(conn, 400, "websocket upgrade required");
+        subres_reply r = {0};
+        console_plan plan;
+        console_channel *ch = NULL;
+        pthread_mutex_lock(&s->api_lock);
+        int rc = make(s->api, &s->console, req, &plan, &r);
+        pthread_mutex_unlock(&s->api_lock);
+        if (rc == 0 && (rc = console_dial(&s->console, &plan, &ch, why, sizeof(why))) < 0) {
+                if (pf)
+                        subres_fail(&r, 500, "Internal error occurred: dialing VM: %s", why);
+                else
+                        subres_fail(&r, 500, "Can't connect to websocket (%s%s)",
+                                    rc == -2 ? "virt-handler: " : "", why);
+        }
+        log_info("%s by %s: %u%s%s", what, user, rc < 0 ? r.code : 101, rc < 0 ? " " : "",
+                 rc < 0 ? r.body : "");
+        if (rc < 0)
+                return reply(conn, r.code, TAKE_PTR(r.body));
+        return ws_switch(s, conn, ch, accept, pf);
+}
+
+/* GET .../virtualmachineinstances/NAME/console|vnc: KubeVirt's websocket subresources. */
+static enum MHD_Result console_request(vapi_server *s, struct MHD_Connection *conn, const char *ns,
+                                       const char *name, const char *kind, const char *user)
+{
+        console_req req = {ns, name, kind};
+        char what[600];
+        snprintf(what, sizeof(what), "%s of %s/%s", kind, ns, name);
+        return ws_subresource(s, conn, console_planner, &req, false, what, user);
+}
+
+/* GET .../virtualmachineinstances|virtualmachines/NAME/portforward/PORT[/PROTOCOL]: one connection to the
+ * guest's port (portforward.c). */
+static enum MHD_Result portforward_request(vapi_server *s, struct MHD_Connection *conn, const pf_path *p,
+                                           const char *user)
+{
+        char what[600];
+        snprintf(what, sizeof(what), "portforward %u/%s of %s %s/%s", p->port, p->protocol,
+                 p->vm ? "vm" : "vmi", p->ns, p->name);
+        return ws_subresource(s, conn, portforward_planner, p, true, what, user);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -370,8 +439,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                 return reply_status(conn, 401, "Unauthorized");
         }
         char ns[254], name[254], kind[8];
+        pf_path pf;
+        int is_pf = strcmp(method, "GET") ? 0 : portforward_path_parse(url, &pf);
         if (!strcmp(method, "GET") && console_path_parse(url, ns, name, kind))
                 return console_request(s, conn, ns, name, kind, user);
+        if (is_pf < 0)
+                return reply_status(conn, 400, "port must be a number in 1-65535");
+        if (is_pf > 0)
+                return portforward_request(s, conn, &pf, user);
         subres_reply r;
         pthread_mutex_lock(&s->api_lock);
         subres_handle(s->api, method, url, b->data, b->len, &r);

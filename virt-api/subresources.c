@@ -810,6 +810,29 @@ static const route routes[] = {
     {false, "softreboot", "PUT", vmi_softreboot},
 };
 
+/* The websocket subresources (server.c: console.c and portforward.c serve them), for discovery: verb get. */
+static const route websockets[] = {
+    {false, "console", "GET", NULL},
+    {false, "vnc", "GET", NULL},
+    {false, "portforward", "GET", NULL},
+    {true, "portforward", "GET", NULL},
+};
+
+static void resource_add(cJSON *res, const route *rt)
+{
+        cJSON *e = cJSON_CreateObject();
+        char name[96];
+        snprintf(name, sizeof(name), "%s/%s", rt->vm ? "virtualmachines" : "virtualmachineinstances",
+                 rt->verb);
+        cJSON_AddStringToObject(e, "name", name);
+        cJSON_AddStringToObject(e, "singularName", "");
+        cJSON_AddBoolToObject(e, "namespaced", true);
+        cJSON_AddStringToObject(e, "kind", rt->vm ? "VirtualMachine" : "VirtualMachineInstance");
+        cJSON *verbs = cJSON_AddArrayToObject(e, "verbs");
+        cJSON_AddItemToArray(verbs, cJSON_CreateString(!strcmp(rt->method, "GET") ? "get" : "update"));
+        cJSON_AddItemToArray(res, e);
+}
+
 static char *resource_list(void)
 {
         _cleanup_json_ cJSON *l = cJSON_CreateObject();
@@ -817,21 +840,10 @@ static char *resource_list(void)
         cJSON_AddStringToObject(l, "apiVersion", "v1");
         cJSON_AddStringToObject(l, "groupVersion", SUBRES_GROUP "/v1");
         cJSON *res = cJSON_AddArrayToObject(l, "resources");
-        for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
-                cJSON *e = cJSON_CreateObject();
-                char name[96];
-                snprintf(name, sizeof(name), "%s/%s",
-                         routes[i].vm ? "virtualmachines" : "virtualmachineinstances", routes[i].verb);
-                cJSON_AddStringToObject(e, "name", name);
-                cJSON_AddStringToObject(e, "singularName", "");
-                cJSON_AddBoolToObject(e, "namespaced", true);
-                cJSON_AddStringToObject(e, "kind",
-                                        routes[i].vm ? "VirtualMachine" : "VirtualMachineInstance");
-                cJSON *verbs = cJSON_AddArrayToObject(e, "verbs");
-                cJSON_AddItemToArray(verbs,
-                                     cJSON_CreateString(!strcmp(routes[i].method, "GET") ? "get" : "update"));
-                cJSON_AddItemToArray(res, e);
-        }
+        for (size_t i = 0; i < ARRAY_SIZE(routes); i++)
+                resource_add(res, &routes[i]);
+        for (size_t i = 0; i < ARRAY_SIZE(websockets); i++)
+                resource_add(res, &websockets[i]);
         return cJSON_PrintUnformatted(l);
 }
 
