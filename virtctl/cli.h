@@ -6,6 +6,8 @@
 
 #include "error.h"
 
+#define SUBRES "/apis/subresources.kubevirt.io/v1"
+
 /* KubeVirt's virtctl exits 1 on every error (cobra), usage errors included. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1 };
 

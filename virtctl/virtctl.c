@@ -20,9 +20,8 @@
 #include "createvm.h"
 #include "credentials.h"
 #include "macro.h"
+#include "port-forward.h"
 #include "wsclient.h"
-
-#define SUBRES "/apis/subresources.kubevirt.io/v1"
 
 static void cjson_freep(cJSON **p)
 {
@@ -80,6 +79,9 @@ static void usage(FILE *f)
             "run\n"
             "  vnc VMI --proxy-only [--port N]         print {\"port\":N} and bridge that local port to the\n"
             "                                          VMI's VNC (for any VNC viewer)\n"
+            "  port-forward [vm/|vmi/]NAME[.NS] [tcp/]LOCAL[:REMOTE]... [--address A] [--stdio]\n"
+            "                                          forward local ports (or stdin/stdout) to the guest's\n"
+            "                                          ports; `port-forward --help` for the forms\n"
             "  credentials add-ssh-key VM --user U (--file F | --value KEY) [--secret S]\n"
             "              [--create-secret | --update-secret] [--force]\n"
             "                                          add an SSH key to the user's Secret, or a new Secret\n"
@@ -188,6 +190,7 @@ typedef struct opts {
         const char *svc_name, *port, *target_port, *protocol, *type, *port_name, *cluster_ip;
         int timeout;
         const cred_cmd *cred; /* `credentials`: its own flags (credentials.c) */
+        const pf_cmd *pf;     /* `port-forward`: its own flags (port-forward.c) */
 } opts;
 
 enum {
@@ -644,6 +647,8 @@ static int run(ctx *c, const char *cmd, int argc, char **argv, const opts *o)
                 return need(argc, 1, cmd) ?: cmd_vnc(c, argv[0], o);
         if (!strcmp(cmd, "credentials"))
                 return credentials_run(c->api, c->ns, o->cred);
+        if (!strcmp(cmd, "port-forward"))
+                return portforward_run(&c->cfg, c->api, c->ns, o->pf);
         return die("unknown command \"%s\" for \"%s\"", cmd, progname);
 }
 
@@ -678,7 +683,8 @@ int main(int argc, char **argv)
                         ns = a + 12;
                 } else if (!strncmp(a, "--context=", 10)) {
                         context = a + 10;
-                } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+                } else if ((!strcmp(a, "-h") || !strcmp(a, "--help")) &&
+                           !(n >= 2 && !strcmp(rest[1], "port-forward"))) { /* its own usage */
                         usage(stdout);
                         free(rest);
                         return EXIT_OK;
@@ -704,11 +710,15 @@ int main(int argc, char **argv)
         }
         opts o = {0};
         cred_cmd cred;
+        pf_cmd pf;
         int first = 1, bad = 0;
         if (!strcmp(cmd,
                     "credentials")) { /* its own flags, refused before the API is asked (credentials.c) */
                 bad = credentials_parse(n - 2, rest + 2, &cred);
                 o.cred = &cred;
+        } else if (!strcmp(cmd, "port-forward")) { /* the same (port-forward.c) */
+                bad = portforward_parse(n - 2, rest + 2, &pf);
+                o.pf = &pf;
         } else {
                 bad = parse_opts(n - 1, rest + 1, &o, &first);
         }

@@ -285,6 +285,11 @@ int ws_pump(wsclient *w, int in_fd, int out_fd, unsigned char escape)
         return r < 0 ? r : 0;
 }
 
+int ws_end_input(wsclient *w)
+{
+        return send_frame(w, WS_CLOSE, "\x03\xe8", 2);
+}
+
 void ws_close(wsclient *w)
 {
         if (!w)
