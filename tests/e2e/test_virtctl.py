@@ -538,6 +538,20 @@ class HostNetworkEnv(Env):
     kubelet_opts = {"host_network": True}
 
 
+def start_handler_pod(env, port):
+    """virt-handler as a hostNetwork Pod with the Secret virt-api wrote (its console channel on port): the
+    Secret and virt-handler's log."""
+    secret = wait_for("virt-api writes virt-handler's Secret", lambda: json.loads(
+        env.kubectl("get", "secret", "-n", "kvlite", "kvlite-handler-certs", "-o", "json", check=False) or "null"),
+        timeout=20, interval=0.3)
+    plugins = tempfile.mkdtemp(prefix="plugins.", dir=env.srv.dir)
+    env.kubectl("apply", "-f", "-", input=HANDLER_POD % {"node": NODE, "bin": VIRT_HANDLER, "plugins": plugins,
+                                                          "port": port, "pods": os.path.join(env.kubelet.state, "pods")})
+    hlog = os.path.join(env.kubelet.state, "logs", "kvlite_virt-handler-e2e_virt-handler.log")
+    wait_for("virt-handler's console channel", lambda: b"console channel on port" in _read(hlog), timeout=20)
+    return secret, hlog
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -603,15 +617,7 @@ def test_console(env):
                                                               "      autoattachGraphicsDevice: true\n"))
     vapi = VirtApi(env, "--handler-port", str(port))
     try:
-        secret = wait_for("virt-api writes virt-handler's Secret", lambda: json.loads(
-            env.kubectl("get", "secret", "-n", "kvlite", "kvlite-handler-certs", "-o", "json", check=False) or "null"),
-            timeout=20, interval=0.3)
-        plugins = tempfile.mkdtemp(prefix="plugins.", dir=env.srv.dir)
-        env.kubectl("apply", "-f", "-", input=HANDLER_POD % {"node": NODE, "bin": VIRT_HANDLER, "plugins": plugins,
-                                                              "port": port,
-                                                              "pods": os.path.join(env.kubelet.state, "pods")})
-        hlog = os.path.join(env.kubelet.state, "logs", "kvlite_virt-handler-e2e_virt-handler.log")
-        wait_for("virt-handler's console channel", lambda: b"console channel on port" in _read(hlog), timeout=20)
+        secret, hlog = start_handler_pod(env, port)
         wait_for("VMI Running", lambda: (env.vmi("e2e-con") or {}).get("status", {}).get("phase") == "Running",
                  timeout=60, interval=0.3)
         pod = env.launcher_pod(env.vmi("e2e-con"))
