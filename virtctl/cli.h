@@ -19,3 +19,9 @@ const char *api_message(const kv_error *err);
 
 /* An ownerReferences entry naming obj (a kubevirt.io/v1 `kind`) as controller, blockOwnerDeletion false. */
 cJSON *owner_ref(const cJSON *obj, const char *kind);
+
+/* A command's own flags and arguments, cobra's way: "--" ends the flags, "-" alone is an argument. flag
+ * handles argv[*i] (and may take argv[++*i] as its value): 0, or what it returns ends the parse. The
+ * arguments go to args, at most max ("too many arguments" beyond), their number to *n. */
+typedef int cli_flag_fn(void *ctx, int argc, char **argv, int *i);
+int cli_split(int argc, char **argv, cli_flag_fn *flag, void *ctx, const char **args, int max, int *n);

@@ -126,6 +126,21 @@ int pf_port_parse(const char *arg, pf_port *out, char *why, size_t size)
         return 0;
 }
 
+int pf_ssh_target_parse(const char *arg, char user[static 128], pf_target *out, char *why, size_t size)
+{
+        const char *at = strchr(arg, '@'), *target = at ? at + 1 : arg;
+        user[0] = 0;
+        if (at == arg)
+                return fail(why, size, "expected username before '@'");
+        if (at && (at - arg >= 128 || strchr(target, '@')))
+                return fail(why, size, "invalid username or more than one '@' in %s", arg);
+        if (!*target)
+                return fail(why, size, "expected target after '@'");
+        if (at)
+                snprintf(user, 128, "%.*s", (int)(at - arg), arg);
+        return pf_target_parse(target, out, why, size);
+}
+
 int pf_bool_parse(const char *s, bool *out)
 {
         static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};

@@ -23,6 +23,9 @@ int pf_target_parse(const char *arg, pf_target *out, char *why, size_t why_size)
 /* [PROTOCOL/]LOCAL[:REMOTE], PROTOCOL tcp (the default) or udp; REMOTE defaults to LOCAL. 0, or -EINVAL with
  * why. */
 int pf_port_parse(const char *arg, pf_port *out, char *why, size_t why_size);
+/* `virtctl ssh`'s [USER@]TARGET (TARGET as pf_target_parse reads it): user "" when none. 0, or -EINVAL with
+ * why. */
+int pf_ssh_target_parse(const char *arg, char user[static 128], pf_target *out, char *why, size_t why_size);
 /* A boolean flag's value as Go's strconv.ParseBool reads it (1, t, T, TRUE, true, True, 0, f, ...). 0 or
  * -EINVAL. */
 int pf_bool_parse(const char *s, bool *out);

@@ -42,8 +42,10 @@ static void usage(FILE *f)
               f);
 }
 
-static int flag(const char *a, pf_cmd *out, int *i, int argc, char **argv)
+static int flag(void *ctx, int argc, char **argv, int *i)
 {
+        pf_cmd *out = ctx;
+        const char *a = argv[*i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help"))
                 return usage(stdout), -1;
         if (!strcmp(a, "--stdio")) {
@@ -70,21 +72,10 @@ int portforward_parse(int argc, char **argv, pf_cmd *out)
         const char *args[PF_MAX_PORTS + 1];
         char why[300];
         int n = 0;
-        bool only_args = false;
         *out = (pf_cmd){.address = "127.0.0.1"};
-        for (int i = 0; i < argc; i++) {
-                int r = 0;
-                if (!only_args && !strcmp(argv[i], "--"))
-                        only_args = true;
-                else if (!only_args && argv[i][0] == '-' && argv[i][1])
-                        r = flag(argv[i], out, &i, argc, argv);
-                else if (n == PF_MAX_PORTS + 1)
-                        return die("too many ports (at most %d)", PF_MAX_PORTS);
-                else
-                        args[n++] = argv[i];
-                if (r)
-                        return r;
-        }
+        int r = cli_split(argc, argv, flag, out, args, PF_MAX_PORTS + 1, &n);
+        if (r)
+                return r;
         if (n < 2) {
                 usage(stderr);
                 return die("Number of input parameters is incorrect, portforward requires at least 2 arg(s), "

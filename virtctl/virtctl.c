@@ -21,6 +21,7 @@
 #include "credentials.h"
 #include "macro.h"
 #include "port-forward.h"
+#include "ssh.h"
 #include "wsclient.h"
 
 static void cjson_freep(cJSON **p)
@@ -82,6 +83,9 @@ static void usage(FILE *f)
             "  port-forward [vm/|vmi/]NAME[.NS] [tcp/]LOCAL[:REMOTE]... [--address A] [--stdio]\n"
             "                                          forward local ports (or stdin/stdout) to the guest's\n"
             "                                          ports; `port-forward --help` for the forms\n"
+            "  ssh [USER@]vm|vmi/NAME[/NS] [-i FILE] [-p PORT] [-l USER] [-t SSH_OPT]... [-c CMD]\n"
+            "                                          the local ssh with port-forward --stdio as its\n"
+            "                                          ProxyCommand; `ssh --help` for the flags\n"
             "  credentials add-ssh-key VM --user U (--file F | --value KEY) [--secret S]\n"
             "              [--create-secret | --update-secret] [--force]\n"
             "                                          add an SSH key to the user's Secret, or a new Secret\n"
@@ -684,7 +688,7 @@ int main(int argc, char **argv)
                 } else if (!strncmp(a, "--context=", 10)) {
                         context = a + 10;
                 } else if ((!strcmp(a, "-h") || !strcmp(a, "--help")) &&
-                           !(n >= 2 && !strcmp(rest[1], "port-forward"))) { /* its own usage */
+                           !(n >= 2 && (!strcmp(rest[1], "port-forward") || !strcmp(rest[1], "ssh")))) {
                         usage(stdout);
                         free(rest);
                         return EXIT_OK;
@@ -701,6 +705,11 @@ int main(int argc, char **argv)
         if (cmd[0] == '-') {
                 free(rest);
                 return die("unknown flag: %s", cmd);
+        }
+        if (!strcmp(cmd, "ssh")) { /* the local ssh, with port-forward as its ProxyCommand (ssh.c) */
+                int rc = ssh_main(n - 2, rest + 2, &(ssh_globals){kubeconfig, context, ns});
+                free(rest);
+                return rc;
         }
         if (!strcmp(cmd, "create")) { /* its own flags (createvm.c), no API call */
                 int rc = n >= 3 && !strcmp(rest[2], "vm") ? createvm_main(n - 2, rest + 2)

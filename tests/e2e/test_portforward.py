@@ -154,7 +154,13 @@ def check_masquerade(env, vctl, hlog):
                         "root@vmi/e2e-pf.default"], capture_output=True, text=True, timeout=60, env=vctl.environ,
                        stdin=subprocess.DEVNULL)
     assert p.returncode == 255 and "banner line 0: HTTP/1." in p.stderr, (p.returncode, p.stderr[-2000:])
-    print("ok - ssh -o ProxyCommand='virtctl port-forward --stdio=true ...' reaches the guest's port")
+    # virtctl ssh runs the same (its options for ssh each one argument, as KubeVirt's --local-ssh-opts)
+    p = subprocess.run([VIRTCTL, "--kubeconfig", vctl.kubeconfig, "ssh", "root@vmi/e2e-pf", "-p", "8080",
+                        "-t", "-o BatchMode=yes", "-t", "-o StrictHostKeyChecking=no", "-t",
+                        "-o UserKnownHostsFile=/dev/null", "-t", "-v"], capture_output=True, text=True, timeout=60,
+                       env=vctl.environ, stdin=subprocess.DEVNULL)
+    assert p.returncode == 255 and "banner line 0: HTTP/1." in p.stderr, (p.returncode, p.stderr[-2000:])
+    print("ok - ssh -o ProxyCommand='virtctl port-forward --stdio=true ...', and virtctl ssh, reach the guest's port")
     assert "portforward 8080/tcp of vmi default/e2e-pf by system:admin: 101" in _read(vctl.vapi_log).decode()
     assert ("portforward %s tcp 10.0.2.2 8080 k6t-eth0: session opened" % pod["metadata"]["uid"]).encode() in \
         _read(hlog)

@@ -1,7 +1,8 @@
 /* libFuzzer target: bytes → the parsers of port-forward (docs/portforward.md). The first byte picks one:
  * 0 the request line virt-handler reads (pf_request_parse; a line it takes formats back to itself), 1 the
  * subresource path virt-api is asked for (portforward_path_parse), 2 a VMI (JSON) → where virt-handler
- * connects (portforward_target), 3 virtctl's target and port arguments. Never a crash or a leak. */
+ * connects (portforward_target), 3 virtctl's target and port arguments (and ssh's target). Never a crash or a
+ * leak. */
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,8 +53,9 @@ static void args(const char *s)
 {
         pf_target t;
         pf_port p;
-        char why[300];
+        char why[300], user[128];
         pf_target_parse(s, &t, why, sizeof(why));
+        pf_ssh_target_parse(s, user, &t, why, sizeof(why));
         if (pf_port_parse(s, &p, why, sizeof(why)) == 0 &&
             (p.local > 65535 || p.remote < 1 || p.remote > 65535))
                 abort();

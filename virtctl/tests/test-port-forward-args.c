@@ -1,6 +1,7 @@
-/* `virtctl port-forward` arguments: targets and port specs as KubeVirt's virtctl reads them, and its words
- * for the ones it refuses. The cases and what each gives are the golden file port-forward-args.golden
- * (KIND<TAB>ARGUMENT<TAB>RESULT lines); KV_UPDATE_GOLDEN=1 rewrites its results. */
+/* `virtctl port-forward` arguments: targets and port specs (and `virtctl ssh`'s [USER@]TARGET) as KubeVirt's
+ * virtctl reads them, and its words for the ones it refuses. The cases and what each gives are the golden
+ * file port-forward-args.golden (KIND<TAB>ARGUMENT<TAB>RESULT lines); KV_UPDATE_GOLDEN=1 rewrites its
+ * results. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +12,14 @@
 /* What virtctl makes of arg as a target or a port, in the golden file's words. */
 static void result(const char *kind, const char *arg, char *out, size_t size)
 {
-        char why[256] = "";
+        char why[256] = "", user[128];
         pf_target t;
         pf_port p;
         if (!strcmp(kind, "target") && pf_target_parse(arg, &t, why, sizeof(why)) == 0)
                 snprintf(out, size, "%s %s %s", t.vm ? "vm" : "vmi", t.name, t.ns[0] ? t.ns : "-");
+        else if (!strcmp(kind, "ssh") && pf_ssh_target_parse(arg, user, &t, why, sizeof(why)) == 0)
+                snprintf(out, size, "%s %s %s %s", user[0] ? user : "-", t.vm ? "vm" : "vmi", t.name,
+                         t.ns[0] ? t.ns : "-");
         else if (!strcmp(kind, "port") && pf_port_parse(arg, &p, why, sizeof(why)) == 0)
                 snprintf(out, size, "%u %u %s", p.local, p.remote, p.protocol);
         else
