@@ -133,6 +133,23 @@ static const cJSON *item_where(const cJSON *list, const char *field, const char 
         return NULL;
 }
 
+const cJSON *console_launcher_pod(const cJSON *pods, const cJSON *vmi)
+{
+        const cJSON *ms = kube_obj(vmi, "status.migrationState"), *it;
+        const char *node = kube_str(vmi, "status.nodeName"), *want = NULL;
+        if (ms && kube_str(ms, "migrationUid"))
+                want = kube_str(ms, cJSON_IsTrue(kube_obj(ms, "completed")) ? "targetPod" : "sourcePod");
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(pods, "items"))
+        {
+                const char *name = kube_str(it, "metadata.name"), *on = kube_str(it, "spec.nodeName");
+                if (strcmp(kube_str(it, "status.phase") ?: "", "Running") || !kube_str(it, "status.podIP"))
+                        continue;
+                if (want ? name && !strcmp(name, want) : node && on && !strcmp(on, node))
+                        return it;
+        }
+        return NULL;
+}
+
 int console_vmi_running(const cJSON *vmi, const char *name, subres_reply *r)
 {
         const char *phase = kube_str(vmi, "status.phase");
@@ -172,13 +189,13 @@ int console_locate(kube_client *api, const console_opts *o, const cJSON *vmi, co
         kv_error err = {0};
         if (!o->ca_file)
                 return subres_fail(r, 503, "virt-api runs without --cert-dir: no console channel");
-        const char *node = kube_str(vmi, "status.nodeName"), *uid = kube_str(vmi, "metadata.uid");
+        const char *uid = kube_str(vmi, "metadata.uid");
         char sel[128];
         snprintf(sel, sizeof(sel), "kubevirt.io/created-by=%s", uid ? uid : "");
         if (kube_list(api, &kube_pod, kube_str(vmi, "metadata.namespace"), sel, &pods, &err) < 0 ||
             kube_list(api, &kube_pod, o->handler_ns, "kubevirt.io=virt-handler", &handlers, &err) < 0)
                 return subres_fail(r, 500, "%s", err.msg);
-        const cJSON *pod = item_where(pods, "spec.nodeName", node);
+        const cJSON *pod = console_launcher_pod(pods, vmi);
         const cJSON *handler =
             pod ? item_where(handlers, "spec.nodeName", kube_str(pod, "spec.nodeName")) : NULL;
         if (!pod)

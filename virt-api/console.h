@@ -45,6 +45,11 @@ int console_plan_make(kube_client *api, const console_opts *o, const char *ns, c
 /* The phase checks console and port-forward share: 409 for a finished VMI, 400 for one not running yet. */
 int console_vmi_running(const cJSON *vmi, const char *name, subres_reply *r);
 
+/* Of a PodList, the launcher Pod running the VMI's guest, with an IP: during a migration its source, after it
+ * its target (as virt-controller reads status.migrationState); otherwise the running one on the VMI's node.
+ */
+const cJSON *console_launcher_pod(const cJSON *pods, const cJSON *vmi);
+
 /* The launcher Pod of a running VMI (its uid and IP) and the virt-handler of its node (plan->handler_ip).
  * 0, or -1 with r filled: 400 no launcher Pod, 503 no virt-handler or no channel certificates. */
 int console_locate(kube_client *api, const console_opts *o, const cJSON *vmi, console_plan *plan,

@@ -1,5 +1,5 @@
-/* The portforward subresource's pure parts: its paths (which are one, which port and protocol) and where
- * virt-handler connects for each binding of the pod network, or why not. */
+/* The portforward subresource's pure parts: its paths (which are one, which port and protocol), where
+ * virt-handler connects for each binding of the pod network, or why not, and which launcher Pod. */
 #include <cjson/cJSON.h>
 #include <string.h>
 
@@ -42,8 +42,43 @@ static void target(const char *what, const char *spec, const char *pod_ip, unsig
 #define DOMAIN "\"domain\":{\"devices\":{%s}}"
 #define POD_NET ",\"networks\":[{\"name\":\"default\",\"pod\":{}}]"
 
+/* The launcher Pod chosen for a VMI status (JSON) among two on node n1 (a: Running, b: Running, c:
+ * Succeeded). */
+static void launcher(const char *what, const char *status, const char *want)
+{
+        static const char pods_json[] =
+            "{\"items\":[{\"metadata\":{\"name\":\"c\"},\"spec\":{\"nodeName\":\"n1\"},"
+            "\"status\":{\"phase\":\"Succeeded\",\"podIP\":\"10.0.0.3\"}},"
+            "{\"metadata\":{\"name\":\"a\"},\"spec\":{\"nodeName\":\"n1\"},"
+            "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.1\"}},"
+            "{\"metadata\":{\"name\":\"b\"},\"spec\":{\"nodeName\":\"n1\"},"
+            "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.2\"}}]}";
+        char json[512];
+        snprintf(json, sizeof(json), "{\"status\":%s}", status);
+        cJSON *pods = cJSON_Parse(pods_json), *vmi = cJSON_Parse(json);
+        const cJSON *pod = console_launcher_pod(pods, vmi);
+        const cJSON *name = pod ? cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "metadata"), "name") : NULL;
+        CHECK_MSG(want ? name && !strcmp(name->valuestring, want) : !pod, what);
+        cJSON_Delete(pods);
+        cJSON_Delete(vmi);
+}
+
 int main(void)
 {
+        launcher("no migration: the first running Pod on the VMI's node", "{\"nodeName\":\"n1\"}", "a");
+        launcher("another node: none", "{\"nodeName\":\"n2\"}", NULL);
+        launcher("a migration under way: its source",
+                 "{\"nodeName\":\"n1\",\"migrationState\":{\"migrationUid\":\"u\",\"sourcePod\":\"b\","
+                 "\"targetPod\":\"a\"}}",
+                 "b");
+        launcher("a completed migration: its target",
+                 "{\"nodeName\":\"n1\",\"migrationState\":{\"migrationUid\":\"u\",\"completed\":true,"
+                 "\"sourcePod\":\"c\",\"targetPod\":\"b\"}}",
+                 "b");
+        launcher("a finished source is never chosen",
+                 "{\"nodeName\":\"n1\",\"migrationState\":{\"migrationUid\":\"u\",\"sourcePod\":\"c\"}}",
+                 NULL);
+
         path(PF "virtualmachineinstances/v1/portforward/8080", 1, false, "v1", 8080, "tcp");
         path(PF "virtualmachineinstances/v1/portforward/22/tcp", 1, false, "v1", 22, "tcp");
         path(PF "virtualmachineinstances/v1/portforward/53/udp", 1, false, "v1", 53, "udp");
