@@ -226,7 +226,7 @@ static int accept_loop(kube_config *cfg, char **paths, listener *l, size_t n, co
                 p[i] = (struct pollfd){.fd = l[i].fd, .events = POLLIN};
         while (!interrupted) {
                 if (poll(p, n, -1) < 0)
-                        continue; /* EINTR: SIGINT, or a child's end */
+                        continue; /* EINTR: SIGINT */
                 for (size_t i = 0; i < n; i++) {
                         int c = p[i].revents ? accept4(l[i].fd, NULL, NULL, SOCK_CLOEXEC) : -1;
                         pid_t pid = c >= 0 ? fork() : -1;
@@ -236,9 +236,11 @@ static int accept_loop(kube_config *cfg, char **paths, listener *l, size_t n, co
                                         close(l[j].fd);
                                 _exit(serve(cfg, paths[i], c, l[i].port, what));
                         }
-                        if (c >= 0 && pid < 0)
-                                log_error("error handling connection for %u: fork: %s", l[i].port->local,
+                        if (p[i].revents && (c < 0 || pid < 0)) {
+                                log_error("error accepting connection for %u: %s", l[i].port->local,
                                           strerror(errno));
+                                usleep(100000); /* out of fds or processes: not a busy loop */
+                        }
                         if (c >= 0)
                                 close(c);
                 }
