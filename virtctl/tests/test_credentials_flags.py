@@ -4,6 +4,7 @@ subcommand, one VM, required flags, exclusive groups, flags a subcommand lacks) 
 fetched are refused with exit 1 naming the flag, nothing on stdout; no subcommand prints the usage (exit 0).
 The requests themselves: tests/e2e/test_credentials.py.
 Usage: test_credentials_flags.py VIRTCTL"""
+import atexit
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import tempfile
 VIRTCTL = sys.argv[1]
 failures = []
 tmp = tempfile.mkdtemp(prefix="virtctl-cred.")
+atexit.register(shutil.rmtree, tmp, True)  # also when a check raises
 # a kubeconfig whose server nobody serves: what is checked before a request never gets there
 KUBECONFIG = os.path.join(tmp, "kubeconfig")
 with open(KUBECONFIG, "w") as f:
@@ -71,5 +73,4 @@ for args, words in (
 p = virtctl("add-ssh-key", "vm", "-u", "u", "--value", "ssh-ed25519 AAAA k")
 check(p.returncode == 1 and "error getting virtual machine: " in p.stderr, "a good key goes on to the API: " +
       p.stderr.strip())
-shutil.rmtree(tmp)
 sys.exit(1 if failures else 0)
