@@ -692,6 +692,17 @@ static int check_timeouts(migration_poll_seq *s, int64_t now, lo_next *n)
         return poll_send(s, (lo_next){.command = "migrate-start-postcopy"}, n);
 }
 
+/* A deferred cancel goes once QEMU left "setup" and, when "active", has been so for a moment; or after
+ * MIGRATION_CANCEL_SETUP_WAIT_MS in any case. */
+static bool deferred_cancel_due(const migration_state *st, int64_t now)
+{
+        if (now - st->cancel_requested_ms >= MIGRATION_CANCEL_SETUP_WAIT_MS)
+                return true;
+        if (!strcmp(st->qemu_status, "active"))
+                return now - st->active_since_ms >= MIGRATION_CANCEL_ACTIVE_SETTLE_MS;
+        return strcmp(st->qemu_status, "setup") != 0;
+}
+
 static int poll_reply(migration_poll_seq *s, const cJSON *ret, lo_next *n, kv_error *err)
 {
         migration_state *st = s->st;
@@ -701,6 +712,8 @@ static int poll_reply(migration_poll_seq *s, const cJSON *ret, lo_next *n, kv_er
         st->ram_total = jnum_u64(ram, "total");
         st->ram_remaining = jnum_u64(ram, "remaining");
         st->ram_transferred = jnum_u64(ram, "transferred");
+        if (!strcmp(st->qemu_status, "active") && !st->active_since_ms)
+                st->active_since_ms = kv_now_ms();
         st->total_time_ms = (int64_t)jnum_u64(ret, "total-time");
         st->downtime_ms = (int64_t)jnum_u64(ret, "downtime");
         if (!strcmp(st->qemu_status, "completed")) {
@@ -714,12 +727,12 @@ static int poll_reply(migration_poll_seq *s, const cJSON *ret, lo_next *n, kv_er
         }
         if (!strcmp(st->qemu_status, "postcopy-active"))
                 snprintf(st->mode, sizeof(st->mode), "PostCopy");
-        if (st->cancel_deferred &&
-            (strcmp(st->qemu_status, "setup") ||
-             kv_now_ms() - st->cancel_requested_ms >= MIGRATION_CANCEL_SETUP_WAIT_MS)) {
+        if (st->cancel_deferred && deferred_cancel_due(st, kv_now_ms())) {
                 st->cancel_deferred = false;
                 return poll_send(s, (lo_next){.command = "migrate_cancel", .may_fail = true}, n);
         }
+        if (st->cancel_deferred)
+                return LO_SEQ_DONE; /* cancelled already: no timeout, no post-copy switch */
         if (st->abort_requested && !strcmp(st->qemu_status, "cancelling") &&
             kv_now_ms() - st->last_yank_ms >= 500)
                 return poll_send(s, yank_cmd(st), n);

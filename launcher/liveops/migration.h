@@ -66,6 +66,7 @@ typedef struct migration_state {
          * (or MIGRATION_CANCEL_SETUP_WAIT_MS passed) */
         bool cancel_deferred;
         int64_t cancel_requested_ms;
+        int64_t active_since_ms; /* when the poll first saw QEMU "active" (0: not yet) */
         uint64_t best_remaining, disk_bytes;
         bool postcopy_started, finished;
         char **mirrors; /* node names mirrored to the target over NBD */
@@ -161,6 +162,10 @@ int migration_poll_step(void *ctx, const cJSON *ret, const kv_error *qerr, lo_ne
  * poll (migration_state.cancel_deferred): QEMU 7.2 cancelled while it sets its multifd channels up can stay
  * "cancelling" for good, which no yank ends (seen in CI). */
 #define MIGRATION_CANCEL_SETUP_WAIT_MS 3000
+/* ... and the first moments of "active" too: a deferred cancel sent 1 ms after QEMU went active hung the same
+ * way (its multifd channels were still connecting), so it waits until the migration has been active this
+ * long. */
+#define MIGRATION_CANCEL_ACTIVE_SETTLE_MS 500
 int migration_cancel(qmp *q, migration_state *st, kv_error *err);
 int migration_cancel_check(const migration_state *st, kv_error *err);
 typedef struct migration_cancel_seq {

@@ -320,6 +320,11 @@ static void test_cancel_during_setup(void)
         migration_poll_init(&p, &st);
         assert(!strcmp(step(migration_poll_step, &p, NULL), "query-migrate"));
         assert(!strcmp(step(migration_poll_step, &p, "{\"status\":\"setup\"}"), "")); /* still waiting */
+        migration_poll_init(&p, &st); /* just active: not yet (its multifd channels may still connect) */
+        step(migration_poll_step, &p, NULL);
+        assert(!strcmp(step(migration_poll_step, &p, "{\"status\":\"active\",\"ram\":{\"total\":1}}"), ""));
+        assert(st.cancel_deferred && st.active_since_ms);
+        st.active_since_ms -= MIGRATION_CANCEL_ACTIVE_SETTLE_MS; /* active for a while: sent */
         migration_poll_init(&p, &st);
         step(migration_poll_step, &p, NULL);
         assert(!strcmp(step(migration_poll_step, &p, "{\"status\":\"active\",\"ram\":{\"total\":1}}"),
